@@ -1,0 +1,119 @@
+"""The one error tree of enricher.
+
+    EnricherError
+    ├── SettingsError            bad settings or command line (exit 1)
+    ├── InputError               an input that cannot be read at all (exit 1)
+    ├── FatalError               the run must stop (exit 3)
+    │   └── AuthRefused          401 / 403, or a failed tenant login
+    └── RequestError             one batch request did not give a usable answer
+        ├── TransportError       connection refused / dropped, stale keep-alive, timeout (retryable)
+        ├── HTTPStatusError      an unexpected status (5xx retryable, others not)
+        │   ├── RateLimited      429, with the server's Retry-After when it gave one (retryable)
+        │   ├── BatchTooLarge    413: the batch must be split
+        │   └── BadRequest       400: the server refuses something in the batch
+        └── ProtocolError        an HTTP 200 whose body is not an answer (retryable)
+            ├── MalformedBody    truncated, not JSON, or not the documented shape
+            └── ErrorBody        a JSON body without `classificationResponses`: an error said with 200
+
+Errors from aiohttp are mapped into this tree in one place (`enricher.transport`). Per-IOC
+failures are records in the failures file, never exceptions. No error message carries a secret.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthRefused",
+    "BadRequest",
+    "BatchTooLarge",
+    "EnricherError",
+    "ErrorBody",
+    "FatalError",
+    "HTTPStatusError",
+    "InputError",
+    "MalformedBody",
+    "ProtocolError",
+    "RateLimited",
+    "RequestError",
+    "SettingsError",
+    "TransportError",
+]
+
+
+class EnricherError(Exception):
+    """Base of every error enricher raises on purpose."""
+
+    retryable: bool = False
+
+
+class SettingsError(EnricherError):
+    """A setting or command-line value is wrong; the message names it and the fix."""
+
+
+class InputError(EnricherError):
+    """An input cannot be opened or read at all (a missing file, a directory given as a file)."""
+
+
+class FatalError(EnricherError):
+    """A condition that stops the whole run; what finished is still written."""
+
+
+class AuthRefused(FatalError):
+    """The server refused our credentials (401/403) or the tenant login failed."""
+
+
+class RequestError(EnricherError):
+    """One batch request failed. `retryable` says whether sending it again may help."""
+
+    #: short machine-readable kind, written as `error` in the failures file
+    kind: str = "request_error"
+
+
+class TransportError(RequestError):
+    retryable = True
+    kind = "transport"
+
+
+class HTTPStatusError(RequestError):
+    kind = "http_status"
+
+    def __init__(self, status: int, message: str = "") -> None:
+        self.status = status
+        super().__init__(f"HTTP {status}" + (f": {message}" if message else ""))
+        self.retryable = status >= 500 or status in (408, 425, 429)
+        self.kind = f"http_{status}"
+
+
+class RateLimited(HTTPStatusError):
+    """HTTP 429. `retry_after` is the server's wait in seconds, when it gave one."""
+
+    def __init__(self, retry_after: float | None = None, message: str = "") -> None:
+        super().__init__(429, message)
+        self.retry_after = retry_after
+
+
+class BatchTooLarge(HTTPStatusError):
+    def __init__(self, message: str = "") -> None:
+        super().__init__(413, message)
+
+
+class BadRequest(HTTPStatusError):
+    """HTTP 400. `cause` is the server's stated reason when the body names one."""
+
+    def __init__(self, cause: str | None = None) -> None:
+        super().__init__(400, cause or "")
+        self.cause = cause
+
+
+class ProtocolError(RequestError):
+    retryable = True
+    kind = "protocol"
+
+
+class MalformedBody(ProtocolError):
+    kind = "malformed_body"
+
+
+class ErrorBody(ProtocolError):
+    """An HTTP 200 whose JSON has no `classificationResponses`: the server's way of saying no."""
+
+    kind = "error_body"
