@@ -1,0 +1,214 @@
+"""Normalize and classify one raw IOC string: a hash, a domain or an IP address.
+
+`normalize` turns one input line into the `(IocType, value)` pair that is deduplicated, sent
+and written, or into `(None, reason)` for the rejects file. Values are canonical, so
+`normalize(value) == (type, value)`: hashes in lower case; domains in lower case, without a
+trailing dot, internationalized labels as A-labels (UTS 46 mapping, IDNA 2008); IPv4 as a
+strict dotted quad; IPv6 compressed. A URL, `host:port` or e-mail address yields its host.
+Defanged text (`evil[.]com`, `hxxp://`) is refanged first.
+
+Most input is clean, one hash, domain or dotted quad a line, so `normalize` tries those with
+one precompiled regex each; anything else takes `_normalize_slow`, which gives the same
+answer for every input and is the definition of the rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import idna
+
+from .ioc import IocType
+
+__all__ = ["MAX_LENGTH", "normalize", "refang"]
+
+MAX_LENGTH = 2048
+"""Longer input is rejected before any other work: no IOC, nor a URL worth reading, is longer."""
+
+_NOT_IOC = "not a hash, domain, IP or URL"
+_BAD_HEX = "hex string of unsupported length (md5, sha1, sha256 have 32, 40, 64)"
+_BAD_IPV4 = "invalid IPv4 address"
+_BAD_IPV6 = "invalid IPv6 address"
+_BAD_IDN = "invalid internationalized domain name"
+
+_HASH_TYPE = {32: IocType.MD5, 40: IocType.SHA1, 64: IocType.SHA256}
+_HEX = re.compile(r"[0-9a-fA-F]+")
+# No leading zeros: `010` is 8 to inet_aton and 10 to a person, so neither reading is safe.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_DIGITS_AND_DOTS = re.compile(r"\.*[0-9][0-9.]*")  # at least one digit
+# Underscores are not LDH, but real (malware) host names have them, so labels may hold them;
+# top-level labels may not.
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_TLD = r"(?![0-9]+\.?\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"(?:{_LABEL}\.)+{_TLD}\.?")  # lower-case ASCII, all rules but length
+_DOMAIN_LABEL = re.compile(_LABEL)
+_LABEL_CHARS = re.compile(r"[a-z0-9_-]+")
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_AUTHORITY_END = re.compile(r"[/?#\\]")
+_PORT = re.compile(r"[0-9]{1,5}")
+_CIDR = re.compile(r"[0-9.]+/[0-9]{1,2}|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*/[0-9]{1,3}")
+
+# One pass over the text; each alternative is a named group that says what it stands for.
+# Quantifiers are bounded so that long text without any marker costs linear time.
+_DEFANG = re.compile(
+    r"""
+      (?P<dot> \ ?[\[({]\ ?(?:\.|dot)\ ?[\])}]\ ? )   # [.] (.) {.} [dot] ( dot ) ' [.] '
+    | (?P<at> \ ?[\[({]\ ?(?:@|at)\ ?[\])}]\ ? )      # [@] [at] (at) ' [at] '
+    | [\[({] (?P<punct> :// | :/ | : | / ) [\])}]      # [://] [:] [/]
+    | (?P<half> \[\. | \.\] )                         # the half brackets in example[.com
+    | (?P<escaped> \\\. )                             # example\.com
+    | \b (?P<scheme> h[xX]{2}p | f[xX]p ) (?P<s> s? ) (?= [\[({]? : )  # hxxp:// hXXps[:]// fxp://
+    """,
+    re.VERBOSE | re.IGNORECASE | re.ASCII,
+)
+
+
+def _undefang(m: re.Match[str]) -> str:
+    kind = m.lastgroup
+    if kind == "dot" or kind == "half" or kind == "escaped":
+        return "."
+    if kind == "at":
+        return "@"
+    if kind == "punct":
+        return m["punct"]
+    return ("http" if m["scheme"][0] in "hH" else "ftp") + m["s"].lower()
+
+
+def refang(text: str) -> str:
+    """`text` with the usual defanging undone: `[.]`, `(dot)`, `[:]`, `[://]`, `[@]`, `[at]`,
+    half brackets (`.]`, `[.`), `\\.`, and the `hxxp`, `hxxps` and `fxp` schemes.
+
+    The word `dot` or `at` counts only inside brackets. The result is not validated.
+    """
+    return _DEFANG.sub(_undefang, text)
+
+
+def normalize(text: str) -> tuple[IocType, str] | tuple[None, str]:
+    """(type, normalized value) for a valid IOC; (None, reason) for anything else.
+
+    Never raises. Surrounding whitespace is ignored. For every accepted `(t, v)`,
+    `normalize(v) == (t, v)`.
+    """
+    if len(text) > MAX_LENGTH:
+        return None, "too long"
+    s = text.strip()
+    if s.isascii():  # also keeps str.lower() from turning a Kelvin sign into "k"
+        hash_type = _HASH_TYPE.get(len(s))
+        if hash_type is not None and _HEX.fullmatch(s):
+            return hash_type, s.lower()
+        if _IPV4.fullmatch(s):
+            return IocType.IPV4, s
+        low = s.lower()
+        if _DOMAIN.fullmatch(low) and "xn--" not in low:
+            name = low[:-1] if low[-1] == "." else low
+            if len(name) <= 253:
+                return IocType.DOMAIN, name
+    return _normalize_slow(s)
+
+
+def _normalize_slow(text: str) -> tuple[IocType, str] | tuple[None, str]:
+    """`normalize` for text up to MAX_LENGTH, without the fast path."""
+    s = refang(text).strip()
+    if not s:
+        return None, "empty"
+    if _HEX.fullmatch(s):
+        hash_type = _HASH_TYPE.get(len(s))
+        return (hash_type, s.lower()) if hash_type is not None else (None, _BAD_HEX)
+    scheme = _SCHEME.match(s)
+    if scheme is None and _CIDR.fullmatch(s):
+        return None, "network range (CIDR), not a single address"
+    rest = s[scheme.end() :] if scheme else s
+    authority = _AUTHORITY_END.split(rest, 1)[0]
+    host = authority.rpartition("@")[2]  # drops the userinfo of a URL, the user of an e-mail
+    bad_port = "invalid port" if scheme else _NOT_IOC  # `C:\Windows` is no host:port
+    if host.startswith("["):
+        inner, bracket, after = host[1:].partition("]")
+        if not bracket:
+            return None, "unclosed '[' in address"
+        if after and not (after[0] == ":" and _port_ok(after[1:], scheme is not None)):
+            return None, bad_port
+        return _ipv6(inner)
+    colons = host.count(":")
+    if colons == 1:
+        host, _, port = host.partition(":")
+        if not _port_ok(port, scheme is not None):
+            return None, bad_port
+    elif colons > 1:
+        if scheme:  # in a URL, 2001:db8::1:80 might be an address or an address and a port
+            return None, "IPv6 address in a URL must be in brackets"
+        return _ipv6(host)
+    if not host:
+        return None, "URL without a host" if scheme else _NOT_IOC
+    if _DIGITS_AND_DOTS.fullmatch(host):
+        return (IocType.IPV4, host) if _IPV4.fullmatch(host) else (None, _BAD_IPV4)
+    return _domain(host)
+
+
+def _port_ok(port: str, in_url: bool) -> bool:
+    if not port:
+        return in_url  # RFC 3986 allows `http://host:/`
+    return _PORT.fullmatch(port) is not None and int(port) <= 65535
+
+
+def _ipv6(text: str) -> tuple[IocType, str] | tuple[None, str]:
+    if "%" in text:
+        return None, "IPv6 zone index not supported"
+    try:
+        return IocType.IPV6, ipaddress.IPv6Address(text).compressed
+    except ValueError:
+        return None, _BAD_IPV6
+
+
+def _domain(name: str) -> tuple[IocType, str] | tuple[None, str]:
+    idn = not name.isascii() or "xn--" in name.lower()
+    if idn:
+        try:
+            # Maps case, full-width forms and the ideographic full stop; keeps `_` (no STD3).
+            name = idna.uts46_remap(name, std3_rules=False)
+        except UnicodeError:  # idna.IDNAError is one
+            return None, _BAD_IDN
+    else:
+        name = name.lower()
+    if name.endswith("."):
+        name = name[:-1]
+    labels = name.split(".")
+    if len(labels) == 1:
+        return None, "single-label name (no dot)" if _DOMAIN_LABEL.fullmatch(name) else _NOT_IOC
+    # A-labels are never shorter than their U-labels, so length checks may come first; they
+    # also bound the work punycode does.
+    if len(name) > 253:
+        return None, "domain longer than 253 characters"
+    for label in labels:
+        if not label:
+            return None, "empty domain label"
+        if len(label) > 63:
+            return None, "domain label longer than 63 characters"
+    if idn:
+        try:
+            labels = [_a_label(label) for label in labels]
+        except UnicodeError:
+            return None, _BAD_IDN
+        name = ".".join(labels)
+        if len(name) > 253:
+            return None, "domain longer than 253 characters"
+    for label in labels:
+        if not _LABEL_CHARS.fullmatch(label):
+            return None, "invalid character in domain"
+        if label[0] == "-" or label[-1] == "-":
+            return None, "domain label starts or ends with a hyphen"
+    tld = labels[-1]
+    if "_" in tld:
+        return None, "invalid character in domain"
+    if tld.isdigit():
+        return None, "all-numeric top-level label"
+    return IocType.DOMAIN, name
+
+
+def _a_label(label: str) -> str:
+    """The A-label of a non-ASCII or `xn--` label (checked by idna); other labels unchanged."""
+    if label.isascii() and not label.startswith("xn--"):
+        return label  # idna would refuse `_`; our own rules check these labels
+    return idna.alabel(label).decode("ascii")
