@@ -1,0 +1,372 @@
+"""Settings: frozen, keyword-only dataclasses loaded from TOML, the environment and flags.
+
+Precedence, lowest first: the defaults below, a TOML profile (`configs/*.toml`), environment
+variables `ENRICHER_<SECTION>_<FIELD>` (e.g. `ENRICHER_LIMITS_RATE=20`), then command-line
+flags. Every value is validated on construction; a bad one raises `SettingsError` naming the
+field and the fix. Secrets are never settings values: a setting names the environment
+variable or file that holds the secret, and `Secret` keeps its value out of every repr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import SettingsError
+from .ioc import Endpoint
+
+__all__ = [
+    "ApiSettings",
+    "AuthSettings",
+    "LimitSettings",
+    "NetworkSettings",
+    "PipelineSettings",
+    "RetrySettings",
+    "Secret",
+    "Settings",
+    "config_path",
+    "load_settings",
+]
+
+VERDICTS = ("malicious", "suspicious", "benign", "unknown")
+ENV_PREFIX = "ENRICHER_"
+
+
+def _check(ok: bool, name: str, message: str) -> None:
+    if not ok:
+        raise SettingsError(f"{name}: {message}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiSettings:
+    #: the prefix before the endpoint name
+    base_url: str = "https://sage.cybereason.com/rest/classification_v1"
+    #: sha256 is not documented for file_batch: off, such keys become `unsupported` failures
+    send_sha256: bool = False
+    #: the unit of the answers' `ttl` field (undocumented; milliseconds by inference)
+    ttl_unit: Literal["ms", "s"] = "ms"
+    #: keys per request for each endpoint (the real limit is undocumented)
+    file_batch_size: int = 500
+    domain_batch_size: int = 500
+    ip_batch_size: int = 500
+    #: an answer larger than this is refused without reading it all
+    max_response_bytes: int = 32 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        _check(
+            self.base_url.startswith(("http://", "https://")),
+            "api.base_url",
+            f"must start with http:// or https:// (got {self.base_url!r})",
+        )
+        for ep in Endpoint:
+            size = self.batch_size(ep)
+            _check(
+                1 <= size <= 100_000,
+                f"api.{ep.name.lower()}_batch_size",
+                "must be between 1 and 100000",
+            )
+        _check(self.max_response_bytes >= 1024, "api.max_response_bytes", "must be >= 1024")
+
+    def batch_size(self, endpoint: Endpoint) -> int:
+        size: int = getattr(self, f"{endpoint.name.lower()}_batch_size")
+        return size
+
+    def url(self, endpoint: Endpoint) -> str:
+        return f"{self.base_url.rstrip('/')}/{endpoint.value}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitSettings:
+    #: requests per second across all endpoints; 0 means no limit (only for the emulator)
+    rate: float = 10.0
+    #: pace this fraction below `rate`, so jitter on the way never puts the server over it
+    rate_headroom: float = 0.02
+    #: requests in flight at once (also the connection pool size)
+    concurrency: int = 8
+    #: lower the rate on repeated 429s (multiplicative decrease, additive increase)
+    adaptive: bool = True
+    min_rate: float = 0.2
+
+    def __post_init__(self) -> None:
+        _check(self.rate >= 0, "limits.rate", "must be >= 0 (0 = unlimited)")
+        _check(0 <= self.rate_headroom < 0.5, "limits.rate_headroom", "must be in [0, 0.5)")
+        _check(1 <= self.concurrency <= 1024, "limits.concurrency", "must be between 1 and 1024")
+        _check(self.min_rate > 0, "limits.min_rate", "must be > 0")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrySettings:
+    #: HTTP attempts per batch before its keys become failures
+    attempts: int = 6
+    #: full-jitter exponential backoff: uniform(0, min(backoff_max, backoff_base * 2**n))
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    #: the longest Retry-After we honour; a longer one is capped to this
+    retry_after_max: float = 120.0
+    #: times a key left out of an answer is asked again before it becomes a failure
+    missing_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.attempts <= 100, "retry.attempts", "must be between 1 and 100")
+        _check(self.backoff_base >= 0, "retry.backoff_base", "must be >= 0")
+        _check(self.backoff_max >= self.backoff_base, "retry.backoff_max", ">= backoff_base")
+        _check(self.retry_after_max >= 0, "retry.retry_after_max", "must be >= 0")
+        _check(self.missing_attempts >= 1, "retry.missing_attempts", "must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkSettings:
+    connect_timeout: float = 10.0
+    #: the longest silence while reading an answer
+    read_timeout: float = 60.0
+    #: one attempt, start to end
+    total_timeout: float = 120.0
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    #: an explicit proxy URL; with `trust_env`, HTTPS_PROXY / NO_PROXY are honoured too
+    proxy: str | None = None
+    trust_env: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "read_timeout", "total_timeout"):
+            _check(getattr(self, name) > 0, f"network.{name}", "must be > 0 seconds")
+        if self.ca_bundle is not None:
+            _check(
+                Path(self.ca_bundle).is_file(),
+                "network.ca_bundle",
+                f"no such file: {self.ca_bundle}",
+            )
+
+
+class Secret:
+    """A secret value that never shows itself in a repr, a log line or an exception."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthSettings:
+    """How to authenticate. Settings name where secrets live, never the secrets themselves."""
+
+    #: none (public clients send nothing), session (tenant login cookie) or header
+    mode: Literal["none", "session", "header"] = "none"
+    #: session: the tenant login page, e.g. https://tenant.cybereason.net/login.html
+    login_url: str | None = None
+    username_env: str = "ENRICHER_USERNAME"
+    password_env: str = "ENRICHER_PASSWORD"
+    password_file: str | None = None
+    #: header: the header's name and where its value is
+    header_name: str = "Authorization"
+    header_value_env: str = "ENRICHER_AUTH_HEADER"
+    header_value_file: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(
+            self.mode in ("none", "session", "header"),
+            "auth.mode",
+            "must be none, session or header",
+        )
+        if self.mode == "session":
+            _check(bool(self.login_url), "auth.login_url", "is required with mode = session")
+
+    def _secret(self, env: str, file: str | None, what: str) -> Secret:
+        if file:
+            try:
+                return Secret(Path(file).read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise SettingsError(f"auth: cannot read the {what} file: {exc.strerror}") from None
+        value = os.environ.get(env)
+        if not value:
+            raise SettingsError(f"auth: set the environment variable {env} to the {what}")
+        return Secret(value)
+
+    def credentials(self) -> tuple[str, Secret]:
+        """Username and password for the tenant login (mode = session)."""
+        user = os.environ.get(self.username_env)
+        if not user:
+            raise SettingsError(f"auth: set the environment variable {self.username_env}")
+        return user, self._secret(self.password_env, self.password_file, "password")
+
+    def header_value(self) -> Secret:
+        return self._secret(self.header_value_env, self.header_value_file, "header value")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineSettings:
+    #: a partial batch is sent when no new key has come for this long (seconds)
+    batch_deadline: float = 0.2
+    #: a longer input line is rejected without being held in memory
+    max_line_bytes: int = 1024 * 1024
+    #: chunks of input lines waiting between the reader and the batcher
+    read_queue: int = 8
+
+    def __post_init__(self) -> None:
+        _check(self.batch_deadline > 0, "pipeline.batch_deadline", "must be > 0 seconds")
+        _check(self.max_line_bytes >= 256, "pipeline.max_line_bytes", "must be >= 256")
+        _check(self.read_queue >= 1, "pipeline.read_queue", "must be >= 1")
+
+
+def _default_verdicts() -> dict[str, str]:
+    table = _read_toml(config_path("verdicts.toml"))
+    return dict(table.get("verdicts", {}))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    api: ApiSettings = field(default_factory=ApiSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    #: classification type -> verdict; types not listed map to `unknown`
+    verdicts: Mapping[str, str] = field(default_factory=_default_verdicts)
+
+    def __post_init__(self) -> None:
+        for ctype, verdict in self.verdicts.items():
+            _check(
+                verdict in VERDICTS,
+                f"verdicts.{ctype}",
+                f"must be one of {', '.join(VERDICTS)} (got {verdict!r})",
+            )
+        # a frozen, read-only copy: the table is shared by every record built
+        object.__setattr__(self, "verdicts", types.MappingProxyType(dict(self.verdicts)))
+
+    def replace(self, **sections: Mapping[str, Any]) -> Settings:
+        """A copy with some fields of some sections changed, validated again."""
+        return _build(self, {name: dict(values) for name, values in sections.items()})
+
+
+def config_path(name: str) -> Path:
+    """A file from `configs/`: in the installed package, or beside it in a checkout."""
+    packaged = resources.files("enricher").joinpath("configs", name)
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "configs" / name
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise SettingsError(f"settings file not found: {path}") from None
+    except IsADirectoryError:
+        raise SettingsError(f"settings file is a directory: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    """Check (and for strings from the environment, convert) one value against its type."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is Literal:
+        _check(value in args, name, f"must be one of {', '.join(map(str, args))}")
+        return value
+    if origin in (types.UnionType, typing.Union):
+        if value is None or (isinstance(value, str) and value == "" and type(None) in args):
+            _check(type(None) in args, name, "is required")
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(name, inner[0], value)
+    if hint is bool:
+        if isinstance(value, str):
+            low = value.strip().lower()
+            _check(low in ("1", "0", "true", "false", "yes", "no", "on", "off"), name, "bool")
+            return low in ("1", "true", "yes", "on")
+        _check(isinstance(value, bool), name, f"must be true or false (got {value!r})")
+        return value
+    if hint is int or hint is float:
+        if isinstance(value, str):
+            try:
+                value = hint(value)
+            except ValueError:
+                raise SettingsError(f"{name}: must be a number (got {value!r})") from None
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        _check(ok and (hint is float or isinstance(value, int)), name, f"must be {hint.__name__}")
+        return hint(value)
+    if hint is str:
+        _check(isinstance(value, str), name, f"must be a string (got {value!r})")
+        return value
+    return value
+
+
+def _build(base: Settings, changes: Mapping[str, Mapping[str, Any]]) -> Settings:
+    sections: dict[str, Any] = {}
+    for name, values in changes.items():
+        if name == "verdicts":
+            merged = dict(base.verdicts)
+            merged.update({str(k): v for k, v in values.items()})
+            sections[name] = merged
+            continue
+        current: Any = getattr(base, name, None)
+        if current is None or not dataclasses.is_dataclass(current) or isinstance(current, type):
+            known = ", ".join(f.name for f in dataclasses.fields(Settings))
+            raise SettingsError(f"unknown settings section [{name}] (known: {known})")
+        hints = typing.get_type_hints(type(current))
+        fields = {f.name for f in dataclasses.fields(current)}
+        kwargs = {}
+        for key, value in values.items():
+            if key not in fields:
+                raise SettingsError(
+                    f"unknown setting {name}.{key} (known: {', '.join(sorted(fields))})"
+                )
+            kwargs[key] = _coerce(f"{name}.{key}", hints[key], value)
+        sections[name] = dataclasses.replace(current, **kwargs)
+    try:
+        return dataclasses.replace(base, **sections)
+    except TypeError as exc:  # pragma: no cover - guarded by the checks above
+        raise SettingsError(str(exc)) from None
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    changes: dict[str, dict[str, str]] = {}
+    sections = {f.name: f for f in dataclasses.fields(Settings) if f.name != "verdicts"}
+    for section_name in sections:
+        section_type = typing.get_type_hints(Settings)[section_name]
+        for f in dataclasses.fields(section_type):
+            var = f"{ENV_PREFIX}{section_name}_{f.name}".upper()
+            if var in environ:
+                changes.setdefault(section_name, {})[f.name] = environ[var]
+    return changes
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults, then the TOML file at `path`, then `ENRICHER_*` variables, then `overrides`."""
+    settings = Settings()
+    if path is not None:
+        doc = _read_toml(Path(path))
+        for name, values in doc.items():
+            if not isinstance(values, dict):
+                raise SettingsError(f"{path}: `{name}` must be a [section] table")
+        settings = _build(settings, doc)
+    env = os.environ if environ is None else environ
+    settings = _build(settings, _from_environment(env))
+    if overrides:
+        settings = _build(settings, {k: v for k, v in overrides.items() if v})
+    return settings
