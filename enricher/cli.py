@@ -1,12 +1,101 @@
-"""The `enricher` command line."""
+"""The `enricher` command line: `enricher run` and `enricher emulator`."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
+from .errors import EnricherError, FatalError
+from .job import EXIT_FATAL, EXIT_USAGE, Job, run_job
+from .settings import config_path, load_settings
+
+__all__ = ["build_parser", "main"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
+    return value
+
+
+def _add_run_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="enrich IOCs from files or stdin into NDJSON",
+        description="Read IOCs (one per line), deduplicate, query the GTI API in batches, "
+        "and write one NDJSON record per unique IOC.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="input files; - or none: stdin")
+    p.add_argument("-o", "--output", default="-", metavar="OUT", help="output NDJSON (- = stdout)")
+    p.add_argument("--config", metavar="FILE", help="settings profile (TOML)")
+    p.add_argument("--base-url", metavar="URL", help="API prefix before the endpoint name")
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="start the embedded GTI emulator and run against it",
+    )
+    p.add_argument("--rate", type=_rate, metavar="REQ_PER_S", help="requests per second (0: none)")
+    p.add_argument("--concurrency", type=_positive_int, metavar="N", help="requests in flight")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="keys per request")
+    p.add_argument("--send-sha256", action="store_true", default=None, help="send sha256 keys")
+    p.add_argument("--failed", metavar="FILE", help="failures NDJSON (default OUT.failed.ndjson)")
+    p.add_argument("--rejects", metavar="FILE", help="rejected input lines (OUT.rejects.ndjson)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    p.set_defaults(func=_run)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    api: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    if args.base_url:
+        api["base_url"] = args.base_url
+    if args.send_sha256:
+        api["send_sha256"] = True
+    if args.batch_size:
+        api.update(
+            file_batch_size=args.batch_size,
+            domain_batch_size=args.batch_size,
+            ip_batch_size=args.batch_size,
+        )
+    if args.rate is not None:
+        limits["rate"] = args.rate
+    if args.concurrency:
+        limits["concurrency"] = args.concurrency
+    return {"api": api, "limits": limits}
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = args.config
+    if config is None and args.emulator:
+        config = config_path("emulator.toml")
+    settings = load_settings(config, overrides=_overrides(args))
+    job = Job(
+        inputs=args.inputs,
+        output=args.output,
+        failed=args.failed,
+        rejects=args.rejects,
+        emulator=args.emulator,
+        quiet=args.quiet,
+    )
+    return asyncio.run(run_job(job, settings))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"enricher {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run_parser(sub)
     from .emulator.cli import add_parser as add_emulator_parser
 
     add_emulator_parser(sub)
@@ -25,7 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except FatalError as exc:
+        print(f"enricher: error: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    except EnricherError as exc:
+        print(f"enricher: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("enricher: interrupted", file=sys.stderr)
+        return EXIT_FATAL
     return code
 
 

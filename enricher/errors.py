@@ -13,7 +13,7 @@
         │   └── BadRequest       400: the server refuses something in the batch
         └── ProtocolError        an HTTP 200 whose body is not an answer (retryable)
             ├── MalformedBody    truncated, not JSON, or not the documented shape
-            └── ErrorBody        a JSON body without `classificationResponses`: an error said with 200
+            └── ErrorBody        JSON without `classificationResponses`: an error said with 200
 
 Errors from aiohttp are mapped into this tree in one place (`enricher.transport`). Per-IOC
 failures are records in the failures file, never exceptions. No error message carries a secret.
@@ -66,6 +66,8 @@ class RequestError(EnricherError):
 
     #: short machine-readable kind, written as `error` in the failures file
     kind: str = "request_error"
+    #: how many HTTP attempts were made before this error was final (set by the sender)
+    attempts: int = 0
 
 
 class TransportError(RequestError):

@@ -88,7 +88,7 @@ class LimitSettings:
     #: requests per second across all endpoints; 0 means no limit (only for the emulator)
     rate: float = 10.0
     #: pace this fraction below `rate`, so jitter on the way never puts the server over it
-    rate_headroom: float = 0.02
+    rate_headroom: float = 0.015
     #: requests in flight at once (also the connection pool size)
     concurrency: int = 8
     #: lower the rate on repeated 429s (multiplicative decrease, additive increase)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import signal
@@ -230,6 +231,10 @@ async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with Emulator(config, host=host, port=port) as emulator:
+        # Everything made so far (modules, tables) lives as long as the process: keep it out
+        # of the cyclic collector, whose full passes otherwise stall the loop for tens of ms
+        # and would show as jitter in the rate window.
+        gc.freeze()
         # Scripts start us with --port 0 and read the port from this line.
         print(f"GTI emulator listening on {emulator.base_url}", flush=True)
         await stop.wait()

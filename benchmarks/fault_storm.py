@@ -1,0 +1,137 @@
+"""The engine issue's acceptance run: a faulty, rate-limited emulator and a messy input.
+
+Starts `enricher emulator` in its own process with 10% 5xx, 5% dropped connections, 5%
+truncated bodies, 2% of keys left out, every answer shuffled and upper-cased, and a rate limit;
+runs `enricher run` over N lines (half of them duplicates) at that rate; then checks that each
+unique IOC is in the output or the failures file exactly once, that every verdict equals the
+emulator's own answer, and that the server refused nothing for rate. Prints a JSON report.
+
+    python benchmarks/fault_storm.py [--lines 200000] [--rate 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+from enricher.emulator import classification_of
+from enricher.ioc import ENDPOINT_OF, IocType
+from enricher.normalize import normalize
+from enricher.settings import Settings
+
+
+def make_input(path: Path, lines: int, seed: int = 1) -> set[tuple[str, str]]:
+    rng = random.Random(seed)
+    unique: list[str] = []
+    for i in range(lines // 2):
+        h = f"{rng.getrandbits(256):064x}"
+        forms = [
+            h[:32],
+            h[:40].upper(),
+            f"host{i}.example{i % 89}.com",
+            f"hxxp://e{i}[.]test[.]net/",
+            f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
+            f"2001:db8::{i >> 16:x}:{i & 0xFFFF:x}",
+        ]
+        unique.append(forms[i % 6])
+    all_lines = unique + [rng.choice(unique) for _ in range(lines - len(unique))]
+    rng.shuffle(all_lines)
+    path.write_text("\n".join(all_lines) + "\n")
+    expected = set()
+    for s in unique:
+        t, v = normalize(s)
+        assert t is not None
+        expected.add((t.value, v))
+    return expected
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=200_000)
+    ap.add_argument("--rate", type=int, default=100)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="enricher-storm-"))
+    src = tmp / "in.txt"
+    expected = make_input(src, args.lines)
+    faults = ["--server-error-rate", "0.10", "--drop-rate", "0.05", "--malformed-json-rate",
+              "0.05", "--missing-key-rate", "0.02", "--shuffle-rate", "1", "--upper-echo-rate",
+              "1", "--rate-limit", str(args.rate), "--seed", "7"]  # fmt: skip
+    emu = subprocess.Popen(
+        [sys.executable, "-m", "enricher", "emulator", "--port", "0", *faults],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert emu.stdout is not None
+        url = re.search(r"http://\S+", emu.stdout.readline())
+        assert url
+        base = url.group(0)
+        out = tmp / "out.ndjson"
+        started = time.monotonic()
+        run = subprocess.run(
+            [sys.executable, "-m", "enricher", "run", str(src), "-o", str(out), "--base-url",
+             base, "--rate", str(args.rate), "--send-sha256", "--concurrency", "16"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+        stats_url = base.split("/rest/")[0] + "/emulator/stats"
+        import urllib.request
+
+        with urllib.request.urlopen(stats_url) as resp:  # loopback only
+            server = orjson.loads(resp.read())
+    finally:
+        emu.terminate()
+        emu.wait(10)
+    records = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    failed_path = tmp / "out.ndjson.failed.ndjson"
+    failures = (
+        [orjson.loads(x) for x in failed_path.read_bytes().splitlines()]
+        if failed_path.exists()
+        else []
+    )
+    seen = Counter((r["type"], r["ioc"]) for r in records + failures)
+    verdicts = Settings().verdicts
+    wrong = 0
+    for r in records:
+        cls = classification_of(ENDPOINT_OF[IocType(r["type"])], r["ioc"])
+        if r["classification"] != cls or r["verdict"] != verdicts.get(cls, "unknown"):
+            wrong += 1
+    report = {
+        "lines": args.lines,
+        "unique_expected": len(expected),
+        "records": len(records),
+        "failures": len(failures),
+        "failure_kinds": dict(Counter(f["error"].split(":")[0] for f in failures)),
+        "duplicates_out": sum(1 for n in seen.values() if n > 1),
+        "missing_out": len(expected - set(seen)),
+        "unexpected_out": len(set(seen) - expected),
+        "wrong_verdicts": wrong,
+        "server_rate_limited": server.get("rate_limited"),
+        "server_requests": server.get("total_requests"),
+        "server_faults": server.get("faults"),
+        "exit_code": run.returncode,
+        "elapsed_s": round(elapsed, 1),
+        "summary": run.stderr.strip().splitlines(),
+    }
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    ok = (
+        report["duplicates_out"] == 0
+        and report["missing_out"] == 0
+        and report["unexpected_out"] == 0
+        and wrong == 0
+        and len(records) + len(failures) == len(expected)
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,424 @@
+"""The pipeline: read → normalize → dedupe → batch → send → merge, as stages joined by queues.
+
+    reader task ──chunk_q──▶ ingest task ──batch_q──▶ N worker tasks ──out_q──▶ consumer
+                              normalize                 send (sender.py)         writes NDJSON
+                              dedupe                    merge answers            (or yields to
+                              batch                     split / bisect / requeue  the library)
+
+Every queue is bounded, so a slow API slows the reader and memory grows only with the number
+of unique IOCs (the deduper). Each unique IOC leaves as exactly one record or one failure;
+`RunStats.invariant_holds` checks unique = ok + failed + unsupported (+ deferred).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+from .batcher import Batch, Batcher, Key
+from .dedupe import Deduper
+from .errors import BadRequest, BatchTooLarge, FatalError, RequestError
+from .ioc import Endpoint, IocType
+from .normalize import normalize
+from .protocol import match_answers
+from .ratelimit import AdaptiveLimiter
+from .reader import Chunk
+from .records import Failure, Record, failure, to_record
+from .sender import Sender
+from .settings import Settings
+from .stats import RunStats
+from .transport import Transport
+
+__all__ = ["Enricher", "Outcome"]
+
+_REJECT_SNIPPET = 200
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one stage step produced, for the writer: records, failures and input rejects."""
+
+    records: list[Record] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.failures or self.rejects)
+
+
+class Enricher:
+    """Bulk enrichment against the GTI API (or anything that speaks its protocol).
+
+        async with Enricher(settings) as e:
+            async for item in e.enrich(["evil.example", "1.2.3.4"]):
+                ...  # a Record, or a Failure (it has an "error" key)
+
+    One `Enricher` runs one pipeline at a time; `stats` counts what it did.
+    """
+
+    def __init__(self, settings: Settings, *, stats: RunStats | None = None) -> None:
+        self.settings = settings
+        self.stats = stats or RunStats()
+        self.fatal: FatalError | None = None
+        self._transport = Transport(settings)
+        self.limiter: AdaptiveLimiter | None = None
+        self._sender: Sender | None = None
+
+    async def __aenter__(self) -> Self:
+        await self._transport.__aenter__()
+        lim = self.settings.limits
+        # made here, inside the running loop, as aiolimiter requires
+        self.limiter = AdaptiveLimiter(
+            lim.rate, headroom=lim.rate_headroom, adaptive=lim.adaptive, min_rate=lim.min_rate
+        )
+        self._sender = Sender(self.settings, self._transport, self.limiter, self.stats)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._transport.__aexit__(exc_type, exc, tb)
+
+    async def enrich(
+        self, iocs: Iterable[str] | AsyncIterable[str]
+    ) -> AsyncIterator[Record | Failure]:
+        """Records and failures for the unique valid IOCs among `iocs`, as they complete."""
+        async for outcome in self.run(_chunks(iocs)):
+            for record in outcome.records:
+                yield record
+            for fail in outcome.failures:
+                yield fail
+
+    async def run(self, chunks: AsyncIterable[Chunk]) -> AsyncIterator[Outcome]:
+        """Drive the whole pipeline over `chunks`; yields what completes, as it completes.
+
+        On a fatal condition (credentials refused) the run stops: what finished has been
+        yielded, the keys not yet answered are yielded as failures, and `self.fatal` is set.
+        """
+        if self._sender is None:
+            raise RuntimeError("use `async with Enricher(settings)` before run()")
+        run = _Run(self.settings, self._sender, self.stats)
+        task = asyncio.create_task(run.main(chunks))
+        try:
+            while (item := await run.out_q.get()) is not None:
+                yield item
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            self.stats.finished = time.monotonic()
+        self.fatal = run.fatal
+
+
+class _Run:
+    """The state of one pipeline run: its queues, stages and the keys not yet resolved."""
+
+    def __init__(self, settings: Settings, sender: Sender, stats: RunStats) -> None:
+        self.settings = settings
+        self.sender = sender
+        self.stats = stats
+        conc = settings.limits.concurrency
+        self.chunk_q: asyncio.Queue[Chunk | None] = asyncio.Queue(settings.pipeline.read_queue)
+        self.batch_q: asyncio.Queue[Batch | None] = asyncio.Queue(conc)
+        self.out_q: asyncio.Queue[Outcome | None] = asyncio.Queue(conc * 2)
+        self.batcher = Batcher({ep: settings.api.batch_size(ep) for ep in Endpoint})
+        self.deduper = Deduper()
+        self.outstanding = 0  # unique keys handed to the batcher and not yet resolved
+        self.progress = asyncio.Event()
+        self.missing: dict[str, int] = {}  # key -> times it was left out of an answer
+        self.inflight: dict[int, Batch] = {}  # worker number -> the batch it is working on
+        self.fatal: FatalError | None = None
+        api = settings.api
+        self.send_sha256 = api.send_sha256
+        self.ttl_factor = 1000 if api.ttl_unit == "s" else 1
+        self.verdicts = settings.verdicts
+
+    async def main(self, chunks: AsyncIterable[Chunk]) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.read(chunks), name="read")
+                tg.create_task(self.ingest(), name="ingest")
+                for n in range(self.settings.limits.concurrency):
+                    tg.create_task(self.worker(n), name=f"send-{n}")
+        except* FatalError as group:
+            fatal = group.exceptions[0]
+            assert isinstance(fatal, FatalError)
+            self.fatal = fatal
+            self.stats.stopped = str(fatal)
+            await self.out_q.put(self.abandon(f"aborted: {fatal}"))
+        finally:
+            # the consumer stops at None, then awaits this task to see any unexpected error
+            await self.out_q.put(None)
+
+    # -- stage: read ---------------------------------------------------------------------
+
+    async def read(self, chunks: AsyncIterable[Chunk]) -> None:
+        async for chunk in chunks:
+            await self.chunk_q.put(chunk)
+        await self.chunk_q.put(None)
+
+    # -- stage: normalize, dedupe, batch ---------------------------------------------------
+
+    async def ingest(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = self.settings.pipeline.batch_deadline
+        batcher = self.batcher
+        oldest: float | None = None  # when the oldest key now waiting in the batcher came
+        while True:
+            timeout = deadline if oldest is None else max(0.0, oldest + deadline - loop.time())
+            try:
+                chunk = await asyncio.wait_for(self.chunk_q.get(), timeout)
+            except TimeoutError:
+                # keys have waited a deadline: send partial batches, so a slow stdin flows
+                await self.dispatch(list(batcher.drain()))
+                oldest = None
+                continue
+            if chunk is None:
+                break
+            outcome, full = self.ingest_chunk(chunk)
+            if outcome:
+                await self.out_q.put(outcome)
+            await self.dispatch(full)
+            if not len(batcher):
+                oldest = None
+            elif oldest is None:
+                oldest = loop.time()
+        # input done: flush, then keep flushing keys sent back for a later batch until every
+        # key is resolved
+        while True:
+            await self.dispatch(list(batcher.drain()))
+            if self.outstanding == 0:
+                break
+            self.progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.progress.wait(), deadline)
+        for _ in range(self.settings.limits.concurrency):
+            await self.batch_q.put(None)
+
+    async def dispatch(self, batches: Sequence[Batch]) -> None:
+        for batch in batches:
+            await self.batch_q.put(batch)
+
+    def ingest_chunk(self, chunk: Chunk) -> tuple[Outcome, list[Batch]]:
+        """Normalize, dedupe and batch one chunk of lines (the hot loop: plain, no awaits)."""
+        stats = self.stats
+        outcome = Outcome()
+        full: list[Batch] = []
+        seen_add = self.deduper.add
+        batch_add = self.batcher.add
+        send_sha256 = self.send_sha256
+        sha256 = IocType.SHA256
+        skipped = unique = dups = 0
+        for i, text in enumerate(chunk.lines):
+            if text is None:
+                self.reject(outcome, chunk, i, None, chunk.errors.get(i, "unreadable line"))
+                continue
+            stripped = text.strip()
+            if not stripped or stripped[0] == "#":
+                skipped += 1
+                continue
+            ioc_type, value = normalize(stripped)
+            if ioc_type is None:
+                self.reject(outcome, chunk, i, stripped, value)
+                continue
+            if not seen_add(ioc_type, value):
+                dups += 1
+                continue
+            unique += 1
+            if ioc_type is sha256 and not send_sha256:
+                outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
+                continue
+            batch = batch_add((ioc_type, value))
+            if batch is not None:
+                full.append(batch)
+        stats.lines_read += len(chunk.lines)
+        stats.skipped += skipped
+        stats.duplicates += dups
+        stats.unique += unique
+        stats.unsupported += len(outcome.failures)
+        self.outstanding += unique - len(outcome.failures)
+        return outcome, full
+
+    def reject(self, outcome: Outcome, chunk: Chunk, i: int, text: str | None, why: str) -> None:
+        self.stats.rejected += 1
+        self.stats.reject_reasons[why] += 1
+        outcome.rejects.append(
+            {
+                "source": chunk.source,
+                "line": chunk.first_line + i,
+                "input": None if text is None else text[:_REJECT_SNIPPET],
+                "reason": why,
+            }
+        )
+
+    # -- stage: send and merge ----------------------------------------------------------------
+
+    async def worker(self, n: int) -> None:
+        stats = self.stats
+        while (batch := await self.batch_q.get()) is not None:
+            self.inflight[n] = batch
+            outcome = Outcome()
+            requeue: list[Key] = []
+            await self.resolve(batch.endpoint, batch.keys, outcome, requeue)
+            # the batch is settled only now: a fatal stop before this point abandons it whole
+            del self.inflight[n]
+            for key in requeue:
+                self.batcher.requeue(key)
+            stats.ok += len(outcome.records)
+            stats.failed += len(outcome.failures)
+            verdicts = stats.verdicts
+            for record in outcome.records:
+                verdicts[record["verdict"]] += 1
+            for fail in outcome.failures:
+                stats.errors[fail["error"].split(":", 1)[0]] += 1
+            self.outstanding -= len(outcome.records) + len(outcome.failures)
+            self.progress.set()
+            if outcome:
+                await self.out_q.put(outcome)
+
+    async def resolve(
+        self, endpoint: Endpoint, keys: list[Key], outcome: Outcome, requeue: list[Key]
+    ) -> None:
+        """Send `keys`; each becomes a record, a failure, or goes to `requeue` for later."""
+        size = self.batcher.sizes[endpoint]
+        if len(keys) > size:
+            # a 413 elsewhere made batches smaller since these keys were batched
+            for i in range(0, len(keys), size):
+                await self.resolve(endpoint, keys[i : i + size], outcome, requeue)
+            return
+        try:
+            parsed = await self.sender.fetch(endpoint, keys)
+        except (BatchTooLarge, BadRequest) as exc:
+            if len(keys) == 1:
+                self.fail(outcome, keys, exc)
+                return
+            # 413: split, and use the smaller size from now on. 400: bisect to isolate the
+            # key(s) the server refuses; the others still get their answers.
+            half = len(keys) // 2
+            if isinstance(exc, BatchTooLarge):
+                self.stats.splits += 1
+                self.batcher.shrink(endpoint, half)
+            else:
+                self.stats.bisections += 1
+            await self.resolve(endpoint, keys[:half], outcome, requeue)
+            await self.resolve(endpoint, keys[half:], outcome, requeue)
+            return
+        except FatalError:
+            raise
+        except RequestError as exc:
+            self.fail(outcome, keys, exc)
+            return
+        match = match_answers([k[1] for k in keys], parsed)
+        self.stats.extra_entries += match.extra
+        found = match.found
+        verdicts = self.verdicts
+        factor = self.ttl_factor
+        records = outcome.records
+        missing = self.missing
+        limit = self.settings.retry.missing_attempts
+        for key in keys:
+            answer = found.get(key[1])
+            if answer is not None:
+                records.append(to_record(key[0], key[1], answer, verdicts, factor))
+                if missing:
+                    missing.pop(key[1], None)
+                continue
+            tries = missing.get(key[1], 0) + 1
+            if tries > limit:
+                del missing[key[1]]
+                outcome.failures.append(
+                    failure(key[0], key[1], "missing: left out of every answer", tries)
+                )
+            else:
+                missing[key[1]] = tries
+                self.stats.requeued += 1
+                requeue.append(key)
+
+    def fail(self, outcome: Outcome, keys: list[Key], exc: RequestError) -> None:
+        error = f"{exc.kind}: {exc}"
+        attempts = max(exc.attempts, 1)
+        for ioc_type, value in keys:
+            outcome.failures.append(failure(ioc_type, value, error, attempts))
+            self.missing.pop(value, None)
+
+    def abandon(self, why: str) -> Outcome:
+        """Every key not yet resolved, as failures: the run is stopping."""
+        keys: list[Key] = [k for batch in self.batcher.drain() for k in batch.keys]
+        while not self.batch_q.empty():
+            batch = self.batch_q.get_nowait()
+            if batch is not None:
+                keys.extend(batch.keys)
+        for batch in self.inflight.values():
+            keys.extend(batch.keys)
+        self.inflight.clear()
+        outcome = Outcome([], [failure(t, v, why, 0) for t, v in keys])
+        self.stats.failed += len(keys)
+        self.stats.errors["aborted"] += len(keys)
+        self.outstanding -= len(keys)
+        return outcome
+
+
+async def _chunks(
+    iocs: Iterable[str] | AsyncIterable[str], size: int = 1000
+) -> AsyncIterator[Chunk]:
+    """Strings from the library API as chunks, numbered by their position.
+
+    An async source is pumped by a task into a queue, and each chunk takes whatever has
+    arrived: a fast source fills whole chunks, a slow one still flows item by item.
+    """
+    if not isinstance(iocs, AsyncIterable):
+        it = iter(iocs)
+        first = 1
+        while items := list(itertools.islice(it, size)):
+            yield _chunk_of(items, first)
+            first += len(items)
+        return
+    end = object()
+    q: asyncio.Queue[object] = asyncio.Queue(size * 2)
+
+    async def pump() -> None:
+        async for item in iocs:
+            await q.put(item)
+        await q.put(end)
+
+    task = asyncio.create_task(pump())
+    first = 1
+    try:
+        while True:
+            batch: list[object] = [await q.get()]
+            while len(batch) < size and not q.empty():
+                batch.append(q.get_nowait())
+            done = batch[-1] is end
+            if done:
+                batch.pop()
+            if batch:
+                yield _chunk_of(batch, first)
+                first += len(batch)
+            if done:
+                break
+        await task
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def _chunk_of(items: Sequence[object], first: int) -> Chunk:
+    chunk = Chunk("<iterable>", first, [])
+    for item in items:
+        if isinstance(item, str):
+            chunk.lines.append(item)
+        else:
+            chunk.errors[len(chunk.lines)] = f"not a string: {type(item).__name__}"
+            chunk.lines.append(None)
+    return chunk

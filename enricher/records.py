@@ -1,0 +1,83 @@
+"""Output records (schema v1): one NDJSON line per unique IOC, and failure lines.
+
+A record is a plain dict so that orjson writes it at full speed. The fields, their types and
+their meaning are the README's "Output format"; change them only with a new schema version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TypedDict
+
+from .ioc import IocType
+from .protocol import Answer
+
+__all__ = ["SCHEMA_VERSION", "Failure", "Record", "failure", "first_seen_iso", "to_record"]
+
+SCHEMA_VERSION = 1
+
+
+class Record(TypedDict):
+    ioc: str
+    type: str
+    verdict: str
+    classification: str | None
+    score: int | float | None
+    type_score: int | float | None
+    source: str | None
+    ttl_ms: int | None
+    first_seen: str | None
+    link: str | None
+    product: dict[str, Any] | None
+    cp_type: str | None
+    response: dict[str, Any]
+
+
+class Failure(TypedDict):
+    ioc: str
+    type: str
+    error: str
+    attempts: int
+
+
+def first_seen_iso(epoch_ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO-8601 UTC (`2016-12-14T12:38:41.821Z`), None when absent."""
+    if epoch_ms is None:
+        return None
+    try:
+        dt = datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_record(
+    ioc_type: IocType,
+    ioc: str,
+    answer: Answer,
+    verdicts: Mapping[str, str],
+    ttl_factor: int = 1,
+) -> Record:
+    """The output record for one answered IOC. `ttl_factor` turns the API's ttl unit into ms."""
+    ctype = answer.classification
+    ttl = answer.ttl
+    return {
+        "ioc": ioc,
+        "type": ioc_type.value,
+        "verdict": verdicts.get(ctype, "unknown") if ctype is not None else "unknown",
+        "classification": ctype,
+        "score": answer.score,
+        "type_score": answer.type_score,
+        "source": answer.source,
+        "ttl_ms": ttl * ttl_factor if ttl is not None else None,
+        "first_seen": first_seen_iso(answer.first_seen),
+        "link": answer.link,
+        "product": answer.product,
+        "cp_type": answer.cp_type,
+        "response": answer.entry,
+    }
+
+
+def failure(ioc_type: IocType, ioc: str, error: str, attempts: int) -> Failure:
+    return {"ioc": ioc, "type": ioc_type.value, "error": error, "attempts": attempts}

@@ -1,0 +1,113 @@
+"""Send one batch: paced by the limiter, retried with backoff, answers parsed and validated.
+
+Every attempt acquires the rate limiter first, so retries pay for their place like anything
+else. Retries use full-jitter exponential backoff (tenacity), but never wait less than a 429's
+Retry-After. A fresh `AsyncRetrying` is made per batch: it holds per-call state.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from .errors import AuthRefused, RateLimited, RequestError
+from .ioc import Endpoint, IocType
+from .protocol import ParsedResponse, build_request, parse_response
+from .ratelimit import AdaptiveLimiter
+from .settings import Settings
+from .stats import RunStats
+from .transport import Transport
+
+__all__ = ["Sender"]
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RequestError) and exc.retryable
+
+
+class Sender:
+    def __init__(
+        self,
+        settings: Settings,
+        transport: Transport,
+        limiter: AdaptiveLimiter,
+        stats: RunStats,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.limiter = limiter
+        self.stats = stats
+        self._clock = clock
+        retry = settings.retry
+        self._backoff = wait_random_exponential(
+            multiplier=retry.backoff_base, max=retry.backoff_max
+        )
+
+    def _wait(self, state: RetryCallState) -> float:
+        wait = self._backoff(state)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            # honour the server's wait, plus a little jitter so workers do not return together
+            after = min(exc.retry_after, self.settings.retry.retry_after_max)
+            wait = max(wait, after + random.uniform(0, min(1.0, 0.1 * after + 0.05)))
+        return wait
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+
+    async def fetch(
+        self, endpoint: Endpoint, keys: Sequence[tuple[IocType, str]]
+    ) -> ParsedResponse:
+        """The parsed answer for one batch, after retries.
+
+        Raises the last `RequestError` when retries are exhausted or the error is not one a
+        retry can fix (its `attempts` attribute says how many were made), and `AuthRefused`
+        at once.
+        """
+        body = build_request(keys, allow_sha256=self.settings.api.send_sha256)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.retry.attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_retryable),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        attempts = 0
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    return await self._attempt(endpoint, body)
+        except RequestError as exc:
+            exc.attempts = attempts
+            raise
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    async def _attempt(self, endpoint: Endpoint, body: bytes) -> ParsedResponse:
+        await self.limiter.acquire()
+        stats = self.stats
+        started = self._clock()
+        try:
+            raw = await self.transport.post(endpoint, body)
+            parsed = parse_response(endpoint, raw)
+        except RateLimited:
+            stats.rate_limited += 1
+            stats.request_done(endpoint.value, "429", None)
+            self.limiter.rate_limited()
+            raise
+        except AuthRefused:
+            stats.request_done(endpoint.value, "auth", None)
+            raise
+        except RequestError as exc:
+            status = str(getattr(exc, "status", exc.kind))
+            stats.request_done(endpoint.value, status, None)
+            raise
+        stats.request_done(endpoint.value, "200", self._clock() - started)
+        self.limiter.succeeded()
+        return parsed

@@ -1,0 +1,108 @@
+"""Counters of one run, kept by the stages and printed as the summary."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["RunStats", "percentile"]
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """The q-th percentile (0..100) by nearest rank, None for no values."""
+    if not sorted_values:
+        return None
+    rank = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[rank]
+
+
+@dataclass
+class RunStats:
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    first_record_at: float | None = None
+    # input
+    lines_read: int = 0
+    skipped: int = 0  # blank and comment lines
+    rejected: int = 0
+    reject_reasons: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    unique: int = 0
+    # outcome, per unique IOC
+    ok: int = 0
+    failed: int = 0
+    unsupported: int = 0
+    deferred: int = 0
+    verdicts: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    # requests
+    requests: int = 0
+    by_status: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    retries: int = 0
+    rate_limited: int = 0
+    splits: int = 0
+    bisections: int = 0
+    requeued: int = 0  # keys left out of an answer and asked again
+    extra_entries: int = 0  # answer entries nobody asked for, duplicates, unusable ones
+    latencies: list[float] = field(default_factory=list)
+    stopped: str | None = None  # why the run stopped early, if it did
+
+    @property
+    def elapsed(self) -> float:
+        end = self.finished if self.finished is not None else time.monotonic()
+        return end - self.started
+
+    @property
+    def accounted(self) -> int:
+        return self.ok + self.failed + self.unsupported + self.deferred
+
+    @property
+    def invariant_holds(self) -> bool:
+        return self.unique == self.accounted
+
+    def request_done(self, endpoint: str, status: str, latency: float | None) -> None:
+        self.requests += 1
+        self.by_status[endpoint][status] += 1
+        if latency is not None:
+            self.latencies.append(latency)
+
+    def as_dict(self) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+        elapsed = self.elapsed
+        return {
+            "lines_read": self.lines_read,
+            "skipped": self.skipped,
+            "rejected": self.rejected,
+            "reject_reasons": dict(self.reject_reasons.most_common()),
+            "duplicates": self.duplicates,
+            "unique": self.unique,
+            "ok": self.ok,
+            "failed": self.failed,
+            "unsupported": self.unsupported,
+            "deferred": self.deferred,
+            "verdicts": dict(self.verdicts.most_common()),
+            "errors": dict(self.errors.most_common()),
+            "requests": self.requests,
+            "requests_by_status": {ep: dict(c) for ep, c in sorted(self.by_status.items())},
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "splits": self.splits,
+            "bisections": self.bisections,
+            "requeued": self.requeued,
+            "extra_entries": self.extra_entries,
+            "latency_ms": {
+                f"p{q}": (round(v * 1000, 2) if (v := percentile(lat, q)) is not None else None)
+                for q in (50, 95, 99)
+            },
+            "elapsed_s": round(elapsed, 3),
+            "first_record_s": (
+                round(self.first_record_at - self.started, 3)
+                if self.first_record_at is not None
+                else None
+            ),
+            "iocs_per_s": round(self.accounted / elapsed, 1) if elapsed > 0 else None,
+            "invariant_holds": self.invariant_holds,
+            "stopped": self.stopped,
+        }

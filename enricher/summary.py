@@ -1,0 +1,66 @@
+"""The run summary printed on stderr at the end of `enricher run`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .stats import RunStats
+
+__all__ = ["format_summary"]
+
+
+def _n(v: int) -> str:
+    return f"{v:,}"
+
+
+def _counts(c: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {_n(v)}" for k, v in c.items()) or "none"
+
+
+def format_summary(stats: RunStats, *, rate_changes: list[str] | None = None) -> str:
+    d = stats.as_dict()
+    statuses: dict[str, int] = {}
+    for per_endpoint in d["requests_by_status"].values():
+        for status, n in per_endpoint.items():
+            statuses[status] = statuses.get(status, 0) + n
+    lat = d["latency_ms"]
+    lines = [
+        f"enricher: {'stopped: ' + stats.stopped if stats.stopped else 'done'}"
+        f" in {d['elapsed_s']:.2f} s",
+        f"  lines read    {_n(stats.lines_read)}  (blank or comment {_n(stats.skipped)},"
+        f" rejected {_n(stats.rejected)}, duplicates {_n(stats.duplicates)})",
+    ]
+    if stats.reject_reasons:
+        top = dict(stats.reject_reasons.most_common(5))
+        lines.append(f"  rejected by   {_counts(top)}")
+    lines += [
+        f"  unique IOCs   {_n(stats.unique)}",
+        f"  ok {_n(stats.ok)}  failed {_n(stats.failed)}  unsupported {_n(stats.unsupported)}"
+        + (f"  deferred {_n(stats.deferred)}" if stats.deferred else ""),
+        f"  verdicts      {_counts(d['verdicts'])}",
+    ]
+    if stats.errors:
+        lines.append(f"  failures by   {_counts(d['errors'])}")
+    lines += [
+        f"  requests      {_n(stats.requests)}  (by status: {_counts(statuses)})",
+        f"  retries {_n(stats.retries)}  429s {_n(stats.rate_limited)}"
+        f"  splits {_n(stats.splits)}  bisections {_n(stats.bisections)}"
+        f"  requeued {_n(stats.requeued)}  extra entries {_n(stats.extra_entries)}",
+    ]
+    if lat["p50"] is not None:
+        lines.append(f"  latency ms    p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}")
+    if rate_changes:
+        lines.append(f"  rate changes  {'; '.join(rate_changes[-5:])} ({len(rate_changes)} in all)")
+    speed = d["iocs_per_s"]
+    first = d["first_record_s"]
+    lines.append(
+        f"  speed         {_n(int(speed or 0))} IOCs/s"
+        + (f", first record after {first:.3f} s" if first is not None else "")
+    )
+    mark = "holds" if stats.invariant_holds else "BROKEN"
+    extra = f" + deferred {_n(stats.deferred)}" if stats.deferred else ""
+    lines.append(
+        f"  invariant     unique {_n(stats.unique)} = ok {_n(stats.ok)} + failed"
+        f" {_n(stats.failed)} + unsupported {_n(stats.unsupported)}{extra}: {mark}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,237 @@
+"""HTTP to the GTI API: one aiohttp session, and the one place aiohttp errors are mapped.
+
+`Transport.post()` either returns the bytes of an HTTP-200 body or raises an error from
+`enricher.errors` that says whether a retry may help. It does not retry by itself: retries,
+pacing and splitting belong to `enricher.sender`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+import orjson
+
+from .errors import (
+    AuthRefused,
+    BadRequest,
+    BatchTooLarge,
+    HTTPStatusError,
+    MalformedBody,
+    RateLimited,
+    TransportError,
+)
+from .ioc import Endpoint
+from .settings import Settings
+
+__all__ = ["Transport", "parse_retry_after"]
+
+_JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _cause(body: bytes) -> str | None:
+    """The reason a 400 body gives, if it names one."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return text[:200] or None
+    if isinstance(doc, dict):
+        for name in ("error", "message", "errorMessage", "reason"):
+            v = doc.get(name)
+            if isinstance(v, str) and v and v.lower() not in ("bad request", "error"):
+                return v[:200]
+    return None
+
+
+class Transport:
+    """An aiohttp client session set up from `Settings` (pool, timeouts, TLS, proxy, auth)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        self._headers = dict(_JSON)
+        self._urls = {ep: settings.api.url(ep) for ep in Endpoint}
+        self._login_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> Self:
+        net = self.settings.network
+        ssl_ctx: ssl.SSLContext | bool = True
+        if not net.verify_tls:
+            ssl_ctx = False
+        elif net.ca_bundle:
+            ssl_ctx = ssl.create_default_context(cafile=net.ca_bundle)
+        conc = self.settings.limits.concurrency
+        connector = aiohttp.TCPConnector(limit=conc, limit_per_host=conc, ssl=ssl_ctx)
+        timeout = aiohttp.ClientTimeout(
+            total=net.total_timeout, sock_connect=net.connect_timeout, sock_read=net.read_timeout
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            trust_env=net.trust_env,
+            # no cookie jar: the one cookie we send (a tenant session) is set explicitly,
+            # and only on API calls, never offered to any other host
+            cookie_jar=aiohttp.DummyCookieJar(),
+            raise_for_status=False,
+        )
+        try:
+            await self._authenticate()
+        except BaseException:
+            await self._session.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("Transport used outside `async with`")
+        return self._session
+
+    async def _authenticate(self) -> None:
+        auth = self.settings.auth
+        if auth.mode == "header":
+            self._headers[auth.header_name] = auth.header_value().reveal()
+        elif auth.mode == "session":
+            await self.login()
+
+    async def login(self) -> None:
+        """Tenant login (form username/password); its JSESSIONID goes with every API call."""
+        auth = self.settings.auth
+        assert auth.login_url is not None
+        user, password = auth.credentials()
+        try:
+            async with self.session.post(
+                auth.login_url,
+                data={"username": user, "password": password.reveal()},
+                proxy=self.settings.network.proxy,
+                allow_redirects=False,
+            ) as resp:
+                await resp.read()
+                cookie = resp.cookies.get("JSESSIONID")
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise AuthRefused(f"tenant login failed: {type(exc).__name__}") from None
+        if status >= 400 or cookie is None or not cookie.value:
+            raise AuthRefused(
+                f"tenant login refused (HTTP {status}); check the username and password"
+            )
+        self._headers["Cookie"] = f"JSESSIONID={cookie.value}"
+
+    async def _relogin(self, stale: str | None) -> bool:
+        """Log in again after a 401 in session mode (sessions expire after hours).
+
+        Concurrent workers that saw the same stale session share one login. False when the
+        run is not in session mode.
+        """
+        if self.settings.auth.mode != "session":
+            return False
+        async with self._login_lock:
+            if self._headers.get("Cookie") == stale:
+                await self.login()
+        return True
+
+    async def post(self, endpoint: Endpoint, body: bytes) -> bytes:
+        """POST one batch body; the 200 body's bytes, or an error from the tree."""
+        session_used = self._headers.get("Cookie")
+        try:
+            return await self._post(endpoint, body)
+        except AuthRefused:
+            if not await self._relogin(session_used):
+                raise
+        return await self._post(endpoint, body)
+
+    async def _post(self, endpoint: Endpoint, body: bytes) -> bytes:
+        try:
+            async with self.session.post(
+                self._urls[endpoint],
+                data=body,
+                headers=self._headers,
+                proxy=self.settings.network.proxy,
+                allow_redirects=False,
+            ) as resp:
+                if resp.status == 200:
+                    return await self._read_capped(resp)
+                payload = await self._read_capped(resp, limit=64 * 1024, strict=False)
+                raise self._status_error(resp, payload)
+        except aiohttp.ServerDisconnectedError:
+            # includes a stale keep-alive connection: aiohttp does not retry POSTs itself
+            raise TransportError("server disconnected before answering") from None
+        except aiohttp.ClientPayloadError:
+            raise TransportError("answer body cut off (payload error)") from None
+        except aiohttp.ClientConnectionError as exc:
+            raise TransportError(f"connection failed: {type(exc).__name__}") from None
+        except aiohttp.ClientResponseError as exc:
+            raise TransportError(f"bad HTTP response: {exc.message[:100]}") from None
+        except TimeoutError:
+            raise TransportError("timed out waiting for the answer") from None
+
+    async def _read_capped(
+        self, resp: aiohttp.ClientResponse, *, limit: int | None = None, strict: bool = True
+    ) -> bytes:
+        cap = limit or self.settings.api.max_response_bytes
+        declared = resp.content_length
+        if strict and declared is not None and declared > cap:
+            resp.close()  # refuse without reading it
+            raise MalformedBody(f"answer of {declared} bytes is over the {cap}-byte cap")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(256 * 1024):
+            size += len(chunk)
+            if size > cap:
+                if not strict:
+                    break
+                resp.close()
+                raise MalformedBody(f"answer over the {cap}-byte cap")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _status_error(resp: aiohttp.ClientResponse, payload: bytes) -> Exception:
+        status = resp.status
+        if status == 429:
+            return RateLimited(parse_retry_after(resp.headers.get("Retry-After")))
+        if status == 413:
+            return BatchTooLarge()
+        if status == 400:
+            return BadRequest(_cause(payload))
+        if status in (401, 403):
+            return AuthRefused(
+                f"the server refused our credentials (HTTP {status}); check the auth settings"
+            )
+        if 300 <= status < 400:
+            return HTTPStatusError(status, "redirect not followed")
+        return HTTPStatusError(status)

@@ -1,0 +1,78 @@
+"""Write stage: NDJSON lines out, encoded with orjson, flushed as each batch completes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import IO, Any
+
+import orjson
+
+from .errors import FatalError
+
+__all__ = ["NdjsonWriter", "encode_lines"]
+
+_NL = orjson.OPT_APPEND_NEWLINE
+
+
+def encode_lines(items: Sequence[Any]) -> bytes:
+    """One NDJSON line per item."""
+    dumps = orjson.dumps
+    return b"".join([dumps(item, option=_NL) for item in items])
+
+
+class NdjsonWriter:
+    """Appends NDJSON lines to a file (or stdout for `-`).
+
+    With `lazy`, the file is created only when the first line comes, so a run with nothing to
+    say leaves no empty file behind.
+    """
+
+    def __init__(self, path: str, *, lazy: bool = False) -> None:
+        self.path = path
+        self.lines = 0
+        self._f: IO[bytes] | None = None
+        if not lazy:
+            self._open()
+
+    def _open(self) -> IO[bytes]:
+        if self._f is None:
+            if self.path == "-":
+                self._f = sys.stdout.buffer
+            else:
+                try:
+                    self._f = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+                except OSError as exc:
+                    raise FatalError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        return self._f
+
+    @property
+    def opened(self) -> bool:
+        return self._f is not None
+
+    def write(self, items: Sequence[Any]) -> None:
+        if not items:
+            return
+        f = self._open()
+        try:
+            f.write(encode_lines(items))
+            f.flush()
+        except BrokenPipeError:
+            raise FatalError(f"output closed while writing {self.display}") from None
+        except OSError as exc:
+            raise FatalError(f"cannot write {self.display}: {exc.strerror or exc}") from None
+        self.lines += len(items)
+
+    @property
+    def display(self) -> str:
+        return "standard output" if self.path == "-" else self.path
+
+    def close(self) -> None:
+        if self._f is not None and self.path != "-":
+            self._f.close()
+        self._f = None
+
+    @staticmethod
+    def writable_dir(path: str) -> bool:
+        return os.access(os.path.dirname(os.path.abspath(path)) or ".", os.W_OK)

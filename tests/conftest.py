@@ -1,0 +1,35 @@
+"""Shared test fixtures, and the aioresponses shim for aiohttp 3.14."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+from unittest.mock import Mock
+
+import aiohttp
+import aioresponses.core
+
+# --- aioresponses on aiohttp >= 3.14 -------------------------------------------------------
+# aiohttp 3.14 (a security release we must keep) added a required keyword-only `stream_writer`
+# argument to ClientResponse.__init__; aioresponses 0.7.9 does not pass it, so every mocked
+# response fails with "missing 1 required keyword-only argument: 'stream_writer'"
+# (pnuckowski/aioresponses#289, fix proposed in #288). aiohttp only reads
+# `stream_writer.output_size` there, so a Mock with output_size=0 is enough. Remove this shim
+# once an aioresponses release passes stream_writer itself.
+if "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters:
+
+    class _ClientResponse(aiohttp.ClientResponse):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("stream_writer", Mock(output_size=0))
+            super().__init__(*args, **kwargs)
+
+    _build_response = aioresponses.core.RequestMatch._build_response
+
+    @functools.wraps(_build_response)
+    def _build_response_with_writer(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("response_class") is None:
+            kwargs["response_class"] = _ClientResponse
+        return _build_response(self, *args, **kwargs)
+
+    aioresponses.core.RequestMatch._build_response = _build_response_with_writer  # type: ignore[method-assign]

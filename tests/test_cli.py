@@ -1,0 +1,165 @@
+"""`enricher run` as a user runs it: a real process, real files, the embedded emulator."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+SAMPLE = Path(__file__).parent / "data" / "sample-iocs.txt"
+
+
+def enricher(
+    *args: str, stdin: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "enricher", *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+
+
+def read_ndjson(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def test_main_command_on_the_sample(tmp_path: Path) -> None:
+    out = tmp_path / "out.ndjson"
+    proc = enricher("run", "--emulator", str(SAMPLE), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    records = read_ndjson(out)
+    rejects = read_ndjson(tmp_path / "out.ndjson.rejects.ndjson")
+    assert read_ndjson(tmp_path / "out.ndjson.failed.ndjson") == []
+    iocs = {r["ioc"] for r in records}
+    assert len(iocs) == len(records) == 14
+    assert {"92f44e405db16ac55d97e3bfe3b132fa", "www.cybereason.com", "evil-update.com",
+            "login-microsoftonline.support", "1.2.3.4", "2001:db8::ff00:42:8329",
+            "xn--bcher-kva.example"} <= iocs  # fmt: skip
+    assert {r["reason"] for r in rejects} == {
+        "not a hash, domain, IP or URL",
+        "invalid IPv4 address",
+    }
+    assert [r["line"] for r in rejects] == [21, 22]
+    assert re.search(
+        r"invariant\s+unique 14 = ok 14 \+ failed 0 \+ unsupported 0: holds", proc.stderr
+    )
+
+
+def test_stdout_and_stdin() -> None:
+    proc = enricher("run", "--emulator", "-o", "-", stdin=b"example.com\n1.2.3.4\nexample.com\n")
+    assert proc.returncode == 0, proc.stderr
+    lines = [orjson.loads(x) for x in proc.stdout.splitlines()]
+    assert sorted(r["ioc"] for r in lines) == ["1.2.3.4", "example.com"]
+
+
+@pytest.fixture
+def garbage(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "garbage.bin"
+    path.write_bytes(
+        os.urandom(200_000).replace(b"\n", b"\x00")
+        + b"\nexample.org\n\x00\x00\x00\n\xff\xfe\xfd\n"
+        + b"A" * (10 * 1024 * 1024)
+        + b"\n8.8.8.8"
+    )
+    yield path
+
+
+def test_garbage_is_counted_rejects_and_a_zero_exit(tmp_path: Path, garbage: Path) -> None:
+    out = tmp_path / "out.ndjson"
+    proc = enricher("run", "--emulator", str(garbage), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(r["ioc"] for r in read_ndjson(out)) == ["8.8.8.8", "example.org"]
+    rejects = read_ndjson(tmp_path / "out.ndjson.rejects.ndjson")
+    assert len(rejects) >= 4
+    assert any("longer than" in r["reason"] for r in rejects)
+    assert any("UTF-8" in r["reason"] for r in rejects)
+    assert all(r["input"] is None or len(r["input"]) <= 200 for r in rejects)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "/nonexistent/iocs.txt"], "input not found: /nonexistent/iocs.txt"),
+        (["run", "--config", "/nonexistent.toml", "-"], "settings file not found"),
+        (["run", "--rate", "fast"], "not a number"),
+        (["run", "--concurrency", "0"], "must be at least 1"),
+        (["run", "--base-url", "gti.example", "-"], "api.base_url"),
+    ],
+)
+def test_usage_errors_are_one_clear_line(args: list[str], message: str) -> None:
+    proc = enricher(*args, stdin=b"")
+    assert proc.returncode in (1, 2)  # argparse says 2 for its own errors
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_directory_as_input(tmp_path: Path) -> None:
+    proc = enricher("run", str(tmp_path))
+    assert proc.returncode == 1
+    assert "is a directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unwritable_output_is_fatal(tmp_path: Path) -> None:
+    proc = enricher(
+        "run", "--emulator", str(SAMPLE), "-o", str(tmp_path / "no" / "such" / "dir.ndjson")
+    )
+    assert proc.returncode == 3
+    assert "cannot write" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@contextlib.contextmanager
+def emulator_process(*flags: str) -> Iterator[str]:
+    """`enricher emulator` in its own process on a free port; yields its base URL."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "enricher", "emulator", "--port", "0", *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            match = re.search(r"(http://127\.0\.0\.1:\d+/rest/classification_v1)", line)
+            assert match, line
+            yield match.group(1)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def test_refused_credentials_stop_with_exit_3_and_account_for_everything(tmp_path: Path) -> None:
+    out = tmp_path / "out.ndjson"
+    with emulator_process("--api-token", "s3cret-token") as url:
+        proc = enricher("run", str(SAMPLE), "-o", str(out), "--base-url", url, "--rate", "0")
+    assert proc.returncode == 3
+    assert "refused our credentials" in proc.stderr and "Traceback" not in proc.stderr
+    failed = read_ndjson(tmp_path / "out.ndjson.failed.ndjson")
+    # the default profile does not send sha256: that one is `unsupported`, the rest aborted
+    errors = sorted(f["error"].split(":")[0] for f in failed)
+    assert errors == ["aborted"] * 13 + ["unsupported"]
+    assert "holds" in proc.stderr
+
+
+def test_failures_give_exit_2(tmp_path: Path) -> None:
+    out = tmp_path / "out.ndjson"
+    with emulator_process("--refuse-key", "evil-update.com") as url:
+        proc = enricher("run", str(SAMPLE), "-o", str(out), "--base-url", url, "--rate", "0")
+    assert proc.returncode == 2, proc.stderr
+    failed = read_ndjson(tmp_path / "out.ndjson.failed.ndjson")
+    assert sorted((f["ioc"], f["error"][:8]) for f in failed) == [
+        ("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "unsupport"[:8]),
+        ("evil-update.com", "http_400"),
+    ]
+    assert len(read_ndjson(out)) == 12

@@ -1,0 +1,152 @@
+"""The plain stages: batcher, deduper, reader."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from enricher.batcher import Batcher
+from enricher.dedupe import Deduper, pack
+from enricher.errors import InputError
+from enricher.ioc import Endpoint, IocType
+from enricher.reader import Chunk, check_inputs, read_lines
+
+
+def sizes(n: int) -> dict[Endpoint, int]:
+    return {ep: n for ep in Endpoint}
+
+
+def test_batcher_groups_per_endpoint() -> None:
+    b = Batcher(sizes(2))
+    assert b.add((IocType.MD5, "a" * 32)) is None
+    assert b.add((IocType.DOMAIN, "x.com")) is None
+    full = b.add((IocType.SHA1, "b" * 40))
+    assert full is not None and full.endpoint is Endpoint.FILE
+    assert full.keys == [(IocType.MD5, "a" * 32), (IocType.SHA1, "b" * 40)]
+    assert len(b) == 1
+    rest = list(b.drain())
+    assert [(x.endpoint, len(x.keys)) for x in rest] == [(Endpoint.DOMAIN, 1)]
+    assert len(b) == 0
+
+
+def test_batcher_requeue_and_shrink_never_exceed_the_size() -> None:
+    b = Batcher(sizes(4))
+    for i in range(3):
+        b.add((IocType.DOMAIN, f"d{i}.com"))
+    for i in range(3):
+        b.requeue((IocType.DOMAIN, f"r{i}.com"))
+    full = b.add((IocType.DOMAIN, "last.com"))
+    assert full is not None and len(full.keys) == 4
+    b.shrink(Endpoint.DOMAIN, 2)
+    b.shrink(Endpoint.DOMAIN, 3)  # never grows back
+    assert b.sizes[Endpoint.DOMAIN] == 2
+    assert [len(x.keys) for x in b.drain()] == [2, 1]
+
+
+def test_deduper_is_exact_and_keeps_types_apart() -> None:
+    d = Deduper()
+    md5 = "6162636465666768696a6b6c2e636f6d"  # the bytes of "abcdefghijkl.com"
+    assert d.add(IocType.MD5, md5)
+    assert d.add(IocType.DOMAIN, "abcdefghijkl.com")  # same packed bytes, other type
+    assert not d.add(IocType.MD5, md5)
+    assert d.add(IocType.IPV4, "1.2.3.4") and not d.add(IocType.IPV4, "1.2.3.4")
+    assert d.add(IocType.IPV6, "2001:db8::1") and not d.add(IocType.IPV6, "2001:db8::1")
+    assert (IocType.MD5, md5) in d and len(d) == 4
+    assert pack(IocType.SHA256, "ab" * 32) == bytes.fromhex("ab" * 32)
+
+
+def test_deduper_never_drops_a_distinct_key() -> None:
+    d = Deduper()
+    keys = [f"{i:032x}" for i in range(20_000)]
+    assert all(d.add(IocType.MD5, k) for k in keys)
+    assert not any(d.add(IocType.MD5, k) for k in keys)
+
+
+async def collect(paths: list[str], **kw: int) -> list[Chunk]:
+    return [c async for c in read_lines(paths, **kw)]
+
+
+def lines_of(chunks: list[Chunk]) -> list[tuple[str, int, str | None]]:
+    return [(c.source, c.first_line + i, s) for c in chunks for i, s in enumerate(c.lines)]
+
+
+async def test_reader_bom_crlf_and_numbering(tmp_path: Path) -> None:
+    f = tmp_path / "a.txt"
+    f.write_bytes(b"\xef\xbb\xbfexample.com\r\n\r\n# c\r\n1.2.3.4")
+    got = lines_of(await collect([str(f)]))
+    assert got == [
+        (str(f), 1, "example.com\r"),
+        (str(f), 2, "\r"),
+        (str(f), 3, "# c\r"),
+        (str(f), 4, "1.2.3.4"),
+    ]
+
+
+async def test_reader_invalid_utf8_is_a_reasoned_none(tmp_path: Path) -> None:
+    f = tmp_path / "b.txt"
+    f.write_bytes(b"good.com\n\xff\xfebad\nalso.com\n")
+    chunks = await collect([str(f)])
+    assert lines_of(chunks)[:3] == [
+        (str(f), 1, "good.com"),
+        (str(f), 2, None),
+        (str(f), 3, "also.com"),
+    ]
+    assert "UTF-8" in chunks[0].errors[1]
+
+
+async def test_reader_overlong_line_is_skipped_not_held(tmp_path: Path) -> None:
+    f = tmp_path / "c.txt"
+    f.write_bytes(b"a.com\n" + b"x" * 3_000_000 + b"\nb.com\n" + b"y" * 5000)
+    chunks = await collect([str(f)], max_line=4096)
+    got = lines_of(chunks)
+    assert [(n, s) for _, n, s in got] == [(1, "a.com"), (2, None), (3, "b.com"), (4, None)]
+    assert any("longer than 4096" in r for c in chunks for r in c.errors.values())
+
+
+async def test_reader_many_files_and_empty(tmp_path: Path) -> None:
+    a, b, e = tmp_path / "a", tmp_path / "b", tmp_path / "e"
+    a.write_text("1\n2\n")
+    b.write_text("3")
+    e.write_text("")
+    got = lines_of(await collect([str(a), str(e), str(b)]))
+    assert [(Path(s).name, n, v) for s, n, v in got] == [
+        ("a", 1, "1"),
+        ("a", 2, "2"),
+        ("b", 1, "3"),
+    ]
+
+
+def test_check_inputs_clear_errors(tmp_path: Path) -> None:
+    assert check_inputs([]) == ["-"]
+    with pytest.raises(InputError, match="not found"):
+        check_inputs([str(tmp_path / "missing.txt")])
+    with pytest.raises(InputError, match="directory"):
+        check_inputs([str(tmp_path)])
+
+
+async def test_reader_streams_a_slow_pipe_line_by_line() -> None:
+    r, w = os.pipe()
+    reader = os.fdopen(r, "rb")
+    got: list[str | None] = []
+
+    async def consume() -> None:
+        from enricher import reader as mod
+
+        async for chunk in mod._read_one(reader, "<pipe>", 1 << 20):
+            got.extend(chunk.lines)
+
+    task = asyncio.create_task(consume())
+    os.write(w, b"first.com\n")
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if got:
+            break
+    assert got == ["first.com"]  # delivered before the writer is done
+    os.write(w, b"second.com\n")
+    os.close(w)
+    await asyncio.wait_for(task, 5)
+    reader.close()
+    assert got == ["first.com", "second.com"]
