@@ -11,6 +11,8 @@ from typing import Any
 from . import __version__
 from .errors import EnricherError, FatalError
 from .job import EXIT_FATAL, EXIT_USAGE, Job, run_job
+from .reader import add_arguments as add_input_arguments
+from .reader import input_options
 from .settings import config_path, load_settings
 
 __all__ = ["build_parser", "main"]
@@ -59,6 +61,7 @@ def _add_run_parser(sub: Any) -> None:
     p.add_argument("--failed", metavar="FILE", help="failures NDJSON (default OUT.failed.ndjson)")
     p.add_argument("--rejects", metavar="FILE", help="rejected input lines (OUT.rejects.ndjson)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    add_input_arguments(p)
     p.set_defaults(func=_run)
 
 
@@ -89,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(config, overrides=_overrides(args))
     job = Job(
         inputs=args.inputs,
+        reading=input_options(args),
         output=args.output,
         failed=args.failed,
         rejects=args.rejects,

@@ -241,7 +241,7 @@ class _Run:
             batch = batch_add((ioc_type, value))
             if batch is not None:
                 full.append(batch)
-        stats.lines_read += len(chunk.lines)
+        stats.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
         stats.skipped += skipped
         stats.duplicates += dups
         stats.unique += unique
@@ -255,7 +255,7 @@ class _Run:
         outcome.rejects.append(
             {
                 "source": chunk.source,
-                "line": chunk.first_line + i,
+                "line": chunk.line_of(i),
                 "input": None if text is None else text[:_REJECT_SNIPPET],
                 "reason": why,
             }

@@ -7,11 +7,11 @@ import gc
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .engine import Enricher
 from .errors import EnricherError, FatalError
-from .reader import check_inputs, read_lines
+from .reader import InputOptions, check_inputs, read_inputs
 from .settings import Settings
 from .stats import RunStats
 from .summary import format_summary
@@ -30,6 +30,7 @@ EXIT_FATAL = 3  # stopped by a fatal condition
 @dataclass(frozen=True, kw_only=True)
 class Job:
     inputs: Sequence[str]
+    reading: InputOptions = field(default_factory=InputOptions)
     output: str = "-"
     failed: str | None = None
     rejects: str | None = None
@@ -77,7 +78,8 @@ async def run_job(job: Job, settings: Settings) -> int:
             _embedded_emulator(settings, job.emulator) as settings,
             Enricher(settings, stats=stats) as enricher,
         ):
-            chunks = read_lines(inputs, max_line=settings.pipeline.max_line_bytes)
+            max_line = settings.pipeline.max_line_bytes
+            chunks = read_inputs(inputs, job.reading, max_line=max_line)
             async for outcome in enricher.run(chunks):
                 if outcome.records:
                     out.write(outcome.records)
@@ -98,7 +100,10 @@ async def run_job(job: Job, settings: Settings) -> int:
             changes = [
                 f"{c.rate:.1f}/s at {c.at:.1f}s ({c.reason})" for c in enricher.limiter.changes
             ]
-        print(format_summary(stats, rate_changes=changes), file=sys.stderr)
+        print(
+            format_summary(stats, rate_changes=changes, inputs=job.reading.formats),
+            file=sys.stderr,
+        )
         notes = [(failures, "failures"), (rejects, "rejects")]
         for w, what in notes:
             if w.lines:

@@ -8,6 +8,7 @@ UTF-8, or longer than the cap, arrives as None with its reason: a reject, not a 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import stat
@@ -18,7 +19,16 @@ from typing import BinaryIO
 
 from .errors import InputError
 
-__all__ = ["STDIN", "Chunk", "check_inputs", "read_lines"]
+__all__ = [
+    "STDIN",
+    "Chunk",
+    "InputOptions",
+    "add_arguments",
+    "check_inputs",
+    "input_options",
+    "read_inputs",
+    "read_lines",
+]
 
 STDIN = "-"
 _BOM = b"\xef\xbb\xbf"
@@ -27,13 +37,56 @@ _BLOCK = 256 * 1024
 
 @dataclass(slots=True)
 class Chunk:
-    """Consecutive lines of one source. `lines[i]` is line `first_line + i` (1-based)."""
+    """Candidate IOC strings from one source, with where each came from.
+
+    `lines[i]` is line `first_line + i` (1-based), unless `line_numbers` is given: then it is
+    line `line_numbers[i]` (formats that yield several candidates a line, or skip lines).
+    """
 
     source: str
     first_line: int
     lines: list[str | None]
     #: index in `lines` -> why that line is None
     errors: dict[int, str] = field(default_factory=dict)
+    line_numbers: list[int] | None = None
+    #: input lines this chunk stands for, when not len(lines) (extracting formats)
+    lines_read: int | None = None
+
+    def line_of(self, i: int) -> int:
+        return self.line_numbers[i] if self.line_numbers is not None else self.first_line + i
+
+
+@dataclass(kw_only=True)
+class InputOptions:
+    """How to read the inputs (`enricher run` flags); `formats` is filled in as they are read."""
+
+    format: str = "lines"
+    #: source -> how it was read (e.g. "lines", "csv, gzip"), for the summary
+    formats: dict[str, str] = field(default_factory=dict)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `enricher run` flags that choose how inputs are read."""
+    parser.add_argument(
+        "--format",
+        choices=["lines"],
+        default="lines",
+        help="input format (default: lines, one IOC a line)",
+    )
+
+
+def input_options(args: argparse.Namespace) -> InputOptions:
+    return InputOptions(format=args.format)
+
+
+async def read_inputs(
+    paths: Sequence[str], options: InputOptions, *, max_line: int = 1 << 20
+) -> AsyncIterator[Chunk]:
+    """Every input as chunks of candidate IOCs, read the way `options` says."""
+    for path in paths:
+        options.formats[path] = options.format
+    async for chunk in read_lines(paths, max_line=max_line):
+        yield chunk
 
 
 def check_inputs(paths: Sequence[str]) -> list[str]:

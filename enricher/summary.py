@@ -17,7 +17,18 @@ def _counts(c: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {_n(v)}" for k, v in c.items()) or "none"
 
 
-def format_summary(stats: RunStats, *, rate_changes: list[str] | None = None) -> str:
+def _inputs(formats: Mapping[str, str]) -> str:
+    shown = [f"{src} ({fmt})" for src, fmt in list(formats.items())[:5]]
+    more = len(formats) - len(shown)
+    return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
+
+
+def format_summary(
+    stats: RunStats,
+    *,
+    rate_changes: list[str] | None = None,
+    inputs: Mapping[str, str] | None = None,
+) -> str:
     d = stats.as_dict()
     statuses: dict[str, int] = {}
     for per_endpoint in d["requests_by_status"].values():
@@ -27,6 +38,10 @@ def format_summary(stats: RunStats, *, rate_changes: list[str] | None = None) ->
     lines = [
         f"enricher: {'stopped: ' + stats.stopped if stats.stopped else 'done'}"
         f" in {d['elapsed_s']:.2f} s",
+    ]
+    if inputs:
+        lines.append(f"  inputs        {_inputs(inputs)}")
+    lines += [
         f"  lines read    {_n(stats.lines_read)}  (blank or comment {_n(stats.skipped)},"
         f" rejected {_n(stats.rejected)}, duplicates {_n(stats.duplicates)})",
     ]
