@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
-from .errors import EnricherError, FatalError
+from .console import setup_logging
+from .errors import EnricherError, FatalError, SettingsError
 from .job import EXIT_FATAL, EXIT_USAGE, Job, run_job
 from .reader import add_arguments as add_input_arguments
 from .reader import input_options
-from .settings import config_path, load_settings
+from .settings import config_path, load_settings, parse_duration
 
 __all__ = ["build_parser", "main"]
 
@@ -26,6 +27,23 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 (got {value})")
+    return value
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _rate(text: str) -> float:
@@ -60,8 +78,31 @@ def _add_run_parser(sub: Any) -> None:
     p.add_argument("--send-sha256", action="store_true", default=None, help="send sha256 keys")
     p.add_argument("--failed", metavar="FILE", help="failures NDJSON (default OUT.failed.ndjson)")
     p.add_argument("--rejects", metavar="FILE", help="rejected input lines (OUT.rejects.ndjson)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    p.add_argument("--deferred", metavar="FILE", help="IOCs not sent (OUT.deferred.ndjson)")
+    p.add_argument("-q", "--quiet", action="store_true", help="errors only: no summary")
     add_input_arguments(p)
+    night = p.add_argument_group("nightly jobs")
+    night.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    night.add_argument("--force", action="store_true", help="replace an existing output")
+    night.add_argument("--cache", metavar="PATH", help="the answer cache database (SQLite)")
+    night.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
+    night.add_argument(
+        "--cache-only", action="store_true", help="send nothing: what the cache lacks is deferred"
+    )
+    night.add_argument(
+        "--max-age", type=_duration, metavar="DURATION", help="use cached answers younger than this"
+    )
+    night.add_argument(
+        "--max-requests", type=_non_negative_int, metavar="N", help="send at most N requests"
+    )
+    night.add_argument("--manifest", metavar="FILE", help="write a JSON manifest of the run")
+    night.add_argument("--log-format", choices=["text", "json"], default="text")
+    night.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a live progress line on stderr (default: on a terminal)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -96,9 +137,21 @@ def _run(args: argparse.Namespace) -> int:
         output=args.output,
         failed=args.failed,
         rejects=args.rejects,
+        deferred=args.deferred,
         emulator=args.emulator,
         quiet=args.quiet,
+        resume=args.resume,
+        force=args.force,
+        use_cache=not args.no_cache,
+        cache_path=args.cache,
+        cache_only=args.cache_only,
+        max_age=args.max_age,
+        max_requests=args.max_requests,
+        manifest=args.manifest,
+        log_json=args.log_format == "json",
+        progress=args.progress,
     )
+    setup_logging(json=job.log_json, quiet=job.quiet)
     return asyncio.run(run_job(job, settings))
 
 

@@ -6,14 +6,16 @@
                               batch                     split / bisect / requeue  the library)
 
 Every queue is bounded, so a slow API slows the reader and memory grows only with the number
-of unique IOCs (the deduper). Each unique IOC leaves as exactly one record or one failure;
-`RunStats.invariant_holds` checks unique = ok + failed + unsupported (+ deferred).
+of unique IOCs (the deduper). With a cache, ingest answers what it can before batching. Each
+unique IOC leaves as exactly one record, failure, or deferred IOC (not sent: budget spent,
+run stopped); `RunStats.invariant_holds` checks unique = ok + failed + unsupported + deferred.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
@@ -21,15 +23,19 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
+import orjson
+
 from .batcher import Batch, Batcher, Key
+from .budget import Budget
+from .cache import Cache
 from .dedupe import Deduper
-from .errors import BadRequest, BatchTooLarge, FatalError, RequestError
-from .ioc import Endpoint, IocType
+from .errors import BadRequest, BatchTooLarge, BudgetSpent, FatalError, RequestError
+from .ioc import ENDPOINT_OF, Endpoint, IocType
 from .normalize import normalize
-from .protocol import match_answers
+from .protocol import answer_from_entry, match_answers
 from .ratelimit import AdaptiveLimiter
 from .reader import Chunk
-from .records import Failure, Record, failure, to_record
+from .records import Deferred, Failure, Record, deferred, failure, to_record
 from .sender import Sender
 from .settings import Settings
 from .stats import RunStats
@@ -42,14 +48,16 @@ _REJECT_SNIPPET = 200
 
 @dataclass(slots=True)
 class Outcome:
-    """What one stage step produced, for the writer: records, failures and input rejects."""
+    """What one stage step produced, for the writer: records, failures, deferred IOCs and
+    input rejects."""
 
     records: list[Record] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.records or self.failures or self.rejects)
+        return bool(self.records or self.failures or self.rejects or self.deferred)
 
 
 class Enricher:
@@ -59,25 +67,45 @@ class Enricher:
             async for item in e.enrich(["evil.example", "1.2.3.4"]):
                 ...  # a Record, or a Failure (it has an "error" key)
 
-    One `Enricher` runs one pipeline at a time; `stats` counts what it did.
+    One `Enricher` runs one pipeline at a time; `stats` counts what it did. Optional parts of
+    a nightly job: `cache` (answers served without a request, and stored), `budget` (requests
+    allowed), `done` (IOCs an earlier run already wrote: skipped), `cache_only` (no request
+    at all: what the cache cannot answer is deferred).
     """
 
-    def __init__(self, settings: Settings, *, stats: RunStats | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        stats: RunStats | None = None,
+        cache: Cache | None = None,
+        budget: Budget | None = None,
+        done: Deduper | None = None,
+        cache_only: bool = False,
+    ) -> None:
         self.settings = settings
         self.stats = stats or RunStats()
+        self.cache = cache
+        self.budget = budget
+        self.done = done
+        self.cache_only = cache_only
         self.fatal: FatalError | None = None
         self._transport = Transport(settings)
         self.limiter: AdaptiveLimiter | None = None
         self._sender: Sender | None = None
+        self._run: _Run | None = None
 
     async def __aenter__(self) -> Self:
-        await self._transport.__aenter__()
+        if not self.cache_only:
+            await self._transport.__aenter__()
         lim = self.settings.limits
         # made here, inside the running loop, as aiolimiter requires
         self.limiter = AdaptiveLimiter(
             lim.rate, headroom=lim.rate_headroom, adaptive=lim.adaptive, min_rate=lim.min_rate
         )
-        self._sender = Sender(self.settings, self._transport, self.limiter, self.stats)
+        self._sender = Sender(
+            self.settings, self._transport, self.limiter, self.stats, budget=self.budget
+        )
         return self
 
     async def __aexit__(
@@ -86,6 +114,8 @@ class Enricher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self.budget is not None:
+            self.budget.save()
         await self._transport.__aexit__(exc_type, exc, tb)
 
     async def enrich(
@@ -98,15 +128,22 @@ class Enricher:
             for fail in outcome.failures:
                 yield fail
 
+    def stop(self, *, now: bool = False) -> None:
+        """Stop the running pipeline: read no more, send nothing new, and let requests in
+        flight finish within `pipeline.grace_period` (at once with `now`). What was not
+        answered comes out as deferred."""
+        if self._run is not None:
+            self._run.stop(now=now)
+
     async def run(self, chunks: AsyncIterable[Chunk]) -> AsyncIterator[Outcome]:
         """Drive the whole pipeline over `chunks`; yields what completes, as it completes.
 
         On a fatal condition (credentials refused) the run stops: what finished has been
-        yielded, the keys not yet answered are yielded as failures, and `self.fatal` is set.
+        yielded, the keys not yet answered are yielded as deferred, and `self.fatal` is set.
         """
         if self._sender is None:
             raise RuntimeError("use `async with Enricher(settings)` before run()")
-        run = _Run(self.settings, self._sender, self.stats)
+        run = self._run = _Run(self, self._sender)
         task = asyncio.create_task(run.main(chunks))
         try:
             while (item := await run.out_q.get()) is not None:
@@ -117,16 +154,20 @@ class Enricher:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             self.stats.finished = time.monotonic()
+            self._run = None
         self.fatal = run.fatal
 
 
 class _Run:
     """The state of one pipeline run: its queues, stages and the keys not yet resolved."""
 
-    def __init__(self, settings: Settings, sender: Sender, stats: RunStats) -> None:
+    def __init__(self, owner: Enricher, sender: Sender) -> None:
+        settings = owner.settings
         self.settings = settings
         self.sender = sender
-        self.stats = stats
+        self.stats = owner.stats
+        self.cache = owner.cache
+        self.done = owner.done
         conc = settings.limits.concurrency
         self.chunk_q: asyncio.Queue[Chunk | None] = asyncio.Queue(settings.pipeline.read_queue)
         self.batch_q: asyncio.Queue[Batch | None] = asyncio.Queue(conc)
@@ -138,6 +179,12 @@ class _Run:
         self.missing: dict[str, int] = {}  # key -> times it was left out of an answer
         self.inflight: dict[int, Batch] = {}  # worker number -> the batch it is working on
         self.fatal: FatalError | None = None
+        #: why new keys are deferred instead of sent (budget spent, stopping), or None
+        self.deferring: str | None = "cache only: not in the cache" if owner.cache_only else None
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        # outcomes and batches on their way through a queue, for `abandon` if a stop cuts in
+        self.unsent: list[Outcome] = []
+        self.undispatched: list[list[Batch]] = []
         api = settings.api
         self.send_sha256 = api.send_sha256
         self.ttl_factor = 1000 if api.ttl_unit == "s" else 1
@@ -146,19 +193,54 @@ class _Run:
     async def main(self, chunks: AsyncIterable[Chunk]) -> None:
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.read(chunks), name="read")
-                tg.create_task(self.ingest(), name="ingest")
+                self.tasks["read"] = tg.create_task(self.read(chunks), name="read")
+                self.tasks["ingest"] = tg.create_task(self.ingest(), name="ingest")
                 for n in range(self.settings.limits.concurrency):
-                    tg.create_task(self.worker(n), name=f"send-{n}")
+                    self.tasks[f"send-{n}"] = tg.create_task(self.worker(n), name=f"send-{n}")
         except* FatalError as group:
             fatal = group.exceptions[0]
             assert isinstance(fatal, FatalError)
             self.fatal = fatal
             self.stats.stopped = str(fatal)
-            await self.out_q.put(self.abandon(f"aborted: {fatal}"))
+            self.deferring = f"run stopped: {fatal}"
         finally:
-            # the consumer stops at None, then awaits this task to see any unexpected error
-            await self.out_q.put(None)
+            try:
+                # whatever is still open (stopped, or a fatal error) is deferred, not lost
+                for outcome in self.unsent:
+                    await self.out_q.put(outcome)
+                leftover = self.abandon(self.deferring or "run stopped")
+                if leftover:
+                    await self.out_q.put(leftover)
+            finally:
+                # the consumer stops at None, then awaits this task to see any error
+                await self.out_q.put(None)
+
+    def stop(self, *, now: bool) -> None:
+        """First: read no more, defer what is not in flight, give in-flight requests the
+        grace period. Then (or `now`): stop every stage; `abandon` defers the rest."""
+        if self.stats.stopped is None:
+            self.stats.stopped = "interrupted"
+        self.deferring = self.deferring or "interrupted before it was sent"
+        if now:
+            for task in self.tasks.values():
+                task.cancel()
+            return
+        read = self.tasks.get("read")
+        if read is not None:
+            read.cancel()
+        # unread chunks were never counted: drop them, and tell ingest the input ended
+        while not self.chunk_q.empty():
+            self.chunk_q.get_nowait()
+        self.chunk_q.put_nowait(None)
+        asyncio.get_running_loop().call_later(
+            self.settings.pipeline.grace_period, functools.partial(self.stop, now=True)
+        )
+
+    async def emit(self, outcome: Outcome) -> None:
+        """Hand an outcome to the consumer; if this is cancelled, `main` hands it on later."""
+        self.unsent.append(outcome)
+        await self.out_q.put(outcome)
+        self.unsent.remove(outcome)
 
     # -- stage: read ---------------------------------------------------------------------
 
@@ -167,7 +249,7 @@ class _Run:
             await self.chunk_q.put(chunk)
         await self.chunk_q.put(None)
 
-    # -- stage: normalize, dedupe, batch ---------------------------------------------------
+    # -- stage: normalize, dedupe, (cache), batch -------------------------------------------
 
     async def ingest(self) -> None:
         loop = asyncio.get_running_loop()
@@ -187,7 +269,7 @@ class _Run:
                 break
             outcome, full = self.ingest_chunk(chunk)
             if outcome:
-                await self.out_q.put(outcome)
+                await self.emit(outcome)
             await self.dispatch(full)
             if not len(batcher):
                 oldest = None
@@ -206,19 +288,32 @@ class _Run:
             await self.batch_q.put(None)
 
     async def dispatch(self, batches: Sequence[Batch]) -> None:
-        for batch in batches:
-            await self.batch_q.put(batch)
+        if not batches:
+            return
+        if self.deferring is not None:
+            outcome = Outcome()
+            keys = [k for b in batches for k in b.keys]
+            self.defer(outcome, keys, self.deferring)
+            self.outstanding -= len(keys)
+            await self.emit(outcome)
+            return
+        pending = list(batches)
+        self.undispatched.append(pending)
+        while pending:
+            await self.batch_q.put(pending[0])
+            del pending[0]
+        self.undispatched.remove(pending)
 
     def ingest_chunk(self, chunk: Chunk) -> tuple[Outcome, list[Batch]]:
         """Normalize, dedupe and batch one chunk of lines (the hot loop: plain, no awaits)."""
         stats = self.stats
         outcome = Outcome()
-        full: list[Batch] = []
+        new: list[Key] = []
         seen_add = self.deduper.add
-        batch_add = self.batcher.add
+        done = self.done
         send_sha256 = self.send_sha256
         sha256 = IocType.SHA256
-        skipped = unique = dups = 0
+        skipped = unique = dups = already = 0
         for i, text in enumerate(chunk.lines):
             if text is None:
                 self.reject(outcome, chunk, i, None, chunk.errors.get(i, "unreadable line"))
@@ -234,20 +329,56 @@ class _Run:
             if not seen_add(ioc_type, value):
                 dups += 1
                 continue
+            if done is not None and (ioc_type, value) in done:
+                already += 1
+                continue
             unique += 1
             if ioc_type is sha256 and not send_sha256:
                 outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
                 continue
-            batch = batch_add((ioc_type, value))
-            if batch is not None:
-                full.append(batch)
+            new.append((ioc_type, value))
         stats.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
+        if chunk.nbytes:
+            stats.bytes_read += chunk.nbytes
         stats.skipped += skipped
         stats.duplicates += dups
+        stats.already_done += already
         stats.unique += unique
         stats.unsupported += len(outcome.failures)
-        self.outstanding += unique - len(outcome.failures)
+        if self.cache is not None and new:
+            new = self.from_cache(new, outcome)
+        full: list[Batch] = []
+        if self.deferring is not None:
+            self.defer(outcome, new, self.deferring)
+        else:
+            self.outstanding += len(new)
+            batch_add = self.batcher.add
+            for key in new:
+                batch = batch_add(key)
+                if batch is not None:
+                    full.append(batch)
         return outcome, full
+
+    def from_cache(self, keys: list[Key], outcome: Outcome) -> list[Key]:
+        """Records for the keys the cache answers; the keys it does not."""
+        assert self.cache is not None
+        by_endpoint: dict[Endpoint, list[Key]] = {}
+        for key in keys:
+            by_endpoint.setdefault(ENDPOINT_OF[key[0]], []).append(key)
+        misses: list[Key] = []
+        for endpoint, group in by_endpoint.items():
+            hits = self.cache.lookup(endpoint, [v for _, v in group])
+            for key in group:
+                entry = hits.get(key[1])
+                if entry is None:
+                    misses.append(key)
+                    continue
+                answer = answer_from_entry(key[1], orjson.loads(entry))
+                record = to_record(key[0], key[1], answer, self.verdicts, self.ttl_factor, True)
+                outcome.records.append(record)
+        self.count_records(outcome.records)
+        self.stats.cached += len(outcome.records)
+        return misses
 
     def reject(self, outcome: Outcome, chunk: Chunk, i: int, text: str | None, why: str) -> None:
         self.stats.rejected += 1
@@ -269,27 +400,42 @@ class _Run:
             self.inflight[n] = batch
             outcome = Outcome()
             requeue: list[Key] = []
-            await self.resolve(batch.endpoint, batch.keys, outcome, requeue)
-            # the batch is settled only now: a fatal stop before this point abandons it whole
+            if self.deferring is not None:
+                self.defer(outcome, batch.keys, self.deferring)
+            else:
+                await self.resolve(batch.endpoint, batch.keys, outcome, requeue)
+            # the batch is settled only now: a stop before this point defers it whole
             del self.inflight[n]
             for key in requeue:
                 self.batcher.requeue(key)
-            stats.ok += len(outcome.records)
+            self.count_records(outcome.records)
             stats.failed += len(outcome.failures)
-            verdicts = stats.verdicts
-            for record in outcome.records:
-                verdicts[record["verdict"]] += 1
             for fail in outcome.failures:
                 stats.errors[fail["error"].split(":", 1)[0]] += 1
             self.outstanding -= len(outcome.records) + len(outcome.failures)
+            self.outstanding -= len(outcome.deferred)
+            if self.cache is not None and outcome.records:
+                self.cache.store(
+                    batch.endpoint,
+                    [(r["ioc"], orjson.dumps(r["response"]), r["ttl_ms"]) for r in outcome.records],
+                )
             self.progress.set()
             if outcome:
-                await self.out_q.put(outcome)
+                await self.emit(outcome)
+
+    def count_records(self, records: list[Record]) -> None:
+        self.stats.ok += len(records)
+        verdicts = self.stats.verdicts
+        for record in records:
+            verdicts[record["verdict"]] += 1
 
     async def resolve(
         self, endpoint: Endpoint, keys: list[Key], outcome: Outcome, requeue: list[Key]
     ) -> None:
-        """Send `keys`; each becomes a record, a failure, or goes to `requeue` for later."""
+        """Send `keys`; each becomes a record, a failure, deferred, or goes to `requeue`."""
+        if self.deferring is not None:
+            self.defer(outcome, keys, self.deferring)
+            return
         size = self.batcher.sizes[endpoint]
         if len(keys) > size:
             # a 413 elsewhere made batches smaller since these keys were batched
@@ -298,6 +444,10 @@ class _Run:
             return
         try:
             parsed = await self.sender.fetch(endpoint, keys)
+        except BudgetSpent:
+            self.begin_deferring("the request budget is spent")
+            self.defer(outcome, keys, "the request budget is spent")
+            return
         except (BatchTooLarge, BadRequest) as exc:
             if len(keys) == 1:
                 self.fail(outcome, keys, exc)
@@ -351,9 +501,24 @@ class _Run:
             outcome.failures.append(failure(ioc_type, value, error, attempts))
             self.missing.pop(value, None)
 
+    # -- deferring ------------------------------------------------------------------------
+
+    def begin_deferring(self, why: str) -> None:
+        """From now on nothing is sent: new keys, and keys waiting, are deferred."""
+        if self.deferring is None:
+            self.deferring = why
+            self.stats.stopped = self.stats.stopped or why
+
+    def defer(self, outcome: Outcome, keys: Sequence[Key], why: str) -> None:
+        outcome.deferred.extend(deferred(t, v, why) for t, v in keys)
+        self.stats.deferred += len(keys)
+
     def abandon(self, why: str) -> Outcome:
-        """Every key not yet resolved, as failures: the run is stopping."""
+        """Every key not yet resolved, deferred: the run is stopping."""
         keys: list[Key] = [k for batch in self.batcher.drain() for k in batch.keys]
+        for pending in self.undispatched:
+            keys.extend(k for batch in pending for k in batch.keys)
+        self.undispatched.clear()
         while not self.batch_q.empty():
             batch = self.batch_q.get_nowait()
             if batch is not None:
@@ -361,9 +526,8 @@ class _Run:
         for batch in self.inflight.values():
             keys.extend(batch.keys)
         self.inflight.clear()
-        outcome = Outcome([], [failure(t, v, why, 0) for t, v in keys])
-        self.stats.failed += len(keys)
-        self.stats.errors["aborted"] += len(keys)
+        outcome = Outcome()
+        self.defer(outcome, keys, why)
         self.outstanding -= len(keys)
         return outcome
 

@@ -5,6 +5,7 @@
     ├── InputError               an input that cannot be read at all (exit 1)
     ├── FatalError               the run must stop (exit 3)
     │   └── AuthRefused          401 / 403, or a failed tenant login
+    ├── BudgetSpent              no request left in this run's or today's budget
     └── RequestError             one batch request did not give a usable answer
         ├── TransportError       connection refused / dropped, stale keep-alive, timeout (retryable)
         ├── HTTPStatusError      an unexpected status (5xx retryable, others not)
@@ -25,6 +26,7 @@ __all__ = [
     "AuthRefused",
     "BadRequest",
     "BatchTooLarge",
+    "BudgetSpent",
     "EnricherError",
     "ErrorBody",
     "FatalError",
@@ -59,6 +61,10 @@ class FatalError(EnricherError):
 
 class AuthRefused(FatalError):
     """The server refused our credentials (401/403) or the tenant login failed."""
+
+
+class BudgetSpent(EnricherError):
+    """The request budget (`--max-requests`, `limits.daily_budget`) is used up."""
 
 
 class RequestError(EnricherError):

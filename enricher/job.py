@@ -1,17 +1,32 @@
-"""`enricher run`: one enrichment job from input files to NDJSON files, with its summary."""
+"""`enricher run`: one job from input files to NDJSON files, as a nightly scheduler runs it.
+
+Around the engine it adds what an unattended run needs: outputs that are never silently
+overwritten and can be resumed after a crash, the persistent cache, the request budget,
+deferred IOCs picked up first by the next run, signals, progress, the manifest and exit codes.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
+import os
+import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from .budget import Budget
+from .cache import Cache, default_cache_path
+from .console import Progress
+from .dedupe import Deduper
 from .engine import Enricher
-from .errors import EnricherError, FatalError
-from .reader import InputOptions, check_inputs, read_inputs
+from .errors import FatalError, SettingsError
+from .manifest import build_manifest, write_manifest
+from .reader import STDIN, Chunk, InputOptions, check_inputs, read_inputs
+from .resume import read_deferred, read_keys, read_written, repair
 from .settings import Settings
 from .stats import RunStats
 from .summary import format_summary
@@ -22,9 +37,9 @@ __all__ = ["EXIT_FAILURES", "EXIT_FATAL", "EXIT_OK", "EXIT_USAGE", "Job", "run_j
 log = logging.getLogger("enricher")
 
 EXIT_OK = 0  # every unique IOC enriched (or unsupported by choice)
-EXIT_USAGE = 1  # usage or settings error
+EXIT_USAGE = 1  # usage, settings or input error
 EXIT_FAILURES = 2  # finished, with failures or deferred IOCs
-EXIT_FATAL = 3  # stopped by a fatal condition
+EXIT_FATAL = 3  # stopped by a fatal condition: credentials refused, output not writable, signal
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,17 +49,52 @@ class Job:
     output: str = "-"
     failed: str | None = None
     rejects: str | None = None
+    deferred: str | None = None
     emulator: bool = False
     quiet: bool = False
+    resume: bool = False
+    force: bool = False
+    use_cache: bool = True
+    cache_path: str | None = None
+    cache_only: bool = False
+    max_age: float | None = None
+    max_requests: int | None = None
+    manifest: str | None = None
+    log_json: bool = False
+    progress: bool | None = None  # None: on a terminal only
 
 
-def _side_path(output: str, given: str | None, suffix: str) -> tuple[str, bool]:
-    """Where failures or rejects go, and whether the file is made only when needed."""
-    if given:
-        return given, False
-    if output != "-":
-        return f"{output}.{suffix}.ndjson", False
-    return f"enricher.{suffix}.ndjson", True
+@dataclass
+class _Paths:
+    failed: str
+    rejects: str
+    deferred: str
+    lazy: bool  # files made only when there is a line to write (output on stdout)
+
+
+def _paths(job: Job) -> _Paths:
+    if job.output != "-":
+        stem, lazy = job.output, False
+    else:
+        stem, lazy = "enricher", True
+    return _Paths(
+        failed=job.failed or f"{stem}.failed.ndjson",
+        rejects=job.rejects or f"{stem}.rejects.ndjson",
+        deferred=job.deferred or f"{stem}.deferred.ndjson",
+        lazy=lazy,
+    )
+
+
+def _check_outputs(job: Job, paths: _Paths) -> None:
+    if job.resume and job.output == "-":
+        raise SettingsError("--resume needs an output file (-o OUT): stdout cannot be resumed")
+    if job.resume or job.force or job.output == "-":
+        return
+    for path in (job.output, paths.failed):
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            raise SettingsError(
+                f"{path} exists: add --resume to continue that run, or --force to replace it"
+            )
 
 
 @contextlib.asynccontextmanager
@@ -58,64 +108,232 @@ async def _embedded_emulator(settings: Settings, on: bool) -> AsyncIterator[Sett
         yield settings.replace(api={"base_url": emu.base_url})
 
 
+def _open_cache(job: Job, settings: Settings) -> Cache | None:
+    if job.cache_only and not job.use_cache:
+        raise SettingsError("--cache-only and --no-cache contradict each other")
+    if not job.use_cache or not (settings.cache.enabled or job.cache_path or job.cache_only):
+        return None
+    c = settings.cache
+    cache = Cache(
+        job.cache_path or c.path or default_cache_path(),
+        max_ttl=c.max_ttl,
+        default_ttl=c.default_ttl,
+        max_age=job.max_age,
+    )
+    purged = cache.purge()
+    if purged:
+        log.info("cache: purged %s expired answers", f"{purged:,}")
+    return cache
+
+
+def _prepare(job: Job, paths: _Paths, cache: Cache | None) -> tuple[Deduper | None, list[str]]:
+    """What an earlier run left: IOCs it already wrote (with --resume), and IOCs it deferred,
+    to be asked first (from the cache database, and with --resume from its deferred file)."""
+    first = [ioc for _, ioc in cache.deferred()] if cache is not None else []
+    done: Deduper | None = None
+    if job.resume:
+        for path in (job.output, paths.failed):
+            cut = repair(path)
+            if cut:
+                log.info("resume: cut a torn last line (%d bytes) off %s", cut, path)
+        done = Deduper()
+        found = read_written([job.output, paths.failed], done)
+        log.info("resume: %s IOCs already written", f"{found:,}")
+        first.extend(read_deferred(paths.deferred))
+    if os.path.exists(paths.deferred):
+        os.unlink(paths.deferred)  # read, or stale: this run writes its own
+    return done, first
+
+
+async def _with_deferred_first(
+    first: list[str], chunks: AsyncIterator[Chunk]
+) -> AsyncIterator[Chunk]:
+    """IOCs deferred by an earlier run come before the inputs."""
+    if first:
+        yield Chunk("<deferred by an earlier run>", 1, list(first))
+    async for chunk in chunks:
+        yield chunk
+
+
+def _input_size(inputs: Sequence[str]) -> int | None:
+    total = 0
+    for path in inputs:
+        if path == STDIN:
+            return None
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            return None
+    return total
+
+
 async def run_job(job: Job, settings: Settings) -> int:
-    """Run one job; the exit code. Prints the summary on stderr unless quiet."""
+    """Run one job; its exit code. The summary goes to stderr unless quiet."""
+    started_at = time.time()
     inputs = check_inputs(job.inputs)
-    failed_path, failed_lazy = _side_path(job.output, job.failed, "failed")
-    rejects_path, rejects_lazy = _side_path(job.output, job.rejects, "rejects")
-    out = NdjsonWriter(job.output)
-    failures = NdjsonWriter(failed_path, lazy=failed_lazy)
-    rejects = NdjsonWriter(rejects_path, lazy=rejects_lazy)
+    paths = _paths(job)
+    _check_outputs(job, paths)
+    cache = _open_cache(job, settings)
     stats = RunStats()
     enricher: Enricher | None = None
     fatal: FatalError | None = None
-    # What exists now (modules, settings) lives as long as the run: keep it out of the cyclic
-    # collector. Its full passes over all of it stalled the loop for 10-25 ms, which showed as
-    # requests bunched up at the server (measured at 50 requests/s).
-    gc.freeze()
+    writers: list[NdjsonWriter] = []
     try:
+        done, first = _prepare(job, paths, cache)
+        mode = "ab" if job.resume else "wb"
+        out = NdjsonWriter(job.output, mode=mode)
+        failures = NdjsonWriter(paths.failed, lazy=paths.lazy, mode=mode)
+        rejects = NdjsonWriter(paths.rejects, lazy=paths.lazy)
+        deferred = NdjsonWriter(paths.deferred, lazy=True)
+        writers = [out, failures, rejects, deferred]
+        budget = None
+        if job.max_requests is not None or settings.limits.daily_budget or cache is not None:
+            budget = Budget(
+                max_requests=job.max_requests,
+                daily=settings.limits.daily_budget or None,
+                cache=cache,
+            )
+        # What exists now (modules, settings) lives as long as the run: keep it out of the
+        # cyclic collector, whose full passes stalled the loop 10-25 ms, which showed as
+        # requests bunched up at the server (measured at 50 requests/s).
+        gc.freeze()
+        live = job.progress if job.progress is not None else sys.stderr.isatty()
+        progress = Progress(
+            stats,
+            live=live and not job.quiet and not job.log_json,
+            json=job.log_json and not job.quiet,
+            total_bytes=_input_size(inputs),
+        )
         async with (
             _embedded_emulator(settings, job.emulator) as settings,
-            Enricher(settings, stats=stats) as enricher,
+            Enricher(
+                settings,
+                stats=stats,
+                cache=cache,
+                budget=budget,
+                done=done,
+                cache_only=job.cache_only,
+            ) as enricher,
         ):
-            max_line = settings.pipeline.max_line_bytes
-            chunks = read_inputs(inputs, job.reading, max_line=max_line)
-            async for outcome in enricher.run(chunks):
-                if outcome.records:
-                    out.write(outcome.records)
-                    if stats.first_record_at is None:
-                        stats.first_record_at = stats.elapsed + stats.started
-                failures.write(outcome.failures)
-                rejects.write(outcome.rejects)
+            chunks = read_inputs(inputs, job.reading, max_line=settings.pipeline.max_line_bytes)
+            with _signals(enricher, settings):
+                progress.start()
+                try:
+                    async for outcome in enricher.run(_with_deferred_first(first, chunks)):
+                        if outcome.records:
+                            out.write(outcome.records)
+                            if stats.first_record_at is None:
+                                stats.first_record_at = time.monotonic()
+                        failures.write(outcome.failures)
+                        rejects.write(outcome.rejects)
+                        deferred.write(outcome.deferred)
+                finally:
+                    await progress.stop()
             fatal = enricher.fatal
     except FatalError as exc:
         fatal = exc
         stats.stopped = str(exc)
     finally:
-        for w in (out, failures, rejects):
+        for w in writers:
             w.close()
-    if not job.quiet:
-        changes = []
-        if enricher is not None and enricher.limiter is not None:
-            changes = [
-                f"{c.rate:.1f}/s at {c.at:.1f}s ({c.reason})" for c in enricher.limiter.changes
-            ]
-        print(
-            format_summary(stats, rate_changes=changes, inputs=job.reading.formats),
-            file=sys.stderr,
-        )
-        notes = [(failures, "failures"), (rejects, "rejects")]
-        for w, what in notes:
-            if w.lines:
-                print(f"  {what} written to {w.display} ({w.lines:,} lines)", file=sys.stderr)
-    if fatal is not None:
-        print(f"enricher: error: {fatal}", file=sys.stderr)
+        if cache is not None:
+            _save_deferred(cache, paths.deferred, writers)
+            cache.close()
+    code = _exit_code(stats, fatal)
+    _report(job, settings, stats, enricher, fatal, writers, paths, started_at, code, inputs)
+    return code
+
+
+def _save_deferred(cache: Cache, path: str, writers: list[NdjsonWriter]) -> None:
+    """The next run, whatever its inputs, asks this run's deferred IOCs first."""
+    wrote = any(w.path == path and w.lines for w in writers)
+    cache.set_deferred((t.value, ioc) for t, ioc in (read_keys(path) if wrote else ()))
+
+
+def _exit_code(stats: RunStats, fatal: FatalError | None) -> int:
+    if fatal is not None or stats.stopped == "interrupted":
         return EXIT_FATAL
     if not stats.invariant_holds:  # pragma: no cover - a bug, said loudly
-        print("enricher: error: the IOC accounting does not add up", file=sys.stderr)
+        log.error("error: the IOC accounting does not add up")
         return EXIT_FATAL
     return EXIT_FAILURES if stats.failed or stats.deferred else EXIT_OK
 
 
-def report_error(exc: EnricherError) -> None:
-    print(f"enricher: error: {exc}", file=sys.stderr)
+def _report(
+    job: Job,
+    settings: Settings,
+    stats: RunStats,
+    enricher: Enricher | None,
+    fatal: FatalError | None,
+    writers: list[NdjsonWriter],
+    paths: _Paths,
+    started_at: float,
+    code: int,
+    inputs: Sequence[str],
+) -> None:
+    changes = list(enricher.limiter.changes) if enricher and enricher.limiter else []
+    if job.manifest:
+        outputs = {"records": job.output, "failures": paths.failed, "rejects": paths.rejects}
+        outputs["deferred"] = paths.deferred
+        manifest = build_manifest(
+            settings=settings,
+            stats=stats,
+            inputs=job.reading.formats or {p: job.reading.format for p in inputs},
+            outputs=outputs,
+            started_at=started_at,
+            exit_code=code,
+            rate_changes=changes,
+        )
+        try:
+            write_manifest(job.manifest, manifest)
+        except OSError as exc:
+            log.error("error: cannot write the manifest %s: %s", job.manifest, exc.strerror)
+    if job.log_json:
+        log.info("summary", extra={"event": "summary", "data": stats.as_dict()})
+    elif not job.quiet:
+        text = format_summary(
+            stats,
+            rate_changes=[f"{c.rate:.1f}/s at {c.at:.1f}s ({c.reason})" for c in changes],
+            inputs=job.reading.formats,
+        )
+        print(text, file=sys.stderr)
+        for w in writers[1:]:
+            if w.lines:
+                what = w.path.rsplit(".", 2)[-2] if w.path.endswith(".ndjson") else w.path
+                print(f"  {what} written to {w.display} ({w.lines:,} lines)", file=sys.stderr)
+    if fatal is not None:
+        log.error("error: %s", fatal)
+    elif stats.stopped == "interrupted":
+        log.error("interrupted: run the same command with --resume to finish")
+
+
+@contextlib.contextmanager
+def _signals(enricher: Enricher, settings: Settings) -> Iterator[None]:
+    """SIGINT/SIGTERM: the first stops gracefully, a second stops at once."""
+    loop = asyncio.get_running_loop()
+    received = 0
+
+    def on_signal() -> None:
+        nonlocal received
+        received += 1
+        if received == 1:
+            grace = settings.pipeline.grace_period
+            log.error(
+                "stopping: letting requests in flight finish (up to %.0f s); "
+                "signal again to stop at once",
+                grace,
+            )
+            enricher.stop()
+        else:
+            enricher.stop(now=True)
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -23,6 +23,7 @@ __all__ = [
     "Answer",
     "Match",
     "ParsedResponse",
+    "answer_from_entry",
     "build_request",
     "match_answers",
     "match_key",
@@ -143,7 +144,8 @@ def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def _answer(key: str, entry: dict[str, Any]) -> Answer:
+def answer_from_entry(key: str, entry: dict[str, Any]) -> Answer:
+    """The validated Answer for one entry already matched to `key` (e.g. from the cache)."""
     agg = entry.get("aggregatedResult")
     if not isinstance(agg, dict):
         agg = {}
@@ -212,7 +214,7 @@ def parse_response(endpoint: Endpoint, body: bytes) -> ParsedResponse:
         elif key in answers:
             parsed.duplicates += 1
         else:
-            answers[key] = _answer(key, entry)
+            answers[key] = answer_from_entry(key, entry)
     return parsed
 
 

@@ -51,6 +51,8 @@ class Chunk:
     line_numbers: list[int] | None = None
     #: input lines this chunk stands for, when not len(lines) (extracting formats)
     lines_read: int | None = None
+    #: input bytes this chunk stands for (compressed bytes for compressed input), if known
+    nbytes: int | None = None
 
     def line_of(self, i: int) -> int:
         return self.line_numbers[i] if self.line_numbers is not None else self.first_line + i

@@ -13,7 +13,16 @@ from typing import Any, TypedDict
 from .ioc import IocType
 from .protocol import Answer
 
-__all__ = ["SCHEMA_VERSION", "Failure", "Record", "failure", "first_seen_iso", "to_record"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Deferred",
+    "Failure",
+    "Record",
+    "deferred",
+    "failure",
+    "first_seen_iso",
+    "to_record",
+]
 
 SCHEMA_VERSION = 1
 
@@ -32,6 +41,7 @@ class Record(TypedDict):
     product: dict[str, Any] | None
     cp_type: str | None
     response: dict[str, Any]
+    cached: bool
 
 
 class Failure(TypedDict):
@@ -39,6 +49,12 @@ class Failure(TypedDict):
     type: str
     error: str
     attempts: int
+
+
+class Deferred(TypedDict):
+    ioc: str
+    type: str
+    reason: str
 
 
 def first_seen_iso(epoch_ms: int | None) -> str | None:
@@ -58,6 +74,7 @@ def to_record(
     answer: Answer,
     verdicts: Mapping[str, str],
     ttl_factor: int = 1,
+    cached: bool = False,
 ) -> Record:
     """The output record for one answered IOC. `ttl_factor` turns the API's ttl unit into ms."""
     ctype = answer.classification
@@ -76,8 +93,13 @@ def to_record(
         "product": answer.product,
         "cp_type": answer.cp_type,
         "response": answer.entry,
+        "cached": cached,
     }
 
 
 def failure(ioc_type: IocType, ioc: str, error: str, attempts: int) -> Failure:
     return {"ioc": ioc, "type": ioc_type.value, "error": error, "attempts": attempts}
+
+
+def deferred(ioc_type: IocType, ioc: str, reason: str) -> Deferred:
+    return {"ioc": ioc, "type": ioc_type.value, "reason": reason}

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from .errors import AuthRefused, RateLimited, RequestError
+from .budget import Budget
+from .errors import AuthRefused, BudgetSpent, RateLimited, RequestError
 from .ioc import Endpoint, IocType
 from .protocol import ParsedResponse, build_request, parse_response
 from .ratelimit import AdaptiveLimiter
@@ -37,9 +38,11 @@ class Sender:
         limiter: AdaptiveLimiter,
         stats: RunStats,
         *,
+        budget: Budget | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.budget = budget
         self.transport = transport
         self.limiter = limiter
         self.stats = stats
@@ -68,7 +71,7 @@ class Sender:
 
         Raises the last `RequestError` when retries are exhausted or the error is not one a
         retry can fix (its `attempts` attribute says how many were made), and `AuthRefused`
-        at once.
+        or `BudgetSpent` at once.
         """
         body = build_request(keys, allow_sha256=self.settings.api.send_sha256)
         retrying = AsyncRetrying(
@@ -90,6 +93,8 @@ class Sender:
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _attempt(self, endpoint: Endpoint, body: bytes) -> ParsedResponse:
+        if self.budget is not None and not self.budget.take():
+            raise BudgetSpent("the request budget is spent")
         await self.limiter.acquire()
         stats = self.stats
         started = self._clock()

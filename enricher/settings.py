@@ -26,6 +26,7 @@ from .ioc import Endpoint
 __all__ = [
     "ApiSettings",
     "AuthSettings",
+    "CacheSettings",
     "LimitSettings",
     "NetworkSettings",
     "PipelineSettings",
@@ -34,6 +35,7 @@ __all__ = [
     "Settings",
     "config_path",
     "load_settings",
+    "parse_duration",
 ]
 
 VERDICTS = ("malicious", "suspicious", "benign", "unknown")
@@ -94,9 +96,12 @@ class LimitSettings:
     #: lower the rate on repeated 429s (multiplicative decrease, additive increase)
     adaptive: bool = True
     min_rate: float = 0.2
+    #: requests a UTC day, across runs (counted in the cache database); 0 = no budget
+    daily_budget: int = 0
 
     def __post_init__(self) -> None:
         _check(self.rate >= 0, "limits.rate", "must be >= 0 (0 = unlimited)")
+        _check(self.daily_budget >= 0, "limits.daily_budget", "must be >= 0 (0 = none)")
         _check(0 <= self.rate_headroom < 0.5, "limits.rate_headroom", "must be in [0, 0.5)")
         _check(1 <= self.concurrency <= 1024, "limits.concurrency", "must be between 1 and 1024")
         _check(self.min_rate > 0, "limits.min_rate", "must be > 0")
@@ -218,11 +223,31 @@ class PipelineSettings:
     max_line_bytes: int = 1024 * 1024
     #: chunks of input lines waiting between the reader and the batcher
     read_queue: int = 8
+    #: on a first SIGINT/SIGTERM, how long requests in flight may still finish (seconds)
+    grace_period: float = 10.0
 
     def __post_init__(self) -> None:
         _check(self.batch_deadline > 0, "pipeline.batch_deadline", "must be > 0 seconds")
         _check(self.max_line_bytes >= 256, "pipeline.max_line_bytes", "must be >= 256")
         _check(self.read_queue >= 1, "pipeline.read_queue", "must be >= 1")
+        _check(self.grace_period >= 0, "pipeline.grace_period", "must be >= 0 seconds")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheSettings:
+    """The persistent answer cache of `enricher run` (SQLite)."""
+
+    enabled: bool = True
+    #: the database file; empty: $XDG_CACHE_HOME/enricher/cache.sqlite3 (~/.cache/...)
+    path: str = ""
+    #: the longest an answer is kept, whatever its ttl says (seconds; 7 days)
+    max_ttl: float = 7 * 86400.0
+    #: how long an answer without a ttl is kept (seconds; 1 day)
+    default_ttl: float = 86400.0
+
+    def __post_init__(self) -> None:
+        _check(self.max_ttl >= 0, "cache.max_ttl", "must be >= 0 seconds")
+        _check(self.default_ttl >= 0, "cache.default_ttl", "must be >= 0 seconds")
 
 
 def _default_verdicts() -> dict[str, str]:
@@ -238,6 +263,7 @@ class Settings:
     network: NetworkSettings = field(default_factory=NetworkSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     #: classification type -> verdict; types not listed map to `unknown`
     verdicts: Mapping[str, str] = field(default_factory=_default_verdicts)
 
@@ -254,6 +280,23 @@ class Settings:
     def replace(self, **sections: Mapping[str, Any]) -> Settings:
         """A copy with some fields of some sections changed, validated again."""
         return _build(self, {name: dict(values) for name, values in sections.items()})
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `90`, `90s`, `30m`, `12h`, `7d` or `2w`."""
+    t = text.strip().lower()
+    unit = _UNITS.get(t[-1:])
+    number = t[:-1] if unit is not None else t
+    try:
+        value = float(number) * (unit or 1)
+    except ValueError:
+        raise SettingsError(f"not a duration: {text!r} (use e.g. 90s, 30m, 12h, 7d)") from None
+    if value < 0:
+        raise SettingsError(f"a duration cannot be negative: {text!r}")
+    return value
 
 
 def config_path(name: str) -> Path:

@@ -24,12 +24,15 @@ class RunStats:
     finished: float | None = None
     first_record_at: float | None = None
     # input
+    bytes_read: int = 0  # input bytes consumed, when the reader says (for an ETA)
     lines_read: int = 0
     skipped: int = 0  # blank and comment lines
     rejected: int = 0
     reject_reasons: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+    already_done: int = 0  # unique IOCs an earlier run already wrote (--resume)
     unique: int = 0
+    cached: int = 0  # records served from the cache
     # outcome, per unique IOC
     ok: int = 0
     failed: int = 0
@@ -77,7 +80,10 @@ class RunStats:
             "rejected": self.rejected,
             "reject_reasons": dict(self.reject_reasons.most_common()),
             "duplicates": self.duplicates,
+            "already_done": self.already_done,
             "unique": self.unique,
+            "cached": self.cached,
+            "queried": self.unique - self.cached - self.unsupported - self.deferred,
             "ok": self.ok,
             "failed": self.failed,
             "unsupported": self.unsupported,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from typing import IO, Any
@@ -29,8 +28,9 @@ class NdjsonWriter:
     say leaves no empty file behind.
     """
 
-    def __init__(self, path: str, *, lazy: bool = False) -> None:
+    def __init__(self, path: str, *, lazy: bool = False, mode: str = "wb") -> None:
         self.path = path
+        self.mode = mode
         self.lines = 0
         self._f: IO[bytes] | None = None
         if not lazy:
@@ -42,7 +42,7 @@ class NdjsonWriter:
                 self._f = sys.stdout.buffer
             else:
                 try:
-                    self._f = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+                    self._f = open(self.path, self.mode)  # noqa: SIM115 - closed in close()
                 except OSError as exc:
                     raise FatalError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         return self._f
@@ -72,7 +72,3 @@ class NdjsonWriter:
         if self._f is not None and self.path != "-":
             self._f.close()
         self._f = None
-
-    @staticmethod
-    def writable_dir(path: str) -> bool:
-        return os.access(os.path.dirname(os.path.abspath(path)) or ".", os.W_OK)

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import functools
 import inspect
+from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
 
 import aiohttp
 import aioresponses.core
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test, and every process it starts, gets its own home and cache directory: no
+    test reads or fills the user's real answer cache."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
 
 # --- aioresponses on aiohttp >= 3.14 -------------------------------------------------------
 # aiohttp 3.14 (a security release we must keep) added a required keyword-only `stream_writer`

@@ -1,0 +1,95 @@
+"""Resuming a run: repair a torn output, and learn which IOCs an earlier run already wrote.
+
+Outputs are append-only NDJSON, each line written whole by one write() of its batch, so a
+run killed at any moment (SIGKILL included) leaves complete lines and at most one torn line at
+the end. `repair` cuts that line off; `read_written` adds every IOC of the complete lines to a
+`Deduper`, which the resumed run then skips: each IOC is in the output exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+from .dedupe import Deduper
+from .ioc import IocType
+
+__all__ = ["read_deferred", "read_keys", "read_written", "repair"]
+
+_TYPES = {t.value: t for t in IocType}
+_HEAD = b'{"ioc":"'
+_MID = b'","type":"'
+
+
+def repair(path: str | Path) -> int:
+    """Cut a torn last line (no newline at the end) off the file; how many bytes were cut."""
+    try:
+        f = open(path, "rb+")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return 0
+    with f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        # walk back to the last newline, a block at a time
+        pos = size
+        keep = 0
+        while pos > 0:
+            step = min(64 * 1024, pos)
+            pos -= step
+            f.seek(pos)
+            block = f.read(step)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                keep = pos + nl + 1
+                break
+        f.truncate(keep)
+        return size - keep
+
+
+def read_keys(path: str | Path) -> Iterator[tuple[IocType, str]]:
+    """(type, ioc) of each line of an NDJSON output, failures or deferred file."""
+    with open(path, "rb") as f:
+        for line in f:
+            # records and failures start {"ioc":"…","type":"…": read those two fields without
+            # parsing the whole (large) line; anything else is parsed properly
+            if line.startswith(_HEAD):
+                mid = line.find(_MID, len(_HEAD))
+                end = line.find(b'"', mid + len(_MID)) if mid > 0 else -1
+                if end > 0 and b"\\" not in line[len(_HEAD) : mid]:
+                    t = _TYPES.get(line[mid + len(_MID) : end].decode())
+                    if t is not None:
+                        yield t, line[len(_HEAD) : mid].decode()
+                        continue
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(doc, dict) and isinstance(doc.get("ioc"), str):
+                t = _TYPES.get(doc.get("type"))  # type: ignore[arg-type]
+                if t is not None:
+                    yield t, doc["ioc"]
+
+
+def read_written(paths: list[str], done: Deduper) -> int:
+    """Add each IOC written in these NDJSON files to `done`; how many there were."""
+    n = 0
+    for path in paths:
+        if os.path.exists(path):
+            for key in read_keys(path):
+                if done.add(*key):
+                    n += 1
+    return n
+
+
+def read_deferred(path: str) -> list[str]:
+    """The IOCs of a deferred file, to be asked first."""
+    if not os.path.exists(path):
+        return []
+    return [ioc for _, ioc in read_keys(path)]
