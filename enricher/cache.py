@@ -2,8 +2,11 @@
 
 One SQLite file (standard library), WAL mode, readable by its owner only:
 
-- `answers`: (endpoint, key) → the API's verbatim answer entry, with when it was fetched and
-  when it expires (its `ttl`, capped by `cache.max_ttl`). Expired rows are purged at start;
+- `answers`: (endpoint, key) → the output record line written for it (the API's verbatim
+  answer inside), its verdict, the `fmt` it was made with (schema version, verdict table, ttl
+  unit: a hit made the same way is written as it is, with `"cached":true`, without parsing),
+  when it was fetched and when it expires (its `ttl`, capped by `cache.max_ttl`). Expired
+  rows are purged at start;
   the live set is bounded by what the last `max_ttl` seconds asked, so the file does not grow
   without bound (freed pages are reused, and `incremental_vacuum` returns them).
 - `budget`: requests sent per UTC day, for `limits.daily_budget` across runs.
@@ -13,10 +16,13 @@ One SQLite file (standard library), WAL mode, readable by its owner only:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import queue
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,16 +31,19 @@ from .ioc import Endpoint, IocType
 
 __all__ = ["Cache", "default_cache_path"]
 
+log = logging.getLogger("enricher")
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
     endpoint TEXT NOT NULL,
     key TEXT NOT NULL,
-    entry BLOB NOT NULL,
+    verdict TEXT NOT NULL,
+    fmt TEXT NOT NULL,
+    record BLOB NOT NULL,
     fetched_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    PRIMARY KEY (endpoint, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS answers_expiry ON answers (expires_at);
+    expires_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS answers_key ON answers (endpoint, key);
 CREATE TABLE IF NOT EXISTS budget (day TEXT PRIMARY KEY, requests INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS deferred (
     type TEXT NOT NULL,
@@ -42,6 +51,9 @@ CREATE TABLE IF NOT EXISTS deferred (
     PRIMARY KEY (type, ioc)
 );
 """
+
+#: the layout of the tables below (PRAGMA user_version)
+_LAYOUT = 2
 
 # SQLite allows 32,766 host parameters; lookups go in slices well under that
 _SLICE = 900
@@ -62,9 +74,11 @@ class Cache:
         max_ttl: float,
         default_ttl: float,
         max_age: float | None = None,
+        fmt: str = "",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path).expanduser()
+        self.fmt = fmt
         self.max_ttl = max_ttl
         self.default_ttl = default_ttl
         self.max_age = max_age
@@ -73,59 +87,147 @@ class Cache:
         self.misses = 0
         self.stored = 0
         self.purged = 0
+        self.broken: str | None = None  # why the cache stopped being used, if it did
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # create it private: it holds what this team asked about
             fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
             os.close(fd)
-            self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            self._db.executescript(_SCHEMA)
+            try:
+                self._db = self._connect(create=True)
+            except sqlite3.DatabaseError:
+                # a cache is only a cache: a damaged one is moved aside and started anew
+                aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+                self.path.rename(aside)
+                log.warning("cache: %s was damaged; moved to %s, starting anew", self.path, aside)
+                self._db = self._connect(create=True)
         except (OSError, sqlite3.Error) as exc:
             raise SettingsError(f"cannot open the cache {self.path}: {exc}") from None
+        # Answers are written by a thread of their own, on its own connection: inserting at
+        # random places in the key index costs ~15 µs a row, which SQLite does without the GIL.
+        self._writes: queue.Queue[list[tuple[str, str, str, str, bytes, float, float]] | None]
+        self._writes = queue.Queue(maxsize=64)
+        self._writer = threading.Thread(target=self._write_loop, name="cache-writer", daemon=True)
+        self._writer.start()
+
+    def _connect(self, *, create: bool = False) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        # No fsync: after an OS crash the newest answers may be gone (or the file damaged,
+        # and then replaced); an application crash, SIGKILL included, loses nothing.
+        db.execute("PRAGMA synchronous=OFF")
+        # Answers go in rowid order (appended); only the small key index takes inserts at
+        # random places, and 64 MiB of page cache keeps most of it in memory.
+        db.execute("PRAGMA cache_size=-65536")
+        if create:
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if version != _LAYOUT:
+                # a cache of another layout (an older enricher): start it anew
+                db.executescript(
+                    "DROP TABLE IF EXISTS answers; DROP TABLE IF EXISTS meta;"
+                    "DROP TABLE IF EXISTS budget; DROP TABLE IF EXISTS deferred;"
+                )
+                db.execute(f"PRAGMA user_version={_LAYOUT}")
+            db.executescript(_SCHEMA)
+        return db
+
+    def _write_loop(self) -> None:
+        db: sqlite3.Connection | None = None
+        while (rows := self._writes.get()) is not None:
+            try:
+                if not self.broken:
+                    db = db or self._connect()
+                    db.execute("BEGIN")
+                    db.executemany(
+                        "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                    )
+                    db.execute("COMMIT")
+                    self.stored += len(rows)
+            except sqlite3.Error as exc:
+                self._break(f"writing failed: {exc}")
+            finally:
+                self._writes.task_done()
+        self._writes.task_done()
+        if db is not None:
+            db.close()
+
+    def flush(self) -> None:
+        """Wait until every answer stored so far is written."""
+        self._writes.join()
+
+    def _break(self, why: str) -> None:
+        if self.broken is None:
+            self.broken = why
+            log.warning("cache: %s; the run goes on without the cache", why)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # the connection is in autocommit mode: group many rows into one commit explicitly
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
+        """Finish the pending writes, then close."""
+        self._writes.put(None)
+        self._writer.join()
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
 
     # -- answers ------------------------------------------------------------------------
 
-    def lookup(self, endpoint: Endpoint, keys: Sequence[str]) -> dict[str, bytes]:
-        """The live cached entries among `keys` (expired, or older than max_age, are misses)."""
+    def lookup(self, endpoint: Endpoint, keys: Sequence[str]) -> dict[str, tuple[str, str, bytes]]:
+        """(verdict, fmt, record line) of the live cached answers among `keys` (expired ones,
+        and with max_age older ones, are misses)."""
         now = self._clock()
         oldest = now - self.max_age if self.max_age is not None else -1.0
-        found: dict[str, bytes] = {}
-        for i in range(0, len(keys), _SLICE):
-            part = keys[i : i + _SLICE]
-            marks = ",".join("?" * len(part))
-            rows = self._db.execute(
-                f"SELECT key, entry FROM answers WHERE endpoint = ? AND key IN ({marks})"
-                " AND expires_at > ? AND fetched_at >= ?",
-                (endpoint.value, *part, now, oldest),
-            )
-            found.update(rows)
+        found: dict[str, tuple[str, str, bytes]] = {}
+        if self.broken:
+            return found
+        try:
+            for i in range(0, len(keys), _SLICE):
+                part = keys[i : i + _SLICE]
+                marks = ",".join("?" * len(part))
+                rows = self._db.execute(
+                    f"SELECT key, verdict, fmt, record FROM answers WHERE endpoint = ?"
+                    f" AND key IN ({marks}) AND expires_at > ? AND fetched_at >= ?",
+                    (endpoint.value, *part, now, oldest),
+                )
+                for key, verdict, fmt, record in rows:
+                    found[key] = (verdict, fmt, record)
+        except sqlite3.Error as exc:
+            self._break(f"reading failed: {exc}")
+            found.clear()
         self.hits += len(found)
         self.misses += len(keys) - len(found)
         return found
 
-    def store(self, endpoint: Endpoint, items: Iterable[tuple[str, bytes, int | None]]) -> None:
-        """Remember answers: (key, entry JSON, ttl in milliseconds or None)."""
+    def store(
+        self, endpoint: Endpoint, items: Iterable[tuple[str, str, bytes, int | None]]
+    ) -> None:
+        """Remember answers: (key, verdict, record line, ttl in milliseconds or None); written
+        by the writer thread, all of them by `close()`."""
         now = self._clock()
+        max_ttl, default_ttl, fmt, ep = self.max_ttl, self.default_ttl, self.fmt, endpoint.value
         rows = [
             (
-                endpoint.value,
+                ep,
                 key,
-                entry,
+                verdict,
+                fmt,
+                record,
                 now,
-                now + min(self.max_ttl, ttl_ms / 1000 if ttl_ms is not None else self.default_ttl),
+                now + min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl),
             )
-            for key, entry, ttl_ms in items
+            for key, verdict, record, ttl_ms in items
         ]
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)", rows)
-        self.stored += len(rows)
+        if not self.broken:
+            self._writes.put(rows)
 
     def purge(self) -> int:
         """Drop expired answers and give their pages back; how many were dropped."""
@@ -168,6 +270,6 @@ class Cache:
 
     def set_deferred(self, items: Iterable[tuple[str, str]]) -> None:
         """Replace the deferred list with `items` (type, ioc)."""
-        with self._db:
+        with self._transaction():
             self._db.execute("DELETE FROM deferred")
             self._db.executemany("INSERT OR IGNORE INTO deferred VALUES (?, ?)", items)

@@ -44,6 +44,11 @@ from .transport import Transport
 __all__ = ["Enricher", "Outcome"]
 
 _REJECT_SNIPPET = 200
+_NL = orjson.OPT_APPEND_NEWLINE
+_dumps = orjson.dumps
+# every record line ends with its `cached` field
+_FRESH = b'"cached":false}\n'
+_CACHED = b'"cached":true}\n'
 
 
 @dataclass(slots=True)
@@ -52,12 +57,18 @@ class Outcome:
     input rejects."""
 
     records: list[Record] = field(default_factory=list)
+    #: `records` as NDJSON lines (what the writer writes), once a worker has encoded them
+    lines: list[bytes] = field(default_factory=list)
+    #: records served from the cache, as NDJSON lines only
+    cached_lines: list[bytes] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     deferred: list[Deferred] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.records or self.failures or self.rejects or self.deferred)
+        return bool(
+            self.records or self.cached_lines or self.failures or self.rejects or self.deferred
+        )
 
 
 class Enricher:
@@ -125,6 +136,8 @@ class Enricher:
         async for outcome in self.run(_chunks(iocs)):
             for record in outcome.records:
                 yield record
+            for line in outcome.cached_lines:
+                yield orjson.loads(line)
             for fail in outcome.failures:
                 yield fail
 
@@ -360,25 +373,41 @@ class _Run:
         return outcome, full
 
     def from_cache(self, keys: list[Key], outcome: Outcome) -> list[Key]:
-        """Records for the keys the cache answers; the keys it does not."""
+        """Record lines for the keys the cache answers; the keys it does not."""
         assert self.cache is not None
         by_endpoint: dict[Endpoint, list[Key]] = {}
         for key in keys:
             by_endpoint.setdefault(ENDPOINT_OF[key[0]], []).append(key)
         misses: list[Key] = []
+        lines = outcome.cached_lines
+        verdicts = self.stats.verdicts
+        fmt = self.cache.fmt
         for endpoint, group in by_endpoint.items():
             hits = self.cache.lookup(endpoint, [v for _, v in group])
             for key in group:
-                entry = hits.get(key[1])
-                if entry is None:
+                hit = hits.get(key[1])
+                if hit is None:
                     misses.append(key)
                     continue
-                answer = answer_from_entry(key[1], orjson.loads(entry))
-                record = to_record(key[0], key[1], answer, self.verdicts, self.ttl_factor, True)
-                outcome.records.append(record)
-        self.count_records(outcome.records)
-        self.stats.cached += len(outcome.records)
+                verdict, row_fmt, line = hit
+                if row_fmt == fmt and line.endswith(_FRESH):
+                    # made just as this run would make it: only `cached` differs
+                    lines.append(line[: -len(_FRESH)] + _CACHED)
+                else:
+                    line = self.recache(key, line)
+                    verdict = orjson.loads(line)["verdict"]
+                    lines.append(line)
+                verdicts[verdict] += 1
+        self.stats.ok += len(lines)
+        self.stats.cached += len(lines)
         return misses
+
+    def recache(self, key: Key, line: bytes) -> bytes:
+        """A cached record made under other settings (a changed verdict table), made anew."""
+        old = orjson.loads(line)
+        answer = answer_from_entry(key[1], old["response"])
+        record = to_record(key[0], key[1], answer, self.verdicts, self.ttl_factor, True)
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
     def reject(self, outcome: Outcome, chunk: Chunk, i: int, text: str | None, why: str) -> None:
         self.stats.rejected += 1
@@ -414,11 +443,17 @@ class _Run:
                 stats.errors[fail["error"].split(":", 1)[0]] += 1
             self.outstanding -= len(outcome.records) + len(outcome.failures)
             self.outstanding -= len(outcome.deferred)
-            if self.cache is not None and outcome.records:
-                self.cache.store(
-                    batch.endpoint,
-                    [(r["ioc"], orjson.dumps(r["response"]), r["ttl_ms"]) for r in outcome.records],
-                )
+            records = outcome.records
+            if records:
+                outcome.lines = lines = [_dumps(r, option=_NL) for r in records]
+                if self.cache is not None:
+                    self.cache.store(
+                        batch.endpoint,
+                        [
+                            (r["ioc"], r["verdict"], ln, r["ttl_ms"])
+                            for r, ln in zip(records, lines)
+                        ],
+                    )
             self.progress.set()
             if outcome:
                 await self.emit(outcome)

@@ -25,6 +25,7 @@ from .dedupe import Deduper
 from .engine import Enricher
 from .errors import FatalError, SettingsError
 from .manifest import build_manifest, write_manifest
+from .records import record_format
 from .reader import STDIN, Chunk, InputOptions, check_inputs, read_inputs
 from .resume import read_deferred, read_keys, read_written, repair
 from .settings import Settings
@@ -119,6 +120,7 @@ def _open_cache(job: Job, settings: Settings) -> Cache | None:
         max_ttl=c.max_ttl,
         default_ttl=c.default_ttl,
         max_age=job.max_age,
+        fmt=record_format(settings.verdicts, settings.api.ttl_unit),
     )
     purged = cache.purge()
     if purged:
@@ -220,8 +222,9 @@ async def run_job(job: Job, settings: Settings) -> int:
                 progress.start()
                 try:
                     async for outcome in enricher.run(_with_deferred_first(first, chunks)):
-                        if outcome.records:
-                            out.write(outcome.records)
+                        if outcome.lines or outcome.cached_lines:
+                            out.write_lines(outcome.lines)
+                            out.write_lines(outcome.cached_lines)
                             if stats.first_record_at is None:
                                 stats.first_record_at = time.monotonic()
                         failures.write(outcome.failures)

@@ -6,9 +6,12 @@ their meaning are the README's "Output format"; change them only with a new sche
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypedDict
+
+import orjson
 
 from .ioc import IocType
 from .protocol import Answer
@@ -21,6 +24,7 @@ __all__ = [
     "deferred",
     "failure",
     "first_seen_iso",
+    "record_format",
     "to_record",
 ]
 
@@ -95,6 +99,13 @@ def to_record(
         "response": answer.entry,
         "cached": cached,
     }
+
+
+def record_format(verdicts: Mapping[str, str], ttl_unit: str) -> str:
+    """What a record line depends on besides the answer: two runs with the same format write
+    the same line for the same answer (so a cached line can be written again as it is)."""
+    doc = orjson.dumps([SCHEMA_VERSION, ttl_unit, sorted(verdicts.items())])
+    return hashlib.blake2b(doc, digest_size=8).hexdigest()
 
 
 def failure(ioc_type: IocType, ioc: str, error: str, attempts: int) -> Failure:

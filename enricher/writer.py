@@ -52,17 +52,25 @@ class NdjsonWriter:
         return self._f is not None
 
     def write(self, items: Sequence[Any]) -> None:
-        if not items:
-            return
+        """Items as NDJSON lines."""
+        if items:
+            self._write(encode_lines(items), len(items))
+
+    def write_lines(self, lines: Sequence[bytes]) -> None:
+        """Lines already encoded (each ending in a newline)."""
+        if lines:
+            self._write(b"".join(lines), len(lines))
+
+    def _write(self, data: bytes, n: int) -> None:
         f = self._open()
         try:
-            f.write(encode_lines(items))
+            f.write(data)
             f.flush()
         except BrokenPipeError:
             raise FatalError(f"output closed while writing {self.display}") from None
         except OSError as exc:
             raise FatalError(f"cannot write {self.display}: {exc.strerror or exc}") from None
-        self.lines += len(items)
+        self.lines += n
 
     @property
     def display(self) -> str:

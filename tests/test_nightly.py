@@ -124,8 +124,11 @@ def test_cache_honours_ttl_and_purges() -> None:
     now = [1_000_000.0]
     path = Path(os.environ["XDG_CACHE_HOME"]) / "t.sqlite3"
     cache = Cache(path, max_ttl=3600, default_ttl=60, clock=lambda: now[0])
-    cache.store(Endpoint.DOMAIN, [("a.com", b"{}", 10_000), ("b.com", b"{}", None)])
-    cache.store(Endpoint.DOMAIN, [("c.com", b"{}", 10**12)])  # capped at max_ttl
+    cache.store(
+        Endpoint.DOMAIN, [("a.com", "benign", b"{}\n", 10_000), ("b.com", "unknown", b"{}\n", None)]
+    )
+    cache.store(Endpoint.DOMAIN, [("c.com", "benign", b"{}\n", 10**12)])  # capped at max_ttl
+    cache.flush()
     assert set(cache.lookup(Endpoint.DOMAIN, ["a.com", "b.com", "c.com", "d.com"])) == {
         "a.com", "b.com", "c.com",
     }  # fmt: skip
@@ -279,3 +282,27 @@ def test_json_logs_and_progress(tmp_path: Path) -> None:
 def test_bad_nightly_flags(flag: str) -> None:
     proc = enricher("run", flag, "soon")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_a_changed_verdict_table_remakes_cached_records(tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    make_input(src, 200)
+    with emulator_process() as url:
+        assert run(url, src, tmp_path / "1.ndjson").returncode == 0
+        emulator_stats(url, reset=True)
+        cfg = tmp_path / "v.toml"
+        cfg.write_text('[verdicts]\nindifferent = "suspicious"\n')
+        proc = enricher(
+            "run", str(src), "-o", str(tmp_path / "2.ndjson"), "--base-url", url, "--rate", "0",
+            "--config", str(cfg),
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert emulator_stats(url)["total_requests"] == 0  # all from the cache
+    first = {r["ioc"]: r for r in read_ndjson(tmp_path / "1.ndjson")}
+    second = {r["ioc"]: r for r in read_ndjson(tmp_path / "2.ndjson")}
+    assert set(first) == set(second)
+    changed = [i for i, r in first.items() if r["classification"] == "indifferent"]
+    assert changed
+    for ioc in changed:
+        assert first[ioc]["verdict"] == "benign"
+        assert second[ioc]["verdict"] == "suspicious" and second[ioc]["cached"] is True
