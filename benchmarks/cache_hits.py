@@ -57,8 +57,9 @@ def main() -> int:
         base = found.group(0)
         runs = []
         for name in ("cold", "warm"):
+            out = str(tmp / f"{name}.ndjson")
             proc = subprocess.run(
-                [sys.executable, "-m", "enricher", "run", str(src), "-o", str(tmp / f"{name}.ndjson"),
+                [sys.executable, "-m", "enricher", "run", str(src), "-o", out,
                  "--base-url", base, "--rate", "0", "--cache", str(tmp / "cache.sqlite3")],
                 capture_output=True, text=True,
             )  # fmt: skip

@@ -451,7 +451,7 @@ class _Run:
                         batch.endpoint,
                         [
                             (r["ioc"], r["verdict"], ln, r["ttl_ms"])
-                            for r, ln in zip(records, lines)
+                            for r, ln in zip(records, lines, strict=True)
                         ],
                     )
             self.progress.set()

@@ -25,8 +25,8 @@ from .dedupe import Deduper
 from .engine import Enricher
 from .errors import FatalError, SettingsError
 from .manifest import build_manifest, write_manifest
-from .records import record_format
 from .reader import STDIN, Chunk, InputOptions, check_inputs, read_inputs
+from .records import record_format
 from .resume import read_deferred, read_keys, read_written, repair
 from .settings import Settings
 from .stats import RunStats
