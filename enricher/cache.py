@@ -145,6 +145,9 @@ class Cache:
                     db.execute("COMMIT")
                     self.stored += len(rows)
             except sqlite3.Error as exc:
+                if db is not None and db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
                 self._break(f"writing failed: {exc}")
             finally:
                 self._writes.task_done()
@@ -231,8 +234,12 @@ class Cache:
 
     def purge(self) -> int:
         """Drop expired answers and give their pages back; how many were dropped."""
-        cur = self._db.execute("DELETE FROM answers WHERE expires_at <= ?", (self._clock(),))
-        self._db.execute("PRAGMA incremental_vacuum")
+        try:
+            cur = self._db.execute("DELETE FROM answers WHERE expires_at <= ?", (self._clock(),))
+            self._db.execute("PRAGMA incremental_vacuum")
+        except sqlite3.Error as exc:
+            self._break(f"purging failed: {exc}")
+            return 0
         self.purged += cur.rowcount
         return cur.rowcount
 
@@ -246,23 +253,34 @@ class Cache:
         return datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%d")
 
     def requests_today(self) -> int:
-        row = self._db.execute("SELECT requests FROM budget WHERE day = ?", (self._today(),))
-        found = row.fetchone()
+        try:
+            row = self._db.execute("SELECT requests FROM budget WHERE day = ?", (self._today(),))
+            found = row.fetchone()
+        except sqlite3.Error as exc:
+            self._break(f"reading the budget failed: {exc}")
+            return 0
         return int(found[0]) if found else 0
 
     def add_requests(self, n: int) -> None:
-        if n:
-            self._db.execute(
-                "INSERT INTO budget VALUES (?, ?) "
-                "ON CONFLICT(day) DO UPDATE SET requests = requests + excluded.requests",
-                (self._today(), n),
-            )
+        if n and not self.broken:
+            try:
+                self._db.execute(
+                    "INSERT INTO budget VALUES (?, ?) "
+                    "ON CONFLICT(day) DO UPDATE SET requests = requests + excluded.requests",
+                    (self._today(), n),
+                )
+            except sqlite3.Error as exc:
+                self._break(f"counting requests failed: {exc}")
 
     # -- deferred -----------------------------------------------------------------------
 
     def deferred(self) -> list[tuple[IocType, str]]:
-        rows = self._db.execute("SELECT type, ioc FROM deferred ORDER BY rowid")
         out: list[tuple[IocType, str]] = []
+        try:
+            rows = self._db.execute("SELECT type, ioc FROM deferred ORDER BY rowid").fetchall()
+        except sqlite3.Error as exc:
+            self._break(f"reading the deferred list failed: {exc}")
+            return out
         for t, ioc in rows:
             with contextlib.suppress(ValueError):
                 out.append((IocType(t), ioc))
@@ -270,6 +288,9 @@ class Cache:
 
     def set_deferred(self, items: Iterable[tuple[str, str]]) -> None:
         """Replace the deferred list with `items` (type, ioc)."""
-        with self._transaction():
-            self._db.execute("DELETE FROM deferred")
-            self._db.executemany("INSERT OR IGNORE INTO deferred VALUES (?, ?)", items)
+        try:
+            with self._transaction():
+                self._db.execute("DELETE FROM deferred")
+                self._db.executemany("INSERT OR IGNORE INTO deferred VALUES (?, ?)", items)
+        except sqlite3.Error as exc:
+            log.error("cache: saving the deferred list failed: %s", exc)

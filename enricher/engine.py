@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import re
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -29,7 +30,14 @@ from .batcher import Batch, Batcher, Key
 from .budget import Budget
 from .cache import Cache
 from .dedupe import Deduper
-from .errors import BadRequest, BatchTooLarge, BudgetSpent, FatalError, RequestError
+from .errors import (
+    BadRequest,
+    BatchTooLarge,
+    BudgetSpent,
+    FatalError,
+    InputError,
+    RequestError,
+)
 from .ioc import ENDPOINT_OF, Endpoint, IocType
 from .normalize import normalize
 from .protocol import answer_from_entry, match_answers
@@ -101,10 +109,15 @@ class Enricher:
         self.done = done
         self.cache_only = cache_only
         self.fatal: FatalError | None = None
+        #: reading the input failed part way (what was read was enriched)
+        self.input_error: InputError | None = None
+        #: stopped by `stop()` (a signal), not by a budget or an error
+        self.interrupted = False
         self._transport = Transport(settings)
         self.limiter: AdaptiveLimiter | None = None
         self._sender: Sender | None = None
         self._run: _Run | None = None
+        self._seen: Deduper | None = None
 
     async def __aenter__(self) -> Self:
         if not self.cache_only:
@@ -131,24 +144,39 @@ class Enricher:
 
     async def enrich(
         self, iocs: Iterable[str] | AsyncIterable[str]
-    ) -> AsyncIterator[Record | Failure]:
-        """Records and failures for the unique valid IOCs among `iocs`, as they complete."""
-        async for outcome in self.run(_chunks(iocs)):
-            for record in outcome.records:
-                yield record
-            for line in outcome.cached_lines:
-                yield orjson.loads(line)
-            for fail in outcome.failures:
-                yield fail
+    ) -> AsyncIterator[Record | Failure | Deferred]:
+        """A record, failure (it has "error") or deferred IOC (it has "reason": not asked,
+        the run was stopped) for each unique valid IOC among `iocs`, as they complete.
+
+        Raises `InputError` at the end if reading `iocs` failed part way (what was read has
+        been enriched).
+        """
+        async with contextlib.aclosing(self.run(_chunks(iocs))) as outcomes:
+            async for outcome in outcomes:
+                for record in outcome.records:
+                    yield record
+                for line in outcome.cached_lines:
+                    yield orjson.loads(line)
+                for fail in outcome.failures:
+                    yield fail
+                for item in outcome.deferred:
+                    yield item
+        if self.input_error is not None:
+            raise self.input_error
+
+    def reached(self, ioc_type: IocType, value: str) -> bool:
+        """Whether the last run took this IOC in (and so accounted for it)."""
+        return self._seen is not None and (ioc_type, value) in self._seen
 
     def stop(self, *, now: bool = False) -> None:
         """Stop the running pipeline: read no more, send nothing new, and let requests in
         flight finish within `pipeline.grace_period` (at once with `now`). What was not
         answered comes out as deferred."""
         if self._run is not None:
+            self.interrupted = True
             self._run.stop(now=now)
 
-    async def run(self, chunks: AsyncIterable[Chunk]) -> AsyncIterator[Outcome]:
+    async def run(self, chunks: AsyncIterable[Chunk]) -> AsyncGenerator[Outcome, None]:
         """Drive the whole pipeline over `chunks`; yields what completes, as it completes.
 
         On a fatal condition (credentials refused) the run stops: what finished has been
@@ -164,11 +192,15 @@ class Enricher:
             await task
         finally:
             if not task.done():
+                # the consumer left early: nobody takes outcomes any more
+                run.closed = True
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             self.stats.finished = time.monotonic()
             self._run = None
         self.fatal = run.fatal
+        self.input_error = run.input_error
+        self._seen = run.deduper
 
 
 class _Run:
@@ -195,6 +227,8 @@ class _Run:
         #: why new keys are deferred instead of sent (budget spent, stopping), or None
         self.deferring: str | None = "cache only: not in the cache" if owner.cache_only else None
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.closed = False  # the consumer has gone: nothing more to hand on
+        self.input_error: InputError | None = None
         # outcomes and batches on their way through a queue, for `abandon` if a stop cuts in
         self.unsent: list[Outcome] = []
         self.undispatched: list[list[Batch]] = []
@@ -217,16 +251,17 @@ class _Run:
             self.stats.stopped = str(fatal)
             self.deferring = f"run stopped: {fatal}"
         finally:
-            try:
-                # whatever is still open (stopped, or a fatal error) is deferred, not lost
-                for outcome in self.unsent:
-                    await self.out_q.put(outcome)
-                leftover = self.abandon(self.deferring or "run stopped")
-                if leftover:
-                    await self.out_q.put(leftover)
-            finally:
-                # the consumer stops at None, then awaits this task to see any error
-                await self.out_q.put(None)
+            if not self.closed:
+                try:
+                    # whatever is still open (stopped, or a fatal error) is deferred, not lost
+                    for outcome in self.unsent:
+                        await self.out_q.put(outcome)
+                    leftover = self.abandon(self.deferring or "run stopped")
+                    if leftover:
+                        await self.out_q.put(leftover)
+                finally:
+                    # the consumer stops at None, then awaits this task to see any error
+                    await self.out_q.put(None)
 
     def stop(self, *, now: bool) -> None:
         """First: read no more, defer what is not in flight, give in-flight requests the
@@ -258,8 +293,17 @@ class _Run:
     # -- stage: read ---------------------------------------------------------------------
 
     async def read(self, chunks: AsyncIterable[Chunk]) -> None:
-        async for chunk in chunks:
-            await self.chunk_q.put(chunk)
+        try:
+            async for chunk in chunks:
+                await self.chunk_q.put(chunk)
+        except Exception as exc:
+            # an input that breaks part way: enrich what was read, then say so
+            self.input_error = (
+                exc
+                if isinstance(exc, InputError)
+                else InputError(f"reading the input failed: {exc!r}")
+            )
+            self.stats.stopped = self.stats.stopped or str(self.input_error)
         await self.chunk_q.put(None)
 
     # -- stage: normalize, dedupe, (cache), batch -------------------------------------------
@@ -272,7 +316,9 @@ class _Run:
         while True:
             timeout = deadline if oldest is None else max(0.0, oldest + deadline - loop.time())
             try:
-                chunk = await asyncio.wait_for(self.chunk_q.get(), timeout)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can miss a cancellation
+                async with asyncio.timeout(timeout):
+                    chunk = await self.chunk_q.get()
             except TimeoutError:
                 # keys have waited a deadline: send partial batches, so a slow stdin flows
                 await self.dispatch(list(batcher.drain()))
@@ -281,9 +327,11 @@ class _Run:
             if chunk is None:
                 break
             outcome, full = self.ingest_chunk(chunk)
+            # the full batches are on record (for `abandon`) before the first await
+            pending = self.hold(full)
             if outcome:
                 await self.emit(outcome)
-            await self.dispatch(full)
+            await self.dispatch(pending)
             if not len(batcher):
                 oldest = None
             elif oldest is None:
@@ -296,22 +344,29 @@ class _Run:
                 break
             self.progress.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.progress.wait(), deadline)
+                async with asyncio.timeout(deadline):
+                    await self.progress.wait()
         for _ in range(self.settings.limits.concurrency):
             await self.batch_q.put(None)
 
-    async def dispatch(self, batches: Sequence[Batch]) -> None:
-        if not batches:
-            return
-        if self.deferring is not None:
-            outcome = Outcome()
-            keys = [k for b in batches for k in b.keys]
-            self.defer(outcome, keys, self.deferring)
-            self.outstanding -= len(keys)
-            await self.emit(outcome)
-            return
+    def hold(self, batches: Sequence[Batch]) -> list[Batch]:
+        """Batches on their way to the workers, on record until they are in `batch_q`."""
         pending = list(batches)
         self.undispatched.append(pending)
+        return pending
+
+    async def dispatch(self, batches: Sequence[Batch]) -> None:
+        """Hand batches to the workers (or defer them, when deferring); a list from `hold`
+        is emptied as its batches go."""
+        pending = batches if any(p is batches for p in self.undispatched) else self.hold(batches)
+        assert isinstance(pending, list)
+        if self.deferring is not None and pending:
+            outcome = Outcome()
+            keys = [k for b in pending for k in b.keys]
+            self.defer(outcome, keys, self.deferring)
+            self.outstanding -= len(keys)
+            pending.clear()
+            await self.emit(outcome)
         while pending:
             await self.batch_q.put(pending[0])
             del pending[0]
@@ -487,6 +542,13 @@ class _Run:
             if len(keys) == 1:
                 self.fail(outcome, keys, exc)
                 return
+            culprit = _named_key(exc.cause, len(keys)) if isinstance(exc, BadRequest) else None
+            if culprit is not None:
+                # the server says which key it refuses: fail that one, send the rest
+                self.fail(outcome, [keys[culprit]], exc)
+                rest = keys[:culprit] + keys[culprit + 1 :]
+                await self.resolve(endpoint, rest, outcome, requeue)
+                return
             # 413: split, and use the smaller size from now on. 400: bisect to isolate the
             # key(s) the server refuses; the others still get their answers.
             half = len(keys) // 2
@@ -585,9 +647,15 @@ async def _chunks(
     end = object()
     q: asyncio.Queue[object] = asyncio.Queue(size * 2)
 
+    failure: list[BaseException] = []
+
     async def pump() -> None:
-        async for item in iocs:
-            await q.put(item)
+        try:
+            async for item in iocs:
+                await q.put(item)
+        except Exception as exc:
+            failure.append(exc)
+        # not on cancellation: then nobody is left to take it
         await q.put(end)
 
     task = asyncio.create_task(pump())
@@ -606,10 +674,23 @@ async def _chunks(
             if done:
                 break
         await task
+        if failure:
+            raise failure[0]
     finally:
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+_INDEX = re.compile(r"requestData\[(\d+)\]")
+
+
+def _named_key(cause: str | None, n: int) -> int | None:
+    """The index of the key a 400's cause names (`... at requestData[3]`), if it names one."""
+    found = _INDEX.search(cause) if cause else None
+    if found is None or int(found.group(1)) >= n:
+        return None
+    return int(found.group(1))
 
 
 def _chunk_of(items: Sequence[object], first: int) -> Chunk:

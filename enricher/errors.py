@@ -8,6 +8,7 @@
     ├── BudgetSpent              no request left in this run's or today's budget
     └── RequestError             one batch request did not give a usable answer
         ├── TransportError       connection refused / dropped, stale keep-alive, timeout (retryable)
+        ├── SessionRenewed       a 401 on an expired tenant session, now renewed (retryable)
         ├── HTTPStatusError      an unexpected status (5xx retryable, others not)
         │   ├── RateLimited      429, with the server's Retry-After when it gave one (retryable)
         │   ├── BatchTooLarge    413: the batch must be split
@@ -36,6 +37,7 @@ __all__ = [
     "ProtocolError",
     "RateLimited",
     "RequestError",
+    "SessionRenewed",
     "SettingsError",
     "TransportError",
 ]
@@ -110,6 +112,13 @@ class BadRequest(HTTPStatusError):
     def __init__(self, cause: str | None = None) -> None:
         super().__init__(400, cause or "")
         self.cause = cause
+
+
+class SessionRenewed(RequestError):
+    """The tenant session had expired and was renewed: send the request again."""
+
+    retryable = True
+    kind = "session_renewed"
 
 
 class ProtocolError(RequestError):

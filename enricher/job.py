@@ -25,8 +25,10 @@ from .dedupe import Deduper
 from .engine import Enricher
 from .errors import FatalError, SettingsError
 from .manifest import build_manifest, write_manifest
+from .normalize import normalize
 from .reader import STDIN, Chunk, InputOptions, check_inputs, read_inputs
-from .records import record_format
+from .records import Deferred, record_format
+from .records import deferred as deferred_record
 from .resume import read_deferred, read_keys, read_written, repair
 from .settings import Settings
 from .stats import RunStats
@@ -130,8 +132,9 @@ def _open_cache(job: Job, settings: Settings) -> Cache | None:
 
 def _prepare(job: Job, paths: _Paths, cache: Cache | None) -> tuple[Deduper | None, list[str]]:
     """What an earlier run left: IOCs it already wrote (with --resume), and IOCs it deferred,
-    to be asked first (from the cache database, and with --resume from its deferred file)."""
+    to be asked first (from the cache database and from its deferred file)."""
     first = [ioc for _, ioc in cache.deferred()] if cache is not None else []
+    first.extend(read_deferred(paths.deferred))
     done: Deduper | None = None
     if job.resume:
         for path in (job.output, paths.failed):
@@ -141,9 +144,6 @@ def _prepare(job: Job, paths: _Paths, cache: Cache | None) -> tuple[Deduper | No
         done = Deduper()
         found = read_written([job.output, paths.failed], done)
         log.info("resume: %s IOCs already written", f"{found:,}")
-        first.extend(read_deferred(paths.deferred))
-    if os.path.exists(paths.deferred):
-        os.unlink(paths.deferred)  # read, or stale: this run writes its own
     return done, first
 
 
@@ -180,15 +180,23 @@ async def run_job(job: Job, settings: Settings) -> int:
     enricher: Enricher | None = None
     fatal: FatalError | None = None
     writers: list[NdjsonWriter] = []
+    first: list[str] = []
     try:
         done, first = _prepare(job, paths, cache)
         mode = "ab" if job.resume else "wb"
         out = NdjsonWriter(job.output, mode=mode)
         failures = NdjsonWriter(paths.failed, lazy=paths.lazy, mode=mode)
         rejects = NdjsonWriter(paths.rejects, lazy=paths.lazy)
-        deferred = NdjsonWriter(paths.deferred, lazy=True)
+        # the new deferred list is made beside the old one and replaces it only at the end:
+        # until then the old one (read above) stays, should this run be killed
+        deferred = NdjsonWriter(paths.deferred + ".tmp", lazy=True)
         writers = [out, failures, rejects, deferred]
         budget = None
+        if settings.limits.daily_budget and cache is None:
+            log.warning(
+                "limits.daily_budget is not kept without the cache (--no-cache): "
+                "only --max-requests limits this run"
+            )
         if job.max_requests is not None or settings.limits.daily_budget or cache is not None:
             budget = Budget(
                 max_requests=job.max_requests,
@@ -237,24 +245,43 @@ async def run_job(job: Job, settings: Settings) -> int:
         fatal = exc
         stats.stopped = str(exc)
     finally:
+        if writers:
+            # what earlier runs deferred and this one did not reach stays deferred
+            writers[-1].write(_not_reached(first, enricher))
         for w in writers:
             w.close()
+        if writers:
+            _replace_deferred(paths.deferred, writers[-1], cache)
         if cache is not None:
-            _save_deferred(cache, paths.deferred, writers)
             cache.close()
-    code = _exit_code(stats, fatal)
+    interrupted = enricher is not None and enricher.interrupted
+    code = _exit_code(stats, fatal, interrupted)
     _report(job, settings, stats, enricher, fatal, writers, paths, started_at, code, inputs)
     return code
 
 
-def _save_deferred(cache: Cache, path: str, writers: list[NdjsonWriter]) -> None:
-    """The next run, whatever its inputs, asks this run's deferred IOCs first."""
-    wrote = any(w.path == path and w.lines for w in writers)
-    cache.set_deferred((t.value, ioc) for t, ioc in (read_keys(path) if wrote else ()))
+def _not_reached(first: list[str], enricher: Enricher | None) -> list[Deferred]:
+    left = []
+    for text in first:
+        ioc_type, value = normalize(text)
+        if ioc_type is not None and (enricher is None or not enricher.reached(ioc_type, value)):
+            left.append(deferred_record(ioc_type, value, "not reached: the run stopped before it"))
+    return left
 
 
-def _exit_code(stats: RunStats, fatal: FatalError | None) -> int:
-    if fatal is not None or stats.stopped == "interrupted":
+def _replace_deferred(path: str, new: NdjsonWriter, cache: Cache | None) -> None:
+    """This run's deferred list becomes the list: the file, and the cache's table, which the
+    next run asks first whatever its inputs."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    if new.lines:
+        os.replace(new.path, path)
+    if cache is not None:
+        cache.set_deferred((t.value, ioc) for t, ioc in (read_keys(path) if new.lines else ()))
+
+
+def _exit_code(stats: RunStats, fatal: FatalError | None, interrupted: bool) -> int:
+    if fatal is not None or interrupted:
         return EXIT_FATAL
     if not stats.invariant_holds:  # pragma: no cover - a bug, said loudly
         log.error("error: the IOC accounting does not add up")
@@ -306,7 +333,7 @@ def _report(
                 print(f"  {what} written to {w.display} ({w.lines:,} lines)", file=sys.stderr)
     if fatal is not None:
         log.error("error: %s", fatal)
-    elif stats.stopped == "interrupted":
+    elif enricher is not None and enricher.interrupted:
         log.error("interrupted: run the same command with --resume to finish")
 
 

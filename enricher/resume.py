@@ -16,6 +16,7 @@ import orjson
 
 from .dedupe import Deduper
 from .ioc import IocType
+from .normalize import normalize
 
 __all__ = ["read_deferred", "read_keys", "read_written", "repair"]
 
@@ -63,14 +64,16 @@ def read_keys(path: str | Path) -> Iterator[tuple[IocType, str]]:
                 mid = line.find(_MID, len(_HEAD))
                 end = line.find(b'"', mid + len(_MID)) if mid > 0 else -1
                 if end > 0 and b"\\" not in line[len(_HEAD) : mid]:
-                    t = _TYPES.get(line[mid + len(_MID) : end].decode())
-                    if t is not None:
-                        yield t, line[len(_HEAD) : mid].decode()
+                    t = _TYPES.get(line[mid + len(_MID) : end].decode("ascii", "replace"))
+                    ioc = line[len(_HEAD) : mid]
+                    if t is not None and ioc.isascii():
+                        yield t, ioc.decode()
                         continue
             try:
                 doc = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
+            # a line of some other shape (not ours) is skipped, never fatal
             if isinstance(doc, dict) and isinstance(doc.get("ioc"), str):
                 t = _TYPES.get(doc.get("type"))  # type: ignore[arg-type]
                 if t is not None:
@@ -82,8 +85,9 @@ def read_written(paths: list[str], done: Deduper) -> int:
     n = 0
     for path in paths:
         if os.path.exists(path):
-            for key in read_keys(path):
-                if done.add(*key):
+            for t, ioc in read_keys(path):
+                # only what normalizes as written: a foreign value cannot be packed
+                if normalize(ioc) == (t, ioc) and done.add(t, ioc):
                     n += 1
     return n
 

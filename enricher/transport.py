@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -24,12 +25,16 @@ from .errors import (
     HTTPStatusError,
     MalformedBody,
     RateLimited,
+    SessionRenewed,
     TransportError,
 )
 from .ioc import Endpoint
 from .settings import Settings
 
 __all__ = ["Transport", "parse_retry_after"]
+
+# a 401 on a session younger than this is not an expired session but a refusal
+_MIN_SESSION_AGE = 30.0
 
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -76,6 +81,7 @@ class Transport:
         self._headers = dict(_JSON)
         self._urls = {ep: settings.api.url(ep) for ep in Endpoint}
         self._login_lock = asyncio.Lock()
+        self._logged_in_at = -1e9
 
     async def __aenter__(self) -> Self:
         net = self.settings.network
@@ -150,29 +156,35 @@ class Transport:
                 f"tenant login refused (HTTP {status}); check the username and password"
             )
         self._headers["Cookie"] = f"JSESSIONID={cookie.value}"
+        self._logged_in_at = time.monotonic()
 
-    async def _relogin(self, stale: str | None) -> bool:
-        """Log in again after a 401 in session mode (sessions expire after hours).
+    async def _relogin(self, stale: str | None, refused: AuthRefused) -> None:
+        """Log in again after a 401 in session mode: tenant sessions expire after hours.
 
-        Concurrent workers that saw the same stale session share one login. False when the
-        run is not in session mode.
+        Workers that saw the same stale session share one login. A 401 on a session made
+        moments ago is a real refusal: `refused` is raised.
         """
-        if self.settings.auth.mode != "session":
-            return False
         async with self._login_lock:
-            if self._headers.get("Cookie") == stale:
-                await self.login()
-        return True
+            if self._headers.get("Cookie") != stale:
+                return  # another worker renewed it already
+            if time.monotonic() - self._logged_in_at < _MIN_SESSION_AGE:
+                raise refused
+            await self.login()
 
     async def post(self, endpoint: Endpoint, body: bytes) -> bytes:
-        """POST one batch body; the 200 body's bytes, or an error from the tree."""
+        """POST one batch body; the 200 body's bytes, or an error from the tree.
+
+        In session mode a 401 on an expired session renews it and raises `SessionRenewed`,
+        so the retry goes through the rate limiter and the budget like any other attempt.
+        """
         session_used = self._headers.get("Cookie")
         try:
             return await self._post(endpoint, body)
-        except AuthRefused:
-            if not await self._relogin(session_used):
+        except AuthRefused as refused:
+            if self.settings.auth.mode != "session":
                 raise
-        return await self._post(endpoint, body)
+            await self._relogin(session_used, refused)
+        raise SessionRenewed("the tenant session expired and was renewed")
 
     async def _post(self, endpoint: Endpoint, body: bytes) -> bytes:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ import pytest
 
 from enricher.emulator import Emulator, EmulatorConfig, classification_of
 from enricher.engine import Enricher
+from enricher.errors import InputError
 from enricher.ioc import ENDPOINT_OF, IocType
 from enricher.settings import Settings, load_settings
 from enricher.stats import RunStats
@@ -60,6 +62,8 @@ async def run_all(
     failures: list[dict[str, Any]] = []
     async with Enricher(settings, stats=stats) as e:
         async for item in e.enrich(iocs):
+            if "reason" in item:
+                continue  # deferred: counted in stats.deferred, checked there
             (failures if "error" in item else records).append(dict(item))
     return records, failures, stats, e
 
@@ -277,3 +281,82 @@ async def test_garbage_items_are_counted_rejects() -> None:
         records, failures, stats, _ = await run_all(settings_for(emu), junk)
     assert [r["ioc"] for r in records] == ["1.2.3.4"] and failures == []
     assert stats.skipped == 3 and stats.rejected == 4 and stats.lines_read == 8
+
+
+async def test_leaving_early_does_not_hang() -> None:
+    async with Emulator(EmulatorConfig()) as emu:
+        async with Enricher(settings_for(emu)) as e:
+            async with contextlib.aclosing(e.enrich(make_iocs(3000))) as items:
+                async for _ in items:
+                    break
+
+
+async def test_an_input_that_breaks_part_way() -> None:
+    async def source() -> AsyncIterator[str]:
+        yield "a.example.com"
+        yield "b.example.com"
+        raise ConnectionError("the feed went away")
+
+    got = []
+    async with Emulator(EmulatorConfig()) as emu:
+        async with Enricher(settings_for(emu)) as e:
+            with pytest.raises(InputError, match="the feed went away"):
+                async for item in e.enrich(source()):
+                    got.append(item["ioc"])
+    assert sorted(got) == ["a.example.com", "b.example.com"]
+
+
+async def test_a_hard_stop_with_a_slow_consumer_loses_nothing() -> None:
+    """Stopped at once while ingest waits for a slow consumer: every key is accounted for."""
+    lines = []
+    for i in range(6000):
+        lines.append(f"s{i}.example.com")
+        if i % 500 == 0:
+            lines.append("not an ioc")  # a reject in every chunk: ingest has outcomes to hand on
+    async with Emulator(EmulatorConfig(latency_ms=20)) as emu:
+        stats = RunStats()
+        async with Enricher(settings_for(emu, api={"domain_batch_size": 50}), stats=stats) as e:
+            n = 0
+            async for _ in e.enrich(lines):
+                n += 1
+                if n == 100:
+                    e.stop(now=True)
+                await asyncio.sleep(0.001)
+    assert stats.invariant_holds, stats.as_dict()
+    assert stats.deferred > 0
+
+
+async def test_an_expired_session_is_renewed_through_the_limiter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import enricher.transport
+
+    monkeypatch.setattr(enricher.transport, "_MIN_SESSION_AGE", 0.1)
+    monkeypatch.setenv("ENRICHER_USERNAME", "analyst")
+    monkeypatch.setenv("ENRICHER_PASSWORD", "pw")
+    config = EmulatorConfig(login_credentials=("analyst", "pw"), session_seconds=0.6, rate_limit=20)
+    async with Emulator(config) as emu:
+        s = settings_for(
+            emu,
+            auth={"mode": "session", "login_url": emu.url + "/login.html"},
+            api={"domain_batch_size": 1},
+            limits={"rate": 20, "concurrency": 8},
+        )
+        records, failures, stats, e = await run_all(s, [f"z{i}.example.com" for i in range(40)])
+        server = emu.stats()
+    assert e.fatal is None and len(records) == 40 and failures == []
+    assert server["logins"]["ok"] >= 3  # renewed, more than once
+    assert server["rate_limited"] == 0 and server["peak_accepted_per_second"] <= 20
+
+
+async def test_a_400_naming_its_key_fails_that_key_only() -> None:
+    sha256s = [f"{i:064x}" for i in range(5)]
+    md5s = [f"{i:032x}" for i in range(40)]
+    async with Emulator(EmulatorConfig(accept_sha256=False)) as emu:
+        s = settings_for(emu, api={"send_sha256": True})
+        records, failures, stats, _ = await run_all(s, md5s + sha256s)
+        requests = emu.stats()["total_requests"]
+    assert sorted(f["ioc"] for f in failures) == sha256s
+    assert len(records) == 40
+    assert requests <= 1 + len(sha256s)  # one request per refused key, no bisection
+    assert stats.bisections == 0

@@ -306,3 +306,28 @@ def test_a_changed_verdict_table_remakes_cached_records(tmp_path: Path) -> None:
     for ioc in changed:
         assert first[ioc]["verdict"] == "benign"
         assert second[ioc]["verdict"] == "suspicious" and second[ioc]["cached"] is True
+
+
+def test_deferred_survive_a_run_that_never_reached_them(tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    expected = make_input(src, 200)
+    other = tmp_path / "other.txt"
+    other.write_text("only.example.com\n")
+    with emulator_process("--api-token", "tok") as url:
+        env = {"ENRICHER_AUTH_HEADER": "Bearer tok"}
+        base = ["--base-url", url, "--rate", "0", "--batch-size", "50"]
+        auth = {"ENRICHER_AUTH_MODE": "header"}
+        one = enricher("run", str(src), "-o", str(tmp_path / "1"), "--max-requests", "2", *base,
+                       env={**env, **auth})  # fmt: skip
+        assert one.returncode == 2, one.stderr
+        # wrong credentials: the run stops at once and must not forget what run 1 deferred
+        two = enricher("run", str(other), "-o", str(tmp_path / "2"), *base,
+                       env={"ENRICHER_AUTH_HEADER": "Bearer wrong", **auth})  # fmt: skip
+        assert two.returncode == 3, two.stderr
+        three = enricher("run", str(other), "-o", str(tmp_path / "3"), *base, env={**env, **auth})
+        assert three.returncode == 0, three.stderr
+    written = set()
+    for n in ("1", "3"):
+        records, failures, _ = outputs(tmp_path / n)
+        written |= {r["ioc"] for r in records + failures}
+    assert written == expected | {"only.example.com"}
