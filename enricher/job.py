@@ -255,7 +255,8 @@ async def run_job(job: Job, settings: Settings) -> int:
         if cache is not None:
             cache.close()
     interrupted = enricher is not None and enricher.interrupted
-    code = _exit_code(stats, fatal, interrupted)
+    input_error = enricher.input_error if enricher is not None else None
+    code = _exit_code(stats, fatal, interrupted, input_error is not None)
     _report(job, settings, stats, enricher, fatal, writers, paths, started_at, code, inputs)
     return code
 
@@ -280,9 +281,13 @@ def _replace_deferred(path: str, new: NdjsonWriter, cache: Cache | None) -> None
         cache.set_deferred((t.value, ioc) for t, ioc in (read_keys(path) if new.lines else ()))
 
 
-def _exit_code(stats: RunStats, fatal: FatalError | None, interrupted: bool) -> int:
+def _exit_code(
+    stats: RunStats, fatal: FatalError | None, interrupted: bool, input_failed: bool
+) -> int:
     if fatal is not None or interrupted:
         return EXIT_FATAL
+    if input_failed:
+        return EXIT_USAGE
     if not stats.invariant_holds:  # pragma: no cover - a bug, said loudly
         log.error("error: the IOC accounting does not add up")
         return EXIT_FATAL
@@ -333,6 +338,8 @@ def _report(
                 print(f"  {what} written to {w.display} ({w.lines:,} lines)", file=sys.stderr)
     if fatal is not None:
         log.error("error: %s", fatal)
+    elif enricher is not None and enricher.input_error is not None:
+        log.error("error: %s (what was read before it was enriched)", enricher.input_error)
     elif enricher is not None and enricher.interrupted:
         log.error("interrupted: run the same command with --resume to finish")
 

@@ -51,30 +51,60 @@ _AUTHORITY_END = re.compile(r"[/?#\\]")
 _PORT = re.compile(r"[0-9]{1,5}")
 _CIDR = re.compile(r"[0-9.]+/[0-9]{1,2}|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*/[0-9]{1,3}")
 
-# One pass over the text; each alternative is a named group that says what it stands for.
-# Quantifiers are bounded so that long text without any marker costs linear time.
+# One pass over the text. Every alternative consumes its first character before anything
+# else, so the pattern starts with one character class and the regex engine skips, in C, the
+# positions where no defanging can start (3 to 4 times faster on long text than trying each
+# alternative everywhere). A lookbehind then says which character it was; the empty named
+# group at the end of each alternative says what it stands for. No IGNORECASE: it would turn
+# that first-class scan off, so letters are spelled in both cases. Quantifiers are bounded, so
+# long text without any marker costs linear time.
 _DEFANG = re.compile(
     r"""
-      (?P<dot> \ ?[\[({]\ ?(?:\.|dot)\ ?[\])}]\ ? )   # [.] (.) {.} [dot] ( dot ) ' [.] '
-    | (?P<at> \ ?[\[({]\ ?(?:@|at)\ ?[\])}]\ ? )      # [@] [at] (at) ' [at] '
-    | [\[({] (?P<punct> :// | :/ | : | / ) [\])}]      # [://] [:] [/]
-    | (?P<half> \[\. | \.\] )                         # the half brackets in example[.com
-    | (?P<escaped> \\\. )                             # example\.com
-    | \b (?P<scheme> h[xX]{2}p | f[xX]p ) (?P<s> s? ) (?= [\[({]? : )  # hxxp:// hXXps[:]// fxp://
+    [\ \[({.\\hHfF]
+    (?:
+        # ' [.] ' ' (dot) ' ' [@] ' ' [at] ': the spaces around go too
+        (?<=\ ) [\[({] \ ?
+        (?: (?:\.|[dD][oO][tT]) \ ? [\])}] \ ? (?P<dot>)
+          | (?:@|[aA][tT]) \ ? [\])}] \ ? (?P<at>) )
+        # [.] (.) {.} [dot] [@] [at] [://] [:] [/], and the half bracket in example[.com
+      | (?<=[\[({])
+        (?: \ ? (?:\.|[dD][oO][tT]) \ ? [\])}] \ ? (?P<dot_>)
+          | \ ? (?:@|[aA][tT]) \ ? [\])}] \ ? (?P<at_>)
+          | (?P<punct> :// | :/ | : | / ) [\])}]
+          | (?<=\[) \. (?P<half>) )
+      | (?<=\.) \] (?P<half_>)                        # the half bracket in example.]com
+      | (?<=\\) \. (?P<escaped>)                      # example\.com
+        # hxxp:// hXXps[:]// fxp://, at the start of a word
+      | (?<![a-zA-Z0-9_][hHfF])
+        (?: (?<=[hH]) [xX]{2} (?P<h>) | (?<=[fF]) [xX] (?P<f>) ) [pP] (?P<s> [sS]? ) (?=[\[({]?:)
+    )
     """,
-    re.VERBOSE | re.IGNORECASE | re.ASCII,
+    re.VERBOSE | re.ASCII,
 )
 
 
 def _undefang(m: re.Match[str]) -> str:
     kind = m.lastgroup
-    if kind == "dot" or kind == "half" or kind == "escaped":
-        return "."
-    if kind == "at":
-        return "@"
     if kind == "punct":
         return m["punct"]
-    return ("http" if m["scheme"][0] in "hH" else "ftp") + m["s"].lower()
+    if kind == "s":
+        return ("http" if m["h"] is not None else "ftp") + m["s"].lower()
+    if kind == "at" or kind == "at_":
+        return "@"
+    return "."  # dot, half, escaped
+
+
+# Every defanging holds one of these: an opening bracket, a backslash, the `x` of `hxxp` or
+# `fxp`, each followed by what makes it a defanging, or the `]` of `.]`. None is farther than
+# _REACH characters from the ends of its defanging, so `refang` runs `_DEFANG` only around
+# them: they are found at hundreds of MB/s, where `_DEFANG` scans at tens.
+_TRIGGER = re.compile(
+    r"[\[({\\xX\]](?:(?<=[\[({])\ ?(?:[.@:/]|[dD][oO][tT]|[aA][tT])|(?<=\\)\."
+    r"|(?<=[hH][xX])[xX][pP]|(?<=[fF][xX])[pP]|(?<=\.\]))"
+)
+_REACH = 12
+# what most defangings stand for, without a call
+_PLAIN = {"dot": ".", "dot_": ".", "half": ".", "half_": ".", "escaped": ".", "at": "@", "at_": "@"}
 
 
 def refang(text: str) -> str:
@@ -83,7 +113,36 @@ def refang(text: str) -> str:
 
     The word `dot` or `at` counts only inside brackets. The result is not validated.
     """
-    return _DEFANG.sub(_undefang, text)
+    parts: list[str] = []
+    done = 0  # the text before this is in `parts`
+    start = end = -1  # the window being gathered: around triggers, each close to the last
+    for m in _TRIGGER.finditer(text):
+        at = m.start()
+        if at < end:
+            end = at + _REACH
+            continue
+        if end >= 0:
+            done = _refang_window(text, max(done, start), end, done, parts)
+        start, end = at - _REACH, at + _REACH
+    if end < 0:
+        return text
+    done = _refang_window(text, max(done, start), end, done, parts)
+    parts.append(text[done:])
+    return "".join(parts)
+
+
+def _refang_window(text: str, start: int, end: int, done: int, parts: list[str]) -> int:
+    """Refang the matches of `_DEFANG` that start in `start`-`end` (each of them lies within
+    the window, and none of the whole text's starts before it and ends in it): appends the
+    text from `done` on to `parts`, and says where it stopped."""
+    for found in _DEFANG.finditer(text, max(start, 0), min(len(text), end + 4)):
+        at = found.start()
+        if at >= end:
+            break
+        parts.append(text[done:at])
+        parts.append(_PLAIN.get(found.lastgroup or "") or _undefang(found))
+        done = found.end()
+    return done
 
 
 def normalize(text: str) -> tuple[IocType, str] | tuple[None, str]:

@@ -22,6 +22,7 @@ def _private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
 
+
 # --- aioresponses on aiohttp >= 3.14 -------------------------------------------------------
 # aiohttp 3.14 (a security release we must keep) added a required keyword-only `stream_writer`
 # argument to ClientResponse.__init__; aioresponses 0.7.9 does not pass it, so every mocked

@@ -87,9 +87,36 @@ def test_usage_errors_are_one_clear_line(args: list[str], message: str) -> None:
 
 
 def test_directory_as_input(tmp_path: Path) -> None:
-    proc = enricher("run", str(tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = enricher("run", str(empty))
     assert proc.returncode == 1
-    assert "is a directory" in proc.stderr and "Traceback" not in proc.stderr
+    assert "directory" in proc.stderr and "Traceback" not in proc.stderr
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "a.txt").write_text("a.example.com\n")
+    (tmp_path / "d" / "sub" / "b.txt").write_text("b.example.com\n")
+    out = tmp_path / "out.ndjson"
+    proc = enricher("run", "--emulator", str(tmp_path / "d"), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(r["ioc"] for r in read_ndjson(out)) == ["a.example.com", "b.example.com"]
+
+
+def test_an_input_that_fails_part_way_exits_1(tmp_path: Path) -> None:
+    csv = tmp_path / "export.csv"
+    csv.write_text("host,ip\na.example.com,1.2.3.4\n")
+    proc = enricher(
+        "run",
+        "--emulator",
+        "--format",
+        "csv",
+        "--column",
+        "nope",
+        str(csv),
+        "-o",
+        str(tmp_path / "o"),
+    )
+    assert proc.returncode == 1
+    assert "nope" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_unwritable_output_is_fatal(tmp_path: Path) -> None:

@@ -284,11 +284,10 @@ async def test_garbage_items_are_counted_rejects() -> None:
 
 
 async def test_leaving_early_does_not_hang() -> None:
-    async with Emulator(EmulatorConfig()) as emu:
-        async with Enricher(settings_for(emu)) as e:
-            async with contextlib.aclosing(e.enrich(make_iocs(3000))) as items:
-                async for _ in items:
-                    break
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        async with contextlib.aclosing(e.enrich(make_iocs(3000))) as items:
+            async for _ in items:
+                break
 
 
 async def test_an_input_that_breaks_part_way() -> None:
@@ -298,11 +297,10 @@ async def test_an_input_that_breaks_part_way() -> None:
         raise ConnectionError("the feed went away")
 
     got = []
-    async with Emulator(EmulatorConfig()) as emu:
-        async with Enricher(settings_for(emu)) as e:
-            with pytest.raises(InputError, match="the feed went away"):
-                async for item in e.enrich(source()):
-                    got.append(item["ioc"])
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        with pytest.raises(InputError, match="the feed went away"):
+            async for item in e.enrich(source()):
+                got.append(item["ioc"])
     assert sorted(got) == ["a.example.com", "b.example.com"]
 
 
@@ -342,7 +340,7 @@ async def test_an_expired_session_is_renewed_through_the_limiter(
             api={"domain_batch_size": 1},
             limits={"rate": 20, "concurrency": 8},
         )
-        records, failures, stats, e = await run_all(s, [f"z{i}.example.com" for i in range(40)])
+        records, failures, _stats, e = await run_all(s, [f"z{i}.example.com" for i in range(40)])
         server = emu.stats()
     assert e.fatal is None and len(records) == 40 and failures == []
     assert server["logins"]["ok"] >= 3  # renewed, more than once

@@ -1,0 +1,35 @@
+"""Reading inputs the way log exports deliver them: formats, compression, many files.
+
+    check_inputs(paths)       files.py       paths, directories, globs → files, checked
+    read_inputs(paths, opts)  read.py        each file → Chunks of candidate IOCs:
+      open + decompress       decompress.py    gzip, bzip2, xz, zstd by magic bytes
+      tell the format         sniff.py         --format auto: extension + content
+      lines                   blocks.py        one IOC a line (the original format)
+      csv / tsv               delimited.py     every cell scanned, or --column
+      ndjson / json           jsonfmt.py       every string scanned, or --field
+                              jsonstream.py    a big JSON document streamed
+      text                    text.py          free text (logs, reports)
+                              extract.py     the IOCs in free text, for all of the above
+                              suffixes.py    domain or file name: the public suffix list
+                              candidates.py  a chosen value passed as it is, the rest scanned
+
+`enricher.reader` is the face of this package to the engine and the job.
+"""
+
+from __future__ import annotations
+
+from .chunk import Chunk
+from .files import STDIN, check_inputs
+from .options import FORMATS, InputOptions, add_arguments, input_options
+from .read import read_inputs
+
+__all__ = [
+    "FORMATS",
+    "STDIN",
+    "Chunk",
+    "InputOptions",
+    "add_arguments",
+    "check_inputs",
+    "input_options",
+    "read_inputs",
+]

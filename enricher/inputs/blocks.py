@@ -1,0 +1,122 @@
+"""Bytes into lines: the splitting every format starts from.
+
+Both splitters read a block at a time (`read1`: what one read of the file or pipe gives, up to
+256 KiB) and hand on only whole lines, keeping the unfinished tail for the next block, so
+memory stays within a block and one line whatever the file's size. A UTF-8 BOM at the start
+is dropped.
+
+- `line_chunks` (the `lines` format, and the lines that CSV and NDJSON parse): a line that is
+  not UTF-8, or longer than the cap, arrives as None with its reason (a reject, not a crash).
+- `text_blocks` (free text): decoding replaces bad bytes, and a line longer than the cap (a
+  minified HTML page) is cut after a space or a delimiter instead, since IOCs hold neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .chunk import Chunk
+from .decompress import Readable
+
+__all__ = ["BLOCK", "line_chunks", "text_blocks"]
+
+BLOCK = 256 * 1024
+_BOM = b"\xef\xbb\xbf"
+# bytes after which a long line may be cut without cutting an IOC
+_CUT_AFTER = [bytes([c]) for c in b" \t\r\"'<>,;|"]
+
+
+def _decode(block: bytes, first_line: int, source: str) -> Chunk:
+    try:
+        lines: list[str | None] = list(block.decode("utf-8").split("\n"))
+        return Chunk(source, first_line, lines)
+    except UnicodeDecodeError:
+        pass
+    lines = []
+    errors: dict[int, str] = {}
+    for i, raw in enumerate(block.split(b"\n")):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            lines.append(None)
+            errors[i] = f"not valid UTF-8 (byte {exc.start})"
+    return Chunk(source, first_line, lines, errors)
+
+
+def line_chunks(f: Readable, source: str, max_line: int) -> Iterator[Chunk]:
+    """Chunks of consecutive lines of `f`, numbered from 1, as blocks arrive."""
+    tail = b""
+    line_no = 1  # number of the first line in `tail`
+    skipping = False  # inside a line longer than max_line, dropping its bytes
+    first = True
+    too_long = f"line longer than {max_line} bytes"
+    while True:
+        data = f.read1(BLOCK)
+        if not data:
+            break
+        if first:
+            first = False
+            if data.startswith(_BOM):
+                data = data[len(_BOM) :]
+        if skipping:
+            nl = data.find(b"\n")
+            if nl < 0:
+                continue
+            skipping = False
+            yield Chunk(source, line_no, [None], {0: too_long})
+            line_no += 1
+            data = data[nl + 1 :]
+        data = tail + data if tail else data
+        nl = data.rfind(b"\n")
+        if nl < 0:
+            tail = data
+        else:
+            chunk = _decode(data[:nl], line_no, source)
+            line_no += len(chunk.lines)
+            tail = data[nl + 1 :]
+            yield chunk
+        if len(tail) > max_line:
+            tail = b""
+            skipping = True
+    if skipping:
+        yield Chunk(source, line_no, [None], {0: too_long})
+    elif tail:
+        yield _decode(tail, line_no, source)
+
+
+def text_blocks(f: Readable, max_line: int) -> Iterator[tuple[int, str, int]]:
+    """`(first line, text, lines ended in it)` for consecutive pieces of `f`, each ending at a
+    line end (or, inside a line longer than `max_line`, after a space or delimiter)."""
+    tail = b""
+    line_no = 1
+    first = True
+    while True:
+        data = f.read1(BLOCK)
+        if not data:
+            break
+        if first:
+            first = False
+            if data.startswith(_BOM):
+                data = data[len(_BOM) :]
+        data = tail + data if tail else data
+        cut = data.rfind(b"\n") + 1
+        if not cut and len(data) > max_line:
+            cut = max(data.rfind(c) for c in _CUT_AFTER) + 1 or _utf8_boundary(data, len(data))
+        if not cut:
+            tail = data
+            continue
+        piece, tail = data[:cut], data[cut:]
+        ended = piece.count(b"\n")
+        yield line_no, piece.decode("utf-8", "replace"), ended
+        line_no += ended
+    if tail:
+        yield line_no, tail.decode("utf-8", "replace"), 1
+
+
+def _utf8_boundary(data: bytes, end: int) -> int:
+    """The largest cut at or before `end` that splits no UTF-8 sequence."""
+    while end > 0 and 0x80 <= data[end - 1] < 0xC0:
+        end -= 1
+    if end > 0 and data[end - 1] >= 0xC0:
+        end -= 1
+    return end or len(data)

@@ -1,0 +1,263 @@
+"""Text extraction: the hashes, domains and IP addresses in free text.
+
+Log lines (Zeek, Suricata, proxy, DNS, Windows events) and threat reports (Markdown, AsciiDoc,
+HTML) hold IOCs among ordinary words. `extract` finds them and returns each one already
+normalized, so none of the ordinary words reaches the rejects file:
+
+- defanged forms are refanged first, with `normalize.refang` (`evil[.]com`, `hxxp`, `[:]`, ...);
+- a name with dots is a domain when it ends in a public suffix (`suffixes.py`): `invoice.pdf`
+  and `setup.exe` are file names. A bare `name.zip`, `name.py`, ... is a file name too, unless
+  it was defanged or is the host of an e-mail address; a name right after a single `/` is a
+  path component (`/download/update.php`), and `.arpa` names are reverse lookups, not hosts;
+- the host of a URL or e-mail address is a domain or an address like any other; the rest of
+  a URL is not read for names (a hash in it still counts);
+- a dotted quad is an IPv4 address unless it starts a CIDR range (`10.0.0.0/8`), follows the
+  word `version` (`FileVersion: 1.0.0.1`) or a product name and a slash (`Chrome/121.0.0.0`,
+  while `HIER_DIRECT/1.2.3.4` in a proxy log is an address); an IPv6 address needs `::` or all
+  eight groups;
+- a hash is a run of exactly 32, 40 or 64 hex digits between characters that are not letters
+  or digits: 64 digits inside a longer run are not a sha256, nor is a label of a domain. A
+  run after `IMPHASH=` (Sysmon's import hash) or a TLS/SSH fingerprint key is no file hash,
+  and all-digit runs are numbers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import re
+
+from ..ioc import IocType
+from ..normalize import normalize, refang
+from .suffixes import has_public_suffix, looks_like_file_name
+
+__all__ = ["extract", "extract_lines"]
+
+# The text is scanned in separate passes, one simple pattern each: together they run three
+# times faster than one pattern with alternatives. Each pattern begins with the character that
+# must come before a candidate: a character class, which the regex engine skips to in C rather
+# than trying the pattern at every position. The text scanned starts with a newline, so that
+# its first word has a character before it too.
+#
+# Names and dotted quads, and e-mail addresses (`%` and `+` are for their user part). On ASCII
+# text the classes are ranges, twice as fast as `\w`; a block with any other character is
+# scanned with `\w`, so that `bücher.de` is one name rather than `cher.de` after a `ü`.
+_NAMES_ASCII = re.compile(r"[^0-9A-Za-z_.@%+-]([0-9A-Za-z_%+-]++(?:[.@][0-9A-Za-z_%+-]++)+)")
+_NAMES_UNICODE = re.compile(r"[^\w.@%+-]([\w%+-]++(?:[.@][\w%+-]++)+)")
+_HEX = re.compile(r"[^0-9A-Za-z]([0-9A-Fa-f]{32,}+)(?![0-9A-Za-z])")
+# IPv6 needs `::` or eight groups: this tells, at C speed, whether a block may hold one at all
+_IPV6_HINT = re.compile(r"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
+_IPV6 = re.compile(
+    r"[^0-9A-Za-z_:.](?=[0-9A-Fa-f]{0,4}:)"
+    r"((?=[0-9A-Fa-f:.]*::|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f])[0-9A-Fa-f:.]{2,45}+)(?!\w)"
+)
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_CIDR_SUFFIX = re.compile(r"/[0-9]{1,3}(?![0-9])")
+# words before a dotted quad that make it a version number
+_VERSION = re.compile(r"""version["']?\s*[=:]?\s*["']?\Z""", re.IGNORECASE)
+# keys whose 32- to 64-hex values are fingerprints, not file hashes
+_NOT_FILE_HASH = re.compile(
+    r"""(?:imphash|ja3s?|ja4s?|hassh(?:server|_server)?|serial)["']?\s*[=:]\s*["']?\Z""",
+    re.IGNORECASE,
+)
+_HASH_LENGTHS = frozenset({32, 40, 64})
+_DOMAIN = IocType.DOMAIN
+
+
+def extract(text: str) -> list[str]:
+    """The normalized IOCs found in `text`: names and IPv4 addresses, then hashes, then IPv6
+    addresses, each kind in order of appearance (repeats included)."""
+    return _Scan(text, 1).values
+
+
+def extract_lines(text: str, first_line: int) -> tuple[list[str], list[int]]:
+    """`extract(text)` with the line of each IOC, `text` starting at line `first_line`."""
+    scan = _Scan(text, first_line)
+    return scan.values, scan.lines
+
+
+class _Scan:
+    """The IOCs of one text, found pass by pass into `values` and `lines`."""
+
+    def __init__(self, text: str, first_line: int) -> None:
+        self.original = text
+        refanged = refang(text)
+        self.defanged = refanged is not text
+        self.text = "\n" + refanged
+        self.first_line = first_line
+        self.values: list[str] = []
+        self.lines: list[int] = []
+        ipv6 = _IPV6_HINT.search(self.text) is not None
+        # where the names that may hold a hash label, and (if IPv6 is about) the dotted quads,
+        # were found: a hash inside a name, or an IPv4 inside an IPv6, is not one of its own
+        self.long_names: list[tuple[int, int]] = []
+        self.quads: list[tuple[int, int]] | None = [] if ipv6 else None
+        self.names()
+        self.hashes()
+        if ipv6:
+            self.ipv6()
+
+    def names(self) -> None:
+        text = self.text
+        count = text.count
+        values = self.values
+        lines = self.lines
+        cache = _NAMES
+        quads = self.quads
+        original_lines: list[str] | None = None
+        line = self.first_line - 1  # the line of `last`; the "\n" put in front counts as one
+        last = 0
+        pattern = _NAMES_ASCII if text.isascii() else _NAMES_UNICODE
+        quad = _DOTTED_QUAD.fullmatch
+        find = text.find
+        for m in pattern.finditer(text):
+            tok = m[1]
+            if tok[-1].isdigit():  # no top-level domain ends in a digit: an address or nothing
+                if tok.count(".") != 3 or not quad(tok):
+                    continue
+                start, end = m.span(1)
+                # not `Chrome/121.0.0.0` (but `HIER_DIRECT/1.2.3.4`), a range, a version
+                if (
+                    (text[start - 1] == "/" and not text[start - 2].isupper())
+                    or text.startswith("/", end)
+                    or find("ersion", start - 24 if start > 24 else 0, start) >= 0
+                    or find("ERSION", start - 24 if start > 24 else 0, start) >= 0
+                ) and not self.is_address(start, end):
+                    continue
+                value = tok
+                if quads is not None:
+                    quads.append((start, len(values)))
+            else:
+                start = m.start(1)
+                if text[start - 1] == "/" and _in_path(text, start):
+                    continue
+                name = cache.get(tok, _UNKNOWN)
+                if name is _UNKNOWN:
+                    name = _name(tok)
+                if name is None:
+                    continue
+                if len(tok) > 32:
+                    self.long_names.append((start, m.end(1)))
+                if name[0] == "!":  # a file-like name: a domain only if it was defanged
+                    if not self.defanged:
+                        continue
+                    line += count("\n", last, start)
+                    last = start
+                    if original_lines is None:
+                        original_lines = self.original.split("\n")
+                    name = name[1:]
+                    if name in original_lines[line - self.first_line].lower():
+                        continue
+                value = name
+            line += count("\n", last, start)
+            last = start
+            values.append(value)
+            lines.append(line)
+
+    def is_address(self, start: int, end: int) -> bool:
+        """Whether the dotted quad at `start`-`end` is an address (not a range or a version)."""
+        text = self.text
+        if text[start - 1] == "/" and not text[start - 2].isupper() and _in_path(text, start):
+            return False  # `Chrome/121.0.0.0`; but `HIER_DIRECT/1.2.3.4` is an address
+        if text.startswith("/", end) and _CIDR_SUFFIX.match(text, end):
+            return False
+        near = max(0, start - 24)
+        before = text[near:start]
+        return not (("ersion" in before or "ERSION" in before) and _VERSION.search(before))
+
+    def hashes(self) -> None:
+        text = self.text
+        count = text.count
+        line = self.first_line - 1
+        last = 0
+        starts = [s for s, _ in self.long_names]
+        for m in _HEX.finditer(text):
+            digits = m[1]
+            start, end = m.span(1)
+            if len(digits) not in _HASH_LENGTHS or digits.isdigit():
+                continue
+            before = text[max(0, start - 24) : start].lower()
+            if ("hash" in before or "ja" in before or "ssh" in before or "serial" in before) and (
+                _NOT_FILE_HASH.search(before) is not None
+            ):
+                continue
+            if starts and (text[start - 1] == "." or text.startswith(".", end)):
+                i = bisect.bisect_right(starts, start) - 1
+                if i >= 0 and self.long_names[i][1] >= end:
+                    continue  # a label of a domain: `<md5>.evil.com`
+            line += count("\n", last, start)
+            last = start
+            self.values.append(digits.lower())
+            self.lines.append(line)
+
+    def ipv6(self) -> None:
+        text = self.text
+        count = text.count
+        line = self.first_line - 1
+        last = 0
+        inside: list[tuple[int, int]] = []  # spans of IPv6 addresses ending in a dotted quad
+        for m in _IPV6.finditer(text):
+            value = _ipv6(m[1])
+            if value is None:
+                continue
+            start = m.start(1)
+            if "." in m[1]:
+                inside.append(m.span(1))
+            line += count("\n", last, start)
+            last = start
+            self.values.append(value)
+            self.lines.append(line)
+        if inside and self.quads:  # `::ffff:192.0.2.1` is one IPv6 address, not also an IPv4
+            drop = {i for pos, i in self.quads if any(s <= pos < e for s, e in inside)}
+            if drop:
+                keep = [i for i in range(len(self.values)) if i not in drop]
+                self.values = [self.values[i] for i in keep]
+                self.lines = [self.lines[i] for i in keep]
+
+
+def _in_path(text: str, start: int) -> bool:
+    """Whether what starts at `start`, right after a `/`, is a path component, as in
+    `/download/update.php`, not a host (`//host`, or `\\/\\/host` in JSON text)."""
+    return text[start - 2] != "/" and text[start - 4 : start] != "\\/\\/"
+
+
+# Logs name the same hosts over and over: what a token stands for is remembered (the table
+# is emptied when full, which keeps memory bounded and costs one miss per token).
+_NAMES: dict[str, str | None] = {}
+_NAMES_MAX = 1 << 15
+_UNKNOWN = ""  # never a value of the table
+
+
+def _name(tok: str) -> str | None:
+    """The domain a dotted token (or e-mail address) stands for; `!` + the name for a
+    file-like name, which counts only if defanged; None for anything else."""
+    if len(_NAMES) >= _NAMES_MAX:
+        _NAMES.clear()
+    value = _NAMES[tok] = _new_name(tok)
+    return value
+
+
+def _new_name(tok: str) -> str | None:
+    s = tok.strip("_%+-")
+    email = "@" in s
+    if email:
+        s = s.rpartition("@")[2]
+    if "." not in s:
+        return None
+    ioc_type, value = normalize(s)
+    if ioc_type is not _DOMAIN or value.endswith(".arpa") or not has_public_suffix(value):
+        return None
+    if not email and looks_like_file_name(value):
+        return "!" + value
+    return value
+
+
+def _ipv6(text: str) -> str | None:
+    text = text.rstrip(".")
+    if text.count(":") < 2 or not any(c not in ":." for c in text):
+        return None
+    try:
+        return ipaddress.IPv6Address(text).compressed
+    except ValueError:
+        return None

@@ -1,0 +1,192 @@
+"""The read stage: each input opened, decompressed, its format told, and parsed into chunks.
+
+    path ─▶ open ─▶ decompress ─▶ (sample: auto, csv, tsv) ─▶ format reader ─▶ Chunk, Chunk, …
+            file     magic bytes    extension + content        lines / csv / tsv /
+            or -     gz bz2 xz zst                             ndjson / json / text
+
+Everything for one source runs in a worker thread, as one generator of chunks: the blocking
+reads, the decompression and the parsing. The event loop only receives finished chunks, one
+thread hop each (a chunk is a block of up to 256 KiB), so a slow pipe still flows chunk by
+chunk and a slow consumer stops the reading (the engine's queue is bounded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from typing import Generic, TypeVar, cast
+
+from ..errors import InputError
+from .blocks import BLOCK, line_chunks
+from .chunk import Chunk
+from .decompress import DecompressError, Prefixed, Readable, decompressed, open_binary
+from .delimited import Dialect, read_delimited
+from .files import STDIN
+from .jsonfmt import read_json, read_ndjson
+from .options import InputOptions
+from .sniff import csv_dialect, detect, tsv_dialect
+from .text import read_text
+
+__all__ = ["in_thread", "read_inputs", "read_source"]
+
+T = TypeVar("T")
+_DONE = object()
+
+_SAMPLE = 64 * 1024
+_STDIN_NAME = "<stdin>"
+
+
+async def read_inputs(
+    paths: Sequence[str], options: InputOptions, *, max_line: int = 1 << 20
+) -> AsyncIterator[Chunk]:
+    """Every input as chunks of candidate IOCs, read the way `options` says."""
+    for path in paths:
+        async for chunk in in_thread(read_source(path, options, max_line=max_line)):
+            yield chunk
+
+
+def read_source(path: str, options: InputOptions, *, max_line: int) -> Iterator[Chunk]:
+    """The chunks of one input (`-`: stdin); records how it was read in `options.formats`.
+
+    A compressed stream that turns out corrupt or cut short ends that input with a reject
+    that says so; the chunks before it stand.
+    """
+    source = _STDIN_NAME if path == STDIN else path
+    try:
+        f = open_binary(path)
+    except OSError as exc:
+        raise InputError(f"cannot open input {path}: {exc.strerror}") from None
+    counted = _Counted(f)
+    reported = 0  # bytes already counted in chunks
+    last_line = 0
+    try:
+        stream, compression = decompressed(counted)
+        fmt = options.format
+        dialect: Dialect | None = None
+        sample = ""
+        if fmt in ("auto", "csv", "tsv"):
+            sample, stream = _sample(stream)
+        if fmt == "auto":
+            fmt, dialect = detect("" if path == STDIN else path, sample)
+        elif fmt == "csv":
+            dialect = csv_dialect(sample)
+        elif fmt == "tsv":
+            dialect = tsv_dialect(sample)
+        how = [fmt + (" (Zeek)" if dialect is not None and dialect.zeek else "")]
+        if compression:
+            how.append(compression)
+        if options.format == "auto":
+            how.append("auto")
+        options.formats[source] = ", ".join(how)
+        for chunk in _parse(stream, source, fmt, dialect, options, max_line):
+            last_line = chunk.line_of(len(chunk.lines) - 1) if chunk.lines else last_line
+            chunk.nbytes, reported = counted.n - reported, counted.n
+            yield chunk
+    except DecompressError as exc:
+        options.formats.setdefault(source, "unreadable")
+        yield Chunk(source, last_line + 1, [None], {0: str(exc)}, lines_read=0)
+    except OSError as exc:
+        raise InputError(f"error reading {path}: {exc.strerror or exc}") from None
+    finally:
+        if path != STDIN:
+            f.close()
+
+
+def _parse(
+    stream: Readable,
+    source: str,
+    fmt: str,
+    dialect: Dialect | None,
+    options: InputOptions,
+    max_line: int,
+) -> Iterator[Chunk]:
+    if fmt == "lines":
+        return line_chunks(stream, source, max_line)
+    if fmt == "text":
+        return read_text(stream, source, max_line=max_line)
+    if fmt == "ndjson":
+        return read_ndjson(stream, source, fields=options.field_paths, max_line=max_line)
+    if fmt == "json":
+        return read_json(stream, source, fields=options.field_paths)
+    assert dialect is not None
+    return read_delimited(
+        stream, source, dialect=dialect, columns=options.columns, max_line=max_line
+    )
+
+
+class _Counted:
+    """A stream that counts the bytes read from it (for the progress line's ETA)."""
+
+    def __init__(self, f: Readable) -> None:
+        self._f = f
+        self.n = 0
+
+    def read1(self, size: int = BLOCK, /) -> bytes:
+        data = self._f.read1(size)
+        self.n += len(data)
+        return data
+
+
+def _sample(f: Readable) -> tuple[str, Readable]:
+    """The first complete lines of `f` (up to 64 KiB) as text, and `f` with them put back.
+
+    Reads until a line ends (or the sample is full, or the input ends), so a slow pipe is
+    sniffed on its first line rather than waited for.
+    """
+    head = b""
+    error: DecompressError | None = None
+    while len(head) < _SAMPLE and b"\n" not in head:
+        try:
+            more = f.read1(_SAMPLE - len(head))
+        except DecompressError as exc:  # raised again once the sample has been read
+            error = exc
+            break
+        if not more:
+            break
+        head += more
+    return head[:_SAMPLE].decode("utf-8", "replace"), Prefixed(head, f, error)
+
+
+class _Pump(Generic[T]):
+    """Steps a generator in a worker thread, and closes it safely from the event loop.
+
+    A generator must not be closed while another thread runs it: when the consumer stops
+    during a step, the close is left to the worker, right after that step.
+    """
+
+    def __init__(self, gen: Iterator[T]) -> None:
+        self._gen = gen
+        self._lock = threading.Lock()
+        self._closing = False
+
+    def step(self) -> T | object:
+        """The next item, or `_DONE` (in the worker thread)."""
+        with self._lock:
+            item = _DONE if self._closing else next(self._gen, _DONE)
+            if self._closing:
+                self._close()
+                return _DONE
+            return item
+
+    def close(self) -> None:
+        self._closing = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self._close()
+            finally:
+                self._lock.release()
+
+    def _close(self) -> None:
+        if isinstance(self._gen, Generator):
+            self._gen.close()
+
+
+async def in_thread(gen: Iterator[T]) -> AsyncIterator[T]:
+    """The items of a blocking generator, each made in a worker thread."""
+    pump = _Pump(gen)
+    try:
+        while (item := await asyncio.to_thread(pump.step)) is not _DONE:
+            yield cast(T, item)
+    finally:
+        pump.close()

@@ -1,0 +1,60 @@
+"""`enricher run --format auto` as a user runs it: a real process, compressed and free-text
+inputs, the embedded emulator."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import zstandard
+from format_helpers import DATA, expected
+from helpers import enricher, read_ndjson
+
+
+def test_auto_format_csv_gz_and_a_text_report(tmp_path: Path) -> None:
+    csv_gz = tmp_path / "export.csv.gz"
+    csv_gz.write_bytes(gzip.compress((DATA / "export.csv").read_bytes()))
+    out = tmp_path / "out.ndjson"
+    proc = enricher(
+        "run", "--emulator", "--format", "auto", str(csv_gz), str(DATA / "report.adoc"),
+        "-o", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    iocs = [r["ioc"] for r in read_ndjson(out)]
+    assert sorted(iocs) == sorted(expected("export.csv") | expected("report.adoc"))  # each once
+    assert f"{csv_gz} (csv, gzip, auto)" in proc.stderr
+    assert "report.adoc (text, auto)" in proc.stderr
+    assert read_ndjson(tmp_path / "out.ndjson.rejects.ndjson") == []
+
+
+def test_compressed_stdin_with_chosen_fields(tmp_path: Path) -> None:
+    data = zstandard.ZstdCompressor().compress((DATA / "records.ndjson").read_bytes())
+    out = tmp_path / "out.ndjson"
+    proc = subprocess.run(
+        [sys.executable, "-m", "enricher", "run", "--emulator", "--format", "ndjson",
+         "--field", "process.hash.md5", "--field", "dns.answers[*].rdata", "-", "-o", str(out)],
+        input=data,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert sorted(r["ioc"] for r in read_ndjson(out)) == [
+        "185.220.101.47",
+        "45.146.164.110",
+        "7353f60b1739074eb17c5f4dddefe239",
+        "8b1fdfac8fe38356708b4bb683ff7cca",
+    ]
+    assert "<stdin> (ndjson, zstd)" in proc.stderr.decode()
+
+
+def test_a_bad_flag_is_a_usage_error() -> None:
+    proc = enricher("run", "--emulator", "--format", "lines", "--column", "ip", "-")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        "enricher: error: --column reads CSV or TSV: use it with --format csv, tsv or auto"
+    )

@@ -1,0 +1,317 @@
+"""Inputs: paths, directories and globs; the flags; telling formats; streaming (a slow pipe
+flows, a big JSON document is never held whole)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from format_helpers import read
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enricher.errors import InputError, SettingsError
+from enricher.inputs.delimited import Dialect
+from enricher.inputs.jsonstream import JsonError, json_items
+from enricher.inputs.read import in_thread, read_source
+from enricher.inputs.sniff import csv_dialect, detect, tsv_dialect
+from enricher.reader import Chunk, InputOptions, add_arguments, check_inputs, input_options
+
+# -- paths, directories, globs --------------------------------------------------------------
+
+
+def test_directories_are_read_recursively_without_hidden_files(tmp_path: Path) -> None:
+    for name in ["b/2.txt", "a/1.txt", "a/.hidden", ".git/config", "top.txt"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    got = check_inputs([str(tmp_path), str(tmp_path / "top.txt"), "-"])
+    assert got == [str(tmp_path / p) for p in ["top.txt", "a/1.txt", "b/2.txt"]] + ["-"]
+
+
+def test_globs_are_expanded_by_us(tmp_path: Path) -> None:
+    for name in ["x/a.log", "x/b.log", "x/y/c.log", "x/d.txt"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    assert check_inputs([str(tmp_path / "x" / "*.log")]) == [
+        str(tmp_path / "x" / "a.log"),
+        str(tmp_path / "x" / "b.log"),
+    ]
+    assert len(check_inputs([str(tmp_path / "**" / "*.log")])) == 3
+    literal = tmp_path / "odd[1].txt"  # an existing name is taken as it is
+    literal.write_text("x\n")
+    assert check_inputs([str(literal)]) == [str(literal)]
+
+
+def test_clear_input_errors(tmp_path: Path) -> None:
+    assert check_inputs([]) == ["-"]
+    with pytest.raises(InputError, match=r"input not found: .*missing\.txt"):
+        check_inputs([str(tmp_path / "missing.txt")])
+    with pytest.raises(InputError, match=r"no input matches the pattern '.*\*\.csv'"):
+        check_inputs([str(tmp_path / "*.csv")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="input is a directory with no files in it"):
+        check_inputs([str(tmp_path / "empty")])
+    (tmp_path / "link").symlink_to(tmp_path / "gone.txt")
+    with pytest.raises(InputError, match="broken link"):
+        check_inputs([str(tmp_path / "link")])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_unreadable_input(tmp_path: Path) -> None:
+    path = tmp_path / "secret.txt"
+    path.write_text("x\n")
+    path.chmod(0)
+    with pytest.raises(InputError, match="not readable"):
+        check_inputs([str(tmp_path)])
+
+
+# -- flags ----------------------------------------------------------------------------------
+
+
+def test_flags() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--format", "csv", "--column", "ip", "--column", "3"])
+    assert input_options(args) == InputOptions(format="csv", columns=("ip", "3"))
+    args = parser.parse_args(["--format", "auto", "--field", "answers[*].rdata"])
+    assert input_options(args).field_paths[0][0] == "answers"
+    assert input_options(parser.parse_args([])).format == "lines"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"format": "xml"}, "--format must be one of lines, csv"),
+        ({"format": "lines", "columns": ("ip",)}, "--column reads CSV or TSV"),
+        ({"format": "csv", "fields": ("a.b",)}, "--field reads JSON"),
+        ({"format": "csv", "columns": ("0",)}, "columns are numbered from 1"),
+        ({"format": "json", "fields": ("a..b",)}, "empty key"),
+        ({"format": "json", "fields": ("a[x]",)}, "not a key with"),
+    ],
+)
+def test_bad_options(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        InputOptions(**options)
+
+
+# -- telling formats ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "sample", "fmt"),
+    [
+        ("x.csv.gz", "a,b\n1,2\n", "csv"),
+        ("x.TSV", "a\tb\n", "tsv"),
+        ("x.jsonl", "{}", "ndjson"),
+        ("eve.json", '{"a": 1}\n{"a": 2}\n', "ndjson"),
+        ("misp.json", '{\n  "Event": {}\n}\n', "json"),
+        ("", "[\n{}]", "json"),
+        ("x.adoc", "evil.com\n", "text"),
+        ("", "#separator \\x09\n#fields\tts\n", "tsv"),
+        ("x.txt", "# list\nevil.com\n1.2.3.4\n\nd41d8cd98f00b204e9800998ecf8427e\n", "lines"),
+        ("x.log", "date;host;ip\n2024;a;1.2.3.4\n2024;b;5.6.7.8\n", "csv"),
+        ("x.log", "a\tb\tc\n1\t2\t3\n", "tsv"),
+        ("x.log", "Feb 20 10:00:01 dns query: evil.com from 1.2.3.4\nFeb 20 ok\n", "text"),
+        ("", "", "lines"),
+    ],
+)
+def test_detect(name: str, sample: str, fmt: str) -> None:
+    assert detect(name, sample)[0] == fmt
+
+
+def test_dialects() -> None:
+    assert csv_dialect("a;b;c\n1;2;3\n") == Dialect(delimiter=";")
+    assert csv_dialect("only one line with , and ;;") == Dialect(delimiter=";")
+    assert tsv_dialect('a\tb\n"x\ty"\t2\n').quoted
+    assert not tsv_dialect("a\tb\n").quoted
+    assert tsv_dialect("#separator \\x09\n").zeek
+
+
+# -- streaming ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "first", "rest"),
+    [
+        ("lines", b"first.com\n", b"second.com\n"),
+        ("text", b"see first.com\n", b"then second.com\n"),
+        ("csv", b"ioc,n\nfirst.com,1\n", b"second.com,2\n"),
+        ("ndjson", b'{"ioc": "first.com"}\n', b'{"ioc": "second.com"}\n'),
+        ("json", b'[{"ioc": "first.com"},', b'{"ioc": "second.com"}]\n'),
+        ("lines.gz", gzip.compress(b"first.com\n"), gzip.compress(b"second.com\n")),
+    ],
+)
+async def test_a_slow_pipe_flows(fmt: str, first: bytes, rest: bytes) -> None:
+    r, w = os.pipe()
+    got: list[str | None] = []
+
+    async def consume() -> None:
+        options = InputOptions(format=fmt.split(".")[0])
+        async for chunk in in_thread(read_source(f"/dev/fd/{r}", options, max_line=1 << 20)):
+            got.extend(chunk.lines)
+
+    task = asyncio.create_task(consume())
+    os.write(w, first)
+    for _ in range(300):
+        await asyncio.sleep(0.01)
+        if got:
+            break
+    assert got == ["first.com"]  # delivered while the writer still holds the pipe open
+    os.write(w, rest)
+    os.close(w)
+    await asyncio.wait_for(task, 5)
+    os.close(r)
+    assert got == ["first.com", "second.com"]
+
+
+def test_a_big_json_array_is_streamed() -> None:
+    served = 0
+
+    def pieces() -> Iterator[str]:
+        nonlocal served
+        yield "["
+        for i in range(1_000_000):
+            piece = json.dumps({"n": i, "ioc": f"host{i}.evil.com"}) + ","
+            served += len(piece)
+            yield piece
+
+    it = pieces()
+    items = json_items(lambda: next(it, ""), max_item=1 << 20)
+    got = [x for x in (next(items) for _ in range(2000)) if x is not None]
+    assert got[0] == ((0,), {"n": 0, "ioc": "host0.evil.com"}, 1)
+    assert served < 100_000  # a few records ahead, not the document
+    items.close()
+
+
+def test_invalid_json_stops_the_file_with_a_reject(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('[\n{"ioc": "good.com"},\n{"ioc": "x.com" "y"},\n{"ioc": "after.com"}\n]\n')
+    got = read([path], format="json")
+    assert got.iocs == ["good.com"]
+    assert got.rejects == [(str(path), 3, "not valid JSON: Expecting ',' delimiter")]
+    lines = tmp_path / "bad.ndjson"
+    lines.write_text('{"ioc": "good.com"}\nnot json\n{"ioc": "after.com"}\n')
+    got = read([lines], format="ndjson")
+    assert got.iocs == ["good.com", "after.com"]
+    assert got.rejects == [(str(lines), 2, "not valid JSON")]
+
+
+def test_a_long_line_of_text_is_cut_between_words(tmp_path: Path) -> None:
+    path = tmp_path / "page.html"
+    words = " ".join(f"<td>host{i}.evil.com</td>" for i in range(2000))
+    path.write_text(f"<html>{words}</html>\nlast.evil.com\n")
+    got = read([path], format="text", max_line=4096)
+    assert got.set == {f"host{i}.evil.com" for i in range(2000)} | {"last.evil.com"}
+    assert got.lines_of["host1999.evil.com"] == 1 and got.lines_of["last.evil.com"] == 2
+    assert got.lines_read == 2
+
+
+async def test_stopping_early_closes_the_input(tmp_path: Path) -> None:
+    path = tmp_path / "big.txt"
+    path.write_text("evil.com\n" * 200_000)
+    closed: list[bool] = []
+
+    def chunks() -> Iterator[Chunk]:
+        try:
+            yield from read_source(str(path), InputOptions(format="lines"), max_line=1 << 20)
+        finally:
+            closed.append(True)
+
+    async for _ in in_thread(chunks()):
+        break
+    for _ in range(100):
+        if closed:
+            break
+        await asyncio.sleep(0.01)
+    assert closed == [True]
+
+
+# JSON documents of any shape, cut anywhere, stream to the same parts as when read whole.
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8)
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _parts(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[Any, Any]]:
+    """What json_items promises, computed from the whole value."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _parts(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield (*path, i), item
+    else:
+        yield path, value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_VALUES, min_size=1, max_size=3), st.integers(1, 40), st.booleans())
+def test_json_stream_matches_a_whole_parse(docs: list[Any], size: int, pretty: bool) -> None:
+    text = "\n".join(json.dumps(d, indent=2 if pretty else None) for d in docs)
+    pieces = iter([text[i : i + size] for i in range(0, len(text), size)])
+    got = [
+        (p, v) for p, v, _ in filter(None, json_items(lambda: next(pieces, ""), max_item=1 << 20))
+    ]
+    assert got == [part for d in docs for part in _parts(d)]
+
+
+@pytest.mark.parametrize("text", ['{"a": tru}', "[1, 2", '{"a" 1}', "[1 2]", '{"a": [1, }'])
+def test_json_stream_errors(text: str) -> None:
+    pieces = iter([text, ""])
+    with pytest.raises(JsonError):
+        list(json_items(lambda: next(pieces, ""), max_item=1 << 20))
+
+
+def test_memory_does_not_grow_with_the_size_of_a_json_document(tmp_path: Path) -> None:
+    import tracemalloc
+
+    async def peak(n: int) -> int:
+        path = tmp_path / f"{n}.json"
+        with path.open("w") as f:
+            f.write(
+                "["
+                + ",\n".join(json.dumps({"i": i, "ioc": f"h{i % 500}.evil.com"}) for i in range(n))
+            )
+            f.write("]")
+        tracemalloc.start()
+        try:
+            async for _ in read_inputs_for(path):
+                pass
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    small, big = asyncio.run(peak(10_000)), asyncio.run(peak(40_000))
+    # four times the records, about the same memory (names repeat: the caches are bounded too)
+    assert big < small * 1.3 + 1_000_000, (small, big)
+
+
+def read_inputs_for(path: Path) -> Any:
+    from enricher.reader import read_inputs
+
+    return read_inputs([str(path)], InputOptions(format="json"))
+
+
+def test_the_reader_keeps_its_interface() -> None:
+    import enricher.reader as reader
+
+    assert set(reader.__all__) >= {
+        "Chunk", "InputOptions", "add_arguments", "check_inputs", "input_options", "read_inputs",
+    }  # fmt: skip
+    assert all(hasattr(reader, name) for name in reader.__all__)
+    chunk = reader.Chunk("s", 3, ["a", None], {1: "why"}, line_numbers=[3, 9], lines_read=10)
+    assert (chunk.line_of(1), chunk.nbytes) == (9, None)
