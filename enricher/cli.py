@@ -79,6 +79,11 @@ def _add_run_parser(sub: Any) -> None:
     p.add_argument("--failed", metavar="FILE", help="failures NDJSON (default OUT.failed.ndjson)")
     p.add_argument("--rejects", metavar="FILE", help="rejected input lines (OUT.rejects.ndjson)")
     p.add_argument("--deferred", metavar="FILE", help="IOCs not sent (OUT.deferred.ndjson)")
+    p.add_argument(
+        "--with-source",
+        action="store_true",
+        help="records say where their IOC was first seen; the summary, how often it occurred",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="errors only: no summary")
     add_input_arguments(p)
     night = p.add_argument_group("nightly jobs")
@@ -150,6 +155,7 @@ def _run(args: argparse.Namespace) -> int:
         manifest=args.manifest,
         log_json=args.log_format == "json",
         progress=args.progress,
+        with_source=args.with_source,
     )
     setup_logging(json=job.log_json, quiet=job.quiet)
     return asyncio.run(run_job(job, settings))

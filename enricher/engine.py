@@ -19,6 +19,7 @@ import functools
 import itertools
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -101,6 +102,7 @@ class Enricher:
         budget: Budget | None = None,
         done: Deduper | None = None,
         cache_only: bool = False,
+        with_source: bool = False,
     ) -> None:
         self.settings = settings
         self.stats = stats or RunStats()
@@ -108,6 +110,10 @@ class Enricher:
         self.budget = budget
         self.done = done
         self.cache_only = cache_only
+        #: records say where their IOC was first seen, and occurrences are counted
+        self.with_source = with_source
+        #: with `with_source`: how often each IOC occurred across the inputs (last run)
+        self.occurrences: Counter[str] = Counter()
         self.fatal: FatalError | None = None
         #: reading the input failed part way (what was read was enriched)
         self.input_error: InputError | None = None
@@ -201,6 +207,7 @@ class Enricher:
         self.fatal = run.fatal
         self.input_error = run.input_error
         self._seen = run.deduper
+        self.occurrences = run.occurrences
 
 
 class _Run:
@@ -213,6 +220,9 @@ class _Run:
         self.stats = owner.stats
         self.cache = owner.cache
         self.done = owner.done
+        self.with_source = owner.with_source
+        self.origins: dict[str, tuple[str, int]] = {}  # key -> where first seen, until written
+        self.occurrences: Counter[str] = Counter()
         conc = settings.limits.concurrency
         self.chunk_q: asyncio.Queue[Chunk | None] = asyncio.Queue(settings.pipeline.read_queue)
         self.batch_q: asyncio.Queue[Batch | None] = asyncio.Queue(conc)
@@ -381,6 +391,8 @@ class _Run:
         done = self.done
         send_sha256 = self.send_sha256
         sha256 = IocType.SHA256
+        with_source = self.with_source
+        origins, occurrences = self.origins, self.occurrences
         skipped = unique = dups = already = 0
         for i, text in enumerate(chunk.lines):
             if text is None:
@@ -394,6 +406,8 @@ class _Run:
             if ioc_type is None:
                 self.reject(outcome, chunk, i, stripped, value)
                 continue
+            if with_source:
+                occurrences[value] += 1
             if not seen_add(ioc_type, value):
                 dups += 1
                 continue
@@ -404,6 +418,8 @@ class _Run:
             if ioc_type is sha256 and not send_sha256:
                 outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
                 continue
+            if with_source:
+                origins[value] = (chunk.source, chunk.line_of(i))
             new.append((ioc_type, value))
         stats.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
         if chunk.nbytes:
@@ -445,7 +461,11 @@ class _Run:
                     misses.append(key)
                     continue
                 verdict, row_fmt, line = hit
-                if row_fmt == fmt and line.endswith(_FRESH):
+                if self.with_source:
+                    line = self.recache(key, line, self.origins.pop(key[1], None))
+                    verdict = orjson.loads(line)["verdict"]
+                    lines.append(line)
+                elif row_fmt == fmt and line.endswith(_FRESH):
                     # made just as this run would make it: only `cached` differs
                     lines.append(line[: -len(_FRESH)] + _CACHED)
                 else:
@@ -457,11 +477,12 @@ class _Run:
         self.stats.cached += len(lines)
         return misses
 
-    def recache(self, key: Key, line: bytes) -> bytes:
-        """A cached record made under other settings (a changed verdict table), made anew."""
+    def recache(self, key: Key, line: bytes, origin: tuple[str, int] | None = None) -> bytes:
+        """A cached record made anew: under other settings (a changed verdict table), or to
+        say where this run saw its IOC."""
         old = orjson.loads(line)
         answer = answer_from_entry(key[1], old["response"])
-        record = to_record(key[0], key[1], answer, self.verdicts, self.ttl_factor, True)
+        record = to_record(key[0], key[1], answer, self.verdicts, self.ttl_factor, True, origin)
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
     def reject(self, outcome: Outcome, chunk: Chunk, i: int, text: str | None, why: str) -> None:
@@ -573,16 +594,19 @@ class _Run:
         records = outcome.records
         missing = self.missing
         limit = self.settings.retry.missing_attempts
+        origins = self.origins
         for key in keys:
             answer = found.get(key[1])
             if answer is not None:
-                records.append(to_record(key[0], key[1], answer, verdicts, factor))
+                origin = origins.pop(key[1], None) if origins else None
+                records.append(to_record(key[0], key[1], answer, verdicts, factor, False, origin))
                 if missing:
                     missing.pop(key[1], None)
                 continue
             tries = missing.get(key[1], 0) + 1
             if tries > limit:
                 del missing[key[1]]
+                self.origins.pop(key[1], None)
                 outcome.failures.append(
                     failure(key[0], key[1], "missing: left out of every answer", tries)
                 )
@@ -597,6 +621,7 @@ class _Run:
         for ioc_type, value in keys:
             outcome.failures.append(failure(ioc_type, value, error, attempts))
             self.missing.pop(value, None)
+            self.origins.pop(value, None)
 
     # -- deferring ------------------------------------------------------------------------
 
@@ -609,6 +634,9 @@ class _Run:
     def defer(self, outcome: Outcome, keys: Sequence[Key], why: str) -> None:
         outcome.deferred.extend(deferred(t, v, why) for t, v in keys)
         self.stats.deferred += len(keys)
+        if self.origins:
+            for _, v in keys:
+                self.origins.pop(v, None)
 
     def abandon(self, why: str) -> Outcome:
         """Every key not yet resolved, deferred: the run is stopping."""

@@ -65,6 +65,7 @@ class Job:
     manifest: str | None = None
     log_json: bool = False
     progress: bool | None = None  # None: on a terminal only
+    with_source: bool = False
 
 
 @dataclass
@@ -122,7 +123,7 @@ def _open_cache(job: Job, settings: Settings) -> Cache | None:
         max_ttl=c.max_ttl,
         default_ttl=c.default_ttl,
         max_age=job.max_age,
-        fmt=record_format(settings.verdicts, settings.api.ttl_unit),
+        fmt=record_format(settings.verdicts, settings.api.ttl_unit, job.with_source),
     )
     purged = cache.purge()
     if purged:
@@ -223,6 +224,7 @@ async def run_job(job: Job, settings: Settings) -> int:
                 budget=budget,
                 done=done,
                 cache_only=job.cache_only,
+                with_source=job.with_source,
             ) as enricher,
         ):
             chunks = read_inputs(inputs, job.reading, max_line=settings.pipeline.max_line_bytes)
@@ -318,6 +320,11 @@ def _report(
             started_at=started_at,
             exit_code=code,
             rate_changes=changes,
+            extra=(
+                {"most_repeated": enricher.occurrences.most_common(20)}
+                if enricher and enricher.with_source
+                else None
+            ),
         )
         try:
             write_manifest(job.manifest, manifest)
@@ -330,6 +337,7 @@ def _report(
             stats,
             rate_changes=[f"{c.rate:.1f}/s at {c.at:.1f}s ({c.reason})" for c in changes],
             inputs=job.reading.formats,
+            repeated=enricher.occurrences.most_common(5) if enricher else None,
         )
         print(text, file=sys.stderr)
         for w in writers[1:]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 import orjson
 
@@ -45,6 +45,7 @@ class Record(TypedDict):
     product: dict[str, Any] | None
     cp_type: str | None
     response: dict[str, Any]
+    origin: NotRequired[dict[str, Any]]
     cached: bool
 
 
@@ -79,8 +80,28 @@ def to_record(
     verdicts: Mapping[str, str],
     ttl_factor: int = 1,
     cached: bool = False,
+    origin: tuple[str, int] | None = None,
 ) -> Record:
-    """The output record for one answered IOC. `ttl_factor` turns the API's ttl unit into ms."""
+    """The output record for one answered IOC. `ttl_factor` turns the API's ttl unit into ms;
+    `origin` (file, line) is where the IOC was first seen (`--with-source`)."""
+    if origin is not None:
+        base = _record(ioc_type, ioc, answer, verdicts, ttl_factor, cached)
+        # `cached` stays the last field
+        record: dict[str, Any] = {k: v for k, v in base.items() if k != "cached"}
+        record["origin"] = {"file": origin[0], "line": origin[1]}
+        record["cached"] = cached
+        return cast(Record, record)
+    return _record(ioc_type, ioc, answer, verdicts, ttl_factor, cached)
+
+
+def _record(
+    ioc_type: IocType,
+    ioc: str,
+    answer: Answer,
+    verdicts: Mapping[str, str],
+    ttl_factor: int,
+    cached: bool,
+) -> Record:
     ctype = answer.classification
     ttl = answer.ttl
     return {
@@ -101,10 +122,10 @@ def to_record(
     }
 
 
-def record_format(verdicts: Mapping[str, str], ttl_unit: str) -> str:
+def record_format(verdicts: Mapping[str, str], ttl_unit: str, with_source: bool = False) -> str:
     """What a record line depends on besides the answer: two runs with the same format write
     the same line for the same answer (so a cached line can be written again as it is)."""
-    doc = orjson.dumps([SCHEMA_VERSION, ttl_unit, sorted(verdicts.items())])
+    doc = orjson.dumps([SCHEMA_VERSION, ttl_unit, sorted(verdicts.items()), with_source])
     return hashlib.blake2b(doc, digest_size=8).hexdigest()
 
 

@@ -28,6 +28,7 @@ def format_summary(
     *,
     rate_changes: list[str] | None = None,
     inputs: Mapping[str, str] | None = None,
+    repeated: list[tuple[str, int]] | None = None,
 ) -> str:
     d = stats.as_dict()
     statuses: dict[str, int] = {}
@@ -48,6 +49,9 @@ def format_summary(
     if stats.reject_reasons:
         top = dict(stats.reject_reasons.most_common(5))
         lines.append(f"  rejected by   {_counts(top)}")
+    if repeated:
+        shown = ", ".join(f"{ioc} x{n:,}" for ioc, n in repeated)
+        lines.append(f"  most repeated {shown}")
     lines += [
         f"  unique IOCs   {_n(stats.unique)}",
         f"  ok {_n(stats.ok)}  failed {_n(stats.failed)}  unsupported {_n(stats.unsupported)}"

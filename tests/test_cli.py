@@ -153,3 +153,21 @@ def test_failures_give_exit_2(tmp_path: Path) -> None:
         ("evil-update.com", "http_400"),
     ]
     assert len(read_ndjson(out)) == 12
+
+
+def test_with_source_says_where_each_ioc_was_first_seen(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("# header\nx.example.com\n1.2.3.4\n")
+    b.write_text("1.2.3.4\nX.EXAMPLE.COM\ny.example.com\n")
+    for run in ("cold", "warm"):  # the second run's records come from the cache
+        out = tmp_path / f"{run}.ndjson"
+        proc = enricher("run", "--emulator", "--with-source", str(a), str(b), "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        origins = {r["ioc"]: (r["origin"]["file"], r["origin"]["line"]) for r in read_ndjson(out)}
+        assert origins == {
+            "x.example.com": (str(a), 2),
+            "1.2.3.4": (str(a), 3),
+            "y.example.com": (str(b), 3),
+        }
+        assert re.search(r"most repeated .*x\.example\.com x2", proc.stderr)
+    assert all(r["cached"] for r in read_ndjson(tmp_path / "warm.ndjson"))

@@ -284,10 +284,13 @@ async def test_garbage_items_are_counted_rejects() -> None:
 
 
 async def test_leaving_early_does_not_hang() -> None:
-    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
-        async with contextlib.aclosing(e.enrich(make_iocs(3000))) as items:
-            async for _ in items:
-                break
+    async with (
+        Emulator(EmulatorConfig()) as emu,
+        Enricher(settings_for(emu)) as e,
+        contextlib.aclosing(e.enrich(make_iocs(3000))) as items,
+    ):
+        async for _ in items:
+            break
 
 
 async def test_an_input_that_breaks_part_way() -> None:
