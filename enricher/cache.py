@@ -201,8 +201,7 @@ class Cache:
                     f" AND key IN ({marks}) AND expires_at > ? AND fetched_at >= ?",
                     (endpoint.value, *part, now, oldest),
                 )
-                for key, verdict, fmt, record in rows:
-                    found[key] = (verdict, fmt, record)
+                found.update((row[0], row[1:]) for row in rows)
         except sqlite3.Error as exc:
             self._break(f"reading failed: {exc}")
             found.clear()

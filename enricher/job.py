@@ -185,7 +185,7 @@ async def run_job(job: Job, settings: Settings) -> int:
     try:
         done, first = _prepare(job, paths, cache)
         mode = "ab" if job.resume else "wb"
-        out = NdjsonWriter(job.output, mode=mode)
+        out = NdjsonWriter(job.output, mode=mode, threaded=True)
         failures = NdjsonWriter(paths.failed, lazy=paths.lazy, mode=mode)
         rejects = NdjsonWriter(paths.rejects, lazy=paths.lazy)
         # the new deferred list is made beside the old one and replaces it only at the end:
@@ -251,7 +251,11 @@ async def run_job(job: Job, settings: Settings) -> int:
             # what earlier runs deferred and this one did not reach stays deferred
             writers[-1].write(_not_reached(first, enricher))
         for w in writers:
-            w.close()
+            try:
+                w.close()
+            except FatalError as exc:
+                fatal = fatal or exc
+                stats.stopped = stats.stopped or str(exc)
         if writers:
             _replace_deferred(paths.deferred, writers[-1], cache)
         if cache is not None:
