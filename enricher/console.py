@@ -86,10 +86,14 @@ class Progress:
             f"{done:,} IOCs done · {done / elapsed:,.0f}/s · {s.requests:,} requests"
             f" · {s.retries:,} retries · {s.failed:,} errors"
         )
-        if self.total_bytes and s.bytes_read:
+        if self.total_bytes and s.bytes_read and done:
             share = min(1.0, s.bytes_read / self.total_bytes)
             if share > 0.001:
-                text += f" · {share:.0%} read · ETA {_clock(elapsed / share - elapsed)}"
+                # the unique IOCs of the whole input, estimated from the share read so far
+                expected = (s.unique + s.already_done) / share
+                left = max(0.0, expected - done - s.already_done)
+                eta = left / (done / elapsed)
+                text += f" · {share:.0%} read · ETA {_clock(eta)}"
         return text
 
     async def _loop(self) -> None:

@@ -331,3 +331,18 @@ def test_deferred_survive_a_run_that_never_reached_them(tmp_path: Path) -> None:
         records, failures, _ = outputs(tmp_path / n)
         written |= {r["ioc"] for r in records + failures}
     assert written == expected | {"only.example.com"}
+
+
+def test_progress_line_and_eta() -> None:
+    import io
+
+    from enricher.console import Progress
+    from enricher.stats import RunStats
+
+    stats = RunStats(started=time.monotonic() - 10.0)
+    stats.unique, stats.ok, stats.requests, stats.retries = 1000, 500, 7, 2
+    stats.bytes_read = 50
+    line = Progress(stats, live=True, json=False, total_bytes=100, stream=io.StringIO()).line()
+    # half the input read holds 1,000 unique IOCs: about 2,000 in all, 1,500 left at 50/s
+    assert line.startswith("500 IOCs done · 50/s · 7 requests · 2 retries · 0 errors")
+    assert line.endswith("50% read · ETA 0:00:30")
