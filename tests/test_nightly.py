@@ -221,14 +221,14 @@ def start_run(url: str, src: Path, out: Path, *flags: str) -> subprocess.Popen[b
 
 def test_sigkill_at_random_moments_then_resume_is_exactly_once(tmp_path: Path) -> None:
     src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
-    expected = make_input(src, 2400, seed=5)
+    expected = make_input(src, 4000, seed=5)
     rng = random.Random(11)
     sizes = []
     with emulator_process("--latency-ms", "100", "--jitter-ms", "30") as url:
         flags: tuple[str, ...] = ()
-        for _ in range(4):  # bounded: four kills at random moments, mid-write included
+        for _ in range(10):  # bounded: ten kills at random moments, mid-write included
             proc = start_run(url, src, out, *flags)
-            time.sleep(rng.uniform(0.6, 1.6))
+            time.sleep(rng.uniform(0.5, 1.0))
             proc.kill()
             proc.communicate(timeout=10)
             assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
