@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from .argtypes import number
 from .console import setup_logging
 from .errors import EnricherError, FatalError, SettingsError
 from .job import EXIT_FATAL, EXIT_USAGE, Job, run_job
@@ -19,24 +20,9 @@ from .settings import config_path, load_settings, parse_duration
 __all__ = ["build_parser", "main"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 (got {value})")
-    return value
+_positive_int = number(int, low=1, must="at least 1")
+_non_negative_int = number(int, low=0, must="at least 0")
+_rate = number(float, low=0.0, must=">= 0")
 
 
 def _duration(text: str) -> float:
@@ -44,16 +30,6 @@ def _duration(text: str) -> float:
         return parse_duration(text)
     except SettingsError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
-    return value
 
 
 def _add_run_parser(sub: Any) -> None:

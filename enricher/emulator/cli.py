@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import math
 import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..argtypes import number
 from .config import CONTENT_FAULTS, WHOLE_RESPONSE_FAULTS, EmulatorConfig, RetryAfter
 from .server import Emulator
 
@@ -36,44 +36,10 @@ _FAULT_HELP = {
 }
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a probability between 0 and 1, got {text}")
-    return value
-
-
-def _milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a number of milliseconds >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 0..65535 (0: any free port), got {text}")
-    return value
+_probability = number(float, low=0.0, high=1.0, must="a probability between 0 and 1")
+_milliseconds = number(float, low=0.0, must="a number of milliseconds >= 0")
+_positive_int = number(int, low=1, must=">= 1")
+_port = number(int, low=0, high=65535, must="0..65535 (0: any free port)")
 
 
 def _credentials(text: str) -> tuple[str, str]:
