@@ -15,10 +15,11 @@ import re
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import orjson
+
+from enricher.emulator.process import emulator_process, emulator_stats
 
 
 def speed(stderr: str) -> float:
@@ -45,17 +46,8 @@ def main() -> int:
     rng.shuffle(lines)
     src = tmp / "in.txt"
     src.write_text("\n".join(lines) + "\n")
-    emu = subprocess.Popen(
-        [sys.executable, "-m", "enricher", "emulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert emu.stdout is not None
-        found = re.search(r"http://\S+", emu.stdout.readline())
-        assert found
-        base = found.group(0)
-        runs = []
+    runs = []
+    with emulator_process() as base:
         for name in ("cold", "warm"):
             out = str(tmp / f"{name}.ndjson")
             proc = subprocess.run(
@@ -63,15 +55,9 @@ def main() -> int:
                  "--base-url", base, "--rate", "0", "--cache", str(tmp / "cache.sqlite3")],
                 capture_output=True, text=True,
             )  # fmt: skip
-            with urllib.request.urlopen(base.split("/rest/")[0] + "/emulator/stats") as resp:
-                requests = orjson.loads(resp.read())["total_requests"]
-            req = urllib.request.Request(base.split("/rest/")[0] + "/emulator/reset", method="POST")
-            urllib.request.urlopen(req).close()
+            requests = emulator_stats(base, reset=True)["total_requests"]
             runs.append({"run": name, "exit": proc.returncode, "iocs_per_s": speed(proc.stderr),
                          "requests": requests})  # fmt: skip
-    finally:
-        emu.terminate()
-        emu.wait(10)
     print(orjson.dumps({"unique": args.unique, "lines": len(lines), "runs": runs},
                        option=orjson.OPT_INDENT_2).decode())  # fmt: skip
     return 0 if runs[1]["requests"] == 0 else 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 import orjson
 
 from enricher.emulator import classification_of
+from enricher.emulator.process import emulator_process, emulator_stats
 from enricher.ioc import ENDPOINT_OF, IocType
 from enricher.normalize import normalize
 from enricher.settings import Settings
@@ -65,32 +65,16 @@ def main() -> int:
     faults = ["--server-error-rate", "0.10", "--drop-rate", "0.05", "--malformed-json-rate",
               "0.05", "--missing-key-rate", "0.02", "--shuffle-rate", "1", "--upper-echo-rate",
               "1", "--rate-limit", str(args.rate), "--seed", "7"]  # fmt: skip
-    emu = subprocess.Popen(
-        [sys.executable, "-m", "enricher", "emulator", "--port", "0", *faults],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert emu.stdout is not None
-        url = re.search(r"http://\S+", emu.stdout.readline())
-        assert url
-        base = url.group(0)
-        out = tmp / "out.ndjson"
+    out = tmp / "out.ndjson"
+    with emulator_process(*faults) as base:
         started = time.monotonic()
         run = subprocess.run(
             [sys.executable, "-m", "enricher", "run", str(src), "-o", str(out), "--base-url",
-             base, "--rate", str(args.rate), "--send-sha256", "--concurrency", "16"],
+             base, "--rate", str(args.rate), "--send-sha256", "--concurrency", "16", "--no-cache"],
             capture_output=True, text=True,
         )  # fmt: skip
         elapsed = time.monotonic() - started
-        stats_url = base.split("/rest/")[0] + "/emulator/stats"
-        import urllib.request
-
-        with urllib.request.urlopen(stats_url) as resp:  # loopback only
-            server = orjson.loads(resp.read())
-    finally:
-        emu.terminate()
-        emu.wait(10)
+        server = emulator_stats(base)
     records = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     failed_path = tmp / "out.ndjson.failed.ndjson"
     failures = (

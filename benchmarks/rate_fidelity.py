@@ -16,10 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
+
+from enricher.emulator.process import emulator_process, emulator_stats
 
 
 def main() -> int:
@@ -35,16 +36,9 @@ def main() -> int:
     keys = int(args.rate * args.seconds * args.batch)
     src = tmp / "in.txt"
     src.write_text("".join(f"r{i}.rate-fidelity.example\n" for i in range(keys)))
-    emu = subprocess.Popen(
-        [sys.executable, "-m", "enricher", "emulator", "--port", "0", "--rate-limit",
-         str(args.rate), "--latency-ms", str(args.latency_ms), "--jitter-ms", str(args.jitter_ms)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert emu.stdout is not None
-        found = re.search(r"http://\S+", emu.stdout.readline())
-        assert found
-        base = found.group(0)
+    flags = ["--rate-limit", str(args.rate), "--latency-ms", str(args.latency_ms),
+             "--jitter-ms", str(args.jitter_ms)]  # fmt: skip
+    with emulator_process(*flags) as base:
         started = time.monotonic()
         run = subprocess.run(
             [sys.executable, "-m", "enricher", "run", str(src), "-o", str(tmp / "out.ndjson"),
@@ -53,11 +47,7 @@ def main() -> int:
             capture_output=True, text=True,
         )  # fmt: skip
         elapsed = time.monotonic() - started
-        with urllib.request.urlopen(base.split("/rest/")[0] + "/emulator/stats") as resp:
-            server = orjson.loads(resp.read())
-    finally:
-        emu.terminate()
-        emu.wait(10)
+        server = emulator_stats(base)
     requests = server["total_requests"]
     span = re.search(r"done in ([0-9.]+) s", run.stderr)
     run_s = float(span.group(1)) if span else elapsed
