@@ -21,7 +21,7 @@ import idna
 
 from .ioc import IocType
 
-__all__ = ["MAX_LENGTH", "normalize", "refang"]
+__all__ = ["KNOWN_MAX", "MAX_LENGTH", "known_canonical", "normalize", "refang"]
 
 MAX_LENGTH = 2048
 """Longer input is rejected before any other work: no IOC, nor a URL worth reading, is longer."""
@@ -145,12 +145,31 @@ def _refang_window(text: str, start: int, end: int, done: int, parts: list[str])
     return done
 
 
+# Values already known to be canonical, with their type: the text extractor puts here the
+# names and addresses it found (and has just normalized), which logs repeat over and over, so
+# that `normalize` answers them with one lookup. Any canonical value may be in it, since
+# `normalize(v) == (t, v)`; a value missing from it takes the usual path. While the table is
+# empty (no text read) it costs one truth test. Bounded: whoever fills it empties it when full.
+_KNOWN: dict[str, IocType] = {}
+KNOWN_MAX = 1 << 16
+
+
+def known_canonical() -> dict[str, IocType]:
+    """The table of canonical values to their type that `normalize` looks up first. Put in it
+    only a value `v` for which `normalize(v) == (t, v)`, and empty it at `KNOWN_MAX` entries."""
+    return _KNOWN
+
+
 def normalize(text: str) -> tuple[IocType, str] | tuple[None, str]:
     """(type, normalized value) for a valid IOC; (None, reason) for anything else.
 
     Never raises. Surrounding whitespace is ignored. For every accepted `(t, v)`,
     `normalize(v) == (t, v)`.
     """
+    if _KNOWN:
+        known = _KNOWN.get(text)
+        if known is not None:
+            return known, text
     if len(text) > MAX_LENGTH:
         return None, "too long"
     s = text.strip()

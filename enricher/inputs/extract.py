@@ -28,7 +28,7 @@ import ipaddress
 import re
 
 from ..ioc import IocType
-from ..normalize import normalize, refang
+from ..normalize import KNOWN_MAX, known_canonical, normalize, refang
 from .suffixes import has_public_suffix, looks_like_file_name
 
 __all__ = ["extract", "extract_lines"]
@@ -63,6 +63,9 @@ _NOT_FILE_HASH = re.compile(
 )
 _HASH_LENGTHS = frozenset({32, 40, 64})
 _DOMAIN = IocType.DOMAIN
+_IPV4 = IocType.IPV4
+# the values found are canonical: `normalize` answers them from this table (see there)
+_KNOWN = known_canonical()
 
 
 def extract(text: str) -> list[str]:
@@ -103,7 +106,9 @@ class _Scan:
         count = text.count
         values = self.values
         lines = self.lines
-        cache = _NAMES
+        add_value = values.append
+        add_line = lines.append
+        cache_get = _NAMES.get
         quads = self.quads
         original_lines: list[str] | None = None
         line = self.first_line - 1  # the line of `last`; the "\n" put in front counts as one
@@ -111,18 +116,39 @@ class _Scan:
         pattern = _NAMES_ASCII if text.isascii() else _NAMES_UNICODE
         quad = _DOTTED_QUAD.fullmatch
         find = text.find
+        known = _KNOWN
+        known_get = known.get
+        ipv4 = _IPV4
+        # where the first `ersion` and the first `ERSION` at or after the `near` of an earlier
+        # quad start (past the end if none): the quads come in order, so each word is looked
+        # for once per place it occurs rather than around each quad
+        lower_at = upper_at = -1
+        past = len(text)
         for m in pattern.finditer(text):
             tok = m[1]
             if tok[-1].isdigit():  # no top-level domain ends in a digit: an address or nothing
-                if tok.count(".") != 3 or not quad(tok):
-                    continue
+                if known_get(tok) is not ipv4:
+                    if tok.count(".") != 3 or not quad(tok):
+                        continue
+                    if len(known) >= KNOWN_MAX:
+                        _forget()
+                    known[tok] = ipv4
                 start, end = m.span(1)
+                near = start - 24 if start > 24 else 0
+                if lower_at < near:
+                    lower_at = find("ersion", near)
+                    if lower_at < 0:
+                        lower_at = past
+                if upper_at < near:
+                    upper_at = find("ERSION", near)
+                    if upper_at < 0:
+                        upper_at = past
                 # not `Chrome/121.0.0.0` (but `HIER_DIRECT/1.2.3.4`), a range, a version
                 if (
                     (text[start - 1] == "/" and not text[start - 2].isupper())
                     or text.startswith("/", end)
-                    or find("ersion", start - 24 if start > 24 else 0, start) >= 0
-                    or find("ERSION", start - 24 if start > 24 else 0, start) >= 0
+                    or lower_at + 6 <= start  # `ersion` in text[near:start]
+                    or upper_at + 6 <= start
                 ) and not self.is_address(start, end):
                     continue
                 value = tok
@@ -130,9 +156,14 @@ class _Scan:
                     quads.append((start, len(values)))
             else:
                 start = m.start(1)
-                if text[start - 1] == "/" and _in_path(text, start):
+                # a path component, as in `/download/update.php`: see _in_path
+                if (
+                    text[start - 1] == "/"
+                    and text[start - 2] != "/"
+                    and text[start - 4 : start] != "\\/\\/"
+                ):
                     continue
-                name = cache.get(tok, _UNKNOWN)
+                name = cache_get(tok, _UNKNOWN)
                 if name is _UNKNOWN:
                     name = _name(tok)
                 if name is None:
@@ -152,8 +183,8 @@ class _Scan:
                 value = name
             line += count("\n", last, start)
             last = start
-            values.append(value)
-            lines.append(line)
+            add_value(value)
+            add_line(line)
 
     def is_address(self, start: int, end: int) -> bool:
         """Whether the dotted quad at `start`-`end` is an address (not a range or a version)."""
@@ -232,10 +263,18 @@ _UNKNOWN = ""  # never a value of the table
 def _name(tok: str) -> str | None:
     """The domain a dotted token (or e-mail address) stands for; `!` + the name for a
     file-like name, which counts only if defanged; None for anything else."""
-    if len(_NAMES) >= _NAMES_MAX:
-        _NAMES.clear()
+    if len(_NAMES) >= _NAMES_MAX or len(_KNOWN) >= KNOWN_MAX:
+        _forget()
     value = _NAMES[tok] = _new_name(tok)
+    if value is not None:
+        _KNOWN[value[1:] if value[0] == "!" else value] = _DOMAIN
     return value
+
+
+def _forget() -> None:
+    """Empty both tables together, so that every domain in `_NAMES` stays in `_KNOWN`."""
+    _NAMES.clear()
+    _KNOWN.clear()
 
 
 def _new_name(tok: str) -> str | None:
