@@ -119,10 +119,11 @@ class Cache:
         # Answers go in rowid order (appended); only the small key index takes inserts at
         # random places, and 64 MiB of page cache keeps most of it in memory.
         db.execute("PRAGMA cache_size=-65536")
-        # Hits read record lines from pages all over the file: map it rather than pread each
-        # page (SQLite maps at most this much; the file's pages stay the kernel's to evict).
-        db.execute("PRAGMA mmap_size=4294967296")
         if create:
+            # The reading connection: hits read record lines from pages all over the file, so
+            # map (the first 256 MiB of) it rather than pread each page. Mapped pages count in
+            # the process's RSS, hence the bound; the writer does not map.
+            db.execute("PRAGMA mmap_size=268435456")
             db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             (version,) = db.execute("PRAGMA user_version").fetchone()
             if version != _LAYOUT:
