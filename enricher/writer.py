@@ -61,10 +61,6 @@ class NdjsonWriter:
                     raise FatalError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         return self._f
 
-    @property
-    def opened(self) -> bool:
-        return self._f is not None
-
     def write(self, items: Sequence[Any]) -> None:
         """Items as NDJSON lines."""
         if items:

@@ -43,21 +43,24 @@ def _decode(block: bytes, first_line: int, source: str) -> Chunk:
     return Chunk(source, first_line, lines, errors)
 
 
+def _raw_blocks(f: Readable) -> Iterator[bytes]:
+    """The bytes of `f` as they arrive, a block at most at a time, a leading BOM dropped."""
+    first = True
+    while data := f.read1(BLOCK):
+        if first:
+            first = False
+            if data.startswith(_BOM):
+                data = data[len(_BOM) :]
+        yield data
+
+
 def line_chunks(f: Readable, source: str, max_line: int) -> Iterator[Chunk]:
     """Chunks of consecutive lines of `f`, numbered from 1, as blocks arrive."""
     tail = b""
     line_no = 1  # number of the first line in `tail`
     skipping = False  # inside a line longer than max_line, dropping its bytes
-    first = True
     too_long = f"line longer than {max_line} bytes"
-    while True:
-        data = f.read1(BLOCK)
-        if not data:
-            break
-        if first:
-            first = False
-            if data.startswith(_BOM):
-                data = data[len(_BOM) :]
+    for data in _raw_blocks(f):
         if skipping:
             nl = data.find(b"\n")
             if nl < 0:
@@ -89,15 +92,7 @@ def text_blocks(f: Readable, max_line: int) -> Iterator[tuple[int, str, int]]:
     line end (or, inside a line longer than `max_line`, after a space or delimiter)."""
     tail = b""
     line_no = 1
-    first = True
-    while True:
-        data = f.read1(BLOCK)
-        if not data:
-            break
-        if first:
-            first = False
-            if data.startswith(_BOM):
-                data = data[len(_BOM) :]
+    for data in _raw_blocks(f):
         data = tail + data if tail else data
         cut = data.rfind(b"\n") + 1
         if not cut and len(data) > max_line:
