@@ -1,8 +1,9 @@
 """Warm-cache throughput: the same input twice; the second run must send nothing.
 
-Starts `enricher emulator` in its own process, runs `enricher run` over N lines (a mix of
-md5, sha1, domains and IPv4; `--duplicates` of them repeated) with a fresh cache, then again,
-and reports both runs' unique IOCs/s and the requests the emulator saw during the second.
+Starts `enricher emulator` in its own process, runs `enricher run` over N unique IOCs (md5,
+sha1, domains and IPv4, see `workload.py`; `--duplicates` of the lines are repeats) with a fresh
+cache, then again, and reports both runs' unique IOCs/s and the requests the emulator saw
+during each.
 
     python benchmarks/cache_hits.py [--unique 500000] [--duplicates 0.5]
 """
@@ -10,21 +11,38 @@ and reports both runs' unique IOCs/s and the requests the emulator saw during th
 from __future__ import annotations
 
 import argparse
-import random
-import re
-import subprocess
+import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+if __package__ in (None, ""):  # run as a script: python benchmarks/cache_hits.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.scale import enricher_flags, run_enricher
+from benchmarks.workload import write_input
 from enricher.emulator.process import emulator_process, emulator_stats
 
+__all__ = ["cold_then_warm", "warm"]
 
-def speed(stderr: str) -> float:
-    found = re.search(r"speed\s+([\d,]+) IOCs/s", stderr)
-    return float(found.group(1).replace(",", "")) if found else 0.0
+
+def warm(src: Path, base_url: str, cache: Path) -> dict[str, Any]:
+    """One run over `src` with the cache as it is; the requests the emulator saw."""
+    emulator_stats(base_url, reset=True)
+    run = run_enricher([str(src)], enricher_flags(base_url, cache))
+    requests = emulator_stats(base_url, reset=True)["total_requests"]
+    return {**run.summary(), "server_requests": requests}
+
+
+def cold_then_warm(src: Path, base_url: str, cache: Path) -> list[dict[str, Any]]:
+    """A run that fills a fresh cache, then the same again."""
+    cache.unlink(missing_ok=True)
+    return [
+        {"run": "cold", **warm(src, base_url, cache)},
+        {"run": "warm", **warm(src, base_url, cache)},
+    ]
 
 
 def main() -> int:
@@ -32,35 +50,18 @@ def main() -> int:
     ap.add_argument("--unique", type=int, default=500_000)
     ap.add_argument("--duplicates", type=float, default=0.5, help="share of lines repeated")
     args = ap.parse_args()
-    rng = random.Random(4)
     tmp = Path(tempfile.mkdtemp(prefix="enricher-cache-"))
-    iocs = []
-    for i in range(args.unique):
-        h = f"{rng.getrandbits(160):040x}"
-        iocs.append(
-            [h[:32], h, f"c{i}.cache.example", f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"][
-                i % 4
-            ]
-        )
-    lines = iocs + rng.choices(iocs, k=int(len(iocs) * args.duplicates / (1 - args.duplicates)))
-    rng.shuffle(lines)
     src = tmp / "in.txt"
-    src.write_text("\n".join(lines) + "\n")
-    runs = []
+    lines = round(args.unique / (1 - args.duplicates))
+    write_input(src, lines, args.duplicates)
     with emulator_process() as base:
-        for name in ("cold", "warm"):
-            out = str(tmp / f"{name}.ndjson")
-            proc = subprocess.run(
-                [sys.executable, "-m", "enricher", "run", str(src), "-o", out,
-                 "--base-url", base, "--rate", "0", "--cache", str(tmp / "cache.sqlite3")],
-                capture_output=True, text=True,
-            )  # fmt: skip
-            requests = emulator_stats(base, reset=True)["total_requests"]
-            runs.append({"run": name, "exit": proc.returncode, "iocs_per_s": speed(proc.stderr),
-                         "requests": requests})  # fmt: skip
-    print(orjson.dumps({"unique": args.unique, "lines": len(lines), "runs": runs},
+        runs = cold_then_warm(src, base, tmp / "cache.sqlite3")
+    shutil.rmtree(tmp, ignore_errors=True)
+    keep = ("run", "exit_code", "iocs_per_s", "server_requests", "peak_rss_bytes")
+    runs = [{k: r[k] for k in keep} for r in runs]
+    print(orjson.dumps({"unique": args.unique, "lines": lines, "runs": runs},
                        option=orjson.OPT_INDENT_2).decode())  # fmt: skip
-    return 0 if runs[1]["requests"] == 0 else 1
+    return 0 if runs[1]["server_requests"] == 0 else 1
 
 
 if __name__ == "__main__":

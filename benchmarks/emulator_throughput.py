@@ -22,11 +22,14 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import aiohttp
 import orjson
+
+from enricher.ioc import ENDPOINT_OF, IocType
+from enricher.protocol import build_request
 
 ENDPOINTS = ("file_batch", "domain_batch", "ip_batch")
 
@@ -84,21 +87,27 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
     return proc, line.rsplit(" ", 1)[1].strip()
 
 
+def entries(body: bytes) -> int:
+    """How many answer entries a response body holds, counted without parsing it."""
+    return body.count(b'"requestKey"')
+
+
 async def one_round(
     session: aiohttp.ClientSession,
     base_url: str,
     bodies: list[tuple[str, bytes]],
-    batch: int,
     concurrency: int,
-    seconds: float,
+    seconds: float | None,
     *,
     warmup: bool = False,
 ) -> dict[str, float]:
+    """Post `bodies` from `concurrency` workers until the deadline (None: until every body
+    is sent); count the answer entries. Any status but 200 stops the benchmark."""
     pool: Iterator[tuple[str, bytes]] = iter(bodies)
     answered = requests = 0
     ran_out = False
     headers = {"Content-Type": "application/json"}
-    deadline = time.perf_counter() + seconds
+    deadline = time.perf_counter() + seconds if seconds is not None else float("inf")
 
     async def worker() -> None:
         nonlocal answered, requests, ran_out
@@ -109,18 +118,48 @@ async def one_round(
                 ran_out = True
                 return
             async with session.post(f"{base_url}/{endpoint}", data=body, headers=headers) as r:
-                await r.read()
+                answer = await r.read()
                 if r.status != 200:
                     raise SystemExit(f"unexpected HTTP {r.status}")
             requests += 1
-            answered += batch
+            answered += entries(answer)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
-    if ran_out and not warmup:
+    if ran_out and seconds is not None and not warmup:
         raise SystemExit("ran out of pre-built bodies: raise --pool-factor")
-    return {"keys_per_s": answered / elapsed, "requests_per_s": requests / elapsed}
+    return {
+        "keys_per_s": answered / elapsed,
+        "requests_per_s": requests / elapsed,
+        "answered": answered,
+        "requests": requests,
+        "seconds": elapsed,
+    }
+
+
+def bodies_for(iocs: Iterable[tuple[IocType, str]], batch: int) -> list[tuple[str, bytes]]:
+    """Request bodies of `batch` keys for these IOCs, each endpoint's in turn."""
+    by_endpoint: dict[str, list[tuple[IocType, str]]] = {}
+    for ioc_type, value in iocs:
+        by_endpoint.setdefault(ENDPOINT_OF[ioc_type].value, []).append((ioc_type, value))
+    out = []
+    for endpoint, keys in by_endpoint.items():
+        for i in range(0, len(keys), batch):
+            out.append((endpoint, build_request(keys[i : i + batch], allow_sha256=True)))
+    return out
+
+
+async def transport_ceiling(
+    base_url: str, bodies: list[tuple[str, bytes]], concurrency: int
+) -> dict[str, float]:
+    """The transport ceiling: `concurrency` keep-alive connections post pre-built bodies
+    (made before the clock starts) once each and count the answers; nothing else."""
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        # open the connections and warm both ends with a few bodies before timing
+        await one_round(session, base_url, bodies[: 2 * concurrency], concurrency, None)
+        return await one_round(session, base_url, bodies, concurrency, None)
 
 
 async def bench(args: argparse.Namespace, base_url: str) -> list[dict[str, Any]]:
@@ -132,16 +171,12 @@ async def bench(args: argparse.Namespace, base_url: str) -> list[dict[str, Any]]
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         warm = keys.bodies(endpoints, args.batch, 30)
-        await one_round(session, base_url, warm, args.batch, 4, 10.0, warmup=True)
+        await one_round(session, base_url, warm, 4, 10.0, warmup=True)
         for concurrency in args.concurrency:
             rounds = []
             for _ in range(args.runs):
                 bodies = keys.bodies(endpoints, args.batch, per_round)
-                rounds.append(
-                    await one_round(
-                        session, base_url, bodies, args.batch, concurrency, args.seconds
-                    )
-                )
+                rounds.append(await one_round(session, base_url, bodies, concurrency, args.seconds))
             results.append(
                 {
                     "concurrency": concurrency,

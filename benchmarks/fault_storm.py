@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -54,43 +56,32 @@ def make_input(path: Path, lines: int, seed: int = 1) -> set[tuple[str, str]]:
     return expected
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lines", type=int, default=200_000)
-    ap.add_argument("--rate", type=int, default=100)
-    args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="enricher-storm-"))
-    src = tmp / "in.txt"
-    expected = make_input(src, args.lines)
-    faults = ["--server-error-rate", "0.10", "--drop-rate", "0.05", "--malformed-json-rate",
-              "0.05", "--missing-key-rate", "0.02", "--shuffle-rate", "1", "--upper-echo-rate",
-              "1", "--rate-limit", str(args.rate), "--seed", "7"]  # fmt: skip
-    out = tmp / "out.ndjson"
-    with emulator_process(*faults) as base:
-        started = time.monotonic()
-        run = subprocess.run(
-            [sys.executable, "-m", "enricher", "run", str(src), "-o", str(out), "--base-url",
-             base, "--rate", str(args.rate), "--send-sha256", "--concurrency", "16", "--no-cache"],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        elapsed = time.monotonic() - started
-        server = emulator_stats(base)
-    records = [orjson.loads(x) for x in out.read_bytes().splitlines()]
-    failed_path = tmp / "out.ndjson.failed.ndjson"
-    failures = (
-        [orjson.loads(x) for x in failed_path.read_bytes().splitlines()]
-        if failed_path.exists()
-        else []
-    )
+#: The acceptance run's fault mix (the rate limit is added to it).
+FAULTS = ("--server-error-rate", "0.10", "--drop-rate", "0.05", "--malformed-json-rate", "0.05",
+          "--missing-key-rate", "0.02", "--shuffle-rate", "1", "--upper-echo-rate", "1",
+          "--seed", "7")  # fmt: skip
+
+
+def read_ndjson(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def check(
+    records: list[dict[str, Any]], failures: list[dict[str, Any]], expected: set[tuple[str, str]]
+) -> dict[str, Any]:
+    """Does the output account for each expected `(type, ioc)` exactly once, with the
+    emulator's own verdict? `lost`: expected IOCs without a correct record."""
     seen = Counter((r["type"], r["ioc"]) for r in records + failures)
     verdicts = Settings().verdicts
     wrong = 0
+    correct: set[tuple[str, str]] = set()
     for r in records:
         cls = classification_of(ENDPOINT_OF[IocType(r["type"])], r["ioc"])
         if r["classification"] != cls or r["verdict"] != verdicts.get(cls, "unknown"):
             wrong += 1
+        else:
+            correct.add((r["type"], r["ioc"]))
     report = {
-        "lines": args.lines,
         "unique_expected": len(expected),
         "records": len(records),
         "failures": len(failures),
@@ -99,22 +90,60 @@ def main() -> int:
         "missing_out": len(expected - set(seen)),
         "unexpected_out": len(set(seen) - expected),
         "wrong_verdicts": wrong,
-        "server_rate_limited": server.get("rate_limited"),
-        "server_requests": server.get("total_requests"),
-        "server_faults": server.get("faults"),
-        "exit_code": run.returncode,
-        "elapsed_s": round(elapsed, 1),
-        "summary": run.stderr.strip().splitlines(),
+        "lost": len(expected - correct),
     }
-    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
-    ok = (
+    report["ok"] = (
         report["duplicates_out"] == 0
         and report["missing_out"] == 0
         and report["unexpected_out"] == 0
         and wrong == 0
         and len(records) + len(failures) == len(expected)
     )
-    return 0 if ok else 1
+    return report
+
+
+def enrich_and_check(
+    src: Path, base_url: str, expected: set[tuple[str, str]], flags: list[str]
+) -> dict[str, Any]:
+    """`enricher run SRC --base-url BASE --no-cache FLAGS` into a scratch directory, checked."""
+    tmp = Path(tempfile.mkdtemp(prefix="enricher-check-"))
+    out = tmp / "out.ndjson"
+    started = time.monotonic()
+    run = subprocess.run(
+        [sys.executable, "-m", "enricher", "run", str(src), "-o", str(out), "--base-url",
+         base_url, "--no-cache", *flags],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    report = check(read_ndjson(out), read_ndjson(tmp / "out.ndjson.failed.ndjson"), expected)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        **report,
+        "exit_code": run.returncode,
+        "elapsed_s": round(elapsed, 1),
+        "summary": run.stderr.strip().splitlines(),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=200_000)
+    ap.add_argument("--rate", type=int, default=100)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="enricher-storm-"))
+    src = tmp / "in.txt"
+    expected = make_input(src, args.lines)
+    with emulator_process(*FAULTS, "--rate-limit", str(args.rate)) as base:
+        flags = ["--rate", str(args.rate), "--send-sha256", "--concurrency", "16"]
+        report = {"lines": args.lines, **enrich_and_check(src, base, expected, flags)}
+        server = emulator_stats(base)
+    report.update(
+        server_rate_limited=server.get("rate_limited"),
+        server_requests=server.get("total_requests"),
+        server_faults=server.get("faults"),
+    )
+    print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    return 0 if report["ok"] else 1
 
 
 if __name__ == "__main__":

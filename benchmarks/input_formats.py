@@ -238,6 +238,44 @@ def measure(path: Path, options: InputOptions, size: int, runs: int) -> dict[str
     }
 
 
+CASES = [
+    ("lines.txt", InputOptions(format="lines")),
+    ("lines.txt.gz", InputOptions(format="lines")),
+    ("iocs.csv", InputOptions(format="csv")),
+    ("iocs.csv", InputOptions(format="csv", columns=("indicator",))),
+    ("iocs.ndjson", InputOptions(format="ndjson")),
+    ("iocs.ndjson", InputOptions(format="ndjson", fields=("indicator.value",))),
+    ("iocs.json", InputOptions(format="json")),
+    ("iocs.json", InputOptions(format="json", fields=("[*].indicator.value",))),
+    ("logs.txt", InputOptions(format="text")),
+    ("reports.md", InputOptions(format="text")),
+]
+
+
+def run_cases(lines: int, text_mb: float, runs: int, seed: int = 1) -> list[dict[str, Any]]:
+    """Every case of `CASES` on fresh sample inputs, on one core (the process's CPU set is
+    put back afterwards)."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if cpus is not None:
+        os.sched_setaffinity(0, {min(cpus)})  # one core, both threads
+    try:
+        rng = random.Random(seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = write_inputs(Path(tmp), rng, lines, text_mb)
+            plain = paths["lines.txt"].stat().st_size
+            results = []
+            for name, options in CASES:
+                path = paths[name]
+                size = plain if name.endswith(".gz") else path.stat().st_size
+                results.append(measure(path, options, size, runs))
+                if name.endswith(".gz"):
+                    results[-1]["compressed_mb"] = round(path.stat().st_size / 1e6, 1)
+    finally:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000, help="IOCs in the list formats")
@@ -245,31 +283,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per case (the best counts)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, both threads
-    rng = random.Random(args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = write_inputs(Path(tmp), rng, args.lines, args.text_mb)
-        plain = paths["lines.txt"].stat().st_size
-        cases = [
-            ("lines.txt", InputOptions(format="lines")),
-            ("lines.txt.gz", InputOptions(format="lines")),
-            ("iocs.csv", InputOptions(format="csv")),
-            ("iocs.csv", InputOptions(format="csv", columns=("indicator",))),
-            ("iocs.ndjson", InputOptions(format="ndjson")),
-            ("iocs.ndjson", InputOptions(format="ndjson", fields=("indicator.value",))),
-            ("iocs.json", InputOptions(format="json")),
-            ("iocs.json", InputOptions(format="json", fields=("[*].indicator.value",))),
-            ("logs.txt", InputOptions(format="text")),
-            ("reports.md", InputOptions(format="text")),
-        ]
-        results = []
-        for name, options in cases:
-            path = paths[name]
-            size = plain if name.endswith(".gz") else path.stat().st_size
-            results.append(measure(path, options, size, args.runs))
-            if name.endswith(".gz"):
-                results[-1]["compressed_mb"] = round(path.stat().st_size / 1e6, 1)
+    results = run_cases(args.lines, args.text_mb, args.runs, args.seed)
     print(json.dumps({"cpu_count": os.cpu_count(), "results": results}, indent=2))
 
 

@@ -1,0 +1,496 @@
+"""The benchmark suite in one command: `python -m benchmarks [--quick]` from the repository root.
+
+Six scenarios, each against `enricher emulator` in a process of its own, each printing its line
+as it finishes; one that fails is reported as failed, with its reason, and the rest still run.
+Results go to benchmarks/results/latest.json and latest.md (headed with the machine, the Python,
+the enricher version and commit, the date and this command), and the plot of IOCs/s over time
+of the scale runs to latest.png when matplotlib is installed (the `plot` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import baselines, cache_hits, fault_storm, input_formats, rate_fidelity, scale
+from benchmarks.emulator_throughput import bodies_for, transport_ceiling
+from benchmarks.workload import expected, unique_iocs, write_input
+from enricher import __version__
+from enricher.emulator.process import emulator_process
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+T = TypeVar("T")
+
+#: The baselines' fault mix: 5% 5xx, 2% dropped connections, 2% truncated bodies, 1% of keys
+#: left out of the answers.
+FAULT_MIX = ("--server-error-rate", "0.05", "--drop-rate", "0.02", "--malformed-json-rate",
+             "0.02", "--missing-key-rate", "0.01", "--seed", "11")  # fmt: skip
+
+TARGETS = {
+    "ceiling_ratio": 0.85,
+    "iocs_per_s": 100_000,
+    "used_share": 0.98,
+    "bytes_per_unique": 100,
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    main_lines: int  # the input of the ceiling, the engine, the baselines and the cache
+    scale_lines: tuple[int, ...]
+    fault_lines: int
+    one_by_one_keys: int
+    one_by_one_seconds: float
+    latency_seconds: float
+    format_lines: int
+    format_text_mb: float
+    format_runs: int
+
+
+QUICK = Sizes(200_000, (200_000,), 20_000, 1_000, 5, 8, 100_000, 2, 1)
+FULL = Sizes(1_000_000, (1_000_000, 10_000_000), 200_000, 5_000, 20, 20, 1_000_000, 40, 1)
+CONCURRENCY = 8  # the engine's default, and what the ceiling and the gather baseline use
+BATCH = 500  # likewise
+
+
+@dataclass
+class Suite:
+    sizes: Sizes
+    tmp: Path
+    base_url: str  # the clean emulator, shared by the scenarios that need no faults
+    loop: str  # the event loop of the suite's own ceiling client
+    engine: dict[str, Any] | None = None  # the engine's run on the main input (scenario 1)
+    main_input: tuple[Path, int] | None = None
+    event_loops: set[str] = field(default_factory=set)
+    plot_series: list[tuple[str, list[tuple[float, int]]]] = field(default_factory=list)
+
+    def input(self) -> tuple[Path, int]:
+        """The main input (half duplicates), written once."""
+        if self.main_input is None:
+            path = self.tmp / "main.txt"
+            self.main_input = path, write_input(path, self.sizes.main_lines)
+        return self.main_input
+
+    def saw(self, run: dict[str, Any]) -> None:
+        self.event_loops.add(run.get("event_loop") or "not reported by the engine")
+
+
+@dataclass
+class Row:
+    scenario: str
+    what: str
+    figure: str
+    target: str = ""
+    verdict: str = ""  # met, not met, failed: ..., or empty
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _mib(b: float) -> str:
+    return f"{b / 2**20:,.0f} MiB"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "not met"
+
+
+def _run_loop(coro: Coroutine[Any, Any, T], loop: str) -> T:
+    factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
+
+
+# --- 1. transport ceiling --------------------------------------------------------------------
+
+
+def ceiling(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
+    src, unique = suite.input()
+    bodies = bodies_for(unique_iocs(unique), BATCH)  # built before any clock starts
+    before = _run_loop(transport_ceiling(suite.base_url, bodies, CONCURRENCY), suite.loop)
+    run = scale.run_enricher([str(src)], scale.enricher_flags(suite.base_url, None))
+    after = [
+        _run_loop(transport_ceiling(suite.base_url, bodies, CONCURRENCY), suite.loop)
+        for _ in range(2)
+    ]
+    engine = run.summary()
+    suite.saw(engine)
+    if run.exit_code != 0 or run.records != unique:
+        raise RuntimeError(
+            f"the engine run failed: exit {run.exit_code}, {run.records:,} records of "
+            f"{unique:,}: {' | '.join(run.stderr_tail[-3:])}"
+        )
+    suite.engine = engine
+    # the best ceiling run, one before the engine's and two after: the hardest to come close to
+    runs = [before, *after]
+    top = max(r["keys_per_s"] for r in runs)
+    ratio = run.iocs_per_s / top
+    rows = [
+        Row("1. transport ceiling", f"minimal client, {CONCURRENCY} connections, batch {BATCH}",
+            f"{_n(top)} IOCs/s (best of {', '.join(_n(r['keys_per_s']) for r in runs)})"),
+        Row("1. transport ceiling", f"engine end to end, {suite.sizes.main_lines:,} lines, "
+            f"{unique:,} unique, --no-cache", f"{_n(run.iocs_per_s)} unique IOCs/s",
+            f">= {_n(TARGETS['iocs_per_s'])}", _met(run.iocs_per_s >= TARGETS["iocs_per_s"])),
+        Row("1. transport ceiling", "**engine / ceiling**", f"**{ratio:.2f}**",
+            f">= {TARGETS['ceiling_ratio']}", _met(ratio >= TARGETS["ceiling_ratio"])),
+    ]  # fmt: skip
+    data = {"unique": unique, "lines": suite.sizes.main_lines, "ceiling_runs": runs,
+            "ceiling_iocs_per_s": top, "engine": engine, "ratio": ratio}  # fmt: skip
+    return rows, data
+
+
+# --- 2. what users write by hand -----------------------------------------------------------
+
+
+def _baseline_options(name: str, sizes: Sizes) -> dict[str, Any]:
+    if name == "one_by_one":
+        return {"max_keys": sizes.one_by_one_keys, "max_seconds": sizes.one_by_one_seconds}
+    if name == "gather_semaphore":
+        return {"batch": BATCH, "concurrency": CONCURRENCY}
+    return {}
+
+
+def by_hand(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
+    src, _unique = suite.input()
+    engine_rate = suite.engine["iocs_per_s"] if suite.engine else None
+    fault_src = suite.tmp / "faults.txt"
+    fault_unique = write_input(fault_src, suite.sizes.fault_lines, seed=2)
+    rows: list[Row] = []
+    data: dict[str, Any] = {"engine_iocs_per_s": engine_rate, "fault_mix": " ".join(FAULT_MIX),
+                            "fault_unique": fault_unique, "baselines": {}}  # fmt: skip
+    with emulator_process(*FAULT_MIX) as faulty:
+        engine_faults = fault_storm.enrich_and_check(
+            fault_src, faulty, expected(fault_unique), ["--rate", "0"]
+        )
+        engine_faults.pop("summary")
+        data["engine_under_faults"] = engine_faults
+        for name, how in baselines.BASELINES.items():
+            options = _baseline_options(name, suite.sizes)
+            clean = baselines.run(name, suite.base_url, src, **options)
+            seconds = clean.seconds - (clean.load_seconds if name == "one_by_one" else 0)
+            rate = clean.correct() / seconds
+            faulted = baselines.run(name, faulty, fault_src, **options)
+            lost = faulted.asked - faulted.correct()
+            data["baselines"][name] = {
+                "what": how, "asked": clean.asked, "correct": clean.correct(),
+                "seconds": round(clean.seconds, 3), "iocs_per_s": round(rate, 1),
+                "ratio_to_engine": round(rate / engine_rate, 4) if engine_rate else None,
+                "faults": {"asked": faulted.asked, "lost": lost, "requests": faulted.requests,
+                           "failed_requests": faulted.failed_requests},
+            }  # fmt: skip
+            ratio = f"{rate / engine_rate:.3f} × engine" if engine_rate else "engine: n/a"
+            subset = f" ({clean.asked:,} keys)" if name == "one_by_one" else ""
+            rows.append(Row(
+                "2. by hand", f"`{name}`: {how}{subset}",
+                f"{_n(rate)} IOCs/s = {ratio}; under faults lost {lost:,} of {faulted.asked:,}",
+                "slower than the engine, loses more",
+                _met(engine_rate is not None and rate < engine_rate),
+            ))  # fmt: skip
+    lost = engine_faults["lost"]
+    rows.append(Row("2. by hand", f"engine under the same faults ({fault_unique:,} unique)",
+                    f"lost {lost:,}, exit {engine_faults['exit_code']}", "lost 0",
+                    _met(lost == 0 and engine_faults["ok"])))  # fmt: skip
+    return rows, data
+
+
+# --- 3. latency-bound ----------------------------------------------------------------------
+
+
+def latency_bound(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
+    report = rate_fidelity.measure(
+        rate=20, seconds=suite.sizes.latency_seconds, latency_ms=100, jitter_ms=30
+    )
+    used = report["used_share"]
+    server_429 = report["server_429"]
+    rows = [
+        Row("3. latency-bound", "100 ms ± 30 ms, 20 requests/s at the server, `--rate 20`: "
+            "share of the allowed requests used", f"{used:.1%} ({report['requests']:,} requests "
+            f"in {report['run_s']:.1f} s)", f">= {TARGETS['used_share']:.0%}",
+            _met(used >= TARGETS["used_share"])),
+        Row("3. latency-bound", "429s drawn (server's count)", f"{server_429:,}", "0",
+            _met(server_429 == 0)),
+    ]  # fmt: skip
+    if report["exit_code"] != 0:
+        rows[0].verdict = f"failed: exit {report['exit_code']}"
+    return rows, report
+
+
+# --- 4. scale ------------------------------------------------------------------------------
+
+
+def scale_scenario(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
+    baseline = scale.baseline_rss(suite.base_url)
+    rows: list[Row] = []
+    data: dict[str, Any] = {"baseline_rss_bytes": baseline, "sizes": []}
+    for lines in suite.sizes.scale_lines:
+        src = suite.tmp / f"scale-{lines}.txt"
+        unique = write_input(src, lines, seed=3)
+        runs = scale.scale_runs(src, suite.base_url, unique, baseline, suite.tmp / "scale.sqlite3")
+        src.unlink()
+        data["sizes"].append({"lines": lines, "unique": unique, "runs": runs})
+        for run in runs:
+            suite.saw(run)
+            label = f"{lines:,} lines, {unique:,} unique, {run['run']}"
+            suite.plot_series.append((label, run["series"]))
+            per_ioc = run["bytes_per_unique_above_baseline"]
+            check_memory = run["run"] == "no cache" and lines >= 10_000_000
+            figure = (
+                f"{_n(run['iocs_per_s'])} unique IOCs/s; peak RSS {_mib(run['peak_rss_bytes'])}, "
+                f"{per_ioc:,.0f} B/unique IOC above the {_mib(baseline)} baseline; first "
+                f"record {run['first_record_s']} s (engine clock), "
+                f"{run['first_record_wall_s']} s from process start"
+            )
+            verdict = _met(per_ioc < TARGETS["bytes_per_unique"]) if check_memory else ""
+            if "error" in run:
+                verdict = f"failed: {run['error']}"
+            rows.append(Row("4. scale", label, figure,
+                            f"< {TARGETS['bytes_per_unique']} B/IOC" if check_memory else "",
+                            verdict))  # fmt: skip
+    return rows, data
+
+
+# --- 5. cache ------------------------------------------------------------------------------
+
+
+def cache(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
+    src, unique = suite.input()
+    cold, warm = cache_hits.cold_then_warm(src, suite.base_url, suite.tmp / "cache.sqlite3")
+    for run in (cold, warm):
+        suite.saw(run)
+    rows = [
+        Row("5. cache", f"{suite.sizes.main_lines:,} lines, {unique:,} unique, warm cache "
+            f"(the cold run that filled it: {_n(cold['iocs_per_s'])}/s)",
+            f"{_n(warm['iocs_per_s'])} unique IOCs/s, {warm['server_requests']:,} requests",
+            "0 requests", _met(warm["server_requests"] == 0 and warm["exit_code"] == 0)),
+    ]  # fmt: skip
+    return rows, {"unique": unique, "runs": [cold, warm]}
+
+
+# --- 6. inputs -----------------------------------------------------------------------------
+
+
+def inputs(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
+    s = suite.sizes
+    results = input_formats.run_cases(s.format_lines, s.format_text_mb, s.format_runs)
+    rows = []
+    for r in results:
+        chosen = r["columns"] or r["fields"]
+        how = r["format"] + (f" `{chosen[0]}`" if chosen else "")
+        rows.append(Row("6. inputs", f"`{r['file']}` as {how} ({r['mb']} MB), one core",
+                        f"{_n(r['lines_per_s'])} lines/s, {r['mb_per_s']} MB/s "
+                        f"(read stage alone {r['read_only_mb_per_s']} MB/s)"))  # fmt: skip
+    return rows, {"results": results}
+
+
+SCENARIOS: list[tuple[str, Callable[[Suite], tuple[list[Row], dict[str, Any]]]]] = [
+    ("ceiling", ceiling),
+    ("by_hand", by_hand),
+    ("latency_bound", latency_bound),
+    ("scale", scale_scenario),
+    ("cache", cache),
+    ("inputs", inputs),
+]
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True)
+    except OSError:
+        return ""
+    return done.stdout.strip()
+
+
+def machine(command: str, loop: str) -> dict[str, Any]:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    dirty = _git("status", "--porcelain", "--", "enricher")
+    try:
+        import uvloop  # noqa: F401
+
+        has_uvloop = True
+    except ImportError:
+        has_uvloop = False
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "enricher": __version__,
+        "commit": _git("rev-parse", "--short", "HEAD") + (" (enricher/ modified)" if dirty else ""),
+        "uvloop_installed": has_uvloop,
+        "ceiling_client_loop": loop,
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def markdown(info: dict[str, Any], rows: list[Row], notes: list[str]) -> str:
+    loops = ", ".join(info.get("engine_event_loops") or ["not reported by the engine"])
+    head = [
+        "# Benchmark results",
+        "",
+        f"`{info['command']}` on {info['date']}",
+        "",
+        f"- machine: {info['cores']} cores ({info['cores_usable']} usable), {info['cpu']}; "
+        f"load average {info['load_average_start']} at the start, "
+        f"{info.get('load_average_end')} at the end",
+        f"- Python {info['python']}; enricher {info['enricher']}, commit {info['commit']}",
+        f"- event loop: engine {loops}; the suite's ceiling client {info['ceiling_client_loop']}"
+        f" (uvloop {'installed' if info['uvloop_installed'] else 'not installed'})",
+        f"- the emulator in its own process; {info['elapsed_s']:.0f} s in all",
+        "",
+        "| scenario | what | figure | target | |",
+        "|---|---|---|---|---|",
+    ]
+    body = [
+        f"| {r.scenario} | {r.what} | {r.figure} | {r.target} | {r.verdict} |".replace("\n", " ")
+        for r in rows
+    ]
+    return "\n".join(head + body + (["", *notes] if notes else [])) + "\n"
+
+
+def plot(series: list[tuple[str, list[tuple[float, int]]]], path: Path) -> str:
+    """IOCs/s over time of each scale run, as a PNG; or the one-line reason there is none."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no plot: matplotlib is not installed (pip install -e '.[plot]')"
+    if not series:
+        return "no plot: no scale run finished"
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for label, points in series:
+        xs, ys = [], []
+        # the rate over windows of about one second, from the (time, records) samples
+        start_t, start_n = points[0]
+        for t, n in points[1:]:
+            if t - start_t >= 1.0 or (t, n) == points[-1]:
+                if t > start_t:
+                    xs.append((start_t + t) / 2)
+                    ys.append((n - start_n) / (t - start_t))
+                start_t, start_n = t, n
+        ax.plot(xs, ys, label=label)
+    ax.set_xlabel("seconds since the process started")
+    ax.set_ylabel("records (unique IOCs) per second")
+    ax.set_title("enricher run, scale: IOCs/s over time")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"plot: {path.relative_to(HERE.parent)}"
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    tmp = Path(tempfile.mkdtemp(prefix="enricher-bench-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes: about a minute")
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        choices=[n for n, _ in SCENARIOS],
+        metavar="SCENARIO",
+        help="run only these scenarios: " + ", ".join(n for n, _ in SCENARIOS),
+    )
+    ap.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop of the suite's ceiling client (auto: uvloop if installed)",
+    )
+    ap.add_argument("--results", type=Path, default=RESULTS, help="where latest.* are written")
+    args = ap.parse_args(argv)  # fmt: skip
+    loop = args.loop
+    if loop == "auto":
+        try:
+            import uvloop  # noqa: F401
+
+            loop = "uvloop"
+        except ImportError:
+            loop = "asyncio"
+    command = shlex.join(["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)])
+    info = machine(command, loop)
+    print(f"enricher {info['enricher']} ({info['commit']}), Python {info['python']}, "
+          f"{info['cores']} cores, load {info['load_average_start']}", flush=True)  # fmt: skip
+    started = time.perf_counter()
+    rows: list[Row] = []
+    results: dict[str, Any] = {}
+    chosen = [(n, f) for n, f in SCENARIOS if args.only is None or n in args.only]
+    with _scratch() as tmp, emulator_process() as base:
+        suite = Suite(QUICK if args.quick else FULL, tmp, base, loop)
+        for i, (name, scenario) in enumerate(chosen, 1):
+            t0 = time.perf_counter()
+            try:
+                got, data = scenario(suite)
+                results[name] = {"status": "ok", **data}
+            except Exception as exc:  # a failed scenario is reported; the others still run
+                reason = f"{type(exc).__name__}: {exc}".strip()
+                got = [Row(name, "", "", "", f"failed: {reason}")]
+                results[name] = {"status": "failed", "reason": reason,
+                                 "traceback": traceback.format_exc()}  # fmt: skip
+            took = time.perf_counter() - t0
+            results[name]["seconds"] = round(took, 1)
+            rows += got
+            for r in got:
+                verdict = f" [{r.verdict}]" if r.verdict else ""
+                print(f"[{i}/{len(chosen)} {name}, {took:.0f} s] {r.what}: {r.figure}{verdict}",
+                      flush=True)  # fmt: skip
+    info["elapsed_s"] = round(time.perf_counter() - started, 1)
+    info["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    info["engine_event_loops"] = sorted(suite.event_loops)
+    args.results.mkdir(parents=True, exist_ok=True)
+    note = plot(suite.plot_series, args.results / "latest.png")
+    print(note, flush=True)
+    (args.results / "latest.json").write_bytes(
+        orjson.dumps({"machine": info, "scenarios": results}, option=orjson.OPT_INDENT_2)
+    )
+    (args.results / "latest.md").write_text(markdown(info, rows, [note]))
+    print(f"results: {args.results / 'latest.md'}, latest.json", flush=True)
+    return 1 if any(r["status"] == "failed" for r in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
