@@ -26,21 +26,32 @@ _BOM = b"\xef\xbb\xbf"
 _CUT_AFTER = [bytes([c]) for c in b" \t\r\"'<>,;|"]
 
 
-def _decode(block: bytes, first_line: int, source: str) -> Chunk:
-    try:
-        lines: list[str | None] = list(block.decode("utf-8").split("\n"))
-        return Chunk(source, first_line, lines)
-    except UnicodeDecodeError:
-        pass
+def _decode(block: bytes, first_line: int, source: str, max_line: int) -> Chunk:
+    # A block no longer than the cap holds no line longer than it. A longer one (the rest of
+    # a line begun in the block before, or a cap below the block size) is split line by line.
+    if len(block) <= max_line:
+        try:
+            lines: list[str | None] = list(block.decode("utf-8").split("\n"))
+            return Chunk(source, first_line, lines)
+        except UnicodeDecodeError:
+            pass
     lines = []
     errors: dict[int, str] = {}
     for i, raw in enumerate(block.split(b"\n")):
+        if len(raw) > max_line:
+            lines.append(None)
+            errors[i] = _too_long(max_line)
+            continue
         try:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
             lines.append(None)
             errors[i] = f"not valid UTF-8 (byte {exc.start})"
     return Chunk(source, first_line, lines, errors)
+
+
+def _too_long(max_line: int) -> str:
+    return f"line longer than {max_line} bytes"
 
 
 def _raw_blocks(f: Readable) -> Iterator[bytes]:
@@ -59,7 +70,7 @@ def line_chunks(f: Readable, source: str, max_line: int) -> Iterator[Chunk]:
     tail = b""
     line_no = 1  # number of the first line in `tail`
     skipping = False  # inside a line longer than max_line, dropping its bytes
-    too_long = f"line longer than {max_line} bytes"
+    too_long = _too_long(max_line)
     for data in _raw_blocks(f):
         if skipping:
             nl = data.find(b"\n")
@@ -74,7 +85,7 @@ def line_chunks(f: Readable, source: str, max_line: int) -> Iterator[Chunk]:
         if nl < 0:
             tail = data
         else:
-            chunk = _decode(data[:nl], line_no, source)
+            chunk = _decode(data[:nl], line_no, source, max_line)
             line_no += len(chunk.lines)
             tail = data[nl + 1 :]
             yield chunk
@@ -84,7 +95,7 @@ def line_chunks(f: Readable, source: str, max_line: int) -> Iterator[Chunk]:
     if skipping:
         yield Chunk(source, line_no, [None], {0: too_long})
     elif tail:
-        yield _decode(tail, line_no, source)
+        yield _decode(tail, line_no, source, max_line)
 
 
 def text_blocks(f: Readable, max_line: int) -> Iterator[tuple[int, str, int]]:

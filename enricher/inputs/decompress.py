@@ -18,6 +18,7 @@ import io
 import lzma
 import os
 import sys
+import zlib
 from collections.abc import Callable
 from typing import IO, Protocol, cast
 
@@ -58,7 +59,8 @@ _ERRORS: tuple[type[BaseException], ...] = (
     gzip.BadGzipFile,
     lzma.LZMAError,
     zstandard.ZstdError,
-    ValueError,  # zlib.error is not an OSError; bz2 raises OSError or ValueError
+    zlib.error,  # what gzip raises on a corrupt deflate stream: neither OSError nor ValueError
+    ValueError,  # bz2 raises OSError or ValueError
     OSError,
 )
 
