@@ -100,6 +100,7 @@ class Cache:
                 aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
                 self.path.rename(aside)
                 log.warning("cache: %s was damaged; moved to %s, starting anew", self.path, aside)
+                os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # private again
                 self._db = self._connect(create=True)
         except (OSError, sqlite3.Error) as exc:
             raise SettingsError(f"cannot open the cache {self.path}: {exc}") from None

@@ -52,6 +52,12 @@ def _add_run_parser(sub: Any) -> None:
     p.add_argument("--concurrency", type=_positive_int, metavar="N", help="requests in flight")
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="keys per request")
     p.add_argument("--send-sha256", action="store_true", default=None, help="send sha256 keys")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the API's TLS certificate (warns; anyone on the path could read "
+        "the credentials and forge answers)",
+    )
     p.add_argument("--failed", metavar="FILE", help="failures NDJSON (default OUT.failed.ndjson)")
     p.add_argument("--rejects", metavar="FILE", help="rejected input lines (OUT.rejects.ndjson)")
     p.add_argument("--deferred", metavar="FILE", help="IOCs not sent (OUT.deferred.ndjson)")
@@ -104,7 +110,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         limits["rate"] = args.rate
     if args.concurrency:
         limits["concurrency"] = args.concurrency
-    return {"api": api, "limits": limits}
+    network = {"verify_tls": False} if args.insecure else {}
+    return {"api": api, "limits": limits, "network": network}
 
 
 def _run(args: argparse.Namespace) -> int:

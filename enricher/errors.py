@@ -4,7 +4,8 @@
     ├── SettingsError            bad settings or command line (exit 1)
     ├── InputError               an input that cannot be read at all (exit 1)
     ├── FatalError               the run must stop (exit 3)
-    │   └── AuthRefused          401 / 403, or a failed tenant login
+    │   ├── AuthRefused          401 / 403, or a failed tenant login
+    │   └── UntrustedCertificate the server's TLS certificate did not verify
     ├── BudgetSpent              no request left in this run's or today's budget
     └── RequestError             one batch request did not give a usable answer
         ├── TransportError       connection refused / dropped, stale keep-alive, timeout (retryable)
@@ -40,6 +41,7 @@ __all__ = [
     "SessionRenewed",
     "SettingsError",
     "TransportError",
+    "UntrustedCertificate",
 ]
 
 
@@ -63,6 +65,11 @@ class FatalError(EnricherError):
 
 class AuthRefused(FatalError):
     """The server refused our credentials (401/403) or the tenant login failed."""
+
+
+class UntrustedCertificate(FatalError):
+    """The API's TLS certificate did not verify: a retry would not change it, and answers
+    over such a connection could come from anyone on the path."""
 
 
 class BudgetSpent(EnricherError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -47,6 +48,25 @@ def _check(ok: bool, name: str, message: str) -> None:
         raise SettingsError(f"{name}: {message}")
 
 
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def _redact_url(text: str) -> str:
+    """`https://user:pw@host/x` → `https://***@host/x`: a URL may carry credentials."""
+    return _USERINFO.sub("***@", text)
+
+
+def _redacted_repr(self: Any) -> str:
+    """The dataclass repr, with credentials in URLs (a proxy's, say) replaced by `***`."""
+    parts = []
+    for f in dataclasses.fields(self):
+        if f.repr:
+            value = getattr(self, f.name)
+            shown = _redact_url(value) if isinstance(value, str) else value
+            parts.append(f"{f.name}={shown!r}")
+    return f"{type(self).__qualname__}({', '.join(parts)})"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ApiSettings:
     #: the prefix before the endpoint name
@@ -66,7 +86,7 @@ class ApiSettings:
         _check(
             self.base_url.startswith(("http://", "https://")),
             "api.base_url",
-            f"must start with http:// or https:// (got {self.base_url!r})",
+            f"must start with http:// or https:// (got {_redact_url(self.base_url)!r})",
         )
         for ep in Endpoint:
             size = self.batch_size(ep)
@@ -76,6 +96,8 @@ class ApiSettings:
                 "must be between 1 and 100000",
             )
         _check(self.max_response_bytes >= 1024, "api.max_response_bytes", "must be >= 1024")
+
+    __repr__ = _redacted_repr
 
     def batch_size(self, endpoint: Endpoint) -> int:
         size: int = getattr(self, f"{endpoint.name.lower()}_batch_size")
@@ -150,6 +172,8 @@ class NetworkSettings:
                 f"no such file: {self.ca_bundle}",
             )
 
+    __repr__ = _redacted_repr
+
 
 class Secret:
     """A secret value that never shows itself in a repr, a log line or an exception."""
@@ -192,6 +216,8 @@ class AuthSettings:
         )
         if self.mode == "session":
             _check(bool(self.login_url), "auth.login_url", "is required with mode = session")
+
+    __repr__ = _redacted_repr
 
     def _secret(self, env: str, file: str | None, what: str) -> Secret:
         if file:

@@ -3,17 +3,24 @@
 `Transport.post()` either returns the bytes of an HTTP-200 body or raises an error from
 `enricher.errors` that says whether a retry may help. It does not retry by itself: retries,
 pacing and splitting belong to `enricher.sender`.
+
+What it takes from a server it does not trust: redirects are never followed (the credentials
+would go with them), a 200 is an answer only when it says it is JSON (or says nothing), a body
+over `api.max_response_bytes` is refused without being read to its end, and a server that
+stalls or trickles is cut off by the read and total timeouts. A certificate that does not
+verify stops the run (`UntrustedCertificate`): it will not fix itself on a retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import aiohttp
 import orjson
@@ -26,12 +33,18 @@ from .errors import (
     MalformedBody,
     RateLimited,
     SessionRenewed,
+    SettingsError,
     TransportError,
+    UntrustedCertificate,
 )
 from .ioc import Endpoint
 from .settings import Settings
 
 __all__ = ["Transport", "parse_retry_after"]
+
+log = logging.getLogger("enricher")
+
+_E = TypeVar("_E", bound=Exception)
 
 # a 401 on a session younger than this is not an expired session but a refusal
 _MIN_SESSION_AGE = 30.0
@@ -55,6 +68,40 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _is_json(resp: aiohttp.ClientResponse) -> bool:
+    """Whether an answer says it is JSON, or says nothing (the default of some servers).
+
+    Anything else (an HTML login page of a proxy, a captive portal, a text error page) did
+    not come from the API, even when its text parses: it is not written as a verdict.
+    """
+    if not resp.headers.get("Content-Type", "").strip():
+        return True
+    mime = resp.content_type
+    return mime == "application/json" or mime.endswith("+json")
+
+
+def _untrusted(exc: aiohttp.ClientConnectorCertificateError) -> UntrustedCertificate:
+    cert = exc.certificate_error
+    why = getattr(cert, "verify_message", None) or getattr(cert, "reason", None) or "not trusted"
+    return UntrustedCertificate(
+        f"the TLS certificate of {exc.host}:{exc.port} did not verify ({why}); set "
+        "network.ca_bundle to the CA that signed it (or --insecure, which trusts anyone)"
+    )
+
+
+def _ssl_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext | bool:
+    if not verify:
+        return False
+    if not ca_bundle:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_bundle)
+    except (ssl.SSLError, OSError) as exc:
+        raise SettingsError(
+            f"network.ca_bundle: {ca_bundle} is not a PEM file of CA certificates ({exc})"
+        ) from None
 
 
 def _cause(body: bytes) -> str | None:
@@ -82,14 +129,18 @@ class Transport:
         self._urls = {ep: settings.api.url(ep) for ep in Endpoint}
         self._login_lock = asyncio.Lock()
         self._logged_in_at = -1e9
+        #: what we send that must never be written anywhere (see `redact`)
+        self._secrets: set[str] = set()
 
     async def __aenter__(self) -> Self:
         net = self.settings.network
-        ssl_ctx: ssl.SSLContext | bool = True
+        ssl_ctx = _ssl_context(net.verify_tls, net.ca_bundle)
         if not net.verify_tls:
-            ssl_ctx = False
-        elif net.ca_bundle:
-            ssl_ctx = ssl.create_default_context(cafile=net.ca_bundle)
+            log.warning(
+                "warning: TLS certificate verification is off (--insecure or "
+                "network.verify_tls = false): anyone on the path can read the credentials "
+                "and forge the answers"
+            )
         conc = self.settings.limits.concurrency
         connector = aiohttp.TCPConnector(limit=conc, limit_per_host=conc, ssl=ssl_ctx)
         timeout = aiohttp.ClientTimeout(
@@ -130,7 +181,10 @@ class Transport:
     async def _authenticate(self) -> None:
         auth = self.settings.auth
         if auth.mode == "header":
-            self._headers[auth.header_name] = auth.header_value().reveal()
+            value = auth.header_value().reveal()
+            self._headers[auth.header_name] = value
+            self._keep_secret(value)
+            self._keep_secret(value.partition(" ")[2])  # a token after its scheme (Bearer)
         elif auth.mode == "session":
             await self.login()
 
@@ -139,6 +193,7 @@ class Transport:
         auth = self.settings.auth
         assert auth.login_url is not None
         user, password = auth.credentials()
+        self._keep_secret(password.reveal())
         try:
             async with self.session.post(
                 auth.login_url,
@@ -149,6 +204,8 @@ class Transport:
                 await resp.read()
                 cookie = resp.cookies.get("JSESSIONID")
                 status = resp.status
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise _untrusted(exc) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise AuthRefused(f"tenant login failed: {type(exc).__name__}") from None
         if status >= 400 or cookie is None or not cookie.value:
@@ -156,6 +213,7 @@ class Transport:
                 f"tenant login refused (HTTP {status}); check the username and password"
             )
         self._headers["Cookie"] = f"JSESSIONID={cookie.value}"
+        self._keep_secret(cookie.value)
         self._logged_in_at = time.monotonic()
 
     async def _relogin(self, stale: str | None, refused: AuthRefused) -> None:
@@ -170,6 +228,27 @@ class Transport:
             if time.monotonic() - self._logged_in_at < _MIN_SESSION_AGE:
                 raise refused
             await self.login()
+
+    def _keep_secret(self, value: str) -> None:
+        if len(value) >= 4:  # shorter would blank out ordinary words; and guesses easily
+            self._secrets.add(value)
+
+    def redact(self, exc: _E) -> _E:
+        """`exc` without our secrets in its text. A server may echo what it was sent (our
+        token, cookie or password) in an error body, and error texts end up in the
+        failures file and the logs."""
+        text = str(exc)
+        found = [s for s in self._secrets if s in text]
+        if found:
+            for secret in found:
+                text = text.replace(secret, "***")
+            exc.args = (text,)
+            cause = getattr(exc, "cause", None)
+            if isinstance(exc, BadRequest) and cause is not None:
+                for secret in found:
+                    cause = cause.replace(secret, "***")
+                exc.cause = cause
+        return exc
 
     async def post(self, endpoint: Endpoint, body: bytes) -> bytes:
         """POST one batch body; the 200 body's bytes, or an error from the tree.
@@ -196,9 +275,22 @@ class Transport:
                 allow_redirects=False,
             ) as resp:
                 if resp.status == 200:
+                    if not _is_json(resp):
+                        resp.close()  # not read: whatever it is, it is no answer
+                        raise MalformedBody(f"answer is {resp.content_type}, not JSON")
                     return await self._read_capped(resp)
                 payload = await self._read_capped(resp, limit=64 * 1024, strict=False)
-                raise self._status_error(resp, payload)
+                raise self.redact(self._status_error(resp, payload))
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise _untrusted(exc) from None
+        except aiohttp.ConnectionTimeoutError:
+            timeout = self.settings.network.connect_timeout
+            raise TransportError(f"timed out connecting ({timeout:g} s)") from None
+        except aiohttp.SocketTimeoutError:
+            timeout = self.settings.network.read_timeout
+            raise TransportError(
+                f"timed out: the server sent nothing for {timeout:g} s (network.read_timeout)"
+            ) from None
         except aiohttp.ServerDisconnectedError:
             # includes a stale keep-alive connection: aiohttp does not retry POSTs itself
             raise TransportError("server disconnected before answering") from None
@@ -209,7 +301,10 @@ class Transport:
         except aiohttp.ClientResponseError as exc:
             raise TransportError(f"bad HTTP response: {exc.message[:100]}") from None
         except TimeoutError:
-            raise TransportError("timed out waiting for the answer") from None
+            timeout = self.settings.network.total_timeout
+            raise TransportError(
+                f"timed out waiting for the answer ({timeout:g} s, network.total_timeout)"
+            ) from None
 
     async def _read_capped(
         self, resp: aiohttp.ClientResponse, *, limit: int | None = None, strict: bool = True
@@ -224,9 +319,9 @@ class Transport:
         async for chunk in resp.content.iter_chunked(256 * 1024):
             size += len(chunk)
             if size > cap:
+                resp.close()  # the rest is not read: the connection goes
                 if not strict:
                     break
-                resp.close()
                 raise MalformedBody(f"answer over the {cap}-byte cap")
             chunks.append(chunk)
         return b"".join(chunks)

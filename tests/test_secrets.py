@@ -1,0 +1,313 @@
+"""No secret leaves the process except to the API: not in a log line (debug level, text or
+JSON), an output, failures, rejects or deferred file, the manifest, the cache, the repr of the
+settings, nor the text of any exception, whatever the server answers.
+
+Every run has all three secrets configured (a tenant password, the session cookie the login
+gives, an API token), one of them in use, and a server that fails in the ways that make error
+messages: refusals, 5xx, and hostile echoes of our own headers in error bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import socket
+import stat
+import traceback
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from helpers import enricher
+
+from enricher import cli
+from enricher.cache import Cache
+from enricher.ioc import Endpoint
+from enricher.sender import Sender
+from enricher.settings import load_settings
+from enricher.transport import Transport
+
+USER = "analyst-7"
+PASSWORD = "pw-Zq8-secret-Password-4417"
+COOKIE = "C00KIE5ECRET9F2A6B1D0E4C7A8B3F51"
+TOKEN = "tok-5ecret-A9d8F7e6D5c4B3a2"
+SECRETS = (PASSWORD, COOKIE, TOKEN)
+PREFIX = "/rest/classification_v1"
+IOCS = ["92f44e405db16ac55d97e3bfe3b132fa", "evil.example.com", "www.example.org", "1.2.3.4"]
+
+
+class Gti:
+    """A small GTI look-alike with a tenant login; each endpoint misbehaves as told."""
+
+    def __init__(self, behaviour: dict[str, str], *, login_ok: bool = True) -> None:
+        self.behaviour = behaviour
+        self.login_ok = login_ok
+        self.url = ""
+        self.logins = 0
+        self.authorized: list[bool] = []
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        self.logins += 1
+        form = await request.post()
+        if not self.login_ok or (form.get("username"), form.get("password")) != (USER, PASSWORD):
+            # a hostile echo: the refusal repeats what it was sent
+            return web.json_response({"error": f"bad login {form.get('password')}"}, status=401)
+        resp = web.Response(text="<html>Logged in</html>", content_type="text/html")
+        resp.set_cookie("JSESSIONID", COOKIE, httponly=True)
+        return resp
+
+    async def batch(self, request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        ok = request.cookies.get("JSESSIONID") == COOKIE or (
+            request.headers.get("Authorization") == f"Bearer {TOKEN}"
+        )
+        self.authorized.append(ok)
+        echo = f"{request.headers.get('Authorization')} {request.headers.get('Cookie')}"
+        what = self.behaviour.get(request.path.rsplit("/", 1)[-1], "ok")
+        if what == "401" or not ok:
+            return web.json_response({"error": f"Unauthorized {echo}"}, status=401)
+        if what == "503":
+            return web.json_response({"error": f"busy, {echo}"}, status=503)
+        if what == "echo400":
+            return web.json_response({"error": f"bad request from {echo}"}, status=400)
+        if what == "echo200":
+            return web.json_response({"status": "ERROR", "message": f"no session {echo}"})
+        entries = [
+            {"requestKey": item["requestKey"], "ttl": 1000,
+             "aggregatedResult": {"maliciousClassification": {"type": "malware"}}}
+            for item in body["requestData"]
+        ]  # fmt: skip
+        return web.json_response({"classificationResponses": entries})
+
+
+@asynccontextmanager
+async def serve(gti: Gti) -> AsyncIterator[Gti]:
+    app = web.Application()
+    app.router.add_post("/login.html", gti.login)
+    app.router.add_post(PREFIX + "/{endpoint}", gti.batch)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    gti.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    try:
+        yield gti
+    finally:
+        await runner.cleanup()
+
+
+def config(tmp_path: Path, gti: Gti, mode: str, from_files: bool) -> Path:
+    """A profile for `mode`, with the secrets in files or (see `environment`) variables."""
+    auth = [f'mode = "{mode}"', f'login_url = "{gti.url}/login.html"']
+    if from_files:
+        (tmp_path / "password").write_text(PASSWORD + "\n")
+        (tmp_path / "token").write_text(f"Bearer {TOKEN}\n")
+        auth += [f'password_file = "{tmp_path / "password"}"',
+                 f'header_value_file = "{tmp_path / "token"}"']  # fmt: skip
+    path = tmp_path / "profile.toml"
+    path.write_text(
+        "[api]\n"
+        f'base_url = "{gti.url}{PREFIX}"\n'
+        "[limits]\nrate = 0\n"
+        "[retry]\nattempts = 2\nbackoff_base = 0.01\nbackoff_max = 0.02\n"
+        "[network]\nread_timeout = 2.0\ntotal_timeout = 4.0\ntrust_env = false\n"
+        "[auth]\n" + "\n".join(auth) + "\n"
+    )
+    return path
+
+
+def environment(from_files: bool) -> dict[str, str]:
+    env = {"ENRICHER_USERNAME": USER}
+    if not from_files:
+        env |= {"ENRICHER_PASSWORD": PASSWORD, "ENRICHER_AUTH_HEADER": f"Bearer {TOKEN}"}
+    return env
+
+
+def find_secrets(where: str, data: bytes | str) -> list[str]:
+    raw = data.encode() if isinstance(data, str) else data
+    return [f"{where}: {s[:6]}..." for s in SECRETS if s.encode() in raw]
+
+
+def left_by_the_run(directory: Path) -> list[Path]:
+    """The files in `directory` but the inputs the test made."""
+    inputs = {"password", "token", "profile.toml", "iocs.txt"}
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.name not in inputs)
+
+
+@pytest.fixture
+def exceptions(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The text (str, repr, formatted traceback) of every exception the HTTP edge and the
+    sender raise during the test."""
+    seen: list[str] = []
+
+    def spy(cls: type, name: str) -> None:
+        original = getattr(cls, name)
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await original(*args, **kwargs)
+            except BaseException as exc:
+                seen.append(f"{exc}\n{exc!r}\n{''.join(traceback.format_exception(exc))}")
+                raise
+
+        monkeypatch.setattr(cls, name, wrapper)
+
+    spy(Transport, "_post")
+    spy(Transport, "post")
+    spy(Transport, "login")
+    spy(Sender, "fetch")
+    yield seen
+
+
+@pytest.fixture
+def debug_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """Every logger (enricher's, aiohttp's, asyncio's in debug mode) at DEBUG, into one buffer,
+    besides what the command line prints itself."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", logging.DEBUG)
+    root.addHandler(handler)
+    monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
+    setup = cli.setup_logging
+
+    def setup_at_debug(**kwargs: Any) -> None:
+        setup(**kwargs)
+        log = logging.getLogger("enricher")
+        log.setLevel(logging.DEBUG)
+        log.addHandler(handler)
+
+    monkeypatch.setattr(cli, "setup_logging", setup_at_debug)
+    yield buffer
+    root.removeHandler(handler)
+
+
+SCENARIOS = {
+    # session login; some records, a hostile 400, a 5xx: failures, no stop
+    "session-faults": ("session", {"domain_batch": "echo400", "ip_batch": "503"}, True, 2),
+    # session login; a 401 on a fresh session stops the run: deferred IOCs
+    "session-refused": ("session", {"domain_batch": "401", "ip_batch": "echo200"}, True, 3),
+    # the login itself refused
+    "login-refused": ("session", {}, False, 3),
+    # token; refused part way, a hostile 200 error body
+    "token-refused": ("header", {"domain_batch": "401", "ip_batch": "echo200"}, True, 3),
+    # token; hostile echoes only
+    "token-faults": ("header", {"domain_batch": "echo200", "file_batch": "echo400"}, True, 2),
+}
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+@pytest.mark.parametrize("from_files", [False, True], ids=["env", "files"])
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+async def test_no_secret_in_anything_a_run_leaves(
+    scenario: str,
+    from_files: bool,
+    log_format: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    exceptions: list[str],
+    debug_logs: io.StringIO,
+) -> None:
+    mode, behaviour, login_ok, code = SCENARIOS[scenario]
+    for name, value in environment(from_files).items():
+        monkeypatch.setenv(name, value)
+    src = tmp_path / "iocs.txt"
+    src.write_text("\n".join(IOCS) + "\nnot an ioc\n")
+    out = tmp_path / "out.ndjson"
+    async with serve(Gti(behaviour, login_ok=login_ok)) as gti:
+        profile = config(tmp_path, gti, mode, from_files)
+        argv = ["run", str(src), "-o", str(out), "--config", str(profile),
+                "--cache", str(tmp_path / "cache.sqlite3"), "--manifest", str(tmp_path / "m.json"),
+                "--log-format", log_format]  # fmt: skip
+        got = await asyncio.to_thread(cli.main, argv)
+    assert got == code
+    assert gti.logins == (1 if mode == "session" else 0)
+    assert all(gti.authorized) or not login_ok  # the secrets were in use, and right
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err
+    leaks = find_secrets("stdout", printed.out) + find_secrets("stderr", printed.err)
+    leaks += find_secrets("debug log", debug_logs.getvalue())
+    leaks += [hit for text in exceptions for hit in find_secrets("exception", text)]
+    files = left_by_the_run(tmp_path)
+    for path in files:
+        leaks += find_secrets(path.name, path.read_bytes())
+    assert leaks == [], leaks
+    # the run left what it should (so there was something to search)
+    names = {p.name for p in files}
+    assert {"m.json", "out.ndjson.rejects.ndjson", "cache.sqlite3"} <= names, names
+    if scenario != "login-refused":
+        assert exceptions and names & {"out.ndjson.failed.ndjson", "out.ndjson.deferred.ndjson"}
+    if scenario.endswith("faults"):  # the server did echo them: they were taken out
+        assert b"***" in (tmp_path / "out.ndjson.failed.ndjson").read_bytes()
+    if log_format == "json":
+        assert all(orjson.loads(line) for line in printed.err.splitlines())
+
+
+async def test_the_command_as_a_process_says_no_secret(tmp_path: Path) -> None:
+    """The same through a real process (its own stderr and stdout, records on stdout)."""
+    src = tmp_path / "iocs.txt"
+    src.write_text("\n".join(IOCS) + "\n")
+    behaviour = {"domain_batch": "echo400", "ip_batch": "401"}
+    async with serve(Gti(behaviour)) as gti:
+        profile = config(tmp_path, gti, "session", False)
+        argv = ["run", str(src), "-o", "-", "--config", str(profile), "--no-cache",
+                "--deferred", str(tmp_path / "deferred.ndjson"),
+                "--failed", str(tmp_path / "failed.ndjson")]  # fmt: skip
+        proc = await asyncio.to_thread(enricher, *argv, env=environment(False), timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert "refused our credentials" in proc.stderr and "Traceback" not in proc.stderr
+    assert orjson.loads(proc.stdout.splitlines()[0])["ioc"] == IOCS[0]
+    leaks = find_secrets("stdout", proc.stdout) + find_secrets("stderr", proc.stderr)
+    written = [p for p in left_by_the_run(tmp_path) if p.suffix == ".ndjson"]
+    assert written  # the refused and the deferred IOCs (which, depends on timing)
+    for path in written:
+        leaks += find_secrets(path.name, path.read_bytes())
+    assert leaks == []
+
+
+def test_the_settings_repr_holds_no_secret(tmp_path: Path) -> None:
+    env = {
+        "ENRICHER_PASSWORD": PASSWORD,
+        "ENRICHER_AUTH_HEADER": f"Bearer {TOKEN}",
+        "ENRICHER_USERNAME": USER,
+        "ENRICHER_AUTH_MODE": "session",
+        "ENRICHER_AUTH_LOGIN_URL": f"https://{USER}:{PASSWORD}@tenant.example/login.html",
+        "ENRICHER_NETWORK_PROXY": f"http://proxy-user:{TOKEN}@proxy.example:3128",
+        "ENRICHER_API_BASE_URL": f"https://{USER}:{COOKIE}@gti.example/rest/classification_v1",
+    }
+    settings = load_settings(environ=env)
+    text = repr(settings) + str(settings) + repr(settings.auth) + repr(settings.network)
+    assert find_secrets("repr", text) == []
+    assert "proxy.example:3128" in text and "***@" in text  # what is not secret stays
+    with pytest.raises(Exception) as info:
+        load_settings(environ={**env, "ENRICHER_API_BASE_URL": f"ftp://u:{TOKEN}@gti.example"})
+    assert find_secrets("error", str(info.value)) == []
+
+
+@pytest.mark.parametrize("damaged", [False, True], ids=["new", "damaged"])
+def test_the_cache_is_private(tmp_path: Path, damaged: bool) -> None:
+    """The cache holds what the team asked about: its owner only, WAL files included, and
+    so is the new one that replaces a damaged file."""
+    cache = tmp_path / "c" / "cache.sqlite3"
+    if damaged:
+        cache.parent.mkdir()
+        cache.write_bytes(b"this is not a SQLite database" * 10)
+        cache.chmod(0o600)
+    c = Cache(cache, max_ttl=60, default_ttl=60, fmt="f")
+    try:
+        c.store(Endpoint.DOMAIN, [("evil.example.com", "malicious", b"{}\n", 60)])
+        c.flush()
+        made = [p for p in cache.parent.iterdir() if p.name.startswith("cache.sqlite3")]
+        assert cache in made and len(made) >= 2 + damaged  # the -wal file, the one aside
+        for path in made:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, (path, oct(path.stat().st_mode))
+    finally:
+        c.close()
