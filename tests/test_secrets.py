@@ -173,7 +173,8 @@ def debug_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
-    monkeypatch.setattr(root, "level", logging.DEBUG)
+    level = root.level
+    root.setLevel(logging.DEBUG)
     root.addHandler(handler)
     monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
     setup = cli.setup_logging
@@ -187,6 +188,7 @@ def debug_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     monkeypatch.setattr(cli, "setup_logging", setup_at_debug)
     yield buffer
     root.removeHandler(handler)
+    root.setLevel(level)
 
 
 SCENARIOS = {
@@ -234,6 +236,7 @@ async def test_no_secret_in_anything_a_run_leaves(
     printed = capsys.readouterr()
     assert "Traceback" not in printed.err
     leaks = find_secrets("stdout", printed.out) + find_secrets("stderr", printed.err)
+    assert "asyncio DEBUG" in debug_logs.getvalue()  # the debug logs were on
     leaks += find_secrets("debug log", debug_logs.getvalue())
     leaks += [hit for text in exceptions for hit in find_secrets("exception", text)]
     files = left_by_the_run(tmp_path)
