@@ -4,6 +4,7 @@ Starts `enricher emulator --port 0` as a subprocess pinned to one CPU, and drive
 minimal aiohttp client (pinned to another CPU when there is one) that posts pre-built bodies of
 unique, valid keys: no key is ever sent twice, so an answer cache could not help. For each
 concurrency level it runs a few fixed-length rounds and reports the median keys/s as JSON.
+`transport_ceiling` is the same client posting a given set of bodies once: the suite's ceiling.
 
     python benchmarks/emulator_throughput.py [--batch 500] [--seconds 3] [--runs 3]
         [--concurrency 1 4 16] [--endpoint all|file_batch|domain_batch|ip_batch]

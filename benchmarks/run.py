@@ -67,7 +67,7 @@ class Sizes:
     format_runs: int
 
 
-QUICK = Sizes(200_000, (200_000,), 20_000, 1_000, 5, 8, 100_000, 2, 1)
+QUICK = Sizes(200_000, (200_000,), 20_000, 1_000, 5, 12, 50_000, 1, 1)
 FULL = Sizes(1_000_000, (1_000_000, 10_000_000), 200_000, 5_000, 20, 20, 1_000_000, 40, 1)
 CONCURRENCY = 8  # the engine's default, and what the ceiling and the gather baseline use
 BATCH = 500  # likewise
@@ -132,35 +132,42 @@ def _run_loop(coro: Coroutine[Any, Any, T], loop: str) -> T:
 def ceiling(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
     src, unique = suite.input()
     bodies = bodies_for(unique_iocs(unique), BATCH)  # built before any clock starts
-    before = _run_loop(transport_ceiling(suite.base_url, bodies, CONCURRENCY), suite.loop)
-    run = scale.run_enricher([str(src)], scale.enricher_flags(suite.base_url, None))
-    after = [
-        _run_loop(transport_ceiling(suite.base_url, bodies, CONCURRENCY), suite.loop)
-        for _ in range(2)
-    ]
-    engine = run.summary()
-    suite.saw(engine)
-    if run.exit_code != 0 or run.records != unique:
-        raise RuntimeError(
-            f"the engine run failed: exit {run.exit_code}, {run.records:,} records of "
-            f"{unique:,}: {' | '.join(run.stderr_tail[-3:])}"
-        )
+
+    def ceiling_run() -> dict[str, float]:
+        return _run_loop(transport_ceiling(suite.base_url, bodies, CONCURRENCY), suite.loop)
+
+    # ceiling, engine, ceiling, engine, ceiling: the best of each, so that a burst of load
+    # from elsewhere on the machine costs neither side its figure
+    ceilings = [ceiling_run()]
+    engines = []
+    for _ in range(2):
+        run = scale.run_enricher([str(src)], scale.enricher_flags(suite.base_url, None))
+        if run.exit_code != 0 or run.records != unique:
+            raise RuntimeError(
+                f"the engine run failed: exit {run.exit_code}, {run.records:,} records of "
+                f"{unique:,}: {' | '.join(run.stderr_tail[-3:])}"
+            )
+        engines.append(run.summary())
+        suite.saw(engines[-1])
+        ceilings.append(ceiling_run())
+    top = max(r["keys_per_s"] for r in ceilings)
+    engine = max(engines, key=lambda e: float(e["iocs_per_s"]))
     suite.engine = engine
-    # the best ceiling run, one before the engine's and two after: the hardest to come close to
-    runs = [before, *after]
-    top = max(r["keys_per_s"] for r in runs)
-    ratio = run.iocs_per_s / top
+    rate = engine["iocs_per_s"]
+    ratio = rate / top
+    each = ", ".join(_n(e["iocs_per_s"]) for e in engines)
     rows = [
         Row("1. transport ceiling", f"minimal client, {CONCURRENCY} connections, batch {BATCH}",
-            f"{_n(top)} IOCs/s (best of {', '.join(_n(r['keys_per_s']) for r in runs)})"),
+            f"{_n(top)} IOCs/s (best of {', '.join(_n(r['keys_per_s']) for r in ceilings)})"),
         Row("1. transport ceiling", f"engine end to end, {suite.sizes.main_lines:,} lines, "
-            f"{unique:,} unique, --no-cache", f"{_n(run.iocs_per_s)} unique IOCs/s",
-            f">= {_n(TARGETS['iocs_per_s'])}", _met(run.iocs_per_s >= TARGETS["iocs_per_s"])),
+            f"{unique:,} unique, --no-cache", f"{_n(rate)} unique IOCs/s (best of {each})",
+            f">= {_n(TARGETS['iocs_per_s'])}", _met(rate >= TARGETS["iocs_per_s"])),
         Row("1. transport ceiling", "**engine / ceiling**", f"**{ratio:.2f}**",
             f">= {TARGETS['ceiling_ratio']}", _met(ratio >= TARGETS["ceiling_ratio"])),
     ]  # fmt: skip
-    data = {"unique": unique, "lines": suite.sizes.main_lines, "ceiling_runs": runs,
-            "ceiling_iocs_per_s": top, "engine": engine, "ratio": ratio}  # fmt: skip
+    data = {"unique": unique, "lines": suite.sizes.main_lines, "ceiling_runs": ceilings,
+            "ceiling_iocs_per_s": top, "engine_runs": engines, "engine": engine,
+            "ratio": ratio}  # fmt: skip
     return rows, data
 
 
@@ -209,7 +216,7 @@ def by_hand(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
                 "2. by hand", f"`{name}`: {how}{subset}",
                 f"{_n(rate)} IOCs/s = {ratio}; under faults lost {lost:,} of {faulted.asked:,}",
                 "slower than the engine, loses more",
-                _met(engine_rate is not None and rate < engine_rate),
+                _met(rate < engine_rate) if engine_rate else "",
             ))  # fmt: skip
     lost = engine_faults["lost"]
     rows.append(Row("2. by hand", f"engine under the same faults ({fault_unique:,} unique)",
@@ -229,7 +236,7 @@ def latency_bound(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
     server_429 = report["server_429"]
     rows = [
         Row("3. latency-bound", "100 ms ± 30 ms, 20 requests/s at the server, `--rate 20`: "
-            "share of the allowed requests used", f"{used:.1%} ({report['requests']:,} requests "
+            "share of the allowed requests used", f"{used:.2%} ({report['requests']:,} requests "
             f"in {report['run_s']:.1f} s)", f">= {TARGETS['used_share']:.0%}",
             _met(used >= TARGETS["used_share"])),
         Row("3. latency-bound", "429s drawn (server's count)", f"{server_429:,}", "0",
@@ -384,6 +391,7 @@ def markdown(info: dict[str, Any], rows: list[Row], notes: list[str]) -> str:
 
 def plot(series: list[tuple[str, list[tuple[float, int]]]], path: Path) -> str:
     """IOCs/s over time of each scale run, as a PNG; or the one-line reason there is none."""
+    path.unlink(missing_ok=True)  # never leave an older run's plot beside these results
     try:
         import matplotlib
 
@@ -396,10 +404,11 @@ def plot(series: list[tuple[str, list[tuple[float, int]]]], path: Path) -> str:
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for label, points in series:
         xs, ys = [], []
-        # the rate over windows of about one second, from the (time, records) samples
+        # the rate over windows of about a sixtieth of the run (at least half a second)
+        window = max(0.5, points[-1][0] / 60)
         start_t, start_n = points[0]
         for t, n in points[1:]:
-            if t - start_t >= 1.0 or (t, n) == points[-1]:
+            if t - start_t >= window or (t, n) == points[-1]:
                 if t > start_t:
                     xs.append((start_t + t) / 2)
                     ys.append((n - start_n) / (t - start_t))
@@ -408,6 +417,7 @@ def plot(series: list[tuple[str, list[tuple[float, int]]]], path: Path) -> str:
     ax.set_xlabel("seconds since the process started")
     ax.set_ylabel("records (unique IOCs) per second")
     ax.set_title("enricher run, scale: IOCs/s over time")
+    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
