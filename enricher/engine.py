@@ -41,7 +41,6 @@ from .errors import (
 )
 from .ioc import ENDPOINT_OF, Endpoint, IocType
 from .normalize import normalize
-from .protocol import answer_from_entry, match_answers
 from .ratelimit import AdaptiveLimiter
 from .reader import Chunk
 from .records import Deferred, Failure, Record, deferred, failure, to_record
@@ -66,7 +65,7 @@ class Outcome:
     input rejects."""
 
     records: list[Record] = field(default_factory=list)
-    #: `records` as NDJSON lines (what the writer writes), once a worker has encoded them
+    #: `records` as NDJSON lines (what the writer writes), encoded as each record is made
     lines: list[bytes] = field(default_factory=list)
     #: records served from the cache, as NDJSON lines only
     cached_lines: list[bytes] = field(default_factory=list)
@@ -481,8 +480,9 @@ class _Run:
         """A cached record made anew: under other settings (a changed verdict table), or to
         say where this run saw its IOC."""
         old = orjson.loads(line)
-        answer = answer_from_entry(key[1], old["response"])
-        record = to_record(key[0], key[1], answer, self.verdicts, self.ttl_factor, True, origin)
+        record = to_record(
+            key[0], key[1], old["response"], self.verdicts, self.ttl_factor, True, origin
+        )
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
     def reject(self, outcome: Outcome, chunk: Chunk, i: int, text: str | None, why: str) -> None:
@@ -521,7 +521,7 @@ class _Run:
             self.outstanding -= len(outcome.deferred)
             records = outcome.records
             if records:
-                outcome.lines = lines = [_dumps(r, option=_NL) for r in records]
+                lines = outcome.lines
                 if self.cache is not None:
                     self.cache.store(
                         batch.endpoint,
@@ -586,20 +586,25 @@ class _Run:
         except RequestError as exc:
             self.fail(outcome, keys, exc)
             return
-        match = match_answers([k[1] for k in keys], parsed)
-        self.stats.extra_entries += match.extra
-        found = match.found
+        answers = parsed.answers
         verdicts = self.verdicts
         factor = self.ttl_factor
         records = outcome.records
+        lines = outcome.lines
+        dumps = _dumps
         missing = self.missing
         limit = self.settings.retry.missing_attempts
         origins = self.origins
+        answered = 0
         for key in keys:
-            answer = found.get(key[1])
-            if answer is not None:
+            entry = answers.get(key[1])
+            if entry is not None:
+                answered += 1
                 origin = origins.pop(key[1], None) if origins else None
-                records.append(to_record(key[0], key[1], answer, verdicts, factor, False, origin))
+                record = to_record(key[0], key[1], entry, verdicts, factor, False, origin)
+                records.append(record)
+                # encoded at once, while the entry's objects are still in the CPU cache
+                lines.append(dumps(record, option=_NL))
                 if missing:
                     missing.pop(key[1], None)
                 continue
@@ -614,6 +619,8 @@ class _Run:
                 missing[key[1]] = tries
                 self.stats.requeued += 1
                 requeue.append(key)
+        # answered keys nobody asked for, duplicates and unusable entries
+        self.stats.extra_entries += len(answers) - answered + parsed.duplicates + parsed.unusable
 
     def fail(self, outcome: Outcome, keys: list[Key], exc: RequestError) -> None:
         error = f"{exc.kind}: {exc}"

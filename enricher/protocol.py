@@ -9,7 +9,8 @@ order, echo hashes and domains in another case, leave keys out, or add entries.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -75,16 +76,30 @@ def build_request(keys: Iterable[tuple[IocType, str]], *, allow_sha256: bool = F
     All keys must belong to one endpoint. The body is a pure function of the keys, so sending
     it twice (a retry after a dropped connection) asks the same question twice.
     """
-    data = []
-    endpoint: Endpoint | None = None
-    for ioc_type, value in keys:
-        ep = ENDPOINT_OF[ioc_type]
-        if endpoint is None:
-            endpoint = ep
-        elif ep is not endpoint:
-            raise ValueError(f"a batch mixes {endpoint} and {ep} keys")
-        data.append({"requestKey": request_key(ioc_type, value, allow_sha256=allow_sha256)})
-    return orjson.dumps({"requestData": data})
+    keys = list(keys)
+    types = {ioc_type for ioc_type, _ in keys}
+    endpoints = {ENDPOINT_OF[t] for t in types}
+    if len(endpoints) > 1:
+        raise ValueError(f"a batch mixes {' and '.join(sorted(endpoints))} keys")
+    if IocType.SHA256 in types and not allow_sha256:
+        request_key(IocType.SHA256, "", allow_sha256=False)  # raises the error that says why
+    if _PLAIN("".join([value for _, value in keys])) is None:
+        # not only the characters normalize() makes: let orjson escape what needs it
+        data = [{"requestKey": request_key(t, v, allow_sha256=True)} for t, v in keys]
+        return orjson.dumps({"requestData": data})
+    # the same JSON orjson writes, formatted without a dict per key
+    template = _TEMPLATE
+    items = ",".join([template[t] % v for t, v in keys])
+    return ('{"requestData":[' + items + "]}").encode()
+
+
+#: the characters of normalized hashes, domains and IPs: none that JSON must escape
+_PLAIN = re.compile(r"[0-9a-zA-Z.:_-]*").fullmatch
+#: one `requestData` item per IOC type, with `%s` where the value goes
+_TEMPLATE: dict[IocType, str] = {
+    t: orjson.dumps({"requestKey": request_key(t, "%s", allow_sha256=True)}).decode()
+    for t in IocType
+}
 
 
 def match_key(endpoint: Endpoint, key: Any) -> str | None:
@@ -171,11 +186,24 @@ def answer_from_entry(key: str, entry: dict[str, Any]) -> Answer:
 
 @dataclass(slots=True)
 class ParsedResponse:
-    """A well-formed answer body: entries by match key, and what could not be used."""
+    """A well-formed answer body: the verbatim entry for each key it answers, and what could
+    not be used. `answer(key)` gives an entry's validated fields."""
 
-    answers: dict[str, Answer] = field(default_factory=dict)
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     duplicates: int = 0  # further entries for a key already answered
     unusable: int = 0  # entries that are not objects or have no recognizable requestKey
+
+    def answer(self, key: str) -> Answer | None:
+        entry = self.answers.get(key)
+        return None if entry is None else answer_from_entry(key, entry)
+
+
+#: the `requestKey` fields that carry the IOC, in the order `match_key` reads them
+_ECHO_FIELDS = {
+    Endpoint.FILE: _HASH_FIELDS,
+    Endpoint.DOMAIN: ("domain",),
+    Endpoint.IP: ("ipAddress",),
+}
 
 
 def _error_text(doc: Any) -> str:
@@ -188,8 +216,11 @@ def _error_text(doc: Any) -> str:
     return type(doc).__name__
 
 
-def parse_response(endpoint: Endpoint, body: bytes) -> ParsedResponse:
-    """Parse and validate one HTTP-200 body.
+def parse_response(
+    endpoint: Endpoint, body: bytes, asked: Container[str] = ()
+) -> ParsedResponse:
+    """Parse and validate one HTTP-200 body; `asked`, the normalized keys the request asked
+    for, only makes matching faster.
 
     Raises `MalformedBody` for a truncated, non-JSON or wrongly shaped body and `ErrorBody`
     for a JSON object without a `classificationResponses` list (an error said with 200).
@@ -207,29 +238,46 @@ def parse_response(endpoint: Endpoint, body: bytes) -> ParsedResponse:
         raise MalformedBody("classificationResponses is not a list")
     parsed = ParsedResponse()
     answers = parsed.answers
+    names = _ECHO_FIELDS[endpoint]
+    duplicates = unusable = 0
     for entry in responses:
-        key = match_key(endpoint, entry.get("requestKey")) if isinstance(entry, dict) else None
+        # the server mostly echoes a key just as it was asked: look that up first, and make
+        # the canonical form (lower case, no trailing dot, compressed IPv6) only when not
+        echo = entry.get("requestKey") if type(entry) is dict else None
+        key: str | None = None
+        if type(echo) is dict:
+            v = None
+            for name in names:
+                v = echo.get(name)
+                if v:
+                    break
+            key = v if type(v) is str and v in asked else match_key(endpoint, echo)
         if key is None:
-            parsed.unusable += 1
+            unusable += 1
         elif key in answers:
-            parsed.duplicates += 1
+            duplicates += 1
         else:
-            answers[key] = answer_from_entry(key, entry)
+            answers[key] = entry
+    parsed.duplicates = duplicates
+    parsed.unusable = unusable
     return parsed
 
 
 class Match(NamedTuple):
-    """Answers paired with the keys asked: found, missing (to ask again), and extras."""
+    """Answers paired with the keys asked: found (verbatim entries), missing (to ask again),
+    and extras."""
 
-    found: dict[str, Answer]
+    found: dict[str, dict[str, Any]]
     missing: list[str]
     extra: int  # answered keys nobody asked for, duplicates and unusable entries
 
 
-def match_answers(asked: Sequence[str], parsed: ParsedResponse | Mapping[str, Answer]) -> Match:
+def match_answers(
+    asked: Sequence[str], parsed: ParsedResponse | Mapping[str, dict[str, Any]]
+) -> Match:
     """Pair each asked (normalized) key with its answer, in the order asked."""
     answers = parsed.answers if isinstance(parsed, ParsedResponse) else parsed
-    found: dict[str, Answer] = {}
+    found: dict[str, dict[str, Any]] = {}
     missing: list[str] = []
     for key in asked:
         a = answers.get(key)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import date, timedelta
 from typing import Any, NotRequired, TypedDict, cast
 
 import orjson
 
 from .ioc import IocType
-from .protocol import Answer
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -63,63 +62,92 @@ class Deferred(TypedDict):
 
 
 def first_seen_iso(epoch_ms: int | None) -> str | None:
-    """Epoch milliseconds as ISO-8601 UTC (`2016-12-14T12:38:41.821Z`), None when absent."""
+    """Epoch milliseconds as ISO-8601 UTC (`2016-12-14T12:38:41.821Z`), None when absent or
+    out of range (years 1 to 9999)."""
     if epoch_ms is None:
         return None
-    try:
-        dt = datetime.fromtimestamp(epoch_ms / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    day, ms = divmod(epoch_ms, 86_400_000)
+    prefix = _DAYS.get(day)
+    if prefix is None:
+        try:
+            prefix = (_EPOCH + timedelta(days=day)).isoformat() + "T"
+        except OverflowError:
+            return None
+        if len(_DAYS) >= 50_000:
+            _DAYS.clear()
+        _DAYS[day] = prefix
+    second, ms = divmod(ms, 1000)
+    clock = _CLOCK[second]
+    if clock is None:
+        clock = _CLOCK[second] = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+    return prefix + clock + _MILLIS[ms]
+
+
+_EPOCH = date(1970, 1, 1)
+#: "YYYY-MM-DDT" by days since the epoch, as met (dates repeat across IOCs; bounded)
+_DAYS: dict[int, str] = {}
+#: "HH:MM:SS" for each second of a day (made when first met), and ".mmmZ" for each
+#: millisecond: a time of day is two lookups (this runs once per record)
+_CLOCK: list[str | None] = [None] * 86_400
+_MILLIS = [f".{ms:03d}Z" for ms in range(1000)]
+_NUMBER = frozenset((int, float))  # bool is not a number here
+_NO_FIELDS: dict[str, Any] = {}
 
 
 def to_record(
     ioc_type: IocType,
     ioc: str,
-    answer: Answer,
+    entry: dict[str, Any],
     verdicts: Mapping[str, str],
     ttl_factor: int = 1,
     cached: bool = False,
     origin: tuple[str, int] | None = None,
 ) -> Record:
-    """The output record for one answered IOC. `ttl_factor` turns the API's ttl unit into ms;
-    `origin` (file, line) is where the IOC was first seen (`--with-source`)."""
-    if origin is not None:
-        base = _record(ioc_type, ioc, answer, verdicts, ttl_factor, cached)
-        # `cached` stays the last field
-        record: dict[str, Any] = {k: v for k, v in base.items() if k != "cached"}
-        record["origin"] = {"file": origin[0], "line": origin[1]}
-        record["cached"] = cached
-        return cast(Record, record)
-    return _record(ioc_type, ioc, answer, verdicts, ttl_factor, cached)
+    """The output record for one answered IOC from its verbatim answer `entry`; absent or
+    mistyped fields are None. `ttl_factor` turns the API's ttl unit into ms; `origin`
+    (file, line) is where the IOC was first seen (`--with-source`).
 
-
-def _record(
-    ioc_type: IocType,
-    ioc: str,
-    answer: Answer,
-    verdicts: Mapping[str, str],
-    ttl_factor: int,
-    cached: bool,
-) -> Record:
-    ctype = answer.classification
-    ttl = answer.ttl
-    return {
+    This runs once per IOC: it reads the fields as `protocol.answer_from_entry` does, inline.
+    """
+    agg = entry.get("aggregatedResult")
+    if type(agg) is not dict:
+        agg = _NO_FIELDS
+    mal = agg.get("maliciousClassification")
+    if type(mal) is not dict:
+        mal = _NO_FIELDS
+    ctype = mal.get("type")
+    if type(ctype) is str:
+        verdict = verdicts.get(ctype, "unknown")
+    else:
+        ctype = None
+        verdict = "unknown"
+    score = mal.get("classificationScore")
+    type_score = mal.get("typeScore")
+    source = mal.get("source")
+    ttl = entry.get("ttl")
+    first_seen = agg.get("firstSeen")
+    link = agg.get("link")
+    product = agg.get("productClassification")
+    cp_type = entry.get("cpType")
+    record: dict[str, Any] = {
         "ioc": ioc,
         "type": ioc_type.value,
-        "verdict": verdicts.get(ctype, "unknown") if ctype is not None else "unknown",
+        "verdict": verdict,
         "classification": ctype,
-        "score": answer.score,
-        "type_score": answer.type_score,
-        "source": answer.source,
-        "ttl_ms": ttl * ttl_factor if ttl is not None else None,
-        "first_seen": first_seen_iso(answer.first_seen),
-        "link": answer.link,
-        "product": answer.product,
-        "cp_type": answer.cp_type,
-        "response": answer.entry,
-        "cached": cached,
+        "score": score if type(score) in _NUMBER else None,
+        "type_score": type_score if type(type_score) in _NUMBER else None,
+        "source": source if type(source) is str else None,
+        "ttl_ms": ttl * ttl_factor if type(ttl) is int else None,
+        "first_seen": first_seen_iso(first_seen) if type(first_seen) is int else None,
+        "link": link if type(link) is str else None,
+        "product": product if type(product) is dict else None,
+        "cp_type": cp_type if type(cp_type) is str else None,
+        "response": entry,
     }
+    if origin is not None:
+        record["origin"] = {"file": origin[0], "line": origin[1]}
+    record["cached"] = cached  # always the last field
+    return cast(Record, record)
 
 
 def record_format(verdicts: Mapping[str, str], ttl_unit: str, with_source: bool = False) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -96,6 +96,7 @@ class Sender:
         or `BudgetSpent` at once.
         """
         body = build_request(keys, allow_sha256=self.settings.api.send_sha256)
+        asked = {value for _, value in keys}
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retry.attempts),
             wait=self._wait,
@@ -108,13 +109,15 @@ class Sender:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    return await self._attempt(endpoint, body)
+                    return await self._attempt(endpoint, body, asked)
         except RequestError as exc:
             exc.attempts = attempts
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
-    async def _attempt(self, endpoint: Endpoint, body: bytes) -> ParsedResponse:
+    async def _attempt(
+        self, endpoint: Endpoint, body: bytes, asked: Container[str] = ()
+    ) -> ParsedResponse:
         if self.budget is not None and not self.budget.take():
             raise BudgetSpent("the request budget is spent")
         await self.limiter.acquire()
@@ -123,7 +126,7 @@ class Sender:
         try:
             raw = await self.transport.post(endpoint, body)
             try:
-                parsed = parse_response(endpoint, raw)
+                parsed = parse_response(endpoint, raw, asked)
                 _check_writable(parsed)
             except RequestError as exc:  # an error body's text may echo our secrets
                 raise self.transport.redact(exc) from None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -11,12 +15,14 @@ from enricher.errors import ErrorBody, MalformedBody, SettingsError
 from enricher.ioc import Endpoint, IocType
 from enricher.protocol import (
     CLASSIFICATION_TYPES,
+    answer_from_entry,
     build_request,
     match_answers,
     match_key,
     parse_response,
     request_key,
 )
+from enricher.records import first_seen_iso, to_record
 
 TUTORIAL = Path(__file__).parent / "fixtures" / "tutorial"
 
@@ -71,7 +77,11 @@ def test_tutorial_file_response_round_trip() -> None:
     parsed = parse_response(Endpoint.FILE, fixture("file_response"))
     match = match_answers(["92f44e405db16ac55d97e3bfe3b132fa"], parsed)
     assert match.missing == [] and match.extra == 0
-    a = match.found["92f44e405db16ac55d97e3bfe3b132fa"]
+    assert match.found["92f44e405db16ac55d97e3bfe3b132fa"] is parsed.answers[
+        "92f44e405db16ac55d97e3bfe3b132fa"
+    ]
+    a = parsed.answer("92f44e405db16ac55d97e3bfe3b132fa")
+    assert a is not None
     assert a.classification == "indifferent"
     assert a.score == -1 and a.type_score == -1
     assert a.ttl == 62957583
@@ -83,7 +93,9 @@ def test_tutorial_file_response_round_trip() -> None:
 
 def test_tutorial_domain_response_round_trip() -> None:
     parsed = parse_response(Endpoint.DOMAIN, fixture("domain_response"))
-    a = match_answers(["www.cybereason.com"], parsed).found["www.cybereason.com"]
+    assert match_answers(["www.cybereason.com"], parsed).missing == []
+    a = parsed.answer("www.cybereason.com")
+    assert a is not None
     assert (a.classification, a.source, a.ttl) == ("indifferent", "VirusTotal", 52388991)
     assert a.first_seen == 1481719121821
     assert (a.cp_type, a.cp_id) == ("VIRUS_TOTAL", 2)
@@ -97,7 +109,8 @@ def test_tutorial_ip_response_answers_another_key() -> None:
     match = match_answers(["12.34.56.78"], parsed)
     assert match.missing == ["12.34.56.78"]
     assert match.extra == 1
-    a = parsed.answers["1.2.3.4"]
+    a = parsed.answer("1.2.3.4")
+    assert a is not None
     assert (a.classification, a.cp_type, a.ttl, a.first_seen) == (
         "indifferent",
         "TOKEN",
@@ -136,7 +149,7 @@ def test_duplicates_and_strangers_are_counted_not_used() -> None:
         }
     )
     parsed = parse_response(Endpoint.DOMAIN, body)
-    assert parsed.answers["a.com"].ttl == 1  # the first answer wins
+    assert parsed.answers["a.com"]["ttl"] == 1  # the first answer wins
     match = match_answers(["a.com", "b.com"], parsed)
     assert match.missing == ["b.com"]
     assert match.extra == 1 + 1 + 2  # stranger, duplicate, two unusable
@@ -154,8 +167,64 @@ def test_mistyped_fields_become_none() -> None:
         },
     }
     parsed = parse_response(Endpoint.DOMAIN, orjson.dumps({"classificationResponses": [entry]}))
-    a = parsed.answers["a.com"]
+    a = parsed.answer("a.com")
+    assert a is not None
     assert (a.ttl, a.cp_id, a.classification, a.score, a.first_seen, a.product) == (None,) * 6
+    record = to_record(IocType.DOMAIN, "a.com", entry, {})
+    assert (record["ttl_ms"], record["classification"], record["score"]) == (None,) * 3
+    assert (record["first_seen"], record["product"], record["verdict"]) == (None, None, "unknown")
+
+
+def test_a_record_reads_the_fields_the_answer_view_reads() -> None:
+    # records.to_record reads an entry inline (it runs once per IOC); Answer is the same
+    # reading for library users, and the two must agree on every shape
+    good = orjson.loads(fixture("domain_response"))["classificationResponses"][0]
+    odd_values: list[Any] = [None, True, 7, 2.5, "x", [], {}, {"type": "malware"}]
+    for value in odd_values:
+        for path in (("ttl",), ("cpType",), ("aggregatedResult",),
+                     ("aggregatedResult", "firstSeen"), ("aggregatedResult", "link"),
+                     ("aggregatedResult", "productClassification"),
+                     ("aggregatedResult", "maliciousClassification"),
+                     ("aggregatedResult", "maliciousClassification", "type"),
+                     ("aggregatedResult", "maliciousClassification", "classificationScore"),
+                     ("aggregatedResult", "maliciousClassification", "typeScore"),
+                     ("aggregatedResult", "maliciousClassification", "source")):
+            entry = copy.deepcopy(good)
+            node = entry
+            for name in path[:-1]:
+                node = node[name]
+            node[path[-1]] = value
+            a = answer_from_entry("www.cybereason.com", entry)
+            r = to_record(IocType.DOMAIN, "www.cybereason.com", entry, {"malware": "malicious"})
+            assert (r["classification"], r["score"], r["type_score"], r["source"]) == (
+                a.classification, a.score, a.type_score, a.source
+            ), path
+            assert r["ttl_ms"] == a.ttl and r["link"] == a.link and r["product"] == a.product
+            assert r["cp_type"] == a.cp_type and r["response"] is entry
+            assert r["first_seen"] == first_seen_iso(a.first_seen)
+
+
+def test_what_was_asked_only_makes_matching_faster() -> None:
+    entries = [
+        {"requestKey": {"ipAddress": "2001:0DB8:0:0:0:0:0:1", "addressType": "Ipv6"}},
+        {"requestKey": {"ipAddress": "2001:db8::2", "addressType": "Ipv6"}},
+        {"requestKey": {"ipAddress": "10.0.0.1", "addressType": "Ipv4"}},
+        {"requestKey": {"ipAddress": ["10.0.0.1"], "addressType": "Ipv4"}},
+    ]
+    body = orjson.dumps({"classificationResponses": entries})
+    asked = {"2001:db8::1", "2001:db8::2", "10.0.0.1"}
+    fast = parse_response(Endpoint.IP, body, asked)
+    slow = parse_response(Endpoint.IP, body)
+    assert fast.answers == slow.answers and set(fast.answers) == asked
+    assert (fast.unusable, fast.duplicates) == (slow.unusable, slow.duplicates) == (1, 0)
+
+
+def test_request_bodies_are_what_orjson_writes() -> None:
+    keys = [(IocType.MD5, "a" * 32), (IocType.SHA1, "b" * 40), (IocType.SHA256, "c" * 64)]
+    for batch in (keys, [(IocType.DOMAIN, "xn--e1afmkfd.example"), (IocType.DOMAIN, 'q"\\.com')],
+                  [(IocType.IPV4, "1.2.3.4"), (IocType.IPV6, "2001:db8::1")]):
+        data = [{"requestKey": request_key(t, v, allow_sha256=True)} for t, v in batch]
+        assert build_request(batch, allow_sha256=True) == orjson.dumps({"requestData": data})
 
 
 @pytest.mark.parametrize(
@@ -188,3 +257,19 @@ def test_empty_answer_list_is_an_answer_with_every_key_missing() -> None:
 
 def test_fourteen_documented_types() -> None:
     assert len(CLASSIFICATION_TYPES) == 14 == len(set(CLASSIFICATION_TYPES))
+
+
+def test_first_seen_is_what_datetime_writes() -> None:
+    def reference(ms: int) -> str:
+        dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+        return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    rng = random.Random(5)
+    samples = [0, 1, 999, 1_481_719_121_821, -1, -86_400_001, 253_402_300_799_999]
+    samples += [-62_135_596_800_000]  # 0001-01-01T00:00:00.000Z
+    samples += [rng.randrange(-(10**12), 4 * 10**12) for _ in range(20_000)]
+    for ms in samples:
+        assert first_seen_iso(ms) == reference(ms), ms
+    for ms in (253_402_300_800_000, -62_135_596_800_001, 10**20):  # beyond years 1..9999
+        assert first_seen_iso(ms) is None
+    assert first_seen_iso(None) is None
