@@ -241,11 +241,27 @@ def test_concatenated_streams_and_a_truncated_one(tmp_path: Path) -> None:
     }.items():
         (tmp_path / name).write_bytes(data)
         assert read([tmp_path / name], format="lines").set == set(IOCS), name
-    whole = gzip.compress(first + second * 2000)
-    (tmp_path / "cut.gz").write_bytes(whole[: len(whole) // 2])
-    got = read([tmp_path / "cut.gz"], format="lines")
-    assert set(IOCS[:half]) <= got.set
-    assert got.rejects[-1][2].startswith("gzip data is corrupt or truncated")
+    # cut short, anywhere: what came before the cut stands, then a reject says so (zstandard's
+    # own stream reader ended quietly at a cut frame, losing all of that frame)
+    for kind, compress in [("gzip", gzip.compress), ("bzip2", bz2.compress), ("xz", lzma.compress),
+                           ("zstd", zstandard.ZstdCompressor().compress)]:  # fmt: skip
+        whole = compress(first) + compress(first + second * 2000)
+        for cut in (len(whole) // 2, len(whole) - 1):
+            (tmp_path / "cut").write_bytes(whole[:cut])
+            got = read([tmp_path / "cut"], format="lines")
+            assert set(IOCS[:half]) <= got.set
+            assert len(got.rejects) == 1, (kind, cut)
+            assert got.rejects[0][2].startswith(f"{kind} data is corrupt or truncated")
+
+
+def test_a_zstd_bomb_is_read_a_bounded_piece_at_a_time() -> None:
+    from enricher.inputs.decompress import decompressed
+
+    bomb = zstandard.ZstdCompressor().compress(bytes(200 << 20))  # 200 MiB in a few KiB
+    stream, kind = decompressed(io.BufferedReader(io.BytesIO(bomb)))
+    sizes = list(iter(lambda: len(stream.read1(1 << 18)), 0))
+    assert kind == "zstd" and sum(sizes) == 200 << 20
+    assert max(sizes) <= 33 << 20
 
 
 def test_directories_and_globs_read_every_file(tmp_path: Path) -> None:

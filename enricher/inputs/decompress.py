@@ -155,7 +155,7 @@ def decompressed(f: Readable) -> tuple[Readable, str | None]:
     if kind is None:
         return plain, None
     raw = _OneRead(plain)
-    stream: io.BufferedIOBase | zstandard.ZstdDecompressionReader
+    stream: io.BufferedIOBase
     if kind == "gzip":
         stream = gzip.GzipFile(fileobj=raw, mode="rb")
     elif kind == "bzip2":
@@ -163,10 +163,59 @@ def decompressed(f: Readable) -> tuple[Readable, str | None]:
     elif kind == "xz":
         stream = lzma.LZMAFile(cast(IO[bytes], raw), mode="rb")  # noqa: SIM115 - returned
     else:
-        stream = zstandard.ZstdDecompressor().stream_reader(
-            cast(IO[bytes], raw), read_size=_BLOCK, read_across_frames=True
-        )
+        return _Checked(_Zstd(plain).read1, kind), kind
     return _Checked(stream.read1, kind), kind
+
+
+class _Zstd:
+    """zstd frames one after another, decompressed as the source gives them.
+
+    Not zstandard's stream reader: it ends quietly where a frame is cut short, and the data
+    of the cut frame is lost without a word. Here each frame's decompressor says whether its
+    frame ended. Input is fed a piece at a time, and a read stops once it has `size` bytes,
+    so that a small, highly compressed input (a zip bomb) cannot fill the memory in one call.
+    """
+
+    _PIECE = 1024  # compressed bytes per call: at most 32 MiB out, whatever they hold
+
+    def __init__(self, f: Readable) -> None:
+        self._f = f
+        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._frame = self._new()
+        self._in_frame = False  # whether the current frame has begun
+        self._pending = b""  # compressed bytes read and not yet fed
+
+    def read1(self, size: int = _BLOCK, /) -> bytes:
+        size = size if size > 0 else _BLOCK
+        out: list[bytes] = []
+        n = 0
+        while n < size:
+            if not self._pending:
+                if n:
+                    break  # what we have, before waiting on the source again
+                self._pending = self._f.read1(_BLOCK)
+                if not self._pending:
+                    if self._in_frame:
+                        raise EOFError("the last frame is cut short")
+                    return b""
+            piece, self._pending = self._pending[: self._PIECE], self._pending[self._PIECE :]
+            data = self._feed(piece)
+            out.append(data)
+            n += len(data)
+        return b"".join(out)
+
+    def _feed(self, piece: bytes) -> bytes:
+        out = []
+        while piece:
+            self._in_frame = True
+            out.append(self._frame.decompress(piece))
+            if not self._frame.eof:
+                break
+            # the frame ended: what follows is the next frame
+            piece = self._frame.unused_data
+            self._frame = self._new()
+            self._in_frame = False
+        return b"".join(out)
 
 
 def open_binary(path: str) -> io.BufferedReader:
