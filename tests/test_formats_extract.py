@@ -61,6 +61,11 @@ MD5 = "8b1fdfac8fe38356708b4bb683ff7cca"
         ("squid HIER_DIRECT/203.0.113.5 and a path 1.2.3.4/download", ["203.0.113.5", "1.2.3.4"]),
         ("versions 1.2.3 and 1.2.3.4.5, octets 256.1.1.1 and 01.2.3.4 are none", []),
         ("times 10:00:00, MAC 00:1a:2b:3c:4d:5e, C++ std::vector are none", []),
+        ("ranges 2001:db8::/32 and fe80::/10 are no addresses, fe80::1/x is", ["fe80::1"]),
+        (
+            "connect to 2001:db8::1: refused, to 64:ff9b::: too; fe80:::: is none",
+            ["2001:db8::1", "64:ff9b::"],
+        ),
         # internationalized names become A-labels
         ("пример.рф and bücher.de", ["xn--e1afmkfd.xn--p1ai", "xn--bcher-kva.de"]),
     ],

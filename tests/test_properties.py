@@ -229,7 +229,9 @@ def test_written_forms_normalize_to_the_canonical_value(ioc: Ioc) -> None:
 # Words, and characters that end a word; none of them glues onto an IOC next to it.
 noise_word = st.text("abcdefghijklmnopqrstuvwxyzABCDEFXYZ'!?éж", min_size=1, max_size=10)
 before = st.sampled_from([" ", "\t", "\n", " (", " <", ' "', " '", ", ", "\n> ", " | ", " [", " ="])
-after = st.sampled_from([" ", "\t", "\n", ") ", "> ", '" ', "' ", ", ", "; ", ". ", "] ", " |"])
+after = st.sampled_from(
+    [" ", "\t", "\n", ") ", "> ", '" ', "' ", ", ", "; ", ". ", "] ", " |", ": ", ".\n", ":\t"]
+)
 SAYS_NO_IOC = ("ersion", "imphash", "ja3", "ja4", "hassh", "serial")
 
 

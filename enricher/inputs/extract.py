@@ -14,7 +14,7 @@ normalized, so none of the ordinary words reaches the rejects file:
 - a dotted quad is an IPv4 address unless it starts a CIDR range (`10.0.0.0/8`), follows the
   word `version` (`FileVersion: 1.0.0.1`) or a product name and a slash (`Chrome/121.0.0.0`,
   while `HIER_DIRECT/1.2.3.4` in a proxy log is an address); an IPv6 address needs `::` or all
-  eight groups;
+  eight groups, and does not start a range (`2001:db8::/32`) either;
 - a hash is a run of exactly 32, 40 or 64 hex digits between characters that are not letters
   or digits: 64 digits inside a longer run are not a sha256, nor is a label of a domain. A
   run after `IMPHASH=` (Sysmon's import hash) or a TLS/SSH fingerprint key is no file hash,
@@ -232,7 +232,9 @@ class _Scan:
             value = _ipv6(m[1])
             if value is None:
                 continue
-            start = m.start(1)
+            start, end = m.span(1)
+            if text.startswith("/", end) and _CIDR_SUFFIX.match(text, end):
+                continue  # a range, `2001:db8::/32`
             if "." in m[1]:
                 inside.append(m.span(1))
             line += count("\n", last, start)
@@ -299,4 +301,11 @@ def _ipv6(text: str) -> str | None:
     try:
         return ipaddress.IPv6Address(text).compressed
     except ValueError:
-        return None
+        pass
+    # a colon after the address, as in `connect to 2001:db8::1: refused` or `64:ff9b::: x`
+    if text.endswith(":"):
+        try:
+            return ipaddress.IPv6Address(text[:-1]).compressed
+        except ValueError:
+            pass
+    return None
