@@ -7,9 +7,10 @@ or, for TSV without quotes, split at tabs. Zeek logs are TSV whose column names 
 - Default: every cell of every row is scanned for IOCs (columns named for fingerprints such
   as `ja3`, or for versions, are skipped), so a header or a comment column gives nothing.
 - `--column NAME_OR_INDEX` (repeatable): only those cells, each passed as it is (a cell that is
-  no IOC is a reject; an empty cell, `-` or Zeek's `(empty)` is skipped). A name needs the
-  first row to be the header; an index counts from 1 and skips a first row that looks like a
-  header (no cell of it is an IOC).
+  no IOC is a reject; an empty cell, `-` or Zeek's `(empty)` is skipped; a row too short to
+  have the column is a reject too). A name needs the first row to be the header; an index
+  counts from 1 and skips a first row that looks like a header (no cell of it is an IOC).
+  A column that is not in the header stops the run with an InputError.
 """
 
 from __future__ import annotations
@@ -117,8 +118,10 @@ def read_delimited(
                 cells = [c for i, c in enumerate(row) if i not in skip] if skip else row
                 scan.add("\t".join(cells), line)
             else:
-                for i in chosen:
-                    if i < len(row) and row[i].strip() not in placeholders:
+                for i, col in zip(chosen, columns, strict=True):
+                    if i >= len(row):
+                        out.reject(line, f"short row: no column {col}")
+                    elif row[i].strip() not in placeholders:
                         add_value(out, line, row[i])
         if feed.used_up:
             feed.used_up = False
@@ -146,6 +149,10 @@ def _resolve(
     chosen: list[int] = []
     for col in columns:
         if col.isdigit():
+            if header is not None and int(col) > len(names):
+                raise InputError(
+                    f"{source}: no column {col}: its header has {len(names)}: {_shown(names)}"
+                )
             chosen.append(int(col) - 1)
             continue
         if col in names:
@@ -155,6 +162,9 @@ def _resolve(
         if col.lower() in lowered:
             chosen.append(lowered.index(col.lower()))
             continue
-        shown = ", ".join(repr(n) for n in names[:20]) or "(empty)"
-        raise InputError(f"{source}: no column named {col!r} in its header: {shown}")
+        raise InputError(f"{source}: no column named {col!r} in its header: {_shown(names)}")
     return chosen, skip
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(repr(n) for n in names[:20]) or "(empty)"
