@@ -315,3 +315,18 @@ def test_the_reader_keeps_its_interface() -> None:
     assert all(hasattr(reader, name) for name in reader.__all__)
     chunk = reader.Chunk("s", 3, ["a", None], {1: "why"}, line_numbers=[3, 9], lines_read=10)
     assert (chunk.line_of(1), chunk.nbytes) == (9, None)
+
+
+def test_a_quote_never_closed_costs_one_row(tmp_path: Path) -> None:
+    # The quote takes the lines after it into its field until the csv module refuses a field
+    # that long (128 KiB): those lines are read again as rows of their own, not lost.
+    hosts = [f"h{i}.example.com" for i in range(10_000)]
+    path = tmp_path / "open-quote.csv"
+    path.write_text("host,ip\n" + '"open,1.1.1.1\n' + "".join(f"{h},10.0.0.1\n" for h in hosts))
+    for columns in [(), ("host",)]:
+        got = read([path], format="csv", columns=columns)
+        assert set(hosts) <= got.set
+        assert len(got.rejects) == 1
+        assert got.rejects[0][1] == 2
+        assert got.rejects[0][2].startswith("unreadable CSV row (field larger than field limit")
+        assert got.lines_of["h9999.example.com"] == 10_002

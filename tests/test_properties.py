@@ -15,8 +15,11 @@ tests/test_formats_extract.py those of the extractor on short text. This file ad
 from __future__ import annotations
 
 import bz2
+import csv
 import gzip
+import io
 import ipaddress
+import json
 import lzma
 import os
 import tempfile
@@ -414,7 +417,7 @@ def test_lines_longer_than_the_cap_are_rejects_and_the_rest_are_kept(
 
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv"])
-@CHEAP
+@COSTLY
 @given(data=any_bytes)
 def test_a_column_that_is_not_there_is_an_error_or_nothing(fmt: str, data: bytes) -> None:
     try:
@@ -430,3 +433,45 @@ def test_the_tables_stay_bounded() -> None:
     assert len(extract(text)) == 140_000
     assert len(known_canonical()) <= extract_module.KNOWN_MAX
     assert len(extract_module._NAMES) <= extract_module._NAMES_MAX
+
+
+# -- structured formats: every chosen value arrives, on its line ------------------------------
+
+note = st.text(st.sampled_from([*"abc XYZ,;\t\"'\n\r|", "é", "ж", "—"]), max_size=15)
+
+
+@COSTLY
+@given(st.lists(st.tuples(written(), note), min_size=1, max_size=12), st.sampled_from(",;\t|"))
+def test_each_csv_row_gives_its_chosen_cell_on_its_line(
+    rows: list[tuple[Ioc, str]], delimiter: str
+) -> None:
+    out = io.StringIO()
+    # CRLF, as the csv module writes by default: with "\n" it would leave a bare "\r" in a
+    # cell unquoted, which no reader can tell from a line end
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(["note", "ioc"])
+    lines = []
+    for ioc, text in rows:
+        lines.append(out.getvalue().count("\n") + 1)
+        writer.writerow([text, ioc.text])
+    fmt = "tsv" if delimiter == "\t" else "csv"
+    got = list(candidates(read_file(out.getvalue().encode(), fmt, columns=("ioc",))))
+    want = [(line, ioc.type, ioc.value) for line, (ioc, _) in zip(lines, rows, strict=True)]
+    assert [(n, *normalize(text)) for n, text, _ in got if text is not None] == want, got
+    assert all(text is not None for _, text, _ in got)  # nothing rejected
+
+
+@COSTLY
+@given(st.lists(st.tuples(written(), note), min_size=1, max_size=12), st.booleans())
+def test_each_json_record_gives_its_chosen_field(
+    records: list[tuple[Ioc, str]], pretty: bool
+) -> None:
+    docs = [{"note": text, "event": {"ioc": ioc.text}} for ioc, text in records]
+    want = [(ioc.type, ioc.value) for ioc, _ in records]
+    as_lines = "\n".join(json.dumps(d, ensure_ascii=False) for d in docs).encode()
+    got = list(candidates(read_file(as_lines, "ndjson", fields=("event.ioc",))))
+    assert [n for n, _, _ in got] == list(range(1, len(records) + 1))
+    assert [normalize(text) for _, text, _ in got if text is not None] == want
+    document = json.dumps(docs, indent=2 if pretty else None, ensure_ascii=pretty).encode()
+    got = list(candidates(read_file(document, "json", fields=("event.ioc",))))
+    assert [normalize(text) for _, text, _ in got if text is not None] == want

@@ -16,6 +16,7 @@ or, for TSV without quotes, split at tabs. Zeek logs are TSV whose column names 
 from __future__ import annotations
 
 import csv
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -44,7 +45,9 @@ class _Feed:
     """The good lines of the line chunks, one at a time, for the row parser.
 
     Records where each row starts, rejects the lines that are not text, and says when the
-    chunk just read is used up (the moment to hand on a chunk of candidates).
+    chunk just read is used up (the moment to hand on a chunk of candidates). Keeps the lines
+    of the row being parsed, so that a row the parser gives up on can be read again: see
+    `replay_row`.
     """
 
     def __init__(self, chunks: Iterator[Chunk], out: ChunkBuilder, newline: str) -> None:
@@ -54,9 +57,24 @@ class _Feed:
         self.row_line = 0  # line of the first line of the row being parsed
         self.next_line = 1  # line after the last one handed on
         self.used_up = False
+        self.row: list[tuple[int, str]] = []  # the lines of the row being parsed
+        self.replay: deque[tuple[int, str]] = deque()
+
+    def start_row(self) -> None:
+        self.row_line = 0
+        self.row.clear()
+
+    def replay_row(self) -> None:
+        """Hand on again the lines of the row the parser gave up on, but its first.
+
+        A quote that is never closed takes the lines after it into its field until the
+        parser refuses a field that long: those lines are rows of their own, not lost.
+        """
+        self.replay.extend(self.row[1:])
 
     def __iter__(self) -> Iterator[str]:
         newline = self.newline
+        row = self.row
         for chunk in self.chunks:
             self.used_up = False
             n = len(chunk.lines)
@@ -71,7 +89,14 @@ class _Feed:
                     continue
                 if not self.row_line:
                     self.row_line = line
+                row.append((line, text))
                 yield text + newline
+                while self.replay:
+                    line, text = self.replay.popleft()
+                    if not self.row_line:
+                        self.row_line = line
+                    row.append((line, text))
+                    yield text + newline
 
 
 def read_delimited(
@@ -94,11 +119,12 @@ def read_delimited(
     # a lone dash is the usual "no value"; Zeek writes an empty set as "(empty)"
     placeholders = {"", "-", "(empty)"} if dialect.zeek else {"", "-"}
     while True:
-        feed.row_line = 0
+        feed.start_row()
         try:
             row = next(rows, None)
         except csv.Error as exc:
             out.reject(feed.row_line or feed.next_line, f"unreadable CSV row ({exc})")
+            feed.replay_row()
             row = []
         if row is None:
             break
