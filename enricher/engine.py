@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-import orjson
-
 from .batcher import Batch, Batcher, Key
 from .budget import Budget
 from .cache import Cache
@@ -37,13 +35,24 @@ from .errors import (
     BudgetSpent,
     FatalError,
     InputError,
+    MalformedBody,
     RequestError,
 )
 from .ioc import ENDPOINT_OF, Endpoint, IocType
 from .normalize import normalize
+from .protocol import read_entry
 from .ratelimit import AdaptiveLimiter
 from .reader import Chunk
-from .records import Deferred, Failure, Record, deferred, failure, to_record
+from .records import (
+    Deferred,
+    Failure,
+    Record,
+    deferred,
+    failure,
+    read_record,
+    record_line,
+    response_bytes,
+)
 from .sender import Sender
 from .settings import Settings
 from .stats import RunStats
@@ -52,8 +61,6 @@ from .transport import Transport
 __all__ = ["Enricher", "Outcome"]
 
 _REJECT_SNIPPET = 200
-_NL = orjson.OPT_APPEND_NEWLINE
-_dumps = orjson.dumps
 # every record line ends with its `cached` field
 _FRESH = b'"cached":false}\n'
 _CACHED = b'"cached":true}\n'
@@ -64,9 +71,10 @@ class Outcome:
     """What one stage step produced, for the writer: records, failures, deferred IOCs and
     input rejects."""
 
-    records: list[Record] = field(default_factory=list)
-    #: `records` as NDJSON lines (what the writer writes), encoded as each record is made
+    #: answered IOCs, as NDJSON record lines (what the writer writes)
     lines: list[bytes] = field(default_factory=list)
+    #: (ioc, verdict, ttl in ms) for each of `lines`: what the stats and the cache keep
+    answered: list[tuple[str, str, int | None]] = field(default_factory=list)
     #: records served from the cache, as NDJSON lines only
     cached_lines: list[bytes] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
@@ -75,7 +83,7 @@ class Outcome:
 
     def __bool__(self) -> bool:
         return bool(
-            self.records or self.cached_lines or self.failures or self.rejects or self.deferred
+            self.lines or self.cached_lines or self.failures or self.rejects or self.deferred
         )
 
 
@@ -158,10 +166,10 @@ class Enricher:
         """
         async with contextlib.aclosing(self.run(_chunks(iocs))) as outcomes:
             async for outcome in outcomes:
-                for record in outcome.records:
-                    yield record
+                for line in outcome.lines:
+                    yield read_record(line)
                 for line in outcome.cached_lines:
-                    yield orjson.loads(line)
+                    yield read_record(line)
                 for fail in outcome.failures:
                     yield fail
                 for item in outcome.deferred:
@@ -460,30 +468,37 @@ class _Run:
                     misses.append(key)
                     continue
                 verdict, row_fmt, line = hit
-                if self.with_source:
-                    line = self.recache(key, line, self.origins.pop(key[1], None))
-                    verdict = orjson.loads(line)["verdict"]
-                    lines.append(line)
-                elif row_fmt == fmt and line.endswith(_FRESH):
+                if row_fmt == fmt and line.endswith(_FRESH) and not self.with_source:
                     # made just as this run would make it: only `cached` differs
                     lines.append(line[: -len(_FRESH)] + _CACHED)
                 else:
-                    line = self.recache(key, line)
-                    verdict = orjson.loads(line)["verdict"]
+                    origin = self.origins.get(key[1]) if self.with_source else None
+                    made = self.recache(key, line, origin)
+                    if made is None:
+                        misses.append(key)  # a cached line that cannot be read: ask again
+                        continue
+                    line, verdict = made
+                    if self.with_source:
+                        del self.origins[key[1]]
                     lines.append(line)
                 verdicts[verdict] += 1
         self.stats.ok += len(lines)
         self.stats.cached += len(lines)
         return misses
 
-    def recache(self, key: Key, line: bytes, origin: tuple[str, int] | None = None) -> bytes:
-        """A cached record made anew: under other settings (a changed verdict table), or to
-        say where this run saw its IOC."""
-        old = orjson.loads(line)
-        record = to_record(
-            key[0], key[1], old["response"], self.verdicts, self.ttl_factor, True, origin
+    def recache(
+        self, key: Key, line: bytes, origin: tuple[str, int] | None = None
+    ) -> tuple[bytes, str] | None:
+        """A cached record made anew, and its verdict: under other settings (a changed
+        verdict table), or to say where this run saw its IOC. None if it cannot be read."""
+        try:
+            entry, raw = read_entry(response_bytes(line))
+        except (ValueError, MalformedBody):  # msgspec's errors are ValueErrors
+            return None
+        line, verdict, _ = record_line(
+            key[0], key[1], entry, raw, self.verdicts, self.ttl_factor, True, origin
         )
-        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        return line, verdict
 
     def reject(self, outcome: Outcome, chunk: Chunk, i: int, text: str | None, why: str) -> None:
         self.stats.rejected += 1
@@ -513,32 +528,32 @@ class _Run:
             del self.inflight[n]
             for key in requeue:
                 self.batcher.requeue(key)
-            self.count_records(outcome.records)
+            answered = outcome.answered
+            self.count_answered(answered)
             stats.failed += len(outcome.failures)
             for fail in outcome.failures:
                 stats.errors[fail["error"].split(":", 1)[0]] += 1
-            self.outstanding -= len(outcome.records) + len(outcome.failures)
+            self.outstanding -= len(answered) + len(outcome.failures)
             self.outstanding -= len(outcome.deferred)
-            records = outcome.records
-            if records:
-                lines = outcome.lines
-                if self.cache is not None:
-                    self.cache.store(
-                        batch.endpoint,
-                        [
-                            (r["ioc"], r["verdict"], ln, r["ttl_ms"])
-                            for r, ln in zip(records, lines, strict=True)
-                        ],
-                    )
+            if answered and self.cache is not None:
+                self.cache.store(
+                    batch.endpoint,
+                    [
+                        (ioc, verdict, line, ttl_ms)
+                        for (ioc, verdict, ttl_ms), line in zip(
+                            answered, outcome.lines, strict=True
+                        )
+                    ],
+                )
             self.progress.set()
             if outcome:
                 await self.emit(outcome)
 
-    def count_records(self, records: list[Record]) -> None:
-        self.stats.ok += len(records)
+    def count_answered(self, answered: list[tuple[str, str, int | None]]) -> None:
+        self.stats.ok += len(answered)
         verdicts = self.stats.verdicts
-        for record in records:
-            verdicts[record["verdict"]] += 1
+        for _, verdict, _ in answered:
+            verdicts[verdict] += 1
 
     async def resolve(
         self, endpoint: Endpoint, keys: list[Key], outcome: Outcome, requeue: list[Key]
@@ -589,22 +604,22 @@ class _Run:
         answers = parsed.answers
         verdicts = self.verdicts
         factor = self.ttl_factor
-        records = outcome.records
         lines = outcome.lines
-        dumps = _dumps
+        answered_keys = outcome.answered
         missing = self.missing
         limit = self.settings.retry.missing_attempts
         origins = self.origins
         answered = 0
         for key in keys:
-            entry = answers.get(key[1])
-            if entry is not None:
+            hit = answers.get(key[1])
+            if hit is not None:
                 answered += 1
                 origin = origins.pop(key[1], None) if origins else None
-                record = to_record(key[0], key[1], entry, verdicts, factor, False, origin)
-                records.append(record)
-                # encoded at once, while the entry's objects are still in the CPU cache
-                lines.append(dumps(record, option=_NL))
+                line, verdict, ttl_ms = record_line(
+                    key[0], key[1], hit[0], hit[1], verdicts, factor, False, origin
+                )
+                lines.append(line)
+                answered_keys.append((key[1], verdict, ttl_ms))
                 if missing:
                     missing.pop(key[1], None)
                 continue

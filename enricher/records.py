@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any, NotRequired, TypedDict, cast
 
+import msgspec
 import orjson
 
 from .ioc import IocType
+from .protocol import Entry, entry_of
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -23,7 +25,10 @@ __all__ = [
     "deferred",
     "failure",
     "first_seen_iso",
+    "read_record",
     "record_format",
+    "record_line",
+    "response_bytes",
     "to_record",
 ]
 
@@ -90,8 +95,94 @@ _DAYS: dict[int, str] = {}
 #: millisecond: a time of day is two lookups (this runs once per record)
 _CLOCK: list[str | None] = [None] * 86_400
 _MILLIS = [f".{ms:03d}Z" for ms in range(1000)]
-_NUMBER = frozenset((int, float))  # bool is not a number here
-_NO_FIELDS: dict[str, Any] = {}
+_dumps = orjson.dumps
+_RESPONSE = b',"response":'
+_PRODUCT = b',"product":'
+_CP_TYPE = b',"cp_type":'
+_ORIGIN = b',"origin":'
+_TAIL = (b',"cached":false}\n', b',"cached":true}\n')
+_LARGEST = 2**63
+
+
+def record_line(
+    ioc_type: IocType,
+    ioc: str,
+    entry: Entry,
+    raw: bytes,
+    verdicts: Mapping[str, str],
+    ttl_factor: int = 1,
+    cached: bool = False,
+    origin: tuple[str, int] | None = None,
+) -> tuple[bytes, str, int | None]:
+    """The NDJSON line (schema v1) for one answered IOC, its verdict and its ttl in ms.
+
+    `entry` is the answer's validated fields and `raw` its verbatim JSON (one line), written
+    as the record's `response` as it is. `ttl_factor` turns the API's ttl unit into ms;
+    `origin` (file, line) is where the IOC was first seen (`--with-source`). This runs once
+    per IOC: the fields are written by one orjson call and the bytes around them joined.
+    """
+    agg = entry.aggregatedResult
+    mal = agg.maliciousClassification if agg is not None else None
+    if mal is not None:
+        ctype = mal.type
+        verdict = "unknown" if ctype is None else verdicts.get(ctype, "unknown")
+        score, type_score, source = mal.classificationScore, mal.typeScore, mal.source
+    else:
+        ctype = score = type_score = source = None
+        verdict = "unknown"
+    if agg is not None:
+        first_seen = None if agg.firstSeen is None else first_seen_iso(agg.firstSeen)
+        link = agg.link
+        product = bytes(agg.productClassification) if agg.productClassification else b"null"
+        if product[:1] != b"{":
+            product = b"null"
+    else:
+        first_seen = link = None
+        product = b"null"
+    ttl = entry.ttl
+    if ttl is not None:
+        ttl *= ttl_factor
+        if not -_LARGEST <= ttl < _LARGEST:
+            ttl = None
+    head = _dumps(
+        {
+            "ioc": ioc,
+            "type": ioc_type.value,
+            "verdict": verdict,
+            "classification": ctype,
+            "score": score,
+            "type_score": type_score,
+            "source": source,
+            "ttl_ms": ttl,
+            "first_seen": first_seen,
+            "link": link,
+        }
+    )
+    parts = [head[:-1], _PRODUCT, product, _CP_TYPE, _dumps(entry.cpType), _RESPONSE, raw]
+    if origin is not None:
+        parts += (_ORIGIN, _dumps({"file": origin[0], "line": origin[1]}))
+    parts.append(_TAIL[cached])
+    return b"".join(parts), verdict, ttl
+
+
+class _Written(msgspec.Struct):
+    response: msgspec.Raw
+
+
+_read_written = msgspec.json.Decoder(_Written).decode
+_read_any = msgspec.json.Decoder(float_hook=float).decode  # 1e400 reads as inf
+
+
+def response_bytes(line: bytes) -> bytes:
+    """The `response` of a record line, as the bytes it holds (ValueError if none)."""
+    return bytes(_read_written(line).response)
+
+
+def read_record(line: bytes) -> Record:
+    """A record line read back as a dict. A `response` is written byte for byte as the server
+    sent it, and JSON sets no limit on numbers: this reads a number beyond a double (which
+    orjson refuses) as infinity."""
+    return cast(Record, _read_any(line))
 
 
 def to_record(
@@ -103,51 +194,11 @@ def to_record(
     cached: bool = False,
     origin: tuple[str, int] | None = None,
 ) -> Record:
-    """The output record for one answered IOC from its verbatim answer `entry`; absent or
-    mistyped fields are None. `ttl_factor` turns the API's ttl unit into ms; `origin`
-    (file, line) is where the IOC was first seen (`--with-source`).
-
-    This runs once per IOC: it reads the fields as `protocol.answer_from_entry` does, inline.
-    """
-    agg = entry.get("aggregatedResult")
-    if type(agg) is not dict:
-        agg = _NO_FIELDS
-    mal = agg.get("maliciousClassification")
-    if type(mal) is not dict:
-        mal = _NO_FIELDS
-    ctype = mal.get("type")
-    if type(ctype) is str:
-        verdict = verdicts.get(ctype, "unknown")
-    else:
-        ctype = None
-        verdict = "unknown"
-    score = mal.get("classificationScore")
-    type_score = mal.get("typeScore")
-    source = mal.get("source")
-    ttl = entry.get("ttl")
-    first_seen = agg.get("firstSeen")
-    link = agg.get("link")
-    product = agg.get("productClassification")
-    cp_type = entry.get("cpType")
-    record: dict[str, Any] = {
-        "ioc": ioc,
-        "type": ioc_type.value,
-        "verdict": verdict,
-        "classification": ctype,
-        "score": score if type(score) in _NUMBER else None,
-        "type_score": type_score if type(type_score) in _NUMBER else None,
-        "source": source if type(source) is str else None,
-        "ttl_ms": ttl * ttl_factor if type(ttl) is int else None,
-        "first_seen": first_seen_iso(first_seen) if type(first_seen) is int else None,
-        "link": link if type(link) is str else None,
-        "product": product if type(product) is dict else None,
-        "cp_type": cp_type if type(cp_type) is str else None,
-        "response": entry,
-    }
-    if origin is not None:
-        record["origin"] = {"file": origin[0], "line": origin[1]}
-    record["cached"] = cached  # always the last field
-    return cast(Record, record)
+    """The output record for one answered IOC from its verbatim answer `entry` (a dict);
+    absent or mistyped fields are None. The same record `record_line` writes."""
+    fields, raw = entry_of(entry)
+    line = record_line(ioc_type, ioc, fields, raw, verdicts, ttl_factor, cached, origin)[0]
+    return read_record(line)
 
 
 def record_format(verdicts: Mapping[str, str], ttl_unit: str, with_source: bool = False) -> str:

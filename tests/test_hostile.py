@@ -193,10 +193,34 @@ async def deep_json(server: Server, request: web.Request) -> web.StreamResponse:
 
 
 async def deep_entries(server: Server, request: web.Request) -> web.StreamResponse:
-    # parses (orjson reads up to 1024 levels) but is deeper than a record can be written
+    # orjson reads it (up to 1024 levels), msgspec does not (its limit is lower), and orjson
+    # would write at most 254: no record could be made of it
+    body = answer(server.bodies[-1], extra="DEEP")
+    body = body.replace(b'"DEEP"', b"[" * 1010 + b"]" * 1010)
+    return web.Response(body=body, content_type="application/json")
+
+
+async def fairly_deep_entries(server: Server, request: web.Request) -> web.StreamResponse:
     body = answer(server.bodies[-1], extra="DEEP")
     body = body.replace(b'"DEEP"', b"[" * 600 + b"]" * 600)
     return web.Response(body=body, content_type="application/json")
+
+
+async def test_a_deep_answer_that_reads_is_written_as_it_came(tmp_path: Path) -> None:
+    # 600 levels: msgspec reads it, so the entry is written byte for byte as the record's
+    # response (never encoded again, so orjson's 254-level limit on writing does not apply),
+    # and the record line reads back with orjson
+    src = tmp_path / "iocs.txt"
+    src.write_text("\n".join(IOCS) + "\n")
+    out = tmp_path / "out.ndjson"
+    async with serve(fairly_deep_entries) as server:
+        job = Job(inputs=[str(src)], output=str(out), cache_path=str(tmp_path / "c.sqlite3"))
+        code = await run_job(job, settings_for(server.url))
+    assert code == 0
+    lines = out.read_bytes().splitlines()
+    assert all(b"[" * 600 + b"]" * 600 in line for line in lines)
+    records = [orjson.loads(line) for line in lines]
+    assert sorted(r["ioc"] for r in records) == sorted(IOCS)
 
 
 async def html_200(server: Server, request: web.Request) -> web.StreamResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,11 +11,14 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enricher.errors import ErrorBody, MalformedBody, SettingsError
 from enricher.ioc import Endpoint, IocType
 from enricher.protocol import (
     CLASSIFICATION_TYPES,
+    _parse_with_orjson,
     answer_from_entry,
     build_request,
     match_answers,
@@ -22,7 +26,7 @@ from enricher.protocol import (
     parse_response,
     request_key,
 )
-from enricher.records import first_seen_iso, to_record
+from enricher.records import first_seen_iso, read_record, record_line, to_record
 
 TUTORIAL = Path(__file__).parent / "fixtures" / "tutorial"
 
@@ -77,9 +81,7 @@ def test_tutorial_file_response_round_trip() -> None:
     parsed = parse_response(Endpoint.FILE, fixture("file_response"))
     match = match_answers(["92f44e405db16ac55d97e3bfe3b132fa"], parsed)
     assert match.missing == [] and match.extra == 0
-    assert match.found["92f44e405db16ac55d97e3bfe3b132fa"] is parsed.answers[
-        "92f44e405db16ac55d97e3bfe3b132fa"
-    ]
+    assert match.found == parsed.answers
     a = parsed.answer("92f44e405db16ac55d97e3bfe3b132fa")
     assert a is not None
     assert a.classification == "indifferent"
@@ -149,7 +151,7 @@ def test_duplicates_and_strangers_are_counted_not_used() -> None:
         }
     )
     parsed = parse_response(Endpoint.DOMAIN, body)
-    assert parsed.answers["a.com"]["ttl"] == 1  # the first answer wins
+    assert parsed.answers["a.com"][0].ttl == 1  # the first answer wins
     match = match_answers(["a.com", "b.com"], parsed)
     assert match.missing == ["b.com"]
     assert match.extra == 1 + 1 + 2  # stranger, duplicate, two unusable
@@ -200,7 +202,7 @@ def test_a_record_reads_the_fields_the_answer_view_reads() -> None:
                 a.classification, a.score, a.type_score, a.source
             ), path
             assert r["ttl_ms"] == a.ttl and r["link"] == a.link and r["product"] == a.product
-            assert r["cp_type"] == a.cp_type and r["response"] is entry
+            assert r["cp_type"] == a.cp_type and r["response"] == entry
             assert r["first_seen"] == first_seen_iso(a.first_seen)
 
 
@@ -273,3 +275,104 @@ def test_first_seen_is_what_datetime_writes() -> None:
     for ms in (253_402_300_800_000, -62_135_596_800_001, 10**20):  # beyond years 1..9999
         assert first_seen_iso(ms) is None
     assert first_seen_iso(None) is None
+
+
+# -- the fast reading (msgspec, verbatim bytes) against the reference (orjson, dicts) --------
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=6,
+)
+_FIELDS = (
+    ("ttl",),
+    ("cpType",),
+    ("cpId",),
+    ("requestKey",),
+    ("aggregatedResult",),
+    ("aggregatedResult", "firstSeen"),
+    ("aggregatedResult", "link"),
+    ("aggregatedResult", "productClassification"),
+    ("aggregatedResult", "maliciousClassification"),
+    ("aggregatedResult", "maliciousClassification", "type"),
+    ("aggregatedResult", "maliciousClassification", "classificationScore"),
+    ("aggregatedResult", "maliciousClassification", "typeScore"),
+    ("aggregatedResult", "maliciousClassification", "source"),
+    ("unknownField",),
+)
+
+
+def _reference(endpoint: Endpoint, body: bytes) -> dict[str, Any]:
+    parsed = _parse_with_orjson(endpoint, body, ())
+    return {
+        key: orjson.loads(record_line(IocType.DOMAIN, key, e, raw, {"malware": "malicious"})[0])
+        for key, (e, raw) in parsed.answers.items()
+    } | {"": (parsed.duplicates, parsed.unusable)}
+
+
+def _fast(endpoint: Endpoint, body: bytes, asked: set[str]) -> dict[str, Any]:
+    parsed = parse_response(endpoint, body, asked)
+    out: dict[str, Any] = {"": (parsed.duplicates, parsed.unusable)}
+    for key, (e, raw) in parsed.answers.items():
+        line, verdict, ttl = record_line(IocType.DOMAIN, key, e, raw, {"malware": "malicious"})
+        assert line.endswith(b"}\n") and line.count(b"\n") == 1  # one line, always
+        record = read_record(line)
+        assert (verdict, ttl) == (record["verdict"], record["ttl_ms"])
+        out[key] = record
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    changes=st.lists(st.tuples(st.sampled_from(_FIELDS), _JSON_VALUES), max_size=3),
+    pretty=st.booleans(),
+    upper=st.booleans(),
+)
+def test_the_fast_reading_gives_the_reference_records(
+    changes: list[tuple[tuple[str, ...], Any]], pretty: bool, upper: bool
+) -> None:
+    good = orjson.loads(fixture("domain_response"))["classificationResponses"][0]
+    entry = copy.deepcopy(good)
+    for path, value in changes:
+        node = entry
+        for name in path[:-1]:
+            if not isinstance(node.get(name), dict):
+                node[name] = {}
+            node = node[name]
+        node[path[-1]] = value
+    if upper and isinstance(entry.get("requestKey"), dict):
+        entry["requestKey"] = {"domain": "WWW.Cybereason.COM."}
+    doc = {"classificationResponses": [entry, good, "not an object"]}
+    body = json.dumps(doc, indent=2 if pretty else None).encode()
+    assert _fast(Endpoint.DOMAIN, body, {"www.cybereason.com"}) == _reference(Endpoint.DOMAIN, body)
+
+
+def test_bodies_the_fast_reading_leaves_to_orjson() -> None:
+    good = orjson.dumps(orjson.loads(fixture("domain_response")))  # on one line
+    cases = [
+        good.replace(b"VirusTotal", "Virus\u00e9Total".encode()),  # UTF-8: read fast
+        good.replace(b"VirusTotal", b"Virus\xffTotal"),  # not UTF-8: orjson refuses it
+        good.replace(b'"ttl"', b'"big":1e400,"ttl"'),  # a number orjson cannot read
+        good.replace(b'"ttl"', b'"deep":' + b"[" * 300 + b"]" * 300 + b',"ttl"'),
+        good.replace(b'"ttl"', b'"deep":' + b"[" * 5000 + b"]" * 5000 + b',"ttl"'),
+    ]
+    for body in cases:
+        try:
+            expected: Any = _reference(Endpoint.DOMAIN, body)
+        except MalformedBody:
+            expected = MalformedBody
+        try:
+            got: Any = _fast(Endpoint.DOMAIN, body, {"www.cybereason.com"})
+        except MalformedBody:
+            got = MalformedBody
+        if expected is MalformedBody and got is not MalformedBody:
+            # written as it came, where orjson would refuse the body: valid JSON (RFC 8259
+            # sets no limit on numbers or depth), one line, and the fields are the same
+            assert b"1e400" in body or b"[" * 300 in body
+            continue
+        assert got == expected
