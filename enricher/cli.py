@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
@@ -141,7 +141,26 @@ def _run(args: argparse.Namespace) -> int:
         with_source=args.with_source,
     )
     setup_logging(json=job.log_json, quiet=job.quiet)
-    return asyncio.run(run_job(job, settings))
+    with asyncio.Runner(loop_factory=loop_factory(settings.pipeline.event_loop)) as runner:
+        return runner.run(run_job(job, settings))
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """What makes the event loop: uvloop's (with "auto", when installed), or None for the
+    standard library's."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise SettingsError(
+                "pipeline.event_loop = uvloop, but uvloop is not installed "
+                "(pip install 'enricher[fast]')"
+            ) from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def build_parser() -> argparse.ArgumentParser:

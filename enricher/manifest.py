@@ -7,6 +7,7 @@ that hold them); a URL's user:password part is replaced by `***` all the same.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import re
@@ -39,6 +40,15 @@ def _redact(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _redact(v) for k, v in value.items()}
     return value
+
+
+def _event_loop() -> str | None:
+    """Which event loop ran the job: "asyncio" or "uvloop" (None outside one)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return type(loop).__module__.partition(".")[0]
 
 
 def _iso(ts: float) -> str:
@@ -98,6 +108,7 @@ def build_manifest(
         "latency_ms": d["latency_ms"],
         "elapsed_s": d["elapsed_s"],
         "iocs_per_s": d["iocs_per_s"],
+        "event_loop": _event_loop(),
         **(extra or {}),
     }
 

@@ -251,8 +251,16 @@ class PipelineSettings:
     read_queue: int = 8
     #: on a first SIGINT/SIGTERM, how long requests in flight may still finish (seconds)
     grace_period: float = 10.0
+    #: the event loop of `enricher run`: "auto" (uvloop when installed: enricher[fast]),
+    #: "uvloop" (an error if it is not installed) or "asyncio"
+    event_loop: str = "auto"
 
     def __post_init__(self) -> None:
+        _check(
+            self.event_loop in ("auto", "uvloop", "asyncio"),
+            "pipeline.event_loop",
+            "must be auto, uvloop or asyncio",
+        )
         _check(self.batch_deadline > 0, "pipeline.batch_deadline", "must be > 0 seconds")
         _check(self.max_line_bytes >= 256, "pipeline.max_line_bytes", "must be >= 256")
         _check(self.read_queue >= 1, "pipeline.read_queue", "must be >= 1")

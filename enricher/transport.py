@@ -17,6 +17,8 @@ import asyncio
 import logging
 import ssl
 import time
+import urllib.parse
+import urllib.request
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -119,6 +121,17 @@ def _cause(body: bytes) -> str | None:
     return None
 
 
+def _proxy_for(url: str, proxy: str | None, trust_env: bool) -> str | None:
+    """The proxy for `url`: the one configured, else with `trust_env` the one the
+    environment names for it (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), else none."""
+    if proxy is not None or not trust_env:
+        return proxy
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 class Transport:
     """An aiohttp client session set up from `Settings` (pool, timeouts, TLS, proxy, auth)."""
 
@@ -131,6 +144,7 @@ class Transport:
         self._logged_in_at = -1e9
         #: what we send that must never be written anywhere (see `redact`)
         self._secrets: set[str] = set()
+        self._proxy: str | None = None
 
     async def __aenter__(self) -> Self:
         net = self.settings.network
@@ -146,10 +160,13 @@ class Transport:
         timeout = aiohttp.ClientTimeout(
             total=net.total_timeout, sock_connect=net.connect_timeout, sock_read=net.read_timeout
         )
+        self._proxy = _proxy_for(self._urls[Endpoint.FILE], net.proxy, net.trust_env)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
-            trust_env=net.trust_env,
+            # the proxy is looked up once, above: with trust_env, aiohttp would look up the
+            # environment, and read ~/.netrc for credentials to send, in a thread per request
+            trust_env=False,
             # no cookie jar: the one cookie we send (a tenant session) is set explicitly,
             # and only on API calls, never offered to any other host
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -191,6 +208,7 @@ class Transport:
     async def login(self) -> None:
         """Tenant login (form username/password); its JSESSIONID goes with every API call."""
         auth = self.settings.auth
+        net = self.settings.network
         assert auth.login_url is not None
         user, password = auth.credentials()
         self._keep_secret(password.reveal())
@@ -198,7 +216,7 @@ class Transport:
             async with self.session.post(
                 auth.login_url,
                 data={"username": user, "password": password.reveal()},
-                proxy=self.settings.network.proxy,
+                proxy=_proxy_for(auth.login_url, net.proxy, net.trust_env),
                 allow_redirects=False,
             ) as resp:
                 await resp.read()
@@ -271,7 +289,7 @@ class Transport:
                 self._urls[endpoint],
                 data=body,
                 headers=self._headers,
-                proxy=self.settings.network.proxy,
+                proxy=self._proxy,
                 allow_redirects=False,
             ) as resp:
                 if resp.status == 200:

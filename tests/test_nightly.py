@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import os
 import random
 import signal
@@ -196,6 +198,27 @@ def test_manifest_says_what_happened_and_no_secret(tmp_path: Path) -> None:
     assert set(doc["latency_ms"]) == {"p50", "p95", "p99"}
     assert doc["settings"]["api"]["base_url"].startswith("http://***@127.0.0.1")
     assert doc["inputs"] == [{"path": str(src), "read_as": "lines"}]
+    # uvloop runs the job where it is installed (enricher[fast]), else asyncio's own loop
+    assert doc["event_loop"] == ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
+
+
+@pytest.mark.parametrize("choice", ["asyncio", "uvloop"])
+def test_the_event_loop_can_be_chosen(tmp_path: Path, choice: str) -> None:
+    src, out, manifest = tmp_path / "in.txt", tmp_path / "out.ndjson", tmp_path / "run.json"
+    make_input(src, 30)
+    env = {"ENRICHER_PIPELINE_EVENT_LOOP": choice}
+    with emulator_process() as url:
+        proc = enricher(
+            "run", str(src), "-o", str(out), "--base-url", url, "--rate", "0",
+            "--manifest", str(manifest), "--send-sha256", env=env,
+        )  # fmt: skip
+    if choice == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        # asked for and missing: one clear line, not a traceback
+        assert proc.returncode == 1 and "uvloop is not installed" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        return
+    assert proc.returncode == 0, proc.stderr
+    assert orjson.loads(manifest.read_text())["event_loop"] == choice
 
 
 def test_repair_cuts_only_a_torn_last_line(tmp_path: Path) -> None:

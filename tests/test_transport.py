@@ -27,7 +27,7 @@ from enricher.ratelimit import AdaptiveLimiter
 from enricher.sender import Sender
 from enricher.settings import Settings, load_settings
 from enricher.stats import RunStats
-from enricher.transport import Transport, parse_retry_after
+from enricher.transport import Transport, _proxy_for, parse_retry_after
 
 BASE = "http://gti.test/rest/classification_v1"
 FILE_URL = f"{BASE}/file_batch"
@@ -212,3 +212,41 @@ async def test_failed_login_is_fatal_and_says_no_secret(monkeypatch: pytest.Monk
             async with Transport(s):
                 pass
     assert "pw-very-secret" not in str(info.value)
+
+
+# -- proxies: looked up once, not per request ------------------------------------------------
+
+
+def test_the_proxy_comes_from_settings_then_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    url = "https://gti.test/rest/classification_v1/file_batch"
+    assert _proxy_for(url, None, True) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    assert _proxy_for(url, None, True) == "http://proxy.test:3128"
+    assert _proxy_for(url, None, False) is None  # trust_env = false: the environment is ignored
+    assert _proxy_for(url, "http://mine.test:8080", True) == "http://mine.test:8080"
+    monkeypatch.setenv("NO_PROXY", "gti.test")
+    assert _proxy_for(url, None, True) is None
+
+
+async def test_requests_go_through_the_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the emulator stands in for a forward proxy: an absolute-form request for a host that
+    # does not exist reaches it only through the proxy setting
+    from enricher.emulator import Emulator, EmulatorConfig
+
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with Emulator(EmulatorConfig()) as emu:
+        monkeypatch.setenv("HTTP_PROXY", emu.base_url.split("/rest/")[0])
+        s = load_settings(
+            environ={},
+            overrides={"api": {"base_url": "http://gti.invalid/rest/classification_v1"}},
+        )
+        async with Transport(s) as t:
+            body = orjson.dumps({"requestData": [{"requestKey": {"md5": MD5}}]})
+            raw = await t.post(Endpoint.FILE, body)
+        assert MD5.encode() in raw
+        assert emu.stats()["total_requests"] == 1
