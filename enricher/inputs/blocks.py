@@ -56,12 +56,17 @@ def _too_long(max_line: int) -> str:
 
 def _raw_blocks(f: Readable) -> Iterator[bytes]:
     """The bytes of `f` as they arrive, a block at most at a time, a leading BOM dropped."""
-    first = True
+    head = b""
+    # a pipe may give the BOM a byte at a time: read on until it is whole or ruled out
+    while len(head) < len(_BOM) and _BOM.startswith(head):
+        more = f.read1(BLOCK)
+        if not more:
+            break
+        head += more
+    head = head.removeprefix(_BOM)
+    if head:
+        yield head
     while data := f.read1(BLOCK):
-        if first:
-            first = False
-            if data.startswith(_BOM):
-                data = data[len(_BOM) :]
         yield data
 
 
