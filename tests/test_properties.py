@@ -245,15 +245,19 @@ SAYS_NO_IOC = ("ersion", "imphash", "ja3", "ja4", "hassh", "serial")
 
 def found_in_noise(
     data: st.DataObject, iocs: list[Ioc], *, noise: st.SearchStrategy[str] = noise_word
-) -> tuple[str, list[str]]:
-    parts: list[str] = []
+) -> tuple[str, list[tuple[str, int]], list[int]]:
+    """Text with the IOCs in noise, what the extractor finds in it (value, line), and the
+    line each IOC was put on."""
+    text = ""
+    lines = []
     for ioc in iocs:
-        words = data.draw(st.lists(noise, max_size=4))
-        parts.append(" ".join(words) + data.draw(before) + ioc.text + data.draw(after))
-    text = "".join(parts) + " ".join(data.draw(st.lists(noise, max_size=3)))
+        text += " ".join(data.draw(st.lists(noise, max_size=4))) + data.draw(before)
+        lines.append(text.count("\n") + 1)
+        text += ioc.text + data.draw(after)
+    text += " ".join(data.draw(st.lists(noise, max_size=3)))
     # noise that says the next value is a version or a fingerprint
     assume(not any(word in text.lower() for word in SAYS_NO_IOC))
-    return text, extract(text)
+    return text, list(zip(*extract_lines(text, 1), strict=True)), lines
 
 
 def is_bare_file_name(ioc: Ioc) -> bool:
@@ -272,11 +276,11 @@ def in_text(ioc: Ioc) -> bool:
 def test_iocs_in_noise_are_found_with_their_canonical_value(
     iocs: list[Ioc], data: st.DataObject
 ) -> None:
-    text, found = found_in_noise(data, iocs)
+    text, found, _ = found_in_noise(data, iocs)
     for ioc in iocs:
         if in_text(ioc) and not is_bare_file_name(ioc):
-            assert ioc.value in found, (ioc, text, found)
-    for value in found:
+            assert ioc.value in dict(found), (ioc, text, found)
+    for value, _ in found:
         canonical(value)
 
 
@@ -285,10 +289,10 @@ def test_iocs_in_noise_are_found_with_their_canonical_value(
 def test_written_iocs_in_noise_are_found_with_their_canonical_value(
     iocs: list[Ioc], data: st.DataObject
 ) -> None:
-    text, found = found_in_noise(data, iocs)
-    for ioc in iocs:
+    text, found, lines = found_in_noise(data, iocs)
+    for ioc, line in zip(iocs, lines, strict=True):
         if in_text(ioc):
-            assert ioc.value in found, (ioc, text, found)
+            assert (ioc.value, line) in found, (ioc, line, text, found)
 
 
 # -- the line reader ---------------------------------------------------------------------------
@@ -480,6 +484,9 @@ def test_each_json_record_gives_its_chosen_field(
     document = json.dumps(docs, indent=2 if pretty else None, ensure_ascii=pretty).encode()
     got = list(candidates(read_file(document, "json", fields=("event.ioc",))))
     assert [normalize(text) for _, text, _ in got if text is not None] == want
+    if pretty:  # each record on the line where it starts, after the `[` line
+        sizes = [json.dumps(d, indent=2).count("\n") + 1 for d in docs]
+        assert [n for n, _, _ in got] == [2 + sum(sizes[:i]) for i in range(len(docs))]
 
 
 # -- streaming: a file that arrives in pieces reads as when it arrives whole ------------------
