@@ -265,3 +265,14 @@ def test_a_directory_where_a_file_is_expected(tmp_path: Path) -> None:
     proc = enricher("run", "--emulator", str(good), "-o", str(folder), "--force", timeout=TIMEOUT)
     assert proc.returncode == 3 and "Traceback" not in proc.stderr
     assert f"enricher: error: cannot write {folder}" in proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_an_unreadable_file_stops_the_run_before_anything_is_sent(tmp_path: Path) -> None:
+    good, secret = tmp_path / "good.txt", tmp_path / "secret.txt"
+    good.write_text(f"{CANARY}\n")
+    secret.write_text("hidden.example.com\n")
+    secret.chmod(0)
+    r = run(tmp_path, str(good), str(secret))
+    stopped(r, 1, "input is not readable (permissions)")
+    assert r.records == []
