@@ -378,7 +378,9 @@ def _signals(enricher: Enricher, settings: Settings) -> Iterator[None]:
 
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        # not on this platform, or not in the main thread (asyncio says RuntimeError,
+        # uvloop ValueError): the run goes on without graceful stop
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, on_signal)
             installed.append(sig)
     try:
