@@ -265,19 +265,25 @@ def scale_scenario(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
             label = f"{lines:,} lines, {unique:,} unique, {run['run']}"
             suite.plot_series.append((label, run["series"]))
             per_ioc = run["bytes_per_unique_above_baseline"]
-            check_memory = run["run"] == "no cache" and lines >= 10_000_000
             figure = (
                 f"{_n(run['iocs_per_s'])} unique IOCs/s; peak RSS {_mib(run['peak_rss_bytes'])}, "
                 f"{per_ioc:,.0f} B/unique IOC above the {_mib(baseline)} baseline; first "
                 f"record {run['first_record_s']} s (engine clock), "
                 f"{run['first_record_wall_s']} s from process start"
             )
-            verdict = _met(per_ioc < TARGETS["bytes_per_unique"]) if check_memory else ""
+            target = verdict = ""
+            if run["run"] == "no cache":
+                # the speed target holds at every size; the memory target is set at 10 M lines
+                checks = {"IOCs/s": run["iocs_per_s"] >= TARGETS["iocs_per_s"]}
+                target = f">= {_n(TARGETS['iocs_per_s'])}/s"
+                if lines >= 10_000_000:
+                    checks["memory"] = per_ioc < TARGETS["bytes_per_unique"]
+                    target += f"; < {TARGETS['bytes_per_unique']} B/IOC"
+                missed = [what for what, ok in checks.items() if not ok]
+                verdict = "met" if not missed else "not met: " + ", ".join(missed)
             if "error" in run:
                 verdict = f"failed: {run['error']}"
-            rows.append(Row("4. scale", label, figure,
-                            f"< {TARGETS['bytes_per_unique']} B/IOC" if check_memory else "",
-                            verdict))  # fmt: skip
+            rows.append(Row("4. scale", label, figure, target, verdict))
     return rows, data
 
 
@@ -482,12 +488,13 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = {"status": "failed", "reason": reason,
                                  "traceback": traceback.format_exc()}  # fmt: skip
             took = time.perf_counter() - t0
-            results[name]["seconds"] = round(took, 1)
+            load = round(os.getloadavg()[0], 2)
+            results[name].update(seconds=round(took, 1), load_average_1min=load)
             rows += got
+            head = f"[{i}/{len(chosen)} {name}, {took:.0f} s, load {load}]"
             for r in got:
                 verdict = f" [{r.verdict}]" if r.verdict else ""
-                print(f"[{i}/{len(chosen)} {name}, {took:.0f} s] {r.what}: {r.figure}{verdict}",
-                      flush=True)  # fmt: skip
+                print(f"{head} {r.what}: {r.figure}{verdict}", flush=True)
     info["elapsed_s"] = round(time.perf_counter() - started, 1)
     info["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     info["engine_event_loops"] = sorted(suite.event_loops)
