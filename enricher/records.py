@@ -82,10 +82,12 @@ def first_seen_iso(epoch_ms: int | None) -> str | None:
             _DAYS.clear()
         _DAYS[day] = prefix
     second, ms = divmod(ms, 1000)
-    clock = _CLOCK[second]
-    if clock is None:
-        clock = _CLOCK[second] = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
-    return prefix + clock + _MILLIS[ms]
+    return prefix + (_CLOCK[second] or _clock(second)) + _MILLIS[ms]
+
+
+def _clock(second: int) -> str:
+    clock = _CLOCK[second] = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+    return clock
 
 
 _EPOCH = date(1970, 1, 1)
