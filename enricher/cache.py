@@ -139,7 +139,24 @@ class Cache:
 
     def _write_loop(self) -> None:
         db: sqlite3.Connection | None = None
-        while (rows := self._writes.get()) is not None:
+        last = False
+        while not last:
+            rows = self._writes.get()
+            if rows is None:
+                self._writes.task_done()
+                break
+            # what has queued up meanwhile goes in the same transaction: fewer commits
+            taken = 1
+            while len(rows) < 20_000:
+                try:
+                    more = self._writes.get_nowait()
+                except queue.Empty:
+                    break
+                taken += 1
+                if more is None:
+                    last = True
+                    break
+                rows.extend(more)
             try:
                 if not self.broken:
                     db = db or self._connect()
@@ -155,8 +172,8 @@ class Cache:
                         db.execute("ROLLBACK")
                 self._break(f"writing failed: {exc}")
             finally:
-                self._writes.task_done()
-        self._writes.task_done()
+                for _ in range(taken):
+                    self._writes.task_done()
         if db is not None:
             db.close()
 
@@ -213,6 +230,22 @@ class Cache:
         self.hits += len(found)
         self.misses += len(keys) - len(found)
         return found
+
+    def empty_endpoints(self) -> set[Endpoint]:
+        """The endpoints the cache holds no answer for (once what is queued is written)."""
+        self.flush()
+        try:
+            return {
+                ep
+                for ep in Endpoint
+                if self._db.execute(
+                    "SELECT 1 FROM answers WHERE endpoint = ? LIMIT 1", (ep.value,)
+                ).fetchone()
+                is None
+            }
+        except sqlite3.Error as exc:
+            self._break(f"reading failed: {exc}")
+            return set()
 
     def store(
         self, endpoint: Endpoint, items: Iterable[tuple[str, str, bytes, int | None]]

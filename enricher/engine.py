@@ -226,6 +226,8 @@ class _Run:
         self.sender = sender
         self.stats = owner.stats
         self.cache = owner.cache
+        #: endpoints the cache has no answer for as the run starts: their lookups are skipped
+        self.cache_empty = owner.cache.empty_endpoints() if owner.cache is not None else set()
         self.done = owner.done
         self.with_source = owner.with_source
         self.origins: dict[str, tuple[str, int]] = {}  # key -> where first seen, until written
@@ -461,6 +463,11 @@ class _Run:
         verdicts = self.stats.verdicts
         fmt = self.cache.fmt
         for endpoint, group in by_endpoint.items():
+            if endpoint in self.cache_empty:
+                # nothing to find: each key is asked once in a run, before it is stored
+                self.cache.misses += len(group)
+                misses.extend(group)
+                continue
             hits = self.cache.lookup(endpoint, [v for _, v in group])
             for key in group:
                 hit = hits.get(key[1])

@@ -142,6 +142,42 @@ def test_cache_honours_ttl_and_purges() -> None:
     cache.close()
 
 
+def test_cache_writes_coalesce_and_an_empty_endpoint_is_not_looked_up(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "c.sqlite3", max_ttl=3600, default_ttl=60)
+    assert cache.empty_endpoints() == set(Endpoint)
+    for i in range(300):  # many small batches: queued ones go in one transaction
+        cache.store(Endpoint.DOMAIN, [(f"d{i}.example", "benign", b"{}\n", None)])
+    assert cache.empty_endpoints() == {Endpoint.FILE, Endpoint.IP}  # after what was queued
+    assert cache.stored == 300 and len(cache.lookup(Endpoint.DOMAIN, ["d7.example"])) == 1
+    cache.close()
+
+
+async def test_a_second_run_in_the_same_process_is_answered_by_the_first(tmp_path: Path) -> None:
+    # a run skips lookups for endpoints the cache had nothing for when it started; the next
+    # run, with the same Enricher and cache, must still find what the first one stored
+    from enricher.emulator import Emulator, EmulatorConfig
+    from enricher.engine import Enricher
+    from enricher.settings import load_settings
+
+    iocs = [f"h{i}.example.com" for i in range(300)] + [
+        f"10.0.{i // 250}.{i % 250}" for i in range(300)
+    ]
+    async with Emulator(EmulatorConfig()) as emu:
+        settings = load_settings(
+            environ={}, overrides={"api": {"base_url": emu.base_url}, "limits": {"rate": 0}}
+        )
+        cache = Cache(tmp_path / "c.sqlite3", max_ttl=3600, default_ttl=3600, fmt="f")
+        async with Enricher(settings, cache=cache) as e:
+            first = [item async for item in e.enrich(iocs[:400])]
+            asked = emu.stats()["total_requests"]
+            second = [item async for item in e.enrich(iocs)]
+        cache.close()
+    assert len(first) == 400 and len(second) == 600
+    assert sum(1 for r in second if r["cached"]) == 400  # all of the first run's, from the cache
+    assert not any("error" in r for r in first + second)
+    assert emu.stats()["total_requests"] > asked  # only the 200 new ones were asked
+
+
 def test_budget_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
     expected = make_input(src, 1000)
