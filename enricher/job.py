@@ -90,6 +90,13 @@ def _paths(job: Job) -> _Paths:
 
 
 def _check_outputs(job: Job, paths: _Paths) -> None:
+    if job.manifest:
+        # found out now, not after a night's work
+        where = os.path.dirname(os.path.abspath(job.manifest))
+        if os.path.isdir(job.manifest):
+            raise SettingsError(f"--manifest {job.manifest} is a directory; give a file path")
+        if not os.path.isdir(where) or not os.access(where, os.W_OK | os.X_OK):
+            raise SettingsError(f"--manifest: cannot write in {where}")
     if job.resume and job.output == "-":
         raise SettingsError("--resume needs an output file (-o OUT): stdout cannot be resumed")
     if job.resume or job.force or job.output == "-":
@@ -263,7 +270,8 @@ async def run_job(job: Job, settings: Settings) -> int:
     interrupted = enricher is not None and enricher.interrupted
     input_error = enricher.input_error if enricher is not None else None
     code = _exit_code(stats, fatal, interrupted, input_error is not None)
-    _report(job, settings, stats, enricher, fatal, writers, paths, started_at, code, inputs)
+    if not _report(job, settings, stats, enricher, fatal, writers, paths, started_at, code, inputs):
+        code = max(code, EXIT_FATAL)  # a nightly job's record of itself is an output too
     return code
 
 
@@ -311,7 +319,9 @@ def _report(
     started_at: float,
     code: int,
     inputs: Sequence[str],
-) -> None:
+) -> bool:
+    """Write the manifest and print the summary; False if the manifest could not be written."""
+    written = True
     changes = list(enricher.limiter.changes) if enricher and enricher.limiter else []
     if job.manifest:
         outputs = {"records": job.output, "failures": paths.failed, "rejects": paths.rejects}
@@ -334,6 +344,7 @@ def _report(
             write_manifest(job.manifest, manifest)
         except OSError as exc:
             log.error("error: cannot write the manifest %s: %s", job.manifest, exc.strerror)
+            written = False
     if job.log_json:
         log.info("summary", extra={"event": "summary", "data": stats.as_dict()})
     elif not job.quiet:
@@ -354,6 +365,7 @@ def _report(
         log.error("error: %s (what was read before it was enriched)", enricher.input_error)
     elif enricher is not None and enricher.interrupted:
         log.error("interrupted: run the same command with --resume to finish")
+    return written
 
 
 @contextlib.contextmanager

@@ -256,6 +256,22 @@ def test_the_event_loop_can_be_chosen(tmp_path: Path, choice: str) -> None:
     assert orjson.loads(manifest.read_text())["event_loop"] == choice
 
 
+@pytest.mark.parametrize("where", ["a directory", "a missing directory"])
+def test_a_manifest_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, where: str
+) -> None:
+    src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
+    make_input(src, 10)
+    manifest = tmp_path if where == "a directory" else tmp_path / "nowhere" / "run.json"
+    proc = enricher(
+        "run", str(src), "-o", str(out), "--base-url", "http://127.0.0.1:9/none",
+        "--manifest", str(manifest), "--no-cache",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr  # a usage error, before any request
+    assert "--manifest" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
 def test_repair_cuts_only_a_torn_last_line(tmp_path: Path) -> None:
     f = tmp_path / "o.ndjson"
     f.write_bytes(b'{"ioc":"a.com","type":"domain"}\n{"ioc":"b.co')
