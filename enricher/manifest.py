@@ -51,6 +51,19 @@ def _event_loop() -> str | None:
     return type(loop).__module__.partition(".")[0]
 
 
+def _peak_rss_mib() -> float | None:
+    """This process's peak resident memory (Linux: VmHWM, which, unlike ru_maxrss, does not
+    carry a parent's peak across exec); None where it cannot be read."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -108,6 +121,8 @@ def build_manifest(
         "latency_ms": d["latency_ms"],
         "elapsed_s": d["elapsed_s"],
         "iocs_per_s": d["iocs_per_s"],
+        "first_record_s": d["first_record_s"],
+        "peak_rss_mib": _peak_rss_mib(),
         "event_loop": _event_loop(),
         **(extra or {}),
     }

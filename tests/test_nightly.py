@@ -233,6 +233,8 @@ def test_manifest_says_what_happened_and_no_secret(tmp_path: Path) -> None:
     assert set(doc["latency_ms"]) == {"p50", "p95", "p99"}
     assert doc["settings"]["api"]["base_url"].startswith("http://***@127.0.0.1")
     assert doc["inputs"] == [{"path": str(src), "read_as": "lines"}]
+    assert doc["first_record_s"] >= 0
+    assert doc["peak_rss_mib"] is None or 10 < doc["peak_rss_mib"] < 2048
     # uvloop runs the job where it is installed (enricher[fast]), else asyncio's own loop
     assert doc["event_loop"] == ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
 
