@@ -183,14 +183,19 @@ def test_a_record_reads_the_fields_the_answer_view_reads() -> None:
     good = orjson.loads(fixture("domain_response"))["classificationResponses"][0]
     odd_values: list[Any] = [None, True, 7, 2.5, "x", [], {}, {"type": "malware"}]
     for value in odd_values:
-        for path in (("ttl",), ("cpType",), ("aggregatedResult",),
-                     ("aggregatedResult", "firstSeen"), ("aggregatedResult", "link"),
-                     ("aggregatedResult", "productClassification"),
-                     ("aggregatedResult", "maliciousClassification"),
-                     ("aggregatedResult", "maliciousClassification", "type"),
-                     ("aggregatedResult", "maliciousClassification", "classificationScore"),
-                     ("aggregatedResult", "maliciousClassification", "typeScore"),
-                     ("aggregatedResult", "maliciousClassification", "source")):
+        for path in (
+            ("ttl",),
+            ("cpType",),
+            ("aggregatedResult",),
+            ("aggregatedResult", "firstSeen"),
+            ("aggregatedResult", "link"),
+            ("aggregatedResult", "productClassification"),
+            ("aggregatedResult", "maliciousClassification"),
+            ("aggregatedResult", "maliciousClassification", "type"),
+            ("aggregatedResult", "maliciousClassification", "classificationScore"),
+            ("aggregatedResult", "maliciousClassification", "typeScore"),
+            ("aggregatedResult", "maliciousClassification", "source"),
+        ):
             entry = copy.deepcopy(good)
             node = entry
             for name in path[:-1]:
@@ -199,7 +204,10 @@ def test_a_record_reads_the_fields_the_answer_view_reads() -> None:
             a = answer_from_entry("www.cybereason.com", entry)
             r = to_record(IocType.DOMAIN, "www.cybereason.com", entry, {"malware": "malicious"})
             assert (r["classification"], r["score"], r["type_score"], r["source"]) == (
-                a.classification, a.score, a.type_score, a.source
+                a.classification,
+                a.score,
+                a.type_score,
+                a.source,
             ), path
             assert r["ttl_ms"] == a.ttl and r["link"] == a.link and r["product"] == a.product
             assert r["cp_type"] == a.cp_type and r["response"] == entry
@@ -223,8 +231,11 @@ def test_what_was_asked_only_makes_matching_faster() -> None:
 
 def test_request_bodies_are_what_orjson_writes() -> None:
     keys = [(IocType.MD5, "a" * 32), (IocType.SHA1, "b" * 40), (IocType.SHA256, "c" * 64)]
-    for batch in (keys, [(IocType.DOMAIN, "xn--e1afmkfd.example"), (IocType.DOMAIN, 'q"\\.com')],
-                  [(IocType.IPV4, "1.2.3.4"), (IocType.IPV6, "2001:db8::1")]):
+    for batch in (
+        keys,
+        [(IocType.DOMAIN, "xn--e1afmkfd.example"), (IocType.DOMAIN, 'q"\\.com')],
+        [(IocType.IPV4, "1.2.3.4"), (IocType.IPV6, "2001:db8::1")],
+    ):
         data = [{"requestKey": request_key(t, v, allow_sha256=True)} for t, v in batch]
         assert build_request(batch, allow_sha256=True) == orjson.dumps({"requestData": data})
 
@@ -285,8 +296,9 @@ _JSON_VALUES = st.recursive(
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=6,
 )
 _FIELDS = (
