@@ -483,6 +483,8 @@ class _Run:
                     made = self.recache(key, line, origin)
                     if made is None:
                         misses.append(key)  # a cached line that cannot be read: ask again
+                        self.cache.hits -= 1
+                        self.cache.misses += 1
                         continue
                     line, verdict = made
                     if self.with_source:
@@ -500,7 +502,7 @@ class _Run:
         verdict table), or to say where this run saw its IOC. None if it cannot be read."""
         try:
             entry, raw = read_entry(response_bytes(line))
-        except (ValueError, MalformedBody):  # msgspec's errors are ValueErrors
+        except (ValueError, RecursionError, MalformedBody):  # msgspec's errors: ValueErrors
             return None
         line, verdict, _ = record_line(
             key[0], key[1], entry, raw, self.verdicts, self.ttl_factor, True, origin

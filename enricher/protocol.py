@@ -194,11 +194,20 @@ def answer_from_entry(key: str, entry: dict[str, Any]) -> Answer:
 # An answer body is read in two passes of msgspec, both in C: the first splits
 # `classificationResponses` into the verbatim bytes of each entry without building anything,
 # the second reads from each entry only the fields a record needs, validating their types.
-# The record then carries the entry's own bytes as its `response`, never decoded into dicts
-# and encoded again: that is most of the work per IOC saved. Whatever this fast reading does
-# not take as it is (an entry with a mistyped field, a body that is not UTF-8, a number orjson
-# could not read back, an entry spread over lines) is read the reference way, with orjson and
-# `answer_from_entry`, so both ways give the same fields.
+# The record then carries the entry's own bytes as its `response` (line breaks between tokens
+# made spaces), never decoded into dicts and encoded again: that is most of the work per IOC
+# saved. An entry whose fields this reading does not take as they are (a mistyped field, a
+# number beyond a double in a field a record reads) is read with orjson and
+# `answer_from_entry`, the reference, so both ways give the same fields; its bytes are still
+# written as they came. A body msgspec cannot split (not UTF-8, not the documented shape) is
+# read the reference way whole. An entry nested deeper than MAX_DEPTH levels is malformed:
+# every JSON reader can read the record back. A number beyond a double in a field no record
+# reads is written as the server sent it (JSON sets no limit; orjson refuses to read it,
+# `records.read_record` reads it as infinity).
+
+#: the deepest an answer entry may nest: its record reads back with orjson (1024 levels) and
+#: with msgspec (its limit is what is left of the interpreter's stack) from any caller
+MAX_DEPTH = 500
 
 _I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _F64 = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
@@ -250,36 +259,79 @@ _read_entry = msgspec.json.Decoder(Entry).decode
 _NO_PRODUCT = msgspec.Raw()
 
 
-def entry_of(doc: dict[str, Any]) -> tuple[Entry, bytes]:
-    """An entry read the reference way (orjson, then `answer_from_entry`), as the fast way
-    would have read it, with its JSON bytes; MalformedBody when orjson cannot write it."""
+def _fields_of(doc: dict[str, Any]) -> Entry:
+    """An entry's fields read the reference way (`answer_from_entry`), as the fast way reads
+    them."""
     a = answer_from_entry("", doc)
     try:
-        raw = orjson.dumps(doc)
         product = _NO_PRODUCT if a.product is None else msgspec.Raw(orjson.dumps(a.product))
+    except orjson.JSONEncodeError:
+        raise MalformedBody("an answer's productClassification cannot be written") from None
+    mal = _Classification(a.classification, a.score, a.type_score, a.source)
+    agg = _Aggregate(mal, a.first_seen, a.link, product)
+    return Entry(None, a.ttl, agg, a.cp_type, a.cp_id)
+
+
+def entry_of(doc: dict[str, Any]) -> tuple[Entry, bytes]:
+    """An entry given as a dict: its fields and its JSON bytes (written by orjson)."""
+    try:
+        raw = orjson.dumps(doc)
     except orjson.JSONEncodeError:
         # orjson reads 1024 levels of nesting but writes 254
         raise MalformedBody("an answer entry is nested too deep to be written") from None
-    mal = _Classification(a.classification, a.score, a.type_score, a.source)
-    agg = _Aggregate(mal, a.first_seen, a.link, product)
-    return Entry(None, a.ttl, agg, a.cp_type, a.cp_id), raw
+    _check_depth(raw)
+    return _fields_of(doc), raw
+
+
+def _check_depth(raw: bytes) -> None:
+    """MalformedBody if the entry nests deeper than MAX_DEPTH (free for an entry too short to
+    hold that many brackets, cheap for one without that many)."""
+    if len(raw) <= 2 * MAX_DEPTH or raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for token in _NESTING.finditer(raw):
+        mark = token.group()
+        if mark in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise MalformedBody(f"an answer entry is nested deeper than {MAX_DEPTH} levels")
+        elif mark in (b"]", b"}"):
+            depth -= 1
+
+
+#: strings (skipped whole: brackets in them do not nest) and brackets
+_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 def read_entry(raw: bytes) -> tuple[Entry, bytes]:
-    """One entry's fields from its JSON bytes (e.g. a cached record's `response`), read as
-    `parse_response` reads each entry; MalformedBody if it is not an entry orjson reads."""
-    if b"\n" not in raw and b"\r" not in raw:
-        try:
-            return _read_entry(raw), raw
-        except (ValueError, RecursionError):
-            pass
+    """One entry's fields from its JSON bytes (an answer's, or a cached record's
+    `response`), and the bytes a record holds: line breaks between tokens become spaces (a
+    JSON string cannot hold a raw one). MalformedBody if it is not an entry orjson reads, or
+    nests deeper than MAX_DEPTH."""
+    _, entry, raw = _read(raw, b"\n" in raw or b"\r" in raw)
+    if entry is None:
+        raise MalformedBody("an answer entry is not an object")
+    return entry, raw
+
+
+def _read(raw: bytes, multiline: bool) -> tuple[Any, Entry | None, bytes]:
+    """`read_entry`, with the entry as orjson reads it when it was read the reference way
+    (else None); no fields (None) for an entry that is not an object. `multiline`: the
+    bytes may hold line breaks."""
+    if multiline:
+        raw = raw.replace(b"\r", b" ").replace(b"\n", b" ")
+    _check_depth(raw)
+    try:
+        return None, _read_entry(raw), raw
+    except (ValueError, RecursionError):  # msgspec.ValidationError is a ValueError
+        pass
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise MalformedBody(f"an answer entry is not JSON orjson reads: {exc.msg}") from None
     if type(doc) is not dict:
-        raise MalformedBody("an answer entry is not an object")
-    return entry_of(doc)
+        return doc, None, raw
+    return doc, _fields_of(doc), raw
 
 
 @dataclass(slots=True)
@@ -328,20 +380,18 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
     parsed = ParsedResponse()
     answers = parsed.answers
     names = _ECHO_FIELDS[endpoint]
-    read_entry = _read_entry
+    read = _read
     multiline = b"\n" in body or b"\r" in body
     duplicates = unusable = 0
     for item in raws:
-        raw = bytes(item)
-        try:
-            if multiline and (b"\n" in raw or b"\r" in raw):
-                raise ValueError("an entry over several lines")  # a record is one line
-            entry = read_entry(raw)
-        except (ValueError, RecursionError):  # msgspec.ValidationError is a ValueError
-            key, hit = _match_with_orjson(endpoint, raw, asked)
+        doc, entry, raw = read(bytes(item), multiline)
+        key: str | None = None
+        if entry is None:
+            pass  # not an object
+        elif doc is not None:  # read the reference way
+            key = match_key(endpoint, doc.get("requestKey"))
         else:
             echo = entry.requestKey
-            key = None
             if echo is not None:
                 # the server mostly echoes a key just as it was asked: look that up first,
                 # and make the canonical form (lower case, no trailing dot, compressed IPv6)
@@ -355,13 +405,12 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
                     key = v
                 else:
                     key = match_key(endpoint, msgspec.structs.asdict(echo))
-            hit = (entry, raw)
         if key is None:
             unusable += 1
         elif key in answers:
             duplicates += 1
         else:
-            answers[key] = hit  # type: ignore[assignment]
+            answers[key] = (entry, raw)  # type: ignore[assignment]
     parsed.duplicates = duplicates
     parsed.unusable = unusable
     return parsed
@@ -379,19 +428,6 @@ def _split(body: bytes) -> list[msgspec.Raw] | None:
         return _read_body(body).classificationResponses
     except (ValueError, RecursionError):
         return None
-
-
-def _match_with_orjson(
-    endpoint: Endpoint, raw: bytes, asked: Container[str]
-) -> tuple[str | None, tuple[Entry, bytes] | None]:
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedBody(f"an answer entry is not JSON orjson reads: {exc.msg}") from None
-    if type(doc) is not dict:
-        return None, None
-    key = match_key(endpoint, doc.get("requestKey"))
-    return key, (None if key is None else entry_of(doc))
 
 
 def _parse_with_orjson(endpoint: Endpoint, body: bytes, asked: Container[str]) -> ParsedResponse:

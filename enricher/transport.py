@@ -124,12 +124,14 @@ def _cause(body: bytes) -> str | None:
 def _proxy_for(url: str, proxy: str | None, trust_env: bool) -> str | None:
     """The proxy for `url`: the one configured, else with `trust_env` the one the
     environment names for it (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), else none."""
-    if proxy is not None or not trust_env:
-        return proxy
-    parts = urllib.parse.urlsplit(url)
-    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
-        return None
-    return urllib.request.getproxies().get(parts.scheme)
+    if proxy is None and trust_env:
+        parts = urllib.parse.urlsplit(url)
+        if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+            return None
+        proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and "://" not in proxy:
+        proxy = "http://" + proxy  # `proxy.corp:3128`, as curl reads it
+    return proxy or None
 
 
 class Transport:

@@ -200,16 +200,25 @@ async def deep_entries(server: Server, request: web.Request) -> web.StreamRespon
     return web.Response(body=body, content_type="application/json")
 
 
-async def fairly_deep_entries(server: Server, request: web.Request) -> web.StreamResponse:
+async def deeper_than_allowed(server: Server, request: web.Request) -> web.StreamResponse:
+    # msgspec and orjson both read 600 levels; an entry may nest 500 (protocol.MAX_DEPTH), so
+    # that any JSON reader, from any depth of stack, reads the record back
     body = answer(server.bodies[-1], extra="DEEP")
     body = body.replace(b'"DEEP"', b"[" * 600 + b"]" * 600)
     return web.Response(body=body, content_type="application/json")
 
 
-async def test_a_deep_answer_that_reads_is_written_as_it_came(tmp_path: Path) -> None:
-    # 600 levels: msgspec reads it, so the entry is written byte for byte as the record's
-    # response (never encoded again, so orjson's 254-level limit on writing does not apply),
-    # and the record line reads back with orjson
+async def fairly_deep_entries(server: Server, request: web.Request) -> web.StreamResponse:
+    body = answer(server.bodies[-1], extra="DEEP")
+    body = body.replace(
+        b'"DEEP"', b"[" * 450 + b'"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["' + b"]" * 450
+    )
+    return web.Response(body=body, content_type="application/json")
+
+
+async def test_a_deep_answer_within_the_limit_is_written_as_it_came(tmp_path: Path) -> None:
+    # 450 levels (and brackets inside a string, which do not nest): the entry is written
+    # byte for byte as the record's response, and the record line reads back with orjson
     src = tmp_path / "iocs.txt"
     src.write_text("\n".join(IOCS) + "\n")
     out = tmp_path / "out.ndjson"
@@ -218,7 +227,7 @@ async def test_a_deep_answer_that_reads_is_written_as_it_came(tmp_path: Path) ->
         code = await run_job(job, settings_for(server.url))
     assert code == 0
     lines = out.read_bytes().splitlines()
-    assert all(b"[" * 600 + b"]" * 600 in line for line in lines)
+    assert all(b"[" * 450 + b'"[[[[' in line and b"]" * 450 in line for line in lines)
     records = [orjson.loads(line) for line in lines]
     assert sorted(r["ioc"] for r in records) == sorted(IOCS)
 
@@ -241,6 +250,7 @@ async def answer_as_html(server: Server, request: web.Request) -> web.StreamResp
     [
         (deep_json, "not JSON"),
         (deep_entries, "nested too deep"),
+        (deeper_than_allowed, "nested deeper than 500"),
         (html_200, "text/html"),
         (answer_as_text_plain, "text/plain"),
         (answer_as_html, "text/html"),

@@ -361,7 +361,16 @@ def test_the_fast_reading_gives_the_reference_records(
         entry["requestKey"] = {"domain": "WWW.Cybereason.COM."}
     doc = {"classificationResponses": [entry, good, "not an object"]}
     body = json.dumps(doc, indent=2 if pretty else None).encode()
-    assert _fast(Endpoint.DOMAIN, body, {"www.cybereason.com"}) == _reference(Endpoint.DOMAIN, body)
+    fast = _fast(Endpoint.DOMAIN, body, {"www.cybereason.com"})
+    reference = _reference(Endpoint.DOMAIN, body)
+    assert fast.keys() == reference.keys()
+    for key, record in fast.items():
+        if key:
+            # the fields as the reference reads them; the response as the server sent it
+            # (the reference re-encodes it: an integer beyond 64 bits becomes a float there)
+            assert record.pop("response") in (entry, good)
+            reference[key].pop("response")
+        assert record == reference[key]
 
 
 def test_bodies_the_fast_reading_leaves_to_orjson() -> None:

@@ -228,6 +228,9 @@ def test_the_proxy_comes_from_settings_then_the_environment(
     assert _proxy_for(url, None, True) == "http://proxy.test:3128"
     assert _proxy_for(url, None, False) is None  # trust_env = false: the environment is ignored
     assert _proxy_for(url, "http://mine.test:8080", True) == "http://mine.test:8080"
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.test:3128")  # no scheme: http, as curl reads it
+    assert _proxy_for(url, None, True) == "http://proxy.test:3128"
+    assert _proxy_for(url, "mine.test:8080", False) == "http://mine.test:8080"
     monkeypatch.setenv("NO_PROXY", "gti.test")
     assert _proxy_for(url, None, True) is None
 
