@@ -44,6 +44,8 @@ from .protocol import read_entry
 from .ratelimit import AdaptiveLimiter
 from .reader import Chunk
 from .records import (
+    CACHED_TAIL,
+    FRESH_TAIL,
     Deferred,
     Failure,
     Record,
@@ -61,9 +63,6 @@ from .transport import Transport
 __all__ = ["Enricher", "Outcome"]
 
 _REJECT_SNIPPET = 200
-# every record line ends with its `cached` field
-_FRESH = b'"cached":false}\n'
-_CACHED = b'"cached":true}\n'
 
 
 @dataclass(slots=True)
@@ -475,9 +474,9 @@ class _Run:
                     misses.append(key)
                     continue
                 verdict, row_fmt, line = hit
-                if row_fmt == fmt and line.endswith(_FRESH) and not self.with_source:
+                if row_fmt == fmt and line.endswith(FRESH_TAIL) and not self.with_source:
                     # made just as this run would make it: only `cached` differs
-                    lines.append(line[: -len(_FRESH)] + _CACHED)
+                    lines.append(line[: -len(FRESH_TAIL)] + CACHED_TAIL)
                 else:
                     origin = self.origins.get(key[1]) if self.with_source else None
                     made = self.recache(key, line, origin)
@@ -643,8 +642,7 @@ class _Run:
                 missing[key[1]] = tries
                 self.stats.requeued += 1
                 requeue.append(key)
-        # answered keys nobody asked for, duplicates and unusable entries
-        self.stats.extra_entries += len(answers) - answered + parsed.duplicates + parsed.unusable
+        self.stats.extra_entries += parsed.extra(answered)
 
     def fail(self, outcome: Outcome, keys: list[Key], exc: RequestError) -> None:
         error = f"{exc.kind}: {exc}"

@@ -343,6 +343,11 @@ class ParsedResponse:
     duplicates: int = 0  # further entries for a key already answered
     unusable: int = 0  # entries that are not objects or have no recognizable requestKey
 
+    def extra(self, answered: int) -> int:
+        """Entries of no use, given how many asked keys they answered: answers to keys
+        nobody asked for, duplicates and unusable entries."""
+        return len(self.answers) - answered + self.duplicates + self.unusable
+
     def answer(self, key: str) -> Answer | None:
         """The answer for `key` as an `Answer`, or None."""
         hit = self.answers.get(key)
@@ -376,7 +381,7 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
     """
     raws = _split(body)
     if raws is None:
-        return _parse_with_orjson(endpoint, body, asked)
+        return _parse_with_orjson(endpoint, body)
     parsed = ParsedResponse()
     answers = parsed.answers
     names = _ECHO_FIELDS[endpoint]
@@ -430,7 +435,7 @@ def _split(body: bytes) -> list[msgspec.Raw] | None:
         return None
 
 
-def _parse_with_orjson(endpoint: Endpoint, body: bytes, asked: Container[str]) -> ParsedResponse:
+def _parse_with_orjson(endpoint: Endpoint, body: bytes) -> ParsedResponse:
     """The reference reading of a body: orjson, then `answer_from_entry` for each entry."""
     try:
         doc = orjson.loads(body)
@@ -478,7 +483,6 @@ def match_answers(
             missing.append(key)
         else:
             found[key] = a
-    extra = len(answers) - len(found)
     if isinstance(parsed, ParsedResponse):
-        extra += parsed.duplicates + parsed.unusable
-    return Match(found, missing, extra)
+        return Match(found, missing, parsed.extra(len(found)))
+    return Match(found, missing, len(answers) - len(found))

@@ -18,6 +18,8 @@ from .ioc import IocType
 from .protocol import Entry, entry_of
 
 __all__ = [
+    "CACHED_TAIL",
+    "FRESH_TAIL",
     "SCHEMA_VERSION",
     "Deferred",
     "Failure",
@@ -102,7 +104,10 @@ _RESPONSE = b',"response":'
 _PRODUCT = b',"product":'
 _CP_TYPE = b',"cp_type":'
 _ORIGIN = b',"origin":'
-_TAIL = (b',"cached":false}\n', b',"cached":true}\n')
+#: how every record line ends (`cached` is always its last field)
+FRESH_TAIL = b',"cached":false}\n'
+CACHED_TAIL = b',"cached":true}\n'
+_TAIL = (FRESH_TAIL, CACHED_TAIL)
 _LARGEST = 2**63
 
 

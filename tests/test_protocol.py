@@ -177,30 +177,43 @@ def test_mistyped_fields_become_none() -> None:
     assert (record["first_seen"], record["product"], record["verdict"]) == (None, None, "unknown")
 
 
+_FIELDS = (
+    ("ttl",),
+    ("cpType",),
+    ("cpId",),
+    ("requestKey",),
+    ("aggregatedResult",),
+    ("aggregatedResult", "firstSeen"),
+    ("aggregatedResult", "link"),
+    ("aggregatedResult", "productClassification"),
+    ("aggregatedResult", "maliciousClassification"),
+    ("aggregatedResult", "maliciousClassification", "type"),
+    ("aggregatedResult", "maliciousClassification", "classificationScore"),
+    ("aggregatedResult", "maliciousClassification", "typeScore"),
+    ("aggregatedResult", "maliciousClassification", "source"),
+    ("unknownField",),
+)
+
+
+def _set(entry: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """entry[path[0]][path[1]]... = value, making objects on the way where there are none."""
+    node = entry
+    for name in path[:-1]:
+        if not isinstance(node.get(name), dict):
+            node[name] = {}
+        node = node[name]
+    node[path[-1]] = value
+
+
 def test_a_record_reads_the_fields_the_answer_view_reads() -> None:
-    # records.to_record reads an entry inline (it runs once per IOC); Answer is the same
-    # reading for library users, and the two must agree on every shape
+    # a record is written from an entry's typed fields (records.record_line); Answer is the
+    # reading library users get, and the two must agree on every shape
     good = orjson.loads(fixture("domain_response"))["classificationResponses"][0]
     odd_values: list[Any] = [None, True, 7, 2.5, "x", [], {}, {"type": "malware"}]
     for value in odd_values:
-        for path in (
-            ("ttl",),
-            ("cpType",),
-            ("aggregatedResult",),
-            ("aggregatedResult", "firstSeen"),
-            ("aggregatedResult", "link"),
-            ("aggregatedResult", "productClassification"),
-            ("aggregatedResult", "maliciousClassification"),
-            ("aggregatedResult", "maliciousClassification", "type"),
-            ("aggregatedResult", "maliciousClassification", "classificationScore"),
-            ("aggregatedResult", "maliciousClassification", "typeScore"),
-            ("aggregatedResult", "maliciousClassification", "source"),
-        ):
+        for path in _FIELDS:
             entry = copy.deepcopy(good)
-            node = entry
-            for name in path[:-1]:
-                node = node[name]
-            node[path[-1]] = value
+            _set(entry, path, value)
             a = answer_from_entry("www.cybereason.com", entry)
             r = to_record(IocType.DOMAIN, "www.cybereason.com", entry, {"malware": "malicious"})
             assert (r["classification"], r["score"], r["type_score"], r["source"]) == (
@@ -301,26 +314,10 @@ _JSON_VALUES = st.recursive(
     ),
     max_leaves=6,
 )
-_FIELDS = (
-    ("ttl",),
-    ("cpType",),
-    ("cpId",),
-    ("requestKey",),
-    ("aggregatedResult",),
-    ("aggregatedResult", "firstSeen"),
-    ("aggregatedResult", "link"),
-    ("aggregatedResult", "productClassification"),
-    ("aggregatedResult", "maliciousClassification"),
-    ("aggregatedResult", "maliciousClassification", "type"),
-    ("aggregatedResult", "maliciousClassification", "classificationScore"),
-    ("aggregatedResult", "maliciousClassification", "typeScore"),
-    ("aggregatedResult", "maliciousClassification", "source"),
-    ("unknownField",),
-)
 
 
 def _reference(endpoint: Endpoint, body: bytes) -> dict[str, Any]:
-    parsed = _parse_with_orjson(endpoint, body, ())
+    parsed = _parse_with_orjson(endpoint, body)
     return {
         key: orjson.loads(record_line(IocType.DOMAIN, key, e, raw, {"malware": "malicious"})[0])
         for key, (e, raw) in parsed.answers.items()
@@ -351,12 +348,7 @@ def test_the_fast_reading_gives_the_reference_records(
     good = orjson.loads(fixture("domain_response"))["classificationResponses"][0]
     entry = copy.deepcopy(good)
     for path, value in changes:
-        node = entry
-        for name in path[:-1]:
-            if not isinstance(node.get(name), dict):
-                node[name] = {}
-            node = node[name]
-        node[path[-1]] = value
+        _set(entry, path, value)
     if upper and isinstance(entry.get("requestKey"), dict):
         entry["requestKey"] = {"domain": "WWW.Cybereason.COM."}
     doc = {"classificationResponses": [entry, good, "not an object"]}
