@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .argtypes import number
@@ -15,7 +17,7 @@ from .errors import EnricherError, FatalError, SettingsError
 from .job import EXIT_FATAL, EXIT_USAGE, Job, run_job
 from .reader import add_arguments as add_input_arguments
 from .reader import input_options
-from .settings import config_path, load_settings, parse_duration
+from .settings import config_path, load_settings, parse_duration, redact_url
 
 __all__ = ["build_parser", "main"]
 
@@ -30,6 +32,15 @@ def _duration(text: str) -> float:
         return parse_duration(text)
     except SettingsError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 1, as every other usage error of enricher does (the
+    README's exit codes: 2 means "finished with failures", which a scheduler may retry)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _add_run_parser(sub: Any) -> None:
@@ -81,6 +92,13 @@ def _add_run_parser(sub: Any) -> None:
     )
     night.add_argument(
         "--max-requests", type=_non_negative_int, metavar="N", help="send at most N requests"
+    )
+    night.add_argument(
+        "--max-rejects",
+        type=_non_negative_int,
+        default=100_000,
+        metavar="N",
+        help="reject lines written per input at most (default 100000); the rest are counted",
     )
     night.add_argument("--manifest", metavar="FILE", help="write a JSON manifest of the run")
     night.add_argument("--log-format", choices=["text", "json"], default="text")
@@ -135,6 +153,7 @@ def _run(args: argparse.Namespace) -> int:
         cache_only=args.cache_only,
         max_age=args.max_age,
         max_requests=args.max_requests,
+        max_rejects=args.max_rejects,
         manifest=args.manifest,
         log_json=args.log_format == "json",
         progress=args.progress,
@@ -164,7 +183,7 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="enricher",
         description="Bulk IOC reputation enrichment against the Cybereason GTI API.",
     )
@@ -177,21 +196,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _standard_streams() -> None:
+    """A standard stream the caller closed (`2>&-`, `<&-`, `>&-`) is opened on /dev/null, so
+    the run behaves as with `2>/dev/null`: nothing fails on a missing stream, and a file the
+    run opens cannot take its number (and get the progress line or the records)."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - lives as long as the process
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _standard_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
     except FatalError as exc:
-        print(f"enricher: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_FATAL
     except EnricherError as exc:
-        print(f"enricher: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("enricher: interrupted", file=sys.stderr)
+        _error("interrupted", prefix="")
         return EXIT_FATAL
     return code
+
+
+def _error(text: str, *, prefix: str = "error: ") -> None:
+    with contextlib.suppress(OSError):
+        print(f"enricher: {prefix}{redact_url(text)}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

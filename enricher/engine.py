@@ -269,17 +269,18 @@ class _Run:
             self.stats.stopped = str(fatal)
             self.deferring = f"run stopped: {fatal}"
         finally:
+            # whatever is still open (stopped, or a fatal error) is deferred, not lost; if
+            # the consumer has gone, it is still counted, so that the stats add up
+            leftover = self.abandon(self.deferring or "run stopped")
             if not self.closed:
-                try:
-                    # whatever is still open (stopped, or a fatal error) is deferred, not lost
-                    for outcome in self.unsent:
-                        await self.out_q.put(outcome)
-                    leftover = self.abandon(self.deferring or "run stopped")
-                    if leftover:
-                        await self.out_q.put(leftover)
-                finally:
-                    # the consumer stops at None, then awaits this task to see any error
-                    await self.out_q.put(None)
+                # a cancellation here means the consumer has gone (`run` cancels this task
+                # only then): nothing is handed on, not even the None it would stop at
+                for outcome in self.unsent:
+                    await self.out_q.put(outcome)
+                if leftover:
+                    await self.out_q.put(leftover)
+                # the consumer stops at None, then awaits this task to see any error
+                await self.out_q.put(None)
 
     def stop(self, *, now: bool) -> None:
         """First: read no more, defer what is not in flight, give in-flight requests the

@@ -4,6 +4,7 @@
     ├── SettingsError            bad settings or command line (exit 1)
     ├── InputError               an input that cannot be read at all (exit 1)
     ├── FatalError               the run must stop (exit 3)
+    │   ├── OutputError          an output cannot be written, or vanished while written
     │   ├── AuthRefused          401 / 403, or a failed tenant login
     │   └── UntrustedCertificate the server's TLS certificate did not verify
     ├── BudgetSpent              no request left in this run's or today's budget
@@ -35,6 +36,7 @@ __all__ = [
     "HTTPStatusError",
     "InputError",
     "MalformedBody",
+    "OutputError",
     "ProtocolError",
     "RateLimited",
     "RequestError",
@@ -61,6 +63,15 @@ class InputError(EnricherError):
 
 class FatalError(EnricherError):
     """A condition that stops the whole run; what finished is still written."""
+
+
+class OutputError(FatalError):
+    """An output file cannot be written (a full disk, a closed pipe), or was removed or moved
+    while it was written. `next_step` says what the operator should do."""
+
+    def __init__(self, message: str, next_step: str) -> None:
+        super().__init__(message)
+        self.next_step = next_step
 
 
 class AuthRefused(FatalError):

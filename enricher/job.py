@@ -15,25 +15,28 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .budget import Budget
 from .cache import Cache, default_cache_path
 from .console import Progress
 from .dedupe import Deduper
-from .engine import Enricher
-from .errors import FatalError, SettingsError
+from .engine import Enricher, Outcome
+from .errors import FatalError, OutputError, SettingsError
 from .manifest import build_manifest, write_manifest
 from .normalize import normalize
-from .reader import STDIN, Chunk, InputOptions, check_inputs, read_inputs
+from .outputs import Mode, OutputFile, OutputLock, OutputPaths, check_new, plan_outputs
+from .reader import STDIN, Chunk, InputOptions, find_inputs, read_inputs
 from .records import Deferred, record_format
 from .records import deferred as deferred_record
-from .resume import read_deferred, read_keys, read_written, repair
+from .resume import read_deferred, read_failed, read_keys, read_written, repair
 from .settings import Settings
 from .stats import RunStats
 from .summary import format_summary
-from .writer import NdjsonWriter
+from .writer import encode_lines
 
 __all__ = ["EXIT_FAILURES", "EXIT_FATAL", "EXIT_OK", "EXIT_USAGE", "Job", "run_job"]
 
@@ -62,34 +65,25 @@ class Job:
     cache_only: bool = False
     max_age: float | None = None
     max_requests: int | None = None
+    #: reject lines written per input at most; the rest are counted only
+    max_rejects: int = 100_000
     manifest: str | None = None
     log_json: bool = False
     progress: bool | None = None  # None: on a terminal only
     with_source: bool = False
 
-
-@dataclass
-class _Paths:
-    failed: str
-    rejects: str
-    deferred: str
-    lazy: bool  # files made only when there is a line to write (output on stdout)
-
-
-def _paths(job: Job) -> _Paths:
-    if job.output != "-":
-        stem, lazy = job.output, False
-    else:
-        stem, lazy = "enricher", True
-    return _Paths(
-        failed=job.failed or f"{stem}.failed.ndjson",
-        rejects=job.rejects or f"{stem}.rejects.ndjson",
-        deferred=job.deferred or f"{stem}.deferred.ndjson",
-        lazy=lazy,
-    )
+    def __post_init__(self) -> None:
+        if self.resume and self.force:
+            raise SettingsError("--resume and --force contradict each other: choose one")
+        if self.cache_only and not self.use_cache:
+            raise SettingsError("--cache-only and --no-cache contradict each other")
+        if self.cache_path is not None and not self.use_cache:
+            raise SettingsError("--cache and --no-cache contradict each other")
+        if self.max_rejects < 0:
+            raise SettingsError("--max-rejects must be at least 0")
 
 
-def _check_outputs(job: Job, paths: _Paths) -> None:
+def _check_manifest(job: Job) -> None:
     if job.manifest:
         # found out now, not after a night's work
         where = os.path.dirname(os.path.abspath(job.manifest))
@@ -97,15 +91,59 @@ def _check_outputs(job: Job, paths: _Paths) -> None:
             raise SettingsError(f"--manifest {job.manifest} is a directory; give a file path")
         if not os.path.isdir(where) or not os.access(where, os.W_OK | os.X_OK):
             raise SettingsError(f"--manifest: cannot write in {where}")
-    if job.resume and job.output == "-":
-        raise SettingsError("--resume needs an output file (-o OUT): stdout cannot be resumed")
-    if job.resume or job.force or job.output == "-":
-        return
-    for path in (job.output, paths.failed):
-        if os.path.exists(path) and os.path.getsize(path) > 0:
-            raise SettingsError(
-                f"{path} exists: add --resume to continue that run, or --force to replace it"
-            )
+
+
+def _locked_paths(job: Job, paths: OutputPaths) -> list[str]:
+    """The files no other run may write while this one does: the records file, and any side
+    file named on the command line (the others are named after the records file, or are
+    this run's own)."""
+    locked = [paths.records] if paths.regular else []
+    named = (job.failed, job.rejects, job.deferred)
+    return locked + [p for p, flag in zip(paths.side, named, strict=True) if flag]
+
+
+@dataclass
+class _Files:
+    """The open output set of a run."""
+
+    records: OutputFile
+    failed: OutputFile
+    rejects: OutputFile
+    deferred: OutputFile  # this run's list, made beside the old one (see `_replace_deferred`)
+
+    def all(self) -> list[OutputFile]:
+        return [self.records, self.failed, self.rejects, self.deferred]
+
+
+def _open_files(job: Job, paths: OutputPaths) -> _Files:
+    """The output set opened as the job says: new files (never over an existing one), or
+    replaced (--force), or continued (--resume). Side files of a run on standard output are
+    made only when there is a line to write."""
+    if not (job.resume or job.force):
+        # under the lock: no other enricher makes them meanwhile
+        check_new(([paths.records, paths.failed] if paths.regular else []) + list(paths.side))
+    mode: Mode = "append" if job.resume else "replace" if job.force else "new"
+    lazy = paths.per_run
+    side: Mode = "new" if lazy and not job.force else mode
+    resumable = paths.regular
+    return _Files(
+        records=OutputFile(paths.records, mode=mode, resumable=resumable),
+        failed=OutputFile(paths.failed, mode=side, lazy=lazy, resumable=resumable),
+        # rejects are found again by a resumed run (it reads the inputs from the start)
+        rejects=OutputFile(
+            paths.rejects, mode="new" if lazy and not job.force else "replace", lazy=lazy,
+            resumable=resumable,
+        ),
+        deferred=OutputFile(
+            _pending(paths.deferred), mode="replace", lazy=True, resumable=resumable
+        ),
+    )  # fmt: skip
+
+
+def _pending(path: str) -> str:
+    """Where this run's deferred list is made until it replaces the list at `path`."""
+    head, tail = os.path.split(path)
+    return os.path.join(head, f".{tail}.new")
 
 
 @contextlib.asynccontextmanager
@@ -120,8 +158,6 @@ async def _embedded_emulator(settings: Settings, on: bool) -> AsyncIterator[Sett
 
 
 def _open_cache(job: Job, settings: Settings) -> Cache | None:
-    if job.cache_only and not job.use_cache:
-        raise SettingsError("--cache-only and --no-cache contradict each other")
     if not job.use_cache or not (settings.cache.enabled or job.cache_path or job.cache_only):
         return None
     c = settings.cache
@@ -138,19 +174,24 @@ def _open_cache(job: Job, settings: Settings) -> Cache | None:
     return cache
 
 
-def _prepare(job: Job, paths: _Paths, cache: Cache | None) -> tuple[Deduper | None, list[str]]:
-    """What an earlier run left: IOCs it already wrote (with --resume), and IOCs it deferred,
-    to be asked first (from the cache database and from its deferred file)."""
+def _prepare(
+    job: Job, paths: OutputPaths, cache: Cache | None, stats: RunStats
+) -> tuple[Deduper | None, list[str]]:
+    """What an earlier run left: IOCs it already wrote (with --resume: counted in `stats`, so
+    the summary and the exit code cover the whole job), and IOCs it deferred, to be asked
+    first (from the cache database and from its deferred file)."""
     first = [ioc for _, ioc in cache.deferred()] if cache is not None else []
     first.extend(read_deferred(paths.deferred))
     done: Deduper | None = None
     if job.resume:
-        for path in (job.output, paths.failed):
+        for path in (paths.records, paths.failed):
             cut = repair(path)
             if cut:
                 log.info("resume: cut a torn last line (%d bytes) off %s", cut, path)
         done = Deduper()
-        found = read_written([job.output, paths.failed], done)
+        stats.earlier_ok = read_written([paths.records], done)
+        stats.earlier_failed, stats.earlier_unsupported = read_failed(paths.failed, done)
+        found = stats.earlier_ok + stats.earlier_failed + stats.earlier_unsupported
         log.info("resume: %s IOCs already written", f"{found:,}")
     return done, first
 
@@ -180,25 +221,62 @@ def _input_size(inputs: Sequence[str]) -> int | None:
 async def run_job(job: Job, settings: Settings) -> int:
     """Run one job; its exit code. The summary goes to stderr unless quiet."""
     started_at = time.time()
-    inputs = check_inputs(job.inputs)
-    paths = _paths(job)
-    _check_outputs(job, paths)
-    cache = _open_cache(job, settings)
+    inputs, skipped = find_inputs(job.inputs)
+    paths = plan_outputs(
+        job.output,
+        failed=job.failed,
+        rejects=job.rejects,
+        deferred=job.deferred,
+        inputs=inputs,
+        resume=job.resume,
+    )
+    _check_manifest(job)
+    # before anything is opened, repaired or read: an overlapping run stops here, at once
+    with OutputLock(_locked_paths(job, paths)):
+        return await _run_locked(job, settings, inputs, skipped, paths, started_at)
+
+
+class _Rejects:
+    """Reject lines written per input, up to `--max-rejects`; past it they are only counted
+    (random bytes must not fill a disk with rejects)."""
+
+    def __init__(self, limit: int, stats: RunStats) -> None:
+        self.limit = limit
+        self.stats = stats
+        self.written: Counter[str] = Counter()
+
+    def keep(self, rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        kept = []
+        for reject in rejects:
+            source = reject["source"]
+            if self.written[source] < self.limit:
+                self.written[source] += 1
+                kept.append(reject)
+            else:
+                self.stats.rejects_not_written[source] += 1
+        return kept
+
+
+async def _run_locked(
+    job: Job,
+    settings: Settings,
+    inputs: list[str],
+    skipped: list[str],
+    paths: OutputPaths,
+    started_at: float,
+) -> int:
     stats = RunStats()
+    stats.inputs_skipped = skipped
+    for problem in skipped:
+        log.error("error: %s: left out, the other inputs are read", problem)
+    cache = _open_cache(job, settings)
     enricher: Enricher | None = None
     fatal: FatalError | None = None
-    writers: list[NdjsonWriter] = []
+    files: _Files | None = None
     first: list[str] = []
     try:
-        done, first = _prepare(job, paths, cache)
-        mode = "ab" if job.resume else "wb"
-        out = NdjsonWriter(job.output, mode=mode, threaded=True)
-        failures = NdjsonWriter(paths.failed, lazy=paths.lazy, mode=mode)
-        rejects = NdjsonWriter(paths.rejects, lazy=paths.lazy)
-        # the new deferred list is made beside the old one and replaces it only at the end:
-        # until then the old one (read above) stays, should this run be killed
-        deferred = NdjsonWriter(paths.deferred + ".tmp", lazy=True)
-        writers = [out, failures, rejects, deferred]
+        done, first = _prepare(job, paths, cache, stats)
+        files = _open_files(job, paths)
         budget = None
         if settings.limits.daily_budget and cache is None:
             log.warning(
@@ -222,6 +300,7 @@ async def run_job(job: Job, settings: Settings) -> int:
             json=job.log_json and not job.quiet,
             total_bytes=_input_size(inputs),
         )
+        rejects = _Rejects(job.max_rejects, stats)
         async with (
             _embedded_emulator(settings, job.emulator) as settings,
             Enricher(
@@ -235,44 +314,66 @@ async def run_job(job: Job, settings: Settings) -> int:
             ) as enricher,
         ):
             chunks = read_inputs(inputs, job.reading, max_line=settings.pipeline.max_line_bytes)
-            with _signals(enricher, settings):
+            with _signals(enricher, settings, files):
                 progress.start()
                 try:
-                    async for outcome in enricher.run(_with_deferred_first(first, chunks)):
-                        if outcome.lines or outcome.cached_lines:
-                            out.write_lines(outcome.lines)
-                            out.write_lines(outcome.cached_lines)
-                            if stats.first_record_at is None:
-                                stats.first_record_at = time.monotonic()
-                        failures.write(outcome.failures)
-                        rejects.write(outcome.rejects)
-                        deferred.write(outcome.deferred)
+                    async with contextlib.aclosing(
+                        enricher.run(_with_deferred_first(first, chunks))
+                    ) as outcomes:
+                        async for outcome in outcomes:
+                            await _write(outcome, files, rejects, stats)
+                except FatalError as exc:
+                    fatal = exc
                 finally:
                     await progress.stop()
-            fatal = enricher.fatal
+                    # what earlier runs deferred and this one did not reach stays deferred
+                    fatal = await _close_files(files, first, enricher, fatal)
+            fatal = fatal or enricher.fatal
     except FatalError as exc:
-        fatal = exc
-        stats.stopped = str(exc)
+        fatal = fatal or exc
     finally:
-        if writers:
-            # what earlier runs deferred and this one did not reach stays deferred
-            writers[-1].write(_not_reached(first, enricher))
-        for w in writers:
-            try:
-                w.close()
-            except FatalError as exc:
-                fatal = fatal or exc
-                stats.stopped = stats.stopped or str(exc)
-        if writers:
-            _replace_deferred(paths.deferred, writers[-1], cache)
+        if files is not None and files.deferred.complete:
+            _replace_deferred(paths.deferred, files.deferred, cache)
         if cache is not None:
             cache.close()
+    if fatal is not None:
+        stats.stopped = stats.stopped or str(fatal)
     interrupted = enricher is not None and enricher.interrupted
     input_error = enricher.input_error if enricher is not None else None
-    code = _exit_code(stats, fatal, interrupted, input_error is not None)
-    if not _report(job, settings, stats, enricher, fatal, writers, paths, started_at, code, inputs):
+    code = _exit_code(stats, fatal, interrupted, input_error is not None or bool(skipped))
+    if not _report(job, settings, stats, enricher, fatal, files, paths, started_at, code, inputs):
         code = max(code, EXIT_FATAL)  # a nightly job's record of itself is an output too
     return code
+
+
+async def _write(outcome: Outcome, files: _Files, rejects: _Rejects, stats: RunStats) -> None:
+    """One outcome into the output set."""
+    n = len(outcome.lines) + len(outcome.cached_lines)
+    if n:
+        await files.records.write(b"".join(outcome.lines) + b"".join(outcome.cached_lines), n)
+        if stats.first_record_at is None:
+            stats.first_record_at = time.monotonic()
+    if outcome.failures:
+        await files.failed.write(encode_lines(outcome.failures), len(outcome.failures))
+    if outcome.rejects and (kept := rejects.keep(outcome.rejects)):
+        await files.rejects.write(encode_lines(kept), len(kept))
+    if outcome.deferred:
+        await files.deferred.write(encode_lines(outcome.deferred), len(outcome.deferred))
+
+
+async def _close_files(
+    files: _Files, first: list[str], enricher: Enricher | None, fatal: FatalError | None
+) -> FatalError | None:
+    """Write what is pending and close every file; the first error (if any)."""
+    left = _not_reached(first, enricher)
+    for f in files.all():
+        try:
+            if f is files.deferred and left:
+                await f.write(encode_lines(left), len(left))
+            await f.close()
+        except FatalError as exc:
+            fatal = fatal or exc
+    return fatal
 
 
 def _not_reached(first: list[str], enricher: Enricher | None) -> list[Deferred]:
@@ -284,7 +385,7 @@ def _not_reached(first: list[str], enricher: Enricher | None) -> list[Deferred]:
     return left
 
 
-def _replace_deferred(path: str, new: NdjsonWriter, cache: Cache | None) -> None:
+def _replace_deferred(path: str, new: OutputFile, cache: Cache | None) -> None:
     """This run's deferred list becomes the list: the file, and the cache's table, which the
     next run asks first whatever its inputs."""
     with contextlib.suppress(FileNotFoundError):
@@ -305,7 +406,36 @@ def _exit_code(
     if not stats.invariant_holds:  # pragma: no cover - a bug, said loudly
         log.error("error: the IOC accounting does not add up")
         return EXIT_FATAL
-    return EXIT_FAILURES if stats.failed or stats.deferred else EXIT_OK
+    # the whole job, earlier runs of it (--resume) included
+    return EXIT_FAILURES if stats.failed or stats.earlier_failed or stats.deferred else EXIT_OK
+
+
+def _next_step(
+    fatal: FatalError | None, enricher: Enricher | None, paths: OutputPaths, skipped: list[str]
+) -> str | None:
+    """The one line that says what happened, and what to run next; None after a clean run."""
+    again = (
+        "run the same command with --resume to finish"
+        if paths.regular
+        else "run it again (a run on standard output cannot be resumed)"
+    )
+    if fatal is not None:
+        step = fatal.next_step if isinstance(fatal, OutputError) else None
+        return f"error: {fatal}" + (f"; {step}" if step else "")
+    if enricher is not None and enricher.interrupted:
+        return f"interrupted: {again}"
+    if enricher is not None and enricher.input_error is not None:
+        return (
+            f"error: {enricher.input_error} (what was read before it was enriched); "
+            f"fix it, then {again}"
+        )
+    if skipped:
+        more = f" (and {len(skipped) - 1:,} more)" if len(skipped) > 1 else ""
+        return (
+            f"error: {skipped[0]}{more}: left out, the other inputs were enriched; "
+            f"fix it, then {again}"
+        )
+    return None
 
 
 def _report(
@@ -314,8 +444,8 @@ def _report(
     stats: RunStats,
     enricher: Enricher | None,
     fatal: FatalError | None,
-    writers: list[NdjsonWriter],
-    paths: _Paths,
+    files: _Files | None,
+    paths: OutputPaths,
     started_at: float,
     code: int,
     inputs: Sequence[str],
@@ -324,7 +454,7 @@ def _report(
     written = True
     changes = list(enricher.limiter.changes) if enricher and enricher.limiter else []
     if job.manifest:
-        outputs = {"records": job.output, "failures": paths.failed, "rejects": paths.rejects}
+        outputs = {"records": paths.records, "failures": paths.failed, "rejects": paths.rejects}
         outputs["deferred"] = paths.deferred
         manifest = build_manifest(
             settings=settings,
@@ -354,28 +484,44 @@ def _report(
             inputs=job.reading.formats,
             repeated=enricher.occurrences.most_common(5) if enricher else None,
         )
-        print(text, file=sys.stderr)
-        for w in writers[1:]:
-            if w.lines:
-                what = w.path.rsplit(".", 2)[-2] if w.path.endswith(".ndjson") else w.path
-                print(f"  {what} written to {w.display} ({w.lines:,} lines)", file=sys.stderr)
-    if fatal is not None:
-        log.error("error: %s", fatal)
-    elif enricher is not None and enricher.input_error is not None:
-        log.error("error: %s (what was read before it was enriched)", enricher.input_error)
-    elif enricher is not None and enricher.interrupted:
-        log.error("interrupted: run the same command with --resume to finish")
+        if files is not None:
+            shown = {files.failed: "failures", files.rejects: "rejects"}
+            shown[files.deferred] = "deferred"
+            for f, what in shown.items():
+                if f.lines:
+                    where = paths.deferred if f is files.deferred else f.display
+                    text += f"\n  {what} written to {where} ({f.lines:,} lines)"
+        _say(text)
+    step = _next_step(fatal, enricher, paths, stats.inputs_skipped)
+    if step is not None:
+        log.error("%s", step)
     return written
 
 
+def _say(text: str) -> None:
+    """Print on stderr; a stderr that is gone (its reader quit) costs the summary only."""
+    with contextlib.suppress(OSError):
+        print(text, file=sys.stderr, flush=True)
+
+
 @contextlib.contextmanager
-def _signals(enricher: Enricher, settings: Settings) -> Iterator[None]:
-    """SIGINT/SIGTERM: the first stops gracefully, a second stops at once."""
+def _signals(enricher: Enricher, settings: Settings, files: _Files) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP: the first stops gracefully (read no more, let requests in
+    flight finish for the grace period); past the grace period, or at a second signal, the
+    run stops at once, walking away from any output that cannot take what is left (a pipe
+    nobody reads, a stalled disk)."""
     loop = asyncio.get_running_loop()
     received = 0
+    deadline: asyncio.TimerHandle | None = None
+
+    def now() -> None:
+        enricher.stop(now=True)
+        for f in files.all():
+            if f.busy:
+                f.abandon()
 
     def on_signal() -> None:
-        nonlocal received
+        nonlocal received, deadline
         received += 1
         if received == 1:
             grace = settings.pipeline.grace_period
@@ -385,11 +531,12 @@ def _signals(enricher: Enricher, settings: Settings) -> Iterator[None]:
                 grace,
             )
             enricher.stop()
+            deadline = loop.call_later(grace, now)
         else:
-            enricher.stop(now=True)
+            now()
 
     installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         # not on this platform, or not in the main thread (asyncio says RuntimeError,
         # uvloop ValueError): the run goes on without graceful stop
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -398,5 +545,7 @@ def _signals(enricher: Enricher, settings: Settings) -> Iterator[None]:
     try:
         yield
     finally:
+        if deadline is not None:
+            deadline.cancel()
         for sig in installed:
             loop.remove_signal_handler(sig)

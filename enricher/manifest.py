@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -21,17 +20,10 @@ import orjson
 from . import __version__
 from .ratelimit import RateChange
 from .records import SCHEMA_VERSION
-from .settings import Settings
+from .settings import Settings, redact_url
 from .stats import RunStats
 
 __all__ = ["build_manifest", "redact_url", "write_manifest"]
-
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-def redact_url(text: str) -> str:
-    """`https://user:pw@host/x` → `https://***@host/x`."""
-    return _USERINFO.sub("***@", text)
 
 
 def _redact(value: Any) -> Any:
@@ -106,6 +98,9 @@ def build_manifest(
         "outputs": dict(outputs),
         "settings": settings_doc,
         "counts": counts,
+        "earlier_runs": d["earlier_runs"],
+        "rejects_not_written": d["rejects_not_written"],
+        "inputs_skipped": d["inputs_skipped"],
         "invariant_holds": stats.invariant_holds,
         "verdicts": d["verdicts"],
         "failures_by_error": d["errors"],

@@ -16,6 +16,7 @@ from .inputs import (
     InputOptions,
     add_arguments,
     check_inputs,
+    find_inputs,
     input_options,
     read_inputs,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "InputOptions",
     "add_arguments",
     "check_inputs",
+    "find_inputs",
     "input_options",
     "read_inputs",
     "read_lines",

@@ -18,7 +18,7 @@ from .dedupe import Deduper
 from .ioc import IocType
 from .normalize import normalize
 
-__all__ = ["read_deferred", "read_keys", "read_written", "repair"]
+__all__ = ["read_deferred", "read_failed", "read_keys", "read_written", "repair"]
 
 _TYPES = {t.value: t for t in IocType}
 _HEAD = b'{"ioc":"'
@@ -90,6 +90,31 @@ def read_written(paths: list[str], done: Deduper) -> int:
                 if normalize(ioc) == (t, ioc) and done.add(t, ioc):
                     n += 1
     return n
+
+
+def read_failed(path: str, done: Deduper) -> tuple[int, int]:
+    """Add each IOC of a failures file to `done`; how many failed, and how many were
+    unsupported (a failure of its own kind: not asked by choice)."""
+    failed = unsupported = 0
+    if not os.path.exists(path):
+        return 0, 0
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(doc, dict) or not isinstance(doc.get("ioc"), str):
+                continue
+            t = _TYPES.get(doc.get("type"))  # type: ignore[arg-type]
+            ioc = doc["ioc"]
+            if t is None or normalize(ioc) != (t, ioc) or not done.add(t, ioc):
+                continue
+            if str(doc.get("error", "")).startswith("unsupported"):
+                unsupported += 1
+            else:
+                failed += 1
+    return failed, unsupported
 
 
 def read_deferred(path: str) -> list[str]:

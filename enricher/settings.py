@@ -10,11 +10,13 @@ variable or file that holds the secret, and `Secret` keeps its value out of ever
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -37,6 +39,7 @@ __all__ = [
     "config_path",
     "load_settings",
     "parse_duration",
+    "redact_url",
 ]
 
 VERDICTS = ("malicious", "suspicious", "benign", "unknown")
@@ -48,12 +51,30 @@ def _check(ok: bool, name: str, message: str) -> None:
         raise SettingsError(f"{name}: {message}")
 
 
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+# Everything from `://` to the last `@` of the word: a password may hold `/` or `@` typed
+# unencoded, and redacting a little too much never leaks.
+_USERINFO = re.compile(r"(?<=://)\S*@")
 
 
-def _redact_url(text: str) -> str:
+def redact_url(text: str) -> str:
     """`https://user:pw@host/x` → `https://***@host/x`: a URL may carry credentials."""
     return _USERINFO.sub("***@", text)
+
+
+def _check_url(url: str, name: str) -> None:
+    """An http(s) URL with a host and a valid port; the message never shows its userinfo."""
+    shown = redact_url(url)
+    _check(
+        url.startswith(("http://", "https://")),
+        name,
+        f"must start with http:// or https:// (got {shown!r})",
+    )
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
+    except ValueError as exc:
+        raise SettingsError(f"{name}: not a valid URL ({exc}): {shown!r}") from None
+    _check(bool(parts.hostname), name, f"has no host: {shown!r}")
 
 
 def _redacted_repr(self: Any) -> str:
@@ -62,7 +83,7 @@ def _redacted_repr(self: Any) -> str:
     for f in dataclasses.fields(self):
         if f.repr:
             value = getattr(self, f.name)
-            shown = _redact_url(value) if isinstance(value, str) else value
+            shown = redact_url(value) if isinstance(value, str) else value
             parts.append(f"{f.name}={shown!r}")
     return f"{type(self).__qualname__}({', '.join(parts)})"
 
@@ -83,11 +104,7 @@ class ApiSettings:
     max_response_bytes: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        _check(
-            self.base_url.startswith(("http://", "https://")),
-            "api.base_url",
-            f"must start with http:// or https:// (got {_redact_url(self.base_url)!r})",
-        )
+        _check_url(self.base_url, "api.base_url")
         for ep in Endpoint:
             size = self.batch_size(ep)
             _check(
@@ -216,6 +233,8 @@ class AuthSettings:
         )
         if self.mode == "session":
             _check(bool(self.login_url), "auth.login_url", "is required with mode = session")
+        if self.login_url:
+            _check_url(self.login_url, "auth.login_url")
 
     __repr__ = _redacted_repr
 
@@ -327,7 +346,9 @@ def parse_duration(text: str) -> float:
     try:
         value = float(number) * (unit or 1)
     except ValueError:
-        raise SettingsError(f"not a duration: {text!r} (use e.g. 90s, 30m, 12h, 7d)") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise SettingsError(f"not a duration: {text!r} (use e.g. 90s, 30m, 12h, 7d)")
     if value < 0:
         raise SettingsError(f"a duration cannot be negative: {text!r}")
     return value
@@ -381,6 +402,8 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
                 raise SettingsError(f"{name}: must be a number (got {value!r})") from None
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         _check(ok and (hint is float or isinstance(value, int)), name, f"must be {hint.__name__}")
+        # inf and nan parse as floats; no setting means either (inf / rate = 0 s, say)
+        _check(math.isfinite(value), name, f"must be a finite number (got {value!r})")
         return hint(value)
     if hint is str:
         _check(isinstance(value, str), name, f"must be a string (got {value!r})")

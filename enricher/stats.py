@@ -31,6 +31,14 @@ class RunStats:
     reject_reasons: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     already_done: int = 0  # unique IOCs an earlier run already wrote (--resume)
+    # what earlier runs of this job wrote (--resume): the job's summary covers every run
+    earlier_ok: int = 0
+    earlier_failed: int = 0
+    earlier_unsupported: int = 0
+    #: reject lines counted but not written, by input (past --max-rejects)
+    rejects_not_written: Counter[str] = field(default_factory=Counter)
+    #: inputs found in directories or by globs that could not be read, and why
+    inputs_skipped: list[str] = field(default_factory=list)
     unique: int = 0
     cached: int = 0  # records served from the cache
     # outcome, per unique IOC
@@ -81,6 +89,13 @@ class RunStats:
             "reject_reasons": dict(self.reject_reasons.most_common()),
             "duplicates": self.duplicates,
             "already_done": self.already_done,
+            "earlier_runs": {
+                "ok": self.earlier_ok,
+                "failed": self.earlier_failed,
+                "unsupported": self.earlier_unsupported,
+            },
+            "rejects_not_written": dict(self.rejects_not_written),
+            "inputs_skipped": list(self.inputs_skipped),
             "unique": self.unique,
             "cached": self.cached,
             "queried": self.unique - self.cached - self.unsupported - self.deferred,

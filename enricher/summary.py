@@ -49,9 +49,21 @@ def format_summary(
     if stats.reject_reasons:
         top = dict(stats.reject_reasons.most_common(5))
         lines.append(f"  rejected by   {_counts(top)}")
+    if stats.rejects_not_written:
+        unwritten = _counts(stats.rejects_not_written)
+        lines.append(f"  not written   rejects past --max-rejects (counted only): {unwritten}")
+    if stats.inputs_skipped:
+        shown = "; ".join(stats.inputs_skipped[:3])
+        more = len(stats.inputs_skipped) - 3
+        lines.append(f"  inputs left out  {shown}" + (f" and {more:,} more" if more > 0 else ""))
     if repeated:
         shown = ", ".join(f"{ioc} x{n:,}" for ioc, n in repeated)
         lines.append(f"  most repeated {shown}")
+    if stats.earlier_ok or stats.earlier_failed or stats.earlier_unsupported:
+        lines.append(
+            f"  earlier runs  ok {_n(stats.earlier_ok)}  failed {_n(stats.earlier_failed)}"
+            f"  unsupported {_n(stats.earlier_unsupported)}  (already in the outputs: --resume)"
+        )
     lines += [
         f"  unique IOCs   {_n(stats.unique)}",
         f"  ok {_n(stats.ok)}  failed {_n(stats.failed)}  unsupported {_n(stats.unsupported)}"

@@ -261,10 +261,15 @@ def test_a_directory_where_a_file_is_expected(tmp_path: Path) -> None:
     folder = tmp_path / "folder"
     folder.mkdir()
     stopped(run(tmp_path, "--config", str(folder), str(good)), 1, "settings file is a directory")
-    stopped(run(tmp_path, "--rejects", str(folder), str(good)), 3, f"cannot write {folder}")
+    # a path that cannot be written is a usage error, found before anything is read or sent
+    stopped(run(tmp_path, "--rejects", str(folder), str(good)), 1, f"--rejects {folder} is a")
+    stopped(run(tmp_path, "--deferred", str(folder), str(good)), 1, f"--deferred {folder} is a")
     proc = enricher("run", "--emulator", str(good), "-o", str(folder), "--force", timeout=TIMEOUT)
-    assert proc.returncode == 3 and "Traceback" not in proc.stderr
-    assert f"enricher: error: cannot write {folder}" in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"enricher: error: -o {folder} is a directory; give a file path" in proc.stderr
+    proc = enricher("run", "--emulator", str(good), "-o", str(folder), "--resume", timeout=TIMEOUT)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"enricher: error: -o {folder} is a directory; give a file path" in proc.stderr
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")

@@ -119,11 +119,12 @@ def test_an_input_that_fails_part_way_exits_1(tmp_path: Path) -> None:
     assert "nope" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_unwritable_output_is_fatal(tmp_path: Path) -> None:
+def test_unwritable_output_is_a_usage_error(tmp_path: Path) -> None:
+    # found before anything is read or sent
     proc = enricher(
         "run", "--emulator", str(SAMPLE), "-o", str(tmp_path / "no" / "such" / "dir.ndjson")
     )
-    assert proc.returncode == 3
+    assert proc.returncode == 1
     assert "cannot write" in proc.stderr and "Traceback" not in proc.stderr
 
 

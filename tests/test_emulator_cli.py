@@ -114,13 +114,13 @@ def test_bad_flags_are_argparse_errors(
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["emulator", *flags])
-    assert exit_info.value.code == 2
+    assert exit_info.value.code == 1  # a usage error, as for `enricher run`
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
 def test_flags_that_do_not_fit_together(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["emulator", "--drop-rate", "0.6", "--hang-rate", "0.6"]) == 2
+    assert main(["emulator", "--drop-rate", "0.6", "--hang-rate", "0.6"]) == 1
     err = capsys.readouterr().err
     assert "must sum to <= 1" in err and "Traceback" not in err
 

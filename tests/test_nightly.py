@@ -74,7 +74,7 @@ def test_existing_output_is_never_silently_overwritten(tmp_path: Path) -> None:
 
 def test_resume_needs_a_file() -> None:
     proc = enricher("run", "--emulator", "--resume", "-o", "-", stdin=b"a.example.com\n")
-    assert proc.returncode == 1 and "stdout cannot be resumed" in proc.stderr
+    assert proc.returncode == 1 and "standard output cannot be resumed" in proc.stderr
 
 
 def test_warm_cache_sends_nothing_and_gives_the_same_records(tmp_path: Path) -> None:
@@ -357,7 +357,7 @@ def test_json_logs_and_progress(tmp_path: Path) -> None:
 @pytest.mark.parametrize("flag", ["--max-age", "--max-requests"])
 def test_bad_nightly_flags(flag: str) -> None:
     proc = enricher("run", flag, "soon")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
 
 
 def test_a_changed_verdict_table_remakes_cached_records(tmp_path: Path) -> None:

@@ -171,12 +171,12 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 2 for bad flags, 1 if it cannot bind."""
+    """Serve until SIGINT/SIGTERM; 0 on a clean stop, 1 for bad flags or if it cannot bind."""
     try:
         config = config_from_args(args)
     except ValueError as exc:
         print(f"enricher emulator: error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     try:
         asyncio.run(_serve(config, args.host, args.port))
     except KeyboardInterrupt:  # a Ctrl-C before the signal handlers were in place

@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 from .chunk import Chunk
-from .files import STDIN, check_inputs
+from .files import STDIN, check_inputs, find_inputs
 from .options import FORMATS, InputOptions, add_arguments, input_options
 from .read import read_inputs
 
@@ -30,6 +30,7 @@ __all__ = [
     "InputOptions",
     "add_arguments",
     "check_inputs",
+    "find_inputs",
     "input_options",
     "read_inputs",
 ]

@@ -218,8 +218,30 @@ class _Zstd:
         return b"".join(out)
 
 
-def open_binary(path: str) -> io.BufferedReader:
-    """The file at `path` opened for reading bytes (`-`: standard input)."""
+class _FdReader:
+    """A file descriptor read straight, without Python's buffer (standard input).
+
+    A reader thread blocked on a quiet pipe (`tail -f | enricher run -`) is left behind when
+    a run stops; had it been blocked inside `sys.stdin.buffer`, it would hold that buffer's
+    lock, and the interpreter aborts when it finds the lock held at exit.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def read1(self, size: int = 256 * 1024, /) -> bytes:
+        return os.read(self.fd, size)
+
+    def close(self) -> None:
+        pass  # standard input stays open
+
+
+def open_binary(path: str) -> io.BufferedReader | _FdReader:
+    """The file at `path` opened for reading bytes (`-`: standard input); the caller closes
+    it."""
     if path == "-":
-        return sys.stdin.buffer  # type: ignore[return-value]
-    return open(path, "rb")  # the caller closes it
+        try:
+            return _FdReader(sys.stdin.fileno())
+        except (AttributeError, OSError, ValueError):  # replaced by something without one
+            return cast(io.BufferedReader, sys.stdin.buffer)
+    return open(path, "rb")

@@ -12,12 +12,11 @@ chunk and a slow consumer stops the reading (the engine's queue is bounded).
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
-from typing import Generic, TypeVar, cast
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TypeVar
 
 from ..errors import InputError
+from ..threads import iterate_in_thread
 from .blocks import BLOCK, line_chunks
 from .chunk import Chunk
 from .decompress import DecompressError, Prefixed, Readable, decompressed, open_binary
@@ -31,7 +30,6 @@ from .text import read_text
 __all__ = ["in_thread", "read_inputs", "read_source"]
 
 T = TypeVar("T")
-_DONE = object()
 
 _SAMPLE = 64 * 1024
 _STDIN_NAME = "<stdin>"
@@ -148,45 +146,7 @@ def _sample(f: Readable) -> tuple[str, Readable]:
     return head[:_SAMPLE].decode("utf-8", "replace"), Prefixed(head, f, error)
 
 
-class _Pump(Generic[T]):
-    """Steps a generator in a worker thread, and closes it safely from the event loop.
-
-    A generator must not be closed while another thread runs it: when the consumer stops
-    during a step, the close is left to the worker, right after that step.
-    """
-
-    def __init__(self, gen: Iterator[T]) -> None:
-        self._gen = gen
-        self._lock = threading.Lock()
-        self._closing = False
-
-    def step(self) -> T | object:
-        """The next item, or `_DONE` (in the worker thread)."""
-        with self._lock:
-            item = _DONE if self._closing else next(self._gen, _DONE)
-            if self._closing:
-                self._close()
-                return _DONE
-            return item
-
-    def close(self) -> None:
-        self._closing = True
-        if self._lock.acquire(blocking=False):
-            try:
-                self._close()
-            finally:
-                self._lock.release()
-
-    def _close(self) -> None:
-        if isinstance(self._gen, Generator):
-            self._gen.close()
-
-
-async def in_thread(gen: Iterator[T]) -> AsyncIterator[T]:
-    """The items of a blocking generator, each made in a worker thread."""
-    pump = _Pump(gen)
-    try:
-        while (item := await asyncio.to_thread(pump.step)) is not _DONE:
-            yield cast(T, item)
-    finally:
-        pump.close()
+def in_thread(gen: Iterator[T]) -> AsyncIterator[T]:
+    """The items of a blocking generator, each made in a reader thread that a stop leaves
+    behind if it is blocked (see `enricher.threads`)."""
+    return iterate_in_thread(gen, name="read")

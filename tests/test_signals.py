@@ -1,0 +1,134 @@
+"""Signals and standard streams, as a scheduler and a shell deliver them: one SIGTERM (or
+SIGHUP) ends a run within a few seconds whatever it is blocked on, and a closed standard
+stream is no worse than one on /dev/null. Through the real command line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from helpers import read_ndjson
+
+ENV = {**os.environ, "PYTHONWARNINGS": "error", "ENRICHER_PIPELINE_GRACE_PERIOD": "2"}
+#: how long a stopped run may take to exit: the grace period, and start-up on a loaded machine
+PROMPT = 8.0
+
+
+def enricher_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "enricher", *args]
+
+
+def stop_and_time(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> float:
+    """Send `sig`; seconds until the process is gone."""
+    began = time.monotonic()
+    proc.send_signal(sig)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError("still running 30 s after the signal") from None
+    return time.monotonic() - began
+
+
+def wait_for_file(path: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size > 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{path} was not written")
+
+
+def test_sigterm_while_stdin_is_quiet(tmp_path: Path) -> None:
+    # (echo 1.2.3.4; sleep 60) | enricher run -: the reader is blocked in read()
+    out, manifest = tmp_path / "out.ndjson", tmp_path / "run.json"
+    r, w = os.pipe()
+    with subprocess.Popen(
+        enricher_cmd("run", "--emulator", "--no-cache", "-", "-o", str(out),
+                     "--manifest", str(manifest)),
+        stdin=r, stderr=subprocess.PIPE, env=ENV,
+    ) as proc:  # fmt: skip
+        os.close(r)
+        try:
+            os.write(w, b"1.2.3.4\n")
+            wait_for_file(out)  # the line went through while stdin stays open
+            took = stop_and_time(proc)
+        finally:
+            os.close(w)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+    assert took < PROMPT
+    assert proc.returncode == 3
+    assert [r["ioc"] for r in read_ndjson(out)] == ["1.2.3.4"]
+    assert orjson.loads(manifest.read_bytes())["exit_code"] == 3
+    assert b"interrupted: run the same command with --resume to finish" in err
+
+
+def test_sigterm_while_reading_an_endless_input(tmp_path: Path) -> None:
+    # /dev/zero: no line ever ends; the reader thread never yields a chunk
+    with subprocess.Popen(
+        enricher_cmd("run", "--emulator", "--no-cache", "/dev/zero", "-o",
+                     str(tmp_path / "out.ndjson")),
+        stderr=subprocess.DEVNULL, env=ENV,
+    ) as proc:  # fmt: skip
+        time.sleep(1.5)
+        assert proc.poll() is None
+        assert stop_and_time(proc) < PROMPT
+    assert proc.returncode == 3
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_signal_while_stdout_is_not_read(tmp_path: Path, sig: int) -> None:
+    # enricher run big.txt -o - | sleep 40: the pipe fills, the writer blocks
+    src = tmp_path / "big.txt"
+    src.write_text("".join(f"host{i}.pipe.example.com\n" for i in range(30_000)))
+    manifest = tmp_path / "run.json"
+    r, w = os.pipe()
+    with subprocess.Popen(
+        enricher_cmd("run", "--emulator", "--no-cache", str(src), "--manifest", str(manifest)),
+        stdout=w, stderr=subprocess.PIPE, env=ENV, cwd=tmp_path,
+    ) as proc:  # fmt: skip
+        os.close(w)
+        try:
+            time.sleep(3)  # the pipe's 64 KiB are full long before
+            assert proc.poll() is None
+            took = stop_and_time(proc, sig)
+        finally:
+            os.close(r)
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode()
+    assert took < PROMPT
+    assert proc.returncode == 3
+    assert "Traceback" not in err
+    assert "standard output was not written to its end" in err
+    assert "run it again" in err
+    assert orjson.loads(manifest.read_bytes())["exit_code"] == 3
+
+
+@pytest.mark.parametrize("closed", ["2>&-", "<&-", ">&-", "<&- >&- 2>&-"])
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_closed_standard_stream_is_like_dev_null(tmp_path: Path, closed: str, loop: str) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    src, out, manifest = tmp_path / "in.txt", tmp_path / "out.ndjson", tmp_path / "run.json"
+    src.write_text("".join(f"host{i}.closed.example.com\n" for i in range(500)) + "junk junk\n")
+    cmd = " ".join(enricher_cmd("run", "--emulator", "--no-cache", str(src), "--manifest",
+                                str(manifest)))  # fmt: skip
+    if ">&-" not in closed:
+        cmd += f" -o {out}"
+    proc = subprocess.run(
+        ["bash", "-c", f"{cmd} {closed}"],
+        capture_output=True, timeout=60, cwd=tmp_path,
+        env={**ENV, "ENRICHER_PIPELINE_EVENT_LOOP": loop},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert orjson.loads(manifest.read_bytes())["exit_code"] == 0
+    if ">&-" not in closed:
+        assert len(read_ndjson(out)) == 500
