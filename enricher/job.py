@@ -7,16 +7,14 @@ deferred IOCs picked up first by the next run, signals, progress, the manifest a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
 import os
-import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,14 +26,24 @@ from .engine import Enricher, Outcome
 from .errors import FatalError, OutputError, SettingsError
 from .manifest import build_manifest, write_manifest
 from .normalize import normalize
-from .outputs import Mode, OutputFile, OutputLock, OutputPaths, check_new, plan_outputs
+from .outputs import (
+    Mode,
+    OutputFile,
+    OutputLock,
+    OutputPaths,
+    check_new,
+    is_file_path,
+    plan_outputs,
+)
 from .reader import STDIN, Chunk, InputOptions, find_inputs, read_inputs
 from .records import Deferred, record_format
 from .records import deferred as deferred_record
 from .resume import read_deferred, read_failed, read_keys, read_written, repair
 from .settings import Settings
+from .signals import Stopper
 from .stats import RunStats
 from .summary import format_summary
+from .threads import Abandoned
 from .writer import encode_lines
 
 __all__ = ["EXIT_FAILURES", "EXIT_FATAL", "EXIT_OK", "EXIT_USAGE", "Job", "run_job"]
@@ -99,7 +107,8 @@ def _locked_paths(job: Job, paths: OutputPaths) -> list[str]:
     this run's own)."""
     locked = [paths.records] if paths.regular else []
     named = (job.failed, job.rejects, job.deferred)
-    return locked + [p for p, flag in zip(paths.side, named, strict=True) if flag]
+    locked += [p for p, flag in zip(paths.side, named, strict=True) if flag]
+    return [p for p in locked if is_file_path(p)]
 
 
 @dataclass
@@ -141,7 +150,10 @@ def _open_files(job: Job, paths: OutputPaths) -> _Files:
 
 
 def _pending(path: str) -> str:
-    """Where this run's deferred list is made until it replaces the list at `path`."""
+    """Where this run's deferred list is made until it replaces the list at `path` (a path
+    that is no regular file, /dev/null say, is written as it is, never replaced)."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        return path
     head, tail = os.path.split(path)
     return os.path.join(head, f".{tail}.new")
 
@@ -269,57 +281,64 @@ async def _run_locked(
     stats.inputs_skipped = skipped
     for problem in skipped:
         log.error("error: %s: left out, the other inputs are read", problem)
-    cache = _open_cache(job, settings)
+    cache: Cache | None = None
     enricher: Enricher | None = None
     fatal: FatalError | None = None
     files: _Files | None = None
     first: list[str] = []
-    try:
-        done, first = _prepare(job, paths, cache, stats)
-        files = _open_files(job, paths)
-        budget = None
-        if settings.limits.daily_budget and cache is None:
-            log.warning(
-                "limits.daily_budget is not kept without the cache (--no-cache): "
-                "only --max-requests limits this run"
+    with Stopper(settings.pipeline.grace_period) as stopper:
+        try:
+            # blocking work before the pipeline starts, in threads a signal walks away from
+            cache = await stopper.blocking(lambda: _open_cache(job, settings), name="cache")
+            done, first = await stopper.blocking(
+                lambda: _prepare(job, paths, cache, stats), name="resume"
             )
-        if job.max_requests is not None or settings.limits.daily_budget or cache is not None:
-            budget = Budget(
-                max_requests=job.max_requests,
-                daily=settings.limits.daily_budget or None,
-                cache=cache,
+            files = _open_files(job, paths)
+            budget = None
+            if settings.limits.daily_budget and cache is None:
+                log.warning(
+                    "limits.daily_budget is not kept without the cache (--no-cache): "
+                    "only --max-requests limits this run"
+                )
+            if job.max_requests is not None or settings.limits.daily_budget or cache is not None:
+                budget = Budget(
+                    max_requests=job.max_requests,
+                    daily=settings.limits.daily_budget or None,
+                    cache=cache,
+                )
+            # What exists now (modules, settings) lives as long as the run: keep it out of the
+            # cyclic collector, whose full passes stalled the loop 10-25 ms, which showed as
+            # requests bunched up at the server (measured at 50 requests/s).
+            gc.freeze()
+            live = job.progress if job.progress is not None else sys.stderr.isatty()
+            progress = Progress(
+                stats,
+                live=live and not job.quiet and not job.log_json,
+                json=job.log_json and not job.quiet,
+                total_bytes=_input_size(inputs),
             )
-        # What exists now (modules, settings) lives as long as the run: keep it out of the
-        # cyclic collector, whose full passes stalled the loop 10-25 ms, which showed as
-        # requests bunched up at the server (measured at 50 requests/s).
-        gc.freeze()
-        live = job.progress if job.progress is not None else sys.stderr.isatty()
-        progress = Progress(
-            stats,
-            live=live and not job.quiet and not job.log_json,
-            json=job.log_json and not job.quiet,
-            total_bytes=_input_size(inputs),
-        )
-        rejects = _Rejects(job.max_rejects, stats)
-        async with (
-            _embedded_emulator(settings, job.emulator) as settings,
-            Enricher(
-                settings,
-                stats=stats,
-                cache=cache,
-                budget=budget,
-                done=done,
-                cache_only=job.cache_only,
-                with_source=job.with_source,
-            ) as enricher,
-        ):
-            chunks = read_inputs(inputs, job.reading, max_line=settings.pipeline.max_line_bytes)
-            with _signals(enricher, settings, files):
+            rejects = _Rejects(job.max_rejects, stats)
+            async with (
+                _embedded_emulator(settings, job.emulator) as settings,
+                Enricher(
+                    settings,
+                    stats=stats,
+                    cache=cache,
+                    budget=budget,
+                    done=done,
+                    cache_only=job.cache_only,
+                    with_source=job.with_source,
+                ) as enricher,
+            ):
+                chunks = read_inputs(inputs, job.reading, max_line=settings.pipeline.max_line_bytes)
+                stopper.attach(enricher, files.all())
                 progress.start()
                 try:
                     async with contextlib.aclosing(
                         enricher.run(_with_deferred_first(first, chunks))
                     ) as outcomes:
+                        if stopper.stopping:  # a signal came while the run was being set up
+                            enricher.stop()
                         async for outcome in outcomes:
                             await _write(outcome, files, rejects, stats)
                 except FatalError as exc:
@@ -328,20 +347,24 @@ async def _run_locked(
                     await progress.stop()
                     # what earlier runs deferred and this one did not reach stays deferred
                     fatal = await _close_files(files, first, enricher, fatal)
-            fatal = fatal or enricher.fatal
-    except FatalError as exc:
-        fatal = fatal or exc
-    finally:
-        if files is not None and files.deferred.complete:
-            _replace_deferred(paths.deferred, files.deferred, cache)
-        if cache is not None:
-            cache.close()
+                fatal = fatal or enricher.fatal
+        except Abandoned:
+            stats.stopped = "interrupted before the run started"
+        except FatalError as exc:
+            fatal = fatal or exc
+        finally:
+            if files is not None and files.deferred.complete:
+                _replace_deferred(paths.deferred, files.deferred, cache)
+            if cache is not None:
+                cache.close()
     if fatal is not None:
         stats.stopped = stats.stopped or str(fatal)
-    interrupted = enricher is not None and enricher.interrupted
+    interrupted = stopper.stopping or (enricher is not None and enricher.interrupted)
     input_error = enricher.input_error if enricher is not None else None
     code = _exit_code(stats, fatal, interrupted, input_error is not None or bool(skipped))
-    if not _report(job, settings, stats, enricher, fatal, files, paths, started_at, code, inputs):
+    if not _report(
+        job, settings, stats, enricher, fatal, files, paths, started_at, code, inputs, interrupted
+    ):
         code = max(code, EXIT_FATAL)  # a nightly job's record of itself is an output too
     return code
 
@@ -388,6 +411,8 @@ def _not_reached(first: list[str], enricher: Enricher | None) -> list[Deferred]:
 def _replace_deferred(path: str, new: OutputFile, cache: Cache | None) -> None:
     """This run's deferred list becomes the list: the file, and the cache's table, which the
     next run asks first whatever its inputs."""
+    if new.path == path:  # not a regular file: written as it is
+        return
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     if new.lines:
@@ -411,7 +436,11 @@ def _exit_code(
 
 
 def _next_step(
-    fatal: FatalError | None, enricher: Enricher | None, paths: OutputPaths, skipped: list[str]
+    fatal: FatalError | None,
+    interrupted: bool,
+    enricher: Enricher | None,
+    paths: OutputPaths,
+    skipped: list[str],
 ) -> str | None:
     """The one line that says what happened, and what to run next; None after a clean run."""
     again = (
@@ -422,7 +451,7 @@ def _next_step(
     if fatal is not None:
         step = fatal.next_step if isinstance(fatal, OutputError) else None
         return f"error: {fatal}" + (f"; {step}" if step else "")
-    if enricher is not None and enricher.interrupted:
+    if interrupted:
         return f"interrupted: {again}"
     if enricher is not None and enricher.input_error is not None:
         return (
@@ -449,6 +478,7 @@ def _report(
     started_at: float,
     code: int,
     inputs: Sequence[str],
+    interrupted: bool,
 ) -> bool:
     """Write the manifest and print the summary; False if the manifest could not be written."""
     written = True
@@ -492,7 +522,7 @@ def _report(
                     where = paths.deferred if f is files.deferred else f.display
                     text += f"\n  {what} written to {where} ({f.lines:,} lines)"
         _say(text)
-    step = _next_step(fatal, enricher, paths, stats.inputs_skipped)
+    step = _next_step(fatal, interrupted, enricher, paths, stats.inputs_skipped)
     if step is not None:
         log.error("%s", step)
     return written
@@ -502,50 +532,3 @@ def _say(text: str) -> None:
     """Print on stderr; a stderr that is gone (its reader quit) costs the summary only."""
     with contextlib.suppress(OSError):
         print(text, file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def _signals(enricher: Enricher, settings: Settings, files: _Files) -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP: the first stops gracefully (read no more, let requests in
-    flight finish for the grace period); past the grace period, or at a second signal, the
-    run stops at once, walking away from any output that cannot take what is left (a pipe
-    nobody reads, a stalled disk)."""
-    loop = asyncio.get_running_loop()
-    received = 0
-    deadline: asyncio.TimerHandle | None = None
-
-    def now() -> None:
-        enricher.stop(now=True)
-        for f in files.all():
-            if f.busy:
-                f.abandon()
-
-    def on_signal() -> None:
-        nonlocal received, deadline
-        received += 1
-        if received == 1:
-            grace = settings.pipeline.grace_period
-            log.error(
-                "stopping: letting requests in flight finish (up to %.0f s); "
-                "signal again to stop at once",
-                grace,
-            )
-            enricher.stop()
-            deadline = loop.call_later(grace, now)
-        else:
-            now()
-
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        # not on this platform, or not in the main thread (asyncio says RuntimeError,
-        # uvloop ValueError): the run goes on without graceful stop
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, on_signal)
-            installed.append(sig)
-    try:
-        yield
-    finally:
-        if deadline is not None:
-            deadline.cancel()
-        for sig in installed:
-            loop.remove_signal_handler(sig)

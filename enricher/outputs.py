@@ -35,7 +35,7 @@ import janus
 from .errors import OutputError, SettingsError
 from .threads import Drain
 
-__all__ = ["OutputFile", "OutputLock", "OutputPaths", "plan_outputs"]
+__all__ = ["OutputFile", "OutputLock", "OutputPaths", "check_new", "is_file_path", "plan_outputs"]
 
 STDOUT = "-"
 
@@ -132,6 +132,8 @@ def _check_distinct(paths: OutputPaths, inputs: Sequence[str]) -> None:
     ins = {_identity(p): p for p in inputs if p != STDOUT}
     seen: dict[tuple[int, int] | str, str] = {}
     for flag, path in named:
+        if _kind(path) == "special":
+            continue  # /dev/null may take several of them
         key = _identity(path)
         if key in ins:
             raise SettingsError(
@@ -142,10 +144,16 @@ def _check_distinct(paths: OutputPaths, inputs: Sequence[str]) -> None:
         seen[key] = path
 
 
+def is_file_path(path: str) -> bool:
+    """A regular file, or nothing yet: a path the run makes, locks and may replace (not
+    standard output, /dev/null, a pipe or a device, which are only written to)."""
+    return path != STDOUT and _kind(path) in ("regular", "missing")
+
+
 def check_new(paths: Sequence[str]) -> None:
     """Refuse (SettingsError) if any of these files exists: a new run never overwrites one."""
     for path in paths:
-        if os.path.lexists(path):
+        if os.path.lexists(path) and (os.path.islink(path) or is_file_path(path)):
             raise SettingsError(
                 f"{path} exists: add --resume to continue that run, or --force to replace it"
             )

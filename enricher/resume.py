@@ -26,7 +26,10 @@ _MID = b'","type":"'
 
 
 def repair(path: str | Path) -> int:
-    """Cut a torn last line (no newline at the end) off the file; how many bytes were cut."""
+    """Cut a torn last line (no newline at the end) off the file; how many bytes were cut.
+    Only a regular file is touched (a side file may be /dev/null, or a pipe)."""
+    if not os.path.isfile(path):
+        return 0
     try:
         f = open(path, "rb+")  # noqa: SIM115 - closed below
     except FileNotFoundError:
@@ -84,7 +87,7 @@ def read_written(paths: list[str], done: Deduper) -> int:
     """Add each IOC written in these NDJSON files to `done`; how many there were."""
     n = 0
     for path in paths:
-        if os.path.exists(path):
+        if os.path.isfile(path):
             for t, ioc in read_keys(path):
                 # only what normalizes as written: a foreign value cannot be packed
                 if normalize(ioc) == (t, ioc) and done.add(t, ioc):
@@ -96,7 +99,7 @@ def read_failed(path: str, done: Deduper) -> tuple[int, int]:
     """Add each IOC of a failures file to `done`; how many failed, and how many were
     unsupported (a failure of its own kind: not asked by choice)."""
     failed = unsupported = 0
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         return 0, 0
     with open(path, "rb") as f:
         for line in f:
@@ -119,6 +122,6 @@ def read_failed(path: str, done: Deduper) -> tuple[int, int]:
 
 def read_deferred(path: str) -> list[str]:
     """The IOCs of a deferred file, to be asked first."""
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         return []
     return [ioc for _, ioc in read_keys(path)]

@@ -26,9 +26,14 @@ from typing import Generic, TypeVar
 
 import janus
 
-__all__ = ["Drain", "iterate_in_thread"]
+__all__ = ["Abandoned", "Drain", "call_in_thread", "iterate_in_thread"]
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Abandoned(Exception):
+    """A call in a thread was walked away from (the run was stopped meanwhile)."""
 
 
 class _End:
@@ -154,3 +159,38 @@ class Drain(Generic[T]):
         self.abandoned = True
         self._abandon.set()
         self._q.shutdown(immediate=True)
+
+
+async def call_in_thread(fn: Callable[[], R], *, name: str, until: asyncio.Event) -> R:
+    """`fn()` in a daemon thread; its result, or `Abandoned` as soon as `until` is set first
+    (the thread is then left to finish, or to end with the process)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[R] = loop.create_future()
+
+    def settle(result: R | None, error: BaseException | None) -> None:
+        if not done.done():
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            result, error = fn(), None
+        except BaseException as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    if until.is_set():
+        raise Abandoned
+    threading.Thread(target=work, name=name, daemon=True).start()
+    stopped = asyncio.ensure_future(until.wait())
+    try:
+        await asyncio.wait((done, stopped), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if done.done():
+        return done.result()
+    done.cancel()
+    raise Abandoned

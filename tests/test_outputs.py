@@ -311,3 +311,20 @@ def test_resume_reports_earlier_failures_and_exits_2(tmp_path: Path) -> None:
     assert again.returncode == 2, again.stderr
     assert "earlier runs  ok 99  failed 1  unsupported 0" in again.stderr
     exactly_once(read_ndjson(out) + read_ndjson(Path(f"{out}.failed.ndjson")), expected)
+
+
+def test_side_files_on_dev_null_are_written_not_replaced(tmp_path: Path) -> None:
+    # as root, replacing /dev/null (unlink, rename over it) would break the machine
+    src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
+    make_input(src, 40)
+    before = os.stat("/dev/null")
+    side = ["--failed", "/dev/null", "--rejects", "/dev/null", "--deferred", "/dev/null"]
+    for extra in ([], ["--resume"], ["--force"]):
+        proc = enricher("run", "--emulator", "--no-cache", str(src), "-o", str(out), *side,
+                        "--max-requests", "0", *extra, timeout=TIMEOUT)  # fmt: skip
+        assert proc.returncode == 2, proc.stderr  # all deferred: --max-requests 0
+    after = os.stat("/dev/null")
+    assert (after.st_ino, after.st_mode, after.st_rdev) == (
+        before.st_ino, before.st_mode, before.st_rdev
+    )  # fmt: skip
+    assert not [n for n in os.listdir("/dev") if n.endswith((".lock", ".new"))]

@@ -1,0 +1,118 @@
+"""How a run is stopped from outside: SIGINT, SIGTERM and SIGHUP (a closed terminal, or a
+scheduler's stop).
+
+The first signal stops gracefully: read no more, send nothing new, let requests in flight
+finish for the grace period, defer the rest. Past the grace period, or at a second signal,
+the run stops at once, walking away from any output that cannot take what is left (a pipe
+nobody reads, a stalled disk). Before the pipeline starts (opening the cache, reading what an
+earlier run wrote), the blocking work runs in a thread the stop walks away from, so a signal
+is answered within moments whatever the run is doing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Protocol, Self, TypeVar
+
+from .threads import call_in_thread
+
+__all__ = ["SIGNALS", "Stopper"]
+
+log = logging.getLogger("enricher")
+
+R = TypeVar("R")
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Stoppable(Protocol):
+    def stop(self, *, now: bool = False) -> None: ...
+
+
+class _Abandonable(Protocol):
+    @property
+    def busy(self) -> bool: ...
+
+    def abandon(self) -> None: ...
+
+
+class Stopper:
+    """Signal handling for one run (a context manager on the running loop).
+
+    `attach` hands it the pipeline and the outputs once they exist; until then a signal
+    interrupts what `blocking` runs. `received` counts the signals.
+    """
+
+    def __init__(self, grace_period: float) -> None:
+        self.grace_period = grace_period
+        self.received = 0
+        self._stopping = asyncio.Event()
+        self._pipeline: _Stoppable | None = None
+        self._outputs: Sequence[_Abandonable] = ()
+        self._deadline: asyncio.TimerHandle | None = None
+        self._installed: list[int] = []
+
+    def __enter__(self) -> Self:
+        loop = asyncio.get_running_loop()
+        for sig in SIGNALS:
+            # not on this platform, or not in the main thread (asyncio says RuntimeError,
+            # uvloop ValueError): the run goes on without graceful stop
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_signal)
+                self._installed.append(sig)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+        self._installed.clear()
+
+    @property
+    def stopping(self) -> bool:
+        return self.received > 0
+
+    def attach(self, pipeline: _Stoppable, outputs: Sequence[_Abandonable]) -> None:
+        self._pipeline = pipeline
+        self._outputs = outputs
+
+    async def blocking(self, fn: Callable[[], R], *, name: str) -> R:
+        """`fn()` in a thread; raises `threads.Abandoned` if a signal comes first."""
+        return await call_in_thread(fn, name=name, until=self._stopping)
+
+    def stop_now(self) -> None:
+        """Stop every stage at once, and walk away from outputs still writing."""
+        if self._pipeline is not None:
+            self._pipeline.stop(now=True)
+        for output in self._outputs:
+            if output.busy:
+                output.abandon()
+
+    def _on_signal(self) -> None:
+        self.received += 1
+        self._stopping.set()
+        if self.received > 1:
+            self.stop_now()
+            return
+        if self._pipeline is None:
+            log.error("stopping before the run started")
+            return
+        log.error(
+            "stopping: letting requests in flight finish (up to %.0f s); "
+            "signal again to stop at once",
+            self.grace_period,
+        )
+        self._pipeline.stop()
+        self._deadline = asyncio.get_running_loop().call_later(self.grace_period, self.stop_now)
