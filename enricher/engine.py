@@ -180,6 +180,11 @@ class Enricher:
         """Whether the last run took this IOC in (and so accounted for it)."""
         return self._seen is not None and (ioc_type, value) in self._seen
 
+    @property
+    def in_flight(self) -> int:
+        """Batches being sent (or waiting to be sent again) right now."""
+        return len(self._run.inflight) if self._run is not None else 0
+
     def stop(self, *, now: bool = False) -> None:
         """Stop the running pipeline: read no more, send nothing new, and let requests in
         flight finish within `pipeline.grace_period` (at once with `now`). What was not

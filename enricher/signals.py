@@ -33,12 +33,23 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 class _Stoppable(Protocol):
     def stop(self, *, now: bool = False) -> None: ...
 
+    @property
+    def in_flight(self) -> int: ...
+
 
 class _Abandonable(Protocol):
     @property
     def busy(self) -> bool: ...
 
+    @property
+    def lines(self) -> int: ...
+
     def abandon(self) -> None: ...
+
+
+#: once no request is in flight, how long outputs may go without taking a line before a
+#: stopping run walks away from them (a reader that stopped reading will not start again)
+STALL = 1.0
 
 
 class Stopper:
@@ -55,6 +66,7 @@ class Stopper:
         self._pipeline: _Stoppable | None = None
         self._outputs: Sequence[_Abandonable] = ()
         self._deadline: asyncio.TimerHandle | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._installed: list[int] = []
 
     def __enter__(self) -> Self:
@@ -75,6 +87,8 @@ class Stopper:
     ) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
+        if self._watch is not None:
+            self._watch.cancel()
         loop = asyncio.get_running_loop()
         for sig in self._installed:
             loop.remove_signal_handler(sig)
@@ -116,3 +130,21 @@ class Stopper:
         )
         self._pipeline.stop()
         self._deadline = asyncio.get_running_loop().call_later(self.grace_period, self.stop_now)
+        self._watch = asyncio.create_task(self._stop_when_stalled())
+
+    async def _stop_when_stalled(self) -> None:
+        """The grace period is for requests in flight: once there are none, stop as soon as
+        the outputs have taken nothing for `STALL` seconds, rather than wait it out."""
+        step = STALL / 4
+        still = 0.0
+        last: tuple[int, ...] = ()
+        while True:
+            await asyncio.sleep(step)
+            taken = tuple(o.lines for o in self._outputs)
+            pipeline = self._pipeline
+            idle = pipeline is not None and pipeline.in_flight == 0
+            still = still + step if idle and taken == last else 0.0
+            last = taken
+            if still >= STALL and any(o.busy for o in self._outputs):
+                self.stop_now()
+                return
