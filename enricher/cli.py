@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -24,7 +26,16 @@ __all__ = ["build_parser", "main"]
 
 _positive_int = number(int, low=1, must="at least 1")
 _non_negative_int = number(int, low=0, must="at least 0")
-_rate = number(float, low=0.0, must=">= 0")
+_any_rate = number(float, low=0.0, high=1_000_000.0, must="0 (no limit) or 0.001 to 1000000")
+
+
+def _rate(text: str) -> float:
+    """Requests a second: 0 (no limit), or at least one request in 1,000 s (a slower rate
+    would never end a run)."""
+    rate = _any_rate(text)
+    if 0 < rate < 0.001:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or 0.001 to 1000000 (got {text})")
+    return rate
 
 
 def _duration(text: str) -> float:
@@ -196,10 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _standard_streams() -> None:
+def _standard_streams() -> list[str]:
     """A standard stream the caller closed (`2>&-`, `<&-`, `>&-`) is opened on /dev/null, so
     the run behaves as with `2>/dev/null`: nothing fails on a missing stream, and a file the
-    run opens cannot take its number (and get the progress line or the records)."""
+    run opens cannot take its number (and get the progress line or the records). Returns
+    the names of those that were closed."""
+    closed = []
     for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
         try:
             os.fstat(fd)
@@ -209,12 +222,33 @@ def _standard_streams() -> None:
                 os.dup2(null, fd)
                 os.close(null)
             setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - lives as long as the process
+            closed.append(name)
+    return closed
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM and SIGHUP before the run's own handlers are in place: as SIGINT is."""
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _standard_streams()
+    closed = _standard_streams()
+    before = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            before[sig] = signal.signal(sig, _interrupt)
+    try:
+        return _main(argv, closed)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if "stdout" in closed and getattr(args, "output", None) == "-":
+        _error("standard output is closed: the records go nowhere", prefix="warning: ")
     try:
         code: int = args.func(args)
     except FatalError as exc:
@@ -224,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _error("interrupted", prefix="")
+        _error("interrupted before the run started; run the same command again", prefix="")
         return EXIT_FATAL
     return code
 

@@ -102,12 +102,13 @@ def _check_manifest(job: Job) -> None:
 
 
 def _locked_paths(job: Job, paths: OutputPaths) -> list[str]:
-    """The files no other run may write while this one does: the records file, and any side
-    file named on the command line (the others are named after the records file, or are
-    this run's own)."""
-    locked = [paths.records] if paths.regular else []
-    named = (job.failed, job.rejects, job.deferred)
-    locked += [p for p, flag in zip(paths.side, named, strict=True) if flag]
+    """The files no other run may write while this one does: every file of the set, but
+    standard output, /dev/null or a pipe, and the side files named for this run alone."""
+    if paths.regular:
+        locked = [paths.records, *paths.side]
+    else:
+        named = (job.failed, job.rejects, job.deferred)
+        locked = [p for p, flag in zip(paths.side, named, strict=True) if flag]
     return [p for p in locked if is_file_path(p)]
 
 
@@ -144,15 +145,17 @@ def _open_files(job: Job, paths: OutputPaths) -> _Files:
             resumable=resumable,
         ),
         deferred=OutputFile(
-            _pending(paths.deferred), mode="replace", lazy=True, resumable=resumable
+            _pending(paths), mode="replace", lazy=True, resumable=resumable
         ),
     )  # fmt: skip
 
 
-def _pending(path: str) -> str:
-    """Where this run's deferred list is made until it replaces the list at `path` (a path
-    that is no regular file, /dev/null say, is written as it is, never replaced)."""
-    if os.path.exists(path) and not os.path.isfile(path):
+def _pending(paths: OutputPaths) -> str:
+    """Where this run's deferred list is made until it replaces the job's list. A list of
+    this run's own (a run on standard output), or a path that is no regular file (/dev/null)
+    is written as it is, never replaced."""
+    path = paths.deferred
+    if paths.per_run or not is_file_path(path):
         return path
     head, tail = os.path.split(path)
     return os.path.join(head, f".{tail}.new")
@@ -196,13 +199,18 @@ def _prepare(
     first.extend(read_deferred(paths.deferred))
     done: Deduper | None = None
     if job.resume:
-        for path in (paths.records, paths.failed):
-            cut = repair(path)
-            if cut:
-                log.info("resume: cut a torn last line (%d bytes) off %s", cut, path)
-        done = Deduper()
-        stats.earlier_ok = read_written([paths.records], done)
-        stats.earlier_failed, stats.earlier_unsupported = read_failed(paths.failed, done)
+        try:
+            for path in (paths.records, paths.failed):
+                cut = repair(path)
+                if cut:
+                    log.info("resume: cut a torn last line (%d bytes) off %s", cut, path)
+            done = Deduper()
+            stats.earlier_ok = read_written([paths.records], done)
+            stats.earlier_failed, stats.earlier_unsupported = read_failed(paths.failed, done)
+        except OSError as exc:
+            raise SettingsError(
+                f"cannot resume from {exc.filename}: {exc.strerror or exc}"
+            ) from None
         found = stats.earlier_ok + stats.earlier_failed + stats.earlier_unsupported
         log.info("resume: %s IOCs already written", f"{found:,}")
     return done, first
@@ -233,19 +241,22 @@ def _input_size(inputs: Sequence[str]) -> int | None:
 async def run_job(job: Job, settings: Settings) -> int:
     """Run one job; its exit code. The summary goes to stderr unless quiet."""
     started_at = time.time()
-    inputs, skipped = find_inputs(job.inputs)
-    paths = plan_outputs(
-        job.output,
-        failed=job.failed,
-        rejects=job.rejects,
-        deferred=job.deferred,
-        inputs=inputs,
-        resume=job.resume,
-    )
-    _check_manifest(job)
-    # before anything is opened, repaired or read: an overlapping run stops here, at once
-    with OutputLock(_locked_paths(job, paths)):
-        return await _run_locked(job, settings, inputs, skipped, paths, started_at)
+    with Stopper(settings.pipeline.grace_period) as stopper:
+        inputs, skipped = find_inputs(job.inputs)
+        paths = plan_outputs(
+            job.output,
+            failed=job.failed,
+            rejects=job.rejects,
+            deferred=job.deferred,
+            inputs=inputs,
+            sources=job.inputs,
+            manifest=job.manifest,
+            resume=job.resume,
+        )
+        _check_manifest(job)
+        # before anything is opened, repaired or read: an overlapping run stops here, at once
+        with OutputLock(_locked_paths(job, paths)):
+            return await _run_locked(job, settings, stopper, inputs, skipped, paths, started_at)
 
 
 class _Rejects:
@@ -272,6 +283,7 @@ class _Rejects:
 async def _run_locked(
     job: Job,
     settings: Settings,
+    stopper: Stopper,
     inputs: list[str],
     skipped: list[str],
     paths: OutputPaths,
@@ -279,82 +291,85 @@ async def _run_locked(
 ) -> int:
     stats = RunStats()
     stats.inputs_skipped = skipped
-    for problem in skipped:
-        log.error("error: %s: left out, the other inputs are read", problem)
     cache: Cache | None = None
     enricher: Enricher | None = None
     fatal: FatalError | None = None
     files: _Files | None = None
     first: list[str] = []
-    with Stopper(settings.pipeline.grace_period) as stopper:
+    try:
+        if stopper.stopping:  # a signal came while the run was being checked
+            raise Abandoned
+        # blocking work before the pipeline starts, in threads a signal walks away from
+        cache = await stopper.blocking(lambda: _open_cache(job, settings), name="cache")
+        done, first = await stopper.blocking(
+            lambda: _prepare(job, paths, cache, stats), name="resume"
+        )
+        files = _open_files(job, paths)
+        budget = None
+        if settings.limits.daily_budget and cache is None:
+            log.warning(
+                "limits.daily_budget is not kept without the cache (--no-cache): "
+                "only --max-requests limits this run"
+            )
+        if job.max_requests is not None or settings.limits.daily_budget or cache is not None:
+            budget = Budget(
+                max_requests=job.max_requests,
+                daily=settings.limits.daily_budget or None,
+                cache=cache,
+            )
+        # What exists now (modules, settings) lives as long as the run: keep it out of the
+        # cyclic collector, whose full passes stalled the loop 10-25 ms, which showed as
+        # requests bunched up at the server (measured at 50 requests/s).
+        gc.freeze()
+        live = job.progress if job.progress is not None else sys.stderr.isatty()
+        progress = Progress(
+            stats,
+            live=live and not job.quiet and not job.log_json,
+            json=job.log_json and not job.quiet,
+            total_bytes=_input_size(inputs),
+        )
+        rejects = _Rejects(job.max_rejects, stats)
+        async with (
+            _embedded_emulator(settings, job.emulator) as settings,
+            Enricher(
+                settings,
+                stats=stats,
+                cache=cache,
+                budget=budget,
+                done=done,
+                cache_only=job.cache_only,
+                with_source=job.with_source,
+            ) as enricher,
+        ):
+            chunks = read_inputs(inputs, job.reading, max_line=settings.pipeline.max_line_bytes)
+            stopper.attach(enricher, files.all())
+            progress.start()
+            try:
+                async with contextlib.aclosing(
+                    enricher.run(_with_deferred_first(first, chunks))
+                ) as outcomes:
+                    if stopper.stopping:  # a signal came while the run was being set up
+                        enricher.stop()
+                    async for outcome in outcomes:
+                        await _write(outcome, files, rejects, stats)
+            except FatalError as exc:
+                fatal = exc
+            finally:
+                await progress.stop()
+                # what earlier runs deferred and this one did not reach stays deferred
+                fatal = await _close_files(files, first, enricher, fatal)
+            fatal = fatal or enricher.fatal
+    except Abandoned:
+        stats.stopped = "interrupted before the run started"
+    except FatalError as exc:
+        fatal = fatal or exc
+    finally:
         try:
-            # blocking work before the pipeline starts, in threads a signal walks away from
-            cache = await stopper.blocking(lambda: _open_cache(job, settings), name="cache")
-            done, first = await stopper.blocking(
-                lambda: _prepare(job, paths, cache, stats), name="resume"
-            )
-            files = _open_files(job, paths)
-            budget = None
-            if settings.limits.daily_budget and cache is None:
-                log.warning(
-                    "limits.daily_budget is not kept without the cache (--no-cache): "
-                    "only --max-requests limits this run"
-                )
-            if job.max_requests is not None or settings.limits.daily_budget or cache is not None:
-                budget = Budget(
-                    max_requests=job.max_requests,
-                    daily=settings.limits.daily_budget or None,
-                    cache=cache,
-                )
-            # What exists now (modules, settings) lives as long as the run: keep it out of the
-            # cyclic collector, whose full passes stalled the loop 10-25 ms, which showed as
-            # requests bunched up at the server (measured at 50 requests/s).
-            gc.freeze()
-            live = job.progress if job.progress is not None else sys.stderr.isatty()
-            progress = Progress(
-                stats,
-                live=live and not job.quiet and not job.log_json,
-                json=job.log_json and not job.quiet,
-                total_bytes=_input_size(inputs),
-            )
-            rejects = _Rejects(job.max_rejects, stats)
-            async with (
-                _embedded_emulator(settings, job.emulator) as settings,
-                Enricher(
-                    settings,
-                    stats=stats,
-                    cache=cache,
-                    budget=budget,
-                    done=done,
-                    cache_only=job.cache_only,
-                    with_source=job.with_source,
-                ) as enricher,
-            ):
-                chunks = read_inputs(inputs, job.reading, max_line=settings.pipeline.max_line_bytes)
-                stopper.attach(enricher, files.all())
-                progress.start()
-                try:
-                    async with contextlib.aclosing(
-                        enricher.run(_with_deferred_first(first, chunks))
-                    ) as outcomes:
-                        if stopper.stopping:  # a signal came while the run was being set up
-                            enricher.stop()
-                        async for outcome in outcomes:
-                            await _write(outcome, files, rejects, stats)
-                except FatalError as exc:
-                    fatal = exc
-                finally:
-                    await progress.stop()
-                    # what earlier runs deferred and this one did not reach stays deferred
-                    fatal = await _close_files(files, first, enricher, fatal)
-                fatal = fatal or enricher.fatal
-        except Abandoned:
-            stats.stopped = "interrupted before the run started"
+            if files is not None and files.deferred.complete:
+                _replace_deferred(paths.deferred, files.deferred, cache)
         except FatalError as exc:
             fatal = fatal or exc
         finally:
-            if files is not None and files.deferred.complete:
-                _replace_deferred(paths.deferred, files.deferred, cache)
             if cache is not None:
                 cache.close()
     if fatal is not None:
@@ -411,12 +426,18 @@ def _not_reached(first: list[str], enricher: Enricher | None) -> list[Deferred]:
 def _replace_deferred(path: str, new: OutputFile, cache: Cache | None) -> None:
     """This run's deferred list becomes the list: the file, and the cache's table, which the
     next run asks first whatever its inputs."""
-    if new.path == path:  # not a regular file: written as it is
+    if new.path == path:  # this run's own, or not a regular file: written as it is
         return
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    if new.lines:
-        os.replace(new.path, path)
+    try:
+        if os.path.lexists(path):
+            os.unlink(path)
+        if new.lines:
+            os.replace(new.path, path)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot replace the deferred list {path}: {exc.strerror or exc}",
+            "fix that, then run the same command with --resume to finish",
+        ) from None
     if cache is not None:
         cache.set_deferred((t.value, ioc) for t, ioc in (read_keys(path) if new.lines else ()))
 

@@ -124,11 +124,19 @@ def build_manifest(
 
 
 def write_manifest(path: str, manifest: Mapping[str, Any]) -> None:
+    """Write the manifest whole: into a temporary file renamed into place, so a reader never
+    sees half of one. A path that is no regular file (/dev/null, a pipe) is written as it is,
+    never replaced (as root, a rename over /dev/null would replace the device)."""
+    data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    if os.path.exists(path) and not os.path.isfile(path):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -23,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import fnmatch
 import os
+import re
 import stat
 import time
 from collections.abc import Sequence
@@ -35,9 +37,18 @@ import janus
 from .errors import OutputError, SettingsError
 from .threads import Drain
 
-__all__ = ["OutputFile", "OutputLock", "OutputPaths", "check_new", "is_file_path", "plan_outputs"]
+__all__ = [
+    "OutputFile",
+    "OutputLock",
+    "OutputPaths",
+    "check_new",
+    "is_file_path",
+    "lock_file",
+    "plan_outputs",
+]
 
 STDOUT = "-"
+_GLOB = re.compile(r"[*?\[]")
 
 #: how an output file is opened: created (refused if it exists), replaced (--force) or
 #: appended to (--resume)
@@ -61,8 +72,16 @@ class OutputPaths:
         return (self.failed, self.rejects, self.deferred)
 
 
+#: paths that are never made, locked or replaced, only written to: /dev/stdout, /dev/fd/N,
+#: /dev/null (as root, replacing one of them breaks the machine)
+_SYSTEM = ("/dev/", "/proc/", "/sys/")
+
+
 def _kind(path: str) -> str:
-    """ "missing", "regular", "directory" or "special" (a pipe, a device, a socket)."""
+    """ "missing", "regular", "directory" or "special" (standard output, a pipe, a device,
+    a socket, anything under /dev, /proc or /sys)."""
+    if path == STDOUT or os.path.abspath(path).startswith(_SYSTEM):
+        return "special"
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -81,12 +100,16 @@ def plan_outputs(
     rejects: str | None,
     deferred: str | None,
     inputs: Sequence[str],
+    sources: Sequence[str] = (),
+    manifest: str | None = None,
     resume: bool,
     now: float | None = None,
 ) -> OutputPaths:
-    """The output set of a run, checked: no path is a directory, an input or another of the
-    set; `--resume` needs a regular file. Raises SettingsError naming the path."""
-    kind = "special" if output == STDOUT else _kind(output)
+    """The output set of a run, checked: no path is a directory, an input (or inside an input
+    directory, or matched by an input pattern: a later run would read it), the manifest or
+    another of the set; `--resume` needs a regular file. `inputs` are the files found,
+    `sources` the paths and patterns given. Raises SettingsError naming the path."""
+    kind = _kind(output)
     if kind == "directory":
         raise SettingsError(f"-o {output} is a directory; give a file path")
     regular = kind in ("regular", "missing")
@@ -111,7 +134,7 @@ def plan_outputs(
         shown = f"--{name} {path}" if flags[name] else path
         if _kind(path) == "directory":
             raise SettingsError(f"{shown} is a directory; give a file path")
-    _check_distinct(paths, inputs)
+    _check_distinct(paths, inputs, sources, manifest)
     return paths
 
 
@@ -125,10 +148,14 @@ def _identity(path: str) -> tuple[int, int] | str:
     return (st.st_dev, st.st_ino)
 
 
-def _check_distinct(paths: OutputPaths, inputs: Sequence[str]) -> None:
+def _check_distinct(
+    paths: OutputPaths, inputs: Sequence[str], sources: Sequence[str], manifest: str | None
+) -> None:
     named = [("-o", paths.records)] if paths.regular else []
     named += [("--failed", paths.failed), ("--rejects", paths.rejects)]
     named.append(("--deferred", paths.deferred))
+    if manifest:
+        named.append(("--manifest", manifest))
     ins = {_identity(p): p for p in inputs if p != STDOUT}
     seen: dict[tuple[int, int] | str, str] = {}
     for flag, path in named:
@@ -139,9 +166,33 @@ def _check_distinct(paths: OutputPaths, inputs: Sequence[str]) -> None:
             raise SettingsError(
                 f"{flag} {path} is also an input ({ins[key]}): writing it would destroy it"
             )
+        if (source := _read_by(path, sources)) is not None:
+            raise SettingsError(
+                f"{flag} {path} is inside the input {source}: the next run would read it"
+            )
         if key in seen:
             raise SettingsError(f"{flag} {path} is the same file as {seen[key]}")
         seen[key] = path
+
+
+def _read_by(path: str, sources: Sequence[str]) -> str | None:
+    """The input directory or pattern that would take `path` in, if any."""
+    real = os.path.realpath(path)
+    for source in sources:
+        if source == STDOUT:
+            continue
+        if os.path.isdir(source):
+            top = os.path.realpath(source)
+            if real.startswith(top.rstrip(os.sep) + os.sep):
+                return source
+        elif not os.path.lexists(source) and _GLOB.search(source):
+            pattern = os.path.abspath(source)
+            whole = os.path.abspath(path)
+            if fnmatch.fnmatch(whole, pattern) or fnmatch.fnmatch(
+                whole, pattern.replace("**" + os.sep, "")
+            ):
+                return source
+    return None
 
 
 def is_file_path(path: str) -> bool:
@@ -160,29 +211,39 @@ def check_new(paths: Sequence[str]) -> None:
 
 
 class OutputLock:
-    """Exclusive locks on a set of output paths, one hidden lock file beside each.
+    """Exclusive locks on a set of output paths: no other enricher run writes them meanwhile.
 
-    Taken with `flock`, which the operating system releases when the process ends (however
-    it ends), so no lock outlives its run. The lock file holds the owner's pid, for the
-    message the next run prints; it is removed on release. A run that opens a lock file
-    just as its owner removes it would lock a file no other run can find: after locking,
-    the path is checked to still lead to the locked file, and the lock taken again if not.
+    Two locks a path, both with `flock`, which the operating system releases when the
+    process ends (however it ends), so no lock outlives its run:
+
+    - on a hidden lock file beside the file the path leads to (`.NAME.lock`; links are
+      resolved first, so `out`, `./out` and a link to it share one), which exists before the
+      output does and holds the owner's pid for the message the next run prints. It is
+      removed on release; a run that opened it just as its owner removed it would lock a
+      file no other run can find, so after locking the path is checked to still lead to it;
+    - on the output itself, when it exists, so that a second name for it (a hard link)
+      cannot get past. An output made later is locked as it is made (`OutputFile`).
     """
 
     def __init__(self, paths: Sequence[str]) -> None:
         # in a fixed order, so two runs that share some paths cannot deadlock
-        self.paths = sorted(set(paths), key=os.path.abspath)
-        self._held: list[tuple[str, int]] = []
+        real = {os.path.realpath(p): p for p in paths}
+        self.paths = [(real[r], r) for r in sorted(real)]
+        self._held: list[tuple[str, int]] = []  # (lock file, descriptor)
 
     @staticmethod
     def lock_path(path: str) -> str:
-        head, tail = os.path.split(path)
+        head, tail = os.path.split(os.path.realpath(path))
         return os.path.join(head, f".{tail}.lock")
 
     def __enter__(self) -> OutputLock:
         try:
-            for path in self.paths:
-                self._held.append((path, self._take(path)))
+            for shown, real in self.paths:
+                lock = self.lock_path(real)
+                self._held.append((lock, self._take_name(shown, lock)))
+                fd = self._take_file(shown, real)
+                if fd is not None:
+                    self._held.append(("", fd))
         except BaseException:
             self.release()
             raise
@@ -191,21 +252,23 @@ class OutputLock:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
-    def _take(self, path: str) -> int:
-        lock = self.lock_path(path)
+    def _take_name(self, shown: str, lock: str) -> int:
         while True:
             try:
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
             except OSError as exc:
-                raise SettingsError(f"cannot write {path}: {exc.strerror}") from None
+                raise SettingsError(
+                    f"cannot write {shown}: cannot make its lock file {lock}: {exc.strerror}"
+                ) from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise SettingsError(f"cannot lock {shown}: {lock} is not a regular file")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
                 os.close(fd)
-                raise SettingsError(
-                    f"{path} is being written by another enricher run (pid {owner})"
-                ) from None
+                raise _taken(shown, owner) from None
             except OSError as exc:  # a file system without locks
                 os.close(fd)
                 raise SettingsError(f"cannot lock {lock}: {exc.strerror}") from None
@@ -214,18 +277,67 @@ class OutputLock:
             except FileNotFoundError:
                 same = False
             if same:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                # the pid is for the message only: a full disk must not stop the run here
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
                 return fd
             os.close(fd)  # removed or replaced by its last owner as we took it: again
 
+    @staticmethod
+    def _take_file(shown: str, real: str) -> int | None:
+        try:
+            fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None  # locked as it is made
+        except OSError as exc:
+            raise SettingsError(f"cannot use {shown}: {exc.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        if not lock_file(fd):
+            os.close(fd)
+            raise _taken(shown, _flock_owner(real))
+        return fd
+
     def release(self) -> None:
         while self._held:
-            path, fd = self._held.pop()
-            # removed while still held, so no other run can lock this file after us
-            with contextlib.suppress(OSError):
-                os.unlink(self.lock_path(path))
+            lock, fd = self._held.pop()
+            if lock:
+                # removed while still held, so no other run can lock this file after us
+                with contextlib.suppress(OSError):
+                    os.unlink(lock)
             os.close(fd)
+
+
+def _taken(shown: str, owner: str) -> SettingsError:
+    return SettingsError(f"{shown} is being written by another enricher run (pid {owner})")
+
+
+def lock_file(fd: int) -> bool:
+    """An exclusive flock on an open file; False if another open file holds one."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # a file system without locks: the lock file's lock still stands
+    return True
+
+
+def _flock_owner(path: str) -> str:
+    """The pid holding a flock on `path` (Linux: /proc/locks), or "unknown"."""
+    try:
+        st = os.stat(path)
+        wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if "FLOCK" in fields and wanted in fields:
+                    return fields[fields.index(wanted) - 1]
+    except (OSError, ValueError, IndexError):
+        pass
+    return "unknown"
 
 
 class OutputFile:
@@ -267,7 +379,9 @@ class OutputFile:
             self._fd = 1
             return 1
         flags = os.O_WRONLY | os.O_CLOEXEC
-        if _kind(self.path) != "special":
+        special = _kind(self.path) == "special"
+        made = not special and (self.mode == "new" or not os.path.lexists(self.path))
+        if not special:
             flags |= (
                 os.O_CREAT
                 | {
@@ -285,6 +399,15 @@ class OutputFile:
             ) from None
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror}", self._again) from None
+        # a file this run made is locked as it is made (an existing one already is, by
+        # OutputLock): a second name for it, a hard link, cannot let another run in
+        if made and not lock_file(fd):
+            os.close(fd)
+            raise OutputError(
+                f"{self.path} is being written by another enricher run (pid "
+                f"{_flock_owner(self.path)})",
+                "let it finish, then run the same command with --resume",
+            )
         self._regular = stat.S_ISREG(os.fstat(fd).st_mode)
         self._fd = fd
         self.created = True
@@ -299,7 +422,7 @@ class OutputFile:
                 view = view[os.write(fd, view) :]
         except BrokenPipeError:
             raise OutputError(
-                f"{self.display} was closed by its reader after {self.lines:,} lines",
+                f"{self.display} was closed by its reader before the run ended",
                 "run it again with a reader that takes every line, or with -o FILE",
             ) from None
         except OSError as exc:
@@ -352,19 +475,30 @@ class OutputFile:
         return self._drain is not None and self._drain.pending > 0
 
     async def close(self) -> None:
-        """Write what is pending, check the file is still where it was made, and close.
-        Raises the first error met."""
+        """Write what is pending, check the file is still where it was made, have it on disk
+        (fsync: an error a file system reports only now, NFS or a quota, is an error too),
+        and close. Raises the first error met."""
         if self._drain is not None:
             await self._drain.close()
+        abandoned = self._drain is not None and self._drain.abandoned
         try:
             if self.error is not None:
                 raise self.error
-            if self._drain is not None and self._drain.abandoned:
+            if abandoned:
                 raise self._not_finished()
             self._check_in_place()
+            if self._fd is not None and self._regular:
+                fd, self._fd = self._fd, None
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             self.complete = True
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write {self.display}: {exc.strerror or exc}", self._again
+            ) from None
         finally:
-            abandoned = self._drain is not None and self._drain.abandoned
             # an abandoned writer's thread may still be inside a write to this descriptor
             if self._fd is not None and self.path != STDOUT and not abandoned:
                 with contextlib.suppress(OSError):
@@ -380,11 +514,16 @@ class OutputFile:
         if self._fd is None or not self._regular:
             return
         try:
-            moved = not os.path.samestat(os.fstat(self._fd), os.stat(self.path))
+            here = os.stat(self.path)
         except OSError as exc:
-            moved = exc.errno in (errno.ENOENT, errno.ENOTDIR)
-        if moved:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                raise
             raise OutputError(
                 f"{self.display} was removed or moved while the run was writing it",
                 "run the same command again",
+            ) from None
+        if not os.path.samestat(os.fstat(self._fd), here):
+            raise OutputError(
+                f"{self.display} was replaced by another file while the run was writing it",
+                f"move {self.display} away, then run the same command again",
             )

@@ -36,6 +36,7 @@ __all__ = [
     "RetrySettings",
     "Secret",
     "Settings",
+    "check_url",
     "config_path",
     "load_settings",
     "parse_duration",
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 VERDICTS = ("malicious", "suspicious", "benign", "unknown")
+PROXY_SCHEMES = ("http", "https")
 ENV_PREFIX = "ENRICHER_"
 
 
@@ -51,9 +53,9 @@ def _check(ok: bool, name: str, message: str) -> None:
         raise SettingsError(f"{name}: {message}")
 
 
-# Everything from `://` to the last `@` of the word: a password may hold `/` or `@` typed
-# unencoded, and redacting a little too much never leaks.
-_USERINFO = re.compile(r"(?<=://)\S*@")
+# Everything from `://` to the last `@` of the line: a password may hold `/`, `@`, `#` or a
+# space typed unencoded, and redacting a little too much never leaks.
+_USERINFO = re.compile(r"(?<=://)[^\n]*@")
 
 
 def redact_url(text: str) -> str:
@@ -61,19 +63,21 @@ def redact_url(text: str) -> str:
     return _USERINFO.sub("***@", text)
 
 
-def _check_url(url: str, name: str) -> None:
-    """An http(s) URL with a host and a valid port; the message never shows its userinfo."""
+def check_url(url: str, name: str, *, schemes: tuple[str, ...] = ("http", "https")) -> None:
+    """A URL of one of `schemes` with a host and a valid port; the message never shows its
+    userinfo (nor the parser's own words, which may quote a piece of a password)."""
     shown = redact_url(url)
-    _check(
-        url.startswith(("http://", "https://")),
-        name,
-        f"must start with http:// or https:// (got {shown!r})",
-    )
+    want = " or ".join(f"{s}://" for s in schemes)
+    _check(url.startswith(tuple(f"{s}://" for s in schemes)), name,
+           f"must start with {want} (got {shown!r})")  # fmt: skip
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a port out of range or not a number
-    except ValueError as exc:
-        raise SettingsError(f"{name}: not a valid URL ({exc}): {shown!r}") from None
+    except ValueError:
+        raise SettingsError(
+            f"{name}: not a valid URL (a port that is not a number from 0 to 65535, or a"
+            f" bracket that does not close): {shown!r}"
+        ) from None
     _check(bool(parts.hostname), name, f"has no host: {shown!r}")
 
 
@@ -104,7 +108,7 @@ class ApiSettings:
     max_response_bytes: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        _check_url(self.base_url, "api.base_url")
+        check_url(self.base_url, "api.base_url")
         for ep in Endpoint:
             size = self.batch_size(ep)
             _check(
@@ -139,11 +143,16 @@ class LimitSettings:
     daily_budget: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.rate >= 0, "limits.rate", "must be >= 0 (0 = unlimited)")
+        # below one request in 1,000 s a run never ends, and aiolimiter divides by the rate
+        _check(
+            self.rate == 0 or 0.001 <= self.rate <= 1_000_000,
+            "limits.rate",
+            "must be 0 (unlimited) or between 0.001 and 1000000 requests a second",
+        )
         _check(self.daily_budget >= 0, "limits.daily_budget", "must be >= 0 (0 = none)")
         _check(0 <= self.rate_headroom < 0.5, "limits.rate_headroom", "must be in [0, 0.5)")
         _check(1 <= self.concurrency <= 1024, "limits.concurrency", "must be between 1 and 1024")
-        _check(self.min_rate > 0, "limits.min_rate", "must be > 0")
+        _check(0.001 <= self.min_rate <= 1_000_000, "limits.min_rate", "must be >= 0.001")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +197,10 @@ class NetworkSettings:
                 "network.ca_bundle",
                 f"no such file: {self.ca_bundle}",
             )
+        if self.proxy:
+            # as aiohttp takes it: a proxy given without a scheme is an http:// one
+            proxy = self.proxy if "://" in self.proxy else f"http://{self.proxy}"
+            check_url(proxy, "network.proxy", schemes=PROXY_SCHEMES)
 
     __repr__ = _redacted_repr
 
@@ -234,7 +247,7 @@ class AuthSettings:
         if self.mode == "session":
             _check(bool(self.login_url), "auth.login_url", "is required with mode = session")
         if self.login_url:
-            _check_url(self.login_url, "auth.login_url")
+            check_url(self.login_url, "auth.login_url")
 
     __repr__ = _redacted_repr
 
@@ -362,14 +375,28 @@ def config_path(name: str) -> Path:
     return Path(__file__).resolve().parent.parent / "configs" / name
 
 
+#: a settings profile is a few lines; more is not one (and /dev/zero never ends)
+_MAX_PROFILE = 1 << 20
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
+        if path.is_dir():
+            raise SettingsError(f"settings file is a directory: {path}")
+        if path.exists() and not path.is_file():
+            raise SettingsError(f"settings file is not a regular file: {path}")
         with path.open("rb") as f:
-            return tomllib.load(f)
+            data = f.read(_MAX_PROFILE + 1)
     except FileNotFoundError:
         raise SettingsError(f"settings file not found: {path}") from None
-    except IsADirectoryError:
-        raise SettingsError(f"settings file is a directory: {path}") from None
+    except OSError as exc:
+        raise SettingsError(f"cannot read the settings file {path}: {exc.strerror}") from None
+    if len(data) > _MAX_PROFILE:
+        raise SettingsError(f"settings file {path}: larger than 1 MiB, not a settings profile")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"settings file {path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
 

@@ -40,7 +40,7 @@ from .errors import (
     UntrustedCertificate,
 )
 from .ioc import Endpoint
-from .settings import Settings
+from .settings import PROXY_SCHEMES, Settings, check_url
 
 __all__ = ["Transport", "parse_retry_after"]
 
@@ -163,6 +163,8 @@ class Transport:
             total=net.total_timeout, sock_connect=net.connect_timeout, sock_read=net.read_timeout
         )
         self._proxy = _proxy_for(self._urls[Endpoint.FILE], net.proxy, net.trust_env)
+        if self._proxy is not None:  # from the environment: checked here, as settings are
+            check_url(self._proxy, "the proxy (HTTPS_PROXY / HTTP_PROXY)", schemes=PROXY_SCHEMES)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,

@@ -328,3 +328,136 @@ def test_side_files_on_dev_null_are_written_not_replaced(tmp_path: Path) -> None
         before.st_ino, before.st_mode, before.st_rdev
     )  # fmt: skip
     assert not [n for n in os.listdir("/dev") if n.endswith((".lock", ".new"))]
+
+
+# -- found by trying to break it (second reading) ---------------------------------------------
+
+
+def test_manifest_may_not_be_an_output_or_an_input(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
+    make_input(src, 20)
+    before = src.read_bytes()
+    for manifest, said in ((out, "is the same file as"), (src, "is also an input"),
+                           (Path(f"{out}.failed.ndjson"), "is the same file as")):  # fmt: skip
+        proc = enricher("run", "--emulator", "--no-cache", str(src), "-o", str(out),
+                        "--manifest", str(manifest), timeout=TIMEOUT)  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert f"--manifest {manifest} {said}" in proc.stderr
+    assert src.read_bytes() == before and not out.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_device_nodes_are_written_never_replaced(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
+    make_input(src, 20)
+    null = tmp_path / "mynull"
+    os.mknod(null, 0o666 | 0o020000, os.makedev(1, 3))  # a character device, like /dev/null
+    for flags in (
+        ["--manifest", str(null)],
+        ["--deferred", str(null), "--force"],
+        ["--deferred", str(null), "--resume"],
+        ["--failed", str(null), "--force"],
+    ):
+        proc = enricher("run", "--emulator", "--no-cache", str(src), "-o", str(out), *flags,
+                        "--max-requests", "0", timeout=TIMEOUT)  # fmt: skip
+        assert proc.returncode in (1, 2), proc.stderr
+        st = os.stat(null, follow_symlinks=False)
+        assert (st.st_mode & 0o170000, st.st_rdev) == (0o020000, os.makedev(1, 3)), flags
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_another_name_for_the_output_does_not_get_past_the_lock(
+    tmp_path: Path, slow_url: str, link: str
+) -> None:
+    src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
+    expected = make_input(src, 3000)
+    other = tmp_path / "other.ndjson"
+    args = ["run", str(src), "--base-url", slow_url, "--rate", "5", "--batch-size", "100",
+            "--no-cache"]  # fmt: skip
+    with start(*args, "-o", str(out)) as first:
+        wait_for(lambda: out.exists() and out.stat().st_size > 0, "the first records")
+        if link == "symlink":
+            other.symlink_to(out)
+        else:
+            os.link(out, other)
+        proc = enricher(*args, "-o", str(other), "--resume", timeout=TIMEOUT)
+        assert first.poll() is None
+        assert proc.returncode == 1, proc.stderr
+        assert "is being written by another enricher run (pid" in proc.stderr
+        _, err = first.communicate(timeout=TIMEOUT)
+    assert first.returncode == 0, err
+    exactly_once(read_ndjson(out), expected)
+
+
+def test_a_side_file_of_one_run_cannot_be_named_by_another(tmp_path: Path, slow_url: str) -> None:
+    src = tmp_path / "in.txt"
+    make_input(src, 3000)
+    a, b = tmp_path / "a.ndjson", tmp_path / "b.ndjson"
+    args = ["run", str(src), "--base-url", slow_url, "--rate", "5", "--batch-size", "50",
+            "--no-cache"]  # fmt: skip
+    with start(*args, "-o", str(a)) as first:
+        wait_for(lambda: a.exists() and a.stat().st_size > 0, "the first records")
+        for side in ("--failed", "--rejects", "--deferred"):
+            kind = side[2:]
+            proc = enricher(*args, "-o", str(b), side, f"{a}.{kind}.ndjson", timeout=TIMEOUT)
+            assert first.poll() is None
+            assert proc.returncode == 1, proc.stderr
+            assert "is being written by another enricher run" in proc.stderr
+        _, err = first.communicate(timeout=TIMEOUT)
+    assert first.returncode == 0, err
+    assert not b.exists()
+
+
+def test_an_output_inside_an_input_directory_is_refused_from_the_start(tmp_path: Path) -> None:
+    d = tmp_path / "exports"
+    d.mkdir()
+    (d / "a.txt").write_text("a.example.com\n")
+    for out in (d / "out.ndjson", d / "sub" / "out.ndjson"):
+        proc = enricher("run", "--emulator", "--no-cache", str(d), "-o", str(out), timeout=TIMEOUT)
+        assert proc.returncode == 1, proc.stderr
+        assert f"-o {out} is inside the input {d}" in proc.stderr
+    proc = enricher("run", "--emulator", "--no-cache", f"{d}/*.txt", "-o", str(d / "o.txt"),
+                    timeout=TIMEOUT)  # fmt: skip
+    assert proc.returncode == 1 and "is inside the input" in proc.stderr
+
+
+def test_dev_stdout_is_standard_output(tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    expected = make_input(src, 30)
+    target = tmp_path / "captured.ndjson"
+    with target.open("wb") as f:
+        proc = subprocess.run(
+            [sys.executable, "-m", "enricher", "run", "--emulator", "--no-cache", str(src),
+             "-o", "/dev/stdout"],
+            stdout=f, stderr=subprocess.PIPE, text=True, timeout=TIMEOUT, cwd=tmp_path,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    exactly_once(read_ndjson(target), expected)
+    assert not [n for n in os.listdir("/dev") if n.startswith("stdout.")]
+
+
+def test_a_stdout_run_in_a_read_only_directory(tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    expected = make_input(src, 30)
+    with small_disk(tmp_path / "ro", "1m") as ro:
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True, timeout=10)
+        proc = subprocess.run(
+            [sys.executable, "-m", "enricher", "run", "--emulator", "--no-cache", str(src)],
+            capture_output=True, text=True, timeout=TIMEOUT, cwd=ro,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert {orjson.loads(x)["ioc"] for x in proc.stdout.splitlines()} == expected
+
+
+def test_sigterm_at_start_up_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
+    make_input(src, 20)
+    for delay in (0.05, 0.15, 0.3, 0.5):
+        with start("run", "--emulator", "--no-cache", str(src), "-o", str(out), "--force") as p:
+            time.sleep(delay)
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=TIMEOUT)
+        assert "Traceback" not in err
+        if p.returncode != 0:  # it may have finished before the signal came
+            assert p.returncode == 3, err
+            assert "interrupted" in err

@@ -46,8 +46,8 @@ def src(tmp_path: Path) -> Path:
         (["--cache-only", "--no-cache"], "--cache-only and --no-cache contradict"),
         (["--max-age", "nan"], "not a duration: 'nan'"),
         (["--max-age", "inf"], "not a duration: 'inf'"),
-        (["--rate", "-1"], "--rate: must be >= 0"),
-        (["--rate", "inf"], "--rate: must be >= 0"),
+        (["--rate", "-1"], "--rate: must be 0 (no limit) or 0.001 to 1000000"),
+        (["--rate", "inf"], "--rate: must be 0 (no limit) or 0.001 to 1000000"),
         (["--batch-size", "0"], "--batch-size: must be at least 1"),
         (["--format", "bogus"], "--format: invalid choice"),
         (["--max-rejects", "-5"], "--max-rejects: must be at least 0"),
@@ -99,3 +99,44 @@ def test_usage_errors_exit_1_not_2() -> None:
     assert "usage: enricher run" in proc.stderr
     proc = enricher("bogus-command", timeout=60)
     assert proc.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "message"),
+    [
+        (["--rate", "1e-9"], {}, "--rate"),
+        ([], {"ENRICHER_LIMITS_RATE": "5e-324"}, "limits.rate: must be 0 (unlimited) or"),
+        ([], {"ENRICHER_NETWORK_PROXY": f"http://u:{PASSWORD}@[::1"}, "network.proxy"),
+        ([], {"HTTPS_PROXY": f"http://u:{PASSWORD}@[::1"}, "the proxy (HTTPS_PROXY"),
+        (["--base-url", f"http://u:{PASSWORD}#x@127.0.0.1/x"], {}, "api.base_url"),
+        (["--base-url", f"http://u:{PASSWORD}?x@127.0.0.1/x"], {}, "api.base_url"),
+        (["--base-url", f"http://u:p w{PASSWORD}@127.0.0.1:99999/x"], {}, "api.base_url"),
+    ],
+)
+def test_bad_values_never_show_a_password(
+    tmp_path: Path, src: Path, flags: list[str], env: dict[str, str], message: str
+) -> None:
+    refused(["run", "--no-cache", str(src), *flags], message, tmp_path, env=env)
+
+
+def test_a_password_with_a_space_never_reaches_the_manifest(tmp_path: Path, src: Path) -> None:
+    manifest = tmp_path / "run.json"
+    proc = enricher("run", "--no-cache", str(src), "--base-url",
+                    f"http://u:p w{PASSWORD}@127.0.0.1:9/x", "--manifest", str(manifest),
+                    "--rate", "0", env={"ENRICHER_RETRY_ATTEMPTS": "1"}, timeout=60)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert PASSWORD not in manifest.read_text() and PASSWORD not in proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "binary", "directory"])
+def test_a_config_that_is_no_settings_file(tmp_path: Path, src: Path, kind: str) -> None:
+    config = tmp_path / "c.toml"
+    if kind == "fifo":
+        os.mkfifo(config)
+    elif kind == "zero":
+        config = Path("/dev/zero")
+    elif kind == "binary":
+        config.write_bytes(b"[limits]\nrate = 1\n# \xff\xfe\n")
+    else:
+        config.mkdir()
+    refused(["run", "--no-cache", "--config", str(config), str(src)], "settings file", tmp_path)
