@@ -38,6 +38,7 @@ from .errors import (
     MalformedBody,
     RequestError,
 )
+from .identity import identity_of
 from .ioc import ENDPOINT_OF, Endpoint, IocType
 from .normalize import normalize
 from .protocol import read_entry
@@ -45,7 +46,6 @@ from .ratelimit import AdaptiveLimiter
 from .reader import Chunk
 from .records import (
     CACHED_TAIL,
-    FRESH_TAIL,
     Deferred,
     Failure,
     Record,
@@ -112,6 +112,8 @@ class Enricher:
     ) -> None:
         self.settings = settings
         self.stats = stats or RunStats()
+        if cache is not None and cache.identity is None:
+            cache.bind(identity_of(settings))  # answers are served to whoever fetched them
         self.cache = cache
         self.budget = budget
         self.done = done
@@ -474,9 +476,8 @@ class _Run:
                     misses.append(key)
                     continue
                 verdict, row_fmt, line = hit
-                if row_fmt == fmt and line.endswith(FRESH_TAIL) and not self.with_source:
-                    # made just as this run would make it: only `cached` differs
-                    lines.append(line[: -len(FRESH_TAIL)] + CACHED_TAIL)
+                if row_fmt == fmt and line.endswith(CACHED_TAIL) and not self.with_source:
+                    lines.append(line)  # made just as this run would make it, and served
                 else:
                     origin = self.origins.get(key[1]) if self.with_source else None
                     made = self.recache(key, line, origin)
@@ -578,9 +579,9 @@ class _Run:
             return
         try:
             parsed = await self.sender.fetch(endpoint, keys)
-        except BudgetSpent:
-            self.begin_deferring("the request budget is spent")
-            self.defer(outcome, keys, "the request budget is spent")
+        except BudgetSpent as spent:  # or QuotaExhausted: a 429 that says until when
+            self.begin_deferring(str(spent))
+            self.defer(outcome, keys, str(spent))
             return
         except (BatchTooLarge, BadRequest) as exc:
             if len(keys) == 1:

@@ -7,6 +7,7 @@
     │   ├── AuthRefused          401 / 403, or a failed tenant login
     │   └── UntrustedCertificate the server's TLS certificate did not verify
     ├── BudgetSpent              no request left in this run's or today's budget
+    │   └── QuotaExhausted       the server says our quota is spent until a time (a long 429)
     └── RequestError             one batch request did not give a usable answer
         ├── TransportError       connection refused / dropped, stale keep-alive, timeout (retryable)
         ├── SessionRenewed       a 401 on an expired tenant session, now renewed (retryable)
@@ -36,6 +37,7 @@ __all__ = [
     "InputError",
     "MalformedBody",
     "ProtocolError",
+    "QuotaExhausted",
     "RateLimited",
     "RequestError",
     "SessionRenewed",
@@ -74,6 +76,15 @@ class UntrustedCertificate(FatalError):
 
 class BudgetSpent(EnricherError):
     """The request budget (`--max-requests`, `limits.daily_budget`) is used up."""
+
+
+class QuotaExhausted(BudgetSpent):
+    """A 429 whose Retry-After is past `retry.max_wait`: a quota spent, not a moment's
+    excess. Nothing is sent to this API identity until `until` (epoch seconds)."""
+
+    def __init__(self, message: str, until: float) -> None:
+        super().__init__(message)
+        self.until = until
 
 
 class RequestError(EnricherError):

@@ -24,6 +24,7 @@ from .console import Progress
 from .dedupe import Deduper
 from .engine import Enricher
 from .errors import FatalError, SettingsError
+from .identity import EMBEDDED_EMULATOR, identity_of
 from .manifest import build_manifest, write_manifest
 from .normalize import normalize
 from .reader import STDIN, Chunk, InputOptions, check_inputs, read_inputs
@@ -131,6 +132,10 @@ def _open_cache(job: Job, settings: Settings) -> Cache | None:
         default_ttl=c.default_ttl,
         max_age=job.max_age,
         fmt=record_format(settings.verdicts, settings.api.ttl_unit, job.with_source),
+        # answers are served to the API identity that fetched them (the embedded emulator
+        # is one identity, whatever port it gets)
+        identity=EMBEDDED_EMULATOR if job.emulator else identity_of(settings),
+        max_size=c.max_size,
     )
     purged = cache.purge()
     if purged:
@@ -267,6 +272,7 @@ async def run_job(job: Job, settings: Settings) -> int:
             _replace_deferred(paths.deferred, writers[-1], cache)
         if cache is not None:
             cache.close()
+            stats.cache = cache.report()
     interrupted = enricher is not None and enricher.interrupted
     input_error = enricher.input_error if enricher is not None else None
     code = _exit_code(stats, fatal, interrupted, input_error is not None)

@@ -118,6 +118,7 @@ def build_manifest(
         "bisections_400": stats.bisections,
         "requeued_missing": stats.requeued,
         "extra_entries": stats.extra_entries,
+        "cache": d["cache"],
         "latency_ms": d["latency_ms"],
         "elapsed_s": d["elapsed_s"],
         "iocs_per_s": d["iocs_per_s"],

@@ -51,6 +51,8 @@ class RunStats:
     extra_entries: int = 0  # answer entries nobody asked for, duplicates, unusable ones
     latencies: list[float] = field(default_factory=list)
     stopped: str | None = None  # why the run stopped early, if it did
+    #: the cache's own report (path, identity, size, hits, ...), when there was one
+    cache: dict[str, Any] | None = None
 
     @property
     def elapsed(self) -> float:
@@ -111,4 +113,5 @@ class RunStats:
             "iocs_per_s": round(self.accounted / elapsed, 1) if elapsed > 0 else None,
             "invariant_holds": self.invariant_holds,
             "stopped": self.stopped,
+            "cache": self.cache,
         }

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import sqlite3
 import ssl
 import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -523,3 +525,81 @@ async def test_the_tenant_login_checks_the_certificate_too(
             async with Enricher(s):
                 pass
     assert server.total == 0 and "tls-login-password" not in str(info.value)
+
+
+# -- a spent quota -----------------------------------------------------------------------
+
+
+async def quota_spent(server: Server, request: web.Request) -> web.StreamResponse:
+    """A daily quota: 429, come back tomorrow."""
+    return web.json_response(
+        {"error": "quota exceeded"}, status=429, headers={"Retry-After": "86400"}
+    )
+
+
+async def test_a_spent_quota_stops_sending_and_the_next_run_takes_them_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 429 whose Retry-After is past retry.max_wait is not waited for (5 x 120 s a batch,
+    then failures that --resume skips, as it was): the run stops sending, defers every IOC it
+    did not ask, saying until when, and exits 2; a run before that time sends nothing; the
+    first run after it asks them first."""
+    src, out, cache = tmp_path / "iocs.txt", tmp_path / "out.ndjson", tmp_path / "c.sqlite3"
+    iocs = [f"q{i}.example.com" for i in range(120)] + [f"{i:032x}" for i in range(80)]
+    src.write_text("\n".join(iocs) + "\n")
+    async with serve(quota_spent) as server:
+        s = settings_for(server.url, domain_batch_size=10, file_batch_size=10)
+        job = Job(inputs=[str(src)], output=str(out), cache_path=str(cache),
+                  manifest=str(tmp_path / "m.json"))  # fmt: skip
+        code = await run_job(job, s)
+        sent = server.total
+        assert code == EXIT_FAILURES
+        assert 1 <= sent <= s.limits.concurrency  # those in flight when the first 429 came
+        deferred = read_ndjson(Path(f"{out}.deferred.ndjson"))
+        assert sorted(d["ioc"] for d in deferred) == sorted(iocs)
+        reasons = {d["reason"] for d in deferred}
+        assert len(reasons) == 1
+        (reason,) = reasons
+        until = datetime.strptime(reason, "quota exhausted until %Y-%m-%dT%H:%M:%SZ")
+        ahead = until.replace(tzinfo=UTC) - datetime.now(UTC)
+        assert timedelta(hours=23) < ahead <= timedelta(days=1)
+        err = capsys.readouterr().err
+        assert f"enricher: stopped: {reason}" in err and "deferred 200" in err
+        manifest = orjson.loads((tmp_path / "m.json").read_bytes())
+        assert manifest["stopped"] == reason and manifest["exit_code"] == EXIT_FAILURES
+        assert read_ndjson(out) == [] and read_ndjson(Path(f"{out}.failed.ndjson")) == []
+
+        # the same API before that time: nothing is sent, even if it would answer now
+        server.handler = good
+        other = tmp_path / "other.txt"
+        other.write_text("other.example.org\n")
+        again = Job(inputs=[str(other)], output=str(tmp_path / "2.ndjson"), cache_path=str(cache))
+        assert await run_job(again, s) == EXIT_FAILURES
+        assert server.total == sent
+        assert len(read_ndjson(tmp_path / "2.ndjson.deferred.ndjson")) == 201
+
+        # once it is open again (moved back here), the next run asks what was deferred first
+        with sqlite3.connect(cache) as db:
+            db.execute("UPDATE quota SET until = 0")
+        db.close()
+        third = Job(inputs=[str(other)], output=str(tmp_path / "3.ndjson"), cache_path=str(cache))
+        assert await run_job(third, s) == 0
+    written = sorted(r["ioc"] for r in read_ndjson(tmp_path / "3.ndjson"))
+    assert written == sorted([*iocs, "other.example.org"])
+
+
+@pytest.mark.parametrize(("retry_after", "quota"), [("0.2", False), ("2", True)])
+async def test_retry_after_up_to_max_wait_is_waited_for(retry_after: str, quota: bool) -> None:
+    async def once_then_good(server: Server, request: web.Request) -> web.StreamResponse:
+        if server.total == 1:
+            return web.Response(status=429, headers={"Retry-After": retry_after})
+        return await good(server, request)
+
+    async with serve(once_then_good) as server:
+        s = settings_for(server.url).replace(retry={"max_wait": 1.0}, limits={"concurrency": 1})
+        items, e = await enrich_all(s)
+    if quota:
+        assert e.stats.deferred == len(IOCS) and server.total == 1
+        assert all(i["reason"].startswith("quota exhausted until") for i in items)
+    else:
+        assert e.stats.ok == len(IOCS) and e.stats.retries == 1
