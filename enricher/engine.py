@@ -242,6 +242,7 @@ class _Run:
         self.outstanding = 0  # unique keys handed to the batcher and not yet resolved
         self.progress = asyncio.Event()
         self.missing: dict[str, int] = {}  # key -> times it was left out of an answer
+        self.conflicts: dict[str, int] = {}  # key -> answers that gave it entries that disagree
         self.inflight: dict[int, Batch] = {}  # worker number -> the batch it is working on
         self.fatal: FatalError | None = None
         #: why new keys are deferred instead of sent (budget spent, stopping), or None
@@ -631,6 +632,11 @@ class _Run:
                 answered_keys.append((key[1], verdict, ttl_ms))
                 if missing:
                     missing.pop(key[1], None)
+                if self.conflicts:
+                    self.conflicts.pop(key[1], None)
+                continue
+            if key[1] in parsed.conflicts:
+                self.conflicting(key, outcome, requeue)
                 continue
             tries = missing.get(key[1], 0) + 1
             if tries > limit:
@@ -644,6 +650,20 @@ class _Run:
                 self.stats.requeued += 1
                 requeue.append(key)
         self.stats.extra_entries += parsed.extra(answered)
+
+    def conflicting(self, key: Key, outcome: Outcome, requeue: list[Key]) -> None:
+        """An answer gave `key` two entries that disagree: like a malformed answer, asked
+        again (in a later batch) up to `retry.attempts` times, then a failure; never cached."""
+        tries = self.conflicts.get(key[1], 0) + 1
+        if tries < self.settings.retry.attempts:
+            self.conflicts[key[1]] = tries
+            self.stats.requeued += 1
+            requeue.append(key)
+            return
+        self.conflicts.pop(key[1], None)
+        self.origins.pop(key[1], None)
+        why = f"conflicting_answers: {tries} answers each gave it entries that disagree"
+        outcome.failures.append(failure(key[0], key[1], why, tries))
 
     def fail(self, outcome: Outcome, keys: list[Key], exc: RequestError) -> None:
         error = f"{exc.kind}: {exc}"

@@ -24,7 +24,7 @@ import orjson
 import pytest
 import trustme
 from aiohttp import web
-from helpers import enricher, read_ndjson
+from helpers import cached_lines, enricher, read_ndjson
 
 from enricher import Enricher
 from enricher.errors import SettingsError, UntrustedCertificate
@@ -603,3 +603,51 @@ async def test_retry_after_up_to_max_wait_is_waited_for(retry_after: str, quota:
         assert all(i["reason"].startswith("quota exhausted until") for i in items)
     else:
         assert e.stats.ok == len(IOCS) and e.stats.retries == 1
+
+
+# -- answers that contradict themselves --------------------------------------------------
+
+
+def disagreeing(times: int) -> Handler:
+    """Answers in which MD5 has two entries, whitelist then malware, the first `times` times
+    it is asked; then one."""
+    asked = 0
+
+    async def handler(server: Server, request: web.Request) -> web.StreamResponse:
+        nonlocal asked
+        doc = orjson.loads(answer(server.bodies[-1]))
+        for entry in list(doc["classificationResponses"]):
+            if entry["requestKey"].get("md5") == MD5:
+                asked += 1
+                if asked <= times:
+                    entry["aggregatedResult"]["maliciousClassification"]["type"] = "whitelist"
+                    other = orjson.loads(orjson.dumps(entry))
+                    other["aggregatedResult"]["maliciousClassification"]["type"] = "malware"
+                    doc["classificationResponses"].append(other)
+        return web.Response(body=orjson.dumps(doc), content_type="application/json")
+
+    return handler
+
+
+@pytest.mark.parametrize("times", [1, 100], ids=["once", "always"])
+async def test_a_key_answered_two_ways_is_asked_again_then_fails(
+    tmp_path: Path, times: int
+) -> None:
+    out, cache = tmp_path / "out.ndjson", tmp_path / "c.sqlite3"
+    src = tmp_path / "iocs.txt"
+    src.write_text("\n".join(IOCS) + "\n")
+    async with serve(disagreeing(times)) as server:
+        job = Job(inputs=[str(src)], output=str(out), cache_path=str(cache))
+        code = await run_job(job, settings_for(server.url))
+    records = {r["ioc"]: r for r in read_ndjson(out)}
+    failed = read_ndjson(Path(f"{out}.failed.ndjson"))
+    cached = b"".join(cached_lines(cache))
+    if times == 1:  # asked again in a later batch, answered one way: that answer is written
+        assert code == 0 and records[MD5]["classification"] == "unknown"
+        assert server.requests["file_batch"] == 2
+        return
+    assert code == EXIT_FAILURES and set(records) == set(IOCS) - {MD5}
+    assert [f["ioc"] for f in failed] == [MD5]
+    assert failed[0]["error"].startswith("conflicting_answers:")
+    assert failed[0]["attempts"] == ATTEMPTS == server.requests["file_batch"]
+    assert MD5.encode() not in cached and b"a" * 40 in cached  # never cached
