@@ -117,6 +117,9 @@ class Sender:
         started = self._clock()
         try:
             raw = await self.transport.post(endpoint, body)
+            raw, echoed = self.transport.scrub(raw)
+            if echoed:
+                stats.secrets_replaced += echoed
             try:
                 parsed = parse_response(endpoint, raw, asked)
             except RequestError as exc:  # an error body's text may echo our secrets

@@ -9,6 +9,7 @@ variable or file that holds the secret, and `Secret` keeps its value out of ever
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -253,6 +254,18 @@ class AuthSettings:
 
     def header_value(self) -> Secret:
         return self._secret(self.header_value_env, self.header_value_file, "header value")
+
+    def configured_secrets(self) -> list[Secret]:
+        """Every secret the settings name that is there to be read (a header value, a
+        password), in use by this mode or not: none of them may be written anywhere."""
+        found = []
+        for env, file in (
+            (self.header_value_env, self.header_value_file),
+            (self.password_env, self.password_file),
+        ):
+            with contextlib.suppress(SettingsError):  # not set: nothing to keep out
+                found.append(self._secret(env, file, "secret"))
+        return found
 
 
 @dataclass(frozen=True, kw_only=True)

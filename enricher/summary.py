@@ -86,6 +86,11 @@ def format_summary(
     ]
     if lat["p50"] is not None:
         lines.append(f"  latency ms    p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}")
+    if stats.secrets_replaced:
+        lines.append(
+            f"  secrets       {_n(stats.secrets_replaced)} copies of a configured secret in"
+            " answers replaced by ***"
+        )
     if rate_changes:
         lines.append(f"  rate changes  {'; '.join(rate_changes[-5:])} ({len(rate_changes)} in all)")
     speed = d["iocs_per_s"]
