@@ -248,7 +248,7 @@ class Cache:
             self._create()
         db: sqlite3.Connection | None = None
         try:
-            db = self._connect()
+            db = self._connect(reader=True)
             # found out now, not by the first write after a night's work
             db.execute("BEGIN IMMEDIATE")
             db.execute("ROLLBACK")
@@ -260,7 +260,7 @@ class Cache:
             if _corrupt(exc):
                 self._set_aside()
                 self._create()
-                db = self._connect()
+                db = self._connect(reader=True)
                 self._load(db)
                 return db
             why = "is read-only" if "readonly" in str(exc) else f"cannot be written ({exc})"
@@ -308,7 +308,7 @@ class Cache:
             raise SettingsError(f"cache: cannot open {path}: {exc}; {_ANOTHER_PATH}") from None
         return "ours" if found == APPLICATION_ID else "damaged"
 
-    def _connect(self, *, read_only: bool = False) -> sqlite3.Connection:
+    def _connect(self, *, read_only: bool = False, reader: bool = False) -> sqlite3.Connection:
         if read_only:
             uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro"
             return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT)
@@ -323,6 +323,11 @@ class Cache:
         # it in memory. A checkpointed WAL is cut back to 64 MiB.
         db.execute("PRAGMA cache_size=-65536")
         db.execute("PRAGMA journal_size_limit=67108864")
+        if reader:
+            # The connection of lookups: hits read rows from pages all over the file, so map
+            # (the first 256 MiB of) it rather than pread each page. Mapped pages count in the
+            # process's RSS, hence the bound; the writer does not map.
+            db.execute("PRAGMA mmap_size=268435456")
         return db
 
     def _create(self) -> bool:
@@ -702,7 +707,7 @@ class Cache:
             self._db.close()
         self._set_aside()
         self._create()
-        self._db = self._connect()
+        self._db = self._connect(reader=True)
         self._load(self._db)
         if self.identity is not None:
             self.bind(self.identity)

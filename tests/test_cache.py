@@ -314,7 +314,7 @@ def test_a_cache_that_cannot_be_written_is_refused(
     new_cache(path).close()
     original = Cache._connect
 
-    def read_only(self: Cache, *, read_only: bool = False) -> sqlite3.Connection:
+    def read_only(self: Cache, **kw: bool) -> sqlite3.Connection:
         # what SQLite does with a file it may only read: opens it, and refuses writes
         return original(self, read_only=True)
 
