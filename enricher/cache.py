@@ -246,6 +246,8 @@ class Cache:
         elif self._examine() == "damaged":
             self._set_aside()
             self._create()
+        else:
+            self._make_private()
         db: sqlite3.Connection | None = None
         try:
             db = self._connect(reader=True)
@@ -268,6 +270,21 @@ class Cache:
                 f"cache: {path} {why}; make it (and its folder) writable, {_ANOTHER_PATH}"
             ) from None
         return db
+
+    def _make_private(self) -> None:
+        """An enricher cache others may read (copied, or made under another umask by hand)
+        is made its owner's only, its WAL files too: it holds what this team asked about."""
+        for suffix in ("", "-wal", "-shm"):
+            name = f"{self.path}{suffix}"
+            try:
+                mode = stat.S_IMODE(os.stat(name).st_mode)
+                if mode & 0o077:
+                    os.chmod(name, mode & 0o700)
+                    log.warning("cache: %s was open to others (%o): made private", name, mode)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("cache: %s is open to others and stays so: %s", name, exc.strerror)
 
     def _header(self) -> bytes:
         try:

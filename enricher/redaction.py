@@ -85,12 +85,14 @@ class Redactor:
             if b"\\u" not in token and not any(n in token for n in needles):
                 return token
             text = orjson.loads(token)  # a JSON string: \u escapes read too
-            n = sum(text.count(s) for s in secrets)
+            n = 0
+            for secret in secrets:  # longest first: "Bearer TOKEN" is one, not two
+                if secret in text:
+                    n += text.count(secret)
+                    text = text.replace(secret, MASK)
             if not n:
                 return token
             found += n
-            for secret in secrets:
-                text = text.replace(secret, MASK)
             return orjson.dumps(text)
 
         # a secret outside any string (inside a number, say) is a coincidence, not an echo,

@@ -113,6 +113,8 @@ class Sender:
         if self.budget is not None:
             await self.budget.take()
         await self.limiter.acquire()
+        if self.quota_until is not None:  # found spent while this one waited its turn
+            raise quota_exhausted(self.quota_until)
         stats = self.stats
         started = self._clock()
         try:

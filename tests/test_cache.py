@@ -280,6 +280,21 @@ def test_a_new_cache_is_private_marked_and_gives_pages_back(tmp_path: Path) -> N
     assert sorted(p.name for p in path.parent.iterdir()) == ["cache.sqlite3"]
 
 
+def test_a_cache_open_to_others_is_made_private(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    new_cache(path).close()
+    path.chmod(0o644)
+    cache = new_cache(path)
+    cache.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None)])
+    cache.flush()
+    for p in tmp_path.glob("cache.sqlite3*"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    assert "was open to others (644): made private" in caplog.text
+    cache.close()
+
+
 def test_runs_making_the_same_cache_at_once_share_one_file(tmp_path: Path) -> None:
     path = tmp_path / "c" / "cache.sqlite3"
     made: list[Cache] = []

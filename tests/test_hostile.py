@@ -588,6 +588,17 @@ async def test_a_spent_quota_stops_sending_and_the_next_run_takes_them_up(
     assert written == sorted([*iocs, "other.example.org"])
 
 
+async def test_requests_waiting_for_their_turn_are_not_sent_once_the_quota_is_spent() -> None:
+    """Paced at 5/s, the three batches wait for the limiter one after another: the 429 of
+    the first comes back before the second's turn, which then is not sent."""
+    async with serve(quota_spent) as server:
+        s = settings_for(server.url).replace(limits={"rate": 5, "concurrency": 4})
+        items, e = await enrich_all(s)
+    assert server.total == 1
+    assert e.stats.deferred == len(IOCS) and e.stats.invariant_holds
+    assert all(i["reason"].startswith("quota exhausted until ") for i in items)
+
+
 @pytest.mark.parametrize(("retry_after", "quota"), [("0.2", False), ("2", True)])
 async def test_retry_after_up_to_max_wait_is_waited_for(retry_after: str, quota: bool) -> None:
     async def once_then_good(server: Server, request: web.Request) -> web.StreamResponse:

@@ -430,6 +430,7 @@ def test_answers_that_echo_a_secret_are_scrubbed_and_still_json(length: int) -> 
     secret = secret_of(length) + '/"'  # characters JSON escapes, or may
     redactor = Redactor()
     redactor.add(secret)
+    redactor.add(f"Bearer {secret}")  # a header value and the token in it: one copy each time
     entry = {
         "requestKey": {"domain": "a.com"},
         "aggregatedResult": {
@@ -438,13 +439,14 @@ def test_answers_that_echo_a_secret_are_scrubbed_and_still_json(length: int) -> 
             secret: [secret, "x" + secret + "y", {"deep": [[secret]]}],
         },
         "plain": "nothing to see",
+        "header": f"Bearer {secret}",
     }
     raw = body_of(entry)
     escaped_slash = raw.replace(b"/", b"\\/")  # as some servers write it
     unicode = raw.replace(secret[0].encode(), b"\\u%04x" % ord(secret[0]))  # and this
     for body in (raw, escaped_slash, unicode):
         scrubbed, n = redactor.body(body)
-        assert n == 6
+        assert n == 7
         doc = orjson.loads(scrubbed)
         text = orjson.dumps(doc).decode()
         assert not [p for p in parts_of(secret) if p in text]
@@ -452,6 +454,7 @@ def test_answers_that_echo_a_secret_are_scrubbed_and_still_json(length: int) -> 
         assert got["aggregatedResult"]["link"] == "https://x/?t=***&again=***"
         assert got["aggregatedResult"]["***"] == ["***", "x***y", {"deep": [["***"]]}]
         assert got["aggregatedResult"]["firstSeen"] == 1481719121821
+        assert got["header"] == "***" and got["plain"] == "nothing to see"
     clean = body_of({"requestKey": {"domain": "a.com"}, "ttl": 5})
     assert redactor.body(clean) == (clean, 0)  # untouched, byte for byte
 
