@@ -1,14 +1,32 @@
-"""The request budget: at most N requests this run, and at most `daily_budget` a UTC day.
+"""The request budget: at most N requests this run, at most `daily_budget` a UTC day, and none
+while the server says our quota is spent.
 
 Every HTTP attempt takes one unit before it is sent, retries included. The day's count lives
-in the cache database, so runs on the same day share it.
+in the cache database, per API identity, so runs on the same day share it: with a daily
+budget each unit is reserved there in a transaction that checks and counts, so that runs
+going at once never send more than the budget between them (without one, the count is kept
+for later runs, written in the background). A quota the server said was spent (a 429 with a
+Retry-After past `retry.max_wait`) is kept there too, so no run sends before it is open again.
 """
 
 from __future__ import annotations
 
-from .cache import Cache
+import asyncio
+import time
+from datetime import UTC, datetime
 
-__all__ = ["Budget"]
+from .cache import Cache
+from .errors import BudgetSpent, QuotaExhausted
+
+__all__ = ["Budget", "quota_exhausted"]
+
+SPENT = "the request budget is spent"
+
+
+def quota_exhausted(until: float) -> QuotaExhausted:
+    """The error that stops sending until `until` (epoch seconds), saying when in UTC."""
+    when = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
+    return QuotaExhausted(f"quota exhausted until {when.replace('+00:00', 'Z')}", until)
 
 
 class Budget:
@@ -20,34 +38,55 @@ class Budget:
         cache: Cache | None = None,
     ) -> None:
         self._cache = cache
-        limits = []
-        if max_requests is not None:
-            limits.append(max_requests)
-        if daily and cache is not None:
-            self.used_before_today = cache.requests_today()
-            limits.append(max(0, daily - self.used_before_today))
-        self.remaining: int | None = min(limits) if limits else None
+        #: requests this run may still send (None: no limit of its own)
+        self.remaining: int | None = max_requests
+        self.daily = daily if daily and cache is not None else None
+        #: until when the server said the quota of this API identity is spent
+        self.quota_until = cache.quota_until() if cache is not None else None
         self.used = 0
         self._unsaved = 0
 
     @property
     def limited(self) -> bool:
-        return self.remaining is not None
+        return self.remaining is not None or self.daily is not None
 
-    def take(self) -> bool:
-        """One request's worth, or False when the budget is spent."""
+    async def take(self) -> None:
+        """One request's worth; BudgetSpent when there is none left (QuotaExhausted while
+        the quota is spent)."""
+        if self.quota_until is not None and time.time() < self.quota_until:
+            raise quota_exhausted(self.quota_until)
         if self.remaining is not None:
             if self.remaining <= 0:
-                return False
-            self.remaining -= 1
+                raise BudgetSpent(SPENT)
+            self.remaining -= 1  # before the await: concurrent takers see it gone
+        if self.daily is not None and self._cache is not None:
+            try:
+                # in a thread: the transaction may wait for another run's write
+                reserved = await asyncio.to_thread(self._cache.reserve_request, self.daily)
+            except BaseException:
+                self._give_back()
+                raise
+            if not reserved:
+                self._give_back()
+                raise BudgetSpent(SPENT)
+        else:
+            self._unsaved += 1
+            if self._unsaved >= 50:
+                self.save()
         self.used += 1
-        self._unsaved += 1
-        if self._unsaved >= 50:
-            self.save()
-        return True
+
+    def _give_back(self) -> None:
+        if self.remaining is not None:
+            self.remaining += 1
+
+    def quota_spent(self, until: float) -> None:
+        """The server says the quota is spent until `until`: kept for the runs to come."""
+        self.quota_until = max(until, self.quota_until or 0.0)
+        if self._cache is not None:
+            self._cache.set_quota_until(until)
 
     def save(self) -> None:
-        """Add what was used since the last save to today's count in the cache."""
+        """Add what was sent since the last save, and not reserved, to today's count."""
         if self._cache is not None and self._unsaved:
             self._cache.add_requests(self._unsaved)
         self._unsaved = 0

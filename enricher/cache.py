@@ -1,16 +1,31 @@
 """The persistent state of nightly runs: an answer cache, the daily request budget, deferred IOCs.
 
-One SQLite file (standard library), WAL mode, readable by its owner only:
+One SQLite file (standard library), WAL mode, readable by its owner only, marked as enricher's
+own (`application_id` and the layout version in `user_version`). Every answer and budget count
+belongs to an API identity (`enricher.identity`): an answer is served only to the identity
+that fetched it.
 
-- `answers`: (endpoint, key) → the output record line written for it (the API's verbatim
-  answer inside), its verdict, the `fmt` it was made with (schema version, verdict table, ttl
-  unit: a hit made the same way is written as it is, with `"cached":true`, without parsing),
-  when it was fetched and when it expires (its `ttl`, capped by `cache.max_ttl`). Expired
-  rows are purged at start;
-  the live set is bounded by what the last `max_ttl` seconds asked, so the file does not grow
-  without bound (freed pages are reused, and `incremental_vacuum` returns them).
-- `budget`: requests sent per UTC day, for `limits.daily_budget` across runs.
+- `answers`: (identity, endpoint, key) → the output record line written for it (the API's
+  verbatim answer inside; kept as a hit writes it, `"cached":true`), compressed with zstd and
+  a dictionary shipped with enricher
+  (`cache-records.zdict`, ~0.9 KB → ~0.13 KB), its verdict, the record format it was made
+  with (a hit made the same way is written as it is, with `"cached":true`, without parsing),
+  when it was fetched and when it expires (its `ttl`, capped by `cache.max_ttl`). A row is
+  served while younger than both; one dated in the future (a clock that was ahead) is not
+  served. Expired rows are purged at start, and past `cache.max_size` the oldest rows are
+  evicted; freed pages go back to the file system (`auto_vacuum=INCREMENTAL`).
+- `budget`: requests sent per identity and UTC day, for `limits.daily_budget` across runs:
+  with a budget each request is reserved before it is sent, in a transaction that checks and
+  counts, so concurrent runs never send more than the budget between them.
+- `quota`: per identity, when a quota the server said was spent (a 429 with a long
+  Retry-After) is open again; no request is sent before.
 - `deferred`: IOCs a run could not send (budget spent, stopped); the next run takes them first.
+
+Opening a path never harms what is there: anything but a regular file, a file that is not
+SQLite and a SQLite database without enricher's marker are refused (SettingsError) and left
+as they are. Only a file that is enricher's and damaged is moved aside and started anew. A
+cache of the previous layout (2: no identities) is migrated in place: its answers, which
+belong to no known identity, are dropped; its deferred IOCs are kept for the next run.
 """
 
 from __future__ import annotations
@@ -19,44 +34,93 @@ import contextlib
 import logging
 import os
 import queue
+import secrets
 import sqlite3
+import stat
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
-from .errors import SettingsError
+import zstandard
+
+from .errors import BudgetSpent, SettingsError
+from .identity import ApiIdentity
 from .ioc import Endpoint, IocType
+from .records import CACHED_TAIL, FRESH_TAIL
+from .settings import VERDICTS
 
 __all__ = ["Cache", "default_cache_path"]
 
 log = logging.getLogger("enricher")
 
+#: PRAGMA application_id of every enricher cache ("EnRC")
+APPLICATION_ID = 0x456E5243
+#: the layout of the tables below (PRAGMA user_version)
+LAYOUT = 3
+#: the layout of enricher 0.1.0's caches (no marker, no identities), migrated on open
+_LAYOUT_2 = 2
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS answers (
-    endpoint TEXT NOT NULL,
+CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE identities (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE formats (id INTEGER PRIMARY KEY, fmt TEXT NOT NULL UNIQUE);
+CREATE TABLE answers (
+    identity INTEGER NOT NULL,
+    endpoint INTEGER NOT NULL,
     key TEXT NOT NULL,
-    verdict TEXT NOT NULL,
-    fmt TEXT NOT NULL,
+    verdict INTEGER NOT NULL,
+    format INTEGER NOT NULL,
     record BLOB NOT NULL,
-    fetched_at REAL NOT NULL,
-    expires_at REAL NOT NULL
+    fetched_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS answers_key ON answers (endpoint, key);
-CREATE TABLE IF NOT EXISTS budget (day TEXT PRIMARY KEY, requests INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS deferred (
+CREATE UNIQUE INDEX answers_key ON answers (identity, endpoint, key);
+CREATE TABLE budget (
+    identity INTEGER NOT NULL,
+    day TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    PRIMARY KEY (identity, day)
+);
+CREATE TABLE quota (identity INTEGER PRIMARY KEY, until REAL NOT NULL);
+CREATE TABLE deferred (
+    identity INTEGER NOT NULL,
     type TEXT NOT NULL,
     ioc TEXT NOT NULL,
-    PRIMARY KEY (type, ioc)
+    PRIMARY KEY (identity, type, ioc)
 );
 """
 
-#: the layout of the tables below (PRAGMA user_version)
-_LAYOUT = 2
+#: what sqlite_master holds in a layout-2 cache (enricher 0.1.0), and nothing else
+_LAYOUT_2_OBJECTS = {
+    ("table", "answers"),
+    ("index", "answers_key"),
+    ("table", "budget"),
+    ("index", "sqlite_autoindex_budget_1"),
+    ("table", "deferred"),
+    ("index", "sqlite_autoindex_deferred_1"),
+}
+_LAYOUT_2_ANSWERS = ["endpoint", "key", "verdict", "fmt", "record", "fetched_at", "expires_at"]
 
+#: the rows the previous layout deferred: they belong to no identity and any run takes them
+_NO_IDENTITY = 0
+
+_SQLITE_MAGIC = b"SQLite format 3\0"
+_ENDPOINT = {ep: i for i, ep in enumerate(Endpoint)}
+_VERDICT = {v: i for i, v in enumerate(VERDICTS)}
 # SQLite allows 32,766 host parameters; lookups go in slices well under that
 _SLICE = 900
+#: a row fetched later than now by more than this was written by a clock that was ahead
+_SKEW = 60.0
+#: past max_size, evict down to this share of it, so that eviction is not every commit's work
+_EVICT_TO = 0.9
+#: waits for another process's write transaction (a writer holds it for a few ms at a time)
+_BUSY_TIMEOUT = 60.0
+#: the zstd dictionary rows are compressed with (tools/train_cache_dictionary.py made it)
+_DICTIONARY = resources.files("enricher").joinpath("cache-records.zdict")
 
 
 def default_cache_path() -> Path:
@@ -64,8 +128,54 @@ def default_cache_path() -> Path:
     return Path(base) / "enricher" / "cache.sqlite3"
 
 
+def _refuse(path: Path, why: str, fix: str) -> SettingsError:
+    return SettingsError(f"cache: {path} {why}; it was left as it is: {fix}")
+
+
+_ANOTHER_PATH = "give --cache (or [cache] path) another path, or run with --no-cache"
+
+
+def _corrupt(exc: sqlite3.Error) -> bool:
+    """Whether `exc` says the file is damaged (not merely busy, full or read-only)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _as_served(line: bytes) -> bytes:
+    """A record line as a hit is written: `"cached":true` (made here, in the writer thread,
+    so that a hit costs no copy on the event loop)."""
+    if line.endswith(FRESH_TAIL):
+        return line[: -len(FRESH_TAIL)] + CACHED_TAIL
+    return line
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def _intern(db: sqlite3.Connection, table: str, column: str, value: str) -> int:
+    """The id of `value` in a table of names (identities, formats), added if new."""
+    db.execute(f"INSERT OR IGNORE INTO {table} ({column}) VALUES (?)", (value,))
+    (found,) = db.execute(f"SELECT id FROM {table} WHERE {column} = ?", (value,)).fetchone()
+    return int(found)
+
+
+_Row = tuple[int, int, str, int, int, bytes, int, int]
+
+
 class Cache:
-    """Answers by (endpoint, key) with expiry, the daily budget and the deferred list."""
+    """Answers by (identity, endpoint, key) with expiry, the daily budget, the quota and the
+    deferred list. Answers, budget and quota are those of the identity the cache is bound to
+    (`identity`, or `bind`); an `Enricher` binds an unbound cache to its settings' identity."""
 
     def __init__(
         self,
@@ -75,6 +185,8 @@ class Cache:
         default_ttl: float,
         max_age: float | None = None,
         fmt: str = "",
+        identity: ApiIdentity | None = None,
+        max_size: int = 2 * 1024**3,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path).expanduser()
@@ -82,74 +194,305 @@ class Cache:
         self.max_ttl = max_ttl
         self.default_ttl = default_ttl
         self.max_age = max_age
+        self.max_size = max_size
         self._clock = clock
         self.hits = 0
         self.misses = 0
         self.stored = 0
         self.purged = 0
+        self.evicted = 0
+        self.unreadable = 0  # rows that did not decompress: asked again
         self.broken: str | None = None  # why the cache stopped being used, if it did
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # create it private: it holds what this team asked about
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-            os.close(fd)
-            try:
-                self._db = self._connect(create=True)
-            except sqlite3.DatabaseError:
-                # a cache is only a cache: a damaged one is moved aside and started anew
-                aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
-                self.path.rename(aside)
-                log.warning("cache: %s was damaged; moved to %s, starting anew", self.path, aside)
-                os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # private again
-                self._db = self._connect(create=True)
-        except (OSError, sqlite3.Error) as exc:
-            raise SettingsError(f"cannot open the cache {self.path}: {exc}") from None
-        # Answers are written by a thread of their own, on its own connection: inserting at
-        # random places in the key index costs ~15 µs a row, which SQLite does without the GIL.
-        self._writes: queue.Queue[list[tuple[str, str, str, str, bytes, float, float]] | None]
-        self._writes = queue.Queue(maxsize=64)
+        self.damaged = False  # found damaged during the run: moved aside at close
+        self.identity: ApiIdentity | None = None
+        self.identity_name = ""
+        self._id = -1
+        self._size_at_close: int | None = None
+        dictionary = zstandard.ZstdCompressionDict(_DICTIONARY.read_bytes())
+        self._dictionary = dictionary
+        self._unpack = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
+        self._budget_lock = threading.Lock()
+        self._budget_db: sqlite3.Connection | None = None
+        self._db = self._open()
+        if identity is not None:
+            self.bind(identity)
+        # Answers are written by a thread of their own, on its own connection: compressing a
+        # row and inserting it at a random place in the key index cost ~15 µs, which zstd and
+        # SQLite spend without the GIL.
+        self._writes: queue.Queue[tuple[list[_Row], int] | None] = queue.Queue(maxsize=64)
         self._writer = threading.Thread(target=self._write_loop, name="cache-writer", daemon=True)
         self._writer.start()
 
-    def _connect(self, *, create: bool = False) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        if create:
-            # Rows are ~1.2 KB record lines: 16 KiB pages hold a dozen each where 4 KiB pages
-            # spill them, so a new cache takes rows ~30% faster and is ~15% smaller. (Only a
-            # file without tables takes a page size; an existing cache keeps its own.)
-            db.execute("PRAGMA page_size=16384")
+    # -- opening ---------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        """The connection to a cache at `self.path` that is enricher's (made, migrated, or
+        made anew in place of a damaged one); SettingsError, and nothing touched, if the
+        path holds anything else."""
+        path = self.path
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as exc:
+            raise SettingsError(
+                f"cache: cannot use {path}: {exc.strerror}; {_ANOTHER_PATH}"
+            ) from None
+        if mode is None:
+            if not self._create():
+                self._examine()  # another run made it meanwhile
+        elif not stat.S_ISREG(mode):
+            raise _refuse(path, f"is {_kind(mode)}, not a cache file", _ANOTHER_PATH)
+        elif self._examine() == "damaged":
+            self._set_aside()
+            self._create()
+        else:
+            self._make_private()
+        db: sqlite3.Connection | None = None
+        try:
+            db = self._connect(reader=True)
+            # found out now, not by the first write after a night's work
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+            self._load(db)
+        except sqlite3.Error as exc:
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            if _corrupt(exc):
+                self._set_aside()
+                self._create()
+                db = self._connect(reader=True)
+                self._load(db)
+                return db
+            why = "is read-only" if "readonly" in str(exc) else f"cannot be written ({exc})"
+            raise SettingsError(
+                f"cache: {path} {why}; make it (and its folder) writable, {_ANOTHER_PATH}"
+            ) from None
+        return db
+
+    def _make_private(self) -> None:
+        """An enricher cache others may read (copied, or made under another umask by hand)
+        is made its owner's only, its WAL files too: it holds what this team asked about."""
+        for suffix in ("", "-wal", "-shm"):
+            name = f"{self.path}{suffix}"
+            try:
+                mode = stat.S_IMODE(os.stat(name).st_mode)
+                if mode & 0o077:
+                    os.chmod(name, mode & 0o700)
+                    log.warning("cache: %s was open to others (%o): made private", name, mode)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("cache: %s is open to others and stays so: %s", name, exc.strerror)
+
+    def _header(self) -> bytes:
+        try:
+            with open(self.path, "rb") as f:
+                return f.read(100)
+        except OSError as exc:
+            raise SettingsError(
+                f"cache: cannot read {self.path}: {exc.strerror}; {_ANOTHER_PATH}"
+            ) from None
+
+    def _examine(self) -> str:
+        """For a file that is enricher's: whether it is "ours" or "damaged" (a layout-2
+        cache is migrated first); SettingsError for anything else. Reads the header, then
+        opens the file read-only."""
+        path = self.path
+        header = self._header()
+        if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+            why = "is empty" if not header else "is not a SQLite database"
+            raise _refuse(path, f"{why}, so no enricher cache", _ANOTHER_PATH)
+        app_id = int.from_bytes(header[68:72], "big")
+        layout = int.from_bytes(header[60:64], "big")
+        if app_id == 0 and layout == _LAYOUT_2:
+            self._migrate()
+            return "ours"
+        if app_id != APPLICATION_ID:
+            raise _refuse(path, "is a SQLite database of another program", _ANOTHER_PATH)
+        if layout != LAYOUT:
+            raise _refuse(
+                path, f"was made by another version of enricher (layout {layout})", _ANOTHER_PATH
+            )
+        try:
+            with contextlib.closing(self._connect(read_only=True)) as db:
+                (found,) = db.execute("PRAGMA application_id").fetchone()
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            if _corrupt(exc):
+                return "damaged"
+            raise SettingsError(f"cache: cannot open {path}: {exc}; {_ANOTHER_PATH}") from None
+        return "ours" if found == APPLICATION_ID else "damaged"
+
+    def _connect(self, *, read_only: bool = False, reader: bool = False) -> sqlite3.Connection:
+        if read_only:
+            uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro"
+            return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT)
+        db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT
+        )
         db.execute("PRAGMA journal_mode=WAL")
         # No fsync: after an OS crash the newest answers may be gone (or the file damaged,
         # and then replaced); an application crash, SIGKILL included, loses nothing.
         db.execute("PRAGMA synchronous=OFF")
-        # Answers go in rowid order (appended); only the small key index takes inserts at
-        # random places, and 64 MiB of page cache keeps most of it in memory.
+        # The key index takes inserts at random places; 64 MiB of page cache keeps most of
+        # it in memory. A checkpointed WAL is cut back to 64 MiB.
         db.execute("PRAGMA cache_size=-65536")
-        if create:
-            # The reading connection: hits read record lines from pages all over the file, so
-            # map (the first 256 MiB of) it rather than pread each page. Mapped pages count in
-            # the process's RSS, hence the bound; the writer does not map.
+        db.execute("PRAGMA journal_size_limit=67108864")
+        if reader:
+            # The connection of lookups: hits read rows from pages all over the file, so map
+            # (the first 256 MiB of) it rather than pread each page. Mapped pages count in the
+            # process's RSS, hence the bound; the writer does not map.
             db.execute("PRAGMA mmap_size=268435456")
-            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            (version,) = db.execute("PRAGMA user_version").fetchone()
-            if version != _LAYOUT:
-                # a cache of another layout (an older enricher): start it anew
-                db.executescript(
-                    "DROP TABLE IF EXISTS answers; DROP TABLE IF EXISTS meta;"
-                    "DROP TABLE IF EXISTS budget; DROP TABLE IF EXISTS deferred;"
-                )
-                db.execute(f"PRAGMA user_version={_LAYOUT}")
-            db.executescript(_SCHEMA)
         return db
+
+    def _create(self) -> bool:
+        """A new, empty cache at `self.path`: made whole under another name, then linked into
+        place, so the path never holds a half-made file, and of two runs making it at once
+        one wins and both use its file. False if something was at the path first."""
+        path = self.path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_name(f".{path.name}.new-{os.getpid()}-{secrets.token_hex(4)}")
+            # private: it holds what this team asked about
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+        except OSError as exc:
+            raise SettingsError(
+                f"cache: cannot create {path}: {exc.strerror}; {_ANOTHER_PATH}"
+            ) from None
+        try:
+            db = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                # Rows are ~0.3 KB with their index entries: 16 KiB pages hold dozens each.
+                # Both must be set before the first table exists.
+                db.execute("PRAGMA page_size=16384")
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                db.executescript(_SCHEMA)
+                db.execute("INSERT INTO meta VALUES ('key', ?)", (secrets.token_bytes(32),))
+                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version={LAYOUT}")
+                db.execute("PRAGMA journal_mode=WAL")
+            finally:
+                db.close()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False  # another run made it meanwhile
+            except OSError:
+                # a file system without hard links: a rename, which could replace a cache
+                # made meanwhile by another run (an empty one, at worst)
+                if os.path.lexists(path):
+                    return False
+                os.rename(tmp, path)
+            return True
+        except (OSError, sqlite3.Error) as exc:
+            raise SettingsError(f"cache: cannot create {path}: {exc}; {_ANOTHER_PATH}") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def _migrate(self) -> None:
+        """A layout-2 cache (enricher 0.1.0) made layout 3, in place: checked read-only
+        first to hold exactly that layout's tables; its answers and counts dropped (they
+        belong to no identity we could tell), its deferred IOCs kept for any next run."""
+        path = self.path
+        try:
+            # immutable: a database of another program is read without so much as a -shm
+            # file made beside it
+            uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro&immutable=1"
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as ro:
+                objects = set(ro.execute("SELECT type, name FROM sqlite_master"))
+                columns = [row[1] for row in ro.execute("PRAGMA table_info(answers)")]
+        except sqlite3.Error:
+            objects, columns = set(), []
+        if objects != _LAYOUT_2_OBJECTS or columns != _LAYOUT_2_ANSWERS:
+            raise _refuse(
+                path, "is a SQLite database of another program (no enricher marker)", _ANOTHER_PATH
+            )
+        try:
+            with contextlib.closing(self._connect()) as db:
+                db.execute("BEGIN IMMEDIATE")
+                (app_id,) = db.execute("PRAGMA application_id").fetchone()
+                (layout,) = db.execute("PRAGMA user_version").fetchone()
+                if (app_id, layout) != (0, _LAYOUT_2):
+                    db.execute("ROLLBACK")
+                    return  # another run migrated it meanwhile
+                # one statement at a time: executescript would commit the transaction first
+                for statement in (
+                    "ALTER TABLE deferred RENAME TO deferred_2",
+                    "DROP TABLE answers",
+                    "DROP TABLE budget",
+                    *_statements(_SCHEMA),
+                ):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT OR IGNORE INTO deferred SELECT ?, type, ioc FROM deferred_2",
+                    (_NO_IDENTITY,),
+                )
+                db.execute("DROP TABLE deferred_2")
+                db.execute("INSERT INTO meta VALUES ('key', ?)", (secrets.token_bytes(32),))
+                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version={LAYOUT}")
+                db.execute("COMMIT")
+                # once: auto_vacuum takes effect with a VACUUM, which also gives back the
+                # pages of the dropped answers
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                try:
+                    db.execute("VACUUM")
+                except sqlite3.OperationalError as exc:  # busy: another run has it open
+                    log.info("cache: %s migrated; VACUUM left for later (%s)", path, exc)
+            log.warning(
+                "cache: %s was made by enricher 0.1.0 (answers not tied to an API identity): "
+                "migrated, its answers dropped, its deferred IOCs kept",
+                path,
+            )
+        except sqlite3.Error as exc:
+            raise SettingsError(f"cache: cannot migrate {path}: {exc}; {_ANOTHER_PATH}") from None
+
+    def _set_aside(self) -> None:
+        """Move a damaged cache (and its WAL, which belongs to it) aside."""
+        aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(f"{self.path}{suffix}", f"{aside}{suffix}")
+        log.warning("cache: %s was damaged; moved to %s, starting anew", self.path, aside)
+
+    def _load(self, db: sqlite3.Connection) -> None:
+        """What every run reads first: the file's key (for identities), the record formats."""
+        (key,) = db.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
+        self._key = bytes(key)
+        self._fmt_id = _intern(db, "formats", "fmt", self.fmt)
+        self._formats = dict(db.execute("SELECT id, fmt FROM formats"))
+
+    def bind(self, identity: ApiIdentity) -> None:
+        """Serve, store and count for `identity` from now on."""
+        self.identity = identity
+        self.identity_name = identity.name(self._key)
+        try:
+            self._id = _intern(self._db, "identities", "name", self.identity_name)
+        except sqlite3.Error as exc:
+            self._break(f"reading failed: {exc}", exc)
+
+    def _bound(self) -> int:
+        if self.identity is None:
+            raise RuntimeError("Cache.bind(identity) first: answers belong to an API identity")
+        return self._id
+
+    # -- writing -----------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
         db: sqlite3.Connection | None = None
+        pack = zstandard.ZstdCompressor(
+            level=3, dict_data=self._dictionary, write_checksum=True
+        ).compress
         last = False
         while not last:
-            rows = self._writes.get()
-            if rows is None:
+            item = self._writes.get()
+            if item is None:
                 self._writes.task_done()
                 break
+            rows, requests = list(item[0]), item[1]
             # what has queued up meanwhile goes in the same transaction: fewer commits
             taken = 1
             while len(rows) < 20_000:
@@ -161,21 +504,28 @@ class Cache:
                 if more is None:
                     last = True
                     break
-                rows.extend(more)
+                rows.extend(more[0])
+                requests += more[1]
             try:
                 if not self.broken:
                     db = db or self._connect()
-                    db.execute("BEGIN")
+                    # compressed before the transaction: the write lock is held only to write
+                    packed = [(*row[:5], pack(_as_served(row[5])), *row[6:]) for row in rows]
+                    db.execute("BEGIN IMMEDIATE")
                     db.executemany(
-                        "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+                        "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", packed
                     )
+                    if requests:
+                        self._count(db, requests)
                     db.execute("COMMIT")
                     self.stored += len(rows)
+                    if rows:
+                        self._evict(db)
             except sqlite3.Error as exc:
                 if db is not None and db.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
-                self._break(f"writing failed: {exc}")
+                self._break(f"writing failed: {exc}", exc)
             finally:
                 for _ in range(taken):
                     self._writes.task_done()
@@ -186,7 +536,9 @@ class Cache:
         """Wait until every answer stored so far is written."""
         self._writes.join()
 
-    def _break(self, why: str) -> None:
+    def _break(self, why: str, exc: sqlite3.Error | None = None) -> None:
+        if exc is not None and _corrupt(exc):
+            self.damaged = True
         if self.broken is None:
             self.broken = why
             log.warning("cache: %s; the run goes on without the cache", why)
@@ -194,7 +546,7 @@ class Cache:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         # the connection is in autocommit mode: group many rows into one commit explicitly
-        self._db.execute("BEGIN")
+        self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
@@ -203,53 +555,115 @@ class Cache:
         self._db.execute("COMMIT")
 
     def close(self) -> None:
-        """Finish the pending writes, then close."""
+        """Finish the pending writes, then close; a cache found damaged is moved aside, so
+        that the next run starts anew."""
         self._writes.put(None)
         self._writer.join()
         with contextlib.suppress(sqlite3.Error):
-            self._db.close()
+            self._size_at_close = self.size()
+        for db in (self._db, self._budget_db):
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+        if self.damaged:
+            self._set_aside()
 
-    # -- answers ------------------------------------------------------------------------
+    # -- size --------------------------------------------------------------------------------
+
+    def size(self, db: sqlite3.Connection | None = None) -> int:
+        """The database's size in bytes: the file's, once the WAL is checkpointed (during a
+        run the WAL adds up to 64 MiB beside it)."""
+        db = db or self._db
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        (page_size,) = db.execute("PRAGMA page_size").fetchone()
+        return int(pages * page_size)
+
+    @staticmethod
+    def _give_back(db: sqlite3.Connection) -> None:
+        """Free pages back to the file system. (`execute` would step this pragma once, which
+        frees one page; `executescript` runs it to the end.)"""
+        db.executescript("PRAGMA incremental_vacuum")
+
+    def _evict(self, db: sqlite3.Connection) -> None:
+        """Past max_size: the oldest answers go (rows are appended, so by rowid), down to
+        90% of it, and their pages back to the file system."""
+        for _ in range(8):  # rows are not all the same size: a few rounds at most
+            used = self.size(db)
+            if used <= self.max_size:
+                return
+            low, high = db.execute("SELECT min(rowid), max(rowid) FROM answers").fetchone()
+            if low is None:
+                return
+            share = 1 - _EVICT_TO * self.max_size / used
+            cut = low + max(1, int((high - low + 1) * share))
+            cur = db.execute("DELETE FROM answers WHERE rowid < ?", (cut,))
+            self.evicted += cur.rowcount
+            self._give_back(db)
+
+    # -- answers -----------------------------------------------------------------------------
 
     def lookup(self, endpoint: Endpoint, keys: Sequence[str]) -> dict[str, tuple[str, str, bytes]]:
-        """(verdict, fmt, record line) of the live cached answers among `keys` (expired ones,
-        and with max_age older ones, are misses)."""
+        """(verdict, fmt, record line as a hit writes it) of the live cached answers among
+        `keys` for this identity. Expired ones, older than max_ttl or (with max_age)
+        max_age, and ones dated in the future are misses."""
+        ident = self._bound()
         now = self._clock()
-        oldest = now - self.max_age if self.max_age is not None else -1.0
+        oldest = max(now - self.max_ttl, now - self.max_age if self.max_age is not None else -1.0)
         found: dict[str, tuple[str, str, bytes]] = {}
         if self.broken:
             return found
+        unpack, verdicts = self._unpack, VERDICTS
         try:
             for i in range(0, len(keys), _SLICE):
                 part = keys[i : i + _SLICE]
                 marks = ",".join("?" * len(part))
                 rows = self._db.execute(
-                    f"SELECT key, verdict, fmt, record FROM answers WHERE endpoint = ?"
-                    f" AND key IN ({marks}) AND expires_at > ? AND fetched_at >= ?",
-                    (endpoint.value, *part, now, oldest),
-                )
-                found.update((row[0], row[1:]) for row in rows)
+                    f"SELECT key, verdict, format, record FROM answers WHERE identity = ?"
+                    f" AND endpoint = ? AND key IN ({marks}) AND expires_at > ?"
+                    f" AND fetched_at > ? AND fetched_at <= ?",
+                    (ident, _ENDPOINT[endpoint], *part, now, oldest, now + _SKEW),
+                ).fetchall()
+                formats = self._formats
+                try:  # the hot path of a warm run: one comprehension, in C as far as it goes
+                    found.update({k: (verdicts[v], formats[f], unpack(r)) for k, v, f, r in rows})
+                except (KeyError, IndexError, TypeError, zstandard.ZstdError):
+                    self._read_slowly(rows, found)
         except sqlite3.Error as exc:
-            self._break(f"reading failed: {exc}")
+            self._break(f"reading failed: {exc}", exc)
             found.clear()
         self.hits += len(found)
         self.misses += len(keys) - len(found)
         return found
 
+    def _read_slowly(
+        self, rows: list[tuple[str, int, int, bytes]], found: dict[str, tuple[str, str, bytes]]
+    ) -> None:
+        """`lookup`'s rows one by one: a record format written by another run since this one
+        read them, or a row that does not decompress (a miss: asked again, and replaced)."""
+        self._formats = dict(self._db.execute("SELECT id, fmt FROM formats"))
+        for key, verdict, fid, record in rows:
+            try:
+                found[key] = (VERDICTS[verdict], self._formats.get(fid, ""), self._unpack(record))
+            except (IndexError, TypeError, zstandard.ZstdError):
+                self.unreadable += 1
+
     def empty_endpoints(self) -> set[Endpoint]:
-        """The endpoints the cache holds no answer for (once what is queued is written)."""
+        """The endpoints the cache holds no answer for this identity (once what is queued
+        is written)."""
+        ident = self._bound()
         self.flush()
         try:
             return {
                 ep
                 for ep in Endpoint
                 if self._db.execute(
-                    "SELECT 1 FROM answers WHERE endpoint = ? LIMIT 1", (ep.value,)
+                    "SELECT 1 FROM answers WHERE identity = ? AND endpoint = ? LIMIT 1",
+                    (ident, _ENDPOINT[ep]),
                 ).fetchone()
                 is None
             }
         except sqlite3.Error as exc:
-            self._break(f"reading failed: {exc}")
+            self._break(f"reading failed: {exc}", exc)
             return set()
 
     def store(
@@ -257,71 +671,163 @@ class Cache:
     ) -> None:
         """Remember answers: (key, verdict, record line, ttl in milliseconds or None); written
         by the writer thread, all of them by `close()`."""
+        ident = self._bound()
         now = self._clock()
-        max_ttl, default_ttl, fmt, ep = self.max_ttl, self.default_ttl, self.fmt, endpoint.value
-        rows = [
+        max_ttl, default_ttl, fid, ep = self.max_ttl, self.default_ttl, self._fmt_id, endpoint
+        code = _ENDPOINT[ep]
+        verdicts = _VERDICT
+        fetched = int(now)
+        rows: list[_Row] = [
             (
-                ep,
+                ident,
+                code,
                 key,
-                verdict,
-                fmt,
+                verdicts.get(verdict, 3),
+                fid,
                 record,
-                now,
-                now + min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl),
+                fetched,
+                int(now + min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl)),
             )
             for key, verdict, record, ttl_ms in items
         ]
         if not self.broken:
-            self._writes.put(rows)
+            self._writes.put((rows, 0))
 
     def purge(self) -> int:
-        """Drop expired answers and give their pages back; how many were dropped."""
+        """Drop expired answers (and rows dated in the future, and past max_ttl), the oldest
+        past max_size, and give their pages back; how many expired. A cache found damaged
+        here is moved aside and started anew."""
+        now = self._clock()
         try:
-            cur = self._db.execute("DELETE FROM answers WHERE expires_at <= ?", (self._clock(),))
-            self._db.execute("PRAGMA incremental_vacuum")
+            with self._transaction():
+                cur = self._db.execute(
+                    "DELETE FROM answers WHERE expires_at <= ? OR fetched_at <= ?"
+                    " OR fetched_at > ?",
+                    (now, now - self.max_ttl, now + _SKEW),
+                )
+                self._db.execute("DELETE FROM quota WHERE until <= ?", (now,))
+                self._db.execute("DELETE FROM budget WHERE day < ?", (self._day(now - 86400),))
+            self._give_back(self._db)
+            self._evict(self._db)
         except sqlite3.Error as exc:
-            self._break(f"purging failed: {exc}")
+            if not _corrupt(exc):
+                self._break(f"purging failed: {exc}", exc)
+                return 0
+            self._renew()
             return 0
         self.purged += cur.rowcount
         return cur.rowcount
+
+    def _renew(self) -> None:
+        """The file is damaged: move it aside and go on with a new one."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._set_aside()
+        self._create()
+        self._db = self._connect(reader=True)
+        self._load(self._db)
+        if self.identity is not None:
+            self.bind(self.identity)
 
     def __len__(self) -> int:
         (n,) = self._db.execute("SELECT COUNT(*) FROM answers").fetchone()
         return int(n)
 
-    # -- budget -------------------------------------------------------------------------
+    # -- budget and quota ----------------------------------------------------------------
 
-    def _today(self) -> str:
-        return datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%d")
+    def _day(self, when: float | None = None) -> str:
+        return datetime.fromtimestamp(self._clock() if when is None else when, UTC).strftime(
+            "%Y-%m-%d"
+        )
 
     def requests_today(self) -> int:
+        """Requests counted today for this identity, by every run."""
+        ident = self._bound()
         try:
-            row = self._db.execute("SELECT requests FROM budget WHERE day = ?", (self._today(),))
+            row = self._db.execute(
+                "SELECT requests FROM budget WHERE identity = ? AND day = ?", (ident, self._day())
+            )
             found = row.fetchone()
         except sqlite3.Error as exc:
-            self._break(f"reading the budget failed: {exc}")
+            self._break(f"reading the budget failed: {exc}", exc)
             return 0
         return int(found[0]) if found else 0
 
-    def add_requests(self, n: int) -> None:
-        if n and not self.broken:
-            try:
-                self._db.execute(
-                    "INSERT INTO budget VALUES (?, ?) "
-                    "ON CONFLICT(day) DO UPDATE SET requests = requests + excluded.requests",
-                    (self._today(), n),
-                )
-            except sqlite3.Error as exc:
-                self._break(f"counting requests failed: {exc}")
+    def _count(self, db: sqlite3.Connection, n: int) -> None:
+        db.execute(
+            "INSERT INTO budget VALUES (?, ?, ?) "
+            "ON CONFLICT(identity, day) DO UPDATE SET requests = requests + excluded.requests",
+            (self._bound(), self._day(), n),
+        )
 
-    # -- deferred -----------------------------------------------------------------------
+    def add_requests(self, n: int) -> None:
+        """Count `n` requests sent today (by the writer thread, without waiting)."""
+        if n and not self.broken:
+            self._bound()
+            self._writes.put(([], n))
+
+    def reserve_request(self, daily: int) -> bool:
+        """Count one request for today if that keeps today's count within `daily`: False,
+        and nothing counted, if the budget is spent. One transaction that checks and counts,
+        so runs sharing the file never send more than `daily` between them. Raises
+        BudgetSpent when the count cannot be kept (then nothing may be sent)."""
+        ident = self._bound()
+        with self._budget_lock:
+            try:
+                db = self._budget_db = self._budget_db or self._connect()
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    row = db.execute(
+                        "SELECT requests FROM budget WHERE identity = ? AND day = ?",
+                        (ident, self._day()),
+                    ).fetchone()
+                    if row is not None and row[0] >= daily:
+                        return False
+                    self._count(db, 1)
+                finally:
+                    db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise BudgetSpent(
+                    f"the daily budget cannot be counted in the cache: {exc}"
+                ) from None
+        return True
+
+    def quota_until(self) -> float | None:
+        """Until when the server said this identity's quota is spent, if that is still ahead."""
+        ident = self._bound()
+        try:
+            row = self._db.execute(
+                "SELECT until FROM quota WHERE identity = ? AND until > ?", (ident, self._clock())
+            ).fetchone()
+        except sqlite3.Error as exc:
+            self._break(f"reading the quota failed: {exc}", exc)
+            return None
+        return float(row[0]) if row else None
+
+    def set_quota_until(self, until: float) -> None:
+        """Remember that this identity's quota is spent until `until` (epoch seconds)."""
+        ident = self._bound()
+        try:
+            self._db.execute(
+                "INSERT INTO quota VALUES (?, ?) ON CONFLICT(identity) DO UPDATE"
+                " SET until = max(until, excluded.until)",
+                (ident, until),
+            )
+        except sqlite3.Error as exc:
+            log.error("cache: saving the quota failed: %s", exc)
+
+    # -- deferred -----------------------------------------------------------------------------
 
     def deferred(self) -> list[tuple[IocType, str]]:
+        """The IOCs runs of this identity deferred (and those of an earlier layout)."""
         out: list[tuple[IocType, str]] = []
         try:
-            rows = self._db.execute("SELECT type, ioc FROM deferred ORDER BY rowid").fetchall()
+            rows = self._db.execute(
+                "SELECT type, ioc FROM deferred WHERE identity IN (?, ?) ORDER BY rowid",
+                (self._bound(), _NO_IDENTITY),
+            ).fetchall()
         except sqlite3.Error as exc:
-            self._break(f"reading the deferred list failed: {exc}")
+            self._break(f"reading the deferred list failed: {exc}", exc)
             return out
         for t, ioc in rows:
             with contextlib.suppress(ValueError):
@@ -329,10 +835,38 @@ class Cache:
         return out
 
     def set_deferred(self, items: Iterable[tuple[str, str]]) -> None:
-        """Replace the deferred list with `items` (type, ioc)."""
+        """Replace this identity's deferred list with `items` (type, ioc)."""
+        ident = self._bound()
         try:
             with self._transaction():
-                self._db.execute("DELETE FROM deferred")
-                self._db.executemany("INSERT OR IGNORE INTO deferred VALUES (?, ?)", items)
+                self._db.execute(
+                    "DELETE FROM deferred WHERE identity IN (?, ?)", (ident, _NO_IDENTITY)
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO deferred VALUES (?, ?, ?)",
+                    ((ident, t, ioc) for t, ioc in items),
+                )
         except sqlite3.Error as exc:
             log.error("cache: saving the deferred list failed: %s", exc)
+
+    # -- report --------------------------------------------------------------------------------
+
+    def report(self) -> dict[str, object]:
+        """What the summary and the manifest say of the cache (its size as it was closed,
+        or now)."""
+        size = self._size_at_close
+        if size is None:
+            with contextlib.suppress(sqlite3.Error):
+                size = self.size()
+        return {
+            "path": str(self.path),
+            "identity": self.identity_name,
+            "size_bytes": size,
+            "max_size_bytes": self.max_size,
+            "hits": self.hits,
+            "stored": self.stored,
+            "purged": self.purged,
+            "evicted": self.evicted,
+            "unreadable": self.unreadable,
+            "broken": self.broken,
+        }

@@ -38,6 +38,7 @@ from .errors import (
     MalformedBody,
     RequestError,
 )
+from .identity import identity_of
 from .ioc import ENDPOINT_OF, Endpoint, IocType
 from .normalize import normalize
 from .protocol import read_entry
@@ -45,7 +46,6 @@ from .ratelimit import AdaptiveLimiter
 from .reader import Chunk
 from .records import (
     CACHED_TAIL,
-    FRESH_TAIL,
     Deferred,
     Failure,
     Record,
@@ -112,6 +112,8 @@ class Enricher:
     ) -> None:
         self.settings = settings
         self.stats = stats or RunStats()
+        if cache is not None and cache.identity is None:
+            cache.bind(identity_of(settings))  # answers are served to whoever fetched them
         self.cache = cache
         self.budget = budget
         self.done = done
@@ -245,6 +247,7 @@ class _Run:
         self.outstanding = 0  # unique keys handed to the batcher and not yet resolved
         self.progress = asyncio.Event()
         self.missing: dict[str, int] = {}  # key -> times it was left out of an answer
+        self.conflicts: dict[str, int] = {}  # key -> answers that gave it entries that disagree
         self.inflight: dict[int, Batch] = {}  # worker number -> the batch it is working on
         self.fatal: FatalError | None = None
         #: why new keys are deferred instead of sent (budget spent, stopping), or None
@@ -480,9 +483,8 @@ class _Run:
                     misses.append(key)
                     continue
                 verdict, row_fmt, line = hit
-                if row_fmt == fmt and line.endswith(FRESH_TAIL) and not self.with_source:
-                    # made just as this run would make it: only `cached` differs
-                    lines.append(line[: -len(FRESH_TAIL)] + CACHED_TAIL)
+                if row_fmt == fmt and line.endswith(CACHED_TAIL) and not self.with_source:
+                    lines.append(line)  # made just as this run would make it, and served
                 else:
                     origin = self.origins.get(key[1]) if self.with_source else None
                     made = self.recache(key, line, origin)
@@ -584,9 +586,9 @@ class _Run:
             return
         try:
             parsed = await self.sender.fetch(endpoint, keys)
-        except BudgetSpent:
-            self.begin_deferring("the request budget is spent")
-            self.defer(outcome, keys, "the request budget is spent")
+        except BudgetSpent as spent:  # or QuotaExhausted: a 429 that says until when
+            self.begin_deferring(str(spent))
+            self.defer(outcome, keys, str(spent))
             return
         except (BatchTooLarge, BadRequest) as exc:
             if len(keys) == 1:
@@ -636,6 +638,11 @@ class _Run:
                 answered_keys.append((key[1], verdict, ttl_ms))
                 if missing:
                     missing.pop(key[1], None)
+                if self.conflicts:
+                    self.conflicts.pop(key[1], None)
+                continue
+            if key[1] in parsed.conflicts:
+                self.conflicting(key, outcome, requeue)
                 continue
             tries = missing.get(key[1], 0) + 1
             if tries > limit:
@@ -649,6 +656,20 @@ class _Run:
                 self.stats.requeued += 1
                 requeue.append(key)
         self.stats.extra_entries += parsed.extra(answered)
+
+    def conflicting(self, key: Key, outcome: Outcome, requeue: list[Key]) -> None:
+        """An answer gave `key` two entries that disagree: like a malformed answer, asked
+        again (in a later batch) up to `retry.attempts` times, then a failure; never cached."""
+        tries = self.conflicts.get(key[1], 0) + 1
+        if tries < self.settings.retry.attempts:
+            self.conflicts[key[1]] = tries
+            self.stats.requeued += 1
+            requeue.append(key)
+            return
+        self.conflicts.pop(key[1], None)
+        self.origins.pop(key[1], None)
+        why = f"conflicting_answers: {tries} answers each gave it entries that disagree"
+        outcome.failures.append(failure(key[0], key[1], why, tries))
 
     def fail(self, outcome: Outcome, keys: list[Key], exc: RequestError) -> None:
         error = f"{exc.kind}: {exc}"

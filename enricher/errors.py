@@ -8,6 +8,7 @@
     │   ├── AuthRefused          401 / 403, or a failed tenant login
     │   └── UntrustedCertificate the server's TLS certificate did not verify
     ├── BudgetSpent              no request left in this run's or today's budget
+    │   └── QuotaExhausted       the server says our quota is spent until a time (a long 429)
     └── RequestError             one batch request did not give a usable answer
         ├── TransportError       connection refused / dropped, stale keep-alive, timeout (retryable)
         ├── SessionRenewed       a 401 on an expired tenant session, now renewed (retryable)
@@ -38,6 +39,7 @@ __all__ = [
     "MalformedBody",
     "OutputError",
     "ProtocolError",
+    "QuotaExhausted",
     "RateLimited",
     "RequestError",
     "SessionRenewed",
@@ -85,6 +87,15 @@ class UntrustedCertificate(FatalError):
 
 class BudgetSpent(EnricherError):
     """The request budget (`--max-requests`, `limits.daily_budget`) is used up."""
+
+
+class QuotaExhausted(BudgetSpent):
+    """A 429 whose Retry-After is past `retry.max_wait`: a quota spent, not a moment's
+    excess. Nothing is sent to this API identity until `until` (epoch seconds)."""
+
+    def __init__(self, message: str, until: float) -> None:
+        super().__init__(message)
+        self.until = until
 
 
 class RequestError(EnricherError):

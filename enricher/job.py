@@ -24,6 +24,7 @@ from .console import Progress
 from .dedupe import Deduper
 from .engine import Enricher, Outcome
 from .errors import FatalError, OutputError, SettingsError
+from .identity import EMBEDDED_EMULATOR, identity_of
 from .manifest import build_manifest, write_manifest
 from .normalize import normalize
 from .outputs import (
@@ -182,6 +183,10 @@ def _open_cache(job: Job, settings: Settings) -> Cache | None:
         default_ttl=c.default_ttl,
         max_age=job.max_age,
         fmt=record_format(settings.verdicts, settings.api.ttl_unit, job.with_source),
+        # answers are served to the API identity that fetched them (the embedded emulator
+        # is one identity, whatever port it gets)
+        identity=EMBEDDED_EMULATOR if job.emulator else identity_of(settings),
+        max_size=c.max_size,
     )
     purged = cache.purge()
     if purged:
@@ -372,6 +377,7 @@ async def _run_locked(
         finally:
             if cache is not None:
                 cache.close()
+                stats.cache = cache.report()
     if fatal is not None:
         stats.stopped = stats.stopped or str(fatal)
     interrupted = stopper.stopping or (enricher is not None and enricher.interrupted)

@@ -113,6 +113,8 @@ def build_manifest(
         "bisections_400": stats.bisections,
         "requeued_missing": stats.requeued,
         "extra_entries": stats.extra_entries,
+        "secrets_replaced": stats.secrets_replaced,
+        "cache": d["cache"],
         "latency_ms": d["latency_ms"],
         "elapsed_s": d["elapsed_s"],
         "iocs_per_s": d["iocs_per_s"],

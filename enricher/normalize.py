@@ -4,7 +4,8 @@
 and written, or into `(None, reason)` for the rejects file. Values are canonical, so
 `normalize(value) == (type, value)`: hashes in lower case; domains in lower case, without a
 trailing dot, internationalized labels as A-labels (UTS 46 mapping, IDNA 2008); IPv4 as a
-strict dotted quad; IPv6 compressed. A URL, `host:port` or e-mail address yields its host.
+strict dotted quad; IPv6 compressed (an IPv4-mapped address, `::ffff:1.2.3.4`, is the IPv4
+address). A URL, `host:port` or e-mail address yields its host.
 Defanged text (`evil[.]com`, `hxxp://`) is refanged first.
 
 Most input is clean, one hash, domain or dotted quad a line, so `normalize` tries those with
@@ -235,9 +236,15 @@ def _ipv6(text: str) -> tuple[IocType, str] | tuple[None, str]:
     if "%" in text:
         return None, "IPv6 zone index not supported"
     try:
-        return IocType.IPV6, ipaddress.IPv6Address(text).compressed
+        address = ipaddress.IPv6Address(text)
     except ValueError:
         return None, _BAD_IPV6
+    mapped = address.ipv4_mapped
+    if mapped is not None:
+        # `::ffff:1.2.3.4` is how a dual-stack socket shows the IPv4 address 1.2.3.4: asked
+        # as IPv6 (`::ffff:102:304`) it would be another key, with another answer
+        return IocType.IPV4, str(mapped)
+    return IocType.IPV6, address.compressed
 
 
 def _domain(name: str) -> tuple[IocType, str] | tuple[None, str]:

@@ -342,6 +342,9 @@ class ParsedResponse:
     answers: dict[str, tuple[Entry, bytes]] = field(default_factory=dict)
     duplicates: int = 0  # further entries for a key already answered
     unusable: int = 0  # entries that are not objects or have no recognizable requestKey
+    #: keys answered by two entries that say different things: neither is an answer (they
+    #: are not in `answers`), the key is to be asked again
+    conflicts: set[str] = field(default_factory=set)
 
     def extra(self, answered: int) -> int:
         """Entries of no use, given how many asked keys they answered: answers to keys
@@ -367,7 +370,7 @@ def _error_text(doc: Any) -> str:
         for name in ("message", "error", "errorMessage", "status", "reason"):
             v = doc.get(name)
             if isinstance(v, str) and v:
-                return v[:200]
+                return v  # cut by the sender, once our secrets are out of it
         return "keys: " + ", ".join(sorted(str(k) for k in doc)[:8])
     return type(doc).__name__
 
@@ -414,11 +417,31 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
             unusable += 1
         elif key in answers:
             duplicates += 1
+            if _conflict(answers[key][1], raw):
+                parsed.conflicts.add(key)
         else:
             answers[key] = (entry, raw)  # type: ignore[assignment]
     parsed.duplicates = duplicates
     parsed.unusable = unusable
+    for key in parsed.conflicts:
+        del answers[key]
     return parsed
+
+
+def _conflict(first: bytes, other: bytes) -> bool:
+    """Whether two entries for one key say different things (a whitelist, then malware):
+    anything but the echo of the key (which may come in another case) differs. Only met on
+    duplicate entries, so it may take its time."""
+    if first == other:
+        return False
+    try:
+        a, b = orjson.loads(first), orjson.loads(other)
+    except orjson.JSONDecodeError:  # a number orjson does not read: the bytes decide
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        a.pop("requestKey", None)
+        b.pop("requestKey", None)
+    return bool(a != b)
 
 
 def _split(body: bytes) -> list[msgspec.Raw] | None:
@@ -456,8 +479,12 @@ def _parse_with_orjson(endpoint: Endpoint, body: bytes) -> ParsedResponse:
             parsed.unusable += 1
         elif key in answers:
             parsed.duplicates += 1
+            if _conflict(answers[key][1], entry_of(item)[1]):
+                parsed.conflicts.add(key)
         else:
             answers[key] = entry_of(item)
+    for key in parsed.conflicts:
+        del answers[key]
     return parsed
 
 

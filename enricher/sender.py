@@ -2,7 +2,9 @@
 
 Every attempt acquires the rate limiter first, so retries pay for their place like anything
 else. Retries use full-jitter exponential backoff (tenacity), but never wait less than a 429's
-Retry-After. A fresh `AsyncRetrying` is made per batch: it holds per-call state.
+Retry-After. A Retry-After past `retry.max_wait` says a quota is spent: nothing is sent again
+before that time, by any worker. A fresh `AsyncRetrying` is made per batch: it holds per-call
+state.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from collections.abc import Callable, Container, Sequence
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from .budget import Budget
+from .budget import Budget, quota_exhausted
 from .errors import (
     AuthRefused,
-    BudgetSpent,
+    QuotaExhausted,
     RateLimited,
     RequestError,
     UntrustedCertificate,
@@ -57,6 +59,9 @@ class Sender:
         self._backoff = wait_random_exponential(
             multiplier=retry.backoff_base, max=retry.backoff_max
         )
+        #: until when the server said our quota is spent (a 429 past retry.max_wait): no
+        #: attempt is made before, by any worker, waiting or not
+        self.quota_until: float | None = None
 
     def _wait(self, state: RetryCallState) -> float:
         wait = self._backoff(state)
@@ -76,8 +81,9 @@ class Sender:
         """The parsed answer for one batch, after retries.
 
         Raises the last `RequestError` when retries are exhausted or the error is not one a
-        retry can fix (its `attempts` attribute says how many were made), and `AuthRefused`
-        or `BudgetSpent` at once.
+        retry can fix (its `attempts` attribute says how many were made), and `AuthRefused`,
+        `BudgetSpent` or `QuotaExhausted` (a 429 whose Retry-After is past
+        `retry.max_wait`) at once.
         """
         body = build_request(keys, allow_sha256=self.settings.api.send_sha256)
         asked = {value for _, value in keys}
@@ -102,20 +108,29 @@ class Sender:
     async def _attempt(
         self, endpoint: Endpoint, body: bytes, asked: Container[str] = ()
     ) -> ParsedResponse:
-        if self.budget is not None and not self.budget.take():
-            raise BudgetSpent("the request budget is spent")
+        if self.quota_until is not None:
+            raise quota_exhausted(self.quota_until)
+        if self.budget is not None:
+            await self.budget.take()
         await self.limiter.acquire()
+        if self.quota_until is not None:  # found spent while this one waited its turn
+            raise quota_exhausted(self.quota_until)
         stats = self.stats
         started = self._clock()
         try:
             raw = await self.transport.post(endpoint, body)
+            raw, echoed = self.transport.scrub(raw)
+            if echoed:
+                stats.secrets_replaced += echoed
             try:
                 parsed = parse_response(endpoint, raw, asked)
             except RequestError as exc:  # an error body's text may echo our secrets
                 raise self.transport.redact(exc) from None
-        except RateLimited:
+        except RateLimited as exc:
             stats.rate_limited += 1
             stats.request_done(endpoint.value, "429", None)
+            if exc.retry_after is not None and exc.retry_after > self.settings.retry.max_wait:
+                raise self._quota_spent(time.time() + exc.retry_after) from None
             self.limiter.rate_limited()
             raise
         except AuthRefused:
@@ -131,3 +146,10 @@ class Sender:
         stats.request_done(endpoint.value, "200", self._clock() - started)
         self.limiter.succeeded()
         return parsed
+
+    def _quota_spent(self, until: float) -> QuotaExhausted:
+        """Stop sending until `until`, in this run and (through the budget) the next ones."""
+        self.quota_until = max(until, self.quota_until or 0.0)
+        if self.budget is not None:
+            self.budget.quota_spent(until)
+        return quota_exhausted(self.quota_until)

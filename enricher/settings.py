@@ -9,6 +9,7 @@ variable or file that holds the secret, and `Secret` keeps its value out of ever
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -162,8 +163,11 @@ class RetrySettings:
     #: full-jitter exponential backoff: uniform(0, min(backoff_max, backoff_base * 2**n))
     backoff_base: float = 0.5
     backoff_max: float = 30.0
-    #: the longest Retry-After we honour; a longer one is capped to this
+    #: the longest wait between two attempts that a 429's Retry-After imposes (capped)
     retry_after_max: float = 120.0
+    #: a 429 whose Retry-After is longer than this is a quota spent, not a moment's excess:
+    #: the run stops sending and defers what it did not ask, for a run after that time
+    max_wait: float = 300.0
     #: times a key left out of an answer is asked again before it becomes a failure
     missing_attempts: int = 3
 
@@ -172,6 +176,7 @@ class RetrySettings:
         _check(self.backoff_base >= 0, "retry.backoff_base", "must be >= 0")
         _check(self.backoff_max >= self.backoff_base, "retry.backoff_max", ">= backoff_base")
         _check(self.retry_after_max >= 0, "retry.retry_after_max", "must be >= 0")
+        _check(self.max_wait >= 0, "retry.max_wait", "must be >= 0 seconds")
         _check(self.missing_attempts >= 1, "retry.missing_attempts", "must be >= 1")
 
 
@@ -262,15 +267,31 @@ class AuthSettings:
             raise SettingsError(f"auth: set the environment variable {env} to the {what}")
         return Secret(value)
 
-    def credentials(self) -> tuple[str, Secret]:
-        """Username and password for the tenant login (mode = session)."""
+    def username(self) -> str:
+        """The tenant login's user name (mode = session)."""
         user = os.environ.get(self.username_env)
         if not user:
             raise SettingsError(f"auth: set the environment variable {self.username_env}")
-        return user, self._secret(self.password_env, self.password_file, "password")
+        return user
+
+    def credentials(self) -> tuple[str, Secret]:
+        """Username and password for the tenant login (mode = session)."""
+        return self.username(), self._secret(self.password_env, self.password_file, "password")
 
     def header_value(self) -> Secret:
         return self._secret(self.header_value_env, self.header_value_file, "header value")
+
+    def configured_secrets(self) -> list[Secret]:
+        """Every secret the settings name that is there to be read (a header value, a
+        password), in use by this mode or not: none of them may be written anywhere."""
+        found = []
+        for env, file in (
+            (self.header_value_env, self.header_value_file),
+            (self.password_env, self.password_file),
+        ):
+            with contextlib.suppress(SettingsError):  # not set: nothing to keep out
+                found.append(self._secret(env, file, "secret"))
+        return found
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -310,10 +331,13 @@ class CacheSettings:
     max_ttl: float = 7 * 86400.0
     #: how long an answer without a ttl is kept (seconds; 1 day)
     default_ttl: float = 86400.0
+    #: the most the file may hold (bytes; 2 GiB): past it, the oldest answers are evicted
+    max_size: int = 2 * 1024**3
 
     def __post_init__(self) -> None:
         _check(self.max_ttl >= 0, "cache.max_ttl", "must be >= 0 seconds")
         _check(self.default_ttl >= 0, "cache.default_ttl", "must be >= 0 seconds")
+        _check(self.max_size >= 1024**2, "cache.max_size", "must be at least 1048576 (1 MiB)")
 
 
 def _default_verdicts() -> dict[str, str]:

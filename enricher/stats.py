@@ -58,7 +58,11 @@ class RunStats:
     requeued: int = 0  # keys left out of an answer and asked again
     extra_entries: int = 0  # answer entries nobody asked for, duplicates, unusable ones
     latencies: list[float] = field(default_factory=list)
+    #: occurrences of a configured secret replaced by `***` in answers before use
+    secrets_replaced: int = 0
     stopped: str | None = None  # why the run stopped early, if it did
+    #: the cache's own report (path, identity, size, hits, ...), when there was one
+    cache: dict[str, Any] | None = None
 
     @property
     def elapsed(self) -> float:
@@ -125,5 +129,7 @@ class RunStats:
             ),
             "iocs_per_s": round(self.accounted / elapsed, 1) if elapsed > 0 else None,
             "invariant_holds": self.invariant_holds,
+            "secrets_replaced": self.secrets_replaced,
             "stopped": self.stopped,
+            "cache": self.cache,
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from .stats import RunStats
 
@@ -21,6 +22,23 @@ def _inputs(formats: Mapping[str, str]) -> str:
     shown = [f"{src} ({fmt})" for src, fmt in list(formats.items())[:5]]
     more = len(formats) - len(shown)
     return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _cache(c: Mapping[str, Any]) -> list[str]:
+    size = "size unknown" if c["size_bytes"] is None else _size(c["size_bytes"])
+    text = (
+        f"{size} of {_size(c['max_size_bytes'])}: hits {_n(c['hits'])},"
+        f" stored {_n(c['stored'])}, evicted {_n(c['evicted'])}"
+    )
+    text += f" (not used since: {c['broken']})" if c["broken"] else ""
+    return [f"  cache         {text}", f"  identity      {c['identity']}"]
 
 
 def format_summary(
@@ -80,6 +98,11 @@ def format_summary(
     ]
     if lat["p50"] is not None:
         lines.append(f"  latency ms    p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}")
+    if stats.secrets_replaced:
+        lines.append(
+            f"  secrets       {_n(stats.secrets_replaced)} copies of a configured secret in"
+            " answers replaced by ***"
+        )
     if rate_changes:
         lines.append(f"  rate changes  {'; '.join(rate_changes[-5:])} ({len(rate_changes)} in all)")
     speed = d["iocs_per_s"]
@@ -88,6 +111,8 @@ def format_summary(
         f"  speed         {_n(int(speed or 0))} IOCs/s"
         + (f", first record after {first:.3f} s" if first is not None else "")
     )
+    if stats.cache is not None:
+        lines += _cache(stats.cache)
     mark = "holds" if stats.invariant_holds else "BROKEN"
     extra = f" + deferred {_n(stats.deferred)}" if stats.deferred else ""
     lines.append(

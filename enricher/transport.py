@@ -14,6 +14,7 @@ verify stops the run (`UntrustedCertificate`): it will not fix itself on a retry
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -34,12 +35,14 @@ from .errors import (
     HTTPStatusError,
     MalformedBody,
     RateLimited,
+    RequestError,
     SessionRenewed,
     SettingsError,
     TransportError,
     UntrustedCertificate,
 )
 from .ioc import Endpoint
+from .redaction import Redactor
 from .settings import PROXY_SCHEMES, Settings, check_url
 
 __all__ = ["Transport", "parse_retry_after"]
@@ -108,16 +111,17 @@ def _ssl_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext | bool:
 
 def _cause(body: bytes) -> str | None:
     """The reason a 400 body gives, if it names one."""
+    # not cut here: the text is cut after our secrets are taken out of it (Transport.post)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
         text = body.decode("utf-8", "replace").strip()
-        return text[:200] or None
+        return text or None
     if isinstance(doc, dict):
         for name in ("error", "message", "errorMessage", "reason"):
             v = doc.get(name)
             if isinstance(v, str) and v and v.lower() not in ("bad request", "error"):
-                return v[:200]
+                return v
     return None
 
 
@@ -144,8 +148,15 @@ class Transport:
         self._urls = {ep: settings.api.url(ep) for ep in Endpoint}
         self._login_lock = asyncio.Lock()
         self._logged_in_at = -1e9
-        #: what we send that must never be written anywhere (see `redact`)
-        self._secrets: set[str] = set()
+        #: what we send that must never be written anywhere (see `redact`, `scrub`)
+        self.redactor = Redactor()
+        net, auth = settings.network, settings.auth
+        for url in (settings.api.base_url, auth.login_url, net.proxy):
+            self._keep_url_secret(url)
+        for secret in auth.configured_secrets():
+            value = secret.reveal()
+            self._keep_secret(value)
+            self._keep_secret(value.partition(" ")[2])  # a token after its scheme (Bearer)
         self._proxy: str | None = None
 
     async def __aenter__(self) -> Self:
@@ -252,25 +263,33 @@ class Transport:
             await self.login()
 
     def _keep_secret(self, value: str) -> None:
-        if len(value) >= 4:  # shorter would blank out ordinary words; and guesses easily
-            self._secrets.add(value)
+        self.redactor.add(value)
+
+    def _keep_url_secret(self, url: str | None) -> None:
+        """A URL's password, and the Basic credentials aiohttp makes of its user info."""
+        if not url:
+            return
+        with contextlib.suppress(ValueError):
+            parts = urllib.parse.urlsplit(url)
+            if parts.password:
+                user = urllib.parse.unquote(parts.username or "")
+                password = urllib.parse.unquote(parts.password)
+                self._keep_secret(password)
+                for encoding in ("utf-8", "latin-1"):  # as aiohttp's versions encode it
+                    with contextlib.suppress(UnicodeEncodeError):
+                        basic = aiohttp.encode_basic_auth(user, password, encoding)
+                        self._keep_secret(basic.partition(" ")[2])
 
     def redact(self, exc: _E) -> _E:
-        """`exc` without our secrets in its text. A server may echo what it was sent (our
-        token, cookie or password) in an error body, and error texts end up in the
-        failures file and the logs."""
-        text = str(exc)
-        found = [s for s in self._secrets if s in text]
-        if found:
-            for secret in found:
-                text = text.replace(secret, "***")
-            exc.args = (text,)
-            cause = getattr(exc, "cause", None)
-            if isinstance(exc, BadRequest) and cause is not None:
-                for secret in found:
-                    cause = cause.replace(secret, "***")
-                exc.cause = cause
-        return exc
+        """`exc` without our secrets in its text, then cut to length. A server may echo
+        what it was sent (our token, cookie or password) in an error body, and error texts
+        end up in the failures file and the logs."""
+        return self.redactor.exception(exc)
+
+    def scrub(self, body: bytes) -> tuple[bytes, int]:
+        """An answer body without our secrets in its strings, and how many there were (a
+        server that echoes our token inside an answer would have it written and cached)."""
+        return self.redactor.body(body)
 
     async def post(self, endpoint: Endpoint, body: bytes) -> bytes:
         """POST one batch body; the 200 body's bytes, or an error from the tree.
@@ -285,6 +304,8 @@ class Transport:
             if self.settings.auth.mode != "session":
                 raise
             await self._relogin(session_used, refused)
+        except RequestError as exc:  # redacted where it was made; cut to length here too
+            raise self.redact(exc) from None
         raise SessionRenewed("the tenant session expired and was renewed")
 
     async def _post(self, endpoint: Endpoint, body: bytes) -> bytes:
@@ -299,7 +320,8 @@ class Transport:
                 if resp.status == 200:
                     if not _is_json(resp):
                         resp.close()  # not read: whatever it is, it is no answer
-                        raise MalformedBody(f"answer is {resp.content_type}, not JSON")
+                        why = f"answer is {resp.content_type}, not JSON"
+                        raise self.redact(MalformedBody(why))
                     return await self._read_capped(resp)
                 payload = await self._read_capped(resp, limit=64 * 1024, strict=False)
                 raise self.redact(self._status_error(resp, payload))
@@ -321,7 +343,7 @@ class Transport:
         except aiohttp.ClientConnectionError as exc:
             raise TransportError(f"connection failed: {type(exc).__name__}") from None
         except aiohttp.ClientResponseError as exc:
-            raise TransportError(f"bad HTTP response: {exc.message[:100]}") from None
+            raise self.redact(TransportError(f"bad HTTP response: {exc.message}")) from None
         except TimeoutError:
             timeout = self.settings.network.total_timeout
             raise TransportError(

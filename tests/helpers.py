@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import orjson
+import zstandard
 
 from enricher.emulator.process import emulator_process, emulator_stats
 
-__all__ = ["emulator_process", "emulator_stats", "enricher", "read_ndjson"]
+__all__ = [
+    "cached_lines",
+    "damage",
+    "emulator_process",
+    "emulator_stats",
+    "enricher",
+    "read_ndjson",
+]
 
 
 def enricher(
@@ -33,3 +43,28 @@ def read_ndjson(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def cached_lines(path: Path) -> list[bytes]:
+    """Every record line a cache file holds, decompressed (rows are zstd frames: a search of
+    the file's bytes would not see what they hold)."""
+    dictionary = resources.files("enricher").joinpath("cache-records.zdict").read_bytes()
+    unpack = zstandard.ZstdDecompressor(
+        dict_data=zstandard.ZstdCompressionDict(dictionary)
+    ).decompress
+    uri = f"file:{path}?mode=ro"
+    with sqlite3.connect(uri, uri=True) as db:
+        return [unpack(record) for (record,) in db.execute("SELECT record FROM answers")]
+
+
+def damage(path: Path, *, first_page: int = 1, share: float = 1.0) -> None:
+    """Overwrite the pages of a (closed) SQLite file from `first_page` (0 is the header
+    page) on, the last `share` of them, with bytes that are no b-tree page."""
+    size = path.stat().st_size
+    page = int.from_bytes(path.read_bytes()[16:18], "big")
+    pages = size // page
+    start = max(first_page, pages - int(pages * share))
+    with path.open("r+b") as f:
+        for n in range(start, pages):
+            f.seek(n * page)
+            f.write(bytes((n * 7 + i) % 251 for i in range(page)))

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import sqlite3
 import ssl
 import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import orjson
 import pytest
 import trustme
 from aiohttp import web
-from helpers import enricher, read_ndjson
+from helpers import cached_lines, enricher, read_ndjson
 
 from enricher import Enricher
 from enricher.errors import SettingsError, UntrustedCertificate
@@ -523,3 +525,140 @@ async def test_the_tenant_login_checks_the_certificate_too(
             async with Enricher(s):
                 pass
     assert server.total == 0 and "tls-login-password" not in str(info.value)
+
+
+# -- a spent quota -----------------------------------------------------------------------
+
+
+async def quota_spent(server: Server, request: web.Request) -> web.StreamResponse:
+    """A daily quota: 429, come back tomorrow."""
+    return web.json_response(
+        {"error": "quota exceeded"}, status=429, headers={"Retry-After": "86400"}
+    )
+
+
+async def test_a_spent_quota_stops_sending_and_the_next_run_takes_them_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 429 whose Retry-After is past retry.max_wait is not waited for (5 x 120 s a batch,
+    then failures that --resume skips, as it was): the run stops sending, defers every IOC it
+    did not ask, saying until when, and exits 2; a run before that time sends nothing; the
+    first run after it asks them first."""
+    src, out, cache = tmp_path / "iocs.txt", tmp_path / "out.ndjson", tmp_path / "c.sqlite3"
+    iocs = [f"q{i}.example.com" for i in range(120)] + [f"{i:032x}" for i in range(80)]
+    src.write_text("\n".join(iocs) + "\n")
+    async with serve(quota_spent) as server:
+        s = settings_for(server.url, domain_batch_size=10, file_batch_size=10)
+        job = Job(inputs=[str(src)], output=str(out), cache_path=str(cache),
+                  manifest=str(tmp_path / "m.json"))  # fmt: skip
+        code = await run_job(job, s)
+        sent = server.total
+        assert code == EXIT_FAILURES
+        assert 1 <= sent <= s.limits.concurrency  # those in flight when the first 429 came
+        deferred = read_ndjson(Path(f"{out}.deferred.ndjson"))
+        assert sorted(d["ioc"] for d in deferred) == sorted(iocs)
+        reasons = {d["reason"] for d in deferred}
+        assert len(reasons) == 1
+        (reason,) = reasons
+        until = datetime.strptime(reason, "quota exhausted until %Y-%m-%dT%H:%M:%SZ")
+        ahead = until.replace(tzinfo=UTC) - datetime.now(UTC)
+        assert timedelta(hours=23) < ahead <= timedelta(days=1)
+        err = capsys.readouterr().err
+        assert f"enricher: stopped: {reason}" in err and "deferred 200" in err
+        manifest = orjson.loads((tmp_path / "m.json").read_bytes())
+        assert manifest["stopped"] == reason and manifest["exit_code"] == EXIT_FAILURES
+        assert read_ndjson(out) == [] and read_ndjson(Path(f"{out}.failed.ndjson")) == []
+
+        # the same API before that time: nothing is sent, even if it would answer now
+        server.handler = good
+        other = tmp_path / "other.txt"
+        other.write_text("other.example.org\n")
+        again = Job(inputs=[str(other)], output=str(tmp_path / "2.ndjson"), cache_path=str(cache))
+        assert await run_job(again, s) == EXIT_FAILURES
+        assert server.total == sent
+        assert len(read_ndjson(tmp_path / "2.ndjson.deferred.ndjson")) == 201
+
+        # once it is open again (moved back here), the next run asks what was deferred first
+        with sqlite3.connect(cache) as db:
+            db.execute("UPDATE quota SET until = 0")
+        db.close()
+        third = Job(inputs=[str(other)], output=str(tmp_path / "3.ndjson"), cache_path=str(cache))
+        assert await run_job(third, s) == 0
+    written = sorted(r["ioc"] for r in read_ndjson(tmp_path / "3.ndjson"))
+    assert written == sorted([*iocs, "other.example.org"])
+
+
+async def test_requests_waiting_for_their_turn_are_not_sent_once_the_quota_is_spent() -> None:
+    """Paced at 5/s, the three batches wait for the limiter one after another: the 429 of
+    the first comes back before the second's turn, which then is not sent."""
+    async with serve(quota_spent) as server:
+        s = settings_for(server.url).replace(limits={"rate": 5, "concurrency": 4})
+        items, e = await enrich_all(s)
+    assert server.total == 1
+    assert e.stats.deferred == len(IOCS) and e.stats.invariant_holds
+    assert all(i["reason"].startswith("quota exhausted until ") for i in items)
+
+
+@pytest.mark.parametrize(("retry_after", "quota"), [("0.2", False), ("2", True)])
+async def test_retry_after_up_to_max_wait_is_waited_for(retry_after: str, quota: bool) -> None:
+    async def once_then_good(server: Server, request: web.Request) -> web.StreamResponse:
+        if server.total == 1:
+            return web.Response(status=429, headers={"Retry-After": retry_after})
+        return await good(server, request)
+
+    async with serve(once_then_good) as server:
+        s = settings_for(server.url).replace(retry={"max_wait": 1.0}, limits={"concurrency": 1})
+        items, e = await enrich_all(s)
+    if quota:
+        assert e.stats.deferred == len(IOCS) and server.total == 1
+        assert all(i["reason"].startswith("quota exhausted until") for i in items)
+    else:
+        assert e.stats.ok == len(IOCS) and e.stats.retries == 1
+
+
+# -- answers that contradict themselves --------------------------------------------------
+
+
+def disagreeing(times: int) -> Handler:
+    """Answers in which MD5 has two entries, whitelist then malware, the first `times` times
+    it is asked; then one."""
+    asked = 0
+
+    async def handler(server: Server, request: web.Request) -> web.StreamResponse:
+        nonlocal asked
+        doc = orjson.loads(answer(server.bodies[-1]))
+        for entry in list(doc["classificationResponses"]):
+            if entry["requestKey"].get("md5") == MD5:
+                asked += 1
+                if asked <= times:
+                    entry["aggregatedResult"]["maliciousClassification"]["type"] = "whitelist"
+                    other = orjson.loads(orjson.dumps(entry))
+                    other["aggregatedResult"]["maliciousClassification"]["type"] = "malware"
+                    doc["classificationResponses"].append(other)
+        return web.Response(body=orjson.dumps(doc), content_type="application/json")
+
+    return handler
+
+
+@pytest.mark.parametrize("times", [1, 100], ids=["once", "always"])
+async def test_a_key_answered_two_ways_is_asked_again_then_fails(
+    tmp_path: Path, times: int
+) -> None:
+    out, cache = tmp_path / "out.ndjson", tmp_path / "c.sqlite3"
+    src = tmp_path / "iocs.txt"
+    src.write_text("\n".join(IOCS) + "\n")
+    async with serve(disagreeing(times)) as server:
+        job = Job(inputs=[str(src)], output=str(out), cache_path=str(cache))
+        code = await run_job(job, settings_for(server.url))
+    records = {r["ioc"]: r for r in read_ndjson(out)}
+    failed = read_ndjson(Path(f"{out}.failed.ndjson"))
+    cached = b"".join(cached_lines(cache))
+    if times == 1:  # asked again in a later batch, answered one way: that answer is written
+        assert code == 0 and records[MD5]["classification"] == "unknown"
+        assert server.requests["file_batch"] == 2
+        return
+    assert code == EXIT_FAILURES and set(records) == set(IOCS) - {MD5}
+    assert [f["ioc"] for f in failed] == [MD5]
+    assert failed[0]["error"].startswith("conflicting_answers:")
+    assert failed[0]["attempts"] == ATTEMPTS == server.requests["file_batch"]
+    assert MD5.encode() not in cached and b"a" * 40 in cached  # never cached

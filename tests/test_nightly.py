@@ -18,8 +18,11 @@ from helpers import emulator_process, emulator_stats, enricher, read_ndjson
 
 from enricher.cache import Cache
 from enricher.dedupe import Deduper
+from enricher.identity import ApiIdentity
 from enricher.ioc import Endpoint, IocType
 from enricher.resume import read_written, repair
+
+API = ApiIdentity("https://gti.example/rest/classification_v1")
 
 
 def make_input(path: Path, n: int, seed: int = 1) -> set[str]:
@@ -124,7 +127,7 @@ def test_no_cache_cache_only_and_max_age(tmp_path: Path) -> None:
 def test_cache_honours_ttl_and_purges() -> None:
     now = [1_000_000.0]
     path = Path(os.environ["XDG_CACHE_HOME"]) / "t.sqlite3"
-    cache = Cache(path, max_ttl=3600, default_ttl=60, clock=lambda: now[0])
+    cache = Cache(path, max_ttl=3600, default_ttl=60, clock=lambda: now[0], identity=API)
     cache.store(
         Endpoint.DOMAIN, [("a.com", "benign", b"{}\n", 10_000), ("b.com", "unknown", b"{}\n", None)]
     )
@@ -143,7 +146,7 @@ def test_cache_honours_ttl_and_purges() -> None:
 
 
 def test_cache_writes_coalesce_and_an_empty_endpoint_is_not_looked_up(tmp_path: Path) -> None:
-    cache = Cache(tmp_path / "c.sqlite3", max_ttl=3600, default_ttl=60)
+    cache = Cache(tmp_path / "c.sqlite3", max_ttl=3600, default_ttl=60, identity=API)
     assert cache.empty_endpoints() == set(Endpoint)
     for i in range(300):  # many small batches: queued ones go in one transaction
         cache.store(Endpoint.DOMAIN, [(f"d{i}.example", "benign", b"{}\n", None)])

@@ -59,7 +59,15 @@ ACCEPTED = [
     ("::", IocType.IPV6, "::"),
     ("[2001:db8::1]", IocType.IPV6, "2001:db8::1"),
     ("[2001:db8::1]:443", IocType.IPV6, "2001:db8::1"),
-    ("::ffff:1.2.3.4", IocType.IPV6, ipaddress.IPv6Address("::ffff:1.2.3.4").compressed),
+    # an IPv4-mapped address is the IPv4 address it maps, in any spelling
+    ("::ffff:1.2.3.4", IocType.IPV4, "1.2.3.4"),
+    ("::FFFF:102:304", IocType.IPV4, "1.2.3.4"),
+    ("0:0:0:0:0:ffff:0102:0304", IocType.IPV4, "1.2.3.4"),
+    ("[::ffff:10.0.0.1]:443", IocType.IPV4, "10.0.0.1"),
+    ("http://[::ffff:10.0.0.1]/x", IocType.IPV4, "10.0.0.1"),
+    # not mapped: IPv4-compatible (deprecated) and IPv4-translated (NAT64) stay IPv6
+    ("::1.2.3.4", IocType.IPV6, "::102:304"),
+    ("64:ff9b::1.2.3.4", IocType.IPV6, "64:ff9b::102:304"),
     # URLs yield their host
     ("http://example.com", IocType.DOMAIN, "example.com"),
     ("https://Example.com/path?q=1#frag", IocType.DOMAIN, "example.com"),
@@ -325,7 +333,9 @@ def test_ipv6_addresses_are_compressed(
     address: ipaddress.IPv6Address, form: str, upper: bool
 ) -> None:
     text = getattr(address, form)
-    assert normalize(text.upper() if upper else text) == (IocType.IPV6, address.compressed)
+    mapped = address.ipv4_mapped
+    expected = (IocType.IPV6, address.compressed) if mapped is None else (IocType.IPV4, str(mapped))
+    assert normalize(text.upper() if upper else text) == expected
 
 
 label = st.from_regex(r"[a-z0-9_](?:[a-z0-9_-]{0,20}[a-z0-9_])?", fullmatch=True)

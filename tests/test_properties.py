@@ -161,6 +161,8 @@ def ipv6s(draw: st.DrawFn) -> Ioc:
     text = draw(st.sampled_from(forms))
     if draw(st.booleans()):
         text = text.upper()
+    if address.ipv4_mapped is not None:  # `::ffff:1.2.3.4` is the IPv4 address 1.2.3.4
+        return Ioc(IocType.IPV4, str(address.ipv4_mapped), text)
     return Ioc(IocType.IPV6, address.compressed, text)
 
 
@@ -198,15 +200,17 @@ def written(draw: st.DrawFn, iocs: st.SearchStrategy[Ioc] = valid_iocs) -> Ioc:
     address or `host:port`."""
     ioc = draw(iocs)
     text = ioc.text
-    if ioc.type in (IocType.DOMAIN, IocType.IPV4):
+    # an IPv6 form (an IPv4-mapped one is an IPv4 IOC written as IPv6)
+    v6 = ioc.type in (IocType.IPV4, IocType.IPV6) and ":" in text
+    if ioc.type in (IocType.DOMAIN, IocType.IPV4) and not v6:
         head, *rest = text.split(".")
         text = head + "".join(draw(st.sampled_from(DOTS)) + part for part in rest)
-    elif ioc.type is IocType.IPV6 and "::" in text and draw(st.booleans()):
+    elif v6 and "::" in text and draw(st.booleans()):
         text = text.replace("::", "[:]:", 1)
     if ioc.type is IocType.MD5 or ioc.type is IocType.SHA1 or ioc.type is IocType.SHA256:
         return Ioc(ioc.type, ioc.value, text)
     how = draw(st.sampled_from(["bare", "url", "port", "email"]))
-    host = f"[{text}]" if ioc.type is IocType.IPV6 and how != "bare" else text
+    host = f"[{text}]" if v6 and how != "bare" else text
     port = draw(st.sampled_from([":80", ":8443", ":65535"]))
     if how == "url":
         path = draw(st.sampled_from(["", "/", "/a/b.php?x=1&y=2#f", "/update.zip"]))

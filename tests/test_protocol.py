@@ -143,7 +143,8 @@ def test_duplicates_and_strangers_are_counted_not_used() -> None:
         {
             "classificationResponses": [
                 {"requestKey": {"domain": "a.com"}, "ttl": 1},
-                {"requestKey": {"domain": "a.com"}, "ttl": 2},
+                # the same answer again, its key echoed in another case: no conflict
+                {"requestKey": {"domain": "A.COM."}, "ttl": 1},
                 {"requestKey": {"domain": "stranger.com"}},
                 "not an object",
                 {"no": "requestKey"},
@@ -151,10 +152,38 @@ def test_duplicates_and_strangers_are_counted_not_used() -> None:
         }
     )
     parsed = parse_response(Endpoint.DOMAIN, body)
-    assert parsed.answers["a.com"][0].ttl == 1  # the first answer wins
+    assert parsed.answers["a.com"][0].ttl == 1 and not parsed.conflicts
+    assert parsed.answers["a.com"][1] == b'{"requestKey":{"domain":"a.com"},"ttl":1}'  # the first
     match = match_answers(["a.com", "b.com"], parsed)
     assert match.missing == ["b.com"]
     assert match.extra == 1 + 1 + 2  # stranger, duplicate, two unusable
+
+
+WHITELIST = {"maliciousClassification": {"type": "whitelist"}}
+MALWARE = {"maliciousClassification": {"type": "malware"}}
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        {"aggregatedResult": MALWARE, "ttl": 5},  # another verdict
+        {"aggregatedResult": WHITELIST, "ttl": 6},  # another ttl
+        {"aggregatedResult": WHITELIST, "ttl": 5, "cpType": "OTHER"},  # another field
+    ],
+    ids=["verdict", "ttl", "field"],
+)
+@pytest.mark.parametrize("reference", [False, True], ids=["fast", "reference"])
+def test_entries_that_disagree_answer_nothing(second: dict[str, Any], reference: bool) -> None:
+    """Two entries for one key that say different things (a whitelist, then malware): the
+    key has no answer from this body (`conflicts`), whichever came first; the other keys do."""
+    first = {"requestKey": {"domain": "a.com"}, "aggregatedResult": WHITELIST, "ttl": 5}
+    entries = [first, {"requestKey": {"domain": "b.com"}, "ttl": 1},
+               {"requestKey": {"domain": "A.com"}, **second}, first]  # fmt: skip
+    body = orjson.dumps({"classificationResponses": entries})
+    parsed = (_parse_with_orjson if reference else parse_response)(Endpoint.DOMAIN, body)
+    assert parsed.conflicts == {"a.com"}
+    assert set(parsed.answers) == {"b.com"}
+    assert match_answers(["a.com", "b.com"], parsed).missing == ["a.com"]
 
 
 def test_mistyped_fields_become_none() -> None:

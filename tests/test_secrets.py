@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import random
 import socket
 import stat
 import traceback
@@ -23,11 +24,13 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from helpers import enricher
+from helpers import cached_lines, damage, enricher
 
 from enricher import cli
 from enricher.cache import Cache
+from enricher.identity import ApiIdentity
 from enricher.ioc import Endpoint
+from enricher.redaction import ERROR_TEXT_MAX, Redactor
 from enricher.sender import Sender
 from enricher.settings import load_settings
 from enricher.transport import Transport
@@ -82,6 +85,10 @@ class Gti:
              "aggregatedResult": {"maliciousClassification": {"type": "malware"}}}
             for item in body["requestData"]
         ]  # fmt: skip
+        if what == "echo_answer":  # a 200 answer that quotes what it was sent
+            for entry in entries:
+                entry["aggregatedResult"]["link"] = f"https://gti.example/x?seen={echo}"
+                entry[f"debug {echo}"] = {"headers": [echo], "password": PASSWORD}
         return web.json_response({"classificationResponses": entries})
 
 
@@ -202,6 +209,14 @@ SCENARIOS = {
     "token-refused": ("header", {"domain_batch": "401", "ip_batch": "echo200"}, True, 3),
     # token; hostile echoes only
     "token-faults": ("header", {"domain_batch": "echo200", "file_batch": "echo400"}, True, 2),
+    # answers (HTTP 200, well formed) that echo the token, the cookie and the password
+    "token-echo-answers": (
+        "header",
+        {"domain_batch": "echo_answer", "ip_batch": "echo_answer"},
+        True,
+        0,
+    ),
+    "session-echo-answers": ("session", {"file_batch": "echo_answer"}, True, 0),
 }
 
 
@@ -242,14 +257,30 @@ async def test_no_secret_in_anything_a_run_leaves(
     files = left_by_the_run(tmp_path)
     for path in files:
         leaks += find_secrets(path.name, path.read_bytes())
+    # the cache's rows are compressed: what they hold is searched, not only the file's bytes
+    cache = tmp_path / "cache.sqlite3"
+    for line in cached_lines(cache) if cache.exists() else []:
+        leaks += find_secrets("a cached record", line)
     assert leaks == [], leaks
     # the run left what it should (so there was something to search)
     names = {p.name for p in files}
     assert {"m.json", "out.ndjson.rejects.ndjson", "cache.sqlite3"} <= names, names
-    if scenario != "login-refused":
+    if scenario != "login-refused" and code != 0:
         assert exceptions and names & {"out.ndjson.failed.ndjson", "out.ndjson.deferred.ndjson"}
     if scenario.endswith("faults"):  # the server did echo them: they were taken out
         assert b"***" in (tmp_path / "out.ndjson.failed.ndjson").read_bytes()
+    if scenario.endswith("echo-answers"):  # in the records and the cache, and counted
+        records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+        assert len(records) == len(IOCS)
+        echoed = [r for r in records if "***" in (r["link"] or "")]
+        assert echoed and all(
+            r["link"] == r["response"]["aggregatedResult"]["link"] for r in echoed
+        )
+        assert sum(b"***" in line for line in cached_lines(cache)) == len(echoed)
+        replaced = orjson.loads((tmp_path / "m.json").read_bytes())["secrets_replaced"]
+        assert replaced >= 3 * len(echoed)  # the link, the key, the header list, the password
+        if log_format == "text":
+            assert f"secrets       {replaced:,} copies of a configured secret" in printed.err
     if log_format == "json":
         assert all(orjson.loads(line) for line in printed.err.splitlines())
 
@@ -300,11 +331,11 @@ def test_the_cache_is_private(tmp_path: Path, damaged: bool) -> None:
     """The cache holds what the team asked about: its owner only, WAL files included, and
     so is the new one that replaces a damaged file."""
     cache = tmp_path / "c" / "cache.sqlite3"
-    if damaged:
-        cache.parent.mkdir()
-        cache.write_bytes(b"this is not a SQLite database" * 10)
-        cache.chmod(0o600)
-    c = Cache(cache, max_ttl=60, default_ttl=60, fmt="f")
+    identity = ApiIdentity("http://t")
+    if damaged:  # an enricher cache whose pages after the first are garbage
+        Cache(cache, max_ttl=60, default_ttl=60, identity=identity).close()
+        damage(cache)
+    c = Cache(cache, max_ttl=60, default_ttl=60, fmt="f", identity=identity)
     try:
         c.store(Endpoint.DOMAIN, [("evil.example.com", "malicious", b"{}\n", 60)])
         c.flush()
@@ -314,3 +345,124 @@ def test_the_cache_is_private(tmp_path: Path, damaged: bool) -> None:
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, (path, oct(path.stat().st_mode))
     finally:
         c.close()
+
+
+# -- secrets of every length, anywhere in what a server sends --------------------------------
+
+LENGTHS = [4, 5, 7, 8, 16, 31, 32, 33, 64, 150, 199, 200, 201, 300]
+ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_"
+
+
+def secret_of(length: int) -> str:
+    rng = random.Random(length)
+    return "".join(rng.choice(ALPHABET) for _ in range(length))
+
+
+def parts_of(secret: str) -> list[str]:
+    """Every piece of `secret` long enough to give it away (the whole of a short one)."""
+    k = min(len(secret), 4)
+    return [secret[i : i + k] for i in range(len(secret) - k + 1)]
+
+
+def text_with(secret: str, where: str) -> str:
+    """Filler (no character a secret has) with `secret` at `where` relative to the cut."""
+    cut = ERROR_TEXT_MAX
+    at = {"start": 0, "before the cut": cut - len(secret) - 5, "across the cut": cut - 3,
+          "after the cut": cut + 20, "far on": 5000}[where]  # fmt: skip
+    at = max(at, 0)
+    return "." * at + secret + "." * 300 + (secret if where == "start" else "")
+
+
+WHERE = ["start", "before the cut", "across the cut", "after the cut", "far on"]
+
+
+@pytest.mark.parametrize("where", WHERE)
+@pytest.mark.parametrize("length", LENGTHS)
+def test_an_error_text_holds_no_piece_of_a_secret(length: int, where: str) -> None:
+    secret = secret_of(length)
+    redactor = Redactor()
+    redactor.add(secret)
+    redactor.add("Bearer " + secret)
+    out = redactor.text(text_with(secret, where))
+    assert len(out) <= ERROR_TEXT_MAX
+    assert not [p for p in parts_of(secret) if p in out], out
+    if where in ("start", "before the cut"):
+        assert "***" in out
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+async def test_error_bodies_that_echo_a_token_leave_no_piece_of_it(
+    length: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's case: a 32-character token, echoed where the text was cut at 200, left
+    26 of its characters in the failures file. Here every endpoint echoes it in another
+    kind of error, at another place."""
+    from test_hostile import enrich_all, serve, settings_for
+
+    secret = secret_of(length)
+    monkeypatch.setenv("ENRICHER_AUTH_HEADER", f"Bearer {secret}")
+    texts = {ep: text_with(secret, where) for ep, where in
+             zip(("file_batch", "domain_batch", "ip_batch"), WHERE[1:4], strict=True)}  # fmt: skip
+
+    async def echo(server: Any, request: web.Request) -> web.StreamResponse:
+        text = texts[request.path.rsplit("/", 1)[-1]]
+        if request.path.endswith("file_batch"):
+            return web.json_response({"error": text}, status=400)
+        if request.path.endswith("domain_batch"):
+            return web.json_response({"status": "ERROR", "message": text})  # 200
+        return web.Response(text=text, status=400)
+
+    async with serve(echo) as server:
+        items, e = await enrich_all(settings_for(server.url).replace(auth={"mode": "header"}))
+    errors = [i["error"] for i in items if "error" in i]
+    assert len(errors) == len(items) == e.stats.unique
+    for error in errors:
+        assert len(error) <= ERROR_TEXT_MAX + 80
+        assert not [p for p in parts_of(secret) if p in error], error
+
+
+def body_of(*entries: Any) -> bytes:
+    return orjson.dumps({"classificationResponses": list(entries)})
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_answers_that_echo_a_secret_are_scrubbed_and_still_json(length: int) -> None:
+    secret = secret_of(length) + '/"'  # characters JSON escapes, or may
+    redactor = Redactor()
+    redactor.add(secret)
+    redactor.add(f"Bearer {secret}")  # a header value and the token in it: one copy each time
+    entry = {
+        "requestKey": {"domain": "a.com"},
+        "aggregatedResult": {
+            "link": f"https://x/?t={secret}&again={secret}",
+            "firstSeen": 1481719121821,
+            secret: [secret, "x" + secret + "y", {"deep": [[secret]]}],
+        },
+        "plain": "nothing to see",
+        "header": f"Bearer {secret}",
+    }
+    raw = body_of(entry)
+    escaped_slash = raw.replace(b"/", b"\\/")  # as some servers write it
+    unicode = raw.replace(secret[0].encode(), b"\\u%04x" % ord(secret[0]))  # and this
+    for body in (raw, escaped_slash, unicode):
+        scrubbed, n = redactor.body(body)
+        assert n == 7
+        doc = orjson.loads(scrubbed)
+        text = orjson.dumps(doc).decode()
+        assert not [p for p in parts_of(secret) if p in text]
+        got = doc["classificationResponses"][0]
+        assert got["aggregatedResult"]["link"] == "https://x/?t=***&again=***"
+        assert got["aggregatedResult"]["***"] == ["***", "x***y", {"deep": [["***"]]}]
+        assert got["aggregatedResult"]["firstSeen"] == 1481719121821
+        assert got["header"] == "***" and got["plain"] == "nothing to see"
+    clean = body_of({"requestKey": {"domain": "a.com"}, "ttl": 5})
+    assert redactor.body(clean) == (clean, 0)  # untouched, byte for byte
+
+
+def test_a_secret_that_only_matches_a_number_is_left_alone() -> None:
+    redactor = Redactor()
+    redactor.add("1481719")  # a weak password, found inside a timestamp by chance
+    body = body_of(
+        {"requestKey": {"domain": "a.com"}, "aggregatedResult": {"firstSeen": 1481719121821}}
+    )
+    assert redactor.body(body) == (body, 0)

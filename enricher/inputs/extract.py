@@ -299,13 +299,19 @@ def _ipv6(text: str) -> str | None:
     if text.count(":") < 2 or not any(c not in ":." for c in text):
         return None
     try:
-        return ipaddress.IPv6Address(text).compressed
+        return _canonical(ipaddress.IPv6Address(text))
     except ValueError:
         pass
     # a colon after the address, as in `connect to 2001:db8::1: refused` or `64:ff9b::: x`
     if text.endswith(":"):
         try:
-            return ipaddress.IPv6Address(text[:-1]).compressed
+            return _canonical(ipaddress.IPv6Address(text[:-1]))
         except ValueError:
             pass
     return None
+
+
+def _canonical(address: ipaddress.IPv6Address) -> str:
+    """The address as `normalize` gives it: an IPv4-mapped one is its IPv4 address."""
+    mapped = address.ipv4_mapped
+    return address.compressed if mapped is None else str(mapped)

@@ -1,0 +1,640 @@
+"""The cache keeps state that is never wrong: answers served only to the API identity that
+fetched them, files that are not enricher's left alone, damaged ones moved aside, a release
+0.1.0 cache migrated, rows that expire (a clock ahead included), a size that is bounded, and a
+daily budget that is exact across concurrent runs."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import socket
+import sqlite3
+import stat
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from helpers import cached_lines, damage, emulator_process, emulator_stats, enricher, read_ndjson
+
+from enricher.budget import Budget
+from enricher.cache import APPLICATION_ID, LAYOUT, Cache
+from enricher.errors import BudgetSpent, SettingsError
+from enricher.identity import EMBEDDED_EMULATOR, ApiIdentity, identity_of
+from enricher.ioc import Endpoint, IocType
+from enricher.settings import load_settings
+
+API = ApiIdentity("https://gti.example/rest/classification_v1")
+STAGING = ApiIdentity("https://staging.gti.example/rest/classification_v1")
+FIXTURES = Path(__file__).parent / "fixtures" / "cache"
+LINE = b'{"ioc":"a.com","type":"domain","response":{"ttl":1},"cached":false}\n'
+
+
+def new_cache(path: Path, identity: ApiIdentity = API, **kw: Any) -> Cache:
+    kw.setdefault("max_ttl", 3600)
+    kw.setdefault("default_ttl", 3600)
+    return Cache(path, identity=identity, **kw)
+
+
+def settings(url: str, **auth: str) -> Any:
+    overrides: dict[str, dict[str, Any]] = {"api": {"base_url": url}}
+    if auth:
+        overrides["auth"] = auth
+    return load_settings(environ={}, overrides=overrides)
+
+
+# -- identity ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("https://GTI.example/rest/x", "https://gti.example/rest/x/"),
+        ("https://gti.example:443/rest/x", "https://gti.example/rest/x"),
+        ("http://gti.example:80/rest/x", "http://gti.example/rest/x"),
+        ("https://gti.example./rest/x", "https://gti.example/rest/x"),
+        ("https://bücher.example/x", "https://xn--bcher-kva.example/x"),
+        ("https://gti.example/rest/x#frag", "https://gti.example/rest/x"),
+    ],
+)
+def test_one_api_written_two_ways_is_one_identity(a: str, b: str) -> None:
+    assert identity_of(settings(a)) == identity_of(settings(b))
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("https://gti.example/rest/x", "http://gti.example/rest/x"),  # scheme
+        ("https://gti.example/rest/x", "https://gti.example:8443/rest/x"),  # port
+        ("https://gti.example/rest/x", "https://staging.gti.example/rest/x"),  # host
+        ("https://gti.example/rest/x", "https://gti.example/rest/y"),  # path
+        ("https://u@gti.example/x", "https://v@gti.example/x"),  # user
+        ("https://u:pw1@gti.example/x", "https://u:pw2@gti.example/x"),  # password
+        ("https://gti.example/x?k=1", "https://gti.example/x?k=2"),  # a key in the query
+    ],
+)
+def test_other_servers_and_accounts_are_other_identities(a: str, b: str) -> None:
+    key = os.urandom(32)
+    assert identity_of(settings(a)).name(key) != identity_of(settings(b)).name(key)
+
+
+def test_an_identity_shows_the_account_but_never_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = os.urandom(32)
+    url = "https://analyst:Pa55-w0rd-URL@gti.example:443/rest/x/?apikey=KEY-in-query"
+    name = identity_of(settings(url)).name(key)
+    assert name.startswith("https://gti.example/rest/x user analyst, query #")
+    assert "Pa55-w0rd-URL" not in name and "KEY-in-query" not in name
+    monkeypatch.setenv("ENRICHER_AUTH_HEADER", "Bearer tok-1-secret")
+    token = identity_of(settings("https://gti.example/x", mode="header"))
+    assert token.name(key).startswith("https://gti.example/x header authorization #")
+    assert "tok-1-secret" not in token.name(key) + repr(token)
+    monkeypatch.setenv("ENRICHER_AUTH_HEADER", "Bearer tok-2-secret")
+    other = identity_of(settings("https://gti.example/x", mode="header"))
+    assert other.name(key) != token.name(key)
+    # the hash is keyed by the cache file: the same token leaves nothing to match elsewhere
+    assert token.name(os.urandom(32)) != token.name(key)
+    monkeypatch.setenv("ENRICHER_USERNAME", "analyst-7")
+    session = settings(
+        "https://t.example/x", mode="session", login_url="https://T.example/login.html"
+    )
+    assert identity_of(session).name(key) == (
+        "https://t.example/x user analyst-7 at https://t.example/login.html"
+    )
+
+
+def test_a_base_url_without_a_host_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"api\.base_url: has no host") as info:
+        settings("http://u:pw@")
+    assert "pw" not in str(info.value)
+
+
+def test_answers_and_budget_belong_to_their_identity(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    prod = new_cache(path)
+    prod.store(Endpoint.DOMAIN, [("a.com", "malicious", LINE, None)])
+    prod.add_requests(7)
+    prod.flush()
+    staging = new_cache(path, STAGING)
+    assert staging.lookup(Endpoint.DOMAIN, ["a.com"]) == {}
+    assert staging.empty_endpoints() == set(Endpoint)
+    assert staging.requests_today() == 0 and prod.requests_today() == 7
+    staging.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None)])
+    staging.flush()
+    # each identity keeps its own answer for the same key
+    assert prod.lookup(Endpoint.DOMAIN, ["a.com"])["a.com"][0] == "malicious"
+    assert staging.lookup(Endpoint.DOMAIN, ["a.com"])["a.com"][0] == "benign"
+    prod.close()
+    staging.close()
+
+
+def test_the_server_that_answered_is_the_one_served(tmp_path: Path) -> None:
+    """The issue's case: the same input against one server, then another, one cache. The
+    second is asked everything (nothing of the first's is written as its answer); going back
+    to the first is answered from the cache."""
+    src, cache = tmp_path / "in.txt", tmp_path / "cache.sqlite3"
+    iocs = [f"h{i}.example.com" for i in range(300)] + [
+        f"10.1.{i // 250}.{i % 250}" for i in range(300)
+    ]
+    src.write_text("\n".join(iocs) + "\n")
+
+    def run(url: str, out: str) -> list[dict[str, Any]]:
+        proc = enricher("run", str(src), "-o", str(tmp_path / out), "--base-url", url,
+                        "--rate", "0", "--cache", str(cache))  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return read_ndjson(tmp_path / out)
+
+    with emulator_process() as one, emulator_process() as two:
+        assert not any(r["cached"] for r in run(one, "1.ndjson"))
+        second = run(two, "2.ndjson")
+        assert emulator_stats(two)["keys_asked"] == len(iocs)
+        assert not any(r["cached"] for r in second)
+        emulator_stats(one, reset=True)
+        third = run(one, "3.ndjson")
+        assert emulator_stats(one)["total_requests"] == 0
+        assert all(r["cached"] for r in third) and len(third) == len(iocs)
+
+
+def test_a_token_is_an_account_of_its_own(tmp_path: Path) -> None:
+    src, cache = tmp_path / "in.txt", tmp_path / "cache.sqlite3"
+    src.write_text("".join(f"t{i}.example.org\n" for i in range(50)))
+    with emulator_process() as url:  # it asks for no token: whatever is sent is taken
+
+        def run(token: str, n: int) -> int:
+            env = {"ENRICHER_AUTH_MODE": "header", "ENRICHER_AUTH_HEADER": f"Bearer {token}"}
+            emulator_stats(url, reset=True)
+            proc = enricher("run", str(src), "-o", str(tmp_path / f"{n}.ndjson"), "--base-url",
+                            url, "--rate", "0", "--cache", str(cache), env=env)  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            return int(emulator_stats(url)["keys_asked"])
+
+        assert run("tok-A", 1) == 50
+        assert run("tok-B", 2) == 50  # another account: asked again
+        assert run("tok-A", 3) == 0
+    assert b"tok-A" not in cache.read_bytes() and b"tok-B" not in cache.read_bytes()
+
+
+def test_the_embedded_emulator_is_one_identity_in_the_default_cache(tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("".join(f"e{i}.example.net\n" for i in range(40)))
+    for n in (1, 2):
+        proc = enricher("run", "--emulator", str(src), "-o", str(tmp_path / f"{n}.ndjson"))
+        assert proc.returncode == 0, proc.stderr
+    assert all(r["cached"] for r in read_ndjson(tmp_path / "2.ndjson"))
+    default = Path(os.environ["XDG_CACHE_HOME"]) / "enricher" / "cache.sqlite3"
+    with sqlite3.connect(default) as db:
+        names = [n for (n,) in db.execute("SELECT name FROM identities")]
+    assert names == [EMBEDDED_EMULATOR.name(b"")]
+
+
+# -- what is at the path -------------------------------------------------------------------
+
+
+def foreign_sqlite(path: Path, **pragmas: Any) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE answers (x)")
+        db.execute("INSERT INTO answers VALUES ('precious')")
+        for name, value in pragmas.items():
+            db.execute(f"PRAGMA {name}={value}")
+    db.close()
+
+
+def newer_enricher(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (x)")
+        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        db.execute(f"PRAGMA user_version={LAYOUT + 1}")
+    db.close()
+
+
+NOT_OURS = {
+    "/dev/null": None,
+    "a directory": lambda p: p.mkdir(),
+    "a named pipe": lambda p: os.mkfifo(p),
+    "a text file": lambda p: p.write_text("my notes\n"),
+    "an empty file": lambda p: p.write_bytes(b""),
+    "another program's SQLite (user_version 2, WAL)": lambda p: foreign_sqlite(p, user_version=2),
+    "another program's SQLite (application_id)": lambda p: foreign_sqlite(p, application_id=7),
+    "a newer enricher's cache": newer_enricher,
+    "a link to /dev/null": lambda p: p.symlink_to("/dev/null"),
+}
+
+
+def snapshot(directory: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in sorted(directory.iterdir()):
+        st = p.lstat()
+        data = p.read_bytes() if stat.S_ISREG(st.st_mode) else None
+        out[p.name] = (st.st_mode, st.st_mtime_ns, st.st_ino, data)
+    return out
+
+
+@pytest.mark.parametrize("what", list(NOT_OURS))
+def test_what_is_not_an_enricher_cache_is_refused_and_left_alone(tmp_path: Path, what: str) -> None:
+    path = Path("/dev/null") if what == "/dev/null" else tmp_path / "cache.sqlite3"
+    make = NOT_OURS[what]
+    if make is not None:
+        make(path)
+    before, dev = snapshot(tmp_path), os.stat("/dev/null")
+    with pytest.raises(SettingsError) as info:
+        new_cache(path)
+    message = str(info.value)
+    assert str(path) in message and "another path" in message and "\n" not in message
+    assert snapshot(tmp_path) == before  # nothing renamed, written or made beside it
+    after = os.stat("/dev/null")
+    assert (after.st_ino, after.st_mode, after.st_rdev) == (dev.st_ino, dev.st_mode, dev.st_rdev)
+
+
+@pytest.mark.parametrize("what", ["/dev/null", "another program's SQLite (user_version 2, WAL)"])
+def test_the_command_refuses_in_one_line(tmp_path: Path, what: str) -> None:
+    path = Path("/dev/null") if what == "/dev/null" else tmp_path / "theirs.db"
+    if what != "/dev/null":
+        foreign_sqlite(path, user_version=2)
+    src = tmp_path / "in.txt"
+    src.write_text("a.example.com\n")
+    proc = enricher("run", "--emulator", str(src), "-o", str(tmp_path / "o"), "--cache", str(path))
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert f"cache: {path}" in proc.stderr and "--no-cache" in proc.stderr
+    assert not (tmp_path / "o").exists()
+    if what != "/dev/null":
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT x FROM answers").fetchall() == [("precious",)]
+            assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        db.close()
+
+
+def test_a_new_cache_is_private_marked_and_gives_pages_back(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "cache.sqlite3"
+    new_cache(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
+        assert db.execute("PRAGMA user_version").fetchone() == (LAYOUT,)
+        assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # INCREMENTAL
+        assert db.execute("PRAGMA page_size").fetchone() == (16384,)
+    db.close()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["cache.sqlite3"]
+
+
+def test_a_cache_open_to_others_is_made_private(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    new_cache(path).close()
+    path.chmod(0o644)
+    cache = new_cache(path)
+    cache.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None)])
+    cache.flush()
+    for p in tmp_path.glob("cache.sqlite3*"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    assert "was open to others (644): made private" in caplog.text
+    cache.close()
+
+
+def test_runs_making_the_same_cache_at_once_share_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "c" / "cache.sqlite3"
+    made: list[Cache] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def make() -> None:
+        start.wait()
+        try:
+            made.append(new_cache(path))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(made) == 6
+    made[0].store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None)])
+    made[0].flush()
+    assert all(c.lookup(Endpoint.DOMAIN, ["a.com"]) for c in made)  # one file, one key
+    for c in made:
+        c.close()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["cache.sqlite3"]
+
+
+def test_a_cache_that_cannot_be_written_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    new_cache(path).close()
+    original = Cache._connect
+
+    def read_only(self: Cache, **kw: bool) -> sqlite3.Connection:
+        # what SQLite does with a file it may only read: opens it, and refuses writes
+        return original(self, read_only=True)
+
+    monkeypatch.setattr(Cache, "_connect", read_only)
+    with pytest.raises(SettingsError, match=r"is read-only; make it .* writable") as info:
+        new_cache(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
+def test_a_read_only_cache_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    new_cache(path).close()
+    path.chmod(0o400)
+    with pytest.raises(SettingsError, match=r"read-only|cannot"):
+        new_cache(path)
+
+
+# -- damage --------------------------------------------------------------------------------
+
+
+def filled(path: Path, n: int = 3000) -> None:
+    cache = new_cache(path)
+    cache.store(Endpoint.DOMAIN, [(f"d{i}.example", "benign", LINE * 3, None) for i in range(n)])
+    cache.close()
+
+
+def test_a_damaged_cache_is_moved_aside_and_started_anew(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    filled(path)
+    damage(path)  # every page but the header's
+    cache = new_cache(path)
+    assert len(cache) == 0 and cache.lookup(Endpoint.DOMAIN, ["d1.example"]) == {}
+    cache.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None)])
+    cache.close()
+    aside = [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+    assert len(aside) == 1
+    for p in tmp_path.glob("cache.sqlite3*"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+
+
+def test_damage_found_by_the_purge_moves_the_cache_aside(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    filled(path)
+    damage(path, share=0.5)  # the later half: answers, not the tables read on opening
+    cache = new_cache(path)
+    assert cache.purge() == 0
+    assert cache.broken is None and len(cache) == 0  # a new file, in use
+    cache.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None)])
+    cache.flush()
+    assert cache.lookup(Endpoint.DOMAIN, ["a.com"])
+    cache.close()
+    assert len([p for p in tmp_path.iterdir() if ".damaged-" in p.name]) == 1
+    again = new_cache(path)  # the next run: no warning, no damage
+    assert again.purge() == 0 and again.lookup(Endpoint.DOMAIN, ["a.com"])
+    again.close()
+
+
+def test_an_unreadable_row_is_asked_again(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    cache = new_cache(path)
+    cache.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None), ("b.com", "benign", LINE, None)])
+    cache.flush()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE answers SET record = x'28b52ffd00' WHERE key = 'a.com'")
+    db.close()
+    assert set(cache.lookup(Endpoint.DOMAIN, ["a.com", "b.com"])) == {"b.com"}
+    assert cache.unreadable == 1
+    cache.close()
+
+
+# -- migration -----------------------------------------------------------------------------
+
+
+def release_0_1_0_cache(path: Path) -> None:
+    path.write_bytes(gzip.decompress((FIXTURES / "layout-2.sqlite3.gz").read_bytes()))
+
+
+def test_a_cache_of_release_0_1_0_is_migrated_safely(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "cache.sqlite3"
+    release_0_1_0_cache(path)
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        old_keys = [k for (k,) in db.execute("SELECT key FROM answers")]
+    db.close()
+    assert len(old_keys) == 10
+    cache = new_cache(path)
+    assert "made by enricher 0.1.0" in caplog.text
+    # its answers belong to no identity we could tell: none is served, to anyone
+    assert len(cache) == 0 and cache.lookup(Endpoint.FILE, old_keys) == {}
+    assert cache.requests_today() == 0
+    # what it had deferred is still to be asked, by whichever identity runs next
+    deferred = cache.deferred()
+    assert len(deferred) == 9 and (IocType.DOMAIN, "h2.bench2.example.com") in deferred
+    assert new_cache(path, STAGING).deferred() == deferred
+    cache.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
+        assert db.execute("PRAGMA user_version").fetchone() == (LAYOUT,)
+        assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # after the one VACUUM
+        assert db.execute("SELECT count(*) FROM budget").fetchone() == (0,)
+    db.close()
+    caplog.clear()
+    new_cache(path).close()  # once: the next open is an ordinary one
+    assert "0.1.0" not in caplog.text
+
+
+def test_a_run_on_a_release_0_1_0_cache_asks_its_deferred_first(tmp_path: Path) -> None:
+    path, src = tmp_path / "cache.sqlite3", tmp_path / "in.txt"
+    release_0_1_0_cache(path)
+    src.write_text("other.example.com\n")
+    proc = enricher("run", "--emulator", str(src), "-o", str(tmp_path / "o"), "--cache", str(path))
+    assert proc.returncode == 0, proc.stderr
+    records = read_ndjson(tmp_path / "o")
+    assert len(records) == 10 and not any(r["cached"] for r in records)
+
+
+# -- expiry, a clock ahead, size -------------------------------------------------------------
+
+
+def test_a_row_written_by_a_clock_ahead_is_not_served(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    path = tmp_path / "cache.sqlite3"
+    ahead = new_cache(path, clock=lambda: now[0] + 30 * 86400, max_ttl=7 * 86400)
+    ahead.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, 30 * 86400 * 1000)])
+    ahead.close()
+    cache = new_cache(path, clock=lambda: now[0], max_ttl=7 * 86400, max_age=1.0)
+    assert cache.lookup(Endpoint.DOMAIN, ["a.com"]) == {}  # its age is unknown
+    cache.max_age = None
+    assert cache.lookup(Endpoint.DOMAIN, ["a.com"]) == {}
+    assert cache.purge() == 1 and len(cache) == 0
+    cache.close()
+
+
+def test_expiry_is_capped_by_max_ttl_on_reading(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    path = tmp_path / "cache.sqlite3"
+    long = new_cache(path, clock=lambda: now[0], max_ttl=30 * 86400)
+    long.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, 30 * 86400 * 1000)])
+    long.close()
+    cache = new_cache(path, clock=lambda: now[0], max_ttl=86400)
+    assert cache.lookup(Endpoint.DOMAIN, ["a.com"])
+    now[0] += 86400 + 1  # past today's max_ttl, if not past the ttl it was written with
+    assert cache.lookup(Endpoint.DOMAIN, ["a.com"]) == {}
+    cache.close()
+
+
+def test_rows_are_small(tmp_path: Path) -> None:
+    """A record line as the engine writes it (an emulator answer) is kept compressed."""
+    from enricher.emulator.answers import entry
+    from enricher.protocol import entry_of
+    from enricher.records import record_line
+
+    verdicts = load_settings(environ={}).verdicts
+    path = tmp_path / "cache.sqlite3"
+    cache = new_cache(path)
+    lines = []
+    for i in range(2000):
+        key = f"{i:032x}"
+        fields, raw = entry_of(entry(Endpoint.FILE, key))
+        lines.append((key, *record_line(IocType.MD5, key, fields, raw, verdicts)[:2]))
+    cache.store(Endpoint.FILE, [(k, v, line, None) for k, line, v in lines])
+    cache.flush()
+    with sqlite3.connect(path) as db:
+        (stored,) = db.execute("SELECT sum(length(record)) FROM answers").fetchone()
+    db.close()
+    assert stored < 0.25 * sum(len(line) for _, line, _ in lines)
+    # kept as a hit writes them: only `cached` differs
+    served = {k: line.replace(b'"cached":false}', b'"cached":true}') for k, line, _ in lines}
+    assert sorted(cached_lines(path)) == sorted(served.values())
+    hits = cache.lookup(Endpoint.FILE, [k for k, _, _ in lines])
+    assert {k: h[2] for k, h in hits.items()} == served
+    cache.close()
+
+
+def test_purged_rows_give_their_pages_back(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    path = tmp_path / "cache.sqlite3"
+    cache = new_cache(path, clock=lambda: now[0], max_ttl=600)
+    blob = os.urandom(3000).hex().encode()  # incompressible: the file grows
+    for n in range(10):
+        cache.store(
+            Endpoint.DOMAIN, [(f"{n}.{i}.example", "benign", blob, None) for i in range(200)]
+        )
+    cache.flush()
+    full = cache.size()
+    assert full > 10 * 2000 * 3
+    now[0] += 601
+    assert cache.purge() == 2000
+    assert cache.size() < full / 10
+    cache.close()
+    assert path.stat().st_size < full / 10  # the file itself, once the WAL is checkpointed
+
+
+def test_past_max_size_the_oldest_answers_go(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    limit = 1024 * 1024
+    cache = new_cache(path, max_size=limit)
+    blob = os.urandom(1500).hex().encode()
+    for n in range(20):  # ~6 MB in all, in order
+        cache.store(
+            Endpoint.DOMAIN, [(f"{n}.{i}.example", "benign", blob, None) for i in range(100)]
+        )
+    cache.flush()
+    assert cache.size() <= limit and cache.evicted > 1000
+    assert cache.lookup(Endpoint.DOMAIN, ["19.99.example"])  # the newest stay
+    assert cache.lookup(Endpoint.DOMAIN, ["0.0.example"]) == {}  # the oldest went
+    cache.close()
+    assert path.stat().st_size <= limit * 1.2
+
+
+def test_the_summary_and_the_manifest_say_what_the_cache_holds(tmp_path: Path) -> None:
+    src, manifest = tmp_path / "in.txt", tmp_path / "m.json"
+    src.write_text("".join(f"s{i}.example.com\n" for i in range(30)))
+    cache = tmp_path / "cache.sqlite3"
+    proc = enricher("run", "--emulator", str(src), "-o", str(tmp_path / "o"), "--cache",
+                    str(cache), "--manifest", str(manifest))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("  cache "))
+    assert "KiB of 2.0 GiB: hits 0, stored 30, evicted 0" in line
+    assert "  identity      embedded emulator (enricher " in proc.stderr
+    report = orjson.loads(manifest.read_bytes())["cache"]
+    assert report["path"] == str(cache) and report["stored"] == 30 and report["hits"] == 0
+    assert 0 < report["size_bytes"] <= cache.stat().st_size
+    assert report["max_size_bytes"] == 2 * 1024**3 and report["identity"].startswith("embedded")
+
+
+# -- the daily budget ------------------------------------------------------------------------
+
+
+async def test_budget_reservations_are_exact_across_connections(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    caches = [new_cache(path) for _ in range(3)]
+    budgets = [Budget(daily=10, cache=c) for c in caches]
+
+    async def take(b: Budget) -> bool:
+        try:
+            await b.take()
+        except BudgetSpent:
+            return False
+        return True
+
+    taken = await asyncio.gather(*(take(b) for _ in range(12) for b in budgets))
+    assert sum(taken) == 10
+    assert caches[0].requests_today() == 10
+    other = new_cache(path, STAGING)  # another identity has its own budget
+    assert await take(Budget(daily=10, cache=other))
+    for c in [*caches, other]:
+        c.close()
+
+
+def test_concurrent_runs_never_send_more_than_the_daily_budget(tmp_path: Path) -> None:
+    """The issue's case: two runs sharing one cache, a budget of 10: the server sees 10."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache.sqlite3"
+    env = {**os.environ, "ENRICHER_LIMITS_DAILY_BUDGET": "10", "PYTHONWARNINGS": "error"}
+    with emulator_process("--latency-ms", "20") as url:
+        procs = []
+        for n in range(2):
+            src = tmp_path / f"in{n}.txt"
+            src.write_text("".join(f"r{n}-{i}.example.com\n" for i in range(200)))
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "enricher", "run", str(src),
+                 "-o", str(tmp_path / f"{n}.ndjson"), "--base-url", url, "--rate", "0",
+                 "--batch-size", "5", "--cache", str(cache)],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            ))  # fmt: skip
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 2, err
+        assert emulator_stats(url)["total_requests"] == 10
+    written = [r["ioc"] for n in range(2) for r in read_ndjson(tmp_path / f"{n}.ndjson")]
+    deferred = {
+        d["ioc"] for n in range(2) for d in read_ndjson(tmp_path / f"{n}.ndjson.deferred.ndjson")
+    }
+    # (a run also takes up what the other deferred, if it finished first: the list is the
+    # identity's, not yet the job's)
+    assert len(written) == len(set(written)) == 50
+    assert len(deferred | set(written)) == 400 and not deferred & set(written)
+
+
+def test_a_port_that_refuses_is_not_reached_when_the_budget_is_spent(tmp_path: Path) -> None:
+    """With today's budget spent by earlier runs, a run sends nothing at all."""
+    cache = new_cache(tmp_path / "cache.sqlite3", identity=ApiIdentity("http://127.0.0.1:9"))
+    cache.add_requests(5)
+    cache.close()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    port = sock.getsockname()[1]
+    cache = new_cache(
+        tmp_path / "c2.sqlite3", identity=identity_of(settings(f"http://127.0.0.1:{port}/x"))
+    )
+    cache.add_requests(5)
+    cache.close()
+    src = tmp_path / "in.txt"
+    src.write_text("a.example.com\n")
+    env = {"ENRICHER_LIMITS_DAILY_BUDGET": "5"}
+    proc = enricher("run", str(src), "-o", str(tmp_path / "o"), "--base-url", f"http://127.0.0.1:{port}/x",
+                    "--cache", str(tmp_path / "c2.sqlite3"), env=env)  # fmt: skip
+    sock.settimeout(0.1)
+    with pytest.raises(TimeoutError):
+        sock.accept()  # no connection was made
+    sock.close()
+    assert proc.returncode == 2 and "budget is spent" in proc.stderr
