@@ -74,6 +74,85 @@ def test_extract(text: str, expected: list[str]) -> None:
     assert extract(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # one boundary rule for every kind: `_ % + -` at either end of a value are punctuation
+        ("AsciiDoc +203.0.113[.]9+ and ++198.51.100.14++", ["203.0.113.9", "198.51.100.14"]),
+        (
+            "++c2-panel[.]cc|192.0.2[.]77++ ++192.0.2[.]78:8443++",
+            ["c2-panel.cc", "192.0.2.77", "192.0.2.78"],
+        ),
+        (
+            "_10.1.2.3_ -10.1.2.4- +drop.evil.com+ _drop2.evil.com_",
+            ["10.1.2.3", "10.1.2.4", "drop.evil.com", "drop2.evil.com"],
+        ),
+        (f"+{MD5}+ _{SHA1}_ -{SHA256}-", [MD5, SHA1, SHA256]),
+        ("+2001:db8::5+ _2001:db8::6_", ["2001:db8::5", "2001:db8::6"]),
+        ("ops+alerts@mail.evil.com", ["mail.evil.com"]),
+        # percent-escaped separators
+        (
+            f"https://intel.example.net/search?filehash=sha256%3A{SHA256}&x=1",
+            ["intel.example.net", SHA256],
+        ),
+        (
+            "u=http%3A%2F%2Fdl.evil.com%2Fa.exe and billing%40evil-pay.com",
+            ["dl.evil.com", "evil-pay.com"],
+        ),
+        # the host of a URL is a domain, whatever its suffix looks like
+        (
+            "http://fotos.pl/x, hxxp://a.ps/a/b, http://b.md/, hxxps[:]//docs.sh/run",
+            ["fotos.pl", "a.ps", "b.md", "docs.sh"],
+        ),
+        ("JSON text: http:\\/\\/photos.pl\\/x", ["photos.pl"]),
+        (
+            "http://x.bit/r/z.php and hxxp://shop.bazar/gate, but a bare x.bit is none",
+            ["x.bit", "shop.bazar"],
+        ),
+        ("internal http://intranet.corp.local/ and http://build.internal:8080/ are none", []),
+        # a URL nested in another URL's path
+        ("https://a[.]online/--/hXXps:/www[.]b.gov.it/path", ["a.online", "www.b.gov.it"]),
+        (
+            "https://redir.example.com/?to=https://c2.evil.com/x",
+            ["redir.example.com", "c2.evil.com"],
+        ),
+        # a wildcard or template label gives the name it is under
+        ("*.evil.com and server-{1,30}[.]evil[.]top", ["evil.com", "evil.top"]),
+        (
+            "<id>.c2.evil.net, .evil.org, node[0-9].evil.biz",
+            ["c2.evil.net", "evil.org", "evil.biz"],
+        ),
+        ("*.co.uk is a public suffix alone", []),
+        # file names with a file-like suffix and a version in them
+        ("magnet:?xt=urn:btih:00&dn=utorrent.pro.v.3.5.5.multi.winall.cracked-f4cg.zip", []),
+        ("poweriso.7.3.incl.serial-f4cg.zip and setup.2.1.zip", []),
+        # paths and program names
+        (r"C:\Windows\Microsoft.NET\Framework64\v4.0.30319\csc.exe", []),
+        (r"%APPDATA%\Temp.NET\x.exe and C:/Users/a/Microsoft.NET", []),
+        ("built on asp.net and ADO.NET, with System.IO and Microsoft.Office", []),
+        (r"but \\files.evil.com\share is a UNC host", ["files.evil.com"]),
+        ("and http://Microsoft.NET/x is a URL's host", ["microsoft.net"]),
+        ("EVIL.COM and Evil.com are domains", ["evil.com", "evil.com"]),
+        # IPv6 made of AsciiDoc terms and dates
+        ("2015-05-26:: first seen\nC2 2:: the server\nbeef:: x", []),
+        ("but [2001::] and http://[fe80::]/ are addresses", ["2001::", "fe80::"]),
+    ],
+)
+def test_extract_wrapped_forms_misses_and_false_positives(text: str, expected: list[str]) -> None:
+    assert extract(text) == expected
+
+
+def test_hex_runs_match_their_reference_pattern() -> None:
+    from enricher.inputs.extract import _HEX, _hex_runs
+
+    text = (
+        f" {MD5} g{MD5} {MD5}g {MD5}{MD5}x {SHA1}.{SHA256}-{'0' * 32}\n{'f' * 100}"
+        f"é{MD5}é {MD5[:31]} ({SHA256.upper()})"
+    )
+    for t in (text, text.encode("ascii", "ignore").decode()):
+        assert list(_hex_runs(t)) == [m.span(1) for m in _HEX.finditer(t)]
+
+
 def test_extract_markdown_emphasis_and_ipv6_forms() -> None:
     got = extract("Markdown **evil.com**, _evil2.com_, `evil3.com` and [evil4.com](x)")
     assert got == ["evil.com", "evil2.com", "evil3.com", "evil4.com"]

@@ -22,6 +22,7 @@ import ipaddress
 import json
 import lzma
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from enricher.inputs.extract import extract, extract_lines
 from enricher.inputs.jsonfmt import read_json, read_ndjson
 from enricher.inputs.read import read_source
 from enricher.inputs.sniff import csv_dialect
-from enricher.inputs.suffixes import has_public_suffix, looks_like_file_name
+from enricher.inputs.suffixes import has_public_suffix, is_program_name, looks_like_file_name
 from enricher.inputs.text import read_text
 from enricher.ioc import IocType
 from enricher.normalize import MAX_LENGTH, _normalize_slow, known_canonical, normalize, refang
@@ -261,14 +262,22 @@ def found_in_noise(
 
 
 def is_bare_file_name(ioc: Ioc) -> bool:
-    """`update.zip`, `run.py`: a file name, unless defanged or the host of a URL or address."""
-    return ioc.type is IocType.DOMAIN and looks_like_file_name(ioc.value) and ioc.text.isascii()
+    """`update.zip`, `run.py`, `System.IO`: a file or program name, unless defanged or the host
+    of a URL or address."""
+    return ioc.type is IocType.DOMAIN and (
+        (looks_like_file_name(ioc.value) and ioc.text.isascii())
+        or is_program_name(ioc.text, ioc.value)
+    )
 
 
 def in_text(ioc: Ioc) -> bool:
     """Whether free text can be expected to show `ioc`: `::` alone (the unspecified address)
-    is punctuation there, as in `std::vector`."""
-    return ioc.value != "::"
+    is punctuation there, as in `std::vector`, and one group and `::` unbracketed (`2::`) an
+    AsciiDoc term or the end of a date (`2015-05-26::`)."""
+    if ioc.value == "::":
+        return False
+    one_group = re.fullmatch(r"[0-9a-f]{1,4}::", ioc.value) is not None
+    return not (one_group and "[" not in ioc.text)
 
 
 @COSTLY

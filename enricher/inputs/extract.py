@@ -5,16 +5,29 @@ HTML) hold IOCs among ordinary words. `extract` finds them and returns each one 
 normalized, so none of the ordinary words reaches the rejects file:
 
 - defanged forms are refanged first, with `normalize.refang` (`evil[.]com`, `hxxp`, `[:]`, ...);
+- one boundary rule for every kind: an IOC ends where a character that cannot be part of it
+  begins. `_`, `%`, `+` and `-` join the words of a name or an e-mail address, but at either
+  end of a value they are punctuation, for names and addresses alike (`+1.2.3.4+` and
+  `++evil.cc|5.6.7.8++` in AsciiDoc); a percent-escaped separator (`%3A`, `%2F`, `%40`, ...)
+  is one too, so `?h=sha256%3A<hex>` gives the hash;
 - a name with dots is a domain when it ends in a public suffix (`suffixes.py`): `invoice.pdf`
-  and `setup.exe` are file names. A bare `name.zip`, `name.py`, ... is a file name too, unless
-  it was defanged or is the host of an e-mail address; a name right after a single `/` is a
-  path component (`/download/update.php`), and `.arpa` names are reverse lookups, not hosts;
-- the host of a URL or e-mail address is a domain or an address like any other; the rest of
-  a URL is not read for names (a hash in it still counts);
+  and `setup.exe` are file names. A name that ends in a file-like suffix (`name.zip`, `x.py`,
+  `poweriso.7.3.incl.zip`) or is a program's (`Microsoft.NET`, `asp.net`) is not one unless it
+  was defanged or is the host of a URL or e-mail address; a name right after a single `/` or
+  `\\` is a path component (`/download/update.php`, `C:\\Windows\\Microsoft.NET`), and `.arpa`
+  names are reverse lookups, not hosts;
+- the host of a URL (after `scheme://`, or `scheme:/` as in a URL nested in another one's path)
+  is a domain even when its suffix looks like a file's (`http://fotos.pl/x`) or is not a
+  public one (`http://x.bit/`), but not a reserved internal name (`.local`, `.internal`, ...);
+  the host of an e-mail address is a domain or an address like any other; the rest of a URL
+  is not read for names (a hash in it still counts);
+- a wildcard or template label gives the name it is under: `*.evil.com` and
+  `server-{1,30}.evil.top` give `evil.com` and `evil.top`, as does `.evil.com`;
 - a dotted quad is an IPv4 address unless it starts a CIDR range (`10.0.0.0/8`), follows the
   word `version` (`FileVersion: 1.0.0.1`) or a product name and a slash (`Chrome/121.0.0.0`,
   while `HIER_DIRECT/1.2.3.4` in a proxy log is an address); an IPv6 address needs `::` or all
-  eight groups, and does not start a range (`2001:db8::/32`) either;
+  eight groups, does not start a range (`2001:db8::/32`) either, and is more than one group
+  and `::` (`2::` and the `26::` of `2015-05-26::` are AsciiDoc terms and dates);
 - a hash is a run of exactly 32, 40 or 64 hex digits between characters that are not letters
   or digits: 64 digits inside a longer run are not a sha256, nor is a label of a domain. A
   run after `IMPHASH=` (Sysmon's import hash) or a TLS/SSH fingerprint key is no file hash,
@@ -26,10 +39,13 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import re
+import string
+from collections.abc import Iterator
 
 from ..ioc import IocType
 from ..normalize import KNOWN_MAX, known_canonical, normalize, refang
-from .suffixes import has_public_suffix, looks_like_file_name
+from .suffixes import INTERNAL_SUFFIXES as _INTERNAL
+from .suffixes import has_public_suffix, is_program_name, looks_like_file_name
 
 __all__ = ["extract", "extract_lines"]
 
@@ -39,20 +55,38 @@ __all__ = ["extract", "extract_lines"]
 # than trying the pattern at every position. The text scanned starts with a newline, so that
 # its first word has a character before it too.
 #
-# Names and dotted quads, and e-mail addresses (`%` and `+` are for their user part). On ASCII
-# text the classes are ranges, twice as fast as `\w`; a block with any other character is
-# scanned with `\w`, so that `bücher.de` is one name rather than `cher.de` after a `ü`.
-_NAMES_ASCII = re.compile(r"[^0-9A-Za-z_.@%+-]([0-9A-Za-z_%+-]++(?:[.@][0-9A-Za-z_%+-]++)+)")
-_NAMES_UNICODE = re.compile(r"[^\w.@%+-]([\w%+-]++(?:[.@][\w%+-]++)+)")
+# Names and dotted quads, and e-mail addresses (`%` and `+` are for their user part; at either
+# end of a token, `_%+-` are stripped: see _EDGE). A name may also follow a dot after a
+# wildcard or template label (`*.`, `}.`, `].`, `>.`) or at the start of a word (`.evil.com`).
+# On ASCII text the classes are ranges, twice as fast as `\w`; a block with any other character
+# is scanned with `\w`, so that `bücher.de` is one name rather than `cher.de` after a `ü`.
+_NAMES_ASCII = re.compile(r"[^0-9A-Za-z_.@%+-]\.?+([0-9A-Za-z_%+-]++(?:[.@][0-9A-Za-z_%+-]++)+)")
+_NAMES_UNICODE = re.compile(r"[^\w.@%+-]\.?+([\w%+-]++(?:[.@][\w%+-]++)+)")
+_EDGE = "_%+-"  # joins the words of a name inside it; punctuation at either end of a value
+# Hex runs are found, in ASCII text, in a copy with each character replaced by its class (a
+# hex digit `x`, another letter or digit `a`, anything else left as it is): there, str.find
+# looks for 32 `x` in a row at hundreds of MB/s, where _HEX runs at tens. (str.translate is
+# that fast on ASCII text only: other text is scanned with _HEX.)
 _HEX = re.compile(r"[^0-9A-Za-z]([0-9A-Fa-f]{32,}+)(?![0-9A-Za-z])")
+_HEX_CLASSES = str.maketrans(
+    {c: "x" if c in string.hexdigits else "a" for c in string.ascii_letters + string.digits}
+)
+_HEX_RUN = "x" * 32
+_NOT_HEX = re.compile("[^x]")
+# Percent-escaped separators (not letters, digits, `-`, `.`, `_`, `%` or control characters)
+# are decoded before the scan: `sha256%3A<hex>`, `http%3A%2F%2Fevil.com%2Fx`, `a%40evil.com`.
+_ESCAPE = re.compile(r"%(?:2[0-46-9A-Ca-cFf]|3[A-Fa-f]|40|5[B-Eb-e]|60|7[B-Eb-e])")
+_UNESCAPED = {f"%{c:02{x}}": chr(c) for c in range(0x20, 0x7F) for x in "Xx"}
 # IPv6 needs `::` or eight groups: this tells, at C speed, whether a block may hold one at all
 _IPV6_HINT = re.compile(r"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 _IPV6 = re.compile(
-    r"[^0-9A-Za-z_:.](?=[0-9A-Fa-f]{0,4}:)"
-    r"((?=[0-9A-Fa-f:.]*::|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f])[0-9A-Fa-f:.]{2,45}+)(?!\w)"
+    r"[^0-9A-Za-z:.](?=[0-9A-Fa-f]{0,4}:)"
+    r"((?=[0-9A-Fa-f:.]*::|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f])[0-9A-Fa-f:.]{2,45}+)"
+    r"(?![0-9A-Za-z])"
 )
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_ONE_GROUP = re.compile(r"[0-9A-Fa-f]{1,4}:::?")
 _CIDR_SUFFIX = re.compile(r"/[0-9]{1,3}(?![0-9])")
 # words before a dotted quad that make it a version number
 _VERSION = re.compile(r"""version["']?\s*[=:]?\s*["']?\Z""", re.IGNORECASE)
@@ -84,6 +118,8 @@ class _Scan:
     """The IOCs of one text, found pass by pass into `values` and `lines`."""
 
     def __init__(self, text: str, first_line: int) -> None:
+        if "%" in text:
+            text = _ESCAPE.sub(_unescape, text)
         self.original = text
         refanged = refang(text)
         self.defanged = refanged is not text
@@ -124,16 +160,28 @@ class _Scan:
         # for once per place it occurs rather than around each quad
         lower_at = upper_at = -1
         past = len(text)
+        edge = _EDGE
+        slashes = "/\\"
         for m in pattern.finditer(text):
             tok = m[1]
-            if tok[-1].isdigit():  # no top-level domain ends in a digit: an address or nothing
+            start = m.start(1)
+            last_char = tok[-1]
+            if last_char in edge or tok[0] in edge:  # `+1.2.3.4+`: see _EDGE
+                lead = len(tok)
+                tok = tok.lstrip(edge)
+                start += lead - len(tok)
+                tok = tok.rstrip(edge)
+                if "." not in tok:
+                    continue
+                last_char = tok[-1]
+            if last_char <= "9":  # no top-level domain ends in a digit: an address or nothing
                 if known_get(tok) is not ipv4:
                     if tok.count(".") != 3 or not quad(tok):
                         continue
                     if len(known) >= KNOWN_MAX:
                         _forget()
                     known[tok] = ipv4
-                start, end = m.span(1)
+                end = start + len(tok)
                 near = start - 24 if start > 24 else 0
                 if lower_at < near:
                     lower_at = find("ersion", near)
@@ -155,21 +203,25 @@ class _Scan:
                 if quads is not None:
                     quads.append((start, len(values)))
             else:
-                start = m.start(1)
-                # a path component, as in `/download/update.php`: see _in_path
-                if (
-                    text[start - 1] == "/"
-                    and text[start - 2] != "/"
-                    and text[start - 4 : start] != "\\/\\/"
-                ):
-                    continue
-                name = cache_get(tok, _UNKNOWN)
-                if name is _UNKNOWN:
-                    name = _name(tok)
+                if text[start - 1] in slashes:
+                    # a path component (`/download/update.php`, `Windows\Microsoft.NET`), or
+                    # the host of a URL or of a UNC path: see _after_slash
+                    in_url = _after_slash(text, start)
+                    if in_url is None:
+                        continue
+                    name = cache_get(tok, _UNKNOWN)
+                    if name is _UNKNOWN:
+                        name = _name(tok)
+                    if in_url and (name is None or name[0] == "!"):
+                        name = _url_host(tok)
+                else:
+                    name = cache_get(tok, _UNKNOWN)
+                    if name is _UNKNOWN:
+                        name = _name(tok)
                 if name is None:
                     continue
                 if len(tok) > 32:
-                    self.long_names.append((start, m.end(1)))
+                    self.long_names.append((start, start + len(tok)))
                 if name[0] == "!":  # a file-like name: a domain only if it was defanged
                     if not self.defanged:
                         continue
@@ -203,10 +255,11 @@ class _Scan:
         line = self.first_line - 1
         last = 0
         starts = [s for s, _ in self.long_names]
-        for m in _HEX.finditer(text):
-            digits = m[1]
-            start, end = m.span(1)
-            if len(digits) not in _HASH_LENGTHS or digits.isdigit():
+        for start, end in _hex_runs(text):
+            if end - start not in _HASH_LENGTHS:
+                continue
+            digits = text[start:end]
+            if digits.isdigit():
                 continue
             before = text[max(0, start - 24) : start].lower()
             if ("hash" in before or "ja" in before or "ssh" in before or "serial" in before) and (
@@ -229,10 +282,11 @@ class _Scan:
         last = 0
         inside: list[tuple[int, int]] = []  # spans of IPv6 addresses ending in a dotted quad
         for m in _IPV6.finditer(text):
-            value = _ipv6(m[1])
+            start, end = m.span(1)
+            # `2::` alone is an AsciiDoc term, `[2::]` an address
+            value = _ipv6(m[1], text[start - 1] == "[" and text.startswith("]", end))
             if value is None:
                 continue
-            start, end = m.span(1)
             if text.startswith("/", end) and _CIDR_SUFFIX.match(text, end):
                 continue  # a range, `2001:db8::/32`
             if "." in m[1]:
@@ -247,6 +301,44 @@ class _Scan:
                 keep = [i for i in range(len(self.values)) if i not in drop]
                 self.values = [self.values[i] for i in keep]
                 self.lines = [self.lines[i] for i in keep]
+
+
+def _after_slash(text: str, start: int) -> bool | None:
+    """What the name at `start`, right after a `/` or `\\`, is: the host of a URL (True:
+    `scheme://host`, `scheme:\\/\\/host` in JSON text, `scheme:/host` as in a URL nested in
+    another's path), a name to judge like any other (False: `//host`, a UNC path's `\\\\host`),
+    or a path component (None: `/download/update.php`, `C:\\Windows\\Microsoft.NET`)."""
+    two = text[start - 2]
+    if text[start - 1] == "\\":
+        # `\\host` starting a word is a UNC path; `x\\y` (JSON-escaped `\\`) is a path
+        return False if two == "\\" and not text[start - 3].isalnum() else None
+    if two == "/":
+        return text[start - 3] == ":"
+    if text[start - 4 : start] == "\\/\\/":
+        return text[start - 5] == ":"
+    if two == ":" and text[start - 3].isalpha() and text[start - 4].isalpha():
+        return True  # `hxxps:/www.evil.com` nested in a URL; not `C:/Users`
+    return None
+
+
+def _hex_runs(text: str) -> Iterator[tuple[int, int]]:
+    """The start and end of each run of 32 or more hex digits in `text` that has no ASCII
+    letter or digit right before or after it."""
+    if not text.isascii():
+        for m in _HEX.finditer(text):
+            yield m.span(1)
+        return
+    mask = text.translate(_HEX_CLASSES)
+    find = mask.find
+    run_end = _NOT_HEX.search
+    size = len(mask)
+    at = 0
+    while (start := find(_HEX_RUN, at)) >= 0:
+        found = run_end(mask, start + 32)
+        at = found.start() if found else size
+        # `start` is where a run begins: a hex digit before it would have been found first
+        if (start == 0 or mask[start - 1] != "a") and (at == size or mask[at] != "a"):
+            yield start, at
 
 
 def _in_path(text: str, start: int) -> bool:
@@ -280,7 +372,7 @@ def _forget() -> None:
 
 
 def _new_name(tok: str) -> str | None:
-    s = tok.strip("_%+-")
+    s = tok
     email = "@" in s
     if email:
         s = s.rpartition("@")[2]
@@ -289,15 +381,33 @@ def _new_name(tok: str) -> str | None:
     ioc_type, value = normalize(s)
     if ioc_type is not _DOMAIN or value.endswith(".arpa") or not has_public_suffix(value):
         return None
-    if not email and looks_like_file_name(value):
+    if not email and (looks_like_file_name(value) or is_program_name(s, value)):
         return "!" + value
     return value
 
 
-def _ipv6(text: str) -> str | None:
+def _url_host(tok: str) -> str | None:
+    """The domain the host of a URL stands for, public suffix or not; None for no domain or a
+    reserved internal name. Not remembered: the usual names are answered by `_name`."""
+    ioc_type, value = normalize(tok.rpartition("@")[2])
+    if ioc_type is not _DOMAIN or value.rpartition(".")[2] in _INTERNAL:
+        return None
+    if len(_KNOWN) >= KNOWN_MAX:
+        _forget()
+    _KNOWN[value] = _DOMAIN
+    return value
+
+
+def _unescape(m: re.Match[str]) -> str:
+    return _UNESCAPED[m[0]]
+
+
+def _ipv6(text: str, bracketed: bool) -> str | None:
     text = text.rstrip(".")
     if text.count(":") < 2 or not any(c not in ":." for c in text):
         return None
+    if not bracketed and _ONE_GROUP.fullmatch(text):
+        return None  # `2::`, the `26::` of `2015-05-26::`: AsciiDoc terms and dates
     try:
         return ipaddress.IPv6Address(text).compressed
     except ValueError:
