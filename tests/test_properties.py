@@ -300,7 +300,7 @@ def test_written_iocs_in_noise_are_found_with_their_canonical_value(
 ) -> None:
     text, found, lines = found_in_noise(data, iocs)
     for ioc, line in zip(iocs, lines, strict=True):
-        if in_text(ioc):
+        if in_text(ioc) and not is_bare_file_name(ioc):
             assert (ioc.value, line) in found, (ioc, line, text, found)
 
 
