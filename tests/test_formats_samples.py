@@ -49,7 +49,9 @@ def test_sample_gives_exactly_its_iocs(name: str) -> None:
     assert got.rejects == []
 
 
-@pytest.mark.parametrize("name", ["report.adoc", "report.md", "report.html", "report.rst", "sysmon-event.txt"])
+@pytest.mark.parametrize(
+    "name", ["report.adoc", "report.md", "report.html", "report.rst", "sysmon-event.txt"]
+)
 def test_file_names_are_not_domains(name: str) -> None:
     text = (DATA / name).read_text()
     got = read([DATA / name], format="text").set
