@@ -142,6 +142,30 @@ def test_extract_wrapped_forms_misses_and_false_positives(text: str, expected: l
     assert extract(text) == expected
 
 
+_V6_BITS = st.sampled_from([*"0123456789abcdefABCDEF:.x []/-", "::", "fe80", "2001:db8", "\n"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_V6_BITS, max_size=80).map("".join))
+def test_ipv6_candidates_match_their_reference_pattern(text: str) -> None:
+    from enricher.inputs.extract import _IPV6, _ipv6_candidates
+
+    text = "\n" + text
+    assert [m.span(1) for m in _ipv6_candidates(text)] == [m.span(1) for m in _IPV6.finditer(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'pe.imphash() == "f34d5f2d4577ed6d9ceec516c1f5a744"',
+        '"serial_number":"3C6B9A0E27D14F1F0A2B3C4D5E6F7A8B"',
+        "magnet:?xt=urn:btih:5a1e2f3c4d6b7a8e9f0c1d2e3f4a5b6c7d8e9f0a&dn=x",
+    ],
+)
+def test_fingerprints_and_info_hashes_are_no_file_hashes(text: str) -> None:
+    assert extract(text) == []
+
+
 def test_hex_runs_match_their_reference_pattern() -> None:
     from enricher.inputs.extract import _HEX, _hex_runs
 
@@ -306,8 +330,29 @@ def test_the_public_suffix_list_is_read_offline(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     suffixes._list.cache_clear()
-    suffixes.has_public_suffix.cache_clear()
+    suffixes._top_labels.cache_clear()
+    suffixes._registrable.cache_clear()
     assert suffixes.has_public_suffix("evil.co.uk")
     assert not suffixes.has_public_suffix("co.uk")
     assert not suffixes.has_public_suffix("invoice.pdf")
     assert suffixes.has_public_suffix("user.github.io")  # the ICANN section only: io
+
+
+_TOPS = [
+    "com", "net", "ru", "io", "uk", "co.uk", "jp", "kawasaki.jp", "city.kawasaki.jp", "ck",
+    "www.ck", "us", "k12.ma.us", "xn--p1ai", "рф", "bit", "local", "zip", "arpa", "com.au",
+    "github.io", "blogspot.com", "bd", "er", "kobe.jp", "city.kobe.jp", "mm", "dyndns.org",
+]  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b-c", "city", "www", "co", "k12", "9", "x_y"]), max_size=3),
+       st.sampled_from(_TOPS))  # fmt: skip
+def test_public_suffix_shortcut_agrees_with_the_list(labels: list[str], top: str) -> None:
+    from enricher.inputs import suffixes
+
+    name = ".".join([*labels, top])
+    ioc_type, value = normalize(name)
+    assume(ioc_type is not None)
+    want = suffixes._list().privatesuffix(value) is not None
+    assert suffixes.has_public_suffix(value) is want, value

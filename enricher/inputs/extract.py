@@ -79,6 +79,8 @@ _ESCAPE = re.compile(r"%(?:2[0-46-9A-Ca-cFf]|3[A-Fa-f]|40|5[B-Eb-e]|60|7[B-Eb-e]
 _UNESCAPED = {f"%{c:02{x}}": chr(c) for c in range(0x20, 0x7F) for x in "Xx"}
 # IPv6 needs `::` or eight groups: this tells, at C speed, whether a block may hold one at all
 _IPV6_HINT = re.compile(r"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
+_V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+_V6_RUN_END = re.compile(r"[^0-9A-Fa-f:.]")
 _IPV6 = re.compile(
     r"[^0-9A-Za-z:.](?=[0-9A-Fa-f]{0,4}:)"
     r"((?=[0-9A-Fa-f:.]*::|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f])[0-9A-Fa-f:.]{2,45}+)"
@@ -92,7 +94,8 @@ _CIDR_SUFFIX = re.compile(r"/[0-9]{1,3}(?![0-9])")
 _VERSION = re.compile(r"""version["']?\s*[=:]?\s*["']?\Z""", re.IGNORECASE)
 # keys whose 32- to 64-hex values are fingerprints, not file hashes
 _NOT_FILE_HASH = re.compile(
-    r"""(?:imphash|ja3s?|ja4s?|hassh(?:server|_server)?|serial)["']?\s*[=:]\s*["']?\Z""",
+    r"(?:imphash|ja3s?|ja4s?|hassh(?:server|_server)?|serial(?:_?number)?|btih)"
+    r"""(?:\(\))?["']?\s*(?:[=:]|==)\s*["']?\Z""",
     re.IGNORECASE,
 )
 _HASH_LENGTHS = frozenset({32, 40, 64})
@@ -262,9 +265,13 @@ class _Scan:
             if digits.isdigit():
                 continue
             before = text[max(0, start - 24) : start].lower()
-            if ("hash" in before or "ja" in before or "ssh" in before or "serial" in before) and (
-                _NOT_FILE_HASH.search(before) is not None
-            ):
+            if (
+                "hash" in before
+                or "ja" in before
+                or "ssh" in before
+                or "serial" in before
+                or "btih" in before
+            ) and (_NOT_FILE_HASH.search(before) is not None):
                 continue
             if starts and (text[start - 1] == "." or text.startswith(".", end)):
                 i = bisect.bisect_right(starts, start) - 1
@@ -281,7 +288,7 @@ class _Scan:
         line = self.first_line - 1
         last = 0
         inside: list[tuple[int, int]] = []  # spans of IPv6 addresses ending in a dotted quad
-        for m in _IPV6.finditer(text):
+        for m in _ipv6_candidates(text):
             start, end = m.span(1)
             # `2::` alone is an AsciiDoc term, `[2::]` an address
             value = _ipv6(m[1], text[start - 1] == "[" and text.startswith("]", end))
@@ -301,6 +308,28 @@ class _Scan:
                 keep = [i for i in range(len(self.values)) if i not in drop]
                 self.values = [self.values[i] for i in keep]
                 self.lines = [self.lines[i] for i in keep]
+
+
+def _ipv6_candidates(text: str) -> Iterator[re.Match[str]]:
+    """The matches `_IPV6.finditer(text)` gives, found faster: each one holds a `::` or eight
+    groups, which _IPV6_HINT finds with a literal `:` first (at C speed), and it begins right
+    before the run of hex digits, colons and dots around that hint."""
+    match = _IPV6.match
+    run_end = _V6_RUN_END.search
+    size = len(text)
+    past = 0  # the end of the last run looked at
+    for hint in _IPV6_HINT.finditer(text):
+        at = hint.start()
+        if at < past:
+            continue  # in the run already looked at
+        while at > past and text[at - 1] in _V6_CHARS:
+            at -= 1
+        end = run_end(text, hint.end())
+        past = end.start() if end else size
+        if at > 0:
+            found = match(text, at - 1)
+            if found:
+                yield found
 
 
 def _after_slash(text: str, start: int) -> bool | None:
@@ -377,6 +406,9 @@ def _new_name(tok: str) -> str | None:
     if email:
         s = s.rpartition("@")[2]
     if "." not in s:
+        return None
+    if s.isascii() and "xn--" not in s and not has_public_suffix(s.lower()):
+        # an ASCII domain is its name in lower case: no need to normalize what is none
         return None
     ioc_type, value = normalize(s)
     if ioc_type is not _DOMAIN or value.endswith(".arpa") or not has_public_suffix(value):

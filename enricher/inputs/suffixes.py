@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 
-from publicsuffixlist import PublicSuffixList
+from publicsuffixlist import PSLFILE, PublicSuffixList, encode_idn
 
 __all__ = [
     "FILE_LIKE_TLDS",
@@ -54,11 +54,43 @@ def _list() -> PublicSuffixList:
     return PublicSuffixList(accept_unknown=False, only_icann=True)
 
 
+@functools.cache
+def _top_labels() -> tuple[frozenset[str], frozenset[str]]:
+    """The top-level labels of the ICANN section (A-labels): those that are a rule alone and
+    head no longer rule (`com`), and those that head longer ones (`uk`, `jp`, `ck`)."""
+    alone: set[str] = set()
+    deeper: set[str] = set()
+    icann = False
+    with open(PSLFILE, encoding="utf-8") as f:
+        for line in f:
+            rule = line.split(" ")[0].strip().lower()
+            if rule.startswith("//"):
+                if "===BEGIN ICANN DOMAINS===" in line or "===END ICANN DOMAINS===" in line:
+                    icann = "BEGIN" in line
+                continue
+            if not icann or not rule:
+                continue
+            top = encode_idn(rule.rpartition(".")[2])
+            (deeper if "." in rule else alone).add(top)
+    return frozenset(alone - deeper), frozenset(deeper)
+
+
 @functools.lru_cache(maxsize=1 << 14)
+def _registrable(name: str) -> bool:
+    return _list().privatesuffix(name) is not None
+
+
 def has_public_suffix(name: str) -> bool:
     """True when the lower-case `name` ends in a public suffix and has a label of its own
     before it (`evil.co.uk`, not `co.uk`, `invoice.pdf` or `corp.local`)."""
-    return _list().privatesuffix(name) is not None
+    # Most names end in a top-level label that is a rule of its own and heads no longer one
+    # (`com`, `net`, `ru`): then any name of two labels or more has a label of its own. This
+    # answers them without the list's walk over every suffix of the name (12 us a new name).
+    alone, deeper = _top_labels()
+    head, dot, top = name.rpartition(".")
+    if top in alone:
+        return bool(dot) and bool(head)
+    return top in deeper and _registrable(name)
 
 
 def looks_like_file_name(name: str) -> bool:
