@@ -37,6 +37,7 @@ normalized, so none of the ordinary words reaches the rejects file:
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import re
 import string
@@ -150,6 +151,8 @@ class _Scan:
         cache_get = _NAMES.get
         quads = self.quads
         original_lines: list[str] | None = None
+        plain_line = -1  # the line of the original text whose names `plain` holds
+        plain: set[str] = set()
         line = self.first_line - 1  # the line of `last`; the "\n" put in front counts as one
         last = 0
         pattern = _NAMES_ASCII if text.isascii() else _NAMES_UNICODE
@@ -230,10 +233,13 @@ class _Scan:
                         continue
                     line += count("\n", last, start)
                     last = start
-                    if original_lines is None:
-                        original_lines = self.original.split("\n")
                     name = name[1:]
-                    if name in original_lines[line - self.first_line].lower():
+                    if plain_line != line:  # once a line, however many names it holds
+                        if original_lines is None:
+                            original_lines = self.original.split("\n")
+                        plain = _plain_names(original_lines[line - self.first_line])
+                        plain_line = line
+                    if name in plain:  # written plain on this line too: a file name
                         continue
                 value = name
             line += count("\n", last, start)
@@ -303,7 +309,12 @@ class _Scan:
             self.values.append(value)
             self.lines.append(line)
         if inside and self.quads:  # `::ffff:192.0.2.1` is one IPv6 address, not also an IPv4
-            drop = {i for pos, i in self.quads if any(s <= pos < e for s, e in inside)}
+            starts = [s for s, _ in inside]  # in order, and apart
+            drop = set()
+            for pos, i in self.quads:
+                k = bisect.bisect_right(starts, pos) - 1
+                if k >= 0 and pos < inside[k][1]:
+                    drop.add(i)
             if drop:
                 keep = [i for i in range(len(self.values)) if i not in drop]
                 self.values = [self.values[i] for i in keep]
@@ -330,6 +341,12 @@ def _ipv6_candidates(text: str) -> Iterator[re.Match[str]]:
             found = match(text, at - 1)
             if found:
                 yield found
+
+
+def _plain_names(line: str) -> set[str]:
+    """The dotted names written as they are (not defanged) on a line of the original text,
+    in lower case."""
+    return {tok.strip(_EDGE).lower() for tok in _NAMES_UNICODE.findall("\n" + line)}
 
 
 def _after_slash(text: str, start: int) -> bool | None:
@@ -440,6 +457,12 @@ def _ipv6(text: str, bracketed: bool) -> str | None:
         return None
     if not bracketed and _ONE_GROUP.fullmatch(text):
         return None  # `2::`, the `26::` of `2015-05-26::`: AsciiDoc terms and dates
+    return _compressed(text)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _compressed(text: str) -> str | None:
+    """The compressed form of the IPv6 address `text` (logs repeat theirs: remembered)."""
     try:
         return ipaddress.IPv6Address(text).compressed
     except ValueError:
