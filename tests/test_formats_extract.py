@@ -89,6 +89,7 @@ def test_extract(text: str, expected: list[str]) -> None:
         ),
         (f"+{MD5}+ _{SHA1}_ -{SHA256}-", [MD5, SHA1, SHA256]),
         ("+2001:db8::5+ _2001:db8::6_", ["2001:db8::5", "2001:db8::6"]),
+        ("h=%3A2001:db8::7%2C and :0:1:0:1:0:1:0:1,", ["2001:db8::7", "0:1:0:1:0:1:0:1"]),
         ("ops+alerts@mail.evil.com", ["mail.evil.com"]),
         # percent-escaped separators
         (

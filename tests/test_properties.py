@@ -304,6 +304,26 @@ def test_written_iocs_in_noise_are_found_with_their_canonical_value(
             assert (ioc.value, line) in found, (ioc, line, text, found)
 
 
+# Wrappers of report formats: AsciiDoc passthroughs and monospace, Markdown and RST literals,
+# HTML cells, table cells, quoted strings, and percent-escaped separators around a value
+WRAPPERS = ["+{}+", "++{}++", "`{}`", "``{}``", "pass:[{}]", "<td>{}</td>", "<code>{}</code>",
+            "| {} |", '"{}"', "'{}'", "%22{}%22", "%3A{}%2C", "_{}_", "-{}-"]  # fmt: skip
+
+
+@COSTLY
+@given(st.lists(st.tuples(written(), st.sampled_from(WRAPPERS)), min_size=1, max_size=5),
+       st.data())  # fmt: skip
+def test_wrapped_iocs_in_noise_are_found(
+    wrapped: list[tuple[Ioc, str]], data: st.DataObject
+) -> None:
+    iocs = [Ioc(ioc.type, ioc.value, how.format(ioc.text)) for ioc, how in wrapped]
+    # one boundary rule for every kind: what wraps a value is not part of it
+    text, found, lines = found_in_noise(data, iocs)
+    for (ioc, _), line in zip(wrapped, lines, strict=True):
+        if in_text(ioc) and not is_bare_file_name(ioc):
+            assert (ioc.value, line) in found, (ioc, line, text, found)
+
+
 # -- the line reader ---------------------------------------------------------------------------
 
 

@@ -84,7 +84,7 @@ _V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 _V6_RUN_END = re.compile(r"[^0-9A-Fa-f:.]")
 _IPV6 = re.compile(
     r"[^0-9A-Za-z:.](?=[0-9A-Fa-f]{0,4}:)"
-    r"((?=[0-9A-Fa-f:.]*::|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f])[0-9A-Fa-f:.]{2,45}+)"
+    r"((?=[0-9A-Fa-f:.]*::|:?(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f])[0-9A-Fa-f:.]{2,45}+)"
     r"(?![0-9A-Za-z])"
 )
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
@@ -453,6 +453,8 @@ def _unescape(m: re.Match[str]) -> str:
 
 def _ipv6(text: str, bracketed: bool) -> str | None:
     text = text.rstrip(".")
+    if text[:1] == ":" and text[1:2] != ":":
+        text = text[1:]  # a key's colon before the address, as in `src:2001:db8::1`
     if text.count(":") < 2 or not any(c not in ":." for c in text):
         return None
     if not bracketed and _ONE_GROUP.fullmatch(text):
