@@ -21,7 +21,7 @@ import idna
 
 from .ioc import IocType
 
-__all__ = ["KNOWN_MAX", "MAX_LENGTH", "known_canonical", "normalize", "refang"]
+__all__ = ["KNOWN_MAX", "MAX_LENGTH", "is_plain_domain", "known_canonical", "normalize", "refang"]
 
 MAX_LENGTH = 2048
 """Longer input is rejected before any other work: no IOC, nor a URL worth reading, is longer."""
@@ -185,6 +185,13 @@ def normalize(text: str) -> tuple[IocType, str] | tuple[None, str]:
             if len(name) <= 253:
                 return IocType.DOMAIN, name
     return _normalize_slow(s)
+
+
+def is_plain_domain(low: str) -> bool:
+    """Whether `low`, in lower-case ASCII with no `xn--` label and no trailing dot, is a domain:
+    then `normalize(low) == (IocType.DOMAIN, low)`. The text extractor asks this of the names
+    it finds, without the rest of `normalize`'s work."""
+    return len(low) <= 253 and _DOMAIN.fullmatch(low) is not None
 
 
 def _normalize_slow(text: str) -> tuple[IocType, str] | tuple[None, str]:

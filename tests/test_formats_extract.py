@@ -155,6 +155,23 @@ def test_ipv6_candidates_match_their_reference_pattern(text: str) -> None:
     assert [m.span(1) for m in _ipv6_candidates(text)] == [m.span(1) for m in _IPV6.finditer(text)]
 
 
+_V6_TEXT = st.lists(st.sampled_from([*"0123456789abcdefABCDEF:.", "::", "0", "ffff"]), max_size=45)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(_V6_TEXT.map("".join), st.ip_addresses(v=6).map(str)))
+def test_ipv6_compression_agrees_with_ipaddress(text: str) -> None:
+    import ipaddress
+
+    from enricher.inputs.extract import _compress
+
+    try:
+        want: str | None = ipaddress.IPv6Address(text).compressed
+    except ValueError:
+        want = None
+    assert _compress(text) == want
+
+
 @pytest.mark.parametrize(
     "text",
     [
