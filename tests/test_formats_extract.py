@@ -111,6 +111,7 @@ def test_extract(text: str, expected: list[str]) -> None:
             ["x.bit", "shop.bazar"],
         ),
         ("internal http://intranet.corp.local/ and http://build.internal:8080/ are none", []),
+        ("nor are http://x.and-stage/ or http://x.a1/, but http://x.xn--p1ai/ is", ["x.xn--p1ai"]),
         # a URL nested in another URL's path
         ("https://a[.]online/--/hXXps:/www[.]b.gov.it/path", ["a.online", "www.b.gov.it"]),
         (

@@ -446,8 +446,11 @@ def _url_host(tok: str) -> str | None:
     """The domain the host of a URL stands for, public suffix or not; None for no domain or a
     reserved internal name. Not remembered: the usual names are answered by `_name`."""
     ioc_type, value = normalize(tok.rpartition("@")[2])
-    if ioc_type is not _DOMAIN or value.rpartition(".")[2] in _INTERNAL:
+    if ioc_type is not _DOMAIN:
         return None
+    top = value.rpartition(".")[2]
+    if top in _INTERNAL or not (top.isalpha() or top.startswith("xn--")):
+        return None  # no top-level domain has a digit or a hyphen in it (but an A-label)
     if len(_KNOWN) >= KNOWN_MAX:
         _forget()
     _KNOWN[value] = _DOMAIN
