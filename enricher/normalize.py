@@ -103,6 +103,8 @@ _TRIGGER = re.compile(
     r"|(?<=[hH][xX])[xX][pP]|(?<=[fF][xX])[pP]|(?<=\.\]))"
 )
 _REACH = 12
+# `[.]` with no space, bracket or backslash before it and no space or `]` after it
+_LONE_DOT = re.compile(r"\[(?<![ \[({\\]\[)\.\](?![ \]])")
 # what most defangings stand for, without a call
 _PLAIN = {"dot": ".", "dot_": ".", "half": ".", "half_": ".", "escaped": ".", "at": "@", "at_": "@"}
 
@@ -113,6 +115,11 @@ def refang(text: str) -> str:
 
     The word `dot` or `at` counts only inside brackets. The result is not validated.
     """
+    if "[.]" in text:
+        # the commonest defanging, where nothing next to it makes it part of another, is
+        # replaced in one C pass: the windows below are then fewer (a test checks the result
+        # is the same as without this)
+        text = _LONE_DOT.sub(".", text)
     parts: list[str] = []
     done = 0  # the text before this is in `parts`
     start = end = -1  # the window being gathered: around triggers, each close to the last
