@@ -251,7 +251,11 @@ class _Scan:
     def is_address(self, start: int, end: int) -> bool:
         """Whether the dotted quad at `start`-`end` is an address (not a range or a version)."""
         text = self.text
-        if text[start - 1] == "/" and not text[start - 2].isupper() and _in_path(text, start):
+        if (
+            text[start - 1] == "/"
+            and not text[start - 2].isupper()
+            and _after_slash(text, start) is None
+        ):
             return False  # `Chrome/121.0.0.0`; but `HIER_DIRECT/1.2.3.4` is an address
         if text.startswith("/", end) and _CIDR_SUFFIX.match(text, end):
             return False
@@ -388,12 +392,6 @@ def _hex_runs(text: str) -> Iterator[tuple[int, int]]:
             yield start, at
 
 
-def _in_path(text: str, start: int) -> bool:
-    """Whether what starts at `start`, right after a `/`, is a path component, as in
-    `/download/update.php`, not a host (`//host`, or `\\/\\/host` in JSON text)."""
-    return text[start - 2] != "/" and text[start - 4 : start] != "\\/\\/"
-
-
 # Logs name the same hosts over and over: what a token stands for is remembered (the table
 # is emptied when full, which keeps memory bounded and costs one miss per token).
 _NAMES: dict[str, str | None] = {}
@@ -444,7 +442,8 @@ def _new_name(tok: str) -> str | None:
 
 def _url_host(tok: str) -> str | None:
     """The domain the host of a URL stands for, public suffix or not; None for no domain or a
-    reserved internal name. Not remembered: the usual names are answered by `_name`."""
+    reserved internal name. Not kept in `_NAMES`, which answers for the name anywhere: the
+    usual names are answered there before this is asked."""
     ioc_type, value = normalize(tok.rpartition("@")[2])
     if ioc_type is not _DOMAIN:
         return None
