@@ -1,7 +1,9 @@
 """The benchmark suite in one command: `python -m benchmarks [--quick]` from the repository root.
 
-Six scenarios, each against `enricher emulator` in a process of its own, each printing its line
-as it finishes; one that fails is reported as failed, with its reason, and the rest still run.
+Seven scenarios, six of them against `enricher emulator` in a process of its own (the seventh,
+text extraction against the public extractors, is also `python -m benchmarks extract-peers`),
+each printing its line as it finishes; one that fails is reported as failed, with its reason,
+and the rest still run.
 Results go to benchmarks/results/latest.json and latest.md (headed with the machine, the Python,
 the enricher version and commit, the date and this command), and the plot of IOCs/s over time
 of the scale runs to latest.png when matplotlib is installed (the `plot` extra).
@@ -31,7 +33,15 @@ import orjson
 
 if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks import baselines, cache_hits, fault_storm, input_formats, rate_fidelity, scale
+from benchmarks import (
+    baselines,
+    cache_hits,
+    extract_peers,
+    fault_storm,
+    input_formats,
+    rate_fidelity,
+    scale,
+)
 from benchmarks.emulator_throughput import bodies_for, transport_ceiling
 from benchmarks.workload import expected, unique_iocs, write_input
 from enricher import __version__
@@ -65,9 +75,11 @@ class Sizes:
     format_lines: int
     format_text_mb: float
     format_runs: int
+    peers_mb: float = 10.0  # text extraction against the public extractors (extract_peers)
+    peer_seconds: float = 4.0
 
 
-QUICK = Sizes(200_000, (200_000,), 20_000, 1_000, 5, 12, 50_000, 1, 1)
+QUICK = Sizes(200_000, (200_000,), 20_000, 1_000, 5, 12, 50_000, 1, 1, 1.0, 1.0)
 FULL = Sizes(1_000_000, (1_000_000, 10_000_000), 200_000, 5_000, 20, 20, 1_000_000, 40, 1)
 CONCURRENCY = 8  # the engine's default, and what the ceiling and the gather baseline use
 BATCH = 500  # likewise
@@ -320,6 +332,49 @@ def inputs(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
     return rows, {"results": results}
 
 
+# --- 7. text extraction against the public extractors ---------------------------------------
+
+
+def extraction_peers(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
+    s = suite.sizes
+    results = extract_peers.measure(s.peers_mb, s.peer_seconds)
+    verdicts = extract_peers.verdicts(results)
+    results["verdicts"] = verdicts
+    rows = []
+    for name, e in results["extractors"].items():
+        if not e["installed"]:
+            rows.append(Row("7. extraction", name, "not installed (pip install -e '.[bench]')"))
+            continue
+        recall = ", ".join(f"{k} {v:.1%}" for k, v in e["recall"].items())
+        rows.append(Row("7. extraction", f"{name} {e['version']}".strip(),
+                        f"recall {recall}; domain precision {e['precision']['domain']:.1%}; "
+                        f"{e['speed']['reports']['mb_per_s']:.2f} MB/s reports, "
+                        f"{e['speed']['logs']['mb_per_s']:.2f} MB/s logs"))  # fmt: skip
+    missed = [k for k, v in verdicts["recall_per_kind"].items() if not v["met"]]
+    figure = "below on " + ", ".join(missed) if missed else "as high or higher on every kind"
+    rows.append(
+        Row("7. extraction", "enricher's recall against the best peer's, per kind", figure,
+            ">= the best peer", _met(not missed))
+    )  # fmt: skip
+    precision = verdicts["domain_precision"]
+    target = f">= {extract_peers.TARGETS['domain_precision']:.0%}"
+    rows.append(
+        Row("7. extraction", "enricher's domain precision", f"{precision['enricher']:.1%}",
+            target, _met(precision["met"]))
+    )  # fmt: skip
+    for label in ("reports", "logs"):
+        v = verdicts[f"speed_{label}"]
+        ratio = f" = {v['ratio']:.1f} x the fastest peer" if v["ratio"] else ""
+        target = f">= {extract_peers.TARGETS['speed_ratio']:.0f} x the fastest peer"
+        if label == "reports":
+            target += f", >= {extract_peers.TARGETS['report_mb_per_s']:.0f} MB/s"
+        figure = f"{v['enricher_mb_per_s']:.2f} MB/s{ratio}"
+        rows.append(
+            Row("7. extraction", f"enricher's speed on {label}", figure, target, _met(v["met"]))
+        )
+    return rows, results
+
+
 SCENARIOS: list[tuple[str, Callable[[Suite], tuple[list[Row], dict[str, Any]]]]] = [
     ("ceiling", ceiling),
     ("by_hand", by_hand),
@@ -327,6 +382,7 @@ SCENARIOS: list[tuple[str, Callable[[Suite], tuple[list[Row], dict[str, Any]]]]]
     ("scale", scale_scenario),
     ("cache", cache),
     ("inputs", inputs),
+    ("extract_peers", extraction_peers),
 ]
 
 

@@ -22,7 +22,7 @@ import idna
 
 from .ioc import IocType
 
-__all__ = ["KNOWN_MAX", "MAX_LENGTH", "known_canonical", "normalize", "refang"]
+__all__ = ["KNOWN_MAX", "MAX_LENGTH", "is_plain_domain", "known_canonical", "normalize", "refang"]
 
 MAX_LENGTH = 2048
 """Longer input is rejected before any other work: no IOC, nor a URL worth reading, is longer."""
@@ -104,6 +104,8 @@ _TRIGGER = re.compile(
     r"|(?<=[hH][xX])[xX][pP]|(?<=[fF][xX])[pP]|(?<=\.\]))"
 )
 _REACH = 12
+# `[.]` with no space, bracket or backslash before it and no space or `]` after it
+_LONE_DOT = re.compile(r"\[(?<![ \[({\\]\[)\.\](?![ \]])")
 # what most defangings stand for, without a call
 _PLAIN = {"dot": ".", "dot_": ".", "half": ".", "half_": ".", "escaped": ".", "at": "@", "at_": "@"}
 
@@ -114,6 +116,11 @@ def refang(text: str) -> str:
 
     The word `dot` or `at` counts only inside brackets. The result is not validated.
     """
+    if "[.]" in text:
+        # the commonest defanging, where nothing next to it makes it part of another, is
+        # replaced in one C pass: the windows below are then fewer (a test checks the result
+        # is the same as without this)
+        text = _LONE_DOT.sub(".", text)
     parts: list[str] = []
     done = 0  # the text before this is in `parts`
     start = end = -1  # the window being gathered: around triggers, each close to the last
@@ -186,6 +193,13 @@ def normalize(text: str) -> tuple[IocType, str] | tuple[None, str]:
             if len(name) <= 253:
                 return IocType.DOMAIN, name
     return _normalize_slow(s)
+
+
+def is_plain_domain(low: str) -> bool:
+    """Whether `low`, in lower-case ASCII with no `xn--` label and no trailing dot, is a domain:
+    then `normalize(low) == (IocType.DOMAIN, low)`. The text extractor asks this of the names
+    it finds, without the rest of `normalize`'s work."""
+    return len(low) <= 253 and _DOMAIN.fullmatch(low) is not None
 
 
 def _normalize_slow(text: str) -> tuple[IocType, str] | tuple[None, str]:

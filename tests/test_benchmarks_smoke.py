@@ -26,3 +26,31 @@ def test_the_suite_runs_its_ceiling_scenario(
     assert code == 0
     assert doc["scenarios"]["ceiling"]["engine"]["unique"] == 1_000
     assert "engine / ceiling" in (tmp_path / "latest.md").read_text()
+
+
+def test_the_extraction_corpus_truth_is_up_to_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import extract_peers
+
+    docs = extract_peers.load()
+    assert extract_peers.TRUTH.read_text(encoding="utf-8") == extract_peers.truth_json(docs), (
+        "run: python -m benchmarks extract-peers --write-truth"
+    )
+    assert not any("⟦" in d.text or "⟧" in d.text for d in docs)
+
+
+def test_the_extraction_benchmark_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import extract_peers
+
+    results = extract_peers.measure(0.02, 0.01, ["enricher"])
+    ours = results["extractors"]["enricher"]
+    assert set(ours["recall"]) == set(extract_peers.KINDS)
+    assert ours["speed"]["reports"]["mb"] > 0.02
+    # the fresh copies hold as many IOCs as the labelled documents, none of them the same
+    docs = extract_peers.load()
+    copy = extract_peers.copies(docs, 0.001, seed=3)[: len(docs)]
+    for doc, fresh in zip(docs, copy, strict=True):
+        labelled = set().union(*doc.truth.values())
+        found = set(extract_peers.extract(fresh.text))
+        assert not labelled & found - doc.ignored, doc.name

@@ -58,3 +58,22 @@ def test_a_bad_flag_is_a_usage_error() -> None:
     assert proc.stderr.strip() == (
         "enricher: error: --column reads CSV or TSV: use it with --format csv, tsv or auto"
     )
+
+
+def test_text_with_wrapped_forms_through_the_command_line(tmp_path: Path) -> None:
+    # every wrapper of the golden reports, one file, and the distractors they hold
+    src = tmp_path / "wrapped.txt"
+    names = ["report.adoc", "report.md", "report.html", "report.rst"]
+    src.write_text("\n".join((DATA / name).read_text() for name in names))
+    out = tmp_path / "out.ndjson"
+    proc = enricher(
+        "run", "--format", "text", str(src), "--emulator", "--no-cache", "-o", str(out)
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    want = set().union(*(expected(name) for name in names))
+    records = [r["ioc"] for r in read_ndjson(out)]
+    assert sorted(records) == sorted(want)  # each unique IOC once, nothing else
+    assert {"26::", "2::", "microsoft.net", "10.20.0.0", "kernel32.dll"}.isdisjoint(records)
+    assert f"unique IOCs   {len(want)}" in proc.stderr
+    assert ": holds" in proc.stderr
+    assert read_ndjson(tmp_path / "out.ndjson.rejects.ndjson") == []

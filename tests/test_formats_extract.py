@@ -74,6 +74,128 @@ def test_extract(text: str, expected: list[str]) -> None:
     assert extract(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # one boundary rule for every kind: `_ % + -` at either end of a value are punctuation
+        ("AsciiDoc +203.0.113[.]9+ and ++198.51.100.14++", ["203.0.113.9", "198.51.100.14"]),
+        (
+            "++c2-panel[.]cc|192.0.2[.]77++ ++192.0.2[.]78:8443++",
+            ["c2-panel.cc", "192.0.2.77", "192.0.2.78"],
+        ),
+        (
+            "_10.1.2.3_ -10.1.2.4- +drop.evil.com+ _drop2.evil.com_",
+            ["10.1.2.3", "10.1.2.4", "drop.evil.com", "drop2.evil.com"],
+        ),
+        (f"+{MD5}+ _{SHA1}_ -{SHA256}-", [MD5, SHA1, SHA256]),
+        ("+2001:db8::5+ _2001:db8::6_", ["2001:db8::5", "2001:db8::6"]),
+        ("h=%3A2001:db8::7%2C and :0:1:0:1:0:1:0:1,", ["2001:db8::7", "0:1:0:1:0:1:0:1"]),
+        ("ops+alerts@mail.evil.com", ["mail.evil.com"]),
+        # percent-escaped separators
+        (
+            f"https://intel.example.net/search?filehash=sha256%3A{SHA256}&x=1",
+            ["intel.example.net", SHA256],
+        ),
+        (
+            "u=http%3A%2F%2Fdl.evil.com%2Fa.exe and billing%40evil-pay.com",
+            ["dl.evil.com", "evil-pay.com"],
+        ),
+        # the host of a URL is a domain, whatever its suffix looks like
+        (
+            "http://fotos.pl/x, hxxp://a.ps/a/b, http://b.md/, hxxps[:]//docs.sh/run",
+            ["fotos.pl", "a.ps", "b.md", "docs.sh"],
+        ),
+        ("JSON text: http:\\/\\/photos.pl\\/x", ["photos.pl"]),
+        (
+            "http://x.bit/r/z.php and hxxp://shop.bazar/gate, but a bare x.bit is none",
+            ["x.bit", "shop.bazar"],
+        ),
+        ("internal http://intranet.corp.local/ and http://build.internal:8080/ are none", []),
+        ("nor are http://x.and-stage/ or http://x.a1/, but http://x.xn--p1ai/ is", ["x.xn--p1ai"]),
+        # a URL nested in another URL's path
+        ("https://a[.]online/--/hXXps:/www[.]b.gov.it/path", ["a.online", "www.b.gov.it"]),
+        (
+            "https://redir.example.com/?to=https://c2.evil.com/x",
+            ["redir.example.com", "c2.evil.com"],
+        ),
+        # a wildcard or template label gives the name it is under
+        ("*.evil.com and server-{1,30}[.]evil[.]top", ["evil.com", "evil.top"]),
+        (
+            "<id>.c2.evil.net, .evil.org, node[0-9].evil.biz",
+            ["c2.evil.net", "evil.org", "evil.biz"],
+        ),
+        ("*.co.uk is a public suffix alone", []),
+        # file names with a file-like suffix and a version in them
+        ("magnet:?xt=urn:btih:00&dn=utorrent.pro.v.3.5.5.multi.winall.cracked-f4cg.zip", []),
+        ("poweriso.7.3.incl.serial-f4cg.zip and setup.2.1.zip", []),
+        # paths and program names
+        (r"C:\Windows\Microsoft.NET\Framework64\v4.0.30319\csc.exe", []),
+        (r"%APPDATA%\Temp.NET\x.exe and C:/Users/a/Microsoft.NET", []),
+        ("built on asp.net and ADO.NET, with System.IO and Microsoft.Office", []),
+        (r"but \\files.evil.com\share is a UNC host", ["files.evil.com"]),
+        ("and http://Microsoft.NET/x is a URL's host", ["microsoft.net"]),
+        ("EVIL.COM and Evil.com are domains", ["evil.com", "evil.com"]),
+        # IPv6 made of AsciiDoc terms and dates
+        ("2015-05-26:: first seen\nC2 2:: the server\nbeef:: x", []),
+        ("but [2001::] and http://[fe80::]/ are addresses", ["2001::", "fe80::"]),
+    ],
+)
+def test_extract_wrapped_forms_misses_and_false_positives(text: str, expected: list[str]) -> None:
+    assert extract(text) == expected
+
+
+_V6_BITS = st.sampled_from([*"0123456789abcdefABCDEF:.x []/-", "::", "fe80", "2001:db8", "\n"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_V6_BITS, max_size=80).map("".join))
+def test_ipv6_candidates_match_their_reference_pattern(text: str) -> None:
+    from enricher.inputs.extract import _IPV6, _ipv6_candidates
+
+    text = "\n" + text
+    assert [m.span(1) for m in _ipv6_candidates(text)] == [m.span(1) for m in _IPV6.finditer(text)]
+
+
+_V6_TEXT = st.lists(st.sampled_from([*"0123456789abcdefABCDEF:.", "::", "0", "ffff"]), max_size=45)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(_V6_TEXT.map("".join), st.ip_addresses(v=6).map(str)))
+def test_ipv6_compression_agrees_with_ipaddress(text: str) -> None:
+    import ipaddress
+
+    from enricher.inputs.extract import _compress
+
+    try:
+        want: str | None = ipaddress.IPv6Address(text).compressed
+    except ValueError:
+        want = None
+    assert _compress(text) == want
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'pe.imphash() == "f34d5f2d4577ed6d9ceec516c1f5a744"',
+        '"serial_number":"3C6B9A0E27D14F1F0A2B3C4D5E6F7A8B"',
+        "magnet:?xt=urn:btih:5a1e2f3c4d6b7a8e9f0c1d2e3f4a5b6c7d8e9f0a&dn=x",
+    ],
+)
+def test_fingerprints_and_info_hashes_are_no_file_hashes(text: str) -> None:
+    assert extract(text) == []
+
+
+def test_hex_runs_match_their_reference_pattern() -> None:
+    from enricher.inputs.extract import _HEX, _hex_runs
+
+    text = (
+        f" {MD5} g{MD5} {MD5}g {MD5}{MD5}x {SHA1}.{SHA256}-{'0' * 32}\n{'f' * 100}"
+        f"é{MD5}é {MD5[:31]} ({SHA256.upper()})"
+    )
+    for t in (text, text.encode("ascii", "ignore").decode()):
+        assert list(_hex_runs(t)) == [m.span(1) for m in _HEX.finditer(t)]
+
+
 def test_extract_markdown_emphasis_and_ipv6_forms() -> None:
     got = extract("Markdown **evil.com**, _evil2.com_, `evil3.com` and [evil4.com](x)")
     assert got == ["evil.com", "evil2.com", "evil3.com", "evil4.com"]
@@ -228,8 +350,29 @@ def test_the_public_suffix_list_is_read_offline(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     suffixes._list.cache_clear()
-    suffixes.has_public_suffix.cache_clear()
+    suffixes._top_labels.cache_clear()
+    suffixes._registrable.cache_clear()
     assert suffixes.has_public_suffix("evil.co.uk")
     assert not suffixes.has_public_suffix("co.uk")
     assert not suffixes.has_public_suffix("invoice.pdf")
     assert suffixes.has_public_suffix("user.github.io")  # the ICANN section only: io
+
+
+_TOPS = [
+    "com", "net", "ru", "io", "uk", "co.uk", "jp", "kawasaki.jp", "city.kawasaki.jp", "ck",
+    "www.ck", "us", "k12.ma.us", "xn--p1ai", "рф", "bit", "local", "zip", "arpa", "com.au",
+    "github.io", "blogspot.com", "bd", "er", "kobe.jp", "city.kobe.jp", "mm", "dyndns.org",
+]  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b-c", "city", "www", "co", "k12", "9", "x_y"]), max_size=3),
+       st.sampled_from(_TOPS))  # fmt: skip
+def test_public_suffix_shortcut_agrees_with_the_list(labels: list[str], top: str) -> None:
+    from enricher.inputs import suffixes
+
+    name = ".".join([*labels, top])
+    ioc_type, value = normalize(name)
+    assume(ioc_type is not None)
+    want = suffixes._list().privatesuffix(value) is not None
+    assert suffixes.has_public_suffix(value) is want, value

@@ -26,6 +26,7 @@ FORMAT_OF = {
     "report.adoc": "text, auto",
     "report.html": "text, auto",
     "report.md": "text, auto",
+    "report.rst": "text, auto",
     "suricata-eve.json": "ndjson, auto",
     "sysmon-event.txt": "text, auto",
     "sysmon.ndjson": "ndjson, auto",
@@ -48,7 +49,9 @@ def test_sample_gives_exactly_its_iocs(name: str) -> None:
     assert got.rejects == []
 
 
-@pytest.mark.parametrize("name", ["report.adoc", "report.md", "report.html", "sysmon-event.txt"])
+@pytest.mark.parametrize(
+    "name", ["report.adoc", "report.md", "report.html", "report.rst", "sysmon-event.txt"]
+)
 def test_file_names_are_not_domains(name: str) -> None:
     text = (DATA / name).read_text()
     got = read([DATA / name], format="text").set

@@ -5,16 +5,29 @@ HTML) hold IOCs among ordinary words. `extract` finds them and returns each one 
 normalized, so none of the ordinary words reaches the rejects file:
 
 - defanged forms are refanged first, with `normalize.refang` (`evil[.]com`, `hxxp`, `[:]`, ...);
+- one boundary rule for every kind: an IOC ends where a character that cannot be part of it
+  begins. `_`, `%`, `+` and `-` join the words of a name or an e-mail address, but at either
+  end of a value they are punctuation, for names and addresses alike (`+1.2.3.4+` and
+  `++evil.cc|5.6.7.8++` in AsciiDoc); a percent-escaped separator (`%3A`, `%2F`, `%40`, ...)
+  is one too, so `?h=sha256%3A<hex>` gives the hash;
 - a name with dots is a domain when it ends in a public suffix (`suffixes.py`): `invoice.pdf`
-  and `setup.exe` are file names. A bare `name.zip`, `name.py`, ... is a file name too, unless
-  it was defanged or is the host of an e-mail address; a name right after a single `/` is a
-  path component (`/download/update.php`), and `.arpa` names are reverse lookups, not hosts;
-- the host of a URL or e-mail address is a domain or an address like any other; the rest of
-  a URL is not read for names (a hash in it still counts);
+  and `setup.exe` are file names. A name that ends in a file-like suffix (`name.zip`, `x.py`,
+  `poweriso.7.3.incl.zip`) or is a program's (`Microsoft.NET`, `asp.net`) is not one unless it
+  was defanged or is the host of a URL or e-mail address; a name right after a single `/` or
+  `\\` is a path component (`/download/update.php`, `C:\\Windows\\Microsoft.NET`), and `.arpa`
+  names are reverse lookups, not hosts;
+- the host of a URL (after `scheme://`, or `scheme:/` as in a URL nested in another one's path)
+  is a domain even when its suffix looks like a file's (`http://fotos.pl/x`) or is not a
+  public one (`http://x.bit/`), but not a reserved internal name (`.local`, `.internal`, ...);
+  the host of an e-mail address is a domain or an address like any other; the rest of a URL
+  is not read for names (a hash in it still counts);
+- a wildcard or template label gives the name it is under: `*.evil.com` and
+  `server-{1,30}.evil.top` give `evil.com` and `evil.top`, as does `.evil.com`;
 - a dotted quad is an IPv4 address unless it starts a CIDR range (`10.0.0.0/8`), follows the
   word `version` (`FileVersion: 1.0.0.1`) or a product name and a slash (`Chrome/121.0.0.0`,
   while `HIER_DIRECT/1.2.3.4` in a proxy log is an address); an IPv6 address needs `::` or all
-  eight groups, and does not start a range (`2001:db8::/32`) either;
+  eight groups, does not start a range (`2001:db8::/32`) either, and is more than one group
+  and `::` (`2::` and the `26::` of `2015-05-26::` are AsciiDoc terms and dates);
 - a hash is a run of exactly 32, 40 or 64 hex digits between characters that are not letters
   or digits: 64 digits inside a longer run are not a sha256, nor is a label of a domain. A
   run after `IMPHASH=` (Sysmon's import hash) or a TLS/SSH fingerprint key is no file hash,
@@ -24,12 +37,17 @@ normalized, so none of the ordinary words reaches the rejects file:
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import re
+import socket
+import string
+from collections.abc import Iterator
 
 from ..ioc import IocType
-from ..normalize import KNOWN_MAX, known_canonical, normalize, refang
-from .suffixes import has_public_suffix, looks_like_file_name
+from ..normalize import KNOWN_MAX, is_plain_domain, known_canonical, normalize, refang
+from .suffixes import INTERNAL_SUFFIXES as _INTERNAL
+from .suffixes import has_public_suffix, is_program_name, looks_like_file_name
 
 __all__ = ["extract", "extract_lines"]
 
@@ -39,26 +57,47 @@ __all__ = ["extract", "extract_lines"]
 # than trying the pattern at every position. The text scanned starts with a newline, so that
 # its first word has a character before it too.
 #
-# Names and dotted quads, and e-mail addresses (`%` and `+` are for their user part). On ASCII
-# text the classes are ranges, twice as fast as `\w`; a block with any other character is
-# scanned with `\w`, so that `bücher.de` is one name rather than `cher.de` after a `ü`.
-_NAMES_ASCII = re.compile(r"[^0-9A-Za-z_.@%+-]([0-9A-Za-z_%+-]++(?:[.@][0-9A-Za-z_%+-]++)+)")
-_NAMES_UNICODE = re.compile(r"[^\w.@%+-]([\w%+-]++(?:[.@][\w%+-]++)+)")
+# Names and dotted quads, and e-mail addresses (`%` and `+` are for their user part; at either
+# end of a token, `_%+-` are stripped: see _EDGE). A name may also follow a dot after a
+# wildcard or template label (`*.`, `}.`, `].`, `>.`) or at the start of a word (`.evil.com`).
+# On ASCII text the classes are ranges, twice as fast as `\w`; a block with any other character
+# is scanned with `\w`, so that `bücher.de` is one name rather than `cher.de` after a `ü`.
+_NAMES_ASCII = re.compile(r"[^0-9A-Za-z_.@%+-]\.?+([0-9A-Za-z_%+-]++(?:[.@][0-9A-Za-z_%+-]++)+)")
+_NAMES_UNICODE = re.compile(r"[^\w.@%+-]\.?+([\w%+-]++(?:[.@][\w%+-]++)+)")
+_EDGE = "_%+-"  # joins the words of a name inside it; punctuation at either end of a value
+# Hex runs are found, in ASCII text, in a copy with each character replaced by its class (a
+# hex digit `x`, another letter or digit `a`, anything else left as it is): there, str.find
+# looks for 32 `x` in a row at hundreds of MB/s, where _HEX runs at tens. (str.translate is
+# that fast on ASCII text only: other text is scanned with _HEX.)
 _HEX = re.compile(r"[^0-9A-Za-z]([0-9A-Fa-f]{32,}+)(?![0-9A-Za-z])")
+_HEX_CLASSES = str.maketrans(
+    {c: "x" if c in string.hexdigits else "a" for c in string.ascii_letters + string.digits}
+)
+_HEX_RUN = "x" * 32
+_NOT_HEX = re.compile("[^x]")
+# Percent-escaped separators (not letters, digits, `-`, `.`, `_`, `%` or control characters)
+# are decoded before the scan: `sha256%3A<hex>`, `http%3A%2F%2Fevil.com%2Fx`, `a%40evil.com`.
+_ESCAPE = re.compile(r"%(?:2[0-46-9A-Ca-cFf]|3[A-Fa-f]|40|5[B-Eb-e]|60|7[B-Eb-e])")
+_UNESCAPED = {f"%{c:02{x}}": chr(c) for c in range(0x20, 0x7F) for x in "Xx"}
 # IPv6 needs `::` or eight groups: this tells, at C speed, whether a block may hold one at all
 _IPV6_HINT = re.compile(r"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
+_V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+_V6_RUN_END = re.compile(r"[^0-9A-Fa-f:.]")
 _IPV6 = re.compile(
-    r"[^0-9A-Za-z_:.](?=[0-9A-Fa-f]{0,4}:)"
-    r"((?=[0-9A-Fa-f:.]*::|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f])[0-9A-Fa-f:.]{2,45}+)(?!\w)"
+    r"[^0-9A-Za-z:.](?=[0-9A-Fa-f]{0,4}:)"
+    r"((?=[0-9A-Fa-f:.]*::|:?(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f])[0-9A-Fa-f:.]{2,45}+)"
+    r"(?![0-9A-Za-z])"
 )
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_ONE_GROUP = re.compile(r"[0-9A-Fa-f]{1,4}:::?")
 _CIDR_SUFFIX = re.compile(r"/[0-9]{1,3}(?![0-9])")
 # words before a dotted quad that make it a version number
 _VERSION = re.compile(r"""version["']?\s*[=:]?\s*["']?\Z""", re.IGNORECASE)
 # keys whose 32- to 64-hex values are fingerprints, not file hashes
 _NOT_FILE_HASH = re.compile(
-    r"""(?:imphash|ja3s?|ja4s?|hassh(?:server|_server)?|serial)["']?\s*[=:]\s*["']?\Z""",
+    r"(?:imphash|ja3s?|ja4s?|hassh(?:server|_server)?|serial(?:_?number)?|btih)"
+    r"""(?:\(\))?["']?\s*(?:[=:]|==)\s*["']?\Z""",
     re.IGNORECASE,
 )
 _HASH_LENGTHS = frozenset({32, 40, 64})
@@ -84,6 +123,8 @@ class _Scan:
     """The IOCs of one text, found pass by pass into `values` and `lines`."""
 
     def __init__(self, text: str, first_line: int) -> None:
+        if "%" in text:
+            text = _ESCAPE.sub(_unescape, text)
         self.original = text
         refanged = refang(text)
         self.defanged = refanged is not text
@@ -111,6 +152,8 @@ class _Scan:
         cache_get = _NAMES.get
         quads = self.quads
         original_lines: list[str] | None = None
+        plain_line = -1  # the line of the original text whose names `plain` holds
+        plain: set[str] = set()
         line = self.first_line - 1  # the line of `last`; the "\n" put in front counts as one
         last = 0
         pattern = _NAMES_ASCII if text.isascii() else _NAMES_UNICODE
@@ -124,16 +167,28 @@ class _Scan:
         # for once per place it occurs rather than around each quad
         lower_at = upper_at = -1
         past = len(text)
+        edge = _EDGE
+        slashes = "/\\"
         for m in pattern.finditer(text):
             tok = m[1]
-            if tok[-1].isdigit():  # no top-level domain ends in a digit: an address or nothing
+            start = m.start(1)
+            last_char = tok[-1]
+            if last_char in edge or tok[0] in edge:  # `+1.2.3.4+`: see _EDGE
+                lead = len(tok)
+                tok = tok.lstrip(edge)
+                start += lead - len(tok)
+                tok = tok.rstrip(edge)
+                if "." not in tok:
+                    continue
+                last_char = tok[-1]
+            if last_char <= "9":  # no top-level domain ends in a digit: an address or nothing
                 if known_get(tok) is not ipv4:
                     if tok.count(".") != 3 or not quad(tok):
                         continue
                     if len(known) >= KNOWN_MAX:
                         _forget()
                     known[tok] = ipv4
-                start, end = m.span(1)
+                end = start + len(tok)
                 near = start - 24 if start > 24 else 0
                 if lower_at < near:
                     lower_at = find("ersion", near)
@@ -155,30 +210,37 @@ class _Scan:
                 if quads is not None:
                     quads.append((start, len(values)))
             else:
-                start = m.start(1)
-                # a path component, as in `/download/update.php`: see _in_path
-                if (
-                    text[start - 1] == "/"
-                    and text[start - 2] != "/"
-                    and text[start - 4 : start] != "\\/\\/"
-                ):
-                    continue
-                name = cache_get(tok, _UNKNOWN)
-                if name is _UNKNOWN:
-                    name = _name(tok)
+                if text[start - 1] in slashes:
+                    # a path component (`/download/update.php`, `Windows\Microsoft.NET`), or
+                    # the host of a URL or of a UNC path: see _after_slash
+                    in_url = _after_slash(text, start)
+                    if in_url is None:
+                        continue
+                    name = cache_get(tok, _UNKNOWN)
+                    if name is _UNKNOWN:
+                        name = _name(tok)
+                    if in_url and (name is None or name[0] == "!"):
+                        name = _url_host(tok)
+                else:
+                    name = cache_get(tok, _UNKNOWN)
+                    if name is _UNKNOWN:
+                        name = _name(tok)
                 if name is None:
                     continue
                 if len(tok) > 32:
-                    self.long_names.append((start, m.end(1)))
+                    self.long_names.append((start, start + len(tok)))
                 if name[0] == "!":  # a file-like name: a domain only if it was defanged
                     if not self.defanged:
                         continue
                     line += count("\n", last, start)
                     last = start
-                    if original_lines is None:
-                        original_lines = self.original.split("\n")
                     name = name[1:]
-                    if name in original_lines[line - self.first_line].lower():
+                    if plain_line != line:  # once a line, however many names it holds
+                        if original_lines is None:
+                            original_lines = self.original.split("\n")
+                        plain = _plain_names(original_lines[line - self.first_line])
+                        plain_line = line
+                    if name in plain:  # written plain on this line too: a file name
                         continue
                 value = name
             line += count("\n", last, start)
@@ -189,7 +251,11 @@ class _Scan:
     def is_address(self, start: int, end: int) -> bool:
         """Whether the dotted quad at `start`-`end` is an address (not a range or a version)."""
         text = self.text
-        if text[start - 1] == "/" and not text[start - 2].isupper() and _in_path(text, start):
+        if (
+            text[start - 1] == "/"
+            and not text[start - 2].isupper()
+            and _after_slash(text, start) is None
+        ):
             return False  # `Chrome/121.0.0.0`; but `HIER_DIRECT/1.2.3.4` is an address
         if text.startswith("/", end) and _CIDR_SUFFIX.match(text, end):
             return False
@@ -203,15 +269,20 @@ class _Scan:
         line = self.first_line - 1
         last = 0
         starts = [s for s, _ in self.long_names]
-        for m in _HEX.finditer(text):
-            digits = m[1]
-            start, end = m.span(1)
-            if len(digits) not in _HASH_LENGTHS or digits.isdigit():
+        for start, end in _hex_runs(text):
+            if end - start not in _HASH_LENGTHS:
+                continue
+            digits = text[start:end]
+            if digits.isdigit():
                 continue
             before = text[max(0, start - 24) : start].lower()
-            if ("hash" in before or "ja" in before or "ssh" in before or "serial" in before) and (
-                _NOT_FILE_HASH.search(before) is not None
-            ):
+            if (
+                "hash" in before
+                or "ja" in before
+                or "ssh" in before
+                or "serial" in before
+                or "btih" in before
+            ) and (_NOT_FILE_HASH.search(before) is not None):
                 continue
             if starts and (text[start - 1] == "." or text.startswith(".", end)):
                 i = bisect.bisect_right(starts, start) - 1
@@ -228,11 +299,12 @@ class _Scan:
         line = self.first_line - 1
         last = 0
         inside: list[tuple[int, int]] = []  # spans of IPv6 addresses ending in a dotted quad
-        for m in _IPV6.finditer(text):
-            value = _ipv6(m[1])
+        for m in _ipv6_candidates(text):
+            start, end = m.span(1)
+            # `2::` alone is an AsciiDoc term, `[2::]` an address
+            value = _ipv6(m[1], text[start - 1] == "[" and text.startswith("]", end))
             if value is None:
                 continue
-            start, end = m.span(1)
             if text.startswith("/", end) and _CIDR_SUFFIX.match(text, end):
                 continue  # a range, `2001:db8::/32`
             if "." in m[1]:
@@ -242,17 +314,82 @@ class _Scan:
             self.values.append(value)
             self.lines.append(line)
         if inside and self.quads:  # `::ffff:192.0.2.1` is one IPv6 address, not also an IPv4
-            drop = {i for pos, i in self.quads if any(s <= pos < e for s, e in inside)}
+            starts = [s for s, _ in inside]  # in order, and apart
+            drop = set()
+            for pos, i in self.quads:
+                k = bisect.bisect_right(starts, pos) - 1
+                if k >= 0 and pos < inside[k][1]:
+                    drop.add(i)
             if drop:
                 keep = [i for i in range(len(self.values)) if i not in drop]
                 self.values = [self.values[i] for i in keep]
                 self.lines = [self.lines[i] for i in keep]
 
 
-def _in_path(text: str, start: int) -> bool:
-    """Whether what starts at `start`, right after a `/`, is a path component, as in
-    `/download/update.php`, not a host (`//host`, or `\\/\\/host` in JSON text)."""
-    return text[start - 2] != "/" and text[start - 4 : start] != "\\/\\/"
+def _ipv6_candidates(text: str) -> Iterator[re.Match[str]]:
+    """The matches `_IPV6.finditer(text)` gives, found faster: each one holds a `::` or eight
+    groups, which _IPV6_HINT finds with a literal `:` first (at C speed), and it begins right
+    before the run of hex digits, colons and dots around that hint."""
+    match = _IPV6.match
+    run_end = _V6_RUN_END.search
+    size = len(text)
+    past = 0  # the end of the last run looked at
+    for hint in _IPV6_HINT.finditer(text):
+        at = hint.start()
+        if at < past:
+            continue  # in the run already looked at
+        while at > past and text[at - 1] in _V6_CHARS:
+            at -= 1
+        end = run_end(text, hint.end())
+        past = end.start() if end else size
+        if at > 0:
+            found = match(text, at - 1)
+            if found:
+                yield found
+
+
+def _plain_names(line: str) -> set[str]:
+    """The dotted names written as they are (not defanged) on a line of the original text,
+    in lower case."""
+    return {tok.strip(_EDGE).lower() for tok in _NAMES_UNICODE.findall("\n" + line)}
+
+
+def _after_slash(text: str, start: int) -> bool | None:
+    """What the name at `start`, right after a `/` or `\\`, is: the host of a URL (True:
+    `scheme://host`, `scheme:\\/\\/host` in JSON text, `scheme:/host` as in a URL nested in
+    another's path), a name to judge like any other (False: `//host`, a UNC path's `\\\\host`),
+    or a path component (None: `/download/update.php`, `C:\\Windows\\Microsoft.NET`)."""
+    two = text[start - 2]
+    if text[start - 1] == "\\":
+        # `\\host` starting a word is a UNC path; `x\\y` (JSON-escaped `\\`) is a path
+        return False if two == "\\" and not text[start - 3].isalnum() else None
+    if two == "/":
+        return text[start - 3] == ":"
+    if text[start - 4 : start] == "\\/\\/":
+        return text[start - 5] == ":"
+    if two == ":" and text[start - 3].isalpha() and text[start - 4].isalpha():
+        return True  # `hxxps:/www.evil.com` nested in a URL; not `C:/Users`
+    return None
+
+
+def _hex_runs(text: str) -> Iterator[tuple[int, int]]:
+    """The start and end of each run of 32 or more hex digits in `text` that has no ASCII
+    letter or digit right before or after it."""
+    if not text.isascii():
+        for m in _HEX.finditer(text):
+            yield m.span(1)
+        return
+    mask = text.translate(_HEX_CLASSES)
+    find = mask.find
+    run_end = _NOT_HEX.search
+    size = len(mask)
+    at = 0
+    while (start := find(_HEX_RUN, at)) >= 0:
+        found = run_end(mask, start + 32)
+        at = found.start() if found else size
+        # `start` is where a run begins: a hex digit before it would have been found first
+        if (start == 0 or mask[start - 1] != "a") and (at == size or mask[at] != "a"):
+            yield start, at
 
 
 # Logs name the same hosts over and over: what a token stands for is remembered (the table
@@ -280,35 +417,84 @@ def _forget() -> None:
 
 
 def _new_name(tok: str) -> str | None:
-    s = tok.strip("_%+-")
+    s = tok
     email = "@" in s
     if email:
         s = s.rpartition("@")[2]
     if "." not in s:
         return None
-    ioc_type, value = normalize(s)
-    if ioc_type is not _DOMAIN or value.endswith(".arpa") or not has_public_suffix(value):
+    if s.isascii() and "xn--" not in s:
+        # an ASCII domain is its name in lower case: the public suffix first (most names that
+        # are no domain end in none), then the rules of a domain, without all of `normalize`
+        value = s.lower()
+        if not has_public_suffix(value) or not is_plain_domain(value):
+            return None
+    else:
+        ioc_type, value = normalize(s)
+        if ioc_type is not _DOMAIN or not has_public_suffix(value):
+            return None
+    if value.endswith(".arpa"):
         return None
-    if not email and looks_like_file_name(value):
+    if not email and (looks_like_file_name(value) or is_program_name(s, value)):
         return "!" + value
     return value
 
 
-def _ipv6(text: str) -> str | None:
+def _url_host(tok: str) -> str | None:
+    """The domain the host of a URL stands for, public suffix or not; None for no domain or a
+    reserved internal name. Not kept in `_NAMES`, which answers for the name anywhere: the
+    usual names are answered there before this is asked."""
+    ioc_type, value = normalize(tok.rpartition("@")[2])
+    if ioc_type is not _DOMAIN:
+        return None
+    top = value.rpartition(".")[2]
+    if top in _INTERNAL or not (top.isalpha() or top.startswith("xn--")):
+        return None  # no top-level domain has a digit or a hyphen in it (but an A-label)
+    if len(_KNOWN) >= KNOWN_MAX:
+        _forget()
+    _KNOWN[value] = _DOMAIN
+    return value
+
+
+def _unescape(m: re.Match[str]) -> str:
+    return _UNESCAPED[m[0]]
+
+
+def _ipv6(text: str, bracketed: bool) -> str | None:
     text = text.rstrip(".")
+    if text[:1] == ":" and text[1:2] != ":":
+        text = text[1:]  # a key's colon before the address, as in `src:2001:db8::1`
     if text.count(":") < 2 or not any(c not in ":." for c in text):
         return None
-    try:
-        return _canonical(ipaddress.IPv6Address(text))
-    except ValueError:
-        pass
+    if not bracketed and _ONE_GROUP.fullmatch(text):
+        return None  # `2::`, the `26::` of `2015-05-26::`: AsciiDoc terms and dates
+    return _compressed(text)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _compressed(text: str) -> str | None:
+    """The compressed form of the IPv6 address `text` (logs repeat theirs: remembered)."""
+    value = _compress(text)
     # a colon after the address, as in `connect to 2001:db8::1: refused` or `64:ff9b::: x`
-    if text.endswith(":"):
+    if value is None and text.endswith(":"):
+        value = _compress(text[:-1])
+    return value
+
+
+def _compress(text: str) -> str | None:
+    """`ipaddress.IPv6Address(text).compressed`, or None for no address. The C functions of
+    the socket module answer the same ten times faster, but for dotted quads, which they also
+    write dotted: those go to ipaddress (a test checks both agree)."""
+    if "." in text:
         try:
-            return _canonical(ipaddress.IPv6Address(text[:-1]))
+            return _canonical(ipaddress.IPv6Address(text))
         except ValueError:
-            pass
-    return None
+            return None
+    try:
+        value = socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, text))
+    except (OSError, ValueError):
+        return None
+    return _canonical(ipaddress.IPv6Address(text)) if "." in value else value
 
 
 def _canonical(address: ipaddress.IPv6Address) -> str:
