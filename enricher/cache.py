@@ -19,7 +19,8 @@ that fetched it.
   counts, so concurrent runs never send more than the budget between them.
 - `quota`: per identity, when a quota the server said was spent (a 429 with a long
   Retry-After) is open again; no request is sent before.
-- `deferred`: IOCs a run could not send (budget spent, stopped); the next run takes them first.
+- `deferred`: IOCs a run could not send (budget spent, quota, stopped), per identity and job
+  (`--job`, or the output file's path); the next run of that job takes them first.
 
 Opening a path never harms what is there: anything but a regular file, a file that is not
 SQLite and a SQLite database without enricher's marker are refused (SettingsError) and left
@@ -88,9 +89,11 @@ CREATE TABLE budget (
 CREATE TABLE quota (identity INTEGER PRIMARY KEY, until REAL NOT NULL);
 CREATE TABLE deferred (
     identity INTEGER NOT NULL,
+    job TEXT NOT NULL,
     type TEXT NOT NULL,
     ioc TEXT NOT NULL,
-    PRIMARY KEY (identity, type, ioc)
+    reason TEXT NOT NULL,
+    PRIMARY KEY (identity, job, type, ioc)
 );
 """
 
@@ -105,8 +108,10 @@ _LAYOUT_2_OBJECTS = {
 }
 _LAYOUT_2_ANSWERS = ["endpoint", "key", "verdict", "fmt", "record", "fetched_at", "expires_at"]
 
-#: the rows the previous layout deferred: they belong to no identity and any run takes them
+#: the rows the previous layout deferred: they belong to no identity and no job, and the next
+#: run of any job takes them up (as that layout promised: "the next run asks those first")
 _NO_IDENTITY = 0
+_LEGACY_REASON = "deferred by enricher 0.1.0"
 
 _SQLITE_MAGIC = b"SQLite format 3\0"
 _ENDPOINT = {ep: i for i, ep in enumerate(Endpoint)}
@@ -427,8 +432,8 @@ class Cache:
                 ):
                     db.execute(statement)
                 db.execute(
-                    "INSERT OR IGNORE INTO deferred SELECT ?, type, ioc FROM deferred_2",
-                    (_NO_IDENTITY,),
+                    "INSERT OR IGNORE INTO deferred SELECT ?, '', type, ioc, ? FROM deferred_2",
+                    (_NO_IDENTITY, _LEGACY_REASON),
                 )
                 db.execute("DROP TABLE deferred_2")
                 db.execute("INSERT INTO meta VALUES ('key', ?)", (secrets.token_bytes(32),))
@@ -818,13 +823,15 @@ class Cache:
 
     # -- deferred -----------------------------------------------------------------------------
 
-    def deferred(self) -> list[tuple[IocType, str]]:
-        """The IOCs runs of this identity deferred (and those of an earlier layout)."""
+    def deferred(self, job: str) -> list[tuple[IocType, str]]:
+        """The IOCs earlier runs of this job deferred for this identity (and those a cache of
+        the previous layout had deferred, which belong to no job)."""
         out: list[tuple[IocType, str]] = []
         try:
             rows = self._db.execute(
-                "SELECT type, ioc FROM deferred WHERE identity IN (?, ?) ORDER BY rowid",
-                (self._bound(), _NO_IDENTITY),
+                "SELECT type, ioc FROM deferred WHERE identity = ? AND job = ?"
+                " OR identity = ? ORDER BY rowid",
+                (self._bound(), job, _NO_IDENTITY),
             ).fetchall()
         except sqlite3.Error as exc:
             self._break(f"reading the deferred list failed: {exc}", exc)
@@ -834,20 +841,35 @@ class Cache:
                 out.append((IocType(t), ioc))
         return out
 
-    def set_deferred(self, items: Iterable[tuple[str, str]]) -> None:
-        """Replace this identity's deferred list with `items` (type, ioc)."""
+    def set_deferred(self, job: str, items: Iterable[tuple[str, str, str]]) -> None:
+        """Replace this job's deferred list (for this identity) with `items` (type, ioc,
+        reason); the previous layout's rows, taken up by this run, go too."""
         ident = self._bound()
         try:
             with self._transaction():
                 self._db.execute(
-                    "DELETE FROM deferred WHERE identity IN (?, ?)", (ident, _NO_IDENTITY)
+                    "DELETE FROM deferred WHERE identity = ? AND job = ? OR identity = ?",
+                    (ident, job, _NO_IDENTITY),
                 )
                 self._db.executemany(
-                    "INSERT OR IGNORE INTO deferred VALUES (?, ?, ?)",
-                    ((ident, t, ioc) for t, ioc in items),
+                    "INSERT OR IGNORE INTO deferred VALUES (?, ?, ?, ?, ?)",
+                    ((ident, job, t, ioc, reason) for t, ioc, reason in items),
                 )
         except sqlite3.Error as exc:
             log.error("cache: saving the deferred list failed: %s", exc)
+
+    def waiting(self, job: str | None = None) -> list[tuple[str, str, str, str, str]]:
+        """What is deferred, for `enricher deferred`: (identity, job, type, ioc, reason) of
+        every identity, of one job or of all."""
+        names = dict(self._db.execute("SELECT id, name FROM identities").fetchall())
+        names[_NO_IDENTITY] = "(any: deferred before API identities)"
+        query = "SELECT identity, job, type, ioc, reason FROM deferred"
+        args: tuple[str, ...] = ()
+        if job is not None:
+            query += " WHERE job = ?"
+            args = (job,)
+        rows = self._db.execute(query + " ORDER BY job, identity, rowid", args).fetchall()
+        return [(names.get(i, f"#{i}"), j, t, ioc, why) for i, j, t, ioc, why in rows]
 
     # -- report --------------------------------------------------------------------------------
 

@@ -91,6 +91,12 @@ def _add_run_parser(sub: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="errors only: no summary")
     add_input_arguments(p)
     night = p.add_argument_group("nightly jobs")
+    night.add_argument(
+        "--job",
+        metavar="NAME",
+        help="the job this run belongs to: its next run asks first what this one deferred "
+        "(default: named by the output file; a run on stdout belongs to none)",
+    )
     night.add_argument("--resume", action="store_true", help="continue an interrupted run")
     night.add_argument("--force", action="store_true", help="replace an existing output")
     night.add_argument("--cache", metavar="PATH", help="the answer cache database (SQLite)")
@@ -165,6 +171,7 @@ def _run(args: argparse.Namespace) -> int:
         max_age=args.max_age,
         max_requests=args.max_requests,
         max_rejects=args.max_rejects,
+        job=args.job,
         manifest=args.manifest,
         log_json=args.log_format == "json",
         progress=args.progress,
@@ -193,6 +200,27 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+def _add_deferred_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "deferred",
+        help="list the IOCs deferred jobs are waiting to ask",
+        description="What each job deferred (budget or quota spent, run stopped) and its next "
+        "run will ask first: a line per job and API identity; with --job, that job's IOCs as "
+        "NDJSON on stdout.",
+    )
+    p.add_argument("--job", metavar="NAME", help="list this job's IOCs, one NDJSON line each")
+    p.add_argument("--config", metavar="FILE", help="settings profile (TOML): its cache path")
+    p.add_argument("--cache", metavar="PATH", help="the state file (SQLite)")
+    p.set_defaults(func=_deferred)
+
+
+def _deferred(args: argparse.Namespace) -> int:
+    from .waiting import list_deferred
+
+    settings = load_settings(args.config)
+    return list_deferred(args.cache or settings.cache.path or None, job=args.job)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="enricher",
@@ -201,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"enricher {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run_parser(sub)
+    _add_deferred_parser(sub)
     from .emulator.cli import add_parser as add_emulator_parser
 
     add_emulator_parser(sub)

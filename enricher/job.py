@@ -39,7 +39,7 @@ from .outputs import (
 from .reader import STDIN, Chunk, InputOptions, find_inputs, read_inputs
 from .records import Deferred, record_format
 from .records import deferred as deferred_record
-from .resume import read_deferred, read_failed, read_keys, read_written, repair
+from .resume import read_deferred, read_deferred_items, read_failed, read_written, repair
 from .settings import Settings
 from .signals import Stopper
 from .stats import RunStats
@@ -74,6 +74,9 @@ class Job:
     cache_only: bool = False
     max_age: float | None = None
     max_requests: int | None = None
+    #: the job this run belongs to (`--job`): its deferred IOCs are its own; None: the
+    #: output file's path names it (and a run on standard output belongs to no job)
+    job: str | None = None
     #: reject lines written per input at most; the rest are counted only
     max_rejects: int = 100_000
     manifest: str | None = None
@@ -90,6 +93,8 @@ class Job:
             raise SettingsError("--cache and --no-cache contradict each other")
         if self.max_rejects < 0:
             raise SettingsError("--max-rejects must be at least 0")
+        if self.job is not None and not (0 < len(self.job) <= 200 and self.job.isprintable()):
+            raise SettingsError("--job: a name of 1 to 200 printable characters")
 
 
 def _check_manifest(job: Job) -> None:
@@ -173,34 +178,55 @@ async def _embedded_emulator(settings: Settings, on: bool) -> AsyncIterator[Sett
         yield settings.replace(api={"base_url": emu.base_url})
 
 
-def _open_cache(job: Job, settings: Settings) -> Cache | None:
-    if not job.use_cache or not (settings.cache.enabled or job.cache_path or job.cache_only):
-        return None
+def _open_state(job: Job, settings: Settings) -> Cache | None:
+    """The state file: the answer cache, the daily request count and the jobs' deferred
+    IOCs. `--no-cache` (or `cache.enabled = false`) reads and stores no answer, but the job's
+    deferred IOCs and the day's count are still kept, unless the file cannot be used (a
+    warning says so: then only the deferred file beside the output carries them)."""
+    answers = job.use_cache and (settings.cache.enabled or job.cache_path or job.cache_only)
     c = settings.cache
-    cache = Cache(
-        job.cache_path or c.path or default_cache_path(),
-        max_ttl=c.max_ttl,
-        default_ttl=c.default_ttl,
-        max_age=job.max_age,
-        fmt=record_format(settings.verdicts, settings.api.ttl_unit, job.with_source),
-        # answers are served to the API identity that fetched them (the embedded emulator
-        # is one identity, whatever port it gets)
-        identity=EMBEDDED_EMULATOR if job.emulator else identity_of(settings),
-        max_size=c.max_size,
-    )
-    purged = cache.purge()
+    try:
+        state = Cache(
+            job.cache_path or c.path or default_cache_path(),
+            max_ttl=c.max_ttl,
+            default_ttl=c.default_ttl,
+            max_age=job.max_age,
+            fmt=record_format(settings.verdicts, settings.api.ttl_unit, job.with_source),
+            # answers are served to the API identity that fetched them (the embedded emulator
+            # is one identity, whatever port it gets)
+            identity=EMBEDDED_EMULATOR if job.emulator else identity_of(settings),
+            max_size=c.max_size,
+        )
+    except SettingsError as exc:
+        if answers:
+            raise
+        log.warning(
+            "warning: %s; this run keeps no state (deferred IOCs: only in the deferred file)",
+            exc,
+        )
+        return None
+    purged = state.purge()
     if purged:
         log.info("cache: purged %s expired answers", f"{purged:,}")
-    return cache
+    return state
+
+
+def _job_key(job: Job, paths: OutputPaths) -> str | None:
+    """The name a job's deferred IOCs are kept under: `--job NAME`, else the output file (so
+    `--resume` of the same output is the same job); a run on standard output without `--job`
+    belongs to no job (its deferred IOCs are in its own file, taken up by no later run)."""
+    if job.job is not None:
+        return job.job
+    return f"output {os.path.realpath(paths.records)}" if paths.regular else None
 
 
 def _prepare(
-    job: Job, paths: OutputPaths, cache: Cache | None, stats: RunStats
+    job: Job, paths: OutputPaths, state: Cache | None, key: str | None, stats: RunStats
 ) -> tuple[Deduper | None, list[str]]:
     """What an earlier run left: IOCs it already wrote (with --resume: counted in `stats`, so
     the summary and the exit code cover the whole job), and IOCs it deferred, to be asked
     first (from the cache database and from its deferred file)."""
-    first = [ioc for _, ioc in cache.deferred()] if cache is not None else []
+    first = [ioc for _, ioc in state.deferred(key)] if state is not None and key else []
     first.extend(read_deferred(paths.deferred))
     done: Deduper | None = None
     if job.resume:
@@ -296,7 +322,10 @@ async def _run_locked(
 ) -> int:
     stats = RunStats()
     stats.inputs_skipped = skipped
-    cache: Cache | None = None
+    stats.job = _job_key(job, paths)
+    state: Cache | None = None
+    cache: Cache | None = None  # the state, when answers are cached
+    key = stats.job
     enricher: Enricher | None = None
     fatal: FatalError | None = None
     files: _Files | None = None
@@ -305,22 +334,28 @@ async def _run_locked(
         if stopper.stopping:  # a signal came while the run was being checked
             raise Abandoned
         # blocking work before the pipeline starts, in threads a signal walks away from
-        cache = await stopper.blocking(lambda: _open_cache(job, settings), name="cache")
+        state = await stopper.blocking(lambda: _open_state(job, settings), name="state")
+        if (
+            state is not None
+            and job.use_cache
+            and (settings.cache.enabled or job.cache_path or job.cache_only)
+        ):
+            cache = state
         done, first = await stopper.blocking(
-            lambda: _prepare(job, paths, cache, stats), name="resume"
+            lambda: _prepare(job, paths, state, key, stats), name="resume"
         )
         files = _open_files(job, paths)
         budget = None
-        if settings.limits.daily_budget and cache is None:
+        if settings.limits.daily_budget and state is None:
             log.warning(
-                "limits.daily_budget is not kept without the cache (--no-cache): "
+                "limits.daily_budget is not kept without the state file: "
                 "only --max-requests limits this run"
             )
-        if job.max_requests is not None or settings.limits.daily_budget or cache is not None:
+        if job.max_requests is not None or settings.limits.daily_budget or state is not None:
             budget = Budget(
                 max_requests=job.max_requests,
                 daily=settings.limits.daily_budget or None,
-                cache=cache,
+                cache=state,
             )
         # What exists now (modules, settings) lives as long as the run: keep it out of the
         # cyclic collector, whose full passes stalled the loop 10-25 ms, which showed as
@@ -371,13 +406,14 @@ async def _run_locked(
     finally:
         try:
             if files is not None and files.deferred.complete:
-                _replace_deferred(paths.deferred, files.deferred, cache)
+                _replace_deferred(paths.deferred, files.deferred, state, key)
         except FatalError as exc:
             fatal = fatal or exc
         finally:
-            if cache is not None:
-                cache.close()
-                stats.cache = cache.report()
+            if state is not None:
+                state.close()
+                if cache is not None:
+                    stats.cache = cache.report()
     if fatal is not None:
         stats.stopped = stats.stopped or str(fatal)
     interrupted = stopper.stopping or (enricher is not None and enricher.interrupted)
@@ -429,23 +465,23 @@ def _not_reached(first: list[str], enricher: Enricher | None) -> list[Deferred]:
     return left
 
 
-def _replace_deferred(path: str, new: OutputFile, cache: Cache | None) -> None:
-    """This run's deferred list becomes the list: the file, and the cache's table, which the
-    next run asks first whatever its inputs."""
-    if new.path == path:  # this run's own, or not a regular file: written as it is
-        return
-    try:
-        if os.path.lexists(path):
-            os.unlink(path)
-        if new.lines:
-            os.replace(new.path, path)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot replace the deferred list {path}: {exc.strerror or exc}",
-            "fix that, then run the same command with --resume to finish",
-        ) from None
-    if cache is not None:
-        cache.set_deferred((t.value, ioc) for t, ioc in (read_keys(path) if new.lines else ()))
+def _replace_deferred(path: str, new: OutputFile, state: Cache | None, key: str | None) -> None:
+    """This run's deferred list becomes the job's list: the file beside the output, and the
+    state's list for the job, which its next run asks first whatever its inputs."""
+    if new.path != path:  # this run's own, or not a regular file: written as it is
+        try:
+            if os.path.lexists(path):
+                os.unlink(path)
+            if new.lines:
+                os.replace(new.path, path)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot replace the deferred list {path}: {exc.strerror or exc}",
+                "fix that, then run the same command with --resume to finish",
+            ) from None
+    if state is not None and key is not None:
+        items = read_deferred_items(path) if new.lines and os.path.isfile(path) else []
+        state.set_deferred(key, ((t.value, ioc, why) for t, ioc, why in items))
 
 
 def _exit_code(
@@ -548,6 +584,11 @@ def _report(
                 if f.lines:
                     where = paths.deferred if f is files.deferred else f.display
                     text += f"\n  {what} written to {where} ({f.lines:,} lines)"
+            if files.deferred.lines and stats.job is None:
+                text += (
+                    "\n  (a run on standard output belongs to no job: no later run asks these"
+                    " first; give --job NAME for that)"
+                )
         _say(text)
     step = _next_step(fatal, interrupted, enricher, paths, stats.inputs_skipped)
     if step is not None:

@@ -101,6 +101,7 @@ def build_manifest(
         "earlier_runs": d["earlier_runs"],
         "rejects_not_written": d["rejects_not_written"],
         "inputs_skipped": d["inputs_skipped"],
+        "job": d["job"],
         "invariant_holds": stats.invariant_holds,
         "verdicts": d["verdicts"],
         "failures_by_error": d["errors"],

@@ -18,7 +18,14 @@ from .dedupe import Deduper
 from .ioc import IocType
 from .normalize import normalize
 
-__all__ = ["read_deferred", "read_failed", "read_keys", "read_written", "repair"]
+__all__ = [
+    "read_deferred",
+    "read_deferred_items",
+    "read_failed",
+    "read_keys",
+    "read_written",
+    "repair",
+]
 
 _TYPES = {t.value: t for t in IocType}
 _HEAD = b'{"ioc":"'
@@ -118,6 +125,22 @@ def read_failed(path: str, done: Deduper) -> tuple[int, int]:
             else:
                 failed += 1
     return failed, unsupported
+
+
+def read_deferred_items(path: str) -> list[tuple[IocType, str, str]]:
+    """(type, ioc, reason) of each line of a deferred file."""
+    items = []
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(doc, dict) and isinstance(doc.get("ioc"), str):
+                t = _TYPES.get(doc.get("type"))  # type: ignore[arg-type]
+                if t is not None:
+                    items.append((t, doc["ioc"], str(doc.get("reason", ""))))
+    return items
 
 
 def read_deferred(path: str) -> list[str]:

@@ -60,6 +60,8 @@ def format_summary(
     ]
     if inputs:
         lines.append(f"  inputs        {_inputs(inputs)}")
+    if stats.job:
+        lines.append(f"  job           {stats.job}")
     lines += [
         f"  lines read    {_n(stats.lines_read)}  (blank or comment {_n(stats.skipped)},"
         f" rejected {_n(stats.rejected)}, duplicates {_n(stats.duplicates)})",

@@ -422,10 +422,10 @@ def test_a_cache_of_release_0_1_0_is_migrated_safely(
     # its answers belong to no identity we could tell: none is served, to anyone
     assert len(cache) == 0 and cache.lookup(Endpoint.FILE, old_keys) == {}
     assert cache.requests_today() == 0
-    # what it had deferred is still to be asked, by whichever identity runs next
-    deferred = cache.deferred()
+    # what it had deferred is still to be asked, by whichever identity and job runs next
+    deferred = cache.deferred("a job")
     assert len(deferred) == 9 and (IocType.DOMAIN, "h2.bench2.example.com") in deferred
-    assert new_cache(path, STAGING).deferred() == deferred
+    assert new_cache(path, STAGING).deferred("another job") == deferred
     cache.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
@@ -608,8 +608,7 @@ def test_concurrent_runs_never_send_more_than_the_daily_budget(tmp_path: Path) -
     deferred = {
         d["ioc"] for n in range(2) for d in read_ndjson(tmp_path / f"{n}.ndjson.deferred.ndjson")
     }
-    # (a run also takes up what the other deferred, if it finished first: the list is the
-    # identity's, not yet the job's)
+    # (each run defers what it could not ask to its own job: the other never takes it up)
     assert len(written) == len(set(written)) == 50
     assert len(deferred | set(written)) == 400 and not deferred & set(written)
 

@@ -400,7 +400,8 @@ def test_deferred_survive_a_run_that_never_reached_them(tmp_path: Path) -> None:
     other.write_text("only.example.com\n")
     with emulator_process("--api-token", "tok") as url:
         env = {"ENRICHER_AUTH_HEADER": "Bearer tok"}
-        base = ["--base-url", url, "--rate", "0", "--batch-size", "50"]
+        # one job (as a nightly job with dated outputs is): its deferred IOCs are its own
+        base = ["--base-url", url, "--rate", "0", "--batch-size", "50", "--job", "nightly"]
         auth = {"ENRICHER_AUTH_MODE": "header"}
         one = enricher("run", str(src), "-o", str(tmp_path / "1"), "--max-requests", "2", *base,
                        env={**env, **auth})  # fmt: skip

@@ -1,0 +1,119 @@
+"""Deferred IOCs follow their job: a run takes up only what earlier runs of its own job (and
+API identity) deferred, with or without the answer cache; `enricher deferred` lists what
+waits. Through the real command line, against the emulator in a process of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from helpers import emulator_process, emulator_stats, enricher, read_ndjson
+
+TIMEOUT = 60
+
+
+def iocs(path: Path, prefix: str, n: int) -> set[str]:
+    values = [f"{prefix}{i}.jobs.example.com" for i in range(n)]
+    path.write_text("\n".join(values) + "\n")
+    return set(values)
+
+
+def run(url: str, src: Path, out: Path, *flags: str) -> tuple[int, str]:
+    proc = enricher("run", str(src), "-o", str(out), "--base-url", url, "--rate", "0",
+                    "--batch-size", "50", *flags, timeout=TIMEOUT)  # fmt: skip
+    return proc.returncode, proc.stderr
+
+
+def written(out: Path) -> set[str]:
+    return {r["ioc"] for r in read_ndjson(out)}
+
+
+def test_dated_outputs_of_one_job_carry_the_deferred_without_the_cache(tmp_path: Path) -> None:
+    # the README's nightly pattern: an output a day; day 1 runs out of budget
+    day1, day2 = tmp_path / "day1.txt", tmp_path / "day2.txt"
+    first = iocs(day1, "a", 400)
+    second = iocs(day2, "b", 1)
+    with emulator_process() as url:
+        code, err = run(url, day1, tmp_path / "2026-12-01.ndjson", "--job", "nightly",
+                        "--no-cache", "--max-requests", "2")  # fmt: skip
+        assert code == 2, err
+        done = written(tmp_path / "2026-12-01.ndjson")
+        assert len(done) == 100
+        code, err = run(url, day2, tmp_path / "2026-12-02.ndjson", "--job", "nightly",
+                        "--no-cache")  # fmt: skip
+        assert code == 0, err
+    # day 2 asked day 1's 300 deferred IOCs first, then its own one
+    assert written(tmp_path / "2026-12-02.ndjson") == (first - done) | second
+    assert "job           nightly" in err
+
+
+def test_another_job_never_takes_up_what_a_job_deferred(tmp_path: Path) -> None:
+    a_in, b_in = tmp_path / "a.txt", tmp_path / "b.txt"
+    a = iocs(a_in, "a", 200)
+    b = iocs(b_in, "b", 3)
+    with emulator_process() as url:
+        # with the cache (the default), the list is kept in it, per job
+        code, _ = run(url, a_in, tmp_path / "a.ndjson", "--max-requests", "1")
+        assert code == 2
+        code, err = run(url, b_in, tmp_path / "b.ndjson")
+        assert code == 0, err
+        assert written(tmp_path / "b.ndjson") == b  # not a's 150
+        asked = emulator_stats(url)["keys_asked"]
+        # the same job again (--resume of its output) takes them up
+        code, err = run(url, a_in, tmp_path / "a.ndjson", "--resume")
+        assert code == 0, err
+        assert emulator_stats(url)["keys_asked"] == asked + 150
+    assert written(tmp_path / "a.ndjson") == a
+
+
+def test_a_run_on_stdout_belongs_to_no_job(tmp_path: Path) -> None:
+    src, other = tmp_path / "in.txt", tmp_path / "other.txt"
+    iocs(src, "s", 200)
+    iocs(other, "o", 2)
+    with emulator_process() as url:
+        base = ["run", "--base-url", url, "--rate", "0", "--batch-size", "50"]
+        proc = enricher(*base, str(src), "--max-requests", "1", timeout=TIMEOUT)
+        assert proc.returncode == 2, proc.stderr
+        assert "belongs to no job" in proc.stderr and "--job NAME" in proc.stderr
+        proc = enricher(*base, str(other), timeout=TIMEOUT)
+        assert proc.returncode == 0, proc.stderr
+    got = {orjson.loads(x)["ioc"] for x in proc.stdout.splitlines()}
+    assert got == {"o0.jobs.example.com", "o1.jobs.example.com"}
+
+
+def test_each_api_identity_keeps_its_own_list(tmp_path: Path) -> None:
+    src, other = tmp_path / "in.txt", tmp_path / "other.txt"
+    deferred = iocs(src, "i", 200)
+    iocs(other, "x", 1)
+    with emulator_process() as one, emulator_process() as two:
+        code, _ = run(one, src, tmp_path / "1.ndjson", "--job", "j", "--max-requests", "0")
+        assert code == 2
+        # the same job name against another server: not its list
+        code, err = run(two, other, tmp_path / "2.ndjson", "--job", "j")
+        assert code == 0, err
+        assert written(tmp_path / "2.ndjson") == {"x0.jobs.example.com"}
+        code, err = run(one, other, tmp_path / "3.ndjson", "--job", "j")
+        assert code == 0, err
+    assert written(tmp_path / "3.ndjson") == deferred | {"x0.jobs.example.com"}
+
+
+def test_enricher_deferred_lists_what_waits(tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    iocs(src, "w", 120)
+    with emulator_process() as url:
+        code, _ = run(url, src, tmp_path / "w.ndjson", "--job", "weekly", "--max-requests", "1")
+        assert code == 2
+    listed = enricher("deferred", timeout=TIMEOUT)
+    assert listed.returncode == 0, listed.stderr
+    assert "job weekly" in listed.stdout
+    assert "waiting   70 (domain 70)" in listed.stdout
+    assert "the request budget is spent 70" in listed.stdout
+    one = enricher("deferred", "--job", "weekly", timeout=TIMEOUT)
+    lines = [orjson.loads(x) for x in one.stdout.splitlines()]
+    assert len(lines) == 70 and {d["reason"] for d in lines} == {"the request budget is spent"}
+    assert enricher("deferred", "--job", "nope", timeout=TIMEOUT).stdout == ""
+
+
+def test_no_state_file_yet() -> None:
+    proc = enricher("deferred", timeout=TIMEOUT)
+    assert proc.returncode == 0 and "nothing is deferred" in proc.stderr
