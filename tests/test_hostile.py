@@ -549,7 +549,8 @@ async def test_a_spent_quota_stops_sending_and_the_next_run_takes_them_up(
     src.write_text("\n".join(iocs) + "\n")
     async with serve(quota_spent) as server:
         s = settings_for(server.url, domain_batch_size=10, file_batch_size=10)
-        job = Job(inputs=[str(src)], output=str(out), cache_path=str(cache),
+        # one job (its outputs dated, say): its next runs take up what it deferred
+        job = Job(inputs=[str(src)], output=str(out), cache_path=str(cache), job="q",
                   manifest=str(tmp_path / "m.json"))  # fmt: skip
         code = await run_job(job, s)
         sent = server.total
@@ -573,7 +574,9 @@ async def test_a_spent_quota_stops_sending_and_the_next_run_takes_them_up(
         server.handler = good
         other = tmp_path / "other.txt"
         other.write_text("other.example.org\n")
-        again = Job(inputs=[str(other)], output=str(tmp_path / "2.ndjson"), cache_path=str(cache))
+        again = Job(
+            inputs=[str(other)], output=str(tmp_path / "2.ndjson"), cache_path=str(cache), job="q"
+        )
         assert await run_job(again, s) == EXIT_FAILURES
         assert server.total == sent
         assert len(read_ndjson(tmp_path / "2.ndjson.deferred.ndjson")) == 201
@@ -582,7 +585,9 @@ async def test_a_spent_quota_stops_sending_and_the_next_run_takes_them_up(
         with sqlite3.connect(cache) as db:
             db.execute("UPDATE quota SET until = 0")
         db.close()
-        third = Job(inputs=[str(other)], output=str(tmp_path / "3.ndjson"), cache_path=str(cache))
+        third = Job(
+            inputs=[str(other)], output=str(tmp_path / "3.ndjson"), cache_path=str(cache), job="q"
+        )
         assert await run_job(third, s) == 0
     written = sorted(r["ioc"] for r in read_ndjson(tmp_path / "3.ndjson"))
     assert written == sorted([*iocs, "other.example.org"])
