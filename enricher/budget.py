@@ -11,12 +11,12 @@ Retry-After past `retry.max_wait`) is kept there too, so no run sends before it 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 
 from .cache import Cache
 from .errors import BudgetSpent, QuotaExhausted
+from .threads import call_in_thread
 
 __all__ = ["Budget", "quota_exhausted"]
 
@@ -61,8 +61,10 @@ class Budget:
             self.remaining -= 1  # before the await: concurrent takers see it gone
         if self.daily is not None and self._cache is not None:
             try:
-                # in a thread: the transaction may wait for another run's write
-                reserved = await asyncio.to_thread(self._cache.reserve_request, self.daily)
+                # in a thread: the transaction may wait for another run's write (one a stop
+                # walks away from: asyncio.to_thread's pool is joined at exit)
+                cache, daily = self._cache, self.daily
+                reserved = await call_in_thread(lambda: cache.reserve_request(daily), name="budget")
             except BaseException:
                 self._give_back()
                 raise
@@ -72,7 +74,7 @@ class Budget:
         else:
             self._unsaved += 1
             if self._unsaved >= 50:
-                self.save()
+                self.save(wait=False)  # on the event loop: never wait for the writer
         self.used += 1
 
     def _give_back(self) -> None:
@@ -85,8 +87,10 @@ class Budget:
         if self._cache is not None:
             self._cache.set_quota_until(until)
 
-    def save(self) -> None:
-        """Add what was sent since the last save, and not reserved, to today's count."""
-        if self._cache is not None and self._unsaved:
-            self._cache.add_requests(self._unsaved)
+    def save(self, *, wait: bool = True) -> None:
+        """Add what was sent since the last save, and not reserved, to today's count
+        (without `wait`, left for a later save if the cache's writer is behind)."""
+        cache = self._cache
+        if cache is not None and self._unsaved and not cache.add_requests(self._unsaved, wait=wait):
+            return
         self._unsaved = 0

@@ -53,6 +53,7 @@ from .identity import ApiIdentity
 from .ioc import Endpoint, IocType
 from .records import CACHED_TAIL, FRESH_TAIL
 from .settings import VERDICTS
+from .threads import call_in_thread
 
 __all__ = ["Cache", "default_cache_path"]
 
@@ -675,7 +676,28 @@ class Cache:
         self, endpoint: Endpoint, items: Iterable[tuple[str, str, bytes, int | None]]
     ) -> None:
         """Remember answers: (key, verdict, record line, ttl in milliseconds or None); written
-        by the writer thread, all of them by `close()`."""
+        by the writer thread, all of them by `close()`. Waits while the writer is 64 batches
+        behind (see `store_soon` for the event loop)."""
+        rows = self._rows(endpoint, items)
+        if rows:
+            self._writes.put((rows, 0))
+
+    async def store_soon(
+        self, endpoint: Endpoint, items: Iterable[tuple[str, str, bytes, int | None]]
+    ) -> None:
+        """`store` for a coroutine: while the writer is behind (a disk that stalls, another
+        process holding the write lock), the wait is in a thread, never on the event loop."""
+        rows = self._rows(endpoint, items)
+        if not rows:
+            return
+        try:
+            self._writes.put_nowait((rows, 0))
+        except queue.Full:
+            await call_in_thread(lambda: self._writes.put((rows, 0)), name="cache store")
+
+    def _rows(
+        self, endpoint: Endpoint, items: Iterable[tuple[str, str, bytes, int | None]]
+    ) -> list[_Row]:
         ident = self._bound()
         now = self._clock()
         max_ttl, default_ttl, fid, ep = self.max_ttl, self.default_ttl, self._fmt_id, endpoint
@@ -695,8 +717,7 @@ class Cache:
             )
             for key, verdict, record, ttl_ms in items
         ]
-        if not self.broken:
-            self._writes.put((rows, 0))
+        return [] if self.broken else rows
 
     def purge(self) -> int:
         """Drop expired answers (and rows dated in the future, and past max_ttl), the oldest
@@ -765,11 +786,16 @@ class Cache:
             (self._bound(), self._day(), n),
         )
 
-    def add_requests(self, n: int) -> None:
-        """Count `n` requests sent today (by the writer thread, without waiting)."""
+    def add_requests(self, n: int, *, wait: bool = True) -> bool:
+        """Count `n` requests sent today (by the writer thread). Without `wait`, False (and
+        nothing counted) while the writer is too far behind to take it now."""
         if n and not self.broken:
             self._bound()
-            self._writes.put(([], n))
+            try:
+                self._writes.put(([], n), block=wait)
+            except queue.Full:
+                return False
+        return True
 
     def reserve_request(self, daily: int) -> bool:
         """Count one request for today if that keeps today's count within `daily`: False,

@@ -58,6 +58,7 @@ from .records import (
 from .sender import Sender
 from .settings import Settings
 from .stats import RunStats
+from .threads import call_in_thread
 from .transport import Transport
 
 __all__ = ["Enricher", "Outcome"]
@@ -153,7 +154,9 @@ class Enricher:
         tb: TracebackType | None,
     ) -> None:
         if self.budget is not None:
-            self.budget.save()
+            # on the event loop: what the state file's writer cannot take now is left for
+            # the owner of the budget to save (a job does, in a thread, as it closes)
+            self.budget.save(wait=False)
         await self._transport.__aexit__(exc_type, exc, tb)
 
     async def enrich(
@@ -249,6 +252,7 @@ class _Run:
         self.missing: dict[str, int] = {}  # key -> times it was left out of an answer
         self.conflicts: dict[str, int] = {}  # key -> answers that gave it entries that disagree
         self.inflight: dict[int, Batch] = {}  # worker number -> the batch it is working on
+        self.looking_up: list[Key] = []  # new keys while the cache is read for them
         self.fatal: FatalError | None = None
         #: why new keys are deferred instead of sent (budget spent, stopping), or None
         self.deferring: str | None = "cache only: not in the cache" if owner.cache_only else None
@@ -353,7 +357,17 @@ class _Run:
                 continue
             if chunk is None:
                 break
-            outcome, full = self.ingest_chunk(chunk)
+            outcome, new = self.ingest_chunk(chunk)
+            if self.cache is not None and new:
+                # on record (for `abandon`) while the cache is read, off the event loop
+                self.looking_up = new
+                if outcome:
+                    await self.emit(outcome)
+                outcome = Outcome()
+                hits = await self.lookup(new)
+                new = self.from_cache(new, hits, outcome)
+                self.looking_up = []
+            full = self.batch(new, outcome)
             # the full batches are on record (for `abandon`) before the first await
             pending = self.hold(full)
             if outcome:
@@ -399,8 +413,9 @@ class _Run:
             del pending[0]
         self.undispatched.remove(pending)
 
-    def ingest_chunk(self, chunk: Chunk) -> tuple[Outcome, list[Batch]]:
-        """Normalize, dedupe and batch one chunk of lines (the hot loop: plain, no awaits)."""
+    def ingest_chunk(self, chunk: Chunk) -> tuple[Outcome, list[Key]]:
+        """Normalize and dedupe one chunk of lines (the hot loop: plain, no awaits); the new
+        keys to answer."""
         stats = self.stats
         outcome = Outcome()
         new: list[Key] = []
@@ -446,8 +461,10 @@ class _Run:
         stats.already_done += already
         stats.unique += unique
         stats.unsupported += len(outcome.failures)
-        if self.cache is not None and new:
-            new = self.from_cache(new, outcome)
+        return outcome, new
+
+    def batch(self, new: list[Key], outcome: Outcome) -> list[Batch]:
+        """Hand new keys to the batcher (or defer them, when deferring); the batches filled."""
         full: list[Batch] = []
         if self.deferring is not None:
             self.defer(outcome, new, self.deferring)
@@ -458,10 +475,35 @@ class _Run:
                 batch = batch_add(key)
                 if batch is not None:
                     full.append(batch)
-        return outcome, full
+        return full
 
-    def from_cache(self, keys: list[Key], outcome: Outcome) -> list[Key]:
-        """Record lines for the keys the cache answers; the keys it does not."""
+    async def lookup(self, keys: list[Key]) -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
+        """The cache's answers for `keys`, by endpoint, read in a thread: a read may wait for
+        another process's lock, which must never hold up the event loop (nor a stop)."""
+        cache = self.cache
+        assert cache is not None
+        by_endpoint: dict[Endpoint, list[str]] = {}
+        for t, value in keys:
+            endpoint = ENDPOINT_OF[t]
+            if endpoint in self.cache_empty:
+                # nothing to find: each key is asked once in a run, before it is stored
+                cache.misses += 1
+            else:
+                by_endpoint.setdefault(endpoint, []).append(value)
+        if not by_endpoint:
+            return {}
+        return await call_in_thread(
+            lambda: {ep: cache.lookup(ep, values) for ep, values in by_endpoint.items()},
+            name="cache lookup",
+        )
+
+    def from_cache(
+        self,
+        keys: list[Key],
+        found: dict[Endpoint, dict[str, tuple[str, str, bytes]]],
+        outcome: Outcome,
+    ) -> list[Key]:
+        """Record lines for the keys the cache answered (`found`); the keys it did not."""
         assert self.cache is not None
         by_endpoint: dict[Endpoint, list[Key]] = {}
         for key in keys:
@@ -471,12 +513,10 @@ class _Run:
         verdicts = self.stats.verdicts
         fmt = self.cache.fmt
         for endpoint, group in by_endpoint.items():
-            if endpoint in self.cache_empty:
-                # nothing to find: each key is asked once in a run, before it is stored
-                self.cache.misses += len(group)
+            hits = found.get(endpoint)
+            if not hits:
                 misses.extend(group)
                 continue
-            hits = self.cache.lookup(endpoint, [v for _, v in group])
             for key in group:
                 hit = hits.get(key[1])
                 if hit is None:
@@ -552,7 +592,7 @@ class _Run:
             self.outstanding -= len(answered) + len(outcome.failures)
             self.outstanding -= len(outcome.deferred)
             if answered and self.cache is not None:
-                self.cache.store(
+                await self.cache.store_soon(
                     batch.endpoint,
                     [
                         (ioc, verdict, line, ttl_ms)
@@ -710,6 +750,9 @@ class _Run:
         outcome = Outcome()
         self.defer(outcome, keys, why)
         self.outstanding -= len(keys)
+        # new keys being looked up in the cache: counted unique, not yet in the batcher
+        self.defer(outcome, self.looking_up, why)
+        self.looking_up = []
         return outcome
 
 

@@ -8,6 +8,7 @@ deferred IOCs picked up first by the next run, signals, progress, the manifest a
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -325,6 +326,7 @@ async def _run_locked(
     stats.job = _job_key(job, paths)
     state: Cache | None = None
     cache: Cache | None = None  # the state, when answers are cached
+    budget: Budget | None = None
     key = stats.job
     enricher: Enricher | None = None
     fatal: FatalError | None = None
@@ -345,7 +347,6 @@ async def _run_locked(
             lambda: _prepare(job, paths, state, key, stats), name="resume"
         )
         files = _open_files(job, paths)
-        budget = None
         if settings.limits.daily_budget and state is None:
             log.warning(
                 "limits.daily_budget is not kept without the state file: "
@@ -404,14 +405,25 @@ async def _run_locked(
     except FatalError as exc:
         fatal = fatal or exc
     finally:
+        waiting: list[tuple[str, str, str]] | None = None  # the job's list, for the state
         try:
             if files is not None and files.deferred.complete:
-                _replace_deferred(paths.deferred, files.deferred, state, key)
+                waiting = _replace_deferred(paths.deferred, files.deferred)
         except FatalError as exc:
             fatal = fatal or exc
         finally:
             if state is not None:
-                state.close()
+                try:
+                    # the job's deferred list, and what is queued (answers, the day's count),
+                    # written in a thread: unless the run is stopping and another process
+                    # holds the file past the grace period
+                    await stopper.finishing(
+                        functools.partial(_save_state, state, budget, key, waiting), name="state"
+                    )
+                except Abandoned:
+                    log.error("error: the state file %s was not closed in time: the last"
+                              " answers, request counts and deferred IOCs of this run are"
+                              " not kept in it", state.path)  # fmt: skip
                 if cache is not None:
                     stats.cache = cache.report()
     if fatal is not None:
@@ -465,9 +477,9 @@ def _not_reached(first: list[str], enricher: Enricher | None) -> list[Deferred]:
     return left
 
 
-def _replace_deferred(path: str, new: OutputFile, state: Cache | None, key: str | None) -> None:
-    """This run's deferred list becomes the job's list: the file beside the output, and the
-    state's list for the job, which its next run asks first whatever its inputs."""
+def _replace_deferred(path: str, new: OutputFile) -> list[tuple[str, str, str]]:
+    """This run's deferred list becomes the file beside the output; its items (type, ioc,
+    reason), for the job's list in the state file, which its next run asks first."""
     if new.path != path:  # this run's own, or not a regular file: written as it is
         try:
             if os.path.lexists(path):
@@ -479,9 +491,25 @@ def _replace_deferred(path: str, new: OutputFile, state: Cache | None, key: str 
                 f"cannot replace the deferred list {path}: {exc.strerror or exc}",
                 "fix that, then run the same command with --resume to finish",
             ) from None
-    if state is not None and key is not None:
-        items = read_deferred_items(path) if new.lines and os.path.isfile(path) else []
-        state.set_deferred(key, ((t.value, ioc, why) for t, ioc, why in items))
+    items = read_deferred_items(path) if new.lines and os.path.isfile(path) else []
+    return [(t.value, ioc, why) for t, ioc, why in items]
+
+
+def _save_state(
+    state: Cache,
+    budget: Budget | None,
+    key: str | None,
+    waiting: list[tuple[str, str, str]] | None,
+) -> None:
+    """The day's request count and the job's deferred list (when the run got as far as
+    making one) kept, then the state file closed: what is queued written."""
+    try:
+        if budget is not None:
+            budget.save()
+        if key is not None and waiting is not None:
+            state.set_deferred(key, waiting)
+    finally:
+        state.close()
 
 
 def _exit_code(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
-from .threads import call_in_thread
+from .threads import Abandoned, call_in_thread
 
 __all__ = ["SIGNALS", "Stopper"]
 
@@ -63,6 +63,7 @@ class Stopper:
         self.grace_period = grace_period
         self.received = 0
         self._stopping = asyncio.Event()
+        self._now = asyncio.Event()  # stopping at once: past the grace period, or signalled twice
         self._pipeline: _Stoppable | None = None
         self._outputs: Sequence[_Abandonable] = ()
         self._deadline: asyncio.TimerHandle | None = None
@@ -106,8 +107,21 @@ class Stopper:
         """`fn()` in a thread; raises `threads.Abandoned` if a signal comes first."""
         return await call_in_thread(fn, name=name, until=self._stopping)
 
+    async def finishing(self, fn: Callable[[], R], *, name: str) -> R:
+        """`fn()` in a thread, to finish the run (closing the state file): waited for,
+        unless the run is stopping and it takes longer than the grace period, or a second
+        signal comes; then `threads.Abandoned`."""
+        if not self.stopping:
+            return await call_in_thread(fn, name=name, until=self._now)
+        try:
+            async with asyncio.timeout(self.grace_period):
+                return await call_in_thread(fn, name=name, until=self._now)
+        except TimeoutError:
+            raise Abandoned from None
+
     def stop_now(self) -> None:
         """Stop every stage at once, and walk away from outputs still writing."""
+        self._now.set()
         if self._pipeline is not None:
             self._pipeline.stop(now=True)
         for output in self._outputs:

@@ -161,9 +161,13 @@ class Drain(Generic[T]):
         self._q.shutdown(immediate=True)
 
 
-async def call_in_thread(fn: Callable[[], R], *, name: str, until: asyncio.Event) -> R:
-    """`fn()` in a daemon thread; its result, or `Abandoned` as soon as `until` is set first
-    (the thread is then left to finish, or to end with the process)."""
+async def call_in_thread(
+    fn: Callable[[], R], *, name: str, until: asyncio.Event | None = None
+) -> R:
+    """`fn()` in a daemon thread; its result, or `Abandoned` as soon as `until` is set first.
+    Cancelled, or abandoned, the caller goes on at once and the thread is left to finish (or
+    to end with the process): unlike `asyncio.to_thread`, whose pool is joined when the loop
+    closes, nothing waits for it."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[R] = loop.create_future()
 
@@ -182,9 +186,11 @@ async def call_in_thread(fn: Callable[[], R], *, name: str, until: asyncio.Event
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             loop.call_soon_threadsafe(settle, result, error)
 
-    if until.is_set():
+    if until is not None and until.is_set():
         raise Abandoned
     threading.Thread(target=work, name=name, daemon=True).start()
+    if until is None:
+        return await done
     stopped = asyncio.ensure_future(until.wait())
     try:
         await asyncio.wait((done, stopped), return_when=asyncio.FIRST_COMPLETED)

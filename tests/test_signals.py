@@ -134,3 +134,44 @@ def test_a_closed_standard_stream_is_like_dev_null(tmp_path: Path, closed: str, 
     assert orjson.loads(manifest.read_bytes())["exit_code"] == 0
     if ">&-" not in closed:
         assert len(read_ndjson(out)) == 500
+
+
+def test_sigterm_while_the_cache_is_locked_by_another_process(tmp_path: Path) -> None:
+    # another process holds the state file's write lock (a VACUUM, a migration, a stuck run):
+    # the run's cache writes wait for it in threads, and a signal still ends the run
+    import sqlite3
+
+    from helpers import emulator_process
+
+    cached, src = tmp_path / "cached.txt", tmp_path / "in.txt"
+    out, cache = tmp_path / "out.ndjson", tmp_path / "c.sqlite3"
+    # every other line is in the cache; the others are asked slowly, so the run goes on
+    # looking up chunk after chunk for seconds
+    names = [f"host{i}.locked.example.com" for i in range(40_000)]
+    cached.write_text("".join(f"{n}\n" for n in names[::2]))
+    src.write_text("".join(f"{n}\n" for n in names))
+    with emulator_process("--latency-ms", "50") as url:
+        base = enricher_cmd("run", "--base-url", url, "--cache", str(cache), "--batch-size", "50")
+        warm = subprocess.run([*base, "--rate", "0", str(cached), "-o", str(tmp_path / "w")],
+                              env=ENV, timeout=120, capture_output=True)  # fmt: skip
+        assert warm.returncode == 0, warm.stderr
+        with subprocess.Popen([*base, "--rate", "20", str(src), "-o", str(out)],
+                              stderr=subprocess.PIPE, env=ENV) as proc:  # fmt: skip
+            wait_for_file(out)
+            holder = sqlite3.connect(cache, timeout=30)
+            holder.execute("BEGIN IMMEDIATE")  # the write lock: readers go on
+            try:
+                # the run's cache writer now waits for the lock, the answers to store pile up
+                # behind it (64 batches, 3,200 answers at 20 requests/s: ~3 s), and storing
+                # one more then waits, as does closing the cache at the end
+                time.sleep(5)
+                assert proc.poll() is None
+                took = stop_and_time(proc)
+            finally:
+                holder.rollback()
+                holder.close()
+            assert proc.stderr is not None
+            err = proc.stderr.read()
+    assert took < PROMPT, err
+    assert proc.returncode == 3, err
+    assert b"Traceback" not in err
