@@ -1,33 +1,20 @@
 """`enricher` and `python -m enricher`: signal handlers first, then everything else.
 
-Loading the program (aiohttp, the engine) takes a few tenths of a second; a SIGTERM or SIGHUP
-in that time would kill it with no word. They are made to interrupt as SIGINT does before
-anything heavy is imported; the run installs its own once it starts.
+Loading the program (aiohttp, the engine) takes a few tenths of a second; a SIGTERM in that
+time must still end it with one line and exit 3, not a silent exit 143 (see `lifecycle`).
 """
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
+from . import lifecycle
 
 __all__ = ["main"]
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, _interrupt)
-    try:
-        from .cli import main as cli_main
-    except KeyboardInterrupt:
-        print("enricher: interrupted before the run started; run the same command again",
-              file=sys.stderr)  # fmt: skip
-        return 3
+    lifecycle.install()
+    from .cli import main as cli_main
+
     return cli_main()
 
 

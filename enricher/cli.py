@@ -6,9 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -255,22 +253,8 @@ def _standard_streams() -> list[str]:
     return closed
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM and SIGHUP before the run's own handlers are in place: as SIGINT is."""
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    closed = _standard_streams()
-    before = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            before[sig] = signal.signal(sig, _interrupt)
-    try:
-        return _main(argv, closed)
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
+    return _main(argv, _standard_streams())
 
 
 def _main(argv: Sequence[str] | None, closed: list[str]) -> int:

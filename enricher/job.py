@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import lifecycle
 from .budget import Budget
 from .cache import Cache, default_cache_path
 from .console import Progress
@@ -288,7 +289,9 @@ async def run_job(job: Job, settings: Settings) -> int:
         _check_manifest(job)
         # before anything is opened, repaired or read: an overlapping run stops here, at once
         with OutputLock(_locked_paths(job, paths)):
-            return await _run_locked(job, settings, stopper, inputs, skipped, paths, started_at)
+            code = await _run_locked(job, settings, stopper, inputs, skipped, paths, started_at)
+        lifecycle.finished(code)  # a signal from now on exits with it
+        return code
 
 
 class _Rejects:

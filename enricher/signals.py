@@ -16,9 +16,10 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Protocol, Self, TypeVar
+from types import FrameType, TracebackType
+from typing import Any, Protocol, Self, TypeVar
 
+from .lifecycle import SIGNALS
 from .threads import Abandoned, call_in_thread
 
 __all__ = ["SIGNALS", "Stopper"]
@@ -26,8 +27,6 @@ __all__ = ["SIGNALS", "Stopper"]
 log = logging.getLogger("enricher")
 
 R = TypeVar("R")
-
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class _Stoppable(Protocol):
@@ -69,9 +68,11 @@ class Stopper:
         self._deadline: asyncio.TimerHandle | None = None
         self._watch: asyncio.Task[None] | None = None
         self._installed: list[int] = []
+        self._before: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     def __enter__(self) -> Self:
         loop = asyncio.get_running_loop()
+        self._before = {sig: signal.getsignal(sig) for sig in SIGNALS}
         for sig in SIGNALS:
             # not on this platform, or not in the main thread (asyncio says RuntimeError,
             # uvloop ValueError): the run goes on without graceful stop
@@ -93,6 +94,10 @@ class Stopper:
         loop = asyncio.get_running_loop()
         for sig in self._installed:
             loop.remove_signal_handler(sig)
+            # remove_signal_handler leaves SIG_DFL (a SIGTERM would kill the process with no
+            # word, exit 143): the handler from before comes back (see `lifecycle`)
+            with contextlib.suppress(TypeError, ValueError):
+                signal.signal(sig, self._before[sig])
         self._installed.clear()
 
     @property
