@@ -43,7 +43,7 @@ from .ioc import ENDPOINT_OF, Endpoint, IocType
 from .normalize import normalize
 from .protocol import read_entry
 from .ratelimit import AdaptiveLimiter
-from .reader import Chunk
+from .reader import Chunk, extract, name_problem
 from .records import (
     CACHED_TAIL,
     Deferred,
@@ -85,6 +85,15 @@ class Outcome:
         return bool(
             self.lines or self.cached_lines or self.failures or self.rejects or self.deferred
         )
+
+    def extend(self, other: Outcome) -> None:
+        """Add what `other` produced to this."""
+        self.lines += other.lines
+        self.answered += other.answered
+        self.cached_lines += other.cached_lines
+        self.failures += other.failures
+        self.rejects += other.rejects
+        self.deferred += other.deferred
 
 
 class Enricher:
@@ -415,7 +424,11 @@ class _Run:
 
     def ingest_chunk(self, chunk: Chunk) -> tuple[Outcome, list[Key]]:
         """Normalize and dedupe one chunk of lines (the hot loop: plain, no awaits); the new
-        keys to answer."""
+        keys to answer.
+
+        A line that is no IOC gives the IOCs inside it (`MD5=…,SHA256=…`, `evil.com:99999`,
+        `fe80::1%eth0`), as a chosen cell or field does, or else it is a reject with its reason.
+        """
         stats = self.stats
         outcome = Outcome()
         new: list[Key] = []
@@ -423,9 +436,12 @@ class _Run:
         done = self.done
         send_sha256 = self.send_sha256
         sha256 = IocType.SHA256
+        domain = IocType.DOMAIN
         with_source = self.with_source
         origins, occurrences = self.origins, self.occurrences
         skipped = unique = dups = already = 0
+        inside: list[str | None] = []  # the IOCs inside lines that are none
+        inside_lines: list[int] = []
         for i, text in enumerate(chunk.lines):
             if text is None:
                 self.reject(outcome, chunk, i, None, chunk.errors.get(i, "unreadable line"))
@@ -436,7 +452,17 @@ class _Run:
                 continue
             ioc_type, value = normalize(stripped)
             if ioc_type is None:
-                self.reject(outcome, chunk, i, stripped, value)
+                found = extract(stripped)
+                if found:
+                    inside += found
+                    inside_lines += [chunk.line_of(i)] * len(found)
+                else:
+                    self.reject(outcome, chunk, i, stripped, value)
+                continue
+            if ioc_type is domain and (why := name_problem(value)) is not None:
+                # no public suffix (`invoice.pdf`), a suffix alone, or special-use (`.onion`,
+                # `.local`): never sent, whichever format it came in
+                self.reject(outcome, chunk, i, stripped, why)
                 continue
             if with_source:
                 occurrences[value] += 1
@@ -461,6 +487,14 @@ class _Run:
         stats.already_done += already
         stats.unique += unique
         stats.unsupported += len(outcome.failures)
+        if inside:  # canonical values: taken as they are, each on the line it was in
+            more, more_new = self.ingest_chunk(
+                Chunk(
+                    chunk.source, inside_lines[0], inside, line_numbers=inside_lines, lines_read=0
+                )
+            )
+            outcome.extend(more)
+            new += more_new
         return outcome, new
 
     def batch(self, new: list[Key], outcome: Outcome) -> list[Batch]:

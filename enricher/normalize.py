@@ -5,8 +5,10 @@ and written, or into `(None, reason)` for the rejects file. Values are canonical
 `normalize(value) == (type, value)`: hashes in lower case; domains in lower case, without a
 trailing dot, internationalized labels as A-labels (UTS 46 mapping, IDNA 2008); IPv4 as a
 strict dotted quad; IPv6 compressed (an IPv4-mapped address, `::ffff:1.2.3.4`, is the IPv4
-address). A URL, `host:port` or e-mail address yields its host.
-Defanged text (`evil[.]com`, `hxxp://`) is refanged first.
+address). A URL, `host:port` or e-mail address yields its host, a wildcard name (`*.evil.com`)
+the name under it, and an address with a prefix length that is no range (`1.2.3.4/32`, an
+interface's `10.1.2.3/24`) the address. Defanged text (`evil[.]com`, `hxxp://`) is refanged
+first; characters that do not show (zero-width spaces and joiners, soft hyphens) are dropped.
 
 Most input is clean, one hash, domain or dotted quad a line, so `normalize` tries those with
 one precompiled regex each; anything else takes `_normalize_slow`, which gives the same
@@ -22,7 +24,17 @@ import idna
 
 from .ioc import IocType
 
-__all__ = ["KNOWN_MAX", "MAX_LENGTH", "is_plain_domain", "known_canonical", "normalize", "refang"]
+__all__ = [
+    "KNOWN_MAX",
+    "MAX_LENGTH",
+    "bracket_port_after_ipv6",
+    "is_plain_domain",
+    "is_range",
+    "known_canonical",
+    "normalize",
+    "refang",
+    "strip_invisible",
+]
 
 MAX_LENGTH = 2048
 """Longer input is rejected before any other work: no IOC, nor a URL worth reading, is longer."""
@@ -51,6 +63,12 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _AUTHORITY_END = re.compile(r"[/?#\\]")
 _PORT = re.compile(r"[0-9]{1,5}")
 _CIDR = re.compile(r"[0-9.]+/[0-9]{1,2}|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*/[0-9]{1,3}")
+# a port after a `[:]` that ends an IPv6 address: see bracket_port_after_ipv6
+_V6_RUN = "0123456789abcdefABCDEF:"
+_PORT_AFTER = re.compile(r"[0-9]{1,5}(?![0-9A-Za-z:.\[])")
+# Characters that do not show, which text pasted from documents and web pages hides inside
+# names (`ev\u200bil.com`): zero-width space, non-joiner, joiner, word joiner, soft hyphen, BOM
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
 
 # One pass over the text. Every alternative consumes its first character before anything
 # else, so the pattern starts with one character class and the regex engine skips, in C, the
@@ -61,19 +79,21 @@ _CIDR = re.compile(r"[0-9.]+/[0-9]{1,2}|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*/[0-9]{1,3}"
 # long text without any marker costs linear time.
 _DEFANG = re.compile(
     r"""
-    [\ \[({.\\hHfF]
+    [\ \[({<.\\hHfF]
     (?:
         # ' [.] ' ' (dot) ' ' [@] ' ' [at] ': the spaces around go too
-        (?<=\ ) [\[({] \ ?
-        (?: (?:\.|[dD][oO][tT]) \ ? [\])}] \ ? (?P<dot>)
-          | (?:@|[aA][tT]) \ ? [\])}] \ ? (?P<at>) )
-        # [.] (.) {.} [dot] [@] [at] [://] [:] [/], and the half bracket in example[.com
+        (?<=\ ) [\[({]
+        (?: \[?+ \ ? (?:\.|[dD][oO][tT]) \ ? [\])}] \]?+ \ ? (?P<dot>)
+          | \ ? (?:@|[aA][tT]) \ ? [\])}] \ ? (?P<at>) )
+        # [.] (.) {.} [dot] [@] [at] [://] [:] [/], and the half bracket in example[.com;
+        # a doubled bracket around a dot goes too: [[.]] [[.] [.]]
       | (?<=[\[({])
-        (?: \ ? (?:\.|[dD][oO][tT]) \ ? [\])}] \ ? (?P<dot_>)
+        (?: \[?+ \ ? (?:\.|[dD][oO][tT]) \ ? [\])}] \]?+ \ ? (?P<dot_>)
           | \ ? (?:@|[aA][tT]) \ ? [\])}] \ ? (?P<at_>)
           | (?P<punct> :// | :/ | : | / ) [\])}]
           | (?<=\[) \. (?P<half>) )
       | (?<=\.) \] (?P<half_>)                        # the half bracket in example.]com
+      | (?<=<) \. > (?P<angle>)                        # example<.>com
       | (?<=\\) \. (?P<escaped>)                      # example\.com
         # hxxp:// hXXps[:]// fxp://, at the start of a word
       | (?<![a-zA-Z0-9_][hHfF])
@@ -100,19 +120,29 @@ def _undefang(m: re.Match[str]) -> str:
 # _REACH characters from the ends of its defanging, so `refang` runs `_DEFANG` only around
 # them: they are found at hundreds of MB/s, where `_DEFANG` scans at tens.
 _TRIGGER = re.compile(
-    r"[\[({\\xX\]](?:(?<=[\[({])\ ?(?:[.@:/]|[dD][oO][tT]|[aA][tT])|(?<=\\)\."
-    r"|(?<=[hH][xX])[xX][pP]|(?<=[fF][xX])[pP]|(?<=\.\]))"
+    r"[\[({<\\xX\]](?:(?<=[\[({])\ ?(?:[.@:/]|[dD][oO][tT]|[aA][tT])|(?<=\\)\."
+    r"|(?<=[hH][xX])[xX][pP]|(?<=[fF][xX])[pP]|(?<=\.\])|(?<=<)\.>)"
 )
 _REACH = 12
 # `[.]` with no space, bracket or backslash before it and no space or `]` after it
 _LONE_DOT = re.compile(r"\[(?<![ \[({\\]\[)\.\](?![ \]])")
 # what most defangings stand for, without a call
-_PLAIN = {"dot": ".", "dot_": ".", "half": ".", "half_": ".", "escaped": ".", "at": "@", "at_": "@"}
+_PLAIN = {
+    "dot": ".",
+    "dot_": ".",
+    "half": ".",
+    "half_": ".",
+    "escaped": ".",
+    "angle": ".",
+    "at": "@",
+    "at_": "@",
+}
 
 
 def refang(text: str) -> str:
     """`text` with the usual defanging undone: `[.]`, `(dot)`, `[:]`, `[://]`, `[@]`, `[at]`,
-    half brackets (`.]`, `[.`), `\\.`, and the `hxxp`, `hxxps` and `fxp` schemes.
+    doubled brackets (`[[.]]`), half brackets (`.]`, `[.`), `<.>`, `\\.`, and the `hxxp`,
+    `hxxps` and `fxp` schemes.
 
     The word `dot` or `at` counts only inside brackets. The result is not validated.
     """
@@ -195,6 +225,50 @@ def normalize(text: str) -> tuple[IocType, str] | tuple[None, str]:
     return _normalize_slow(s)
 
 
+def bracket_port_after_ipv6(text: str) -> str:
+    """`text` with the `[:]` that ends an IPv6 address holding a `::`, before a port, read as
+    the port's colon (`2606:4700::6815:3a[:]443` is `[2606:4700::6815:3a]:443`): no one
+    defangs one colon between the groups of an address."""
+    parts: list[str] = []
+    done = 0
+    at = text.find("[:]")
+    while at >= 0:
+        window = text[max(done, at - 40) : at]
+        run = window[len(window.rstrip(_V6_RUN)) :]
+        begin = at - len(run)
+        if (
+            "::" in run
+            and run[-1] != ":"
+            and len(run) < 40
+            and (begin == 0 or not text[begin - 1].isalnum())
+            and _PORT_AFTER.match(text, at + 3)
+        ):
+            parts += [text[done:begin], "[", run, "]:"]
+            done = at + 3
+        at = text.find("[:]", at + 3)
+    if not parts:
+        return text
+    parts.append(text[done:])
+    return "".join(parts)
+
+
+def strip_invisible(text: str) -> str:
+    """`text` without the characters that do not show (zero-width spaces and joiners, soft
+    hyphens, BOMs): `ev\u200bil.com` is `evil.com` to whoever reads it."""
+    return _INVISIBLE.sub("", text)
+
+
+def is_range(address: str, prefix: int) -> bool:
+    """Whether `address/prefix` (a canonical IPv4 or IPv6 address) is a network range: a prefix
+    shorter than the address with no bit of the address past it set (`10.0.0.0/8`,
+    `2001:db8::/32`). `1.2.3.4/32` is one host, `10.1.2.3/24` an interface's address on its
+    network, and `1.2.3.4/443` (past 32) a port: each is the address."""
+    ip = ipaddress.ip_address(address)
+    if prefix >= ip.max_prefixlen:
+        return False
+    return int(ip) & ((1 << (ip.max_prefixlen - prefix)) - 1) == 0
+
+
 def is_plain_domain(low: str) -> bool:
     """Whether `low`, in lower-case ASCII with no `xn--` label and no trailing dot, is a domain:
     then `normalize(low) == (IocType.DOMAIN, low)`. The text extractor asks this of the names
@@ -204,7 +278,12 @@ def is_plain_domain(low: str) -> bool:
 
 def _normalize_slow(text: str) -> tuple[IocType, str] | tuple[None, str]:
     """`normalize` for text up to MAX_LENGTH, without the fast path."""
-    s = refang(text).strip()
+    if "[:]" in text:
+        text = bracket_port_after_ipv6(text)
+    s = refang(text)
+    if not s.isascii():
+        s = strip_invisible(s)
+    s = s.strip()
     if not s:
         return None, "empty"
     if _HEX.fullmatch(s):
@@ -212,7 +291,11 @@ def _normalize_slow(text: str) -> tuple[IocType, str] | tuple[None, str]:
         return (hash_type, s.lower()) if hash_type is not None else (None, _BAD_HEX)
     scheme = _SCHEME.match(s)
     if scheme is None and _CIDR.fullmatch(s):
-        return None, "network range (CIDR), not a single address"
+        address, _, prefix = s.partition("/")
+        ioc_type, value = _normalize_slow(address)
+        if ioc_type is None or is_range(value, int(prefix)):
+            return None, "network range (CIDR), not a single address"
+        return ioc_type, value
     rest = s[scheme.end() :] if scheme else s
     authority = _AUTHORITY_END.split(rest, 1)[0]
     host = authority.rpartition("@")[2]  # drops the userinfo of a URL, the user of an e-mail
@@ -233,6 +316,8 @@ def _normalize_slow(text: str) -> tuple[IocType, str] | tuple[None, str]:
         if scheme:  # in a URL, 2001:db8::1:80 might be an address or an address and a port
             return None, "IPv6 address in a URL must be in brackets"
         return _ipv6(host)
+    while host.startswith("*."):
+        host = host[2:]  # a wildcard stands for the names under the name after it
     if not host:
         return None, "URL without a host" if scheme else _NOT_IOC
     if _DIGITS_AND_DOTS.fullmatch(host):

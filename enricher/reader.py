@@ -22,7 +22,9 @@ from .inputs import (
 )
 from .inputs.blocks import line_chunks
 from .inputs.decompress import Readable
+from .inputs.extract import extract
 from .inputs.read import in_thread
+from .inputs.suffixes import name_problem
 
 __all__ = [
     "FORMATS",
@@ -31,8 +33,10 @@ __all__ = [
     "InputOptions",
     "add_arguments",
     "check_inputs",
+    "extract",
     "find_inputs",
     "input_options",
+    "name_problem",
     "read_inputs",
     "read_lines",
 ]

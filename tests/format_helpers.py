@@ -8,15 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from enricher.ioc import IocType
 from enricher.normalize import normalize
-from enricher.reader import InputOptions, read_inputs
+from enricher.reader import InputOptions, extract, name_problem, read_inputs
 
 DATA = Path(__file__).parent / "data" / "formats"
 
 
 @dataclass
 class Read:
-    """What reading some inputs gave, after the engine's strip / skip / normalize."""
+    """What reading some inputs gave, after the engine's strip / skip / normalize (or the
+    IOCs inside a value that is none) / names never sent."""
 
     iocs: list[str] = field(default_factory=list)
     rejects: list[tuple[str, int, str]] = field(default_factory=list)  # source, line, reason
@@ -43,11 +45,20 @@ async def read_async(paths: Sequence[str], **options: Any) -> Read:
             if not stripped or stripped[0] == "#":
                 continue
             ioc_type, value = normalize(stripped)
-            if ioc_type is None:
-                out.rejects.append((chunk.source, chunk.line_of(i), value))
+            if ioc_type is None:  # the IOCs inside it, if any, as the engine takes them
+                values = extract(stripped)
+                if not values:
+                    out.rejects.append((chunk.source, chunk.line_of(i), value))
             else:
-                out.iocs.append(value)
-                out.lines_of.setdefault(value, chunk.line_of(i))
+                values = [stripped]
+            for one in values:
+                ioc_type, value = normalize(one)
+                assert ioc_type is not None
+                if ioc_type is IocType.DOMAIN and (why := name_problem(value)) is not None:
+                    out.rejects.append((chunk.source, chunk.line_of(i), why))
+                else:
+                    out.iocs.append(value)
+                    out.lines_of.setdefault(value, chunk.line_of(i))
     return out
 
 

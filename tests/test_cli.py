@@ -26,7 +26,7 @@ def test_main_command_on_the_sample(tmp_path: Path) -> None:
     assert len(iocs) == len(records) == 14
     assert {"92f44e405db16ac55d97e3bfe3b132fa", "www.cybereason.com", "evil-update.com",
             "login-microsoftonline.support", "1.2.3.4", "2001:db8::ff00:42:8329",
-            "xn--bcher-kva.example"} <= iocs  # fmt: skip
+            "xn--bcher-kva.de"} <= iocs  # fmt: skip
     assert {r["reason"] for r in rejects} == {
         "not a hash, domain, IP or URL",
         "invalid IPv4 address",

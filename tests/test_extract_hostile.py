@@ -52,6 +52,26 @@ HOSTILE = {
     "file-like names on one defanged line": "c2[.]evil.com " + _fill("readme.md x[.]zip "),
     "versions": _fill("version 1.2.3.4 "),
     "hxxp": _fill("hxxp"),
+    # the forms of the second attack
+    "slash lists": _fill("a.b.com/"),
+    "slash lists of quads": _fill("1.2.3.4/"),
+    "products and slashes": _fill("OPR/1.2.3.4 "),
+    "keys glued to IPv6": _fill("src:1::"),
+    "keys glued to hex": _fill("ab:cd:"),
+    "defanged colons before ports": _fill("1::2[:]3 "),
+    "defanged colons": _fill("[:]"),
+    "defanged colons after groups": _fill("1::2[:]"),
+    "placeholders": _fill("%s."),
+    "variables": _fill("$a."),
+    "doubled at signs": _fill("a@@b."),
+    "Markdown escapes": _fill("\\_a."),
+    "zero-width characters": _fill("a\u200b.b"),
+    "footnote marks": _fill("a.com\u00b2"),
+    "doubled brackets": _fill("[[.]]"),
+    "angle dots": _fill("a<.>"),
+    "tcpdump pairs": _fill("1.2.3.4.5 > "),
+    "terms and times": _fill("12:34:: "),
+    "calls": _fill("a.com("),
 }
 
 

@@ -77,3 +77,37 @@ def test_text_with_wrapped_forms_through_the_command_line(tmp_path: Path) -> Non
     assert f"unique IOCs   {len(want)}" in proc.stderr
     assert ": holds" in proc.stderr
     assert read_ndjson(tmp_path / "out.ndjson.rejects.ndjson") == []
+
+
+def test_utf16_files_as_powershell_writes_them(tmp_path: Path) -> None:
+    # `Get-Content beacons.log | Out-File x.txt` in Windows PowerShell 5: UTF-16 LE with a BOM
+    report = tmp_path / "triage.txt"
+    report.write_bytes(
+        "Beacon to c2-wide.example.net (198.51.100.71)\r\nDropped by 2001:db8:7::71\r\n".encode(
+            "utf-16"
+        )
+    )
+    listed = tmp_path / "iocs.lst"  # and a list without a BOM, big-endian
+    listed.write_bytes("c2-wide2.example.net\n198.51.100.72\n".encode("utf-16-be"))
+    out = tmp_path / "out.ndjson"
+    proc = enricher(
+        "run", "--emulator", "--no-cache", "--format", "auto", str(report), str(listed),
+        "-o", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(r["ioc"] for r in read_ndjson(out)) == [
+        "198.51.100.71", "198.51.100.72", "2001:db8:7::71", "c2-wide.example.net",
+        "c2-wide2.example.net",
+    ]  # fmt: skip
+    assert f"{report} (text, utf-16-le, auto)" in proc.stderr
+    assert f"{listed} (lines, utf-16-be, auto)" in proc.stderr
+    assert read_ndjson(tmp_path / "out.ndjson.rejects.ndjson") == []
+    # read as lines, each line of the report that is no IOC gives the IOCs inside it
+    proc = enricher(
+        "run", "--emulator", "--no-cache", "--format", "lines", str(report), "-o", str(out),
+        "--force",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(r["ioc"] for r in read_ndjson(out)) == [
+        "198.51.100.71", "2001:db8:7::71", "c2-wide.example.net",
+    ]  # fmt: skip

@@ -10,6 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from enricher.inputs.extract import extract, extract_lines
+from enricher.inputs.suffixes import is_program_name
 from enricher.normalize import normalize, refang
 
 SHA256 = "e4fd277eda17a946afd024f2d1478243e70df236282cbeeb36e764d492f74247"
@@ -38,7 +39,7 @@ MD5 = "8b1fdfac8fe38356708b4bb683ff7cca"
         ("GET /download/update.zip and /js/app.min.js", []),
         # file names are not domains
         ("dropped invoice.pdf, setup.exe, report.docx, kernel32.dll and settings.ini", []),
-        ("readme.md, install.sh, payload.zip, run.py, archive.7z, the-one.one", []),
+        ("readme.md, install.sh, payload.zip, run.py, archive.7z, The_One.one", []),
         ("but a defanged payload[.]zip or script[.]py is a host", ["payload.zip", "script.py"]),
         ("and so is the host of mail@notes.zip", ["notes.zip"]),
         ("cdn.payload.zip has three labels", ["cdn.payload.zip"]),
@@ -144,16 +145,173 @@ def test_extract_wrapped_forms_misses_and_false_positives(text: str, expected: l
     assert extract(text) == expected
 
 
-_V6_BITS = st.sampled_from([*"0123456789abcdefABCDEF:.x []/-", "::", "fe80", "2001:db8", "\n"])
+# The findings of a second, outside attack on the extractor, each with examples of our own.
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a hash written as a file's name is the hash, whatever the extension
+        (f"saved as {MD5}.zip, ({SHA1}.sh) and {MD5}.one", [MD5, SHA1, MD5]),
+        (f"the dropper {SHA1}.com ran", [SHA1]),
+        (
+            f"but {MD5}.cdn.bad-host.net is a name, {SHA1}[.]com too",
+            [f"{MD5}.cdn.bad-host.net", f"{SHA1}.com"],
+        ),
+        # Title Case names: a hyphen or `.Com` makes them hosts, not .NET namespaces
+        (
+            "Verify At Account-Verify.Com, Mail.Bad-Bank.Org Or Login.PayPal.Com Today",
+            ["account-verify.com", "mail.bad-bank.org", "login.paypal.com"],
+        ),
+        (
+            "Your Wallet At Ledger-Recovery.Support; Xn--Bcher-Kva.De",
+            ["ledger-recovery.support", "xn--bcher-kva.de"],
+        ),
+        ("namespaces Microsoft.Office, System.Security and System.Net", []),
+        # a slash after an address is a prefix only if it can be one and makes a range
+        (
+            "ASA outside:198.51.100.7/443 (198.51.100.7/443) in:10.9.8.7/51515 dns 192.0.2.8/53",
+            ["198.51.100.7", "198.51.100.7", "10.9.8.7", "192.0.2.8"],
+        ),
+        (
+            "hosts 198.51.100.50/32, 10.1.1.5/24 and 192.0.2.9/40; nets 198.51.100.0/24",
+            ["198.51.100.50", "10.1.1.5", "192.0.2.9"],
+        ),
+        (
+            "v6 host 2001:db8:5::1/128, iface 2001:db8:5::2/64, net 2001:db8:5::/48",
+            ["2001:db8:5::1", "2001:db8:5::2"],
+        ),
+        # slash lists: each item is read
+        (
+            "C2: 192.0.2.10/192.0.2.11 and c2-a.bad.net/c2-b.bad.net, ns1.x.org/ns2.x.org",
+            ["192.0.2.10", "192.0.2.11", "c2-a.bad.net", "c2-b.bad.net", "ns1.x.org", "ns2.x.org"],
+        ),
+        (
+            "but http://host.bad.net/path/other.bad.org/x and bad.net/docs/x.org/y",
+            ["host.bad.net", "bad.net"],
+        ),
+        # IPv6 after a key glued to it by a colon
+        (
+            "from:2001:db8:4::9 dst:2001:db8:4::a [IPv6:2001:db8:4::b] ip6:2001:db8:4::c",
+            ["2001:db8:4::9", "2001:db8:4::a", "2001:db8:4::b", "2001:db8:4::c"],
+        ),
+        ("x2001:db8::1 and 0xdb8::1 are glued to a word", []),
+        # e-mail addresses with an empty, wildcard, quoted or doubled user
+        (
+            'deny *@bad-mailer.net, @bad-mailer2.org, "@bad-mailer3.info", '
+            '"jo.doe"@bad-mailer4.biz and ann@@bad-mailer5.ru',
+            [
+                "bad-mailer.net",
+                "bad-mailer2.org",
+                "bad-mailer3.info",
+                "bad-mailer4.biz",
+                "bad-mailer5.ru",
+            ],
+        ),
+        # a leading `_` is part of a name; placeholders and variables give the name after them
+        (
+            "_domainkey.mail.bad-send.ru, _xmpp._tcp.bad-chat.com and v=spf1 include:_nb.bad.net",
+            ["_domainkey.mail.bad-send.ru", "_xmpp._tcp.bad-chat.com", "_nb.bad.net"],
+        ),
+        (
+            '"%s.c2-dga.net" "%04x.c2-dga.org" "%d.%d.c2-dga.info" "%u-%u.c2-dga.biz" '
+            "%TMP%.c2-env.ru $sub.c2-var.net \\d+\\.c2-re\\.com",
+            [
+                "c2-dga.net",
+                "c2-dga.org",
+                "c2-dga.info",
+                "c2-dga.biz",
+                "c2-env.ru",
+                "c2-var.net",
+                "c2-re.com",
+            ],
+        ),
+        ("%65vil.com is no name we can read", []),
+        ("wrapped _wrap.bad.net:8080_ and %wrap2.bad.net:80%", ["wrap.bad.net", "wrap2.bad.net"]),
+        # Markdown escapes are undone, never cut a name
+        (
+            "my\\_c2\\_node.bad.net, c2\\-edge.bad.org and bad\\[.\\]io",
+            ["my_c2_node.bad.net", "c2-edge.bad.org", "bad.io"],
+        ),
+        # characters that do not show, and footnote marks
+        (
+            "c2\u200b-node.com, sof\u00adthost.co.uk, 198.51.100\u200c.20, \ufeffbad.info",
+            ["c2-node.com", "softhost.co.uk", "198.51.100.20", "bad.info"],
+        ),
+        (f"{MD5[:9]}\u2060{MD5[9:]} is one hash", [MD5]),
+        (
+            "see c2.footnote-host.com\u00b9 and 198.51.100.30\u00b2, ref\u2074",
+            ["c2.footnote-host.com", "198.51.100.30"],
+        ),
+        # AsciiDoc terms with a time, code, and EUI-64s are no IPv6
+        ("10:30:: first beacon\n2024-05-01 23:59:: exfil", []),
+        ("Face::Cafe, B::A, [Int]::Parse and EUI-64 02:1b:2c:ff:fe:3d:4e:5f", []),
+        ("but [a::b], 10:30[:]: and 100[:]: are addresses", ["a::b", "10:30::", "100::"]),
+        # host-first suffixes: a bare name is a host unless written like a file
+        (
+            "phish at wallet-sync.app, olx-pay.pl, drop.one, go.run and b2b.rs",
+            ["wallet-sync.app", "olx-pay.pl", "drop.one", "go.run", "b2b.rs"],
+        ),
+        ("files Invoice_2024.one, Safari.app, Setup_x64.run, notes.md and x.py", []),
+        ("packages com.bad.app and net.corp.tool.app; self.name, this.link", []),
+        # URL hosts: a public suffix or an alternative root
+        (
+            "http://loader.dll/x http://drop.bin/ http://api.svc:80/ http://kv.consul/ http://a.b/",
+            [],
+        ),
+        ("http://x.bit/ and hxxp://market.bazar/x", ["x.bit", "market.bazar"]),
+        ("http://leak4kx.onion/x and mirror leak4kx.onion, 4.3.2.1.in-addr.arpa", []),
+        # JSON strings scanned as text, with a fingerprint, thumbprint or commit before them
+        (
+            f'JA3 `{MD5}`, ja3 hash {MD5}, "ja3_hash": "{MD5}", | Imphash | {MD5} |',
+            [],
+        ),
+        (
+            f"Thumbprint: {SHA1}, commit {SHA1}, https://git.bad.net/r/commit/{SHA1}",
+            ["git.bad.net"],
+        ),
+        (f"https://git.bad.net/r/blob/{SHA1}/x.c and ProcessGuid {MD5}", ["git.bad.net"]),
+        # tcpdump's address and port
+        (
+            "IP 198.51.100.40.8443 > 192.0.2.41.50000: Flags [S.]",
+            ["198.51.100.40", "192.0.2.41"],
+        ),
+        ("OID 1.3.6.1.4 and version 1.2.3.4.5", []),
+        # code: a call, a CSS rule, an import
+        ("r = requests.post(u); log.info(x); a.link { color: red } import java.net.*;", []),
+        # versions after a product, or a `v=` key
+        (
+            "Opera OPR/95.0.0.0, SAP/7.40.0.2, ?id=3&v=2.1.0.5 but DIRECT/192.0.2.60",
+            ["192.0.2.60"],
+        ),
+        # odd defangs
+        (
+            "c2[[.]]bad.net, c2b[.]]bad.net, c2c[[.]bad.net, c2d<.>bad.net",
+            ["c2.bad.net", "c2b.bad.net", "c2c.bad.net", "c2d.bad.net"],
+        ),
+        # a defanged colon before a port, after an address with `::`
+        ("2001:db8:6::7[:]8443 and [2001:db8:6::8][:]443", ["2001:db8:6::7", "2001:db8:6::8"]),
+    ],
+)
+def test_second_attack_forms(text: str, expected: list[str]) -> None:
+    assert extract(text) == expected
+
+
+_V6_BITS = st.sampled_from(
+    [*"0123456789abcdefABCDEF:.xyz_ []/-", "::", "fe80", "2001:db8", "\n", "src:", "IPv6:", "ip6"]
+)
 
 
 @settings(max_examples=1000, deadline=None)
 @given(st.lists(_V6_BITS, max_size=80).map("".join))
 def test_ipv6_candidates_match_their_reference_pattern(text: str) -> None:
-    from enricher.inputs.extract import _IPV6, _ipv6_candidates
+    from enricher.inputs.extract import _IPV6_BODY, _ipv6_candidates
 
+    # an address after a character that is no part of one, or after a key glued to it by
+    # one colon (letters, maybe a digit: `src:`, `IPv6:`; two to sixteen characters)
+    key = r"(?<![0-9A-Za-z_-])[A-Za-z](?:[A-Za-z_-]{1,14}[0-9]?|[A-Za-z_-]{0,14}[0-9]):(?!:)"
+    reference = re.compile(rf"(?:[^0-9A-Za-z:.]|{key}){_IPV6_BODY}")
     text = "\n" + text
-    assert [m.span(1) for m in _ipv6_candidates(text)] == [m.span(1) for m in _IPV6.finditer(text)]
+    want = [m.span(1) for m in reference.finditer(text)]
+    assert [m.span(1) for m in _ipv6_candidates(text)] == want
 
 
 _V6_TEXT = st.lists(st.sampled_from([*"0123456789abcdefABCDEF:.", "::", "0", "ffff"]), max_size=45)
@@ -274,6 +432,8 @@ _IOCS = st.one_of(_DOMAINS, _IPV4, _HASHES)
 _WORDS = st.lists(
     st.text(string.ascii_letters + "',;!?()", min_size=1, max_size=10), max_size=6
 ).map(" ".join)
+# noise words that say the value after them is a version or a fingerprint, not an IOC
+_SAYS_NO_IOC = r"ersion|imphash|ja[34]|hassh|serial|btih|print|commit|guid|uuid"
 _SEPARATORS = st.sampled_from([" ", "\t", "\n", " (", ") ", ", ", ": ", " | ", ' "', '" ', "\n> "])
 
 
@@ -283,18 +443,20 @@ def test_iocs_in_noise_are_found(parts: list[tuple[str, str, str, str]]) -> None
     text = "".join(f"{before}{sep}{ioc}{sep2}" for before, sep, ioc, sep2 in parts)
     # noise that happens to spell a defanging, or a key that marks a value as no IOC
     assume(not re.search(r"[\[({]\s*(dot|at)\s*[\])}]", text, re.IGNORECASE))
-    assume(not re.search(r"ersion|imphash|ja[34]|hassh|serial", text, re.IGNORECASE))
+    assume(not re.search(_SAYS_NO_IOC, text, re.IGNORECASE))
     found = set(extract(text))
     for _, _, ioc, _ in parts:
         ioc_type, value = normalize(ioc)
         assert ioc_type is not None
-        assert value in found, (ioc, text)
+        if not is_program_name(ioc, value):  # a package's name, `org.a.com`: unless defanged
+            assert value in found, (ioc, text)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(_WORDS, _IOCS), min_size=1, max_size=4))
 def test_defanged_iocs_in_noise_are_found(parts: list[tuple[str, str]]) -> None:
     text = " ".join(f"{words} {ioc.replace('.', '[.]')} ," for words, ioc in parts)
+    assume(not re.search(_SAYS_NO_IOC, text, re.IGNORECASE))
     found = set(extract(text))
     for _, ioc in parts:
         assert normalize(ioc)[1] in found, (ioc, text)
@@ -304,11 +466,12 @@ def test_defanged_iocs_in_noise_are_found(parts: list[tuple[str, str]]) -> None:
 # give the same result on any text.
 _REFERENCE = re.compile(
     r"""
-      (?P<dot> \ ?[\[({]\ ?(?:\.|dot)\ ?[\])}]\ ? )
+      (?P<dot> \ ?[\[({]\[?\ ?(?:\.|dot)\ ?[\])}]\]?\ ? )
     | (?P<at> \ ?[\[({]\ ?(?:@|at)\ ?[\])}]\ ? )
     | [\[({] (?P<punct> :// | :/ | : | / ) [\])}]
     | (?P<half> \[\. | \.\] )
     | (?P<escaped> \\\. )
+    | (?P<angle> <\.> )
     | \b (?P<scheme> h[xX]{2}p | f[xX]p ) (?P<s> s? ) (?= [\[({]? : )
     """,
     re.VERBOSE | re.IGNORECASE | re.ASCII,
@@ -318,7 +481,7 @@ _REFERENCE = re.compile(
 def _reference_refang(text: str) -> str:
     def one(m: re.Match[str]) -> str:
         kind = m.lastgroup
-        if kind in ("dot", "half", "escaped"):
+        if kind in ("dot", "half", "escaped", "angle"):
             return "."
         if kind == "at":
             return "@"
@@ -329,8 +492,21 @@ def _reference_refang(text: str) -> str:
     return _REFERENCE.sub(one, text)
 
 
-_DEFANG_WORDS = ["dot", "DoT", "at", "hxxp", "HXXPS", "fxp", "[.]", "(dot)", " [ . ] ", "[:]"]
-_DEFANG_BITS = st.sampled_from([*" [](){}.\\hHfFxXpPsSdDoOtTaA@:/_0a-é\n", *_DEFANG_WORDS])
+_DEFANG_WORDS = [
+    "dot",
+    "DoT",
+    "at",
+    "hxxp",
+    "HXXPS",
+    "fxp",
+    "[.]",
+    "(dot)",
+    " [ . ] ",
+    "[:]",
+    "[[.]]",
+    "<.>",
+]
+_DEFANG_BITS = st.sampled_from([*" [](){}<>.\\hHfFxXpPsSdDoOtTaA@:/_0a-é\n", *_DEFANG_WORDS])
 
 
 _FILLER = st.sampled_from(["lorem ipsum dolor ", "x" * 30, " " * 13, "\n"])

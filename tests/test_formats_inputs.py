@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import gzip
 import json
 import os
@@ -330,3 +331,113 @@ def test_a_quote_never_closed_costs_one_row(tmp_path: Path) -> None:
         assert got.rejects[0][1] == 2
         assert got.rejects[0][2].startswith("unreadable CSV row (field larger than field limit")
         assert got.lines_of["h9999.example.com"] == 10_002
+
+
+# -- keys that say a value is no IOC: whole words, not substrings --------------------------
+
+_MD5_A = "0cc175b9c0f1b6a831c399e269772661"
+_MD5_B = "92eb5ffee6ae2fec3ad71c777531578f"
+_SHA1_A = "356a192b7913b04c1fb7a0c4e4ab3f9b2e32c3f1"
+
+
+def test_json_keys_are_skipped_by_their_words(tmp_path: Path) -> None:
+    record = {
+        "conversion_url": "http://conv-c2.example.net/x",  # `version` inside a word: scanned
+        "reversion_ip": "198.51.100.90",
+        "ServerVersionHost": "ver-host.example.org",
+        "FileVersion": "10.0.0.1",  # a version
+        "tls": {"ja3_hash": _MD5_A, "cert_chain_fps": [_SHA1_A]},  # fingerprints
+        "x509": {"fingerprint": _SHA1_A, "subject": "CN=cert-cn.example.com"},
+        "head_commit": _SHA1_A,
+        "Attribute": [
+            {"type": "ja3-fingerprint-md5", "value": _MD5_A},  # MISP: the type says so
+            {"type": "md5", "value": _MD5_B},
+        ],
+    }
+    path = tmp_path / "event.ndjson"
+    path.write_text(json.dumps(record) + "\n")
+    for fmt in ("ndjson", "json"):
+        got = read([path], format=fmt)
+        assert got.set == {
+            "conv-c2.example.net", "198.51.100.90", "ver-host.example.org", "cert-cn.example.com",
+            _MD5_B,
+        }, fmt  # fmt: skip
+
+
+def test_csv_columns_are_skipped_by_their_words(tmp_path: Path) -> None:
+    path = tmp_path / "ssl.csv"
+    path.write_text(
+        "conversion_domain,ja3_hash,cert_chain_fps,os_version,dst_ip\n"
+        f"conv.example.net,{_MD5_A},{_SHA1_A},10.0.19045.1,198.51.100.91\n"
+    )
+    assert read([path], format="csv").set == {"conv.example.net", "198.51.100.91"}
+    # asked for by name, a column is read whatever its name says
+    assert read([path], format="csv", columns=("ja3_hash",)).set == {_MD5_A}
+
+
+# -- UTF-16 and UTF-32, as Windows tools write them ------------------------------------------
+
+_UTF16_IOCS = ["wide-c2.example.net", "198.51.100.92", _MD5_B]
+_UTF16_TEXT = {
+    "lines": "\n".join(_UTF16_IOCS) + "\n",
+    "text": "Get-Content beacon.log\r\n" + " and ".join(_UTF16_IOCS) + " seen\r\n",
+    "csv": "indicator,note\r\n" + "".join(f"{x},seen\r\n" for x in _UTF16_IOCS),
+    "ndjson": "".join(json.dumps({"ioc": x}) + "\n" for x in _UTF16_IOCS),
+    "json": json.dumps([{"ioc": x} for x in _UTF16_IOCS], indent=2),
+}
+_ENCODINGS = {
+    "utf-16": "utf-16-le",  # Python writes a BOM, little-endian here, as PowerShell 5 does
+    "utf-16-le": "utf-16-le",  # no BOM: told by its NULs
+    "utf-16-be": "utf-16-be",
+    "utf-32": "utf-32-le",
+}
+
+
+@pytest.mark.parametrize("encoding", sorted(_ENCODINGS))
+@pytest.mark.parametrize("fmt", sorted(_UTF16_TEXT))
+def test_utf16_and_utf32_are_read_in_every_format(tmp_path: Path, fmt: str, encoding: str) -> None:
+    data = _UTF16_TEXT[fmt].encode(encoding)
+    if encoding == "utf-16-be":
+        data = codecs.BOM_UTF16_BE + data
+    path = tmp_path / f"export.{'txt' if fmt in ('lines', 'text') else fmt}"
+    path.write_bytes(data)
+    told = read([path], format=fmt)
+    assert told.set == set(_UTF16_IOCS), (fmt, encoding)
+    assert told.rejects == []
+    assert told.formats[str(path)] == f"{fmt}, {_ENCODINGS[encoding]}"
+    if fmt != "lines":  # a .txt file of lines is told apart from text by its content
+        assert read([path], format="auto").set == set(_UTF16_IOCS)
+
+
+def test_utf16_compressed_and_piped_in_pieces(tmp_path: Path) -> None:
+    data = _UTF16_TEXT["lines"].encode("utf-16")
+    path = tmp_path / "export.txt.gz"
+    path.write_bytes(gzip.compress(data))
+    got = read([path], format="lines")
+    assert got.set == set(_UTF16_IOCS)
+    assert got.formats[str(path)] == "lines, gzip, utf-16-le"
+
+    class Trickle:  # one byte a read: the BOM and the NULs arrive apart
+        def __init__(self) -> None:
+            self.data = data
+
+        def read1(self, size: int = -1, /) -> bytes:
+            piece, self.data = self.data[:1], self.data[1:]
+            return piece
+
+    from enricher.inputs.encoding import transcoded
+
+    stream, encoding = transcoded(Trickle())
+    assert encoding == "utf-16-le"
+    out = b"".join(iter(lambda: stream.read1(7), b""))
+    assert out.decode("utf-8") == _UTF16_TEXT["lines"]
+
+
+def test_bytes_that_only_start_like_utf16_stay_as_they_are(tmp_path: Path) -> None:
+    # a UTF-16 mark with no NUL after it is no UTF-16 text: read as UTF-8 (and rejected)
+    path = tmp_path / "odd.txt"
+    path.write_bytes(b"\xff\xfe bad-mark.example.net\nok.example.net\n")
+    got = read([path], format="lines")
+    assert got.set == {"ok.example.net"}
+    assert [r[2] for r in got.rejects] == ["not valid UTF-8 (byte 0)"]
+    assert got.formats[str(path)] == "lines"

@@ -4,6 +4,7 @@ the chosen columns and fields read, and every format and compression giving the 
 from __future__ import annotations
 
 import bz2
+import csv
 import gzip
 import io
 import json
@@ -30,6 +31,7 @@ FORMAT_OF = {
     "suricata-eve.json": "ndjson, auto",
     "sysmon-event.txt": "text, auto",
     "sysmon.ndjson": "ndjson, auto",
+    "triage-utf16.txt": "text, utf-16-le, auto",
     "zeek-conn.log": "tsv (Zeek), auto",
     "zeek-dns.log": "tsv (Zeek), auto",
 }
@@ -98,10 +100,12 @@ def test_tsv_and_zeek_columns() -> None:
     zeek = read([DATA / "zeek-dns.log"], format="auto", columns=("query", "answers"))
     assert zeek.set == {
         "update-check-service.com", "185.220.101.47", "45.146.164.110", "cdn-msftupdate.net",
-        "2a0b:4140:d2e1::15", "tor-exit-47.relay-ops.net", "47.101.220.185.in-addr.arpa",
+        "2a0b:4140:d2e1::15", "tor-exit-47.relay-ops.net",
     }  # fmt: skip
+    # a reverse lookup and an internal name are never sent, in a chosen column either
     assert [(r[1], r[2]) for r in zeek.rejects] == [
-        (12, "domain without a public suffix (a file name?)")  # wpad.corp.local
+        (11, "special-use or internal name (.onion, .local, .arpa, ...)"),  # in-addr.arpa
+        (12, "special-use or internal name (.onion, .local, .arpa, ...)"),  # wpad.corp.local
     ]
 
 
@@ -279,3 +283,58 @@ def test_directories_and_globs_read_every_file(tmp_path: Path) -> None:
     assert got.set == set(IOCS)
     assert list(got.formats.values()) == ["csv, gzip, auto", "text, auto", "ndjson, auto"]
     assert check_inputs([str(tmp_path / "**" / "*.ndjson")]) == [str(tmp_path / "a/b/two.ndjson")]
+
+
+# -- one value in every mode -------------------------------------------------------------------
+
+# (value, what it gives given alone, what it gives found in text): the same, but for file and
+# program names, which only a value given alone (a line, a chosen cell or field) vouches for
+_ONE_VALUE = [
+    ("203.0.113.5/443", {"203.0.113.5"}, {"203.0.113.5"}),  # a port, not a prefix
+    ("198.51.100.7/32", {"198.51.100.7"}, {"198.51.100.7"}),  # one host
+    ("10.20.30.40/22", {"10.20.30.40"}, {"10.20.30.40"}),  # an interface's address
+    ("10.20.0.0/16", set(), set()),  # a range
+    ("*.wild.example.net", {"wild.example.net"}, {"wild.example.net"}),
+    ("ev\u200bil-zw.example.com", {"evil-zw.example.com"}, {"evil-zw.example.com"}),
+    ("2606:4700::6815:3a[:]443", {"2606:4700::6815:3a"}, {"2606:4700::6815:3a"}),
+    ("fe80::1%eth0", {"fe80::1"}, {"fe80::1"}),
+    ("port.example.com:99999", {"port.example.com"}, {"port.example.com"}),
+    ("_dmarc.mail.example.org", {"_dmarc.mail.example.org"}, {"_dmarc.mail.example.org"}),
+    ("hxxp://203.0.113[.]10:8080/x", {"203.0.113.10"}, {"203.0.113.10"}),
+    ("invoice.pdf", set(), set()),  # no public suffix
+    ("leak4kx.onion", set(), set()),  # special-use
+    ("wpad.corp.local", set(), set()),  # internal
+    ("update.zip", {"update.zip"}, set()),  # a file's name, unless given alone
+    ("Microsoft.NET", {"microsoft.net"}, set()),  # a program's name, unless given alone
+]
+
+
+@pytest.mark.parametrize(("value", "alone", "in_text"), _ONE_VALUE)
+def test_one_value_in_every_mode(
+    tmp_path: Path, value: str, alone: set[str], in_text: set[str]
+) -> None:
+    lines = tmp_path / "v.txt"
+    lines.write_text(value + "\n")
+    text = tmp_path / "v.md"
+    text.write_text(f"Observed {value} during triage.\n")
+    table = tmp_path / "v.csv"
+    with table.open("w", newline="") as f:
+        csv.writer(f).writerows([["indicator", "note"], [value, "seen"]])
+    records = tmp_path / "v.json"
+    records.write_text(json.dumps([{"indicator": value, "note": "seen"}]))
+    given_alone = {
+        "lines": read([lines], format="lines"),
+        "csv --column": read([table], format="csv", columns=("indicator",)),
+        "json --field": read([records], format="json", fields=("[*].indicator",)),
+    }
+    found_in_text = {
+        "text": read([text], format="text"),
+        "csv": read([table], format="csv"),
+        "json": read([records], format="json"),
+    }
+    for how, got in given_alone.items():
+        assert got.set == alone, how
+        assert bool(got.rejects) is not bool(alone), how  # nothing taken: a reject says why
+    for how, got in found_in_text.items():
+        assert got.set == in_text, how
+        assert got.rejects == [], how

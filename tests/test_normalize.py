@@ -110,6 +110,26 @@ ACCEPTED = [
     ("user[@]example[.]com", IocType.DOMAIN, "example.com"),
     ("user [at] example [dot] com", IocType.DOMAIN, "example.com"),
     ("hxxp://bücher[.]de", IocType.DOMAIN, "xn--bcher-kva.de"),
+    ("evil[[.]]net", IocType.DOMAIN, "evil.net"),
+    ("evil[.]]net", IocType.DOMAIN, "evil.net"),
+    ("evil[[.]net", IocType.DOMAIN, "evil.net"),
+    ("evil<.>net", IocType.DOMAIN, "evil.net"),
+    # characters that do not show are dropped, wherever they hide
+    ("b\u200bad.example.com", IocType.DOMAIN, "bad.example.com"),
+    ("b\u00adad.co.uk", IocType.DOMAIN, "bad.co.uk"),
+    ("x\u200c.bad.org", IocType.DOMAIN, "x.bad.org"),
+    ("192.0.2\u200b.7", IocType.IPV4, "192.0.2.7"),
+    (MD5[:10] + "\u2060" + MD5[10:], IocType.MD5, MD5),
+    # a wildcard name stands for the name under it
+    ("*.example.com", IocType.DOMAIN, "example.com"),
+    ("*.*.mail.example.com", IocType.DOMAIN, "mail.example.com"),
+    ("http://*.example.com/x", IocType.DOMAIN, "example.com"),
+    # a prefix length that makes no range: one host, an interface's address, a port
+    ("192.0.2.7/32", IocType.IPV4, "192.0.2.7"),
+    ("10.1.2.3/24", IocType.IPV4, "10.1.2.3"),
+    ("192.0.2.7/443", IocType.IPV4, "192.0.2.7"),
+    ("2001:db8::7/128", IocType.IPV6, "2001:db8::7"),
+    ("2001:db8::7/64", IocType.IPV6, "2001:db8::7"),
 ]
 
 REJECTED = [
@@ -141,7 +161,7 @@ REJECTED = [
     ("-evil.com", "domain label starts or ends with a hyphen"),
     ("evil-.com", "domain label starts or ends with a hyphen"),
     ("example.-com", "domain label starts or ends with a hyphen"),
-    ("*.example.com", "invalid character in domain"),
+    ("*.", NOT_IOC),
     ("exa mple.com", "invalid character in domain"),
     ("a\x00b.com", "invalid character in domain"),
     ("example.c_m", "invalid character in domain"),
@@ -161,7 +181,9 @@ REJECTED = [
     ("1.2.3.04", "invalid IPv4 address"),
     ("1..2.3", "invalid IPv4 address"),
     ("1.2.3.0/24", "network range (CIDR), not a single address"),
+    ("0.0.0.0/0", "network range (CIDR), not a single address"),
     ("2001:db8::/32", "network range (CIDR), not a single address"),
+    ("2001:db8::100/120", "network range (CIDR), not a single address"),
     # IPv6
     ("2001:db8:::1", "invalid IPv6 address"),
     ("1:2:3:4:5:6:7:8:9", "invalid IPv6 address"),

@@ -245,7 +245,8 @@ before = st.sampled_from([" ", "\t", "\n", " (", " <", ' "', " '", ", ", "\n> ",
 after = st.sampled_from(
     [" ", "\t", "\n", ") ", "> ", '" ', "' ", ", ", "; ", ". ", "] ", " |", ": ", ".\n", ":\t"]
 )
-SAYS_NO_IOC = ("ersion", "imphash", "ja3", "ja4", "hassh", "serial")
+SAYS_NO_IOC = ("ersion", "imphash", "ja3", "ja4", "hassh", "serial", "btih", "print", "commit",
+               "guid", "uuid")  # fmt: skip
 
 
 def found_in_noise(
@@ -269,19 +270,30 @@ def is_bare_file_name(ioc: Ioc) -> bool:
     """`update.zip`, `run.py`, `System.IO`: a file or program name, unless defanged or the host
     of a URL or address."""
     return ioc.type is IocType.DOMAIN and (
-        (looks_like_file_name(ioc.value) and ioc.text.isascii())
+        (looks_like_file_name(ioc.value, ioc.text) and ioc.text.isascii())
         or is_program_name(ioc.text, ioc.value)
     )
 
 
+# IPv6 look-alikes, written plain: one group and `::` (AsciiDoc's `2::`, the end of
+# `2015-05-26::`), a time and `::` (`12:45::`), single letters (`A::B`: code; the generated
+# text is never in mixed case, as `Face::Bad` is), and eight groups of two digits (an EUI-64)
+NOT_IPV6_IN_TEXT = re.compile(
+    r"[0-9a-f]{1,4}::|(?:[0-9]{1,2}:)+:|(?:[a-f]?:)*:[a-f]?(?::[a-f]?)*"
+    r"|[0-9a-f]{2}(?::[0-9a-f]{2}){7}"
+)
+
+
 def in_text(ioc: Ioc) -> bool:
     """Whether free text can be expected to show `ioc`: `::` alone (the unspecified address)
-    is punctuation there, as in `std::vector`, and one group and `::` unbracketed (`2::`) an
-    AsciiDoc term or the end of a date (`2015-05-26::`)."""
+    is punctuation there, as in `std::vector`, and an IPv6 look-alike written plain and
+    unbracketed is a term, a time, code or an EUI-64 (bracketed or defanged, `[2::]`,
+    `2[:]:`, it is an address)."""
     if ioc.value == "::":
         return False
-    one_group = re.fullmatch(r"[0-9a-f]{1,4}::", ioc.value) is not None
-    return not (one_group and "[" not in ioc.text)
+    if ioc.type is not IocType.IPV6 or "[" in ioc.text:
+        return True
+    return NOT_IPV6_IN_TEXT.fullmatch(ioc.text.lower()) is None
 
 
 @COSTLY
@@ -475,6 +487,20 @@ def test_the_tables_stay_bounded() -> None:
     assert len(extract(text)) == 140_000
     assert len(known_canonical()) <= extract_module.KNOWN_MAX
     assert len(extract_module._NAMES) <= extract_module._NAMES_MAX
+
+
+def test_the_tables_keep_no_long_token() -> None:
+    # Dotted tokens longer than any name (a minified page, a hostile line) are judged but
+    # not remembered, so the tables' size in bytes is bounded too, not only their count.
+    from enricher.inputs import suffixes
+
+    before = suffixes._registrable.cache_info().currsize
+    for i, top in enumerate(["uk", "com", "zip"] * 20):
+        line = "a." * 20_000 + f"x{i}.{top} short{i}.evil.co.uk"
+        assert extract(line) == [f"short{i}.evil.co.uk"]
+    assert max(map(len, extract_module._NAMES), default=0) <= 253 + 65
+    assert max(map(len, known_canonical()), default=0) <= 253
+    assert suffixes._registrable.cache_info().currsize - before <= 60  # the short names only
 
 
 # -- structured formats: every chosen value arrives, on its line ------------------------------

@@ -3,6 +3,7 @@
     check_inputs(paths)       files.py       paths, directories, globs → files, checked
     read_inputs(paths, opts)  read.py        each file → Chunks of candidate IOCs:
       open + decompress       decompress.py    gzip, bzip2, xz, zstd by magic bytes
+      decode                  encoding.py      UTF-16 and UTF-32 read as UTF-8
       tell the format         sniff.py         --format auto: extension + content
       lines                   blocks.py        one IOC a line (the original format)
       csv / tsv               delimited.py     every cell scanned, or --column

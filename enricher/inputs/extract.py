@@ -4,34 +4,47 @@ Log lines (Zeek, Suricata, proxy, DNS, Windows events) and threat reports (Markd
 HTML) hold IOCs among ordinary words. `extract` finds them and returns each one already
 normalized, so none of the ordinary words reaches the rejects file:
 
-- defanged forms are refanged first, with `normalize.refang` (`evil[.]com`, `hxxp`, `[:]`, ...);
+- characters that do not show (zero-width spaces and joiners, soft hyphens) are dropped and
+  footnote marks (`evil.com²`) end a word; Markdown escapes (`my\\_host`, `evil\\-cdn`) are
+  undone; defanged forms are refanged (`normalize.refang`: `evil[.]com`, `hxxp`, `[:]`, ...);
 - one boundary rule for every kind: an IOC ends where a character that cannot be part of it
-  begins. `_`, `%`, `+` and `-` join the words of a name or an e-mail address, but at either
-  end of a value they are punctuation, for names and addresses alike (`+1.2.3.4+` and
-  `++evil.cc|5.6.7.8++` in AsciiDoc); a percent-escaped separator (`%3A`, `%2F`, `%40`, ...)
-  is one too, so `?h=sha256%3A<hex>` gives the hash;
+  begins. `_`, `%`, `+` and `-` join the words of a name or an e-mail address; around a value
+  (`+1.2.3.4+`, `_evil.com_`, `++evil.cc|5.6.7.8++` in AsciiDoc) and after it they are
+  punctuation, and so are `+` and `-` before it, but a leading `_` is part of a name
+  (`_dmarc.evil.ru`, `_sip._tls.evil.com`). A label holding `%` or `+` is a placeholder
+  (`%s.evil.com`, `%TEMP%.evil.com`, `\\w+\\.evil\\.com`): the name is the one after it, as
+  for wildcards. A percent-escaped separator (`%3A`, `%2F`, `%40`, ...) is one too, so
+  `?h=sha256%3A<hex>` gives the hash; an e-mail address may have an empty, wildcard or quoted
+  user (`*@evil.com`, `"a.b"@evil.com`);
 - a name with dots is a domain when it ends in a public suffix (`suffixes.py`): `invoice.pdf`
   and `setup.exe` are file names. A name that ends in a file-like suffix (`name.zip`, `x.py`,
-  `poweriso.7.3.incl.zip`) or is a program's (`Microsoft.NET`, `asp.net`) is not one unless it
-  was defanged or is the host of a URL or e-mail address; a name right after a single `/` or
-  `\\` is a path component (`/download/update.php`, `C:\\Windows\\Microsoft.NET`), and `.arpa`
-  names are reverse lookups, not hosts;
+  `poweriso.7.3.incl.zip`, `<md5>.zip`), is a program's or code (`Microsoft.NET`, `asp.net`,
+  `com.evil.app`, `self.name`), or is followed by `(` (a call), ` {` (a CSS rule) or `.*` (an
+  import) is not one unless it was defanged or is the host of a URL or e-mail address; a name
+  right after a single `/` or `\\` is a path component (`/download/update.php`,
+  `C:\\Windows\\Microsoft.NET`), unless what is before the `/` is a name standing alone
+  (`evil1.com/evil2.com`); special-use names (`.arpa`, `.onion`) are no hosts;
 - the host of a URL (after `scheme://`, or `scheme:/` as in a URL nested in another one's path)
-  is a domain even when its suffix looks like a file's (`http://fotos.pl/x`) or is not a
-  public one (`http://x.bit/`), but not a reserved internal name (`.local`, `.internal`, ...);
-  the host of an e-mail address is a domain or an address like any other; the rest of a URL
-  is not read for names (a hash in it still counts);
+  is a domain even when its suffix looks like a file's (`http://fotos.pl/x`) or it is under an
+  alternative root (`http://x.bit/`), but not without a public suffix (`http://stage2.dll/`,
+  `http://redis.default.svc/`); the host of an e-mail address is a domain or an address like
+  any other; the rest of a URL is not read for names (a hash in it still counts);
 - a wildcard or template label gives the name it is under: `*.evil.com` and
   `server-{1,30}.evil.top` give `evil.com` and `evil.top`, as does `.evil.com`;
-- a dotted quad is an IPv4 address unless it starts a CIDR range (`10.0.0.0/8`), follows the
-  word `version` (`FileVersion: 1.0.0.1`) or a product name and a slash (`Chrome/121.0.0.0`,
-  while `HIER_DIRECT/1.2.3.4` in a proxy log is an address); an IPv6 address needs `::` or all
-  eight groups, does not start a range (`2001:db8::/32`) either, and is more than one group
-  and `::` (`2::` and the `26::` of `2015-05-26::` are AsciiDoc terms and dates);
+- a dotted quad is an IPv4 address unless it starts a network range (`10.0.0.0/8`; but
+  `1.2.3.4/32`, `10.1.2.3/24` and `1.2.3.4/443` are the address), follows the word `version`
+  (`FileVersion: 1.0.0.1`), the key `v=`, or a product name and a slash (`Chrome/121.0.0.0`,
+  `OPR/106.0.0.0`; while `HIER_DIRECT/1.2.3.4` in a proxy log and `1.2.3.4/1.2.3.5` are
+  addresses); tcpdump's `1.2.3.4.443 > ...` is the address and a port. An IPv6 address needs
+  `::` or all eight groups, follows a key glued to it (`src:2001:db8::1`, `[IPv6:...]`), is no
+  range either (`2001:db8::/32`), and, unless bracketed or defanged, is more than one group
+  and `::` (`2::` and the `26::` of `2015-05-26::` are AsciiDoc terms and dates), more than a
+  time (`12:45::`), more than letters (`Face::Bad`, `A::B` are code) and no EUI-64 (eight
+  groups of two digits);
 - a hash is a run of exactly 32, 40 or 64 hex digits between characters that are not letters
   or digits: 64 digits inside a longer run are not a sha256, nor is a label of a domain. A
-  run after `IMPHASH=` (Sysmon's import hash) or a TLS/SSH fingerprint key is no file hash,
-  and all-digit runs are numbers.
+  run after `IMPHASH=` (Sysmon's import hash), a TLS/SSH fingerprint or thumbprint key, a
+  commit (`/commit/<sha1>`) or a GUID key is no file hash, and all-digit runs are numbers.
 """
 
 from __future__ import annotations
@@ -45,9 +58,18 @@ import string
 from collections.abc import Iterator
 
 from ..ioc import IocType
-from ..normalize import KNOWN_MAX, is_plain_domain, known_canonical, normalize, refang
+from ..normalize import (
+    KNOWN_MAX,
+    bracket_port_after_ipv6,
+    is_plain_domain,
+    is_range,
+    known_canonical,
+    normalize,
+    refang,
+    strip_invisible,
+)
+from .suffixes import ALTERNATIVE_ROOTS, has_public_suffix, is_program_name, looks_like_file_name
 from .suffixes import INTERNAL_SUFFIXES as _INTERNAL
-from .suffixes import has_public_suffix, is_program_name, looks_like_file_name
 
 __all__ = ["extract", "extract_lines"]
 
@@ -57,14 +79,23 @@ __all__ = ["extract", "extract_lines"]
 # than trying the pattern at every position. The text scanned starts with a newline, so that
 # its first word has a character before it too.
 #
-# Names and dotted quads, and e-mail addresses (`%` and `+` are for their user part; at either
-# end of a token, `_%+-` are stripped: see _EDGE). A name may also follow a dot after a
-# wildcard or template label (`*.`, `}.`, `].`, `>.`) or at the start of a word (`.evil.com`).
+# Names and dotted quads, and e-mail addresses (`%` and `+` are for their user part; at the
+# ends of a token, `_%+-` are judged by _trim). A name may also follow a dot after a wildcard
+# or template label (`*.`, `}.`, `].`, `>.`) or at the start of a word (`.evil.com`); an
+# e-mail address may have no user, or a quoted one (`@evil.com`, `"a.b"@evil.com`), or `@@`.
 # On ASCII text the classes are ranges, twice as fast as `\w`; a block with any other character
 # is scanned with `\w`, so that `bücher.de` is one name rather than `cher.de` after a `ü`.
-_NAMES_ASCII = re.compile(r"[^0-9A-Za-z_.@%+-]\.?+([0-9A-Za-z_%+-]++(?:[.@][0-9A-Za-z_%+-]++)+)")
-_NAMES_UNICODE = re.compile(r"[^\w.@%+-]\.?+([\w%+-]++(?:[.@][\w%+-]++)+)")
-_EDGE = "_%+-"  # joins the words of a name inside it; punctuation at either end of a value
+_NAMES_ASCII = re.compile(
+    r"[^0-9A-Za-z_.@%+-]\.?+(@?+[0-9A-Za-z_%+-]++(?:(?:\.|@++)[0-9A-Za-z_%+-]++)+)"
+)
+_NAMES_UNICODE = re.compile(r"[^\w.@%+-]\.?+(@?+[\w%+-]++(?:(?:\.|@++)[\w%+-]++)+)")
+_EDGE = "_%+-"  # joins the words of a name inside it; punctuation around it
+# the `_` or `%` that closes a word a token began with the same character (`_x.com:80_`)
+_CLOSING = {c: re.compile(rf"[^\s{c}]{{0,64}}{c}(?![0-9A-Za-z])").match for c in "_%"}
+# Superscript and subscript digits are footnote marks, not part of a name (`\w` holds them)
+_FOOTNOTE = re.compile("[\u00b2\u00b3\u00b9\u2070-\u209f]")
+# Markdown's backslash escapes: `my\_host.com` is `my_host.com`, `evil\[.\]com` is `evil[.]com`
+_MARKDOWN_ESCAPE = re.compile(r"\\([_\-*\[\]])")
 # Hex runs are found, in ASCII text, in a copy with each character replaced by its class (a
 # hex digit `x`, another letter or digit `a`, anything else left as it is): there, str.find
 # looks for 32 `x` in a row at hundreds of MB/s, where _HEX runs at tens. (str.translate is
@@ -83,21 +114,40 @@ _UNESCAPED = {f"%{c:02{x}}": chr(c) for c in range(0x20, 0x7F) for x in "Xx"}
 _IPV6_HINT = re.compile(r"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 _V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 _V6_RUN_END = re.compile(r"[^0-9A-Fa-f:.]")
-_IPV6 = re.compile(
-    r"[^0-9A-Za-z:.](?=[0-9A-Fa-f]{0,4}:)"
+_IPV6_BODY = (
+    r"(?=[0-9A-Fa-f]{0,4}:)"
     r"((?=[0-9A-Fa-f:.]*::|:?(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f])[0-9A-Fa-f:.]{2,45}+)"
     r"(?![0-9A-Za-z])"
 )
+_IPV6 = re.compile(r"[^0-9A-Za-z:.]" + _IPV6_BODY)
+_IPV6_AFTER_KEY = re.compile(_IPV6_BODY)
+# a key glued to an IPv6 address by one colon: `src:`, `ip6:`, `IPv6:`, `client:`
+_V6_KEY = re.compile(r"[A-Za-z][A-Za-z_-]*[0-9]?")
+_KEY_CHARS = string.ascii_letters + string.digits + "_-"
+# what looks like IPv6 but is not, unless bracketed or defanged: one group and `::` (AsciiDoc
+# terms, the end of a date), a time and `::`, and eight groups of two digits (an EUI-64 or a
+# WWN); and letters alone, in mixed case or one a group (`Face::Bad`, `A::B`: code): see
+# _looks_like_ipv6
+_NOT_IPV6 = re.compile(
+    r"[0-9A-Fa-f]{1,4}:::?|(?:[0-9]{1,2}:)+:|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){7}"
+)
+_LETTERS_AND_COLONS = re.compile(r"[A-Fa-f:]*::[A-Fa-f:]*")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-_ONE_GROUP = re.compile(r"[0-9A-Fa-f]{1,4}:::?")
 _CIDR_SUFFIX = re.compile(r"/[0-9]{1,3}(?![0-9])")
 # words before a dotted quad that make it a version number
 _VERSION = re.compile(r"""version["']?\s*[=:]?\s*["']?\Z""", re.IGNORECASE)
-# keys whose 32- to 64-hex values are fingerprints, not file hashes
+_VERSION_KEY = re.compile(r"(?:^|[^0-9A-Za-z_])(?:[vV]|[vV][eE][rR])=\Z")
+# the word before a `/`: a product name (`Chrome/`), a host (`evil.com/`), a squid hierarchy
+# code (`HIER_DIRECT/`, `DIRECT/`), after which an address is one
+_WORD_CHARS = string.ascii_letters + string.digits + "_.-"
+_SQUID = re.compile(r"[A-Z]+(?:_[A-Z]+)+|DIRECT|CARP|PINNED")
+# keys whose 32- to 64-hex values are fingerprints, commits or GUIDs, not file hashes
 _NOT_FILE_HASH = re.compile(
-    r"(?:imphash|ja3s?|ja4s?|hassh(?:server|_server)?|serial(?:_?number)?|btih)"
-    r"""(?:\(\))?["']?\s*(?:[=:]|==)\s*["']?\Z""",
+    r"(?:imphash|ja[34]s?|hassh(?:server|_server)?|serial(?:_?number)?|btih|thumbprint"
+    r"|fingerprint|commits?|/blob|/tree|guid|uuid)"
+    r"(?:[ _-]?(?:hash|md5|sha1|sha256|fingerprint|digest|string))*"
+    r"""(?:\(\))?[\s"'`|/]*(?:[=:]|==)?[\s"'`|/]*\Z""",
     re.IGNORECASE,
 )
 _HASH_LENGTHS = frozenset({32, 40, 64})
@@ -123,9 +173,20 @@ class _Scan:
     """The IOCs of one text, found pass by pass into `values` and `lines`."""
 
     def __init__(self, text: str, first_line: int) -> None:
+        # Each step keeps the lines as they are, so line numbers stay right.
+        if not text.isascii():
+            text = strip_invisible(text)
+            if _FOOTNOTE.search(text):
+                text = _FOOTNOTE.sub(" ", text)
+        if "\\" in text:
+            text = _MARKDOWN_ESCAPE.sub(r"\1", text)
         if "%" in text:
             text = _ESCAPE.sub(_unescape, text)
+        if "[:]" in text:
+            text = bracket_port_after_ipv6(text)
         self.original = text
+        self.original_lines: list[str] | None = None
+        self.refanged_lines: list[str] | None = None
         refanged = refang(text)
         self.defanged = refanged is not text
         self.text = "\n" + refanged
@@ -142,6 +203,22 @@ class _Scan:
         if ipv6:
             self.ipv6()
 
+    def original_line(self, line: int) -> str:
+        """Line `line` of the text as written (not refanged)."""
+        if self.original_lines is None:
+            self.original_lines = self.original.split("\n")
+        return self.original_lines[line - self.first_line]
+
+    def defanged_on(self, line: int, written: str) -> bool:
+        """Whether `written` (as refanged) is on line `line` more often than it was written
+        there: then one of them was defanged."""
+        if not self.defanged:
+            return False
+        if self.refanged_lines is None:
+            self.refanged_lines = self.text[1:].split("\n")
+        here = self.refanged_lines[line - self.first_line]
+        return here.count(written) > self.original_line(line).count(written)
+
     def names(self) -> None:
         text = self.text
         count = text.count
@@ -151,7 +228,6 @@ class _Scan:
         add_line = lines.append
         cache_get = _NAMES.get
         quads = self.quads
-        original_lines: list[str] | None = None
         plain_line = -1  # the line of the original text whose names `plain` holds
         plain: set[str] = set()
         line = self.first_line - 1  # the line of `last`; the "\n" put in front counts as one
@@ -173,22 +249,36 @@ class _Scan:
             tok = m[1]
             start = m.start(1)
             last_char = tok[-1]
-            if last_char in edge or tok[0] in edge:  # `+1.2.3.4+`: see _EDGE
-                lead = len(tok)
-                tok = tok.lstrip(edge)
-                start += lead - len(tok)
-                tok = tok.rstrip(edge)
+            first = tok[0]
+            if last_char in edge or first in edge or "%" in tok or "+" in tok:
+                # `_x.com:80_`: the word that starts with `_` or `%` ends with it, a wrapper
+                closed = (first == "_" or first == "%") and bool(_CLOSING[first](text, m.end(1)))
+                trimmed = _trim(tok, closed)
+                if trimmed is None:
+                    continue
+                cut, tok = trimmed
+                start += cut
+                last_char = tok[-1]
+            if text[start - 1] == "$":  # `$host.evil.com`: a variable's value, then a name
+                dot = tok.find(".") + 1
+                tok = tok[dot:]
+                start += dot
                 if "." not in tok:
                     continue
-                last_char = tok[-1]
+            end = start + len(tok)
             if last_char <= "9":  # no top-level domain ends in a digit: an address or nothing
                 if known_get(tok) is not ipv4:
-                    if tok.count(".") != 3 or not quad(tok):
-                        continue
+                    dots = tok.count(".")
+                    if dots != 3 or not quad(tok):
+                        if dots != 4:
+                            continue
+                        tok = _tcpdump(text, tok, start, end)  # `1.2.3.4.443 > `
+                        if not tok:
+                            continue
+                        end = start + len(tok)
                     if len(known) >= KNOWN_MAX:
                         _forget()
                     known[tok] = ipv4
-                end = start + len(tok)
                 near = start - 24 if start > 24 else 0
                 if lower_at < near:
                     lower_at = find("ersion", near)
@@ -199,8 +289,10 @@ class _Scan:
                     if upper_at < 0:
                         upper_at = past
                 # not `Chrome/121.0.0.0` (but `HIER_DIRECT/1.2.3.4`), a range, a version
+                before = text[start - 1]
                 if (
-                    (text[start - 1] == "/" and not text[start - 2].isupper())
+                    before == "/"
+                    or before == "="
                     or text.startswith("/", end)
                     or lower_at + 6 <= start  # `ersion` in text[near:start]
                     or upper_at + 6 <= start
@@ -210,25 +302,27 @@ class _Scan:
                 if quads is not None:
                     quads.append((start, len(values)))
             else:
+                in_url: bool | None = None
                 if text[start - 1] in slashes:
                     # a path component (`/download/update.php`, `Windows\Microsoft.NET`), or
                     # the host of a URL or of a UNC path: see _after_slash
-                    in_url = _after_slash(text, start)
+                    in_url = _after_slash(text, start, end)
                     if in_url is None:
                         continue
-                    name = cache_get(tok, _UNKNOWN)
-                    if name is _UNKNOWN:
-                        name = _name(tok)
-                    if in_url and (name is None or name[0] == "!"):
-                        name = _url_host(tok)
-                else:
-                    name = cache_get(tok, _UNKNOWN)
-                    if name is _UNKNOWN:
-                        name = _name(tok)
+                name = cache_get(tok, _UNKNOWN)
+                if name is _UNKNOWN:
+                    name = _name(tok)
+                if in_url:
+                    if name is None:
+                        name = _alternative_root_host(tok)
+                    elif name[0] == "!":
+                        name = name[1:]
                 if name is None:
                     continue
-                if len(tok) > 32:
-                    self.long_names.append((start, start + len(tok)))
+                if name[0] != "!" and not in_url:
+                    after = text[end : end + 2]
+                    if after and (after[0] == "(" or after == " {" or after == ".*"):
+                        name = "!" + name  # code: a call, a CSS rule, an import
                 if name[0] == "!":  # a file-like name: a domain only if it was defanged
                     if not self.defanged:
                         continue
@@ -236,12 +330,12 @@ class _Scan:
                     last = start
                     name = name[1:]
                     if plain_line != line:  # once a line, however many names it holds
-                        if original_lines is None:
-                            original_lines = self.original.split("\n")
-                        plain = _plain_names(original_lines[line - self.first_line])
+                        plain = _plain_names(self.original_line(line))
                         plain_line = line
                     if name in plain:  # written plain on this line too: a file name
                         continue
+                if len(tok) > 32:
+                    self.long_names.append((start, end))
                 value = name
             line += count("\n", last, start)
             last = start
@@ -251,17 +345,20 @@ class _Scan:
     def is_address(self, start: int, end: int) -> bool:
         """Whether the dotted quad at `start`-`end` is an address (not a range or a version)."""
         text = self.text
-        if (
-            text[start - 1] == "/"
-            and not text[start - 2].isupper()
-            and _after_slash(text, start) is None
-        ):
+        before = text[start - 1]
+        if before == "/" and _product_before(text, start - 1):
             return False  # `Chrome/121.0.0.0`; but `HIER_DIRECT/1.2.3.4` is an address
-        if text.startswith("/", end) and _CIDR_SUFFIX.match(text, end):
-            return False
+        if before == "=" and _VERSION_KEY.search(text[max(0, start - 5) : start]):
+            return False  # `&v=1.4.0.2`
+        if text.startswith("/", end):
+            prefix = _CIDR_SUFFIX.match(text, end)
+            if prefix and is_range(text[start:end], int(prefix[0][1:])):
+                return False
         near = max(0, start - 24)
-        before = text[near:start]
-        return not (("ersion" in before or "ERSION" in before) and _VERSION.search(before))
+        before_text = text[near:start]
+        return not (
+            ("ersion" in before_text or "ERSION" in before_text) and _VERSION.search(before_text)
+        )
 
     def hashes(self) -> None:
         text = self.text
@@ -282,6 +379,11 @@ class _Scan:
                 or "ssh" in before
                 or "serial" in before
                 or "btih" in before
+                or "print" in before
+                or "commit" in before
+                or "/blob" in before
+                or "/tree" in before
+                or "uid" in before
             ) and (_NOT_FILE_HASH.search(before) is not None):
                 continue
             if starts and (text[start - 1] == "." or text.startswith(".", end)):
@@ -301,16 +403,25 @@ class _Scan:
         inside: list[tuple[int, int]] = []  # spans of IPv6 addresses ending in a dotted quad
         for m in _ipv6_candidates(text):
             start, end = m.span(1)
-            # `2::` alone is an AsciiDoc term, `[2::]` an address
-            value = _ipv6(m[1], text[start - 1] == "[" and text.startswith("]", end))
+            written = m[1]
+            value = _ipv6(written)
             if value is None:
                 continue
-            if text.startswith("/", end) and _CIDR_SUFFIX.match(text, end):
-                continue  # a range, `2001:db8::/32`
-            if "." in m[1]:
-                inside.append(m.span(1))
             line += count("\n", last, start)
             last = start
+            # `2::` alone is an AsciiDoc term, `[2::]` an address, and so is `2[:]:`
+            if (
+                not _looks_like_ipv6(written.rstrip("."))
+                and not (text[start - 1] == "[" and text.startswith("]", end))
+                and not self.defanged_on(line, written)
+            ):
+                continue
+            if text.startswith("/", end):
+                prefix = _CIDR_SUFFIX.match(text, end)
+                if prefix and is_range(value, int(prefix[0][1:])):
+                    continue  # a range, `2001:db8::/32`
+            if "." in written:
+                inside.append(m.span(1))
             self.values.append(value)
             self.lines.append(line)
         if inside and self.quads:  # `::ffff:192.0.2.1` is one IPv6 address, not also an IPv4
@@ -326,10 +437,76 @@ class _Scan:
                 self.lines = [self.lines[i] for i in keep]
 
 
+def _looks_like_ipv6(written: str) -> bool:
+    """Whether an address written this way, unbracketed and not defanged, is one: not a term,
+    a time, an EUI-64 or code (see _NOT_IPV6)."""
+    if _NOT_IPV6.fullmatch(written):
+        return False
+    if _LETTERS_AND_COLONS.fullmatch(written):
+        groups = [g for g in written.split(":") if g]
+        mixed = any(g != g.lower() and g != g.upper() for g in groups)
+        return not (mixed or all(len(g) == 1 for g in groups))
+    return True
+
+
+def _trim(tok: str, closed: bool = False) -> tuple[int, str] | None:
+    """The token a name or address is, and how many characters were cut from the front of
+    `tok`; None when no dotted token is left. `_ % + -` after a value are punctuation, and
+    before it too when they wrap it (`_x_`, `++x++`, `%x%`; `closed`: the word it starts
+    ends with the same character, as `_x.com:80_` does) or it is an address; otherwise
+    `+` and `-` before it are (no name starts with one), but `_` is part of the name
+    (`_dmarc.evil.ru`). A label holding `%` or `+` is a placeholder (`%s.`, `%08x.`,
+    `%TEMP%.`, `\\w+.`): the name is the one after the last such label."""
+    body = tok.rstrip(_EDGE)
+    if not body:
+        return None
+    wrapped = closed or len(body) < len(tok) or body[-1] <= "9"  # or an address
+    head = body.lstrip(_EDGE if wrapped else "+-")
+    cut = len(body) - len(head)
+    if "@" not in head:  # the user of an e-mail address may hold `%` and `+`
+        at = max(head.rfind("%"), head.rfind("+"))
+        if at >= 0:
+            dot = head.find(".", at)
+            if dot < 0:
+                return None
+            cut += dot + 1
+            head = head[dot + 1 :]
+    if "." not in head:
+        return None
+    return cut, head
+
+
+def _tcpdump(text: str, tok: str, start: int, end: int) -> str:
+    """The address of tcpdump's `1.2.3.4.443` (an address and a port, before ` > ` or after
+    `> ` and before `:`) in the token `tok` of five dotted parts, or "" for no address."""
+    address, _, port = tok.rpartition(".")
+    if (
+        port.isdigit()
+        and len(port) <= 5
+        and (
+            text.startswith(" > ", end)
+            or (text[start - 2 : start] == "> " and text.startswith(":", end))
+        )
+        and _DOTTED_QUAD.fullmatch(address)
+    ):
+        return address
+    return ""
+
+
+def _product_before(text: str, slash: int) -> bool:
+    """Whether the word right before the `/` at `slash` is a product's name, as in a user
+    agent (`Chrome/121.0.0.0`, `OPR/106.0.0.0`): it starts with a letter and holds no dot,
+    and is no squid hierarchy code (`HIER_DIRECT/1.2.3.4`, `DIRECT/1.2.3.4`)."""
+    window = text[max(0, slash - 32) : slash]
+    word = window[len(window.rstrip(_WORD_CHARS)) :]
+    return word[:1].isalpha() and "." not in word and _SQUID.fullmatch(word) is None
+
+
 def _ipv6_candidates(text: str) -> Iterator[re.Match[str]]:
     """The matches `_IPV6.finditer(text)` gives, found faster: each one holds a `::` or eight
     groups, which _IPV6_HINT finds with a literal `:` first (at C speed), and it begins right
-    before the run of hex digits, colons and dots around that hint."""
+    before the run of hex digits, colons and dots around that hint. A run glued to a key by a
+    colon (`src:2001:db8::1`, `[IPv6:2a0b::20]`) gives the address after the key."""
     match = _IPV6.match
     run_end = _V6_RUN_END.search
     size = len(text)
@@ -346,19 +523,42 @@ def _ipv6_candidates(text: str) -> Iterator[re.Match[str]]:
             found = match(text, at - 1)
             if found:
                 yield found
+            elif text[at - 1] in _KEY_CHARS:
+                found = _after_key(text, at, past)
+                if found:
+                    yield found
+
+
+def _after_key(text: str, at: int, past: int) -> re.Match[str] | None:
+    """The address after the first colon of the run `at`-`past`, when a key is glued to it
+    (`src:`, `ip6:`, `IPv6:`: letters, and maybe one digit), or None."""
+    colon = text.find(":", at, past)
+    if colon < 0 or text.startswith("::", colon):
+        return None
+    window = text[max(0, colon - 17) : colon]
+    key = window[len(window.rstrip(_KEY_CHARS)) :]
+    if len(key) < 2 or len(key) == len(window) == 17 or not _V6_KEY.fullmatch(key):
+        return None
+    return _IPV6_AFTER_KEY.match(text, colon + 1)
 
 
 def _plain_names(line: str) -> set[str]:
     """The dotted names written as they are (not defanged) on a line of the original text,
     in lower case."""
-    return {tok.strip(_EDGE).lower() for tok in _NAMES_UNICODE.findall("\n" + line)}
+    names = set()
+    for tok in _NAMES_UNICODE.findall("\n" + line):
+        trimmed = _trim(tok)
+        if trimmed is not None:
+            names.add(trimmed[1].lower())
+    return names
 
 
-def _after_slash(text: str, start: int) -> bool | None:
-    """What the name at `start`, right after a `/` or `\\`, is: the host of a URL (True:
+def _after_slash(text: str, start: int, end: int) -> bool | None:
+    """What the name at `start`-`end`, right after a `/` or `\\`, is: the host of a URL (True:
     `scheme://host`, `scheme:\\/\\/host` in JSON text, `scheme:/host` as in a URL nested in
-    another's path), a name to judge like any other (False: `//host`, a UNC path's `\\\\host`),
-    or a path component (None: `/download/update.php`, `C:\\Windows\\Microsoft.NET`)."""
+    another's path), a name to judge like any other (False: `//host`, a UNC path's `\\\\host`,
+    the second of `evil1.com/evil2.com`), or a path component (None: `/download/update.php`,
+    `C:\\Windows\\Microsoft.NET`, `evil.com/path/other.com`)."""
     two = text[start - 2]
     if text[start - 1] == "\\":
         # `\\host` starting a word is a UNC path; `x\\y` (JSON-escaped `\\`) is a path
@@ -369,7 +569,20 @@ def _after_slash(text: str, start: int) -> bool | None:
         return text[start - 5] == ":"
     if two == ":" and text[start - 3].isalpha() and text[start - 4].isalpha():
         return True  # `hxxps:/www.evil.com` nested in a URL; not `C:/Users`
+    if two.isalnum() and not text.startswith("/", end) and _name_before(text, start - 1):
+        return False  # a list: `evil1.com/evil2.com`, `ns1.evil.com/ns2.evil.com`
     return None
+
+
+def _name_before(text: str, slash: int) -> bool:
+    """Whether the word right before the `/` at `slash` is a dotted name or address standing
+    alone (not a URL's host or path, nor a path's component)."""
+    window = text[max(0, slash - 254) : slash]
+    word = window[len(window.rstrip(_WORD_CHARS)) :]
+    if "." not in word or word[0] == "." or len(word) == len(window) == 254:
+        return False
+    begin = slash - len(word)
+    return begin == 0 or text[begin - 1] not in "/\\:@%"
 
 
 def _hex_runs(text: str) -> Iterator[tuple[int, int]]:
@@ -393,9 +606,12 @@ def _hex_runs(text: str) -> Iterator[tuple[int, int]]:
 
 
 # Logs name the same hosts over and over: what a token stands for is remembered (the table
-# is emptied when full, which keeps memory bounded and costs one miss per token).
+# is emptied when full, which keeps memory bounded and costs one miss per token). Only tokens
+# that may be a name are kept (no domain is longer than 253 characters, nor its e-mail
+# address's user than 64), so the table holds at most _NAMES_MAX of them, whatever the input.
 _NAMES: dict[str, str | None] = {}
 _NAMES_MAX = 1 << 15
+_CACHED_LENGTH = 253 + 65
 _UNKNOWN = ""  # never a value of the table
 
 
@@ -404,7 +620,9 @@ def _name(tok: str) -> str | None:
     file-like name, which counts only if defanged; None for anything else."""
     if len(_NAMES) >= _NAMES_MAX or len(_KNOWN) >= KNOWN_MAX:
         _forget()
-    value = _NAMES[tok] = _new_name(tok)
+    value = _new_name(tok)
+    if len(tok) <= _CACHED_LENGTH:
+        _NAMES[tok] = value
     if value is not None:
         _KNOWN[value[1:] if value[0] == "!" else value] = _DOMAIN
     return value
@@ -423,33 +641,30 @@ def _new_name(tok: str) -> str | None:
         s = s.rpartition("@")[2]
     if "." not in s:
         return None
-    if s.isascii() and "xn--" not in s:
+    value = s.lower()
+    if s.isascii() and "xn--" not in value:
         # an ASCII domain is its name in lower case: the public suffix first (most names that
         # are no domain end in none), then the rules of a domain, without all of `normalize`
-        value = s.lower()
         if not has_public_suffix(value) or not is_plain_domain(value):
             return None
     else:
         ioc_type, value = normalize(s)
         if ioc_type is not _DOMAIN or not has_public_suffix(value):
             return None
-    if value.endswith(".arpa"):
-        return None
-    if not email and (looks_like_file_name(value) or is_program_name(s, value)):
+    if value.rpartition(".")[2] in _INTERNAL:
+        return None  # `.arpa` (reverse lookups) and `.onion` are under public suffixes
+    if not email and (looks_like_file_name(value, s) or is_program_name(s, value)):
         return "!" + value
     return value
 
 
-def _url_host(tok: str) -> str | None:
-    """The domain the host of a URL stands for, public suffix or not; None for no domain or a
-    reserved internal name. Not kept in `_NAMES`, which answers for the name anywhere: the
-    usual names are answered there before this is asked."""
+def _alternative_root_host(tok: str) -> str | None:
+    """The domain the host of a URL stands for when it is under an alternative root
+    (`http://x.bit/`), which no other name is; None for anything else. Not kept in `_NAMES`,
+    which answers for the name anywhere."""
     ioc_type, value = normalize(tok.rpartition("@")[2])
-    if ioc_type is not _DOMAIN:
+    if ioc_type is not _DOMAIN or value.rpartition(".")[2] not in ALTERNATIVE_ROOTS:
         return None
-    top = value.rpartition(".")[2]
-    if top in _INTERNAL or not (top.isalpha() or top.startswith("xn--")):
-        return None  # no top-level domain has a digit or a hyphen in it (but an A-label)
     if len(_KNOWN) >= KNOWN_MAX:
         _forget()
     _KNOWN[value] = _DOMAIN
@@ -460,14 +675,12 @@ def _unescape(m: re.Match[str]) -> str:
     return _UNESCAPED[m[0]]
 
 
-def _ipv6(text: str, bracketed: bool) -> str | None:
+def _ipv6(text: str) -> str | None:
     text = text.rstrip(".")
-    if text[:1] == ":" and text[1:2] != ":":
-        text = text[1:]  # a key's colon before the address, as in `src:2001:db8::1`
+    if text[:1] == ":" and (text[1:2] != ":" or text[2:3] == ":"):
+        text = text[1:]  # a key's colon before the address (`=:2001:db8::1`, `::::1`)
     if text.count(":") < 2 or not any(c not in ":." for c in text):
         return None
-    if not bracketed and _ONE_GROUP.fullmatch(text):
-        return None  # `2::`, the `26::` of `2015-05-26::`: AsciiDoc terms and dates
     return _compressed(text)
 
 

@@ -1,8 +1,8 @@
 """The read stage: each input opened, decompressed, its format told, and parsed into chunks.
 
-    path ─▶ open ─▶ decompress ─▶ (sample: auto, csv, tsv) ─▶ format reader ─▶ Chunk, Chunk, …
-            file     magic bytes    extension + content        lines / csv / tsv /
-            or -     gz bz2 xz zst                             ndjson / json / text
+    path ─▶ open ─▶ decompress ─▶ decode ─▶ (sample: auto, csv, tsv) ─▶ format reader ─▶ Chunk, …
+            file     magic bytes    UTF-16,   extension + content        lines / csv / tsv /
+            or -     gz bz2 xz zst  UTF-32                               ndjson / json / text
 
 Everything for one source runs in a worker thread, as one generator of chunks: the blocking
 reads, the decompression and the parsing. The event loop only receives finished chunks, one
@@ -21,6 +21,7 @@ from .blocks import BLOCK, line_chunks
 from .chunk import Chunk
 from .decompress import DecompressError, Prefixed, Readable, decompressed, open_binary
 from .delimited import Dialect, read_delimited
+from .encoding import transcoded
 from .files import STDIN
 from .jsonfmt import read_json, read_ndjson
 from .options import InputOptions
@@ -60,6 +61,7 @@ def read_source(path: str, options: InputOptions, *, max_line: int) -> Iterator[
     last_line = 0
     try:
         stream, compression = decompressed(counted)
+        stream, encoding = transcoded(stream)
         fmt = options.format
         dialect: Dialect | None = None
         sample = ""
@@ -74,6 +76,8 @@ def read_source(path: str, options: InputOptions, *, max_line: int) -> Iterator[
         how = [fmt + (" (Zeek)" if dialect is not None and dialect.zeek else "")]
         if compression:
             how.append(compression)
+        if encoding:
+            how.append(encoding)
         if options.format == "auto":
             how.append("auto")
         options.formats[source] = ", ".join(how)

@@ -8,9 +8,17 @@ used, so `github.io` is a domain under `io` rather than a suffix of its own.
 
 Some file extensions are also top-level domains (`.zip`, `.py`, `.sh`, `.md`, ...). A bare
 `name.ext` with one of those is taken for a file name, and so is a longer name with one that
-holds a version (`poweriso.7.3.incl.serial.zip`); some program and namespace names are spelled
-like domains (`Microsoft.NET`, `asp.net`, `System.IO`). The caller decides when the context
-(a defanged name, the host of a URL or of an e-mail address) says it is a host after all.
+holds a version (`poweriso.7.3.incl.serial.zip`) and a file named by its hash (`<md5>.zip`,
+`<sha1>.com`). A few of those suffixes name far more hosts than files in reports (`.pl`,
+`.rs`, `.app`, `.one`, `.run`): there a bare name is a file's only when written as files are,
+with a capital or an underscore (`Invoice_1234.one`, `Safari.app`). Some program, namespace
+and package names are spelled like domains (`Microsoft.NET`, `asp.net`, `System.IO`,
+`com.evil.app`, `self.name`). The caller decides when the context (a defanged name, the host
+of a URL or of an e-mail address) says it is a host after all.
+
+Which names are sent at all (`name_problem`): those under a public suffix, and the hosts of
+the alternative roots malware uses (Namecoin's `.bit`, Emercoin's `.bazar`, ...), but never a
+special-use or internal name (`.onion`, `.local`, `.arpa`, `.corp`, ...).
 """
 
 from __future__ import annotations
@@ -20,11 +28,14 @@ import functools
 from publicsuffixlist import PSLFILE, PublicSuffixList, encode_idn
 
 __all__ = [
+    "ALTERNATIVE_ROOTS",
     "FILE_LIKE_TLDS",
+    "HOST_FIRST_TLDS",
     "INTERNAL_SUFFIXES",
     "has_public_suffix",
     "is_program_name",
     "looks_like_file_name",
+    "name_problem",
 ]
 
 #: top-level domains that are far more often a file extension in logs and reports
@@ -36,17 +47,34 @@ FILE_LIKE_TLDS = frozenset(
 )  # fmt: skip
 
 
+#: file-like TLDs that name more hosts than files in reports: a bare two-label name with one is
+#: a file name only when written like one (a capital or an underscore in it)
+HOST_FIRST_TLDS = frozenset({"app", "one", "pl", "rs", "run"})
+
 #: names of programs, frameworks and namespaces far more often than of hosts, in lower case
 PROGRAM_NAMES = frozenset(
     {"asp.net", "ado.net", "vb.net", "microsoft.net", "system.net", "system.io", "socket.io"}
 )
 
+#: first labels of names that are code, not hosts: `self.name`, `this.id`, and reverse-DNS
+#: package names (`com.evil.app`, `net.kestrel.app`) of three labels or more
+CODE_FIRST_LABELS = frozenset({"self", "this", "cls"})
+PACKAGE_FIRST_LABELS = frozenset({"com", "net", "org", "edu", "gov", "io"})
+
 #: top-level labels of names that are never a public host, even as the host of a URL:
-#: special-use names (RFC 6761, RFC 8375) and the usual internal ones
+#: special-use names (RFC 6761, RFC 7686's `.onion`, RFC 8375) and the usual internal ones
 INTERNAL_SUFFIXES = frozenset(
     {"arpa", "corp", "example", "home", "internal", "intranet", "invalid", "lan", "local",
-     "localdomain", "localhost", "test"}
+     "localdomain", "localhost", "onion", "test"}
 )  # fmt: skip
+
+#: top-level labels of alternative roots, outside the DNS root but used by malware: Namecoin
+#: (`.bit`) and Emercoin (`.bazar`, `.coin`, `.emc`, `.lib`). Taken as hosts of URLs only.
+ALTERNATIVE_ROOTS = frozenset({"bit", "bazar", "coin", "emc", "lib"})
+
+_NO_SUFFIX = "domain without a public suffix (a file name?)"
+_SPECIAL_USE = "special-use or internal name (.onion, .local, .arpa, ...)"
+_HASH_LABEL_LENGTHS = frozenset({32, 40})
 
 
 @functools.cache
@@ -83,6 +111,8 @@ def _registrable(name: str) -> bool:
 def has_public_suffix(name: str) -> bool:
     """True when the lower-case `name` ends in a public suffix and has a label of its own
     before it (`evil.co.uk`, not `co.uk`, `invoice.pdf` or `corp.local`)."""
+    if len(name) > 253:
+        return False  # no domain is longer: and the list's cache keeps only names that can be
     # Most names end in a top-level label that is a rule of its own and heads no longer one
     # (`com`, `net`, `ru`): then any name of two labels or more has a label of its own. This
     # answers them without the list's walk over every suffix of the name (12 us a new name).
@@ -93,25 +123,58 @@ def has_public_suffix(name: str) -> bool:
     return top in deeper and _registrable(name)
 
 
-def looks_like_file_name(name: str) -> bool:
-    """True for a lower-case name whose suffix is a file-like TLD and which is a bare
-    `name.ext`, or holds a label of digits alone, as versions in file names do
-    (`utorrent.pro.v.3.5.5.multi.winall.cracked-f4cg.zip`)."""
+def name_problem(name: str) -> str | None:
+    """Why the domain `name` (canonical) is not sent, or None: it must end in a public suffix
+    with a label of its own before it, or in an alternative root, and not be special-use."""
+    head, dot, top = name.rpartition(".")
+    if top in INTERNAL_SUFFIXES:
+        return _SPECIAL_USE
+    if top in _top_labels()[0]:  # most names: as in has_public_suffix, without a second partition
+        return None if dot and head and len(name) <= 253 else _NO_SUFFIX
+    if top in ALTERNATIVE_ROOTS or has_public_suffix(name):
+        return None
+    return _NO_SUFFIX
+
+
+def looks_like_file_name(name: str, written: str) -> bool:
+    """True for a lower-case name, written as `written`, that is a file's: its suffix is a
+    file-like TLD and it is a bare `name.ext` (for the host-first TLDs, only when written with
+    a capital or an underscore), or it holds a label of digits alone, as versions in file
+    names do (`utorrent.pro.v.3.5.5.multi.winall.cracked-f4cg.zip`); or it is a file named by
+    its hash (`<md5>.zip`, `<sha1>.com`: two labels, or a file-like suffix)."""
     head, dot, tld = name.rpartition(".")
-    if not dot or tld not in FILE_LIKE_TLDS:
+    if not dot:
         return False
-    return "." not in head or any(label.isdigit() for label in head.split("."))
+    first, _, rest = head.partition(".")
+    if len(first) in _HASH_LABEL_LENGTHS and _is_hex(first) and (not rest or tld in FILE_LIKE_TLDS):
+        return True
+    if tld not in FILE_LIKE_TLDS:
+        return False
+    if not rest:
+        return tld not in HOST_FIRST_TLDS or not written.islower() or "_" in written
+    return any(label.isdigit() for label in head.split("."))
+
+
+def _is_hex(label: str) -> bool:
+    return not label.isdigit() and all(c in "0123456789abcdef" for c in label)
 
 
 def is_program_name(written: str, name: str) -> bool:
-    """True when `name` (lower case), written as `written`, names a program or a namespace:
-    one of PROGRAM_NAMES, or a name written as .NET namespaces are, each label starting with a
-    capital and not all in capitals (`Microsoft.NET`, `System.IO`, `Microsoft.Office`, but
-    `EVIL.COM` and `Evil.com` are domains)."""
+    """True when `name` (lower case), written as `written`, names a program, a namespace or
+    code: one of PROGRAM_NAMES; a name written as .NET namespaces are, each label starting with
+    a capital, not all in capitals and without a hyphen, which no identifier holds, nor ending
+    in `.Com` (`Microsoft.NET`, `System.IO`, `Microsoft.Office`, but `EVIL.COM`, `Evil.com`,
+    `Secure-PayPal.Com` and `Login.Evil-Bank.Net` are domains); an attribute of `self` or
+    `this`; or a reverse-DNS package name (`com.evil.app`)."""
     if name in PROGRAM_NAMES:
+        return True
+    first, _, rest = name.partition(".")
+    if first in CODE_FIRST_LABELS or (first in PACKAGE_FIRST_LABELS and "." in rest):
         return True
     return (
         written[0].isupper()
         and not written.isupper()
+        and "-" not in written
+        and not name.endswith(".com")
         and all(label[:1].isupper() for label in written.split(".")[1:])
     )
