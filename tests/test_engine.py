@@ -223,9 +223,9 @@ async def test_rate_is_kept_and_used() -> None:
     span = log[-1].arrival - log[0].arrival
     used = (len(log) - 1) / span / rate
     # a bound for gross mistakes (the limiter using half the rate, say), loose enough for a
-    # loaded machine (94.8% was seen at load 4 on 2 cores); benchmarks/ measures the figure
-    # (98% and more on a quiet machine)
-    assert used >= 0.90, f"used {used:.1%} of the allowed rate"
+    # loaded machine (94.8% was seen at load 4 on 2 cores, 85% at load 5 with four suites
+    # running); benchmarks/ measures the figure (98% and more on a quiet machine)
+    assert used >= 0.75, f"used {used:.1%} of the allowed rate"
 
 
 async def test_repeated_429_lowers_the_rate_and_loses_nothing() -> None:

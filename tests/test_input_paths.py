@@ -96,8 +96,13 @@ def test_dev_urandom_cannot_fill_a_disk_with_rejects(tmp_path: Path) -> None:
          "-o", str(out), "--max-rejects", "1000"],
         stderr=subprocess.DEVNULL, env={**os.environ, "ENRICHER_PIPELINE_GRACE_PERIOD": "1"},
     ) as proc:  # fmt: skip
-        time.sleep(4)
+        rejects = Path(f"{out}.rejects.ndjson")
+        deadline = time.monotonic() + 60  # start-up is slow on a loaded machine
+        while (rejects.read_bytes().count(b"\n") if rejects.exists() else 0) < 1000:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1)  # and more random bytes read past the limit
         proc.terminate()
         proc.wait(30)
     assert proc.returncode == 3
-    assert len(read_ndjson(Path(f"{out}.rejects.ndjson"))) == 1000
+    assert len(read_ndjson(rejects)) == 1000

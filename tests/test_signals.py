@@ -4,10 +4,13 @@ stream is no worse than one on /dev/null. Through the real command line."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -44,6 +47,19 @@ def wait_for_file(path: Path, timeout: float = 20) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"{path} was not written")
+
+
+def wait_for_full_pipe(r: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Until the pipe `r` reads from holds 64 KiB unread (its writer is blocked), however
+    long start-up takes on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before its output filled the pipe"
+        if struct.unpack("i", fcntl.ioctl(r, termios.FIONREAD, b"\0" * 4))[0] >= 65536:
+            time.sleep(0.2)  # the writer is in write() now
+            return
+        time.sleep(0.05)
+    raise AssertionError("the pipe did not fill")
 
 
 def test_sigterm_while_stdin_is_quiet(tmp_path: Path) -> None:
@@ -99,7 +115,7 @@ def test_signal_while_stdout_is_not_read(tmp_path: Path, sig: int) -> None:
     ) as proc:  # fmt: skip
         os.close(w)
         try:
-            time.sleep(3)  # the pipe's 64 KiB are full long before
+            wait_for_full_pipe(r, proc)
             assert proc.poll() is None
             took = stop_and_time(proc, sig)
         finally:
