@@ -273,6 +273,7 @@ def _input_size(inputs: Sequence[str]) -> int | None:
 async def run_job(job: Job, settings: Settings) -> int:
     """Run one job; its exit code. The summary goes to stderr unless quiet."""
     started_at = time.time()
+    settings.auth.check_secrets()  # before anything is opened
     with Stopper(settings.pipeline.grace_period) as stopper:
         inputs, skipped = find_inputs(job.inputs)
         paths = plan_outputs(

@@ -401,8 +401,8 @@ def test_deferred_survive_a_run_that_never_reached_them(tmp_path: Path) -> None:
     expected = make_input(src, 200)
     other = tmp_path / "other.txt"
     other.write_text("only.example.com\n")
-    with emulator_process("--api-token", "tok") as url:
-        env = {"ENRICHER_AUTH_HEADER": "Bearer tok"}
+    with emulator_process("--api-token", "tok-right-1") as url:
+        env = {"ENRICHER_AUTH_HEADER": "Bearer tok-right-1"}
         # one job (as a nightly job with dated outputs is): its deferred IOCs are its own
         base = ["--base-url", url, "--rate", "0", "--batch-size", "50", "--job", "nightly"]
         auth = {"ENRICHER_AUTH_MODE": "header"}
@@ -411,7 +411,7 @@ def test_deferred_survive_a_run_that_never_reached_them(tmp_path: Path) -> None:
         assert one.returncode == 2, one.stderr
         # wrong credentials: the run stops at once and must not forget what run 1 deferred
         two = enricher("run", str(other), "-o", str(tmp_path / "2"), *base,
-                       env={"ENRICHER_AUTH_HEADER": "Bearer wrong", **auth})  # fmt: skip
+                       env={"ENRICHER_AUTH_HEADER": "Bearer tok-wrong-1", **auth})  # fmt: skip
         assert two.returncode == 3, two.stderr
         three = enricher("run", str(other), "-o", str(tmp_path / "3"), *base, env={**env, **auth})
         assert three.returncode == 0, three.stderr
