@@ -136,8 +136,10 @@ class Sender:
         except RateLimited as exc:
             stats.rate_limited += 1
             stats.request_done(endpoint.value, "429", None)
-            if exc.retry_after is not None and exc.retry_after > self.settings.retry.max_wait:
-                raise self._quota_spent(time.time() + exc.retry_after) from None
+            retry = self.settings.retry
+            if exc.retry_after is not None and exc.retry_after > retry.max_wait:
+                wait = min(exc.retry_after, retry.max_quota_wait)
+                raise self._quota_spent(time.time() + wait) from None
             self.limiter.rate_limited()
             raise
         except AuthRefused:

@@ -205,6 +205,9 @@ class RetrySettings:
     #: a 429 whose Retry-After is longer than this is a quota spent, not a moment's excess:
     #: the run stops sending and defers what it did not ask, for a run after that time
     max_wait: float = 300.0
+    #: the longest a spent quota stops sending, whatever the server says (seconds; 2 days): a
+    #: Retry-After of a year, or `Fri, 31 Dec 9999`, would stop every run of the identity
+    max_quota_wait: float = 2 * 86400.0
     #: times a key left out of an answer is asked again before it becomes a failure
     missing_attempts: int = 3
 
@@ -214,6 +217,11 @@ class RetrySettings:
         _check(self.backoff_max >= self.backoff_base, "retry.backoff_max", ">= backoff_base")
         _check(self.retry_after_max >= 0, "retry.retry_after_max", "must be >= 0")
         _check(self.max_wait >= 0, "retry.max_wait", "must be >= 0 seconds")
+        _check(
+            self.max_wait <= self.max_quota_wait <= 366 * 86400,
+            "retry.max_quota_wait",
+            "must be between retry.max_wait and 366 days (in seconds)",
+        )
         _check(self.missing_attempts >= 1, "retry.missing_attempts", "must be >= 1")
 
 

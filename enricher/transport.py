@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 import time
 import urllib.parse
@@ -58,18 +59,22 @@ _MIN_SESSION_AGE = 30.0
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
+#: delta-seconds as RFC 9110 writes them (digits; a fraction is taken too)
+_SECONDS = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,9})?")
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None for
+    anything else (`inf`, `1e309`, `-5`: a server's nonsense is no wait). A wait longer than
+    anything a run keeps (`retry.max_quota_wait`) is capped where it is used."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if _SECONDS.fullmatch(value):
+        return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from helpers import emulator_process, emulator_stats, enricher, read_ndjson
+from helpers import emulator_process, emulator_stats, enricher, line_of, read_ndjson
 
 from enricher.cache import Cache
 from enricher.dedupe import Deduper
@@ -129,9 +129,15 @@ def test_cache_honours_ttl_and_purges() -> None:
     path = Path(os.environ["XDG_CACHE_HOME"]) / "t.sqlite3"
     cache = Cache(path, max_ttl=3600, default_ttl=60, clock=lambda: now[0], identity=API)
     cache.store(
-        Endpoint.DOMAIN, [("a.com", "benign", b"{}\n", 10_000), ("b.com", "unknown", b"{}\n", None)]
+        Endpoint.DOMAIN,
+        [
+            ("a.com", "benign", line_of("a.com"), 10_000),
+            ("b.com", "unknown", line_of("b.com"), None),
+        ],
     )
-    cache.store(Endpoint.DOMAIN, [("c.com", "benign", b"{}\n", 10**12)])  # capped at max_ttl
+    cache.store(
+        Endpoint.DOMAIN, [("c.com", "benign", line_of("c.com"), 10**12)]
+    )  # capped at max_ttl
     cache.flush()
     assert set(cache.lookup(Endpoint.DOMAIN, ["a.com", "b.com", "c.com", "d.com"])) == {
         "a.com", "b.com", "c.com",
@@ -149,7 +155,7 @@ def test_cache_writes_coalesce_and_an_empty_endpoint_is_not_looked_up(tmp_path: 
     cache = Cache(tmp_path / "c.sqlite3", max_ttl=3600, default_ttl=60, identity=API)
     assert cache.empty_endpoints() == set(Endpoint)
     for i in range(300):  # many small batches: queued ones go in one transaction
-        cache.store(Endpoint.DOMAIN, [(f"d{i}.example", "benign", b"{}\n", None)])
+        cache.store(Endpoint.DOMAIN, [(f"d{i}.example", "benign", line_of(f"d{i}.example"), None)])
     assert cache.empty_endpoints() == {Endpoint.FILE, Endpoint.IP}  # after what was queued
     assert cache.stored == 300 and len(cache.lookup(Endpoint.DOMAIN, ["d7.example"])) == 1
     cache.close()

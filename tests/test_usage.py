@@ -61,6 +61,7 @@ def src(tmp_path: Path) -> Path:
         (["--base-url", "http://./x"], "api.base_url: has no valid host"),
         (["--base-url", "http://../x"], "api.base_url: has no valid host"),
         (["--base-url", "http://a b/x"], "api.base_url: has no valid host"),
+        (["--cache", "~no-such-user-xyz/c.sqlite3"], "cache: cannot use ~no-such-user-xyz"),
     ],
 )
 def test_bad_values_and_paths_are_usage_errors(
