@@ -184,6 +184,19 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _is_our_copy(path: Path) -> bool:
+    """Whether `path` is a regular file (not a link) that begins with enricher's marker: a
+    cache of ours set aside (damage past the header page leaves the marker)."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            header = f.read(HEADER_SIZE)
+    except OSError:
+        return False
+    return header.startswith(SQLITE_MAGIC) and _marker(header)[0] == APPLICATION_ID
+
+
 def _move(src: Path, dst: Path) -> bool:
     """`src` renamed `dst`, unless something is at `dst` (never replaced) or nothing at
     `src`: False then."""
@@ -647,12 +660,14 @@ class Cache:
         self._prune_damaged()
 
     def _prune_damaged(self) -> None:
-        """The oldest damaged copies past `_DAMAGED_KEPT` go (they only pile up)."""
+        """The oldest damaged copies past `_DAMAGED_KEPT` go (they only pile up). Only
+        copies of enricher's caches: a file merely named so (a regular file without our
+        marker, a link, a folder) is never removed, nor counted."""
         prefix = f"{self.path.name}.damaged-"
         copies = []
         for p in self.path.parent.glob(glob.escape(prefix) + "*"):
             stamp = p.name[len(prefix) :].split("-")
-            if not p.name.endswith(("-wal", "-shm")) and all(x.isdigit() for x in stamp):
+            if all(x.isdigit() for x in stamp) and _is_our_copy(p):
                 copies.append(([int(x) for x in stamp], p))
         copies.sort()
         for _, old in copies[: max(0, len(copies) - _DAMAGED_KEPT)]:
