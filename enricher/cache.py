@@ -430,22 +430,32 @@ class Cache:
             raise _refuse(
                 path, f"was made by another version of enricher (layout {layout})", _ANOTHER_PATH
             )
-        objects = self._objects()
-        if objects is None:
+        schema = self._schema()
+        if schema is None:
             return "damaged"
+        objects, marker = schema
+        if marker == (APPLICATION_ID, _LAYOUT_2):
+            # the file's header is layout 3, but its WAL (SQLite reads through it) says a
+            # 0.1.0 run took it over since, and was killed before a checkpoint
+            self._migrate(APPLICATION_ID)
+            return "ours"
         if objects != _layout_3_objects():
             raise _refuse(
                 path, "carries enricher's marker but not the tables of its cache", _ANOTHER_PATH
             )
         return "ours"
 
-    def _objects(self) -> set[tuple[str, str]] | None:
-        """What the file's schema holds, read without changing the file; None if it is
-        damaged."""
+    def _schema(self) -> tuple[set[tuple[str, str]], tuple[int, int]] | None:
+        """What the file's schema holds, and its (application_id, user_version) as its
+        last commit (in the WAL, if it has one) left them, read without changing the file;
+        None if it is damaged."""
         for careful in (False, True):
             try:
                 with contextlib.closing(self._read_only(careful=careful)) as db:
-                    return set(db.execute("SELECT type, name FROM sqlite_master"))
+                    objects = set(db.execute("SELECT type, name FROM sqlite_master"))
+                    (app_id,) = db.execute("PRAGMA application_id").fetchone()
+                    (layout,) = db.execute("PRAGMA user_version").fetchone()
+                    return objects, (int(app_id), int(layout))
             except sqlite3.Error as exc:
                 if not _corrupt(exc):
                     raise SettingsError(

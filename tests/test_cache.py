@@ -893,6 +893,23 @@ def test_a_cache_a_release_0_1_0_run_took_over_is_migrated(tmp_path: Path) -> No
     new_cache(path).close()  # an ordinary open from now on
 
 
+def test_a_cache_a_release_0_1_0_run_took_over_and_was_killed_in_is_migrated(
+    tmp_path: Path,
+) -> None:
+    """Both at once: the file's own header still says layout 3 (ours), the -wal holds 0.1.0's
+    layout 2 and its tables. Read through its WAL, it is a layout-2 cache: migrated, not
+    refused as "not the tables of its cache"."""
+    path = tmp_path / "cache.sqlite3"
+    new_cache(path).close()
+    run_release_0_1_0(path, killed=True)
+    assert path.read_bytes()[60:64] == LAYOUT.to_bytes(4, "big")
+    cache = new_cache(path, clock=lambda: 1_000_000.0)
+    assert cache.deferred("any job") == [(IocType.DOMAIN, "left.example.com")]
+    assert cache.requests_today() == 3 and len(cache) == 0
+    cache.close()
+    new_cache(path).close()
+
+
 def test_the_wal_stays_a_share_of_max_size(tmp_path: Path) -> None:
     """SQLite checkpoints every 1,000 pages (16 MiB here): past a 1 MiB cache, the WAL beside
     it grew to 16.7 MB. It is checkpointed at an eighth of max_size."""
