@@ -15,18 +15,26 @@ import time
 from datetime import UTC, datetime
 
 from .cache import Cache
-from .errors import BudgetSpent, QuotaExhausted
+from .errors import BudgetSpent, QuotaExhausted, SettingsError
 from .threads import call_in_thread
 
-__all__ = ["Budget", "quota_exhausted"]
+__all__ = ["Budget", "quota_exhausted", "utc_time"]
 
 SPENT = "the request budget is spent"
 
 
+def utc_time(when: float) -> str:
+    """Epoch seconds as an ISO-8601 UTC time (`2026-12-01T10:15:00Z`)."""
+    try:
+        text = datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):  # a time an earlier release stored
+        return "a time out of range"
+    return text.replace("+00:00", "Z")
+
+
 def quota_exhausted(until: float) -> QuotaExhausted:
     """The error that stops sending until `until` (epoch seconds), saying when in UTC."""
-    when = datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds")
-    return QuotaExhausted(f"quota exhausted until {when.replace('+00:00', 'Z')}", until)
+    return QuotaExhausted(f"quota exhausted until {utc_time(until)}", until)
 
 
 class Budget:
@@ -36,13 +44,18 @@ class Budget:
         max_requests: int | None = None,
         daily: int | None = None,
         cache: Cache | None = None,
+        longest_quota: float = 2 * 86400.0,
     ) -> None:
+        if daily and cache is None:
+            # a budget that is counted nowhere would not hold: never silently dropped
+            raise SettingsError("limits.daily_budget is counted in the state file: give it one")
         self._cache = cache
         #: requests this run may still send (None: no limit of its own)
         self.remaining: int | None = max_requests
-        self.daily = daily if daily and cache is not None else None
-        #: until when the server said the quota of this API identity is spent
-        self.quota_until = cache.quota_until() if cache is not None else None
+        self.daily = daily or None
+        #: until when the server said the quota of this API identity is spent (at most
+        #: `longest_quota` seconds from now: retry.max_quota_wait)
+        self.quota_until = cache.quota_until(longest_quota) if cache is not None else None
         self.used = 0
         self._unsaved = 0
 

@@ -32,6 +32,8 @@ belong to no known identity, are dropped; its deferred IOCs are kept for the nex
 from __future__ import annotations
 
 import contextlib
+import functools
+import glob
 import logging
 import os
 import queue
@@ -53,6 +55,7 @@ from .identity import ApiIdentity
 from .ioc import Endpoint, IocType
 from .records import CACHED_TAIL, FRESH_TAIL
 from .settings import VERDICTS
+from .sqlitefile import HEADER_SIZE, SQLITE_MAGIC, wal_header
 from .threads import call_in_thread
 
 __all__ = ["Cache", "default_cache_path"]
@@ -114,7 +117,26 @@ _LAYOUT_2_ANSWERS = ["endpoint", "key", "verdict", "fmt", "record", "fetched_at"
 _NO_IDENTITY = 0
 _LEGACY_REASON = "deferred by enricher 0.1.0"
 
-_SQLITE_MAGIC = b"SQLite format 3\0"
+#: what 0.1.0 leaves of a layout-3 cache it takes over (it drops answers, meta, budget and
+#: deferred, makes its own, and sets user_version 2): dropped when it is migrated
+_LAYOUT_3_LEFTOVERS = {
+    ("table", "identities"),
+    ("index", "sqlite_autoindex_identities_1"),
+    ("table", "formats"),
+    ("index", "sqlite_autoindex_formats_1"),
+    ("table", "quota"),
+}
+#: how the record line of a row's key begins (a record line's first field is its IOC, which
+#: no JSON escape changes: a normalized IOC has none of the characters JSON escapes)
+_LINE_HEAD = """CAST('{"ioc":"' || key || '",' AS BLOB)"""
+#: the page size of a new cache
+_PAGE = 16384
+#: damaged copies kept beside the cache (NAME.damaged-TIME); older ones are removed
+_DAMAGED_KEPT = 3
+_VANISHED = (
+    "the cache file {path} was removed or replaced during the run (another run set it aside,"
+    " or it was deleted)"
+)
 _ENDPOINT = {ep: i for i, ep in enumerate(Endpoint)}
 _VERDICT = {v: i for i, v in enumerate(VERDICTS)}
 # SQLite allows 32,766 host parameters; lookups go in slices well under that
@@ -132,6 +154,81 @@ _DICTIONARY = resources.files("enricher").joinpath("cache-records.zdict")
 def default_cache_path() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "enricher" / "cache.sqlite3"
+
+
+class _Vanished(sqlite3.OperationalError):
+    """The file this cache opened is no longer at its path."""
+
+
+@functools.cache
+def _layout_3_objects() -> frozenset[tuple[str, str]]:
+    """What sqlite_master holds in a layout-3 cache, and nothing else."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(_SCHEMA)
+        return frozenset(db.execute("SELECT type, name FROM sqlite_master"))
+
+
+def _marker(header: bytes) -> tuple[int, int]:
+    """(application_id, user_version) of a database header; (-1, -1) if it is too short."""
+    if len(header) < HEADER_SIZE:
+        return -1, -1
+    return int.from_bytes(header[68:72], "big"), int.from_bytes(header[60:64], "big")
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """Which file is at `path` (device and inode), None if none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _is_our_copy(path: Path) -> bool:
+    """Whether `path` is a regular file (not a link) that begins with enricher's marker: a
+    cache of ours set aside (damage past the header page leaves the marker)."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            header = f.read(HEADER_SIZE)
+    except OSError:
+        return False
+    return header.startswith(SQLITE_MAGIC) and _marker(header)[0] == APPLICATION_ID
+
+
+def _move(src: Path, dst: Path) -> bool:
+    """`src` renamed `dst`, unless something is at `dst` (never replaced) or nothing at
+    `src`: False then."""
+    try:
+        os.link(src, dst)
+    except (FileNotFoundError, FileExistsError):
+        return False
+    except OSError:
+        # a file system without hard links: a rename, after a look
+        if os.path.lexists(dst) or not os.path.lexists(src):
+            return False
+        os.rename(src, dst)
+        return True
+    os.unlink(src)
+    return True
+
+
+def _cannot_write(path: Path, exc: sqlite3.Error) -> str:
+    """Why the cache at `path` cannot be used, and what to do, from the error of its first
+    write transaction."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return (
+            f"cache: {path} is locked by another process (a long write: another program, or"
+            f" an enricher run migrating it); try again once it is done, or {_ANOTHER_PATH}"
+        )
+    if code == sqlite3.SQLITE_READONLY or "readonly" in str(exc):
+        return f"cache: {path} is read-only; make it (and its folder) writable, {_ANOTHER_PATH}"
+    return (
+        f"cache: {path} cannot be written ({exc}); make it (and its folder) writable,"
+        f" {_ANOTHER_PATH}"
+    )
 
 
 def _refuse(path: Path, why: str, fix: str) -> SettingsError:
@@ -195,7 +292,10 @@ class Cache:
         max_size: int = 2 * 1024**3,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.path = Path(path).expanduser()
+        try:
+            self.path = Path(path).expanduser()
+        except RuntimeError:  # `~someone/…` of a user who does not exist
+            raise SettingsError(f"cache: cannot use {path}: no such user's home") from None
         self.fmt = fmt
         self.max_ttl = max_ttl
         self.default_ttl = default_ttl
@@ -210,6 +310,8 @@ class Cache:
         self.unreadable = 0  # rows that did not decompress: asked again
         self.broken: str | None = None  # why the cache stopped being used, if it did
         self.damaged = False  # found damaged during the run: moved aside at close
+        #: why this run stores no answer (it still serves those stored), if it does not
+        self.not_kept: str | None = None
         self.identity: ApiIdentity | None = None
         self.identity_name = ""
         self._id = -1
@@ -219,6 +321,9 @@ class Cache:
         self._unpack = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
         self._budget_lock = threading.Lock()
         self._budget_db: sqlite3.Connection | None = None
+        #: WAL pages between checkpoints: at most an eighth of max_size
+        self._wal_pages = max(16, min(1000, max_size // _PAGE // 8))
+        self._file: tuple[int, int] | None = None
         self._db = self._open()
         if identity is not None:
             self.bind(identity)
@@ -265,16 +370,13 @@ class Cache:
             if db is not None:
                 with contextlib.suppress(sqlite3.Error):
                     db.close()
-            if _corrupt(exc):
-                self._set_aside()
-                self._create()
-                db = self._connect(reader=True)
-                self._load(db)
-                return db
-            why = "is read-only" if "readonly" in str(exc) else f"cannot be written ({exc})"
-            raise SettingsError(
-                f"cache: {path} {why}; make it (and its folder) writable, {_ANOTHER_PATH}"
-            ) from None
+            if not _corrupt(exc):
+                raise SettingsError(_cannot_write(path, exc)) from None
+            self._set_aside()
+            self._create()
+            db = self._connect(reader=True)
+            self._load(db)
+        self._file = _file_id(path)
         return db
 
     def _make_private(self) -> None:
@@ -293,27 +395,34 @@ class Cache:
                 log.warning("cache: %s is open to others and stays so: %s", name, exc.strerror)
 
     def _header(self) -> bytes:
+        """The database header: the file's, or the one its WAL's last commit wrote (a run
+        killed in WAL mode leaves it there) when the file's is not enricher's."""
         try:
             with open(self.path, "rb") as f:
-                return f.read(100)
+                header = f.read(HEADER_SIZE)
         except OSError as exc:
             raise SettingsError(
                 f"cache: cannot read {self.path}: {exc.strerror}; {_ANOTHER_PATH}"
             ) from None
+        if _marker(header) != (APPLICATION_ID, LAYOUT):
+            logged = wal_header(self.path)
+            if logged is not None and logged.startswith(SQLITE_MAGIC):
+                return logged
+        return header
 
     def _examine(self) -> str:
         """For a file that is enricher's: whether it is "ours" or "damaged" (a layout-2
         cache is migrated first); SettingsError for anything else. Reads the header, then
-        opens the file read-only."""
+        the file, read-only."""
         path = self.path
         header = self._header()
-        if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        if len(header) < HEADER_SIZE or not header.startswith(SQLITE_MAGIC):
             why = "is empty" if not header else "is not a SQLite database"
             raise _refuse(path, f"{why}, so no enricher cache", _ANOTHER_PATH)
-        app_id = int.from_bytes(header[68:72], "big")
-        layout = int.from_bytes(header[60:64], "big")
-        if app_id == 0 and layout == _LAYOUT_2:
-            self._migrate()
+        app_id, layout = _marker(header)
+        if layout == _LAYOUT_2 and app_id in (0, APPLICATION_ID):
+            # enricher 0.1.0's, or ours after a 0.1.0 run took it over (it set its layout)
+            self._migrate(app_id)
             return "ours"
         if app_id != APPLICATION_ID:
             raise _refuse(path, "is a SQLite database of another program", _ANOTHER_PATH)
@@ -321,37 +430,97 @@ class Cache:
             raise _refuse(
                 path, f"was made by another version of enricher (layout {layout})", _ANOTHER_PATH
             )
-        try:
-            with contextlib.closing(self._connect(read_only=True)) as db:
-                (found,) = db.execute("PRAGMA application_id").fetchone()
-                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.Error as exc:
-            if _corrupt(exc):
-                return "damaged"
-            raise SettingsError(f"cache: cannot open {path}: {exc}; {_ANOTHER_PATH}") from None
-        return "ours" if found == APPLICATION_ID else "damaged"
+        schema = self._schema()
+        if schema is None:
+            return "damaged"
+        objects, marker = schema
+        if marker == (APPLICATION_ID, _LAYOUT_2):
+            # the file's header is layout 3, but its WAL (SQLite reads through it) says a
+            # 0.1.0 run took it over since, and was killed before a checkpoint
+            self._migrate(APPLICATION_ID)
+            return "ours"
+        if objects != _layout_3_objects():
+            raise _refuse(
+                path, "carries enricher's marker but not the tables of its cache", _ANOTHER_PATH
+            )
+        return "ours"
+
+    def _schema(self) -> tuple[set[tuple[str, str]], tuple[int, int]] | None:
+        """What the file's schema holds, and its (application_id, user_version) as its
+        last commit (in the WAL, if it has one) left them, read without changing the file;
+        None if it is damaged."""
+        for careful in (False, True):
+            try:
+                with contextlib.closing(self._read_only(careful=careful)) as db:
+                    objects = set(db.execute("SELECT type, name FROM sqlite_master"))
+                    (app_id,) = db.execute("PRAGMA application_id").fetchone()
+                    (layout,) = db.execute("PRAGMA user_version").fetchone()
+                    return objects, (int(app_id), int(layout))
+            except sqlite3.Error as exc:
+                if not _corrupt(exc):
+                    raise SettingsError(
+                        f"cache: cannot open {self.path}: {exc}; {_ANOTHER_PATH}"
+                    ) from None
+        return None
+
+    def _read_only(self, *, careful: bool = False) -> sqlite3.Connection:
+        """A connection that reads the file and changes nothing: with its WAL when it has one
+        (or when `careful`: SQLite then locks as any reader does, and may use a -shm file
+        beside it), else `immutable`, so that not even a -shm file is made beside a file
+        that may be another program's. (An immutable read may see a page torn by a writer
+        that began meanwhile: a file found damaged that way is read again, carefully.)"""
+        where = urllib.parse.quote(str(self.path.absolute()))
+        plain = careful or os.path.exists(f"{self.path}-wal")
+        uri = f"file:{where}?mode=ro" + ("" if plain else "&immutable=1")
+        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT)
 
     def _connect(self, *, read_only: bool = False, reader: bool = False) -> sqlite3.Connection:
+        """A connection to the file at the path; never made here (`mode=rw`): a file that
+        vanished is not made anew in its place, unmarked."""
         if read_only:
-            uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=ro"
-            return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT)
+            return self._read_only(careful=True)
+        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=rw"
         db = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT
+            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT
         )
         db.execute("PRAGMA journal_mode=WAL")
         # No fsync: after an OS crash the newest answers may be gone (or the file damaged,
         # and then replaced); an application crash, SIGKILL included, loses nothing.
         db.execute("PRAGMA synchronous=OFF")
         # The key index takes inserts at random places; 64 MiB of page cache keeps most of
-        # it in memory. A checkpointed WAL is cut back to 64 MiB.
+        # it in memory.
         db.execute("PRAGMA cache_size=-65536")
-        db.execute("PRAGMA journal_size_limit=67108864")
+        # The WAL is checkpointed every `wal_pages` pages (SQLite's 1,000 by default: 16 MiB
+        # of 16 KiB pages) and cut back to that size, so that it adds at most about an
+        # eighth of max_size to the file (and 16 MiB at most).
+        db.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages}")
+        db.execute(f"PRAGMA journal_size_limit={self._wal_pages * _PAGE}")
         if reader:
             # The connection of lookups: hits read rows from pages all over the file, so map
             # (the first 256 MiB of) it rather than pread each page. Mapped pages count in the
             # process's RSS, hence the bound; the writer does not map.
             db.execute("PRAGMA mmap_size=268435456")
         return db
+
+    def _connect_again(self) -> sqlite3.Connection:
+        """Another connection (the writer's, the budget's) to the file this cache opened:
+        sqlite3.Error if it was removed or replaced at the path meanwhile (another run set
+        it aside as damaged, someone deleted it): writing to another file, or to a new one
+        made at the path, would put rows in a file whose identities are not ours."""
+        try:
+            db = self._connect()
+        except sqlite3.OperationalError:
+            if os.path.exists(self.path):
+                raise
+            raise _Vanished(_VANISHED.format(path=self.path)) from None
+        if _file_id(self.path) != self._file:
+            db.close()
+            raise _Vanished(_VANISHED.format(path=self.path))
+        return db
+
+    def _still_there(self) -> bool:
+        """Whether the file at the path is still the one this cache opened."""
+        return _file_id(self.path) == self._file
 
     def _create(self) -> bool:
         """A new, empty cache at `self.path`: made whole under another name, then linked into
@@ -372,7 +541,7 @@ class Cache:
             try:
                 # Rows are ~0.3 KB with their index entries: 16 KiB pages hold dozens each.
                 # Both must be set before the first table exists.
-                db.execute("PRAGMA page_size=16384")
+                db.execute(f"PRAGMA page_size={_PAGE}")
                 db.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 db.executescript(_SCHEMA)
                 db.execute("INSERT INTO meta VALUES ('key', ?)", (secrets.token_bytes(32),))
@@ -398,37 +567,41 @@ class Cache:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
 
-    def _migrate(self) -> None:
-        """A layout-2 cache (enricher 0.1.0) made layout 3, in place: checked read-only
-        first to hold exactly that layout's tables; its answers and counts dropped (they
-        belong to no identity we could tell), its deferred IOCs kept for any next run."""
+    def _migrate(self, app_id: int) -> None:
+        """A layout-2 cache (enricher 0.1.0's; or ours, once a 0.1.0 run took it over) made
+        layout 3, in place: checked read-only first (with its WAL) to hold exactly that
+        layout's tables (and, in ours, what 0.1.0 left of layout 3); its answers dropped
+        (they belong to no identity we could tell), its deferred IOCs kept for any next
+        run, its request counts kept for every identity (one of them sent those requests)."""
         path = self.path
         try:
-            # immutable: a database of another program is read without so much as a -shm
-            # file made beside it
-            uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro&immutable=1"
-            with contextlib.closing(sqlite3.connect(uri, uri=True)) as ro:
+            with contextlib.closing(self._read_only()) as ro:
                 objects = set(ro.execute("SELECT type, name FROM sqlite_master"))
                 columns = [row[1] for row in ro.execute("PRAGMA table_info(answers)")]
         except sqlite3.Error:
             objects, columns = set(), []
-        if objects != _LAYOUT_2_OBJECTS or columns != _LAYOUT_2_ANSWERS:
+        leftovers = objects - _LAYOUT_2_OBJECTS
+        allowed = _LAYOUT_3_LEFTOVERS if app_id == APPLICATION_ID else set()
+        if not (objects >= _LAYOUT_2_OBJECTS and leftovers <= allowed) or (
+            columns != _LAYOUT_2_ANSWERS
+        ):
             raise _refuse(
                 path, "is a SQLite database of another program (no enricher marker)", _ANOTHER_PATH
             )
         try:
             with contextlib.closing(self._connect()) as db:
                 db.execute("BEGIN IMMEDIATE")
-                (app_id,) = db.execute("PRAGMA application_id").fetchone()
+                (found_id,) = db.execute("PRAGMA application_id").fetchone()
                 (layout,) = db.execute("PRAGMA user_version").fetchone()
-                if (app_id, layout) != (0, _LAYOUT_2):
+                if layout != _LAYOUT_2 or found_id != app_id:
                     db.execute("ROLLBACK")
                     return  # another run migrated it meanwhile
                 # one statement at a time: executescript would commit the transaction first
                 for statement in (
                     "ALTER TABLE deferred RENAME TO deferred_2",
+                    "ALTER TABLE budget RENAME TO budget_2",
                     "DROP TABLE answers",
-                    "DROP TABLE budget",
+                    *(f"DROP TABLE {name}" for kind, name in sorted(leftovers) if kind == "table"),
                     *_statements(_SCHEMA),
                 ):
                     db.execute(statement)
@@ -436,7 +609,12 @@ class Cache:
                     "INSERT OR IGNORE INTO deferred SELECT ?, '', type, ioc, ? FROM deferred_2",
                     (_NO_IDENTITY, _LEGACY_REASON),
                 )
+                db.execute(
+                    "INSERT OR IGNORE INTO budget SELECT ?, day, requests FROM budget_2",
+                    (_NO_IDENTITY,),
+                )
                 db.execute("DROP TABLE deferred_2")
+                db.execute("DROP TABLE budget_2")
                 db.execute("INSERT INTO meta VALUES ('key', ?)", (secrets.token_bytes(32),))
                 db.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version={LAYOUT}")
@@ -450,19 +628,63 @@ class Cache:
                     log.info("cache: %s migrated; VACUUM left for later (%s)", path, exc)
             log.warning(
                 "cache: %s was made by enricher 0.1.0 (answers not tied to an API identity): "
-                "migrated, its answers dropped, its deferred IOCs kept",
+                "migrated, its answers dropped, its deferred IOCs and today's request count kept",
                 path,
             )
         except sqlite3.Error as exc:
+            if _corrupt(exc):
+                raise SettingsError(
+                    f"cache: {path} (enricher 0.1.0's) is damaged and cannot be migrated;"
+                    f" move it away, {_ANOTHER_PATH}"
+                ) from None
             raise SettingsError(f"cache: cannot migrate {path}: {exc}; {_ANOTHER_PATH}") from None
 
-    def _set_aside(self) -> None:
-        """Move a damaged cache (and its WAL, which belongs to it) aside."""
-        aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(f"{self.path}{suffix}", f"{aside}{suffix}")
-        log.warning("cache: %s was damaged; moved to %s, starting anew", self.path, aside)
+    def _set_aside(self, *, opened: bool = False) -> None:
+        """Move a damaged cache (and its WAL, which belongs to it) aside, under a name that
+        was free, readable by its owner only; at most `_DAMAGED_KEPT` such copies are kept.
+        (`opened`: only if the file at the path is still the one this cache opened.)"""
+        path = self.path
+        if opened and not self._still_there():
+            return  # another run set it aside already, and made a new one
+        stamp = int(time.time())
+        aside: Path | None = None
+        for n in range(1000):
+            candidate = path.with_name(f"{path.name}.damaged-{stamp}" + (f"-{n}" if n else ""))
+            if _move(path, candidate):
+                aside = candidate
+                break
+            if not os.path.lexists(path):
+                return  # gone meanwhile: nothing to set aside
+        if aside is None:
+            raise SettingsError(f"cache: {path} is damaged and cannot be moved aside; "
+                                f"{_ANOTHER_PATH}")  # fmt: skip
+        for suffix in ("-wal", "-shm"):
+            # never left behind: a new file at the path would take the old WAL as its own
+            if not _move(Path(f"{path}{suffix}"), Path(f"{aside}{suffix}")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{path}{suffix}")
+        for name in (aside, Path(f"{aside}-wal"), Path(f"{aside}-shm")):
+            with contextlib.suppress(OSError):
+                os.chmod(name, 0o600)
+        log.warning("cache: %s was damaged; moved to %s, starting anew", path, aside)
+        self._prune_damaged()
+
+    def _prune_damaged(self) -> None:
+        """The oldest damaged copies past `_DAMAGED_KEPT` go (they only pile up). Only
+        copies of enricher's caches: a file merely named so (a regular file without our
+        marker, a link, a folder) is never removed, nor counted."""
+        prefix = f"{self.path.name}.damaged-"
+        copies = []
+        for p in self.path.parent.glob(glob.escape(prefix) + "*"):
+            stamp = p.name[len(prefix) :].split("-")
+            if all(x.isdigit() for x in stamp) and _is_our_copy(p):
+                copies.append(([int(x) for x in stamp], p))
+        copies.sort()
+        for _, old in copies[: max(0, len(copies) - _DAMAGED_KEPT)]:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{old}{suffix}")
+            log.info("cache: %s removed (more than %d damaged copies)", old, _DAMAGED_KEPT)
 
     def _load(self, db: sqlite3.Connection) -> None:
         """What every run reads first: the file's key (for identities), the record formats."""
@@ -514,7 +736,7 @@ class Cache:
                 requests += more[1]
             try:
                 if not self.broken:
-                    db = db or self._connect()
+                    db = db or self._connect_again()
                     # compressed before the transaction: the write lock is held only to write
                     packed = [(*row[:5], pack(_as_served(row[5])), *row[6:]) for row in rows]
                     db.execute("BEGIN IMMEDIATE")
@@ -572,7 +794,7 @@ class Cache:
                 with contextlib.suppress(sqlite3.Error):
                     db.close()
         if self.damaged:
-            self._set_aside()
+            self._set_aside(opened=True)
 
     # -- size --------------------------------------------------------------------------------
 
@@ -611,7 +833,8 @@ class Cache:
     def lookup(self, endpoint: Endpoint, keys: Sequence[str]) -> dict[str, tuple[str, str, bytes]]:
         """(verdict, fmt, record line as a hit writes it) of the live cached answers among
         `keys` for this identity. Expired ones, older than max_ttl or (with max_age)
-        max_age, and ones dated in the future are misses."""
+        max_age, ones dated in the future, and ones whose record is not of their key (a row
+        damaged, or copied over another) are misses."""
         ident = self._bound()
         now = self._clock()
         oldest = max(now - self.max_ttl, now - self.max_age if self.max_age is not None else -1.0)
@@ -623,17 +846,26 @@ class Cache:
             for i in range(0, len(keys), _SLICE):
                 part = keys[i : i + _SLICE]
                 marks = ",".join("?" * len(part))
+                # a row's age counts from no later than now (a clock that was a little
+                # ahead): with --max-age 0 nothing is young enough
                 rows = self._db.execute(
-                    f"SELECT key, verdict, format, record FROM answers WHERE identity = ?"
-                    f" AND endpoint = ? AND key IN ({marks}) AND expires_at > ?"
-                    f" AND fetched_at > ? AND fetched_at <= ?",
-                    (ident, _ENDPOINT[endpoint], *part, now, oldest, now + _SKEW),
+                    f"SELECT key, verdict, format, record, {_LINE_HEAD} FROM answers"
+                    f" WHERE identity = ? AND endpoint = ? AND key IN ({marks})"
+                    f" AND expires_at > ? AND min(fetched_at, ?) > ? AND fetched_at <= ?",
+                    (ident, _ENDPOINT[endpoint], *part, now, now, oldest, now + _SKEW),
                 ).fetchall()
                 formats = self._formats
                 try:  # the hot path of a warm run: one comprehension, in C as far as it goes
-                    found.update({k: (verdicts[v], formats[f], unpack(r)) for k, v, f, r in rows})
+                    hits = {
+                        k: (verdicts[v], formats[f], line)
+                        for k, v, f, r, head in rows
+                        if (line := unpack(r)).startswith(head)
+                    }
                 except (KeyError, IndexError, TypeError, zstandard.ZstdError):
                     self._read_slowly(rows, found)
+                else:
+                    found.update(hits)
+                    self.unreadable += len(rows) - len(hits)
         except sqlite3.Error as exc:
             self._break(f"reading failed: {exc}", exc)
             found.clear()
@@ -642,16 +874,23 @@ class Cache:
         return found
 
     def _read_slowly(
-        self, rows: list[tuple[str, int, int, bytes]], found: dict[str, tuple[str, str, bytes]]
+        self,
+        rows: list[tuple[str, int, int, bytes, bytes]],
+        found: dict[str, tuple[str, str, bytes]],
     ) -> None:
         """`lookup`'s rows one by one: a record format written by another run since this one
-        read them, or a row that does not decompress (a miss: asked again, and replaced)."""
+        read them, or a row that does not decompress, or not to a record of its key (a miss:
+        asked again, and replaced)."""
         self._formats = dict(self._db.execute("SELECT id, fmt FROM formats"))
-        for key, verdict, fid, record in rows:
+        for key, verdict, fid, record, head in rows:
             try:
-                found[key] = (VERDICTS[verdict], self._formats.get(fid, ""), self._unpack(record))
+                line = self._unpack(record)
+                if line.startswith(head):
+                    found[key] = (VERDICTS[verdict], self._formats.get(fid, ""), line)
+                    continue
             except (IndexError, TypeError, zstandard.ZstdError):
-                self.unreadable += 1
+                pass
+            self.unreadable += 1
 
     def empty_endpoints(self) -> set[Endpoint]:
         """The endpoints the cache holds no answer for this identity (once what is queued
@@ -699,6 +938,8 @@ class Cache:
         self, endpoint: Endpoint, items: Iterable[tuple[str, str, bytes, int | None]]
     ) -> list[_Row]:
         ident = self._bound()
+        if self.broken or self.not_kept:
+            return []
         now = self._clock()
         max_ttl, default_ttl, fid, ep = self.max_ttl, self.default_ttl, self._fmt_id, endpoint
         code = _ENDPOINT[ep]
@@ -717,7 +958,12 @@ class Cache:
             )
             for key, verdict, record, ttl_ms in items
         ]
-        return [] if self.broken else rows
+        return rows
+
+    def keep_no_answers(self, why: str) -> None:
+        """Store no answer from now on (they are still served): `why` says so in the
+        summary and the manifest."""
+        self.not_kept = why
 
     def purge(self) -> int:
         """Drop expired answers (and rows dated in the future, and past max_ttl), the oldest
@@ -748,10 +994,11 @@ class Cache:
         """The file is damaged: move it aside and go on with a new one."""
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
-        self._set_aside()
+        self._set_aside(opened=True)
         self._create()
         self._db = self._connect(reader=True)
         self._load(self._db)
+        self._file = _file_id(self.path)
         if self.identity is not None:
             self.bind(self.identity)
 
@@ -768,16 +1015,20 @@ class Cache:
 
     def requests_today(self) -> int:
         """Requests counted today for this identity, by every run."""
-        ident = self._bound()
         try:
-            row = self._db.execute(
-                "SELECT requests FROM budget WHERE identity = ? AND day = ?", (ident, self._day())
-            )
-            found = row.fetchone()
+            return self._requests(self._db)
         except sqlite3.Error as exc:
             self._break(f"reading the budget failed: {exc}", exc)
             return 0
-        return int(found[0]) if found else 0
+
+    def _requests(self, db: sqlite3.Connection) -> int:
+        """Today's count for this identity: its own, and what a 0.1.0 cache had counted
+        today (its requests belong to no identity it could tell: to each, then)."""
+        (n,) = db.execute(
+            "SELECT coalesce(sum(requests), 0) FROM budget WHERE identity IN (?, ?) AND day = ?",
+            (self._bound(), _NO_IDENTITY, self._day()),
+        ).fetchone()
+        return int(n)
 
     def _count(self, db: sqlite3.Connection, n: int) -> None:
         db.execute(
@@ -802,17 +1053,13 @@ class Cache:
         and nothing counted, if the budget is spent. One transaction that checks and counts,
         so runs sharing the file never send more than `daily` between them. Raises
         BudgetSpent when the count cannot be kept (then nothing may be sent)."""
-        ident = self._bound()
+        self._bound()
         with self._budget_lock:
             try:
-                db = self._budget_db = self._budget_db or self._connect()
+                db = self._budget_db = self._budget_db or self._connect_again()
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    row = db.execute(
-                        "SELECT requests FROM budget WHERE identity = ? AND day = ?",
-                        (ident, self._day()),
-                    ).fetchone()
-                    if row is not None and row[0] >= daily:
+                    if self._requests(db) >= daily:
                         return False
                     self._count(db, 1)
                 finally:
@@ -823,21 +1070,30 @@ class Cache:
                 ) from None
         return True
 
-    def quota_until(self) -> float | None:
-        """Until when the server said this identity's quota is spent, if that is still ahead."""
+    def quota_until(self, longest: float) -> float | None:
+        """Until when the server said this identity's quota is spent, if that is still ahead:
+        never more than `longest` seconds from now (a time stored by an earlier release, or
+        under a longer `retry.max_quota_wait`, is capped)."""
         ident = self._bound()
+        now = self._clock()
         try:
             row = self._db.execute(
-                "SELECT until FROM quota WHERE identity = ? AND until > ?", (ident, self._clock())
+                "SELECT until FROM quota WHERE identity = ? AND until > ?", (ident, now)
             ).fetchone()
         except sqlite3.Error as exc:
             self._break(f"reading the quota failed: {exc}", exc)
             return None
-        return float(row[0]) if row else None
+        if row is None:
+            return None
+        until = float(row[0])
+        return until if until <= now + longest else now + longest  # inf and nan too
 
     def set_quota_until(self, until: float) -> None:
         """Remember that this identity's quota is spent until `until` (epoch seconds)."""
         ident = self._bound()
+        if not self._still_there():
+            log.error("cache: %s; the spent quota is not kept", _VANISHED.format(path=self.path))
+            return
         try:
             self._db.execute(
                 "INSERT INTO quota VALUES (?, ?) ON CONFLICT(identity) DO UPDATE"
@@ -846,6 +1102,19 @@ class Cache:
             )
         except sqlite3.Error as exc:
             log.error("cache: saving the quota failed: %s", exc)
+
+    def quotas(self) -> list[tuple[str, float]]:
+        """The spent quotas the file holds: (identity, until), of every identity."""
+        names = dict(self._db.execute("SELECT id, name FROM identities").fetchall())
+        rows = self._db.execute("SELECT identity, until FROM quota ORDER BY until").fetchall()
+        return [(names.get(i, f"#{i}"), float(until)) for i, until in rows]
+
+    def clear_quotas(self) -> list[tuple[str, float]]:
+        """Forget every spent quota (the operator knows better: a quota raised, a server
+        that gave a wrong time); what was forgotten."""
+        gone = self.quotas()
+        self._db.execute("DELETE FROM quota")
+        return gone
 
     # -- deferred -----------------------------------------------------------------------------
 
@@ -871,6 +1140,10 @@ class Cache:
         """Replace this job's deferred list (for this identity) with `items` (type, ioc,
         reason); the previous layout's rows, taken up by this run, go too."""
         ident = self._bound()
+        if not self._still_there():
+            log.error("error: %s; this run's deferred IOCs are only in its deferred file",
+                      _VANISHED.format(path=self.path))  # fmt: skip
+            return
         try:
             with self._transaction():
                 self._db.execute(
@@ -917,4 +1190,5 @@ class Cache:
             "evicted": self.evicted,
             "unreadable": self.unreadable,
             "broken": self.broken,
+            "not_kept": self.not_kept,
         }

@@ -204,11 +204,17 @@ def _add_deferred_parser(sub: Any) -> None:
         help="list the IOCs deferred jobs are waiting to ask",
         description="What each job deferred (budget or quota spent, run stopped) and its next "
         "run will ask first: a line per job and API identity; with --job, that job's IOCs as "
-        "NDJSON on stdout.",
+        "NDJSON on stdout. Spent quotas are listed too (--clear-quota forgets them).",
     )
     p.add_argument("--job", metavar="NAME", help="list this job's IOCs, one NDJSON line each")
     p.add_argument("--config", metavar="FILE", help="settings profile (TOML): its cache path")
     p.add_argument("--cache", metavar="PATH", help="the state file (SQLite)")
+    p.add_argument(
+        "--clear-quota",
+        action="store_true",
+        help="forget every spent quota (a 429 with a long Retry-After) the state file holds, "
+        "so that the next run sends again",
+    )
     p.set_defaults(func=_deferred)
 
 
@@ -216,7 +222,9 @@ def _deferred(args: argparse.Namespace) -> int:
     from .waiting import list_deferred
 
     settings = load_settings(args.config)
-    return list_deferred(args.cache or settings.cache.path or None, job=args.job)
+    return list_deferred(
+        args.cache or settings.cache.path or None, job=args.job, clear_quota=args.clear_quota
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

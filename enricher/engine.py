@@ -64,6 +64,11 @@ from .transport import Transport
 __all__ = ["Enricher", "Outcome"]
 
 _REJECT_SNIPPET = 200
+#: the failure of a key whose answer holds one of our secrets where it cannot be taken out
+_ECHOED = (
+    "secret_in_answer: the answer holds our credentials in its requestKey, a field name or"
+    " its classification; not written (nor cached)"
+)
 
 
 @dataclass(slots=True)
@@ -717,6 +722,12 @@ class _Run:
                 continue
             if key[1] in parsed.conflicts:
                 self.conflicting(key, outcome, requeue)
+                continue
+            if parsed.echoed and key[1] in parsed.echoed:
+                # taking our secret out would change the key or the verdict: no answer
+                self.origins.pop(key[1], None)
+                missing.pop(key[1], None)
+                outcome.failures.append(failure(key[0], key[1], _ECHOED, 1))
                 continue
             tries = missing.get(key[1], 0) + 1
             if tries > limit:

@@ -6,11 +6,12 @@ to the identity that fetched it. An identity is
 
 - the normalized base URL: scheme, host in lower case (an internationalized name as its
   A-labels, no trailing dot, an IPv6 address in brackets), the port unless it is the scheme's
-  default, the path without its trailing slash; never the URL's user info, query or fragment;
+  default, the path without its trailing slash; never the URL's user info (a base URL holds
+  no query or fragment: the settings refuse them);
 - and the account: `anonymous`, or what identifies it: `user NAME` (the user info of the
   URL, or the tenant login's user, with the login page), `header NAME` (a static header);
-  and, when any secret is part of it (the URL's password, the header's value, a query
-  string, which may carry an API key), a keyed hash of those secrets, never the secrets.
+  and, when any secret is part of it (the URL's password, the header's value), a keyed hash
+  of those secrets, never the secrets.
 
 The hash is HMAC-SHA256 under a random key made for each cache file and kept in it: a token
 then leaves no value that could be looked up in a table or matched across two cache files
@@ -91,9 +92,6 @@ def identity_of(settings: Settings) -> ApiIdentity:
         account.append(f"user {url.user}")
     if url.password:
         secrets.append(("url password", Secret(url.password)))
-    if url.raw_query_string:
-        account.append("query")
-        secrets.append(("query", Secret(url.raw_query_string)))
     auth = settings.auth
     if auth.mode == "session":
         assert auth.login_url is not None  # checked by AuthSettings

@@ -184,9 +184,14 @@ def _open_state(job: Job, settings: Settings) -> Cache | None:
     """The state file: the answer cache, the daily request count and the jobs' deferred
     IOCs. `--no-cache` (or `cache.enabled = false`) reads and stores no answer, but the job's
     deferred IOCs and the day's count are still kept, unless the file cannot be used (a
-    warning says so: then only the deferred file beside the output carries them)."""
+    warning says so: then only the deferred file beside the output carries them). A daily
+    budget is counted there: a run with one refuses to start without it. Answers fetched
+    with TLS verification off are not stored (they could come from anyone on the path)."""
     answers = job.use_cache and (settings.cache.enabled or job.cache_path or job.cache_only)
     c = settings.cache
+    # answers are served to the API identity that fetched them (the embedded emulator is
+    # one identity, whatever port it gets); reading the credentials may refuse them
+    identity = EMBEDDED_EMULATOR if job.emulator else identity_of(settings)
     try:
         state = Cache(
             job.cache_path or c.path or default_cache_path(),
@@ -194,19 +199,23 @@ def _open_state(job: Job, settings: Settings) -> Cache | None:
             default_ttl=c.default_ttl,
             max_age=job.max_age,
             fmt=record_format(settings.verdicts, settings.api.ttl_unit, job.with_source),
-            # answers are served to the API identity that fetched them (the embedded emulator
-            # is one identity, whatever port it gets)
-            identity=EMBEDDED_EMULATOR if job.emulator else identity_of(settings),
+            identity=identity,
             max_size=c.max_size,
         )
     except SettingsError as exc:
         if answers:
             raise
+        if settings.limits.daily_budget:
+            raise SettingsError(
+                f"limits.daily_budget is counted in the state file, which cannot be used: {exc}"
+            ) from None
         log.warning(
             "warning: %s; this run keeps no state (deferred IOCs: only in the deferred file)",
             exc,
         )
         return None
+    if not settings.network.verify_tls and settings.api.base_url.startswith("https:"):
+        state.keep_no_answers("TLS verification is off")
     purged = state.purge()
     if purged:
         log.info("cache: purged %s expired answers", f"{purged:,}")
@@ -274,6 +283,7 @@ def _input_size(inputs: Sequence[str]) -> int | None:
 async def run_job(job: Job, settings: Settings) -> int:
     """Run one job; its exit code. The summary goes to stderr unless quiet."""
     started_at = time.time()
+    settings.auth.check_secrets()  # before anything is opened
     with Stopper(settings.pipeline.grace_period) as stopper:
         inputs, skipped = find_inputs(job.inputs)
         paths = plan_outputs(
@@ -350,16 +360,12 @@ async def _run_locked(
             lambda: _prepare(job, paths, state, key, stats), name="resume"
         )
         files = _open_files(job, paths)
-        if settings.limits.daily_budget and state is None:
-            log.warning(
-                "limits.daily_budget is not kept without the state file: "
-                "only --max-requests limits this run"
-            )
         if job.max_requests is not None or settings.limits.daily_budget or state is not None:
             budget = Budget(
                 max_requests=job.max_requests,
                 daily=settings.limits.daily_budget or None,
                 cache=state,
+                longest_quota=settings.retry.max_quota_wait,
             )
         # What exists now (modules, settings) lives as long as the run: keep it out of the
         # cyclic collector, whose full passes stalled the loop 10-25 ms, which showed as

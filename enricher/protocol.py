@@ -22,12 +22,14 @@ from .errors import ErrorBody, MalformedBody, SettingsError
 from .ioc import ENDPOINT_OF, Endpoint, IocType
 
 __all__ = [
+    "ANSWER_WORDS",
     "CLASSIFICATION_TYPES",
     "Answer",
     "Entry",
     "Match",
     "ParsedResponse",
     "answer_from_entry",
+    "blank_escapes",
     "build_request",
     "entry_of",
     "match_answers",
@@ -54,6 +56,16 @@ CLASSIFICATION_TYPES: tuple[str, ...] = (
     "blacklist",
     "av_detected",
 )
+
+#: the words every answer is made of (its field names and classification types): a secret
+#: that is part of one could not be told apart from an answer (`redaction.check_secret`)
+ANSWER_WORDS: tuple[str, ...] = (
+    *CLASSIFICATION_TYPES,
+    "classificationResponses", "requestKey", "requestData", "md5", "sha1", "sha256",
+    "domain", "ipAddress", "addressType", "Ipv4", "Ipv6", "ttl", "aggregatedResult",
+    "maliciousClassification", "type", "classificationScore", "typeScore", "source",
+    "firstSeen", "link", "productClassification", "cpType", "cpId", "true", "false", "null",
+)  # fmt: skip
 
 _HASH_FIELDS = ("md5", "sha1", "sha256")
 _ADDRESS_TYPE = {IocType.IPV4: "Ipv4", IocType.IPV6: "Ipv6"}
@@ -129,9 +141,13 @@ def match_key(endpoint: Endpoint, key: Any) -> str | None:
         return None
     if ":" in v:
         try:
-            return ipaddress.IPv6Address(v).compressed
+            address = ipaddress.IPv6Address(v)
         except ValueError:
             return v.lower()
+        # an IPv4-mapped address is the IPv4 address (as normalize asks it): an answer that
+        # echoes both forms for one key gave that key two entries
+        mapped = address.ipv4_mapped
+        return address.compressed if mapped is None else str(mapped)
     return v
 
 
@@ -289,7 +305,7 @@ def _check_depth(raw: bytes) -> None:
     if len(raw) <= 2 * MAX_DEPTH or raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
         return
     depth = 0
-    for token in _NESTING.finditer(raw):
+    for token in _NESTING.finditer(blank_escapes(raw)):
         mark = token.group()
         if mark in (b"[", b"{"):
             depth += 1
@@ -299,8 +315,15 @@ def _check_depth(raw: bytes) -> None:
             depth -= 1
 
 
-#: strings (skipped whole: brackets in them do not nest) and brackets
-_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+#: strings (skipped whole: brackets in them do not nest) and brackets, in `blank_escapes`
+_NESTING = re.compile(rb'"[^"]*"?|[\[\]{}]')
+
+
+def blank_escapes(raw: bytes) -> bytes:
+    """JSON bytes with each escaped quote and backslash (`\\"`, `\\\\`) made `__`, the same
+    length: every quote left opens or closes a string, so a scan finds strings with a
+    character class, never stepping escape by escape (nor starting again inside one)."""
+    return raw.replace(b"\\\\", b"__").replace(b'\\"', b"__")
 
 
 def read_entry(raw: bytes) -> tuple[Entry, bytes]:
@@ -345,6 +368,9 @@ class ParsedResponse:
     #: keys answered by two entries that say different things: neither is an answer (they
     #: are not in `answers`), the key is to be asked again
     conflicts: set[str] = field(default_factory=set)
+    #: keys whose entry holds one of our secrets where it cannot be taken out (its
+    #: requestKey, a field name, its classification): no answer (`redaction`)
+    echoed: set[str] = field(default_factory=set)
 
     def extra(self, answered: int) -> int:
         """Entries of no use, given how many asked keys they answered: answers to keys

@@ -29,9 +29,13 @@ from .protocol import ParsedResponse, build_request, parse_response
 from .ratelimit import AdaptiveLimiter
 from .settings import Settings
 from .stats import RunStats
+from .threads import call_in_thread
 from .transport import Transport
 
 __all__ = ["Sender"]
+
+#: an answer body larger than this is read in a thread (bytes)
+_BIG = 1 << 20
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -119,18 +123,23 @@ class Sender:
         started = self._clock()
         try:
             raw = await self.transport.post(endpoint, body)
-            raw, echoed = self.transport.scrub(raw)
+            if len(raw) > _BIG:
+                # reading a body this large takes a while: in a thread, so that the loop (and
+                # a signal) never waits for it
+                parsed, echoed = await call_in_thread(
+                    lambda: self._read(endpoint, raw, asked), name="answer"
+                )
+            else:
+                parsed, echoed = self._read(endpoint, raw, asked)
             if echoed:
                 stats.secrets_replaced += echoed
-            try:
-                parsed = parse_response(endpoint, raw, asked)
-            except RequestError as exc:  # an error body's text may echo our secrets
-                raise self.transport.redact(exc) from None
         except RateLimited as exc:
             stats.rate_limited += 1
             stats.request_done(endpoint.value, "429", None)
-            if exc.retry_after is not None and exc.retry_after > self.settings.retry.max_wait:
-                raise self._quota_spent(time.time() + exc.retry_after) from None
+            retry = self.settings.retry
+            if exc.retry_after is not None and exc.retry_after > retry.max_wait:
+                wait = min(exc.retry_after, retry.max_quota_wait)
+                raise self._quota_spent(time.time() + wait) from None
             self.limiter.rate_limited()
             raise
         except AuthRefused:
@@ -146,6 +155,16 @@ class Sender:
         stats.request_done(endpoint.value, "200", self._clock() - started)
         self.limiter.succeeded()
         return parsed
+
+    def _read(
+        self, endpoint: Endpoint, raw: bytes, asked: Container[str]
+    ) -> tuple[ParsedResponse, int]:
+        """A 200 body parsed, and our secrets taken out of its entries (how many)."""
+        try:
+            parsed = parse_response(endpoint, raw, asked)
+        except RequestError as exc:  # an error body's text may echo our secrets
+            raise self.transport.redact(exc) from None
+        return parsed, self.transport.scrub(parsed, raw)
 
     def _quota_spent(self, until: float) -> QuotaExhausted:
         """Stop sending until `until`, in this run and (through the budget) the next ones."""

@@ -9,7 +9,6 @@ variable or file that holds the secret, and `Secret` keeps its value out of ever
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -24,8 +23,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from yarl import URL
+
 from .errors import SettingsError
 from .ioc import Endpoint
+from .redaction import check_secret
 
 __all__ = [
     "ApiSettings",
@@ -57,16 +59,28 @@ def _check(ok: bool, name: str, message: str) -> None:
 # Everything from `://` to the last `@` of the line: a password may hold `/`, `@`, `#` or a
 # space typed unencoded, and redacting a little too much never leaks.
 _USERINFO = re.compile(r"(?<=://)[^\n]*@")
+# A URL's query, which may carry an API key (`?apikey=…`), up to a space or a quote.
+_QUERY = re.compile(r"(://[^\s?#'\"]*)\?[^\s#'\"]*")
 
 
 def redact_url(text: str) -> str:
-    """`https://user:pw@host/x` → `https://***@host/x`: a URL may carry credentials."""
-    return _USERINFO.sub("***@", text)
+    """`https://user:pw@host/x?key=K` → `https://***@host/x?***`: a URL may carry
+    credentials, in its user info or its query."""
+    return _QUERY.sub(r"\1?***", _USERINFO.sub("***@", text))
 
 
-def check_url(url: str, name: str, *, schemes: tuple[str, ...] = ("http", "https")) -> None:
-    """A URL of one of `schemes` with a host and a valid port; the message never shows its
-    userinfo (nor the parser's own words, which may quote a piece of a password)."""
+def check_url(
+    url: str,
+    name: str,
+    *,
+    schemes: tuple[str, ...] = ("http", "https"),
+    prefix: bool = False,
+) -> None:
+    """A URL of one of `schemes` with a host and a valid port, as aiohttp reads it; with
+    `prefix` (a URL that paths are appended to), no query or fragment. A password in it must
+    be one that can be kept out of what servers send back (`redaction.check_secret`). The
+    message never shows its userinfo or query (nor the parser's own words, which may quote a
+    piece of a password)."""
     shown = redact_url(url)
     want = " or ".join(f"{s}://" for s in schemes)
     _check(url.startswith(tuple(f"{s}://" for s in schemes)), name,
@@ -80,6 +94,29 @@ def check_url(url: str, name: str, *, schemes: tuple[str, ...] = ("http", "https
             f" bracket that does not close): {shown!r}"
         ) from None
     _check(bool(parts.hostname), name, f"has no host: {shown!r}")
+    host = parts.hostname or ""
+    labels = host.rstrip(".").split(".")
+    _check(
+        not any(c.isspace() for c in host) and all(labels), name, f"has no valid host: {shown!r}"
+    )
+    try:
+        # as aiohttp reads it (a backslash in the user info, say, would fail only there,
+        # quoting the whole URL)
+        URL(url).host  # noqa: B018 - an internationalized name is encoded here
+    except (ValueError, UnicodeError):
+        raise SettingsError(
+            f"{name}: not a valid URL (a character that must be percent-encoded, such as"
+            f" a backslash, or a host name that is not one): {shown!r}"
+        ) from None
+    if prefix:
+        _check(
+            "?" not in url and "#" not in url,
+            name,
+            f"must not hold a query or a fragment (`?…`, `#…`): the endpoint's name is"
+            f" appended to it (got {shown!r}; percent-encode a `?` or `#` of a password)",
+        )
+    if parts.password:
+        check_secret(urllib.parse.unquote(parts.password), f"{name}: the URL's password")
 
 
 def _redacted_repr(self: Any) -> str:
@@ -109,7 +146,7 @@ class ApiSettings:
     max_response_bytes: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        check_url(self.base_url, "api.base_url")
+        check_url(self.base_url, "api.base_url", prefix=True)
         for ep in Endpoint:
             size = self.batch_size(ep)
             _check(
@@ -168,6 +205,9 @@ class RetrySettings:
     #: a 429 whose Retry-After is longer than this is a quota spent, not a moment's excess:
     #: the run stops sending and defers what it did not ask, for a run after that time
     max_wait: float = 300.0
+    #: the longest a spent quota stops sending, whatever the server says (seconds; 2 days): a
+    #: Retry-After of a year, or `Fri, 31 Dec 9999`, would stop every run of the identity
+    max_quota_wait: float = 2 * 86400.0
     #: times a key left out of an answer is asked again before it becomes a failure
     missing_attempts: int = 3
 
@@ -177,6 +217,11 @@ class RetrySettings:
         _check(self.backoff_max >= self.backoff_base, "retry.backoff_max", ">= backoff_base")
         _check(self.retry_after_max >= 0, "retry.retry_after_max", "must be >= 0")
         _check(self.max_wait >= 0, "retry.max_wait", "must be >= 0 seconds")
+        _check(
+            self.max_wait <= self.max_quota_wait <= 366 * 86400,
+            "retry.max_quota_wait",
+            "must be between retry.max_wait and 366 days (in seconds)",
+        )
         _check(self.missing_attempts >= 1, "retry.missing_attempts", "must be >= 1")
 
 
@@ -275,23 +320,33 @@ class AuthSettings:
         return user
 
     def credentials(self) -> tuple[str, Secret]:
-        """Username and password for the tenant login (mode = session)."""
-        return self.username(), self._secret(self.password_env, self.password_file, "password")
+        """Username and password for the tenant login (mode = session); SettingsError for a
+        password that could not be kept out of what the server sends back."""
+        password = self._secret(self.password_env, self.password_file, "password")
+        where = self.password_file or self.password_env
+        check_secret(password.reveal(), f"auth: the password ({where})")
+        return self.username(), password
+
+    def check_secrets(self) -> None:
+        """Read the secrets this mode sends (SettingsError, as a run would give, for one
+        that is missing or could not be kept out of what the server sends back): found out
+        before a run opens anything."""
+        if self.mode == "header":
+            self.header_value()
+        elif self.mode == "session":
+            self.credentials()
 
     def header_value(self) -> Secret:
-        return self._secret(self.header_value_env, self.header_value_file, "header value")
-
-    def configured_secrets(self) -> list[Secret]:
-        """Every secret the settings name that is there to be read (a header value, a
-        password), in use by this mode or not: none of them may be written anywhere."""
-        found = []
-        for env, file in (
-            (self.header_value_env, self.header_value_file),
-            (self.password_env, self.password_file),
-        ):
-            with contextlib.suppress(SettingsError):  # not set: nothing to keep out
-                found.append(self._secret(env, file, "secret"))
-        return found
+        """The header's value (mode = header): SettingsError if it, or the token after its
+        scheme (`Bearer TOKEN`), could not be kept out of what the server sends back."""
+        secret = self._secret(self.header_value_env, self.header_value_file, "header value")
+        where = self.header_value_file or self.header_value_env
+        value = secret.reveal()
+        check_secret(value, f"auth: the header value ({where})")
+        scheme, _, token = value.partition(" ")
+        if token:
+            check_secret(token, f"auth: the token after {scheme!r} in {where}")
+        return secret
 
 
 @dataclass(frozen=True, kw_only=True)

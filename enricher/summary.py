@@ -38,6 +38,7 @@ def _cache(c: Mapping[str, Any]) -> list[str]:
         f" stored {_n(c['stored'])}, evicted {_n(c['evicted'])}"
     )
     text += f" (not used since: {c['broken']})" if c["broken"] else ""
+    text += f" (answers not stored: {c['not_kept']})" if c.get("not_kept") else ""
     return [f"  cache         {text}", f"  identity      {c['identity']}"]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 import time
 import urllib.parse
@@ -42,7 +43,8 @@ from .errors import (
     UntrustedCertificate,
 )
 from .ioc import Endpoint
-from .redaction import Redactor
+from .protocol import ParsedResponse
+from .redaction import MIN_SECRET, Redactor
 from .settings import PROXY_SCHEMES, Settings, check_url
 
 __all__ = ["Transport", "parse_retry_after"]
@@ -57,18 +59,22 @@ _MIN_SESSION_AGE = 30.0
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
+#: delta-seconds as RFC 9110 writes them (digits; a fraction is taken too)
+_SECONDS = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,9})?")
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; None for
+    anything else (`inf`, `1e309`, `-5`: a server's nonsense is no wait). A wait longer than
+    anything a run keeps (`retry.max_quota_wait`) is capped where it is used."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if _SECONDS.fullmatch(value):
+        return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
@@ -148,15 +154,18 @@ class Transport:
         self._urls = {ep: settings.api.url(ep) for ep in Endpoint}
         self._login_lock = asyncio.Lock()
         self._logged_in_at = -1e9
-        #: what we send that must never be written anywhere (see `redact`, `scrub`)
+        #: what we send that must never be written anywhere (see `redact`, `scrub`): the
+        #: secrets this run sends, and only those (a variable set but not in use is never
+        #: sent, so never echoed)
         self.redactor = Redactor()
         net, auth = settings.network, settings.auth
-        for url in (settings.api.base_url, auth.login_url, net.proxy):
-            self._keep_url_secret(url)
-        for secret in auth.configured_secrets():
-            value = secret.reveal()
-            self._keep_secret(value)
-            self._keep_secret(value.partition(" ")[2])  # a token after its scheme (Bearer)
+        self._keep_url_secret(settings.api.base_url)
+        self._keep_url_secret(net.proxy)
+        if auth.mode == "header":
+            self._keep_header(auth.header_value().reveal())
+        elif auth.mode == "session":
+            self._keep_url_secret(auth.login_url)
+            self.redactor.add(auth.credentials()[1].reveal())
         self._proxy: str | None = None
 
     async def __aenter__(self) -> Self:
@@ -215,8 +224,7 @@ class Transport:
         if auth.mode == "header":
             value = auth.header_value().reveal()
             self._headers[auth.header_name] = value
-            self._keep_secret(value)
-            self._keep_secret(value.partition(" ")[2])  # a token after its scheme (Bearer)
+            self._keep_header(value)
         elif auth.mode == "session":
             await self.login()
 
@@ -226,7 +234,7 @@ class Transport:
         net = self.settings.network
         assert auth.login_url is not None
         user, password = auth.credentials()
-        self._keep_secret(password.reveal())
+        self.redactor.add(password.reveal())
         try:
             async with self.session.post(
                 auth.login_url,
@@ -245,8 +253,14 @@ class Transport:
             raise AuthRefused(
                 f"tenant login refused (HTTP {status}); check the username and password"
             )
+        if len(cookie.value) < MIN_SECRET:
+            # it could not be told apart from ordinary text in what the server sends back
+            raise AuthRefused(
+                f"the tenant login gave a session cookie of {len(cookie.value)} characters:"
+                f" shorter than {MIN_SECRET}, it cannot be kept out of the outputs"
+            )
         self._headers["Cookie"] = f"JSESSIONID={cookie.value}"
-        self._keep_secret(cookie.value)
+        self.redactor.add(cookie.value)
         self._logged_in_at = time.monotonic()
 
     async def _relogin(self, stale: str | None, refused: AuthRefused) -> None:
@@ -262,8 +276,10 @@ class Transport:
                 raise refused
             await self.login()
 
-    def _keep_secret(self, value: str) -> None:
+    def _keep_header(self, value: str) -> None:
+        """A header's value, and the token after its scheme (`Bearer TOKEN`)."""
         self.redactor.add(value)
+        self.redactor.add(value.partition(" ")[2])
 
     def _keep_url_secret(self, url: str | None) -> None:
         """A URL's password, and the Basic credentials aiohttp makes of its user info."""
@@ -274,11 +290,12 @@ class Transport:
             if parts.password:
                 user = urllib.parse.unquote(parts.username or "")
                 password = urllib.parse.unquote(parts.password)
-                self._keep_secret(password)
+                self.redactor.add(password)
+                self.redactor.add(f"{user}:{password}")
                 for encoding in ("utf-8", "latin-1"):  # as aiohttp's versions encode it
                     with contextlib.suppress(UnicodeEncodeError):
                         basic = aiohttp.encode_basic_auth(user, password, encoding)
-                        self._keep_secret(basic.partition(" ")[2])
+                        self.redactor.add(basic.partition(" ")[2], encoded=False)
 
     def redact(self, exc: _E) -> _E:
         """`exc` without our secrets in its text, then cut to length. A server may echo
@@ -286,10 +303,11 @@ class Transport:
         end up in the failures file and the logs."""
         return self.redactor.exception(exc)
 
-    def scrub(self, body: bytes) -> tuple[bytes, int]:
-        """An answer body without our secrets in its strings, and how many there were (a
-        server that echoes our token inside an answer would have it written and cached)."""
-        return self.redactor.body(body)
+    def scrub(self, parsed: ParsedResponse, body: bytes) -> int:
+        """Our secrets out of a parsed answer (see `Redactor.answers`): how many were
+        replaced (a server that echoes our token inside an answer would have it written and
+        cached)."""
+        return self.redactor.answers(parsed, body)
 
     async def post(self, endpoint: Endpoint, body: bytes) -> bytes:
         """POST one batch body; the 200 body's bytes, or an error from the tree.

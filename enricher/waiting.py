@@ -3,7 +3,9 @@
 A run that cannot ask every IOC (the budget or the quota is spent, it was stopped) defers the
 rest; the state file keeps them per job and API identity (`--job`, or the output file's path),
 and the job's next run asks them before its inputs. This lists them: a line per job and
-identity with counts by type and reason, or with `--job NAME` that job's IOCs as NDJSON.
+identity with counts by type and reason, or with `--job NAME` that job's IOCs as NDJSON;
+and the spent quotas no run sends before, which `--clear-quota` forgets (a quota raised, a
+server that said a wrong time).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from .budget import utc_time
 from .cache import Cache, default_cache_path
 
 __all__ = ["list_deferred"]
@@ -24,8 +27,11 @@ def _counts(c: Counter[str]) -> str:
     return ", ".join(f"{k} {n:,}" for k, n in c.most_common())
 
 
-def list_deferred(path: str | Path | None, *, job: str | None = None) -> int:
-    """Print the deferred IOCs of the state file at `path` (the default one if None); 0."""
+def list_deferred(
+    path: str | Path | None, *, job: str | None = None, clear_quota: bool = False
+) -> int:
+    """Print the deferred IOCs of the state file at `path` (the default one if None), and
+    the spent quotas (forgotten with `clear_quota`); 0."""
     where = Path(path).expanduser() if path else default_cache_path()
     if not where.exists():
         print(f"enricher: nothing is deferred (no state file at {where})", file=sys.stderr)
@@ -33,8 +39,14 @@ def list_deferred(path: str | Path | None, *, job: str | None = None) -> int:
     state = Cache(where, max_ttl=0, default_ttl=0)
     try:
         rows = state.waiting(job)
+        quotas = state.clear_quotas() if clear_quota else state.quotas()
     finally:
         state.close()
+    for identity, until in quotas:
+        said = "forgotten: was spent until" if clear_quota else "spent until"
+        print(f"enricher: quota {said} {utc_time(until)} for {identity}", file=sys.stderr)
+    if clear_quota and not quotas:
+        print("enricher: no spent quota to forget", file=sys.stderr)
     if job is not None:
         out = sys.stdout.buffer
         try:

@@ -21,6 +21,7 @@ __all__ = [
     "emulator_process",
     "emulator_stats",
     "enricher",
+    "line_of",
     "read_ndjson",
 ]
 
@@ -43,6 +44,15 @@ def read_ndjson(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def line_of(key: str, filler: bytes = b"1") -> bytes:
+    """A record line of the domain `key` (the cache serves a row only if its line is its
+    key's)."""
+    return b'{"ioc":"%s","type":"domain","response":{"x":"%s"},"cached":false}\n' % (
+        key.encode(),
+        filler,
+    )
 
 
 def cached_lines(path: Path) -> list[bytes]:

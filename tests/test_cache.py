@@ -17,7 +17,15 @@ from typing import Any
 
 import orjson
 import pytest
-from helpers import cached_lines, damage, emulator_process, emulator_stats, enricher, read_ndjson
+from helpers import (
+    cached_lines,
+    damage,
+    emulator_process,
+    emulator_stats,
+    enricher,
+    line_of,
+    read_ndjson,
+)
 
 from enricher.budget import Budget
 from enricher.cache import APPLICATION_ID, LAYOUT, Cache
@@ -56,7 +64,6 @@ def settings(url: str, **auth: str) -> Any:
         ("http://gti.example:80/rest/x", "http://gti.example/rest/x"),
         ("https://gti.example./rest/x", "https://gti.example/rest/x"),
         ("https://bücher.example/x", "https://xn--bcher-kva.example/x"),
-        ("https://gti.example/rest/x#frag", "https://gti.example/rest/x"),
     ],
 )
 def test_one_api_written_two_ways_is_one_identity(a: str, b: str) -> None:
@@ -71,8 +78,7 @@ def test_one_api_written_two_ways_is_one_identity(a: str, b: str) -> None:
         ("https://gti.example/rest/x", "https://staging.gti.example/rest/x"),  # host
         ("https://gti.example/rest/x", "https://gti.example/rest/y"),  # path
         ("https://u@gti.example/x", "https://v@gti.example/x"),  # user
-        ("https://u:pw1@gti.example/x", "https://u:pw2@gti.example/x"),  # password
-        ("https://gti.example/x?k=1", "https://gti.example/x?k=2"),  # a key in the query
+        ("https://u:pass-word-1@gti.example/x", "https://u:pass-word-2@gti.example/x"),
     ],
 )
 def test_other_servers_and_accounts_are_other_identities(a: str, b: str) -> None:
@@ -82,10 +88,10 @@ def test_other_servers_and_accounts_are_other_identities(a: str, b: str) -> None
 
 def test_an_identity_shows_the_account_but_never_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     key = os.urandom(32)
-    url = "https://analyst:Pa55-w0rd-URL@gti.example:443/rest/x/?apikey=KEY-in-query"
+    url = "https://analyst:Pa55-w0rd-URL@gti.example:443/rest/x/"
     name = identity_of(settings(url)).name(key)
-    assert name.startswith("https://gti.example/rest/x user analyst, query #")
-    assert "Pa55-w0rd-URL" not in name and "KEY-in-query" not in name
+    assert name.startswith("https://gti.example/rest/x user analyst #")
+    assert "Pa55-w0rd-URL" not in name
     monkeypatch.setenv("ENRICHER_AUTH_HEADER", "Bearer tok-1-secret")
     token = identity_of(settings("https://gti.example/x", mode="header"))
     assert token.name(key).startswith("https://gti.example/x header authorization #")
@@ -169,10 +175,10 @@ def test_a_token_is_an_account_of_its_own(tmp_path: Path) -> None:
             assert proc.returncode == 0, proc.stderr
             return int(emulator_stats(url)["keys_asked"])
 
-        assert run("tok-A", 1) == 50
-        assert run("tok-B", 2) == 50  # another account: asked again
-        assert run("tok-A", 3) == 0
-    assert b"tok-A" not in cache.read_bytes() and b"tok-B" not in cache.read_bytes()
+        assert run("tok-A-1234", 1) == 50
+        assert run("tok-B-1234", 2) == 50  # another account: asked again
+        assert run("tok-A-1234", 3) == 0
+    assert b"tok-A-1234" not in cache.read_bytes() and b"tok-B-1234" not in cache.read_bytes()
 
 
 def test_the_embedded_emulator_is_one_identity_in_the_default_cache(tmp_path: Path) -> None:
@@ -353,7 +359,10 @@ def test_a_read_only_cache_file_is_refused(tmp_path: Path) -> None:
 
 def filled(path: Path, n: int = 3000) -> None:
     cache = new_cache(path)
-    cache.store(Endpoint.DOMAIN, [(f"d{i}.example", "benign", LINE * 3, None) for i in range(n)])
+    cache.store(
+        Endpoint.DOMAIN,
+        [(f"d{i}.example", "benign", line_of(f"d{i}.example"), None) for i in range(n)],
+    )
     cache.close()
 
 
@@ -391,7 +400,7 @@ def test_damage_found_by_the_purge_moves_the_cache_aside(tmp_path: Path) -> None
 def test_an_unreadable_row_is_asked_again(tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite3"
     cache = new_cache(path)
-    cache.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None), ("b.com", "benign", LINE, None)])
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in ("a.com", "b.com")])
     cache.flush()
     with sqlite3.connect(path) as db:
         db.execute("UPDATE answers SET record = x'28b52ffd00' WHERE key = 'a.com'")
@@ -413,15 +422,21 @@ def test_a_cache_of_release_0_1_0_is_migrated_safely(
 ) -> None:
     path = tmp_path / "cache.sqlite3"
     release_0_1_0_cache(path)
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    with sqlite3.connect(path) as db:
         old_keys = [k for (k,) in db.execute("SELECT key FROM answers")]
+        # its 2 requests were sent today (the clock of this test's caches)
+        assert db.execute("SELECT day, requests FROM budget").fetchall()[0][1] == 2
+        db.execute("UPDATE budget SET day = '1970-01-12'")
     db.close()
     assert len(old_keys) == 10
-    cache = new_cache(path)
+    cache = new_cache(path, clock=lambda: 1_000_000.0)
     assert "made by enricher 0.1.0" in caplog.text
     # its answers belong to no identity we could tell: none is served, to anyone
     assert len(cache) == 0 and cache.lookup(Endpoint.FILE, old_keys) == {}
-    assert cache.requests_today() == 0
+    # the requests it counted today were sent by one of the identities: they count for each
+    assert cache.requests_today() == 2
+    assert new_cache(path, STAGING, clock=lambda: 1_000_000.0).requests_today() == 2
+    assert new_cache(path, STAGING, clock=lambda: 1_000_000.0 + 86400).requests_today() == 0
     # what it had deferred is still to be asked, by whichever identity and job runs next
     deferred = cache.deferred("a job")
     assert len(deferred) == 9 and (IocType.DOMAIN, "h2.bench2.example.com") in deferred
@@ -431,7 +446,7 @@ def test_a_cache_of_release_0_1_0_is_migrated_safely(
         assert db.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
         assert db.execute("PRAGMA user_version").fetchone() == (LAYOUT,)
         assert db.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # after the one VACUUM
-        assert db.execute("SELECT count(*) FROM budget").fetchone() == (0,)
+        assert db.execute("SELECT identity, requests FROM budget").fetchall() == [(0, 2)]
     db.close()
     caplog.clear()
     new_cache(path).close()  # once: the next open is an ordinary one
@@ -532,7 +547,11 @@ def test_past_max_size_the_oldest_answers_go(tmp_path: Path) -> None:
     blob = os.urandom(1500).hex().encode()
     for n in range(20):  # ~6 MB in all, in order
         cache.store(
-            Endpoint.DOMAIN, [(f"{n}.{i}.example", "benign", blob, None) for i in range(100)]
+            Endpoint.DOMAIN,
+            [
+                (f"{n}.{i}.example", "benign", line_of(f"{n}.{i}.example", blob), None)
+                for i in range(100)
+            ],
         )
     cache.flush()
     assert cache.size() <= limit and cache.evicted > 1000
@@ -637,3 +656,274 @@ def test_a_port_that_refuses_is_not_reached_when_the_budget_is_spent(tmp_path: P
         sock.accept()  # no connection was made
     sock.close()
     assert proc.returncode == 2 and "budget is spent" in proc.stderr
+
+
+# -- found by attacking the state from outside -----------------------------------------------
+
+
+def test_a_record_copied_over_another_row_is_not_served(tmp_path: Path) -> None:
+    """A row whose record line is another key's (copied over it, or damaged to look like
+    one) would write one IOC twice and another never: it is asked again."""
+    path = tmp_path / "cache.sqlite3"
+    cache = new_cache(path)
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in ("a.com", "b.com")])
+    cache.flush()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "UPDATE answers SET record = (SELECT record FROM answers WHERE key = 'b.com')"
+            " WHERE key = 'a.com'"
+        )
+    db.close()
+    assert set(cache.lookup(Endpoint.DOMAIN, ["a.com", "b.com"])) == {"b.com"}
+    assert cache.unreadable == 1
+    cache.close()
+
+
+def test_a_run_never_writes_an_ioc_twice_from_a_tampered_cache(tmp_path: Path) -> None:
+    src, cache = tmp_path / "in.txt", tmp_path / "cache.sqlite3"
+    iocs = [f"t{i}.example.net" for i in range(40)]
+    src.write_text("\n".join(iocs) + "\n")
+    first = enricher(
+        "run", "--emulator", str(src), "-o", str(tmp_path / "1"), "--cache", str(cache)
+    )
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(cache) as db:
+        (a, b) = db.execute("SELECT rowid FROM answers ORDER BY rowid LIMIT 2").fetchall()
+        db.execute(
+            "UPDATE answers SET record = (SELECT record FROM answers WHERE rowid = ?)"
+            " WHERE rowid = ?",
+            (b[0], a[0]),
+        )
+    db.close()
+    second = enricher(
+        "run", "--emulator", str(src), "-o", str(tmp_path / "2"), "--cache", str(cache)
+    )
+    assert second.returncode == 0, second.stderr
+    written = [r["ioc"] for r in read_ndjson(tmp_path / "2")]
+    assert sorted(written) == sorted(iocs)  # each once
+    assert sum(not r["cached"] for r in read_ndjson(tmp_path / "2")) == 1  # asked again
+
+
+def test_with_max_age_0_nothing_is_served(tmp_path: Path) -> None:
+    """Rows dated a little ahead (another run's clock) count as fetched now, not younger."""
+    now = 1_000_000.0
+    path = tmp_path / "cache.sqlite3"
+    ahead = new_cache(path, clock=lambda: now + 30)
+    ahead.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None)])
+    ahead.close()
+    cache = new_cache(path, clock=lambda: now, max_age=0.0)
+    assert cache.lookup(Endpoint.DOMAIN, ["a.com"]) == {}
+    cache.max_age = 60.0
+    assert cache.lookup(Endpoint.DOMAIN, ["a.com"])
+    cache.close()
+
+
+def test_a_damaged_cache_is_set_aside_under_a_free_name_privately(tmp_path: Path) -> None:
+    """Setting aside never replaces a file already there (a copy set aside the same second,
+    or anything named so), makes the copy private, and keeps at most 3 such copies."""
+    path = tmp_path / "cache.sqlite3"
+    stamp = int(__import__("time").time())
+    decoys = [tmp_path / f"cache.sqlite3.damaged-{stamp + i}" for i in range(2)]
+    for decoy in decoys:
+        decoy.write_text("precious\n")
+    filled(path)
+    path.chmod(0o644)
+    damage(path)
+    new_cache(path).close()
+    assert [d.read_text() for d in decoys] == ["precious\n"] * 2
+    aside = sorted(p for p in tmp_path.iterdir() if ".damaged-" in p.name and p not in decoys)
+    assert len(aside) == 1 and aside[0].stat().st_size > 100_000
+    assert stat.S_IMODE(aside[0].stat().st_mode) == 0o600
+    (tmp_path / f"cache.sqlite3.damaged-{stamp - 100}").symlink_to(decoys[0])
+    for _ in range(4):  # more damage: the oldest copies go, 3 stay
+        filled(path)
+        damage(path)
+        new_cache(path).close()
+    copies = [p for p in tmp_path.iterdir() if ".damaged-" in p.name and not p.is_symlink()]
+    assert len([p for p in copies if not p.name.endswith(("-wal", "-shm"))]) == 3 + len(decoys)
+    # files merely named so (a text file, a link) are neither removed nor counted
+    assert [d.read_text() for d in decoys] == ["precious\n"] * 2
+    assert (tmp_path / f"cache.sqlite3.damaged-{stamp - 100}").is_symlink()
+
+
+def test_a_file_with_the_marker_but_not_the_tables_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE notes (x)")
+        db.execute("INSERT INTO notes VALUES ('precious')")
+        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        db.execute(f"PRAGMA user_version={LAYOUT}")
+    db.close()
+    path.chmod(0o644)
+    before = snapshot(tmp_path)
+    with pytest.raises(SettingsError, match="marker but not the tables") as info:
+        new_cache(path)
+    assert "\n" not in str(info.value)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_cache_locked_by_another_process_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import enricher.cache
+
+    path = tmp_path / "cache.sqlite3"
+    new_cache(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(enricher.cache, "_BUSY_TIMEOUT", 0.2)
+    try:
+        with pytest.raises(SettingsError, match="is locked by another process") as info:
+            new_cache(path)
+        assert "writable" not in str(info.value)
+    finally:
+        holder.close()
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_a_cache_removed_during_a_run_is_never_made_anew(tmp_path: Path, how: str) -> None:
+    """The writer's and the budget's connections open lazily: on a file that is gone they
+    must not make an empty, unmarked one (every later run would refuse it as another
+    program's), nor write into another run's new file (its identities are not ours)."""
+    path = tmp_path / "cache.sqlite3"
+    cache = new_cache(path)
+    for p in tmp_path.glob("cache.sqlite3*"):
+        p.rename(tmp_path / f"gone-{p.name}")
+    if how == "replaced":  # another run set it aside and made a new one
+        other = new_cache(path, STAGING)
+        other.close()
+    cache.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None)])
+    cache.flush()
+    assert cache.broken is not None and "removed or replaced during the run" in cache.broken
+    with pytest.raises(BudgetSpent, match="removed or replaced"):
+        cache.reserve_request(10)
+    cache.set_deferred("job", [("domain", "b.com", "stopped")])
+    cache.close()
+    if how == "removed":
+        assert not path.exists()
+    again = new_cache(path)  # the next run: an enricher cache, or none yet
+    assert again.lookup(Endpoint.DOMAIN, ["a.com"]) == {} and again.deferred("job") == []
+    again.close()
+
+
+# 0.1.0's own code (commit f758a0a, enricher/cache.py), as it opened a cache
+RELEASE_0_1_0_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    endpoint TEXT NOT NULL, key TEXT NOT NULL, verdict TEXT NOT NULL, fmt TEXT NOT NULL,
+    record BLOB NOT NULL, fetched_at REAL NOT NULL, expires_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS answers_key ON answers (endpoint, key);
+CREATE TABLE IF NOT EXISTS budget (day TEXT PRIMARY KEY, requests INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS deferred (
+    type TEXT NOT NULL, ioc TEXT NOT NULL, PRIMARY KEY (type, ioc)
+);
+"""
+RELEASE_0_1_0_RUN = """
+import os, sqlite3, sys
+path = sys.argv[1]
+os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+db = sqlite3.connect(path, isolation_level=None)
+db.execute("PRAGMA page_size=16384")
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("PRAGMA synchronous=OFF")
+(version,) = db.execute("PRAGMA user_version").fetchone()
+if version != 2:
+    db.executescript("DROP TABLE IF EXISTS answers; DROP TABLE IF EXISTS meta;"
+                     "DROP TABLE IF EXISTS budget; DROP TABLE IF EXISTS deferred;")
+    db.execute("PRAGMA user_version=2")
+db.executescript(sys.argv[2])
+db.execute("BEGIN")
+for i in range(300):
+    db.execute("INSERT OR REPLACE INTO answers VALUES ('domain_batch', ?, 'benign', 'f', ?, 0, 0)",
+               (f"k{i}.example", os.urandom(500)))
+db.execute("INSERT OR REPLACE INTO deferred VALUES ('domain', 'left.example.com')")
+db.execute("INSERT OR REPLACE INTO budget VALUES ('1970-01-12', 3)")
+db.execute("COMMIT")
+if sys.argv[3] == "kill":
+    os._exit(0)  # as SIGKILL: no checkpoint, the commits only in the -wal
+db.close()
+"""
+
+
+def run_release_0_1_0(path: Path, *, killed: bool) -> None:
+    import subprocess
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-c", RELEASE_0_1_0_RUN, str(path), RELEASE_0_1_0_SCHEMA,
+         "kill" if killed else "close"],
+        check=True,
+    )  # fmt: skip
+
+
+def test_a_release_0_1_0_cache_killed_mid_run_is_migrated(tmp_path: Path) -> None:
+    """Killed in WAL mode, 0.1.0 left its layout (and everything) in the -wal: the file's
+    own header still says user_version 0, as another program's database could."""
+    path = tmp_path / "cache.sqlite3"
+    run_release_0_1_0(path, killed=True)
+    assert (tmp_path / "cache.sqlite3-wal").stat().st_size > 100_000
+    assert path.read_bytes()[60:64] == b"\0\0\0\0"  # the header in the file: no layout
+    cache = new_cache(path, clock=lambda: 1_000_000.0)
+    assert cache.deferred("any job") == [(IocType.DOMAIN, "left.example.com")]
+    assert cache.requests_today() == 3 and len(cache) == 0
+    cache.close()
+
+
+def test_a_cache_a_release_0_1_0_run_took_over_is_migrated(tmp_path: Path) -> None:
+    """A rollout: 0.1.0 ran on a layout-3 cache, dropped its tables, made its own and set
+    layout 2, leaving enricher's application_id and layout 3's other tables."""
+    path = tmp_path / "cache.sqlite3"
+    cache = new_cache(path)
+    cache.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None)])
+    cache.set_quota_until(4e9)
+    cache.close()
+    run_release_0_1_0(path, killed=False)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+    db.close()
+    cache = new_cache(path, clock=lambda: 1_000_000.0)
+    assert cache.deferred("any job") == [(IocType.DOMAIN, "left.example.com")]
+    assert cache.requests_today() == 3 and cache.quota_until(86400) is None
+    cache.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (LAYOUT,)
+    db.close()
+    new_cache(path).close()  # an ordinary open from now on
+
+
+def test_a_cache_a_release_0_1_0_run_took_over_and_was_killed_in_is_migrated(
+    tmp_path: Path,
+) -> None:
+    """Both at once: the file's own header still says layout 3 (ours), the -wal holds 0.1.0's
+    layout 2 and its tables. Read through its WAL, it is a layout-2 cache: migrated, not
+    refused as "not the tables of its cache"."""
+    path = tmp_path / "cache.sqlite3"
+    new_cache(path).close()
+    run_release_0_1_0(path, killed=True)
+    assert path.read_bytes()[60:64] == LAYOUT.to_bytes(4, "big")
+    cache = new_cache(path, clock=lambda: 1_000_000.0)
+    assert cache.deferred("any job") == [(IocType.DOMAIN, "left.example.com")]
+    assert cache.requests_today() == 3 and len(cache) == 0
+    cache.close()
+    new_cache(path).close()
+
+
+def test_the_wal_stays_a_share_of_max_size(tmp_path: Path) -> None:
+    """SQLite checkpoints every 1,000 pages (16 MiB here): past a 1 MiB cache, the WAL beside
+    it grew to 16.7 MB. It is checkpointed at an eighth of max_size."""
+    path = tmp_path / "cache.sqlite3"
+    cache = new_cache(path, max_size=1024 * 1024)
+    for n in range(20):
+        blob = os.urandom(1500).hex().encode()
+        cache.store(
+            Endpoint.DOMAIN,
+            [
+                (f"{n}.{i}.example", "benign", line_of(f"{n}.{i}.example", blob), None)
+                for i in range(100)
+            ],
+        )
+        cache.flush()
+        assert (tmp_path / "cache.sqlite3-wal").stat().st_size <= 1024 * 1024
+    cache.close()

@@ -191,10 +191,10 @@ async def test_401_stops_the_run_and_accounts_for_every_key() -> None:
 async def test_header_and_session_auth_against_the_emulator(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("ENRICHER_AUTH_HEADER", "Bearer tok")
+    monkeypatch.setenv("ENRICHER_AUTH_HEADER", "Bearer tok-12345")
     monkeypatch.setenv("ENRICHER_USERNAME", "analyst")
-    monkeypatch.setenv("ENRICHER_PASSWORD", "pw")
-    config = EmulatorConfig(api_token="tok", login_credentials=("analyst", "pw"))
+    monkeypatch.setenv("ENRICHER_PASSWORD", "pw-12345")
+    config = EmulatorConfig(api_token="tok-12345", login_credentials=("analyst", "pw-12345"))
     async with Emulator(config) as emu:
         s = settings_for(emu, auth={"mode": "header"})
         records, _, _, _ = await run_all(s, ["a.example.com"])
@@ -341,8 +341,10 @@ async def test_an_expired_session_is_renewed_through_the_limiter(
 
     monkeypatch.setattr(enricher.transport, "_MIN_SESSION_AGE", 0.1)
     monkeypatch.setenv("ENRICHER_USERNAME", "analyst")
-    monkeypatch.setenv("ENRICHER_PASSWORD", "pw")
-    config = EmulatorConfig(login_credentials=("analyst", "pw"), session_seconds=0.6, rate_limit=20)
+    monkeypatch.setenv("ENRICHER_PASSWORD", "pw-12345")
+    config = EmulatorConfig(
+        login_credentials=("analyst", "pw-12345"), session_seconds=0.6, rate_limit=20
+    )
     async with Emulator(config) as emu:
         s = settings_for(
             emu,

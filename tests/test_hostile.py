@@ -512,6 +512,42 @@ async def test_a_ca_bundle_that_is_no_pem_is_a_settings_error(tmp_path: Path) ->
             pass
 
 
+async def test_answers_fetched_without_verifying_are_not_served_to_a_run_that_verifies(
+    ca: trustme.CA, tmp_path: Path
+) -> None:
+    """The attack: a run with --insecure filled the cache, and a run that verifies TLS was
+    served its answers (0 requests). Unverified answers could come from anyone on the path:
+    they are never stored; verified ones are still served to any run."""
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    src, cache = tmp_path / "iocs.txt", tmp_path / "c.sqlite3"
+    src.write_text("\n".join(IOCS) + "\n")
+
+    def run(n: int, *flags: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        out = tmp_path / f"{n}.ndjson"
+        argv = ["run", str(src), "-o", str(out), "--base-url", server.url + PREFIX,
+                "--rate", "0", "--cache", str(cache), *flags]  # fmt: skip
+        proc = enricher(*argv, env=env, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        if "--insecure" in flags:
+            assert "answers not stored: TLS verification is off" in proc.stderr
+        return read_ndjson(out)
+
+    async def lasting(server: Server, request: web.Request) -> web.StreamResponse:
+        body = answer(server.bodies[-1]).replace(b'"ttl":1000', b'"ttl":600000')
+        return web.Response(body=body, content_type="application/json")
+
+    async with serve(lasting, tls=tls_context(ca)) as server:
+        insecure = await asyncio.to_thread(run, 1, "--insecure")
+        asked = server.total
+        assert len(insecure) == len(IOCS) and asked > 0
+        verified = await asyncio.to_thread(run, 2, env={"ENRICHER_NETWORK_CA_BUNDLE": str(bundle)})
+        assert not any(r["cached"] for r in verified) and server.total == 2 * asked
+        again = await asyncio.to_thread(run, 3, "--insecure")  # verified answers: served
+        assert [r["cached"] for r in again] == [True] * len(IOCS), again
+        assert server.total == 2 * asked
+
+
 async def test_the_tenant_login_checks_the_certificate_too(
     ca: trustme.CA, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -619,6 +655,82 @@ async def test_retry_after_up_to_max_wait_is_waited_for(retry_after: str, quota:
         assert all(i["reason"].startswith("quota exhausted until") for i in items)
     else:
         assert e.stats.ok == len(IOCS) and e.stats.retries == 1
+
+
+def always_429(retry_after: str) -> Handler:
+    async def handler(server: Server, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=429, headers={"Retry-After": retry_after})
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    ["inf", "Infinity", "1e309", "1e20", "nan", "-5", "99999999999999",
+     "Fri, 31 Dec 9999 23:59:59 GMT"],
+)  # fmt: skip
+async def test_a_retry_after_of_any_size_is_no_traceback_and_no_endless_quota(
+    tmp_path: Path, retry_after: str
+) -> None:
+    """Huge values crashed the run (OverflowError) after storing a time that crashed every
+    later run; a date in 9999 deferred every run until then. Nonsense is no wait (a plain
+    429, retried); a real wait past retry.max_wait is a spent quota of at most
+    retry.max_quota_wait (2 days), which `enricher deferred --clear-quota` forgets."""
+    src, cache = tmp_path / "iocs.txt", tmp_path / "c.sqlite3"
+    src.write_text("\n".join(IOCS) + "\n")
+    async with serve(always_429(retry_after)) as server:
+
+        def run(n: int) -> subprocess.CompletedProcess[str]:
+            proc = enricher("run", str(src), "-o", str(tmp_path / f"{n}.ndjson"), "--base-url",
+                            server.url + PREFIX, "--rate", "0", "--cache", str(cache),
+                            env={"ENRICHER_RETRY_ATTEMPTS": "2",
+                                 "ENRICHER_RETRY_BACKOFF_BASE": "0.01",
+                                 "ENRICHER_RETRY_BACKOFF_MAX": "0.02"}, timeout=60)  # fmt: skip
+            assert proc.returncode == EXIT_FAILURES, proc.stderr
+            assert "Traceback" not in proc.stderr
+            return proc
+
+        first = await asyncio.to_thread(run, 1)
+        if not retry_after.isdigit() and "," not in retry_after:
+            failed = read_ndjson(tmp_path / "1.ndjson.failed.ndjson")
+            assert {f["error"].split(":")[0] for f in failed} == {"http_429"}  # retried, then
+            return
+        stopped = re.search(r"quota exhausted until (\S+)", first.stderr)
+        assert stopped is not None, first.stderr
+        until = datetime.strptime(stopped[1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        assert until - datetime.now(UTC) <= timedelta(days=2)
+        sent = server.total
+        second = await asyncio.to_thread(run, 2)  # before that time: nothing sent
+        assert server.total == sent and "quota exhausted until" in second.stderr
+        listed = enricher("deferred", "--cache", str(cache), "--clear-quota")
+        assert listed.returncode == 0 and "forgotten: was spent until" in listed.stderr
+        server.handler = good
+        third = await asyncio.to_thread(
+            enricher, "run", str(src), "-o", str(tmp_path / "3.ndjson"), "--base-url",
+            server.url + PREFIX, "--rate", "0", "--cache", str(cache), timeout=60,
+        )  # fmt: skip
+        assert third.returncode == 0, third.stderr
+        assert server.total > sent
+
+
+async def test_a_quota_stored_by_an_earlier_release_is_capped(tmp_path: Path) -> None:
+    """A cache poisoned with `until = inf` (as the attack left it) crashed every run."""
+    from enricher.cache import Cache
+    from enricher.identity import identity_of
+
+    cache_path, src = tmp_path / "c.sqlite3", tmp_path / "iocs.txt"
+    src.write_text("\n".join(IOCS) + "\n")
+    async with serve(good) as server:
+        s = settings_for(server.url)
+        state = Cache(cache_path, max_ttl=60, default_ttl=60, identity=identity_of(s))
+        state.set_quota_until(float("inf"))
+        state.close()
+        proc = await asyncio.to_thread(
+            enricher, "run", str(src), "-o", str(tmp_path / "o"), "--base-url",
+            server.url + PREFIX, "--cache", str(cache_path), timeout=60,
+        )  # fmt: skip
+    assert proc.returncode == EXIT_FAILURES and "Traceback" not in proc.stderr, proc.stderr
+    assert server.total == 0 and "quota exhausted until 20" in proc.stderr
 
 
 # -- answers that contradict themselves --------------------------------------------------

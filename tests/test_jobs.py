@@ -117,3 +117,36 @@ def test_enricher_deferred_lists_what_waits(tmp_path: Path) -> None:
 def test_no_state_file_yet() -> None:
     proc = enricher("deferred", timeout=TIMEOUT)
     assert proc.returncode == 0 and "nothing is deferred" in proc.stderr
+
+
+def test_the_daily_budget_holds_with_no_cache(tmp_path: Path) -> None:
+    """--no-cache keeps no answer, but the day's count is in the state file all the same:
+    two runs the same day with a budget of 3 send 3 between them (the attack saw 60)."""
+    src = tmp_path / "in.txt"
+    iocs(src, "n", 200)
+    env = {"ENRICHER_LIMITS_DAILY_BUDGET": "3", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    with emulator_process() as url:
+        for n in (1, 2):
+            proc = enricher("run", str(src), "-o", str(tmp_path / f"{n}.ndjson"), "--base-url",
+                            url, "--rate", "0", "--batch-size", "5", "--no-cache", env=env,
+                            timeout=TIMEOUT)  # fmt: skip
+            assert proc.returncode == 2 and "budget is spent" in proc.stderr, proc.stderr
+        assert emulator_stats(url)["total_requests"] == 3
+    assert len(written(tmp_path / "1.ndjson")) == 15 and written(tmp_path / "2.ndjson") == set()
+
+
+def test_a_daily_budget_without_a_usable_state_file_sends_nothing(tmp_path: Path) -> None:
+    """A state file that cannot be used was a warning, and the budget was dropped: the run
+    sent everything. Now it refuses to start."""
+    src = tmp_path / "in.txt"
+    iocs(src, "u", 20)
+    (tmp_path / "a-directory").mkdir()
+    env = {"ENRICHER_LIMITS_DAILY_BUDGET": "3",
+           "ENRICHER_CACHE_PATH": str(tmp_path / "a-directory")}  # fmt: skip
+    with emulator_process() as url:
+        proc = enricher("run", str(src), "-o", str(tmp_path / "o.ndjson"), "--base-url", url,
+                        "--no-cache", env=env, timeout=TIMEOUT)  # fmt: skip
+        assert emulator_stats(url)["total_requests"] == 0
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "limits.daily_budget is counted in the state file" in proc.stderr
+    assert not (tmp_path / "o.ndjson").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from helpers import emulator_process, emulator_stats, enricher, read_ndjson
+from helpers import emulator_process, emulator_stats, enricher, line_of, read_ndjson
 
 from enricher.cache import Cache
 from enricher.dedupe import Deduper
@@ -129,9 +129,15 @@ def test_cache_honours_ttl_and_purges() -> None:
     path = Path(os.environ["XDG_CACHE_HOME"]) / "t.sqlite3"
     cache = Cache(path, max_ttl=3600, default_ttl=60, clock=lambda: now[0], identity=API)
     cache.store(
-        Endpoint.DOMAIN, [("a.com", "benign", b"{}\n", 10_000), ("b.com", "unknown", b"{}\n", None)]
+        Endpoint.DOMAIN,
+        [
+            ("a.com", "benign", line_of("a.com"), 10_000),
+            ("b.com", "unknown", line_of("b.com"), None),
+        ],
     )
-    cache.store(Endpoint.DOMAIN, [("c.com", "benign", b"{}\n", 10**12)])  # capped at max_ttl
+    cache.store(
+        Endpoint.DOMAIN, [("c.com", "benign", line_of("c.com"), 10**12)]
+    )  # capped at max_ttl
     cache.flush()
     assert set(cache.lookup(Endpoint.DOMAIN, ["a.com", "b.com", "c.com", "d.com"])) == {
         "a.com", "b.com", "c.com",
@@ -149,7 +155,7 @@ def test_cache_writes_coalesce_and_an_empty_endpoint_is_not_looked_up(tmp_path: 
     cache = Cache(tmp_path / "c.sqlite3", max_ttl=3600, default_ttl=60, identity=API)
     assert cache.empty_endpoints() == set(Endpoint)
     for i in range(300):  # many small batches: queued ones go in one transaction
-        cache.store(Endpoint.DOMAIN, [(f"d{i}.example", "benign", b"{}\n", None)])
+        cache.store(Endpoint.DOMAIN, [(f"d{i}.example", "benign", line_of(f"d{i}.example"), None)])
     assert cache.empty_endpoints() == {Endpoint.FILE, Endpoint.IP}  # after what was queued
     assert cache.stored == 300 and len(cache.lookup(Endpoint.DOMAIN, ["d7.example"])) == 1
     cache.close()
@@ -401,8 +407,8 @@ def test_deferred_survive_a_run_that_never_reached_them(tmp_path: Path) -> None:
     expected = make_input(src, 200)
     other = tmp_path / "other.txt"
     other.write_text("only.example.com\n")
-    with emulator_process("--api-token", "tok") as url:
-        env = {"ENRICHER_AUTH_HEADER": "Bearer tok"}
+    with emulator_process("--api-token", "tok-right-1") as url:
+        env = {"ENRICHER_AUTH_HEADER": "Bearer tok-right-1"}
         # one job (as a nightly job with dated outputs is): its deferred IOCs are its own
         base = ["--base-url", url, "--rate", "0", "--batch-size", "50", "--job", "nightly"]
         auth = {"ENRICHER_AUTH_MODE": "header"}
@@ -411,7 +417,7 @@ def test_deferred_survive_a_run_that_never_reached_them(tmp_path: Path) -> None:
         assert one.returncode == 2, one.stderr
         # wrong credentials: the run stops at once and must not forget what run 1 deferred
         two = enricher("run", str(other), "-o", str(tmp_path / "2"), *base,
-                       env={"ENRICHER_AUTH_HEADER": "Bearer wrong", **auth})  # fmt: skip
+                       env={"ENRICHER_AUTH_HEADER": "Bearer tok-wrong-1", **auth})  # fmt: skip
         assert two.returncode == 3, two.stderr
         three = enricher("run", str(other), "-o", str(tmp_path / "3"), *base, env={**env, **auth})
         assert three.returncode == 0, three.stderr

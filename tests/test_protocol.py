@@ -186,6 +186,23 @@ def test_entries_that_disagree_answer_nothing(second: dict[str, Any], reference:
     assert match_answers(["a.com", "b.com"], parsed).missing == ["a.com"]
 
 
+@pytest.mark.parametrize("reference", [False, True], ids=["fast", "reference"])
+def test_an_ipv4_mapped_echo_is_the_ipv4_key(reference: bool) -> None:
+    """`::ffff:10.1.2.3` is asked as 10.1.2.3: an answer echoing both forms gave that key two
+    entries, which disagree here (it counted as an extra entry, the other answer stood)."""
+    entries = [
+        {"requestKey": {"ipAddress": "10.1.2.3", "addressType": "Ipv4"},
+         "aggregatedResult": WHITELIST},
+        {"requestKey": {"ipAddress": "::ffff:10.1.2.3", "addressType": "Ipv6"},
+         "aggregatedResult": {"maliciousClassification": {"type": "malware"}}},
+    ]  # fmt: skip
+    body = orjson.dumps({"classificationResponses": entries})
+    parsed = (_parse_with_orjson if reference else parse_response)(Endpoint.IP, body)
+    assert parsed.conflicts == {"10.1.2.3"} and parsed.answers == {}
+    alone = orjson.dumps({"classificationResponses": entries[1:]})
+    assert set(parse_response(Endpoint.IP, alone, {"10.1.2.3"}).answers) == {"10.1.2.3"}
+
+
 def test_mistyped_fields_become_none() -> None:
     entry = {
         "requestKey": {"domain": "a.com"},

@@ -9,7 +9,7 @@ import pytest
 from enricher.errors import SettingsError
 from enricher.ioc import Endpoint
 from enricher.protocol import CLASSIFICATION_TYPES
-from enricher.settings import Secret, Settings, config_path, load_settings
+from enricher.settings import Secret, Settings, config_path, load_settings, redact_url
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 
@@ -109,9 +109,9 @@ def test_secrets_come_from_environment_or_file_and_never_show(
     assert user == "analyst" and password.reveal() == "hunter2-secret"
     assert "hunter2" not in repr(password) + str(password) + repr(auth)
     secret_file = tmp_path / "header"
-    secret_file.write_text("Bearer tok-123\n")
+    secret_file.write_text("Bearer tok-12345\n")
     auth2 = dataclasses.replace(auth, mode="header", header_value_file=str(secret_file))
-    assert auth2.header_value().reveal() == "Bearer tok-123"
+    assert auth2.header_value().reveal() == "Bearer tok-12345"
     monkeypatch.delenv("ENRICHER_PASSWORD")
     with pytest.raises(SettingsError, match="ENRICHER_PASSWORD"):
         auth.credentials()
@@ -132,3 +132,11 @@ def test_public_names() -> None:
     }  # fmt: skip
     for name in enricher.__all__:
         assert hasattr(enricher, name)
+
+
+def test_a_url_never_shows_its_credentials_or_its_query() -> None:
+    """Every URL a message or the manifest shows: user info and query (an API key may ride
+    in either) replaced."""
+    text = "see https://u:pw@h.example/x?apikey=K1&b=2 and http://h.example/y?t=K2#frag"
+    shown = redact_url(text)
+    assert shown == "see https://***@h.example/x?*** and http://h.example/y?***#frag"

@@ -192,14 +192,14 @@ async def test_every_attempt_pays_the_limiter() -> None:
 
 
 async def test_static_header_auth_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENRICHER_AUTH_HEADER", "Bearer sekret")
+    monkeypatch.setenv("ENRICHER_AUTH_HEADER", "Bearer sekret-token")
     s = settings().replace(auth={"mode": "header"})
     with aioresponses() as m:
         m.post(FILE_URL, status=200, body=ANSWER)
         async with Transport(s) as t:
             await t.post(Endpoint.FILE, b"{}")
         (call,) = m.requests[("POST", aiohttp.client.URL(FILE_URL))]
-    assert call.kwargs["headers"]["Authorization"] == "Bearer sekret"
+    assert call.kwargs["headers"]["Authorization"] == "Bearer sekret-token"
 
 
 async def test_failed_login_is_fatal_and_says_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:

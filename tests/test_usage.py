@@ -52,6 +52,16 @@ def src(tmp_path: Path) -> Path:
         (["--format", "bogus"], "--format: invalid choice"),
         (["--max-rejects", "-5"], "--max-rejects: must be at least 0"),
         (["--no-such-flag"], "unrecognized arguments"),
+        # a base URL is a prefix: a query or fragment would take the endpoint's name
+        (["--base-url", "http://127.0.0.1:9/rest/x?"], "api.base_url: must not hold a query"),
+        (["--base-url", "http://127.0.0.1:9/rest/x#x"], "api.base_url: must not hold a query"),
+        (["--base-url", f"http://127.0.0.1:9/x?apikey={PASSWORD}"], "'http://127.0.0.1:9/x?***'"),
+        # what aiohttp would refuse only when sending, quoting the whole URL
+        (["--base-url", f"http://u:{PASSWORD}\\W@127.0.0.1:9/x"], "api.base_url: not a valid URL"),
+        (["--base-url", "http://./x"], "api.base_url: has no valid host"),
+        (["--base-url", "http://../x"], "api.base_url: has no valid host"),
+        (["--base-url", "http://a b/x"], "api.base_url: has no valid host"),
+        (["--cache", "~no-such-user-xyz/c.sqlite3"], "cache: cannot use ~no-such-user-xyz"),
     ],
 )
 def test_bad_values_and_paths_are_usage_errors(
