@@ -169,7 +169,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     if args.concurrency:
         limits["concurrency"] = args.concurrency
     network = {"verify_tls": False} if args.insecure else {}
-    privacy = {"send_internal": True} if args.send_internal else {}
+    privacy: dict[str, Any] = {"send_internal": True} if args.send_internal else {}
+    if args.internal_domain:  # added to the profile's lists (see settings)
+        privacy["internal_domains"] = args.internal_domain
+    if args.internal_network:
+        privacy["internal_networks"] = args.internal_network
     return {"api": api, "limits": limits, "network": network, "privacy": privacy}
 
 
@@ -178,14 +182,6 @@ def _run(args: argparse.Namespace) -> int:
     if config is None and args.emulator:
         config = config_path("emulator.toml")
     settings = load_settings(config, overrides=_overrides(args))
-    if args.internal_domain or args.internal_network:  # added to the profile's own lists
-        p = settings.privacy
-        settings = settings.replace(
-            privacy={
-                "internal_domains": (*p.internal_domains, *args.internal_domain),
-                "internal_networks": (*p.internal_networks, *args.internal_network),
-            }
-        )
     job = Job(
         inputs=args.inputs,
         reading=input_options(args),

@@ -269,8 +269,8 @@ class _Run:
         self.cache_empty = owner.cache.empty_endpoints() if owner.cache is not None else set()
         self.done = owner.done
         self.with_source = owner.with_source
-        #: why an IOC is withheld (`Privacy.reason`), or None when nothing is
-        self.withhold = owner.privacy.reason if owner.privacy.withholds else None
+        #: why an IOC is withheld (`Privacy.reason`), or None
+        self.withhold = owner.privacy.reason
         self.origins: dict[str, tuple[str, int]] = {}  # key -> where first seen, until written
         self.occurrences: Counter[str] = Counter()
         conc = settings.limits.concurrency
@@ -501,7 +501,7 @@ class _Run:
                 already += 1
                 continue
             unique += 1
-            if withhold is not None and (why := withhold(ioc_type, value)) is not None:
+            if (why := withhold(ioc_type, value)) is not None:
                 where = (chunk.source, chunk.line_of(i)) if with_source else None
                 outcome.skipped.append(skipped_item(ioc_type, value, why, where))
                 continue

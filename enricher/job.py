@@ -282,7 +282,8 @@ async def run_job(job: Job, settings: Settings) -> int:
     """Run one job; its exit code. The summary goes to stderr unless quiet."""
     started_at = time.time()
     if settings.privacy.send_internal:
-        log.warning(
+        # said even with --quiet: a cron job's log must show that internal data went out
+        log.error(
             "warning: privacy.send_internal is on: private addresses, internal names and"
             " your own domains are sent to the API like any other IOC"
         )

@@ -508,6 +508,10 @@ def _build(base: Settings, changes: Mapping[str, Mapping[str, Any]]) -> Settings
                     f"unknown setting {name}.{key} (known: {', '.join(sorted(fields))})"
                 )
             kwargs[key] = _coerce(f"{name}.{key}", hints[key], value)
+            if name == "privacy" and isinstance(kwargs[key], tuple):
+                # what is never sent adds up, from the profile, the environment and the flags:
+                # a later layer (an empty variable in a cron template) cannot clear it
+                kwargs[key] = tuple(dict.fromkeys((*getattr(current, key), *kwargs[key])))
         sections[name] = dataclasses.replace(current, **kwargs)
     try:
         return dataclasses.replace(base, **sections)

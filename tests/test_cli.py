@@ -32,7 +32,7 @@ def test_main_command_on_the_sample(tmp_path: Path) -> None:
         ("203.0.113.77", "documentation address"),
         ("2001:db8::ff00:42:8329", "documentation address"),
         ("172.16.9.233", "private address"),
-        ("fileserver.corp.local", "internal or special-use name (.local)"),
+        ("fileserver.corp.local", "internal name (.local)"),
     }
     assert {r["reason"] for r in rejects} == {
         "not a hash, domain, IP or URL",
