@@ -41,8 +41,8 @@ def make_input(path: Path, lines: int, seed: int = 1) -> set[tuple[str, str]]:
             h[:40].upper(),
             f"host{i}.example{i % 89}.com",
             f"hxxp://e{i}[.]test[.]net/",
-            f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
-            f"2001:db8::{i >> 16:x}:{i & 0xFFFF:x}",
+            f"11.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}",
+            f"2a0b:4140::{i >> 16:x}:{i & 0xFFFF:x}",
         ]
         unique.append(forms[i % 6])
     all_lines = unique + [rng.choice(unique) for _ in range(lines - len(unique))]

@@ -24,7 +24,7 @@ def ioc_of(i: int) -> tuple[IocType, str]:
     if kind == 2:
         return IocType.DOMAIN, f"h{i}.bench{i % 89}.example.com"
     if kind == 3:
-        return IocType.IPV4, f"{10 + (i >> 24)}.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+        return IocType.IPV4, f"{11 + (i >> 24)}.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
     digest = hashlib.blake2b(i.to_bytes(8, "little"), digest_size=20).hexdigest()
     return (IocType.MD5, digest[:32]) if kind == 0 else (IocType.SHA1, digest)
 

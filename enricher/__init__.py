@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     )
     from .ioc import Endpoint, IocType
     from .normalize import normalize, refang
-    from .records import SCHEMA_VERSION, Failure, Record
+    from .records import SCHEMA_VERSION, Failure, Record, Skipped
     from .settings import Settings, load_settings
     from .stats import RunStats
 
@@ -45,6 +45,7 @@ _WHERE = {
     "SCHEMA_VERSION": "records",
     "Failure": "records",
     "Record": "records",
+    "Skipped": "records",
     "Settings": "settings",
     "load_settings": "settings",
     "RunStats": "stats",
@@ -66,6 +67,7 @@ __all__ = [
     "RunStats",
     "Settings",
     "SettingsError",
+    "Skipped",
     "__version__",
     "load_settings",
     "normalize",

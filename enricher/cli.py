@@ -82,12 +82,37 @@ def _add_run_parser(sub: Any) -> None:
     p.add_argument("--rejects", metavar="FILE", help="rejected input lines (OUT.rejects.ndjson)")
     p.add_argument("--deferred", metavar="FILE", help="IOCs not sent (OUT.deferred.ndjson)")
     p.add_argument(
+        "--skipped", metavar="FILE", help="IOCs withheld as internal (OUT.skipped.ndjson)"
+    )
+    p.add_argument(
         "--with-source",
         action="store_true",
         help="records say where their IOC was first seen; the summary, how often it occurred",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="errors only: no summary")
     add_input_arguments(p)
+    privacy = p.add_argument_group(
+        "privacy", "internal addresses and names, and your own domains, are never sent by default"
+    )
+    privacy.add_argument(
+        "--internal-domain",
+        action="append",
+        default=[],
+        metavar="DOMAIN",
+        help="your own domain: it and every name under it are never sent (repeatable)",
+    )
+    privacy.add_argument(
+        "--internal-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="your own network: its addresses are never sent (repeatable)",
+    )
+    privacy.add_argument(
+        "--send-internal",
+        action="store_true",
+        help="send private addresses, internal names and your own domains too (warns)",
+    )
     night = p.add_argument_group("nightly jobs")
     night.add_argument(
         "--job",
@@ -144,7 +169,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     if args.concurrency:
         limits["concurrency"] = args.concurrency
     network = {"verify_tls": False} if args.insecure else {}
-    return {"api": api, "limits": limits, "network": network}
+    privacy: dict[str, Any] = {"send_internal": True} if args.send_internal else {}
+    if args.internal_domain:  # added to the profile's lists (see settings)
+        privacy["internal_domains"] = args.internal_domain
+    if args.internal_network:
+        privacy["internal_networks"] = args.internal_network
+    return {"api": api, "limits": limits, "network": network, "privacy": privacy}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -159,6 +189,7 @@ def _run(args: argparse.Namespace) -> int:
         failed=args.failed,
         rejects=args.rejects,
         deferred=args.deferred,
+        skipped=args.skipped,
         emulator=args.emulator,
         quiet=args.quiet,
         resume=args.resume,

@@ -41,6 +41,7 @@ from .errors import (
 from .identity import identity_of
 from .ioc import ENDPOINT_OF, Endpoint, IocType
 from .normalize import normalize
+from .privacy import Privacy, name_reason
 from .protocol import read_entry
 from .ratelimit import AdaptiveLimiter
 from .reader import Chunk, extract, name_problem
@@ -49,12 +50,14 @@ from .records import (
     Deferred,
     Failure,
     Record,
+    Skipped,
     deferred,
     failure,
     read_record,
     record_line,
     response_bytes,
 )
+from .records import skipped as skipped_item
 from .sender import Sender
 from .settings import Settings
 from .stats import RunStats
@@ -85,10 +88,17 @@ class Outcome:
     failures: list[Failure] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     deferred: list[Deferred] = field(default_factory=list)
+    #: IOCs the privacy rule withheld: never sent
+    skipped: list[Skipped] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
-            self.lines or self.cached_lines or self.failures or self.rejects or self.deferred
+            self.lines
+            or self.cached_lines
+            or self.failures
+            or self.rejects
+            or self.deferred
+            or self.skipped
         )
 
     def extend(self, other: Outcome) -> None:
@@ -99,6 +109,7 @@ class Outcome:
         self.failures += other.failures
         self.rejects += other.rejects
         self.deferred += other.deferred
+        self.skipped += other.skipped
 
 
 class Enricher:
@@ -133,6 +144,13 @@ class Enricher:
         self.budget = budget
         self.done = done
         self.cache_only = cache_only
+        p = settings.privacy
+        #: what is never sent (internal addresses and names, the organization's own)
+        self.privacy = Privacy(
+            send_internal=p.send_internal,
+            internal_domains=p.internal_domains,
+            internal_networks=p.internal_networks,
+        )
         #: records say where their IOC was first seen, and occurrences are counted
         self.with_source = with_source
         #: with `with_source`: how often each IOC occurred across the inputs (last run)
@@ -175,9 +193,10 @@ class Enricher:
 
     async def enrich(
         self, iocs: Iterable[str] | AsyncIterable[str]
-    ) -> AsyncIterator[Record | Failure | Deferred]:
-        """A record, failure (it has "error") or deferred IOC (it has "reason": not asked,
-        the run was stopped) for each unique valid IOC among `iocs`, as they complete.
+    ) -> AsyncIterator[Record | Failure | Deferred | Skipped]:
+        """A record, failure (it has "error"), IOC withheld by the privacy rule (it has
+        "skipped": never sent) or deferred IOC (it has "reason": not asked, the run was
+        stopped) for each unique valid IOC among `iocs`, as they complete.
 
         Raises `InputError` at the end if reading `iocs` failed part way (what was read has
         been enriched).
@@ -192,6 +211,8 @@ class Enricher:
                     yield fail
                 for item in outcome.deferred:
                     yield item
+                for withheld in outcome.skipped:
+                    yield withheld
         if self.input_error is not None:
             raise self.input_error
 
@@ -253,6 +274,8 @@ class _Run:
         self.cache_empty = owner.cache.empty_endpoints() if owner.cache is not None else set()
         self.done = owner.done
         self.with_source = owner.with_source
+        #: why an IOC is withheld (`Privacy.reason`), or None
+        self.withhold = owner.privacy.reason
         self.origins: dict[str, tuple[str, int]] = {}  # key -> where first seen, until written
         self.occurrences: Counter[str] = Counter()
         conc = settings.limits.concurrency
@@ -443,6 +466,7 @@ class _Run:
         sha256 = IocType.SHA256
         domain = IocType.DOMAIN
         with_source = self.with_source
+        withhold = self.withhold
         origins, occurrences = self.origins, self.occurrences
         skipped = unique = dups = already = 0
         inside: list[str | None] = []  # the IOCs inside lines that are none
@@ -464,9 +488,13 @@ class _Run:
                 else:
                     self.reject(outcome, chunk, i, stripped, value)
                 continue
-            if ioc_type is domain and (why := name_problem(value)) is not None:
-                # no public suffix (`invoice.pdf`), a suffix alone, or special-use (`.onion`,
-                # `.local`): never sent, whichever format it came in
+            if (
+                ioc_type is domain
+                and (why := name_problem(value)) is not None
+                and name_reason(value) is None
+            ):
+                # no public suffix (`invoice.pdf`) or a suffix alone: never sent, whichever
+                # format it came in (an internal name, `.local`, is one: see `privacy`)
                 self.reject(outcome, chunk, i, stripped, why)
                 continue
             if with_source:
@@ -478,6 +506,10 @@ class _Run:
                 already += 1
                 continue
             unique += 1
+            if (why := withhold(ioc_type, value)) is not None:
+                where = (chunk.source, chunk.line_of(i)) if with_source else None
+                outcome.skipped.append(skipped_item(ioc_type, value, why, where))
+                continue
             if ioc_type is sha256 and not send_sha256:
                 outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
                 continue
@@ -492,6 +524,7 @@ class _Run:
         stats.already_done += already
         stats.unique += unique
         stats.unsupported += len(outcome.failures)
+        stats.internal += len(outcome.skipped)
         if inside:  # canonical values: taken as they are, each on the line it was in
             more, more_new = self.ingest_chunk(
                 Chunk(

@@ -67,6 +67,7 @@ class Job:
     failed: str | None = None
     rejects: str | None = None
     deferred: str | None = None
+    skipped: str | None = None
     emulator: bool = False
     quiet: bool = False
     resume: bool = False
@@ -115,7 +116,7 @@ def _locked_paths(job: Job, paths: OutputPaths) -> list[str]:
     if paths.regular:
         locked = [paths.records, *paths.side]
     else:
-        named = (job.failed, job.rejects, job.deferred)
+        named = (job.failed, job.rejects, job.deferred, job.skipped)
         locked = [p for p, flag in zip(paths.side, named, strict=True) if flag]
     return [p for p in locked if is_file_path(p)]
 
@@ -128,9 +129,10 @@ class _Files:
     failed: OutputFile
     rejects: OutputFile
     deferred: OutputFile  # this run's list, made beside the old one (see `_replace_deferred`)
+    skipped: OutputFile  # withheld by the privacy rule
 
     def all(self) -> list[OutputFile]:
-        return [self.records, self.failed, self.rejects, self.deferred]
+        return [self.records, self.failed, self.rejects, self.deferred, self.skipped]
 
 
 def _open_files(job: Job, paths: OutputPaths) -> _Files:
@@ -147,9 +149,14 @@ def _open_files(job: Job, paths: OutputPaths) -> _Files:
     return _Files(
         records=OutputFile(paths.records, mode=mode, resumable=resumable),
         failed=OutputFile(paths.failed, mode=side, lazy=lazy, resumable=resumable),
-        # rejects are found again by a resumed run (it reads the inputs from the start)
+        # rejects and withheld IOCs are found again by a resumed run (it reads the inputs
+        # from the start)
         rejects=OutputFile(
             paths.rejects, mode="new" if lazy and not job.force else "replace", lazy=lazy,
+            resumable=resumable,
+        ),
+        skipped=OutputFile(
+            paths.skipped, mode="new" if lazy and not job.force else "replace", lazy=lazy,
             resumable=resumable,
         ),
         deferred=OutputFile(
@@ -284,6 +291,12 @@ async def run_job(job: Job, settings: Settings) -> int:
     """Run one job; its exit code. The summary goes to stderr unless quiet."""
     started_at = time.time()
     settings.auth.check_secrets()  # before anything is opened
+    if settings.privacy.send_internal:
+        # said even with --quiet: a cron job's log must show that internal data went out
+        log.error(
+            "warning: privacy.send_internal is on: private addresses, internal names and"
+            " your own domains are sent to the API like any other IOC"
+        )
     with Stopper(settings.pipeline.grace_period) as stopper:
         inputs, skipped = find_inputs(job.inputs)
         paths = plan_outputs(
@@ -291,6 +304,7 @@ async def run_job(job: Job, settings: Settings) -> int:
             failed=job.failed,
             rejects=job.rejects,
             deferred=job.deferred,
+            skipped=job.skipped,
             inputs=inputs,
             sources=job.inputs,
             manifest=job.manifest,
@@ -460,6 +474,8 @@ async def _write(outcome: Outcome, files: _Files, rejects: _Rejects, stats: RunS
         await files.rejects.write(encode_lines(kept), len(kept))
     if outcome.deferred:
         await files.deferred.write(encode_lines(outcome.deferred), len(outcome.deferred))
+    if outcome.skipped:
+        await files.skipped.write(encode_lines(outcome.skipped), len(outcome.skipped))
 
 
 async def _close_files(
@@ -586,6 +602,7 @@ def _report(
     if job.manifest:
         outputs = {"records": paths.records, "failures": paths.failed, "rejects": paths.rejects}
         outputs["deferred"] = paths.deferred
+        outputs["skipped"] = paths.skipped
         manifest = build_manifest(
             settings=settings,
             stats=stats,
@@ -617,6 +634,7 @@ def _report(
         if files is not None:
             shown = {files.failed: "failures", files.rejects: "rejects"}
             shown[files.deferred] = "deferred"
+            shown[files.skipped] = "skipped (internal)"
             for f, what in shown.items():
                 if f.lines:
                     where = paths.deferred if f is files.deferred else f.display

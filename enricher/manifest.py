@@ -84,7 +84,7 @@ def build_manifest(
         k: d[k]
         for k in (
             "lines_read", "skipped", "rejected", "duplicates", "already_done", "unique",
-            "cached", "queried", "ok", "failed", "unsupported", "deferred",
+            "cached", "queried", "ok", "failed", "unsupported", "internal", "deferred",
         )
     }  # fmt: skip
     return {

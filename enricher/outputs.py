@@ -1,9 +1,10 @@
 """The files a run writes, and the promise that nothing else writes them meanwhile.
 
-A job writes an output set: the records (`-o OUT`), and beside them the failures, rejects and
-deferred files. This module
+A job writes an output set: the records (`-o OUT`), and beside them the failures, rejects,
+deferred and skipped (withheld: see `privacy`) files. This module
 
-- names the set: `OUT.failed.ndjson`, `OUT.rejects.ndjson`, `OUT.deferred.ndjson` beside a
+- names the set: `OUT.failed.ndjson`, `OUT.rejects.ndjson`, `OUT.deferred.ndjson`,
+  `OUT.skipped.ndjson` beside a
   regular file; for standard output, or an output that is no regular file (a pipe, a device),
   side files of this run's own in the working directory (`enricher-<UTC time>-<pid>.*`), so
   that no run ever reads, replaces or deletes another run's;
@@ -61,6 +62,8 @@ class OutputPaths:
     failed: str
     rejects: str
     deferred: str
+    #: IOCs the privacy rule withheld (see `privacy`)
+    skipped: str
     #: the records go to a regular file (so the run can be resumed and is locked)
     regular: bool
     #: the side files are this run's own (standard output, a pipe or a device as output):
@@ -68,8 +71,8 @@ class OutputPaths:
     per_run: bool
 
     @property
-    def side(self) -> tuple[str, str, str]:
-        return (self.failed, self.rejects, self.deferred)
+    def side(self) -> tuple[str, str, str, str]:
+        return (self.failed, self.rejects, self.deferred, self.skipped)
 
 
 #: paths that are never made, locked or replaced, only written to: /dev/stdout, /dev/fd/N,
@@ -99,6 +102,7 @@ def plan_outputs(
     failed: str | None,
     rejects: str | None,
     deferred: str | None,
+    skipped: str | None = None,
     inputs: Sequence[str],
     sources: Sequence[str] = (),
     manifest: str | None = None,
@@ -126,11 +130,12 @@ def plan_outputs(
         failed=failed or f"{stem}.failed.ndjson",
         rejects=rejects or f"{stem}.rejects.ndjson",
         deferred=deferred or f"{stem}.deferred.ndjson",
+        skipped=skipped or f"{stem}.skipped.ndjson",
         regular=regular,
         per_run=not regular,
     )
-    flags = {"failed": failed, "rejects": rejects, "deferred": deferred}
-    for name, path in zip(("failed", "rejects", "deferred"), paths.side, strict=True):
+    flags = {"failed": failed, "rejects": rejects, "deferred": deferred, "skipped": skipped}
+    for name, path in zip(flags, paths.side, strict=True):
         shown = f"--{name} {path}" if flags[name] else path
         if _kind(path) == "directory":
             raise SettingsError(f"{shown} is a directory; give a file path")
@@ -153,7 +158,7 @@ def _check_distinct(
 ) -> None:
     named = [("-o", paths.records)] if paths.regular else []
     named += [("--failed", paths.failed), ("--rejects", paths.rejects)]
-    named.append(("--deferred", paths.deferred))
+    named += [("--deferred", paths.deferred), ("--skipped", paths.skipped)]
     if manifest:
         named.append(("--manifest", manifest))
     ins = {_identity(p): p for p in inputs if p != STDOUT}

@@ -24,6 +24,7 @@ __all__ = [
     "Deferred",
     "Failure",
     "Record",
+    "Skipped",
     "deferred",
     "failure",
     "first_seen_iso",
@@ -31,6 +32,7 @@ __all__ = [
     "record_format",
     "record_line",
     "response_bytes",
+    "skipped",
     "to_record",
 ]
 
@@ -66,6 +68,16 @@ class Deferred(TypedDict):
     ioc: str
     type: str
     reason: str
+
+
+class Skipped(TypedDict):
+    """An IOC the privacy rule withheld (`"skipped": "internal"`): never sent."""
+
+    ioc: str
+    type: str
+    skipped: str
+    reason: str
+    origin: NotRequired[dict[str, Any]]
 
 
 def first_seen_iso(epoch_ms: int | None) -> str | None:
@@ -221,3 +233,12 @@ def failure(ioc_type: IocType, ioc: str, error: str, attempts: int) -> Failure:
 
 def deferred(ioc_type: IocType, ioc: str, reason: str) -> Deferred:
     return {"ioc": ioc, "type": ioc_type.value, "reason": reason}
+
+
+def skipped(
+    ioc_type: IocType, ioc: str, reason: str, where: tuple[str, int] | None = None
+) -> Skipped:
+    item: Skipped = {"ioc": ioc, "type": ioc_type.value, "skipped": "internal", "reason": reason}
+    if where is not None:  # where it was first seen (`--with-source`), as in a record
+        item["origin"] = {"file": where[0], "line": where[1]}
+    return item

@@ -36,6 +36,7 @@ __all__ = [
     "LimitSettings",
     "NetworkSettings",
     "PipelineSettings",
+    "PrivacySettings",
     "RetrySettings",
     "Secret",
     "Settings",
@@ -395,6 +396,23 @@ class CacheSettings:
         _check(self.max_size >= 1024**2, "cache.max_size", "must be at least 1048576 (1 MiB)")
 
 
+@dataclass(frozen=True, kw_only=True)
+class PrivacySettings:
+    """What is never sent (see `enricher.privacy`)."""
+
+    #: send internal addresses and names, and the organization's own, as any other IOC
+    send_internal: bool = False
+    #: the organization's own domains: they and every name under them are never sent
+    internal_domains: tuple[str, ...] = ()
+    #: the organization's own networks (CIDR, or single addresses): never sent
+    internal_networks: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        from .privacy import Privacy  # here: it loads the inputs package, settings stay light
+
+        Privacy(internal_domains=self.internal_domains, internal_networks=self.internal_networks)
+
+
 def _default_verdicts() -> dict[str, str]:
     table = _read_toml(config_path("verdicts.toml"))
     return dict(table.get("verdicts", {}))
@@ -409,6 +427,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
     #: classification type -> verdict; types not listed map to `unknown`
     verdicts: Mapping[str, str] = field(default_factory=_default_verdicts)
 
@@ -514,6 +533,12 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
     if hint is str:
         _check(isinstance(value, str), name, f"must be a string (got {value!r})")
         return value
+    if origin is tuple:  # a list of strings; from the environment, separated by commas
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        _check(ok, name, f"must be a list of strings (got {value!r})")
+        return tuple(value)
     return value
 
 
@@ -538,6 +563,10 @@ def _build(base: Settings, changes: Mapping[str, Mapping[str, Any]]) -> Settings
                     f"unknown setting {name}.{key} (known: {', '.join(sorted(fields))})"
                 )
             kwargs[key] = _coerce(f"{name}.{key}", hints[key], value)
+            if name == "privacy" and isinstance(kwargs[key], tuple):
+                # what is never sent adds up, from the profile, the environment and the flags:
+                # a later layer (an empty variable in a cron template) cannot clear it
+                kwargs[key] = tuple(dict.fromkeys((*getattr(current, key), *kwargs[key])))
         sections[name] = dataclasses.replace(current, **kwargs)
     try:
         return dataclasses.replace(base, **sections)

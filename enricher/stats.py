@@ -47,6 +47,8 @@ class RunStats:
     ok: int = 0
     failed: int = 0
     unsupported: int = 0
+    #: withheld by the privacy rule (internal addresses and names, the organization's own)
+    internal: int = 0
     deferred: int = 0
     verdicts: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
@@ -73,7 +75,7 @@ class RunStats:
 
     @property
     def accounted(self) -> int:
-        return self.ok + self.failed + self.unsupported + self.deferred
+        return self.ok + self.failed + self.unsupported + self.internal + self.deferred
 
     @property
     def invariant_holds(self) -> bool:
@@ -105,10 +107,11 @@ class RunStats:
             "job": self.job,
             "unique": self.unique,
             "cached": self.cached,
-            "queried": self.unique - self.cached - self.unsupported - self.deferred,
+            "queried": self.unique - self.cached - self.unsupported - self.internal - self.deferred,
             "ok": self.ok,
             "failed": self.failed,
             "unsupported": self.unsupported,
+            "internal": self.internal,
             "deferred": self.deferred,
             "verdicts": dict(self.verdicts.most_common()),
             "errors": dict(self.errors.most_common()),

@@ -88,6 +88,7 @@ def format_summary(
     lines += [
         f"  unique IOCs   {_n(stats.unique)}",
         f"  ok {_n(stats.ok)}  failed {_n(stats.failed)}  unsupported {_n(stats.unsupported)}"
+        + (f"  skipped (internal) {_n(stats.internal)}" if stats.internal else "")
         + (f"  deferred {_n(stats.deferred)}" if stats.deferred else ""),
         f"  verdicts      {_counts(d['verdicts'])}",
     ]
@@ -117,7 +118,8 @@ def format_summary(
     if stats.cache is not None:
         lines += _cache(stats.cache)
     mark = "holds" if stats.invariant_holds else "BROKEN"
-    extra = f" + deferred {_n(stats.deferred)}" if stats.deferred else ""
+    extra = f" + skipped (internal) {_n(stats.internal)}" if stats.internal else ""
+    extra += f" + deferred {_n(stats.deferred)}" if stats.deferred else ""
     lines.append(
         f"  invariant     unique {_n(stats.unique)} = ok {_n(stats.ok)} + failed"
         f" {_n(stats.failed)} + unsupported {_n(stats.unsupported)}{extra}: {mark}"

@@ -23,17 +23,26 @@ def test_main_command_on_the_sample(tmp_path: Path) -> None:
     rejects = read_ndjson(tmp_path / "out.ndjson.rejects.ndjson")
     assert read_ndjson(tmp_path / "out.ndjson.failed.ndjson") == []
     iocs = {r["ioc"] for r in records}
-    assert len(iocs) == len(records) == 14
+    assert len(iocs) == len(records) == 12
     assert {"92f44e405db16ac55d97e3bfe3b132fa", "www.cybereason.com", "evil-update.com",
-            "login-microsoftonline.support", "1.2.3.4", "2001:db8::ff00:42:8329",
-            "xn--bcher-kva.de"} <= iocs  # fmt: skip
+            "login-microsoftonline.support", "1.2.3.4", "xn--bcher-kva.de"} <= iocs  # fmt: skip
+    # documentation and private addresses and an internal name: withheld, never sent
+    withheld = read_ndjson(tmp_path / "out.ndjson.skipped.ndjson")
+    assert {(r["ioc"], r["reason"]) for r in withheld} == {
+        ("203.0.113.77", "documentation address"),
+        ("2001:db8::ff00:42:8329", "documentation address"),
+        ("172.16.9.233", "private address"),
+        ("fileserver.corp.local", "internal name (.local)"),
+    }
     assert {r["reason"] for r in rejects} == {
         "not a hash, domain, IP or URL",
         "invalid IPv4 address",
     }
-    assert [r["line"] for r in rejects] == [21, 22]
+    assert [r["line"] for r in rejects] == [23, 24]
     assert re.search(
-        r"invariant\s+unique 14 = ok 14 \+ failed 0 \+ unsupported 0: holds", proc.stderr
+        r"invariant\s+unique 16 = ok 12 \+ failed 0 \+ unsupported 0 \+ skipped \(internal\) 4:"
+        r" holds",
+        proc.stderr,
     )
 
 
@@ -139,7 +148,7 @@ def test_refused_credentials_stop_with_exit_3_and_account_for_everything(tmp_pat
     failed = read_ndjson(tmp_path / "out.ndjson.failed.ndjson")
     assert [f["error"] for f in failed] == ["unsupported"]
     deferred = read_ndjson(tmp_path / "out.ndjson.deferred.ndjson")
-    assert len(deferred) == 13 and all("credentials" in d["reason"] for d in deferred)
+    assert len(deferred) == 11 and all("credentials" in d["reason"] for d in deferred)
     assert "holds" in proc.stderr
 
 
@@ -153,7 +162,7 @@ def test_failures_give_exit_2(tmp_path: Path) -> None:
         ("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "unsupport"[:8]),
         ("evil-update.com", "http_400"),
     ]
-    assert len(read_ndjson(out)) == 12
+    assert len(read_ndjson(out)) == 10
 
 
 def test_with_source_says_where_each_ioc_was_first_seen(tmp_path: Path) -> None:

@@ -46,9 +46,9 @@ def make_iocs(n: int, seed: int = 1) -> list[str]:
         elif kind == 2:
             out.append(f"host{i}.example{i % 97}.com")
         elif kind == 3:
-            out.append(f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}")
+            out.append(f"11.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}")
         elif kind == 4:
-            out.append(f"2001:db8::{i:x}")
+            out.append(f"2a0b:4140::{i:x}")
         else:
             out.append(f"hxxp://evil{i}[.]example[.]net/x")
     return out

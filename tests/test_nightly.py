@@ -30,7 +30,7 @@ def make_input(path: Path, n: int, seed: int = 1) -> set[str]:
     iocs = []
     for i in range(n):
         h = f"{rng.getrandbits(160):040x}"
-        iocs.append([h[:32], h, f"n{i}.night.example.com", f"10.9.{i >> 8 & 255}.{i & 255}"][i % 4])
+        iocs.append([h[:32], h, f"n{i}.night.example.com", f"11.9.{i >> 8 & 255}.{i & 255}"][i % 4])
     lines = iocs + rng.sample(iocs, n // 2)
     rng.shuffle(lines)
     path.write_text("\n".join(lines) + "\n")

@@ -128,7 +128,8 @@ def test_public_names() -> None:
     assert set(enricher.__all__) == {
         "SCHEMA_VERSION", "AuthRefused", "Endpoint", "Enricher", "EnricherError", "Failure",
         "FatalError", "InputError", "IocType", "Outcome", "Record", "RequestError", "RunStats",
-        "Settings", "SettingsError", "__version__", "load_settings", "normalize", "refang",
+        "Settings", "SettingsError", "Skipped", "__version__", "load_settings", "normalize",
+        "refang",
     }  # fmt: skip
     for name in enricher.__all__:
         assert hasattr(enricher, name)

@@ -57,7 +57,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Serve a local, deterministic emulator of the GTI classification API "
             "(POST /rest/classification_v1/{file,domain,ip}_batch) until Ctrl-C. "
-            "Stats at GET /emulator/stats; POST /emulator/reset clears them."
+            "Stats at GET /emulator/stats, the keys received at GET /emulator/keys; POST"
+            " /emulator/reset clears them."
         ),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

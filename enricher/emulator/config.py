@@ -105,7 +105,8 @@ class EmulatorConfig:
     session_seconds: float = 8 * 3600.0
 
     log_size: int = 10_000
-    """How many (arrival, endpoint, status, n_keys) records the in-memory log keeps."""
+    """How many (arrival, endpoint, status, n_keys) records the in-memory log keeps, and how
+    many distinct keys received it remembers (`GET /emulator/keys`)."""
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
     """Monotonic seconds, for the rate window, sessions and stats (tests inject a fake)."""
 

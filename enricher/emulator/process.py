@@ -47,3 +47,11 @@ def emulator_stats(base_url: str, *, reset: bool = False) -> dict[str, Any]:
         with urllib.request.urlopen(req):
             pass
     return stats
+
+
+def emulator_keys(base_url: str) -> dict[str, Any]:
+    """The emulator's `/emulator/keys`: the distinct keys it received, by endpoint."""
+    root = base_url.split("/rest/")[0]
+    with urllib.request.urlopen(root + "/emulator/keys") as resp:  # loopback only
+        keys: dict[str, Any] = orjson.loads(resp.read())
+    return keys

@@ -79,6 +79,7 @@ class EmulatorService:
         if self._auth.login_enabled:
             app.router.add_post("/login.html", self.login)
         app.router.add_get("/emulator/stats", self.get_stats)
+        app.router.add_get("/emulator/keys", self.get_keys)
         app.router.add_post("/emulator/reset", self.reset)
         app.on_shutdown.append(self._on_shutdown)
         return app
@@ -170,6 +171,7 @@ class EmulatorService:
             return _error(400, "Bad Request"), n_keys
 
         stats.keys_asked += n_keys
+        stats.received(endpoint.value, keys)
         outcome = plan.outcome
         if outcome is not Outcome.ANSWER and outcome is not Outcome.MALFORMED_JSON:
             stats.faults[outcome.value] += 1
@@ -212,6 +214,9 @@ class EmulatorService:
 
     async def get_stats(self, request: web.Request) -> web.StreamResponse:
         return web.Response(body=orjson.dumps(self.stats.as_dict()), content_type=_JSON)
+
+    async def get_keys(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=orjson.dumps(self.stats.keys_dict()), content_type=_JSON)
 
     async def reset(self, request: web.Request) -> web.StreamResponse:
         self.stats.reset()
@@ -297,6 +302,12 @@ class Emulator:
 
     def reset_stats(self) -> None:
         self._service.stats.reset()
+
+    def keys(self) -> dict[str, Any]:
+        """The same dict `GET /emulator/keys` returns: the distinct keys received by endpoint
+        (`file_batch`, `domain_batch`, `ip_batch`: up to `config.log_size` in all) and
+        `truncated`."""
+        return self._service.stats.keys_dict()
 
     @property
     def log(self) -> list[LogEntry]:

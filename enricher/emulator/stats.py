@@ -48,6 +48,7 @@ class Stats:
 
     def __init__(self, log_size: int) -> None:
         self.log: deque[LogEntry] = deque(maxlen=log_size)
+        self.keys_kept = log_size
         self.reset()
 
     def reset(self) -> None:
@@ -61,6 +62,31 @@ class Stats:
         self.arrived = PeakCounter()
         self.accepted = PeakCounter()
         self.log.clear()
+        #: the distinct keys received, by endpoint, up to `keys_kept` in all (what a test
+        #: checks was never sent: see `GET /emulator/keys`)
+        self.keys: dict[str, set[str]] = {ep.value: set() for ep in Endpoint}
+        self.keys_truncated = False
+
+    def received(self, endpoint: str, keys: list[str]) -> None:
+        """Keys of a well-formed request, as the emulator read them."""
+        kept = self.keys[endpoint]
+        room = self.keys_kept - sum(map(len, self.keys.values()))
+        if len(keys) <= room:
+            kept.update(keys)
+            return
+        for key in keys:
+            if key not in kept:
+                if room <= 0:
+                    self.keys_truncated = True
+                    return
+                kept.add(key)
+                room -= 1
+
+    def keys_dict(self) -> dict[str, Any]:
+        return {
+            **{ep: sorted(keys) for ep, keys in self.keys.items()},
+            "truncated": self.keys_truncated,
+        }
 
     def record(self, arrival: float, endpoint: str, status: int, n_keys: int, label: str) -> None:
         """One API request's outcome; `label` is the status as the stats show it."""
