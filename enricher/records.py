@@ -71,12 +71,11 @@ class Deferred(TypedDict):
 
 
 class Skipped(TypedDict):
-    """An IOC the privacy rule withheld (`"skipped": "internal"`): never sent."""
+    """An IOC the privacy rule withheld: never sent. `skipped` says why (`private address`)."""
 
     ioc: str
     type: str
     skipped: str
-    reason: str
     origin: NotRequired[dict[str, Any]]
 
 
@@ -238,7 +237,7 @@ def deferred(ioc_type: IocType, ioc: str, reason: str) -> Deferred:
 def skipped(
     ioc_type: IocType, ioc: str, reason: str, where: tuple[str, int] | None = None
 ) -> Skipped:
-    item: Skipped = {"ioc": ioc, "type": ioc_type.value, "skipped": "internal", "reason": reason}
+    item: Skipped = {"ioc": ioc, "type": ioc_type.value, "skipped": reason}
     if where is not None:  # where it was first seen (`--with-source`), as in a record
         item["origin"] = {"file": where[0], "line": where[1]}
     return item

@@ -10,6 +10,7 @@ from typing import Any
 
 from enricher.ioc import IocType
 from enricher.normalize import normalize
+from enricher.privacy import Privacy
 from enricher.reader import InputOptions, extract, name_problem, read_inputs
 
 DATA = Path(__file__).parent / "data" / "formats"
@@ -69,6 +70,13 @@ def read(paths: Sequence[str | Path], **options: Any) -> Read:
 def expected(name: str) -> set[str]:
     """The IOCs a sample holds, from its plain-lines twin in `expected/`, read as lines."""
     return read([DATA / "expected" / f"{name}.txt"], format="lines").set
+
+
+def withheld(values: set[str]) -> set[str]:
+    """Those of `values` (canonical IOCs) a run never sends by default (`enricher.privacy`):
+    they go to the skipped file, not the records."""
+    privacy = Privacy()
+    return {v for v in values if privacy.reason(normalize(v)[0] or IocType.DOMAIN, v)}
 
 
 def samples() -> list[str]:

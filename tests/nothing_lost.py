@@ -25,6 +25,10 @@ _HASH_LENGTH = {"md5": 32, "sha1": 40, "sha256": 64}
 _CASELESS = {*_HASH_LENGTH, "domain"}  # requestKey fields compared without case
 
 
+#: first octets of IPv4 addresses that are all global
+_GLOBAL_FIRST = [n for n in range(1, 224) if n not in (10, 100, 127, 169, 172, 192, 198, 203)]
+
+
 def mixed_iocs(n: int, seed: int) -> tuple[list[str], set[tuple[str, str]]]:
     """Input lines holding `n` unique valid IOCs of all six types, with duplicates.
 
@@ -46,13 +50,14 @@ def mixed_iocs(n: int, seed: int) -> tuple[list[str], set[tuple[str, str]]]:
             value = f"h{i}-{bits & 0xFFFFFF:06x}.example{i % 89}.com"
             spellings += [value.upper() + ".", value.replace(".", "[.]")]
         elif kind == "ipv4":
-            first, second = 1 + (bits & 0xFF) % 223, (bits >> 8) & 0xFF
+            # a global address (never withheld as internal: see enricher.privacy)
+            first, second = _GLOBAL_FIRST[(bits & 0xFF) % len(_GLOBAL_FIRST)], (bits >> 8) & 0xFF
             value = f"{first}.{second}.{i >> 8 & 255}.{i & 255}"
             head, _, last = value.rpartition(".")
             spellings.append(f"{head}[.]{last}")
         else:
             host = (bits >> 176) << 16 | (i & 0xFFFF)  # 80 random bits, then the index
-            value = ipaddress.IPv6Address(0x20010DB8 << 96 | host).compressed
+            value = ipaddress.IPv6Address(0x2A0B4140 << 96 | host).compressed
             spellings.append(ipaddress.IPv6Address(value).exploded)
         unique.append((kind, value))
         spellings.append(value)

@@ -28,7 +28,7 @@ def test_main_command_on_the_sample(tmp_path: Path) -> None:
             "login-microsoftonline.support", "1.2.3.4", "xn--bcher-kva.de"} <= iocs  # fmt: skip
     # documentation and private addresses and an internal name: withheld, never sent
     withheld = read_ndjson(tmp_path / "out.ndjson.skipped.ndjson")
-    assert {(r["ioc"], r["reason"]) for r in withheld} == {
+    assert {(r["ioc"], r["skipped"]) for r in withheld} == {
         ("203.0.113.77", "documentation address"),
         ("2001:db8::ff00:42:8329", "documentation address"),
         ("172.16.9.233", "private address"),

@@ -38,7 +38,7 @@ READ_TIMEOUT = 0.4
 TOTAL_TIMEOUT = 1.2
 MD5 = "92f44e405db16ac55d97e3bfe3b132fa"
 # one batch per endpoint, so each endpoint's request count is that batch's attempts
-IOCS = [MD5, "a" * 40, "evil.example.com", "www.example.org", "1.2.3.4", "2001:db8::1"]
+IOCS = [MD5, "a" * 40, "evil.example.com", "www.example.org", "1.2.3.4", "2a0b:4140::1"]
 PREFIX = "/rest/classification_v1"
 
 Handler = Callable[["Server", web.Request], Awaitable[web.StreamResponse]]

@@ -241,7 +241,7 @@ def test_nothing_internal_reaches_the_api_in_any_input_format(tmp_path: Path) ->
             sent = _sent(url)
             assert not sent & internal, (name, sent & internal)
             assert {r["ioc"] for r in read_ndjson(out)} == public, name
-            withheld = {r["ioc"]: r["reason"] for r in read_ndjson(Path(f"{out}.skipped.ndjson"))}
+            withheld = {r["ioc"]: r["skipped"] for r in read_ndjson(Path(f"{out}.skipped.ndjson"))}
             assert set(withheld) <= internal, name
             # scanned text (free text, and cells or fields not chosen) takes no name without
             # a public suffix as an IOC at all: `.local` there is neither sent nor listed
@@ -285,8 +285,8 @@ def test_skipped_ioc_says_where_it_was_seen_and_resume_does_not_repeat_it(
     assert first.returncode == 0, first.stderr
     skipped = Path(f"{out}.skipped.ndjson")
     assert read_ndjson(skipped) == [
-        {"ioc": "192.168.0.1", "type": "ipv4", "skipped": "internal",
-         "reason": "private address", "origin": {"file": str(src), "line": 3}}
+        {"ioc": "192.168.0.1", "type": "ipv4", "skipped": "private address",
+         "origin": {"file": str(src), "line": 3}}
     ]  # fmt: skip
     counts = orjson.loads(manifest.read_bytes())["counts"]
     assert counts["internal"] == 1 and counts["unique"] == 2 and counts["queried"] == 1
