@@ -11,19 +11,20 @@ normalized, so none of the ordinary words reaches the rejects file:
   begins. `_`, `%`, `+` and `-` join the words of a name or an e-mail address; around a value
   (`+1.2.3.4+`, `_evil.com_`, `++evil.cc|5.6.7.8++` in AsciiDoc) and after it they are
   punctuation, and so are `+` and `-` before it, but a leading `_` is part of a name
-  (`_dmarc.evil.ru`, `_sip._tls.evil.com`). A label holding `%` or `+` is a placeholder
-  (`%s.evil.com`, `%TEMP%.evil.com`, `\\w+\\.evil\\.com`): the name is the one after it, as
-  for wildcards. A percent-escaped separator (`%3A`, `%2F`, `%40`, ...) is one too, so
-  `?h=sha256%3A<hex>` gives the hash; an e-mail address may have an empty, wildcard or quoted
-  user (`*@evil.com`, `"a.b"@evil.com`);
+  (`_dmarc.evil.ru`, `_sip._tls.evil.com`; not in reStructuredText's `.. _evil.com:`). A
+  label holding `%` or `+` is a placeholder (`%s.evil.com`, `%TEMP%.evil.com`,
+  `\\w+\\.evil\\.com`): the name is the one after it, as for wildcards. A percent-escaped
+  separator (`%3A`, `%2F`, `%40`, ...) is one too, so `?h=sha256%3A<hex>` gives the hash; an
+  e-mail address may have an empty, wildcard or quoted user (`*@evil.com`, `"a.b"@evil.com`);
 - a name with dots is a domain when it ends in a public suffix (`suffixes.py`): `invoice.pdf`
   and `setup.exe` are file names. A name that ends in a file-like suffix (`name.zip`, `x.py`,
-  `poweriso.7.3.incl.zip`, `<md5>.zip`), is a program's or code (`Microsoft.NET`, `asp.net`,
-  `com.evil.app`, `self.name`), or is followed by `(` (a call), ` {` (a CSS rule) or `.*` (an
-  import) is not one unless it was defanged or is the host of a URL or e-mail address; a name
-  right after a single `/` or `\\` is a path component (`/download/update.php`,
-  `C:\\Windows\\Microsoft.NET`), unless what is before the `/` is a name standing alone
-  (`evil1.com/evil2.com`); special-use names (`.arpa`, `.onion`) are no hosts;
+  `main.rs`, `poweriso.7.3.incl.zip`, `crack.keygen.zip`, `<md5>.zip`; see suffixes.py), is
+  a program's or code (`Microsoft.NET`, `asp.net`, `com.evil.app`, `self.name`), or is
+  followed by `(` (a call), ` {` (a CSS rule) or `.*` (an import) is not one unless it was
+  defanged or is the host of a URL or e-mail address; a name right after a single `/` or `\\`
+  is a path component (`/download/update.php`, `C:\\Windows\\Microsoft.NET`), unless what is
+  before the `/` is a name standing alone (`evil1.com/evil2.com`); special-use names
+  (`.arpa`, `.onion`) are no hosts;
 - the host of a URL (after `scheme://`, or `scheme:/` as in a URL nested in another one's path)
   is a domain even when its suffix looks like a file's (`http://fotos.pl/x`) or it is under an
   alternative root (`http://x.bit/`), but not without a public suffix (`http://stage2.dll/`,
@@ -147,6 +148,9 @@ _NOT_FILE_HASH = re.compile(
     r"(?:imphash|ja[34]s?|hassh(?:server|_server)?|serial(?:_?number)?|btih|thumbprint"
     r"|fingerprint|commits?|/blob|/tree|guid|uuid)"
     r"(?:[ _-]?(?:hash|md5|sha1|sha256|fingerprint|digest|string))*"
+    # JSON read as text: Suricata's `"ja3":{"hash":"<md5>"`, MISP's `"ja3-fingerprint-md5",
+    # "value": "<md5>"`
+    r"""(?:["']?\s*[:,{]\s*\{?\s*["'](?:hash|value)["'])?"""
     r"""(?:\(\))?[\s"'`|/]*(?:[=:]|==)?[\s"'`|/]*\Z""",
     re.IGNORECASE,
 )
@@ -253,6 +257,8 @@ class _Scan:
             if last_char in edge or first in edge or "%" in tok or "+" in tok:
                 # `_x.com:80_`: the word that starts with `_` or `%` ends with it, a wrapper
                 closed = (first == "_" or first == "%") and bool(_CLOSING[first](text, m.end(1)))
+                if first == "_" and text[start - 3 : start] == ".. ":
+                    closed = True  # a reStructuredText link target, `.. _evil.com: <url>`
                 trimmed = _trim(tok, closed)
                 if trimmed is None:
                     continue
@@ -372,7 +378,7 @@ class _Scan:
             digits = text[start:end]
             if digits.isdigit():
                 continue
-            before = text[max(0, start - 24) : start].lower()
+            before = text[max(0, start - 40) : start].lower()
             if (
                 "hash" in before
                 or "ja" in before

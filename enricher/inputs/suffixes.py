@@ -11,10 +11,14 @@ Some file extensions are also top-level domains (`.zip`, `.py`, `.sh`, `.md`, ..
 holds a version (`poweriso.7.3.incl.serial.zip`) and a file named by its hash (`<md5>.zip`,
 `<sha1>.com`). A few of those suffixes name far more hosts than files in reports (`.pl`,
 `.rs`, `.app`, `.one`, `.run`): there a bare name is a file's only when written as files are,
-with a capital or an underscore (`Invoice_1234.one`, `Safari.app`). Some program, namespace
-and package names are spelled like domains (`Microsoft.NET`, `asp.net`, `System.IO`,
-`com.evil.app`, `self.name`). The caller decides when the context (a defanged name, the host
-of a URL or of an e-mail address) says it is a host after all.
+with a capital or an underscore (`Invoice_1234.one`, `Safari.app`), or named as source files
+are (`main.rs`, `lib.rs`, `a.pl`). Under an archive's suffix (`.zip`, `.cab`, `.mov`) a name
+of three labels or more is a file's too (`crack.keygen.zip`), unless its first label is a
+host's (`cdn.payload.zip`, `www.x.zip`). A few well-known hosts under those suffixes, where
+malware stages tools and sends stolen data (`transfer.sh`), are always hosts. Some program,
+namespace and package names are spelled like domains (`Microsoft.NET`, `asp.net`,
+`System.IO`, `com.evil.app`, `self.name`). The caller decides when the context (a defanged
+name, the host of a URL or of an e-mail address) says it is a host after all.
 
 Which names are sent at all (`name_problem`): those under a public suffix, and the hosts of
 the alternative roots malware uses (Namecoin's `.bit`, Emercoin's `.bazar`, ...), but never a
@@ -50,6 +54,25 @@ FILE_LIKE_TLDS = frozenset(
 #: file-like TLDs that name more hosts than files in reports: a bare two-label name with one is
 #: a file name only when written like one (a capital or an underscore in it)
 HOST_FIRST_TLDS = frozenset({"app", "one", "pl", "rs", "run"})
+
+#: first labels of two-label names with a host-first suffix that are a source file's or
+#: script's (`main.rs`, `mod.rs`, `lib.rs`, `index.pl`), not a host's
+FILE_STEMS = frozenset(
+    {"app", "build", "config", "index", "init", "install", "lib", "main", "mod", "run",
+     "setup", "start", "test", "tests", "util", "utils"}
+)  # fmt: skip
+
+#: archive and media suffixes (`.zip`, `.cab`, `.mov`) under which a longer name is a file's
+#: (`crack.keygen.zip`, `windows.loader.zip`) unless its first label is a host's (`cdn.x.zip`)
+ARCHIVE_TLDS = frozenset({"cab", "mov", "zip"})
+HOST_LABELS = frozenset(
+    {"api", "cdn", "dl", "download", "downloads", "files", "ftp", "login", "m", "mail", "portal",
+     "secure", "static", "update", "updates", "web", "www"}
+)  # fmt: skip
+
+#: the hosts under a file-like suffix that reports name most, as file-sharing services used
+#: to stage tools and exfiltrate data: hosts, however they are written
+WELL_KNOWN_HOSTS = frozenset({"temp.sh", "transfer.sh"})
 
 #: names of programs, frameworks and namespaces far more often than of hosts, in lower case
 PROGRAM_NAMES = frozenset(
@@ -139,19 +162,26 @@ def name_problem(name: str) -> str | None:
 def looks_like_file_name(name: str, written: str) -> bool:
     """True for a lower-case name, written as `written`, that is a file's: its suffix is a
     file-like TLD and it is a bare `name.ext` (for the host-first TLDs, only when written with
-    a capital or an underscore), or it holds a label of digits alone, as versions in file
-    names do (`utorrent.pro.v.3.5.5.multi.winall.cracked-f4cg.zip`); or it is a file named by
-    its hash (`<md5>.zip`, `<sha1>.com`: two labels, or a file-like suffix)."""
+    a capital or an underscore, or named as source files are: `main.rs`, `a.pl`), or a longer
+    name under an archive's suffix (`crack.keygen.zip`, not `cdn.payload.zip`), or it holds a
+    label of digits alone, as versions in file names do
+    (`utorrent.pro.v.3.5.5.multi.winall.cracked-f4cg.zip`); or it is a file named by its hash
+    (`<md5>.zip`, `<sha1>.com`: two labels, or a file-like suffix). The best-known hosts under
+    such suffixes (`transfer.sh`) are never file names."""
     head, dot, tld = name.rpartition(".")
     if not dot:
         return False
     first, _, rest = head.partition(".")
     if len(first) in _HASH_LABEL_LENGTHS and _is_hex(first) and (not rest or tld in FILE_LIKE_TLDS):
         return True
-    if tld not in FILE_LIKE_TLDS:
+    if tld not in FILE_LIKE_TLDS or name in WELL_KNOWN_HOSTS:
         return False
     if not rest:
-        return tld not in HOST_FIRST_TLDS or not written.islower() or "_" in written
+        if tld not in HOST_FIRST_TLDS:
+            return True
+        return len(first) == 1 or first in FILE_STEMS or not written.islower() or "_" in written
+    if tld in ARCHIVE_TLDS and first not in HOST_LABELS:
+        return True
     return any(label.isdigit() for label in head.split("."))
 
 
