@@ -261,13 +261,16 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    closed = _standard_streams()
     before = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGHUP):
             before[sig] = signal.signal(sig, _interrupt)
     try:
-        return _main(argv, closed)
+        return _main(argv, _standard_streams())
+    except KeyboardInterrupt:
+        # a signal while the arguments are read, or once the run has given up its handlers
+        _error("interrupted before the run started; run the same command again", prefix="")
+        return EXIT_FATAL
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
@@ -286,9 +289,6 @@ def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
     except EnricherError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        _error("interrupted before the run started; run the same command again", prefix="")
-        return EXIT_FATAL
     return code
 
 

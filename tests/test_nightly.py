@@ -331,7 +331,11 @@ def test_sigint_stops_gracefully_then_resume_finishes(tmp_path: Path) -> None:
     expected = make_input(src, 2400, seed=6)
     with emulator_process("--latency-ms", "100") as url:
         proc = start_run(url, src, out, "--manifest", str(manifest))
-        time.sleep(1.0)
+        # once the run writes records (start-up takes longer on a loaded machine)
+        deadline = time.monotonic() + 30
+        while not (out.exists() and out.stat().st_size):
+            assert time.monotonic() < deadline, "the run wrote nothing in 30 s"
+            time.sleep(0.005)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 3, err.decode()
