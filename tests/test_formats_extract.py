@@ -320,6 +320,18 @@ def test_second_attack_forms(text: str, expected: list[str]) -> None:
         (f'{{"ja3":{{"hash":"{MD5}"}},"ja3s": {{"hash": "{MD5}"}}}}', []),
         (f'{{"type": "ja3-fingerprint-md5", "value": "{MD5}"}}', []),
         (f'{{"type": "md5", "value": "{MD5}"}}, {{"hash":"{SHA1}"}}', [MD5, SHA1]),
+        # a package pinned to a version; but a filter's address after `==`
+        (
+            "pip install bad-pkg==1.2.3.4 requests==2.31.0.1; "
+            "ip.addr==198.51.100.70, RemoteIP==198.51.100.71, x == 198.51.100.72",
+            ["198.51.100.70", "198.51.100.71", "198.51.100.72"],
+        ),
+        # attributes of objects code names often, under TLDs that are attributes' names too
+        ("print(user.id, user.email); h = location.host; item.link = x; cfg.network", []),
+        (
+            "but user-portal.id, bad.email, users.info and user.com are hosts",
+            ["user-portal.id", "bad.email", "users.info", "user.com"],
+        ),
     ],
 )
 def test_second_attack_forms_left_open(text: str, expected: list[str]) -> None:

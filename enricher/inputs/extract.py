@@ -34,10 +34,11 @@ normalized, so none of the ordinary words reaches the rejects file:
   `server-{1,30}.evil.top` give `evil.com` and `evil.top`, as does `.evil.com`;
 - a dotted quad is an IPv4 address unless it starts a network range (`10.0.0.0/8`; but
   `1.2.3.4/32`, `10.1.2.3/24` and `1.2.3.4/443` are the address), follows the word `version`
-  (`FileVersion: 1.0.0.1`), the key `v=`, or a product name and a slash (`Chrome/121.0.0.0`,
-  `OPR/106.0.0.0`; while `HIER_DIRECT/1.2.3.4` in a proxy log and `1.2.3.4/1.2.3.5` are
-  addresses); tcpdump's `1.2.3.4.443 > ...` is the address and a port. An IPv6 address needs
-  `::` or all eight groups, follows a key glued to it (`src:2001:db8::1`, `[IPv6:...]`), is no
+  (`FileVersion: 1.0.0.1`), the key `v=`, a package's `==` (`evil-pkg==1.2.3.4`, but not
+  `ip.addr==`), or a product name and a slash (`Chrome/121.0.0.0`, `OPR/106.0.0.0`; while
+  `HIER_DIRECT/1.2.3.4` in a proxy log and `1.2.3.4/1.2.3.5` are addresses); tcpdump's
+  `1.2.3.4.443 > ...` is the address and a port. An IPv6 address needs `::` or all eight
+  groups, follows a key glued to it (`src:2001:db8::1`, `[IPv6:...]`), is no
   range either (`2001:db8::/32`), and, unless bracketed or defanged, is more than one group
   and `::` (`2::` and the `26::` of `2015-05-26::` are AsciiDoc terms and dates), more than a
   time (`12:45::`), more than letters (`Face::Bad`, `A::B` are code) and no EUI-64 (eight
@@ -139,6 +140,12 @@ _CIDR_SUFFIX = re.compile(r"/[0-9]{1,3}(?![0-9])")
 # words before a dotted quad that make it a version number
 _VERSION = re.compile(r"""version["']?\s*[=:]?\s*["']?\Z""", re.IGNORECASE)
 _VERSION_KEY = re.compile(r"(?:^|[^0-9A-Za-z_])(?:[vV]|[vV][eE][rR])=\Z")
+# the end of a word glued to `==` that names an address (Wireshark's `ip.addr==`, a query's
+# `RemoteIP==`): after any other word, `==` pins a package's version (`evil-pkg==1.2.3.4`)
+_ADDRESS_WORD = re.compile(
+    r"(?:ip|ipv4|addr|address|src|dst|host|server|peer|client|source|destination)\Z",
+    re.IGNORECASE,
+)
 # the word before a `/`: a product name (`Chrome/`), a host (`evil.com/`), a squid hierarchy
 # code (`HIER_DIRECT/`, `DIRECT/`), after which an address is one
 _WORD_CHARS = string.ascii_letters + string.digits + "_.-"
@@ -356,6 +363,8 @@ class _Scan:
             return False  # `Chrome/121.0.0.0`; but `HIER_DIRECT/1.2.3.4` is an address
         if before == "=" and _VERSION_KEY.search(text[max(0, start - 5) : start]):
             return False  # `&v=1.4.0.2`
+        if before == "=" and text[start - 2] == "=" and _pinned(text, start - 2):
+            return False  # `evil-pkg==1.2.3.4`; but `ip.addr==1.2.3.4`
         if text.startswith("/", end):
             prefix = _CIDR_SUFFIX.match(text, end)
             if prefix and is_range(text[start:end], int(prefix[0][1:])):
@@ -506,6 +515,14 @@ def _product_before(text: str, slash: int) -> bool:
     window = text[max(0, slash - 32) : slash]
     word = window[len(window.rstrip(_WORD_CHARS)) :]
     return word[:1].isalpha() and "." not in word and _SQUID.fullmatch(word) is None
+
+
+def _pinned(text: str, equals: int) -> bool:
+    """Whether the word glued to the `==` at `equals` is a package's, pinned to a version:
+    it starts with a letter and does not name an address (see _ADDRESS_WORD)."""
+    window = text[max(0, equals - 64) : equals]
+    word = window[len(window.rstrip(_WORD_CHARS)) :]
+    return word[:1].isalpha() and _ADDRESS_WORD.search(word) is None
 
 
 def _ipv6_candidates(text: str) -> Iterator[re.Match[str]]:

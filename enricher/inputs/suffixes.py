@@ -17,8 +17,9 @@ of three labels or more is a file's too (`crack.keygen.zip`), unless its first l
 host's (`cdn.payload.zip`, `www.x.zip`). A few well-known hosts under those suffixes, where
 malware stages tools and sends stolen data (`transfer.sh`), are always hosts. Some program,
 namespace and package names are spelled like domains (`Microsoft.NET`, `asp.net`,
-`System.IO`, `com.evil.app`, `self.name`). The caller decides when the context (a defanged
-name, the host of a URL or of an e-mail address) says it is a host after all.
+`System.IO`, `com.evil.app`, `self.name`, `user.id`, `location.host`). The caller decides
+when the context (a defanged name, the host of a URL or of an e-mail address) says it is a
+host after all.
 
 Which names are sent at all (`name_problem`): those under a public suffix, and the hosts of
 the alternative roots malware uses (Namecoin's `.bit`, Emercoin's `.bazar`, ...), but never a
@@ -82,6 +83,18 @@ PROGRAM_NAMES = frozenset(
 #: first labels of names that are code, not hosts: `self.name`, `this.id`, and reverse-DNS
 #: package names (`com.evil.app`, `net.kestrel.app`) of three labels or more
 CODE_FIRST_LABELS = frozenset({"self", "this", "cls"})
+#: objects code names most, and top-level domains that are also the names of their attributes:
+#: `user.id`, `location.host`, `item.link`, `user.email` are code, not hosts
+CODE_OBJECTS = frozenset(
+    {"args", "cfg", "config", "console", "ctx", "document", "el", "elem", "element", "err",
+     "event", "evt", "foo", "form", "item", "location", "logger", "model", "msg", "node", "obj",
+     "options", "opts", "props", "req", "request", "res", "response", "row", "session",
+     "state", "user", "window"}
+)  # fmt: skip
+ATTRIBUTE_TLDS = frozenset(
+    {"click", "data", "date", "email", "events", "host", "id", "info", "link", "name",
+     "network", "page", "post", "site", "style", "type"}
+)  # fmt: skip
 PACKAGE_FIRST_LABELS = frozenset({"com", "net", "org", "edu", "gov", "io"})
 
 #: top-level labels of names that are never a public host, even as the host of a URL:
@@ -195,11 +208,15 @@ def is_program_name(written: str, name: str) -> bool:
     a capital, not all in capitals and without a hyphen, which no identifier holds, nor ending
     in `.Com` (`Microsoft.NET`, `System.IO`, `Microsoft.Office`, but `EVIL.COM`, `Evil.com`,
     `Secure-PayPal.Com` and `Login.Evil-Bank.Net` are domains); an attribute of `self` or
-    `this`; or a reverse-DNS package name (`com.evil.app`)."""
+    `this`, or of an object code names often under a top-level domain that is also an
+    attribute's name (`user.id`, `location.host`); or a reverse-DNS package name
+    (`com.evil.app`)."""
     if name in PROGRAM_NAMES:
         return True
     first, _, rest = name.partition(".")
     if first in CODE_FIRST_LABELS or (first in PACKAGE_FIRST_LABELS and "." in rest):
+        return True
+    if first in CODE_OBJECTS and rest in ATTRIBUTE_TLDS:
         return True
     return (
         written[0].isupper()
