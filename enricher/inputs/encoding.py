@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import codecs
 
-from .decompress import DecompressError, Prefixed, Readable
+from .decompress import Prefixed, Readable, read_head
 
 __all__ = ["transcoded"]
 
@@ -33,19 +33,7 @@ def transcoded(f: Readable) -> tuple[Readable, str | None]:
     """`f` as UTF-8, and the encoding it was in when that was UTF-16 or UTF-32 (None: `f` as
     it is). Reads what the first read gives, and more only while the bytes so far may be the
     start of UTF-16 (up to 64 bytes or a line end), so that a slow pipe is not held up."""
-    head = b""
-    error: DecompressError | None = None
-    while True:
-        try:
-            more = f.read1(_BLOCK)
-        except DecompressError as exc:  # raised again once the head has been read
-            error = exc
-            break
-        if not more:
-            break
-        head += more
-        if not _undecided(head):
-            break
+    head, error = read_head(f, _undecided, _BLOCK)
     encoding = _encoding_of(head)
     if encoding is None:
         return Prefixed(head, f, error), None
