@@ -326,6 +326,8 @@ def test_second_attack_forms(text: str, expected: list[str]) -> None:
             "ip.addr==198.51.100.70, RemoteIP==198.51.100.71, x == 198.51.100.72",
             ["198.51.100.70", "198.51.100.71", "198.51.100.72"],
         ),
+        # one group and `::`: an address when defanged, a term or a date's end when plain
+        ("seen 2002[:]: and 2001:db8::9 beside 2:: and 2015-05-26::", ["2002::", "2001:db8::9"]),
         # attributes of objects code names often, under TLDs that are attributes' names too
         ("print(user.id, user.email); h = location.host; item.link = x; cfg.network", []),
         (

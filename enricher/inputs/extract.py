@@ -221,14 +221,16 @@ class _Scan:
         return self.original_lines[line - self.first_line]
 
     def defanged_on(self, line: int, written: str) -> bool:
-        """Whether `written` (as refanged) is on line `line` more often than it was written
-        there: then one of them was defanged."""
+        """Whether the IPv6 address `written` (as refanged) stands alone on line `line` more
+        often than it was written there: then one of them was defanged. (Alone: `2::` is
+        not counted inside `2002::`.)"""
         if not self.defanged:
             return False
         if self.refanged_lines is None:
             self.refanged_lines = self.text[1:].split("\n")
         here = self.refanged_lines[line - self.first_line]
-        return here.count(written) > self.original_line(line).count(written)
+        alone = re.compile(rf"(?<![0-9A-Za-z:.]){re.escape(written)}(?![0-9A-Za-z:])")
+        return len(alone.findall(here)) > len(alone.findall(self.original_line(line)))
 
     def names(self) -> None:
         text = self.text
