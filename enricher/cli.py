@@ -309,9 +309,6 @@ def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
     except EnricherError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        _error("interrupted before the run started; run the same command again", prefix="")
-        return EXIT_FATAL
     return code
 
 

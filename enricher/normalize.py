@@ -124,6 +124,9 @@ _TRIGGER = re.compile(
     r"|(?<=[hH][xX])[xX][pP]|(?<=[fF][xX])[pP]|(?<=\.\])|(?<=<)\.>)"
 )
 _REACH = 12
+# the word `DOT` in capitals between two words, as in `evil DOT com`; in lower case it is
+# prose too often (`the dot com era`)
+_SPELLED_DOT = re.compile(r"(?<=[0-9A-Za-z]) DOT (?=[0-9A-Za-z])")
 # `[.]` with no space, bracket or backslash before it and no space or `]` after it
 _LONE_DOT = re.compile(r"\[(?<![ \[({\\]\[)\.\](?![ \]])")
 # what most defangings stand for, without a call
@@ -141,11 +144,14 @@ _PLAIN = {
 
 def refang(text: str) -> str:
     """`text` with the usual defanging undone: `[.]`, `(dot)`, `[:]`, `[://]`, `[@]`, `[at]`,
-    doubled brackets (`[[.]]`), half brackets (`.]`, `[.`), `<.>`, `\\.`, and the `hxxp`,
-    `hxxps` and `fxp` schemes.
+    doubled brackets (`[[.]]`), half brackets (`.]`, `[.`), `<.>`, `\\.`, ` DOT `, and the
+    `hxxp`, `hxxps` and `fxp` schemes.
 
-    The word `dot` or `at` counts only inside brackets. The result is not validated.
+    The word `dot` or `at` counts only inside brackets, or `DOT` in capitals between two words
+    (`evil DOT com`). The result is not validated.
     """
+    if " DOT " in text:
+        text = _SPELLED_DOT.sub(".", text)
     if "[.]" in text:
         # the commonest defanging, where nothing next to it makes it part of another, is
         # replaced in one C pass: the windows below are then fewer (a test checks the result

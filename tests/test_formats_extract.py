@@ -295,6 +295,51 @@ def test_second_attack_forms(text: str, expected: list[str]) -> None:
     assert extract(text) == expected
 
 
+# What the second attack's findings left open, each with examples of our own.
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # file-sharing hosts under a script's suffix are hosts; other bare `name.sh` are files
+        ("sent to transfer.sh, then temp.sh; ran install.sh", ["transfer.sh", "temp.sh"]),
+        # under a host-first suffix, a source file's name is a file's
+        ("sources main.rs, mod.rs, lib.rs, index.pl and a.pl", []),
+        ("but shop-main.rs, b2.rs and go-lib.pl are hosts", ["shop-main.rs", "b2.rs", "go-lib.pl"]),
+        # under an archive's suffix a longer name is a file's, unless its first label is a host's
+        ("archives crack.keygen.zip, windows.loader.zip, office.activator.cab, my.home.mov", []),
+        (
+            "hosts www.setup.zip, dl.tools.zip and a defanged crack.keygen[.]zip",
+            ["www.setup.zip", "dl.tools.zip", "crack.keygen.zip"],
+        ),
+        # `DOT` in capitals between words is a defanged dot; in lower case it is prose
+        ("c2e DOT bad DOT net, C2F DOT ORG", ["c2e.bad.net", "c2f.org"]),
+        ("the dot com era, a Dot net guide, DOT. com and x DOT", []),
+        # a reStructuredText link target's `_` is no part of the name
+        (".. _bad-target.tk: http://bad-target.tk/x", ["bad-target.tk", "bad-target.tk"]),
+        ("but _sip._udp.bad-voip.net is one", ["_sip._udp.bad-voip.net"]),
+        # fingerprints in JSON read as text: Suricata's nested `ja3`, MISP's typed value
+        (f'{{"ja3":{{"hash":"{MD5}"}},"ja3s": {{"hash": "{MD5}"}}}}', []),
+        (f'{{"type": "ja3-fingerprint-md5", "value": "{MD5}"}}', []),
+        (f'{{"type": "md5", "value": "{MD5}"}}, {{"hash":"{SHA1}"}}', [MD5, SHA1]),
+        # a package pinned to a version; but a filter's address after `==`
+        (
+            "pip install bad-pkg==1.2.3.4 requests==2.31.0.1; "
+            "ip.addr==198.51.100.70, RemoteIP==198.51.100.71, x == 198.51.100.72",
+            ["198.51.100.70", "198.51.100.71", "198.51.100.72"],
+        ),
+        # one group and `::`: an address when defanged, a term or a date's end when plain
+        ("seen 2002[:]: and 2001:db8::9 beside 2:: and 2015-05-26::", ["2002::", "2001:db8::9"]),
+        # attributes of objects code names often, under TLDs that are attributes' names too
+        ("print(user.id, user.email); h = location.host; item.link = x; cfg.network", []),
+        (
+            "but user-portal.id, bad.email, users.info and user.com are hosts",
+            ["user-portal.id", "bad.email", "users.info", "user.com"],
+        ),
+    ],
+)
+def test_second_attack_forms_left_open(text: str, expected: list[str]) -> None:
+    assert extract(text) == expected
+
+
 _V6_BITS = st.sampled_from(
     [*"0123456789abcdefABCDEF:.xyz_ []/-", "::", "fe80", "2001:db8", "\n", "src:", "IPv6:", "ip6"]
 )
@@ -466,7 +511,8 @@ def test_defanged_iocs_in_noise_are_found(parts: list[tuple[str, str]]) -> None:
 # give the same result on any text.
 _REFERENCE = re.compile(
     r"""
-      (?P<dot> \ ?[\[({]\[?\ ?(?:\.|dot)\ ?[\])}]\]?\ ? )
+      (?<=[0-9A-Za-z]) (?-i: (?P<spelled> \ DOT\ ) ) (?=[0-9A-Za-z])
+    | (?P<dot> \ ?[\[({]\[?\ ?(?:\.|dot)\ ?[\])}]\]?\ ? )
     | (?P<at> \ ?[\[({]\ ?(?:@|at)\ ?[\])}]\ ? )
     | [\[({] (?P<punct> :// | :/ | : | / ) [\])}]
     | (?P<half> \[\. | \.\] )
@@ -481,7 +527,7 @@ _REFERENCE = re.compile(
 def _reference_refang(text: str) -> str:
     def one(m: re.Match[str]) -> str:
         kind = m.lastgroup
-        if kind in ("dot", "half", "escaped", "angle"):
+        if kind in ("dot", "half", "escaped", "angle", "spelled"):
             return "."
         if kind == "at":
             return "@"
@@ -505,6 +551,8 @@ _DEFANG_WORDS = [
     "[:]",
     "[[.]]",
     "<.>",
+    " DOT ",
+    "x DOT y",
 ]
 _DEFANG_BITS = st.sampled_from([*" [](){}<>.\\hHfFxXpPsSdDoOtTaA@:/_0a-é\n", *_DEFANG_WORDS])
 

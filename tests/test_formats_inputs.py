@@ -441,3 +441,22 @@ def test_bytes_that_only_start_like_utf16_stay_as_they_are(tmp_path: Path) -> No
     assert got.set == {"ok.example.net"}
     assert [r[2] for r in got.rejects] == ["not valid UTF-8 (byte 0)"]
     assert got.formats[str(path)] == "lines"
+
+
+@pytest.mark.parametrize("head", [b"\x00\x80", b"\x00", b"\x00a\x00", b"a\x00b\x00\xff"])
+def test_a_stray_nul_in_a_short_line_is_no_utf16(tmp_path: Path, head: bytes) -> None:
+    # UTF-16 without a mark starts with a few ASCII characters, each with its NUL: a file of
+    # one short line holding a NUL is a line of bad bytes, read as UTF-8
+    from enricher.inputs.encoding import transcoded
+
+    class Once:
+        def __init__(self) -> None:
+            self.data = head + b"\n"
+
+        def read1(self, size: int = -1, /) -> bytes:
+            data, self.data = self.data, b""
+            return data
+
+    stream, encoding = transcoded(Once())
+    assert encoding is None
+    assert stream.read1(1 << 16) == head + b"\n"

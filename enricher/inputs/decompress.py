@@ -32,6 +32,7 @@ __all__ = [
     "decompressed",
     "inner_name",
     "open_binary",
+    "read_head",
 ]
 
 
@@ -103,6 +104,24 @@ class Prefixed:
         if self._error is not None:
             raise self._error
         return self._f.read1(size)
+
+
+def read_head(
+    f: Readable, more: Callable[[bytes], bool], limit: int
+) -> tuple[bytes, DecompressError | None]:
+    """The first bytes of `f`, read while `more(head)` says more are needed (at most `limit`
+    of them), and the DecompressError a read raised, if one did: for Prefixed to raise again
+    once the head has been handed on."""
+    head = b""
+    while more(head):
+        try:
+            data = f.read1(limit - len(head))
+        except DecompressError as exc:
+            return head, exc
+        if not data:
+            break
+        head += data
+    return head, None
 
 
 class _OneRead(io.RawIOBase):

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import codecs
 
-from .decompress import DecompressError, Prefixed, Readable
+from .decompress import Prefixed, Readable, read_head
 
 __all__ = ["transcoded"]
 
 _BLOCK = 256 * 1024
 _SNIFF = 64  # bytes looked at, at most, to tell UTF-16 without a mark
+_MIN_ASCII = 4  # ASCII characters that UTF-16 without a mark must start with
+_TEXT_BYTES = frozenset(b"\t\n\r" + bytes(range(0x20, 0x7F)))
 # UTF-32's marks first: UTF-16 LE's is the start of UTF-32 LE's
 _MARKS = [
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -31,19 +33,7 @@ def transcoded(f: Readable) -> tuple[Readable, str | None]:
     """`f` as UTF-8, and the encoding it was in when that was UTF-16 or UTF-32 (None: `f` as
     it is). Reads what the first read gives, and more only while the bytes so far may be the
     start of UTF-16 (up to 64 bytes or a line end), so that a slow pipe is not held up."""
-    head = b""
-    error: DecompressError | None = None
-    while True:
-        try:
-            more = f.read1(_BLOCK)
-        except DecompressError as exc:  # raised again once the head has been read
-            error = exc
-            break
-        if not more:
-            break
-        head += more
-        if not _undecided(head):
-            break
+    head, error = read_head(f, _undecided, _BLOCK)
     encoding = _encoding_of(head)
     if encoding is None:
         return Prefixed(head, f, error), None
@@ -59,7 +49,7 @@ def _undecided(head: bytes) -> bool:
     if len(head) < 2 or (len(head) < 4 and any(m.startswith(head) for m, _ in _MARKS)):
         return True
     maybe = b"\0" in head[:2] or any(head.startswith(m) for m, _ in _MARKS)
-    return maybe and len(head) < _SNIFF and b"\n" not in head
+    return maybe and len(head) < _SNIFF and (b"\n" not in head or len(head) < 2 * _MIN_ASCII)
 
 
 def _encoding_of(head: bytes) -> str | None:
@@ -72,16 +62,23 @@ def _encoding_of(head: bytes) -> str | None:
             return name if len(rest) < 4 or b"\0" in rest else None
     head = head[:_SNIFF]
     pairs = len(head) // 2
-    if not pairs:
+    if pairs < _MIN_ASCII:
         return None
     even, odd = head[0 : 2 * pairs : 2], head[1 : 2 * pairs : 2]
     # ASCII text in UTF-16 has a NUL as one byte of each pair: most pairs, in a text with
-    # other characters too
-    if b"\0" not in even and odd.count(0) * 2 >= pairs:
+    # other characters too; and a few of them at least, so that a stray NUL in a short line
+    # (`\0\x80`, `\0\n`) does not make a file UTF-16
+    if b"\0" not in even and odd.count(0) * 2 >= pairs and _ascii(even, odd) >= _MIN_ASCII:
         return "utf-16-le"
-    if b"\0" not in odd and even.count(0) * 2 >= pairs:
+    if b"\0" not in odd and even.count(0) * 2 >= pairs and _ascii(odd, even) >= _MIN_ASCII:
         return "utf-16-be"
     return None
+
+
+def _ascii(low: bytes, high: bytes) -> int:
+    """How many of the UTF-16 code units these bytes make are printable ASCII or a line's
+    white space."""
+    return sum(1 for lo, hi in zip(low, high, strict=True) if not hi and lo in _TEXT_BYTES)
 
 
 class _Decoded:

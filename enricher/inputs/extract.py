@@ -11,19 +11,20 @@ normalized, so none of the ordinary words reaches the rejects file:
   begins. `_`, `%`, `+` and `-` join the words of a name or an e-mail address; around a value
   (`+1.2.3.4+`, `_evil.com_`, `++evil.cc|5.6.7.8++` in AsciiDoc) and after it they are
   punctuation, and so are `+` and `-` before it, but a leading `_` is part of a name
-  (`_dmarc.evil.ru`, `_sip._tls.evil.com`). A label holding `%` or `+` is a placeholder
-  (`%s.evil.com`, `%TEMP%.evil.com`, `\\w+\\.evil\\.com`): the name is the one after it, as
-  for wildcards. A percent-escaped separator (`%3A`, `%2F`, `%40`, ...) is one too, so
-  `?h=sha256%3A<hex>` gives the hash; an e-mail address may have an empty, wildcard or quoted
-  user (`*@evil.com`, `"a.b"@evil.com`);
+  (`_dmarc.evil.ru`, `_sip._tls.evil.com`; not in reStructuredText's `.. _evil.com:`). A
+  label holding `%` or `+` is a placeholder (`%s.evil.com`, `%TEMP%.evil.com`,
+  `\\w+\\.evil\\.com`): the name is the one after it, as for wildcards. A percent-escaped
+  separator (`%3A`, `%2F`, `%40`, ...) is one too, so `?h=sha256%3A<hex>` gives the hash; an
+  e-mail address may have an empty, wildcard or quoted user (`*@evil.com`, `"a.b"@evil.com`);
 - a name with dots is a domain when it ends in a public suffix (`suffixes.py`): `invoice.pdf`
   and `setup.exe` are file names. A name that ends in a file-like suffix (`name.zip`, `x.py`,
-  `poweriso.7.3.incl.zip`, `<md5>.zip`), is a program's or code (`Microsoft.NET`, `asp.net`,
-  `com.evil.app`, `self.name`), or is followed by `(` (a call), ` {` (a CSS rule) or `.*` (an
-  import) is not one unless it was defanged or is the host of a URL or e-mail address; a name
-  right after a single `/` or `\\` is a path component (`/download/update.php`,
-  `C:\\Windows\\Microsoft.NET`), unless what is before the `/` is a name standing alone
-  (`evil1.com/evil2.com`); special-use names (`.arpa`, `.onion`) are no hosts;
+  `main.rs`, `poweriso.7.3.incl.zip`, `crack.keygen.zip`, `<md5>.zip`; see suffixes.py), is
+  a program's or code (`Microsoft.NET`, `asp.net`, `com.evil.app`, `self.name`), or is
+  followed by `(` (a call), ` {` (a CSS rule) or `.*` (an import) is not one unless it was
+  defanged or is the host of a URL or e-mail address; a name right after a single `/` or `\\`
+  is a path component (`/download/update.php`, `C:\\Windows\\Microsoft.NET`), unless what is
+  before the `/` is a name standing alone (`evil1.com/evil2.com`); special-use names
+  (`.arpa`, `.onion`) are no hosts;
 - the host of a URL (after `scheme://`, or `scheme:/` as in a URL nested in another one's path)
   is a domain even when its suffix looks like a file's (`http://fotos.pl/x`) or it is under an
   alternative root (`http://x.bit/`), but not without a public suffix (`http://stage2.dll/`,
@@ -33,10 +34,11 @@ normalized, so none of the ordinary words reaches the rejects file:
   `server-{1,30}.evil.top` give `evil.com` and `evil.top`, as does `.evil.com`;
 - a dotted quad is an IPv4 address unless it starts a network range (`10.0.0.0/8`; but
   `1.2.3.4/32`, `10.1.2.3/24` and `1.2.3.4/443` are the address), follows the word `version`
-  (`FileVersion: 1.0.0.1`), the key `v=`, or a product name and a slash (`Chrome/121.0.0.0`,
-  `OPR/106.0.0.0`; while `HIER_DIRECT/1.2.3.4` in a proxy log and `1.2.3.4/1.2.3.5` are
-  addresses); tcpdump's `1.2.3.4.443 > ...` is the address and a port. An IPv6 address needs
-  `::` or all eight groups, follows a key glued to it (`src:2001:db8::1`, `[IPv6:...]`), is no
+  (`FileVersion: 1.0.0.1`), the key `v=`, a package's `==` (`evil-pkg==1.2.3.4`, but not
+  `ip.addr==`), or a product name and a slash (`Chrome/121.0.0.0`, `OPR/106.0.0.0`; while
+  `HIER_DIRECT/1.2.3.4` in a proxy log and `1.2.3.4/1.2.3.5` are addresses); tcpdump's
+  `1.2.3.4.443 > ...` is the address and a port. An IPv6 address needs `::` or all eight
+  groups, follows a key glued to it (`src:2001:db8::1`, `[IPv6:...]`), is no
   range either (`2001:db8::/32`), and, unless bracketed or defanged, is more than one group
   and `::` (`2::` and the `26::` of `2015-05-26::` are AsciiDoc terms and dates), more than a
   time (`12:45::`), more than letters (`Face::Bad`, `A::B` are code) and no EUI-64 (eight
@@ -138,6 +140,12 @@ _CIDR_SUFFIX = re.compile(r"/[0-9]{1,3}(?![0-9])")
 # words before a dotted quad that make it a version number
 _VERSION = re.compile(r"""version["']?\s*[=:]?\s*["']?\Z""", re.IGNORECASE)
 _VERSION_KEY = re.compile(r"(?:^|[^0-9A-Za-z_])(?:[vV]|[vV][eE][rR])=\Z")
+# the end of a word glued to `==` that names an address (Wireshark's `ip.addr==`, a query's
+# `RemoteIP==`): after any other word, `==` pins a package's version (`evil-pkg==1.2.3.4`)
+_ADDRESS_WORD = re.compile(
+    r"(?:ip|ipv4|addr|address|src|dst|host|server|peer|client|source|destination)\Z",
+    re.IGNORECASE,
+)
 # the word before a `/`: a product name (`Chrome/`), a host (`evil.com/`), a squid hierarchy
 # code (`HIER_DIRECT/`, `DIRECT/`), after which an address is one
 _WORD_CHARS = string.ascii_letters + string.digits + "_.-"
@@ -147,6 +155,9 @@ _NOT_FILE_HASH = re.compile(
     r"(?:imphash|ja[34]s?|hassh(?:server|_server)?|serial(?:_?number)?|btih|thumbprint"
     r"|fingerprint|commits?|/blob|/tree|guid|uuid)"
     r"(?:[ _-]?(?:hash|md5|sha1|sha256|fingerprint|digest|string))*"
+    # JSON read as text: Suricata's `"ja3":{"hash":"<md5>"`, MISP's `"ja3-fingerprint-md5",
+    # "value": "<md5>"`
+    r"""(?:["']?\s*[:,{]\s*\{?\s*["'](?:hash|value)["'])?"""
     r"""(?:\(\))?[\s"'`|/]*(?:[=:]|==)?[\s"'`|/]*\Z""",
     re.IGNORECASE,
 )
@@ -210,14 +221,16 @@ class _Scan:
         return self.original_lines[line - self.first_line]
 
     def defanged_on(self, line: int, written: str) -> bool:
-        """Whether `written` (as refanged) is on line `line` more often than it was written
-        there: then one of them was defanged."""
+        """Whether the IPv6 address `written` (as refanged) stands alone on line `line` more
+        often than it was written there: then one of them was defanged. (Alone: `2::` is
+        not counted inside `2002::`.)"""
         if not self.defanged:
             return False
         if self.refanged_lines is None:
             self.refanged_lines = self.text[1:].split("\n")
         here = self.refanged_lines[line - self.first_line]
-        return here.count(written) > self.original_line(line).count(written)
+        alone = re.compile(rf"(?<![0-9A-Za-z:.]){re.escape(written)}(?![0-9A-Za-z:])")
+        return len(alone.findall(here)) > len(alone.findall(self.original_line(line)))
 
     def names(self) -> None:
         text = self.text
@@ -253,6 +266,8 @@ class _Scan:
             if last_char in edge or first in edge or "%" in tok or "+" in tok:
                 # `_x.com:80_`: the word that starts with `_` or `%` ends with it, a wrapper
                 closed = (first == "_" or first == "%") and bool(_CLOSING[first](text, m.end(1)))
+                if first == "_" and text[start - 3 : start] == ".. ":
+                    closed = True  # a reStructuredText link target, `.. _evil.com: <url>`
                 trimmed = _trim(tok, closed)
                 if trimmed is None:
                     continue
@@ -350,6 +365,8 @@ class _Scan:
             return False  # `Chrome/121.0.0.0`; but `HIER_DIRECT/1.2.3.4` is an address
         if before == "=" and _VERSION_KEY.search(text[max(0, start - 5) : start]):
             return False  # `&v=1.4.0.2`
+        if before == "=" and text[start - 2] == "=" and _pinned(text, start - 2):
+            return False  # `evil-pkg==1.2.3.4`; but `ip.addr==1.2.3.4`
         if text.startswith("/", end):
             prefix = _CIDR_SUFFIX.match(text, end)
             if prefix and is_range(text[start:end], int(prefix[0][1:])):
@@ -372,7 +389,7 @@ class _Scan:
             digits = text[start:end]
             if digits.isdigit():
                 continue
-            before = text[max(0, start - 24) : start].lower()
+            before = text[max(0, start - 40) : start].lower()
             if (
                 "hash" in before
                 or "ja" in before
@@ -500,6 +517,14 @@ def _product_before(text: str, slash: int) -> bool:
     window = text[max(0, slash - 32) : slash]
     word = window[len(window.rstrip(_WORD_CHARS)) :]
     return word[:1].isalpha() and "." not in word and _SQUID.fullmatch(word) is None
+
+
+def _pinned(text: str, equals: int) -> bool:
+    """Whether the word glued to the `==` at `equals` is a package's, pinned to a version:
+    it starts with a letter and does not name an address (see _ADDRESS_WORD)."""
+    window = text[max(0, equals - 64) : equals]
+    word = window[len(window.rstrip(_WORD_CHARS)) :]
+    return word[:1].isalpha() and _ADDRESS_WORD.search(word) is None
 
 
 def _ipv6_candidates(text: str) -> Iterator[re.Match[str]]:

@@ -19,7 +19,14 @@ from ..errors import InputError
 from ..threads import iterate_in_thread
 from .blocks import BLOCK, line_chunks
 from .chunk import Chunk
-from .decompress import DecompressError, Prefixed, Readable, decompressed, open_binary
+from .decompress import (
+    DecompressError,
+    Prefixed,
+    Readable,
+    decompressed,
+    open_binary,
+    read_head,
+)
 from .delimited import Dialect, read_delimited
 from .encoding import transcoded
 from .files import STDIN
@@ -136,17 +143,7 @@ def _sample(f: Readable) -> tuple[str, Readable]:
     Reads until a line ends (or the sample is full, or the input ends), so a slow pipe is
     sniffed on its first line rather than waited for.
     """
-    head = b""
-    error: DecompressError | None = None
-    while len(head) < _SAMPLE and b"\n" not in head:
-        try:
-            more = f.read1(_SAMPLE - len(head))
-        except DecompressError as exc:  # raised again once the sample has been read
-            error = exc
-            break
-        if not more:
-            break
-        head += more
+    head, error = read_head(f, lambda head: len(head) < _SAMPLE and b"\n" not in head, _SAMPLE)
     return head[:_SAMPLE].decode("utf-8", "replace"), Prefixed(head, f, error)
 
 

@@ -11,10 +11,15 @@ Some file extensions are also top-level domains (`.zip`, `.py`, `.sh`, `.md`, ..
 holds a version (`poweriso.7.3.incl.serial.zip`) and a file named by its hash (`<md5>.zip`,
 `<sha1>.com`). A few of those suffixes name far more hosts than files in reports (`.pl`,
 `.rs`, `.app`, `.one`, `.run`): there a bare name is a file's only when written as files are,
-with a capital or an underscore (`Invoice_1234.one`, `Safari.app`). Some program, namespace
-and package names are spelled like domains (`Microsoft.NET`, `asp.net`, `System.IO`,
-`com.evil.app`, `self.name`). The caller decides when the context (a defanged name, the host
-of a URL or of an e-mail address) says it is a host after all.
+with a capital or an underscore (`Invoice_1234.one`, `Safari.app`), or named as source files
+are (`main.rs`, `lib.rs`, `a.pl`). Under an archive's suffix (`.zip`, `.cab`, `.mov`) a name
+of three labels or more is a file's too (`crack.keygen.zip`), unless its first label is a
+host's (`cdn.payload.zip`, `www.x.zip`). A few well-known hosts under those suffixes, where
+malware stages tools and sends stolen data (`transfer.sh`), are always hosts. Some program,
+namespace and package names are spelled like domains (`Microsoft.NET`, `asp.net`,
+`System.IO`, `com.evil.app`, `self.name`, `user.id`, `location.host`). The caller decides
+when the context (a defanged name, the host of a URL or of an e-mail address) says it is a
+host after all.
 
 Which names are sent at all (`name_problem`): those under a public suffix, and the hosts of
 the alternative roots malware uses (Namecoin's `.bit`, Emercoin's `.bazar`, ...), but never a
@@ -51,6 +56,25 @@ FILE_LIKE_TLDS = frozenset(
 #: a file name only when written like one (a capital or an underscore in it)
 HOST_FIRST_TLDS = frozenset({"app", "one", "pl", "rs", "run"})
 
+#: first labels of two-label names with a host-first suffix that are a source file's or
+#: script's (`main.rs`, `mod.rs`, `lib.rs`, `index.pl`), not a host's
+FILE_STEMS = frozenset(
+    {"app", "build", "config", "index", "init", "install", "lib", "main", "mod", "run",
+     "setup", "start", "test", "tests", "util", "utils"}
+)  # fmt: skip
+
+#: archive and media suffixes (`.zip`, `.cab`, `.mov`) under which a longer name is a file's
+#: (`crack.keygen.zip`, `windows.loader.zip`) unless its first label is a host's (`cdn.x.zip`)
+ARCHIVE_TLDS = frozenset({"cab", "mov", "zip"})
+HOST_LABELS = frozenset(
+    {"api", "cdn", "dl", "download", "downloads", "files", "ftp", "login", "m", "mail", "portal",
+     "secure", "static", "update", "updates", "web", "www"}
+)  # fmt: skip
+
+#: the hosts under a file-like suffix that reports name most, as file-sharing services used
+#: to stage tools and exfiltrate data: hosts, however they are written
+WELL_KNOWN_HOSTS = frozenset({"temp.sh", "transfer.sh"})
+
 #: names of programs, frameworks and namespaces far more often than of hosts, in lower case
 PROGRAM_NAMES = frozenset(
     {"asp.net", "ado.net", "vb.net", "microsoft.net", "system.net", "system.io", "socket.io"}
@@ -59,6 +83,18 @@ PROGRAM_NAMES = frozenset(
 #: first labels of names that are code, not hosts: `self.name`, `this.id`, and reverse-DNS
 #: package names (`com.evil.app`, `net.kestrel.app`) of three labels or more
 CODE_FIRST_LABELS = frozenset({"self", "this", "cls"})
+#: objects code names most, and top-level domains that are also the names of their attributes:
+#: `user.id`, `location.host`, `item.link`, `user.email` are code, not hosts
+CODE_OBJECTS = frozenset(
+    {"args", "cfg", "config", "console", "ctx", "document", "el", "elem", "element", "err",
+     "event", "evt", "foo", "form", "item", "location", "logger", "model", "msg", "node", "obj",
+     "options", "opts", "props", "req", "request", "res", "response", "row", "session",
+     "state", "user", "window"}
+)  # fmt: skip
+ATTRIBUTE_TLDS = frozenset(
+    {"click", "data", "date", "email", "events", "host", "id", "info", "link", "name",
+     "network", "page", "post", "site", "style", "type"}
+)  # fmt: skip
 PACKAGE_FIRST_LABELS = frozenset({"com", "net", "org", "edu", "gov", "io"})
 
 #: top-level labels of names that are never a public host, even as the host of a URL:
@@ -139,19 +175,26 @@ def name_problem(name: str) -> str | None:
 def looks_like_file_name(name: str, written: str) -> bool:
     """True for a lower-case name, written as `written`, that is a file's: its suffix is a
     file-like TLD and it is a bare `name.ext` (for the host-first TLDs, only when written with
-    a capital or an underscore), or it holds a label of digits alone, as versions in file
-    names do (`utorrent.pro.v.3.5.5.multi.winall.cracked-f4cg.zip`); or it is a file named by
-    its hash (`<md5>.zip`, `<sha1>.com`: two labels, or a file-like suffix)."""
+    a capital or an underscore, or named as source files are: `main.rs`, `a.pl`), or a longer
+    name under an archive's suffix (`crack.keygen.zip`, not `cdn.payload.zip`), or it holds a
+    label of digits alone, as versions in file names do
+    (`utorrent.pro.v.3.5.5.multi.winall.cracked-f4cg.zip`); or it is a file named by its hash
+    (`<md5>.zip`, `<sha1>.com`: two labels, or a file-like suffix). The best-known hosts under
+    such suffixes (`transfer.sh`) are never file names."""
     head, dot, tld = name.rpartition(".")
     if not dot:
         return False
     first, _, rest = head.partition(".")
     if len(first) in _HASH_LABEL_LENGTHS and _is_hex(first) and (not rest or tld in FILE_LIKE_TLDS):
         return True
-    if tld not in FILE_LIKE_TLDS:
+    if tld not in FILE_LIKE_TLDS or name in WELL_KNOWN_HOSTS:
         return False
     if not rest:
-        return tld not in HOST_FIRST_TLDS or not written.islower() or "_" in written
+        if tld not in HOST_FIRST_TLDS:
+            return True
+        return len(first) == 1 or first in FILE_STEMS or not written.islower() or "_" in written
+    if tld in ARCHIVE_TLDS and first not in HOST_LABELS:
+        return True
     return any(label.isdigit() for label in head.split("."))
 
 
@@ -165,11 +208,15 @@ def is_program_name(written: str, name: str) -> bool:
     a capital, not all in capitals and without a hyphen, which no identifier holds, nor ending
     in `.Com` (`Microsoft.NET`, `System.IO`, `Microsoft.Office`, but `EVIL.COM`, `Evil.com`,
     `Secure-PayPal.Com` and `Login.Evil-Bank.Net` are domains); an attribute of `self` or
-    `this`; or a reverse-DNS package name (`com.evil.app`)."""
+    `this`, or of an object code names often under a top-level domain that is also an
+    attribute's name (`user.id`, `location.host`); or a reverse-DNS package name
+    (`com.evil.app`)."""
     if name in PROGRAM_NAMES:
         return True
     first, _, rest = name.partition(".")
     if first in CODE_FIRST_LABELS or (first in PACKAGE_FIRST_LABELS and "." in rest):
+        return True
+    if first in CODE_OBJECTS and rest in ATTRIBUTE_TLDS:
         return True
     return (
         written[0].isupper()
