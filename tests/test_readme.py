@@ -3,8 +3,13 @@ cannot drift from what enricher does.
 
 Each ```sh and ```python block is marked by the HTML comment above it (invisible on GitHub):
 
-    <!-- readme: run -->                  run it (`(needs zstdcat)`: skipped without the tool)
-    <!-- readme: skip: REASON -->         it cannot run here (installs, fixed ports, /data)
+    <!-- readme: run -->                  run it, as written
+    <!-- readme: run (OPTION; ...) -->    run it, with these changes:
+        needs TOOL ...                      skipped, saying so, where a tool is not installed
+        paths /DIR ...                      a server's folder (/data) is a folder of the sandbox
+        port N                              port N is a free loopback port; what the block
+                                            leaves running in the background is ended after it
+    <!-- readme: skip: REASON -->         it cannot run here (it installs, it runs the suite)
     <!-- readme: output: COMMAND -->      (above a ```text block) what COMMAND prints on stderr
 
 A block is run in a folder of its own holding the files the README's commands name (exports,
@@ -20,6 +25,7 @@ import gzip
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -50,9 +56,11 @@ class Block:
         return f"README.md:{self.line}"
 
     @property
-    def needs(self) -> list[str]:
-        found = re.fullmatch(r"run \(needs ([\w, -]+)\)", self.mark or "")
-        return found.group(1).replace(",", " ").split() if found else []
+    def options(self) -> dict[str, list[str]]:
+        """`run (needs zstdcat; paths /exports /data)` -> {"needs": [...], "paths": [...]}."""
+        found = re.fullmatch(r"run \((.+)\)", self.mark or "")
+        parts = found.group(1).split(";") if found else []
+        return {word: rest for word, *rest in (part.split() for part in parts)}
 
 
 def blocks() -> list[Block]:
@@ -77,9 +85,10 @@ def _outputs() -> list[Block]:
 def test_every_command_block_says_whether_it_runs() -> None:
     for block in blocks():
         if block.lang in ("sh", "python"):
-            assert block.mark is not None and re.match(
-                r"run( \(needs .+\))?$|skip: .+", block.mark
-            ), f"{block.name}: mark it <!-- readme: run --> or <!-- readme: skip: why -->"
+            assert block.mark is not None and re.match(r"run( \(.+\))?$|skip: .+", block.mark), (
+                f"{block.name}: mark it <!-- readme: run --> or <!-- readme: skip: why -->"
+            )
+            assert set(block.options) <= {"needs", "paths", "port"}, block.name
         elif block.mark is not None:
             assert block.mark.startswith("output: ") and block.lang == "text", block.name
     assert len(_to_run()) >= 4 and _outputs()
@@ -136,8 +145,31 @@ def _environment(sandbox: Path, api: str) -> dict[str, str]:
     }
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _script(block: Block, sandbox: Path) -> str:
+    """The block's text with its options applied (see the module's docstring)."""
+    text = block.text
+    for folder in block.options.get("paths", []):
+        assert folder.startswith("/"), block.name
+        mine = sandbox / folder.strip("/")
+        mine.mkdir(parents=True, exist_ok=True)
+        text = re.sub(rf"(?<![\w.]){re.escape(folder)}(?=/|\b)", str(mine), text)
+    for port in block.options.get("port", []):
+        assert port in text, block.name
+        text = re.sub(rf"\b{port}\b", str(_free_port()), text)
+        # what the block leaves running is ended by its pid as the script ends
+        text = f"trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n{text}"
+    return text
+
+
 def _run(block: Block, sandbox: Path, api: str) -> subprocess.CompletedProcess[str]:
-    for tool in block.needs:
+    for tool in block.options.get("needs", []):
         if shutil.which(tool) is None:
             pytest.skip(f"{block.name} needs {tool}, not installed here")
     if block.lang == "python":
@@ -145,7 +177,7 @@ def _run(block: Block, sandbox: Path, api: str) -> subprocess.CompletedProcess[s
         script.write_text(block.text)
         argv = [sys.executable, str(script)]
     else:
-        argv = ["bash", "-e", "-o", "pipefail", "-c", block.text]
+        argv = ["bash", "-e", "-o", "pipefail", "-c", _script(block, sandbox)]
     return subprocess.run(
         argv, cwd=sandbox, env=_environment(sandbox, api), capture_output=True, text=True,
         timeout=120,
