@@ -3,7 +3,8 @@
 Outside an event loop it runs one of its own. Inside a running loop, where `asyncio.run`
 fails (a Jupyter notebook runs its cells in one), it runs the enrichment on a loop of its own
 in another thread, and the calling thread waits for it. Either way Ctrl-C stops the run as
-`Enricher.stop(now=True)` does, and `KeyboardInterrupt` is raised.
+`Enricher.stop(now=True)` does, and `KeyboardInterrupt` is raised (`CancelledError` when
+`asyncio.run`'s handler took the signal and cancelled the calling task).
 """
 
 from __future__ import annotations
@@ -56,13 +57,14 @@ def enrich_sync(
             "enrich_sync() takes an iterable of IOCs, not one string: enrich_sync([ioc])"
         )
     chosen = settings if settings is not None else load_settings()
-    running: list[tuple[asyncio.AbstractEventLoop, Enricher]] = []
+    stopper = _Stopper()
 
     async def main() -> Enriched:
         out = Enriched()
         async with Enricher(chosen) as e:
-            running.append((asyncio.get_running_loop(), e))
-            async for item in e.enrich(iocs, rejects=True, deadline=deadline):
+            items = e.enrich(iocs, rejects=True, deadline=deadline)
+            stopper.started(asyncio.get_running_loop(), e)
+            async for item in items:
                 if "error" in item:
                     out.failures.append(item)
                 elif "input" in item:
@@ -77,33 +79,74 @@ def enrich_sync(
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(main())  # Ctrl-C cancels it: the Enricher stops its run
-    return _in_thread(main(), running)
+    return _in_thread(main(), stopper, asyncio.current_task())
+
+
+class _Stopper:
+    """Stops the run of another thread's loop, whether it has started yet or not."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._run: tuple[asyncio.AbstractEventLoop, Enricher] | None = None
+
+    def started(self, loop: asyncio.AbstractEventLoop, enricher: Enricher) -> None:
+        """The run has begun on `loop` (called there): stopped at once if `stop` came first."""
+        with self._lock:
+            self._run = (loop, enricher)
+            stopped = self._stopped
+        if stopped:
+            enricher.stop(now=True)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            run = self._run
+        if run is not None:
+            loop, enricher = run
+            with contextlib.suppress(RuntimeError):  # that loop has closed: the run is over
+                loop.call_soon_threadsafe(functools.partial(enricher.stop, now=True))
 
 
 def _in_thread(
-    work: Coroutine[Any, Any, R], running: list[tuple[asyncio.AbstractEventLoop, Enricher]]
+    work: Coroutine[Any, Any, R], stopper: _Stopper, caller: asyncio.Task[Any] | None
 ) -> R:
-    """`work` run to its end on a loop of its own in another thread; this thread waits."""
+    """`work` run to its end on a loop of its own in another thread; this thread waits.
+
+    Ctrl-C stops the run: as `KeyboardInterrupt` here (a notebook kernel's interrupt), or as
+    the cancellation of the `caller` task that `asyncio.run`'s own SIGINT handler requests
+    (this thread blocks its loop, so only a look at the task sees it): `CancelledError`."""
     result: list[R] = []
     error: list[BaseException] = []
+
+    # waited for on an Event, not by `Thread.join`: a join that Ctrl-C interrupts marks the
+    # thread finished while it runs (CPython 3.11, bpo-45274's fix), and a second returns at once
+    done = threading.Event()
 
     def target() -> None:
         try:
             result.append(asyncio.run(work))
         except BaseException as exc:  # raised in the caller's thread
             error.append(exc)
+        finally:
+            done.set()
+
+    def stop() -> None:
+        stopper.stop()
+        done.wait()
+        thread.join()  # it has only to end
 
     thread = threading.Thread(target=target, name="enrich_sync", daemon=True)
     thread.start()
     try:
-        while thread.is_alive():
-            thread.join(0.1)  # with a timeout, so that Ctrl-C reaches this thread
+        while not done.wait(0.1):  # with a timeout, so that Ctrl-C reaches this thread
+            if caller is not None and caller.cancelling():
+                stop()
+                raise asyncio.CancelledError("enrich_sync: the calling task was cancelled")
     except KeyboardInterrupt:
-        for loop, enricher in running:
-            with contextlib.suppress(RuntimeError):  # that loop has closed: the run is over
-                loop.call_soon_threadsafe(functools.partial(enricher.stop, now=True))
-        thread.join()
+        stop()
         raise
+    thread.join()
     if error:
         raise error[0]
     return result[0]

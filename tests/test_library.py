@@ -396,29 +396,50 @@ async def test_enrich_sync_inside_a_running_loop(far_emulator: str) -> None:
 
 
 CELL = """
-import sys, threading, _thread, time
+import asyncio, sys, threading, _thread, time
 from enricher import enrich_sync, load_settings
 
 settings = load_settings(overrides={"api": {"base_url": sys.argv[1], "domain_batch_size": 1},
                                     "limits": {"rate": 5}})
 threading.Timer(1.0, _thread.interrupt_main).start()
 started = time.monotonic()
-try:
+
+
+def cell():
     enrich_sync([f"n{i}.example.com" for i in range(200)], settings)
-except KeyboardInterrupt:
+
+
+async def in_a_loop():
+    cell()
+
+
+try:
+    if sys.argv[2] == "script":
+        cell()
+    elif sys.argv[2] == "kernel":  # a notebook: its loop runs, Ctrl-C is the default handler's
+        asyncio.new_event_loop().run_until_complete(in_a_loop())
+    else:  # asyncio.run: its own handler cancels the task that called enrich_sync
+        asyncio.run(in_a_loop())
+except (KeyboardInterrupt, asyncio.CancelledError):
     print(f"interrupted after {time.monotonic() - started:.1f} s")
+    print("threads left:", threading.active_count() - 1)
 """
 
 
-def test_ctrl_c_stops_enrich_sync(tmp_path: Path, far_emulator: str) -> None:
+@pytest.mark.parametrize("where", ["script", "kernel", "asyncio.run"])
+def test_ctrl_c_stops_enrich_sync(tmp_path: Path, far_emulator: str, where: str) -> None:
+    """Ctrl-C (a notebook's interrupt) stops enrich_sync at once, in a script and in a
+    running event loop (where it runs on a loop of its own in another thread)."""
     script = tmp_path / "cell.py"
     script.write_text(CELL)
     proc = subprocess.run(
-        [sys.executable, str(script), far_emulator], capture_output=True, text=True, timeout=60
-    )
+        [sys.executable, str(script), far_emulator, where],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("interrupted after "), proc.stdout + proc.stderr
     assert float(proc.stdout.split()[2]) < 10  # not the 40 s 200 requests at 5/s take
+    assert int(proc.stdout.split()[-1]) == 0  # the run's thread has ended
 
 
 async def test_a_deadline_defers_what_is_left() -> None:
