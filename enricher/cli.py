@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -260,6 +261,9 @@ def _standard_streams() -> list[str]:
     return closed
 
 
+_NOT_STARTED = "interrupted before the run started; run the same command again"
+
+
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM and SIGHUP before the run's own handlers are in place: as SIGINT is."""
     raise KeyboardInterrupt
@@ -273,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             before[sig] = signal.signal(sig, _interrupt)
     try:
         return _main(argv, closed)
+    except KeyboardInterrupt:  # a signal before the log was set up: said plainly
+        with contextlib.suppress(OSError):
+            print(f"enricher: {_NOT_STARTED}", file=sys.stderr)
+        return EXIT_FATAL
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
@@ -292,11 +300,13 @@ def _early_logging(argv: Sequence[str]) -> None:
 
 def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
     _early_logging(list(sys.argv[1:] if argv is None else argv))
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if "stdout" in closed and getattr(args, "output", None) == "-":
-        _error("standard output is closed: the records go nowhere", prefix="warning: ")
     try:
+        # under load, importing the commands (the emulator's) takes a second or two: a
+        # SIGTERM then is an interruption too, not a traceback
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if "stdout" in closed and getattr(args, "output", None) == "-":
+            _error("standard output is closed: the records go nowhere", prefix="warning: ")
         code: int = args.func(args)
     except FatalError as exc:
         _error(str(exc))
@@ -305,7 +315,7 @@ def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
         _error(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _error("interrupted before the run started; run the same command again", prefix="")
+        _error(_NOT_STARTED, prefix="")
         return EXIT_FATAL
     return code
 
