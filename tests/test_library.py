@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import pytest
 from helpers import emulator_process
+from mypy import api as mypy_api  # in the test extra
 from test_engine import make_iocs, settings_for
 
 import enricher
@@ -347,10 +348,9 @@ async def use(e: Enricher) -> list[str]:
 
 
 def test_the_readme_way_of_telling_items_apart_type_checks(tmp_path: Path) -> None:
-    api = pytest.importorskip("mypy.api")  # in the dev extra
     source = tmp_path / "use.py"
     source.write_text(ANNOTATED)
-    out, err, code = api.run(
+    out, err, code = mypy_api.run(
         ["--strict", "--no-incremental", "--cache-dir", os.devnull, str(source)]
     )
     assert code == 0, out + err
