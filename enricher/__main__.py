@@ -27,8 +27,19 @@ def main() -> int:
     except KeyboardInterrupt:
         print("enricher: interrupted before the run started; run the same command again",
               file=sys.stderr)  # fmt: skip
-        return 3
-    return cli_main()
+        code = 3
+    else:
+        code = cli_main()
+    _forget_handled_interrupt()
+    return code
+
+
+def _forget_handled_interrupt() -> None:
+    """CPython 3.11 marks a KeyboardInterrupt that leaves an `eval` or `exec` of a string
+    (a namedtuple or a dataclass being made while modules load) as unhandled, even once
+    caught, and then ends the process by SIGINT (-2, 130) instead of with its exit code:
+    seen 2 times in 14 with a SIGTERM at start-up. Any later `eval` of a string clears it."""
+    eval("None")  # a constant: only its side effect on the interpreter is wanted
 
 
 if __name__ == "__main__":
