@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .engine import Enricher, Outcome
+    from .engine import Enricher, Item, Outcome
     from .errors import (
         AuthRefused,
         EnricherError,
@@ -21,16 +21,19 @@ if TYPE_CHECKING:
         InputError,
         RequestError,
         SettingsError,
+        UsageError,
     )
     from .ioc import Endpoint, IocType
     from .normalize import normalize, refang
-    from .records import SCHEMA_VERSION, Failure, Record, Skipped
-    from .settings import Settings, load_settings
+    from .records import SCHEMA_VERSION, Deferred, Failure, Record, Reject, Skipped
+    from .settings import PROFILES, Settings, load_settings
     from .stats import RunStats
+    from .sync import Enriched, enrich_sync
 
 #: public name -> the module that defines it
 _WHERE = {
     "Enricher": "engine",
+    "Item": "engine",
     "Outcome": "engine",
     "AuthRefused": "errors",
     "EnricherError": "errors",
@@ -38,37 +41,50 @@ _WHERE = {
     "InputError": "errors",
     "RequestError": "errors",
     "SettingsError": "errors",
+    "UsageError": "errors",
     "Endpoint": "ioc",
     "IocType": "ioc",
     "normalize": "normalize",
     "refang": "normalize",
     "SCHEMA_VERSION": "records",
+    "Deferred": "records",
     "Failure": "records",
     "Record": "records",
+    "Reject": "records",
     "Skipped": "records",
+    "PROFILES": "settings",
     "Settings": "settings",
     "load_settings": "settings",
     "RunStats": "stats",
+    "Enriched": "sync",
+    "enrich_sync": "sync",
 }
 
 __all__ = [
+    "PROFILES",
     "SCHEMA_VERSION",
     "AuthRefused",
+    "Deferred",
     "Endpoint",
+    "Enriched",
     "Enricher",
     "EnricherError",
     "Failure",
     "FatalError",
     "InputError",
     "IocType",
+    "Item",
     "Outcome",
     "Record",
+    "Reject",
     "RequestError",
     "RunStats",
     "Settings",
     "SettingsError",
     "Skipped",
+    "UsageError",
     "__version__",
+    "enrich_sync",
     "load_settings",
     "normalize",
     "refang",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .argtypes import number
-from .console import setup_logging
+from .console import json_logging, setup_logging
 from .errors import EnricherError, FatalError, SettingsError
 from .job import EXIT_FATAL, EXIT_USAGE, Job, run_job
 from .reader import add_arguments as add_input_arguments
@@ -20,6 +20,8 @@ from .reader import input_options
 from .settings import config_path, load_settings, parse_duration, redact_url
 
 __all__ = ["build_parser", "main"]
+
+log = logging.getLogger("enricher")
 
 
 _positive_int = number(int, low=1, must="at least 1")
@@ -48,6 +50,9 @@ class _Parser(argparse.ArgumentParser):
     README's exit codes: 2 means "finished with failures", which a scheduler may retry)."""
 
     def error(self, message: str) -> NoReturn:
+        if json_logging():  # a scheduler reading JSON lines gets one, not a usage text
+            _error(f"{self.prog}: {message}")
+            self.exit(EXIT_USAGE)
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
@@ -296,12 +301,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _main(argv, _standard_streams())
 
 
+def _early_logging(argv: Sequence[str]) -> None:
+    """Logging as the command line asks for it, before the command line is read: with
+    `--log-format json`, a usage or settings error is a JSON line too."""
+    json = False
+    for i, arg in enumerate(argv):
+        if arg == "--log-format" and i + 1 < len(argv):
+            json = argv[i + 1] == "json"
+        elif arg.startswith("--log-format="):
+            json = arg.partition("=")[2] == "json"
+    setup_logging(json=json, quiet=False)
+
+
 def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if "stdout" in closed and getattr(args, "output", None) == "-":
-        _error("standard output is closed: the records go nowhere", prefix="warning: ")
+    _early_logging(list(sys.argv[1:] if argv is None else argv))
     try:
+        # under load, importing the commands (the emulator's) takes a second or two: a
+        # SIGTERM then is an interruption too, not a traceback
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if "stdout" in closed and getattr(args, "output", None) == "-":
+            _error("standard output is closed: the records go nowhere", prefix="warning: ")
         code: int = args.func(args)
     except FatalError as exc:
         _error(str(exc))
@@ -313,8 +333,8 @@ def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
 
 
 def _error(text: str, *, prefix: str = "error: ") -> None:
-    with contextlib.suppress(OSError):
-        print(f"enricher: {prefix}{redact_url(text)}", file=sys.stderr)
+    """One line on stderr, as a log line: text (`enricher: error: ...`) or JSON."""
+    log.error("%s%s", prefix, redact_url(text))
 
 
 if __name__ == "__main__":  # pragma: no cover

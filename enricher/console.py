@@ -19,7 +19,7 @@ import orjson
 
 from .stats import RunStats
 
-__all__ = ["JsonFormatter", "Progress", "setup_logging"]
+__all__ = ["JsonFormatter", "Progress", "json_logging", "setup_logging"]
 
 log = logging.getLogger("enricher")
 
@@ -49,6 +49,11 @@ def setup_logging(*, json: bool, quiet: bool, stream: TextIO | None = None) -> N
     log.handlers[:] = [handler]
     log.propagate = False
     log.setLevel(logging.ERROR if quiet else logging.INFO)
+
+
+def json_logging() -> bool:
+    """Whether enricher's log lines are JSON (`--log-format json`)."""
+    return any(isinstance(h.formatter, JsonFormatter) for h in log.handlers)
 
 
 def _clock(seconds: float) -> str:

@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
+import math
 import re
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Literal, Self, overload
 
 from .batcher import Batch, Batcher, Key
 from .budget import Budget
@@ -37,6 +37,8 @@ from .errors import (
     InputError,
     MalformedBody,
     RequestError,
+    Stopping,
+    UsageError,
 )
 from .identity import identity_of
 from .ioc import ENDPOINT_OF, Endpoint, IocType
@@ -50,6 +52,7 @@ from .records import (
     Deferred,
     Failure,
     Record,
+    Reject,
     Skipped,
     deferred,
     failure,
@@ -61,10 +64,10 @@ from .records import skipped as skipped_item
 from .sender import Sender
 from .settings import Settings
 from .stats import RunStats
-from .threads import call_in_thread
+from .threads import batches_in_thread, call_in_thread
 from .transport import Transport
 
-__all__ = ["Enricher", "Outcome"]
+__all__ = ["Enricher", "Item", "Outcome"]
 
 _REJECT_SNIPPET = 200
 #: the failure of a key whose answer holds one of our secrets where it cannot be taken out
@@ -86,7 +89,7 @@ class Outcome:
     #: records served from the cache, as NDJSON lines only
     cached_lines: list[bytes] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
-    rejects: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
     deferred: list[Deferred] = field(default_factory=list)
     #: IOCs the privacy rule withheld: never sent
     skipped: list[Skipped] = field(default_factory=list)
@@ -112,17 +115,28 @@ class Outcome:
         self.skipped += other.skipped
 
 
+#: what `Enricher.enrich` yields (and, with `rejects=True`, `Reject` items too). Spelled
+#: out where it is joined with `Reject`: mypy narrows `"error" in item` on a flat union only
+Item = Record | Failure | Deferred | Skipped
+
+
 class Enricher:
     """Bulk enrichment against the GTI API (or anything that speaks its protocol).
 
-        async with Enricher(settings) as e:
+        async with Enricher(load_settings()) as e:
             async for item in e.enrich(["evil.example", "1.2.3.4"]):
-                ...  # a Record, or a Failure (it has an "error" key)
+                ...  # a Record; a Failure has "error"; a Deferred has "reason"
 
-    One `Enricher` runs one pipeline at a time; `stats` counts what it did. Optional parts of
-    a nightly job: `cache` (answers served without a request, and stored), `budget` (requests
-    allowed), `done` (IOCs an earlier run already wrote: skipped), `cache_only` (no request
-    at all: what the cache cannot answer is deferred).
+    One instance holds one connection pool and one rate limiter, on the event loop it was
+    opened in (it belongs to that loop: open another in another loop). Runs (`enrich`,
+    `run`) may go at once and share them; each counts into its own `RunStats` (`stats`
+    is the last one started's), unless `stats` is given here: then every run counts into it.
+
+    Optional parts of a nightly job: `cache` (answers served without a request, and
+    stored; closed with the instance unless `cache_owner=False`, when it stays the
+    caller's to close), `budget` (requests allowed), `done` (IOCs an earlier run already
+    wrote: skipped), `cache_only` (no request at all: what the cache cannot answer is
+    deferred).
     """
 
     def __init__(
@@ -131,16 +145,21 @@ class Enricher:
         *,
         stats: RunStats | None = None,
         cache: Cache | None = None,
+        cache_owner: bool = True,
         budget: Budget | None = None,
         done: Deduper | None = None,
         cache_only: bool = False,
         with_source: bool = False,
     ) -> None:
         self.settings = settings
+        self._shared_stats = stats
+        #: the stats of the last run started
         self.stats = stats or RunStats()
         if cache is not None and cache.identity is None:
             cache.bind(identity_of(settings))  # answers are served to whoever fetched them
         self.cache = cache
+        #: whether the cache is closed (what it was given to store, written) as this closes
+        self.cache_owner = cache_owner
         self.budget = budget
         self.done = done
         self.cache_only = cache_only
@@ -153,29 +172,47 @@ class Enricher:
         )
         #: records say where their IOC was first seen, and occurrences are counted
         self.with_source = with_source
-        #: with `with_source`: how often each IOC occurred across the inputs (last run)
+        # what the last run to finish found (for the job, which runs one at a time)
+        #: with `with_source`: how often each IOC occurred across the inputs
         self.occurrences: Counter[str] = Counter()
         self.fatal: FatalError | None = None
         #: reading the input failed part way (what was read was enriched)
         self.input_error: InputError | None = None
-        #: stopped by `stop()` (a signal), not by a budget or an error
+        #: stopped by `stop()` (a signal), not by a budget, a deadline or an error
         self.interrupted = False
-        self._transport = Transport(settings)
+        self._transport: Transport | None = None
         self.limiter: AdaptiveLimiter | None = None
         self._sender: Sender | None = None
-        self._run: _Run | None = None
+        self._runs: set[_Run] = set()
         self._seen: Deduper | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # while open
+        self._cache_closed = False
 
     async def __aenter__(self) -> Self:
-        if not self.cache_only:
-            await self._transport.__aenter__()
+        loop = asyncio.get_running_loop()
+        if self._loop is not None:
+            raise UsageError("this Enricher is open already: one `async with` at a time")
+        if self._cache_closed:
+            raise UsageError(
+                "the cache given to this Enricher was closed as it closed: give a new "
+                "Enricher a new Cache, or pass cache_owner=False and close it yourself"
+            )
+        self._loop = loop
+        transport = Transport(self.settings)
+        try:
+            if not self.cache_only:
+                await transport.__aenter__()
+        except BaseException:
+            self._loop = None
+            raise
+        self._transport = transport
         lim = self.settings.limits
         # made here, inside the running loop, as aiolimiter requires
         self.limiter = AdaptiveLimiter(
             lim.rate, headroom=lim.rate_headroom, adaptive=lim.adaptive, min_rate=lim.min_rate
         )
         self._sender = Sender(
-            self.settings, self._transport, self.limiter, self.stats, budget=self.budget
+            self.settings, transport, self.limiter, self.stats, budget=self.budget
         )
         return self
 
@@ -185,23 +222,97 @@ class Enricher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.budget is not None:
-            # on the event loop: what the state file's writer cannot take now is left for
-            # the owner of the budget to save (a job does, in a thread, as it closes)
-            self.budget.save(wait=False)
-        await self._transport.__aexit__(exc_type, exc, tb)
+        try:
+            # runs still going (another task's, or one left without `aclosing`) stop now:
+            # what they had not answered is deferred, and nothing more is sent
+            await self._close_runs()
+            if self.budget is not None:
+                # on the event loop: what the state file's writer cannot take now is left
+                # for the owner of the budget to save (a job does, in a thread, as it closes)
+                self.budget.save(wait=False)
+        finally:
+            self._loop = None
+            self._sender = None
+            transport, self._transport = self._transport, None
+            try:
+                if transport is not None:
+                    await transport.__aexit__(exc_type, exc, tb)
+            finally:
+                if self.cache is not None and self.cache_owner and not self._cache_closed:
+                    self._cache_closed = True
+                    # what the runs stored is written, then the writer thread ends
+                    await call_in_thread(self.cache.close, name="cache close")
 
-    async def enrich(
-        self, iocs: Iterable[str] | AsyncIterable[str]
-    ) -> AsyncIterator[Record | Failure | Deferred | Skipped]:
-        """A record, failure (it has "error"), IOC withheld by the privacy rule (it has
-        "skipped": never sent) or deferred IOC (it has "reason": not asked, the run was
-        stopped) for each unique valid IOC among `iocs`, as they complete.
+    @overload
+    def enrich(
+        self,
+        iocs: Iterable[str] | AsyncIterable[str],
+        *,
+        rejects: Literal[False] = False,
+        deadline: float | None = None,
+        stats: RunStats | None = None,
+    ) -> AsyncGenerator[Item, None]: ...
 
-        Raises `InputError` at the end if reading `iocs` failed part way (what was read has
-        been enriched).
+    @overload
+    def enrich(
+        self,
+        iocs: Iterable[str] | AsyncIterable[str],
+        *,
+        rejects: Literal[True],
+        deadline: float | None = None,
+        stats: RunStats | None = None,
+    ) -> AsyncGenerator[Record | Failure | Deferred | Skipped | Reject, None]: ...
+
+    @overload
+    def enrich(
+        self,
+        iocs: Iterable[str] | AsyncIterable[str],
+        *,
+        rejects: bool,
+        deadline: float | None = None,
+        stats: RunStats | None = None,
+    ) -> AsyncGenerator[Record | Failure | Deferred | Skipped | Reject, None]: ...
+
+    def enrich(
+        self,
+        iocs: Iterable[str] | AsyncIterable[str],
+        *,
+        rejects: bool = False,
+        deadline: float | None = None,
+        stats: RunStats | None = None,
+    ) -> AsyncGenerator[Record | Failure | Deferred | Skipped | Reject, None]:
+        """A `Record`, `Failure` (it has "error"), `Skipped` IOC (it has "skipped": withheld
+        by the privacy rule, never sent) or `Deferred` IOC (it has "reason": not asked, the
+        run was stopped) for each unique valid IOC among `iocs`, as they complete; with
+        `rejects`, a `Reject` (it has "input") for each item that is no IOC.
+
+        The run starts at once. `iocs` is an iterable of strings (not one string): a list
+        is read as it is, any other iterable (a generator that blocks, say) in a thread of
+        its own, an async iterable on the loop. `deadline`: seconds for the whole run, after
+        which what is not answered is deferred. `stats`: count into these (else a new
+        `RunStats`, which `self.stats` then is).
+
+        After the last item: raises the `FatalError` that stopped the run (`AuthRefused`:
+        credentials refused; what finished was yielded, the rest deferred), else
+        `InputError` if reading `iocs` failed part way (what was read was enriched).
+        Leave early with `contextlib.aclosing` (or `break` inside it): the run stops, and
+        what it had not answered is counted deferred.
         """
-        async with contextlib.aclosing(self.run(_chunks(iocs))) as outcomes:
+        if isinstance(iocs, str | bytes | bytearray | memoryview):
+            raise UsageError(
+                "enrich() takes an iterable of IOCs, not one string: enrich([ioc]) for one"
+            )
+        if not isinstance(iocs, Iterable | AsyncIterable):
+            raise UsageError(
+                f"enrich() takes an iterable of IOC strings, not {type(iocs).__name__}"
+            )
+        run = self._start(_chunks(iocs), stats, deadline)
+        return self._items(run, rejects)
+
+    async def _items(
+        self, run: _Run, rejects: bool
+    ) -> AsyncGenerator[Record | Failure | Deferred | Skipped | Reject, None]:
+        async with contextlib.aclosing(self._drive(run)) as outcomes:
             async for outcome in outcomes:
                 for line in outcome.lines:
                     yield read_record(line)
@@ -213,8 +324,13 @@ class Enricher:
                     yield item
                 for withheld in outcome.skipped:
                     yield withheld
-        if self.input_error is not None:
-            raise self.input_error
+                if rejects:
+                    for reject in outcome.rejects:
+                        yield reject
+        if run.fatal is not None:
+            raise run.fatal
+        if run.input_error is not None:
+            raise run.input_error
 
     def reached(self, ioc_type: IocType, value: str) -> bool:
         """Whether the last run took this IOC in (and so accounted for it)."""
@@ -222,41 +338,112 @@ class Enricher:
 
     @property
     def in_flight(self) -> int:
-        """Batches being sent (or waiting to be sent again) right now."""
-        return len(self._run.inflight) if self._run is not None else 0
+        """Batches being sent (or waiting to be sent again) right now, by every run."""
+        return sum(len(run.inflight) for run in self._runs)
 
     def stop(self, *, now: bool = False) -> None:
-        """Stop the running pipeline: read no more, send nothing new, and let requests in
-        flight finish within `pipeline.grace_period` (at once with `now`). What was not
-        answered comes out as deferred."""
-        if self._run is not None:
-            self.interrupted = True
-            self._run.stop(now=now)
+        """Stop every run going: read no more, send nothing new (not even a request waiting
+        for the rate limiter), and let requests in flight finish within
+        `pipeline.grace_period` (at once with `now`). What was not answered comes out as
+        deferred. A run started later is not affected."""
+        for run in list(self._runs):
+            run.interrupted = True
+            run.stop(now=now, why="interrupted", reason="interrupted before it was sent")
 
-    async def run(self, chunks: AsyncIterable[Chunk]) -> AsyncGenerator[Outcome, None]:
-        """Drive the whole pipeline over `chunks`; yields what completes, as it completes.
+    def run(
+        self,
+        chunks: AsyncIterable[Chunk],
+        *,
+        stats: RunStats | None = None,
+        deadline: float | None = None,
+    ) -> AsyncGenerator[Outcome, None]:
+        """Start the whole pipeline over `chunks`; yields what completes, as it completes.
 
         On a fatal condition (credentials refused) the run stops: what finished has been
         yielded, the keys not yet answered are yielded as deferred, and `self.fatal` is set.
         """
-        if self._sender is None:
-            raise RuntimeError("use `async with Enricher(settings)` before run()")
-        run = self._run = _Run(self, self._sender)
-        task = asyncio.create_task(run.main(chunks))
+        return self._drive(self._start(chunks, stats, deadline))
+
+    def _start(
+        self, chunks: AsyncIterable[Chunk], stats: RunStats | None, deadline: float | None
+    ) -> _Run:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise UsageError(
+                "an Enricher runs inside an event loop: `async with Enricher(settings) as e`"
+                " in a coroutine (or enricher.enrich_sync from plain code)"
+            ) from None
+        if self._sender is None or self._loop is None:
+            raise UsageError("open the Enricher first: `async with Enricher(settings) as e`")
+        if loop is not self._loop:
+            raise UsageError(
+                "this Enricher belongs to the event loop it was opened in; open another one"
+                " in this loop"
+            )
+        if deadline is not None and not (0 < deadline < math.inf):
+            raise UsageError(f"deadline: seconds for the whole run, > 0 (got {deadline!r})")
+        stats = stats or self._shared_stats or RunStats()
+        self.stats = stats
+        run = _Run(self, self._sender, stats)
+        self._runs.add(run)
+        run.task = loop.create_task(run.main(chunks), name="enricher run")
+        if deadline is not None:
+            run.timers.append(
+                loop.call_later(
+                    deadline,
+                    functools.partial(
+                        run.stop,
+                        now=True,
+                        why=f"deadline: {deadline:g} s passed",
+                        reason=f"deadline: the run's {deadline:g} s were up before it was answered",
+                    ),
+                )
+            )
+        return run
+
+    async def _drive(self, run: _Run) -> AsyncGenerator[Outcome, None]:
+        assert run.task is not None
         try:
             while (item := await run.out_q.get()) is not None:
+                run.room.release()
                 yield item
-            await task
+            await run.task
         finally:
-            if not task.done():
-                # the consumer left early: nobody takes outcomes any more
-                run.closed = True
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-            self.stats.finished = time.monotonic()
-            self._run = None
+            if not run.task.done():
+                # the consumer left early (break, a timeout, Ctrl-C): stop, count the rest
+                run.stop(
+                    now=True,
+                    why="left early: the consumer stopped reading",
+                    reason="not answered: the consumer stopped reading first",
+                )
+                await asyncio.gather(run.task, return_exceptions=True)
+            self._finish(run)
+
+    async def _close_runs(self) -> None:
+        runs = list(self._runs)
+        for run in runs:
+            run.stop(
+                now=True,
+                why="closed: the Enricher was closed while it ran",
+                reason="not answered: the Enricher was closed first",
+            )
+        tasks = [run.task for run in runs if run.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for run in runs:
+            self._finish(run)
+
+    def _finish(self, run: _Run) -> None:
+        """What a finished run found, kept on the instance (once)."""
+        if run not in self._runs:
+            return
+        self._runs.discard(run)
+        for timer in run.timers:
+            timer.cancel()
+        run.stats.finished = time.monotonic()
         self.fatal = run.fatal
         self.input_error = run.input_error
+        self.interrupted = run.interrupted
         self._seen = run.deduper
         self.occurrences = run.occurrences
 
@@ -264,11 +451,11 @@ class Enricher:
 class _Run:
     """The state of one pipeline run: its queues, stages and the keys not yet resolved."""
 
-    def __init__(self, owner: Enricher, sender: Sender) -> None:
+    def __init__(self, owner: Enricher, sender: Sender, stats: RunStats) -> None:
         settings = owner.settings
         self.settings = settings
         self.sender = sender
-        self.stats = owner.stats
+        self.stats = stats
         self.cache = owner.cache
         #: endpoints the cache has no answer for as the run starts: their lookups are skipped
         self.cache_empty = owner.cache.empty_endpoints() if owner.cache is not None else set()
@@ -281,7 +468,10 @@ class _Run:
         conc = settings.limits.concurrency
         self.chunk_q: asyncio.Queue[Chunk | None] = asyncio.Queue(settings.pipeline.read_queue)
         self.batch_q: asyncio.Queue[Batch | None] = asyncio.Queue(conc)
-        self.out_q: asyncio.Queue[Outcome | None] = asyncio.Queue(conc * 2)
+        # unbounded, so that the last hand-offs (what a stop leaves) never wait; `room`
+        # bounds what the stages hand on ahead of the consumer
+        self.out_q: asyncio.Queue[Outcome | None] = asyncio.Queue()
+        self.room = asyncio.Semaphore(conc * 2)
         self.batcher = Batcher({ep: settings.api.batch_size(ep) for ep in Endpoint})
         self.deduper = Deduper()
         self.outstanding = 0  # unique keys handed to the batcher and not yet resolved
@@ -294,7 +484,11 @@ class _Run:
         #: why new keys are deferred instead of sent (budget spent, stopping), or None
         self.deferring: str | None = "cache only: not in the cache" if owner.cache_only else None
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.closed = False  # the consumer has gone: nothing more to hand on
+        self.task: asyncio.Task[None] | None = None  # `main`
+        self.timers: list[asyncio.TimerHandle] = []  # a deadline, the end of a grace period
+        self.stopping = False
+        #: stopped by `Enricher.stop()` (a signal)
+        self.interrupted = False
         self.input_error: InputError | None = None
         # outcomes and batches on their way through a queue, for `abandon` if a stop cuts in
         self.unsent: list[Outcome] = []
@@ -307,7 +501,10 @@ class _Run:
     async def main(self, chunks: AsyncIterable[Chunk]) -> None:
         try:
             async with asyncio.TaskGroup() as tg:
-                self.tasks["read"] = tg.create_task(self.read(chunks), name="read")
+                if self.stopping:  # stopped before it began: nothing is read
+                    self.chunk_q.put_nowait(None)
+                else:
+                    self.tasks["read"] = tg.create_task(self.read(chunks), name="read")
                 self.tasks["ingest"] = tg.create_task(self.ingest(), name="ingest")
                 for n in range(self.settings.limits.concurrency):
                     self.tasks[f"send-{n}"] = tg.create_task(self.worker(n), name=f"send-{n}")
@@ -318,28 +515,33 @@ class _Run:
             self.stats.stopped = str(fatal)
             self.deferring = f"run stopped: {fatal}"
         finally:
-            # whatever is still open (stopped, or a fatal error) is deferred, not lost; if
-            # the consumer has gone, it is still counted, so that the stats add up
+            # whatever is still open (stopped, or a fatal error) is deferred, not lost, and
+            # handed on without waiting: if the consumer has gone, it is still counted, so
+            # that the stats add up
             leftover = self.abandon(self.deferring or "run stopped")
-            if not self.closed:
-                # a cancellation here means the consumer has gone (`run` cancels this task
-                # only then): nothing is handed on, not even the None it would stop at
-                for outcome in self.unsent:
-                    await self.out_q.put(outcome)
-                if leftover:
-                    await self.out_q.put(leftover)
-                # the consumer stops at None, then awaits this task to see any error
-                await self.out_q.put(None)
+            for outcome in self.unsent:
+                self.out_q.put_nowait(outcome)
+            self.unsent.clear()
+            if leftover:
+                self.out_q.put_nowait(leftover)
+            # the consumer stops at None, then awaits this task to see any error
+            self.out_q.put_nowait(None)
 
-    def stop(self, *, now: bool) -> None:
-        """First: read no more, defer what is not in flight, give in-flight requests the
-        grace period. Then (or `now`): stop every stage; `abandon` defers the rest."""
+    def stop(self, *, now: bool, why: str, reason: str) -> None:
+        """First: read no more, send nothing new, defer what is not in flight, give
+        in-flight requests the grace period. Then (or `now`): stop every stage; `abandon`
+        defers the rest. `why` is the run's (`stats.stopped`), `reason` each deferred IOC's
+        (unless the run was deferring for a reason already: a budget spent)."""
+        first = not self.stopping
+        self.stopping = True
         if self.stats.stopped is None:
-            self.stats.stopped = "interrupted"
-        self.deferring = self.deferring or "interrupted before it was sent"
+            self.stats.stopped = why
+        self.deferring = self.deferring or reason
         if now:
             for task in self.tasks.values():
                 task.cancel()
+            return
+        if not first:
             return
         read = self.tasks.get("read")
         if read is not None:
@@ -348,15 +550,24 @@ class _Run:
         while not self.chunk_q.empty():
             self.chunk_q.get_nowait()
         self.chunk_q.put_nowait(None)
-        asyncio.get_running_loop().call_later(
-            self.settings.pipeline.grace_period, functools.partial(self.stop, now=True)
+        self.timers.append(
+            asyncio.get_running_loop().call_later(
+                self.settings.pipeline.grace_period,
+                functools.partial(self.stop, now=True, why=why, reason=reason),
+            )
         )
 
+    def halted(self) -> str | None:
+        """Why nothing more may be sent (stopping, a budget spent, cache only), or None."""
+        return self.deferring
+
     async def emit(self, outcome: Outcome) -> None:
-        """Hand an outcome to the consumer; if this is cancelled, `main` hands it on later."""
+        """Hand an outcome to the consumer, once it has room; if this is cancelled, `main`
+        hands it on later."""
         self.unsent.append(outcome)
-        await self.out_q.put(outcome)
+        await self.room.acquire()
         self.unsent.remove(outcome)
+        self.out_q.put_nowait(outcome)
 
     # -- stage: read ---------------------------------------------------------------------
 
@@ -517,6 +728,8 @@ class _Run:
                 origins[value] = (chunk.source, chunk.line_of(i))
             new.append((ioc_type, value))
         stats.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
+        if chunk.damaged is not None:
+            stats.inputs_damaged.append(f"{chunk.source}: {chunk.damaged}")
         if chunk.nbytes:
             stats.bytes_read += chunk.nbytes
         stats.skipped += skipped
@@ -632,12 +845,12 @@ class _Run:
         self.stats.rejected += 1
         self.stats.reject_reasons[why] += 1
         outcome.rejects.append(
-            {
-                "source": chunk.source,
-                "line": chunk.line_of(i),
-                "input": None if text is None else text[:_REJECT_SNIPPET],
-                "reason": why,
-            }
+            Reject(
+                source=chunk.source,
+                line=chunk.line_of(i),
+                input=None if text is None else text[:_REJECT_SNIPPET],
+                reason=why,
+            )
         )
 
     # -- stage: send and merge ----------------------------------------------------------------
@@ -697,8 +910,8 @@ class _Run:
                 await self.resolve(endpoint, keys[i : i + size], outcome, requeue)
             return
         try:
-            parsed = await self.sender.fetch(endpoint, keys)
-        except BudgetSpent as spent:  # or QuotaExhausted: a 429 that says until when
+            parsed = await self.sender.fetch(endpoint, keys, stats=self.stats, halt=self.halted)
+        except (BudgetSpent, Stopping) as spent:  # or QuotaExhausted: a 429 that says until when
             self.begin_deferring(str(spent))
             self.defer(outcome, keys, str(spent))
             return
@@ -839,13 +1052,21 @@ async def _chunks(
 ) -> AsyncIterator[Chunk]:
     """Strings from the library API as chunks, numbered by their position.
 
-    An async source is pumped by a task into a queue, and each chunk takes whatever has
-    arrived: a fast source fills whole chunks, a slow one still flows item by item.
+    A list or tuple is sliced as it is. Any other iterable may block (a generator reading a
+    socket): it is pulled in a thread of its own, never on the event loop. An async source
+    is pumped by a task into a queue. Either way each chunk takes whatever has arrived: a
+    fast source fills whole chunks, a slow one still flows item by item, and what came
+    before a source raised is enriched before the error is.
     """
+    first = 1
+    if isinstance(iocs, list | tuple):
+        for start in range(0, len(iocs), size):
+            items = iocs[start : start + size]
+            yield _chunk_of(items, first)
+            first += len(items)
+        return
     if not isinstance(iocs, AsyncIterable):
-        it = iter(iocs)
-        first = 1
-        while items := list(itertools.islice(it, size)):
+        async for items in batches_in_thread(iocs, size=size, name="enrich input"):
             yield _chunk_of(items, first)
             first += len(items)
         return
@@ -864,7 +1085,6 @@ async def _chunks(
         await q.put(end)
 
     task = asyncio.create_task(pump())
-    first = 1
     try:
         while True:
             batch: list[object] = [await q.get()]

@@ -2,6 +2,7 @@
 
     EnricherError
     ├── SettingsError            bad settings or command line (exit 1)
+    ├── UsageError               the library used in a way it does not support (also a RuntimeError)
     ├── InputError               an input that cannot be read at all (exit 1)
     ├── FatalError               the run must stop (exit 3)
     │   ├── OutputError          an output cannot be written, or vanished while written
@@ -9,6 +10,7 @@
     │   └── UntrustedCertificate the server's TLS certificate did not verify
     ├── BudgetSpent              no request left in this run's or today's budget
     │   └── QuotaExhausted       the server says our quota is spent until a time (a long 429)
+    ├── Stopping                 the run is stopping: a request not yet sent is not sent
     └── RequestError             one batch request did not give a usable answer
         ├── TransportError       connection refused / dropped, stale keep-alive, timeout (retryable)
         ├── SessionRenewed       a 401 on an expired tenant session, now renewed (retryable)
@@ -44,8 +46,10 @@ __all__ = [
     "RequestError",
     "SessionRenewed",
     "SettingsError",
+    "Stopping",
     "TransportError",
     "UntrustedCertificate",
+    "UsageError",
 ]
 
 
@@ -57,6 +61,12 @@ class EnricherError(Exception):
 
 class SettingsError(EnricherError):
     """A setting or command-line value is wrong; the message names it and the fix."""
+
+
+class UsageError(EnricherError, RuntimeError):
+    """The library used in a way it does not support (an `Enricher` not opened, opened
+    twice, used from another event loop, given one string where an iterable of IOCs is
+    expected); the message says how to use it."""
 
 
 class InputError(EnricherError):
@@ -96,6 +106,12 @@ class QuotaExhausted(BudgetSpent):
     def __init__(self, message: str, until: float) -> None:
         super().__init__(message)
         self.until = until
+
+
+class Stopping(EnricherError):
+    """The run is stopping (a signal, a deadline, a budget spent): a request that had not
+    gone out yet, waiting for the rate limiter or a retry, is not sent. Its keys are
+    deferred with this reason."""
 
 
 class RequestError(EnricherError):

@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import lifecycle
 from .budget import Budget
@@ -38,8 +37,8 @@ from .outputs import (
     is_file_path,
     plan_outputs,
 )
-from .reader import STDIN, Chunk, InputOptions, find_inputs, read_inputs
-from .records import Deferred, record_format
+from .reader import STDIN, Chunk, InputOptions, check_columns, find_inputs, read_inputs
+from .records import Deferred, Reject, record_format
 from .records import deferred as deferred_record
 from .resume import read_deferred, read_deferred_items, read_failed, read_written, repair
 from .settings import Settings
@@ -327,7 +326,7 @@ class _Rejects:
         self.stats = stats
         self.written: Counter[str] = Counter()
 
-    def keep(self, rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def keep(self, rejects: list[Reject]) -> list[Reject]:
         kept = []
         for reject in rejects:
             source = reject["source"]
@@ -362,7 +361,12 @@ async def _run_locked(
     try:
         if stopper.stopping:  # a signal came while the run was being checked
             raise Abandoned
-        # blocking work before the pipeline starts, in threads a signal walks away from
+        # blocking work before the pipeline starts, in threads a signal walks away from;
+        # first, every CSV's header: a column missing from the last file is found now
+        max_line = settings.pipeline.max_line_bytes
+        await stopper.blocking(
+            lambda: check_columns(inputs, job.reading, max_line=max_line), name="columns"
+        )
         state = await stopper.blocking(lambda: _open_state(job, settings), name="state")
         if (
             state is not None
@@ -399,6 +403,7 @@ async def _run_locked(
                 settings,
                 stats=stats,
                 cache=cache,
+                cache_owner=False,  # the state file is closed in `_save_state`, in a thread
                 budget=budget,
                 done=done,
                 cache_only=job.cache_only,
@@ -453,7 +458,8 @@ async def _run_locked(
         stats.stopped = stats.stopped or str(fatal)
     interrupted = stopper.stopping or (enricher is not None and enricher.interrupted)
     input_error = enricher.input_error if enricher is not None else None
-    code = _exit_code(stats, fatal, interrupted, input_error is not None or bool(skipped))
+    input_failed = input_error is not None or bool(skipped) or bool(stats.inputs_damaged)
+    code = _exit_code(stats, fatal, interrupted, input_failed)
     if not _report(
         job, settings, stats, enricher, fatal, files, paths, started_at, code, inputs, interrupted
     ):
@@ -557,6 +563,7 @@ def _next_step(
     enricher: Enricher | None,
     paths: OutputPaths,
     skipped: list[str],
+    damaged: list[str],
 ) -> str | None:
     """The one line that says what happened, and what to run next; None after a clean run."""
     again = (
@@ -573,6 +580,12 @@ def _next_step(
         return (
             f"error: {enricher.input_error} (what was read before it was enriched); "
             f"fix it, then {again}"
+        )
+    if damaged:
+        more = f" (and {len(damaged) - 1:,} more)" if len(damaged) > 1 else ""
+        return (
+            f"error: {damaged[0]}{more}: not read to its end, what was read before was "
+            f"enriched; fix it, then {again}"
         )
     if skipped:
         more = f" (and {len(skipped) - 1:,} more)" if len(skipped) > 1 else ""
@@ -622,9 +635,11 @@ def _report(
         except OSError as exc:
             log.error("error: cannot write the manifest %s: %s", job.manifest, exc.strerror)
             written = False
+    ran = stats.lines_read or stats.requests or stats.accounted or stats.already_done
     if job.log_json:
         log.info("summary", extra={"event": "summary", "data": stats.as_dict()})
-    elif not job.quiet:
+    elif not job.quiet and (ran or code != EXIT_USAGE):
+        # an input error before anything was read is said in one line, below
         text = format_summary(
             stats,
             rate_changes=[f"{c.rate:.1f}/s at {c.at:.1f}s ({c.reason})" for c in changes],
@@ -645,7 +660,9 @@ def _report(
                     " first; give --job NAME for that)"
                 )
         _say(text)
-    step = _next_step(fatal, interrupted, enricher, paths, stats.inputs_skipped)
+    step = _next_step(
+        fatal, interrupted, enricher, paths, stats.inputs_skipped, stats.inputs_damaged
+    )
     if step is not None:
         log.error("%s", step)
     return written

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -101,6 +101,7 @@ def build_manifest(
         "earlier_runs": d["earlier_runs"],
         "rejects_not_written": d["rejects_not_written"],
         "inputs_skipped": d["inputs_skipped"],
+        "inputs_damaged": d["inputs_damaged"],
         "job": d["job"],
         "invariant_holds": stats.invariant_holds,
         "verdicts": d["verdicts"],
@@ -129,14 +130,18 @@ def build_manifest(
 def write_manifest(path: str, manifest: Mapping[str, Any]) -> None:
     """Write the manifest whole: into a temporary file renamed into place, so a reader never
     sees half of one. A path that is no regular file (/dev/null, a pipe) is written as it is,
-    never replaced (as root, a rename over /dev/null would replace the device)."""
+    never replaced (as root, a rename over /dev/null would replace the device).
+
+    Made with the umask, as the outputs are (a manifest holds settings without secrets and
+    counts, the outputs the IOCs themselves): `umask 077` makes them all private, and a
+    scheduler's monitoring can read them under the usual 022."""
     data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
     if os.path.exists(path) and not os.path.isfile(path):
         with open(path, "wb") as f:
             f.write(data)
         return
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=directory)
+    fd, tmp = _new_file(directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -144,3 +149,15 @@ def write_manifest(path: str, manifest: Mapping[str, Any]) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _new_file(directory: str) -> tuple[int, str]:
+    """A new file of a random name in `directory`, mode 0666 less the umask (where
+    `tempfile.mkstemp` always makes 0600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+    while True:
+        tmp = os.path.join(directory, f".manifest-{secrets.token_hex(6)}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue

@@ -2,6 +2,8 @@
 
 A record is a plain dict so that orjson writes it at full speed. The fields, their types and
 their meaning are the README's "Output format"; change them only with a new schema version.
+The TypedDicts are `@final`, so that a test for a key (`"error" in item`) tells a type
+checker which kind of item it holds.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import Any, NotRequired, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, cast, final
 
 import msgspec
 import orjson
@@ -23,8 +25,11 @@ __all__ = [
     "SCHEMA_VERSION",
     "Deferred",
     "Failure",
+    "IocTypeName",
     "Record",
+    "Reject",
     "Skipped",
+    "Verdict",
     "deferred",
     "failure",
     "first_seen_iso",
@@ -39,10 +44,19 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 
+#: the `type` of an IOC in records, failures and deferred items (`IocType`'s values)
+IocTypeName = Literal["md5", "sha1", "sha256", "domain", "ipv4", "ipv6"]
+#: what the verdict table makes of a classification
+Verdict = Literal["malicious", "suspicious", "benign", "unknown"]
+
+
+@final
 class Record(TypedDict):
+    """An answered IOC (schema v1)."""
+
     ioc: str
-    type: str
-    verdict: str
+    type: IocTypeName
+    verdict: Verdict
     classification: str | None
     score: int | float | None
     type_score: int | float | None
@@ -57,19 +71,37 @@ class Record(TypedDict):
     cached: bool
 
 
+@final
 class Failure(TypedDict):
+    """An IOC that could not be enriched: `error` starts with a kind (`http_503`, ...)."""
+
     ioc: str
-    type: str
+    type: IocTypeName
     error: str
     attempts: int
 
 
+@final
 class Deferred(TypedDict):
+    """An IOC not asked (budget or quota spent, the run stopped): for a later run."""
+
     ioc: str
-    type: str
+    type: IocTypeName
     reason: str
 
 
+@final
+class Reject(TypedDict):
+    """An input line (or item) that is no IOC: where it was, what it held (cut at 200
+    characters; None when it could not be read) and why."""
+
+    source: str
+    line: int
+    input: str | None
+    reason: str
+
+
+@final
 class Skipped(TypedDict):
     """An IOC the privacy rule withheld: never sent. `skipped` says why (`private address`)."""
 

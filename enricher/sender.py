@@ -1,10 +1,11 @@
 """Send one batch: paced by the limiter, retried with backoff, answers parsed and validated.
 
 Every attempt acquires the rate limiter first, so retries pay for their place like anything
-else. Retries use full-jitter exponential backoff (tenacity), but never wait less than a 429's
-Retry-After. A Retry-After past `retry.max_wait` says a quota is spent: nothing is sent again
-before that time, by any worker. A fresh `AsyncRetrying` is made per batch: it holds per-call
-state.
+else; an attempt that was waiting its turn when the run began to stop (a signal, a deadline,
+a budget spent) is not sent. Retries use full-jitter exponential backoff (tenacity), but
+never wait less than a 429's Retry-After. A Retry-After past `retry.max_wait` says a quota
+is spent: nothing is sent again before that time, by any worker. A fresh `AsyncRetrying` is
+made per batch: it holds per-call state.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .errors import (
     QuotaExhausted,
     RateLimited,
     RequestError,
+    Stopping,
     UntrustedCertificate,
 )
 from .ioc import Endpoint, IocType
@@ -76,26 +78,36 @@ class Sender:
             wait = max(wait, after + random.uniform(0, min(1.0, 0.1 * after + 0.05)))
         return wait
 
-    def _before_sleep(self, state: RetryCallState) -> None:
-        self.stats.retries += 1
-
     async def fetch(
-        self, endpoint: Endpoint, keys: Sequence[tuple[IocType, str]]
+        self,
+        endpoint: Endpoint,
+        keys: Sequence[tuple[IocType, str]],
+        *,
+        stats: RunStats | None = None,
+        halt: Callable[[], str | None] | None = None,
     ) -> ParsedResponse:
-        """The parsed answer for one batch, after retries.
+        """The parsed answer for one batch, after retries, counted in `stats` (the sender's
+        own by default: runs that share a sender count their own requests).
 
         Raises the last `RequestError` when retries are exhausted or the error is not one a
         retry can fix (its `attempts` attribute says how many were made), and `AuthRefused`,
         `BudgetSpent` or `QuotaExhausted` (a 429 whose Retry-After is past
-        `retry.max_wait`) at once.
+        `retry.max_wait`) at once. `halt()` says why nothing more may be sent (or None); it
+        is asked before each attempt and again once the attempt's turn at the limiter has
+        come, and `Stopping` is raised with its reason then.
         """
+        stats = stats or self.stats
         body = build_request(keys, allow_sha256=self.settings.api.send_sha256)
         asked = {value for _, value in keys}
+
+        def before_sleep(state: RetryCallState) -> None:
+            stats.retries += 1
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retry.attempts),
             wait=self._wait,
             retry=retry_if_exception(_retryable),
-            before_sleep=self._before_sleep,
+            before_sleep=before_sleep,
             reraise=True,
         )
         attempts = 0
@@ -103,23 +115,29 @@ class Sender:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    return await self._attempt(endpoint, body, asked)
+                    return await self._attempt(endpoint, body, asked, stats, halt)
         except RequestError as exc:
             exc.attempts = attempts
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _attempt(
-        self, endpoint: Endpoint, body: bytes, asked: Container[str] = ()
+        self,
+        endpoint: Endpoint,
+        body: bytes,
+        asked: Container[str],
+        stats: RunStats,
+        halt: Callable[[], str | None] | None,
     ) -> ParsedResponse:
         if self.quota_until is not None:
             raise quota_exhausted(self.quota_until)
+        _check(halt)
         if self.budget is not None:
             await self.budget.take()
         await self.limiter.acquire()
         if self.quota_until is not None:  # found spent while this one waited its turn
             raise quota_exhausted(self.quota_until)
-        stats = self.stats
+        _check(halt)  # the run began to stop while this one waited its turn
         started = self._clock()
         try:
             raw = await self.transport.post(endpoint, body)
@@ -172,3 +190,9 @@ class Sender:
         if self.budget is not None:
             self.budget.quota_spent(until)
         return quota_exhausted(self.quota_until)
+
+
+def _check(halt: Callable[[], str | None] | None) -> None:
+    why = halt() if halt is not None else None
+    if why is not None:
+        raise Stopping(why)

@@ -1,15 +1,20 @@
 """Settings: frozen, keyword-only dataclasses loaded from TOML, the environment and flags.
 
-Precedence, lowest first: the defaults below, a TOML profile (`configs/*.toml`), environment
-variables `ENRICHER_<SECTION>_<FIELD>` (e.g. `ENRICHER_LIMITS_RATE=20`), then command-line
-flags. Every value is validated on construction; a bad one raises `SettingsError` naming the
-field and the fix. Secrets are never settings values: a setting names the environment
+Precedence, lowest first: the defaults below, a TOML profile (`configs/*.toml`; the shipped
+`default` one when none is named), environment variables `ENRICHER_<SECTION>_<FIELD>` (e.g.
+`ENRICHER_LIMITS_RATE=20`, `ENRICHER_VERDICTS_SINKHOLED=malicious`), then command-line flags.
+An `ENRICHER_*` variable that is none of these, nor one enricher reads elsewhere (a secret's,
+the emulator's), is warned about with the nearest known name: a misspelling is never silent.
+Every value is validated on construction; a bad one raises `SettingsError` naming the field
+and the fix. Secrets are never settings values: a setting names the environment
 variable or file that holds the secret, and `Secret` keeps its value out of every repr.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import math
 import os
 import re
@@ -30,6 +35,7 @@ from .ioc import Endpoint
 from .redaction import check_secret
 
 __all__ = [
+    "PROFILES",
     "ApiSettings",
     "AuthSettings",
     "CacheSettings",
@@ -47,9 +53,16 @@ __all__ = [
     "redact_url",
 ]
 
+log = logging.getLogger("enricher")
+
 VERDICTS = ("malicious", "suspicious", "benign", "unknown")
 PROXY_SCHEMES = ("http", "https")
 ENV_PREFIX = "ENRICHER_"
+#: the settings profiles that ship with enricher, loaded by name: `load_settings("emulator")`
+PROFILES = ("default", "emulator")
+#: `ENRICHER_*` variables read outside the settings (`enricher emulator`'s secrets)
+_OTHER_VARIABLES = ("ENRICHER_EMULATOR_TOKEN", "ENRICHER_EMULATOR_LOGIN")
+_VERDICT_PREFIX = f"{ENV_PREFIX}VERDICTS_"
 
 
 def _check(ok: bool, name: str, message: str) -> None:
@@ -574,16 +587,69 @@ def _build(base: Settings, changes: Mapping[str, Mapping[str, Any]]) -> Settings
         raise SettingsError(str(exc)) from None
 
 
-def _from_environment(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+def _setting_variables() -> dict[str, tuple[str, str]]:
+    """`ENRICHER_<SECTION>_<FIELD>` -> (section, field), for every setting but the verdicts."""
+    found = {}
+    hints = typing.get_type_hints(Settings)
+    for section in dataclasses.fields(Settings):
+        if section.name == "verdicts":
+            continue
+        for f in dataclasses.fields(hints[section.name]):
+            found[f"{ENV_PREFIX}{section.name}_{f.name}".upper()] = (section.name, f.name)
+    return found
+
+
+def _from_environment(
+    environ: Mapping[str, str], verdicts: Mapping[str, str]
+) -> dict[str, dict[str, str]]:
     changes: dict[str, dict[str, str]] = {}
-    sections = {f.name: f for f in dataclasses.fields(Settings) if f.name != "verdicts"}
-    for section_name in sections:
-        section_type = typing.get_type_hints(Settings)[section_name]
-        for f in dataclasses.fields(section_type):
-            var = f"{ENV_PREFIX}{section_name}_{f.name}".upper()
-            if var in environ:
-                changes.setdefault(section_name, {})[f.name] = environ[var]
+    for var, (section, name) in _setting_variables().items():
+        if var in environ:
+            changes.setdefault(section, {})[name] = environ[var]
+    for var, value in environ.items():
+        if var.startswith(_VERDICT_PREFIX) and len(var) > len(_VERDICT_PREFIX):
+            ctype = var.removeprefix(_VERDICT_PREFIX).lower()
+            if ctype not in verdicts:
+                near = difflib.get_close_matches(ctype, list(verdicts), n=1, cutoff=0.8)
+                hint = f" (did you mean {_VERDICT_PREFIX}{near[0].upper()}?)" if near else ""
+                log.warning(
+                    "warning: %s: %r is not in the verdict table%s; added as a new type",
+                    var, ctype, hint,
+                )  # fmt: skip
+            changes.setdefault("verdicts", {})[ctype] = value
     return changes
+
+
+def _warn_unknown(environ: Mapping[str, str], settings: Settings) -> None:
+    """A warning for each `ENRICHER_*` variable enricher does not read, with the nearest
+    name it does: a misspelled setting must not be silently ignored."""
+    auth = settings.auth
+    defaults = AuthSettings()
+    known = set(_setting_variables()) | set(_OTHER_VARIABLES)
+    known |= {auth.username_env, auth.password_env, auth.header_value_env}
+    known |= {defaults.username_env, defaults.password_env, defaults.header_value_env}
+    for var in sorted(environ):
+        if not var.startswith(ENV_PREFIX) or var in known or var.startswith(_VERDICT_PREFIX):
+            continue
+        near = difflib.get_close_matches(var, sorted(known), n=1, cutoff=0.75)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        log.warning("warning: %s is not a variable enricher reads%s; it is ignored", var, hint)
+
+
+def _profile(path: str | Path | None) -> Path:
+    """The TOML file to load: the shipped default profile for None, a shipped profile by
+    name (`emulator`), else the path."""
+    if path is None:
+        return config_path("default.toml")
+    text = str(path)
+    if not os.path.lexists(text) and "/" not in text and "." not in text:
+        if text in PROFILES:
+            return config_path(f"{text}.toml")
+        raise SettingsError(
+            f"no settings profile named {text!r}: the shipped ones are "
+            f"{', '.join(PROFILES)}; or give the path of a TOML file"
+        )
+    return Path(path)
 
 
 def load_settings(
@@ -592,16 +658,19 @@ def load_settings(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Defaults, then the TOML file at `path`, then `ENRICHER_*` variables, then `overrides`."""
-    settings = Settings()
-    if path is not None:
-        doc = _read_toml(Path(path))
-        for name, values in doc.items():
-            if not isinstance(values, dict):
-                raise SettingsError(f"{path}: `{name}` must be a [section] table")
-        settings = _build(settings, doc)
+    """The settings of a profile, then `ENRICHER_*` variables (`os.environ`, or `environ`),
+    then `overrides`. The profile is the TOML file at `path`, or a shipped one by name
+    (`PROFILES`: "default", for the real API; "emulator"), or without `path` the shipped
+    default: in a notebook or a service, `load_settings()` needs no checkout."""
+    source = _profile(path)
+    doc = _read_toml(source)
+    for name, values in doc.items():
+        if not isinstance(values, dict):
+            raise SettingsError(f"{source}: `{name}` must be a [section] table")
+    settings = _build(Settings(), doc)
     env = os.environ if environ is None else environ
-    settings = _build(settings, _from_environment(env))
+    settings = _build(settings, _from_environment(env, settings.verdicts))
+    _warn_unknown(env, settings)
     if overrides:
         settings = _build(settings, {k: v for k, v in overrides.items() if v})
     return settings

@@ -39,6 +39,8 @@ class RunStats:
     rejects_not_written: Counter[str] = field(default_factory=Counter)
     #: inputs found in directories or by globs that could not be read, and why
     inputs_skipped: list[str] = field(default_factory=list)
+    #: inputs not read to their end (a corrupt or truncated stream, broken JSON), and why
+    inputs_damaged: list[str] = field(default_factory=list)
     #: the job the run belongs to (its deferred IOCs are kept for its next run), if any
     job: str | None = None
     unique: int = 0
@@ -104,6 +106,7 @@ class RunStats:
             },
             "rejects_not_written": dict(self.rejects_not_written),
             "inputs_skipped": list(self.inputs_skipped),
+            "inputs_damaged": list(self.inputs_damaged),
             "job": self.job,
             "unique": self.unique,
             "cached": self.cached,

@@ -69,7 +69,10 @@ def format_summary(
     ]
     if stats.reject_reasons:
         top = dict(stats.reject_reasons.most_common(5))
-        lines.append(f"  rejected by   {_counts(top)}")
+        rest = len(stats.reject_reasons) - len(top)
+        hidden = stats.rejected - sum(top.values())
+        others = f" and {rest:,} more ({_n(hidden)} lines)" if rest else ""
+        lines.append(f"  rejected by   {_counts(top)}{others}")
     if stats.rejects_not_written:
         unwritten = _counts(stats.rejects_not_written)
         lines.append(f"  not written   rejects past --max-rejects (counted only): {unwritten}")
@@ -77,6 +80,10 @@ def format_summary(
         shown = "; ".join(stats.inputs_skipped[:3])
         more = len(stats.inputs_skipped) - 3
         lines.append(f"  inputs left out  {shown}" + (f" and {more:,} more" if more > 0 else ""))
+    if stats.inputs_damaged:
+        shown = "; ".join(stats.inputs_damaged[:3])
+        more = len(stats.inputs_damaged) - 3
+        lines.append(f"  inputs damaged   {shown}" + (f" and {more:,} more" if more > 0 else ""))
     if repeated:
         shown = ", ".join(f"{ioc} x{n:,}" for ioc, n in repeated)
         lines.append(f"  most repeated {shown}")

@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from typing import Generic, TypeVar
 
 import janus
 
-__all__ = ["Abandoned", "Drain", "call_in_thread", "iterate_in_thread"]
+__all__ = ["Abandoned", "Drain", "batches_in_thread", "call_in_thread", "iterate_in_thread"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -81,6 +82,76 @@ async def iterate_in_thread(gen: Iterator[T], *, name: str, maxsize: int = 2) ->
             yield item
     finally:
         q.shutdown(immediate=True)
+
+
+async def batches_in_thread(items: Iterable[T], *, size: int, name: str) -> AsyncIterator[list[T]]:
+    """The items of a blocking iterable (a generator reading a socket, a database cursor),
+    pulled by a daemon thread: each list holds what has arrived, at most `size` items, so a
+    fast iterable gives full lists and a slow one still flows item by item.
+
+    The thread runs at most `2 * size` items ahead. An exception the iterable raises is
+    raised here after every item before it. Leaving early stops the thread at its next item
+    (a thread blocked inside the iterable is left to end with the process).
+    """
+    loop = asyncio.get_running_loop()
+    buf: deque[T] = deque()
+    lock = threading.Condition()  # the thread waits on it while `buf` is full
+    wake = asyncio.Event()  # set (from the thread) when the loop waits and something came
+    # under `lock`: [loop waiting, thread finished, consumer gone]
+    flags = [False, False, False]
+    error: list[BaseException] = []
+
+    def notify() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(wake.set)
+
+    def produce() -> None:
+        iterator: Iterator[T] | None = None
+        try:
+            iterator = iter(items)
+            for item in iterator:
+                with lock:
+                    while len(buf) >= 2 * size and not flags[2]:
+                        lock.wait()
+                    if flags[2]:
+                        break
+                    buf.append(item)
+                    waiting, flags[0] = flags[0], False
+                if waiting:
+                    notify()
+        except BaseException as exc:  # handed to the consumer, raised there
+            error.append(exc)
+        finally:
+            if isinstance(iterator, Generator):
+                iterator.close()
+            with lock:
+                flags[1] = True
+                waiting, flags[0] = flags[0], False
+            if waiting:
+                notify()
+
+    threading.Thread(target=produce, name=name, daemon=True).start()
+    try:
+        while True:
+            with lock:
+                batch = [buf.popleft() for _ in range(min(len(buf), size))]
+                if batch:
+                    lock.notify()
+                elif flags[1]:
+                    break
+                else:
+                    flags[0] = True
+                    wake.clear()
+            if batch:
+                yield batch
+            else:
+                await wake.wait()
+        if error:
+            raise error[0]
+    finally:
+        with lock:
+            flags[2] = True
+            lock.notify()
 
 
 class Drain(Generic[T]):

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import re
 import ssl
-import time
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
@@ -52,9 +51,6 @@ __all__ = ["Transport", "parse_retry_after"]
 log = logging.getLogger("enricher")
 
 _E = TypeVar("_E", bound=Exception)
-
-# a 401 on a session younger than this is not an expired session but a refusal
-_MIN_SESSION_AGE = 30.0
 
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -153,7 +149,10 @@ class Transport:
         self._headers = dict(_JSON)
         self._urls = {ep: settings.api.url(ep) for ep in Endpoint}
         self._login_lock = asyncio.Lock()
-        self._logged_in_at = -1e9
+        #: endpoints whose 401 renewed the session, and which have not answered with the
+        #: session since: another 401 there is a refusal, not an expiry (so an account the
+        #: API refuses, on one endpoint or all, never loops through logins)
+        self._unproven: set[Endpoint] = set()
         #: what we send that must never be written anywhere (see `redact`, `scrub`): the
         #: secrets this run sends, and only those (a variable set but not in use is never
         #: sent, so never echoed)
@@ -261,20 +260,22 @@ class Transport:
             )
         self._headers["Cookie"] = f"JSESSIONID={cookie.value}"
         self.redactor.add(cookie.value)
-        self._logged_in_at = time.monotonic()
 
-    async def _relogin(self, stale: str | None, refused: AuthRefused) -> None:
-        """Log in again after a 401 in session mode: tenant sessions expire after hours.
+    async def _relogin(self, endpoint: Endpoint, stale: str | None, refused: AuthRefused) -> None:
+        """Log in again after a 401 in session mode, however old the session: a tenant may
+        end sessions after hours, or minutes, or at once (an administrator's logout).
 
-        Workers that saw the same stale session share one login. A 401 on a session made
-        moments ago is a real refusal: `refused` is raised.
+        Workers that saw the same stale session share one login. A 401 from an endpoint
+        whose last 401 renewed the session, before it answered once since, is a real
+        refusal: `refused` is raised.
         """
         async with self._login_lock:
             if self._headers.get("Cookie") != stale:
                 return  # another worker renewed it already
-            if time.monotonic() - self._logged_in_at < _MIN_SESSION_AGE:
+            if endpoint in self._unproven:
                 raise refused
             await self.login()
+            self._unproven.add(endpoint)
 
     def _keep_header(self, value: str) -> None:
         """A header's value, and the token after its scheme (`Bearer TOKEN`)."""
@@ -317,13 +318,17 @@ class Transport:
         """
         session_used = self._headers.get("Cookie")
         try:
-            return await self._post(endpoint, body)
+            answer = await self._post(endpoint, body)
         except AuthRefused as refused:
             if self.settings.auth.mode != "session":
                 raise
-            await self._relogin(session_used, refused)
+            await self._relogin(endpoint, session_used, refused)
         except RequestError as exc:  # redacted where it was made; cut to length here too
             raise self.redact(exc) from None
+        else:
+            if endpoint in self._unproven and session_used == self._headers.get("Cookie"):
+                self._unproven.discard(endpoint)  # the renewed session works there
+            return answer
         raise SessionRenewed("the tenant session expired and was renewed")
 
     async def _post(self, endpoint: Endpoint, body: bytes) -> bytes:

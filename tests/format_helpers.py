@@ -26,6 +26,7 @@ class Read:
     lines_read: int = 0
     formats: dict[str, str] = field(default_factory=dict)
     lines_of: dict[str, int] = field(default_factory=dict)  # IOC -> line of first sight
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # source, why
 
     @property
     def set(self) -> set[str]:
@@ -38,6 +39,8 @@ async def read_async(paths: Sequence[str], **options: Any) -> Read:
     out = Read(formats=opts.formats)
     async for chunk in read_inputs(list(paths), opts, max_line=max_line):
         out.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
+        if chunk.damaged is not None:
+            out.damaged.append((chunk.source, chunk.damaged))
         for i, text in enumerate(chunk.lines):
             if text is None:
                 out.rejects.append((chunk.source, chunk.line_of(i), chunk.errors[i]))

@@ -3,7 +3,9 @@
 Each bad input gives counted rejects (in the summary and in the rejects file, the same number)
 or stops the run with one clear line and a documented exit code. Never a traceback, never a
 hang (every run has a timeout), and when a run completes its invariant holds. A bad input
-never keeps the inputs after it from being read.
+never keeps the inputs after it from being read. An input that cannot be read to its end (a
+corrupt or truncated stream, a JSON document that stops being JSON) never ends in exit 0: what
+was read of it may be garbage, or what was not read lost.
 
 Already covered elsewhere, and not repeated here: garbage with a 10 MB line among good lines,
 a missing input, an empty directory and a `--column` name missing from a CSV header
@@ -67,9 +69,10 @@ def run(tmp_path: Path, *args: str) -> Run:
     return Run(proc, out)
 
 
-def completed(r: Run) -> Run:
-    """Checks a run that went to its end: exit 0, the invariant, and every reject counted."""
-    assert r.proc.returncode == 0, r.proc.stderr
+def completed(r: Run, code: int = 0) -> Run:
+    """Checks a run that went to its end: exit 0 (or `code`), the invariant, and every reject
+    counted."""
+    assert r.proc.returncode == code, r.proc.stderr
     assert re.search(r"invariant .*: holds", r.proc.stderr), r.proc.stderr
     said = re.search(r"lines read .*, rejected ([\d,]+)", r.proc.stderr)
     assert said is not None, r.proc.stderr
@@ -148,7 +151,10 @@ def test_every_kind_of_damage_in_every_format(
 ) -> None:
     good = tmp_path / "good.txt"
     good.write_bytes(GOOD[fmt])
-    r = completed(run(tmp_path, "--format", fmt, *map(str, bad_files.values()), str(good)))
+    # damaged inputs: exit 1, and one line that names the first of them
+    r = completed(run(tmp_path, "--format", fmt, *map(str, bad_files.values()), str(good)), 1)
+    errors = [x for x in r.proc.stderr.splitlines() if x.startswith("enricher: error:")]
+    assert len(errors) == 1 and "not read to its end" in errors[0], r.proc.stderr
     assert CANARY in r.iocs  # read after every bad input
     sources = {str(p) for p in bad_files.values()} | {str(good)}
     assert {reject["source"] for reject in r.rejects} <= sources
@@ -177,8 +183,53 @@ def test_every_kind_of_damage_in_every_format(
         assert {"ragged.example.com", "quote.example.com", "1.2.3.4"} <= r.iocs
 
 
+def _flipped(packed: bytes) -> bytes:
+    data = bytearray(packed)
+    middle = len(data) // 2
+    for i in range(middle, middle + 8):
+        data[i] ^= 0x55
+    return bytes(data)
+
+
+LINES = b"".join(b"host%d.example.com\n" % i for i in range(20_000))
+DAMAGED_IN_THE_MIDDLE = {
+    # stored blocks: the bytes in the middle decode as they are, to lines that were never in
+    # the original, and only the CRC at the end says so
+    "garbage.gz": gzip.compress(LINES, compresslevel=0).replace(
+        b"host10000.example.com\n", b"never-sent.example.ru\n"
+    ),
+    "flipped.gz": _flipped(gzip.compress(LINES)),
+    "flipped.bz2": _flipped(bz2.compress(LINES)),
+    "flipped.xz": _flipped(lzma.compress(LINES)),
+    "flipped.zst": _flipped(zstandard.ZstdCompressor(write_checksum=True).compress(LINES)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGED_IN_THE_MIDDLE))
+def test_a_stream_damaged_in_the_middle_never_exits_0(tmp_path: Path, name: str) -> None:
+    """Decoders check a stream (gzip, zstd) or a block (bzip2, xz) only at its end: lines
+    decoded before that may be garbage. They are enriched, but the run exits 1 and says the
+    input was damaged, so that a scheduler never takes the output as the export's."""
+    damaged = tmp_path / name
+    damaged.write_bytes(DAMAGED_IN_THE_MIDDLE[name])
+    good = tmp_path / "good.txt"
+    good.write_bytes(GOOD["lines"])
+    r = run(tmp_path, str(damaged), str(good))
+    stopped(r, 1, "data is corrupt or truncated")
+    assert "not read to its end" in r.proc.stderr and "inputs damaged" in r.proc.stderr
+    assert CANARY in r.iocs  # the input after it is read
+    assert sum(CORRUPT in why for why in r.reasons(damaged).elements()) == 1
+    assert re.search(r"invariant .*: holds", r.proc.stderr)
+
+
 def test_bad_bytes_on_stdin(tmp_path: Path, bad_files: dict[str, Path]) -> None:
-    for name, why in [("random.bin", None), ("truncated.csv.gz", CORRUPT), ("junk.zst", CORRUPT)]:
+    # (input, reject, whether anything was read): a run that read nothing and exits 1 says
+    # so in one line, without a summary
+    for name, why, read in [
+        ("random.bin", None, True),
+        ("truncated.csv.gz", CORRUPT, True),
+        ("junk.zst", CORRUPT, False),
+    ]:
         out = tmp_path / f"{name}.ndjson"
         proc = subprocess.run(
             [sys.executable, "-m", "enricher", "run", "--emulator", "--no-cache", "--format",
@@ -189,8 +240,9 @@ def test_bad_bytes_on_stdin(tmp_path: Path, bad_files: dict[str, Path]) -> None:
             env={**os.environ, "PYTHONWARNINGS": "error"},
         )  # fmt: skip
         stderr = proc.stderr.decode()
-        assert proc.returncode == 0 and "Traceback" not in stderr, stderr
-        assert re.search(r"invariant .*: holds", stderr)
+        assert proc.returncode == (0 if why is None else 1), stderr
+        assert "Traceback" not in stderr
+        assert bool(re.search(r"invariant .*: holds", stderr)) == read, stderr
         rejects = read_ndjson(Path(f"{out}.rejects.ndjson"))
         if why is not None:
             assert [r["source"] for r in rejects if why in r["reason"]] == ["<stdin>"]
@@ -226,12 +278,19 @@ def test_every_input_is_checked_before_anything_is_sent(tmp_path: Path) -> None:
     good = tmp_path / "good.txt"
     good.write_text(f"{CANARY}\n")
     (tmp_path / "empty").mkdir()
-    for bad, message in [
-        (tmp_path / "missing.txt", "input not found"),
-        (tmp_path / "empty", "input is a directory with no files in it"),
-        (tmp_path / "*.gz", "no input matches the pattern"),
+    (tmp_path / "csv").mkdir()
+    first = tmp_path / "csv" / "first.csv"
+    first.write_text(f"sha256,host\n{'ab' * 32},{CANARY}\n")
+    second = tmp_path / "csv" / "second.csv.gz"  # the same export, a day its header changed
+    second.write_bytes(gzip.compress(b"hash,hostname\n" + b"cd" * 32 + b",a.example.com\n"))
+    for args, message in [
+        ([good, tmp_path / "missing.txt"], "input not found"),
+        ([good, tmp_path / "empty"], "input is a directory with no files in it"),
+        ([good, tmp_path / "*.gz"], "no input matches the pattern"),
+        (["--format", "csv", "--column", "host", first, second], "no column named 'host'"),
+        (["--format", "auto", "--column", "2", "--column", "host", first, second], "'host'"),
     ]:
-        r = run(tmp_path, str(good), str(bad))
+        r = run(tmp_path, *map(str, args))
         stopped(r, 1, message)
         assert r.records == []
         assert r.proc.stderr.count("\n") == 1  # that line and nothing else

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+import subprocess
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +185,80 @@ def test_with_source_says_where_each_ioc_was_first_seen(tmp_path: Path) -> None:
         }
         assert re.search(r"most repeated .*x\.example\.com x2", proc.stderr)
     assert all(r["cached"] for r in read_ndjson(tmp_path / "warm.ndjson"))
+
+
+# -- what the README says of the command line, line by line ---------------------------------------
+
+
+def test_json_logs_from_the_first_line(tmp_path: Path) -> None:
+    """With --log-format json every line on stderr is a JSON object: usage and settings
+    errors, warnings before the run, and the run's own lines."""
+    cases: list[tuple[list[str], dict[str, str], int]] = [
+        (["--rate", "-1", str(SAMPLE)], {}, 1),  # argparse's error
+        ([str(SAMPLE)], {"ENRICHER_LIMITS_RATE": "inf"}, 1),  # a setting from the environment
+        (["/nonexistent.txt"], {}, 1),  # an input that is not there
+        ([str(SAMPLE), "-o", str(tmp_path / "o.ndjson")], {"ENRICHER_LIMITS_RAET": "3"}, 0),
+    ]
+    for args, env, code in cases:
+        proc = enricher("run", "--emulator", "--log-format", "json", *args, env=env)
+        assert proc.returncode == code, proc.stderr
+        lines = proc.stderr.splitlines()
+        assert lines, args
+        for line in lines:
+            doc = orjson.loads(line)  # raises on a plain-text line
+            assert {"ts", "level", "event", "message"} <= set(doc)
+
+
+def test_a_run_that_read_nothing_and_exits_1_says_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "today.txt").symlink_to(tmp_path / "not-there.txt")  # a broken link, left out
+    proc = enricher("run", "--emulator", str(folder))
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"enricher: error: input not found (a broken link?): {folder / 'today.txt'}: left out,"
+        " the other inputs were enriched; fix it, then run it again (a run on standard output"
+        " cannot be resumed)"
+    ]
+
+
+def test_misspelled_variables_are_warned_and_verdicts_are_honoured(tmp_path: Path) -> None:
+    from enricher.settings import Settings
+
+    out = tmp_path / "out.ndjson"
+    every = {f"ENRICHER_VERDICTS_{t.upper()}": "suspicious" for t in Settings().verdicts}
+    proc = enricher("run", "--emulator", str(SAMPLE), "-o", str(out),
+                    env={"ENRICHER_LIMITS_RAET": "3", **every})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "enricher: warning: ENRICHER_LIMITS_RAET is not a variable enricher reads (did you mean"
+        " ENRICHER_LIMITS_RATE?); it is ignored" in proc.stderr
+    )
+    assert {r["verdict"] for r in read_ndjson(out)} == {"suspicious"}
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_the_manifest_is_made_with_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    manifest = tmp_path / "run.json"
+    out = tmp_path / "out.ndjson"
+    proc = subprocess.run(
+        [sys.executable, "-m", "enricher", "run", "--emulator", str(SAMPLE), "-o", str(out),
+         "--manifest", str(manifest)],
+        capture_output=True, text=True, timeout=60, preexec_fn=lambda: os.umask(umask),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE(manifest.stat().st_mode) == mode
+    assert stat.S_IMODE(out.stat().st_mode) == mode  # as the outputs are
+
+
+def test_reject_reasons_past_five_say_how_many_more(tmp_path: Path) -> None:
+    src = tmp_path / "junk.txt"
+    junk = ["nope", "1.2.3.999", "a..b.com", "abc123", "::1::2", "-x-.com", "x" * 300]
+    src.write_text("\n".join(junk) + "\n")
+    proc = enricher("run", "--emulator", str(src), "-o", str(tmp_path / "o.ndjson"))
+    assert proc.returncode == 0, proc.stderr
+    (shown,) = [line for line in proc.stderr.splitlines() if "rejected by" in line]
+    reasons = Counter(r["reason"] for r in read_ndjson(tmp_path / "o.ndjson.rejects.ndjson"))
+    assert len(reasons) > 5
+    hidden = sum(reasons.values()) - sum(n for _, n in reasons.most_common(5))
+    assert shown.endswith(f" and {len(reasons) - 5} more ({hidden} lines)"), shown

@@ -13,8 +13,8 @@ import pytest
 
 from enricher.emulator import Emulator, EmulatorConfig, classification_of
 from enricher.engine import Enricher
-from enricher.errors import InputError
-from enricher.ioc import ENDPOINT_OF, IocType
+from enricher.errors import AuthRefused, InputError
+from enricher.ioc import ENDPOINT_OF, Endpoint, IocType
 from enricher.settings import Settings, load_settings
 from enricher.stats import RunStats
 
@@ -178,14 +178,17 @@ async def test_sha256_off_is_unsupported_without_a_request() -> None:
 
 async def test_401_stops_the_run_and_accounts_for_every_key() -> None:
     iocs = make_iocs(800)
-    async with Emulator(EmulatorConfig(api_token="tok")) as emu:
-        s = settings_for(emu)
-        records, failures, stats, e = await run_all(s, iocs)
+    deferred = []
+    async with Emulator(EmulatorConfig(api_token="tok")) as emu, Enricher(settings_for(emu)) as e:
+        # raised after the last item: a playbook with a wrong token does not "succeed"
+        with pytest.raises(AuthRefused, match="credentials"):
+            async for item in e.enrich(iocs):
+                assert "reason" in item, item
+                deferred.append(item)
     assert e.fatal is not None and "credentials" in str(e.fatal)
-    assert records == [] and failures == []
     # what was read and not answered is deferred, to be asked once the credentials are fixed
-    assert stats.deferred == stats.unique > 0
-    check_accounting(records, failures, stats)
+    assert e.stats.deferred == e.stats.unique == len(deferred) > 0
+    check_accounting([], [], e.stats)
 
 
 async def test_header_and_session_auth_against_the_emulator(
@@ -334,12 +337,10 @@ async def test_a_hard_stop_with_a_slow_consumer_loses_nothing() -> None:
     assert stats.deferred > 0
 
 
-async def test_an_expired_session_is_renewed_through_the_limiter(
+async def test_an_expired_session_is_renewed_at_any_age_through_the_limiter(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import enricher.transport
-
-    monkeypatch.setattr(enricher.transport, "_MIN_SESSION_AGE", 0.1)
+    # sessions of 0.6 s: each 401 comes on a session younger than a second, and is renewed
     monkeypatch.setenv("ENRICHER_USERNAME", "analyst")
     monkeypatch.setenv("ENRICHER_PASSWORD", "pw-12345")
     config = EmulatorConfig(
@@ -360,6 +361,30 @@ async def test_an_expired_session_is_renewed_through_the_limiter(
     # the server would have seen ~28 in one second. One more than the rate is jitter on a
     # busy machine, not a burst.
     assert server["peak_arrived_per_second"] <= 21
+
+
+async def test_a_401_on_a_session_just_renewed_is_a_refusal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A login that works for an account the API refuses: renewed once, then refused, never
+    a loop of logins."""
+    monkeypatch.setenv("ENRICHER_USERNAME", "analyst")
+    monkeypatch.setenv("ENRICHER_PASSWORD", "pw")
+    config = EmulatorConfig(login_credentials=("analyst", "pw"), session_seconds=1e-9)
+    async with (
+        Emulator(config) as emu,
+        Enricher(
+            settings_for(emu, auth={"mode": "session", "login_url": emu.url + "/login.html"})
+        ) as e,
+    ):
+        with pytest.raises(AuthRefused):
+            async for item in e.enrich(make_iocs(50)):
+                assert "reason" in item
+        server = emu.stats()
+    # the first login, then at most one renewal per endpoint (each endpoint's second 401 on
+    # a renewed session is a refusal); how many endpoints renew first is a matter of timing
+    assert 2 <= server["logins"]["ok"] <= 1 + len(Endpoint)
+    assert e.stats.deferred == e.stats.unique == 50
 
 
 async def test_a_400_naming_its_key_fails_that_key_only() -> None:

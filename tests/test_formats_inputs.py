@@ -112,6 +112,16 @@ def test_bad_options(options: dict[str, Any], message: str) -> None:
         ("x.TSV", "a\tb\n", "tsv"),
         ("x.jsonl", "{}", "ndjson"),
         ("eve.json", '{"a": 1}\n{"a": 2}\n', "ndjson"),
+        # NDJSON whose first record is cut or damaged: still one value a line
+        ("eve.json", '{"a": "1.2.3.4"\n{"a": 2}\n{"a": 3}\n', "ndjson"),
+        ("eve.json", '{"a": "1.2.3.4", \n{"a": 2}\n', "ndjson"),
+        # a document over lines, with whole records on some of them, is one document
+        (
+            "misp.json",
+            '{"Event": {\n  "Attribute": [\n    {"v": 1},\n    {"v": 2}\n  ]\n}}\n',
+            "json",
+        ),
+        ("misp.json", '{"Event":\n  {"a": 1}\n}\n', "json"),
         ("misp.json", '{\n  "Event": {}\n}\n', "json"),
         ("", "[\n{}]", "json"),
         ("x.adoc", "evil.com\n", "text"),
@@ -197,11 +207,25 @@ def test_invalid_json_stops_the_file_with_a_reject(tmp_path: Path) -> None:
     got = read([path], format="json")
     assert got.iocs == ["good.com"]
     assert got.rejects == [(str(path), 3, "not valid JSON: Expecting ',' delimiter")]
+    # the rest of the file was not read: the input is damaged (the run exits 1)
+    assert got.damaged == [
+        (str(path), "not valid JSON at line 3 (Expecting ',' delimiter): the rest was not read")
+    ]
     lines = tmp_path / "bad.ndjson"
     lines.write_text('{"ioc": "good.com"}\nnot json\n{"ioc": "after.com"}\n')
     got = read([lines], format="ndjson")
     assert got.iocs == ["good.com", "after.com"]
     assert got.rejects == [(str(lines), 2, "not valid JSON")]
+    assert got.damaged == []
+
+
+def test_ndjson_called_json_is_read_as_ndjson_whatever_its_first_line(tmp_path: Path) -> None:
+    path = tmp_path / "eve.json"
+    path.write_text('{"dest_ip": "1.2.3.4", "x\n{"dest_ip": "5.6.7.8"}\n{"host": "a.evil.com"}\n')
+    got = read([path], format="auto")
+    assert got.formats == {str(path): "ndjson, auto"}
+    assert got.iocs == ["5.6.7.8", "a.evil.com"]  # not one reject for the whole file
+    assert got.rejects == [(str(path), 1, "not valid JSON")] and got.damaged == []
 
 
 def test_a_long_line_of_text_is_cut_between_words(tmp_path: Path) -> None:

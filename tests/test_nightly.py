@@ -176,7 +176,7 @@ async def test_a_second_run_in_the_same_process_is_answered_by_the_first(tmp_pat
             environ={}, overrides={"api": {"base_url": emu.base_url}, "limits": {"rate": 0}}
         )
         cache = Cache(tmp_path / "c.sqlite3", max_ttl=3600, default_ttl=3600, fmt="f")
-        async with Enricher(settings, cache=cache) as e:
+        async with Enricher(settings, cache=cache, cache_owner=False) as e:
             first = [item async for item in e.enrich(iocs[:400])]
             asked = emu.stats()["total_requests"]
             second = [item async for item in e.enrich(iocs)]

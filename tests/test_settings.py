@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -126,9 +127,10 @@ def test_public_names() -> None:
     import enricher
 
     assert set(enricher.__all__) == {
-        "SCHEMA_VERSION", "AuthRefused", "Endpoint", "Enricher", "EnricherError", "Failure",
-        "FatalError", "InputError", "IocType", "Outcome", "Record", "RequestError", "RunStats",
-        "Settings", "SettingsError", "Skipped", "__version__", "load_settings", "normalize",
+        "PROFILES", "SCHEMA_VERSION", "AuthRefused", "Deferred", "Endpoint", "Enriched",
+        "Enricher", "EnricherError", "Failure", "FatalError", "InputError", "IocType", "Item",
+        "Outcome", "Record", "Reject", "RequestError", "RunStats", "Settings", "SettingsError",
+        "Skipped", "UsageError", "__version__", "enrich_sync", "load_settings", "normalize",
         "refang",
     }  # fmt: skip
     for name in enricher.__all__:
@@ -141,3 +143,48 @@ def test_a_url_never_shows_its_credentials_or_its_query() -> None:
     text = "see https://u:pw@h.example/x?apikey=K1&b=2 and http://h.example/y?t=K2#frag"
     shown = redact_url(text)
     assert shown == "see https://***@h.example/x?*** and http://h.example/y?***#frag"
+
+
+def test_example_profile_shows_the_defaults() -> None:
+    """Every `# name = value` in configs/example.toml, uncommented, is the default: the
+    verdict table's rows included."""
+    text = (CONFIGS / "example.toml").read_text()
+    doc = tomllib.loads(re.sub(r"^# ([a-z_0-9]+ = )", r"\1", text, flags=re.M))
+    defaults = Settings()
+    assert doc["verdicts"] == dict(defaults.verdicts)
+    for section, values in doc.items():
+        if section == "verdicts":
+            continue
+        for name, value in values.items():
+            default = getattr(getattr(defaults, section), name)
+            if default is not None:  # an example where there is no default (a CA bundle)
+                assert value == default, f"{section}.{name}"
+
+
+def test_misspelled_variables_are_warned_with_the_nearest_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    env = {
+        "ENRICHER_LIMITS_RAET": "3",
+        "ENRICHER_PASWORD": "x",
+        "ENRICHER_SOMETHING_ELSE": "1",
+        "ENRICHER_PASSWORD": "fine",
+        "ENRICHER_EMULATOR_TOKEN": "fine",
+        "ENRICHER_VERDICTS_SINKHOLED": "malicious",
+        "ENRICHER_VERDICTS_SINKHOLD": "benign",
+    }
+    with caplog.at_level("WARNING", logger="enricher"):
+        s = load_settings(environ=env)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "warning: ENRICHER_VERDICTS_SINKHOLD: 'sinkhold' is not in the verdict table (did you"
+        " mean ENRICHER_VERDICTS_SINKHOLED?); added as a new type",
+        "warning: ENRICHER_LIMITS_RAET is not a variable enricher reads (did you mean"
+        " ENRICHER_LIMITS_RATE?); it is ignored",
+        "warning: ENRICHER_PASWORD is not a variable enricher reads (did you mean"
+        " ENRICHER_PASSWORD?); it is ignored",
+        "warning: ENRICHER_SOMETHING_ELSE is not a variable enricher reads; it is ignored",
+    ]
+    assert s.verdicts["sinkholed"] == "malicious" and s.verdicts["sinkhold"] == "benign"
+    with pytest.raises(SettingsError, match=r"verdicts\.malware: must be one of"):
+        load_settings(environ={"ENRICHER_VERDICTS_MALWARE": "bad"})

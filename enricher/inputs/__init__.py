@@ -1,6 +1,7 @@
 """Reading inputs the way log exports deliver them: formats, compression, many files.
 
     check_inputs(paths)       files.py       paths, directories, globs → files, checked
+    check_columns(paths, o)   read.py        each CSV/TSV file has the --column names
     read_inputs(paths, opts)  read.py        each file → Chunks of candidate IOCs:
       open + decompress       decompress.py    gzip, bzip2, xz, zstd by magic bytes
       decode                  encoding.py      UTF-16 and UTF-32 read as UTF-8
@@ -22,7 +23,7 @@ from __future__ import annotations
 from .chunk import Chunk
 from .files import STDIN, check_inputs, find_inputs
 from .options import FORMATS, InputOptions, add_arguments, input_options
-from .read import read_inputs
+from .read import check_columns, read_inputs
 
 __all__ = [
     "FORMATS",
@@ -30,6 +31,7 @@ __all__ = [
     "Chunk",
     "InputOptions",
     "add_arguments",
+    "check_columns",
     "check_inputs",
     "find_inputs",
     "input_options",

@@ -25,6 +25,9 @@ class Chunk:
     lines_read: int | None = None
     #: input bytes this chunk stands for (compressed bytes for compressed input), if known
     nbytes: int | None = None
+    #: the source's last chunk, when it could not be read to its end (a corrupt or truncated
+    #: stream, text that stops being JSON): why
+    damaged: str | None = None
 
     def line_of(self, i: int) -> int:
         return self.line_numbers[i] if self.line_numbers is not None else self.first_line + i

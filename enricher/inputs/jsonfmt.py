@@ -4,7 +4,8 @@
   a line that is not JSON is a reject.
 - JSON: one document (a top-level array, or an object with lists inside, like a MISP event),
   streamed by `jsonstream.json_items`, so memory holds one record, not the file. Text that is
-  not JSON stops the file there, with a reject that says where.
+  not JSON stops the file there, with a reject that says where, and the input is marked
+  damaged (not read to its end).
 
 Default: every string value is scanned for IOCs (values under keys that say they are no IOC,
 such as `ja3` or `FileVersion`, are skipped). `--field PATH` (repeatable): only the values at
@@ -125,6 +126,7 @@ def read_json(
     scan = ScanBatch()
     reported = 0  # lines already counted in chunks
     line = 1
+    damaged: str | None = None
     try:
         for item in json_items(text, max_item=max_item):
             if item is None:  # about to wait for more text: pass on what we have
@@ -137,6 +139,9 @@ def read_json(
             add_item(out, scan, line, where, value, fields)
     except JsonError as exc:
         out.reject(exc.line, f"not valid JSON: {exc.reason}")
+        damaged = f"not valid JSON at line {exc.line} ({exc.reason}): the rest was not read"
     scan.scan_into(out)
     out.lines_read = text.lines - reported
-    yield out.take(line)
+    last = out.take(line)
+    last.damaged = damaged
+    yield last

@@ -12,7 +12,9 @@ chunk and a slow consumer stops the reading (the engine's queue is bounded).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from typing import TypeVar
 
 from ..errors import InputError
@@ -35,7 +37,7 @@ from .options import InputOptions
 from .sniff import csv_dialect, detect, tsv_dialect
 from .text import read_text
 
-__all__ = ["in_thread", "read_inputs", "read_source"]
+__all__ = ["check_columns", "in_thread", "read_inputs", "read_source"]
 
 T = TypeVar("T")
 
@@ -52,11 +54,30 @@ async def read_inputs(
             yield chunk
 
 
-def read_source(path: str, options: InputOptions, *, max_line: int) -> Iterator[Chunk]:
+def check_columns(paths: Sequence[str], options: InputOptions, *, max_line: int) -> None:
+    """Every CSV or TSV file among `paths` has the columns `--column` names: the first block
+    of each is read as the run will read it, so that a column missing from the tenth file
+    stops the run before anything is sent. Raises the `InputError` the run would.
+
+    Standard input and special files (a pipe cannot be read twice) are left to the run."""
+    if not options.columns:
+        return
+    probe = dataclasses.replace(options, formats={})  # what the run records is its own
+    for path in paths:
+        if path == STDIN or not os.path.isfile(path):
+            continue
+        chunks = read_source(path, probe, max_line=max_line)
+        try:
+            next(chunks, None)  # the header is resolved with the first row
+        finally:
+            chunks.close()
+
+
+def read_source(path: str, options: InputOptions, *, max_line: int) -> Generator[Chunk, None, None]:
     """The chunks of one input (`-`: stdin); records how it was read in `options.formats`.
 
     A compressed stream that turns out corrupt or cut short ends that input with a reject
-    that says so; the chunks before it stand.
+    that says so, in a chunk marked `damaged`; the chunks before it stand.
     """
     source = _STDIN_NAME if path == STDIN else path
     try:
@@ -94,7 +115,10 @@ def read_source(path: str, options: InputOptions, *, max_line: int) -> Iterator[
             yield chunk
     except DecompressError as exc:
         options.formats.setdefault(source, "unreadable")
-        yield Chunk(source, last_line + 1, [None], {0: str(exc)}, lines_read=0)
+        # gzip and zstd check a stream at its end (bzip2 and xz a block at a time): what
+        # was decoded before the damage was found may hold lines never in the original
+        why = f"{exc}; lines decoded before it was found may not be in the original"
+        yield Chunk(source, last_line + 1, [None], {0: str(exc)}, lines_read=0, damaged=why)
     except OSError as exc:
         raise InputError(f"error reading {path}: {exc.strerror or exc}") from None
     finally:

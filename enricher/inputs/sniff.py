@@ -4,7 +4,8 @@ The extension decides when it says something (`.csv`, `.tsv`, `.ndjson`, `.jsonl
 `.md`, `.adoc`, `.html`, ...; the compression suffix is dropped first). Otherwise, and for
 stdin, the first block is looked at:
 
-- `[` or `{` first: JSON, or NDJSON when its first line is a whole JSON value;
+- `[` or `{` first: JSON, or NDJSON when its first line is a whole JSON value (or, the first
+  record damaged, most of the lines after it are);
 - a Zeek header (`#separator`): TSV the Zeek way;
 - nine lines in ten (comments and blank lines aside) an IOC each: `lines`;
 - the same number (two or more) of fields on every line for one of `,` tab `;` `|`: CSV/TSV;
@@ -93,14 +94,25 @@ def tsv_dialect(sample: str) -> Dialect:
 
 
 def _json_kind(head: str) -> str:
+    """NDJSON when the first line is a whole JSON value, or (a first record cut or damaged)
+    when most of the sample's other whole lines are objects or arrays each; a document
+    pretty-printed over lines has few such lines (`{`, `"key": [`, `},` are none)."""
     if head.startswith("["):
         return "json"
-    first = head.split("\n", 1)[0].strip()
+    first, _, rest = head.partition("\n")
+    if _whole_value(first):
+        return "ndjson"
+    lines = [line for line in rest.split("\n")[:-1] if line.strip()]  # the last may be cut
+    values = sum(_whole_value(line, records_only=True) for line in lines)
+    return "ndjson" if values * 2 > len(lines) else "json"
+
+
+def _whole_value(line: str, *, records_only: bool = False) -> bool:
     try:
-        orjson.loads(first)
+        value = orjson.loads(line.strip())
     except orjson.JSONDecodeError:
-        return "json"  # the first value spans lines: a pretty-printed document
-    return "ndjson"
+        return False
+    return not records_only or isinstance(value, dict | list)
 
 
 def _data_lines(sample: str) -> list[str]:

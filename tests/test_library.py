@@ -1,0 +1,566 @@
+"""`Enricher` as a library: what a playbook, a notebook or a service sees. Every way to use it
+wrongly raises the project's errors, every way to leave a run early leaves stats that add up,
+and refused credentials are never silent. Against the emulator on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+import typing
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from helpers import emulator_process
+from mypy import api as mypy_api  # in the test extra
+from test_engine import make_iocs, settings_for
+
+import enricher
+from enricher import (
+    AuthRefused,
+    Deferred,
+    Enricher,
+    Failure,
+    InputError,
+    Record,
+    Reject,
+    RunStats,
+    UsageError,
+    enrich_sync,
+    load_settings,
+)
+from enricher.cache import Cache
+from enricher.emulator import Emulator, EmulatorConfig
+from enricher.identity import identity_of
+from enricher.settings import Settings, config_path
+
+# -- refused credentials ----------------------------------------------------------------------
+
+
+async def test_refused_credentials_raise_after_what_finished() -> None:
+    async with Emulator(EmulatorConfig(api_token="tok")) as emu, Enricher(settings_for(emu)) as e:
+        items: list[Any] = []
+        with pytest.raises(AuthRefused, match="refused our credentials"):
+            async for item in e.enrich(make_iocs(300)):
+                items.append(item)
+    # everything read came out (deferred, for a run with the right credentials) first
+    assert len(items) == e.stats.unique == e.stats.deferred > 0
+    assert e.stats.invariant_holds
+
+
+# -- what enrich() takes ------------------------------------------------------------------------
+
+
+async def test_a_sync_iterable_that_raises_loses_nothing() -> None:
+    def source() -> Iterator[str]:
+        for i in range(1500):
+            yield f"h{i}.example.com"
+        raise ValueError("the export went away")
+
+    got = set()
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        with pytest.raises(InputError, match="the export went away"):
+            async for item in e.enrich(source()):
+                got.add(item["ioc"])
+    assert got == {f"h{i}.example.com" for i in range(1500)}
+
+
+async def test_a_blocking_iterable_is_pulled_off_the_event_loop() -> None:
+    """A generator that blocks (a socket, a cursor) must not stall the loop: the first item
+    is enriched while the generator waits for the loop to release it."""
+    released = threading.Event()
+    waited: list[bool] = []
+
+    def source() -> Iterator[str]:
+        yield "first.example.com"
+        waited.append(released.wait(10))  # on the loop's thread this would wait 10 s
+        yield "second.example.com"
+
+    got = []
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        async for item in e.enrich(source()):
+            got.append(item["ioc"])
+            released.set()
+    assert got == ["first.example.com", "second.example.com"]
+    assert waited == [True]
+
+
+async def test_rejects_come_as_typed_items_when_asked_for() -> None:
+    junk: list[Any] = ["1.2.3.4", "not an ioc", 42, "", "evil[.]example"]
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        plain = [item async for item in e.enrich(junk)]
+        every = [item async for item in e.enrich(junk, rejects=True)]
+    assert sorted(i["ioc"] for i in plain if "ioc" in i) == ["1.2.3.4", "evil.example"]
+    rejects = [i for i in every if "input" in i]
+    assert rejects == [
+        {"source": "<iterable>", "line": 2, "input": "not an ioc", "reason": rejects[0]["reason"]},
+        {"source": "<iterable>", "line": 3, "input": None, "reason": "not a string: int"},
+    ]
+    assert len(every) == len(plain) + 2 == 4
+
+
+@pytest.mark.parametrize("one", ["8.8.8.8", b"8.8.8.8", bytearray(b"x"), 42])
+async def test_one_string_or_no_iterable_is_refused(one: Any) -> None:
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        with pytest.raises(UsageError, match="iterable of IOC"):
+            e.enrich(one)  # at the call, before anything is read
+        assert e.stats.lines_read == 0
+    with pytest.raises(UsageError, match="iterable of IOCs"):
+        enrich_sync("8.8.8.8")
+
+
+# -- stop(), runs at once and one after another -----------------------------------------------
+
+
+async def test_stop_reaches_a_run_while_another_on_the_instance_ended() -> None:
+    """Two runs at once on one instance (one pool, one limiter), each with its own stats; the
+    short one ends first, and stop() still stops the long one."""
+    async with Emulator(EmulatorConfig(latency_ms=30)) as emu:
+        s = settings_for(emu, api={"domain_batch_size": 20}, limits={"concurrency": 2})
+        async with Enricher(s) as e:
+            long_stats, short_stats = RunStats(), RunStats()
+
+            async def long_run() -> list[Any]:
+                return [i async for i in e.enrich(make_iocs(3000), stats=long_stats)]
+
+            task = asyncio.create_task(long_run())
+            short = [i async for i in e.enrich(["a.example.com"], stats=short_stats)]
+            assert [i["ioc"] for i in short] == ["a.example.com"]
+            e.stop()
+            long = await asyncio.wait_for(task, 30)
+            assert not task.cancelled()
+            # a later run starts clean: nothing of the stop leaks into it
+            again = [i async for i in e.enrich(["b.example.com"])]
+            assert e.stats.stopped is None and e.interrupted is False
+    assert [i["ioc"] for i in again] == ["b.example.com"]
+    assert short_stats.unique == short_stats.ok == 1 and short_stats.stopped is None
+    assert long_stats.stopped == "interrupted" and long_stats.deferred > 0
+    assert long_stats.invariant_holds and len(long) == long_stats.accounted
+    assert any(i.get("reason") == "interrupted before it was sent" for i in long)
+
+
+async def test_stats_are_per_run() -> None:
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        [_ async for _ in e.enrich(["a.example.com", "b.example.com"])]
+        first = e.stats
+        [_ async for _ in e.enrich(["c.example.com"])]
+        second = e.stats
+    assert first is not second
+    assert (first.unique, second.unique) == (2, 1)
+    assert (first.requests, second.requests) == (1, 1)
+    # each run's clock starts with it, not with the instance: the second began after the first
+    assert first.finished is not None and second.finished is not None
+    assert first.started < first.finished <= second.started < second.finished
+
+
+# -- leaving early --------------------------------------------------------------------------------
+
+
+async def test_break_with_the_generator_held_stops_sending_at_exit() -> None:
+    """`break` out of a generator held in a variable does not close it; leaving the
+    `async with` does: nothing is sent after it, and the stats add up."""
+    async with Emulator(EmulatorConfig(latency_ms=20)) as emu:
+        async with Enricher(settings_for(emu, api={"domain_batch_size": 50})) as e:
+            items = e.enrich([f"b{i}.example.com" for i in range(5000)])
+            async for _ in items:
+                break
+        sent = emu.stats()["total_requests"]
+        await asyncio.sleep(0.3)
+        assert emu.stats()["total_requests"] == sent
+    assert e.stats.invariant_holds, e.stats.as_dict()
+    assert e.stats.deferred > 0 and e.stats.stopped is not None
+    await items.aclose()
+
+
+@pytest.mark.parametrize("how", ["aclosing", "wait_for"])
+async def test_leaving_early_leaves_stats_that_add_up(how: str) -> None:
+    s = {"domain_batch_size": 50}
+    async with (
+        Emulator(EmulatorConfig(latency_ms=30)) as emu,
+        Enricher(settings_for(emu, api=s)) as e,
+    ):
+        iocs = [f"c{i}.example.com" for i in range(5000)]
+        if how == "aclosing":
+            async with contextlib.aclosing(e.enrich(iocs)) as items:
+                async for _ in items:
+                    break
+        else:
+
+            async def consume() -> None:
+                async for _ in e.enrich(iocs):
+                    pass
+
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(consume(), 0.3)
+        sent = emu.stats()["total_requests"]
+        await asyncio.sleep(0.3)
+        assert emu.stats()["total_requests"] == sent  # nothing more is sent
+        assert e.in_flight == 0
+    stats = e.stats
+    assert stats.invariant_holds, stats.as_dict()
+    assert stats.deferred > 0 and stats.stopped == "left early: the consumer stopped reading"
+
+
+CTRL_C = """
+import asyncio, os, signal, sys
+import orjson
+from enricher import Enricher, load_settings
+
+async def main(e_box):
+    settings = load_settings(overrides={
+        "api": {"base_url": sys.argv[1], "domain_batch_size": 20},
+        "limits": {"rate": 0, "concurrency": 2},
+    })
+    async with Enricher(settings) as e:
+        e_box.append(e)
+        n = 0
+        async for _ in e.enrich([f"k{i}.example.com" for i in range(4000)]):
+            n += 1
+            if n == 40:
+                os.kill(os.getpid(), signal.SIGINT)
+
+box = []
+try:
+    asyncio.run(main(box))
+except KeyboardInterrupt:
+    stats = box[0].stats
+    print(orjson.dumps({"holds": stats.invariant_holds, "unique": stats.unique,
+                        "deferred": stats.deferred, "stopped": stats.stopped}).decode())
+"""
+
+
+def test_ctrl_c_leaves_stats_that_add_up(tmp_path: Path) -> None:
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C)
+    with emulator_process("--latency-ms", "20") as url:
+        proc = subprocess.run(
+            [sys.executable, str(script), url], capture_output=True, text=True, timeout=60
+        )
+    assert proc.returncode == 0, proc.stderr
+    found = orjson.loads(proc.stdout)
+    assert found["holds"] and found["deferred"] > 0, found
+
+
+# -- misuse ----------------------------------------------------------------------------------------
+
+
+async def test_misuse_raises_the_projects_errors() -> None:
+    async with Emulator(EmulatorConfig()) as emu:
+        e = Enricher(settings_for(emu))
+        with pytest.raises(UsageError, match="open the Enricher first"):
+            e.enrich(["a.example.com"])
+        async with e:
+            with pytest.raises(UsageError, match="open already"):
+                async with e:
+                    pass
+            # still usable after the refused nesting
+            assert [i["ioc"] async for i in e.enrich(["a.example.com"])] == ["a.example.com"]
+        # closed, it can be opened again (in this loop or another)
+        async with e:
+            assert len([i async for i in e.enrich(["b.example.com"])]) == 1
+
+
+async def test_an_instance_belongs_to_its_loop() -> None:
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        found: list[BaseException] = []
+
+        def elsewhere() -> None:
+            async def use() -> None:
+                async for _ in e.enrich(["a.example.com"]):
+                    pass
+
+            try:
+                asyncio.run(use())
+            except BaseException as exc:
+                found.append(exc)
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        await asyncio.to_thread(thread.join, 10)
+    assert len(found) == 1 and isinstance(found[0], UsageError), found
+    assert "belongs to the event loop it was opened in" in str(found[0])
+
+
+async def test_closing_while_another_task_enriches() -> None:
+    """A service shutting down: the other task's run ends, its unanswered IOCs deferred,
+    no ExceptionGroup anywhere."""
+    async with Emulator(EmulatorConfig(latency_ms=30)) as emu:
+        e = Enricher(settings_for(emu, api={"domain_batch_size": 20}))
+        await e.__aenter__()
+        got: list[Any] = []
+        first = asyncio.Event()
+
+        async def consume() -> None:
+            async for item in e.enrich(make_iocs(3000)):
+                got.append(item)
+                first.set()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(first.wait(), 10)
+        await e.__aexit__(None, None, None)
+        await asyncio.wait_for(task, 10)  # ends, and raises nothing
+    assert e.stats.invariant_holds and len(got) == e.stats.accounted
+    assert e.stats.stopped == "closed: the Enricher was closed while it ran"
+    assert any(i.get("reason") == "not answered: the Enricher was closed first" for i in got)
+
+
+# -- types ---------------------------------------------------------------------------------------
+
+
+def test_item_types_are_final_typed_dicts_with_literals() -> None:
+    for kind in (Record, Failure, Deferred, Reject):
+        assert getattr(kind, "__final__", False), kind
+    hints = typing.get_type_hints(Record)
+    assert typing.get_args(hints["verdict"]) == ("malicious", "suspicious", "benign", "unknown")
+    assert set(typing.get_args(hints["type"])) == {e.value for e in enricher.IocType}
+
+
+ANNOTATED = """
+import contextlib
+from enricher import Enricher, Failure, Deferred, Record, Reject
+
+async def use(e: Enricher) -> list[str]:
+    out = []
+    async with contextlib.aclosing(e.enrich(["1.2.3.4"])) as items:
+        async for item in items:
+            if "error" in item:
+                failure: Failure = item
+                out.append(failure["error"])
+            elif "reason" in item:
+                later: Deferred = item
+                out.append(later["reason"])
+            else:
+                record: Record = item
+                out.append(record["verdict"])
+    async for every in e.enrich(["x"], rejects=True):
+        if "input" in every:
+            reject: Reject = every
+            out.append(reject["reason"])
+    return out
+"""
+
+
+def test_the_readme_way_of_telling_items_apart_type_checks(tmp_path: Path) -> None:
+    source = tmp_path / "use.py"
+    source.write_text(ANNOTATED)
+    out, err, code = mypy_api.run(
+        ["--strict", "--no-incremental", "--cache-dir", os.devnull, str(source)]
+    )
+    assert code == 0, out + err
+
+
+# -- notebooks and services ------------------------------------------------------------------------
+
+
+def test_load_settings_without_a_path_is_the_shipped_default() -> None:
+    assert load_settings(environ={}) == load_settings(config_path("default.toml"), environ={})
+    # and the shipped default profile says what the built-in defaults say
+    assert load_settings(environ={}) == Settings()
+    emulator = load_settings("emulator", environ={})
+    assert emulator == load_settings(config_path("emulator.toml"), environ={})
+    assert emulator.limits.rate == 0
+    with pytest.raises(enricher.SettingsError, match="the shipped ones are default, emulator"):
+        load_settings("emulater", environ={})
+
+
+def _sync_settings(url: str) -> Settings:
+    return load_settings("emulator", environ={}, overrides={"api": {"base_url": url}})
+
+
+@pytest.fixture(scope="module")
+def far_emulator() -> Iterator[str]:
+    """An emulator in a process of its own: `enrich_sync` blocks the calling thread (and, in
+    a running loop, that loop), so the far end cannot share it."""
+    with emulator_process() as url:
+        yield url
+
+
+def test_enrich_sync_outside_a_loop(far_emulator: str) -> None:
+    out = enrich_sync(["1.2.3.4", "evil[.]example", "x", "ab" * 32], _sync_settings(far_emulator))
+    assert sorted(r["ioc"] for r in out.records) == ["1.2.3.4", "ab" * 32, "evil.example"]
+    assert [r["input"] for r in out.rejects] == ["x"] and out.failures == out.deferred == []
+    assert out.stats.invariant_holds and out.stats.unique == 3
+
+
+async def test_enrich_sync_inside_a_running_loop(far_emulator: str) -> None:
+    # as a Jupyter cell would call it: asyncio.run would fail here
+    out = enrich_sync(["1.2.3.4"], _sync_settings(far_emulator))
+    assert [r["ioc"] for r in out.records] == ["1.2.3.4"]
+
+
+CELL = """
+import asyncio, sys, threading, _thread, time
+from enricher import enrich_sync, load_settings
+
+settings = load_settings(overrides={"api": {"base_url": sys.argv[1], "domain_batch_size": 1},
+                                    "limits": {"rate": 5}})
+threading.Timer(1.0, _thread.interrupt_main).start()
+started = time.monotonic()
+
+
+def cell():
+    enrich_sync([f"n{i}.example.com" for i in range(200)], settings)
+
+
+async def in_a_loop():
+    cell()
+
+
+try:
+    if sys.argv[2] == "script":
+        cell()
+    elif sys.argv[2] == "kernel":  # a notebook: its loop runs, Ctrl-C is the default handler's
+        asyncio.new_event_loop().run_until_complete(in_a_loop())
+    else:  # asyncio.run: its own handler cancels the task that called enrich_sync
+        asyncio.run(in_a_loop())
+except (KeyboardInterrupt, asyncio.CancelledError):
+    print(f"interrupted after {time.monotonic() - started:.1f} s")
+    print("threads left:", threading.active_count() - 1)
+"""
+
+
+@pytest.mark.parametrize("where", ["script", "kernel", "asyncio.run"])
+def test_ctrl_c_stops_enrich_sync(tmp_path: Path, far_emulator: str, where: str) -> None:
+    """Ctrl-C (a notebook's interrupt) stops enrich_sync at once, in a script and in a
+    running event loop (where it runs on a loop of its own in another thread)."""
+    script = tmp_path / "cell.py"
+    script.write_text(CELL)
+    proc = subprocess.run(
+        [sys.executable, str(script), far_emulator, where],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("interrupted after "), proc.stdout + proc.stderr
+    assert float(proc.stdout.split()[2]) < 10  # not the 40 s 200 requests at 5/s take
+    assert int(proc.stdout.split()[-1]) == 0  # the run's thread has ended
+
+
+async def test_a_deadline_defers_what_is_left() -> None:
+    """A server that hangs would hold an IOC for minutes of timeouts and retries; a deadline
+    ends the whole run on time, with what is left deferred."""
+    async with Emulator(EmulatorConfig(hang_rate=1.0)) as emu:
+        s = settings_for(emu, network={"read_timeout": 30.0, "total_timeout": 60.0})
+        async with Enricher(s) as e:
+            started = time.monotonic()
+            items = [i async for i in e.enrich(["a.example.com", "1.2.3.4"], deadline=0.5)]
+            took = time.monotonic() - started
+            with pytest.raises(UsageError, match="deadline"):
+                e.enrich(["a.example.com"], deadline=0)
+    assert took < 5
+    assert sorted(i["ioc"] for i in items) == ["1.2.3.4", "a.example.com"]
+    assert {i["reason"] for i in items} == {
+        "deadline: the run's 0.5 s were up before it was answered"
+    }
+    assert e.stats.stopped == "deadline: 0.5 s passed" and e.stats.invariant_holds
+
+
+# -- the cache -------------------------------------------------------------------------------------
+
+
+def _cache(path: Path) -> Cache:
+    return Cache(path, max_ttl=86400.0, default_ttl=86400.0)
+
+
+def _cached(path: Path, settings: Settings, iocs: list[str]) -> int:
+    probe = _cache(path)
+    try:
+        probe.bind(identity_of(settings))
+        return sum(len(probe.lookup(ep, iocs)) for ep in enricher.Endpoint)
+    finally:
+        probe.close()
+
+
+async def test_a_cache_given_to_an_enricher_is_flushed_and_closed(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite3"
+    iocs = [f"c{i}.example.com" for i in range(50)]
+    async with Emulator(EmulatorConfig()) as emu:
+        s = settings_for(emu)
+        cache = _cache(path)
+        async with Enricher(s, cache=cache) as e:
+            assert len([i async for i in e.enrich(iocs)]) == 50
+        assert not cache._writer.is_alive()  # no thread left behind
+        assert _cached(path, s, iocs) == 50  # every answer written
+        with pytest.raises(UsageError, match="closed as it closed"):
+            async with e:
+                pass
+        # cache_owner=False: it stays the caller's, open, to use again and to close
+        kept = _cache(path)
+        for _ in range(2):
+            async with Enricher(s, cache=kept, cache_owner=False) as e:
+                assert all([i["cached"] async for i in e.enrich(iocs)])
+        assert kept._writer.is_alive()
+        kept.close()
+
+
+# -- the limiter, when a run stops -----------------------------------------------------------------
+
+
+async def test_requests_waiting_for_the_limiter_are_not_sent_after_a_stop() -> None:
+    """The first SIGINT calls stop(): requests that were waiting their turn at the limiter
+    (here 8 workers at 4 requests/s) must not go out after it."""
+    async with Emulator(EmulatorConfig()) as emu:
+        s = settings_for(emu, api={"domain_batch_size": 1}, limits={"rate": 4, "concurrency": 8})
+        async with Enricher(s) as e:
+            n = 0
+            async for _ in e.enrich([f"w{i}.example.com" for i in range(40)]):
+                n += 1
+                if n == 3:
+                    stopped_at = time.monotonic()
+                    e.stop()
+        late = [x for x in emu.log if x.arrival > stopped_at + 0.05]
+    assert late == [], f"{len(late)} requests arrived after the stop"
+    assert e.stats.invariant_holds and e.stats.deferred > 0
+
+
+# -- a signal before the run starts ----------------------------------------------------------------
+
+
+async def test_a_stop_before_the_first_item_is_taken_stops_the_run() -> None:
+    """The job installs its signal handler before the pipeline starts: a stop between
+    `run()` and the first item taken must not be lost."""
+
+    async def slow() -> AsyncIterator[str]:
+        for i in range(100):
+            yield f"s{i}.example.com"
+            await asyncio.sleep(0.01)
+
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        items = e.enrich(slow())
+        e.stop()
+        got = [i async for i in items]
+    assert e.interrupted and e.stats.stopped == "interrupted"
+    assert e.stats.lines_read < 100 and len(got) == e.stats.accounted
+
+
+def test_sigint_in_a_script_does_not_leave_threads_behind() -> None:
+    """`python script.py` with a blocking generator as input and Ctrl-C: the process ends."""
+    code = (
+        "import asyncio, os, signal, time\n"
+        "from enricher import Enricher, load_settings\n"
+        "def slow():\n"
+        "    while True:\n"
+        "        time.sleep(0.05)\n"
+        "        yield '1.2.3.4'\n"
+        "async def main():\n"
+        "    s = load_settings('emulator', overrides={'api': {'base_url': 'http://127.0.0.1:9/x'}})\n"
+        "    async with Enricher(s) as e:\n"
+        "        asyncio.get_running_loop().call_later(0.5, os.kill, os.getpid(), signal.SIGINT)\n"
+        "        async for _ in e.enrich(slow()):\n"
+        "            pass\n"
+        "try:\n"
+        "    asyncio.run(main())\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+        env={**os.environ, "ENRICHER_RETRY_ATTEMPTS": "1"},
+    )  # fmt: skip
+    assert proc.stdout.strip() == "interrupted", proc.stderr
