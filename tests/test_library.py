@@ -32,6 +32,7 @@ from enricher import (
     Record,
     Reject,
     RunStats,
+    Skipped,
     UsageError,
     enrich_sync,
     load_settings,
@@ -93,11 +94,11 @@ async def test_a_blocking_iterable_is_pulled_off_the_event_loop() -> None:
 
 
 async def test_rejects_come_as_typed_items_when_asked_for() -> None:
-    junk: list[Any] = ["1.2.3.4", "not an ioc", 42, "", "evil[.]example"]
+    junk: list[Any] = ["1.2.3.4", "not an ioc", 42, "", "evil[.]example.com"]
     async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
         plain = [item async for item in e.enrich(junk)]
         every = [item async for item in e.enrich(junk, rejects=True)]
-    assert sorted(i["ioc"] for i in plain if "ioc" in i) == ["1.2.3.4", "evil.example"]
+    assert sorted(i["ioc"] for i in plain if "ioc" in i) == ["1.2.3.4", "evil.example.com"]
     rejects = [i for i in every if "input" in i]
     assert rejects == [
         {"source": "<iterable>", "line": 2, "input": "not an ioc", "reason": rejects[0]["reason"]},
@@ -315,7 +316,7 @@ async def test_closing_while_another_task_enriches() -> None:
 
 
 def test_item_types_are_final_typed_dicts_with_literals() -> None:
-    for kind in (Record, Failure, Deferred, Reject):
+    for kind in (Record, Failure, Deferred, Reject, Skipped):
         assert getattr(kind, "__final__", False), kind
     hints = typing.get_type_hints(Record)
     assert typing.get_args(hints["verdict"]) == ("malicious", "suspicious", "benign", "unknown")
@@ -324,7 +325,7 @@ def test_item_types_are_final_typed_dicts_with_literals() -> None:
 
 ANNOTATED = """
 import contextlib
-from enricher import Enricher, Failure, Deferred, Record, Reject
+from enricher import Enricher, Failure, Deferred, Record, Reject, Skipped
 
 async def use(e: Enricher) -> list[str]:
     out = []
@@ -336,6 +337,9 @@ async def use(e: Enricher) -> list[str]:
             elif "reason" in item:
                 later: Deferred = item
                 out.append(later["reason"])
+            elif "skipped" in item:
+                withheld: Skipped = item
+                out.append(withheld["skipped"])
             else:
                 record: Record = item
                 out.append(record["verdict"])
@@ -383,8 +387,9 @@ def far_emulator() -> Iterator[str]:
 
 
 def test_enrich_sync_outside_a_loop(far_emulator: str) -> None:
-    out = enrich_sync(["1.2.3.4", "evil[.]example", "x", "ab" * 32], _sync_settings(far_emulator))
-    assert sorted(r["ioc"] for r in out.records) == ["1.2.3.4", "ab" * 32, "evil.example"]
+    iocs = ["1.2.3.4", "evil[.]example.com", "x", "ab" * 32]
+    out = enrich_sync(iocs, _sync_settings(far_emulator))
+    assert sorted(r["ioc"] for r in out.records) == ["1.2.3.4", "ab" * 32, "evil.example.com"]
     assert [r["input"] for r in out.rejects] == ["x"] and out.failures == out.deferred == []
     assert out.stats.invariant_holds and out.stats.unique == 3
 

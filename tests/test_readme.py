@@ -200,7 +200,7 @@ def test_the_library_example_runs_as_written(tmp_path: Path, api: str) -> None:
     assert proc.returncode == 0, proc.stderr
     *items, stats = [ast.literal_eval(line) for line in proc.stdout.splitlines()]
     assert sorted(i["ioc"] for i in items) == [
-        "1.2.3.4", "92f44e405db16ac55d97e3bfe3b132fa", "evil.example",
+        "1.2.3.4", "92f44e405db16ac55d97e3bfe3b132fa", "evil.example.com",
     ]  # fmt: skip
     assert all(i["verdict"] in ("malicious", "suspicious", "benign", "unknown") for i in items)
     assert stats["invariant_holds"] and stats["ok"] == 3 and stats["requests"] == 3
