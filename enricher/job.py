@@ -26,6 +26,7 @@ from .console import Progress
 from .dedupe import Deduper
 from .engine import Enricher, Outcome
 from .errors import FatalError, OutputError, SettingsError
+from .formats import RecordWriter, check_resumable, first_line, record_writer
 from .identity import EMBEDDED_EMULATOR, identity_of
 from .manifest import build_manifest, write_manifest
 from .normalize import normalize
@@ -49,7 +50,18 @@ from .summary import format_summary
 from .threads import Abandoned
 from .writer import encode_lines
 
-__all__ = ["EXIT_FAILURES", "EXIT_FATAL", "EXIT_OK", "EXIT_USAGE", "Job", "run_job"]
+__all__ = [
+    "EXIT_FAILURES",
+    "EXIT_FATAL",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Job",
+    "caches_answers",
+    "embedded_emulator",
+    "open_state",
+    "run_job",
+    "save_state",
+]
 
 log = logging.getLogger("enricher")
 
@@ -85,6 +97,8 @@ class Job:
     log_json: bool = False
     progress: bool | None = None  # None: on a terminal only
     with_source: bool = False
+    #: the records file's format (`--output-format`); the side files are NDJSON
+    output_format: str = "ndjson"
 
     def __post_init__(self) -> None:
         if self.resume and self.force:
@@ -97,6 +111,8 @@ class Job:
             raise SettingsError("--max-rejects must be at least 0")
         if self.job is not None and not (0 < len(self.job) <= 200 and self.job.isprintable()):
             raise SettingsError("--job: a name of 1 to 200 printable characters")
+        if self.resume:
+            check_resumable(self.output_format)
 
 
 def _check_manifest(job: Job) -> None:
@@ -133,7 +149,7 @@ class _Files:
         return [self.records, self.failed, self.rejects, self.deferred]
 
 
-def _open_files(job: Job, paths: OutputPaths) -> _Files:
+def _open_files(job: Job, paths: OutputPaths, writer: RecordWriter) -> _Files:
     """The output set opened as the job says: new files (never over an existing one), or
     replaced (--force), or continued (--resume). Side files of a run on standard output are
     made only when there is a line to write."""
@@ -145,7 +161,7 @@ def _open_files(job: Job, paths: OutputPaths) -> _Files:
     side: Mode = "new" if lazy and not job.force else mode
     resumable = paths.regular
     return _Files(
-        records=OutputFile(paths.records, mode=mode, resumable=resumable),
+        records=OutputFile(paths.records, mode=mode, resumable=resumable, writer=writer),
         failed=OutputFile(paths.failed, mode=side, lazy=lazy, resumable=resumable),
         # rejects are found again by a resumed run (it reads the inputs from the start)
         rejects=OutputFile(
@@ -170,7 +186,7 @@ def _pending(paths: OutputPaths) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _embedded_emulator(settings: Settings, on: bool) -> AsyncIterator[Settings]:
+async def embedded_emulator(settings: Settings, on: bool) -> AsyncIterator[Settings]:
     if not on:
         yield settings
         return
@@ -180,12 +196,17 @@ async def _embedded_emulator(settings: Settings, on: bool) -> AsyncIterator[Sett
         yield settings.replace(api={"base_url": emu.base_url})
 
 
-def _open_state(job: Job, settings: Settings) -> Cache | None:
+def caches_answers(job: Job, settings: Settings) -> bool:
+    """The job reads and stores answers in the state file (not `--no-cache`)."""
+    return job.use_cache and bool(settings.cache.enabled or job.cache_path or job.cache_only)
+
+
+def open_state(job: Job, settings: Settings) -> Cache | None:
     """The state file: the answer cache, the daily request count and the jobs' deferred
     IOCs. `--no-cache` (or `cache.enabled = false`) reads and stores no answer, but the job's
     deferred IOCs and the day's count are still kept, unless the file cannot be used (a
     warning says so: then only the deferred file beside the output carries them)."""
-    answers = job.use_cache and (settings.cache.enabled or job.cache_path or job.cache_only)
+    answers = caches_answers(job, settings)
     c = settings.cache
     try:
         state = Cache(
@@ -223,7 +244,12 @@ def _job_key(job: Job, paths: OutputPaths) -> str | None:
 
 
 def _prepare(
-    job: Job, paths: OutputPaths, state: Cache | None, key: str | None, stats: RunStats
+    job: Job,
+    paths: OutputPaths,
+    state: Cache | None,
+    key: str | None,
+    stats: RunStats,
+    writer: RecordWriter,
 ) -> tuple[Deduper | None, list[str]]:
     """What an earlier run left: IOCs it already wrote (with --resume: counted in `stats`, so
     the summary and the exit code cover the whole job), and IOCs it deferred, to be asked
@@ -233,12 +259,21 @@ def _prepare(
     done: Deduper | None = None
     if job.resume:
         try:
-            for path in (paths.records, paths.failed):
-                cut = repair(path)
+            for path, cut in (
+                (paths.records, writer.repair(paths.records)),
+                (paths.failed, repair(paths.failed)),
+            ):
                 if cut:
                     log.info("resume: cut a torn last line (%d bytes) off %s", cut, path)
+            head = first_line(paths.records)
+            if head and not writer.recognizes(head):
+                raise SettingsError(
+                    f"--resume: {paths.records} is not a {writer.name} output of these "
+                    "settings; resume it with the --output-format (and --with-source) it was "
+                    "written with"
+                )
             done = Deduper()
-            stats.earlier_ok = read_written([paths.records], done)
+            stats.earlier_ok = read_written([paths.records], done, keys=writer.keys)
             stats.earlier_failed, stats.earlier_unsupported = read_failed(paths.failed, done)
         except OSError as exc:
             raise SettingsError(
@@ -274,6 +309,8 @@ def _input_size(inputs: Sequence[str]) -> int | None:
 async def run_job(job: Job, settings: Settings) -> int:
     """Run one job; its exit code. The summary goes to stderr unless quiet."""
     started_at = time.time()
+    # a format whose library is missing stops the run before anything is touched
+    writer = record_writer(job.output_format, with_source=job.with_source)
     with Stopper(settings.pipeline.grace_period) as stopper:
         inputs, skipped = find_inputs(job.inputs)
         paths = plan_outputs(
@@ -289,7 +326,9 @@ async def run_job(job: Job, settings: Settings) -> int:
         _check_manifest(job)
         # before anything is opened, repaired or read: an overlapping run stops here, at once
         with OutputLock(_locked_paths(job, paths)):
-            code = await _run_locked(job, settings, stopper, inputs, skipped, paths, started_at)
+            code = await _run_locked(
+                job, settings, stopper, inputs, skipped, paths, started_at, writer
+            )
         lifecycle.finished(code)  # a signal from now on exits with it
         return code
 
@@ -323,6 +362,7 @@ async def _run_locked(
     skipped: list[str],
     paths: OutputPaths,
     started_at: float,
+    writer: RecordWriter,
 ) -> int:
     stats = RunStats()
     stats.inputs_skipped = skipped
@@ -339,17 +379,13 @@ async def _run_locked(
         if stopper.stopping:  # a signal came while the run was being checked
             raise Abandoned
         # blocking work before the pipeline starts, in threads a signal walks away from
-        state = await stopper.blocking(lambda: _open_state(job, settings), name="state")
-        if (
-            state is not None
-            and job.use_cache
-            and (settings.cache.enabled or job.cache_path or job.cache_only)
-        ):
+        state = await stopper.blocking(lambda: open_state(job, settings), name="state")
+        if state is not None and caches_answers(job, settings):
             cache = state
         done, first = await stopper.blocking(
-            lambda: _prepare(job, paths, state, key, stats), name="resume"
+            lambda: _prepare(job, paths, state, key, stats, writer), name="resume"
         )
-        files = _open_files(job, paths)
+        files = _open_files(job, paths, writer)
         if settings.limits.daily_budget and state is None:
             log.warning(
                 "limits.daily_budget is not kept without the state file: "
@@ -374,7 +410,7 @@ async def _run_locked(
         )
         rejects = _Rejects(job.max_rejects, stats)
         async with (
-            _embedded_emulator(settings, job.emulator) as settings,
+            embedded_emulator(settings, job.emulator) as settings,
             Enricher(
                 settings,
                 stats=stats,
@@ -421,7 +457,7 @@ async def _run_locked(
                     # written in a thread: unless the run is stopping and another process
                     # holds the file past the grace period
                     await stopper.finishing(
-                        functools.partial(_save_state, state, budget, key, waiting), name="state"
+                        functools.partial(save_state, state, budget, key, waiting), name="state"
                     )
                 except Abandoned:
                     log.error("error: the state file %s was not closed in time: the last"
@@ -498,7 +534,7 @@ def _replace_deferred(path: str, new: OutputFile) -> list[tuple[str, str, str]]:
     return [(t.value, ioc, why) for t, ioc, why in items]
 
 
-def _save_state(
+def save_state(
     state: Cache,
     budget: Budget | None,
     key: str | None,
@@ -579,6 +615,7 @@ def _report(
     changes = list(enricher.limiter.changes) if enricher and enricher.limiter else []
     if job.manifest:
         outputs = {"records": paths.records, "failures": paths.failed, "rejects": paths.rejects}
+        outputs["records_format"] = job.output_format
         outputs["deferred"] = paths.deferred
         manifest = build_manifest(
             settings=settings,

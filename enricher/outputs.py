@@ -30,12 +30,15 @@ import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import janus
 
 from .errors import OutputError, SettingsError
 from .threads import Drain
+
+if TYPE_CHECKING:
+    from .formats import RecordWriter
 
 __all__ = [
     "OutputFile",
@@ -346,11 +349,23 @@ class OutputFile:
     `lazy`: made only when the first line comes (a run with nothing to say leaves no empty
     failures file). Each hand-over is written whole with `os.write` (no Python buffer, which a
     writer blocked on a full pipe would hold locked at exit). Errors become `FatalError`s
-    that name the file: the next `write` or `close` raises the first.
+    that name the file: the next `write` or `close` raises the first. `writer` (the records
+    file) turns the NDJSON lines handed over into its format, in the thread: its beginning
+    goes before the first batch of a file that is empty, its end is written on `close`.
     """
 
-    def __init__(self, path: str, *, mode: Mode, lazy: bool = False, resumable: bool) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        mode: Mode,
+        lazy: bool = False,
+        resumable: bool,
+        writer: RecordWriter | None = None,
+    ) -> None:
         self.path = path
+        self.writer = writer
+        self._begun = False
         self.mode = mode
         self.lazy = lazy
         #: the job writes its records to a regular file, so `--resume` can finish it
@@ -361,7 +376,8 @@ class OutputFile:
         self.complete = False
         self._fd: int | None = None
         self._regular = False
-        self._drain: Drain[tuple[bytes, int]] | None = None
+        #: a hand-over is (NDJSON lines, how many), or (None, 0): the end of the file
+        self._drain: Drain[tuple[bytes | None, int]] | None = None
         if path != STDOUT and not lazy and _kind(path) != "special":
             try:
                 self._open()  # found out now, not after the first batch
@@ -413,9 +429,12 @@ class OutputFile:
         self.created = True
         return fd
 
-    def _write(self, item: tuple[bytes, int]) -> None:
-        data, n = item
+    def _write(self, item: tuple[bytes | None, int]) -> None:
+        lines, n = item
         fd = self._open()
+        data = lines if lines is not None else b""
+        if self.writer is not None:
+            data = self._formatted(fd, lines)
         view = memoryview(data)
         try:
             while view:
@@ -436,6 +455,19 @@ class OutputFile:
             )
         self.lines += n
 
+    def _formatted(self, fd: int, lines: bytes | None) -> bytes:
+        """`lines` in the writer's format (None: the file's end), after the file's beginning
+        if nothing is in the file yet (a resumed file has it already)."""
+        assert self.writer is not None
+        head = b""
+        if not self._begun:
+            self._begun = True
+            if not self._regular or os.fstat(fd).st_size == 0:
+                head = self.writer.begin()
+        if lines is None:
+            return head + self.writer.end()
+        return head + self.writer.encode(lines)
+
     @property
     def _again(self) -> str:
         """What to do after this file could not be written to its end."""
@@ -445,12 +477,14 @@ class OutputFile:
 
     async def write(self, data: bytes, n: int) -> None:
         """`n` lines (each ending in a newline), written whole, in order."""
-        if not data:
-            return
+        if data:
+            await self._put((data, n))
+
+    async def _put(self, item: tuple[bytes | None, int]) -> None:
         if self._drain is None:
             self._drain = Drain(self._write, name=f"write {self.display}")
         try:
-            await self._drain.put((data, n))
+            await self._drain.put(item)
         except janus.AsyncQueueShutDown:
             raise self._not_finished() from None
 
@@ -478,6 +512,9 @@ class OutputFile:
         """Write what is pending, check the file is still where it was made, have it on disk
         (fsync: an error a file system reports only now, NFS or a quota, is an error too),
         and close. Raises the first error met."""
+        if self.writer is not None and self.writer.framed and self.error is None:
+            with contextlib.suppress(OutputError):  # raised below, as the file's error
+                await self._put((None, 0))
         if self._drain is not None:
             await self._drain.close()
         abandoned = self._drain is not None and self._drain.abandoned

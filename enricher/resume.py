@@ -9,7 +9,7 @@ the end. `repair` cuts that line off; `read_written` adds every IOC of the compl
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import orjson
@@ -90,12 +90,17 @@ def read_keys(path: str | Path) -> Iterator[tuple[IocType, str]]:
                     yield t, doc["ioc"]
 
 
-def read_written(paths: list[str], done: Deduper) -> int:
-    """Add each IOC written in these NDJSON files to `done`; how many there were."""
+def read_written(
+    paths: list[str],
+    done: Deduper,
+    keys: Callable[[str], Iterable[tuple[IocType, str]]] = read_keys,
+) -> int:
+    """Add each IOC written in these files to `done`; how many there were. `keys` reads a
+    file's (type, ioc) pairs: NDJSON records by default, or a records writer's format."""
     n = 0
     for path in paths:
         if os.path.isfile(path):
-            for t, ioc in read_keys(path):
+            for t, ioc in keys(path):
                 # only what normalizes as written: a foreign value cannot be packed
                 if normalize(ioc) == (t, ioc) and done.add(t, ioc):
                     n += 1
