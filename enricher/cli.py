@@ -1,4 +1,4 @@
-"""The `enricher` command line: `run`, `deferred` and `emulator`."""
+"""The `enricher` command line: `run`, `lookup`, `report`, `deferred` and `emulator`."""
 
 from __future__ import annotations
 
@@ -240,6 +240,44 @@ def _deferred(args: argparse.Namespace) -> int:
     return list_deferred(args.cache or settings.cache.path or None, job=args.job)
 
 
+def _add_lookup_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "lookup",
+        help="look a few IOCs up now: a table, or JSON lines",
+        description="Ask the GTI API about the IOCs given (normalized, deduplicated, from the "
+        "cache when it has them, under the rate limiter) and print a table, or with --json "
+        "one JSON line per argument.",
+    )
+    p.add_argument("iocs", nargs="+", metavar="IOC", help="hashes, domains, IPs, URLs")
+    p.add_argument("--json", action="store_true", help="one JSON line per argument")
+    _add_api_arguments(p)
+    p.add_argument("--cache", metavar="PATH", help="the answer cache database (SQLite)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
+    p.add_argument(
+        "--max-age", type=_duration, metavar="DURATION", help="use cached answers younger than this"
+    )
+    p.set_defaults(func=_lookup, batch_size=None, concurrency=None)
+
+
+def _lookup(args: argparse.Namespace) -> int:
+    from .lookup import Lookup, run_lookup
+
+    if args.cache is not None and args.no_cache:
+        raise SettingsError("--cache and --no-cache contradict each other")
+    settings = _settings(args)
+    lookup = Lookup(
+        iocs=args.iocs,
+        as_json=args.json,
+        emulator=args.emulator,
+        use_cache=not args.no_cache,
+        cache_path=args.cache,
+        max_age=args.max_age,
+    )
+    setup_logging(json=False, quiet=True)
+    with asyncio.Runner(loop_factory=loop_factory(settings.pipeline.event_loop)) as runner:
+        return runner.run(run_lookup(lookup, settings))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="enricher",
@@ -248,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"enricher {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run_parser(sub)
+    _add_lookup_parser(sub)
     _add_deferred_parser(sub)
     from .emulator.cli import add_parser as add_emulator_parser
 
