@@ -278,6 +278,34 @@ def _lookup(args: argparse.Namespace) -> int:
         return runner.run(run_lookup(lookup, settings))
 
 
+def _add_report_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="a run's results as one self-contained HTML page",
+        description="Read an NDJSON output (and the failures, deferred and manifest files "
+        "beside it) and write one HTML page: verdict and classification counts and charts, "
+        "the malicious and suspicious IOCs, failures by reason, the run's figures. The page "
+        "has no script and fetches nothing.",
+    )
+    p.add_argument("output", metavar="OUT", help="the records of a run (NDJSON)")
+    p.add_argument(
+        "-o", dest="report", metavar="REPORT", help="the page (default: OUT with .html; - = stdout)"
+    )
+    p.add_argument(
+        "--manifest", metavar="FILE", help="the run's manifest (default: the one beside OUT)"
+    )
+    p.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    where = write_report(args.output, args.report, manifest=args.manifest)
+    if where != "standard output":
+        print(f"enricher: report written to {where}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="enricher",
@@ -287,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run_parser(sub)
     _add_lookup_parser(sub)
+    _add_report_parser(sub)
     _add_deferred_parser(sub)
     from .emulator.cli import add_parser as add_emulator_parser
 

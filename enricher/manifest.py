@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import orjson
 
 from . import __version__
+from .outputs import write_whole
 from .ratelimit import RateChange
 from .records import SCHEMA_VERSION
 from .settings import Settings, redact_url
@@ -127,20 +126,7 @@ def build_manifest(
 
 
 def write_manifest(path: str, manifest: Mapping[str, Any]) -> None:
-    """Write the manifest whole: into a temporary file renamed into place, so a reader never
-    sees half of one. A path that is no regular file (/dev/null, a pipe) is written as it is,
-    never replaced (as root, a rename over /dev/null would replace the device)."""
-    data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-    if os.path.exists(path) and not os.path.isfile(path):
-        with open(path, "wb") as f:
-            f.write(data)
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write the manifest whole (`write_whole`)."""
+    write_whole(
+        path, orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    )

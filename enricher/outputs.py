@@ -27,6 +27,7 @@ import fnmatch
 import os
 import re
 import stat
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
     "is_file_path",
     "lock_file",
     "plan_outputs",
+    "write_whole",
 ]
 
 STDOUT = "-"
@@ -564,3 +566,23 @@ class OutputFile:
                 f"{self.display} was replaced by another file while the run was writing it",
                 f"move {self.display} away, then run the same command again",
             )
+
+
+def write_whole(path: str, data: bytes) -> None:
+    """Write a small file whole: into a temporary file (private, 0600) renamed into place, so
+    a reader never sees half of one. A path that is no regular file (/dev/null, a pipe) is
+    written as it is, never replaced (as root, a rename over /dev/null would replace the
+    device)."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

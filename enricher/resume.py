@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -19,6 +20,7 @@ from .ioc import IocType
 from .normalize import normalize
 
 __all__ = [
+    "ndjson_objects",
     "read_deferred",
     "read_deferred_items",
     "read_failed",
@@ -107,44 +109,47 @@ def read_written(
     return n
 
 
+def ndjson_objects(path: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects of an NDJSON file, one a line; a line of another shape (not ours,
+    torn) is skipped, never fatal."""
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(doc, dict):
+                yield doc
+
+
 def read_failed(path: str, done: Deduper) -> tuple[int, int]:
     """Add each IOC of a failures file to `done`; how many failed, and how many were
     unsupported (a failure of its own kind: not asked by choice)."""
     failed = unsupported = 0
     if not os.path.isfile(path):
         return 0, 0
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(doc, dict) or not isinstance(doc.get("ioc"), str):
-                continue
-            t = _TYPES.get(doc.get("type"))  # type: ignore[arg-type]
-            ioc = doc["ioc"]
-            if t is None or normalize(ioc) != (t, ioc) or not done.add(t, ioc):
-                continue
-            if str(doc.get("error", "")).startswith("unsupported"):
-                unsupported += 1
-            else:
-                failed += 1
+    for doc in ndjson_objects(path):
+        if not isinstance(doc.get("ioc"), str):
+            continue
+        t = _TYPES.get(doc.get("type"))  # type: ignore[arg-type]
+        ioc = doc["ioc"]
+        if t is None or normalize(ioc) != (t, ioc) or not done.add(t, ioc):
+            continue
+        if str(doc.get("error", "")).startswith("unsupported"):
+            unsupported += 1
+        else:
+            failed += 1
     return failed, unsupported
 
 
 def read_deferred_items(path: str) -> list[tuple[IocType, str, str]]:
     """(type, ioc, reason) of each line of a deferred file."""
     items = []
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(doc, dict) and isinstance(doc.get("ioc"), str):
-                t = _TYPES.get(doc.get("type"))  # type: ignore[arg-type]
-                if t is not None:
-                    items.append((t, doc["ioc"], str(doc.get("reason", ""))))
+    for doc in ndjson_objects(path):
+        if isinstance(doc.get("ioc"), str):
+            t = _TYPES.get(doc.get("type"))  # type: ignore[arg-type]
+            if t is not None:
+                items.append((t, doc["ioc"], str(doc.get("reason", ""))))
     return items
 
 
