@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..ioc import IocType
-from ..records import Record
-from .base import RecordWriter
+from .base import RecordFields, RecordWriter
 
 __all__ = ["COLUMNS", "CsvWriter", "cell"]
 
@@ -79,11 +78,28 @@ class CsvWriter(RecordWriter):
     def begin(self) -> bytes:
         return self._header
 
-    def encode_records(self, records: list[Record]) -> bytes:
+    def encode_records(self, records: list[RecordFields]) -> bytes:
         origin = len(self.columns) > len(COLUMNS)
         rows = []
         for r in records:
-            row = [cell(r.get(c)) for c in COLUMNS]
+            # the fields enricher makes (the IOC normalized, its type, the verdict's name, an
+            # ISO time, numbers) are written as they are; the server's text goes through
+            # `cell`. Spelled out, not a loop over COLUMNS: this runs for every record.
+            score, type_score, ttl = r["score"], r["type_score"], r["ttl_ms"]
+            row = [
+                r["ioc"],
+                r["type"],
+                cell(r["verdict"]),
+                cell(r["classification"]),
+                "" if score is None else score,
+                "" if type_score is None else type_score,
+                cell(r["source"]),
+                r["first_seen"] or "",
+                cell(r["link"]),
+                cell(r["cp_type"]),
+                "" if ttl is None else ttl,
+                "true" if r["cached"] else "false",
+            ]
             if origin:
                 where = r.get("origin") or {}
                 row += [cell(where.get("file")), cell(where.get("line"))]

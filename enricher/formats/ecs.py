@@ -21,9 +21,8 @@ from typing import Any
 import orjson
 
 from ..ioc import IocType
-from ..records import Record
 from ..resume import repair
-from .base import RecordWriter, utc_now
+from .base import RecordFields, RecordWriter, utc_now
 
 __all__ = ["ECS_VERSION", "EcsWriter", "document"]
 
@@ -41,7 +40,7 @@ _INDICATOR_TYPE = {
 }
 
 
-def _observable(r: Record) -> dict[str, Any]:
+def _observable(r: RecordFields) -> dict[str, Any]:
     kind, ioc = r["type"], r["ioc"]
     if kind in ("md5", "sha1", "sha256"):
         return {"file": {"hash": {kind: ioc}}}
@@ -50,7 +49,7 @@ def _observable(r: Record) -> dict[str, Any]:
     return {"ip": ioc}
 
 
-def document(r: Record, timestamp: str) -> dict[str, Any]:
+def document(r: RecordFields, timestamp: str) -> dict[str, Any]:
     """The ECS document of one record."""
     indicator: dict[str, Any] = {
         "type": _INDICATOR_TYPE[r["type"]],
@@ -94,7 +93,7 @@ class EcsWriter(RecordWriter):
     def __init__(self, *, now: Callable[[], datetime] | None = None) -> None:
         self.now = now or utc_now
 
-    def encode_records(self, records: list[Record]) -> bytes:
+    def encode_records(self, records: list[RecordFields]) -> bytes:
         stamp = self.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
         nl = orjson.OPT_APPEND_NEWLINE
         return b"".join(ACTION + orjson.dumps(document(r, stamp), option=nl) for r in records)

@@ -22,8 +22,7 @@ from typing import Any
 import orjson
 from pymisp import MISPAttribute, MISPEvent
 
-from ..records import Record
-from .base import RecordWriter, samples, utc_now
+from .base import RecordFields, RecordWriter, samples, utc_now
 
 __all__ = ["MispWriter", "attribute"]
 
@@ -37,7 +36,7 @@ _TYPE = {
 }
 
 
-def _comment(r: Record) -> str:
+def _comment(r: RecordFields) -> str:
     parts = [f"{r['verdict']}: {r['classification'] or 'no classification'}"]
     for name in ("score", "source", "first_seen", "link"):
         if r[name] is not None:
@@ -45,7 +44,7 @@ def _comment(r: Record) -> str:
     return "; ".join(parts)
 
 
-def attribute(r: Record, attribute_uuid: str | None = None) -> dict[str, Any]:
+def attribute(r: RecordFields, attribute_uuid: str | None = None) -> dict[str, Any]:
     """The MISP attribute of one record, as `MISPAttribute.to_json` writes it."""
     kind, category = _TYPE[r["type"]]
     tags = [{"name": f'enricher:verdict="{r["verdict"]}"'}]
@@ -99,7 +98,7 @@ class MispWriter(RecordWriter):
         self._first = True
         return b'{"Event":' + orjson.dumps(doc)[:-1] + b',"Attribute":['
 
-    def encode_records(self, records: list[Record]) -> bytes:
+    def encode_records(self, records: list[RecordFields]) -> bytes:
         parts = [orjson.dumps(attribute(r)) for r in records]
         if not parts:
             return b""

@@ -30,8 +30,7 @@ from typing import Any
 import orjson
 import stix2
 
-from ..records import Record
-from .base import RecordWriter, samples, utc_now
+from .base import RecordFields, RecordWriter, samples, utc_now
 
 __all__ = ["IDENTITY_ID", "StixWriter", "stix_objects"]
 
@@ -75,7 +74,7 @@ def _observable(kind: str, ioc: str) -> dict[str, Any]:
 
 
 def stix_objects(
-    r: Record, now: datetime, ids: tuple[str, str] | None = None
+    r: RecordFields, now: datetime, ids: tuple[str, str] | None = None
 ) -> list[dict[str, Any]]:
     """The indicator, observable and relationship of one record, as STIX 2.1 JSON objects.
     `ids`: the indicator's and relationship's (random by default)."""
@@ -131,7 +130,7 @@ def stix_objects(
     return [indicator, observable, relationship]
 
 
-def _by_stix2(r: Record, now: datetime, ids: tuple[str, str]) -> list[dict[str, Any]]:
+def _by_stix2(r: RecordFields, now: datetime, ids: tuple[str, str]) -> list[dict[str, Any]]:
     """The objects of `r` as stix2 builds and validates them, read back as JSON."""
     ours = stix_objects(r, now, ids)
     indicator = {k: v for k, v in ours[0].items() if k not in ("type", "spec_version")}
@@ -192,7 +191,7 @@ class StixWriter(RecordWriter):
         serialized: str = identity.serialize()
         return head + b',"objects":[' + serialized.encode()
 
-    def encode_records(self, records: list[Record]) -> bytes:
+    def encode_records(self, records: list[RecordFields]) -> bytes:
         now = self.now()
         parts = [b""]  # each object after the identity, so each starts with a comma
         for r in records:
