@@ -484,6 +484,7 @@ async def _write(outcome: Outcome, files: _Files, rejects: _Rejects, stats: RunS
         await files.records.write(b"".join(outcome.lines) + b"".join(outcome.cached_lines), n)
         if stats.first_record_at is None:
             stats.first_record_at = time.monotonic()
+        stats.timeline.add(stats.elapsed, stats.accounted)
     if outcome.failures:
         await files.failed.write(encode_lines(outcome.failures), len(outcome.failures))
     if outcome.rejects and (kept := rejects.keep(outcome.rejects)):

@@ -118,6 +118,9 @@ def build_manifest(
         "latency_ms": d["latency_ms"],
         "elapsed_s": d["elapsed_s"],
         "iocs_per_s": d["iocs_per_s"],
+        # IOCs accounted for over the run: [seconds, IOCs], the last point its end
+        "timeline": [[t, n] for t, n in stats.timeline.points]
+        + [[d["elapsed_s"], stats.accounted]],
         "first_record_s": d["first_record_s"],
         "peak_rss_mib": _peak_rss_mib(),
         "event_loop": _event_loop(),

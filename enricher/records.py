@@ -24,6 +24,7 @@ __all__ = [
     "Deferred",
     "Failure",
     "Record",
+    "RecordFields",
     "deferred",
     "failure",
     "first_seen_iso",
@@ -37,7 +38,10 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 
-class Record(TypedDict):
+class RecordFields(TypedDict):
+    """A record's flat fields: all but the nested `product` and the verbatim `response`
+    (what the output formats write, read without decoding those)."""
+
     ioc: str
     type: str
     verdict: str
@@ -48,11 +52,14 @@ class Record(TypedDict):
     ttl_ms: int | None
     first_seen: str | None
     link: str | None
-    product: dict[str, Any] | None
     cp_type: str | None
-    response: dict[str, Any]
     origin: NotRequired[dict[str, Any]]
     cached: bool
+
+
+class Record(RecordFields):
+    product: dict[str, Any] | None
+    response: dict[str, Any]
 
 
 class Failure(TypedDict):

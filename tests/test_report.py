@@ -4,6 +4,7 @@ browser renders it with no console message and a screenshot that is not blank.""
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from helpers import enricher
 from enricher.errors import SettingsError
 from enricher.report import read_figures, render
 from enricher.report.figures import find_manifest
+from enricher.stats import Timeline
 
 
 def record(ioc: str, kind: str, verdict: str, classification: str | None, **more: object) -> bytes:
@@ -52,6 +54,7 @@ def make_run(where: Path) -> Path:
         "settings": {"limits": {"rate": 10}},
         "rate_changes": [{"at": 1.0, "rate": 5.0, "reason": "429s"}],
         "latency_ms": {"p50": 1.5, "p95": 3.0, "p99": 4.0}, "exit_code": 2,
+        "timeline": [[0.0, 0], [1.0, 3], [2.5, 8]],
     }  # fmt: skip
     (where / "run-2026-12-01.json").write_bytes(orjson.dumps(manifest))
     (where / "other.json").write_bytes(b'{"outputs": {"records": "another.ndjson"}}')
@@ -81,7 +84,18 @@ def test_the_page_escapes_what_servers_send_and_fetches_nothing(tmp_path: Path) 
     assert not re.search(r"\ssrc=|<link|url\(|@import", page, re.IGNORECASE)
     for figure in ("429s</td><td>3", "requests</td><td>12", "Request rate over the run"):
         assert figure in page
-    assert page.count("<svg") == 4  # verdicts, classifications, failures, the rate
+    assert "Speed over the run" in page and ">3.3</text>" in page  # 3/s, then 5 in 1.5 s
+    assert page.count("<svg") == 5  # verdicts, classifications, failures, rate, speed
+
+
+def test_a_timeline_keeps_an_even_sample_of_any_run() -> None:
+    timeline = Timeline(size=64, interval=1.0)
+    for i in range(100_000):  # 10,000 s, a point every 0.1 s offered
+        timeline.add(i / 10, i)
+    points = timeline.points
+    assert len(points) < 64 and points[0] == (0.0, 0)
+    gaps = {round(b[0] - a[0], 1) for a, b in itertools.pairwise(points)}
+    assert gaps == {256.0} and points[-1][0] > 9_700  # even, and up to the end
 
 
 def test_report_command(tmp_path: Path) -> None:
@@ -141,6 +155,8 @@ def test_a_browser_renders_the_page(tmp_path: Path) -> None:
     run = enricher("run", "--emulator", "--no-cache", "-q", str(src), "-o", str(out),
                    "--manifest", str(tmp_path / "run.json"))  # fmt: skip
     assert run.returncode == 0, run.stderr
+    timeline = orjson.loads((tmp_path / "run.json").read_bytes())["timeline"]
+    assert timeline[-1][1] == 300 and timeline == sorted(timeline)
     assert enricher("report", str(out), "-o", str(tmp_path / "r.html")).returncode == 0
     page = tmp_path / "r.html"
     # the check can fail: a page that fetches and runs something is caught

@@ -6,33 +6,14 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
 
 import msgspec
 
 from ..ioc import IocType
+from ..records import RecordFields
 from ..resume import repair
 
 __all__ = ["RecordFields", "RecordWriter", "first_line", "samples", "utc_now"]
-
-
-class RecordFields(TypedDict):
-    """The fields of a record (schema v1) a format writes: all but the nested `product` and
-    the verbatim `response`, which are not decoded (that halves the cost of reading a line)."""
-
-    ioc: str
-    type: str
-    verdict: str
-    classification: str | None
-    score: int | float | None
-    type_score: int | float | None
-    source: str | None
-    ttl_ms: int | None
-    first_seen: str | None
-    link: str | None
-    cp_type: str | None
-    origin: NotRequired[dict[str, Any]]
-    cached: bool
 
 
 # a number beyond a double reads as infinity, as `records.read_record` reads it

@@ -47,7 +47,8 @@ def step_chart(
         return ""
     height, left, bottom, pad = 180, 56, 28, 10
     end = max(until, points[-1][0], 1e-9)
-    top = max(v for _, v in points) * 1.1 or 1.0
+    peak = max(v for _, v in points)
+    top = peak * 1.1 or 1.0
 
     def xy(t: float, v: float) -> tuple[float, float]:
         return (
@@ -67,7 +68,7 @@ def step_chart(
         height,
         f'<line x1="{y_axis}" y1="{pad}" x2="{y_axis}" y2="{x_axis}" class="axis"/>'
         f'<line x1="{y_axis}" y1="{x_axis}" x2="{width - pad}" y2="{x_axis}" class="axis"/>'
-        f'<text x="{y_axis - 6}" y="{pad + 10}" text-anchor="end">{top:,.1f}</text>'
+        f'<text x="{y_axis - 6}" y="{xy(0, peak)[1] + 4:.1f}" text-anchor="end">{peak:,.1f}</text>'
         f'<text x="{y_axis - 6}" y="{x_axis}" text-anchor="end">0</text>'
         f'<text x="{width - pad}" y="{height - 8}" text-anchor="end">{end:,.1f} s</text>'
         f'<text x="{y_axis}" y="{height - 8}">0 s</text>'

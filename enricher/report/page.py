@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from html import escape
@@ -232,11 +233,34 @@ def _run(fig: Figures) -> str:
             points, title="request rate over the run", until=float(m.get("elapsed_s") or 0),
             unit="requests/s",
         )  # fmt: skip
+    speeds = _speeds(m.get("timeline"))
+    if len(speeds) >= 2:
+        last, _, length = speeds[-1]
+        chart += "<h3>Speed over the run</h3>" + step_chart(
+            [(t, v) for t, v, _ in speeds], title="IOCs a second over the run",
+            until=last + length, unit="IOCs/s",
+        )  # fmt: skip
     return (
         f"<section><h2>The run</h2>"
         f'<div class="grid"><div>{table}</div><div>{status}{chart}</div></div>'
         f'<p class="note">From the manifest {escape(fig.manifest_path or "")}.</p></section>'
     )
+
+
+def _speeds(timeline: Any) -> list[tuple[float, float, float]]:
+    """IOCs a second between the manifest's timeline points: (from, speed, for how long)."""
+    if not isinstance(timeline, list):
+        return []
+    points = [
+        (float(p[0]), float(p[1]))
+        for p in timeline
+        if isinstance(p, list) and len(p) == 2 and all(isinstance(v, int | float) for v in p)
+    ]
+    return [
+        (t0, (n1 - n0) / (t1 - t0), t1 - t0)
+        for (t0, n0), (t1, n1) in itertools.pairwise(points)
+        if t1 > t0
+    ]
 
 
 def render(fig: Figures) -> str:
