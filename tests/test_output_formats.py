@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 import sys
 from collections import Counter
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 import stix2
-from helpers import enricher, read_ndjson
+from helpers import emulator_process, enricher, kill_when_written, read_ndjson, start_run
 from pymisp import MISPEvent
 
 from enricher.errors import SettingsError
@@ -273,3 +274,28 @@ def test_the_stix_and_misp_writers_are_checked_against_their_libraries(
     monkeypatch.setitem(misp._TYPE, "ipv4", ("ip", "Network activity"))  # no MISP type
     with pytest.raises(Exception, match="ip is invalid"):
         misp.self_check()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ecs"])
+def test_sigkill_then_resume_is_exactly_once(tmp_path: Path, fmt: str) -> None:
+    """Killed twice at random moments while writing (a batch torn mid-write included), then
+    --resume: each IOC once, and the file whole (one header; ECS in pairs)."""
+    src, out = tmp_path / "in.txt", tmp_path / f"out.{fmt}"
+    iocs = make_input(src)
+    rng = random.Random(7)
+    flags = ("--output-format", fmt)
+    with emulator_process("--latency-ms", "100", "--jitter-ms", "30") as url:
+        for kill in range(2):
+            before = out.stat().st_size if out.exists() else 0
+            proc = start_run(url, src, out, *flags, *(("--resume",) if kill else ()))
+            kill_when_written(proc, out, before, rng.uniform(0.0, 0.3))
+        proc = start_run(url, src, out, *flags, "--resume")
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    written = Counter(ioc for _, ioc in record_writer(fmt).keys(out))
+    assert set(written) == set(iocs) and max(written.values()) == 1
+    lines = out.read_bytes().splitlines()
+    if fmt == "csv":
+        assert len(lines) == N + 1 and lines.count(lines[0]) == 1
+    else:
+        assert len(lines) == 2 * N and set(lines[::2]) == {b'{"create":{}}'}
