@@ -26,7 +26,7 @@ from .console import Progress
 from .dedupe import Deduper
 from .engine import Enricher, Outcome
 from .errors import FatalError, OutputError, SettingsError
-from .formats import RecordWriter, check_resumable, first_line, record_writer
+from .formats import RESUMABLE, RecordWriter, check_resumable, first_line, record_writer
 from .identity import EMBEDDED_EMULATOR, identity_of
 from .manifest import build_manifest, write_manifest
 from .normalize import normalize
@@ -159,7 +159,8 @@ def _open_files(job: Job, paths: OutputPaths, writer: RecordWriter) -> _Files:
     mode: Mode = "append" if job.resume else "replace" if job.force else "new"
     lazy = paths.per_run
     side: Mode = "new" if lazy and not job.force else mode
-    resumable = paths.regular
+    # what to do after an error: `--resume` only where the whole job can be resumed
+    resumable = paths.regular and writer.resumable
     return _Files(
         records=OutputFile(paths.records, mode=mode, resumable=resumable, writer=writer),
         failed=OutputFile(paths.failed, mode=side, lazy=lazy, resumable=resumable),
@@ -572,13 +573,18 @@ def _next_step(
     enricher: Enricher | None,
     paths: OutputPaths,
     skipped: list[str],
+    output_format: str,
 ) -> str | None:
     """The one line that says what happened, and what to run next; None after a clean run."""
-    again = (
-        "run the same command with --resume to finish"
-        if paths.regular
-        else "run it again (a run on standard output cannot be resumed)"
-    )
+    if not paths.regular:
+        again = "run it again (a run on standard output cannot be resumed)"
+    elif output_format in RESUMABLE:
+        again = "run the same command with --resume to finish"
+    else:
+        again = (
+            f"run the same command with --force to do it again (a {output_format} output is "
+            "one document: it cannot be resumed)"
+        )
     if fatal is not None:
         step = fatal.next_step if isinstance(fatal, OutputError) else None
         return f"error: {fatal}" + (f"; {step}" if step else "")
@@ -659,7 +665,7 @@ def _report(
                     " first; give --job NAME for that)"
                 )
         _say(text)
-    step = _next_step(fatal, interrupted, enricher, paths, stats.inputs_skipped)
+    step = _next_step(fatal, interrupted, enricher, paths, stats.inputs_skipped, job.output_format)
     if step is not None:
         log.error("%s", step)
     return written

@@ -475,6 +475,8 @@ class OutputFile:
         """What to do after this file could not be written to its end."""
         if self.resumable:
             return "fix that, then run the same command with --resume to finish"
+        if self.writer is not None and not self.writer.resumable and is_file_path(self.path):
+            return "fix that, then run the same command with --force to do it again"
         return "fix that, then run the same command again"
 
     async def write(self, data: bytes, n: int) -> None:

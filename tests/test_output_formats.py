@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import random
+import signal
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -299,3 +301,24 @@ def test_sigkill_then_resume_is_exactly_once(tmp_path: Path, fmt: str) -> None:
         assert len(lines) == N + 1 and lines.count(lines[0]) == 1
     else:
         assert len(lines) == 2 * N and set(lines[::2]) == {b'{"create":{}}'}
+
+
+def test_a_bundle_stopped_by_a_signal_is_closed_and_says_to_force(tmp_path: Path) -> None:
+    """SIGINT in the middle of a STIX run: the bundle is closed (stix2 parses it, one
+    indicator per record written), and the last line says --force, not --resume."""
+    src, out = tmp_path / "in.txt", tmp_path / "out.stix.json"
+    make_input(src)
+    with emulator_process("--latency-ms", "100") as url:
+        proc = start_run(url, src, out, "--output-format", "stix")
+        deadline = time.monotonic() + 30
+        while out.stat().st_size < 2000 if out.exists() else True:
+            assert time.monotonic() < deadline, "the run wrote nothing in 30 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3
+    last = err.decode().strip().splitlines()[-1]
+    assert "interrupted" in last and "--force" in last and "--resume" not in last
+    bundle = stix2.parse(out.read_text(), allow_custom=True)
+    kinds = Counter(o["type"] for o in bundle.objects)
+    assert 0 < kinds["indicator"] < N and kinds["indicator"] == kinds["relationship"]
