@@ -322,3 +322,18 @@ def test_a_bundle_stopped_by_a_signal_is_closed_and_says_to_force(tmp_path: Path
     bundle = stix2.parse(out.read_text(), allow_custom=True)
     kinds = Counter(o["type"] for o in bundle.objects)
     assert 0 < kinds["indicator"] < N and kinds["indicator"] == kinds["relationship"]
+
+
+def test_csv_with_source_has_the_origin_columns() -> None:
+    writer = record_writer("csv", with_source=True)
+    assert writer.begin().endswith(b",cached,origin_file,origin_line\r\n")
+    record = {
+        "ioc": "1.2.3.4", "type": "ipv4", "verdict": "unknown", "classification": None,
+        "score": None, "type_score": None, "source": None, "ttl_ms": None, "first_seen": None,
+        "link": None, "cp_type": None, "origin": {"file": "=evil.csv", "line": 7},
+        "cached": False,
+    }  # fmt: skip
+    (row,) = csv.reader(io.StringIO(writer.encode(orjson.dumps(record) + b"\n").decode()))
+    assert row[-2:] == ["'=evil.csv", "7"]
+    assert writer.recognizes(writer.begin().rstrip(b"\r\n"))
+    assert not record_writer("csv").recognizes(writer.begin().rstrip(b"\r\n"))
