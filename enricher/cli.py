@@ -1,4 +1,4 @@
-"""The `enricher` command line: `enricher run` and `enricher emulator`."""
+"""The `enricher` command line: `run`, `lookup`, `report`, `deferred` and `emulator`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from . import __version__
 from .argtypes import number
 from .console import json_logging, setup_logging
 from .errors import EnricherError, FatalError, SettingsError
+from .formats import FORMATS
 from .job import EXIT_FATAL, EXIT_USAGE, Job, run_job
 from .reader import add_arguments as add_input_arguments
 from .reader import input_options
-from .settings import config_path, load_settings, parse_duration, redact_url
+from .settings import Settings, config_path, load_settings, parse_duration, redact_url
 
 __all__ = ["build_parser", "main"]
 
@@ -57,6 +58,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _add_api_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of a command that talks to the API (`run`, `lookup`)."""
+    p.add_argument("--config", metavar="FILE", help="settings profile (TOML)")
+    p.add_argument("--base-url", metavar="URL", help="API prefix before the endpoint name")
+    p.add_argument(
+        "--emulator",
+        action="store_true",
+        help="start the embedded GTI emulator and run against it",
+    )
+    p.add_argument("--rate", type=_rate, metavar="REQ_PER_S", help="requests per second (0: none)")
+    p.add_argument("--send-sha256", action="store_true", default=None, help="send sha256 keys")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the API's TLS certificate (warns; anyone on the path could read "
+        "the credentials and forge answers)",
+    )
+
+
 def _add_run_parser(sub: Any) -> None:
     p = sub.add_parser(
         "run",
@@ -66,23 +86,9 @@ def _add_run_parser(sub: Any) -> None:
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="input files; - or none: stdin")
     p.add_argument("-o", "--output", default="-", metavar="OUT", help="output NDJSON (- = stdout)")
-    p.add_argument("--config", metavar="FILE", help="settings profile (TOML)")
-    p.add_argument("--base-url", metavar="URL", help="API prefix before the endpoint name")
-    p.add_argument(
-        "--emulator",
-        action="store_true",
-        help="start the embedded GTI emulator and run against it",
-    )
-    p.add_argument("--rate", type=_rate, metavar="REQ_PER_S", help="requests per second (0: none)")
+    _add_api_arguments(p)
     p.add_argument("--concurrency", type=_positive_int, metavar="N", help="requests in flight")
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="keys per request")
-    p.add_argument("--send-sha256", action="store_true", default=None, help="send sha256 keys")
-    p.add_argument(
-        "--insecure",
-        action="store_true",
-        help="do not verify the API's TLS certificate (warns; anyone on the path could read "
-        "the credentials and forge answers)",
-    )
     p.add_argument("--failed", metavar="FILE", help="failures NDJSON (default OUT.failed.ndjson)")
     p.add_argument("--rejects", metavar="FILE", help="rejected input lines (OUT.rejects.ndjson)")
     p.add_argument("--deferred", metavar="FILE", help="IOCs not sent (OUT.deferred.ndjson)")
@@ -93,6 +99,14 @@ def _add_run_parser(sub: Any) -> None:
         "--with-source",
         action="store_true",
         help="records say where their IOC was first seen; the summary, how often it occurred",
+    )
+    p.add_argument(
+        "--output-format",
+        choices=FORMATS,
+        default="ndjson",
+        help="the records file's format (default ndjson; failures, rejects and deferred IOCs "
+        "stay NDJSON): csv, ecs (Elasticsearch _bulk), stix (a STIX 2.1 bundle, needs "
+        "enricher[stix]), misp (a MISP event, needs enricher[misp])",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="errors only: no summary")
     add_input_arguments(p)
@@ -182,11 +196,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return {"api": api, "limits": limits, "network": network, "privacy": privacy}
 
 
-def _run(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings of a command that talks to the API: its profile (the emulator's with
+    --emulator), the environment, then its flags."""
     config = args.config
     if config is None and args.emulator:
         config = config_path("emulator.toml")
-    settings = load_settings(config, overrides=_overrides(args))
+    return load_settings(config, overrides=_overrides(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
     job = Job(
         inputs=args.inputs,
         reading=input_options(args),
@@ -210,6 +230,7 @@ def _run(args: argparse.Namespace) -> int:
         log_json=args.log_format == "json",
         progress=args.progress,
         with_source=args.with_source,
+        output_format=args.output_format,
     )
     setup_logging(json=job.log_json, quiet=job.quiet)
     with asyncio.Runner(loop_factory=loop_factory(settings.pipeline.event_loop)) as runner:
@@ -263,6 +284,72 @@ def _deferred(args: argparse.Namespace) -> int:
     )
 
 
+def _add_lookup_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "lookup",
+        help="look a few IOCs up now: a table, or JSON lines",
+        description="Ask the GTI API about the IOCs given (normalized, deduplicated, from the "
+        "cache when it has them, under the rate limiter) and print a table, or with --json "
+        "one JSON line per argument.",
+    )
+    p.add_argument("iocs", nargs="+", metavar="IOC", help="hashes, domains, IPs, URLs")
+    p.add_argument("--json", action="store_true", help="one JSON line per argument")
+    _add_api_arguments(p)
+    p.add_argument("--cache", metavar="PATH", help="the answer cache database (SQLite)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
+    p.add_argument(
+        "--max-age", type=_duration, metavar="DURATION", help="use cached answers younger than this"
+    )
+    p.set_defaults(func=_lookup, batch_size=None, concurrency=None)
+
+
+def _lookup(args: argparse.Namespace) -> int:
+    from .lookup import Lookup, run_lookup
+
+    if args.cache is not None and args.no_cache:
+        raise SettingsError("--cache and --no-cache contradict each other")
+    settings = _settings(args)
+    lookup = Lookup(
+        iocs=args.iocs,
+        as_json=args.json,
+        emulator=args.emulator,
+        use_cache=not args.no_cache,
+        cache_path=args.cache,
+        max_age=args.max_age,
+    )
+    setup_logging(json=False, quiet=True)
+    with asyncio.Runner(loop_factory=loop_factory(settings.pipeline.event_loop)) as runner:
+        return runner.run(run_lookup(lookup, settings))
+
+
+def _add_report_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="a run's results as one self-contained HTML page",
+        description="Read an NDJSON output (and the failures, deferred and manifest files "
+        "beside it) and write one HTML page: verdict and classification counts and charts, "
+        "the malicious and suspicious IOCs, failures by reason, the run's figures. The page "
+        "has no script and fetches nothing.",
+    )
+    p.add_argument("output", metavar="OUT", help="the records of a run (NDJSON)")
+    p.add_argument(
+        "-o", dest="report", metavar="REPORT", help="the page (default: OUT with .html; - = stdout)"
+    )
+    p.add_argument(
+        "--manifest", metavar="FILE", help="the run's manifest (default: the one beside OUT)"
+    )
+    p.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    where = write_report(args.output, args.report, manifest=args.manifest)
+    if where != "standard output":
+        print(f"enricher: report written to {where}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="enricher",
@@ -271,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"enricher {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run_parser(sub)
+    _add_lookup_parser(sub)
+    _add_report_parser(sub)
     _add_deferred_parser(sub)
     from .emulator.cli import add_parser as add_emulator_parser
 

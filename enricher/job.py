@@ -25,6 +25,7 @@ from .console import Progress
 from .dedupe import Deduper
 from .engine import Enricher, Outcome
 from .errors import FatalError, OutputError, SettingsError
+from .formats import RESUMABLE, RecordWriter, check_resumable, first_line, record_writer
 from .identity import EMBEDDED_EMULATOR, identity_of
 from .manifest import build_manifest, write_manifest
 from .normalize import normalize
@@ -48,7 +49,18 @@ from .summary import format_summary
 from .threads import Abandoned
 from .writer import encode_lines
 
-__all__ = ["EXIT_FAILURES", "EXIT_FATAL", "EXIT_OK", "EXIT_USAGE", "Job", "run_job"]
+__all__ = [
+    "EXIT_FAILURES",
+    "EXIT_FATAL",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Job",
+    "caches_answers",
+    "embedded_emulator",
+    "open_state",
+    "run_job",
+    "save_state",
+]
 
 log = logging.getLogger("enricher")
 
@@ -85,6 +97,8 @@ class Job:
     log_json: bool = False
     progress: bool | None = None  # None: on a terminal only
     with_source: bool = False
+    #: the records file's format (`--output-format`); the side files are NDJSON
+    output_format: str = "ndjson"
 
     def __post_init__(self) -> None:
         if self.resume and self.force:
@@ -97,6 +111,8 @@ class Job:
             raise SettingsError("--max-rejects must be at least 0")
         if self.job is not None and not (0 < len(self.job) <= 200 and self.job.isprintable()):
             raise SettingsError("--job: a name of 1 to 200 printable characters")
+        if self.resume:
+            check_resumable(self.output_format)
 
 
 def _check_manifest(job: Job) -> None:
@@ -134,7 +150,7 @@ class _Files:
         return [self.records, self.failed, self.rejects, self.deferred, self.skipped]
 
 
-def _open_files(job: Job, paths: OutputPaths) -> _Files:
+def _open_files(job: Job, paths: OutputPaths, writer: RecordWriter) -> _Files:
     """The output set opened as the job says: new files (never over an existing one), or
     replaced (--force), or continued (--resume). Side files of a run on standard output are
     made only when there is a line to write."""
@@ -144,9 +160,10 @@ def _open_files(job: Job, paths: OutputPaths) -> _Files:
     mode: Mode = "append" if job.resume else "replace" if job.force else "new"
     lazy = paths.per_run
     side: Mode = "new" if lazy and not job.force else mode
-    resumable = paths.regular
+    # what to do after an error: `--resume` only where the whole job can be resumed
+    resumable = paths.regular and writer.resumable
     return _Files(
-        records=OutputFile(paths.records, mode=mode, resumable=resumable),
+        records=OutputFile(paths.records, mode=mode, resumable=resumable, writer=writer),
         failed=OutputFile(paths.failed, mode=side, lazy=lazy, resumable=resumable),
         # rejects and withheld IOCs are found again by a resumed run (it reads the inputs
         # from the start)
@@ -176,7 +193,7 @@ def _pending(paths: OutputPaths) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _embedded_emulator(settings: Settings, on: bool) -> AsyncIterator[Settings]:
+async def embedded_emulator(settings: Settings, on: bool) -> AsyncIterator[Settings]:
     if not on:
         yield settings
         return
@@ -186,14 +203,19 @@ async def _embedded_emulator(settings: Settings, on: bool) -> AsyncIterator[Sett
         yield settings.replace(api={"base_url": emu.base_url})
 
 
-def _open_state(job: Job, settings: Settings) -> Cache | None:
+def caches_answers(job: Job, settings: Settings) -> bool:
+    """The job reads and stores answers in the state file (not `--no-cache`)."""
+    return job.use_cache and bool(settings.cache.enabled or job.cache_path or job.cache_only)
+
+
+def open_state(job: Job, settings: Settings) -> Cache | None:
     """The state file: the answer cache, the daily request count and the jobs' deferred
     IOCs. `--no-cache` (or `cache.enabled = false`) reads and stores no answer, but the job's
     deferred IOCs and the day's count are still kept, unless the file cannot be used (a
     warning says so: then only the deferred file beside the output carries them). A daily
     budget is counted there: a run with one refuses to start without it. Answers fetched
     with TLS verification off are not stored (they could come from anyone on the path)."""
-    answers = job.use_cache and (settings.cache.enabled or job.cache_path or job.cache_only)
+    answers = caches_answers(job, settings)
     c = settings.cache
     # answers are served to the API identity that fetched them (the embedded emulator is
     # one identity, whatever port it gets); reading the credentials may refuse them
@@ -238,7 +260,12 @@ def _job_key(job: Job, paths: OutputPaths) -> str | None:
 
 
 def _prepare(
-    job: Job, paths: OutputPaths, state: Cache | None, key: str | None, stats: RunStats
+    job: Job,
+    paths: OutputPaths,
+    state: Cache | None,
+    key: str | None,
+    stats: RunStats,
+    writer: RecordWriter,
 ) -> tuple[Deduper | None, list[str]]:
     """What an earlier run left: IOCs it already wrote (with --resume: counted in `stats`, so
     the summary and the exit code cover the whole job), and IOCs it deferred, to be asked
@@ -248,12 +275,21 @@ def _prepare(
     done: Deduper | None = None
     if job.resume:
         try:
-            for path in (paths.records, paths.failed):
-                cut = repair(path)
+            for path, cut in (
+                (paths.records, writer.repair(paths.records)),
+                (paths.failed, repair(paths.failed)),
+            ):
                 if cut:
                     log.info("resume: cut a torn last line (%d bytes) off %s", cut, path)
+            head = first_line(paths.records)
+            if head and not writer.recognizes(head):
+                raise SettingsError(
+                    f"--resume: {paths.records} is not a {writer.name} output of these "
+                    "settings; resume it with the --output-format (and --with-source) it was "
+                    "written with"
+                )
             done = Deduper()
-            stats.earlier_ok = read_written([paths.records], done)
+            stats.earlier_ok = read_written([paths.records], done, keys=writer.keys)
             stats.earlier_failed, stats.earlier_unsupported = read_failed(paths.failed, done)
         except OSError as exc:
             raise SettingsError(
@@ -296,6 +332,8 @@ async def run_job(job: Job, settings: Settings) -> int:
             "warning: privacy.send_internal is on: private addresses, internal names and"
             " your own domains are sent to the API like any other IOC"
         )
+    # a format whose library is missing stops the run before anything is touched
+    writer = record_writer(job.output_format, with_source=job.with_source)
     with Stopper(settings.pipeline.grace_period) as stopper:
         inputs, skipped = find_inputs(job.inputs)
         paths = plan_outputs(
@@ -312,7 +350,9 @@ async def run_job(job: Job, settings: Settings) -> int:
         _check_manifest(job)
         # before anything is opened, repaired or read: an overlapping run stops here, at once
         with OutputLock(_locked_paths(job, paths)):
-            code = await _run_locked(job, settings, stopper, inputs, skipped, paths, started_at)
+            code = await _run_locked(
+                job, settings, stopper, inputs, skipped, paths, started_at, writer
+            )
         lifecycle.finished(code)  # a signal from now on exits with it
         return code
 
@@ -346,6 +386,7 @@ async def _run_locked(
     skipped: list[str],
     paths: OutputPaths,
     started_at: float,
+    writer: RecordWriter,
 ) -> int:
     stats = RunStats()
     stats.inputs_skipped = skipped
@@ -367,17 +408,13 @@ async def _run_locked(
         await stopper.blocking(
             lambda: check_columns(inputs, job.reading, max_line=max_line), name="columns"
         )
-        state = await stopper.blocking(lambda: _open_state(job, settings), name="state")
-        if (
-            state is not None
-            and job.use_cache
-            and (settings.cache.enabled or job.cache_path or job.cache_only)
-        ):
+        state = await stopper.blocking(lambda: open_state(job, settings), name="state")
+        if state is not None and caches_answers(job, settings):
             cache = state
         done, first = await stopper.blocking(
-            lambda: _prepare(job, paths, state, key, stats), name="resume"
+            lambda: _prepare(job, paths, state, key, stats, writer), name="resume"
         )
-        files = _open_files(job, paths)
+        files = _open_files(job, paths, writer)
         if job.max_requests is not None or settings.limits.daily_budget or state is not None:
             budget = Budget(
                 max_requests=job.max_requests,
@@ -398,7 +435,7 @@ async def _run_locked(
         )
         rejects = _Rejects(job.max_rejects, stats)
         async with (
-            _embedded_emulator(settings, job.emulator) as settings,
+            embedded_emulator(settings, job.emulator) as settings,
             Enricher(
                 settings,
                 stats=stats,
@@ -446,7 +483,7 @@ async def _run_locked(
                     # written in a thread: unless the run is stopping and another process
                     # holds the file past the grace period
                     await stopper.finishing(
-                        functools.partial(_save_state, state, budget, key, waiting), name="state"
+                        functools.partial(save_state, state, budget, key, waiting), name="state"
                     )
                 except Abandoned:
                     log.error("error: the state file %s was not closed in time: the last"
@@ -474,6 +511,7 @@ async def _write(outcome: Outcome, files: _Files, rejects: _Rejects, stats: RunS
         await files.records.write(b"".join(outcome.lines) + b"".join(outcome.cached_lines), n)
         if stats.first_record_at is None:
             stats.first_record_at = time.monotonic()
+        stats.timeline.add(stats.elapsed, stats.accounted)
     if outcome.failures:
         await files.failed.write(encode_lines(outcome.failures), len(outcome.failures))
     if outcome.rejects and (kept := rejects.keep(outcome.rejects)):
@@ -526,7 +564,7 @@ def _replace_deferred(path: str, new: OutputFile) -> list[tuple[str, str, str]]:
     return [(t.value, ioc, why) for t, ioc, why in items]
 
 
-def _save_state(
+def save_state(
     state: Cache,
     budget: Budget | None,
     key: str | None,
@@ -564,13 +602,18 @@ def _next_step(
     paths: OutputPaths,
     skipped: list[str],
     damaged: list[str],
+    output_format: str,
 ) -> str | None:
     """The one line that says what happened, and what to run next; None after a clean run."""
-    again = (
-        "run the same command with --resume to finish"
-        if paths.regular
-        else "run it again (a run on standard output cannot be resumed)"
-    )
+    if not paths.regular:
+        again = "run it again (a run on standard output cannot be resumed)"
+    elif output_format in RESUMABLE:
+        again = "run the same command with --resume to finish"
+    else:
+        again = (
+            f"run the same command with --force to do it again (a {output_format} output is "
+            "one document: it cannot be resumed)"
+        )
     if fatal is not None:
         step = fatal.next_step if isinstance(fatal, OutputError) else None
         return f"error: {fatal}" + (f"; {step}" if step else "")
@@ -614,6 +657,7 @@ def _report(
     changes = list(enricher.limiter.changes) if enricher and enricher.limiter else []
     if job.manifest:
         outputs = {"records": paths.records, "failures": paths.failed, "rejects": paths.rejects}
+        outputs["records_format"] = job.output_format
         outputs["deferred"] = paths.deferred
         outputs["skipped"] = paths.skipped
         manifest = build_manifest(
@@ -661,7 +705,13 @@ def _report(
                 )
         _say(text)
     step = _next_step(
-        fatal, interrupted, enricher, paths, stats.inputs_skipped, stats.inputs_damaged
+        fatal,
+        interrupted,
+        enricher,
+        paths,
+        stats.inputs_skipped,
+        stats.inputs_damaged,
+        job.output_format,
     )
     if step is not None:
         log.error("%s", step)

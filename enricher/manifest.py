@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import orjson
 
 from . import __version__
+from .outputs import write_whole
 from .ratelimit import RateChange
 from .records import SCHEMA_VERSION
 from .settings import Settings, redact_url
@@ -120,6 +119,9 @@ def build_manifest(
         "latency_ms": d["latency_ms"],
         "elapsed_s": d["elapsed_s"],
         "iocs_per_s": d["iocs_per_s"],
+        # IOCs accounted for over the run: [seconds, IOCs], the last point its end
+        "timeline": [[t, n] for t, n in stats.timeline.points]
+        + [[d["elapsed_s"], stats.accounted]],
         "first_record_s": d["first_record_s"],
         "peak_rss_mib": _peak_rss_mib(),
         "event_loop": _event_loop(),
@@ -128,36 +130,7 @@ def build_manifest(
 
 
 def write_manifest(path: str, manifest: Mapping[str, Any]) -> None:
-    """Write the manifest whole: into a temporary file renamed into place, so a reader never
-    sees half of one. A path that is no regular file (/dev/null, a pipe) is written as it is,
-    never replaced (as root, a rename over /dev/null would replace the device).
-
-    Made with the umask, as the outputs are (a manifest holds settings without secrets and
-    counts, the outputs the IOCs themselves): `umask 077` makes them all private, and a
-    scheduler's monitoring can read them under the usual 022."""
-    data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-    if os.path.exists(path) and not os.path.isfile(path):
-        with open(path, "wb") as f:
-            f.write(data)
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = _new_file(directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _new_file(directory: str) -> tuple[int, str]:
-    """A new file of a random name in `directory`, mode 0666 less the umask (where
-    `tempfile.mkstemp` always makes 0600)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
-    while True:
-        tmp = os.path.join(directory, f".manifest-{secrets.token_hex(6)}")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
+    """Write the manifest whole (`write_whole`)."""
+    write_whole(
+        path, orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    )

@@ -27,16 +27,20 @@ import fcntl
 import fnmatch
 import os
 import re
+import secrets
 import stat
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import janus
 
 from .errors import OutputError, SettingsError
 from .threads import Drain
+
+if TYPE_CHECKING:
+    from .formats import RecordWriter
 
 __all__ = [
     "OutputFile",
@@ -46,6 +50,7 @@ __all__ = [
     "is_file_path",
     "lock_file",
     "plan_outputs",
+    "write_whole",
 ]
 
 STDOUT = "-"
@@ -351,11 +356,23 @@ class OutputFile:
     `lazy`: made only when the first line comes (a run with nothing to say leaves no empty
     failures file). Each hand-over is written whole with `os.write` (no Python buffer, which a
     writer blocked on a full pipe would hold locked at exit). Errors become `FatalError`s
-    that name the file: the next `write` or `close` raises the first.
+    that name the file: the next `write` or `close` raises the first. `writer` (the records
+    file) turns the NDJSON lines handed over into its format, in the thread: its beginning
+    goes before the first batch of a file that is empty, its end is written on `close`.
     """
 
-    def __init__(self, path: str, *, mode: Mode, lazy: bool = False, resumable: bool) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        mode: Mode,
+        lazy: bool = False,
+        resumable: bool,
+        writer: RecordWriter | None = None,
+    ) -> None:
         self.path = path
+        self.writer = writer
+        self._begun = False
         self.mode = mode
         self.lazy = lazy
         #: the job writes its records to a regular file, so `--resume` can finish it
@@ -366,7 +383,8 @@ class OutputFile:
         self.complete = False
         self._fd: int | None = None
         self._regular = False
-        self._drain: Drain[tuple[bytes, int]] | None = None
+        #: a hand-over is (NDJSON lines, how many), or (None, 0): the end of the file
+        self._drain: Drain[tuple[bytes | None, int]] | None = None
         if path != STDOUT and not lazy and _kind(path) != "special":
             try:
                 self._open()  # found out now, not after the first batch
@@ -418,9 +436,12 @@ class OutputFile:
         self.created = True
         return fd
 
-    def _write(self, item: tuple[bytes, int]) -> None:
-        data, n = item
+    def _write(self, item: tuple[bytes | None, int]) -> None:
+        lines, n = item
         fd = self._open()
+        data = lines if lines is not None else b""
+        if self.writer is not None:
+            data = self._formatted(fd, lines)
         view = memoryview(data)
         try:
             while view:
@@ -441,21 +462,38 @@ class OutputFile:
             )
         self.lines += n
 
+    def _formatted(self, fd: int, lines: bytes | None) -> bytes:
+        """`lines` in the writer's format (None: the file's end), after the file's beginning
+        if nothing is in the file yet (a resumed file has it already)."""
+        assert self.writer is not None
+        head = b""
+        if not self._begun:
+            self._begun = True
+            if not self._regular or os.fstat(fd).st_size == 0:
+                head = self.writer.begin()
+        if lines is None:
+            return head + self.writer.end()
+        return head + self.writer.encode(lines)
+
     @property
     def _again(self) -> str:
         """What to do after this file could not be written to its end."""
         if self.resumable:
             return "fix that, then run the same command with --resume to finish"
+        if self.writer is not None and not self.writer.resumable and is_file_path(self.path):
+            return "fix that, then run the same command with --force to do it again"
         return "fix that, then run the same command again"
 
     async def write(self, data: bytes, n: int) -> None:
         """`n` lines (each ending in a newline), written whole, in order."""
-        if not data:
-            return
+        if data:
+            await self._put((data, n))
+
+    async def _put(self, item: tuple[bytes | None, int]) -> None:
         if self._drain is None:
             self._drain = Drain(self._write, name=f"write {self.display}")
         try:
-            await self._drain.put((data, n))
+            await self._drain.put(item)
         except janus.AsyncQueueShutDown:
             raise self._not_finished() from None
 
@@ -483,6 +521,9 @@ class OutputFile:
         """Write what is pending, check the file is still where it was made, have it on disk
         (fsync: an error a file system reports only now, NFS or a quota, is an error too),
         and close. Raises the first error met."""
+        if self.writer is not None and self.writer.framed and self.error is None:
+            with contextlib.suppress(OutputError):  # raised below, as the file's error
+                await self._put((None, 0))
         if self._drain is not None:
             await self._drain.close()
         abandoned = self._drain is not None and self._drain.abandoned
@@ -532,3 +573,38 @@ class OutputFile:
                 f"{self.display} was replaced by another file while the run was writing it",
                 f"move {self.display} away, then run the same command again",
             )
+
+
+def write_whole(path: str, data: bytes) -> None:
+    """Write a small file whole: into a temporary file renamed into place, so a reader never
+    sees half of one. A path that is no regular file (/dev/null, a pipe) is written as it is,
+    never replaced (as root, a rename over /dev/null would replace the device).
+
+    Made with the umask, as the outputs are (a manifest holds settings without secrets and
+    counts, the outputs the IOCs themselves): `umask 077` makes them all private, and a
+    scheduler's monitoring can read them under the usual 022."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        with open(path, "wb") as f:
+            f.write(data)
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = _new_file(directory, os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _new_file(directory: str, name: str) -> tuple[int, str]:
+    """A new file of a random name beside `name` in `directory`, mode 0666 less the umask
+    (where `tempfile.mkstemp` always makes 0600)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+    while True:
+        tmp = os.path.join(directory, f".{name}-{secrets.token_hex(6)}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue

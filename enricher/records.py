@@ -27,6 +27,7 @@ __all__ = [
     "Failure",
     "IocTypeName",
     "Record",
+    "RecordFields",
     "Reject",
     "Skipped",
     "Verdict",
@@ -50,9 +51,9 @@ IocTypeName = Literal["md5", "sha1", "sha256", "domain", "ipv4", "ipv6"]
 Verdict = Literal["malicious", "suspicious", "benign", "unknown"]
 
 
-@final
-class Record(TypedDict):
-    """An answered IOC (schema v1)."""
+class RecordFields(TypedDict):
+    """A record's flat fields: all but the nested `product` and the verbatim `response`
+    (what the output formats write, read without decoding those)."""
 
     ioc: str
     type: IocTypeName
@@ -64,11 +65,17 @@ class Record(TypedDict):
     ttl_ms: int | None
     first_seen: str | None
     link: str | None
-    product: dict[str, Any] | None
     cp_type: str | None
-    response: dict[str, Any]
     origin: NotRequired[dict[str, Any]]
     cached: bool
+
+
+@final
+class Record(RecordFields):
+    """An answered IOC (schema v1)."""
+
+    product: dict[str, Any] | None
+    response: dict[str, Any]
 
 
 @final

@@ -9,8 +9,9 @@ the end. `repair` cuts that line off; `read_written` adds every IOC of the compl
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -19,6 +20,7 @@ from .ioc import IocType
 from .normalize import normalize
 
 __all__ = [
+    "ndjson_objects",
     "read_deferred",
     "read_deferred_items",
     "read_failed",
@@ -90,16 +92,34 @@ def read_keys(path: str | Path) -> Iterator[tuple[IocType, str]]:
                     yield t, doc["ioc"]
 
 
-def read_written(paths: list[str], done: Deduper) -> int:
-    """Add each IOC written in these NDJSON files to `done`; how many there were."""
+def read_written(
+    paths: list[str],
+    done: Deduper,
+    keys: Callable[[str], Iterable[tuple[IocType, str]]] = read_keys,
+) -> int:
+    """Add each IOC written in these files to `done`; how many there were. `keys` reads a
+    file's (type, ioc) pairs: NDJSON records by default, or a records writer's format."""
     n = 0
     for path in paths:
         if os.path.isfile(path):
-            for t, ioc in read_keys(path):
+            for t, ioc in keys(path):
                 # only what normalizes as written: a foreign value cannot be packed
                 if normalize(ioc) == (t, ioc) and done.add(t, ioc):
                     n += 1
     return n
+
+
+def ndjson_objects(path: str) -> Iterator[dict[str, Any]]:
+    """The JSON objects of an NDJSON file, one a line; a line of another shape (not ours,
+    torn) is skipped, never fatal."""
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(doc, dict):
+                yield doc
 
 
 def read_failed(path: str, done: Deduper) -> tuple[int, int]:
@@ -108,38 +128,28 @@ def read_failed(path: str, done: Deduper) -> tuple[int, int]:
     failed = unsupported = 0
     if not os.path.isfile(path):
         return 0, 0
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if not isinstance(doc, dict) or not isinstance(doc.get("ioc"), str):
-                continue
-            t = _TYPES.get(doc.get("type"))  # type: ignore[arg-type]
-            ioc = doc["ioc"]
-            if t is None or normalize(ioc) != (t, ioc) or not done.add(t, ioc):
-                continue
-            if str(doc.get("error", "")).startswith("unsupported"):
-                unsupported += 1
-            else:
-                failed += 1
+    for doc in ndjson_objects(path):
+        if not isinstance(doc.get("ioc"), str):
+            continue
+        t = _TYPES.get(doc.get("type"))  # type: ignore[arg-type]
+        ioc = doc["ioc"]
+        if t is None or normalize(ioc) != (t, ioc) or not done.add(t, ioc):
+            continue
+        if str(doc.get("error", "")).startswith("unsupported"):
+            unsupported += 1
+        else:
+            failed += 1
     return failed, unsupported
 
 
 def read_deferred_items(path: str) -> list[tuple[IocType, str, str]]:
     """(type, ioc, reason) of each line of a deferred file."""
     items = []
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(doc, dict) and isinstance(doc.get("ioc"), str):
-                t = _TYPES.get(doc.get("type"))  # type: ignore[arg-type]
-                if t is not None:
-                    items.append((t, doc["ioc"], str(doc.get("reason", ""))))
+    for doc in ndjson_objects(path):
+        if isinstance(doc.get("ioc"), str):
+            t = _TYPES.get(doc.get("type"))  # type: ignore[arg-type]
+            if t is not None:
+                items.append((t, doc["ioc"], str(doc.get("reason", ""))))
     return items
 
 

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RunStats", "percentile"]
+__all__ = ["RunStats", "Timeline", "percentile"]
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -16,6 +16,26 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
         return None
     rank = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
     return sorted_values[rank]
+
+
+class Timeline:
+    """IOCs accounted for through a run: (seconds since its start, how many), a point at most
+    every `interval` seconds and `size` points at most: when full, every other point is
+    dropped and the interval doubles, so a run of any length keeps an even sample of itself
+    in bounded memory (for the manifest, and the report's speed over time)."""
+
+    def __init__(self, *, size: int = 512, interval: float = 1.0) -> None:
+        self.points: list[tuple[float, int]] = []
+        self.interval = interval
+        self._size = size
+
+    def add(self, t: float, done: int) -> None:
+        if self.points and t - self.points[-1][0] < self.interval:
+            return
+        self.points.append((round(t, 3), done))
+        if len(self.points) >= self._size:
+            del self.points[1::2]
+            self.interval *= 2
 
 
 @dataclass
@@ -69,6 +89,7 @@ class RunStats:
     stopped: str | None = None  # why the run stopped early, if it did
     #: the cache's own report (path, identity, size, hits, ...), when there was one
     cache: dict[str, Any] | None = None
+    timeline: Timeline = field(default_factory=Timeline)
 
     @property
     def elapsed(self) -> float:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,10 @@ __all__ = [
     "emulator_process",
     "emulator_stats",
     "enricher",
+    "kill_when_written",
     "line_of",
     "read_ndjson",
+    "start_run",
 ]
 
 
@@ -38,6 +42,31 @@ def enricher(
         timeout=timeout,
         env={**os.environ, "PYTHONWARNINGS": "error", **(env or {})},
     )
+
+
+def start_run(url: str, src: Path, out: Path, *flags: str) -> subprocess.Popen[bytes]:
+    """`enricher run` in the background, slow enough to be caught in the middle against an
+    emulator with 100 ms of latency: 20 keys a batch, 2 in flight, about 10 batches a second."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "enricher", "run", str(src), "-o", str(out), "--base-url", url,
+         "--rate", "0", "--batch-size", "20", "--concurrency", "2", "--send-sha256", "--no-cache",
+         *flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def kill_when_written(proc: subprocess.Popen[bytes], out: Path, before: int, delay: float) -> int:
+    """SIGKILL a run `delay` seconds after its output grew past `before` bytes (start-up takes
+    longer on a loaded machine); the output's size then."""
+    deadline = time.monotonic() + 30
+    while (out.stat().st_size if out.exists() else 0) <= before:
+        assert time.monotonic() < deadline, "the run wrote nothing in 30 s"
+        time.sleep(0.005)
+    time.sleep(delay)
+    proc.kill()
+    proc.communicate(timeout=10)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
+    return out.stat().st_size if out.exists() else 0
 
 
 def read_ndjson(path: Path) -> list[dict[str, Any]]:

@@ -7,14 +7,21 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
-from helpers import emulator_process, emulator_stats, enricher, line_of, read_ndjson
+from helpers import (
+    emulator_process,
+    emulator_stats,
+    enricher,
+    kill_when_written,
+    line_of,
+    read_ndjson,
+    start_run,
+)
 
 from enricher.cache import Cache
 from enricher.dedupe import Deduper
@@ -293,17 +300,6 @@ def test_repair_cuts_only_a_torn_last_line(tmp_path: Path) -> None:
     assert read_written([str(f)], done) == 1 and (IocType.DOMAIN, "a.com") in done
 
 
-def start_run(url: str, src: Path, out: Path, *flags: str) -> subprocess.Popen[bytes]:
-    # 20 keys a batch, 2 in flight, against 100 ms of latency: about 10 batches a second,
-    # slow enough to be caught in the middle
-    return subprocess.Popen(
-        [sys.executable, "-m", "enricher", "run", str(src), "-o", str(out), "--base-url", url,
-         "--rate", "0", "--batch-size", "20", "--concurrency", "2", "--send-sha256", "--no-cache",
-         *flags],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-
-
 def test_sigkill_at_random_moments_then_resume_is_exactly_once(tmp_path: Path) -> None:
     src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
     expected = make_input(src, 4000, seed=5)
@@ -314,16 +310,7 @@ def test_sigkill_at_random_moments_then_resume_is_exactly_once(tmp_path: Path) -
         for _ in range(10):  # bounded: ten kills at random moments, mid-write included
             before = out.stat().st_size if out.exists() else 0
             proc = start_run(url, src, out, *flags)
-            # once this run writes (start-up takes longer on a loaded machine), then at random
-            deadline = time.monotonic() + 30
-            while (out.stat().st_size if out.exists() else 0) <= before:
-                assert time.monotonic() < deadline, "the run wrote nothing in 30 s"
-                time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 0.5))
-            proc.kill()
-            proc.communicate(timeout=10)
-            assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
-            sizes.append(out.stat().st_size if out.exists() else 0)
+            sizes.append(kill_when_written(proc, out, before, rng.uniform(0.0, 0.5)))
             flags = ("--resume",)
         proc = start_run(url, src, out, "--resume")
         _, err = proc.communicate(timeout=120)

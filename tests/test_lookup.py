@@ -1,0 +1,86 @@
+"""`enricher lookup`: the run's normalization, cache and limiter for a few IOCs, as a table
+or JSON lines, against an emulator in a process of its own (its counters say what was sent)
+and the embedded one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from helpers import emulator_process, emulator_stats, enricher
+
+from enricher.lookup import format_table
+
+ARGS = [
+    "evil[.]example[.]com",
+    "hxxps://EVIL.example.com/login",  # the same domain: asked once, shown once
+    "92F44E405DB16AC55D97E3BFE3B132FA",
+    "1.2.3[.]4",
+    "not-an-ioc",
+]
+
+
+def test_lookup_prints_a_table_in_the_order_given(tmp_path: Path) -> None:
+    with emulator_process() as url:
+        proc = enricher("lookup", "--base-url", url, "--rate", "0", *ARGS)
+        sent = emulator_stats(url)
+        assert sent["keys_asked"] == 3 and sent["total_requests"] == 3  # one per endpoint
+        again = enricher("lookup", "--base-url", url, "--rate", "0", *ARGS[:4])
+        assert emulator_stats(url)["total_requests"] == 3  # all from the cache
+    assert proc.returncode == 1  # an argument is no IOC: the others are answered
+    assert proc.stderr == "enricher: error: 1 of the arguments is no IOC\n"
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["IOC", "TYPE", "VERDICT", "CLASSIFICATION", "SCORE", "LINK"]
+    rows = [line.split()[:3] for line in lines[1:]]
+    assert rows == [
+        ["evil.example.com", "domain", rows[0][2]],
+        ["92f44e405db16ac55d97e3bfe3b132fa", "md5", rows[1][2]],
+        ["1.2.3.4", "ipv4", rows[2][2]],
+        ["not-an-ioc", "-", "not"],
+    ]
+    assert all(r[2] in ("malicious", "suspicious", "benign", "unknown") for r in rows[:3])
+    assert len({line.index("TYPE") for line in lines[:1]}) == 1
+    assert lines[1].index("domain") == lines[0].index("TYPE")  # aligned
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("(cached)") == 3
+
+
+def test_lookup_json_is_the_run_s_records(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
+    src.write_text("\n".join(ARGS[:4]) + "\n")
+    run = enricher("run", "--emulator", "--no-cache", "-q", str(src), "-o", str(out))
+    assert run.returncode == 0, run.stderr
+    records = {r["ioc"]: r for r in map(orjson.loads, out.read_bytes().splitlines())}
+    proc = enricher("lookup", "--emulator", "--no-cache", "--json", *ARGS)
+    assert proc.returncode == 1
+    items = [orjson.loads(line) for line in proc.stdout.splitlines()]
+    assert items[:3] == [records[i["ioc"]] for i in items[:3]]
+    assert [i.get("ioc") for i in items] == [
+        "evil.example.com", "92f44e405db16ac55d97e3bfe3b132fa", "1.2.3.4", None
+    ]  # fmt: skip
+    assert items[3] == {"input": "not-an-ioc", "error": "not an IOC: single-label name (no dot)"}
+
+
+def test_lookup_with_a_spent_budget_asks_nothing_and_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[limits]\ndaily_budget = 1\nrate = 0\n")
+    with emulator_process() as url:
+        first = enricher("lookup", "--config", str(config), "--base-url", url, "1.2.3.4")
+        second = enricher("lookup", "--config", str(config), "--base-url", url, "evil.example.com")
+        assert emulator_stats(url)["total_requests"] == 1
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 2
+    assert "not asked" in second.stdout and "budget" in second.stdout
+
+
+def test_the_table_is_coloured_only_when_asked() -> None:
+    item = {
+        "ioc": "evil.example.com", "type": "domain", "verdict": "malicious",
+        "classification": "ransom", "score": 0.9, "link": None, "cached": False,
+    }  # fmt: skip
+    assert "\x1b[" not in format_table([item])
+    assert "\x1b[31;1mmalicious" in format_table([item], colour=True)
+    failed = {"ioc": "1.2.3.4", "type": "ipv4", "error": "http_503: gave up", "attempts": 4}
+    assert format_table([failed]).splitlines()[1].split()[:4] == [
+        "1.2.3.4", "ipv4", "failed", "http_503:"
+    ]  # fmt: skip

@@ -1,0 +1,339 @@
+"""`--output-format`: each format written by a real run against the embedded emulator and
+read back by its own ecosystem's reader (the csv module, the _bulk layout, stix2, pymisp);
+CSV safe to open in a spreadsheet; `--resume` of the streamable formats after a torn write,
+and refused for the bundle formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import signal
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+import stix2
+from helpers import emulator_process, enricher, kill_when_written, read_ndjson, start_run
+from pymisp import MISPEvent
+
+from enricher.errors import SettingsError
+from enricher.formats import record_writer
+from enricher.formats.csv import COLUMNS, cell
+from enricher.job import Job
+from enricher.outputs import OutputFile
+from enricher.records import Record
+
+N = 240  # unique IOCs of the input: five batches of 50
+
+
+def make_input(path: Path) -> dict[str, str]:
+    """N unique IOCs of every kind (and duplicates, a reject); {ioc: type}."""
+    iocs: dict[str, str] = {}
+    for i in range(N // 4):
+        iocs[f"host{i}.formats.example.com"] = "domain"
+        iocs[f"10.1.{i // 250}.{i % 250 + 1}"] = "ipv4"
+        iocs[f"{i:032x}"] = "md5"
+        iocs[f"{i:040x}"] = "sha1"
+    lines = [*iocs, *list(iocs)[:20], "not an ioc at all"]
+    path.write_text("\n".join(lines) + "\n")
+    return iocs
+
+
+def run(*args: str) -> tuple[int, str]:
+    proc = enricher("run", "--emulator", "--no-cache", "-q", "--batch-size", "50", *args)
+    return proc.returncode, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Record]]:
+    """The input, and the NDJSON records of a run over it (the emulator answers a key the
+    same way in every run)."""
+    where = tmp_path_factory.mktemp("reference")
+    src = where / "in.txt"
+    make_input(src)
+    code, err = run(str(src), "-o", str(where / "out.ndjson"))
+    assert code == 0, err
+    return src, {r["ioc"]: r for r in read_ndjson(where / "out.ndjson")}  # type: ignore[misc]
+
+
+def written(
+    reference: tuple[Path, dict[str, Record]], tmp_path: Path, fmt: str
+) -> tuple[Path, dict[str, Record]]:
+    """The records file of a run over the reference input in `fmt`, and the reference
+    records by IOC."""
+    src, records = reference
+    out = tmp_path / f"out.{fmt}"
+    code, err = run(str(src), "-o", str(out), "--output-format", fmt)
+    assert code == 0, err
+    return out, records
+
+
+def test_csv_is_rfc4180_and_matches_the_records(
+    reference: tuple[Path, dict[str, Record]], tmp_path: Path
+) -> None:
+    out, records = written(reference, tmp_path, "csv")
+    raw = out.read_bytes()
+    assert raw.startswith(b"ioc,type,verdict,classification,score,")
+    assert raw.count(b"\r\n") == N + 1 and raw.count(b"\n") == N + 1  # CRLF, a row a line
+    rows = list(csv.DictReader(io.StringIO(raw.decode(), newline="")))
+    assert [r["ioc"] for r in rows].count(rows[0]["ioc"]) == 1
+    assert {r["ioc"] for r in rows} == set(records)
+    for row in rows:
+        rec = records[row["ioc"]]
+        assert row["type"] == rec["type"] and row["verdict"] == rec["verdict"]
+        assert row["classification"] == (rec["classification"] or "")
+        assert row["link"] == (rec["link"] or "")
+        assert row["score"] == ("" if rec["score"] is None else str(rec["score"]))
+        assert row["cached"] == "false"
+
+
+def test_csv_cells_are_safe_in_a_spreadsheet() -> None:
+    for text in ('=HYPERLINK("x")', "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+        assert cell(text).startswith("'"), text
+    assert cell("ransom") == "ransom" and cell(-1) == -1 and cell(None) == ""
+    assert cell("a\r\nb\nc") == "a b c"
+    record = {
+        "ioc": "evil.example.com", "type": "domain", "verdict": "malicious",
+        "classification": '=cmd|" /C calc"!A0', "score": -1, "type_score": 0.5,
+        "source": 'a "quoted", multi\nline source', "first_seen": None,
+        "link": "@evil", "cp_type": None, "ttl_ms": 5, "cached": True,
+    }  # fmt: skip
+    line = orjson.dumps(record) + b"\n"
+    data = record_writer("csv").encode(line)
+    assert data.count(b"\n") == 1 and data.endswith(b"\r\n")
+    (row,) = csv.reader(io.StringIO(data.decode(), newline=""))
+    assert dict(zip(COLUMNS, row, strict=True)) == {
+        "ioc": "evil.example.com", "type": "domain", "verdict": "malicious",
+        "classification": '\'=cmd|" /C calc"!A0', "score": "-1", "type_score": "0.5",
+        "source": 'a "quoted", multi line source', "first_seen": "", "link": "'@evil",
+        "cp_type": "", "ttl_ms": "5", "cached": "true",
+    }  # fmt: skip
+
+
+def test_ecs_is_bulk_pairs_of_indicator_documents(
+    reference: tuple[Path, dict[str, Record]], tmp_path: Path
+) -> None:
+    out, records = written(reference, tmp_path, "ecs")
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == 2 * N
+    seen = Counter()
+    for action, doc_line in zip(lines[::2], lines[1::2], strict=True):
+        assert orjson.loads(action) == {"create": {}}
+        doc = orjson.loads(doc_line)
+        assert doc["event"]["kind"] == "enrichment" and doc["event"]["type"] == ["indicator"]
+        assert doc["ecs"]["version"] and doc["@timestamp"].endswith("Z")
+        ind = doc["threat"]["indicator"]
+        rec = records[ind["name"]]
+        seen[ind["name"]] += 1
+        assert doc["enricher"]["verdict"] == rec["verdict"]
+        if rec["type"] == "ipv4":
+            assert ind["type"] == "ipv4-addr" and ind["ip"] == rec["ioc"]
+        elif rec["type"] == "domain":
+            assert ind["type"] == "domain-name" and ind["url"]["domain"] == rec["ioc"]
+        else:
+            assert ind["type"] == "file" and ind["file"]["hash"][rec["type"]] == rec["ioc"]
+        assert ind.get("reference") == rec["link"]
+    assert set(seen) == set(records) and max(seen.values()) == 1
+
+
+def test_stix_bundle_parses_with_stix2(
+    reference: tuple[Path, dict[str, Record]], tmp_path: Path
+) -> None:
+    out, records = written(reference, tmp_path, "stix")
+    bundle = stix2.parse(out.read_text(), allow_custom=True)
+    kinds = Counter(o["type"] for o in bundle.objects)
+    assert kinds["identity"] == 1 and kinds["indicator"] == N and kinds["relationship"] == N
+    assert kinds["file"] + kinds["domain-name"] + kinds["ipv4-addr"] == N
+    (identity,) = [o for o in bundle.objects if o["type"] == "identity"]
+    by_id = {o["id"]: o for o in bundle.objects}
+    for o in bundle.objects:
+        if o["type"] == "indicator":
+            rec = records[o["name"]]
+            assert o["created_by_ref"] == identity["id"]
+            assert o["x_enricher_verdict"] == rec["verdict"]
+            assert f"verdict:{rec['verdict']}" in o["labels"]
+            assert rec["ioc"] in o["pattern"]
+        elif o["type"] == "relationship":
+            assert o["relationship_type"] == "based-on"
+            ind, obs = by_id[o["source_ref"]], by_id[o["target_ref"]]
+            assert ind["name"] in (obs.get("value"), *(obs.get("hashes") or {}).values())
+
+
+def test_misp_event_loads_with_pymisp(
+    reference: tuple[Path, dict[str, Record]], tmp_path: Path
+) -> None:
+    out, records = written(reference, tmp_path, "misp")
+    event = MISPEvent()
+    event.load_file(str(out))
+    assert event.info.startswith("enricher") and len(event.attributes) == N
+    kinds = {"domain": "domain", "ipv4": "ip-dst", "md5": "md5", "sha1": "sha1"}
+    for a in event.attributes:
+        rec = records[a.value]
+        assert a.type == kinds[rec["type"]]
+        assert a.to_ids == (rec["verdict"] == "malicious")
+        assert f'enricher:verdict="{rec["verdict"]}"' in {t.name for t in a.tags}
+    assert len({a.value for a in event.attributes}) == N
+
+
+@pytest.mark.parametrize("fmt", ["csv", "stix", "misp"])
+async def test_a_run_with_no_record_still_writes_a_whole_document(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / "out"
+    f = OutputFile(str(out), mode="new", resumable=True, writer=record_writer(fmt))
+    await f.close()
+    if fmt == "csv":
+        assert out.read_bytes() == (",".join(COLUMNS) + "\r\n").encode()
+    elif fmt == "stix":
+        assert [o["type"] for o in stix2.parse(out.read_text()).objects] == ["identity"]
+    else:
+        event = MISPEvent()
+        event.load_file(str(out))
+        assert event.attributes == []
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ecs"])
+def test_resume_after_a_torn_write(
+    reference: tuple[Path, dict[str, Record]], tmp_path: Path, fmt: str
+) -> None:
+    """An earlier run wrote part of the records, its last batch torn as a SIGKILL leaves it;
+    --resume over the whole input: each IOC once, the header once."""
+    src, records = reference
+    out = tmp_path / f"out.{fmt}"
+    writer = record_writer(fmt)
+    earlier = b"".join(orjson.dumps(r) + b"\n" for r in list(records.values())[:100])
+    torn = b"ffff.torn.example.com,dom" if fmt == "csv" else b'{"create":{}}\n{"@timestamp":"20'
+    out.write_bytes(writer.begin() + writer.encode(earlier) + torn)
+    code, err = run(str(src), "-o", str(out), "--output-format", fmt, "--resume")
+    assert code == 0, err
+    written = Counter(ioc for _, ioc in writer.keys(out))
+    assert set(written) == set(records) and max(written.values()) == 1
+    data = out.read_bytes()
+    if fmt == "csv":
+        assert data.count(b"ioc,type,verdict") == 1 and b"torn" not in data
+    else:
+        assert data.count(b'{"create":{}}\n') == N and len(data.splitlines()) == 2 * N
+
+
+def test_resume_is_refused_for_bundle_formats(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    out.write_text("{}")
+    proc = enricher("run", "--emulator", "-o", str(out), "--output-format", "stix", "--resume")
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "--resume" in proc.stderr and "stix" in proc.stderr
+    assert "Traceback" not in proc.stderr and out.read_text() == "{}"
+    with pytest.raises(SettingsError, match="cannot be continued"):
+        Job(inputs=[], output=str(out), resume=True, output_format="misp")
+
+
+def test_resume_in_another_format_is_refused(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.txt", tmp_path / "out"
+    src.write_text("evil.example.com\n")
+    out.write_bytes(b'{"ioc":"evil.example.com","type":"domain","verdict":"unknown"}\n')
+    before = out.read_bytes()
+    code, err = run(str(src), "-o", str(out), "--output-format", "csv", "--resume")
+    assert code == 1 and "is not a csv output" in err and err.count("\n") == 1
+    assert out.read_bytes() == before
+
+
+def test_a_missing_library_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "stix2", None)
+    monkeypatch.delitem(sys.modules, "enricher.formats.stix", raising=False)
+    with pytest.raises(SettingsError, match=r"pip install 'enricher\[stix\]'"):
+        record_writer("stix")
+
+
+def test_the_clock_is_injectable() -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    line = orjson.dumps(
+        {"ioc": "1.2.3.4", "type": "ipv4", "verdict": "unknown", "classification": None,
+         "score": None, "type_score": None, "source": None, "ttl_ms": None,
+         "first_seen": None, "link": None, "product": None, "cp_type": None,
+         "response": {}, "cached": False}
+    ) + b"\n"  # fmt: skip
+    doc = orjson.loads(record_writer("ecs", now=lambda: at).encode(line).splitlines()[1])
+    assert doc["@timestamp"] == "2026-01-02T03:04:05.000Z"
+    stix = record_writer("stix", now=lambda: at)
+    objects = orjson.loads(stix.begin() + stix.encode(line) + stix.end())["objects"]
+    assert objects[1]["valid_from"] == "2026-01-02T03:04:05.000Z"
+
+
+def test_the_stix_and_misp_writers_are_checked_against_their_libraries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Objects are made by enricher (the libraries build ~135 and ~2,000 a second), equal
+    to those stix2 and pymisp make for a sample of each IOC type, which every run checks."""
+    from enricher.formats import misp, stix
+
+    stix.self_check()
+    misp.self_check()
+    monkeypatch.setitem(stix._HASH, "sha1", "SHA1")  # a hash name STIX does not spell so
+    with pytest.raises(AssertionError, match="STIX"):
+        stix.self_check()
+    monkeypatch.setitem(misp._TYPE, "ipv4", ("ip", "Network activity"))  # no MISP type
+    with pytest.raises(Exception, match="ip is invalid"):
+        misp.self_check()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ecs"])
+def test_sigkill_then_resume_is_exactly_once(tmp_path: Path, fmt: str) -> None:
+    """Killed twice at random moments while writing (a batch torn mid-write included), then
+    --resume: each IOC once, and the file whole (one header; ECS in pairs)."""
+    src, out = tmp_path / "in.txt", tmp_path / f"out.{fmt}"
+    iocs = make_input(src)
+    rng = random.Random(7)
+    flags = ("--output-format", fmt)
+    with emulator_process("--latency-ms", "100", "--jitter-ms", "30") as url:
+        for kill in range(2):
+            before = out.stat().st_size if out.exists() else 0
+            proc = start_run(url, src, out, *flags, *(("--resume",) if kill else ()))
+            kill_when_written(proc, out, before, rng.uniform(0.0, 0.3))
+        proc = start_run(url, src, out, *flags, "--resume")
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    written = Counter(ioc for _, ioc in record_writer(fmt).keys(out))
+    assert set(written) == set(iocs) and max(written.values()) == 1
+    lines = out.read_bytes().splitlines()
+    if fmt == "csv":
+        assert len(lines) == N + 1 and lines.count(lines[0]) == 1
+    else:
+        assert len(lines) == 2 * N and set(lines[::2]) == {b'{"create":{}}'}
+
+
+def test_a_bundle_stopped_by_a_signal_is_closed_and_says_to_force(tmp_path: Path) -> None:
+    """SIGINT in the middle of a STIX run: the bundle is closed (stix2 parses it, one
+    indicator per record written), and the last line says --force, not --resume."""
+    src, out = tmp_path / "in.txt", tmp_path / "out.stix.json"
+    make_input(src)
+    with emulator_process("--latency-ms", "100") as url:
+        proc = start_run(url, src, out, "--output-format", "stix")
+        deadline = time.monotonic() + 30
+        while out.stat().st_size < 2000 if out.exists() else True:
+            assert time.monotonic() < deadline, "the run wrote nothing in 30 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3
+    last = err.decode().strip().splitlines()[-1]
+    assert "interrupted" in last and "--force" in last and "--resume" not in last
+    bundle = stix2.parse(out.read_text(), allow_custom=True)
+    kinds = Counter(o["type"] for o in bundle.objects)
+    assert 0 < kinds["indicator"] < N and kinds["indicator"] == kinds["relationship"]
+
+
+def test_csv_with_source_has_the_origin_columns() -> None:
+    writer = record_writer("csv", with_source=True)
+    assert writer.begin().endswith(b",cached,origin_file,origin_line\r\n")
+    record = {
+        "ioc": "1.2.3.4", "type": "ipv4", "verdict": "unknown", "classification": None,
+        "score": None, "type_score": None, "source": None, "ttl_ms": None, "first_seen": None,
+        "link": None, "cp_type": None, "origin": {"file": "=evil.csv", "line": 7},
+        "cached": False,
+    }  # fmt: skip
+    (row,) = csv.reader(io.StringIO(writer.encode(orjson.dumps(record) + b"\n").decode()))
+    assert row[-2:] == ["'=evil.csv", "7"]
+    assert writer.recognizes(writer.begin().rstrip(b"\r\n"))
+    assert not record_writer("csv").recognizes(writer.begin().rstrip(b"\r\n"))
