@@ -369,8 +369,8 @@ async def test_a_401_on_a_session_just_renewed_is_a_refusal(
     """A login that works for an account the API refuses: renewed once, then refused, never
     a loop of logins."""
     monkeypatch.setenv("ENRICHER_USERNAME", "analyst")
-    monkeypatch.setenv("ENRICHER_PASSWORD", "pw")
-    config = EmulatorConfig(login_credentials=("analyst", "pw"), session_seconds=1e-9)
+    monkeypatch.setenv("ENRICHER_PASSWORD", "pw-0123456789")
+    config = EmulatorConfig(login_credentials=("analyst", "pw-0123456789"), session_seconds=1e-9)
     async with (
         Emulator(config) as emu,
         Enricher(

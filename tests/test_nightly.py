@@ -176,7 +176,7 @@ async def test_a_second_run_in_the_same_process_is_answered_by_the_first(tmp_pat
     from enricher.settings import load_settings
 
     iocs = [f"h{i}.example.com" for i in range(300)] + [
-        f"10.0.{i // 250}.{i % 250}" for i in range(300)
+        f"11.0.{i // 250}.{i % 250}" for i in range(300)
     ]
     async with Emulator(EmulatorConfig()) as emu:
         settings = load_settings(

@@ -564,6 +564,8 @@ def _after_key(text: str, at: int, past: int) -> re.Match[str] | None:
     key = window[len(window.rstrip(_KEY_CHARS)) :]
     if len(key) < 2 or len(key) == len(window) == 17 or not _V6_KEY.fullmatch(key):
         return None
+    if len(key) < len(window) and window[-len(key) - 1] in ":.":
+        return None  # a word inside a run of groups (`::src:0::`) is no key
     return _IPV6_AFTER_KEY.match(text, colon + 1)
 
 
