@@ -110,28 +110,7 @@ def _add_run_parser(sub: Any) -> None:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="errors only: no summary")
     add_input_arguments(p)
-    privacy = p.add_argument_group(
-        "privacy", "internal addresses and names, and your own domains, are never sent by default"
-    )
-    privacy.add_argument(
-        "--internal-domain",
-        action="append",
-        default=[],
-        metavar="DOMAIN",
-        help="your own domain: it and every name under it are never sent (repeatable)",
-    )
-    privacy.add_argument(
-        "--internal-network",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="your own network: its addresses are never sent (repeatable)",
-    )
-    privacy.add_argument(
-        "--send-internal",
-        action="store_true",
-        help="send private addresses, internal names and your own domains too (warns)",
-    )
+    _add_privacy_arguments(p)
     night = p.add_argument_group("nightly jobs")
     night.add_argument(
         "--job",
@@ -284,6 +263,31 @@ def _deferred(args: argparse.Namespace) -> int:
     )
 
 
+def _add_privacy_arguments(p: argparse.ArgumentParser) -> None:
+    privacy = p.add_argument_group(
+        "privacy", "internal addresses and names, and your own domains, are never sent by default"
+    )
+    privacy.add_argument(
+        "--internal-domain",
+        action="append",
+        default=[],
+        metavar="DOMAIN",
+        help="your own domain: it and every name under it are never sent (repeatable)",
+    )
+    privacy.add_argument(
+        "--internal-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="your own network: its addresses are never sent (repeatable)",
+    )
+    privacy.add_argument(
+        "--send-internal",
+        action="store_true",
+        help="send private addresses, internal names and your own domains too (warns)",
+    )
+
+
 def _add_lookup_parser(sub: Any) -> None:
     p = sub.add_parser(
         "lookup",
@@ -300,6 +304,7 @@ def _add_lookup_parser(sub: Any) -> None:
     p.add_argument(
         "--max-age", type=_duration, metavar="DURATION", help="use cached answers younger than this"
     )
+    _add_privacy_arguments(p)
     p.set_defaults(func=_lookup, batch_size=None, concurrency=None)
 
 

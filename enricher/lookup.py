@@ -60,7 +60,8 @@ class Lookup:
 
 
 def _row(item: dict[str, Any]) -> tuple[str, ...]:
-    """A table row: a record, a failure, a deferred IOC or an argument that is no IOC."""
+    """A table row: a record, a failure, a deferred IOC, one withheld as internal or an
+    argument that is no IOC."""
     if "input" in item:
         reason = item["error"].removeprefix("not an IOC: ")
         return (item["input"], "-", "not an IOC", reason, "", "")
@@ -68,6 +69,8 @@ def _row(item: dict[str, Any]) -> tuple[str, ...]:
         return (item["ioc"], item["type"], "failed", item["error"], "", "")
     if "reason" in item:
         return (item["ioc"], item["type"], "not asked", item["reason"], "", "")
+    if "skipped" in item:  # withheld by the privacy rule: never sent
+        return (item["ioc"], item["type"], "not sent", f"internal: {item['skipped']}", "", "")
     score = "" if item["score"] is None else str(item["score"])
     cached = " (cached)" if item.get("cached") else ""
     return (

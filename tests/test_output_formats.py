@@ -36,7 +36,7 @@ def make_input(path: Path) -> dict[str, str]:
     iocs: dict[str, str] = {}
     for i in range(N // 4):
         iocs[f"host{i}.formats.example.com"] = "domain"
-        iocs[f"10.1.{i // 250}.{i % 250 + 1}"] = "ipv4"
+        iocs[f"11.1.{i // 250}.{i % 250 + 1}"] = "ipv4"
         iocs[f"{i:032x}"] = "md5"
         iocs[f"{i:040x}"] = "sha1"
     lines = [*iocs, *list(iocs)[:20], "not an ioc at all"]
