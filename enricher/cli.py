@@ -77,6 +77,32 @@ def _add_api_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_privacy_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of what is never sent (`run`, `lookup`)."""
+    privacy = p.add_argument_group(
+        "privacy", "internal addresses and names, and your own domains, are never sent by default"
+    )
+    privacy.add_argument(
+        "--internal-domain",
+        action="append",
+        default=[],
+        metavar="DOMAIN",
+        help="your own domain: it and every name under it are never sent (repeatable)",
+    )
+    privacy.add_argument(
+        "--internal-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="your own network: its addresses are never sent (repeatable)",
+    )
+    privacy.add_argument(
+        "--send-internal",
+        action="store_true",
+        help="send private addresses, internal names and your own domains too (warns)",
+    )
+
+
 def _add_run_parser(sub: Any) -> None:
     p = sub.add_parser(
         "run",
@@ -110,28 +136,7 @@ def _add_run_parser(sub: Any) -> None:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="errors only: no summary")
     add_input_arguments(p)
-    privacy = p.add_argument_group(
-        "privacy", "internal addresses and names, and your own domains, are never sent by default"
-    )
-    privacy.add_argument(
-        "--internal-domain",
-        action="append",
-        default=[],
-        metavar="DOMAIN",
-        help="your own domain: it and every name under it are never sent (repeatable)",
-    )
-    privacy.add_argument(
-        "--internal-network",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="your own network: its addresses are never sent (repeatable)",
-    )
-    privacy.add_argument(
-        "--send-internal",
-        action="store_true",
-        help="send private addresses, internal names and your own domains too (warns)",
-    )
+    _add_privacy_arguments(p)
     night = p.add_argument_group("nightly jobs")
     night.add_argument(
         "--job",
@@ -295,6 +300,7 @@ def _add_lookup_parser(sub: Any) -> None:
     p.add_argument("iocs", nargs="+", metavar="IOC", help="hashes, domains, IPs, URLs")
     p.add_argument("--json", action="store_true", help="one JSON line per argument")
     _add_api_arguments(p)
+    _add_privacy_arguments(p)
     p.add_argument("--cache", metavar="PATH", help="the answer cache database (SQLite)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
     p.add_argument(

@@ -4,8 +4,9 @@ The same path as a run's: each argument normalized (defanged forms, URLs, e-mail
 too), duplicates asked once, answers served from the cache and stored in it, requests sent
 through the rate limiter and counted against the daily budget. A table on standard output
 (IOC, type, verdict, classification, score, link), or with `--json` one JSON line per
-argument for scripts: the run's record, failure or deferred line, or for an argument that is
-no IOC `{"input", "error"}`.
+argument for scripts: the run's record, failure, deferred or skipped line, or for an argument
+that is no IOC `{"input", "error"}`. The privacy rule is the run's (see `privacy`): an
+internal address or name is never sent, it is shown "skipped (internal)" with its reason.
 
 Exit codes as a run's: 0 every IOC answered; 1 an argument is no IOC (the others are
 answered); 2 an IOC failed or was not asked (budget or quota spent); 3 fatal (credentials
@@ -37,6 +38,7 @@ from .job import (
     embedded_emulator,
     open_state,
     save_state,
+    warn_send_internal,
 )
 from .normalize import normalize
 from .settings import Settings
@@ -68,6 +70,8 @@ def _row(item: dict[str, Any]) -> tuple[str, ...]:
         return (item["ioc"], item["type"], "failed", item["error"], "", "")
     if "reason" in item:
         return (item["ioc"], item["type"], "not asked", item["reason"], "", "")
+    if "skipped" in item:
+        return (item["ioc"], item["type"], "skipped (internal):", item["skipped"], "", "")
     score = "" if item["score"] is None else str(item["score"])
     cached = " (cached)" if item.get("cached") else ""
     return (
@@ -118,6 +122,7 @@ async def run_lookup(lookup: Lookup, settings: Settings, out: TextIO | None = No
     answers: dict[tuple[str, str], dict[str, Any]] = {}
     fatal = None
     if wanted:
+        warn_send_internal(settings)
         state = await call_in_thread(lambda: open_state(job, settings), name="state")
         budget = Budget(daily=settings.limits.daily_budget or None, cache=state)
         try:

@@ -84,3 +84,22 @@ def test_the_table_is_coloured_only_when_asked() -> None:
     assert format_table([failed]).splitlines()[1].split()[:4] == [
         "1.2.3.4", "ipv4", "failed", "http_503:"
     ]  # fmt: skip
+
+
+def test_lookup_never_sends_an_internal_address_or_name() -> None:
+    internal = ["10.0.0.1", "::1", "printer.corp", "http://fs.corp/x", "admin@dc.corp.local"]
+    with emulator_process() as url:
+        proc = enricher("lookup", "--base-url", url, "--rate", "0", "--no-cache", *internal)
+        json = enricher("lookup", "--base-url", url, "--no-cache", "--json", "10.0.0.1")
+        assert emulator_stats(url)["total_requests"] == 0
+        sent = enricher(
+            "lookup", "--base-url", url, "--no-cache", "--send-internal", "--json", "10.0.0.1"
+        )
+        assert emulator_stats(url)["keys_asked"] == 1
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.splitlines()[1:]
+    assert len(rows) == len(internal)
+    assert all("skipped (internal):" in row for row in rows)
+    assert "private address" in rows[0] and "internal name (.corp)" in rows[2]
+    assert orjson.loads(json.stdout)["skipped"] == "private address"
+    assert "verdict" in orjson.loads(sent.stdout) and "send_internal is on" in sent.stderr
