@@ -344,13 +344,14 @@ def _add_report_parser(sub: Any) -> None:
     p.add_argument(
         "--manifest", metavar="FILE", help="the run's manifest (default: the one beside OUT)"
     )
+    p.add_argument("--force", action="store_true", help="replace an existing REPORT")
     p.set_defaults(func=_report)
 
 
 def _report(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    where = write_report(args.output, args.report, manifest=args.manifest)
+    where = write_report(args.output, args.report, manifest=args.manifest, force=args.force)
     if where != "standard output":
         print(f"enricher: report written to {where}", file=sys.stderr)
     return 0

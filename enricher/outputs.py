@@ -30,7 +30,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -47,6 +47,7 @@ __all__ = [
     "OutputLock",
     "OutputPaths",
     "check_new",
+    "check_not_among",
     "is_file_path",
     "lock_file",
     "plan_outputs",
@@ -166,16 +167,13 @@ def _check_distinct(
     named += [("--deferred", paths.deferred), ("--skipped", paths.skipped)]
     if manifest:
         named.append(("--manifest", manifest))
-    ins = {_identity(p): p for p in inputs if p != STDOUT}
+    ins = {p: "also an input" for p in inputs}
     seen: dict[tuple[int, int] | str, str] = {}
     for flag, path in named:
         if _kind(path) == "special":
             continue  # /dev/null may take several of them
+        check_not_among(flag, path, ins)
         key = _identity(path)
-        if key in ins:
-            raise SettingsError(
-                f"{flag} {path} is also an input ({ins[key]}): writing it would destroy it"
-            )
         if (source := _read_by(path, sources)) is not None:
             raise SettingsError(
                 f"{flag} {path} is inside the input {source}: the next run would read it"
@@ -183,6 +181,17 @@ def _check_distinct(
         if key in seen:
             raise SettingsError(f"{flag} {path} is the same file as {seen[key]}")
         seen[key] = path
+
+
+def check_not_among(flag: str, path: str, kept: Mapping[str, str]) -> None:
+    """Refuse (SettingsError) to write `path` when it is the same file as one of `kept`
+    (path: what it is, `also an input`): standard output, /dev/null and the like excepted."""
+    if _kind(path) == "special":
+        return
+    key = _identity(path)
+    for other, what in kept.items():
+        if other != STDOUT and _identity(other) == key:
+            raise SettingsError(f"{flag} {path} is {what} ({other}): writing it would destroy it")
 
 
 def _read_by(path: str, sources: Sequence[str]) -> str | None:
@@ -211,13 +220,14 @@ def is_file_path(path: str) -> bool:
     return path != STDOUT and _kind(path) in ("regular", "missing")
 
 
-def check_new(paths: Sequence[str]) -> None:
-    """Refuse (SettingsError) if any of these files exists: a new run never overwrites one."""
+def check_new(
+    paths: Sequence[str], hint: str = "add --resume to continue that run, or --force to replace it"
+) -> None:
+    """Refuse (SettingsError, `hint` says what to do) if any of these files exists: a new run
+    never overwrites one."""
     for path in paths:
         if os.path.lexists(path) and (os.path.islink(path) or is_file_path(path)):
-            raise SettingsError(
-                f"{path} exists: add --resume to continue that run, or --force to replace it"
-            )
+            raise SettingsError(f"{path} exists: {hint}")
 
 
 class OutputLock:

@@ -114,6 +114,32 @@ def test_report_command(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "cannot read" in missing.stderr
 
 
+def test_report_never_replaces_a_file_of_the_run_nor_one_that_exists(tmp_path: Path) -> None:
+    out = make_run(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    manifest = tmp_path / "run-2026-12-01.json"
+    for target in (out, tmp_path / "enriched.ndjson.failed.ndjson", manifest,
+                   tmp_path / "enriched.ndjson.skipped.ndjson"):  # fmt: skip
+        proc = enricher("report", str(out), "-o", str(target), "--force")
+        assert proc.returncode == 1, (target, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and "writing it would destroy it" in proc.stderr
+    html = tmp_path / "enriched.html"  # the records file's own name, when it is the page's
+    html.write_bytes(out.read_bytes())
+    proc = enricher("report", str(html))
+    assert proc.returncode == 1 and "the records file read" in proc.stderr
+    html.unlink()
+    kept = tmp_path / "kept.html"
+    kept.write_text("keep")
+    proc = enricher("report", str(out), "-o", str(kept))
+    assert proc.returncode == 1 and proc.stderr == (
+        f"enricher: error: {kept} exists: add --force to replace it\n"
+    )
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p != kept} == before
+    assert kept.read_text() == "keep"
+    forced = enricher("report", str(out), "-o", str(kept), "--force")
+    assert forced.returncode == 0 and kept.read_text().startswith("<!DOCTYPE html>")
+
+
 def test_a_file_of_no_record_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "x.ndjson"
     out.write_text("garbage\n")
