@@ -27,6 +27,7 @@ import orjson
 
 from .budget import Budget
 from .engine import Enricher
+from .inert import inert
 from .ioc import IocType
 from .job import (
     EXIT_FAILURES,
@@ -62,7 +63,13 @@ class Lookup:
 
 
 def _row(item: dict[str, Any]) -> tuple[str, ...]:
-    """A table row: a record, a failure, a deferred IOC or an argument that is no IOC."""
+    """A table row, safe to print on a terminal (see `inert`)."""
+    return tuple(inert(cell) for cell in _cells(item))
+
+
+def _cells(item: dict[str, Any]) -> tuple[str, ...]:
+    """A table row: a record, a failure, a deferred or withheld IOC or an argument that is
+    no IOC."""
     if "input" in item:
         reason = item["error"].removeprefix("not an IOC: ")
         return (item["input"], "-", "not an IOC", reason, "", "")

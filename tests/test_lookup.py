@@ -103,3 +103,17 @@ def test_lookup_never_sends_an_internal_address_or_name() -> None:
     assert "private address" in rows[0] and "internal name (.corp)" in rows[2]
     assert orjson.loads(json.stdout)["skipped"] == "private address"
     assert "verdict" in orjson.loads(sent.stdout) and "send_internal is on" in sent.stderr
+
+
+def test_the_table_shows_what_a_server_sent_inert() -> None:
+    hostile = {
+        "ioc": "8.8.8.8", "type": "ipv4", "verdict": "unknown",
+        "classification": "\x1b]8;;http://evil.example\x07click\x1b]8;;\x07\r=1+1\n\u202eab",
+        "score": 5, "link": "http://ok.example/a\x9b31m\nfake row", "cached": False,
+    }  # fmt: skip
+    table = format_table([hostile], colour=True)
+    lines = table.splitlines()
+    assert len(lines) == 2
+    assert not any(ch in table for ch in "\x1b\x07\r\x9b\u202e")  # unknown: no colour
+    assert "\\x1b]8;;http://evil.example\\x07click" in lines[1]
+    assert lines[1].endswith("http://ok.example/a\\x9b31m\\x0afake row")
