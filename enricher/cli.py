@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .argtypes import number
 from .console import json_logging, setup_logging
-from .errors import EnricherError, FatalError, SettingsError
+from .errors import EnricherError, FatalError, OutputError, SettingsError
 from .formats import FORMATS
 from .job import EXIT_FATAL, EXIT_USAGE, Job, run_job
 from .reader import add_arguments as add_input_arguments
@@ -420,7 +420,8 @@ def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
             _error("standard output is closed: the records go nowhere", prefix="warning: ")
         code: int = args.func(args)
     except FatalError as exc:
-        _error(str(exc))
+        step = exc.next_step if isinstance(exc, OutputError) else None
+        _error(str(exc) + (f"; {step}" if step else ""))
         return EXIT_FATAL
     except EnricherError as exc:
         _error(str(exc))

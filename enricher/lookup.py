@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 
@@ -42,6 +42,7 @@ from .job import (
     warn_send_internal,
 )
 from .normalize import normalize
+from .outputs import write_stdout
 from .settings import Settings
 from .threads import call_in_thread
 
@@ -106,9 +107,9 @@ def format_table(items: Sequence[dict[str, Any]], *, colour: bool = False) -> st
     return "\n".join(lines)
 
 
-async def run_lookup(lookup: Lookup, settings: Settings, out: TextIO | None = None) -> int:
-    """Look the IOCs up, print the answers in the order given; the exit code."""
-    out = out or sys.stdout
+async def run_lookup(lookup: Lookup, settings: Settings) -> int:
+    """Look the IOCs up, print the answers in the order given on standard output; the exit
+    code."""
     order: list[tuple[IocType, str] | str] = []  # each argument's IOC, or the argument
     bad: dict[str, str] = {}
     for text in lookup.iocs:
@@ -159,7 +160,7 @@ async def run_lookup(lookup: Lookup, settings: Settings, out: TextIO | None = No
             items.append({"input": key, "error": f"not an IOC: {bad[key]}"})
         elif (found := answers.get((key[0].value, key[1]))) is not None:
             items.append(found)
-    _print(items, out, as_json=lookup.as_json)
+    _print(items, as_json=lookup.as_json)
     if fatal is not None:
         _error(str(fatal))
         return EXIT_FATAL
@@ -171,15 +172,14 @@ async def run_lookup(lookup: Lookup, settings: Settings, out: TextIO | None = No
     return EXIT_OK
 
 
-def _print(items: list[dict[str, Any]], out: TextIO, *, as_json: bool) -> None:
-    with contextlib.suppress(BrokenPipeError):
-        if as_json:
-            for item in items:
-                out.write(orjson.dumps(item).decode() + "\n")
-        else:
-            colour = out.isatty() and not os.environ.get("NO_COLOR")
-            out.write(format_table(items, colour=colour) + "\n")
-        out.flush()
+def _print(items: list[dict[str, Any]], *, as_json: bool) -> None:
+    """The items on standard output: OutputError (exit 3) when its reader closed it."""
+    if as_json:
+        text = b"".join(orjson.dumps(item) + b"\n" for item in items)
+    else:
+        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        text = (format_table(items, colour=colour) + "\n").encode()
+    write_stdout(text)
 
 
 def _error(text: str) -> None:

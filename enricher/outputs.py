@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import stat
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ __all__ = [
     "is_file_path",
     "lock_file",
     "plan_outputs",
+    "reader_gone",
+    "write_stdout",
     "write_whole",
 ]
 
@@ -457,10 +460,7 @@ class OutputFile:
             while view:
                 view = view[os.write(fd, view) :]
         except BrokenPipeError:
-            raise OutputError(
-                f"{self.display} was closed by its reader before the run ended",
-                "run it again with a reader that takes every line, or with -o FILE",
-            ) from None
+            raise reader_gone(self.display) from None
         except OSError as exc:
             raise OutputError(
                 f"cannot write {self.display}: {exc.strerror or exc}", self._again
@@ -583,6 +583,25 @@ class OutputFile:
                 f"{self.display} was replaced by another file while the run was writing it",
                 f"move {self.display} away, then run the same command again",
             )
+
+
+def reader_gone(display: str) -> OutputError:
+    """The error of an output its reader closed (`| head`): fatal, exit 3."""
+    return OutputError(
+        f"{display} was closed by its reader before the run ended",
+        "run it again with a reader that takes every line, or with -o FILE",
+    )
+
+
+def write_stdout(data: bytes) -> None:
+    """Write `data` whole to standard output. OutputError (see `reader_gone`) when its reader
+    closed it; standard output is then /dev/null, so that nothing fails again at exit."""
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise reader_gone("standard output") from None
 
 
 def write_whole(path: str, data: bytes) -> None:

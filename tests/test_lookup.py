@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from helpers import emulator_process, emulator_stats, enricher
+from helpers import emulator_process, emulator_stats, enricher, into_closed_pipe
 
 from enricher.lookup import format_table
 
@@ -117,3 +117,15 @@ def test_the_table_shows_what_a_server_sent_inert() -> None:
     assert not any(ch in table for ch in "\x1b\x07\r\x9b\u202e")  # unknown: no colour
     assert "\\x1b]8;;http://evil.example\\x07click" in lines[1]
     assert lines[1].endswith("http://ok.example/a\\x9b31m\\x0afake row")
+
+
+CLOSED = (
+    "enricher: error: standard output was closed by its reader before the run ended; "
+    "run it again with a reader that takes every line, or with -o FILE\n"
+)
+
+
+def test_lookup_into_a_closed_pipe_exits_3() -> None:
+    for flags in ([], ["--json"]):
+        proc = into_closed_pipe("lookup", "--emulator", "--no-cache", *flags, "8.8.8.8")
+        assert (proc.returncode, proc.stderr) == (3, CLOSED)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from helpers import enricher
+from helpers import enricher, into_closed_pipe
 
 from enricher.errors import SettingsError
 from enricher.report import read_figures, render
@@ -138,6 +138,15 @@ def test_report_never_replaces_a_file_of_the_run_nor_one_that_exists(tmp_path: P
     assert kept.read_text() == "keep"
     forced = enricher("report", str(out), "-o", str(kept), "--force")
     assert forced.returncode == 0 and kept.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_report_into_a_closed_pipe_exits_3(tmp_path: Path) -> None:
+    proc = into_closed_pipe("report", str(make_run(tmp_path)), "-o", "-")
+    assert proc.returncode == 3
+    assert proc.stderr == (
+        "enricher: error: standard output was closed by its reader before the run ended; "
+        "run it again with a reader that takes every line, or with -o FILE\n"
+    )
 
 
 def test_a_file_of_no_record_is_refused(tmp_path: Path) -> None:

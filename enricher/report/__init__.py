@@ -9,10 +9,17 @@ draws.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-from ..outputs import STDOUT, check_new, check_not_among, is_file_path, plan_outputs, write_whole
+from ..outputs import (
+    STDOUT,
+    check_new,
+    check_not_among,
+    is_file_path,
+    plan_outputs,
+    write_stdout,
+    write_whole,
+)
 from .figures import Figures, read_figures
 from .page import render
 
@@ -35,8 +42,7 @@ def write_report(
             check_new([target], hint="add --force to replace it")
     html = render(figures).encode()
     if target == STDOUT:
-        sys.stdout.buffer.write(html)
-        sys.stdout.flush()
+        write_stdout(html)
         return "standard output"
     write_whole(target, html)
     return target
