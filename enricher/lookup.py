@@ -3,10 +3,12 @@
 The same path as a run's: each argument normalized (defanged forms, URLs, e-mail addresses
 too), duplicates asked once, answers served from the cache and stored in it, requests sent
 through the rate limiter and counted against the daily budget. A table on standard output
-(IOC, type, verdict, classification, score, link), or with `--json` one JSON line per
-argument for scripts: the run's record, failure, deferred or skipped line, or for an argument
-that is no IOC `{"input", "error"}`. The privacy rule is the run's (see `privacy`): an
-internal address or name is never sent, it is shown "skipped (internal)" with its reason.
+(IOC, type, verdict, classification, score, link; an IOC given twice is one row), or with
+`--json` one JSON line per argument, in order, for scripts: the argument as `input`, then the
+run's record, failure, deferred or skipped line, or for an argument that is no IOC its
+`error`; an argument whose IOC an earlier one gave has that one as `duplicate_of`. The
+privacy rule is the run's (see `privacy`): an internal address or name is never sent, it is
+shown "skipped (internal)" with its reason.
 
 Exit codes as a run's: 0 every IOC answered; 1 an argument is no IOC (the others are
 answered); 2 an IOC failed or was not asked (budget or quota spent); 3 fatal (credentials
@@ -150,17 +152,24 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
                 await call_in_thread(
                     functools.partial(save_state, state, budget, None, None), name="state"
                 )
-    items: list[dict[str, Any]] = []
-    shown: set[tuple[IocType, str] | str] = set()
-    for key in order:
-        if key in shown:
-            continue
-        shown.add(key)
+    items: list[dict[str, Any]] = []  # one per IOC (or argument that is none), for the table
+    lines: list[dict[str, Any]] = []  # one per argument, for --json
+    first: dict[tuple[IocType, str] | str, str] = {}  # the argument that gave each IOC first
+    for text, key in zip(lookup.iocs, order, strict=True):
         if isinstance(key, str):
-            items.append({"input": key, "error": f"not an IOC: {bad[key]}"})
-        elif (found := answers.get((key[0].value, key[1]))) is not None:
-            items.append(found)
-    _print(items, as_json=lookup.as_json)
+            item: dict[str, Any] | None = {"input": key, "error": f"not an IOC: {bad[key]}"}
+        else:
+            item = answers.get((key[0].value, key[1]))
+        if item is None:
+            continue  # not answered: the run stopped (fatal, said below)
+        line = {"input": text, **item}
+        if key in first:
+            line["duplicate_of"] = first[key]
+        else:
+            first[key] = text
+            items.append(item)
+        lines.append(line)
+    _print(lines if lookup.as_json else items, as_json=lookup.as_json)
     if fatal is not None:
         _error(str(fatal))
         return EXIT_FATAL

@@ -54,11 +54,15 @@ def test_lookup_json_is_the_run_s_records(tmp_path: Path) -> None:
     proc = enricher("lookup", "--emulator", "--no-cache", "--json", *ARGS)
     assert proc.returncode == 1
     items = [orjson.loads(line) for line in proc.stdout.splitlines()]
-    assert items[:3] == [records[i["ioc"]] for i in items[:3]]
+    assert [i.pop("input") for i in items] == ARGS  # one line per argument, in order
+    assert items[1].pop("duplicate_of") == ARGS[0]  # the same domain: asked once, said so
+    assert not any("duplicate_of" in i for i in items)
+    assert items[:4] == [records[i["ioc"]] for i in items[:4]]
     assert [i.get("ioc") for i in items] == [
-        "evil.example.com", "92f44e405db16ac55d97e3bfe3b132fa", "1.2.3.4", None
+        "evil.example.com", "evil.example.com", "92f44e405db16ac55d97e3bfe3b132fa", "1.2.3.4",
+        None,
     ]  # fmt: skip
-    assert items[3] == {"input": "not-an-ioc", "error": "not an IOC: single-label name (no dot)"}
+    assert items[4] == {"error": "not an IOC: single-label name (no dot)"}
 
 
 def test_lookup_with_a_spent_budget_asks_nothing_and_exits_2(tmp_path: Path) -> None:
