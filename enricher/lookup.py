@@ -157,17 +157,17 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
     first: dict[tuple[IocType, str] | str, str] = {}  # the argument that gave each IOC first
     for text, key in zip(lookup.iocs, order, strict=True):
         if isinstance(key, str):
-            item: dict[str, Any] | None = {"input": key, "error": f"not an IOC: {bad[key]}"}
+            answer: dict[str, Any] | None = {"input": key, "error": f"not an IOC: {bad[key]}"}
         else:
-            item = answers.get((key[0].value, key[1]))
-        if item is None:
+            answer = answers.get((key[0].value, key[1]))
+        if answer is None:
             continue  # not answered: the run stopped (fatal, said below)
-        line = {"input": text, **item}
+        line = {"input": text, **answer}
         if key in first:
             line["duplicate_of"] = first[key]
         else:
             first[key] = text
-            items.append(item)
+            items.append(answer)
         lines.append(line)
     _print(lines if lookup.as_json else items, as_json=lookup.as_json)
     if fatal is not None:
