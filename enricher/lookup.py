@@ -10,9 +10,10 @@ run's record, failure, deferred or skipped line, or for an argument that is no I
 privacy rule is the run's (see `privacy`): an internal address or name is never sent, it is
 shown "skipped (internal)" with its reason.
 
-Exit codes as a run's: 0 every IOC answered; 1 an argument is no IOC (the others are
-answered); 2 an IOC failed or was not asked (budget or quota spent); 3 fatal (credentials
-refused).
+Exit codes as a run's: 0 every IOC answered (or withheld); 2 an IOC failed or was not asked
+(budget or quota spent), even when an argument is no IOC too; 1 an argument is no IOC (the
+others are answered); 3 fatal (credentials refused, standard output closed). One line on
+stderr says each.
 """
 
 from __future__ import annotations
@@ -173,12 +174,18 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
     if fatal is not None:
         _error(str(fatal))
         return EXIT_FATAL
+    said = []
+    if failed := sum("error" in item or "reason" in item for item in items if "ioc" in item):
+        said.append(
+            f"{failed} of the IOCs {'was' if failed == 1 else 'were'} not answered "
+            "(failed or not asked): look them up again later"
+        )
     if bad:
-        _error(f"{len(bad)} of the arguments {'is' if len(bad) == 1 else 'are'} no IOC")
-        return EXIT_USAGE
-    if any("error" in item or "reason" in item for item in items):
-        return EXIT_FAILURES
-    return EXIT_OK
+        said.append(f"{len(bad)} of the arguments {'is' if len(bad) == 1 else 'are'} no IOC")
+    if said:
+        _error("; ".join(said))
+    # a failure says "try again", which an argument that is no IOC must not hide
+    return EXIT_FAILURES if failed else EXIT_USAGE if bad else EXIT_OK
 
 
 def _print(items: list[dict[str, Any]], *, as_json: bool) -> None:

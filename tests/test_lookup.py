@@ -133,3 +133,15 @@ def test_lookup_into_a_closed_pipe_exits_3() -> None:
     for flags in ([], ["--json"]):
         proc = into_closed_pipe("lookup", "--emulator", "--no-cache", *flags, "8.8.8.8")
         assert (proc.returncode, proc.stderr) == (3, CLOSED)
+
+
+def test_a_failure_is_not_hidden_by_an_argument_that_is_no_ioc() -> None:
+    dead = "http://127.0.0.1:1/rest/classification_v1/"  # nothing listens on port 1
+    proc = enricher(
+        "lookup", "--base-url", dead, "--no-cache", "--rate", "0", "--json", "8.8.4.4", "bad!!",
+        env={"ENRICHER_RETRY_ATTEMPTS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "1 of the IOCs was not answered" in proc.stderr
+    assert "1 of the arguments is no IOC" in proc.stderr
