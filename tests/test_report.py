@@ -73,6 +73,23 @@ def test_the_figures_of_a_run(tmp_path: Path) -> None:
     assert fig.manifest is not None and fig.manifest["retries"] == 3
 
 
+def test_a_manifest_figure_of_another_type_is_left_out(tmp_path: Path) -> None:
+    out = make_run(tmp_path)
+    manifest = tmp_path / "run-2026-12-01.json"
+    good = orjson.loads(manifest.read_bytes())
+    for name in good:
+        for wrong in ("x", None, [1], {"at": "x"}, 1.5):
+            if name == "outputs" and wrong is None:
+                continue  # then the manifest names no records file: not this run's
+            manifest.write_bytes(orjson.dumps({**good, name: wrong}))
+            page = render(read_figures(str(out), manifest=str(manifest)))
+            assert "evil.example.com" in page, (name, wrong)
+    manifest.write_bytes(orjson.dumps(dict.fromkeys(good)))
+    proc = enricher("report", str(out), "-o", "-", "--manifest", str(manifest))
+    assert proc.returncode == 0 and proc.stdout.startswith("<!DOCTYPE html>")
+    assert proc.stderr.count("\n") == 1 and "unreadable figures (outputs, settings," in proc.stderr
+
+
 def test_the_page_escapes_what_servers_send_and_fetches_nothing(tmp_path: Path) -> None:
     page = render(read_figures(str(make_run(tmp_path))))
     assert "<script" not in page.lower() and "&lt;script&gt;alert(2)" in page
