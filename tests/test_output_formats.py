@@ -24,6 +24,7 @@ from pymisp import MISPEvent
 from enricher.errors import SettingsError
 from enricher.formats import record_writer
 from enricher.formats.csv import COLUMNS, cell
+from enricher.formats.ecs import document_id
 from enricher.job import Job
 from enricher.outputs import OutputFile
 from enricher.records import Record
@@ -36,7 +37,7 @@ def make_input(path: Path) -> dict[str, str]:
     iocs: dict[str, str] = {}
     for i in range(N // 4):
         iocs[f"host{i}.formats.example.com"] = "domain"
-        iocs[f"10.1.{i // 250}.{i % 250 + 1}"] = "ipv4"
+        iocs[f"45.1.{i // 250}.{i % 250 + 1}"] = "ipv4"  # global: a private one is withheld
         iocs[f"{i:032x}"] = "md5"
         iocs[f"{i:040x}"] = "sha1"
     lines = [*iocs, *list(iocs)[:20], "not an ioc at all"]
@@ -121,13 +122,17 @@ def test_ecs_is_bulk_pairs_of_indicator_documents(
     out, records = written(reference, tmp_path, "ecs")
     lines = out.read_bytes().splitlines()
     assert len(lines) == 2 * N
+    ids: set[str] = set()
     seen = Counter()
     for action, doc_line in zip(lines[::2], lines[1::2], strict=True):
-        assert orjson.loads(action) == {"create": {}}
         doc = orjson.loads(doc_line)
+        ind = doc["threat"]["indicator"]
+        # the same _id in every run: a document sent twice is refused, not duplicated
+        key = document_id(doc["enricher"]["type"], ind["name"])
+        assert orjson.loads(action) == {"create": {"_id": key}}
+        ids.add(key)
         assert doc["event"]["kind"] == "enrichment" and doc["event"]["type"] == ["indicator"]
         assert doc["ecs"]["version"] and doc["@timestamp"].endswith("Z")
-        ind = doc["threat"]["indicator"]
         rec = records[ind["name"]]
         seen[ind["name"]] += 1
         assert doc["enricher"]["verdict"] == rec["verdict"]
@@ -139,6 +144,8 @@ def test_ecs_is_bulk_pairs_of_indicator_documents(
             assert ind["type"] == "file" and ind["file"]["hash"][rec["type"]] == rec["ioc"]
         assert ind.get("reference") == rec["link"]
     assert set(seen) == set(records) and max(seen.values()) == 1
+    assert len(ids) == N
+    assert document_id("ipv4", "8.8.8.8") == "01bfb46807fbb664bf599b2127d411a0"  # in every run and release
 
 
 def test_stix_bundle_parses_with_stix2(
@@ -205,7 +212,7 @@ def test_resume_after_a_torn_write(
     out = tmp_path / f"out.{fmt}"
     writer = record_writer(fmt)
     earlier = b"".join(orjson.dumps(r) + b"\n" for r in list(records.values())[:100])
-    torn = b"ffff.torn.example.com,dom" if fmt == "csv" else b'{"create":{}}\n{"@timestamp":"20'
+    torn = b"ffff.torn.example.com,dom" if fmt == "csv" else b'{"create":{"_id":"ab"}}\n{"@tim'
     out.write_bytes(writer.begin() + writer.encode(earlier) + torn)
     code, err = run(str(src), "-o", str(out), "--output-format", fmt, "--resume")
     assert code == 0, err
@@ -215,7 +222,8 @@ def test_resume_after_a_torn_write(
     if fmt == "csv":
         assert data.count(b"ioc,type,verdict") == 1 and b"torn" not in data
     else:
-        assert data.count(b'{"create":{}}\n') == N and len(data.splitlines()) == 2 * N
+        assert data.count(b'{"create":{"_id":"') == N and len(data.splitlines()) == 2 * N
+        assert b'"ab"' not in data
 
 
 def test_resume_is_refused_for_bundle_formats(tmp_path: Path) -> None:
@@ -300,7 +308,8 @@ def test_sigkill_then_resume_is_exactly_once(tmp_path: Path, fmt: str) -> None:
     if fmt == "csv":
         assert len(lines) == N + 1 and lines.count(lines[0]) == 1
     else:
-        assert len(lines) == 2 * N and set(lines[::2]) == {b'{"create":{}}'}
+        assert len(lines) == 2 * N and len(set(lines[::2])) == N
+        assert all(line.startswith(b'{"create":{"_id":"') for line in lines[::2])
 
 
 def test_a_bundle_stopped_by_a_signal_is_closed_and_says_to_force(tmp_path: Path) -> None:
