@@ -145,7 +145,8 @@ def test_ecs_is_bulk_pairs_of_indicator_documents(
         assert ind.get("reference") == rec["link"]
     assert set(seen) == set(records) and max(seen.values()) == 1
     assert len(ids) == N
-    assert document_id("ipv4", "8.8.8.8") == "01bfb46807fbb664bf599b2127d411a0"  # in every run and release
+    # the same in every run and release
+    assert document_id("ipv4", "8.8.8.8") == "01bfb46807fbb664bf599b2127d411a0"
 
 
 def test_stix_bundle_parses_with_stix2(
