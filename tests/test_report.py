@@ -105,6 +105,19 @@ def test_the_page_escapes_what_servers_send_and_fetches_nothing(tmp_path: Path) 
     assert page.count("<svg") == 5  # verdicts, classifications, failures, rate, speed
 
 
+def test_a_long_server_string_is_cut_on_the_page(tmp_path: Path) -> None:
+    out = tmp_path / "long.ndjson"
+    long = "A" * 100_000
+    out.write_bytes(
+        record("evil.example.com", "domain", "malicious", long + "\0", source="B" * 100_000,
+               link="https://gti.example/" + "c" * 100_000)
+    )  # fmt: skip
+    page = render(read_figures(str(out)))
+    assert len(page) < 40_000 and "\0" not in page
+    assert "A" * 500 + "…" in page and "A" * 501 not in page and "B" * 500 + "…" in page
+    assert 'href="https://gti.example/c' not in page  # cut: text, not a link to follow
+
+
 def test_a_timeline_keeps_an_even_sample_of_any_run() -> None:
     timeline = Timeline(size=64, interval=1.0)
     for i in range(100_000):  # 10,000 s, a point every 0.1 s offered
