@@ -98,6 +98,13 @@ def test_csv_cells_are_safe_in_a_spreadsheet() -> None:
         assert cell(text).startswith("'"), text
     assert cell("ransom") == "ransom" and cell(-1) == -1 and cell(None) == ""
     assert cell("a\r\nb\nc") == "a b c"
+    # what an importer that trims spaces or folds fullwidth forms would run
+    for text in ("\n=1+1", "\r=1+1", "  =1+1", "\u00a0=1+1", "\uff1d1+1", " @x", "\u3000+1"):
+        assert cell(text).startswith("'"), text
+    assert cell("\n=1+1") == cell("\r=1+1") == "' =1+1"
+    assert cell("\u00a0plain") == "\u00a0plain" and cell("a\tb") == "a\tb"
+    # a terminal showing the file (cat, grep) runs no escape sequence; NUL is dropped
+    assert cell("\x1b]0;title\x07x\x00y\x9b") == "\\x1b]0;title\\x07xy\\x9b"
     record = {
         "ioc": "evil.example.com", "type": "domain", "verdict": "malicious",
         "classification": '=cmd|" /C calc"!A0', "score": -1, "type_score": 0.5,
