@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
 import signal
 import sys
 import time
@@ -193,6 +194,19 @@ def test_misp_event_loads_with_pymisp(
         assert a.to_ids == (rec["verdict"] == "malicious")
         assert f'enricher:verdict="{rec["verdict"]}"' in {t.name for t in a.tags}
     assert len({a.value for a in event.attributes}) == N
+
+
+def test_misp_machine_tags_hold_a_server_s_text_safely() -> None:
+    from enricher.formats.base import samples
+    from enricher.formats.misp import attribute
+
+    hostile = '"><img src=x onerror=alert(1)>"\n\t\x00,' + "x" * 300
+    rec = {**samples()[0], "classification": hostile, "verdict": 'mal"icious'}
+    tags = [t["name"] for t in attribute(rec)["Tag"]]
+    machine_tag = re.compile(r'[a-z-]+:[a-z]+="[^"\x00-\x1f\x7f]*"')
+    assert all(machine_tag.fullmatch(t) and len(t) <= 255 for t in tags), tags
+    assert tags[0] == 'enricher:verdict="mal\'icious"'
+    assert tags[1].startswith("cybereason-gti:classification=\"'><img src=x onerror=alert(1)>'")
 
 
 @pytest.mark.parametrize("fmt", ["csv", "stix", "misp"])
