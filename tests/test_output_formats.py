@@ -26,6 +26,7 @@ from enricher.errors import SettingsError
 from enricher.formats import record_writer
 from enricher.formats.csv import COLUMNS, cell
 from enricher.formats.ecs import document_id
+from enricher.formats.stix import EXTENSION_ID
 from enricher.job import Job
 from enricher.outputs import OutputFile
 from enricher.records import Record
@@ -161,9 +162,10 @@ def test_stix_bundle_parses_with_stix2(
     reference: tuple[Path, dict[str, Record]], tmp_path: Path
 ) -> None:
     out, records = written(reference, tmp_path, "stix")
-    bundle = stix2.parse(out.read_text(), allow_custom=True)
+    bundle = stix2.parse(out.read_text(), allow_custom=False)  # strict: no x_ property
     kinds = Counter(o["type"] for o in bundle.objects)
     assert kinds["identity"] == 1 and kinds["indicator"] == N and kinds["relationship"] == N
+    assert kinds["extension-definition"] == 1
     assert kinds["file"] + kinds["domain-name"] + kinds["ipv4-addr"] == N
     (identity,) = [o for o in bundle.objects if o["type"] == "identity"]
     by_id = {o["id"]: o for o in bundle.objects}
@@ -171,13 +173,21 @@ def test_stix_bundle_parses_with_stix2(
         if o["type"] == "indicator":
             rec = records[o["name"]]
             assert o["created_by_ref"] == identity["id"]
-            assert o["x_enricher_verdict"] == rec["verdict"]
+            answer = o["extensions"][EXTENSION_ID]
+            assert answer["verdict"] == rec["verdict"]
+            assert answer.get("classification") == rec["classification"]
             assert f"verdict:{rec['verdict']}" in o["labels"]
             assert rec["ioc"] in o["pattern"]
         elif o["type"] == "relationship":
             assert o["relationship_type"] == "based-on"
             ind, obs = by_id[o["source_ref"]], by_id[o["target_ref"]]
             assert ind["name"] in (obs.get("value"), *(obs.get("hashes") or {}).values())
+    # the next night's bundle: the same objects (a platform updates them, adds no copy)
+    again = tmp_path / "again"
+    again.mkdir()
+    out2, _ = written(reference, again, "stix")
+    ids2 = {o["id"] for o in stix2.parse(out2.read_text(), allow_custom=False).objects}
+    assert ids2 == set(by_id)
 
 
 def test_misp_event_loads_with_pymisp(
@@ -217,7 +227,8 @@ async def test_a_run_with_no_record_still_writes_a_whole_document(tmp_path: Path
     if fmt == "csv":
         assert out.read_bytes() == (",".join(COLUMNS) + "\r\n").encode()
     elif fmt == "stix":
-        assert [o["type"] for o in stix2.parse(out.read_text()).objects] == ["identity"]
+        objects = stix2.parse(out.read_text()).objects
+        assert [o["type"] for o in objects] == ["identity", "extension-definition"]
     else:
         event = MISPEvent()
         event.load_file(str(out))
@@ -288,7 +299,7 @@ def test_the_clock_is_injectable() -> None:
     assert doc["@timestamp"] == "2026-01-02T03:04:05.000Z"
     stix = record_writer("stix", now=lambda: at)
     objects = orjson.loads(stix.begin() + stix.encode(line) + stix.end())["objects"]
-    assert objects[1]["valid_from"] == "2026-01-02T03:04:05.000Z"
+    assert objects[2]["valid_from"] == "2026-01-02T03:04:05.000Z"
 
 
 def test_the_stix_and_misp_writers_are_checked_against_their_libraries(
