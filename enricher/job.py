@@ -285,7 +285,7 @@ def _prepare(
             head = first_line(paths.records)
             if head and not writer.recognizes(head):
                 raise SettingsError(
-                    f"--resume: {paths.records} is not a {writer.name} output of these "
+                    f"--resume: {paths.records} is no {writer.name} output of these "
                     "settings; resume it with the --output-format (and --with-source) it was "
                     "written with"
                 )

@@ -276,7 +276,7 @@ def test_resume_in_another_format_is_refused(tmp_path: Path) -> None:
     out.write_bytes(b'{"ioc":"evil.example.com","type":"domain","verdict":"unknown"}\n')
     before = out.read_bytes()
     code, err = run(str(src), "-o", str(out), "--output-format", "csv", "--resume")
-    assert code == 1 and "is not a csv output" in err and err.count("\n") == 1
+    assert code == 1 and "is no csv output" in err and err.count("\n") == 1
     assert out.read_bytes() == before
 
 

@@ -87,7 +87,8 @@ def test_a_manifest_figure_of_another_type_is_left_out(tmp_path: Path) -> None:
     manifest.write_bytes(orjson.dumps(dict.fromkeys(good)))
     proc = enricher("report", str(out), "-o", "-", "--manifest", str(manifest))
     assert proc.returncode == 0 and proc.stdout.startswith("<!DOCTYPE html>")
-    assert proc.stderr.count("\n") == 1 and "unreadable figures (outputs, settings," in proc.stderr
+    warned = [line for line in proc.stderr.splitlines() if "unreadable figures" in line]
+    assert len(warned) == 1 and "unreadable figures (outputs, settings," in warned[0]
 
 
 def test_the_page_escapes_what_servers_send_and_fetches_nothing(tmp_path: Path) -> None:
@@ -134,7 +135,10 @@ def test_report_command(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "enriched.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "evil.example.com" in page
-    assert proc.stderr == f"enricher: report written to {tmp_path / 'enriched.html'}\n"
+    assert proc.stderr == (
+        f"enricher: warning: 1 line of {out} is no record and was skipped\n"
+        f"enricher: report written to {tmp_path / 'enriched.html'}\n"
+    )
     csv = tmp_path / "out.csv"
     csv.write_text("ioc,type,verdict\nevil.example.com,domain,malicious\n")
     bad = enricher("report", str(csv), "-o", str(tmp_path / "r.html"))
@@ -173,10 +177,11 @@ def test_report_never_replaces_a_file_of_the_run_nor_one_that_exists(tmp_path: P
 def test_report_into_a_closed_pipe_exits_3(tmp_path: Path) -> None:
     proc = into_closed_pipe("report", str(make_run(tmp_path)), "-o", "-")
     assert proc.returncode == 3
-    assert proc.stderr == (
-        "enricher: error: standard output was closed by its reader before the run ended; "
+    assert proc.stderr.endswith(
+        "\nenricher: error: standard output was closed by its reader before the run ended; "
         "run it again with a reader that takes every line, or with -o FILE\n"
     )
+    assert proc.stderr.count("\n") == 2  # after the warning of the line that is no record
 
 
 def test_a_file_of_no_record_is_refused(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ draws.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from .page import render
 
 __all__ = ["Figures", "read_figures", "render", "write_report"]
 
+log = logging.getLogger("enricher")
+
 
 def write_report(
     output: str, destination: str | None, manifest: str | None = None, *, force: bool = False
@@ -40,6 +43,13 @@ def write_report(
         check_not_among(flag, target, _run_files(figures))
         if not force:
             check_new([target], hint="add --force to replace it")
+    if figures.unreadable:  # the page says so too, but a scheduled job reads only stderr
+        log.warning(
+            "warning: %s line%s of %s %s no record and %s skipped",
+            f"{figures.unreadable:,}", "" if figures.unreadable == 1 else "s", output,
+            "is" if figures.unreadable == 1 else "are",
+            "was" if figures.unreadable == 1 else "were",
+        )  # fmt: skip
     html = render(figures).encode()
     if target == STDOUT:
         write_stdout(html)
