@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .argtypes import number
 from .console import json_logging, setup_logging
-from .errors import EnricherError, FatalError, SettingsError
+from .errors import EnricherError, FatalError, OutputError, SettingsError
 from .formats import FORMATS
 from .job import EXIT_FATAL, EXIT_USAGE, Job, run_job
 from .reader import add_arguments as add_input_arguments
@@ -74,6 +74,32 @@ def _add_api_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not verify the API's TLS certificate (warns; anyone on the path could read "
         "the credentials and forge answers)",
+    )
+
+
+def _add_privacy_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of what is never sent (`run`, `lookup`)."""
+    privacy = p.add_argument_group(
+        "privacy", "internal addresses and names, and your own domains, are never sent by default"
+    )
+    privacy.add_argument(
+        "--internal-domain",
+        action="append",
+        default=[],
+        metavar="DOMAIN",
+        help="your own domain: it and every name under it are never sent (repeatable)",
+    )
+    privacy.add_argument(
+        "--internal-network",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="your own network: its addresses are never sent (repeatable)",
+    )
+    privacy.add_argument(
+        "--send-internal",
+        action="store_true",
+        help="send private addresses, internal names and your own domains too (warns)",
     )
 
 
@@ -263,31 +289,6 @@ def _deferred(args: argparse.Namespace) -> int:
     )
 
 
-def _add_privacy_arguments(p: argparse.ArgumentParser) -> None:
-    privacy = p.add_argument_group(
-        "privacy", "internal addresses and names, and your own domains, are never sent by default"
-    )
-    privacy.add_argument(
-        "--internal-domain",
-        action="append",
-        default=[],
-        metavar="DOMAIN",
-        help="your own domain: it and every name under it are never sent (repeatable)",
-    )
-    privacy.add_argument(
-        "--internal-network",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="your own network: its addresses are never sent (repeatable)",
-    )
-    privacy.add_argument(
-        "--send-internal",
-        action="store_true",
-        help="send private addresses, internal names and your own domains too (warns)",
-    )
-
-
 def _add_lookup_parser(sub: Any) -> None:
     p = sub.add_parser(
         "lookup",
@@ -299,12 +300,12 @@ def _add_lookup_parser(sub: Any) -> None:
     p.add_argument("iocs", nargs="+", metavar="IOC", help="hashes, domains, IPs, URLs")
     p.add_argument("--json", action="store_true", help="one JSON line per argument")
     _add_api_arguments(p)
+    _add_privacy_arguments(p)
     p.add_argument("--cache", metavar="PATH", help="the answer cache database (SQLite)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
     p.add_argument(
         "--max-age", type=_duration, metavar="DURATION", help="use cached answers younger than this"
     )
-    _add_privacy_arguments(p)
     p.set_defaults(func=_lookup, batch_size=None, concurrency=None)
 
 
@@ -343,13 +344,14 @@ def _add_report_parser(sub: Any) -> None:
     p.add_argument(
         "--manifest", metavar="FILE", help="the run's manifest (default: the one beside OUT)"
     )
+    p.add_argument("--force", action="store_true", help="replace an existing REPORT")
     p.set_defaults(func=_report)
 
 
 def _report(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    where = write_report(args.output, args.report, manifest=args.manifest)
+    where = write_report(args.output, args.report, manifest=args.manifest, force=args.force)
     if where != "standard output":
         print(f"enricher: report written to {where}", file=sys.stderr)
     return 0
@@ -418,7 +420,8 @@ def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
             _error("standard output is closed: the records go nowhere", prefix="warning: ")
         code: int = args.func(args)
     except FatalError as exc:
-        _error(str(exc))
+        step = exc.next_step if isinstance(exc, OutputError) else None
+        _error(str(exc) + (f"; {step}" if step else ""))
         return EXIT_FATAL
     except EnricherError as exc:
         _error(str(exc))

@@ -60,6 +60,7 @@ __all__ = [
     "open_state",
     "run_job",
     "save_state",
+    "warn_send_internal",
 ]
 
 log = logging.getLogger("enricher")
@@ -284,7 +285,7 @@ def _prepare(
             head = first_line(paths.records)
             if head and not writer.recognizes(head):
                 raise SettingsError(
-                    f"--resume: {paths.records} is not a {writer.name} output of these "
+                    f"--resume: {paths.records} is no {writer.name} output of these "
                     "settings; resume it with the --output-format (and --with-source) it was "
                     "written with"
                 )
@@ -322,16 +323,21 @@ def _input_size(inputs: Sequence[str]) -> int | None:
     return total
 
 
-async def run_job(job: Job, settings: Settings) -> int:
-    """Run one job; its exit code. The summary goes to stderr unless quiet."""
-    started_at = time.time()
-    settings.auth.check_secrets()  # before anything is opened
+def warn_send_internal(settings: Settings) -> None:
+    """Say on stderr, even with --quiet, that the privacy rule is off: a cron job's log must
+    show that internal data went out."""
     if settings.privacy.send_internal:
-        # said even with --quiet: a cron job's log must show that internal data went out
         log.error(
             "warning: privacy.send_internal is on: private addresses, internal names and"
             " your own domains are sent to the API like any other IOC"
         )
+
+
+async def run_job(job: Job, settings: Settings) -> int:
+    """Run one job; its exit code. The summary goes to stderr unless quiet."""
+    started_at = time.time()
+    settings.auth.check_secrets()  # before anything is opened
+    warn_send_internal(settings)
     # a format whose library is missing stops the run before anything is touched
     writer = record_writer(job.output_format, with_source=job.with_source)
     with Stopper(settings.pipeline.grace_period) as stopper:

@@ -3,13 +3,17 @@
 The same path as a run's: each argument normalized (defanged forms, URLs, e-mail addresses
 too), duplicates asked once, answers served from the cache and stored in it, requests sent
 through the rate limiter and counted against the daily budget. A table on standard output
-(IOC, type, verdict, classification, score, link), or with `--json` one JSON line per
-argument for scripts: the run's record, failure or deferred line, or for an argument that is
-no IOC `{"input", "error"}`.
+(IOC, type, verdict, classification, score, link; an IOC given twice is one row), or with
+`--json` one JSON line per argument, in order, for scripts: the argument as `input`, then the
+run's record, failure, deferred or skipped line, or for an argument that is no IOC its
+`error`; an argument whose IOC an earlier one gave has that one as `duplicate_of`. The
+privacy rule is the run's (see `privacy`): an internal address or name is never sent, it is
+shown "skipped (internal)" with its reason.
 
-Exit codes as a run's: 0 every IOC answered; 1 an argument is no IOC (the others are
-answered); 2 an IOC failed or was not asked (budget or quota spent); 3 fatal (credentials
-refused).
+Exit codes as a run's: 0 every IOC answered (or withheld); 2 an IOC failed or was not asked
+(budget or quota spent), even when an argument is no IOC too; 1 an argument is no IOC (the
+others are answered); 3 fatal (credentials refused, standard output closed). One line on
+stderr says each.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 
 from .budget import Budget
 from .engine import Enricher
+from .inert import inert
 from .ioc import IocType
 from .job import (
     EXIT_FAILURES,
@@ -37,8 +42,10 @@ from .job import (
     embedded_emulator,
     open_state,
     save_state,
+    warn_send_internal,
 )
 from .normalize import normalize
+from .outputs import write_stdout
 from .settings import Settings
 from .threads import call_in_thread
 
@@ -60,8 +67,13 @@ class Lookup:
 
 
 def _row(item: dict[str, Any]) -> tuple[str, ...]:
-    """A table row: a record, a failure, a deferred IOC, one withheld as internal or an
-    argument that is no IOC."""
+    """A table row, safe to print on a terminal (see `inert`)."""
+    return tuple(inert(cell) for cell in _cells(item))
+
+
+def _cells(item: dict[str, Any]) -> tuple[str, ...]:
+    """A table row: a record, a failure, a deferred or withheld IOC or an argument that is
+    no IOC."""
     if "input" in item:
         reason = item["error"].removeprefix("not an IOC: ")
         return (item["input"], "-", "not an IOC", reason, "", "")
@@ -69,8 +81,8 @@ def _row(item: dict[str, Any]) -> tuple[str, ...]:
         return (item["ioc"], item["type"], "failed", item["error"], "", "")
     if "reason" in item:
         return (item["ioc"], item["type"], "not asked", item["reason"], "", "")
-    if "skipped" in item:  # withheld by the privacy rule: never sent
-        return (item["ioc"], item["type"], "not sent", f"internal: {item['skipped']}", "", "")
+    if "skipped" in item:
+        return (item["ioc"], item["type"], "skipped (internal):", item["skipped"], "", "")
     score = "" if item["score"] is None else str(item["score"])
     cached = " (cached)" if item.get("cached") else ""
     return (
@@ -98,9 +110,9 @@ def format_table(items: Sequence[dict[str, Any]], *, colour: bool = False) -> st
     return "\n".join(lines)
 
 
-async def run_lookup(lookup: Lookup, settings: Settings, out: TextIO | None = None) -> int:
-    """Look the IOCs up, print the answers in the order given; the exit code."""
-    out = out or sys.stdout
+async def run_lookup(lookup: Lookup, settings: Settings) -> int:
+    """Look the IOCs up, print the answers in the order given on standard output; the exit
+    code."""
     order: list[tuple[IocType, str] | str] = []  # each argument's IOC, or the argument
     bad: dict[str, str] = {}
     for text in lookup.iocs:
@@ -121,6 +133,7 @@ async def run_lookup(lookup: Lookup, settings: Settings, out: TextIO | None = No
     answers: dict[tuple[str, str], dict[str, Any]] = {}
     fatal = None
     if wanted:
+        warn_send_internal(settings)
         state = await call_in_thread(lambda: open_state(job, settings), name="state")
         budget = Budget(daily=settings.limits.daily_budget or None, cache=state)
         try:
@@ -140,37 +153,49 @@ async def run_lookup(lookup: Lookup, settings: Settings, out: TextIO | None = No
                 await call_in_thread(
                     functools.partial(save_state, state, budget, None, None), name="state"
                 )
-    items: list[dict[str, Any]] = []
-    shown: set[tuple[IocType, str] | str] = set()
-    for key in order:
-        if key in shown:
-            continue
-        shown.add(key)
+    items: list[dict[str, Any]] = []  # one per IOC (or argument that is none), for the table
+    lines: list[dict[str, Any]] = []  # one per argument, for --json
+    first: dict[tuple[IocType, str] | str, str] = {}  # the argument that gave each IOC first
+    for text, key in zip(lookup.iocs, order, strict=True):
         if isinstance(key, str):
-            items.append({"input": key, "error": f"not an IOC: {bad[key]}"})
-        elif (found := answers.get((key[0].value, key[1]))) is not None:
-            items.append(found)
-    _print(items, out, as_json=lookup.as_json)
+            answer: dict[str, Any] | None = {"input": key, "error": f"not an IOC: {bad[key]}"}
+        else:
+            answer = answers.get((key[0].value, key[1]))
+        if answer is None:
+            continue  # not answered: the run stopped (fatal, said below)
+        line = {"input": text, **answer}
+        if key in first:
+            line["duplicate_of"] = first[key]
+        else:
+            first[key] = text
+            items.append(answer)
+        lines.append(line)
+    _print(lines if lookup.as_json else items, as_json=lookup.as_json)
     if fatal is not None:
         _error(str(fatal))
         return EXIT_FATAL
+    said = []
+    if failed := sum("error" in item or "reason" in item for item in items if "ioc" in item):
+        said.append(
+            f"{failed} of the IOCs {'was' if failed == 1 else 'were'} not answered "
+            "(failed or not asked): look them up again later"
+        )
     if bad:
-        _error(f"{len(bad)} of the arguments {'is' if len(bad) == 1 else 'are'} no IOC")
-        return EXIT_USAGE
-    if any("error" in item or "reason" in item for item in items):
-        return EXIT_FAILURES
-    return EXIT_OK
+        said.append(f"{len(bad)} of the arguments {'is' if len(bad) == 1 else 'are'} no IOC")
+    if said:
+        _error("; ".join(said))
+    # a failure says "try again", which an argument that is no IOC must not hide
+    return EXIT_FAILURES if failed else EXIT_USAGE if bad else EXIT_OK
 
 
-def _print(items: list[dict[str, Any]], out: TextIO, *, as_json: bool) -> None:
-    with contextlib.suppress(BrokenPipeError):
-        if as_json:
-            for item in items:
-                out.write(orjson.dumps(item).decode() + "\n")
-        else:
-            colour = out.isatty() and not os.environ.get("NO_COLOR")
-            out.write(format_table(items, colour=colour) + "\n")
-        out.flush()
+def _print(items: list[dict[str, Any]], *, as_json: bool) -> None:
+    """The items on standard output: OutputError (exit 3) when its reader closed it."""
+    if as_json:
+        text = b"".join(orjson.dumps(item) + b"\n" for item in items)
+    else:
+        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        text = (format_table(items, colour=colour) + "\n").encode()
+    write_stdout(text)
 
 
 def _error(text: str) -> None:

@@ -29,8 +29,9 @@ import os
 import re
 import secrets
 import stat
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -47,9 +48,12 @@ __all__ = [
     "OutputLock",
     "OutputPaths",
     "check_new",
+    "check_not_among",
     "is_file_path",
     "lock_file",
     "plan_outputs",
+    "reader_gone",
+    "write_stdout",
     "write_whole",
 ]
 
@@ -166,16 +170,13 @@ def _check_distinct(
     named += [("--deferred", paths.deferred), ("--skipped", paths.skipped)]
     if manifest:
         named.append(("--manifest", manifest))
-    ins = {_identity(p): p for p in inputs if p != STDOUT}
+    ins = {p: "also an input" for p in inputs}
     seen: dict[tuple[int, int] | str, str] = {}
     for flag, path in named:
         if _kind(path) == "special":
             continue  # /dev/null may take several of them
+        check_not_among(flag, path, ins)
         key = _identity(path)
-        if key in ins:
-            raise SettingsError(
-                f"{flag} {path} is also an input ({ins[key]}): writing it would destroy it"
-            )
         if (source := _read_by(path, sources)) is not None:
             raise SettingsError(
                 f"{flag} {path} is inside the input {source}: the next run would read it"
@@ -183,6 +184,17 @@ def _check_distinct(
         if key in seen:
             raise SettingsError(f"{flag} {path} is the same file as {seen[key]}")
         seen[key] = path
+
+
+def check_not_among(flag: str, path: str, kept: Mapping[str, str]) -> None:
+    """Refuse (SettingsError) to write `path` when it is the same file as one of `kept`
+    (path: what it is, `also an input`): standard output, /dev/null and the like excepted."""
+    if _kind(path) == "special":
+        return
+    key = _identity(path)
+    for other, what in kept.items():
+        if other != STDOUT and _identity(other) == key:
+            raise SettingsError(f"{flag} {path} is {what} ({other}): writing it would destroy it")
 
 
 def _read_by(path: str, sources: Sequence[str]) -> str | None:
@@ -211,13 +223,14 @@ def is_file_path(path: str) -> bool:
     return path != STDOUT and _kind(path) in ("regular", "missing")
 
 
-def check_new(paths: Sequence[str]) -> None:
-    """Refuse (SettingsError) if any of these files exists: a new run never overwrites one."""
+def check_new(
+    paths: Sequence[str], hint: str = "add --resume to continue that run, or --force to replace it"
+) -> None:
+    """Refuse (SettingsError, `hint` says what to do) if any of these files exists: a new run
+    never overwrites one."""
     for path in paths:
         if os.path.lexists(path) and (os.path.islink(path) or is_file_path(path)):
-            raise SettingsError(
-                f"{path} exists: add --resume to continue that run, or --force to replace it"
-            )
+            raise SettingsError(f"{path} exists: {hint}")
 
 
 class OutputLock:
@@ -447,10 +460,7 @@ class OutputFile:
             while view:
                 view = view[os.write(fd, view) :]
         except BrokenPipeError:
-            raise OutputError(
-                f"{self.display} was closed by its reader before the run ended",
-                "run it again with a reader that takes every line, or with -o FILE",
-            ) from None
+            raise reader_gone(self.display) from None
         except OSError as exc:
             raise OutputError(
                 f"cannot write {self.display}: {exc.strerror or exc}", self._again
@@ -573,6 +583,25 @@ class OutputFile:
                 f"{self.display} was replaced by another file while the run was writing it",
                 f"move {self.display} away, then run the same command again",
             )
+
+
+def reader_gone(display: str) -> OutputError:
+    """The error of an output its reader closed (`| head`): fatal, exit 3."""
+    return OutputError(
+        f"{display} was closed by its reader before the run ended",
+        "run it again with a reader that takes every line, or with -o FILE",
+    )
+
+
+def write_stdout(data: bytes) -> None:
+    """Write `data` whole to standard output. OutputError (see `reader_gone`) when its reader
+    closed it; standard output is then /dev/null, so that nothing fails again at exit."""
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise reader_gone("standard output") from None
 
 
 def write_whole(path: str, data: bytes) -> None:

@@ -44,6 +44,20 @@ def enricher(
     )
 
 
+def into_closed_pipe(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`python -m enricher ARGS` writing to a pipe whose reader is gone (`| head` done)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "enricher", *args],
+            stdout=write, stderr=subprocess.PIPE, text=True, timeout=timeout,
+            env={**os.environ, "PYTHONWARNINGS": "error"},
+        )  # fmt: skip
+    finally:
+        os.close(write)
+
+
 def start_run(url: str, src: Path, out: Path, *flags: str) -> subprocess.Popen[bytes]:
     """`enricher run` in the background, slow enough to be caught in the middle against an
     emulator with 100 ms of latency: 20 keys a batch, 2 in flight, about 10 batches a second."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from helpers import emulator_process, emulator_stats, enricher
+from helpers import emulator_process, emulator_stats, enricher, into_closed_pipe
 
 from enricher.lookup import format_table
 
@@ -54,11 +54,15 @@ def test_lookup_json_is_the_run_s_records(tmp_path: Path) -> None:
     proc = enricher("lookup", "--emulator", "--no-cache", "--json", *ARGS)
     assert proc.returncode == 1
     items = [orjson.loads(line) for line in proc.stdout.splitlines()]
-    assert items[:3] == [records[i["ioc"]] for i in items[:3]]
+    assert [i.pop("input") for i in items] == ARGS  # one line per argument, in order
+    assert items[1].pop("duplicate_of") == ARGS[0]  # the same domain: asked once, said so
+    assert not any("duplicate_of" in i for i in items)
+    assert items[:4] == [records[i["ioc"]] for i in items[:4]]
     assert [i.get("ioc") for i in items] == [
-        "evil.example.com", "92f44e405db16ac55d97e3bfe3b132fa", "1.2.3.4", None
+        "evil.example.com", "evil.example.com", "92f44e405db16ac55d97e3bfe3b132fa", "1.2.3.4",
+        None,
     ]  # fmt: skip
-    assert items[3] == {"input": "not-an-ioc", "error": "not an IOC: single-label name (no dot)"}
+    assert items[4] == {"error": "not an IOC: single-label name (no dot)"}
 
 
 def test_lookup_with_a_spent_budget_asks_nothing_and_exits_2(tmp_path: Path) -> None:
@@ -84,3 +88,60 @@ def test_the_table_is_coloured_only_when_asked() -> None:
     assert format_table([failed]).splitlines()[1].split()[:4] == [
         "1.2.3.4", "ipv4", "failed", "http_503:"
     ]  # fmt: skip
+
+
+def test_lookup_never_sends_an_internal_address_or_name() -> None:
+    internal = ["10.0.0.1", "::1", "printer.corp", "http://fs.corp/x", "admin@dc.corp.local"]
+    with emulator_process() as url:
+        proc = enricher("lookup", "--base-url", url, "--rate", "0", "--no-cache", *internal)
+        json = enricher("lookup", "--base-url", url, "--no-cache", "--json", "10.0.0.1")
+        assert emulator_stats(url)["total_requests"] == 0
+        sent = enricher(
+            "lookup", "--base-url", url, "--no-cache", "--send-internal", "--json", "10.0.0.1"
+        )
+        assert emulator_stats(url)["keys_asked"] == 1
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.splitlines()[1:]
+    assert len(rows) == len(internal)
+    assert all("skipped (internal):" in row for row in rows)
+    assert "private address" in rows[0] and "internal name (.corp)" in rows[2]
+    assert orjson.loads(json.stdout)["skipped"] == "private address"
+    assert "verdict" in orjson.loads(sent.stdout) and "send_internal is on" in sent.stderr
+
+
+def test_the_table_shows_what_a_server_sent_inert() -> None:
+    hostile = {
+        "ioc": "8.8.8.8", "type": "ipv4", "verdict": "unknown",
+        "classification": "\x1b]8;;http://evil.example\x07click\x1b]8;;\x07\r=1+1\n\u202eab",
+        "score": 5, "link": "http://ok.example/a\x9b31m\nfake row", "cached": False,
+    }  # fmt: skip
+    table = format_table([hostile], colour=True)
+    lines = table.splitlines()
+    assert len(lines) == 2
+    assert not any(ch in table for ch in "\x1b\x07\r\x9b\u202e")  # unknown: no colour
+    assert "\\x1b]8;;http://evil.example\\x07click" in lines[1]
+    assert lines[1].endswith("http://ok.example/a\\x9b31m\\x0afake row")
+
+
+CLOSED = (
+    "enricher: error: standard output was closed by its reader before the run ended; "
+    "run it again with a reader that takes every line, or with -o FILE\n"
+)
+
+
+def test_lookup_into_a_closed_pipe_exits_3() -> None:
+    for flags in ([], ["--json"]):
+        proc = into_closed_pipe("lookup", "--emulator", "--no-cache", *flags, "8.8.8.8")
+        assert (proc.returncode, proc.stderr) == (3, CLOSED)
+
+
+def test_a_failure_is_not_hidden_by_an_argument_that_is_no_ioc() -> None:
+    dead = "http://127.0.0.1:1/rest/classification_v1/"  # nothing listens on port 1
+    proc = enricher(
+        "lookup", "--base-url", dead, "--no-cache", "--rate", "0", "--json", "8.8.4.4", "bad!!",
+        env={"ENRICHER_RETRY_ATTEMPTS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "1 of the IOCs was not answered" in proc.stderr
+    assert "1 of the arguments is no IOC" in proc.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
 import signal
 import sys
 import time
@@ -24,6 +25,8 @@ from pymisp import MISPEvent
 from enricher.errors import SettingsError
 from enricher.formats import record_writer
 from enricher.formats.csv import COLUMNS, cell
+from enricher.formats.ecs import document_id
+from enricher.formats.stix import EXTENSION_ID
 from enricher.job import Job
 from enricher.outputs import OutputFile
 from enricher.records import Record
@@ -36,7 +39,7 @@ def make_input(path: Path) -> dict[str, str]:
     iocs: dict[str, str] = {}
     for i in range(N // 4):
         iocs[f"host{i}.formats.example.com"] = "domain"
-        iocs[f"11.1.{i // 250}.{i % 250 + 1}"] = "ipv4"
+        iocs[f"45.1.{i // 250}.{i % 250 + 1}"] = "ipv4"  # global: a private one is withheld
         iocs[f"{i:032x}"] = "md5"
         iocs[f"{i:040x}"] = "sha1"
     lines = [*iocs, *list(iocs)[:20], "not an ioc at all"]
@@ -97,6 +100,13 @@ def test_csv_cells_are_safe_in_a_spreadsheet() -> None:
         assert cell(text).startswith("'"), text
     assert cell("ransom") == "ransom" and cell(-1) == -1 and cell(None) == ""
     assert cell("a\r\nb\nc") == "a b c"
+    # what an importer that trims spaces or folds fullwidth forms would run
+    for text in ("\n=1+1", "\r=1+1", "  =1+1", "\u00a0=1+1", "\uff1d1+1", " @x", "\u3000+1"):
+        assert cell(text).startswith("'"), text
+    assert cell("\n=1+1") == cell("\r=1+1") == "' =1+1"
+    assert cell("\u00a0plain") == "\u00a0plain" and cell("a\tb") == "a\tb"
+    # a terminal showing the file (cat, grep) runs no escape sequence; NUL is dropped
+    assert cell("\x1b]0;title\x07x\x00y\x9b") == "\\x1b]0;title\\x07xy\\x9b"
     record = {
         "ioc": "evil.example.com", "type": "domain", "verdict": "malicious",
         "classification": '=cmd|" /C calc"!A0', "score": -1, "type_score": 0.5,
@@ -121,13 +131,17 @@ def test_ecs_is_bulk_pairs_of_indicator_documents(
     out, records = written(reference, tmp_path, "ecs")
     lines = out.read_bytes().splitlines()
     assert len(lines) == 2 * N
+    ids: set[str] = set()
     seen = Counter()
     for action, doc_line in zip(lines[::2], lines[1::2], strict=True):
-        assert orjson.loads(action) == {"create": {}}
         doc = orjson.loads(doc_line)
+        ind = doc["threat"]["indicator"]
+        # the same _id in every run: a document sent twice is refused, not duplicated
+        key = document_id(doc["enricher"]["type"], ind["name"])
+        assert orjson.loads(action) == {"create": {"_id": key}}
+        ids.add(key)
         assert doc["event"]["kind"] == "enrichment" and doc["event"]["type"] == ["indicator"]
         assert doc["ecs"]["version"] and doc["@timestamp"].endswith("Z")
-        ind = doc["threat"]["indicator"]
         rec = records[ind["name"]]
         seen[ind["name"]] += 1
         assert doc["enricher"]["verdict"] == rec["verdict"]
@@ -139,15 +153,19 @@ def test_ecs_is_bulk_pairs_of_indicator_documents(
             assert ind["type"] == "file" and ind["file"]["hash"][rec["type"]] == rec["ioc"]
         assert ind.get("reference") == rec["link"]
     assert set(seen) == set(records) and max(seen.values()) == 1
+    assert len(ids) == N
+    # the same in every run and release
+    assert document_id("ipv4", "8.8.8.8") == "01bfb46807fbb664bf599b2127d411a0"
 
 
 def test_stix_bundle_parses_with_stix2(
     reference: tuple[Path, dict[str, Record]], tmp_path: Path
 ) -> None:
     out, records = written(reference, tmp_path, "stix")
-    bundle = stix2.parse(out.read_text(), allow_custom=True)
+    bundle = stix2.parse(out.read_text(), allow_custom=False)  # strict: no x_ property
     kinds = Counter(o["type"] for o in bundle.objects)
     assert kinds["identity"] == 1 and kinds["indicator"] == N and kinds["relationship"] == N
+    assert kinds["extension-definition"] == 1
     assert kinds["file"] + kinds["domain-name"] + kinds["ipv4-addr"] == N
     (identity,) = [o for o in bundle.objects if o["type"] == "identity"]
     by_id = {o["id"]: o for o in bundle.objects}
@@ -155,13 +173,21 @@ def test_stix_bundle_parses_with_stix2(
         if o["type"] == "indicator":
             rec = records[o["name"]]
             assert o["created_by_ref"] == identity["id"]
-            assert o["x_enricher_verdict"] == rec["verdict"]
+            answer = o["extensions"][EXTENSION_ID]
+            assert answer["verdict"] == rec["verdict"]
+            assert answer.get("classification") == rec["classification"]
             assert f"verdict:{rec['verdict']}" in o["labels"]
             assert rec["ioc"] in o["pattern"]
         elif o["type"] == "relationship":
             assert o["relationship_type"] == "based-on"
             ind, obs = by_id[o["source_ref"]], by_id[o["target_ref"]]
             assert ind["name"] in (obs.get("value"), *(obs.get("hashes") or {}).values())
+    # the next night's bundle: the same objects (a platform updates them, adds no copy)
+    again = tmp_path / "again"
+    again.mkdir()
+    out2, _ = written(reference, again, "stix")
+    ids2 = {o["id"] for o in stix2.parse(out2.read_text(), allow_custom=False).objects}
+    assert ids2 == set(by_id)
 
 
 def test_misp_event_loads_with_pymisp(
@@ -180,6 +206,19 @@ def test_misp_event_loads_with_pymisp(
     assert len({a.value for a in event.attributes}) == N
 
 
+def test_misp_machine_tags_hold_a_server_s_text_safely() -> None:
+    from enricher.formats.base import samples
+    from enricher.formats.misp import attribute
+
+    hostile = '"><img src=x onerror=alert(1)>"\n\t\x00,' + "x" * 300
+    rec = {**samples()[0], "classification": hostile, "verdict": 'mal"icious'}
+    tags = [t["name"] for t in attribute(rec)["Tag"]]
+    machine_tag = re.compile(r'[a-z-]+:[a-z]+="[^"\x00-\x1f\x7f]*"')
+    assert all(machine_tag.fullmatch(t) and len(t) <= 255 for t in tags), tags
+    assert tags[0] == 'enricher:verdict="mal\'icious"'
+    assert tags[1].startswith("cybereason-gti:classification=\"'><img src=x onerror=alert(1)>'")
+
+
 @pytest.mark.parametrize("fmt", ["csv", "stix", "misp"])
 async def test_a_run_with_no_record_still_writes_a_whole_document(tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "out"
@@ -188,7 +227,8 @@ async def test_a_run_with_no_record_still_writes_a_whole_document(tmp_path: Path
     if fmt == "csv":
         assert out.read_bytes() == (",".join(COLUMNS) + "\r\n").encode()
     elif fmt == "stix":
-        assert [o["type"] for o in stix2.parse(out.read_text()).objects] == ["identity"]
+        objects = stix2.parse(out.read_text()).objects
+        assert [o["type"] for o in objects] == ["identity", "extension-definition"]
     else:
         event = MISPEvent()
         event.load_file(str(out))
@@ -205,7 +245,7 @@ def test_resume_after_a_torn_write(
     out = tmp_path / f"out.{fmt}"
     writer = record_writer(fmt)
     earlier = b"".join(orjson.dumps(r) + b"\n" for r in list(records.values())[:100])
-    torn = b"ffff.torn.example.com,dom" if fmt == "csv" else b'{"create":{}}\n{"@timestamp":"20'
+    torn = b"ffff.torn.example.com,dom" if fmt == "csv" else b'{"create":{"_id":"ab"}}\n{"@tim'
     out.write_bytes(writer.begin() + writer.encode(earlier) + torn)
     code, err = run(str(src), "-o", str(out), "--output-format", fmt, "--resume")
     assert code == 0, err
@@ -215,7 +255,8 @@ def test_resume_after_a_torn_write(
     if fmt == "csv":
         assert data.count(b"ioc,type,verdict") == 1 and b"torn" not in data
     else:
-        assert data.count(b'{"create":{}}\n') == N and len(data.splitlines()) == 2 * N
+        assert data.count(b'{"create":{"_id":"') == N and len(data.splitlines()) == 2 * N
+        assert b'"ab"' not in data
 
 
 def test_resume_is_refused_for_bundle_formats(tmp_path: Path) -> None:
@@ -235,7 +276,7 @@ def test_resume_in_another_format_is_refused(tmp_path: Path) -> None:
     out.write_bytes(b'{"ioc":"evil.example.com","type":"domain","verdict":"unknown"}\n')
     before = out.read_bytes()
     code, err = run(str(src), "-o", str(out), "--output-format", "csv", "--resume")
-    assert code == 1 and "is not a csv output" in err and err.count("\n") == 1
+    assert code == 1 and "is no csv output" in err and err.count("\n") == 1
     assert out.read_bytes() == before
 
 
@@ -258,7 +299,7 @@ def test_the_clock_is_injectable() -> None:
     assert doc["@timestamp"] == "2026-01-02T03:04:05.000Z"
     stix = record_writer("stix", now=lambda: at)
     objects = orjson.loads(stix.begin() + stix.encode(line) + stix.end())["objects"]
-    assert objects[1]["valid_from"] == "2026-01-02T03:04:05.000Z"
+    assert objects[2]["valid_from"] == "2026-01-02T03:04:05.000Z"
 
 
 def test_the_stix_and_misp_writers_are_checked_against_their_libraries(
@@ -300,7 +341,8 @@ def test_sigkill_then_resume_is_exactly_once(tmp_path: Path, fmt: str) -> None:
     if fmt == "csv":
         assert len(lines) == N + 1 and lines.count(lines[0]) == 1
     else:
-        assert len(lines) == 2 * N and set(lines[::2]) == {b'{"create":{}}'}
+        assert len(lines) == 2 * N and len(set(lines[::2])) == N
+        assert all(line.startswith(b'{"create":{"_id":"') for line in lines[::2])
 
 
 def test_a_bundle_stopped_by_a_signal_is_closed_and_says_to_force(tmp_path: Path) -> None:

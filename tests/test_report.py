@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from helpers import enricher
+from helpers import enricher, into_closed_pipe
 
 from enricher.errors import SettingsError
 from enricher.report import read_figures, render
@@ -73,6 +73,24 @@ def test_the_figures_of_a_run(tmp_path: Path) -> None:
     assert fig.manifest is not None and fig.manifest["retries"] == 3
 
 
+def test_a_manifest_figure_of_another_type_is_left_out(tmp_path: Path) -> None:
+    out = make_run(tmp_path)
+    manifest = tmp_path / "run-2026-12-01.json"
+    good = orjson.loads(manifest.read_bytes())
+    for name in good:
+        for wrong in ("x", None, [1], {"at": "x"}, 1.5):
+            if name == "outputs" and wrong is None:
+                continue  # then the manifest names no records file: not this run's
+            manifest.write_bytes(orjson.dumps({**good, name: wrong}))
+            page = render(read_figures(str(out), manifest=str(manifest)))
+            assert "evil.example.com" in page, (name, wrong)
+    manifest.write_bytes(orjson.dumps(dict.fromkeys(good)))
+    proc = enricher("report", str(out), "-o", "-", "--manifest", str(manifest))
+    assert proc.returncode == 0 and proc.stdout.startswith("<!DOCTYPE html>")
+    warned = [line for line in proc.stderr.splitlines() if "unreadable figures" in line]
+    assert len(warned) == 1 and "unreadable figures (outputs, settings," in warned[0]
+
+
 def test_the_page_escapes_what_servers_send_and_fetches_nothing(tmp_path: Path) -> None:
     page = render(read_figures(str(make_run(tmp_path))))
     assert "<script" not in page.lower() and "&lt;script&gt;alert(2)" in page
@@ -86,6 +104,19 @@ def test_the_page_escapes_what_servers_send_and_fetches_nothing(tmp_path: Path) 
         assert figure in page
     assert "Speed over the run" in page and ">3.3</text>" in page  # 3/s, then 5 in 1.5 s
     assert page.count("<svg") == 5  # verdicts, classifications, failures, rate, speed
+
+
+def test_a_long_server_string_is_cut_on_the_page(tmp_path: Path) -> None:
+    out = tmp_path / "long.ndjson"
+    long = "A" * 100_000
+    out.write_bytes(
+        record("evil.example.com", "domain", "malicious", long + "\0", source="B" * 100_000,
+               link="https://gti.example/" + "c" * 100_000)
+    )  # fmt: skip
+    page = render(read_figures(str(out)))
+    assert len(page) < 40_000 and "\0" not in page
+    assert "A" * 500 + "…" in page and "A" * 501 not in page and "B" * 500 + "…" in page
+    assert 'href="https://gti.example/c' not in page  # cut: text, not a link to follow
 
 
 def test_a_timeline_keeps_an_even_sample_of_any_run() -> None:
@@ -104,7 +135,10 @@ def test_report_command(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "enriched.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "evil.example.com" in page
-    assert proc.stderr == f"enricher: report written to {tmp_path / 'enriched.html'}\n"
+    assert proc.stderr == (
+        f"enricher: warning: 1 line of {out} is no record and was skipped\n"
+        f"enricher: report written to {tmp_path / 'enriched.html'}\n"
+    )
     csv = tmp_path / "out.csv"
     csv.write_text("ioc,type,verdict\nevil.example.com,domain,malicious\n")
     bad = enricher("report", str(csv), "-o", str(tmp_path / "r.html"))
@@ -112,6 +146,42 @@ def test_report_command(tmp_path: Path) -> None:
     assert bad.stderr.count("\n") == 1 and not (tmp_path / "r.html").exists()
     missing = enricher("report", str(tmp_path / "nothing.ndjson"))
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_report_never_replaces_a_file_of_the_run_nor_one_that_exists(tmp_path: Path) -> None:
+    out = make_run(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    manifest = tmp_path / "run-2026-12-01.json"
+    for target in (out, tmp_path / "enriched.ndjson.failed.ndjson", manifest,
+                   tmp_path / "enriched.ndjson.skipped.ndjson"):  # fmt: skip
+        proc = enricher("report", str(out), "-o", str(target), "--force")
+        assert proc.returncode == 1, (target, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and "writing it would destroy it" in proc.stderr
+    html = tmp_path / "enriched.html"  # the records file's own name, when it is the page's
+    html.write_bytes(out.read_bytes())
+    proc = enricher("report", str(html))
+    assert proc.returncode == 1 and "the records file read" in proc.stderr
+    html.unlink()
+    kept = tmp_path / "kept.html"
+    kept.write_text("keep")
+    proc = enricher("report", str(out), "-o", str(kept))
+    assert proc.returncode == 1 and proc.stderr == (
+        f"enricher: error: {kept} exists: add --force to replace it\n"
+    )
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file() and p != kept} == before
+    assert kept.read_text() == "keep"
+    forced = enricher("report", str(out), "-o", str(kept), "--force")
+    assert forced.returncode == 0 and kept.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_report_into_a_closed_pipe_exits_3(tmp_path: Path) -> None:
+    proc = into_closed_pipe("report", str(make_run(tmp_path)), "-o", "-")
+    assert proc.returncode == 3
+    assert proc.stderr.endswith(
+        "\nenricher: error: standard output was closed by its reader before the run ended; "
+        "run it again with a reader that takes every line, or with -o FILE\n"
+    )
+    assert proc.stderr.count("\n") == 2  # after the warning of the line that is no record
 
 
 def test_a_file_of_no_record_is_refused(tmp_path: Path) -> None:

@@ -4,10 +4,13 @@ lookups.
 RFC 4180 (the standard library's `csv`: fields quoted when they hold a comma, a quote or a
 line break; CRLF line ends). Analysts open these files in spreadsheets, where a cell that
 starts with `=`, `+`, `-`, `@`, a tab or a carriage return is run as a formula (CSV
-injection): such text cells are written with a leading `'`, which spreadsheets show as text.
+injection), and some importers trim leading spaces (NBSP too) or fold fullwidth `＝` to `=`
+first: such text cells are written with a leading `'`, which spreadsheets show as text.
 Numbers are written as numbers (a score of -1 is no formula). A line break in a text the
 server sent becomes a space, so each record is one line: `grep` works, and a resumed run
-cuts a torn last row off cleanly. The nested `product` and the verbatim `response` are left
+cuts a torn last row off cleanly. NUL is dropped, and the other control characters a
+terminal acts on (ESC, ...) are written as visible escapes (`\x1b`), so that `cat` or
+`grep` on the file shows them inert. The nested `product` and the verbatim `response` are left
 out: the NDJSON output has them.
 """
 
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..inert import CONTROLS
 from ..ioc import IocType
 from .base import RecordFields, RecordWriter
 
@@ -41,6 +45,19 @@ COLUMNS = (
 #: with --with-source: where each IOC was first seen
 ORIGIN = ("origin_file", "origin_line")
 _FORMULA = frozenset("=+-@\t\r")
+#: what starts a formula after leading spaces (which some importers trim): the ASCII signs
+#: and their fullwidth forms (＝ ＋ － ＠), which spreadsheets may fold to ASCII
+_SIGNS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+#: a line break is a space (a record a line); NUL is dropped; the other controls a terminal
+#: acts on (`cat`, `grep` print the cells) are written as visible escapes (`\x1b`), the
+#: tab excepted
+_CONTROLS = {
+    **{c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in CONTROLS},
+    0x09: "\t",
+    0x0A: " ",
+    0x0D: " ",
+    0x00: None,
+}
 _TYPES = {t.value: t for t in IocType}
 
 
@@ -48,9 +65,13 @@ def cell(value: Any) -> Any:
     """A record field as a CSV cell: text safe to open in a spreadsheet, on one line."""
     if value.__class__ is str:  # the common case first: this runs for every field
         if value[:1] in _FORMULA:
-            value = "'" + value
-        if "\n" in value or "\r" in value:
-            value = value.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+            return "'" + _printable(value)
+        if not value.isprintable():
+            value = _printable(value)
+        if value[:1].isspace() and value.lstrip()[:1] in _SIGNS:
+            return "'" + value
+        if value[:1] in _SIGNS:  # a fullwidth sign
+            return "'" + value
         return value
     if value is None:
         return ""
@@ -59,6 +80,10 @@ def cell(value: Any) -> Any:
     if isinstance(value, int | float):
         return value
     return cell(str(value))
+
+
+def _printable(text: str) -> str:
+    return text.replace("\r\n", " ").translate(_CONTROLS)
 
 
 class CsvWriter(RecordWriter):

@@ -1,7 +1,9 @@
 """`--output-format ecs`: Elastic Common Schema documents, ready for the `_bulk` API.
 
-Two lines a record: the action (`{"create":{}}`: the index or data stream is the one the
-`_bulk` request names) and the document, an indicator as ECS's threat-intelligence
+Two lines a record: the action (`{"create":{"_id":"..."}}`: the index or data stream is the
+one the `_bulk` request names; the `_id` is derived from the IOC and its type, so a file sent
+twice, after a partial failure or a resumed run, adds no second document: Elasticsearch
+refuses the copy with a 409) and the document, an indicator as ECS's threat-intelligence
 integrations write them (`event.kind: enrichment`, `event.category: [threat]`, `event.type:
 [indicator]`, `threat.indicator.*`), with what ECS has no field for (the verdict, GTI's
 classification and scores) under `enricher.*`:
@@ -12,6 +14,7 @@ classification and scores) under `enricher.*`:
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -24,10 +27,11 @@ from ..ioc import IocType
 from ..resume import repair
 from .base import RecordFields, RecordWriter, utc_now
 
-__all__ = ["ECS_VERSION", "EcsWriter", "document"]
+__all__ = ["ECS_VERSION", "EcsWriter", "document", "document_id"]
 
 ECS_VERSION = "8.11.0"
-ACTION = b'{"create":{}}\n'
+#: how every action line begins (what follows is the document's `_id`)
+ACTION = b'{"create":{'
 _TYPES = {t.value: t for t in IocType}
 #: threat.indicator.type (STIX 2.1 cyber observable names, as ECS asks)
 _INDICATOR_TYPE = {
@@ -47,6 +51,16 @@ def _observable(r: RecordFields) -> dict[str, Any]:
     if kind == "domain":
         return {"url": {"domain": ioc}}
     return {"ip": ioc}
+
+
+def document_id(ioc_type: str, ioc: str) -> str:
+    """The `_id` of an IOC's document: the same in every run (128 bits of BLAKE2b of its
+    type and value; an `_id` is at most 512 bytes, a URL's host may be longer)."""
+    return hashlib.blake2b(f"{ioc_type}:{ioc}".encode(), digest_size=16).hexdigest()
+
+
+def _action(r: RecordFields) -> bytes:
+    return b'{"create":{"_id":"%s"}}\n' % document_id(r["type"], r["ioc"]).encode()
 
 
 def document(r: RecordFields, timestamp: str) -> dict[str, Any]:
@@ -96,15 +110,15 @@ class EcsWriter(RecordWriter):
     def encode_records(self, records: list[RecordFields]) -> bytes:
         stamp = self.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
         nl = orjson.OPT_APPEND_NEWLINE
-        return b"".join(ACTION + orjson.dumps(document(r, stamp), option=nl) for r in records)
+        return b"".join(_action(r) + orjson.dumps(document(r, stamp), option=nl) for r in records)
 
     def recognizes(self, first_line: bytes) -> bool:
-        return first_line + b"\n" == ACTION
+        return first_line.startswith(ACTION) and first_line.endswith(b"}}")
 
     def keys(self, path: str | Path) -> Iterator[tuple[IocType, str]]:
         with open(path, "rb") as f:
             for line in f:
-                if line == ACTION:
+                if line.startswith(ACTION):
                     continue
                 try:
                     doc = orjson.loads(line)
@@ -122,10 +136,11 @@ class EcsWriter(RecordWriter):
             return cut
         with open(path, "rb+") as f:
             size = f.seek(0, os.SEEK_END)
-            start = max(size - len(ACTION) - 1, 0)
+            start = max(size - 256, 0)  # an action line is 54 bytes
             f.seek(start)
             tail = f.read()
-            if tail == ACTION or tail == b"\n" + ACTION:
-                f.truncate(size - len(ACTION))
-                cut += len(ACTION)
+            last = tail[tail.rfind(b"\n", 0, len(tail) - 1) + 1 :]
+            if last.startswith(ACTION) and (start == 0 or len(last) < len(tail)):
+                f.truncate(size - len(last))
+                cut += len(last)
         return cut

@@ -5,8 +5,10 @@ An attribute per record, written as pymisp writes it but not made by it record b
 (`MISPAttribute` takes ~0.5 ms; checked against it for each IOC type when the writer
 starts): `md5`, `sha1`, `sha256`, `domain` or `ip-dst`; `to_ids` for a
 malicious verdict; the verdict and GTI's classification as machine tags
-(`enricher:verdict="malicious"`, `cybereason-gti:classification="ransom"`) and, with the score,
-source and link, in the comment. The event's distribution is "your organisation only".
+(`enricher:verdict="malicious"`, `cybereason-gti:classification="ransom"`; a `"` in the value
+becomes `'`, a control character a space, and a tag is cut to MISP's 255 characters) and,
+with the score, source and link, in the comment. The event's distribution is "your
+organisation only".
 
 Streamed like the STIX bundle: the event's opening before the first batch, attributes as they
 come, its closing when the run ends; a run killed midway cannot be resumed.
@@ -22,6 +24,7 @@ from typing import Any
 import orjson
 from pymisp import MISPAttribute, MISPEvent
 
+from ..inert import CONTROLS
 from .base import RecordFields, RecordWriter, samples, utc_now
 
 __all__ = ["MispWriter", "attribute"]
@@ -44,12 +47,26 @@ def _comment(r: RecordFields) -> str:
     return "; ".join(parts)
 
 
+#: a machine tag's value holds no `"` (it would end the value: `ns:predicate="value"`) and
+#: no control character: `'` and a space stand for them
+_TAG_VALUE = {**dict.fromkeys(CONTROLS, " "), ord('"'): "'"}
+#: MISP keeps a tag's name in 255 characters
+_TAG_MAX = 255
+
+
+def _tag(namespace_predicate: str, value: str) -> dict[str, str]:
+    """The machine tag `namespace:predicate="value"`, the value made safe and cut to fit."""
+    value = value.translate(_TAG_VALUE)
+    room = _TAG_MAX - len(namespace_predicate) - 3
+    return {"name": f'{namespace_predicate}="{value[:room]}"'}
+
+
 def attribute(r: RecordFields, attribute_uuid: str | None = None) -> dict[str, Any]:
     """The MISP attribute of one record, as `MISPAttribute.to_json` writes it."""
     kind, category = _TYPE[r["type"]]
-    tags = [{"name": f'enricher:verdict="{r["verdict"]}"'}]
+    tags = [_tag("enricher:verdict", r["verdict"])]
     if r["classification"]:
-        tags.append({"name": f'cybereason-gti:classification="{r["classification"]}"'})
+        tags.append(_tag("cybereason-gti:classification", r["classification"]))
     return {
         "uuid": attribute_uuid or str(uuid.uuid4()),
         "Tag": tags,

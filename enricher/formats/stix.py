@@ -1,12 +1,16 @@
 """`--output-format stix`: one STIX 2.1 bundle.
 
 For each record, three objects: an `indicator` (its `pattern`, the verdict as
-`indicator_types` and a `verdict:` label, GTI's classification and scores as `x_cybereason_*`
-properties, valid from the answer's time until its ttl runs out, the GTI link as an external
-reference), the observable it matches (`file`, `domain-name`, `ipv4-addr`, `ipv6-addr`, with
-the deterministic id STIX 2.1 gives it, so the same IOC is the same object in every bundle),
-and a `based-on` relationship between them. Every indicator is `created_by_ref` one
-`identity`, enricher's, the bundle's first object.
+`indicator_types` and a `verdict:` label, valid from the answer's time until its ttl runs
+out, the GTI link as an external reference, and GTI's classification and scores in a property
+extension, not `x_` properties, so that a strict reader, `stix2.parse(allow_custom=False)`,
+takes it), the observable it matches (`file`, `domain-name`, `ipv4-addr`, `ipv6-addr`, with
+the deterministic id STIX 2.1 gives it), and a `based-on` relationship between them. Every
+object has the same id in every bundle (the indicator's and relationship's are UUIDv5 of the
+IOC and its type), so a platform importing every night's bundle updates its objects (a newer
+`modified`) instead of adding copies. Every indicator is `created_by_ref` one `identity`,
+enricher's, the bundle's first object; the `extension-definition` of the properties is the
+second.
 
 The objects are written as `stix2` writes them, but not made by it record by record: stix2
 builds an indicator in ~3 ms (its ANTLR pattern parser), ~135 records a second for the three
@@ -32,10 +36,17 @@ import stix2
 
 from .base import RecordFields, RecordWriter, samples, utc_now
 
-__all__ = ["IDENTITY_ID", "StixWriter", "stix_objects"]
+__all__ = ["EXTENSION_ID", "IDENTITY_ID", "StixWriter", "object_ids", "stix_objects"]
 
 #: enricher's identity: the same id in every bundle, so a platform merges them
 IDENTITY_ID = "identity--" + str(uuid.uuid5(uuid.NAMESPACE_URL, "https://enricher/identity"))
+#: the property extension holding GTI's answer in each indicator
+EXTENSION_ID = "extension-definition--" + str(
+    uuid.uuid5(uuid.NAMESPACE_URL, "https://enricher/stix/gti-reputation")
+)
+#: the namespace of the indicators' and relationships' ids
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://enricher/stix")
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # of enricher's identity and extension
 #: STIX 2.1, 2.9: the namespace of cyber observables' deterministic ids
 _SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
 _INDICATOR_TYPES = {
@@ -53,6 +64,16 @@ _PATTERN = {
     "ipv4": "[ipv4-addr:value = '{}']",
     "ipv6": "[ipv6-addr:value = '{}']",
 }
+
+
+#: the extension's definition, in words (STIX lets a schema be plain text)
+_SCHEMA = (
+    "Properties of an indicator: verdict (string: malicious, suspicious, benign, unknown, ...), "
+    "classification (string, GTI's maliciousClassification.type), score and type_score "
+    "(numbers, GTI's classificationScore and typeScore), source (string), cp_type (string, "
+    "the answering provider), first_seen (timestamp), cached (boolean: answered from "
+    "enricher's cache). Each is left out when GTI gave none."
+)
 
 
 def _timestamp(at: datetime) -> str:
@@ -73,13 +94,22 @@ def _observable(kind: str, ioc: str) -> dict[str, Any]:
     return {"type": sco, "spec_version": "2.1", "id": sco_id, **contributing}
 
 
+def object_ids(ioc_type: str, ioc: str) -> tuple[str, str]:
+    """The ids of an IOC's indicator and relationship: the same in every bundle."""
+    key = f"{ioc_type}:{ioc}"
+    return (
+        f"indicator--{uuid.uuid5(_NAMESPACE, key)}",
+        f"relationship--{uuid.uuid5(_NAMESPACE, 'based-on:' + key)}",
+    )
+
+
 def stix_objects(
     r: RecordFields, now: datetime, ids: tuple[str, str] | None = None
 ) -> list[dict[str, Any]]:
     """The indicator, observable and relationship of one record, as STIX 2.1 JSON objects.
-    `ids`: the indicator's and relationship's (random by default)."""
+    `ids`: the indicator's and relationship's (by default `object_ids`)."""
     stamp = _timestamp(now)
-    ind_id, rel_id = ids or (f"indicator--{uuid.uuid4()}", f"relationship--{uuid.uuid4()}")
+    ind_id, rel_id = ids or object_ids(r["type"], r["ioc"])
     observable = _observable(r["type"], r["ioc"])
     labels = [f"verdict:{r['verdict']}"]
     if r["classification"]:
@@ -105,17 +135,18 @@ def stix_objects(
     indicator["labels"] = labels
     if r["link"]:
         indicator["external_references"] = [{"source_name": "cybereason-gti", "url": r["link"]}]
-    custom = {
-        "x_cybereason_classification": r["classification"],
-        "x_cybereason_score": r["score"],
-        "x_cybereason_type_score": r["type_score"],
-        "x_cybereason_source": r["source"],
-        "x_cybereason_cp_type": r["cp_type"],
-        "x_cybereason_first_seen": r["first_seen"],
-        "x_enricher_verdict": r["verdict"],
-        "x_enricher_cached": r["cached"],
+    answer = {
+        "verdict": r["verdict"],
+        "classification": r["classification"],
+        "score": r["score"],
+        "type_score": r["type_score"],
+        "source": r["source"],
+        "cp_type": r["cp_type"],
+        "first_seen": r["first_seen"],
+        "cached": r["cached"],
     }
-    indicator.update((k, v) for k, v in custom.items() if v is not None)
+    extension = {k: v for k, v in answer.items() if v is not None}
+    indicator["extensions"] = {EXTENSION_ID: {"extension_type": "property-extension", **extension}}
     relationship = {
         "type": "relationship",
         "spec_version": "2.1",
@@ -134,7 +165,7 @@ def _by_stix2(r: RecordFields, now: datetime, ids: tuple[str, str]) -> list[dict
     """The objects of `r` as stix2 builds and validates them, read back as JSON."""
     ours = stix_objects(r, now, ids)
     indicator = {k: v for k, v in ours[0].items() if k not in ("type", "spec_version")}
-    built_indicator = stix2.Indicator(allow_custom=True, **indicator)
+    built_indicator = stix2.Indicator(allow_custom=False, **indicator)
     kind, ioc = r["type"], r["ioc"]
     if kind in _HASH:
         built_observable = stix2.File(hashes={_HASH[kind]: ioc})
@@ -160,9 +191,9 @@ def self_check() -> None:
     # a time whose milliseconds end in no 0: stix2 cuts trailing zeros off fractions
     # where the specification lets it; we always write milliseconds (both are valid)
     now = datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
-    ids = (f"indicator--{uuid.uuid4()}", f"relationship--{uuid.uuid4()}")
     for record in samples():
         kind = record["type"]
+        ids = object_ids(kind, record["ioc"])
         ours, theirs = stix_objects(record, now, ids), _by_stix2(record, now, ids)
         for mine, built in zip(ours, theirs, strict=True):
             if mine != built:
@@ -184,12 +215,23 @@ class StixWriter(RecordWriter):
             id=IDENTITY_ID,
             name="enricher (Cybereason GTI reputation)",
             identity_class="system",
-            created=datetime(2026, 1, 1, tzinfo=UTC),
-            modified=datetime(2026, 1, 1, tzinfo=UTC),
+            created=_EPOCH,
+            modified=_EPOCH,
+        )
+        extension = stix2.ExtensionDefinition(
+            id=EXTENSION_ID,
+            created_by_ref=IDENTITY_ID,
+            created=_EPOCH,
+            modified=_EPOCH,
+            name="Cybereason GTI reputation (enricher)",
+            description="GTI's answer for the indicator's IOC, as enricher records it.",
+            schema=_SCHEMA,
+            version="1.0.0",
+            extension_types=["property-extension"],
         )
         head = orjson.dumps({"type": "bundle", "id": self._bundle})[:-1]
-        serialized: str = identity.serialize()
-        return head + b',"objects":[' + serialized.encode()
+        objects = ",\n".join(obj.serialize() for obj in (identity, extension))
+        return head + b',"objects":[' + objects.encode()
 
     def encode_records(self, records: list[RecordFields]) -> bytes:
         now = self.now()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from html import escape
+
+from .escape import escape
 
 __all__ = ["VERDICT_COLOURS", "bar_chart", "step_chart"]
 

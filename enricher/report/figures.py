@@ -4,10 +4,11 @@ deferred files beside them, and its manifest when there is one."""
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import msgspec
 import orjson
@@ -17,10 +18,71 @@ from ..resume import ndjson_objects
 
 __all__ = ["FLAGGED", "MAX_LISTED", "Figures", "Flagged", "find_manifest", "read_figures"]
 
+log = logging.getLogger("enricher")
+
 #: the verdicts whose IOCs the page lists one by one
 FLAGGED = ("malicious", "suspicious")
 #: IOCs listed at most (a page of a million rows would not open): the rest are counted
 MAX_LISTED = 5_000
+
+
+class _Requests(TypedDict, total=False):
+    total: int
+    by_endpoint_and_status: dict[str, dict[str, int]]
+
+
+class _RateChange(TypedDict):
+    at: float
+    rate: float
+    reason: str
+
+
+class _Limits(TypedDict, total=False):
+    rate: float | None
+
+
+class _Settings(TypedDict, total=False):
+    limits: _Limits
+
+
+_Figure = int | float | None
+#: the manifest fields the page reads, and their types: a field of another type (another
+#: version's, a hand-edited one) is left out of the page
+_MANIFEST = {
+    "started_at": str | None,
+    "finished_at": str | None,
+    "exit_code": int | None,
+    "stopped": str | None,
+    "outputs": dict[str, str | None],
+    "settings": _Settings,
+    "counts": dict[str, int | float],
+    "requests": _Requests,
+    "retries": _Figure,
+    "rate_limited_429": _Figure,
+    "rate_changes": list[_RateChange],
+    "latency_ms": dict[str, _Figure],
+    "elapsed_s": _Figure,
+    "iocs_per_s": _Figure,
+    "first_record_s": _Figure,
+}
+
+
+def _readable(doc: dict[str, Any], path: str) -> dict[str, Any]:
+    """The manifest `doc` without the fields the page reads that are not of their type (one
+    warning names them)."""
+    wrong = []
+    for name, kind in _MANIFEST.items():
+        if name in doc:
+            try:
+                msgspec.convert(doc[name], kind)
+            except msgspec.ValidationError:
+                wrong.append(name)
+    if wrong:
+        log.warning(
+            "warning: the manifest %s has unreadable figures (%s): the page leaves them out",
+            path, ", ".join(wrong),
+        )  # fmt: skip
+    return {k: v for k, v in doc.items() if k not in wrong}
 
 
 class _Record(msgspec.Struct):
@@ -85,7 +147,7 @@ def read_figures(output: str, *, manifest: str | None = None) -> Figures:
                 doc = orjson.loads(f.read())
         except (OSError, orjson.JSONDecodeError) as exc:
             raise SettingsError(f"cannot read the manifest {manifest}: {exc}") from None
-        fig.manifest = doc if isinstance(doc, dict) else None
+        fig.manifest = _readable(doc, manifest) if isinstance(doc, dict) else None
     _read_records(fig)
     outputs = (fig.manifest or {}).get("outputs") or {}
     for kind, default in (("failures", ".failed.ndjson"), ("deferred", ".deferred.ndjson")):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
-from html import escape
 from typing import Any
 
 from .. import __version__
 from .charts import VERDICT_COLOURS, bar_chart, step_chart
+from .escape import MAX_TEXT, escape
 from .figures import FLAGGED, MAX_LISTED, Figures
 
 __all__ = ["render"]
@@ -64,10 +64,11 @@ def _badge(verdict: str) -> str:
 
 
 def _link(url: str | None) -> str:
-    """A link to follow, only for http(s): a server's `javascript:` or `data:` is text."""
+    """A link to follow, only for http(s): a server's `javascript:` or `data:` is text, and
+    so is a link too long to show whole."""
     if not url:
         return ""
-    if url.lower().startswith(("https://", "http://")):
+    if len(url) <= MAX_TEXT and url.lower().startswith(("https://", "http://")):
         return f'<a href="{escape(url)}" rel="noopener noreferrer">{escape(url)}</a>'
     return escape(url)
 
