@@ -20,7 +20,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self, overload
@@ -63,11 +63,15 @@ from .records import (
 from .records import skipped as skipped_item
 from .sender import Sender
 from .settings import Settings
+from .source import IocSource
 from .stats import RunStats
-from .threads import batches_in_thread, call_in_thread
+from .threads import call_in_thread
 from .transport import Transport
 
-__all__ = ["Enricher", "Item", "Outcome"]
+__all__ = ["NOT_REACHED", "Enricher", "Item", "Outcome"]
+
+#: why an IOC of the input is deferred when the run stopped before reading it
+NOT_REACHED = "not reached: the run stopped before it"
 
 _REJECT_SNIPPET = 200
 #: the failure of a key whose answer holds one of our secrets where it cannot be taken out
@@ -292,6 +296,12 @@ class Enricher:
         which what is not answered is deferred. `stats`: count into these (else a new
         `RunStats`, which `self.stats` then is).
 
+        A run that stops before the input's end (a deadline, `stop()`, refused credentials,
+        the instance closed) still yields an item for every IOC of a collection (a list, a
+        set: anything with a length): what it had not read is deferred ("not reached"), never
+        sent. An iterator (a generator, sync or async) may be endless: what it had yielded
+        comes out, then it is closed, and `stats.input_unread` is set.
+
         After the last item: raises the `FatalError` that stopped the run (`AuthRefused`:
         credentials refused; what finished was yielded, the rest deferred), else
         `InputError` if reading `iocs` failed part way (what was read was enriched).
@@ -306,27 +316,28 @@ class Enricher:
             raise UsageError(
                 f"enrich() takes an iterable of IOC strings, not {type(iocs).__name__}"
             )
-        run = self._start(_chunks(iocs), stats, deadline)
-        return self._items(run, rejects)
+        source = IocSource(iocs)
+        run = self._start(source.chunks(), stats, deadline)
+        return self._items(run, rejects, source)
 
     async def _items(
-        self, run: _Run, rejects: bool
+        self, run: _Run, rejects: bool, source: IocSource
     ) -> AsyncGenerator[Record | Failure | Deferred | Skipped | Reject, None]:
         async with contextlib.aclosing(self._drive(run)) as outcomes:
             async for outcome in outcomes:
-                for line in outcome.lines:
-                    yield read_record(line)
-                for line in outcome.cached_lines:
-                    yield read_record(line)
-                for fail in outcome.failures:
-                    yield fail
-                for item in outcome.deferred:
+                for item in _items_of(outcome, rejects):
                     yield item
-                for withheld in outcome.skipped:
-                    yield withheld
-                if rejects:
-                    for reject in outcome.rejects:
-                        yield reject
+        # stopped before the input's end (a deadline, a stop, refused credentials): what the
+        # run did not read still comes out, deferred and counted, never sent
+        for chunk in run.unread:
+            for item in _items_of(run.not_reached(chunk), rejects):
+                yield item
+        run.unread.clear()
+        async for chunk in source.rest():
+            for item in _items_of(run.not_reached(chunk), rejects):
+                yield item
+        if source.unread:
+            run.stats.input_unread = True
         if run.fatal is not None:
             raise run.fatal
         if run.input_error is not None:
@@ -490,6 +501,10 @@ class _Run:
         #: stopped by `Enricher.stop()` (a signal)
         self.interrupted = False
         self.input_error: InputError | None = None
+        #: the chunk `read` is handing to ingest, and chunks read that ingest never took (a
+        #: stop came first): what a library run then gives as deferred
+        self.reading: Chunk | None = None
+        self.unread: list[Chunk] = []
         # outcomes and batches on their way through a queue, for `abandon` if a stop cuts in
         self.unsent: list[Outcome] = []
         self.undispatched: list[list[Batch]] = []
@@ -519,6 +534,10 @@ class _Run:
             # handed on without waiting: if the consumer has gone, it is still counted, so
             # that the stats add up
             leftover = self.abandon(self.deferring or "run stopped")
+            self.keep_unread()
+            if self.reading is not None:
+                self.unread.append(self.reading)
+                self.reading = None
             for outcome in self.unsent:
                 self.out_q.put_nowait(outcome)
             self.unsent.clear()
@@ -546,9 +565,9 @@ class _Run:
         read = self.tasks.get("read")
         if read is not None:
             read.cancel()
-        # unread chunks were never counted: drop them, and tell ingest the input ended
-        while not self.chunk_q.empty():
-            self.chunk_q.get_nowait()
+        # chunks read and not yet taken in are not counted: kept aside (the library gives
+        # them as deferred), and ingest is told the input ended
+        self.keep_unread()
         self.chunk_q.put_nowait(None)
         self.timers.append(
             asyncio.get_running_loop().call_later(
@@ -556,6 +575,20 @@ class _Run:
                 functools.partial(self.stop, now=True, why=why, reason=reason),
             )
         )
+
+    def keep_unread(self) -> None:
+        """Chunks read and not taken in, out of `chunk_q` into `unread`."""
+        while not self.chunk_q.empty():
+            chunk = self.chunk_q.get_nowait()
+            if chunk is not None:
+                self.unread.append(chunk)
+
+    def not_reached(self, chunk: Chunk) -> Outcome:
+        """A chunk the run did not reach before it stopped, taken in now and deferred (never
+        sent): its IOCs are counted as any others, so the stats still add up."""
+        outcome, new = self.ingest_chunk(chunk)
+        self.defer(outcome, new, NOT_REACHED)
+        return outcome
 
     def halted(self) -> str | None:
         """Why nothing more may be sent (stopping, a budget spent, cache only), or None."""
@@ -574,7 +607,9 @@ class _Run:
     async def read(self, chunks: AsyncIterable[Chunk]) -> None:
         try:
             async for chunk in chunks:
+                self.reading = chunk
                 await self.chunk_q.put(chunk)
+                self.reading = None
         except Exception as exc:
             # an input that breaks part way: enrich what was read, then say so
             self.input_error = (
@@ -1047,64 +1082,19 @@ class _Run:
         return outcome
 
 
-async def _chunks(
-    iocs: Iterable[str] | AsyncIterable[str], size: int = 1000
-) -> AsyncIterator[Chunk]:
-    """Strings from the library API as chunks, numbered by their position.
-
-    A list or tuple is sliced as it is. Any other iterable may block (a generator reading a
-    socket): it is pulled in a thread of its own, never on the event loop. An async source
-    is pumped by a task into a queue. Either way each chunk takes whatever has arrived: a
-    fast source fills whole chunks, a slow one still flows item by item, and what came
-    before a source raised is enriched before the error is.
-    """
-    first = 1
-    if isinstance(iocs, list | tuple):
-        for start in range(0, len(iocs), size):
-            items = iocs[start : start + size]
-            yield _chunk_of(items, first)
-            first += len(items)
-        return
-    if not isinstance(iocs, AsyncIterable):
-        async for items in batches_in_thread(iocs, size=size, name="enrich input"):
-            yield _chunk_of(items, first)
-            first += len(items)
-        return
-    end = object()
-    q: asyncio.Queue[object] = asyncio.Queue(size * 2)
-
-    failure: list[BaseException] = []
-
-    async def pump() -> None:
-        try:
-            async for item in iocs:
-                await q.put(item)
-        except Exception as exc:
-            failure.append(exc)
-        # not on cancellation: then nobody is left to take it
-        await q.put(end)
-
-    task = asyncio.create_task(pump())
-    try:
-        while True:
-            batch: list[object] = [await q.get()]
-            while len(batch) < size and not q.empty():
-                batch.append(q.get_nowait())
-            done = batch[-1] is end
-            if done:
-                batch.pop()
-            if batch:
-                yield _chunk_of(batch, first)
-                first += len(batch)
-            if done:
-                break
-        await task
-        if failure:
-            raise failure[0]
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+def _items_of(
+    outcome: Outcome, rejects: bool
+) -> Iterator[Record | Failure | Deferred | Skipped | Reject]:
+    """What `Enricher.enrich` yields for one outcome (its rejects, only when asked for)."""
+    for line in outcome.lines:
+        yield read_record(line)
+    for line in outcome.cached_lines:
+        yield read_record(line)
+    yield from outcome.failures
+    yield from outcome.deferred
+    yield from outcome.skipped
+    if rejects:
+        yield from outcome.rejects
 
 
 _INDEX = re.compile(r"requestData\[(\d+)\]")
@@ -1116,14 +1106,3 @@ def _named_key(cause: str | None, n: int) -> int | None:
     if found is None or int(found.group(1)) >= n:
         return None
     return int(found.group(1))
-
-
-def _chunk_of(items: Sequence[object], first: int) -> Chunk:
-    chunk = Chunk("<iterable>", first, [])
-    for item in items:
-        if isinstance(item, str):
-            chunk.lines.append(item)
-        else:
-            chunk.errors[len(chunk.lines)] = f"not a string: {type(item).__name__}"
-            chunk.lines.append(None)
-    return chunk

@@ -56,6 +56,115 @@ async def test_refused_credentials_raise_after_what_finished() -> None:
     assert e.stats.invariant_holds
 
 
+# -- a run that stops before the input's end -----------------------------------------------------
+
+
+async def test_refused_credentials_give_every_ioc_of_a_long_list_an_item() -> None:
+    """The reader runs ~1000 IOCs ahead: the 49,000 it had not read when the credentials
+    were refused still come out, deferred (never sent), and are counted."""
+    iocs = [f"r{i}.example.com" for i in range(50_000)]
+    async with Emulator(EmulatorConfig(api_token="tok")) as emu, Enricher(settings_for(emu)) as e:
+        items: list[Any] = []
+        with pytest.raises(AuthRefused):
+            async for item in e.enrich(iocs):
+                items.append(item)
+    assert len(items) == len({i["ioc"] for i in items}) == 50_000
+    assert e.stats.unique == e.stats.deferred == 50_000 and e.stats.invariant_holds
+    assert emu.stats()["total_requests"] <= 8  # the rest were not sent to find out
+    assert not e.stats.input_unread
+
+
+def test_a_deadline_gives_every_ioc_of_a_list_an_item() -> None:
+    iocs = [f"d{i}.example.com" for i in range(5000)]
+
+    async def main() -> Any:
+        async with Emulator(EmulatorConfig(hang_rate=1.0)) as emu:
+            s = settings_for(
+                emu,
+                network={"read_timeout": 30.0, "total_timeout": 60.0},
+                api={"domain_batch_size": 10},  # what the workers hold: 80 IOCs
+                pipeline={"read_queue": 1},  # the reader is 1000 IOCs ahead, not 8000
+            )
+            return await asyncio.to_thread(enrich_sync, iocs, s, deadline=0.5)
+
+    out = asyncio.run(main())
+    assert sorted(i["ioc"] for i in out.deferred) == sorted(iocs)
+    assert {i["reason"] for i in out.deferred} == {
+        "deadline: the run's 0.5 s were up before it was answered",
+        "not reached: the run stopped before it",
+    }
+    assert out.stats.unique == out.stats.deferred == 5000 and out.stats.invariant_holds
+
+
+@pytest.mark.parametrize("kind", ["list", "set"])
+async def test_stop_before_anything_was_read_gives_every_ioc_an_item(kind: str) -> None:
+    listed = [f"s{i}.example.com" for i in range(3000)] + ["no IOC", "s1.example.com"]
+    iocs = listed if kind == "list" else set(listed)
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        items = e.enrich(iocs, rejects=True)
+        e.stop()
+        got = [i async for i in items]
+    assert emu.stats()["total_requests"] == 0
+    deferred = [i for i in got if "reason" in i and "input" not in i]
+    assert len(deferred) == 3000 and [i["input"] for i in got if "input" in i] == ["no IOC"]
+    assert {i["reason"] for i in deferred} == {"not reached: the run stopped before it"}
+    assert e.stats.unique == e.stats.deferred == 3000 and e.stats.invariant_holds
+    assert e.stats.rejected == 1 and e.stats.duplicates == (1 if kind == "list" else 0)
+
+
+async def test_closing_gives_the_rest_of_a_list_to_a_run_going_in_another_task() -> None:
+    async with Emulator(EmulatorConfig(latency_ms=30)) as emu:
+        e = Enricher(settings_for(emu, api={"domain_batch_size": 20}))
+        await e.__aenter__()
+        got: list[Any] = []
+        first = asyncio.Event()
+
+        async def consume() -> None:
+            async for item in e.enrich([f"c{i}.example.com" for i in range(5000)]):
+                got.append(item)
+                first.set()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(first.wait(), 10)
+        await e.__aexit__(None, None, None)
+        await asyncio.wait_for(task, 10)
+    assert len(got) == len({i["ioc"] for i in got}) == 5000
+    assert e.stats.invariant_holds and e.stats.unique == 5000
+
+
+@pytest.mark.parametrize("kind", ["generator", "async generator"])
+async def test_a_stopped_generator_gives_what_it_yielded_and_is_closed(kind: str) -> None:
+    """A generator may be endless: it is not drained. What it yielded comes out (what the
+    reader had pulled ahead too), it is closed, and the stats say it was not read to its end."""
+    yielded = 0
+    closed = asyncio.Event() if kind == "async generator" else None
+    ended = threading.Event()
+
+    def gen() -> Iterator[str]:
+        nonlocal yielded
+        try:
+            while True:
+                yielded += 1
+                yield f"g{yielded}.example.com"
+        finally:
+            ended.set()
+
+    async def agen() -> AsyncIterator[str]:
+        for ioc in gen():
+            yield ioc
+            if yielded % 100 == 0:
+                await asyncio.sleep(0)
+
+    async with Emulator(EmulatorConfig(latency_ms=20)) as emu:
+        s = settings_for(emu, api={"domain_batch_size": 20})
+        async with Enricher(s) as e:
+            got = [i async for i in e.enrich(gen() if closed is None else agen(), deadline=0.5)]
+    assert ended.wait(5)  # closed
+    assert len(got) == len({i["ioc"] for i in got}) == yielded > 0
+    assert e.stats.invariant_holds and e.stats.unique == yielded
+    assert e.stats.input_unread and e.stats.as_dict()["input_unread"]
+
+
 # -- what enrich() takes ------------------------------------------------------------------------
 
 
