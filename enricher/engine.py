@@ -40,7 +40,7 @@ from .errors import (
     Stopping,
     UsageError,
 )
-from .identity import identity_of
+from .identity import ApiIdentity, identity_of
 from .ioc import ENDPOINT_OF, Endpoint, IocType
 from .normalize import normalize
 from .privacy import Privacy, name_reason
@@ -140,7 +140,8 @@ class Enricher:
     stored; closed with the instance unless `cache_owner=False`, when it stays the
     caller's to close), `budget` (requests allowed), `done` (IOCs an earlier run already
     wrote: skipped), `cache_only` (no request at all: what the cache cannot answer is
-    deferred).
+    deferred). The cache serves an instance only the answers its own API identity fetched
+    (`identity`: its settings' unless given), even a cache shared with other instances.
     """
 
     def __init__(
@@ -154,13 +155,19 @@ class Enricher:
         done: Deduper | None = None,
         cache_only: bool = False,
         with_source: bool = False,
+        identity: ApiIdentity | None = None,
     ) -> None:
         self.settings = settings
         self._shared_stats = stats
         #: the stats of the last run started
         self.stats = stats or RunStats()
-        if cache is not None and cache.identity is None:
-            cache.bind(identity_of(settings))  # answers are served to whoever fetched them
+        #: whose answers this instance is served from the cache and stores in it: its own
+        #: settings' identity unless given, whichever a shared cache is bound to
+        self.identity = identity or (identity_of(settings) if cache is not None else None)
+        if cache is not None and self.identity is not None:
+            cache.admit(self.identity)
+            if cache_owner and cache.identity is None:
+                cache.bind(self.identity)  # its own: the cache's report names the identity
         self.cache = cache
         #: whether the cache is closed (what it was given to store, written) as this closes
         self.cache_owner = cache_owner
@@ -469,7 +476,12 @@ class _Run:
         self.stats = stats
         self.cache = owner.cache
         #: endpoints the cache has no answer for as the run starts: their lookups are skipped
-        self.cache_empty = owner.cache.empty_endpoints() if owner.cache is not None else set()
+        self.identity = owner.identity
+        self.cache_empty = (
+            owner.cache.empty_endpoints(identity=self.identity)
+            if owner.cache is not None
+            else set()
+        )
         self.done = owner.done
         self.with_source = owner.with_source
         #: why an IOC is withheld (`Privacy.reason`), or None
@@ -813,7 +825,10 @@ class _Run:
         if not by_endpoint:
             return {}
         return await call_in_thread(
-            lambda: {ep: cache.lookup(ep, values) for ep, values in by_endpoint.items()},
+            lambda: {
+                ep: cache.lookup(ep, values, identity=self.identity)
+                for ep, values in by_endpoint.items()
+            },
             name="cache lookup",
         )
 
@@ -920,6 +935,7 @@ class _Run:
                             answered, outcome.lines, strict=True
                         )
                     ],
+                    identity=self.identity,
                 )
             self.progress.set()
             if outcome:

@@ -441,6 +441,7 @@ async def _run_locked(
                 stats=stats,
                 cache=cache,
                 cache_owner=False,  # the state file is closed in `_save_state`, in a thread
+                identity=cache.identity if cache is not None else None,
                 budget=budget,
                 done=done,
                 cache_only=job.cache_only,

@@ -613,6 +613,44 @@ async def test_a_cache_given_to_an_enricher_is_flushed_and_closed(tmp_path: Path
         kept.close()
 
 
+async def test_a_shared_cache_serves_each_enricher_only_what_its_identity_fetched(
+    tmp_path: Path,
+) -> None:
+    """A Cache shared with cache_owner=False (the README's "Services"): what Enricher A
+    fetched is not served to B with another token or another base URL; B asks the server
+    (and a wrong token is refused), while A and an Enricher of A's identity are served."""
+
+    def as_token(emu: Emulator, token: str, base_url: str | None = None) -> Settings:
+        value = tmp_path / f"{token}.txt"
+        value.write_text(f"Bearer {token}")
+        value.chmod(0o600)
+        auth = {"mode": "header", "header_value_file": str(value)}
+        return settings_for(emu, api={"base_url": base_url or emu.base_url}, auth=auth)
+
+    iocs = ["1.2.3.4", "evil.example.com"]
+    shared = _cache(tmp_path / "shared.sqlite3")
+    try:
+        async with Emulator(EmulatorConfig(api_token="token-of-A")) as emu:
+            a_settings = as_token(emu, "token-of-A")
+            async with Enricher(a_settings, cache=shared, cache_owner=False) as a:
+                assert not any([i["cached"] async for i in a.enrich(iocs)])
+            sent = emu.stats()["total_requests"]
+            async with Enricher(as_token(emu, "WRONG-token"), cache=shared, cache_owner=False) as b:
+                with pytest.raises(AuthRefused):
+                    [_ async for _ in b.enrich(iocs)]
+            assert emu.stats()["total_requests"] > sent  # B asked, and was refused
+            # the same account at another name of the server is another identity
+            other = emu.base_url.replace("127.0.0.1", "localhost")
+            c_settings = as_token(emu, "token-of-A", other)
+            async with Enricher(c_settings, cache=shared, cache_owner=False) as c:
+                assert not any([i["cached"] async for i in c.enrich(iocs)])
+            # A's identity, on another instance, is served from the cache
+            async with Enricher(a_settings, cache=shared, cache_owner=False) as a2:
+                assert all([i["cached"] async for i in a2.enrich(iocs)])
+    finally:
+        shared.close()
+
+
 # -- the limiter, when a run stops -----------------------------------------------------------------
 
 
