@@ -503,6 +503,35 @@ def test_enrich_sync_outside_a_loop(far_emulator: str) -> None:
     assert out.stats.invariant_holds and out.stats.unique == 3
 
 
+def test_enrich_sync_raises_with_what_it_enriched(far_emulator: str) -> None:
+    """The 1500 IOCs before the input broke were enriched (requests sent): the exception
+    carries them."""
+
+    def export() -> Iterator[str]:
+        yield from (f"x{i}.example.com" for i in range(1500))
+        raise ValueError("export went away")
+
+    with pytest.raises(InputError, match="export went away") as raised:
+        enrich_sync(export(), _sync_settings(far_emulator))
+    partial = raised.value.enriched  # type: ignore[attr-defined]
+    assert isinstance(partial, enricher.Enriched)
+    assert sorted(r["ioc"] for r in partial.records) == sorted(
+        f"x{i}.example.com" for i in range(1500)
+    )
+    assert partial.stats.invariant_holds and partial.stats.unique == 1500
+
+
+async def test_enrich_sync_raises_auth_refused_with_every_ioc_deferred() -> None:
+    iocs = [f"a{i}.example.com" for i in range(2000)]
+    async with Emulator(EmulatorConfig(api_token="a-long-token")) as emu:
+        with pytest.raises(AuthRefused) as raised:
+            # from a thread: enrich_sync blocks its caller's loop, the emulator's here
+            await asyncio.to_thread(enrich_sync, iocs, settings_for(emu))
+    partial = raised.value.enriched  # type: ignore[attr-defined]
+    assert sorted(i["ioc"] for i in partial.deferred) == sorted(iocs)
+    assert partial.stats.invariant_holds
+
+
 async def test_enrich_sync_inside_a_running_loop(far_emulator: str) -> None:
     # as a Jupyter cell would call it: asyncio.run would fail here
     out = enrich_sync(["1.2.3.4"], _sync_settings(far_emulator))
@@ -534,8 +563,12 @@ try:
         asyncio.new_event_loop().run_until_complete(in_a_loop())
     else:  # asyncio.run: its own handler cancels the task that called enrich_sync
         asyncio.run(in_a_loop())
-except (KeyboardInterrupt, asyncio.CancelledError):
+except (KeyboardInterrupt, asyncio.CancelledError) as exc:
     print(f"interrupted after {time.monotonic() - started:.1f} s")
+    # asyncio.run raises a KeyboardInterrupt of its own, from the cancellation it made
+    out = getattr(exc, "enriched", None) or getattr(exc.__context__, "enriched", None)
+    print("kept", len(out.records) + len(out.deferred) + len(out.failures), out.stats.unique,
+          out.stats.invariant_holds)
     print("threads left:", threading.active_count() - 1)
 """
 
@@ -554,6 +587,8 @@ def test_ctrl_c_stops_enrich_sync(tmp_path: Path, far_emulator: str, where: str)
     assert proc.stdout.startswith("interrupted after "), proc.stdout + proc.stderr
     assert float(proc.stdout.split()[2]) < 10  # not the 40 s 200 requests at 5/s take
     assert int(proc.stdout.split()[-1]) == 0  # the run's thread has ended
+    # what the run gave before it stopped (records, and the rest deferred) is kept
+    assert proc.stdout.splitlines()[1] == "kept 200 200 True", proc.stdout
 
 
 async def test_a_deadline_defers_what_is_left() -> None:
