@@ -363,7 +363,19 @@ class Enricher:
         """Stop every run going: read no more, send nothing new (not even a request waiting
         for the rate limiter), and let requests in flight finish within
         `pipeline.grace_period` (at once with `now`). What was not answered comes out as
-        deferred. A run started later is not affected."""
+        deferred. A run started later is not affected.
+
+        Safe from any thread (a signal handler's, an admin endpoint's, a notebook widget's):
+        called from another thread than the event loop's, the stop is handed to the loop and
+        takes effect there a moment later."""
+        loop = self._loop
+        if loop is not None and not _on(loop):
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing runs
+                loop.call_soon_threadsafe(functools.partial(self._stop, now=now))
+            return
+        self._stop(now=now)
+
+    def _stop(self, *, now: bool) -> None:
         for run in list(self._runs):
             run.interrupted = True
             run.stop(now=now, why="interrupted", reason="interrupted before it was sent")
@@ -1096,6 +1108,14 @@ class _Run:
         self.defer(outcome, self.looking_up, why)
         self.looking_up = []
         return outcome
+
+
+def _on(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether this thread is running `loop`."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _items_of(

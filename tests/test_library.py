@@ -706,6 +706,34 @@ async def test_requests_waiting_for_the_limiter_are_not_sent_after_a_stop() -> N
     assert e.stats.invariant_holds and e.stats.deferred > 0
 
 
+async def test_stop_from_another_thread_is_handed_to_the_loop() -> None:
+    """A service's admin thread or a notebook widget calls stop(): no error in that thread,
+    the run stops as from the loop, and nothing is sent after it."""
+    errors: list[BaseException] = []
+    stopped_at: list[float] = []
+
+    def from_a_thread(e: Enricher) -> None:
+        try:
+            stopped_at.append(time.monotonic())
+            e.stop()
+        except BaseException as exc:
+            errors.append(exc)
+
+    async with Emulator(EmulatorConfig(latency_ms=20)) as emu:
+        s = settings_for(emu, api={"domain_batch_size": 10}, limits={"rate": 20})
+        async with Enricher(s) as e:
+            got: list[Any] = []
+            async for item in e.enrich([f"t{i}.example.com" for i in range(2000)]):
+                got.append(item)
+                if len(got) == 10:
+                    threading.Thread(target=from_a_thread, args=(e,)).start()
+        late = [x for x in emu.log if x.arrival > stopped_at[0] + 0.1]
+    assert errors == []
+    assert e.interrupted and e.stats.stopped == "interrupted"
+    assert late == [], f"{len(late)} requests arrived after the stop"
+    assert len(got) == 2000 and e.stats.invariant_holds
+
+
 # -- a signal before the run starts ----------------------------------------------------------------
 
 
