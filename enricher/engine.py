@@ -19,6 +19,7 @@ import functools
 import math
 import re
 import time
+import weakref
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,18 @@ __all__ = ["NOT_REACHED", "Enricher", "Item", "Outcome"]
 
 #: why an IOC of the input is deferred when the run stopped before reading it
 NOT_REACHED = "not reached: the run stopped before it"
+_INTERRUPTED = "interrupted before it was sent"
+
+
+@dataclass(slots=True, eq=False, weakref_slot=True)
+class _Later:
+    """An `enrich()` whose run starts when it is first iterated."""
+
+    stats: RunStats | None
+    deadline: float | None
+    #: stop() came first: stop as it asked (`now`) once the run starts
+    stopped: bool | None = None
+
 
 _REJECT_SNIPPET = 200
 #: the failure of a key whose answer holds one of our secrets where it cannot be taken out
@@ -195,6 +208,8 @@ class Enricher:
         self.limiter: AdaptiveLimiter | None = None
         self._sender: Sender | None = None
         self._runs: set[_Run] = set()
+        #: enrich() generators not yet iterated (held weakly: one dropped holds nothing)
+        self._later: weakref.WeakSet[_Later] = weakref.WeakSet()
         self._seen: Deduper | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # while open
         self._cache_closed = False
@@ -297,11 +312,12 @@ class Enricher:
         run was stopped) for each unique valid IOC among `iocs`, as they complete; with
         `rejects`, a `Reject` (it has "input") for each item that is no IOC.
 
-        The run starts at once. `iocs` is an iterable of strings (not one string): a list
-        is read as it is, any other iterable (a generator that blocks, say) in a thread of
-        its own, an async iterable on the loop. `deadline`: seconds for the whole run, after
-        which what is not answered is deferred. `stats`: count into these (else a new
-        `RunStats`, which `self.stats` then is).
+        The run starts when the first item is asked for (a generator never iterated sends
+        nothing and holds nothing); `stop()` before then stops it as it starts. `iocs` is an
+        iterable of strings (not one string): a list is read as it is, any other iterable (a
+        generator that blocks, say) in a thread of its own, an async iterable on the loop.
+        `deadline`: seconds for the whole run, after which what is not answered is deferred.
+        `stats`: count into these (else a new `RunStats`, which `self.stats` then is).
 
         A run that stops before the input's end (a deadline, `stop()`, refused credentials,
         the instance closed) still yields an item for every IOC of a collection (a list, a
@@ -323,13 +339,26 @@ class Enricher:
             raise UsageError(
                 f"enrich() takes an iterable of IOC strings, not {type(iocs).__name__}"
             )
-        source = IocSource(iocs)
-        run = self._start(source.chunks(), stats, deadline)
-        return self._items(run, rejects, source)
+        self._usable(deadline)
+        later = _Later(stats, deadline)
+        self._later.add(later)
+        return self._items(later, rejects, IocSource(iocs))
 
     async def _items(
-        self, run: _Run, rejects: bool, source: IocSource
+        self, later: _Later, rejects: bool, source: IocSource
     ) -> AsyncGenerator[Record | Failure | Deferred | Skipped | Reject, None]:
+        # the run starts as the first item is asked for: a generator never iterated holds
+        # no run (and sends nothing)
+        self._later.discard(later)
+        if self._loop is None:
+            raise UsageError(
+                "the Enricher was closed before this enrich() was iterated: nothing was read"
+                " or sent; iterate it inside the `async with`"
+            )
+        run = self._start(source.chunks(), later.stats, later.deadline)
+        if later.stopped is not None:  # stop() came between enrich() and the first item
+            run.interrupted = True
+            run.stop(now=later.stopped, why="interrupted", reason=_INTERRUPTED)
         async with contextlib.aclosing(self._drive(run)) as outcomes:
             async for outcome in outcomes:
                 for item in _items_of(outcome, rejects):
@@ -376,9 +405,11 @@ class Enricher:
         self._stop(now=now)
 
     def _stop(self, *, now: bool) -> None:
+        for later in self._later:
+            later.stopped = now
         for run in list(self._runs):
             run.interrupted = True
-            run.stop(now=now, why="interrupted", reason="interrupted before it was sent")
+            run.stop(now=now, why="interrupted", reason=_INTERRUPTED)
 
     def run(
         self,
@@ -394,9 +425,9 @@ class Enricher:
         """
         return self._drive(self._start(chunks, stats, deadline))
 
-    def _start(
-        self, chunks: AsyncIterable[Chunk], stats: RunStats | None, deadline: float | None
-    ) -> _Run:
+    def _usable(self, deadline: float | None) -> asyncio.AbstractEventLoop:
+        """The loop a run would start in; UsageError if this instance cannot start one there,
+        or for a `deadline` that is no number of seconds > 0."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -411,8 +442,19 @@ class Enricher:
                 "this Enricher belongs to the event loop it was opened in; open another one"
                 " in this loop"
             )
-        if deadline is not None and not (0 < deadline < math.inf):
+        if deadline is not None and (
+            isinstance(deadline, bool)
+            or not isinstance(deadline, int | float)
+            or not (0 < deadline < math.inf)
+        ):
             raise UsageError(f"deadline: seconds for the whole run, > 0 (got {deadline!r})")
+        return loop
+
+    def _start(
+        self, chunks: AsyncIterable[Chunk], stats: RunStats | None, deadline: float | None
+    ) -> _Run:
+        loop = self._usable(deadline)
+        assert self._sender is not None  # open, as `_usable` found
         stats = stats or self._shared_stats or RunStats()
         self.stats = stats
         run = _Run(self, self._sender, stats)
@@ -541,7 +583,8 @@ class _Run:
         try:
             async with asyncio.TaskGroup() as tg:
                 if self.stopping:  # stopped before it began: nothing is read
-                    self.chunk_q.put_nowait(None)
+                    if self.chunk_q.empty():  # (a first stop() has said so already)
+                        self.chunk_q.put_nowait(None)
                 else:
                     self.tasks["read"] = tg.create_task(self.read(chunks), name="read")
                 self.tasks["ingest"] = tg.create_task(self.ingest(), name="ingest")

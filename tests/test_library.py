@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import subprocess
 import sys
@@ -732,6 +733,31 @@ async def test_stop_from_another_thread_is_handed_to_the_loop() -> None:
     assert e.interrupted and e.stats.stopped == "interrupted"
     assert late == [], f"{len(late)} requests arrived after the stop"
     assert len(got) == 2000 and e.stats.invariant_holds
+
+
+async def test_a_generator_never_iterated_starts_no_run() -> None:
+    """A service handler that builds the generator and fails before iterating it: nothing is
+    sent, nothing is held; iterated later, it runs then."""
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        dropped = e.enrich([f"n{i}.example.com" for i in range(3000)])
+        kept = e.enrich(["k.example.com"])
+        await asyncio.sleep(0.3)
+        assert emu.stats()["total_requests"] == 0 and e.in_flight == 0
+        del dropped
+        gc.collect()
+        assert len(e._later) == 1  # only `kept`: a dropped generator holds nothing
+        assert [i["ioc"] async for i in kept] == ["k.example.com"]
+        assert emu.stats()["total_requests"] == 1 and e.stats.unique == 1
+        late = e.enrich(["l.example.com"])
+    with pytest.raises(UsageError, match="closed before this enrich"):
+        [_ async for _ in late]
+
+
+@pytest.mark.parametrize("bad", ["5", True, [5]])
+async def test_a_deadline_that_is_no_number_is_a_usage_error(bad: Any) -> None:
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        with pytest.raises(UsageError, match="deadline"):
+            e.enrich(["a.example.com"], deadline=bad)
 
 
 # -- a signal before the run starts ----------------------------------------------------------------
