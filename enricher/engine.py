@@ -361,6 +361,8 @@ class Enricher:
             run.stop(now=later.stopped, why="interrupted", reason=_INTERRUPTED)
         async with contextlib.aclosing(self._drive(run)) as outcomes:
             async for outcome in outcomes:
+                if run.stats.first_record_at is None and (outcome.lines or outcome.cached_lines):
+                    run.stats.first_record_at = time.monotonic()  # as the job's, when given
                 for item in _items_of(outcome, rejects):
                     yield item
         # stopped before the input's end (a deadline, a stop, refused credentials): what the

@@ -257,6 +257,13 @@ async def test_stop_reaches_a_run_while_another_on_the_instance_ended() -> None:
     assert any(i.get("reason") == "interrupted before it was sent" for i in long)
 
 
+async def test_library_stats_say_when_the_first_record_came() -> None:
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        [_ async for _ in e.enrich(["a.example.com", "1.2.3.4"])]
+    first = e.stats.as_dict()["first_record_s"]
+    assert first is not None and 0 <= first <= e.stats.elapsed
+
+
 async def test_stats_are_per_run() -> None:
     async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
         [_ async for _ in e.enrich(["a.example.com", "b.example.com"])]
