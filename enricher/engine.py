@@ -566,6 +566,8 @@ class _Run:
         self.task: asyncio.Task[None] | None = None  # `main`
         self.timers: list[asyncio.TimerHandle] = []  # a deadline, the end of a grace period
         self.stopping = False
+        #: set as the run begins to stop: waits for the limiter, the budget or a backoff end
+        self.halting = asyncio.Event()
         #: stopped by `Enricher.stop()` (a signal)
         self.interrupted = False
         self.input_error: InputError | None = None
@@ -622,6 +624,7 @@ class _Run:
         (unless the run was deferring for a reason already: a budget spent)."""
         first = not self.stopping
         self.stopping = True
+        self.halting.set()
         if self.stats.stopped is None:
             self.stats.stopped = why
         self.deferring = self.deferring or reason
@@ -1018,7 +1021,9 @@ class _Run:
                 await self.resolve(endpoint, keys[i : i + size], outcome, requeue)
             return
         try:
-            parsed = await self.sender.fetch(endpoint, keys, stats=self.stats, halt=self.halted)
+            parsed = await self.sender.fetch(
+                endpoint, keys, stats=self.stats, halt=self.halted, halting=self.halting
+            )
         except (BudgetSpent, Stopping) as spent:  # or QuotaExhausted: a 429 that says until when
             self.begin_deferring(str(spent))
             self.defer(outcome, keys, str(spent))

@@ -767,6 +767,29 @@ async def test_a_deadline_that_is_no_number_is_a_usage_error(bad: Any) -> None:
             e.enrich(["a.example.com"], deadline=bad)
 
 
+async def test_a_stop_does_not_wait_the_grace_period_for_the_limiter() -> None:
+    """Workers waiting for their turn at the limiter (8 at 0.5 requests/s) are released by
+    a stop at once: only a request in flight is given the grace period (30 s here)."""
+    async with Emulator(EmulatorConfig()) as emu:
+        s = settings_for(
+            emu,
+            api={"domain_batch_size": 10},
+            limits={"rate": 0.5, "concurrency": 8},
+            pipeline={"grace_period": 30.0},
+        )
+        async with Enricher(s) as e:
+            stopped_at = 0.0
+            async for _ in e.enrich([f"q{i}.example.com" for i in range(200)]):
+                if not stopped_at:
+                    sent = emu.stats()["total_requests"]
+                    stopped_at = time.monotonic()
+                    e.stop()
+            took = time.monotonic() - stopped_at
+        assert emu.stats()["total_requests"] == sent
+    assert took < 5, f"the stop took {took:.1f} s"  # the last turn was 14 s away
+    assert e.stats.stopped == "interrupted" and e.stats.invariant_holds
+
+
 # -- a signal before the run starts ----------------------------------------------------------------
 
 
