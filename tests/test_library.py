@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -55,6 +56,20 @@ async def test_refused_credentials_raise_after_what_finished() -> None:
     # everything read came out (deferred, for a run with the right credentials) first
     assert len(items) == e.stats.unique == e.stats.deferred > 0
     assert e.stats.invariant_holds
+
+
+async def test_a_thread_bound_cursor_fails_loudly_and_its_rows_as_a_list_work() -> None:
+    """The README: an iterator that must be read in the thread that made it (sqlite3's) is an
+    InputError; a list of its rows is the way."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (ioc TEXT)")
+    db.executemany("INSERT INTO t VALUES (?)", [("1.2.3.4",), ("c.example.com",)])
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        with pytest.raises(InputError, match="same thread"):
+            [_ async for _ in e.enrich(r[0] for r in db.execute("SELECT ioc FROM t"))]
+        rows = [r[0] for r in db.execute("SELECT ioc FROM t")]
+        assert len([i async for i in e.enrich(rows)]) == 2
+    db.close()
 
 
 # -- a run that stops before the input's end -----------------------------------------------------
