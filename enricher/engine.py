@@ -21,10 +21,17 @@ import re
 import time
 import weakref
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Self, overload
+from typing import Any, Literal, Self, overload
 
 from .batcher import Batch, Batcher, Key
 from .budget import Budget
@@ -376,6 +383,8 @@ class Enricher:
                 yield item
         if source.unread:
             run.stats.input_unread = True
+        if run.interrupt is not None:
+            raise run.interrupt
         if run.fatal is not None:
             raise run.fatal
         if run.input_error is not None:
@@ -571,6 +580,8 @@ class _Run:
         #: stopped by `Enricher.stop()` (a signal)
         self.interrupted = False
         self.input_error: InputError | None = None
+        #: a KeyboardInterrupt or SystemExit that landed in a stage (see `guard`)
+        self.interrupt: BaseException | None = None
         #: the chunk `read` is handing to ingest, and chunks read that ingest never took (a
         #: stop came first): what a library run then gives as deferred
         self.reading: Chunk | None = None
@@ -590,10 +601,12 @@ class _Run:
                     if self.chunk_q.empty():  # (a first stop() has said so already)
                         self.chunk_q.put_nowait(None)
                 else:
-                    self.tasks["read"] = tg.create_task(self.read(chunks), name="read")
-                self.tasks["ingest"] = tg.create_task(self.ingest(), name="ingest")
+                    self.tasks["read"] = tg.create_task(self.guard(self.read(chunks)), name="read")
+                self.tasks["ingest"] = tg.create_task(self.guard(self.ingest()), name="ingest")
                 for n in range(self.settings.limits.concurrency):
-                    self.tasks[f"send-{n}"] = tg.create_task(self.worker(n), name=f"send-{n}")
+                    self.tasks[f"send-{n}"] = tg.create_task(
+                        self.guard(self.worker(n)), name=f"send-{n}"
+                    )
         except* FatalError as group:
             fatal = group.exceptions[0]
             assert isinstance(fatal, FatalError)
@@ -647,6 +660,19 @@ class _Run:
                 functools.partial(self.stop, now=True, why=why, reason=reason),
             )
         )
+
+    async def guard(self, stage: Coroutine[Any, Any, None]) -> None:
+        """Run a stage; a `KeyboardInterrupt` (or `SystemExit`) raised inside it stops the
+        run instead of escaping the task. In a loop kept across notebook cells, Ctrl-C lands
+        in whatever code runs, often a stage: escaping, it would leave the run going into the
+        next cell and come back there. Here it is kept for the consumer, raised after the
+        last item (`Enricher.enrich`)."""
+        try:
+            await stage
+        except (KeyboardInterrupt, SystemExit) as exc:
+            self.interrupt = self.interrupt or exc
+            self.interrupted = True
+            self.stop(now=True, why="interrupted", reason=_INTERRUPTED)
 
     def keep_unread(self) -> None:
         """Chunks read and not taken in, out of `chunk_q` into `unread`."""

@@ -92,7 +92,8 @@ class IocSource:
                     holding.append(item)
                     await q.put(item)
                     holding.clear()
-            except Exception as exc:
+            except (Exception, KeyboardInterrupt, SystemExit) as exc:
+                # raised by the reader, after what came before (Ctrl-C: the run stops)
                 failure.append(exc)
             # not on cancellation: then nobody is left to take it
             await q.put(end)

@@ -381,6 +381,71 @@ def test_ctrl_c_leaves_stats_that_add_up(tmp_path: Path) -> None:
     assert found["holds"] and found["deferred"] > 0, found
 
 
+NOTEBOOK_CTRL_C = """
+import asyncio, sys
+import orjson
+import enricher.engine as engine
+from enricher import Enricher, load_settings
+
+real, calls = engine.record_line, [0]
+
+
+def record_line(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == 30:  # Ctrl-C, as a kernel delivers it, landing in a worker of the run
+        raise KeyboardInterrupt
+    return real(*args, **kwargs)
+
+
+engine.record_line = record_line
+loop = asyncio.new_event_loop()  # a kernel's loop, kept across cells
+settings = load_settings(overrides={
+    "api": {"base_url": sys.argv[1], "domain_batch_size": 10},
+    "limits": {"rate": 0, "concurrency": 2},
+})
+e = Enricher(settings)
+loop.run_until_complete(e.__aenter__())
+got = []
+
+
+async def cell():
+    async for item in e.enrich([f"k{i}.example.com" for i in range(3000)]):
+        got.append(item)
+
+
+try:
+    loop.run_until_complete(cell())
+    raised = None
+except KeyboardInterrupt:
+    raised = "KeyboardInterrupt"
+sent = e.stats.requests
+loop.run_until_complete(asyncio.sleep(0.5))  # the next cell
+after = e.stats.requests
+loop.run_until_complete(e.__aexit__(None, None, None))
+print(orjson.dumps({"raised": raised, "items": len(got), "sent": sent, "after": after,
+                    "holds": e.stats.invariant_holds, "unique": e.stats.unique,
+                    "stopped": e.stats.stopped}).decode())
+"""
+
+
+def test_ctrl_c_inside_the_run_in_a_notebook_loop_stops_it(tmp_path: Path) -> None:
+    """A kernel keeps one loop across cells and its Ctrl-C lands wherever that loop is: in a
+    stage of the run, it stops the run (nothing is sent in the next cell), every IOC comes
+    out, and the KeyboardInterrupt reaches the cell after the last item."""
+    script = tmp_path / "notebook.py"
+    script.write_text(NOTEBOOK_CTRL_C)
+    with emulator_process("--latency-ms", "20") as url:
+        proc = subprocess.run(
+            [sys.executable, str(script), url], capture_output=True, text=True, timeout=60
+        )
+    assert proc.returncode == 0, proc.stderr
+    found = orjson.loads(proc.stdout)
+    assert found["raised"] == "KeyboardInterrupt", found
+    assert found["after"] == found["sent"], found  # nothing sent in the next cell
+    assert found["items"] == found["unique"] == 3000 and found["holds"], found
+    assert found["stopped"] == "interrupted", found
+
+
 # -- misuse ----------------------------------------------------------------------------------------
 
 
