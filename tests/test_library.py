@@ -369,15 +369,20 @@ except KeyboardInterrupt:
 """
 
 
-def test_ctrl_c_leaves_stats_that_add_up(tmp_path: Path) -> None:
-    script = tmp_path / "ctrl_c.py"
-    script.write_text(CTRL_C)
+def _script_against_an_emulator(path: Path, code: str) -> Any:
+    """What `code`, run as a script against an emulator process (its URL the argument),
+    printed: one JSON document."""
+    path.write_text(code)
     with emulator_process("--latency-ms", "20") as url:
         proc = subprocess.run(
-            [sys.executable, str(script), url], capture_output=True, text=True, timeout=60
+            [sys.executable, str(path), url], capture_output=True, text=True, timeout=60
         )
     assert proc.returncode == 0, proc.stderr
-    found = orjson.loads(proc.stdout)
+    return orjson.loads(proc.stdout)
+
+
+def test_ctrl_c_leaves_stats_that_add_up(tmp_path: Path) -> None:
+    found = _script_against_an_emulator(tmp_path / "ctrl_c.py", CTRL_C)
     assert found["holds"] and found["deferred"] > 0, found
 
 
@@ -432,14 +437,7 @@ def test_ctrl_c_inside_the_run_in_a_notebook_loop_stops_it(tmp_path: Path) -> No
     """A kernel keeps one loop across cells and its Ctrl-C lands wherever that loop is: in a
     stage of the run, it stops the run (nothing is sent in the next cell), every IOC comes
     out, and the KeyboardInterrupt reaches the cell after the last item."""
-    script = tmp_path / "notebook.py"
-    script.write_text(NOTEBOOK_CTRL_C)
-    with emulator_process("--latency-ms", "20") as url:
-        proc = subprocess.run(
-            [sys.executable, str(script), url], capture_output=True, text=True, timeout=60
-        )
-    assert proc.returncode == 0, proc.stderr
-    found = orjson.loads(proc.stdout)
+    found = _script_against_an_emulator(tmp_path / "notebook.py", NOTEBOOK_CTRL_C)
     assert found["raised"] == "KeyboardInterrupt", found
     assert found["after"] == found["sent"], found  # nothing sent in the next cell
     assert found["items"] == found["unique"] == 3000 and found["holds"], found
