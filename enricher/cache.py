@@ -278,7 +278,8 @@ _Row = tuple[int, int, str, int, int, bytes, int, int]
 class Cache:
     """Answers by (identity, endpoint, key) with expiry, the daily budget, the quota and the
     deferred list. Answers, budget and quota are those of the identity the cache is bound to
-    (`identity`, or `bind`); an `Enricher` binds an unbound cache to its settings' identity."""
+    (`identity`, or `bind`), unless another is given (`admit` it first): a cache shared by
+    `Enricher`s of several identities serves each only what it fetched."""
 
     def __init__(
         self,
@@ -315,6 +316,8 @@ class Cache:
         self.identity: ApiIdentity | None = None
         self.identity_name = ""
         self._id = -1
+        #: the number of each identity admitted, in this file
+        self._ids: dict[ApiIdentity, int] = {}
         self._size_at_close: int | None = None
         dictionary = zstandard.ZstdCompressionDict(_DICTIONARY.read_bytes())
         self._dictionary = dictionary
@@ -697,12 +700,28 @@ class Cache:
         """Serve, store and count for `identity` from now on."""
         self.identity = identity
         self.identity_name = identity.name(self._key)
-        try:
-            self._id = _intern(self._db, "identities", "name", self.identity_name)
-        except sqlite3.Error as exc:
-            self._break(f"reading failed: {exc}", exc)
+        self._id = self.admit(identity)
 
-    def _bound(self) -> int:
+    def admit(self, identity: ApiIdentity) -> int:
+        """Make `identity` known to the file (on the thread that opened the cache), so that
+        `lookup`, `store` and `empty_endpoints` may be given it; its number in the file."""
+        ident = self._ids.get(identity)
+        if ident is None:
+            try:
+                ident = _intern(self._db, "identities", "name", identity.name(self._key))
+            except sqlite3.Error as exc:
+                self._break(f"reading failed: {exc}", exc)
+                return -1
+            self._ids[identity] = ident
+        return ident
+
+    def _bound(self, identity: ApiIdentity | None = None) -> int:
+        """The number of `identity` (admitted), else of the identity the cache is bound to."""
+        if identity is not None:
+            ident = self._ids.get(identity)
+            if ident is None:
+                raise RuntimeError("Cache.admit(identity) first: it is not known to the file")
+            return ident
         if self.identity is None:
             raise RuntimeError("Cache.bind(identity) first: answers belong to an API identity")
         return self._id
@@ -830,12 +849,14 @@ class Cache:
 
     # -- answers -----------------------------------------------------------------------------
 
-    def lookup(self, endpoint: Endpoint, keys: Sequence[str]) -> dict[str, tuple[str, str, bytes]]:
+    def lookup(
+        self, endpoint: Endpoint, keys: Sequence[str], *, identity: ApiIdentity | None = None
+    ) -> dict[str, tuple[str, str, bytes]]:
         """(verdict, fmt, record line as a hit writes it) of the live cached answers among
-        `keys` for this identity. Expired ones, older than max_ttl or (with max_age)
-        max_age, ones dated in the future, and ones whose record is not of their key (a row
-        damaged, or copied over another) are misses."""
-        ident = self._bound()
+        `keys` for `identity` (else the one the cache is bound to). Expired ones, older than
+        max_ttl or (with max_age) max_age, ones dated in the future, and ones whose record is
+        not of their key (a row damaged, or copied over another) are misses."""
+        ident = self._bound(identity)
         now = self._clock()
         oldest = max(now - self.max_ttl, now - self.max_age if self.max_age is not None else -1.0)
         found: dict[str, tuple[str, str, bytes]] = {}
@@ -892,10 +913,10 @@ class Cache:
                 pass
             self.unreadable += 1
 
-    def empty_endpoints(self) -> set[Endpoint]:
-        """The endpoints the cache holds no answer for this identity (once what is queued
-        is written)."""
-        ident = self._bound()
+    def empty_endpoints(self, *, identity: ApiIdentity | None = None) -> set[Endpoint]:
+        """The endpoints the cache holds no answer for `identity` (else the one the cache is
+        bound to) for, once what is queued is written."""
+        ident = self._bound(identity)
         self.flush()
         try:
             return {
@@ -912,21 +933,30 @@ class Cache:
             return set()
 
     def store(
-        self, endpoint: Endpoint, items: Iterable[tuple[str, str, bytes, int | None]]
+        self,
+        endpoint: Endpoint,
+        items: Iterable[tuple[str, str, bytes, int | None]],
+        *,
+        identity: ApiIdentity | None = None,
     ) -> None:
-        """Remember answers: (key, verdict, record line, ttl in milliseconds or None); written
-        by the writer thread, all of them by `close()`. Waits while the writer is 64 batches
-        behind (see `store_soon` for the event loop)."""
-        rows = self._rows(endpoint, items)
+        """Remember answers: (key, verdict, record line, ttl in milliseconds or None), as
+        `identity`'s (else the bound one's); written by the writer thread, all of them by
+        `close()`. Waits while the writer is 64 batches behind (see `store_soon` for the
+        event loop)."""
+        rows = self._rows(endpoint, items, identity)
         if rows:
             self._writes.put((rows, 0))
 
     async def store_soon(
-        self, endpoint: Endpoint, items: Iterable[tuple[str, str, bytes, int | None]]
+        self,
+        endpoint: Endpoint,
+        items: Iterable[tuple[str, str, bytes, int | None]],
+        *,
+        identity: ApiIdentity | None = None,
     ) -> None:
         """`store` for a coroutine: while the writer is behind (a disk that stalls, another
         process holding the write lock), the wait is in a thread, never on the event loop."""
-        rows = self._rows(endpoint, items)
+        rows = self._rows(endpoint, items, identity)
         if not rows:
             return
         try:
@@ -935,9 +965,12 @@ class Cache:
             await call_in_thread(lambda: self._writes.put((rows, 0)), name="cache store")
 
     def _rows(
-        self, endpoint: Endpoint, items: Iterable[tuple[str, str, bytes, int | None]]
+        self,
+        endpoint: Endpoint,
+        items: Iterable[tuple[str, str, bytes, int | None]],
+        identity: ApiIdentity | None,
     ) -> list[_Row]:
-        ident = self._bound()
+        ident = self._bound(identity)
         if self.broken or self.not_kept:
             return []
         now = self._clock()
@@ -999,6 +1032,11 @@ class Cache:
         self._db = self._connect(reader=True)
         self._load(self._db)
         self._file = _file_id(self.path)
+        # a new file numbers its identities anew: each admitted one is admitted again
+        admitted = list(self._ids)
+        self._ids.clear()
+        for identity in admitted:
+            self.admit(identity)
         if self.identity is not None:
             self.bind(self.identity)
 

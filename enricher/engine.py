@@ -19,11 +19,19 @@ import functools
 import math
 import re
 import time
+import weakref
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Self, overload
+from typing import Any, Literal, Self, overload
 
 from .batcher import Batch, Batcher, Key
 from .budget import Budget
@@ -40,7 +48,7 @@ from .errors import (
     Stopping,
     UsageError,
 )
-from .identity import identity_of
+from .identity import ApiIdentity, identity_of
 from .ioc import ENDPOINT_OF, Endpoint, IocType
 from .normalize import normalize
 from .privacy import Privacy, name_reason
@@ -63,11 +71,27 @@ from .records import (
 from .records import skipped as skipped_item
 from .sender import Sender
 from .settings import Settings
+from .source import IocSource
 from .stats import RunStats
-from .threads import batches_in_thread, call_in_thread
+from .threads import call_in_thread
 from .transport import Transport
 
-__all__ = ["Enricher", "Item", "Outcome"]
+__all__ = ["NOT_REACHED", "Enricher", "Item", "Outcome"]
+
+#: why an IOC of the input is deferred when the run stopped before reading it
+NOT_REACHED = "not reached: the run stopped before it"
+_INTERRUPTED = "interrupted before it was sent"
+
+
+@dataclass(slots=True, eq=False, weakref_slot=True)
+class _Later:
+    """An `enrich()` whose run starts when it is first iterated."""
+
+    stats: RunStats | None
+    deadline: float | None
+    #: stop() came first: stop as it asked (`now`) once the run starts
+    stopped: bool | None = None
+
 
 _REJECT_SNIPPET = 200
 #: the failure of a key whose answer holds one of our secrets where it cannot be taken out
@@ -136,7 +160,8 @@ class Enricher:
     stored; closed with the instance unless `cache_owner=False`, when it stays the
     caller's to close), `budget` (requests allowed), `done` (IOCs an earlier run already
     wrote: skipped), `cache_only` (no request at all: what the cache cannot answer is
-    deferred).
+    deferred). The cache serves an instance only the answers its own API identity fetched
+    (`identity`: its settings' unless given), even a cache shared with other instances.
     """
 
     def __init__(
@@ -150,13 +175,19 @@ class Enricher:
         done: Deduper | None = None,
         cache_only: bool = False,
         with_source: bool = False,
+        identity: ApiIdentity | None = None,
     ) -> None:
         self.settings = settings
         self._shared_stats = stats
         #: the stats of the last run started
         self.stats = stats or RunStats()
-        if cache is not None and cache.identity is None:
-            cache.bind(identity_of(settings))  # answers are served to whoever fetched them
+        #: whose answers this instance is served from the cache and stores in it: its own
+        #: settings' identity unless given, whichever a shared cache is bound to
+        self.identity = identity or (identity_of(settings) if cache is not None else None)
+        if cache is not None and self.identity is not None:
+            cache.admit(self.identity)
+            if cache_owner and cache.identity is None:
+                cache.bind(self.identity)  # its own: the cache's report names the identity
         self.cache = cache
         #: whether the cache is closed (what it was given to store, written) as this closes
         self.cache_owner = cache_owner
@@ -184,6 +215,8 @@ class Enricher:
         self.limiter: AdaptiveLimiter | None = None
         self._sender: Sender | None = None
         self._runs: set[_Run] = set()
+        #: enrich() generators not yet iterated (held weakly: one dropped holds nothing)
+        self._later: weakref.WeakSet[_Later] = weakref.WeakSet()
         self._seen: Deduper | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # while open
         self._cache_closed = False
@@ -286,11 +319,18 @@ class Enricher:
         run was stopped) for each unique valid IOC among `iocs`, as they complete; with
         `rejects`, a `Reject` (it has "input") for each item that is no IOC.
 
-        The run starts at once. `iocs` is an iterable of strings (not one string): a list
-        is read as it is, any other iterable (a generator that blocks, say) in a thread of
-        its own, an async iterable on the loop. `deadline`: seconds for the whole run, after
-        which what is not answered is deferred. `stats`: count into these (else a new
-        `RunStats`, which `self.stats` then is).
+        The run starts when the first item is asked for (a generator never iterated sends
+        nothing and holds nothing); `stop()` before then stops it as it starts. `iocs` is an
+        iterable of strings (not one string): a list is read as it is, any other iterable (a
+        generator that blocks, say) in a thread of its own, an async iterable on the loop.
+        `deadline`: seconds for the whole run, after which what is not answered is deferred.
+        `stats`: count into these (else a new `RunStats`, which `self.stats` then is).
+
+        A run that stops before the input's end (a deadline, `stop()`, refused credentials,
+        the instance closed) still yields an item for every IOC of a collection (a list, a
+        set: anything with a length): what it had not read is deferred ("not reached"), never
+        sent. An iterator (a generator, sync or async) may be endless: what it had yielded
+        comes out, then it is closed, and `stats.input_unread` is set.
 
         After the last item: raises the `FatalError` that stopped the run (`AuthRefused`:
         credentials refused; what finished was yielded, the rest deferred), else
@@ -306,27 +346,45 @@ class Enricher:
             raise UsageError(
                 f"enrich() takes an iterable of IOC strings, not {type(iocs).__name__}"
             )
-        run = self._start(_chunks(iocs), stats, deadline)
-        return self._items(run, rejects)
+        self._usable(deadline)
+        later = _Later(stats, deadline)
+        self._later.add(later)
+        return self._items(later, rejects, IocSource(iocs))
 
     async def _items(
-        self, run: _Run, rejects: bool
+        self, later: _Later, rejects: bool, source: IocSource
     ) -> AsyncGenerator[Record | Failure | Deferred | Skipped | Reject, None]:
+        # the run starts as the first item is asked for: a generator never iterated holds
+        # no run (and sends nothing)
+        self._later.discard(later)
+        if self._loop is None:
+            raise UsageError(
+                "the Enricher was closed before this enrich() was iterated: nothing was read"
+                " or sent; iterate it inside the `async with`"
+            )
+        run = self._start(source.chunks(), later.stats, later.deadline)
+        if later.stopped is not None:  # stop() came between enrich() and the first item
+            run.interrupted = True
+            run.stop(now=later.stopped, why="interrupted", reason=_INTERRUPTED)
         async with contextlib.aclosing(self._drive(run)) as outcomes:
             async for outcome in outcomes:
-                for line in outcome.lines:
-                    yield read_record(line)
-                for line in outcome.cached_lines:
-                    yield read_record(line)
-                for fail in outcome.failures:
-                    yield fail
-                for item in outcome.deferred:
+                if run.stats.first_record_at is None and (outcome.lines or outcome.cached_lines):
+                    run.stats.first_record_at = time.monotonic()  # as the job's, when given
+                for item in _items_of(outcome, rejects):
                     yield item
-                for withheld in outcome.skipped:
-                    yield withheld
-                if rejects:
-                    for reject in outcome.rejects:
-                        yield reject
+        # stopped before the input's end (a deadline, a stop, refused credentials): what the
+        # run did not read still comes out, deferred and counted, never sent
+        for chunk in run.unread:
+            for item in _items_of(run.not_reached(chunk), rejects):
+                yield item
+        run.unread.clear()
+        async for chunk in source.rest():
+            for item in _items_of(run.not_reached(chunk), rejects):
+                yield item
+        if source.unread:
+            run.stats.input_unread = True
+        if run.interrupt is not None:
+            raise run.interrupt
         if run.fatal is not None:
             raise run.fatal
         if run.input_error is not None:
@@ -345,10 +403,24 @@ class Enricher:
         """Stop every run going: read no more, send nothing new (not even a request waiting
         for the rate limiter), and let requests in flight finish within
         `pipeline.grace_period` (at once with `now`). What was not answered comes out as
-        deferred. A run started later is not affected."""
+        deferred. A run started later is not affected.
+
+        Safe from any thread (a signal handler's, an admin endpoint's, a notebook widget's):
+        called from another thread than the event loop's, the stop is handed to the loop and
+        takes effect there a moment later."""
+        loop = self._loop
+        if loop is not None and not _on(loop):
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing runs
+                loop.call_soon_threadsafe(functools.partial(self._stop, now=now))
+            return
+        self._stop(now=now)
+
+    def _stop(self, *, now: bool) -> None:
+        for later in self._later:
+            later.stopped = now
         for run in list(self._runs):
             run.interrupted = True
-            run.stop(now=now, why="interrupted", reason="interrupted before it was sent")
+            run.stop(now=now, why="interrupted", reason=_INTERRUPTED)
 
     def run(
         self,
@@ -364,9 +436,9 @@ class Enricher:
         """
         return self._drive(self._start(chunks, stats, deadline))
 
-    def _start(
-        self, chunks: AsyncIterable[Chunk], stats: RunStats | None, deadline: float | None
-    ) -> _Run:
+    def _usable(self, deadline: float | None) -> asyncio.AbstractEventLoop:
+        """The loop a run would start in; UsageError if this instance cannot start one there,
+        or for a `deadline` that is no number of seconds > 0."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -381,8 +453,19 @@ class Enricher:
                 "this Enricher belongs to the event loop it was opened in; open another one"
                 " in this loop"
             )
-        if deadline is not None and not (0 < deadline < math.inf):
+        if deadline is not None and (
+            isinstance(deadline, bool)
+            or not isinstance(deadline, int | float)
+            or not (0 < deadline < math.inf)
+        ):
             raise UsageError(f"deadline: seconds for the whole run, > 0 (got {deadline!r})")
+        return loop
+
+    def _start(
+        self, chunks: AsyncIterable[Chunk], stats: RunStats | None, deadline: float | None
+    ) -> _Run:
+        loop = self._usable(deadline)
+        assert self._sender is not None  # open, as `_usable` found
         stats = stats or self._shared_stats or RunStats()
         self.stats = stats
         run = _Run(self, self._sender, stats)
@@ -458,7 +541,12 @@ class _Run:
         self.stats = stats
         self.cache = owner.cache
         #: endpoints the cache has no answer for as the run starts: their lookups are skipped
-        self.cache_empty = owner.cache.empty_endpoints() if owner.cache is not None else set()
+        self.identity = owner.identity
+        self.cache_empty = (
+            owner.cache.empty_endpoints(identity=self.identity)
+            if owner.cache is not None
+            else set()
+        )
         self.done = owner.done
         self.with_source = owner.with_source
         #: why an IOC is withheld (`Privacy.reason`), or None
@@ -487,9 +575,17 @@ class _Run:
         self.task: asyncio.Task[None] | None = None  # `main`
         self.timers: list[asyncio.TimerHandle] = []  # a deadline, the end of a grace period
         self.stopping = False
+        #: set as the run begins to stop: waits for the limiter, the budget or a backoff end
+        self.halting = asyncio.Event()
         #: stopped by `Enricher.stop()` (a signal)
         self.interrupted = False
         self.input_error: InputError | None = None
+        #: a KeyboardInterrupt or SystemExit that landed in a stage (see `guard`)
+        self.interrupt: BaseException | None = None
+        #: the chunk `read` is handing to ingest, and chunks read that ingest never took (a
+        #: stop came first): what a library run then gives as deferred
+        self.reading: Chunk | None = None
+        self.unread: list[Chunk] = []
         # outcomes and batches on their way through a queue, for `abandon` if a stop cuts in
         self.unsent: list[Outcome] = []
         self.undispatched: list[list[Batch]] = []
@@ -502,12 +598,15 @@ class _Run:
         try:
             async with asyncio.TaskGroup() as tg:
                 if self.stopping:  # stopped before it began: nothing is read
-                    self.chunk_q.put_nowait(None)
+                    if self.chunk_q.empty():  # (a first stop() has said so already)
+                        self.chunk_q.put_nowait(None)
                 else:
-                    self.tasks["read"] = tg.create_task(self.read(chunks), name="read")
-                self.tasks["ingest"] = tg.create_task(self.ingest(), name="ingest")
+                    self.tasks["read"] = tg.create_task(self.guard(self.read(chunks)), name="read")
+                self.tasks["ingest"] = tg.create_task(self.guard(self.ingest()), name="ingest")
                 for n in range(self.settings.limits.concurrency):
-                    self.tasks[f"send-{n}"] = tg.create_task(self.worker(n), name=f"send-{n}")
+                    self.tasks[f"send-{n}"] = tg.create_task(
+                        self.guard(self.worker(n)), name=f"send-{n}"
+                    )
         except* FatalError as group:
             fatal = group.exceptions[0]
             assert isinstance(fatal, FatalError)
@@ -519,6 +618,10 @@ class _Run:
             # handed on without waiting: if the consumer has gone, it is still counted, so
             # that the stats add up
             leftover = self.abandon(self.deferring or "run stopped")
+            self.keep_unread()
+            if self.reading is not None:
+                self.unread.append(self.reading)
+                self.reading = None
             for outcome in self.unsent:
                 self.out_q.put_nowait(outcome)
             self.unsent.clear()
@@ -534,6 +637,7 @@ class _Run:
         (unless the run was deferring for a reason already: a budget spent)."""
         first = not self.stopping
         self.stopping = True
+        self.halting.set()
         if self.stats.stopped is None:
             self.stats.stopped = why
         self.deferring = self.deferring or reason
@@ -546,9 +650,9 @@ class _Run:
         read = self.tasks.get("read")
         if read is not None:
             read.cancel()
-        # unread chunks were never counted: drop them, and tell ingest the input ended
-        while not self.chunk_q.empty():
-            self.chunk_q.get_nowait()
+        # chunks read and not yet taken in are not counted: kept aside (the library gives
+        # them as deferred), and ingest is told the input ended
+        self.keep_unread()
         self.chunk_q.put_nowait(None)
         self.timers.append(
             asyncio.get_running_loop().call_later(
@@ -556,6 +660,33 @@ class _Run:
                 functools.partial(self.stop, now=True, why=why, reason=reason),
             )
         )
+
+    async def guard(self, stage: Coroutine[Any, Any, None]) -> None:
+        """Run a stage; a `KeyboardInterrupt` (or `SystemExit`) raised inside it stops the
+        run instead of escaping the task. In a loop kept across notebook cells, Ctrl-C lands
+        in whatever code runs, often a stage: escaping, it would leave the run going into the
+        next cell and come back there. Here it is kept for the consumer, raised after the
+        last item (`Enricher.enrich`)."""
+        try:
+            await stage
+        except (KeyboardInterrupt, SystemExit) as exc:
+            self.interrupt = self.interrupt or exc
+            self.interrupted = True
+            self.stop(now=True, why="interrupted", reason=_INTERRUPTED)
+
+    def keep_unread(self) -> None:
+        """Chunks read and not taken in, out of `chunk_q` into `unread`."""
+        while not self.chunk_q.empty():
+            chunk = self.chunk_q.get_nowait()
+            if chunk is not None:
+                self.unread.append(chunk)
+
+    def not_reached(self, chunk: Chunk) -> Outcome:
+        """A chunk the run did not reach before it stopped, taken in now and deferred (never
+        sent): its IOCs are counted as any others, so the stats still add up."""
+        outcome, new = self.ingest_chunk(chunk)
+        self.defer(outcome, new, NOT_REACHED)
+        return outcome
 
     def halted(self) -> str | None:
         """Why nothing more may be sent (stopping, a budget spent, cache only), or None."""
@@ -574,7 +705,9 @@ class _Run:
     async def read(self, chunks: AsyncIterable[Chunk]) -> None:
         try:
             async for chunk in chunks:
+                self.reading = chunk
                 await self.chunk_q.put(chunk)
+                self.reading = None
         except Exception as exc:
             # an input that breaks part way: enrich what was read, then say so
             self.input_error = (
@@ -778,7 +911,10 @@ class _Run:
         if not by_endpoint:
             return {}
         return await call_in_thread(
-            lambda: {ep: cache.lookup(ep, values) for ep, values in by_endpoint.items()},
+            lambda: {
+                ep: cache.lookup(ep, values, identity=self.identity)
+                for ep, values in by_endpoint.items()
+            },
             name="cache lookup",
         )
 
@@ -885,6 +1021,7 @@ class _Run:
                             answered, outcome.lines, strict=True
                         )
                     ],
+                    identity=self.identity,
                 )
             self.progress.set()
             if outcome:
@@ -910,7 +1047,9 @@ class _Run:
                 await self.resolve(endpoint, keys[i : i + size], outcome, requeue)
             return
         try:
-            parsed = await self.sender.fetch(endpoint, keys, stats=self.stats, halt=self.halted)
+            parsed = await self.sender.fetch(
+                endpoint, keys, stats=self.stats, halt=self.halted, halting=self.halting
+            )
         except (BudgetSpent, Stopping) as spent:  # or QuotaExhausted: a 429 that says until when
             self.begin_deferring(str(spent))
             self.defer(outcome, keys, str(spent))
@@ -1047,64 +1186,27 @@ class _Run:
         return outcome
 
 
-async def _chunks(
-    iocs: Iterable[str] | AsyncIterable[str], size: int = 1000
-) -> AsyncIterator[Chunk]:
-    """Strings from the library API as chunks, numbered by their position.
-
-    A list or tuple is sliced as it is. Any other iterable may block (a generator reading a
-    socket): it is pulled in a thread of its own, never on the event loop. An async source
-    is pumped by a task into a queue. Either way each chunk takes whatever has arrived: a
-    fast source fills whole chunks, a slow one still flows item by item, and what came
-    before a source raised is enriched before the error is.
-    """
-    first = 1
-    if isinstance(iocs, list | tuple):
-        for start in range(0, len(iocs), size):
-            items = iocs[start : start + size]
-            yield _chunk_of(items, first)
-            first += len(items)
-        return
-    if not isinstance(iocs, AsyncIterable):
-        async for items in batches_in_thread(iocs, size=size, name="enrich input"):
-            yield _chunk_of(items, first)
-            first += len(items)
-        return
-    end = object()
-    q: asyncio.Queue[object] = asyncio.Queue(size * 2)
-
-    failure: list[BaseException] = []
-
-    async def pump() -> None:
-        try:
-            async for item in iocs:
-                await q.put(item)
-        except Exception as exc:
-            failure.append(exc)
-        # not on cancellation: then nobody is left to take it
-        await q.put(end)
-
-    task = asyncio.create_task(pump())
+def _on(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether this thread is running `loop`."""
     try:
-        while True:
-            batch: list[object] = [await q.get()]
-            while len(batch) < size and not q.empty():
-                batch.append(q.get_nowait())
-            done = batch[-1] is end
-            if done:
-                batch.pop()
-            if batch:
-                yield _chunk_of(batch, first)
-                first += len(batch)
-            if done:
-                break
-        await task
-        if failure:
-            raise failure[0]
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _items_of(
+    outcome: Outcome, rejects: bool
+) -> Iterator[Record | Failure | Deferred | Skipped | Reject]:
+    """What `Enricher.enrich` yields for one outcome (its rejects, only when asked for)."""
+    for line in outcome.lines:
+        yield read_record(line)
+    for line in outcome.cached_lines:
+        yield read_record(line)
+    yield from outcome.failures
+    yield from outcome.deferred
+    yield from outcome.skipped
+    if rejects:
+        yield from outcome.rejects
 
 
 _INDEX = re.compile(r"requestData\[(\d+)\]")
@@ -1116,14 +1218,3 @@ def _named_key(cause: str | None, n: int) -> int | None:
     if found is None or int(found.group(1)) >= n:
         return None
     return int(found.group(1))
-
-
-def _chunk_of(items: Sequence[object], first: int) -> Chunk:
-    chunk = Chunk("<iterable>", first, [])
-    for item in items:
-        if isinstance(item, str):
-            chunk.lines.append(item)
-        else:
-            chunk.errors[len(chunk.lines)] = f"not a string: {type(item).__name__}"
-            chunk.lines.append(None)
-    return chunk

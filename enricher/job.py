@@ -447,6 +447,7 @@ async def _run_locked(
                 stats=stats,
                 cache=cache,
                 cache_owner=False,  # the state file is closed in `_save_state`, in a thread
+                identity=cache.identity if cache is not None else None,
                 budget=budget,
                 done=done,
                 cache_only=job.cache_only,
@@ -703,7 +704,8 @@ def _report(
             for f, what in shown.items():
                 if f.lines:
                     where = paths.deferred if f is files.deferred else f.display
-                    text += f"\n  {what} written to {where} ({f.lines:,} lines)"
+                    lines = f"{f.lines:,} line{'' if f.lines == 1 else 's'}"
+                    text += f"\n  {what} written to {where} ({lines})"
             if files.deferred.lines and stats.job is None:
                 text += (
                     "\n  (a run on standard output belongs to no job: no later run asks these"

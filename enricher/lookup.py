@@ -142,6 +142,7 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
                 Enricher(
                     settings,
                     cache=state if state is not None and caches_answers(job, settings) else None,
+                    identity=state.identity if state is not None else None,
                     budget=budget,
                 ) as enricher,
             ):

@@ -97,6 +97,10 @@ class AdaptiveLimiter:
         if self._limiter is not None:
             await self._limiter.acquire()
 
+    def ready(self) -> bool:
+        """Whether `acquire()` would return at once (no wait for a turn)."""
+        return self._limiter is None or self._limiter.has_capacity(self._limiter.amount)
+
     def rate_limited(self) -> None:
         """The server answered 429. When 429s keep coming (a second one within `window`
         seconds), halve the rate, at most once per cooldown. A lone 429 only costs its retry:

@@ -10,9 +10,12 @@ made per batch: it holds per-call state.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import random
 import time
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Awaitable, Callable, Container, Sequence
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
@@ -85,6 +88,7 @@ class Sender:
         *,
         stats: RunStats | None = None,
         halt: Callable[[], str | None] | None = None,
+        halting: asyncio.Event | None = None,
     ) -> ParsedResponse:
         """The parsed answer for one batch, after retries, counted in `stats` (the sender's
         own by default: runs that share a sender count their own requests).
@@ -94,7 +98,9 @@ class Sender:
         `BudgetSpent` or `QuotaExhausted` (a 429 whose Retry-After is past
         `retry.max_wait`) at once. `halt()` says why nothing more may be sent (or None); it
         is asked before each attempt and again once the attempt's turn at the limiter has
-        come, and `Stopping` is raised with its reason then.
+        come, and `Stopping` is raised with its reason then. `halting`, set as the run begins
+        to stop, ends at once a wait for the limiter, the budget or a retry's backoff (with
+        `Stopping`): only a request in flight is given the grace period.
         """
         stats = stats or self.stats
         body = build_request(keys, allow_sha256=self.settings.api.send_sha256)
@@ -109,13 +115,14 @@ class Sender:
             retry=retry_if_exception(_retryable),
             before_sleep=before_sleep,
             reraise=True,
+            sleep=functools.partial(_sleep, halting=halting),
         )
         attempts = 0
         try:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    return await self._attempt(endpoint, body, asked, stats, halt)
+                    return await self._attempt(endpoint, body, asked, stats, halt, halting)
         except RequestError as exc:
             exc.attempts = attempts
             raise
@@ -128,13 +135,17 @@ class Sender:
         asked: Container[str],
         stats: RunStats,
         halt: Callable[[], str | None] | None,
+        halting: asyncio.Event | None,
     ) -> ParsedResponse:
         if self.quota_until is not None:
             raise quota_exhausted(self.quota_until)
         _check(halt)
         if self.budget is not None:
             await self.budget.take()
-        await self.limiter.acquire()
+        if halting is None or self.limiter.ready():
+            await self.limiter.acquire()
+        else:  # a wait for a turn: given up if the run begins to stop meanwhile
+            await _unless(self.limiter.acquire(), halting, halt)
         if self.quota_until is not None:  # found spent while this one waited its turn
             raise quota_exhausted(self.quota_until)
         _check(halt)  # the run began to stop while this one waited its turn
@@ -190,6 +201,37 @@ class Sender:
         if self.budget is not None:
             self.budget.quota_spent(until)
         return quota_exhausted(self.quota_until)
+
+
+async def _unless(
+    waiting: Awaitable[object], halting: asyncio.Event, halt: Callable[[], str | None] | None
+) -> None:
+    """Wait for `waiting` (a turn at the limiter), unless `halting` is set first: then it is
+    given up, and `Stopping` raised."""
+    turn = asyncio.ensure_future(waiting)
+    stop = asyncio.ensure_future(halting.wait())
+    try:
+        await asyncio.wait((turn, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for f in (turn, stop):
+            if not f.done():
+                f.cancel()
+        await asyncio.gather(turn, stop, return_exceptions=True)
+    if turn.cancelled():
+        why = halt() if halt is not None else None
+        raise Stopping(why or "the run is stopping")
+    turn.result()
+
+
+async def _sleep(seconds: float, *, halting: asyncio.Event | None) -> None:
+    """A retry's backoff, cut short when the run begins to stop (the next attempt then finds
+    that it must not be sent)."""
+    if halting is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await halting.wait()
 
 
 def _check(halt: Callable[[], str | None] | None) -> None:

@@ -87,6 +87,9 @@ class RunStats:
     #: occurrences of a configured secret replaced by `***` in answers before use
     secrets_replaced: int = 0
     stopped: str | None = None  # why the run stopped early, if it did
+    #: the run stopped before the end of an iterator it was given (a generator): closed where
+    #: it was; what it had yielded was accounted for, what it had not, no run saw
+    input_unread: bool = False
     #: the cache's own report (path, identity, size, hits, ...), when there was one
     cache: dict[str, Any] | None = None
     timeline: Timeline = field(default_factory=Timeline)
@@ -161,5 +164,6 @@ class RunStats:
             "invariant_holds": self.invariant_holds,
             "secrets_replaced": self.secrets_replaced,
             "stopped": self.stopped,
+            "input_unread": self.input_unread,
             "cache": self.cache,
         }

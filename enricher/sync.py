@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -52,7 +52,10 @@ def enrich_sync(
     not answered by then is in `deferred`.
 
     Raises `AuthRefused` when the credentials are refused, `InputError` when iterating
-    `iocs` fails part way, `UsageError` for one string where an iterable is expected.
+    `iocs` fails part way, `UsageError` for one string where an iterable is expected. Any
+    exception raised once the run has begun (those, `KeyboardInterrupt`, ...) carries what
+    the run gave before it as its `enriched` attribute (an `Enriched`: records fetched,
+    the IOCs not answered deferred): `getattr(exc, "enriched", None)`.
     """
     if isinstance(iocs, str | bytes | bytearray | memoryview):
         raise UsageError(
@@ -60,30 +63,50 @@ def enrich_sync(
         )
     chosen = settings if settings is not None else load_settings()
     stopper = _Stopper()
+    # filled as items come, so that an exception can carry what came before it
+    out = Enriched()
+
+    async def collect(items: AsyncIterator[Record | Failure | Deferred | Skipped | Reject]) -> None:
+        async for item in items:
+            if "error" in item:
+                out.failures.append(item)
+            elif "input" in item:
+                out.rejects.append(item)
+            elif "reason" in item:
+                out.deferred.append(item)
+            elif "skipped" in item:
+                out.skipped.append(item)
+            else:
+                out.records.append(item)
 
     async def main() -> Enriched:
-        out = Enriched()
         async with Enricher(chosen) as e:
-            items = e.enrich(iocs, rejects=True, deadline=deadline)
+            items = e.enrich(iocs, rejects=True, deadline=deadline, stats=out.stats)
             stopper.started(asyncio.get_running_loop(), e)
-            async for item in items:
-                if "error" in item:
-                    out.failures.append(item)
-                elif "input" in item:
-                    out.rejects.append(item)
-                elif "reason" in item:
-                    out.deferred.append(item)
-                elif "skipped" in item:
-                    out.skipped.append(item)
-                else:
-                    out.records.append(item)
-        return Enriched(out.records, out.failures, out.deferred, out.rejects, e.stats, out.skipped)
+            # in a task of its own, so that Ctrl-C (asyncio.run cancels this task) stops the
+            # run and its last items, the IOCs not answered, are still collected
+            collector = asyncio.ensure_future(collect(items))
+            try:
+                await asyncio.shield(collector)
+            except asyncio.CancelledError:
+                e.stop(now=True)
+                await collector
+                raise
+        return out
 
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(main())  # Ctrl-C cancels it: the Enricher stops its run
-    return _in_thread(main(), stopper, asyncio.current_task())
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(main())  # Ctrl-C cancels it: the Enricher stops its run
+        return _in_thread(main(), stopper, asyncio.current_task())
+    except BaseException as exc:
+        setattr(exc, _ENRICHED, out)  # not in the exception's text: only an attribute
+        raise
+
+
+#: the attribute of an exception `enrich_sync` raises that holds what the run gave before it
+_ENRICHED = "enriched"
 
 
 class _Stopper:

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Iterator
 from typing import Generic, TypeVar
 
 import janus
@@ -84,14 +84,18 @@ async def iterate_in_thread(gen: Iterator[T], *, name: str, maxsize: int = 2) ->
         q.shutdown(immediate=True)
 
 
-async def batches_in_thread(items: Iterable[T], *, size: int, name: str) -> AsyncIterator[list[T]]:
+async def batches_in_thread(
+    items: Iterable[T], *, size: int, name: str, left: list[T] | None = None
+) -> AsyncGenerator[list[T], None]:
     """The items of a blocking iterable (a generator reading a socket, a database cursor),
     pulled by a daemon thread: each list holds what has arrived, at most `size` items, so a
     fast iterable gives full lists and a slow one still flows item by item.
 
     The thread runs at most `2 * size` items ahead. An exception the iterable raises is
     raised here after every item before it. Leaving early stops the thread at its next item
-    (a thread blocked inside the iterable is left to end with the process).
+    (a thread blocked inside the iterable is left to end with the process); the items it
+    had pulled and not handed out are appended to `left`, if given (an item the iterable
+    was producing as the consumer left is appended when it comes, if it comes).
     """
     loop = asyncio.get_running_loop()
     buf: deque[T] = deque()
@@ -109,11 +113,21 @@ async def batches_in_thread(items: Iterable[T], *, size: int, name: str) -> Asyn
         iterator: Iterator[T] | None = None
         try:
             iterator = iter(items)
-            for item in iterator:
+            while True:
+                # room first, then the next item: a thread waiting for room holds none
                 with lock:
                     while len(buf) >= 2 * size and not flags[2]:
                         lock.wait()
                     if flags[2]:
+                        break
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                with lock:
+                    if flags[2]:
+                        if left is not None:
+                            left.append(item)  # pulled from the iterable: not to be lost
                         break
                     buf.append(item)
                     waiting, flags[0] = flags[0], False
@@ -151,6 +165,9 @@ async def batches_in_thread(items: Iterable[T], *, size: int, name: str) -> Asyn
     finally:
         with lock:
             flags[2] = True
+            if left is not None:
+                left.extend(buf)
+                buf.clear()
             lock.notify()
 
 

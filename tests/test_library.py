@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -54,6 +56,129 @@ async def test_refused_credentials_raise_after_what_finished() -> None:
     # everything read came out (deferred, for a run with the right credentials) first
     assert len(items) == e.stats.unique == e.stats.deferred > 0
     assert e.stats.invariant_holds
+
+
+async def test_a_thread_bound_cursor_fails_loudly_and_its_rows_as_a_list_work() -> None:
+    """The README: an iterator that must be read in the thread that made it (sqlite3's) is an
+    InputError; a list of its rows is the way."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (ioc TEXT)")
+    db.executemany("INSERT INTO t VALUES (?)", [("1.2.3.4",), ("c.example.com",)])
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        with pytest.raises(InputError, match="same thread"):
+            [_ async for _ in e.enrich(r[0] for r in db.execute("SELECT ioc FROM t"))]
+        rows = [r[0] for r in db.execute("SELECT ioc FROM t")]
+        assert len([i async for i in e.enrich(rows)]) == 2
+    db.close()
+
+
+# -- a run that stops before the input's end -----------------------------------------------------
+
+
+async def test_refused_credentials_give_every_ioc_of_a_long_list_an_item() -> None:
+    """The reader runs ~1000 IOCs ahead: the 49,000 it had not read when the credentials
+    were refused still come out, deferred (never sent), and are counted."""
+    iocs = [f"r{i}.example.com" for i in range(50_000)]
+    async with Emulator(EmulatorConfig(api_token="tok")) as emu, Enricher(settings_for(emu)) as e:
+        items: list[Any] = []
+        with pytest.raises(AuthRefused):
+            async for item in e.enrich(iocs):
+                items.append(item)
+    assert len(items) == len({i["ioc"] for i in items}) == 50_000
+    assert e.stats.unique == e.stats.deferred == 50_000 and e.stats.invariant_holds
+    assert emu.stats()["total_requests"] <= 8  # the rest were not sent to find out
+    assert not e.stats.input_unread
+
+
+def test_a_deadline_gives_every_ioc_of_a_list_an_item() -> None:
+    iocs = [f"d{i}.example.com" for i in range(5000)]
+
+    async def main() -> Any:
+        async with Emulator(EmulatorConfig(hang_rate=1.0)) as emu:
+            s = settings_for(
+                emu,
+                network={"read_timeout": 30.0, "total_timeout": 60.0},
+                api={"domain_batch_size": 10},  # what the workers hold: 80 IOCs
+                pipeline={"read_queue": 1},  # the reader is 1000 IOCs ahead, not 8000
+            )
+            return await asyncio.to_thread(enrich_sync, iocs, s, deadline=0.5)
+
+    out = asyncio.run(main())
+    assert sorted(i["ioc"] for i in out.deferred) == sorted(iocs)
+    assert {i["reason"] for i in out.deferred} == {
+        "deadline: the run's 0.5 s were up before it was answered",
+        "not reached: the run stopped before it",
+    }
+    assert out.stats.unique == out.stats.deferred == 5000 and out.stats.invariant_holds
+
+
+@pytest.mark.parametrize("kind", ["list", "set"])
+async def test_stop_before_anything_was_read_gives_every_ioc_an_item(kind: str) -> None:
+    listed = [f"s{i}.example.com" for i in range(3000)] + ["no IOC", "s1.example.com"]
+    iocs = listed if kind == "list" else set(listed)
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        items = e.enrich(iocs, rejects=True)
+        e.stop()
+        got = [i async for i in items]
+    assert emu.stats()["total_requests"] == 0
+    deferred = [i for i in got if "reason" in i and "input" not in i]
+    assert len(deferred) == 3000 and [i["input"] for i in got if "input" in i] == ["no IOC"]
+    assert {i["reason"] for i in deferred} == {"not reached: the run stopped before it"}
+    assert e.stats.unique == e.stats.deferred == 3000 and e.stats.invariant_holds
+    assert e.stats.rejected == 1 and e.stats.duplicates == (1 if kind == "list" else 0)
+
+
+async def test_closing_gives_the_rest_of_a_list_to_a_run_going_in_another_task() -> None:
+    async with Emulator(EmulatorConfig(latency_ms=30)) as emu:
+        e = Enricher(settings_for(emu, api={"domain_batch_size": 20}))
+        await e.__aenter__()
+        got: list[Any] = []
+        first = asyncio.Event()
+
+        async def consume() -> None:
+            async for item in e.enrich([f"c{i}.example.com" for i in range(5000)]):
+                got.append(item)
+                first.set()
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(first.wait(), 10)
+        await e.__aexit__(None, None, None)
+        await asyncio.wait_for(task, 10)
+    assert len(got) == len({i["ioc"] for i in got}) == 5000
+    assert e.stats.invariant_holds and e.stats.unique == 5000
+
+
+@pytest.mark.parametrize("kind", ["generator", "async generator"])
+async def test_a_stopped_generator_gives_what_it_yielded_and_is_closed(kind: str) -> None:
+    """A generator may be endless: it is not drained. What it yielded comes out (what the
+    reader had pulled ahead too), it is closed, and the stats say it was not read to its end."""
+    yielded = 0
+    closed = asyncio.Event() if kind == "async generator" else None
+    ended = threading.Event()
+
+    def gen() -> Iterator[str]:
+        nonlocal yielded
+        try:
+            while True:
+                yielded += 1
+                yield f"g{yielded}.example.com"
+        finally:
+            ended.set()
+
+    async def agen() -> AsyncIterator[str]:
+        for ioc in gen():
+            yield ioc
+            if yielded % 100 == 0:
+                await asyncio.sleep(0)
+
+    async with Emulator(EmulatorConfig(latency_ms=20)) as emu:
+        s = settings_for(emu, api={"domain_batch_size": 20})
+        async with Enricher(s) as e:
+            got = [i async for i in e.enrich(gen() if closed is None else agen(), deadline=0.5)]
+    assert ended.wait(5)  # closed
+    assert len(got) == len({i["ioc"] for i in got}) == yielded > 0
+    assert e.stats.invariant_holds and e.stats.unique == yielded
+    assert e.stats.input_unread and e.stats.as_dict()["input_unread"]
 
 
 # -- what enrich() takes ------------------------------------------------------------------------
@@ -147,6 +272,13 @@ async def test_stop_reaches_a_run_while_another_on_the_instance_ended() -> None:
     assert any(i.get("reason") == "interrupted before it was sent" for i in long)
 
 
+async def test_library_stats_say_when_the_first_record_came() -> None:
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        [_ async for _ in e.enrich(["a.example.com", "1.2.3.4"])]
+    first = e.stats.as_dict()["first_record_s"]
+    assert first is not None and 0 <= first <= e.stats.elapsed
+
+
 async def test_stats_are_per_run() -> None:
     async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
         [_ async for _ in e.enrich(["a.example.com", "b.example.com"])]
@@ -237,16 +369,79 @@ except KeyboardInterrupt:
 """
 
 
-def test_ctrl_c_leaves_stats_that_add_up(tmp_path: Path) -> None:
-    script = tmp_path / "ctrl_c.py"
-    script.write_text(CTRL_C)
+def _script_against_an_emulator(path: Path, code: str) -> Any:
+    """What `code`, run as a script against an emulator process (its URL the argument),
+    printed: one JSON document."""
+    path.write_text(code)
     with emulator_process("--latency-ms", "20") as url:
         proc = subprocess.run(
-            [sys.executable, str(script), url], capture_output=True, text=True, timeout=60
+            [sys.executable, str(path), url], capture_output=True, text=True, timeout=60
         )
     assert proc.returncode == 0, proc.stderr
-    found = orjson.loads(proc.stdout)
+    return orjson.loads(proc.stdout)
+
+
+def test_ctrl_c_leaves_stats_that_add_up(tmp_path: Path) -> None:
+    found = _script_against_an_emulator(tmp_path / "ctrl_c.py", CTRL_C)
     assert found["holds"] and found["deferred"] > 0, found
+
+
+NOTEBOOK_CTRL_C = """
+import asyncio, sys
+import orjson
+import enricher.engine as engine
+from enricher import Enricher, load_settings
+
+real, calls = engine.record_line, [0]
+
+
+def record_line(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == 30:  # Ctrl-C, as a kernel delivers it, landing in a worker of the run
+        raise KeyboardInterrupt
+    return real(*args, **kwargs)
+
+
+engine.record_line = record_line
+loop = asyncio.new_event_loop()  # a kernel's loop, kept across cells
+settings = load_settings(overrides={
+    "api": {"base_url": sys.argv[1], "domain_batch_size": 10},
+    "limits": {"rate": 0, "concurrency": 2},
+})
+e = Enricher(settings)
+loop.run_until_complete(e.__aenter__())
+got = []
+
+
+async def cell():
+    async for item in e.enrich([f"k{i}.example.com" for i in range(3000)]):
+        got.append(item)
+
+
+try:
+    loop.run_until_complete(cell())
+    raised = None
+except KeyboardInterrupt:
+    raised = "KeyboardInterrupt"
+sent = e.stats.requests
+loop.run_until_complete(asyncio.sleep(0.5))  # the next cell
+after = e.stats.requests
+loop.run_until_complete(e.__aexit__(None, None, None))
+print(orjson.dumps({"raised": raised, "items": len(got), "sent": sent, "after": after,
+                    "holds": e.stats.invariant_holds, "unique": e.stats.unique,
+                    "stopped": e.stats.stopped}).decode())
+"""
+
+
+def test_ctrl_c_inside_the_run_in_a_notebook_loop_stops_it(tmp_path: Path) -> None:
+    """A kernel keeps one loop across cells and its Ctrl-C lands wherever that loop is: in a
+    stage of the run, it stops the run (nothing is sent in the next cell), every IOC comes
+    out, and the KeyboardInterrupt reaches the cell after the last item."""
+    found = _script_against_an_emulator(tmp_path / "notebook.py", NOTEBOOK_CTRL_C)
+    assert found["raised"] == "KeyboardInterrupt", found
+    assert found["after"] == found["sent"], found  # nothing sent in the next cell
+    assert found["items"] == found["unique"] == 3000 and found["holds"], found
+    assert found["stopped"] == "interrupted", found
 
 
 # -- misuse ----------------------------------------------------------------------------------------
@@ -394,6 +589,35 @@ def test_enrich_sync_outside_a_loop(far_emulator: str) -> None:
     assert out.stats.invariant_holds and out.stats.unique == 3
 
 
+def test_enrich_sync_raises_with_what_it_enriched(far_emulator: str) -> None:
+    """The 1500 IOCs before the input broke were enriched (requests sent): the exception
+    carries them."""
+
+    def export() -> Iterator[str]:
+        yield from (f"x{i}.example.com" for i in range(1500))
+        raise ValueError("export went away")
+
+    with pytest.raises(InputError, match="export went away") as raised:
+        enrich_sync(export(), _sync_settings(far_emulator))
+    partial = raised.value.enriched  # type: ignore[attr-defined]
+    assert isinstance(partial, enricher.Enriched)
+    assert sorted(r["ioc"] for r in partial.records) == sorted(
+        f"x{i}.example.com" for i in range(1500)
+    )
+    assert partial.stats.invariant_holds and partial.stats.unique == 1500
+
+
+async def test_enrich_sync_raises_auth_refused_with_every_ioc_deferred() -> None:
+    iocs = [f"a{i}.example.com" for i in range(2000)]
+    async with Emulator(EmulatorConfig(api_token="a-long-token")) as emu:
+        with pytest.raises(AuthRefused) as raised:
+            # from a thread: enrich_sync blocks its caller's loop, the emulator's here
+            await asyncio.to_thread(enrich_sync, iocs, settings_for(emu))
+    partial = raised.value.enriched  # type: ignore[attr-defined]
+    assert sorted(i["ioc"] for i in partial.deferred) == sorted(iocs)
+    assert partial.stats.invariant_holds
+
+
 async def test_enrich_sync_inside_a_running_loop(far_emulator: str) -> None:
     # as a Jupyter cell would call it: asyncio.run would fail here
     out = enrich_sync(["1.2.3.4"], _sync_settings(far_emulator))
@@ -425,8 +649,12 @@ try:
         asyncio.new_event_loop().run_until_complete(in_a_loop())
     else:  # asyncio.run: its own handler cancels the task that called enrich_sync
         asyncio.run(in_a_loop())
-except (KeyboardInterrupt, asyncio.CancelledError):
+except (KeyboardInterrupt, asyncio.CancelledError) as exc:
     print(f"interrupted after {time.monotonic() - started:.1f} s")
+    # asyncio.run raises a KeyboardInterrupt of its own, from the cancellation it made
+    out = getattr(exc, "enriched", None) or getattr(exc.__context__, "enriched", None)
+    print("kept", len(out.records) + len(out.deferred) + len(out.failures), out.stats.unique,
+          out.stats.invariant_holds)
     print("threads left:", threading.active_count() - 1)
 """
 
@@ -445,6 +673,8 @@ def test_ctrl_c_stops_enrich_sync(tmp_path: Path, far_emulator: str, where: str)
     assert proc.stdout.startswith("interrupted after "), proc.stdout + proc.stderr
     assert float(proc.stdout.split()[2]) < 10  # not the 40 s 200 requests at 5/s take
     assert int(proc.stdout.split()[-1]) == 0  # the run's thread has ended
+    # what the run gave before it stopped (records, and the rest deferred) is kept
+    assert proc.stdout.splitlines()[1] == "kept 200 200 True", proc.stdout
 
 
 async def test_a_deadline_defers_what_is_left() -> None:
@@ -504,6 +734,44 @@ async def test_a_cache_given_to_an_enricher_is_flushed_and_closed(tmp_path: Path
         kept.close()
 
 
+async def test_a_shared_cache_serves_each_enricher_only_what_its_identity_fetched(
+    tmp_path: Path,
+) -> None:
+    """A Cache shared with cache_owner=False (the README's "Services"): what Enricher A
+    fetched is not served to B with another token or another base URL; B asks the server
+    (and a wrong token is refused), while A and an Enricher of A's identity are served."""
+
+    def as_token(emu: Emulator, token: str, base_url: str | None = None) -> Settings:
+        value = tmp_path / f"{token}.txt"
+        value.write_text(f"Bearer {token}")
+        value.chmod(0o600)
+        auth = {"mode": "header", "header_value_file": str(value)}
+        return settings_for(emu, api={"base_url": base_url or emu.base_url}, auth=auth)
+
+    iocs = ["1.2.3.4", "evil.example.com"]
+    shared = _cache(tmp_path / "shared.sqlite3")
+    try:
+        async with Emulator(EmulatorConfig(api_token="token-of-A")) as emu:
+            a_settings = as_token(emu, "token-of-A")
+            async with Enricher(a_settings, cache=shared, cache_owner=False) as a:
+                assert not any([i["cached"] async for i in a.enrich(iocs)])
+            sent = emu.stats()["total_requests"]
+            async with Enricher(as_token(emu, "WRONG-token"), cache=shared, cache_owner=False) as b:
+                with pytest.raises(AuthRefused):
+                    [_ async for _ in b.enrich(iocs)]
+            assert emu.stats()["total_requests"] > sent  # B asked, and was refused
+            # the same account at another name of the server is another identity
+            other = emu.base_url.replace("127.0.0.1", "localhost")
+            c_settings = as_token(emu, "token-of-A", other)
+            async with Enricher(c_settings, cache=shared, cache_owner=False) as c:
+                assert not any([i["cached"] async for i in c.enrich(iocs)])
+            # A's identity, on another instance, is served from the cache
+            async with Enricher(a_settings, cache=shared, cache_owner=False) as a2:
+                assert all([i["cached"] async for i in a2.enrich(iocs)])
+    finally:
+        shared.close()
+
+
 # -- the limiter, when a run stops -----------------------------------------------------------------
 
 
@@ -522,6 +790,82 @@ async def test_requests_waiting_for_the_limiter_are_not_sent_after_a_stop() -> N
         late = [x for x in emu.log if x.arrival > stopped_at + 0.05]
     assert late == [], f"{len(late)} requests arrived after the stop"
     assert e.stats.invariant_holds and e.stats.deferred > 0
+
+
+async def test_stop_from_another_thread_is_handed_to_the_loop() -> None:
+    """A service's admin thread or a notebook widget calls stop(): no error in that thread,
+    the run stops as from the loop, and nothing is sent after it."""
+    errors: list[BaseException] = []
+    stopped_at: list[float] = []
+
+    def from_a_thread(e: Enricher) -> None:
+        try:
+            stopped_at.append(time.monotonic())
+            e.stop()
+        except BaseException as exc:
+            errors.append(exc)
+
+    async with Emulator(EmulatorConfig(latency_ms=20)) as emu:
+        s = settings_for(emu, api={"domain_batch_size": 10}, limits={"rate": 20})
+        async with Enricher(s) as e:
+            got: list[Any] = []
+            async for item in e.enrich([f"t{i}.example.com" for i in range(2000)]):
+                got.append(item)
+                if len(got) == 10:
+                    threading.Thread(target=from_a_thread, args=(e,)).start()
+        late = [x for x in emu.log if x.arrival > stopped_at[0] + 0.1]
+    assert errors == []
+    assert e.interrupted and e.stats.stopped == "interrupted"
+    assert late == [], f"{len(late)} requests arrived after the stop"
+    assert len(got) == 2000 and e.stats.invariant_holds
+
+
+async def test_a_generator_never_iterated_starts_no_run() -> None:
+    """A service handler that builds the generator and fails before iterating it: nothing is
+    sent, nothing is held; iterated later, it runs then."""
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        dropped = e.enrich([f"n{i}.example.com" for i in range(3000)])
+        kept = e.enrich(["k.example.com"])
+        await asyncio.sleep(0.3)
+        assert emu.stats()["total_requests"] == 0 and e.in_flight == 0
+        del dropped
+        gc.collect()
+        assert len(e._later) == 1  # only `kept`: a dropped generator holds nothing
+        assert [i["ioc"] async for i in kept] == ["k.example.com"]
+        assert emu.stats()["total_requests"] == 1 and e.stats.unique == 1
+        late = e.enrich(["l.example.com"])
+    with pytest.raises(UsageError, match="closed before this enrich"):
+        [_ async for _ in late]
+
+
+@pytest.mark.parametrize("bad", ["5", True, [5]])
+async def test_a_deadline_that_is_no_number_is_a_usage_error(bad: Any) -> None:
+    async with Emulator(EmulatorConfig()) as emu, Enricher(settings_for(emu)) as e:
+        with pytest.raises(UsageError, match="deadline"):
+            e.enrich(["a.example.com"], deadline=bad)
+
+
+async def test_a_stop_does_not_wait_the_grace_period_for_the_limiter() -> None:
+    """Workers waiting for their turn at the limiter (8 at 0.5 requests/s) are released by
+    a stop at once: only a request in flight is given the grace period (30 s here)."""
+    async with Emulator(EmulatorConfig()) as emu:
+        s = settings_for(
+            emu,
+            api={"domain_batch_size": 10},
+            limits={"rate": 0.5, "concurrency": 8},
+            pipeline={"grace_period": 30.0},
+        )
+        async with Enricher(s) as e:
+            stopped_at = 0.0
+            async for _ in e.enrich([f"q{i}.example.com" for i in range(200)]):
+                if not stopped_at:
+                    sent = emu.stats()["total_requests"]
+                    stopped_at = time.monotonic()
+                    e.stop()
+            took = time.monotonic() - stopped_at
+        assert emu.stats()["total_requests"] == sent
+    assert took < 5, f"the stop took {took:.1f} s"  # the last turn was 14 s away
+    assert e.stats.stopped == "interrupted" and e.stats.invariant_holds
 
 
 # -- a signal before the run starts ----------------------------------------------------------------

@@ -283,6 +283,14 @@ def test_stdout_runs_never_touch_each_others_side_files(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("enricher.*"))
 
 
+def test_summary_counts_one_line_in_the_singular(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
+    src.write_text("1.2.3.4\nnot an IOC\n")
+    proc = enricher("run", "--emulator", "--no-cache", str(src), "-o", str(out), timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert f"rejects written to {out}.rejects.ndjson (1 line)" in proc.stderr, proc.stderr
+
+
 def test_summary_names_the_deferred_file_that_exists(tmp_path: Path) -> None:
     src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
     make_input(src, 200)
