@@ -70,7 +70,7 @@ from ..normalize import (
     refang,
     strip_invisible,
 )
-from .suffixes import ALTERNATIVE_ROOTS, has_public_suffix, is_program_name, looks_like_file_name
+from .suffixes import ALTERNATIVE_ROOTS, has_public_suffix, is_file_or_program_name
 from .suffixes import INTERNAL_SUFFIXES as _INTERNAL
 
 __all__ = ["extract", "extract_lines"]
@@ -693,7 +693,7 @@ def _new_name(tok: str) -> str | None:
             return None
     if value.rpartition(".")[2] in _INTERNAL:
         return None  # `.arpa` (reverse lookups) and `.onion` are under public suffixes
-    if not email and (looks_like_file_name(value, s) or is_program_name(s, value)):
+    if not email and is_file_or_program_name(value, s):
         return "!" + value
     return value
 
