@@ -38,6 +38,7 @@ __all__ = [
     "HOST_FIRST_TLDS",
     "INTERNAL_SUFFIXES",
     "has_public_suffix",
+    "is_file_or_program_name",
     "is_program_name",
     "looks_like_file_name",
     "name_problem",
@@ -196,6 +197,27 @@ def looks_like_file_name(name: str, written: str) -> bool:
     if tld in ARCHIVE_TLDS and first not in HOST_LABELS:
         return True
     return any(label.isdigit() for label in head.split("."))
+
+
+#: the first labels that may make a name code (see is_program_name)
+_CODE_LABELS = CODE_FIRST_LABELS | PACKAGE_FIRST_LABELS | CODE_OBJECTS
+
+
+def is_file_or_program_name(name: str, written: str) -> bool:
+    """`looks_like_file_name(name, written) or is_program_name(written, name)`, answered
+    without either for most names: under a suffix that is not file-like, with no label of
+    32 or 40 characters before it alone, not written with a capital first, and with a first
+    label that names no code (the text extractor asks this of every new name)."""
+    head, _, tld = name.rpartition(".")
+    if (
+        tld not in FILE_LIKE_TLDS
+        and len(head) not in _HASH_LABEL_LENGTHS
+        and not written[0].isupper()
+        and name not in PROGRAM_NAMES
+        and name.partition(".")[0] not in _CODE_LABELS
+    ):
+        return False
+    return looks_like_file_name(name, written) or is_program_name(written, name)
 
 
 def _is_hex(label: str) -> bool:
