@@ -352,8 +352,9 @@ def test_ipv6_candidates_match_their_reference_pattern(text: str) -> None:
 
     # an address after a character that is no part of one, or after a key glued to it by
     # one colon (letters, maybe a digit: `src:`, `IPv6:`; two to sixteen characters) that is
-    # no group of an address itself (`src:a0:0::` holds none)
-    key = r"(?<![0-9A-Za-z_:.-])[A-Za-z](?:[A-Za-z_-]{1,14}[0-9]?|[A-Za-z_-]{0,14}[0-9]):(?!:)"
+    # no group of an address itself (`src:a0:0::` holds none); a `-` or `_` before the colon
+    # is a separator (`a-:0::` is `:0::` after one), not the end of a key
+    key = r"(?<![0-9A-Za-z_:.-])[A-Za-z](?:[A-Za-z_-]{0,13}[A-Za-z][0-9]?|[0-9]):(?!:)"
     reference = re.compile(rf"(?:[^0-9A-Za-z:.]|{key}){_IPV6_BODY}")
     text = "\n" + text
     want = [m.span(1) for m in reference.finditer(text)]
