@@ -112,9 +112,10 @@ def _table(rows: list[tuple[str, str | None]]) -> _Ranges:
 _V4_TABLE = _table(_V4)
 # IPv6 outside global unicast (2000::/3) that is listed nowhere above is not global either
 _V6_TABLE = _table([*_V6, ("2000::/3", None), ("::/0", "not a global unicast address")])
-_MAPPED = 0xFFFF << 32  # ::ffff:0:0/96, IPv4-mapped
-_TRANSLATED = 0xFFFF << 48  # ::ffff:0:0:0/96, IPv4-translated (SIIT)
-_NAT64 = 0x64FF9B << 96  # 64:ff9b::/96
+# the first 96 bits of the prefixes whose last 32 bits are an IPv4 address
+_MAPPED = 0xFFFF  # ::ffff:0:0/96, IPv4-mapped
+_TRANSLATED = 0xFFFF << 16  # ::ffff:0:0:0/96, IPv4-translated (SIIT)
+_NAT64 = 0x64FF9B << 64  # 64:ff9b::/96
 _6TO4 = 0x2002  # 2002::/16: the next 32 bits are the address
 _TEREDO = 0x20010000  # 2001::/32: the client's address is the last 32 bits, inverted
 
@@ -133,21 +134,13 @@ def _carried(n: int) -> int | None:
     high = n >> 32
     if high == 0 and n > 1:  # `::a.b.c.d` (not `::` nor `::1`)
         return n
-    if high in (_MAPPED >> 32, _TRANSLATED >> 32, _NAT64 >> 32):
+    if high in (_MAPPED, _TRANSLATED, _NAT64):
         return n & 0xFFFFFFFF
     if n >> 112 == _6TO4:
         return n >> 80 & 0xFFFFFFFF
     if n >> 96 == _TEREDO:
         return ~n & 0xFFFFFFFF
     return None
-
-
-def _v4_reason(n: int) -> str | None:
-    return _V4_TABLE.find(n)
-
-
-def _v6_reason(n: int) -> str | None:
-    return _V6_TABLE.find(n)
 
 
 def _address(ioc_type: IocType, value: str) -> tuple[int | None, int | None]:
@@ -161,14 +154,18 @@ def _address(ioc_type: IocType, value: str) -> tuple[int | None, int | None]:
 def address_reason(ioc_type: IocType, value: str) -> str | None:
     """Why the address `value` (canonical) is not global, or None when it is. An IPv6
     address that carries an IPv4 one is judged by that address."""
-    v4, v6 = _address(ioc_type, value)
+    return _judged(*_address(ioc_type, value))
+
+
+def _judged(v4: int | None, v6: int | None) -> str | None:
+    """`address_reason` of an address read by `_address`."""
     if v4 is not None:
-        why = _v4_reason(v4)
+        why = _V4_TABLE.find(v4)
         if v6 is None or why is None:
             return why
         return f"{why} ({ipaddress.IPv4Address(v4)} inside)"
     assert v6 is not None
-    return _v6_reason(v6)
+    return _V6_TABLE.find(v6)
 
 
 class _Networks:
@@ -259,14 +256,14 @@ class Privacy:
             return None
         if self.send_internal or (ioc_type is not _IPV4 and ioc_type is not _IPV6):
             return None
+        v4, v6 = _address(ioc_type, value)  # read once, for both rules
         if self.networks:
-            v4, v6 = _address(ioc_type, value)
             own = (self.v4.find(v4) if v4 is not None else None) or (
                 self.v6.find(v6) if v6 is not None else None
             )
             if own is not None:
                 return f"own network ({own})"
-        return address_reason(ioc_type, value)
+        return _judged(v4, v6)
 
 
 def _domain(text: str) -> str:
