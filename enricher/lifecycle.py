@@ -10,7 +10,12 @@ on its way out), the handlers here apply instead:
 - after the run: its outputs are complete and its exit code decided: the process exits with
   that code at once.
 
-Both exit with `os._exit`, from the handler: an exception raised at an arbitrary point (a
+Both exit with `os._exit`, from the handler. Last, once `atexit` runs, these signals are
+ignored: the interpreter's own finalisation puts back the default action of every signal that
+has a Python handler (a SIGTERM then killed a finished run, exit 143), but leaves an ignored one
+ignored; what is left to do is tear-down, and the process exits with its code.
+
+Why `os._exit` and not an exception: one raised at an arbitrary point (a
 KeyboardInterrupt in the middle of importing a C extension, or of asyncio's own shutdown)
 left tracebacks, exit codes of 130 and even a segmentation fault. Kept free of heavy imports:
 the console script installs these first.
@@ -18,6 +23,7 @@ the console script installs these first.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import threading
@@ -45,6 +51,12 @@ def install() -> None:
         for sig in SIGNALS:
             signal.signal(sig, _handler)
         _state["installed"] = True
+        atexit.register(_ignore)
+
+
+def _ignore() -> None:
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def installed() -> bool:
