@@ -1,8 +1,8 @@
 """Memory per unique IOC held by the deduper, against a plain Python set of the strings.
 
 Builds N unique normalized IOCs (a mix: 40% md5, 20% sha1, 10% sha256, 20% domains, 10% IPv4),
-adds them to `enricher.dedupe.Deduper` and, separately, to a `set[str]`, and reports the bytes
-per unique IOC each holds (tracemalloc, so only the structure itself is counted).
+adds them to `enricher.pipeline.dedupe.Deduper` and, separately, to a `set[str]`, and reports
+the bytes per unique IOC each holds (tracemalloc, so only the structure itself is counted).
 
     python benchmarks/dedupe_memory.py [--unique 2000000]
 """
@@ -17,8 +17,8 @@ import tracemalloc
 
 import orjson
 
-from enricher.dedupe import Deduper
 from enricher.ioc import IocType
+from enricher.pipeline.dedupe import Deduper
 
 
 def make(n: int) -> list[tuple[IocType, str]]:

@@ -29,8 +29,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from enricher.api.protocol import build_request
 from enricher.ioc import ENDPOINT_OF, IocType
-from enricher.protocol import build_request
 
 ENDPOINTS = ("file_batch", "domain_batch", "ip_batch")
 

@@ -44,7 +44,7 @@ from typing import Any
 
 from enricher.inputs.extract import extract
 from enricher.ioc import IocType
-from enricher.normalize import normalize
+from enricher.pipeline.normalize import normalize
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"

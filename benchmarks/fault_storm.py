@@ -24,11 +24,11 @@ from typing import Any
 
 import orjson
 
+from enricher.config.settings import Settings
 from enricher.emulator import classification_of
 from enricher.emulator.process import emulator_process, emulator_stats
 from enricher.ioc import ENDPOINT_OF, IocType
-from enricher.normalize import normalize
-from enricher.settings import Settings
+from enricher.pipeline.normalize import normalize
 
 
 def make_input(path: Path, lines: int, seed: int = 1) -> set[tuple[str, str]]:

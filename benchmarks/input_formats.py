@@ -5,7 +5,7 @@
 Writes sample inputs to a temporary directory (the same IOCs as plain lines, CSV, NDJSON with
 nested records, one JSON array, and the plain lines gzipped; and free text: squid, BIND and
 Sysmon log text, and Markdown threat reports with defanged IOCs), then, pinned to one CPU,
-drives `enricher.reader.read_inputs` over each and does what the engine's ingest does with
+drives `enricher.inputs.read_inputs` over each and does what the engine's ingest does with
 each candidate: strip, skip blanks and comments, `normalize`, `Deduper.add`. Reports lines/s
 and MB/s (of the uncompressed text) per format as JSON, the best of `--runs` runs, and
 `read_only_mb_per_s`: the read stage alone (reading, decompressing, parsing, extracting).
@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from enricher.dedupe import Deduper
-from enricher.normalize import normalize
-from enricher.reader import InputOptions, read_inputs
+from enricher.inputs import InputOptions, read_inputs
+from enricher.pipeline.dedupe import Deduper
+from enricher.pipeline.normalize import normalize
 
 WORDS = [
     "the", "loader", "contacts", "its", "server", "after", "a", "delay", "and", "downloads",

@@ -1,4 +1,4 @@
-"""Micro-benchmark of `enricher.normalize.normalize`: calls per second on three mixes.
+"""Micro-benchmark of `enricher.pipeline.normalize.normalize`: calls per second on three mixes.
 
     python benchmarks/normalize_speed.py [--seconds 2]
 
@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 
-from enricher.normalize import MAX_LENGTH, normalize
+from enricher.pipeline.normalize import MAX_LENGTH, normalize
 
 
 def clean_mix(rng: random.Random, n: int) -> list[str]:

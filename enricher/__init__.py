@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .engine import Enricher, Item, Outcome
+    from .app.sync import Enriched, enrich_sync
+    from .config.settings import PROFILES, Settings, load_settings
     from .errors import (
         AuthRefused,
         EnricherError,
@@ -24,17 +25,16 @@ if TYPE_CHECKING:
         UsageError,
     )
     from .ioc import Endpoint, IocType
-    from .normalize import normalize, refang
-    from .records import SCHEMA_VERSION, Deferred, Failure, Record, Reject, Skipped
-    from .settings import PROFILES, Settings, load_settings
-    from .stats import RunStats
-    from .sync import Enriched, enrich_sync
+    from .output.records import SCHEMA_VERSION, Deferred, Failure, Record, Reject, Skipped
+    from .pipeline.normalize import normalize, refang
+    from .pipeline.run import Enricher, Item, Outcome
+    from .pipeline.stats import RunStats
 
 #: public name -> the module that defines it
 _WHERE = {
-    "Enricher": "engine",
-    "Item": "engine",
-    "Outcome": "engine",
+    "Enricher": "pipeline.run",
+    "Item": "pipeline.run",
+    "Outcome": "pipeline.run",
     "AuthRefused": "errors",
     "EnricherError": "errors",
     "FatalError": "errors",
@@ -44,20 +44,20 @@ _WHERE = {
     "UsageError": "errors",
     "Endpoint": "ioc",
     "IocType": "ioc",
-    "normalize": "normalize",
-    "refang": "normalize",
-    "SCHEMA_VERSION": "records",
-    "Deferred": "records",
-    "Failure": "records",
-    "Record": "records",
-    "Reject": "records",
-    "Skipped": "records",
-    "PROFILES": "settings",
-    "Settings": "settings",
-    "load_settings": "settings",
-    "RunStats": "stats",
-    "Enriched": "sync",
-    "enrich_sync": "sync",
+    "normalize": "pipeline.normalize",
+    "refang": "pipeline.normalize",
+    "SCHEMA_VERSION": "output.records",
+    "Deferred": "output.records",
+    "Failure": "output.records",
+    "Record": "output.records",
+    "Reject": "output.records",
+    "Skipped": "output.records",
+    "PROFILES": "config.settings",
+    "Settings": "config.settings",
+    "load_settings": "config.settings",
+    "RunStats": "pipeline.stats",
+    "Enriched": "app.sync",
+    "enrich_sync": "app.sync",
 }
 
 __all__ = [

@@ -6,14 +6,14 @@ time must still end it with one line and exit 3, not a silent exit 143 (see `lif
 
 from __future__ import annotations
 
-from . import lifecycle
+from .app import lifecycle
 
 __all__ = ["main"]
 
 
 def main() -> int:
     lifecycle.install()
-    from .cli import main as cli_main
+    from .app.cli import main as cli_main
 
     return cli_main()
 

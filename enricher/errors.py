@@ -22,7 +22,7 @@
             ├── MalformedBody    truncated, not JSON, or not the documented shape
             └── ErrorBody        JSON without `classificationResponses`: an error said with 200
 
-Errors from aiohttp are mapped into this tree in one place (`enricher.transport`). Per-IOC
+Errors from aiohttp are mapped into this tree in one place (`enricher.api.transport`). Per-IOC
 failures are records in the failures file, never exceptions. No error message carries a secret.
 """
 

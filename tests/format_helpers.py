@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from enricher.inputs import InputOptions, read_inputs
+from enricher.inputs.extract import extract
+from enricher.inputs.suffixes import name_problem
 from enricher.ioc import IocType
-from enricher.normalize import normalize
-from enricher.privacy import Privacy
-from enricher.reader import InputOptions, extract, name_problem, read_inputs
+from enricher.pipeline.normalize import normalize
+from enricher.pipeline.privacy import Privacy
 
 DATA = Path(__file__).parent / "data" / "formats"
 
@@ -76,8 +78,8 @@ def expected(name: str) -> set[str]:
 
 
 def withheld(values: set[str]) -> set[str]:
-    """Those of `values` (canonical IOCs) a run never sends by default (`enricher.privacy`):
-    they go to the skipped file, not the records."""
+    """Those of `values` (canonical IOCs) a run never sends by default
+    (`enricher.pipeline.privacy`): they go to the skipped file, not the records."""
     privacy = Privacy()
     return {v for v in values if privacy.reason(normalize(v)[0] or IocType.DOMAIN, v)}
 

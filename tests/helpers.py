@@ -101,7 +101,7 @@ def line_of(key: str, filler: bytes = b"1") -> bytes:
 def cached_lines(path: Path) -> list[bytes]:
     """Every record line a cache file holds, decompressed (rows are zstd frames: a search of
     the file's bytes would not see what they hold)."""
-    dictionary = resources.files("enricher").joinpath("cache-records.zdict").read_bytes()
+    dictionary = resources.files("enricher.state").joinpath("cache-records.zdict").read_bytes()
     unpack = zstandard.ZstdDecompressor(
         dict_data=zstandard.ZstdCompressionDict(dictionary)
     ).decompress

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from enricher.api.ratelimit import AdaptiveLimiter
+from enricher.config.settings import Settings
 from enricher.emulator import entry_for
-from enricher.engine import Enricher
 from enricher.errors import HTTPStatusError, RequestError
 from enricher.ioc import ENDPOINT_OF, IocType
-from enricher.ratelimit import AdaptiveLimiter
-from enricher.settings import Settings
-from enricher.stats import RunStats
+from enricher.pipeline.run import Enricher
+from enricher.pipeline.stats import RunStats
 
 __all__ = ["Run", "check_run", "enrich_all", "expected_record", "mixed_iocs", "retryable_kind"]
 
@@ -50,7 +50,7 @@ def mixed_iocs(n: int, seed: int) -> tuple[list[str], set[tuple[str, str]]]:
             value = f"h{i}-{bits & 0xFFFFFF:06x}.example{i % 89}.com"
             spellings += [value.upper() + ".", value.replace(".", "[.]")]
         elif kind == "ipv4":
-            # a global address (never withheld as internal: see enricher.privacy)
+            # a global address (never withheld as internal: see enricher.pipeline.privacy)
             first, second = _GLOBAL_FIRST[(bits & 0xFF) % len(_GLOBAL_FIRST)], (bits >> 8) & 0xFF
             value = f"{first}.{second}.{i >> 8 & 255}.{i & 255}"
             head, _, last = value.rpartition(".")

@@ -27,12 +27,12 @@ from helpers import (
     read_ndjson,
 )
 
-from enricher.budget import Budget
-from enricher.cache import APPLICATION_ID, LAYOUT, Cache
+from enricher.api.identity import EMBEDDED_EMULATOR, ApiIdentity, identity_of
+from enricher.config.settings import load_settings
 from enricher.errors import BudgetSpent, SettingsError
-from enricher.identity import EMBEDDED_EMULATOR, ApiIdentity, identity_of
 from enricher.ioc import Endpoint, IocType
-from enricher.settings import load_settings
+from enricher.state.answers import APPLICATION_ID, LAYOUT, Cache
+from enricher.state.budget import Budget
 
 API = ApiIdentity("https://gti.example/rest/classification_v1")
 STAGING = ApiIdentity("https://staging.gti.example/rest/classification_v1")
@@ -499,9 +499,9 @@ def test_expiry_is_capped_by_max_ttl_on_reading(tmp_path: Path) -> None:
 
 def test_rows_are_small(tmp_path: Path) -> None:
     """A record line as the engine writes it (an emulator answer) is kept compressed."""
+    from enricher.api.protocol import entry_of
     from enricher.emulator.answers import entry
-    from enricher.protocol import entry_of
-    from enricher.records import record_line
+    from enricher.output.records import record_line
 
     verdicts = load_settings(environ={}).verdicts
     path = tmp_path / "cache.sqlite3"
@@ -770,13 +770,13 @@ def test_a_file_with_the_marker_but_not_the_tables_is_left_alone(tmp_path: Path)
 def test_a_cache_locked_by_another_process_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import enricher.cache
+    import enricher.state.answers
 
     path = tmp_path / "cache.sqlite3"
     new_cache(path).close()
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
-    monkeypatch.setattr(enricher.cache, "_BUSY_TIMEOUT", 0.2)
+    monkeypatch.setattr(enricher.state.answers, "_BUSY_TIMEOUT", 0.2)
     try:
         with pytest.raises(SettingsError, match="is locked by another process") as info:
             new_cache(path)

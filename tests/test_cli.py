@@ -223,7 +223,7 @@ def test_a_run_that_read_nothing_and_exits_1_says_one_line(tmp_path: Path) -> No
 
 
 def test_misspelled_variables_are_warned_and_verdicts_are_honoured(tmp_path: Path) -> None:
-    from enricher.settings import Settings
+    from enricher.config.settings import Settings
 
     out = tmp_path / "out.ndjson"
     every = {f"ENRICHER_VERDICTS_{t.upper()}": "suspicious" for t in Settings().verdicts}

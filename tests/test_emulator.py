@@ -17,10 +17,10 @@ import aiohttp
 import orjson
 import pytest
 
+from enricher.api.protocol import match_key, parse_response
 from enricher.emulator import NO_RESPONSE, Emulator, EmulatorConfig, RetryAfter, answer_for
 from enricher.errors import ErrorBody, MalformedBody
 from enricher.ioc import Endpoint
-from enricher.protocol import match_key, parse_response
 
 TUTORIAL = {
     Endpoint.FILE: {"md5": "92f44e405db16ac55d97e3bfe3b132fa"},

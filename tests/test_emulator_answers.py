@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from enricher.api.protocol import CLASSIFICATION_TYPES, match_key, parse_response
 from enricher.emulator import (
     CP_IDS,
     MALICIOUS_TYPES,
@@ -25,7 +26,6 @@ from enricher.emulator.faults import FaultDrawer, Outcome
 from enricher.emulator.keys import normalize_keys, parse_body
 from enricher.emulator.window import PeakCounter, RateWindow, retry_after_seconds
 from enricher.ioc import Endpoint
-from enricher.protocol import CLASSIFICATION_TYPES, match_key, parse_response
 
 TUTORIAL_MD5 = "92f44e405db16ac55d97e3bfe3b132fa"
 MAX_TTL_MS = 30 * 86_400_000

@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 import pytest
 
-from enricher.cli import build_parser, main
+from enricher.app.cli import build_parser, main
 from enricher.emulator import EmulatorConfig, RetryAfter
 from enricher.emulator.cli import config_from_args
 from enricher.ioc import Endpoint

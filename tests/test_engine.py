@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from enricher.config.settings import Settings, load_settings
 from enricher.emulator import Emulator, EmulatorConfig, classification_of
-from enricher.engine import Enricher
 from enricher.errors import AuthRefused, InputError
 from enricher.ioc import ENDPOINT_OF, Endpoint, IocType
-from enricher.settings import Settings, load_settings
-from enricher.stats import RunStats
+from enricher.pipeline.run import Enricher
+from enricher.pipeline.stats import RunStats
 
 
 def settings_for(emu: Emulator, **sections: dict[str, Any]) -> Settings:

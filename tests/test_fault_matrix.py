@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from enricher.config.settings import Settings, load_settings
 from enricher.emulator import FAULT_NAMES, Emulator, EmulatorConfig
 from enricher.emulator.config import CONTENT_FAULTS, WHOLE_RESPONSE_FAULTS
-from enricher.settings import Settings, load_settings
 
 pytest.register_assert_rewrite("nothing_lost")  # its asserts explain themselves, as ours do
 from nothing_lost import Run, check_run, enrich_all, mixed_iocs  # noqa: E402

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from enricher.inputs.extract import extract, extract_lines
 from enricher.inputs.suffixes import is_program_name
-from enricher.normalize import normalize, refang
+from enricher.pipeline.normalize import normalize, refang
 
 SHA256 = "e4fd277eda17a946afd024f2d1478243e70df236282cbeeb36e764d492f74247"
 SHA1 = "826420e65ec10f9c0cdf82faa8ced6390832f5e6"

@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enricher.errors import InputError, SettingsError
+from enricher.inputs import Chunk, InputOptions, add_arguments, check_inputs, input_options
 from enricher.inputs.delimited import Dialect
 from enricher.inputs.jsonstream import JsonError, json_items
 from enricher.inputs.read import in_thread, read_source
 from enricher.inputs.sniff import csv_dialect, detect, tsv_dialect
-from enricher.reader import Chunk, InputOptions, add_arguments, check_inputs, input_options
 
 # -- paths, directories, globs --------------------------------------------------------------
 
@@ -326,13 +326,13 @@ def test_memory_does_not_grow_with_the_size_of_a_json_document(tmp_path: Path) -
 
 
 def read_inputs_for(path: Path) -> Any:
-    from enricher.reader import read_inputs
+    from enricher.inputs import read_inputs
 
     return read_inputs([str(path)], InputOptions(format="json"))
 
 
 def test_the_reader_keeps_its_interface() -> None:
-    import enricher.reader as reader
+    import enricher.inputs as reader
 
     assert set(reader.__all__) >= {
         "Chunk", "InputOptions", "add_arguments", "check_inputs", "input_options", "read_inputs",

@@ -276,7 +276,7 @@ def test_directories_and_globs_read_every_file(tmp_path: Path) -> None:
     (tmp_path / "a" / "one.csv.gz").write_bytes(gzip.compress(_as("csv")))
     (tmp_path / "a" / "b" / "two.ndjson").write_bytes(_as("ndjson"))
     (tmp_path / "a" / "b" / "three.md").write_bytes(_as("text"))
-    from enricher.reader import check_inputs
+    from enricher.inputs import check_inputs
 
     files = check_inputs([str(tmp_path / "a")])
     got = read(files, format="auto")

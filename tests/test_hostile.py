@@ -27,10 +27,10 @@ from aiohttp import web
 from helpers import cached_lines, enricher, read_ndjson
 
 from enricher import Enricher
+from enricher.app.job import EXIT_FAILURES, EXIT_FATAL, Job, run_job
+from enricher.config.settings import Settings, load_settings
 from enricher.errors import SettingsError, UntrustedCertificate
 from enricher.ioc import Endpoint
-from enricher.job import EXIT_FAILURES, EXIT_FATAL, Job, run_job
-from enricher.settings import Settings, load_settings
 
 ATTEMPTS = 3
 CAP = 256 * 1024
@@ -715,8 +715,8 @@ async def test_a_retry_after_of_any_size_is_no_traceback_and_no_endless_quota(
 
 async def test_a_quota_stored_by_an_earlier_release_is_capped(tmp_path: Path) -> None:
     """A cache poisoned with `until = inf` (as the attack left it) crashed every run."""
-    from enricher.cache import Cache
-    from enricher.identity import identity_of
+    from enricher.api.identity import identity_of
+    from enricher.state.answers import Cache
 
     cache_path, src = tmp_path / "c.sqlite3", tmp_path / "iocs.txt"
     src.write_text("\n".join(IOCS) + "\n")

@@ -13,7 +13,7 @@ import pytest
 from helpers import enricher, read_ndjson
 
 from enricher.errors import InputError
-from enricher.reader import check_inputs, find_inputs
+from enricher.inputs import check_inputs, find_inputs
 
 
 def tree(tmp_path: Path) -> Path:

@@ -39,10 +39,10 @@ from enricher import (
     enrich_sync,
     load_settings,
 )
-from enricher.cache import Cache
+from enricher.api.identity import identity_of
+from enricher.config.settings import Settings, config_path
 from enricher.emulator import Emulator, EmulatorConfig
-from enricher.identity import identity_of
-from enricher.settings import Settings, config_path
+from enricher.state.answers import Cache
 
 # -- refused credentials ----------------------------------------------------------------------
 
@@ -390,7 +390,7 @@ def test_ctrl_c_leaves_stats_that_add_up(tmp_path: Path) -> None:
 NOTEBOOK_CTRL_C = """
 import asyncio, sys
 import orjson
-import enricher.engine as engine
+import enricher.pipeline.run as engine
 from enricher import Enricher, load_settings
 
 real, calls = engine.record_line, [0]

@@ -1,4 +1,4 @@
-"""The `enricher` process's own signal handlers, outside a run (`enricher.lifecycle`)."""
+"""The `enricher` process's own signal handlers, outside a run (`enricher.app.lifecycle`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import textwrap
 # the object's finaliser sends it while module globals are cleared
 FINISHED_THEN_SIGTERM = textwrap.dedent("""
     import os, signal, time
-    from enricher import lifecycle
+    from enricher.app import lifecycle
     lifecycle.install()
     lifecycle.finished(0)
     class Late:
@@ -31,7 +31,7 @@ def test_a_signal_during_the_interpreters_tear_down_keeps_the_exit_code() -> Non
 
 
 def test_a_signal_before_the_run_is_one_line_and_exit_3() -> None:
-    code = "import os, signal; from enricher import lifecycle; lifecycle.install(); "
+    code = "import os, signal; from enricher.app import lifecycle; lifecycle.install(); "
     code += "os.kill(os.getpid(), signal.SIGTERM)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3
@@ -41,7 +41,7 @@ def test_a_signal_before_the_run_is_one_line_and_exit_3() -> None:
 
 
 def test_a_signal_after_the_run_exits_with_its_code() -> None:
-    code = "import os, signal; from enricher import lifecycle; lifecycle.install(); "
+    code = "import os, signal; from enricher.app import lifecycle; lifecycle.install(); "
     code += "lifecycle.finished(2); os.kill(os.getpid(), signal.SIGHUP)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stderr) == (2, "")

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 from helpers import emulator_process, emulator_stats, enricher, into_closed_pipe
 
-from enricher.lookup import format_table
+from enricher.app.lookup import format_table
 
 ARGS = [
     "evil[.]example[.]com",

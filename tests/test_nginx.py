@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from enricher.config.settings import Settings, load_settings
 from enricher.emulator import Emulator, EmulatorConfig
-from enricher.settings import Settings, load_settings
 
 pytest.register_assert_rewrite("nothing_lost")  # its asserts explain themselves, as ours do
 from nothing_lost import check_run, enrich_all, mixed_iocs  # noqa: E402

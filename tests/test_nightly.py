@@ -23,11 +23,11 @@ from helpers import (
     start_run,
 )
 
-from enricher.cache import Cache
-from enricher.dedupe import Deduper
-from enricher.identity import ApiIdentity
+from enricher.api.identity import ApiIdentity
 from enricher.ioc import Endpoint, IocType
-from enricher.resume import read_written, repair
+from enricher.pipeline.dedupe import Deduper
+from enricher.state.answers import Cache
+from enricher.state.resume import read_written, repair
 
 API = ApiIdentity("https://gti.example/rest/classification_v1")
 
@@ -171,9 +171,9 @@ def test_cache_writes_coalesce_and_an_empty_endpoint_is_not_looked_up(tmp_path: 
 async def test_a_second_run_in_the_same_process_is_answered_by_the_first(tmp_path: Path) -> None:
     # a run skips lookups for endpoints the cache had nothing for when it started; the next
     # run, with the same Enricher and cache, must still find what the first one stored
+    from enricher.config.settings import load_settings
     from enricher.emulator import Emulator, EmulatorConfig
-    from enricher.engine import Enricher
-    from enricher.settings import load_settings
+    from enricher.pipeline.run import Enricher
 
     iocs = [f"h{i}.example.com" for i in range(300)] + [
         f"11.0.{i // 250}.{i % 250}" for i in range(300)
@@ -418,8 +418,8 @@ def test_deferred_survive_a_run_that_never_reached_them(tmp_path: Path) -> None:
 def test_progress_line_and_eta() -> None:
     import io
 
-    from enricher.console import Progress
-    from enricher.stats import RunStats
+    from enricher.output.console import Progress
+    from enricher.pipeline.stats import RunStats
 
     stats = RunStats(started=time.monotonic() - 10.0)
     stats.unique, stats.ok, stats.requests, stats.retries = 1000, 500, 7, 2

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enricher.ioc import IocType
-from enricher.normalize import MAX_LENGTH, _normalize_slow, normalize, refang
+from enricher.pipeline.normalize import MAX_LENGTH, _normalize_slow, normalize, refang
 
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"

@@ -22,14 +22,14 @@ import stix2
 from helpers import emulator_process, enricher, kill_when_written, read_ndjson, start_run
 from pymisp import MISPEvent
 
+from enricher.app.job import Job
 from enricher.errors import SettingsError
-from enricher.formats import record_writer
-from enricher.formats.csv import COLUMNS, cell
-from enricher.formats.ecs import document_id
-from enricher.formats.stix import EXTENSION_ID
-from enricher.job import Job
-from enricher.outputs import OutputFile
-from enricher.records import Record
+from enricher.output.files import OutputFile
+from enricher.output.formats import record_writer
+from enricher.output.formats.csv import COLUMNS, cell
+from enricher.output.formats.ecs import document_id
+from enricher.output.formats.stix import EXTENSION_ID
+from enricher.output.records import Record
 
 N = 240  # unique IOCs of the input: five batches of 50
 
@@ -207,8 +207,8 @@ def test_misp_event_loads_with_pymisp(
 
 
 def test_misp_machine_tags_hold_a_server_s_text_safely() -> None:
-    from enricher.formats.base import samples
-    from enricher.formats.misp import attribute
+    from enricher.output.formats.base import samples
+    from enricher.output.formats.misp import attribute
 
     hostile = '"><img src=x onerror=alert(1)>"\n\t\x00,' + "x" * 300
     rec = {**samples()[0], "classification": hostile, "verdict": 'mal"icious'}
@@ -282,7 +282,7 @@ def test_resume_in_another_format_is_refused(tmp_path: Path) -> None:
 
 def test_a_missing_library_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "stix2", None)
-    monkeypatch.delitem(sys.modules, "enricher.formats.stix", raising=False)
+    monkeypatch.delitem(sys.modules, "enricher.output.formats.stix", raising=False)
     with pytest.raises(SettingsError, match=r"pip install 'enricher\[stix\]'"):
         record_writer("stix")
 
@@ -307,7 +307,7 @@ def test_the_stix_and_misp_writers_are_checked_against_their_libraries(
 ) -> None:
     """Objects are made by enricher (the libraries build ~135 and ~2,000 a second), equal
     to those stix2 and pymisp make for a sample of each IOC type, which every run checks."""
-    from enricher.formats import misp, stix
+    from enricher.output.formats import misp, stix
 
     stix.self_check()
     misp.self_check()

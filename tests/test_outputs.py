@@ -21,7 +21,7 @@ import pytest
 from helpers import emulator_process, enricher, read_ndjson
 
 from enricher.errors import SettingsError
-from enricher.outputs import OutputLock
+from enricher.output.files import OutputLock
 
 TIMEOUT = 60
 

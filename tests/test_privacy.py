@@ -15,13 +15,13 @@ import pytest
 from helpers import emulator_process, enricher, read_ndjson
 
 from enricher import Enricher
+from enricher.config.settings import load_settings
 from enricher.emulator import Emulator, EmulatorConfig
 from enricher.emulator.process import emulator_keys
 from enricher.errors import SettingsError
 from enricher.ioc import IocType
-from enricher.normalize import normalize
-from enricher.privacy import Privacy
-from enricher.settings import load_settings
+from enricher.pipeline.normalize import normalize
+from enricher.pipeline.privacy import Privacy
 
 #: what a week of logs from an infected network holds that must never be sent
 INTERNAL = {

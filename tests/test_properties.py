@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from enricher.errors import InputError
+from enricher.inputs import FORMATS, Chunk, InputOptions
 from enricher.inputs import extract as extract_module
 from enricher.inputs.blocks import line_chunks
 from enricher.inputs.decompress import Readable, compression_of
@@ -45,8 +46,13 @@ from enricher.inputs.sniff import csv_dialect
 from enricher.inputs.suffixes import has_public_suffix, is_program_name, looks_like_file_name
 from enricher.inputs.text import read_text
 from enricher.ioc import IocType
-from enricher.normalize import MAX_LENGTH, _normalize_slow, known_canonical, normalize, refang
-from enricher.reader import FORMATS, Chunk, InputOptions
+from enricher.pipeline.normalize import (
+    MAX_LENGTH,
+    _normalize_slow,
+    known_canonical,
+    normalize,
+    refang,
+)
 
 CHEAP = settings(max_examples=300, deadline=None)
 COSTLY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

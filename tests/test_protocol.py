@@ -14,9 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enricher.errors import ErrorBody, MalformedBody, SettingsError
-from enricher.ioc import Endpoint, IocType
-from enricher.protocol import (
+from enricher.api.protocol import (
     CLASSIFICATION_TYPES,
     _parse_with_orjson,
     answer_from_entry,
@@ -26,7 +24,9 @@ from enricher.protocol import (
     parse_response,
     request_key,
 )
-from enricher.records import first_seen_iso, read_record, record_line, to_record
+from enricher.errors import ErrorBody, MalformedBody, SettingsError
+from enricher.ioc import Endpoint, IocType
+from enricher.output.records import first_seen_iso, read_record, record_line, to_record
 
 TUTORIAL = Path(__file__).parent / "fixtures" / "tutorial"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from enricher.ratelimit import AdaptiveLimiter
+from enricher.api.ratelimit import AdaptiveLimiter
 
 
 async def acquire_times(limiter: AdaptiveLimiter, n: int, tasks: int = 8) -> list[float]:

@@ -15,9 +15,9 @@ import pytest
 from helpers import enricher, into_closed_pipe
 
 from enricher.errors import SettingsError
-from enricher.report import read_figures, render
-from enricher.report.figures import find_manifest
-from enricher.stats import Timeline
+from enricher.output.report import read_figures, render
+from enricher.output.report.figures import find_manifest
+from enricher.pipeline.stats import Timeline
 
 
 def record(ioc: str, kind: str, verdict: str, classification: str | None, **more: object) -> bytes:

@@ -28,15 +28,15 @@ import pytest
 from aiohttp import web
 from helpers import cached_lines, damage, emulator_process, enricher, read_ndjson
 
-from enricher import cli
-from enricher.cache import Cache
-from enricher.identity import ApiIdentity
+from enricher.api.identity import ApiIdentity
+from enricher.api.protocol import ParsedResponse, parse_response
+from enricher.api.redaction import ERROR_TEXT_MAX, Redactor
+from enricher.api.sender import Sender
+from enricher.api.transport import Transport
+from enricher.app import cli
+from enricher.config.settings import load_settings
 from enricher.ioc import Endpoint
-from enricher.protocol import ParsedResponse, parse_response
-from enricher.redaction import ERROR_TEXT_MAX, Redactor
-from enricher.sender import Sender
-from enricher.settings import load_settings
-from enricher.transport import Transport
+from enricher.state.answers import Cache
 
 USER = "analyst-7"
 PASSWORD = "pw-Zq8-secret-Password-4417"

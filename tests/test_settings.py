@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from enricher.api.protocol import CLASSIFICATION_TYPES
+from enricher.config.settings import Secret, Settings, config_path, load_settings, redact_url
 from enricher.errors import SettingsError
 from enricher.ioc import Endpoint
-from enricher.protocol import CLASSIFICATION_TYPES
-from enricher.settings import Secret, Settings, config_path, load_settings, redact_url
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from enricher.batcher import Batcher
-from enricher.dedupe import Deduper, pack
 from enricher.errors import InputError
+from enricher.inputs import Chunk, InputOptions, check_inputs, read_inputs
 from enricher.ioc import Endpoint, IocType
-from enricher.reader import Chunk, check_inputs, read_lines
+from enricher.pipeline.batcher import Batcher
+from enricher.pipeline.dedupe import Deduper, pack
 
 
 def sizes(n: int) -> dict[Endpoint, int]:
@@ -66,7 +66,8 @@ def test_deduper_never_drops_a_distinct_key() -> None:
 
 
 async def collect(paths: list[str], **kw: int) -> list[Chunk]:
-    return [c async for c in read_lines(paths, **kw)]
+    options = InputOptions(format="lines")
+    return [c async for c in read_inputs(paths, options, **kw)]
 
 
 def lines_of(chunks: list[Chunk]) -> list[tuple[str, int, str | None]]:
@@ -129,13 +130,10 @@ def test_check_inputs_clear_errors(tmp_path: Path) -> None:
 
 async def test_reader_streams_a_slow_pipe_line_by_line() -> None:
     r, w = os.pipe()
-    reader = os.fdopen(r, "rb")
     got: list[str | None] = []
 
     async def consume() -> None:
-        from enricher import reader as mod
-
-        async for chunk in mod._read_one(reader, "<pipe>", 1 << 20):
+        async for chunk in read_inputs([f"/dev/fd/{r}"], InputOptions(format="lines")):
             got.extend(chunk.lines)
 
     task = asyncio.create_task(consume())
@@ -148,5 +146,5 @@ async def test_reader_streams_a_slow_pipe_line_by_line() -> None:
     os.write(w, b"second.com\n")
     os.close(w)
     await asyncio.wait_for(task, 5)
-    reader.close()
+    os.close(r)
     assert got == ["first.com", "second.com"]

@@ -12,6 +12,10 @@ import orjson
 import pytest
 from aioresponses import aioresponses
 
+from enricher.api.ratelimit import AdaptiveLimiter
+from enricher.api.sender import Sender
+from enricher.api.transport import Transport, _proxy_for, parse_retry_after
+from enricher.config.settings import Settings, load_settings
 from enricher.errors import (
     AuthRefused,
     BadRequest,
@@ -23,11 +27,7 @@ from enricher.errors import (
     TransportError,
 )
 from enricher.ioc import Endpoint, IocType
-from enricher.ratelimit import AdaptiveLimiter
-from enricher.sender import Sender
-from enricher.settings import Settings, load_settings
-from enricher.stats import RunStats
-from enricher.transport import Transport, _proxy_for, parse_retry_after
+from enricher.pipeline.stats import RunStats
 
 BASE = "http://gti.test/rest/classification_v1"
 FILE_URL = f"{BASE}/file_batch"

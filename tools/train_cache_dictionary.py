@@ -1,4 +1,4 @@
-"""Make `enricher/cache-records.zdict`: the zstd dictionary the cache compresses its rows with.
+"""Make `enricher/state/cache-records.zdict`: the zstd dictionary of the cache's rows.
 
 A cache row is one record line (~0.9 KB); alone, zstd finds little to share in it (~450 B).
 A dictionary holds what lines have in common (field names, classification and provider names,
@@ -27,14 +27,14 @@ import zstandard
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from enricher.api.protocol import entry_of  # noqa: E402
+from enricher.config.settings import load_settings  # noqa: E402
 from enricher.emulator.answers import entry  # noqa: E402
 from enricher.ioc import Endpoint, IocType  # noqa: E402
-from enricher.protocol import entry_of  # noqa: E402
-from enricher.records import record_line  # noqa: E402
-from enricher.settings import load_settings  # noqa: E402
+from enricher.output.records import record_line  # noqa: E402
 
 DICT_ID = 1
-OUT = ROOT / "enricher" / "cache-records.zdict"
+OUT = ROOT / "enricher" / "state" / "cache-records.zdict"
 TUTORIAL = ROOT / "tests" / "fixtures" / "tutorial"
 
 

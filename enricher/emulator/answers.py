@@ -21,8 +21,7 @@ from typing import Any
 
 import orjson
 
-from enricher.ioc import Endpoint
-
+from ..ioc import Endpoint
 from .catalog import CP_IDS, FAMILY, NO_SCORE, PRODUCTS, PROVIDERS, TYPE_WEIGHTS
 from .keys import normalize_key
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from enricher.ioc import Endpoint
+from ..ioc import Endpoint
 
 __all__ = [
     "CP_IDS",

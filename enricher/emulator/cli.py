@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..argtypes import number
+from ..config.argtypes import number
 from .config import CONTENT_FAULTS, WHOLE_RESPONSE_FAULTS, EmulatorConfig, RetryAfter
 from .server import Emulator
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from enricher.ioc import Endpoint
-
+from ..ioc import Endpoint
 from .answers import entry
 from .config import EmulatorConfig
 

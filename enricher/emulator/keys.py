@@ -1,7 +1,7 @@
 """Strict validation of request bodies, and the normalized form of each key.
 
 A key's normalized form is what the emulator's answers are computed from, so it must agree
-with `enricher.protocol.match_key`: hashes and domains lower case (domains without a trailing
+with `enricher.api.protocol.match_key`: hashes and domains lower case (domains without a trailing
 dot), IPv6 compressed. Everything a strict server would refuse raises `InvalidRequest` with a
 message naming the cause and the position, e.g. "invalid addressType 'ipv4' at requestData[3]".
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from enricher.ioc import Endpoint
+from ..ioc import Endpoint
 
 __all__ = [
     "HASH_LENGTHS",

@@ -19,8 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from enricher.ioc import Endpoint
-
+from ..ioc import Endpoint
 from .answers import answer_body
 from .auth import SESSION_COOKIE, Authenticator
 from .config import EmulatorConfig, RetryAfter

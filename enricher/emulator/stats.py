@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from typing import Any, NamedTuple
 
-from enricher.ioc import Endpoint
-
+from ..ioc import Endpoint
 from .window import PeakCounter
 
 __all__ = ["FAULT_NAMES", "NO_RESPONSE", "LogEntry", "Stats"]

@@ -15,7 +15,7 @@
                               suffixes.py    domain or file name: the public suffix list
                               candidates.py  a chosen value passed as it is, the rest scanned
 
-`enricher.reader` is the face of this package to the engine and the job.
+`enricher.inputs` is the face of this package to the engine and the job.
 """
 
 from __future__ import annotations

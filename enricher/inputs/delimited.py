@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import InputError
-from ..normalize import normalize
+from ..pipeline.normalize import normalize
 from .blocks import line_chunks
 from .candidates import ScanBatch, add_value, is_skipped_key
 from .chunk import Chunk, ChunkBuilder

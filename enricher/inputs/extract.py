@@ -60,7 +60,7 @@ import string
 from collections.abc import Iterator
 
 from ..ioc import IocType
-from ..normalize import (
+from ..pipeline.normalize import (
     KNOWN_MAX,
     bracket_port_after_ipv6,
     is_plain_domain,

@@ -22,7 +22,7 @@ import os
 
 import orjson
 
-from ..normalize import normalize
+from ..pipeline.normalize import normalize
 from .decompress import inner_name
 from .delimited import Dialect
 

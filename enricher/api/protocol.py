@@ -1,0 +1,541 @@
+"""The GTI classification wire protocol: request bodies out, validated answers in.
+
+Everything that knows the JSON shape of the three batch endpoints lives here; the rest of
+enricher sees `(IocType, value)` pairs going out and `Answer`s coming back. Answers are
+matched to the keys asked by `requestKey`, never by position: the server may answer in any
+order, echo hashes and domains in another case, leave keys out, or add entries.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import sys
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, NamedTuple
+
+import msgspec
+import orjson
+
+from ..errors import ErrorBody, MalformedBody, SettingsError
+from ..ioc import ENDPOINT_OF, Endpoint, IocType
+
+__all__ = [
+    "ANSWER_WORDS",
+    "CLASSIFICATION_TYPES",
+    "Answer",
+    "Entry",
+    "Match",
+    "ParsedResponse",
+    "answer_from_entry",
+    "blank_escapes",
+    "build_request",
+    "entry_of",
+    "match_answers",
+    "match_key",
+    "parse_response",
+    "read_entry",
+    "request_key",
+]
+
+#: The 14 documented values of `maliciousClassification.type`. Others pass through unchanged.
+CLASSIFICATION_TYPES: tuple[str, ...] = (
+    "ransomware",
+    "maltool",
+    "hacktool",
+    "unwanted",
+    "malware",
+    "sinkholed",
+    "suspicious",
+    "whitelist",
+    "indifferent",
+    "unresolved",
+    "unknown",
+    "no_type_found",
+    "blacklist",
+    "av_detected",
+)
+
+#: the words every answer is made of (its field names and classification types): a secret
+#: that is part of one could not be told apart from an answer (`redaction.check_secret`)
+ANSWER_WORDS: tuple[str, ...] = (
+    *CLASSIFICATION_TYPES,
+    "classificationResponses", "requestKey", "requestData", "md5", "sha1", "sha256",
+    "domain", "ipAddress", "addressType", "Ipv4", "Ipv6", "ttl", "aggregatedResult",
+    "maliciousClassification", "type", "classificationScore", "typeScore", "source",
+    "firstSeen", "link", "productClassification", "cpType", "cpId", "true", "false", "null",
+)  # fmt: skip
+
+_HASH_FIELDS = ("md5", "sha1", "sha256")
+_ADDRESS_TYPE = {IocType.IPV4: "Ipv4", IocType.IPV6: "Ipv6"}
+
+
+def request_key(ioc_type: IocType, value: str, *, allow_sha256: bool = False) -> dict[str, str]:
+    """The `requestKey` object for one normalized IOC.
+
+    sha256 is not documented for `file_batch`; it is sent only when `allow_sha256` is set.
+    """
+    if ioc_type is IocType.DOMAIN:
+        return {"domain": value}
+    if ioc_type is IocType.IPV4 or ioc_type is IocType.IPV6:
+        return {"ipAddress": value, "addressType": _ADDRESS_TYPE[ioc_type]}
+    if ioc_type is IocType.SHA256 and not allow_sha256:
+        raise SettingsError(
+            "sha256 keys are not documented for file_batch; set api.send_sha256 = true to send them"
+        )
+    return {ioc_type.value: value}
+
+
+def build_request(keys: Iterable[tuple[IocType, str]], *, allow_sha256: bool = False) -> bytes:
+    """The JSON body of one batch request: `{"requestData": [{"requestKey": {...}}, ...]}`.
+
+    All keys must belong to one endpoint. The body is a pure function of the keys, so sending
+    it twice (a retry after a dropped connection) asks the same question twice.
+    """
+    keys = list(keys)
+    types = {ioc_type for ioc_type, _ in keys}
+    endpoints = {ENDPOINT_OF[t] for t in types}
+    if len(endpoints) > 1:
+        raise ValueError(f"a batch mixes {' and '.join(sorted(endpoints))} keys")
+    if IocType.SHA256 in types and not allow_sha256:
+        request_key(IocType.SHA256, "", allow_sha256=False)  # raises the error that says why
+    if _PLAIN("".join([value for _, value in keys])) is None:
+        # not only the characters normalize() makes: let orjson escape what needs it
+        data = [{"requestKey": request_key(t, v, allow_sha256=True)} for t, v in keys]
+        return orjson.dumps({"requestData": data})
+    # the same JSON orjson writes, formatted without a dict per key
+    template = _TEMPLATE
+    items = ",".join([template[t] % v for t, v in keys])
+    return ('{"requestData":[' + items + "]}").encode()
+
+
+#: the characters of normalized hashes, domains and IPs: none that JSON must escape
+_PLAIN = re.compile(r"[0-9a-zA-Z.:_-]*").fullmatch
+#: one `requestData` item per IOC type, with `%s` where the value goes
+_TEMPLATE: dict[IocType, str] = {
+    t: orjson.dumps({"requestKey": request_key(t, "%s", allow_sha256=True)}).decode()
+    for t in IocType
+}
+
+
+def match_key(endpoint: Endpoint, key: Any) -> str | None:
+    """The normalized IOC a `requestKey` object (sent or echoed) stands for, or None.
+
+    Hashes and domains compare case-insensitively (domains without a trailing dot); IPv6 in
+    its compressed form. The file echo carries every hash field, the unasked ones null.
+    """
+    if not isinstance(key, dict):
+        return None
+    if endpoint is Endpoint.FILE:
+        for name in _HASH_FIELDS:
+            v = key.get(name)
+            if isinstance(v, str) and v:
+                return v.lower()
+        return None
+    if endpoint is Endpoint.DOMAIN:
+        v = key.get("domain")
+        return v.lower().rstrip(".") if isinstance(v, str) and v else None
+    v = key.get("ipAddress")
+    if not isinstance(v, str) or not v:
+        return None
+    if ":" in v:
+        try:
+            address = ipaddress.IPv6Address(v)
+        except ValueError:
+            return v.lower()
+        # an IPv4-mapped address is the IPv4 address (as normalize asks it): an answer that
+        # echoes both forms for one key gave that key two entries
+        mapped = address.ipv4_mapped
+        return address.compressed if mapped is None else str(mapped)
+    return v
+
+
+class Answer(NamedTuple):
+    """One validated `classificationResponses` entry. Absent or mistyped fields are None."""
+
+    key: str
+    classification: str | None
+    score: int | float | None
+    type_score: int | float | None
+    source: str | None
+    ttl: int | None
+    first_seen: int | None
+    link: str | None
+    product: dict[str, Any] | None
+    cp_type: str | None
+    cp_id: int | None
+    entry: dict[str, Any]  # the verbatim entry
+
+
+def _num(v: Any) -> int | float | None:
+    return v if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def answer_from_entry(key: str, entry: dict[str, Any]) -> Answer:
+    """The validated Answer for one entry already matched to `key` (e.g. from the cache)."""
+    agg = entry.get("aggregatedResult")
+    if not isinstance(agg, dict):
+        agg = {}
+    mal = agg.get("maliciousClassification")
+    if not isinstance(mal, dict):
+        mal = {}
+    product = agg.get("productClassification")
+    return Answer(
+        key,
+        _str(mal.get("type")),
+        _num(mal.get("classificationScore")),
+        _num(mal.get("typeScore")),
+        _str(mal.get("source")),
+        _int(entry.get("ttl")),
+        _int(agg.get("firstSeen")),
+        _str(agg.get("link")),
+        product if isinstance(product, dict) else None,
+        _str(entry.get("cpType")),
+        _int(entry.get("cpId")),
+        entry,
+    )
+
+
+# -- reading answers ---------------------------------------------------------------------
+#
+# An answer body is read in two passes of msgspec, both in C: the first splits
+# `classificationResponses` into the verbatim bytes of each entry without building anything,
+# the second reads from each entry only the fields a record needs, validating their types.
+# The record then carries the entry's own bytes as its `response` (line breaks between tokens
+# made spaces), never decoded into dicts and encoded again: that is most of the work per IOC
+# saved. An entry whose fields this reading does not take as they are (a mistyped field, a
+# number beyond a double in a field a record reads) is read with orjson and
+# `answer_from_entry`, the reference, so both ways give the same fields; its bytes are still
+# written as they came. A body msgspec cannot split (not UTF-8, not the documented shape) is
+# read the reference way whole. An entry nested deeper than MAX_DEPTH levels is malformed:
+# every JSON reader can read the record back. A number beyond a double in a field no record
+# reads is written as the server sent it (JSON sets no limit; orjson refuses to read it,
+# `records.read_record` reads it as infinity).
+
+#: the deepest an answer entry may nest: its record reads back with orjson (1024 levels) and
+#: with msgspec (its limit is what is left of the interpreter's stack) from any caller
+MAX_DEPTH = 500
+
+_I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+_F64 = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+
+
+# gc=False: what JSON decodes to holds no reference cycle, so the collector need not track
+# these (hundreds of thousands a minute)
+
+
+class _Classification(msgspec.Struct, gc=False):
+    type: str | None = None
+    classificationScore: _I64 | _F64 | None = None
+    typeScore: _I64 | _F64 | None = None
+    source: str | None = None
+
+
+class _Aggregate(msgspec.Struct, gc=False):
+    maliciousClassification: _Classification | None = None
+    firstSeen: _I64 | None = None
+    link: str | None = None
+    #: kept as the bytes it came in (written as they are); used when they are an object
+    productClassification: msgspec.Raw = msgspec.Raw()
+
+
+class _Echo(msgspec.Struct, gc=False):
+    md5: Any = None
+    sha1: Any = None
+    sha256: Any = None
+    domain: Any = None
+    ipAddress: Any = None
+
+
+class Entry(msgspec.Struct, gc=False):
+    """The fields of one `classificationResponses` entry that a record reads, validated."""
+
+    requestKey: _Echo | None = None
+    ttl: _I64 | None = None
+    aggregatedResult: _Aggregate | None = None
+    cpType: str | None = None
+    cpId: _I64 | None = None
+
+
+class _Body(msgspec.Struct):
+    classificationResponses: list[msgspec.Raw]
+
+
+_read_body = msgspec.json.Decoder(_Body).decode
+_read_entry = msgspec.json.Decoder(Entry).decode
+_NO_PRODUCT = msgspec.Raw()
+
+
+def _fields_of(doc: dict[str, Any]) -> Entry:
+    """An entry's fields read the reference way (`answer_from_entry`), as the fast way reads
+    them."""
+    a = answer_from_entry("", doc)
+    try:
+        product = _NO_PRODUCT if a.product is None else msgspec.Raw(orjson.dumps(a.product))
+    except orjson.JSONEncodeError:
+        raise MalformedBody("an answer's productClassification cannot be written") from None
+    mal = _Classification(a.classification, a.score, a.type_score, a.source)
+    agg = _Aggregate(mal, a.first_seen, a.link, product)
+    return Entry(None, a.ttl, agg, a.cp_type, a.cp_id)
+
+
+def entry_of(doc: dict[str, Any]) -> tuple[Entry, bytes]:
+    """An entry given as a dict: its fields and its JSON bytes (written by orjson)."""
+    try:
+        raw = orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        # orjson reads 1024 levels of nesting but writes 254
+        raise MalformedBody("an answer entry is nested too deep to be written") from None
+    _check_depth(raw)
+    return _fields_of(doc), raw
+
+
+def _check_depth(raw: bytes) -> None:
+    """MalformedBody if the entry nests deeper than MAX_DEPTH (free for an entry too short to
+    hold that many brackets, cheap for one without that many)."""
+    if len(raw) <= 2 * MAX_DEPTH or raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for token in _NESTING.finditer(blank_escapes(raw)):
+        mark = token.group()
+        if mark in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise MalformedBody(f"an answer entry is nested deeper than {MAX_DEPTH} levels")
+        elif mark in (b"]", b"}"):
+            depth -= 1
+
+
+#: strings (skipped whole: brackets in them do not nest) and brackets, in `blank_escapes`
+_NESTING = re.compile(rb'"[^"]*"?|[\[\]{}]')
+
+
+def blank_escapes(raw: bytes) -> bytes:
+    """JSON bytes with each escaped quote and backslash (`\\"`, `\\\\`) made `__`, the same
+    length: every quote left opens or closes a string, so a scan finds strings with a
+    character class, never stepping escape by escape (nor starting again inside one)."""
+    return raw.replace(b"\\\\", b"__").replace(b'\\"', b"__")
+
+
+def read_entry(raw: bytes) -> tuple[Entry, bytes]:
+    """One entry's fields from its JSON bytes (an answer's, or a cached record's
+    `response`), and the bytes a record holds: line breaks between tokens become spaces (a
+    JSON string cannot hold a raw one). MalformedBody if it is not an entry orjson reads, or
+    nests deeper than MAX_DEPTH."""
+    _, entry, raw = _read(raw, b"\n" in raw or b"\r" in raw)
+    if entry is None:
+        raise MalformedBody("an answer entry is not an object")
+    return entry, raw
+
+
+def _read(raw: bytes, multiline: bool) -> tuple[Any, Entry | None, bytes]:
+    """`read_entry`, with the entry as orjson reads it when it was read the reference way
+    (else None); no fields (None) for an entry that is not an object. `multiline`: the
+    bytes may hold line breaks."""
+    if multiline:
+        raw = raw.replace(b"\r", b" ").replace(b"\n", b" ")
+    _check_depth(raw)
+    try:
+        return None, _read_entry(raw), raw
+    except (ValueError, RecursionError):  # msgspec.ValidationError is a ValueError
+        pass
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"an answer entry is not JSON orjson reads: {exc.msg}") from None
+    if type(doc) is not dict:
+        return doc, None, raw
+    return doc, _fields_of(doc), raw
+
+
+@dataclass(slots=True)
+class ParsedResponse:
+    """A well-formed answer body: for each key it answers, the entry's validated fields and
+    its verbatim JSON bytes (one line); and what could not be used."""
+
+    answers: dict[str, tuple[Entry, bytes]] = field(default_factory=dict)
+    duplicates: int = 0  # further entries for a key already answered
+    unusable: int = 0  # entries that are not objects or have no recognizable requestKey
+    #: keys answered by two entries that say different things: neither is an answer (they
+    #: are not in `answers`), the key is to be asked again
+    conflicts: set[str] = field(default_factory=set)
+    #: keys whose entry holds one of our secrets where it cannot be taken out (its
+    #: requestKey, a field name, its classification): no answer (`redaction`)
+    echoed: set[str] = field(default_factory=set)
+
+    def extra(self, answered: int) -> int:
+        """Entries of no use, given how many asked keys they answered: answers to keys
+        nobody asked for, duplicates and unusable entries."""
+        return len(self.answers) - answered + self.duplicates + self.unusable
+
+    def answer(self, key: str) -> Answer | None:
+        """The answer for `key` as an `Answer`, or None."""
+        hit = self.answers.get(key)
+        return None if hit is None else answer_from_entry(key, msgspec.json.decode(hit[1]))
+
+
+#: the `requestKey` fields that carry the IOC, in the order `match_key` reads them
+_ECHO_FIELDS = {
+    Endpoint.FILE: _HASH_FIELDS,
+    Endpoint.DOMAIN: ("domain",),
+    Endpoint.IP: ("ipAddress",),
+}
+
+
+def _error_text(doc: Any) -> str:
+    if isinstance(doc, dict):
+        for name in ("message", "error", "errorMessage", "status", "reason"):
+            v = doc.get(name)
+            if isinstance(v, str) and v:
+                return v  # cut by the sender, once our secrets are out of it
+        return "keys: " + ", ".join(sorted(str(k) for k in doc)[:8])
+    return type(doc).__name__
+
+
+def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) -> ParsedResponse:
+    """Parse and validate one HTTP-200 body; `asked`, the normalized keys the request asked
+    for, only makes matching faster.
+
+    Raises `MalformedBody` for a truncated, non-JSON or wrongly shaped body and `ErrorBody`
+    for a JSON object without a `classificationResponses` list (an error said with 200).
+    """
+    raws = _split(body)
+    if raws is None:
+        return _parse_with_orjson(endpoint, body)
+    parsed = ParsedResponse()
+    answers = parsed.answers
+    names = _ECHO_FIELDS[endpoint]
+    read = _read
+    multiline = b"\n" in body or b"\r" in body
+    duplicates = unusable = 0
+    for item in raws:
+        doc, entry, raw = read(bytes(item), multiline)
+        key: str | None = None
+        if entry is None:
+            pass  # not an object
+        elif doc is not None:  # read the reference way
+            key = match_key(endpoint, doc.get("requestKey"))
+        else:
+            echo = entry.requestKey
+            if echo is not None:
+                # the server mostly echoes a key just as it was asked: look that up first,
+                # and make the canonical form (lower case, no trailing dot, compressed IPv6)
+                # only when not
+                v = None
+                for name in names:
+                    v = getattr(echo, name)
+                    if v:
+                        break
+                if type(v) is str and v in asked:
+                    key = v
+                else:
+                    key = match_key(endpoint, msgspec.structs.asdict(echo))
+        if key is None:
+            unusable += 1
+        elif key in answers:
+            duplicates += 1
+            if _conflict(answers[key][1], raw):
+                parsed.conflicts.add(key)
+        else:
+            answers[key] = (entry, raw)  # type: ignore[assignment]
+    parsed.duplicates = duplicates
+    parsed.unusable = unusable
+    for key in parsed.conflicts:
+        del answers[key]
+    return parsed
+
+
+def _conflict(first: bytes, other: bytes) -> bool:
+    """Whether two entries for one key say different things (a whitelist, then malware):
+    anything but the echo of the key (which may come in another case) differs. Only met on
+    duplicate entries, so it may take its time."""
+    if first == other:
+        return False
+    try:
+        a, b = orjson.loads(first), orjson.loads(other)
+    except orjson.JSONDecodeError:  # a number orjson does not read: the bytes decide
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        a.pop("requestKey", None)
+        b.pop("requestKey", None)
+    return bool(a != b)
+
+
+def _split(body: bytes) -> list[msgspec.Raw] | None:
+    """The verbatim bytes of each entry, or None for a body the fast way does not take."""
+    if not body.isascii():
+        # msgspec does not check the UTF-8 of what it skips; orjson (the reference) does
+        try:
+            body.decode()
+        except UnicodeDecodeError:
+            return None
+    try:
+        return _read_body(body).classificationResponses
+    except (ValueError, RecursionError):
+        return None
+
+
+def _parse_with_orjson(endpoint: Endpoint, body: bytes) -> ParsedResponse:
+    """The reference reading of a body: orjson, then `answer_from_entry` for each entry."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedBody(f"body is not JSON ({len(body)} bytes): {exc.msg}") from None
+    if not isinstance(doc, dict):
+        raise MalformedBody(f"body is a JSON {type(doc).__name__}, not an object")
+    responses = doc.get("classificationResponses")
+    if responses is None:
+        raise ErrorBody(f"HTTP 200 without classificationResponses ({_error_text(doc)})")
+    if not isinstance(responses, list):
+        raise MalformedBody("classificationResponses is not a list")
+    parsed = ParsedResponse()
+    answers = parsed.answers
+    for item in responses:
+        key = match_key(endpoint, item.get("requestKey")) if type(item) is dict else None
+        if key is None:
+            parsed.unusable += 1
+        elif key in answers:
+            parsed.duplicates += 1
+            if _conflict(answers[key][1], entry_of(item)[1]):
+                parsed.conflicts.add(key)
+        else:
+            answers[key] = entry_of(item)
+    for key in parsed.conflicts:
+        del answers[key]
+    return parsed
+
+
+class Match(NamedTuple):
+    """Answers paired with the keys asked: found (verbatim entries), missing (to ask again),
+    and extras."""
+
+    found: dict[str, tuple[Entry, bytes]]
+    missing: list[str]
+    extra: int  # answered keys nobody asked for, duplicates and unusable entries
+
+
+def match_answers(
+    asked: Sequence[str], parsed: ParsedResponse | Mapping[str, tuple[Entry, bytes]]
+) -> Match:
+    """Pair each asked (normalized) key with its answer, in the order asked."""
+    answers = parsed.answers if isinstance(parsed, ParsedResponse) else parsed
+    found: dict[str, tuple[Entry, bytes]] = {}
+    missing: list[str] = []
+    for key in asked:
+        a = answers.get(key)
+        if a is None:
+            missing.append(key)
+        else:
+            found[key] = a
+    if isinstance(parsed, ParsedResponse):
+        return Match(found, missing, parsed.extra(len(found)))
+    return Match(found, missing, len(answers) - len(found))

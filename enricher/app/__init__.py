@@ -1,0 +1,1 @@
+"""The command line and the nightly job around the pipeline."""

@@ -1,0 +1,1 @@
+"""Settings: frozen dataclasses from TOML, the environment and flags."""

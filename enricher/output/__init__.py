@@ -1,0 +1,1 @@
+"""What a run writes: records, files, the manifest, the summary, progress."""

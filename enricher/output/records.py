@@ -1,0 +1,282 @@
+"""Output records (schema v1): one NDJSON line per unique IOC, and failure lines.
+
+A record is a plain dict so that orjson writes it at full speed. The fields, their types and
+their meaning are the README's "Output format"; change them only with a new schema version.
+The TypedDicts are `@final`, so that a test for a key (`"error" in item`) tells a type
+checker which kind of item it holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any, Literal, NotRequired, TypedDict, cast, final
+
+import msgspec
+import orjson
+
+from ..api.protocol import Entry, entry_of
+from ..ioc import IocType
+
+__all__ = [
+    "CACHED_TAIL",
+    "FRESH_TAIL",
+    "SCHEMA_VERSION",
+    "Deferred",
+    "Failure",
+    "IocTypeName",
+    "Record",
+    "RecordFields",
+    "Reject",
+    "Skipped",
+    "Verdict",
+    "deferred",
+    "failure",
+    "first_seen_iso",
+    "read_record",
+    "record_format",
+    "record_line",
+    "response_bytes",
+    "skipped",
+    "to_record",
+]
+
+SCHEMA_VERSION = 1
+
+
+#: the `type` of an IOC in records, failures and deferred items (`IocType`'s values)
+IocTypeName = Literal["md5", "sha1", "sha256", "domain", "ipv4", "ipv6"]
+#: what the verdict table makes of a classification
+Verdict = Literal["malicious", "suspicious", "benign", "unknown"]
+
+
+class RecordFields(TypedDict):
+    """A record's flat fields: all but the nested `product` and the verbatim `response`
+    (what the output formats write, read without decoding those)."""
+
+    ioc: str
+    type: IocTypeName
+    verdict: Verdict
+    classification: str | None
+    score: int | float | None
+    type_score: int | float | None
+    source: str | None
+    ttl_ms: int | None
+    first_seen: str | None
+    link: str | None
+    cp_type: str | None
+    origin: NotRequired[dict[str, Any]]
+    cached: bool
+
+
+@final
+class Record(RecordFields):
+    """An answered IOC (schema v1)."""
+
+    product: dict[str, Any] | None
+    response: dict[str, Any]
+
+
+@final
+class Failure(TypedDict):
+    """An IOC that could not be enriched: `error` starts with a kind (`http_503`, ...)."""
+
+    ioc: str
+    type: IocTypeName
+    error: str
+    attempts: int
+
+
+@final
+class Deferred(TypedDict):
+    """An IOC not asked (budget or quota spent, the run stopped): for a later run."""
+
+    ioc: str
+    type: IocTypeName
+    reason: str
+
+
+@final
+class Reject(TypedDict):
+    """An input line (or item) that is no IOC: where it was, what it held (cut at 200
+    characters; None when it could not be read) and why."""
+
+    source: str
+    line: int
+    input: str | None
+    reason: str
+
+
+@final
+class Skipped(TypedDict):
+    """An IOC the privacy rule withheld: never sent. `skipped` says why (`private address`)."""
+
+    ioc: str
+    type: str
+    skipped: str
+    origin: NotRequired[dict[str, Any]]
+
+
+def first_seen_iso(epoch_ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO-8601 UTC (`2016-12-14T12:38:41.821Z`), None when absent or
+    out of range (years 1 to 9999)."""
+    if epoch_ms is None:
+        return None
+    day, ms = divmod(epoch_ms, 86_400_000)
+    prefix = _DAYS.get(day)
+    if prefix is None:
+        try:
+            prefix = (_EPOCH + timedelta(days=day)).isoformat() + "T"
+        except OverflowError:
+            return None
+        if len(_DAYS) >= 50_000:
+            _DAYS.clear()
+        _DAYS[day] = prefix
+    second, ms = divmod(ms, 1000)
+    return prefix + (_CLOCK[second] or _clock(second)) + _MILLIS[ms]
+
+
+def _clock(second: int) -> str:
+    clock = _CLOCK[second] = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+    return clock
+
+
+_EPOCH = date(1970, 1, 1)
+#: "YYYY-MM-DDT" by days since the epoch, as met (dates repeat across IOCs; bounded)
+_DAYS: dict[int, str] = {}
+#: "HH:MM:SS" for each second of a day (made when first met), and ".mmmZ" for each
+#: millisecond: a time of day is two lookups (this runs once per record)
+_CLOCK: list[str | None] = [None] * 86_400
+_MILLIS = [f".{ms:03d}Z" for ms in range(1000)]
+_dumps = orjson.dumps
+_RESPONSE = b',"response":'
+_PRODUCT = b',"product":'
+_CP_TYPE = b',"cp_type":'
+_ORIGIN = b',"origin":'
+#: how every record line ends (`cached` is always its last field)
+FRESH_TAIL = b',"cached":false}\n'
+CACHED_TAIL = b',"cached":true}\n'
+_TAIL = (FRESH_TAIL, CACHED_TAIL)
+_LARGEST = 2**63
+
+
+def record_line(
+    ioc_type: IocType,
+    ioc: str,
+    entry: Entry,
+    raw: bytes,
+    verdicts: Mapping[str, str],
+    ttl_factor: int = 1,
+    cached: bool = False,
+    origin: tuple[str, int] | None = None,
+) -> tuple[bytes, str, int | None]:
+    """The NDJSON line (schema v1) for one answered IOC, its verdict and its ttl in ms.
+
+    `entry` is the answer's validated fields and `raw` its verbatim JSON (one line), written
+    as the record's `response` as it is. `ttl_factor` turns the API's ttl unit into ms;
+    `origin` (file, line) is where the IOC was first seen (`--with-source`). This runs once
+    per IOC: the fields are written by one orjson call and the bytes around them joined.
+    """
+    agg = entry.aggregatedResult
+    mal = agg.maliciousClassification if agg is not None else None
+    if mal is not None:
+        ctype = mal.type
+        verdict = "unknown" if ctype is None else verdicts.get(ctype, "unknown")
+        score, type_score, source = mal.classificationScore, mal.typeScore, mal.source
+    else:
+        ctype = score = type_score = source = None
+        verdict = "unknown"
+    if agg is not None:
+        first_seen = None if agg.firstSeen is None else first_seen_iso(agg.firstSeen)
+        link = agg.link
+        product = bytes(agg.productClassification) if agg.productClassification else b"null"
+        if product[:1] != b"{":
+            product = b"null"
+    else:
+        first_seen = link = None
+        product = b"null"
+    ttl = entry.ttl
+    if ttl is not None:
+        ttl *= ttl_factor
+        if not -_LARGEST <= ttl < _LARGEST:
+            ttl = None
+    head = _dumps(
+        {
+            "ioc": ioc,
+            "type": ioc_type.value,
+            "verdict": verdict,
+            "classification": ctype,
+            "score": score,
+            "type_score": type_score,
+            "source": source,
+            "ttl_ms": ttl,
+            "first_seen": first_seen,
+            "link": link,
+        }
+    )
+    parts = [head[:-1], _PRODUCT, product, _CP_TYPE, _dumps(entry.cpType), _RESPONSE, raw]
+    if origin is not None:
+        parts += (_ORIGIN, _dumps({"file": origin[0], "line": origin[1]}))
+    parts.append(_TAIL[cached])
+    return b"".join(parts), verdict, ttl
+
+
+class _Written(msgspec.Struct):
+    response: msgspec.Raw
+
+
+_read_written = msgspec.json.Decoder(_Written).decode
+_read_any = msgspec.json.Decoder(float_hook=float).decode  # 1e400 reads as inf
+
+
+def response_bytes(line: bytes) -> bytes:
+    """The `response` of a record line, as the bytes it holds (ValueError if none)."""
+    return bytes(_read_written(line).response)
+
+
+def read_record(line: bytes) -> Record:
+    """A record line read back as a dict. A `response` is written byte for byte as the server
+    sent it, and JSON sets no limit on numbers: this reads a number beyond a double (which
+    orjson refuses) as infinity."""
+    return cast(Record, _read_any(line))
+
+
+def to_record(
+    ioc_type: IocType,
+    ioc: str,
+    entry: dict[str, Any],
+    verdicts: Mapping[str, str],
+    ttl_factor: int = 1,
+    cached: bool = False,
+    origin: tuple[str, int] | None = None,
+) -> Record:
+    """The output record for one answered IOC from its verbatim answer `entry` (a dict);
+    absent or mistyped fields are None. The same record `record_line` writes."""
+    fields, raw = entry_of(entry)
+    line = record_line(ioc_type, ioc, fields, raw, verdicts, ttl_factor, cached, origin)[0]
+    return read_record(line)
+
+
+def record_format(verdicts: Mapping[str, str], ttl_unit: str, with_source: bool = False) -> str:
+    """What a record line depends on besides the answer: two runs with the same format write
+    the same line for the same answer (so a cached line can be written again as it is)."""
+    doc = orjson.dumps([SCHEMA_VERSION, ttl_unit, sorted(verdicts.items()), with_source])
+    return hashlib.blake2b(doc, digest_size=8).hexdigest()
+
+
+def failure(ioc_type: IocType, ioc: str, error: str, attempts: int) -> Failure:
+    return {"ioc": ioc, "type": ioc_type.value, "error": error, "attempts": attempts}
+
+
+def deferred(ioc_type: IocType, ioc: str, reason: str) -> Deferred:
+    return {"ioc": ioc, "type": ioc_type.value, "reason": reason}
+
+
+def skipped(
+    ioc_type: IocType, ioc: str, reason: str, where: tuple[str, int] | None = None
+) -> Skipped:
+    item: Skipped = {"ioc": ioc, "type": ioc_type.value, "skipped": reason}
+    if where is not None:  # where it was first seen (`--with-source`), as in a record
+        item["origin"] = {"file": where[0], "line": where[1]}
+    return item

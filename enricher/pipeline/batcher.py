@@ -1,0 +1,65 @@
+"""Batch stage: keys gathered per endpoint into requests of the configured size.
+
+A plain, synchronous object: the dispatcher adds keys and takes full batches; on a pause in
+the input (or at its end) it takes the partial ones. After a 413 the endpoint's size shrinks
+for the rest of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from ..ioc import ENDPOINT_OF, Endpoint, IocType
+
+__all__ = ["Batch", "Batcher", "Key"]
+
+Key = tuple[IocType, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    endpoint: Endpoint
+    keys: list[Key]
+
+
+class Batcher:
+    def __init__(self, sizes: Mapping[Endpoint, int]) -> None:
+        self.sizes = dict(sizes)
+        self._pending: dict[Endpoint, list[Key]] = {ep: [] for ep in Endpoint}
+
+    def add(self, key: Key) -> Batch | None:
+        """Add one key; a full batch when this key completes one."""
+        endpoint = ENDPOINT_OF[key[0]]
+        pending = self._pending[endpoint]
+        pending.append(key)
+        size = self.sizes[endpoint]
+        if len(pending) < size:
+            return None
+        if len(pending) == size:
+            self._pending[endpoint] = []
+            return Batch(endpoint, pending)
+        # keys sent back by `requeue` (or a shrink after a 413) made it longer than a batch
+        self._pending[endpoint] = pending[size:]
+        return Batch(endpoint, pending[:size])
+
+    def requeue(self, key: Key) -> None:
+        """Take a key back for a later batch (it was left out of an answer)."""
+        self._pending[ENDPOINT_OF[key[0]]].append(key)
+
+    def shrink(self, endpoint: Endpoint, size: int) -> None:
+        """Use at most `size` keys per batch for this endpoint from now on."""
+        self.sizes[endpoint] = max(1, min(self.sizes[endpoint], size))
+
+    def drain(self) -> Iterator[Batch]:
+        """Every pending key, in batches no larger than the current sizes."""
+        for endpoint, pending in self._pending.items():
+            if not pending:
+                continue
+            self._pending[endpoint] = []
+            size = self.sizes[endpoint]
+            for i in range(0, len(pending), size):
+                yield Batch(endpoint, pending[i : i + size])
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._pending.values())

@@ -1,0 +1,1222 @@
+"""The pipeline: read → normalize → dedupe → batch → send → merge, as stages joined by queues.
+
+    reader task ──chunk_q──▶ ingest task ──batch_q──▶ N worker tasks ──out_q──▶ consumer
+                              normalize                 send (sender.py)         writes NDJSON
+                              dedupe                    merge answers            (or yields to
+                              batch                     split / bisect / requeue  the library)
+
+Every queue is bounded, so a slow API slows the reader and memory grows only with the number
+of unique IOCs (the deduper). With a cache, ingest answers what it can before batching. Each
+unique IOC leaves as exactly one record, failure, or deferred IOC (not sent: budget spent,
+run stopped); `RunStats.invariant_holds` checks unique = ok + failed + unsupported + deferred.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import math
+import re
+import time
+import weakref
+from collections import Counter
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Sequence,
+)
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self, overload
+
+from ..api.identity import ApiIdentity, identity_of
+from ..api.protocol import read_entry
+from ..api.ratelimit import AdaptiveLimiter
+from ..api.sender import Sender
+from ..api.transport import Transport
+from ..config.settings import Settings
+from ..errors import (
+    BadRequest,
+    BatchTooLarge,
+    BudgetSpent,
+    FatalError,
+    InputError,
+    MalformedBody,
+    RequestError,
+    Stopping,
+    UsageError,
+)
+from ..inputs import Chunk
+from ..inputs.extract import extract
+from ..inputs.suffixes import name_problem
+from ..ioc import ENDPOINT_OF, Endpoint, IocType
+from ..output.records import (
+    CACHED_TAIL,
+    Deferred,
+    Failure,
+    Record,
+    Reject,
+    Skipped,
+    deferred,
+    failure,
+    read_record,
+    record_line,
+    response_bytes,
+)
+from ..output.records import skipped as skipped_item
+from ..state.answers import Cache
+from ..state.budget import Budget
+from ..threads import call_in_thread
+from .batcher import Batch, Batcher, Key
+from .dedupe import Deduper
+from .normalize import normalize
+from .privacy import Privacy, name_reason
+from .source import IocSource
+from .stats import RunStats
+
+__all__ = ["NOT_REACHED", "Enricher", "Item", "Outcome"]
+
+#: why an IOC of the input is deferred when the run stopped before reading it
+NOT_REACHED = "not reached: the run stopped before it"
+_INTERRUPTED = "interrupted before it was sent"
+
+
+@dataclass(slots=True, eq=False, weakref_slot=True)
+class _Later:
+    """An `enrich()` whose run starts when it is first iterated."""
+
+    stats: RunStats | None
+    deadline: float | None
+    #: stop() came first: stop as it asked (`now`) once the run starts
+    stopped: bool | None = None
+
+
+_REJECT_SNIPPET = 200
+#: the failure of a key whose answer holds one of our secrets where it cannot be taken out
+_ECHOED = (
+    "secret_in_answer: the answer holds our credentials in its requestKey, a field name or"
+    " its classification; not written (nor cached)"
+)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one stage step produced, for the writer: records, failures, deferred IOCs and
+    input rejects."""
+
+    #: answered IOCs, as NDJSON record lines (what the writer writes)
+    lines: list[bytes] = field(default_factory=list)
+    #: (ioc, verdict, ttl in ms) for each of `lines`: what the stats and the cache keep
+    answered: list[tuple[str, str, int | None]] = field(default_factory=list)
+    #: records served from the cache, as NDJSON lines only
+    cached_lines: list[bytes] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
+    #: IOCs the privacy rule withheld: never sent
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.lines
+            or self.cached_lines
+            or self.failures
+            or self.rejects
+            or self.deferred
+            or self.skipped
+        )
+
+    def extend(self, other: Outcome) -> None:
+        """Add what `other` produced to this."""
+        self.lines += other.lines
+        self.answered += other.answered
+        self.cached_lines += other.cached_lines
+        self.failures += other.failures
+        self.rejects += other.rejects
+        self.deferred += other.deferred
+        self.skipped += other.skipped
+
+
+#: what `Enricher.enrich` yields (and, with `rejects=True`, `Reject` items too). Spelled
+#: out where it is joined with `Reject`: mypy narrows `"error" in item` on a flat union only
+Item = Record | Failure | Deferred | Skipped
+
+
+class Enricher:
+    """Bulk enrichment against the GTI API (or anything that speaks its protocol).
+
+        async with Enricher(load_settings()) as e:
+            async for item in e.enrich(["evil.example", "1.2.3.4"]):
+                ...  # a Record; a Failure has "error"; a Deferred has "reason"
+
+    One instance holds one connection pool and one rate limiter, on the event loop it was
+    opened in (it belongs to that loop: open another in another loop). Runs (`enrich`,
+    `run`) may go at once and share them; each counts into its own `RunStats` (`stats`
+    is the last one started's), unless `stats` is given here: then every run counts into it.
+
+    Optional parts of a nightly job: `cache` (answers served without a request, and
+    stored; closed with the instance unless `cache_owner=False`, when it stays the
+    caller's to close), `budget` (requests allowed), `done` (IOCs an earlier run already
+    wrote: skipped), `cache_only` (no request at all: what the cache cannot answer is
+    deferred). The cache serves an instance only the answers its own API identity fetched
+    (`identity`: its settings' unless given), even a cache shared with other instances.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        stats: RunStats | None = None,
+        cache: Cache | None = None,
+        cache_owner: bool = True,
+        budget: Budget | None = None,
+        done: Deduper | None = None,
+        cache_only: bool = False,
+        with_source: bool = False,
+        identity: ApiIdentity | None = None,
+    ) -> None:
+        self.settings = settings
+        self._shared_stats = stats
+        #: the stats of the last run started
+        self.stats = stats or RunStats()
+        #: whose answers this instance is served from the cache and stores in it: its own
+        #: settings' identity unless given, whichever a shared cache is bound to
+        self.identity = identity or (identity_of(settings) if cache is not None else None)
+        if cache is not None and self.identity is not None:
+            cache.admit(self.identity)
+            if cache_owner and cache.identity is None:
+                cache.bind(self.identity)  # its own: the cache's report names the identity
+        self.cache = cache
+        #: whether the cache is closed (what it was given to store, written) as this closes
+        self.cache_owner = cache_owner
+        self.budget = budget
+        self.done = done
+        self.cache_only = cache_only
+        p = settings.privacy
+        #: what is never sent (internal addresses and names, the organization's own)
+        self.privacy = Privacy(
+            send_internal=p.send_internal,
+            internal_domains=p.internal_domains,
+            internal_networks=p.internal_networks,
+        )
+        #: records say where their IOC was first seen, and occurrences are counted
+        self.with_source = with_source
+        # what the last run to finish found (for the job, which runs one at a time)
+        #: with `with_source`: how often each IOC occurred across the inputs
+        self.occurrences: Counter[str] = Counter()
+        self.fatal: FatalError | None = None
+        #: reading the input failed part way (what was read was enriched)
+        self.input_error: InputError | None = None
+        #: stopped by `stop()` (a signal), not by a budget, a deadline or an error
+        self.interrupted = False
+        self._transport: Transport | None = None
+        self.limiter: AdaptiveLimiter | None = None
+        self._sender: Sender | None = None
+        self._runs: set[_Run] = set()
+        #: enrich() generators not yet iterated (held weakly: one dropped holds nothing)
+        self._later: weakref.WeakSet[_Later] = weakref.WeakSet()
+        self._seen: Deduper | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # while open
+        self._cache_closed = False
+
+    async def __aenter__(self) -> Self:
+        loop = asyncio.get_running_loop()
+        if self._loop is not None:
+            raise UsageError("this Enricher is open already: one `async with` at a time")
+        if self._cache_closed:
+            raise UsageError(
+                "the cache given to this Enricher was closed as it closed: give a new "
+                "Enricher a new Cache, or pass cache_owner=False and close it yourself"
+            )
+        self._loop = loop
+        transport = Transport(self.settings)
+        try:
+            if not self.cache_only:
+                await transport.__aenter__()
+        except BaseException:
+            self._loop = None
+            raise
+        self._transport = transport
+        lim = self.settings.limits
+        # made here, inside the running loop, as aiolimiter requires
+        self.limiter = AdaptiveLimiter(
+            lim.rate, headroom=lim.rate_headroom, adaptive=lim.adaptive, min_rate=lim.min_rate
+        )
+        self._sender = Sender(
+            self.settings, transport, self.limiter, self.stats, budget=self.budget
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            # runs still going (another task's, or one left without `aclosing`) stop now:
+            # what they had not answered is deferred, and nothing more is sent
+            await self._close_runs()
+            if self.budget is not None:
+                # on the event loop: what the state file's writer cannot take now is left
+                # for the owner of the budget to save (a job does, in a thread, as it closes)
+                self.budget.save(wait=False)
+        finally:
+            self._loop = None
+            self._sender = None
+            transport, self._transport = self._transport, None
+            try:
+                if transport is not None:
+                    await transport.__aexit__(exc_type, exc, tb)
+            finally:
+                if self.cache is not None and self.cache_owner and not self._cache_closed:
+                    self._cache_closed = True
+                    # what the runs stored is written, then the writer thread ends
+                    await call_in_thread(self.cache.close, name="cache close")
+
+    @overload
+    def enrich(
+        self,
+        iocs: Iterable[str] | AsyncIterable[str],
+        *,
+        rejects: Literal[False] = False,
+        deadline: float | None = None,
+        stats: RunStats | None = None,
+    ) -> AsyncGenerator[Item, None]: ...
+
+    @overload
+    def enrich(
+        self,
+        iocs: Iterable[str] | AsyncIterable[str],
+        *,
+        rejects: Literal[True],
+        deadline: float | None = None,
+        stats: RunStats | None = None,
+    ) -> AsyncGenerator[Record | Failure | Deferred | Skipped | Reject, None]: ...
+
+    @overload
+    def enrich(
+        self,
+        iocs: Iterable[str] | AsyncIterable[str],
+        *,
+        rejects: bool,
+        deadline: float | None = None,
+        stats: RunStats | None = None,
+    ) -> AsyncGenerator[Record | Failure | Deferred | Skipped | Reject, None]: ...
+
+    def enrich(
+        self,
+        iocs: Iterable[str] | AsyncIterable[str],
+        *,
+        rejects: bool = False,
+        deadline: float | None = None,
+        stats: RunStats | None = None,
+    ) -> AsyncGenerator[Record | Failure | Deferred | Skipped | Reject, None]:
+        """A `Record`, `Failure` (it has "error"), `Skipped` IOC (it has "skipped": withheld
+        by the privacy rule, never sent) or `Deferred` IOC (it has "reason": not asked, the
+        run was stopped) for each unique valid IOC among `iocs`, as they complete; with
+        `rejects`, a `Reject` (it has "input") for each item that is no IOC.
+
+        The run starts when the first item is asked for (a generator never iterated sends
+        nothing and holds nothing); `stop()` before then stops it as it starts. `iocs` is an
+        iterable of strings (not one string): a list is read as it is, any other iterable (a
+        generator that blocks, say) in a thread of its own, an async iterable on the loop.
+        `deadline`: seconds for the whole run, after which what is not answered is deferred.
+        `stats`: count into these (else a new `RunStats`, which `self.stats` then is).
+
+        A run that stops before the input's end (a deadline, `stop()`, refused credentials,
+        the instance closed) still yields an item for every IOC of a collection (a list, a
+        set: anything with a length): what it had not read is deferred ("not reached"), never
+        sent. An iterator (a generator, sync or async) may be endless: what it had yielded
+        comes out, then it is closed, and `stats.input_unread` is set.
+
+        After the last item: raises the `FatalError` that stopped the run (`AuthRefused`:
+        credentials refused; what finished was yielded, the rest deferred), else
+        `InputError` if reading `iocs` failed part way (what was read was enriched).
+        Leave early with `contextlib.aclosing` (or `break` inside it): the run stops, and
+        what it had not answered is counted deferred.
+        """
+        if isinstance(iocs, str | bytes | bytearray | memoryview):
+            raise UsageError(
+                "enrich() takes an iterable of IOCs, not one string: enrich([ioc]) for one"
+            )
+        if not isinstance(iocs, Iterable | AsyncIterable):
+            raise UsageError(
+                f"enrich() takes an iterable of IOC strings, not {type(iocs).__name__}"
+            )
+        self._usable(deadline)
+        later = _Later(stats, deadline)
+        self._later.add(later)
+        return self._items(later, rejects, IocSource(iocs))
+
+    async def _items(
+        self, later: _Later, rejects: bool, source: IocSource
+    ) -> AsyncGenerator[Record | Failure | Deferred | Skipped | Reject, None]:
+        # the run starts as the first item is asked for: a generator never iterated holds
+        # no run (and sends nothing)
+        self._later.discard(later)
+        if self._loop is None:
+            raise UsageError(
+                "the Enricher was closed before this enrich() was iterated: nothing was read"
+                " or sent; iterate it inside the `async with`"
+            )
+        run = self._start(source.chunks(), later.stats, later.deadline)
+        if later.stopped is not None:  # stop() came between enrich() and the first item
+            run.interrupted = True
+            run.stop(now=later.stopped, why="interrupted", reason=_INTERRUPTED)
+        async with contextlib.aclosing(self._drive(run)) as outcomes:
+            async for outcome in outcomes:
+                if run.stats.first_record_at is None and (outcome.lines or outcome.cached_lines):
+                    run.stats.first_record_at = time.monotonic()  # as the job's, when given
+                for item in _items_of(outcome, rejects):
+                    yield item
+        # stopped before the input's end (a deadline, a stop, refused credentials): what the
+        # run did not read still comes out, deferred and counted, never sent
+        for chunk in run.unread:
+            for item in _items_of(run.not_reached(chunk), rejects):
+                yield item
+        run.unread.clear()
+        async for chunk in source.rest():
+            for item in _items_of(run.not_reached(chunk), rejects):
+                yield item
+        if source.unread:
+            run.stats.input_unread = True
+        if run.interrupt is not None:
+            raise run.interrupt
+        if run.fatal is not None:
+            raise run.fatal
+        if run.input_error is not None:
+            raise run.input_error
+
+    def reached(self, ioc_type: IocType, value: str) -> bool:
+        """Whether the last run took this IOC in (and so accounted for it)."""
+        return self._seen is not None and (ioc_type, value) in self._seen
+
+    @property
+    def in_flight(self) -> int:
+        """Batches being sent (or waiting to be sent again) right now, by every run."""
+        return sum(len(run.inflight) for run in self._runs)
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop every run going: read no more, send nothing new (not even a request waiting
+        for the rate limiter), and let requests in flight finish within
+        `pipeline.grace_period` (at once with `now`). What was not answered comes out as
+        deferred. A run started later is not affected.
+
+        Safe from any thread (a signal handler's, an admin endpoint's, a notebook widget's):
+        called from another thread than the event loop's, the stop is handed to the loop and
+        takes effect there a moment later."""
+        loop = self._loop
+        if loop is not None and not _on(loop):
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing runs
+                loop.call_soon_threadsafe(functools.partial(self._stop, now=now))
+            return
+        self._stop(now=now)
+
+    def _stop(self, *, now: bool) -> None:
+        for later in self._later:
+            later.stopped = now
+        for run in list(self._runs):
+            run.interrupted = True
+            run.stop(now=now, why="interrupted", reason=_INTERRUPTED)
+
+    def run(
+        self,
+        chunks: AsyncIterable[Chunk],
+        *,
+        stats: RunStats | None = None,
+        deadline: float | None = None,
+    ) -> AsyncGenerator[Outcome, None]:
+        """Start the whole pipeline over `chunks`; yields what completes, as it completes.
+
+        On a fatal condition (credentials refused) the run stops: what finished has been
+        yielded, the keys not yet answered are yielded as deferred, and `self.fatal` is set.
+        """
+        return self._drive(self._start(chunks, stats, deadline))
+
+    def _usable(self, deadline: float | None) -> asyncio.AbstractEventLoop:
+        """The loop a run would start in; UsageError if this instance cannot start one there,
+        or for a `deadline` that is no number of seconds > 0."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise UsageError(
+                "an Enricher runs inside an event loop: `async with Enricher(settings) as e`"
+                " in a coroutine (or enricher.enrich_sync from plain code)"
+            ) from None
+        if self._sender is None or self._loop is None:
+            raise UsageError("open the Enricher first: `async with Enricher(settings) as e`")
+        if loop is not self._loop:
+            raise UsageError(
+                "this Enricher belongs to the event loop it was opened in; open another one"
+                " in this loop"
+            )
+        if deadline is not None and (
+            isinstance(deadline, bool)
+            or not isinstance(deadline, int | float)
+            or not (0 < deadline < math.inf)
+        ):
+            raise UsageError(f"deadline: seconds for the whole run, > 0 (got {deadline!r})")
+        return loop
+
+    def _start(
+        self, chunks: AsyncIterable[Chunk], stats: RunStats | None, deadline: float | None
+    ) -> _Run:
+        loop = self._usable(deadline)
+        assert self._sender is not None  # open, as `_usable` found
+        stats = stats or self._shared_stats or RunStats()
+        self.stats = stats
+        run = _Run(self, self._sender, stats)
+        self._runs.add(run)
+        run.task = loop.create_task(run.main(chunks), name="enricher run")
+        if deadline is not None:
+            run.timers.append(
+                loop.call_later(
+                    deadline,
+                    functools.partial(
+                        run.stop,
+                        now=True,
+                        why=f"deadline: {deadline:g} s passed",
+                        reason=f"deadline: the run's {deadline:g} s were up before it was answered",
+                    ),
+                )
+            )
+        return run
+
+    async def _drive(self, run: _Run) -> AsyncGenerator[Outcome, None]:
+        assert run.task is not None
+        try:
+            while (item := await run.out_q.get()) is not None:
+                run.room.release()
+                yield item
+            await run.task
+        finally:
+            if not run.task.done():
+                # the consumer left early (break, a timeout, Ctrl-C): stop, count the rest
+                run.stop(
+                    now=True,
+                    why="left early: the consumer stopped reading",
+                    reason="not answered: the consumer stopped reading first",
+                )
+                await asyncio.gather(run.task, return_exceptions=True)
+            self._finish(run)
+
+    async def _close_runs(self) -> None:
+        runs = list(self._runs)
+        for run in runs:
+            run.stop(
+                now=True,
+                why="closed: the Enricher was closed while it ran",
+                reason="not answered: the Enricher was closed first",
+            )
+        tasks = [run.task for run in runs if run.task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for run in runs:
+            self._finish(run)
+
+    def _finish(self, run: _Run) -> None:
+        """What a finished run found, kept on the instance (once)."""
+        if run not in self._runs:
+            return
+        self._runs.discard(run)
+        for timer in run.timers:
+            timer.cancel()
+        run.stats.finished = time.monotonic()
+        self.fatal = run.fatal
+        self.input_error = run.input_error
+        self.interrupted = run.interrupted
+        self._seen = run.deduper
+        self.occurrences = run.occurrences
+
+
+class _Run:
+    """The state of one pipeline run: its queues, stages and the keys not yet resolved."""
+
+    def __init__(self, owner: Enricher, sender: Sender, stats: RunStats) -> None:
+        settings = owner.settings
+        self.settings = settings
+        self.sender = sender
+        self.stats = stats
+        self.cache = owner.cache
+        #: endpoints the cache has no answer for as the run starts: their lookups are skipped
+        self.identity = owner.identity
+        self.cache_empty = (
+            owner.cache.empty_endpoints(identity=self.identity)
+            if owner.cache is not None
+            else set()
+        )
+        self.done = owner.done
+        self.with_source = owner.with_source
+        #: why an IOC is withheld (`Privacy.reason`), or None
+        self.withhold = owner.privacy.reason
+        self.origins: dict[str, tuple[str, int]] = {}  # key -> where first seen, until written
+        self.occurrences: Counter[str] = Counter()
+        conc = settings.limits.concurrency
+        self.chunk_q: asyncio.Queue[Chunk | None] = asyncio.Queue(settings.pipeline.read_queue)
+        self.batch_q: asyncio.Queue[Batch | None] = asyncio.Queue(conc)
+        # unbounded, so that the last hand-offs (what a stop leaves) never wait; `room`
+        # bounds what the stages hand on ahead of the consumer
+        self.out_q: asyncio.Queue[Outcome | None] = asyncio.Queue()
+        self.room = asyncio.Semaphore(conc * 2)
+        self.batcher = Batcher({ep: settings.api.batch_size(ep) for ep in Endpoint})
+        self.deduper = Deduper()
+        self.outstanding = 0  # unique keys handed to the batcher and not yet resolved
+        self.progress = asyncio.Event()
+        self.missing: dict[str, int] = {}  # key -> times it was left out of an answer
+        self.conflicts: dict[str, int] = {}  # key -> answers that gave it entries that disagree
+        self.inflight: dict[int, Batch] = {}  # worker number -> the batch it is working on
+        self.looking_up: list[Key] = []  # new keys while the cache is read for them
+        self.fatal: FatalError | None = None
+        #: why new keys are deferred instead of sent (budget spent, stopping), or None
+        self.deferring: str | None = "cache only: not in the cache" if owner.cache_only else None
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.task: asyncio.Task[None] | None = None  # `main`
+        self.timers: list[asyncio.TimerHandle] = []  # a deadline, the end of a grace period
+        self.stopping = False
+        #: set as the run begins to stop: waits for the limiter, the budget or a backoff end
+        self.halting = asyncio.Event()
+        #: stopped by `Enricher.stop()` (a signal)
+        self.interrupted = False
+        self.input_error: InputError | None = None
+        #: a KeyboardInterrupt or SystemExit that landed in a stage (see `guard`)
+        self.interrupt: BaseException | None = None
+        #: the chunk `read` is handing to ingest, and chunks read that ingest never took (a
+        #: stop came first): what a library run then gives as deferred
+        self.reading: Chunk | None = None
+        self.unread: list[Chunk] = []
+        # outcomes and batches on their way through a queue, for `abandon` if a stop cuts in
+        self.unsent: list[Outcome] = []
+        self.undispatched: list[list[Batch]] = []
+        api = settings.api
+        self.send_sha256 = api.send_sha256
+        self.ttl_factor = 1000 if api.ttl_unit == "s" else 1
+        self.verdicts = settings.verdicts
+
+    async def main(self, chunks: AsyncIterable[Chunk]) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                if self.stopping:  # stopped before it began: nothing is read
+                    if self.chunk_q.empty():  # (a first stop() has said so already)
+                        self.chunk_q.put_nowait(None)
+                else:
+                    self.tasks["read"] = tg.create_task(self.guard(self.read(chunks)), name="read")
+                self.tasks["ingest"] = tg.create_task(self.guard(self.ingest()), name="ingest")
+                for n in range(self.settings.limits.concurrency):
+                    self.tasks[f"send-{n}"] = tg.create_task(
+                        self.guard(self.worker(n)), name=f"send-{n}"
+                    )
+        except* FatalError as group:
+            fatal = group.exceptions[0]
+            assert isinstance(fatal, FatalError)
+            self.fatal = fatal
+            self.stats.stopped = str(fatal)
+            self.deferring = f"run stopped: {fatal}"
+        finally:
+            # whatever is still open (stopped, or a fatal error) is deferred, not lost, and
+            # handed on without waiting: if the consumer has gone, it is still counted, so
+            # that the stats add up
+            leftover = self.abandon(self.deferring or "run stopped")
+            self.keep_unread()
+            if self.reading is not None:
+                self.unread.append(self.reading)
+                self.reading = None
+            for outcome in self.unsent:
+                self.out_q.put_nowait(outcome)
+            self.unsent.clear()
+            if leftover:
+                self.out_q.put_nowait(leftover)
+            # the consumer stops at None, then awaits this task to see any error
+            self.out_q.put_nowait(None)
+
+    def stop(self, *, now: bool, why: str, reason: str) -> None:
+        """First: read no more, send nothing new, defer what is not in flight, give
+        in-flight requests the grace period. Then (or `now`): stop every stage; `abandon`
+        defers the rest. `why` is the run's (`stats.stopped`), `reason` each deferred IOC's
+        (unless the run was deferring for a reason already: a budget spent)."""
+        first = not self.stopping
+        self.stopping = True
+        self.halting.set()
+        if self.stats.stopped is None:
+            self.stats.stopped = why
+        self.deferring = self.deferring or reason
+        if now:
+            for task in self.tasks.values():
+                task.cancel()
+            return
+        if not first:
+            return
+        read = self.tasks.get("read")
+        if read is not None:
+            read.cancel()
+        # chunks read and not yet taken in are not counted: kept aside (the library gives
+        # them as deferred), and ingest is told the input ended
+        self.keep_unread()
+        self.chunk_q.put_nowait(None)
+        self.timers.append(
+            asyncio.get_running_loop().call_later(
+                self.settings.pipeline.grace_period,
+                functools.partial(self.stop, now=True, why=why, reason=reason),
+            )
+        )
+
+    async def guard(self, stage: Coroutine[Any, Any, None]) -> None:
+        """Run a stage; a `KeyboardInterrupt` (or `SystemExit`) raised inside it stops the
+        run instead of escaping the task. In a loop kept across notebook cells, Ctrl-C lands
+        in whatever code runs, often a stage: escaping, it would leave the run going into the
+        next cell and come back there. Here it is kept for the consumer, raised after the
+        last item (`Enricher.enrich`)."""
+        try:
+            await stage
+        except (KeyboardInterrupt, SystemExit) as exc:
+            self.interrupt = self.interrupt or exc
+            self.interrupted = True
+            self.stop(now=True, why="interrupted", reason=_INTERRUPTED)
+
+    def keep_unread(self) -> None:
+        """Chunks read and not taken in, out of `chunk_q` into `unread`."""
+        while not self.chunk_q.empty():
+            chunk = self.chunk_q.get_nowait()
+            if chunk is not None:
+                self.unread.append(chunk)
+
+    def not_reached(self, chunk: Chunk) -> Outcome:
+        """A chunk the run did not reach before it stopped, taken in now and deferred (never
+        sent): its IOCs are counted as any others, so the stats still add up."""
+        outcome, new = self.ingest_chunk(chunk)
+        self.defer(outcome, new, NOT_REACHED)
+        return outcome
+
+    def halted(self) -> str | None:
+        """Why nothing more may be sent (stopping, a budget spent, cache only), or None."""
+        return self.deferring
+
+    async def emit(self, outcome: Outcome) -> None:
+        """Hand an outcome to the consumer, once it has room; if this is cancelled, `main`
+        hands it on later."""
+        self.unsent.append(outcome)
+        await self.room.acquire()
+        self.unsent.remove(outcome)
+        self.out_q.put_nowait(outcome)
+
+    # -- stage: read ---------------------------------------------------------------------
+
+    async def read(self, chunks: AsyncIterable[Chunk]) -> None:
+        try:
+            async for chunk in chunks:
+                self.reading = chunk
+                await self.chunk_q.put(chunk)
+                self.reading = None
+        except Exception as exc:
+            # an input that breaks part way: enrich what was read, then say so
+            self.input_error = (
+                exc
+                if isinstance(exc, InputError)
+                else InputError(f"reading the input failed: {exc!r}")
+            )
+            self.stats.stopped = self.stats.stopped or str(self.input_error)
+        await self.chunk_q.put(None)
+
+    # -- stage: normalize, dedupe, (cache), batch -------------------------------------------
+
+    async def ingest(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = self.settings.pipeline.batch_deadline
+        batcher = self.batcher
+        oldest: float | None = None  # when the oldest key now waiting in the batcher came
+        while True:
+            timeout = deadline if oldest is None else max(0.0, oldest + deadline - loop.time())
+            try:
+                # asyncio.timeout, not wait_for: 3.11's wait_for can miss a cancellation
+                async with asyncio.timeout(timeout):
+                    chunk = await self.chunk_q.get()
+            except TimeoutError:
+                # keys have waited a deadline: send partial batches, so a slow stdin flows
+                await self.dispatch(list(batcher.drain()))
+                oldest = None
+                continue
+            if chunk is None:
+                break
+            outcome, new = self.ingest_chunk(chunk)
+            if self.cache is not None and new:
+                # on record (for `abandon`) while the cache is read, off the event loop
+                self.looking_up = new
+                if outcome:
+                    await self.emit(outcome)
+                outcome = Outcome()
+                hits = await self.lookup(new)
+                new = self.from_cache(new, hits, outcome)
+                self.looking_up = []
+            full = self.batch(new, outcome)
+            # the full batches are on record (for `abandon`) before the first await
+            pending = self.hold(full)
+            if outcome:
+                await self.emit(outcome)
+            await self.dispatch(pending)
+            if not len(batcher):
+                oldest = None
+            elif oldest is None:
+                oldest = loop.time()
+        # input done: flush, then keep flushing keys sent back for a later batch until every
+        # key is resolved
+        while True:
+            await self.dispatch(list(batcher.drain()))
+            if self.outstanding == 0:
+                break
+            self.progress.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(deadline):
+                    await self.progress.wait()
+        for _ in range(self.settings.limits.concurrency):
+            await self.batch_q.put(None)
+
+    def hold(self, batches: Sequence[Batch]) -> list[Batch]:
+        """Batches on their way to the workers, on record until they are in `batch_q`."""
+        pending = list(batches)
+        self.undispatched.append(pending)
+        return pending
+
+    async def dispatch(self, batches: Sequence[Batch]) -> None:
+        """Hand batches to the workers (or defer them, when deferring); a list from `hold`
+        is emptied as its batches go."""
+        pending = batches if any(p is batches for p in self.undispatched) else self.hold(batches)
+        assert isinstance(pending, list)
+        if self.deferring is not None and pending:
+            outcome = Outcome()
+            keys = [k for b in pending for k in b.keys]
+            self.defer(outcome, keys, self.deferring)
+            self.outstanding -= len(keys)
+            pending.clear()
+            await self.emit(outcome)
+        while pending:
+            await self.batch_q.put(pending[0])
+            del pending[0]
+        self.undispatched.remove(pending)
+
+    def ingest_chunk(self, chunk: Chunk) -> tuple[Outcome, list[Key]]:
+        """Normalize and dedupe one chunk of lines (the hot loop: plain, no awaits); the new
+        keys to answer.
+
+        A line that is no IOC gives the IOCs inside it (`MD5=…,SHA256=…`, `evil.com:99999`,
+        `fe80::1%eth0`), as a chosen cell or field does, or else it is a reject with its reason.
+        """
+        stats = self.stats
+        outcome = Outcome()
+        new: list[Key] = []
+        seen_add = self.deduper.add
+        done = self.done
+        send_sha256 = self.send_sha256
+        sha256 = IocType.SHA256
+        domain = IocType.DOMAIN
+        with_source = self.with_source
+        withhold = self.withhold
+        origins, occurrences = self.origins, self.occurrences
+        skipped = unique = dups = already = 0
+        inside: list[str | None] = []  # the IOCs inside lines that are none
+        inside_lines: list[int] = []
+        for i, text in enumerate(chunk.lines):
+            if text is None:
+                self.reject(outcome, chunk, i, None, chunk.errors.get(i, "unreadable line"))
+                continue
+            stripped = text.strip()
+            if not stripped or stripped[0] == "#":
+                skipped += 1
+                continue
+            ioc_type, value = normalize(stripped)
+            if ioc_type is None:
+                found = extract(stripped)
+                if found:
+                    inside += found
+                    inside_lines += [chunk.line_of(i)] * len(found)
+                else:
+                    self.reject(outcome, chunk, i, stripped, value)
+                continue
+            if (
+                ioc_type is domain
+                and (why := name_problem(value)) is not None
+                and name_reason(value) is None
+            ):
+                # no public suffix (`invoice.pdf`) or a suffix alone: never sent, whichever
+                # format it came in (an internal name, `.local`, is one: see `privacy`)
+                self.reject(outcome, chunk, i, stripped, why)
+                continue
+            if with_source:
+                occurrences[value] += 1
+            if not seen_add(ioc_type, value):
+                dups += 1
+                continue
+            if done is not None and (ioc_type, value) in done:
+                already += 1
+                continue
+            unique += 1
+            if (why := withhold(ioc_type, value)) is not None:
+                where = (chunk.source, chunk.line_of(i)) if with_source else None
+                outcome.skipped.append(skipped_item(ioc_type, value, why, where))
+                continue
+            if ioc_type is sha256 and not send_sha256:
+                outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
+                continue
+            if with_source:
+                origins[value] = (chunk.source, chunk.line_of(i))
+            new.append((ioc_type, value))
+        stats.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
+        if chunk.damaged is not None:
+            stats.inputs_damaged.append(f"{chunk.source}: {chunk.damaged}")
+        if chunk.nbytes:
+            stats.bytes_read += chunk.nbytes
+        stats.skipped += skipped
+        stats.duplicates += dups
+        stats.already_done += already
+        stats.unique += unique
+        stats.unsupported += len(outcome.failures)
+        stats.internal += len(outcome.skipped)
+        if inside:  # canonical values: taken as they are, each on the line it was in
+            more, more_new = self.ingest_chunk(
+                Chunk(
+                    chunk.source, inside_lines[0], inside, line_numbers=inside_lines, lines_read=0
+                )
+            )
+            outcome.extend(more)
+            new += more_new
+        return outcome, new
+
+    def batch(self, new: list[Key], outcome: Outcome) -> list[Batch]:
+        """Hand new keys to the batcher (or defer them, when deferring); the batches filled."""
+        full: list[Batch] = []
+        if self.deferring is not None:
+            self.defer(outcome, new, self.deferring)
+        else:
+            self.outstanding += len(new)
+            batch_add = self.batcher.add
+            for key in new:
+                batch = batch_add(key)
+                if batch is not None:
+                    full.append(batch)
+        return full
+
+    async def lookup(self, keys: list[Key]) -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
+        """The cache's answers for `keys`, by endpoint, read in a thread: a read may wait for
+        another process's lock, which must never hold up the event loop (nor a stop)."""
+        cache = self.cache
+        assert cache is not None
+        by_endpoint: dict[Endpoint, list[str]] = {}
+        for t, value in keys:
+            endpoint = ENDPOINT_OF[t]
+            if endpoint in self.cache_empty:
+                # nothing to find: each key is asked once in a run, before it is stored
+                cache.misses += 1
+            else:
+                by_endpoint.setdefault(endpoint, []).append(value)
+        if not by_endpoint:
+            return {}
+        return await call_in_thread(
+            lambda: {
+                ep: cache.lookup(ep, values, identity=self.identity)
+                for ep, values in by_endpoint.items()
+            },
+            name="cache lookup",
+        )
+
+    def from_cache(
+        self,
+        keys: list[Key],
+        found: dict[Endpoint, dict[str, tuple[str, str, bytes]]],
+        outcome: Outcome,
+    ) -> list[Key]:
+        """Record lines for the keys the cache answered (`found`); the keys it did not."""
+        assert self.cache is not None
+        by_endpoint: dict[Endpoint, list[Key]] = {}
+        for key in keys:
+            by_endpoint.setdefault(ENDPOINT_OF[key[0]], []).append(key)
+        misses: list[Key] = []
+        lines = outcome.cached_lines
+        verdicts = self.stats.verdicts
+        fmt = self.cache.fmt
+        for endpoint, group in by_endpoint.items():
+            hits = found.get(endpoint)
+            if not hits:
+                misses.extend(group)
+                continue
+            for key in group:
+                hit = hits.get(key[1])
+                if hit is None:
+                    misses.append(key)
+                    continue
+                verdict, row_fmt, line = hit
+                if row_fmt == fmt and line.endswith(CACHED_TAIL) and not self.with_source:
+                    lines.append(line)  # made just as this run would make it, and served
+                else:
+                    origin = self.origins.get(key[1]) if self.with_source else None
+                    made = self.recache(key, line, origin)
+                    if made is None:
+                        misses.append(key)  # a cached line that cannot be read: ask again
+                        self.cache.hits -= 1
+                        self.cache.misses += 1
+                        continue
+                    line, verdict = made
+                    if self.with_source:
+                        del self.origins[key[1]]
+                    lines.append(line)
+                verdicts[verdict] += 1
+        self.stats.ok += len(lines)
+        self.stats.cached += len(lines)
+        return misses
+
+    def recache(
+        self, key: Key, line: bytes, origin: tuple[str, int] | None = None
+    ) -> tuple[bytes, str] | None:
+        """A cached record made anew, and its verdict: under other settings (a changed
+        verdict table), or to say where this run saw its IOC. None if it cannot be read."""
+        try:
+            entry, raw = read_entry(response_bytes(line))
+        except (ValueError, RecursionError, MalformedBody):  # msgspec's errors: ValueErrors
+            return None
+        line, verdict, _ = record_line(
+            key[0], key[1], entry, raw, self.verdicts, self.ttl_factor, True, origin
+        )
+        return line, verdict
+
+    def reject(self, outcome: Outcome, chunk: Chunk, i: int, text: str | None, why: str) -> None:
+        self.stats.rejected += 1
+        self.stats.reject_reasons[why] += 1
+        outcome.rejects.append(
+            Reject(
+                source=chunk.source,
+                line=chunk.line_of(i),
+                input=None if text is None else text[:_REJECT_SNIPPET],
+                reason=why,
+            )
+        )
+
+    # -- stage: send and merge ----------------------------------------------------------------
+
+    async def worker(self, n: int) -> None:
+        stats = self.stats
+        while (batch := await self.batch_q.get()) is not None:
+            self.inflight[n] = batch
+            outcome = Outcome()
+            requeue: list[Key] = []
+            if self.deferring is not None:
+                self.defer(outcome, batch.keys, self.deferring)
+            else:
+                await self.resolve(batch.endpoint, batch.keys, outcome, requeue)
+            # the batch is settled only now: a stop before this point defers it whole
+            del self.inflight[n]
+            for key in requeue:
+                self.batcher.requeue(key)
+            answered = outcome.answered
+            self.count_answered(answered)
+            stats.failed += len(outcome.failures)
+            for fail in outcome.failures:
+                stats.errors[fail["error"].split(":", 1)[0]] += 1
+            self.outstanding -= len(answered) + len(outcome.failures)
+            self.outstanding -= len(outcome.deferred)
+            if answered and self.cache is not None:
+                await self.cache.store_soon(
+                    batch.endpoint,
+                    [
+                        (ioc, verdict, line, ttl_ms)
+                        for (ioc, verdict, ttl_ms), line in zip(
+                            answered, outcome.lines, strict=True
+                        )
+                    ],
+                    identity=self.identity,
+                )
+            self.progress.set()
+            if outcome:
+                await self.emit(outcome)
+
+    def count_answered(self, answered: list[tuple[str, str, int | None]]) -> None:
+        self.stats.ok += len(answered)
+        verdicts = self.stats.verdicts
+        for _, verdict, _ in answered:
+            verdicts[verdict] += 1
+
+    async def resolve(
+        self, endpoint: Endpoint, keys: list[Key], outcome: Outcome, requeue: list[Key]
+    ) -> None:
+        """Send `keys`; each becomes a record, a failure, deferred, or goes to `requeue`."""
+        if self.deferring is not None:
+            self.defer(outcome, keys, self.deferring)
+            return
+        size = self.batcher.sizes[endpoint]
+        if len(keys) > size:
+            # a 413 elsewhere made batches smaller since these keys were batched
+            for i in range(0, len(keys), size):
+                await self.resolve(endpoint, keys[i : i + size], outcome, requeue)
+            return
+        try:
+            parsed = await self.sender.fetch(
+                endpoint, keys, stats=self.stats, halt=self.halted, halting=self.halting
+            )
+        except (BudgetSpent, Stopping) as spent:  # or QuotaExhausted: a 429 that says until when
+            self.begin_deferring(str(spent))
+            self.defer(outcome, keys, str(spent))
+            return
+        except (BatchTooLarge, BadRequest) as exc:
+            if len(keys) == 1:
+                self.fail(outcome, keys, exc)
+                return
+            culprit = _named_key(exc.cause, len(keys)) if isinstance(exc, BadRequest) else None
+            if culprit is not None:
+                # the server says which key it refuses: fail that one, send the rest
+                self.fail(outcome, [keys[culprit]], exc)
+                rest = keys[:culprit] + keys[culprit + 1 :]
+                await self.resolve(endpoint, rest, outcome, requeue)
+                return
+            # 413: split, and use the smaller size from now on. 400: bisect to isolate the
+            # key(s) the server refuses; the others still get their answers.
+            half = len(keys) // 2
+            if isinstance(exc, BatchTooLarge):
+                self.stats.splits += 1
+                self.batcher.shrink(endpoint, half)
+            else:
+                self.stats.bisections += 1
+            await self.resolve(endpoint, keys[:half], outcome, requeue)
+            await self.resolve(endpoint, keys[half:], outcome, requeue)
+            return
+        except FatalError:
+            raise
+        except RequestError as exc:
+            self.fail(outcome, keys, exc)
+            return
+        answers = parsed.answers
+        verdicts = self.verdicts
+        factor = self.ttl_factor
+        lines = outcome.lines
+        answered_keys = outcome.answered
+        missing = self.missing
+        limit = self.settings.retry.missing_attempts
+        origins = self.origins
+        answered = 0
+        for key in keys:
+            hit = answers.get(key[1])
+            if hit is not None:
+                answered += 1
+                origin = origins.pop(key[1], None) if origins else None
+                line, verdict, ttl_ms = record_line(
+                    key[0], key[1], hit[0], hit[1], verdicts, factor, False, origin
+                )
+                lines.append(line)
+                answered_keys.append((key[1], verdict, ttl_ms))
+                if missing:
+                    missing.pop(key[1], None)
+                if self.conflicts:
+                    self.conflicts.pop(key[1], None)
+                continue
+            if key[1] in parsed.conflicts:
+                self.conflicting(key, outcome, requeue)
+                continue
+            if parsed.echoed and key[1] in parsed.echoed:
+                # taking our secret out would change the key or the verdict: no answer
+                self.origins.pop(key[1], None)
+                missing.pop(key[1], None)
+                outcome.failures.append(failure(key[0], key[1], _ECHOED, 1))
+                continue
+            tries = missing.get(key[1], 0) + 1
+            if tries > limit:
+                del missing[key[1]]
+                self.origins.pop(key[1], None)
+                outcome.failures.append(
+                    failure(key[0], key[1], "missing: left out of every answer", tries)
+                )
+            else:
+                missing[key[1]] = tries
+                self.stats.requeued += 1
+                requeue.append(key)
+        self.stats.extra_entries += parsed.extra(answered)
+
+    def conflicting(self, key: Key, outcome: Outcome, requeue: list[Key]) -> None:
+        """An answer gave `key` two entries that disagree: like a malformed answer, asked
+        again (in a later batch) up to `retry.attempts` times, then a failure; never cached."""
+        tries = self.conflicts.get(key[1], 0) + 1
+        if tries < self.settings.retry.attempts:
+            self.conflicts[key[1]] = tries
+            self.stats.requeued += 1
+            requeue.append(key)
+            return
+        self.conflicts.pop(key[1], None)
+        self.origins.pop(key[1], None)
+        why = f"conflicting_answers: {tries} answers each gave it entries that disagree"
+        outcome.failures.append(failure(key[0], key[1], why, tries))
+
+    def fail(self, outcome: Outcome, keys: list[Key], exc: RequestError) -> None:
+        error = f"{exc.kind}: {exc}"
+        attempts = max(exc.attempts, 1)
+        for ioc_type, value in keys:
+            outcome.failures.append(failure(ioc_type, value, error, attempts))
+            self.missing.pop(value, None)
+            self.origins.pop(value, None)
+
+    # -- deferring ------------------------------------------------------------------------
+
+    def begin_deferring(self, why: str) -> None:
+        """From now on nothing is sent: new keys, and keys waiting, are deferred."""
+        if self.deferring is None:
+            self.deferring = why
+            self.stats.stopped = self.stats.stopped or why
+
+    def defer(self, outcome: Outcome, keys: Sequence[Key], why: str) -> None:
+        outcome.deferred.extend(deferred(t, v, why) for t, v in keys)
+        self.stats.deferred += len(keys)
+        if self.origins:
+            for _, v in keys:
+                self.origins.pop(v, None)
+
+    def abandon(self, why: str) -> Outcome:
+        """Every key not yet resolved, deferred: the run is stopping."""
+        keys: list[Key] = [k for batch in self.batcher.drain() for k in batch.keys]
+        for pending in self.undispatched:
+            keys.extend(k for batch in pending for k in batch.keys)
+        self.undispatched.clear()
+        while not self.batch_q.empty():
+            batch = self.batch_q.get_nowait()
+            if batch is not None:
+                keys.extend(batch.keys)
+        for batch in self.inflight.values():
+            keys.extend(batch.keys)
+        self.inflight.clear()
+        outcome = Outcome()
+        self.defer(outcome, keys, why)
+        self.outstanding -= len(keys)
+        # new keys being looked up in the cache: counted unique, not yet in the batcher
+        self.defer(outcome, self.looking_up, why)
+        self.looking_up = []
+        return outcome
+
+
+def _on(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether this thread is running `loop`."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _items_of(
+    outcome: Outcome, rejects: bool
+) -> Iterator[Record | Failure | Deferred | Skipped | Reject]:
+    """What `Enricher.enrich` yields for one outcome (its rejects, only when asked for)."""
+    for line in outcome.lines:
+        yield read_record(line)
+    for line in outcome.cached_lines:
+        yield read_record(line)
+    yield from outcome.failures
+    yield from outcome.deferred
+    yield from outcome.skipped
+    if rejects:
+        yield from outcome.rejects
+
+
+_INDEX = re.compile(r"requestData\[(\d+)\]")
+
+
+def _named_key(cause: str | None, n: int) -> int | None:
+    """The index of the key a 400's cause names (`... at requestData[3]`), if it names one."""
+    found = _INDEX.search(cause) if cause else None
+    if found is None or int(found.group(1)) >= n:
+        return None
+    return int(found.group(1))

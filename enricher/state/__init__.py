@@ -1,0 +1,1 @@
+"""What outlives a run: answers, the request budget, deferred IOCs, resuming."""

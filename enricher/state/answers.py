@@ -1,0 +1,1232 @@
+"""The persistent state of nightly runs: an answer cache, the daily request budget, deferred IOCs.
+
+One SQLite file (standard library), WAL mode, readable by its owner only, marked as enricher's
+own (`application_id` and the layout version in `user_version`). Every answer and budget count
+belongs to an API identity (`enricher.api.identity`): an answer is served only to the identity
+that fetched it.
+
+- `answers`: (identity, endpoint, key) → the output record line written for it (the API's
+  verbatim answer inside; kept as a hit writes it, `"cached":true`), compressed with zstd and
+  a dictionary shipped with enricher
+  (`cache-records.zdict`, ~0.9 KB → ~0.13 KB), its verdict, the record format it was made
+  with (a hit made the same way is written as it is, with `"cached":true`, without parsing),
+  when it was fetched and when it expires (its `ttl`, capped by `cache.max_ttl`). A row is
+  served while younger than both; one dated in the future (a clock that was ahead) is not
+  served. Expired rows are purged at start, and past `cache.max_size` the oldest rows are
+  evicted; freed pages go back to the file system (`auto_vacuum=INCREMENTAL`).
+- `budget`: requests sent per identity and UTC day, for `limits.daily_budget` across runs:
+  with a budget each request is reserved before it is sent, in a transaction that checks and
+  counts, so concurrent runs never send more than the budget between them.
+- `quota`: per identity, when a quota the server said was spent (a 429 with a long
+  Retry-After) is open again; no request is sent before.
+- `deferred`: IOCs a run could not send (budget spent, quota, stopped), per identity and job
+  (`--job`, or the output file's path); the next run of that job takes them first.
+
+Opening a path never harms what is there: anything but a regular file, a file that is not
+SQLite and a SQLite database without enricher's marker are refused (SettingsError) and left
+as they are. Only a file that is enricher's and damaged is moved aside and started anew. A
+cache of the previous layout (2: no identities) is migrated in place: its answers, which
+belong to no known identity, are dropped; its deferred IOCs are kept for the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import glob
+import logging
+import os
+import queue
+import secrets
+import sqlite3
+import stat
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import zstandard
+
+from ..api.identity import ApiIdentity
+from ..config.settings import VERDICTS
+from ..errors import BudgetSpent, SettingsError
+from ..ioc import Endpoint, IocType
+from ..output.records import CACHED_TAIL, FRESH_TAIL
+from ..threads import call_in_thread
+from .sqlitefile import HEADER_SIZE, SQLITE_MAGIC, wal_header
+
+__all__ = ["Cache", "default_cache_path"]
+
+log = logging.getLogger("enricher")
+
+#: PRAGMA application_id of every enricher cache ("EnRC")
+APPLICATION_ID = 0x456E5243
+#: the layout of the tables below (PRAGMA user_version)
+LAYOUT = 3
+#: the layout of enricher 0.1.0's caches (no marker, no identities), migrated on open
+_LAYOUT_2 = 2
+
+_SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE identities (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE formats (id INTEGER PRIMARY KEY, fmt TEXT NOT NULL UNIQUE);
+CREATE TABLE answers (
+    identity INTEGER NOT NULL,
+    endpoint INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    verdict INTEGER NOT NULL,
+    format INTEGER NOT NULL,
+    record BLOB NOT NULL,
+    fetched_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX answers_key ON answers (identity, endpoint, key);
+CREATE TABLE budget (
+    identity INTEGER NOT NULL,
+    day TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    PRIMARY KEY (identity, day)
+);
+CREATE TABLE quota (identity INTEGER PRIMARY KEY, until REAL NOT NULL);
+CREATE TABLE deferred (
+    identity INTEGER NOT NULL,
+    job TEXT NOT NULL,
+    type TEXT NOT NULL,
+    ioc TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (identity, job, type, ioc)
+);
+"""
+
+#: what sqlite_master holds in a layout-2 cache (enricher 0.1.0), and nothing else
+_LAYOUT_2_OBJECTS = {
+    ("table", "answers"),
+    ("index", "answers_key"),
+    ("table", "budget"),
+    ("index", "sqlite_autoindex_budget_1"),
+    ("table", "deferred"),
+    ("index", "sqlite_autoindex_deferred_1"),
+}
+_LAYOUT_2_ANSWERS = ["endpoint", "key", "verdict", "fmt", "record", "fetched_at", "expires_at"]
+
+#: the rows the previous layout deferred: they belong to no identity and no job, and the next
+#: run of any job takes them up (as that layout promised: "the next run asks those first")
+_NO_IDENTITY = 0
+_LEGACY_REASON = "deferred by enricher 0.1.0"
+
+#: what 0.1.0 leaves of a layout-3 cache it takes over (it drops answers, meta, budget and
+#: deferred, makes its own, and sets user_version 2): dropped when it is migrated
+_LAYOUT_3_LEFTOVERS = {
+    ("table", "identities"),
+    ("index", "sqlite_autoindex_identities_1"),
+    ("table", "formats"),
+    ("index", "sqlite_autoindex_formats_1"),
+    ("table", "quota"),
+}
+#: how the record line of a row's key begins (a record line's first field is its IOC, which
+#: no JSON escape changes: a normalized IOC has none of the characters JSON escapes)
+_LINE_HEAD = """CAST('{"ioc":"' || key || '",' AS BLOB)"""
+#: the page size of a new cache
+_PAGE = 16384
+#: damaged copies kept beside the cache (NAME.damaged-TIME); older ones are removed
+_DAMAGED_KEPT = 3
+_VANISHED = (
+    "the cache file {path} was removed or replaced during the run (another run set it aside,"
+    " or it was deleted)"
+)
+_ENDPOINT = {ep: i for i, ep in enumerate(Endpoint)}
+_VERDICT = {v: i for i, v in enumerate(VERDICTS)}
+# SQLite allows 32,766 host parameters; lookups go in slices well under that
+_SLICE = 900
+#: a row fetched later than now by more than this was written by a clock that was ahead
+_SKEW = 60.0
+#: past max_size, evict down to this share of it, so that eviction is not every commit's work
+_EVICT_TO = 0.9
+#: waits for another process's write transaction (a writer holds it for a few ms at a time)
+_BUSY_TIMEOUT = 60.0
+#: the zstd dictionary rows are compressed with (tools/train_cache_dictionary.py made it)
+_DICTIONARY = resources.files("enricher.state").joinpath("cache-records.zdict")
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "enricher" / "cache.sqlite3"
+
+
+class _Vanished(sqlite3.OperationalError):
+    """The file this cache opened is no longer at its path."""
+
+
+@functools.cache
+def _layout_3_objects() -> frozenset[tuple[str, str]]:
+    """What sqlite_master holds in a layout-3 cache, and nothing else."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(_SCHEMA)
+        return frozenset(db.execute("SELECT type, name FROM sqlite_master"))
+
+
+def _marker(header: bytes) -> tuple[int, int]:
+    """(application_id, user_version) of a database header; (-1, -1) if it is too short."""
+    if len(header) < HEADER_SIZE:
+        return -1, -1
+    return int.from_bytes(header[68:72], "big"), int.from_bytes(header[60:64], "big")
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """Which file is at `path` (device and inode), None if none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _is_our_copy(path: Path) -> bool:
+    """Whether `path` is a regular file (not a link) that begins with enricher's marker: a
+    cache of ours set aside (damage past the header page leaves the marker)."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with open(path, "rb") as f:
+            header = f.read(HEADER_SIZE)
+    except OSError:
+        return False
+    return header.startswith(SQLITE_MAGIC) and _marker(header)[0] == APPLICATION_ID
+
+
+def _move(src: Path, dst: Path) -> bool:
+    """`src` renamed `dst`, unless something is at `dst` (never replaced) or nothing at
+    `src`: False then."""
+    try:
+        os.link(src, dst)
+    except (FileNotFoundError, FileExistsError):
+        return False
+    except OSError:
+        # a file system without hard links: a rename, after a look
+        if os.path.lexists(dst) or not os.path.lexists(src):
+            return False
+        os.rename(src, dst)
+        return True
+    os.unlink(src)
+    return True
+
+
+def _cannot_write(path: Path, exc: sqlite3.Error) -> str:
+    """Why the cache at `path` cannot be used, and what to do, from the error of its first
+    write transaction."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return (
+            f"cache: {path} is locked by another process (a long write: another program, or"
+            f" an enricher run migrating it); try again once it is done, or {_ANOTHER_PATH}"
+        )
+    if code == sqlite3.SQLITE_READONLY or "readonly" in str(exc):
+        return f"cache: {path} is read-only; make it (and its folder) writable, {_ANOTHER_PATH}"
+    return (
+        f"cache: {path} cannot be written ({exc}); make it (and its folder) writable,"
+        f" {_ANOTHER_PATH}"
+    )
+
+
+def _refuse(path: Path, why: str, fix: str) -> SettingsError:
+    return SettingsError(f"cache: {path} {why}; it was left as it is: {fix}")
+
+
+_ANOTHER_PATH = "give --cache (or [cache] path) another path, or run with --no-cache"
+
+
+def _corrupt(exc: sqlite3.Error) -> bool:
+    """Whether `exc` says the file is damaged (not merely busy, full or read-only)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _as_served(line: bytes) -> bytes:
+    """A record line as a hit is written: `"cached":true` (made here, in the writer thread,
+    so that a hit costs no copy on the event loop)."""
+    if line.endswith(FRESH_TAIL):
+        return line[: -len(FRESH_TAIL)] + CACHED_TAIL
+    return line
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def _intern(db: sqlite3.Connection, table: str, column: str, value: str) -> int:
+    """The id of `value` in a table of names (identities, formats), added if new."""
+    db.execute(f"INSERT OR IGNORE INTO {table} ({column}) VALUES (?)", (value,))
+    (found,) = db.execute(f"SELECT id FROM {table} WHERE {column} = ?", (value,)).fetchone()
+    return int(found)
+
+
+_Row = tuple[int, int, str, int, int, bytes, int, int]
+
+
+class Cache:
+    """Answers by (identity, endpoint, key) with expiry, the daily budget, the quota and the
+    deferred list. Answers, budget and quota are those of the identity the cache is bound to
+    (`identity`, or `bind`), unless another is given (`admit` it first): a cache shared by
+    `Enricher`s of several identities serves each only what it fetched."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_ttl: float,
+        default_ttl: float,
+        max_age: float | None = None,
+        fmt: str = "",
+        identity: ApiIdentity | None = None,
+        max_size: int = 2 * 1024**3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        try:
+            self.path = Path(path).expanduser()
+        except RuntimeError:  # `~someone/…` of a user who does not exist
+            raise SettingsError(f"cache: cannot use {path}: no such user's home") from None
+        self.fmt = fmt
+        self.max_ttl = max_ttl
+        self.default_ttl = default_ttl
+        self.max_age = max_age
+        self.max_size = max_size
+        self._clock = clock
+        self.hits = 0
+        self.misses = 0
+        self.stored = 0
+        self.purged = 0
+        self.evicted = 0
+        self.unreadable = 0  # rows that did not decompress: asked again
+        self.broken: str | None = None  # why the cache stopped being used, if it did
+        self.damaged = False  # found damaged during the run: moved aside at close
+        #: why this run stores no answer (it still serves those stored), if it does not
+        self.not_kept: str | None = None
+        self.identity: ApiIdentity | None = None
+        self.identity_name = ""
+        self._id = -1
+        #: the number of each identity admitted, in this file
+        self._ids: dict[ApiIdentity, int] = {}
+        self._size_at_close: int | None = None
+        dictionary = zstandard.ZstdCompressionDict(_DICTIONARY.read_bytes())
+        self._dictionary = dictionary
+        self._unpack = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
+        self._budget_lock = threading.Lock()
+        self._budget_db: sqlite3.Connection | None = None
+        #: WAL pages between checkpoints: at most an eighth of max_size
+        self._wal_pages = max(16, min(1000, max_size // _PAGE // 8))
+        self._file: tuple[int, int] | None = None
+        self._db = self._open()
+        if identity is not None:
+            self.bind(identity)
+        # Answers are written by a thread of their own, on its own connection: compressing a
+        # row and inserting it at a random place in the key index cost ~15 µs, which zstd and
+        # SQLite spend without the GIL.
+        self._writes: queue.Queue[tuple[list[_Row], int] | None] = queue.Queue(maxsize=64)
+        self._writer = threading.Thread(target=self._write_loop, name="cache-writer", daemon=True)
+        self._writer.start()
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        """The connection to a cache at `self.path` that is enricher's (made, migrated, or
+        made anew in place of a damaged one); SettingsError, and nothing touched, if the
+        path holds anything else."""
+        path = self.path
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as exc:
+            raise SettingsError(
+                f"cache: cannot use {path}: {exc.strerror}; {_ANOTHER_PATH}"
+            ) from None
+        if mode is None:
+            if not self._create():
+                self._examine()  # another run made it meanwhile
+        elif not stat.S_ISREG(mode):
+            raise _refuse(path, f"is {_kind(mode)}, not a cache file", _ANOTHER_PATH)
+        elif self._examine() == "damaged":
+            self._set_aside()
+            self._create()
+        else:
+            self._make_private()
+        db: sqlite3.Connection | None = None
+        try:
+            db = self._connect(reader=True)
+            # found out now, not by the first write after a night's work
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("ROLLBACK")
+            self._load(db)
+        except sqlite3.Error as exc:
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            if not _corrupt(exc):
+                raise SettingsError(_cannot_write(path, exc)) from None
+            self._set_aside()
+            self._create()
+            db = self._connect(reader=True)
+            self._load(db)
+        self._file = _file_id(path)
+        return db
+
+    def _make_private(self) -> None:
+        """An enricher cache others may read (copied, or made under another umask by hand)
+        is made its owner's only, its WAL files too: it holds what this team asked about."""
+        for suffix in ("", "-wal", "-shm"):
+            name = f"{self.path}{suffix}"
+            try:
+                mode = stat.S_IMODE(os.stat(name).st_mode)
+                if mode & 0o077:
+                    os.chmod(name, mode & 0o700)
+                    log.warning("cache: %s was open to others (%o): made private", name, mode)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("cache: %s is open to others and stays so: %s", name, exc.strerror)
+
+    def _header(self) -> bytes:
+        """The database header: the file's, or the one its WAL's last commit wrote (a run
+        killed in WAL mode leaves it there) when the file's is not enricher's."""
+        try:
+            with open(self.path, "rb") as f:
+                header = f.read(HEADER_SIZE)
+        except OSError as exc:
+            raise SettingsError(
+                f"cache: cannot read {self.path}: {exc.strerror}; {_ANOTHER_PATH}"
+            ) from None
+        if _marker(header) != (APPLICATION_ID, LAYOUT):
+            logged = wal_header(self.path)
+            if logged is not None and logged.startswith(SQLITE_MAGIC):
+                return logged
+        return header
+
+    def _examine(self) -> str:
+        """For a file that is enricher's: whether it is "ours" or "damaged" (a layout-2
+        cache is migrated first); SettingsError for anything else. Reads the header, then
+        the file, read-only."""
+        path = self.path
+        header = self._header()
+        if len(header) < HEADER_SIZE or not header.startswith(SQLITE_MAGIC):
+            why = "is empty" if not header else "is not a SQLite database"
+            raise _refuse(path, f"{why}, so no enricher cache", _ANOTHER_PATH)
+        app_id, layout = _marker(header)
+        if layout == _LAYOUT_2 and app_id in (0, APPLICATION_ID):
+            # enricher 0.1.0's, or ours after a 0.1.0 run took it over (it set its layout)
+            self._migrate(app_id)
+            return "ours"
+        if app_id != APPLICATION_ID:
+            raise _refuse(path, "is a SQLite database of another program", _ANOTHER_PATH)
+        if layout != LAYOUT:
+            raise _refuse(
+                path, f"was made by another version of enricher (layout {layout})", _ANOTHER_PATH
+            )
+        schema = self._schema()
+        if schema is None:
+            return "damaged"
+        objects, marker = schema
+        if marker == (APPLICATION_ID, _LAYOUT_2):
+            # the file's header is layout 3, but its WAL (SQLite reads through it) says a
+            # 0.1.0 run took it over since, and was killed before a checkpoint
+            self._migrate(APPLICATION_ID)
+            return "ours"
+        if objects != _layout_3_objects():
+            raise _refuse(
+                path, "carries enricher's marker but not the tables of its cache", _ANOTHER_PATH
+            )
+        return "ours"
+
+    def _schema(self) -> tuple[set[tuple[str, str]], tuple[int, int]] | None:
+        """What the file's schema holds, and its (application_id, user_version) as its
+        last commit (in the WAL, if it has one) left them, read without changing the file;
+        None if it is damaged."""
+        for careful in (False, True):
+            try:
+                with contextlib.closing(self._read_only(careful=careful)) as db:
+                    objects = set(db.execute("SELECT type, name FROM sqlite_master"))
+                    (app_id,) = db.execute("PRAGMA application_id").fetchone()
+                    (layout,) = db.execute("PRAGMA user_version").fetchone()
+                    return objects, (int(app_id), int(layout))
+            except sqlite3.Error as exc:
+                if not _corrupt(exc):
+                    raise SettingsError(
+                        f"cache: cannot open {self.path}: {exc}; {_ANOTHER_PATH}"
+                    ) from None
+        return None
+
+    def _read_only(self, *, careful: bool = False) -> sqlite3.Connection:
+        """A connection that reads the file and changes nothing: with its WAL when it has one
+        (or when `careful`: SQLite then locks as any reader does, and may use a -shm file
+        beside it), else `immutable`, so that not even a -shm file is made beside a file
+        that may be another program's. (An immutable read may see a page torn by a writer
+        that began meanwhile: a file found damaged that way is read again, carefully.)"""
+        where = urllib.parse.quote(str(self.path.absolute()))
+        plain = careful or os.path.exists(f"{self.path}-wal")
+        uri = f"file:{where}?mode=ro" + ("" if plain else "&immutable=1")
+        return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT)
+
+    def _connect(self, *, read_only: bool = False, reader: bool = False) -> sqlite3.Connection:
+        """A connection to the file at the path; never made here (`mode=rw`): a file that
+        vanished is not made anew in its place, unmarked."""
+        if read_only:
+            return self._read_only(careful=True)
+        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=rw"
+        db = sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        # No fsync: after an OS crash the newest answers may be gone (or the file damaged,
+        # and then replaced); an application crash, SIGKILL included, loses nothing.
+        db.execute("PRAGMA synchronous=OFF")
+        # The key index takes inserts at random places; 64 MiB of page cache keeps most of
+        # it in memory.
+        db.execute("PRAGMA cache_size=-65536")
+        # The WAL is checkpointed every `wal_pages` pages (SQLite's 1,000 by default: 16 MiB
+        # of 16 KiB pages) and cut back to that size, so that it adds at most about an
+        # eighth of max_size to the file (and 16 MiB at most).
+        db.execute(f"PRAGMA wal_autocheckpoint={self._wal_pages}")
+        db.execute(f"PRAGMA journal_size_limit={self._wal_pages * _PAGE}")
+        if reader:
+            # The connection of lookups: hits read rows from pages all over the file, so map
+            # (the first 256 MiB of) it rather than pread each page. Mapped pages count in the
+            # process's RSS, hence the bound; the writer does not map.
+            db.execute("PRAGMA mmap_size=268435456")
+        return db
+
+    def _connect_again(self) -> sqlite3.Connection:
+        """Another connection (the writer's, the budget's) to the file this cache opened:
+        sqlite3.Error if it was removed or replaced at the path meanwhile (another run set
+        it aside as damaged, someone deleted it): writing to another file, or to a new one
+        made at the path, would put rows in a file whose identities are not ours."""
+        try:
+            db = self._connect()
+        except sqlite3.OperationalError:
+            if os.path.exists(self.path):
+                raise
+            raise _Vanished(_VANISHED.format(path=self.path)) from None
+        if _file_id(self.path) != self._file:
+            db.close()
+            raise _Vanished(_VANISHED.format(path=self.path))
+        return db
+
+    def _still_there(self) -> bool:
+        """Whether the file at the path is still the one this cache opened."""
+        return _file_id(self.path) == self._file
+
+    def _create(self) -> bool:
+        """A new, empty cache at `self.path`: made whole under another name, then linked into
+        place, so the path never holds a half-made file, and of two runs making it at once
+        one wins and both use its file. False if something was at the path first."""
+        path = self.path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_name(f".{path.name}.new-{os.getpid()}-{secrets.token_hex(4)}")
+            # private: it holds what this team asked about
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+        except OSError as exc:
+            raise SettingsError(
+                f"cache: cannot create {path}: {exc.strerror}; {_ANOTHER_PATH}"
+            ) from None
+        try:
+            db = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                # Rows are ~0.3 KB with their index entries: 16 KiB pages hold dozens each.
+                # Both must be set before the first table exists.
+                db.execute(f"PRAGMA page_size={_PAGE}")
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                db.executescript(_SCHEMA)
+                db.execute("INSERT INTO meta VALUES ('key', ?)", (secrets.token_bytes(32),))
+                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version={LAYOUT}")
+                db.execute("PRAGMA journal_mode=WAL")
+            finally:
+                db.close()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False  # another run made it meanwhile
+            except OSError:
+                # a file system without hard links: a rename, which could replace a cache
+                # made meanwhile by another run (an empty one, at worst)
+                if os.path.lexists(path):
+                    return False
+                os.rename(tmp, path)
+            return True
+        except (OSError, sqlite3.Error) as exc:
+            raise SettingsError(f"cache: cannot create {path}: {exc}; {_ANOTHER_PATH}") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def _migrate(self, app_id: int) -> None:
+        """A layout-2 cache (enricher 0.1.0's; or ours, once a 0.1.0 run took it over) made
+        layout 3, in place: checked read-only first (with its WAL) to hold exactly that
+        layout's tables (and, in ours, what 0.1.0 left of layout 3); its answers dropped
+        (they belong to no identity we could tell), its deferred IOCs kept for any next
+        run, its request counts kept for every identity (one of them sent those requests)."""
+        path = self.path
+        try:
+            with contextlib.closing(self._read_only()) as ro:
+                objects = set(ro.execute("SELECT type, name FROM sqlite_master"))
+                columns = [row[1] for row in ro.execute("PRAGMA table_info(answers)")]
+        except sqlite3.Error:
+            objects, columns = set(), []
+        leftovers = objects - _LAYOUT_2_OBJECTS
+        allowed = _LAYOUT_3_LEFTOVERS if app_id == APPLICATION_ID else set()
+        if not (objects >= _LAYOUT_2_OBJECTS and leftovers <= allowed) or (
+            columns != _LAYOUT_2_ANSWERS
+        ):
+            raise _refuse(
+                path, "is a SQLite database of another program (no enricher marker)", _ANOTHER_PATH
+            )
+        try:
+            with contextlib.closing(self._connect()) as db:
+                db.execute("BEGIN IMMEDIATE")
+                (found_id,) = db.execute("PRAGMA application_id").fetchone()
+                (layout,) = db.execute("PRAGMA user_version").fetchone()
+                if layout != _LAYOUT_2 or found_id != app_id:
+                    db.execute("ROLLBACK")
+                    return  # another run migrated it meanwhile
+                # one statement at a time: executescript would commit the transaction first
+                for statement in (
+                    "ALTER TABLE deferred RENAME TO deferred_2",
+                    "ALTER TABLE budget RENAME TO budget_2",
+                    "DROP TABLE answers",
+                    *(f"DROP TABLE {name}" for kind, name in sorted(leftovers) if kind == "table"),
+                    *_statements(_SCHEMA),
+                ):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT OR IGNORE INTO deferred SELECT ?, '', type, ioc, ? FROM deferred_2",
+                    (_NO_IDENTITY, _LEGACY_REASON),
+                )
+                db.execute(
+                    "INSERT OR IGNORE INTO budget SELECT ?, day, requests FROM budget_2",
+                    (_NO_IDENTITY,),
+                )
+                db.execute("DROP TABLE deferred_2")
+                db.execute("DROP TABLE budget_2")
+                db.execute("INSERT INTO meta VALUES ('key', ?)", (secrets.token_bytes(32),))
+                db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version={LAYOUT}")
+                db.execute("COMMIT")
+                # once: auto_vacuum takes effect with a VACUUM, which also gives back the
+                # pages of the dropped answers
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                try:
+                    db.execute("VACUUM")
+                except sqlite3.OperationalError as exc:  # busy: another run has it open
+                    log.info("cache: %s migrated; VACUUM left for later (%s)", path, exc)
+            log.warning(
+                "cache: %s was made by enricher 0.1.0 (answers not tied to an API identity): "
+                "migrated, its answers dropped, its deferred IOCs and today's request count kept",
+                path,
+            )
+        except sqlite3.Error as exc:
+            if _corrupt(exc):
+                raise SettingsError(
+                    f"cache: {path} (enricher 0.1.0's) is damaged and cannot be migrated;"
+                    f" move it away, {_ANOTHER_PATH}"
+                ) from None
+            raise SettingsError(f"cache: cannot migrate {path}: {exc}; {_ANOTHER_PATH}") from None
+
+    def _set_aside(self, *, opened: bool = False) -> None:
+        """Move a damaged cache (and its WAL, which belongs to it) aside, under a name that
+        was free, readable by its owner only; at most `_DAMAGED_KEPT` such copies are kept.
+        (`opened`: only if the file at the path is still the one this cache opened.)"""
+        path = self.path
+        if opened and not self._still_there():
+            return  # another run set it aside already, and made a new one
+        stamp = int(time.time())
+        aside: Path | None = None
+        for n in range(1000):
+            candidate = path.with_name(f"{path.name}.damaged-{stamp}" + (f"-{n}" if n else ""))
+            if _move(path, candidate):
+                aside = candidate
+                break
+            if not os.path.lexists(path):
+                return  # gone meanwhile: nothing to set aside
+        if aside is None:
+            raise SettingsError(f"cache: {path} is damaged and cannot be moved aside; "
+                                f"{_ANOTHER_PATH}")  # fmt: skip
+        for suffix in ("-wal", "-shm"):
+            # never left behind: a new file at the path would take the old WAL as its own
+            if not _move(Path(f"{path}{suffix}"), Path(f"{aside}{suffix}")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{path}{suffix}")
+        for name in (aside, Path(f"{aside}-wal"), Path(f"{aside}-shm")):
+            with contextlib.suppress(OSError):
+                os.chmod(name, 0o600)
+        log.warning("cache: %s was damaged; moved to %s, starting anew", path, aside)
+        self._prune_damaged()
+
+    def _prune_damaged(self) -> None:
+        """The oldest damaged copies past `_DAMAGED_KEPT` go (they only pile up). Only
+        copies of enricher's caches: a file merely named so (a regular file without our
+        marker, a link, a folder) is never removed, nor counted."""
+        prefix = f"{self.path.name}.damaged-"
+        copies = []
+        for p in self.path.parent.glob(glob.escape(prefix) + "*"):
+            stamp = p.name[len(prefix) :].split("-")
+            if all(x.isdigit() for x in stamp) and _is_our_copy(p):
+                copies.append(([int(x) for x in stamp], p))
+        copies.sort()
+        for _, old in copies[: max(0, len(copies) - _DAMAGED_KEPT)]:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{old}{suffix}")
+            log.info("cache: %s removed (more than %d damaged copies)", old, _DAMAGED_KEPT)
+
+    def _load(self, db: sqlite3.Connection) -> None:
+        """What every run reads first: the file's key (for identities), the record formats."""
+        (key,) = db.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
+        self._key = bytes(key)
+        self._fmt_id = _intern(db, "formats", "fmt", self.fmt)
+        self._formats = dict(db.execute("SELECT id, fmt FROM formats"))
+
+    def bind(self, identity: ApiIdentity) -> None:
+        """Serve, store and count for `identity` from now on."""
+        self.identity = identity
+        self.identity_name = identity.name(self._key)
+        self._id = self.admit(identity)
+
+    def admit(self, identity: ApiIdentity) -> int:
+        """Make `identity` known to the file (on the thread that opened the cache), so that
+        `lookup`, `store` and `empty_endpoints` may be given it; its number in the file."""
+        ident = self._ids.get(identity)
+        if ident is None:
+            try:
+                ident = _intern(self._db, "identities", "name", identity.name(self._key))
+            except sqlite3.Error as exc:
+                self._break(f"reading failed: {exc}", exc)
+                return -1
+            self._ids[identity] = ident
+        return ident
+
+    def _bound(self, identity: ApiIdentity | None = None) -> int:
+        """The number of `identity` (admitted), else of the identity the cache is bound to."""
+        if identity is not None:
+            ident = self._ids.get(identity)
+            if ident is None:
+                raise RuntimeError("Cache.admit(identity) first: it is not known to the file")
+            return ident
+        if self.identity is None:
+            raise RuntimeError("Cache.bind(identity) first: answers belong to an API identity")
+        return self._id
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        db: sqlite3.Connection | None = None
+        pack = zstandard.ZstdCompressor(
+            level=3, dict_data=self._dictionary, write_checksum=True
+        ).compress
+        last = False
+        while not last:
+            item = self._writes.get()
+            if item is None:
+                self._writes.task_done()
+                break
+            rows, requests = list(item[0]), item[1]
+            # what has queued up meanwhile goes in the same transaction: fewer commits
+            taken = 1
+            while len(rows) < 20_000:
+                try:
+                    more = self._writes.get_nowait()
+                except queue.Empty:
+                    break
+                taken += 1
+                if more is None:
+                    last = True
+                    break
+                rows.extend(more[0])
+                requests += more[1]
+            try:
+                if not self.broken:
+                    db = db or self._connect_again()
+                    # compressed before the transaction: the write lock is held only to write
+                    packed = [(*row[:5], pack(_as_served(row[5])), *row[6:]) for row in rows]
+                    db.execute("BEGIN IMMEDIATE")
+                    db.executemany(
+                        "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", packed
+                    )
+                    if requests:
+                        self._count(db, requests)
+                    db.execute("COMMIT")
+                    self.stored += len(rows)
+                    if rows:
+                        self._evict(db)
+            except sqlite3.Error as exc:
+                if db is not None and db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                self._break(f"writing failed: {exc}", exc)
+            finally:
+                for _ in range(taken):
+                    self._writes.task_done()
+        if db is not None:
+            db.close()
+
+    def flush(self) -> None:
+        """Wait until every answer stored so far is written."""
+        self._writes.join()
+
+    def _break(self, why: str, exc: sqlite3.Error | None = None) -> None:
+        if exc is not None and _corrupt(exc):
+            self.damaged = True
+        if self.broken is None:
+            self.broken = why
+            log.warning("cache: %s; the run goes on without the cache", why)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        # the connection is in autocommit mode: group many rows into one commit explicitly
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Finish the pending writes, then close; a cache found damaged is moved aside, so
+        that the next run starts anew."""
+        self._writes.put(None)
+        self._writer.join()
+        with contextlib.suppress(sqlite3.Error):
+            self._size_at_close = self.size()
+        for db in (self._db, self._budget_db):
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+        if self.damaged:
+            self._set_aside(opened=True)
+
+    # -- size --------------------------------------------------------------------------------
+
+    def size(self, db: sqlite3.Connection | None = None) -> int:
+        """The database's size in bytes: the file's, once the WAL is checkpointed (during a
+        run the WAL adds up to 64 MiB beside it)."""
+        db = db or self._db
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        (page_size,) = db.execute("PRAGMA page_size").fetchone()
+        return int(pages * page_size)
+
+    @staticmethod
+    def _give_back(db: sqlite3.Connection) -> None:
+        """Free pages back to the file system. (`execute` would step this pragma once, which
+        frees one page; `executescript` runs it to the end.)"""
+        db.executescript("PRAGMA incremental_vacuum")
+
+    def _evict(self, db: sqlite3.Connection) -> None:
+        """Past max_size: the oldest answers go (rows are appended, so by rowid), down to
+        90% of it, and their pages back to the file system."""
+        for _ in range(8):  # rows are not all the same size: a few rounds at most
+            used = self.size(db)
+            if used <= self.max_size:
+                return
+            low, high = db.execute("SELECT min(rowid), max(rowid) FROM answers").fetchone()
+            if low is None:
+                return
+            share = 1 - _EVICT_TO * self.max_size / used
+            cut = low + max(1, int((high - low + 1) * share))
+            cur = db.execute("DELETE FROM answers WHERE rowid < ?", (cut,))
+            self.evicted += cur.rowcount
+            self._give_back(db)
+
+    # -- answers -----------------------------------------------------------------------------
+
+    def lookup(
+        self, endpoint: Endpoint, keys: Sequence[str], *, identity: ApiIdentity | None = None
+    ) -> dict[str, tuple[str, str, bytes]]:
+        """(verdict, fmt, record line as a hit writes it) of the live cached answers among
+        `keys` for `identity` (else the one the cache is bound to). Expired ones, older than
+        max_ttl or (with max_age) max_age, ones dated in the future, and ones whose record is
+        not of their key (a row damaged, or copied over another) are misses."""
+        ident = self._bound(identity)
+        now = self._clock()
+        oldest = max(now - self.max_ttl, now - self.max_age if self.max_age is not None else -1.0)
+        found: dict[str, tuple[str, str, bytes]] = {}
+        if self.broken:
+            return found
+        unpack, verdicts = self._unpack, VERDICTS
+        try:
+            for i in range(0, len(keys), _SLICE):
+                part = keys[i : i + _SLICE]
+                marks = ",".join("?" * len(part))
+                # a row's age counts from no later than now (a clock that was a little
+                # ahead): with --max-age 0 nothing is young enough
+                rows = self._db.execute(
+                    f"SELECT key, verdict, format, record, {_LINE_HEAD} FROM answers"
+                    f" WHERE identity = ? AND endpoint = ? AND key IN ({marks})"
+                    f" AND expires_at > ? AND min(fetched_at, ?) > ? AND fetched_at <= ?",
+                    (ident, _ENDPOINT[endpoint], *part, now, now, oldest, now + _SKEW),
+                ).fetchall()
+                formats = self._formats
+                try:  # the hot path of a warm run: one comprehension, in C as far as it goes
+                    hits = {
+                        k: (verdicts[v], formats[f], line)
+                        for k, v, f, r, head in rows
+                        if (line := unpack(r)).startswith(head)
+                    }
+                except (KeyError, IndexError, TypeError, zstandard.ZstdError):
+                    self._read_slowly(rows, found)
+                else:
+                    found.update(hits)
+                    self.unreadable += len(rows) - len(hits)
+        except sqlite3.Error as exc:
+            self._break(f"reading failed: {exc}", exc)
+            found.clear()
+        self.hits += len(found)
+        self.misses += len(keys) - len(found)
+        return found
+
+    def _read_slowly(
+        self,
+        rows: list[tuple[str, int, int, bytes, bytes]],
+        found: dict[str, tuple[str, str, bytes]],
+    ) -> None:
+        """`lookup`'s rows one by one: a record format written by another run since this one
+        read them, or a row that does not decompress, or not to a record of its key (a miss:
+        asked again, and replaced)."""
+        self._formats = dict(self._db.execute("SELECT id, fmt FROM formats"))
+        for key, verdict, fid, record, head in rows:
+            try:
+                line = self._unpack(record)
+                if line.startswith(head):
+                    found[key] = (VERDICTS[verdict], self._formats.get(fid, ""), line)
+                    continue
+            except (IndexError, TypeError, zstandard.ZstdError):
+                pass
+            self.unreadable += 1
+
+    def empty_endpoints(self, *, identity: ApiIdentity | None = None) -> set[Endpoint]:
+        """The endpoints the cache holds no answer for `identity` (else the one the cache is
+        bound to) for, once what is queued is written."""
+        ident = self._bound(identity)
+        self.flush()
+        try:
+            return {
+                ep
+                for ep in Endpoint
+                if self._db.execute(
+                    "SELECT 1 FROM answers WHERE identity = ? AND endpoint = ? LIMIT 1",
+                    (ident, _ENDPOINT[ep]),
+                ).fetchone()
+                is None
+            }
+        except sqlite3.Error as exc:
+            self._break(f"reading failed: {exc}", exc)
+            return set()
+
+    def store(
+        self,
+        endpoint: Endpoint,
+        items: Iterable[tuple[str, str, bytes, int | None]],
+        *,
+        identity: ApiIdentity | None = None,
+    ) -> None:
+        """Remember answers: (key, verdict, record line, ttl in milliseconds or None), as
+        `identity`'s (else the bound one's); written by the writer thread, all of them by
+        `close()`. Waits while the writer is 64 batches behind (see `store_soon` for the
+        event loop)."""
+        rows = self._rows(endpoint, items, identity)
+        if rows:
+            self._writes.put((rows, 0))
+
+    async def store_soon(
+        self,
+        endpoint: Endpoint,
+        items: Iterable[tuple[str, str, bytes, int | None]],
+        *,
+        identity: ApiIdentity | None = None,
+    ) -> None:
+        """`store` for a coroutine: while the writer is behind (a disk that stalls, another
+        process holding the write lock), the wait is in a thread, never on the event loop."""
+        rows = self._rows(endpoint, items, identity)
+        if not rows:
+            return
+        try:
+            self._writes.put_nowait((rows, 0))
+        except queue.Full:
+            await call_in_thread(lambda: self._writes.put((rows, 0)), name="cache store")
+
+    def _rows(
+        self,
+        endpoint: Endpoint,
+        items: Iterable[tuple[str, str, bytes, int | None]],
+        identity: ApiIdentity | None,
+    ) -> list[_Row]:
+        ident = self._bound(identity)
+        if self.broken or self.not_kept:
+            return []
+        now = self._clock()
+        max_ttl, default_ttl, fid, ep = self.max_ttl, self.default_ttl, self._fmt_id, endpoint
+        code = _ENDPOINT[ep]
+        verdicts = _VERDICT
+        fetched = int(now)
+        rows: list[_Row] = [
+            (
+                ident,
+                code,
+                key,
+                verdicts.get(verdict, 3),
+                fid,
+                record,
+                fetched,
+                int(now + min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl)),
+            )
+            for key, verdict, record, ttl_ms in items
+        ]
+        return rows
+
+    def keep_no_answers(self, why: str) -> None:
+        """Store no answer from now on (they are still served): `why` says so in the
+        summary and the manifest."""
+        self.not_kept = why
+
+    def purge(self) -> int:
+        """Drop expired answers (and rows dated in the future, and past max_ttl), the oldest
+        past max_size, and give their pages back; how many expired. A cache found damaged
+        here is moved aside and started anew."""
+        now = self._clock()
+        try:
+            with self._transaction():
+                cur = self._db.execute(
+                    "DELETE FROM answers WHERE expires_at <= ? OR fetched_at <= ?"
+                    " OR fetched_at > ?",
+                    (now, now - self.max_ttl, now + _SKEW),
+                )
+                self._db.execute("DELETE FROM quota WHERE until <= ?", (now,))
+                self._db.execute("DELETE FROM budget WHERE day < ?", (self._day(now - 86400),))
+            self._give_back(self._db)
+            self._evict(self._db)
+        except sqlite3.Error as exc:
+            if not _corrupt(exc):
+                self._break(f"purging failed: {exc}", exc)
+                return 0
+            self._renew()
+            return 0
+        self.purged += cur.rowcount
+        return cur.rowcount
+
+    def _renew(self) -> None:
+        """The file is damaged: move it aside and go on with a new one."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._set_aside(opened=True)
+        self._create()
+        self._db = self._connect(reader=True)
+        self._load(self._db)
+        self._file = _file_id(self.path)
+        # a new file numbers its identities anew: each admitted one is admitted again
+        admitted = list(self._ids)
+        self._ids.clear()
+        for identity in admitted:
+            self.admit(identity)
+        if self.identity is not None:
+            self.bind(self.identity)
+
+    def __len__(self) -> int:
+        (n,) = self._db.execute("SELECT COUNT(*) FROM answers").fetchone()
+        return int(n)
+
+    # -- budget and quota ----------------------------------------------------------------
+
+    def _day(self, when: float | None = None) -> str:
+        return datetime.fromtimestamp(self._clock() if when is None else when, UTC).strftime(
+            "%Y-%m-%d"
+        )
+
+    def requests_today(self) -> int:
+        """Requests counted today for this identity, by every run."""
+        try:
+            return self._requests(self._db)
+        except sqlite3.Error as exc:
+            self._break(f"reading the budget failed: {exc}", exc)
+            return 0
+
+    def _requests(self, db: sqlite3.Connection) -> int:
+        """Today's count for this identity: its own, and what a 0.1.0 cache had counted
+        today (its requests belong to no identity it could tell: to each, then)."""
+        (n,) = db.execute(
+            "SELECT coalesce(sum(requests), 0) FROM budget WHERE identity IN (?, ?) AND day = ?",
+            (self._bound(), _NO_IDENTITY, self._day()),
+        ).fetchone()
+        return int(n)
+
+    def _count(self, db: sqlite3.Connection, n: int) -> None:
+        db.execute(
+            "INSERT INTO budget VALUES (?, ?, ?) "
+            "ON CONFLICT(identity, day) DO UPDATE SET requests = requests + excluded.requests",
+            (self._bound(), self._day(), n),
+        )
+
+    def add_requests(self, n: int, *, wait: bool = True) -> bool:
+        """Count `n` requests sent today (by the writer thread). Without `wait`, False (and
+        nothing counted) while the writer is too far behind to take it now."""
+        if n and not self.broken:
+            self._bound()
+            try:
+                self._writes.put(([], n), block=wait)
+            except queue.Full:
+                return False
+        return True
+
+    def reserve_request(self, daily: int) -> bool:
+        """Count one request for today if that keeps today's count within `daily`: False,
+        and nothing counted, if the budget is spent. One transaction that checks and counts,
+        so runs sharing the file never send more than `daily` between them. Raises
+        BudgetSpent when the count cannot be kept (then nothing may be sent)."""
+        self._bound()
+        with self._budget_lock:
+            try:
+                db = self._budget_db = self._budget_db or self._connect_again()
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    if self._requests(db) >= daily:
+                        return False
+                    self._count(db, 1)
+                finally:
+                    db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise BudgetSpent(
+                    f"the daily budget cannot be counted in the cache: {exc}"
+                ) from None
+        return True
+
+    def quota_until(self, longest: float) -> float | None:
+        """Until when the server said this identity's quota is spent, if that is still ahead:
+        never more than `longest` seconds from now (a time stored by an earlier release, or
+        under a longer `retry.max_quota_wait`, is capped)."""
+        ident = self._bound()
+        now = self._clock()
+        try:
+            row = self._db.execute(
+                "SELECT until FROM quota WHERE identity = ? AND until > ?", (ident, now)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            self._break(f"reading the quota failed: {exc}", exc)
+            return None
+        if row is None:
+            return None
+        until = float(row[0])
+        return until if until <= now + longest else now + longest  # inf and nan too
+
+    def set_quota_until(self, until: float) -> None:
+        """Remember that this identity's quota is spent until `until` (epoch seconds)."""
+        ident = self._bound()
+        if not self._still_there():
+            log.error("cache: %s; the spent quota is not kept", _VANISHED.format(path=self.path))
+            return
+        try:
+            self._db.execute(
+                "INSERT INTO quota VALUES (?, ?) ON CONFLICT(identity) DO UPDATE"
+                " SET until = max(until, excluded.until)",
+                (ident, until),
+            )
+        except sqlite3.Error as exc:
+            log.error("cache: saving the quota failed: %s", exc)
+
+    def quotas(self) -> list[tuple[str, float]]:
+        """The spent quotas the file holds: (identity, until), of every identity."""
+        names = dict(self._db.execute("SELECT id, name FROM identities").fetchall())
+        rows = self._db.execute("SELECT identity, until FROM quota ORDER BY until").fetchall()
+        return [(names.get(i, f"#{i}"), float(until)) for i, until in rows]
+
+    def clear_quotas(self) -> list[tuple[str, float]]:
+        """Forget every spent quota (the operator knows better: a quota raised, a server
+        that gave a wrong time); what was forgotten."""
+        gone = self.quotas()
+        self._db.execute("DELETE FROM quota")
+        return gone
+
+    # -- deferred -----------------------------------------------------------------------------
+
+    def deferred(self, job: str) -> list[tuple[IocType, str]]:
+        """The IOCs earlier runs of this job deferred for this identity (and those a cache of
+        the previous layout had deferred, which belong to no job)."""
+        out: list[tuple[IocType, str]] = []
+        try:
+            rows = self._db.execute(
+                "SELECT type, ioc FROM deferred WHERE identity = ? AND job = ?"
+                " OR identity = ? ORDER BY rowid",
+                (self._bound(), job, _NO_IDENTITY),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            self._break(f"reading the deferred list failed: {exc}", exc)
+            return out
+        for t, ioc in rows:
+            with contextlib.suppress(ValueError):
+                out.append((IocType(t), ioc))
+        return out
+
+    def set_deferred(self, job: str, items: Iterable[tuple[str, str, str]]) -> None:
+        """Replace this job's deferred list (for this identity) with `items` (type, ioc,
+        reason); the previous layout's rows, taken up by this run, go too."""
+        ident = self._bound()
+        if not self._still_there():
+            log.error("error: %s; this run's deferred IOCs are only in its deferred file",
+                      _VANISHED.format(path=self.path))  # fmt: skip
+            return
+        try:
+            with self._transaction():
+                self._db.execute(
+                    "DELETE FROM deferred WHERE identity = ? AND job = ? OR identity = ?",
+                    (ident, job, _NO_IDENTITY),
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO deferred VALUES (?, ?, ?, ?, ?)",
+                    ((ident, job, t, ioc, reason) for t, ioc, reason in items),
+                )
+        except sqlite3.Error as exc:
+            log.error("cache: saving the deferred list failed: %s", exc)
+
+    def waiting(self, job: str | None = None) -> list[tuple[str, str, str, str, str]]:
+        """What is deferred, for `enricher deferred`: (identity, job, type, ioc, reason) of
+        every identity, of one job or of all."""
+        names = dict(self._db.execute("SELECT id, name FROM identities").fetchall())
+        names[_NO_IDENTITY] = "(any: deferred before API identities)"
+        query = "SELECT identity, job, type, ioc, reason FROM deferred"
+        args: tuple[str, ...] = ()
+        if job is not None:
+            query += " WHERE job = ?"
+            args = (job,)
+        rows = self._db.execute(query + " ORDER BY job, identity, rowid", args).fetchall()
+        return [(names.get(i, f"#{i}"), j, t, ioc, why) for i, j, t, ioc, why in rows]
+
+    # -- report --------------------------------------------------------------------------------
+
+    def report(self) -> dict[str, object]:
+        """What the summary and the manifest say of the cache (its size as it was closed,
+        or now)."""
+        size = self._size_at_close
+        if size is None:
+            with contextlib.suppress(sqlite3.Error):
+                size = self.size()
+        return {
+            "path": str(self.path),
+            "identity": self.identity_name,
+            "size_bytes": size,
+            "max_size_bytes": self.max_size,
+            "hits": self.hits,
+            "stored": self.stored,
+            "purged": self.purged,
+            "evicted": self.evicted,
+            "unreadable": self.unreadable,
+            "broken": self.broken,
+            "not_kept": self.not_kept,
+        }

@@ -1,0 +1,75 @@
+"""`enricher deferred`: what jobs deferred, and their next runs will ask first.
+
+A run that cannot ask every IOC (the budget or the quota is spent, it was stopped) defers the
+rest; the state file keeps them per job and API identity (`--job`, or the output file's path),
+and the job's next run asks them before its inputs. This lists them: a line per job and
+identity with counts by type and reason, or with `--job NAME` that job's IOCs as NDJSON;
+and the spent quotas no run sends before, which `--clear-quota` forgets (a quota raised, a
+server that said a wrong time).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import orjson
+
+from .answers import Cache, default_cache_path
+from .budget import utc_time
+
+__all__ = ["list_deferred"]
+
+
+def _counts(c: Counter[str]) -> str:
+    return ", ".join(f"{k} {n:,}" for k, n in c.most_common())
+
+
+def list_deferred(
+    path: str | Path | None, *, job: str | None = None, clear_quota: bool = False
+) -> int:
+    """Print the deferred IOCs of the state file at `path` (the default one if None), and
+    the spent quotas (forgotten with `clear_quota`); 0."""
+    where = Path(path).expanduser() if path else default_cache_path()
+    if not where.exists():
+        print(f"enricher: nothing is deferred (no state file at {where})", file=sys.stderr)
+        return 0
+    state = Cache(where, max_ttl=0, default_ttl=0)
+    try:
+        rows = state.waiting(job)
+        quotas = state.clear_quotas() if clear_quota else state.quotas()
+    finally:
+        state.close()
+    for identity, until in quotas:
+        said = "forgotten: was spent until" if clear_quota else "spent until"
+        print(f"enricher: quota {said} {utc_time(until)} for {identity}", file=sys.stderr)
+    if clear_quota and not quotas:
+        print("enricher: no spent quota to forget", file=sys.stderr)
+    if job is not None:
+        out = sys.stdout.buffer
+        try:
+            for identity, _, t, ioc, reason in rows:
+                line = {"ioc": ioc, "type": t, "reason": reason, "identity": identity}
+                out.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+            out.flush()
+        except BrokenPipeError:  # `| head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        print(f"enricher: {len(rows):,} IOCs deferred by job {job!r}", file=sys.stderr)
+        return 0
+    if not rows:
+        print(f"enricher: nothing is deferred ({where})", file=sys.stderr)
+        return 0
+    types: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    reasons: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for identity, name, t, _, reason in rows:
+        types[name, identity][t] += 1
+        reasons[name, identity][reason] += 1
+    for (name, identity), by_type in types.items():
+        print(f"job {name or '(any: deferred before jobs)'}")
+        print(f"  identity  {identity}")
+        print(f"  waiting   {sum(by_type.values()):,} ({_counts(by_type)})")
+        print(f"  why       {_counts(reasons[name, identity])}")
+    return 0
