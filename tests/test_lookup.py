@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 from helpers import emulator_process, emulator_stats, enricher, into_closed_pipe
 
-from enricher.app.lookup import format_table
+from enricher.app.lookup import _print, format_table
 
 ARGS = [
     "evil[.]example[.]com",
@@ -121,6 +122,21 @@ def test_the_table_shows_what_a_server_sent_inert() -> None:
     assert not any(ch in table for ch in "\x1b\x07\r\x9b\u202e")  # unknown: no colour
     assert "\\x1b]8;;http://evil.example\\x07click" in lines[1]
     assert lines[1].endswith("http://ok.example/a\\x9b31m\\x0afake row")
+
+
+def test_json_lines_are_inert_on_a_terminal_and_say_the_same(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    hostile = {
+        "ioc": "8.8.8.8", "classification": "\x1b]0;title\x07\x9b2J\u202eab\u2066\x7f",
+        "link": "http://ok.example/\x85x",
+    }  # fmt: skip
+    _print([hostile], as_json=True)
+    out = capfd.readouterr().out
+    # C0 is escaped by any JSON encoder; C1 (CSI \x9b, NEL \x85), DEL and bidi are not
+    assert not any(ch in out for ch in "\x1b\x07\x9b\x85\x7f\u202e\u2066")
+    assert orjson.loads(out) == hostile
+    assert out.count("\n") == 1
 
 
 CLOSED = (

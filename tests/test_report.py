@@ -73,6 +73,23 @@ def test_the_figures_of_a_run(tmp_path: Path) -> None:
     assert fig.manifest is not None and fig.manifest["retries"] == 3
 
 
+def test_a_manifest_too_big_to_read_is_named_not_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = make_run(tmp_path)
+    manifest = tmp_path / "run-2026-12-01.json"
+    doc = {"record_schema": 1, **orjson.loads(manifest.read_bytes())}
+    manifest.write_bytes(orjson.dumps({**doc, "timeline": [[0.0, 0]] * 600_000}))  # ~5 MiB
+    (tmp_path / "bundle.json").write_bytes(b'{"type":"bundle"' + b" " * (5 << 20) + b"}")
+    with caplog.at_level("WARNING", logger="enricher"):
+        assert find_manifest(str(out)) is None
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        f"warning: {manifest} looks like a manifest but is larger than 4 MiB: not read (give "
+        "it with --manifest to use it)"
+    ]  # the bundle is no manifest: nothing said of it
+
+
 def test_a_manifest_figure_of_another_type_is_left_out(tmp_path: Path) -> None:
     out = make_run(tmp_path)
     manifest = tmp_path / "run-2026-12-01.json"

@@ -31,7 +31,7 @@ import orjson
 from ..config.settings import Settings
 from ..ioc import IocType
 from ..output.files import write_stdout
-from ..output.inert import inert
+from ..output.inert import inert, inert_json
 from ..pipeline.normalize import normalize
 from ..pipeline.run import Enricher
 from ..state.budget import Budget
@@ -192,7 +192,7 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
 def _print(items: list[dict[str, Any]], *, as_json: bool) -> None:
     """The items on standard output: OutputError (exit 3) when its reader closed it."""
     if as_json:
-        text = b"".join(orjson.dumps(item) + b"\n" for item in items)
+        text = inert_json(b"".join(orjson.dumps(item) + b"\n" for item in items))
     else:
         colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         text = (format_table(items, colour=colour) + "\n").encode()

@@ -7,10 +7,12 @@ extension, not `x_` properties, so that a strict reader, `stix2.parse(allow_cust
 takes it), the observable it matches (`file`, `domain-name`, `ipv4-addr`, `ipv6-addr`, with
 the deterministic id STIX 2.1 gives it), and a `based-on` relationship between them. Every
 object has the same id in every bundle (the indicator's and relationship's are UUIDv5 of the
-IOC and its type), so a platform importing every night's bundle updates its objects (a newer
-`modified`) instead of adding copies. Every indicator is `created_by_ref` one `identity`,
-enricher's, the bundle's first object; the `extension-definition` of the properties is the
-second.
+IOC and its type), and the same `created` (STIX: the time of an object's first version, which
+no later version may change; enricher keeps nothing between runs, so it is a fixed time,
+`CREATED`), so a platform importing every night's bundle updates its objects (a newer
+`modified`) instead of adding copies or refusing a version whose `created` moved. Every
+indicator is `created_by_ref` one `identity`, enricher's, the bundle's first object; the
+`extension-definition` of the properties is the second.
 
 The objects are written as `stix2` writes them, but not made by it record by record: stix2
 builds an indicator in ~3 ms (its ANTLR pattern parser), ~135 records a second for the three
@@ -36,7 +38,7 @@ import stix2
 
 from .base import RecordFields, RecordWriter, samples, utc_now
 
-__all__ = ["EXTENSION_ID", "IDENTITY_ID", "StixWriter", "object_ids", "stix_objects"]
+__all__ = ["CREATED", "EXTENSION_ID", "IDENTITY_ID", "StixWriter", "object_ids", "stix_objects"]
 
 #: enricher's identity: the same id in every bundle, so a platform merges them
 IDENTITY_ID = "identity--" + str(uuid.uuid5(uuid.NAMESPACE_URL, "https://enricher/identity"))
@@ -47,6 +49,8 @@ EXTENSION_ID = "extension-definition--" + str(
 #: the namespace of the indicators' and relationships' ids
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://enricher/stix")
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # of enricher's identity and extension
+#: the `created` of every indicator and relationship, whatever run writes it
+CREATED = "2026-01-01T00:00:00.000Z"
 #: STIX 2.1, 2.9: the namespace of cyber observables' deterministic ids
 _SCO_NAMESPACE = uuid.UUID("00abedb4-aa42-466c-9c01-fed23315a9b7")
 _INDICATOR_TYPES = {
@@ -119,7 +123,7 @@ def stix_objects(
         "spec_version": "2.1",
         "id": ind_id,
         "created_by_ref": IDENTITY_ID,
-        "created": stamp,
+        "created": CREATED,
         "modified": stamp,
         "name": r["ioc"],
         "description": f"{r['verdict']}: {r['classification'] or 'no classification'}",
@@ -152,7 +156,7 @@ def stix_objects(
         "spec_version": "2.1",
         "id": rel_id,
         "created_by_ref": IDENTITY_ID,
-        "created": stamp,
+        "created": CREATED,
         "modified": stamp,
         "relationship_type": "based-on",
         "source_ref": ind_id,
@@ -178,7 +182,7 @@ def _by_stix2(r: RecordFields, now: datetime, ids: tuple[str, str]) -> list[dict
         built_observable,
         id=ids[1],
         created_by_ref=IDENTITY_ID,
-        created=now,
+        created=CREATED,
         modified=now,
     )
     built = (built_indicator, built_observable, built_relationship)

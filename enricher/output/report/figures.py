@@ -204,13 +204,34 @@ def _read_side(path: str, counts: Counter[str], kind: str) -> None:
             counts[doc["reason"].split(" until ", 1)[0]] += 1
 
 
+#: a JSON file beside the records larger than this is not read as their manifest (a
+#: manifest is a few KiB; a STIX bundle or an export beside it may be gigabytes)
+_MANIFEST_MAX = 4 << 20
+_MANIFEST_HEAD = b'"record_schema"'
+
+
+def _too_big(path: str) -> None:
+    """Say so when a file left unread looks like a manifest (its first KiB names the record
+    schema, as every manifest's does): the page would otherwise lack its figures silently."""
+    with open(path, "rb") as f:
+        head = f.read(1024)
+    if _MANIFEST_HEAD in head:
+        log.warning(
+            "warning: %s looks like a manifest but is larger than %d MiB: not read (give it "
+            "with --manifest to use it)",
+            path,
+            _MANIFEST_MAX >> 20,
+        )
+
+
 def find_manifest(output: str) -> str | None:
     """A manifest beside `output` whose records file is `output` (the newest, if several)."""
     here = os.path.dirname(os.path.abspath(output))
     found = []
     for path in glob.glob(os.path.join(glob.escape(here), "*.json")):
         try:
-            if os.path.getsize(path) > 4 << 20:
+            if os.path.getsize(path) > _MANIFEST_MAX:
+                _too_big(path)
                 continue
             with open(path, "rb") as f:
                 doc = orjson.loads(f.read())
