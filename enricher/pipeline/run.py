@@ -8,7 +8,10 @@
 Every queue is bounded, so a slow API slows the reader and memory grows only with the number
 of unique IOCs (the deduper). With a cache, ingest answers what it can before batching. Each
 unique IOC leaves as exactly one record, failure, or deferred IOC (not sent: budget spent,
-run stopped); `RunStats.invariant_holds` checks unique = ok + failed + unsupported + deferred.
+run stopped): the run's `Ledger` holds it open from ingest until a stage settles it, and
+defers what is still open when the run stops; `RunStats.invariant_holds` checks unique = ok
++ failed + unsupported + internal + deferred. What a batch's keys become is `resolve`'s
+policy, carried out here.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import asyncio
 import contextlib
 import functools
 import math
-import re
 import time
 import weakref
 from collections import Counter
@@ -30,6 +32,7 @@ from collections.abc import (
     Sequence,
 )
 from dataclasses import dataclass, field
+from operator import itemgetter
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
@@ -40,8 +43,6 @@ from ..api.sender import Sender
 from ..api.transport import Transport
 from ..config.settings import Settings
 from ..errors import (
-    BadRequest,
-    BatchTooLarge,
     BudgetSpent,
     FatalError,
     InputError,
@@ -61,7 +62,6 @@ from ..output.records import (
     Record,
     Reject,
     Skipped,
-    deferred,
     failure,
     read_record,
     record_line,
@@ -73,8 +73,10 @@ from ..state.budget import Budget
 from ..threads import call_in_thread
 from .batcher import Batch, Batcher, Key
 from .dedupe import Deduper
+from .ledger import Ledger
 from .normalize import normalize
 from .privacy import Privacy, name_reason
+from .resolve import Bisect, Defer, FailAll, FailKey, Settled, Split, Tries, decide, settle
 from .source import IocSource
 from .stats import RunStats
 
@@ -96,11 +98,6 @@ class _Later:
 
 
 _REJECT_SNIPPET = 200
-#: the failure of a key whose answer holds one of our secrets where it cannot be taken out
-_ECHOED = (
-    "secret_in_answer: the answer holds our credentials in its requestKey, a field name or"
-    " its classification; not written (nor cached)"
-)
 
 
 @dataclass(slots=True)
@@ -553,7 +550,12 @@ class _Run:
         self.with_source = owner.with_source
         #: why an IOC is withheld (`Privacy.reason`), or None
         self.withhold = owner.privacy.reason
-        self.origins: dict[str, tuple[str, int]] = {}  # key -> where first seen, until written
+        #: every unique key taken in, until settled; why keys are deferred instead of sent
+        #: (cache only, a budget spent, stopping), once they are
+        self.ledger = Ledger(
+            stats, halted="cache only: not in the cache" if owner.cache_only else None
+        )
+        self.origins = self.ledger.origins  # key -> where first seen, until settled
         self.occurrences: Counter[str] = Counter()
         conc = settings.limits.concurrency
         self.chunk_q: asyncio.Queue[Chunk | None] = asyncio.Queue(settings.pipeline.read_queue)
@@ -564,15 +566,11 @@ class _Run:
         self.room = asyncio.Semaphore(conc * 2)
         self.batcher = Batcher({ep: settings.api.batch_size(ep) for ep in Endpoint})
         self.deduper = Deduper()
-        self.outstanding = 0  # unique keys handed to the batcher and not yet resolved
         self.progress = asyncio.Event()
-        self.missing: dict[str, int] = {}  # key -> times it was left out of an answer
-        self.conflicts: dict[str, int] = {}  # key -> answers that gave it entries that disagree
+        #: how often keys came back unanswered (left out, or answered by entries that disagree)
+        self.tries = Tries()
         self.inflight: dict[int, Batch] = {}  # worker number -> the batch it is working on
-        self.looking_up: list[Key] = []  # new keys while the cache is read for them
         self.fatal: FatalError | None = None
-        #: why new keys are deferred instead of sent (budget spent, stopping), or None
-        self.deferring: str | None = "cache only: not in the cache" if owner.cache_only else None
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.task: asyncio.Task[None] | None = None  # `main`
         self.timers: list[asyncio.TimerHandle] = []  # a deadline, the end of a grace period
@@ -588,9 +586,9 @@ class _Run:
         #: stop came first): what a library run then gives as deferred
         self.reading: Chunk | None = None
         self.unread: list[Chunk] = []
-        # outcomes and batches on their way through a queue, for `abandon` if a stop cuts in
+        # outcomes settled and not yet in `out_q` (waiting for room): handed on by `main`
+        # if a stop cuts in
         self.unsent: list[Outcome] = []
-        self.undispatched: list[list[Batch]] = []
         api = settings.api
         self.send_sha256 = api.send_sha256
         self.ttl_factor = 1000 if api.ttl_unit == "s" else 1
@@ -614,12 +612,12 @@ class _Run:
             assert isinstance(fatal, FatalError)
             self.fatal = fatal
             self.stats.stopped = str(fatal)
-            self.deferring = f"run stopped: {fatal}"
+            self.ledger.halted = f"run stopped: {fatal}"
         finally:
             # whatever is still open (stopped, or a fatal error) is deferred, not lost, and
             # handed on without waiting: if the consumer has gone, it is still counted, so
             # that the stats add up
-            leftover = self.abandon(self.deferring or "run stopped")
+            leftover = self.abandon(self.ledger.halted or "run stopped")
             self.keep_unread()
             if self.reading is not None:
                 self.unread.append(self.reading)
@@ -642,7 +640,7 @@ class _Run:
         self.halting.set()
         if self.stats.stopped is None:
             self.stats.stopped = why
-        self.deferring = self.deferring or reason
+        self.ledger.halt(reason)
         if now:
             for task in self.tasks.values():
                 task.cancel()
@@ -687,17 +685,22 @@ class _Run:
         """A chunk the run did not reach before it stopped, taken in now and deferred (never
         sent): its IOCs are counted as any others, so the stats still add up."""
         outcome, new = self.ingest_chunk(chunk)
-        self.defer(outcome, new, NOT_REACHED)
+        outcome.deferred += self.ledger.defer(new, NOT_REACHED)
         return outcome
 
     def halted(self) -> str | None:
         """Why nothing more may be sent (stopping, a budget spent, cache only), or None."""
-        return self.deferring
+        return self.ledger.halted
 
     async def emit(self, outcome: Outcome) -> None:
         """Hand an outcome to the consumer, once it has room; if this is cancelled, `main`
-        hands it on later."""
+        hands it on later. Its first step is synchronous: what a stage settled in the ledger
+        just before is on record at once."""
         self.unsent.append(outcome)
+        await self.deliver(outcome)
+
+    async def deliver(self, outcome: Outcome) -> None:
+        """Hand on an outcome already in `unsent`, once the consumer has room."""
         await self.room.acquire()
         self.unsent.remove(outcome)
         self.out_q.put_nowait(outcome)
@@ -740,22 +743,19 @@ class _Run:
                 continue
             if chunk is None:
                 break
+            # the new keys are open in the ledger from here until settled (a stop defers them)
             outcome, new = self.ingest_chunk(chunk)
             if self.cache is not None and new:
-                # on record (for `abandon`) while the cache is read, off the event loop
-                self.looking_up = new
                 if outcome:
                     await self.emit(outcome)
                 outcome = Outcome()
+                # read off the event loop
                 hits = await self.lookup(new)
                 new = self.from_cache(new, hits, outcome)
-                self.looking_up = []
             full = self.batch(new, outcome)
-            # the full batches are on record (for `abandon`) before the first await
-            pending = self.hold(full)
             if outcome:
                 await self.emit(outcome)
-            await self.dispatch(pending)
+            await self.dispatch(full)
             if not len(batcher):
                 oldest = None
             elif oldest is None:
@@ -764,7 +764,7 @@ class _Run:
         # key is resolved
         while True:
             await self.dispatch(list(batcher.drain()))
-            if self.outstanding == 0:
+            if not self.ledger.open:
                 break
             self.progress.clear()
             with contextlib.suppress(TimeoutError):
@@ -773,28 +773,16 @@ class _Run:
         for _ in range(self.settings.limits.concurrency):
             await self.batch_q.put(None)
 
-    def hold(self, batches: Sequence[Batch]) -> list[Batch]:
-        """Batches on their way to the workers, on record until they are in `batch_q`."""
-        pending = list(batches)
-        self.undispatched.append(pending)
-        return pending
-
     async def dispatch(self, batches: Sequence[Batch]) -> None:
-        """Hand batches to the workers (or defer them, when deferring); a list from `hold`
-        is emptied as its batches go."""
-        pending = batches if any(p is batches for p in self.undispatched) else self.hold(batches)
-        assert isinstance(pending, list)
-        if self.deferring is not None and pending:
-            outcome = Outcome()
-            keys = [k for b in pending for k in b.keys]
-            self.defer(outcome, keys, self.deferring)
-            self.outstanding -= len(keys)
-            pending.clear()
-            await self.emit(outcome)
-        while pending:
-            await self.batch_q.put(pending[0])
-            del pending[0]
-        self.undispatched.remove(pending)
+        """Hand batches to the workers (or defer them, when the run is halted)."""
+        if not batches:
+            return
+        if (why := self.ledger.halted) is not None:
+            keys = [k for b in batches for k in b.keys]
+            await self.emit(Outcome(deferred=self.ledger.defer(keys, why)))
+            return
+        for batch in batches:
+            await self.batch_q.put(batch)
 
     def ingest_chunk(self, chunk: Chunk) -> tuple[Outcome, list[Key]]:
         """Normalize and dedupe one chunk of lines (the hot loop: plain, no awaits); the new
@@ -814,7 +802,7 @@ class _Run:
         with_source = self.with_source
         withhold = self.withhold
         origins, occurrences = self.origins, self.occurrences
-        skipped = unique = dups = already = 0
+        skipped = dups = already = 0
         inside: list[str | None] = []  # the IOCs inside lines that are none
         inside_lines: list[int] = []
         for i, text in enumerate(chunk.lines):
@@ -851,7 +839,6 @@ class _Run:
             if done is not None and (ioc_type, value) in done:
                 already += 1
                 continue
-            unique += 1
             if (why := withhold(ioc_type, value)) is not None:
                 where = (chunk.source, chunk.line_of(i)) if with_source else None
                 outcome.skipped.append(skipped_item(ioc_type, value, why, where))
@@ -870,9 +857,8 @@ class _Run:
         stats.skipped += skipped
         stats.duplicates += dups
         stats.already_done += already
-        stats.unique += unique
-        stats.unsupported += len(outcome.failures)
-        stats.internal += len(outcome.skipped)
+        self.ledger.admit(new)
+        self.ledger.withheld(internal=len(outcome.skipped), unsupported=len(outcome.failures))
         if inside:  # canonical values: taken as they are, each on the line it was in
             more, more_new = self.ingest_chunk(
                 Chunk(
@@ -884,12 +870,12 @@ class _Run:
         return outcome, new
 
     def batch(self, new: list[Key], outcome: Outcome) -> list[Batch]:
-        """Hand new keys to the batcher (or defer them, when deferring); the batches filled."""
+        """Hand new keys to the batcher (or defer them, when the run is halted); the batches
+        filled."""
         full: list[Batch] = []
-        if self.deferring is not None:
-            self.defer(outcome, new, self.deferring)
+        if (why := self.ledger.halted) is not None:
+            outcome.deferred += self.ledger.defer(new, why)
         else:
-            self.outstanding += len(new)
             batch_add = self.batcher.add
             for key in new:
                 batch = batch_add(key)
@@ -932,8 +918,9 @@ class _Run:
         for key in keys:
             by_endpoint.setdefault(ENDPOINT_OF[key[0]], []).append(key)
         misses: list[Key] = []
+        hits_keys: list[Key] = []
+        hits_verdicts: list[str] = []
         lines = outcome.cached_lines
-        verdicts = self.stats.verdicts
         fmt = self.cache.fmt
         for endpoint, group in by_endpoint.items():
             hits = found.get(endpoint)
@@ -957,12 +944,10 @@ class _Run:
                         self.cache.misses += 1
                         continue
                     line, verdict = made
-                    if self.with_source:
-                        del self.origins[key[1]]
                     lines.append(line)
-                verdicts[verdict] += 1
-        self.stats.ok += len(lines)
-        self.stats.cached += len(lines)
+                hits_keys.append(key)
+                hits_verdicts.append(verdict)
+        self.ledger.answered(hits_keys, hits_verdicts, cached=True)
         return misses
 
     def recache(
@@ -994,26 +979,20 @@ class _Run:
     # -- stage: send and merge ----------------------------------------------------------------
 
     async def worker(self, n: int) -> None:
-        stats = self.stats
         while (batch := await self.batch_q.get()) is not None:
             self.inflight[n] = batch
-            outcome = Outcome()
-            requeue: list[Key] = []
-            if self.deferring is not None:
-                self.defer(outcome, batch.keys, self.deferring)
+            done = Settled()
+            if (why := self.ledger.halted) is not None:
+                done.deferred.append((batch.keys, why))
             else:
-                await self.resolve(batch.endpoint, batch.keys, outcome, requeue)
-            # the batch is settled only now: a stop before this point defers it whole
+                await self.resolve(batch.endpoint, batch.keys, done)
+            # the batch is settled only now, in one step with handing it on: a stop before
+            # this point leaves its keys open in the ledger, and `abandon` defers them
             del self.inflight[n]
-            for key in requeue:
-                self.batcher.requeue(key)
+            outcome = self.settle(done)
+            if outcome:
+                self.unsent.append(outcome)
             answered = outcome.answered
-            self.count_answered(answered)
-            stats.failed += len(outcome.failures)
-            for fail in outcome.failures:
-                stats.errors[fail["error"].split(":", 1)[0]] += 1
-            self.outstanding -= len(answered) + len(outcome.failures)
-            self.outstanding -= len(outcome.deferred)
             if answered and self.cache is not None:
                 await self.cache.store_soon(
                     batch.endpoint,
@@ -1027,165 +1006,83 @@ class _Run:
                 )
             self.progress.set()
             if outcome:
-                await self.emit(outcome)
+                await self.deliver(outcome)
 
-    def count_answered(self, answered: list[tuple[str, str, int | None]]) -> None:
-        self.stats.ok += len(answered)
-        verdicts = self.stats.verdicts
-        for _, verdict, _ in answered:
-            verdicts[verdict] += 1
+    def settle(self, done: Settled) -> Outcome:
+        """What became of a batch's keys, settled in the ledger (requeued ones go back to
+        the batcher, still open); the outcome to hand on."""
+        ledger = self.ledger
+        requeue = self.batcher.requeue
+        for key in done.requeue:
+            requeue(key)
+        stats = self.stats
+        stats.requeued += len(done.requeue)
+        stats.extra_entries += done.extra
+        ledger.answered(done.keys, map(itemgetter(1), done.answered), cached=False)
+        outcome = Outcome(
+            lines=done.lines, answered=done.answered, failures=ledger.fail(done.failed)
+        )
+        for keys, why in done.deferred:
+            outcome.deferred += ledger.defer(keys, why)
+        return outcome
 
-    async def resolve(
-        self, endpoint: Endpoint, keys: list[Key], outcome: Outcome, requeue: list[Key]
-    ) -> None:
-        """Send `keys`; each becomes a record, a failure, deferred, or goes to `requeue`."""
-        if self.deferring is not None:
-            self.defer(outcome, keys, self.deferring)
+    async def resolve(self, endpoint: Endpoint, keys: list[Key], done: Settled) -> None:
+        """Send `keys` and carry out what `resolve.decide` and `resolve.settle` make of the
+        answer: each key is answered, failed, deferred or requeued in `done`."""
+        if (why := self.ledger.halted) is not None:
+            done.deferred.append((keys, why))
             return
         size = self.batcher.sizes[endpoint]
         if len(keys) > size:
             # a 413 elsewhere made batches smaller since these keys were batched
             for i in range(0, len(keys), size):
-                await self.resolve(endpoint, keys[i : i + size], outcome, requeue)
+                await self.resolve(endpoint, keys[i : i + size], done)
             return
         try:
             parsed = await self.sender.fetch(
                 endpoint, keys, stats=self.stats, halt=self.halted, halting=self.halting
             )
-        except (BudgetSpent, Stopping) as spent:  # or QuotaExhausted: a 429 that says until when
-            self.begin_deferring(str(spent))
-            self.defer(outcome, keys, str(spent))
+        except (BudgetSpent, Stopping, RequestError) as exc:  # not FatalError: it ends the run
+            match decide(exc, keys):
+                case Defer(reason):  # or QuotaExhausted: a 429 that says until when
+                    self.ledger.halt(reason)
+                    done.deferred.append((keys, reason))
+                case FailAll():
+                    assert isinstance(exc, RequestError)
+                    done.fail(keys, exc, self.tries)
+                case FailKey(culprit):
+                    # the server says which key it refuses: fail that one, send the rest
+                    assert isinstance(exc, RequestError)
+                    done.fail([keys[culprit]], exc, self.tries)
+                    await self.resolve(endpoint, keys[:culprit] + keys[culprit + 1 :], done)
+                case Split(half):
+                    # 413: use the smaller size from now on
+                    self.stats.splits += 1
+                    self.batcher.shrink(endpoint, half)
+                    await self.resolve(endpoint, keys[:half], done)
+                    await self.resolve(endpoint, keys[half:], done)
+                case Bisect(half):
+                    # 400: isolate the key(s) the server refuses; the others get their answers
+                    self.stats.bisections += 1
+                    await self.resolve(endpoint, keys[:half], done)
+                    await self.resolve(endpoint, keys[half:], done)
             return
-        except (BatchTooLarge, BadRequest) as exc:
-            if len(keys) == 1:
-                self.fail(outcome, keys, exc)
-                return
-            culprit = _named_key(exc.cause, len(keys)) if isinstance(exc, BadRequest) else None
-            if culprit is not None:
-                # the server says which key it refuses: fail that one, send the rest
-                self.fail(outcome, [keys[culprit]], exc)
-                rest = keys[:culprit] + keys[culprit + 1 :]
-                await self.resolve(endpoint, rest, outcome, requeue)
-                return
-            # 413: split, and use the smaller size from now on. 400: bisect to isolate the
-            # key(s) the server refuses; the others still get their answers.
-            half = len(keys) // 2
-            if isinstance(exc, BatchTooLarge):
-                self.stats.splits += 1
-                self.batcher.shrink(endpoint, half)
-            else:
-                self.stats.bisections += 1
-            await self.resolve(endpoint, keys[:half], outcome, requeue)
-            await self.resolve(endpoint, keys[half:], outcome, requeue)
-            return
-        except FatalError:
-            raise
-        except RequestError as exc:
-            self.fail(outcome, keys, exc)
-            return
-        answers = parsed.answers
-        verdicts = self.verdicts
-        factor = self.ttl_factor
-        lines = outcome.lines
-        answered_keys = outcome.answered
-        missing = self.missing
-        limit = self.settings.retry.missing_attempts
-        origins = self.origins
-        answered = 0
-        for key in keys:
-            hit = answers.get(key[1])
-            if hit is not None:
-                answered += 1
-                origin = origins.pop(key[1], None) if origins else None
-                line, verdict, ttl_ms = record_line(
-                    key[0], key[1], hit[0], hit[1], verdicts, factor, False, origin
-                )
-                lines.append(line)
-                answered_keys.append((key[1], verdict, ttl_ms))
-                if missing:
-                    missing.pop(key[1], None)
-                if self.conflicts:
-                    self.conflicts.pop(key[1], None)
-                continue
-            if key[1] in parsed.conflicts:
-                self.conflicting(key, outcome, requeue)
-                continue
-            if parsed.echoed and key[1] in parsed.echoed:
-                # taking our secret out would change the key or the verdict: no answer
-                self.origins.pop(key[1], None)
-                missing.pop(key[1], None)
-                outcome.failures.append(failure(key[0], key[1], _ECHOED, 1))
-                continue
-            tries = missing.get(key[1], 0) + 1
-            if tries > limit:
-                del missing[key[1]]
-                self.origins.pop(key[1], None)
-                outcome.failures.append(
-                    failure(key[0], key[1], "missing: left out of every answer", tries)
-                )
-            else:
-                missing[key[1]] = tries
-                self.stats.requeued += 1
-                requeue.append(key)
-        self.stats.extra_entries += parsed.extra(answered)
-
-    def conflicting(self, key: Key, outcome: Outcome, requeue: list[Key]) -> None:
-        """An answer gave `key` two entries that disagree: like a malformed answer, asked
-        again (in a later batch) up to `retry.attempts` times, then a failure; never cached."""
-        tries = self.conflicts.get(key[1], 0) + 1
-        if tries < self.settings.retry.attempts:
-            self.conflicts[key[1]] = tries
-            self.stats.requeued += 1
-            requeue.append(key)
-            return
-        self.conflicts.pop(key[1], None)
-        self.origins.pop(key[1], None)
-        why = f"conflicting_answers: {tries} answers each gave it entries that disagree"
-        outcome.failures.append(failure(key[0], key[1], why, tries))
-
-    def fail(self, outcome: Outcome, keys: list[Key], exc: RequestError) -> None:
-        error = f"{exc.kind}: {exc}"
-        attempts = max(exc.attempts, 1)
-        for ioc_type, value in keys:
-            outcome.failures.append(failure(ioc_type, value, error, attempts))
-            self.missing.pop(value, None)
-            self.origins.pop(value, None)
-
-    # -- deferring ------------------------------------------------------------------------
-
-    def begin_deferring(self, why: str) -> None:
-        """From now on nothing is sent: new keys, and keys waiting, are deferred."""
-        if self.deferring is None:
-            self.deferring = why
-            self.stats.stopped = self.stats.stopped or why
-
-    def defer(self, outcome: Outcome, keys: Sequence[Key], why: str) -> None:
-        outcome.deferred.extend(deferred(t, v, why) for t, v in keys)
-        self.stats.deferred += len(keys)
-        if self.origins:
-            for _, v in keys:
-                self.origins.pop(v, None)
+        settle(
+            keys,
+            parsed,
+            self.tries,
+            missing_attempts=self.settings.retry.missing_attempts,
+            conflict_attempts=self.settings.retry.attempts,
+            verdicts=self.verdicts,
+            ttl_factor=self.ttl_factor,
+            origins=self.origins,
+            into=done,
+            make_line=record_line,
+        )
 
     def abandon(self, why: str) -> Outcome:
-        """Every key not yet resolved, deferred: the run is stopping."""
-        keys: list[Key] = [k for batch in self.batcher.drain() for k in batch.keys]
-        for pending in self.undispatched:
-            keys.extend(k for batch in pending for k in batch.keys)
-        self.undispatched.clear()
-        while not self.batch_q.empty():
-            batch = self.batch_q.get_nowait()
-            if batch is not None:
-                keys.extend(batch.keys)
-        for batch in self.inflight.values():
-            keys.extend(batch.keys)
-        self.inflight.clear()
-        outcome = Outcome()
-        self.defer(outcome, keys, why)
-        self.outstanding -= len(keys)
-        # new keys being looked up in the cache: counted unique, not yet in the batcher
-        self.defer(outcome, self.looking_up, why)
-        self.looking_up = []
-        return outcome
+        """Every key not yet settled, deferred: the run is stopping."""
+        return Outcome(deferred=self.ledger.abandon(why))
 
 
 def _on(loop: asyncio.AbstractEventLoop) -> bool:
@@ -1209,14 +1106,3 @@ def _items_of(
     yield from outcome.skipped
     if rejects:
         yield from outcome.rejects
-
-
-_INDEX = re.compile(r"requestData\[(\d+)\]")
-
-
-def _named_key(cause: str | None, n: int) -> int | None:
-    """The index of the key a 400's cause names (`... at requestData[3]`), if it names one."""
-    found = _INDEX.search(cause) if cause else None
-    if found is None or int(found.group(1)) >= n:
-        return None
-    return int(found.group(1))
