@@ -1,17 +1,17 @@
 """The pipeline: read → normalize → dedupe → batch → send → merge, as stages joined by queues.
 
     reader task ──chunk_q──▶ ingest task ──batch_q──▶ N worker tasks ──out_q──▶ consumer
-                              normalize                 send (sender.py)         writes NDJSON
-                              dedupe                    merge answers            (or yields to
-                              batch                     split / bisect / requeue  the library)
+                              ingest.py                 send.py                  writes NDJSON
+                              (cache lookup)            (resolve.py: the policy)  (or yields to
+                              batch                     merge answers             the library)
 
-Every queue is bounded, so a slow API slows the reader and memory grows only with the number
-of unique IOCs (the deduper). With a cache, ingest answers what it can before batching. Each
-unique IOC leaves as exactly one record, failure, or deferred IOC (not sent: budget spent,
-run stopped): the run's `Ledger` holds it open from ingest until a stage settles it, and
-defers what is still open when the run stops; `RunStats.invariant_holds` checks unique = ok
-+ failed + unsupported + internal + deferred. What a batch's keys become is `resolve`'s
-policy, carried out here.
+This module is `Enricher` and the coordination of one run (`_Run`): its queues, tasks, stop
+and hand-offs. Every queue is bounded, so a slow API slows the reader and memory grows only
+with the number of unique IOCs (the deduper). With a cache, ingest answers what it can before
+batching. Each unique IOC leaves as exactly one record, failure, or deferred IOC (not sent:
+budget spent, run stopped): the run's `Ledger` (ledger.py) holds it open from ingest until a
+stage settles it, and defers what is still open when the run stops; `RunStats.invariant_holds`
+checks unique = ok + failed + unsupported + internal + deferred.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from dataclasses import dataclass, field
-from operator import itemgetter
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
@@ -43,17 +42,12 @@ from ..api.sender import Sender
 from ..api.transport import Transport
 from ..config.settings import Settings
 from ..errors import (
-    BudgetSpent,
     FatalError,
     InputError,
     MalformedBody,
-    RequestError,
-    Stopping,
     UsageError,
 )
 from ..inputs import Chunk
-from ..inputs.extract import extract
-from ..inputs.suffixes import name_problem
 from ..ioc import ENDPOINT_OF, Endpoint, IocType
 from ..output.records import (
     CACHED_TAIL,
@@ -62,21 +56,21 @@ from ..output.records import (
     Record,
     Reject,
     Skipped,
-    failure,
     read_record,
     record_line,
     response_bytes,
 )
-from ..output.records import skipped as skipped_item
 from ..state.answers import Cache
 from ..state.budget import Budget
 from ..threads import call_in_thread
 from .batcher import Batch, Batcher, Key
 from .dedupe import Deduper
+from .ingest import Ingest
 from .ledger import Ledger
-from .normalize import normalize
-from .privacy import Privacy, name_reason
-from .resolve import Bisect, Defer, FailAll, FailKey, Settled, Split, Tries, decide, settle
+from .outcome import Outcome
+from .privacy import Privacy
+from .resolve import Settled
+from .send import Send
 from .source import IocSource
 from .stats import RunStats
 
@@ -95,47 +89,6 @@ class _Later:
     deadline: float | None
     #: stop() came first: stop as it asked (`now`) once the run starts
     stopped: bool | None = None
-
-
-_REJECT_SNIPPET = 200
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one stage step produced, for the writer: records, failures, deferred IOCs and
-    input rejects."""
-
-    #: answered IOCs, as NDJSON record lines (what the writer writes)
-    lines: list[bytes] = field(default_factory=list)
-    #: (ioc, verdict, ttl in ms) for each of `lines`: what the stats and the cache keep
-    answered: list[tuple[str, str, int | None]] = field(default_factory=list)
-    #: records served from the cache, as NDJSON lines only
-    cached_lines: list[bytes] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    rejects: list[Reject] = field(default_factory=list)
-    deferred: list[Deferred] = field(default_factory=list)
-    #: IOCs the privacy rule withheld: never sent
-    skipped: list[Skipped] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.lines
-            or self.cached_lines
-            or self.failures
-            or self.rejects
-            or self.deferred
-            or self.skipped
-        )
-
-    def extend(self, other: Outcome) -> None:
-        """Add what `other` produced to this."""
-        self.lines += other.lines
-        self.answered += other.answered
-        self.cached_lines += other.cached_lines
-        self.failures += other.failures
-        self.rejects += other.rejects
-        self.deferred += other.deferred
-        self.skipped += other.skipped
 
 
 #: what `Enricher.enrich` yields (and, with `rejects=True`, `Reject` items too). Spelled
@@ -546,17 +499,23 @@ class _Run:
             if owner.cache is not None
             else set()
         )
-        self.done = owner.done
         self.with_source = owner.with_source
-        #: why an IOC is withheld (`Privacy.reason`), or None
-        self.withhold = owner.privacy.reason
         #: every unique key taken in, until settled; why keys are deferred instead of sent
         #: (cache only, a budget spent, stopping), once they are
         self.ledger = Ledger(
             stats, halted="cache only: not in the cache" if owner.cache_only else None
         )
         self.origins = self.ledger.origins  # key -> where first seen, until settled
-        self.occurrences: Counter[str] = Counter()
+        #: the stage that takes lines in (normalize, dedupe, admit)
+        self.admission = Ingest(
+            self.ledger,
+            withhold=owner.privacy.reason,
+            done=owner.done,
+            send_sha256=settings.api.send_sha256,
+            with_source=owner.with_source,
+        )
+        self.deduper = self.admission.deduper
+        self.occurrences = self.admission.occurrences
         conc = settings.limits.concurrency
         self.chunk_q: asyncio.Queue[Chunk | None] = asyncio.Queue(settings.pipeline.read_queue)
         self.batch_q: asyncio.Queue[Batch | None] = asyncio.Queue(conc)
@@ -565,10 +524,7 @@ class _Run:
         self.out_q: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self.room = asyncio.Semaphore(conc * 2)
         self.batcher = Batcher({ep: settings.api.batch_size(ep) for ep in Endpoint})
-        self.deduper = Deduper()
         self.progress = asyncio.Event()
-        #: how often keys came back unanswered (left out, or answered by entries that disagree)
-        self.tries = Tries()
         self.inflight: dict[int, Batch] = {}  # worker number -> the batch it is working on
         self.fatal: FatalError | None = None
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -589,9 +545,11 @@ class _Run:
         # outcomes settled and not yet in `out_q` (waiting for room): handed on by `main`
         # if a stop cuts in
         self.unsent: list[Outcome] = []
-        api = settings.api
-        self.send_sha256 = api.send_sha256
-        self.ttl_factor = 1000 if api.ttl_unit == "s" else 1
+        #: the stage that sends batches and carries out what `resolve` makes of the answers
+        self.send = Send(
+            settings, sender, self.ledger, self.batcher, halting=self.halting, make_line=record_line
+        )
+        self.ttl_factor = self.send.ttl_factor
         self.verdicts = settings.verdicts
 
     async def main(self, chunks: AsyncIterable[Chunk]) -> None:
@@ -684,13 +642,9 @@ class _Run:
     def not_reached(self, chunk: Chunk) -> Outcome:
         """A chunk the run did not reach before it stopped, taken in now and deferred (never
         sent): its IOCs are counted as any others, so the stats still add up."""
-        outcome, new = self.ingest_chunk(chunk)
+        outcome, new = self.admission.take(chunk)
         outcome.deferred += self.ledger.defer(new, NOT_REACHED)
         return outcome
-
-    def halted(self) -> str | None:
-        """Why nothing more may be sent (stopping, a budget spent, cache only), or None."""
-        return self.ledger.halted
 
     async def emit(self, outcome: Outcome) -> None:
         """Hand an outcome to the consumer, once it has room; if this is cancelled, `main`
@@ -744,7 +698,7 @@ class _Run:
             if chunk is None:
                 break
             # the new keys are open in the ledger from here until settled (a stop defers them)
-            outcome, new = self.ingest_chunk(chunk)
+            outcome, new = self.admission.take(chunk)
             if self.cache is not None and new:
                 if outcome:
                     await self.emit(outcome)
@@ -783,91 +737,6 @@ class _Run:
             return
         for batch in batches:
             await self.batch_q.put(batch)
-
-    def ingest_chunk(self, chunk: Chunk) -> tuple[Outcome, list[Key]]:
-        """Normalize and dedupe one chunk of lines (the hot loop: plain, no awaits); the new
-        keys to answer.
-
-        A line that is no IOC gives the IOCs inside it (`MD5=…,SHA256=…`, `evil.com:99999`,
-        `fe80::1%eth0`), as a chosen cell or field does, or else it is a reject with its reason.
-        """
-        stats = self.stats
-        outcome = Outcome()
-        new: list[Key] = []
-        seen_add = self.deduper.add
-        done = self.done
-        send_sha256 = self.send_sha256
-        sha256 = IocType.SHA256
-        domain = IocType.DOMAIN
-        with_source = self.with_source
-        withhold = self.withhold
-        origins, occurrences = self.origins, self.occurrences
-        skipped = dups = already = 0
-        inside: list[str | None] = []  # the IOCs inside lines that are none
-        inside_lines: list[int] = []
-        for i, text in enumerate(chunk.lines):
-            if text is None:
-                self.reject(outcome, chunk, i, None, chunk.errors.get(i, "unreadable line"))
-                continue
-            stripped = text.strip()
-            if not stripped or stripped[0] == "#":
-                skipped += 1
-                continue
-            ioc_type, value = normalize(stripped)
-            if ioc_type is None:
-                found = extract(stripped)
-                if found:
-                    inside += found
-                    inside_lines += [chunk.line_of(i)] * len(found)
-                else:
-                    self.reject(outcome, chunk, i, stripped, value)
-                continue
-            if (
-                ioc_type is domain
-                and (why := name_problem(value)) is not None
-                and name_reason(value) is None
-            ):
-                # no public suffix (`invoice.pdf`) or a suffix alone: never sent, whichever
-                # format it came in (an internal name, `.local`, is one: see `privacy`)
-                self.reject(outcome, chunk, i, stripped, why)
-                continue
-            if with_source:
-                occurrences[value] += 1
-            if not seen_add(ioc_type, value):
-                dups += 1
-                continue
-            if done is not None and (ioc_type, value) in done:
-                already += 1
-                continue
-            if (why := withhold(ioc_type, value)) is not None:
-                where = (chunk.source, chunk.line_of(i)) if with_source else None
-                outcome.skipped.append(skipped_item(ioc_type, value, why, where))
-                continue
-            if ioc_type is sha256 and not send_sha256:
-                outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
-                continue
-            if with_source:
-                origins[value] = (chunk.source, chunk.line_of(i))
-            new.append((ioc_type, value))
-        stats.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
-        if chunk.damaged is not None:
-            stats.inputs_damaged.append(f"{chunk.source}: {chunk.damaged}")
-        if chunk.nbytes:
-            stats.bytes_read += chunk.nbytes
-        stats.skipped += skipped
-        stats.duplicates += dups
-        stats.already_done += already
-        self.ledger.admit(new)
-        self.ledger.withheld(internal=len(outcome.skipped), unsupported=len(outcome.failures))
-        if inside:  # canonical values: taken as they are, each on the line it was in
-            more, more_new = self.ingest_chunk(
-                Chunk(
-                    chunk.source, inside_lines[0], inside, line_numbers=inside_lines, lines_read=0
-                )
-            )
-            outcome.extend(more)
-            new += more_new
-        return outcome, new
 
     def batch(self, new: list[Key], outcome: Outcome) -> list[Batch]:
         """Hand new keys to the batcher (or defer them, when the run is halted); the batches
@@ -964,18 +833,6 @@ class _Run:
         )
         return line, verdict
 
-    def reject(self, outcome: Outcome, chunk: Chunk, i: int, text: str | None, why: str) -> None:
-        self.stats.rejected += 1
-        self.stats.reject_reasons[why] += 1
-        outcome.rejects.append(
-            Reject(
-                source=chunk.source,
-                line=chunk.line_of(i),
-                input=None if text is None else text[:_REJECT_SNIPPET],
-                reason=why,
-            )
-        )
-
     # -- stage: send and merge ----------------------------------------------------------------
 
     async def worker(self, n: int) -> None:
@@ -985,11 +842,11 @@ class _Run:
             if (why := self.ledger.halted) is not None:
                 done.deferred.append((batch.keys, why))
             else:
-                await self.resolve(batch.endpoint, batch.keys, done)
+                await self.send.resolve(batch.endpoint, batch.keys, done)
             # the batch is settled only now, in one step with handing it on: a stop before
             # this point leaves its keys open in the ledger, and `abandon` defers them
             del self.inflight[n]
-            outcome = self.settle(done)
+            outcome = self.send.settle(done)
             if outcome:
                 self.unsent.append(outcome)
             answered = outcome.answered
@@ -1007,78 +864,6 @@ class _Run:
             self.progress.set()
             if outcome:
                 await self.deliver(outcome)
-
-    def settle(self, done: Settled) -> Outcome:
-        """What became of a batch's keys, settled in the ledger (requeued ones go back to
-        the batcher, still open); the outcome to hand on."""
-        ledger = self.ledger
-        requeue = self.batcher.requeue
-        for key in done.requeue:
-            requeue(key)
-        stats = self.stats
-        stats.requeued += len(done.requeue)
-        stats.extra_entries += done.extra
-        ledger.answered(done.keys, map(itemgetter(1), done.answered), cached=False)
-        outcome = Outcome(
-            lines=done.lines, answered=done.answered, failures=ledger.fail(done.failed)
-        )
-        for keys, why in done.deferred:
-            outcome.deferred += ledger.defer(keys, why)
-        return outcome
-
-    async def resolve(self, endpoint: Endpoint, keys: list[Key], done: Settled) -> None:
-        """Send `keys` and carry out what `resolve.decide` and `resolve.settle` make of the
-        answer: each key is answered, failed, deferred or requeued in `done`."""
-        if (why := self.ledger.halted) is not None:
-            done.deferred.append((keys, why))
-            return
-        size = self.batcher.sizes[endpoint]
-        if len(keys) > size:
-            # a 413 elsewhere made batches smaller since these keys were batched
-            for i in range(0, len(keys), size):
-                await self.resolve(endpoint, keys[i : i + size], done)
-            return
-        try:
-            parsed = await self.sender.fetch(
-                endpoint, keys, stats=self.stats, halt=self.halted, halting=self.halting
-            )
-        except (BudgetSpent, Stopping, RequestError) as exc:  # not FatalError: it ends the run
-            match decide(exc, keys):
-                case Defer(reason):  # or QuotaExhausted: a 429 that says until when
-                    self.ledger.halt(reason)
-                    done.deferred.append((keys, reason))
-                case FailAll():
-                    assert isinstance(exc, RequestError)
-                    done.fail(keys, exc, self.tries)
-                case FailKey(culprit):
-                    # the server says which key it refuses: fail that one, send the rest
-                    assert isinstance(exc, RequestError)
-                    done.fail([keys[culprit]], exc, self.tries)
-                    await self.resolve(endpoint, keys[:culprit] + keys[culprit + 1 :], done)
-                case Split(half):
-                    # 413: use the smaller size from now on
-                    self.stats.splits += 1
-                    self.batcher.shrink(endpoint, half)
-                    await self.resolve(endpoint, keys[:half], done)
-                    await self.resolve(endpoint, keys[half:], done)
-                case Bisect(half):
-                    # 400: isolate the key(s) the server refuses; the others get their answers
-                    self.stats.bisections += 1
-                    await self.resolve(endpoint, keys[:half], done)
-                    await self.resolve(endpoint, keys[half:], done)
-            return
-        settle(
-            keys,
-            parsed,
-            self.tries,
-            missing_attempts=self.settings.retry.missing_attempts,
-            conflict_attempts=self.settings.retry.attempts,
-            verdicts=self.verdicts,
-            ttl_factor=self.ttl_factor,
-            origins=self.origins,
-            into=done,
-            make_line=record_line,
-        )
 
     def abandon(self, why: str) -> Outcome:
         """Every key not yet settled, deferred: the run is stopping."""

@@ -18,6 +18,7 @@ from enricher.ioc import IocType
 from enricher.pipeline.batcher import Key
 from enricher.pipeline.ledger import Ledger
 from enricher.pipeline.run import Enricher, _Run
+from enricher.pipeline.send import Send
 from enricher.pipeline.stats import RunStats
 from enricher.state.answers import Cache
 
@@ -112,7 +113,7 @@ def test_runs_sharing_stats_each_keep_their_own_ledger() -> None:
 STAGES: dict[str, tuple[Any, str, Callable[[tuple[Any, ...]], bool]]] = {
     "ingest: cache lookup": (_Run, "lookup", lambda args: bool(args[0])),
     "ingest: dispatch": (_Run, "dispatch", lambda args: bool(args[0])),
-    "send: a request": (_Run, "resolve", lambda args: True),
+    "send: a request": (Send, "resolve", lambda args: True),
     "hand on: waiting for the consumer": (_Run, "deliver", lambda args: bool(args[0].lines)),
     "send: storing answers": (Cache, "store_soon", lambda args: True),
 }
