@@ -155,9 +155,9 @@ def test_every_shape_holds_and_the_protocol_module_reads_it() -> None:
         assert list(parsed.answers) == asked
         for key in asked:
             assert key is not None
-            answer = parsed.answer(key)
-            assert answer is not None
-            assert answer.classification == classification_of(endpoint, key)
+            agg = parsed.answers[key][0].aggregatedResult
+            assert agg is not None and agg.maliciousClassification is not None
+            assert agg.maliciousClassification.type == classification_of(endpoint, key)
 
 
 # -- determinism ---------------------------------------------------------------------------

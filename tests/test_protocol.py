@@ -16,23 +16,42 @@ from hypothesis import strategies as st
 
 from enricher.api.protocol import (
     CLASSIFICATION_TYPES,
+    ParsedResponse,
     _parse_with_orjson,
     answer_from_entry,
     build_request,
-    match_answers,
     match_key,
     parse_response,
     request_key,
 )
 from enricher.errors import ErrorBody, MalformedBody, SettingsError
 from enricher.ioc import Endpoint, IocType
-from enricher.output.records import first_seen_iso, read_record, record_line, to_record
+from enricher.output.records import Record, first_seen_iso, read_record, record_line
+from enricher.pipeline.resolve import Settled, Tries, settle
 
 TUTORIAL = Path(__file__).parent / "fixtures" / "tutorial"
 
 
 def fixture(name: str) -> bytes:
     return (TUTORIAL / f"{name}.json").read_bytes()
+
+
+def matched(ioc_type: IocType, asked: list[str], parsed: ParsedResponse) -> Settled:
+    """What the send stage makes of an answer to `asked` (`requeue`: the keys it left out)."""
+    keys = [(ioc_type, value) for value in asked]
+    return settle(keys, parsed, Tries(), missing_attempts=3, conflict_attempts=3, verdicts={})
+
+
+def missing(ioc_type: IocType, asked: list[str], parsed: ParsedResponse) -> list[str]:
+    return [value for _, value in matched(ioc_type, asked, parsed).requeue]
+
+
+def record_of(
+    parsed: ParsedResponse, ioc_type: IocType, key: str, verdicts: dict[str, str] | None = None
+) -> Record:
+    """The record the run writes for `key` from this answer."""
+    entry, raw = parsed.answers[key]
+    return read_record(record_line(ioc_type, key, entry, raw, verdicts or {})[0])
 
 
 @pytest.mark.parametrize(
@@ -79,45 +98,47 @@ def test_a_batch_never_mixes_endpoints() -> None:
 
 def test_tutorial_file_response_round_trip() -> None:
     parsed = parse_response(Endpoint.FILE, fixture("file_response"))
-    match = match_answers(["92f44e405db16ac55d97e3bfe3b132fa"], parsed)
-    assert match.missing == [] and match.extra == 0
-    assert match.found == parsed.answers
-    a = parsed.answer("92f44e405db16ac55d97e3bfe3b132fa")
-    assert a is not None
-    assert a.classification == "indifferent"
-    assert a.score == -1 and a.type_score == -1
-    assert a.ttl == 62957583
-    assert a.source is None and a.first_seen is None and a.cp_type is None
-    assert a.product is not None and a.product["title"] == "Power Shell"
-    assert a.link is not None and a.link.startswith("https://www.virustotal.com/file/")
-    assert a.entry == orjson.loads(fixture("file_response"))["classificationResponses"][0]
+    key = "92f44e405db16ac55d97e3bfe3b132fa"
+    match = matched(IocType.MD5, [key], parsed)
+    assert match.requeue == [] and match.extra == 0
+    assert match.keys == [(IocType.MD5, key)] and list(parsed.answers) == [key]
+    a = record_of(parsed, IocType.MD5, key)
+    assert a["classification"] == "indifferent"
+    assert a["score"] == -1 and a["type_score"] == -1
+    assert a["ttl_ms"] == 62957583
+    assert a["source"] is None and a["first_seen"] is None and a["cp_type"] is None
+    assert a["product"] is not None and a["product"]["title"] == "Power Shell"
+    assert a["link"] is not None and a["link"].startswith("https://www.virustotal.com/file/")
+    assert a["response"] == orjson.loads(fixture("file_response"))["classificationResponses"][0]
 
 
 def test_tutorial_domain_response_round_trip() -> None:
     parsed = parse_response(Endpoint.DOMAIN, fixture("domain_response"))
-    assert match_answers(["www.cybereason.com"], parsed).missing == []
-    a = parsed.answer("www.cybereason.com")
-    assert a is not None
-    assert (a.classification, a.source, a.ttl) == ("indifferent", "VirusTotal", 52388991)
-    assert a.first_seen == 1481719121821
-    assert (a.cp_type, a.cp_id) == ("VIRUS_TOTAL", 2)
-    assert a.product is None
+    assert missing(IocType.DOMAIN, ["www.cybereason.com"], parsed) == []
+    a = record_of(parsed, IocType.DOMAIN, "www.cybereason.com")
+    assert (a["classification"], a["source"], a["ttl_ms"]) == (
+        "indifferent",
+        "VirusTotal",
+        52388991,
+    )
+    assert a["first_seen"] == first_seen_iso(1481719121821) == "2016-12-14T12:38:41.821Z"
+    assert (a["cp_type"], a["response"]["cpId"]) == ("VIRUS_TOTAL", 2)
+    assert a["product"] is None
 
 
 def test_tutorial_ip_response_answers_another_key() -> None:
     # The tutorial asks for 12.34.56.78 and prints an answer for 1.2.3.4. Matched by
     # requestKey (never by position), that is an extra entry and a missing key.
     parsed = parse_response(Endpoint.IP, fixture("ip_response"))
-    match = match_answers(["12.34.56.78"], parsed)
-    assert match.missing == ["12.34.56.78"]
+    match = matched(IocType.IPV4, ["12.34.56.78"], parsed)
+    assert match.requeue == [(IocType.IPV4, "12.34.56.78")]
     assert match.extra == 1
-    a = parsed.answer("1.2.3.4")
-    assert a is not None
-    assert (a.classification, a.cp_type, a.ttl, a.first_seen) == (
+    a = record_of(parsed, IocType.IPV4, "1.2.3.4")
+    assert (a["classification"], a["cp_type"], a["ttl_ms"], a["first_seen"]) == (
         "indifferent",
         "TOKEN",
         1920533,
-        1476350974204,
+        first_seen_iso(1476350974204),
     )
 
 
@@ -154,8 +175,8 @@ def test_duplicates_and_strangers_are_counted_not_used() -> None:
     parsed = parse_response(Endpoint.DOMAIN, body)
     assert parsed.answers["a.com"][0].ttl == 1 and not parsed.conflicts
     assert parsed.answers["a.com"][1] == b'{"requestKey":{"domain":"a.com"},"ttl":1}'  # the first
-    match = match_answers(["a.com", "b.com"], parsed)
-    assert match.missing == ["b.com"]
+    match = matched(IocType.DOMAIN, ["a.com", "b.com"], parsed)
+    assert match.requeue == [(IocType.DOMAIN, "b.com")]
     assert match.extra == 1 + 1 + 2  # stranger, duplicate, two unusable
 
 
@@ -183,7 +204,7 @@ def test_entries_that_disagree_answer_nothing(second: dict[str, Any], reference:
     parsed = (_parse_with_orjson if reference else parse_response)(Endpoint.DOMAIN, body)
     assert parsed.conflicts == {"a.com"}
     assert set(parsed.answers) == {"b.com"}
-    assert match_answers(["a.com", "b.com"], parsed).missing == ["a.com"]
+    assert missing(IocType.DOMAIN, ["a.com", "b.com"], parsed) == ["a.com"]
 
 
 @pytest.mark.parametrize("reference", [False, True], ids=["fast", "reference"])
@@ -215,10 +236,8 @@ def test_mistyped_fields_become_none() -> None:
         },
     }
     parsed = parse_response(Endpoint.DOMAIN, orjson.dumps({"classificationResponses": [entry]}))
-    a = parsed.answer("a.com")
-    assert a is not None
-    assert (a.ttl, a.cp_id, a.classification, a.score, a.first_seen, a.product) == (None,) * 6
-    record = to_record(IocType.DOMAIN, "a.com", entry, {})
+    assert parsed.answers["a.com"][0].cpId is None
+    record = record_of(parsed, IocType.DOMAIN, "a.com")
     assert (record["ttl_ms"], record["classification"], record["score"]) == (None,) * 3
     assert (record["first_seen"], record["product"], record["verdict"]) == (None, None, "unknown")
 
@@ -252,8 +271,9 @@ def _set(entry: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 
 
 def test_a_record_reads_the_fields_the_answer_view_reads() -> None:
-    # a record is written from an entry's typed fields (records.record_line); Answer is the
-    # reading library users get, and the two must agree on every shape
+    # a record is written from an entry's typed fields, read the fast way where they have the
+    # types it takes (records.record_line); Answer is the reference reading, and the two must
+    # agree on every shape
     good = orjson.loads(fixture("domain_response"))["classificationResponses"][0]
     odd_values: list[Any] = [None, True, 7, 2.5, "x", [], {}, {"type": "malware"}]
     for value in odd_values:
@@ -261,7 +281,12 @@ def test_a_record_reads_the_fields_the_answer_view_reads() -> None:
             entry = copy.deepcopy(good)
             _set(entry, path, value)
             a = answer_from_entry("www.cybereason.com", entry)
-            r = to_record(IocType.DOMAIN, "www.cybereason.com", entry, {"malware": "malicious"})
+            body = orjson.dumps({"classificationResponses": [entry]})
+            parsed = parse_response(Endpoint.DOMAIN, body, {"www.cybereason.com"})
+            if path == ("requestKey",):  # no key to answer: no record
+                assert parsed.answers == {}
+                continue
+            r = record_of(parsed, IocType.DOMAIN, "www.cybereason.com", {"malware": "malicious"})
             assert (r["classification"], r["score"], r["type_score"], r["source"]) == (
                 a.classification,
                 a.score,
@@ -324,7 +349,7 @@ def test_error_body_with_http_200() -> None:
 
 def test_empty_answer_list_is_an_answer_with_every_key_missing() -> None:
     parsed = parse_response(Endpoint.FILE, b'{"classificationResponses": []}')
-    assert match_answers(["a" * 32], parsed).missing == ["a" * 32]
+    assert missing(IocType.MD5, ["a" * 32], parsed) == ["a" * 32]
 
 
 def test_fourteen_documented_types() -> None:

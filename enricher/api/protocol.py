@@ -1,9 +1,11 @@
 """The GTI classification wire protocol: request bodies out, validated answers in.
 
 Everything that knows the JSON shape of the three batch endpoints lives here; the rest of
-enricher sees `(IocType, value)` pairs going out and `Answer`s coming back. Answers are
-matched to the keys asked by `requestKey`, never by position: the server may answer in any
-order, echo hashes and domains in another case, leave keys out, or add entries.
+enricher sees `(IocType, value)` pairs going out and a `ParsedResponse` coming back (each
+answered key's validated `Entry` and its verbatim bytes). Answers are keyed by `requestKey`,
+never by position: the server may answer in any order, echo hashes and domains in another
+case, leave keys out, or add entries (`pipeline.resolve.settle` pairs them with the keys
+asked).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NamedTuple
 
@@ -26,13 +28,11 @@ __all__ = [
     "CLASSIFICATION_TYPES",
     "Answer",
     "Entry",
-    "Match",
     "ParsedResponse",
     "answer_from_entry",
     "blank_escapes",
     "build_request",
     "entry_of",
-    "match_answers",
     "match_key",
     "parse_response",
     "read_entry",
@@ -377,11 +377,6 @@ class ParsedResponse:
         nobody asked for, duplicates and unusable entries."""
         return len(self.answers) - answered + self.duplicates + self.unusable
 
-    def answer(self, key: str) -> Answer | None:
-        """The answer for `key` as an `Answer`, or None."""
-        hit = self.answers.get(key)
-        return None if hit is None else answer_from_entry(key, msgspec.json.decode(hit[1]))
-
 
 #: the `requestKey` fields that carry the IOC, in the order `match_key` reads them
 _ECHO_FIELDS = {
@@ -512,30 +507,3 @@ def _parse_with_orjson(endpoint: Endpoint, body: bytes) -> ParsedResponse:
     for key in parsed.conflicts:
         del answers[key]
     return parsed
-
-
-class Match(NamedTuple):
-    """Answers paired with the keys asked: found (verbatim entries), missing (to ask again),
-    and extras."""
-
-    found: dict[str, tuple[Entry, bytes]]
-    missing: list[str]
-    extra: int  # answered keys nobody asked for, duplicates and unusable entries
-
-
-def match_answers(
-    asked: Sequence[str], parsed: ParsedResponse | Mapping[str, tuple[Entry, bytes]]
-) -> Match:
-    """Pair each asked (normalized) key with its answer, in the order asked."""
-    answers = parsed.answers if isinstance(parsed, ParsedResponse) else parsed
-    found: dict[str, tuple[Entry, bytes]] = {}
-    missing: list[str] = []
-    for key in asked:
-        a = answers.get(key)
-        if a is None:
-            missing.append(key)
-        else:
-            found[key] = a
-    if isinstance(parsed, ParsedResponse):
-        return Match(found, missing, parsed.extra(len(found)))
-    return Match(found, missing, len(answers) - len(found))

@@ -16,7 +16,7 @@ from typing import Any, Literal, NotRequired, TypedDict, cast, final
 import msgspec
 import orjson
 
-from ..api.protocol import Entry, entry_of
+from ..api.protocol import Entry
 from ..ioc import IocType
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "record_line",
     "response_bytes",
     "skipped",
-    "to_record",
 ]
 
 SCHEMA_VERSION = 1
@@ -240,22 +239,6 @@ def read_record(line: bytes) -> Record:
     sent it, and JSON sets no limit on numbers: this reads a number beyond a double (which
     orjson refuses) as infinity."""
     return cast(Record, _read_any(line))
-
-
-def to_record(
-    ioc_type: IocType,
-    ioc: str,
-    entry: dict[str, Any],
-    verdicts: Mapping[str, str],
-    ttl_factor: int = 1,
-    cached: bool = False,
-    origin: tuple[str, int] | None = None,
-) -> Record:
-    """The output record for one answered IOC from its verbatim answer `entry` (a dict);
-    absent or mistyped fields are None. The same record `record_line` writes."""
-    fields, raw = entry_of(entry)
-    line = record_line(ioc_type, ioc, fields, raw, verdicts, ttl_factor, cached, origin)[0]
-    return read_record(line)
 
 
 def record_format(verdicts: Mapping[str, str], ttl_unit: str, with_source: bool = False) -> str:

@@ -1,14 +1,17 @@
 """The pipeline: read → normalize → dedupe → batch → send → merge, as stages joined by queues.
 
     reader task ──chunk_q──▶ ingest task ──batch_q──▶ N worker tasks ──out_q──▶ consumer
-                              normalize                 send (sender.py)         writes NDJSON
-                              dedupe                    merge answers            (or yields to
-                              batch                     split / bisect / requeue  the library)
+                              ingest.py                 send.py                  writes NDJSON
+                              (cache lookup)            (resolve.py: the policy)  (or yields to
+                              batch                     merge answers             the library)
 
-Every queue is bounded, so a slow API slows the reader and memory grows only with the number
-of unique IOCs (the deduper). With a cache, ingest answers what it can before batching. Each
-unique IOC leaves as exactly one record, failure, or deferred IOC (not sent: budget spent,
-run stopped); `RunStats.invariant_holds` checks unique = ok + failed + unsupported + deferred.
+This module is `Enricher` and the coordination of one run (`_Run`): its queues, tasks, stop
+and hand-offs. Every queue is bounded, so a slow API slows the reader and memory grows only
+with the number of unique IOCs (the deduper). With a cache, ingest answers what it can before
+batching. Each unique IOC leaves as exactly one record, failure, or deferred IOC (not sent:
+budget spent, run stopped): the run's `Ledger` (ledger.py) holds it open from ingest until a
+stage settles it, and defers what is still open when the run stops; `RunStats.invariant_holds`
+checks unique = ok + failed + unsupported + internal + deferred.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import asyncio
 import contextlib
 import functools
 import math
-import re
 import time
 import weakref
 from collections import Counter
@@ -29,7 +31,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self, overload
 
@@ -40,19 +42,12 @@ from ..api.sender import Sender
 from ..api.transport import Transport
 from ..config.settings import Settings
 from ..errors import (
-    BadRequest,
-    BatchTooLarge,
-    BudgetSpent,
     FatalError,
     InputError,
     MalformedBody,
-    RequestError,
-    Stopping,
     UsageError,
 )
 from ..inputs import Chunk
-from ..inputs.extract import extract
-from ..inputs.suffixes import name_problem
 from ..ioc import ENDPOINT_OF, Endpoint, IocType
 from ..output.records import (
     CACHED_TAIL,
@@ -61,20 +56,21 @@ from ..output.records import (
     Record,
     Reject,
     Skipped,
-    deferred,
-    failure,
     read_record,
     record_line,
     response_bytes,
 )
-from ..output.records import skipped as skipped_item
 from ..state.answers import Cache
 from ..state.budget import Budget
 from ..threads import call_in_thread
 from .batcher import Batch, Batcher, Key
 from .dedupe import Deduper
-from .normalize import normalize
-from .privacy import Privacy, name_reason
+from .ingest import Ingest
+from .ledger import Ledger
+from .outcome import Outcome
+from .privacy import Privacy
+from .resolve import Settled
+from .send import Send
 from .source import IocSource
 from .stats import RunStats
 
@@ -93,52 +89,6 @@ class _Later:
     deadline: float | None
     #: stop() came first: stop as it asked (`now`) once the run starts
     stopped: bool | None = None
-
-
-_REJECT_SNIPPET = 200
-#: the failure of a key whose answer holds one of our secrets where it cannot be taken out
-_ECHOED = (
-    "secret_in_answer: the answer holds our credentials in its requestKey, a field name or"
-    " its classification; not written (nor cached)"
-)
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one stage step produced, for the writer: records, failures, deferred IOCs and
-    input rejects."""
-
-    #: answered IOCs, as NDJSON record lines (what the writer writes)
-    lines: list[bytes] = field(default_factory=list)
-    #: (ioc, verdict, ttl in ms) for each of `lines`: what the stats and the cache keep
-    answered: list[tuple[str, str, int | None]] = field(default_factory=list)
-    #: records served from the cache, as NDJSON lines only
-    cached_lines: list[bytes] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    rejects: list[Reject] = field(default_factory=list)
-    deferred: list[Deferred] = field(default_factory=list)
-    #: IOCs the privacy rule withheld: never sent
-    skipped: list[Skipped] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.lines
-            or self.cached_lines
-            or self.failures
-            or self.rejects
-            or self.deferred
-            or self.skipped
-        )
-
-    def extend(self, other: Outcome) -> None:
-        """Add what `other` produced to this."""
-        self.lines += other.lines
-        self.answered += other.answered
-        self.cached_lines += other.cached_lines
-        self.failures += other.failures
-        self.rejects += other.rejects
-        self.deferred += other.deferred
-        self.skipped += other.skipped
 
 
 #: what `Enricher.enrich` yields (and, with `rejects=True`, `Reject` items too). Spelled
@@ -549,12 +499,23 @@ class _Run:
             if owner.cache is not None
             else set()
         )
-        self.done = owner.done
         self.with_source = owner.with_source
-        #: why an IOC is withheld (`Privacy.reason`), or None
-        self.withhold = owner.privacy.reason
-        self.origins: dict[str, tuple[str, int]] = {}  # key -> where first seen, until written
-        self.occurrences: Counter[str] = Counter()
+        #: every unique key taken in, until settled; why keys are deferred instead of sent
+        #: (cache only, a budget spent, stopping), once they are
+        self.ledger = Ledger(
+            stats, halted="cache only: not in the cache" if owner.cache_only else None
+        )
+        self.origins = self.ledger.origins  # key -> where first seen, until settled
+        #: the stage that takes lines in (normalize, dedupe, admit)
+        self.admission = Ingest(
+            self.ledger,
+            withhold=owner.privacy.reason,
+            done=owner.done,
+            send_sha256=settings.api.send_sha256,
+            with_source=owner.with_source,
+        )
+        self.deduper = self.admission.deduper
+        self.occurrences = self.admission.occurrences
         conc = settings.limits.concurrency
         self.chunk_q: asyncio.Queue[Chunk | None] = asyncio.Queue(settings.pipeline.read_queue)
         self.batch_q: asyncio.Queue[Batch | None] = asyncio.Queue(conc)
@@ -563,16 +524,9 @@ class _Run:
         self.out_q: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self.room = asyncio.Semaphore(conc * 2)
         self.batcher = Batcher({ep: settings.api.batch_size(ep) for ep in Endpoint})
-        self.deduper = Deduper()
-        self.outstanding = 0  # unique keys handed to the batcher and not yet resolved
         self.progress = asyncio.Event()
-        self.missing: dict[str, int] = {}  # key -> times it was left out of an answer
-        self.conflicts: dict[str, int] = {}  # key -> answers that gave it entries that disagree
         self.inflight: dict[int, Batch] = {}  # worker number -> the batch it is working on
-        self.looking_up: list[Key] = []  # new keys while the cache is read for them
         self.fatal: FatalError | None = None
-        #: why new keys are deferred instead of sent (budget spent, stopping), or None
-        self.deferring: str | None = "cache only: not in the cache" if owner.cache_only else None
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.task: asyncio.Task[None] | None = None  # `main`
         self.timers: list[asyncio.TimerHandle] = []  # a deadline, the end of a grace period
@@ -588,12 +542,14 @@ class _Run:
         #: stop came first): what a library run then gives as deferred
         self.reading: Chunk | None = None
         self.unread: list[Chunk] = []
-        # outcomes and batches on their way through a queue, for `abandon` if a stop cuts in
+        # outcomes settled and not yet in `out_q` (waiting for room): handed on by `main`
+        # if a stop cuts in
         self.unsent: list[Outcome] = []
-        self.undispatched: list[list[Batch]] = []
-        api = settings.api
-        self.send_sha256 = api.send_sha256
-        self.ttl_factor = 1000 if api.ttl_unit == "s" else 1
+        #: the stage that sends batches and carries out what `resolve` makes of the answers
+        self.send = Send(
+            settings, sender, self.ledger, self.batcher, halting=self.halting, make_line=record_line
+        )
+        self.ttl_factor = self.send.ttl_factor
         self.verdicts = settings.verdicts
 
     async def main(self, chunks: AsyncIterable[Chunk]) -> None:
@@ -614,12 +570,12 @@ class _Run:
             assert isinstance(fatal, FatalError)
             self.fatal = fatal
             self.stats.stopped = str(fatal)
-            self.deferring = f"run stopped: {fatal}"
+            self.ledger.halted = f"run stopped: {fatal}"
         finally:
             # whatever is still open (stopped, or a fatal error) is deferred, not lost, and
             # handed on without waiting: if the consumer has gone, it is still counted, so
             # that the stats add up
-            leftover = self.abandon(self.deferring or "run stopped")
+            leftover = self.abandon(self.ledger.halted or "run stopped")
             self.keep_unread()
             if self.reading is not None:
                 self.unread.append(self.reading)
@@ -642,7 +598,7 @@ class _Run:
         self.halting.set()
         if self.stats.stopped is None:
             self.stats.stopped = why
-        self.deferring = self.deferring or reason
+        self.ledger.halt(reason)
         if now:
             for task in self.tasks.values():
                 task.cancel()
@@ -686,18 +642,19 @@ class _Run:
     def not_reached(self, chunk: Chunk) -> Outcome:
         """A chunk the run did not reach before it stopped, taken in now and deferred (never
         sent): its IOCs are counted as any others, so the stats still add up."""
-        outcome, new = self.ingest_chunk(chunk)
-        self.defer(outcome, new, NOT_REACHED)
+        outcome, new = self.admission.take(chunk)
+        outcome.deferred += self.ledger.defer(new, NOT_REACHED)
         return outcome
-
-    def halted(self) -> str | None:
-        """Why nothing more may be sent (stopping, a budget spent, cache only), or None."""
-        return self.deferring
 
     async def emit(self, outcome: Outcome) -> None:
         """Hand an outcome to the consumer, once it has room; if this is cancelled, `main`
-        hands it on later."""
+        hands it on later. Its first step is synchronous: what a stage settled in the ledger
+        just before is on record at once."""
         self.unsent.append(outcome)
+        await self.deliver(outcome)
+
+    async def deliver(self, outcome: Outcome) -> None:
+        """Hand on an outcome already in `unsent`, once the consumer has room."""
         await self.room.acquire()
         self.unsent.remove(outcome)
         self.out_q.put_nowait(outcome)
@@ -740,22 +697,19 @@ class _Run:
                 continue
             if chunk is None:
                 break
-            outcome, new = self.ingest_chunk(chunk)
+            # the new keys are open in the ledger from here until settled (a stop defers them)
+            outcome, new = self.admission.take(chunk)
             if self.cache is not None and new:
-                # on record (for `abandon`) while the cache is read, off the event loop
-                self.looking_up = new
                 if outcome:
                     await self.emit(outcome)
                 outcome = Outcome()
+                # read off the event loop
                 hits = await self.lookup(new)
                 new = self.from_cache(new, hits, outcome)
-                self.looking_up = []
             full = self.batch(new, outcome)
-            # the full batches are on record (for `abandon`) before the first await
-            pending = self.hold(full)
             if outcome:
                 await self.emit(outcome)
-            await self.dispatch(pending)
+            await self.dispatch(full)
             if not len(batcher):
                 oldest = None
             elif oldest is None:
@@ -764,7 +718,7 @@ class _Run:
         # key is resolved
         while True:
             await self.dispatch(list(batcher.drain()))
-            if self.outstanding == 0:
+            if not self.ledger.open:
                 break
             self.progress.clear()
             with contextlib.suppress(TimeoutError):
@@ -773,123 +727,24 @@ class _Run:
         for _ in range(self.settings.limits.concurrency):
             await self.batch_q.put(None)
 
-    def hold(self, batches: Sequence[Batch]) -> list[Batch]:
-        """Batches on their way to the workers, on record until they are in `batch_q`."""
-        pending = list(batches)
-        self.undispatched.append(pending)
-        return pending
-
     async def dispatch(self, batches: Sequence[Batch]) -> None:
-        """Hand batches to the workers (or defer them, when deferring); a list from `hold`
-        is emptied as its batches go."""
-        pending = batches if any(p is batches for p in self.undispatched) else self.hold(batches)
-        assert isinstance(pending, list)
-        if self.deferring is not None and pending:
-            outcome = Outcome()
-            keys = [k for b in pending for k in b.keys]
-            self.defer(outcome, keys, self.deferring)
-            self.outstanding -= len(keys)
-            pending.clear()
-            await self.emit(outcome)
-        while pending:
-            await self.batch_q.put(pending[0])
-            del pending[0]
-        self.undispatched.remove(pending)
-
-    def ingest_chunk(self, chunk: Chunk) -> tuple[Outcome, list[Key]]:
-        """Normalize and dedupe one chunk of lines (the hot loop: plain, no awaits); the new
-        keys to answer.
-
-        A line that is no IOC gives the IOCs inside it (`MD5=…,SHA256=…`, `evil.com:99999`,
-        `fe80::1%eth0`), as a chosen cell or field does, or else it is a reject with its reason.
-        """
-        stats = self.stats
-        outcome = Outcome()
-        new: list[Key] = []
-        seen_add = self.deduper.add
-        done = self.done
-        send_sha256 = self.send_sha256
-        sha256 = IocType.SHA256
-        domain = IocType.DOMAIN
-        with_source = self.with_source
-        withhold = self.withhold
-        origins, occurrences = self.origins, self.occurrences
-        skipped = unique = dups = already = 0
-        inside: list[str | None] = []  # the IOCs inside lines that are none
-        inside_lines: list[int] = []
-        for i, text in enumerate(chunk.lines):
-            if text is None:
-                self.reject(outcome, chunk, i, None, chunk.errors.get(i, "unreadable line"))
-                continue
-            stripped = text.strip()
-            if not stripped or stripped[0] == "#":
-                skipped += 1
-                continue
-            ioc_type, value = normalize(stripped)
-            if ioc_type is None:
-                found = extract(stripped)
-                if found:
-                    inside += found
-                    inside_lines += [chunk.line_of(i)] * len(found)
-                else:
-                    self.reject(outcome, chunk, i, stripped, value)
-                continue
-            if (
-                ioc_type is domain
-                and (why := name_problem(value)) is not None
-                and name_reason(value) is None
-            ):
-                # no public suffix (`invoice.pdf`) or a suffix alone: never sent, whichever
-                # format it came in (an internal name, `.local`, is one: see `privacy`)
-                self.reject(outcome, chunk, i, stripped, why)
-                continue
-            if with_source:
-                occurrences[value] += 1
-            if not seen_add(ioc_type, value):
-                dups += 1
-                continue
-            if done is not None and (ioc_type, value) in done:
-                already += 1
-                continue
-            unique += 1
-            if (why := withhold(ioc_type, value)) is not None:
-                where = (chunk.source, chunk.line_of(i)) if with_source else None
-                outcome.skipped.append(skipped_item(ioc_type, value, why, where))
-                continue
-            if ioc_type is sha256 and not send_sha256:
-                outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
-                continue
-            if with_source:
-                origins[value] = (chunk.source, chunk.line_of(i))
-            new.append((ioc_type, value))
-        stats.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
-        if chunk.damaged is not None:
-            stats.inputs_damaged.append(f"{chunk.source}: {chunk.damaged}")
-        if chunk.nbytes:
-            stats.bytes_read += chunk.nbytes
-        stats.skipped += skipped
-        stats.duplicates += dups
-        stats.already_done += already
-        stats.unique += unique
-        stats.unsupported += len(outcome.failures)
-        stats.internal += len(outcome.skipped)
-        if inside:  # canonical values: taken as they are, each on the line it was in
-            more, more_new = self.ingest_chunk(
-                Chunk(
-                    chunk.source, inside_lines[0], inside, line_numbers=inside_lines, lines_read=0
-                )
-            )
-            outcome.extend(more)
-            new += more_new
-        return outcome, new
+        """Hand batches to the workers (or defer them, when the run is halted)."""
+        if not batches:
+            return
+        if (why := self.ledger.halted) is not None:
+            keys = [k for b in batches for k in b.keys]
+            await self.emit(Outcome(deferred=self.ledger.defer(keys, why)))
+            return
+        for batch in batches:
+            await self.batch_q.put(batch)
 
     def batch(self, new: list[Key], outcome: Outcome) -> list[Batch]:
-        """Hand new keys to the batcher (or defer them, when deferring); the batches filled."""
+        """Hand new keys to the batcher (or defer them, when the run is halted); the batches
+        filled."""
         full: list[Batch] = []
-        if self.deferring is not None:
-            self.defer(outcome, new, self.deferring)
+        if (why := self.ledger.halted) is not None:
+            outcome.deferred += self.ledger.defer(new, why)
         else:
-            self.outstanding += len(new)
             batch_add = self.batcher.add
             for key in new:
                 batch = batch_add(key)
@@ -932,8 +787,9 @@ class _Run:
         for key in keys:
             by_endpoint.setdefault(ENDPOINT_OF[key[0]], []).append(key)
         misses: list[Key] = []
+        hits_keys: list[Key] = []
+        hits_verdicts: list[str] = []
         lines = outcome.cached_lines
-        verdicts = self.stats.verdicts
         fmt = self.cache.fmt
         for endpoint, group in by_endpoint.items():
             hits = found.get(endpoint)
@@ -957,12 +813,10 @@ class _Run:
                         self.cache.misses += 1
                         continue
                     line, verdict = made
-                    if self.with_source:
-                        del self.origins[key[1]]
                     lines.append(line)
-                verdicts[verdict] += 1
-        self.stats.ok += len(lines)
-        self.stats.cached += len(lines)
+                hits_keys.append(key)
+                hits_verdicts.append(verdict)
+        self.ledger.answered(hits_keys, hits_verdicts, cached=True)
         return misses
 
     def recache(
@@ -979,41 +833,23 @@ class _Run:
         )
         return line, verdict
 
-    def reject(self, outcome: Outcome, chunk: Chunk, i: int, text: str | None, why: str) -> None:
-        self.stats.rejected += 1
-        self.stats.reject_reasons[why] += 1
-        outcome.rejects.append(
-            Reject(
-                source=chunk.source,
-                line=chunk.line_of(i),
-                input=None if text is None else text[:_REJECT_SNIPPET],
-                reason=why,
-            )
-        )
-
     # -- stage: send and merge ----------------------------------------------------------------
 
     async def worker(self, n: int) -> None:
-        stats = self.stats
         while (batch := await self.batch_q.get()) is not None:
             self.inflight[n] = batch
-            outcome = Outcome()
-            requeue: list[Key] = []
-            if self.deferring is not None:
-                self.defer(outcome, batch.keys, self.deferring)
+            done = Settled()
+            if (why := self.ledger.halted) is not None:
+                done.deferred.append((batch.keys, why))
             else:
-                await self.resolve(batch.endpoint, batch.keys, outcome, requeue)
-            # the batch is settled only now: a stop before this point defers it whole
+                await self.send.resolve(batch.endpoint, batch.keys, done)
+            # the batch is settled only now, in one step with handing it on: a stop before
+            # this point leaves its keys open in the ledger, and `abandon` defers them
             del self.inflight[n]
-            for key in requeue:
-                self.batcher.requeue(key)
+            outcome = self.send.settle(done)
+            if outcome:
+                self.unsent.append(outcome)
             answered = outcome.answered
-            self.count_answered(answered)
-            stats.failed += len(outcome.failures)
-            for fail in outcome.failures:
-                stats.errors[fail["error"].split(":", 1)[0]] += 1
-            self.outstanding -= len(answered) + len(outcome.failures)
-            self.outstanding -= len(outcome.deferred)
             if answered and self.cache is not None:
                 await self.cache.store_soon(
                     batch.endpoint,
@@ -1027,165 +863,11 @@ class _Run:
                 )
             self.progress.set()
             if outcome:
-                await self.emit(outcome)
-
-    def count_answered(self, answered: list[tuple[str, str, int | None]]) -> None:
-        self.stats.ok += len(answered)
-        verdicts = self.stats.verdicts
-        for _, verdict, _ in answered:
-            verdicts[verdict] += 1
-
-    async def resolve(
-        self, endpoint: Endpoint, keys: list[Key], outcome: Outcome, requeue: list[Key]
-    ) -> None:
-        """Send `keys`; each becomes a record, a failure, deferred, or goes to `requeue`."""
-        if self.deferring is not None:
-            self.defer(outcome, keys, self.deferring)
-            return
-        size = self.batcher.sizes[endpoint]
-        if len(keys) > size:
-            # a 413 elsewhere made batches smaller since these keys were batched
-            for i in range(0, len(keys), size):
-                await self.resolve(endpoint, keys[i : i + size], outcome, requeue)
-            return
-        try:
-            parsed = await self.sender.fetch(
-                endpoint, keys, stats=self.stats, halt=self.halted, halting=self.halting
-            )
-        except (BudgetSpent, Stopping) as spent:  # or QuotaExhausted: a 429 that says until when
-            self.begin_deferring(str(spent))
-            self.defer(outcome, keys, str(spent))
-            return
-        except (BatchTooLarge, BadRequest) as exc:
-            if len(keys) == 1:
-                self.fail(outcome, keys, exc)
-                return
-            culprit = _named_key(exc.cause, len(keys)) if isinstance(exc, BadRequest) else None
-            if culprit is not None:
-                # the server says which key it refuses: fail that one, send the rest
-                self.fail(outcome, [keys[culprit]], exc)
-                rest = keys[:culprit] + keys[culprit + 1 :]
-                await self.resolve(endpoint, rest, outcome, requeue)
-                return
-            # 413: split, and use the smaller size from now on. 400: bisect to isolate the
-            # key(s) the server refuses; the others still get their answers.
-            half = len(keys) // 2
-            if isinstance(exc, BatchTooLarge):
-                self.stats.splits += 1
-                self.batcher.shrink(endpoint, half)
-            else:
-                self.stats.bisections += 1
-            await self.resolve(endpoint, keys[:half], outcome, requeue)
-            await self.resolve(endpoint, keys[half:], outcome, requeue)
-            return
-        except FatalError:
-            raise
-        except RequestError as exc:
-            self.fail(outcome, keys, exc)
-            return
-        answers = parsed.answers
-        verdicts = self.verdicts
-        factor = self.ttl_factor
-        lines = outcome.lines
-        answered_keys = outcome.answered
-        missing = self.missing
-        limit = self.settings.retry.missing_attempts
-        origins = self.origins
-        answered = 0
-        for key in keys:
-            hit = answers.get(key[1])
-            if hit is not None:
-                answered += 1
-                origin = origins.pop(key[1], None) if origins else None
-                line, verdict, ttl_ms = record_line(
-                    key[0], key[1], hit[0], hit[1], verdicts, factor, False, origin
-                )
-                lines.append(line)
-                answered_keys.append((key[1], verdict, ttl_ms))
-                if missing:
-                    missing.pop(key[1], None)
-                if self.conflicts:
-                    self.conflicts.pop(key[1], None)
-                continue
-            if key[1] in parsed.conflicts:
-                self.conflicting(key, outcome, requeue)
-                continue
-            if parsed.echoed and key[1] in parsed.echoed:
-                # taking our secret out would change the key or the verdict: no answer
-                self.origins.pop(key[1], None)
-                missing.pop(key[1], None)
-                outcome.failures.append(failure(key[0], key[1], _ECHOED, 1))
-                continue
-            tries = missing.get(key[1], 0) + 1
-            if tries > limit:
-                del missing[key[1]]
-                self.origins.pop(key[1], None)
-                outcome.failures.append(
-                    failure(key[0], key[1], "missing: left out of every answer", tries)
-                )
-            else:
-                missing[key[1]] = tries
-                self.stats.requeued += 1
-                requeue.append(key)
-        self.stats.extra_entries += parsed.extra(answered)
-
-    def conflicting(self, key: Key, outcome: Outcome, requeue: list[Key]) -> None:
-        """An answer gave `key` two entries that disagree: like a malformed answer, asked
-        again (in a later batch) up to `retry.attempts` times, then a failure; never cached."""
-        tries = self.conflicts.get(key[1], 0) + 1
-        if tries < self.settings.retry.attempts:
-            self.conflicts[key[1]] = tries
-            self.stats.requeued += 1
-            requeue.append(key)
-            return
-        self.conflicts.pop(key[1], None)
-        self.origins.pop(key[1], None)
-        why = f"conflicting_answers: {tries} answers each gave it entries that disagree"
-        outcome.failures.append(failure(key[0], key[1], why, tries))
-
-    def fail(self, outcome: Outcome, keys: list[Key], exc: RequestError) -> None:
-        error = f"{exc.kind}: {exc}"
-        attempts = max(exc.attempts, 1)
-        for ioc_type, value in keys:
-            outcome.failures.append(failure(ioc_type, value, error, attempts))
-            self.missing.pop(value, None)
-            self.origins.pop(value, None)
-
-    # -- deferring ------------------------------------------------------------------------
-
-    def begin_deferring(self, why: str) -> None:
-        """From now on nothing is sent: new keys, and keys waiting, are deferred."""
-        if self.deferring is None:
-            self.deferring = why
-            self.stats.stopped = self.stats.stopped or why
-
-    def defer(self, outcome: Outcome, keys: Sequence[Key], why: str) -> None:
-        outcome.deferred.extend(deferred(t, v, why) for t, v in keys)
-        self.stats.deferred += len(keys)
-        if self.origins:
-            for _, v in keys:
-                self.origins.pop(v, None)
+                await self.deliver(outcome)
 
     def abandon(self, why: str) -> Outcome:
-        """Every key not yet resolved, deferred: the run is stopping."""
-        keys: list[Key] = [k for batch in self.batcher.drain() for k in batch.keys]
-        for pending in self.undispatched:
-            keys.extend(k for batch in pending for k in batch.keys)
-        self.undispatched.clear()
-        while not self.batch_q.empty():
-            batch = self.batch_q.get_nowait()
-            if batch is not None:
-                keys.extend(batch.keys)
-        for batch in self.inflight.values():
-            keys.extend(batch.keys)
-        self.inflight.clear()
-        outcome = Outcome()
-        self.defer(outcome, keys, why)
-        self.outstanding -= len(keys)
-        # new keys being looked up in the cache: counted unique, not yet in the batcher
-        self.defer(outcome, self.looking_up, why)
-        self.looking_up = []
-        return outcome
+        """Every key not yet settled, deferred: the run is stopping."""
+        return Outcome(deferred=self.ledger.abandon(why))
 
 
 def _on(loop: asyncio.AbstractEventLoop) -> bool:
@@ -1209,14 +891,3 @@ def _items_of(
     yield from outcome.skipped
     if rejects:
         yield from outcome.rejects
-
-
-_INDEX = re.compile(r"requestData\[(\d+)\]")
-
-
-def _named_key(cause: str | None, n: int) -> int | None:
-    """The index of the key a 400's cause names (`... at requestData[3]`), if it names one."""
-    found = _INDEX.search(cause) if cause else None
-    if found is None or int(found.group(1)) >= n:
-        return None
-    return int(found.group(1))

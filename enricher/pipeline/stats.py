@@ -1,4 +1,6 @@
-"""Counters of one run, kept by the stages and printed as the summary."""
+"""Counters of one run, kept by the stages and printed as the summary. What becomes of each
+unique IOC (unique, ok, cached, failed, unsupported, internal, deferred, verdicts, errors) is
+counted by the run's `Ledger` alone, as it settles them."""
 
 from __future__ import annotations
 

@@ -1,0 +1,155 @@
+"""Ingest stage: lines in, unique keys admitted to the ledger (normalize, dedupe, withhold).
+
+One chunk at a time, synchronously (the hot loop: plain, no awaits): a line that is no IOC
+is a reject with its reason (or gives the IOCs inside it); a duplicate, or an IOC an earlier
+run wrote, is counted and dropped; an internal one is withheld (skipped) and sha256 with
+`send_sha256` off is unsupported, both settled at once; the rest are new keys, open in the
+ledger from then on, for the cache and the batcher.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from ..inputs import Chunk
+from ..inputs.extract import extract
+from ..inputs.suffixes import name_problem
+from ..ioc import IocType
+from ..output.records import Reject, failure
+from ..output.records import skipped as skipped_item
+from .batcher import Key
+from .dedupe import Deduper
+from .ledger import Ledger
+from .normalize import normalize
+from .outcome import Outcome
+from .privacy import name_reason
+from .stats import RunStats
+
+__all__ = ["Ingest"]
+
+_REJECT_SNIPPET = 200
+
+
+class Ingest:
+    """The ingest stage of one run."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        withhold: Callable[[IocType, str], str | None],
+        done: Deduper | None = None,
+        send_sha256: bool = False,
+        with_source: bool = False,
+    ) -> None:
+        self.ledger = ledger
+        self.stats: RunStats = ledger.stats
+        #: every key seen (what `Enricher.reached` asks)
+        self.deduper = Deduper()
+        #: keys an earlier run already wrote (`--resume`): skipped
+        self.done = done
+        #: why an IOC is withheld (`Privacy.reason`), or None
+        self.withhold = withhold
+        self.send_sha256 = send_sha256
+        #: records say where their IOC was first seen, and occurrences are counted
+        self.with_source = with_source
+        self.origins = ledger.origins  # key -> where first seen, until settled
+        self.occurrences: Counter[str] = Counter()
+
+    def take(self, chunk: Chunk) -> tuple[Outcome, list[Key]]:
+        """Normalize and dedupe one chunk of lines (the hot loop: plain, no awaits); the new
+        keys to answer.
+
+        A line that is no IOC gives the IOCs inside it (`MD5=…,SHA256=…`, `evil.com:99999`,
+        `fe80::1%eth0`), as a chosen cell or field does, or else it is a reject with its reason.
+        """
+        stats = self.stats
+        outcome = Outcome()
+        new: list[Key] = []
+        seen_add = self.deduper.add
+        done = self.done
+        send_sha256 = self.send_sha256
+        sha256 = IocType.SHA256
+        domain = IocType.DOMAIN
+        with_source = self.with_source
+        withhold = self.withhold
+        origins, occurrences = self.origins, self.occurrences
+        skipped = dups = already = 0
+        inside: list[str | None] = []  # the IOCs inside lines that are none
+        inside_lines: list[int] = []
+        for i, text in enumerate(chunk.lines):
+            if text is None:
+                self.reject(outcome, chunk, i, None, chunk.errors.get(i, "unreadable line"))
+                continue
+            stripped = text.strip()
+            if not stripped or stripped[0] == "#":
+                skipped += 1
+                continue
+            ioc_type, value = normalize(stripped)
+            if ioc_type is None:
+                found = extract(stripped)
+                if found:
+                    inside += found
+                    inside_lines += [chunk.line_of(i)] * len(found)
+                else:
+                    self.reject(outcome, chunk, i, stripped, value)
+                continue
+            if (
+                ioc_type is domain
+                and (why := name_problem(value)) is not None
+                and name_reason(value) is None
+            ):
+                # no public suffix (`invoice.pdf`) or a suffix alone: never sent, whichever
+                # format it came in (an internal name, `.local`, is one: see `privacy`)
+                self.reject(outcome, chunk, i, stripped, why)
+                continue
+            if with_source:
+                occurrences[value] += 1
+            if not seen_add(ioc_type, value):
+                dups += 1
+                continue
+            if done is not None and (ioc_type, value) in done:
+                already += 1
+                continue
+            if (why := withhold(ioc_type, value)) is not None:
+                where = (chunk.source, chunk.line_of(i)) if with_source else None
+                outcome.skipped.append(skipped_item(ioc_type, value, why, where))
+                continue
+            if ioc_type is sha256 and not send_sha256:
+                outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
+                continue
+            if with_source:
+                origins[value] = (chunk.source, chunk.line_of(i))
+            new.append((ioc_type, value))
+        stats.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
+        if chunk.damaged is not None:
+            stats.inputs_damaged.append(f"{chunk.source}: {chunk.damaged}")
+        if chunk.nbytes:
+            stats.bytes_read += chunk.nbytes
+        stats.skipped += skipped
+        stats.duplicates += dups
+        stats.already_done += already
+        self.ledger.admit(new)
+        self.ledger.withheld(internal=len(outcome.skipped), unsupported=len(outcome.failures))
+        if inside:  # canonical values: taken as they are, each on the line it was in
+            more, more_new = self.take(
+                Chunk(
+                    chunk.source, inside_lines[0], inside, line_numbers=inside_lines, lines_read=0
+                )
+            )
+            outcome.extend(more)
+            new += more_new
+        return outcome, new
+
+    def reject(self, outcome: Outcome, chunk: Chunk, i: int, text: str | None, why: str) -> None:
+        self.stats.rejected += 1
+        self.stats.reject_reasons[why] += 1
+        outcome.rejects.append(
+            Reject(
+                source=chunk.source,
+                line=chunk.line_of(i),
+                input=None if text is None else text[:_REJECT_SNIPPET],
+                reason=why,
+            )
+        )
