@@ -68,9 +68,8 @@ from ..output.records import (
     response_bytes,
 )
 from ..output.records import skipped as skipped_item
-from ..state.answers import Cache
 from ..state.budget import Budget
-from ..threads import call_in_thread
+from ..state.ports import AnswerStore
 from .batcher import Batch, Batcher, Key
 from .dedupe import Deduper
 from .normalize import normalize
@@ -171,7 +170,7 @@ class Enricher:
         settings: Settings,
         *,
         stats: RunStats | None = None,
-        cache: Cache | None = None,
+        cache: AnswerStore | None = None,
         cache_owner: bool = True,
         budget: Budget | None = None,
         done: Deduper | None = None,
@@ -262,9 +261,8 @@ class Enricher:
             # what they had not answered is deferred, and nothing more is sent
             await self._close_runs()
             if self.budget is not None:
-                # on the event loop: what the state file's writer cannot take now is left
-                # for the owner of the budget to save (a job does, in a thread, as it closes)
-                self.budget.save(wait=False)
+                # never waits: the store counts what it cannot take now as it closes
+                self.budget.save()
         finally:
             self._loop = None
             self._sender = None
@@ -275,8 +273,8 @@ class Enricher:
             finally:
                 if self.cache is not None and self.cache_owner and not self._cache_closed:
                     self._cache_closed = True
-                    # what the runs stored is written, then the writer thread ends
-                    await call_in_thread(self.cache.close, name="cache close")
+                    # what the runs stored is written, then the store let go
+                    await self.cache.aclose()
 
     @overload
     def enrich(
@@ -544,11 +542,8 @@ class _Run:
         self.cache = owner.cache
         #: endpoints the cache has no answer for as the run starts: their lookups are skipped
         self.identity = owner.identity
-        self.cache_empty = (
-            owner.cache.empty_endpoints(identity=self.identity)
-            if owner.cache is not None
-            else set()
-        )
+        #: (read as ingest begins)
+        self.cache_empty: set[Endpoint] = set()
         self.done = owner.done
         self.with_source = owner.with_source
         #: why an IOC is withheld (`Privacy.reason`), or None
@@ -727,6 +722,8 @@ class _Run:
         deadline = self.settings.pipeline.batch_deadline
         batcher = self.batcher
         oldest: float | None = None  # when the oldest key now waiting in the batcher came
+        if self.cache is not None:
+            self.cache_empty = await self.cache.unanswered_endpoints(identity=self.identity)
         while True:
             timeout = deadline if oldest is None else max(0.0, oldest + deadline - loop.time())
             try:
@@ -903,22 +900,19 @@ class _Run:
         cache = self.cache
         assert cache is not None
         by_endpoint: dict[Endpoint, list[str]] = {}
+        skipped = 0
         for t, value in keys:
             endpoint = ENDPOINT_OF[t]
             if endpoint in self.cache_empty:
                 # nothing to find: each key is asked once in a run, before it is stored
-                cache.misses += 1
+                skipped += 1
             else:
                 by_endpoint.setdefault(endpoint, []).append(value)
+        if skipped:
+            cache.tally(misses=skipped)
         if not by_endpoint:
             return {}
-        return await call_in_thread(
-            lambda: {
-                ep: cache.lookup(ep, values, identity=self.identity)
-                for ep, values in by_endpoint.items()
-            },
-            name="cache lookup",
-        )
+        return await cache.answers(by_endpoint, identity=self.identity)
 
     def from_cache(
         self,
@@ -953,8 +947,7 @@ class _Run:
                     made = self.recache(key, line, origin)
                     if made is None:
                         misses.append(key)  # a cached line that cannot be read: ask again
-                        self.cache.hits -= 1
-                        self.cache.misses += 1
+                        self.cache.tally(hits=-1, misses=1)
                         continue
                     line, verdict = made
                     if self.with_source:
