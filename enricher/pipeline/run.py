@@ -157,12 +157,13 @@ class Enricher:
     `run`) may go at once and share them; each counts into its own `RunStats` (`stats`
     is the last one started's), unless `stats` is given here: then every run counts into it.
 
-    Optional parts of a nightly job: `cache` (answers served without a request, and
-    stored; closed with the instance unless `cache_owner=False`, when it stays the
-    caller's to close), `budget` (requests allowed), `done` (IOCs an earlier run already
-    wrote: skipped), `cache_only` (no request at all: what the cache cannot answer is
-    deferred). The cache serves an instance only the answers its own API identity fetched
-    (`identity`: its settings' unless given), even a cache shared with other instances.
+    Optional parts of a nightly job: `cache` (an `AnswerStore`, the SQLite `Cache` or
+    another: answers served without a request, and stored; closed with the instance unless
+    `cache_owner=False`, when it stays the caller's to close), `budget` (requests
+    allowed), `done` (IOCs an earlier run already wrote: skipped), `cache_only` (no
+    request at all: what the cache cannot answer is deferred). The cache serves an
+    instance only the answers its own API identity fetched (`identity`: its settings'
+    unless given), even a cache shared with other instances.
     """
 
     def __init__(
