@@ -69,7 +69,7 @@ from ..output.records import (
 )
 from ..output.records import skipped as skipped_item
 from ..state.budget import Budget
-from ..state.ports import AnswerStore
+from ..state.ports import AnswerStore, CachedAnswer
 from .batcher import Batch, Batcher, Key
 from .dedupe import Deduper
 from .normalize import normalize
@@ -895,9 +895,9 @@ class _Run:
                     full.append(batch)
         return full
 
-    async def lookup(self, keys: list[Key]) -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
-        """The cache's answers for `keys`, by endpoint, read in a thread: a read may wait for
-        another process's lock, which must never hold up the event loop (nor a stop)."""
+    async def lookup(self, keys: list[Key]) -> dict[Endpoint, dict[str, CachedAnswer]]:
+        """The store's answers for `keys`, by endpoint, in one call (the store reads off the
+        event loop: a read may wait for another process's lock)."""
         cache = self.cache
         assert cache is not None
         by_endpoint: dict[Endpoint, list[str]] = {}
@@ -918,7 +918,7 @@ class _Run:
     def from_cache(
         self,
         keys: list[Key],
-        found: dict[Endpoint, dict[str, tuple[str, str, bytes]]],
+        found: dict[Endpoint, dict[str, CachedAnswer]],
         outcome: Outcome,
     ) -> list[Key]:
         """Record lines for the keys the cache answered (`found`); the keys it did not."""
