@@ -168,7 +168,7 @@ class Sender:
             retry = self.settings.retry
             if exc.retry_after is not None and exc.retry_after > retry.max_wait:
                 wait = min(exc.retry_after, retry.max_quota_wait)
-                raise self._quota_spent(time.time() + wait) from None
+                raise await self._quota_spent(time.time() + wait) from None
             self.limiter.rate_limited()
             raise
         except AuthRefused:
@@ -195,11 +195,11 @@ class Sender:
             raise self.transport.redact(exc) from None
         return parsed, self.transport.scrub(parsed, raw)
 
-    def _quota_spent(self, until: float) -> QuotaExhausted:
+    async def _quota_spent(self, until: float) -> QuotaExhausted:
         """Stop sending until `until`, in this run and (through the budget) the next ones."""
         self.quota_until = max(until, self.quota_until or 0.0)
         if self.budget is not None:
-            self.budget.quota_spent(until)
+            await self.budget.quota_spent(until)
         return quota_exhausted(self.quota_until)
 
 

@@ -8,7 +8,6 @@ deferred IOCs picked up first by the next run, signals, progress, the manifest a
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import logging
 import os
@@ -44,6 +43,8 @@ from ..pipeline.run import Enricher, Outcome
 from ..pipeline.stats import RunStats
 from ..state.answers import Cache, default_cache_path
 from ..state.budget import Budget
+from ..state.deferred import SqliteDeferred
+from ..state.ports import AnswerStore, DeferredList
 from ..state.resume import read_deferred, read_deferred_items, read_failed, read_written, repair
 from ..threads import Abandoned
 from . import lifecycle
@@ -263,16 +264,14 @@ def _job_key(job: Job, paths: OutputPaths) -> str | None:
 def _prepare(
     job: Job,
     paths: OutputPaths,
-    state: Cache | None,
-    key: str | None,
+    first: list[str],
     stats: RunStats,
     writer: RecordWriter,
 ) -> tuple[Deduper | None, list[str]]:
     """What an earlier run left: IOCs it already wrote (with --resume: counted in `stats`, so
     the summary and the exit code cover the whole job), and IOCs it deferred, to be asked
-    first (from the cache database and from its deferred file)."""
-    first = [ioc for _, ioc in state.deferred(key)] if state is not None and key else []
-    first.extend(read_deferred(paths.deferred))
+    first (`first`, from the state's deferred list, then those of its deferred file)."""
+    first = [*first, *read_deferred(paths.deferred)]
     done: Deduper | None = None
     if job.resume:
         try:
@@ -400,6 +399,7 @@ async def _run_locked(
     state: Cache | None = None
     cache: Cache | None = None  # the state, when answers are cached
     budget: Budget | None = None
+    deferred: DeferredList | None = None
     key = stats.job
     enricher: Enricher | None = None
     fatal: FatalError | None = None
@@ -417,8 +417,12 @@ async def _run_locked(
         state = await stopper.blocking(lambda: open_state(job, settings), name="state")
         if state is not None and caches_answers(job, settings):
             cache = state
+        if state is not None:
+            deferred = SqliteDeferred(state)
+            if key:
+                first = [ioc for _, ioc in await stopper.awaiting(deferred.read(key))]
         done, first = await stopper.blocking(
-            lambda: _prepare(job, paths, state, key, stats, writer), name="resume"
+            lambda: _prepare(job, paths, first, stats, writer), name="resume"
         )
         files = _open_files(job, paths, writer)
         if job.max_requests is not None or settings.limits.daily_budget or state is not None:
@@ -446,7 +450,7 @@ async def _run_locked(
                 settings,
                 stats=stats,
                 cache=cache,
-                cache_owner=False,  # the state file is closed in `_save_state`, in a thread
+                cache_owner=False,  # the state file is closed in `save_state`
                 identity=cache.identity if cache is not None else None,
                 budget=budget,
                 done=done,
@@ -487,11 +491,9 @@ async def _run_locked(
             if state is not None:
                 try:
                     # the job's deferred list, and what is queued (answers, the day's count),
-                    # written in a thread: unless the run is stopping and another process
+                    # written (in threads): unless the run is stopping and another process
                     # holds the file past the grace period
-                    await stopper.finishing(
-                        functools.partial(save_state, state, budget, key, waiting), name="state"
-                    )
+                    await stopper.finishing(save_state(state, budget, deferred, key, waiting))
                 except Abandoned:
                     log.error("error: the state file %s was not closed in time: the last"
                               " answers, request counts and deferred IOCs of this run are"
@@ -571,21 +573,24 @@ def _replace_deferred(path: str, new: OutputFile) -> list[tuple[str, str, str]]:
     return [(t.value, ioc, why) for t, ioc, why in items]
 
 
-def save_state(
-    state: Cache,
+async def save_state(
+    state: AnswerStore,
     budget: Budget | None,
+    deferred: DeferredList | None,
     key: str | None,
     waiting: list[tuple[str, str, str]] | None,
 ) -> None:
     """The day's request count and the job's deferred list (when the run got as far as
-    making one) kept, then the state file closed: what is queued written."""
+    making one) kept, then the state closed: what is queued written."""
     try:
         if budget is not None:
             budget.save()
-        if key is not None and waiting is not None:
-            state.set_deferred(key, waiting)
-    finally:
-        state.close()
+        if deferred is not None and key is not None and waiting is not None:
+            await deferred.replace(key, waiting)
+    except Exception:
+        await state.aclose()  # not on a cancellation: the run walks away from the state
+        raise
+    await state.aclose()
 
 
 def _exit_code(

@@ -19,7 +19,6 @@ stderr says each.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -151,9 +150,7 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
             fatal = enricher.fatal
         finally:
             if state is not None:
-                await call_in_thread(
-                    functools.partial(save_state, state, budget, None, None), name="state"
-                )
+                await save_state(state, budget, None, None, None)
     items: list[dict[str, Any]] = []  # one per IOC (or argument that is none), for the table
     lines: list[dict[str, Any]] = []  # one per argument, for --json
     first: dict[tuple[IocType, str] | str, str] = {}  # the argument that gave each IOC first

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import FrameType, TracebackType
 from typing import Any, Protocol, Self, TypeVar
 
@@ -112,15 +112,20 @@ class Stopper:
         """`fn()` in a thread; raises `threads.Abandoned` if a signal comes first."""
         return await call_in_thread(fn, name=name, until=self._stopping)
 
-    async def finishing(self, fn: Callable[[], R], *, name: str) -> R:
-        """`fn()` in a thread, to finish the run (closing the state file): waited for,
-        unless the run is stopping and it takes longer than the grace period, or a second
-        signal comes; then `threads.Abandoned`."""
+    async def awaiting(self, aw: Awaitable[R]) -> R:
+        """`aw`'s result; raises `threads.Abandoned` (and `aw` is cancelled: a thread it
+        waits for is left behind) if a signal comes first."""
+        return await _unless(aw, self._stopping)
+
+    async def finishing(self, aw: Awaitable[R]) -> R:
+        """`aw`'s result, to finish the run (closing the state): waited for, unless the run
+        is stopping and it takes longer than the grace period, or a second signal comes;
+        then `threads.Abandoned` (and `aw` is cancelled)."""
         if not self.stopping:
-            return await call_in_thread(fn, name=name, until=self._now)
+            return await _unless(aw, self._now)
         try:
             async with asyncio.timeout(self.grace_period):
-                return await call_in_thread(fn, name=name, until=self._now)
+                return await _unless(aw, self._now)
         except TimeoutError:
             raise Abandoned from None
 
@@ -167,3 +172,19 @@ class Stopper:
             if still >= STALL and any(o.busy for o in self._outputs):
                 self.stop_now()
                 return
+
+
+async def _unless(aw: Awaitable[R], event: asyncio.Event) -> R:
+    """`aw`'s result, unless `event` is set first: then `aw` is cancelled and `Abandoned`
+    raised."""
+    task = asyncio.ensure_future(aw)
+    stop = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done() or task.cancelled():
+        raise Abandoned
+    return task.result()

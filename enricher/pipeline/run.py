@@ -60,9 +60,8 @@ from ..output.records import (
     record_line,
     response_bytes,
 )
-from ..state.answers import Cache
 from ..state.budget import Budget
-from ..threads import call_in_thread
+from ..state.ports import AnswerStore, CachedAnswer
 from .batcher import Batch, Batcher, Key
 from .dedupe import Deduper
 from .ingest import Ingest
@@ -108,12 +107,13 @@ class Enricher:
     `run`) may go at once and share them; each counts into its own `RunStats` (`stats`
     is the last one started's), unless `stats` is given here: then every run counts into it.
 
-    Optional parts of a nightly job: `cache` (answers served without a request, and
-    stored; closed with the instance unless `cache_owner=False`, when it stays the
-    caller's to close), `budget` (requests allowed), `done` (IOCs an earlier run already
-    wrote: skipped), `cache_only` (no request at all: what the cache cannot answer is
-    deferred). The cache serves an instance only the answers its own API identity fetched
-    (`identity`: its settings' unless given), even a cache shared with other instances.
+    Optional parts of a nightly job: `cache` (an `AnswerStore`, the SQLite `Cache` or
+    another: answers served without a request, and stored; closed with the instance unless
+    `cache_owner=False`, when it stays the caller's to close), `budget` (requests
+    allowed), `done` (IOCs an earlier run already wrote: skipped), `cache_only` (no
+    request at all: what the cache cannot answer is deferred). The cache serves an
+    instance only the answers its own API identity fetched (`identity`: its settings'
+    unless given), even a cache shared with other instances.
     """
 
     def __init__(
@@ -121,7 +121,7 @@ class Enricher:
         settings: Settings,
         *,
         stats: RunStats | None = None,
-        cache: Cache | None = None,
+        cache: AnswerStore | None = None,
         cache_owner: bool = True,
         budget: Budget | None = None,
         done: Deduper | None = None,
@@ -212,9 +212,8 @@ class Enricher:
             # what they had not answered is deferred, and nothing more is sent
             await self._close_runs()
             if self.budget is not None:
-                # on the event loop: what the state file's writer cannot take now is left
-                # for the owner of the budget to save (a job does, in a thread, as it closes)
-                self.budget.save(wait=False)
+                # never waits: the store counts what it cannot take now as it closes
+                self.budget.save()
         finally:
             self._loop = None
             self._sender = None
@@ -225,8 +224,8 @@ class Enricher:
             finally:
                 if self.cache is not None and self.cache_owner and not self._cache_closed:
                     self._cache_closed = True
-                    # what the runs stored is written, then the writer thread ends
-                    await call_in_thread(self.cache.close, name="cache close")
+                    # what the runs stored is written, then the store let go
+                    await self.cache.aclose()
 
     @overload
     def enrich(
@@ -494,11 +493,8 @@ class _Run:
         self.cache = owner.cache
         #: endpoints the cache has no answer for as the run starts: their lookups are skipped
         self.identity = owner.identity
-        self.cache_empty = (
-            owner.cache.empty_endpoints(identity=self.identity)
-            if owner.cache is not None
-            else set()
-        )
+        #: (read as ingest begins)
+        self.cache_empty: set[Endpoint] = set()
         self.with_source = owner.with_source
         #: every unique key taken in, until settled; why keys are deferred instead of sent
         #: (cache only, a budget spent, stopping), once they are
@@ -684,6 +680,8 @@ class _Run:
         deadline = self.settings.pipeline.batch_deadline
         batcher = self.batcher
         oldest: float | None = None  # when the oldest key now waiting in the batcher came
+        if self.cache is not None:
+            self.cache_empty = await self.cache.unanswered_endpoints(identity=self.identity)
         while True:
             timeout = deadline if oldest is None else max(0.0, oldest + deadline - loop.time())
             try:
@@ -752,33 +750,30 @@ class _Run:
                     full.append(batch)
         return full
 
-    async def lookup(self, keys: list[Key]) -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
-        """The cache's answers for `keys`, by endpoint, read in a thread: a read may wait for
-        another process's lock, which must never hold up the event loop (nor a stop)."""
+    async def lookup(self, keys: list[Key]) -> dict[Endpoint, dict[str, CachedAnswer]]:
+        """The store's answers for `keys`, by endpoint, in one call (the store reads off the
+        event loop: a read may wait for another process's lock)."""
         cache = self.cache
         assert cache is not None
         by_endpoint: dict[Endpoint, list[str]] = {}
+        skipped = 0
         for t, value in keys:
             endpoint = ENDPOINT_OF[t]
             if endpoint in self.cache_empty:
                 # nothing to find: each key is asked once in a run, before it is stored
-                cache.misses += 1
+                skipped += 1
             else:
                 by_endpoint.setdefault(endpoint, []).append(value)
+        if skipped:
+            cache.tally(misses=skipped)
         if not by_endpoint:
             return {}
-        return await call_in_thread(
-            lambda: {
-                ep: cache.lookup(ep, values, identity=self.identity)
-                for ep, values in by_endpoint.items()
-            },
-            name="cache lookup",
-        )
+        return await cache.answers(by_endpoint, identity=self.identity)
 
     def from_cache(
         self,
         keys: list[Key],
-        found: dict[Endpoint, dict[str, tuple[str, str, bytes]]],
+        found: dict[Endpoint, dict[str, CachedAnswer]],
         outcome: Outcome,
     ) -> list[Key]:
         """Record lines for the keys the cache answered (`found`); the keys it did not."""
@@ -809,8 +804,7 @@ class _Run:
                     made = self.recache(key, line, origin)
                     if made is None:
                         misses.append(key)  # a cached line that cannot be read: ask again
-                        self.cache.hits -= 1
-                        self.cache.misses += 1
+                        self.cache.tally(hits=-1, misses=1)
                         continue
                     line, verdict = made
                     lines.append(line)

@@ -43,7 +43,7 @@ import stat
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -324,6 +324,7 @@ class Cache:
         self._unpack = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
         self._budget_lock = threading.Lock()
         self._budget_db: sqlite3.Connection | None = None
+        self._uncounted = 0  # requests `count_soon` could not queue yet
         #: WAL pages between checkpoints: at most an eighth of max_size
         self._wal_pages = max(16, min(1000, max_size // _PAGE // 8))
         self._file: tuple[int, int] | None = None
@@ -804,6 +805,8 @@ class Cache:
     def close(self) -> None:
         """Finish the pending writes, then close; a cache found damaged is moved aside, so
         that the next run starts anew."""
+        uncounted, self._uncounted = self._uncounted, 0
+        self.add_requests(uncounted)
         self._writes.put(None)
         self._writer.join()
         with contextlib.suppress(sqlite3.Error):
@@ -814,6 +817,10 @@ class Cache:
                     db.close()
         if self.damaged:
             self._set_aside(opened=True)
+
+    async def aclose(self) -> None:
+        """`close`, in a thread."""
+        await call_in_thread(self.close, name="cache close")
 
     # -- size --------------------------------------------------------------------------------
 
@@ -912,6 +919,29 @@ class Cache:
             except (IndexError, TypeError, zstandard.ZstdError):
                 pass
             self.unreadable += 1
+
+    async def answers(
+        self, keys: Mapping[Endpoint, Sequence[str]], *, identity: ApiIdentity | None = None
+    ) -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
+        """`lookup` of each endpoint's keys (`AnswerStore`), in a thread: a read may wait for
+        another process's lock, which must never hold up the event loop (nor a stop). One
+        thread per call, a chunk of input's keys: its start cost 0.5-0.7 ms against 80-140
+        ms of lookups for a chunk's 5,000 keys (measured on a warm 50,000-row cache)."""
+        return await call_in_thread(
+            lambda: {ep: self.lookup(ep, values, identity=identity) for ep, values in keys.items()},
+            name="cache lookup",
+        )
+
+    async def unanswered_endpoints(self, *, identity: ApiIdentity | None = None) -> set[Endpoint]:
+        """`empty_endpoints` (`AnswerStore`), in a thread: it waits for the writer."""
+        return await call_in_thread(
+            lambda: self.empty_endpoints(identity=identity), name="cache endpoints"
+        )
+
+    def tally(self, *, hits: int = 0, misses: int = 0) -> None:
+        """Add to the counts `report` gives."""
+        self.hits += hits
+        self.misses += misses
 
     def empty_endpoints(self, *, identity: ApiIdentity | None = None) -> set[Endpoint]:
         """The endpoints the cache holds no answer for `identity` (else the one the cache is
@@ -1085,6 +1115,12 @@ class Cache:
             except queue.Full:
                 return False
         return True
+
+    def count_soon(self, n: int) -> None:
+        """`add_requests` without waiting: what the writer cannot take now is counted with
+        the next, or as the cache closes."""
+        n += self._uncounted
+        self._uncounted = 0 if self.add_requests(n, wait=False) else n
 
     def reserve_request(self, daily: int) -> bool:
         """Count one request for today if that keeps today's count within `daily`: False,

@@ -11,14 +11,16 @@ Retry-After past `retry.max_wait`) is kept there too, so no run sends before it 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 
 from ..errors import BudgetSpent, QuotaExhausted, SettingsError
 from ..threads import call_in_thread
 from .answers import Cache
+from .ports import BudgetStore
 
-__all__ = ["Budget", "quota_exhausted", "utc_time"]
+__all__ = ["Budget", "SqliteBudget", "quota_exhausted", "utc_time"]
 
 SPENT = "the request budget is spent"
 
@@ -37,25 +39,56 @@ def quota_exhausted(until: float) -> QuotaExhausted:
     return QuotaExhausted(f"quota exhausted until {utc_time(until)}", until)
 
 
+class SqliteBudget(BudgetStore):
+    """The `BudgetStore` of the state file: its budget and quota tables, for the identity the
+    cache is bound to; each call that may wait for another process's lock in a thread."""
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+
+    async def reserve(self, daily: int) -> bool:
+        # in a thread: the transaction may wait for another run's write (one a stop walks
+        # away from: asyncio.to_thread's pool is joined at exit)
+        cache = self._cache
+        return await call_in_thread(lambda: cache.reserve_request(daily), name="budget")
+
+    def count_soon(self, n: int) -> None:
+        self._cache.count_soon(n)  # on the event loop: never waits for the writer
+
+    async def quota_until(self, longest: float) -> float | None:
+        cache = self._cache
+        return await call_in_thread(lambda: cache.quota_until(longest), name="quota")
+
+    async def set_quota_until(self, until: float) -> None:
+        cache = self._cache
+        await call_in_thread(lambda: cache.set_quota_until(until), name="quota")
+
+
 class Budget:
+    """What one owner's runs may send: `max_requests` of their own, `daily` a day in the
+    store (`cache`: a `BudgetStore`, or the state file's `Cache`, whose tables are used),
+    and nothing while the store says the quota is spent."""
+
     def __init__(
         self,
         *,
         max_requests: int | None = None,
         daily: int | None = None,
-        cache: Cache | None = None,
+        cache: BudgetStore | Cache | None = None,
         longest_quota: float = 2 * 86400.0,
     ) -> None:
         if daily and cache is None:
             # a budget that is counted nowhere would not hold: never silently dropped
             raise SettingsError("limits.daily_budget is counted in the state file: give it one")
-        self._cache = cache
+        self._store = SqliteBudget(cache) if isinstance(cache, Cache) else cache
         #: requests this run may still send (None: no limit of its own)
         self.remaining: int | None = max_requests
         self.daily = daily or None
         #: until when the server said the quota of this API identity is spent (at most
-        #: `longest_quota` seconds from now: retry.max_quota_wait)
-        self.quota_until = cache.quota_until(longest_quota) if cache is not None else None
+        #: `longest_quota` seconds from now: retry.max_quota_wait), once read from the store
+        self.quota_until: float | None = None
+        self._longest_quota = longest_quota
+        self._stored_quota: asyncio.Task[float | None] | None = None
         self.used = 0
         self._unsaved = 0
 
@@ -63,21 +96,30 @@ class Budget:
     def limited(self) -> bool:
         return self.remaining is not None or self.daily is not None
 
+    async def _read_quota(self, store: BudgetStore) -> None:
+        """The spent quota the store holds, read once (by the first taker; the others wait
+        for it: none may send before it is known)."""
+        if self._stored_quota is None:
+            self._stored_quota = asyncio.ensure_future(store.quota_until(self._longest_quota))
+        stored = await asyncio.shield(self._stored_quota)
+        if stored is not None:
+            self.quota_until = max(stored, self.quota_until or 0.0)
+
     async def take(self) -> None:
         """One request's worth; BudgetSpent when there is none left (QuotaExhausted while
         the quota is spent)."""
+        store = self._store
+        if store is not None and (self._stored_quota is None or not self._stored_quota.done()):
+            await self._read_quota(store)
         if self.quota_until is not None and time.time() < self.quota_until:
             raise quota_exhausted(self.quota_until)
         if self.remaining is not None:
             if self.remaining <= 0:
                 raise BudgetSpent(SPENT)
             self.remaining -= 1  # before the await: concurrent takers see it gone
-        if self.daily is not None and self._cache is not None:
+        if self.daily is not None and store is not None:
             try:
-                # in a thread: the transaction may wait for another run's write (one a stop
-                # walks away from: asyncio.to_thread's pool is joined at exit)
-                cache, daily = self._cache, self.daily
-                reserved = await call_in_thread(lambda: cache.reserve_request(daily), name="budget")
+                reserved = await store.reserve(self.daily)
             except BaseException:
                 self._give_back()
                 raise
@@ -87,23 +129,22 @@ class Budget:
         else:
             self._unsaved += 1
             if self._unsaved >= 50:
-                self.save(wait=False)  # on the event loop: never wait for the writer
+                self.save()
         self.used += 1
 
     def _give_back(self) -> None:
         if self.remaining is not None:
             self.remaining += 1
 
-    def quota_spent(self, until: float) -> None:
+    async def quota_spent(self, until: float) -> None:
         """The server says the quota is spent until `until`: kept for the runs to come."""
         self.quota_until = max(until, self.quota_until or 0.0)
-        if self._cache is not None:
-            self._cache.set_quota_until(until)
+        if self._store is not None:
+            await self._store.set_quota_until(until)
 
-    def save(self, *, wait: bool = True) -> None:
-        """Add what was sent since the last save, and not reserved, to today's count
-        (without `wait`, left for a later save if the cache's writer is behind)."""
-        cache = self._cache
-        if cache is not None and self._unsaved and not cache.add_requests(self._unsaved, wait=wait):
-            return
+    def save(self) -> None:
+        """Hand what was sent since the last save, and not reserved, to the store to add to
+        today's count (never waits: the store counts it as it closes at the latest)."""
+        if self._store is not None and self._unsaved:
+            self._store.count_soon(self._unsaved)
         self._unsaved = 0

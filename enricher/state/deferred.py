@@ -13,14 +13,34 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
 
+from ..ioc import IocType
+from ..threads import call_in_thread
 from .answers import Cache, default_cache_path
 from .budget import utc_time
+from .ports import DeferredList
 
-__all__ = ["list_deferred"]
+__all__ = ["SqliteDeferred", "list_deferred"]
+
+
+class SqliteDeferred(DeferredList):
+    """The `DeferredList` of the state file: its deferred table, for the identity the cache
+    is bound to, read and written in a thread."""
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+
+    async def read(self, job: str) -> list[tuple[IocType, str]]:
+        cache = self._cache
+        return await call_in_thread(lambda: cache.deferred(job), name="deferred")
+
+    async def replace(self, job: str, items: Sequence[tuple[str, str, str]]) -> None:
+        cache = self._cache
+        await call_in_thread(lambda: cache.set_deferred(job, items), name="deferred")
 
 
 def _counts(c: Counter[str]) -> str:

@@ -1,0 +1,96 @@
+"""The seams of the state that outlives a run: the answer store, the budget store, the
+deferred list.
+
+A run reaches its state only through these three Protocols, so that the same pipeline runs
+over the SQLite file (`answers.Cache`, `budget.SqliteBudget`, `deferred.SqliteDeferred`), over
+dicts (`memory`), or over a shared server. Every call that may block (a disk, a lock held by
+another process, a network) is a coroutine, and every read is batch-shaped: many keys per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+from ..api.identity import ApiIdentity
+from ..ioc import Endpoint, IocType
+
+__all__ = ["AnswerStore", "Answered", "BudgetStore", "CachedAnswer", "DeferredList"]
+
+#: a stored answer as a hit is served: (verdict, record format, record line with
+#: `"cached":true`)
+CachedAnswer = tuple[str, str, bytes]
+#: an answer to store: (key, verdict, record line as written, ttl in ms or None)
+Answered = tuple[str, str, bytes, int | None]
+
+
+class AnswerStore(Protocol):
+    """Answers by (identity, endpoint, key), each served only to the identity that fetched it."""
+
+    #: the record format of the lines this store is given (a hit of another format is made anew)
+    fmt: str
+
+    @property
+    def identity(self) -> ApiIdentity | None:
+        """The identity the store is bound to (its report names it), if any."""
+
+    def admit(self, identity: ApiIdentity) -> object:
+        """Make `identity` known, so that it may be given to the methods below (at setup)."""
+
+    def bind(self, identity: ApiIdentity) -> None:
+        """Serve, store and report for `identity` when none is given."""
+
+    async def unanswered_endpoints(self, *, identity: ApiIdentity | None) -> set[Endpoint]:
+        """The endpoints the store holds no answer of `identity` for, once what was given to
+        `store_soon` so far is stored."""
+
+    async def answers(
+        self, keys: Mapping[Endpoint, Sequence[str]], *, identity: ApiIdentity | None
+    ) -> dict[Endpoint, dict[str, CachedAnswer]]:
+        """The live answers of `identity` among `keys`, by endpoint and key (absent: a miss)."""
+
+    async def store_soon(
+        self, endpoint: Endpoint, items: Iterable[Answered], *, identity: ApiIdentity | None
+    ) -> None:
+        """Keep answers of `identity` (stored by `aclose()` at the latest); waits, without
+        blocking the loop, while the store is behind."""
+
+    def tally(self, *, hits: int = 0, misses: int = 0) -> None:
+        """Add to the hit and miss counts of `report()` (keys the run did not look up, hits it
+        could not use)."""
+
+    def report(self) -> dict[str, object]:
+        """What the summary and the manifest say of the store."""
+
+    async def aclose(self) -> None:
+        """Store what was given, then let go of the store's resources."""
+
+
+class BudgetStore(Protocol):
+    """Requests counted per identity and UTC day, across runs, and the spent quota."""
+
+    async def reserve(self, daily: int) -> bool:
+        """Count one request today if today's count stays within `daily`: False, and nothing
+        counted, if not. Atomic: runs sharing the store never count past `daily` between them.
+        Raises `BudgetSpent` when the count cannot be kept."""
+
+    def count_soon(self, n: int) -> None:
+        """Count `n` requests sent today (not reserved), without waiting: counted by the
+        store's close at the latest."""
+
+    async def quota_until(self, longest: float) -> float | None:
+        """Until when the server said the quota is spent, if that is still ahead (at most
+        `longest` seconds from now)."""
+
+    async def set_quota_until(self, until: float) -> None:
+        """The server said the quota is spent until `until` (epoch seconds)."""
+
+
+class DeferredList(Protocol):
+    """The IOCs each job could not ask, which its next run asks first."""
+
+    async def read(self, job: str) -> list[tuple[IocType, str]]:
+        """The IOCs earlier runs of `job` deferred."""
+
+    async def replace(self, job: str, items: Sequence[tuple[str, str, str]]) -> None:
+        """`job`'s list becomes `items`: (type, ioc, reason)."""

@@ -1,0 +1,81 @@
+"""The Stopper walks away from the state's coroutines as it does from threads: a signal
+during `awaiting` (reading the deferred list), a second signal or the grace period during
+`finishing` (saving the state) abandon the call, which is cancelled; otherwise its result
+comes back, its error raised."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from enricher.app.signals import Stopper
+from enricher.threads import Abandoned
+
+
+async def _never(cancelled: list[bool]) -> int:
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        cancelled.append(True)
+        raise
+    return 0
+
+
+async def _answer() -> int:
+    await asyncio.sleep(0)
+    return 42
+
+
+async def _fails() -> int:
+    raise OSError("disk gone")
+
+
+async def test_awaiting_gives_the_result_or_the_error() -> None:
+    stopper = Stopper(grace_period=30)
+    assert await stopper.awaiting(_answer()) == 42
+    with pytest.raises(OSError, match="disk gone"):
+        await stopper.awaiting(_fails())
+    assert await stopper.finishing(_answer()) == 42
+
+
+async def test_a_signal_abandons_what_awaiting_waits_for() -> None:
+    stopper = Stopper(grace_period=30)
+    cancelled: list[bool] = []
+    waiting = asyncio.ensure_future(stopper.awaiting(_never(cancelled)))
+    await asyncio.sleep(0)
+    stopper._on_signal()  # as SIGTERM does, before the pipeline is attached
+    with pytest.raises(Abandoned):
+        async with asyncio.timeout(5):  # a hang fails here, not after pytest's timeout
+            await waiting
+    await asyncio.sleep(0)
+    assert cancelled == [True]
+    with pytest.raises(Abandoned):  # once stopping, nothing more is waited for
+        async with asyncio.timeout(5):
+            await stopper.awaiting(_never(cancelled))
+
+
+async def test_finishing_waits_while_stopping_but_not_past_a_second_signal() -> None:
+    stopper = Stopper(grace_period=30)
+    stopper._on_signal()
+    assert await stopper.finishing(_answer()) == 42  # one signal: the state is still saved
+    cancelled: list[bool] = []
+    saving = asyncio.ensure_future(stopper.finishing(_never(cancelled)))
+    await asyncio.sleep(0)
+    stopper._on_signal()  # the second: at once
+    with pytest.raises(Abandoned):
+        async with asyncio.timeout(5):
+            await saving
+    await asyncio.sleep(0)
+    assert cancelled == [True]
+
+
+async def test_finishing_gives_up_after_the_grace_period_when_stopping() -> None:
+    stopper = Stopper(grace_period=0.01)
+    stopper._on_signal()
+    cancelled: list[bool] = []
+    with pytest.raises(Abandoned):
+        async with asyncio.timeout(5):
+            await stopper.finishing(_never(cancelled))
+    await asyncio.sleep(0)
+    assert cancelled == [True]
