@@ -158,7 +158,8 @@ class Transport(Protocol):
         ...
 
     async def close(self) -> None:
-        """Let go of the connections (a transport is opened again with `open`)."""
+        """Let go of the connections; nothing to do if it is not open (a run that answers
+        from the cache only never opens it)."""
         ...
 
     async def post(self, endpoint: Endpoint, body: bytes) -> bytes:
