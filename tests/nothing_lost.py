@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from enricher.api.ratelimit import AdaptiveLimiter
+from enricher.api.ratelimit import RateLimiter
 from enricher.config.settings import Settings
 from enricher.emulator import entry_for
 from enricher.errors import HTTPStatusError, RequestError
@@ -119,7 +119,7 @@ class Run:
     failures: list[dict[str, Any]]
     deferred: list[dict[str, Any]]
     stats: RunStats
-    limiter: AdaptiveLimiter | None = None
+    limiter: RateLimiter | None = None
 
 
 async def enrich_all(settings: Settings, lines: list[str]) -> Run:

@@ -32,7 +32,7 @@ from enricher.api.identity import ApiIdentity
 from enricher.api.protocol import ParsedResponse, parse_response
 from enricher.api.redaction import ERROR_TEXT_MAX, Redactor
 from enricher.api.sender import Sender
-from enricher.api.transport import Transport
+from enricher.api.transport import AiohttpTransport
 from enricher.app import cli
 from enricher.config.settings import load_settings
 from enricher.ioc import Endpoint
@@ -172,9 +172,9 @@ def exceptions(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
         monkeypatch.setattr(cls, name, wrapper)
 
-    spy(Transport, "_post")
-    spy(Transport, "post")
-    spy(Transport, "login")
+    spy(AiohttpTransport, "_post")
+    spy(AiohttpTransport, "post")
+    spy(AiohttpTransport, "login")
     spy(Sender, "fetch")
     yield seen
 
@@ -565,7 +565,7 @@ def sent_redactor(header: str, monkeypatch: pytest.MonkeyPatch) -> Redactor:
             "auth": {"mode": "header"},
         },
     )
-    return Transport(settings).redactor
+    return AiohttpTransport.from_settings(settings).redactor
 
 
 @pytest.mark.parametrize("form", list(forms_of("Bearer " + TOKEN_SPECIAL)))
@@ -599,7 +599,7 @@ def test_a_secret_that_is_not_sent_is_not_looked_for(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("ENRICHER_AUTH_HEADER", "malware")
     monkeypatch.setenv("ENRICHER_PASSWORD", "whitelist")
     settings = load_settings(environ={}, overrides={"api": {"base_url": "https://gti.example/x"}})
-    assert not Transport(settings).redactor
+    assert not AiohttpTransport.from_settings(settings).redactor
 
 
 SHORT_OR_COMMON = {

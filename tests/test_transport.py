@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -14,7 +13,7 @@ from aioresponses import aioresponses
 
 from enricher.api.ratelimit import AdaptiveLimiter
 from enricher.api.sender import Sender
-from enricher.api.transport import Transport, _proxy_for, parse_retry_after
+from enricher.api.transport import AiohttpTransport, _proxy_for, parse_retry_after
 from enricher.config.settings import Settings, load_settings
 from enricher.errors import (
     AuthRefused,
@@ -76,7 +75,7 @@ async def test_status_mapping(
 ) -> None:
     with aioresponses() as m:
         m.post(FILE_URL, status=status, body=body, headers=headers)
-        async with Transport(settings()) as t:
+        async with AiohttpTransport.from_settings(settings()) as t:
             with pytest.raises(error) as info:
                 await t.post(Endpoint.FILE, b"{}")
     assert info.value.retryable is retryable
@@ -89,7 +88,7 @@ async def test_status_mapping(
 async def test_400_with_a_cause() -> None:
     with aioresponses() as m:
         m.post(FILE_URL, status=400, body=b'{"error": "invalid md5 at requestData[3]"}')
-        async with Transport(settings()) as t:
+        async with AiohttpTransport.from_settings(settings()) as t:
             with pytest.raises(BadRequest) as info:
                 await t.post(Endpoint.FILE, b"{}")
     assert info.value.cause == "invalid md5 at requestData[3]"
@@ -107,7 +106,7 @@ async def test_400_with_a_cause() -> None:
 async def test_connection_errors_are_retryable_transport_errors(exc: Exception) -> None:
     with aioresponses() as m:
         m.post(FILE_URL, exception=exc)
-        async with Transport(settings()) as t:
+        async with AiohttpTransport.from_settings(settings()) as t:
             with pytest.raises(TransportError) as info:
                 await t.post(Endpoint.FILE, b"{}")
     assert info.value.retryable
@@ -116,14 +115,21 @@ async def test_connection_errors_are_retryable_transport_errors(exc: Exception) 
 async def test_answer_over_the_cap_is_refused() -> None:
     with aioresponses() as m:
         m.post(FILE_URL, status=200, body=b"x" * 10_000)
-        async with Transport(settings()) as t:
+        async with AiohttpTransport.from_settings(settings()) as t:
             with pytest.raises(MalformedBody, match="cap"):
                 await t.post(Endpoint.FILE, b"{}")
 
 
-async def sender_fetch(s: Settings, stats: RunStats) -> object:
-    async with Transport(s) as t:
-        sender = Sender(s, t, AdaptiveLimiter(0), stats)
+async def sender_fetch(s: Settings, stats: RunStats, waits: list[float] | None = None) -> object:
+    """One batch of one key through the sender; the backoffs it waited go to `waits` (it
+    waits for none of them)."""
+    waited = [] if waits is None else waits
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    async with AiohttpTransport.from_settings(s) as t:
+        sender = Sender(s.api, s.retry, t, AdaptiveLimiter(0), stats, sleep=sleep)
         return await sender.fetch(Endpoint.FILE, [(IocType.MD5, MD5)])
 
 
@@ -162,12 +168,13 @@ async def test_sender_does_not_retry_what_cannot_be_fixed() -> None:
 
 async def test_sender_honours_retry_after() -> None:
     stats = RunStats()
+    waits: list[float] = []
     with aioresponses() as m:
         m.post(FILE_URL, status=429, headers={"Retry-After": "0.3"})
         m.post(FILE_URL, status=200, body=ANSWER)
-        started = time.monotonic()
-        await sender_fetch(settings(), stats)
-    assert time.monotonic() - started >= 0.3
+        await sender_fetch(settings(), stats, waits)
+    # the server's wait, and a little jitter (so workers do not come back together)
+    assert len(waits) == 1 and 0.3 <= waits[0] <= 0.3 + 0.08, waits
     assert stats.rate_limited == 1
 
 
@@ -184,8 +191,8 @@ async def test_every_attempt_pays_the_limiter() -> None:
         m.post(FILE_URL, status=502)
         m.post(FILE_URL, status=502)
         m.post(FILE_URL, status=200, body=ANSWER)
-        async with Transport(s) as t:
-            await Sender(s, t, CountingLimiter(0), RunStats()).fetch(
+        async with AiohttpTransport.from_settings(s) as t:
+            await Sender(s.api, s.retry, t, CountingLimiter(0), RunStats()).fetch(
                 Endpoint.FILE, [(IocType.MD5, MD5)]
             )
     assert acquired == 3
@@ -196,7 +203,7 @@ async def test_static_header_auth_is_sent(monkeypatch: pytest.MonkeyPatch) -> No
     s = settings().replace(auth={"mode": "header"})
     with aioresponses() as m:
         m.post(FILE_URL, status=200, body=ANSWER)
-        async with Transport(s) as t:
+        async with AiohttpTransport.from_settings(s) as t:
             await t.post(Endpoint.FILE, b"{}")
         (call,) = m.requests[("POST", aiohttp.client.URL(FILE_URL))]
     assert call.kwargs["headers"]["Authorization"] == "Bearer sekret-token"
@@ -209,7 +216,7 @@ async def test_failed_login_is_fatal_and_says_no_secret(monkeypatch: pytest.Monk
     with aioresponses() as m:
         m.post(re.compile(r"http://tenant\.test/login\.html"), status=401)
         with pytest.raises(AuthRefused) as info:
-            async with Transport(s):
+            async with AiohttpTransport.from_settings(s):
                 pass
     assert "pw-very-secret" not in str(info.value)
 
@@ -248,7 +255,7 @@ async def test_requests_go_through_the_environment_proxy(monkeypatch: pytest.Mon
             environ={},
             overrides={"api": {"base_url": "http://gti.invalid/rest/classification_v1"}},
         )
-        async with Transport(s) as t:
+        async with AiohttpTransport.from_settings(s) as t:
             body = orjson.dumps({"requestData": [{"requestKey": {"md5": MD5}}]})
             raw = await t.post(Endpoint.FILE, body)
         assert MD5.encode() in raw

@@ -6,6 +6,10 @@ a budget spent) is not sent. Retries use full-jitter exponential backoff (tenaci
 never wait less than a 429's Retry-After. A Retry-After past `retry.max_wait` says a quota
 is spent: nothing is sent again before that time, by any worker. A fresh `AsyncRetrying` is
 made per batch: it holds per-call state.
+
+The sender is given what it sends through (a `Transport`), what paces it (a `RateLimiter`),
+the settings sections it reads, and the clock and sleep of its waits: a test of the retry
+policy waits for nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Awaitable, Callable, Container, Sequence
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from ..config.settings import Settings
+from ..config.settings import ApiSettings, RetrySettings
 from ..errors import (
     AuthRefused,
     QuotaExhausted,
@@ -34,7 +38,7 @@ from ..pipeline.stats import RunStats
 from ..state.budget import Budget, quota_exhausted
 from ..threads import call_in_thread
 from .protocol import ParsedResponse, build_request, parse_response
-from .ratelimit import AdaptiveLimiter
+from .ratelimit import Clock, RateLimiter, Sleep
 from .transport import Transport
 
 __all__ = ["Sender"]
@@ -48,23 +52,32 @@ def _retryable(exc: BaseException) -> bool:
 
 
 class Sender:
+    """Sends batches through `transport`, paced by `limiter`, retried as `retry` says.
+
+    `clock` times the requests (the latencies in the stats); `sleep` waits out a retry's
+    backoff (both the real ones by default).
+    """
+
     def __init__(
         self,
-        settings: Settings,
+        api: ApiSettings,
+        retry: RetrySettings,
         transport: Transport,
-        limiter: AdaptiveLimiter,
+        limiter: RateLimiter,
         stats: RunStats,
         *,
         budget: Budget | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.settings = settings
+        self.api = api
+        self.retry = retry
         self.budget = budget
         self.transport = transport
         self.limiter = limiter
         self.stats = stats
         self._clock = clock
-        retry = settings.retry
+        self._sleep = sleep
         self._backoff = wait_random_exponential(
             multiplier=retry.backoff_base, max=retry.backoff_max
         )
@@ -77,7 +90,7 @@ class Sender:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
             # honour the server's wait, plus a little jitter so workers do not return together
-            after = min(exc.retry_after, self.settings.retry.retry_after_max)
+            after = min(exc.retry_after, self.retry.retry_after_max)
             wait = max(wait, after + random.uniform(0, min(1.0, 0.1 * after + 0.05)))
         return wait
 
@@ -103,19 +116,19 @@ class Sender:
         `Stopping`): only a request in flight is given the grace period.
         """
         stats = stats or self.stats
-        body = build_request(keys, allow_sha256=self.settings.api.send_sha256)
+        body = build_request(keys, allow_sha256=self.api.send_sha256)
         asked = {value for _, value in keys}
 
         def before_sleep(state: RetryCallState) -> None:
             stats.retries += 1
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retry.attempts),
+            stop=stop_after_attempt(self.retry.attempts),
             wait=self._wait,
             retry=retry_if_exception(_retryable),
             before_sleep=before_sleep,
             reraise=True,
-            sleep=functools.partial(_sleep, halting=halting),
+            sleep=functools.partial(_backoff, sleep=self._sleep, halting=halting),
         )
         attempts = 0
         try:
@@ -165,7 +178,7 @@ class Sender:
         except RateLimited as exc:
             stats.rate_limited += 1
             stats.request_done(endpoint.value, "429", None)
-            retry = self.settings.retry
+            retry = self.retry
             if exc.retry_after is not None and exc.retry_after > retry.max_wait:
                 wait = min(exc.retry_after, retry.max_quota_wait)
                 raise await self._quota_spent(time.time() + wait) from None
@@ -203,11 +216,9 @@ class Sender:
         return quota_exhausted(self.quota_until)
 
 
-async def _unless(
-    waiting: Awaitable[object], halting: asyncio.Event, halt: Callable[[], str | None] | None
-) -> None:
-    """Wait for `waiting` (a turn at the limiter), unless `halting` is set first: then it is
-    given up, and `Stopping` raised."""
+async def _first(waiting: Awaitable[object], halting: asyncio.Event) -> bool:
+    """Wait for `waiting`, unless `halting` is set first: then it is given up. Whether it
+    finished (its error, if it raised one, is raised)."""
     turn = asyncio.ensure_future(waiting)
     stop = asyncio.ensure_future(halting.wait())
     try:
@@ -218,20 +229,32 @@ async def _unless(
                 f.cancel()
         await asyncio.gather(turn, stop, return_exceptions=True)
     if turn.cancelled():
+        return False
+    turn.result()
+    return True
+
+
+async def _unless(
+    waiting: Awaitable[object], halting: asyncio.Event, halt: Callable[[], str | None] | None
+) -> None:
+    """Wait for `waiting` (a turn at the limiter), unless `halting` is set first: then it is
+    given up, and `Stopping` raised."""
+    if not await _first(waiting, halting):
         why = halt() if halt is not None else None
         raise Stopping(why or "the run is stopping")
-    turn.result()
 
 
-async def _sleep(seconds: float, *, halting: asyncio.Event | None) -> None:
+async def _backoff(seconds: float, *, sleep: Sleep, halting: asyncio.Event | None) -> None:
     """A retry's backoff, cut short when the run begins to stop (the next attempt then finds
     that it must not be sent)."""
     if halting is None:
-        await asyncio.sleep(seconds)
-        return
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await halting.wait()
+        await sleep(seconds)
+    elif sleep is asyncio.sleep:  # the loop's own timer: no task to make
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await halting.wait()
+    elif not halting.is_set():
+        await _first(sleep(seconds), halting)
 
 
 def _check(halt: Callable[[], str | None] | None) -> None:

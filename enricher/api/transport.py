@@ -1,8 +1,9 @@
 """HTTP to the GTI API: one aiohttp session, and the one place aiohttp errors are mapped.
 
-`Transport.post()` either returns the bytes of an HTTP-200 body or raises an error from
-`enricher.errors` that says whether a retry may help. It does not retry by itself: retries,
-pacing and splitting belong to `enricher.api.sender`.
+`Transport` is what the sender and the run ask of the HTTP edge; `AiohttpTransport` is the
+one a run uses unless it is given another. `post()` either returns the bytes of an HTTP-200
+body or raises an error from `enricher.errors` that says whether a retry may help. It does
+not retry by itself: retries, pacing and splitting belong to `enricher.api.sender`.
 
 What it takes from a server it does not trust: redirects are never followed (the credentials
 would go with them), a 200 is an answer only when it says it is JSON (or says nothing), a body
@@ -23,12 +24,19 @@ import urllib.request
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Protocol, Self, TypeVar
 
 import aiohttp
 import orjson
 
-from ..config.settings import PROXY_SCHEMES, Settings, check_url
+from ..config.settings import (
+    PROXY_SCHEMES,
+    ApiSettings,
+    AuthSettings,
+    NetworkSettings,
+    Settings,
+    check_url,
+)
 from ..errors import (
     AuthRefused,
     BadRequest,
@@ -46,7 +54,7 @@ from ..ioc import Endpoint
 from .protocol import ParsedResponse
 from .redaction import MIN_SECRET, Redactor
 
-__all__ = ["Transport", "parse_retry_after"]
+__all__ = ["AiohttpTransport", "Transport", "parse_retry_after"]
 
 log = logging.getLogger("enricher")
 
@@ -113,7 +121,7 @@ def _ssl_context(verify: bool, ca_bundle: str | None) -> ssl.SSLContext | bool:
 
 def _cause(body: bytes) -> str | None:
     """The reason a 400 body gives, if it names one."""
-    # not cut here: the text is cut after our secrets are taken out of it (Transport.post)
+    # not cut here: the text is cut after our secrets are taken out of it (AiohttpTransport.post)
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -140,14 +148,53 @@ def _proxy_for(url: str, proxy: str | None, trust_env: bool) -> str | None:
     return proxy or None
 
 
-class Transport:
-    """An aiohttp client session set up from `Settings` (pool, timeouts, TLS, proxy, auth)."""
+class Transport(Protocol):
+    """What the sender and the run ask of the HTTP edge: post a batch body to an endpoint and
+    get the answer's bytes back, and keep our secrets out of what the server sends back."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    async def open(self) -> None:
+        """Connect and authenticate; `AuthRefused` or `UntrustedCertificate` if that fails
+        (nothing is left open then)."""
+        ...
+
+    async def close(self) -> None:
+        """Let go of the connections; nothing to do if it is not open (a run that answers
+        from the cache only never opens it)."""
+        ...
+
+    async def post(self, endpoint: Endpoint, body: bytes) -> bytes:
+        """The bytes of a 200 answer to `body`, or a `RequestError` (its `retryable` says
+        whether the same request may be sent again), with our secrets out of its text."""
+        ...
+
+    def redact(self, exc: _E) -> _E:
+        """`exc` without our secrets in its text (a server may echo what it was sent)."""
+        ...
+
+    def scrub(self, parsed: ParsedResponse, body: bytes) -> int:
+        """Our secrets out of a parsed answer: how many were replaced."""
+        ...
+
+
+class AiohttpTransport:
+    """An aiohttp client session set up from the settings' sections (timeouts, TLS, proxy,
+    auth) with a pool of `connections`; open with `async with`, or `open()` and `close()`."""
+
+    def __init__(
+        self,
+        api: ApiSettings,
+        network: NetworkSettings,
+        auth: AuthSettings,
+        *,
+        connections: int,
+    ) -> None:
+        self.api = api
+        self.network = network
+        self.auth = auth
+        self.connections = connections
         self._session: aiohttp.ClientSession | None = None
         self._headers = dict(_JSON)
-        self._urls = {ep: settings.api.url(ep) for ep in Endpoint}
+        self._urls = {ep: api.url(ep) for ep in Endpoint}
         self._login_lock = asyncio.Lock()
         #: endpoints whose 401 renewed the session, and which have not answered with the
         #: session since: another 401 there is a refusal, not an expiry (so an account the
@@ -157,9 +204,8 @@ class Transport:
         #: secrets this run sends, and only those (a variable set but not in use is never
         #: sent, so never echoed)
         self.redactor = Redactor()
-        net, auth = settings.network, settings.auth
-        self._keep_url_secret(settings.api.base_url)
-        self._keep_url_secret(net.proxy)
+        self._keep_url_secret(api.base_url)
+        self._keep_url_secret(network.proxy)
         if auth.mode == "header":
             self._keep_header(auth.header_value().reveal())
         elif auth.mode == "session":
@@ -167,8 +213,20 @@ class Transport:
             self.redactor.add(auth.credentials()[1].reveal())
         self._proxy: str | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AiohttpTransport:
+        """The transport `settings` describe, its pool the size of `limits.concurrency`."""
+        return cls(
+            settings.api, settings.network, settings.auth, connections=settings.limits.concurrency
+        )
+
     async def __aenter__(self) -> Self:
-        net = self.settings.network
+        await self.open()
+        return self
+
+    async def open(self) -> None:
+        """Open the session and authenticate (a tenant login, in session mode)."""
+        net = self.network
         ssl_ctx = _ssl_context(net.verify_tls, net.ca_bundle)
         if not net.verify_tls:
             log.warning(
@@ -176,7 +234,7 @@ class Transport:
                 "network.verify_tls = false): anyone on the path can read the credentials "
                 "and forge the answers"
             )
-        conc = self.settings.limits.concurrency
+        conc = self.connections
         connector = aiohttp.TCPConnector(limit=conc, limit_per_host=conc, ssl=ssl_ctx)
         timeout = aiohttp.ClientTimeout(
             total=net.total_timeout, sock_connect=net.connect_timeout, sock_read=net.read_timeout
@@ -199,8 +257,8 @@ class Transport:
             await self._authenticate()
         except BaseException:
             await self._session.close()
+            self._session = None
             raise
-        return self
 
     async def __aexit__(
         self,
@@ -208,6 +266,9 @@ class Transport:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -215,11 +276,11 @@ class Transport:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            raise RuntimeError("Transport used outside `async with`")
+            raise RuntimeError("AiohttpTransport used before `open()` (or `async with`)")
         return self._session
 
     async def _authenticate(self) -> None:
-        auth = self.settings.auth
+        auth = self.auth
         if auth.mode == "header":
             value = auth.header_value().reveal()
             self._headers[auth.header_name] = value
@@ -229,8 +290,8 @@ class Transport:
 
     async def login(self) -> None:
         """Tenant login (form username/password); its JSESSIONID goes with every API call."""
-        auth = self.settings.auth
-        net = self.settings.network
+        auth = self.auth
+        net = self.network
         assert auth.login_url is not None
         user, password = auth.credentials()
         self.redactor.add(password.reveal())
@@ -320,7 +381,7 @@ class Transport:
         try:
             answer = await self._post(endpoint, body)
         except AuthRefused as refused:
-            if self.settings.auth.mode != "session":
+            if self.auth.mode != "session":
                 raise
             await self._relogin(endpoint, session_used, refused)
         except RequestError as exc:  # redacted where it was made; cut to length here too
@@ -351,10 +412,10 @@ class Transport:
         except aiohttp.ClientConnectorCertificateError as exc:
             raise _untrusted(exc) from None
         except aiohttp.ConnectionTimeoutError:
-            timeout = self.settings.network.connect_timeout
+            timeout = self.network.connect_timeout
             raise TransportError(f"timed out connecting ({timeout:g} s)") from None
         except aiohttp.SocketTimeoutError:
-            timeout = self.settings.network.read_timeout
+            timeout = self.network.read_timeout
             raise TransportError(
                 f"timed out: the server sent nothing for {timeout:g} s (network.read_timeout)"
             ) from None
@@ -368,7 +429,7 @@ class Transport:
         except aiohttp.ClientResponseError as exc:
             raise self.redact(TransportError(f"bad HTTP response: {exc.message}")) from None
         except TimeoutError:
-            timeout = self.settings.network.total_timeout
+            timeout = self.network.total_timeout
             raise TransportError(
                 f"timed out waiting for the answer ({timeout:g} s, network.total_timeout)"
             ) from None
@@ -376,7 +437,7 @@ class Transport:
     async def _read_capped(
         self, resp: aiohttp.ClientResponse, *, limit: int | None = None, strict: bool = True
     ) -> bytes:
-        cap = limit or self.settings.api.max_response_bytes
+        cap = limit or self.api.max_response_bytes
         declared = resp.content_length
         if strict and declared is not None and declared > cap:
             resp.close()  # refuse without reading it

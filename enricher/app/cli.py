@@ -12,7 +12,14 @@ from typing import Any, NoReturn
 
 from .. import __version__
 from ..config.argtypes import number
-from ..config.settings import Settings, config_path, load_settings, parse_duration, redact_url
+from ..config.settings import (
+    ApiSettings,
+    Settings,
+    config_path,
+    load_settings,
+    parse_duration,
+    redact_url,
+)
 from ..errors import EnricherError, FatalError, OutputError, SettingsError
 from ..inputs import add_arguments as add_input_arguments
 from ..inputs import input_options
@@ -183,11 +190,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     if args.send_sha256:
         api["send_sha256"] = True
     if args.batch_size:
-        api.update(
-            file_batch_size=args.batch_size,
-            domain_batch_size=args.batch_size,
-            ip_batch_size=args.batch_size,
-        )
+        api.update(ApiSettings.one_batch_size(args.batch_size))
     if args.rate is not None:
         limits["rate"] = args.rate
     if args.concurrency:

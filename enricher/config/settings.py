@@ -144,6 +144,14 @@ def _redacted_repr(self: Any) -> str:
     return f"{type(self).__qualname__}({', '.join(parts)})"
 
 
+#: the setting that holds each endpoint's batch size
+_BATCH_SIZE_FIELDS = {
+    Endpoint.FILE: "file_batch_size",
+    Endpoint.DOMAIN: "domain_batch_size",
+    Endpoint.IP: "ip_batch_size",
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ApiSettings:
     #: the prefix before the endpoint name
@@ -161,20 +169,31 @@ class ApiSettings:
 
     def __post_init__(self) -> None:
         check_url(self.base_url, "api.base_url", prefix=True)
-        for ep in Endpoint:
-            size = self.batch_size(ep)
+        for ep, size in self.batch_sizes().items():
             _check(
                 1 <= size <= 100_000,
-                f"api.{ep.name.lower()}_batch_size",
+                f"api.{_BATCH_SIZE_FIELDS[ep]}",
                 "must be between 1 and 100000",
             )
         _check(self.max_response_bytes >= 1024, "api.max_response_bytes", "must be >= 1024")
 
     __repr__ = _redacted_repr
 
+    def batch_sizes(self) -> dict[Endpoint, int]:
+        """Keys per request, by endpoint."""
+        return {
+            Endpoint.FILE: self.file_batch_size,
+            Endpoint.DOMAIN: self.domain_batch_size,
+            Endpoint.IP: self.ip_batch_size,
+        }
+
     def batch_size(self, endpoint: Endpoint) -> int:
-        size: int = getattr(self, f"{endpoint.name.lower()}_batch_size")
-        return size
+        return self.batch_sizes()[endpoint]
+
+    @staticmethod
+    def one_batch_size(size: int) -> dict[str, int]:
+        """The settings that give every endpoint `size` keys per request (`--batch-size`)."""
+        return dict.fromkeys(_BATCH_SIZE_FIELDS.values(), size)
 
     def url(self, endpoint: Endpoint) -> str:
         return f"{self.base_url.rstrip('/')}/{endpoint.value}"
@@ -191,11 +210,18 @@ class LimitSettings:
     #: lower the rate on repeated 429s (multiplicative decrease, additive increase)
     adaptive: bool = True
     min_rate: float = 0.2
+    #: with `adaptive`: a 429 within this many seconds of the last one halves the rate (a
+    #: lone 429 only costs its retry)
+    rate_window: float = 10.0
+    #: ... at most once in this many seconds (429s of requests already on their way count once)
+    rate_cooldown: float = 2.0
+    #: ... and the rate then climbs back by this share of `rate` a second without 429s
+    rate_recovery: float = 0.05
     #: requests a UTC day, across runs (counted in the cache database); 0 = no budget
     daily_budget: int = 0
 
     def __post_init__(self) -> None:
-        # below one request in 1,000 s a run never ends, and aiolimiter divides by the rate
+        # below one request in 1,000 s a run never ends, and the pacing divides by the rate
         _check(
             self.rate == 0 or 0.001 <= self.rate <= 1_000_000,
             "limits.rate",
@@ -205,6 +231,9 @@ class LimitSettings:
         _check(0 <= self.rate_headroom < 0.5, "limits.rate_headroom", "must be in [0, 0.5)")
         _check(1 <= self.concurrency <= 1024, "limits.concurrency", "must be between 1 and 1024")
         _check(0.001 <= self.min_rate <= 1_000_000, "limits.min_rate", "must be >= 0.001")
+        _check(self.rate_window >= 0, "limits.rate_window", "must be >= 0 seconds")
+        _check(self.rate_cooldown >= 0, "limits.rate_cooldown", "must be >= 0 seconds")
+        _check(0 < self.rate_recovery <= 1, "limits.rate_recovery", "must be in (0, 1]")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
+    Callable,
     Coroutine,
     Iterable,
     Iterator,
@@ -37,9 +38,9 @@ from typing import Any, Literal, Self, overload
 
 from ..api.identity import ApiIdentity, identity_of
 from ..api.protocol import read_entry
-from ..api.ratelimit import AdaptiveLimiter
+from ..api.ratelimit import AdaptiveLimiter, RateLimiter
 from ..api.sender import Sender
-from ..api.transport import Transport
+from ..api.transport import AiohttpTransport, Transport
 from ..config.settings import Settings
 from ..errors import (
     FatalError,
@@ -114,6 +115,11 @@ class Enricher:
     request at all: what the cache cannot answer is deferred). The cache serves an
     instance only the answers its own API identity fetched (`identity`: its settings'
     unless given), even a cache shared with other instances.
+
+    What it sends through and what paces it: `transport` (an `AiohttpTransport` from the
+    settings unless given; opened and closed with the instance) and `limiter`, which makes
+    the `RateLimiter` inside the running loop as the instance opens (an `AdaptiveLimiter`
+    from `limits` unless given).
     """
 
     def __init__(
@@ -128,8 +134,14 @@ class Enricher:
         cache_only: bool = False,
         with_source: bool = False,
         identity: ApiIdentity | None = None,
+        transport: Transport | None = None,
+        limiter: Callable[[], RateLimiter] | None = None,
     ) -> None:
         self.settings = settings
+        self._given_transport = transport
+        self._make_limiter = limiter or functools.partial(
+            AdaptiveLimiter.from_settings, settings.limits
+        )
         self._shared_stats = stats
         #: the stats of the last run started
         self.stats = stats or RunStats()
@@ -164,7 +176,7 @@ class Enricher:
         #: stopped by `stop()` (a signal), not by a budget, a deadline or an error
         self.interrupted = False
         self._transport: Transport | None = None
-        self.limiter: AdaptiveLimiter | None = None
+        self.limiter: RateLimiter | None = None
         self._sender: Sender | None = None
         self._runs: set[_Run] = set()
         #: enrich() generators not yet iterated (held weakly: one dropped holds nothing)
@@ -183,21 +195,19 @@ class Enricher:
                 "Enricher a new Cache, or pass cache_owner=False and close it yourself"
             )
         self._loop = loop
-        transport = Transport(self.settings)
+        transport = self._given_transport or AiohttpTransport.from_settings(self.settings)
         try:
             if not self.cache_only:
-                await transport.__aenter__()
+                await transport.open()
         except BaseException:
             self._loop = None
             raise
         self._transport = transport
-        lim = self.settings.limits
-        # made here, inside the running loop, as aiolimiter requires
-        self.limiter = AdaptiveLimiter(
-            lim.rate, headroom=lim.rate_headroom, adaptive=lim.adaptive, min_rate=lim.min_rate
-        )
+        # made here, inside the running loop: its waits are on the loop's timers
+        self.limiter = self._make_limiter()
+        s = self.settings
         self._sender = Sender(
-            self.settings, transport, self.limiter, self.stats, budget=self.budget
+            s.api, s.retry, transport, self.limiter, self.stats, budget=self.budget
         )
         return self
 
@@ -220,7 +230,7 @@ class Enricher:
             transport, self._transport = self._transport, None
             try:
                 if transport is not None:
-                    await transport.__aexit__(exc_type, exc, tb)
+                    await transport.close()
             finally:
                 if self.cache is not None and self.cache_owner and not self._cache_closed:
                     self._cache_closed = True

@@ -1,0 +1,182 @@
+"""The whole pipeline (`Enricher.enrich`) through a transport of our own (`FakeTransport`): no
+server, no cache. Every IOC comes out exactly once, as the answer the transport gave for its
+key (or a failure, or deferred), and the run's invariant holds, whatever the transport does."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from typing import Any
+
+import pytest
+from fake_api import FakeTransport, answers_for, classification
+
+from enricher.api.ratelimit import AdaptiveLimiter, RateChange
+from enricher.config.settings import Settings, load_settings
+from enricher.errors import AuthRefused, HTTPStatusError, RateLimited, TransportError
+from enricher.ioc import Endpoint
+from enricher.pipeline.run import Enricher
+from enricher.pipeline.stats import RunStats
+
+IOCS = (
+    [f"host{i}.example.com" for i in range(40)]
+    + [f"93.184.{i}.7" for i in range(25)]
+    + [hashlib.md5(str(i).encode()).hexdigest() for i in range(30)]
+)
+BATCH = 7
+
+
+def settings(**retry: int) -> Settings:
+    sizes = dict.fromkeys(("file_batch_size", "domain_batch_size", "ip_batch_size"), BATCH)
+    return load_settings(
+        environ={},
+        overrides={
+            # never reached: every request goes to the fake transport
+            "api": {"base_url": "http://gti.invalid/rest/classification_v1", **sizes},
+            "limits": {"rate": 0, "concurrency": 4},
+            "retry": {"backoff_base": 0, "backoff_max": 0, "attempts": 4, **retry},
+        },
+    )
+
+
+async def enrich(
+    transport: FakeTransport, iocs: list[str], s: Settings | None = None
+) -> tuple[list[dict[str, Any]], RunStats]:
+    stats = RunStats()
+    items: list[dict[str, Any]] = []
+    async with Enricher(s or settings(), stats=stats, transport=transport) as e:
+        async for item in e.enrich(iocs):
+            items.append(dict(item))
+    return items, stats
+
+
+def check_exactly_once(items: list[dict[str, Any]], iocs: list[str], stats: RunStats) -> None:
+    """Each IOC once; each record the transport's own answer for its key; the invariant."""
+    out = Counter(item["ioc"] for item in items)
+    assert set(out) == set(iocs) and max(out.values()) == 1, out.most_common(3)
+    answers = answers_for(iocs)
+    for item in items:
+        if "verdict" in item:
+            assert item["classification"] == classification(answers[item["ioc"]]), item
+    assert stats.unique == len(iocs)
+    assert stats.invariant_holds, stats.as_dict()
+
+
+async def test_every_ioc_once_through_a_transport_that_answers() -> None:
+    transport = FakeTransport(answers_for(IOCS))
+    items, stats = await enrich(transport, IOCS + IOCS[:10])  # duplicates asked once
+    check_exactly_once(items, IOCS, stats)
+    assert all("verdict" in item for item in items) and stats.ok == len(IOCS)
+    assert transport.opened == 1 and transport.closed == 1
+    assert max(len(keys) for _, keys in transport.posts) == BATCH
+    assert {ep for ep, _ in transport.posts} == set(Endpoint)
+    assert set(transport.answered.values()) == {1}  # no key answered twice
+    assert stats.requests == len(transport.posts)
+
+
+def first_time_faults(endpoint: Endpoint, keys: list[str], before: int) -> Exception | None:
+    """Each body fails the first time it is posted, in turn a 503, a dropped connection and a
+    429 (by its first key, so the same on every run); then it is answered."""
+    if before:
+        return None
+    kind = sum(map(ord, keys[0])) % 3
+    if kind == 0:
+        return HTTPStatusError(503)
+    if kind == 1:
+        return TransportError("server disconnected before answering")
+    return RateLimited(None)
+
+
+async def test_faults_splits_refusals_and_keys_left_out_still_give_each_ioc_once() -> None:
+    refused, left_out = "host3.example.com", "93.184.5.7"
+    transport = FakeTransport(
+        answers_for(IOCS),
+        fault=first_time_faults,
+        max_keys=4,  # batches of 7: 413, split
+        refuse=[refused],  # a 400 that names it: it fails, its batch's others are answered
+        leave_out=[left_out],  # asked again, then a failure
+    )
+    items, stats = await enrich(transport, IOCS)
+    check_exactly_once(items, IOCS, stats)
+    failures = {item["ioc"]: item["error"] for item in items if "error" in item}
+    assert failures.keys() == {refused, left_out}, failures
+    assert failures[refused].startswith("http_400: HTTP 400: invalid key")
+    assert failures[left_out].startswith("missing")
+    assert stats.splits > 0 and stats.retries > 0 and stats.rate_limited > 0
+    assert set(transport.answered.values()) == {1}
+    assert stats.ok == len(IOCS) - 2
+
+
+async def test_credentials_refused_mid_run_defer_what_was_not_answered() -> None:
+    posts = 0
+
+    def refuse_after_five(endpoint: Endpoint, keys: list[str], before: int) -> Exception | None:
+        nonlocal posts
+        posts += 1
+        return AuthRefused("the server refused our credentials (HTTP 401)") if posts > 5 else None
+
+    transport = FakeTransport(answers_for(IOCS), fault=refuse_after_five)
+    items: list[dict[str, Any]] = []
+    stats = RunStats()
+    with pytest.raises(AuthRefused):
+        async with Enricher(settings(), stats=stats, transport=transport) as e:
+            async for item in e.enrich(IOCS):
+                items.append(dict(item))
+    check_exactly_once(items, IOCS, stats)
+    records = [item for item in items if "verdict" in item]
+    assert 0 < len(records) <= 5 * BATCH
+    assert stats.deferred == len(IOCS) - len(records) and stats.failed == 0
+    assert transport.closed == 1
+
+
+class CountingLimiter:
+    """A `RateLimiter` of our own: no pacing, what the sender told it counted."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()  # made inside the running loop
+        self.acquired = self.limited = self.ok = 0
+        self.changes: list[RateChange] = [RateChange(0.0, 1.0, "made")]
+
+    async def acquire(self) -> None:
+        self.acquired += 1
+
+    def ready(self) -> bool:
+        return True
+
+    def rate_limited(self) -> None:
+        self.limited += 1
+
+    def succeeded(self) -> None:
+        self.ok += 1
+
+
+async def test_the_limiter_made_by_the_factory_is_the_one_every_attempt_pays() -> None:
+    made: list[CountingLimiter] = []
+
+    def factory() -> CountingLimiter:
+        made.append(CountingLimiter())
+        return made[-1]
+
+    transport = FakeTransport(answers_for(IOCS), fault=first_time_faults)
+    stats = RunStats()
+    async with Enricher(settings(), stats=stats, transport=transport, limiter=factory) as e:
+        items = [dict(item) async for item in e.enrich(IOCS)]
+        assert e.limiter is made[0] and e.limiter.changes == made[0].changes
+    check_exactly_once(items, IOCS, stats)
+    (limiter,) = made
+    assert limiter.loop is asyncio.get_running_loop()
+    assert limiter.acquired == len(transport.posts) == stats.requests
+    assert limiter.limited == stats.rate_limited > 0
+    assert limiter.ok == len({tuple(keys) for _, keys in transport.posts})
+
+
+async def test_without_a_limiter_the_run_paces_by_its_settings() -> None:
+    s = settings().replace(limits={"rate": 50, "rate_window": 3, "rate_recovery": 0.2})
+    transport = FakeTransport(answers_for(IOCS[:3]))
+    async with Enricher(s, transport=transport) as e:
+        assert isinstance(e.limiter, AdaptiveLimiter)
+        assert e.limiter.max_rate == pytest.approx(50 * (1 - 0.015))
+        assert e.limiter.window == 3 and e.limiter.step == pytest.approx(50 * 0.985 * 0.2)
+        items = [item async for item in e.enrich(IOCS[:3])]
+    assert len(items) == 3
