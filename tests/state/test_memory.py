@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from test_engine import make_iocs, settings_for
+from engine_helpers import make_iocs, settings_for
 
 from enricher import Enricher
 from enricher.api.identity import ApiIdentity

@@ -36,7 +36,7 @@ from enricher.state.budget import Budget
 
 API = ApiIdentity("https://gti.example/rest/classification_v1")
 STAGING = ApiIdentity("https://staging.gti.example/rest/classification_v1")
-FIXTURES = Path(__file__).parent / "fixtures" / "cache"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "cache"
 LINE = b'{"ioc":"a.com","type":"domain","response":{"ttl":1},"cached":false}\n'
 
 

@@ -29,7 +29,7 @@ from enricher.ioc import Endpoint, IocType
 from enricher.output.records import Record, first_seen_iso, read_record, record_line
 from enricher.pipeline.resolve import Settled, Tries, settle
 
-TUTORIAL = Path(__file__).parent / "fixtures" / "tutorial"
+TUTORIAL = Path(__file__).parents[1] / "fixtures" / "tutorial"
 
 
 def fixture(name: str) -> bytes:

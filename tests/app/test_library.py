@@ -20,9 +20,9 @@ from typing import Any
 
 import orjson
 import pytest
+from engine_helpers import make_iocs, settings_for
 from helpers import emulator_process
 from mypy import api as mypy_api  # in the test extra
-from test_engine import make_iocs, settings_for
 
 import enricher
 from enricher import (

@@ -36,7 +36,7 @@ import pytest
 import zstandard
 from helpers import emulator_process
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"
 DATA = ROOT / "tests" / "data"
 

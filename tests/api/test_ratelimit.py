@@ -1,5 +1,5 @@
 """The limiter's policy, on a clock of its own (`FakeTime`): pacing and AIMD wait for nothing.
-tests/api/test_pacing.py paces on the event loop's timers; tests/test_nginx.py against a
+tests/api/test_pacing.py paces on the event loop's timers; tests/e2e/test_nginx.py against a
 real server's limit."""
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from helpers import emulator_process, enricher, read_ndjson
 
-SAMPLE = Path(__file__).parent / "data" / "sample-iocs.txt"
+SAMPLE = Path(__file__).parents[1] / "data" / "sample-iocs.txt"
 
 
 def test_main_command_on_the_sample(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """Properties over generated input: nothing raises, nothing valid is lost, values are canonical.
 
-tests/test_normalize.py holds the properties of `normalize` on its own (any text, the fast
+tests/pipeline/test_normalize.py holds the properties of `normalize` on its own (any text, the fast
 path against the rules, hashes, addresses, LDH domains, defanged forms, URLs) and
-tests/test_formats_extract.py those of the extractor on short text. This file adds:
+tests/inputs/test_formats_extract.py those of the extractor on short text. This file adds:
 
 - `refang` and the extractor on any text at all (lone surrogates, control characters, NUL,
   long text), and the byte-level readers of every format on any bytes, compressed or not;

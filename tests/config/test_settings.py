@@ -12,7 +12,7 @@ from enricher.config.settings import Secret, Settings, config_path, load_setting
 from enricher.errors import SettingsError
 from enricher.ioc import Endpoint
 
-CONFIGS = Path(__file__).parent.parent / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def test_defaults_are_for_the_real_api() -> None:
