@@ -41,7 +41,7 @@ def test_the_suite_runs_its_floor_scenario(tmp_path: Path, monkeypatch: pytest.M
     assert code == 0
     # every contender wrote one record per unique IOC (the scenario checks it on each run)
     assert floor["tidy"]["unique"] == floor["messy"]["unique"] == 1_000
-    assert set(floor["messy"]["runs"]) == {"engine", "floor", run.FLOOR_NORMALIZE}
+    assert set(floor["messy"]["runs"]) == {"engine", "floor", run.FLOOR_NORMALIZE, run.WITH_CACHE}
     assert all(r["cpu_us_per_unique"] > 0 for r in floor["tidy"]["runs"]["engine"])
     assert "tidy: **engine / floor**" in (tmp_path / "latest.md").read_text()
 
