@@ -316,7 +316,8 @@ def floor(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
             speed = rate["engine"] / rate[ON_ASYNCIO]
             used = cpu["engine"] / cpu[ON_ASYNCIO]
             figure = f"{speed:.2f} × the IOCs/s, {used:.2f} × the CPU per IOC"
-            rows.append(Row("1b. floor", "tidy: the engine on uvloop / on asyncio's", figure))
+            loop = runs["engine"][0].get("event_loop") or "its default loop"
+            rows.append(Row("1b. floor", f"tidy: the engine on {loop} / on asyncio's", figure))
         else:
             extra = cpu[FLOOR_NORMALIZE] - cpu["floor"]
             what = "messy: enricher's `normalize` in the floor instead of its own"
