@@ -46,7 +46,8 @@ def canonical(i: int) -> tuple[IocType, str]:
         return kind, f"cdn-{i}.m{i % 89}.example.com"
     if kind is IocType.IPV4:
         return kind, f"{11 + (i >> 24)}.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
-    low = i if i % 4 else i * 0x9E37_79B9_7F4A_7C15 % (1 << 80)  # 1 in 4 has no `::`
+    scrambled = i // len(KINDS) % 4 == 0  # 1 in 4 has no `::`
+    low = i * 0x9E37_79B9_7F4A_7C15 % (1 << 80) if scrambled else i
     return kind, ipaddress.IPv6Address(_V6_BASE | low).compressed
 
 
