@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/scale.py
 from benchmarks.workload import write_input
 from enricher.emulator.process import emulator_process
 
-__all__ = ["CliRun", "baseline_rss", "enricher_flags", "run_enricher", "scale_runs"]
+__all__ = ["CliRun", "baseline_rss", "enricher_flags", "run_enricher", "run_process", "scale_runs"]
 
 
 @dataclass
@@ -44,6 +44,8 @@ class CliRun:
     first_record_wall_s: float | None  # the first record on stdout, from the process start
     records: int  # lines on stdout
     peak_rss_bytes: int
+    user_s: float = 0.0  # CPU time of the process (and any children it waited for)
+    sys_s: float = 0.0
     series: list[tuple[float, int]] = field(default_factory=list)  # (seconds, records so far)
     manifest: dict[str, Any] = field(default_factory=dict)
     stderr_tail: list[str] = field(default_factory=list)
@@ -99,34 +101,54 @@ def enricher_flags(base_url: str, cache: Path | None) -> list[str]:
     return flags + (["--cache", str(cache)] if cache is not None else ["--no-cache"])
 
 
-# Starts the command and, when it ends, writes its peak RSS (KiB) to a file. A child started
-# straight from this process would not do: Linux carries the high-water mark of the memory a
-# process had before exec over to what it runs, and a child of this (large) process starts as a
-# copy of it, so its peak would be at least ours. The launcher is small when it starts its child.
-_LAUNCHER = """import resource, subprocess, sys
+# Starts the command and, when it ends, writes its peak RSS (KiB) and the CPU time it used (user
+# and system, s) to a file. A child started straight from this process would not do: Linux
+# carries the high-water mark of the memory a process had before exec over to what it runs, and
+# a child of this (large) process starts as a copy of it, so its peak would be at least ours.
+# The launcher is small when it starts its child.
+_LAUNCHER = """import json, resource, subprocess, sys
 code = subprocess.call(sys.argv[2:])
+used = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(sys.argv[1], "w") as f:
-    f.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+    json.dump({"maxrss_kib": used.ru_maxrss, "user_s": used.ru_utime, "sys_s": used.ru_stime}, f)
 sys.exit(code)
 """
 
 
 def run_enricher(
-    inputs: Sequence[str], flags: Sequence[str], *, sample_every: float = 0.25
+    inputs: Sequence[str],
+    flags: Sequence[str],
+    *,
+    sample_every: float = 0.25,
+    env: Mapping[str, str] | None = None,
 ) -> CliRun:
     """Run `enricher run INPUTS -o - FLAGS` and watch it; its records are counted and
     dropped. Failures and rejects go to a scratch directory."""
     scratch = Path(tempfile.mkdtemp(prefix="enricher-scale-"))
     manifest = scratch / "manifest.json"
-    rss = scratch / "rss"
-    cmd = [sys.executable, "-c", _LAUNCHER, str(rss),
-           sys.executable, "-m", "enricher", "run", *inputs, "-o", "-", *flags,
+    cmd = [sys.executable, "-m", "enricher", "run", *inputs, "-o", "-", *flags,
            "--manifest", str(manifest), "--failed", str(scratch / "failed.ndjson"),
            "--rejects", str(scratch / "rejects.ndjson"), "--deferred",
            str(scratch / "deferred.ndjson"), "--no-progress"]  # fmt: skip
+    run = run_process(cmd, sample_every=sample_every, env=env)
+    run.manifest = orjson.loads(manifest.read_bytes()) if manifest.exists() else {}
+    shutil.rmtree(scratch, ignore_errors=True)
+    return run
+
+
+def run_process(
+    cmd: Sequence[str], *, sample_every: float = 0.25, env: Mapping[str, str] | None = None
+) -> CliRun:
+    """Run `cmd`, which writes one line a record to stdout, and watch it: records over time,
+    its peak RSS and CPU time from the kernel. `env` is added to this process's environment."""
+    scratch = Path(tempfile.mkdtemp(prefix="enricher-proc-"))
+    usage = scratch / "usage.json"
+    launcher = [sys.executable, "-c", _LAUNCHER, str(usage), *cmd]
     with (scratch / "stderr.txt").open("w+b") as err:
         started = time.perf_counter()
-        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err) as proc:
+        with subprocess.Popen(
+            launcher, stdout=subprocess.PIPE, stderr=err, env={**os.environ, **(env or {})}
+        ) as proc:
             assert proc.stdout is not None
             fd = proc.stdout.fileno()
             records = 0
@@ -144,17 +166,17 @@ def run_enricher(
         series.append((round(wall, 3), records))
         err.seek(0)
         tail = err.read().decode(errors="replace").splitlines()[-25:]
-    doc = orjson.loads(manifest.read_bytes()) if manifest.exists() else {}
-    peak = int(rss.read_text()) * 1024 if rss.exists() else 0
+    used = orjson.loads(usage.read_bytes()) if usage.exists() else {}
     shutil.rmtree(scratch, ignore_errors=True)
     return CliRun(
         exit_code=code,
         wall_s=round(wall, 3),
         first_record_wall_s=round(first, 3) if first is not None else None,
         records=records,
-        peak_rss_bytes=peak,
+        peak_rss_bytes=int(used.get("maxrss_kib", 0)) * 1024,
+        user_s=round(float(used.get("user_s", 0.0)), 3),
+        sys_s=round(float(used.get("sys_s", 0.0)), 3),
         series=series,
-        manifest=doc,
         stderr_tail=tail,
     )
 

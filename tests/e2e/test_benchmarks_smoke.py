@@ -28,6 +28,46 @@ def test_the_suite_runs_its_ceiling_scenario(
     assert "engine / ceiling" in (tmp_path / "latest.md").read_text()
 
 
+def test_the_suite_runs_its_floor_scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import run
+
+    tiny = run.Sizes(2_000, (2_000,), 200, 20, 1, 1, 200, 0.01, 1, floor_runs=1)
+    monkeypatch.setattr(run, "QUICK", tiny)
+    code = run.main(["--quick", "--only", "floor", "--results", str(tmp_path)])
+    doc = orjson.loads((tmp_path / "latest.json").read_bytes())
+    floor = doc["scenarios"]["floor"]
+    assert floor["status"] == "ok", floor
+    assert code == 0
+    # every contender wrote one record per unique IOC (the scenario checks it on each run)
+    assert floor["tidy"]["unique"] == floor["messy"]["unique"] == 1_000
+    assert set(floor["messy"]["runs"]) == {"engine", "floor", run.FLOOR_NORMALIZE, run.WITH_CACHE}
+    assert all(r["cpu_us_per_unique"] > 0 for r in floor["tidy"]["runs"]["engine"])
+    assert "tidy: **engine / floor**" in (tmp_path / "latest.md").read_text()
+
+
+def test_the_floor_reads_the_messy_input_as_enricher_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The floor's own normalizer is fair: on every line of the messy workload it gives what
+    enricher's `normalize` gives (the same IOC, or nothing for a line that is none)."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import floor, messy
+    from enricher.pipeline.normalize import normalize
+
+    src = tmp_path / "messy.txt"
+    unique = messy.write_messy(src, 20_000)
+    found = set()
+    for line in src.read_text(encoding="utf-8-sig").splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        ours = floor.minimal(line)
+        assert ours == floor.enricher_normalize(line), (line, ours, normalize(line))
+        if ours is not None:
+            found.add(ours)
+    assert found == messy.expected(unique)
+
+
 def test_the_extraction_corpus_truth_is_up_to_date(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(ROOT))
     from benchmarks import extract_peers
