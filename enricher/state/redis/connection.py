@@ -63,6 +63,15 @@ def safe_url(url: str) -> str:
     return f"{parsed.scheme}://{host}{port}{parsed.raw_path}"
 
 
+def _password(url: str) -> str | None:
+    """The password `url` holds (in its user info, or as `?password=`), if any."""
+    try:
+        parsed = URL(url)
+        return parsed.password or parsed.query.get("password")
+    except (ValueError, TypeError):
+        return None
+
+
 def _why(exc: BaseException, secret: str | None) -> str:
     """What went wrong, in a few words that hold no secret (redis-py's messages name the
     host and port at most; a password is taken out all the same)."""
@@ -82,7 +91,7 @@ class SharedState:
         self.prefix = prefix
         #: the key identity names are hashed under (`ApiIdentity.name`), the same for all
         self.identity_key = key
-        self._password = URL(url).password
+        self._password = _password(url)
         self._fingerprints: dict[ApiIdentity, str] = {}
 
     @classmethod
@@ -91,9 +100,8 @@ class SharedState:
         TLS) and read (or make) the key identities are hashed under. StateUnreachable if the
         server cannot be reached, refuses the password, or the URL is not one."""
         shown = safe_url(url)
-        password = None
+        password = _password(url)
         try:
-            password = URL(url).password
             client = aioredis.Redis.from_url(
                 url,
                 socket_connect_timeout=_CONNECT_TIMEOUT,
