@@ -33,7 +33,7 @@ async def state(redis_url: str, prefix: str) -> AsyncIterator[SharedState]:
 
 def test_the_budget_is_never_overrun_by_concurrent_processes(redis_url: str, prefix: str) -> None:
     daily = 50
-    start = time.time() + 2.0
+    start = time.time() + 3.0  # every process started by then
     args = {"url": redis_url, "prefix": prefix, "n": 40, "tries": 10, "daily": daily}
     procs = [
         subprocess.Popen(
@@ -47,7 +47,7 @@ def test_the_budget_is_never_overrun_by_concurrent_processes(redis_url: str, pre
     assert all(p.returncode == 0 for p in procs)
     # 120 asked at once, 10 in flight in each process: exactly the budget granted in all
     assert sum(granted) == daily, granted
-    assert all(g > 0 for g in granted), granted  # each process got some: they did overlap
+    assert sum(1 for g in granted if g) >= 2, granted  # they did reserve at the same time
 
 
 async def test_counts_reservations_and_the_rest_per_identity_and_day(

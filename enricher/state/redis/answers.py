@@ -15,11 +15,15 @@ Reads and writes are batch-shaped: `answers` is one MGET per endpoint (in slices
 
 Claims: `claim(endpoint, keys)` takes, for `claim_ttl` seconds, the keys no other job is
 asking (`SET NX PX`, one pipeline), so that two jobs over the same IOCs at the same time do
-not both ask them; `release` gives back those not answered (a claim left by a job that died
-expires). A key claimed elsewhere is looked up again later: its answer is there, or the
-claim expired and it can be claimed. tests/state/test_redis_answers.py measures what it
-saves: two jobs over the same 400 IOCs at once, in the same order, asked 800 without
-claims and 400 with (in two different orders: ~420 and 400).
+not both ask them; `release` gives back those not answered, a claim whose answer is stored
+ends `_LINGER_MS` later (so a job that missed the key just before finds it claimed, not
+free), and a claim left by a job that died expires. A key claimed elsewhere is looked up
+again later: its answer is there, or the claim expired and it can be claimed.
+tests/state/test_redis_answers.py measures what it saves: two jobs over the same 400 IOCs at
+once, in the same order, asked 680-800 without claims and 400 with (in two different orders:
+~420 and 400). Chosen: claim (a key costs one more SET NX in its batch's pipeline, no round
+trip of its own): without claims, a duplicate is only a request of the shared rate wasted
+(each job's output is right either way), but two jobs over one export waste half of it.
 
 When Redis goes away: every call raises `StateLost`, except `report`.
 """
@@ -46,6 +50,8 @@ __all__ = ["RedisAnswers"]
 _HEAD = struct.Struct("!BdB")
 #: keys asked of the server by one MGET or one pipeline at most
 _SLICE = 1000
+#: how long a claim stays once its answer is stored (ms)
+_LINGER_MS = 5_000
 #: a row fetched later than now by more than this was written by a clock that was ahead
 _SKEW = 60.0
 _DICTIONARY = resources.files("enricher.state").joinpath("cache-records.zdict")
@@ -91,6 +97,9 @@ class RedisAnswers:
         self._clock = clock
         self._identity: ApiIdentity | None = None
         self._names: dict[ApiIdentity, str] = {}
+        self._names_key = f"{state.prefix}:identities"
+        #: the identities whose names are recorded beside their fingerprints
+        self._recorded: set[ApiIdentity] = set()
         dictionary = zstandard.ZstdCompressionDict(_DICTIONARY.read_bytes())
         self._pack = zstandard.ZstdCompressor(level=3, dict_data=dictionary).compress
         self._unpack = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
@@ -189,7 +198,7 @@ class RedisAnswers:
         identity: ApiIdentity | None,
     ) -> None:
         """Keep answers (key, verdict, record line, ttl in ms or None) of `identity`, each
-        with its TTL, in one round trip per slice; their claims, if any, go."""
+        with its TTL, in one round trip per slice; their claims, if any, end soon after."""
         who = identity or self._identity
         ns = self._namespace(identity)
         now = self._clock()
@@ -211,15 +220,20 @@ class RedisAnswers:
             async with self.state.client.pipeline(transaction=False) as pipe:
                 for key, value, px in part:
                     pipe.set(f"{ns}:a:{endpoint.value}:{key}", value, px=px)
-                    pipe.delete(f"{ns}:c:{endpoint.value}:{key}")
+                    # a claim outlives its answer a little: a job that missed the key just
+                    # before it was stored finds it claimed (not free to ask), and looks again
+                    pipe.pexpire(f"{ns}:c:{endpoint.value}:{key}", _LINGER_MS, lt=True)
                 longest = max(px for _, _, px in part)
                 # the mark lives as long as the longest-lived answer (GT: never shortened)
                 pipe.set(mark, 1, nx=True, px=longest)
                 pipe.pexpire(mark, longest, gt=True)
-                if who is not None and i == 0:
-                    pipe.hset(f"{self.state.prefix}:identities", ns.rsplit(":", 1)[1],
-                              who.name(self.state.identity_key))  # fmt: skip
+                if who is not None and who not in self._recorded:
+                    # the identity's name beside its fingerprint, for an operator
+                    fp = self.state.fingerprint(who)
+                    pipe.hset(self._names_key, fp, who.name(self.state.identity_key))
                 await self.state.call(pipe.execute())
+                if who is not None:
+                    self._recorded.add(who)
         self.stored += len(rows)
 
     async def claim(
