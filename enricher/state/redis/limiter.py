@@ -36,6 +36,7 @@ in one round trip, from the server's clock, with the rate beside it, is the 40 l
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 
@@ -48,6 +49,9 @@ __all__ = ["RedisLimiter"]
 _IDLE_MS = 600_000
 #: successes carried by one `acquire()` at most (more are carried by the next ones)
 _CARRY = 1000
+#: why the rate went down, in the summary: this job's 429s, or another's
+_OURS = "429s from server"
+_THEIRS = "429s from server (another job)"
 #: the slowest climb back after 429s, requests per second each second (as AdaptiveLimiter)
 _MIN_STEP = 0.1
 
@@ -195,8 +199,12 @@ class RedisLimiter:
         """The shared rate as the server just said it: a change is recorded for the summary
         (a climb in whole steps only, as AdaptiveLimiter does)."""
         old, self.rate = self.rate, rate
+        if halved and rate >= old and self.changes and self.changes[-1].reason == _THEIRS:
+            # a turn taken meanwhile saw the halving first, and took it for another job's
+            self.changes[-1] = dataclasses.replace(self.changes[-1], reason=_OURS)
+            return
         if rate < old:
-            reason = "429s from server" if halved else "429s from server (another job)"
+            reason = _OURS if halved else _THEIRS
         elif rate > old and (
             int(rate / self.step) != int(old / self.step) or rate == self.max_rate
         ):
