@@ -1,0 +1,171 @@
+"""One connection to the shared state on a Redis server (`--state redis://host:port/db`), and
+the names of its keys.
+
+What is shared: every process given the same URL (and key prefix) shares, per API identity,
+one rate limiter, one answer cache, one daily budget and spent quota, and one deferred list
+per job name (the modules beside this one). Keys are named
+`PREFIX:IDENTITY:what`, IDENTITY being the identity's fingerprint: the first 128 bits of the
+SHA-256 of its name as `ApiIdentity.name` gives it under a key kept in the server
+(`PREFIX:key`, made once by whichever process comes first). So a key name holds no URL, no
+user name and no secret; `PREFIX:identities` maps each fingerprint to its name (base URL,
+account, keyed hash of the secrets: never a secret) for an operator.
+
+Guarantees and failures: `SharedState.connect` raises `StateUnreachable` (a
+`SettingsError`: exit 1) when the server cannot be reached or refuses us at start. Once
+connected, any call that fails to reach the server raises `StateLost` (a `FatalError`:
+exit 3): the run must stop sending, keep what it wrote and defer the rest (its deferred file
+has them; `--resume` finishes). redis-py retries a dropped connection a few times first, so
+a blip is not a loss. No message names the URL's password: `safe_url` drops user info.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from yarl import URL
+
+from ...api.identity import ApiIdentity
+from ...errors import FatalError, SettingsError
+
+__all__ = ["SharedState", "StateLost", "StateUnreachable", "safe_url"]
+
+T = TypeVar("T")
+
+#: seconds to wait for the server to accept a connection, and for an answer
+_CONNECT_TIMEOUT = 5.0
+_SOCKET_TIMEOUT = 10.0
+
+
+class StateUnreachable(SettingsError):
+    """The shared state's server cannot be reached, or refuses us, at start (exit 1)."""
+
+
+class StateLost(FatalError):
+    """The shared state's server went away during the run: nothing more may be sent (what
+    is not sent is deferred; exit 3)."""
+
+
+def safe_url(url: str) -> str:
+    """`url` as a message may show it: scheme, host, port and database, never user info."""
+    try:
+        parsed = URL(url)
+        host = parsed.raw_host or ""
+    except (ValueError, TypeError):
+        return "(an unreadable state URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parsed.port}" if parsed.port is not None else ""
+    return f"{parsed.scheme}://{host}{port}{parsed.raw_path}"
+
+
+def _password(url: str) -> str | None:
+    """The password `url` holds (in its user info, or as `?password=`), if any."""
+    try:
+        parsed = URL(url)
+        return parsed.password or parsed.query.get("password")
+    except (ValueError, TypeError):
+        return None
+
+
+def _why(exc: BaseException, secret: str | None) -> str:
+    """What went wrong, in a few words that hold no secret (redis-py's messages name the
+    host and port at most; a password is taken out all the same)."""
+    text = str(exc) or type(exc).__name__
+    if secret:
+        text = text.replace(secret, "***")
+    return text.rstrip(".")
+
+
+class SharedState:
+    """A connection (pool) to the shared state at `url`; make it with `connect`. Every call
+    the components make goes through `call`, which turns a lost server into `StateLost`."""
+
+    def __init__(self, client: aioredis.Redis, url: str, prefix: str, key: bytes) -> None:
+        self.client = client
+        self.url = safe_url(url)
+        self.prefix = prefix
+        #: the key identity names are hashed under (`ApiIdentity.name`), the same for all
+        self.identity_key = key
+        self._password = _password(url)
+        self._fingerprints: dict[ApiIdentity, str] = {}
+
+    @classmethod
+    async def connect(cls, url: str, *, prefix: str = "enricher") -> SharedState:
+        """Connect to `url` (`redis://[:password@]host[:port][/db]`, or `rediss://` for
+        TLS) and read (or make) the key identities are hashed under. StateUnreachable if the
+        server cannot be reached, refuses the password, or the URL is not one."""
+        shown = safe_url(url)
+        password = _password(url)
+        try:
+            client = aioredis.Redis.from_url(
+                url,
+                socket_connect_timeout=_CONNECT_TIMEOUT,
+                socket_timeout=_SOCKET_TIMEOUT,
+                health_check_interval=30,
+            )
+        except (ValueError, TypeError) as exc:
+            raise StateUnreachable(
+                f"state: {shown} is not a Redis URL ({_why(exc, password)});"
+                " give --state redis://host:port/db"
+            ) from None
+        try:
+            await client.set(f"{prefix}:key", secrets.token_bytes(32), nx=True)
+            key = await client.get(f"{prefix}:key")
+        except AuthenticationError as exc:
+            await client.aclose()
+            raise StateUnreachable(
+                f"state: {shown} refused the credentials ({_why(exc, password)});"
+                " check the password in the state URL"
+            ) from None
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise StateUnreachable(
+                f"state: cannot reach Redis at {shown} ({_why(exc, password)});"
+                " start it, or give --state another URL"
+            ) from None
+        assert isinstance(key, bytes)
+        return cls(client, url, prefix, key)
+
+    def fingerprint(self, identity: ApiIdentity) -> str:
+        """The identity's name in key names: 32 hex digits, the same in every process."""
+        fp = self._fingerprints.get(identity)
+        if fp is None:
+            name = identity.name(self.identity_key)
+            fp = hashlib.sha256(name.encode()).hexdigest()[:32]
+            self._fingerprints[identity] = fp
+        return fp
+
+    def namespace(self, identity: ApiIdentity) -> str:
+        """The prefix of every key of `identity`: `PREFIX:FINGERPRINT`."""
+        return f"{self.prefix}:{self.fingerprint(identity)}"
+
+    async def admit(self, identity: ApiIdentity) -> str:
+        """Record the identity's name under its fingerprint (for an operator); its namespace."""
+        await self.call(
+            self.client.hset(
+                f"{self.prefix}:identities",
+                self.fingerprint(identity),
+                identity.name(self.identity_key),
+            )
+        )
+        return self.namespace(identity)
+
+    async def call(self, pending: Awaitable[T]) -> T:
+        """`await pending`, a call to the server: StateLost if the server is gone."""
+        try:
+            return await pending
+        except ResponseError:
+            raise  # the server answered: a bug of ours, not a loss
+        except (RedisError, OSError) as exc:
+            raise StateLost(
+                f"state: lost Redis at {self.url} ({_why(exc, self._password)}); nothing more"
+                " is sent, the rest is deferred: run again with --resume once it is back"
+            ) from None
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
