@@ -33,7 +33,7 @@ def measure(
     tmp = Path(tempfile.mkdtemp(prefix="enricher-rate-"))
     keys = int(rate * seconds * batch)
     src = tmp / "in.txt"
-    src.write_text("".join(f"r{i}.rate-fidelity.example\n" for i in range(keys)))
+    src.write_text("".join(f"r{i}.rate-fidelity.example.com\n" for i in range(keys)))
     flags = ["--rate-limit", str(rate), "--latency-ms", str(latency_ms),
              "--jitter-ms", str(jitter_ms)]  # fmt: skip
     with emulator_process(*flags) as base:

@@ -251,7 +251,10 @@ async def answer_as_html(server: Server, request: web.Request) -> web.StreamResp
     ("handler", "reason"),
     [
         (deep_json, "not JSON"),
-        (deep_entries, "nested too deep"),
+        # msgspec reads the body, and the depth check then refuses the entry, only under a
+        # higher recursion limit (hypothesis raises it, and may leave it raised): then the
+        # reason is the check's; both are the same failure
+        (deep_entries, "nested too deep|nested deeper than 500"),
         (deeper_than_allowed, "nested deeper than 500"),
         (html_200, "text/html"),
         (answer_as_text_plain, "text/plain"),
@@ -262,7 +265,8 @@ async def test_a_200_that_is_no_answer_becomes_failures(handler: Handler, reason
     async with serve(handler) as server:
         items, e = await enrich_all(settings_for(server.url))
     errors = check_accounted(items, e, server)
-    assert all(err.startswith("malformed_body") and reason in err for err in errors), errors
+    said = re.compile(reason)
+    assert all(err.startswith("malformed_body") and said.search(err) for err in errors), errors
     assert all(n == ATTEMPTS for n in server.requests.values())  # retryable: may be a blip
 
 

@@ -103,7 +103,12 @@ async def test_an_answer_expires_with_its_ttl(state: State) -> None:
 async def test_reservations_never_pass_the_daily_budget(state: State) -> None:
     taken = await asyncio.gather(*(state.budget.reserve(10) for _ in range(25)))
     assert sum(taken) == 10
-    state.budget.count_soon(3)  # sent without a reservation: counted too
+    state.budget.count_soon(3)  # sent without a reservation: counted too, soon (SQLite:
+    # by the cache's writer thread, which a loaded machine may run after the next reserve)
+    for _ in range(500):
+        if state.requests_today() == 13:
+            break
+        await asyncio.sleep(0.01)
     assert not await state.budget.reserve(13)
     assert await state.budget.reserve(14)
     await state.answers.unanswered_endpoints(identity=None)  # what was queued, written
