@@ -38,8 +38,8 @@ class Read:
 async def read_async(paths: Sequence[str], **options: Any) -> Read:
     max_line = options.pop("max_line", 1 << 20)
     opts = InputOptions(**options)
-    out = Read(formats=opts.formats)
-    async for chunk in read_inputs(list(paths), opts, max_line=max_line):
+    out = Read()
+    async for chunk in read_inputs(list(paths), opts, max_line=max_line, read_as=out.formats):
         out.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
         if chunk.damaged is not None:
             out.damaged.append((chunk.source, chunk.damaged))

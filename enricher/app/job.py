@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..api.identity import EMBEDDED_EMULATOR, identity_of
@@ -396,6 +396,7 @@ async def _run_locked(
     stats = RunStats()
     stats.inputs_skipped = skipped
     stats.job = _job_key(job, paths)
+    read_as: dict[str, str] = {}  # input -> how it was read, filled in as it is
     state: Cache | None = None
     cache: Cache | None = None  # the state, when answers are cached
     budget: Budget | None = None
@@ -458,7 +459,9 @@ async def _run_locked(
                 with_source=job.with_source,
             ) as enricher,
         ):
-            chunks = read_inputs(inputs, job.reading, max_line=settings.pipeline.max_line_bytes)
+            chunks = read_inputs(
+                inputs, job.reading, max_line=settings.pipeline.max_line_bytes, read_as=read_as
+            )
             stopper.attach(enricher, files.all())
             progress.start()
             try:
@@ -507,7 +510,18 @@ async def _run_locked(
     input_failed = input_error is not None or bool(skipped) or bool(stats.inputs_damaged)
     code = _exit_code(stats, fatal, interrupted, input_failed)
     if not _report(
-        job, settings, stats, enricher, fatal, files, paths, started_at, code, inputs, interrupted
+        job,
+        settings,
+        stats,
+        enricher,
+        fatal,
+        files,
+        paths,
+        started_at,
+        code,
+        inputs,
+        read_as,
+        interrupted,
     ):
         code = max(code, EXIT_FATAL)  # a nightly job's record of itself is an output too
     return code
@@ -662,6 +676,7 @@ def _report(
     started_at: float,
     code: int,
     inputs: Sequence[str],
+    read_as: Mapping[str, str],
     interrupted: bool,
 ) -> bool:
     """Write the manifest and print the summary; False if the manifest could not be written."""
@@ -675,7 +690,7 @@ def _report(
         manifest = build_manifest(
             settings=settings,
             stats=stats,
-            inputs=job.reading.formats or {p: job.reading.format for p in inputs},
+            inputs=read_as or {p: job.reading.format for p in inputs},
             outputs=outputs,
             started_at=started_at,
             exit_code=code,
@@ -699,7 +714,7 @@ def _report(
         text = format_summary(
             stats,
             rate_changes=[f"{c.rate:.1f}/s at {c.at:.1f}s ({c.reason})" for c in changes],
-            inputs=job.reading.formats,
+            inputs=read_as,
             repeated=enricher.occurrences.most_common(5) if enricher else None,
         )
         if files is not None:

@@ -13,9 +13,10 @@ __all__ = ["FORMATS", "InputOptions", "add_arguments", "input_options"]
 FORMATS = ("lines", "csv", "tsv", "ndjson", "json", "text", "auto")
 
 
-@dataclass(kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class InputOptions:
-    """How to read the inputs (`enricher run` flags); `formats` is filled in as they are read.
+    """How to read the inputs (`enricher run` flags). How each input was read comes back in
+    the `read_as` mapping the caller gives `read_inputs`, never in here.
 
     `columns` (CSV/TSV) are names or 1-based indexes; `fields` (NDJSON/JSON) are paths such
     as `answers[*].rdata`. Both empty: every cell or string value is scanned for IOCs.
@@ -24,8 +25,6 @@ class InputOptions:
     format: str = "lines"
     columns: tuple[str, ...] = ()
     fields: tuple[str, ...] = ()
-    #: source -> how it was read (e.g. "lines", "csv, gzip, auto"), for the summary
-    formats: dict[str, str] = field(default_factory=dict)
     #: `fields`, parsed
     field_paths: tuple[FieldPath, ...] = field(init=False, repr=False, default=())
 
@@ -49,7 +48,7 @@ class InputOptions:
                 paths.append(parse_field(text))
             except ValueError as exc:
                 raise SettingsError(str(exc)) from None
-        self.field_paths = tuple(paths)
+        object.__setattr__(self, "field_paths", tuple(paths))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,6 @@ chunk and a slow consumer stops the reading (the engine's queue is bounded).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from typing import TypeVar
@@ -46,11 +45,17 @@ _STDIN_NAME = "<stdin>"
 
 
 async def read_inputs(
-    paths: Sequence[str], options: InputOptions, *, max_line: int = 1 << 20
+    paths: Sequence[str],
+    options: InputOptions,
+    *,
+    max_line: int = 1 << 20,
+    read_as: dict[str, str] | None = None,
 ) -> AsyncIterator[Chunk]:
-    """Every input as chunks of candidate IOCs, read the way `options` says."""
+    """Every input as chunks of candidate IOCs, read the way `options` says; `read_as`, when
+    given, gets how each input was read (e.g. "lines", "csv, gzip, auto"), for the summary."""
     for path in paths:
-        async for chunk in in_thread(read_source(path, options, max_line=max_line)):
+        reading = read_source(path, options, max_line=max_line, read_as=read_as)
+        async for chunk in in_thread(reading):
             yield chunk
 
 
@@ -62,19 +67,20 @@ def check_columns(paths: Sequence[str], options: InputOptions, *, max_line: int)
     Standard input and special files (a pipe cannot be read twice) are left to the run."""
     if not options.columns:
         return
-    probe = dataclasses.replace(options, formats={})  # what the run records is its own
     for path in paths:
         if path == STDIN or not os.path.isfile(path):
             continue
-        chunks = read_source(path, probe, max_line=max_line)
+        chunks = read_source(path, options, max_line=max_line)
         try:
             next(chunks, None)  # the header is resolved with the first row
         finally:
             chunks.close()
 
 
-def read_source(path: str, options: InputOptions, *, max_line: int) -> Generator[Chunk, None, None]:
-    """The chunks of one input (`-`: stdin); records how it was read in `options.formats`.
+def read_source(
+    path: str, options: InputOptions, *, max_line: int, read_as: dict[str, str] | None = None
+) -> Generator[Chunk, None, None]:
+    """The chunks of one input (`-`: stdin); how it was read goes in `read_as` (when given).
 
     A compressed stream that turns out corrupt or cut short ends that input with a reject
     that says so, in a chunk marked `damaged`; the chunks before it stand.
@@ -108,13 +114,15 @@ def read_source(path: str, options: InputOptions, *, max_line: int) -> Generator
             how.append(encoding)
         if options.format == "auto":
             how.append("auto")
-        options.formats[source] = ", ".join(how)
+        if read_as is not None:
+            read_as[source] = ", ".join(how)
         for chunk in _parse(stream, source, fmt, dialect, options, max_line):
             last_line = chunk.line_of(len(chunk.lines) - 1) if chunk.lines else last_line
             chunk.nbytes, reported = counted.n - reported, counted.n
             yield chunk
     except DecompressError as exc:
-        options.formats.setdefault(source, "unreadable")
+        if read_as is not None:
+            read_as.setdefault(source, "unreadable")
         # gzip and zstd check a stream at its end (bzip2 and xz a block at a time): what
         # was decoded before the damage was found may hold lines never in the original
         why = f"{exc}; lines decoded before it was found may not be in the original"
