@@ -180,3 +180,28 @@ async def test_without_a_limiter_the_run_paces_by_its_settings() -> None:
         assert e.limiter.window == 3 and e.limiter.step == pytest.approx(50 * 0.985 * 0.2)
         items = [item async for item in e.enrich(IOCS[:3])]
     assert len(items) == 3
+
+
+async def test_a_fake_transport_and_an_in_memory_store_make_a_whole_pipeline() -> None:
+    # issue 14's seams together, with no server, no file and no thread of I/O: the second run
+    # is answered by the store alone, the same records but cached
+    from enricher.state.memory import MemoryAnswers
+
+    store = MemoryAnswers()
+    transport = FakeTransport(answers_for(IOCS))
+    runs = []
+    for _ in range(2):
+        stats = RunStats()
+        async with Enricher(
+            settings(), stats=stats, transport=transport, cache=store, cache_owner=False
+        ) as e:
+            items = [dict(item) async for item in e.enrich(IOCS)]
+        check_exactly_once(items, IOCS, stats)
+        runs.append((items, stats, len(transport.posts)))
+    (first, one, posts), (second, two, posts_after) = runs
+    assert posts_after == posts and two.requests == 0 and two.cached == len(IOCS)
+    assert one.cached == 0 and store.stored == len(IOCS)
+    by_ioc = {item["ioc"]: item for item in first}
+    for item in second:
+        assert item["cached"] and {**item, "cached": False} == by_ioc[item["ioc"]]
+    await store.aclose()
