@@ -27,10 +27,12 @@ from tenacity.wait import wait_random_exponential
 from ..config.settings import ApiSettings, RetrySettings
 from ..errors import (
     AuthRefused,
+    EnricherError,
     QuotaExhausted,
     RateLimited,
     RequestError,
     Stopping,
+    TransportError,
     UntrustedCertificate,
 )
 from ..ioc import Endpoint, IocType
@@ -164,7 +166,7 @@ class Sender:
         _check(halt)  # the run began to stop while this one waited its turn
         started = self._clock()
         try:
-            raw = await self.transport.post(endpoint, body)
+            raw = await self._post(endpoint, body)
             if len(raw) > _BIG:
                 # reading a body this large takes a while: in a thread, so that the loop (and
                 # a signal) never waits for it
@@ -197,6 +199,27 @@ class Sender:
         stats.request_done(endpoint.value, "200", self._clock() - started)
         self.limiter.succeeded()
         return parsed
+
+    async def _post(self, endpoint: Endpoint, body: bytes) -> bytes:
+        """The transport's answer. What no transport of ours raises or returns (a bug in
+        another's, a cancelled future inside the client it wraps) is a TransportError:
+        retried, then a failure of the batch's keys, never a bare traceback, nor a worker
+        ending as cancelled while its keys wait for it. Only the exception's type is said:
+        its text may hold what the transport was given (a URL with a password)."""
+        try:
+            raw = await self.transport.post(endpoint, body)
+        except EnricherError:
+            raise
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the run's own cancellation of this worker
+            raise TransportError("the transport raised CancelledError") from None
+        except Exception as exc:
+            raise TransportError(f"the transport raised {type(exc).__name__}") from None
+        if not isinstance(raw, bytes):
+            raise TransportError(f"the transport answered {type(raw).__name__}, not bytes")
+        return raw
 
     def _read(
         self, endpoint: Endpoint, raw: bytes, asked: Container[str]

@@ -397,6 +397,7 @@ async def _run_locked(
     stats.inputs_skipped = skipped
     stats.job = _job_key(job, paths)
     read_as: dict[str, str] = {}  # input -> how it was read, filled in as it is
+    abandoned = False  # the state file's last writes left to a thread, past the grace period
     state: Cache | None = None
     cache: Cache | None = None  # the state, when answers are cached
     budget: Budget | None = None
@@ -498,11 +499,12 @@ async def _run_locked(
                     # holds the file past the grace period
                     await stopper.finishing(save_state(state, budget, deferred, key, waiting))
                 except Abandoned:
+                    abandoned = True
                     log.error("error: the state file %s was not closed in time: the last"
                               " answers, request counts and deferred IOCs of this run are"
                               " not kept in it", state.path)  # fmt: skip
                 if cache is not None:
-                    stats.cache = cache.report()
+                    stats.cache = cache.report(measure=not abandoned)
     if fatal is not None:
         stats.stopped = stats.stopped or str(fatal)
     interrupted = stopper.stopping or (enricher is not None and enricher.interrupted)

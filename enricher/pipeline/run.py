@@ -203,8 +203,15 @@ class Enricher:
             self._loop = None
             raise
         self._transport = transport
-        # made here, inside the running loop: its waits are on the loop's timers
-        self.limiter = self._make_limiter()
+        try:
+            # made here, inside the running loop: its waits are on the loop's timers
+            self.limiter = self._make_limiter()
+        except BaseException:  # a factory of the caller's that fails: nothing stays open
+            self._transport = None
+            self._loop = None
+            if not self.cache_only:
+                await transport.close()
+            raise
         s = self.settings
         self._sender = Sender(
             s.api, s.retry, transport, self.limiter, self.stats, budget=self.budget

@@ -1246,11 +1246,12 @@ class Cache:
 
     # -- report --------------------------------------------------------------------------------
 
-    def report(self) -> dict[str, object]:
+    def report(self, *, measure: bool = True) -> dict[str, object]:
         """What the summary and the manifest say of the cache (its size as it was closed,
-        or now)."""
+        or now; unknown without `measure`: a thread left behind in a transaction, waiting
+        for another process's lock, holds the connection a measure would wait for)."""
         size = self._size_at_close
-        if size is None:
+        if size is None and measure:
             with contextlib.suppress(sqlite3.Error):
                 size = self.size()
         return {

@@ -205,3 +205,59 @@ async def test_a_fake_transport_and_an_in_memory_store_make_a_whole_pipeline() -
     for item in second:
         assert item["cached"] and {**item, "cached": False} == by_ioc[item["ioc"]]
     await store.aclose()
+
+
+def foreign_first_time(exc: BaseException) -> Any:
+    """A fault hook: each body's first post raises `exc` (what no transport of ours raises)."""
+
+    def fault(endpoint: Endpoint, keys: list[str], before: int) -> BaseException | None:
+        return None if before else exc
+
+    return fault
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [asyncio.CancelledError(), ValueError("bug"), OSError("gone"), TimeoutError()],
+    ids=["CancelledError", "ValueError", "OSError", "TimeoutError"],
+)
+async def test_what_another_transport_raises_is_retried_not_a_hang_or_a_traceback(
+    exc: BaseException,
+) -> None:
+    # attack 14: a CancelledError from post ended its worker as cancelled, its keys open,
+    # and the run waited for them forever; anything else came out as a bare ExceptionGroup
+    transport = FakeTransport(answers_for(IOCS), fault=foreign_first_time(exc))
+    items, stats = await asyncio.wait_for(enrich(transport, IOCS), 30)
+    check_exactly_once(items, IOCS, stats)
+    batches = {tuple(keys) for _, keys in transport.posts}
+    assert stats.ok == len(IOCS) and stats.retries == len(batches)  # each body, once more
+
+
+async def test_a_transport_that_always_fails_oddly_fails_its_keys_cleanly() -> None:
+    class Odd(FakeTransport):
+        async def post(self, endpoint: Endpoint, body: bytes) -> bytes:
+            await super().post(endpoint, body)
+            return None  # type: ignore[return-value]
+
+    items, stats = await asyncio.wait_for(enrich(Odd(answers_for(IOCS)), IOCS), 30)
+    check_exactly_once(items, IOCS, stats)
+    assert stats.failed == len(IOCS)
+    assert {item["error"] for item in items} == {
+        "transport: the transport answered NoneType, not bytes"
+    }
+
+
+async def test_a_limiter_factory_that_fails_leaves_nothing_open() -> None:
+    transport = FakeTransport(answers_for(IOCS))
+
+    def broken() -> AdaptiveLimiter:
+        raise RuntimeError("no limiter today")
+
+    e = Enricher(settings(), transport=transport, limiter=broken)
+    with pytest.raises(RuntimeError, match="no limiter today"):
+        await e.__aenter__()
+    assert transport.opened == transport.closed == 1
+    e2 = Enricher(settings(), transport=transport)
+    async with e2:  # the transport can be used again
+        items = [dict(item) async for item in e2.enrich(IOCS[:5])]
+    assert len(items) == 5

@@ -565,6 +565,30 @@ def test_past_max_size_the_oldest_answers_go(tmp_path: Path) -> None:
     assert path.stat().st_size <= limit * 1.2
 
 
+def test_a_report_after_an_abandoned_close_does_not_touch_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # attack 14: after the grace period, a thread still waiting for another process's lock
+    # holds the connection, and measuring the file on the main thread waited for it (up to
+    # SQLite's 60 s busy timeout: a stopped run that did not end)
+    cache = Cache(
+        tmp_path / "c.sqlite3",
+        max_ttl=3600,
+        default_ttl=3600,
+        identity=ApiIdentity("https://a.example/rest"),
+    )
+
+    def blocked(*_: object) -> int:
+        raise AssertionError("the size was measured")
+
+    monkeypatch.setattr(cache, "size", blocked)
+    report = cache.report(measure=False)
+    assert report["size_bytes"] is None and report["path"] == str(tmp_path / "c.sqlite3")
+    monkeypatch.undo()
+    assert isinstance(cache.report()["size_bytes"], int)
+    cache.close()
+
+
 def test_the_summary_and_the_manifest_say_what_the_cache_holds(tmp_path: Path) -> None:
     src, manifest = tmp_path / "in.txt", tmp_path / "m.json"
     src.write_text("".join(f"s{i}.example.com\n" for i in range(30)))
