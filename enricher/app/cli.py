@@ -139,7 +139,8 @@ def _add_run_parser(sub: Any) -> None:
         default="ndjson",
         help="the records file's format (default ndjson; failures, rejects and deferred IOCs "
         "stay NDJSON): csv, ecs (Elasticsearch _bulk), stix (a STIX 2.1 bundle, needs "
-        "enricher[stix]), misp (a MISP event, needs enricher[misp])",
+        "enricher[stix]), stix-lines (bundles of at most 1,000 indicators, one a line), "
+        "misp (a MISP event, needs enricher[misp])",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="errors only: no summary")
     add_input_arguments(p)

@@ -28,7 +28,7 @@ from enricher.output.files import OutputFile
 from enricher.output.formats import record_writer
 from enricher.output.formats.csv import COLUMNS, cell
 from enricher.output.formats.ecs import document_id
-from enricher.output.formats.stix import EXTENSION_ID
+from enricher.output.formats.stix import BUNDLE_RECORDS, EXTENSION_ID
 from enricher.output.records import Record
 
 N = 240  # unique IOCs of the input: five batches of 50
@@ -195,6 +195,54 @@ def test_stix_bundle_parses_with_stix2(
             assert o["modified"] >= by_id[o["id"]]["modified"]
 
 
+def test_stix_lines_are_bundles_of_a_bounded_size_each_parsed_by_stix2(
+    reference: tuple[Path, dict[str, Record]], tmp_path: Path
+) -> None:
+    out, records = written(reference, tmp_path, "stix-lines")
+    lines = out.read_bytes().splitlines()
+    indicators: Counter[str] = Counter()
+    bundle_ids = set()
+    for line in lines:
+        bundle = stix2.parse(line.decode(), allow_custom=False)  # each line a whole bundle
+        bundle_ids.add(bundle.id)
+        kinds = Counter(o["type"] for o in bundle.objects)
+        assert bundle.objects[0]["type"] == "identity"
+        assert bundle.objects[1]["type"] == "extension-definition"
+        assert 1 <= kinds["indicator"] <= BUNDLE_RECORDS
+        assert kinds["indicator"] == kinds["relationship"] == len(bundle.objects) // 3
+        indicators.update(o["name"] for o in bundle.objects if o["type"] == "indicator")
+    assert set(indicators) == set(records) and max(indicators.values()) == 1
+    assert len(bundle_ids) == len(lines)
+    got = Counter(record_writer("stix-lines").keys(out))  # what --resume reads back
+    assert {ioc for _, ioc in got} == set(records) and max(got.values()) == 1
+    assert all(t == records[ioc]["type"] for t, ioc in got)
+
+
+def test_stix_lines_split_a_large_batch_into_bundles_of_the_size() -> None:
+    from enricher.output.formats.base import samples
+    from enricher.output.formats.stix import StixLinesWriter
+
+    records = [{**r, "ioc": f"h{i}.example.com", "type": "domain"} for i, r in
+               enumerate(samples() * 2)]  # fmt: skip
+    data = StixLinesWriter(size=5).encode_records(records)  # type: ignore[arg-type]
+    sizes = [len(orjson.loads(line)["objects"]) for line in data.splitlines()]
+    assert sizes == [2 + 3 * 5, 2 + 3 * 5, 2 + 3 * 2]
+
+
+def test_a_file_of_full_size_stix_lines_is_recognized_for_resume(tmp_path: Path) -> None:
+    from enricher.output.formats.base import first_line, samples
+    from enricher.output.formats.stix import StixLinesWriter
+
+    records = [{**samples()[3], "ioc": f"h{i}.example.com"} for i in range(BUNDLE_RECORDS)]
+    path = tmp_path / "out.stix.jsonl"
+    writer = StixLinesWriter()
+    path.write_bytes(writer.encode_records(records))  # type: ignore[arg-type]
+    assert path.stat().st_size > 1 << 20  # longer than the first line read back
+    assert writer.recognizes(first_line(path))
+    assert not writer.recognizes(first_line(tmp_path / "none"))
+    assert not record_writer("ecs").recognizes(first_line(path))
+
+
 def test_misp_event_loads_with_pymisp(
     reference: tuple[Path, dict[str, Record]], tmp_path: Path
 ) -> None:
@@ -324,7 +372,7 @@ def test_the_stix_and_misp_writers_are_checked_against_their_libraries(
         misp.self_check()
 
 
-@pytest.mark.parametrize("fmt", ["csv", "ecs"])
+@pytest.mark.parametrize("fmt", ["csv", "ecs", "stix-lines"])
 def test_sigkill_then_resume_is_exactly_once(tmp_path: Path, fmt: str) -> None:
     """Killed twice at random moments while writing (a batch torn mid-write included), then
     --resume: each IOC once, and the file whole (one header; ECS in pairs)."""
@@ -345,6 +393,8 @@ def test_sigkill_then_resume_is_exactly_once(tmp_path: Path, fmt: str) -> None:
     lines = out.read_bytes().splitlines()
     if fmt == "csv":
         assert len(lines) == N + 1 and lines.count(lines[0]) == 1
+    elif fmt == "stix-lines":
+        assert all(stix2.parse(line.decode(), allow_custom=False) for line in lines)
     else:
         assert len(lines) == 2 * N and len(set(lines[::2])) == N
         assert all(line.startswith(b'{"create":{"_id":"') for line in lines[::2])

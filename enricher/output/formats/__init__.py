@@ -11,6 +11,8 @@ rejects and deferred IOCs stay NDJSON whatever the format.
 - `stix`: one STIX 2.1 bundle (`stix2`, extra `enricher[stix]`), and `misp`: one MISP event
   (`pymisp`, extra `enricher[misp]`): objects streamed as they come, the document closed at
   the end of the run, so a killed run cannot be resumed.
+- `stix-lines`: STIX 2.1 bundles of at most 1,000 indicators, one a line, each complete: for
+  platforms that take bundles of a limited size; resumable.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ __all__ = [
     "record_writer",
 ]
 
-FORMATS = ("ndjson", "csv", "ecs", "stix", "misp")
+FORMATS = ("ndjson", "csv", "ecs", "stix", "stix-lines", "misp")
 #: formats whose file is complete after every batch: a killed run can be continued
-RESUMABLE = frozenset({"ndjson", "csv", "ecs"})
-_EXTRA = {"stix": ("stix2", "stix"), "misp": ("pymisp", "misp")}
+RESUMABLE = frozenset({"ndjson", "csv", "ecs", "stix-lines"})
+_EXTRA = {"stix": ("stix2", "stix"), "stix-lines": ("stix2", "stix"), "misp": ("pymisp", "misp")}
 
 
 def check_resumable(name: str) -> None:
@@ -42,7 +44,7 @@ def check_resumable(name: str) -> None:
         raise SettingsError(
             f"--resume: a {name} output is one document, closed at the end of its run, so it "
             "cannot be continued; run again with --force, or write a job to resume as "
-            "ndjson, csv or ecs"
+            "ndjson, csv, ecs or stix-lines"
         )
 
 
@@ -69,6 +71,10 @@ def record_writer(
             from .stix import StixWriter
 
             return StixWriter(now=now)
+        if name == "stix-lines":
+            from .stix import StixLinesWriter
+
+            return StixLinesWriter(now=now)
         if name == "misp":
             from .misp import MispWriter
 

@@ -28,17 +28,29 @@ document only once closed: a run killed midway cannot be resumed (`--force` star
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import stix2
 
+from ...ioc import IocType
 from .base import RecordFields, RecordWriter, samples, utc_now
 
-__all__ = ["CREATED", "EXTENSION_ID", "IDENTITY_ID", "StixWriter", "object_ids", "stix_objects"]
+__all__ = [
+    "BUNDLE_RECORDS",
+    "CREATED",
+    "EXTENSION_ID",
+    "IDENTITY_ID",
+    "StixLinesWriter",
+    "StixWriter",
+    "object_ids",
+    "stix_objects",
+]
 
 #: enricher's identity: the same id in every bundle, so a platform merges them
 IDENTITY_ID = "identity--" + str(uuid.uuid5(uuid.NAMESPACE_URL, "https://enricher/identity"))
@@ -215,27 +227,8 @@ class StixWriter(RecordWriter):
 
     def begin(self) -> bytes:
         self_check()
-        identity = stix2.Identity(
-            id=IDENTITY_ID,
-            name="enricher (Cybereason GTI reputation)",
-            identity_class="system",
-            created=_EPOCH,
-            modified=_EPOCH,
-        )
-        extension = stix2.ExtensionDefinition(
-            id=EXTENSION_ID,
-            created_by_ref=IDENTITY_ID,
-            created=_EPOCH,
-            modified=_EPOCH,
-            name="Cybereason GTI reputation (enricher)",
-            description="GTI's answer for the indicator's IOC, as enricher records it.",
-            schema=_SCHEMA,
-            version="1.0.0",
-            extension_types=["property-extension"],
-        )
         head = orjson.dumps({"type": "bundle", "id": self._bundle})[:-1]
-        objects = ",\n".join(obj.serialize() for obj in (identity, extension))
-        return head + b',"objects":[' + objects.encode()
+        return head + b',"objects":[' + b",\n".join(_header_objects())
 
     def encode_records(self, records: list[RecordFields]) -> bytes:
         now = self.now()
@@ -246,3 +239,94 @@ class StixWriter(RecordWriter):
 
     def end(self) -> bytes:
         return b"]}\n"
+
+
+@functools.cache
+def _header_objects() -> tuple[bytes, bytes]:
+    """enricher's identity and the extension's definition, as stix2 writes them (each on one
+    line): the first objects of every bundle."""
+    identity = stix2.Identity(
+        id=IDENTITY_ID,
+        name="enricher (Cybereason GTI reputation)",
+        identity_class="system",
+        created=_EPOCH,
+        modified=_EPOCH,
+    )
+    extension = stix2.ExtensionDefinition(
+        id=EXTENSION_ID,
+        created_by_ref=IDENTITY_ID,
+        created=_EPOCH,
+        modified=_EPOCH,
+        name="Cybereason GTI reputation (enricher)",
+        description="GTI's answer for the indicator's IOC, as enricher records it.",
+        schema=_SCHEMA,
+        version="1.0.0",
+        extension_types=["property-extension"],
+    )
+    return identity.serialize().encode(), extension.serialize().encode()
+
+
+#: indicators in a bundle of `stix-lines` at most (with their observables and relationships
+#: and the two header objects: 3,002 objects, about 3 MB)
+BUNDLE_RECORDS = 1000
+_PATTERN_TYPES: dict[str, IocType] = {
+    "[file:hashes.MD5 ": IocType.MD5,
+    "[file:hashes.'SHA-1' ": IocType.SHA1,
+    "[file:hashes.'SHA-256' ": IocType.SHA256,
+    "[domain-name:value ": IocType.DOMAIN,
+    "[ipv4-addr:value ": IocType.IPV4,
+    "[ipv6-addr:value ": IocType.IPV6,
+}
+
+
+class StixLinesWriter(RecordWriter):
+    """`--output-format stix-lines`: STIX 2.1 bundles, one a line, each complete (its own
+    identity and extension definition first) and of at most `BUNDLE_RECORDS` indicators: for
+    a platform or TAXII collection that takes bundles of a limited size, a line a POST. The
+    file is complete after every batch, so a killed run is resumed like an NDJSON one."""
+
+    name = "stix-lines"
+
+    def __init__(
+        self, *, now: Callable[[], datetime] | None = None, size: int = BUNDLE_RECORDS
+    ) -> None:
+        self.now = now or utc_now
+        self.size = size
+        self._checked = False
+
+    def encode_records(self, records: list[RecordFields]) -> bytes:
+        if not self._checked:  # once a run, as the bundle writer does as it begins
+            self_check()
+            self._checked = True
+        now = self.now()
+        head = b",".join(_header_objects())
+        lines = []
+        for start in range(0, len(records), self.size):
+            bundle = f'{{"type":"bundle","id":"bundle--{uuid.uuid4()}","objects":['
+            parts = [bundle.encode() + head]
+            for r in records[start : start + self.size]:
+                parts += (orjson.dumps(obj) for obj in stix_objects(r, now))
+            lines.append(b",".join(parts) + b"]}\n")
+        return b"".join(lines)
+
+    def recognizes(self, first_line: bytes) -> bool:
+        # only the line's head: a bundle of 1,000 indicators (~3 MB) is longer than what
+        # is read of a first line, and enricher's identity comes first in each
+        head = b'{"type":"bundle","id":"bundle--'
+        return first_line.startswith(head) and IDENTITY_ID.encode() in first_line[:4096]
+
+    def keys(self, path: str | Path) -> Iterator[tuple[IocType, str]]:
+        with open(path, "rb") as f:
+            for line in f:
+                try:
+                    objects = orjson.loads(line)["objects"]
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    continue  # not a bundle of ours: skipped, never fatal
+                for obj in objects if isinstance(objects, list) else ():
+                    if not isinstance(obj, dict) or obj.get("type") != "indicator":
+                        continue
+                    pattern, ioc = obj.get("pattern"), obj.get("name")
+                    if isinstance(pattern, str) and isinstance(ioc, str):
+                        kind = _PATTERN_TYPES.get(pattern[: pattern.find("=")])
+                        if kind is not None:
+                            yield kind, ioc
