@@ -229,6 +229,39 @@ def test_stix_lines_split_a_large_batch_into_bundles_of_the_size() -> None:
     assert sizes == [2 + 3 * 5, 2 + 3 * 5, 2 + 3 * 2]
 
 
+def test_stix_lines_split_by_bytes_too() -> None:
+    from enricher.output.formats.base import samples
+    from enricher.output.formats.stix import StixLinesWriter
+
+    # a server's strings have no bound: 60 KB links made 30 MB bundles of 1,000 (attack)
+    records = [{**samples()[3], "ioc": f"h{i}.example.com", "link": "https://x/" + "a" * 60_000}
+               for i in range(40)]  # fmt: skip
+    data = StixLinesWriter(max_bytes=1 << 20).encode_records(records)  # type: ignore[arg-type]
+    lines = data.splitlines()
+    assert all(len(line) <= 1 << 20 for line in lines) and len(lines) == 3
+    names = [o["name"] for line in lines for o in orjson.loads(line)["objects"]
+             if o["type"] == "indicator"]  # fmt: skip
+    assert names == [r["ioc"] for r in records]
+    huge = [{**records[0], "link": "https://x/" + "a" * (2 << 20)}]
+    assert len(StixLinesWriter(max_bytes=1 << 20).encode_records(huge).splitlines()) == 1  # type: ignore[arg-type]
+
+
+def test_a_stix_bundle_is_not_resumed_as_stix_lines(
+    reference: tuple[Path, dict[str, Record]], tmp_path: Path
+) -> None:
+    # attack: the bundle's first line starts as a stix-lines one does; resumed as one, every
+    # IOC was written again after it and the file was no longer JSON, with exit 0
+    from enricher.output.formats.base import first_line
+
+    out, _ = written(reference, tmp_path, "stix")
+    before = out.read_bytes()
+    assert not record_writer("stix-lines").recognizes(first_line(out))
+    src, _ = reference
+    code, err = run(str(src), "-o", str(out), "--output-format", "stix-lines", "--resume")
+    assert code == 1, err
+    assert out.read_bytes() == before
+
+
 def test_a_file_of_full_size_stix_lines_is_recognized_for_resume(tmp_path: Path) -> None:
     from enricher.output.formats.base import first_line, samples
     from enricher.output.formats.stix import StixLinesWriter

@@ -11,8 +11,8 @@ rejects and deferred IOCs stay NDJSON whatever the format.
 - `stix`: one STIX 2.1 bundle (`stix2`, extra `enricher[stix]`), and `misp`: one MISP event
   (`pymisp`, extra `enricher[misp]`): objects streamed as they come, the document closed at
   the end of the run, so a killed run cannot be resumed.
-- `stix-lines`: STIX 2.1 bundles of at most 1,000 indicators, one a line, each complete: for
-  platforms that take bundles of a limited size; resumable.
+- `stix-lines`: STIX 2.1 bundles of at most 1,000 indicators and 4 MiB, one a line, each
+  complete: for platforms that take bundles of a limited size; resumable.
 """
 
 from __future__ import annotations

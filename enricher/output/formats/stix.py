@@ -267,8 +267,11 @@ def _header_objects() -> tuple[bytes, bytes]:
 
 
 #: indicators in a bundle of `stix-lines` at most (with their observables and relationships
-#: and the two header objects: 3,002 objects, about 3 MB)
+#: and the two header objects: 3,002 objects, about 1.5 MB)
 BUNDLE_RECORDS = 1000
+#: and bytes at most: the strings a server sends have no bound, and a platform refuses a
+#: request over its size limit (a bundle of one indicator may be larger, alone)
+BUNDLE_BYTES = 4 << 20
 _PATTERN_TYPES: dict[str, IocType] = {
     "[file:hashes.MD5 ": IocType.MD5,
     "[file:hashes.'SHA-1' ": IocType.SHA1,
@@ -281,17 +284,22 @@ _PATTERN_TYPES: dict[str, IocType] = {
 
 class StixLinesWriter(RecordWriter):
     """`--output-format stix-lines`: STIX 2.1 bundles, one a line, each complete (its own
-    identity and extension definition first) and of at most `BUNDLE_RECORDS` indicators: for
-    a platform or TAXII collection that takes bundles of a limited size, a line a POST. The
+    identity and extension definition first) and of at most `BUNDLE_RECORDS` indicators and
+    `BUNDLE_BYTES`: for a platform that takes bundles of a limited size, a line an upload. The
     file is complete after every batch, so a killed run is resumed like an NDJSON one."""
 
     name = "stix-lines"
 
     def __init__(
-        self, *, now: Callable[[], datetime] | None = None, size: int = BUNDLE_RECORDS
+        self,
+        *,
+        now: Callable[[], datetime] | None = None,
+        size: int = BUNDLE_RECORDS,
+        max_bytes: int = BUNDLE_BYTES,
     ) -> None:
         self.now = now or utc_now
         self.size = size
+        self.max_bytes = max_bytes
         self._checked = False
 
     def encode_records(self, records: list[RecordFields]) -> bytes:
@@ -300,20 +308,39 @@ class StixLinesWriter(RecordWriter):
             self._checked = True
         now = self.now()
         head = b",".join(_header_objects())
-        lines = []
-        for start in range(0, len(records), self.size):
+        lines: list[bytes] = []
+        parts: list[bytes] = []
+        empty = len(head) + 100  # the bundle's own bytes: its type, id and brackets
+        count, size = 0, empty
+
+        def close() -> None:
             bundle = f'{{"type":"bundle","id":"bundle--{uuid.uuid4()}","objects":['
-            parts = [bundle.encode() + head]
-            for r in records[start : start + self.size]:
-                parts += (orjson.dumps(obj) for obj in stix_objects(r, now))
-            lines.append(b",".join(parts) + b"]}\n")
+            lines.append(b",".join([bundle.encode() + head, *parts]) + b"]}\n")
+
+        for r in records:
+            objects = [orjson.dumps(obj) for obj in stix_objects(r, now)]
+            more = sum(map(len, objects)) + 3
+            if count and (count == self.size or size + more > self.max_bytes):
+                close()
+                parts, count, size = [], 0, empty
+            parts += objects
+            count += 1
+            size += more
+        if count:
+            close()
         return b"".join(lines)
 
     def recognizes(self, first_line: bytes) -> bool:
-        # only the line's head: a bundle of 1,000 indicators (~3 MB) is longer than what
-        # is read of a first line, and enricher's identity comes first in each
+        # only the line's head: a bundle of 1,000 indicators is longer than what is read of
+        # a first line. Both header objects on it: a `stix` bundle has the same start, but
+        # its extension definition on the next line (resumed as this, it was corrupted)
         head = b'{"type":"bundle","id":"bundle--'
-        return first_line.startswith(head) and IDENTITY_ID.encode() in first_line[:4096]
+        start = first_line[:8192]
+        return (
+            first_line.startswith(head)
+            and IDENTITY_ID.encode() in start
+            and EXTENSION_ID.encode() in start
+        )
 
     def keys(self, path: str | Path) -> Iterator[tuple[IocType, str]]:
         with open(path, "rb") as f:
