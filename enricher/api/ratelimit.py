@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from ..config.settings import LimitSettings
 
-__all__ = ["CATCH_UP", "AdaptiveLimiter", "Clock", "Pacer", "RateChange", "RateLimiter", "Sleep"]
+__all__ = [
+    "CATCH_UP",
+    "AdaptiveLimiter",
+    "Clock",
+    "Pacer",
+    "RateChange",
+    "RateLimiter",
+    "Sleep",
+    "aimd_bounds",
+]
 
 #: How far (seconds) the pacing may catch up after a late wake-up. The event loop wakes a
 #: waiter up to about a millisecond late (epoll rounds its timeout up to whole ms); without
@@ -35,6 +44,18 @@ _MIN_STEP = 0.1
 Clock = Callable[[], float]
 #: waits that many seconds of that clock (`asyncio.sleep`, or a test's that moves its clock)
 Sleep = Callable[[float], Awaitable[None]]
+
+
+def aimd_bounds(
+    rate: float, *, headroom: float, min_rate: float, recovery: float
+) -> tuple[float, float, float]:
+    """What AIMD works between, for a configured `rate` (0: no limit): the rate paced at
+    (less `headroom`), the floor halving stops at, and the additive step (requests per
+    second regained each second without 429: `recovery` of the paced rate, at least
+    `_MIN_STEP`). One rule for every limiter, local or shared."""
+    max_rate = rate * (1 - headroom)
+    floor = min(min_rate, max_rate) if rate > 0 else min_rate
+    return max_rate, floor, max(max_rate * recovery, _MIN_STEP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,15 +191,14 @@ class AdaptiveLimiter:
         clock: Clock | None = None,
         sleep: Sleep | None = None,
     ) -> None:
-        self.max_rate = rate * (1 - headroom)
+        self.max_rate, self.min_rate, self.step = aimd_bounds(
+            rate, headroom=headroom, min_rate=min_rate, recovery=recovery
+        )
         self.rate = self.max_rate
         self.adaptive = adaptive and rate > 0
-        self.min_rate = min(min_rate, self.max_rate) if rate > 0 else min_rate
         self.cooldown = cooldown
         self.window = window
         self._last_429 = -1e9
-        # additive increase: regain `recovery` of the configured rate per second without 429
-        self.step = max(self.max_rate * recovery, _MIN_STEP)
         self.changes: list[RateChange] = []
         self._clock = clock or asyncio.get_running_loop().time
         self._start = self._clock()

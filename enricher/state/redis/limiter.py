@@ -40,7 +40,7 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 
-from ...api.ratelimit import RateChange
+from ...api.ratelimit import RateChange, aimd_bounds
 from .connection import SharedState, StateLost
 
 __all__ = ["RedisLimiter"]
@@ -52,8 +52,6 @@ _CARRY = 1000
 #: why the rate went down, in the summary: this job's 429s, or another's
 _OURS = "429s from server"
 _THEIRS = "429s from server (another job)"
-#: the slowest climb back after 429s, requests per second each second (as AdaptiveLimiter)
-_MIN_STEP = 0.1
 
 # KEYS[1] the limiter's hash; ARGV: max rate, recovery step, successes to apply, idle ms.
 # Returns {turn, now} in µs of the server's clock and the rate, as strings (a Lua number in
@@ -130,14 +128,14 @@ class RedisLimiter:
     ) -> None:
         self.state = state
         self.key = f"{namespace}:limiter"
-        self.max_rate = rate * (1 - headroom)
+        self.max_rate, self.min_rate, self.step = aimd_bounds(
+            rate, headroom=headroom, min_rate=min_rate, recovery=recovery
+        )
         self.rate = self.max_rate
         self.limited = rate > 0
         self.adaptive = adaptive and self.limited
-        self.min_rate = min(min_rate, self.max_rate) if self.limited else min_rate
         self.cooldown = cooldown
         self.window = window
-        self.step = max(self.max_rate * recovery, _MIN_STEP)
         self.changes: list[RateChange] = []
         #: the last turn this process was given, µs of the server's clock (for tests)
         self.last_turn = 0
