@@ -46,6 +46,7 @@ __all__ = [
     "RetrySettings",
     "Secret",
     "Settings",
+    "StateSettings",
     "check_url",
     "config_path",
     "load_settings",
@@ -438,6 +439,69 @@ class CacheSettings:
         _check(self.max_size >= 1024**2, "cache.max_size", "must be at least 1048576 (1 MiB)")
 
 
+#: the schemes of `state.url`
+STATE_SCHEMES = ("sqlite", "redis", "rediss")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateSettings:
+    """Where the state that outlives a run lives (`--state URL`): the answers, the daily
+    budget, the deferred lists and, with Redis, the rate limiter (see `enricher.state.open`)."""
+
+    #: `sqlite:///PATH` (the state file; empty: `cache.path`, the default), or
+    #: `redis://[:PASSWORD@]HOST[:PORT][/DB]` (`rediss://` for TLS): shared by every process
+    #: of the same API identity (extra `enricher[redis]`)
+    url: str = ""
+    #: the prefix of every Redis key (several enricher installations on one server)
+    prefix: str = "enricher"
+    #: the Redis password when the URL holds none: this file's content, else this variable's
+    password_env: str = "ENRICHER_STATE_PASSWORD"
+    password_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.url:
+            scheme = self.url.partition("://")[0] if "://" in self.url else ""
+            _check(
+                scheme in STATE_SCHEMES,
+                "state.url",
+                f"must start with sqlite://, redis:// or rediss:// (got {redact_url(self.url)!r})",
+            )
+            if scheme == "sqlite":
+                _check(bool(self.sqlite_path), "state.url", "sqlite:///PATH names no file")
+            else:
+                check_url(self.url, "state.url", schemes=("redis", "rediss"))
+        _check(
+            bool(self.prefix) and self.prefix.isprintable() and ":" not in self.prefix,
+            "state.prefix",
+            "must be printable characters, no colon",
+        )
+
+    __repr__ = _redacted_repr
+
+    @property
+    def shared(self) -> bool:
+        """Whether the state is a Redis server's (shared by many processes)."""
+        return self.url.startswith(("redis://", "rediss://"))
+
+    @property
+    def sqlite_path(self) -> str | None:
+        """The state file a `sqlite://` URL names (`sqlite:///tmp/x` is /tmp/x)."""
+        return self.url.removeprefix("sqlite://") if self.url.startswith("sqlite://") else None
+
+    def password(self) -> Secret | None:
+        """The Redis password when the URL holds none (`password_file`, else
+        `password_env`), if any."""
+        if self.password_file:
+            try:
+                return Secret(Path(self.password_file).read_text(encoding="utf-8").strip())
+            except OSError as exc:
+                raise SettingsError(
+                    f"state: cannot read the password file: {exc.strerror}"
+                ) from None
+        value = os.environ.get(self.password_env)
+        return Secret(value) if value else None
+
+
 @dataclass(frozen=True, kw_only=True)
 class PrivacySettings:
     """What is never sent (see `enricher.pipeline.privacy`)."""
@@ -471,6 +535,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    state: StateSettings = field(default_factory=StateSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     #: classification type -> verdict; types not listed map to `unknown`
     verdicts: Mapping[str, str] = field(default_factory=_default_verdicts)
@@ -659,6 +724,7 @@ def _warn_unknown(environ: Mapping[str, str], settings: Settings) -> None:
     known = set(_setting_variables()) | set(_OTHER_VARIABLES)
     known |= {auth.username_env, auth.password_env, auth.header_value_env}
     known |= {defaults.username_env, defaults.password_env, defaults.header_value_env}
+    known |= {settings.state.password_env, StateSettings().password_env}
     for var in sorted(environ):
         if not var.startswith(ENV_PREFIX) or var in known or var.startswith(_VERDICT_PREFIX):
             continue

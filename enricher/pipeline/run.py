@@ -58,10 +58,12 @@ from ..output.records import (
     Reject,
     Skipped,
     read_record,
+    record_format,
     record_line,
     response_bytes,
 )
 from ..state.budget import Budget
+from ..state.open import OpenState, open_state
 from ..state.ports import AnswerStore, CachedAnswer
 from .batcher import Batch, Batcher, Key
 from .dedupe import Deduper
@@ -120,6 +122,12 @@ class Enricher:
     settings unless given; opened and closed with the instance) and `limiter`, which makes
     the `RateLimiter` inside the running loop as the instance opens (an `AdaptiveLimiter`
     from `limits` unless given).
+
+    With `state.url` set in the settings and none of `cache`, `budget` and `limiter` given,
+    the instance opens that state itself as it opens (`enricher.state.open`), and closes it
+    as it closes: with `redis://…`, every instance and process of the same API identity
+    shares one rate limiter, one answer cache and one daily budget; with `sqlite:///PATH`,
+    that file's cache and budget.
     """
 
     def __init__(
@@ -145,9 +153,16 @@ class Enricher:
         self._shared_stats = stats
         #: the stats of the last run started
         self.stats = stats or RunStats()
+        #: the settings' state is opened with the instance (see the class's docstring)
+        given = (cache, budget, limiter)
+        self._opens_state = bool(settings.state.url) and all(x is None for x in given)
+        #: the state it opened, while open
+        self.state: OpenState | None = None
         #: whose answers this instance is served from the cache and stores in it: its own
         #: settings' identity unless given, whichever a shared cache is bound to
-        self.identity = identity or (identity_of(settings) if cache is not None else None)
+        self.identity = identity or (
+            identity_of(settings) if cache is not None or self._opens_state else None
+        )
         if cache is not None and self.identity is not None:
             cache.admit(self.identity)
             if cache_owner and cache.identity is None:
@@ -195,22 +210,29 @@ class Enricher:
                 "Enricher a new Cache, or pass cache_owner=False and close it yourself"
             )
         self._loop = loop
+        make_limiter = self._make_limiter
         transport = self._given_transport or AiohttpTransport.from_settings(self.settings)
         try:
+            if self._opens_state:
+                make_limiter = await self._open_state() or make_limiter
             if not self.cache_only:
                 await transport.open()
         except BaseException:
             self._loop = None
+            await self._close_state()
             raise
         self._transport = transport
         try:
             # made here, inside the running loop: its waits are on the loop's timers
-            self.limiter = self._make_limiter()
+            self.limiter = make_limiter()
         except BaseException:  # a factory of the caller's that fails: nothing stays open
             self._transport = None
             self._loop = None
-            if not self.cache_only:
-                await transport.close()
+            try:
+                if not self.cache_only:
+                    await transport.close()
+            finally:
+                await self._close_state()
             raise
         s = self.settings
         self._sender = Sender(
@@ -239,10 +261,40 @@ class Enricher:
                 if transport is not None:
                     await transport.close()
             finally:
-                if self.cache is not None and self.cache_owner and not self._cache_closed:
+                if self.state is not None:
+                    await self._close_state()
+                elif self.cache is not None and self.cache_owner and not self._cache_closed:
                     self._cache_closed = True
                     # what the runs stored is written, then the store let go
                     await self.cache.aclose()
+
+    async def _open_state(self) -> Callable[[], RateLimiter] | None:
+        """Open the settings' state: its answers and budget are this instance's until it
+        closes; the factory of its shared limiter, if it has one."""
+        s = self.settings
+        assert self.identity is not None
+        self.state = state = await open_state(
+            s,
+            self.identity,
+            fmt=record_format(s.verdicts, s.api.ttl_unit, self.with_source),
+        )
+        self.cache = state.answers
+        if state.budget is not None:
+            self.budget = Budget(
+                daily=s.limits.daily_budget or None,
+                cache=state.budget,
+                longest_quota=s.retry.max_quota_wait,
+            )
+        return state.limiter
+
+    async def _close_state(self) -> None:
+        """Close the state `_open_state` opened (what was stored written, the limiter's
+        last reports made); StateLost if Redis went away."""
+        state, self.state = self.state, None
+        if state is not None:
+            self.cache = None
+            self.budget = None
+            await state.aclose()
 
     @overload
     def enrich(

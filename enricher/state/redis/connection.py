@@ -85,25 +85,37 @@ class SharedState:
     """A connection (pool) to the shared state at `url`; make it with `connect`. Every call
     the components make goes through `call`, which turns a lost server into `StateLost`."""
 
-    def __init__(self, client: aioredis.Redis, url: str, prefix: str, key: bytes) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        url: str,
+        prefix: str,
+        key: bytes,
+        *,
+        password: str | None = None,
+    ) -> None:
         self.client = client
         self.url = safe_url(url)
         self.prefix = prefix
         #: the key identity names are hashed under (`ApiIdentity.name`), the same for all
         self.identity_key = key
-        self._password = _password(url)
+        self._password = _password(url) or password
         self._fingerprints: dict[ApiIdentity, str] = {}
 
     @classmethod
-    async def connect(cls, url: str, *, prefix: str = "enricher") -> SharedState:
+    async def connect(
+        cls, url: str, *, prefix: str = "enricher", password: str | None = None
+    ) -> SharedState:
         """Connect to `url` (`redis://[:password@]host[:port][/db]`, or `rediss://` for
-        TLS) and read (or make) the key identities are hashed under. StateUnreachable if the
-        server cannot be reached, refuses the password, or the URL is not one."""
+        TLS; `password` when the URL holds none) and read (or make) the key identities are
+        hashed under. StateUnreachable if the server cannot be reached, refuses the
+        password, or the URL is not one."""
         shown = safe_url(url)
-        password = _password(url)
+        password = _password(url) or password
         try:
             client = aioredis.Redis.from_url(
                 url,
+                password=password,
                 socket_connect_timeout=_CONNECT_TIMEOUT,
                 socket_timeout=_SOCKET_TIMEOUT,
                 health_check_interval=30,
@@ -120,7 +132,8 @@ class SharedState:
             await client.aclose()
             raise StateUnreachable(
                 f"state: {shown} refused the credentials ({_why(exc, password)});"
-                " check the password in the state URL"
+                " check the password (the state URL's, state.password_file or"
+                " $ENRICHER_STATE_PASSWORD)"
             ) from None
         except (RedisError, OSError) as exc:
             await client.aclose()
@@ -129,7 +142,7 @@ class SharedState:
                 " start it, or give --state another URL"
             ) from None
         assert isinstance(key, bytes)
-        return cls(client, url, prefix, key)
+        return cls(client, url, prefix, key, password=password)
 
     def fingerprint(self, identity: ApiIdentity) -> str:
         """The identity's name in key names: 32 hex digits, the same in every process."""
