@@ -195,7 +195,7 @@ async def _open_redis(
             connection,
             namespace,
             limits.rate,
-            headroom=limits.rate_headroom,
+            headroom=max(limits.rate_headroom, settings.state.rate_headroom),
             adaptive=limits.adaptive,
             min_rate=limits.min_rate,
             cooldown=limits.rate_cooldown,
