@@ -78,3 +78,26 @@ async def test_lookup_over_redis_is_served_from_the_shared_answers(
         assert emu.stats()["total_requests"] == asked > 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and all('"cached":true' in line for line in lines[2:])
+
+
+async def test_deferred_lists_and_forgets_a_spent_quota_over_redis(
+    redis_url: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from enricher.api.identity import identity_of
+    from enricher.state.deferred import list_shared_deferred
+    from enricher.state.open import open_state
+
+    settings = load_settings(environ={}, overrides={"state": {"url": redis_url, "prefix": prefix}})
+    state = await open_state(settings, identity_of(settings))
+    assert state.budget is not None and state.deferred is not None
+    await state.budget.set_quota_until(time.time() + 3600)
+    await state.deferred.replace("nightly", [("domain", "a.example.com", "budget spent")])
+    await state.aclose()
+    assert await list_shared_deferred(settings) == 0
+    assert await list_shared_deferred(settings, clear_quota=True) == 0
+    assert await list_shared_deferred(settings) == 0
+    out, err = capsys.readouterr()
+    assert "job nightly" in out and "waiting   1 (domain 1)" in out
+    said = err.splitlines()
+    assert said[0].startswith("enricher: quota spent until") and "forgotten" in said[1]
+    assert "quota" not in " ".join(said[2:])
