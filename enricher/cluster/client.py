@@ -7,6 +7,7 @@ Dask is imported as the cluster is opened, never before: a job of one process im
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import logging
 from collections import Counter
@@ -35,6 +36,11 @@ _FIRST = "<deferred by an earlier run>"
 def _share(read: Read, index: int) -> list[str]:
     """A read's IOCs of one part (a task of its own: only they travel to the part's task)."""
     return read.parts[index]
+
+
+def _head(read: Read) -> Read:
+    """A read without its IOCs: what the client takes of it (they stay on the workers)."""
+    return dataclasses.replace(read, parts=[])
 
 
 class ClusterEnricher:
@@ -173,8 +179,9 @@ class ClusterEnricher:
             )
             for p in range(parts)
         ]
-        del shares  # each share is let go once its part has it
-        self._pending = reads + enriched
+        heads = [client.submit(_head, r, pure=False) for r in reads]
+        del shares, reads  # each is let go once the tasks that need it have it
+        self._pending = heads + enriched
         async for future in as_completed(self._pending):
             if self.interrupted:
                 break
