@@ -44,6 +44,7 @@ from benchmarks import (
     messy,
     rate_fidelity,
     scale,
+    shared_state,
     workers,
 )
 from benchmarks.emulator_throughput import bodies_for, transport_ceiling
@@ -90,9 +91,24 @@ class Sizes:
     peer_seconds: float = 4.0
     floor_runs: int = 3  # the floor scenario: alternating runs of each contender, the median
     workers_mb: float = 200.0  # text extraction with --workers 2 against 1 (workers.py)
+    shared_seconds: float = 30.0  # jobs sharing one Redis state: their requests together
 
 
-QUICK = Sizes(200_000, (200_000,), 20_000, 1_000, 5, 12, 50_000, 1, 1, 1.0, 1.0, workers_mb=20)
+QUICK = Sizes(
+    200_000,
+    (200_000,),
+    20_000,
+    1_000,
+    5,
+    12,
+    50_000,
+    1,
+    1,
+    1.0,
+    1.0,
+    workers_mb=20,
+    shared_seconds=15,
+)
 FULL = Sizes(1_000_000, (1_000_000, 10_000_000), 200_000, 5_000, 20, 20, 1_000_000, 40, 1)
 CONCURRENCY = 8  # the engine's default, and what the ceiling and the gather baseline use
 BATCH = 500  # likewise
@@ -558,6 +574,30 @@ def workers_scenario(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
     return rows, r
 
 
+# --- 9. shared state -----------------------------------------------------------------------
+
+
+def shared(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
+    """Three jobs, disjoint inputs, `--state redis://… --rate 20` each, against a server
+    allowing 20 requests/s in all (issue 15), then a fourth over all their inputs."""
+    with shared_state.redis_process() as url:
+        report = asyncio.run(
+            shared_state.measure(url, rate=20, seconds=suite.sizes.shared_seconds, jobs=3)
+        )
+    once = all(report["exactly_once"]) and report["fourth_exactly_once"]
+    rows = [
+        Row("9. shared state", "3 jobs at `--rate 20` each, one Redis state, a server allowing "
+            "20/s: share of the 20/s used", f"{report['used_share']:.2%} ({report['requests']:,}"
+            f" requests in {report['span_s']:.1f} s)", ">= 90%", _met(report["used_share"] >= 0.9)),
+        Row("9. shared state", "429s drawn (server's count)", f"{report['server_429']:,} "
+            f"({report['share_429']:.2%})", "<= 1%", _met(report["share_429"] <= 0.01)),
+        Row("9. shared state", "every job exactly-once; a fourth over all inputs: requests",
+            f"{'yes' if once else 'NO'}; {report['fourth_requests']:,}", "yes; 0",
+            _met(once and report["fourth_requests"] == 0)),
+    ]  # fmt: skip
+    return rows, report
+
+
 SCENARIOS: list[tuple[str, Callable[[Suite], tuple[list[Row], dict[str, Any]]]]] = [
     ("ceiling", ceiling),
     ("floor", floor),
@@ -568,6 +608,7 @@ SCENARIOS: list[tuple[str, Callable[[Suite], tuple[list[Row], dict[str, Any]]]]]
     ("inputs", inputs),
     ("extract_peers", extraction_peers),
     ("workers", workers_scenario),
+    ("shared", shared),
 ]
 
 

@@ -156,6 +156,7 @@ def _add_run_parser(sub: Any) -> None:
     night.add_argument("--force", action="store_true", help="replace an existing output")
     night.add_argument("--cache", metavar="PATH", help="the answer cache database (SQLite)")
     night.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
+    _add_state_argument(night)
     night.add_argument(
         "--cache-only", action="store_true", help="send nothing: what the cache lacks is deferred"
     )
@@ -226,6 +227,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "network": network,
         "privacy": privacy,
         "cluster": cluster,
+        **_state_overrides(args),
     }
 
 
@@ -239,6 +241,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
+    _check_state(args)
     settings = _settings(args)
     job = Job(
         inputs=args.inputs,
@@ -299,6 +302,7 @@ def _add_deferred_parser(sub: Any) -> None:
     p.add_argument("--job", metavar="NAME", help="list this job's IOCs, one NDJSON line each")
     p.add_argument("--config", metavar="FILE", help="settings profile (TOML): its cache path")
     p.add_argument("--cache", metavar="PATH", help="the state file (SQLite)")
+    _add_state_argument(p)
     p.add_argument(
         "--clear-quota",
         action="store_true",
@@ -311,10 +315,37 @@ def _add_deferred_parser(sub: Any) -> None:
 def _deferred(args: argparse.Namespace) -> int:
     from ..state.deferred import list_deferred
 
-    settings = load_settings(args.config)
+    _check_state(args)
+    settings = load_settings(args.config, overrides=_state_overrides(args))
+    if settings.state.shared:
+        from ..state.deferred import list_shared_deferred
+
+        return asyncio.run(
+            list_shared_deferred(settings, job=args.job, clear_quota=args.clear_quota)
+        )
     return list_deferred(
-        args.cache or settings.cache.path or None, job=args.job, clear_quota=args.clear_quota
+        args.cache or settings.state.sqlite_path or settings.cache.path or None,
+        job=args.job,
+        clear_quota=args.clear_quota,
     )
+
+
+def _add_state_argument(p: Any) -> None:
+    p.add_argument(
+        "--state",
+        metavar="URL",
+        help="where the state lives: sqlite:///PATH (the state file, the default) or "
+        "redis://HOST:PORT/DB, shared by every job of the API key (enricher[redis])",
+    )
+
+
+def _check_state(args: argparse.Namespace) -> None:
+    if args.state is not None and args.cache is not None:
+        raise SettingsError("--cache and --state both say where the state is: give one")
+
+
+def _state_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    return {"state": {"url": args.state} if args.state is not None else {}}
 
 
 def _add_lookup_parser(sub: Any) -> None:
@@ -331,6 +362,7 @@ def _add_lookup_parser(sub: Any) -> None:
     _add_privacy_arguments(p)
     p.add_argument("--cache", metavar="PATH", help="the answer cache database (SQLite)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor fill the cache")
+    _add_state_argument(p)
     p.add_argument(
         "--max-age", type=_duration, metavar="DURATION", help="use cached answers younger than this"
     )
@@ -342,6 +374,7 @@ def _lookup(args: argparse.Namespace) -> int:
 
     if args.cache is not None and args.no_cache:
         raise SettingsError("--cache and --no-cache contradict each other")
+    _check_state(args)
     settings = _settings(args)
     lookup = Lookup(
         iocs=args.iocs,

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..api.identity import EMBEDDED_EMULATOR, identity_of
@@ -43,9 +43,10 @@ from ..pipeline.dedupe import Deduper
 from ..pipeline.normalize import normalize
 from ..pipeline.run import Enricher, Outcome
 from ..pipeline.stats import RunStats
-from ..state.answers import Cache, default_cache_path
+from ..state.answers import Cache
 from ..state.budget import Budget
-from ..state.deferred import SqliteDeferred
+from ..state.open import OpenState, file_state, state_path
+from ..state.open import open_state as open_any_state
 from ..state.ports import AnswerStore, DeferredList
 from ..state.resume import read_deferred, read_deferred_items, read_failed, read_written, repair
 from ..threads import Abandoned
@@ -60,6 +61,7 @@ __all__ = [
     "Job",
     "caches_answers",
     "embedded_emulator",
+    "open_job_state",
     "open_state",
     "run_job",
     "save_state",
@@ -226,7 +228,7 @@ def open_state(job: Job, settings: Settings) -> Cache | None:
     identity = EMBEDDED_EMULATOR if job.emulator else identity_of(settings)
     try:
         state = Cache(
-            job.cache_path or c.path or default_cache_path(),
+            state_path(settings, job.cache_path),
             max_ttl=c.max_ttl,
             default_ttl=c.default_ttl,
             max_age=job.max_age,
@@ -252,6 +254,34 @@ def open_state(job: Job, settings: Settings) -> Cache | None:
     if purged:
         log.info("cache: purged %s expired answers", f"{purged:,}")
     return state
+
+
+async def open_job_state(
+    job: Job,
+    settings: Settings,
+    blocking: Callable[[Callable[[], Cache | None]], Awaitable[Cache | None]],
+) -> OpenState | None:
+    """The job's state, as `state.url` names it: the state file (`open_state`, opened by
+    `blocking`, which runs it in a thread), or a Redis server shared with other jobs
+    (`--state redis://…`; `--cache` names a file: both are refused). None: no state."""
+    if not settings.state.shared:
+        cache = await blocking(lambda: open_state(job, settings))
+        return file_state(cache) if cache is not None else None
+    if job.cache_path is not None:
+        raise SettingsError("--cache names a state file, --state a Redis server: give one")
+    answers = caches_answers(job, settings)
+    if answers and not settings.network.verify_tls and settings.api.base_url.startswith("https:"):
+        # as the state file: answers that could come from anyone on the path are not shared
+        log.warning("warning: TLS verification is off: no answer is read or kept in the state")
+        answers = False
+    identity = EMBEDDED_EMULATOR if job.emulator else identity_of(settings)
+    return await open_any_state(
+        settings,
+        identity,
+        answers=answers,
+        fmt=record_format(settings.verdicts, settings.api.ttl_unit, job.with_source),
+        max_age=job.max_age,
+    )
 
 
 def _job_key(job: Job, paths: OutputPaths) -> str | None:
@@ -408,8 +438,8 @@ async def _run_locked(
     stats.job = _job_key(job, paths)
     read_as: dict[str, str] = {}  # input -> how it was read, filled in as it is
     abandoned = False  # the state file's last writes left to a thread, past the grace period
-    state: Cache | None = None
-    cache: Cache | None = None  # the state, when answers are cached
+    state: OpenState | None = None
+    cache: AnswerStore | None = None  # the state's answers, when answers are cached
     budget: Budget | None = None
     deferred: DeferredList | None = None
     key = stats.job
@@ -426,12 +456,14 @@ async def _run_locked(
         await stopper.blocking(
             lambda: check_columns(inputs, job.reading, max_line=max_line), name="columns"
         )
-        state = await stopper.blocking(lambda: open_state(job, settings), name="state")
+        state = await stopper.awaiting(
+            open_job_state(job, settings, lambda fn: stopper.blocking(fn, name="state"))
+        )
         if state is not None and caches_answers(job, settings):
-            cache = state
+            cache = state.answers
         if state is not None:
-            deferred = SqliteDeferred(state)
-            if key:
+            deferred = state.deferred
+            if key and deferred is not None:
                 first = [ioc for _, ioc in await stopper.awaiting(deferred.read(key))]
         done, first = await stopper.blocking(
             lambda: _prepare(job, paths, first, stats, writer), name="resume"
@@ -441,7 +473,7 @@ async def _run_locked(
             budget = Budget(
                 max_requests=job.max_requests,
                 daily=settings.limits.daily_budget or None,
-                cache=state,
+                cache=state.budget if state is not None else None,
                 longest_quota=settings.retry.max_quota_wait,
             )
         # What exists now (modules, settings) lives as long as the run: keep it out of the
@@ -466,6 +498,7 @@ async def _run_locked(
                     cache_owner=False,  # the state file is closed in `save_state`
                     identity=cache.identity if cache is not None else None,
                     budget=budget,
+                    limiter=state.limiter if state is not None else None,
                     done=done,
                     cache_only=job.cache_only,
                     with_source=job.with_source,
@@ -525,11 +558,15 @@ async def _run_locked(
                     await stopper.finishing(save_state(state, budget, deferred, key, waiting))
                 except Abandoned:
                     abandoned = True
-                    log.error("error: the state file %s was not closed in time: the last"
+                    log.error("error: the state %s was not closed in time: the last"
                               " answers, request counts and deferred IOCs of this run are"
-                              " not kept in it", state.path)  # fmt: skip
-                if cache is not None:
+                              " not kept in it", state.url)  # fmt: skip
+                except FatalError as exc:  # the shared state was lost
+                    fatal = fatal or exc
+                if isinstance(cache, Cache):
                     stats.cache = cache.report(measure=not abandoned)
+                elif cache is not None:
+                    stats.cache = cache.report()
     if fatal is not None:
         stats.stopped = stats.stopped or str(fatal)
     interrupted = stopper.stopping or (enricher is not None and enricher.interrupted)
@@ -618,7 +655,7 @@ def _replace_deferred(path: str, new: OutputFile) -> list[tuple[str, str, str]]:
 
 
 async def save_state(
-    state: AnswerStore,
+    state: OpenState,
     budget: Budget | None,
     deferred: DeferredList | None,
     key: str | None,

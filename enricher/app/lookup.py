@@ -43,7 +43,7 @@ from .job import (
     Job,
     caches_answers,
     embedded_emulator,
-    open_state,
+    open_job_state,
     save_state,
     warn_send_internal,
 )
@@ -133,16 +133,21 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
     fatal = None
     if wanted:
         warn_send_internal(settings)
-        state = await call_in_thread(lambda: open_state(job, settings), name="state")
-        budget = Budget(daily=settings.limits.daily_budget or None, cache=state)
+        state = await open_job_state(job, settings, lambda fn: call_in_thread(fn, name="state"))
+        budget = Budget(
+            daily=settings.limits.daily_budget or None,
+            cache=state.budget if state is not None else None,
+        )
+        cache = state.answers if state is not None and caches_answers(job, settings) else None
         try:
             async with (
                 embedded_emulator(settings, lookup.emulator) as settings,
                 Enricher(
                     settings,
-                    cache=state if state is not None and caches_answers(job, settings) else None,
-                    identity=state.identity if state is not None else None,
+                    cache=cache,
+                    identity=cache.identity if cache is not None else None,
                     budget=budget,
+                    limiter=state.limiter if state is not None else None,
                 ) as enricher,
             ):
                 async for item in enricher.enrich([value for _, value in wanted]):

@@ -458,8 +458,14 @@ class StateSettings:
     #: the Redis password when the URL holds none: this file's content, else this variable's
     password_env: str = "ENRICHER_STATE_PASSWORD"
     password_file: str | None = None
+    #: with Redis, the shared limiter paces this far below `limits.rate` (or
+    #: `limits.rate_headroom`, if more): requests of several processes reach the server
+    #: with more jitter than one's (benchmarks/shared_state.py: 3 jobs at 20/s on a loaded
+    #: 2-core machine drew 3 429s of 303 with 1.5%, halving the shared rate; 1 of 301 with 3%)
+    rate_headroom: float = 0.03
 
     def __post_init__(self) -> None:
+        _check(0 <= self.rate_headroom < 0.5, "state.rate_headroom", "must be in [0, 0.5)")
         if self.url:
             scheme = self.url.partition("://")[0] if "://" in self.url else ""
             _check(

@@ -33,10 +33,15 @@ def _size(n: int) -> str:
 
 def _cache(c: Mapping[str, Any]) -> list[str]:
     size = "size unknown" if c["size_bytes"] is None else _size(c["size_bytes"])
-    text = (
-        f"{size} of {_size(c['max_size_bytes'])}: hits {_n(c['hits'])},"
-        f" stored {_n(c['stored'])}, evicted {_n(c['evicted'])}"
-    )
+    if c["max_size_bytes"] is None:  # a shared state's (Redis: its size is the server's)
+        text = f"{c['path']}: hits {_n(c['hits'])}, stored {_n(c['stored'])}"
+        if c.get("claimed_elsewhere"):
+            text += f", {_n(c['claimed_elsewhere'])} being asked by another job"
+    else:
+        text = (
+            f"{size} of {_size(c['max_size_bytes'])}: hits {_n(c['hits'])},"
+            f" stored {_n(c['stored'])}, evicted {_n(c['evicted'])}"
+        )
     text += f" (not used since: {c['broken']})" if c["broken"] else ""
     text += f" (answers not stored: {c['not_kept']})" if c.get("not_kept") else ""
     return [f"  cache         {text}", f"  identity      {c['identity']}"]

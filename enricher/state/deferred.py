@@ -18,13 +18,14 @@ from pathlib import Path
 
 import orjson
 
+from ..config.settings import Settings
 from ..ioc import IocType
 from ..threads import call_in_thread
 from .answers import Cache, default_cache_path
 from .budget import utc_time
 from .ports import DeferredList
 
-__all__ = ["SqliteDeferred", "list_deferred"]
+__all__ = ["SqliteDeferred", "list_deferred", "list_shared_deferred", "print_deferred"]
 
 
 class SqliteDeferred(DeferredList):
@@ -62,6 +63,35 @@ def list_deferred(
         quotas = state.clear_quotas() if clear_quota else state.quotas()
     finally:
         state.close()
+    return print_deferred(str(where), rows, quotas, job=job, clear_quota=clear_quota)
+
+
+async def list_shared_deferred(
+    settings: Settings, *, job: str | None = None, clear_quota: bool = False
+) -> int:
+    """`list_deferred` of the Redis server `state.url` names: every identity's jobs."""
+    from .open import connect
+    from .redis.deferred import waiting
+
+    state = await connect(settings)
+    try:
+        rows, quotas = await waiting(state, job, clear_quota=clear_quota)
+    finally:
+        await state.aclose()
+    return print_deferred(state.url, rows, quotas, job=job, clear_quota=clear_quota)
+
+
+def print_deferred(
+    where: str,
+    rows: Sequence[tuple[str, str, str, str, str]],
+    quotas: Sequence[tuple[str, float]],
+    *,
+    job: str | None,
+    clear_quota: bool,
+) -> int:
+    """Print what `where` (a state file, a Redis server) holds: the spent `quotas`
+    ((identity, until); forgotten, with `clear_quota`) and the deferred `rows` ((identity,
+    job, type, ioc, reason)): `job`'s IOCs as NDJSON, else a line per job; 0."""
     for identity, until in quotas:
         said = "forgotten: was spent until" if clear_quota else "spent until"
         print(f"enricher: quota {said} {utc_time(until)} for {identity}", file=sys.stderr)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .redis.connection import SharedState
     from .redis.limiter import RedisLimiter
 
-__all__ = ["REDIS_MISSING", "OpenState", "open_state"]
+__all__ = ["REDIS_MISSING", "OpenState", "connect", "file_state", "open_state", "state_path"]
 
 REDIS_MISSING = "state: a redis:// state needs redis-py: pip install 'enricher[redis]'"
 
@@ -141,22 +141,32 @@ def _open_file(
     return file_state(cache)
 
 
+async def connect(settings: Settings) -> SharedState:
+    """A connection to the Redis server `state.url` names (its password: the URL's, else
+    `state.password_file`'s, else `$ENRICHER_STATE_PASSWORD`'s). SettingsError (exit 1)
+    when it cannot be reached, or redis-py is missing."""
+    try:
+        from .redis.connection import SharedState
+    except ImportError:
+        raise SettingsError(REDIS_MISSING) from None
+    s = settings.state
+    secret = s.password()
+    return await SharedState.connect(
+        s.url, prefix=s.prefix, password=secret.reveal() if secret is not None else None
+    )
+
+
 async def _open_redis(
     settings: Settings, identity: ApiIdentity, answers: bool, fmt: str, max_age: float | None
 ) -> OpenState:
     try:
         from .redis.answers import RedisAnswers
         from .redis.budget import RedisBudget
-        from .redis.connection import SharedState
         from .redis.deferred import RedisDeferred
         from .redis.limiter import RedisLimiter
     except ImportError:
         raise SettingsError(REDIS_MISSING) from None
-    s = settings.state
-    secret = s.password()
-    connection = await SharedState.connect(
-        s.url, prefix=s.prefix, password=secret.reveal() if secret is not None else None
-    )
+    connection = await connect(settings)
     try:
         namespace = await connection.admit(identity)
     except BaseException:
@@ -185,7 +195,7 @@ async def _open_redis(
             connection,
             namespace,
             limits.rate,
-            headroom=limits.rate_headroom,
+            headroom=max(limits.rate_headroom, settings.state.rate_headroom),
             adaptive=limits.adaptive,
             min_rate=limits.min_rate,
             cooldown=limits.rate_cooldown,

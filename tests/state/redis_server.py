@@ -56,16 +56,19 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running_redis(password: str | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """(`redis://127.0.0.1:PORT/0`, the process) of a redis-server of our own; skips the
-    test, saying why, where redis-py or redis-server is missing."""
+def running_redis(
+    password: str | None = None, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """(`redis://127.0.0.1:PORT/0`, the process) of a redis-server of our own (on `port`,
+    else a free one); skips the test, saying why, where redis-py or redis-server is
+    missing."""
     pytest.importorskip("redis", reason="redis-py is missing: pip install -e '.[redis]'")
     server = redis_server_path()
     if server is None:
         pytest.skip("redis-server is missing (Debian: apt-get install redis-server)")
     with tempfile.TemporaryDirectory(prefix="enricher-redis-") as folder:
         for _ in range(3):  # a free port can be taken by someone else before the server binds
-            port = free_port()
+            port = port or free_port()
             args = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                     "--appendonly", "no", "--dir", folder, "--loglevel", "warning"]  # fmt: skip
             if password is not None:

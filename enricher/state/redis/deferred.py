@@ -10,12 +10,13 @@ still has the IOCs.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 
 from ...ioc import IocType
 from .connection import SharedState
 
-__all__ = ["RedisDeferred"]
+__all__ = ["RedisDeferred", "waiting"]
 
 #: entries pushed by one RPUSH
 _CHUNK = 1000
@@ -50,3 +51,46 @@ class RedisDeferred:
             for i in range(0, len(entries), _CHUNK):
                 pipe.rpush(key, *entries[i : i + _CHUNK])
             await self.state.call(pipe.execute())
+
+
+def _glob(text: str) -> str:
+    """`text` matched literally by a Redis glob pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def _text(value: bytes | str) -> str:
+    return value if isinstance(value, str) else value.decode()
+
+
+async def _keys(state: SharedState, pattern: str) -> list[str]:
+    return sorted([_text(k) async for k in state.client.scan_iter(match=pattern, count=1000)])
+
+
+async def waiting(
+    state: SharedState, job: str | None = None, *, clear_quota: bool = False
+) -> tuple[list[tuple[str, str, str, str, str]], list[tuple[str, float]]]:
+    """What every identity's jobs deferred, for `enricher deferred`: (identity, job, type,
+    ioc, reason) rows, of one job or of all, and the spent quotas, (identity, until),
+    deleted with `clear_quota`."""
+    client = state.client
+    found = await state.call(client.hgetall(f"{state.prefix}:identities"))
+    names = {_text(k): _text(v) for k, v in found.items()}
+    head = f"{_glob(state.prefix)}:*:"
+    rows: list[tuple[str, str, str, str, str]] = []
+    pattern = head + "deferred:" + (_glob(job) if job is not None else "*")
+    for key in await state.call(_keys(state, pattern)):
+        # PREFIX:FINGERPRINT:deferred:JOB (a prefix holds no colon, a fingerprint is hex)
+        fp, _, name = key[len(state.prefix) + 1 :].split(":", 2)
+        for entry in await state.call(client.lrange(key, 0, -1)):
+            t, ioc, why = _text(entry).split("\t", 2)
+            rows.append((names.get(fp, f"#{fp}"), name, t, ioc, why))
+    quotas: list[tuple[str, float]] = []
+    now = time.time()
+    for key in await state.call(_keys(state, head + "quota")):
+        until = await state.call(client.get(key))
+        if until is not None and float(until) > now:
+            fp = key[len(state.prefix) + 1 :].split(":", 1)[0]
+            quotas.append((names.get(fp, f"#{fp}"), float(until)))
+        if clear_quota:
+            await state.call(client.delete(key))
+    return rows, sorted(quotas, key=lambda q: q[1])
