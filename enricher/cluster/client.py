@@ -192,7 +192,8 @@ class ClusterEnricher:
                 self.stop()
                 self.interrupted = False  # stopped by the failure, not a signal
                 break
-            self._pending.remove(future)
+            if future in self._pending:  # not if a stop came meanwhile (it is written all the same)
+                self._pending.remove(future)
             if isinstance(result, Read):
                 yield self._read(result)
             else:

@@ -22,6 +22,8 @@ from enricher.errors import SettingsError
 
 pytest.importorskip("distributed", reason="Dask is missing: pip install -e '.[dask]'")
 
+from distributed import Client
+
 SAMPLE = Path(__file__).parent.parent / "data" / "sample-iocs.txt"
 FORMATS = Path(__file__).parent.parent / "data" / "formats"
 
@@ -134,16 +136,17 @@ def _dask(*args: str) -> subprocess.Popen[bytes]:
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def dask_cluster() -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
     """A `dask scheduler` and two `dask worker` processes (one thread each, no nanny to
-    start a killed one again) on 127.0.0.1 and free ports: (address, workers)."""
+    start a killed one again) on 127.0.0.1 and free ports: (address, workers). Shared by
+    this module's tests (starting them takes seconds); the last one kills a worker."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs = [_dask("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")]
     try:
         worker = ["worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard"]
-        workers = [_dask(*worker, "--host", "127.0.0.1") for _ in range(2)]
+        workers = [_dask(*worker, "--host", "127.0.0.1", "--name", f"w{i}") for i in range(2)]
         procs += workers
         yield address, workers
     finally:
@@ -151,6 +154,77 @@ def dask_cluster() -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+
+
+def _cluster_run(
+    inputs: list[str], out: Path, url: str, address: str, env: dict[str, str], *flags: str
+) -> subprocess.Popen[bytes]:
+    """`enricher run` over the cluster at `address`, slow enough to be caught mid-run against
+    an emulator with 100 ms of latency: 20 keys a batch, 2 in flight per part."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "enricher", "run", *inputs, "-o", str(out),
+         "--base-url", url, "--rate", "0", "--batch-size", "20", "--concurrency", "2",
+         "--cluster", address, *flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, **env, "ENRICHER_CLUSTER_PARTITIONS": "6"},
+    )  # fmt: skip
+
+
+def _each_once(out: Path, summary: str) -> list[str]:
+    """The IOCs of the output set, each once (asserted), and the summary's invariant held."""
+    records = read_ndjson(out)
+    skipped = read_ndjson(Path(f"{out}.skipped.ndjson"))
+    failed = read_ndjson(Path(f"{out}.failed.ndjson"))
+    everything = [r["ioc"] for r in records + skipped + failed]
+    assert len(everything) == len(set(everything))
+    assert "holds" in next(line for line in summary.splitlines() if "invariant" in line)
+    return [r["ioc"] for r in records]
+
+
+@pytest.mark.slow
+def test_an_interrupted_cluster_run_resumes(
+    tmp_path: Path,
+    cluster_redis: str,
+    dask_cluster: tuple[str, list[subprocess.Popen[bytes]]],
+) -> None:
+    address, _ = dask_cluster
+    inputs = [str(p) for p in _inputs(tmp_path, 1_200, 4)]
+    out = tmp_path / "out.ndjson"
+    env = _state(cluster_redis)
+    with emulator_process("--latency-ms", "100") as url:
+        run = _cluster_run(inputs, out, url, address, env)
+        try:
+            deadline = time.monotonic() + 60
+            while not out.exists() or out.stat().st_size == 0:  # a part written
+                assert run.poll() is None, run.communicate()[1]
+                assert time.monotonic() < deadline, "nothing was written in 60 s"
+                time.sleep(0.02)
+            run.send_signal(signal.SIGINT)
+            _, err = run.communicate(timeout=60)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        assert run.returncode == 3, err.decode()
+        assert err.decode().splitlines()[-1] == (
+            "enricher: interrupted: run the same command with --resume to finish"
+        )
+        written = len(read_ndjson(out))
+        assert written > 0
+        again = _cluster_run(inputs, out, url, address, env, "--resume")
+        _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err.decode()
+    iocs = _each_once(out, err.decode())
+    assert {f"host{i}.example.com" for i in range(1_200) if i % 3} <= set(iocs)
+    assert f"earlier runs  ok {written:,}  " in err.decode()
+
+
+def _enriching(client: Client, name: str) -> bool:
+    """Whether the worker named `name` is running a part's task right now."""
+    workers = client.scheduler_info()["workers"]
+    address = next((a for a, w in workers.items() if w.get("name") == name), None)
+    tasks = client.processing().get(address, ()) if address else ()
+    return any(str(key).startswith("enrich_part") for key in tasks)
 
 
 @pytest.mark.slow
@@ -162,22 +236,19 @@ def test_a_worker_killed_mid_run_loses_nothing(
     address, workers = dask_cluster
     inputs = [str(p) for p in _inputs(tmp_path, 1_200, 4)]
     out = tmp_path / "out.ndjson"
-    env = {**_state(cluster_redis), "ENRICHER_CLUSTER_PARTITIONS": "6"}
-    with emulator_process("--latency-ms", "100") as url:
-        run = subprocess.Popen(
-            [sys.executable, "-m", "enricher", "run", *inputs, "-o", str(out),
-             "--base-url", url, "--rate", "0", "--batch-size", "20", "--concurrency", "2",
-             "--cluster", address],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            env={**os.environ, **env},
-        )  # fmt: skip
+    with (
+        emulator_process("--latency-ms", "100") as url,
+        Client(address, timeout=10) as client,
+    ):
+        run = _cluster_run(inputs, out, url, address, _state(cluster_redis))
         try:
             deadline = time.monotonic() + 60
-            while emulator_stats(url)["total_requests"] < 10:
+            while not _enriching(client, "w0") or emulator_stats(url)["total_requests"] < 10:
                 assert run.poll() is None, run.communicate()[1]
-                assert time.monotonic() < deadline, "nothing was sent in 60 s"
+                assert time.monotonic() < deadline, "the first worker enriched nothing in 60 s"
                 time.sleep(0.05)
-            workers[0].send_signal(signal.SIGKILL)  # mid-part: its tasks go to the other
+            # mid-part, some of its IOCs asked: its tasks go to the other worker
+            workers[0].send_signal(signal.SIGKILL)
             _, err = run.communicate(timeout=120)
         finally:
             if run.poll() is None:
@@ -185,14 +256,5 @@ def test_a_worker_killed_mid_run_loses_nothing(
                 run.wait()
     assert run.returncode == 0, err.decode()
     assert workers[0].wait() == -signal.SIGKILL
-    records = read_ndjson(out)
-    iocs = [r["ioc"] for r in records]
-    skipped = read_ndjson(Path(f"{out}.skipped.ndjson"))
-    failed = read_ndjson(Path(f"{out}.failed.ndjson"))
-    # every unique IOC once, across the outputs
-    everything = iocs + [s["ioc"] for s in skipped] + [f["ioc"] for f in failed]
-    assert len(everything) == len(set(everything))
+    iocs = _each_once(out, err.decode())
     assert {f"host{i}.example.com" for i in range(1_200) if i % 3} <= set(iocs)
-    summary = err.decode()
-    assert f"unique IOCs   {len(everything):,}" in summary
-    assert "holds" in next(line for line in summary.splitlines() if "invariant" in line)
