@@ -64,7 +64,7 @@ from ..output.records import (
 )
 from ..state.budget import Budget
 from ..state.open import OpenState, open_state
-from ..state.ports import AnswerStore, CachedAnswer
+from ..state.ports import AnswerStore, CachedAnswer, Claims
 from .batcher import Batch, Batcher, Key
 from .dedupe import Deduper
 from .ingest import Ingest
@@ -80,6 +80,8 @@ __all__ = ["NOT_REACHED", "Enricher", "Item", "Outcome"]
 
 #: why an IOC of the input is deferred when the run stopped before reading it
 NOT_REACHED = "not reached: the run stopped before it"
+#: seconds between two looks at the keys another job is asking (see `_Run.claim`)
+_RECHECK = 0.5
 _INTERRUPTED = "interrupted before it was sent"
 
 
@@ -564,6 +566,11 @@ class _Run:
         self.identity = owner.identity
         #: (read as ingest begins)
         self.cache_empty: set[Endpoint] = set()
+        #: a store shared with other jobs at once: the keys a run misses are claimed first
+        self.claims = self.cache if isinstance(self.cache, Claims) else None
+        #: keys another job claimed (is asking), looked up again now and then (`recheck`)
+        self.elsewhere: list[Key] = []
+        self.recheck_at = 0.0
         self.with_source = owner.with_source
         #: every unique key taken in, until settled; why keys are deferred instead of sent
         #: (cache only, a budget spent, stopping), once they are
@@ -749,7 +756,8 @@ class _Run:
         deadline = self.settings.pipeline.batch_deadline
         batcher = self.batcher
         oldest: float | None = None  # when the oldest key now waiting in the batcher came
-        if self.cache is not None:
+        if self.cache is not None and self.claims is None:
+            # (a shared store fills as other jobs run: every key is looked up)
             self.cache_empty = await self.cache.unanswered_endpoints(identity=self.identity)
         while True:
             timeout = deadline if oldest is None else max(0.0, oldest + deadline - loop.time())
@@ -761,6 +769,7 @@ class _Run:
                 # keys have waited a deadline: send partial batches, so a slow stdin flows
                 await self.dispatch(list(batcher.drain()))
                 oldest = None
+                await self.recheck()
                 continue
             if chunk is None:
                 break
@@ -772,11 +781,12 @@ class _Run:
                 outcome = Outcome()
                 # read off the event loop
                 hits = await self.lookup(new)
-                new = self.from_cache(new, hits, outcome)
+                new = await self.claim(self.from_cache(new, hits, outcome))
             full = self.batch(new, outcome)
             if outcome:
                 await self.emit(outcome)
             await self.dispatch(full)
+            await self.recheck()
             if not len(batcher):
                 oldest = None
             elif oldest is None:
@@ -784,6 +794,7 @@ class _Run:
         # input done: flush, then keep flushing keys sent back for a later batch until every
         # key is resolved
         while True:
+            await self.recheck()
             await self.dispatch(list(batcher.drain()))
             if not self.ledger.open:
                 break
@@ -793,6 +804,47 @@ class _Run:
                     await self.progress.wait()
         for _ in range(self.settings.limits.concurrency):
             await self.batch_q.put(None)
+
+    async def claim(self, keys: list[Key]) -> list[Key]:
+        """The keys among `keys` (missed by the store) this run asks: with a store shared
+        with other jobs, those no other job claimed; the rest wait in `elsewhere`.
+
+        Why claims, not duplicates: two `enricher run` jobs over the same 500 IOCs at once
+        (one Redis state, 20/s shared) asked 1,000 keys in the same order and 895 shuffled
+        without claims, 500 with: without, a job reads ahead of the rate, so both miss
+        nearly every key before either is answered. A claim costs one SET NX per key, in
+        the pipeline of its batch of keys (`RedisAnswers.claim`). A claim not answered
+        (failed, deferred, a job that died) expires after `claim_ttl` (60 s): the other job
+        then asks it."""
+        if self.claims is None or not keys or self.ledger.halted is not None:
+            return keys
+        values: dict[Endpoint, list[str]] = {}
+        for t, value in keys:
+            values.setdefault(ENDPOINT_OF[t], []).append(value)
+        ours: dict[Endpoint, set[str]] = {}
+        for endpoint, wanted in values.items():
+            got = await self.claims.claim(endpoint, wanted, identity=self.identity)
+            ours[endpoint] = set(got)
+        mine: list[Key] = []
+        for key in keys:
+            (mine if key[1] in ours[ENDPOINT_OF[key[0]]] else self.elsewhere).append(key)
+        return mine
+
+    async def recheck(self) -> None:
+        """The keys another job was asking, looked up again (at most every `_RECHECK` s):
+        served if answered since, asked if their claim has gone, else left waiting."""
+        now = asyncio.get_running_loop().time()
+        if not self.elsewhere or now < self.recheck_at:
+            return
+        self.recheck_at = now + _RECHECK
+        keys, self.elsewhere = self.elsewhere, []
+        outcome = Outcome()
+        hits = await self.lookup(keys)
+        new = await self.claim(self.from_cache(keys, hits, outcome))
+        full = self.batch(new, outcome)
+        if outcome:
+            await self.emit(outcome)
+        await self.dispatch(full)
 
     async def dispatch(self, batches: Sequence[Batch]) -> None:
         """Hand batches to the workers (or defer them, when the run is halted)."""

@@ -10,12 +10,12 @@ another process, a network) is a coroutine, and every read is batch-shaped: many
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..api.identity import ApiIdentity
 from ..ioc import Endpoint, IocType
 
-__all__ = ["AnswerStore", "Answered", "BudgetStore", "CachedAnswer", "DeferredList"]
+__all__ = ["AnswerStore", "Answered", "BudgetStore", "CachedAnswer", "Claims", "DeferredList"]
 
 #: a stored answer as a hit is served: (verdict, record format, record line with
 #: `"cached":true`)
@@ -64,6 +64,23 @@ class AnswerStore(Protocol):
 
     async def aclose(self) -> None:
         """Store what was given, then let go of the store's resources."""
+
+
+@runtime_checkable
+class Claims(Protocol):
+    """An answer store shared with other jobs that may be asking the same IOCs at the same
+    time (Redis's): a run claims the keys it missed before asking them, and leaves to the
+    others the keys they claimed (their answers come to the store)."""
+
+    async def claim(
+        self, endpoint: Endpoint, keys: Sequence[str], *, identity: ApiIdentity | None = None
+    ) -> list[str]:
+        """The keys among `keys` this store now asks, and no other job (for a while)."""
+
+    async def release(
+        self, endpoint: Endpoint, keys: Sequence[str], *, identity: ApiIdentity | None = None
+    ) -> None:
+        """Give back the claims on `keys` (not answered: another job may ask them)."""
 
 
 class BudgetStore(Protocol):

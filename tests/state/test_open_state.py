@@ -5,6 +5,7 @@ settings error."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,28 @@ async def test_without_redis_py_one_line_saying_what_to_install(
             await open_state(settings, identity_of(settings))
     assert str(caught.value) == REDIS_MISSING
     assert "pip install 'enricher[redis]'" in REDIS_MISSING
+
+
+async def test_two_instances_at_once_over_the_same_iocs_ask_each_once(
+    redis_url: str, prefix: str
+) -> None:
+    """Each claims what it missed before asking it; what the other claimed it waits for, and
+    is served from the shared answers (without claims: 2x the keys, both reading ahead)."""
+    iocs = [f"both{i}.example.com" for i in range(100)]
+    async with Emulator() as emu:
+        settings = settings_for(
+            emu,
+            state={"url": redis_url, "prefix": prefix},
+            limits={"rate": 50.0},
+            api={"domain_batch_size": 5},
+        )
+
+        async def job() -> list[dict[str, Any]]:
+            items, _ = await _items(settings, iocs)
+            return items
+
+        first, second = await asyncio.gather(job(), job())
+        asked = emu.stats()["keys_asked"]
+    assert asked == len(iocs)
+    for items in (first, second):
+        assert sorted(i["ioc"] for i in items if "verdict" in i) == sorted(iocs)
