@@ -459,7 +459,8 @@ async def _run_locked(
         state = await stopper.awaiting(
             open_job_state(job, settings, lambda fn: stopper.blocking(fn, name="state"))
         )
-        if state is not None and caches_answers(job, settings):
+        # a cluster's parts read and store the answers, each its own (their counts are the job's)
+        if state is not None and caches_answers(job, settings) and not settings.cluster.on:
             cache = state.answers
         if state is not None:
             deferred = state.deferred

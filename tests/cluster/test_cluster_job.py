@@ -120,6 +120,8 @@ def test_two_workers_give_the_records_of_one(tmp_path: Path, cluster_redis: str)
     summary = [line for line in second.stderr.splitlines() if "invariant" in line]
     assert summary == [line for line in first.stderr.splitlines() if "invariant" in line]
     assert "holds" in summary[0]
+    # the parts' answers are counted (the manifest's "cached"), not the client's own store
+    assert "hits 0, stored 0" not in second.stderr
 
 
 def _free_port() -> int:
