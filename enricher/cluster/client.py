@@ -107,10 +107,10 @@ class ClusterEnricher:
                     asynchronous=True,
                 )
                 self._client = await Client(self._cluster, asynchronous=True)
-        except OSError as exc:
+        except Exception as exc:  # OSError, TimeoutError, a nanny that did not start
             await self._close()
-            where = c.address or "a local cluster"
-            raise SettingsError(f"cluster: cannot reach {where}: {exc}") from None
+            what = f"reach the scheduler at {c.address}" if c.address else "start a local one"
+            raise SettingsError(f"cluster: cannot {what}: {exc}") from None
         threads = sum((await self._client.nthreads()).values()) or c.workers
         self.parts = c.partitions or 2 * threads
         return self
@@ -182,12 +182,18 @@ class ClusterEnricher:
         heads = [client.submit(_head, r, pure=False) for r in reads]
         del shares, reads  # each is let go once the tasks that need it have it
         self._pending = heads + enriched
+        if self.interrupted:  # a stop came while they were submitted
+            self.stop()
         async for future in as_completed(self._pending):
             if self.interrupted:
                 break
             try:
                 result = await future
-            except Exception as exc:
+            except BaseException as exc:
+                if self.interrupted and future.cancelled():  # by `stop`
+                    break
+                if not isinstance(exc, Exception):
+                    raise
                 self.fatal = FatalError(f"cluster: a task failed: {exc}")
                 self.stop()
                 self.interrupted = False  # stopped by the failure, not a signal

@@ -79,6 +79,19 @@ def test_a_cluster_needs_a_shared_state(tmp_path: Path) -> None:
     assert not (tmp_path / "o.ndjson").exists()
 
 
+def test_a_cluster_not_there_is_said_in_one_line(tmp_path: Path, cluster_redis: str) -> None:
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    env = {**_state(cluster_redis), "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
+    out = tmp_path / "o.ndjson"
+    proc = enricher("run", "--emulator", str(SAMPLE), "-o", str(out), "--cluster", address, env=env)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"enricher: error: cluster: cannot reach the scheduler at {address}: "
+    )
+
+
 @pytest.mark.parametrize(
     ("inputs", "flags", "says"),
     [
