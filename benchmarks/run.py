@@ -45,6 +45,7 @@ from benchmarks import (
     rate_fidelity,
     scale,
     shared_state,
+    workers,
 )
 from benchmarks.emulator_throughput import bodies_for, transport_ceiling
 from benchmarks.workload import expected, unique_iocs, write_input
@@ -89,10 +90,25 @@ class Sizes:
     peers_mb: float = 10.0  # text extraction against the public extractors (extract_peers)
     peer_seconds: float = 4.0
     floor_runs: int = 3  # the floor scenario: alternating runs of each contender, the median
+    workers_mb: float = 200.0  # text extraction with --workers 2 against 1 (workers.py)
     shared_seconds: float = 30.0  # jobs sharing one Redis state: their requests together
 
 
-QUICK = Sizes(200_000, (200_000,), 20_000, 1_000, 5, 12, 50_000, 1, 1, 1.0, 1.0, shared_seconds=15)
+QUICK = Sizes(
+    200_000,
+    (200_000,),
+    20_000,
+    1_000,
+    5,
+    12,
+    50_000,
+    1,
+    1,
+    1.0,
+    1.0,
+    workers_mb=20,
+    shared_seconds=15,
+)
 FULL = Sizes(1_000_000, (1_000_000, 10_000_000), 200_000, 5_000, 20, 20, 1_000_000, 40, 1)
 CONCURRENCY = 8  # the engine's default, and what the ceiling and the gather baseline use
 BATCH = 500  # likewise
@@ -542,6 +558,22 @@ def extraction_peers(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
     return rows, results
 
 
+# --- 8. text extraction over workers ---------------------------------------------------------
+
+
+def workers_scenario(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
+    r = workers.measure(suite.sizes.workers_mb, 4, 1)
+    one, two = r["one_worker"][0], r["two_workers"][0]
+    rows = [
+        Row("8. workers", f"{r['mb']} MB of logs in 4 files, {one['unique']:,} unique IOCs, "
+            f"API idle; --workers 1: {one['wall_s']} s ({r['mb_per_s_one']} MB/s), --workers 2: "
+            f"{two['wall_s']} s ({r['mb_per_s_two']} MB/s), cluster start-up included",
+            f"{r['speedup']} x", f">= {workers.TARGET} x on 2 cores, the same counts",
+            _met(r["met"] and r["same_counts"])),
+    ]  # fmt: skip
+    return rows, r
+
+
 # --- 9. shared state -----------------------------------------------------------------------
 
 
@@ -575,6 +607,7 @@ SCENARIOS: list[tuple[str, Callable[[Suite], tuple[list[Row], dict[str, Any]]]]]
     ("cache", cache),
     ("inputs", inputs),
     ("extract_peers", extraction_peers),
+    ("workers", workers_scenario),
     ("shared", shared),
 ]
 

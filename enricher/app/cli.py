@@ -174,6 +174,19 @@ def _add_run_parser(sub: Any) -> None:
         help="reject lines written per input at most (default 100000); the rest are counted",
     )
     night.add_argument("--manifest", metavar="FILE", help="write a JSON manifest of the run")
+    night.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="read and enrich over a local Dask cluster of N worker processes (default 1: "
+        "this process alone); needs --state redis://… and enricher[dask]",
+    )
+    night.add_argument(
+        "--cluster",
+        metavar="URL",
+        help="read and enrich over the Dask cluster whose scheduler is at URL "
+        "(tcp://HOST:8786); needs --state redis://…",
+    )
     night.add_argument("--log-format", choices=["text", "json"], default="text")
     night.add_argument(
         "--progress",
@@ -203,11 +216,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         privacy["internal_domains"] = args.internal_domain
     if args.internal_network:
         privacy["internal_networks"] = args.internal_network
+    cluster: dict[str, Any] = {}
+    if getattr(args, "workers", None):
+        cluster["workers"] = args.workers
+    if getattr(args, "cluster", None):
+        cluster["address"] = args.cluster
     return {
         "api": api,
         "limits": limits,
         "network": network,
         "privacy": privacy,
+        "cluster": cluster,
         **_state_overrides(args),
     }
 

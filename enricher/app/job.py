@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 
 from ..api.identity import EMBEDDED_EMULATOR, identity_of
+from ..cluster import check_job
+from ..cluster.client import ClusterEnricher
 from ..config.settings import Settings
 from ..errors import FatalError, OutputError, SettingsError
 from ..inputs import STDIN, Chunk, InputOptions, check_columns, find_inputs, read_inputs
@@ -367,6 +369,14 @@ async def run_job(job: Job, settings: Settings) -> int:
     started_at = time.time()
     settings.auth.check_secrets()  # before anything is opened
     warn_send_internal(settings)
+    if settings.cluster.on:
+        check_job(
+            settings,
+            inputs=job.inputs,
+            with_source=job.with_source,
+            max_requests=job.max_requests,
+            use_cache=job.use_cache,
+        )
     # a format whose library is missing stops the run before anything is touched
     writer = record_writer(job.output_format, with_source=job.with_source)
     with Stopper(settings.pipeline.grace_period) as stopper:
@@ -433,7 +443,7 @@ async def _run_locked(
     budget: Budget | None = None
     deferred: DeferredList | None = None
     key = stats.job
-    enricher: Enricher | None = None
+    enricher: Enricher | ClusterEnricher | None = None
     fatal: FatalError | None = None
     files: _Files | None = None
     first: list[str] = []
@@ -449,7 +459,8 @@ async def _run_locked(
         state = await stopper.awaiting(
             open_job_state(job, settings, lambda fn: stopper.blocking(fn, name="state"))
         )
-        if state is not None and caches_answers(job, settings):
+        # a cluster's parts read and store the answers, each its own (their counts are the job's)
+        if state is not None and caches_answers(job, settings) and not settings.cluster.on:
             cache = state.answers
         if state is not None:
             deferred = state.deferred
@@ -480,17 +491,30 @@ async def _run_locked(
         rejects = _Rejects(job.max_rejects, stats)
         async with (
             embedded_emulator(settings, job.emulator) as settings,
-            Enricher(
-                settings,
-                stats=stats,
-                cache=cache,
-                cache_owner=False,  # the state file is closed in `save_state`
-                identity=cache.identity if cache is not None else None,
-                budget=budget,
-                limiter=state.limiter if state is not None else None,
-                done=done,
-                cache_only=job.cache_only,
-                with_source=job.with_source,
+            (
+                Enricher(
+                    settings,
+                    stats=stats,
+                    cache=cache,
+                    cache_owner=False,  # the state file is closed in `save_state`
+                    identity=cache.identity if cache is not None else None,
+                    budget=budget,
+                    limiter=state.limiter if state is not None else None,
+                    done=done,
+                    cache_only=job.cache_only,
+                    with_source=job.with_source,
+                )
+                if not settings.cluster.on
+                else ClusterEnricher(
+                    settings,
+                    stats=stats,
+                    inputs=inputs,
+                    reading=job.reading,
+                    read_as=read_as,
+                    identity=EMBEDDED_EMULATOR if job.emulator else None,
+                    done=done,
+                    cache_only=job.cache_only,
+                )
             ) as enricher,
         ):
             chunks = read_inputs(
@@ -500,7 +524,9 @@ async def _run_locked(
             progress.start()
             try:
                 async with contextlib.aclosing(
-                    enricher.run(_with_deferred_first(first, chunks))
+                    enricher.outcomes(first)
+                    if isinstance(enricher, ClusterEnricher)
+                    else enricher.run(_with_deferred_first(first, chunks))
                 ) as outcomes:
                     if stopper.stopping:  # a signal came while the run was being set up
                         enricher.stop()
@@ -585,7 +611,10 @@ async def _write(outcome: Outcome, files: _Files, rejects: _Rejects, stats: RunS
 
 
 async def _close_files(
-    files: _Files, first: list[str], enricher: Enricher | None, fatal: FatalError | None
+    files: _Files,
+    first: list[str],
+    enricher: Enricher | ClusterEnricher | None,
+    fatal: FatalError | None,
 ) -> FatalError | None:
     """Write what is pending and close every file; the first error (if any)."""
     left = _not_reached(first, enricher)
@@ -599,7 +628,7 @@ async def _close_files(
     return fatal
 
 
-def _not_reached(first: list[str], enricher: Enricher | None) -> list[Deferred]:
+def _not_reached(first: list[str], enricher: Enricher | ClusterEnricher | None) -> list[Deferred]:
     left = []
     for text in first:
         ioc_type, value = normalize(text)
@@ -663,7 +692,7 @@ def _exit_code(
 def _next_step(
     fatal: FatalError | None,
     interrupted: bool,
-    enricher: Enricher | None,
+    enricher: Enricher | ClusterEnricher | None,
     paths: OutputPaths,
     skipped: list[str],
     damaged: list[str],
@@ -708,7 +737,7 @@ def _report(
     job: Job,
     settings: Settings,
     stats: RunStats,
-    enricher: Enricher | None,
+    enricher: Enricher | ClusterEnricher | None,
     fatal: FatalError | None,
     files: _Files | None,
     paths: OutputPaths,

@@ -39,6 +39,7 @@ __all__ = [
     "ApiSettings",
     "AuthSettings",
     "CacheSettings",
+    "ClusterSettings",
     "LimitSettings",
     "NetworkSettings",
     "PipelineSettings",
@@ -527,6 +528,30 @@ class PrivacySettings:
         Privacy(internal_domains=self.internal_domains, internal_networks=self.internal_networks)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClusterSettings:
+    """One job spread over a Dask cluster (`enricher[dask]`, see `enricher.cluster`)."""
+
+    #: worker processes of a local cluster started for the job; 1: this process alone (no Dask)
+    workers: int = 1
+    #: an existing cluster's scheduler (tcp://host:8786); empty: none
+    address: str = ""
+    #: the parts the unique IOCs are hashed into, each enriched by one task; 0: twice the
+    #: cluster's worker threads
+    partitions: int = 0
+
+    def __post_init__(self) -> None:
+        _check(1 <= self.workers <= 1024, "cluster.workers", "must be between 1 and 1024")
+        _check(0 <= self.partitions <= 100_000, "cluster.partitions", "must be 0 (auto) to 100000")
+        if self.address:
+            check_url(self.address, "cluster.address", schemes=("tcp", "tls"))
+
+    @property
+    def on(self) -> bool:
+        """The job runs over a cluster (a local one of several workers, or another's)."""
+        return self.workers > 1 or bool(self.address)
+
+
 def _default_verdicts() -> dict[str, str]:
     table = _read_toml(config_path("verdicts.toml"))
     return dict(table.get("verdicts", {}))
@@ -543,6 +568,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     state: StateSettings = field(default_factory=StateSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     #: classification type -> verdict; types not listed map to `unknown`
     verdicts: Mapping[str, str] = field(default_factory=_default_verdicts)
 

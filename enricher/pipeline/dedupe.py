@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from ..ioc import IocType
 
@@ -56,3 +57,14 @@ class Deduper:
 
     def __len__(self) -> int:
         return sum(len(s) for s, _ in self._sets.values())
+
+    def __reduce__(self) -> tuple[Callable[[dict[IocType, set[bytes]]], Deduper], tuple[Any]]:
+        # pickled for a cluster's workers (`--resume`): the sets, not the packers (a lambda)
+        return _unpickle, ({t: seen for t, (seen, _) in self._sets.items()},)
+
+
+def _unpickle(sets: dict[IocType, set[bytes]]) -> Deduper:
+    deduper = Deduper()
+    for t, seen in sets.items():
+        deduper._sets[t][0].update(seen)
+    return deduper

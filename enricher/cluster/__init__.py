@@ -1,0 +1,81 @@
+"""One job spread over a Dask cluster (`enricher[dask]`): `--workers N` starts a local cluster
+of N worker processes, `--cluster tcp://HOST:8786` uses an existing one.
+
+    client (enricher run)                 workers
+    ─────────────────────                 ───────
+    one read task per input ────────────▶ read_input: decompress, decode, tell the format,
+                                          extract, normalize, reject, dedupe within the input
+                                          (inputs/read.py, pipeline/ingest.py, as a run
+                                          reads); each unique IOC hashed (CRC-32) into one
+                                          of P parts: its owner
+    one enrich task per part ───────────▶ enrich_part: the part's IOCs from every input,
+      (its share of every read moves        deduped across them, enriched by `Enricher`
+       worker to worker, not through         under the settings' state: with
+       the client)                           `state.url = redis://…` one rate limiter, one
+                                             answer cache and one daily budget for all
+    results taken as they complete ◀──── records, failures, skipped, deferred IOCs (a
+    and written by the client alone,      part's, whole) and each input's rejects
+    to ONE output set, with the
+    manifest and the summary
+
+Guarantees: each unique IOC belongs to one part, so it is asked once for the whole job, and
+comes out once: the client writes each task's result once, when it completes. A worker that
+dies (SIGKILL, a lost host) loses nothing: Dask runs its tasks again elsewhere, and a part
+run again gets what its first run had asked from the shared cache (a request answered but
+not yet stored in it, a handful at most, is asked again). The invariant printed is the whole
+job's (each part keeps its own: the sum holds). A part's results are held on its worker until
+it is done: more parts (`cluster.partitions`), less memory each.
+
+Why these choices: the API's quota, not the CPU, bounds the sending, so the parts share one
+limiter through the state rather than each taking the whole rate; hashing IOCs to parts
+(rather than giving each worker whole inputs to enrich) is what makes "asked once" hold when
+the same IOC is in many inputs; the client writing (rather than parts committing files by
+rename) keeps one output file in the usual schema that `--resume`, the report and the
+formats read as they read any run's.
+
+Not spread: standard input (a worker cannot read the client's), and what needs the whole
+job's order of lines (`--with-source`); `--max-requests` is one process's count (use
+`limits.daily_budget`, shared through the state). With a cluster, `--state redis://…` is
+required: without one each worker would take the whole rate, and a part run again would
+ask its IOCs again.
+
+`parts.py` holds the tasks' work as plain functions (no Dask: Spark's `mapPartitions` or Ray
+can run them); `client.py` the Dask side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..config.settings import Settings
+from ..errors import SettingsError
+from ..inputs import STDIN
+
+__all__ = ["check_job"]
+
+
+def check_job(
+    settings: Settings,
+    *,
+    inputs: Sequence[str],
+    with_source: bool,
+    max_requests: int | None,
+    use_cache: bool,
+) -> None:
+    """SettingsError (exit 1, one line) for a job a cluster cannot run as asked."""
+    why = None
+    if not settings.state.shared:
+        why = (
+            "need a shared state: give --state redis://HOST:PORT/DB (every worker enriches "
+            "under its one rate limiter, answer cache and budget)"
+        )
+    elif not inputs or STDIN in inputs:
+        why = "read input files: a worker cannot read this process's standard input"
+    elif with_source:
+        why = "cannot say where each IOC was first seen: leave out --with-source"
+    elif max_requests is not None:
+        why = "count no --max-requests: set limits.daily_budget (shared through the state)"
+    elif not use_cache:
+        why = "share answers through the state: leave out --no-cache"
+    if why is not None:
+        raise SettingsError(f"--workers/--cluster {why}")

@@ -1,0 +1,227 @@
+"""The work of a cluster's tasks, as plain functions of plain (picklable) data: nothing here
+imports Dask, so Spark's `mapPartitions` or Ray can call them as well.
+
+    read_input(path or Chunk, options, parts=P) -> Read     on a worker, once per input
+        read_source (inputs/read.py: decompress, decode, format, extract) ─▶ Ingest.take
+        (normalize, reject, dedupe within the input) ─▶ each canonical IOC into part
+        part_of(value, P): its owner
+    enrich_part(settings_wire(s), [Read.parts[p] for every input], ...) -> Outcome, counts
+        the part's IOCs (deduped across inputs here) enriched by `Enricher` under the
+        settings' state: with `state.url = redis://…` one limiter, answer cache and budget
+        for every part on every worker
+
+A read counts what the job's stats say about its input (lines, skipped, rejects, duplicates
+within it); a part counts what became of each of its unique IOCs (and the duplicates across
+inputs): added together they are the job's stats, and each part keeps the invariant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import zlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..api.identity import ApiIdentity
+from ..config.settings import Settings
+from ..errors import FatalError, InputError
+from ..inputs import Chunk, InputOptions
+from ..inputs.read import read_source
+from ..ioc import IocType
+from ..output.records import Reject
+from ..pipeline.dedupe import Deduper
+from ..pipeline.ingest import Ingest
+from ..pipeline.ledger import Ledger
+from ..pipeline.outcome import Outcome
+from ..pipeline.run import Enricher
+from ..pipeline.stats import RunStats
+
+__all__ = [
+    "Part",
+    "Read",
+    "add_counts",
+    "enrich_part",
+    "part_of",
+    "read_input",
+    "settings_from",
+    "settings_wire",
+]
+
+#: what a read adds to the job's stats
+_READ_COUNTS = ("lines_read", "skipped", "rejected", "duplicates", "bytes_read")
+#: what an enriched part adds (`duplicates`: those across inputs)
+_PART_COUNTS = (
+    "duplicates",
+    "already_done",
+    "unique",
+    "cached",
+    "ok",
+    "failed",
+    "unsupported",
+    "internal",
+    "deferred",
+    "requests",
+    "retries",
+    "rate_limited",
+    "splits",
+    "bisections",
+    "requeued",
+    "extra_entries",
+    "secrets_replaced",
+)
+#: values a part hands its `Enricher` at a time
+_SLICE = 5_000
+
+
+def part_of(value: str, parts: int) -> int:
+    """The part (0 to `parts` - 1) that owns a canonical IOC: the same on every process and
+    host (CRC-32 of its UTF-8, not Python's salted `hash`)."""
+    return zlib.crc32(value.encode()) % parts
+
+
+@dataclass
+class Read:
+    """One input read on a worker."""
+
+    source: str
+    #: its unique canonical IOCs, by the part that owns them
+    parts: list[list[str]]
+    rejects: list[Reject]
+    #: the input counters it adds to the job's stats (`add_counts`)
+    counts: dict[str, Any]
+    #: how it was read ("lines", "csv, gzip, auto"), by source
+    read_as: dict[str, str]
+    #: the `InputError` that stopped it part way (what came before counts), if any
+    error: str | None = None
+
+
+@dataclass
+class Part:
+    """One part enriched on a worker: what to write, and what to count."""
+
+    index: int
+    outcome: Outcome
+    counts: dict[str, Any]
+    #: the fatal condition that stopped it (credentials refused, the state lost), if any
+    fatal: str | None = None
+
+
+def _counts(stats: RunStats, names: Sequence[str], *, requests: bool) -> dict[str, Any]:
+    counts: dict[str, Any] = {name: getattr(stats, name) for name in names}
+    counts["reject_reasons"] = dict(stats.reject_reasons)
+    counts["inputs_damaged"] = list(stats.inputs_damaged)
+    if requests:
+        counts["verdicts"] = dict(stats.verdicts)
+        counts["errors"] = dict(stats.errors)
+        counts["by_status"] = {ep: dict(c) for ep, c in stats.by_status.items()}
+        counts["latencies"] = list(stats.latencies)
+    return counts
+
+
+def add_counts(stats: RunStats, counts: dict[str, Any]) -> None:
+    """Add what a read or a part counted (`Read.counts`, `Part.counts`) to the job's stats."""
+    for name, value in counts.items():
+        if isinstance(value, int):
+            setattr(stats, name, getattr(stats, name) + value)
+    stats.reject_reasons.update(counts["reject_reasons"])
+    stats.inputs_damaged += counts["inputs_damaged"]
+    if "verdicts" in counts:
+        stats.verdicts.update(counts["verdicts"])
+        stats.errors.update(counts["errors"])
+        for endpoint, by in counts["by_status"].items():
+            stats.by_status[endpoint].update(by)
+        stats.latencies += counts["latencies"]
+
+
+def _keep(ioc_type: IocType, value: str) -> str | None:
+    return None  # what is withheld is decided by the part (its `Enricher`'s privacy rule)
+
+
+def read_input(source: str | Chunk, options: InputOptions, *, max_line: int, parts: int) -> Read:
+    """Read one input (a path, or a chunk of lines the client holds: IOCs an earlier run
+    deferred) as a run reads it (`read_source`, then `Ingest.take`: normalized, rejects with
+    their reasons, deduped within it), its unique IOCs hashed into `parts`."""
+    stats = RunStats()
+    # sha256 and internal IOCs pass here: the part's `Enricher` settles them, once per job
+    ingest = Ingest(Ledger(stats), withhold=_keep, send_sha256=True)
+    found: list[list[str]] = [[] for _ in range(parts)]
+    rejects: list[Reject] = []
+    read_as: dict[str, str] = {}
+    error = None
+    if isinstance(source, Chunk):
+        name, chunks = source.source, iter([source])
+    else:
+        name, chunks = source, read_source(source, options, max_line=max_line, read_as=read_as)
+    try:
+        for chunk in chunks:
+            outcome, new = ingest.take(chunk)
+            rejects += outcome.rejects
+            for _, value in new:
+                found[part_of(value, parts)].append(value)
+    except InputError as exc:
+        error = str(exc)
+    return Read(name, found, rejects, _counts(stats, _READ_COUNTS, requests=False), read_as, error)
+
+
+def settings_wire(settings: Settings) -> dict[str, Any]:
+    """The settings as picklable data (their verdict table is a read-only mapping proxy,
+    which pickle refuses); `settings_from` makes them again. Secrets are not in them: each
+    worker reads its own from its environment or files, as the settings say."""
+    wire: dict[str, Any] = {f.name: getattr(settings, f.name) for f in dataclasses.fields(Settings)}
+    wire["verdicts"] = dict(settings.verdicts)
+    return wire
+
+
+def settings_from(wire: dict[str, Any]) -> Settings:
+    return Settings(**wire)
+
+
+async def _slices(parts: Iterable[list[str]], index: int) -> AsyncIterator[Chunk]:
+    source = f"<part {index}>"
+    for values in parts:
+        for i in range(0, len(values), _SLICE):
+            # canonical values, counted as no input line (the reads counted the lines)
+            yield Chunk(source, 1, list(values[i : i + _SLICE]), lines_read=0)
+
+
+def enrich_part(
+    wire: dict[str, Any],
+    index: int,
+    parts: Sequence[list[str]],
+    *,
+    identity: ApiIdentity | None = None,
+    done: Deduper | None = None,
+    cache_only: bool = False,
+) -> Part:
+    """Enrich the IOCs of part `index` (its share of every input's read) with an `Enricher`
+    of the settings (`settings_wire`) and their state, in an event loop of its own. What
+    stopped it (credentials refused, the state lost) comes back as `Part.fatal`, with every
+    IOC it had not answered deferred."""
+    return asyncio.run(_enrich(settings_from(wire), index, parts, identity, done, cache_only))
+
+
+async def _enrich(
+    settings: Settings,
+    index: int,
+    parts: Sequence[list[str]],
+    identity: ApiIdentity | None,
+    done: Deduper | None,
+    cache_only: bool,
+) -> Part:
+    stats = RunStats()
+    outcome = Outcome()
+    fatal: FatalError | None = None
+    try:
+        async with Enricher(
+            settings, stats=stats, identity=identity, done=done, cache_only=cache_only
+        ) as enricher:
+            async for step in enricher.run(_slices(parts, index)):
+                outcome.extend(step)
+            fatal = enricher.fatal
+    except FatalError as exc:  # the state lost as it closed
+        fatal = fatal or exc
+    outcome.answered = []  # the part's own stats and cache have them: not sent back
+    counts = _counts(stats, _PART_COUNTS, requests=True)
+    return Part(index, outcome, counts, str(fatal) if fatal is not None else None)

@@ -1,0 +1,44 @@
+"""The cluster's tasks as plain functions: what travels to a worker, and how an IOC finds
+its part."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+from enricher.cluster.parts import part_of, settings_from, settings_wire
+from enricher.config.settings import load_settings
+from enricher.ioc import IocType
+from enricher.pipeline.dedupe import Deduper
+
+
+def test_a_deduper_travels_to_workers() -> None:
+    # --resume: the IOCs already written go to every part's task
+    done = Deduper()
+    keys = [(IocType.MD5, "0" * 32), (IocType.SHA1, "1" * 40), (IocType.SHA256, "2" * 64),
+            (IocType.DOMAIN, "evil.example.com"), (IocType.IPV4, "8.8.8.8"),
+            (IocType.IPV6, "2001:db8::1")]  # fmt: skip
+    for key in keys:
+        done.add(*key)
+    copy = pickle.loads(pickle.dumps(done))
+    assert all(key in copy for key in keys)
+    assert len(copy) == len(keys)
+    assert (IocType.DOMAIN, "good.example.com") not in copy
+
+
+def test_settings_travel_to_workers() -> None:
+    settings = load_settings(
+        environ={"ENRICHER_LIMITS_RATE": "7", "ENRICHER_VERDICTS_SINKHOLED": "benign"}
+    )
+    again = settings_from(pickle.loads(pickle.dumps(settings_wire(settings))))
+    assert again == settings
+    assert again.verdicts["sinkholed"] == "benign"
+
+
+def test_an_iocs_part_is_the_same_in_every_process() -> None:
+    # not Python's hash(), which each process salts differently
+    values = ["evil.example.com", "8.8.8.8", "0" * 32]
+    code = f"from enricher.cluster.parts import part_of\nprint([part_of(v, 7) for v in {values!r}])"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == str([part_of(v, 7) for v in values])
