@@ -66,6 +66,7 @@ from ..state.ports import AnswerStore, CachedAnswer
 from .batcher import Batch, Batcher, Key
 from .dedupe import Deduper
 from .ingest import Ingest
+from .interrupt import at_exit, unwatch, watch
 from .ledger import Ledger
 from .outcome import Outcome
 from .privacy import Privacy
@@ -390,6 +391,20 @@ class Enricher:
             run.interrupted = True
             run.stop(now=now, why="interrupted", reason=_INTERRUPTED)
 
+    async def _close_at_exit(self) -> None:
+        """The interpreter exits with a run of this instance going: closed as an `async
+        with` would close it (the runs stopped, the connections and an own cache closed)."""
+        if self._loop is not None:
+            await self.__aexit__(None, None, None)
+
+    def _ctrl_c(self, run: _Run) -> None:
+        """Ctrl-C (see `interrupt`): the run stops at once, and its consumer gets the
+        `KeyboardInterrupt` after the last item."""
+        if run in self._runs:
+            run.interrupt = run.interrupt or KeyboardInterrupt()
+            run.interrupted = True
+            run.stop(now=True, why="interrupted", reason=_INTERRUPTED)
+
     def run(
         self,
         chunks: AsyncIterable[Chunk],
@@ -439,6 +454,9 @@ class Enricher:
         run = _Run(self, self._sender, stats)
         self._runs.add(run)
         run.task = loop.create_task(run.main(chunks), name="enricher run")
+        # Ctrl-C in a loop the caller keeps stops the run, and so does the interpreter's exit
+        run.ctrl_c = watch(functools.partial(self._ctrl_c, run))
+        at_exit(run, self._close_at_exit)
         if deadline is not None:
             run.timers.append(
                 loop.call_later(
@@ -489,6 +507,8 @@ class Enricher:
         if run not in self._runs:
             return
         self._runs.discard(run)
+        unwatch(run.ctrl_c)
+        at_exit(run, None)
         for timer in run.timers:
             timer.cancel()
         run.stats.finished = time.monotonic()
@@ -549,8 +569,10 @@ class _Run:
         #: stopped by `Enricher.stop()` (a signal)
         self.interrupted = False
         self.input_error: InputError | None = None
-        #: a KeyboardInterrupt or SystemExit that landed in a stage (see `guard`)
+        #: a KeyboardInterrupt or SystemExit that landed in a stage (see `guard`), or Ctrl-C
         self.interrupt: BaseException | None = None
+        #: what `interrupt.watch` gave, to stop watching for Ctrl-C as the run ends
+        self.ctrl_c: object | None = None
         #: the chunk `read` is handing to ingest, and chunks read that ingest never took (a
         #: stop came first): what a library run then gives as deferred
         self.reading: Chunk | None = None

@@ -445,6 +445,117 @@ def test_ctrl_c_inside_the_run_in_a_notebook_loop_stops_it(tmp_path: Path) -> No
     assert found["stopped"] == "interrupted", found
 
 
+NOTEBOOK_CTRL_C_OUTSIDE = """
+import asyncio, os, signal, sys
+import orjson
+from enricher import Enricher, load_settings
+
+loop = asyncio.new_event_loop()  # a loop kept across cells (IPython's), Python's SIGINT handler
+settings = load_settings(overrides={
+    "api": {"base_url": sys.argv[1], "domain_batch_size": 10},
+    "limits": {"rate": 0, "concurrency": 2},
+})
+e = Enricher(settings)
+loop.run_until_complete(e.__aenter__())
+got = []
+
+
+async def cell():
+    async for item in e.enrich([f"k{i}.example.com" for i in range(3000)]):
+        got.append(item)
+        if len(got) == 40 and sys.argv[2] == "body":  # Ctrl-C in the caller's own code
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+if sys.argv[2] == "callback":  # Ctrl-C in a callback of the loop's, none of the run's tasks
+    loop.call_later(0.3, os.kill, os.getpid(), signal.SIGINT)
+try:
+    loop.run_until_complete(cell())
+    raised = None
+except KeyboardInterrupt:
+    raised = "KeyboardInterrupt"
+sent = e.stats.requests
+loop.run_until_complete(asyncio.sleep(0.5))  # the next cell
+after = e.stats.requests
+left = [t.get_name() for t in asyncio.all_tasks(loop) if not t.done()]
+loop.run_until_complete(e.__aexit__(None, None, None))
+print(orjson.dumps({"raised": raised, "items": len(got), "sent": sent, "after": after,
+                    "holds": e.stats.invariant_holds, "unique": e.stats.unique,
+                    "stopped": e.stats.stopped, "left": left,
+                    "handler": signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+                    }).decode())
+"""
+
+
+@pytest.mark.parametrize("where", ["callback", "body"])
+def test_ctrl_c_outside_the_run_in_a_notebook_loop_stops_it(tmp_path: Path, where: str) -> None:
+    """Ctrl-C landing outside the run's tasks (a callback of the loop's; the caller's code
+    between items): the run stops at once, nothing is sent in the next cell, no task is left,
+    every IOC comes out and the KeyboardInterrupt reaches the cell after the last item;
+    Python's handler is back afterwards."""
+    script = tmp_path / "outside.py"
+    script.write_text(NOTEBOOK_CTRL_C_OUTSIDE)
+    with emulator_process("--latency-ms", "20") as url:
+        proc = subprocess.run(
+            [sys.executable, str(script), url, where], capture_output=True, text=True, timeout=60
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr  # nothing logged from a task of ours
+    found = orjson.loads(proc.stdout)
+    assert found["raised"] == "KeyboardInterrupt", found
+    assert found["after"] == found["sent"] and found["left"] == [], found
+    assert found["items"] == found["unique"] == 3000 and found["holds"], found
+    assert found["stopped"] == "interrupted" and found["handler"], found
+
+
+AT_EXIT = """
+import asyncio, atexit, sys
+import orjson
+from enricher import Enricher, load_settings
+
+loop = asyncio.new_event_loop()
+settings = load_settings(overrides={
+    "api": {"base_url": sys.argv[1], "domain_batch_size": 10},
+    "limits": {"rate": 0, "concurrency": 2},
+})
+e = Enricher(settings)
+
+
+def report():  # registered before enricher's own: runs after it
+    print(orjson.dumps({"stopped": e.stats.stopped, "holds": e.stats.invariant_holds,
+                        "left": [t.get_name() for t in asyncio.all_tasks(loop) if not t.done()],
+                        }).decode(), flush=True)
+
+
+atexit.register(report)
+loop.run_until_complete(e.__aenter__())
+
+
+async def main():
+    async for item in e.enrich([f"k{i}.example.com" for i in range(3000)]):
+        if item["ioc"] == "k99.example.com":
+            raise ValueError("a bug in the caller's code")
+
+
+loop.run_until_complete(main())
+"""
+
+
+def test_a_run_left_going_at_exit_is_stopped(tmp_path: Path) -> None:
+    """A kept loop stopped by the caller's own exception, the script ending with the run
+    still going: it is stopped as the interpreter exits (stats that add up, no task left to
+    be collected half-way: CPython 3.11 before 3.11.8 could crash there, gh-113566)."""
+    script = tmp_path / "exit.py"
+    script.write_text(AT_EXIT)
+    with emulator_process("--latency-ms", "20") as url:
+        proc = subprocess.run(
+            [sys.executable, str(script), url], capture_output=True, text=True, timeout=60
+        )
+    assert proc.returncode == 1 and "ValueError: a bug" in proc.stderr, proc.stderr
+    found = orjson.loads(proc.stdout)
+    assert found["stopped"] is not None and found["holds"] and found["left"] == [], found
+
+
 # -- misuse ----------------------------------------------------------------------------------------
 
 
