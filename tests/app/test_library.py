@@ -789,6 +789,52 @@ def test_ctrl_c_stops_enrich_sync(tmp_path: Path, far_emulator: str, where: str)
     assert proc.stdout.splitlines()[1] == "kept 200 200 True", proc.stdout
 
 
+TWICE = """
+import asyncio, os, signal, sys, threading, time
+from enricher import enrich_sync, load_settings
+
+settings = load_settings(overrides={"api": {"base_url": sys.argv[1], "domain_batch_size": 10},
+                                    "limits": {"rate": 5}})
+
+
+def ctrl_c_twice():  # as a kernel's interrupt, a real SIGINT: the second while the rest comes
+    time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.1)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+async def in_a_loop():
+    enrich_sync([f"n{i}.example.com" for i in range(100_000)], settings)
+
+
+threading.Thread(target=ctrl_c_twice, daemon=True).start()
+try:
+    asyncio.new_event_loop().run_until_complete(in_a_loop())
+except KeyboardInterrupt as exc:
+    out = exc.enriched
+    kept = len(out.records) + len(out.deferred) + len(out.failures)
+    time.sleep(0.3)
+    print(threading.active_count() - 1, kept <= out.stats.unique, out.stats.invariant_holds,
+          kept == len(out.records) + len(out.deferred) + len(out.failures))
+"""
+
+
+def test_a_second_ctrl_c_gives_up_collecting_and_leaves_no_thread(
+    tmp_path: Path, far_emulator: str
+) -> None:
+    """enrich_sync in a running loop: the first Ctrl-C stops the run and collects its last
+    items (a long list's IOCs not reached); a second gives up collecting them, and still
+    returns only once the run's thread has ended (what it gave no longer changes)."""
+    script = tmp_path / "twice.py"
+    script.write_text(TWICE)
+    proc = subprocess.run(
+        [sys.executable, str(script), far_emulator], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "True", "True", "True"], proc.stdout + proc.stderr
+
+
 async def test_a_deadline_defers_what_is_left() -> None:
     """A server that hangs would hold an IOC for minutes of timeouts and retries; a deadline
     ends the whole run on time, with what is left deferred."""
