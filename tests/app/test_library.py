@@ -370,20 +370,26 @@ except KeyboardInterrupt:
 """
 
 
-def _script_against_an_emulator(path: Path, code: str) -> Any:
-    """What `code`, run as a script against an emulator process (its URL the argument),
-    printed: one JSON document."""
-    path.write_text(code)
+@pytest.fixture(scope="module")
+def slow_emulator() -> Iterator[str]:
+    """An emulator process answering in 20 ms, for scripts that stop a run part way."""
     with emulator_process("--latency-ms", "20") as url:
-        proc = subprocess.run(
-            [sys.executable, str(path), url], capture_output=True, text=True, timeout=60
-        )
+        yield url
+
+
+def _script_against_an_emulator(path: Path, code: str, url: str) -> Any:
+    """What `code`, run as a script against the emulator at `url` (its argument), printed:
+    one JSON document."""
+    path.write_text(code)
+    proc = subprocess.run(
+        [sys.executable, str(path), url], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     return orjson.loads(proc.stdout)
 
 
-def test_ctrl_c_leaves_stats_that_add_up(tmp_path: Path) -> None:
-    found = _script_against_an_emulator(tmp_path / "ctrl_c.py", CTRL_C)
+def test_ctrl_c_leaves_stats_that_add_up(tmp_path: Path, slow_emulator: str) -> None:
+    found = _script_against_an_emulator(tmp_path / "ctrl_c.py", CTRL_C, slow_emulator)
     assert found["holds"] and found["deferred"] > 0, found
 
 
@@ -434,11 +440,13 @@ print(orjson.dumps({"raised": raised, "items": len(got), "sent": sent, "after": 
 """
 
 
-def test_ctrl_c_inside_the_run_in_a_notebook_loop_stops_it(tmp_path: Path) -> None:
+def test_ctrl_c_inside_the_run_in_a_notebook_loop_stops_it(
+    tmp_path: Path, slow_emulator: str
+) -> None:
     """A kernel keeps one loop across cells and its Ctrl-C lands wherever that loop is: in a
     stage of the run, it stops the run (nothing is sent in the next cell), every IOC comes
     out, and the KeyboardInterrupt reaches the cell after the last item."""
-    found = _script_against_an_emulator(tmp_path / "notebook.py", NOTEBOOK_CTRL_C)
+    found = _script_against_an_emulator(tmp_path / "notebook.py", NOTEBOOK_CTRL_C, slow_emulator)
     assert found["raised"] == "KeyboardInterrupt", found
     assert found["after"] == found["sent"], found  # nothing sent in the next cell
     assert found["items"] == found["unique"] == 3000 and found["holds"], found
@@ -488,17 +496,19 @@ print(orjson.dumps({"raised": raised, "items": len(got), "sent": sent, "after": 
 
 
 @pytest.mark.parametrize("where", ["callback", "body"])
-def test_ctrl_c_outside_the_run_in_a_notebook_loop_stops_it(tmp_path: Path, where: str) -> None:
+def test_ctrl_c_outside_the_run_in_a_notebook_loop_stops_it(
+    tmp_path: Path, slow_emulator: str, where: str
+) -> None:
     """Ctrl-C landing outside the run's tasks (a callback of the loop's; the caller's code
     between items): the run stops at once, nothing is sent in the next cell, no task is left,
     every IOC comes out and the KeyboardInterrupt reaches the cell after the last item;
     Python's handler is back afterwards."""
     script = tmp_path / "outside.py"
     script.write_text(NOTEBOOK_CTRL_C_OUTSIDE)
-    with emulator_process("--latency-ms", "20") as url:
-        proc = subprocess.run(
-            [sys.executable, str(script), url, where], capture_output=True, text=True, timeout=60
-        )
+    proc = subprocess.run(
+        [sys.executable, str(script), slow_emulator, where],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr  # nothing logged from a task of ours
     found = orjson.loads(proc.stdout)
@@ -541,16 +551,15 @@ loop.run_until_complete(main())
 """
 
 
-def test_a_run_left_going_at_exit_is_stopped(tmp_path: Path) -> None:
+def test_a_run_left_going_at_exit_is_stopped(tmp_path: Path, slow_emulator: str) -> None:
     """A kept loop stopped by the caller's own exception, the script ending with the run
     still going: it is stopped as the interpreter exits (stats that add up, no task left to
     be collected half-way: CPython 3.11 before 3.11.8 could crash there, gh-113566)."""
     script = tmp_path / "exit.py"
     script.write_text(AT_EXIT)
-    with emulator_process("--latency-ms", "20") as url:
-        proc = subprocess.run(
-            [sys.executable, str(script), url], capture_output=True, text=True, timeout=60
-        )
+    proc = subprocess.run(
+        [sys.executable, str(script), slow_emulator], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 1 and "ValueError: a bug" in proc.stderr, proc.stderr
     found = orjson.loads(proc.stdout)
     assert found["stopped"] is not None and found["holds"] and found["left"] == [], found
