@@ -299,7 +299,8 @@ class Enricher:
         the instance closed) still yields an item for every IOC of a collection (a list, a
         set: anything with a length): what it had not read is deferred ("not reached"), never
         sent. An iterator (a generator, sync or async) may be endless: what it had yielded
-        comes out, then it is closed, and `stats.input_unread` is set.
+        comes out, then a generator is closed, not drained (one blocked in a read, as that
+        read returns: the item it gives then is dropped), and `stats.input_unread` is set.
 
         After the last item: raises the `FatalError` that stopped the run (`AuthRefused`:
         credentials refused; what finished was yielded, the rest deferred), else
