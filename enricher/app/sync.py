@@ -4,7 +4,9 @@ Outside an event loop it runs one of its own. Inside a running loop, where `asyn
 fails (a Jupyter notebook runs its cells in one), it runs the enrichment on a loop of its own
 in another thread, and the calling thread waits for it. Either way Ctrl-C stops the run as
 `Enricher.stop(now=True)` does, and `KeyboardInterrupt` is raised (`CancelledError` when
-`asyncio.run`'s handler took the signal and cancelled the calling task).
+`asyncio.run`'s handler took the signal and cancelled the calling task) once the run's last
+items (the IOCs it had not answered) are collected; a second Ctrl-C gives up collecting them
+(counted in the stats, not in the lists).
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def enrich_sync(
 
     async def collect(items: AsyncIterator[Record | Failure | Deferred | Skipped | Reject]) -> None:
         async for item in items:
+            if stopper.given_up:  # a second Ctrl-C: what is left is counted, not collected
+                break
             if "error" in item:
                 out.failures.append(item)
             elif "input" in item:
@@ -115,6 +119,8 @@ class _Stopper:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stopped = False
+        #: stop collecting what the stopped run still hands over (a second Ctrl-C)
+        self.given_up = False
         self._run: tuple[asyncio.AbstractEventLoop, Enricher] | None = None
 
     def started(self, loop: asyncio.AbstractEventLoop, enricher: Enricher) -> None:
@@ -160,8 +166,17 @@ def _in_thread(
 
     def stop() -> None:
         stopper.stop()
-        done.wait()
-        thread.join()  # it has only to end
+        try:
+            done.wait()  # the run's last items (a long list's IOCs not reached) collected
+        except KeyboardInterrupt:
+            # a second Ctrl-C: give up collecting them, but leave no thread behind (a
+            # third one walks away from it)
+            stopper.given_up = True
+            done.wait()
+            raise
+        finally:
+            if done.is_set():
+                thread.join()  # it has only to end
 
     thread = threading.Thread(target=target, name="enrich_sync", daemon=True)
     thread.start()

@@ -68,6 +68,7 @@ from ..state.ports import AnswerStore, CachedAnswer, Claims
 from .batcher import Batch, Batcher, Key
 from .dedupe import Deduper
 from .ingest import Ingest
+from .interrupt import at_exit, unwatch, watch
 from .ledger import Ledger
 from .outcome import Outcome
 from .privacy import Privacy
@@ -352,7 +353,8 @@ class Enricher:
         the instance closed) still yields an item for every IOC of a collection (a list, a
         set: anything with a length): what it had not read is deferred ("not reached"), never
         sent. An iterator (a generator, sync or async) may be endless: what it had yielded
-        comes out, then it is closed, and `stats.input_unread` is set.
+        comes out, then a generator is closed, not drained (one blocked in a read, as that
+        read returns: the item it gives then is dropped), and `stats.input_unread` is set.
 
         After the last item: raises the `FatalError` that stopped the run (`AuthRefused`:
         credentials refused; what finished was yielded, the rest deferred), else
@@ -444,6 +446,20 @@ class Enricher:
             run.interrupted = True
             run.stop(now=now, why="interrupted", reason=_INTERRUPTED)
 
+    async def _close_at_exit(self) -> None:
+        """The interpreter exits with a run of this instance going: closed as an `async
+        with` would close it (the runs stopped, the connections and an own cache closed)."""
+        if self._loop is not None:
+            await self.__aexit__(None, None, None)
+
+    def _ctrl_c(self, run: _Run) -> None:
+        """Ctrl-C (see `interrupt`): the run stops at once, and its consumer gets the
+        `KeyboardInterrupt` after the last item."""
+        if run in self._runs:
+            run.interrupt = run.interrupt or KeyboardInterrupt()
+            run.interrupted = True
+            run.stop(now=True, why="interrupted", reason=_INTERRUPTED)
+
     def run(
         self,
         chunks: AsyncIterable[Chunk],
@@ -493,6 +509,9 @@ class Enricher:
         run = _Run(self, self._sender, stats)
         self._runs.add(run)
         run.task = loop.create_task(run.main(chunks), name="enricher run")
+        # Ctrl-C in a loop the caller keeps stops the run, and so does the interpreter's exit
+        run.ctrl_c = watch(functools.partial(self._ctrl_c, run))
+        at_exit(run, self._close_at_exit)
         if deadline is not None:
             run.timers.append(
                 loop.call_later(
@@ -543,6 +562,8 @@ class Enricher:
         if run not in self._runs:
             return
         self._runs.discard(run)
+        unwatch(run.ctrl_c)
+        at_exit(run, None)
         for timer in run.timers:
             timer.cancel()
         run.stats.finished = time.monotonic()
@@ -610,8 +631,10 @@ class _Run:
         #: stopped by `Enricher.stop()` (a signal)
         self.interrupted = False
         self.input_error: InputError | None = None
-        #: a KeyboardInterrupt or SystemExit that landed in a stage (see `guard`)
+        #: a KeyboardInterrupt or SystemExit that landed in a stage (see `guard`), or Ctrl-C
         self.interrupt: BaseException | None = None
+        #: what `interrupt.watch` gave, to stop watching for Ctrl-C as the run ends
+        self.ctrl_c: object | None = None
         #: the chunk `read` is handing to ingest, and chunks read that ingest never took (a
         #: stop came first): what a library run then gives as deferred
         self.reading: Chunk | None = None

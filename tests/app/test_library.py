@@ -370,20 +370,26 @@ except KeyboardInterrupt:
 """
 
 
-def _script_against_an_emulator(path: Path, code: str) -> Any:
-    """What `code`, run as a script against an emulator process (its URL the argument),
-    printed: one JSON document."""
-    path.write_text(code)
+@pytest.fixture(scope="module")
+def slow_emulator() -> Iterator[str]:
+    """An emulator process answering in 20 ms, for scripts that stop a run part way."""
     with emulator_process("--latency-ms", "20") as url:
-        proc = subprocess.run(
-            [sys.executable, str(path), url], capture_output=True, text=True, timeout=60
-        )
+        yield url
+
+
+def _script_against_an_emulator(path: Path, code: str, url: str) -> Any:
+    """What `code`, run as a script against the emulator at `url` (its argument), printed:
+    one JSON document."""
+    path.write_text(code)
+    proc = subprocess.run(
+        [sys.executable, str(path), url], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     return orjson.loads(proc.stdout)
 
 
-def test_ctrl_c_leaves_stats_that_add_up(tmp_path: Path) -> None:
-    found = _script_against_an_emulator(tmp_path / "ctrl_c.py", CTRL_C)
+def test_ctrl_c_leaves_stats_that_add_up(tmp_path: Path, slow_emulator: str) -> None:
+    found = _script_against_an_emulator(tmp_path / "ctrl_c.py", CTRL_C, slow_emulator)
     assert found["holds"] and found["deferred"] > 0, found
 
 
@@ -434,15 +440,129 @@ print(orjson.dumps({"raised": raised, "items": len(got), "sent": sent, "after": 
 """
 
 
-def test_ctrl_c_inside_the_run_in_a_notebook_loop_stops_it(tmp_path: Path) -> None:
+def test_ctrl_c_inside_the_run_in_a_notebook_loop_stops_it(
+    tmp_path: Path, slow_emulator: str
+) -> None:
     """A kernel keeps one loop across cells and its Ctrl-C lands wherever that loop is: in a
     stage of the run, it stops the run (nothing is sent in the next cell), every IOC comes
     out, and the KeyboardInterrupt reaches the cell after the last item."""
-    found = _script_against_an_emulator(tmp_path / "notebook.py", NOTEBOOK_CTRL_C)
+    found = _script_against_an_emulator(tmp_path / "notebook.py", NOTEBOOK_CTRL_C, slow_emulator)
     assert found["raised"] == "KeyboardInterrupt", found
     assert found["after"] == found["sent"], found  # nothing sent in the next cell
     assert found["items"] == found["unique"] == 3000 and found["holds"], found
     assert found["stopped"] == "interrupted", found
+
+
+NOTEBOOK_CTRL_C_OUTSIDE = """
+import asyncio, os, signal, sys
+import orjson
+from enricher import Enricher, load_settings
+
+loop = asyncio.new_event_loop()  # a loop kept across cells (IPython's), Python's SIGINT handler
+settings = load_settings(overrides={
+    "api": {"base_url": sys.argv[1], "domain_batch_size": 10},
+    "limits": {"rate": 0, "concurrency": 2},
+})
+e = Enricher(settings)
+loop.run_until_complete(e.__aenter__())
+got = []
+
+
+async def cell():
+    async for item in e.enrich([f"k{i}.example.com" for i in range(3000)]):
+        got.append(item)
+        if len(got) == 40 and sys.argv[2] == "body":  # Ctrl-C in the caller's own code
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+if sys.argv[2] == "callback":  # Ctrl-C in a callback of the loop's, none of the run's tasks
+    loop.call_later(0.3, os.kill, os.getpid(), signal.SIGINT)
+try:
+    loop.run_until_complete(cell())
+    raised = None
+except KeyboardInterrupt:
+    raised = "KeyboardInterrupt"
+sent = e.stats.requests
+loop.run_until_complete(asyncio.sleep(0.5))  # the next cell
+after = e.stats.requests
+left = [t.get_name() for t in asyncio.all_tasks(loop) if not t.done()]
+loop.run_until_complete(e.__aexit__(None, None, None))
+print(orjson.dumps({"raised": raised, "items": len(got), "sent": sent, "after": after,
+                    "holds": e.stats.invariant_holds, "unique": e.stats.unique,
+                    "stopped": e.stats.stopped, "left": left,
+                    "handler": signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+                    }).decode())
+"""
+
+
+@pytest.mark.parametrize("where", ["callback", "body"])
+def test_ctrl_c_outside_the_run_in_a_notebook_loop_stops_it(
+    tmp_path: Path, slow_emulator: str, where: str
+) -> None:
+    """Ctrl-C landing outside the run's tasks (a callback of the loop's; the caller's code
+    between items): the run stops at once, nothing is sent in the next cell, no task is left,
+    every IOC comes out and the KeyboardInterrupt reaches the cell after the last item;
+    Python's handler is back afterwards."""
+    script = tmp_path / "outside.py"
+    script.write_text(NOTEBOOK_CTRL_C_OUTSIDE)
+    proc = subprocess.run(
+        [sys.executable, str(script), slow_emulator, where],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr  # nothing logged from a task of ours
+    found = orjson.loads(proc.stdout)
+    assert found["raised"] == "KeyboardInterrupt", found
+    assert found["after"] == found["sent"] and found["left"] == [], found
+    assert found["items"] == found["unique"] == 3000 and found["holds"], found
+    assert found["stopped"] == "interrupted" and found["handler"], found
+
+
+AT_EXIT = """
+import asyncio, atexit, sys
+import orjson
+from enricher import Enricher, load_settings
+
+loop = asyncio.new_event_loop()
+settings = load_settings(overrides={
+    "api": {"base_url": sys.argv[1], "domain_batch_size": 10},
+    "limits": {"rate": 0, "concurrency": 2},
+})
+e = Enricher(settings)
+
+
+def report():  # registered before enricher's own: runs after it
+    print(orjson.dumps({"stopped": e.stats.stopped, "holds": e.stats.invariant_holds,
+                        "left": [t.get_name() for t in asyncio.all_tasks(loop) if not t.done()],
+                        }).decode(), flush=True)
+
+
+atexit.register(report)
+loop.run_until_complete(e.__aenter__())
+
+
+async def main():
+    async for item in e.enrich([f"k{i}.example.com" for i in range(3000)]):
+        if item["ioc"] == "k99.example.com":
+            raise ValueError("a bug in the caller's code")
+
+
+loop.run_until_complete(main())
+"""
+
+
+def test_a_run_left_going_at_exit_is_stopped(tmp_path: Path, slow_emulator: str) -> None:
+    """A kept loop stopped by the caller's own exception, the script ending with the run
+    still going: it is stopped as the interpreter exits (stats that add up, no task left to
+    be collected half-way: CPython 3.11 before 3.11.8 could crash there, gh-113566)."""
+    script = tmp_path / "exit.py"
+    script.write_text(AT_EXIT)
+    proc = subprocess.run(
+        [sys.executable, str(script), slow_emulator], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1 and "ValueError: a bug" in proc.stderr, proc.stderr
+    found = orjson.loads(proc.stdout)
+    assert found["stopped"] is not None and found["holds"] and found["left"] == [], found
 
 
 # -- misuse ----------------------------------------------------------------------------------------
@@ -676,6 +796,52 @@ def test_ctrl_c_stops_enrich_sync(tmp_path: Path, far_emulator: str, where: str)
     assert int(proc.stdout.split()[-1]) == 0  # the run's thread has ended
     # what the run gave before it stopped (records, and the rest deferred) is kept
     assert proc.stdout.splitlines()[1] == "kept 200 200 True", proc.stdout
+
+
+TWICE = """
+import asyncio, os, signal, sys, threading, time
+from enricher import enrich_sync, load_settings
+
+settings = load_settings(overrides={"api": {"base_url": sys.argv[1], "domain_batch_size": 10},
+                                    "limits": {"rate": 5}})
+
+
+def ctrl_c_twice():  # as a kernel's interrupt, a real SIGINT: the second while the rest comes
+    time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.05)  # collecting 100,000 IOCs not reached takes far longer
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+async def in_a_loop():
+    enrich_sync([f"n{i}.example.com" for i in range(100_000)], settings)
+
+
+threading.Thread(target=ctrl_c_twice, daemon=True).start()
+try:
+    asyncio.new_event_loop().run_until_complete(in_a_loop())
+except KeyboardInterrupt as exc:
+    out = exc.enriched
+    kept = len(out.records) + len(out.deferred) + len(out.failures)
+    time.sleep(0.3)
+    print(threading.active_count() - 1, kept <= out.stats.unique, out.stats.invariant_holds,
+          kept == len(out.records) + len(out.deferred) + len(out.failures))
+"""
+
+
+def test_a_second_ctrl_c_gives_up_collecting_and_leaves_no_thread(
+    tmp_path: Path, far_emulator: str
+) -> None:
+    """enrich_sync in a running loop: the first Ctrl-C stops the run and collects its last
+    items (a long list's IOCs not reached); a second gives up collecting them, and still
+    returns only once the run's thread has ended (what it gave no longer changes)."""
+    script = tmp_path / "twice.py"
+    script.write_text(TWICE)
+    proc = subprocess.run(
+        [sys.executable, str(script), far_emulator], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "True", "True", "True"], proc.stdout + proc.stderr
 
 
 async def test_a_deadline_defers_what_is_left() -> None:
