@@ -70,7 +70,13 @@ from ..pipeline.normalize import (
     refang,
     strip_invisible,
 )
-from .suffixes import ALTERNATIVE_ROOTS, has_public_suffix, is_file_or_program_name
+from .suffixes import (
+    ALTERNATIVE_ROOTS,
+    _registrable,
+    _top_labels,
+    has_public_suffix,
+    is_file_or_program_name,
+)
 from .suffixes import INTERNAL_SUFFIXES as _INTERNAL
 
 __all__ = ["extract", "extract_lines"]
@@ -126,7 +132,8 @@ _ESCAPE = re.compile(r"%(?:2[0-46-9A-Ca-cFf]|3[A-Fa-f]|40|5[B-Eb-e]|60|7[B-Eb-e]
 _UNESCAPED = {f"%{c:02{x}}": chr(c) for c in range(0x20, 0x7F) for x in "Xx"}
 # IPv6 needs `::` or eight groups: this tells, at C speed, whether a block may hold one at all
 _IPV6_HINT = re.compile(r"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
-_V6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+_V6_RUN_CHARS = "0123456789abcdefABCDEF:."
+_V6_CHARS = frozenset(_V6_RUN_CHARS)
 _V6_RUN_END = re.compile(r"[^0-9A-Fa-f:.]")
 _IPV6_BODY = (
     r"(?=[0-9A-Fa-f]{0,4}:)"
@@ -260,7 +267,8 @@ class _Scan:
         cache_get = _NAMES.get
         quads = self.quads
         plain_line = -1  # the line of the original text whose names `plain` holds
-        plain: set[str] = set()
+        plain: set[str] | None = None
+        plain_text = ""  # that line in lower case: a name not in it is not in `plain`
         line = self.first_line - 1  # the line of `last`; the "\n" put in front counts as one
         last = 0
         pattern = _NAMES_UNICODE if self.unicode_words else _NAMES_ASCII
@@ -276,9 +284,16 @@ class _Scan:
         past = len(text)
         edge = _EDGE
         slashes = "/\\"
+        never = _NEVER
+        add_never = never.add
         for m in pattern.finditer(text):
             tok = m[1]
+            if tok in never:
+                continue
             start = m.start(1)
+            # whether `tok` is the token as found, neither trimmed nor cut after a `$`: only
+            # such a token is remembered as one that gives nothing wherever it is
+            raw = True
             last_char = tok[-1]
             first = tok[0]
             if last_char in edge or first in edge or "%" in tok or "+" in tok:
@@ -292,7 +307,9 @@ class _Scan:
                 cut, tok = trimmed
                 start += cut
                 last_char = tok[-1]
+                raw = False
             if text[start - 1] == "$":  # `$host.evil.com`: a variable's value, then a name
+                raw = False
                 dot = tok.find(".") + 1
                 tok = tok[dot:]
                 start += dot
@@ -304,6 +321,9 @@ class _Scan:
                     dots = tok.count(".")
                     if dots != 3 or not quad(tok):
                         if dots != 4:
+                            # `8.1`, `1.2.3`: nothing, nor after a `$` (fewer dots then)
+                            if raw and len(never) < _NAMES_MAX:
+                                add_never(tok)
                             continue
                         tok = _tcpdump(text, tok, start, end)  # `1.2.3.4.443 > `
                         if not tok:
@@ -351,6 +371,18 @@ class _Scan:
                     elif name[0] == "!":
                         name = name[1:]
                 if name is None:
+                    if (
+                        raw
+                        and not in_url
+                        and tok.count(".") == 1
+                        and tok.isascii()
+                        and len(tok) <= _CACHED_LENGTH
+                        and len(never) < _NAMES_MAX
+                        and tok.rpartition(".")[2].lower() not in ALTERNATIVE_ROOTS
+                    ):
+                        # `lb3.exe`, `e.g`: nothing wherever it is (no name after a `$`, no
+                        # host of a URL under an alternative root)
+                        add_never(tok)
                     continue
                 if name[0] != "!" and not in_url:
                     after = text[end : end + 2]
@@ -363,10 +395,14 @@ class _Scan:
                     last = start
                     name = name[1:]
                     if plain_line != line:  # once a line, however many names it holds
-                        plain = _plain_names(self.original_line(line))
+                        plain_text = self.original_line(line).lower()
+                        plain = None
                         plain_line = line
-                    if name in plain:  # written plain on this line too: a file name
-                        continue
+                    if name in plain_text:
+                        if plain is None:
+                            plain = _plain_names(self.original_line(line))
+                        if name in plain:  # written plain on this line too: a file name
+                            continue
                 if len(tok) > 32:
                     self.long_names.append((start, end))
                 value = name
@@ -558,8 +594,10 @@ def _ipv6_candidates(text: str) -> Iterator[re.Match[str]]:
         at = hint.start()
         if at < past:
             continue  # in the run already looked at
-        while at > past and text[at - 1] in _V6_CHARS:
-            at -= 1
+        while at > past and text[at - 1] in _V6_CHARS:  # back to the run's start
+            low = max(past, at - 48)
+            back = text[low:at]
+            at -= len(back) - len(back.rstrip(_V6_RUN_CHARS))
         end = run_end(text, hint.end())
         past = end.start() if end else size
         if at > 0:
@@ -655,6 +693,9 @@ _NAMES: dict[str, str | None] = {}
 _NAMES_MAX = 1 << 15
 _CACHED_LENGTH = 253 + 65
 _UNKNOWN = ""  # never a value of the table
+# Tokens that give nothing wherever they are written (`8.1`, `lb3.exe`, `e.g`), skipped before
+# any other look at them: bounded as `_NAMES` is, and emptied with it
+_NEVER: set[str] = set()
 
 
 def _name(tok: str) -> str | None:
@@ -673,6 +714,7 @@ def _name(tok: str) -> str | None:
 def _forget() -> None:
     """Empty both tables together, so that every domain in `_NAMES` stays in `_KNOWN`."""
     _NAMES.clear()
+    _NEVER.clear()
     _KNOWN.clear()
 
 
@@ -686,14 +728,21 @@ def _new_name(tok: str) -> str | None:
     value = s.lower()
     if s.isascii() and "xn--" not in value:
         # an ASCII domain is its name in lower case: the public suffix first (most names that
-        # are no domain end in none), then the rules of a domain, without all of `normalize`
-        if not has_public_suffix(value) or not is_plain_domain(value):
+        # are no domain end in none), then the rules of a domain, without all of `normalize`;
+        # as has_public_suffix, but with the one partition the rest of this uses too
+        head, _, top = value.rpartition(".")
+        alone, deeper = _top_labels()
+        if top in alone:
+            if not head or not is_plain_domain(value):
+                return None
+        elif top not in deeper or not is_plain_domain(value) or not _registrable(value):
             return None
     else:
         ioc_type, value = normalize(s)
         if ioc_type is not _DOMAIN or not has_public_suffix(value):
             return None
-    if value.rpartition(".")[2] in _INTERNAL:
+        top = value.rpartition(".")[2]
+    if top in _INTERNAL:
         return None  # `.arpa` (reverse lookups) and `.onion` are under public suffixes
     if not email and is_file_or_program_name(value, s):
         return "!" + value

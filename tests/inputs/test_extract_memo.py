@@ -1,0 +1,43 @@
+"""What the extractor remembers of the tokens it has judged changes nothing it finds: a token
+that gave nothing where it was first written still gives what another context makes of it
+(the host of a URL under an alternative root, the name after a `$`, tcpdump's address and
+port), and the table of such tokens stays bounded."""
+
+from __future__ import annotations
+
+import pytest
+
+from enricher.inputs import extract as extract_module
+from enricher.inputs.extract import extract
+
+LONG_LABEL = "g" * 64  # longer than a label may be: the name after it is a domain
+
+CASES = [
+    # (written alone first, then in a context that makes something of it, what that gives)
+    ("x7k2.bit", "http://x7k2.bit/r", ["x7k2.bit"]),
+    (f"{LONG_LABEL}.evil.com", f"${LONG_LABEL}.evil.com", ["evil.com"]),
+    ("9.1.2.3.4", "$9.1.2.3.4", ["1.2.3.4"]),
+    ("1.2.3.4.443", "IP 1.2.3.4.443 > 10.0.0.5.51234: Flags", ["1.2.3.4", "10.0.0.5"]),
+    ("readme.md", "see readme[.]md", ["readme.md"]),
+]
+
+
+@pytest.mark.parametrize(("alone", "context", "want"), CASES)
+def test_a_token_that_gave_nothing_still_gives_what_its_context_makes(
+    alone: str, context: str, want: list[str]
+) -> None:
+    extract_module._forget()
+    assert extract(alone) == []
+    assert extract(context) == want
+    assert extract(f"{alone} {alone}\n{context}") == want
+
+
+def test_tokens_that_give_nothing_are_remembered_within_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    extract_module._forget()
+    assert extract("e.g. lb3.exe 8.1 lb3.exe 8.1") == []
+    assert {"lb3.exe", "8.1"} <= extract_module._NEVER
+    monkeypatch.setattr(extract_module, "_NAMES_MAX", 100)
+    assert extract(" ".join(f"v{i}.exe {i}.1" for i in range(1_000))) == []
+    assert len(extract_module._NEVER) <= 100
