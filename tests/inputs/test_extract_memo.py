@@ -13,12 +13,14 @@ from enricher.inputs.extract import extract
 LONG_LABEL = "g" * 64  # longer than a label may be: the name after it is a domain
 
 CASES = [
-    # (written alone first, then in a context that makes something of it, what that gives)
+    # (written first where it gives nothing, then where it gives something, what that is)
     ("x7k2.bit", "http://x7k2.bit/r", ["x7k2.bit"]),
     (f"{LONG_LABEL}.evil.com", f"${LONG_LABEL}.evil.com", ["evil.com"]),
     ("9.1.2.3.4", "$9.1.2.3.4", ["1.2.3.4"]),
     ("1.2.3.4.443", "IP 1.2.3.4.443 > 10.0.0.5.51234: Flags", ["1.2.3.4", "10.0.0.5"]),
     ("readme.md", "see readme[.]md", ["readme.md"]),
+    ("/download/evil.com", "evil.com", ["evil.com"]),
+    ("/download/x7k2.bit", "http://x7k2.bit/r", ["x7k2.bit"]),
 ]
 
 
