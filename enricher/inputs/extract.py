@@ -257,8 +257,11 @@ class _Scan:
         if self.refanged_lines is None:
             self.refanged_lines = self.text[1:].split("\n")
         here = self.refanged_lines[line - self.first_line]
+        written_there = self.original_line(line)
+        if here == written_there:
+            return False  # nothing on this line was defanged
         alone = re.compile(rf"(?<![0-9A-Za-z:.]){re.escape(written)}(?![0-9A-Za-z:])")
-        return len(alone.findall(here)) > len(alone.findall(self.original_line(line)))
+        return len(alone.findall(here)) > len(alone.findall(written_there))
 
     def names(self) -> None:
         text = self.text
