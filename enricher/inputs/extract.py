@@ -274,6 +274,8 @@ class _Scan:
         quads = self.quads
         plain_line = -1  # the line of the original text whose names `plain` holds
         plain: set[str] | None = None
+        plain_words: list[str] | None = None  # the dotted words of that line, when short
+        original = ""
         plain_text = ""  # that line in lower case if short: a name not in it is not in `plain`
         line = self.first_line - 1  # the line of `last`; the "\n" put in front counts as one
         last = 0
@@ -403,10 +405,15 @@ class _Scan:
                         original = self.original_line(line)
                         plain_text = original.lower() if len(original) <= _SHORT_LINE else ""
                         plain = None if plain_text else _plain_names(original)
+                        plain_words = None
                         plain_line = line
-                    if plain is None and name in plain_text:
-                        plain = _plain_names(self.original_line(line))
-                    if plain is not None and name in plain:  # written plain on this line too
+                    if plain is None:
+                        if name in plain_text:
+                            if plain_words is None:
+                                plain_words = _NAMES_UNICODE.findall("\n" + original)
+                            if _written_plain(name, plain_words):
+                                continue
+                    elif name in plain:  # written plain on this line too
                         continue
                 if len(tok) > 32:
                     self.long_names.append((start, end))
@@ -650,6 +657,18 @@ def _after_key(text: str, at: int, past: int) -> re.Match[str] | None:
 
 
 _SHORT_LINE = 2048
+
+
+def _written_plain(name: str, words: list[str]) -> bool:
+    """Whether `name` is in `_plain_names` of the line whose dotted words (_NAMES_UNICODE's)
+    are `words`: only the words that hold it are trimmed. (A name is ASCII, and a word's
+    part that is it in lower case is part of the word in lower case.)"""
+    for word in words:
+        if name in word.lower():
+            trimmed = _trim(word)
+            if trimmed is not None and trimmed[1].lower() == name:
+                return True
+    return False
 
 
 def _plain_names(line: str) -> set[str]:

@@ -43,3 +43,21 @@ def test_tokens_that_give_nothing_are_remembered_within_bounds(
     monkeypatch.setattr(extract_module, "_NAMES_MAX", 100)
     assert extract(" ".join(f"v{i}.exe {i}.1" for i in range(1_000))) == []
     assert len(extract_module._NEVER) <= 100
+
+
+@pytest.mark.parametrize(
+    ("line", "want"),
+    [
+        ("get readme[.]md then README.md", []),
+        ("get readme[.]md then _README.md_", []),
+        ("get readme[.]md then readme.mdx", ["readme.md"]),
+        ("get readme[.]md then xreadme.md", ["readme.md"]),
+        ("get readme[.]md\nthen readme.md", ["readme.md"]),
+        ("get readme[.]md then " + "x " * 1100 + "readme.md", []),  # a long line
+    ],
+)
+def test_a_defanged_file_name_counts_unless_written_plain_on_its_line(
+    line: str, want: list[str]
+) -> None:
+    # the line is searched for the name before its words are trimmed: the same answer
+    assert extract(line) == want
