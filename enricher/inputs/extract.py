@@ -291,7 +291,6 @@ class _Scan:
         lower_at = upper_at = -1
         past = len(text)
         edge = _EDGE
-        slashes = "/\\"
         never = _NEVER
         add_never = never.add
         for m in pattern.finditer(text):
@@ -316,13 +315,15 @@ class _Scan:
                 start += cut
                 last_char = tok[-1]
                 raw = False
-            if text[start - 1] == "$":  # `$host.evil.com`: a variable's value, then a name
+            before = text[start - 1]
+            if before == "$":  # `$host.evil.com`: a variable's value, then a name
                 raw = False
                 dot = tok.find(".") + 1
                 tok = tok[dot:]
                 start += dot
                 if "." not in tok:
                     continue
+                before = "."
             end = start + len(tok)
             if last_char <= "9":  # no top-level domain ends in a digit: an address or nothing
                 if known_get(tok) is not ipv4:
@@ -350,7 +351,6 @@ class _Scan:
                     if upper_at < 0:
                         upper_at = past
                 # not `Chrome/121.0.0.0` (but `HIER_DIRECT/1.2.3.4`), a range, a version
-                before = text[start - 1]
                 if (
                     before == "/"
                     or before == "="
@@ -364,7 +364,6 @@ class _Scan:
                     quads.append((start, len(values)))
             else:
                 in_url: bool | None = None
-                before = text[start - 1]
                 if before == "/" or before == "\\":
                     # a path component (`/download/update.php`, `Windows\Microsoft.NET`), or
                     # the host of a URL or of a UNC path: see _after_slash (whose commonest
@@ -373,18 +372,22 @@ class _Scan:
                         in_url = text[start - 3] == ":"
                     else:
                         in_url = _after_slash(text, start, end)
-                name = cache_get(tok, _UNKNOWN)
-                if name is _UNKNOWN:
-                    name = _name(tok)
-                if in_url is None and before in slashes:
-                    if name is None and raw and _gives_nothing(tok):
-                        add_never(tok)
-                    continue
-                if in_url:
-                    if name is None:
-                        name = _alternative_root_host(tok)
-                    elif name[0] == "!":
-                        name = name[1:]
+                    name = cache_get(tok, _UNKNOWN)
+                    if name is _UNKNOWN:
+                        name = _name(tok)
+                    if in_url is None:
+                        if name is None and raw and _gives_nothing(tok):
+                            add_never(tok)
+                        continue
+                    if in_url:
+                        if name is None:
+                            name = _alternative_root_host(tok)
+                        elif name[0] == "!":
+                            name = name[1:]
+                else:
+                    name = cache_get(tok, _UNKNOWN)
+                    if name is _UNKNOWN:
+                        name = _name(tok)
                 if name is None:
                     if raw and not in_url and _gives_nothing(tok):
                         add_never(tok)
