@@ -292,7 +292,6 @@ class _Scan:
         past = len(text)
         edge = _EDGE
         never = _NEVER
-        add_never = never.add
         for m in pattern.finditer(text):
             tok = m[1]
             if tok in never:
@@ -330,9 +329,6 @@ class _Scan:
                     dots = tok.count(".")
                     if dots != 3 or not quad(tok):
                         if dots != 4:
-                            # `8.1`, `1.2.3`: nothing, nor after a `$` (fewer dots then)
-                            if raw and len(never) < _NAMES_MAX:
-                                add_never(tok)
                             continue
                         tok = _tcpdump(text, tok, start, end)  # `1.2.3.4.443 > `
                         if not tok:
@@ -376,8 +372,8 @@ class _Scan:
                     if name is _UNKNOWN:
                         name = _name(tok)
                     if in_url is None:
-                        if name is None and raw and _gives_nothing(tok):
-                            add_never(tok)
+                        if name is None and raw:
+                            _remember_if_nothing(tok)
                         continue
                     if in_url:
                         if name is None:
@@ -389,8 +385,8 @@ class _Scan:
                     if name is _UNKNOWN:
                         name = _name(tok)
                 if name is None:
-                    if raw and not in_url and _gives_nothing(tok):
-                        add_never(tok)
+                    if raw and not in_url:
+                        _remember_if_nothing(tok)
                     continue
                 if name[0] != "!" and not in_url:
                     after = text[end : end + 2]
@@ -523,17 +519,20 @@ class _Scan:
                 self.lines = [self.lines[i] for i in keep]
 
 
-def _gives_nothing(tok: str) -> bool:
-    """Whether a token that is no name (`lb3.exe`, `e.g`, found neither trimmed nor after a
-    `$`) gives nothing wherever it is written, and is to be remembered so: no name after a
-    `$` (one dot), no host of a URL under an alternative root; and the table has room."""
-    return (
+def _remember_if_nothing(tok: str) -> None:
+    """Remember a token that is no name (`lb3.exe`, `e.g`, found neither trimmed nor after a
+    `$`) among those that give nothing, if it gives nothing wherever it is written: no name
+    after a `$` (one dot), no host of a URL under an alternative root. The table is emptied
+    when full, as `_NAMES` is."""
+    if (
         tok.count(".") == 1
         and tok.isascii()
         and len(tok) <= _CACHED_LENGTH
-        and len(_NEVER) < _NAMES_MAX
         and tok.rpartition(".")[2].lower() not in ALTERNATIVE_ROOTS
-    )
+    ):
+        if len(_NEVER) >= _NAMES_MAX:
+            _NEVER.clear()
+        _NEVER.add(tok)
 
 
 def _after_fingerprint_key(before: str) -> bool:
@@ -742,8 +741,9 @@ _NAMES: dict[str, str | None] = {}
 _NAMES_MAX = 1 << 15
 _CACHED_LENGTH = 253 + 65
 _UNKNOWN = ""  # never a value of the table
-# Tokens that give nothing wherever they are written (`8.1`, `lb3.exe`, `e.g`), skipped before
-# any other look at them: bounded as `_NAMES` is, and emptied with it
+# Tokens that are no name and give nothing wherever they are written (`lb3.exe`, `e.g`),
+# skipped before any other look at them: bounded as `_NAMES` is, and emptied with it. (Not
+# numbers: `8.1` is told apart as fast, and a log's timestamps would fill the table.)
 _NEVER: set[str] = set()
 
 
