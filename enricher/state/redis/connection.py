@@ -15,7 +15,10 @@ Guarantees and failures: `SharedState.connect` raises `StateUnreachable` (a
 connected, any call that fails to reach the server raises `StateLost` (a `FatalError`:
 exit 3): the run must stop sending, keep what it wrote and defer the rest (its deferred file
 has them; `--resume` finishes). redis-py retries a dropped connection a few times first, so
-a blip is not a loss. No message names the URL's password: `safe_url` drops user info.
+a blip is not a loss. A server that refuses a command (full under `maxmemory`, a key of
+another program's type, an ACL without the command, a disk it cannot save to, a replica)
+is one too: at start `StateUnreachable`, then `StateLost`, saying what it refused.
+No message names the URL's password: `safe_url` drops user info.
 """
 
 from __future__ import annotations
@@ -46,8 +49,13 @@ class StateUnreachable(SettingsError):
 
 
 class StateLost(FatalError):
-    """The shared state's server went away during the run: nothing more may be sent (what
-    is not sent is deferred; exit 3)."""
+    """The shared state's server went away (or refuses our commands) during the run:
+    nothing more may be sent (what is not sent is deferred; exit 3). `at_start`: the
+    `StateUnreachable` to raise instead while the state is being opened (nothing to resume)."""
+
+    def __init__(self, message: str, at_start: StateUnreachable | None = None) -> None:
+        super().__init__(message)  # (args: the message alone, as pickling wants)
+        self.at_start = at_start or StateUnreachable(message)
 
 
 def safe_url(url: str) -> str:
@@ -79,6 +87,21 @@ def _why(exc: BaseException, secret: str | None) -> str:
     if secret:
         text = text.replace(secret, "***")
     return text.rstrip(".")
+
+
+def _unreachable(shown: str, why: str) -> StateUnreachable:
+    """The server at `shown` cannot be reached at start (`why`: without a secret)."""
+    return StateUnreachable(
+        f"state: cannot reach Redis at {shown} ({why}); start it, or give --state another URL"
+    )
+
+
+def _refused(shown: str, why: str) -> StateUnreachable:
+    """The server at `shown` refuses us at start (`why`: its words, without a secret)."""
+    return StateUnreachable(
+        f"state: Redis at {shown} refused a command ({why}): is the database another"
+        " program's, full, or the user without rights? give --state another URL or database"
+    )
 
 
 class SharedState:
@@ -135,12 +158,12 @@ class SharedState:
                 " check the password (the state URL's, state.password_file or"
                 " $ENRICHER_STATE_PASSWORD)"
             ) from None
+        except ResponseError as exc:
+            await client.aclose()
+            raise _refused(shown, _why(exc, password)) from None
         except (RedisError, OSError) as exc:
             await client.aclose()
-            raise StateUnreachable(
-                f"state: cannot reach Redis at {shown} ({_why(exc, password)});"
-                " start it, or give --state another URL"
-            ) from None
+            raise _unreachable(shown, _why(exc, password)) from None
         assert isinstance(key, bytes)
         return cls(client, url, prefix, key, password=password)
 
@@ -172,12 +195,21 @@ class SharedState:
         """`await pending`, a call to the server: StateLost if the server is gone."""
         try:
             return await pending
-        except ResponseError:
-            raise  # the server answered: a bug of ours, not a loss
-        except (RedisError, OSError) as exc:
+        except ResponseError as exc:
+            # the server is there but refuses (see the module's docstring): no more can be
+            # shared, as if it had gone; a traceback would say nothing an operator can use
+            why = _why(exc, self._password)
             raise StateLost(
-                f"state: lost Redis at {self.url} ({_why(exc, self._password)}); nothing more"
-                " is sent, the rest is deferred: run again with --resume once it is back"
+                f"state: Redis at {self.url} refused a command ({why}); nothing more is"
+                " sent, the rest is deferred: run again with --resume once it is fixed",
+                _refused(self.url, why),
+            ) from None
+        except (RedisError, OSError) as exc:
+            why = _why(exc, self._password)
+            raise StateLost(
+                f"state: lost Redis at {self.url} ({why}); nothing more"
+                " is sent, the rest is deferred: run again with --resume once it is back",
+                _unreachable(self.url, why),
             ) from None
 
     async def aclose(self) -> None:
