@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.asyncio as aioredis
@@ -116,6 +117,8 @@ class SharedState:
         key: bytes,
         *,
         password: str | None = None,
+        offset: float = 0.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.url = safe_url(url)
@@ -124,15 +127,28 @@ class SharedState:
         self.identity_key = key
         self._password = _password(url) or password
         self._fingerprints: dict[ApiIdentity, str] = {}
+        #: the server's clock less this host's (`now`), measured as it connected
+        self.offset = offset
+        self._clock = clock
+
+    def now(self) -> float:
+        """The server's clock (epoch seconds), read from this host's: what every process
+        stamps shared rows with, so that host clocks do not matter."""
+        return self._clock() + self.offset
 
     @classmethod
     async def connect(
-        cls, url: str, *, prefix: str = "enricher", password: str | None = None
+        cls,
+        url: str,
+        *,
+        prefix: str = "enricher",
+        password: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> SharedState:
         """Connect to `url` (`redis://[:password@]host[:port][/db]`, or `rediss://` for
         TLS; `password` when the URL holds none) and read (or make) the key identities are
-        hashed under. StateUnreachable if the server cannot be reached, refuses the
-        password, or the URL is not one."""
+        hashed under, and how far the server's clock is from `clock`. StateUnreachable if
+        the server cannot be reached, refuses the password, or the URL is not one."""
         shown = safe_url(url)
         password = _password(url) or password
         try:
@@ -151,6 +167,9 @@ class SharedState:
         try:
             await client.set(f"{prefix}:key", secrets.token_bytes(32), nx=True)
             key = await client.get(f"{prefix}:key")
+            before = clock()
+            seconds, micros = await client.time()
+            offset = seconds + micros / 1e6 - (before + clock()) / 2
         except AuthenticationError as exc:
             await client.aclose()
             raise StateUnreachable(
@@ -165,7 +184,7 @@ class SharedState:
             await client.aclose()
             raise _unreachable(shown, _why(exc, password)) from None
         assert isinstance(key, bytes)
-        return cls(client, url, prefix, key, password=password)
+        return cls(client, url, prefix, key, password=password, offset=offset, clock=clock)
 
     def fingerprint(self, identity: ApiIdentity) -> str:
         """The identity's name in key names: 32 hex digits, the same in every process."""
