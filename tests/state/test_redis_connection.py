@@ -120,3 +120,18 @@ async def test_a_server_refusing_a_command_is_a_loss_mid_run_and_one_line_at_sta
         _no_secret(at_start.value)
     finally:
         await state.aclose()
+
+
+async def test_a_server_evicting_any_key_when_full_is_warned_about(
+    redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = await SharedState.connect(redis_url, prefix=prefix)
+    await state.client.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        with caplog.at_level("WARNING", logger="enricher"):
+            other = await SharedState.connect(redis_url, prefix=prefix)
+            await other.aclose()
+        assert "evicts any key when full (maxmemory-policy allkeys-lru)" in caplog.text
+    finally:
+        await state.client.config_set("maxmemory-policy", "noeviction")
+        await state.aclose()

@@ -131,3 +131,19 @@ async def test_no_limit_asks_nothing(redis_url: str, prefix: str) -> None:
         assert await state.client.exists(limiter.key) == 0
     finally:
         await state.aclose()
+
+
+async def test_a_turn_makes_again_the_key_identities_are_hashed_under(
+    redis_url: str, prefix: str
+) -> None:
+    # evicted (a full Redis under allkeys-lru) or flushed: a job starting next would make
+    # another, hence another fingerprint: another limiter, budget and answers than ours
+    state = await SharedState.connect(redis_url, prefix=prefix)
+    try:
+        limiter = RedisLimiter(state, await state.admit(API), 1000.0)
+        await state.client.delete(f"{prefix}:key")
+        await limiter.acquire()
+        assert await state.client.get(f"{prefix}:key") == state.identity_key
+        await limiter.aclose()
+    finally:
+        await state.aclose()

@@ -24,6 +24,7 @@ No message names the URL's password: `safe_url` drops user info.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -39,6 +40,8 @@ from ...errors import FatalError, SettingsError
 __all__ = ["SharedState", "StateLost", "StateUnreachable", "safe_url"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("enricher")
 
 #: seconds to wait for the server to accept a connection, and for an answer
 _CONNECT_TIMEOUT = 5.0
@@ -103,6 +106,27 @@ def _refused(shown: str, why: str) -> StateUnreachable:
         f"state: Redis at {shown} refused a command ({why}): is the database another"
         " program's, full, or the user without rights? give --state another URL or database"
     )
+
+
+async def _check_policy(client: aioredis.Redis, shown: str) -> None:
+    """Warn when the server, once full, evicts keys without a TTL too (`allkeys-*`): the
+    key identities are hashed under (`PREFIX:key`) would go, and with it, for an identity
+    with a secret, every answer kept so far (/tmp/attack15r/16_lru_evicts_key.sh: a job
+    after it asked all again). Running jobs make it again (`RedisLimiter`); between runs
+    nothing can. A server that will not say (INFO refused) is not warned about."""
+    try:
+        memory = await client.info("memory")
+    except (RedisError, OSError):
+        return
+    policy = str(memory.get("maxmemory_policy", ""))
+    if policy.startswith("allkeys"):
+        log.warning(
+            "warning: state: Redis at %s evicts any key when full (maxmemory-policy %s):"
+            " the shared answers, daily count and limiter may be lost with the key they"
+            " are named by; give it noeviction or a volatile-* policy",
+            shown,
+            policy,
+        )
 
 
 class SharedState:
@@ -184,6 +208,7 @@ class SharedState:
             await client.aclose()
             raise _unreachable(shown, _why(exc, password)) from None
         assert isinstance(key, bytes)
+        await _check_policy(client, shown)
         return cls(client, url, prefix, key, password=password, offset=offset, clock=clock)
 
     def fingerprint(self, identity: ApiIdentity) -> str:

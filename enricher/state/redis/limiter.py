@@ -57,15 +57,20 @@ _CARRY = 1000
 _OURS = "429s from server"
 _THEIRS = "429s from server (another job)"
 
-# KEYS[1] the limiter's hash; ARGV: max rate, recovery step, successes to apply, idle ms.
-# Returns {turn, now} in µs of the server's clock and the rate, as strings (a Lua number in
-# a reply is cut to an integer, and %.0f keeps every digit of a µs time). `share` is the
-# part of the caller's max rate in force (absent: 1), the same for callers of any rate.
+# KEYS[1] the limiter's hash, KEYS[2] the key identities are hashed under (`PREFIX:key`);
+# ARGV: max rate, recovery step, successes to apply, idle ms, that key. Each turn makes it
+# again if it went (evicted by a full Redis under an allkeys-* policy, a FLUSHDB) and keeps
+# it recently used: a job starting later must find the same one, or its fingerprint, hence
+# its limiter, budget and answers, would not be the running jobs'. Returns {turn, now} in
+# µs of the server's clock and the rate, as strings (a Lua number in a reply is cut to an
+# integer, and %.0f keeps every digit of a µs time). `share` is the part of the caller's
+# max rate in force (absent: 1), the same for callers of any rate.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local max_rate = tonumber(ARGV[1])
 local step = tonumber(ARGV[2])
+redis.call('SET', KEYS[2], ARGV[5], 'NX')
 local s = redis.call('HMGET', KEYS[1], 'tat', 'share')
 local tat = tonumber(s[1]) or 0
 local rate = math.min(tonumber(s[2]) or 1, 1) * max_rate
@@ -169,7 +174,10 @@ class RedisLimiter:
         carried = min(self._successes, _CARRY) if self.adaptive else 0
         self._successes -= carried
         reply = await self.state.call(
-            self._acquire(keys=[self.key], args=[self.max_rate, self.step, carried, _IDLE_MS])
+            self._acquire(
+                keys=[self.key, f"{self.state.prefix}:key"],
+                args=[self.max_rate, self.step, carried, _IDLE_MS, self.state.identity_key],
+            )
         )
         turn, now, rate = int(reply[0]), int(reply[1]), float(reply[2])
         self.last_turn = turn
