@@ -201,19 +201,5 @@ async def test_a_host_whose_clock_is_off_shares_its_answers(
         await off.aclose()
 
 
-async def test_closing_gives_back_the_claims_not_answered(state: SharedState) -> None:
-    # a job that deferred or failed what it claimed (a budget spent, a stop) must not keep
-    # the next job over the same IOCs waiting claim_ttl (60 s) for them
-    ours, theirs = _store(state), _store(state)
-    keys = ["a.example.com", "b.example.com", "c.example.com"]
-    assert await ours.claim(D, keys) == keys
-    await ours.store_soon(D, [("a.example.com", "benign", line_of("a.example.com"), None)],
-                          identity=None)  # fmt: skip
-    await ours.aclose()
-    # b and c are free; a's claim lingers a little after its answer, as always
-    assert await theirs.claim(D, keys) == ["b.example.com", "c.example.com"]
-    await theirs.aclose()
-
-
 def _url(state: SharedState) -> str:
     return state.url

@@ -17,10 +17,8 @@ Claims: `claim(endpoint, keys)` takes, for `claim_ttl` seconds, the keys no othe
 asking (`SET NX PX`, one pipeline), so that two jobs over the same IOCs at the same time do
 not both ask them; `release` gives back those not answered, a claim whose answer is stored
 ends `_LINGER_MS` later (so a job that missed the key just before finds it claimed, not
-free), and a claim left by a job that died expires; `aclose` gives back the claims this
-store took and did not answer (failed, deferred, a stop), so that the next job over the same
-IOCs does not wait `claim_ttl` for them. A key claimed elsewhere is looked up again later:
-its answer is there, or the claim expired and it can be claimed.
+free), and a claim left by a job that died expires. A key claimed elsewhere is looked up
+again later: its answer is there, or the claim expired and it can be claimed.
 tests/state/test_redis_answers.py measures what it saves: two jobs over the same 400 IOCs at
 once, in the same order, asked 680-800 without claims and 400 with (in two different orders:
 ~420 and 400). Chosen: claim (a key costs one more SET NX in its batch's pipeline, no round
@@ -32,7 +30,6 @@ When Redis goes away: every call raises `StateLost`, except `report`.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,7 +41,7 @@ from ...api.identity import ApiIdentity
 from ...config.settings import VERDICTS
 from ...ioc import Endpoint
 from ...output.records import CACHED_TAIL, FRESH_TAIL
-from .connection import SharedState, StateLost
+from .connection import SharedState
 
 __all__ = ["RedisAnswers"]
 
@@ -109,8 +106,6 @@ class RedisAnswers:
         self._unpack = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
         self._token = secrets.token_hex(8)
         self._release = state.client.register_script(_RELEASE)
-        #: the claims this store holds and has not answered (names of their keys)
-        self._held: set[str] = set()
         self.hits = 0
         self.misses = 0
         self.stored = 0
@@ -228,9 +223,7 @@ class RedisAnswers:
                     pipe.set(f"{ns}:a:{endpoint.value}:{key}", value, px=px)
                     # a claim outlives its answer a little: a job that missed the key just
                     # before it was stored finds it claimed (not free to ask), and looks again
-                    claim = f"{ns}:c:{endpoint.value}:{key}"
-                    pipe.pexpire(claim, _LINGER_MS, lt=True)
-                    self._held.discard(claim)
+                    pipe.pexpire(f"{ns}:c:{endpoint.value}:{key}", _LINGER_MS, lt=True)
                 longest = max(px for _, _, px in part)
                 # the mark lives as long as the longest-lived answer (GT: never shortened)
                 pipe.set(mark, 1, nx=True, px=longest)
@@ -254,13 +247,11 @@ class RedisAnswers:
         mine: list[str] = []
         for i in range(0, len(keys), _SLICE):
             part = keys[i : i + _SLICE]
-            names = [f"{ns}:c:{endpoint.value}:{key}" for key in part]
             async with self.state.client.pipeline(transaction=False) as pipe:
-                for name in names:
-                    pipe.set(name, self._token, nx=True, px=px)
+                for key in part:
+                    pipe.set(f"{ns}:c:{endpoint.value}:{key}", self._token, nx=True, px=px)
                 got = await self.state.call(pipe.execute())
             mine.extend(key for key, ok in zip(part, got, strict=True) if ok)
-            self._held.update(name for name, ok in zip(names, got, strict=True) if ok)
         self.claimed += len(mine)
         self.claimed_elsewhere += len(keys) - len(mine)
         return mine
@@ -270,13 +261,9 @@ class RedisAnswers:
     ) -> None:
         """Give back this store's claims on `keys` (not answered: another job may ask them)."""
         ns = self._namespace(identity)
-        await self._give_back([f"{ns}:c:{endpoint.value}:{key}" for key in keys])
-
-    async def _give_back(self, names: Sequence[str]) -> None:
-        for i in range(0, len(names), _SLICE):
-            part = names[i : i + _SLICE]
-            await self.state.call(self._release(keys=part, args=[self._token]))
-            self._held.difference_update(part)
+        for i in range(0, len(keys), _SLICE):
+            names = [f"{ns}:c:{endpoint.value}:{key}" for key in keys[i : i + _SLICE]]
+            await self.state.call(self._release(keys=names, args=[self._token]))
 
     def tally(self, *, hits: int = 0, misses: int = 0) -> None:
         self.hits += hits
@@ -301,8 +288,5 @@ class RedisAnswers:
         }
 
     async def aclose(self) -> None:
-        """Give back the claims not answered (nothing is left to store: `store_soon` waits
-        for its writes); the connection is the `SharedState`'s, closed by its owner."""
-        held, self._held = sorted(self._held), set()
-        with contextlib.suppress(StateLost):  # (a claim left behind expires all the same)
-            await self._give_back(held)
+        """Nothing is left to store (`store_soon` waits for its writes); the connection is
+        the `SharedState`'s, closed by its owner."""
