@@ -570,6 +570,8 @@ class _Run:
         self.claims = self.cache if isinstance(self.cache, Claims) else None
         #: keys another job claimed (is asking), looked up again now and then (`recheck`)
         self.elsewhere: list[Key] = []
+        #: keys this run claimed and has not answered yet, by endpoint (given back at the end)
+        self.claimed: dict[Endpoint, set[str]] = {}
         self.recheck_at = 0.0
         self.with_source = owner.with_source
         #: every unique key taken in, until settled; why keys are deferred instead of sent
@@ -659,6 +661,7 @@ class _Run:
                 self.out_q.put_nowait(leftover)
             # the consumer stops at None, then awaits this task to see any error
             self.out_q.put_nowait(None)
+            await self.release()
 
     def stop(self, *, now: bool, why: str, reason: str) -> None:
         """First: read no more, send nothing new, defer what is not in flight, give
@@ -825,10 +828,23 @@ class _Run:
         for endpoint, wanted in values.items():
             got = await self.claims.claim(endpoint, wanted, identity=self.identity)
             ours[endpoint] = set(got)
+            self.claimed.setdefault(endpoint, set()).update(got)
         mine: list[Key] = []
         for key in keys:
             (mine if key[1] in ours[ENDPOINT_OF[key[0]]] else self.elsewhere).append(key)
         return mine
+
+    async def release(self) -> None:
+        """Give back the claims on the keys this run did not answer (failed, deferred), so
+        that another job asks them now, not once the claims expire. Redis gone: they
+        expire."""
+        claimed, self.claimed = self.claimed, {}
+        if self.claims is None:
+            return
+        for endpoint, keys in claimed.items():
+            if keys:
+                with contextlib.suppress(Exception):
+                    await self.claims.release(endpoint, list(keys), identity=self.identity)
 
     async def recheck(self) -> None:
         """The keys another job was asking, looked up again (at most every `_RECHECK` s):
@@ -965,6 +981,8 @@ class _Run:
             if outcome:
                 self.unsent.append(outcome)
             answered = outcome.answered
+            if answered and (claimed := self.claimed.get(batch.endpoint)):
+                claimed.difference_update(ioc for ioc, _, _ in answered)
             if answered and self.cache is not None:
                 await self.cache.store_soon(
                     batch.endpoint,

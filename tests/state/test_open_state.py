@@ -141,3 +141,31 @@ async def test_two_instances_at_once_over_the_same_iocs_ask_each_once(
     assert asked == len(iocs)
     for items in (first, second):
         assert sorted(i["ioc"] for i in items if "verdict" in i) == sorted(iocs)
+
+
+async def test_claims_of_what_a_run_did_not_answer_are_given_back(
+    redis_url: str, prefix: str
+) -> None:
+    """A run stopped by its budget leaves no claim behind (another job would wait for the
+    claims to expire before asking those IOCs)."""
+    from enricher.state.budget import Budget
+
+    iocs = [f"left{i}.example.com" for i in range(40)]
+    async with Emulator() as emu:
+        settings = settings_for(
+            emu, state={"url": redis_url, "prefix": prefix}, api={"domain_batch_size": 5}
+        )
+        state = await open_state(settings, identity_of(settings))
+        assert state.connection is not None and state.answers is not None
+        async with Enricher(
+            settings,
+            cache=state.answers,
+            cache_owner=False,
+            budget=Budget(max_requests=2, cache=state.budget),
+            limiter=state.limiter,
+        ) as e:
+            items = [dict(i) async for i in e.enrich(iocs)]
+        left = [k async for k in state.connection.client.scan_iter(match=f"{prefix}:*:c:*")]
+        await state.aclose()
+    assert sum("verdict" in i for i in items) == 10 and sum("reason" in i for i in items) == 30
+    assert len(left) == 10  # the answered ones linger a few seconds; the 30 others are gone
