@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from ..config.settings import Settings
+from ..errors import FatalError
 from ..ioc import IocType
 from ..output.files import write_stdout
 from ..output.inert import inert, inert_json
@@ -150,12 +151,18 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
                     limiter=state.limiter if state is not None else None,
                 ) as enricher,
             ):
-                async for item in enricher.enrich([value for _, value in wanted]):
-                    answers[item["type"], item["ioc"]] = dict(item)
-            fatal = enricher.fatal
+                try:
+                    async for item in enricher.enrich([value for _, value in wanted]):
+                        answers[item["type"], item["ioc"]] = dict(item)
+                except FatalError as exc:  # what was answered is printed first
+                    fatal = exc
+            fatal = fatal or enricher.fatal
         finally:
             if state is not None:
-                await save_state(state, budget, None, None, None)
+                try:
+                    await save_state(state, budget, None, None, None)
+                except FatalError as exc:  # a shared state lost: what was answered is printed
+                    fatal = fatal or exc
     items: list[dict[str, Any]] = []  # one per IOC (or argument that is none), for the table
     lines: list[dict[str, Any]] = []  # one per argument, for --json
     first: dict[tuple[IocType, str] | str, str] = {}  # the argument that gave each IOC first

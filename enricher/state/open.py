@@ -162,6 +162,7 @@ async def _open_redis(
     try:
         from .redis.answers import RedisAnswers
         from .redis.budget import RedisBudget
+        from .redis.connection import StateLost
         from .redis.deferred import RedisDeferred
         from .redis.limiter import RedisLimiter
     except ImportError:
@@ -169,6 +170,9 @@ async def _open_redis(
     connection = await connect(settings)
     try:
         namespace = await connection.admit(identity)
+    except StateLost as exc:  # at start: nothing to resume
+        await connection.aclose()
+        raise exc.at_start from None
     except BaseException:
         await connection.aclose()
         raise

@@ -4,7 +4,9 @@ and the embedded one."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -161,3 +163,29 @@ def test_a_failure_is_not_hidden_by_an_argument_that_is_no_ioc() -> None:
     assert proc.stderr.count("\n") == 1
     assert "1 of the IOCs was not answered" in proc.stderr
     assert "1 of the arguments is no IOC" in proc.stderr
+
+
+async def test_a_fatal_error_mid_way_prints_what_was_answered_then_exits_3(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # a shared state (Redis) lost mid-way, or credentials refused: the answers already in
+    # are printed, not dropped with the rest, and the error is said in one line
+    from enricher.app import lookup as lookup_module
+    from enricher.config.settings import load_settings
+    from enricher.errors import FatalError
+    from enricher.pipeline.run import Enricher
+
+    class Losing(Enricher):
+        async def _items(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+            async for item in super()._items(*args, **kwargs):
+                yield item
+                raise FatalError("state: lost Redis at redis://127.0.0.1:1/0 (gone)")
+
+    monkeypatch.setattr(lookup_module, "Enricher", Losing)
+    settings = load_settings(environ={}, overrides={"limits": {"rate": 0}})
+    asked = lookup_module.Lookup(iocs=["8.8.8.8", "evil.example.com"], emulator=True,
+                                 use_cache=False)  # fmt: skip
+    assert await lookup_module.run_lookup(asked, settings) == 3
+    out, err = capfd.readouterr()
+    assert out.splitlines()[0].split()[:2] == ["IOC", "TYPE"] and len(out.splitlines()) == 2
+    assert err == "enricher: error: state: lost Redis at redis://127.0.0.1:1/0 (gone)\n"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -179,6 +180,25 @@ async def test_a_claim_released_or_expired_can_be_taken(state: SharedState) -> N
     assert await theirs.claim(D, ["a.example.com", "b.example.com"]) == ["a.example.com"]
     await asyncio.sleep(0.3)  # ours on b expired (a job that died)
     assert await theirs.claim(D, ["b.example.com"]) == ["b.example.com"]
+
+
+@pytest.mark.parametrize("skew", [120.0, -7200.0])
+async def test_a_host_whose_clock_is_off_shares_its_answers(
+    state: SharedState, skew: float
+) -> None:
+    # rows are stamped with the server's clock: a host 2 minutes ahead (rows from the
+    # future) or 2 hours behind (rows past another's --max-age 1h) is read all the same
+    off = await SharedState.connect(_url(state), prefix=state.prefix,
+                                    clock=lambda: time.time() + skew)  # fmt: skip
+    try:
+        writer = RedisAnswers(off, fmt="ndjson")
+        writer.bind(API)
+        keys = [f"skew{i}.example.com" for i in range(3)]
+        await writer.store_soon(D, [(k, "benign", line_of(k), None) for k in keys], identity=None)
+        reader = _store(state, max_age=3600)
+        assert set((await reader.answers({D: keys}, identity=None))[D]) == set(keys)
+    finally:
+        await off.aclose()
 
 
 def _url(state: SharedState) -> str:

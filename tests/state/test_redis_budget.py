@@ -96,3 +96,20 @@ async def test_deferred_lists_are_per_job_and_identity(state: SharedState) -> No
     assert await ours.read("nightly") == [(IocType("domain"), "x.example.com")]
     await ours.replace("nightly", [])
     assert await ours.read("nightly") == [] and len(await ours.read("weekly")) == 1
+
+
+async def test_one_job_on_two_hosts_at_once_keeps_both_deferred_parts(
+    state: SharedState,
+) -> None:
+    # the same --job on two hosts: each takes out of the list what it read (and asked), and
+    # adds what it deferred; the other's additions stay (a plain replacement lost them)
+    first, second = (RedisDeferred(state, state.namespace(API)) for _ in range(2))
+    await first.replace("nightly", [("ipv4", "192.0.2.1", "stopped")])
+    assert await first.read("nightly") == await second.read("nightly") != []
+    await first.replace("nightly", [("domain", "a.example.com", "budget spent")])
+    await second.replace("nightly", [("domain", "b.example.com", "budget spent"),
+                                     ("ipv4", "192.0.2.1", "budget spent")])  # fmt: skip
+    third = RedisDeferred(state, state.namespace(API))
+    assert sorted(ioc for _, ioc in await third.read("nightly")) == [
+        "192.0.2.1", "a.example.com", "b.example.com"
+    ]  # fmt: skip

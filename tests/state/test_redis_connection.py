@@ -10,8 +10,10 @@ import pytest
 from redis_server import free_port, running_redis, stop
 
 from enricher.api.identity import ApiIdentity
+from enricher.config.settings import Settings, StateSettings
 from enricher.errors import FatalError, SettingsError
 from enricher.ioc import Endpoint
+from enricher.state.open import open_state
 from enricher.state.redis.answers import RedisAnswers
 from enricher.state.redis.budget import RedisBudget
 from enricher.state.redis.connection import SharedState, StateLost, StateUnreachable, safe_url
@@ -93,4 +95,43 @@ async def test_lost_mid_run_every_component_says_so() -> None:
         limiter.rate_limited()
         with pytest.raises(StateLost):
             await limiter.aclose()
+        await state.aclose()
+
+
+async def test_a_server_refusing_a_command_is_a_loss_mid_run_and_one_line_at_start(
+    redis_url: str, prefix: str
+) -> None:
+    # a database another program uses (its keys of other types), full, or an ACL user
+    # without the command: the server answers with a refusal, not a traceback's worth
+    state = await SharedState.connect(redis_url, prefix=prefix)
+    try:
+        namespace = await state.admit(API)
+        await state.client.set(f"{namespace}:limiter", "another program's")
+        with pytest.raises(StateLost, match=r"refused a command \(WRONGTYPE") as caught:
+            await RedisLimiter(state, namespace, 20.0).acquire()
+        assert isinstance(caught.value, FatalError)  # exit 3: the rest deferred
+        assert "--resume" in str(caught.value)
+        await state.client.set(f"{prefix}:identities", "another program's")
+        settings = Settings(state=StateSettings(url=redis_url, prefix=prefix))
+        with pytest.raises(StateUnreachable, match="refused a command") as at_start:
+            await open_state(settings, API)
+        assert isinstance(at_start.value, SettingsError)  # exit 1: nothing to resume
+        assert "--resume" not in str(at_start.value)
+        _no_secret(at_start.value)
+    finally:
+        await state.aclose()
+
+
+async def test_a_server_evicting_any_key_when_full_is_warned_about(
+    redis_url: str, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = await SharedState.connect(redis_url, prefix=prefix)
+    await state.client.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        with caplog.at_level("WARNING", logger="enricher"):
+            other = await SharedState.connect(redis_url, prefix=prefix)
+            await other.aclose()
+        assert "evicts any key when full (maxmemory-policy allkeys-lru)" in caplog.text
+    finally:
+        await state.client.config_set("maxmemory-policy", "noeviction")
         await state.aclose()

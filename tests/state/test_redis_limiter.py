@@ -96,6 +96,31 @@ async def test_a_429_in_one_process_slows_the_others(redis_url: str, prefix: str
         await state.aclose()
 
 
+async def test_a_job_at_a_lower_rate_leaves_no_lower_rate_behind(
+    redis_url: str, prefix: str
+) -> None:
+    # an `enricher lookup --rate 1` that ended must not hold the nightly jobs near 1/s
+    state = await SharedState.connect(redis_url, prefix=prefix)
+
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    try:
+        namespace = await state.admit(API)
+        slow = RedisLimiter(state, namespace, 1.0, sleep=no_wait)
+        await slow.acquire()
+        await slow.aclose()
+        fast = RedisLimiter(state, namespace, 20.0, sleep=no_wait)
+        await fast.acquire()
+        first = fast.last_turn
+        await fast.acquire()
+        assert fast.last_turn - first == pytest.approx(50_000, abs=1)  # 1 / 20 s apart
+        assert fast.rate == 20.0 and fast.changes == []
+        await fast.aclose()
+    finally:
+        await state.aclose()
+
+
 async def test_no_limit_asks_nothing(redis_url: str, prefix: str) -> None:
     state = await SharedState.connect(redis_url, prefix=prefix)
     try:
@@ -104,5 +129,21 @@ async def test_no_limit_asks_nothing(redis_url: str, prefix: str) -> None:
         for _ in range(100):
             await limiter.acquire()
         assert await state.client.exists(limiter.key) == 0
+    finally:
+        await state.aclose()
+
+
+async def test_a_turn_makes_again_the_key_identities_are_hashed_under(
+    redis_url: str, prefix: str
+) -> None:
+    # evicted (a full Redis under allkeys-lru) or flushed: a job starting next would make
+    # another, hence another fingerprint: another limiter, budget and answers than ours
+    state = await SharedState.connect(redis_url, prefix=prefix)
+    try:
+        limiter = RedisLimiter(state, await state.admit(API), 1000.0)
+        await state.client.delete(f"{prefix}:key")
+        await limiter.acquire()
+        assert await state.client.get(f"{prefix}:key") == state.identity_key
+        await limiter.aclose()
     finally:
         await state.aclose()

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import secrets
 import struct
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
 
@@ -74,8 +73,10 @@ def _as_bytes(value: bytes | str) -> bytes:
 
 class RedisAnswers:
     """Answers by (identity, endpoint, key), each served only to the identity that fetched
-    it, in the Redis of `state`. `clock` is the wall clock of `max_age` (a row's expiry is
-    the server's)."""
+    it, in the Redis of `state`. `clock` stamps rows and is the clock of `max_age`: the
+    server's (`SharedState.now`) unless given, so that a host whose clock is off neither
+    writes rows the others take for stale or future, nor misreads theirs (a row's expiry
+    is the server's)."""
 
     def __init__(
         self,
@@ -86,7 +87,7 @@ class RedisAnswers:
         default_ttl: float = 86400.0,
         max_age: float | None = None,
         claim_ttl: float = 60.0,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.state = state
         self.fmt = fmt
@@ -94,7 +95,7 @@ class RedisAnswers:
         self.default_ttl = default_ttl
         self.max_age = max_age
         self.claim_ttl = claim_ttl
-        self._clock = clock
+        self._clock = clock or state.now
         self._identity: ApiIdentity | None = None
         self._names: dict[ApiIdentity, str] = {}
         self._names_key = f"{state.prefix}:identities"

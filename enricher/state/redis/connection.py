@@ -15,14 +15,19 @@ Guarantees and failures: `SharedState.connect` raises `StateUnreachable` (a
 connected, any call that fails to reach the server raises `StateLost` (a `FatalError`:
 exit 3): the run must stop sending, keep what it wrote and defer the rest (its deferred file
 has them; `--resume` finishes). redis-py retries a dropped connection a few times first, so
-a blip is not a loss. No message names the URL's password: `safe_url` drops user info.
+a blip is not a loss. A server that refuses a command (full under `maxmemory`, a key of
+another program's type, an ACL without the command, a disk it cannot save to, a replica)
+is one too: at start `StateUnreachable`, then `StateLost`, saying what it refused.
+No message names the URL's password: `safe_url` drops user info.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.asyncio as aioredis
@@ -36,6 +41,8 @@ __all__ = ["SharedState", "StateLost", "StateUnreachable", "safe_url"]
 
 T = TypeVar("T")
 
+log = logging.getLogger("enricher")
+
 #: seconds to wait for the server to accept a connection, and for an answer
 _CONNECT_TIMEOUT = 5.0
 _SOCKET_TIMEOUT = 10.0
@@ -46,8 +53,13 @@ class StateUnreachable(SettingsError):
 
 
 class StateLost(FatalError):
-    """The shared state's server went away during the run: nothing more may be sent (what
-    is not sent is deferred; exit 3)."""
+    """The shared state's server went away (or refuses our commands) during the run:
+    nothing more may be sent (what is not sent is deferred; exit 3). `at_start`: the
+    `StateUnreachable` to raise instead while the state is being opened (nothing to resume)."""
+
+    def __init__(self, message: str, at_start: StateUnreachable | None = None) -> None:
+        super().__init__(message)  # (args: the message alone, as pickling wants)
+        self.at_start = at_start or StateUnreachable(message)
 
 
 def safe_url(url: str) -> str:
@@ -81,6 +93,42 @@ def _why(exc: BaseException, secret: str | None) -> str:
     return text.rstrip(".")
 
 
+def _unreachable(shown: str, why: str) -> StateUnreachable:
+    """The server at `shown` cannot be reached at start (`why`: without a secret)."""
+    return StateUnreachable(
+        f"state: cannot reach Redis at {shown} ({why}); start it, or give --state another URL"
+    )
+
+
+def _refused(shown: str, why: str) -> StateUnreachable:
+    """The server at `shown` refuses us at start (`why`: its words, without a secret)."""
+    return StateUnreachable(
+        f"state: Redis at {shown} refused a command ({why}): is the database another"
+        " program's, full, or the user without rights? give --state another URL or database"
+    )
+
+
+async def _check_policy(client: aioredis.Redis, shown: str) -> None:
+    """Warn when the server, once full, evicts keys without a TTL too (`allkeys-*`): the
+    key identities are hashed under (`PREFIX:key`) would go, and with it, for an identity
+    with a secret, every answer kept so far (/tmp/attack15r/16_lru_evicts_key.sh: a job
+    after it asked all again). Running jobs make it again (`RedisLimiter`); between runs
+    nothing can. A server that will not say (INFO refused) is not warned about."""
+    try:
+        memory = await client.info("memory")
+    except (RedisError, OSError):
+        return
+    policy = str(memory.get("maxmemory_policy", ""))
+    if policy.startswith("allkeys"):
+        log.warning(
+            "warning: state: Redis at %s evicts any key when full (maxmemory-policy %s):"
+            " the shared answers, daily count and limiter may be lost with the key they"
+            " are named by; give it noeviction or a volatile-* policy",
+            shown,
+            policy,
+        )
+
+
 class SharedState:
     """A connection (pool) to the shared state at `url`; make it with `connect`. Every call
     the components make goes through `call`, which turns a lost server into `StateLost`."""
@@ -93,6 +141,8 @@ class SharedState:
         key: bytes,
         *,
         password: str | None = None,
+        offset: float = 0.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
         self.url = safe_url(url)
@@ -101,15 +151,28 @@ class SharedState:
         self.identity_key = key
         self._password = _password(url) or password
         self._fingerprints: dict[ApiIdentity, str] = {}
+        #: the server's clock less this host's (`now`), measured as it connected
+        self.offset = offset
+        self._clock = clock
+
+    def now(self) -> float:
+        """The server's clock (epoch seconds), read from this host's: what every process
+        stamps shared rows with, so that host clocks do not matter."""
+        return self._clock() + self.offset
 
     @classmethod
     async def connect(
-        cls, url: str, *, prefix: str = "enricher", password: str | None = None
+        cls,
+        url: str,
+        *,
+        prefix: str = "enricher",
+        password: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> SharedState:
         """Connect to `url` (`redis://[:password@]host[:port][/db]`, or `rediss://` for
         TLS; `password` when the URL holds none) and read (or make) the key identities are
-        hashed under. StateUnreachable if the server cannot be reached, refuses the
-        password, or the URL is not one."""
+        hashed under, and how far the server's clock is from `clock`. StateUnreachable if
+        the server cannot be reached, refuses the password, or the URL is not one."""
         shown = safe_url(url)
         password = _password(url) or password
         try:
@@ -128,6 +191,9 @@ class SharedState:
         try:
             await client.set(f"{prefix}:key", secrets.token_bytes(32), nx=True)
             key = await client.get(f"{prefix}:key")
+            before = clock()
+            seconds, micros = await client.time()
+            offset = seconds + micros / 1e6 - (before + clock()) / 2
         except AuthenticationError as exc:
             await client.aclose()
             raise StateUnreachable(
@@ -135,14 +201,15 @@ class SharedState:
                 " check the password (the state URL's, state.password_file or"
                 " $ENRICHER_STATE_PASSWORD)"
             ) from None
+        except ResponseError as exc:
+            await client.aclose()
+            raise _refused(shown, _why(exc, password)) from None
         except (RedisError, OSError) as exc:
             await client.aclose()
-            raise StateUnreachable(
-                f"state: cannot reach Redis at {shown} ({_why(exc, password)});"
-                " start it, or give --state another URL"
-            ) from None
+            raise _unreachable(shown, _why(exc, password)) from None
         assert isinstance(key, bytes)
-        return cls(client, url, prefix, key, password=password)
+        await _check_policy(client, shown)
+        return cls(client, url, prefix, key, password=password, offset=offset, clock=clock)
 
     def fingerprint(self, identity: ApiIdentity) -> str:
         """The identity's name in key names: 32 hex digits, the same in every process."""
@@ -172,12 +239,21 @@ class SharedState:
         """`await pending`, a call to the server: StateLost if the server is gone."""
         try:
             return await pending
-        except ResponseError:
-            raise  # the server answered: a bug of ours, not a loss
-        except (RedisError, OSError) as exc:
+        except ResponseError as exc:
+            # the server is there but refuses (see the module's docstring): no more can be
+            # shared, as if it had gone; a traceback would say nothing an operator can use
+            why = _why(exc, self._password)
             raise StateLost(
-                f"state: lost Redis at {self.url} ({_why(exc, self._password)}); nothing more"
-                " is sent, the rest is deferred: run again with --resume once it is back"
+                f"state: Redis at {self.url} refused a command ({why}); nothing more is"
+                " sent, the rest is deferred: run again with --resume once it is fixed",
+                _refused(self.url, why),
+            ) from None
+        except (RedisError, OSError) as exc:
+            why = _why(exc, self._password)
+            raise StateLost(
+                f"state: lost Redis at {self.url} ({why}); nothing more"
+                " is sent, the rest is deferred: run again with --resume once it is back",
+                _unreachable(self.url, why),
             ) from None
 
     async def aclose(self) -> None:

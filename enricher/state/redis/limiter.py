@@ -2,8 +2,9 @@
 
 What is shared: the pacing and the adaptive rate. Turns are handed out by the server, by a
 short Lua script (GCRA, "virtual scheduling"): the key `NAMESPACE:limiter` holds when the
-next turn is due (`tat`, microseconds of the server's `TIME`) and the current rate. A caller
-is given the turn `max(tat, now)` and the script moves `tat` one interval (`1 / rate`) on; the
+next turn is due (`tat`, microseconds of the server's `TIME`) and the AIMD `share`: the part
+of each caller's own rate now in force (1: nothing taken off). A caller is given the turn
+`max(tat, now)` and the script moves `tat` one interval (`1 / (share * its rate)`) on; the
 caller sleeps until its turn on its own clock (only the wait, never a time of day, crosses
 machines: host clocks do not matter). Turns are therefore exactly one interval apart in the
 server's time, first asked first served across processes, with no start-up burst (the first
@@ -18,9 +19,12 @@ their own), and `aclose()` sends what is left.
 
 Guarantees: no two turns handed out closer than the interval of the rate then in force; a
 turn given up (a cancelled wait) is not handed out again. A job with a lower `rate` than
-another's caps the shared rate at its own while it runs: give every job of one API key the
-key's rate. The key expires after `_IDLE_MS` without a turn, so the next night starts at
-the full rate.
+another's slows the others by the turns it takes (each spaced by its own rate) while it
+runs, and leaves nothing behind: what is kept is a share, not a rate (a kept rate let one
+`enricher lookup --rate 1` hold every job after it near 1/s, climbing back at `step` a
+second: /tmp/attack15r/13_low_rate_poisons.sh, 60 requests at --rate 20 took 17 s). Give
+every job of one API key the key's rate. The key expires after `_IDLE_MS` without a turn,
+so the next night starts at the full rate.
 
 When Redis goes away: `acquire()` (and `aclose()`) raise `StateLost`, as do later calls after
 a 429 or a success could not be reported: the caller stops sending and defers the rest.
@@ -53,24 +57,31 @@ _CARRY = 1000
 _OURS = "429s from server"
 _THEIRS = "429s from server (another job)"
 
-# KEYS[1] the limiter's hash; ARGV: max rate, recovery step, successes to apply, idle ms.
-# Returns {turn, now} in µs of the server's clock and the rate, as strings (a Lua number in
-# a reply is cut to an integer, and %.0f keeps every digit of a µs time).
+# KEYS[1] the limiter's hash, KEYS[2] the key identities are hashed under (`PREFIX:key`);
+# ARGV: max rate, recovery step, successes to apply, idle ms, that key. Each turn makes it
+# again if it went (evicted by a full Redis under an allkeys-* policy, a FLUSHDB) and keeps
+# it recently used: a job starting later must find the same one, or its fingerprint, hence
+# its limiter, budget and answers, would not be the running jobs'. Returns {turn, now} in
+# µs of the server's clock and the rate, as strings (a Lua number in a reply is cut to an
+# integer, and %.0f keeps every digit of a µs time). `share` is the part of the caller's
+# max rate in force (absent: 1), the same for callers of any rate.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local max_rate = tonumber(ARGV[1])
 local step = tonumber(ARGV[2])
-local s = redis.call('HMGET', KEYS[1], 'tat', 'rate')
+redis.call('SET', KEYS[2], ARGV[5], 'NX')
+local s = redis.call('HMGET', KEYS[1], 'tat', 'share')
 local tat = tonumber(s[1]) or 0
-local rate = math.min(tonumber(s[2]) or max_rate, max_rate)
+local rate = math.min(tonumber(s[2]) or 1, 1) * max_rate
 for _ = 1, tonumber(ARGV[3]) do
     if rate >= max_rate then break end
     rate = math.min(max_rate, rate + step / rate)
 end
 local turn = math.max(tat, now)
 local nxt = turn + math.floor(1000000 / rate + 0.5)
-redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', nxt), 'rate', string.format('%.17g', rate))
+redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', nxt),
+    'share', string.format('%.17g', rate / max_rate))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {string.format('%.0f', turn), string.format('%.0f', now), string.format('%.17g', rate)}
 """
@@ -81,8 +92,8 @@ _RATE_LIMITED = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local max_rate = tonumber(ARGV[1])
-local s = redis.call('HMGET', KEYS[1], 'rate', 'last429', 'lastdec', 'tat')
-local rate = math.min(tonumber(s[1]) or max_rate, max_rate)
+local s = redis.call('HMGET', KEYS[1], 'share', 'last429', 'lastdec', 'tat')
+local rate = math.min(tonumber(s[1]) or 1, 1) * max_rate
 local previous = tonumber(s[2])
 local lastdec = tonumber(s[3])
 redis.call('HSET', KEYS[1], 'last429', string.format('%.0f', now))
@@ -98,7 +109,7 @@ if tat ~= nil and tat > now then
     tat = now + (tat - now) * rate / new
     redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat))
 end
-redis.call('HSET', KEYS[1], 'rate', string.format('%.17g', new),
+redis.call('HSET', KEYS[1], 'share', string.format('%.17g', new / max_rate),
     'lastdec', string.format('%.0f', now))
 return {1, string.format('%.17g', new)}
 """
@@ -163,7 +174,10 @@ class RedisLimiter:
         carried = min(self._successes, _CARRY) if self.adaptive else 0
         self._successes -= carried
         reply = await self.state.call(
-            self._acquire(keys=[self.key], args=[self.max_rate, self.step, carried, _IDLE_MS])
+            self._acquire(
+                keys=[self.key, f"{self.state.prefix}:key"],
+                args=[self.max_rate, self.step, carried, _IDLE_MS, self.state.identity_key],
+            )
         )
         turn, now, rate = int(reply[0]), int(reply[1]), float(reply[2])
         self.last_turn = turn
@@ -231,15 +245,15 @@ class RedisLimiter:
 
 # the successes of `_ACQUIRE` without taking a turn (KEYS and ARGV as there)
 _RECOVER = """
-local s = redis.call('HGET', KEYS[1], 'rate')
+local s = redis.call('HGET', KEYS[1], 'share')
 if not s then return 0 end
 local max_rate = tonumber(ARGV[1])
-local rate = math.min(tonumber(s), max_rate)
+local rate = math.min(tonumber(s), 1) * max_rate
 for _ = 1, tonumber(ARGV[3]) do
     if rate >= max_rate then break end
     rate = math.min(max_rate, rate + tonumber(ARGV[2]) / rate)
 end
-redis.call('HSET', KEYS[1], 'rate', string.format('%.17g', rate))
+redis.call('HSET', KEYS[1], 'share', string.format('%.17g', rate / max_rate))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
