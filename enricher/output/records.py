@@ -123,41 +123,65 @@ def first_seen_iso(epoch_ms: int | None) -> str | None:
     if epoch_ms is None:
         return None
     day, ms = divmod(epoch_ms, 86_400_000)
-    prefix = _DAYS.get(day)
+    prefix = _DAYS.get(day) or _day(day)
     if prefix is None:
-        try:
-            prefix = (_EPOCH + timedelta(days=day)).isoformat() + "T"
-        except OverflowError:
-            return None
-        if len(_DAYS) >= 50_000:
-            _DAYS.clear()
-        _DAYS[day] = prefix
+        return None
     second, ms = divmod(ms, 1000)
-    return prefix + (_CLOCK[second] or _clock(second)) + _MILLIS[ms]
+    return (prefix + (_CLOCK[second] or _clock(second)) + _MILLIS[ms]).decode()[1:-1]
 
 
-def _clock(second: int) -> str:
-    clock = _CLOCK[second] = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+def _day(day: int) -> bytes | None:
+    """`"YYYY-MM-DDT` for a day since the epoch (None out of range), remembered."""
+    try:
+        prefix = b'"' + (_EPOCH + timedelta(days=day)).isoformat().encode() + b"T"
+    except OverflowError:
+        return None
+    if len(_DAYS) >= 50_000:
+        _DAYS.clear()
+    _DAYS[day] = prefix
+    return prefix
+
+
+def _clock(second: int) -> bytes:
+    clock = f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}".encode()
+    _CLOCK[second] = clock
     return clock
 
 
 _EPOCH = date(1970, 1, 1)
-#: "YYYY-MM-DDT" by days since the epoch, as met (dates repeat across IOCs; bounded)
-_DAYS: dict[int, str] = {}
-#: "HH:MM:SS" for each second of a day (made when first met), and ".mmmZ" for each
-#: millisecond: a time of day is two lookups (this runs once per record)
-_CLOCK: list[str | None] = [None] * 86_400
-_MILLIS = [f".{ms:03d}Z" for ms in range(1000)]
+# A time is written as three pieces of bytes, each looked up (this runs once per record):
+#: `"YYYY-MM-DDT` by days since the epoch, as met (dates repeat across IOCs; bounded)
+_DAYS: dict[int, bytes] = {}
+#: `HH:MM:SS` for each second of a day (made when first met), and `.mmmZ"` for each
+#: millisecond
+_CLOCK: list[bytes | None] = [None] * 86_400
+_MILLIS = [f'.{ms:03d}Z"'.encode() for ms in range(1000)]
 _dumps = orjson.dumps
+_IOC = b'{"ioc":'
+_TYPE = {t: b',"type":"' + t.value.encode() + b'"' for t in IocType}
+_TTL = b',"ttl_ms":'
+_FIRST_SEEN = b',"first_seen":'
+_LINK = b',"link":'
 _RESPONSE = b',"response":'
 _PRODUCT = b',"product":'
 _CP_TYPE = b',"cp_type":'
 _ORIGIN = b',"origin":'
+_NULL = b"null"
 #: how every record line ends (`cached` is always its last field)
 FRESH_TAIL = b',"cached":false}\n'
 CACHED_TAIL = b',"cached":true}\n'
 _TAIL = (FRESH_TAIL, CACHED_TAIL)
 _LARGEST = 2**63
+#: the fields from `verdict` to `source` as written, by their values: answers hold few
+#: distinct classifications. Floats are never looked up (1.0 == 1 and -0.0 == 0.0 would
+#: find another's bytes); bounded
+_VERDICT_FIELDS: dict[tuple[str, str | None, float | None, float | None, str | None], bytes] = {}
+_NO_CLASSIFICATION = (
+    b',"verdict":"unknown","classification":null,"score":null,"type_score":null,"source":null'
+)
+#: `cp_type` as written, by its value (a few kinds of source); bounded
+_CP_TYPES: dict[str | None, bytes] = {None: _NULL}
+_REMEMBERED = 4096
 
 
 def record_line(
@@ -175,7 +199,8 @@ def record_line(
     `entry` is the answer's validated fields and `raw` its verbatim JSON (one line), written
     as the record's `response` as it is. `ttl_factor` turns the API's ttl unit into ms;
     `origin` (file, line) is where the IOC was first seen (`--with-source`). This runs once
-    per IOC: the fields are written by one orjson call and the bytes around them joined.
+    per IOC: the line is joined from pieces of bytes, those that repeat across IOCs (the
+    classification, the type, the time of day) written once and looked up.
     """
     agg = entry.aggregatedResult
     mal = agg.maliciousClassification if agg is not None else None
@@ -183,42 +208,79 @@ def record_line(
         ctype = mal.type
         verdict = "unknown" if ctype is None else verdicts.get(ctype, "unknown")
         score, type_score, source = mal.classificationScore, mal.typeScore, mal.source
+        if type(score) is float or type(type_score) is float:
+            fields = _verdict_fields(verdict, ctype, score, type_score, source)
+        else:
+            seen = (verdict, ctype, score, type_score, source)
+            known = _VERDICT_FIELDS.get(seen)
+            if known is None:
+                known = _verdict_fields(*seen)
+                if len(_VERDICT_FIELDS) >= _REMEMBERED:
+                    _VERDICT_FIELDS.clear()
+                _VERDICT_FIELDS[seen] = known
+            fields = known
     else:
-        ctype = score = type_score = source = None
         verdict = "unknown"
-    if agg is not None:
-        first_seen = None if agg.firstSeen is None else first_seen_iso(agg.firstSeen)
-        link = agg.link
-        product = bytes(agg.productClassification) if agg.productClassification else b"null"
-        if product[:1] != b"{":
-            product = b"null"
-    else:
-        first_seen = link = None
-        product = b"null"
+        fields = _NO_CLASSIFICATION
     ttl = entry.ttl
     if ttl is not None:
         ttl *= ttl_factor
         if not -_LARGEST <= ttl < _LARGEST:
             ttl = None
-    head = _dumps(
-        {
-            "ioc": ioc,
-            "type": ioc_type.value,
-            "verdict": verdict,
-            "classification": ctype,
-            "score": score,
-            "type_score": type_score,
-            "source": source,
-            "ttl_ms": ttl,
-            "first_seen": first_seen,
-            "link": link,
-        }
-    )
-    parts = [head[:-1], _PRODUCT, product, _CP_TYPE, _dumps(entry.cpType), _RESPONSE, raw]
+    parts = [
+        _IOC,
+        _dumps(ioc),
+        _TYPE[ioc_type],
+        fields,
+        _TTL,
+        _NULL if ttl is None else _dumps(ttl),
+    ]
+    if agg is not None:
+        first = agg.firstSeen
+        parts.append(_FIRST_SEEN)
+        if first is None:
+            parts.append(_NULL)
+        else:
+            day, ms = divmod(first, 86_400_000)
+            prefix = _DAYS.get(day) or _day(day)
+            if prefix is None:
+                parts.append(_NULL)
+            else:
+                second, ms = divmod(ms, 1000)
+                parts += (prefix, _CLOCK[second] or _clock(second), _MILLIS[ms])
+        link = agg.link
+        product = bytes(agg.productClassification) if agg.productClassification else _NULL
+        if product[:1] != b"{":
+            product = _NULL
+        parts += (_LINK, _NULL if link is None else _dumps(link), _PRODUCT, product)
+    else:
+        parts += (_FIRST_SEEN, _NULL, _LINK, _NULL, _PRODUCT, _NULL)
+    cp_type = entry.cpType
+    cp = _CP_TYPES.get(cp_type)
+    if cp is None:
+        cp = _dumps(cp_type)
+        if len(_CP_TYPES) >= _REMEMBERED:
+            _CP_TYPES.clear()
+            _CP_TYPES[None] = _NULL
+        _CP_TYPES[cp_type] = cp
+    parts += (_CP_TYPE, cp, _RESPONSE, raw)
     if origin is not None:
         parts += (_ORIGIN, _dumps({"file": origin[0], "line": origin[1]}))
     parts.append(_TAIL[cached])
     return b"".join(parts), verdict, ttl
+
+
+def _verdict_fields(
+    verdict: str,
+    ctype: str | None,
+    score: int | float | None,
+    type_score: int | float | None,
+    source: str | None,
+) -> bytes:
+    """The fields `verdict` to `source` of a record, as written (each after a comma)."""
+    doc = {"verdict": verdict, "classification": ctype, "score": score,
+           "type_score": type_score, "source": source}  # fmt: skip
+    return b"," + _dumps(doc)[1:-1]
 
 
 class _Written(msgspec.Struct):

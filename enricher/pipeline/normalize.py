@@ -70,6 +70,7 @@ _PORT_AFTER = re.compile(r"[0-9]{1,5}(?![0-9A-Za-z:.\[])")
 # Characters that do not show, which text pasted from documents and web pages hides inside
 # names (`ev\u200bil.com`): zero-width space, non-joiner, joiner, word joiner, soft hyphen, BOM
 _INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
+_INET6 = socket.AF_INET6
 
 # One pass over the text. Every alternative consumes its first character before anything
 # else, so the pattern starts with one character class and the regex engine skips, in C, the
@@ -346,6 +347,15 @@ def _port_ok(port: str, in_url: bool) -> bool:
 def _ipv6(text: str) -> tuple[IocType, str] | tuple[None, str]:
     if "%" in text:
         return None, "IPv6 zone index not supported"
+    try:
+        # the C parser and writer: ten times faster than ipaddress, and the same compressed
+        # form (RFC 5952) unless they write a dotted quad in it (`::ffff:1.2.3.4`,
+        # `::1.2.3.4`), which ipaddress writes as hex; anything they refuse, ipaddress decides
+        compressed = socket.inet_ntop(_INET6, socket.inet_pton(_INET6, text))
+    except (OSError, ValueError):  # ValueError: a NUL character
+        compressed = "."
+    if "." not in compressed:
+        return IocType.IPV6, compressed
     try:
         address = ipaddress.IPv6Address(text)
     except ValueError:

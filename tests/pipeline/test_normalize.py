@@ -360,6 +360,25 @@ def test_ipv6_addresses_are_compressed(
     assert normalize(text.upper() if upper else text) == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["::1.2.3.4", "64:ff9b::1.2.3.4", "1:2:3:4:5:6:1.2.3.4", "::ffff:0:1.2.3.4", "::0.0.0.1",
+     "::01.2.3.4", "::ffff:256.1.1.1", "1:0:0:2::3", "1:0:1:0:1:0:1:0", "0:0:1::", "12345::",
+     "1::2::3", ":::", "1:2:3:4:5:6:7:8:9", "1::\u0661"],
+)  # fmt: skip
+def test_ipv6_forms_read_as_ipaddress_reads_them(text: str) -> None:
+    # the C parser reads addresses first; a dotted quad inside one, and what it refuses, are
+    # ipaddress's to decide: the two agree on every form
+    try:
+        address = ipaddress.IPv6Address(text)
+    except ValueError:
+        assert normalize(text)[0] is None
+        return
+    mapped = address.ipv4_mapped
+    expected = (IocType.IPV6, address.compressed) if mapped is None else (IocType.IPV4, str(mapped))
+    assert normalize(text) == expected
+
+
 label = st.from_regex(r"[a-z0-9_](?:[a-z0-9_-]{0,20}[a-z0-9_])?", fullmatch=True)
 tld = st.from_regex(r"[a-z][a-z0-9]{0,9}", fullmatch=True)
 domains = st.builds(lambda ls, t: ".".join([*ls, t]), st.lists(label, min_size=1, max_size=4), tld)

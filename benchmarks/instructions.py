@@ -1,0 +1,77 @@
+"""The engine's CPU work per unique IOC as instructions, which the machine's load does not change.
+
+On a shared machine the CPU time of a run moves with what else runs (the same command
+measured 14.8 µs and 38 µs per unique IOC an hour apart); the instructions it executes do
+not. This runs `enricher run FILE -o - --rate 0 --no-cache` under valgrind's cachegrind
+(`--cache-sim=no`: instructions only, about 50 times slower) over N lines of the tidy input
+(`workload.py`) and of the messy one (`messy.py`), and over a 4-line file for the start-up,
+against the emulator in its own process (not counted), and prints the instructions per unique
+IOC above the start-up. Compare two commits by running it in each checkout.
+
+    python benchmarks/instructions.py [--lines 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+
+if __package__ in (None, ""):  # run as a script: python benchmarks/instructions.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks import messy
+from benchmarks.workload import write_input
+from enricher.emulator.process import emulator_process
+
+_REFS = re.compile(rb"I\s+refs:\s+([0-9,]+)")
+
+
+def instructions(base_url: str, path: Path, *flags: str) -> int:
+    """Instructions executed by `enricher run path` (the process, its threads included)."""
+    cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+           sys.executable, "-m", "enricher", "run", str(path), "-o", "-", "--base-url", base_url,
+           "--rate", "0", "--no-cache", "--no-progress", *flags]  # fmt: skip
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+    found = _REFS.search(done.stderr)
+    if found is None:
+        raise RuntimeError("valgrind printed no instruction count")
+    return int(found.group(1).replace(b",", b""))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=100_000)
+    lines = ap.parse_args().lines
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed", file=sys.stderr)
+        return 1
+    tmp = Path(tempfile.mkdtemp(prefix="enricher-instructions-"))
+    try:
+        tiny, tidy, untidy = tmp / "tiny.txt", tmp / "tidy.txt", tmp / "messy.txt"
+        write_input(tiny, 4, duplicates=0.0)
+        inputs = {"tidy": (tidy, write_input(tidy, lines)),
+                  "messy": (untidy, messy.write_messy(untidy, lines))}  # fmt: skip
+        report: dict[str, object] = {"lines": lines}
+        with emulator_process() as base_url:
+            startup = instructions(base_url, tiny, "--send-sha256")
+            report["startup"] = startup
+            for name, (path, unique) in inputs.items():
+                total = instructions(base_url, path, "--send-sha256")
+                report[name] = {
+                    "unique": unique,
+                    "per_unique_ioc": round((total - startup) / unique),
+                }
+        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
