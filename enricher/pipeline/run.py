@@ -48,7 +48,7 @@ from ..errors import (
     MalformedBody,
     UsageError,
 )
-from ..inputs import Chunk
+from ..inputs import Chunk, suffixes
 from ..ioc import ENDPOINT_OF, Endpoint, IocType
 from ..output.records import (
     CACHED_TAIL,
@@ -65,6 +65,7 @@ from ..output.records import (
 from ..state.budget import Budget
 from ..state.open import OpenState, open_state
 from ..state.ports import AnswerStore, CachedAnswer, Claims
+from ..threads import call_in_thread
 from .batcher import Batch, Batcher, Key
 from .dedupe import Deduper
 from .ingest import Ingest
@@ -213,6 +214,13 @@ class Enricher:
                 "Enricher a new Cache, or pass cache_owner=False and close it yourself"
             )
         self._loop = loop
+        try:
+            if not suffixes.tables_built():
+                # built off the loop: judging the first name would take 0.3 s of it
+                await call_in_thread(suffixes.build_tables, name="suffix tables")
+        except BaseException:
+            self._loop = None
+            raise
         make_limiter = self._make_limiter
         transport = self._given_transport or AiohttpTransport.from_settings(self.settings)
         try:
