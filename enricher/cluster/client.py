@@ -134,8 +134,10 @@ class ClusterEnricher:
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    # a free port: its HTTP server starts even without a dashboard
-                    dashboard_address=":0",
+                    # a free port of this host alone: its HTTP server (health, metrics, the
+                    # workers' logs and call stacks) starts even without a dashboard, and
+                    # ":0" put it on every interface
+                    dashboard_address="127.0.0.1:0",
                     silence_logs=quiet,
                     asynchronous=True,
                 )

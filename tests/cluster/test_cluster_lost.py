@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -89,3 +90,15 @@ async def test_a_stop_ends_a_wait_for_results_that_do_not_come(
         job.stop()
         assert await asyncio.wait_for(collecting, 10) == []
         assert job.interrupted and job.fatal is None and job.in_flight == 0
+
+
+async def test_a_local_cluster_listens_on_this_host_alone(tmp_path: Path) -> None:
+    """`--workers N`: the local scheduler's HTTP server (its workers' logs and call stacks)
+    bound 0.0.0.0 (attack15-cluster.md, finding 5)."""
+    settings = load_settings("emulator", overrides={"cluster": {"workers": 1}})
+    job = ClusterEnricher(settings, stats=RunStats(), inputs=[], reading=InputOptions(), read_as={})
+    async with job:
+        scheduler = job._cluster.scheduler
+        bound = {s.getsockname()[0] for s in scheduler.http_server._sockets.values()}
+        bound |= {urlparse(scheduler.address).hostname}
+    assert bound == {"127.0.0.1"}
