@@ -102,3 +102,26 @@ async def test_a_local_cluster_listens_on_this_host_alone(tmp_path: Path) -> Non
         bound = {s.getsockname()[0] for s in scheduler.http_server._sockets.values()}
         bound |= {urlparse(scheduler.address).hostname}
     assert bound == {"127.0.0.1"}
+
+
+def _failing_read(*args: Any, **kwargs: Any) -> None:
+    raise RuntimeError("the disk\nis gone.")
+
+
+async def test_a_failed_task_is_one_line_naming_resume(
+    scheduler: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dask's messages span lines (a lost scheduler's: two sentences); the job's is one,
+    and says what to run next (attack15-cluster.md, finding 4)."""
+    monkeypatch.setattr("enricher.cluster.client.read_input", _failing_read)
+    worker = await Worker(
+        scheduler.address, nthreads=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    )
+    try:
+        async with _job(scheduler.address, tmp_path) as job:
+            assert await asyncio.wait_for(_collect(job), 20) == []
+    finally:
+        await worker.close()
+    assert str(job.fatal) == (
+        "cluster: a task failed: the disk is gone; what is done is written: run again with --resume"
+    )
