@@ -515,6 +515,7 @@ async def _run_locked(
                     done=done,
                     cache_only=job.cache_only,
                     max_rejects=job.max_rejects,
+                    stopping=lambda: stopper.stopping,
                 )
             ) as enricher,
         ):

@@ -12,7 +12,7 @@ import dataclasses
 import importlib
 import logging
 from collections import Counter
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -25,6 +25,7 @@ from ..ioc import IocType
 from ..pipeline.dedupe import Deduper
 from ..pipeline.outcome import Outcome
 from ..pipeline.stats import RunStats
+from ..threads import Abandoned
 from .parts import Part, Read, add_counts, enrich_part, part_of, read_input, settings_wire
 
 __all__ = ["DASK_MISSING", "ClusterEnricher"]
@@ -70,9 +71,12 @@ class ClusterEnricher:
         done: Deduper | None = None,
         cache_only: bool = False,
         max_rejects: int | None = None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
         self.max_rejects = max_rejects
+        #: whether the job is being stopped (a signal before `stop` can be called)
+        self.stopping = stopping
         self.stats = stats
         self.inputs = list(inputs)
         self.reading = reading
@@ -146,15 +150,19 @@ class ClusterEnricher:
             await self._close()
             what = f"reach the scheduler at {c.address}" if c.address else "start a local one"
             raise SettingsError(f"cluster: cannot {what}: {exc}") from None
-        if not await self._workers():
-            try:  # workers started with the job may be on their way
-                await self._client.wait_for_workers(1, timeout=self.no_workers_wait)
-            except Exception:
+        # workers started with the job may be on their way; a signal meanwhile stops the wait
+        deadline = asyncio.get_running_loop().time() + self.no_workers_wait
+        while not await self._workers():
+            if self.stopping():
+                await self._close()
+                raise Abandoned
+            if asyncio.get_running_loop().time() >= deadline:
                 await self._close()
                 raise SettingsError(
                     f"cluster: the scheduler at {c.address} has no workers (waited"
                     f" {self.no_workers_wait:g} s): start some (dask worker {c.address})"
-                ) from None
+                )
+            await asyncio.sleep(self._LOOK)
         threads = await self._workers() or c.workers
         self.parts = c.partitions or 2 * threads
         return self

@@ -20,6 +20,7 @@ from enricher.config.settings import load_settings
 from enricher.errors import SettingsError
 from enricher.inputs import InputOptions
 from enricher.pipeline.stats import RunStats
+from enricher.threads import Abandoned
 
 pytest.importorskip("distributed", reason="Dask is missing: pip install -e '.[dask]'")
 
@@ -56,6 +57,15 @@ async def test_a_scheduler_without_workers_is_one_line(scheduler: Any, tmp_path:
         f"cluster: the scheduler at {scheduler.address} has no workers (waited 0.5 s):"
         f" start some (dask worker {scheduler.address})"
     )
+
+
+async def test_a_signal_ends_the_wait_for_a_first_worker(scheduler: Any, tmp_path: Path) -> None:
+    """A SIGTERM while the job waits for workers ends it then, not after the wait."""
+    job = _job(scheduler.address, tmp_path)
+    job.no_workers_wait = 3_600
+    job.stopping = lambda: True
+    with pytest.raises(Abandoned):
+        await asyncio.wait_for(job.__aenter__(), 10)
 
 
 async def _collect(job: ClusterEnricher) -> list[Any]:
