@@ -514,6 +514,8 @@ async def _run_locked(
                     identity=EMBEDDED_EMULATOR if job.emulator else None,
                     done=done,
                     cache_only=job.cache_only,
+                    max_rejects=job.max_rejects,
+                    stopping=lambda: stopper.stopping,
                 )
             ) as enricher,
         ):

@@ -6,12 +6,13 @@ Dask is imported as the cluster is opened, never before: a job of one process im
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import importlib
 import logging
 from collections import Counter
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -24,6 +25,7 @@ from ..ioc import IocType
 from ..pipeline.dedupe import Deduper
 from ..pipeline.outcome import Outcome
 from ..pipeline.stats import RunStats
+from ..threads import Abandoned
 from .parts import Part, Read, add_counts, enrich_part, part_of, read_input, settings_wire
 
 __all__ = ["DASK_MISSING", "ClusterEnricher"]
@@ -31,6 +33,14 @@ __all__ = ["DASK_MISSING", "ClusterEnricher"]
 DASK_MISSING = "--workers/--cluster need Dask: pip install 'enricher[dask]'"
 #: how the IOCs an earlier run deferred are named as an input
 _FIRST = "<deferred by an earlier run>"
+_DASK_LOG = logging.getLogger("distributed")
+#: how long a stop waits for the scheduler to take back the tasks not done (it may be gone)
+_CANCEL_WAIT = 2.0
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's text on one line (Dask's span several)."""
+    return " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
 
 
 def _share(read: Read, index: int) -> list[str]:
@@ -60,8 +70,13 @@ class ClusterEnricher:
         identity: ApiIdentity | None = None,
         done: Deduper | None = None,
         cache_only: bool = False,
+        max_rejects: int | None = None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.settings = settings
+        self.max_rejects = max_rejects
+        #: whether the job is being stopped (a signal before `stop` can be called)
+        self.stopping = stopping
         self.stats = stats
         self.inputs = list(inputs)
         self.reading = reading
@@ -82,6 +97,24 @@ class ClusterEnricher:
         self._cluster: Any = None
         self._client: Any = None
         self._pending: list[Any] = []
+        #: set by `stop`: the wait for the next result ends at once (with no worker left,
+        #: or the scheduler gone, none may ever come)
+        self._stopped = asyncio.Event()
+        self._dask_level = _DASK_LOG.level
+
+    #: how long a job waits for a worker when the cluster has none, at start or mid-run
+    #: (Dask itself would wait for ever): then exit 1 at start, or 3 (--resume) mid-run
+    no_workers_wait = 60.0
+    #: how often the cluster's workers are counted while no result comes
+    _LOOK = 2.0
+
+    async def _workers(self) -> int:
+        """The cluster's worker threads now (0 if the scheduler does not say)."""
+        try:
+            threads = await asyncio.wait_for(self._client.nthreads(), self._LOOK)
+        except Exception:
+            return 0
+        return sum(threads.values())
 
     async def __aenter__(self) -> Self:
         try:
@@ -92,6 +125,10 @@ class ClusterEnricher:
         Client, LocalCluster = distributed.Client, distributed.LocalCluster
         c = self.settings.cluster
         quiet = logging.ERROR  # Dask's own INFO lines (workers starting, stopping) are not ours
+        # nor its tracebacks here as it loses the scheduler (a task's failure says it, in
+        # one line): only what it logs as critical comes through
+        self._dask_level = _DASK_LOG.level
+        _DASK_LOG.setLevel(logging.CRITICAL)
         try:
             if c.address:
                 self._client = await Client(c.address, asynchronous=True)
@@ -101,8 +138,10 @@ class ClusterEnricher:
                     threads_per_worker=1,
                     processes=True,
                     host="127.0.0.1",
-                    # a free port: its HTTP server starts even without a dashboard
-                    dashboard_address=":0",
+                    # a free port of this host alone: its HTTP server (health, metrics, the
+                    # workers' logs and call stacks) starts even without a dashboard, and
+                    # ":0" put it on every interface
+                    dashboard_address="127.0.0.1:0",
                     silence_logs=quiet,
                     asynchronous=True,
                 )
@@ -111,7 +150,20 @@ class ClusterEnricher:
             await self._close()
             what = f"reach the scheduler at {c.address}" if c.address else "start a local one"
             raise SettingsError(f"cluster: cannot {what}: {exc}") from None
-        threads = sum((await self._client.nthreads()).values()) or c.workers
+        # workers started with the job may be on their way; a signal meanwhile stops the wait
+        deadline = asyncio.get_running_loop().time() + self.no_workers_wait
+        while not await self._workers():
+            if self.stopping():
+                await self._close()
+                raise Abandoned
+            if asyncio.get_running_loop().time() >= deadline:
+                await self._close()
+                raise SettingsError(
+                    f"cluster: the scheduler at {c.address} has no workers (waited"
+                    f" {self.no_workers_wait:g} s): start some (dask worker {c.address})"
+                )
+            await asyncio.sleep(self._LOOK)
+        threads = await self._workers() or c.workers
         self.parts = c.partitions or 2 * threads
         return self
 
@@ -132,19 +184,18 @@ class ClusterEnricher:
         if cluster is not None:
             with contextlib.suppress(Exception):
                 await cluster.close()
+        _DASK_LOG.setLevel(self._dask_level)  # as it was before the job
 
     def stop(self, *, now: bool = False) -> None:
         """Submit nothing more and take no more results: the parts not done are not
         written (a later `--resume` asks them again; their answers are in the shared
         cache). A task already running on a worker of another's cluster runs on."""
         self.interrupted = True
-        pending, self._pending = self._pending, []
-        if self._client is not None and pending:
-            self._client.cancel(pending)
+        self._stopped.set()
 
     @property
     def in_flight(self) -> int:
-        return len(self._pending)
+        return 0 if self.interrupted else len(self._pending)
 
     def reached(self, ioc_type: IocType, value: str) -> bool:
         """Whether this IOC's part was done (and so accounted for)."""
@@ -160,12 +211,26 @@ class ClusterEnricher:
         if first:
             sources.insert(0, Chunk(_FIRST, 1, list(first)))
         reads = [
-            client.submit(read_input, s, self.reading, max_line=max_line, parts=parts, pure=False)
+            client.submit(
+                read_input,
+                s,
+                self.reading,
+                max_line=max_line,
+                parts=parts,
+                max_rejects=self.max_rejects,
+                pure=False,
+            )
             for s in sources
         ]
         shares = [[client.submit(_share, r, p, pure=False) for r in reads] for p in range(parts)]
         wire = settings_wire(self.settings)
-        done = await client.scatter(self.done, broadcast=True) if self.done else None
+        try:  # to every worker: none there (all lost) is a failure, not a traceback
+            done = await client.scatter(self.done, broadcast=True) if self.done else None
+        except Exception as exc:
+            self.fatal = FatalError(
+                f"cluster: cannot hand the workers what is done: {_one_line(exc)}"
+            )
+            return
         enriched = [
             client.submit(
                 enrich_part,
@@ -182,32 +247,73 @@ class ClusterEnricher:
         heads = [client.submit(_head, r, pure=False) for r in reads]
         del shares, reads  # each is let go once the tasks that need it have it
         self._pending = heads + enriched
-        if self.interrupted:  # a stop came while they were submitted
-            self.stop()
-        async for future in as_completed(self._pending):
-            if self.interrupted:
-                break
-            try:
-                result = await future
-            except BaseException as exc:
-                if self.interrupted and future.cancelled():  # by `stop`
+        try:
+            async for future in self._completed(as_completed(self._pending)):
+                try:
+                    result = await future
+                except Exception as exc:
+                    self.fatal = FatalError(
+                        f"cluster: a task failed: {_one_line(exc)}; what is done is written:"
+                        " run again with --resume"
+                    )
                     break
-                if not isinstance(exc, Exception):
-                    raise
-                self.fatal = FatalError(f"cluster: a task failed: {exc}")
-                self.stop()
-                self.interrupted = False  # stopped by the failure, not a signal
-                break
-            if future in self._pending:  # not if a stop came meanwhile (it is written all the same)
                 self._pending.remove(future)
-            if isinstance(result, Read):
-                yield self._read(result)
-            else:
-                yield self._part(result)
+                if isinstance(result, Read):
+                    yield self._read(result)
+                else:
+                    yield self._part(result)
+        finally:
+            await self._cancel()
+
+    async def _completed(self, futures: Any) -> AsyncGenerator[Any, None]:
+        """The futures as they complete, until `stop`: waiting for the next one ends at
+        once then, whether or not it ever completes."""
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            while not self.interrupted:
+                following = asyncio.ensure_future(anext(futures))
+                idle = 0.0  # for how long the cluster has had no worker
+                while not (following.done() or stopped.done()):
+                    await asyncio.wait(
+                        (following, stopped),
+                        timeout=self._LOOK,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    if following.done() or stopped.done():
+                        break
+                    idle = 0.0 if await self._workers() else idle + self._LOOK
+                    if idle >= self.no_workers_wait:
+                        self.fatal = FatalError(
+                            f"cluster: no worker for {self.no_workers_wait:g} s; what is done is"
+                            " written: run again with --resume once workers are back"
+                        )
+                        break
+                if not following.done():
+                    following.cancel()
+                    break
+                try:
+                    future = following.result()
+                except StopAsyncIteration:
+                    break
+                if self.interrupted:
+                    break
+                yield future
+        finally:
+            stopped.cancel()
+
+    async def _cancel(self) -> None:
+        """The tasks not done taken back from the scheduler (it frees their workers), as far
+        as it answers within `_CANCEL_WAIT`: closing the client lets them go all the same."""
+        pending, self._pending = self._pending, []
+        if pending and self._client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._client.cancel(pending), _CANCEL_WAIT)
 
     def _read(self, read: Read) -> Outcome:
         add_counts(self.stats, read.counts)
         self.read_as.update(read.read_as)
+        # past --max-rejects: counted as the job's writer counts them
+        self.stats.rejects_not_written.update(read.rejects_dropped)
         if read.error is not None and self.input_error is None:
             self.input_error = InputError(read.error)
         return Outcome(rejects=read.rejects)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import zlib
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +96,9 @@ class Read:
     read_as: dict[str, str]
     #: the `InputError` that stopped it part way (what came before counts), if any
     error: str | None = None
+    #: rejects past `max_rejects` per source, counted and let go here (a garbage input's
+    #: millions of them would fill this worker's and the client's memory)
+    rejects_dropped: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclass
@@ -139,15 +143,25 @@ def _keep(ioc_type: IocType, value: str) -> str | None:
     return None  # what is withheld is decided by the part (its `Enricher`'s privacy rule)
 
 
-def read_input(source: str | Chunk, options: InputOptions, *, max_line: int, parts: int) -> Read:
+def read_input(
+    source: str | Chunk,
+    options: InputOptions,
+    *,
+    max_line: int,
+    parts: int,
+    max_rejects: int | None = None,
+) -> Read:
     """Read one input (a path, or a chunk of lines the client holds: IOCs an earlier run
     deferred) as a run reads it (`read_source`, then `Ingest.take`: normalized, rejects with
-    their reasons, deduped within it), its unique IOCs hashed into `parts`."""
+    their reasons, deduped within it), its unique IOCs hashed into `parts`; its first
+    `max_rejects` rejects kept (all if None), the rest only counted."""
     stats = RunStats()
     # sha256 and internal IOCs pass here: the part's `Enricher` settles them, once per job
     ingest = Ingest(Ledger(stats), withhold=_keep, send_sha256=True)
     found: list[list[str]] = [[] for _ in range(parts)]
     rejects: list[Reject] = []
+    kept: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
     read_as: dict[str, str] = {}
     error = None
     if isinstance(source, Chunk):
@@ -157,12 +171,19 @@ def read_input(source: str | Chunk, options: InputOptions, *, max_line: int, par
     try:
         for chunk in chunks:
             outcome, new = ingest.take(chunk)
-            rejects += outcome.rejects
+            for reject in outcome.rejects:  # per source, as the job's writer counts them
+                where = reject["source"]
+                if max_rejects is None or kept[where] < max_rejects:
+                    kept[where] += 1
+                    rejects.append(reject)
+                else:
+                    dropped[where] += 1
             for _, value in new:
                 found[part_of(value, parts)].append(value)
     except InputError as exc:
         error = str(exc)
-    return Read(name, found, rejects, _counts(stats, _READ_COUNTS, requests=False), read_as, error)
+    counts = _counts(stats, _READ_COUNTS, requests=False)
+    return Read(name, found, rejects, counts, read_as, error, rejects_dropped=dict(dropped))
 
 
 def settings_wire(settings: Settings) -> dict[str, Any]:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
-from enricher.cluster.parts import part_of, settings_from, settings_wire
+from enricher.cluster.client import ClusterEnricher
+from enricher.cluster.parts import part_of, read_input, settings_from, settings_wire
 from enricher.config.settings import load_settings
+from enricher.inputs import InputOptions
 from enricher.ioc import IocType
 from enricher.pipeline.dedupe import Deduper
+from enricher.pipeline.stats import RunStats
 
 
 def test_a_deduper_travels_to_workers() -> None:
@@ -42,3 +46,21 @@ def test_an_iocs_part_is_the_same_in_every_process() -> None:
     code = f"from enricher.cluster.parts import part_of\nprint([part_of(v, 7) for v in {values!r}])"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert other.stdout.strip() == str([part_of(v, 7) for v in values])
+
+
+def test_a_read_keeps_max_rejects_and_counts_the_rest(tmp_path: Path) -> None:
+    """A garbage input's rejects past --max-rejects stay on the worker as a count, not in
+    memory on it and the client (attack15-cluster.md, finding 3); the job counts them as
+    not written, as one process does."""
+    source = tmp_path / "bad.txt"
+    source.write_text("".join(f"not an ioc {i} !!\n" for i in range(10)) + "example.com\n")
+    read = read_input(str(source), InputOptions(), max_line=1 << 20, parts=2, max_rejects=3)
+    assert len(read.rejects) == 3 and read.rejects_dropped == {str(source): 7}
+    assert sum(map(len, read.parts)) == 1
+    stats = RunStats()
+    job = ClusterEnricher(
+        load_settings("emulator"), stats=stats, inputs=[], reading=InputOptions(), read_as={}
+    )
+    assert job._read(read).rejects == read.rejects
+    assert stats.rejects_not_written == {str(source): 7}
+    assert stats.rejected == 10

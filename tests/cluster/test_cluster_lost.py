@@ -1,0 +1,137 @@
+"""A cluster that has no worker, loses them all, or fails a task: the job says so in one line
+and ends (exit 1 at start, a fatal condition mid-run), and a stop ends it at once, rather
+than waiting for ever on results that cannot come (attack15-cluster.md, findings 1 and 2).
+
+An in-process scheduler and worker (no subprocess: cheap), the job's `ClusterEnricher` driven
+as `enricher run` drives it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from enricher.cluster.client import ClusterEnricher
+from enricher.config.settings import load_settings
+from enricher.errors import SettingsError
+from enricher.inputs import InputOptions
+from enricher.pipeline.stats import RunStats
+from enricher.threads import Abandoned
+
+pytest.importorskip("distributed", reason="Dask is missing: pip install -e '.[dask]'")
+
+from distributed import Scheduler, Worker
+
+
+@pytest.fixture
+async def scheduler() -> AsyncIterator[Any]:
+    async with Scheduler(host="127.0.0.1", port=0, dashboard_address="127.0.0.1:0") as s:
+        yield s
+
+
+def _job(address: str, tmp_path: Path) -> ClusterEnricher:
+    source = tmp_path / "in.txt"
+    source.write_text("example.com\n8.8.8.8\n")
+    settings = load_settings(
+        "emulator",
+        overrides={"cluster": {"address": address}, "state": {"url": "redis://127.0.0.1:1/0"}},
+    )
+    job = ClusterEnricher(
+        settings, stats=RunStats(), inputs=[str(source)], reading=InputOptions(), read_as={}
+    )
+    job.no_workers_wait = 0.5
+    job._LOOK = 0.1
+    return job
+
+
+async def test_a_scheduler_without_workers_is_one_line(scheduler: Any, tmp_path: Path) -> None:
+    job = _job(scheduler.address, tmp_path)
+    with pytest.raises(SettingsError) as caught:
+        async with job:
+            pass
+    assert str(caught.value) == (
+        f"cluster: the scheduler at {scheduler.address} has no workers (waited 0.5 s):"
+        f" start some (dask worker {scheduler.address})"
+    )
+
+
+async def test_a_signal_ends_the_wait_for_a_first_worker(scheduler: Any, tmp_path: Path) -> None:
+    """A SIGTERM while the job waits for workers ends it then, not after the wait."""
+    job = _job(scheduler.address, tmp_path)
+    job.no_workers_wait = 3_600
+    job.stopping = lambda: True
+    with pytest.raises(Abandoned):
+        await asyncio.wait_for(job.__aenter__(), 10)
+
+
+async def _collect(job: ClusterEnricher) -> list[Any]:
+    return [outcome async for outcome in job.outcomes()]
+
+
+async def test_workers_lost_mid_run_end_the_job(scheduler: Any, tmp_path: Path) -> None:
+    worker = await Worker(
+        scheduler.address, nthreads=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    )
+    async with _job(scheduler.address, tmp_path) as job:
+        await worker.close()  # every worker gone before its tasks ran
+        assert await asyncio.wait_for(_collect(job), 20) == []
+    assert job.fatal is not None
+    assert str(job.fatal) == (
+        "cluster: no worker for 0.5 s; what is done is written: run again with --resume"
+        " once workers are back"
+    )
+
+
+async def test_a_stop_ends_a_wait_for_results_that_do_not_come(
+    scheduler: Any, tmp_path: Path
+) -> None:
+    worker = await Worker(
+        scheduler.address, nthreads=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    )
+    async with _job(scheduler.address, tmp_path) as job:
+        job.no_workers_wait = 3_600  # only the stop ends it
+        await worker.close()
+        collecting = asyncio.ensure_future(_collect(job))
+        await asyncio.sleep(0.5)
+        job.stop()
+        assert await asyncio.wait_for(collecting, 10) == []
+        assert job.interrupted and job.fatal is None and job.in_flight == 0
+
+
+async def test_a_local_cluster_listens_on_this_host_alone(tmp_path: Path) -> None:
+    """`--workers N`: the local scheduler's HTTP server (its workers' logs and call stacks)
+    bound 0.0.0.0 (attack15-cluster.md, finding 5)."""
+    settings = load_settings("emulator", overrides={"cluster": {"workers": 1}})
+    job = ClusterEnricher(settings, stats=RunStats(), inputs=[], reading=InputOptions(), read_as={})
+    async with job:
+        scheduler = job._cluster.scheduler
+        bound = {s.getsockname()[0] for s in scheduler.http_server._sockets.values()}
+        bound |= {urlparse(scheduler.address).hostname}
+    assert bound == {"127.0.0.1"}
+
+
+def _failing_read(*args: Any, **kwargs: Any) -> None:
+    raise RuntimeError("the disk\nis gone.")
+
+
+async def test_a_failed_task_is_one_line_naming_resume(
+    scheduler: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dask's messages span lines (a lost scheduler's: two sentences); the job's is one,
+    and says what to run next (attack15-cluster.md, finding 4)."""
+    monkeypatch.setattr("enricher.cluster.client.read_input", _failing_read)
+    worker = await Worker(
+        scheduler.address, nthreads=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    )
+    try:
+        async with _job(scheduler.address, tmp_path) as job:
+            assert await asyncio.wait_for(_collect(job), 20) == []
+    finally:
+        await worker.close()
+    assert str(job.fatal) == (
+        "cluster: a task failed: the disk is gone; what is done is written: run again with --resume"
+    )
