@@ -14,7 +14,7 @@ Reads and writes are batch-shaped: `answers` is one MGET per endpoint (in slices
 (damaged, or written by something else) is a miss, as in the SQLite cache.
 
 Claims: `claim(endpoint, keys)` takes, for `claim_ttl` seconds, the keys no other job is
-asking (`SET NX PX`, one pipeline), so that two jobs over the same IOCs at the same time do
+asking (`SET NX PX`, one script call), so that two jobs over the same IOCs at the same time do
 not both ask them; `release` gives back those not answered, a claim whose answer is stored
 ends `_LINGER_MS` later (so a job that missed the key just before finds it claimed, not
 free), and a claim left by a job that died expires. A key claimed elsewhere is looked up
@@ -78,6 +78,16 @@ redis.call('PEXPIRE', mark, longest, 'GT')
 return n
 """
 
+# KEYS: claims to take; ARGV: this store's token, their PX. 1 for each taken, else 0 (one
+# script call, not a SET NX a key: as `_STORE`).
+_CLAIM = """
+local got = {}
+for i, key in ipairs(KEYS) do
+    got[i] = redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+end
+return got
+"""
+
 # KEYS: claims to give back; ARGV[1]: this store's token. Only our own claims go.
 _RELEASE = """
 local n = 0
@@ -129,6 +139,7 @@ class RedisAnswers:
         self._token = secrets.token_hex(8)
         self._release = state.client.register_script(_RELEASE)
         self._store = state.client.register_script(_STORE)
+        self._claim = state.client.register_script(_CLAIM)
         self.hits = 0
         self.misses = 0
         self.stored = 0
@@ -265,10 +276,8 @@ class RedisAnswers:
         mine: list[str] = []
         for i in range(0, len(keys), _SLICE):
             part = keys[i : i + _SLICE]
-            async with self.state.client.pipeline(transaction=False) as pipe:
-                for key in part:
-                    pipe.set(f"{ns}:c:{endpoint.value}:{key}", self._token, nx=True, px=px)
-                got = await self.state.call(pipe.execute())
+            names = [f"{ns}:c:{endpoint.value}:{key}" for key in part]
+            got = await self.state.call(self._claim(keys=names, args=[self._token, px]))
             mine.extend(key for key, ok in zip(part, got, strict=True) if ok)
         self.claimed += len(mine)
         self.claimed_elsewhere += len(keys) - len(mine)
