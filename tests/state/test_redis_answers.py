@@ -14,7 +14,7 @@ from helpers import line_of
 
 from enricher.api.identity import ApiIdentity
 from enricher.ioc import Endpoint
-from enricher.state.redis.answers import RedisAnswers
+from enricher.state.redis.answers import _LINGER_MS, RedisAnswers
 from enricher.state.redis.connection import SharedState
 
 API = ApiIdentity("https://gti.example/rest/classification_v1")
@@ -180,6 +180,32 @@ async def test_a_claim_released_or_expired_can_be_taken(state: SharedState) -> N
     assert await theirs.claim(D, ["a.example.com", "b.example.com"]) == ["a.example.com"]
     await asyncio.sleep(0.3)  # ours on b expired (a job that died)
     assert await theirs.claim(D, ["b.example.com"]) == ["b.example.com"]
+
+
+async def test_a_stored_answer_shortens_its_claim_and_lengthens_the_mark(
+    state: SharedState,
+) -> None:
+    """What one store call does beside the answers: a claim on a stored key lingers
+    `_LINGER_MS` (never longer than it had), a key unclaimed gets no claim, and the endpoint's
+    mark lives as long as its longest-lived answer, never shortened by a shorter one."""
+    store = _store(state, claim_ttl=3600)
+    ns = state.namespace(API)
+    assert await store.claim(D, ["a.example.com"]) == ["a.example.com"]
+    await store.store_soon(
+        D,
+        [("a.example.com", "benign", line_of("a.example.com"), 600_000),
+         ("b.example.com", "benign", line_of("b.example.com"), 900_000)],
+        identity=None,
+    )  # fmt: skip
+    assert 0 < await state.client.pttl(f"{ns}:c:{D.value}:a.example.com") <= _LINGER_MS
+    assert not await state.client.exists(f"{ns}:c:{D.value}:b.example.com")
+    assert 600_000 < await state.client.pttl(f"{ns}:has:{D.value}") <= 900_000
+    await store.store_soon(D, [("c.example.com", "benign", line_of("c.example.com"), 1_000)],
+                           identity=None)  # fmt: skip
+    assert await state.client.pttl(f"{ns}:has:{D.value}") > 600_000
+    found = await store.answers({D: ["a.example.com", "b.example.com", "c.example.com"]},
+                                identity=None)  # fmt: skip
+    assert set(found[D]) == {"a.example.com", "b.example.com", "c.example.com"}
 
 
 @pytest.mark.parametrize("skew", [120.0, -7200.0])
