@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import importlib
 import logging
+import secrets
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
@@ -223,7 +224,18 @@ class ClusterEnricher:
             for s in sources
         ]
         shares = [[client.submit(_share, r, p, pure=False) for r in reads] for p in range(parts)]
-        wire = settings_wire(self.settings)
+        # each part's claims are taken under its job and number: a part run again (its worker
+        # lost) takes them over at once instead of waiting out their expiry (60 s)
+        job = secrets.token_hex(8)
+        state = self.settings.state
+        wires = [
+            settings_wire(
+                dataclasses.replace(
+                    self.settings, state=dataclasses.replace(state, claim_token=f"{job}.{p}")
+                )
+            )
+            for p in range(parts)
+        ]
         try:  # to every worker: none there (all lost) is a failure, not a traceback
             done = await client.scatter(self.done, broadcast=True) if self.done else None
         except Exception as exc:
@@ -234,7 +246,7 @@ class ClusterEnricher:
         enriched = [
             client.submit(
                 enrich_part,
-                wire,
+                wires[p],
                 p,
                 shares[p],
                 identity=self.identity,

@@ -463,9 +463,18 @@ class StateSettings:
     #: with more jitter than one's (benchmarks/shared_state.py: 3 jobs at 20/s on a loaded
     #: 2-core machine drew 3 429s of 303 with 1.5%, halving the shared rate; 1 of 301 with 3%)
     rate_headroom: float = 0.03
+    #: with Redis, the name this process's claims on keys in flight are taken under (empty:
+    #: a random one): a cluster's parts set it to their job and part, so that a part run
+    #: again on another worker takes its lost run's claims over instead of waiting them out
+    claim_token: str = ""
 
     def __post_init__(self) -> None:
         _check(0 <= self.rate_headroom < 0.5, "state.rate_headroom", "must be in [0, 0.5)")
+        _check(
+            self.claim_token.isprintable() and len(self.claim_token) <= 128,
+            "state.claim_token",
+            "must be printable characters, 128 at most",
+        )
         if self.url:
             scheme = self.url.partition("://")[0] if "://" in self.url else ""
             _check(

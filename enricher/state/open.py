@@ -180,7 +180,12 @@ async def _open_redis(
     if answers:
         c = settings.cache
         store = RedisAnswers(
-            connection, fmt=fmt, max_ttl=c.max_ttl, default_ttl=c.default_ttl, max_age=max_age
+            connection,
+            fmt=fmt,
+            max_ttl=c.max_ttl,
+            default_ttl=c.default_ttl,
+            max_age=max_age,
+            claim_token=settings.state.claim_token or None,
         )
         store.bind(identity)
     budget = RedisBudget(connection, namespace)

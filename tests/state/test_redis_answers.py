@@ -182,6 +182,29 @@ async def test_a_claim_released_or_expired_can_be_taken(state: SharedState) -> N
     assert await theirs.claim(D, ["b.example.com"]) == ["b.example.com"]
 
 
+async def test_a_store_given_a_lost_runs_token_takes_its_claims_over(state: SharedState) -> None:
+    """A cluster's part run again (its worker killed) is given the token its lost run had:
+    its claims are its own at once, not waited out; another token's stay refused."""
+    lost = RedisAnswers(state, fmt="ndjson", claim_token="job1.3")
+    lost.bind(API)
+    assert await lost.claim(D, ["a.example.com", "b.example.com"]) == [
+        "a.example.com",
+        "b.example.com",
+    ]
+    again = RedisAnswers(state, fmt="ndjson", claim_token="job1.3")
+    again.bind(API)
+    other = RedisAnswers(state, fmt="ndjson", claim_token="job1.4")
+    other.bind(API)
+    assert await other.claim(D, ["a.example.com"]) == []
+    assert await again.claim(D, ["a.example.com", "b.example.com", "c.example.com"]) == [
+        "a.example.com",
+        "b.example.com",
+        "c.example.com",
+    ]
+    await again.release(D, ["a.example.com"])
+    assert await other.claim(D, ["a.example.com", "b.example.com"]) == ["a.example.com"]
+
+
 async def test_a_stored_answer_shortens_its_claim_and_lengthens_the_mark(
     state: SharedState,
 ) -> None:

@@ -78,12 +78,19 @@ redis.call('PEXPIRE', mark, longest, 'GT')
 return n
 """
 
-# KEYS: claims to take; ARGV: this store's token, their PX. 1 for each taken, else 0 (one
-# script call, not a SET NX a key: as `_STORE`).
+# KEYS: claims to take; ARGV: this store's token, their PX. 1 for each taken (or held under
+# our token already: renewed), else 0 (one script call, not a SET NX a key: as `_STORE`).
 _CLAIM = """
 local got = {}
 for i, key in ipairs(KEYS) do
-    got[i] = redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+    if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then
+        got[i] = 1
+    elseif redis.call('GET', key) == ARGV[1] then
+        redis.call('PEXPIRE', key, ARGV[2])
+        got[i] = 1
+    else
+        got[i] = 0
+    end
 end
 return got
 """
@@ -120,6 +127,7 @@ class RedisAnswers:
         max_age: float | None = None,
         claim_ttl: float = 60.0,
         clock: Callable[[], float] | None = None,
+        claim_token: str | None = None,
     ) -> None:
         self.state = state
         self.fmt = fmt
@@ -136,7 +144,9 @@ class RedisAnswers:
         dictionary = zstandard.ZstdCompressionDict(_DICTIONARY.read_bytes())
         self._pack = zstandard.ZstdCompressor(level=3, dict_data=dictionary).compress
         self._unpack = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
-        self._token = secrets.token_hex(8)
+        #: what this store's claims hold: claims holding it are its own (a part of a cluster
+        #: job run again is given its lost run's token, and takes over its claims)
+        self._token = claim_token or secrets.token_hex(8)
         self._release = state.client.register_script(_RELEASE)
         self._store = state.client.register_script(_STORE)
         self._claim = state.client.register_script(_CLAIM)
