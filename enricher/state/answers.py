@@ -147,6 +147,8 @@ _SKEW = 60.0
 _EVICT_TO = 0.9
 #: waits for another process's write transaction (a writer holds it for a few ms at a time)
 _BUSY_TIMEOUT = 60.0
+#: seconds `close` waits for a read walked away from before it leaves the connection open
+_CLOSE_WAIT = 1.0
 #: the zstd dictionary rows are compressed with (tools/train_cache_dictionary.py made it)
 _DICTIONARY = resources.files("enricher.state").joinpath("cache-records.zdict")
 
@@ -323,6 +325,11 @@ class Cache:
         self._dictionary = dictionary
         self._unpack = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
         self._budget_lock = threading.Lock()
+        #: held while a thread of `answers`/`unanswered_endpoints` reads through `_db`: a
+        #: stop may walk away from such a thread (`call_in_thread`), and closing a connection
+        #: while another thread steps a statement on it crashes the process (seen in CI: a
+        #: segfault in `empty_endpoints` as the test's cache closed)
+        self._reading = threading.Lock()
         self._budget_db: sqlite3.Connection | None = None
         self._uncounted = 0  # requests `count_soon` could not queue yet
         #: WAL pages between checkpoints: at most an eighth of max_size
@@ -809,12 +816,20 @@ class Cache:
         self.add_requests(uncounted)
         self._writes.put(None)
         self._writer.join()
-        with contextlib.suppress(sqlite3.Error):
-            self._size_at_close = self.size()
-        for db in (self._db, self._budget_db):
-            if db is not None:
+        # a read walked away from finishes first; one that waits on another process's lock
+        # longer leaves the connection open (to the process's end) rather than crash it
+        free = self._reading.acquire(timeout=_CLOSE_WAIT)
+        try:
+            if free:
                 with contextlib.suppress(sqlite3.Error):
-                    db.close()
+                    self._size_at_close = self.size()
+            for db in (self._db if free else None, self._budget_db):
+                if db is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.close()
+        finally:
+            if free:
+                self._reading.release()
         if self.damaged:
             self._set_aside(opened=True)
 
@@ -927,16 +942,21 @@ class Cache:
         another process's lock, which must never hold up the event loop (nor a stop). One
         thread per call, a chunk of input's keys: its start cost 0.5-0.7 ms against 80-140
         ms of lookups for a chunk's 5,000 keys (measured on a warm 50,000-row cache)."""
-        return await call_in_thread(
-            lambda: {ep: self.lookup(ep, values, identity=identity) for ep, values in keys.items()},
-            name="cache lookup",
-        )
+
+        def read() -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
+            with self._reading:
+                return {ep: self.lookup(ep, vs, identity=identity) for ep, vs in keys.items()}
+
+        return await call_in_thread(read, name="cache lookup")
 
     async def unanswered_endpoints(self, *, identity: ApiIdentity | None = None) -> set[Endpoint]:
         """`empty_endpoints` (`AnswerStore`), in a thread: it waits for the writer."""
-        return await call_in_thread(
-            lambda: self.empty_endpoints(identity=identity), name="cache endpoints"
-        )
+
+        def read() -> set[Endpoint]:
+            with self._reading:
+                return self.empty_endpoints(identity=identity)
+
+        return await call_in_thread(read, name="cache endpoints")
 
     def tally(self, *, hits: int = 0, misses: int = 0) -> None:
         """Add to the counts `report` gives."""

@@ -955,3 +955,39 @@ def test_the_wal_stays_a_share_of_max_size(tmp_path: Path) -> None:
         cache.flush()
         assert (tmp_path / "cache.sqlite3-wal").stat().st_size <= 1024 * 1024
     cache.close()
+
+
+def test_closing_waits_for_a_read_walked_away_from(tmp_path: Path) -> None:
+    """A stop walks away from a read in its thread (`call_in_thread`); closing the cache then
+    must not close the connection under it: sqlite3 crashed the whole process when a
+    statement was stepped on a connection another thread closed (a segfault in CI, in
+    `empty_endpoints`). The read finishes with a true answer and the cache closes after it."""
+    cache = new_cache(tmp_path / "c.sqlite")
+    entered, go = threading.Event(), threading.Event()
+    result: list[object] = []
+    real = cache.empty_endpoints
+
+    def slow(*, identity: ApiIdentity | None = None) -> set[Endpoint]:
+        entered.set()
+        go.wait(5)
+        answer = real(identity=identity)
+        result.append(cache.broken or answer)
+        return answer
+
+    cache.empty_endpoints = slow  # type: ignore[method-assign]
+
+    async def walk_away() -> None:
+        read = asyncio.ensure_future(cache.unanswered_endpoints())
+        await asyncio.to_thread(entered.wait, 5)
+        read.cancel()
+
+    asyncio.run(walk_away())
+    closer = threading.Thread(target=cache.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive()  # waiting for the read
+    go.set()
+    closer.join(5)
+    assert result == [set(Endpoint)]  # read on an open connection: every endpoint empty
+    with pytest.raises(sqlite3.ProgrammingError):
+        cache._db.execute("SELECT 1")  # and closed after it
