@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -991,3 +992,33 @@ def test_closing_waits_for_a_read_walked_away_from(tmp_path: Path) -> None:
     assert result == [set(Endpoint)]  # read on an open connection: every endpoint empty
     with pytest.raises(sqlite3.ProgrammingError):
         cache._db.execute("SELECT 1")  # and closed after it
+
+
+def test_closing_gives_up_on_a_read_that_never_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read held longer than the close's wait (another process's lock, a stuck disk) is
+    left its connection: close returns after the wait instead of hanging, does not close the
+    connection under the read, and the read still finishes on it."""
+    monkeypatch.setattr("enricher.state.answers._CLOSE_WAIT", 0.2)
+    cache = new_cache(tmp_path / "c.sqlite")
+    held, go = threading.Event(), threading.Event()
+    result: list[object] = []
+
+    def hold() -> None:
+        with cache._reading:
+            held.set()
+            go.wait(5)
+            result.append(cache._db.execute("SELECT 1").fetchone())
+
+    reader = threading.Thread(target=hold)
+    reader.start()
+    assert held.wait(5)
+    started = time.monotonic()
+    cache.close()
+    waited = time.monotonic() - started
+    assert 0.2 <= waited < 3  # gave up after the wait, did not hang
+    go.set()
+    reader.join(5)
+    assert result == [(1,)]  # the connection was left open for the read
+    cache._db.close()
