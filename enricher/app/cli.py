@@ -8,25 +8,20 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__
 from ..config.argtypes import number
-from ..config.settings import (
-    ApiSettings,
-    Settings,
-    config_path,
-    load_settings,
-    parse_duration,
-    redact_url,
-)
-from ..errors import EnricherError, FatalError, OutputError, SettingsError
+from ..errors import EXIT_FATAL, EXIT_USAGE, EnricherError, FatalError, OutputError, SettingsError
 from ..inputs import add_arguments as add_input_arguments
 from ..inputs import input_options
 from ..output.console import json_logging, setup_logging
 from ..output.formats import FORMATS
-from .job import EXIT_FATAL, EXIT_USAGE, Job, run_job
 
+# The settings and the engine (aiohttp) are imported by the commands that use them, not by
+# `enricher --help`, `report` or `emulator` (start-up instructions: see benchmarks/README.md).
+if TYPE_CHECKING:
+    from ..config.settings import Settings
 __all__ = ["build_parser", "main"]
 
 log = logging.getLogger("enricher")
@@ -47,6 +42,8 @@ def _rate(text: str) -> float:
 
 
 def _duration(text: str) -> float:
+    from ..config.settings import parse_duration
+
     try:
         return parse_duration(text)
     except SettingsError as exc:
@@ -198,6 +195,8 @@ def _add_run_parser(sub: Any) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    from ..config.settings import ApiSettings
+
     api: dict[str, Any] = {}
     limits: dict[str, Any] = {}
     if args.base_url:
@@ -234,6 +233,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def _settings(args: argparse.Namespace) -> Settings:
     """The settings of a command that talks to the API: its profile (the emulator's with
     --emulator), the environment, then its flags."""
+    from ..config.settings import config_path, load_settings
+
     config = args.config
     if config is None and args.emulator:
         config = config_path("emulator.toml")
@@ -241,6 +242,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .job import Job, run_job
+
     _check_state(args)
     settings = _settings(args)
     job = Job(
@@ -313,6 +316,7 @@ def _add_deferred_parser(sub: Any) -> None:
 
 
 def _deferred(args: argparse.Namespace) -> int:
+    from ..config.settings import load_settings
     from ..state.deferred import list_deferred
 
     _check_state(args)
@@ -492,6 +496,8 @@ def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
 
 def _error(text: str, *, prefix: str = "error: ") -> None:
     """One line on stderr, as a log line: text (`enricher: error: ...`) or JSON."""
+    from ..config.settings import redact_url
+
     log.error("%s%s", prefix, redact_url(text))
 
 

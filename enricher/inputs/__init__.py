@@ -20,10 +20,30 @@
 
 from __future__ import annotations
 
-from .chunk import Chunk
-from .files import STDIN, check_inputs, find_inputs
-from .options import FORMATS, InputOptions, add_arguments, input_options
-from .read import check_columns, read_inputs
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .chunk import Chunk
+    from .files import STDIN, check_inputs, find_inputs
+    from .options import FORMATS, InputOptions, add_arguments, input_options
+    from .read import check_columns, read_inputs
+
+# The names below are imported on first use (PEP 562): the command line's flags need
+# `options` alone, not the readers and the extractor (`enricher --help`, `emulator`, `report`).
+#: public name -> the module that defines it
+_WHERE = {
+    "Chunk": "chunk",
+    "STDIN": "files",
+    "check_inputs": "files",
+    "find_inputs": "files",
+    "FORMATS": "options",
+    "InputOptions": "options",
+    "add_arguments": "options",
+    "input_options": "options",
+    "check_columns": "read",
+    "read_inputs": "read",
+}
 
 __all__ = [
     "FORMATS",
@@ -37,3 +57,16 @@ __all__ = [
     "input_options",
     "read_inputs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
