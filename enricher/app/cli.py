@@ -22,6 +22,7 @@ from ..output.formats import FORMATS
 # `enricher --help`, `report` or `emulator` (start-up instructions: see benchmarks/README.md).
 if TYPE_CHECKING:
     from ..config.settings import Settings
+
 __all__ = ["build_parser", "main"]
 
 log = logging.getLogger("enricher")
