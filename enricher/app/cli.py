@@ -243,10 +243,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .job import Job, run_job
-
     _check_state(args)
     settings = _settings(args)
+    from .job import Job, run_job  # after the settings: an error in them needs no engine
+
     job = Job(
         inputs=args.inputs,
         reading=input_options(args),
@@ -375,12 +375,12 @@ def _add_lookup_parser(sub: Any) -> None:
 
 
 def _lookup(args: argparse.Namespace) -> int:
-    from .lookup import Lookup, run_lookup
-
     if args.cache is not None and args.no_cache:
         raise SettingsError("--cache and --no-cache contradict each other")
     _check_state(args)
     settings = _settings(args)
+    from .lookup import Lookup, run_lookup  # after the settings, as in `_run`
+
     lookup = Lookup(
         iocs=args.iocs,
         as_json=args.json,

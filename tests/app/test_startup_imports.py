@@ -21,11 +21,15 @@ def loaded(names):
 with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
     build_parser().parse_args(["--help"])
 helped = loaded(sys.argv[1].split(","))
+refused = main(["run", "--base-url", "gti.example", sys.argv[3]])  # a settings error
+settings = ("yarl", "enricher.config.settings")
+refused_loaded = loaded([n for n in sys.argv[1].split(",") if n not in settings])
 code = main(["run", sys.argv[3], "-o", sys.argv[4], "--base-url", sys.argv[5], "--no-cache", "-q"])
-print(orjson.dumps({"help": helped, "run": loaded(sys.argv[2].split(",")), "code": code}).decode())
+print(orjson.dumps({"help": helped, "refused": [refused, refused_loaded],
+                    "run": loaded(sys.argv[2].split(",")), "code": code}).decode())
 """
 
-#: what `enricher --help` (and every usage error found by argparse) does without
+#: what `enricher --help` does without, and a run refused for its settings too (but those)
 NOT_FOR_HELP = [
     "aiohttp", "yarl", "tenacity", "enricher.config.settings", "enricher.app.job",
     "enricher.pipeline.run", "enricher.inputs.read", "enricher.inputs.extract",
@@ -52,5 +56,5 @@ async def test_help_and_a_run_import_only_what_they_use(tmp_path: Path) -> None:
         )  # fmt: skip
         stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, stderr.decode()
-    assert orjson.loads(stdout) == {"help": [], "run": [], "code": 0}
+    assert orjson.loads(stdout) == {"help": [], "refused": [1, []], "run": [], "code": 0}
     assert len(out.read_bytes().splitlines()) == 3
