@@ -6,7 +6,8 @@ not. This runs `enricher run FILE -o - --rate 0 --no-cache` under valgrind's cac
 (`--cache-sim=no`: instructions only, about 50 times slower) over N lines of the tidy input
 (`workload.py`) and of the messy one (`messy.py`), and over a 4-line file for the start-up,
 against the emulator in its own process (not counted), and prints the instructions per unique
-IOC above the start-up. Compare two commits by running it in each checkout.
+IOC above the start-up, and the start-up's by command (`--help`, the 4-line run, a lookup).
+Compare two commits by running it in each checkout.
 
     python benchmarks/instructions.py [--lines 100000]
 """
@@ -34,14 +35,32 @@ _REFS = re.compile(rb"I\s+refs:\s+([0-9,]+)")
 
 def instructions(base_url: str, path: Path, *flags: str) -> int:
     """Instructions executed by `enricher run path` (the process, its threads included)."""
+    return command_instructions("run", str(path), "-o", "-", "--base-url", base_url, "--rate", "0",
+                                "--no-cache", "--no-progress", *flags)  # fmt: skip
+
+
+def command_instructions(*args: str) -> int:
+    """Instructions executed by `enricher ARGS` (the process, its threads included)."""
     cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-           sys.executable, "-m", "enricher", "run", str(path), "-o", "-", "--base-url", base_url,
-           "--rate", "0", "--no-cache", "--no-progress", *flags]  # fmt: skip
+           sys.executable, "-m", "enricher", *args]  # fmt: skip
     done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
     found = _REFS.search(done.stderr)
     if found is None:
         raise RuntimeError("valgrind printed no instruction count")
     return int(found.group(1).replace(b",", b""))
+
+
+def startup(base_url: str, tiny: Path) -> dict[str, int]:
+    """The start-up's instructions, by command: `enricher --help`; a run of the 4 lines of
+    `tiny` (the interpreter, the imports, the session, the suffix tables: what every test
+    that launches `enricher` and every cron job pays); a lookup of one IOC."""
+    return {
+        "help": command_instructions("--help"),
+        "run": instructions(base_url, tiny, "--send-sha256"),
+        "lookup": command_instructions(
+            "lookup", "8.8.8.8", "--base-url", base_url, "--no-cache", "--rate", "0"
+        ),
+    }
 
 
 def main() -> int:
@@ -59,13 +78,13 @@ def main() -> int:
                   "messy": (untidy, messy.write_messy(untidy, lines))}  # fmt: skip
         report: dict[str, object] = {"lines": lines}
         with emulator_process() as base_url:
-            startup = instructions(base_url, tiny, "--send-sha256")
-            report["startup"] = startup
+            report["startup_by_command"] = by_command = startup(base_url, tiny)
+            report["startup"] = start = by_command["run"]
             for name, (path, unique) in inputs.items():
                 total = instructions(base_url, path, "--send-sha256")
                 report[name] = {
                     "unique": unique,
-                    "per_unique_ioc": round((total - startup) / unique),
+                    "per_unique_ioc": round((total - start) / unique),
                 }
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     finally:

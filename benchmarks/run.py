@@ -1,6 +1,6 @@
 """The benchmark suite in one command: `python -m benchmarks [--quick]` from the repository root.
 
-Seven scenarios, six of them against `enricher emulator` in a process of its own (the seventh,
+The scenarios, most of them against `enricher emulator` in a process of its own (the seventh,
 text extraction against the public extractors, is also `python -m benchmarks extract-peers`),
 each printing its line as it finishes; one that fails is reported as failed, with its reason,
 and the rest still run.
@@ -41,6 +41,7 @@ from benchmarks import (
     extract_peers,
     fault_storm,
     input_formats,
+    instructions,
     messy,
     rate_fidelity,
     scale,
@@ -598,6 +599,27 @@ def shared(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
     return rows, report
 
 
+# --- 10. start-up --------------------------------------------------------------------------
+
+
+def startup(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
+    """The instructions `enricher` executes to start, by command (`instructions.py`): what
+    every cron job, every `lookup` of one IOC and every test that launches it pays."""
+    if shutil.which("valgrind") is None:
+        raise RuntimeError("valgrind is not installed")
+    tiny = suite.tmp / "startup.txt"
+    write_input(tiny, 4, duplicates=0.0)
+    by = instructions.startup(suite.base_url, tiny)
+    rows = [
+        Row("10. start-up", "`enricher run` of 4 lines, `--no-cache`, process start to exit, "
+            "valgrind's instruction count", f"{by['run'] / 1e6:,.0f} M instructions"),
+        Row("10. start-up", "`enricher lookup 8.8.8.8 --no-cache`",
+            f"{by['lookup'] / 1e6:,.0f} M instructions"),
+        Row("10. start-up", "`enricher --help`", f"{by['help'] / 1e6:,.0f} M instructions"),
+    ]  # fmt: skip
+    return rows, {"instructions": by}
+
+
 SCENARIOS: list[tuple[str, Callable[[Suite], tuple[list[Row], dict[str, Any]]]]] = [
     ("ceiling", ceiling),
     ("floor", floor),
@@ -609,6 +631,7 @@ SCENARIOS: list[tuple[str, Callable[[Suite], tuple[list[Row], dict[str, Any]]]]]
     ("extract_peers", extraction_peers),
     ("workers", workers_scenario),
     ("shared", shared),
+    ("startup", startup),
 ]
 
 

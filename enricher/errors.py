@@ -29,6 +29,10 @@ failures are records in the failures file, never exceptions. No error message ca
 from __future__ import annotations
 
 __all__ = [
+    "EXIT_FAILURES",
+    "EXIT_FATAL",
+    "EXIT_OK",
+    "EXIT_USAGE",
     "AuthRefused",
     "BadRequest",
     "BatchTooLarge",
@@ -51,6 +55,13 @@ __all__ = [
     "UntrustedCertificate",
     "UsageError",
 ]
+
+# the process's exit codes (README "Exit codes"), here so that the command line can answer an
+# error without importing the engine
+EXIT_OK = 0  # every unique IOC enriched (or unsupported by choice)
+EXIT_USAGE = 1  # usage, settings or input error
+EXIT_FAILURES = 2  # finished, with failures or deferred IOCs
+EXIT_FATAL = 3  # stopped by a fatal condition: credentials refused, output not writable, signal
 
 
 class EnricherError(Exception):

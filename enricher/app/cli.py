@@ -8,24 +8,20 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__
 from ..config.argtypes import number
-from ..config.settings import (
-    ApiSettings,
-    Settings,
-    config_path,
-    load_settings,
-    parse_duration,
-    redact_url,
-)
-from ..errors import EnricherError, FatalError, OutputError, SettingsError
+from ..errors import EXIT_FATAL, EXIT_USAGE, EnricherError, FatalError, OutputError, SettingsError
 from ..inputs import add_arguments as add_input_arguments
 from ..inputs import input_options
 from ..output.console import json_logging, setup_logging
 from ..output.formats import FORMATS
-from .job import EXIT_FATAL, EXIT_USAGE, Job, run_job
+
+# The settings and the engine (aiohttp) are imported by the commands that use them, not by
+# `enricher --help`, `report` or `emulator` (start-up instructions: see benchmarks/README.md).
+if TYPE_CHECKING:
+    from ..config.settings import Settings
 
 __all__ = ["build_parser", "main"]
 
@@ -47,6 +43,8 @@ def _rate(text: str) -> float:
 
 
 def _duration(text: str) -> float:
+    from ..config.settings import parse_duration
+
     try:
         return parse_duration(text)
     except SettingsError as exc:
@@ -198,6 +196,8 @@ def _add_run_parser(sub: Any) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    from ..config.settings import ApiSettings
+
     api: dict[str, Any] = {}
     limits: dict[str, Any] = {}
     if args.base_url:
@@ -234,6 +234,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def _settings(args: argparse.Namespace) -> Settings:
     """The settings of a command that talks to the API: its profile (the emulator's with
     --emulator), the environment, then its flags."""
+    from ..config.settings import config_path, load_settings
+
     config = args.config
     if config is None and args.emulator:
         config = config_path("emulator.toml")
@@ -243,6 +245,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _run(args: argparse.Namespace) -> int:
     _check_state(args)
     settings = _settings(args)
+    from .job import Job, run_job  # after the settings: an error in them needs no engine
+
     job = Job(
         inputs=args.inputs,
         reading=input_options(args),
@@ -313,6 +317,7 @@ def _add_deferred_parser(sub: Any) -> None:
 
 
 def _deferred(args: argparse.Namespace) -> int:
+    from ..config.settings import load_settings
     from ..state.deferred import list_deferred
 
     _check_state(args)
@@ -370,12 +375,12 @@ def _add_lookup_parser(sub: Any) -> None:
 
 
 def _lookup(args: argparse.Namespace) -> int:
-    from .lookup import Lookup, run_lookup
-
     if args.cache is not None and args.no_cache:
         raise SettingsError("--cache and --no-cache contradict each other")
     _check_state(args)
     settings = _settings(args)
+    from .lookup import Lookup, run_lookup  # after the settings, as in `_run`
+
     lookup = Lookup(
         iocs=args.iocs,
         as_json=args.json,
@@ -492,6 +497,8 @@ def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
 
 def _error(text: str, *, prefix: str = "error: ") -> None:
     """One line on stderr, as a log line: text (`enricher: error: ...`) or JSON."""
+    from ..config.settings import redact_url
+
     log.error("%s%s", prefix, redact_url(text))
 
 

@@ -16,12 +16,19 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..api.identity import EMBEDDED_EMULATOR, identity_of
-from ..cluster import check_job
-from ..cluster.client import ClusterEnricher
 from ..config.settings import Settings
-from ..errors import FatalError, OutputError, SettingsError
+from ..errors import (
+    EXIT_FAILURES,
+    EXIT_FATAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    FatalError,
+    OutputError,
+    SettingsError,
+)
 from ..inputs import STDIN, Chunk, InputOptions, check_columns, find_inputs, read_inputs
 from ..output.console import Progress
 from ..output.files import (
@@ -53,6 +60,9 @@ from ..threads import Abandoned
 from . import lifecycle
 from .signals import Stopper
 
+if TYPE_CHECKING:  # a cluster's modules are imported for a job run over one alone
+    from ..cluster.client import ClusterEnricher
+
 __all__ = [
     "EXIT_FAILURES",
     "EXIT_FATAL",
@@ -69,11 +79,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("enricher")
-
-EXIT_OK = 0  # every unique IOC enriched (or unsupported by choice)
-EXIT_USAGE = 1  # usage, settings or input error
-EXIT_FAILURES = 2  # finished, with failures or deferred IOCs
-EXIT_FATAL = 3  # stopped by a fatal condition: credentials refused, output not writable, signal
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,6 +190,12 @@ def _open_files(job: Job, paths: OutputPaths, writer: RecordWriter) -> _Files:
             _pending(paths), mode="replace", lazy=True, resumable=resumable
         ),
     )  # fmt: skip
+
+
+def _cluster_enricher() -> type[ClusterEnricher]:
+    from ..cluster.client import ClusterEnricher
+
+    return ClusterEnricher
 
 
 def _pending(paths: OutputPaths) -> str:
@@ -370,6 +381,8 @@ async def run_job(job: Job, settings: Settings) -> int:
     settings.auth.check_secrets()  # before anything is opened
     warn_send_internal(settings)
     if settings.cluster.on:
+        from ..cluster import check_job
+
         check_job(
             settings,
             inputs=job.inputs,
@@ -505,7 +518,7 @@ async def _run_locked(
                     with_source=job.with_source,
                 )
                 if not settings.cluster.on
-                else ClusterEnricher(
+                else _cluster_enricher()(
                     settings,
                     stats=stats,
                     inputs=inputs,
@@ -526,9 +539,9 @@ async def _run_locked(
             progress.start()
             try:
                 async with contextlib.aclosing(
-                    enricher.outcomes(first)
-                    if isinstance(enricher, ClusterEnricher)
-                    else enricher.run(_with_deferred_first(first, chunks))
+                    enricher.run(_with_deferred_first(first, chunks))
+                    if isinstance(enricher, Enricher)
+                    else enricher.outcomes(first)
                 ) as outcomes:
                     if stopper.stopping:  # a signal came while the run was being set up
                         enricher.stop()

@@ -11,12 +11,39 @@ against.
 
 from __future__ import annotations
 
-from .answers import answer_for, classification_of, entry_for
-from .catalog import CP_IDS, MALICIOUS_TYPES, TYPE_WEIGHTS
-from .config import EmulatorConfig, RetryAfter
-from .keys import InvalidRequest, normalize_key
-from .server import API_PREFIX, Emulator
-from .stats import FAULT_NAMES, NO_RESPONSE, LogEntry
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_names
+
+if TYPE_CHECKING:
+    from .answers import answer_for, classification_of, entry_for
+    from .catalog import CP_IDS, MALICIOUS_TYPES, TYPE_WEIGHTS
+    from .config import EmulatorConfig, RetryAfter
+    from .keys import InvalidRequest, normalize_key
+    from .server import API_PREFIX, Emulator
+    from .stats import FAULT_NAMES, NO_RESPONSE, LogEntry
+
+# The names below are imported on first use (PEP 562): `enricher`'s command line builds the
+# `emulator` command's flags from `config` alone, and a run against a real server never loads
+# the server (aiohttp.web: ~0.1 G instructions of start-up).
+#: public name -> the module that defines it
+_WHERE = {
+    "answer_for": "answers",
+    "classification_of": "answers",
+    "entry_for": "answers",
+    "CP_IDS": "catalog",
+    "MALICIOUS_TYPES": "catalog",
+    "TYPE_WEIGHTS": "catalog",
+    "EmulatorConfig": "config",
+    "RetryAfter": "config",
+    "InvalidRequest": "keys",
+    "normalize_key": "keys",
+    "API_PREFIX": "server",
+    "Emulator": "server",
+    "FAULT_NAMES": "stats",
+    "NO_RESPONSE": "stats",
+    "LogEntry": "stats",
+}
 
 __all__ = [
     "API_PREFIX",
@@ -35,3 +62,5 @@ __all__ = [
     "entry_for",
     "normalize_key",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, __all__)

@@ -18,7 +18,6 @@ from typing import Any
 
 from ..config.argtypes import number
 from .config import CONTENT_FAULTS, WHOLE_RESPONSE_FAULTS, EmulatorConfig, RetryAfter
-from .server import Emulator
 
 __all__ = ["add_parser", "config_from_args", "run"]
 
@@ -193,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: EmulatorConfig, host: str, port: int) -> None:
+    from .server import Emulator  # not for `enricher --help` or a run: aiohttp.web
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -20,10 +20,31 @@
 
 from __future__ import annotations
 
-from .chunk import Chunk
-from .files import STDIN, check_inputs, find_inputs
-from .options import FORMATS, InputOptions, add_arguments, input_options
-from .read import check_columns, read_inputs
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_names
+
+if TYPE_CHECKING:
+    from .chunk import Chunk
+    from .files import STDIN, check_inputs, find_inputs
+    from .options import FORMATS, InputOptions, add_arguments, input_options
+    from .read import check_columns, read_inputs
+
+# The names below are imported on first use (PEP 562): the command line's flags need
+# `options` alone, not the readers and the extractor (`enricher --help`, `emulator`, `report`).
+#: public name -> the module that defines it
+_WHERE = {
+    "Chunk": "chunk",
+    "STDIN": "files",
+    "check_inputs": "files",
+    "find_inputs": "files",
+    "FORMATS": "options",
+    "InputOptions": "options",
+    "add_arguments": "options",
+    "input_options": "options",
+    "check_columns": "read",
+    "read_inputs": "read",
+}
 
 __all__ = [
     "FORMATS",
@@ -37,3 +58,5 @@ __all__ = [
     "input_options",
     "read_inputs",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _WHERE, __all__)

@@ -29,7 +29,10 @@ special-use or internal name (`.onion`, `.local`, `.arpa`, `.corp`, ...).
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from pathlib import Path
 
+import orjson
 from publicsuffixlist import PSLFILE, PublicSuffixList, encode_idn
 
 __all__ = [
@@ -114,30 +117,78 @@ _SPECIAL_USE = "special-use or internal name (.onion, .local, .arpa, ...)"
 _HASH_LABEL_LENGTHS = frozenset({32, 40})
 
 
+#: the A-labels of the list's IDN rules and top-level labels, as `encode_idn` makes them: IDNA's
+#: codec is pure Python, ~0.3 M instructions a label, 60% of building the tables. A memo of a
+#: pure function (`tools/psl_alabels.py` writes it from the list the package ships): a label
+#: it lacks, from a newer list, is encoded as the tables are built.
+ALABELS_FILE = Path(__file__).with_name("psl-alabels.json")
+
+
+def icann_rules() -> Iterator[str]:
+    """The ICANN section's rules, each as `PublicSuffixList` reads its line (lower case)."""
+    icann = False
+    with open(PSLFILE, encoding="utf-8", errors="surrogateescape") as f:
+        for line in f:
+            if line.startswith("//"):
+                if "===BEGIN ICANN DOMAINS===" in line or "===END ICANN DOMAINS===" in line:
+                    icann = "BEGIN" in line
+                continue
+            rule = line.lower().split(" ")[0].rstrip()
+            if icann and rule:
+                yield rule
+
+
+def _known_alabels() -> dict[str, str]:
+    try:
+        with open(ALABELS_FILE, "rb") as f:
+            known = orjson.loads(f.read())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+@functools.cache
+def _icann_rules() -> tuple[tuple[str, ...], frozenset[str], frozenset[str]]:
+    """The ICANN section's rules as `PublicSuffixList` reads them, each IDN rule in its
+    A-label form too; and the top-level labels (A-labels) that are a rule alone and head no
+    longer rule (`com`), and those that head longer ones (`uk`, `jp`, `ck`).
+
+    One pass over the file the package ships, encoding only the rules that are not ASCII (an
+    ASCII rule is its own A-label), from the memo when it has them: the package's parser
+    encodes all ~7,000 (0.5 G instructions with the top labels read apart, which every
+    process paid before its first name; now ~0.06 G)."""
+    known = _known_alabels()
+
+    def a_label(text: str) -> str:
+        if text.isascii():
+            return text
+        found = known.get(text)
+        return found if isinstance(found, str) else encode_idn(text)
+
+    rules: list[str] = []
+    alone: set[str] = set()
+    deeper: set[str] = set()
+    for rule in icann_rules():
+        rules.append(rule)
+        if not rule.isascii():
+            bare = a_label(rule.lstrip("!"))
+            rules.append("!" + bare if rule[0] == "!" else bare)
+        (deeper if "." in rule else alone).add(a_label(rule.rpartition(".")[2]))
+    return tuple(rules), frozenset(alone - deeper), frozenset(deeper)
+
+
 @functools.cache
 def _list() -> PublicSuffixList:
-    return PublicSuffixList(accept_unknown=False, only_icann=True)
+    # the A-labels are in the rules already: the package need not encode every rule again
+    rules = _icann_rules()[0]
+    return PublicSuffixList(rules, accept_unknown=False, accept_encoded_idn=False)
 
 
 @functools.cache
 def _top_labels() -> tuple[frozenset[str], frozenset[str]]:
-    """The top-level labels of the ICANN section (A-labels): those that are a rule alone and
-    head no longer rule (`com`), and those that head longer ones (`uk`, `jp`, `ck`)."""
-    alone: set[str] = set()
-    deeper: set[str] = set()
-    icann = False
-    with open(PSLFILE, encoding="utf-8") as f:
-        for line in f:
-            rule = line.split(" ")[0].strip().lower()
-            if rule.startswith("//"):
-                if "===BEGIN ICANN DOMAINS===" in line or "===END ICANN DOMAINS===" in line:
-                    icann = "BEGIN" in line
-                continue
-            if not icann or not rule:
-                continue
-            top = encode_idn(rule.rpartition(".")[2])
-            (deeper if "." in rule else alone).add(top)
-    return frozenset(alone - deeper), frozenset(deeper)
+    """The top-level labels of the ICANN section: alone, and heading longer rules."""
+    _, alone, deeper = _icann_rules()
+    return alone, deeper
 
 
 def tables_built() -> bool:
@@ -146,9 +197,9 @@ def tables_built() -> bool:
 
 
 def build_tables() -> None:
-    """Build the public suffix tables now: 0.3-0.4 s of CPU once per process, which a run
-    would otherwise spend on its event loop as it judges its first name (a service's other
-    requests wait that long). `Enricher` does it in a thread as it opens."""
+    """Build the public suffix tables now: ~20 ms of CPU once per process, which a run would
+    otherwise spend on its event loop as it judges its first name. `Enricher` does it in a
+    thread as it opens."""
     _list()
     _top_labels()
 

@@ -63,6 +63,26 @@ def lines_of(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines() if path.exists() else []
 
 
+@contextlib.contextmanager
+def held_run(src: Path, out: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`enricher run - -o OUT ARGS` fed the first third of `src`'s lines, yielded once it has
+    written its first records: it runs (holding its locks) until the block ends, which feeds
+    it the rest and waits for it to finish. No slow server to wait out."""
+    lines = src.read_bytes().splitlines(keepends=True)
+    cut = len(lines) // 3
+    with subprocess.Popen(
+        [sys.executable, "-m", "enricher", "run", "-", "-o", str(out), *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as first:  # fmt: skip
+        assert first.stdin is not None
+        first.stdin.write(b"".join(lines[:cut]))
+        first.stdin.flush()
+        wait_for(lambda: out.exists() and out.stat().st_size > 0, "the first records")
+        yield first
+        first.stdin.write(b"".join(lines[cut:]))
+        first.communicate(timeout=TIMEOUT)
+
+
 @pytest.fixture
 def slow_url() -> Iterator[str]:
     """An emulator with latency: a run of a few thousand IOCs lasts a few seconds."""
@@ -73,28 +93,26 @@ def slow_url() -> Iterator[str]:
 # -- two runs on one output (cron overlap) ---------------------------------------------------
 
 
-@pytest.mark.parametrize("second", [[], ["--resume"], ["--force"]])
-def test_a_second_run_on_the_same_output_stops_at_once(
-    tmp_path: Path, slow_url: str, second: list[str]
-) -> None:
+def test_a_second_run_on_the_same_output_stops_at_once(tmp_path: Path) -> None:
+    """A second run, plain, with --resume or with --force, while the first still writes: the
+    three in turn against one first run (not at once: each would find the others' locks)."""
     src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
     expected = make_input(src, 3000)
-    args = ["run", str(src), "-o", str(out), "--base-url", slow_url, "--rate", "20",
-            "--batch-size", "50", "--no-cache"]  # fmt: skip
-    with start(*args) as first:
-        wait_for(lambda: out.exists() and out.stat().st_size > 0, "the first records")
-        began = time.monotonic()
-        proc = enricher(*args, *second, timeout=TIMEOUT)
-        assert time.monotonic() - began < 10
-        assert first.poll() is None, "the second run must not wait for the first"
-        assert proc.returncode == 1, proc.stderr
-        assert (
-            f"enricher: error: {out} is being written by another enricher run (pid {first.pid})"
-            in proc.stderr
-        )
-        assert "Traceback" not in proc.stderr
-        _, err = first.communicate(timeout=TIMEOUT)
-    assert first.returncode == 0, err
+    with emulator_process() as url:
+        args = ["--base-url", url, "--rate", "0", "--batch-size", "50", "--no-cache"]
+        with held_run(src, out, *args) as first:
+            for second in ([], ["--resume"], ["--force"]):
+                began = time.monotonic()
+                proc = enricher("run", str(src), "-o", str(out), *args, *second, timeout=TIMEOUT)
+                assert time.monotonic() - began < 10
+                assert first.poll() is None, "the second run must not wait for the first"
+                assert proc.returncode == 1, proc.stderr
+                assert (
+                    f"enricher: error: {out} is being written by another enricher run "
+                    f"(pid {first.pid})" in proc.stderr
+                )
+                assert "Traceback" not in proc.stderr
+    assert first.returncode == 0, first.stderr
     exactly_once(read_ndjson(out), expected)
     assert not any(p.name.endswith(".lock") for p in tmp_path.iterdir())  # cleaned up
 
@@ -373,46 +391,41 @@ def test_device_nodes_are_written_never_replaced(tmp_path: Path) -> None:
         assert (st.st_mode & 0o170000, st.st_rdev) == (0o020000, os.makedev(1, 3)), flags
 
 
-@pytest.mark.parametrize("link", ["symlink", "hardlink"])
-def test_another_name_for_the_output_does_not_get_past_the_lock(
-    tmp_path: Path, slow_url: str, link: str
-) -> None:
+def test_another_name_for_the_output_does_not_get_past_the_lock(tmp_path: Path) -> None:
+    """A symbolic link and a hard link to the output, each named by a second run."""
     src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
     expected = make_input(src, 3000)
-    other = tmp_path / "other.ndjson"
-    args = ["run", str(src), "--base-url", slow_url, "--rate", "5", "--batch-size", "100",
-            "--no-cache"]  # fmt: skip
-    with start(*args, "-o", str(out)) as first:
-        wait_for(lambda: out.exists() and out.stat().st_size > 0, "the first records")
-        if link == "symlink":
-            other.symlink_to(out)
-        else:
-            os.link(out, other)
-        proc = enricher(*args, "-o", str(other), "--resume", timeout=TIMEOUT)
-        assert first.poll() is None
-        assert proc.returncode == 1, proc.stderr
-        assert "is being written by another enricher run (pid" in proc.stderr
-        _, err = first.communicate(timeout=TIMEOUT)
-    assert first.returncode == 0, err
+    with emulator_process() as url:
+        args = ["--base-url", url, "--rate", "0", "--batch-size", "100", "--no-cache"]
+        with held_run(src, out, *args) as first:
+            for link in ("symlink", "hardlink"):
+                other = tmp_path / f"{link}.ndjson"
+                if link == "symlink":
+                    other.symlink_to(out)
+                else:
+                    os.link(out, other)
+                proc = enricher("run", str(src), *args, "-o", str(other), "--resume")
+                assert first.poll() is None
+                assert proc.returncode == 1, proc.stderr
+                assert "is being written by another enricher run (pid" in proc.stderr
+    assert first.returncode == 0, first.stderr
     exactly_once(read_ndjson(out), expected)
 
 
-def test_a_side_file_of_one_run_cannot_be_named_by_another(tmp_path: Path, slow_url: str) -> None:
+def test_a_side_file_of_one_run_cannot_be_named_by_another(tmp_path: Path) -> None:
     src = tmp_path / "in.txt"
     make_input(src, 3000)
     a, b = tmp_path / "a.ndjson", tmp_path / "b.ndjson"
-    args = ["run", str(src), "--base-url", slow_url, "--rate", "5", "--batch-size", "50",
-            "--no-cache"]  # fmt: skip
-    with start(*args, "-o", str(a)) as first:
-        wait_for(lambda: a.exists() and a.stat().st_size > 0, "the first records")
-        for side in ("--failed", "--rejects", "--deferred"):
-            kind = side[2:]
-            proc = enricher(*args, "-o", str(b), side, f"{a}.{kind}.ndjson", timeout=TIMEOUT)
-            assert first.poll() is None
-            assert proc.returncode == 1, proc.stderr
-            assert "is being written by another enricher run" in proc.stderr
-        _, err = first.communicate(timeout=TIMEOUT)
-    assert first.returncode == 0, err
+    with emulator_process() as url:
+        args = ["--base-url", url, "--rate", "0", "--batch-size", "50", "--no-cache"]
+        with held_run(src, a, *args) as first:
+            for side in ("--failed", "--rejects", "--deferred"):
+                kind = side[2:]
+                proc = enricher("run", str(src), *args, "-o", str(b), side, f"{a}.{kind}.ndjson")
+                assert first.poll() is None
+                assert proc.returncode == 1, proc.stderr
+                assert "is being written by another enricher run" in proc.stderr
+    assert first.returncode == 0, first.stderr
     assert not b.exists()
 
 

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from ...errors import SettingsError
-from .base import RecordWriter, first_line
+
+if TYPE_CHECKING:
+    from .base import RecordWriter, first_line
 
 __all__ = [
     "FORMATS",
@@ -85,3 +88,15 @@ def record_writer(
             f"--output-format {name} needs the {library} library: pip install 'enricher[{extra}]'"
         ) from None
     raise SettingsError(f"--output-format: one of {', '.join(FORMATS)} (got {name!r})")
+
+
+def __getattr__(name: str) -> Any:
+    """`RecordWriter` and `first_line`, imported on first use: the command line needs the
+    names of the formats alone (PEP 562)."""
+    if name not in ("RecordWriter", "first_line"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import base
+
+    value = getattr(base, name)
+    globals()[name] = value  # once
+    return value

@@ -1,0 +1,60 @@
+"""`enricher` imports what a command uses: `--help` no engine, a run no server, no cluster,
+no report, no other format and no Redis (each costs every process its start-up)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import orjson
+
+from enricher.emulator import Emulator, EmulatorConfig
+
+_CHECK = """
+import contextlib, io, sys, orjson
+from enricher.app.cli import build_parser, main
+
+def loaded(names):
+    return sorted(n for n in names if any(m == n or m.startswith(n + ".") for m in sys.modules))
+
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    build_parser().parse_args(["--help"])
+helped = loaded(sys.argv[1].split(","))
+refused = main(["run", "--base-url", "gti.example", sys.argv[3]])  # a settings error
+settings = ("yarl", "enricher.config.settings")
+refused_loaded = loaded([n for n in sys.argv[1].split(",") if n not in settings])
+code = main(["run", sys.argv[3], "-o", sys.argv[4], "--base-url", sys.argv[5], "--no-cache", "-q"])
+print(orjson.dumps({"help": helped, "refused": [refused, refused_loaded],
+                    "run": loaded(sys.argv[2].split(",")), "code": code}).decode())
+"""
+
+#: what `enricher --help` does without, and a run refused for its settings too (but those)
+NOT_FOR_HELP = [
+    "aiohttp", "yarl", "tenacity", "enricher.config.settings", "enricher.app.job",
+    "enricher.pipeline.run", "enricher.inputs.read", "enricher.inputs.extract",
+    "enricher.output.formats.base", "enricher.emulator.server", "enricher.state",
+]  # fmt: skip
+#: what a plain run against a server does without
+NOT_FOR_RUN = [
+    "aiohttp.web", "enricher.emulator.server", "enricher.emulator.answers", "enricher.cluster",
+    "dask", "distributed", "enricher.output.report", "enricher.output.formats.csv",
+    "enricher.output.formats.ecs", "enricher.output.formats.stix",
+    "enricher.output.formats.misp", "enricher.state.redis", "redis",
+]  # fmt: skip
+
+
+async def test_help_and_a_run_import_only_what_they_use(tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("8.8.8.8\nevil.com\n44d88612fea8a8f36de82e1278abb02f\n")
+    out = tmp_path / "out.ndjson"
+    async with Emulator(EmulatorConfig()) as emu:
+        args = [",".join(NOT_FOR_HELP), ",".join(NOT_FOR_RUN), str(src), str(out), emu.base_url]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _CHECK, *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, stderr.decode()
+    assert orjson.loads(stdout) == {"help": [], "refused": [1, []], "run": [], "code": 0}
+    assert len(out.read_bytes().splitlines()) == 3
