@@ -27,6 +27,7 @@ from ..pipeline.dedupe import Deduper
 from ..pipeline.outcome import Outcome
 from ..pipeline.stats import RunStats
 from ..threads import Abandoned
+from .blocks import Block, plan_blocks
 from .parts import Part, Read, add_counts, enrich_part, part_of, read_input, settings_wire
 
 __all__ = ["DASK_MISSING", "ClusterEnricher"]
@@ -102,6 +103,9 @@ class ClusterEnricher:
         #: or the scheduler gone, none may ever come)
         self._stopped = asyncio.Event()
         self._dask_level = _DASK_LOG.level
+        #: an input read in blocks: the blocks' reads come in any order and are handed on
+        #: in the input's order (its first rejects are the ones kept, its lines counted on)
+        self._blocks: dict[str, _InOrder] = {}
 
     #: how long a job waits for a worker when the cluster has none, at start or mid-run
     #: (Dask itself would wait for ever): then exit 1 at start, or 3 (--resume) mid-run
@@ -208,7 +212,20 @@ class ClusterEnricher:
         as_completed: Any = importlib.import_module("distributed").as_completed
         client, parts = self._client, self.parts
         max_line = self.settings.pipeline.max_line_bytes
-        sources: list[str | Chunk] = list(self.inputs)
+        size = self.settings.cluster.block_bytes
+        plans = await asyncio.to_thread(
+            lambda: [
+                plan_blocks(path, self.reading, size=size, max_line=max_line) or path
+                for path in self.inputs
+            ]
+        )
+        sources: list[str | Chunk | Block] = []
+        for plan in plans:
+            if isinstance(plan, list):
+                self._blocks[plan[0].path] = _InOrder()
+                sources += plan
+            else:
+                sources.append(plan)
         if first:
             sources.insert(0, Chunk(_FIRST, 1, list(first)))
         reads = [
@@ -271,7 +288,8 @@ class ClusterEnricher:
                     break
                 self._pending.remove(future)
                 if isinstance(result, Read):
-                    yield self._read(result)
+                    for read in self._in_order(result):
+                        yield self._read(read)
                 else:
                     yield self._part(result)
         finally:
@@ -321,6 +339,23 @@ class ClusterEnricher:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._client.cancel(pending), _CANCEL_WAIT)
 
+    def _in_order(self, read: Read) -> list[Read]:
+        """The reads to hand on now: a whole input's at once, a block's once the blocks
+        before it are, each with its reject lines counted on from theirs."""
+        if read.block is None:
+            return [read]
+        order = self._blocks[read.source]
+        order.waiting[read.block.index] = read
+        ready = []
+        while order.next in order.waiting:
+            read = order.waiting.pop(order.next)
+            for reject in read.rejects:
+                reject["line"] += order.lines
+            order.lines += read.counts["lines_read"]
+            order.next += 1
+            ready.append(read)
+        return ready
+
     def _read(self, read: Read) -> Outcome:
         add_counts(self.stats, read.counts)
         self.read_as.update(read.read_as)
@@ -336,3 +371,13 @@ class ClusterEnricher:
         if part.fatal is not None and self.fatal is None:
             self.fatal = FatalError(part.fatal)
         return part.outcome
+
+
+@dataclasses.dataclass
+class _InOrder:
+    """The blocks' reads of one input: those that came before their turn, and the lines of
+    those handed on."""
+
+    waiting: dict[int, Read] = dataclasses.field(default_factory=dict)
+    next: int = 0
+    lines: int = 0
