@@ -112,6 +112,11 @@ class ClusterEnricher:
     no_workers_wait = 60.0
     #: how often the cluster's workers are counted while no result comes
     _LOOK = 2.0
+    #: a local cluster's worker silent this long (frozen: SIGSTOP, swapped out) is killed by
+    #: its nanny and started again, its tasks redone elsewhere: Dask's default, 5 minutes,
+    #: checked every 5 minutes, let a frozen worker hold its part for up to 10. The check
+    #: runs every `worker_ttl`: dropped within 10-20 s (then 4 s for the nanny's kill)
+    worker_ttl = 10.0
 
     async def _workers(self) -> int:
         """The cluster's worker threads now (0 if the scheduler does not say)."""
@@ -148,6 +153,7 @@ class ClusterEnricher:
                     # ":0" put it on every interface
                     dashboard_address="127.0.0.1:0",
                     silence_logs=quiet,
+                    scheduler_kwargs={"worker_ttl": self.worker_ttl},
                     asynchronous=True,
                 )
                 self._client = await Client(self._cluster, asynchronous=True)
