@@ -164,6 +164,7 @@ class ClusterEnricher:
                     dashboard_address="127.0.0.1:0",
                     silence_logs=quiet,
                     scheduler_kwargs={"worker_ttl": self.worker_ttl},
+                    preload=["enricher.cluster.warm"],
                     asynchronous=True,
                 )
                 self._client = await Client(self._cluster, asynchronous=True)

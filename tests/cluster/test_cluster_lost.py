@@ -113,9 +113,19 @@ async def test_a_local_cluster_listens_on_this_host_alone(tmp_path: Path) -> Non
     async with job:
         scheduler = job._cluster.scheduler
         assert scheduler.worker_ttl == job.worker_ttl == 10
+        # and its workers import what the tasks need as they start (enricher.cluster.warm)
+        where = "import sys; found = 'enricher.state.redis.answers' in sys.modules"
+        assert await job._client.run(_found, where) == {w: True for w in scheduler.workers}
         bound = {s.getsockname()[0] for s in scheduler.http_server._sockets.values()}
         bound |= {urlparse(scheduler.address).hostname}
     assert bound == {"127.0.0.1"}
+
+
+def _found(code: str) -> bool:
+    """What `code` sets `found` to, run on a worker."""
+    scope: dict[str, Any] = {}
+    exec(code, scope)
+    return bool(scope["found"])
 
 
 def _failing_read(*args: Any, **kwargs: Any) -> None:
