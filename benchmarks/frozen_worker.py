@@ -9,8 +9,9 @@ it SIGSTOPs one of the job's worker processes (a hung host, a process swapped ou
 leaves it stopped. Reported: the exit code, the wall time from the freeze to the job's end,
 and whether every IOC is in the outputs exactly once. The local cluster's scheduler drops a
 worker silent for `ClusterEnricher.worker_ttl` (10 s; checked every 10 s), its nanny kills
-it and starts another, and its tasks are redone: the job ends some 15-30 s after the freeze.
-With Dask's default TTL (5 minutes, checked every 5) it held the job for up to 10 minutes.
+it and starts another, and its tasks are redone: the job ended 32.4 s after the freeze at
+load 9.4 (benchmarks/README.md). With Dask's default TTL (5 minutes, checked every 5) a
+frozen worker held a job for up to 10 minutes.
 """
 
 from __future__ import annotations
