@@ -100,19 +100,35 @@ def _run(inputs: list[Path], out: Path, base_url: str, extra: list[str], env: di
             "lines_read": counts["lines_read"], "requests": doc["requests"]["total"]}  # fmt: skip
 
 
-def measure(mb: float, files: int, runs: int) -> dict[str, Any]:
-    """One worker against two over the same logs: each run's figures and the speed-up."""
+def _logs(folder: Path, mb: float, files: int) -> list[Path]:
+    rng = random.Random(7)
+    write_logs(folder / "pool.txt", rng, 2)
+    pool = (folder / "pool.txt").read_text().splitlines()
+    inputs = []
+    for i in range(files):
+        path = folder / f"logs{i}.txt"
+        lines = rng.choices(pool, k=int(mb / files * 1e6 / 100))  # ~100 bytes a line
+        path.write_text("\n".join(lines) + "\n")
+        inputs.append(path)
+    return inputs
+
+
+def _unique(folder: Path, unique: int, files: int) -> list[Path]:
+    """`unique` domains, each once, one a line, dealt into `files` files."""
+    inputs = []
+    for i in range(files):
+        path = folder / f"unique{i}.txt"
+        path.write_text("".join(f"h{n}.example.org\n" for n in range(i, unique, files)))
+        inputs.append(path)
+    return inputs
+
+
+def measure(mb: float, files: int, runs: int, unique: int = 0) -> dict[str, Any]:
+    """One worker against two over the same logs (or, with `unique`, that many unique
+    domains, one a line): each run's figures and the speed-up."""
     with tempfile.TemporaryDirectory(prefix="enricher-workers-") as tmp:
         folder = Path(tmp)
-        rng = random.Random(7)
-        write_logs(folder / "pool.txt", rng, 2)
-        pool = (folder / "pool.txt").read_text().splitlines()
-        inputs = []
-        for i in range(files):
-            path = folder / f"logs{i}.txt"
-            lines = rng.choices(pool, k=int(mb / files * 1e6 / 100))  # ~100 bytes a line
-            path.write_text("\n".join(lines) + "\n")
-            inputs.append(path)
+        inputs = _unique(folder, unique, files) if unique else _logs(folder, mb, files)
         size = sum(p.stat().st_size for p in inputs) / 1e6
         one: list[dict[str, Any]] = []
         two: list[dict[str, Any]] = []
@@ -158,8 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mb", type=float, default=100.0, help="MB of logs in all")
     ap.add_argument("--files", type=int, default=4, help="files they are split into")
     ap.add_argument("--runs", type=int, default=1, help="runs of each, alternating")
+    ap.add_argument(
+        "--unique", type=int, default=0, help="instead of logs: this many unique domains"
+    )
     args = ap.parse_args(argv)
-    print(json.dumps(measure(args.mb, args.files, args.runs), indent=2))
+    print(json.dumps(measure(args.mb, args.files, args.runs, args.unique), indent=2))
     return 0
 
 

@@ -3,9 +3,9 @@ of N worker processes, `--cluster tcp://HOST:8786` uses an existing one.
 
     client (enricher run)                 workers
     ─────────────────────                 ───────
-    one read task per input ────────────▶ read_input: decompress, decode, tell the format,
-                                          extract, normalize, reject, dedupe within the input
-                                          (inputs/read.py, pipeline/ingest.py, as a run
+    one read task per input, or per ────▶ read_input: decompress, decode, tell the format,
+      block of a big plain one            extract, normalize, reject, dedupe within the input
+      (blocks.py: cut at line ends)       (inputs/read.py, pipeline/ingest.py, as a run
                                           reads); each unique IOC hashed (CRC-32) into one
                                           of P parts: its owner
     one enrich task per part ───────────▶ enrich_part: the part's IOCs from every input,
@@ -14,8 +14,10 @@ of N worker processes, `--cluster tcp://HOST:8786` uses an existing one.
        the client)                           `state.url = redis://…` one rate limiter, one
                                              answer cache and one daily budget for all
     results taken as they complete ◀──── records, failures, skipped, deferred IOCs (a
-    and written by the client alone,      part's, whole) and each input's rejects
-    to ONE output set, with the
+    and written by the client alone       part's, whole) and each input's rejects (a
+    (a block's rejects once the blocks    block's reject lines numbered within it)
+    before it are, their lines counted
+    on), to ONE output set, with the
     manifest and the summary
 
 Guarantees: each unique IOC belongs to one part, so it is asked once for the whole job, and

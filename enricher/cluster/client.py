@@ -27,6 +27,7 @@ from ..pipeline.dedupe import Deduper
 from ..pipeline.outcome import Outcome
 from ..pipeline.stats import RunStats
 from ..threads import Abandoned
+from .blocks import Block, plan_blocks
 from .parts import Part, Read, add_counts, enrich_part, part_of, read_input, settings_wire
 
 __all__ = ["DASK_MISSING", "ClusterEnricher"]
@@ -44,9 +45,19 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
 
 
-def _share(read: Read, index: int) -> list[str]:
-    """A read's IOCs of one part (a task of its own: only they travel to the part's task)."""
-    return read.parts[index]
+def _share(read: Read, index: int) -> bytes:
+    """A read's IOCs of one part (a task of its own: only they travel to the part's task),
+    as one buffer (a canonical IOC holds no line end): it moves between workers as one
+    frame, where a list of strings is pickled item by item by the sending worker's event
+    loop, which waits for the GIL its task thread holds (such transfers took 3-10 s at
+    load 8: benchmarks/README.md)."""
+    return "\n".join(read.parts[index]).encode()
+
+
+def _enrich_shares(wire: dict[str, Any], index: int, shares: list[bytes], **kwargs: Any) -> Part:
+    """`enrich_part` of the shares `_share` made."""
+    values = [share.decode().split("\n") if share else [] for share in shares]
+    return enrich_part(wire, index, values, **kwargs)
 
 
 def _head(read: Read) -> Read:
@@ -102,12 +113,20 @@ class ClusterEnricher:
         #: or the scheduler gone, none may ever come)
         self._stopped = asyncio.Event()
         self._dask_level = _DASK_LOG.level
+        #: an input read in blocks: the blocks' reads come in any order and are handed on
+        #: in the input's order (its first rejects are the ones kept, its lines counted on)
+        self._blocks: dict[str, _InOrder] = {}
 
     #: how long a job waits for a worker when the cluster has none, at start or mid-run
     #: (Dask itself would wait for ever): then exit 1 at start, or 3 (--resume) mid-run
     no_workers_wait = 60.0
     #: how often the cluster's workers are counted while no result comes
     _LOOK = 2.0
+    #: a local cluster's worker silent this long (frozen: SIGSTOP, swapped out) is killed by
+    #: its nanny and started again, its tasks redone elsewhere: Dask's default, 5 minutes,
+    #: checked every 5 minutes, let a frozen worker hold its part for up to 10. The check
+    #: runs every `worker_ttl`: dropped within 10-20 s (then 4 s for the nanny's kill)
+    worker_ttl = 10.0
 
     async def _workers(self) -> int:
         """The cluster's worker threads now (0 if the scheduler does not say)."""
@@ -144,6 +163,8 @@ class ClusterEnricher:
                     # ":0" put it on every interface
                     dashboard_address="127.0.0.1:0",
                     silence_logs=quiet,
+                    scheduler_kwargs={"worker_ttl": self.worker_ttl},
+                    preload=["enricher.cluster.warm"],
                     asynchronous=True,
                 )
                 self._client = await Client(self._cluster, asynchronous=True)
@@ -208,7 +229,20 @@ class ClusterEnricher:
         as_completed: Any = importlib.import_module("distributed").as_completed
         client, parts = self._client, self.parts
         max_line = self.settings.pipeline.max_line_bytes
-        sources: list[str | Chunk] = list(self.inputs)
+        size = self.settings.cluster.block_bytes
+        plans = await asyncio.to_thread(
+            lambda: [
+                plan_blocks(path, self.reading, size=size, max_line=max_line) or path
+                for path in self.inputs
+            ]
+        )
+        sources: list[str | Chunk | Block] = []
+        for plan in plans:
+            if isinstance(plan, list):
+                self._blocks[plan[0].path] = _InOrder()
+                sources += plan
+            else:
+                sources.append(plan)
         if first:
             sources.insert(0, Chunk(_FIRST, 1, list(first)))
         reads = [
@@ -245,14 +279,14 @@ class ClusterEnricher:
             return
         enriched = [
             client.submit(
-                enrich_part,
+                _enrich_shares,
                 wires[p],
                 p,
                 shares[p],
                 identity=self.identity,
                 done=done,
                 cache_only=self.cache_only,
-                pure=False,
+                key=f"enrich_part-{job}-{p}",  # named as the work it does, not the wrapper
             )
             for p in range(parts)
         ]
@@ -271,7 +305,8 @@ class ClusterEnricher:
                     break
                 self._pending.remove(future)
                 if isinstance(result, Read):
-                    yield self._read(result)
+                    for read in self._in_order(result):
+                        yield self._read(read)
                 else:
                     yield self._part(result)
         finally:
@@ -321,6 +356,23 @@ class ClusterEnricher:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._client.cancel(pending), _CANCEL_WAIT)
 
+    def _in_order(self, read: Read) -> list[Read]:
+        """The reads to hand on now: a whole input's at once, a block's once the blocks
+        before it are, each with its reject lines counted on from theirs."""
+        if read.block is None:
+            return [read]
+        order = self._blocks[read.source]
+        order.waiting[read.block.index] = read
+        ready = []
+        while order.next in order.waiting:
+            read = order.waiting.pop(order.next)
+            for reject in read.rejects:
+                reject["line"] += order.lines
+            order.lines += read.counts["lines_read"]
+            order.next += 1
+            ready.append(read)
+        return ready
+
     def _read(self, read: Read) -> Outcome:
         add_counts(self.stats, read.counts)
         self.read_as.update(read.read_as)
@@ -336,3 +388,13 @@ class ClusterEnricher:
         if part.fatal is not None and self.fatal is None:
             self.fatal = FatalError(part.fatal)
         return part.outcome
+
+
+@dataclasses.dataclass
+class _InOrder:
+    """The blocks' reads of one input: those that came before their turn, and the lines of
+    those handed on."""
+
+    waiting: dict[int, Read] = dataclasses.field(default_factory=dict)
+    next: int = 0
+    lines: int = 0

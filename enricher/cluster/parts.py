@@ -1,7 +1,7 @@
 """The work of a cluster's tasks, as plain functions of plain (picklable) data: nothing here
 imports Dask, so Spark's `mapPartitions` or Ray can call them as well.
 
-    read_input(path or Chunk, options, parts=P) -> Read     on a worker, once per input
+    read_input(path, Block or Chunk, options, parts=P) -> Read   on a worker, per input or block
         read_source (inputs/read.py: decompress, decode, format, extract) ─▶ Ingest.take
         (normalize, reject, dedupe within the input) ─▶ each canonical IOC into part
         part_of(value, P): its owner
@@ -38,6 +38,7 @@ from ..pipeline.ledger import Ledger
 from ..pipeline.outcome import Outcome
 from ..pipeline.run import Enricher
 from ..pipeline.stats import RunStats
+from .blocks import Block, block_chunks
 
 __all__ = [
     "Part",
@@ -99,6 +100,8 @@ class Read:
     #: rejects past `max_rejects` per source, counted and let go here (a garbage input's
     #: millions of them would fill this worker's and the client's memory)
     rejects_dropped: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: the block of the input it read (its reject lines numbered from 1 within it), if not whole
+    block: Block | None = None
 
 
 @dataclass
@@ -144,17 +147,17 @@ def _keep(ioc_type: IocType, value: str) -> str | None:
 
 
 def read_input(
-    source: str | Chunk,
+    source: str | Chunk | Block,
     options: InputOptions,
     *,
     max_line: int,
     parts: int,
     max_rejects: int | None = None,
 ) -> Read:
-    """Read one input (a path, or a chunk of lines the client holds: IOCs an earlier run
-    deferred) as a run reads it (`read_source`, then `Ingest.take`: normalized, rejects with
-    their reasons, deduped within it), its unique IOCs hashed into `parts`; its first
-    `max_rejects` rejects kept (all if None), the rest only counted."""
+    """Read one input (a path, a block of one, or a chunk of lines the client holds: IOCs an
+    earlier run deferred) as a run reads it (`read_source`, then `Ingest.take`: normalized,
+    rejects with their reasons, deduped within it), its unique IOCs hashed into `parts`; its
+    first `max_rejects` rejects kept (all if None), the rest only counted."""
     stats = RunStats()
     # sha256 and internal IOCs pass here: the part's `Enricher` settles them, once per job
     ingest = Ingest(Ledger(stats), withhold=_keep, send_sha256=True)
@@ -164,8 +167,12 @@ def read_input(
     dropped: Counter[str] = Counter()
     read_as: dict[str, str] = {}
     error = None
+    block = source if isinstance(source, Block) else None
     if isinstance(source, Chunk):
         name, chunks = source.source, iter([source])
+    elif isinstance(source, Block):
+        name, chunks = source.path, block_chunks(source, max_line=max_line)
+        read_as[name] = source.read_as
     else:
         name, chunks = source, read_source(source, options, max_line=max_line, read_as=read_as)
     try:
@@ -183,7 +190,9 @@ def read_input(
     except InputError as exc:
         error = str(exc)
     counts = _counts(stats, _READ_COUNTS, requests=False)
-    return Read(name, found, rejects, counts, read_as, error, rejects_dropped=dict(dropped))
+    return Read(
+        name, found, rejects, counts, read_as, error, rejects_dropped=dict(dropped), block=block
+    )
 
 
 def settings_wire(settings: Settings) -> dict[str, Any]:

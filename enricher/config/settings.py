@@ -548,9 +548,13 @@ class ClusterSettings:
     #: the parts the unique IOCs are hashed into, each enriched by one task; 0: twice the
     #: cluster's worker threads
     partitions: int = 0
+    #: a plain file of lines or text bigger than this is read in blocks of about this many
+    #: bytes, which the workers share; 0: each input read whole, by one task
+    block_bytes: int = 16_000_000
 
     def __post_init__(self) -> None:
         _check(1 <= self.workers <= 1024, "cluster.workers", "must be between 1 and 1024")
+        _check(self.block_bytes >= 0, "cluster.block_bytes", "must be 0 (whole inputs) or more")
         _check(0 <= self.partitions <= 100_000, "cluster.partitions", "must be 0 (auto) to 100000")
         if self.address:
             check_url(self.address, "cluster.address", schemes=("tcp", "tls"))

@@ -123,7 +123,9 @@ def test_two_workers_give_the_records_of_one(tmp_path: Path, cluster_redis: str)
         base = ["run", *inputs, "--base-url", url, "--rate", "0", "--batch-size", "50"]
         first = enricher(*base, "-o", str(one), "--no-cache")
         assert first.returncode == 0, first.stderr
-        second = enricher(*base, "-o", str(two), "--workers", "2", env=_state(cluster_redis))
+        # the inputs of lines and text read in blocks of ~1.5 KB (3 to 4 each), the rest whole
+        env = {**_state(cluster_redis), "ENRICHER_CLUSTER_BLOCK_BYTES": "1500"}
+        second = enricher(*base, "-o", str(two), "--workers", "2", env=env)
         assert second.returncode == 0, second.stderr
     for suffix in ("", ".failed.ndjson", ".rejects.ndjson", ".skipped.ndjson"):
         a, b = Path(f"{one}{suffix}"), Path(f"{two}{suffix}")

@@ -28,14 +28,20 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, DataError, RedisError, ResponseError
 from yarl import URL
 
 from ...api.identity import ApiIdentity
 from ...errors import FatalError, SettingsError
+
+_c_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _c_pack
+except ImportError:  # redis-py's own packer, then
+    _c_pack = None
 
 __all__ = ["SharedState", "StateLost", "StateUnreachable", "safe_url"]
 
@@ -46,6 +52,39 @@ log = logging.getLogger("enricher")
 #: seconds to wait for the server to accept a connection, and for an answer
 _CONNECT_TIMEOUT = 5.0
 _SOCKET_TIMEOUT = 10.0
+
+
+class _CPacked:
+    """A connection whose commands hiredis's C code packs, as redis-py's synchronous
+    client packs them when hiredis is there (its asyncio one does not): the answer store's
+    script calls carry a few arguments a key, which redis-py's Python packer encoded one by
+    one (a call of 1,000 answers: 8.4 ms, against 1.1 ms; 2.7 s of a cluster part's 10.5 s
+    over 25,002 unique IOCs under cProfile was that packing)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        assert _c_pack is not None  # this class is used only then
+        # as redis-py's own packers: a command name of several words goes as several
+        head = args[0].encode() if isinstance(args[0], str) else args[0]
+        if b" " in head or isinstance(args[0], str):
+            args = (*head.split(), *args[1:])
+        try:
+            return [_c_pack(tuple(_plain(arg) for arg in args))]
+        except TypeError as exc:
+            raise DataError(str(exc)) from None
+
+
+def _plain(arg: Any) -> Any:
+    return bytes(arg) if isinstance(arg, (bytearray, memoryview)) else arg
+
+
+def _packed_in_c(client: aioredis.Redis) -> None:
+    """`client`'s connections (plain, TLS or a socket file, as its URL says) packed by
+    hiredis, when hiredis is installed (the `redis` extra brings it)."""
+    if _c_pack is None:
+        return
+    pool = client.connection_pool
+    base = pool.connection_class
+    pool.connection_class = type(f"CPacked{base.__name__}", (_CPacked, base), {})
 
 
 class StateUnreachable(SettingsError):
@@ -183,6 +222,7 @@ class SharedState:
                 socket_timeout=_SOCKET_TIMEOUT,
                 health_check_interval=30,
             )
+            _packed_in_c(client)
         except (ValueError, TypeError) as exc:
             raise StateUnreachable(
                 f"state: {shown} is not a Redis URL ({_why(exc, password)});"
