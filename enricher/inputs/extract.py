@@ -63,7 +63,6 @@ from ..ioc import IocType
 from ..pipeline.normalize import (
     KNOWN_MAX,
     bracket_port_after_ipv6,
-    is_plain_domain,
     is_range,
     known_canonical,
     normalize,
@@ -72,10 +71,10 @@ from ..pipeline.normalize import (
 )
 from .suffixes import (
     ALTERNATIVE_ROOTS,
-    _registrable,
-    _top_labels,
     has_public_suffix,
     is_file_or_program_name,
+    registrable,
+    top_labels,
 )
 from .suffixes import INTERNAL_SUFFIXES as _INTERNAL
 
@@ -780,11 +779,11 @@ def _new_name(tok: str) -> str | None:
         # are no domain end in none), then the rules of a domain, without all of `normalize`;
         # as has_public_suffix, but with the one partition the rest of this uses too
         head, _, top = value.rpartition(".")
-        alone, deeper = _top_labels()
+        alone, deeper = top_labels()
         if top in alone:
-            if not head or not is_plain_domain(value):
+            if not head or not _is_plain_name(value, top):
                 return None
-        elif top not in deeper or not is_plain_domain(value) or not _registrable(value):
+        elif top not in deeper or not _is_plain_name(value, top) or not registrable(value):
             return None
     else:
         ioc_type, value = normalize(s)
@@ -796,6 +795,28 @@ def _new_name(tok: str) -> str | None:
     if not email and is_file_or_program_name(value, s):
         return "!" + value
     return value
+
+
+def _is_plain_name(low: str, top: str) -> bool:
+    """`is_plain_domain(low)` for a name the names pattern found, in lower-case ASCII (words
+    of letters, digits and `_%+-` joined by dots; `top` its last label, after a dot): a few
+    string tests in C instead of the pattern of every rule, which backtracks at each label's
+    end (a test checks both agree)."""
+    return (
+        len(low) <= 253
+        and "%" not in low
+        and "+" not in low
+        and ".." not in low
+        and "-." not in low
+        and ".-" not in low
+        and low[0] != "-"
+        and low[0] != "."
+        and top != ""
+        and top[-1] != "-"
+        and "_" not in top
+        and not top.isdigit()
+        and (len(low) <= 63 or max(map(len, low.split("."))) <= 63)
+    )
 
 
 def _alternative_root_host(tok: str) -> str | None:

@@ -1,0 +1,49 @@
+"""The extractor's shortcuts answer as the general rules they stand for do."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enricher.inputs.extract import _is_plain_name
+from enricher.pipeline.normalize import is_plain_domain
+
+# what a name the names pattern found is made of, in lower case
+_NAME_CHARS = "ab9z0_-%+."
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(_NAME_CHARS, min_size=1, max_size=12).flatmap(
+        lambda short: st.sampled_from([short, short + "x" * 60 + short, "y" * 250 + short])
+    )
+)
+def test_the_plain_name_test_is_the_domain_pattern(name: str) -> None:
+    # the caller turns away a name without a dot, or ending in one (no top-level label), first
+    if "." in name and not name.endswith("."):
+        top = name.rpartition(".")[2]
+        assert _is_plain_name(name, top) == is_plain_domain(name), name
+
+
+def test_the_plain_name_test_on_names_of_each_rule() -> None:
+    for name, want in [
+        ("evil.com", True),
+        ("_dmarc.evil.ru", True),
+        ("a-b.c-d", True),
+        ("-a.com", False),
+        ("a-.com", False),
+        ("a.-com", False),
+        ("a.com-", False),
+        ("a.c_m", False),
+        ("a.123", False),
+        ("1.2.3.4x", True),
+        ("a..com", False),
+        ("%s.com", False),
+        ("a+b.com", False),
+        ("x" * 63 + ".com", True),
+        ("x" * 64 + ".com", False),
+        ("a." * 125 + "com", True),
+        ("a." * 126 + "com", False),
+    ]:
+        assert _is_plain_name(name, name.rpartition(".")[2]) is want, name
+        assert is_plain_domain(name) is want, name
