@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enricher.inputs.extract import _is_plain_name
+from enricher.inputs.extract import _NAMES_ASCII, _dotted_names, _is_plain_name
 from enricher.pipeline.normalize import is_plain_domain
 
 # what a name the names pattern found is made of, in lower case
@@ -47,3 +47,16 @@ def test_the_plain_name_test_on_names_of_each_rule() -> None:
     ]:
         assert _is_plain_name(name, name.rpartition(".")[2]) is want, name
         assert is_plain_domain(name) is want, name
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(" \n.@a1_%+-©/:", max_size=30))
+def test_the_dotted_names_are_the_names_patterns_matches_with_a_dot(text: str) -> None:
+    text = "\n" + text
+    want = [m.span() for m in _NAMES_ASCII.finditer(text) if "." in m[1]]
+    assert [m.span() for m in _dotted_names(text)] == want
+
+
+def test_the_dotted_names_after_a_match_that_ends_before_a_dot() -> None:
+    text = "\n a.b.@.c a@b 1@1@.1 .a@b .c.d x.y"
+    assert [m[1] for m in _dotted_names(text)] == ["a.b", "c.d", "x.y"]
