@@ -45,6 +45,8 @@ __all__ = [
     "is_program_name",
     "looks_like_file_name",
     "name_problem",
+    "registrable",
+    "top_labels",
 ]
 
 #: top-level domains that are far more often a file extension in logs and reports
@@ -185,15 +187,16 @@ def _list() -> PublicSuffixList:
 
 
 @functools.cache
-def _top_labels() -> tuple[frozenset[str], frozenset[str]]:
-    """The top-level labels of the ICANN section: alone, and heading longer rules."""
+def top_labels() -> tuple[frozenset[str], frozenset[str]]:
+    """The top-level labels of the ICANN section (A-labels): those that are a rule alone and
+    head no longer rule (`com`), and those that head longer ones (`uk`, `jp`, `ck`)."""
     _, alone, deeper = _icann_rules()
     return alone, deeper
 
 
 def tables_built() -> bool:
     """Whether the public suffix tables are built (the first name judged builds them)."""
-    return _list.cache_info().currsize > 0 and _top_labels.cache_info().currsize > 0
+    return _list.cache_info().currsize > 0 and top_labels.cache_info().currsize > 0
 
 
 def build_tables() -> None:
@@ -201,11 +204,13 @@ def build_tables() -> None:
     otherwise spend on its event loop as it judges its first name. `Enricher` does it in a
     thread as it opens."""
     _list()
-    _top_labels()
+    top_labels()
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _registrable(name: str) -> bool:
+def registrable(name: str) -> bool:
+    """Whether the lower-case `name` has a label of its own before its public suffix (the
+    list's walk over every suffix of the name; see has_public_suffix for the quick answer)."""
     return _list().privatesuffix(name) is not None
 
 
@@ -217,11 +222,11 @@ def has_public_suffix(name: str) -> bool:
     # Most names end in a top-level label that is a rule of its own and heads no longer one
     # (`com`, `net`, `ru`): then any name of two labels or more has a label of its own. This
     # answers them without the list's walk over every suffix of the name (12 us a new name).
-    alone, deeper = _top_labels()
+    alone, deeper = top_labels()
     head, dot, top = name.rpartition(".")
     if top in alone:
         return bool(dot) and bool(head)
-    return top in deeper and _registrable(name)
+    return top in deeper and registrable(name)
 
 
 def name_problem(name: str) -> str | None:
@@ -230,7 +235,7 @@ def name_problem(name: str) -> str | None:
     head, dot, top = name.rpartition(".")
     if top in INTERNAL_SUFFIXES:
         return _SPECIAL_USE
-    if top in _top_labels()[0]:  # most names: as in has_public_suffix, without a second partition
+    if top in top_labels()[0]:  # most names: as in has_public_suffix, without a second partition
         return None if dot and head and len(name) <= 253 else _NO_SUFFIX
     if top in ALTERNATIVE_ROOTS or has_public_suffix(name):
         return None

@@ -282,7 +282,7 @@ async def test_the_suffix_tables_are_built_off_the_loop_as_it_opens(
 
     monkeypatch.setattr(suffixes, "build_tables", recorded)
     suffixes._list.cache_clear()
-    suffixes._top_labels.cache_clear()
+    suffixes.top_labels.cache_clear()
     loop_thread = threading.current_thread().name
     async with Enricher(settings(), transport=FakeTransport(answers_for(IOCS))):
         assert suffixes.tables_built()

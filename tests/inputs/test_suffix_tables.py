@@ -28,12 +28,12 @@ def _own_parse() -> tuple[PublicSuffixList, frozenset[str], frozenset[str]]:
 
 
 def _fresh_tables() -> tuple[PublicSuffixList, tuple[frozenset[str], frozenset[str]]]:
-    for cached in (suffixes._icann_rules, suffixes._list, suffixes._top_labels):
+    for cached in (suffixes._icann_rules, suffixes._list, suffixes.top_labels):
         cached.cache_clear()
     try:
-        return suffixes._list(), suffixes._top_labels()
+        return suffixes._list(), suffixes.top_labels()
     finally:
-        for cached in (suffixes._icann_rules, suffixes._list, suffixes._top_labels):
+        for cached in (suffixes._icann_rules, suffixes._list, suffixes.top_labels):
             cached.cache_clear()
 
 

@@ -500,13 +500,13 @@ def test_the_tables_keep_no_long_token() -> None:
     # not remembered, so the tables' size in bytes is bounded too, not only their count.
     from enricher.inputs import suffixes
 
-    before = suffixes._registrable.cache_info().currsize
+    before = suffixes.registrable.cache_info().currsize
     for i, top in enumerate(["uk", "com", "zip"] * 20):
         line = "a." * 20_000 + f"x{i}.{top} short{i}.evil.co.uk"
         assert extract(line) == [f"short{i}.evil.co.uk"]
     assert max(map(len, extract_module._NAMES), default=0) <= 253 + 65
     assert max(map(len, known_canonical()), default=0) <= 253
-    assert suffixes._registrable.cache_info().currsize - before <= 60  # the short names only
+    assert suffixes.registrable.cache_info().currsize - before <= 60  # the short names only
 
 
 # -- structured formats: every chosen value arrives, on its line ------------------------------
