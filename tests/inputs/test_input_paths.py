@@ -109,15 +109,16 @@ def test_dev_urandom_cannot_fill_a_disk_with_rejects(tmp_path: Path) -> None:
     assert len(read_ndjson(rejects)) == 1000
 
 
-def test_an_input_named_in_bytes_that_are_not_utf8_is_named_in_every_output(
+def test_files_named_in_bytes_that_are_not_utf8_are_named_in_every_output(
     tmp_path: Path,
 ) -> None:
-    # a file name is bytes: one that is not UTF-8 reaches Python with surrogates, which no
-    # JSON output can hold; the records' origin, the rejects and the manifest each ended the
-    # run in a traceback (attack16)
+    # a file name is bytes: one that is not UTF-8 reaches Python with surrogates, which
+    # neither JSON nor SQLite holds. An input's ended the run in a traceback in the records'
+    # origin (--with-source), the rejects and the manifest; an output's, in the job's name
+    # (kept in the state file) and the manifest (attack16)
     src = tmp_path / os.fsdecode(b"in\xff.txt")
     src.write_text("evil.example.com\nbad!!\n")
-    out, manifest = tmp_path / "out.ndjson", tmp_path / "manifest.json"
+    out, manifest = tmp_path / os.fsdecode(b"out\xfe.ndjson"), tmp_path / "manifest.json"
     proc = enricher(
         "run", "--emulator", "--no-cache", "--with-source", "-q", "--manifest", str(manifest),
         "-o", str(out), str(src),
@@ -125,6 +126,9 @@ def test_an_input_named_in_bytes_that_are_not_utf8_is_named_in_every_output(
     assert proc.returncode == 0, proc.stderr
     shown = f"{tmp_path}/in\\xff.txt"
     assert [r["origin"] for r in read_ndjson(out)] == [{"file": shown, "line": 1}]
-    [reject] = read_ndjson(tmp_path / "out.ndjson.rejects.ndjson")
+    [reject] = read_ndjson(Path(f"{out}.rejects.ndjson"))
     assert (reject["source"], reject["line"]) == (shown, 2)
-    assert [i["path"] for i in orjson.loads(manifest.read_bytes())["inputs"]] == [shown]
+    said = orjson.loads(manifest.read_bytes())
+    assert [i["path"] for i in said["inputs"]] == [shown]
+    assert said["outputs"]["records"] == f"{tmp_path}/out\\xfe.ndjson"
+    assert said["job"] == f"output {os.path.realpath(tmp_path)}/out\\xfe.ndjson"
