@@ -300,8 +300,14 @@ def _job_key(job: Job, paths: OutputPaths) -> str | None:
     `--resume` of the same output is the same job); a run on standard output without `--job`
     belongs to no job (its deferred IOCs are in its own file, taken up by no later run)."""
     if job.job is not None:
-        return job.job
-    return f"output {os.path.realpath(paths.records)}" if paths.regular else None
+        key = job.job
+    elif paths.regular:
+        key = f"output {os.path.realpath(paths.records)}"
+    else:
+        return None
+    # kept in SQLite (or Redis) as UTF-8: bytes of a name that are not UTF-8 (surrogates)
+    # are kept as `\xff` escapes
+    return os.fsencode(key).decode(errors="backslashreplace")
 
 
 def _prepare(

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 from ..config.settings import Settings
@@ -201,11 +202,20 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
 def _print(items: list[dict[str, Any]], *, as_json: bool) -> None:
     """The items on standard output: OutputError (exit 3) when its reader closed it."""
     if as_json:
-        text = inert_json(b"".join(orjson.dumps(item) + b"\n" for item in items))
+        text = inert_json(b"".join(_json_line(item) for item in items))
     else:
         colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         text = (format_table(items, colour=colour) + "\n").encode()
     write_stdout(text)
+
+
+def _json_line(item: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(item) + b"\n"
+    except orjson.JSONEncodeError:
+        # a response holds an integer beyond 64 bits (written as the server sent it), which
+        # orjson will not write and msgspec will
+        return msgspec.json.encode(item) + b"\n"
 
 
 def _error(text: str) -> None:

@@ -85,7 +85,9 @@ def read_source(
     A compressed stream that turns out corrupt or cut short ends that input with a reject
     that says so, in a chunk marked `damaged`; the chunks before it stand.
     """
-    source = _STDIN_NAME if path == STDIN else path
+    # the name goes into records (`origin`), rejects and the manifest, UTF-8 JSON: the bytes
+    # of a name that are not UTF-8 (surrogates in `path`) are written as `\xff` escapes
+    source = _STDIN_NAME if path == STDIN else os.fsencode(path).decode(errors="backslashreplace")
     try:
         f = open_binary(path)
     except OSError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -131,6 +132,25 @@ def build_manifest(
 
 def write_manifest(path: str, manifest: Mapping[str, Any]) -> None:
     """Write the manifest whole (`write_whole`)."""
-    write_whole(
-        path, orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-    )
+    option = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+    try:
+        doc = orjson.dumps(manifest, option=option)
+    except orjson.JSONEncodeError:
+        # a name given in bytes that are not UTF-8 (an output path, an argument): surrogates
+        # in a str, which JSON cannot hold, written as `\xff` escapes
+        doc = orjson.dumps(_utf8(manifest), option=option)
+    write_whole(path, doc)
+
+
+def _utf8(doc: Any) -> Any:
+    """`doc` with each string's surrogates (the bytes of a name that are not UTF-8) escaped."""
+    if isinstance(doc, str):
+        try:
+            return os.fsencode(doc).decode(errors="backslashreplace")
+        except UnicodeEncodeError:  # a surrogate no bytes stand for
+            return doc.encode(errors="backslashreplace").decode()
+    if isinstance(doc, Mapping):
+        return {_utf8(k): _utf8(v) for k, v in doc.items()}
+    if isinstance(doc, list | tuple):
+        return [_utf8(v) for v in doc]
+    return doc

@@ -182,6 +182,9 @@ _NO_CLASSIFICATION = (
 #: `cp_type` as written, by its value (a few kinds of source); bounded
 _CP_TYPES: dict[str | None, bytes] = {None: _NULL}
 _REMEMBERED = 4096
+#: the longest either table keeps: a server's long text (a `source`, a `cpType`), another in
+#: each entry, is written and not kept (4,096 of 60 kB each held 950 MiB)
+_SHORT = 512
 
 
 def record_line(
@@ -215,9 +218,10 @@ def record_line(
             known = _VERDICT_FIELDS.get(seen)
             if known is None:
                 known = _verdict_fields(*seen)
-                if len(_VERDICT_FIELDS) >= _REMEMBERED:
-                    _VERDICT_FIELDS.clear()
-                _VERDICT_FIELDS[seen] = known
+                if len(known) <= _SHORT:
+                    if len(_VERDICT_FIELDS) >= _REMEMBERED:
+                        _VERDICT_FIELDS.clear()
+                    _VERDICT_FIELDS[seen] = known
             fields = known
     else:
         verdict = "unknown"
@@ -259,10 +263,11 @@ def record_line(
     cp = _CP_TYPES.get(cp_type)
     if cp is None:
         cp = _dumps(cp_type)
-        if len(_CP_TYPES) >= _REMEMBERED:
-            _CP_TYPES.clear()
-            _CP_TYPES[None] = _NULL
-        _CP_TYPES[cp_type] = cp
+        if len(cp) <= _SHORT:
+            if len(_CP_TYPES) >= _REMEMBERED:
+                _CP_TYPES.clear()
+                _CP_TYPES[None] = _NULL
+            _CP_TYPES[cp_type] = cp
     parts += (_CP_TYPE, cp, _RESPONSE, raw)
     if origin is not None:
         parts += (_ORIGIN, _dumps({"file": origin[0], "line": origin[1]}))

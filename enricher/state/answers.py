@@ -480,9 +480,10 @@ class Cache:
         beside it), else `immutable`, so that not even a -shm file is made beside a file
         that may be another program's. (An immutable read may see a page torn by a writer
         that began meanwhile: a file found damaged that way is read again, carefully.)"""
-        where = urllib.parse.quote(str(self.path.absolute()))
+        where = urllib.parse.quote(os.fsencode(self.path.absolute()))  # bytes: any name
         plain = careful or os.path.exists(f"{self.path}-wal")
-        uri = f"file:{where}?mode=ro" + ("" if plain else "&immutable=1")
+        # an empty authority (`file://`): a path that starts with `//` names no host
+        uri = f"file://{where}?mode=ro" + ("" if plain else "&immutable=1")
         return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT)
 
     def _connect(self, *, read_only: bool = False, reader: bool = False) -> sqlite3.Connection:
@@ -490,7 +491,7 @@ class Cache:
         vanished is not made anew in its place, unmarked."""
         if read_only:
             return self._read_only(careful=True)
-        uri = f"file:{urllib.parse.quote(str(self.path.absolute()))}?mode=rw"
+        uri = f"file://{urllib.parse.quote(os.fsencode(self.path.absolute()))}?mode=rw"
         db = sqlite3.connect(
             uri, uri=True, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import random
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from enricher.api.protocol import (
     build_request,
     match_key,
     parse_response,
+    read_entry,
     request_key,
 )
 from enricher.errors import ErrorBody, MalformedBody, SettingsError
@@ -460,3 +463,28 @@ def test_bodies_the_fast_reading_leaves_to_orjson() -> None:
             assert b"1e400" in body or b"[" * 300 in body
             continue
         assert got == expected
+
+
+def test_record_lines_keep_nothing_of_a_long_classification_or_cp_type() -> None:
+    # the classifications and cpTypes record_line looks up are bounded in count; a server
+    # whose `source` or `cpType` is long text, another in each entry, must not leave it all
+    # held once the lines are written (4,000 of 60 kB each held 950 MiB, attack16 finding 1)
+    long = "x" * 20_000
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for i in range(40):
+            raw = orjson.dumps(
+                {"requestKey": {"domain": f"d{i}.com"}, "cpType": f"{i}{long}",
+                 "aggregatedResult": {"maliciousClassification": {
+                     "type": "malware", "classificationScore": 1, "source": f"{i}{long}"}}}
+            )  # fmt: skip
+            entry, raw = read_entry(raw)
+            line, _, _ = record_line(IocType.DOMAIN, f"d{i}.com", entry, raw, {})
+            assert read_record(line)["source"] == read_record(line)["cp_type"] == f"{i}{long}"
+            del entry, raw, line
+        gc.collect()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 200_000  # 40 records of 40 kB each: 3.2 MB if they were kept

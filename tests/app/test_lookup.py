@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from helpers import emulator_process, emulator_stats, enricher, into_closed_pipe
@@ -139,6 +140,18 @@ def test_json_lines_are_inert_on_a_terminal_and_say_the_same(
     assert not any(ch in out for ch in "\x1b\x07\x9b\x85\x7f\u202e\u2066")
     assert orjson.loads(out) == hostile
     assert out.count("\n") == 1
+
+
+def test_json_lines_hold_a_response_s_integer_beyond_64_bits(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # a number in a field no record reads is written as the server sent it; orjson will not
+    # write an integer beyond 64 bits: `lookup --json` ended in a traceback (attack16)
+    big = 123456789012345678901234567890
+    item = {"ioc": "evil.com", "response": {"requestKey": {"domain": "evil.com"}, "x": [big]}}
+    _print([item], as_json=True)
+    out = capfd.readouterr().out
+    assert out.count("\n") == 1 and msgspec.json.decode(out) == item
 
 
 CLOSED = (

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from helpers import enricher, read_ndjson
 
@@ -106,3 +107,28 @@ def test_dev_urandom_cannot_fill_a_disk_with_rejects(tmp_path: Path) -> None:
         proc.wait(30)
     assert proc.returncode == 3
     assert len(read_ndjson(rejects)) == 1000
+
+
+def test_files_named_in_bytes_that_are_not_utf8_are_named_in_every_output(
+    tmp_path: Path,
+) -> None:
+    # a file name is bytes: one that is not UTF-8 reaches Python with surrogates, which
+    # neither JSON nor SQLite holds. An input's ended the run in a traceback in the records'
+    # origin (--with-source), the rejects and the manifest; an output's, in the job's name
+    # (kept in the state file) and the manifest (attack16)
+    src = tmp_path / os.fsdecode(b"in\xff.txt")
+    src.write_text("evil.example.com\nbad!!\n")
+    out, manifest = tmp_path / os.fsdecode(b"out\xfe.ndjson"), tmp_path / "manifest.json"
+    proc = enricher(
+        "run", "--emulator", "--no-cache", "--with-source", "-q", "--manifest", str(manifest),
+        "-o", str(out), str(src),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    shown = f"{tmp_path}/in\\xff.txt"
+    assert [r["origin"] for r in read_ndjson(out)] == [{"file": shown, "line": 1}]
+    [reject] = read_ndjson(Path(f"{out}.rejects.ndjson"))
+    assert (reject["source"], reject["line"]) == (shown, 2)
+    said = orjson.loads(manifest.read_bytes())
+    assert [i["path"] for i in said["inputs"]] == [shown]
+    assert said["outputs"]["records"] == f"{tmp_path}/out\\xfe.ndjson"
+    assert said["job"] == f"output {os.path.realpath(tmp_path)}/out\\xfe.ndjson"

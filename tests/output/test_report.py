@@ -5,6 +5,7 @@ browser renders it with no console message and a screenshot that is not blank.""
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from helpers import enricher, into_closed_pipe
 
 from enricher.errors import SettingsError
-from enricher.output.report import read_figures, render
+from enricher.output.report import read_figures, render, write_report
 from enricher.output.report.figures import find_manifest
 from enricher.pipeline.stats import Timeline
 
@@ -163,6 +164,16 @@ def test_report_command(tmp_path: Path) -> None:
     assert bad.stderr.count("\n") == 1 and not (tmp_path / "r.html").exists()
     missing = enricher("report", str(tmp_path / "nothing.ndjson"))
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_a_run_named_in_bytes_that_are_not_utf8_has_its_page(tmp_path: Path) -> None:
+    # a records file whose name is not UTF-8 (surrogates in the str): the page names it
+    # escaped; encoding it ended `enricher report` in a traceback (attack16)
+    out = tmp_path / os.fsdecode(b"run\xfd.ndjson")
+    make_run(tmp_path).rename(out)
+    assert write_report(str(out), str(tmp_path / "page.html")) == str(tmp_path / "page.html")
+    page = (tmp_path / "page.html").read_text()
+    assert "evil.example.com" in page and "run\\udcfd.ndjson" in page
 
 
 def test_report_never_replaces_a_file_of_the_run_nor_one_that_exists(tmp_path: Path) -> None:

@@ -50,7 +50,8 @@ def write_report(
             "is" if figures.unreadable == 1 else "are",
             "was" if figures.unreadable == 1 else "were",
         )  # fmt: skip
-    html = render(figures).encode()
+    # a run named in bytes that are not UTF-8 (surrogates in `output`) is shown escaped
+    html = render(figures).encode(errors="backslashreplace")
     if target == STDOUT:
         write_stdout(html)
         return "standard output"
