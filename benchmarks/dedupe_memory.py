@@ -1,8 +1,10 @@
-"""Memory per unique IOC held by the deduper, against a plain Python set of the strings.
+"""Memory per unique IOC held by the deduper, against plain Python sets.
 
 Builds N unique normalized IOCs (a mix: 40% md5, 20% sha1, 10% sha256, 20% domains, 10% IPv4),
-adds them to `enricher.pipeline.dedupe.Deduper` and, separately, to a `set[str]`, and reports
-the bytes per unique IOC each holds (tracemalloc, so only the structure itself is counted).
+adds them to `enricher.pipeline.dedupe.Deduper` and, separately, to a `set[str]` and to one
+`set[bytes]` of the packed values per type (the deduper until issue 16), and reports the bytes
+per unique IOC each holds (tracemalloc: what the structure asked of the allocator, not its
+rounding up, so a set of objects is counted low), and the CPU seconds each took.
 
     python benchmarks/dedupe_memory.py [--unique 2000000]
 """
@@ -13,12 +15,13 @@ import argparse
 import gc
 import random
 import sys
+import time
 import tracemalloc
 
 import orjson
 
 from enricher.ioc import IocType
-from enricher.pipeline.dedupe import Deduper
+from enricher.pipeline.dedupe import Deduper, pack
 
 
 def make(n: int) -> list[tuple[IocType, str]]:
@@ -42,7 +45,13 @@ def make(n: int) -> list[tuple[IocType, str]]:
     return out
 
 
-def measure(build: object) -> int:
+def measure(build: object) -> tuple[int, float]:
+    """Bytes held by what `build` returns, and the CPU seconds it took (untraced)."""
+    gc.collect()
+    started = time.process_time()
+    held = build()  # type: ignore[operator]
+    seconds = time.process_time() - started
+    del held
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
@@ -50,7 +59,7 @@ def measure(build: object) -> int:
     size = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     del held
-    return size
+    return size, seconds
 
 
 def main() -> int:
@@ -69,12 +78,22 @@ def main() -> int:
         # the strings themselves are copies, as a set of freshly normalized strings would hold
         return {v.encode().decode() for _, v in iocs}
 
-    dedupe = measure(with_deduper)
-    plain = measure(with_set)
+    def with_packed_sets() -> dict[IocType, set[bytes]]:
+        sets: dict[IocType, set[bytes]] = {t: set() for t in IocType}
+        for t, v in iocs:
+            sets[t].add(pack(t, v))
+        return sets
+
+    dedupe, dedupe_s = measure(with_deduper)
+    plain, _ = measure(with_set)
+    packed, packed_s = measure(with_packed_sets)
     print(orjson.dumps({
         "unique": n,
         "deduper_bytes_per_ioc": round(dedupe / n, 1),
         "set_of_str_bytes_per_ioc": round(plain / n, 1),
+        "sets_of_packed_bytes_per_ioc": round(packed / n, 1),
+        "deduper_cpu_us_per_add": round(dedupe_s / n * 1e6, 2),
+        "sets_of_packed_cpu_us_per_add": round(packed_s / n * 1e6, 2),
         "python": sys.version.split()[0],
     }, option=orjson.OPT_INDENT_2).decode())  # fmt: skip
     return 0

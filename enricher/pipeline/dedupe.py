@@ -1,9 +1,19 @@
 """Deduplicate stage: exact, streaming, compact.
 
-One set per IOC type holds each value in its most compact exact form: a hash as its raw
+Each IOC type keeps its values in their most compact exact form, `pack`: a hash as its raw
 digest bytes (16, 20 or 32 bytes instead of 32-64 characters), an IPv4/IPv6 address as its
-4/16 packed bytes, a domain as ASCII bytes. Separate sets keep types apart (a domain's bytes
-can never be mistaken for a digest). No probabilistic structure: nothing is ever dropped.
+4/16 packed bytes, a domain as ASCII bytes. Separate tables keep types apart (a domain's
+bytes can never be mistaken for a digest). No probabilistic structure: nothing is ever
+dropped.
+
+A table is not a `set` of bytes objects: there each IOC costs an object (33 bytes of header
+plus its own, rounded up to 16) and a 16-byte slot at a load of 0.3-0.6, about 95 bytes in
+all. It is a hash table of buckets instead, each bucket one `bytes` object holding its records
+end to end (fixed-width records for the packed types, a match counting only at a record's
+boundary; names each followed by a byte UTF-8 never holds), 32-256 bytes of records to a
+bucket: about 30 bytes per IOC (`benchmarks/dedupe_memory.py`). A lookup costs about twice
+a set's (`bytes.partition` in a bucket, not a hash probe), and a table that fills is
+rehashed into 8 times the buckets, each record moved in Python.
 """
 
 from __future__ import annotations
@@ -27,44 +37,162 @@ _PACK: dict[IocType, Callable[[str], bytes]] = {
     IocType.IPV6: lambda v: socket.inet_pton(_inet6, v),
 }
 
+#: the record width of each packed type (0: a name, framed, of any length)
+_WIDTH = {
+    IocType.MD5: 16,
+    IocType.SHA1: 20,
+    IocType.SHA256: 32,
+    IocType.DOMAIN: 0,
+    IocType.IPV4: 4,
+    IocType.IPV6: 16,
+}
+
+# A name is stored as its UTF-8 + END, in a bucket that starts with END: the byte never
+# occurs in UTF-8, so END + NAME + END is found in a bucket only where that very record
+# is (the empty name included).
+_END = b"\xfe"
+
+#: bytes of records a bucket holds on average before there are `_GROWTH` times as many
+_BUCKET_BYTES = 256
+_GROWTH = 8
+#: a name's bytes on average, as a table of names counts them
+_NAME_BYTES = 24
+_FIRST_BUCKETS = 256
+
 
 def pack(ioc_type: IocType, value: str) -> bytes:
     """The compact exact form of a normalized value (what the deduper stores)."""
     return _PACK[ioc_type](value)
 
 
+class _Table:
+    """One type's records: a hash table of `bytes` buckets, records end to end."""
+
+    __slots__ = ("buckets", "count", "limit", "mask", "pack", "width")
+
+    def __init__(self, ioc_type: IocType) -> None:
+        self.width = _WIDTH[ioc_type]
+        self.pack = _PACK[ioc_type]
+        self.buckets = [b"" if self.width else _END] * _FIRST_BUCKETS
+        self.mask = _FIRST_BUCKETS - 1
+        self.count = 0
+        #: records before the buckets grow: `_BUCKET_BYTES` of them a bucket on average
+        self.limit = _FIRST_BUCKETS * _BUCKET_BYTES // (self.width or _NAME_BYTES)
+
+    def record(self, value: str) -> bytes:
+        """What the table holds of `value`: its packed bytes, a name's followed by END."""
+        key = self.pack(value)
+        if not self.width:
+            return key + _END
+        if len(key) != self.width:  # a record across two others' boundary would match
+            raise ValueError(f"not a normalized value of its type: {value!r}")
+        return key
+
+    def holds(self, bucket: bytes, record: bytes) -> bool:
+        w = self.width
+        if not w:
+            return bool(bucket.partition(_END + record)[1])
+        head, found, _ = bucket.partition(record)
+        if not found or not len(head) % w:
+            return bool(found)
+        # found across two records' boundary, only a match at a boundary counts
+        return any(bucket[j : j + w] == record for j in range(0, len(bucket), w))
+
+    def put(self, record: bytes) -> None:
+        """Store `record`, known not to be held."""
+        self.buckets[hash(record) & self.mask] += record
+        self.count += 1
+        if self.count > self.limit:
+            self.grow()
+
+    def records(self, bucket: bytes) -> list[bytes]:
+        w = self.width
+        if w:
+            return [bucket[j : j + w] for j in range(0, len(bucket), w)]
+        return [r + _END for r in bucket.split(_END)[1:-1]]
+
+    def grow(self) -> None:
+        """`_GROWTH` times the buckets, each record moved into its new one as its old one
+        is emptied (the table is never held twice)."""
+        old = self.buckets
+        empty = b"" if self.width else _END
+        size = len(old) * _GROWTH
+        mask = size - 1
+        new = [empty] * size
+        for i, bucket in enumerate(old):
+            if len(bucket) > len(empty):
+                old[i] = empty
+                for r in self.records(bucket):
+                    new[hash(r) & mask] += r
+        self.buckets = new
+        self.mask = mask
+        self.limit *= _GROWTH
+
+    def blob(self) -> bytes:
+        """Every record, end to end (a name's with its END)."""
+        if self.width:
+            return b"".join(self.buckets)
+        return b"".join([b[1:] for b in self.buckets])
+
+    def load(self, blob: bytes) -> None:
+        """Store the records of `blob` (one of `blob`'s), none of them held yet."""
+        for record in self.records(blob if self.width else _END + blob):
+            self.put(record)
+
+
 class Deduper:
     """Remembers every normalized IOC seen; `add` is True only the first time."""
 
-    __slots__ = ("_sets",)
+    __slots__ = ("_tables",)
 
     def __init__(self) -> None:
-        self._sets: dict[IocType, tuple[set[bytes], Callable[[str], bytes]]] = {
-            t: (set(), _PACK[t]) for t in IocType
-        }
+        # keyed by the type's value: a str's hash is cached, an Enum member's is a Python call
+        self._tables = {t.value: _Table(t) for t in IocType}
 
     def add(self, ioc_type: IocType, value: str) -> bool:
-        seen, packer = self._sets[ioc_type]
-        key = packer(value)
-        if key in seen:
-            return False
-        seen.add(key)
+        # the hot path of ingest (every line): `_Table.record`, `holds` and `put` inlined
+        table = self._tables[ioc_type._value_]
+        w = table.width
+        key = table.pack(value)
+        buckets = table.buckets
+        if w:
+            if len(key) != w:
+                raise ValueError(f"not a normalized value of its type: {value!r}")
+            h = hash(key) & table.mask
+            bucket = buckets[h]
+            # `partition`, not `in` or `find`: those try the key as an int first, and pay
+            # for the TypeError's message each time; partition copies only on a match
+            head, found, _ = bucket.partition(key)
+            if found and (not len(head) % w or table.holds(bucket, key)):
+                return False
+        else:
+            key += _END
+            h = hash(key) & table.mask
+            bucket = buckets[h]
+            if bucket.partition(_END + key)[1]:
+                return False
+        buckets[h] = bucket + key
+        table.count += 1
+        if table.count > table.limit:
+            table.grow()
         return True
 
     def __contains__(self, item: tuple[IocType, str]) -> bool:
-        seen, packer = self._sets[item[0]]
-        return packer(item[1]) in seen
+        table = self._tables[item[0]._value_]
+        record = table.record(item[1])
+        return table.holds(table.buckets[hash(record) & table.mask], record)
 
     def __len__(self) -> int:
-        return sum(len(s) for s, _ in self._sets.values())
+        return sum(t.count for t in self._tables.values())
 
-    def __reduce__(self) -> tuple[Callable[[dict[IocType, set[bytes]]], Deduper], tuple[Any]]:
-        # pickled for a cluster's workers (`--resume`): the sets, not the packers (a lambda)
-        return _unpickle, ({t: seen for t, (seen, _) in self._sets.items()},)
+    def __reduce__(self) -> tuple[Callable[[dict[str, bytes]], Deduper], tuple[Any]]:
+        # pickled for a cluster's workers (`--resume`): each table's records end to end, put
+        # in buckets again on the other side (whose hashes of bytes are not this process's)
+        return _unpickle, ({t: table.blob() for t, table in self._tables.items()},)
 
 
-def _unpickle(sets: dict[IocType, set[bytes]]) -> Deduper:
+def _unpickle(blobs: dict[str, bytes]) -> Deduper:
     deduper = Deduper()
-    for t, seen in sets.items():
-        deduper._sets[t][0].update(seen)
+    for t, blob in blobs.items():
+        deduper._tables[t].load(blob)
     return deduper

@@ -131,6 +131,12 @@ _LAYOUT_3_LEFTOVERS = {
 _LINE_HEAD = """CAST('{"ioc":"' || key || '",' AS BLOB)"""
 #: the page size of a new cache
 _PAGE = 16384
+#: each connection's page cache (KiB)
+_CACHE_KIB = 16384
+#: the most of the file the lookups' connection maps
+_MAP_MAX = 256 * 1024 * 1024
+#: batches of rows the writer thread may be behind before a store waits
+_WRITES_BEHIND = 16
 #: damaged copies kept beside the cache (NAME.damaged-TIME); older ones are removed
 _DAMAGED_KEPT = 3
 _VANISHED = (
@@ -255,6 +261,16 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def _map_size(path: Path) -> int:
+    """What of the file at `path` to map: its size now (a new file's: its few pages), rounded
+    up to a page, at most `_MAP_MAX`."""
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        return 0
+    return min(_MAP_MAX, -(-size // _PAGE) * _PAGE)
+
+
 def _as_served(line: bytes) -> bytes:
     """A record line as a hit is written: `"cached":true` (made here, in the writer thread,
     so that a hit costs no copy on the event loop)."""
@@ -341,7 +357,9 @@ class Cache:
         # Answers are written by a thread of their own, on its own connection: compressing a
         # row and inserting it at a random place in the key index cost ~15 µs, which zstd and
         # SQLite spend without the GIL.
-        self._writes: queue.Queue[tuple[list[_Row], int] | None] = queue.Queue(maxsize=64)
+        self._writes: queue.Queue[tuple[list[_Row], int] | None] = queue.Queue(
+            maxsize=_WRITES_BEHIND
+        )
         self._writer = threading.Thread(target=self._write_loop, name="cache-writer", daemon=True)
         self._writer.start()
 
@@ -499,9 +517,10 @@ class Cache:
         # No fsync: after an OS crash the newest answers may be gone (or the file damaged,
         # and then replaced); an application crash, SIGKILL included, loses nothing.
         db.execute("PRAGMA synchronous=OFF")
-        # The key index takes inserts at random places; 64 MiB of page cache keeps most of
-        # it in memory.
-        db.execute("PRAGMA cache_size=-65536")
+        # The key index takes inserts at random places: the page cache keeps its inner pages
+        # (a few MiB at 5,000,000 keys; its leaves, 100 times that, miss at any size that
+        # fits a run's memory and come from the OS's cache). It counts in the process's RSS.
+        db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
         # The WAL is checkpointed every `wal_pages` pages (SQLite's 1,000 by default: 16 MiB
         # of 16 KiB pages) and cut back to that size, so that it adds at most about an
         # eighth of max_size to the file (and 16 MiB at most).
@@ -509,9 +528,10 @@ class Cache:
         db.execute(f"PRAGMA journal_size_limit={self._wal_pages * _PAGE}")
         if reader:
             # The connection of lookups: hits read rows from pages all over the file, so map
-            # (the first 256 MiB of) it rather than pread each page. Mapped pages count in the
-            # process's RSS, hence the bound; the writer does not map.
-            db.execute("PRAGMA mmap_size=268435456")
+            # it rather than pread each page; only what the file held as the run began (rows
+            # written since are this run's own keys, never looked up again), 256 MiB at most:
+            # mapped pages count in the process's RSS. The writer does not map.
+            db.execute(f"PRAGMA mmap_size={_map_size(self.path)}")
         return db
 
     def _connect_again(self) -> sqlite3.Connection:
@@ -992,8 +1012,8 @@ class Cache:
     ) -> None:
         """Remember answers: (key, verdict, record line, ttl in milliseconds or None), as
         `identity`'s (else the bound one's); written by the writer thread, all of them by
-        `close()`. Waits while the writer is 64 batches behind (see `store_soon` for the
-        event loop)."""
+        `close()`. Waits while the writer is `_WRITES_BEHIND` batches behind (see
+        `store_soon` for the event loop)."""
         rows = self._rows(endpoint, items, identity)
         if rows:
             self._writes.put((rows, 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from enricher.errors import InputError
 from enricher.inputs import Chunk, InputOptions, check_inputs, read_inputs
 from enricher.ioc import Endpoint, IocType
+from enricher.pipeline import dedupe
 from enricher.pipeline.batcher import Batcher
 from enricher.pipeline.dedupe import Deduper, pack
 
@@ -63,6 +65,43 @@ def test_deduper_never_drops_a_distinct_key() -> None:
     keys = [f"{i:032x}" for i in range(20_000)]
     assert all(d.add(IocType.MD5, k) for k in keys)
     assert not any(d.add(IocType.MD5, k) for k in keys)
+
+
+def test_deduper_matches_whole_records_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # one bucket: every record lies beside others, where a match across two of them (or a
+    # name inside a longer one) must not count as seen
+    monkeypatch.setattr(dedupe, "_FIRST_BUCKETS", 1)
+    d = Deduper()
+    a, b = "00" * 8 + "11" * 8, "22" * 8 + "33" * 8
+    assert d.add(IocType.MD5, a) and d.add(IocType.MD5, b)
+    across = "11" * 8 + "22" * 8
+    assert (IocType.MD5, across) not in d
+    assert d.add(IocType.MD5, across) and not d.add(IocType.MD5, across)
+    assert d.add(IocType.IPV4, "1.2.3.4") and d.add(IocType.IPV4, "5.6.7.8")
+    assert d.add(IocType.IPV4, "3.4.5.6")  # the bytes across the two above
+    names = ["a.com", "ba.com", "b.a.com", "a.co", "com", "", "\u00e9.fr"]
+    assert all(d.add(IocType.DOMAIN, n) for n in names)
+    assert not any(d.add(IocType.DOMAIN, n) for n in names)
+    with pytest.raises(ValueError, match="not a normalized"):
+        d.add(IocType.MD5, "ab" * 8)  # 8 bytes would match inside a 16-byte record
+    copy = pickle.loads(pickle.dumps(d))
+    assert len(copy) == len(d) == 3 + 3 + len(names)
+    assert all((IocType.DOMAIN, n) in copy for n in names)
+    assert (IocType.DOMAIN, "a.c") not in copy and (IocType.MD5, across) in copy
+
+
+def test_deduper_keeps_every_key_through_growth_and_pickling() -> None:
+    d = Deduper()
+    keys = [(t, v) for i in range(3_000) for t, v in (
+        (IocType.SHA1, f"{i:040x}"), (IocType.DOMAIN, f"h{i}.example.com"),
+        (IocType.IPV4, f"10.0.{i >> 8}.{i & 255}"), (IocType.IPV6, f"2001:db8::{i:x}"),
+    )]  # fmt: skip
+    assert all(d.add(t, v) for t, v in keys)
+    copy = pickle.loads(pickle.dumps(d))
+    for seen in (d, copy):
+        assert len(seen) == len(keys)
+        assert not any(seen.add(t, v) for t, v in keys)
+    assert copy.add(IocType.DOMAIN, "h3000.example.com")
 
 
 async def collect(paths: list[str], **kw: int) -> list[Chunk]:

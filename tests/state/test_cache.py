@@ -117,6 +117,23 @@ def test_a_base_url_without_a_host_is_refused() -> None:
     assert "pw" not in str(info.value)
 
 
+def test_lookups_map_only_what_the_file_held_as_the_run_began(tmp_path: Path) -> None:
+    # mapped pages count in the RSS: a new cache's rows are the run's own, never looked up
+    path = tmp_path / "c.sqlite3"
+    first = new_cache(path)
+    assert first._db.execute("PRAGMA mmap_size").fetchone()[0] == path.stat().st_size
+    names = [f"h{i}.com" for i in range(3000)]
+    first.store(
+        Endpoint.DOMAIN, [(n, "benign", LINE.replace(b"a.com", n.encode()), None) for n in names]
+    )
+    first.close()
+    size = path.stat().st_size
+    again = new_cache(path)
+    assert again._db.execute("PRAGMA mmap_size").fetchone()[0] == size > 16384 * 8
+    assert again.lookup(Endpoint.DOMAIN, ["h7.com"])["h7.com"][0] == "benign"
+    again.close()
+
+
 def test_answers_and_budget_belong_to_their_identity(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite3"
     prod = new_cache(path)
