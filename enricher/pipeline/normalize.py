@@ -48,6 +48,7 @@ _BAD_IDN = "invalid internationalized domain name"
 
 _HASH_TYPE = {32: IocType.MD5, 40: IocType.SHA1, 64: IocType.SHA256}
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_DIGITS = frozenset("0123456789")
 # No leading zeros: `010` is 8 to inet_aton and 10 to a person, so neither reading is safe.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
@@ -221,9 +222,10 @@ def normalize(text: str) -> tuple[IocType, str] | tuple[None, str]:
     s = text.strip()
     if s.isascii():  # also keeps str.lower() from turning a Kelvin sign into "k"
         hash_type = _HASH_TYPE.get(len(s))
-        if hash_type is not None and _HEX.fullmatch(s):
+        if hash_type is not None and _is_hex(s):
             return hash_type, s.lower()
-        if _IPV4.fullmatch(s):
+        # a dotted quad ends in a digit (a name seldom does: no regex for it)
+        if s[-1:] in _DIGITS and _IPV4.fullmatch(s):
             return IocType.IPV4, s
         low = s.lower()
         if _DOMAIN.fullmatch(low) and "xn--" not in low:
@@ -231,6 +233,15 @@ def normalize(text: str) -> tuple[IocType, str] | tuple[None, str]:
             if len(name) <= 253:
                 return IocType.DOMAIN, name
     return _normalize_slow(s)
+
+
+def _is_hex(s: str) -> bool:
+    """Whether the ASCII text `s` is hex digits alone (one C call, faster than a regex; a
+    space, which `bytes.fromhex` skips, makes the bytes fewer)."""
+    try:
+        return len(bytes.fromhex(s)) * 2 == len(s)
+    except ValueError:
+        return False
 
 
 def bracket_port_after_ipv6(text: str) -> str:
