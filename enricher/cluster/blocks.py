@@ -100,7 +100,7 @@ def plan_blocks(
 
 
 class _Range:
-    """Bytes `start` to `end` of an open file, counted as they are read."""
+    """Bytes `start` to `end` of an open file (to its end: `left` -1), counted as read."""
 
     def __init__(self, f: io.BufferedReader, left: int) -> None:
         self._f = f
@@ -108,12 +108,30 @@ class _Range:
         self.n = 0
 
     def read1(self, size: int = BLOCK, /) -> bytes:
-        if self.left <= 0:
+        if not self.left:
             return b""
-        data = self._f.read1(min(size, self.left))
-        self.left -= len(data)
+        data = self._f.read1(size if self.left < 0 else min(size, self.left))
+        if self.left > 0:
+            self.left -= len(data)
         self.n += len(data)
         return data
+
+
+def _check_cuts(f: io.BufferedReader, block: Block) -> None:
+    """An `InputError` unless the block still starts and ends at a line end: a file rewritten
+    or cut short since it was planned (a log rotated) would give pieces of lines as lines,
+    IOCs that are in no input (`il.example.com` of `evil.example.com`)."""
+    size = os.fstat(f.fileno()).st_size
+    edges = [block.start - 1] if block.start else []
+    if block.index < block.count - 1:
+        edges.append(block.end - 1)
+    for at in edges:
+        f.seek(at)
+        if size < block.end or f.read(1) != b"\n":
+            raise InputError(
+                f"{block.path} changed while it was read in blocks (byte {at + 1} is no longer"
+                " a line's end): read it again once it is no longer written"
+            )
 
 
 def block_chunks(block: Block, *, max_line: int) -> Iterator[Chunk]:
@@ -121,8 +139,11 @@ def block_chunks(block: Block, *, max_line: int) -> Iterator[Chunk]:
     from 1 within the block); an unreadable file is an `InputError`, as for a whole input."""
     try:
         with open(block.path, "rb") as f:
+            _check_cuts(f, block)
             f.seek(block.start)
-            stream = _Range(f, block.end - block.start)
+            # the last block reads on to the end: lines added since the plan, as a whole read
+            last = block.index == block.count - 1
+            stream = _Range(f, -1 if last else block.end - block.start)
             if block.fmt == "lines":
                 chunks = line_chunks(stream, block.path, max_line)
             else:

@@ -87,3 +87,25 @@ def test_what_is_read_whole(tmp_path: Path) -> None:
         assert plan_blocks(str(path), auto, size=4_000, max_line=MAX_LINE) is None, path
     assert plan_blocks(str(small), InputOptions(), size=0, max_line=MAX_LINE) is None
     assert plan_blocks(str(tmp_path / "gone"), InputOptions(), size=10, max_line=MAX_LINE) is None
+
+
+def test_a_file_changed_after_its_plan(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    path.write_text("".join(f"host{i}.example.com\n" for i in range(2_000)))
+    options = InputOptions(format="lines")
+    blocks = plan_blocks(str(path), options, size=5_000, max_line=MAX_LINE)
+    assert blocks is not None and len(blocks) >= 4
+    # lines added while the workers wait: the last block reads them, as a whole read would
+    with path.open("a") as f:
+        f.write("added.example.org\n")
+    reads = [read_input(b, options, max_line=MAX_LINE, parts=1) for b in blocks]
+    whole = read_input(str(path), options, max_line=MAX_LINE, parts=1)
+    assert sum(r.counts["lines_read"] for r in reads) == whole.counts["lines_read"] == 2_001
+    assert set().union(*(r.parts[0] for r in reads)) == set(whole.parts[0])
+    # rotated and written again with other lines: the cuts fall inside lines, whose pieces
+    # (`il-438.example.net`) are no IOC of the input; such a block is an input error instead
+    path.write_text("".join(f"evil-{i}.example.net\n" for i in range(3_000)))
+    written = {f"evil-{i}.example.net" for i in range(3_000)}
+    reads = [read_input(b, options, max_line=MAX_LINE, parts=1) for b in blocks]
+    assert set().union(*(r.parts[0] for r in reads)) <= written
+    assert any(r.error and "changed while it was read" in r.error for r in reads)
