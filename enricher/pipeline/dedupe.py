@@ -141,7 +141,10 @@ class _Table:
 
 
 class Deduper:
-    """Remembers every normalized IOC seen; `add` is True only the first time."""
+    """Remembers every normalized IOC seen; `add` is True only the first time.
+
+    Exact for `normalize`'s values: two values of a type with one packed form (a hash in
+    upper and lower case, `1.2.772` and `1.2.3.4` to `inet_aton`) are one IOC here."""
 
     __slots__ = ("_tables",)
 
@@ -179,7 +182,10 @@ class Deduper:
 
     def __contains__(self, item: tuple[IocType, str]) -> bool:
         table = self._tables[item[0]._value_]
-        record = table.record(item[1])
+        try:
+            record = table.record(item[1])
+        except (ValueError, OSError):  # no value of its type (`Enricher.reached`): never added
+            return False
         return table.holds(table.buckets[hash(record) & table.mask], record)
 
     def __len__(self) -> int:

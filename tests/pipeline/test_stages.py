@@ -88,6 +88,10 @@ def test_deduper_matches_whole_records_only(monkeypatch: pytest.MonkeyPatch) -> 
     assert len(copy) == len(d) == 3 + 3 + len(names)
     assert all((IocType.DOMAIN, n) in copy for n in names)
     assert (IocType.DOMAIN, "a.c") not in copy and (IocType.MD5, across) in copy
+    # what `Enricher.reached` may be asked: no value of its type is not in it (a set's answer)
+    for t, v in [(IocType.IPV4, "nope"), (IocType.MD5, "ab" * 8), (IocType.IPV6, "1.2.3.4")]:
+        assert (t, v) not in copy
+    assert (IocType.MD5, "zz" * 16) not in copy and (IocType.DOMAIN, "\ud800.com") not in copy
 
 
 def test_deduper_keeps_every_key_through_growth_and_pickling() -> None:
