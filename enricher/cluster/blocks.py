@@ -6,7 +6,9 @@
         ceil(size / S) blocks of about equal size, each from a line's start to just after
         a line's end; anything else (compressed, UTF-16, CSV, JSON, small): None, read whole
     block_chunks(block, max_line) -> Chunk, …                     on a worker, per block
-        its lines as the input's reader gives them, numbered from 1 within the block
+        its lines as the input's reader gives them, numbered from 1 within the block (the
+        last block on to the file's end); an `InputError` if a cut is no longer at a line's
+        end (the file was rewritten or cut short since the plan)
 
 A block's lines are numbered from 1 because a worker cannot know how many lines the blocks
 before it hold without reading them: the client, which takes the blocks' reads in order,
