@@ -30,6 +30,7 @@ from ..errors import (
     SettingsError,
 )
 from ..inputs import STDIN, Chunk, InputOptions, check_columns, find_inputs, read_inputs
+from ..inputs.files import utf8_name
 from ..output.console import Progress
 from ..output.files import (
     Mode,
@@ -307,7 +308,7 @@ def _job_key(job: Job, paths: OutputPaths) -> str | None:
         return None
     # kept in SQLite (or Redis) as UTF-8: bytes of a name that are not UTF-8 (surrogates)
     # are kept as `\xff` escapes
-    return os.fsencode(key).decode(errors="backslashreplace")
+    return utf8_name(key)
 
 
 def _prepare(

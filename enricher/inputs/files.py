@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 
 from ..errors import InputError
 
-__all__ = ["STDIN", "check_inputs", "find_inputs"]
+__all__ = ["STDIN", "check_inputs", "find_inputs", "utf8_name"]
 
 STDIN = "-"
 _GLOB = re.compile(r"[*?\[]")
@@ -131,3 +131,10 @@ def _check_file(path: str, *, named: bool) -> None:
         raise InputError(f"input is not a regular file: {path}")
     if not os.access(path, os.R_OK):
         raise InputError(f"input is not readable (permissions): {path}")
+
+
+def utf8_name(name: str) -> str:
+    """`name` (a path or an argument, as Python decodes the command line) as UTF-8 text can
+    hold it: its bytes that are not UTF-8 (surrogates in the str) written as `\\xff` escapes,
+    for the records' origins, the rejects, the manifest and the state's job keys."""
+    return os.fsencode(name).decode(errors="backslashreplace")

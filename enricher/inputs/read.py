@@ -30,7 +30,7 @@ from .decompress import (
 )
 from .delimited import Dialect, read_delimited
 from .encoding import transcoded
-from .files import STDIN
+from .files import STDIN, utf8_name
 from .jsonfmt import read_json, read_ndjson
 from .options import InputOptions
 from .sniff import csv_dialect, detect, tsv_dialect
@@ -87,7 +87,7 @@ def read_source(
     """
     # the name goes into records (`origin`), rejects and the manifest, UTF-8 JSON: the bytes
     # of a name that are not UTF-8 (surrogates in `path`) are written as `\xff` escapes
-    source = _STDIN_NAME if path == STDIN else os.fsencode(path).decode(errors="backslashreplace")
+    source = _STDIN_NAME if path == STDIN else utf8_name(path)
     try:
         f = open_binary(path)
     except OSError as exc:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ import orjson
 from .. import __version__
 from ..api.ratelimit import RateChange
 from ..config.settings import Settings, redact_url
+from ..inputs.files import utf8_name
 from ..pipeline.stats import RunStats
 from .files import write_whole
 from .records import SCHEMA_VERSION
@@ -146,7 +146,7 @@ def _utf8(doc: Any) -> Any:
     """`doc` with each string's surrogates (the bytes of a name that are not UTF-8) escaped."""
     if isinstance(doc, str):
         try:
-            return os.fsencode(doc).decode(errors="backslashreplace")
+            return utf8_name(doc)
         except UnicodeEncodeError:  # a surrogate no bytes stand for
             return doc.encode(errors="backslashreplace").decode()
     if isinstance(doc, Mapping):

@@ -304,10 +304,20 @@ def test_a_new_cache_is_private_marked_and_gives_pages_back(tmp_path: Path) -> N
     assert sorted(p.name for p in path.parent.iterdir()) == ["cache.sqlite3"]
 
 
-def test_a_cache_named_in_bytes_that_are_not_utf8_opens(tmp_path: Path) -> None:
-    # --cache PATH is bytes: a name that is not UTF-8 reaches Python with surrogates, which
-    # the file: URI SQLite is opened by could not quote (a traceback, attack16)
-    path = tmp_path / os.fsdecode(b"c\xfd.sqlite3")
+@pytest.mark.parametrize(
+    "name",
+    [
+        # --cache PATH is bytes: a name that is not UTF-8 reaches Python with surrogates,
+        # which the file: URI SQLite is opened by could not quote (a traceback, attack16)
+        lambda tmp: tmp / os.fsdecode(b"c\xfd.sqlite3"),
+        # `//tmp/c` is `/tmp/c`; as the file: URI `file://tmp/c`, SQLite read `tmp` as a host:
+        # the run stopped ("invalid uri authority") and left the empty file it had made
+        lambda tmp: Path("/" + str(tmp / "c.sqlite3")),
+    ],
+    ids=["not-utf8", "two-slashes"],
+)
+def test_a_cache_at_an_odd_path_opens(tmp_path: Path, name: Any) -> None:
+    path = name(tmp_path)
     cache = new_cache(path)
     cache.store(Endpoint.DOMAIN, [("a.com", "malicious", LINE, None)])
     cache.close()
@@ -315,18 +325,6 @@ def test_a_cache_named_in_bytes_that_are_not_utf8_opens(tmp_path: Path) -> None:
     assert again.lookup(Endpoint.DOMAIN, ["a.com"])["a.com"][0] == "malicious"
     again.close()
     assert path.is_file()
-
-
-def test_a_cache_at_a_path_that_starts_with_two_slashes_opens(tmp_path: Path) -> None:
-    # `//tmp/c` is `/tmp/c`; as the file: URI `file://tmp/c`, SQLite read `tmp` as a host:
-    # the run stopped ("invalid uri authority") and left the empty file it had made (attack16)
-    path = Path("/" + str(tmp_path / "c.sqlite3"))
-    cache = new_cache(path)
-    cache.store(Endpoint.DOMAIN, [("a.com", "malicious", LINE, None)])
-    cache.close()
-    again = new_cache(path)
-    assert again.lookup(Endpoint.DOMAIN, ["a.com"])["a.com"][0] == "malicious"
-    again.close()
 
 
 def test_a_cache_open_to_others_is_made_private(

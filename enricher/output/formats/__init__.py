@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ...errors import SettingsError
+from ...lazy import lazy_names
 
 if TYPE_CHECKING:
     from .base import RecordWriter, first_line
@@ -90,13 +91,6 @@ def record_writer(
     raise SettingsError(f"--output-format: one of {', '.join(FORMATS)} (got {name!r})")
 
 
-def __getattr__(name: str) -> Any:
-    """`RecordWriter` and `first_line`, imported on first use: the command line needs the
-    names of the formats alone (PEP 562)."""
-    if name not in ("RecordWriter", "first_line"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import base
-
-    value = getattr(base, name)
-    globals()[name] = value  # once
-    return value
+# `RecordWriter` and `first_line` are imported on first use (PEP 562): the command line needs
+# the names of the formats alone
+__getattr__, __dir__ = lazy_names(__name__, {"RecordWriter": "base", "first_line": "base"}, __all__)
