@@ -104,22 +104,26 @@ _NAMES_UNICODE = re.compile(
     r"[^\w.@%+-]\.?+(@?+[\w%+-]++(?:\.|@++)[\w%+-]++(?:(?:\.|@++)[\w%+-]++)*+)"
 )
 _EDGE = "_%+-"  # joins the words of a name inside it; punctuation around it
-# Every match of _NAMES_ASCII that can give anything holds a dot followed by a word character,
-# and begins at the last character before that dot that the pattern's first class takes. In a
-# copy of the text as bytes with each character replaced by its class (a word character `w`,
-# `.` and `@` as they are, anything else a space), a pattern led by a literal dot finds those
-# dots at hundreds of MB/s, and `rfind` the space before each: the names pattern is then tried
-# only there, instead of after every space of the text (see _dotted_names).
+# Every match of _NAMES_ASCII that can give anything holds a dot followed by a letter (the
+# top-level label of a name: none starts with a digit) or three dots each between digits (a
+# dotted quad), and begins at the last character before that dot that the pattern's first
+# class takes. In a copy of the text as bytes with each character replaced by its class (`d`
+# a digit, `w` another word character, `.` and `@` as they are, anything else a space), a
+# pattern led by a literal dot finds those dots at hundreds of MB/s, and `rfind` the space
+# before each: the names pattern is then tried only there, instead of after every space of the
+# text, and never on a word that cannot be a name or an address (`8.1`, `3.7.1`, a log's
+# `12:01.114` and `07.115Z`; see _dotted_names).
 _NAME_CLASSES = bytes.maketrans(
     bytes(range(256)),
     bytes(
-        ord("w") if chr(c) in string.ascii_letters + string.digits + "_%+-"
+        ord("w") if chr(c) in string.ascii_letters + "_%+-"
+        else ord("d") if chr(c) in string.digits
         else c if chr(c) in ".@"
         else ord(" ")
         for c in range(256)
     ),
 )  # fmt: skip
-_DOT_WORD = re.compile(rb"\.w")
+_NAME_HINT = re.compile(rb"\.(?:w|d+\.d+\.d)")
 # the `_` or `%` that closes a word a token began with the same character (`_x.com:80_`)
 _CLOSING = {c: re.compile(rf"[^\s{c}]{{0,64}}{c}(?![0-9A-Za-z])").match for c in "_%"}
 # Superscript and subscript digits are footnote marks, not part of a name (`\w` holds them)
@@ -734,13 +738,14 @@ def _name_before(text: str, slash: int) -> bool:
 
 
 def _dotted_names(text: str) -> list[re.Match[str]]:
-    """The matches of `_NAMES_ASCII.finditer(text)` whose token holds a dot (no other gives a
-    name or an address: `user@host` gives nothing), found faster (see _NAME_CLASSES); a
-    list, which the caller walks faster than a generator's items."""
+    """The matches of `_NAMES_ASCII.finditer(text)` that may give a name or an address: those
+    holding a dot before a letter or `_%+-`, or three dots each between digits (no other gives
+    anything: `user@host`, `8.1`, `3.7.1`), found faster (see _NAME_CLASSES); a list, which
+    the caller walks faster than a generator's items."""
     mask = text.encode("ascii", "replace").translate(_NAME_CLASSES)
     space = mask.rfind
     match = _NAMES_ASCII.match
-    search = _DOT_WORD.search
+    search = _NAME_HINT.search
     past = 0  # the end of the last match: the next one's first character is at or after it
     out: list[re.Match[str]] = []
     keep = out.append

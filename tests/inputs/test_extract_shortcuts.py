@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from unittest.mock import patch
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enricher.inputs.extract import _NAMES_ASCII, _dotted_names, _is_plain_name
+from enricher.inputs import extract as extract_module
+from enricher.inputs.extract import _NAMES_ASCII, _dotted_names, _is_plain_name, extract_lines
 from enricher.pipeline.normalize import is_plain_domain
 
 # what a name the names pattern found is made of, in lower case
@@ -49,14 +53,54 @@ def test_the_plain_name_test_on_names_of_each_rule() -> None:
         assert is_plain_domain(name) is want, name
 
 
+# a dot before a letter or `_%+-`, or three dots between digits: what every match that gives
+# a name or an address holds (the `d` and `w` of _NAME_CLASSES, in the text)
+_HINT = re.compile(r"\.(?:[A-Za-z_%+-]|[0-9]+\.[0-9]+\.[0-9])")
+
+
+def _every_dotted_name(text: str) -> list[re.Match[str]]:
+    return [m for m in _NAMES_ASCII.finditer(text) if "." in m[1]]
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.text(" \n.@a1_%+-©/:", max_size=30))
-def test_the_dotted_names_are_the_names_patterns_matches_with_a_dot(text: str) -> None:
+def test_the_dotted_names_are_the_names_patterns_matches_with_a_hint(text: str) -> None:
     text = "\n" + text
-    want = [m.span() for m in _NAMES_ASCII.finditer(text) if "." in m[1]]
+    want = []
+    for m in _every_dotted_name(text):
+        hint = _HINT.search(text, m.start())
+        if hint is not None and hint.start() < m.end():
+            want.append(m.span())
     assert [m.span() for m in _dotted_names(text)] == want
 
 
 def test_the_dotted_names_after_a_match_that_ends_before_a_dot() -> None:
     text = "\n a.b.@.c a@b 1@1@.1 .a@b .c.d x.y"
     assert [m[1] for m in _dotted_names(text)] == ["a.b", "c.d", "x.y"]
+
+
+def test_the_dotted_names_leave_out_numbers_that_are_no_address() -> None:
+    text = "\n v8.1 3.7.1 12:01.114 07.115Z 1.2.3.4 1.2.3.4.443 a.1.com 1.2..3.4 .1.2.3 _1.x"
+    # the names pattern matches every word here; all but the first four, and the `1.2` of
+    # `1.2..3.4`, are left out (the `.` before `1.2.3` counts: the pattern takes it as a lead)
+    assert len(_NAMES_ASCII.findall(text)) == 10
+    assert [m[1] for m in _dotted_names(text)] == ["1.2.3.4", "1.2.3.4.443", "a.1.com", "1.2.3",
+                                                   "_1.x"]  # fmt: skip
+
+
+# words and separators that make names, addresses, numbers and e-mail addresses
+_PIECES = st.sampled_from(
+    ["evil", "com", "net", "zip", "x", "1", "22", "255", "0", "1.2.3.4", "10.0.0.1", "8.8",
+     "evil.com", "a.b.net", ".", ".", ".", "@", "_", "-", "+", "%", " ", "\n", "/", "//",
+     "http:", "$", "[.]", "(", "==", "version ", "Chrome/"])  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_PIECES, max_size=40).map("".join))
+def test_the_names_left_out_give_nothing(text: str) -> None:
+    # what the extractor gives when every dotted match is judged, as it did before the hint
+    with patch.object(extract_module, "_dotted_names", _every_dotted_name):
+        extract_module._forget()
+        want = extract_lines(text, 1)
+    extract_module._forget()
+    assert extract_lines(text, 1) == want
