@@ -1,6 +1,7 @@
 """Text extraction against the public Python IOC extractors, on a labelled corpus.
 
     python -m benchmarks extract-peers [--quick] [--mb 10] [--peer-seconds 4]
+    python -m benchmarks extract-peers --instructions [--mb 1]
 
 The corpus (benchmarks/corpus/) is the project's own: threat reports in AsciiDoc, Markdown,
 HTML, reStructuredText and YARA, and proxy, DNS, Sysmon and EDR logs, written with their IOCs
@@ -25,6 +26,11 @@ extra: iocextract, iocsearcher, ioc-finder, msticpy), one document at a time:
   documents in turn until `--peer-seconds` have passed, so that the slowest does not take an
   hour.
 
+`--instructions` counts instead, with valgrind's cachegrind, the instructions enricher's
+`extract` executes per MB of that corpus (reports and logs apart, from empty tables: each
+count minus that of the same process reading the same texts without extracting): a figure
+the machine's load does not move, to compare two commits with (run it in each checkout).
+
 The peers may not fetch anything at run time: tldextract (used by msticpy) is pointed at the
 Public Suffix List snapshot it ships.
 """
@@ -36,6 +42,9 @@ import json
 import os
 import random
 import re
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -359,6 +368,45 @@ def speed(docs: list[Doc], run: Extractor, seconds: float | None) -> dict[str, A
     return out
 
 
+_REFS = re.compile(rb"I\s+refs:\s+([0-9,]+)")
+
+
+def instructions(mb: float) -> dict[str, float]:
+    """Instructions per MB that enricher's `extract` executes on `mb` MB of reports and of
+    logs of the speed corpus, from empty tables (cachegrind, about 50 times slower)."""
+    big = copies(load(), mb)
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="enricher-extract-") as tmp:
+        for label, report in (("reports", True), ("logs", False)):
+            path = Path(tmp) / f"{label}.json"
+            texts = [d.text for d in big if d.report is report]
+            path.write_text(json.dumps(texts), encoding="utf-8")
+            count = {}
+            for mode in ("read", "extract"):
+                cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no"]
+                cmd += ["--cachegrind-out-file=/dev/null", sys.executable, "-m"]
+                cmd += ["benchmarks.extract_peers", "--cachegrind-child", mode, str(path)]
+                done = subprocess.run(cmd, capture_output=True, check=True)
+                found = _REFS.search(done.stderr)
+                if found is None:
+                    raise RuntimeError("valgrind printed no instruction count")
+                count[mode] = int(found[1].replace(b",", b""))
+            size = sum(len(t.encode()) for t in texts)
+            out[label] = (count["extract"] - count["read"]) / (size / 1e6)
+    return out
+
+
+def _cachegrind_child(mode: str, path: Path) -> None:
+    """What `instructions` counts: the texts read, the suffix tables built, and (`extract`)
+    each text extracted from empty tables."""
+    texts = json.loads(path.read_text(encoding="utf-8"))
+    extract("evil.com 1.2.3.4")
+    _forget_enricher()
+    if mode == "extract":
+        for text in texts:
+            extract(text)
+
+
 def measure(mb: float, peer_seconds: float, peers: Iterable[str] | None = None) -> dict[str, Any]:
     docs = load()
     big = copies(docs, mb)
@@ -452,17 +500,33 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks extract-peers", description=__doc__.splitlines()[0]
     )
     ap.add_argument("--quick", action="store_true", help="1 MB a kind, 1 s a peer")
-    ap.add_argument("--mb", type=float, default=10.0, help="MB of reports (and of logs) for speed")
+    ap.add_argument("--mb", type=float, help="MB of reports and of logs (10; --instructions: 1)")
     ap.add_argument("--peer-seconds", type=float, default=4.0, help="time a peer reads for")
     ap.add_argument("--only", nargs="+", choices=list(PEERS), help="these extractors only")
     ap.add_argument("--write-truth", action="store_true", help="write corpus/truth.json, stop")
     ap.add_argument("--json", type=Path, help="write every figure here as JSON")
+    ap.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instructions per MB of enricher's extract (cachegrind; --mb, default 1)",
+    )
+    ap.add_argument("--cachegrind-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.cachegrind_child:
+        _cachegrind_child(args.cachegrind_child[0], Path(args.cachegrind_child[1]))
+        return 0
+    if args.instructions:
+        per_mb = instructions(args.mb or 1.0)
+        print(
+            json.dumps({k: round(v / 1e6, 1) for k, v in per_mb.items()}, indent=1),
+            "(million instructions per MB)",
+        )
+        return 0
     if args.write_truth:
         TRUTH.write_text(truth_json(load()), encoding="utf-8")
         print(f"wrote {TRUTH}")
         return 0
-    mb, seconds = (1.0, 1.0) if args.quick else (args.mb, args.peer_seconds)
+    mb, seconds = (1.0, 1.0) if args.quick else (args.mb or 10.0, args.peer_seconds)
     started = time.perf_counter()
     results = measure(mb, seconds, args.only)
     results["verdicts"] = verdicts(results) if "enricher" in results["extractors"] else {}
