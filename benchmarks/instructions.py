@@ -7,6 +7,8 @@ not. This runs `enricher run FILE -o - --rate 0 --no-cache` under valgrind's cac
 (`workload.py`) and of the messy one (`messy.py`), and over a 4-line file for the start-up,
 against the emulator in its own process (not counted), and prints the instructions per unique
 IOC above the start-up, and the start-up's by command (`--help`, the 4-line run, a lookup).
+The floor (`floor.py`, the least a Python pipeline must do) is counted the same way on the
+same inputs, beside the engine: the engine's figure less the floor's is what the engine adds.
 Compare two commits by running it in each checkout.
 
     python benchmarks/instructions.py [--lines 100000]
@@ -41,8 +43,18 @@ def instructions(base_url: str, path: Path, *flags: str) -> int:
 
 def command_instructions(*args: str) -> int:
     """Instructions executed by `enricher ARGS` (the process, its threads included)."""
+    return python_instructions("-m", "enricher", *args)
+
+
+def floor_instructions(base_url: str, path: Path) -> int:
+    """Instructions executed by the floor (`floor.py`) over `path`."""
+    return python_instructions(str(Path(__file__).with_name("floor.py")), base_url, str(path))
+
+
+def python_instructions(*args: str) -> int:
+    """Instructions executed by `python ARGS` (the process, its threads included)."""
     cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-           sys.executable, "-m", "enricher", *args]  # fmt: skip
+           sys.executable, *args]  # fmt: skip
     done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
     found = _REFS.search(done.stderr)
     if found is None:
@@ -80,11 +92,16 @@ def main() -> int:
         with emulator_process() as base_url:
             report["startup_by_command"] = by_command = startup(base_url, tiny)
             report["startup"] = start = by_command["run"]
+            report["floor_startup"] = floor_start = floor_instructions(base_url, tiny)
             for name, (path, unique) in inputs.items():
                 total = instructions(base_url, path, "--send-sha256")
+                engine = round((total - start) / unique)
+                floor = round((floor_instructions(base_url, path) - floor_start) / unique)
                 report[name] = {
                     "unique": unique,
-                    "per_unique_ioc": round((total - start) / unique),
+                    "per_unique_ioc": engine,
+                    "floor_per_unique_ioc": floor,
+                    "engine_less_floor": engine - floor,
                 }
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     finally:

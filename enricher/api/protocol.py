@@ -15,6 +15,8 @@ import re
 import sys
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import attrgetter
 from typing import Annotated, Any, NamedTuple
 
 import msgspec
@@ -414,7 +416,9 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
         return _parse_with_orjson(endpoint, body)
     parsed = ParsedResponse()
     answers = parsed.answers
-    names = _ECHO_FIELDS[endpoint]
+    # the field that echoes the key: a hash's is the first of md5, sha1, sha256 that is set
+    hashes = endpoint is Endpoint.FILE
+    echo_of = attrgetter(_ECHO_FIELDS[endpoint][0])
     read = _read
     multiline = b"\n" in body or b"\r" in body
     # mostly every entry reads the fast way: then all of them in one call, without a call
@@ -424,9 +428,9 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
     duplicates = unusable = 0
     doc: Any
     entry: Entry | None
-    for i, item in enumerate(raws):
-        if entries is not None:
-            doc, entry, raw = None, entries[i], bytes(item)
+    for entry, item in zip(repeat(None) if entries is None else entries, raws, strict=False):
+        if entry is not None:  # read the fast way, with the others
+            doc, raw = None, bytes(item)
             if len(raw) > depth:
                 _check_depth(raw)
         else:
@@ -442,11 +446,7 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
                 # the server mostly echoes a key just as it was asked: look that up first,
                 # and make the canonical form (lower case, no trailing dot, compressed IPv6)
                 # only when not
-                v = None
-                for name in names:
-                    v = getattr(echo, name)
-                    if v:
-                        break
+                v = (echo.md5 or echo.sha1 or echo.sha256) if hashes else echo_of(echo)
                 if type(v) is str and v in asked:
                     key = v
                 else:

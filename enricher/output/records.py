@@ -161,6 +161,9 @@ _DATED = (b'{"ioc":%b%b%b,"ttl_ms":%b,"first_seen":%b%b%b%b,"link":%b,"product":
           b',"cp_type":%b,"response":%b%b')  # fmt: skip
 _UNDATED = (b'{"ioc":%b%b%b,"ttl_ms":%b,"first_seen":null,"link":%b,"product":%b'
             b',"cp_type":%b,"response":%b%b')  # fmt: skip
+#: the same with the ttl's digits written by the format (`%d`: one call fewer than orjson's)
+_DATED_TTL = _DATED.replace(b'"ttl_ms":%b', b'"ttl_ms":%d', 1)
+_UNDATED_TTL = _UNDATED.replace(b'"ttl_ms":%b', b'"ttl_ms":%d', 1)
 _ORIGIN = b',"origin":'
 _NULL = b"null"
 #: how every record line ends (`cached` is always its last field)
@@ -229,7 +232,11 @@ def record_line(
             ttl = None
     ioc_json = _dumps(ioc)
     type_json = _TYPE[ioc_type]
-    ttl_json = _NULL if ttl is None else _dumps(ttl)
+    ttl_json: bytes | int
+    if ttl is None:
+        ttl_json, dated, undated = _NULL, _DATED, _UNDATED
+    else:
+        ttl_json, dated, undated = ttl, _DATED_TTL, _UNDATED_TTL
     cp_type = entry.cpType
     cp = _CP_TYPES.get(cp_type)
     if cp is None:
@@ -243,7 +250,7 @@ def record_line(
     if origin is not None:
         tail = _ORIGIN + _dumps({"file": origin[0], "line": origin[1]}) + tail
     if agg is None:
-        line = _UNDATED % (ioc_json, type_json, fields, ttl_json, _NULL, _NULL, cp, raw, tail)
+        line = undated % (ioc_json, type_json, fields, ttl_json, _NULL, _NULL, cp, raw, tail)
         return line, verdict, ttl
     link = agg.link
     link_json = _NULL if link is None else _dumps(link)
@@ -257,12 +264,12 @@ def record_line(
         if prefix is not None:
             minute, ms = divmod(ms, 60_000)
             second, ms = divmod(ms, 1000)
-            line = _DATED % (
+            line = dated % (
                 ioc_json, type_json, fields, ttl_json, prefix, _MINUTES[minute],
                 _SECONDS[second], _MILLIS[ms], link_json, product, cp, raw, tail,
             )  # fmt: skip
             return line, verdict, ttl
-    line = _UNDATED % (ioc_json, type_json, fields, ttl_json, link_json, product, cp, raw, tail)
+    line = undated % (ioc_json, type_json, fields, ttl_json, link_json, product, cp, raw, tail)
     return line, verdict, ttl
 
 

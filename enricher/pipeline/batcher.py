@@ -7,7 +7,7 @@ for the rest of the run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ..ioc import ENDPOINT_OF, Endpoint, IocType
@@ -33,9 +33,25 @@ class Batcher:
         endpoint = ENDPOINT_OF[key[0]]
         pending = self._pending[endpoint]
         pending.append(key)
-        size = self.sizes[endpoint]
-        if len(pending) < size:
+        if len(pending) < self.sizes[endpoint]:
             return None
+        return self._take(endpoint)
+
+    def add_all(self, keys: Iterable[Key]) -> list[Batch]:
+        """Add keys (as `add` does each, without a call per key); the batches they filled."""
+        full: list[Batch] = []
+        pending_of, sizes = self._pending, self.sizes
+        for key in keys:
+            endpoint = ENDPOINT_OF[key[0]]
+            pending = pending_of[endpoint]
+            pending.append(key)
+            if len(pending) >= sizes[endpoint]:
+                full.append(self._take(endpoint))
+        return full
+
+    def _take(self, endpoint: Endpoint) -> Batch:
+        """A full batch of the endpoint's pending keys (the rest stay pending)."""
+        pending, size = self._pending[endpoint], self.sizes[endpoint]
         if len(pending) == size:
             self._pending[endpoint] = []
             return Batch(endpoint, pending)

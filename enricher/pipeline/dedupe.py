@@ -149,12 +149,12 @@ class Deduper:
     __slots__ = ("_tables",)
 
     def __init__(self) -> None:
-        # keyed by the type's value: a str's hash is cached, an Enum member's is a Python call
-        self._tables = {t.value: _Table(t) for t in IocType}
+        # keyed by the type itself: a StrEnum member hashes as its str (cached, in C)
+        self._tables = {t: _Table(t) for t in IocType}
 
     def add(self, ioc_type: IocType, value: str) -> bool:
         # the hot path of ingest (every line): `_Table.record`, `holds` and `put` inlined
-        table = self._tables[ioc_type._value_]
+        table = self._tables[ioc_type]
         w = table.width
         key = table.pack(value)
         buckets = table.buckets
@@ -181,7 +181,7 @@ class Deduper:
         return True
 
     def __contains__(self, item: tuple[IocType, str]) -> bool:
-        table = self._tables[item[0]._value_]
+        table = self._tables[item[0]]
         try:
             record = table.record(item[1])
         except (ValueError, OSError):  # no value of its type (`Enricher.reached`): never added
@@ -194,11 +194,11 @@ class Deduper:
     def __reduce__(self) -> tuple[Callable[[dict[str, bytes]], Deduper], tuple[Any]]:
         # pickled for a cluster's workers (`--resume`): each table's records end to end, put
         # in buckets again on the other side (whose hashes of bytes are not this process's)
-        return _unpickle, ({t: table.blob() for t, table in self._tables.items()},)
+        return _unpickle, ({t.value: table.blob() for t, table in self._tables.items()},)
 
 
 def _unpickle(blobs: dict[str, bytes]) -> Deduper:
     deduper = Deduper()
     for t, blob in blobs.items():
-        deduper._tables[t].load(blob)
+        deduper._tables[IocType(t)].load(blob)
     return deduper

@@ -911,11 +911,7 @@ class _Run:
         if (why := self.ledger.halted) is not None:
             outcome.deferred += self.ledger.defer(new, why)
         else:
-            batch_add = self.batcher.add
-            for key in new:
-                batch = batch_add(key)
-                if batch is not None:
-                    full.append(batch)
+            full = self.batcher.add_all(new)
         return full
 
     async def lookup(self, keys: list[Key]) -> dict[Endpoint, dict[str, CachedAnswer]]:

@@ -15,6 +15,9 @@ from enricher.ioc import Endpoint, IocType
 from enricher.pipeline import dedupe
 from enricher.pipeline.batcher import Batcher
 from enricher.pipeline.dedupe import Deduper, pack
+from enricher.pipeline.ingest import Ingest
+from enricher.pipeline.ledger import Ledger
+from enricher.pipeline.stats import RunStats
 
 
 def sizes(n: int) -> dict[Endpoint, int]:
@@ -46,6 +49,32 @@ def test_batcher_requeue_and_shrink_never_exceed_the_size() -> None:
     b.shrink(Endpoint.DOMAIN, 3)  # never grows back
     assert b.sizes[Endpoint.DOMAIN] == 2
     assert [len(x.keys) for x in b.drain()] == [2, 1]
+
+
+def test_batcher_add_all_fills_the_batches_add_fills() -> None:
+    keys = [(IocType.DOMAIN, f"d{i}.com") for i in range(7)] + [(IocType.MD5, "a" * 32)] * 5
+    one, many = Batcher(sizes(3)), Batcher(sizes(3))
+    for b in (one, many):  # requeued keys make the domains' pending list longer than a batch
+        for i in range(4):
+            b.requeue((IocType.DOMAIN, f"r{i}.com"))
+    by_one = [batch for key in keys if (batch := one.add(key)) is not None]
+    by_many = many.add_all(keys)
+    assert [(b.endpoint, b.keys) for b in by_many] == [(b.endpoint, b.keys) for b in by_one]
+    assert by_many and all(len(b.keys) == 3 for b in by_many)
+    assert list(many.drain()) == list(one.drain())
+
+
+def test_ingest_asks_the_privacy_rule_of_names_and_addresses_only() -> None:
+    asked: list[IocType] = []
+
+    def withhold(ioc_type: IocType, value: str) -> str | None:
+        asked.append(ioc_type)
+        return None
+
+    ingest = Ingest(Ledger(RunStats()), withhold=withhold, send_sha256=True)
+    _, new = ingest.take(Chunk("f", 1, ["a" * 32, "b" * 40, "c" * 64, "x.com", "1.2.3.4"]))
+    assert len(new) == 5
+    assert asked == [IocType.DOMAIN, IocType.IPV4]
 
 
 def test_deduper_is_exact_and_keeps_types_apart() -> None:
