@@ -33,6 +33,7 @@ from ..errors import FatalError
 from ..ioc import IocType
 from ..output.files import write_stdout
 from ..output.inert import inert, inert_json
+from ..output.records import Unbounded
 from ..pipeline.normalize import normalize
 from ..pipeline.run import Enricher
 from ..state.budget import Budget
@@ -211,11 +212,24 @@ def _print(items: list[dict[str, Any]], *, as_json: bool) -> None:
 
 def _json_line(item: dict[str, Any]) -> bytes:
     try:
-        return orjson.dumps(item) + b"\n"
+        return orjson.dumps(item, default=_as_sent) + b"\n"
     except orjson.JSONEncodeError:
         # a response holds an integer beyond 64 bits (written as the server sent it), which
         # orjson will not write and msgspec will
-        return msgspec.json.encode(item) + b"\n"
+        return msgspec.json.encode(item, enc_hook=_raw_as_sent) + b"\n"
+
+
+def _as_sent(value: object) -> orjson.Fragment:
+    """A number beyond a double as the server wrote it (orjson writes infinity as null)."""
+    if isinstance(value, Unbounded):
+        return orjson.Fragment(value.text)
+    raise TypeError
+
+
+def _raw_as_sent(value: object) -> msgspec.Raw:
+    if isinstance(value, Unbounded):
+        return msgspec.Raw(value.text.encode())
+    raise TypeError
 
 
 def _error(text: str) -> None:

@@ -4,6 +4,8 @@ and the embedded one."""
 
 from __future__ import annotations
 
+import math
+import pickle
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 from helpers import emulator_process, emulator_stats, enricher, into_closed_pipe
 
 from enricher.app.lookup import _print, format_table
+from enricher.output.records import read_record
 
 ARGS = [
     "evil[.]example[.]com",
@@ -152,6 +155,32 @@ def test_json_lines_hold_a_response_s_integer_beyond_64_bits(
     _print([item], as_json=True)
     out = capfd.readouterr().out
     assert out.count("\n") == 1 and msgspec.json.decode(out) == item
+
+
+def test_json_lines_hold_a_response_s_number_beyond_a_double(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # a record keeps the server's `1e400` as sent and reads it as infinity: `lookup --json`
+    # wrote it as `null` (a number became no number); an integer beyond 64 bits beside it
+    # takes msgspec's path, which must write it as sent too
+    line = record_line_with(b'"score":1e400,"x":[-1E+400,2.5]')
+    item = read_record(line)
+    assert item["response"]["score"] == math.inf
+    for extra in ({}, {"big": 123456789012345678901234567890}):
+        _print([{**item, **extra}], as_json=True)
+        out = capfd.readouterr().out
+        assert out.count("\n") == 1
+        assert '"score":1e400,"x":[-1E+400,2.5]' in out
+        assert msgspec.json.Decoder(float_hook=str).decode(out)["response"]["score"] == "1e400"
+    assert pickle.loads(pickle.dumps(item)) == item
+    assert pickle.loads(pickle.dumps(item))["response"]["score"].text == "1e400"
+
+
+def record_line_with(fields: bytes) -> bytes:
+    return (
+        b'{"ioc":"evil.com","type":"domain","verdict":"unknown","response":'
+        b'{"requestKey":{"domain":"evil.com"},' + fields + b"}}"
+    )
 
 
 CLOSED = (
