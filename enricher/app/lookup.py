@@ -133,6 +133,7 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
         max_age=lookup.max_age,
     )
     answers: dict[tuple[str, str], dict[str, Any]] = {}
+    refused: dict[tuple[IocType, str], str] = {}  # an IOC the run took for none, and why
     fatal = None
     if wanted:
         warn_send_internal(settings)
@@ -154,8 +155,12 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
                 ) as enricher,
             ):
                 try:
-                    async for item in enricher.enrich([value for _, value in wanted]):
-                        answers[item["type"], item["ioc"]] = dict(item)
+                    values = [value for _, value in wanted]
+                    async for item in enricher.enrich(values, rejects=True):
+                        if "input" in item:  # the run's judgement: no IOC (`invoice.pdf`)
+                            refused[wanted[item["line"] - 1]] = item["reason"]
+                        else:
+                            answers[item["type"], item["ioc"]] = dict(item)
                 except FatalError as exc:  # what was answered is printed first
                     fatal = exc
             fatal = fatal or enricher.fatal
@@ -168,6 +173,10 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
     items: list[dict[str, Any]] = []  # one per IOC (or argument that is none), for the table
     lines: list[dict[str, Any]] = []  # one per argument, for --json
     first: dict[tuple[IocType, str] | str, str] = {}  # the argument that gave each IOC first
+    for n, (text, key) in enumerate(zip(lookup.iocs, order, strict=True)):
+        if key in refused:  # said as an argument that is no IOC
+            bad[text] = refused[key]
+            order[n] = key = text
     for text, key in zip(lookup.iocs, order, strict=True):
         if isinstance(key, str):
             answer: dict[str, Any] | None = {"input": key, "error": f"not an IOC: {bad[key]}"}

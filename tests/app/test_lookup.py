@@ -58,18 +58,23 @@ def test_lookup_json_is_the_run_s_records(tmp_path: Path) -> None:
     run = enricher("run", "--emulator", "--no-cache", "-q", str(src), "-o", str(out))
     assert run.returncode == 0, run.stderr
     records = {r["ioc"]: r for r in map(orjson.loads, out.read_bytes().splitlines())}
-    proc = enricher("lookup", "--emulator", "--no-cache", "--json", *ARGS)
+    # a name the run judges no IOC (no public suffix: a file's) is said as one too: it gave
+    # no line at all, and exit 0 when it was the only argument
+    args = [*ARGS, "invoice.pdf"]
+    proc = enricher("lookup", "--emulator", "--no-cache", "--json", *args)
     assert proc.returncode == 1
+    assert proc.stderr == "enricher: error: 2 of the arguments are no IOC\n"
     items = [orjson.loads(line) for line in proc.stdout.splitlines()]
-    assert [i.pop("input") for i in items] == ARGS  # one line per argument, in order
+    assert [i.pop("input") for i in items] == args  # one line per argument, in order
     assert items[1].pop("duplicate_of") == ARGS[0]  # the same domain: asked once, said so
     assert not any("duplicate_of" in i for i in items)
     assert items[:4] == [records[i["ioc"]] for i in items[:4]]
     assert [i.get("ioc") for i in items] == [
         "evil.example.com", "evil.example.com", "92f44e405db16ac55d97e3bfe3b132fa", "1.2.3.4",
-        None,
+        None, None,
     ]  # fmt: skip
     assert items[4] == {"error": "not an IOC: single-label name (no dot)"}
+    assert items[5] == {"error": "not an IOC: domain without a public suffix (a file name?)"}
 
 
 def test_lookup_with_a_spent_budget_asks_nothing_and_exits_2(tmp_path: Path) -> None:
