@@ -27,6 +27,8 @@ def lazy_names(
         return value
 
     def __dir__() -> list[str]:
-        return sorted(names)
+        # what a module's dir() holds (its docstring, path, submodules imported), and the
+        # names not imported yet
+        return sorted({*names, *vars(sys.modules[package])})
 
     return __getattr__, __dir__

@@ -33,6 +33,7 @@ from ..errors import FatalError
 from ..ioc import IocType
 from ..output.files import write_stdout
 from ..output.inert import inert, inert_json
+from ..output.records import Unbounded
 from ..pipeline.normalize import normalize
 from ..pipeline.run import Enricher
 from ..state.budget import Budget
@@ -132,6 +133,7 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
         max_age=lookup.max_age,
     )
     answers: dict[tuple[str, str], dict[str, Any]] = {}
+    refused: dict[tuple[IocType, str], str] = {}  # an IOC the run took for none, and why
     fatal = None
     if wanted:
         warn_send_internal(settings)
@@ -153,8 +155,12 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
                 ) as enricher,
             ):
                 try:
-                    async for item in enricher.enrich([value for _, value in wanted]):
-                        answers[item["type"], item["ioc"]] = dict(item)
+                    values = [value for _, value in wanted]
+                    async for item in enricher.enrich(values, rejects=True):
+                        if "input" in item:  # the run's judgement: no IOC (`invoice.pdf`)
+                            refused[wanted[item["line"] - 1]] = item["reason"]
+                        else:
+                            answers[item["type"], item["ioc"]] = dict(item)
                 except FatalError as exc:  # what was answered is printed first
                     fatal = exc
             fatal = fatal or enricher.fatal
@@ -167,6 +173,10 @@ async def run_lookup(lookup: Lookup, settings: Settings) -> int:
     items: list[dict[str, Any]] = []  # one per IOC (or argument that is none), for the table
     lines: list[dict[str, Any]] = []  # one per argument, for --json
     first: dict[tuple[IocType, str] | str, str] = {}  # the argument that gave each IOC first
+    for n, (text, key) in enumerate(zip(lookup.iocs, order, strict=True)):
+        if key in refused:  # said as an argument that is no IOC
+            bad[text] = refused[key]
+            order[n] = key = text
     for text, key in zip(lookup.iocs, order, strict=True):
         if isinstance(key, str):
             answer: dict[str, Any] | None = {"input": key, "error": f"not an IOC: {bad[key]}"}
@@ -211,11 +221,24 @@ def _print(items: list[dict[str, Any]], *, as_json: bool) -> None:
 
 def _json_line(item: dict[str, Any]) -> bytes:
     try:
-        return orjson.dumps(item) + b"\n"
+        return orjson.dumps(item, default=_as_sent) + b"\n"
     except orjson.JSONEncodeError:
         # a response holds an integer beyond 64 bits (written as the server sent it), which
         # orjson will not write and msgspec will
-        return msgspec.json.encode(item) + b"\n"
+        return msgspec.json.encode(item, enc_hook=_raw_as_sent) + b"\n"
+
+
+def _as_sent(value: object) -> orjson.Fragment:
+    """A number beyond a double as the server wrote it (orjson writes infinity as null)."""
+    if isinstance(value, Unbounded):
+        return orjson.Fragment(value.text)
+    raise TypeError
+
+
+def _raw_as_sent(value: object) -> msgspec.Raw:
+    if isinstance(value, Unbounded):
+        return msgspec.Raw(value.text.encode())
+    raise TypeError
 
 
 def _error(text: str) -> None:

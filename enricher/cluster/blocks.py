@@ -14,7 +14,8 @@ A block's lines are numbered from 1 because a worker cannot know how many lines 
 before it hold without reading them: the client, which takes the blocks' reads in order,
 adds them (`Read.counts["lines_read"]`) to each block's reject lines. Cutting at a line end
 changes nothing a line gives: `lines` and `text` read a line at a time (a line longer than
-`pipeline.max_line_bytes` is the exception: `text` cuts it after a space or a delimiter,
+`pipeline.max_line_bytes` is the exception: `text` cuts it after a space or a delimiter (else
+after a byte no name holds, `/`, and drops a run of name bytes longer than the cap),
 at places that depend on where the reading began, and a cut never lands in one).
 """
 

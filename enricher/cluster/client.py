@@ -144,9 +144,11 @@ class ClusterEnricher:
             raise SettingsError(DASK_MISSING) from None
         Client, LocalCluster = distributed.Client, distributed.LocalCluster
         c = self.settings.cluster
-        quiet = logging.ERROR  # Dask's own INFO lines (workers starting, stopping) are not ours
-        # nor its tracebacks here as it loses the scheduler (a task's failure says it, in
-        # one line): only what it logs as critical comes through
+        # Dask's own INFO lines (workers starting, stopping) are not ours, nor its tracebacks
+        # as it loses the scheduler (a task's failure says it, in one line; a local worker
+        # losing it as the cluster closes logged one into a successful run's stderr): only
+        # what it logs as critical comes through, here and in the local workers
+        quiet = logging.CRITICAL
         self._dask_level = _DASK_LOG.level
         _DASK_LOG.setLevel(logging.CRITICAL)
         try:

@@ -24,6 +24,13 @@ BLOCK = 256 * 1024
 _BOM = b"\xef\xbb\xbf"
 # bytes after which a long line may be cut without cutting an IOC
 _CUT_AFTER = [bytes([c]) for c in b" \t\r\"'<>,;|"]
+#: the bytes of a name, hash or address, defanged too (`[.]`, `(dot)`, `{.}`, `\.`, `[@]`,
+#: IPv6's `:`; UTF-8's): a long line with no byte of _CUT_AFTER is cut after another byte
+#: (`/`, `?`, `=`), where a URL's path may end but no host does
+_HOST_BYTES = (
+    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-_:[](){}@%\\"
+    + bytes(range(0x80, 0x100))
+)
 
 
 def _decode(block: bytes, first_line: int, source: str, max_line: int) -> Chunk:
@@ -105,14 +112,22 @@ def line_chunks(f: Readable, source: str, max_line: int) -> Iterator[Chunk]:
 
 def text_blocks(f: Readable, max_line: int) -> Iterator[tuple[int, str, int]]:
     """`(first line, text, lines ended in it)` for consecutive pieces of `f`, each ending at a
-    line end (or, inside a line longer than `max_line`, after a space or delimiter)."""
+    line end (or, inside a line longer than `max_line`, after a space or delimiter, else after
+    a byte no name holds: a run of name bytes longer than `max_line` is no IOC, and dropped)."""
     tail = b""
     line_no = 1
+    dropping = False  # inside a run of host bytes longer than max_line: no IOC, dropped
     for data in _raw_blocks(f):
+        if dropping:
+            data = data.lstrip(_HOST_BYTES)
+            dropping = not data
         data = tail + data if tail else data
         cut = data.rfind(b"\n") + 1
         if not cut and len(data) > max_line:
-            cut = max(data.rfind(c) for c in _CUT_AFTER) + 1 or _utf8_boundary(data, len(data))
+            cut = max(data.rfind(c) for c in _CUT_AFTER) + 1 or len(data.rstrip(_HOST_BYTES))
+            if not cut:  # one run of host bytes, longer than any name: not an IOC
+                tail, dropping = b"", True
+                continue
         if not cut:
             tail = data
             continue
@@ -120,14 +135,5 @@ def text_blocks(f: Readable, max_line: int) -> Iterator[tuple[int, str, int]]:
         ended = piece.count(b"\n")
         yield line_no, piece.decode("utf-8", "replace"), ended
         line_no += ended
-    if tail:
+    if tail or dropping:
         yield line_no, tail.decode("utf-8", "replace"), 1
-
-
-def _utf8_boundary(data: bytes, end: int) -> int:
-    """The largest cut at or before `end` that splits no UTF-8 sequence."""
-    while end > 0 and 0x80 <= data[end - 1] < 0xC0:
-        end -= 1
-    if end > 0 and data[end - 1] >= 0xC0:
-        end -= 1
-    return end or len(data)

@@ -126,14 +126,21 @@ _HASH_LABEL_LENGTHS = frozenset({32, 40})
 ALABELS_FILE = Path(__file__).with_name("psl-alabels.json")
 
 
+_ICANN_BEGIN = "// ===BEGIN ICANN DOMAINS==="
+_ICANN_END = "// ===END ICANN DOMAINS==="
+
+
 def icann_rules() -> Iterator[str]:
     """The ICANN section's rules, each as `PublicSuffixList` reads its line (lower case)."""
     icann = False
     with open(PSLFILE, encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
             if line.startswith("//"):
-                if "===BEGIN ICANN DOMAINS===" in line or "===END ICANN DOMAINS===" in line:
-                    icann = "BEGIN" in line
+                # the markers are whole lines, as the package reads them: a comment may
+                # quote one
+                marker = line.rstrip()
+                if marker in (_ICANN_BEGIN, _ICANN_END):
+                    icann = marker == _ICANN_BEGIN
                 continue
             rule = line.lower().split(" ")[0].rstrip()
             if icann and rule:

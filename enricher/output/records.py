@@ -30,6 +30,7 @@ __all__ = [
     "RecordFields",
     "Reject",
     "Skipped",
+    "Unbounded",
     "Verdict",
     "deferred",
     "failure",
@@ -291,7 +292,32 @@ class _Written(msgspec.Struct):
 
 
 _read_written = msgspec.json.Decoder(_Written).decode
-_read_any = msgspec.json.Decoder(float_hook=float).decode  # 1e400 reads as inf
+
+
+@final
+class Unbounded(float):
+    """A number of a server's answer beyond a double (`1e400`): infinity to arithmetic, and
+    `text`, the number as the server wrote it, for an encoder that writes it again."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> Unbounded:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __reduce__(self) -> tuple[type[Unbounded], tuple[str]]:
+        return Unbounded, (self.text,)
+
+
+def _number(text: str) -> float:
+    number = float(text)
+    # a float is finite but for a number past a double's range: then its text is kept
+    return number if number - number == 0.0 else Unbounded(text)
+
+
+_read_any = msgspec.json.Decoder(float_hook=_number).decode  # 1e400 reads as inf
 
 
 def response_bytes(line: bytes) -> bytes:
@@ -302,7 +328,7 @@ def response_bytes(line: bytes) -> bytes:
 def read_record(line: bytes) -> Record:
     """A record line read back as a dict. A `response` is written byte for byte as the server
     sent it, and JSON sets no limit on numbers: this reads a number beyond a double (which
-    orjson refuses) as infinity."""
+    orjson refuses) as infinity, an `Unbounded` that keeps its text."""
     return cast(Record, _read_any(line))
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import orjson
 
 from ..config.settings import Settings
+from ..errors import SettingsError
 from ..ioc import IocType
 from ..threads import call_in_thread
 from .answers import Cache, default_cache_path
@@ -70,9 +71,12 @@ async def list_shared_deferred(
     settings: Settings, *, job: str | None = None, clear_quota: bool = False
 ) -> int:
     """`list_deferred` of the Redis server `state.url` names: every identity's jobs."""
-    from .open import connect
-    from .redis.deferred import waiting
+    from .open import REDIS_MISSING, connect
 
+    try:
+        from .redis.deferred import waiting
+    except ImportError:
+        raise SettingsError(REDIS_MISSING) from None
     state = await connect(settings)
     try:
         rows, quotas = await waiting(state, job, clear_quota=clear_quota)

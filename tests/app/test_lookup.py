@@ -4,6 +4,8 @@ and the embedded one."""
 
 from __future__ import annotations
 
+import math
+import pickle
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 from helpers import emulator_process, emulator_stats, enricher, into_closed_pipe
 
 from enricher.app.lookup import _print, format_table
+from enricher.output.records import read_record
 
 ARGS = [
     "evil[.]example[.]com",
@@ -55,18 +58,23 @@ def test_lookup_json_is_the_run_s_records(tmp_path: Path) -> None:
     run = enricher("run", "--emulator", "--no-cache", "-q", str(src), "-o", str(out))
     assert run.returncode == 0, run.stderr
     records = {r["ioc"]: r for r in map(orjson.loads, out.read_bytes().splitlines())}
-    proc = enricher("lookup", "--emulator", "--no-cache", "--json", *ARGS)
+    # a name the run judges no IOC (no public suffix: a file's) is said as one too: it gave
+    # no line at all, and exit 0 when it was the only argument
+    args = [*ARGS, "invoice.pdf"]
+    proc = enricher("lookup", "--emulator", "--no-cache", "--json", *args)
     assert proc.returncode == 1
+    assert proc.stderr == "enricher: error: 2 of the arguments are no IOC\n"
     items = [orjson.loads(line) for line in proc.stdout.splitlines()]
-    assert [i.pop("input") for i in items] == ARGS  # one line per argument, in order
+    assert [i.pop("input") for i in items] == args  # one line per argument, in order
     assert items[1].pop("duplicate_of") == ARGS[0]  # the same domain: asked once, said so
     assert not any("duplicate_of" in i for i in items)
     assert items[:4] == [records[i["ioc"]] for i in items[:4]]
     assert [i.get("ioc") for i in items] == [
         "evil.example.com", "evil.example.com", "92f44e405db16ac55d97e3bfe3b132fa", "1.2.3.4",
-        None,
+        None, None,
     ]  # fmt: skip
     assert items[4] == {"error": "not an IOC: single-label name (no dot)"}
+    assert items[5] == {"error": "not an IOC: domain without a public suffix (a file name?)"}
 
 
 def test_lookup_with_a_spent_budget_asks_nothing_and_exits_2(tmp_path: Path) -> None:
@@ -152,6 +160,32 @@ def test_json_lines_hold_a_response_s_integer_beyond_64_bits(
     _print([item], as_json=True)
     out = capfd.readouterr().out
     assert out.count("\n") == 1 and msgspec.json.decode(out) == item
+
+
+def test_json_lines_hold_a_response_s_number_beyond_a_double(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # a record keeps the server's `1e400` as sent and reads it as infinity: `lookup --json`
+    # wrote it as `null` (a number became no number); an integer beyond 64 bits beside it
+    # takes msgspec's path, which must write it as sent too
+    line = record_line_with(b'"score":1e400,"x":[-1E+400,2.5]')
+    item = read_record(line)
+    assert item["response"]["score"] == math.inf
+    for extra in ({}, {"big": 123456789012345678901234567890}):
+        _print([{**item, **extra}], as_json=True)
+        out = capfd.readouterr().out
+        assert out.count("\n") == 1
+        assert '"score":1e400,"x":[-1E+400,2.5]' in out
+        assert msgspec.json.Decoder(float_hook=str).decode(out)["response"]["score"] == "1e400"
+    assert pickle.loads(pickle.dumps(item)) == item
+    assert pickle.loads(pickle.dumps(item))["response"]["score"].text == "1e400"
+
+
+def record_line_with(fields: bytes) -> bytes:
+    return (
+        b'{"ioc":"evil.com","type":"domain","verdict":"unknown","response":'
+        b'{"requestKey":{"domain":"evil.com"},' + fields + b"}}"
+    )
 
 
 CLOSED = (

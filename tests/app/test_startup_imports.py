@@ -58,3 +58,18 @@ async def test_help_and_a_run_import_only_what_they_use(tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr.decode()
     assert orjson.loads(stdout) == {"help": [], "refused": [1, []], "run": [], "code": 0}
     assert len(out.read_bytes().splitlines()) == 3
+
+
+def test_a_lazy_package_s_dir_is_a_module_s_and_its_names() -> None:
+    """dir() of a package whose names load on first use: what a module's holds too (it
+    held only __all__: no __doc__, __path__ or submodule, for completion and inspect)."""
+    import enricher.emulator
+    import enricher.inputs.suffixes
+    import enricher.output.formats
+
+    packages = (enricher, enricher.inputs, enricher.emulator, enricher.output.formats)
+    for package in packages:
+        names = dir(package)
+        assert names == sorted(set(names))
+        assert {*package.__all__, "__doc__", "__name__", "__path__"} <= set(names)
+    assert "suffixes" in dir(enricher.inputs)

@@ -116,6 +116,14 @@ async def test_a_local_cluster_listens_on_this_host_alone(tmp_path: Path) -> Non
         # and its workers import what the tasks need as they start (enricher.cluster.warm)
         where = "import sys; found = 'enricher.state.redis.answers' in sys.modules"
         assert await job._client.run(_found, where) == {w: True for w in scheduler.workers}
+        # and they print no traceback of their own: a worker losing the scheduler as the
+        # cluster closes logged "Failed to communicate with scheduler during heartbeat" and
+        # its traceback (ERROR) into a successful run's stderr (attack-start finding)
+        quiet = (
+            "import logging; found = all(h.level >= logging.CRITICAL for h in"
+            " logging.getLogger('distributed').handlers)"
+        )
+        assert await job._client.run(_found, quiet) == {w: True for w in scheduler.workers}
         bound = {s.getsockname()[0] for s in scheduler.http_server._sockets.values()}
         bound |= {urlparse(scheduler.address).hostname}
     assert bound == {"127.0.0.1"}

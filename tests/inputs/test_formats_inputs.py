@@ -238,6 +238,20 @@ def test_a_long_line_of_text_is_cut_between_words(tmp_path: Path) -> None:
     assert got.lines_read == 2
 
 
+def test_a_long_line_of_text_with_no_space_is_never_cut_inside_an_ioc(tmp_path: Path) -> None:
+    # no space or delimiter in a line longer than a read: it was cut at the read's end,
+    # which split `evil841.example.org` into `841.example.org` (attack-dedupe finding 2);
+    # now after a byte no name holds (`/`), and a run of name bytes longer than the cap,
+    # which is no IOC, is dropped whole, not cut into pieces
+    path = tmp_path / "urls.txt"
+    hosts = [f"evil{i}.example.org" for i in range(40_000)]
+    run = "x" * 540_000 + "-evil.example.org"
+    path.write_text("/".join(hosts) + f"\na/{run}/b\nnext.evil.com\n")
+    got = read([path], format="text", max_line=4096)
+    assert got.set <= {*hosts, "next.evil.com"}
+    assert got.lines_of["next.evil.com"] == 3 and got.lines_read == 3
+
+
 async def test_stopping_early_closes_the_input(tmp_path: Path) -> None:
     path = tmp_path / "big.txt"
     path.write_text("evil.com\n" * 200_000)

@@ -55,3 +55,19 @@ def test_memo_holds_what_the_codec_makes() -> None:
     known = orjson.loads(suffixes.ALABELS_FILE.read_bytes())
     assert len(known) > 300  # the list's IDN rules and top-level labels
     assert all(encode_idn(text) == a_label for text, a_label in known.items())
+
+
+def test_a_comment_quoting_a_section_marker_ends_no_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The package takes a marker only as a whole line; the fast build took any comment that
+    held one, and lost the rest of the ICANN section (7,364 rules)."""
+    lines = Path(PSLFILE).read_text(encoding="utf-8").split("\n")
+    at = lines.index("// ===BEGIN ICANN DOMAINS===") + 50
+    lines.insert(at, "// (the section ends at ===END ICANN DOMAINS=== below)")
+    edited = tmp_path / "public_suffix_list.dat"
+    edited.write_text("\n".join(lines), encoding="utf-8")
+    monkeypatch.setattr(suffixes, "PSLFILE", str(edited))
+    psl, _ = _fresh_tables()
+    own = PublicSuffixList(edited.read_bytes(), accept_unknown=False, only_icann=True)
+    assert psl._publicsuffix == own._publicsuffix

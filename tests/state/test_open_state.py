@@ -16,9 +16,10 @@ from redis_server import free_port
 
 from enricher import Enricher
 from enricher.api.identity import identity_of
-from enricher.config.settings import Settings
+from enricher.config.settings import Settings, load_settings
 from enricher.emulator import Emulator
 from enricher.errors import SettingsError
+from enricher.state.deferred import list_shared_deferred
 from enricher.state.open import REDIS_MISSING, open_state
 from enricher.state.redis.budget import RedisBudget
 from enricher.state.redis.connection import StateUnreachable
@@ -169,3 +170,16 @@ async def test_claims_of_what_a_run_did_not_answer_are_given_back(
         await state.aclose()
     assert sum("verdict" in i for i in items) == 10 and sum("reason" in i for i in items) == 30
     assert len(left) == 10  # the answered ones linger a few seconds; the 30 others are gone
+
+
+async def test_deferred_list_without_redis_py_one_line_saying_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`enricher deferred --state redis://...` without the extra: a traceback before."""
+    for name in list(sys.modules):
+        if name.startswith("enricher.state.redis.") or name == "redis" or name.startswith("redis."):
+            monkeypatch.setitem(sys.modules, name, None)
+    settings = load_settings(overrides={"state": {"url": "redis://127.0.0.1:1/0"}})
+    with pytest.raises(SettingsError) as caught:
+        await list_shared_deferred(settings)
+    assert str(caught.value) == REDIS_MISSING
