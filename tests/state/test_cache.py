@@ -1062,3 +1062,33 @@ def test_closing_gives_up_on_a_read_that_never_ends(
     reader.join(5)
     assert result == [(1,)]  # the connection was left open for the read
     cache._db.close()
+
+
+def test_the_writer_commits_many_stores_at_once_and_a_flush_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each commit rewrites every page of the key index it touched: stores that come
+    within the writer's wait go in one transaction (up to `_TXN_ROWS` rows), and a flush
+    does not wait for more. Every row is written, none twice."""
+    monkeypatch.setattr("enricher.state.answers._LINGER", 60.0)
+    monkeypatch.setattr("enricher.state.answers._TXN_ROWS", 250)
+    cache = new_cache(tmp_path / "c.sqlite3")
+    commits: list[int] = []
+    real = cache._commit
+
+    def counted(db: Any, rows: list[Any], requests: int) -> Any:
+        commits.append(len(rows))
+        return real(db, rows, requests)
+
+    cache._commit = counted  # type: ignore[method-assign]
+    keys = [f"d{i}.example" for i in range(700)]
+    for start in range(0, 700, 100):
+        cache.store(
+            Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys[start : start + 100]]
+        )
+    started = time.monotonic()
+    cache.flush()
+    assert time.monotonic() - started < 30  # not the 60 s wait
+    assert commits == [300, 300, 100]
+    assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 700 and len(cache) == 700
+    cache.close()
