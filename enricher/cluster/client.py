@@ -11,7 +11,10 @@ import contextlib
 import dataclasses
 import importlib
 import logging
+import multiprocessing
+import os
 import secrets
+import signal
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
@@ -38,6 +41,32 @@ _FIRST = "<deferred by an earlier run>"
 _DASK_LOG = logging.getLogger("distributed")
 #: how long a stop waits for the scheduler to take back the tasks not done (it may be gone)
 _CANCEL_WAIT = 2.0
+
+
+def _worker_signals() -> None:
+    """In a worker process just forked from this one: the signals as a fresh interpreter has
+    them. The job's handlers write each signal's number into its event loop's wakeup pipe,
+    which the fork shares: the nanny's SIGTERM to a worker, or a Ctrl-C reaching the whole
+    process group, would read in the job as one more signal of its own."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+#: how a local cluster's worker processes start: forked from the job, they inherit what it
+#: imported (Dask, the pipeline, redis-py), where each spawned one imported them again
+#: (~1.5 s of CPU a worker, its start and its close measured 5.1 against 7.6-10.5 s and
+#: 0.1 against 1.7 s at load 9: benchmarks/README.md)
+_START = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+if _START == "fork":
+    os.register_at_fork(after_in_child=_worker_signals)
+_LOCAL_CONFIG = {
+    "distributed.worker.multiprocessing-method": _START,
+    # each worker's sampling of its task's call stack every 10 ms, for a dashboard's
+    # profile that a job does not show
+    "distributed.worker.profile.enabled": False,
+}
 
 
 def _one_line(exc: BaseException) -> str:
@@ -143,6 +172,7 @@ class ClusterEnricher:
         except ImportError:
             raise SettingsError(DASK_MISSING) from None
         Client, LocalCluster = distributed.Client, distributed.LocalCluster
+        dask: Any = importlib.import_module("dask")
         c = self.settings.cluster
         quiet = logging.ERROR  # Dask's own INFO lines (workers starting, stopping) are not ours
         # nor its tracebacks here as it loses the scheduler (a task's failure says it, in
@@ -153,20 +183,24 @@ class ClusterEnricher:
             if c.address:
                 self._client = await Client(c.address, asynchronous=True)
             else:
-                self._cluster = await LocalCluster(
-                    n_workers=c.workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    # a free port of this host alone: its HTTP server (health, metrics, the
-                    # workers' logs and call stacks) starts even without a dashboard, and
-                    # ":0" put it on every interface
-                    dashboard_address="127.0.0.1:0",
-                    silence_logs=quiet,
-                    scheduler_kwargs={"worker_ttl": self.worker_ttl},
-                    preload=["enricher.cluster.warm"],
-                    asynchronous=True,
-                )
+                # what a worker imports as it starts (`preload`), imported here first: a
+                # forked worker finds it imported
+                importlib.import_module("enricher.cluster.warm")
+                with dask.config.set(_LOCAL_CONFIG):
+                    self._cluster = await LocalCluster(
+                        n_workers=c.workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        # a free port of this host alone: its HTTP server (health, metrics, the
+                        # workers' logs and call stacks) starts even without a dashboard, and
+                        # ":0" put it on every interface
+                        dashboard_address="127.0.0.1:0",
+                        silence_logs=quiet,
+                        scheduler_kwargs={"worker_ttl": self.worker_ttl},
+                        preload=["enricher.cluster.warm"],
+                        asynchronous=True,
+                    )
                 self._client = await Client(self._cluster, asynchronous=True)
         except Exception as exc:  # OSError, TimeoutError, a nanny that did not start
             await self._close()

@@ -8,6 +8,7 @@ as `enricher run` drives it."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -110,14 +111,22 @@ async def test_a_local_cluster_listens_on_this_host_alone(tmp_path: Path) -> Non
     (its part redone elsewhere ~20 s after the freeze: benchmarks/README.md)."""
     settings = load_settings("emulator", overrides={"cluster": {"workers": 1}})
     job = ClusterEnricher(settings, stats=RunStats(), inputs=[], reading=InputOptions(), read_as={})
+    # as a run's `Stopper` does: this loop's wakeup pipe takes the process's signals
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: None)
     async with job:
         scheduler = job._cluster.scheduler
         assert scheduler.worker_ttl == job.worker_ttl == 10
         # and its workers import what the tasks need as they start (enricher.cluster.warm)
         where = "import sys; found = 'enricher.state.redis.answers' in sys.modules"
         assert await job._client.run(_found, where) == {w: True for w in scheduler.workers}
+        # forked from this process (what it imported, it has: pytest), and a signal to it is
+        # its own, not written into this process's wakeup pipe (read here as one more signal)
+        where = "import sys, signal; found = 'pytest' in sys.modules and (signal.set_wakeup_fd"
+        where += "(-1), signal.getsignal(signal.SIGTERM)) == (-1, signal.SIG_DFL)"
+        assert await job._client.run(_found, where) == {w: True for w in scheduler.workers}
         bound = {s.getsockname()[0] for s in scheduler.http_server._sockets.values()}
         bound |= {urlparse(scheduler.address).hostname}
+    asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
     assert bound == {"127.0.0.1"}
 
 
