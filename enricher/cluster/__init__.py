@@ -49,11 +49,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from yarl import URL
+
 from ..config.settings import Settings
 from ..errors import SettingsError
 from ..inputs import STDIN
 
-__all__ = ["check_job"]
+__all__ = ["check_job", "without_password"]
 
 
 def check_job(
@@ -79,5 +81,21 @@ def check_job(
         why = "count no --max-requests: set limits.daily_budget (shared through the state)"
     elif not use_cache:
         why = "share answers through the state: leave out --no-cache"
+    elif settings.cluster.address and without_password(settings.state.url)[1] is not None:
+        why = (
+            "need the Redis password on each worker's host, not in the state URL (it would"
+            " travel with the tasks): give it in ENRICHER_STATE_PASSWORD or"
+            " state.password_file there and here"
+        )
     if why is not None:
         raise SettingsError(f"--workers/--cluster {why}")
+
+
+def without_password(url: str) -> tuple[str, str | None]:
+    """`url` with no password in it (its user info's, or a `?password=`), and the password
+    it held, if any: what a task may carry, and what the workers are given otherwise."""
+    parsed = URL(url)
+    password = parsed.password or parsed.query.get("password")
+    if password is None:
+        return url, None
+    return str(parsed.with_password(None).without_query_params("password")), password

@@ -30,6 +30,7 @@ from ..pipeline.dedupe import Deduper
 from ..pipeline.outcome import Outcome
 from ..pipeline.stats import RunStats
 from ..threads import Abandoned
+from . import without_password
 from .blocks import Block, plan_blocks
 from .parts import Part, Read, add_counts, enrich_part, part_of, read_input, settings_wire
 
@@ -199,6 +200,9 @@ class ClusterEnricher:
                         silence_logs=quiet,
                         scheduler_kwargs={"worker_ttl": self.worker_ttl},
                         preload=["enricher.cluster.warm"],
+                        # a password of the state URL reaches the workers in their
+                        # environment, as the settings read it, never in a task (`_wire`)
+                        env=self._worker_env(),
                         asynchronous=True,
                     )
                 self._client = await Client(self._cluster, asynchronous=True)
@@ -222,6 +226,25 @@ class ClusterEnricher:
         threads = await self._workers() or c.workers
         self.parts = c.partitions or 2 * threads
         return self
+
+    def _worker_env(self) -> dict[str, str]:
+        """What a local cluster's workers get in their environment: the password of the
+        state URL, under the name the settings read it from when the URL holds none."""
+        state = self.settings.state
+        password = without_password(state.url)[1]
+        return {state.password_env: password} if password is not None else {}
+
+    def _wire(self, claim_token: str) -> dict[str, Any]:
+        """The settings a part's task carries (`settings_wire`), its claims taken under
+        `claim_token`: the state URL without its password (a task's arguments are seen by
+        the scheduler, its logs and dashboard); the workers read it from their environment
+        (`_worker_env`; on a cluster of one's own, each host's: `check_job`)."""
+        state = self.settings.state
+        url, password = without_password(state.url)
+        state = dataclasses.replace(state, claim_token=claim_token)
+        if password is not None:  # the environment's, not a file the URL's overrode
+            state = dataclasses.replace(state, url=url, password_file=None)
+        return settings_wire(dataclasses.replace(self.settings, state=state))
 
     async def __aexit__(
         self,
@@ -295,15 +318,7 @@ class ClusterEnricher:
         # each part's claims are taken under its job and number: a part run again (its worker
         # lost) takes them over at once instead of waiting out their expiry (60 s)
         job = secrets.token_hex(8)
-        state = self.settings.state
-        wires = [
-            settings_wire(
-                dataclasses.replace(
-                    self.settings, state=dataclasses.replace(state, claim_token=f"{job}.{p}")
-                )
-            )
-            for p in range(parts)
-        ]
+        wires = [self._wire(f"{job}.{p}") for p in range(parts)]
         try:  # to every worker: none there (all lost) is a failure, not a traceback
             done = await client.scatter(self.done, broadcast=True) if self.done else None
         except Exception as exc:
