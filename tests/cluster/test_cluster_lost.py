@@ -136,6 +136,10 @@ async def test_a_local_cluster_listens_on_this_host_alone(tmp_path: Path) -> Non
         assert await job._client.run(_found, where) == {w: True for w in scheduler.workers}
         bound = {s.getsockname()[0] for s in scheduler.http_server._sockets.values()}
         bound |= {urlparse(scheduler.address).hostname}
+        # and looks at its memory every second, not 10 times a second (no dashboard to feed)
+        where = "import dask; found = dask.config.get('distributed.worker.memory.monitor-interval')"
+        where += " == '1s' and not dask.config.get('distributed.worker.profile.enabled')"
+        assert await job._client.run(_found, where) == {w: True for w in scheduler.workers}
         where = f"import os; found = os.environ.get('ENRICHER_STATE_PASSWORD') == {_SECRET!r}"
         assert await job._client.run(_found, where) == {w: True for w in scheduler.workers}
         wire = job._wire("job.0")
