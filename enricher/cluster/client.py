@@ -401,7 +401,7 @@ class ClusterEnricher:
                     wires[p],
                     p,
                     waves[p],
-                    [share for share in shares[p][start : start + size]],
+                    shares[p][start : start + size],
                     identity=self.identity,
                     done=done,
                     cache_only=self.cache_only,
