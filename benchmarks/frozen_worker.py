@@ -48,12 +48,15 @@ def _children(pid: int) -> list[int]:
 
 
 def _workers(pid: int) -> list[int]:
-    """The job's Dask worker processes (spawned by its nannies, in the job's process)."""
-    return [
-        child
-        for child in _children(pid)
-        if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()
-    ]
+    """The job's Dask worker processes (forked by its nannies, in the job's process, so with
+    its command line; or spawned, where fork is not offered)."""
+    job = Path(f"/proc/{pid}/cmdline").read_bytes()
+    found = []
+    for child in _children(pid):
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        if cmdline == job or b"spawn_main" in cmdline:
+            found.append(child)
+    return found
 
 
 def measure(iocs: int, freeze_after: float) -> dict[str, Any]:

@@ -8,13 +8,15 @@ of N worker processes, `--cluster tcp://HOST:8786` uses an existing one.
       (blocks.py: cut at line ends)       (inputs/read.py, pipeline/ingest.py, as a run
                                           reads); each unique IOC hashed (CRC-32) into one
                                           of P parts: its owner
-    one enrich task per part ───────────▶ enrich_part: the part's IOCs from every input,
-      (its share of every read moves        deduped across them, enriched by `Enricher`
-       worker to worker, not through         under the settings' state: with
-       the client)                           `state.url = redis://…` one rate limiter, one
-                                             answer cache and one daily budget for all
+    one enrich task per part and wave ──▶ enrich_new: the part's IOCs of a wave of reads
+      of reads (a read's share of a part   (at most 8 waves, in the reads' order) that its
+       moves worker to worker as one        waves before did not have (the task before
+       buffer, not through the client;      hands it those), enriched by `Enricher` under
+       these tasks go before the reads      the settings' state: with `state.url =
+       not started, so the parts enrich     redis://…` one rate limiter, one answer cache
+       as the reads come in)                and one daily budget for all
     results taken as they complete ◀──── records, failures, skipped, deferred IOCs (a
-    and written by the client alone       part's, whole) and each input's rejects (a
+    and written by the client alone       wave's, whole) and each input's rejects (a
     (a block's rejects once the blocks    block's reject lines numbered within it)
     before it are, their lines counted
     on), to ONE output set, with the
@@ -25,8 +27,11 @@ comes out once: the client writes each task's result once, when it completes. A 
 dies (SIGKILL, a lost host) loses nothing: Dask runs its tasks again elsewhere, and a part
 run again gets what its first run had asked from the shared cache (a request answered but
 not yet stored in it, a handful at most, is asked again). The invariant printed is the whole
-job's (each part keeps its own: the sum holds). A part's results are held on its worker until
-it is done: more parts (`cluster.partitions`), less memory each.
+job's (each part's wave keeps its own: the sum holds). A wave's results are held on its
+worker until it is done, and a part's IOCs met so far until its next wave is: more parts
+(`cluster.partitions`), less memory each. Once the last read is in, only its wave's new IOCs
+are left to enrich (for logs, which keep naming the same hosts, next to none). A wave's task
+run again (its worker lost) dedupes against the wave before, run again too if it was lost.
 
 Why these choices: the API's quota, not the CPU, bounds the sending, so the parts share one
 limiter through the state rather than each taking the whole rate; hashing IOCs to parts
@@ -49,11 +54,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from yarl import URL
+
 from ..config.settings import Settings
 from ..errors import SettingsError
 from ..inputs import STDIN
 
-__all__ = ["check_job"]
+__all__ = ["check_job", "without_password"]
 
 
 def check_job(
@@ -79,5 +86,21 @@ def check_job(
         why = "count no --max-requests: set limits.daily_budget (shared through the state)"
     elif not use_cache:
         why = "share answers through the state: leave out --no-cache"
+    elif settings.cluster.address and without_password(settings.state.url)[1] is not None:
+        why = (
+            "need the Redis password on each worker's host, not in the state URL (it would"
+            " travel with the tasks): give it in ENRICHER_STATE_PASSWORD or"
+            " state.password_file there and here"
+        )
     if why is not None:
         raise SettingsError(f"--workers/--cluster {why}")
+
+
+def without_password(url: str) -> tuple[str, str | None]:
+    """`url` with no password in it (its user info's, or a `?password=`), and the password
+    it held, if any: what a task may carry, and what the workers are given otherwise."""
+    parsed = URL(url)
+    password = parsed.password or parsed.query.get("password")
+    if password is None:
+        return url, None
+    return str(parsed.with_password(None).without_query_params("password")), password

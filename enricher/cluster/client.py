@@ -11,7 +11,10 @@ import contextlib
 import dataclasses
 import importlib
 import logging
+import multiprocessing
+import os
 import secrets
+import signal
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
@@ -27,8 +30,9 @@ from ..pipeline.dedupe import Deduper
 from ..pipeline.outcome import Outcome
 from ..pipeline.stats import RunStats
 from ..threads import Abandoned
+from . import without_password
 from .blocks import Block, plan_blocks
-from .parts import Part, Read, add_counts, enrich_part, part_of, read_input, settings_wire
+from .parts import Part, Read, add_counts, enrich_new, part_of, read_input, settings_wire
 
 __all__ = ["DASK_MISSING", "ClusterEnricher"]
 
@@ -36,8 +40,52 @@ DASK_MISSING = "--workers/--cluster need Dask: pip install 'enricher[dask]'"
 #: how the IOCs an earlier run deferred are named as an input
 _FIRST = "<deferred by an earlier run>"
 _DASK_LOG = logging.getLogger("distributed")
+#: blocks no smaller than this for the balance: each block finds a log's vocabulary again
+_SMALLEST_BLOCK = 2_000_000
 #: how long a stop waits for the scheduler to take back the tasks not done (it may be gone)
 _CANCEL_WAIT = 2.0
+
+
+def _worker_signals() -> None:
+    """In a worker process just forked from this one: the signals as a fresh interpreter has
+    them. The job's handlers write each signal's number into its event loop's wakeup pipe,
+    which the fork shares: the nanny's SIGTERM to a worker, or a Ctrl-C reaching the whole
+    process group, would read in the job as one more signal of its own."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+#: how a local cluster's worker processes start: forked from the job, they inherit what it
+#: imported (Dask, the pipeline, redis-py), where each spawned one imported them again
+#: (~1.5 s of CPU a worker, its start and its close measured 5.1 against 7.6-10.5 s and
+#: 0.1 against 1.7 s at load 9: benchmarks/README.md)
+_START = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+if _START == "fork":
+    os.register_at_fork(after_in_child=_worker_signals)
+_LOCAL_CONFIG = {
+    "distributed.worker.multiprocessing-method": _START,
+    # each worker's sampling of its task's call stack every 10 ms, for a dashboard's
+    # profile that a job does not show
+    "distributed.worker.profile.enabled": False,
+    # the scheduler, the nannies (in the job's process) and the workers look at their
+    # processes' memory every 100 ms, at the machine's every 500 ms and at their event loop
+    # every 20 ms: at these, the job's CPU at 32.6 MB, load 13, 16.4 -> 13.7 s (its own
+    # during the reads 2.5 -> 1.2 s). A worker past its memory limit is still stopped
+    # within a second.
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.tick.interval": "1s",
+}
+
+
+def _file_size(path: str) -> int:
+    """The size of the regular file at `path`; 0 for anything else (its read says why)."""
+    try:
+        return os.path.getsize(path) if os.path.isfile(path) else 0
+    except OSError:
+        return 0
 
 
 def _one_line(exc: BaseException) -> str:
@@ -54,10 +102,28 @@ def _share(read: Read, index: int) -> bytes:
     return "\n".join(read.parts[index]).encode()
 
 
-def _enrich_shares(wire: dict[str, Any], index: int, shares: list[bytes], **kwargs: Any) -> Part:
-    """`enrich_part` of the shares `_share` made."""
-    values = [share.decode().split("\n") if share else [] for share in shares]
-    return enrich_part(wire, index, values, **kwargs)
+@dataclasses.dataclass
+class _Wave:
+    """What a part's task of one wave of reads leaves on its worker: the part's IOCs met so
+    far (the next wave's task dedupes against them) and what to write (`_wave_part`)."""
+
+    seen: set[str]
+    part: Part
+
+
+def _enrich_wave(
+    wire: dict[str, Any], index: int, before: _Wave | None, shares: list[bytes], **kwargs: Any
+) -> _Wave:
+    """`enrich_new` of the shares `_share` made, against the IOCs of the part's waves before
+    (copied: the wave before is left as it is, for a task of this wave run again)."""
+    seen = set(before.seen) if before is not None else set()
+    values = (value for share in shares if share for value in share.decode().split("\n"))
+    return _Wave(seen, enrich_new(wire, index, values, seen, **kwargs))
+
+
+def _wave_part(wave: _Wave) -> Part:
+    """What the client takes of a wave's task: its `Part` (the IOCs met stay on the worker)."""
+    return wave.part
 
 
 def _head(read: Read) -> Read:
@@ -104,8 +170,12 @@ class ClusterEnricher:
         self.input_error: InputError | None = None
         self.interrupted = False
         self.parts = 0
-        #: parts whose outcome was handed on: their IOCs were reached
+        #: parts whose first wave's outcome was handed on: the IOCs an earlier run deferred
+        #: (read in the first wave) were reached
         self._finished: set[int] = set()
+        #: whether a part's task (by key) is of the first wave, until its result is taken
+        self._first_wave: dict[str, bool] = {}
+        self._threads = 1
         self._cluster: Any = None
         self._client: Any = None
         self._pending: list[Any] = []
@@ -120,6 +190,13 @@ class ClusterEnricher:
     #: how long a job waits for a worker when the cluster has none, at start or mid-run
     #: (Dask itself would wait for ever): then exit 1 at start, or 3 (--resume) mid-run
     no_workers_wait = 60.0
+    #: the blocks a thread of the cluster reads, at least (inputs allowing): a worker whose
+    #: reads end before another's waits at most one block (measured at 81 MB in 8 blocks
+    #: of 10 MB: a worker idle 7.7 s at load 14 as the other read its last)
+    balance = 8
+    #: the waves the reads are taken in (at least as many reads a wave as the cluster has
+    #: threads): each a task per part, its new IOCs enriched as the next wave is read
+    waves = 8
     #: how often the cluster's workers are counted while no result comes
     _LOOK = 2.0
     #: a local cluster's worker silent this long (frozen: SIGSTOP, swapped out) is killed by
@@ -143,6 +220,7 @@ class ClusterEnricher:
         except ImportError:
             raise SettingsError(DASK_MISSING) from None
         Client, LocalCluster = distributed.Client, distributed.LocalCluster
+        dask: Any = importlib.import_module("dask")
         c = self.settings.cluster
         # Dask's own INFO lines (workers starting, stopping) are not ours, nor its tracebacks
         # as it loses the scheduler (a task's failure says it, in one line; a local worker
@@ -155,20 +233,27 @@ class ClusterEnricher:
             if c.address:
                 self._client = await Client(c.address, asynchronous=True)
             else:
-                self._cluster = await LocalCluster(
-                    n_workers=c.workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    host="127.0.0.1",
-                    # a free port of this host alone: its HTTP server (health, metrics, the
-                    # workers' logs and call stacks) starts even without a dashboard, and
-                    # ":0" put it on every interface
-                    dashboard_address="127.0.0.1:0",
-                    silence_logs=quiet,
-                    scheduler_kwargs={"worker_ttl": self.worker_ttl},
-                    preload=["enricher.cluster.warm"],
-                    asynchronous=True,
-                )
+                # what a worker imports as it starts (`preload`), imported here first: a
+                # forked worker finds it imported
+                importlib.import_module("enricher.cluster.warm")
+                with dask.config.set(_LOCAL_CONFIG):
+                    self._cluster = await LocalCluster(
+                        n_workers=c.workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        # a free port of this host alone: its HTTP server (health, metrics, the
+                        # workers' logs and call stacks) starts even without a dashboard, and
+                        # ":0" put it on every interface
+                        dashboard_address="127.0.0.1:0",
+                        silence_logs=quiet,
+                        scheduler_kwargs={"worker_ttl": self.worker_ttl},
+                        preload=["enricher.cluster.warm"],
+                        # a password of the state URL reaches the workers in their
+                        # environment, as the settings read it, never in a task (`_wire`)
+                        env=self._worker_env(),
+                        asynchronous=True,
+                    )
                 self._client = await Client(self._cluster, asynchronous=True)
         except Exception as exc:  # OSError, TimeoutError, a nanny that did not start
             await self._close()
@@ -187,9 +272,41 @@ class ClusterEnricher:
                     f" {self.no_workers_wait:g} s): start some (dask worker {c.address})"
                 )
             await asyncio.sleep(self._LOOK)
-        threads = await self._workers() or c.workers
-        self.parts = c.partitions or 2 * threads
+        self._threads = await self._workers() or c.workers
+        self.parts = c.partitions or 2 * self._threads
         return self
+
+    def _plan(self, max_line: int) -> list[str | list[Block]]:
+        """Each input whole, or its blocks: of `cluster.block_bytes` at most, and smaller for
+        inputs that make fewer than `balance` blocks a thread of the cluster (down to
+        `_SMALLEST_BLOCK`), so that the workers' last reads end close together."""
+        size = self.settings.cluster.block_bytes
+        total = sum(map(_file_size, self.inputs))
+        if size:
+            size = min(size, max(_SMALLEST_BLOCK, total // (self.balance * self._threads)))
+        return [
+            plan_blocks(path, self.reading, size=size, max_line=max_line) or path
+            for path in self.inputs
+        ]
+
+    def _worker_env(self) -> dict[str, str]:
+        """What a local cluster's workers get in their environment: the password of the
+        state URL, under the name the settings read it from when the URL holds none."""
+        state = self.settings.state
+        password = without_password(state.url)[1]
+        return {state.password_env: password} if password is not None else {}
+
+    def _wire(self, claim_token: str) -> dict[str, Any]:
+        """The settings a part's task carries (`settings_wire`), its claims taken under
+        `claim_token`: the state URL without its password (a task's arguments are seen by
+        the scheduler, its logs and dashboard); the workers read it from their environment
+        (`_worker_env`; on a cluster of one's own, each host's: `check_job`)."""
+        state = self.settings.state
+        url, password = without_password(state.url)
+        state = dataclasses.replace(state, claim_token=claim_token)
+        if password is not None:  # the environment's, not a file the URL's overrode
+            state = dataclasses.replace(state, url=url, password_file=None)
+        return settings_wire(dataclasses.replace(self.settings, state=state))
 
     async def __aexit__(
         self,
@@ -222,7 +339,8 @@ class ClusterEnricher:
         return 0 if self.interrupted else len(self._pending)
 
     def reached(self, ioc_type: IocType, value: str) -> bool:
-        """Whether this IOC's part was done (and so accounted for)."""
+        """Whether this IOC, one an earlier run deferred, was accounted for: its part's first
+        wave (which reads them) was done."""
         return bool(self.parts) and part_of(value, self.parts) in self._finished
 
     async def outcomes(self, first: Sequence[str] = ()) -> AsyncGenerator[Outcome, None]:
@@ -231,13 +349,7 @@ class ClusterEnricher:
         as_completed: Any = importlib.import_module("distributed").as_completed
         client, parts = self._client, self.parts
         max_line = self.settings.pipeline.max_line_bytes
-        size = self.settings.cluster.block_bytes
-        plans = await asyncio.to_thread(
-            lambda: [
-                plan_blocks(path, self.reading, size=size, max_line=max_line) or path
-                for path in self.inputs
-            ]
-        )
+        plans = await asyncio.to_thread(self._plan, max_line)
         sources: list[str | Chunk | Block] = []
         for plan in plans:
             if isinstance(plan, list):
@@ -259,19 +371,16 @@ class ClusterEnricher:
             )
             for s in sources
         ]
-        shares = [[client.submit(_share, r, p, pure=False) for r in reads] for p in range(parts)]
+        # a read's shares, its head and the parts' tasks go before the reads not started
+        # (Dask's `priority`), so that the parts enrich as the reads come
+        shares = [
+            [client.submit(_share, r, p, pure=False, priority=1) for r in reads]
+            for p in range(parts)
+        ]
         # each part's claims are taken under its job and number: a part run again (its worker
         # lost) takes them over at once instead of waiting out their expiry (60 s)
         job = secrets.token_hex(8)
-        state = self.settings.state
-        wires = [
-            settings_wire(
-                dataclasses.replace(
-                    self.settings, state=dataclasses.replace(state, claim_token=f"{job}.{p}")
-                )
-            )
-            for p in range(parts)
-        ]
+        wires = [self._wire(f"{job}.{p}") for p in range(parts)]
         try:  # to every worker: none there (all lost) is a failure, not a traceback
             done = await client.scatter(self.done, broadcast=True) if self.done else None
         except Exception as exc:
@@ -279,22 +388,36 @@ class ClusterEnricher:
                 f"cluster: cannot hand the workers what is done: {_one_line(exc)}"
             )
             return
-        enriched = [
-            client.submit(
-                _enrich_shares,
-                wires[p],
-                p,
-                shares[p],
-                identity=self.identity,
-                done=done,
-                cache_only=self.cache_only,
-                key=f"enrich_part-{job}-{p}",  # named as the work it does, not the wrapper
-            )
-            for p in range(parts)
-        ]
-        heads = [client.submit(_head, r, pure=False) for r in reads]
-        del shares, reads  # each is let go once the tasks that need it have it
+        # The reads in waves (in their order: the IOCs an earlier run deferred come in the
+        # first), a task per part and wave: it enriches the part's IOCs of the wave's reads
+        # that the part's waves before did not have (the task before hands it those), so a
+        # part's IOCs are asked once whatever wave they are in, and once the last read is
+        # in only its wave's new IOCs are left to enrich.
+        size = max(self._threads, -(-len(reads) // self.waves))
+        waves: list[Any] = [None] * parts  # each part's latest
+        enriched = []
+        for k, start in enumerate(range(0, len(reads), size)):
+            for p in range(parts):
+                waves[p] = client.submit(
+                    _enrich_wave,
+                    wires[p],
+                    p,
+                    waves[p],
+                    shares[p][start : start + size],
+                    identity=self.identity,
+                    done=done,
+                    cache_only=self.cache_only,
+                    # named as the work it does, not the wrapper
+                    key=f"enrich_part-{job}-{p}-{k}",
+                    priority=1,
+                )
+                enriched.append(client.submit(_wave_part, waves[p], pure=False, priority=1))
+                self._first_wave[enriched[-1].key] = k == 0
+        heads = [client.submit(_head, r, pure=False, priority=1) for r in reads]
         self._pending = heads + enriched
+        # each is let go once the tasks that need it have it, and each result once taken: a
+        # result held would stay in its worker's memory, and be made again were it lost
+        del shares, reads, waves, heads, enriched
         try:
             async for future in self._completed(as_completed(self._pending)):
                 try:
@@ -310,7 +433,7 @@ class ClusterEnricher:
                     for read in self._in_order(result):
                         yield self._read(read)
                 else:
-                    yield self._part(result)
+                    yield self._part(result, self._first_wave.pop(future.key))
         finally:
             await self._cancel()
 
@@ -384,9 +507,10 @@ class ClusterEnricher:
             self.input_error = InputError(read.error)
         return Outcome(rejects=read.rejects)
 
-    def _part(self, part: Part) -> Outcome:
+    def _part(self, part: Part, first_wave: bool) -> Outcome:
         add_counts(self.stats, part.counts)
-        self._finished.add(part.index)
+        if first_wave:
+            self._finished.add(part.index)
         if part.fatal is not None and self.fatal is None:
             self.fatal = FatalError(part.fatal)
         return part.outcome

@@ -44,6 +44,7 @@ __all__ = [
     "Part",
     "Read",
     "add_counts",
+    "enrich_new",
     "enrich_part",
     "part_of",
     "read_input",
@@ -230,6 +231,36 @@ def enrich_part(
     stopped it (credentials refused, the state lost) comes back as `Part.fatal`, with every
     IOC it had not answered deferred."""
     return asyncio.run(_enrich(settings_from(wire), index, parts, identity, done, cache_only))
+
+
+def enrich_new(
+    wire: dict[str, Any],
+    index: int,
+    values: Iterable[str],
+    seen: set[str],
+    *,
+    identity: ApiIdentity | None = None,
+    done: Deduper | None = None,
+    cache_only: bool = False,
+) -> Part:
+    """`enrich_part` of the `values` not in `seen` (each added to it as it is met): part
+    `index`'s IOCs of one more wave of reads, deduped across the waves before it (`seen`
+    holds theirs) and within it, the values met again counted as duplicates. With no new
+    value, no `Enricher` is opened."""
+    new: list[str] = []
+    again = 0
+    for value in values:
+        if value in seen:
+            again += 1
+        else:
+            seen.add(value)
+            new.append(value)
+    if new:
+        part = enrich_part(wire, index, [new], identity=identity, done=done, cache_only=cache_only)
+    else:
+        part = Part(index, Outcome(), _counts(RunStats(), _PART_COUNTS, requests=True))
+    part.counts["duplicates"] += again
+    return part
 
 
 async def _enrich(

@@ -115,6 +115,21 @@ def test_what_a_cluster_cannot_run_is_refused(
     check_job(settings, inputs=["a"], with_source=False, max_requests=None, use_cache=True)
 
 
+def test_a_cluster_of_ones_own_needs_the_password_on_its_hosts() -> None:
+    """The tasks would carry a password of the state URL to the scheduler (which shows them):
+    a local cluster's workers get it in their environment (test_cluster_lost.py), a cluster
+    of one's own must have it on each host."""
+    environ = {"ENRICHER_CLUSTER_ADDRESS": "tcp://127.0.0.1:1"}
+    flags: dict[str, object] = {"with_source": False, "max_requests": None, "use_cache": True}
+    settings = load_settings(
+        environ={**environ, "ENRICHER_STATE_URL": "redis://:not-in-any-task-7@127.0.0.1:1/0"}
+    )
+    with pytest.raises(SettingsError, match=r"ENRICHER_STATE_PASSWORD or state\.password_file"):
+        check_job(settings, inputs=["a"], **flags)  # type: ignore[arg-type]
+    settings = load_settings(environ={**environ, "ENRICHER_STATE_URL": "redis://127.0.0.1:1/0"})
+    check_job(settings, inputs=["a"], **flags)  # type: ignore[arg-type]
+
+
 def test_two_workers_give_the_records_of_one(tmp_path: Path, cluster_redis: str) -> None:
     inputs = [str(p) for p in _inputs(tmp_path, 600, 3)]
     inputs += [str(SAMPLE), str(FORMATS / "zeek-dns.log"), str(FORMATS / "report.md")]

@@ -8,6 +8,8 @@ as `enricher run` drives it."""
 from __future__ import annotations
 
 import asyncio
+import pickle
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from urllib.parse import urlparse
 import pytest
 
 from enricher.cluster.client import ClusterEnricher
+from enricher.cluster.parts import settings_from
 from enricher.config.settings import load_settings
 from enricher.errors import SettingsError
 from enricher.inputs import InputOptions
@@ -107,9 +110,19 @@ async def test_a_local_cluster_listens_on_this_host_alone(tmp_path: Path) -> Non
     bound 0.0.0.0 (attack15-cluster.md, finding 5). And (one cluster started for both: they
     take seconds) a worker that stops answering (SIGSTOP, a swapped-out host) held its part
     past Dask's 5-minute worker TTL (finding 7): this scheduler drops it after `worker_ttl`
-    (its part redone elsewhere ~20 s after the freeze: benchmarks/README.md)."""
-    settings = load_settings("emulator", overrides={"cluster": {"workers": 1}})
+    (its part redone elsewhere ~20 s after the freeze: benchmarks/README.md). And a password
+    of the state URL reaches the workers in their environment, not in the tasks' arguments
+    (which the scheduler shows)."""
+    settings = load_settings(
+        "emulator",
+        overrides={
+            "cluster": {"workers": 1},
+            "state": {"url": f"redis://:{_SECRET}@127.0.0.1:1/0"},
+        },
+    )
     job = ClusterEnricher(settings, stats=RunStats(), inputs=[], reading=InputOptions(), read_as={})
+    # as a run's `Stopper` does: this loop's wakeup pipe takes the process's signals
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: None)
     async with job:
         scheduler = job._cluster.scheduler
         assert scheduler.worker_ttl == job.worker_ttl == 10
@@ -124,9 +137,27 @@ async def test_a_local_cluster_listens_on_this_host_alone(tmp_path: Path) -> Non
             " logging.getLogger('distributed').handlers)"
         )
         assert await job._client.run(_found, quiet) == {w: True for w in scheduler.workers}
+        # forked from this process (what it imported, it has: pytest), and a signal to it is
+        # its own, not written into this process's wakeup pipe (read here as one more signal)
+        where = "import sys, signal; found = 'pytest' in sys.modules and (signal.set_wakeup_fd"
+        where += "(-1), signal.getsignal(signal.SIGTERM)) == (-1, signal.SIG_DFL)"
+        assert await job._client.run(_found, where) == {w: True for w in scheduler.workers}
         bound = {s.getsockname()[0] for s in scheduler.http_server._sockets.values()}
         bound |= {urlparse(scheduler.address).hostname}
+        # and looks at its memory every second, not 10 times a second (no dashboard to feed)
+        where = "import dask; found = dask.config.get('distributed.worker.memory.monitor-interval')"
+        where += " == '1s' and not dask.config.get('distributed.worker.profile.enabled')"
+        assert await job._client.run(_found, where) == {w: True for w in scheduler.workers}
+        where = f"import os; found = os.environ.get('ENRICHER_STATE_PASSWORD') == {_SECRET!r}"
+        assert await job._client.run(_found, where) == {w: True for w in scheduler.workers}
+        wire = job._wire("job.0")
+        assert _SECRET.encode() not in pickle.dumps(wire)
+        assert settings_from(wire).state.url == "redis://127.0.0.1:1/0"
+    asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
     assert bound == {"127.0.0.1"}
+
+
+_SECRET = "not-in-any-task-7"
 
 
 def _found(code: str) -> bool:

@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 
 from enricher.cluster.client import ClusterEnricher
-from enricher.cluster.parts import part_of, read_input, settings_from, settings_wire
+from enricher.cluster.parts import (
+    enrich_new,
+    part_of,
+    read_input,
+    settings_from,
+    settings_wire,
+)
 from enricher.config.settings import load_settings
 from enricher.inputs import InputOptions
 from enricher.ioc import IocType
@@ -64,3 +70,36 @@ def test_a_read_keeps_max_rejects_and_counts_the_rest(tmp_path: Path) -> None:
     assert job._read(read).rejects == read.rejects
     assert stats.rejects_not_written == {str(source): 7}
     assert stats.rejected == 10
+
+
+def test_a_wave_of_nothing_new_opens_no_enricher(tmp_path: Path) -> None:
+    """A part's later waves of reads (a log's vocabulary again) count the IOCs its waves
+    before met as duplicates, and with nothing new open no `Enricher` (its state, its
+    Redis connection): the settings' state here is unreachable, so one opened would fail."""
+    wire = settings_wire(load_settings(environ={"ENRICHER_STATE_URL": "redis://127.0.0.1:1/0"}))
+    seen = {"a.example.com", "8.8.8.8"}
+    part = enrich_new(wire, 3, ["8.8.8.8", "a.example.com", "8.8.8.8"], seen)
+    assert part.index == 3 and part.fatal is None and not part.outcome.lines
+    assert part.counts["duplicates"] == 3 and part.counts["unique"] == 0
+    assert seen == {"a.example.com", "8.8.8.8"}
+
+
+def test_a_balanced_plan_cuts_small_inputs_finer(tmp_path: Path) -> None:
+    """Blocks of `cluster.block_bytes` at most, and no bigger than the inputs cut in
+    `balance` blocks a thread, down to 2 MB: two inputs of 4 MB on 2 threads are read in
+    2 MB blocks, where `block_bytes` (16 MB) alone would read each whole."""
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"in{i}.txt"
+        path.write_bytes(b"8.8.8.8\n" * 500_000)
+        paths.append(str(path))
+    job = ClusterEnricher(
+        load_settings("emulator"), stats=RunStats(), inputs=paths, reading=InputOptions(),
+        read_as={},
+    )  # fmt: skip
+    job._threads = 2
+    plans = job._plan(max_line=1 << 20)
+    halves = [(0, 2_000_000), (2_000_000, 4_000_000)]
+    assert [[(b.start, b.end) for b in plan] for plan in plans] == [halves, halves]
+    job.settings = load_settings("emulator", overrides={"cluster": {"block_bytes": 0}})
+    assert job._plan(max_line=1 << 20) == paths

@@ -67,6 +67,10 @@ class _CPacked:
         head = args[0].encode() if isinstance(args[0], str) else args[0]
         if b" " in head or isinstance(args[0], str):
             args = (*head.split(), *args[1:])
+        try:  # as they are: looking at each of a store call's ~6 arguments a key cost more
+            return [_c_pack(args)]
+        except TypeError:
+            pass
         try:
             return [_c_pack(tuple(_plain(arg) for arg in args))]
         except TypeError as exc:
