@@ -48,13 +48,15 @@ def _children(pid: int) -> list[int]:
 
 
 def _workers(pid: int) -> list[int]:
-    """The job's Dask worker processes (forked by its nannies, in the job's process, so with
-    its command line; or spawned, where fork is not offered)."""
-    job = Path(f"/proc/{pid}/cmdline").read_bytes()
+    """The job's Dask worker processes: forked by the fork server the job started (a child of
+    the job, so its workers are the job's grandchildren), or spawned where no fork server is
+    offered."""
     found = []
     for child in _children(pid):
         cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
-        if cmdline == job or b"spawn_main" in cmdline:
+        if b"multiprocessing.forkserver" in cmdline:
+            found += _children(child)
+        elif b"spawn_main" in cmdline:
             found.append(child)
     return found
 

@@ -10,11 +10,11 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
+import importlib.util
 import logging
 import multiprocessing
 import os
 import secrets
-import signal
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
@@ -46,24 +46,28 @@ _SMALLEST_BLOCK = 2_000_000
 _CANCEL_WAIT = 2.0
 
 
-def _worker_signals() -> None:
-    """In a worker process just forked from this one: the signals as a fresh interpreter has
-    them. The job's handlers write each signal's number into its event loop's wakeup pipe,
-    which the fork shares: the nanny's SIGTERM to a worker, or a Ctrl-C reaching the whole
-    process group, would read in the job as one more signal of its own."""
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
+#: how a local cluster's worker processes start: forked from a fork server, a fresh process
+#: that imports Dask and what the tasks need once (`_PRELOAD`, while the job imports Dask
+#: itself) and forks each worker from itself while it runs no other thread. Spawned, each
+#: worker imported them again (~1.5 s of CPU a worker). Forked from the job itself, a worker
+#: would copy the job's threads' locks (the nannies' queue feeders and watchers run as the
+#: second worker forks; Dask's offload pool): one held at that instant is held for ever in
+#: the worker, and a pool copied without its threads runs nothing (Python 3.12 warns of
+#: such forks).
+_START = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+_PRELOAD = ["distributed", "enricher.cluster.warm"]
 
 
-#: how a local cluster's worker processes start: forked from the job, they inherit what it
-#: imported (Dask, the pipeline, redis-py), where each spawned one imported them again
-#: (~1.5 s of CPU a worker, its start and its close measured 5.1 against 7.6-10.5 s and
-#: 0.1 against 1.7 s at load 9: benchmarks/README.md)
-_START = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-if _START == "fork":
-    os.register_at_fork(after_in_child=_worker_signals)
+def _start_fork_server() -> None:
+    """Start the fork server the local workers are forked from, now: its imports then run on
+    another core while the job imports Dask and starts the scheduler. A server already
+    running (an earlier job of this process) is kept."""
+    if _START == "forkserver":
+        ctx: Any = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)
+        importlib.import_module("multiprocessing.forkserver").ensure_running()
+
+
 _LOCAL_CONFIG = {
     "distributed.worker.multiprocessing-method": _START,
     # each worker's sampling of its task's call stack every 10 ms, for a dashboard's
@@ -214,6 +218,8 @@ class ClusterEnricher:
         return sum(threads.values())
 
     async def __aenter__(self) -> Self:
+        if not self.settings.cluster.address and importlib.util.find_spec("distributed"):
+            _start_fork_server()
         try:
             # untyped: Any, rather than an ignore at each call
             distributed: Any = importlib.import_module("distributed")
@@ -233,9 +239,6 @@ class ClusterEnricher:
             if c.address:
                 self._client = await Client(c.address, asynchronous=True)
             else:
-                # what a worker imports as it starts (`preload`), imported here first: a
-                # forked worker finds it imported
-                importlib.import_module("enricher.cluster.warm")
                 with dask.config.set(_LOCAL_CONFIG):
                     self._cluster = await LocalCluster(
                         n_workers=c.workers,

@@ -8,6 +8,7 @@ as `enricher run` drives it."""
 from __future__ import annotations
 
 import asyncio
+import os
 import pickle
 import signal
 from collections.abc import AsyncIterator
@@ -137,9 +138,11 @@ async def test_a_local_cluster_listens_on_this_host_alone(tmp_path: Path) -> Non
             " logging.getLogger('distributed').handlers)"
         )
         assert await job._client.run(_found, quiet) == {w: True for w in scheduler.workers}
-        # forked from this process (what it imported, it has: pytest), and a signal to it is
-        # its own, not written into this process's wakeup pipe (read here as one more signal)
-        where = "import sys, signal; found = 'pytest' in sys.modules and (signal.set_wakeup_fd"
+        # forked from the fork server, not from this process (whose threads' locks it would
+        # copy), and a signal to it is its own, not written into this process's wakeup pipe
+        # (read here as one more signal)
+        where = f"import os, signal; found = os.getppid() != {os.getpid()}"
+        where += " and (signal.set_wakeup_fd"
         where += "(-1), signal.getsignal(signal.SIGTERM)) == (-1, signal.SIG_DFL)"
         assert await job._client.run(_found, where) == {w: True for w in scheduler.workers}
         bound = {s.getsockname()[0] for s in scheduler.http_server._sockets.values()}
