@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,15 @@ import aioresponses.core
 import pytest
 
 from enricher.emulator.process import emulator_process, emulator_stats
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A suite started in the background by a shell without job control (`pytest &` in a
+    # script) inherits SIGINT ignored, and so does every process its tests start: Python then
+    # installs no KeyboardInterrupt handler there, and the tests that stop a run with SIGINT
+    # (Ctrl-C in a script, a notebook, `enricher run`) fail. They get Python's default.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
