@@ -27,6 +27,19 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report: pytest.TestReport = yield
+    # xdist sends each report from its worker as UTF-8: captured output holding a surrogate (a
+    # file name in bytes that are not UTF-8, escaped by Python) ended the worker ("strings
+    # must be utf-8 encodable"). The surrogates are shown escaped instead.
+    report.sections = [
+        (title, text.encode("utf-8", "backslashreplace").decode())
+        for title, text in report.sections
+    ]
+    return report
+
+
 @pytest.fixture(autouse=True)
 def _private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test, and every process it starts, gets its own home and cache directory: no

@@ -93,6 +93,7 @@ def slow_url() -> Iterator[str]:
 # -- two runs on one output (cron overlap) ---------------------------------------------------
 
 
+@pytest.mark.serial  # "at once" is < 10 s with the start-up: an xdist neighbour starved it
 def test_a_second_run_on_the_same_output_stops_at_once(
     tmp_path: Path, plain_emulator: PlainEmulator
 ) -> None:
