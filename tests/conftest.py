@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import Mock
@@ -11,6 +14,30 @@ from unittest.mock import Mock
 import aiohttp
 import aioresponses.core
 import pytest
+
+from enricher.emulator.process import emulator_process, emulator_stats
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A suite started in the background by a shell without job control (`pytest &` in a
+    # script) inherits SIGINT ignored, and so does every process its tests start: Python then
+    # installs no KeyboardInterrupt handler there, and the tests that stop a run with SIGINT
+    # (Ctrl-C in a script, a notebook, `enricher run`) fail. They get Python's default.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report: pytest.TestReport = yield
+    # xdist sends each report from its worker as UTF-8: captured output holding a surrogate (a
+    # file name in bytes that are not UTF-8, escaped by Python) ended the worker ("strings
+    # must be utf-8 encodable"). The surrogates are shown escaped instead.
+    report.sections = [
+        (title, text.encode("utf-8", "backslashreplace").decode())
+        for title, text in report.sections
+    ]
+    return report
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +48,26 @@ def _private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+
+
+@pytest.fixture(scope="session")
+def _session_emulator() -> Iterator[str]:
+    with emulator_process() as url:
+        yield url
+
+
+@pytest.fixture
+def plain_emulator(_session_emulator: str) -> Callable[[], contextlib.AbstractContextManager[str]]:
+    """`with plain_emulator() as url:` is `with emulator_process() as url:` for a test that
+    needs only a plain, fault-free emulator, without starting one (~1 s and ~0.7 s of CPU
+    each): the session's (one per xdist worker), its stats and received keys reset first."""
+
+    @contextlib.contextmanager
+    def shared() -> Iterator[str]:
+        emulator_stats(_session_emulator, reset=True)
+        yield _session_emulator
+
+    return shared
 
 
 # --- aioresponses on aiohttp >= 3.14 -------------------------------------------------------

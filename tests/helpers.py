@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import zstandard
 from enricher.emulator.process import emulator_process, emulator_stats
 
 __all__ = [
+    "PlainEmulator",
     "cached_lines",
     "damage",
     "emulator_process",
@@ -28,6 +31,9 @@ __all__ = [
     "read_ndjson",
     "start_run",
 ]
+
+#: the `plain_emulator` fixture's type (tests/conftest.py)
+PlainEmulator = Callable[[], contextlib.AbstractContextManager[str]]
 
 
 def enricher(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from helpers import emulator_process, emulator_stats, enricher, read_ndjson
+from helpers import PlainEmulator, emulator_process, emulator_stats, enricher, read_ndjson
 
 TIMEOUT = 60
 
@@ -28,12 +28,14 @@ def written(out: Path) -> set[str]:
     return {r["ioc"] for r in read_ndjson(out)}
 
 
-def test_dated_outputs_of_one_job_carry_the_deferred_without_the_cache(tmp_path: Path) -> None:
+def test_dated_outputs_of_one_job_carry_the_deferred_without_the_cache(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     # the README's nightly pattern: an output a day; day 1 runs out of budget
     day1, day2 = tmp_path / "day1.txt", tmp_path / "day2.txt"
     first = iocs(day1, "a", 400)
     second = iocs(day2, "b", 1)
-    with emulator_process() as url:
+    with plain_emulator() as url:
         code, err = run(url, day1, tmp_path / "2026-12-01.ndjson", "--job", "nightly",
                         "--no-cache", "--max-requests", "2")  # fmt: skip
         assert code == 2, err
@@ -47,11 +49,13 @@ def test_dated_outputs_of_one_job_carry_the_deferred_without_the_cache(tmp_path:
     assert "job           nightly" in err
 
 
-def test_another_job_never_takes_up_what_a_job_deferred(tmp_path: Path) -> None:
+def test_another_job_never_takes_up_what_a_job_deferred(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     a_in, b_in = tmp_path / "a.txt", tmp_path / "b.txt"
     a = iocs(a_in, "a", 200)
     b = iocs(b_in, "b", 3)
-    with emulator_process() as url:
+    with plain_emulator() as url:
         # with the cache (the default), the list is kept in it, per job
         code, _ = run(url, a_in, tmp_path / "a.ndjson", "--max-requests", "1")
         assert code == 2
@@ -66,11 +70,11 @@ def test_another_job_never_takes_up_what_a_job_deferred(tmp_path: Path) -> None:
     assert written(tmp_path / "a.ndjson") == a
 
 
-def test_a_run_on_stdout_belongs_to_no_job(tmp_path: Path) -> None:
+def test_a_run_on_stdout_belongs_to_no_job(tmp_path: Path, plain_emulator: PlainEmulator) -> None:
     src, other = tmp_path / "in.txt", tmp_path / "other.txt"
     iocs(src, "s", 200)
     iocs(other, "o", 2)
-    with emulator_process() as url:
+    with plain_emulator() as url:
         base = ["run", "--base-url", url, "--rate", "0", "--batch-size", "50"]
         proc = enricher(*base, str(src), "--max-requests", "1", timeout=TIMEOUT)
         assert proc.returncode == 2, proc.stderr
@@ -97,10 +101,10 @@ def test_each_api_identity_keeps_its_own_list(tmp_path: Path) -> None:
     assert written(tmp_path / "3.ndjson") == deferred | {"x0.jobs.example.com"}
 
 
-def test_enricher_deferred_lists_what_waits(tmp_path: Path) -> None:
+def test_enricher_deferred_lists_what_waits(tmp_path: Path, plain_emulator: PlainEmulator) -> None:
     src = tmp_path / "in.txt"
     iocs(src, "w", 120)
-    with emulator_process() as url:
+    with plain_emulator() as url:
         code, _ = run(url, src, tmp_path / "w.ndjson", "--job", "weekly", "--max-requests", "1")
         assert code == 2
     listed = enricher("deferred", timeout=TIMEOUT)
@@ -119,13 +123,15 @@ def test_no_state_file_yet() -> None:
     assert proc.returncode == 0 and "nothing is deferred" in proc.stderr
 
 
-def test_the_daily_budget_holds_with_no_cache(tmp_path: Path) -> None:
+def test_the_daily_budget_holds_with_no_cache(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     """--no-cache keeps no answer, but the day's count is in the state file all the same:
     two runs the same day with a budget of 3 send 3 between them (the attack saw 60)."""
     src = tmp_path / "in.txt"
     iocs(src, "n", 200)
     env = {"ENRICHER_LIMITS_DAILY_BUDGET": "3", "XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    with emulator_process() as url:
+    with plain_emulator() as url:
         for n in (1, 2):
             proc = enricher("run", str(src), "-o", str(tmp_path / f"{n}.ndjson"), "--base-url",
                             url, "--rate", "0", "--batch-size", "5", "--no-cache", env=env,
@@ -135,7 +141,9 @@ def test_the_daily_budget_holds_with_no_cache(tmp_path: Path) -> None:
     assert len(written(tmp_path / "1.ndjson")) == 15 and written(tmp_path / "2.ndjson") == set()
 
 
-def test_a_daily_budget_without_a_usable_state_file_sends_nothing(tmp_path: Path) -> None:
+def test_a_daily_budget_without_a_usable_state_file_sends_nothing(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     """A state file that cannot be used was a warning, and the budget was dropped: the run
     sent everything. Now it refuses to start."""
     src = tmp_path / "in.txt"
@@ -143,7 +151,7 @@ def test_a_daily_budget_without_a_usable_state_file_sends_nothing(tmp_path: Path
     (tmp_path / "a-directory").mkdir()
     env = {"ENRICHER_LIMITS_DAILY_BUDGET": "3",
            "ENRICHER_CACHE_PATH": str(tmp_path / "a-directory")}  # fmt: skip
-    with emulator_process() as url:
+    with plain_emulator() as url:
         proc = enricher("run", str(src), "-o", str(tmp_path / "o.ndjson"), "--base-url", url,
                         "--no-cache", env=env, timeout=TIMEOUT)  # fmt: skip
         assert emulator_stats(url)["total_requests"] == 0

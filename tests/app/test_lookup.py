@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
-from helpers import emulator_process, emulator_stats, enricher, into_closed_pipe
+from helpers import PlainEmulator, emulator_stats, enricher, into_closed_pipe
 
 from enricher.app.lookup import _print, format_table
 from enricher.output.records import read_record
@@ -27,8 +27,10 @@ ARGS = [
 ]
 
 
-def test_lookup_prints_a_table_in_the_order_given(tmp_path: Path) -> None:
-    with emulator_process() as url:
+def test_lookup_prints_a_table_in_the_order_given(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
+    with plain_emulator() as url:
         proc = enricher("lookup", "--base-url", url, "--rate", "0", *ARGS)
         sent = emulator_stats(url)
         assert sent["keys_asked"] == 3 and sent["total_requests"] == 3  # one per endpoint
@@ -77,10 +79,12 @@ def test_lookup_json_is_the_run_s_records(tmp_path: Path) -> None:
     assert items[5] == {"error": "not an IOC: domain without a public suffix (a file name?)"}
 
 
-def test_lookup_with_a_spent_budget_asks_nothing_and_exits_2(tmp_path: Path) -> None:
+def test_lookup_with_a_spent_budget_asks_nothing_and_exits_2(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[limits]\ndaily_budget = 1\nrate = 0\n")
-    with emulator_process() as url:
+    with plain_emulator() as url:
         first = enricher("lookup", "--config", str(config), "--base-url", url, "1.2.3.4")
         second = enricher("lookup", "--config", str(config), "--base-url", url, "evil.example.com")
         assert emulator_stats(url)["total_requests"] == 1
@@ -102,9 +106,9 @@ def test_the_table_is_coloured_only_when_asked() -> None:
     ]  # fmt: skip
 
 
-def test_lookup_never_sends_an_internal_address_or_name() -> None:
+def test_lookup_never_sends_an_internal_address_or_name(plain_emulator: PlainEmulator) -> None:
     internal = ["10.0.0.1", "::1", "printer.corp", "http://fs.corp/x", "admin@dc.corp.local"]
-    with emulator_process() as url:
+    with plain_emulator() as url:
         proc = enricher("lookup", "--base-url", url, "--rate", "0", "--no-cache", *internal)
         json = enricher("lookup", "--base-url", url, "--no-cache", "--json", "10.0.0.1")
         assert emulator_stats(url)["total_requests"] == 0

@@ -38,11 +38,14 @@ def find_nginx() -> str | None:
 
 
 NGINX = find_nginx()
-pytestmark = pytest.mark.skipif(
-    NGINX is None,
-    reason="nginx not found on PATH, in /usr/sbin or /usr/local/sbin "
-    "(.ci/run installs it with apt-get: nginx-light, or nginx)",
-)
+pytestmark = [
+    pytest.mark.serial,
+    pytest.mark.skipif(
+        NGINX is None,
+        reason="nginx not found on PATH, in /usr/sbin or /usr/local/sbin "
+        "(.ci/run installs it with apt-get: nginx-light, or nginx)",
+    ),
+]
 
 RATE = 20  # requests per second nginx lets through
 # The gateway a real API would have: `nodelay`, because a gateway should say no at once

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 from helpers import (
+    PlainEmulator,
     emulator_process,
     emulator_stats,
     enricher,
@@ -87,11 +88,13 @@ def test_resume_needs_a_file() -> None:
     assert proc.returncode == 1 and "standard output cannot be resumed" in proc.stderr
 
 
-def test_warm_cache_sends_nothing_and_gives_the_same_records(tmp_path: Path) -> None:
+def test_warm_cache_sends_nothing_and_gives_the_same_records(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     src = tmp_path / "in.txt"
     expected = make_input(src, 400)
     first, second = tmp_path / "1.ndjson", tmp_path / "2.ndjson"
-    with emulator_process() as url:
+    with plain_emulator() as url:
         assert run(url, src, first, "--send-sha256").returncode == 0
         asked = emulator_stats(url, reset=True)
         proc = run(url, src, second, "--send-sha256")
@@ -107,10 +110,10 @@ def test_warm_cache_sends_nothing_and_gives_the_same_records(tmp_path: Path) -> 
         assert {**record, "cached": True} == b[ioc]
 
 
-def test_no_cache_cache_only_and_max_age(tmp_path: Path) -> None:
+def test_no_cache_cache_only_and_max_age(tmp_path: Path, plain_emulator: PlainEmulator) -> None:
     src = tmp_path / "in.txt"
     expected = make_input(src, 120)
-    with emulator_process() as url:
+    with plain_emulator() as url:
         # --cache-only on a cold cache: nothing sent, everything deferred
         proc = run(url, src, tmp_path / "0.ndjson", "--cache-only")
         assert proc.returncode == 2
@@ -194,10 +197,12 @@ async def test_a_second_run_in_the_same_process_is_answered_by_the_first(tmp_pat
     assert emu.stats()["total_requests"] > asked  # only the 200 new ones were asked
 
 
-def test_budget_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
+def test_budget_stops_cleanly_and_resume_finishes(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
     expected = make_input(src, 1000)
-    with emulator_process() as url:
+    with plain_emulator() as url:
         first = run(url, src, out, "--max-requests", "10", "--send-sha256", "--no-cache")
         assert first.returncode == 2, first.stderr
         assert emulator_stats(url)["total_requests"] == 10
@@ -210,11 +215,13 @@ def test_budget_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     assert not (tmp_path / "out.ndjson.deferred.ndjson").exists()
 
 
-def test_daily_budget_is_shared_by_the_runs_of_a_day(tmp_path: Path) -> None:
+def test_daily_budget_is_shared_by_the_runs_of_a_day(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     src = tmp_path / "in.txt"
     expected = make_input(src, 300)
     env = {"ENRICHER_LIMITS_DAILY_BUDGET": "4"}
-    with emulator_process() as url:
+    with plain_emulator() as url:
         base = ["run", str(src), "--base-url", url, "--rate", "0", "--batch-size", "50"]
         one = enricher(*base, "-o", str(tmp_path / "1.ndjson"), env=env)
         assert one.returncode == 2 and emulator_stats(url)["total_requests"] == 4
@@ -227,11 +234,13 @@ def test_daily_budget_is_shared_by_the_runs_of_a_day(tmp_path: Path) -> None:
     assert {d["ioc"] for d in deferred} == expected - done
 
 
-def test_manifest_says_what_happened_and_no_secret(tmp_path: Path) -> None:
+def test_manifest_says_what_happened_and_no_secret(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     src, out, manifest = tmp_path / "in.txt", tmp_path / "out.ndjson", tmp_path / "run.json"
     make_input(src, 80)
     env = {"ENRICHER_PASSWORD": "pw-should-never-show", "ENRICHER_AUTH_HEADER": "Bearer tok-secret"}
-    with emulator_process() as url:
+    with plain_emulator() as url:
         proc = enricher(
             "run", str(src), "-o", str(out), "--base-url", url.replace("http://", "http://u:pw-in-url@"),
             "--rate", "0", "--manifest", str(manifest), "--send-sha256", env=env,
@@ -256,11 +265,13 @@ def test_manifest_says_what_happened_and_no_secret(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("choice", ["asyncio", "uvloop"])
-def test_the_event_loop_can_be_chosen(tmp_path: Path, choice: str) -> None:
+def test_the_event_loop_can_be_chosen(
+    tmp_path: Path, choice: str, plain_emulator: PlainEmulator
+) -> None:
     src, out, manifest = tmp_path / "in.txt", tmp_path / "out.ndjson", tmp_path / "run.json"
     make_input(src, 30)
     env = {"ENRICHER_PIPELINE_EVENT_LOOP": choice}
-    with emulator_process() as url:
+    with plain_emulator() as url:
         proc = enricher(
             "run", str(src), "-o", str(out), "--base-url", url, "--rate", "0",
             "--manifest", str(manifest), "--send-sha256", env=env,
@@ -366,10 +377,12 @@ def test_bad_nightly_flags(flag: str) -> None:
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
 
 
-def test_a_changed_verdict_table_remakes_cached_records(tmp_path: Path) -> None:
+def test_a_changed_verdict_table_remakes_cached_records(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     src = tmp_path / "in.txt"
     make_input(src, 200)
-    with emulator_process() as url:
+    with plain_emulator() as url:
         assert run(url, src, tmp_path / "1.ndjson").returncode == 0
         emulator_stats(url, reset=True)
         cfg = tmp_path / "v.toml"

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from helpers import cached_lines, damage, emulator_process, enricher, read_ndjson
+from helpers import PlainEmulator, cached_lines, damage, enricher, read_ndjson
 
 from enricher.api.identity import ApiIdentity
 from enricher.api.protocol import ParsedResponse, parse_response
@@ -641,13 +641,15 @@ def test_a_secret_that_cannot_be_told_from_an_answer_is_refused(what: str, tmp_p
     assert secret not in proc.stderr
 
 
-def test_answers_are_left_alone_by_a_variable_not_in_use(tmp_path: Path) -> None:
+def test_answers_are_left_alone_by_a_variable_not_in_use(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     """The attack's case: ENRICHER_AUTH_HEADER=tool set while no header is sent turned 14 of
     3,000 records' `hacktool`/`maltool` into `hack***`, their verdicts into unknown."""
     src = tmp_path / "in.txt"
     src.write_text("".join(f"{i:032x}\n" for i in range(400)))
     outputs = []
-    with emulator_process() as url:
+    with plain_emulator() as url:
         for n, env in enumerate(({}, {"ENRICHER_AUTH_HEADER": "tool", "ENRICHER_PASSWORD": "mal"})):
             out = tmp_path / f"{n}.ndjson"
             proc = enricher("run", str(src), "-o", str(out), "--base-url", url, "--rate", "0",
@@ -658,13 +660,15 @@ def test_answers_are_left_alone_by_a_variable_not_in_use(tmp_path: Path) -> None
     assert any(b'"classification":"hacktool"' in line for line in outputs[1])
 
 
-def test_a_token_inside_an_ioc_fails_that_ioc_only(tmp_path: Path) -> None:
+def test_a_token_inside_an_ioc_fails_that_ioc_only(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     """A token that happens to be part of an IOC comes back in its requestKey: that key fails
     (`secret_in_answer`), never answered with its echo changed; the others are answered."""
     src = tmp_path / "in.txt"
     src.write_text("examples-tok.com\nother.example.org\n1.2.3.4\n")
     out = tmp_path / "o.ndjson"
-    with emulator_process() as url:  # it takes any token
+    with plain_emulator() as url:  # it takes any token
         proc = enricher("run", str(src), "-o", str(out), "--base-url", url, "--rate", "0",
                         "--cache", str(tmp_path / "c.sqlite3"),
                         env={"ENRICHER_AUTH_MODE": "header",

@@ -348,6 +348,7 @@ async def test_upper_case_echo(session: aiohttp.ClientSession) -> None:
         assert emu.stats()["faults"]["upper_echo"] == 2
 
 
+@pytest.mark.serial
 async def test_latency_and_jitter(session: aiohttp.ClientSession) -> None:
     async with running(latency_ms=200) as emu:
         for _ in range(2):

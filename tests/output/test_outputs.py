@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from helpers import emulator_process, enricher, read_ndjson
+from helpers import PlainEmulator, emulator_process, enricher, read_ndjson
 
 from enricher.errors import SettingsError
 from enricher.output.files import OutputLock
@@ -93,12 +93,15 @@ def slow_url() -> Iterator[str]:
 # -- two runs on one output (cron overlap) ---------------------------------------------------
 
 
-def test_a_second_run_on_the_same_output_stops_at_once(tmp_path: Path) -> None:
+@pytest.mark.serial  # "at once" is < 10 s with the start-up: an xdist neighbour starved it
+def test_a_second_run_on_the_same_output_stops_at_once(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     """A second run, plain, with --resume or with --force, while the first still writes: the
     three in turn against one first run (not at once: each would find the others' locks)."""
     src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
     expected = make_input(src, 3000)
-    with emulator_process() as url:
+    with plain_emulator() as url:
         args = ["--base-url", url, "--rate", "0", "--batch-size", "50", "--no-cache"]
         with held_run(src, out, *args) as first:
             for second in ([], ["--resume"], ["--force"]):
@@ -391,11 +394,13 @@ def test_device_nodes_are_written_never_replaced(tmp_path: Path) -> None:
         assert (st.st_mode & 0o170000, st.st_rdev) == (0o020000, os.makedev(1, 3)), flags
 
 
-def test_another_name_for_the_output_does_not_get_past_the_lock(tmp_path: Path) -> None:
+def test_another_name_for_the_output_does_not_get_past_the_lock(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     """A symbolic link and a hard link to the output, each named by a second run."""
     src, out = tmp_path / "in.txt", tmp_path / "out.ndjson"
     expected = make_input(src, 3000)
-    with emulator_process() as url:
+    with plain_emulator() as url:
         args = ["--base-url", url, "--rate", "0", "--batch-size", "100", "--no-cache"]
         with held_run(src, out, *args) as first:
             for link in ("symlink", "hardlink"):
@@ -412,11 +417,13 @@ def test_another_name_for_the_output_does_not_get_past_the_lock(tmp_path: Path) 
     exactly_once(read_ndjson(out), expected)
 
 
-def test_a_side_file_of_one_run_cannot_be_named_by_another(tmp_path: Path) -> None:
+def test_a_side_file_of_one_run_cannot_be_named_by_another(
+    tmp_path: Path, plain_emulator: PlainEmulator
+) -> None:
     src = tmp_path / "in.txt"
     make_input(src, 3000)
     a, b = tmp_path / "a.ndjson", tmp_path / "b.ndjson"
-    with emulator_process() as url:
+    with plain_emulator() as url:
         args = ["--base-url", url, "--rate", "0", "--batch-size", "50", "--no-cache"]
         with held_run(src, a, *args) as first:
             for side in ("--failed", "--rejects", "--deferred"):

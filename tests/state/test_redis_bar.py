@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from enricher.emulator import Emulator, EmulatorConfig
 
 WORKER = Path(__file__).with_name("redis_worker.py")
@@ -28,6 +30,7 @@ async def _job(**args: object) -> asyncio.subprocess.Process:
     )
 
 
+@pytest.mark.serial
 async def test_three_jobs_share_the_servers_rate(redis_url: str, prefix: str) -> None:
     n = 40  # 120 requests in all: 6 s at 20/s
     async with Emulator(EmulatorConfig(rate_limit=20)) as emu:

@@ -37,6 +37,7 @@ def _result(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.serial
 def test_three_processes_share_one_pace(redis_url: str, prefix: str) -> None:
     rate, n = 20.0, 30
     interval = 1 / rate
