@@ -29,22 +29,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.workers import redis_server
+from benchmarks.workers import children, redis_server
 from enricher.emulator.process import emulator_process
-
-
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (from /proc)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
 
 
 def _workers(pid: int) -> list[int]:
@@ -52,10 +38,10 @@ def _workers(pid: int) -> list[int]:
     the job, so its workers are the job's grandchildren), or spawned where no fork server is
     offered."""
     found = []
-    for child in _children(pid):
+    for child in children(pid):
         cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         if b"multiprocessing.forkserver" in cmdline:
-            found += _children(child)
+            found += children(child)
         elif b"spawn_main" in cmdline:
             found.append(child)
     return found

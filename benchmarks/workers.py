@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import random
@@ -43,6 +44,43 @@ from benchmarks.input_formats import write_logs
 from enricher.emulator.process import emulator_process
 
 TARGET = 1.7
+#: prctl's option that makes a process adopt its descendants' orphans (Linux)
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _adopt_orphans() -> None:
+    """Make this process the parent of its descendants' orphans: a job's workers are forked
+    by its fork server, which outlives the job for a moment and, orphaned, would be reaped by
+    init, their CPU time with it, lost to RUSAGE_CHILDREN. No-op off Linux."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _reap_orphans(known: set[int], wait: float = 10.0) -> None:
+    """Wait for the processes this one adopted after a job (children not in `known`) to end,
+    reaping each: their CPU time is then in RUSAGE_CHILDREN."""
+    deadline = time.monotonic() + wait
+    while orphans := [pid for pid in children(os.getpid()) if pid not in known]:
+        for pid in orphans:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the job left processes running: {orphans}")
+        time.sleep(0.02)
 
 
 def _free_port() -> int:
@@ -83,13 +121,16 @@ def _run(inputs: list[Path], out: Path, base_url: str, extra: list[str], env: di
     args = [sys.executable, "-m", "enricher", "run", *map(str, inputs), "-o", str(out),
             "--base-url", base_url, "--rate", "0", "--format", "text", "-q",
             "--manifest", str(manifest), *extra]  # fmt: skip
+    _adopt_orphans()
+    known = set(children(os.getpid()))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **env})
     wall = time.perf_counter() - t0
+    _reap_orphans(known)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # the job's CPU with its workers' (each reaped by its nanny, so counted in the job's
-    # children), not the emulator's nor redis-server's (reaped only at the end)
+    # the job's CPU with its workers' (reaped by the fork server, itself reaped by the job or,
+    # orphaned, here), not the emulator's nor redis-server's (reaped only at the end)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode != 0:
         raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
