@@ -6,11 +6,12 @@ The same logs as `benchmarks.workers` (its `--mb` and `--files`), a redis-server
 emulator of its own; then `enricher run --workers N` in a process that marks, from its
 start: the cluster asked for and up, each read's and each part's result taken, all results
 in, the cluster closed, the end; and each task's wall and CPU time on its worker (the
-workers are forked from the job, so they inherit the timing of `read_input` and
-`enrich_new`). Reported: those marks, each task's timings, and the serial seconds (start to
-the cluster up, the cluster up to the first read's start, the last read's end to the last
-result, the last result to the end): what no second worker shortens. CPU is each process's
-own (the job's, each worker's at its last task), user + sys.
+job's fork server imports this module too, which then times `read_input` and `enrich_new`
+in it, and the workers forked from it inherit that). Reported: those marks, each task's
+timings, and the serial seconds (start to the cluster up, the cluster up to the first read's
+start, the last read's end to the last result, the last result to the end): what no second
+worker shortens. CPU is each process's own (the job's, each worker's at its last task),
+user + sys.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_T0 = time.time()
+#: the job's start, the origin of every mark, in the job and in its workers
+_T0 = float(os.environ.get("ENRICHER_PHASES_T0") or time.time())
 
 
 def _cpu() -> float:
@@ -56,6 +58,15 @@ def _timed(fn: Callable[..., Any], what: Callable[..., str], folder: str) -> Cal
     return timed
 
 
+def _time_tasks(folder: str) -> None:
+    """Time the tasks' functions in this process (the job's, or its fork server's)."""
+    from enricher.cluster import client, parts
+
+    parts.read_input = client.read_input = _timed(parts.read_input, _source, folder)
+    timed = _timed(parts.enrich_new, lambda w, i, *a: f"part {i}", folder)
+    parts.enrich_new = client.enrich_new = timed
+
+
 def _source(source: Any, *args: Any) -> str:
     block = None if isinstance(source, str) else getattr(source, "index", None)
     name = os.path.basename(getattr(source, "path", None) or getattr(source, "source", source))
@@ -68,7 +79,7 @@ def _job(folder: str, argv: list[str]) -> int:
 
     lifecycle.install()
     from enricher.app.cli import main
-    from enricher.cluster import client, parts
+    from enricher.cluster import client
 
     marks: list[tuple[float, float, str]] = []
 
@@ -98,8 +109,11 @@ def _job(folder: str, argv: list[str]) -> int:
         return part(self, p, first)
 
     cls.__aenter__, cls._close, cls._read, cls._part = entered, closed, read_taken, part_taken
-    parts.read_input = client.read_input = _timed(parts.read_input, _source, folder)
-    client.enrich_new = _timed(client.enrich_new, lambda w, i, *a: f"part {i}", folder)
+    _time_tasks(folder)
+    # the fork server the workers are forked from imports this module (below, it then times
+    # the tasks' functions): a task pickled by reference finds them timed in its worker
+    os.environ["ENRICHER_PHASES_T0"], os.environ["ENRICHER_PHASES_DIR"] = str(_T0), folder
+    client._PRELOAD.append("benchmarks.workers_phases")
     mark("start")
     try:
         return main(["run", *argv])
@@ -188,3 +202,5 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+elif os.environ.get("ENRICHER_PHASES_DIR"):  # imported by the job's fork server
+    _time_tasks(os.environ["ENRICHER_PHASES_DIR"])
