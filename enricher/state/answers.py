@@ -799,7 +799,9 @@ class Cache:
                 requests += n
                 if rows and not self.broken:
                     packed += [(*row[:5], pack(_as_served(row[5])), *row[6:]) for row in rows]
-                if len(packed) < _TXN_ROWS and not last:
+                # past the wait, a queue never empty (a writer behind) gave no Empty: the
+                # rows waited for _TXN_ROWS, not _LINGER
+                if len(packed) < _TXN_ROWS and not last and time.monotonic() < until:
                     continue
             if taken or packed or requests:
                 db = self._commit(db, packed, requests)
