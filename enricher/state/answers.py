@@ -838,6 +838,13 @@ class Cache:
             self._break(f"writing failed: {exc}", exc)
         return db
 
+    def _put(self, item: _Item, *, block: bool = True) -> None:
+        """Queue `item` for the writer; nothing once `close` ended it (else the queue, which
+        no one takes from any more, filled and the next store waited for ever)."""
+        with self._ending:
+            if not self._ended:
+                self._writes.put(item, block=block)
+
     def flush(self) -> None:
         """Wait until every answer stored so far is written."""
         with self._ending:
@@ -1051,7 +1058,7 @@ class Cache:
         `store_soon` for the event loop)."""
         rows = self._rows(endpoint, items, identity)
         if rows:
-            self._writes.put((rows, 0))
+            self._put((rows, 0))
 
     async def store_soon(
         self,
@@ -1066,9 +1073,9 @@ class Cache:
         if not rows:
             return
         try:
-            self._writes.put_nowait((rows, 0))
+            self._put((rows, 0), block=False)
         except queue.Full:
-            await call_in_thread(lambda: self._writes.put((rows, 0)), name="cache store")
+            await call_in_thread(lambda: self._put((rows, 0)), name="cache store")
 
     def _rows(
         self,
@@ -1187,7 +1194,7 @@ class Cache:
         if n and not self.broken:
             self._bound()
             try:
-                self._writes.put(([], n), block=wait)
+                self._put(([], n), block=wait)
             except queue.Full:
                 return False
         return True

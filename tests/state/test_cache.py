@@ -1094,6 +1094,23 @@ def test_the_writer_commits_many_stores_at_once_and_a_flush_at_once(
     cache.close()
 
 
+def test_stores_after_close_are_dropped_not_waited_on(tmp_path: Path) -> None:
+    # the writer is gone after close: its queue filled, and the 17th store waited for ever
+    cache = new_cache(tmp_path / "c.sqlite3")
+    cache.close()
+    done = threading.Event()
+
+    def late() -> None:
+        for i in range(40):
+            cache.store(Endpoint.DOMAIN, [(f"d{i}.example", "benign", line_of("x"), None)])
+            cache.add_requests(1)
+        cache.flush()
+        done.set()
+
+    threading.Thread(target=late, daemon=True).start()
+    assert done.wait(10)
+
+
 def test_the_writer_commits_past_its_wait_though_more_rows_are_queued(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
