@@ -280,6 +280,11 @@ _read_body = msgspec.json.Decoder(_Body).decode
 #: every entry of a body read in one call, as `_read_entry` reads each: all or nothing
 _read_entries = msgspec.json.Decoder(_Entries).decode
 _read_entry = msgspec.json.Decoder(Entry).decode
+#: an entry orjson refuses for a number beyond a double (`"ttl": 1e400`): such a number reads
+#: as None, as a field's value the fields' checks refuse; its bytes are kept as they came
+_read_beyond = msgspec.json.Decoder(
+    float_hook=lambda text: None if (n := float(text)) - n != 0.0 else n
+).decode
 _NO_PRODUCT = msgspec.Raw()
 
 
@@ -359,7 +364,9 @@ def _read(raw: bytes, multiline: bool) -> tuple[Any, Entry | None, bytes]:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise MalformedBody(f"an answer entry is not JSON orjson reads: {exc.msg}") from None
+        if "infinity" not in exc.msg:  # one such number failed its whole batch, each retry
+            raise MalformedBody(f"an answer entry is not JSON orjson reads: {exc.msg}") from None
+        doc = _read_beyond(raw)
     if type(doc) is not dict:
         return doc, None, raw
     return doc, _fields_of(doc), raw

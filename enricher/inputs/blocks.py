@@ -31,6 +31,13 @@ _HOST_BYTES = (
     b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-_:[](){}@%\\"
     + bytes(range(0x80, 0x100))
 )
+#: the bytes of an IOC's words (a name's, a hash's, an IPv4 address's, UTF-8's): a run of host
+#: bytes longer than the cap (`1.2.3.4:5.6.7.8:...`, `a.com%20b.com`, `(x.com)(y.com)`) is
+#: cut after another (`:`, a bracket; before a `%`), which at worst splits one defanged or
+#: IPv6 IOC a cut; only a run of these longer than the cap, which holds no IOC, is dropped
+_WORD_BYTES = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-_" + bytes(
+    range(0x80, 0x100)
+)
 
 
 def _decode(block: bytes, first_line: int, source: str, max_line: int) -> Chunk:
@@ -113,19 +120,24 @@ def line_chunks(f: Readable, source: str, max_line: int) -> Iterator[Chunk]:
 def text_blocks(f: Readable, max_line: int) -> Iterator[tuple[int, str, int]]:
     """`(first line, text, lines ended in it)` for consecutive pieces of `f`, each ending at a
     line end (or, inside a line longer than `max_line`, after a space or delimiter, else after
-    a byte no name holds: a run of name bytes longer than `max_line` is no IOC, and dropped)."""
+    a byte no name holds, else after one no word of an IOC holds: a run of word bytes longer
+    than `max_line` is no IOC, and dropped)."""
     tail = b""
     line_no = 1
-    dropping = False  # inside a run of host bytes longer than max_line: no IOC, dropped
+    dropping = False  # inside a run of word bytes longer than max_line: no IOC, dropped
     for data in _raw_blocks(f):
         if dropping:
-            data = data.lstrip(_HOST_BYTES)
+            data = data.lstrip(_WORD_BYTES)
             dropping = not data
         data = tail + data if tail else data
         cut = data.rfind(b"\n") + 1
         if not cut and len(data) > max_line:
             cut = max(data.rfind(c) for c in _CUT_AFTER) + 1 or len(data.rstrip(_HOST_BYTES))
-            if not cut:  # one run of host bytes, longer than any name: not an IOC
+            if not cut:
+                cut = len(data.rstrip(_WORD_BYTES))
+                if cut > 1 and data[cut - 1] == 0x25:  # `%`: before its escape, not inside
+                    cut -= 1
+            if not cut:  # one run of word bytes, longer than any name: not an IOC
                 tail, dropping = b"", True
                 continue
         if not cut:

@@ -799,7 +799,9 @@ class Cache:
                 requests += n
                 if rows and not self.broken:
                     packed += [(*row[:5], pack(_as_served(row[5])), *row[6:]) for row in rows]
-                if len(packed) < _TXN_ROWS and not last:
+                # past the wait, a queue never empty (a writer behind) gave no Empty: the
+                # rows waited for _TXN_ROWS, not _LINGER
+                if len(packed) < _TXN_ROWS and not last and time.monotonic() < until:
                     continue
             if taken or packed or requests:
                 db = self._commit(db, packed, requests)
@@ -835,6 +837,13 @@ class Cache:
                     db.execute("ROLLBACK")
             self._break(f"writing failed: {exc}", exc)
         return db
+
+    def _put(self, item: _Item, *, block: bool = True) -> None:
+        """Queue `item` for the writer; nothing once `close` ended it (else the queue, which
+        no one takes from any more, filled and the next store waited for ever)."""
+        with self._ending:
+            if not self._ended:
+                self._writes.put(item, block=block)
 
     def flush(self) -> None:
         """Wait until every answer stored so far is written."""
@@ -1049,7 +1058,7 @@ class Cache:
         `store_soon` for the event loop)."""
         rows = self._rows(endpoint, items, identity)
         if rows:
-            self._writes.put((rows, 0))
+            self._put((rows, 0))
 
     async def store_soon(
         self,
@@ -1064,9 +1073,9 @@ class Cache:
         if not rows:
             return
         try:
-            self._writes.put_nowait((rows, 0))
+            self._put((rows, 0), block=False)
         except queue.Full:
-            await call_in_thread(lambda: self._writes.put((rows, 0)), name="cache store")
+            await call_in_thread(lambda: self._put((rows, 0)), name="cache store")
 
     def _rows(
         self,
@@ -1185,7 +1194,7 @@ class Cache:
         if n and not self.broken:
             self._bound()
             try:
-                self._writes.put(([], n), block=wait)
+                self._put(([], n), block=wait)
             except queue.Full:
                 return False
         return True

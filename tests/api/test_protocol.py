@@ -465,6 +465,25 @@ def test_bodies_the_fast_reading_leaves_to_orjson() -> None:
         assert got == expected
 
 
+def test_an_entry_s_number_beyond_a_double_fails_no_other_entry() -> None:
+    # `"ttl": 1e400` in one entry made the body malformed: every key of the batch failed
+    def entry(domain: str, n: bytes) -> bytes:
+        mal = b'{"maliciousClassification":{"type":"malware","classificationScore":%b}}' % n
+        return b'{"requestKey":{"domain":"%b"},"ttl":%b,"aggregatedResult":%b}' % (
+            domain.encode(),
+            n,
+            mal,
+        )
+
+    body = b'{"classificationResponses":[%b,%b]}' % (entry("a.com", b"1e400"), entry("b.com", b"7"))
+    for asked, text in [({"a.com", "b.com"}, body), (set(), body.replace(b",", b",\n"))]:
+        got = _fast(Endpoint.DOMAIN, text, asked)
+        assert set(got) == {"", "a.com", "b.com"}
+        assert (got["a.com"]["ttl_ms"], got["b.com"]["ttl_ms"]) == (None, 7)
+        assert got["a.com"]["score"] is None and got["b.com"]["score"] == 7
+        assert got["a.com"]["response"]["ttl"] == float("inf")  # kept as the server wrote it
+
+
 def test_record_lines_keep_nothing_of_a_long_classification_or_cp_type() -> None:
     # the classifications and cpTypes record_line looks up are bounded in count; a server
     # whose `source` or `cpType` is long text, another in each entry, must not leave it all

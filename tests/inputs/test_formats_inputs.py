@@ -256,6 +256,18 @@ def test_a_long_line_of_text_with_no_space_is_never_cut_inside_an_ioc(tmp_path: 
     assert got.lines_of["next.evil.com"] == 3 and got.lines_read == 3
 
 
+@pytest.mark.parametrize("sep", [":", "%20", ")(", "]["])
+def test_a_long_line_of_iocs_joined_by_host_bytes_loses_none(tmp_path: Path, sep: str) -> None:
+    # a line longer than a read (256 KiB) joined by bytes a defanged or IPv6 IOC holds (no
+    # `/`, `?`, `=`, `&`) was taken for one run of name bytes and dropped: every IOC lost
+    path = tmp_path / "joined.txt"
+    iocs = [f"{i // 250 + 1}.{i % 250}.7.8" for i in range(12_000)]
+    iocs += [f"evil{i}.example.com" for i in range(12_000)]
+    path.write_text(sep.join(iocs) + "\nnext.evil.com\n")
+    got = read([path], format="text", max_line=4096)
+    assert got.set == {*iocs, "next.evil.com"}
+
+
 async def test_stopping_early_closes_the_input(tmp_path: Path) -> None:
     path = tmp_path / "big.txt"
     path.write_text("evil.com\n" * 200_000)

@@ -1092,3 +1092,51 @@ def test_the_writer_commits_many_stores_at_once_and_a_flush_at_once(
     assert commits == [300, 300, 100]
     assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 700 and len(cache) == 700
     cache.close()
+
+
+def test_stores_after_close_are_dropped_not_waited_on(tmp_path: Path) -> None:
+    # the writer is gone after close: its queue filled, and the 17th store waited for ever
+    cache = new_cache(tmp_path / "c.sqlite3")
+    cache.close()
+    done = threading.Event()
+
+    def late() -> None:
+        for i in range(40):
+            cache.store(Endpoint.DOMAIN, [(f"d{i}.example", "benign", line_of("x"), None)])
+            cache.add_requests(1)
+        cache.flush()
+        done.set()
+
+    threading.Thread(target=late, daemon=True).start()
+    assert done.wait(10)
+
+
+def test_the_writer_commits_past_its_wait_though_more_rows_are_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer behind (its queue never empty) commits what waited `_LINGER`, not only at
+    `_TXN_ROWS` rows: a killed run loses that much of its answers, not 20,000 rows."""
+    monkeypatch.setattr("enricher.state.answers._LINGER", 0.0)
+    cache = new_cache(tmp_path / "c.sqlite3")
+    commits: list[int] = []
+    busy, go = threading.Event(), threading.Event()
+    real = cache._commit
+
+    def held(db: Any, rows: list[Any], requests: int) -> Any:
+        commits.append(len(rows))
+        busy.set()
+        go.wait(10)  # the first commit is slow: the next stores queue behind it
+        return real(db, rows, requests)
+
+    cache._commit = held  # type: ignore[method-assign]
+    keys = [f"d{i}.example" for i in range(400)]
+    for start in range(0, 400, 100):
+        cache.store(
+            Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys[start : start + 100]]
+        )
+        busy.wait(10)
+    go.set()
+    cache.flush()
+    assert [n for n in commits if n] == [100, 100, 100, 100]  # was [100, 300]
+    assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 400
+    cache.close()
