@@ -458,6 +458,20 @@ class ClusterEnricher:
                     yield self._part(result, self._first_wave.pop(future.key))
         finally:
             await self._cancel()
+            self._in_inputs_order()
+
+    def _in_inputs_order(self) -> None:
+        """What the job says of each input (how it was read, its rejects not written) in the
+        inputs' order, as one process says it, not in the order their reads completed."""
+        order = {path: i for i, path in enumerate(self.inputs)}
+
+        def key(name: str) -> int:
+            return order.get(name, -1)
+
+        # each emptied, then filled again in that order
+        read_as, dropped = self.read_as, self.stats.rejects_not_written
+        read_as.update({name: read_as.pop(name) for name in sorted(read_as, key=key)})
+        dropped.update({name: dropped.pop(name) for name in sorted(dropped, key=key)})
 
     async def _completed(self, futures: Any) -> AsyncGenerator[Any, None]:
         """The futures as they complete, until `stop`: waiting for the next one ends at
