@@ -154,6 +154,15 @@ def test_a_cluster_of_ones_own_needs_the_password_on_its_hosts() -> None:
         check_job(settings, inputs=["a"], **flags)  # type: ignore[arg-type]
     settings = load_settings(environ={**environ, "ENRICHER_STATE_URL": "redis://127.0.0.1:1/0"})
     check_job(settings, inputs=["a"], **flags)  # type: ignore[arg-type]
+    # a proxy's or the API's URL with credentials: in every task's settings as well
+    for name, url in [
+        ("NETWORK_PROXY", "http://u:not-in-any-task-7@127.0.0.1:3128"),
+        ("NETWORK_PROXY", "u:not-in-any-task-7@127.0.0.1:3128"),
+        ("API_BASE_URL", "https://u:not-in-any-task-7@127.0.0.1:1/rest/classification_v1"),
+    ]:
+        named = {**environ, "ENRICHER_STATE_URL": "redis://127.0.0.1:1/0", f"ENRICHER_{name}": url}
+        with pytest.raises(SettingsError, match=r"no credentials in network\.proxy"):
+            check_job(load_settings(environ=named), inputs=["a"], **flags)  # type: ignore[arg-type]
 
 
 def test_two_workers_give_the_records_of_one(tmp_path: Path, cluster_redis: str) -> None:
