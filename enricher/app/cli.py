@@ -460,7 +460,18 @@ def _standard_streams() -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if _worker_starting():
+        # a script with no `if __name__ == "__main__":` guard, run again by a local
+        # cluster's worker as it starts: its job is the script's first process's, which
+        # says why its workers did not start, in one line (`cluster.client`)
+        raise SystemExit(EXIT_USAGE)
     return _main(argv, _standard_streams())
+
+
+def _worker_starting() -> bool:
+    """Whether this process is a multiprocessing child importing its parent's main script."""
+    process = sys.modules.get("multiprocessing.process")
+    return process is not None and bool(getattr(process.current_process(), "_inheriting", False))
 
 
 def _early_logging(argv: Sequence[str]) -> None:

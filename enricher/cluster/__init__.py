@@ -92,8 +92,21 @@ def check_job(
             " travel with the tasks): give it in ENRICHER_STATE_PASSWORD or"
             " state.password_file there and here"
         )
+    elif settings.cluster.address and _credentials_in_urls(settings):
+        why = (
+            "need no credentials in network.proxy or api.base_url (they would travel with"
+            " the tasks): give each worker's host its proxy in HTTPS_PROXY"
+            " (network.trust_env), and the API's secrets in auth's variables or files"
+        )
     if why is not None:
         raise SettingsError(f"--workers/--cluster {why}")
+
+
+def _credentials_in_urls(settings: Settings) -> bool:
+    """Whether the proxy's or the API's URL holds user info (a task's settings carry both)."""
+    proxy = settings.network.proxy or ""
+    urls = (settings.api.base_url, proxy if "://" in proxy else f"http://{proxy}")
+    return any(URL(url).raw_user is not None for url in urls if url != "http://")
 
 
 def without_password(url: str) -> tuple[str, str | None]:

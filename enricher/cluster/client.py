@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import secrets
+import sys
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
@@ -95,6 +96,23 @@ def _file_size(path: str) -> int:
 def _one_line(exc: BaseException) -> str:
     """An exception's text on one line (Dask's span several)."""
     return " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+
+
+def _main_script_again() -> str:
+    """Why a local cluster's workers may not have started, when the job was started by a
+    script (not `enricher`, not `python -m`): each worker runs that script again as it
+    starts, and one with no `if __name__ == "__main__":` guard starts the job again there
+    (its workers stop at once: `app.cli.main`)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path is None or getattr(main, "__spec__", None) is not None:
+        return ""
+    if os.path.basename(path) in ("enricher", "enricher.exe"):
+        return ""
+    return (
+        f" (each worker runs {path} again as it starts: start the job there under"
+        ' `if __name__ == "__main__":`)'
+    )
 
 
 def _share(read: Read, index: int) -> bytes:
@@ -261,7 +279,8 @@ class ClusterEnricher:
         except Exception as exc:  # OSError, TimeoutError, a nanny that did not start
             await self._close()
             what = f"reach the scheduler at {c.address}" if c.address else "start a local one"
-            raise SettingsError(f"cluster: cannot {what}: {exc}") from None
+            why = "" if c.address else _main_script_again()
+            raise SettingsError(f"cluster: cannot {what}: {_one_line(exc)}{why}") from None
         # workers started with the job may be on their way; a signal meanwhile stops the wait
         deadline = asyncio.get_running_loop().time() + self.no_workers_wait
         while not await self._workers():
@@ -439,6 +458,20 @@ class ClusterEnricher:
                     yield self._part(result, self._first_wave.pop(future.key))
         finally:
             await self._cancel()
+            self._in_inputs_order()
+
+    def _in_inputs_order(self) -> None:
+        """What the job says of each input (how it was read, its rejects not written) in the
+        inputs' order, as one process says it, not in the order their reads completed."""
+        order = {path: i for i, path in enumerate(self.inputs)}
+
+        def key(name: str) -> int:
+            return order.get(name, -1)
+
+        # each emptied, then filled again in that order
+        read_as, dropped = self.read_as, self.stats.rejects_not_written
+        read_as.update({name: read_as.pop(name) for name in sorted(read_as, key=key)})
+        dropped.update({name: dropped.pop(name) for name in sorted(dropped, key=key)})
 
     async def _completed(self, futures: Any) -> AsyncGenerator[Any, None]:
         """The futures as they complete, until `stop`: waiting for the next one ends at

@@ -79,6 +79,32 @@ def test_a_cluster_needs_a_shared_state(tmp_path: Path) -> None:
     assert not (tmp_path / "o.ndjson").exists()
 
 
+def test_a_script_with_no_main_guard_is_told_in_one_line(
+    tmp_path: Path, cluster_redis: str
+) -> None:
+    # each worker runs the script again as it starts: the job it starts there stops at once,
+    # unsaid (it said "being written by another enricher run" in each worker), and the
+    # script's own process says why its workers did not start
+    script = tmp_path / "nightly.py"
+    script.write_text(
+        "from enricher.app.cli import main\n"
+        f"main(['run', '--emulator', {str(SAMPLE)!r}, '-o', {str(tmp_path / 'o.ndjson')!r},"
+        " '--workers', '2'])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **_state(cluster_redis)},
+    )
+    assert proc.stderr.strip().splitlines() == [
+        "enricher: error: cluster: cannot start a local one: Nanny failed to start (each worker"
+        f" runs {script} again as it starts: start the job there under"
+        ' `if __name__ == "__main__":`)'
+    ]
+
+
 def test_a_cluster_not_there_is_said_in_one_line(tmp_path: Path, cluster_redis: str) -> None:
     address = f"tcp://127.0.0.1:{_free_port()}"
     env = {**_state(cluster_redis), "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
@@ -128,6 +154,15 @@ def test_a_cluster_of_ones_own_needs_the_password_on_its_hosts() -> None:
         check_job(settings, inputs=["a"], **flags)  # type: ignore[arg-type]
     settings = load_settings(environ={**environ, "ENRICHER_STATE_URL": "redis://127.0.0.1:1/0"})
     check_job(settings, inputs=["a"], **flags)  # type: ignore[arg-type]
+    # a proxy's or the API's URL with credentials: in every task's settings as well
+    for name, url in [
+        ("NETWORK_PROXY", "http://u:not-in-any-task-7@127.0.0.1:3128"),
+        ("NETWORK_PROXY", "u:not-in-any-task-7@127.0.0.1:3128"),
+        ("API_BASE_URL", "https://u:not-in-any-task-7@127.0.0.1:1/rest/classification_v1"),
+    ]:
+        named = {**environ, "ENRICHER_STATE_URL": "redis://127.0.0.1:1/0", f"ENRICHER_{name}": url}
+        with pytest.raises(SettingsError, match=r"no credentials in network\.proxy"):
+            check_job(load_settings(environ=named), inputs=["a"], **flags)  # type: ignore[arg-type]
 
 
 def test_two_workers_give_the_records_of_one(tmp_path: Path, cluster_redis: str) -> None:

@@ -72,6 +72,24 @@ def test_a_read_keeps_max_rejects_and_counts_the_rest(tmp_path: Path) -> None:
     assert stats.rejected == 10
 
 
+def test_inputs_are_said_in_their_order_not_their_reads(tmp_path: Path) -> None:
+    """The summary's and the manifest's inputs, and their rejects past --max-rejects, in the
+    order given, as one process says them: reads complete in any order."""
+    paths = [str(tmp_path / f"in{i}.txt") for i in range(3)]
+    for path in paths:
+        Path(path).write_text("8.8.8.8\nnot an ioc ###\nbad ioc ###\n")
+    stats, read_as = RunStats(), {}
+    job = ClusterEnricher(
+        load_settings("emulator"), stats=stats, inputs=paths, reading=InputOptions(),
+        read_as=read_as,
+    )  # fmt: skip
+    for path in reversed(paths):
+        job._read(read_input(path, InputOptions(), max_line=1 << 20, parts=2, max_rejects=1))
+    job._in_inputs_order()
+    assert list(read_as) == paths
+    assert list(stats.rejects_not_written.items()) == [(path, 1) for path in paths]
+
+
 def test_a_wave_of_nothing_new_opens_no_enricher(tmp_path: Path) -> None:
     """A part's later waves of reads (a log's vocabulary again) count the IOCs its waves
     before met as duplicates, and with nothing new open no `Enricher` (its state, its
