@@ -162,6 +162,8 @@ _EVICT_TO = 0.9
 _BUSY_TIMEOUT = 60.0
 #: seconds `close` waits for a read walked away from before it leaves the connection open
 _CLOSE_WAIT = 1.0
+#: how often a store waiting on the writer's full queue looks whether the cache was closed
+_PUT_LOOK = 0.1
 #: the zstd dictionary rows are compressed with (tools/train_cache_dictionary.py made it)
 _DICTIONARY = resources.files("enricher.state").joinpath("cache-records.zdict")
 
@@ -368,8 +370,7 @@ class Cache:
         # row and inserting it at a random place in the key index cost ~15 µs, which zstd and
         # SQLite spend without the GIL.
         self._writes: queue.Queue[_Item | None] = queue.Queue(maxsize=_WRITES_BEHIND)
-        #: the writer's queue takes nothing after the None that ends it
-        self._ending = threading.Lock()
+        #: set by `close`: the writer's queue takes nothing more (after the None that ends it)
         self._ended = False
         self._writer = threading.Thread(target=self._write_loop, name="cache-writer", daemon=True)
         self._writer.start()
@@ -840,16 +841,24 @@ class Cache:
 
     def _put(self, item: _Item, *, block: bool = True) -> None:
         """Queue `item` for the writer; nothing once `close` ended it (else the queue, which
-        no one takes from any more, filled and the next store waited for ever)."""
-        with self._ending:
-            if not self._ended:
-                self._writes.put(item, block=block)
+        no one takes from any more, filled and the next store waited for ever). A full queue
+        is waited on holding no lock: the event loop's `store_soon` comes here too, and a
+        lock held by a thread waiting on a writer stuck behind another process's lock
+        stopped the loop, signals and all. An item slipping in after close's end is never
+        written, as a store after close is not."""
+        while not self._ended:
+            try:
+                self._writes.put(item, block=block, timeout=_PUT_LOOK if block else None)
+                return
+            except queue.Full:
+                if not block:
+                    raise
 
     def flush(self) -> None:
         """Wait until every answer stored so far is written."""
-        with self._ending:
-            if not self._ended:  # else the writer is gone, and wrote all it was given
-                self._writes.put(_FLUSH)
+        if self._ended:  # the writer is gone, and wrote all it was given
+            return
+        self._put(_FLUSH)
         self._writes.join()
 
     def _break(self, why: str, exc: sqlite3.Error | None = None) -> None:
@@ -875,9 +884,8 @@ class Cache:
         that the next run starts anew."""
         uncounted, self._uncounted = self._uncounted, 0
         self.add_requests(uncounted)
-        with self._ending:
-            self._ended = True
-            self._writes.put(None)
+        self._ended = True
+        self._writes.put(None)
         self._writer.join()
         # a read walked away from finishes first; one that waits on another process's lock
         # longer leaves the connection open (to the process's end) rather than crash it
