@@ -13,6 +13,7 @@ import sqlite3
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -1064,6 +1065,19 @@ def test_closing_gives_up_on_a_read_that_never_ends(
     cache._db.close()
 
 
+def _store_by_hundreds(
+    cache: Cache, n: int, then: Callable[[], object] = lambda: None
+) -> list[str]:
+    """`n` domain keys stored 100 at a time (`then` after each store); the keys."""
+    keys = [f"d{i}.example" for i in range(n)]
+    for start in range(0, n, 100):
+        cache.store(
+            Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys[start : start + 100]]
+        )
+        then()
+    return keys
+
+
 def test_the_writer_commits_many_stores_at_once_and_a_flush_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1081,11 +1095,7 @@ def test_the_writer_commits_many_stores_at_once_and_a_flush_at_once(
         return real(db, rows, requests)
 
     cache._commit = counted  # type: ignore[method-assign]
-    keys = [f"d{i}.example" for i in range(700)]
-    for start in range(0, 700, 100):
-        cache.store(
-            Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys[start : start + 100]]
-        )
+    keys = _store_by_hundreds(cache, 700)
     started = time.monotonic()
     cache.flush()
     assert time.monotonic() - started < 30  # not the 60 s wait
@@ -1129,12 +1139,7 @@ def test_the_writer_commits_past_its_wait_though_more_rows_are_queued(
         return real(db, rows, requests)
 
     cache._commit = held  # type: ignore[method-assign]
-    keys = [f"d{i}.example" for i in range(400)]
-    for start in range(0, 400, 100):
-        cache.store(
-            Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys[start : start + 100]]
-        )
-        busy.wait(10)
+    keys = _store_by_hundreds(cache, 400, then=lambda: busy.wait(10))
     go.set()
     cache.flush()
     assert [n for n in commits if n] == [100, 100, 100, 100]  # was [100, 300]
