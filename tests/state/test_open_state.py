@@ -105,12 +105,17 @@ async def test_a_password_from_the_environment(
             await state.aclose()
 
 
-async def test_without_redis_py_one_line_saying_what_to_install(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _without_redis_py(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the redis extra were not installed: redis-py and the Redis state do not import."""
     for name in list(sys.modules):
         if name.startswith("enricher.state.redis.") or name == "redis" or name.startswith("redis."):
             monkeypatch.setitem(sys.modules, name, None)
+
+
+async def test_without_redis_py_one_line_saying_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _without_redis_py(monkeypatch)
     async with Emulator() as emu:
         settings = _settings(emu, "redis://127.0.0.1:1/0")
         with pytest.raises(SettingsError) as caught:
@@ -176,9 +181,7 @@ async def test_deferred_list_without_redis_py_one_line_saying_what_to_install(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`enricher deferred --state redis://...` without the extra: a traceback before."""
-    for name in list(sys.modules):
-        if name.startswith("enricher.state.redis.") or name == "redis" or name.startswith("redis."):
-            monkeypatch.setitem(sys.modules, name, None)
+    _without_redis_py(monkeypatch)
     settings = load_settings(overrides={"state": {"url": "redis://127.0.0.1:1/0"}})
     with pytest.raises(SettingsError) as caught:
         await list_shared_deferred(settings)
