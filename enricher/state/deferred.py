@@ -19,7 +19,6 @@ from pathlib import Path
 import orjson
 
 from ..config.settings import Settings
-from ..errors import SettingsError
 from ..ioc import IocType
 from ..threads import call_in_thread
 from .answers import Cache, default_cache_path
@@ -71,14 +70,12 @@ async def list_shared_deferred(
     settings: Settings, *, job: str | None = None, clear_quota: bool = False
 ) -> int:
     """`list_deferred` of the Redis server `state.url` names: every identity's jobs."""
-    from .open import REDIS_MISSING, connect
+    from .open import connect
 
+    state = await connect(settings)  # first: without redis-py, it says what to install
     try:
         from .redis.deferred import waiting
-    except ImportError:
-        raise SettingsError(REDIS_MISSING) from None
-    state = await connect(settings)
-    try:
+
         rows, quotas = await waiting(state, job, clear_quota=clear_quota)
     finally:
         await state.aclose()
