@@ -84,7 +84,7 @@ def _cells(item: dict[str, Any]) -> tuple[str, ...]:
     if "reason" in item:
         return (item["ioc"], item["type"], "not asked", item["reason"], "", "")
     if "skipped" in item:
-        return (item["ioc"], item["type"], "skipped (internal):", item["skipped"], "", "")
+        return (item["ioc"], item["type"], "skipped (internal)", item["skipped"], "", "")
     score = "" if item["score"] is None else str(item["score"])
     cached = " (cached)" if item.get("cached") else ""
     return (
