@@ -1,0 +1,296 @@
+/* The candidate finders of the text extractor (extract.py), in C.
+ *
+ * Optional: extract.py uses these when this module was built (hatch_build.py compiles it at
+ * install when a compiler and Python's headers are there) and its own Python otherwise, or
+ * with ENRICHER_NO_C=1. Both give the same spans; tests compare them on every corpus and on
+ * generated text. Why C: on a dense report these passes, in Python, visit every dot and every
+ * hex digit through a bytes mask and a regex call per candidate; one pass over the code points
+ * does the same with no object made for what is not a candidate.
+ *
+ * Every index is checked against the text's length before it is read (`at`), so any input,
+ * of any length or content, is read in bounds.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* What a code point is, as bits, for both finders: a letter or one of `_%+-` (W_LETTER), a
+ * digit, `.`, `@` (for the names pattern, `_NAMES_ASCII` in extract.py, where anything else,
+ * non-ASCII included, may come before a name), a hex digit, an ASCII letter or digit. Each
+ * finder first writes these bits for the whole text into a byte array (as extract.py's Python
+ * writes its masks): the loops after it then read one byte a character, whatever the width
+ * of the text's characters. */
+enum { OTHER = 0, W_LETTER = 1, W_DIGIT = 2, DOT = 4, AT = 8, HEX = 16, ALNUM = 32 };
+
+static unsigned char BITS[128];
+
+static void init_bits(void)
+{
+    for (int c = 0; c < 128; c++) {
+        unsigned char b = 0;
+        int letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        int digit = c >= '0' && c <= '9';
+        if (letter || c == '_' || c == '%' || c == '+' || c == '-')
+            b |= W_LETTER;
+        if (digit)
+            b = W_DIGIT;
+        if (c == '.')
+            b = DOT;
+        if (c == '@')
+            b = AT;
+        if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
+            b |= HEX;
+        if (letter || digit)
+            b |= ALNUM;
+        BITS[c] = b;
+    }
+}
+
+typedef struct {
+    unsigned char *bits; /* one byte per character of the text */
+    Py_ssize_t size;
+} Text;
+
+/* The bits of every character of `text` (a str), or NULL with MemoryError set. */
+static int text_bits(PyObject *text, Text *t)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    t->size = n;
+    t->bits = PyMem_Malloc(n > 0 ? (size_t)n : 1);
+    if (t->bits == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (kind == PyUnicode_1BYTE_KIND) { /* the common case: read bytes, no switch on the width */
+        const Py_UCS1 *p = data;
+        for (Py_ssize_t i = 0; i < n; i++)
+            t->bits[i] = p[i] < 128 ? BITS[p[i]] : 0;
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            t->bits[i] = c < 128 ? BITS[c] : 0;
+        }
+    }
+    return 0;
+}
+
+static inline int bits_at(const Text *t, Py_ssize_t i)
+{
+    /* past either end: nothing, which neither a hint nor a word continues through */
+    return (i >= 0 && i < t->size) ? t->bits[i] : 0;
+}
+
+static inline int cls(const Text *t, Py_ssize_t i)
+{
+    return bits_at(t, i) & (W_LETTER | W_DIGIT | DOT | AT);
+}
+
+static inline int is_word(const Text *t, Py_ssize_t i)
+{
+    return (bits_at(t, i) & (W_LETTER | W_DIGIT)) != 0;
+}
+
+/* `_NAME_HINT` at `i`: a dot before a letter (or `_%+-`), or before `d+.d+.d` */
+static int hint_at(const Text *t, Py_ssize_t i)
+{
+    if (cls(t, i) != DOT)
+        return 0;
+    Py_ssize_t k = i + 1;
+    int c = cls(t, k);
+    if (c == W_LETTER)
+        return 1;
+    for (int part = 0; part < 2; part++) {
+        if (cls(t, k) != W_DIGIT)
+            return 0;
+        while (cls(t, k) == W_DIGIT)
+            k++;
+        if (cls(t, k) != DOT)
+            return 0;
+        k++;
+    }
+    return cls(t, k) == W_DIGIT;
+}
+
+/* The end of the run of word characters from `i` (`i` itself when there is none). */
+static Py_ssize_t word_end(const Text *t, Py_ssize_t i)
+{
+    while (is_word(t, i))
+        i++;
+    return i;
+}
+
+/* A separator and a word from `i` (`(?:\.|@++)W++`): where they end, or -1. */
+static Py_ssize_t separated_word(const Text *t, Py_ssize_t i)
+{
+    int c = cls(t, i);
+    Py_ssize_t r;
+    if (c == DOT)
+        r = i + 1;
+    else if (c == AT) {
+        r = i;
+        while (cls(t, r) == AT)
+            r++;
+    } else
+        return -1;
+    Py_ssize_t e = word_end(t, r);
+    return e > r ? e : -1;
+}
+
+/* `_NAMES_ASCII.match(text, lead)` for a `lead` of class OTHER: 1 and group 1's span in
+ * `*group`-`*end`, or 0. Every quantifier there is possessive or cannot backtrack into a
+ * different match, so one forward pass decides it. */
+static int names_match(const Text *t, Py_ssize_t lead, Py_ssize_t *group, Py_ssize_t *end)
+{
+    Py_ssize_t p = lead + 1;
+    if (cls(t, p) == DOT)
+        p++;
+    Py_ssize_t g = p;
+    if (cls(t, p) == AT)
+        p++;
+    Py_ssize_t q = word_end(t, p);
+    if (q == p)
+        return 0;
+    q = separated_word(t, q);
+    if (q < 0)
+        return 0;
+    for (Py_ssize_t next; (next = separated_word(t, q)) >= 0;)
+        q = next;
+    *group = g;
+    *end = q;
+    return 1;
+}
+
+/* dotted_names(text) -> (tokens, starts): what `_dotted_names(text)` in extract.py finds,
+ * group 1 of each match and where it starts. */
+static PyObject *dotted_names(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "dotted_names() takes a str");
+        return NULL;
+    }
+    Text t;
+    if (text_bits(arg, &t) < 0)
+        return NULL;
+    PyObject *tokens = PyList_New(0), *starts = PyList_New(0);
+    if (tokens == NULL || starts == NULL)
+        goto fail;
+    Py_ssize_t past = 0;         /* the end of the last match */
+    Py_ssize_t space = -1;       /* the last OTHER before `scanned`: `mask.rfind(b" ", 0, at)` */
+    Py_ssize_t scanned = 0;      /* where the look for `space` goes on from (`dot` only grows) */
+    Py_ssize_t failed_lead = -1; /* a lead whose match failed: it fails again, not retried */
+    for (Py_ssize_t from = 0; from < t.size;) {
+        Py_ssize_t dot = from;
+        while (dot < t.size && !hint_at(&t, dot))
+            dot++;
+        if (dot >= t.size)
+            break;
+        for (; scanned < dot; scanned++)
+            if (cls(&t, scanned) == OTHER)
+                space = scanned;
+        Py_ssize_t lead = space, group = 0, end = 0;
+        if (lead < 0 || lead < past || lead == failed_lead
+            || !names_match(&t, lead, &group, &end)) {
+            if (lead >= past && lead >= 0)
+                failed_lead = lead;
+            from = dot + 1;
+            continue;
+        }
+        past = end;
+        int keep = end > dot;
+        if (keep && dot == lead + 1) { /* the dot is the lead's own (` .a@b`): one must be inside */
+            keep = 0;
+            for (Py_ssize_t k = group; k < end && !keep; k++)
+                keep = cls(&t, k) == DOT;
+        }
+        if (!keep) {
+            from = dot + 1;
+            continue;
+        }
+        PyObject *token = PyUnicode_Substring(arg, group, end);
+        PyObject *start = PyLong_FromSsize_t(group);
+        int bad = token == NULL || start == NULL || PyList_Append(tokens, token) < 0
+                  || PyList_Append(starts, start) < 0;
+        Py_XDECREF(token);
+        Py_XDECREF(start);
+        if (bad)
+            goto fail;
+        from = past;
+    }
+    PyMem_Free(t.bits);
+    return Py_BuildValue("(NN)", tokens, starts);
+fail:
+    PyMem_Free(t.bits);
+    Py_XDECREF(tokens);
+    Py_XDECREF(starts);
+    return NULL;
+}
+
+static inline int is_hex(const Text *t, Py_ssize_t i)
+{
+    return (bits_at(t, i) & HEX) != 0;
+}
+
+/* hex_runs(text) -> [start, end, start, end, ...]: the spans `_hex_runs(text)` gives, runs of
+ * 32 or more hex digits with no ASCII letter or digit right before or after. */
+static PyObject *hex_runs(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "hex_runs() takes a str");
+        return NULL;
+    }
+    Text t;
+    if (text_bits(arg, &t) < 0)
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        goto fail;
+    Py_ssize_t i = 0; /* every run before `i` was looked at, and `i - 1` is no hex digit */
+    while (i + 32 <= t.size) {
+        /* a run of 32 from `i` or after, up to `i + 31`, holds the character at `i + 31`:
+         * where that is no hex digit, the next 32 positions are skipped at once */
+        if (!is_hex(&t, i + 31)) {
+            i += 32;
+            continue;
+        }
+        /* the run holding it starts at `i` or after: what is before `i` is no hex digit */
+        Py_ssize_t start = i + 31, end = i + 32;
+        while (start > i && is_hex(&t, start - 1))
+            start--;
+        while (is_hex(&t, end))
+            end++;
+        if (end - start >= 32 && !(bits_at(&t, start - 1) & ALNUM) && !(bits_at(&t, end) & ALNUM)) {
+            PyObject *s = PyLong_FromSsize_t(start), *e = PyLong_FromSsize_t(end);
+            int bad = s == NULL || e == NULL || PyList_Append(out, s) < 0
+                      || PyList_Append(out, e) < 0;
+            Py_XDECREF(s);
+            Py_XDECREF(e);
+            if (bad)
+                goto fail;
+        }
+        i = end;
+    }
+    PyMem_Free(t.bits);
+    return out;
+fail:
+    PyMem_Free(t.bits);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"dotted_names", dotted_names, METH_O, "The tokens and starts of _dotted_names(text)."},
+    {"hex_runs", hex_runs, METH_O, "The spans of _hex_runs(text), flat."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_scan", "The text extractor's candidate finders, in C.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__scan(void)
+{
+    init_bits();
+    return PyModule_Create(&module);
+}
