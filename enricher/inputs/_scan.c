@@ -22,6 +22,7 @@
 enum { OTHER = 0, W_LETTER = 1, W_DIGIT = 2, DOT = 4, AT = 8, HEX = 16, ALNUM = 32 };
 
 static unsigned char BITS[128];
+static unsigned char TRIGGER_FIRST[256]; /* what a refang trigger starts with: `[({<\\xX]` */
 
 static void init_bits(void)
 {
@@ -43,6 +44,8 @@ static void init_bits(void)
             b |= ALNUM;
         BITS[c] = b;
     }
+    for (const char *c = "[({<\\xX]"; *c; c++)
+        TRIGGER_FIRST[(unsigned char)*c] = 1;
 }
 
 typedef struct {
@@ -278,9 +281,88 @@ fail:
     return NULL;
 }
 
+/* The refang triggers (`_TRIGGER` in pipeline/normalize.py): an opening bracket then an
+ * optional space and `.@:/`, `dot` or `at` in any case; `\.`; the first `x` of `hxxp`; the `x`
+ * of `fxp`; the `]` of `.]`; `<.>`. Where the match at `i` ends, or -1 for none. */
+static Py_ssize_t trigger_end(int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
+{
+#define CH(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
+#define LOW(k) (CH(k) | 0x20) /* an ASCII letter in lower case (other characters do not match) */
+    Py_UCS4 c = CH(i);
+    if (c == '[' || c == '(' || c == '{') {
+        /* `\ ?` then what follows: after a space, only one of them can (none is a space) */
+        Py_ssize_t k = CH(i + 1) == ' ' ? i + 2 : i + 1;
+        Py_UCS4 d = CH(k);
+        if (d == '.' || d == '@' || d == ':' || d == '/')
+            return k + 1;
+        if (LOW(k) == 'd' && LOW(k + 1) == 'o' && LOW(k + 2) == 't')
+            return k + 3;
+        if (LOW(k) == 'a' && LOW(k + 1) == 't')
+            return k + 2;
+        return -1;
+    }
+    if (c == '\\')
+        return CH(i + 1) == '.' ? i + 2 : -1;
+    if (c == 'x' || c == 'X') {
+        if (LOW(i - 1) == 'h' && LOW(i + 1) == 'x' && LOW(i + 2) == 'p')
+            return i + 3;
+        if (LOW(i - 1) == 'f' && LOW(i + 1) == 'p')
+            return i + 2;
+        return -1;
+    }
+    if (c == ']')
+        return CH(i - 1) == '.' ? i + 1 : -1;
+    if (c == '<')
+        return CH(i + 1) == '.' && CH(i + 2) == '>' ? i + 3 : -1;
+    return -1;
+#undef LOW
+#undef CH
+}
+
+/* triggers(text) -> [start, ...]: the starts of `_TRIGGER.finditer(text)`'s matches. */
+static PyObject *triggers(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "triggers() takes a str");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    /* the characters a trigger starts with; in text of one byte a character, the others are
+     * skipped in a loop of their own (most of the text) */
+    const Py_UCS1 *bytes = kind == PyUnicode_1BYTE_KIND ? data : NULL;
+    for (Py_ssize_t i = 0; i < n;) {
+        if (bytes != NULL) {
+            while (i < n && !TRIGGER_FIRST[bytes[i]])
+                i++;
+            if (i >= n)
+                break;
+        }
+        Py_ssize_t end = trigger_end(kind, data, n, i);
+        if (end < 0) {
+            i++;
+            continue;
+        }
+        PyObject *start = PyLong_FromSsize_t(i);
+        if (start == NULL || PyList_Append(out, start) < 0) {
+            Py_XDECREF(start);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(start);
+        i = end; /* matches do not overlap: the next is looked for after this one */
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"dotted_names", dotted_names, METH_O, "The tokens and starts of _dotted_names(text)."},
     {"hex_runs", hex_runs, METH_O, "The spans of _hex_runs(text), flat."},
+    {"triggers", triggers, METH_O, "The starts of normalize._TRIGGER's matches."},
     {NULL, NULL, 0, NULL},
 };
 
