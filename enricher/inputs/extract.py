@@ -54,11 +54,10 @@ from __future__ import annotations
 import bisect
 import functools
 import ipaddress
-import os
 import re
 import socket
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from ..ioc import IocType
 from ..pipeline.normalize import (
@@ -70,6 +69,7 @@ from ..pipeline.normalize import (
     refang,
     strip_invisible,
 )
+from . import native
 from .suffixes import (
     ALTERNATIVE_ROOTS,
     has_public_suffix,
@@ -796,19 +796,11 @@ def _py_hex_spans(text: str) -> list[int]:
     return out
 
 
-# The candidate finders in C (_scan.c, built at install when a compiler is there), unless
-# ENRICHER_NO_C is set: the same results, found several times faster
-_dotted_names: Callable[[str], tuple[list[str], list[int]]] = _py_dotted_names
-_hex_spans: Callable[[str], list[int]] = _py_hex_spans
-C_SCAN = False
-if not os.environ.get("ENRICHER_NO_C"):
-    try:
-        from . import _scan
-    except ImportError:
-        pass
-    else:
-        _dotted_names, _hex_spans = _scan.dotted_names, _scan.hex_runs
-        C_SCAN = True
+# The candidate finders in C (_scan.c, see native.py) when they were built: the same results,
+# found several times faster
+_dotted_names = native.dotted_names or _py_dotted_names
+_hex_spans = native.hex_runs or _py_hex_spans
+C_SCAN = native.dotted_names is not None
 
 
 # Logs name the same hosts over and over: what a token stands for is remembered (the table

@@ -18,6 +18,9 @@ from hypothesis import strategies as st
 
 from benchmarks import extract_peers
 from enricher.inputs import extract as extract_module
+from enricher.inputs import native
+from enricher.pipeline import normalize as normalize_module
+from enricher.pipeline.normalize import _TRIGGER
 
 FORMATS = Path(__file__).parent.parent / "data" / "formats"
 _C = extract_module.C_SCAN
@@ -35,13 +38,15 @@ def test_the_c_module_is_loaded_when_it_could_be_built() -> None:
 
 
 def _both(text: str) -> tuple[Any, Any]:
-    """`extract_lines(text)` with the C finders, then with the Python ones."""
+    """`extract_lines(text)` with the C finders (and refang's triggers), then with the Python
+    ones."""
     extract_module._forget()
     c = extract_module.extract_lines(text, 1)
     extract_module._forget()
     with (
         patch.object(extract_module, "_dotted_names", extract_module._py_dotted_names),
         patch.object(extract_module, "_hex_spans", extract_module._py_hex_spans),
+        patch.object(normalize_module, "_triggers", normalize_module._python_triggers),
     ):
         python = extract_module.extract_lines(text, 1)
     return c, python
@@ -53,6 +58,8 @@ def _same_finds(text: str) -> None:
     text = "\n" + text
     assert extract_module._dotted_names(text) == extract_module._py_dotted_names(text)
     assert extract_module._hex_spans(text) == extract_module._py_hex_spans(text)
+    assert native.triggers is not None
+    assert native.triggers(text) == [m.start() for m in _TRIGGER.finditer(text)]
 
 
 @needs_c
@@ -70,7 +77,8 @@ def test_the_same_on_the_corpora_and_the_golden_files() -> None:
 _PIECES = st.sampled_from(
     ["evil", "com", "x", "1", "255", "1.2.3.4", "a.b.net", ".", "..", "@", "@@", "_", "-", "+",
      "%", " ", "\n", "/", "\\", ":", "::", "[.]", "$", "(", "*", "\x00", "\ud800", "\udfff",
-     "é", "٣", "²", "\u200b", "a" * 32, "F" * 40, "0" * 64, "1" * 64, "ab" * 33, "g", "Z"]
+     "é", "٣", "²", "\u200b", "a" * 32, "F" * 40, "0" * 64, "1" * 64, "ab" * 33, "g", "Z",
+     "hxxp", "hXXps", "fxp", "(dot)", "[ DOT ]", "[at]", "{ @ }", ".]", "<.>", "\\.", "[://]"]
 )  # fmt: skip
 
 
@@ -84,18 +92,22 @@ def test_the_same_on_generated_text(text: str) -> None:
 
 
 @needs_c
-@pytest.mark.parametrize("piece", ["a.", "1.", "0123456789abcdef", "a" * 100 + "..b", "\ud800."])
+@pytest.mark.parametrize(
+    "piece", ["a.", "1.", "0123456789abcdef", "a" * 100 + "..b", "\ud800.", "[x", "\ud800["]
+)
 def test_a_50_mb_line_is_read(piece: str) -> None:
     text = "\n" + piece * (50_000_000 // len(piece))
     tokens, starts = extract_module._dotted_names(text)
     assert len(tokens) == len(starts) <= len(text)
     spans = extract_module._hex_spans(text)
     assert len(spans) % 2 == 0 and all(0 <= s <= len(text) for s in spans)
+    assert native.triggers is not None
+    assert len(native.triggers(text)) <= len(text)
 
 
 @needs_c
-@pytest.mark.parametrize("finder", ["dotted_names", "hex_runs"])
+@pytest.mark.parametrize("finder", ["dotted_names", "hex_runs", "triggers"])
 def test_the_c_finders_take_only_text(finder: str) -> None:
-    function: Callable[[object], object] = getattr(extract_module._scan, finder)
+    function: Callable[[object], object] = getattr(native, finder)
     with pytest.raises(TypeError):
         function(b"evil.com")
