@@ -53,9 +53,30 @@ typedef struct {
     Py_ssize_t size;
 } Text;
 
-/* The bits of every character of `text` (a str), or NULL with MemoryError set. */
-static int text_bits(PyObject *text, Text *t)
+/* Whether `arg` is a str; a TypeError for `function` if not. */
+static int is_str(PyObject *arg, const char *function)
 {
+    if (PyUnicode_Check(arg))
+        return 1;
+    PyErr_Format(PyExc_TypeError, "%s() takes a str", function);
+    return 0;
+}
+
+/* Append the index `i` to `list`: 0, or -1 with an exception set. */
+static int append_index(PyObject *list, Py_ssize_t i)
+{
+    PyObject *index = PyLong_FromSsize_t(i);
+    int done = index == NULL ? -1 : PyList_Append(list, index);
+    Py_XDECREF(index);
+    return done;
+}
+
+/* The bits of every character of `text` into `t`: 0, or -1 with an exception set (`text`
+ * is no str, or no memory). */
+static int text_bits(PyObject *text, Text *t, const char *function)
+{
+    if (!is_str(text, function))
+        return -1;
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
@@ -168,12 +189,8 @@ static int names_match(const Text *t, Py_ssize_t lead, Py_ssize_t *group, Py_ssi
  * group 1 of each match and where it starts. */
 static PyObject *dotted_names(PyObject *Py_UNUSED(self), PyObject *arg)
 {
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "dotted_names() takes a str");
-        return NULL;
-    }
     Text t;
-    if (text_bits(arg, &t) < 0)
+    if (text_bits(arg, &t, "dotted_names") < 0)
         return NULL;
     PyObject *tokens = PyList_New(0), *starts = PyList_New(0);
     if (tokens == NULL || starts == NULL)
@@ -211,12 +228,9 @@ static PyObject *dotted_names(PyObject *Py_UNUSED(self), PyObject *arg)
             continue;
         }
         PyObject *token = PyUnicode_Substring(arg, group, end);
-        PyObject *start = PyLong_FromSsize_t(group);
-        int bad = token == NULL || start == NULL || PyList_Append(tokens, token) < 0
-                  || PyList_Append(starts, start) < 0;
+        int bad = token == NULL || PyList_Append(tokens, token) < 0;
         Py_XDECREF(token);
-        Py_XDECREF(start);
-        if (bad)
+        if (bad || append_index(starts, group) < 0)
             goto fail;
         from = past;
     }
@@ -238,12 +252,8 @@ static inline int is_hex(const Text *t, Py_ssize_t i)
  * 32 or more hex digits with no ASCII letter or digit right before or after. */
 static PyObject *hex_runs(PyObject *Py_UNUSED(self), PyObject *arg)
 {
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "hex_runs() takes a str");
-        return NULL;
-    }
     Text t;
-    if (text_bits(arg, &t) < 0)
+    if (text_bits(arg, &t, "hex_runs") < 0)
         return NULL;
     PyObject *out = PyList_New(0);
     if (out == NULL)
@@ -263,12 +273,7 @@ static PyObject *hex_runs(PyObject *Py_UNUSED(self), PyObject *arg)
         while (is_hex(&t, end))
             end++;
         if (end - start >= 32 && !(bits_at(&t, start - 1) & ALNUM) && !(bits_at(&t, end) & ALNUM)) {
-            PyObject *s = PyLong_FromSsize_t(start), *e = PyLong_FromSsize_t(end);
-            int bad = s == NULL || e == NULL || PyList_Append(out, s) < 0
-                      || PyList_Append(out, e) < 0;
-            Py_XDECREF(s);
-            Py_XDECREF(e);
-            if (bad)
+            if (append_index(out, start) < 0 || append_index(out, end) < 0)
                 goto fail;
         }
         i = end;
@@ -322,10 +327,8 @@ static Py_ssize_t trigger_end(int kind, const void *data, Py_ssize_t n, Py_ssize
 /* triggers(text) -> [start, ...]: the starts of `_TRIGGER.finditer(text)`'s matches. */
 static PyObject *triggers(PyObject *Py_UNUSED(self), PyObject *arg)
 {
-    if (!PyUnicode_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "triggers() takes a str");
+    if (!is_str(arg, "triggers"))
         return NULL;
-    }
     int kind = PyUnicode_KIND(arg);
     const void *data = PyUnicode_DATA(arg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
@@ -347,13 +350,10 @@ static PyObject *triggers(PyObject *Py_UNUSED(self), PyObject *arg)
             i++;
             continue;
         }
-        PyObject *start = PyLong_FromSsize_t(i);
-        if (start == NULL || PyList_Append(out, start) < 0) {
-            Py_XDECREF(start);
+        if (append_index(out, i) < 0) {
             Py_DECREF(out);
             return NULL;
         }
-        Py_DECREF(start);
         i = end; /* matches do not overlap: the next is looked for after this one */
     }
     return out;
