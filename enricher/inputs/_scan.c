@@ -359,9 +359,53 @@ static PyObject *triggers(PyObject *Py_UNUSED(self), PyObject *arg)
     return out;
 }
 
+/* plain_name(low, top) -> bool: `_is_plain_name(low, top)` in extract.py, string tests that
+ * say whether a name the names pattern found follows every rule of a domain but the public
+ * suffix: at most 253 characters, labels of 1 to 63 that neither start nor end with `-`, no
+ * `%` or `+`; its last label `top` holds no `_` and is not all digits. One pass over `low`. */
+static PyObject *plain_name(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "plain_name() takes two arguments");
+        return NULL;
+    }
+    if (!is_str(args[0], "plain_name") || !is_str(args[1], "plain_name"))
+        return NULL;
+    PyObject *low = args[0], *top = args[1];
+    int kind = PyUnicode_KIND(low), top_kind = PyUnicode_KIND(top);
+    const void *data = PyUnicode_DATA(low), *top_data = PyUnicode_DATA(top);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(low), top_n = PyUnicode_GET_LENGTH(top);
+    if (n == 0 || n > 253 || top_n == 0)
+        Py_RETURN_FALSE;
+    Py_UCS4 previous = '.'; /* so that a first `.` or `-` fails as `..` or `.-` would */
+    Py_ssize_t label = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '%' || c == '+' || (c == '.' && (previous == '.' || previous == '-'))
+            || (c == '-' && previous == '.'))
+            Py_RETURN_FALSE;
+        label = c == '.' ? 0 : label + 1;
+        if (label > 63)
+            Py_RETURN_FALSE;
+        previous = c;
+    }
+    if (PyUnicode_READ(top_kind, top_data, top_n - 1) == '-')
+        Py_RETURN_FALSE;
+    int digits = 1;
+    for (Py_ssize_t i = 0; i < top_n; i++) {
+        Py_UCS4 c = PyUnicode_READ(top_kind, top_data, i);
+        if (c == '_')
+            Py_RETURN_FALSE;
+        digits = digits && Py_UNICODE_ISDIGIT(c);
+    }
+    return PyBool_FromLong(!digits);
+}
+
 static PyMethodDef methods[] = {
     {"dotted_names", dotted_names, METH_O, "The tokens and starts of _dotted_names(text)."},
     {"hex_runs", hex_runs, METH_O, "The spans of _hex_runs(text), flat."},
+    {"plain_name", (PyCFunction)(void (*)(void))plain_name, METH_FASTCALL,
+     "_is_plain_name(low, top) of extract.py."},
     {"triggers", triggers, METH_O, "The starts of normalize._TRIGGER's matches."},
     {NULL, NULL, 0, NULL},
 };

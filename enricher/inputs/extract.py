@@ -868,11 +868,11 @@ def _new_name(tok: str) -> str | None:
     return value
 
 
-def _is_plain_name(low: str, top: str) -> bool:
+def _py_is_plain_name(low: str, top: str) -> bool:
     """`is_plain_domain(low)` for a name the names pattern found, in lower-case ASCII (words
     of letters, digits and `_%+-` joined by dots; `top` its last label, after a dot): a few
-    string tests in C instead of the pattern of every rule, which backtracks at each label's
-    end (a test checks both agree)."""
+    string tests instead of the pattern of every rule, which backtracks at each label's end
+    (a test checks both agree; `_scan.plain_name` is the same in one pass of C)."""
     return (
         len(low) <= 253
         and "%" not in low
@@ -888,6 +888,9 @@ def _is_plain_name(low: str, top: str) -> bool:
         and not top.isdigit()
         and (len(low) <= 63 or max(map(len, low.split("."))) <= 63)
     )
+
+
+_is_plain_name = native.plain_name or _py_is_plain_name
 
 
 def _alternative_root_host(tok: str) -> str | None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-__all__ = ["dotted_names", "hex_runs", "triggers"]
+__all__ = ["dotted_names", "hex_runs", "plain_name", "triggers"]
 
 dotted_names: Callable[[str], tuple[list[str], list[int]]] | None = None
 hex_runs: Callable[[str], list[int]] | None = None
 triggers: Callable[[str], list[int]] | None = None
+plain_name: Callable[[str, str], bool] | None = None
 
 if not os.environ.get("ENRICHER_NO_C"):
     try:
@@ -23,3 +24,4 @@ if not os.environ.get("ENRICHER_NO_C"):
         pass
     else:
         dotted_names, hex_runs, triggers = _scan.dotted_names, _scan.hex_runs, _scan.triggers
+        plain_name = _scan.plain_name
