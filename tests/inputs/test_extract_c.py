@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks import extract_peers
+from enricher.config.settings import load_settings
 from enricher.inputs import extract as extract_module
 from enricher.inputs import native
 from enricher.pipeline import normalize as normalize_module
@@ -37,6 +38,11 @@ def test_the_c_module_is_loaded_when_it_could_be_built() -> None:
         assert _C, "a compiler and Python.h are here, but enricher.inputs._scan is not built"
 
 
+def test_enricher_no_c_is_a_variable_enricher_reads(caplog: pytest.LogCaptureFixture) -> None:
+    load_settings(environ={"ENRICHER_NO_C": "1"})
+    assert "ENRICHER_NO_C" not in caplog.text
+
+
 def _both(text: str) -> tuple[Any, Any]:
     """`extract_lines(text)` with the C finders (and refang's triggers), then with the Python
     ones."""
@@ -47,6 +53,7 @@ def _both(text: str) -> tuple[Any, Any]:
         patch.object(extract_module, "_dotted_names", extract_module._py_dotted_names),
         patch.object(extract_module, "_hex_spans", extract_module._py_hex_spans),
         patch.object(normalize_module, "_triggers", normalize_module._python_triggers),
+        patch.object(extract_module, "_is_plain_name", extract_module._py_is_plain_name),
     ):
         python = extract_module.extract_lines(text, 1)
     return c, python
@@ -106,8 +113,21 @@ def test_a_50_mb_line_is_read(piece: str) -> None:
 
 
 @needs_c
-@pytest.mark.parametrize("finder", ["dotted_names", "hex_runs", "triggers"])
+@pytest.mark.parametrize("finder", ["dotted_names", "hex_runs", "triggers", "plain_name"])
 def test_the_c_finders_take_only_text(finder: str) -> None:
     function: Callable[[object], object] = getattr(native, finder)
     with pytest.raises(TypeError):
         function(b"evil.com")
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text("ab9z0_-%+.²٣é", min_size=1, max_size=12).flatmap(
+        lambda short: st.sampled_from([short, short + "x" * 60 + short, "y" * 250 + short])
+    )
+)
+def test_the_plain_name_test_in_c_is_the_python_one(name: str) -> None:
+    top = name.rpartition(".")[2]
+    assert native.plain_name is not None
+    assert native.plain_name(name, top) is extract_module._py_is_plain_name(name, top), name
