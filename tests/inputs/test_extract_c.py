@@ -4,9 +4,12 @@ compiler, cannot test the Python path twice)."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+import sys
 import sysconfig
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import enricher.inputs
 from benchmarks import extract_peers
 from enricher.config.settings import load_settings
 from enricher.inputs import extract as extract_module
@@ -36,6 +40,23 @@ def test_the_c_module_is_loaded_when_it_could_be_built() -> None:
         assert not _C
     elif buildable:
         assert _C, "a compiler and Python.h are here, but enricher.inputs._scan is not built"
+
+
+@needs_c
+def test_a_module_built_from_an_older_source_is_not_used() -> None:
+    # one without plain_name, as a checkout built before it was added and not built again
+    older = types.ModuleType("enricher.inputs._scan")
+    older.dotted_names = native.dotted_names  # type: ignore[attr-defined]
+    try:
+        with (
+            patch.dict(sys.modules, {"enricher.inputs._scan": older}),
+            patch.object(enricher.inputs, "_scan", older, create=True),
+        ):
+            importlib.reload(native)
+            assert native.dotted_names is native.triggers is native.plain_name is None
+    finally:
+        importlib.reload(native)
+    assert native.plain_name is not None
 
 
 def test_enricher_no_c_is_a_variable_enricher_reads(caplog: pytest.LogCaptureFixture) -> None:
