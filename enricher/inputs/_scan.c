@@ -1,14 +1,18 @@
-/* The candidate finders of the text extractor (extract.py), in C.
+/* The text extractor's candidate finders (extract.py), refang's trigger finder
+ * (pipeline/normalize.py) and a new name's domain-rule string tests, in C.
  *
- * Optional: extract.py uses these when this module was built (hatch_build.py compiles it at
- * install when a compiler and Python's headers are there) and its own Python otherwise, or
- * with ENRICHER_NO_C=1. Both give the same spans; tests compare them on every corpus and on
- * generated text. Why C: on a dense report these passes, in Python, visit every dot and every
- * hex digit through a bytes mask and a regex call per candidate; one pass over the code points
- * does the same with no object made for what is not a candidate.
+ * Optional: enricher/inputs/native.py loads this module when it was built (hatch_build.py
+ * compiles it at install when a compiler and Python's headers are there); the callers use
+ * their own Python otherwise, or with ENRICHER_NO_C=1. Each function gives exactly what the
+ * Python it stands for gives; tests/inputs/test_extract_c.py compares them on the corpora,
+ * the golden files and generated text. Why C: on a dense report these passes, in Python,
+ * visit every dot, hex digit and bracket through a bytes mask or a regex, and a regex call
+ * per candidate; one pass over the characters does the same with no object made for what is
+ * not a candidate. The judging of each candidate stays in Python.
  *
- * Every index is checked against the text's length before it is read (`at`), so any input,
- * of any length or content, is read in bounds.
+ * Every index is checked against the text's length before it is read (`bits_at`, `CH`), and
+ * every loop moves forward (a lead whose match failed is not tried again), so any input, of
+ * any length or content, is read in bounds and in linear time.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
