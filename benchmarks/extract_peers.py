@@ -30,6 +30,8 @@ extra: iocextract, iocsearcher, ioc-finder, msticpy), one document at a time:
 `extract` executes per MB of that corpus (reports and logs apart, from empty tables: each
 count minus that of the same process reading the same texts without extracting): a figure
 the machine's load does not move, to compare two commits with (run it in each checkout).
+Both measure enricher with its C finders when they are built (`enricher/inputs/_scan.c`),
+and its pure-Python path under `ENRICHER_NO_C=1`; the table says which.
 
 The peers may not fetch anything at run time: tldextract (used by msticpy) is pointed at the
 Public Suffix List snapshot it ships.
@@ -51,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from enricher.inputs.extract import extract
+from enricher.inputs.extract import C_SCAN, extract
 from enricher.ioc import IocType
 from enricher.pipeline.normalize import normalize
 
@@ -433,6 +435,8 @@ def measure(mb: float, peer_seconds: float, peers: Iterable[str] | None = None) 
             results["extractors"][name] = {"installed": False, "reason": str(exc)}
             continue
         entry: dict[str, Any] = {"installed": True, "version": _version(dist)}
+        if name == "enricher":  # its C finders (ENRICHER_NO_C=1: its pure-Python path)
+            entry["version"] += " (C)" if C_SCAN else " (pure Python)"
         entry.update(score(docs, run))
         entry["speed"] = speed(big, run, None if name == "enricher" else peer_seconds)
         results["extractors"][name] = entry
@@ -519,7 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         per_mb = instructions(args.mb or 1.0)
         print(
             json.dumps({k: round(v / 1e6, 1) for k, v in per_mb.items()}, indent=1),
-            "(million instructions per MB)",
+            "(million instructions per MB;",
+            "C finders)" if C_SCAN else "pure Python)",
         )
         return 0
     if args.write_truth:

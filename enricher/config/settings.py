@@ -62,8 +62,9 @@ PROXY_SCHEMES = ("http", "https")
 ENV_PREFIX = "ENRICHER_"
 #: the settings profiles that ship with enricher, loaded by name: `load_settings("emulator")`
 PROFILES = ("default", "emulator")
-#: `ENRICHER_*` variables read outside the settings (`enricher emulator`'s secrets)
-_OTHER_VARIABLES = ("ENRICHER_EMULATOR_TOKEN", "ENRICHER_EMULATOR_LOGIN")
+#: `ENRICHER_*` variables read outside the settings (`enricher emulator`'s secrets, and
+#: ENRICHER_NO_C: the text extractor without its C module, enricher/inputs/native.py)
+_OTHER_VARIABLES = ("ENRICHER_EMULATOR_TOKEN", "ENRICHER_EMULATOR_LOGIN", "ENRICHER_NO_C")
 _VERDICT_PREFIX = f"{ENV_PREFIX}VERDICTS_"
 
 

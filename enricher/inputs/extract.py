@@ -69,6 +69,7 @@ from ..pipeline.normalize import (
     refang,
     strip_invisible,
 )
+from . import native
 from .suffixes import (
     ALTERNATIVE_ROOTS,
     has_public_suffix,
@@ -299,7 +300,6 @@ class _Scan:
         plain_text = ""  # that line in lower case if short: a name not in it is not in `plain`
         line = self.first_line - 1  # the line of `last`; the "\n" put in front counts as one
         last = 0
-        pattern = _NAMES_UNICODE if self.unicode_words else _NAMES_ASCII
         quad = _DOTTED_QUAD.fullmatch
         find = text.find
         known = _KNOWN
@@ -312,12 +312,14 @@ class _Scan:
         past = len(text)
         edge = _EDGE
         never = _NEVER
-        matches = pattern.finditer(text) if self.unicode_words else _dotted_names(text)
-        for m in matches:
-            tok = m[1]
+        if self.unicode_words:
+            found = list(_NAMES_UNICODE.finditer(text))
+            tokens, starts = [m[1] for m in found], [m.start(1) for m in found]
+        else:
+            tokens, starts = _dotted_names(text)
+        for tok, start in zip(tokens, starts, strict=True):
             if tok in never:
                 continue
-            start = m.start(1)
             # whether `tok` is the token as found, neither trimmed nor cut after a `$`: only
             # such a token is remembered as one that gives nothing wherever it is
             raw = True
@@ -325,7 +327,9 @@ class _Scan:
             first = tok[0]
             if last_char in edge or first in edge or "%" in tok or "+" in tok:
                 # `_x.com:80_`: the word that starts with `_` or `%` ends with it, a wrapper
-                closed = (first == "_" or first == "%") and bool(_CLOSING[first](text, m.end(1)))
+                closed = (first == "_" or first == "%") and bool(
+                    _CLOSING[first](text, start + len(tok))
+                )
                 if first == "_" and text[start - 3 : start] == ".. ":
                     closed = True  # a reStructuredText link target, `.. _evil.com: <url>`
                 trimmed = _trim(tok, closed)
@@ -737,11 +741,11 @@ def _name_before(text: str, slash: int) -> bool:
     return begin == 0 or text[begin - 1] not in "/\\:@%"
 
 
-def _dotted_names(text: str) -> list[re.Match[str]]:
-    """The matches of `_NAMES_ASCII.finditer(text)` that may give a name or an address: those
-    holding a dot before a letter or `_%+-`, or three dots each between digits (no other gives
-    anything: `user@host`, `8.1`, `3.7.1`), found faster (see _NAME_CLASSES); a list, which
-    the caller walks faster than a generator's items."""
+def _py_dotted_names(text: str) -> tuple[list[str], list[int]]:
+    """Group 1 of each match of `_NAMES_ASCII.finditer(text)` that may give a name or an
+    address, and where it starts: those holding a dot before a letter or `_%+-`, or three
+    dots each between digits (no other gives anything: `user@host`, `8.1`, `3.7.1`), found
+    faster (see _NAME_CLASSES). `_scan.dotted_names` is the same in C."""
     mask = text.encode("ascii", "replace").translate(_NAME_CLASSES)
     space = mask.rfind
     match = _NAMES_ASCII.match
@@ -764,12 +768,19 @@ def _dotted_names(text: str) -> list[re.Match[str]]:
             dot = search(mask, past)
         else:
             dot = search(mask, at + 1)
-    return out
+    return [m[1] for m in out], [m.start(1) for m in out]
 
 
 def _hex_runs(text: str) -> Iterator[tuple[int, int]]:
     """The start and end of each run of 32 or more hex digits in `text` that has no ASCII
     letter or digit right before or after it (the spans of _HEX's matches)."""
+    spans = iter(_hex_spans(text))
+    return zip(spans, spans, strict=True)
+
+
+def _py_hex_spans(text: str) -> list[int]:
+    """The starts and ends of `_hex_runs(text)`, flat (`_scan.hex_runs` is the same in C)."""
+    out: list[int] = []
     mask = text.encode("ascii", "replace").translate(_HEX_CLASSES)
     find = mask.find
     run_end = _NOT_HEX.search
@@ -781,7 +792,15 @@ def _hex_runs(text: str) -> Iterator[tuple[int, int]]:
         at = found.start() if found else size
         # `start` is where a run begins: a hex digit before it would have been found first
         if (start == 0 or mask[start - 1] != other) and (at == size or mask[at] != other):
-            yield start, at
+            out += (start, at)
+    return out
+
+
+# The candidate finders in C (_scan.c, see native.py) when they were built: the same results,
+# found several times faster
+_dotted_names = native.dotted_names or _py_dotted_names
+_hex_spans = native.hex_runs or _py_hex_spans
+C_SCAN = native.dotted_names is not None
 
 
 # Logs name the same hosts over and over: what a token stands for is remembered (the table
@@ -849,11 +868,11 @@ def _new_name(tok: str) -> str | None:
     return value
 
 
-def _is_plain_name(low: str, top: str) -> bool:
+def _py_is_plain_name(low: str, top: str) -> bool:
     """`is_plain_domain(low)` for a name the names pattern found, in lower-case ASCII (words
     of letters, digits and `_%+-` joined by dots; `top` its last label, after a dot): a few
-    string tests in C instead of the pattern of every rule, which backtracks at each label's
-    end (a test checks both agree)."""
+    string tests instead of the pattern of every rule, which backtracks at each label's end
+    (a test checks both agree; `_scan.plain_name` is the same in one pass of C)."""
     return (
         len(low) <= 253
         and "%" not in low
@@ -869,6 +888,9 @@ def _is_plain_name(low: str, top: str) -> bool:
         and not top.isdigit()
         and (len(low) <= 63 or max(map(len, low.split("."))) <= 63)
     )
+
+
+_is_plain_name = native.plain_name or _py_is_plain_name
 
 
 def _alternative_root_host(tok: str) -> str | None:

@@ -23,6 +23,7 @@ import socket
 
 import idna
 
+from ..inputs import native
 from ..ioc import IocType
 
 __all__ = [
@@ -127,6 +128,15 @@ _TRIGGER = re.compile(
     r"|(?<=[hH][xX])[xX][pP]|(?<=[fF][xX])[pP]|(?<=\.\])|(?<=<)\.>)"
 )
 _REACH = 12
+
+
+def _python_triggers(text: str) -> list[int]:
+    """Where the matches of `_TRIGGER` in `text` start."""
+    return [m.start() for m in _TRIGGER.finditer(text)]
+
+
+# the same in C when it was built (enricher/inputs/native.py): five to ten times faster
+_triggers = native.triggers or _python_triggers
 # the word `DOT` in capitals between two words, as in `evil DOT com`; in lower case it is
 # prose too often (`the dot com era`)
 _SPELLED_DOT = re.compile(r"(?<=[0-9A-Za-z]) DOT (?=[0-9A-Za-z])")
@@ -163,8 +173,7 @@ def refang(text: str) -> str:
     parts: list[str] = []
     done = 0  # the text before this is in `parts`
     start = end = -1  # the window being gathered: around triggers, each close to the last
-    for m in _TRIGGER.finditer(text):
-        at = m.start()
+    for at in _triggers(text):
         if at < end:
             end = at + _REACH
             continue

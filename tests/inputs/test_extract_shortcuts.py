@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enricher.inputs import extract as extract_module
-from enricher.inputs.extract import _NAMES_ASCII, _dotted_names, _is_plain_name, extract_lines
+from enricher.inputs.extract import (
+    _NAMES_ASCII,
+    _dotted_names,
+    _is_plain_name,
+    _py_dotted_names,
+    extract_lines,
+)
 from enricher.pipeline.normalize import is_plain_domain
 
 # what a name the names pattern found is made of, in lower case
@@ -58,25 +64,28 @@ def test_the_plain_name_test_on_names_of_each_rule() -> None:
 _HINT = re.compile(r"\.(?:[A-Za-z_%+-]|[0-9]+\.[0-9]+\.[0-9])")
 
 
-def _every_dotted_name(text: str) -> list[re.Match[str]]:
-    return [m for m in _NAMES_ASCII.finditer(text) if "." in m[1]]
+def _every_dotted_name(text: str) -> tuple[list[str], list[int]]:
+    found = [m for m in _NAMES_ASCII.finditer(text) if "." in m[1]]
+    return [m[1] for m in found], [m.start(1) for m in found]
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.text(" \n.@a1_%+-©/:", max_size=30))
 def test_the_dotted_names_are_the_names_patterns_matches_with_a_hint(text: str) -> None:
     text = "\n" + text
-    want = []
-    for m in _every_dotted_name(text):
+    want: tuple[list[str], list[int]] = ([], [])
+    for m in _NAMES_ASCII.finditer(text):
         hint = _HINT.search(text, m.start())
-        if hint is not None and hint.start() < m.end():
-            want.append(m.span())
-    assert [m.span() for m in _dotted_names(text)] == want
+        if "." in m[1] and hint is not None and hint.start() < m.end():
+            want[0].append(m[1])
+            want[1].append(m.start(1))
+    assert _py_dotted_names(text) == want
+    assert _dotted_names(text) == want  # the C module's, when built
 
 
 def test_the_dotted_names_after_a_match_that_ends_before_a_dot() -> None:
     text = "\n a.b.@.c a@b 1@1@.1 .a@b .c.d x.y"
-    assert [m[1] for m in _dotted_names(text)] == ["a.b", "c.d", "x.y"]
+    assert _py_dotted_names(text)[0] == _dotted_names(text)[0] == ["a.b", "c.d", "x.y"]
 
 
 def test_the_dotted_names_leave_out_numbers_that_are_no_address() -> None:
@@ -84,8 +93,8 @@ def test_the_dotted_names_leave_out_numbers_that_are_no_address() -> None:
     # the names pattern matches every word here; all but the first four, and the `1.2` of
     # `1.2..3.4`, are left out (the `.` before `1.2.3` counts: the pattern takes it as a lead)
     assert len(_NAMES_ASCII.findall(text)) == 10
-    assert [m[1] for m in _dotted_names(text)] == ["1.2.3.4", "1.2.3.4.443", "a.1.com", "1.2.3",
-                                                   "_1.x"]  # fmt: skip
+    want = ["1.2.3.4", "1.2.3.4.443", "a.1.com", "1.2.3", "_1.x"]
+    assert _py_dotted_names(text)[0] == _dotted_names(text)[0] == want
 
 
 # words and separators that make names, addresses, numbers and e-mail addresses

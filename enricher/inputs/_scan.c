@@ -1,0 +1,426 @@
+/* The text extractor's candidate finders (extract.py), refang's trigger finder
+ * (pipeline/normalize.py) and a new name's domain-rule string tests, in C.
+ *
+ * Optional: enricher/inputs/native.py loads this module when it was built (hatch_build.py
+ * compiles it at install when a compiler and Python's headers are there); the callers use
+ * their own Python otherwise, or with ENRICHER_NO_C=1. Each function gives exactly what the
+ * Python it stands for gives; tests/inputs/test_extract_c.py compares them on the corpora,
+ * the golden files and generated text. Why C: on a dense report these passes, in Python,
+ * visit every dot, hex digit and bracket through a bytes mask or a regex, and a regex call
+ * per candidate; one pass over the characters does the same with no object made for what is
+ * not a candidate. The judging of each candidate stays in Python.
+ *
+ * Every index is checked against the text's length before it is read (`bits_at`, `CH`), and
+ * every loop moves forward (a lead whose match failed is not tried again), so any input, of
+ * any length or content, is read in bounds and in linear time.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* What a code point is, as bits, for both finders: a letter or one of `_%+-` (W_LETTER), a
+ * digit, `.`, `@` (for the names pattern, `_NAMES_ASCII` in extract.py, where anything else,
+ * non-ASCII included, may come before a name), a hex digit, an ASCII letter or digit. Each
+ * finder first writes these bits for the whole text into a byte array (as extract.py's Python
+ * writes its masks): the loops after it then read one byte a character, whatever the width
+ * of the text's characters. */
+enum { OTHER = 0, W_LETTER = 1, W_DIGIT = 2, DOT = 4, AT = 8, HEX = 16, ALNUM = 32 };
+
+static unsigned char BITS[128];
+static unsigned char TRIGGER_FIRST[256]; /* what a refang trigger starts with: `[({<\\xX]` */
+
+static void init_bits(void)
+{
+    for (int c = 0; c < 128; c++) {
+        unsigned char b = 0;
+        int letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        int digit = c >= '0' && c <= '9';
+        if (letter || c == '_' || c == '%' || c == '+' || c == '-')
+            b |= W_LETTER;
+        if (digit)
+            b = W_DIGIT;
+        if (c == '.')
+            b = DOT;
+        if (c == '@')
+            b = AT;
+        if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
+            b |= HEX;
+        if (letter || digit)
+            b |= ALNUM;
+        BITS[c] = b;
+    }
+    for (const char *c = "[({<\\xX]"; *c; c++)
+        TRIGGER_FIRST[(unsigned char)*c] = 1;
+}
+
+typedef struct {
+    unsigned char *bits; /* one byte per character of the text */
+    Py_ssize_t size;
+} Text;
+
+/* Whether `arg` is a str; a TypeError for `function` if not. */
+static int is_str(PyObject *arg, const char *function)
+{
+    if (PyUnicode_Check(arg))
+        return 1;
+    PyErr_Format(PyExc_TypeError, "%s() takes a str", function);
+    return 0;
+}
+
+/* Append the index `i` to `list`: 0, or -1 with an exception set. */
+static int append_index(PyObject *list, Py_ssize_t i)
+{
+    PyObject *index = PyLong_FromSsize_t(i);
+    int done = index == NULL ? -1 : PyList_Append(list, index);
+    Py_XDECREF(index);
+    return done;
+}
+
+/* The bits of every character of `text` into `t`: 0, or -1 with an exception set (`text`
+ * is no str, or no memory). */
+static int text_bits(PyObject *text, Text *t, const char *function)
+{
+    if (!is_str(text, function))
+        return -1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    t->size = n;
+    t->bits = PyMem_Malloc(n > 0 ? (size_t)n : 1);
+    if (t->bits == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (kind == PyUnicode_1BYTE_KIND) { /* the common case: read bytes, no switch on the width */
+        const Py_UCS1 *p = data;
+        for (Py_ssize_t i = 0; i < n; i++)
+            t->bits[i] = p[i] < 128 ? BITS[p[i]] : 0;
+    } else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            t->bits[i] = c < 128 ? BITS[c] : 0;
+        }
+    }
+    return 0;
+}
+
+static inline int bits_at(const Text *t, Py_ssize_t i)
+{
+    /* past either end: nothing, which neither a hint nor a word continues through */
+    return (i >= 0 && i < t->size) ? t->bits[i] : 0;
+}
+
+static inline int cls(const Text *t, Py_ssize_t i)
+{
+    return bits_at(t, i) & (W_LETTER | W_DIGIT | DOT | AT);
+}
+
+static inline int is_word(const Text *t, Py_ssize_t i)
+{
+    return (bits_at(t, i) & (W_LETTER | W_DIGIT)) != 0;
+}
+
+/* `_NAME_HINT` at `i`: a dot before a letter (or `_%+-`), or before `d+.d+.d` */
+static int hint_at(const Text *t, Py_ssize_t i)
+{
+    if (cls(t, i) != DOT)
+        return 0;
+    Py_ssize_t k = i + 1;
+    int c = cls(t, k);
+    if (c == W_LETTER)
+        return 1;
+    for (int part = 0; part < 2; part++) {
+        if (cls(t, k) != W_DIGIT)
+            return 0;
+        while (cls(t, k) == W_DIGIT)
+            k++;
+        if (cls(t, k) != DOT)
+            return 0;
+        k++;
+    }
+    return cls(t, k) == W_DIGIT;
+}
+
+/* The end of the run of word characters from `i` (`i` itself when there is none). */
+static Py_ssize_t word_end(const Text *t, Py_ssize_t i)
+{
+    while (is_word(t, i))
+        i++;
+    return i;
+}
+
+/* A separator and a word from `i` (`(?:\.|@++)W++`): where they end, or -1. */
+static Py_ssize_t separated_word(const Text *t, Py_ssize_t i)
+{
+    int c = cls(t, i);
+    Py_ssize_t r;
+    if (c == DOT)
+        r = i + 1;
+    else if (c == AT) {
+        r = i;
+        while (cls(t, r) == AT)
+            r++;
+    } else
+        return -1;
+    Py_ssize_t e = word_end(t, r);
+    return e > r ? e : -1;
+}
+
+/* `_NAMES_ASCII.match(text, lead)` for a `lead` of class OTHER: 1 and group 1's span in
+ * `*group`-`*end`, or 0. Every quantifier there is possessive or cannot backtrack into a
+ * different match, so one forward pass decides it. */
+static int names_match(const Text *t, Py_ssize_t lead, Py_ssize_t *group, Py_ssize_t *end)
+{
+    Py_ssize_t p = lead + 1;
+    if (cls(t, p) == DOT)
+        p++;
+    Py_ssize_t g = p;
+    if (cls(t, p) == AT)
+        p++;
+    Py_ssize_t q = word_end(t, p);
+    if (q == p)
+        return 0;
+    q = separated_word(t, q);
+    if (q < 0)
+        return 0;
+    for (Py_ssize_t next; (next = separated_word(t, q)) >= 0;)
+        q = next;
+    *group = g;
+    *end = q;
+    return 1;
+}
+
+/* dotted_names(text) -> (tokens, starts): what `_dotted_names(text)` in extract.py finds,
+ * group 1 of each match and where it starts. */
+static PyObject *dotted_names(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    Text t;
+    if (text_bits(arg, &t, "dotted_names") < 0)
+        return NULL;
+    PyObject *tokens = PyList_New(0), *starts = PyList_New(0);
+    if (tokens == NULL || starts == NULL)
+        goto fail;
+    Py_ssize_t past = 0;         /* the end of the last match */
+    Py_ssize_t space = -1;       /* the last OTHER before `scanned`: `mask.rfind(b" ", 0, at)` */
+    Py_ssize_t scanned = 0;      /* where the look for `space` goes on from (`dot` only grows) */
+    Py_ssize_t failed_lead = -1; /* a lead whose match failed: it fails again, not retried */
+    for (Py_ssize_t from = 0; from < t.size;) {
+        Py_ssize_t dot = from;
+        while (dot < t.size && !hint_at(&t, dot))
+            dot++;
+        if (dot >= t.size)
+            break;
+        for (; scanned < dot; scanned++)
+            if (cls(&t, scanned) == OTHER)
+                space = scanned;
+        Py_ssize_t lead = space, group = 0, end = 0;
+        if (lead < 0 || lead < past || lead == failed_lead
+            || !names_match(&t, lead, &group, &end)) {
+            if (lead >= past && lead >= 0)
+                failed_lead = lead;
+            from = dot + 1;
+            continue;
+        }
+        past = end;
+        int keep = end > dot;
+        if (keep && dot == lead + 1) { /* the dot is the lead's own (` .a@b`): one must be inside */
+            keep = 0;
+            for (Py_ssize_t k = group; k < end && !keep; k++)
+                keep = cls(&t, k) == DOT;
+        }
+        if (!keep) {
+            from = dot + 1;
+            continue;
+        }
+        PyObject *token = PyUnicode_Substring(arg, group, end);
+        int bad = token == NULL || PyList_Append(tokens, token) < 0;
+        Py_XDECREF(token);
+        if (bad || append_index(starts, group) < 0)
+            goto fail;
+        from = past;
+    }
+    PyMem_Free(t.bits);
+    return Py_BuildValue("(NN)", tokens, starts);
+fail:
+    PyMem_Free(t.bits);
+    Py_XDECREF(tokens);
+    Py_XDECREF(starts);
+    return NULL;
+}
+
+static inline int is_hex(const Text *t, Py_ssize_t i)
+{
+    return (bits_at(t, i) & HEX) != 0;
+}
+
+/* hex_runs(text) -> [start, end, start, end, ...]: the spans `_hex_runs(text)` gives, runs of
+ * 32 or more hex digits with no ASCII letter or digit right before or after. */
+static PyObject *hex_runs(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    Text t;
+    if (text_bits(arg, &t, "hex_runs") < 0)
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        goto fail;
+    Py_ssize_t i = 0; /* every run before `i` was looked at, and `i - 1` is no hex digit */
+    while (i + 32 <= t.size) {
+        /* a run of 32 from `i` or after, up to `i + 31`, holds the character at `i + 31`:
+         * where that is no hex digit, the next 32 positions are skipped at once */
+        if (!is_hex(&t, i + 31)) {
+            i += 32;
+            continue;
+        }
+        /* the run holding it starts at `i` or after: what is before `i` is no hex digit */
+        Py_ssize_t start = i + 31, end = i + 32;
+        while (start > i && is_hex(&t, start - 1))
+            start--;
+        while (is_hex(&t, end))
+            end++;
+        if (end - start >= 32 && !(bits_at(&t, start - 1) & ALNUM) && !(bits_at(&t, end) & ALNUM)) {
+            if (append_index(out, start) < 0 || append_index(out, end) < 0)
+                goto fail;
+        }
+        i = end;
+    }
+    PyMem_Free(t.bits);
+    return out;
+fail:
+    PyMem_Free(t.bits);
+    Py_XDECREF(out);
+    return NULL;
+}
+
+/* The refang triggers (`_TRIGGER` in pipeline/normalize.py): an opening bracket then an
+ * optional space and `.@:/`, `dot` or `at` in any case; `\.`; the first `x` of `hxxp`; the `x`
+ * of `fxp`; the `]` of `.]`; `<.>`. Where the match at `i` ends, or -1 for none. */
+static Py_ssize_t trigger_end(int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
+{
+#define CH(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
+#define LOW(k) (CH(k) | 0x20) /* an ASCII letter in lower case (other characters do not match) */
+    Py_UCS4 c = CH(i);
+    if (c == '[' || c == '(' || c == '{') {
+        /* `\ ?` then what follows: after a space, only one of them can (none is a space) */
+        Py_ssize_t k = CH(i + 1) == ' ' ? i + 2 : i + 1;
+        Py_UCS4 d = CH(k);
+        if (d == '.' || d == '@' || d == ':' || d == '/')
+            return k + 1;
+        if (LOW(k) == 'd' && LOW(k + 1) == 'o' && LOW(k + 2) == 't')
+            return k + 3;
+        if (LOW(k) == 'a' && LOW(k + 1) == 't')
+            return k + 2;
+        return -1;
+    }
+    if (c == '\\')
+        return CH(i + 1) == '.' ? i + 2 : -1;
+    if (c == 'x' || c == 'X') {
+        if (LOW(i - 1) == 'h' && LOW(i + 1) == 'x' && LOW(i + 2) == 'p')
+            return i + 3;
+        if (LOW(i - 1) == 'f' && LOW(i + 1) == 'p')
+            return i + 2;
+        return -1;
+    }
+    if (c == ']')
+        return CH(i - 1) == '.' ? i + 1 : -1;
+    if (c == '<')
+        return CH(i + 1) == '.' && CH(i + 2) == '>' ? i + 3 : -1;
+    return -1;
+#undef LOW
+#undef CH
+}
+
+/* triggers(text) -> [start, ...]: the starts of `_TRIGGER.finditer(text)`'s matches. */
+static PyObject *triggers(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    if (!is_str(arg, "triggers"))
+        return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    /* the characters a trigger starts with; in text of one byte a character, the others are
+     * skipped in a loop of their own (most of the text) */
+    const Py_UCS1 *bytes = kind == PyUnicode_1BYTE_KIND ? data : NULL;
+    for (Py_ssize_t i = 0; i < n;) {
+        if (bytes != NULL) {
+            while (i < n && !TRIGGER_FIRST[bytes[i]])
+                i++;
+            if (i >= n)
+                break;
+        }
+        Py_ssize_t end = trigger_end(kind, data, n, i);
+        if (end < 0) {
+            i++;
+            continue;
+        }
+        if (append_index(out, i) < 0) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        i = end; /* matches do not overlap: the next is looked for after this one */
+    }
+    return out;
+}
+
+/* plain_name(low, top) -> bool: `_is_plain_name(low, top)` in extract.py, string tests that
+ * say whether a name the names pattern found follows every rule of a domain but the public
+ * suffix: at most 253 characters, labels of 1 to 63 that neither start nor end with `-`, no
+ * `%` or `+`; its last label `top` holds no `_` and is not all digits. One pass over `low`. */
+static PyObject *plain_name(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "plain_name() takes two arguments");
+        return NULL;
+    }
+    if (!is_str(args[0], "plain_name") || !is_str(args[1], "plain_name"))
+        return NULL;
+    PyObject *low = args[0], *top = args[1];
+    int kind = PyUnicode_KIND(low), top_kind = PyUnicode_KIND(top);
+    const void *data = PyUnicode_DATA(low), *top_data = PyUnicode_DATA(top);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(low), top_n = PyUnicode_GET_LENGTH(top);
+    if (n == 0 || n > 253 || top_n == 0)
+        Py_RETURN_FALSE;
+    Py_UCS4 previous = '.'; /* so that a first `.` or `-` fails as `..` or `.-` would */
+    Py_ssize_t label = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '%' || c == '+' || (c == '.' && (previous == '.' || previous == '-'))
+            || (c == '-' && previous == '.'))
+            Py_RETURN_FALSE;
+        label = c == '.' ? 0 : label + 1;
+        if (label > 63)
+            Py_RETURN_FALSE;
+        previous = c;
+    }
+    if (PyUnicode_READ(top_kind, top_data, top_n - 1) == '-')
+        Py_RETURN_FALSE;
+    int digits = 1;
+    for (Py_ssize_t i = 0; i < top_n; i++) {
+        Py_UCS4 c = PyUnicode_READ(top_kind, top_data, i);
+        if (c == '_')
+            Py_RETURN_FALSE;
+        digits = digits && Py_UNICODE_ISDIGIT(c);
+    }
+    return PyBool_FromLong(!digits);
+}
+
+static PyMethodDef methods[] = {
+    {"dotted_names", dotted_names, METH_O, "The tokens and starts of _dotted_names(text)."},
+    {"hex_runs", hex_runs, METH_O, "The spans of _hex_runs(text), flat."},
+    {"plain_name", (PyCFunction)(void (*)(void))plain_name, METH_FASTCALL,
+     "_is_plain_name(low, top) of extract.py."},
+    {"triggers", triggers, METH_O, "The starts of normalize._TRIGGER's matches."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_scan", "The text extractor's candidate finders, in C.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__scan(void)
+{
+    init_bits();
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,57 @@
+"""Build hook: compiles the text extractor's optional C module (enricher/inputs/_scan.c).
+
+With a compiler and Python's headers, `pip install .` ships the module in the wheel (tagged
+for this interpreter and platform), and `pip install -e .` places it beside its source (git
+ignores it). Without them the hook says so in one line and the install goes on: enricher
+then runs its pure-Python path, which gives the same results, slower.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+
+SOURCE = Path("enricher/inputs/_scan.c")
+
+
+class ScanBuildHook(BuildHookInterface):
+    PLUGIN_NAME = "custom"
+
+    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        if self.target_name != "wheel":
+            return
+        root = Path(self.root)
+        name = "_scan" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
+        target = root / SOURCE.with_name(name)
+        if not compile_scan(root / SOURCE, target):
+            return
+        if version != "editable":  # an editable install imports it from beside its source
+            build_data["force_include"][str(target)] = str(SOURCE.with_name(name))
+            build_data["pure_python"] = False
+            build_data["infer_tag"] = True
+
+
+def compile_scan(source: Path, target: Path) -> bool:
+    """Compile `source` into the extension module `target` with the compiler and flags this
+    Python was built with; False (and one line on stderr) when that cannot be done."""
+    include = sysconfig.get_paths()["include"]
+    linker = sysconfig.get_config_var("LDSHARED") or "cc -shared"
+    cmd = [*shlex.split(linker), "-O2", "-fPIC", "-Wall", "-Wextra", f"-I{include}"]
+    cmd += [str(source), "-o", str(target)]
+    if not Path(include, "Python.h").is_file():
+        print(f"enricher: no Python.h in {include}: pure-Python text extraction", file=sys.stderr)
+        return False
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        why = (getattr(e, "stderr", "") or str(e)).strip().splitlines()
+        print(f"enricher: C module not built ({why[0] if why else e}): pure-Python text extraction",
+              file=sys.stderr)  # fmt: skip
+        return False
+    return True

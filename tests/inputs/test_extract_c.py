@@ -1,0 +1,154 @@
+"""The text extractor's candidate finders in C (`_scan.c`) give what its Python gives, on any
+text, and the C module is there whenever it could be built (so that CI, which installs with a
+compiler, cannot test the Python path twice)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import sys
+import sysconfig
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import enricher.inputs
+from benchmarks import extract_peers
+from enricher.config.settings import load_settings
+from enricher.inputs import extract as extract_module
+from enricher.inputs import native
+from enricher.pipeline import normalize as normalize_module
+from enricher.pipeline.normalize import _TRIGGER
+
+FORMATS = Path(__file__).parent.parent / "data" / "formats"
+_C = extract_module.C_SCAN
+needs_c = pytest.mark.skipif(not _C, reason="the C module is not built (or ENRICHER_NO_C)")
+
+
+def test_the_c_module_is_loaded_when_it_could_be_built() -> None:
+    buildable = (shutil.which("cc") or shutil.which("gcc")) and Path(
+        sysconfig.get_paths()["include"], "Python.h"
+    ).is_file()
+    if os.environ.get("ENRICHER_NO_C"):
+        assert not _C
+    elif buildable:
+        assert _C, "a compiler and Python.h are here, but enricher.inputs._scan is not built"
+
+
+@needs_c
+def test_a_module_built_from_an_older_source_is_not_used() -> None:
+    # one without plain_name, as a checkout built before it was added and not built again
+    older = types.ModuleType("enricher.inputs._scan")
+    older.dotted_names = native.dotted_names  # type: ignore[attr-defined]
+    try:
+        with (
+            patch.dict(sys.modules, {"enricher.inputs._scan": older}),
+            patch.object(enricher.inputs, "_scan", older, create=True),
+        ):
+            importlib.reload(native)
+            assert native.dotted_names is native.triggers is native.plain_name is None
+    finally:
+        importlib.reload(native)
+    assert native.plain_name is not None
+
+
+def test_enricher_no_c_is_a_variable_enricher_reads(caplog: pytest.LogCaptureFixture) -> None:
+    load_settings(environ={"ENRICHER_NO_C": "1"})
+    assert "ENRICHER_NO_C" not in caplog.text
+
+
+def _both(text: str) -> tuple[Any, Any]:
+    """`extract_lines(text)` with the C finders (and refang's triggers), then with the Python
+    ones."""
+    extract_module._forget()
+    c = extract_module.extract_lines(text, 1)
+    extract_module._forget()
+    with (
+        patch.object(extract_module, "_dotted_names", extract_module._py_dotted_names),
+        patch.object(extract_module, "_hex_spans", extract_module._py_hex_spans),
+        patch.object(normalize_module, "_triggers", normalize_module._python_triggers),
+        patch.object(extract_module, "_is_plain_name", extract_module._py_is_plain_name),
+    ):
+        python = extract_module.extract_lines(text, 1)
+    return c, python
+
+
+def _same_finds(text: str) -> None:
+    """The C finders and the Python ones find the same in `text` (as the extractor reads it,
+    after a newline)."""
+    text = "\n" + text
+    assert extract_module._dotted_names(text) == extract_module._py_dotted_names(text)
+    assert extract_module._hex_spans(text) == extract_module._py_hex_spans(text)
+    assert native.triggers is not None
+    assert native.triggers(text) == [m.start() for m in _TRIGGER.finditer(text)]
+
+
+@needs_c
+def test_the_same_on_the_corpora_and_the_golden_files() -> None:
+    texts = [d.text for d in extract_peers.copies(extract_peers.load(), 0.3)]
+    texts += [p.read_text("utf-8", "replace") for p in sorted(FORMATS.iterdir()) if p.is_file()]
+    for text in texts:
+        _same_finds(text)
+        c, python = _both(text)
+        assert c == python
+
+
+# the pieces of names, addresses, hashes and their surroundings, and hostile characters: NUL,
+# lone surrogates, non-ASCII letters and digits, long runs
+_PIECES = st.sampled_from(
+    ["evil", "com", "x", "1", "255", "1.2.3.4", "a.b.net", ".", "..", "@", "@@", "_", "-", "+",
+     "%", " ", "\n", "/", "\\", ":", "::", "[.]", "$", "(", "*", "\x00", "\ud800", "\udfff",
+     "é", "٣", "²", "\u200b", "a" * 32, "F" * 40, "0" * 64, "1" * 64, "ab" * 33, "g", "Z",
+     "hxxp", "hXXps", "fxp", "(dot)", "[ DOT ]", "[at]", "{ @ }", ".]", "<.>", "\\.", "[://]"]
+)  # fmt: skip
+
+
+@needs_c
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_PIECES, max_size=40).map("".join) | st.text(max_size=60))
+def test_the_same_on_generated_text(text: str) -> None:
+    _same_finds(text)
+    c, python = _both(text)
+    assert c == python
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "piece", ["a.", "1.", "0123456789abcdef", "a" * 100 + "..b", "\ud800.", "[x", "\ud800["]
+)
+def test_a_50_mb_line_is_read(piece: str) -> None:
+    text = "\n" + piece * (50_000_000 // len(piece))
+    tokens, starts = extract_module._dotted_names(text)
+    assert len(tokens) == len(starts) <= len(text)
+    spans = extract_module._hex_spans(text)
+    assert len(spans) % 2 == 0 and all(0 <= s <= len(text) for s in spans)
+    assert native.triggers is not None
+    assert len(native.triggers(text)) <= len(text)
+
+
+@needs_c
+@pytest.mark.parametrize("finder", ["dotted_names", "hex_runs", "triggers", "plain_name"])
+def test_the_c_finders_take_only_text(finder: str) -> None:
+    function: Callable[[object], object] = getattr(native, finder)
+    with pytest.raises(TypeError):
+        function(b"evil.com")
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text("ab9z0_-%+.²٣é", min_size=1, max_size=12).flatmap(
+        lambda short: st.sampled_from([short, short + "x" * 60 + short, "y" * 250 + short])
+    )
+)
+def test_the_plain_name_test_in_c_is_the_python_one(name: str) -> None:
+    top = name.rpartition(".")[2]
+    assert native.plain_name is not None
+    assert native.plain_name(name, top) is extract_module._py_is_plain_name(name, top), name
