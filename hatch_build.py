@@ -8,6 +8,7 @@ then runs its pure-Python path, which gives the same results, slower.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import subprocess
 import sys
@@ -42,7 +43,9 @@ def compile_scan(source: Path, target: Path) -> bool:
     Python was built with; False (and one line on stderr) when that cannot be done."""
     include = sysconfig.get_paths()["include"]
     linker = sysconfig.get_config_var("LDSHARED") or "cc -shared"
+    digest = source_digest(source.read_bytes())
     cmd = [*shlex.split(linker), "-O2", "-fPIC", "-Wall", "-Wextra", f"-I{include}"]
+    cmd.append(f'-DSCAN_SOURCE="{digest}"')
     cmd += [str(source), "-o", str(target)]
     if not Path(include, "Python.h").is_file():
         print(f"enricher: no Python.h in {include}: pure-Python text extraction", file=sys.stderr)
@@ -55,3 +58,9 @@ def compile_scan(source: Path, target: Path) -> bool:
               file=sys.stderr)  # fmt: skip
         return False
     return True
+
+
+def source_digest(source: bytes) -> str:
+    """What the module built from `source` carries as `_scan.SOURCE` (enricher/inputs/native.py
+    computes the same of the _scan.c beside it)."""
+    return hashlib.sha256(source).hexdigest()[:16]

@@ -419,8 +419,20 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
+/* The digest of the _scan.c this module was built from (hatch_build.py passes it): native.py
+   uses the module only when it matches the _scan.c beside it, so an editable install that
+   pulled a newer _scan.c without building again runs the Python path, not stale C. */
+#ifndef SCAN_SOURCE
+#define SCAN_SOURCE ""
+#endif
+
 PyMODINIT_FUNC PyInit__scan(void)
 {
     init_bits();
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddStringConstant(m, "SOURCE", SCAN_SOURCE) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -1,15 +1,17 @@
 """The text extractor's optional C functions (`_scan.c`, compiled at install by
 hatch_build.py when a compiler and Python's headers are there).
 
-Each is None when the module was not built (or was built from an older `_scan.c`, without
-all of them: `pip install -e .` builds it again), or when `ENRICHER_NO_C` is set (for tests
+Each is None when the module was not built (or was built from another `_scan.c` than the one
+beside it: `pip install -e .` builds it again), or when `ENRICHER_NO_C` is set (for tests
 and comparisons): the caller then uses its own Python, which gives the same results, slower.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 __all__ = ["dotted_names", "hex_runs", "plain_name", "triggers"]
 
@@ -18,12 +20,27 @@ hex_runs: Callable[[str], list[int]] | None = None
 triggers: Callable[[str], list[int]] | None = None
 plain_name: Callable[[str, str], bool] | None = None
 
+
+def _built_from(source: Path, built: str) -> bool:
+    """Whether a module that says it was built from the digest `built` was built from
+    `source`, when that is there (a checkout, an editable install: a `git pull` that brought
+    a newer _scan.c does not build it again); a wheel ships no _scan.c and its module is
+    its own."""
+    try:
+        text = source.read_bytes()
+    except OSError:
+        return True
+    return hashlib.sha256(text).hexdigest()[:16] == built  # as hatch_build.source_digest
+
+
 if not os.environ.get("ENRICHER_NO_C"):
     try:
         from . import _scan
 
         found = (_scan.dotted_names, _scan.hex_runs, _scan.triggers, _scan.plain_name)
+        current = _built_from(Path(__file__).with_name("_scan.c"), _scan.SOURCE)
     except (ImportError, AttributeError):  # not built, or built from an older _scan.c
         pass
     else:
-        dotted_names, hex_runs, triggers, plain_name = found
+        if current:
+            dotted_names, hex_runs, triggers, plain_name = found

@@ -59,6 +59,27 @@ def test_a_module_built_from_an_older_source_is_not_used() -> None:
     assert native.plain_name is not None
 
 
+@needs_c
+def test_a_module_built_from_another_source_is_not_used() -> None:
+    # all four functions, but built before `git pull` brought a changed _scan.c
+    source = Path(native.__file__).with_name("_scan.c").read_bytes()
+    built = enricher.inputs._scan.SOURCE
+    assert built == native.hashlib.sha256(source).hexdigest()[:16], "built from another _scan.c"
+    stale = types.ModuleType("enricher.inputs._scan")
+    stale.__dict__.update(vars(enricher.inputs._scan))
+    stale.SOURCE = "0" * 16  # type: ignore[attr-defined]
+    try:
+        with (
+            patch.dict(sys.modules, {"enricher.inputs._scan": stale}),
+            patch.object(enricher.inputs, "_scan", stale),
+        ):
+            importlib.reload(native)
+            assert native.dotted_names is native.hex_runs is native.plain_name is None
+    finally:
+        importlib.reload(native)
+    assert native.plain_name is not None
+
+
 def test_enricher_no_c_is_a_variable_enricher_reads(caplog: pytest.LogCaptureFixture) -> None:
     load_settings(environ={"ENRICHER_NO_C": "1"})
     assert "ENRICHER_NO_C" not in caplog.text
