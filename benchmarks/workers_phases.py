@@ -78,6 +78,16 @@ def _job(folder: str, argv: list[str]) -> int:
     from enricher.app import lifecycle
 
     lifecycle.install()
+    from enricher.cluster import forkserver
+
+    # the fork server the workers are forked from imports this module (below, it then times
+    # the tasks' functions): a task pickled by reference finds them timed in its worker
+    # started as early as `enricher run --workers N` starts it (the command line's first
+    # look), before this process imports the job to time it
+    os.environ["ENRICHER_PHASES_T0"], os.environ["ENRICHER_PHASES_DIR"] = str(_T0), folder
+    forkserver.PRELOAD.append("benchmarks.workers_phases")
+    if forkserver.asked_for_workers(["run", *argv]):
+        forkserver.start_fork_server()
     from enricher.app.cli import main
     from enricher.cluster import client
 
@@ -110,10 +120,6 @@ def _job(folder: str, argv: list[str]) -> int:
 
     cls.__aenter__, cls._close, cls._read, cls._part = entered, closed, read_taken, part_taken
     _time_tasks(folder)
-    # the fork server the workers are forked from imports this module (below, it then times
-    # the tasks' functions): a task pickled by reference finds them timed in its worker
-    os.environ["ENRICHER_PHASES_T0"], os.environ["ENRICHER_PHASES_DIR"] = str(_T0), folder
-    client._PRELOAD.append("benchmarks.workers_phases")
     mark("start")
     try:
         return main(["run", *argv])

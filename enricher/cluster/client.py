@@ -10,9 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
-import importlib.util
 import logging
-import multiprocessing
 import os
 import secrets
 import sys
@@ -33,6 +31,7 @@ from ..pipeline.stats import RunStats
 from ..threads import Abandoned
 from . import without_password
 from .blocks import Block, plan_blocks
+from .forkserver import START, start_fork_server
 from .parts import Part, Read, add_counts, enrich_new, part_of, read_input, settings_wire
 
 __all__ = ["DASK_MISSING", "ClusterEnricher"]
@@ -47,30 +46,8 @@ _SMALLEST_BLOCK = 2_000_000
 _CANCEL_WAIT = 2.0
 
 
-#: how a local cluster's worker processes start: forked from a fork server, a fresh process
-#: that imports Dask and what the tasks need once (`_PRELOAD`, while the job imports Dask
-#: itself) and forks each worker from itself while it runs no other thread. Spawned, each
-#: worker imported them again (~1.5 s of CPU a worker). Forked from the job itself, a worker
-#: would copy the job's threads' locks (the nannies' queue feeders and watchers run as the
-#: second worker forks; Dask's offload pool): one held at that instant is held for ever in
-#: the worker, and a pool copied without its threads runs nothing (Python 3.12 warns of
-#: such forks).
-_START = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-_PRELOAD = ["distributed", "enricher.cluster.warm"]
-
-
-def _start_fork_server() -> None:
-    """Start the fork server the local workers are forked from, now: its imports then run on
-    another core while the job imports Dask and starts the scheduler. A server already
-    running (an earlier job of this process) is kept."""
-    if _START == "forkserver":
-        ctx: Any = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
-        importlib.import_module("multiprocessing.forkserver").ensure_running()
-
-
 _LOCAL_CONFIG = {
-    "distributed.worker.multiprocessing-method": _START,
+    "distributed.worker.multiprocessing-method": START,
     # each worker's sampling of its task's call stack every 10 ms, for a dashboard's
     # profile that a job does not show
     "distributed.worker.profile.enabled": False,
@@ -236,8 +213,8 @@ class ClusterEnricher:
         return sum(threads.values())
 
     async def __aenter__(self) -> Self:
-        if not self.settings.cluster.address and importlib.util.find_spec("distributed"):
-            _start_fork_server()
+        if not self.settings.cluster.address:
+            start_fork_server()  # unless the command line's first look did (`forkserver`)
         try:
             # untyped: Any, rather than an ignore at each call
             distributed: Any = importlib.import_module("distributed")

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from enricher.cluster.client import ClusterEnricher
+from enricher.cluster.forkserver import asked_for_workers
 from enricher.cluster.parts import (
     enrich_new,
     part_of,
@@ -121,3 +124,20 @@ def test_a_balanced_plan_cuts_small_inputs_finer(tmp_path: Path) -> None:
     assert [[(b.start, b.end) for b in plan] for plan in plans] == [halves, halves]
     job.settings = load_settings("emulator", overrides={"cluster": {"block_bytes": 0}})
     assert job._plan(max_line=1 << 20) == paths
+
+
+@pytest.mark.parametrize(
+    ("argv", "asked"),
+    [
+        (["run", "a.txt", "--workers", "2"], True),
+        (["run", "--workers=3", "a.txt"], True),
+        (["run", "a.txt", "--workers", "1"], False),
+        (["run", "a.txt"], False),
+        (["run", "a.txt", "--workers", "2", "--cluster", "tcp://h:8786"], False),
+        (["run", "a.txt", "--workers=2", "--cluster=tcp://h:8786"], False),
+        (["lookup", "--workers", "2"], False),
+        (["run", "--workers"], False),
+    ],
+)
+def test_the_command_line_asks_for_a_fork_server_early(argv: list[str], asked: bool) -> None:
+    assert asked_for_workers(argv) is asked
