@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import importlib
+import importlib.util
 import logging
 import os
 import secrets
@@ -185,6 +186,10 @@ class ClusterEnricher:
         #: an input read in blocks: the blocks' reads come in any order and are handed on
         #: in the input's order (its first rejects are the ones kept, its lines counted on)
         self._blocks: dict[str, _InOrder] = {}
+        #: the sources the inputs are read as, once planned (`_planned`)
+        self._sources: list[str | Block] | None = None
+        #: the first sources' reads, read by this process as a local cluster started
+        self.early: list[Read] = []
 
     #: how long a job waits for a worker when the cluster has none, at start or mid-run
     #: (Dask itself would wait for ever): then exit 1 at start, or 3 (--resume) mid-run
@@ -213,8 +218,41 @@ class ClusterEnricher:
         return sum(threads.values())
 
     async def __aenter__(self) -> Self:
-        if not self.settings.cluster.address:
-            start_fork_server()  # unless the command line's first look did (`forkserver`)
+        c = self.settings.cluster
+        if c.address or importlib.util.find_spec("distributed") is None:
+            return await self._open()
+        start_fork_server()  # unless the command line's first look did (`forkserver`)
+        # A local cluster's threads are known before it is up (its fork server's start, the
+        # scheduler's, the workers': seconds): the inputs are planned and the first read
+        # here meanwhile, on this process's core, their IOCs handed to the parts as the
+        # workers' reads' are (`outcomes`).
+        self._threads = c.workers
+        self.parts = c.partitions or 2 * c.workers
+        self._sources = await asyncio.to_thread(self._planned)
+        up = asyncio.Event()
+        reading = asyncio.ensure_future(self._read_until(up))
+        try:
+            return await self._open()
+        finally:
+            up.set()
+            await reading  # the read under way: a block at most
+
+    async def _read_until(self, up: asyncio.Event) -> None:
+        """Read the planned sources in turn here (`early`) until the cluster is `up`."""
+        max_line = self.settings.pipeline.max_line_bytes
+        sources = self._sources or []
+        while not up.is_set() and not self.stopping() and len(self.early) < len(sources):
+            read = await asyncio.to_thread(
+                read_input,
+                sources[len(self.early)],
+                self.reading,
+                max_line=max_line,
+                parts=self.parts,
+                max_rejects=self.max_rejects,
+            )
+            self.early.append(read)
+
+    async def _open(self) -> Self:
         try:
             # untyped: Any, rather than an ignore at each call
             distributed: Any = importlib.import_module("distributed")
@@ -272,8 +310,19 @@ class ClusterEnricher:
                 )
             await asyncio.sleep(self._LOOK)
         self._threads = await self._workers() or c.workers
-        self.parts = c.partitions or 2 * self._threads
+        self.parts = self.parts or c.partitions or 2 * self._threads
         return self
+
+    def _planned(self) -> list[str | Block]:
+        """The sources the inputs are read as (`_plan`): each input, or its blocks."""
+        sources: list[str | Block] = []
+        for plan in self._plan(self.settings.pipeline.max_line_bytes):
+            if isinstance(plan, list):
+                self._blocks[plan[0].path] = _InOrder()
+                sources += plan
+            else:
+                sources.append(plan)
+        return sources
 
     def _plan(self, max_line: int) -> list[str | list[Block]]:
         """Each input whole, or its blocks: of `cluster.block_bytes` at most, and smaller for
@@ -348,18 +397,18 @@ class ClusterEnricher:
         as_completed: Any = importlib.import_module("distributed").as_completed
         client, parts = self._client, self.parts
         max_line = self.settings.pipeline.max_line_bytes
-        plans = await asyncio.to_thread(self._plan, max_line)
-        sources: list[str | Chunk | Block] = []
-        for plan in plans:
-            if isinstance(plan, list):
-                self._blocks[plan[0].path] = _InOrder()
-                sources += plan
-            else:
-                sources.append(plan)
+        if self._sources is None:
+            self._sources = await asyncio.to_thread(self._planned)
+        # each source with its read if this process read it as the cluster started
+        planned: list[tuple[str | Chunk | Block, Read | None]] = [
+            (s, self.early[i] if i < len(self.early) else None) for i, s in enumerate(self._sources)
+        ]
         if first:
-            sources.insert(0, Chunk(_FIRST, 1, list(first)))
-        reads = [
-            client.submit(
+            planned.insert(0, (Chunk(_FIRST, 1, list(first)), None))
+        reads: list[Any] = [
+            read
+            if read is not None
+            else client.submit(
                 read_input,
                 s,
                 self.reading,
@@ -368,12 +417,18 @@ class ClusterEnricher:
                 max_rejects=self.max_rejects,
                 pure=False,
             )
-            for s in sources
+            for s, read in planned
         ]
-        # a read's shares, its head and the parts' tasks go before the reads not started
-        # (Dask's `priority`), so that the parts enrich as the reads come
+        # a read's shares and the parts' tasks go before the reads not started (Dask's
+        # `priority`), so that the parts enrich as the reads come; a read of this process
+        # gives its shares as they are (each in its one part's task: run again from them)
         shares = [
-            [client.submit(_share, r, p, pure=False, priority=1) for r in reads]
+            [
+                _share(r, p)
+                if isinstance(r, Read)
+                else client.submit(_share, r, p, pure=False, priority=1)
+                for r in reads
+            ]
             for p in range(parts)
         ]
         # each part's claims are taken under its job and number: a part run again (its worker
@@ -412,11 +467,21 @@ class ClusterEnricher:
                 )
                 enriched.append(client.submit(_wave_part, waves[p], pure=False, priority=1))
                 self._first_wave[enriched[-1].key] = k == 0
-        heads = [client.submit(_head, r, pure=False, priority=1) for r in reads]
+        # a read's head before all else: its counts (lines read) show as it is done
+        heads = [
+            client.submit(_head, r, pure=False, priority=2)
+            for r in reads
+            if not isinstance(r, Read)
+        ]
         self._pending = heads + enriched
+        mine = [_head(r) for r in reads if isinstance(r, Read)]
         # each is let go once the tasks that need it have it, and each result once taken: a
         # result held would stay in its worker's memory, and be made again were it lost
         del shares, reads, waves, heads, enriched
+        self.early = []
+        for head in mine:
+            for read in self._in_order(head):
+                yield self._read(read)
         try:
             async for future in self._completed(as_completed(self._pending)):
                 try:
