@@ -25,7 +25,7 @@ from ..api.ratelimit import RateLimiter
 from ..config.settings import Settings
 from ..errors import FatalError, InputError, SettingsError
 from ..inputs import Chunk, InputOptions
-from ..ioc import IocType
+from ..ioc import Endpoint, IocType
 from ..pipeline.dedupe import Deduper
 from ..pipeline.outcome import Outcome
 from ..pipeline.stats import RunStats
@@ -105,20 +105,31 @@ def _share(read: Read, index: int) -> bytes:
 @dataclasses.dataclass
 class _Wave:
     """What a part's task of one wave of reads leaves on its worker: the part's IOCs met so
-    far (the next wave's task dedupes against them) and what to write (`_wave_part`)."""
+    far (the next wave's task dedupes against them), those of them held back for the next
+    wave to enrich, and what to write (`_wave_part`)."""
 
     seen: set[str]
+    held: list[str]
     part: Part
 
 
 def _enrich_wave(
-    wire: dict[str, Any], index: int, before: _Wave | None, shares: list[bytes], **kwargs: Any
+    wire: dict[str, Any],
+    index: int,
+    before: _Wave | None,
+    shares: list[bytes],
+    *,
+    batches: dict[Endpoint, int] | None,
+    **kwargs: Any,
 ) -> _Wave:
-    """`enrich_new` of the shares `_share` made, against the IOCs of the part's waves before
-    (copied: the wave before is left as it is, for a task of this wave run again)."""
+    """`enrich_new` of the shares `_share` made, against the IOCs of the part's waves before,
+    with those they held back (both copied: the wave before is left as it is, for a task of
+    this wave run again)."""
     seen = set(before.seen) if before is not None else set()
+    held = list(before.held) if before is not None else []
     values = (value for share in shares if share for value in share.decode().split("\n"))
-    return _Wave(seen, enrich_new(wire, index, values, seen, **kwargs))
+    part = enrich_new(wire, index, values, seen, held=held, batches=batches, **kwargs)
+    return _Wave(seen, held, part)
 
 
 def _wave_part(wave: _Wave) -> Part:
@@ -186,6 +197,8 @@ class ClusterEnricher:
         #: an input read in blocks: the blocks' reads come in any order and are handed on
         #: in the input's order (its first rejects are the ones kept, its lines counted on)
         self._blocks: dict[str, _InOrder] = {}
+        #: the parts' answer stores' counts (hits, stored, claims), added up
+        self._cache_counts: Counter[str] = Counter()
         #: the sources the inputs are read as, once planned (`_planned`)
         self._sources: list[str | Block] | None = None
         #: the first sources' reads, read by this process as a local cluster started
@@ -382,6 +395,11 @@ class ClusterEnricher:
         self.interrupted = True
         self._stopped.set()
 
+    def cache_report(self, state: dict[str, object]) -> dict[str, object]:
+        """What the summary and the manifest say of the answers: the state's (`state`: its
+        store's report, as one process gives it), with what the parts' stores counted."""
+        return {**state, **self._cache_counts}
+
     @property
     def in_flight(self) -> int:
         return 0 if self.interrupted else len(self._pending)
@@ -448,9 +466,17 @@ class ClusterEnricher:
         # part's IOCs are asked once whatever wave they are in, and once the last read is
         # in only its wave's new IOCs are left to enrich.
         size = max(self._threads, -(-len(reads) // self.waves))
+        # a part's new IOCs that do not fill a batch of their endpoint are held back for its
+        # next wave, up to the last: a request per part, wave and endpoint, part-filled,
+        # sent 49 requests where one process sent 3 (365 IOCs). The first wave enriches all
+        # when it holds the IOCs an earlier run deferred: `reached` says they are done once
+        # it is.
+        batches = self.settings.api.batch_sizes()
+        starts = range(0, len(reads), size)
         waves: list[Any] = [None] * parts  # each part's latest
         enriched = []
-        for k, start in enumerate(range(0, len(reads), size)):
+        for k, start in enumerate(starts):
+            flush = start == starts[-1] or (k == 0 and bool(first))
             for p in range(parts):
                 waves[p] = client.submit(
                     _enrich_wave,
@@ -458,6 +484,7 @@ class ClusterEnricher:
                     p,
                     waves[p],
                     shares[p][start : start + size],
+                    batches=None if flush else batches,
                     identity=self.identity,
                     done=done,
                     cache_only=self.cache_only,
@@ -587,6 +614,7 @@ class ClusterEnricher:
 
     def _part(self, part: Part, first_wave: bool) -> Outcome:
         add_counts(self.stats, part.counts)
+        self._cache_counts.update(part.counts.get("cache", {}))
         if first_wave:
             self._finished.add(part.index)
         if part.fatal is not None and self.fatal is None:

@@ -13,6 +13,7 @@ import pytest
 from enricher.cluster.client import ClusterEnricher
 from enricher.cluster.forkserver import asked_for_workers
 from enricher.cluster.parts import (
+    _whole_batches,
     enrich_new,
     part_of,
     read_input,
@@ -21,7 +22,7 @@ from enricher.cluster.parts import (
 )
 from enricher.config.settings import load_settings
 from enricher.inputs import InputOptions
-from enricher.ioc import IocType
+from enricher.ioc import Endpoint, IocType
 from enricher.pipeline.dedupe import Deduper
 from enricher.pipeline.stats import RunStats
 
@@ -141,3 +142,20 @@ def test_a_balanced_plan_cuts_small_inputs_finer(tmp_path: Path) -> None:
 )
 def test_the_command_line_asks_for_a_fork_server_early(argv: list[str], asked: bool) -> None:
     assert asked_for_workers(argv) is asked
+
+
+def test_a_wave_holds_back_what_does_not_fill_a_batch() -> None:
+    batches = {Endpoint.FILE: 2, Endpoint.DOMAIN: 3, Endpoint.IP: 2}
+    held: list[str] = []
+    seen: set[str] = set()
+    values = ["a.example.com", "b.example.com", "8.8.8.8", "a.example.com"]
+    part = enrich_new({}, 0, values, seen, held=held, batches=batches)
+    # nothing filled a batch: no Enricher opened (its settings are not even there)
+    assert (bool(part.outcome), part.counts["duplicates"], part.counts["unique"]) == (False, 1, 0)
+    assert held == ["a.example.com", "b.example.com", "8.8.8.8"]
+    assert _whole_batches([*held, "c.example.com", "1.1.1.1"], batches) == [
+        "a.example.com", "b.example.com", "c.example.com", "8.8.8.8", "1.1.1.1"
+    ]  # fmt: skip
+    taken = [*held, "c.example.com", "d.example.com"]
+    assert _whole_batches(taken, batches) == ["a.example.com", "b.example.com", "c.example.com"]
+    assert taken == ["d.example.com", "8.8.8.8"]
