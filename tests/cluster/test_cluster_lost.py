@@ -198,3 +198,23 @@ async def test_a_failed_task_is_one_line_naming_resume(
     assert str(job.fatal) == (
         "cluster: a task failed: the disk is gone; what is done is written: run again with --resume"
     )
+
+
+async def test_a_reads_lines_count_before_its_waves_parts(scheduler: Any, tmp_path: Path) -> None:
+    """A read's head (its counts: the progress's lines read) goes before the parts' tasks its
+    wave made ready: behind them, the progress said 0 lines read until the parts were done."""
+    worker = await Worker(
+        scheduler.address, nthreads=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    )
+    try:
+        job = _job(scheduler.address, tmp_path)
+        second = tmp_path / "second.txt"
+        second.write_text("example.org\n")
+        job.inputs.append(str(second))  # two waves of one read each (one thread)
+        async with job:
+            outcomes = job.outcomes()
+            await asyncio.wait_for(anext(outcomes), 20)
+            assert job.stats.lines_read == 2  # the first input's
+            await outcomes.aclose()
+    finally:
+        await worker.close()
