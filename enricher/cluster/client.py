@@ -61,6 +61,9 @@ _LOCAL_CONFIG = {
     "distributed.admin.system-monitor.interval": "5s",
     "distributed.admin.tick.interval": "1s",
 }
+#: a part's task carries its shares of the job's own reads (`early`): with many unique IOCs,
+#: megabytes, which Dask would warn of on stderr (several lines) past 10 MB
+_CARRIED = {"distributed.admin.large-graph-warning-threshold": "1GB"}
 
 
 def _file_size(path: str) -> int:
@@ -475,25 +478,26 @@ class ClusterEnricher:
         starts = range(0, len(reads), size)
         waves: list[Any] = [None] * parts  # each part's latest
         enriched = []
-        for k, start in enumerate(starts):
-            flush = start == starts[-1] or (k == 0 and bool(first))
-            for p in range(parts):
-                waves[p] = client.submit(
-                    _enrich_wave,
-                    wires[p],
-                    p,
-                    waves[p],
-                    shares[p][start : start + size],
-                    batches=None if flush else batches,
-                    identity=self.identity,
-                    done=done,
-                    cache_only=self.cache_only,
-                    # named as the work it does, not the wrapper
-                    key=f"enrich_part-{job}-{p}-{k}",
-                    priority=1,
-                )
-                enriched.append(client.submit(_wave_part, waves[p], pure=False, priority=1))
-                self._first_wave[enriched[-1].key] = k == 0
+        with importlib.import_module("dask").config.set(_CARRIED):
+            for k, start in enumerate(starts):
+                flush = start == starts[-1] or (k == 0 and bool(first))
+                for p in range(parts):
+                    waves[p] = client.submit(
+                        _enrich_wave,
+                        wires[p],
+                        p,
+                        waves[p],
+                        shares[p][start : start + size],
+                        batches=None if flush else batches,
+                        identity=self.identity,
+                        done=done,
+                        cache_only=self.cache_only,
+                        # named as the work it does, not the wrapper
+                        key=f"enrich_part-{job}-{p}-{k}",
+                        priority=1,
+                    )
+                    enriched.append(client.submit(_wave_part, waves[p], pure=False, priority=1))
+                    self._first_wave[enriched[-1].key] = k == 0
         # a read's head before all else: its counts (lines read) show as it is done
         heads = [
             client.submit(_head, r, pure=False, priority=2)
