@@ -214,7 +214,7 @@ async def test_a_reads_lines_count_before_its_waves_parts(scheduler: Any, tmp_pa
         async with job:
             outcomes = job.outcomes()
             await asyncio.wait_for(anext(outcomes), 20)
-            assert job.stats.lines_read == 2  # the first input's
+            assert job.stats.lines_read > 0  # a read's, not a part's (it counts no line)
             await outcomes.aclose()
     finally:
         await worker.close()
