@@ -202,19 +202,29 @@ async def test_a_failed_task_is_one_line_naming_resume(
 
 async def test_a_reads_lines_count_before_its_waves_parts(scheduler: Any, tmp_path: Path) -> None:
     """A read's head (its counts: the progress's lines read) goes before the parts' tasks its
-    wave made ready: behind them, the progress said 0 lines read until the parts were done."""
+    wave made ready (Dask's priority: among the ready tasks, the highest first): at the
+    parts' priority, it came after them, and the progress said 0 lines read until then.
+    Which task a worker runs first is the scheduler's race: the priorities asked are what
+    is checked, and that the first outcome counts lines."""
     worker = await Worker(
         scheduler.address, nthreads=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
     )
     try:
         job = _job(scheduler.address, tmp_path)
-        second = tmp_path / "second.txt"
-        second.write_text("example.org\n")
-        job.inputs.append(str(second))  # two waves of one read each (one thread)
         async with job:
+            asked: dict[str, set[int]] = {}
+            submit = job._client.submit
+
+            def recorded(fn: Any, *args: Any, priority: int = 0, **kwargs: Any) -> Any:
+                asked.setdefault(fn.__name__, set()).add(priority)
+                return submit(fn, *args, priority=priority, **kwargs)
+
+            job._client.submit = recorded
             outcomes = job.outcomes()
             await asyncio.wait_for(anext(outcomes), 20)
             assert job.stats.lines_read > 0  # a read's, not a part's (it counts no line)
             await outcomes.aclose()
     finally:
         await worker.close()
+    others = asked["_share"] | asked["_enrich_wave"] | asked["_wave_part"]
+    assert min(asked["_head"]) > max(others) > max(asked["read_input"])
