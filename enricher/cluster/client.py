@@ -247,6 +247,8 @@ class ClusterEnricher:
         self._sources = await asyncio.to_thread(self._planned)
         up = asyncio.Event()
         reading = asyncio.ensure_future(self._read_until(up))
+        # its first read under way before the import of Dask holds this loop (seconds)
+        await asyncio.sleep(0)
         try:
             return await self._open()
         finally:
