@@ -17,8 +17,9 @@ each run's wall time (the interpreter's and the cluster's start-up included), it
 MB/s, the speed-up (median wall time of one worker / of two) and the CPU ratio (median CPU
 of two / of one: what the cluster adds to the work), and each two-worker run's serial
 seconds (`benchmarks.workers_phases` runs it and marks its phases: the start to the cluster
-up, the job's own reads meanwhile, the last read to the last result, the end). The target is >= 1.7 x on 2 cores; on a
-shared machine the others' processes take their share: the load average is reported too.
+up, the job's own reads meanwhile, the last read to the last result, the end). The target
+is >= 1.7 x on 2 cores; on a shared machine the others' processes take their share: the
+load average is reported too.
 """
 
 from __future__ import annotations
