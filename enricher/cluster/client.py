@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import sys
+import threading
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
@@ -245,23 +246,21 @@ class ClusterEnricher:
         self._threads = c.workers
         self.parts = c.partitions or 2 * c.workers
         self._sources = await asyncio.to_thread(self._planned)
-        up = asyncio.Event()
-        reading = asyncio.ensure_future(self._read_until(up))
-        # its first read under way before the import of Dask holds this loop (seconds)
-        await asyncio.sleep(0)
+        up = threading.Event()
+        # in a thread of its own from now on: the import of Dask holds this loop (seconds)
+        reading = asyncio.get_running_loop().run_in_executor(None, self._read_until, up)
         try:
             return await self._open()
         finally:
             up.set()
             await reading  # the read under way: a block at most
 
-    async def _read_until(self, up: asyncio.Event) -> None:
+    def _read_until(self, up: threading.Event) -> None:
         """Read the planned sources in turn here (`early`) until the cluster is `up`."""
         max_line = self.settings.pipeline.max_line_bytes
         sources = self._sources or []
         while not up.is_set() and not self.stopping() and len(self.early) < len(sources):
-            read = await asyncio.to_thread(
-                read_input,
+            read = read_input(
                 sources[len(self.early)],
                 self.reading,
                 max_line=max_line,
