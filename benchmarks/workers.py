@@ -15,8 +15,11 @@ many answers stored in the state), so the wall time is reading and extracting. R
 each run's wall time (the interpreter's and the cluster's start-up included), its CPU time
 (the job's and its workers', user + sys) and the cores it kept busy on average (CPU / wall),
 MB/s, the speed-up (median wall time of one worker / of two) and the CPU ratio (median CPU
-of two / of one: what the cluster adds to the work). The target is >= 1.7 x on 2 cores; on a
-shared machine the others' processes take their share: the load average is reported too.
+of two / of one: what the cluster adds to the work), and each two-worker run's serial
+seconds (`benchmarks.workers_phases` runs it and marks its phases: the start to the cluster
+up, the job's own reads meanwhile, the last read to the last result, the end). The target
+is >= 1.7 x on 2 cores; on a shared machine the others' processes take their share: the
+load average is reported too.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.input_formats import write_logs
+from benchmarks.workers_phases import job_phases
 from enricher.emulator.process import emulator_process
 
 TARGET = 1.7
@@ -115,12 +119,19 @@ def redis_server(folder: Path) -> Iterator[str]:
         proc.wait(10)
 
 
-def _run(inputs: list[Path], out: Path, base_url: str, extra: list[str], env: dict[str, str]
-         ) -> dict[str, Any]:  # fmt: skip
+def _run(inputs: list[Path], out: Path, base_url: str, extra: list[str], env: dict[str, str],
+         phases: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """One `enricher run`; with `phases` (a folder), run by `benchmarks.workers_phases`,
+    which marks its phases there: its serial seconds are reported too."""
     manifest = out.with_suffix(".manifest.json")
-    args = [sys.executable, "-m", "enricher", "run", *map(str, inputs), "-o", str(out),
-            "--base-url", base_url, "--rate", "0", "--format", "text", "-q",
-            "--manifest", str(manifest), *extra]  # fmt: skip
+    args = [*map(str, inputs), "-o", str(out), "--base-url", base_url, "--rate", "0",
+            "--format", "text", "-q", "--manifest", str(manifest), *extra]  # fmt: skip
+    if phases is None:
+        args = [sys.executable, "-m", "enricher", "run", *args]
+    else:
+        phases.mkdir()
+        args = [sys.executable, "-m", "benchmarks.workers_phases", "--job", str(phases), "--",
+                *args]  # fmt: skip
     _adopt_orphans()
     known = set(children(os.getpid()))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -136,9 +147,12 @@ def _run(inputs: list[Path], out: Path, base_url: str, extra: list[str], env: di
         raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
     doc = json.loads(manifest.read_text())
     counts = doc["counts"]
-    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "cores_used": round(cpu / wall, 2),
-            "unique": counts["unique"],
-            "lines_read": counts["lines_read"], "requests": doc["requests"]["total"]}  # fmt: skip
+    got = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "cores_used": round(cpu / wall, 2),
+           "unique": counts["unique"],
+           "lines_read": counts["lines_read"], "requests": doc["requests"]["total"]}  # fmt: skip
+    if phases is not None:
+        got["serial_s"] = job_phases(phases)["serial_s"]
+    return got
 
 
 def _logs(folder: Path, mb: float, files: int) -> list[Path]:
@@ -177,13 +191,15 @@ def measure(mb: float, files: int, runs: int, unique: int = 0) -> dict[str, Any]
             for k in range(runs):
                 for n, into in ((1, one), (2, two)):
                     out = folder / f"out-{n}-{k}.ndjson"
+                    phases = None
                     if n == 1:
                         extra, env = ["--no-cache"], {}
                     else:
                         extra = ["--workers", "2"]
                         env = {"ENRICHER_STATE_URL": redis,
                                "ENRICHER_STATE_PREFIX": f"b{uuid.uuid4().hex[:12]}"}  # fmt: skip
-                    into.append(_run(inputs, out, base_url, extra, env))
+                        phases = folder / f"phases-{k}"
+                    into.append(_run(inputs, out, base_url, extra, env, phases))
     t1 = statistics.median(r["wall_s"] for r in one)
     t2 = statistics.median(r["wall_s"] for r in two)
     return {

@@ -78,6 +78,16 @@ def _job(folder: str, argv: list[str]) -> int:
     from enricher.app import lifecycle
 
     lifecycle.install()
+    from enricher.cluster import forkserver
+
+    # the fork server the workers are forked from imports this module (below, it then times
+    # the tasks' functions): a task pickled by reference finds them timed in its worker
+    # started as early as `enricher run --workers N` starts it (the command line's first
+    # look), before this process imports the job to time it
+    os.environ["ENRICHER_PHASES_T0"], os.environ["ENRICHER_PHASES_DIR"] = str(_T0), folder
+    forkserver.PRELOAD.append("benchmarks.workers_phases")
+    if forkserver.asked_for_workers(["run", *argv]):
+        forkserver.start_fork_server()
     from enricher.app.cli import main
     from enricher.cluster import client
 
@@ -110,34 +120,52 @@ def _job(folder: str, argv: list[str]) -> int:
 
     cls.__aenter__, cls._close, cls._read, cls._part = entered, closed, read_taken, part_taken
     _time_tasks(folder)
-    # the fork server the workers are forked from imports this module (below, it then times
-    # the tasks' functions): a task pickled by reference finds them timed in its worker
-    os.environ["ENRICHER_PHASES_T0"], os.environ["ENRICHER_PHASES_DIR"] = str(_T0), folder
-    client._PRELOAD.append("benchmarks.workers_phases")
     mark("start")
     try:
         return main(["run", *argv])
     finally:
         mark("end")
         with open(os.path.join(folder, "job.json"), "w") as f:
-            json.dump({"marks": marks}, f)
+            json.dump({"marks": marks, "pid": os.getpid()}, f)
 
 
-def _serial(marks: list[tuple[float, float, str]], tasks: list[list[Any]]) -> dict[str, float]:
+def _serial(
+    marks: list[tuple[float, float, str]], tasks: dict[str, list[list[Any]]], job: str
+) -> dict[str, float]:
+    """The serial seconds of a job (`job`: its pid, under which its own reads are timed) from
+    its marks and its tasks' timings (by pid): what no second worker shortens."""
     at = {what: t for t, _, what in marks}
-    reads = [row for row in tasks if row[0].startswith("read ")]
+    reads = [row for rows in tasks.values() for row in rows if row[0].startswith("read ")]
+    by_workers = [row for pid, rows in tasks.items() if pid != job for row in rows
+                  if row[0].startswith("read ")]  # fmt: skip
     results = [t for t, _, what in marks if what.startswith(("read ", "part "))]
     if not reads or not results:
         return {}
-    first_read = min(row[1] for row in reads)
     last_read = max(row[2] for row in reads)
-    return {
-        "start_to_cluster_up": round(at["cluster up"], 2),
-        "cluster_up_to_first_read": round(first_read - at["cluster up"], 2),
-        "last_read_to_last_result": round(max(results) - last_read, 2),
-        "last_result_to_end": round(at["end"] - max(results), 2),
-        "reading": round(last_read - first_read, 2),
-    }
+    serial = {"start_to_cluster_up": round(at["cluster up"], 2)}
+    # the job's own reads as the cluster started: work done in that time, not waited out
+    serial["job_reading_as_it_started"] = round(
+        sum(row[2] - row[1] for row in tasks.get(job, []) if row[0].startswith("read ")), 2
+    )
+    if by_workers:
+        first = min(row[1] for row in by_workers)
+        serial["cluster_up_to_first_worker_read"] = round(first - at["cluster up"], 2)
+    serial["last_read_to_last_result"] = round(max(results) - last_read, 2)
+    serial["last_result_to_end"] = round(at["end"] - max(results), 2)
+    serial["reading"] = round(last_read - min(row[1] for row in reads), 2)
+    return serial
+
+
+def job_phases(folder: Path) -> dict[str, Any]:
+    """What a job run by `--job FOLDER` left there: its marks, its tasks' timings (by the
+    pid that ran them) and its serial seconds."""
+    job = json.loads((folder / "job.json").read_text())
+    marks, pid = job["marks"], job["pid"]
+    tasks: dict[str, list[list[Any]]] = {}
+    for path in sorted(glob.glob(str(folder / "task-*.jsonl"))):
+        worker = Path(path).stem.removeprefix("task-")
+        tasks[worker] = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    return {"marks": marks, "tasks": tasks, "serial_s": _serial(marks, tasks, str(pid))}
 
 
 def measure(mb: float, files: int, workers: int) -> dict[str, Any]:
@@ -162,17 +190,13 @@ def measure(mb: float, files: int, workers: int) -> dict[str, Any]:
             wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
-        marks = json.loads((folder / "job.json").read_text())["marks"]
-        tasks: dict[str, list[list[Any]]] = {}
-        for path in sorted(glob.glob(str(folder / "task-*.jsonl"))):
-            worker = Path(path).stem.removeprefix("task-")
-            tasks[worker] = [json.loads(line) for line in Path(path).read_text().splitlines()]
-    every = [row for rows in tasks.values() for row in rows]
+        phases = job_phases(folder)
+    marks, tasks = phases["marks"], phases["tasks"]
     return {
         "mb": round(size, 1),
         "workers": workers,
         "wall_s": round(wall, 2),
-        "serial_s": _serial(marks, every),
+        "serial_s": phases["serial_s"],
         "job_marks": [{"at_s": t, "job_cpu_s": c, "what": w} for t, c, w in marks],
         "tasks": {
             worker: [

@@ -487,7 +487,13 @@ def _early_logging(argv: Sequence[str]) -> None:
 
 
 def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
-    _early_logging(list(sys.argv[1:] if argv is None else argv))
+    words = list(sys.argv[1:] if argv is None else argv)
+    _early_logging(words)
+    if any(word.startswith("--workers") for word in words):  # a job of one imports no cluster
+        from ..cluster.forkserver import asked_for_workers, start_fork_server
+
+        if asked_for_workers(words):
+            start_fork_server()  # its start overlaps the job's own (`cluster.forkserver`)
     try:
         # under load, importing the commands (the emulator's) takes a second or two: a
         # SIGTERM then is an interruption too, not a traceback

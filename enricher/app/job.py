@@ -590,6 +590,13 @@ async def _run_locked(
                     stats.cache = cache.report(measure=not abandoned)
                 elif cache is not None:
                     stats.cache = cache.report()
+                elif (
+                    caches_answers(job, settings)
+                    and state.answers is not None
+                    and enricher is not None
+                    and not isinstance(enricher, Enricher)
+                ):  # a cluster's: its parts' stores, added up
+                    stats.cache = enricher.cache_report(state.answers.report())
     if fatal is not None:
         stats.stopped = stats.stopped or str(fatal)
     interrupted = stopper.stopping or (enricher is not None and enricher.interrupted)

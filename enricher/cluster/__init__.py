@@ -3,6 +3,10 @@ of N worker processes, `--cluster tcp://HOST:8786` uses an existing one.
 
     client (enricher run)                 workers
     ─────────────────────                 ───────
+    a local cluster's fork server started as the command line asks for workers
+    (forkserver.py); while the cluster starts, the first reads are the client's own
+    (`ClusterEnricher.early`), their shares handed to the parts as the workers' are
+
     one read task per input, or per ────▶ read_input: decompress, decode, tell the format,
       block of a big plain one            extract, normalize, reject, dedupe within the input
       (blocks.py: cut at line ends)       (inputs/read.py, pipeline/ingest.py, as a run
@@ -14,7 +18,9 @@ of N worker processes, `--cluster tcp://HOST:8786` uses an existing one.
        buffer, not through the client;      hands it those), enriched by `Enricher` under
        these tasks go before the reads      the settings' state: with `state.url =
        not started, so the parts enrich     redis://…` one rate limiter, one answer cache
-       as the reads come in)                and one daily budget for all
+       as the reads come in)                and one daily budget for all; of each
+                                          endpoint's, those short of a whole batch wait
+                                          for the part's next wave (the last sends all)
     results taken as they complete ◀──── records, failures, skipped, deferred IOCs (a
     and written by the client alone       wave's, whole) and each input's rejects (a
     (a block's rejects once the blocks    block's reject lines numbered within it)

@@ -12,10 +12,10 @@ import dataclasses
 import importlib
 import importlib.util
 import logging
-import multiprocessing
 import os
 import secrets
 import sys
+import threading
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
@@ -26,13 +26,14 @@ from ..api.ratelimit import RateLimiter
 from ..config.settings import Settings
 from ..errors import FatalError, InputError, SettingsError
 from ..inputs import Chunk, InputOptions
-from ..ioc import IocType
+from ..ioc import Endpoint, IocType
 from ..pipeline.dedupe import Deduper
 from ..pipeline.outcome import Outcome
 from ..pipeline.stats import RunStats
 from ..threads import Abandoned
 from . import without_password
 from .blocks import Block, plan_blocks
+from .forkserver import START, start_fork_server
 from .parts import Part, Read, add_counts, enrich_new, part_of, read_input, settings_wire
 
 __all__ = ["DASK_MISSING", "ClusterEnricher"]
@@ -47,30 +48,8 @@ _SMALLEST_BLOCK = 2_000_000
 _CANCEL_WAIT = 2.0
 
 
-#: how a local cluster's worker processes start: forked from a fork server, a fresh process
-#: that imports Dask and what the tasks need once (`_PRELOAD`, while the job imports Dask
-#: itself) and forks each worker from itself while it runs no other thread. Spawned, each
-#: worker imported them again (~1.5 s of CPU a worker). Forked from the job itself, a worker
-#: would copy the job's threads' locks (the nannies' queue feeders and watchers run as the
-#: second worker forks; Dask's offload pool): one held at that instant is held for ever in
-#: the worker, and a pool copied without its threads runs nothing (Python 3.12 warns of
-#: such forks).
-_START = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-_PRELOAD = ["distributed", "enricher.cluster.warm"]
-
-
-def _start_fork_server() -> None:
-    """Start the fork server the local workers are forked from, now: its imports then run on
-    another core while the job imports Dask and starts the scheduler. A server already
-    running (an earlier job of this process) is kept."""
-    if _START == "forkserver":
-        ctx: Any = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
-        importlib.import_module("multiprocessing.forkserver").ensure_running()
-
-
 _LOCAL_CONFIG = {
-    "distributed.worker.multiprocessing-method": _START,
+    "distributed.worker.multiprocessing-method": START,
     # each worker's sampling of its task's call stack every 10 ms, for a dashboard's
     # profile that a job does not show
     "distributed.worker.profile.enabled": False,
@@ -83,6 +62,9 @@ _LOCAL_CONFIG = {
     "distributed.admin.system-monitor.interval": "5s",
     "distributed.admin.tick.interval": "1s",
 }
+#: a part's task carries its shares of the job's own reads (`early`): with many unique IOCs,
+#: megabytes, which Dask would warn of on stderr (several lines) past 10 MB
+_CARRIED = {"distributed.admin.large-graph-warning-threshold": "1GB"}
 
 
 def _file_size(path: str) -> int:
@@ -127,20 +109,31 @@ def _share(read: Read, index: int) -> bytes:
 @dataclasses.dataclass
 class _Wave:
     """What a part's task of one wave of reads leaves on its worker: the part's IOCs met so
-    far (the next wave's task dedupes against them) and what to write (`_wave_part`)."""
+    far (the next wave's task dedupes against them), those of them held back for the next
+    wave to enrich, and what to write (`_wave_part`)."""
 
     seen: set[str]
+    held: list[str]
     part: Part
 
 
 def _enrich_wave(
-    wire: dict[str, Any], index: int, before: _Wave | None, shares: list[bytes], **kwargs: Any
+    wire: dict[str, Any],
+    index: int,
+    before: _Wave | None,
+    shares: list[bytes],
+    *,
+    batches: dict[Endpoint, int] | None,
+    **kwargs: Any,
 ) -> _Wave:
-    """`enrich_new` of the shares `_share` made, against the IOCs of the part's waves before
-    (copied: the wave before is left as it is, for a task of this wave run again)."""
+    """`enrich_new` of the shares `_share` made, against the IOCs of the part's waves before,
+    with those they held back (both copied: the wave before is left as it is, for a task of
+    this wave run again)."""
     seen = set(before.seen) if before is not None else set()
+    held = list(before.held) if before is not None else []
     values = (value for share in shares if share for value in share.decode().split("\n"))
-    return _Wave(seen, enrich_new(wire, index, values, seen, **kwargs))
+    part = enrich_new(wire, index, values, seen, held=held, batches=batches, **kwargs)
+    return _Wave(seen, held, part)
 
 
 def _wave_part(wave: _Wave) -> Part:
@@ -208,6 +201,12 @@ class ClusterEnricher:
         #: an input read in blocks: the blocks' reads come in any order and are handed on
         #: in the input's order (its first rejects are the ones kept, its lines counted on)
         self._blocks: dict[str, _InOrder] = {}
+        #: the parts' answer stores' counts (hits, stored, claims), added up
+        self._cache_counts: Counter[str] = Counter()
+        #: the sources the inputs are read as, once planned (`_planned`)
+        self._sources: list[str | Block] | None = None
+        #: the first sources' reads, read by this process as a local cluster started
+        self.early: list[Read] = []
 
     #: how long a job waits for a worker when the cluster has none, at start or mid-run
     #: (Dask itself would wait for ever): then exit 1 at start, or 3 (--resume) mid-run
@@ -236,8 +235,41 @@ class ClusterEnricher:
         return sum(threads.values())
 
     async def __aenter__(self) -> Self:
-        if not self.settings.cluster.address and importlib.util.find_spec("distributed"):
-            _start_fork_server()
+        c = self.settings.cluster
+        if c.address or importlib.util.find_spec("distributed") is None:
+            return await self._open()
+        start_fork_server()  # unless the command line's first look did (`forkserver`)
+        # A local cluster's threads are known before it is up (its fork server's start, the
+        # scheduler's, the workers': seconds): the inputs are planned and the first read
+        # here meanwhile, on this process's core, their IOCs handed to the parts as the
+        # workers' reads' are (`outcomes`).
+        self._threads = c.workers
+        self.parts = c.partitions or 2 * c.workers
+        self._sources = await asyncio.to_thread(self._planned)
+        up = threading.Event()
+        # in a thread of its own from now on: the import of Dask holds this loop (seconds)
+        reading = asyncio.get_running_loop().run_in_executor(None, self._read_until, up)
+        try:
+            return await self._open()
+        finally:
+            up.set()
+            await reading  # the read under way: a block at most
+
+    def _read_until(self, up: threading.Event) -> None:
+        """Read the planned sources in turn here (`early`) until the cluster is `up`."""
+        max_line = self.settings.pipeline.max_line_bytes
+        sources = self._sources or []
+        while not up.is_set() and not self.stopping() and len(self.early) < len(sources):
+            read = read_input(
+                sources[len(self.early)],
+                self.reading,
+                max_line=max_line,
+                parts=self.parts,
+                max_rejects=self.max_rejects,
+            )
+            self.early.append(read)
+
+    async def _open(self) -> Self:
         try:
             # untyped: Any, rather than an ignore at each call
             distributed: Any = importlib.import_module("distributed")
@@ -295,8 +327,19 @@ class ClusterEnricher:
                 )
             await asyncio.sleep(self._LOOK)
         self._threads = await self._workers() or c.workers
-        self.parts = c.partitions or 2 * self._threads
+        self.parts = self.parts or c.partitions or 2 * self._threads
         return self
+
+    def _planned(self) -> list[str | Block]:
+        """The sources the inputs are read as (`_plan`): each input, or its blocks."""
+        sources: list[str | Block] = []
+        for plan in self._plan(self.settings.pipeline.max_line_bytes):
+            if isinstance(plan, list):
+                self._blocks[plan[0].path] = _InOrder()
+                sources += plan
+            else:
+                sources.append(plan)
+        return sources
 
     def _plan(self, max_line: int) -> list[str | list[Block]]:
         """Each input whole, or its blocks: of `cluster.block_bytes` at most, and smaller for
@@ -356,6 +399,11 @@ class ClusterEnricher:
         self.interrupted = True
         self._stopped.set()
 
+    def cache_report(self, state: dict[str, object]) -> dict[str, object]:
+        """What the summary and the manifest say of the answers: the state's (`state`: its
+        store's report, as one process gives it), with what the parts' stores counted."""
+        return {**state, **self._cache_counts}
+
     @property
     def in_flight(self) -> int:
         return 0 if self.interrupted else len(self._pending)
@@ -371,18 +419,18 @@ class ClusterEnricher:
         as_completed: Any = importlib.import_module("distributed").as_completed
         client, parts = self._client, self.parts
         max_line = self.settings.pipeline.max_line_bytes
-        plans = await asyncio.to_thread(self._plan, max_line)
-        sources: list[str | Chunk | Block] = []
-        for plan in plans:
-            if isinstance(plan, list):
-                self._blocks[plan[0].path] = _InOrder()
-                sources += plan
-            else:
-                sources.append(plan)
+        if self._sources is None:
+            self._sources = await asyncio.to_thread(self._planned)
+        # each source with its read if this process read it as the cluster started
+        planned: list[tuple[str | Chunk | Block, Read | None]] = [
+            (s, self.early[i] if i < len(self.early) else None) for i, s in enumerate(self._sources)
+        ]
         if first:
-            sources.insert(0, Chunk(_FIRST, 1, list(first)))
-        reads = [
-            client.submit(
+            planned.insert(0, (Chunk(_FIRST, 1, list(first)), None))
+        reads: list[Any] = [
+            read
+            if read is not None
+            else client.submit(
                 read_input,
                 s,
                 self.reading,
@@ -391,12 +439,18 @@ class ClusterEnricher:
                 max_rejects=self.max_rejects,
                 pure=False,
             )
-            for s in sources
+            for s, read in planned
         ]
-        # a read's shares, its head and the parts' tasks go before the reads not started
-        # (Dask's `priority`), so that the parts enrich as the reads come
+        # a read's shares and the parts' tasks go before the reads not started (Dask's
+        # `priority`), so that the parts enrich as the reads come; a read of this process
+        # gives its shares as they are (each in its one part's task: run again from them)
         shares = [
-            [client.submit(_share, r, p, pure=False, priority=1) for r in reads]
+            [
+                _share(r, p)
+                if isinstance(r, Read)
+                else client.submit(_share, r, p, pure=False, priority=1)
+                for r in reads
+            ]
             for p in range(parts)
         ]
         # each part's claims are taken under its job and number: a part run again (its worker
@@ -416,30 +470,50 @@ class ClusterEnricher:
         # part's IOCs are asked once whatever wave they are in, and once the last read is
         # in only its wave's new IOCs are left to enrich.
         size = max(self._threads, -(-len(reads) // self.waves))
+        # a part's new IOCs that do not fill a batch of their endpoint are held back for its
+        # next wave, up to the last: a request per part, wave and endpoint, part-filled,
+        # sent 49 requests where one process sent 3 (365 IOCs). The first wave enriches all
+        # when it holds the IOCs an earlier run deferred: `reached` says they are done once
+        # it is.
+        batches = self.settings.api.batch_sizes()
+        starts = range(0, len(reads), size)
         waves: list[Any] = [None] * parts  # each part's latest
         enriched = []
-        for k, start in enumerate(range(0, len(reads), size)):
-            for p in range(parts):
-                waves[p] = client.submit(
-                    _enrich_wave,
-                    wires[p],
-                    p,
-                    waves[p],
-                    shares[p][start : start + size],
-                    identity=self.identity,
-                    done=done,
-                    cache_only=self.cache_only,
-                    # named as the work it does, not the wrapper
-                    key=f"enrich_part-{job}-{p}-{k}",
-                    priority=1,
-                )
-                enriched.append(client.submit(_wave_part, waves[p], pure=False, priority=1))
-                self._first_wave[enriched[-1].key] = k == 0
-        heads = [client.submit(_head, r, pure=False, priority=1) for r in reads]
+        with importlib.import_module("dask").config.set(_CARRIED):
+            for k, start in enumerate(starts):
+                flush = start == starts[-1] or (k == 0 and bool(first))
+                for p in range(parts):
+                    waves[p] = client.submit(
+                        _enrich_wave,
+                        wires[p],
+                        p,
+                        waves[p],
+                        shares[p][start : start + size],
+                        batches=None if flush else batches,
+                        identity=self.identity,
+                        done=done,
+                        cache_only=self.cache_only,
+                        # named as the work it does, not the wrapper
+                        key=f"enrich_part-{job}-{p}-{k}",
+                        priority=1,
+                    )
+                    enriched.append(client.submit(_wave_part, waves[p], pure=False, priority=1))
+                    self._first_wave[enriched[-1].key] = k == 0
+        # a read's head before all else: its counts (lines read) show as it is done
+        heads = [
+            client.submit(_head, r, pure=False, priority=2)
+            for r in reads
+            if not isinstance(r, Read)
+        ]
         self._pending = heads + enriched
+        mine = [_head(r) for r in reads if isinstance(r, Read)]
         # each is let go once the tasks that need it have it, and each result once taken: a
         # result held would stay in its worker's memory, and be made again were it lost
         del shares, reads, waves, heads, enriched
+        self.early = []
+        for head in mine:
+            for read in self._in_order(head):
+                yield self._read(read)
         try:
             async for future in self._completed(as_completed(self._pending)):
                 try:
@@ -545,6 +619,7 @@ class ClusterEnricher:
 
     def _part(self, part: Part, first_wave: bool) -> Outcome:
         add_counts(self.stats, part.counts)
+        self._cache_counts.update(part.counts.get("cache", {}))
         if first_wave:
             self._finished.add(part.index)
         if part.fatal is not None and self.fatal is None:

@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,14 +30,16 @@ from ..config.settings import Settings
 from ..errors import FatalError, InputError
 from ..inputs import Chunk, InputOptions
 from ..inputs.read import read_source
-from ..ioc import IocType
+from ..ioc import ENDPOINT_OF, Endpoint, IocType
 from ..output.records import Reject
 from ..pipeline.dedupe import Deduper
 from ..pipeline.ingest import Ingest
 from ..pipeline.ledger import Ledger
+from ..pipeline.normalize import normalize
 from ..pipeline.outcome import Outcome
 from ..pipeline.run import Enricher
 from ..pipeline.stats import RunStats
+from ..state.ports import AnswerStore
 from .blocks import Block, block_chunks
 
 __all__ = [
@@ -74,6 +76,8 @@ _PART_COUNTS = (
     "extra_entries",
     "secrets_replaced",
 )
+#: what a part's answer store counts, added up for the job's report (`ClusterEnricher`)
+_CACHE_COUNTS = ("hits", "stored", "unreadable", "claimed", "claimed_elsewhere")
 #: values a part hands its `Enricher` at a time
 _SLICE = 5_000
 
@@ -239,15 +243,21 @@ def enrich_new(
     values: Iterable[str],
     seen: set[str],
     *,
+    held: list[str] | None = None,
+    batches: Mapping[Endpoint, int] | None = None,
     identity: ApiIdentity | None = None,
     done: Deduper | None = None,
     cache_only: bool = False,
 ) -> Part:
     """`enrich_part` of the `values` not in `seen` (each added to it as it is met): part
     `index`'s IOCs of one more wave of reads, deduped across the waves before it (`seen`
-    holds theirs) and within it, the values met again counted as duplicates. With no new
-    value, no `Enricher` is opened."""
-    new: list[str] = []
+    holds theirs) and within it, the values met again counted as duplicates. With `held`
+    (the new values the waves before held back) and `batches` (keys per request, by
+    endpoint): the new values join `held`, and of each endpoint's, those that do not fill
+    a whole batch stay in it for a later wave (each request then filled, not one
+    part-filled per wave); without `batches`, all are enriched and `held` emptied. With no
+    new value to enrich, no `Enricher` is opened."""
+    new: list[str] = held if held is not None else []
     again = 0
     for value in values:
         if value in seen:
@@ -255,12 +265,32 @@ def enrich_new(
         else:
             seen.add(value)
             new.append(value)
+    if held is not None and batches:  # every new value is in it
+        new = _whole_batches(held, batches)
+    elif held is not None:
+        new = list(held)
+        held.clear()
     if new:
         part = enrich_part(wire, index, [new], identity=identity, done=done, cache_only=cache_only)
     else:
         part = Part(index, Outcome(), _counts(RunStats(), _PART_COUNTS, requests=True))
     part.counts["duplicates"] += again
     return part
+
+
+def _whole_batches(held: list[str], batches: Mapping[Endpoint, int]) -> list[str]:
+    """The values of `held` that fill whole batches of their endpoint, taken out of it."""
+    by: dict[Endpoint | None, list[str]] = {}
+    for value in held:
+        ioc_type = normalize(value)[0]
+        by.setdefault(ENDPOINT_OF[ioc_type] if ioc_type else None, []).append(value)
+    taken: list[str] = []
+    held.clear()
+    for endpoint, values in by.items():
+        whole = len(values) - len(values) % batches[endpoint] if endpoint else 0
+        taken += values[:whole]
+        held += values[whole:]
+    return taken
 
 
 async def _enrich(
@@ -274,15 +304,20 @@ async def _enrich(
     stats = RunStats()
     outcome = Outcome()
     fatal: FatalError | None = None
+    store: AnswerStore | None = None
     try:
         async with Enricher(
             settings, stats=stats, identity=identity, done=done, cache_only=cache_only
         ) as enricher:
+            store = enricher.cache  # its counts are final once it is closed
             async for step in enricher.run(_slices(parts, index)):
                 outcome.extend(step)
             fatal = enricher.fatal
     except FatalError as exc:  # the state lost as it closed
         fatal = fatal or exc
+    cache = store.report() if store is not None else {}
     outcome.answered = []  # the part's own stats and cache have them: not sent back
     counts = _counts(stats, _PART_COUNTS, requests=True)
+    # what its answer store counted (hits, stored, claims), added up into the job's report
+    counts["cache"] = {k: v for k, v in cache.items() if isinstance(v, int) and k in _CACHE_COUNTS}
     return Part(index, outcome, counts, str(fatal) if fatal is not None else None)

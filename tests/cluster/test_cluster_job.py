@@ -3,6 +3,7 @@ process gives, each unique IOC once, even when a worker is killed mid-run."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -171,11 +172,12 @@ def test_two_workers_give_the_records_of_one(tmp_path: Path, cluster_redis: str)
     one, two = tmp_path / "1.ndjson", tmp_path / "2.ndjson"
     with emulator_process() as url:
         base = ["run", *inputs, "--base-url", url, "--rate", "0", "--batch-size", "50"]
-        first = enricher(*base, "-o", str(one), "--no-cache")
+        first = enricher(*base, "-o", str(one), "--no-cache", "--manifest", str(tmp_path / "1.m"))
         assert first.returncode == 0, first.stderr
         # the inputs of lines and text read in blocks of ~1.5 KB (3 to 4 each), the rest whole
         env = {**_state(cluster_redis), "ENRICHER_CLUSTER_BLOCK_BYTES": "1500"}
-        second = enricher(*base, "-o", str(two), "--workers", "2", env=env)
+        manifest = ["--manifest", str(tmp_path / "2.m")]
+        second = enricher(*base, "-o", str(two), "--workers", "2", *manifest, env=env)
         assert second.returncode == 0, second.stderr
     for suffix in ("", ".failed.ndjson", ".rejects.ndjson", ".skipped.ndjson"):
         a, b = Path(f"{one}{suffix}"), Path(f"{two}{suffix}")
@@ -187,6 +189,14 @@ def test_two_workers_give_the_records_of_one(tmp_path: Path, cluster_redis: str)
     assert "holds" in summary[0]
     # the parts' answers are counted (the manifest's "cached"), not the client's own store
     assert "hits 0, stored 0" not in second.stderr
+    m1, m2 = (json.loads((tmp_path / f"{n}.m").read_text()) for n in (1, 2))
+    # the state is named as one process names its cache, with what the parts' stores did
+    assert m2["cache"]["path"] == cluster_redis
+    assert m2["cache"]["stored"] == m2["counts"]["ok"] > 600
+    # a part's IOCs that do not fill a batch wait for its next wave: at most a part-filled
+    # request per part (4) and endpoint more than one process (18 and 47 when each part's
+    # wave sent its own)
+    assert m2["requests"]["total"] <= m1["requests"]["total"] + 4 * 3
 
 
 def _free_port() -> int:

@@ -113,7 +113,10 @@ async def test_a_local_cluster_listens_on_this_host_alone(tmp_path: Path) -> Non
     past Dask's 5-minute worker TTL (finding 7): this scheduler drops it after `worker_ttl`
     (its part redone elsewhere ~20 s after the freeze: benchmarks/README.md). And a password
     of the state URL reaches the workers in their environment, not in the tasks' arguments
-    (which the scheduler shows)."""
+    (which the scheduler shows). And this process reads the first input as the cluster
+    starts (seconds), its IOCs handed to the parts as a worker's read's are."""
+    source = tmp_path / "in.txt"
+    source.write_text("example.com\n8.8.8.8\nexample.com\n")
     settings = load_settings(
         "emulator",
         overrides={
@@ -121,10 +124,14 @@ async def test_a_local_cluster_listens_on_this_host_alone(tmp_path: Path) -> Non
             "state": {"url": f"redis://:{_SECRET}@127.0.0.1:1/0"},
         },
     )
-    job = ClusterEnricher(settings, stats=RunStats(), inputs=[], reading=InputOptions(), read_as={})
+    job = ClusterEnricher(
+        settings, stats=RunStats(), inputs=[str(source)], reading=InputOptions(), read_as={}
+    )
     # as a run's `Stopper` does: this loop's wakeup pipe takes the process's signals
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: None)
     async with job:
+        assert [(r.source, r.counts["lines_read"]) for r in job.early] == [(str(source), 3)]
+        assert sorted(v for part in job.early[0].parts for v in part) == ["8.8.8.8", "example.com"]
         scheduler = job._cluster.scheduler
         assert scheduler.worker_ttl == job.worker_ttl == 10
         # and its workers import what the tasks need as they start (enricher.cluster.warm)
@@ -191,3 +198,33 @@ async def test_a_failed_task_is_one_line_naming_resume(
     assert str(job.fatal) == (
         "cluster: a task failed: the disk is gone; what is done is written: run again with --resume"
     )
+
+
+async def test_a_reads_lines_count_before_its_waves_parts(scheduler: Any, tmp_path: Path) -> None:
+    """A read's head (its counts: the progress's lines read) goes before the parts' tasks its
+    wave made ready (Dask's priority: among the ready tasks, the highest first): at the
+    parts' priority, it came after them, and the progress said 0 lines read until then.
+    Which task a worker runs first is the scheduler's race: the priorities asked are what
+    is checked, and that the first outcome counts lines."""
+    worker = await Worker(
+        scheduler.address, nthreads=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    )
+    try:
+        job = _job(scheduler.address, tmp_path)
+        async with job:
+            asked: dict[str, set[int]] = {}
+            submit = job._client.submit
+
+            def recorded(fn: Any, *args: Any, priority: int = 0, **kwargs: Any) -> Any:
+                asked.setdefault(fn.__name__, set()).add(priority)
+                return submit(fn, *args, priority=priority, **kwargs)
+
+            job._client.submit = recorded
+            outcomes = job.outcomes()
+            await asyncio.wait_for(anext(outcomes), 20)
+            assert job.stats.lines_read > 0  # a read's, not a part's (it counts no line)
+            await outcomes.aclose()
+    finally:
+        await worker.close()
+    others = asked["_share"] | asked["_enrich_wave"] | asked["_wave_part"]
+    assert min(asked["_head"]) > max(others) > max(asked["read_input"])

@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from enricher.cluster.client import ClusterEnricher
+from enricher.cluster.forkserver import asked_for_workers
 from enricher.cluster.parts import (
+    _whole_batches,
     enrich_new,
     part_of,
     read_input,
@@ -18,7 +22,7 @@ from enricher.cluster.parts import (
 )
 from enricher.config.settings import load_settings
 from enricher.inputs import InputOptions
-from enricher.ioc import IocType
+from enricher.ioc import Endpoint, IocType
 from enricher.pipeline.dedupe import Deduper
 from enricher.pipeline.stats import RunStats
 
@@ -121,3 +125,37 @@ def test_a_balanced_plan_cuts_small_inputs_finer(tmp_path: Path) -> None:
     assert [[(b.start, b.end) for b in plan] for plan in plans] == [halves, halves]
     job.settings = load_settings("emulator", overrides={"cluster": {"block_bytes": 0}})
     assert job._plan(max_line=1 << 20) == paths
+
+
+@pytest.mark.parametrize(
+    ("argv", "asked"),
+    [
+        (["run", "a.txt", "--workers", "2"], True),
+        (["run", "--workers=3", "a.txt"], True),
+        (["run", "a.txt", "--workers", "1"], False),
+        (["run", "a.txt"], False),
+        (["run", "a.txt", "--workers", "2", "--cluster", "tcp://h:8786"], False),
+        (["run", "a.txt", "--workers=2", "--cluster=tcp://h:8786"], False),
+        (["lookup", "--workers", "2"], False),
+        (["run", "--workers"], False),
+    ],
+)
+def test_the_command_line_asks_for_a_fork_server_early(argv: list[str], asked: bool) -> None:
+    assert asked_for_workers(argv) is asked
+
+
+def test_a_wave_holds_back_what_does_not_fill_a_batch() -> None:
+    batches = {Endpoint.FILE: 2, Endpoint.DOMAIN: 3, Endpoint.IP: 2}
+    held: list[str] = []
+    seen: set[str] = set()
+    values = ["a.example.com", "b.example.com", "8.8.8.8", "a.example.com"]
+    part = enrich_new({}, 0, values, seen, held=held, batches=batches)
+    # nothing filled a batch: no Enricher opened (its settings are not even there)
+    assert (bool(part.outcome), part.counts["duplicates"], part.counts["unique"]) == (False, 1, 0)
+    assert held == ["a.example.com", "b.example.com", "8.8.8.8"]
+    assert _whole_batches([*held, "c.example.com", "1.1.1.1"], batches) == [
+        "a.example.com", "b.example.com", "c.example.com", "8.8.8.8", "1.1.1.1"
+    ]  # fmt: skip
+    taken = [*held, "c.example.com", "d.example.com"]
+    assert _whole_batches(taken, batches) == ["a.example.com", "b.example.com", "c.example.com"]
+    assert taken == ["d.example.com", "8.8.8.8"]
