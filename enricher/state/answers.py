@@ -126,9 +126,10 @@ _LAYOUT_3_LEFTOVERS = {
     ("index", "sqlite_autoindex_formats_1"),
     ("table", "quota"),
 }
-#: how the record line of a row's key begins (a record line's first field is its IOC, which
-#: no JSON escape changes: a normalized IOC has none of the characters JSON escapes)
-_LINE_HEAD = """CAST('{"ioc":"' || key || '",' AS BLOB)"""
+#: how the record line of a row's key begins, `% key.encode()` (a record line's first field
+#: is its IOC, which no JSON escape changes: a normalized IOC has none of the characters JSON
+#: escapes)
+_LINE_HEAD = b'{"ioc":"%s",'
 #: the page size of a new cache
 _PAGE = 16384
 #: each connection's page cache (KiB)
@@ -979,7 +980,7 @@ class Cache:
         found: dict[str, tuple[str, str, bytes]] = {}
         if self.broken:
             return found
-        unpack, verdicts = self._unpack, VERDICTS
+        unpack, verdicts, head = self._unpack, VERDICTS, _LINE_HEAD
         try:
             for i in range(0, len(keys), _SLICE):
                 part = keys[i : i + _SLICE]
@@ -987,7 +988,7 @@ class Cache:
                 # a row's age counts from no later than now (a clock that was a little
                 # ahead): with --max-age 0 nothing is young enough
                 rows = self._db.execute(
-                    f"SELECT key, verdict, format, record, {_LINE_HEAD} FROM answers"
+                    f"SELECT key, verdict, format, record FROM answers"
                     f" WHERE identity = ? AND endpoint = ? AND key IN ({marks})"
                     f" AND expires_at > ? AND min(fetched_at, ?) > ? AND fetched_at <= ?",
                     (ident, _ENDPOINT[endpoint], *part, now, now, oldest, now + _SKEW),
@@ -996,8 +997,8 @@ class Cache:
                 try:  # the hot path of a warm run: one comprehension, in C as far as it goes
                     hits = {
                         k: (verdicts[v], formats[f], line)
-                        for k, v, f, r, head in rows
-                        if (line := unpack(r)).startswith(head)
+                        for k, v, f, r in rows
+                        if (line := unpack(r)).startswith(head % k.encode())
                     }
                 except (KeyError, IndexError, TypeError, zstandard.ZstdError):
                     self._read_slowly(rows, found)
@@ -1013,17 +1014,17 @@ class Cache:
 
     def _read_slowly(
         self,
-        rows: list[tuple[str, int, int, bytes, bytes]],
+        rows: list[tuple[str, int, int, bytes]],
         found: dict[str, tuple[str, str, bytes]],
     ) -> None:
         """`lookup`'s rows one by one: a record format written by another run since this one
         read them, or a row that does not decompress, or not to a record of its key (a miss:
         asked again, and replaced)."""
         self._formats = dict(self._db.execute("SELECT id, fmt FROM formats"))
-        for key, verdict, fid, record, head in rows:
+        for key, verdict, fid, record in rows:
             try:
                 line = self._unpack(record)
-                if line.startswith(head):
+                if line.startswith(_LINE_HEAD % key.encode()):
                     found[key] = (VERDICTS[verdict], self._formats.get(fid, ""), line)
                     continue
             except (IndexError, TypeError, zstandard.ZstdError):
