@@ -7,11 +7,14 @@ not. This runs `enricher run FILE -o - --rate 0 --no-cache` under valgrind's cac
 (`workload.py`) and of the messy one (`messy.py`), and over a 4-line file for the start-up,
 against the emulator in its own process (not counted), and prints the instructions per unique
 IOC above the start-up, and the start-up's by command (`--help`, the 4-line run, a lookup).
+With `--cache`, only the tidy input, with the default cache on and fresh (the run that
+fills it), then warm (every key a hit, no request), beside `--no-cache`: each per unique IOC
+above the start-up of the same command over 4 lines (with a cache of its own).
 The floor (`floor.py`, the least a Python pipeline must do) is counted the same way on the
 same inputs, beside the engine: the engine's figure less the floor's is what the engine adds.
 Compare two commits by running it in each checkout.
 
-    python benchmarks/instructions.py [--lines 100000]
+    python benchmarks/instructions.py [--lines 100000] [--cache]
 """
 
 from __future__ import annotations
@@ -35,10 +38,28 @@ from enricher.emulator.process import emulator_process
 _REFS = re.compile(rb"I\s+refs:\s+([0-9,]+)")
 
 
-def instructions(base_url: str, path: Path, *flags: str) -> int:
-    """Instructions executed by `enricher run path` (the process, its threads included)."""
+def instructions(base_url: str, path: Path, *flags: str, cache: Path | None = None) -> int:
+    """Instructions executed by `enricher run path` (the process, its threads included),
+    with the cache at `cache` (None: `--no-cache`)."""
+    store = ["--no-cache"] if cache is None else ["--cache", str(cache)]
     return command_instructions("run", str(path), "-o", "-", "--base-url", base_url, "--rate", "0",
-                                "--no-cache", "--no-progress", *flags)  # fmt: skip
+                                *store, "--no-progress", *flags)  # fmt: skip
+
+
+def cache_instructions(base_url: str, tiny: Path, path: Path, unique: int) -> dict[str, int]:
+    """Instructions per unique IOC of `path` above the start-up (a run over `tiny`): without
+    the cache, with a fresh one (the run that fills it), then warm (the same again: every
+    key a hit)."""
+    cache = path.with_name("cache.sqlite3")
+    start = instructions(base_url, tiny)
+    start_cached = instructions(base_url, tiny, cache=tiny.with_name("tiny.sqlite3"))
+    none = instructions(base_url, path)
+    fresh = instructions(base_url, path, cache=cache)
+    warm = instructions(base_url, path, cache=cache)
+    return {"unique": unique, "startup": start, "startup_with_cache": start_cached,
+            "no_cache_per_unique_ioc": round((none - start) / unique),
+            "fresh_per_unique_ioc": round((fresh - start_cached) / unique),
+            "warm_per_unique_ioc": round((warm - start_cached) / unique)}  # fmt: skip
 
 
 def command_instructions(*args: str) -> int:
@@ -78,7 +99,9 @@ def startup(base_url: str, tiny: Path) -> dict[str, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=100_000)
-    lines = ap.parse_args().lines
+    ap.add_argument("--cache", action="store_true", help="only the runs with and without a cache")
+    args = ap.parse_args()
+    lines = args.lines
     if shutil.which("valgrind") is None:
         print("valgrind is not installed", file=sys.stderr)
         return 1
@@ -86,9 +109,15 @@ def main() -> int:
     try:
         tiny, tidy, untidy = tmp / "tiny.txt", tmp / "tidy.txt", tmp / "messy.txt"
         write_input(tiny, 4, duplicates=0.0)
+        report: dict[str, object] = {"lines": lines}
+        if args.cache:
+            unique = write_input(tidy, lines)
+            with emulator_process() as base_url:
+                report["tidy"] = cache_instructions(base_url, tiny, tidy, unique)
+            print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+            return 0
         inputs = {"tidy": (tidy, write_input(tidy, lines)),
                   "messy": (untidy, messy.write_messy(untidy, lines))}  # fmt: skip
-        report: dict[str, object] = {"lines": lines}
         with emulator_process() as base_url:
             report["startup_by_command"] = by_command = startup(base_url, tiny)
             report["startup"] = start = by_command["run"]

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
+    Awaitable,
     Callable,
     Coroutine,
     Iterable,
@@ -793,38 +794,60 @@ class _Run:
         if self.cache is not None and self.claims is None:
             # (a shared store fills as other jobs run: every key is looked up)
             self.cache_empty = await self.cache.unanswered_endpoints(identity=self.identity)
-        while True:
-            timeout = deadline if oldest is None else max(0.0, oldest + deadline - loop.time())
-            try:
-                # asyncio.timeout, not wait_for: 3.11's wait_for can miss a cancellation
-                async with asyncio.timeout(timeout):
-                    chunk = await self.chunk_q.get()
-            except TimeoutError:
-                # keys have waited a deadline: send partial batches, so a slow stdin flows
-                await self.dispatch(list(batcher.drain()))
-                oldest = None
+        # a chunk's new keys being looked up (off the event loop) while the next chunk is
+        # taken in: the two overlap rather than add up. One chunk ahead at most, served
+        # before the next one's outcome is emitted (the records' order is kept)
+        ahead: tuple[asyncio.Task[dict[Endpoint, dict[str, CachedAnswer]]], list[Key]] | None
+        ahead = None
+        try:
+            while True:
+                timeout = deadline if oldest is None else max(0.0, oldest + deadline - loop.time())
+                try:
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can miss a cancellation
+                    async with asyncio.timeout(timeout):
+                        chunk = await self.chunk_q.get()
+                except TimeoutError:
+                    # keys have waited a deadline: send partial batches, so a slow stdin flows
+                    await self.dispatch(list(batcher.drain()))
+                    oldest = None
+                    await self.recheck()
+                    continue
+                if chunk is None:
+                    break
+                # the new keys are open in the ledger from here until settled (a stop defers
+                # them)
+                outcome, new = self.admission.take(chunk)
+                if ahead is not None:
+                    await self.served(*ahead)
+                    ahead = None
+                if self.cache is not None and new:
+                    if outcome:
+                        await self.emit(outcome)
+                    ahead = (asyncio.ensure_future(self.lookup(new)), new)
+                    # the lookup's thread starts now, before the next chunk is taken in (a
+                    # queue's get does not yield while it holds a chunk)
+                    await asyncio.sleep(0)
+                else:
+                    full = self.batch(new, outcome)
+                    if outcome:
+                        await self.emit(outcome)
+                    await self.dispatch(full)
                 await self.recheck()
-                continue
-            if chunk is None:
-                break
-            # the new keys are open in the ledger from here until settled (a stop defers them)
-            outcome, new = self.admission.take(chunk)
-            if self.cache is not None and new:
-                if outcome:
-                    await self.emit(outcome)
-                outcome = Outcome()
-                # read off the event loop
-                hits = await self.lookup(new)
-                new = await self.claim(self.from_cache(new, hits, outcome))
-            full = self.batch(new, outcome)
-            if outcome:
-                await self.emit(outcome)
-            await self.dispatch(full)
-            await self.recheck()
-            if not len(batcher):
-                oldest = None
-            elif oldest is None:
-                oldest = loop.time()
+                if ahead is not None and self.chunk_q.empty():
+                    # no chunk to take in meanwhile: the one looked up goes on now (no chunk
+                    # waits on the queue while a lookup is ahead)
+                    await self.served(*ahead)
+                    ahead = None
+                if not len(batcher):
+                    oldest = None
+                elif oldest is None:
+                    oldest = loop.time()
+            if ahead is not None:
+                await self.served(*ahead)
+                ahead = None
+        finally:
+            if ahead is not None:
+                ahead[0].cancel()
         # input done: flush, then keep flushing keys sent back for a later batch until every
         # key is resolved
         while True:
@@ -838,6 +861,19 @@ class _Run:
                     await self.progress.wait()
         for _ in range(self.settings.limits.concurrency):
             await self.batch_q.put(None)
+
+    async def served(
+        self, looked_up: Awaitable[dict[Endpoint, dict[str, CachedAnswer]]], keys: list[Key]
+    ) -> None:
+        """`keys` served from the store's answers (`looked_up`): the hits emitted, the
+        others claimed and batched (the full batches handed to the workers)."""
+        outcome = Outcome()
+        hits = await looked_up
+        new = await self.claim(self.from_cache(keys, hits, outcome))
+        full = self.batch(new, outcome)
+        if outcome:
+            await self.emit(outcome)
+        await self.dispatch(full)
 
     async def claim(self, keys: list[Key]) -> list[Key]:
         """The keys among `keys` (missed by the store) this run asks: with a store shared
@@ -885,13 +921,7 @@ class _Run:
             return
         self.recheck_at = now + _RECHECK
         keys, self.elsewhere = self.elsewhere, []
-        outcome = Outcome()
-        hits = await self.lookup(keys)
-        new = await self.claim(self.from_cache(keys, hits, outcome))
-        full = self.batch(new, outcome)
-        if outcome:
-            await self.emit(outcome)
-        await self.dispatch(full)
+        await self.served(self.lookup(keys), keys)
 
     async def dispatch(self, batches: Sequence[Batch]) -> None:
         """Hand batches to the workers (or defer them, when the run is halted)."""

@@ -126,9 +126,10 @@ _LAYOUT_3_LEFTOVERS = {
     ("index", "sqlite_autoindex_formats_1"),
     ("table", "quota"),
 }
-#: how the record line of a row's key begins (a record line's first field is its IOC, which
-#: no JSON escape changes: a normalized IOC has none of the characters JSON escapes)
-_LINE_HEAD = """CAST('{"ioc":"' || key || '",' AS BLOB)"""
+#: how the record line of a row's key begins, `% key.encode()` (a record line's first field
+#: is its IOC, which no JSON escape changes: a normalized IOC has none of the characters JSON
+#: escapes)
+_LINE_HEAD = b'{"ioc":"%s",'
 #: the page size of a new cache
 _PAGE = 16384
 #: each connection's page cache (KiB)
@@ -300,9 +301,14 @@ def _intern(db: sqlite3.Connection, table: str, column: str, value: str) -> int:
 
 
 _Row = tuple[int, int, str, int, int, bytes, int, int]
-_Item = tuple[list[_Row], int]  # rows to write, requests to count
+#: an answer to store: key, verdict, record line, ttl in milliseconds or None
+_Answer = tuple[str, str, bytes, int | None]
+#: answers stored at once: (identity, endpoint, format, when, the answers). The writer
+#: thread makes them rows: the event loop, which stores them, does no step per row
+_Stored = tuple[int, int, int, float, Sequence[_Answer]]
+_Item = tuple[_Stored | None, int]  # answers to write, requests to count
 #: the writer's queue item that makes it commit what it holds now
-_FLUSH: _Item = ([], 0)
+_FLUSH: _Item = (None, 0)
 
 
 class Cache:
@@ -796,10 +802,10 @@ class Cache:
             if item is None:
                 last = True
             elif item is not _FLUSH:
-                rows, n = item
+                stored, n = item
                 requests += n
-                if rows and not self.broken:
-                    packed += [(*row[:5], pack(_as_served(row[5])), *row[6:]) for row in rows]
+                if stored is not None and not self.broken:
+                    packed += self._packed(stored, pack)
                 # past the wait, a queue never empty (a writer behind) gave no Empty: the
                 # rows waited for _TXN_ROWS, not _LINGER
                 if len(packed) < _TXN_ROWS and not last and time.monotonic() < until:
@@ -812,6 +818,25 @@ class Cache:
             taken = 0
         if db is not None:
             db.close()
+
+    def _packed(self, stored: _Stored, pack: Callable[[bytes], bytes]) -> list[_Row]:
+        """The rows of answers stored at once, their record lines compressed by `pack` as a
+        hit writes them, each kept until the answer's ttl (at most `max_ttl`)."""
+        ident, code, fid, now, answers = stored
+        max_ttl, default_ttl, verdicts, fetched = self.max_ttl, self.default_ttl, _VERDICT, int(now)
+        return [
+            (
+                ident,
+                code,
+                key,
+                verdicts.get(verdict, 3),
+                fid,
+                pack(_as_served(record)),
+                fetched,
+                int(now + min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl)),
+            )
+            for key, verdict, record, ttl_ms in answers
+        ]
 
     def _commit(
         self, db: sqlite3.Connection | None, rows: list[_Row], requests: int
@@ -955,7 +980,7 @@ class Cache:
         found: dict[str, tuple[str, str, bytes]] = {}
         if self.broken:
             return found
-        unpack, verdicts = self._unpack, VERDICTS
+        unpack, verdicts, head = self._unpack, VERDICTS, _LINE_HEAD
         try:
             for i in range(0, len(keys), _SLICE):
                 part = keys[i : i + _SLICE]
@@ -963,7 +988,7 @@ class Cache:
                 # a row's age counts from no later than now (a clock that was a little
                 # ahead): with --max-age 0 nothing is young enough
                 rows = self._db.execute(
-                    f"SELECT key, verdict, format, record, {_LINE_HEAD} FROM answers"
+                    f"SELECT key, verdict, format, record FROM answers"
                     f" WHERE identity = ? AND endpoint = ? AND key IN ({marks})"
                     f" AND expires_at > ? AND min(fetched_at, ?) > ? AND fetched_at <= ?",
                     (ident, _ENDPOINT[endpoint], *part, now, now, oldest, now + _SKEW),
@@ -972,8 +997,8 @@ class Cache:
                 try:  # the hot path of a warm run: one comprehension, in C as far as it goes
                     hits = {
                         k: (verdicts[v], formats[f], line)
-                        for k, v, f, r, head in rows
-                        if (line := unpack(r)).startswith(head)
+                        for k, v, f, r in rows
+                        if (line := unpack(r)).startswith(head % k.encode())
                     }
                 except (KeyError, IndexError, TypeError, zstandard.ZstdError):
                     self._read_slowly(rows, found)
@@ -989,17 +1014,17 @@ class Cache:
 
     def _read_slowly(
         self,
-        rows: list[tuple[str, int, int, bytes, bytes]],
+        rows: list[tuple[str, int, int, bytes]],
         found: dict[str, tuple[str, str, bytes]],
     ) -> None:
         """`lookup`'s rows one by one: a record format written by another run since this one
         read them, or a row that does not decompress, or not to a record of its key (a miss:
         asked again, and replaced)."""
         self._formats = dict(self._db.execute("SELECT id, fmt FROM formats"))
-        for key, verdict, fid, record, head in rows:
+        for key, verdict, fid, record in rows:
             try:
                 line = self._unpack(record)
-                if line.startswith(head):
+                if line.startswith(_LINE_HEAD % key.encode()):
                     found[key] = (VERDICTS[verdict], self._formats.get(fid, ""), line)
                     continue
             except (IndexError, TypeError, zstandard.ZstdError):
@@ -1064,9 +1089,9 @@ class Cache:
         `identity`'s (else the bound one's); written by the writer thread, all of them by
         `close()`. Waits while the writer is `_WRITES_BEHIND` batches behind (see
         `store_soon` for the event loop)."""
-        rows = self._rows(endpoint, items, identity)
-        if rows:
-            self._put((rows, 0))
+        stored = self._stored(endpoint, items, identity)
+        if stored is not None:
+            self._put((stored, 0))
 
     async def store_soon(
         self,
@@ -1077,42 +1102,29 @@ class Cache:
     ) -> None:
         """`store` for a coroutine: while the writer is behind (a disk that stalls, another
         process holding the write lock), the wait is in a thread, never on the event loop."""
-        rows = self._rows(endpoint, items, identity)
-        if not rows:
+        stored = self._stored(endpoint, items, identity)
+        if stored is None:
             return
         try:
-            self._put((rows, 0), block=False)
+            self._put((stored, 0), block=False)
         except queue.Full:
-            await call_in_thread(lambda: self._put((rows, 0)), name="cache store")
+            await call_in_thread(lambda: self._put((stored, 0)), name="cache store")
 
-    def _rows(
+    def _stored(
         self,
         endpoint: Endpoint,
-        items: Iterable[tuple[str, str, bytes, int | None]],
+        items: Iterable[_Answer],
         identity: ApiIdentity | None,
-    ) -> list[_Row]:
+    ) -> _Stored | None:
+        """`items` to queue for the writer, as `identity`'s (else the bound one's), stored
+        now; None if there are none, or none is kept."""
         ident = self._bound(identity)
         if self.broken or self.not_kept:
-            return []
-        now = self._clock()
-        max_ttl, default_ttl, fid, ep = self.max_ttl, self.default_ttl, self._fmt_id, endpoint
-        code = _ENDPOINT[ep]
-        verdicts = _VERDICT
-        fetched = int(now)
-        rows: list[_Row] = [
-            (
-                ident,
-                code,
-                key,
-                verdicts.get(verdict, 3),
-                fid,
-                record,
-                fetched,
-                int(now + min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl)),
-            )
-            for key, verdict, record, ttl_ms in items
-        ]
-        return rows
+            return None
+        answers = items if isinstance(items, list | tuple) else list(items)
+        if not answers:
+            return None
+        return ident, _ENDPOINT[endpoint], self._fmt_id, self._clock(), answers
 
     def keep_no_answers(self, why: str) -> None:
         """Store no answer from now on (they are still served): `why` says so in the
@@ -1202,7 +1214,7 @@ class Cache:
         if n and not self.broken:
             self._bound()
             try:
-                self._put(([], n), block=wait)
+                self._put((None, n), block=wait)
             except queue.Full:
                 return False
         return True

@@ -4,16 +4,26 @@ answers stay with their API identity; the daily budget and a spent quota hold.""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pytest
 from engine_helpers import make_iocs, settings_for
 
 from enricher import Enricher
 from enricher.api.identity import ApiIdentity
 from enricher.emulator import Emulator, EmulatorConfig
+from enricher.inputs import Chunk
+from enricher.ioc import Endpoint
+from enricher.pipeline.batcher import Key
+from enricher.pipeline.ingest import Ingest
+from enricher.pipeline.normalize import normalize
+from enricher.pipeline.outcome import Outcome
 from enricher.state.budget import Budget
 from enricher.state.memory import MemoryAnswers, MemoryBudget, MemoryDeferred
+from enricher.state.ports import CachedAnswer
 
 OTHER = ApiIdentity("https://other.gti.example/rest/classification_v1")
 
@@ -125,3 +135,51 @@ async def test_a_deferred_list_in_memory_is_replaced_whole() -> None:
     assert [(t.value, ioc) for t, ioc in got] == [("domain", "a.example.com"), ("ipv4", "1.2.3.4")]
     await jobs.replace("nightly", [])
     assert await jobs.read("nightly") == [] and len(await jobs.read("other")) == 1
+
+
+class _Gated(MemoryAnswers):
+    """A store whose first lookup, once `gate` is set up, waits for it (a lookup that takes
+    as long as the run takes to take in the next chunk)."""
+
+    gate: asyncio.Event | None = None
+
+    async def answers(
+        self, keys: Mapping[Endpoint, Sequence[str]], *, identity: ApiIdentity | None
+    ) -> dict[Endpoint, dict[str, CachedAnswer]]:
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            await gate.wait()
+        return await super().answers(keys, identity=identity)
+
+
+async def test_the_next_chunk_is_taken_in_while_a_chunk_is_looked_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # issue 16: ingest waited for each chunk's lookups before it took the next chunk, so the
+    # lookups' time and the event loop's added up. The records still come in input order
+    iocs = make_iocs(2500)  # three chunks of the library's 1,000
+    store = _Gated()
+    async with Emulator(EmulatorConfig()) as emu:
+        s = settings_for(emu)
+        async with Enricher(s, cache=store, cache_owner=False) as e:
+            await _run(e, iocs)
+        taken = 0
+        second = asyncio.Event()
+        take = Ingest.take
+
+        def counted(self: Ingest, chunk: Chunk) -> tuple[Outcome, list[Key]]:
+            nonlocal taken
+            taken += 1
+            if taken == 2:
+                second.set()
+            return take(self, chunk)
+
+        monkeypatch.setattr(Ingest, "take", counted)
+        store.gate = second
+        async with Enricher(s, cache=store, cache_owner=False) as e:
+            again = await asyncio.wait_for(_run(e, iocs), 10)
+    at = {normalize(ioc)[1]: n for n, ioc in enumerate(iocs)}
+    chunks = [at[i["ioc"]] // 1000 for i in again]  # a chunk's hits go by endpoint
+    assert chunks == sorted(chunks) and len(again) == len(iocs)
+    assert all(i["cached"] for i in again)
+    assert taken == 3 and e.stats.cached == len(iocs)
