@@ -9,6 +9,7 @@ then runs its pure-Python path, which gives the same results, slower.
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 import subprocess
 import sys
@@ -39,12 +40,11 @@ class ScanBuildHook(BuildHookInterface):
 
 
 def compile_scan(source: Path, target: Path) -> bool:
-    """Compile `source` into the extension module `target` with the compiler and flags this
-    Python was built with; False (and one line on stderr) when that cannot be done."""
+    """Compile `source` into the extension module `target` with `linker()`; False (and one
+    line on stderr) when that cannot be done."""
     include = sysconfig.get_paths()["include"]
-    linker = sysconfig.get_config_var("LDSHARED") or "cc -shared"
     digest = source_digest(source.read_bytes())
-    cmd = [*shlex.split(linker), "-O2", "-fPIC", "-Wall", "-Wextra", f"-I{include}"]
+    cmd = [*linker(), "-O2", "-fPIC", "-Wall", "-Wextra", f"-I{include}"]
     cmd.append(f'-DSCAN_SOURCE="{digest}"')
     cmd += [str(source), "-o", str(target)]
     if not Path(include, "Python.h").is_file():
@@ -58,6 +58,20 @@ def compile_scan(source: Path, target: Path) -> bool:
               file=sys.stderr)  # fmt: skip
         return False
     return True
+
+
+def linker() -> list[str]:
+    """The command that compiles and links the module: the one this Python was built with,
+    unless the environment names another, as setuptools reads it: `LDSHARED` whole, or `CC`
+    in place of the compiler (`CC=clang pip install .`; `CC=false`: no C module)."""
+    words = shlex.split(
+        os.environ.get("LDSHARED") or sysconfig.get_config_var("LDSHARED") or "cc -shared"
+    )
+    built_with = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    chosen = os.environ.get("CC")
+    if chosen and "LDSHARED" not in os.environ and words[: len(built_with)] == built_with:
+        words = shlex.split(chosen) + words[len(built_with) :]
+    return words
 
 
 def source_digest(source: bytes) -> str:
