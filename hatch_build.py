@@ -52,12 +52,17 @@ def compile_scan(source: Path, target: Path) -> bool:
         return False
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError) as e:
-        why = (getattr(e, "stderr", "") or str(e)).strip().splitlines()
-        print(f"enricher: C module not built ({why[0] if why else e}): pure-Python text extraction",
-              file=sys.stderr)  # fmt: skip
-        return False
-    return True
+    except OSError as e:
+        why = str(e)
+    except subprocess.CalledProcessError as e:
+        # the compiler's first error, not its `In function` line nor the whole command
+        lines = e.stderr.strip().splitlines()
+        errors = [line for line in lines if "error" in line] or lines
+        why = errors[0] if errors else f"{cmd[0]} exited with status {e.returncode}"
+    else:
+        return True
+    print(f"enricher: C module not built ({why}): pure-Python text extraction", file=sys.stderr)
+    return False
 
 
 def linker() -> list[str]:
