@@ -2,7 +2,7 @@
 hatch_build.py when a compiler and Python's headers are there).
 
 Each is None when the module was not built (or was built from another `_scan.c` than the one
-beside it: `pip install -e .` builds it again), or when `ENRICHER_NO_C` is set (for tests
+beside it: `pip install -e .` builds it again), or when `ENRICHER_NO_C` is true (for tests
 and comparisons): the caller then uses its own Python, which gives the same results, slower.
 """
 
@@ -33,7 +33,8 @@ def _built_from(source: Path, built: str) -> bool:
     return hashlib.sha256(text).hexdigest()[:16] == built  # as hatch_build.source_digest
 
 
-if not os.environ.get("ENRICHER_NO_C"):
+# read as the settings read a bool: `ENRICHER_NO_C=0` (or false, no, off) keeps the C
+if os.environ.get("ENRICHER_NO_C", "").strip().lower() in ("", "0", "false", "no", "off"):
     try:
         from . import _scan
 

@@ -122,6 +122,18 @@ def test_the_version_says_which_text_extraction_runs(capsys: pytest.CaptureFixtu
     assert capsys.readouterr().out == f"enricher {__version__} ({finders} text extraction)\n"
 
 
+@needs_c
+@pytest.mark.parametrize(("value", "c"), [("1", False), ("yes", False), ("0", True), ("off", True)])
+def test_enricher_no_c_is_read_as_a_bool(value: str, c: bool) -> None:
+    try:
+        with patch.dict(os.environ, {"ENRICHER_NO_C": value}):
+            importlib.reload(native)
+            assert (native.dotted_names is not None) is c
+    finally:
+        importlib.reload(native)
+    assert native.dotted_names is not None
+
+
 def test_enricher_no_c_is_a_variable_enricher_reads(caplog: pytest.LogCaptureFixture) -> None:
     load_settings(environ={"ENRICHER_NO_C": "1"})
     assert "ENRICHER_NO_C" not in caplog.text
