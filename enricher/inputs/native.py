@@ -33,8 +33,11 @@ def _built_from(source: Path, built: str) -> bool:
     return hashlib.sha256(text).hexdigest()[:16] == built  # as hatch_build.source_digest
 
 
-# read as the settings read a bool: `ENRICHER_NO_C=0` (or false, no, off) keeps the C
-if os.environ.get("ENRICHER_NO_C", "").strip().lower() in ("", "0", "false", "no", "off"):
+# ENRICHER_NO_C is read as the settings read a bool: `ENRICHER_NO_C=0` (false, no, off) leaves it on
+_KEEP = ("", "0", "false", "no", "off")
+#: whether ENRICHER_NO_C turned the C functions off
+TURNED_OFF = os.environ.get("ENRICHER_NO_C", "").strip().lower() not in _KEEP
+if not TURNED_OFF:
     try:
         from . import _scan
 

@@ -40,7 +40,7 @@ def test_the_c_module_is_loaded_when_it_could_be_built() -> None:
     buildable = (shutil.which("cc") or shutil.which("gcc")) and Path(
         sysconfig.get_paths()["include"], "Python.h"
     ).is_file()
-    if os.environ.get("ENRICHER_NO_C"):
+    if native.TURNED_OFF:
         assert not _C
     elif buildable:
         assert _C, "a compiler and Python.h are here, but enricher.inputs._scan is not built"
