@@ -14,6 +14,7 @@ import shlex
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +25,28 @@ SOURCE = Path("enricher/inputs/_scan.c")
 
 class ScanBuildHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
+    built: tempfile.TemporaryDirectory[str] | None = None  # a wheel's module, until it is packed
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if self.target_name != "wheel":
             return
         root = Path(self.root)
         name = "_scan" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
-        target = root / SOURCE.with_name(name)
-        if not compile_scan(root / SOURCE, target):
+        if version == "editable":  # an editable install imports it from beside its source
+            compile_scan(root / SOURCE, root / SOURCE.with_name(name))
             return
-        if version != "editable":  # an editable install imports it from beside its source
+        # a wheel's is built outside the source tree, which the build leaves as it found it
+        # (a read-only checkout builds it too)
+        self.built = tempfile.TemporaryDirectory()
+        target = Path(self.built.name, name)
+        if compile_scan(root / SOURCE, target):
             build_data["force_include"][str(target)] = str(SOURCE.with_name(name))
             build_data["pure_python"] = False
             build_data["infer_tag"] = True
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        if self.built is not None:
+            self.built.cleanup()
 
 
 def compile_scan(source: Path, target: Path) -> bool:

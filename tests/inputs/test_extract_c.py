@@ -115,6 +115,23 @@ def test_the_install_compiles_with_the_compiler_the_environment_names(
     assert err == f"enricher: C module not built ({why}): pure-Python text extraction\n"
 
 
+def test_a_wheel_s_module_is_built_outside_the_source_tree(tmp_path: Path) -> None:
+    root = tmp_path / "checkout"
+    source = root / "enricher" / "inputs" / "_scan.c"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(Path(native.__file__).with_name("_scan.c").read_bytes())
+    hook = _hatch_build().ScanBuildHook()
+    hook.root, hook.target_name = str(root), "wheel"
+    build_data: dict[str, Any] = {"force_include": {}}
+    hook.initialize("standard", build_data)
+    assert sorted(root.rglob("*")) == [source.parent.parent, source.parent, source]
+    if build_data["force_include"]:  # a compiler and Python.h are here
+        [(built, packed)] = build_data["force_include"].items()
+        assert Path(built).is_file() and packed.startswith("enricher/inputs/_scan")
+        hook.finalize("standard", build_data, "")
+        assert not Path(built).exists()
+
+
 def test_the_version_says_which_text_extraction_runs(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--version"])
