@@ -9,10 +9,12 @@ then runs its pure-Python path, which gives the same results, slower.
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +25,36 @@ SOURCE = Path("enricher/inputs/_scan.c")
 
 class ScanBuildHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
+    built: tempfile.TemporaryDirectory[str] | None = None  # a wheel's module, until it is packed
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         if self.target_name != "wheel":
             return
         root = Path(self.root)
         name = "_scan" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
-        target = root / SOURCE.with_name(name)
-        if not compile_scan(root / SOURCE, target):
+        if version == "editable":  # an editable install imports it from beside its source
+            compile_scan(root / SOURCE, root / SOURCE.with_name(name))
             return
-        if version != "editable":  # an editable install imports it from beside its source
+        # a wheel's is built outside the source tree, which the build leaves as it found it
+        # (a read-only checkout builds it too)
+        self.built = tempfile.TemporaryDirectory()
+        target = Path(self.built.name, name)
+        if compile_scan(root / SOURCE, target):
             build_data["force_include"][str(target)] = str(SOURCE.with_name(name))
             build_data["pure_python"] = False
             build_data["infer_tag"] = True
 
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        if self.built is not None:
+            self.built.cleanup()
+
 
 def compile_scan(source: Path, target: Path) -> bool:
-    """Compile `source` into the extension module `target` with the compiler and flags this
-    Python was built with; False (and one line on stderr) when that cannot be done."""
+    """Compile `source` into the extension module `target` with `linker()`; False (and one
+    line on stderr) when that cannot be done."""
     include = sysconfig.get_paths()["include"]
-    linker = sysconfig.get_config_var("LDSHARED") or "cc -shared"
     digest = source_digest(source.read_bytes())
-    cmd = [*shlex.split(linker), "-O2", "-fPIC", "-Wall", "-Wextra", f"-I{include}"]
+    cmd = [*linker(), "-O2", "-fPIC", "-Wall", "-Wextra", f"-I{include}"]
     cmd.append(f'-DSCAN_SOURCE="{digest}"')
     cmd += [str(source), "-o", str(target)]
     if not Path(include, "Python.h").is_file():
@@ -52,12 +62,31 @@ def compile_scan(source: Path, target: Path) -> bool:
         return False
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError) as e:
-        why = (getattr(e, "stderr", "") or str(e)).strip().splitlines()
-        print(f"enricher: C module not built ({why[0] if why else e}): pure-Python text extraction",
-              file=sys.stderr)  # fmt: skip
-        return False
-    return True
+    except OSError as e:
+        why = str(e)
+    except subprocess.CalledProcessError as e:
+        # the compiler's first error, not its `In function` line nor the whole command
+        lines = e.stderr.strip().splitlines()
+        errors = [line for line in lines if "error" in line] or lines
+        why = errors[0] if errors else f"{cmd[0]} exited with status {e.returncode}"
+    else:
+        return True
+    print(f"enricher: C module not built ({why}): pure-Python text extraction", file=sys.stderr)
+    return False
+
+
+def linker() -> list[str]:
+    """The command that compiles and links the module: the one this Python was built with,
+    unless the environment names another, as setuptools reads it: `LDSHARED` whole, or `CC`
+    in place of the compiler (`CC=clang pip install .`; `CC=false`: no C module)."""
+    words = shlex.split(
+        os.environ.get("LDSHARED") or sysconfig.get_config_var("LDSHARED") or "cc -shared"
+    )
+    built_with = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    chosen = os.environ.get("CC")
+    if chosen and "LDSHARED" not in os.environ and words[: len(built_with)] == built_with:
+        words = shlex.split(chosen) + words[len(built_with) :]
+    return words
 
 
 def source_digest(source: bytes) -> str:

@@ -14,7 +14,7 @@ from .. import __version__
 from ..config.argtypes import number
 from ..errors import EXIT_FATAL, EXIT_USAGE, EnricherError, FatalError, OutputError, SettingsError
 from ..inputs import add_arguments as add_input_arguments
-from ..inputs import input_options
+from ..inputs import input_options, native
 from ..output.console import json_logging, setup_logging
 from ..output.formats import FORMATS
 
@@ -428,7 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="enricher",
         description="Bulk IOC reputation enrichment against the Cybereason GTI API.",
     )
-    parser.add_argument("--version", action="version", version=f"enricher {__version__}")
+    # which text extraction runs: the install's line about the C module is hidden by pip
+    finders = "C" if native.dotted_names is not None else "pure-Python"
+    version = f"enricher {__version__} ({finders} text extraction)"
+    parser.add_argument("--version", action="version", version=version)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run_parser(sub)
     _add_lookup_parser(sub)

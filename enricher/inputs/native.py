@@ -2,7 +2,7 @@
 hatch_build.py when a compiler and Python's headers are there).
 
 Each is None when the module was not built (or was built from another `_scan.c` than the one
-beside it: `pip install -e .` builds it again), or when `ENRICHER_NO_C` is set (for tests
+beside it: `pip install -e .` builds it again), or when `ENRICHER_NO_C` is true (for tests
 and comparisons): the caller then uses its own Python, which gives the same results, slower.
 """
 
@@ -33,7 +33,11 @@ def _built_from(source: Path, built: str) -> bool:
     return hashlib.sha256(text).hexdigest()[:16] == built  # as hatch_build.source_digest
 
 
-if not os.environ.get("ENRICHER_NO_C"):
+# ENRICHER_NO_C is read as the settings read a bool: `ENRICHER_NO_C=0` (false, no, off) leaves it on
+_KEEP = ("", "0", "false", "no", "off")
+#: whether ENRICHER_NO_C turned the C functions off
+TURNED_OFF = os.environ.get("ENRICHER_NO_C", "").strip().lower() not in _KEEP
+if not TURNED_OFF:
     try:
         from . import _scan
 

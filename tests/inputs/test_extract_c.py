@@ -5,6 +5,7 @@ compiler, cannot test the Python path twice)."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -21,13 +22,16 @@ from hypothesis import strategies as st
 
 import enricher.inputs
 from benchmarks import extract_peers
+from enricher import __version__
+from enricher.app.cli import build_parser
 from enricher.config.settings import load_settings
 from enricher.inputs import extract as extract_module
 from enricher.inputs import native
 from enricher.pipeline import normalize as normalize_module
 from enricher.pipeline.normalize import _TRIGGER
 
-FORMATS = Path(__file__).parent.parent / "data" / "formats"
+ROOT = Path(__file__).parent.parent.parent
+FORMATS = ROOT / "tests" / "data" / "formats"
 _C = extract_module.C_SCAN
 needs_c = pytest.mark.skipif(not _C, reason="the C module is not built (or ENRICHER_NO_C)")
 
@@ -36,7 +40,7 @@ def test_the_c_module_is_loaded_when_it_could_be_built() -> None:
     buildable = (shutil.which("cc") or shutil.which("gcc")) and Path(
         sysconfig.get_paths()["include"], "Python.h"
     ).is_file()
-    if os.environ.get("ENRICHER_NO_C"):
+    if native.TURNED_OFF:
         assert not _C
     elif buildable:
         assert _C, "a compiler and Python.h are here, but enricher.inputs._scan is not built"
@@ -78,6 +82,73 @@ def test_a_module_built_from_another_source_is_not_used() -> None:
     finally:
         importlib.reload(native)
     assert native.plain_name is not None
+
+
+def _hatch_build() -> types.ModuleType:
+    """hatch_build.py, imported without hatchling (only the build's own environment has it)."""
+    hook = types.ModuleType("hatchling.builders.hooks.plugin.interface")
+    hook.BuildHookInterface = object  # type: ignore[attr-defined]
+    spec = importlib.util.spec_from_file_location("hatch_build", ROOT / "hatch_build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    with patch.dict(sys.modules, {"hatchling.builders.hooks.plugin.interface": hook}):
+        spec.loader.exec_module(module)
+    return module
+
+
+def test_the_install_compiles_with_the_compiler_the_environment_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hatch_build = _hatch_build()
+    monkeypatch.delenv("LDSHARED", raising=False)
+    monkeypatch.setenv("CC", "my-cc -m64")
+    assert hatch_build.linker()[:3] == ["my-cc", "-m64", "-shared"]
+    monkeypatch.setenv("LDSHARED", "my-ld -shared")
+    assert hatch_build.linker() == ["my-ld", "-shared"]
+    # `CC=false`: no compiler, so no module, one line, and the install goes on
+    monkeypatch.delenv("LDSHARED")
+    monkeypatch.setenv("CC", "false")
+    source = Path(native.__file__).with_name("_scan.c")
+    assert not hatch_build.compile_scan(source, tmp_path / "_scan.so")
+    err = capsys.readouterr().err
+    why = "false exited with status 1"  # not the whole command
+    assert err == f"enricher: C module not built ({why}): pure-Python text extraction\n"
+
+
+def test_a_wheel_s_module_is_built_outside_the_source_tree(tmp_path: Path) -> None:
+    root = tmp_path / "checkout"
+    source = root / "enricher" / "inputs" / "_scan.c"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(Path(native.__file__).with_name("_scan.c").read_bytes())
+    hook = _hatch_build().ScanBuildHook()
+    hook.root, hook.target_name = str(root), "wheel"
+    build_data: dict[str, Any] = {"force_include": {}}
+    hook.initialize("standard", build_data)
+    assert sorted(root.rglob("*")) == [source.parent.parent, source.parent, source]
+    if build_data["force_include"]:  # a compiler and Python.h are here
+        [(built, packed)] = build_data["force_include"].items()
+        assert Path(built).is_file() and packed.startswith("enricher/inputs/_scan")
+        hook.finalize("standard", build_data, "")
+        assert not Path(built).exists()
+
+
+def test_the_version_says_which_text_extraction_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--version"])
+    finders = "C" if native.dotted_names is not None else "pure-Python"
+    assert capsys.readouterr().out == f"enricher {__version__} ({finders} text extraction)\n"
+
+
+@needs_c
+@pytest.mark.parametrize(("value", "c"), [("1", False), ("yes", False), ("0", True), ("off", True)])
+def test_enricher_no_c_is_read_as_a_bool(value: str, c: bool) -> None:
+    try:
+        with patch.dict(os.environ, {"ENRICHER_NO_C": value}):
+            importlib.reload(native)
+            assert (native.dotted_names is not None) is c
+    finally:
+        importlib.reload(native)
+    assert native.dotted_names is not None
 
 
 def test_enricher_no_c_is_a_variable_enricher_reads(caplog: pytest.LogCaptureFixture) -> None:
