@@ -16,7 +16,7 @@ from typing import Any, Literal, NotRequired, TypedDict, cast, final
 import msgspec
 import orjson
 
-from ..api.protocol import Entry
+from ..api.protocol import Entry, beyond_double
 from ..ioc import IocType
 
 __all__ = [
@@ -313,8 +313,8 @@ class Unbounded(float):
 
 def _number(text: str) -> float:
     number = float(text)
-    # a float is finite but for a number past a double's range: then its text is kept
-    return number if number - number == 0.0 else Unbounded(text)
+    # a number past a double's range keeps its text
+    return Unbounded(text) if beyond_double(number) else number
 
 
 _read_any = msgspec.json.Decoder(float_hook=_number).decode  # 1e400 reads as inf
