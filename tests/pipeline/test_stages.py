@@ -139,6 +139,10 @@ def test_deduper_keeps_every_key_through_growth_and_pickling() -> None:
         assert len(seen) == len(keys)
         assert not any(seen.add(t, v) for t, v in keys)
     assert copy.add(IocType.DOMAIN, "h3000.example.com")
+    # ingest's way of adding (by type, one call) asks the same tables, unpickled or not
+    for seen in (d, copy):
+        assert not any(seen.adders[t](v) for t, v in keys)
+        assert seen.adders[IocType.IPV4]("10.0.99.0") and not seen.add(IocType.IPV4, "10.0.99.0")
 
 
 async def collect(paths: list[str], **kw: int) -> list[Chunk]:
