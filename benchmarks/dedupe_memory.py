@@ -70,8 +70,9 @@ def main() -> int:
 
     def with_deduper() -> Deduper:
         d = Deduper()
+        adders = d.adders  # as ingest adds
         for t, v in iocs:
-            d.add(t, v)
+            adders[t](v)
         return d
 
     def with_set() -> set[str]:

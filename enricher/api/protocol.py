@@ -32,6 +32,7 @@ __all__ = [
     "Entry",
     "ParsedResponse",
     "answer_from_entry",
+    "beyond_double",
     "blank_escapes",
     "build_request",
     "entry_of",
@@ -227,6 +228,13 @@ def answer_from_entry(key: str, entry: dict[str, Any]) -> Answer:
 #: with msgspec (its limit is what is left of the interpreter's stack) from any caller
 MAX_DEPTH = 500
 
+
+def beyond_double(number: float) -> bool:
+    """True for what `float` makes of a JSON number past a double's range (an infinity): a
+    finite float less itself is 0.0, an infinity's is NaN."""
+    return number - number != 0.0
+
+
 _I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _F64 = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
 
@@ -283,7 +291,7 @@ _read_entry = msgspec.json.Decoder(Entry).decode
 #: an entry orjson refuses for a number beyond a double (`"ttl": 1e400`): such a number reads
 #: as None, as a field's value the fields' checks refuse; its bytes are kept as they came
 _read_beyond = msgspec.json.Decoder(
-    float_hook=lambda text: None if (n := float(text)) - n != 0.0 else n
+    float_hook=lambda text: None if beyond_double(n := float(text)) else n
 ).decode
 _NO_PRODUCT = msgspec.Raw()
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, NotRequired, TypedDict, cast, final
 import msgspec
 import orjson
 
-from ..api.protocol import Entry
+from ..api.protocol import Entry, beyond_double
 from ..ioc import IocType
 
 __all__ = [
@@ -127,9 +127,10 @@ def first_seen_iso(epoch_ms: int | None) -> str | None:
     prefix = _DAYS.get(day) or _day(day)
     if prefix is None:
         return None
-    minute, ms = divmod(ms, 60_000)
-    second, ms = divmod(ms, 1000)
-    return (prefix + _MINUTES[minute] + _SECONDS[second] + _MILLIS[ms]).decode()[1:-1]
+    # ms of the day fit a machine word: `//` and `%` on them take fast paths that divmod's
+    # call and tuple do not (about 500 instructions a time fewer)
+    clock = _MINUTES[ms // 60_000] + _SECONDS[ms // 1000 % 60] + _MILLIS[ms % 1000]
+    return (prefix + clock).decode()[1:-1]
 
 
 def _day(day: int) -> bytes | None:
@@ -263,11 +264,10 @@ def record_line(
         day, ms = divmod(first, 86_400_000)
         prefix = _DAYS.get(day) or _day(day)
         if prefix is not None:
-            minute, ms = divmod(ms, 60_000)
-            second, ms = divmod(ms, 1000)
+            # as in `first_seen_iso`
             line = dated % (
-                ioc_json, type_json, fields, ttl_json, prefix, _MINUTES[minute],
-                _SECONDS[second], _MILLIS[ms], link_json, product, cp, raw, tail,
+                ioc_json, type_json, fields, ttl_json, prefix, _MINUTES[ms // 60_000],
+                _SECONDS[ms // 1000 % 60], _MILLIS[ms % 1000], link_json, product, cp, raw, tail,
             )  # fmt: skip
             return line, verdict, ttl
     line = undated % (ioc_json, type_json, fields, ttl_json, link_json, product, cp, raw, tail)
@@ -313,8 +313,8 @@ class Unbounded(float):
 
 def _number(text: str) -> float:
     number = float(text)
-    # a float is finite but for a number past a double's range: then its text is kept
-    return number if number - number == 0.0 else Unbounded(text)
+    # a number past a double's range keeps its text
+    return Unbounded(text) if beyond_double(number) else number
 
 
 _read_any = msgspec.json.Decoder(float_hook=_number).decode  # 1e400 reads as inf

@@ -28,17 +28,9 @@ class Batcher:
         self.sizes = dict(sizes)
         self._pending: dict[Endpoint, list[Key]] = {ep: [] for ep in Endpoint}
 
-    def add(self, key: Key) -> Batch | None:
-        """Add one key; a full batch when this key completes one."""
-        endpoint = ENDPOINT_OF[key[0]]
-        pending = self._pending[endpoint]
-        pending.append(key)
-        if len(pending) < self.sizes[endpoint]:
-            return None
-        return self._take(endpoint)
-
     def add_all(self, keys: Iterable[Key]) -> list[Batch]:
-        """Add keys (as `add` does each, without a call per key); the batches they filled."""
+        """Add keys (one or many: one call, not a call per key); the full batches they made,
+        each as a key completes it."""
         full: list[Batch] = []
         pending_of, sizes = self._pending, self.sizes
         for key in keys:

@@ -115,15 +115,24 @@ class _Table:
         """`_GROWTH` times the buckets, each record moved into its new one as its old one
         is emptied (the table is never held twice)."""
         old = self.buckets
-        empty = b"" if self.width else _END
+        w = self.width
+        empty = b"" if w else _END
         size = len(old) * _GROWTH
         mask = size - 1
         new = [empty] * size
+        # each record moved in Python: the loops are written out (no `records` list)
         for i, bucket in enumerate(old):
-            if len(bucket) > len(empty):
+            if w:
+                if bucket:
+                    old[i] = empty
+                    for j in range(0, len(bucket), w):
+                        record = bucket[j : j + w]
+                        new[hash(record) & mask] += record
+            elif len(bucket) > 1:
                 old[i] = empty
-                for r in self.records(bucket):
-                    new[hash(r) & mask] += r
+                for name in bucket[1:-1].split(_END):
+                    name += _END
+                    new[hash(name) & mask] += name
         self.buckets = new
         self.mask = mask
         self.limit *= _GROWTH
@@ -140,45 +149,72 @@ class _Table:
             self.put(record)
 
 
+# `add` (store a value's record; True when it was not held), the hot path of ingest (every
+# line): one per kind of table, `record`, `holds` and `put` inlined
+
+
+class _Fixed(_Table):
+    """The records of a packed type, all of its width."""
+
+    __slots__ = ()
+
+    def add(self, value: str) -> bool:
+        key = self.pack(value)
+        w = self.width
+        if len(key) != w:
+            raise ValueError(f"not a normalized value of its type: {value!r}")
+        h = hash(key) & self.mask
+        bucket = self.buckets[h]
+        # `partition`, not `in` or `find`: those try the key as an int first, and pay for
+        # the TypeError's message each time; partition copies only on a match
+        head, found, _ = bucket.partition(key)
+        if found and (not len(head) % w or self.holds(bucket, key)):
+            return False
+        self.buckets[h] = bucket + key
+        self.count += 1
+        if self.count > self.limit:
+            self.grow()
+        return True
+
+
+class _Names(_Table):
+    """The records of names, each followed by END."""
+
+    __slots__ = ()
+
+    def add(self, value: str) -> bool:
+        key = self.pack(value) + _END
+        h = hash(key) & self.mask
+        bucket = self.buckets[h]
+        if bucket.partition(_END + key)[1]:
+            return False
+        self.buckets[h] = bucket + key
+        self.count += 1
+        if self.count > self.limit:
+            self.grow()
+        return True
+
+
 class Deduper:
     """Remembers every normalized IOC seen; `add` is True only the first time.
 
     Exact for `normalize`'s values: two values of a type with one packed form (a hash in
     upper and lower case, `1.2.772` and `1.2.3.4` to `inet_aton`) are one IOC here."""
 
-    __slots__ = ("_tables",)
+    __slots__ = ("_tables", "adders")
 
     def __init__(self) -> None:
         # keyed by the type itself: a StrEnum member hashes as its str (cached, in C)
-        self._tables = {t: _Table(t) for t in IocType}
+        self._tables: dict[IocType, _Fixed | _Names] = {
+            t: (_Fixed if _WIDTH[t] else _Names)(t) for t in IocType
+        }
+        #: `add` by type, `adders[t](value)`: for a hot loop, one call where `add` makes two
+        self.adders: dict[IocType, Callable[[str], bool]] = {
+            t: table.add for t, table in self._tables.items()
+        }
 
     def add(self, ioc_type: IocType, value: str) -> bool:
-        # the hot path of ingest (every line): `_Table.record`, `holds` and `put` inlined
-        table = self._tables[ioc_type]
-        w = table.width
-        key = table.pack(value)
-        buckets = table.buckets
-        if w:
-            if len(key) != w:
-                raise ValueError(f"not a normalized value of its type: {value!r}")
-            h = hash(key) & table.mask
-            bucket = buckets[h]
-            # `partition`, not `in` or `find`: those try the key as an int first, and pay
-            # for the TypeError's message each time; partition copies only on a match
-            head, found, _ = bucket.partition(key)
-            if found and (not len(head) % w or table.holds(bucket, key)):
-                return False
-        else:
-            key += _END
-            h = hash(key) & table.mask
-            bucket = buckets[h]
-            if bucket.partition(_END + key)[1]:
-                return False
-        buckets[h] = bucket + key
-        table.count += 1
-        if table.count > table.limit:
-            table.grow()
-        return True
+        return self._tables[ioc_type].add(value)
 
     def __contains__(self, item: tuple[IocType, str]) -> bool:
         table = self._tables[item[0]]

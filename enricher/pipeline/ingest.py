@@ -70,7 +70,7 @@ class Ingest:
         stats = self.stats
         outcome = Outcome()
         new: list[Key] = []
-        seen_add = self.deduper.add
+        adders = self.deduper.adders
         done = self.done
         send_sha256 = self.send_sha256
         sha256 = IocType.SHA256
@@ -109,7 +109,7 @@ class Ingest:
                 continue
             if with_source:
                 occurrences[value] += 1
-            if not seen_add(ioc_type, value):
+            if not adders[ioc_type](value):
                 dups += 1
                 continue
             if done is not None and (ioc_type, value) in done:

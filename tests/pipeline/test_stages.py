@@ -26,10 +26,9 @@ def sizes(n: int) -> dict[Endpoint, int]:
 
 def test_batcher_groups_per_endpoint() -> None:
     b = Batcher(sizes(2))
-    assert b.add((IocType.MD5, "a" * 32)) is None
-    assert b.add((IocType.DOMAIN, "x.com")) is None
-    full = b.add((IocType.SHA1, "b" * 40))
-    assert full is not None and full.endpoint is Endpoint.FILE
+    assert b.add_all([(IocType.MD5, "a" * 32), (IocType.DOMAIN, "x.com")]) == []
+    [full] = b.add_all([(IocType.SHA1, "b" * 40)])
+    assert full.endpoint is Endpoint.FILE
     assert full.keys == [(IocType.MD5, "a" * 32), (IocType.SHA1, "b" * 40)]
     assert len(b) == 1
     rest = list(b.drain())
@@ -39,29 +38,34 @@ def test_batcher_groups_per_endpoint() -> None:
 
 def test_batcher_requeue_and_shrink_never_exceed_the_size() -> None:
     b = Batcher(sizes(4))
-    for i in range(3):
-        b.add((IocType.DOMAIN, f"d{i}.com"))
+    assert b.add_all([(IocType.DOMAIN, f"d{i}.com") for i in range(3)]) == []
     for i in range(3):
         b.requeue((IocType.DOMAIN, f"r{i}.com"))
-    full = b.add((IocType.DOMAIN, "last.com"))
-    assert full is not None and len(full.keys) == 4
+    [full] = b.add_all([(IocType.DOMAIN, "last.com")])
+    assert len(full.keys) == 4
     b.shrink(Endpoint.DOMAIN, 2)
     b.shrink(Endpoint.DOMAIN, 3)  # never grows back
     assert b.sizes[Endpoint.DOMAIN] == 2
     assert [len(x.keys) for x in b.drain()] == [2, 1]
 
 
-def test_batcher_add_all_fills_the_batches_add_fills() -> None:
+def test_batcher_add_all_takes_a_batch_as_each_key_completes_one() -> None:
     keys = [(IocType.DOMAIN, f"d{i}.com") for i in range(7)] + [(IocType.MD5, "a" * 32)] * 5
-    one, many = Batcher(sizes(3)), Batcher(sizes(3))
-    for b in (one, many):  # requeued keys make the domains' pending list longer than a batch
-        for i in range(4):
-            b.requeue((IocType.DOMAIN, f"r{i}.com"))
-    by_one = [batch for key in keys if (batch := one.add(key)) is not None]
-    by_many = many.add_all(keys)
-    assert [(b.endpoint, b.keys) for b in by_many] == [(b.endpoint, b.keys) for b in by_one]
-    assert by_many and all(len(b.keys) == 3 for b in by_many)
-    assert list(many.drain()) == list(one.drain())
+    b = Batcher(sizes(3))
+    for i in range(4):  # requeued keys make the domains' pending list longer than a batch
+        b.requeue((IocType.DOMAIN, f"r{i}.com"))
+    full = b.add_all(keys)
+    # r0-r3 and d0 are 5 pending: a batch of 3 (2 left), then one as d1, d4 and the third md5
+    # complete one
+    assert [(x.endpoint, x.keys) for x in full] == [
+        (Endpoint.DOMAIN, [(IocType.DOMAIN, f"r{i}.com") for i in range(3)]),
+        (Endpoint.DOMAIN, [(IocType.DOMAIN, "r3.com"), (IocType.DOMAIN, "d0.com"),
+                           (IocType.DOMAIN, "d1.com")]),
+        (Endpoint.DOMAIN, [(IocType.DOMAIN, f"d{i}.com") for i in range(2, 5)]),
+        (Endpoint.FILE, [(IocType.MD5, "a" * 32)] * 3),
+    ]  # fmt: skip
+    left = [(x.endpoint, len(x.keys)) for x in b.drain()]
+    assert left == [(Endpoint.FILE, 2), (Endpoint.DOMAIN, 2)]
 
 
 def test_ingest_asks_the_privacy_rule_of_names_and_addresses_only() -> None:
@@ -135,6 +139,10 @@ def test_deduper_keeps_every_key_through_growth_and_pickling() -> None:
         assert len(seen) == len(keys)
         assert not any(seen.add(t, v) for t, v in keys)
     assert copy.add(IocType.DOMAIN, "h3000.example.com")
+    # ingest's way of adding (by type, one call) asks the same tables, unpickled or not
+    for seen in (d, copy):
+        assert not any(seen.adders[t](v) for t, v in keys)
+        assert seen.adders[IocType.IPV4]("10.0.99.0") and not seen.add(IocType.IPV4, "10.0.99.0")
 
 
 async def collect(paths: list[str], **kw: int) -> list[Chunk]:
