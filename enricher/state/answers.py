@@ -805,7 +805,12 @@ class Cache:
                 stored, n = item
                 requests += n
                 if stored is not None and not self.broken:
-                    packed += self._packed(stored, pack)
+                    try:
+                        packed += self._packed(stored, pack)
+                    except Exception as exc:
+                        # an answer no row can be made of (a ttl past a float): a writer
+                        # thread that died left every later flush waiting for ever
+                        self._break(f"writing failed: {exc!r}")
                 # past the wait, a queue never empty (a writer behind) gave no Empty: the
                 # rows waited for _TXN_ROWS, not _LINGER
                 if len(packed) < _TXN_ROWS and not last and time.monotonic() < until:
@@ -1121,7 +1126,8 @@ class Cache:
         ident = self._bound(identity)
         if self.broken or self.not_kept:
             return None
-        answers = items if isinstance(items, list | tuple) else list(items)
+        # a copy: the writer makes the rows later, after the caller may reuse its list
+        answers = tuple(items)
         if not answers:
             return None
         return ident, _ENDPOINT[endpoint], self._fmt_id, self._clock(), answers

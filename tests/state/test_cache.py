@@ -135,6 +135,34 @@ def test_lookups_map_only_what_the_file_held_as_the_run_began(tmp_path: Path) ->
     again.close()
 
 
+def test_a_store_keeps_what_it_was_given_when_the_caller_reuses_its_list(
+    tmp_path: Path,
+) -> None:
+    # the writer thread makes the rows later (perfwarm): it wrote what the list held by then
+    cache = new_cache(tmp_path / "c.sqlite3")
+    items = [("a.com", "malicious", LINE, None)]
+    cache.store(Endpoint.DOMAIN, items)
+    items[0] = ("b.com", "benign", LINE.replace(b"a.com", b"b.com"), None)
+    cache.flush()
+    assert cache.lookup(Endpoint.DOMAIN, ["a.com", "b.com"]).keys() == {"a.com"}
+    cache.close()
+
+
+def test_an_answer_no_row_can_be_made_of_breaks_the_cache_not_its_writer(
+    tmp_path: Path,
+) -> None:
+    # a ttl past a float, made a row in the writer thread, killed it: every flush after
+    # waited for ever, and the cache did not say it was no longer kept
+    cache = new_cache(tmp_path / "c.sqlite3")
+    cache.store(Endpoint.DOMAIN, [("a.com", "malicious", LINE, 10**400)])
+    flushed = threading.Thread(target=cache.flush, daemon=True)
+    flushed.start()
+    flushed.join(10)
+    assert not flushed.is_alive()
+    assert cache.broken is not None and "OverflowError" in cache.broken
+    cache.close()
+
+
 def test_answers_and_budget_belong_to_their_identity(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite3"
     prod = new_cache(path)
