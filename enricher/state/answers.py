@@ -1167,6 +1167,10 @@ class Cache:
         with contextlib.suppress(sqlite3.Error):
             self._db.close()
         self._set_aside(opened=True)
+        if self.damaged:
+            # what found it damaged before (a read on opening) read the file just set aside:
+            # else close set the new one aside too, and the run went on without it
+            self.damaged, self.broken = False, None
         self._create()
         self._db = self._connect(reader=True)
         self._load(self._db)

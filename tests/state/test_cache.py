@@ -816,6 +816,27 @@ def test_with_max_age_0_nothing_is_served(tmp_path: Path) -> None:
     cache.close()
 
 
+def test_damage_found_on_opening_and_by_the_purge_sets_one_file_aside(tmp_path: Path) -> None:
+    # the read on opening broke the cache and marked it damaged; the purge set it aside and
+    # made a new one, which close set aside too (two copies, no cache at the path)
+    path = tmp_path / "cache.sqlite3"
+    filled(path)
+    damage(path, share=0.5)
+    with path.open("r+b") as f:  # part of the page the identities' lookup on opening reads
+        f.seek(4 * 16384)
+        f.write(bytes(range(251)) * 16)
+    cache = new_cache(path)
+    assert cache.broken is not None and cache.damaged  # what this test is about
+    assert cache.purge() == 0
+    assert cache.broken is None and len(cache) == 0  # a new file, in use
+    cache.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None)])
+    cache.close()
+    assert len([p for p in tmp_path.iterdir() if ".damaged-" in p.name]) == 1
+    again = new_cache(path)
+    assert again.lookup(Endpoint.DOMAIN, ["a.com"])
+    again.close()
+
+
 def test_a_damaged_cache_is_set_aside_under_a_free_name_privately(tmp_path: Path) -> None:
     """Setting aside never replaces a file already there (a copy set aside the same second,
     or anything named so), makes the copy private, and keeps at most 3 such copies."""
