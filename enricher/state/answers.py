@@ -852,6 +852,8 @@ class Cache:
         try:
             if not self.broken and (rows or requests):
                 db = db or self._connect_again()
+                if not self._still_there():  # a connection made before it was deleted
+                    raise _Vanished(_VANISHED.format(path=self.path))
                 db.execute("BEGIN IMMEDIATE")
                 db.executemany(
                     "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows

@@ -901,6 +901,25 @@ def test_a_cache_locked_by_another_process_says_so(
 
 
 @pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_a_cache_removed_after_the_writer_connected_is_reported(tmp_path: Path, how: str) -> None:
+    # the writer's connection, made before, kept writing to the file gone from the path:
+    # "stored" counted answers no run would read, and nothing said so
+    path = tmp_path / "cache.sqlite3"
+    cache = new_cache(path)
+    cache.store(Endpoint.DOMAIN, [("a.com", "benign", LINE, None)])
+    cache.flush()
+    for p in tmp_path.glob("cache.sqlite3*"):
+        p.rename(tmp_path / f"gone-{p.name}")
+    if how == "replaced":
+        new_cache(path, STAGING).close()
+    cache.store(Endpoint.DOMAIN, [("b.com", "benign", LINE.replace(b"a.com", b"b.com"), None)])
+    cache.flush()
+    assert cache.broken is not None and "removed or replaced during the run" in cache.broken
+    assert cache.stored == 1
+    cache.close()
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
 def test_a_cache_removed_during_a_run_is_never_made_anew(tmp_path: Path, how: str) -> None:
     """The writer's and the budget's connections open lazily: on a file that is gone they
     must not make an empty, unmarked one (every later run would refuse it as another
