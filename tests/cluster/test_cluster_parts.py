@@ -138,6 +138,9 @@ def test_a_balanced_plan_cuts_small_inputs_finer(tmp_path: Path) -> None:
         (["run", "a.txt", "--workers=2", "--cluster=tcp://h:8786"], False),
         (["lookup", "--workers", "2"], False),
         (["run", "--workers"], False),
+        (["run", "a.txt", "--workers", "¹"], False),  # a digit, not an int: argparse says so
+        (["run", "a.txt", "--workers=²"], False),
+        (["run", "a.txt", "--workers", " 2"], True),  # as argparse reads it
     ],
 )
 def test_the_command_line_asks_for_a_fork_server_early(argv: list[str], asked: bool) -> None:
