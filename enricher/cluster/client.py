@@ -401,6 +401,9 @@ class ClusterEnricher:
         written (a later `--resume` asks them again; their answers are in the shared
         cache). A task already running on a worker of another's cluster runs on."""
         self.interrupted = True
+        # what the summary and the manifest say, as one process's run says it (they said
+        # "done in …" and "stopped": null for a run stopped by SIGTERM, exit 3)
+        self.stats.stopped = self.stats.stopped or "interrupted"
         self._stopped.set()
 
     def cache_report(self, state: dict[str, object]) -> dict[str, object]:

@@ -182,3 +182,13 @@ def test_the_jobs_own_read_stops_between_chunks_once_the_job_stops(tmp_path: Pat
     assert len(job.early) == 1 and 0 < job.early[0].counts["lines_read"] < 300_000
     whole = read_input(str(source), InputOptions(), max_line=1 << 20, parts=2)
     assert whole.counts["lines_read"] == 300_000
+
+
+def test_a_stopped_job_says_it_was_interrupted() -> None:
+    # as one process's run says it: the summary said "done in …", the manifest "stopped": null
+    stats = RunStats()
+    job = ClusterEnricher(
+        load_settings("emulator"), stats=stats, inputs=["a"], reading=InputOptions(), read_as={}
+    )
+    job.stop()
+    assert job.interrupted and stats.stopped == "interrupted"
