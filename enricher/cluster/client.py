@@ -622,6 +622,8 @@ class ClusterEnricher:
         self.stats.rejects_not_written.update(read.rejects_dropped)
         if read.error is not None and self.input_error is None:
             self.input_error = InputError(read.error)
+            # as one process's run says it (the manifest's "stopped" was null)
+            self.stats.stopped = self.stats.stopped or read.error
         return Outcome(rejects=read.rejects)
 
     def _part(self, part: Part, first_wave: bool) -> Outcome:

@@ -184,7 +184,7 @@ def test_the_jobs_own_read_stops_between_chunks_once_the_job_stops(tmp_path: Pat
     assert whole.counts["lines_read"] == 300_000
 
 
-def test_a_stopped_job_says_it_was_interrupted() -> None:
+def test_a_stopped_job_says_why(tmp_path: Path) -> None:
     # as one process's run says it: the summary said "done in …", the manifest "stopped": null
     stats = RunStats()
     job = ClusterEnricher(
@@ -192,3 +192,11 @@ def test_a_stopped_job_says_it_was_interrupted() -> None:
     )
     job.stop()
     assert job.interrupted and stats.stopped == "interrupted"
+    # an input that could not be read (removed as the job ran: exit 1)
+    stats = RunStats()
+    job = ClusterEnricher(
+        load_settings("emulator"), stats=stats, inputs=["a"], reading=InputOptions(), read_as={}
+    )
+    job._read(read_input(str(tmp_path / "gone.txt"), InputOptions(), max_line=1 << 20, parts=2))
+    assert job.input_error is not None and stats.stopped == str(job.input_error)
+    assert "gone.txt" in stats.stopped
