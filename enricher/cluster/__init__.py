@@ -46,9 +46,9 @@ the same IOC is in many inputs; the client writing (rather than parts committing
 rename) keeps one output file in the usual schema that `--resume`, the report and the
 formats read as they read any run's.
 
-Not spread: standard input (a worker cannot read the client's), and what needs the whole
-job's order of lines (`--with-source`); `--max-requests` is one process's count (use
-`limits.daily_budget`, shared through the state). With a cluster, `--state redis://…` is
+Not spread: standard input or a `/dev/fd/N` (a worker cannot read the client's), and what
+needs the whole job's order of lines (`--with-source`); `--max-requests` is one process's
+count (use `limits.daily_budget`, shared through the state). With a cluster, `--state redis://…` is
 required: without one each worker would take the whole rate, and a part run again would
 ask its IOCs again.
 
