@@ -37,7 +37,7 @@ from ..errors import (
 )
 from ..ioc import Endpoint, IocType
 from ..pipeline.stats import RunStats
-from ..state.budget import Budget, quota_exhausted
+from ..state.budget import SPENT, Budget, quota_exhausted
 from ..threads import call_in_thread
 from .protocol import ParsedResponse, build_request, parse_response
 from .ratelimit import Clock, RateLimiter, Sleep
@@ -157,10 +157,18 @@ class Sender:
         _check(halt)
         if self.budget is not None:
             await self.budget.take()
+            # counted (in a shared state, reserved): a budget spent meanwhile by another
+            # request does not stop this one, or what it took is spent for nothing (a daily
+            # budget of 7 counted 7 while 1 request was sent: each part's requests racing)
+            halt = _unless_spent(halt)
         if halting is None or self.limiter.ready():
             await self.limiter.acquire()
         else:  # a wait for a turn: given up if the run begins to stop meanwhile
-            await _unless(self.limiter.acquire(), halting, halt)
+            try:
+                await _unless(self.limiter.acquire(), halting, halt)
+            except Stopping:
+                _check(halt)  # stopping for another reason than a spent budget
+                await self.limiter.acquire()
         if self.quota_until is not None:  # found spent while this one waited its turn
             raise quota_exhausted(self.quota_until)
         _check(halt)  # the run began to stop while this one waited its turn
@@ -278,6 +286,19 @@ async def _backoff(seconds: float, *, sleep: Sleep, halting: asyncio.Event | Non
                 await halting.wait()
     elif not halting.is_set():
         await _first(sleep(seconds), halting)
+
+
+def _unless_spent(halt: Callable[[], str | None] | None) -> Callable[[], str | None] | None:
+    """`halt`, but None (go on) when all it says is that the budget is spent."""
+    if halt is None:
+        return None
+    given = halt
+
+    def why() -> str | None:
+        reason = given()
+        return None if reason == SPENT else reason
+
+    return why
 
 
 def _check(halt: Callable[[], str | None] | None) -> None:

@@ -498,6 +498,16 @@ def _main(argv: Sequence[str] | None, closed: list[str]) -> int:
         if asked_for_workers(words):
             start_fork_server()  # its start overlaps the job's own (`cluster.forkserver`)
     try:
+        return _command(argv, closed)
+    finally:
+        if "enricher.cluster.forkserver" in sys.modules:  # none left behind, whatever the end
+            from ..cluster.forkserver import stop_fork_server
+
+            stop_fork_server()
+
+
+def _command(argv: Sequence[str] | None, closed: list[str]) -> int:
+    try:
         # under load, importing the commands (the emulator's) takes a second or two: a
         # SIGTERM then is an interruption too, not a traceback
         parser = build_parser()

@@ -46,9 +46,9 @@ the same IOC is in many inputs; the client writing (rather than parts committing
 rename) keeps one output file in the usual schema that `--resume`, the report and the
 formats read as they read any run's.
 
-Not spread: standard input (a worker cannot read the client's), and what needs the whole
-job's order of lines (`--with-source`); `--max-requests` is one process's count (use
-`limits.daily_budget`, shared through the state). With a cluster, `--state redis://…` is
+Not spread: standard input or a `/dev/fd/N` (a worker cannot read the client's), and what
+needs the whole job's order of lines (`--with-source`); `--max-requests` is one process's
+count (use `limits.daily_budget`, shared through the state). With a cluster, `--state redis://…` is
 required: without one each worker would take the whole rate, and a part run again would
 ask its IOCs again.
 
@@ -58,6 +58,7 @@ can run them); `client.py` the Dask side.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from yarl import URL
@@ -86,6 +87,13 @@ def check_job(
         )
     elif not inputs or STDIN in inputs:
         why = "read input files: a worker cannot read this process's standard input"
+    elif own := [path for path in inputs if _this_process_only(path)]:
+        # the job's own first reads may reach it (it worked) or not (a worker could not open
+        # it: exit 1, and --resume could not either): refused, whatever the timing
+        why = (
+            f"read input files: a worker cannot read this process's open file {own[0]}"
+            " (such as <(…)): save it to a file first"
+        )
     elif with_source:
         why = "cannot say where each IOC was first seen: leave out --with-source"
     elif max_requests is not None:
@@ -106,6 +114,17 @@ def check_job(
         )
     if why is not None:
         raise SettingsError(f"--workers/--cluster {why}")
+
+
+#: paths that name this process's own open files: another process opens its own, or none
+_OWN_FILES = ("/dev/fd/", "/dev/stdin", "/proc/self/", "/proc/thread-self/")
+
+
+def _this_process_only(path: str) -> bool:
+    """Whether `path` names a file only this process has open (`<(zcat x.gz)`, /dev/stdin)."""
+    mine = f"/proc/{os.getpid()}/"
+    named = os.path.abspath(path).startswith((*_OWN_FILES, mine))
+    return named or os.path.realpath(path).startswith(mine)
 
 
 def _credentials_in_urls(settings: Settings) -> bool:

@@ -9,12 +9,17 @@ Nothing here imports Dask: a job of one process asks for no fork server.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["PRELOAD", "START", "asked_for_workers", "start_fork_server"]
+__all__ = ["PRELOAD", "START", "asked_for_workers", "start_fork_server", "stop_fork_server"]
 
 #: how a local cluster's worker processes start: forked from a fork server, a fresh process
 #: that imports Dask and what the tasks need once (`PRELOAD`, while the job imports Dask
@@ -35,7 +40,33 @@ def start_fork_server() -> None:
     if START == "forkserver" and importlib.util.find_spec("distributed") is not None:
         ctx: Any = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
-        importlib.import_module("multiprocessing.forkserver").ensure_running()
+        if threading.current_thread() is not threading.main_thread():
+            importlib.import_module("multiprocessing.forkserver").ensure_running()
+            return
+        # started with SIGINT ignored (kept across its exec): a Ctrl-C reaches the terminal's
+        # whole process group, and the server, importing Dask for seconds, printed a
+        # KeyboardInterrupt traceback of ~40 lines on the job's stderr. Its workers keep it
+        # ignored too: the job stops them (its nannies), not the terminal.
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            importlib.import_module("multiprocessing.forkserver").ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, handler)
+
+
+def stop_fork_server() -> None:
+    """Stop the fork server this process started, if any (its workers are gone by then): a
+    job that stops at its settings (a bad flag, no shared state) left it importing Dask for
+    seconds after its exit, on a core, holding the job's stdout and stderr open (a caller
+    reading them to their end waited 5 s more)."""
+    module = sys.modules.get("multiprocessing.forkserver")
+    server: Any = getattr(module, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is None:
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+        server._stop()  # closes its pipe and reaps it
 
 
 def asked_for_workers(argv: Sequence[str]) -> bool:
@@ -52,5 +83,8 @@ def asked_for_workers(argv: Sequence[str]) -> bool:
             value = args[i + 1]
         else:
             continue
-        return value.isdigit() and int(value) > 1
+        try:  # as argparse reads it (int: "¹" is a digit, not an int)
+            return int(value) > 1
+        except ValueError:
+            return False
     return False

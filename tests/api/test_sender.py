@@ -23,6 +23,7 @@ from enricher.errors import (
 )
 from enricher.ioc import Endpoint, IocType
 from enricher.pipeline.stats import RunStats
+from enricher.state.budget import SPENT, Budget
 
 MD5 = hashlib.md5(b"x").hexdigest()
 KEYS = [(IocType.MD5, MD5)]
@@ -116,3 +117,37 @@ async def test_what_a_retry_cannot_fix_is_not_retried() -> None:
     with pytest.raises(HTTPStatusError) as info:
         await s.fetch(Endpoint.FILE, KEYS)
     assert info.value.attempts == 1 and clock.slept == [] and len(transport.posts) == 1
+
+
+async def test_a_request_that_took_the_budget_is_sent_though_it_is_spent_meanwhile() -> None:
+    """Its share is counted (in a shared state, reserved): given up, it was spent for nothing
+    (a daily budget of 7 counted 7 while 1 request was sent). A signal still stops it."""
+    halting = asyncio.Event()
+
+    class SpentMeanwhile(Budget):  # another request meets the budget spent as this one takes
+        async def take(self) -> None:
+            await super().take()
+            halting.set()
+
+    for reason, sent in [(SPENT, 1), ("interrupted", 0)]:
+        halting.clear()
+
+        def halt(why: str = reason) -> str | None:
+            return why if halting.is_set() else None
+
+        transport = failing()
+        s = Sender(
+            ApiSettings(),
+            RetrySettings(),
+            transport,
+            AdaptiveLimiter(0),
+            RunStats(),
+            budget=SpentMeanwhile(max_requests=5),
+        )
+        fetch = s.fetch(Endpoint.FILE, KEYS, halt=halt, halting=halting)
+        if sent:
+            assert MD5 in (await fetch).answers
+        else:
+            with pytest.raises(Stopping, match=reason):
+                await fetch
+        assert len(transport.posts) == sent

@@ -124,6 +124,10 @@ def test_a_cluster_not_there_is_said_in_one_line(tmp_path: Path, cluster_redis: 
     [
         ([], {}, "standard input"),
         (["-"], {}, "standard input"),
+        # <(zcat x.gz): read by the job early (before the cluster was up) or by a worker,
+        # which cannot open it (exit 1, and --resume could not either)
+        (["a", "/dev/fd/63"], {}, "open file /dev/fd/63"),
+        (["/dev/stdin"], {}, "open file /dev/stdin"),
         (["a"], {"with_source": True}, "--with-source"),
         (["a"], {"max_requests": 5}, "--max-requests"),
         (["a"], {"use_cache": False}, "--no-cache"),
