@@ -1,4 +1,5 @@
-"""Build hook: compiles the text extractor's optional C module (enricher/inputs/_scan.c).
+"""Build hook: compiles the optional C modules (`SOURCES`: the text extractor's
+enricher/inputs/_scan.c, the deduper's enricher/pipeline/_dedupe.c).
 
 With a compiler and Python's headers, `pip install .` ships the module in the wheel (tagged
 for this interpreter and platform), and `pip install -e .` places it beside its source (git
@@ -21,6 +22,10 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 SOURCE = Path("enricher/inputs/_scan.c")
+#: each module's source; each is built, or not, on its own, beside it
+SOURCES = (SOURCE, Path("enricher/pipeline/_dedupe.c"))
+#: what runs in pure Python when a module is not built
+_FALLBACK = {"_scan": "pure-Python text extraction", "_dedupe": "pure-Python dedupe"}
 
 
 class ScanBuildHook(BuildHookInterface):
@@ -31,18 +36,23 @@ class ScanBuildHook(BuildHookInterface):
         if self.target_name != "wheel":
             return
         root = Path(self.root)
-        name = "_scan" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so")
-        if version == "editable":  # an editable install imports it from beside its source
-            compile_scan(root / SOURCE, root / SOURCE.with_name(name))
-            return
-        # a wheel's is built outside the source tree, which the build leaves as it found it
-        # (a read-only checkout builds it too)
-        self.built = tempfile.TemporaryDirectory()
-        target = Path(self.built.name, name)
-        if compile_scan(root / SOURCE, target):
-            build_data["force_include"][str(target)] = str(SOURCE.with_name(name))
-            build_data["pure_python"] = False
-            build_data["infer_tag"] = True
+        suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+        for source in SOURCES:
+            if not (root / source).is_file():  # a tree that holds only some of them
+                continue
+            name = source.stem + suffix
+            if version == "editable":  # an editable install imports it from beside its source
+                compile_scan(root / source, root / source.with_name(name))
+                continue
+            # a wheel's is built outside the source tree, which the build leaves as it found
+            # it (a read-only checkout builds it too)
+            if self.built is None:
+                self.built = tempfile.TemporaryDirectory()
+            target = Path(self.built.name, name)
+            if compile_scan(root / source, target):
+                build_data["force_include"][str(target)] = str(source.with_name(name))
+                build_data["pure_python"] = False
+                build_data["infer_tag"] = True
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
         if self.built is not None:
@@ -55,10 +65,11 @@ def compile_scan(source: Path, target: Path) -> bool:
     include = sysconfig.get_paths()["include"]
     digest = source_digest(source.read_bytes())
     cmd = [*linker(), "-O2", "-fPIC", "-Wall", "-Wextra", f"-I{include}"]
-    cmd.append(f'-DSCAN_SOURCE="{digest}"')
+    # `_scan.c` reads SCAN_SOURCE, `_dedupe.c` DEDUPE_SOURCE
+    cmd.append(f'-D{source.stem.lstrip("_").upper()}_SOURCE="{digest}"')
     cmd += [str(source), "-o", str(target)]
     if not Path(include, "Python.h").is_file():
-        print(f"enricher: no Python.h in {include}: pure-Python text extraction", file=sys.stderr)
+        print(f"enricher: no Python.h in {include}: {_FALLBACK[source.stem]}", file=sys.stderr)
         return False
     try:
         subprocess.run(cmd, check=True, capture_output=True, text=True)
@@ -71,7 +82,7 @@ def compile_scan(source: Path, target: Path) -> bool:
         why = errors[0] if errors else f"{cmd[0]} exited with status {e.returncode}"
     else:
         return True
-    print(f"enricher: C module not built ({why}): pure-Python text extraction", file=sys.stderr)
+    print(f"enricher: C module not built ({why}): {_FALLBACK[source.stem]}", file=sys.stderr)
     return False
 
 

@@ -1,8 +1,9 @@
 """Memory per unique IOC held by the deduper, against plain Python sets.
 
 Builds N unique normalized IOCs (a mix: 40% md5, 20% sha1, 10% sha256, 20% domains, 10% IPv4),
-adds them to `enricher.pipeline.dedupe.Deduper` and, separately, to a `set[str]` and to one
-`set[bytes]` of the packed values per type (the deduper until issue 16), and reports the bytes
+adds them to `enricher.pipeline.dedupe.Deduper` (its C tables where `_dedupe.c` was built),
+to its pure-Python `PyDeduper` and, separately, to a `set[str]` and to one `set[bytes]` of
+the packed values per type (the deduper until issue 16), and reports the bytes
 per unique IOC each holds (tracemalloc: what the structure asked of the allocator, not its
 rounding up, so a set of objects is counted low), and the CPU seconds each took.
 
@@ -21,7 +22,7 @@ import tracemalloc
 import orjson
 
 from enricher.ioc import IocType
-from enricher.pipeline.dedupe import Deduper, pack
+from enricher.pipeline.dedupe import C_TABLES, Deduper, PyDeduper, pack
 
 
 def make(n: int) -> list[tuple[IocType, str]]:
@@ -68,12 +69,15 @@ def main() -> int:
     n = ap.parse_args().unique
     iocs = make(n)
 
-    def with_deduper() -> Deduper:
-        d = Deduper()
+    def with_deduper(kind: type[Deduper] = Deduper) -> Deduper:
+        d = kind()
         adders = d.adders  # as ingest adds
         for t, v in iocs:
             adders[t](v)
         return d
+
+    def with_py_deduper() -> Deduper:
+        return with_deduper(PyDeduper)
 
     def with_set() -> set[str]:
         # the strings themselves are copies, as a set of freshly normalized strings would hold
@@ -86,14 +90,18 @@ def main() -> int:
         return sets
 
     dedupe, dedupe_s = measure(with_deduper)
+    py_dedupe, py_dedupe_s = measure(with_py_deduper)
     plain, _ = measure(with_set)
     packed, packed_s = measure(with_packed_sets)
     print(orjson.dumps({
         "unique": n,
+        "deduper_tables": "C" if C_TABLES else "Python",
         "deduper_bytes_per_ioc": round(dedupe / n, 1),
+        "py_deduper_bytes_per_ioc": round(py_dedupe / n, 1),
         "set_of_str_bytes_per_ioc": round(plain / n, 1),
         "sets_of_packed_bytes_per_ioc": round(packed / n, 1),
         "deduper_cpu_us_per_add": round(dedupe_s / n * 1e6, 2),
+        "py_deduper_cpu_us_per_add": round(py_dedupe_s / n * 1e6, 2),
         "sets_of_packed_cpu_us_per_add": round(packed_s / n * 1e6, 2),
         "python": sys.version.split()[0],
     }, option=orjson.OPT_INDENT_2).decode())  # fmt: skip

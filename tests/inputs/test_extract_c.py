@@ -132,6 +132,28 @@ def test_a_wheel_s_module_is_built_outside_the_source_tree(tmp_path: Path) -> No
         assert not Path(built).exists()
 
 
+def test_a_wheel_builds_the_deduper_s_module_with_its_own_digest(tmp_path: Path) -> None:
+    # a tree holding only _dedupe.c: the hook builds what is there, each module told its own
+    # source's digest (`DEDUPE_SOURCE`), which dedupe.py checks as native.py checks _scan's
+    source = tmp_path / "enricher" / "pipeline" / "_dedupe.c"
+    source.parent.mkdir(parents=True)
+    source.write_bytes((ROOT / "enricher" / "pipeline" / "_dedupe.c").read_bytes())
+    hook = _hatch_build().ScanBuildHook()
+    hook.root, hook.target_name = str(tmp_path), "wheel"
+    build_data: dict[str, Any] = {"force_include": {}}
+    hook.initialize("standard", build_data)
+    if not build_data["force_include"]:
+        pytest.skip("no compiler or Python.h here")
+    [(built, packed)] = build_data["force_include"].items()
+    assert packed.startswith("enricher/pipeline/_dedupe")
+    spec = importlib.util.spec_from_file_location("_dedupe", built)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert native.hashlib.sha256(source.read_bytes()).hexdigest()[:16] == module.SOURCE
+    hook.finalize("standard", build_data, "")
+
+
 def test_the_version_says_which_text_extraction_runs(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--version"])

@@ -14,7 +14,7 @@ from enricher.inputs import Chunk, InputOptions, check_inputs, read_inputs
 from enricher.ioc import Endpoint, IocType
 from enricher.pipeline import dedupe
 from enricher.pipeline.batcher import Batcher
-from enricher.pipeline.dedupe import Deduper, pack
+from enricher.pipeline.dedupe import Deduper, PyDeduper, pack
 from enricher.pipeline.ingest import Ingest
 from enricher.pipeline.ledger import Ledger
 from enricher.pipeline.stats import RunStats
@@ -81,8 +81,15 @@ def test_ingest_asks_the_privacy_rule_of_names_and_addresses_only() -> None:
     assert asked == [IocType.DOMAIN, IocType.IPV4]
 
 
-def test_deduper_is_exact_and_keeps_types_apart() -> None:
-    d = Deduper()
+@pytest.fixture(params=[Deduper, PyDeduper], ids=["default", "python"])
+def kind(request: pytest.FixtureRequest) -> type[Deduper]:
+    """The deduper as ingest makes it (C tables where built) and its pure-Python one."""
+    cls: type[Deduper] = request.param
+    return cls
+
+
+def test_deduper_is_exact_and_keeps_types_apart(kind: type[Deduper]) -> None:
+    d = kind()
     md5 = "6162636465666768696a6b6c2e636f6d"  # the bytes of "abcdefghijkl.com"
     assert d.add(IocType.MD5, md5)
     assert d.add(IocType.DOMAIN, "abcdefghijkl.com")  # same packed bytes, other type
@@ -93,18 +100,20 @@ def test_deduper_is_exact_and_keeps_types_apart() -> None:
     assert pack(IocType.SHA256, "ab" * 32) == bytes.fromhex("ab" * 32)
 
 
-def test_deduper_never_drops_a_distinct_key() -> None:
-    d = Deduper()
+def test_deduper_never_drops_a_distinct_key(kind: type[Deduper]) -> None:
+    d = kind()
     keys = [f"{i:032x}" for i in range(20_000)]
     assert all(d.add(IocType.MD5, k) for k in keys)
     assert not any(d.add(IocType.MD5, k) for k in keys)
 
 
-def test_deduper_matches_whole_records_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deduper_matches_whole_records_only(
+    kind: type[Deduper], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # one bucket: every record lies beside others, where a match across two of them (or a
     # name inside a longer one) must not count as seen
     monkeypatch.setattr(dedupe, "_FIRST_BUCKETS", 1)
-    d = Deduper()
+    d = kind()
     a, b = "00" * 8 + "11" * 8, "22" * 8 + "33" * 8
     assert d.add(IocType.MD5, a) and d.add(IocType.MD5, b)
     across = "11" * 8 + "22" * 8
@@ -127,8 +136,8 @@ def test_deduper_matches_whole_records_only(monkeypatch: pytest.MonkeyPatch) -> 
     assert (IocType.MD5, "zz" * 16) not in copy and (IocType.DOMAIN, "\ud800.com") not in copy
 
 
-def test_deduper_keeps_every_key_through_growth_and_pickling() -> None:
-    d = Deduper()
+def test_deduper_keeps_every_key_through_growth_and_pickling(kind: type[Deduper]) -> None:
+    d = kind()
     keys = [(t, v) for i in range(3_000) for t, v in (
         (IocType.SHA1, f"{i:040x}"), (IocType.DOMAIN, f"h{i}.example.com"),
         (IocType.IPV4, f"10.0.{i >> 8}.{i & 255}"), (IocType.IPV6, f"2001:db8::{i:x}"),

@@ -1,0 +1,506 @@
+/* The deduper's tables (dedupe.py), in C: one `Table` per IOC type.
+ *
+ * Optional: dedupe.py uses this module when it was built (hatch_build.py compiles it at
+ * install when a compiler and Python's headers are there) and its own Python tables otherwise,
+ * or with ENRICHER_NO_C=1. A table stores what `dedupe.pack` gives of each value, in the same
+ * blob the Python table pickles: fixed-width records end to end (md5 16, sha1 20, sha256 32,
+ * IPv4 4, IPv6 16 bytes), or names each followed by END (a byte UTF-8 never holds). That
+ * blob is the table's arena itself, appended to; an open-addressing index over it (linear
+ * probing, at most 3/4 full, doubled when it would be more) holds for each record a slot of
+ * its place in the arena and 24 bits of its hash, so that a probe reads the arena only when
+ * those bits match. About 8/0.375..8/0.75 bytes of index and 1..1.5 times the record in the
+ * arena per value: 30-70 bytes for the widest (sha256), whatever the fill.
+ *
+ * Packing: what is plainly of its form (2w hex digits, a dotted quad without leading zeros,
+ * an IPv6 address inet_pton reads, any str for a name) is packed here, as the Python packer
+ * would; anything else is given to that packer (`bytes.fromhex`, `socket.inet_aton`, ...),
+ * which packs it or raises its own exception, so both paths give one answer on any input.
+ *
+ * Memory safety: every arena read is checked against the arena's used length, every slot
+ * index is masked by the index's size, and sizes are checked before they could overflow.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+#ifndef _WIN32
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#endif
+
+enum { NAME = 0, HEX = 1, IPV4 = 2, IPV6 = 3 };
+#define END 0xfe
+#define TAG_BITS 24
+#define TAG_MASK ((UINT64_C(1) << TAG_BITS) - 1)
+/* a slot is (ref + 1) << TAG_BITS | tag: a ref (record number, or a name's offset) below this */
+#define MAX_REF ((UINT64_C(1) << (64 - TAG_BITS)) - 2)
+#define MAX_WIDTH 64
+
+static uint64_t SEED;
+
+typedef struct {
+    PyObject_HEAD
+    int kind;
+    Py_ssize_t width; /* a record's bytes; 0 for a name (any length, then END) */
+    PyObject *packer; /* dedupe.pack's function for the type */
+    uint64_t *slots;  /* 0: empty */
+    size_t mask;      /* slots - 1 (a power of two) */
+    size_t count;
+    unsigned char *arena;
+    size_t used, cap;
+} Table;
+
+static inline uint64_t read64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* A keyed (per process: SEED comes from str's randomized hash) 64-bit hash of `n` bytes. */
+static uint64_t hash_bytes(const unsigned char *p, size_t n)
+{
+    uint64_t h = SEED ^ ((uint64_t)n * UINT64_C(0x9E3779B97F4A7C15));
+    while (n >= 8) {
+        h = (h ^ read64(p)) * UINT64_C(0xbf58476d1ce4e5b9);
+        h ^= h >> 31;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, p, n);
+    h = (h ^ tail) * UINT64_C(0x94d049bb133111eb);
+    h ^= h >> 29;
+    h *= UINT64_C(0xbf58476d1ce4e5b9);
+    h ^= h >> 32;
+    return h;
+}
+
+static int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* 2*width hex digits into `out`; 0 when `s` is not that. */
+static int pack_hex(const unsigned char *s, Py_ssize_t n, Py_ssize_t width, unsigned char *out)
+{
+    if (n != 2 * width)
+        return 0;
+    for (Py_ssize_t i = 0; i < width; i++) {
+        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return 0;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 1;
+}
+
+/* A dotted quad of decimal parts 0-255 without leading zeros (which inet_aton reads as
+ * octal) into `out`; 0 when `s` is not that. */
+static int pack_quad(const unsigned char *s, Py_ssize_t n, unsigned char *out)
+{
+    Py_ssize_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        if (part) {
+            if (i >= n || s[i] != '.')
+                return 0;
+            i++;
+        }
+        Py_ssize_t start = i;
+        unsigned v = 0;
+        while (i < n && i - start < 3 && s[i] >= '0' && s[i] <= '9')
+            v = v * 10 + (unsigned)(s[i++] - '0');
+        if (i == start || v > 255 || (s[start] == '0' && i - start > 1))
+            return 0;
+        out[part] = (unsigned char)v;
+    }
+    return i == n;
+}
+
+static int pack_six(const unsigned char *s, Py_ssize_t n, unsigned char *out)
+{
+#ifdef _WIN32
+    (void)s, (void)n, (void)out;
+    return 0;
+#else
+    char text[64];
+    if (n <= 0 || n >= (Py_ssize_t)sizeof(text) || memchr(s, 0, (size_t)n) != NULL)
+        return 0;
+    memcpy(text, s, (size_t)n);
+    text[n] = 0;
+    return inet_pton(AF_INET6, text, out) == 1;
+#endif
+}
+
+/* The record of `value`: its bytes at *key, *n of them (a name's without END). A fixed
+ * record is written into `buf`; a name's bytes are the str's own UTF-8, or those of *held
+ * (a new reference the caller releases). -1 with an exception where the packer raises. */
+static int pack(Table *t, PyObject *value, unsigned char *buf, const unsigned char **key,
+                Py_ssize_t *n, PyObject **held)
+{
+    *held = NULL;
+    if (PyUnicode_Check(value)) {
+        if (t->kind == NAME) {
+            const char *utf8 = PyUnicode_AsUTF8AndSize(value, n);
+            if (utf8 == NULL)
+                return -1;
+            *key = (const unsigned char *)utf8;
+            return 0;
+        }
+        if (PyUnicode_IS_ASCII(value)) {
+            const unsigned char *s = PyUnicode_1BYTE_DATA(value);
+            Py_ssize_t len = PyUnicode_GET_LENGTH(value);
+            int done = t->kind == HEX    ? pack_hex(s, len, t->width, buf)
+                       : t->kind == IPV4 ? pack_quad(s, len, buf)
+                                         : pack_six(s, len, buf);
+            if (done) {
+                *key = buf;
+                *n = t->width;
+                return 0;
+            }
+        }
+    }
+    /* not plainly of its form: the Python packer's answer, whatever it is */
+    PyObject *packed = PyObject_CallOneArg(t->packer, value);
+    if (packed == NULL)
+        return -1;
+    if (!PyBytes_Check(packed)) {
+        Py_DECREF(packed);
+        PyErr_SetString(PyExc_TypeError, "a packer gave no bytes");
+        return -1;
+    }
+    Py_ssize_t len = PyBytes_GET_SIZE(packed);
+    if (t->width) {
+        /* a record across two others' boundary would match: as dedupe.py raises */
+        if (len != t->width) {
+            Py_DECREF(packed);
+            PyErr_Format(PyExc_ValueError, "not a normalized value of its type: %R", value);
+            return -1;
+        }
+        memcpy(buf, PyBytes_AS_STRING(packed), (size_t)len);
+        Py_DECREF(packed);
+        *key = buf;
+        *n = len;
+        return 0;
+    }
+    *held = packed;
+    *key = (const unsigned char *)PyBytes_AS_STRING(packed);
+    *n = len;
+    return 0;
+}
+
+/* Where the record of slot `s` starts in the arena and, for a name, how long it is (END not
+ * counted); 0 when it is not wholly inside the arena (never, for a table this file wrote). */
+static int record_at(const Table *t, uint64_t s, size_t *offset, size_t *len)
+{
+    uint64_t ref = (s >> TAG_BITS) - 1;
+    if (t->width) {
+        size_t w = (size_t)t->width;
+        if (ref >= t->used / w)
+            return 0;
+        *offset = (size_t)ref * w;
+        *len = w;
+        return 1;
+    }
+    if (ref >= t->used)
+        return 0;
+    const unsigned char *end = memchr(t->arena + ref, END, t->used - (size_t)ref);
+    if (end == NULL)
+        return 0;
+    *offset = (size_t)ref;
+    *len = (size_t)(end - (t->arena + ref));
+    return 1;
+}
+
+/* The slot holding `key`, or the empty slot where it would go (*found 0). */
+static size_t find(const Table *t, const unsigned char *key, size_t n, uint64_t h, int *found)
+{
+    uint64_t tag = h >> (64 - TAG_BITS);
+    size_t i = (size_t)h & t->mask;
+    for (;;) {
+        uint64_t s = t->slots[i];
+        if (s == 0) {
+            *found = 0;
+            return i;
+        }
+        size_t offset, len;
+        if ((s & TAG_MASK) == tag && record_at(t, s, &offset, &len) && len == n
+            && memcmp(t->arena + offset, key, n) == 0) {
+            *found = 1;
+            return i;
+        }
+        i = (i + 1) & t->mask;
+    }
+}
+
+/* The index at twice its size (or `size`), every slot placed again from its record. */
+static int resize(Table *t, size_t size)
+{
+    if (size > SIZE_MAX / sizeof(uint64_t)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    uint64_t *slots = PyMem_RawCalloc(size, sizeof(uint64_t));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t mask = size - 1;
+    if (t->slots != NULL) {
+        for (size_t j = 0; j <= t->mask; j++) {
+            uint64_t s = t->slots[j];
+            size_t offset, len;
+            if (s == 0 || !record_at(t, s, &offset, &len))
+                continue;
+            size_t i = (size_t)hash_bytes(t->arena + offset, len) & mask;
+            while (slots[i] != 0)
+                i = (i + 1) & mask;
+            slots[i] = s;
+        }
+        PyMem_RawFree(t->slots);
+    }
+    t->slots = slots;
+    t->mask = mask;
+    return 0;
+}
+
+/* Append `n` bytes of `key` (and END for a name) as a new record, its slot at `i`. */
+static int put(Table *t, size_t i, const unsigned char *key, size_t n, uint64_t h)
+{
+    size_t need = n + (t->width ? 0 : 1);
+    uint64_t ref = t->width ? t->used / (size_t)t->width : t->used;
+    if (ref > MAX_REF || need > SIZE_MAX - t->used) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (t->used + need > t->cap) {
+        /* 1.5 times: amortised appends, at most half again the arena unused */
+        size_t cap = t->cap < SIZE_MAX / 3 ? t->cap + t->cap / 2 : SIZE_MAX;
+        if (cap < t->used + need)
+            cap = t->used + need;
+        if (cap < 256)
+            cap = 256;
+        unsigned char *arena = PyMem_RawRealloc(t->arena, cap);
+        if (arena == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->arena = arena;
+        t->cap = cap;
+    }
+    memcpy(t->arena + t->used, key, n);
+    if (!t->width)
+        t->arena[t->used + n] = END;
+    t->used += need;
+    t->slots[i] = (ref + 1) << TAG_BITS | h >> (64 - TAG_BITS);
+    t->count++;
+    return 0;
+}
+
+/* 1 when `key` was new (and is now held), 0 when it was held, -1 on an error. */
+static int add_key(Table *t, const unsigned char *key, size_t n)
+{
+    /* at most 3/4 of the slots full after this one */
+    if ((t->count + 1) * 4 > (t->mask + 1) * 3 && resize(t, (t->mask + 1) * 2) < 0)
+        return -1;
+    uint64_t h = hash_bytes(key, n);
+    int found;
+    size_t i = find(t, key, n, h, &found);
+    if (found)
+        return 0;
+    return put(t, i, key, n, h) < 0 ? -1 : 1;
+}
+
+static PyObject *table_add(PyObject *self, PyObject *value)
+{
+    Table *t = (Table *)self;
+    unsigned char buf[MAX_WIDTH];
+    const unsigned char *key;
+    Py_ssize_t n;
+    PyObject *held;
+    if (pack(t, value, buf, &key, &n, &held) < 0)
+        return NULL;
+    int added = add_key(t, key, (size_t)n);
+    Py_XDECREF(held);
+    if (added < 0)
+        return NULL;
+    return PyBool_FromLong(added);
+}
+
+static PyObject *table_has(PyObject *self, PyObject *value)
+{
+    Table *t = (Table *)self;
+    unsigned char buf[MAX_WIDTH];
+    const unsigned char *key;
+    Py_ssize_t n;
+    PyObject *held;
+    if (pack(t, value, buf, &key, &n, &held) < 0)
+        return NULL;
+    int found;
+    find(t, key, (size_t)n, hash_bytes(key, (size_t)n), &found);
+    Py_XDECREF(held);
+    return PyBool_FromLong(found);
+}
+
+static PyObject *table_blob(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Table *t = (Table *)self;
+    return PyBytes_FromStringAndSize((const char *)t->arena, (Py_ssize_t)t->used);
+}
+
+/* Hold every record of a blob (one table's, as `blob` gives or dedupe.py pickles). */
+static PyObject *table_load(PyObject *self, PyObject *arg)
+{
+    Table *t = (Table *)self;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *p = view.buf;
+    size_t size = (size_t)view.len, at = 0;
+    int failed = 0;
+    if (t->width) {
+        size_t w = (size_t)t->width;
+        if (size % w) {
+            PyErr_Format(PyExc_ValueError, "a blob of %zu bytes holds no whole %zu-byte records",
+                         size, w);
+            failed = 1;
+        }
+        for (; !failed && at + w <= size; at += w)
+            failed = add_key(t, p + at, w) < 0;
+    }
+    else {
+        /* a name ends at END; bytes after the last END are no record (as in dedupe.py) */
+        const unsigned char *end;
+        while (!failed && at < size && (end = memchr(p + at, END, size - at)) != NULL) {
+            size_t n = (size_t)(end - (p + at));
+            failed = add_key(t, p + at, n) < 0;
+            at += n + 1;
+        }
+    }
+    PyBuffer_Release(&view);
+    if (failed)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t table_len(PyObject *self)
+{
+    return (Py_ssize_t)((Table *)self)->count;
+}
+
+static PyObject *table_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *keywords[] = {"kind", "width", "packer", NULL};
+    int kind;
+    Py_ssize_t width;
+    PyObject *packer;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "inO:Table", keywords, &kind, &width, &packer))
+        return NULL;
+    int fits = (kind == NAME && width == 0) || (kind == HEX && width > 0 && width <= MAX_WIDTH)
+               || (kind == IPV4 && width == 4) || (kind == IPV6 && width == 16);
+    if (!fits) {
+        PyErr_SetString(PyExc_ValueError, "no such kind of table and width");
+        return NULL;
+    }
+    if (!PyCallable_Check(packer)) {
+        PyErr_SetString(PyExc_TypeError, "packer must be callable");
+        return NULL;
+    }
+    Table *t = (Table *)type->tp_alloc(type, 0);
+    if (t == NULL)
+        return NULL;
+    t->kind = kind;
+    t->width = width;
+    Py_INCREF(packer);
+    t->packer = packer;
+    if (resize(t, 16) < 0) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    return (PyObject *)t;
+}
+
+static void table_dealloc(PyObject *self)
+{
+    Table *t = (Table *)self;
+    PyMem_RawFree(t->slots);
+    PyMem_RawFree(t->arena);
+    Py_XDECREF(t->packer);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *table_sizeof(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Table *t = (Table *)self;
+    return PyLong_FromSize_t(sizeof(Table) + (t->mask + 1) * sizeof(uint64_t) + t->cap);
+}
+
+static PyMethodDef table_methods[] = {
+    {"add", table_add, METH_O, "Hold the value's record: True when it was not held."},
+    {"has", table_has, METH_O, "Whether the value's record is held."},
+    {"blob", table_blob, METH_NOARGS, "Every record end to end (a name's with its END)."},
+    {"load", table_load, METH_O, "Hold every record of a blob."},
+    {"__sizeof__", table_sizeof, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods table_sequence = {.sq_length = table_len};
+
+static PyTypeObject TableType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "enricher.pipeline._dedupe.Table",
+    .tp_basicsize = sizeof(Table),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One IOC type's records: Table(kind, width, packer).",
+    .tp_new = table_new,
+    .tp_dealloc = table_dealloc,
+    .tp_methods = table_methods,
+    .tp_as_sequence = &table_sequence,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_dedupe", "The deduper's tables, in C.", -1, NULL,
+    NULL, NULL, NULL, NULL,
+};
+
+/* The digest of the _dedupe.c this module was built from (hatch_build.py passes it): dedupe.py
+   uses the module only when it matches the _dedupe.c beside it. */
+#ifndef DEDUPE_SOURCE
+#define DEDUPE_SOURCE ""
+#endif
+
+PyMODINIT_FUNC PyInit__dedupe(void)
+{
+    PyObject *salt = PyUnicode_FromString("enricher.pipeline._dedupe");
+    if (salt == NULL)
+        return NULL;
+    Py_hash_t seed = PyObject_Hash(salt);
+    Py_DECREF(salt);
+    if (seed == -1 && PyErr_Occurred())
+        return NULL;
+    SEED = (uint64_t)seed * UINT64_C(0x9E3779B97F4A7C15);
+    if (PyType_Ready(&TableType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddStringConstant(m, "SOURCE", DEDUPE_SOURCE) < 0
+        || PyModule_AddIntConstant(m, "NAME", NAME) < 0 || PyModule_AddIntConstant(m, "HEX", HEX) < 0
+        || PyModule_AddIntConstant(m, "IPV4", IPV4) < 0
+        || PyModule_AddIntConstant(m, "IPV6", IPV6) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&TableType);
+    if (PyModule_AddObject(m, "Table", (PyObject *)&TableType) < 0) {
+        Py_DECREF(&TableType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
