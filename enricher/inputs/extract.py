@@ -317,7 +317,21 @@ class _Scan:
             tokens, starts = [m[1] for m in found], [m.start(1) for m in found]
         else:
             tokens, starts = _dotted_names(text)
-        for tok, start in zip(tokens, starts, strict=True):
+        walk = _names_walk
+        size = len(tokens)
+        i = 0
+        while i < size:
+            if walk is not None:
+                # the tokens that need no judgment go through in C, up to the next that does
+                i, line, last = walk(
+                    text, tokens, starts, i, line, last, _NAMES, never, known, ipv4, KNOWN_MAX,
+                    values, lines, self.long_names, quads, self.defanged,
+                )  # fmt: skip
+                if i >= size:
+                    break
+            tok = tokens[i]
+            start = starts[i]
+            i += 1
             if tok in never:
                 continue
             # whether `tok` is the token as found, neither trimmed nor cut after a `$`: only
@@ -799,6 +813,8 @@ def _py_hex_spans(text: str) -> list[int]:
 # The candidate finders in C (_scan.c, see native.py) when they were built: the same results,
 # found several times faster
 _dotted_names = native.dotted_names or _py_dotted_names
+# the names pass's loop over the tokens that need no judgment, in C (None: all in Python)
+_names_walk = native.names_walk
 _hex_spans = native.hex_runs or _py_hex_spans
 C_SCAN = native.dotted_names is not None
 

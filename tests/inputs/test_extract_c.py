@@ -167,6 +167,7 @@ def _both(text: str) -> tuple[Any, Any]:
         patch.object(extract_module, "_hex_spans", extract_module._py_hex_spans),
         patch.object(normalize_module, "_triggers", normalize_module._python_triggers),
         patch.object(extract_module, "_is_plain_name", extract_module._py_is_plain_name),
+        patch.object(extract_module, "_names_walk", None),
     ):
         python = extract_module.extract_lines(text, 1)
     return c, python
@@ -182,14 +183,70 @@ def _same_finds(text: str) -> None:
     assert native.triggers(text) == [m.start() for m in _TRIGGER.finditer(text)]
 
 
-@needs_c
-def test_the_same_on_the_corpora_and_the_golden_files() -> None:
+def _texts() -> list[str]:
+    """The corpora and the golden files."""
     texts = [d.text for d in extract_peers.copies(extract_peers.load(), 0.3)]
     texts += [p.read_text("utf-8", "replace") for p in sorted(FORMATS.iterdir()) if p.is_file()]
-    for text in texts:
+    return texts
+
+
+@needs_c
+def test_the_same_on_the_corpora_and_the_golden_files() -> None:
+    for text in _texts():
         _same_finds(text)
         c, python = _both(text)
         assert c == python
+
+
+@needs_c
+def test_the_names_loop_in_c_gives_the_same_from_tables_already_filled() -> None:
+    # the second time, every token is judged already: the C loop answers most of them itself
+    texts = _texts()
+    extract_module._forget()
+    with patch.object(extract_module, "_names_walk", None):
+        python = [extract_module.extract_lines(text, 3) for text in texts]
+    extract_module._forget()
+    assert [extract_module.extract_lines(text, 3) for text in texts] == python
+    assert [extract_module.extract_lines(text, 3) for text in texts] == python
+
+
+# what the names loop in C answers, or hands to Python, around a name or address it knows
+_AROUND = [
+    "evil.com", "evil.com(", "evil.com {", "evil.com.*", "x/evil.com", "$evil.com", "_evil.com_",
+    "1.2.3.4", "1.2.3.4/8", "v=1.2.3.4", "version 1.2.3.4", "VERSION 1.2.3.4", "Version 1.2.3.4",
+    "ErSiOn 1.2.3.4", "1.2.3.4.443 > x", "evil[.]exe", "a.exe", "a.exe evil[.]exe",
+    "a" * 40 + ".evil.com", "a" * 32 + ".evil.com", "::ffff:1.2.3.4", "%s.evil.com", "é.evil.com",
+]  # fmt: skip
+
+
+@needs_c
+@pytest.mark.parametrize("defanged", ["", "x[.]org\n"])
+def test_the_names_loop_in_c_gives_the_same_around_known_tokens(defanged: str) -> None:
+    # each written twice, the second time known: on one line, on lines of their own
+    text = defanged + " ".join(_AROUND * 2) + "\n" + "\n".join(_AROUND * 2)
+    c, python = _both(text)
+    assert c == python
+    assert python[0].count("1.2.3.4") > 4 and "evil.com" in python[0]
+
+
+@needs_c
+def test_the_names_loop_in_c_takes_only_its_arguments() -> None:
+    assert native.names_walk is not None
+    args: list[Any] = ["\nevil.com", ["evil.com"], [1], 0, 1, 0, {}, set(), {}, None, 9]
+    args += [[], [], [], None, False]
+    assert native.names_walk(*args) == (0, 1, 0)  # not judged yet: Python's
+    with pytest.raises(TypeError):
+        native.names_walk(*args[:-1])
+    for i, wrong in [(0, b"x"), (1, ("evil.com",)), (6, []), (7, {}), (14, ())]:
+        with pytest.raises(TypeError):
+            native.names_walk(*args[:i], wrong, *args[i + 1 :])
+    args[6] = {"evil.com": "evil.com"}
+    args[2] = ["1"]
+    with pytest.raises(TypeError):
+        native.names_walk(*args)
+    args[2] = [1]
+    assert native.names_walk(*args) == (1, 2, 1)
+    assert args[11:13] == [["evil.com"], [2]]
 
 
 # the pieces of names, addresses, hashes and their surroundings, and hostile characters: NUL,
@@ -198,7 +255,8 @@ _PIECES = st.sampled_from(
     ["evil", "com", "x", "1", "255", "1.2.3.4", "a.b.net", ".", "..", "@", "@@", "_", "-", "+",
      "%", " ", "\n", "/", "\\", ":", "::", "[.]", "$", "(", "*", "\x00", "\ud800", "\udfff",
      "é", "٣", "²", "\u200b", "a" * 32, "F" * 40, "0" * 64, "1" * 64, "ab" * 33, "g", "Z",
-     "hxxp", "hXXps", "fxp", "(dot)", "[ DOT ]", "[at]", "{ @ }", ".]", "<.>", "\\.", "[://]"]
+     "hxxp", "hXXps", "fxp", "(dot)", "[ DOT ]", "[at]", "{ @ }", ".]", "<.>", "\\.", "[://]",
+     "exe", "version ", "ERSION", "=", " {", ".*", "a.exe", "evil.com"]
 )  # fmt: skip
 
 
