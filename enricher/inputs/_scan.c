@@ -661,8 +661,118 @@ static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py
     return Py_BuildValue("(nnn)", i, line, last);
 }
 
+/* Whether the lower-case ASCII `window` of `size` bytes holds one of the words that may key a
+ * fingerprint (`hash`, `ja`, `ssh`, `serial`, `btih`, `print`, `commit`, `/blob`, `/tree`,
+ * `uid`: what _Scan.hashes looks for before its pattern): one pass, on the first letter. */
+static int holds_key(const char *window, Py_ssize_t size)
+{
+#define AT(word) (size - k >= (Py_ssize_t)sizeof(word) - 1 \
+                  && memcmp(window + k, word, sizeof(word) - 1) == 0)
+    for (Py_ssize_t k = 0; k < size; k++) {
+        switch (window[k]) {
+        case 'h': if (AT("hash")) return 1; break;
+        case 'j': if (AT("ja")) return 1; break;
+        case 's': if (AT("ssh") || AT("serial")) return 1; break;
+        case 'b': if (AT("btih")) return 1; break;
+        case 'p': if (AT("print")) return 1; break;
+        case 'c': if (AT("commit")) return 1; break;
+        case '/': if (AT("/blob") || AT("/tree")) return 1; break;
+        case 'u': if (AT("uid")) return 1; break;
+        default: break;
+        }
+    }
+    return 0;
+#undef AT
+}
+
+/* hashes_walk(text, spans, k, line, last, long_names, values, lines) -> (k, line, last): the
+ * hash pass's loop over the runs of hex digits (`_Scan.hashes` in extract.py; `spans` as
+ * `hex_runs` gives them, `k` the index in it of the run to look at first), for the runs that
+ * need no judgment: those of another length than 32, 40 or 64 and those of digits alone are
+ * skipped, and those with no key word in the 40 characters before them (all ASCII), nor a
+ * dot beside them while `long_names` is true (a name may hold them), are appended to `values`
+ * in lower case with their line (counted from `line`, the line at `last`). It stops at the
+ * first run the Python path must look at, and says where it is and the line at `last` (`k`
+ * is the length of `spans` when none is left). */
+static PyObject *hashes_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "hashes_walk() takes 8 arguments");
+        return NULL;
+    }
+    PyObject *text = args[0], *spans = args[1], *values = args[6], *lines = args[7];
+    if (!is_str(text, "hashes_walk"))
+        return NULL;
+    if (!PyList_Check(spans) || !PyList_Check(values) || !PyList_Check(lines)) {
+        PyErr_SetString(PyExc_TypeError, "hashes_walk(): an argument of the wrong type");
+        return NULL;
+    }
+    Py_ssize_t k = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t line = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t last = PyLong_AsSsize_t(args[4]);
+    int long_names = PyObject_IsTrue(args[5]);
+    if (PyErr_Occurred() || long_names < 0)
+        return NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+#define CH(j) ((j) >= 0 && (j) < n ? PyUnicode_READ(kind, data, (j)) : 0)
+    if (k < 0)
+        k = 0;
+    for (; k + 1 < PyList_GET_SIZE(spans); k += 2) {
+        Py_ssize_t start = PyLong_AsSsize_t(PyList_GET_ITEM(spans, k));
+        Py_ssize_t end = PyLong_AsSsize_t(PyList_GET_ITEM(spans, k + 1));
+        if (PyErr_Occurred())
+            return NULL;
+        if (start < 1 || end > n || end <= start)
+            break; /* not a run hex_runs gives: Python's */
+        Py_ssize_t size = end - start;
+        if (size != 32 && size != 40 && size != 64)
+            continue;
+        int digits = 1, ascii = 1;
+        for (Py_ssize_t j = start; j < end && (digits || ascii); j++) {
+            Py_UCS4 c = CH(j);
+            digits = digits && c >= '0' && c <= '9';
+            ascii = ascii && c < 128;
+        }
+        if (digits)
+            continue;
+        if (!ascii)
+            break; /* not a run hex_runs gives: Python's */
+        char window[40];
+        Py_ssize_t from = start > 40 ? start - 40 : 0, wide = start - from;
+        int plain = 1;
+        for (Py_ssize_t j = 0; j < wide && plain; j++) {
+            Py_UCS4 c = CH(from + j);
+            plain = c < 128;
+            window[j] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        if (!plain || holds_key(window, wide)
+            || (long_names && (CH(start - 1) == '.' || CH(end) == '.')))
+            break; /* a fingerprint's key, a label of a name: Python says */
+        PyObject *value = PyUnicode_New(size, 127);
+        if (value == NULL)
+            return NULL;
+        Py_UCS1 *out = PyUnicode_1BYTE_DATA(value);
+        for (Py_ssize_t j = 0; j < size; j++) {
+            Py_UCS4 c = CH(start + j);
+            out[j] = (Py_UCS1)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        line += newlines(kind, data, n, last, start);
+        last = start;
+        int bad = emit(values, lines, value, line) < 0;
+        Py_DECREF(value);
+        if (bad)
+            return NULL;
+    }
+#undef CH
+    return Py_BuildValue("(nnn)", k, line, last);
+}
+
 static PyMethodDef methods[] = {
     {"dotted_names", dotted_names, METH_O, "The tokens and starts of _dotted_names(text)."},
+    {"hashes_walk", (PyCFunction)(void (*)(void))hashes_walk, METH_FASTCALL,
+     "The hash pass's loop over the runs that need no judgment."},
     {"hex_runs", hex_runs, METH_O, "The spans of _hex_runs(text), flat."},
     {"names_walk", (PyCFunction)(void (*)(void))names_walk, METH_FASTCALL,
      "The names pass's loop over the tokens that need no judgment."},

@@ -2,6 +2,17 @@
 # Python when it is missing.
 def dotted_names(text: str, /) -> tuple[list[str], list[int]]: ...
 def hex_runs(text: str, /) -> list[int]: ...
+def hashes_walk(
+    text: str,
+    spans: list[int],
+    k: int,
+    line: int,
+    last: int,
+    long_names: bool,
+    values: list[str],
+    lines: list[int],
+    /,
+) -> tuple[int, int, int]: ...
 def triggers(text: str, /) -> list[int]: ...
 def plain_name(low: str, top: str, /) -> bool: ...
 def names_walk(

@@ -13,13 +13,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["dotted_names", "hex_runs", "names_walk", "plain_name", "triggers"]
+__all__ = ["dotted_names", "hashes_walk", "hex_runs", "names_walk", "plain_name", "triggers"]
 
 dotted_names: Callable[[str], tuple[list[str], list[int]]] | None = None
 hex_runs: Callable[[str], list[int]] | None = None
 triggers: Callable[[str], list[int]] | None = None
 plain_name: Callable[[str, str], bool] | None = None
 names_walk: Callable[..., tuple[int, int, int]] | None = None
+hashes_walk: Callable[..., tuple[int, int, int]] | None = None
 
 
 def _built_from(source: Path, built: str) -> bool:
@@ -48,10 +49,11 @@ if not TURNED_OFF:
             _scan.triggers,
             _scan.plain_name,
             _scan.names_walk,
+            _scan.hashes_walk,
         )
         current = _built_from(Path(__file__).with_name("_scan.c"), _scan.SOURCE)
     except (ImportError, AttributeError):  # not built, or built from an older _scan.c
         pass
     else:
         if current:
-            dotted_names, hex_runs, triggers, plain_name, names_walk = found
+            dotted_names, hex_runs, triggers, plain_name, names_walk, hashes_walk = found

@@ -168,6 +168,7 @@ def _both(text: str) -> tuple[Any, Any]:
         patch.object(normalize_module, "_triggers", normalize_module._python_triggers),
         patch.object(extract_module, "_is_plain_name", extract_module._py_is_plain_name),
         patch.object(extract_module, "_names_walk", None),
+        patch.object(extract_module, "_hashes_walk", None),
     ):
         python = extract_module.extract_lines(text, 1)
     return c, python
@@ -203,7 +204,10 @@ def test_the_names_loop_in_c_gives_the_same_from_tables_already_filled() -> None
     # the second time, every token is judged already: the C loop answers most of them itself
     texts = _texts()
     extract_module._forget()
-    with patch.object(extract_module, "_names_walk", None):
+    with (
+        patch.object(extract_module, "_names_walk", None),
+        patch.object(extract_module, "_hashes_walk", None),
+    ):
         python = [extract_module.extract_lines(text, 3) for text in texts]
     extract_module._forget()
     assert [extract_module.extract_lines(text, 3) for text in texts] == python
@@ -227,6 +231,39 @@ def test_the_names_loop_in_c_gives_the_same_around_known_tokens(defanged: str) -
     c, python = _both(text)
     assert c == python
     assert python[0].count("1.2.3.4") > 4 and "evil.com" in python[0]
+
+
+_MD5 = "d41d8cd98f00b204e9800998ecf8427E"
+# what the hash loop in C answers, or hands to Python, around a run of hex digits
+_AROUND_HASHES = [
+    _MD5, _MD5 + "0", "1" * 32, "sha1 " + "A" * 40, "hash: " + _MD5, "HASH=" + _MD5,
+    "JA3 " + _MD5, "ja " + _MD5, "uid " + _MD5, "x/commit/" + "a" * 40, "İ " + _MD5,
+    "é" * 50 + " " + _MD5, _MD5 + ".evil.com", "x." + _MD5, "a" * 45 + "." + _MD5 + ".evil.com",
+]  # fmt: skip
+
+
+@needs_c
+@pytest.mark.parametrize("names", ["", "a" * 40 + ".evil.com\n"])
+def test_the_hash_loop_in_c_gives_the_same_around_runs(names: str) -> None:
+    text = names + " ".join(_AROUND_HASHES) + "\n" + "\n".join(_AROUND_HASHES)
+    c, python = _both(text)
+    assert c == python
+    assert python[0].count(_MD5.lower()) > 4
+
+
+@needs_c
+def test_the_hash_loop_in_c_takes_only_its_arguments() -> None:
+    assert native.hashes_walk is not None
+    text = "\n" + _MD5
+    assert native.hashes_walk(text, [1, 33], 0, 1, 0, False, [], []) == (2, 2, 1)
+    with pytest.raises(TypeError):
+        native.hashes_walk(text, [1, 33], 0, 1, 0, False, [], [], None)
+    with pytest.raises(TypeError):
+        native.hashes_walk(text, (1, 33), 0, 1, 0, False, [], [])
+    with pytest.raises(TypeError):
+        native.hashes_walk(text, ["1", 33], 0, 1, 0, False, [], [])
+    # not spans hex_runs gives: handed back
+    assert native.hashes_walk(text, [0, 40], 0, 1, 0, False, [], []) == (0, 1, 0)
 
 
 @needs_c
