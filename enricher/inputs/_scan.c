@@ -443,6 +443,20 @@ static int append_pair(PyObject *list, Py_ssize_t a, Py_ssize_t b)
     return done;
 }
 
+/* Where a walk goes on from, read from `args[0]`, `args[1]`, `args[2]`: the index (0 if
+ * negative), the line at `*last` and `*last`. 0, or -1 with an exception set. */
+static int walk_from(PyObject *const *args, Py_ssize_t *i, Py_ssize_t *line, Py_ssize_t *last)
+{
+    *i = PyLong_AsSsize_t(args[0]);
+    *line = PyLong_AsSsize_t(args[1]);
+    *last = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred())
+        return -1;
+    if (*i < 0)
+        *i = 0;
+    return 0;
+}
+
 enum { WALK_SKIP, WALK_EMIT, WALK_PYTHON };
 
 /* Whether `tok` is a dotted quad (`_DOTTED_QUAD.fullmatch(tok)`: four numbers of 0 to 255,
@@ -613,9 +627,9 @@ static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py
         PyErr_SetString(PyExc_TypeError, "names_walk(): an argument of the wrong type");
         return NULL;
     }
-    Py_ssize_t i = PyLong_AsSsize_t(args[3]);
-    Py_ssize_t line = PyLong_AsSsize_t(args[4]);
-    Py_ssize_t last = PyLong_AsSsize_t(args[5]);
+    Py_ssize_t i, line, last;
+    if (walk_from(args + 3, &i, &line, &last) < 0)
+        return NULL;
     Py_ssize_t known_max = PyLong_AsSsize_t(args[10]);
     int defanged = PyObject_IsTrue(args[15]);
     if (PyErr_Occurred() || defanged < 0)
@@ -623,8 +637,6 @@ static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    if (i < 0)
-        i = 0;
     /* the lists may be changed by code a collection runs: their sizes are read every time */
     for (; i < PyList_GET_SIZE(tokens) && i < PyList_GET_SIZE(starts); i++) {
         PyObject *tok = PyList_GET_ITEM(tokens, i);
@@ -707,18 +719,16 @@ static PyObject *hashes_walk(PyObject *Py_UNUSED(self), PyObject *const *args, P
         PyErr_SetString(PyExc_TypeError, "hashes_walk(): an argument of the wrong type");
         return NULL;
     }
-    Py_ssize_t k = PyLong_AsSsize_t(args[2]);
-    Py_ssize_t line = PyLong_AsSsize_t(args[3]);
-    Py_ssize_t last = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t k, line, last;
+    if (walk_from(args + 2, &k, &line, &last) < 0)
+        return NULL;
     int long_names = PyObject_IsTrue(args[5]);
-    if (PyErr_Occurred() || long_names < 0)
+    if (long_names < 0)
         return NULL;
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
 #define CH(j) ((j) >= 0 && (j) < n ? PyUnicode_READ(kind, data, (j)) : 0)
-    if (k < 0)
-        k = 0;
     for (; k + 1 < PyList_GET_SIZE(spans); k += 2) {
         Py_ssize_t start = PyLong_AsSsize_t(PyList_GET_ITEM(spans, k));
         Py_ssize_t end = PyLong_AsSsize_t(PyList_GET_ITEM(spans, k + 1));
