@@ -1,5 +1,6 @@
 /* The text extractor's candidate finders (extract.py), refang's trigger finder
- * (pipeline/normalize.py) and a new name's domain-rule string tests, in C.
+ * (pipeline/normalize.py), a new name's domain-rule string tests, and the names and hash
+ * passes' loops over what needs no judgment (`names_walk`, `hashes_walk`), in C.
  *
  * Optional: enricher/inputs/native.py loads this module when it was built (hatch_build.py
  * compiles it at install when a compiler and Python's headers are there); the callers use
@@ -8,7 +9,9 @@
  * the golden files and generated text. Why C: on a dense report these passes, in Python,
  * visit every dot, hex digit and bracket through a bytes mask or a regex, and a regex call
  * per candidate; one pass over the characters does the same with no object made for what is
- * not a candidate. The judging of each candidate stays in Python.
+ * not a candidate. The judging of each new candidate stays in Python: the loops answer only
+ * what the memo tables (Python dicts, which they read) or a few character tests settle, and
+ * hand every other token or run back to the Python path, one at a time.
  *
  * Every index is checked against the text's length before it is read (`bits_at`, `CH`), and
  * every loop moves forward (a lead whose match failed is not tried again), so any input, of
