@@ -1,5 +1,6 @@
 /* The text extractor's candidate finders (extract.py), refang's trigger finder
- * (pipeline/normalize.py) and a new name's domain-rule string tests, in C.
+ * (pipeline/normalize.py), a new name's domain-rule string tests, and the names and hash
+ * passes' loops over what needs no judgment (`names_walk`, `hashes_walk`), in C.
  *
  * Optional: enricher/inputs/native.py loads this module when it was built (hatch_build.py
  * compiles it at install when a compiler and Python's headers are there); the callers use
@@ -8,7 +9,9 @@
  * the golden files and generated text. Why C: on a dense report these passes, in Python,
  * visit every dot, hex digit and bracket through a bytes mask or a regex, and a regex call
  * per candidate; one pass over the characters does the same with no object made for what is
- * not a candidate. The judging of each candidate stays in Python.
+ * not a candidate. The judging of each new candidate stays in Python: the loops answer only
+ * what the memo tables (Python dicts, which they read) or a few character tests settle, and
+ * hand every other token or run back to the Python path, one at a time.
  *
  * Every index is checked against the text's length before it is read (`bits_at`, `CH`), and
  * every loop moves forward (a lead whose match failed is not tried again), so any input, of
@@ -405,9 +408,387 @@ static PyObject *plain_name(PyObject *Py_UNUSED(self), PyObject *const *args, Py
     return PyBool_FromLong(!digits);
 }
 
+/* The number of newlines in `text[from:to]` (`text.count("\n", from, to)`; 0 when `to` is
+ * not past `from`). */
+static Py_ssize_t newlines(int kind, const void *data, Py_ssize_t n, Py_ssize_t from,
+                           Py_ssize_t to)
+{
+    if (from < 0)
+        from = 0;
+    if (to > n)
+        to = n;
+    Py_ssize_t lines = 0;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *p = data, *end = (const Py_UCS1 *)data + (to > from ? to : from);
+        for (p += from; p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+            lines++;
+        return lines;
+    }
+    for (Py_ssize_t i = from; i < to; i++)
+        lines += PyUnicode_READ(kind, data, i) == '\n';
+    return lines;
+}
+
+/* Append `value` and the line `line` to `values` and `lines`: 0, or -1 with an exception set. */
+static int emit(PyObject *values, PyObject *lines, PyObject *value, Py_ssize_t line)
+{
+    if (PyList_Append(values, value) < 0)
+        return -1;
+    return append_index(lines, line);
+}
+
+/* Append the pair (`a`, `b`) to `list`: 0, or -1 with an exception set. */
+static int append_pair(PyObject *list, Py_ssize_t a, Py_ssize_t b)
+{
+    PyObject *pair = Py_BuildValue("(nn)", a, b);
+    int done = pair == NULL ? -1 : PyList_Append(list, pair);
+    Py_XDECREF(pair);
+    return done;
+}
+
+/* Where a walk goes on from, read from `args[0]`, `args[1]`, `args[2]`: the index (0 if
+ * negative), the line at `*last` and `*last`. 0, or -1 with an exception set. */
+static int walk_from(PyObject *const *args, Py_ssize_t *i, Py_ssize_t *line, Py_ssize_t *last)
+{
+    *i = PyLong_AsSsize_t(args[0]);
+    *line = PyLong_AsSsize_t(args[1]);
+    *last = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred())
+        return -1;
+    if (*i < 0)
+        *i = 0;
+    return 0;
+}
+
+enum { WALK_SKIP, WALK_EMIT, WALK_PYTHON };
+
+/* Whether `tok` is a dotted quad (`_DOTTED_QUAD.fullmatch(tok)`: four numbers of 0 to 255,
+ * written without a leading zero, between three dots). */
+static int dotted_quad(PyObject *tok)
+{
+    int kind = PyUnicode_KIND(tok);
+    const void *data = PyUnicode_DATA(tok);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(tok), i = 0;
+    for (int part = 0; part < 4; part++) {
+        if (part > 0 && (i >= n || PyUnicode_READ(kind, data, i++) != '.'))
+            return 0;
+        int value = 0, digits = 0;
+        for (; i < n && digits < 4; i++, digits++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (c < '0' || c > '9')
+                break;
+            value = value * 10 + (int)(c - '0');
+        }
+        if (digits == 0 || digits > 3 || value > 255)
+            return 0;
+        if (digits > 1 && PyUnicode_READ(kind, data, i - digits) == '0')
+            return 0;
+    }
+    return i == n;
+}
+
+/* What the names pass (`_Scan.names` in extract.py) does with the token `tok` found at
+ * `start` when that needs no judgment of its own: WALK_SKIP (it gives nothing), WALK_EMIT
+ * (it gives `*value`, a new reference; `*quad` says whether it is a dotted quad), or
+ * WALK_PYTHON (the Python path must look at it: a token to trim or cut after a `$`, a name
+ * not yet judged, one after a `/` that may follow a name (`evil1.com/evil2.com`), a URL's
+ * host that is no name, a quad near a `/`, `=` or `version`, tcpdump's `1.2.3.4.443`, a
+ * file-like name in defanged text); -1 with an exception set. */
+static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, Py_ssize_t start,
+                      PyObject *memo, PyObject *never, PyObject *known, PyObject *ipv4,
+                      Py_ssize_t known_max, int defanged, PyObject **value, int *quad)
+{
+#define CH(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
+    int contains = PySet_Contains(never, tok);
+    if (contains != 0)
+        return contains < 0 ? -1 : WALK_SKIP;
+    Py_ssize_t size = PyUnicode_GET_LENGTH(tok);
+    /* the text starts with a newline, as the extractor's does, so that what is before a
+     * token is read in it, never from its end as a negative index would */
+    if (size == 0 || start < 1 || start + size > n || CH(0) != '\n')
+        return WALK_PYTHON; /* not a token the finders give: Python says what it is */
+    int tok_kind = PyUnicode_KIND(tok);
+    const void *tok_data = PyUnicode_DATA(tok);
+    Py_UCS4 first = PyUnicode_READ(tok_kind, tok_data, 0);
+    Py_UCS4 last = PyUnicode_READ(tok_kind, tok_data, size - 1);
+    if (first == '_' || first == '%' || first == '+' || first == '-' || last == '_'
+        || last == '%' || last == '+' || last == '-')
+        return WALK_PYTHON; /* to trim */
+    for (Py_ssize_t k = 1; k < size - 1; k++) {
+        Py_UCS4 c = PyUnicode_READ(tok_kind, tok_data, k);
+        if (c == '%' || c == '+')
+            return WALK_PYTHON; /* a placeholder label */
+    }
+    Py_UCS4 before = CH(start - 1);
+    Py_ssize_t end = start + size;
+    if (before == '$')
+        return WALK_PYTHON; /* a variable, then a name */
+    if (last <= '9') { /* no top-level domain ends in a digit: an address or nothing */
+        PyObject *kind_of = PyDict_GetItemWithError(known, tok);
+        if (kind_of == NULL && PyErr_Occurred())
+            return -1;
+        if (kind_of != ipv4) {
+            Py_ssize_t dots = 0;
+            for (Py_ssize_t k = 0; k < size; k++)
+                dots += PyUnicode_READ(tok_kind, tok_data, k) == '.';
+            if (dots != 3 || !dotted_quad(tok))
+                return dots == 4 ? WALK_PYTHON : WALK_SKIP; /* `1.2.3.4.443 > ` */
+            if (PyDict_GET_SIZE(known) >= known_max)
+                return WALK_PYTHON; /* Python empties the tables */
+            if (PyDict_SetItem(known, tok, ipv4) < 0)
+                return -1;
+        }
+        if (before == '/' || before == '=' || CH(end) == '/')
+            return WALK_PYTHON; /* a product's version, a range, a key's version */
+        /* `ersion` or `ERSION` (as the Python looks for) in the 24 characters before it */
+        for (Py_ssize_t k = start > 24 ? start - 24 : 0; k + 6 <= start; k++) {
+            Py_UCS4 c = CH(k);
+            if (c == 'e' && CH(k + 1) == 'r' && CH(k + 2) == 's' && CH(k + 3) == 'i'
+                && CH(k + 4) == 'o' && CH(k + 5) == 'n')
+                return WALK_PYTHON;
+            if (c == 'E' && CH(k + 1) == 'R' && CH(k + 2) == 'S' && CH(k + 3) == 'I'
+                && CH(k + 4) == 'O' && CH(k + 5) == 'N')
+                return WALK_PYTHON;
+        }
+        Py_INCREF(tok);
+        *value = tok;
+        *quad = 1;
+        return WALK_EMIT;
+    }
+    /* after a `/` or `\`: a URL's host (1), a path component (2) or a name like any other (0),
+     * as _after_slash says */
+    int url = 0;
+    if (before == '/' || before == '\\') {
+        Py_UCS4 two = CH(start - 2);
+        if (before == '\\')
+            url = two == '\\' && !Py_UNICODE_ISALNUM(CH(start - 3)) ? 0 : 2;
+        else if (two == '/')
+            url = CH(start - 3) == ':';
+        else if (two == '\\' && CH(start - 3) == '/' && CH(start - 4) == '\\')
+            url = CH(start - 5) == ':';
+        else if (two == ':' && Py_UNICODE_ISALPHA(CH(start - 3)) && Py_UNICODE_ISALPHA(CH(start - 4)))
+            url = 1;
+        else if (Py_UNICODE_ISALNUM(two) && CH(end) != '/')
+            return WALK_PYTHON; /* maybe a list, `evil1.com/evil2.com` */
+        else
+            url = 2;
+    }
+    PyObject *name = PyDict_GetItemWithError(memo, tok);
+    if (name == NULL)
+        return PyErr_Occurred() ? -1 : WALK_PYTHON; /* not judged yet */
+    if (url == 2)
+        return WALK_SKIP;
+    if (name == Py_None)
+        return url == 1 ? WALK_PYTHON : WALK_SKIP; /* a URL's host under an alternative root */
+    if (!PyUnicode_Check(name) || PyUnicode_GET_LENGTH(name) < 2)
+        return WALK_PYTHON;
+    int file_like = PyUnicode_READ_CHAR(name, 0) == '!';
+    if (url == 1) { /* a URL's host is a domain, even one that looks like a file's name */
+        *value = file_like ? PyUnicode_Substring(name, 1, PyUnicode_GET_LENGTH(name)) : name;
+        if (*value == NULL)
+            return -1;
+        if (!file_like)
+            Py_INCREF(name);
+        *quad = 0;
+        return WALK_EMIT;
+    }
+    if (!file_like) {
+        Py_UCS4 after = CH(end), next = CH(end + 1);
+        file_like = after == '(' || (after == ' ' && next == '{') || (after == '.' && next == '*');
+    }
+    if (file_like) /* a domain only if defanged, and not written plain on its line */
+        return defanged ? WALK_PYTHON : WALK_SKIP;
+    Py_INCREF(name);
+    *value = name;
+    *quad = 0;
+    return WALK_EMIT;
+#undef CH
+}
+
+/* names_walk(text, tokens, starts, i, line, last, memo, never, known, ipv4, known_max, values,
+ * lines, long_names, quads, defanged) -> (i, line, last): the names pass's loop over the tokens
+ * (`_Scan.names` in extract.py) from token `i`, for the tokens that need no judgment: those
+ * that give nothing are skipped, and those whose value is known are appended to `values` with
+ * their line (counted from `line`, the line at `last`), `long_names` and `quads` as the Python
+ * does. It stops at the first token the Python path must look at, and says where it is and
+ * the line at `last` (`i` is the number of tokens when none is left). */
+static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 16) {
+        PyErr_SetString(PyExc_TypeError, "names_walk() takes 16 arguments");
+        return NULL;
+    }
+    PyObject *text = args[0], *tokens = args[1], *starts = args[2];
+    PyObject *memo = args[6], *never = args[7], *known = args[8], *ipv4 = args[9];
+    PyObject *values = args[11], *lines = args[12], *long_names = args[13], *quads = args[14];
+    if (!is_str(text, "names_walk"))
+        return NULL;
+    if (!PyList_Check(tokens) || !PyList_Check(starts) || !PyDict_Check(memo)
+        || !PyAnySet_Check(never) || !PyDict_Check(known) || !PyList_Check(values)
+        || !PyList_Check(lines) || !PyList_Check(long_names)
+        || !(quads == Py_None || PyList_Check(quads))) {
+        PyErr_SetString(PyExc_TypeError, "names_walk(): an argument of the wrong type");
+        return NULL;
+    }
+    Py_ssize_t i, line, last;
+    if (walk_from(args + 3, &i, &line, &last) < 0)
+        return NULL;
+    Py_ssize_t known_max = PyLong_AsSsize_t(args[10]);
+    int defanged = PyObject_IsTrue(args[15]);
+    if (PyErr_Occurred() || defanged < 0)
+        return NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    /* the lists may be changed by code a collection runs: their sizes are read every time */
+    for (; i < PyList_GET_SIZE(tokens) && i < PyList_GET_SIZE(starts); i++) {
+        PyObject *tok = PyList_GET_ITEM(tokens, i);
+        if (!PyUnicode_Check(tok))
+            break; /* Python's to say what that is */
+        Py_ssize_t start = PyLong_AsSsize_t(PyList_GET_ITEM(starts, i));
+        if (start == -1 && PyErr_Occurred())
+            return NULL;
+        Py_INCREF(tok);
+        PyObject *value = NULL;
+        int quad = 0;
+        int what = walk_token(kind, data, n, tok, start, memo, never, known, ipv4, known_max,
+                              defanged, &value, &quad);
+        Py_ssize_t size = PyUnicode_GET_LENGTH(tok);
+        Py_DECREF(tok);
+        if (what < 0)
+            return NULL;
+        if (what == WALK_PYTHON)
+            break;
+        if (what == WALK_SKIP)
+            continue;
+        int bad = (quad && quads != Py_None
+                   && append_pair(quads, start, PyList_GET_SIZE(values)) < 0)
+                  || (!quad && size > 32 && append_pair(long_names, start, start + size) < 0);
+        if (!bad) {
+            line += newlines(kind, data, n, last, start);
+            last = start;
+            bad = emit(values, lines, value, line) < 0;
+        }
+        Py_DECREF(value);
+        if (bad)
+            return NULL;
+    }
+    return Py_BuildValue("(nnn)", i, line, last);
+}
+
+/* Whether the lower-case ASCII `window` of `size` bytes holds one of the words that may key a
+ * fingerprint (`hash`, `ja`, `ssh`, `serial`, `btih`, `print`, `commit`, `/blob`, `/tree`,
+ * `uid`: what _Scan.hashes looks for before its pattern): one pass, on the first letter. */
+static int holds_key(const char *window, Py_ssize_t size)
+{
+#define AT(word) (size - k >= (Py_ssize_t)sizeof(word) - 1 \
+                  && memcmp(window + k, word, sizeof(word) - 1) == 0)
+    for (Py_ssize_t k = 0; k < size; k++) {
+        switch (window[k]) {
+        case 'h': if (AT("hash")) return 1; break;
+        case 'j': if (AT("ja")) return 1; break;
+        case 's': if (AT("ssh") || AT("serial")) return 1; break;
+        case 'b': if (AT("btih")) return 1; break;
+        case 'p': if (AT("print")) return 1; break;
+        case 'c': if (AT("commit")) return 1; break;
+        case '/': if (AT("/blob") || AT("/tree")) return 1; break;
+        case 'u': if (AT("uid")) return 1; break;
+        default: break;
+        }
+    }
+    return 0;
+#undef AT
+}
+
+/* hashes_walk(text, spans, k, line, last, long_names, values, lines) -> (k, line, last): the
+ * hash pass's loop over the runs of hex digits (`_Scan.hashes` in extract.py; `spans` as
+ * `hex_runs` gives them, `k` the index in it of the run to look at first), for the runs that
+ * need no judgment: those of another length than 32, 40 or 64 and those of digits alone are
+ * skipped, and those with no key word in the 40 characters before them (all ASCII), nor a
+ * dot beside them while `long_names` is true (a name may hold them), are appended to `values`
+ * in lower case with their line (counted from `line`, the line at `last`). It stops at the
+ * first run the Python path must look at, and says where it is and the line at `last` (`k`
+ * is the length of `spans` when none is left). */
+static PyObject *hashes_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "hashes_walk() takes 8 arguments");
+        return NULL;
+    }
+    PyObject *text = args[0], *spans = args[1], *values = args[6], *lines = args[7];
+    if (!is_str(text, "hashes_walk"))
+        return NULL;
+    if (!PyList_Check(spans) || !PyList_Check(values) || !PyList_Check(lines)) {
+        PyErr_SetString(PyExc_TypeError, "hashes_walk(): an argument of the wrong type");
+        return NULL;
+    }
+    Py_ssize_t k, line, last;
+    if (walk_from(args + 2, &k, &line, &last) < 0)
+        return NULL;
+    int long_names = PyObject_IsTrue(args[5]);
+    if (long_names < 0)
+        return NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+#define CH(j) ((j) >= 0 && (j) < n ? PyUnicode_READ(kind, data, (j)) : 0)
+    for (; k + 1 < PyList_GET_SIZE(spans); k += 2) {
+        Py_ssize_t start = PyLong_AsSsize_t(PyList_GET_ITEM(spans, k));
+        Py_ssize_t end = PyLong_AsSsize_t(PyList_GET_ITEM(spans, k + 1));
+        if (PyErr_Occurred())
+            return NULL;
+        if (start < 1 || end > n || end <= start)
+            break; /* not a run hex_runs gives: Python's */
+        Py_ssize_t size = end - start;
+        if (size != 32 && size != 40 && size != 64)
+            continue;
+        int digits = 1, ascii = 1;
+        for (Py_ssize_t j = start; j < end && (digits || ascii); j++) {
+            Py_UCS4 c = CH(j);
+            digits = digits && c >= '0' && c <= '9';
+            ascii = ascii && c < 128;
+        }
+        if (digits)
+            continue;
+        if (!ascii)
+            break; /* not a run hex_runs gives: Python's */
+        char window[40];
+        Py_ssize_t from = start > 40 ? start - 40 : 0, wide = start - from;
+        int plain = 1;
+        for (Py_ssize_t j = 0; j < wide && plain; j++) {
+            Py_UCS4 c = CH(from + j);
+            plain = c < 128;
+            window[j] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        if (!plain || holds_key(window, wide)
+            || (long_names && (CH(start - 1) == '.' || CH(end) == '.')))
+            break; /* a fingerprint's key, a label of a name: Python says */
+        PyObject *value = PyUnicode_New(size, 127);
+        if (value == NULL)
+            return NULL;
+        Py_UCS1 *out = PyUnicode_1BYTE_DATA(value);
+        for (Py_ssize_t j = 0; j < size; j++) {
+            Py_UCS4 c = CH(start + j);
+            out[j] = (Py_UCS1)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        line += newlines(kind, data, n, last, start);
+        last = start;
+        int bad = emit(values, lines, value, line) < 0;
+        Py_DECREF(value);
+        if (bad)
+            return NULL;
+    }
+#undef CH
+    return Py_BuildValue("(nnn)", k, line, last);
+}
+
 static PyMethodDef methods[] = {
     {"dotted_names", dotted_names, METH_O, "The tokens and starts of _dotted_names(text)."},
+    {"hashes_walk", (PyCFunction)(void (*)(void))hashes_walk, METH_FASTCALL,
+     "The hash pass's loop over the runs that need no judgment."},
     {"hex_runs", hex_runs, METH_O, "The spans of _hex_runs(text), flat."},
+    {"names_walk", (PyCFunction)(void (*)(void))names_walk, METH_FASTCALL,
+     "The names pass's loop over the tokens that need no judgment."},
     {"plain_name", (PyCFunction)(void (*)(void))plain_name, METH_FASTCALL,
      "_is_plain_name(low, top) of extract.py."},
     {"triggers", triggers, METH_O, "The starts of normalize._TRIGGER's matches."},

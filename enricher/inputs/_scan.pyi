@@ -2,8 +2,38 @@
 # Python when it is missing.
 def dotted_names(text: str, /) -> tuple[list[str], list[int]]: ...
 def hex_runs(text: str, /) -> list[int]: ...
+def hashes_walk(
+    text: str,
+    spans: list[int],
+    k: int,
+    line: int,
+    last: int,
+    long_names: bool,
+    values: list[str],
+    lines: list[int],
+    /,
+) -> tuple[int, int, int]: ...
 def triggers(text: str, /) -> list[int]: ...
 def plain_name(low: str, top: str, /) -> bool: ...
+def names_walk(
+    text: str,
+    tokens: list[str],
+    starts: list[int],
+    i: int,
+    line: int,
+    last: int,
+    memo: dict[str, str | None],
+    never: set[str],
+    known: dict[str, object],
+    ipv4: object,
+    known_max: int,
+    values: list[str],
+    lines: list[int],
+    long_names: list[tuple[int, int]],
+    quads: list[tuple[int, int]] | None,
+    defanged: bool,
+    /,
+) -> tuple[int, int, int]: ...
 
 # the digest of the _scan.c it was built from (native.py compares it with the one beside it)
 SOURCE: str

@@ -317,7 +317,21 @@ class _Scan:
             tokens, starts = [m[1] for m in found], [m.start(1) for m in found]
         else:
             tokens, starts = _dotted_names(text)
-        for tok, start in zip(tokens, starts, strict=True):
+        walk = _names_walk
+        size = len(tokens)
+        i = 0
+        while i < size:
+            if walk is not None:
+                # the tokens that need no judgment go through in C, up to the next that does
+                i, line, last = walk(
+                    text, tokens, starts, i, line, last, _NAMES, never, known, ipv4, KNOWN_MAX,
+                    values, lines, self.long_names, quads, self.defanged,
+                )  # fmt: skip
+                if i >= size:
+                    break
+            tok = tokens[i]
+            start = starts[i]
+            i += 1
             if tok in never:
                 continue
             # whether `tok` is the token as found, neither trimmed nor cut after a `$`: only
@@ -470,10 +484,24 @@ class _Scan:
     def hashes(self) -> None:
         text = self.text
         count = text.count
+        values = self.values
+        lines = self.lines
         line = self.first_line - 1
         last = 0
         starts = [s for s, _ in self.long_names]
-        for start, end in _hex_runs(text):
+        spans = _hex_spans(text)
+        walk = _hashes_walk
+        size = len(spans)
+        k = 0
+        while k < size:
+            if walk is not None:
+                # the runs that need no judgment go through in C, up to the next that does
+                k, line, last = walk(text, spans, k, line, last, bool(starts), values, lines)
+                if k >= size:
+                    break
+            start = spans[k]
+            end = spans[k + 1]
+            k += 2
             if end - start not in _HASH_LENGTHS:
                 continue
             digits = text[start:end]
@@ -499,8 +527,8 @@ class _Scan:
                     continue  # a label of a domain: `<md5>.evil.com`
             line += count("\n", last, start)
             last = start
-            self.values.append(digits.lower())
-            self.lines.append(line)
+            values.append(digits.lower())
+            lines.append(line)
 
     def ipv6(self) -> None:
         text = self.text
@@ -799,6 +827,9 @@ def _py_hex_spans(text: str) -> list[int]:
 # The candidate finders in C (_scan.c, see native.py) when they were built: the same results,
 # found several times faster
 _dotted_names = native.dotted_names or _py_dotted_names
+# the names and hash passes' loops over what needs no judgment, in C (None: all in Python)
+_names_walk = native.names_walk
+_hashes_walk = native.hashes_walk
 _hex_spans = native.hex_runs or _py_hex_spans
 C_SCAN = native.dotted_names is not None
 

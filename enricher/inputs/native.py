@@ -13,12 +13,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["dotted_names", "hex_runs", "plain_name", "triggers"]
+__all__ = ["dotted_names", "hashes_walk", "hex_runs", "names_walk", "plain_name", "triggers"]
 
 dotted_names: Callable[[str], tuple[list[str], list[int]]] | None = None
 hex_runs: Callable[[str], list[int]] | None = None
 triggers: Callable[[str], list[int]] | None = None
 plain_name: Callable[[str, str], bool] | None = None
+names_walk: Callable[..., tuple[int, int, int]] | None = None
+hashes_walk: Callable[..., tuple[int, int, int]] | None = None
 
 
 def _built_from(source: Path, built: str) -> bool:
@@ -41,10 +43,17 @@ if not TURNED_OFF:
     try:
         from . import _scan
 
-        found = (_scan.dotted_names, _scan.hex_runs, _scan.triggers, _scan.plain_name)
+        found = (
+            _scan.dotted_names,
+            _scan.hex_runs,
+            _scan.triggers,
+            _scan.plain_name,
+            _scan.names_walk,
+            _scan.hashes_walk,
+        )
         current = _built_from(Path(__file__).with_name("_scan.c"), _scan.SOURCE)
     except (ImportError, AttributeError):  # not built, or built from an older _scan.c
         pass
     else:
         if current:
-            dotted_names, hex_runs, triggers, plain_name = found
+            dotted_names, hex_runs, triggers, plain_name, names_walk, hashes_walk = found

@@ -26,7 +26,7 @@ from enricher import __version__
 from enricher.app.cli import build_parser
 from enricher.config.settings import load_settings
 from enricher.inputs import extract as extract_module
-from enricher.inputs import native
+from enricher.inputs import native, suffixes
 from enricher.pipeline import normalize as normalize_module
 from enricher.pipeline.normalize import _TRIGGER
 
@@ -189,6 +189,8 @@ def _both(text: str) -> tuple[Any, Any]:
         patch.object(extract_module, "_hex_spans", extract_module._py_hex_spans),
         patch.object(normalize_module, "_triggers", normalize_module._python_triggers),
         patch.object(extract_module, "_is_plain_name", extract_module._py_is_plain_name),
+        patch.object(extract_module, "_names_walk", None),
+        patch.object(extract_module, "_hashes_walk", None),
     ):
         python = extract_module.extract_lines(text, 1)
     return c, python
@@ -204,14 +206,106 @@ def _same_finds(text: str) -> None:
     assert native.triggers(text) == [m.start() for m in _TRIGGER.finditer(text)]
 
 
-@needs_c
-def test_the_same_on_the_corpora_and_the_golden_files() -> None:
+def _texts() -> list[str]:
+    """The corpora and the golden files."""
     texts = [d.text for d in extract_peers.copies(extract_peers.load(), 0.3)]
     texts += [p.read_text("utf-8", "replace") for p in sorted(FORMATS.iterdir()) if p.is_file()]
-    for text in texts:
+    return texts
+
+
+@needs_c
+def test_the_same_on_the_corpora_and_the_golden_files() -> None:
+    for text in _texts():
         _same_finds(text)
         c, python = _both(text)
         assert c == python
+
+
+@needs_c
+def test_the_names_loop_in_c_gives_the_same_from_tables_already_filled() -> None:
+    # the second time, every token is judged already: the C loop answers most of them itself
+    texts = _texts()
+    extract_module._forget()
+    with (
+        patch.object(extract_module, "_names_walk", None),
+        patch.object(extract_module, "_hashes_walk", None),
+    ):
+        python = [extract_module.extract_lines(text, 3) for text in texts]
+    extract_module._forget()
+    assert [extract_module.extract_lines(text, 3) for text in texts] == python
+    assert [extract_module.extract_lines(text, 3) for text in texts] == python
+
+
+# what the names loop in C answers, or hands to Python, around a name or address it knows
+_AROUND = [
+    "evil.com", "evil.com(", "evil.com {", "evil.com.*", "x/evil.com", "$evil.com", "_evil.com_",
+    "1.2.3.4", "1.2.3.4/8", "v=1.2.3.4", "version 1.2.3.4", "VERSION 1.2.3.4", "Version 1.2.3.4",
+    "ErSiOn 1.2.3.4", "1.2.3.4.443 > x", "evil[.]exe", "a.exe", "a.exe evil[.]exe",
+    "a" * 40 + ".evil.com", "a" * 32 + ".evil.com", "::ffff:1.2.3.4", "%s.evil.com", "é.evil.com",
+]  # fmt: skip
+
+
+@needs_c
+@pytest.mark.parametrize("defanged", ["", "x[.]org\n"])
+def test_the_names_loop_in_c_gives_the_same_around_known_tokens(defanged: str) -> None:
+    # each written twice, the second time known: on one line, on lines of their own
+    text = defanged + " ".join(_AROUND * 2) + "\n" + "\n".join(_AROUND * 2)
+    c, python = _both(text)
+    assert c == python
+    assert python[0].count("1.2.3.4") > 4 and "evil.com" in python[0]
+
+
+_MD5 = "d41d8cd98f00b204e9800998ecf8427E"
+# what the hash loop in C answers, or hands to Python, around a run of hex digits
+_AROUND_HASHES = [
+    _MD5, _MD5 + "0", "1" * 32, "sha1 " + "A" * 40, "hash: " + _MD5, "HASH=" + _MD5,
+    "JA3 " + _MD5, "ja " + _MD5, "uid " + _MD5, "x/commit/" + "a" * 40, "İ " + _MD5,
+    "é" * 50 + " " + _MD5, _MD5 + ".evil.com", "x." + _MD5, "a" * 45 + "." + _MD5 + ".evil.com",
+]  # fmt: skip
+
+
+@needs_c
+@pytest.mark.parametrize("names", ["", "a" * 40 + ".evil.com\n"])
+def test_the_hash_loop_in_c_gives_the_same_around_runs(names: str) -> None:
+    text = names + " ".join(_AROUND_HASHES) + "\n" + "\n".join(_AROUND_HASHES)
+    c, python = _both(text)
+    assert c == python
+    assert python[0].count(_MD5.lower()) > 4
+
+
+@needs_c
+def test_the_hash_loop_in_c_takes_only_its_arguments() -> None:
+    assert native.hashes_walk is not None
+    text = "\n" + _MD5
+    assert native.hashes_walk(text, [1, 33], 0, 1, 0, False, [], []) == (2, 2, 1)
+    with pytest.raises(TypeError):
+        native.hashes_walk(text, [1, 33], 0, 1, 0, False, [], [], None)
+    with pytest.raises(TypeError):
+        native.hashes_walk(text, (1, 33), 0, 1, 0, False, [], [])
+    with pytest.raises(TypeError):
+        native.hashes_walk(text, ["1", 33], 0, 1, 0, False, [], [])
+    # not spans hex_runs gives: handed back
+    assert native.hashes_walk(text, [0, 40], 0, 1, 0, False, [], []) == (0, 1, 0)
+
+
+@needs_c
+def test_the_names_loop_in_c_takes_only_its_arguments() -> None:
+    assert native.names_walk is not None
+    args: list[Any] = ["\nevil.com", ["evil.com"], [1], 0, 1, 0, {}, set(), {}, None, 9]
+    args += [[], [], [], None, False]
+    assert native.names_walk(*args) == (0, 1, 0)  # not judged yet: Python's
+    with pytest.raises(TypeError):
+        native.names_walk(*args[:-1])
+    for i, wrong in [(0, b"x"), (1, ("evil.com",)), (6, []), (7, {}), (14, ())]:
+        with pytest.raises(TypeError):
+            native.names_walk(*args[:i], wrong, *args[i + 1 :])
+    args[6] = {"evil.com": "evil.com"}
+    args[2] = ["1"]
+    with pytest.raises(TypeError):
+        native.names_walk(*args)
+    args[2] = [1]
+    assert native.names_walk(*args) == (1, 2, 1)
+    assert args[11:13] == [["evil.com"], [2]]
 
 
 # the pieces of names, addresses, hashes and their surroundings, and hostile characters: NUL,
@@ -220,7 +314,8 @@ _PIECES = st.sampled_from(
     ["evil", "com", "x", "1", "255", "1.2.3.4", "a.b.net", ".", "..", "@", "@@", "_", "-", "+",
      "%", " ", "\n", "/", "\\", ":", "::", "[.]", "$", "(", "*", "\x00", "\ud800", "\udfff",
      "é", "٣", "²", "\u200b", "a" * 32, "F" * 40, "0" * 64, "1" * 64, "ab" * 33, "g", "Z",
-     "hxxp", "hXXps", "fxp", "(dot)", "[ DOT ]", "[at]", "{ @ }", ".]", "<.>", "\\.", "[://]"]
+     "hxxp", "hXXps", "fxp", "(dot)", "[ DOT ]", "[at]", "{ @ }", ".]", "<.>", "\\.", "[://]",
+     "exe", "version ", "ERSION", "=", " {", ".*", "a.exe", "evil.com"]
 )  # fmt: skip
 
 
@@ -266,3 +361,12 @@ def test_the_plain_name_test_in_c_is_the_python_one(name: str) -> None:
     top = name.rpartition(".")[2]
     assert native.plain_name is not None
     assert native.plain_name(name, top) is extract_module._py_is_plain_name(name, top), name
+
+
+def test_the_instruction_count_builds_the_suffix_tables_before_it_counts(tmp_path: Path) -> None:
+    # a once-a-process cost (the public suffix list's table, ~20 ms) is not one of each MB
+    path = tmp_path / "texts.json"
+    path.write_text('["evil.co.uk"]', encoding="utf-8")
+    suffixes._list.cache_clear()
+    extract_peers._cachegrind_child("read", path)  # what is subtracted from the count
+    assert suffixes.tables_built()
