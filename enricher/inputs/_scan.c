@@ -447,14 +447,21 @@ static int append_pair(PyObject *list, Py_ssize_t a, Py_ssize_t b)
 }
 
 /* Where a walk goes on from, read from `args[0]`, `args[1]`, `args[2]`: the index (0 if
- * negative), the line at `*last` and `*last`. 0, or -1 with an exception set. */
+ * negative), the line at `*last` and `*last`. 0, or -1 with an exception set (OverflowError
+ * for one beyond a quarter of the Py_ssize_t range, where a count added to it, or the index
+ * past it, could overflow and read outside the list). */
 static int walk_from(PyObject *const *args, Py_ssize_t *i, Py_ssize_t *line, Py_ssize_t *last)
 {
+    const Py_ssize_t bound = PY_SSIZE_T_MAX / 4;
     *i = PyLong_AsSsize_t(args[0]);
     *line = PyLong_AsSsize_t(args[1]);
     *last = PyLong_AsSsize_t(args[2]);
     if (PyErr_Occurred())
         return -1;
+    if (*i > bound || *line > bound || *line < -bound || *last > bound || *last < -bound) {
+        PyErr_SetString(PyExc_OverflowError, "a walk's index, line or place is out of range");
+        return -1;
+    }
     if (*i < 0)
         *i = 0;
     return 0;
@@ -505,7 +512,7 @@ static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, P
     Py_ssize_t size = PyUnicode_GET_LENGTH(tok);
     /* the text starts with a newline, as the extractor's does, so that what is before a
      * token is read in it, never from its end as a negative index would */
-    if (size == 0 || start < 1 || start + size > n || CH(0) != '\n')
+    if (size == 0 || start < 1 || start > n - size || CH(0) != '\n')
         return WALK_PYTHON; /* not a token the finders give: Python says what it is */
     int tok_kind = PyUnicode_KIND(tok);
     const void *tok_data = PyUnicode_DATA(tok);

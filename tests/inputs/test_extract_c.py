@@ -308,6 +308,29 @@ def test_the_names_loop_in_c_takes_only_its_arguments() -> None:
     assert args[11:13] == [["evil.com"], [2]]
 
 
+@needs_c
+def test_the_loops_in_c_take_no_place_past_the_range_of_an_index() -> None:
+    # a start near sys.maxsize once overflowed past the text's end check (and emitted the
+    # token), an index there read past the end of the spans' list
+    assert native.names_walk is not None and native.hashes_walk is not None
+    known = {"evil.com": "evil.com"}
+    values: list[str] = []
+    args: list[Any] = ["\nevil.com", ["evil.com"], [sys.maxsize], 0, 1, 0, known, set(), {}]
+    args += [None, 9, values, [], [], None, False]
+    assert native.names_walk(*args) == (0, 1, 0) and values == []
+    args[2] = [1]
+    text = "\n" + _MD5
+    # the index, the line, the place of the line: a negative index is 0
+    for at, far in [(3, sys.maxsize), (4, sys.maxsize), (4, -sys.maxsize), (5, -sys.maxsize)]:
+        with pytest.raises(OverflowError):
+            native.names_walk(*args[:at], far, *args[at + 1 :])
+        walk = [text, [1, 33], 0, 1, 0, False, [], []]
+        walk[at - 1] = far
+        with pytest.raises(OverflowError):
+            native.hashes_walk(*walk)
+    assert native.hashes_walk(text, [1, 33], -sys.maxsize, 1, 0, False, [], []) == (2, 2, 1)
+
+
 # the pieces of names, addresses, hashes and their surroundings, and hostile characters: NUL,
 # lone surrogates, non-ASCII letters and digits, long runs
 _PIECES = st.sampled_from(
