@@ -317,7 +317,7 @@ class _Scan:
             tokens, starts = [m[1] for m in found], [m.start(1) for m in found]
         else:
             tokens, starts = _dotted_names(text)
-        walk = _names_walk
+        walk = _names_walk if -_FAR_LINE < line < _FAR_LINE else None
         size = len(tokens)
         i = 0
         while i < size:
@@ -490,7 +490,7 @@ class _Scan:
         last = 0
         starts = [s for s, _ in self.long_names]
         spans = _hex_spans(text)
-        walk = _hashes_walk
+        walk = _hashes_walk if -_FAR_LINE < line < _FAR_LINE else None
         size = len(spans)
         k = 0
         while k < size:
@@ -830,6 +830,9 @@ _dotted_names = native.dotted_names or _py_dotted_names
 # the names and hash passes' loops over what needs no judgment, in C (None: all in Python)
 _names_walk = native.names_walk
 _hashes_walk = native.hashes_walk
+# the C loops count lines in a Py_ssize_t and refuse one past a quarter of its range: a text
+# said to start at a line further out than this is counted in Python
+_FAR_LINE = 1 << 60
 _hex_spans = native.hex_runs or _py_hex_spans
 C_SCAN = native.dotted_names is not None
 

@@ -331,6 +331,15 @@ def test_the_loops_in_c_take_no_place_past_the_range_of_an_index() -> None:
     assert native.hashes_walk(text, [1, 33], -sys.maxsize, 1, 0, False, [], []) == (2, 2, 1)
 
 
+@needs_c
+@pytest.mark.parametrize("first", [2**61, 2**63 + 5, -(2**62)])
+def test_a_text_starting_at_a_far_line_is_read_as_in_python(first: int) -> None:
+    # the C loops' lines are a Py_ssize_t: a far first line raised OverflowError there
+    text = "evil.com 1.2.3.4\n" + _MD5
+    values, lines = extract_module.extract_lines(text, first)
+    assert values == _both(text)[1][0] and lines == [first, first, first + 1]
+
+
 # the pieces of names, addresses, hashes and their surroundings, and hostile characters: NUL,
 # lone surrogates, non-ASCII letters and digits, long runs
 _PIECES = st.sampled_from(
