@@ -160,9 +160,15 @@ class _Table:
         return b"".join([b[1:] for b in self.buckets])
 
     def load(self, blob: bytes) -> None:
-        """Store the records of `blob` (one of `blob`'s), none of them held yet."""
-        for record in self.records(blob if self.width else _END + blob):
-            self.put(record)
+        """Store the records of `blob` (one of `blob`'s) not held yet, as the C table does:
+        a damaged blob (a pickle cut or spliced) neither counts a record twice nor holds a
+        part of one."""
+        w = self.width
+        if w and len(blob) % w:
+            raise ValueError(f"a blob of {len(blob)} bytes holds no whole {w}-byte records")
+        for record in self.records(blob if w else _END + blob):
+            if not self.holds(self.buckets[hash(record) & self.mask], record):
+                self.put(record)
 
 
 # `add` (store a value's record; True when it was not held), the hot path of ingest (every
