@@ -258,7 +258,9 @@ class Deduper:
     """Remembers every normalized IOC seen; `add` is True only the first time.
 
     Exact for `normalize`'s values: two values of a type with one packed form (a hash in
-    upper and lower case, `1.2.772` and `1.2.3.4` to `inet_aton`) are one IOC here."""
+    upper and lower case, `1.2.772` and `1.2.3.4` to `inet_aton`) are one IOC here. One
+    thread at a time: the C tables hold the GIL through an add, the Python tables do not (two
+    threads adding at once can each be told True, or lose a record)."""
 
     __slots__ = ("_tables", "adders")
 
