@@ -160,9 +160,15 @@ class _Table:
         return b"".join([b[1:] for b in self.buckets])
 
     def load(self, blob: bytes) -> None:
-        """Store the records of `blob` (one of `blob`'s), none of them held yet."""
-        for record in self.records(blob if self.width else _END + blob):
-            self.put(record)
+        """Store the records of `blob` (one of `blob`'s) not held yet, as the C table does:
+        a damaged blob (a pickle cut or spliced) neither counts a record twice nor holds a
+        part of one."""
+        w = self.width
+        if w and len(blob) % w:
+            raise ValueError(f"a blob of {len(blob)} bytes holds no whole {w}-byte records")
+        for record in self.records(blob if w else _END + blob):
+            if not self.holds(self.buckets[hash(record) & self.mask], record):
+                self.put(record)
 
 
 # `add` (store a value's record; True when it was not held), the hot path of ingest (every
@@ -252,7 +258,9 @@ class Deduper:
     """Remembers every normalized IOC seen; `add` is True only the first time.
 
     Exact for `normalize`'s values: two values of a type with one packed form (a hash in
-    upper and lower case, `1.2.772` and `1.2.3.4` to `inet_aton`) are one IOC here."""
+    upper and lower case, `1.2.772` and `1.2.3.4` to `inet_aton`) are one IOC here. One
+    thread at a time: the C tables hold the GIL through an add, the Python tables do not (two
+    threads adding at once can each be told True, or lose a record)."""
 
     __slots__ = ("_tables", "adders")
 

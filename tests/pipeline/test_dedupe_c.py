@@ -160,3 +160,18 @@ def test_a_c_table_grows_from_empty_keeping_every_key_in_bounded_memory() -> Non
     assert len(copy) == len(d) and not copy.add(IocType.DOMAIN, names[-1])
     with pytest.raises(ValueError, match="whole"):
         sha256.load(b"x" * 33)
+
+
+@pytest.mark.parametrize("tables", [PyDeduper, Deduper])
+def test_a_damaged_blob_loads_alike_in_either_table(tables: type[Deduper]) -> None:
+    d = tables()
+    md5 = d._tables[IocType.MD5]
+    names = d._tables[IocType.DOMAIN]
+    record = bytes.fromhex("ab" * 16)
+    # a pickle spliced into itself: each record once, as `add` would count it
+    md5.load(record * 2)
+    names.load(b"a.com" + END + b"a.com" + END)
+    assert len(md5) == len(names) == 1 and not d.add(IocType.MD5, "ab" * 16)
+    # a pickle cut inside a record: a clear error, no part of a record held
+    with pytest.raises(ValueError, match="whole"):
+        md5.load(record + record[:5])
