@@ -143,10 +143,6 @@ def _serial(
         return {}
     last_read = max(row[2] for row in reads)
     serial = {"start_to_cluster_up": round(at["cluster up"], 2)}
-    # the job's own reads as the cluster started: work done in that time, not waited out
-    serial["job_reading_as_it_started"] = round(
-        sum(row[2] - row[1] for row in tasks.get(job, []) if row[0].startswith("read ")), 2
-    )
     if by_workers:
         first = min(row[1] for row in by_workers)
         serial["cluster_up_to_first_worker_read"] = round(first - at["cluster up"], 2)

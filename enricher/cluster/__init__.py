@@ -4,8 +4,7 @@ of N worker processes, `--cluster tcp://HOST:8786` uses an existing one.
     client (enricher run)                 workers
     ─────────────────────                 ───────
     a local cluster's fork server started as the command line asks for workers
-    (forkserver.py); while the cluster starts, the first reads are the client's own
-    (`ClusterEnricher.early`), their shares handed to the parts as the workers' are
+    (forkserver.py), while the client loads, reads its settings and plans the inputs
 
     one read task per input, or per ────▶ read_input: decompress, decode, tell the format,
       block of a big plain one            extract, normalize, reject, dedupe within the input

@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import sys
-import threading
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from types import TracebackType
@@ -62,9 +61,6 @@ _LOCAL_CONFIG = {
     "distributed.admin.system-monitor.interval": "5s",
     "distributed.admin.tick.interval": "1s",
 }
-#: a part's task carries its shares of the job's own reads (`early`): with many unique IOCs,
-#: megabytes, which Dask would warn of on stderr (several lines) past 10 MB
-_CARRIED = {"distributed.admin.large-graph-warning-threshold": "1GB"}
 
 
 def _file_size(path: str) -> int:
@@ -205,8 +201,6 @@ class ClusterEnricher:
         self._cache_counts: Counter[str] = Counter()
         #: the sources the inputs are read as, once planned (`_planned`)
         self._sources: list[str | Block] | None = None
-        #: the first sources' reads, read by this process as a local cluster started
-        self.early: list[Read] = []
 
     #: how long a job waits for a worker when the cluster has none, at start or mid-run
     #: (Dask itself would wait for ever): then exit 1 at start, or 3 (--resume) mid-run
@@ -235,43 +229,13 @@ class ClusterEnricher:
         return sum(threads.values())
 
     async def __aenter__(self) -> Self:
-        c = self.settings.cluster
-        if c.address or importlib.util.find_spec("distributed") is None:
-            return await self._open()
-        start_fork_server()  # unless the command line's first look did (`forkserver`)
-        # A local cluster's threads are known before it is up (its fork server's start, the
-        # scheduler's, the workers': seconds): the inputs are planned and the first read
-        # here meanwhile, on this process's core, their IOCs handed to the parts as the
-        # workers' reads' are (`outcomes`).
-        self._threads = c.workers
-        self.parts = c.partitions or 2 * c.workers
-        self._sources = await asyncio.to_thread(self._planned)
-        up = threading.Event()
-        # in a thread of its own from now on: the import of Dask holds this loop (seconds)
-        reading = asyncio.get_running_loop().run_in_executor(None, self._read_until, up)
-        try:
-            return await self._open()
-        finally:
-            up.set()
-            await reading  # the read under way: a block at most
-
-    def _read_until(self, up: threading.Event) -> None:
-        """Read the planned sources in turn here (`early`) until the cluster is `up`."""
-        max_line = self.settings.pipeline.max_line_bytes
-        sources = self._sources or []
-        while not up.is_set() and not self.stopping() and len(self.early) < len(sources):
-            read = read_input(
-                sources[len(self.early)],
-                self.reading,
-                max_line=max_line,
-                parts=self.parts,
-                max_rejects=self.max_rejects,
-                # a whole input (compressed, CSV, JSON) is not a block: a signal stops its
-                # read mid-way (a gzip of 60 MB read on 6.9 s after a SIGTERM), as one
-                # process stops
-                stopping=self.stopping,
-            )
-            self.early.append(read)
+        if not self.settings.cluster.address:
+            # unless the command line's first look did (`forkserver`). The job reads nothing
+            # itself meanwhile: a read in a thread of this process held the GIL the
+            # scheduler's and nannies' start needs (start to cluster up 9.9 s against 1.6 s
+            # without, idle machine, `benchmarks.workers --mb 100`)
+            start_fork_server()
+        return await self._open()
 
     async def _open(self) -> Self:
         try:
@@ -428,16 +392,11 @@ class ClusterEnricher:
         max_line = self.settings.pipeline.max_line_bytes
         if self._sources is None:
             self._sources = await asyncio.to_thread(self._planned)
-        # each source with its read if this process read it as the cluster started
-        planned: list[tuple[str | Chunk | Block, Read | None]] = [
-            (s, self.early[i] if i < len(self.early) else None) for i, s in enumerate(self._sources)
-        ]
+        sources: list[str | Chunk | Block] = list(self._sources)
         if first:
-            planned.insert(0, (Chunk(_FIRST, 1, list(first)), None))
+            sources.insert(0, Chunk(_FIRST, 1, list(first)))
         reads: list[Any] = [
-            read
-            if read is not None
-            else client.submit(
+            client.submit(
                 read_input,
                 s,
                 self.reading,
@@ -446,18 +405,12 @@ class ClusterEnricher:
                 max_rejects=self.max_rejects,
                 pure=False,
             )
-            for s, read in planned
+            for s in sources
         ]
         # a read's shares and the parts' tasks go before the reads not started (Dask's
-        # `priority`), so that the parts enrich as the reads come; a read of this process
-        # gives its shares as they are (each in its one part's task: run again from them)
+        # `priority`), so that the parts enrich as the reads come
         shares = [
-            [
-                _share(r, p)
-                if isinstance(r, Read)
-                else client.submit(_share, r, p, pure=False, priority=1)
-                for r in reads
-            ]
+            [client.submit(_share, r, p, pure=False, priority=1) for r in reads]
             for p in range(parts)
         ]
         # each part's claims are taken under its job and number: a part run again (its worker
@@ -486,41 +439,31 @@ class ClusterEnricher:
         starts = range(0, len(reads), size)
         waves: list[Any] = [None] * parts  # each part's latest
         enriched = []
-        with importlib.import_module("dask").config.set(_CARRIED):
-            for k, start in enumerate(starts):
-                flush = start == starts[-1] or (k == 0 and bool(first))
-                for p in range(parts):
-                    waves[p] = client.submit(
-                        _enrich_wave,
-                        wires[p],
-                        p,
-                        waves[p],
-                        shares[p][start : start + size],
-                        batches=None if flush else batches,
-                        identity=self.identity,
-                        done=done,
-                        cache_only=self.cache_only,
-                        # named as the work it does, not the wrapper
-                        key=f"enrich_part-{job}-{p}-{k}",
-                        priority=1,
-                    )
-                    enriched.append(client.submit(_wave_part, waves[p], pure=False, priority=1))
-                    self._first_wave[enriched[-1].key] = k == 0
+        for k, start in enumerate(starts):
+            flush = start == starts[-1] or (k == 0 and bool(first))
+            for p in range(parts):
+                waves[p] = client.submit(
+                    _enrich_wave,
+                    wires[p],
+                    p,
+                    waves[p],
+                    shares[p][start : start + size],
+                    batches=None if flush else batches,
+                    identity=self.identity,
+                    done=done,
+                    cache_only=self.cache_only,
+                    # named as the work it does, not the wrapper
+                    key=f"enrich_part-{job}-{p}-{k}",
+                    priority=1,
+                )
+                enriched.append(client.submit(_wave_part, waves[p], pure=False, priority=1))
+                self._first_wave[enriched[-1].key] = k == 0
         # a read's head before all else: its counts (lines read) show as it is done
-        heads = [
-            client.submit(_head, r, pure=False, priority=2)
-            for r in reads
-            if not isinstance(r, Read)
-        ]
+        heads = [client.submit(_head, r, pure=False, priority=2) for r in reads]
         self._pending = heads + enriched
-        mine = [_head(r) for r in reads if isinstance(r, Read)]
         # each is let go once the tasks that need it have it, and each result once taken: a
         # result held would stay in its worker's memory, and be made again were it lost
         del shares, reads, waves, heads, enriched
-        self.early = []
-        for head in mine:
-            for read in self._in_order(head):
-                yield self._read(read)
         try:
             async for future in self._completed(as_completed(self._pending)):
                 try:

@@ -21,7 +21,7 @@ import asyncio
 import dataclasses
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,13 +158,11 @@ def read_input(
     max_line: int,
     parts: int,
     max_rejects: int | None = None,
-    stopping: Callable[[], bool] | None = None,
 ) -> Read:
     """Read one input (a path, a block of one, or a chunk of lines the client holds: IOCs an
     earlier run deferred) as a run reads it (`read_source`, then `Ingest.take`: normalized,
     rejects with their reasons, deduped within it), its unique IOCs hashed into `parts`; its
-    first `max_rejects` rejects kept (all if None), the rest only counted. Once `stopping()`
-    says so (a signal to the job), no further chunk is read: what was read is counted."""
+    first `max_rejects` rejects kept (all if None), the rest only counted."""
     stats = RunStats()
     # sha256 and internal IOCs pass here: the part's `Enricher` settles them, once per job
     ingest = Ingest(Ledger(stats), withhold=_keep, send_sha256=True)
@@ -184,8 +182,6 @@ def read_input(
         name, chunks = source, read_source(source, options, max_line=max_line, read_as=read_as)
     try:
         for chunk in chunks:
-            if stopping is not None and stopping():
-                break
             outcome, new = ingest.take(chunk)
             for reject in outcome.rejects:  # per source, as the job's writer counts them
                 where = reject["source"]

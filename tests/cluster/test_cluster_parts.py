@@ -3,11 +3,9 @@ its part."""
 
 from __future__ import annotations
 
-import gzip
 import pickle
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -164,24 +162,6 @@ def test_a_wave_holds_back_what_does_not_fill_a_batch() -> None:
     taken = [*held, "c.example.com", "d.example.com"]
     assert _whole_batches(taken, batches) == ["a.example.com", "b.example.com", "c.example.com"]
     assert taken == ["d.example.com", "8.8.8.8"]
-
-
-def test_the_jobs_own_read_stops_between_chunks_once_the_job_stops(tmp_path: Path) -> None:
-    """The job's own first reads (`ClusterEnricher.early`, as its cluster starts) stop as a
-    signal stops the job: a whole input (compressed, CSV, JSON: not cut in blocks) was read
-    to its end first (60 MB of gzip: 6.9 s after a SIGTERM)."""
-    source = tmp_path / "in.txt.gz"
-    source.write_bytes(gzip.compress(b"8.8.8.8\n" * 300_000))
-    answers = iter([False, False, True])
-    job = ClusterEnricher(
-        load_settings("emulator"), stats=RunStats(), inputs=[str(source)],
-        reading=InputOptions(), read_as={}, stopping=lambda: next(answers, True),
-    )  # fmt: skip
-    job.parts, job._sources = 2, [str(source)]
-    job._read_until(threading.Event())
-    assert len(job.early) == 1 and 0 < job.early[0].counts["lines_read"] < 300_000
-    whole = read_input(str(source), InputOptions(), max_line=1 << 20, parts=2)
-    assert whole.counts["lines_read"] == 300_000
 
 
 def test_a_stopped_job_says_why(tmp_path: Path) -> None:
