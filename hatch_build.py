@@ -101,6 +101,6 @@ def linker() -> list[str]:
 
 
 def source_digest(source: bytes) -> str:
-    """What the module built from `source` carries as `_scan.SOURCE` (enricher/inputs/native.py
-    computes the same of the _scan.c beside it)."""
+    """What the module built from `source` carries as its `SOURCE` (`native.built_from`
+    computes the same of the C source beside the module)."""
     return hashlib.sha256(source).hexdigest()[:16]

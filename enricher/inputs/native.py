@@ -13,7 +13,16 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["dotted_names", "hashes_walk", "hex_runs", "names_walk", "plain_name", "triggers"]
+__all__ = [
+    "TURNED_OFF",
+    "built_from",
+    "dotted_names",
+    "hashes_walk",
+    "hex_runs",
+    "names_walk",
+    "plain_name",
+    "triggers",
+]
 
 dotted_names: Callable[[str], tuple[list[str], list[int]]] | None = None
 hex_runs: Callable[[str], list[int]] | None = None
@@ -23,7 +32,7 @@ names_walk: Callable[..., tuple[int, int, int]] | None = None
 hashes_walk: Callable[..., tuple[int, int, int]] | None = None
 
 
-def _built_from(source: Path, built: str) -> bool:
+def built_from(source: Path, built: str) -> bool:
     """Whether a module that says it was built from the digest `built` was built from
     `source`, when that is there (a checkout, an editable install: a `git pull` that brought
     a newer _scan.c does not build it again); a wheel ships no _scan.c and its module is
@@ -51,7 +60,7 @@ if not TURNED_OFF:
             _scan.names_walk,
             _scan.hashes_walk,
         )
-        current = _built_from(Path(__file__).with_name("_scan.c"), _scan.SOURCE)
+        current = built_from(Path(__file__).with_name("_scan.c"), _scan.SOURCE)
     except (ImportError, AttributeError):  # not built, or built from an older _scan.c
         pass
     else:

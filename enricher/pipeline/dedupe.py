@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..inputs.native import TURNED_OFF, _built_from
+from ..inputs.native import TURNED_OFF, built_from
 from ..ioc import IocType
 
 __all__ = ["Deduper", "PyDeduper", "pack"]
@@ -240,7 +240,7 @@ def _c_tables() -> Callable[[IocType], _Store] | None:
         from . import _dedupe
     except ImportError:  # not built
         return None
-    if not _built_from(Path(__file__).with_name("_dedupe.c"), _dedupe.SOURCE):
+    if not built_from(Path(__file__).with_name("_dedupe.c"), _dedupe.SOURCE):
         return None
     kinds = {IocType.DOMAIN: _dedupe.NAME, IocType.IPV4: _dedupe.IPV4, IocType.IPV6: _dedupe.IPV6}
 
