@@ -28,7 +28,7 @@ SOURCES = (SOURCE, Path("enricher/pipeline/_dedupe.c"))
 _FALLBACK = {"_scan": "pure-Python text extraction", "_dedupe": "pure-Python dedupe"}
 
 
-class ScanBuildHook(BuildHookInterface):
+class CModulesBuildHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
     built: tempfile.TemporaryDirectory[str] | None = None  # a wheel's module, until it is packed
 
@@ -42,14 +42,14 @@ class ScanBuildHook(BuildHookInterface):
                 continue
             name = source.stem + suffix
             if version == "editable":  # an editable install imports it from beside its source
-                compile_scan(root / source, root / source.with_name(name))
+                compile_module(root / source, root / source.with_name(name))
                 continue
             # a wheel's is built outside the source tree, which the build leaves as it found
             # it (a read-only checkout builds it too)
             if self.built is None:
                 self.built = tempfile.TemporaryDirectory()
             target = Path(self.built.name, name)
-            if compile_scan(root / source, target):
+            if compile_module(root / source, target):
                 build_data["force_include"][str(target)] = str(source.with_name(name))
                 build_data["pure_python"] = False
                 build_data["infer_tag"] = True
@@ -59,7 +59,7 @@ class ScanBuildHook(BuildHookInterface):
             self.built.cleanup()
 
 
-def compile_scan(source: Path, target: Path) -> bool:
+def compile_module(source: Path, target: Path) -> bool:
     """Compile `source` into the extension module `target` with `linker()`; False (and one
     line on stderr) when that cannot be done."""
     include = sysconfig.get_paths()["include"]

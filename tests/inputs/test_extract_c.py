@@ -109,7 +109,7 @@ def test_the_install_compiles_with_the_compiler_the_environment_names(
     monkeypatch.delenv("LDSHARED")
     monkeypatch.setenv("CC", "false")
     source = Path(native.__file__).with_name("_scan.c")
-    assert not hatch_build.compile_scan(source, tmp_path / "_scan.so")
+    assert not hatch_build.compile_module(source, tmp_path / "_scan.so")
     err = capsys.readouterr().err
     why = "false exited with status 1"  # not the whole command
     assert err == f"enricher: C module not built ({why}): pure-Python text extraction\n"
@@ -120,7 +120,7 @@ def test_a_wheel_s_module_is_built_outside_the_source_tree(tmp_path: Path) -> No
     source = root / "enricher" / "inputs" / "_scan.c"
     source.parent.mkdir(parents=True)
     source.write_bytes(Path(native.__file__).with_name("_scan.c").read_bytes())
-    hook = _hatch_build().ScanBuildHook()
+    hook = _hatch_build().CModulesBuildHook()
     hook.root, hook.target_name = str(root), "wheel"
     build_data: dict[str, Any] = {"force_include": {}}
     hook.initialize("standard", build_data)
@@ -138,7 +138,7 @@ def test_a_wheel_builds_the_deduper_s_module_with_its_own_digest(tmp_path: Path)
     source = tmp_path / "enricher" / "pipeline" / "_dedupe.c"
     source.parent.mkdir(parents=True)
     source.write_bytes((ROOT / "enricher" / "pipeline" / "_dedupe.c").read_bytes())
-    hook = _hatch_build().ScanBuildHook()
+    hook = _hatch_build().CModulesBuildHook()
     hook.root, hook.target_name = str(tmp_path), "wheel"
     build_data: dict[str, Any] = {"force_include": {}}
     hook.initialize("standard", build_data)
