@@ -389,6 +389,228 @@ static PyObject *table_load(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyTypeObject TableType;
+
+/* Python's str.strip() of ASCII text: these and nothing else are whitespace there. */
+static inline int is_space(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+static inline int is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* What `normalize`'s fast path and the ingest take of a plain line give, decided here. */
+enum { P_STOP = -1, P_SKIP = -2 };
+#define P_MD5 0
+#define P_SHA1 1
+#define P_SHA256 2
+#define P_NAME 3
+#define P_QUAD 4
+#define P_TYPES 5
+#define MAX_PLAIN 253
+
+/* Whether s[0:n] (lower case ASCII) is a name `normalize`'s fast path takes (its regex
+ * `(?:LABEL\.)+TLD`, the trailing dot already gone, no `xn--`, at most 253 characters): two
+ * labels or more of [a-z0-9_-], each 1-63 long, neither starting nor ending with `-`, the
+ * last without `_` and not digits alone. *top is where the last label starts. */
+static int plain_name(const unsigned char *s, Py_ssize_t n, Py_ssize_t *top)
+{
+    if (n > MAX_PLAIN)
+        return 0;
+    Py_ssize_t start = 0, labels = 0;
+    for (;;) {
+        Py_ssize_t i = start;
+        int digits = 1, underscore = 0;
+        while (i < n && s[i] != '.') {
+            unsigned char c = s[i];
+            if (c == '_')
+                underscore = 1;
+            else if (!is_digit(c) && !(c >= 'a' && c <= 'z') && c != '-')
+                return 0;
+            if (!is_digit(c))
+                digits = 0;
+            i++;
+        }
+        Py_ssize_t len = i - start;
+        if (len < 1 || len > 63 || s[start] == '-' || s[i - 1] == '-')
+            return 0;
+        labels++;
+        if (i == n) {
+            if (labels < 2 || underscore || digits)
+                return 0;
+            *top = start;
+            return 1;
+        }
+        start = i + 1;
+    }
+}
+
+/* `xn--` anywhere in the name (the fast path leaves such names to the slow one). */
+static int has_xn(const unsigned char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i + 3 < n; i++)
+        if (s[i] == 'x' && s[i + 1] == 'n' && s[i + 2] == '-' && s[i + 3] == '-')
+            return 1;
+    return 0;
+}
+
+/* take_plain(tables, types, tops, lines, start, fresh) -> (stop, skipped, duplicates)
+ *
+ * Ingest's per-line step, in C, for the lines that are plainly one IOC in the form
+ * `normalize`'s fast path takes (hashes of hex digits in any case, a dotted quad, a name of
+ * ASCII letters, digits, `_` and `-` in any case, with a trailing dot or not, whose top label
+ * is in `tops`), or blank or a `#` comment; whitespace around them as str.strip() drops it.
+ * From lines[start] on, up to the first line that is none of these (or None): a blank or
+ * comment line is counted as skipped, a duplicate as such, and a new key is added to its
+ * table and appended to `fresh` as (type, value). Returns where it stopped (len(lines) at
+ * the end), for the caller's own per-line step to take that line. `tables` and `types` are
+ * the md5, sha1, sha256, name and IPv4 tables and types, in that order. */
+static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "take_plain takes 6 arguments");
+        return NULL;
+    }
+    PyObject *tables = args[0], *types = args[1], *tops = args[2], *lines = args[3],
+             *fresh = args[5];
+    if (!PyTuple_Check(tables) || PyTuple_GET_SIZE(tables) != P_TYPES || !PyTuple_Check(types)
+        || PyTuple_GET_SIZE(types) != P_TYPES || !PyAnySet_Check(tops) || !PyList_Check(lines)
+        || !PyList_Check(fresh)) {
+        PyErr_SetString(PyExc_TypeError, "take_plain: tables, types, tops, lines, fresh");
+        return NULL;
+    }
+    static const Py_ssize_t widths[P_TYPES] = {16, 20, 32, 0, 4};
+    static const int kinds[P_TYPES] = {HEX, HEX, HEX, NAME, IPV4};
+    for (int k = 0; k < P_TYPES; k++) {
+        PyObject *t = PyTuple_GET_ITEM(tables, k);
+        if (!PyObject_TypeCheck(t, &TableType) || ((Table *)t)->width != widths[k]
+            || ((Table *)t)->kind != kinds[k]) {
+            PyErr_SetString(PyExc_TypeError, "take_plain: not the five tables it takes");
+            return NULL;
+        }
+    }
+    Py_ssize_t i = PyLong_AsSsize_t(args[4]);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    if (i < 0)
+        i = 0;
+    Py_ssize_t skipped = 0, dups = 0;
+    unsigned char low[MAX_PLAIN + 2];
+    unsigned char buf[MAX_WIDTH];
+    for (; i < PyList_GET_SIZE(lines); i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        if (!PyUnicode_CheckExact(line) || !PyUnicode_IS_ASCII(line))
+            break;
+        const unsigned char *s = PyUnicode_1BYTE_DATA(line);
+        Py_ssize_t a = 0, b = PyUnicode_GET_LENGTH(line);
+        while (a < b && is_space(s[a]))
+            a++;
+        while (b > a && is_space(s[b - 1]))
+            b--;
+        if (a == b || s[a] == '#') {
+            skipped++;
+            continue;
+        }
+        Py_ssize_t n = b - a;
+        if (n > MAX_PLAIN + 1)
+            break;
+        const unsigned char *p = s + a;
+        int k = P_STOP, lowered = 0;
+        const unsigned char *key = buf;
+        Py_ssize_t keylen = 0, top = 0;
+        if ((n == 32 || n == 40 || n == 64) && pack_hex(p, n, n / 2, buf)) {
+            k = n == 32 ? P_MD5 : n == 40 ? P_SHA1 : P_SHA256;
+            keylen = n / 2;
+        }
+        else if (is_digit(p[n - 1]) && pack_quad(p, n, buf)) {
+            k = P_QUAD;
+            keylen = 4;
+        }
+        else {
+            for (Py_ssize_t j = 0; j < n; j++) {
+                unsigned char c = p[j];
+                if (c >= 'A' && c <= 'Z') {
+                    c = (unsigned char)(c + 32);
+                    lowered = 1;
+                }
+                low[j] = c;
+            }
+            Py_ssize_t m = low[n - 1] == '.' ? n - 1 : n;
+            if (m > 0 && plain_name(low, m, &top) && !has_xn(low, m)) {
+                PyObject *label = PyUnicode_FromStringAndSize((const char *)low + top, m - top);
+                if (label == NULL)
+                    return NULL;
+                int ok = PySet_Contains(tops, label);
+                Py_DECREF(label);
+                if (ok < 0)
+                    return NULL;
+                if (ok) {
+                    k = P_NAME;
+                    key = low;
+                    keylen = m;
+                }
+            }
+        }
+        if (k == P_STOP)
+            break;
+        int added = add_key((Table *)PyTuple_GET_ITEM(tables, k), key, (size_t)keylen);
+        if (added < 0)
+            return NULL;
+        if (!added) {
+            dups++;
+            continue;
+        }
+        /* the value as `normalize` gives it: lower case, without what strip() drops (nor, for
+         * a name, the trailing dot); the line itself when it is that already */
+        PyObject *value;
+        Py_ssize_t length = PyUnicode_GET_LENGTH(line);
+        if (k == P_QUAD) {
+            value = n == length ? Py_NewRef(line) : PyUnicode_FromStringAndSize((const char *)p, n);
+        }
+        else if (k == P_NAME) {
+            value = !lowered && keylen == length
+                        ? Py_NewRef(line)
+                        : PyUnicode_FromStringAndSize((const char *)low, keylen);
+        }
+        else {
+            int upper = 0;
+            for (Py_ssize_t j = 0; j < n; j++)
+                upper |= p[j] >= 'A' && p[j] <= 'F';
+            if (!upper && n == length) {
+                value = Py_NewRef(line);
+            }
+            else {
+                value = PyUnicode_New(n, 127);
+                if (value != NULL) {
+                    unsigned char *out = PyUnicode_1BYTE_DATA(value);
+                    for (Py_ssize_t j = 0; j < n; j++)
+                        out[j] = p[j] >= 'A' && p[j] <= 'F' ? (unsigned char)(p[j] + 32) : p[j];
+                }
+            }
+        }
+        if (value == NULL)
+            return NULL;
+        PyObject *pair = PyTuple_Pack(2, PyTuple_GET_ITEM(types, k), value);
+        Py_DECREF(value);
+        if (pair == NULL)
+            return NULL;
+        int failed = PyList_Append(fresh, pair);
+        Py_DECREF(pair);
+        if (failed < 0)
+            return NULL;
+    }
+    return Py_BuildValue("nnn", i, skipped, dups);
+}
+
+static PyMethodDef module_methods[] = {
+    {"take_plain", (PyCFunction)(void (*)(void))take_plain, METH_FASTCALL,
+     "Take the plain lines from `start` on: (where it stopped, skipped, duplicates)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static Py_ssize_t table_len(PyObject *self)
 {
     return (Py_ssize_t)((Table *)self)->count;
@@ -464,7 +686,7 @@ static PyTypeObject TableType = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_dedupe", "The deduper's tables, in C.", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_dedupe", "The deduper's tables, in C.", -1, module_methods,
     NULL, NULL, NULL, NULL,
 };
 
