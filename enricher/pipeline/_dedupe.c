@@ -403,13 +403,14 @@ static inline int is_digit(unsigned char c)
 }
 
 /* What `normalize`'s fast path and the ingest take of a plain line give, decided here. */
-enum { P_STOP = -1, P_SKIP = -2 };
+enum { P_STOP = -1 };
 #define P_MD5 0
 #define P_SHA1 1
 #define P_SHA256 2
 #define P_NAME 3
 #define P_QUAD 4
-#define P_TYPES 5
+#define P_SIX 5
+#define P_TYPES 6
 #define MAX_PLAIN 253
 
 /* Whether s[0:n] (lower case ASCII) is a name `normalize`'s fast path takes (its regex
@@ -457,17 +458,185 @@ static int has_xn(const unsigned char *s, Py_ssize_t n)
     return 0;
 }
 
+/* 1 when low[0:m] (lower case, a trailing dot dropped) is a name `normalize` takes as it
+ * is and `name_problem` never refuses (its top label in `tops`), 0 when not, -1 on an error. */
+static int public_name(const unsigned char *low, Py_ssize_t m, PyObject *tops)
+{
+    Py_ssize_t top;
+    if (m <= 0 || !plain_name(low, m, &top) || has_xn(low, m))
+        return 0;
+    PyObject *label = PyUnicode_FromStringAndSize((const char *)low + top, m - top);
+    if (label == NULL)
+        return -1;
+    int ok = PySet_Contains(tops, label);
+    Py_DECREF(label);
+    return ok;
+}
+
+static inline int is_hex(unsigned char c)
+{
+    return hex_value(c) >= 0;
+}
+
+static inline int is_lower(unsigned char c, char want)
+{
+    return c == want || c == want - 32;
+}
+
+/* Whether p[i:n] holds nothing `refang` changes nor anything else the Python step must
+ * judge: no bracket, brace, angle bracket or backslash, no space or control character,
+ * no `xp` (in any case: `hxxp`, `fxp`). */
+static int inert(const unsigned char *p, Py_ssize_t i, Py_ssize_t n)
+{
+    for (; i < n; i++) {
+        unsigned char c = p[i];
+        if (c <= ' ' || c >= 0x7f || strchr("[](){}<>\\", c) != NULL)
+            return 0;
+        if (is_lower(c, 'x') && i + 1 < n && is_lower(p[i + 1], 'p'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether port[0:n] is one `_port_ok` takes (empty only in a URL). */
+static int port_ok(const unsigned char *port, Py_ssize_t n, int url)
+{
+    if (n == 0)
+        return url;
+    if (n > 5)
+        return 0;
+    long v = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!is_digit(port[i]))
+            return 0;
+        v = v * 10 + (port[i] - '0');
+    }
+    return v <= 65535;
+}
+
+#define MAX_LINE 2048 /* normalize.MAX_LENGTH */
+
+/* The host `_normalize_slow` reads in p[0:n], for the common forms a messy export holds:
+ * a name or dotted quad defanged with `[.]` (each one alone), `host:port`, `user@host`,
+ * `*.name`, an http, https, hxxp or hxxps URL, an IPv6 address alone, in brackets with a
+ * port or in a URL; the rest of the line holding nothing `refang` would change. The host is
+ * put in text[0:*hn], refanged; *six says whether `_normalize_slow` reads it as an IPv6
+ * address. 0 when the line is none of these (a plain one included): the Python step's. */
+static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
+                      Py_ssize_t *hn, int *six)
+{
+    static const char *schemes[] = {"http://", "https://", "hxxp://", "hxxps://"};
+    Py_ssize_t start = 0;
+    int url = 0;
+    for (int j = 0; j < 4 && !url; j++) {
+        Py_ssize_t len = (Py_ssize_t)strlen(schemes[j]);
+        if (n <= len)
+            continue;
+        url = 1;
+        for (Py_ssize_t i = 0; i < len && url; i++)
+            url = schemes[j][i] == ':' || schemes[j][i] == '/' ? p[i] == schemes[j][i]
+                                                                : is_lower(p[i], schemes[j][i]);
+        if (url)
+            start = len;
+    }
+    *six = 0;
+    if (p[start] == '[' && !(start + 2 < n && p[start + 1] == '.' && p[start + 2] == ']')) {
+        /* `[addr]`, then a port or (in a URL) the path */
+        Py_ssize_t j = start + 1;
+        while (j < n && (is_hex(p[j]) || p[j] == ':'))
+            j++;
+        if (j >= n || p[j] != ']' || p[start + 1] == ':' || j - start - 1 >= 64
+            || !inert(p, j + 1, n))
+            return 0;
+        Py_ssize_t rest = j + 1, e = rest;
+        while (e < n && !(url && strchr("/?#", p[e]) != NULL))
+            e++;
+        if (rest < e && (p[rest] != ':' || !port_ok(p + rest + 1, e - rest - 1, url)))
+            return 0;
+        if (!url && e < n)
+            return 0;
+        *hn = j - start - 1;
+        memcpy(text, p + start + 1, (size_t)*hn);
+        *six = 1;
+        return 1;
+    }
+    int defanged = 0;
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = start; i < n; i++) {
+        unsigned char c = p[i];
+        if (c == '[' && i + 2 < n && p[i + 1] == '.' && p[i + 2] == ']') {
+            text[m++] = '.';
+            i += 2;
+            defanged = 1;
+            continue;
+        }
+        if (c <= ' ' || c >= 0x7f || strchr("[](){}<>\\", c) != NULL)
+            return 0;
+        if (is_lower(c, 'x') && i + 1 < n && is_lower(p[i + 1], 'p'))
+            return 0;
+        text[m++] = c;
+    }
+    Py_ssize_t a = 0, e = m;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        if (strchr("/?#", text[j]) != NULL) {
+            if (!url)
+                return 0; /* a path, or CIDR: the Python step's */
+            e = j;
+            break;
+        }
+    }
+    int at = 0;
+    for (Py_ssize_t j = e; j > 0; j--) {
+        if (text[j - 1] == '@') {
+            a = j;
+            at = 1;
+            break;
+        }
+    }
+    Py_ssize_t colons = 0, colon = 0;
+    for (Py_ssize_t j = a; j < e; j++) {
+        if (text[j] == ':') {
+            colons++;
+            colon = j;
+        }
+    }
+    if (colons > 1) {
+        if (url)
+            return 0;
+        for (Py_ssize_t j = a; j < e; j++)
+            if (!is_hex(text[j]) && text[j] != ':')
+                return 0; /* a zone index, an IPv4 address inside: the Python step's */
+        *six = 1;
+    }
+    else if (colons == 1) {
+        if (!port_ok(text + colon + 1, e - colon - 1, url))
+            return 0;
+        e = colon;
+    }
+    int star = 0;
+    while (!*six && e - a >= 2 && text[a] == '*' && text[a + 1] == '.') {
+        a += 2;
+        star = 1;
+    }
+    if (!(url || defanged || at || colons || star) || a == e || e - a >= MAX_LINE)
+        return 0;
+    *hn = e - a;
+    memmove(text, text + a, (size_t)*hn);
+    return 1;
+}
+
 /* take_plain(tables, types, tops, lines, start, fresh) -> (stop, skipped, duplicates)
  *
  * Ingest's per-line step, in C, for the lines that are plainly one IOC in the form
  * `normalize`'s fast path takes (hashes of hex digits in any case, a dotted quad, a name of
  * ASCII letters, digits, `_` and `-` in any case, with a trailing dot or not, whose top label
- * is in `tops`), or blank or a `#` comment; whitespace around them as str.strip() drops it.
- * From lines[start] on, up to the first line that is none of these (or None): a blank or
- * comment line is counted as skipped, a duplicate as such, and a new key is added to its
- * table and appended to `fresh` as (type, value). Returns where it stopped (len(lines) at
- * the end), for the caller's own per-line step to take that line. `tables` and `types` are
- * the md5, sha1, sha256, name and IPv4 tables and types, in that order. */
+ * is in `tops`) or in one of the common messy forms (`messy_host`), or blank or a `#`
+ * comment; whitespace around them as str.strip() drops it. From lines[start] on, up to the
+ * first line that is none of these (or None): a blank or comment line is counted as
+ * skipped, a duplicate as such, and a new key is added to its table and appended to `fresh`
+ * as (type, value), its value what `normalize` gives. Returns where it stopped (len(lines)
+ * at the end), for the caller's own per-line step to take that line. `tables` and `types`
+ * are the md5, sha1, sha256, name, IPv4 and IPv6 tables and types, in that order. */
 static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 6) {
@@ -482,13 +651,13 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         PyErr_SetString(PyExc_TypeError, "take_plain: tables, types, tops, lines, fresh");
         return NULL;
     }
-    static const Py_ssize_t widths[P_TYPES] = {16, 20, 32, 0, 4};
-    static const int kinds[P_TYPES] = {HEX, HEX, HEX, NAME, IPV4};
+    static const Py_ssize_t widths[P_TYPES] = {16, 20, 32, 0, 4, 16};
+    static const int kinds[P_TYPES] = {HEX, HEX, HEX, NAME, IPV4, IPV6};
     for (int k = 0; k < P_TYPES; k++) {
         PyObject *t = PyTuple_GET_ITEM(tables, k);
         if (!PyObject_TypeCheck(t, &TableType) || ((Table *)t)->width != widths[k]
             || ((Table *)t)->kind != kinds[k]) {
-            PyErr_SetString(PyExc_TypeError, "take_plain: not the five tables it takes");
+            PyErr_SetString(PyExc_TypeError, "take_plain: not the six tables it takes");
             return NULL;
         }
     }
@@ -500,6 +669,7 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
     Py_ssize_t skipped = 0, dups = 0;
     unsigned char low[MAX_PLAIN + 2];
     unsigned char buf[MAX_WIDTH];
+    unsigned char text[MAX_LINE];
     for (; i < PyList_GET_SIZE(lines); i++) {
         PyObject *line = PyList_GET_ITEM(lines, i);
         if (!PyUnicode_CheckExact(line) || !PyUnicode_IS_ASCII(line))
@@ -514,13 +684,16 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
             skipped++;
             continue;
         }
-        Py_ssize_t n = b - a;
-        if (n > MAX_PLAIN + 1)
+        Py_ssize_t n = b - a, length = PyUnicode_GET_LENGTH(line);
+        if (n > MAX_LINE)
             break;
         const unsigned char *p = s + a;
-        int k = P_STOP, lowered = 0;
+        int k = P_STOP, ok;
         const unsigned char *key = buf;
-        Py_ssize_t keylen = 0, top = 0;
+        Py_ssize_t keylen = 0, hn;
+        int six;
+        PyObject *value = NULL;
+        char compressed[64];
         if ((n == 32 || n == 40 || n == 64) && pack_hex(p, n, n / 2, buf)) {
             k = n == 32 ? P_MD5 : n == 40 ? P_SHA1 : P_SHA256;
             keylen = n / 2;
@@ -529,23 +702,57 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
             k = P_QUAD;
             keylen = 4;
         }
-        else {
+        else if (n <= MAX_PLAIN + 1) {
+            int lowered = 0;
             for (Py_ssize_t j = 0; j < n; j++) {
-                unsigned char c = p[j];
-                if (c >= 'A' && c <= 'Z') {
-                    c = (unsigned char)(c + 32);
-                    lowered = 1;
-                }
-                low[j] = c;
+                lowered |= p[j] >= 'A' && p[j] <= 'Z';
+                low[j] = p[j] >= 'A' && p[j] <= 'Z' ? (unsigned char)(p[j] + 32) : p[j];
             }
             Py_ssize_t m = low[n - 1] == '.' ? n - 1 : n;
-            if (m > 0 && plain_name(low, m, &top) && !has_xn(low, m)) {
-                PyObject *label = PyUnicode_FromStringAndSize((const char *)low + top, m - top);
-                if (label == NULL)
-                    return NULL;
-                int ok = PySet_Contains(tops, label);
-                Py_DECREF(label);
-                if (ok < 0)
+            if ((ok = public_name(low, m, tops)) < 0)
+                return NULL;
+            if (ok) {
+                k = P_NAME;
+                key = low;
+                keylen = m;
+                if (!lowered && m == length)
+                    value = Py_NewRef(line);
+            }
+        }
+        if (k == P_STOP && messy_host(p, n, text, &hn, &six)) {
+            int digits = 0, dotted = 1;
+            for (Py_ssize_t j = 0; j < hn; j++) {
+                digits |= is_digit(text[j]);
+                dotted &= is_digit(text[j]) || text[j] == '.';
+            }
+            if (six) {
+#ifndef _WIN32
+                if (pack_six(text, hn, buf)
+                    && inet_ntop(AF_INET6, buf, compressed, sizeof(compressed)) != NULL
+                    && strchr(compressed, '.') == NULL) {
+                    k = P_SIX;
+                    keylen = 16;
+                    value = PyUnicode_FromString(compressed);
+                    if (value == NULL)
+                        return NULL;
+                }
+#endif
+            }
+            else if (digits && dotted) {
+                if (pack_quad(text, hn, buf)) {
+                    k = P_QUAD;
+                    keylen = 4;
+                    value = PyUnicode_FromStringAndSize((const char *)text, hn);
+                    if (value == NULL)
+                        return NULL;
+                }
+            }
+            else if (hn <= MAX_PLAIN + 1) {
+                for (Py_ssize_t j = 0; j < hn; j++)
+                    low[j] = text[j] >= 'A' && text[j] <= 'Z' ? (unsigned char)(text[j] + 32)
+                                                              : text[j];
+                Py_ssize_t m = low[hn - 1] == '.' ? hn - 1 : hn;
+                if ((ok = public_name(low, m, tops)) < 0)
                     return NULL;
                 if (ok) {
                     k = P_NAME;
@@ -557,25 +764,22 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         if (k == P_STOP)
             break;
         int added = add_key((Table *)PyTuple_GET_ITEM(tables, k), key, (size_t)keylen);
-        if (added < 0)
-            return NULL;
-        if (!added) {
+        if (added <= 0) {
+            Py_XDECREF(value);
+            if (added < 0)
+                return NULL;
             dups++;
             continue;
         }
         /* the value as `normalize` gives it: lower case, without what strip() drops (nor, for
          * a name, the trailing dot); the line itself when it is that already */
-        PyObject *value;
-        Py_ssize_t length = PyUnicode_GET_LENGTH(line);
-        if (k == P_QUAD) {
+        if (value == NULL && k == P_QUAD) {
             value = n == length ? Py_NewRef(line) : PyUnicode_FromStringAndSize((const char *)p, n);
         }
-        else if (k == P_NAME) {
-            value = !lowered && keylen == length
-                        ? Py_NewRef(line)
-                        : PyUnicode_FromStringAndSize((const char *)low, keylen);
+        else if (value == NULL && k == P_NAME) {
+            value = PyUnicode_FromStringAndSize((const char *)low, keylen);
         }
-        else {
+        else if (value == NULL) {
             int upper = 0;
             for (Py_ssize_t j = 0; j < n; j++)
                 upper |= p[j] >= 'A' && p[j] <= 'F';

@@ -16,8 +16,8 @@ class Table:
     def __len__(self) -> int: ...
 
 def take_plain(
-    tables: tuple[Table, Table, Table, Table, Table],
-    types: tuple[object, object, object, object, object],
+    tables: tuple[Table, ...],
+    types: tuple[object, ...],
     tops: frozenset[str],
     lines: list[str | None],
     start: int,

@@ -255,7 +255,8 @@ def _c_tables() -> Callable[[IocType], _Store] | None:
 C_TABLES = _c_tables()
 
 #: the types `take_plain` decides, in the order of its tables
-_PLAIN_TYPES = (IocType.MD5, IocType.SHA1, IocType.SHA256, IocType.DOMAIN, IocType.IPV4)
+_PLAIN_TYPES = (IocType.MD5, IocType.SHA1, IocType.SHA256, IocType.DOMAIN, IocType.IPV4,
+                IocType.IPV6)  # fmt: skip
 #: (where it stopped, lines skipped, duplicates) of the lines from `start` on
 PlainTaker = Callable[[list[str | None], int, list[tuple[IocType, str]]], tuple[int, int, int]]
 

@@ -38,7 +38,29 @@ LINES = [
     "::1", "2a03:2880:f0c1::1", "::ffff:1.2.3.4", "", "   ", "\r", "# a comment", "  # too",
     "N/A", "-", "unknown", "deadbeefcafe", "see attached report", "MD5=" + MD5,
     "\u00a0evil.com", "evil.com\u200b", "\x1cevil.com\x1f", "\x0bevil.com\x0c", "x" * 300,
+    # the messy forms decided in C, and their neighbours
+    "cdn-1[.]m1[.]example[.]com", "EVIL[.]COM[.]", "[.]evil.com", "evil[.][.]com", "evil[[.]]com",
+    "evil[.]]com", "evil[.com", "evil.]com", "evil(.)com", "evil{.}com", "evil[dot]com",
+    "evil<.>com", "evil\\.com", "evil DOT com", "11[.]0[.]3[.]7", "11[.]0[.]3[.]07",
+    "hxxps://cdn[.]evil[.]com/login.php?id=7", "https://evil.com/static/1.js", "HTTP://Evil.COM",
+    "http://evil.com:8080/x", "http://evil.com:/x", "http://evil.com:99999/", "http://user@evil.com",
+    "http:///x", "http://evil.com/[.]x", "http://evil.com/a\\.b", "http://evil.com/export",
+    "hxxp://1.2.3.4/gate.php", "hXXp://11.0.3.7", "fxp://evil.com", "ftp://evil.com",
+    "evil.com:8443", "evil.com:", "evil.com:0", "evil.com:65536", "1.2.3.4:80", "1.2.3.4:",
+    "billing1@evil.com", "a@b@evil.com", "@evil.com", "user@evil.com:25", "*.evil.com.",
+    "*.*.evil.com", "*.", "*.1.2.3.4", "a.*.evil.com", "*evil.com", "evil.com/path",
+    "evil.com?x", "10.0.0.0/8", "1.2.3.4/32", "2a03:2880:f0c1::1", "2A03:2880:F0C1::ABCD",
+    "2a03:2880:f0c1:0000:0000:0000:0000:0001", "[2a03:2880:f0c1::1]:443", "[2A03:2880:F0C1::1]",
+    "[2a03:2880:f0c1::1]:", "[::1]:443", "http://[2a03:2880:f0c1::1]/", "http://[2a03::1]:8/x",
+    "[2a03::1]/x", "fe80::1%eth0", "::ffff:1.2.3.4", "::1.2.3.4", "2a03::1::2", "2a03:::1",
+    "gggg::1", "user@2a03::1", "http://2a03::1/", "fc00::1", "x.hxxp:80", "a.fxp:80",
 ]  # fmt: skip
+
+
+#: pieces of the messy forms, put together at random
+TOKENS = ["evil", "EVIL", "1", "255", "256", "01", "a", "f", "com", "local", "bit", "xn--",
+          ".", "[.]", "[", "]", ":", "::", "@", "*.", "/", "?", "#", "http://", "hxxps://",
+          "hxxp", "xp", "-", "_", "8443", " ", "ffff", "2a03"]  # fmt: skip
 
 
 def ingest(*, plain: bool, send_sha256: bool = True, done: Deduper | None = None) -> Ingest:
@@ -88,7 +110,8 @@ def test_plain_lines_in_c_give_what_the_python_step_gives(send_sha256: bool) -> 
     st.lists(
         st.lists(
             st.sampled_from(LINES)
-            | st.text(alphabet="abcdefABCDEF0123456789.-_:x# \t\r", max_size=70),
+            | st.text(alphabet="abcdefABCDEF0123456789.-_:x# \t\r[]@*/?()p", max_size=70)
+            | st.lists(st.sampled_from(TOKENS), max_size=8).map("".join),
             max_size=25,
         ),
         max_size=4,
