@@ -76,15 +76,12 @@ static uint64_t hash_bytes(const unsigned char *p, size_t n)
     return h;
 }
 
-static int hex_value(unsigned char c)
+/* each byte's value as a hex digit, or -1: made at import (make_classes) */
+static signed char HEX_OF[256];
+
+static inline int hex_value(unsigned char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    return HEX_OF[c];
 }
 
 /* 2*width hex digits into `out`; 0 when `s` is not that. */
@@ -473,6 +470,27 @@ static int public_name(const unsigned char *low, Py_ssize_t m, PyObject *tops)
     return ok;
 }
 
+/* What a byte is to `messy_host`: one `refang` (or the Python step) must see (a bracket, a
+ * brace, an angle bracket, a backslash, a space or control character, non-ASCII), or one
+ * that ends a URL's authority; made at import. */
+#define C_STIRS 1
+#define C_ENDS 2
+static unsigned char CLASS[256];
+
+static void make_classes(void)
+{
+    for (int c = 0; c < 256; c++)
+        CLASS[c] = (unsigned char)((c <= ' ' || c >= 0x7f || strchr("[](){}<>\\", c) != NULL)
+                                       ? C_STIRS
+                                       : 0);
+    CLASS['/'] = CLASS['?'] = CLASS['#'] = C_ENDS;
+    for (int c = 0; c < 256; c++)
+        HEX_OF[c] = (signed char)(c >= '0' && c <= '9'   ? c - '0'
+                                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                         : -1);
+}
+
 static inline int is_hex(unsigned char c)
 {
     return hex_value(c) >= 0;
@@ -490,7 +508,7 @@ static int inert(const unsigned char *p, Py_ssize_t i, Py_ssize_t n)
 {
     for (; i < n; i++) {
         unsigned char c = p[i];
-        if (c <= ' ' || c >= 0x7f || strchr("[](){}<>\\", c) != NULL)
+        if (CLASS[c] & C_STIRS)
             return 0;
         if (is_lower(c, 'x') && i + 1 < n && is_lower(p[i + 1], 'p'))
             return 0;
@@ -549,7 +567,7 @@ static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
             || !inert(p, j + 1, n))
             return 0;
         Py_ssize_t rest = j + 1, e = rest;
-        while (e < n && !(url && strchr("/?#", p[e]) != NULL))
+        while (e < n && !(url && (CLASS[p[e]] & C_ENDS)))
             e++;
         if (rest < e && (p[rest] != ':' || !port_ok(p + rest + 1, e - rest - 1, url)))
             return 0;
@@ -570,7 +588,7 @@ static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
             defanged = 1;
             continue;
         }
-        if (c <= ' ' || c >= 0x7f || strchr("[](){}<>\\", c) != NULL)
+        if (CLASS[c] & C_STIRS)
             return 0;
         if (is_lower(c, 'x') && i + 1 < n && is_lower(p[i + 1], 'p'))
             return 0;
@@ -578,7 +596,7 @@ static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
     }
     Py_ssize_t a = 0, e = m;
     for (Py_ssize_t j = 0; j < m; j++) {
-        if (strchr("/?#", text[j]) != NULL) {
+        if (CLASS[text[j]] & C_ENDS) {
             if (!url)
                 return 0; /* a path, or CIDR: the Python step's */
             e = j;
@@ -910,6 +928,7 @@ PyMODINIT_FUNC PyInit__dedupe(void)
     if (seed == -1 && PyErr_Occurred())
         return NULL;
     SEED = (uint64_t)seed * UINT64_C(0x9E3779B97F4A7C15);
+    make_classes();
     if (PyType_Ready(&TableType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
