@@ -491,6 +491,20 @@ static void make_classes(void)
                                                          : -1);
 }
 
+/* s[0:n] in lower case into low, and without a trailing dot (*m long; *lowered: whether a
+ * letter changed); then `public_name` of it. */
+static int lower_name(const unsigned char *s, Py_ssize_t n, unsigned char *low, PyObject *tops,
+                      Py_ssize_t *m, int *lowered)
+{
+    *lowered = 0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        *lowered |= s[j] >= 'A' && s[j] <= 'Z';
+        low[j] = s[j] >= 'A' && s[j] <= 'Z' ? (unsigned char)(s[j] + 32) : s[j];
+    }
+    *m = low[n - 1] == '.' ? n - 1 : n;
+    return public_name(low, *m, tops);
+}
+
 static inline int is_hex(unsigned char c)
 {
     return hex_value(c) >= 0;
@@ -721,19 +735,13 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
             keylen = 4;
         }
         else if (n <= MAX_PLAIN + 1) {
-            int lowered = 0;
-            for (Py_ssize_t j = 0; j < n; j++) {
-                lowered |= p[j] >= 'A' && p[j] <= 'Z';
-                low[j] = p[j] >= 'A' && p[j] <= 'Z' ? (unsigned char)(p[j] + 32) : p[j];
-            }
-            Py_ssize_t m = low[n - 1] == '.' ? n - 1 : n;
-            if ((ok = public_name(low, m, tops)) < 0)
+            int lowered;
+            if ((ok = lower_name(p, n, low, tops, &keylen, &lowered)) < 0)
                 return NULL;
             if (ok) {
                 k = P_NAME;
                 key = low;
-                keylen = m;
-                if (!lowered && m == length)
+                if (!lowered && keylen == length)
                     value = Py_NewRef(line);
             }
         }
@@ -766,16 +774,12 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
                 }
             }
             else if (hn <= MAX_PLAIN + 1) {
-                for (Py_ssize_t j = 0; j < hn; j++)
-                    low[j] = text[j] >= 'A' && text[j] <= 'Z' ? (unsigned char)(text[j] + 32)
-                                                              : text[j];
-                Py_ssize_t m = low[hn - 1] == '.' ? hn - 1 : hn;
-                if ((ok = public_name(low, m, tops)) < 0)
+                int lowered;
+                if ((ok = lower_name(text, hn, low, tops, &keylen, &lowered)) < 0)
                     return NULL;
                 if (ok) {
                     k = P_NAME;
                     key = low;
-                    keylen = m;
                 }
             }
         }
