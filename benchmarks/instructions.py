@@ -12,14 +12,18 @@ fills it), then warm (every key a hit, no request), beside `--no-cache`: each pe
 above the start-up of the same command over 4 lines (with a cache of its own).
 The floor (`floor.py`, the least a Python pipeline must do) is counted the same way on the
 same inputs, beside the engine: the engine's figure less the floor's is what the engine adds.
+With `--intake`, only the intake (`intake.py`: reading, `Ingest.take`, the batcher) in one
+process, with PYTHONHASHSEED=0, per unique IOC above the same over the first 8 lines: the
+stage issue 16's intake work changes, without the threads' and the answers' share.
 Compare two commits by running it in each checkout.
 
-    python benchmarks/instructions.py [--lines 100000] [--cache]
+    python benchmarks/instructions.py [--lines 100000] [--cache | --intake]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -72,11 +76,23 @@ def floor_instructions(base_url: str, path: Path) -> int:
     return python_instructions(str(Path(__file__).with_name("floor.py")), base_url, str(path))
 
 
-def python_instructions(*args: str) -> int:
+def intake_instructions(path: Path, unique: int) -> int:
+    """Instructions per unique IOC of the intake alone over `path` (`intake.py`), above the
+    same over its first 8 lines."""
+    script = str(Path(__file__).with_name("intake.py"))
+    seeded = {**os.environ, "PYTHONHASHSEED": "0"}
+    whole = python_instructions(script, str(path), env=seeded)
+    start = python_instructions(script, str(path), "--first", "8", env=seeded)
+    return round((whole - start) / unique)
+
+
+def python_instructions(*args: str, env: dict[str, str] | None = None) -> int:
     """Instructions executed by `python ARGS` (the process, its threads included)."""
     cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
            sys.executable, *args]  # fmt: skip
-    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+    done = subprocess.run(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True, env=env
+    )
     found = _REFS.search(done.stderr)
     if found is None:
         raise RuntimeError("valgrind printed no instruction count")
@@ -100,6 +116,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=100_000)
     ap.add_argument("--cache", action="store_true", help="only the runs with and without a cache")
+    ap.add_argument("--intake", action="store_true", help="only the intake, in one process")
     args = ap.parse_args()
     lines = args.lines
     if shutil.which("valgrind") is None:
@@ -110,6 +127,14 @@ def main() -> int:
         tiny, tidy, untidy = tmp / "tiny.txt", tmp / "tidy.txt", tmp / "messy.txt"
         write_input(tiny, 4, duplicates=0.0)
         report: dict[str, object] = {"lines": lines}
+        if args.intake:
+            for name, write in (("tidy", write_input), ("messy", messy.write_messy)):
+                path = tmp / f"{name}.txt"
+                report[name] = {
+                    "intake_per_unique_ioc": intake_instructions(path, write(path, lines))
+                }
+            print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+            return 0
         if args.cache:
             unique = write_input(tidy, lines)
             with emulator_process() as base_url:

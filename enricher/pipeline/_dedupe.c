@@ -76,15 +76,12 @@ static uint64_t hash_bytes(const unsigned char *p, size_t n)
     return h;
 }
 
-static int hex_value(unsigned char c)
+/* each byte's value as a hex digit, or -1: made at import (make_classes) */
+static signed char HEX_OF[256];
+
+static inline int hex_value(unsigned char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    return HEX_OF[c];
 }
 
 /* 2*width hex digits into `out`; 0 when `s` is not that. */
@@ -389,6 +386,457 @@ static PyObject *table_load(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+static PyTypeObject TableType;
+
+/* Python's str.strip() of ASCII text: these and nothing else are whitespace there. */
+static inline int is_space(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+static inline int is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* What `normalize`'s fast path and the ingest take of a plain line give, decided here. */
+enum { P_STOP = -1 };
+#define P_MD5 0
+#define P_SHA1 1
+#define P_SHA256 2
+#define P_NAME 3
+#define P_QUAD 4
+#define P_SIX 5
+#define P_TYPES 6
+#define MAX_PLAIN 253
+
+/* Whether s[0:n] (lower case ASCII) is a name `normalize`'s fast path takes (its regex
+ * `(?:LABEL\.)+TLD`, the trailing dot already gone, no `xn--`, at most 253 characters): two
+ * labels or more of [a-z0-9_-], each 1-63 long, neither starting nor ending with `-`, the
+ * last without `_` and not digits alone. *top is where the last label starts. */
+static int plain_name(const unsigned char *s, Py_ssize_t n, Py_ssize_t *top)
+{
+    if (n > MAX_PLAIN)
+        return 0;
+    Py_ssize_t start = 0, labels = 0;
+    for (;;) {
+        Py_ssize_t i = start;
+        int digits = 1, underscore = 0;
+        while (i < n && s[i] != '.') {
+            unsigned char c = s[i];
+            if (c == '_')
+                underscore = 1;
+            else if (!is_digit(c) && !(c >= 'a' && c <= 'z') && c != '-')
+                return 0;
+            if (!is_digit(c))
+                digits = 0;
+            i++;
+        }
+        Py_ssize_t len = i - start;
+        if (len < 1 || len > 63 || s[start] == '-' || s[i - 1] == '-')
+            return 0;
+        labels++;
+        if (i == n) {
+            if (labels < 2 || underscore || digits)
+                return 0;
+            *top = start;
+            return 1;
+        }
+        start = i + 1;
+    }
+}
+
+/* `xn--` anywhere in the name (the fast path leaves such names to the slow one). */
+static int has_xn(const unsigned char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i + 3 < n; i++)
+        if (s[i] == 'x' && s[i + 1] == 'n' && s[i + 2] == '-' && s[i + 3] == '-')
+            return 1;
+    return 0;
+}
+
+/* 1 when low[0:m] (lower case, a trailing dot dropped) is a name `normalize` takes as it
+ * is and `name_problem` never refuses (its top label in `tops`), 0 when not, -1 on an error. */
+static int public_name(const unsigned char *low, Py_ssize_t m, PyObject *tops)
+{
+    Py_ssize_t top;
+    if (m <= 0 || !plain_name(low, m, &top) || has_xn(low, m))
+        return 0;
+    PyObject *label = PyUnicode_FromStringAndSize((const char *)low + top, m - top);
+    if (label == NULL)
+        return -1;
+    int ok = PySet_Contains(tops, label);
+    Py_DECREF(label);
+    return ok;
+}
+
+/* What a byte is to `messy_host`: one `refang` (or the Python step) must see (a bracket, a
+ * brace, an angle bracket, a backslash, a space or control character, non-ASCII), or one
+ * that ends a URL's authority; made at import. */
+#define C_STIRS 1
+#define C_ENDS 2
+static unsigned char CLASS[256];
+
+static void make_classes(void)
+{
+    for (int c = 0; c < 256; c++)
+        CLASS[c] = (unsigned char)((c <= ' ' || c >= 0x7f || strchr("[](){}<>\\", c) != NULL)
+                                       ? C_STIRS
+                                       : 0);
+    CLASS['/'] = CLASS['?'] = CLASS['#'] = C_ENDS;
+    for (int c = 0; c < 256; c++)
+        HEX_OF[c] = (signed char)(c >= '0' && c <= '9'   ? c - '0'
+                                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                         : -1);
+}
+
+/* s[0:n] in lower case into low, and without a trailing dot (*m long; *lowered: whether a
+ * letter changed); then `public_name` of it. */
+static int lower_name(const unsigned char *s, Py_ssize_t n, unsigned char *low, PyObject *tops,
+                      Py_ssize_t *m, int *lowered)
+{
+    *lowered = 0;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        *lowered |= s[j] >= 'A' && s[j] <= 'Z';
+        low[j] = s[j] >= 'A' && s[j] <= 'Z' ? (unsigned char)(s[j] + 32) : s[j];
+    }
+    *m = low[n - 1] == '.' ? n - 1 : n;
+    return public_name(low, *m, tops);
+}
+
+static inline int is_hex(unsigned char c)
+{
+    return hex_value(c) >= 0;
+}
+
+static inline int is_lower(unsigned char c, char want)
+{
+    return c == want || c == want - 32;
+}
+
+/* Whether p[i:n] holds nothing `refang` changes nor anything else the Python step must
+ * judge: no bracket, brace, angle bracket or backslash, no space or control character,
+ * no `xp` (in any case: `hxxp`, `fxp`). */
+static int inert(const unsigned char *p, Py_ssize_t i, Py_ssize_t n)
+{
+    for (; i < n; i++) {
+        unsigned char c = p[i];
+        if (CLASS[c] & C_STIRS)
+            return 0;
+        if (is_lower(c, 'x') && i + 1 < n && is_lower(p[i + 1], 'p'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether port[0:n] is one `_port_ok` takes (empty only in a URL). */
+static int port_ok(const unsigned char *port, Py_ssize_t n, int url)
+{
+    if (n == 0)
+        return url;
+    if (n > 5)
+        return 0;
+    long v = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!is_digit(port[i]))
+            return 0;
+        v = v * 10 + (port[i] - '0');
+    }
+    return v <= 65535;
+}
+
+#define MAX_LINE 2048 /* normalize.MAX_LENGTH */
+
+/* The host `_normalize_slow` reads in p[0:n], for the common forms a messy export holds:
+ * a name or dotted quad defanged with `[.]` (each one alone), `host:port`, `user@host`,
+ * `*.name`, an http, https, hxxp or hxxps URL, an IPv6 address alone, in brackets with a
+ * port or in a URL; the rest of the line holding nothing `refang` would change. The host is
+ * put in text[0:*hn], refanged; *six says whether `_normalize_slow` reads it as an IPv6
+ * address. 0 when the line is none of these (a plain one included): the Python step's. */
+static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
+                      Py_ssize_t *hn, int *six)
+{
+    static const char *schemes[] = {"http://", "https://", "hxxp://", "hxxps://"};
+    Py_ssize_t start = 0;
+    int url = 0;
+    for (int j = 0; j < 4 && !url; j++) {
+        Py_ssize_t len = (Py_ssize_t)strlen(schemes[j]);
+        if (n <= len)
+            continue;
+        url = 1;
+        for (Py_ssize_t i = 0; i < len && url; i++)
+            url = schemes[j][i] == ':' || schemes[j][i] == '/' ? p[i] == schemes[j][i]
+                                                                : is_lower(p[i], schemes[j][i]);
+        if (url)
+            start = len;
+    }
+    *six = 0;
+    if (p[start] == '[' && !(start + 2 < n && p[start + 1] == '.' && p[start + 2] == ']')) {
+        /* `[addr]`, then a port or (in a URL) the path */
+        Py_ssize_t j = start + 1;
+        while (j < n && (is_hex(p[j]) || p[j] == ':'))
+            j++;
+        if (j >= n || p[j] != ']' || p[start + 1] == ':' || j - start - 1 >= 64
+            || !inert(p, j + 1, n))
+            return 0;
+        Py_ssize_t rest = j + 1, e = rest;
+        while (e < n && !(url && (CLASS[p[e]] & C_ENDS)))
+            e++;
+        if (rest < e && (p[rest] != ':' || !port_ok(p + rest + 1, e - rest - 1, url)))
+            return 0;
+        if (!url && e < n)
+            return 0;
+        *hn = j - start - 1;
+        memcpy(text, p + start + 1, (size_t)*hn);
+        *six = 1;
+        return 1;
+    }
+    int defanged = 0;
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = start; i < n; i++) {
+        unsigned char c = p[i];
+        if (c == '[' && i + 2 < n && p[i + 1] == '.' && p[i + 2] == ']') {
+            text[m++] = '.';
+            i += 2;
+            defanged = 1;
+            continue;
+        }
+        if (CLASS[c] & C_STIRS)
+            return 0;
+        if (is_lower(c, 'x') && i + 1 < n && is_lower(p[i + 1], 'p'))
+            return 0;
+        text[m++] = c;
+    }
+    Py_ssize_t a = 0, e = m;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        if (CLASS[text[j]] & C_ENDS) {
+            if (!url)
+                return 0; /* a path, or CIDR: the Python step's */
+            e = j;
+            break;
+        }
+    }
+    int at = 0;
+    for (Py_ssize_t j = e; j > 0; j--) {
+        if (text[j - 1] == '@') {
+            a = j;
+            at = 1;
+            break;
+        }
+    }
+    Py_ssize_t colons = 0, colon = 0;
+    for (Py_ssize_t j = a; j < e; j++) {
+        if (text[j] == ':') {
+            colons++;
+            colon = j;
+        }
+    }
+    if (colons > 1) {
+        if (url)
+            return 0;
+        for (Py_ssize_t j = a; j < e; j++)
+            if (!is_hex(text[j]) && text[j] != ':')
+                return 0; /* a zone index, an IPv4 address inside: the Python step's */
+        *six = 1;
+    }
+    else if (colons == 1) {
+        if (!port_ok(text + colon + 1, e - colon - 1, url))
+            return 0;
+        e = colon;
+    }
+    int star = 0;
+    while (!*six && e - a >= 2 && text[a] == '*' && text[a + 1] == '.') {
+        a += 2;
+        star = 1;
+    }
+    if (!(url || defanged || at || colons || star) || a == e || e - a >= MAX_LINE)
+        return 0;
+    *hn = e - a;
+    memmove(text, text + a, (size_t)*hn);
+    return 1;
+}
+
+/* take_plain(tables, types, tops, lines, start, fresh) -> (stop, skipped, duplicates)
+ *
+ * Ingest's per-line step, in C, for the lines that are plainly one IOC in the form
+ * `normalize`'s fast path takes (hashes of hex digits in any case, a dotted quad, a name of
+ * ASCII letters, digits, `_` and `-` in any case, with a trailing dot or not, whose top label
+ * is in `tops`) or in one of the common messy forms (`messy_host`), or blank or a `#`
+ * comment; whitespace around them as str.strip() drops it. From lines[start] on, up to the
+ * first line that is none of these (or None): a blank or comment line is counted as
+ * skipped, a duplicate as such, and a new key is added to its table and appended to `fresh`
+ * as (type, value), its value what `normalize` gives. Returns where it stopped (len(lines)
+ * at the end), for the caller's own per-line step to take that line. `tables` and `types`
+ * are the md5, sha1, sha256, name, IPv4 and IPv6 tables and types, in that order. */
+static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "take_plain takes 6 arguments");
+        return NULL;
+    }
+    PyObject *tables = args[0], *types = args[1], *tops = args[2], *lines = args[3],
+             *fresh = args[5];
+    if (!PyTuple_Check(tables) || PyTuple_GET_SIZE(tables) != P_TYPES || !PyTuple_Check(types)
+        || PyTuple_GET_SIZE(types) != P_TYPES || !PyAnySet_Check(tops) || !PyList_Check(lines)
+        || !PyList_Check(fresh)) {
+        PyErr_SetString(PyExc_TypeError, "take_plain: tables, types, tops, lines, fresh");
+        return NULL;
+    }
+    static const Py_ssize_t widths[P_TYPES] = {16, 20, 32, 0, 4, 16};
+    static const int kinds[P_TYPES] = {HEX, HEX, HEX, NAME, IPV4, IPV6};
+    for (int k = 0; k < P_TYPES; k++) {
+        PyObject *t = PyTuple_GET_ITEM(tables, k);
+        if (!PyObject_TypeCheck(t, &TableType) || ((Table *)t)->width != widths[k]
+            || ((Table *)t)->kind != kinds[k]) {
+            PyErr_SetString(PyExc_TypeError, "take_plain: not the six tables it takes");
+            return NULL;
+        }
+    }
+    Py_ssize_t i = PyLong_AsSsize_t(args[4]);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    if (i < 0)
+        i = 0;
+    Py_ssize_t skipped = 0, dups = 0;
+    unsigned char low[MAX_PLAIN + 2];
+    unsigned char buf[MAX_WIDTH];
+    unsigned char text[MAX_LINE];
+    for (; i < PyList_GET_SIZE(lines); i++) {
+        PyObject *line = PyList_GET_ITEM(lines, i);
+        if (!PyUnicode_CheckExact(line) || !PyUnicode_IS_ASCII(line))
+            break;
+        const unsigned char *s = PyUnicode_1BYTE_DATA(line);
+        Py_ssize_t a = 0, b = PyUnicode_GET_LENGTH(line);
+        while (a < b && is_space(s[a]))
+            a++;
+        while (b > a && is_space(s[b - 1]))
+            b--;
+        if (a == b || s[a] == '#') {
+            skipped++;
+            continue;
+        }
+        Py_ssize_t n = b - a, length = PyUnicode_GET_LENGTH(line);
+        if (n > MAX_LINE)
+            break;
+        const unsigned char *p = s + a;
+        int k = P_STOP, ok;
+        const unsigned char *key = buf;
+        Py_ssize_t keylen = 0, hn;
+        int six;
+        PyObject *value = NULL;
+        char compressed[64];
+        if ((n == 32 || n == 40 || n == 64) && pack_hex(p, n, n / 2, buf)) {
+            k = n == 32 ? P_MD5 : n == 40 ? P_SHA1 : P_SHA256;
+            keylen = n / 2;
+        }
+        else if (is_digit(p[n - 1]) && pack_quad(p, n, buf)) {
+            k = P_QUAD;
+            keylen = 4;
+        }
+        else if (n <= MAX_PLAIN + 1) {
+            int lowered;
+            if ((ok = lower_name(p, n, low, tops, &keylen, &lowered)) < 0)
+                return NULL;
+            if (ok) {
+                k = P_NAME;
+                key = low;
+                if (!lowered && keylen == length)
+                    value = Py_NewRef(line);
+            }
+        }
+        if (k == P_STOP && messy_host(p, n, text, &hn, &six)) {
+            int digits = 0, dotted = 1;
+            for (Py_ssize_t j = 0; j < hn; j++) {
+                digits |= is_digit(text[j]);
+                dotted &= is_digit(text[j]) || text[j] == '.';
+            }
+            if (six) {
+#ifndef _WIN32
+                if (pack_six(text, hn, buf)
+                    && inet_ntop(AF_INET6, buf, compressed, sizeof(compressed)) != NULL
+                    && strchr(compressed, '.') == NULL) {
+                    k = P_SIX;
+                    keylen = 16;
+                    value = PyUnicode_FromString(compressed);
+                    if (value == NULL)
+                        return NULL;
+                }
+#endif
+            }
+            else if (digits && dotted) {
+                if (pack_quad(text, hn, buf)) {
+                    k = P_QUAD;
+                    keylen = 4;
+                    value = PyUnicode_FromStringAndSize((const char *)text, hn);
+                    if (value == NULL)
+                        return NULL;
+                }
+            }
+            else if (hn <= MAX_PLAIN + 1) {
+                int lowered;
+                if ((ok = lower_name(text, hn, low, tops, &keylen, &lowered)) < 0)
+                    return NULL;
+                if (ok) {
+                    k = P_NAME;
+                    key = low;
+                }
+            }
+        }
+        if (k == P_STOP)
+            break;
+        int added = add_key((Table *)PyTuple_GET_ITEM(tables, k), key, (size_t)keylen);
+        if (added <= 0) {
+            Py_XDECREF(value);
+            if (added < 0)
+                return NULL;
+            dups++;
+            continue;
+        }
+        /* the value as `normalize` gives it: lower case, without what strip() drops (nor, for
+         * a name, the trailing dot); the line itself when it is that already */
+        if (value == NULL && k == P_QUAD) {
+            value = n == length ? Py_NewRef(line) : PyUnicode_FromStringAndSize((const char *)p, n);
+        }
+        else if (value == NULL && k == P_NAME) {
+            value = PyUnicode_FromStringAndSize((const char *)low, keylen);
+        }
+        else if (value == NULL) {
+            int upper = 0;
+            for (Py_ssize_t j = 0; j < n; j++)
+                upper |= p[j] >= 'A' && p[j] <= 'F';
+            if (!upper && n == length) {
+                value = Py_NewRef(line);
+            }
+            else {
+                value = PyUnicode_New(n, 127);
+                if (value != NULL) {
+                    unsigned char *out = PyUnicode_1BYTE_DATA(value);
+                    for (Py_ssize_t j = 0; j < n; j++)
+                        out[j] = p[j] >= 'A' && p[j] <= 'F' ? (unsigned char)(p[j] + 32) : p[j];
+                }
+            }
+        }
+        if (value == NULL)
+            return NULL;
+        PyObject *pair = PyTuple_Pack(2, PyTuple_GET_ITEM(types, k), value);
+        Py_DECREF(value);
+        if (pair == NULL)
+            return NULL;
+        int failed = PyList_Append(fresh, pair);
+        Py_DECREF(pair);
+        if (failed < 0)
+            return NULL;
+    }
+    return Py_BuildValue("nnn", i, skipped, dups);
+}
+
+static PyMethodDef module_methods[] = {
+    {"take_plain", (PyCFunction)(void (*)(void))take_plain, METH_FASTCALL,
+     "Take the plain lines from `start` on: (where it stopped, skipped, duplicates)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static Py_ssize_t table_len(PyObject *self)
 {
     return (Py_ssize_t)((Table *)self)->count;
@@ -464,7 +912,7 @@ static PyTypeObject TableType = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_dedupe", "The deduper's tables, in C.", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_dedupe", "The deduper's tables, in C.", -1, module_methods,
     NULL, NULL, NULL, NULL,
 };
 
@@ -484,6 +932,7 @@ PyMODINIT_FUNC PyInit__dedupe(void)
     if (seed == -1 && PyErr_Occurred())
         return NULL;
     SEED = (uint64_t)seed * UINT64_C(0x9E3779B97F4A7C15);
+    make_classes();
     if (PyType_Ready(&TableType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);

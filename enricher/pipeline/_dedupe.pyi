@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from typing import Any
 
 SOURCE: str
 NAME: int
@@ -13,3 +14,13 @@ class Table:
     def blob(self) -> bytes: ...
     def load(self, blob: bytes, /) -> None: ...
     def __len__(self) -> int: ...
+
+def take_plain(
+    tables: tuple[Table, ...],
+    types: tuple[object, ...],
+    tops: frozenset[str],
+    lines: list[str | None],
+    start: int,
+    fresh: list[Any],
+    /,
+) -> tuple[int, int, int]: ...

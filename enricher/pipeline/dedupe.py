@@ -24,6 +24,7 @@ tables run where it was not built, or with ENRICHER_NO_C=1.
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -253,6 +254,12 @@ def _c_tables() -> Callable[[IocType], _Store] | None:
 #: the C tables (None where the module is not there)
 C_TABLES = _c_tables()
 
+#: the types `take_plain` decides, in the order of its tables
+_PLAIN_TYPES = (IocType.MD5, IocType.SHA1, IocType.SHA256, IocType.DOMAIN, IocType.IPV4,
+                IocType.IPV6)  # fmt: skip
+#: (where it stopped, lines skipped, duplicates) of the lines from `start` on
+PlainTaker = Callable[[list[str | None], int, list[tuple[IocType, str]]], tuple[int, int, int]]
+
 
 class Deduper:
     """Remembers every normalized IOC seen; `add` is True only the first time.
@@ -277,6 +284,22 @@ class Deduper:
 
     def add(self, ioc_type: IocType, value: str) -> bool:
         return self._tables[ioc_type].add(value)
+
+    def plain_taker(self, tops: frozenset[str]) -> PlainTaker | None:
+        """Ingest's step for plain lines in C, with these tables (`_dedupe.take_plain`):
+        `taker(lines, start, fresh)` takes the lines from `start` on that are blank, a `#`
+        comment or one IOC in the form `normalize`'s fast path takes (a name only when its
+        top label is in `tops`), adds their keys, appends the new ones to `fresh`, and says
+        where it stopped, how many it skipped and how many were duplicates. None where the
+        tables are Python's."""
+        if C_TABLES is None:
+            return None
+        from . import _dedupe
+
+        tables = tuple(self._tables[t] for t in _PLAIN_TYPES)
+        if not all(isinstance(table, _dedupe.Table) for table in tables):
+            return None
+        return functools.partial(_dedupe.take_plain, tables, _PLAIN_TYPES, tops)  # type: ignore[arg-type]
 
     def __contains__(self, item: tuple[IocType, str]) -> bool:
         try:

@@ -14,12 +14,12 @@ from collections.abc import Callable
 
 from ..inputs import Chunk
 from ..inputs.extract import extract
-from ..inputs.suffixes import name_problem
+from ..inputs.suffixes import INTERNAL_SUFFIXES, name_problem, top_labels
 from ..ioc import IocType
 from ..output.records import Reject, failure
 from ..output.records import skipped as skipped_item
 from .batcher import Key
-from .dedupe import Deduper
+from .dedupe import Deduper, PlainTaker
 from .ledger import Ledger
 from .normalize import normalize
 from .outcome import Outcome
@@ -59,6 +59,8 @@ class Ingest:
         self.with_source = with_source
         self.origins = ledger.origins  # key -> where first seen, until settled
         self.occurrences: Counter[str] = Counter()
+        self._plain: PlainTaker | None = None
+        self._plain_made = False
 
     def take(self, chunk: Chunk) -> tuple[Outcome, list[Key]]:
         """Normalize and dedupe one chunk of lines (the hot loop: plain, no awaits); the new
@@ -70,6 +72,8 @@ class Ingest:
         stats = self.stats
         outcome = Outcome()
         new: list[Key] = []
+        fresh: list[Key] = []  # keys the deduper had not held, in the order of their lines
+        fresh_at: list[int] = []  # with_source: the index of each one's line
         adders = self.deduper.adders
         done = self.done
         send_sha256 = self.send_sha256
@@ -81,7 +85,22 @@ class Ingest:
         skipped = dups = already = 0
         inside: list[str | None] = []  # the IOCs inside lines that are none
         inside_lines: list[int] = []
-        for i, text in enumerate(chunk.lines):
+        lines = chunk.lines
+        count = len(lines)
+        # plain lines in C, in runs, each line it does not decide taken here in turn; not
+        # with sources, which are counted a line at a time
+        plain = None if with_source else self._plain_taker()
+        at = 0
+        while at < count:
+            if plain is not None:
+                at, skipped_more, dups_more = plain(lines, at, fresh)
+                skipped += skipped_more
+                dups += dups_more
+                if at >= count:
+                    break
+            i = at
+            at += 1
+            text = lines[i]
             if text is None:
                 self.reject(outcome, chunk, i, None, chunk.errors.get(i, "unreadable line"))
                 continue
@@ -112,19 +131,25 @@ class Ingest:
             if not adders[ioc_type](value):
                 dups += 1
                 continue
-            if done is not None and (ioc_type, value) in done:
+            fresh.append((ioc_type, value))
+            if with_source:
+                fresh_at.append(i)
+        for n, key in enumerate(fresh):
+            ioc_type, value = key
+            if done is not None and key in done:
                 already += 1
                 continue
-            if ioc_type not in _HASHES and (why := withhold(ioc_type, value)) is not None:
-                where = (chunk.source, chunk.line_of(i)) if with_source else None
-                outcome.skipped.append(skipped_item(ioc_type, value, why, where))
-                continue
-            if ioc_type is sha256 and not send_sha256:
+            if ioc_type not in _HASHES:
+                if (why := withhold(ioc_type, value)) is not None:
+                    where = (chunk.source, chunk.line_of(fresh_at[n])) if with_source else None
+                    outcome.skipped.append(skipped_item(ioc_type, value, why, where))
+                    continue
+            elif ioc_type is sha256 and not send_sha256:
                 outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
                 continue
             if with_source:
-                origins[value] = (chunk.source, chunk.line_of(i))
-            new.append((ioc_type, value))
+                origins[value] = (chunk.source, chunk.line_of(fresh_at[n]))
+            new.append(key)
         stats.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
         if chunk.damaged is not None:
             stats.inputs_damaged.append(f"{chunk.source}: {chunk.damaged}")
@@ -144,6 +169,15 @@ class Ingest:
             outcome.extend(more)
             new += more_new
         return outcome, new
+
+    def _plain_taker(self) -> PlainTaker | None:
+        """The deduper's step for plain lines in C (`Deduper.plain_taker`), made at the first
+        chunk (the public suffix tables are built by then), or None where there is none."""
+        if not self._plain_made:
+            # names under these top labels are never refused by `name_problem`
+            self._plain = self.deduper.plain_taker(top_labels()[0] - INTERNAL_SUFFIXES)
+            self._plain_made = True
+        return self._plain
 
     def reject(self, outcome: Outcome, chunk: Chunk, i: int, text: str | None, why: str) -> None:
         self.stats.rejected += 1

@@ -94,3 +94,22 @@ def test_the_extraction_benchmark_runs(monkeypatch: pytest.MonkeyPatch) -> None:
         labelled = set().union(*doc.truth.values())
         found = set(extract_peers.extract(fresh.text))
         assert not labelled & found - doc.ignored, doc.name
+
+
+def test_the_intake_script_takes_every_unique_ioc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`instructions.py --intake`'s process (`intake.py`) ingests the messy input: one new key
+    per unique IOC, over all lines and over the first few only."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks import intake, messy
+
+    path = tmp_path / "messy.txt"
+    unique = messy.write_messy(path, 2_000)
+    monkeypatch.setattr("sys.argv", ["intake.py", str(path)])
+    assert intake.main() == 0
+    monkeypatch.setattr("sys.argv", ["intake.py", str(path), "--first", "8"])
+    assert intake.main() == 0
+    whole, first = map(int, capsys.readouterr().out.split())
+    assert whole == unique
+    assert 0 < first <= 8

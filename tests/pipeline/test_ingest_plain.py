@@ -1,0 +1,121 @@
+"""Ingest's plain lines in C (`_dedupe.take_plain`) give what its per-line Python step gives:
+the same new keys in the same order, rejects, withheld and unsupported IOCs, and counts."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enricher.inputs import Chunk
+from enricher.ioc import IocType
+from enricher.pipeline import dedupe
+from enricher.pipeline.dedupe import Deduper
+from enricher.pipeline.ingest import Ingest
+from enricher.pipeline.ledger import Ledger
+from enricher.pipeline.privacy import Privacy
+from enricher.pipeline.stats import RunStats
+
+needs_c = pytest.mark.skipif(
+    dedupe.C_TABLES is None, reason="the C module is not built (or ENRICHER_NO_C)"
+)
+
+MD5 = "0123456789abcdef" * 2
+SHA1 = "89abcdef01234567" * 2 + "fedc0123"
+SHA256 = "fedcba9876543210" * 4
+#: plain forms, their neighbours that the fast path leaves to the slow one, and what is no IOC
+LINES = [
+    MD5, MD5.upper(), f"  {MD5}\t", f"{MD5}\r", SHA1, SHA1.upper(), SHA256, f" {SHA256} ",
+    MD5[:-1] + "g", MD5 + "0", "0x" + MD5[2:], MD5[:16] + " " + MD5[16:],
+    "8.8.8.8", "8.8.8.8\r", " 1.2.3.4 ", "10.0.0.1", "127.0.0.1", "01.2.3.4", "1.2.3.256",
+    "1.2.3", "1.2.3.4.5", "1.2.3.4:80", "[1.2.3.4]", "1[.]2[.]3[.]4",
+    "evil.com", "EVIL.com", "evil.com.", "Evil.Com.\r", "evil.com..", ".evil.com", "*.evil.com",
+    "a_b.evil.com", "evil.co_m", "-a.com", "a-.com", "a.b-.com", "x" * 63 + ".com",
+    "x" * 64 + ".com", ("a" * 61 + ".") * 4 + "com", ("a" * 62 + ".") * 4 + "com",
+    "xn--bcher-kva.de", "abxn--c.com", "XN--bcher-kva.de", "bücher.de", "evil.123",
+    "evil.com1", "1.2.3.com", "host.local", "printer.lan", "a.onion", "invoice.pdf", "co.uk",
+    "evil.bit", "evil[.]com", "hxxp://evil.com/x", "evil.com:8443", "user@evil.com",
+    "::1", "2a03:2880:f0c1::1", "::ffff:1.2.3.4", "", "   ", "\r", "# a comment", "  # too",
+    "N/A", "-", "unknown", "deadbeefcafe", "see attached report", "MD5=" + MD5,
+    "\u00a0evil.com", "evil.com\u200b", "\x1cevil.com\x1f", "\x0bevil.com\x0c", "x" * 300,
+    # the messy forms decided in C, and their neighbours
+    "cdn-1[.]m1[.]example[.]com", "EVIL[.]COM[.]", "[.]evil.com", "evil[.][.]com", "evil[[.]]com",
+    "evil[.]]com", "evil[.com", "evil.]com", "evil(.)com", "evil{.}com", "evil[dot]com",
+    "evil<.>com", "evil\\.com", "evil DOT com", "11[.]0[.]3[.]7", "11[.]0[.]3[.]07",
+    "hxxps://cdn[.]evil[.]com/login.php?id=7", "https://evil.com/static/1.js", "HTTP://Evil.COM",
+    "http://evil.com:8080/x", "http://evil.com:/x", "http://evil.com:99999/", "http://user@evil.com",
+    "http:///x", "http://evil.com/[.]x", "http://evil.com/a\\.b", "http://evil.com/export",
+    "hxxp://1.2.3.4/gate.php", "hXXp://11.0.3.7", "fxp://evil.com", "ftp://evil.com",
+    "evil.com:8443", "evil.com:", "evil.com:0", "evil.com:65536", "1.2.3.4:80", "1.2.3.4:",
+    "billing1@evil.com", "a@b@evil.com", "@evil.com", "user@evil.com:25", "*.evil.com.",
+    "*.*.evil.com", "*.", "*.1.2.3.4", "a.*.evil.com", "*evil.com", "evil.com/path",
+    "evil.com?x", "10.0.0.0/8", "1.2.3.4/32", "2a03:2880:f0c1::1", "2A03:2880:F0C1::ABCD",
+    "2a03:2880:f0c1:0000:0000:0000:0000:0001", "[2a03:2880:f0c1::1]:443", "[2A03:2880:F0C1::1]",
+    "[2a03:2880:f0c1::1]:", "[::1]:443", "http://[2a03:2880:f0c1::1]/", "http://[2a03::1]:8/x",
+    "[2a03::1]/x", "fe80::1%eth0", "::ffff:1.2.3.4", "::1.2.3.4", "2a03::1::2", "2a03:::1",
+    "gggg::1", "user@2a03::1", "http://2a03::1/", "fc00::1", "x.hxxp:80", "a.fxp:80",
+]  # fmt: skip
+
+
+#: pieces of the messy forms, put together at random
+TOKENS = ["evil", "EVIL", "1", "255", "256", "01", "a", "f", "com", "local", "bit", "xn--",
+          ".", "[.]", "[", "]", ":", "::", "@", "*.", "/", "?", "#", "http://", "hxxps://",
+          "hxxp", "xp", "-", "_", "8443", " ", "ffff", "2a03"]  # fmt: skip
+
+
+def ingest(*, plain: bool, send_sha256: bool = True, done: Deduper | None = None) -> Ingest:
+    stage = Ingest(
+        Ledger(RunStats()), withhold=Privacy().reason, done=done, send_sha256=send_sha256
+    )
+    if not plain:  # the per-line Python step alone, for every line
+        stage._plain_made = True
+    return stage
+
+
+def taken(stage: Ingest, chunks: list[list[str | None]]) -> object:
+    results = []
+    for n, lines in enumerate(chunks):
+        outcome, new = stage.take(Chunk("f", 1 + 1000 * n, lines, {0: "unreadable"}))
+        results.append((new, outcome.rejects, outcome.skipped, outcome.failures))
+    s = stage.stats
+    counts = (s.lines_read, s.skipped, s.duplicates, s.already_done, s.rejected)
+    return results, counts, dict(s.reject_reasons), len(stage.deduper)
+
+
+def test_the_plain_step_is_in_c_where_the_module_was_built() -> None:
+    stage = ingest(plain=True)
+    assert (stage._plain_taker() is not None) == (dedupe.C_TABLES is not None)
+
+
+@needs_c
+@pytest.mark.parametrize("send_sha256", [True, False])
+def test_plain_lines_in_c_give_what_the_python_step_gives(send_sha256: bool) -> None:
+    done = Deduper()
+    done.add(IocType.DOMAIN, "done.example.org")
+    done.add(IocType.MD5, MD5.replace("0", "1"))
+    chunks = [
+        LINES,
+        [None, *LINES[::-1]],
+        ["done.example.org", MD5.replace("0", "1").upper(), "fresh.example.org", *LINES],
+    ]
+    c = ingest(plain=True, send_sha256=send_sha256, done=done)
+    python = ingest(plain=False, send_sha256=send_sha256, done=done)
+    assert taken(c, chunks) == taken(python, chunks)
+    assert c._plain is not None and python._plain is None
+
+
+@needs_c
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(LINES)
+            | st.text(alphabet="abcdefABCDEF0123456789.-_:x# \t\r[]@*/?()p", max_size=70)
+            | st.lists(st.sampled_from(TOKENS), max_size=8).map("".join),
+            max_size=25,
+        ),
+        max_size=4,
+    )
+)
+def test_any_lines_give_the_same_in_c_and_in_python(chunks: list[list[str | None]]) -> None:
+    assert taken(ingest(plain=True), chunks) == taken(ingest(plain=False), chunks)
