@@ -19,6 +19,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <string.h>
 
 /* What a code point is, as bits, for both finders: a letter or one of `_%+-` (W_LETTER), a
  * digit, `.`, `@` (for the names pattern, `_NAMES_ASCII` in extract.py, where anything else,
@@ -467,6 +469,404 @@ static int walk_from(PyObject *const *args, Py_ssize_t *i, Py_ssize_t *line, Py_
     return 0;
 }
 
+/* A new name's judgment (`_new_name` in extract.py) for an ASCII token: the public suffix
+ * decision and the file-name and program-name rules, with tables that extract.py hands over
+ * once (`judge_tables`) from the same data its Python decides with: the public suffix list's
+ * ICANN rules as the `publicsuffixlist` package reads them from the file it ships, the
+ * top-level labels split as `suffixes.top_labels` splits them, and suffixes.py's sets. Until
+ * then, and for a name outside ASCII or holding an A-label (`xn--`), the Python judges. */
+
+/* A set of strings: open addressing over their bytes, FNV-1a, at most half full. */
+typedef struct {
+    char **keys;
+    Py_ssize_t *sizes;
+    size_t mask;
+} StrSet;
+
+enum {
+    T_ALONE, T_DEEPER, T_RULES, T_INTERNAL, T_FILE_LIKE, T_HOST_FIRST, T_FILE_STEMS, T_ARCHIVE,
+    T_HOST_LABELS, T_WELL_KNOWN, T_PROGRAM_NAMES, T_CODE_FIRST, T_CODE_OBJECTS, T_ATTRIBUTE,
+    T_PACKAGE_FIRST, T_ALTERNATIVE_ROOTS, T_COUNT
+};
+static StrSet TABLES[T_COUNT];
+static int JUDGE_READY = 0;
+static Py_ssize_t MAX_LABELS = 0; /* the most labels of a rule (`_maxlabel` of the package) */
+
+static size_t fnv(const char *s, Py_ssize_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+static void set_free(StrSet *set)
+{
+    if (set->keys != NULL)
+        for (size_t i = 0; i <= set->mask; i++)
+            PyMem_Free(set->keys[i]);
+    PyMem_Free(set->keys);
+    PyMem_Free(set->sizes);
+    set->keys = NULL;
+    set->sizes = NULL;
+    set->mask = 0;
+}
+
+static int set_has(const StrSet *set, const char *s, Py_ssize_t n)
+{
+    if (set->keys == NULL)
+        return 0;
+    for (size_t h = fnv(s, n) & set->mask;; h = (h + 1) & set->mask) {
+        if (set->keys[h] == NULL)
+            return 0;
+        if (set->sizes[h] == n && memcmp(set->keys[h], s, (size_t)n) == 0)
+            return 1;
+    }
+}
+
+/* Fill `set` with the strings of `items` (any iterable of str): 0, or -1 with an exception
+ * set. Also counts the most labels of one (for the rules). */
+static int set_build(StrSet *set, PyObject *items, Py_ssize_t *max_labels)
+{
+    PyObject *list = PySequence_List(items);
+    if (list == NULL)
+        return -1;
+    Py_ssize_t count = PyList_GET_SIZE(list);
+    size_t slots = 8;
+    while (slots < (size_t)count * 2 + 2)
+        slots *= 2;
+    set->keys = PyMem_Calloc(slots, sizeof(char *));
+    set->sizes = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    set->mask = slots - 1;
+    if (set->keys == NULL || set->sizes == NULL) {
+        Py_DECREF(list);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        Py_ssize_t n;
+        const char *s = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &n) : NULL;
+        if (s == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "judge_tables() takes sets of str");
+            Py_DECREF(list);
+            return -1;
+        }
+        if (max_labels != NULL) {
+            Py_ssize_t labels = 1;
+            for (Py_ssize_t k = 0; k < n; k++)
+                labels += s[k] == '.';
+            if (labels > *max_labels)
+                *max_labels = labels;
+        }
+        size_t h = fnv(s, n) & set->mask;
+        for (; set->keys[h] != NULL; h = (h + 1) & set->mask)
+            if (set->sizes[h] == n && memcmp(set->keys[h], s, (size_t)n) == 0)
+                break;
+        if (set->keys[h] != NULL)
+            continue; /* already in */
+        char *copy = PyMem_Malloc((size_t)n + 1);
+        if (copy == NULL) {
+            Py_DECREF(list);
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(copy, s, (size_t)n);
+        copy[n] = '\0';
+        set->keys[h] = copy;
+        set->sizes[h] = n;
+    }
+    Py_DECREF(list);
+    return 0;
+}
+
+/* judge_tables(alone, deeper, rules, internal, file_like, host_first, file_stems, archive,
+ * host_labels, well_known, program_names, code_first, code_objects, attribute, package_first,
+ * alternative_roots) -> None: the tables `judge_name` decides with (see extract.py's `_teach_c`); called again,
+ * it replaces them. */
+static PyObject *judge_tables(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != T_COUNT) {
+        PyErr_Format(PyExc_TypeError, "judge_tables() takes %d arguments", (int)T_COUNT);
+        return NULL;
+    }
+    JUDGE_READY = 0;
+    MAX_LABELS = 0;
+    for (int t = 0; t < T_COUNT; t++)
+        set_free(&TABLES[t]);
+    for (int t = 0; t < T_COUNT; t++) {
+        if (set_build(&TABLES[t], args[t], t == T_RULES ? &MAX_LABELS : NULL) < 0) {
+            for (int k = 0; k < T_COUNT; k++)
+                set_free(&TABLES[k]);
+            MAX_LABELS = 0;
+            return NULL;
+        }
+    }
+    JUDGE_READY = 1;
+    Py_RETURN_NONE;
+}
+
+static inline int is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+static inline int is_lower(char c) { return c >= 'a' && c <= 'z'; }
+static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static Py_ssize_t find_char(const char *s, Py_ssize_t n, char c)
+{
+    const char *p = memchr(s, c, (size_t)n);
+    return p == NULL ? -1 : p - s;
+}
+
+static Py_ssize_t rfind_char(const char *s, Py_ssize_t n, char c)
+{
+    for (Py_ssize_t i = n - 1; i >= 0; i--)
+        if (s[i] == c)
+            return i;
+    return -1;
+}
+
+/* `s.isdigit()` for ASCII `s` */
+static int all_digits(const char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!is_digit(s[i]))
+            return 0;
+    return n > 0;
+}
+
+/* _is_plain_name(low, top) for the lower-case ASCII `low` (its last label `top`, after a dot,
+ * `top_n` long): as plain_name below. */
+static int plain_bytes(const char *low, Py_ssize_t n, Py_ssize_t top_n)
+{
+    if (n == 0 || n > 253 || top_n == 0)
+        return 0;
+    char previous = '.';
+    Py_ssize_t label = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = low[i];
+        if (c == '%' || c == '+' || (c == '.' && (previous == '.' || previous == '-'))
+            || (c == '-' && previous == '.'))
+            return 0;
+        label = c == '.' ? 0 : label + 1;
+        if (label > 63)
+            return 0;
+        previous = c;
+    }
+    const char *top = low + n - top_n;
+    if (top[top_n - 1] == '-' || find_char(top, top_n, '_') >= 0)
+        return 0;
+    return !all_digits(top, top_n);
+}
+
+/* `registrable(name)` of suffixes.py for the lower-case ASCII `name` (at most 253): the
+ * package's privatesuffix is not None, its walk (`_countpublic`, unknown suffixes not
+ * accepted) over the suffixes of the name, longest first. */
+static int registrable_bytes(const char *name, Py_ssize_t n)
+{
+    if (n > 0 && name[n - 1] == '.')
+        n--; /* as the package: a trailing dot is dropped */
+    Py_ssize_t starts[256];
+    Py_ssize_t labels = 0;
+    starts[labels++] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (name[i] == '.') {
+            if (labels >= 255)
+                return 0;
+            starts[labels++] = i + 1;
+        }
+    }
+    for (Py_ssize_t k = 0; k < labels; k++) { /* an empty label: no domain */
+        Py_ssize_t end = k + 1 < labels ? starts[k + 1] - 1 : n;
+        if (end == starts[k])
+            return 0;
+    }
+    char buffer[260];
+    Py_ssize_t from = labels - (MAX_LABELS + 1);
+    Py_ssize_t publen = 0;
+    for (Py_ssize_t i = from > 0 ? from : 0; i < labels; i++) {
+        Py_ssize_t depth = labels - i;
+        const char *s = name + starts[i];
+        Py_ssize_t size = n - starts[i];
+        buffer[0] = '!';
+        memcpy(buffer + 1, s, (size_t)size);
+        if (set_has(&TABLES[T_RULES], buffer, size + 1)) {
+            publen = depth - 1;
+            break;
+        }
+        buffer[0] = '*';
+        buffer[1] = '.';
+        memcpy(buffer + 2, s, (size_t)size);
+        if (set_has(&TABLES[T_RULES], buffer, size + 2)) {
+            publen = i > 0 ? depth + 1 : depth;
+            break;
+        }
+        if (set_has(&TABLES[T_RULES], s, size)) {
+            publen = depth;
+            break;
+        }
+    }
+    return publen != 0 && labels >= publen + 1;
+}
+
+/* `written.islower()` and `written.isupper()` for ASCII */
+static int ascii_islower(const char *s, Py_ssize_t n)
+{
+    int cased = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (is_upper(s[i]))
+            return 0;
+        cased |= is_lower(s[i]);
+    }
+    return cased;
+}
+
+static int ascii_isupper(const char *s, Py_ssize_t n)
+{
+    int cased = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (is_lower(s[i]))
+            return 0;
+        cased |= is_upper(s[i]);
+    }
+    return cased;
+}
+
+/* `looks_like_file_name(name, written)` of suffixes.py, for ASCII */
+static int file_name_bytes(const char *name, const char *written, Py_ssize_t n)
+{
+    Py_ssize_t dot = rfind_char(name, n, '.');
+    if (dot < 0)
+        return 0;
+    const char *tld = name + dot + 1;
+    Py_ssize_t tld_n = n - dot - 1, head_n = dot;
+    Py_ssize_t first_n = find_char(name, head_n, '.');
+    int rest = first_n >= 0 && first_n + 1 < head_n; /* `rest` of head.partition(".") */
+    if (first_n < 0)
+        first_n = head_n;
+    int file_like = set_has(&TABLES[T_FILE_LIKE], tld, tld_n);
+    if ((first_n == 32 || first_n == 40) && (!rest || file_like)) {
+        int hex = !all_digits(name, first_n);
+        for (Py_ssize_t i = 0; hex && i < first_n; i++)
+            hex = is_digit(name[i]) || (name[i] >= 'a' && name[i] <= 'f');
+        if (hex)
+            return 1;
+    }
+    if (!file_like || set_has(&TABLES[T_WELL_KNOWN], name, n))
+        return 0;
+    if (!rest) {
+        if (!set_has(&TABLES[T_HOST_FIRST], tld, tld_n))
+            return 1;
+        return first_n == 1 || set_has(&TABLES[T_FILE_STEMS], name, first_n)
+               || !ascii_islower(written, n) || find_char(written, n, '_') >= 0;
+    }
+    if (set_has(&TABLES[T_ARCHIVE], tld, tld_n) && !set_has(&TABLES[T_HOST_LABELS], name, first_n))
+        return 1;
+    for (Py_ssize_t at = 0; at <= head_n;) { /* a label of digits alone */
+        Py_ssize_t end = find_char(name + at, head_n - at, '.');
+        end = end < 0 ? head_n : at + end;
+        if (all_digits(name + at, end - at))
+            return 1;
+        at = end + 1;
+    }
+    return 0;
+}
+
+/* `is_program_name(written, name)` of suffixes.py, for ASCII */
+static int program_name_bytes(const char *name, const char *written, Py_ssize_t n)
+{
+    if (set_has(&TABLES[T_PROGRAM_NAMES], name, n))
+        return 1;
+    Py_ssize_t first_n = find_char(name, n, '.');
+    const char *rest = first_n < 0 ? name + n : name + first_n + 1;
+    Py_ssize_t rest_n = first_n < 0 ? 0 : n - first_n - 1;
+    if (first_n < 0)
+        first_n = n;
+    if (set_has(&TABLES[T_CODE_FIRST], name, first_n)
+        || (set_has(&TABLES[T_PACKAGE_FIRST], name, first_n) && find_char(rest, rest_n, '.') >= 0))
+        return 1;
+    if (set_has(&TABLES[T_CODE_OBJECTS], name, first_n) && set_has(&TABLES[T_ATTRIBUTE], rest, rest_n))
+        return 1;
+    if (!is_upper(written[0]) || ascii_isupper(written, n) || find_char(written, n, '-') >= 0)
+        return 0;
+    if (n >= 4 && memcmp(name + n - 4, ".com", 4) == 0)
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++) /* every label after the first starts with a capital */
+        if (written[i] == '.' && (i + 1 >= n || !is_upper(written[i + 1])))
+            return 0;
+    return 1;
+}
+
+/* `is_file_or_program_name(name, written)` of suffixes.py, for ASCII */
+static int file_or_program_bytes(const char *name, const char *written, Py_ssize_t n)
+{
+    Py_ssize_t dot = rfind_char(name, n, '.');
+    Py_ssize_t head_n = dot < 0 ? 0 : dot;
+    const char *tld = name + dot + 1;
+    Py_ssize_t first_n = find_char(name, n, '.');
+    if (first_n < 0)
+        first_n = n;
+    if (!set_has(&TABLES[T_FILE_LIKE], tld, n - dot - 1) && head_n != 32 && head_n != 40
+        && !is_upper(written[0]) && !set_has(&TABLES[T_PROGRAM_NAMES], name, n)
+        && !set_has(&TABLES[T_CODE_FIRST], name, first_n)
+        && !set_has(&TABLES[T_PACKAGE_FIRST], name, first_n)
+        && !set_has(&TABLES[T_CODE_OBJECTS], name, first_n))
+        return 0;
+    return file_name_bytes(name, written, n) || program_name_bytes(name, written, n);
+}
+
+/* What `_new_name(tok)` of extract.py gives, a new reference: the name (`!` + the name for a
+ * file-like one) or None; NULL without an exception when the Python must judge `tok` (the
+ * tables are not handed over yet, it is not ASCII, or its name holds an A-label), or with
+ * one. */
+static PyObject *judge(PyObject *tok)
+{
+    if (!JUDGE_READY || !PyUnicode_IS_ASCII(tok))
+        return NULL;
+    const char *all = (const char *)PyUnicode_DATA(tok);
+    Py_ssize_t all_n = PyUnicode_GET_LENGTH(tok);
+    Py_ssize_t at = rfind_char(all, all_n, '@');
+    int email = at >= 0;
+    const char *s = all + at + 1;
+    Py_ssize_t n = all_n - at - 1;
+    Py_ssize_t dot = rfind_char(s, n, '.');
+    if (dot < 0 || n > 253) /* no name is longer: every branch of the Python says None */
+        Py_RETURN_NONE;
+    char value[256];
+    value[0] = '!';
+    char *low = value + 1;
+    for (Py_ssize_t i = 0; i < n; i++)
+        low[i] = is_upper(s[i]) ? (char)(s[i] + 32) : s[i];
+    for (Py_ssize_t i = 0; i + 4 <= n; i++)
+        if (low[i] == 'x' && low[i + 1] == 'n' && low[i + 2] == '-' && low[i + 3] == '-')
+            return NULL;
+    const char *top = low + dot + 1;
+    Py_ssize_t top_n = n - dot - 1;
+    if (set_has(&TABLES[T_ALONE], top, top_n)) {
+        if (dot == 0 || !plain_bytes(low, n, top_n))
+            Py_RETURN_NONE;
+    }
+    else if (!set_has(&TABLES[T_DEEPER], top, top_n) || !plain_bytes(low, n, top_n)
+             || !registrable_bytes(low, n))
+        Py_RETURN_NONE;
+    if (set_has(&TABLES[T_INTERNAL], top, top_n))
+        Py_RETURN_NONE;
+    if (!email && file_or_program_bytes(low, s, n))
+        return PyUnicode_FromStringAndSize(value, n + 1);
+    return PyUnicode_FromStringAndSize(low, n);
+}
+
+/* judge_name(tok) -> str | None | NotImplemented: what `_new_name(tok)` gives, or
+ * NotImplemented where the Python judges (see judge). */
+static PyObject *judge_name(PyObject *Py_UNUSED(self), PyObject *tok)
+{
+    if (!is_str(tok, "judge_name"))
+        return NULL;
+    PyObject *value = judge(tok);
+    if (value == NULL && !PyErr_Occurred())
+        Py_RETURN_NOTIMPLEMENTED;
+    return value;
+}
+
 enum { WALK_SKIP, WALK_EMIT, WALK_PYTHON };
 
 /* Whether `tok` is a dotted quad (`_DOTTED_QUAD.fullmatch(tok)`: four numbers of 0 to 255,
@@ -501,9 +901,71 @@ static int dotted_quad(PyObject *tok)
  * not yet judged, one after a `/` that may follow a name (`evil1.com/evil2.com`), a URL's
  * host that is no name, a quad near a `/`, `=` or `version`, tcpdump's `1.2.3.4.443`, a
  * file-like name in defanged text); -1 with an exception set. */
+static int walk_name(int kind, const void *data, Py_ssize_t n, PyObject *name, Py_ssize_t end,
+                     int url, int defanged, PyObject **value, int *quad);
+
+/* The name a token not in the memo stands for, judged here (`_name` of extract.py: the memo
+ * `memo` and the table `known` of the values found are filled as it fills them): a new
+ * reference; NULL without an exception when the Python must judge it (see judge; or a table
+ * is full, which the Python empties, or the token is too long to be remembered or not a plain
+ * str), or with one. */
+static PyObject *judged(PyObject *tok, PyObject *memo, PyObject *known, Py_ssize_t known_max,
+                        Py_ssize_t names_max, PyObject *domain)
+{
+    if (!PyUnicode_CheckExact(tok) || PyUnicode_GET_LENGTH(tok) > 253 + 65
+        || PyDict_GET_SIZE(memo) >= names_max || PyDict_GET_SIZE(known) >= known_max)
+        return NULL;
+    PyObject *name = judge(tok);
+    if (name == NULL)
+        return NULL;
+    if (PyDict_SetItem(memo, tok, name) < 0) {
+        Py_DECREF(name);
+        return NULL;
+    }
+    if (name != Py_None) {
+        int file_like = PyUnicode_READ_CHAR(name, 0) == '!';
+        PyObject *key = file_like ? PyUnicode_Substring(name, 1, PyUnicode_GET_LENGTH(name)) : name;
+        if (key == NULL || PyDict_SetItem(known, key, domain) < 0) {
+            if (file_like)
+                Py_XDECREF(key);
+            Py_DECREF(name);
+            return NULL;
+        }
+        if (file_like)
+            Py_DECREF(key);
+    }
+    return name;
+}
+
+/* `_remember_if_nothing(tok)` of extract.py, for a token that gave nothing (neither trimmed
+ * nor after a `$`, as every token this loop judges): kept in `never` if it gives nothing
+ * wherever it is written (one dot, ASCII, not under an alternative root), the set emptied
+ * when it holds `names_max`. 0, or -1 with an exception set. */
+static int remember_if_nothing(PyObject *tok, PyObject *never, Py_ssize_t names_max)
+{
+    if (!JUDGE_READY || !PyUnicode_CheckExact(tok) || !PyUnicode_IS_ASCII(tok)
+        || PyUnicode_GET_LENGTH(tok) > 253 + 65)
+        return 0;
+    const char *s = (const char *)PyUnicode_DATA(tok);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(tok);
+    Py_ssize_t dot = find_char(s, n, '.');
+    if (dot < 0 || find_char(s + dot + 1, n - dot - 1, '.') >= 0)
+        return 0;
+    char top[253 + 65];
+    Py_ssize_t top_n = n - dot - 1;
+    for (Py_ssize_t i = 0; i < top_n; i++)
+        top[i] = is_upper(s[dot + 1 + i]) ? (char)(s[dot + 1 + i] + 32) : s[dot + 1 + i];
+    if (set_has(&TABLES[T_ALTERNATIVE_ROOTS], top, top_n))
+        return 0;
+    if (PySet_GET_SIZE(never) >= names_max && PySet_Clear(never) < 0)
+        return -1;
+    return PySet_Add(never, tok);
+}
+
 static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, Py_ssize_t start,
                       PyObject *memo, PyObject *never, PyObject *known, PyObject *ipv4,
-                      Py_ssize_t known_max, int defanged, PyObject **value, int *quad)
+                      Py_ssize_t known_max, Py_ssize_t names_max, PyObject *domain, int defanged,
+                      PyObject **value, int *quad)
 {
 #define CH(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
     int contains = PySet_Contains(never, tok);
@@ -581,8 +1043,31 @@ static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, P
             url = 2;
     }
     PyObject *name = PyDict_GetItemWithError(memo, tok);
-    if (name == NULL)
-        return PyErr_Occurred() ? -1 : WALK_PYTHON; /* not judged yet */
+    if (name == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        name = judged(tok, memo, known, known_max, names_max, domain);
+        if (name == NULL)
+            return PyErr_Occurred() ? -1 : WALK_PYTHON; /* the Python judges it */
+    }
+    else
+        Py_INCREF(name);
+    if (name == Py_None && url != 1 && remember_if_nothing(tok, never, names_max) < 0) {
+        Py_DECREF(name);
+        return -1;
+    }
+    int what = walk_name(kind, data, n, name, end, url, defanged, value, quad);
+    Py_DECREF(name);
+    return what;
+#undef CH
+}
+
+/* The rest of walk_token for a token whose name is `name` (the memo's value, a reference the
+ * caller holds), at `start`-`end`, after a `/` or `\\` as `url` says. */
+static int walk_name(int kind, const void *data, Py_ssize_t n, PyObject *name, Py_ssize_t end,
+                     int url, int defanged, PyObject **value, int *quad)
+{
+#define CH(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
     if (url == 2)
         return WALK_SKIP;
     if (name == Py_None)
@@ -613,7 +1098,7 @@ static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, P
 }
 
 /* names_walk(text, tokens, starts, i, line, last, memo, never, known, ipv4, known_max, values,
- * lines, long_names, quads, defanged) -> (i, line, last): the names pass's loop over the tokens
+ * lines, long_names, quads, defanged, names_max, domain) -> (i, line, last): the names pass's loop over the tokens
  * (`_Scan.names` in extract.py) from token `i`, for the tokens that need no judgment: those
  * that give nothing are skipped, and those whose value is known are appended to `values` with
  * their line (counted from `line`, the line at `last`), `long_names` and `quads` as the Python
@@ -621,8 +1106,8 @@ static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, P
  * the line at `last` (`i` is the number of tokens when none is left). */
 static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 16) {
-        PyErr_SetString(PyExc_TypeError, "names_walk() takes 16 arguments");
+    if (nargs != 18) {
+        PyErr_SetString(PyExc_TypeError, "names_walk() takes 18 arguments");
         return NULL;
     }
     PyObject *text = args[0], *tokens = args[1], *starts = args[2];
@@ -631,7 +1116,7 @@ static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py
     if (!is_str(text, "names_walk"))
         return NULL;
     if (!PyList_Check(tokens) || !PyList_Check(starts) || !PyDict_Check(memo)
-        || !PyAnySet_Check(never) || !PyDict_Check(known) || !PyList_Check(values)
+        || !PySet_Check(never) || !PyDict_Check(known) || !PyList_Check(values)
         || !PyList_Check(lines) || !PyList_Check(long_names)
         || !(quads == Py_None || PyList_Check(quads))) {
         PyErr_SetString(PyExc_TypeError, "names_walk(): an argument of the wrong type");
@@ -641,6 +1126,8 @@ static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py
     if (walk_from(args + 3, &i, &line, &last) < 0)
         return NULL;
     Py_ssize_t known_max = PyLong_AsSsize_t(args[10]);
+    Py_ssize_t names_max = PyLong_AsSsize_t(args[16]);
+    PyObject *domain = args[17];
     int defanged = PyObject_IsTrue(args[15]);
     if (PyErr_Occurred() || defanged < 0)
         return NULL;
@@ -659,7 +1146,7 @@ static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py
         PyObject *value = NULL;
         int quad = 0;
         int what = walk_token(kind, data, n, tok, start, memo, never, known, ipv4, known_max,
-                              defanged, &value, &quad);
+                              names_max, domain, defanged, &value, &quad);
         Py_ssize_t size = PyUnicode_GET_LENGTH(tok);
         Py_DECREF(tok);
         if (what < 0)
@@ -794,6 +1281,9 @@ static PyMethodDef methods[] = {
     {"hashes_walk", (PyCFunction)(void (*)(void))hashes_walk, METH_FASTCALL,
      "The hash pass's loop over the runs that need no judgment."},
     {"hex_runs", hex_runs, METH_O, "The spans of _hex_runs(text), flat."},
+    {"judge_name", judge_name, METH_O, "_new_name(tok) of extract.py, or NotImplemented."},
+    {"judge_tables", (PyCFunction)(void (*)(void))judge_tables, METH_FASTCALL,
+     "The tables judge_name decides with."},
     {"names_walk", (PyCFunction)(void (*)(void))names_walk, METH_FASTCALL,
      "The names pass's loop over the tokens that need no judgment."},
     {"plain_name", (PyCFunction)(void (*)(void))plain_name, METH_FASTCALL,

@@ -57,7 +57,7 @@ import ipaddress
 import re
 import socket
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..ioc import IocType
 from ..pipeline.normalize import (
@@ -74,6 +74,7 @@ from .suffixes import (
     ALTERNATIVE_ROOTS,
     has_public_suffix,
     is_file_or_program_name,
+    judge_tables,
     registrable,
     top_labels,
 )
@@ -325,7 +326,7 @@ class _Scan:
                 # the tokens that need no judgment go through in C, up to the next that does
                 i, line, last = walk(
                     text, tokens, starts, i, line, last, _NAMES, never, known, ipv4, KNOWN_MAX,
-                    values, lines, self.long_names, quads, self.defanged,
+                    values, lines, self.long_names, quads, self.defanged, _NAMES_MAX, _DOMAIN,
                 )  # fmt: skip
                 if i >= size:
                     break
@@ -872,6 +873,26 @@ def _forget() -> None:
 
 
 def _new_name(tok: str) -> str | None:
+    """What `tok` stands for (see _name), judged in C where it can be (`_scan.judge_name`,
+    given suffixes.py's tables on the first call), else by `_py_new_name`."""
+    global _judge_c
+    if _judge_c is not None:
+        value = _judge_c(tok)
+        if value is not NotImplemented:
+            return value  # type: ignore[return-value]
+    elif native.judge_tables is not None and native.judge_name is not None:
+        native.judge_tables(*judge_tables())
+        _judge_c = native.judge_name
+        return _new_name(tok)
+    return _py_new_name(tok)
+
+
+# the C judge once it holds suffixes.py's tables (native.judge_name; None until then or without C)
+_judge_c: Callable[[str], object] | None = None
+
+
+def _py_new_name(tok: str) -> str | None:
+    """`_new_name(tok)` in Python: the reference the C judge gives the same as."""
     s = tok
     email = "@" in s
     if email:

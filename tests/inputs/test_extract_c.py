@@ -191,6 +191,7 @@ def _both(text: str) -> tuple[Any, Any]:
         patch.object(extract_module, "_is_plain_name", extract_module._py_is_plain_name),
         patch.object(extract_module, "_names_walk", None),
         patch.object(extract_module, "_hashes_walk", None),
+        patch.object(extract_module, "_new_name", extract_module._py_new_name),
     ):
         python = extract_module.extract_lines(text, 1)
     return c, python
@@ -292,8 +293,8 @@ def test_the_hash_loop_in_c_takes_only_its_arguments() -> None:
 def test_the_names_loop_in_c_takes_only_its_arguments() -> None:
     assert native.names_walk is not None
     args: list[Any] = ["\nevil.com", ["evil.com"], [1], 0, 1, 0, {}, set(), {}, None, 9]
-    args += [[], [], [], None, False]
-    assert native.names_walk(*args) == (0, 1, 0)  # not judged yet: Python's
+    args += [[], [], [], None, False, 0, "domain"]
+    assert native.names_walk(*args) == (0, 1, 0)  # not judged yet, the memo full: Python's
     with pytest.raises(TypeError):
         native.names_walk(*args[:-1])
     for i, wrong in [(0, b"x"), (1, ("evil.com",)), (6, []), (7, {}), (14, ())]:
@@ -316,7 +317,7 @@ def test_the_loops_in_c_take_no_place_past_the_range_of_an_index() -> None:
     known = {"evil.com": "evil.com"}
     values: list[str] = []
     args: list[Any] = ["\nevil.com", ["evil.com"], [sys.maxsize], 0, 1, 0, known, set(), {}]
-    args += [None, 9, values, [], [], None, False]
+    args += [None, 9, values, [], [], None, False, 9, "domain"]
     assert native.names_walk(*args) == (0, 1, 0) and values == []
     args[2] = [1]
     text = "\n" + _MD5
@@ -402,3 +403,122 @@ def test_the_instruction_count_builds_the_suffix_tables_before_it_counts(tmp_pat
     suffixes._list.cache_clear()
     extract_peers._cachegrind_child("read", path)  # what is subtracted from the count
     assert suffixes.tables_built()
+
+
+def _taught() -> None:
+    """The C judge holds suffixes.py's tables (the first name judged hands them over)."""
+    extract_module._forget()
+    extract_module.extract("new-name.evil.co.uk")
+    assert extract_module._judge_c is not None
+
+
+# names at the edges of the rules a new name is judged by: public suffixes of one label and
+# of more, wildcard and exception rules, special-use suffixes, file-like and host-first
+# suffixes, program, code and package names, hash-named files, e-mail hosts, case
+_NAMES = [
+    "evil.com", "EVIL.COM", "Evil.com", "co.uk", "evil.co.uk", "a.b.evil.co.uk", "uk", "ck",
+    "a.ck", "b.a.ck", "www.ck", "x.www.ck", "kobe.jp", "city.kobe.jp", "x.city.kobe.jp",
+    "a.b.kobe.jp", "x.bit", "wpad.corp.local", "1.in-addr.arpa", "abc.onion", "evil.local",
+    "invoice.pdf", "setup.exe", "name.zip", "x.py", "main.rs", "evil.rs", "Evil.rs", "a.pl",
+    "evil_x.pl", "fotos.pl", "crack.keygen.zip", "cdn.payload.zip", "www.x.zip",
+    "poweriso.7.3.incl.serial-f4cg.zip", "transfer.sh", "temp.sh", "Microsoft.NET", "asp.net",
+    "System.IO", "Secure-PayPal.Com", "Login.Evil-Bank.Net", "EVIL.NET", "com.evil.app",
+    "net.evil", "self.name", "user.id", "location.host", "user.email", "Microsoft.Office",
+    "d41d8cd98f00b204e9800998ecf8427e.zip", "d41d8cd98f00b204e9800998ecf8427e.com",
+    "d41d8cd98f00b204e9800998ecf8427e.evil.com", "a" * 40 + ".com", "1" * 32 + ".zip",
+    "a@evil.com", "a.b@Evil.Zip", "@evil.com", "x@y@evil.co.uk", "evil.com.", ".evil.com",
+    "evil..com", "evil-.com", "-evil.com", "evil.c-", "evil.c_m", "evil.123", "a%.com",
+    "a+b.com", "xn--80ak6aa92e.com", "XN--80AK6AA92E.COM", "bücher.de", "a.xn--p1ai",
+    "a" * 63 + ".com", "a" * 64 + ".com", ("a" * 60 + ".") * 4 + "com", ("a" * 61 + ".") * 4
+    + "com", "e.g", "i.e", "v1.2", "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.evil.com",
+]  # fmt: skip
+
+
+@needs_c
+def test_the_judge_in_c_gives_what_the_python_gives() -> None:
+    _taught()
+    assert native.judge_name is not None
+    for name in _NAMES:
+        c = native.judge_name(name)
+        if c is NotImplemented:
+            assert not name.isascii() or "xn--" in name.lower(), name
+            continue
+        assert c == extract_module._py_new_name(name), name
+
+
+_NAME_PIECES = st.sampled_from(
+    ["evil", "EVIL", "Evil", "co", "uk", "ck", "www", "kobe", "jp", "city", "com", "NET", "zip",
+     "rs", "pl", "sh", "app", "transfer", "self", "user", "id", "com", "io", "System", "cdn",
+     "local", "onion", "arpa", "bit", "7", "123", "a" * 32, "f" * 40, "xn--p1ai", "_", "-",
+     "%", "+", "@", ".", ".", ".", "..", "é", "\x00", "a" * 63]
+)  # fmt: skip
+
+
+@needs_c
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_NAME_PIECES, min_size=1, max_size=12).map("".join) | st.text(max_size=30))
+def test_the_judge_in_c_gives_what_the_python_gives_on_generated_names(name: str) -> None:
+    _taught()
+    assert native.judge_name is not None
+    c = native.judge_name(name)
+    if c is not NotImplemented:
+        assert c == extract_module._py_new_name(name)
+
+
+@needs_c
+def test_the_names_loop_in_c_judges_a_new_name() -> None:
+    # a name the memo does not hold yet is judged in C, and both tables filled as _name does
+    _taught()
+    assert native.names_walk is not None
+    memo: dict[str, str | None] = {}
+    known: dict[str, object] = {}
+    values: list[str] = []
+    tokens = ["evil.co.uk", "invoice.pdf", "Setup.zip", "a@b.zip"]
+    text = "\n" + " ".join(tokens)
+    starts = [text.index(t) for t in tokens]
+    never: set[str] = set()
+    args: list[Any] = [text, tokens, starts, 0, 1, 0, memo, never, known, None, 9, values]
+    args += [[], [], None, False, 9, "domain"]
+    assert native.names_walk(*args) == (4, 2, starts[3])
+    assert values == ["evil.co.uk", "b.zip"]
+    assert memo == {"evil.co.uk": "evil.co.uk", "invoice.pdf": None, "Setup.zip": "!setup.zip",
+                    "a@b.zip": "b.zip"}  # fmt: skip
+    assert known == {"evil.co.uk": "domain", "setup.zip": "domain", "b.zip": "domain"}
+    assert never == {"invoice.pdf"}  # as _remember_if_nothing keeps it
+
+
+@needs_c
+def test_the_judge_in_c_leaves_to_python_what_it_cannot_judge() -> None:
+    _taught()
+    assert native.judge_name is not None and native.judge_tables is not None
+    for name in ["bücher.de", "xn--bcher-kva.de", "a.XN--P1AI", "ü@evil.com"]:
+        assert native.judge_name(name) is NotImplemented
+    with pytest.raises(TypeError):
+        native.judge_name(b"evil.com")
+    with pytest.raises(TypeError):
+        native.judge_tables(*suffixes.judge_tables()[:-1])
+    with pytest.raises(TypeError):
+        native.judge_tables(*suffixes.judge_tables()[:-1], [b"com"])
+    # refused tables leave it judging nothing, until it is given them again
+    assert native.judge_name("evil.com") is NotImplemented
+    native.judge_tables(*suffixes.judge_tables())
+    assert native.judge_name("evil.com") == "evil.com"
+
+
+# texts of names at a suffix boundary, IDN, upper case, wildcards and templates, e-mail
+_JUDGED_TEXTS = [
+    " ".join(_NAMES),
+    "\n".join(_NAMES),
+    "*.evil.co.uk *.ck *.www.ck !www.ck server-{1,30}[.]evil[.]top %s.evil.kobe.jp",
+    "http://fotos.pl/x hxxp://a[.]ps/y http://x.bit/r mail a@Evil.CO.UK or b@x.zip",
+    "EVIL.COM Evil.Co.Uk evil[.]zip Setup.zip setup.zip x/setup.zip //setup.zip",
+    "bücher.de xn--bcher-kva.de BÜCHER.DE a.рф a.XN--P1AI",
+]
+
+
+@needs_c
+@pytest.mark.parametrize("text", _JUDGED_TEXTS)
+def test_the_same_with_names_judged_in_c(text: str) -> None:
+    _taught()
+    c, python = _both(text)
+    assert c == python
