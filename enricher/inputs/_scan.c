@@ -9,9 +9,11 @@
  * the golden files and generated text. Why C: on a dense report these passes, in Python,
  * visit every dot, hex digit and bracket through a bytes mask or a regex, and a regex call
  * per candidate; one pass over the characters does the same with no object made for what is
- * not a candidate. The judging of each new candidate stays in Python: the loops answer only
- * what the memo tables (Python dicts, which they read) or a few character tests settle, and
- * hand every other token or run back to the Python path, one at a time.
+ * not a candidate. The loops answer what the memo tables (Python dicts, which they read and
+ * fill) or string tests settle: a new ASCII name is judged here too (`judge`, with the
+ * public suffix rules and suffixes.py's sets handed over once), and so is a dotted quad next
+ * to a `/`, `=` or `version`; every other token or run goes back to the Python path, one at a
+ * time.
  *
  * Every index is checked against the text's length before it is read (`bits_at`, `CH`), and
  * every loop moves forward (a lead whose match failed is not tried again), so any input, of
@@ -898,8 +900,8 @@ static int dotted_quad(PyObject *tok)
  * `start` when that needs no judgment of its own: WALK_SKIP (it gives nothing), WALK_EMIT
  * (it gives `*value`, a new reference; `*quad` says whether it is a dotted quad), or
  * WALK_PYTHON (the Python path must look at it: a token to trim or cut after a `$`, a name
- * not yet judged, one after a `/` that may follow a name (`evil1.com/evil2.com`), a URL's
- * host that is no name, a quad near a `/`, `=` or `version`, tcpdump's `1.2.3.4.443`, a
+ * the judge here leaves to it (outside ASCII, an A-label, the tables full), a URL's host that
+ * is no name, a quad after `version` and text outside ASCII, tcpdump's `1.2.3.4.443`, a
  * file-like name in defanged text); -1 with an exception set. */
 static int walk_name(int kind, const void *data, Py_ssize_t n, PyObject *name, Py_ssize_t end,
                      int url, int defanged, PyObject **value, int *quad);
@@ -962,6 +964,182 @@ static int remember_if_nothing(PyObject *tok, PyObject *never, Py_ssize_t names_
     return PySet_Add(never, tok);
 }
 
+/* `_name_before(text, slash)` of extract.py: whether the word right before the `/` at `slash`
+ * (a run of `[0-9A-Za-z_.-]`, looked for in the 254 characters before it) is a dotted name
+ * or address standing alone, not a URL's host or path (nor a path's component). */
+static int name_before(int kind, const void *data, Py_ssize_t n, Py_ssize_t slash)
+{
+    if (slash < 0 || slash > n)
+        return 0;
+    Py_ssize_t low = slash > 254 ? slash - 254 : 0, begin = slash;
+    int dot = 0;
+    while (begin > low) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, begin - 1);
+        if (!(c < 128 && (BITS[c] & ALNUM)) && c != '_' && c != '.' && c != '-')
+            break;
+        dot |= c == '.';
+        begin--;
+    }
+    if (!dot || PyUnicode_READ(kind, data, begin) == '.' || (begin == low && slash - low == 254))
+        return 0;
+    if (begin == 0)
+        return 1;
+    Py_UCS4 c = PyUnicode_READ(kind, data, begin - 1);
+    return c != '/' && c != '\\' && c != ':' && c != '@' && c != '%';
+}
+
+/* The run of `[0-9A-Za-z_.-]` (extract.py's _WORD_CHARS) that ends right before `at`, looked
+ * for in the `reach` characters before it: where it begins. */
+static Py_ssize_t word_before(int kind, const void *data, Py_ssize_t at, Py_ssize_t reach)
+{
+    Py_ssize_t low = at > reach ? at - reach : 0, begin = at;
+    while (begin > low) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, begin - 1);
+        if (!(c < 128 && (BITS[c] & ALNUM)) && c != '_' && c != '.' && c != '-')
+            break;
+        begin--;
+    }
+    return begin;
+}
+
+static int lower_ascii(Py_UCS4 c) { return c >= 'A' && c <= 'Z' ? (int)(c + 32) : (int)c; }
+
+/* Whether `text[at:at + size]` is `word` in any case (`word` in lower case, ASCII). */
+static int ascii_word_at(int kind, const void *data, Py_ssize_t at, const char *word,
+                         Py_ssize_t size)
+{
+    for (Py_ssize_t k = 0; k < size; k++)
+        if (lower_ascii(PyUnicode_READ(kind, data, at + k)) != word[k])
+            return 0;
+    return 1;
+}
+
+/* `_product_before(text, slash)` of extract.py: the word before the `/` at `slash` starts
+ * with a letter, holds no dot and is no squid hierarchy code (_SQUID: `HIER_DIRECT`, `DIRECT`,
+ * `CARP`, `PINNED`). */
+static int product_before(int kind, const void *data, Py_ssize_t slash)
+{
+    Py_ssize_t begin = word_before(kind, data, slash, 32), size = slash - begin;
+    if (size == 0 || !Py_UNICODE_ISALPHA(PyUnicode_READ(kind, data, begin)))
+        return 0;
+    int squid = 1, underscores = 0;
+    Py_UCS4 previous = '_';
+    for (Py_ssize_t k = begin; k < slash; k++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, k);
+        if (c == '.')
+            return 0;
+        if (c == '_') {
+            squid = squid && previous != '_';
+            underscores++;
+        }
+        else
+            squid = squid && c >= 'A' && c <= 'Z';
+        previous = c;
+    }
+    squid = squid && previous != '_' && underscores > 0;
+    if (!squid && (size == 6 || size == 4)) {
+        const char *codes[] = {"DIRECT", "PINNED", "CARP"};
+        for (int k = 0; k < 3 && !squid; k++) {
+            squid = (Py_ssize_t)strlen(codes[k]) == size;
+            for (Py_ssize_t j = 0; squid && j < size; j++)
+                squid = PyUnicode_READ(kind, data, begin + j) == (Py_UCS4)codes[k][j];
+        }
+    }
+    return !squid;
+}
+
+/* `_pinned(text, equals)` of extract.py: the word glued to the `==` at `equals` starts with a
+ * letter and does not end in a word that names an address (_ADDRESS_WORD, any case). */
+static int pinned(int kind, const void *data, Py_ssize_t equals)
+{
+    static const char *words[] = {"ip", "ipv4", "addr", "address", "src", "dst", "host",
+                                  "server", "peer", "client", "source", "destination"};
+    Py_ssize_t begin = word_before(kind, data, equals, 64), size = equals - begin;
+    if (size == 0 || !Py_UNICODE_ISALPHA(PyUnicode_READ(kind, data, begin)))
+        return 0;
+    for (size_t k = 0; k < sizeof(words) / sizeof(*words); k++) {
+        Py_ssize_t w = (Py_ssize_t)strlen(words[k]);
+        if (w <= size && ascii_word_at(kind, data, equals - w, words[k], w))
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether `text[from:to]` ends in what _VERSION matches (`version`, any case, then maybe a
+ * quote, space, `=` or `:`, space, a quote), for ASCII text: each part is optional and of
+ * its own class, so reading them back from the end, each taken when there, decides. */
+static int version_before(int kind, const void *data, Py_ssize_t from, Py_ssize_t to)
+{
+    Py_ssize_t k = to;
+#define AT(j) PyUnicode_READ(kind, data, (j))
+    if (k > from && (AT(k - 1) == '"' || AT(k - 1) == '\''))
+        k--;
+    while (k > from && Py_UNICODE_ISSPACE(AT(k - 1)))
+        k--;
+    if (k > from && (AT(k - 1) == '=' || AT(k - 1) == ':'))
+        k--;
+    while (k > from && Py_UNICODE_ISSPACE(AT(k - 1)))
+        k--;
+    if (k > from && (AT(k - 1) == '"' || AT(k - 1) == '\''))
+        k--;
+#undef AT
+    return k - from >= 7 && ascii_word_at(kind, data, k - 7, "version", 7);
+}
+
+/* `_Scan.is_address(start, end)` of extract.py for the dotted quad `tok` at `start`-`end` (the
+ * text starts with a newline, so `start` >= 1): 1 an address, 0 a product's version, a key's,
+ * a pinned package's, a range or a version; -1 where the Python decides (text outside ASCII
+ * before a quad that follows `version`, which its pattern reads in any case). `version`:
+ * whether `ersion` or `ERSION` is in the 24 characters before `start`. */
+static int is_address(int kind, const void *data, Py_ssize_t n, PyObject *tok, Py_ssize_t start,
+                      Py_ssize_t end, int version)
+{
+#define CH(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
+    Py_UCS4 before = CH(start - 1);
+    if (before == '/' && product_before(kind, data, start - 1))
+        return 0; /* `Chrome/121.0.0.0`; but `HIER_DIRECT/1.2.3.4` is an address */
+    if (before == '=') { /* `&v=1.4.0.2`, `ver=`: _VERSION_KEY in the 5 characters before */
+        Py_ssize_t low = start > 5 ? start - 5 : 0, m = start - 1;
+        if (m - 1 >= low && (CH(m - 1) == 'v' || CH(m - 1) == 'V')
+            && (m - 1 == low || !(CH(m - 2) < 128 && ((BITS[CH(m - 2)] & ALNUM) || CH(m - 2) == '_'))))
+            return 0;
+        if (m - 3 >= low && ascii_word_at(kind, data, m - 3, "ver", 3)
+            && (m - 3 == low || !(CH(m - 4) < 128 && ((BITS[CH(m - 4)] & ALNUM) || CH(m - 4) == '_'))))
+            return 0;
+        if (CH(start - 2) == '=' && pinned(kind, data, start - 2))
+            return 0; /* `evil-pkg==1.2.3.4`; but `ip.addr==1.2.3.4` */
+    }
+    if (CH(end) == '/') { /* a range: `/` and 1 to 3 digits, no bit of the address past them */
+        Py_ssize_t k = end + 1, prefix = 0;
+        for (; k < n && k - end <= 3 && CH(k) >= '0' && CH(k) <= '9'; k++)
+            prefix = prefix * 10 + (Py_ssize_t)(CH(k) - '0');
+        if (k > end + 1 && !(CH(k) >= '0' && CH(k) <= '9') && prefix < 32) {
+            uint64_t address = 0, part = 0;
+            Py_ssize_t size = PyUnicode_GET_LENGTH(tok);
+            for (Py_ssize_t j = 0; j < size; j++) {
+                Py_UCS4 c = PyUnicode_READ_CHAR(tok, j);
+                if (c == '.') {
+                    address = (address << 8) | part;
+                    part = 0;
+                }
+                else
+                    part = part * 10 + (c - '0');
+            }
+            address = (address << 8) | part;
+            if ((address & ((UINT64_C(1) << (32 - prefix)) - 1)) == 0)
+                return 0;
+        }
+    }
+    if (!version)
+        return 1;
+    Py_ssize_t near = start > 24 ? start - 24 : 0;
+    for (Py_ssize_t k = near; k < start; k++)
+        if (CH(k) >= 128)
+            return -1;
+    return !version_before(kind, data, near, start);
+#undef CH
+}
+
 static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, Py_ssize_t start,
                       PyObject *memo, PyObject *never, PyObject *known, PyObject *ipv4,
                       Py_ssize_t known_max, Py_ssize_t names_max, PyObject *domain, int defanged,
@@ -1007,17 +1185,22 @@ static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, P
             if (PyDict_SetItem(known, tok, ipv4) < 0)
                 return -1;
         }
-        if (before == '/' || before == '=' || CH(end) == '/')
-            return WALK_PYTHON; /* a product's version, a range, a key's version */
         /* `ersion` or `ERSION` (as the Python looks for) in the 24 characters before it */
-        for (Py_ssize_t k = start > 24 ? start - 24 : 0; k + 6 <= start; k++) {
+        int version = 0;
+        for (Py_ssize_t k = start > 24 ? start - 24 : 0; k + 6 <= start && !version; k++) {
             Py_UCS4 c = CH(k);
-            if (c == 'e' && CH(k + 1) == 'r' && CH(k + 2) == 's' && CH(k + 3) == 'i'
-                && CH(k + 4) == 'o' && CH(k + 5) == 'n')
+            version = (c == 'e' && CH(k + 1) == 'r' && CH(k + 2) == 's' && CH(k + 3) == 'i'
+                       && CH(k + 4) == 'o' && CH(k + 5) == 'n')
+                      || (c == 'E' && CH(k + 1) == 'R' && CH(k + 2) == 'S' && CH(k + 3) == 'I'
+                          && CH(k + 4) == 'O' && CH(k + 5) == 'N');
+        }
+        if (before == '/' || before == '=' || CH(end) == '/' || version) {
+            /* a product's version, a range, a key's version: `_Scan.is_address` */
+            int address = is_address(kind, data, n, tok, start, end, version);
+            if (address < 0)
                 return WALK_PYTHON;
-            if (c == 'E' && CH(k + 1) == 'R' && CH(k + 2) == 'S' && CH(k + 3) == 'I'
-                && CH(k + 4) == 'O' && CH(k + 5) == 'N')
-                return WALK_PYTHON;
+            if (!address)
+                return WALK_SKIP;
         }
         Py_INCREF(tok);
         *value = tok;
@@ -1038,7 +1221,7 @@ static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, P
         else if (two == ':' && Py_UNICODE_ISALPHA(CH(start - 3)) && Py_UNICODE_ISALPHA(CH(start - 4)))
             url = 1;
         else if (Py_UNICODE_ISALNUM(two) && CH(end) != '/')
-            return WALK_PYTHON; /* maybe a list, `evil1.com/evil2.com` */
+            url = name_before(kind, data, n, start - 1) ? 0 : 2; /* `evil1.com/evil2.com` */
         else
             url = 2;
     }

@@ -322,8 +322,13 @@ class _Scan:
         size = len(tokens)
         i = 0
         while i < size:
-            if walk is not None:
-                # the tokens that need no judgment go through in C, up to the next that does
+            tok = tokens[i]
+            # the tokens that need no judgment go through in C, up to the next that does; not
+            # called for a token it would hand straight back (to trim, after a `$`): a text of
+            # such tokens would pay a call for each
+            if walk is not None and not (
+                tok[0] in edge or tok[-1] in edge or text[starts[i] - 1] == "$"
+            ):
                 i, line, last = walk(
                     text, tokens, starts, i, line, last, _NAMES, never, known, ipv4, KNOWN_MAX,
                     values, lines, self.long_names, quads, self.defanged, _NAMES_MAX, _DOMAIN,

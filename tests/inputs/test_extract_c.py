@@ -522,3 +522,59 @@ def test_the_same_with_names_judged_in_c(text: str) -> None:
     _taught()
     c, python = _both(text)
     assert c == python
+
+
+# what is before and after a dotted quad that the names loop in C now decides itself (a
+# product's version, a key's, a pinned package's, a range, a version: `_Scan.is_address`)
+_QUAD_CONTEXTS = [
+    "Chrome/{}", "HIER_DIRECT/{}", "DIRECT/{}", "CARP/{}", "PINNED/{}", "PINNEDX/{}", "A_B/{}",
+    "_A/{}", "A__B/{}", "A_/{}", "a.b/{}", "x-y/{}", "9x/{}", "ver=" "{}", "xver={}", "&v={}",
+    "v={}", "Ver={}", "VER={}", "é v={}", "évér={}", "evil-pkg=={}", "ip.addr=={}", "RemoteIP=={}",
+    "Destination=={}", "{}/24", "{}/0", "{}/32", "{}/1234", "{}/8x", "{}/", "version: \"{}",
+    "Version = '{}", "VERSION'{}", "version\"\"{}", "version\"\"\"{}", "ErSiOn {}", "ersion {}",
+    "vérsion {}", "version\x1c{}", "version\u00a0{}", "FileVersion: {}", "version:{}/8",
+    "Chrome/{}/16", "x" * 30 + "version {}", "version" + " " * 20 + "{}",
+]  # fmt: skip
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "quad", ["10.0.0.0", "66.249.64.0", "1.2.3.4", "0.0.0.0", "255.255.255.255"]
+)
+def test_the_names_loop_in_c_judges_a_quad_as_the_python(quad: str) -> None:
+    text = "\n".join(c.format(quad) for c in _QUAD_CONTEXTS)
+    text += "\n" + " ".join(c.format(quad) for c in _QUAD_CONTEXTS)
+    c, python = _both(text)
+    assert c == python
+    assert quad in python[0]
+
+
+@needs_c
+def test_the_names_loop_in_c_decides_quads_and_lists_after_a_slash_itself() -> None:
+    # a quad after a product's `/`, a key's `=` or `version`, or before a range's `/`, and a
+    # name after another and a `/` (`evil1.com/evil2.com`), were each handed to Python
+    _taught()
+    assert native.names_walk is not None
+    tokens = ["1.2.3.4", "10.0.0.0", "1.2.3.5", "1.2.3.6", "evil1.com", "evil2.com"]
+    text = "\nChrome/1.2.3.4 10.0.0.0/8 version 1.2.3.5 ip.addr==1.2.3.6 evil1.com/evil2.com"
+    starts = [text.index(t) for t in tokens]
+    values: list[str] = []
+    args: list[Any] = [text, tokens, starts, 0, 1, 0, {}, set(), {}, None, 99, values]
+    args += [[], [], None, False, 99, "domain"]
+    assert native.names_walk(*args)[0] == len(tokens)
+    assert values == ["1.2.3.6", "evil1.com", "evil2.com"]
+
+
+def test_the_names_loop_in_c_is_not_called_for_a_token_it_would_hand_back() -> None:
+    # a token to trim or after a `$` is Python's: a text of them paid a call for each
+    calls = []
+
+    def walk(*args: Any) -> tuple[int, int, int]:
+        calls.append(args[3])
+        return args[3], args[4], args[5]
+
+    with patch.object(extract_module, "_names_walk", walk):
+        assert extract_module.extract("_a.evil.com_ $b.evil.com -c.evil.com d.evil.com") == [
+            "a.evil.com", "evil.com", "c.evil.com", "d.evil.com",
+        ]  # fmt: skip
+    assert calls == [3]
