@@ -33,6 +33,7 @@
 enum { OTHER = 0, W_LETTER = 1, W_DIGIT = 2, DOT = 4, AT = 8, HEX = 16, ALNUM = 32 };
 
 static unsigned char BITS[128];
+static unsigned char BYTE[256]; /* BITS of each byte, 0 past ASCII */
 static unsigned char TRIGGER_FIRST[256]; /* what a refang trigger starts with: `[({<\\xX]` */
 
 static void init_bits(void)
@@ -55,12 +56,15 @@ static void init_bits(void)
             b |= ALNUM;
         BITS[c] = b;
     }
+    for (int c = 0; c < 128; c++)
+        BYTE[c] = BITS[c];
     for (const char *c = "[({<\\xX]"; *c; c++)
         TRIGGER_FIRST[(unsigned char)*c] = 1;
 }
 
 typedef struct {
-    unsigned char *bits; /* one byte per character of the text */
+    unsigned char *bits;   /* one byte per character of the text; NULL when `latin1` is read */
+    const Py_UCS1 *latin1; /* the text's characters, when each is a byte (read through BYTE) */
     Py_ssize_t size;
 } Text;
 
@@ -92,20 +96,20 @@ static int text_bits(PyObject *text, Text *t, const char *function)
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     t->size = n;
+    t->bits = NULL;
+    t->latin1 = NULL;
+    if (kind == PyUnicode_1BYTE_KIND) { /* the common case: the bytes are read as they are */
+        t->latin1 = data;
+        return 0;
+    }
     t->bits = PyMem_Malloc(n > 0 ? (size_t)n : 1);
     if (t->bits == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    if (kind == PyUnicode_1BYTE_KIND) { /* the common case: read bytes, no switch on the width */
-        const Py_UCS1 *p = data;
-        for (Py_ssize_t i = 0; i < n; i++)
-            t->bits[i] = p[i] < 128 ? BITS[p[i]] : 0;
-    } else {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_UCS4 c = PyUnicode_READ(kind, data, i);
-            t->bits[i] = c < 128 ? BITS[c] : 0;
-        }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        t->bits[i] = c < 128 ? BITS[c] : 0;
     }
     return 0;
 }
@@ -113,7 +117,9 @@ static int text_bits(PyObject *text, Text *t, const char *function)
 static inline int bits_at(const Text *t, Py_ssize_t i)
 {
     /* past either end: nothing, which neither a hint nor a word continues through */
-    return (i >= 0 && i < t->size) ? t->bits[i] : 0;
+    if (i < 0 || i >= t->size)
+        return 0;
+    return t->latin1 != NULL ? BYTE[t->latin1[i]] : t->bits[i];
 }
 
 static inline int cls(const Text *t, Py_ssize_t i)
@@ -212,13 +218,29 @@ static PyObject *dotted_names(PyObject *Py_UNUSED(self), PyObject *arg)
     Py_ssize_t failed_lead = -1; /* a lead whose match failed: it fails again, not retried */
     for (Py_ssize_t from = 0; from < t.size;) {
         Py_ssize_t dot = from;
-        while (dot < t.size && !hint_at(&t, dot))
-            dot++;
+        for (; dot < t.size; dot++) {
+            if (t.latin1 != NULL) { /* to the next dot at once */
+                const Py_UCS1 *p = memchr(t.latin1 + dot, '.', (size_t)(t.size - dot));
+                if (p == NULL) {
+                    dot = t.size;
+                    break;
+                }
+                dot = p - t.latin1;
+            }
+            if (hint_at(&t, dot))
+                break;
+        }
         if (dot >= t.size)
             break;
-        for (; scanned < dot; scanned++)
-            if (cls(&t, scanned) == OTHER)
-                space = scanned;
+        /* the last OTHER in `scanned`-`dot`, read back from `dot` (each character once) */
+        for (Py_ssize_t k = dot - 1; k >= scanned; k--) {
+            if (cls(&t, k) == OTHER) {
+                space = k;
+                break;
+            }
+        }
+        if (scanned < dot)
+            scanned = dot;
         Py_ssize_t lead = space, group = 0, end = 0;
         if (lead < 0 || lead < past || lead == failed_lead
             || !names_match(&t, lead, &group, &end)) {
