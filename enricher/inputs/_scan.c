@@ -1481,6 +1481,43 @@ static PyObject *hashes_walk(PyObject *Py_UNUSED(self), PyObject *const *args, P
     return Py_BuildValue("(nnn)", k, line, last);
 }
 
+/* not_ascii(text) -> str: each character of `text` outside ASCII once, in the order of their
+ * code points (`"".join(sorted(set(_NOT_ASCII.findall(text))))` in extract.py): one pass
+ * with a bit for each code point the text's width can hold. */
+static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    if (!is_str(arg, "not_ascii"))
+        return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    Py_UCS4 top = kind == PyUnicode_1BYTE_KIND ? 0x100 : kind == PyUnicode_2BYTE_KIND ? 0x10000
+                                                                                     : 0x110000;
+    unsigned char *seen = PyMem_Calloc(top / 8, 1);
+    if (seen == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t count = 0;
+    Py_UCS4 most = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 128 || c >= top || (seen[c >> 3] & (1u << (c & 7))))
+            continue;
+        seen[c >> 3] |= (unsigned char)(1u << (c & 7));
+        count++;
+        if (c > most)
+            most = c;
+    }
+    PyObject *out = PyUnicode_New(count, most);
+    if (out != NULL) {
+        Py_ssize_t k = 0;
+        for (Py_UCS4 c = 128; c <= most && k < count; c++)
+            if (seen[c >> 3] & (1u << (c & 7)))
+                PyUnicode_WRITE(PyUnicode_KIND(out), PyUnicode_DATA(out), k++, c);
+    }
+    PyMem_Free(seen);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"dotted_names", dotted_names, METH_O, "The tokens and starts of _dotted_names(text)."},
     {"hashes_walk", (PyCFunction)(void (*)(void))hashes_walk, METH_FASTCALL,
@@ -1491,6 +1528,7 @@ static PyMethodDef methods[] = {
      "The tables judge_name decides with."},
     {"names_walk", (PyCFunction)(void (*)(void))names_walk, METH_FASTCALL,
      "The names pass's loop over the tokens that need no judgment."},
+    {"not_ascii", not_ascii, METH_O, "Each character of text outside ASCII once."},
     {"plain_name", (PyCFunction)(void (*)(void))plain_name, METH_FASTCALL,
      "_is_plain_name(low, top) of extract.py."},
     {"triggers", triggers, METH_O, "The starts of normalize._TRIGGER's matches."},

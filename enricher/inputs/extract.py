@@ -232,7 +232,7 @@ class _Scan:
         # names are read with the `\w` pattern only where a letter or digit outside ASCII is
         self.unicode_words = False
         if not text.isascii():
-            odd = "".join(set(_NOT_ASCII.findall(text)))
+            odd = _not_ascii(text)
             if len(strip_invisible(odd)) < len(odd):
                 text = strip_invisible(text)
             if _FOOTNOTE.search(odd):
@@ -951,6 +951,15 @@ def _py_is_plain_name(low: str, top: str) -> bool:
 
 
 _is_plain_name = native.plain_name or _py_is_plain_name
+
+
+def _py_not_ascii(text: str) -> str:
+    """Each character of `text` outside ASCII once, in order of code point (`_scan.not_ascii`
+    is the same in C)."""
+    return "".join(sorted(set(_NOT_ASCII.findall(text))))
+
+
+_not_ascii = native.not_ascii or _py_not_ascii
 
 
 def _alternative_root_host(tok: str) -> str | None:

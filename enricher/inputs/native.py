@@ -22,6 +22,7 @@ __all__ = [
     "judge_name",
     "judge_tables",
     "names_walk",
+    "not_ascii",
     "plain_name",
     "triggers",
 ]
@@ -34,6 +35,7 @@ names_walk: Callable[..., tuple[int, int, int]] | None = None
 hashes_walk: Callable[..., tuple[int, int, int]] | None = None
 judge_name: Callable[[str], object] | None = None
 judge_tables: Callable[..., None] | None = None
+not_ascii: Callable[[str], str] | None = None
 
 
 def built_from(source: Path, built: str) -> bool:
@@ -65,6 +67,7 @@ if not TURNED_OFF:
             _scan.hashes_walk,
             _scan.judge_name,
             _scan.judge_tables,
+            _scan.not_ascii,
         )
         current = built_from(Path(__file__).with_name("_scan.c"), _scan.SOURCE)
     except (ImportError, AttributeError):  # not built, or built from an older _scan.c
@@ -73,5 +76,5 @@ if not TURNED_OFF:
         if current:
             (
                 dotted_names, hex_runs, triggers, plain_name, names_walk, hashes_walk,
-                judge_name, judge_tables,
+                judge_name, judge_tables, not_ascii,
             ) = found  # fmt: skip

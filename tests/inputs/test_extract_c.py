@@ -192,6 +192,7 @@ def _both(text: str) -> tuple[Any, Any]:
         patch.object(extract_module, "_names_walk", None),
         patch.object(extract_module, "_hashes_walk", None),
         patch.object(extract_module, "_new_name", extract_module._py_new_name),
+        patch.object(extract_module, "_not_ascii", extract_module._py_not_ascii),
     ):
         python = extract_module.extract_lines(text, 1)
     return c, python
@@ -205,6 +206,8 @@ def _same_finds(text: str) -> None:
     assert extract_module._hex_spans(text) == extract_module._py_hex_spans(text)
     assert native.triggers is not None
     assert native.triggers(text) == [m.start() for m in _TRIGGER.finditer(text)]
+    assert native.not_ascii is not None
+    assert native.not_ascii(text) == extract_module._py_not_ascii(text)
 
 
 def _texts() -> list[str]:
@@ -376,7 +379,9 @@ def test_a_50_mb_line_is_read(piece: str) -> None:
 
 
 @needs_c
-@pytest.mark.parametrize("finder", ["dotted_names", "hex_runs", "triggers", "plain_name"])
+@pytest.mark.parametrize(
+    "finder", ["dotted_names", "hex_runs", "triggers", "plain_name", "not_ascii"]
+)
 def test_the_c_finders_take_only_text(finder: str) -> None:
     function: Callable[[object], object] = getattr(native, finder)
     with pytest.raises(TypeError):
@@ -578,3 +583,11 @@ def test_the_names_loop_in_c_is_not_called_for_a_token_it_would_hand_back() -> N
             "a.evil.com", "evil.com", "c.evil.com", "d.evil.com",
         ]  # fmt: skip
     assert calls == [3]
+
+
+@needs_c
+@pytest.mark.parametrize("width", ["é", "€", "😀"])
+def test_the_characters_outside_ascii_are_found_in_c_at_every_width(width: str) -> None:
+    assert native.not_ascii is not None
+    text = "a\x7f\x80ÿ" + width + "\ud800\u200b²" * 3 + width
+    assert native.not_ascii(text) == "".join(sorted(set(text) - set(map(chr, range(128)))))
