@@ -732,25 +732,14 @@ static int registrable_bytes(const char *name, Py_ssize_t n)
     return publen != 0 && labels >= publen + 1;
 }
 
-/* `written.islower()` and `written.isupper()` for ASCII */
-static int ascii_islower(const char *s, Py_ssize_t n)
+/* `s.isupper()` (`upper`) or `s.islower()` for ASCII: a letter, and none of the other case */
+static int ascii_one_case(const char *s, Py_ssize_t n, int upper)
 {
     int cased = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (is_upper(s[i]))
+        if (upper ? is_lower(s[i]) : is_upper(s[i]))
             return 0;
-        cased |= is_lower(s[i]);
-    }
-    return cased;
-}
-
-static int ascii_isupper(const char *s, Py_ssize_t n)
-{
-    int cased = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (is_lower(s[i]))
-            return 0;
-        cased |= is_upper(s[i]);
+        cased |= upper ? is_upper(s[i]) : is_lower(s[i]);
     }
     return cased;
 }
@@ -781,7 +770,7 @@ static int file_name_bytes(const char *name, const char *written, Py_ssize_t n)
         if (!set_has(&TABLES[T_HOST_FIRST], tld, tld_n))
             return 1;
         return first_n == 1 || set_has(&TABLES[T_FILE_STEMS], name, first_n)
-               || !ascii_islower(written, n) || find_char(written, n, '_') >= 0;
+               || !ascii_one_case(written, n, 0) || find_char(written, n, '_') >= 0;
     }
     if (set_has(&TABLES[T_ARCHIVE], tld, tld_n) && !set_has(&TABLES[T_HOST_LABELS], name, first_n))
         return 1;
@@ -810,7 +799,7 @@ static int program_name_bytes(const char *name, const char *written, Py_ssize_t 
         return 1;
     if (set_has(&TABLES[T_CODE_OBJECTS], name, first_n) && set_has(&TABLES[T_ATTRIBUTE], rest, rest_n))
         return 1;
-    if (!is_upper(written[0]) || ascii_isupper(written, n) || find_char(written, n, '-') >= 0)
+    if (!is_upper(written[0]) || ascii_one_case(written, n, 1) || find_char(written, n, '-') >= 0)
         return 0;
     if (n >= 4 && memcmp(name + n - 4, ".com", 4) == 0)
         return 0;
