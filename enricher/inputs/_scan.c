@@ -1388,7 +1388,8 @@ static int holds_key(const char *window, Py_ssize_t size)
 #undef AT
 }
 
-/* hashes_walk(text, spans, k, line, last, long_names, values, lines) -> (k, line, last): the
+/* hashes_walk(text, spans, k, line, last, long_names, values, lines[, pending]) -> (k, line,
+ * last): the
  * hash pass's loop over the runs of hex digits (`_Scan.hashes` in extract.py; `spans` as
  * `hex_runs` gives them, `k` the index in it of the run to look at first), for the runs that
  * need no judgment: those of another length than 32, 40 or 64 and those of digits alone are
@@ -1396,17 +1397,23 @@ static int holds_key(const char *window, Py_ssize_t size)
  * dot beside them while `long_names` is true (a name may hold them), are appended to `values`
  * in lower case with their line (counted from `line`, the line at `last`). It stops at the
  * first run the Python path must look at, and says where it is and the line at `last` (`k`
- * is the length of `spans` when none is left). */
+ * is the length of `spans` when none is left). Given a list `pending`, a run the Python must
+ * judge by what is before or beside it (a key word, a dot, text outside ASCII) is given as
+ * the others are, and the pair (its index in `spans`, its place in `values`) appended to
+ * `pending`, for the Python to take back the ones that are no file hash: a text of such runs
+ * costs no call each. */
 static PyObject *hashes_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "hashes_walk() takes 8 arguments");
+    if (nargs != 8 && nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "hashes_walk() takes 8 or 9 arguments");
         return NULL;
     }
     PyObject *text = args[0], *spans = args[1], *values = args[6], *lines = args[7];
+    PyObject *pending = nargs == 9 ? args[8] : Py_None;
     if (!is_str(text, "hashes_walk"))
         return NULL;
-    if (!PyList_Check(spans) || !PyList_Check(values) || !PyList_Check(lines)) {
+    if (!PyList_Check(spans) || !PyList_Check(values) || !PyList_Check(lines)
+        || !(pending == Py_None || PyList_Check(pending))) {
         PyErr_SetString(PyExc_TypeError, "hashes_walk(): an argument of the wrong type");
         return NULL;
     }
@@ -1448,9 +1455,13 @@ static PyObject *hashes_walk(PyObject *Py_UNUSED(self), PyObject *const *args, P
             plain = c < 128;
             window[j] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
         }
-        if (!plain || holds_key(window, wide)
-            || (long_names && (CH(start - 1) == '.' || CH(end) == '.')))
+        int judged = !(!plain || holds_key(window, wide)
+                       || (long_names && (CH(start - 1) == '.' || CH(end) == '.')));
+        if (!judged && pending == Py_None)
             break; /* a fingerprint's key, a label of a name: Python says */
+        /* or Python says later: the run is given, and its index and place kept in `pending` */
+        if (!judged && append_pair(pending, k, PyList_GET_SIZE(values)) < 0)
+            return NULL;
         PyObject *value = PyUnicode_New(size, 127);
         if (value == NULL)
             return NULL;

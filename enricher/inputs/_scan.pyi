@@ -14,6 +14,7 @@ def hashes_walk(
     long_names: bool,
     values: list[str],
     lines: list[int],
+    pending: list[tuple[int, int]] | None = None,
     /,
 ) -> tuple[int, int, int]: ...
 def triggers(text: str, /) -> list[int]: ...

@@ -498,11 +498,15 @@ class _Scan:
         spans = _hex_spans(text)
         walk = _hashes_walk if -_FAR_LINE < line < _FAR_LINE else None
         size = len(spans)
+        # the runs the C gave that Python judges after: (index in spans, place in values)
+        pending: list[tuple[int, int]] = []
         k = 0
         while k < size:
             if walk is not None:
                 # the runs that need no judgment go through in C, up to the next that does
-                k, line, last = walk(text, spans, k, line, last, bool(starts), values, lines)
+                k, line, last = walk(
+                    text, spans, k, line, last, bool(starts), values, lines, pending
+                )
                 if k >= size:
                     break
             start = spans[k]
@@ -511,30 +515,43 @@ class _Scan:
             if end - start not in _HASH_LENGTHS:
                 continue
             digits = text[start:end]
-            if digits.isdigit():
+            if digits.isdigit() or not self.file_hash(start, end, starts):
                 continue
-            before = text[max(0, start - 40) : start].lower()
-            if (
-                "hash" in before
-                or "ja" in before
-                or "ssh" in before
-                or "serial" in before
-                or "btih" in before
-                or "print" in before
-                or "commit" in before
-                or "/blob" in before
-                or "/tree" in before
-                or "uid" in before
-            ) and _after_fingerprint_key(before):
-                continue
-            if starts and (text[start - 1] == "." or text.startswith(".", end)):
-                i = bisect.bisect_right(starts, start) - 1
-                if i >= 0 and self.long_names[i][1] >= end:
-                    continue  # a label of a domain: `<md5>.evil.com`
             line += count("\n", last, start)
             last = start
             values.append(digits.lower())
             lines.append(line)
+        drop = {at for i, at in pending if not self.file_hash(spans[i], spans[i + 1], starts)}
+        if drop:  # all after the names' values: only the hashes are gathered again
+            first = min(drop)
+            keep = [i for i in range(first, len(values)) if i not in drop]
+            values[first:] = [values[i] for i in keep]
+            lines[first:] = [lines[i] for i in keep]
+
+    def file_hash(self, start: int, end: int, starts: list[int]) -> bool:
+        """Whether the run of 32, 40 or 64 hex digits (not all digits) at `start`-`end` is a
+        file hash: no fingerprint, commit or GUID key before it, and no label of a long name
+        (`starts`: where each of `long_names` starts)."""
+        text = self.text
+        before = text[max(0, start - 40) : start].lower()
+        if (
+            "hash" in before
+            or "ja" in before
+            or "ssh" in before
+            or "serial" in before
+            or "btih" in before
+            or "print" in before
+            or "commit" in before
+            or "/blob" in before
+            or "/tree" in before
+            or "uid" in before
+        ) and _after_fingerprint_key(before):
+            return False
+        if starts and (text[start - 1] == "." or text.startswith(".", end)):
+            i = bisect.bisect_right(starts, start) - 1
+            if i >= 0 and self.long_names[i][1] >= end:
+                return False  # a label of a domain: `<md5>.evil.com`
+        return True
 
     def ipv6(self) -> None:
         text = self.text

@@ -283,7 +283,7 @@ def test_the_hash_loop_in_c_takes_only_its_arguments() -> None:
     text = "\n" + _MD5
     assert native.hashes_walk(text, [1, 33], 0, 1, 0, False, [], []) == (2, 2, 1)
     with pytest.raises(TypeError):
-        native.hashes_walk(text, [1, 33], 0, 1, 0, False, [], [], None)
+        native.hashes_walk(text, [1, 33], 0, 1, 0, False, [], [], None, None)
     with pytest.raises(TypeError):
         native.hashes_walk(text, (1, 33), 0, 1, 0, False, [], [])
     with pytest.raises(TypeError):
@@ -591,3 +591,32 @@ def test_the_characters_outside_ascii_are_found_in_c_at_every_width(width: str) 
     assert native.not_ascii is not None
     text = "a\x7f\x80ÿ" + width + "\ud800\u200b²" * 3 + width
     assert native.not_ascii(text) == "".join(sorted(set(text) - set(map(chr, range(128)))))
+
+
+@needs_c
+def test_the_hash_loop_in_c_gives_runs_python_judges_after_when_asked() -> None:
+    # with a list for them, the runs after a key word or beside a dot are given, and kept there
+    # for Python to take back: a text of keyed hashes costs one call, not one a run
+    assert native.hashes_walk is not None
+    text = "\nhash " + _MD5 + " " + "x" * 40 + " " + _MD5 + " sha1 " + "A" * 40
+    spans = native.hex_runs(text) if native.hex_runs else []
+    values: list[str] = []
+    pending: list[tuple[int, int]] = []
+    done = native.hashes_walk(text, spans, 0, 1, 0, False, values, [], pending)
+    assert done[0] == len(spans) == 6
+    assert values == [_MD5.lower(), _MD5.lower(), "a" * 40]
+    assert pending == [(0, 0)]
+    with pytest.raises(TypeError):
+        native.hashes_walk(text, spans, 0, 1, 0, False, values, [], ())
+    calls = []
+    walk = native.hashes_walk
+
+    def counted(*args: Any) -> tuple[int, int, int]:
+        calls.append(args[2])
+        return walk(*args)
+
+    keyed = " ".join(f"hash: {_MD5} ja3 {_MD5} imphash={'b' * 32}" for _ in range(50))
+    with patch.object(extract_module, "_hashes_walk", counted):
+        c = extract_module.extract_lines(keyed, 1)
+    assert calls == [0]
+    assert c == _both(keyed)[1] and c[0] == [_MD5.lower()] * 50
