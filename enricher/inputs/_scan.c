@@ -1151,32 +1151,117 @@ static int is_address(int kind, const void *data, Py_ssize_t n, PyObject *tok, P
 #undef CH
 }
 
+static int walk_trimmed(int kind, const void *data, Py_ssize_t n, PyObject *tok,
+                        Py_ssize_t start, int raw, PyObject *memo, PyObject *never,
+                        PyObject *known, PyObject *ipv4, Py_ssize_t known_max,
+                        Py_ssize_t names_max, PyObject *domain, int defanged, PyObject **value,
+                        int *quad);
+
+static inline int edge(Py_UCS1 c) { return c == '_' || c == '%' || c == '+' || c == '-'; }
+
+/* Whether the word a token that begins with `c` (`_` or `%`) starts ends with `c` as well, from
+ * `at`, the token's end: `_CLOSING[c].match(text, at)` of extract.py, up to 64 characters
+ * that are neither space nor `c`, then `c`, not before an ASCII letter or digit. */
+static int closing(int kind, const void *data, Py_ssize_t n, Py_ssize_t at, Py_UCS4 c)
+{
+    Py_ssize_t k = at;
+    while (k - at < 64 && k < n && PyUnicode_READ(kind, data, k) != c
+           && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k)))
+        k++;
+    if (k >= n || PyUnicode_READ(kind, data, k) != c)
+        return 0;
+    Py_UCS4 after = k + 1 < n ? PyUnicode_READ(kind, data, k + 1) : 0;
+    return !(after < 128 && (BITS[after] & ALNUM));
+}
+
+/* What the names pass does with the token `tok` found at `start` (see walk_trimmed), a token
+ * with `_%+-` at an end or a placeholder label trimmed first as `_trim` of extract.py does
+ * (for an ASCII token): `*at` and `*length` say where the token it gave is. */
 static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, Py_ssize_t start,
                       PyObject *memo, PyObject *never, PyObject *known, PyObject *ipv4,
                       Py_ssize_t known_max, Py_ssize_t names_max, PyObject *domain, int defanged,
-                      PyObject **value, int *quad)
+                      PyObject **value, int *quad, Py_ssize_t *at, Py_ssize_t *length)
 {
-#define CH(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
     int contains = PySet_Contains(never, tok);
     if (contains != 0)
         return contains < 0 ? -1 : WALK_SKIP;
     Py_ssize_t size = PyUnicode_GET_LENGTH(tok);
     /* the text starts with a newline, as the extractor's does, so that what is before a
      * token is read in it, never from its end as a negative index would */
-    if (size == 0 || start < 1 || start > n - size || CH(0) != '\n')
+    if (size == 0 || start < 1 || start > n - size || PyUnicode_READ(kind, data, 0) != '\n')
         return WALK_PYTHON; /* not a token the finders give: Python says what it is */
+    *at = start;
+    *length = size;
     int tok_kind = PyUnicode_KIND(tok);
     const void *tok_data = PyUnicode_DATA(tok);
     Py_UCS4 first = PyUnicode_READ(tok_kind, tok_data, 0);
     Py_UCS4 last = PyUnicode_READ(tok_kind, tok_data, size - 1);
-    if (first == '_' || first == '%' || first == '+' || first == '-' || last == '_'
-        || last == '%' || last == '+' || last == '-')
-        return WALK_PYTHON; /* to trim */
-    for (Py_ssize_t k = 1; k < size - 1; k++) {
+    int trim = first == '_' || first == '%' || first == '+' || first == '-' || last == '_'
+               || last == '%' || last == '+' || last == '-';
+    for (Py_ssize_t k = 1; k < size - 1 && !trim; k++) {
         Py_UCS4 c = PyUnicode_READ(tok_kind, tok_data, k);
-        if (c == '%' || c == '+')
-            return WALK_PYTHON; /* a placeholder label */
+        trim = c == '%' || c == '+'; /* a placeholder label */
     }
+    if (!trim)
+        return walk_trimmed(kind, data, n, tok, start, 1, memo, never, known, ipv4, known_max,
+                            names_max, domain, defanged, value, quad);
+    if (!PyUnicode_CheckExact(tok) || !PyUnicode_IS_ASCII(tok))
+        return WALK_PYTHON;
+    const Py_UCS1 *t = PyUnicode_1BYTE_DATA(tok);
+    int closed = (first == '_' || first == '%') && closing(kind, data, n, start + size, first);
+    if (first == '_' && start >= 3 && PyUnicode_READ(kind, data, start - 3) == '.'
+        && PyUnicode_READ(kind, data, start - 2) == '.'
+        && PyUnicode_READ(kind, data, start - 1) == ' ')
+        closed = 1; /* a reStructuredText link target, `.. _evil.com: <url>` */
+    Py_ssize_t body = size;
+    while (body > 0 && edge(t[body - 1]))
+        body--;
+    if (body == 0)
+        return WALK_SKIP;
+    int wrapped = closed || body < size || t[body - 1] <= '9';
+    Py_ssize_t head = 0;
+    while (head < body && (wrapped ? edge(t[head]) : (t[head] == '+' || t[head] == '-')))
+        head++;
+    if (memchr(t + head, '@', (size_t)(body - head)) == NULL) {
+        Py_ssize_t mark = -1;
+        for (Py_ssize_t k = head; k < body; k++)
+            if (t[k] == '%' || t[k] == '+')
+                mark = k;
+        if (mark >= 0) {
+            const Py_UCS1 *dot = memchr(t + mark, '.', (size_t)(body - mark));
+            if (dot == NULL)
+                return WALK_SKIP;
+            head = dot - t + 1;
+        }
+    }
+    if (memchr(t + head, '.', (size_t)(body - head)) == NULL)
+        return WALK_SKIP;
+    PyObject *trimmed = PyUnicode_Substring(tok, head, body);
+    if (trimmed == NULL)
+        return -1;
+    *at = start + head;
+    *length = body - head;
+    int what = walk_trimmed(kind, data, n, trimmed, start + head, 0, memo, never, known, ipv4,
+                            known_max, names_max, domain, defanged, value, quad);
+    Py_DECREF(trimmed);
+    return what;
+}
+
+/* What the names pass does with the token `tok` at `start`, as found (`raw`) or trimmed, when
+ * that needs no judgment of the Python's: WALK_SKIP (it gives nothing), WALK_EMIT (it gives
+ * `*value`, a new reference; `*quad` says whether it is a dotted quad), or WALK_PYTHON (see
+ * above); -1 with an exception set. */
+static int walk_trimmed(int kind, const void *data, Py_ssize_t n, PyObject *tok,
+                        Py_ssize_t start, int raw, PyObject *memo, PyObject *never,
+                        PyObject *known, PyObject *ipv4, Py_ssize_t known_max,
+                        Py_ssize_t names_max, PyObject *domain, int defanged, PyObject **value,
+                        int *quad)
+{
+#define CH(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
+    Py_ssize_t size = PyUnicode_GET_LENGTH(tok);
+    int tok_kind = PyUnicode_KIND(tok);
+    const void *tok_data = PyUnicode_DATA(tok);
+    Py_UCS4 last = PyUnicode_READ(tok_kind, tok_data, size - 1);
     Py_UCS4 before = CH(start - 1);
     Py_ssize_t end = start + size;
     if (before == '$')
@@ -1246,7 +1331,7 @@ static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, P
     }
     else
         Py_INCREF(name);
-    if (name == Py_None && url != 1 && remember_if_nothing(tok, never, names_max) < 0) {
+    if (name == Py_None && url != 1 && raw && remember_if_nothing(tok, never, names_max) < 0) {
         Py_DECREF(name);
         return -1;
     }
@@ -1339,9 +1424,9 @@ static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py
         Py_INCREF(tok);
         PyObject *value = NULL;
         int quad = 0;
+        Py_ssize_t size = 0;
         int what = walk_token(kind, data, n, tok, start, memo, never, known, ipv4, known_max,
-                              names_max, domain, defanged, &value, &quad);
-        Py_ssize_t size = PyUnicode_GET_LENGTH(tok);
+                              names_max, domain, defanged, &value, &quad, &start, &size);
         Py_DECREF(tok);
         if (what < 0)
             return NULL;

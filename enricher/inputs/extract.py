@@ -324,11 +324,9 @@ class _Scan:
         while i < size:
             tok = tokens[i]
             # the tokens that need no judgment go through in C, up to the next that does; not
-            # called for a token it would hand straight back (to trim, after a `$`): a text of
-            # such tokens would pay a call for each
-            if walk is not None and not (
-                tok[0] in edge or tok[-1] in edge or text[starts[i] - 1] == "$"
-            ):
+            # called for a token it would hand straight back (after a `$`): a text of such
+            # tokens would pay a call for each
+            if walk is not None and text[starts[i] - 1] != "$":
                 i, line, last = walk(
                     text, tokens, starts, i, line, last, _NAMES, never, known, ipv4, KNOWN_MAX,
                     values, lines, self.long_names, quads, self.defanged, _NAMES_MAX, _DOMAIN,

@@ -571,7 +571,7 @@ def test_the_names_loop_in_c_decides_quads_and_lists_after_a_slash_itself() -> N
 
 
 def test_the_names_loop_in_c_is_not_called_for_a_token_it_would_hand_back() -> None:
-    # a token to trim or after a `$` is Python's: a text of them paid a call for each
+    # a token after a `$` is Python's: a text of them paid a call for each
     calls = []
 
     def walk(*args: Any) -> tuple[int, int, int]:
@@ -582,7 +582,7 @@ def test_the_names_loop_in_c_is_not_called_for_a_token_it_would_hand_back() -> N
         assert extract_module.extract("_a.evil.com_ $b.evil.com -c.evil.com d.evil.com") == [
             "a.evil.com", "evil.com", "c.evil.com", "d.evil.com",
         ]  # fmt: skip
-    assert calls == [3]
+    assert calls == [0, 2, 3]
 
 
 @needs_c
@@ -620,3 +620,39 @@ def test_the_hash_loop_in_c_gives_runs_python_judges_after_when_asked() -> None:
         c = extract_module.extract_lines(keyed, 1)
     assert calls == [0]
     assert c == _both(keyed)[1] and c[0] == [_MD5.lower()] * 50
+
+
+# tokens the names loop in C now trims itself (`_trim`): wrappers, placeholders, closings
+_TRIMS = [
+    "_x.com:80_", ".. _evil.com: <url>", "_evil.com: x", "%TEMP%.evil.com", "%s.evil.com",
+    "\\w+.evil.com", "++5.6.7.8++", "+1.2.3[.]4+", "_1.2.3.4_", "-evil.com", "evil.com-",
+    "a%b@evil.com", "a+b@evil.co.uk", "_%_", "+a+b.c", "%%.x", "_a.b_c", "%a.evil.com" + "x" * 70
+    + "%", "_a.evil.com x_", "_a.evil.com_x", "_a.evil.com_ _b.evil.com_", "%08x.evil.top",
+    "-_a.evil.com_-", "_dmarc.evil.ru", "_sip._tls.evil.com", "+evil.com", "evil.com+",
+    "__a.zip__", "_Setup.zip_", "x[.]org _Setup.zip_", "_a.b.%c", "%a%b%.x.com", "_1.2.3.4.443_",
+]  # fmt: skip
+
+
+@needs_c
+@pytest.mark.parametrize("sep", [" ", "\n"])
+def test_the_names_loop_in_c_trims_as_the_python(sep: str) -> None:
+    _taught()
+    c, python = _both(sep.join(_TRIMS) + sep + sep.join(_TRIMS))
+    assert c == python
+    assert "evil.ru" not in python[0] and "_dmarc.evil.ru" in python[0]
+
+
+@needs_c
+def test_the_names_loop_in_c_trims_a_token_itself() -> None:
+    # a token with `_%+-` at an end or a placeholder label was handed to Python
+    _taught()
+    assert native.names_walk is not None
+    tokens = ["_a.evil.com_", "%s.evil.co.uk", "++5.6.7.8++", "-b.evil.com"]
+    text = "\n" + " ".join(tokens)
+    starts = [text.index(t) for t in tokens]
+    values: list[str] = []
+    long_names: list[tuple[int, int]] = []
+    args: list[Any] = [text, tokens, starts, 0, 1, 0, {}, set(), {}, None, 99, values]
+    args += [[], long_names, None, False, 99, "domain"]
+    assert native.names_walk(*args) == (4, 2, starts[3] + 1)
+    assert values == ["a.evil.com", "evil.co.uk", "5.6.7.8", "b.evil.com"]
