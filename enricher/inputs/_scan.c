@@ -9,9 +9,11 @@
  * the golden files and generated text. Why C: on a dense report these passes, in Python,
  * visit every dot, hex digit and bracket through a bytes mask or a regex, and a regex call
  * per candidate; one pass over the characters does the same with no object made for what is
- * not a candidate. The judging of each new candidate stays in Python: the loops answer only
- * what the memo tables (Python dicts, which they read) or a few character tests settle, and
- * hand every other token or run back to the Python path, one at a time.
+ * not a candidate. The loops answer what the memo tables (Python dicts, which they read and
+ * fill) or string tests settle: a new ASCII name is judged here too (`judge`, with the
+ * public suffix rules and suffixes.py's sets handed over once), and so is a dotted quad next
+ * to a `/`, `=` or `version`; every other token or run goes back to the Python path, one at a
+ * time.
  *
  * Every index is checked against the text's length before it is read (`bits_at`, `CH`), and
  * every loop moves forward (a lead whose match failed is not tried again), so any input, of
@@ -19,6 +21,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <string.h>
 
 /* What a code point is, as bits, for both finders: a letter or one of `_%+-` (W_LETTER), a
  * digit, `.`, `@` (for the names pattern, `_NAMES_ASCII` in extract.py, where anything else,
@@ -29,6 +33,7 @@
 enum { OTHER = 0, W_LETTER = 1, W_DIGIT = 2, DOT = 4, AT = 8, HEX = 16, ALNUM = 32 };
 
 static unsigned char BITS[128];
+static unsigned char BYTE[256]; /* BITS of each byte, 0 past ASCII */
 static unsigned char TRIGGER_FIRST[256]; /* what a refang trigger starts with: `[({<\\xX]` */
 
 static void init_bits(void)
@@ -51,12 +56,15 @@ static void init_bits(void)
             b |= ALNUM;
         BITS[c] = b;
     }
+    for (int c = 0; c < 128; c++)
+        BYTE[c] = BITS[c];
     for (const char *c = "[({<\\xX]"; *c; c++)
         TRIGGER_FIRST[(unsigned char)*c] = 1;
 }
 
 typedef struct {
-    unsigned char *bits; /* one byte per character of the text */
+    unsigned char *bits;   /* one byte per character of the text; NULL when `latin1` is read */
+    const Py_UCS1 *latin1; /* the text's characters, when each is a byte (read through BYTE) */
     Py_ssize_t size;
 } Text;
 
@@ -88,20 +96,20 @@ static int text_bits(PyObject *text, Text *t, const char *function)
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     t->size = n;
+    t->bits = NULL;
+    t->latin1 = NULL;
+    if (kind == PyUnicode_1BYTE_KIND) { /* the common case: the bytes are read as they are */
+        t->latin1 = data;
+        return 0;
+    }
     t->bits = PyMem_Malloc(n > 0 ? (size_t)n : 1);
     if (t->bits == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    if (kind == PyUnicode_1BYTE_KIND) { /* the common case: read bytes, no switch on the width */
-        const Py_UCS1 *p = data;
-        for (Py_ssize_t i = 0; i < n; i++)
-            t->bits[i] = p[i] < 128 ? BITS[p[i]] : 0;
-    } else {
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_UCS4 c = PyUnicode_READ(kind, data, i);
-            t->bits[i] = c < 128 ? BITS[c] : 0;
-        }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        t->bits[i] = c < 128 ? BITS[c] : 0;
     }
     return 0;
 }
@@ -109,7 +117,9 @@ static int text_bits(PyObject *text, Text *t, const char *function)
 static inline int bits_at(const Text *t, Py_ssize_t i)
 {
     /* past either end: nothing, which neither a hint nor a word continues through */
-    return (i >= 0 && i < t->size) ? t->bits[i] : 0;
+    if (i < 0 || i >= t->size)
+        return 0;
+    return t->latin1 != NULL ? BYTE[t->latin1[i]] : t->bits[i];
 }
 
 static inline int cls(const Text *t, Py_ssize_t i)
@@ -208,13 +218,29 @@ static PyObject *dotted_names(PyObject *Py_UNUSED(self), PyObject *arg)
     Py_ssize_t failed_lead = -1; /* a lead whose match failed: it fails again, not retried */
     for (Py_ssize_t from = 0; from < t.size;) {
         Py_ssize_t dot = from;
-        while (dot < t.size && !hint_at(&t, dot))
-            dot++;
+        for (; dot < t.size; dot++) {
+            if (t.latin1 != NULL) { /* to the next dot at once */
+                const Py_UCS1 *p = memchr(t.latin1 + dot, '.', (size_t)(t.size - dot));
+                if (p == NULL) {
+                    dot = t.size;
+                    break;
+                }
+                dot = p - t.latin1;
+            }
+            if (hint_at(&t, dot))
+                break;
+        }
         if (dot >= t.size)
             break;
-        for (; scanned < dot; scanned++)
-            if (cls(&t, scanned) == OTHER)
-                space = scanned;
+        /* the last OTHER in `scanned`-`dot`, read back from `dot` (each character once) */
+        for (Py_ssize_t k = dot - 1; k >= scanned; k--) {
+            if (cls(&t, k) == OTHER) {
+                space = k;
+                break;
+            }
+        }
+        if (scanned < dot)
+            scanned = dot;
         Py_ssize_t lead = space, group = 0, end = 0;
         if (lead < 0 || lead < past || lead == failed_lead
             || !names_match(&t, lead, &group, &end)) {
@@ -467,6 +493,393 @@ static int walk_from(PyObject *const *args, Py_ssize_t *i, Py_ssize_t *line, Py_
     return 0;
 }
 
+/* A new name's judgment (`_new_name` in extract.py) for an ASCII token: the public suffix
+ * decision and the file-name and program-name rules, with tables that extract.py hands over
+ * once (`judge_tables`) from the same data its Python decides with: the public suffix list's
+ * ICANN rules as the `publicsuffixlist` package reads them from the file it ships, the
+ * top-level labels split as `suffixes.top_labels` splits them, and suffixes.py's sets. Until
+ * then, and for a name outside ASCII or holding an A-label (`xn--`), the Python judges. */
+
+/* A set of strings: open addressing over their bytes, FNV-1a, at most half full. */
+typedef struct {
+    char **keys;
+    Py_ssize_t *sizes;
+    size_t mask;
+} StrSet;
+
+enum {
+    T_ALONE, T_DEEPER, T_RULES, T_INTERNAL, T_FILE_LIKE, T_HOST_FIRST, T_FILE_STEMS, T_ARCHIVE,
+    T_HOST_LABELS, T_WELL_KNOWN, T_PROGRAM_NAMES, T_CODE_FIRST, T_CODE_OBJECTS, T_ATTRIBUTE,
+    T_PACKAGE_FIRST, T_ALTERNATIVE_ROOTS, T_COUNT
+};
+static StrSet TABLES[T_COUNT];
+static int JUDGE_READY = 0;
+static Py_ssize_t MAX_LABELS = 0; /* the most labels of a rule (`_maxlabel` of the package) */
+
+static size_t fnv(const char *s, Py_ssize_t n)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+static void set_free(StrSet *set)
+{
+    if (set->keys != NULL)
+        for (size_t i = 0; i <= set->mask; i++)
+            PyMem_Free(set->keys[i]);
+    PyMem_Free(set->keys);
+    PyMem_Free(set->sizes);
+    set->keys = NULL;
+    set->sizes = NULL;
+    set->mask = 0;
+}
+
+static int set_has(const StrSet *set, const char *s, Py_ssize_t n)
+{
+    if (set->keys == NULL)
+        return 0;
+    for (size_t h = fnv(s, n) & set->mask;; h = (h + 1) & set->mask) {
+        if (set->keys[h] == NULL)
+            return 0;
+        if (set->sizes[h] == n && memcmp(set->keys[h], s, (size_t)n) == 0)
+            return 1;
+    }
+}
+
+/* Fill `set` with the strings of `items` (any iterable of str): 0, or -1 with an exception
+ * set. Also counts the most labels of one (for the rules). */
+static int set_build(StrSet *set, PyObject *items, Py_ssize_t *max_labels)
+{
+    PyObject *list = PySequence_List(items);
+    if (list == NULL)
+        return -1;
+    Py_ssize_t count = PyList_GET_SIZE(list);
+    size_t slots = 8;
+    while (slots < (size_t)count * 2 + 2)
+        slots *= 2;
+    set->keys = PyMem_Calloc(slots, sizeof(char *));
+    set->sizes = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    set->mask = slots - 1;
+    if (set->keys == NULL || set->sizes == NULL) {
+        Py_DECREF(list);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        Py_ssize_t n;
+        const char *s = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &n) : NULL;
+        if (s == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "judge_tables() takes sets of str");
+            Py_DECREF(list);
+            return -1;
+        }
+        if (max_labels != NULL) {
+            Py_ssize_t labels = 1;
+            for (Py_ssize_t k = 0; k < n; k++)
+                labels += s[k] == '.';
+            if (labels > *max_labels)
+                *max_labels = labels;
+        }
+        size_t h = fnv(s, n) & set->mask;
+        for (; set->keys[h] != NULL; h = (h + 1) & set->mask)
+            if (set->sizes[h] == n && memcmp(set->keys[h], s, (size_t)n) == 0)
+                break;
+        if (set->keys[h] != NULL)
+            continue; /* already in */
+        char *copy = PyMem_Malloc((size_t)n + 1);
+        if (copy == NULL) {
+            Py_DECREF(list);
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(copy, s, (size_t)n);
+        copy[n] = '\0';
+        set->keys[h] = copy;
+        set->sizes[h] = n;
+    }
+    Py_DECREF(list);
+    return 0;
+}
+
+/* judge_tables(alone, deeper, rules, internal, file_like, host_first, file_stems, archive,
+ * host_labels, well_known, program_names, code_first, code_objects, attribute, package_first,
+ * alternative_roots) -> None: the tables `judge_name` decides with (see extract.py's `_teach_c`); called again,
+ * it replaces them. */
+static PyObject *judge_tables(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != T_COUNT) {
+        PyErr_Format(PyExc_TypeError, "judge_tables() takes %d arguments", (int)T_COUNT);
+        return NULL;
+    }
+    JUDGE_READY = 0;
+    MAX_LABELS = 0;
+    for (int t = 0; t < T_COUNT; t++)
+        set_free(&TABLES[t]);
+    for (int t = 0; t < T_COUNT; t++) {
+        if (set_build(&TABLES[t], args[t], t == T_RULES ? &MAX_LABELS : NULL) < 0) {
+            for (int k = 0; k < T_COUNT; k++)
+                set_free(&TABLES[k]);
+            MAX_LABELS = 0;
+            return NULL;
+        }
+    }
+    JUDGE_READY = 1;
+    Py_RETURN_NONE;
+}
+
+static inline int is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+static inline int is_lower(char c) { return c >= 'a' && c <= 'z'; }
+static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static Py_ssize_t find_char(const char *s, Py_ssize_t n, char c)
+{
+    const char *p = memchr(s, c, (size_t)n);
+    return p == NULL ? -1 : p - s;
+}
+
+static Py_ssize_t rfind_char(const char *s, Py_ssize_t n, char c)
+{
+    for (Py_ssize_t i = n - 1; i >= 0; i--)
+        if (s[i] == c)
+            return i;
+    return -1;
+}
+
+/* `s.isdigit()` for ASCII `s` */
+static int all_digits(const char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!is_digit(s[i]))
+            return 0;
+    return n > 0;
+}
+
+/* _is_plain_name(low, top) for the lower-case ASCII `low` (its last label `top`, after a dot,
+ * `top_n` long): as plain_name below. */
+static int plain_bytes(const char *low, Py_ssize_t n, Py_ssize_t top_n)
+{
+    if (n == 0 || n > 253 || top_n == 0)
+        return 0;
+    char previous = '.';
+    Py_ssize_t label = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = low[i];
+        if (c == '%' || c == '+' || (c == '.' && (previous == '.' || previous == '-'))
+            || (c == '-' && previous == '.'))
+            return 0;
+        label = c == '.' ? 0 : label + 1;
+        if (label > 63)
+            return 0;
+        previous = c;
+    }
+    const char *top = low + n - top_n;
+    if (top[top_n - 1] == '-' || find_char(top, top_n, '_') >= 0)
+        return 0;
+    return !all_digits(top, top_n);
+}
+
+/* `registrable(name)` of suffixes.py for the lower-case ASCII `name` (at most 253): the
+ * package's privatesuffix is not None, its walk (`_countpublic`, unknown suffixes not
+ * accepted) over the suffixes of the name, longest first. */
+static int registrable_bytes(const char *name, Py_ssize_t n)
+{
+    if (n > 0 && name[n - 1] == '.')
+        n--; /* as the package: a trailing dot is dropped */
+    Py_ssize_t starts[256];
+    Py_ssize_t labels = 0;
+    starts[labels++] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (name[i] == '.') {
+            if (labels >= 255)
+                return 0;
+            starts[labels++] = i + 1;
+        }
+    }
+    for (Py_ssize_t k = 0; k < labels; k++) { /* an empty label: no domain */
+        Py_ssize_t end = k + 1 < labels ? starts[k + 1] - 1 : n;
+        if (end == starts[k])
+            return 0;
+    }
+    char buffer[260];
+    Py_ssize_t from = labels - (MAX_LABELS + 1);
+    Py_ssize_t publen = 0;
+    for (Py_ssize_t i = from > 0 ? from : 0; i < labels; i++) {
+        Py_ssize_t depth = labels - i;
+        const char *s = name + starts[i];
+        Py_ssize_t size = n - starts[i];
+        buffer[0] = '!';
+        memcpy(buffer + 1, s, (size_t)size);
+        if (set_has(&TABLES[T_RULES], buffer, size + 1)) {
+            publen = depth - 1;
+            break;
+        }
+        buffer[0] = '*';
+        buffer[1] = '.';
+        memcpy(buffer + 2, s, (size_t)size);
+        if (set_has(&TABLES[T_RULES], buffer, size + 2)) {
+            publen = i > 0 ? depth + 1 : depth;
+            break;
+        }
+        if (set_has(&TABLES[T_RULES], s, size)) {
+            publen = depth;
+            break;
+        }
+    }
+    return publen != 0 && labels >= publen + 1;
+}
+
+/* `s.isupper()` (`upper`) or `s.islower()` for ASCII: a letter, and none of the other case */
+static int ascii_one_case(const char *s, Py_ssize_t n, int upper)
+{
+    int cased = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (upper ? is_lower(s[i]) : is_upper(s[i]))
+            return 0;
+        cased |= upper ? is_upper(s[i]) : is_lower(s[i]);
+    }
+    return cased;
+}
+
+/* `looks_like_file_name(name, written)` of suffixes.py, for ASCII */
+static int file_name_bytes(const char *name, const char *written, Py_ssize_t n)
+{
+    Py_ssize_t dot = rfind_char(name, n, '.');
+    if (dot < 0)
+        return 0;
+    const char *tld = name + dot + 1;
+    Py_ssize_t tld_n = n - dot - 1, head_n = dot;
+    Py_ssize_t first_n = find_char(name, head_n, '.');
+    int rest = first_n >= 0 && first_n + 1 < head_n; /* `rest` of head.partition(".") */
+    if (first_n < 0)
+        first_n = head_n;
+    int file_like = set_has(&TABLES[T_FILE_LIKE], tld, tld_n);
+    if ((first_n == 32 || first_n == 40) && (!rest || file_like)) {
+        int hex = !all_digits(name, first_n);
+        for (Py_ssize_t i = 0; hex && i < first_n; i++)
+            hex = is_digit(name[i]) || (name[i] >= 'a' && name[i] <= 'f');
+        if (hex)
+            return 1;
+    }
+    if (!file_like || set_has(&TABLES[T_WELL_KNOWN], name, n))
+        return 0;
+    if (!rest) {
+        if (!set_has(&TABLES[T_HOST_FIRST], tld, tld_n))
+            return 1;
+        return first_n == 1 || set_has(&TABLES[T_FILE_STEMS], name, first_n)
+               || !ascii_one_case(written, n, 0) || find_char(written, n, '_') >= 0;
+    }
+    if (set_has(&TABLES[T_ARCHIVE], tld, tld_n) && !set_has(&TABLES[T_HOST_LABELS], name, first_n))
+        return 1;
+    for (Py_ssize_t at = 0; at <= head_n;) { /* a label of digits alone */
+        Py_ssize_t end = find_char(name + at, head_n - at, '.');
+        end = end < 0 ? head_n : at + end;
+        if (all_digits(name + at, end - at))
+            return 1;
+        at = end + 1;
+    }
+    return 0;
+}
+
+/* `is_program_name(written, name)` of suffixes.py, for ASCII */
+static int program_name_bytes(const char *name, const char *written, Py_ssize_t n)
+{
+    if (set_has(&TABLES[T_PROGRAM_NAMES], name, n))
+        return 1;
+    Py_ssize_t first_n = find_char(name, n, '.');
+    const char *rest = first_n < 0 ? name + n : name + first_n + 1;
+    Py_ssize_t rest_n = first_n < 0 ? 0 : n - first_n - 1;
+    if (first_n < 0)
+        first_n = n;
+    if (set_has(&TABLES[T_CODE_FIRST], name, first_n)
+        || (set_has(&TABLES[T_PACKAGE_FIRST], name, first_n) && find_char(rest, rest_n, '.') >= 0))
+        return 1;
+    if (set_has(&TABLES[T_CODE_OBJECTS], name, first_n) && set_has(&TABLES[T_ATTRIBUTE], rest, rest_n))
+        return 1;
+    if (!is_upper(written[0]) || ascii_one_case(written, n, 1) || find_char(written, n, '-') >= 0)
+        return 0;
+    if (n >= 4 && memcmp(name + n - 4, ".com", 4) == 0)
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++) /* every label after the first starts with a capital */
+        if (written[i] == '.' && (i + 1 >= n || !is_upper(written[i + 1])))
+            return 0;
+    return 1;
+}
+
+/* `is_file_or_program_name(name, written)` of suffixes.py, for ASCII */
+static int file_or_program_bytes(const char *name, const char *written, Py_ssize_t n)
+{
+    Py_ssize_t dot = rfind_char(name, n, '.');
+    Py_ssize_t head_n = dot < 0 ? 0 : dot;
+    const char *tld = name + dot + 1;
+    Py_ssize_t first_n = find_char(name, n, '.');
+    if (first_n < 0)
+        first_n = n;
+    if (!set_has(&TABLES[T_FILE_LIKE], tld, n - dot - 1) && head_n != 32 && head_n != 40
+        && !is_upper(written[0]) && !set_has(&TABLES[T_PROGRAM_NAMES], name, n)
+        && !set_has(&TABLES[T_CODE_FIRST], name, first_n)
+        && !set_has(&TABLES[T_PACKAGE_FIRST], name, first_n)
+        && !set_has(&TABLES[T_CODE_OBJECTS], name, first_n))
+        return 0;
+    return file_name_bytes(name, written, n) || program_name_bytes(name, written, n);
+}
+
+/* What `_new_name(tok)` of extract.py gives, a new reference: the name (`!` + the name for a
+ * file-like one) or None; NULL without an exception when the Python must judge `tok` (the
+ * tables are not handed over yet, it is not ASCII, or its name holds an A-label), or with
+ * one. */
+static PyObject *judge(PyObject *tok)
+{
+    if (!JUDGE_READY || !PyUnicode_IS_ASCII(tok))
+        return NULL;
+    const char *all = (const char *)PyUnicode_DATA(tok);
+    Py_ssize_t all_n = PyUnicode_GET_LENGTH(tok);
+    Py_ssize_t at = rfind_char(all, all_n, '@');
+    int email = at >= 0;
+    const char *s = all + at + 1;
+    Py_ssize_t n = all_n - at - 1;
+    Py_ssize_t dot = rfind_char(s, n, '.');
+    if (dot < 0 || n > 253) /* no name is longer: every branch of the Python says None */
+        Py_RETURN_NONE;
+    char value[256];
+    value[0] = '!';
+    char *low = value + 1;
+    for (Py_ssize_t i = 0; i < n; i++)
+        low[i] = is_upper(s[i]) ? (char)(s[i] + 32) : s[i];
+    for (Py_ssize_t i = 0; i + 4 <= n; i++)
+        if (low[i] == 'x' && low[i + 1] == 'n' && low[i + 2] == '-' && low[i + 3] == '-')
+            return NULL;
+    const char *top = low + dot + 1;
+    Py_ssize_t top_n = n - dot - 1;
+    if (set_has(&TABLES[T_ALONE], top, top_n)) {
+        if (dot == 0 || !plain_bytes(low, n, top_n))
+            Py_RETURN_NONE;
+    }
+    else if (!set_has(&TABLES[T_DEEPER], top, top_n) || !plain_bytes(low, n, top_n)
+             || !registrable_bytes(low, n))
+        Py_RETURN_NONE;
+    if (set_has(&TABLES[T_INTERNAL], top, top_n))
+        Py_RETURN_NONE;
+    if (!email && file_or_program_bytes(low, s, n))
+        return PyUnicode_FromStringAndSize(value, n + 1);
+    return PyUnicode_FromStringAndSize(low, n);
+}
+
+/* judge_name(tok) -> str | None | NotImplemented: what `_new_name(tok)` gives, or
+ * NotImplemented where the Python judges (see judge). */
+static PyObject *judge_name(PyObject *Py_UNUSED(self), PyObject *tok)
+{
+    if (!is_str(tok, "judge_name"))
+        return NULL;
+    PyObject *value = judge(tok);
+    if (value == NULL && !PyErr_Occurred())
+        Py_RETURN_NOTIMPLEMENTED;
+    return value;
+}
+
 enum { WALK_SKIP, WALK_EMIT, WALK_PYTHON };
 
 /* Whether `tok` is a dotted quad (`_DOTTED_QUAD.fullmatch(tok)`: four numbers of 0 to 255,
@@ -498,34 +911,357 @@ static int dotted_quad(PyObject *tok)
  * `start` when that needs no judgment of its own: WALK_SKIP (it gives nothing), WALK_EMIT
  * (it gives `*value`, a new reference; `*quad` says whether it is a dotted quad), or
  * WALK_PYTHON (the Python path must look at it: a token to trim or cut after a `$`, a name
- * not yet judged, one after a `/` that may follow a name (`evil1.com/evil2.com`), a URL's
- * host that is no name, a quad near a `/`, `=` or `version`, tcpdump's `1.2.3.4.443`, a
+ * the judge here leaves to it (outside ASCII, an A-label, the tables full), a URL's host that
+ * is no name, a quad after `version` and text outside ASCII, tcpdump's `1.2.3.4.443`, a
  * file-like name in defanged text); -1 with an exception set. */
-static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, Py_ssize_t start,
-                      PyObject *memo, PyObject *never, PyObject *known, PyObject *ipv4,
-                      Py_ssize_t known_max, int defanged, PyObject **value, int *quad)
+static int walk_name(int kind, const void *data, Py_ssize_t n, PyObject *name, Py_ssize_t end,
+                     int url, int defanged, PyObject **value, int *quad);
+
+/* The name a token not in the memo stands for, judged here (`_name` of extract.py: the memo
+ * `memo` and the table `known` of the values found are filled as it fills them): a new
+ * reference; NULL without an exception when the Python must judge it (see judge; or a table
+ * is full, which the Python empties, or the token is too long to be remembered or not a plain
+ * str), or with one. */
+static PyObject *judged(PyObject *tok, PyObject *memo, PyObject *known, Py_ssize_t known_max,
+                        Py_ssize_t names_max, PyObject *domain)
+{
+    if (!PyUnicode_CheckExact(tok) || PyUnicode_GET_LENGTH(tok) > 253 + 65
+        || PyDict_GET_SIZE(memo) >= names_max || PyDict_GET_SIZE(known) >= known_max)
+        return NULL;
+    PyObject *name = judge(tok);
+    if (name == NULL)
+        return NULL;
+    if (PyDict_SetItem(memo, tok, name) < 0) {
+        Py_DECREF(name);
+        return NULL;
+    }
+    if (name != Py_None) {
+        int file_like = PyUnicode_READ_CHAR(name, 0) == '!';
+        PyObject *key = file_like ? PyUnicode_Substring(name, 1, PyUnicode_GET_LENGTH(name)) : name;
+        if (key == NULL || PyDict_SetItem(known, key, domain) < 0) {
+            if (file_like)
+                Py_XDECREF(key);
+            Py_DECREF(name);
+            return NULL;
+        }
+        if (file_like)
+            Py_DECREF(key);
+    }
+    return name;
+}
+
+/* `_remember_if_nothing(tok)` of extract.py, for a token that gave nothing (neither trimmed
+ * nor after a `$`, as every token this loop judges): kept in `never` if it gives nothing
+ * wherever it is written (one dot, ASCII, not under an alternative root), the set emptied
+ * when it holds `names_max`. 0, or -1 with an exception set. */
+static int remember_if_nothing(PyObject *tok, PyObject *never, Py_ssize_t names_max)
+{
+    if (!JUDGE_READY || !PyUnicode_CheckExact(tok) || !PyUnicode_IS_ASCII(tok)
+        || PyUnicode_GET_LENGTH(tok) > 253 + 65)
+        return 0;
+    const char *s = (const char *)PyUnicode_DATA(tok);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(tok);
+    Py_ssize_t dot = find_char(s, n, '.');
+    if (dot < 0 || find_char(s + dot + 1, n - dot - 1, '.') >= 0)
+        return 0;
+    char top[253 + 65];
+    Py_ssize_t top_n = n - dot - 1;
+    for (Py_ssize_t i = 0; i < top_n; i++)
+        top[i] = is_upper(s[dot + 1 + i]) ? (char)(s[dot + 1 + i] + 32) : s[dot + 1 + i];
+    if (set_has(&TABLES[T_ALTERNATIVE_ROOTS], top, top_n))
+        return 0;
+    if (PySet_GET_SIZE(never) >= names_max && PySet_Clear(never) < 0)
+        return -1;
+    return PySet_Add(never, tok);
+}
+
+/* `_name_before(text, slash)` of extract.py: whether the word right before the `/` at `slash`
+ * (a run of `[0-9A-Za-z_.-]`, looked for in the 254 characters before it) is a dotted name
+ * or address standing alone, not a URL's host or path (nor a path's component). */
+static int name_before(int kind, const void *data, Py_ssize_t n, Py_ssize_t slash)
+{
+    if (slash < 0 || slash > n)
+        return 0;
+    Py_ssize_t low = slash > 254 ? slash - 254 : 0, begin = slash;
+    int dot = 0;
+    while (begin > low) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, begin - 1);
+        if (!(c < 128 && (BITS[c] & ALNUM)) && c != '_' && c != '.' && c != '-')
+            break;
+        dot |= c == '.';
+        begin--;
+    }
+    if (!dot || PyUnicode_READ(kind, data, begin) == '.' || (begin == low && slash - low == 254))
+        return 0;
+    if (begin == 0)
+        return 1;
+    Py_UCS4 c = PyUnicode_READ(kind, data, begin - 1);
+    return c != '/' && c != '\\' && c != ':' && c != '@' && c != '%';
+}
+
+/* The run of `[0-9A-Za-z_.-]` (extract.py's _WORD_CHARS) that ends right before `at`, looked
+ * for in the `reach` characters before it: where it begins. */
+static Py_ssize_t word_before(int kind, const void *data, Py_ssize_t at, Py_ssize_t reach)
+{
+    Py_ssize_t low = at > reach ? at - reach : 0, begin = at;
+    while (begin > low) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, begin - 1);
+        if (!(c < 128 && (BITS[c] & ALNUM)) && c != '_' && c != '.' && c != '-')
+            break;
+        begin--;
+    }
+    return begin;
+}
+
+static int lower_ascii(Py_UCS4 c) { return c >= 'A' && c <= 'Z' ? (int)(c + 32) : (int)c; }
+
+/* Whether `text[at:at + size]` is `word` in any case (`word` in lower case, ASCII). */
+static int ascii_word_at(int kind, const void *data, Py_ssize_t at, const char *word,
+                         Py_ssize_t size)
+{
+    for (Py_ssize_t k = 0; k < size; k++)
+        if (lower_ascii(PyUnicode_READ(kind, data, at + k)) != word[k])
+            return 0;
+    return 1;
+}
+
+/* `_product_before(text, slash)` of extract.py: the word before the `/` at `slash` starts
+ * with a letter, holds no dot and is no squid hierarchy code (_SQUID: `HIER_DIRECT`, `DIRECT`,
+ * `CARP`, `PINNED`). */
+static int product_before(int kind, const void *data, Py_ssize_t slash)
+{
+    Py_ssize_t begin = word_before(kind, data, slash, 32), size = slash - begin;
+    if (size == 0 || !Py_UNICODE_ISALPHA(PyUnicode_READ(kind, data, begin)))
+        return 0;
+    int squid = 1, underscores = 0;
+    Py_UCS4 previous = '_';
+    for (Py_ssize_t k = begin; k < slash; k++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, k);
+        if (c == '.')
+            return 0;
+        if (c == '_') {
+            squid = squid && previous != '_';
+            underscores++;
+        }
+        else
+            squid = squid && c >= 'A' && c <= 'Z';
+        previous = c;
+    }
+    squid = squid && previous != '_' && underscores > 0;
+    if (!squid && (size == 6 || size == 4)) {
+        const char *codes[] = {"DIRECT", "PINNED", "CARP"};
+        for (int k = 0; k < 3 && !squid; k++) {
+            squid = (Py_ssize_t)strlen(codes[k]) == size;
+            for (Py_ssize_t j = 0; squid && j < size; j++)
+                squid = PyUnicode_READ(kind, data, begin + j) == (Py_UCS4)codes[k][j];
+        }
+    }
+    return !squid;
+}
+
+/* `_pinned(text, equals)` of extract.py: the word glued to the `==` at `equals` starts with a
+ * letter and does not end in a word that names an address (_ADDRESS_WORD, any case). */
+static int pinned(int kind, const void *data, Py_ssize_t equals)
+{
+    static const char *words[] = {"ip", "ipv4", "addr", "address", "src", "dst", "host",
+                                  "server", "peer", "client", "source", "destination"};
+    Py_ssize_t begin = word_before(kind, data, equals, 64), size = equals - begin;
+    if (size == 0 || !Py_UNICODE_ISALPHA(PyUnicode_READ(kind, data, begin)))
+        return 0;
+    for (size_t k = 0; k < sizeof(words) / sizeof(*words); k++) {
+        Py_ssize_t w = (Py_ssize_t)strlen(words[k]);
+        if (w <= size && ascii_word_at(kind, data, equals - w, words[k], w))
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether `text[from:to]` ends in what _VERSION matches (`version`, any case, then maybe a
+ * quote, space, `=` or `:`, space, a quote), for ASCII text: each part is optional and of
+ * its own class, so reading them back from the end, each taken when there, decides. */
+static int version_before(int kind, const void *data, Py_ssize_t from, Py_ssize_t to)
+{
+    Py_ssize_t k = to;
+#define AT(j) PyUnicode_READ(kind, data, (j))
+    if (k > from && (AT(k - 1) == '"' || AT(k - 1) == '\''))
+        k--;
+    while (k > from && Py_UNICODE_ISSPACE(AT(k - 1)))
+        k--;
+    if (k > from && (AT(k - 1) == '=' || AT(k - 1) == ':'))
+        k--;
+    while (k > from && Py_UNICODE_ISSPACE(AT(k - 1)))
+        k--;
+    if (k > from && (AT(k - 1) == '"' || AT(k - 1) == '\''))
+        k--;
+#undef AT
+    return k - from >= 7 && ascii_word_at(kind, data, k - 7, "version", 7);
+}
+
+/* `_Scan.is_address(start, end)` of extract.py for the dotted quad `tok` at `start`-`end` (the
+ * text starts with a newline, so `start` >= 1): 1 an address, 0 a product's version, a key's,
+ * a pinned package's, a range or a version; -1 where the Python decides (text outside ASCII
+ * before a quad that follows `version`, which its pattern reads in any case). `version`:
+ * whether `ersion` or `ERSION` is in the 24 characters before `start`. */
+static int is_address(int kind, const void *data, Py_ssize_t n, PyObject *tok, Py_ssize_t start,
+                      Py_ssize_t end, int version)
 {
 #define CH(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
+    Py_UCS4 before = CH(start - 1);
+    if (before == '/' && product_before(kind, data, start - 1))
+        return 0; /* `Chrome/121.0.0.0`; but `HIER_DIRECT/1.2.3.4` is an address */
+    if (before == '=') { /* `&v=1.4.0.2`, `ver=`: _VERSION_KEY in the 5 characters before */
+        Py_ssize_t low = start > 5 ? start - 5 : 0, m = start - 1;
+        if (m - 1 >= low && (CH(m - 1) == 'v' || CH(m - 1) == 'V')
+            && (m - 1 == low || !(CH(m - 2) < 128 && ((BITS[CH(m - 2)] & ALNUM) || CH(m - 2) == '_'))))
+            return 0;
+        if (m - 3 >= low && ascii_word_at(kind, data, m - 3, "ver", 3)
+            && (m - 3 == low || !(CH(m - 4) < 128 && ((BITS[CH(m - 4)] & ALNUM) || CH(m - 4) == '_'))))
+            return 0;
+        if (CH(start - 2) == '=' && pinned(kind, data, start - 2))
+            return 0; /* `evil-pkg==1.2.3.4`; but `ip.addr==1.2.3.4` */
+    }
+    if (CH(end) == '/') { /* a range: `/` and 1 to 3 digits, no bit of the address past them */
+        Py_ssize_t k = end + 1, prefix = 0;
+        for (; k < n && k - end <= 3 && CH(k) >= '0' && CH(k) <= '9'; k++)
+            prefix = prefix * 10 + (Py_ssize_t)(CH(k) - '0');
+        if (k > end + 1 && !(CH(k) >= '0' && CH(k) <= '9') && prefix < 32) {
+            uint64_t address = 0, part = 0;
+            Py_ssize_t size = PyUnicode_GET_LENGTH(tok);
+            for (Py_ssize_t j = 0; j < size; j++) {
+                Py_UCS4 c = PyUnicode_READ_CHAR(tok, j);
+                if (c == '.') {
+                    address = (address << 8) | part;
+                    part = 0;
+                }
+                else
+                    part = part * 10 + (c - '0');
+            }
+            address = (address << 8) | part;
+            if ((address & ((UINT64_C(1) << (32 - prefix)) - 1)) == 0)
+                return 0;
+        }
+    }
+    if (!version)
+        return 1;
+    Py_ssize_t near = start > 24 ? start - 24 : 0;
+    for (Py_ssize_t k = near; k < start; k++)
+        if (CH(k) >= 128)
+            return -1;
+    return !version_before(kind, data, near, start);
+#undef CH
+}
+
+static int walk_trimmed(int kind, const void *data, Py_ssize_t n, PyObject *tok,
+                        Py_ssize_t start, int raw, PyObject *memo, PyObject *never,
+                        PyObject *known, PyObject *ipv4, Py_ssize_t known_max,
+                        Py_ssize_t names_max, PyObject *domain, int defanged, PyObject **value,
+                        int *quad);
+
+static inline int edge(Py_UCS1 c) { return c == '_' || c == '%' || c == '+' || c == '-'; }
+
+/* Whether the word a token that begins with `c` (`_` or `%`) starts ends with `c` as well, from
+ * `at`, the token's end: `_CLOSING[c].match(text, at)` of extract.py, up to 64 characters
+ * that are neither space nor `c`, then `c`, not before an ASCII letter or digit. */
+static int closing(int kind, const void *data, Py_ssize_t n, Py_ssize_t at, Py_UCS4 c)
+{
+    Py_ssize_t k = at;
+    while (k - at < 64 && k < n && PyUnicode_READ(kind, data, k) != c
+           && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k)))
+        k++;
+    if (k >= n || PyUnicode_READ(kind, data, k) != c)
+        return 0;
+    Py_UCS4 after = k + 1 < n ? PyUnicode_READ(kind, data, k + 1) : 0;
+    return !(after < 128 && (BITS[after] & ALNUM));
+}
+
+/* What the names pass does with the token `tok` found at `start` (see walk_trimmed), a token
+ * with `_%+-` at an end or a placeholder label trimmed first as `_trim` of extract.py does
+ * (for an ASCII token): `*at` and `*length` say where the token it gave is. */
+static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, Py_ssize_t start,
+                      PyObject *memo, PyObject *never, PyObject *known, PyObject *ipv4,
+                      Py_ssize_t known_max, Py_ssize_t names_max, PyObject *domain, int defanged,
+                      PyObject **value, int *quad, Py_ssize_t *at, Py_ssize_t *length)
+{
     int contains = PySet_Contains(never, tok);
     if (contains != 0)
         return contains < 0 ? -1 : WALK_SKIP;
     Py_ssize_t size = PyUnicode_GET_LENGTH(tok);
     /* the text starts with a newline, as the extractor's does, so that what is before a
      * token is read in it, never from its end as a negative index would */
-    if (size == 0 || start < 1 || start > n - size || CH(0) != '\n')
+    if (size == 0 || start < 1 || start > n - size || PyUnicode_READ(kind, data, 0) != '\n')
         return WALK_PYTHON; /* not a token the finders give: Python says what it is */
+    *at = start;
+    *length = size;
     int tok_kind = PyUnicode_KIND(tok);
     const void *tok_data = PyUnicode_DATA(tok);
     Py_UCS4 first = PyUnicode_READ(tok_kind, tok_data, 0);
     Py_UCS4 last = PyUnicode_READ(tok_kind, tok_data, size - 1);
-    if (first == '_' || first == '%' || first == '+' || first == '-' || last == '_'
-        || last == '%' || last == '+' || last == '-')
-        return WALK_PYTHON; /* to trim */
-    for (Py_ssize_t k = 1; k < size - 1; k++) {
+    int trim = first == '_' || first == '%' || first == '+' || first == '-' || last == '_'
+               || last == '%' || last == '+' || last == '-';
+    for (Py_ssize_t k = 1; k < size - 1 && !trim; k++) {
         Py_UCS4 c = PyUnicode_READ(tok_kind, tok_data, k);
-        if (c == '%' || c == '+')
-            return WALK_PYTHON; /* a placeholder label */
+        trim = c == '%' || c == '+'; /* a placeholder label */
     }
+    if (!trim)
+        return walk_trimmed(kind, data, n, tok, start, 1, memo, never, known, ipv4, known_max,
+                            names_max, domain, defanged, value, quad);
+    if (!PyUnicode_CheckExact(tok) || !PyUnicode_IS_ASCII(tok))
+        return WALK_PYTHON;
+    const Py_UCS1 *t = PyUnicode_1BYTE_DATA(tok);
+    int closed = (first == '_' || first == '%') && closing(kind, data, n, start + size, first);
+    if (first == '_' && start >= 3 && PyUnicode_READ(kind, data, start - 3) == '.'
+        && PyUnicode_READ(kind, data, start - 2) == '.'
+        && PyUnicode_READ(kind, data, start - 1) == ' ')
+        closed = 1; /* a reStructuredText link target, `.. _evil.com: <url>` */
+    Py_ssize_t body = size;
+    while (body > 0 && edge(t[body - 1]))
+        body--;
+    if (body == 0)
+        return WALK_SKIP;
+    int wrapped = closed || body < size || t[body - 1] <= '9';
+    Py_ssize_t head = 0;
+    while (head < body && (wrapped ? edge(t[head]) : (t[head] == '+' || t[head] == '-')))
+        head++;
+    if (memchr(t + head, '@', (size_t)(body - head)) == NULL) {
+        Py_ssize_t mark = -1;
+        for (Py_ssize_t k = head; k < body; k++)
+            if (t[k] == '%' || t[k] == '+')
+                mark = k;
+        if (mark >= 0) {
+            const Py_UCS1 *dot = memchr(t + mark, '.', (size_t)(body - mark));
+            if (dot == NULL)
+                return WALK_SKIP;
+            head = dot - t + 1;
+        }
+    }
+    if (memchr(t + head, '.', (size_t)(body - head)) == NULL)
+        return WALK_SKIP;
+    PyObject *trimmed = PyUnicode_Substring(tok, head, body);
+    if (trimmed == NULL)
+        return -1;
+    *at = start + head;
+    *length = body - head;
+    int what = walk_trimmed(kind, data, n, trimmed, start + head, 0, memo, never, known, ipv4,
+                            known_max, names_max, domain, defanged, value, quad);
+    Py_DECREF(trimmed);
+    return what;
+}
+
+/* What the names pass does with the token `tok` at `start`, as found (`raw`) or trimmed, when
+ * that needs no judgment of the Python's: WALK_SKIP (it gives nothing), WALK_EMIT (it gives
+ * `*value`, a new reference; `*quad` says whether it is a dotted quad), or WALK_PYTHON (see
+ * above); -1 with an exception set. */
+static int walk_trimmed(int kind, const void *data, Py_ssize_t n, PyObject *tok,
+                        Py_ssize_t start, int raw, PyObject *memo, PyObject *never,
+                        PyObject *known, PyObject *ipv4, Py_ssize_t known_max,
+                        Py_ssize_t names_max, PyObject *domain, int defanged, PyObject **value,
+                        int *quad)
+{
+#define CH(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
+    Py_ssize_t size = PyUnicode_GET_LENGTH(tok);
+    int tok_kind = PyUnicode_KIND(tok);
+    const void *tok_data = PyUnicode_DATA(tok);
+    Py_UCS4 last = PyUnicode_READ(tok_kind, tok_data, size - 1);
     Py_UCS4 before = CH(start - 1);
     Py_ssize_t end = start + size;
     if (before == '$')
@@ -545,17 +1281,22 @@ static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, P
             if (PyDict_SetItem(known, tok, ipv4) < 0)
                 return -1;
         }
-        if (before == '/' || before == '=' || CH(end) == '/')
-            return WALK_PYTHON; /* a product's version, a range, a key's version */
         /* `ersion` or `ERSION` (as the Python looks for) in the 24 characters before it */
-        for (Py_ssize_t k = start > 24 ? start - 24 : 0; k + 6 <= start; k++) {
+        int version = 0;
+        for (Py_ssize_t k = start > 24 ? start - 24 : 0; k + 6 <= start && !version; k++) {
             Py_UCS4 c = CH(k);
-            if (c == 'e' && CH(k + 1) == 'r' && CH(k + 2) == 's' && CH(k + 3) == 'i'
-                && CH(k + 4) == 'o' && CH(k + 5) == 'n')
+            version = (c == 'e' && CH(k + 1) == 'r' && CH(k + 2) == 's' && CH(k + 3) == 'i'
+                       && CH(k + 4) == 'o' && CH(k + 5) == 'n')
+                      || (c == 'E' && CH(k + 1) == 'R' && CH(k + 2) == 'S' && CH(k + 3) == 'I'
+                          && CH(k + 4) == 'O' && CH(k + 5) == 'N');
+        }
+        if (before == '/' || before == '=' || CH(end) == '/' || version) {
+            /* a product's version, a range, a key's version: `_Scan.is_address` */
+            int address = is_address(kind, data, n, tok, start, end, version);
+            if (address < 0)
                 return WALK_PYTHON;
-            if (c == 'E' && CH(k + 1) == 'R' && CH(k + 2) == 'S' && CH(k + 3) == 'I'
-                && CH(k + 4) == 'O' && CH(k + 5) == 'N')
-                return WALK_PYTHON;
+            if (!address)
+                return WALK_SKIP;
         }
         Py_INCREF(tok);
         *value = tok;
@@ -576,13 +1317,36 @@ static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, P
         else if (two == ':' && Py_UNICODE_ISALPHA(CH(start - 3)) && Py_UNICODE_ISALPHA(CH(start - 4)))
             url = 1;
         else if (Py_UNICODE_ISALNUM(two) && CH(end) != '/')
-            return WALK_PYTHON; /* maybe a list, `evil1.com/evil2.com` */
+            url = name_before(kind, data, n, start - 1) ? 0 : 2; /* `evil1.com/evil2.com` */
         else
             url = 2;
     }
     PyObject *name = PyDict_GetItemWithError(memo, tok);
-    if (name == NULL)
-        return PyErr_Occurred() ? -1 : WALK_PYTHON; /* not judged yet */
+    if (name == NULL) {
+        if (PyErr_Occurred())
+            return -1;
+        name = judged(tok, memo, known, known_max, names_max, domain);
+        if (name == NULL)
+            return PyErr_Occurred() ? -1 : WALK_PYTHON; /* the Python judges it */
+    }
+    else
+        Py_INCREF(name);
+    if (name == Py_None && url != 1 && raw && remember_if_nothing(tok, never, names_max) < 0) {
+        Py_DECREF(name);
+        return -1;
+    }
+    int what = walk_name(kind, data, n, name, end, url, defanged, value, quad);
+    Py_DECREF(name);
+    return what;
+#undef CH
+}
+
+/* The rest of walk_token for a token whose name is `name` (the memo's value, a reference the
+ * caller holds), at `start`-`end`, after a `/` or `\\` as `url` says. */
+static int walk_name(int kind, const void *data, Py_ssize_t n, PyObject *name, Py_ssize_t end,
+                     int url, int defanged, PyObject **value, int *quad)
+{
+#define CH(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
     if (url == 2)
         return WALK_SKIP;
     if (name == Py_None)
@@ -613,7 +1377,7 @@ static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, P
 }
 
 /* names_walk(text, tokens, starts, i, line, last, memo, never, known, ipv4, known_max, values,
- * lines, long_names, quads, defanged) -> (i, line, last): the names pass's loop over the tokens
+ * lines, long_names, quads, defanged, names_max, domain) -> (i, line, last): the names pass's loop over the tokens
  * (`_Scan.names` in extract.py) from token `i`, for the tokens that need no judgment: those
  * that give nothing are skipped, and those whose value is known are appended to `values` with
  * their line (counted from `line`, the line at `last`), `long_names` and `quads` as the Python
@@ -621,8 +1385,8 @@ static int walk_token(int kind, const void *data, Py_ssize_t n, PyObject *tok, P
  * the line at `last` (`i` is the number of tokens when none is left). */
 static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 16) {
-        PyErr_SetString(PyExc_TypeError, "names_walk() takes 16 arguments");
+    if (nargs != 18) {
+        PyErr_SetString(PyExc_TypeError, "names_walk() takes 18 arguments");
         return NULL;
     }
     PyObject *text = args[0], *tokens = args[1], *starts = args[2];
@@ -631,7 +1395,7 @@ static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py
     if (!is_str(text, "names_walk"))
         return NULL;
     if (!PyList_Check(tokens) || !PyList_Check(starts) || !PyDict_Check(memo)
-        || !PyAnySet_Check(never) || !PyDict_Check(known) || !PyList_Check(values)
+        || !PySet_Check(never) || !PyDict_Check(known) || !PyList_Check(values)
         || !PyList_Check(lines) || !PyList_Check(long_names)
         || !(quads == Py_None || PyList_Check(quads))) {
         PyErr_SetString(PyExc_TypeError, "names_walk(): an argument of the wrong type");
@@ -641,6 +1405,8 @@ static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py
     if (walk_from(args + 3, &i, &line, &last) < 0)
         return NULL;
     Py_ssize_t known_max = PyLong_AsSsize_t(args[10]);
+    Py_ssize_t names_max = PyLong_AsSsize_t(args[16]);
+    PyObject *domain = args[17];
     int defanged = PyObject_IsTrue(args[15]);
     if (PyErr_Occurred() || defanged < 0)
         return NULL;
@@ -658,9 +1424,9 @@ static PyObject *names_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py
         Py_INCREF(tok);
         PyObject *value = NULL;
         int quad = 0;
+        Py_ssize_t size = 0;
         int what = walk_token(kind, data, n, tok, start, memo, never, known, ipv4, known_max,
-                              defanged, &value, &quad);
-        Py_ssize_t size = PyUnicode_GET_LENGTH(tok);
+                              names_max, domain, defanged, &value, &quad, &start, &size);
         Py_DECREF(tok);
         if (what < 0)
             return NULL;
@@ -707,7 +1473,8 @@ static int holds_key(const char *window, Py_ssize_t size)
 #undef AT
 }
 
-/* hashes_walk(text, spans, k, line, last, long_names, values, lines) -> (k, line, last): the
+/* hashes_walk(text, spans, k, line, last, long_names, values, lines[, pending]) -> (k, line,
+ * last): the
  * hash pass's loop over the runs of hex digits (`_Scan.hashes` in extract.py; `spans` as
  * `hex_runs` gives them, `k` the index in it of the run to look at first), for the runs that
  * need no judgment: those of another length than 32, 40 or 64 and those of digits alone are
@@ -715,17 +1482,23 @@ static int holds_key(const char *window, Py_ssize_t size)
  * dot beside them while `long_names` is true (a name may hold them), are appended to `values`
  * in lower case with their line (counted from `line`, the line at `last`). It stops at the
  * first run the Python path must look at, and says where it is and the line at `last` (`k`
- * is the length of `spans` when none is left). */
+ * is the length of `spans` when none is left). Given a list `pending`, a run the Python must
+ * judge by what is before or beside it (a key word, a dot, text outside ASCII) is given as
+ * the others are, and the pair (its index in `spans`, its place in `values`) appended to
+ * `pending`, for the Python to take back the ones that are no file hash: a text of such runs
+ * costs no call each. */
 static PyObject *hashes_walk(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "hashes_walk() takes 8 arguments");
+    if (nargs != 8 && nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "hashes_walk() takes 8 or 9 arguments");
         return NULL;
     }
     PyObject *text = args[0], *spans = args[1], *values = args[6], *lines = args[7];
+    PyObject *pending = nargs == 9 ? args[8] : Py_None;
     if (!is_str(text, "hashes_walk"))
         return NULL;
-    if (!PyList_Check(spans) || !PyList_Check(values) || !PyList_Check(lines)) {
+    if (!PyList_Check(spans) || !PyList_Check(values) || !PyList_Check(lines)
+        || !(pending == Py_None || PyList_Check(pending))) {
         PyErr_SetString(PyExc_TypeError, "hashes_walk(): an argument of the wrong type");
         return NULL;
     }
@@ -767,9 +1540,13 @@ static PyObject *hashes_walk(PyObject *Py_UNUSED(self), PyObject *const *args, P
             plain = c < 128;
             window[j] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
         }
-        if (!plain || holds_key(window, wide)
-            || (long_names && (CH(start - 1) == '.' || CH(end) == '.')))
+        int judged = !(!plain || holds_key(window, wide)
+                       || (long_names && (CH(start - 1) == '.' || CH(end) == '.')));
+        if (!judged && pending == Py_None)
             break; /* a fingerprint's key, a label of a name: Python says */
+        /* or Python says later: the run is given, and its index and place kept in `pending` */
+        if (!judged && append_pair(pending, k, PyList_GET_SIZE(values)) < 0)
+            return NULL;
         PyObject *value = PyUnicode_New(size, 127);
         if (value == NULL)
             return NULL;
@@ -789,13 +1566,54 @@ static PyObject *hashes_walk(PyObject *Py_UNUSED(self), PyObject *const *args, P
     return Py_BuildValue("(nnn)", k, line, last);
 }
 
+/* not_ascii(text) -> str: each character of `text` outside ASCII once, in the order of their
+ * code points (`"".join(sorted(set(_NOT_ASCII.findall(text))))` in extract.py): one pass
+ * with a bit for each code point the text's width can hold. */
+static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    if (!is_str(arg, "not_ascii"))
+        return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    Py_UCS4 top = kind == PyUnicode_1BYTE_KIND ? 0x100 : kind == PyUnicode_2BYTE_KIND ? 0x10000
+                                                                                     : 0x110000;
+    unsigned char *seen = PyMem_Calloc(top / 8, 1);
+    if (seen == NULL)
+        return PyErr_NoMemory();
+    Py_ssize_t count = 0;
+    Py_UCS4 most = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 128 || c >= top || (seen[c >> 3] & (1u << (c & 7))))
+            continue;
+        seen[c >> 3] |= (unsigned char)(1u << (c & 7));
+        count++;
+        if (c > most)
+            most = c;
+    }
+    PyObject *out = PyUnicode_New(count, most);
+    if (out != NULL) {
+        Py_ssize_t k = 0;
+        for (Py_UCS4 c = 128; c <= most && k < count; c++)
+            if (seen[c >> 3] & (1u << (c & 7)))
+                PyUnicode_WRITE(PyUnicode_KIND(out), PyUnicode_DATA(out), k++, c);
+    }
+    PyMem_Free(seen);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"dotted_names", dotted_names, METH_O, "The tokens and starts of _dotted_names(text)."},
     {"hashes_walk", (PyCFunction)(void (*)(void))hashes_walk, METH_FASTCALL,
      "The hash pass's loop over the runs that need no judgment."},
     {"hex_runs", hex_runs, METH_O, "The spans of _hex_runs(text), flat."},
+    {"judge_name", judge_name, METH_O, "_new_name(tok) of extract.py, or NotImplemented."},
+    {"judge_tables", (PyCFunction)(void (*)(void))judge_tables, METH_FASTCALL,
+     "The tables judge_name decides with."},
     {"names_walk", (PyCFunction)(void (*)(void))names_walk, METH_FASTCALL,
      "The names pass's loop over the tokens that need no judgment."},
+    {"not_ascii", not_ascii, METH_O, "Each character of text outside ASCII once."},
     {"plain_name", (PyCFunction)(void (*)(void))plain_name, METH_FASTCALL,
      "_is_plain_name(low, top) of extract.py."},
     {"triggers", triggers, METH_O, "The starts of normalize._TRIGGER's matches."},

@@ -57,7 +57,7 @@ import ipaddress
 import re
 import socket
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..ioc import IocType
 from ..pipeline.normalize import (
@@ -74,6 +74,7 @@ from .suffixes import (
     ALTERNATIVE_ROOTS,
     has_public_suffix,
     is_file_or_program_name,
+    judge_tables,
     registrable,
     top_labels,
 )
@@ -231,7 +232,7 @@ class _Scan:
         # names are read with the `\w` pattern only where a letter or digit outside ASCII is
         self.unicode_words = False
         if not text.isascii():
-            odd = "".join(set(_NOT_ASCII.findall(text)))
+            odd = _not_ascii(text)
             if len(strip_invisible(odd)) < len(odd):
                 text = strip_invisible(text)
             if _FOOTNOTE.search(odd):
@@ -321,11 +322,14 @@ class _Scan:
         size = len(tokens)
         i = 0
         while i < size:
-            if walk is not None:
-                # the tokens that need no judgment go through in C, up to the next that does
+            tok = tokens[i]
+            # the tokens that need no judgment go through in C, up to the next that does; not
+            # called for a token it would hand straight back (after a `$`): a text of such
+            # tokens would pay a call for each
+            if walk is not None and text[starts[i] - 1] != "$":
                 i, line, last = walk(
                     text, tokens, starts, i, line, last, _NAMES, never, known, ipv4, KNOWN_MAX,
-                    values, lines, self.long_names, quads, self.defanged,
+                    values, lines, self.long_names, quads, self.defanged, _NAMES_MAX, _DOMAIN,
                 )  # fmt: skip
                 if i >= size:
                     break
@@ -492,11 +496,15 @@ class _Scan:
         spans = _hex_spans(text)
         walk = _hashes_walk if -_FAR_LINE < line < _FAR_LINE else None
         size = len(spans)
+        # the runs the C gave that Python judges after: (index in spans, place in values)
+        pending: list[tuple[int, int]] = []
         k = 0
         while k < size:
             if walk is not None:
                 # the runs that need no judgment go through in C, up to the next that does
-                k, line, last = walk(text, spans, k, line, last, bool(starts), values, lines)
+                k, line, last = walk(
+                    text, spans, k, line, last, bool(starts), values, lines, pending
+                )
                 if k >= size:
                     break
             start = spans[k]
@@ -505,30 +513,43 @@ class _Scan:
             if end - start not in _HASH_LENGTHS:
                 continue
             digits = text[start:end]
-            if digits.isdigit():
+            if digits.isdigit() or not self.file_hash(start, end, starts):
                 continue
-            before = text[max(0, start - 40) : start].lower()
-            if (
-                "hash" in before
-                or "ja" in before
-                or "ssh" in before
-                or "serial" in before
-                or "btih" in before
-                or "print" in before
-                or "commit" in before
-                or "/blob" in before
-                or "/tree" in before
-                or "uid" in before
-            ) and _after_fingerprint_key(before):
-                continue
-            if starts and (text[start - 1] == "." or text.startswith(".", end)):
-                i = bisect.bisect_right(starts, start) - 1
-                if i >= 0 and self.long_names[i][1] >= end:
-                    continue  # a label of a domain: `<md5>.evil.com`
             line += count("\n", last, start)
             last = start
             values.append(digits.lower())
             lines.append(line)
+        drop = {at for i, at in pending if not self.file_hash(spans[i], spans[i + 1], starts)}
+        if drop:  # all after the names' values: only the hashes are gathered again
+            first = min(drop)
+            keep = [i for i in range(first, len(values)) if i not in drop]
+            values[first:] = [values[i] for i in keep]
+            lines[first:] = [lines[i] for i in keep]
+
+    def file_hash(self, start: int, end: int, starts: list[int]) -> bool:
+        """Whether the run of 32, 40 or 64 hex digits (not all digits) at `start`-`end` is a
+        file hash: no fingerprint, commit or GUID key before it, and no label of a long name
+        (`starts`: where each of `long_names` starts)."""
+        text = self.text
+        before = text[max(0, start - 40) : start].lower()
+        if (
+            "hash" in before
+            or "ja" in before
+            or "ssh" in before
+            or "serial" in before
+            or "btih" in before
+            or "print" in before
+            or "commit" in before
+            or "/blob" in before
+            or "/tree" in before
+            or "uid" in before
+        ) and _after_fingerprint_key(before):
+            return False
+        if starts and (text[start - 1] == "." or text.startswith(".", end)):
+            i = bisect.bisect_right(starts, start) - 1
+            if i >= 0 and self.long_names[i][1] >= end:
+                return False  # a label of a domain: `<md5>.evil.com`
+        return True
 
     def ipv6(self) -> None:
         text = self.text
@@ -872,6 +893,26 @@ def _forget() -> None:
 
 
 def _new_name(tok: str) -> str | None:
+    """What `tok` stands for (see _name), judged in C where it can be (`_scan.judge_name`,
+    given suffixes.py's tables on the first call), else by `_py_new_name`."""
+    global _judge_c
+    if _judge_c is not None:
+        value = _judge_c(tok)
+        if value is not NotImplemented:
+            return value  # type: ignore[return-value]
+    elif native.judge_tables is not None and native.judge_name is not None:
+        native.judge_tables(*judge_tables())
+        _judge_c = native.judge_name
+        return _new_name(tok)
+    return _py_new_name(tok)
+
+
+# the C judge once it holds suffixes.py's tables (native.judge_name; None until then or without C)
+_judge_c: Callable[[str], object] | None = None
+
+
+def _py_new_name(tok: str) -> str | None:
+    """`_new_name(tok)` in Python: the reference the C judge gives the same as."""
     s = tok
     email = "@" in s
     if email:
@@ -925,6 +966,15 @@ def _py_is_plain_name(low: str, top: str) -> bool:
 
 
 _is_plain_name = native.plain_name or _py_is_plain_name
+
+
+def _py_not_ascii(text: str) -> str:
+    """Each character of `text` outside ASCII once, in order of code point (`_scan.not_ascii`
+    is the same in C)."""
+    return "".join(sorted(set(_NOT_ASCII.findall(text))))
+
+
+_not_ascii = native.not_ascii or _py_not_ascii
 
 
 def _alternative_root_host(tok: str) -> str | None:

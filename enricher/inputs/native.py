@@ -19,7 +19,10 @@ __all__ = [
     "dotted_names",
     "hashes_walk",
     "hex_runs",
+    "judge_name",
+    "judge_tables",
     "names_walk",
+    "not_ascii",
     "plain_name",
     "triggers",
 ]
@@ -30,6 +33,9 @@ triggers: Callable[[str], list[int]] | None = None
 plain_name: Callable[[str, str], bool] | None = None
 names_walk: Callable[..., tuple[int, int, int]] | None = None
 hashes_walk: Callable[..., tuple[int, int, int]] | None = None
+judge_name: Callable[[str], object] | None = None
+judge_tables: Callable[..., None] | None = None
+not_ascii: Callable[[str], str] | None = None
 
 
 def built_from(source: Path, built: str) -> bool:
@@ -59,10 +65,16 @@ if not TURNED_OFF:
             _scan.plain_name,
             _scan.names_walk,
             _scan.hashes_walk,
+            _scan.judge_name,
+            _scan.judge_tables,
+            _scan.not_ascii,
         )
         current = built_from(Path(__file__).with_name("_scan.c"), _scan.SOURCE)
     except (ImportError, AttributeError):  # not built, or built from an older _scan.c
         pass
     else:
         if current:
-            dotted_names, hex_runs, triggers, plain_name, names_walk, hashes_walk = found
+            (
+                dotted_names, hex_runs, triggers, plain_name, names_walk, hashes_walk,
+                judge_name, judge_tables, not_ascii,
+            ) = found  # fmt: skip

@@ -29,7 +29,7 @@ special-use or internal name (`.onion`, `.local`, `.arpa`, `.corp`, ...).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import orjson
@@ -43,6 +43,7 @@ __all__ = [
     "has_public_suffix",
     "is_file_or_program_name",
     "is_program_name",
+    "judge_tables",
     "looks_like_file_name",
     "name_problem",
     "registrable",
@@ -277,6 +278,19 @@ def looks_like_file_name(name: str, written: str) -> bool:
 
 #: the first labels that may make a name code (see is_program_name)
 _CODE_LABELS = CODE_FIRST_LABELS | PACKAGE_FIRST_LABELS | CODE_OBJECTS
+
+
+def judge_tables() -> tuple[Collection[str], ...]:
+    """The tables a new name is judged with, for `_scan.judge_tables` (the C judge of
+    extract.py): the top-level labels as `top_labels` splits them, the ICANN rules as
+    `PublicSuffixList` reads them (`registrable`'s list), and this module's sets, in the
+    order the C takes them."""
+    rules, alone, deeper = _icann_rules()
+    return (
+        alone, deeper, rules, INTERNAL_SUFFIXES, FILE_LIKE_TLDS, HOST_FIRST_TLDS, FILE_STEMS,
+        ARCHIVE_TLDS, HOST_LABELS, WELL_KNOWN_HOSTS, PROGRAM_NAMES, CODE_FIRST_LABELS,
+        CODE_OBJECTS, ATTRIBUTE_TLDS, PACKAGE_FIRST_LABELS, ALTERNATIVE_ROOTS,
+    )  # fmt: skip
 
 
 def is_file_or_program_name(name: str, written: str) -> bool:

@@ -191,6 +191,8 @@ def _both(text: str) -> tuple[Any, Any]:
         patch.object(extract_module, "_is_plain_name", extract_module._py_is_plain_name),
         patch.object(extract_module, "_names_walk", None),
         patch.object(extract_module, "_hashes_walk", None),
+        patch.object(extract_module, "_new_name", extract_module._py_new_name),
+        patch.object(extract_module, "_not_ascii", extract_module._py_not_ascii),
     ):
         python = extract_module.extract_lines(text, 1)
     return c, python
@@ -204,6 +206,8 @@ def _same_finds(text: str) -> None:
     assert extract_module._hex_spans(text) == extract_module._py_hex_spans(text)
     assert native.triggers is not None
     assert native.triggers(text) == [m.start() for m in _TRIGGER.finditer(text)]
+    assert native.not_ascii is not None
+    assert native.not_ascii(text) == extract_module._py_not_ascii(text)
 
 
 def _texts() -> list[str]:
@@ -279,7 +283,7 @@ def test_the_hash_loop_in_c_takes_only_its_arguments() -> None:
     text = "\n" + _MD5
     assert native.hashes_walk(text, [1, 33], 0, 1, 0, False, [], []) == (2, 2, 1)
     with pytest.raises(TypeError):
-        native.hashes_walk(text, [1, 33], 0, 1, 0, False, [], [], None)
+        native.hashes_walk(text, [1, 33], 0, 1, 0, False, [], [], None, None)
     with pytest.raises(TypeError):
         native.hashes_walk(text, (1, 33), 0, 1, 0, False, [], [])
     with pytest.raises(TypeError):
@@ -292,8 +296,8 @@ def test_the_hash_loop_in_c_takes_only_its_arguments() -> None:
 def test_the_names_loop_in_c_takes_only_its_arguments() -> None:
     assert native.names_walk is not None
     args: list[Any] = ["\nevil.com", ["evil.com"], [1], 0, 1, 0, {}, set(), {}, None, 9]
-    args += [[], [], [], None, False]
-    assert native.names_walk(*args) == (0, 1, 0)  # not judged yet: Python's
+    args += [[], [], [], None, False, 0, "domain"]
+    assert native.names_walk(*args) == (0, 1, 0)  # not judged yet, the memo full: Python's
     with pytest.raises(TypeError):
         native.names_walk(*args[:-1])
     for i, wrong in [(0, b"x"), (1, ("evil.com",)), (6, []), (7, {}), (14, ())]:
@@ -316,7 +320,7 @@ def test_the_loops_in_c_take_no_place_past_the_range_of_an_index() -> None:
     known = {"evil.com": "evil.com"}
     values: list[str] = []
     args: list[Any] = ["\nevil.com", ["evil.com"], [sys.maxsize], 0, 1, 0, known, set(), {}]
-    args += [None, 9, values, [], [], None, False]
+    args += [None, 9, values, [], [], None, False, 9, "domain"]
     assert native.names_walk(*args) == (0, 1, 0) and values == []
     args[2] = [1]
     text = "\n" + _MD5
@@ -375,7 +379,9 @@ def test_a_50_mb_line_is_read(piece: str) -> None:
 
 
 @needs_c
-@pytest.mark.parametrize("finder", ["dotted_names", "hex_runs", "triggers", "plain_name"])
+@pytest.mark.parametrize(
+    "finder", ["dotted_names", "hex_runs", "triggers", "plain_name", "not_ascii"]
+)
 def test_the_c_finders_take_only_text(finder: str) -> None:
     function: Callable[[object], object] = getattr(native, finder)
     with pytest.raises(TypeError):
@@ -402,3 +408,251 @@ def test_the_instruction_count_builds_the_suffix_tables_before_it_counts(tmp_pat
     suffixes._list.cache_clear()
     extract_peers._cachegrind_child("read", path)  # what is subtracted from the count
     assert suffixes.tables_built()
+
+
+def _taught() -> None:
+    """The C judge holds suffixes.py's tables (the first name judged hands them over)."""
+    extract_module._forget()
+    extract_module.extract("new-name.evil.co.uk")
+    assert extract_module._judge_c is not None
+
+
+# names at the edges of the rules a new name is judged by: public suffixes of one label and
+# of more, wildcard and exception rules, special-use suffixes, file-like and host-first
+# suffixes, program, code and package names, hash-named files, e-mail hosts, case
+_NAMES = [
+    "evil.com", "EVIL.COM", "Evil.com", "co.uk", "evil.co.uk", "a.b.evil.co.uk", "uk", "ck",
+    "a.ck", "b.a.ck", "www.ck", "x.www.ck", "kobe.jp", "city.kobe.jp", "x.city.kobe.jp",
+    "a.b.kobe.jp", "x.bit", "wpad.corp.local", "1.in-addr.arpa", "abc.onion", "evil.local",
+    "invoice.pdf", "setup.exe", "name.zip", "x.py", "main.rs", "evil.rs", "Evil.rs", "a.pl",
+    "evil_x.pl", "fotos.pl", "crack.keygen.zip", "cdn.payload.zip", "www.x.zip",
+    "poweriso.7.3.incl.serial-f4cg.zip", "transfer.sh", "temp.sh", "Microsoft.NET", "asp.net",
+    "System.IO", "Secure-PayPal.Com", "Login.Evil-Bank.Net", "EVIL.NET", "com.evil.app",
+    "net.evil", "self.name", "user.id", "location.host", "user.email", "Microsoft.Office",
+    "d41d8cd98f00b204e9800998ecf8427e.zip", "d41d8cd98f00b204e9800998ecf8427e.com",
+    "d41d8cd98f00b204e9800998ecf8427e.evil.com", "a" * 40 + ".com", "1" * 32 + ".zip",
+    "a@evil.com", "a.b@Evil.Zip", "@evil.com", "x@y@evil.co.uk", "evil.com.", ".evil.com",
+    "evil..com", "evil-.com", "-evil.com", "evil.c-", "evil.c_m", "evil.123", "a%.com",
+    "a+b.com", "xn--80ak6aa92e.com", "XN--80AK6AA92E.COM", "bücher.de", "a.xn--p1ai",
+    "a" * 63 + ".com", "a" * 64 + ".com", ("a" * 60 + ".") * 4 + "com", ("a" * 61 + ".") * 4
+    + "com", "e.g", "i.e", "v1.2", "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.evil.com",
+]  # fmt: skip
+
+
+@needs_c
+def test_the_judge_in_c_gives_what_the_python_gives() -> None:
+    _taught()
+    assert native.judge_name is not None
+    for name in _NAMES:
+        c = native.judge_name(name)
+        if c is NotImplemented:
+            assert not name.isascii() or "xn--" in name.lower(), name
+            continue
+        assert c == extract_module._py_new_name(name), name
+
+
+_NAME_PIECES = st.sampled_from(
+    ["evil", "EVIL", "Evil", "co", "uk", "ck", "www", "kobe", "jp", "city", "com", "NET", "zip",
+     "rs", "pl", "sh", "app", "transfer", "self", "user", "id", "com", "io", "System", "cdn",
+     "local", "onion", "arpa", "bit", "7", "123", "a" * 32, "f" * 40, "xn--p1ai", "_", "-",
+     "%", "+", "@", ".", ".", ".", "..", "é", "\x00", "a" * 63]
+)  # fmt: skip
+
+
+@needs_c
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_NAME_PIECES, min_size=1, max_size=12).map("".join) | st.text(max_size=30))
+def test_the_judge_in_c_gives_what_the_python_gives_on_generated_names(name: str) -> None:
+    _taught()
+    assert native.judge_name is not None
+    c = native.judge_name(name)
+    if c is not NotImplemented:
+        assert c == extract_module._py_new_name(name)
+
+
+@needs_c
+def test_the_names_loop_in_c_judges_a_new_name() -> None:
+    # a name the memo does not hold yet is judged in C, and both tables filled as _name does
+    _taught()
+    assert native.names_walk is not None
+    memo: dict[str, str | None] = {}
+    known: dict[str, object] = {}
+    values: list[str] = []
+    tokens = ["evil.co.uk", "invoice.pdf", "Setup.zip", "a@b.zip"]
+    text = "\n" + " ".join(tokens)
+    starts = [text.index(t) for t in tokens]
+    never: set[str] = set()
+    args: list[Any] = [text, tokens, starts, 0, 1, 0, memo, never, known, None, 9, values]
+    args += [[], [], None, False, 9, "domain"]
+    assert native.names_walk(*args) == (4, 2, starts[3])
+    assert values == ["evil.co.uk", "b.zip"]
+    assert memo == {"evil.co.uk": "evil.co.uk", "invoice.pdf": None, "Setup.zip": "!setup.zip",
+                    "a@b.zip": "b.zip"}  # fmt: skip
+    assert known == {"evil.co.uk": "domain", "setup.zip": "domain", "b.zip": "domain"}
+    assert never == {"invoice.pdf"}  # as _remember_if_nothing keeps it
+
+
+@needs_c
+def test_the_judge_in_c_leaves_to_python_what_it_cannot_judge() -> None:
+    _taught()
+    assert native.judge_name is not None and native.judge_tables is not None
+    for name in ["bücher.de", "xn--bcher-kva.de", "a.XN--P1AI", "ü@evil.com"]:
+        assert native.judge_name(name) is NotImplemented
+    with pytest.raises(TypeError):
+        native.judge_name(b"evil.com")
+    with pytest.raises(TypeError):
+        native.judge_tables(*suffixes.judge_tables()[:-1])
+    with pytest.raises(TypeError):
+        native.judge_tables(*suffixes.judge_tables()[:-1], [b"com"])
+    # refused tables leave it judging nothing, until it is given them again
+    assert native.judge_name("evil.com") is NotImplemented
+    native.judge_tables(*suffixes.judge_tables())
+    assert native.judge_name("evil.com") == "evil.com"
+
+
+# texts of names at a suffix boundary, IDN, upper case, wildcards and templates, e-mail
+_JUDGED_TEXTS = [
+    " ".join(_NAMES),
+    "\n".join(_NAMES),
+    "*.evil.co.uk *.ck *.www.ck !www.ck server-{1,30}[.]evil[.]top %s.evil.kobe.jp",
+    "http://fotos.pl/x hxxp://a[.]ps/y http://x.bit/r mail a@Evil.CO.UK or b@x.zip",
+    "EVIL.COM Evil.Co.Uk evil[.]zip Setup.zip setup.zip x/setup.zip //setup.zip",
+    "bücher.de xn--bcher-kva.de BÜCHER.DE a.рф a.XN--P1AI",
+]
+
+
+@needs_c
+@pytest.mark.parametrize("text", _JUDGED_TEXTS)
+def test_the_same_with_names_judged_in_c(text: str) -> None:
+    _taught()
+    c, python = _both(text)
+    assert c == python
+
+
+# what is before and after a dotted quad that the names loop in C now decides itself (a
+# product's version, a key's, a pinned package's, a range, a version: `_Scan.is_address`)
+_QUAD_CONTEXTS = [
+    "Chrome/{}", "HIER_DIRECT/{}", "DIRECT/{}", "CARP/{}", "PINNED/{}", "PINNEDX/{}", "A_B/{}",
+    "_A/{}", "A__B/{}", "A_/{}", "a.b/{}", "x-y/{}", "9x/{}", "ver=" "{}", "xver={}", "&v={}",
+    "v={}", "Ver={}", "VER={}", "é v={}", "évér={}", "evil-pkg=={}", "ip.addr=={}", "RemoteIP=={}",
+    "Destination=={}", "{}/24", "{}/0", "{}/32", "{}/1234", "{}/8x", "{}/", "version: \"{}",
+    "Version = '{}", "VERSION'{}", "version\"\"{}", "version\"\"\"{}", "ErSiOn {}", "ersion {}",
+    "vérsion {}", "version\x1c{}", "version\u00a0{}", "FileVersion: {}", "version:{}/8",
+    "Chrome/{}/16", "x" * 30 + "version {}", "version" + " " * 20 + "{}",
+]  # fmt: skip
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "quad", ["10.0.0.0", "66.249.64.0", "1.2.3.4", "0.0.0.0", "255.255.255.255"]
+)
+def test_the_names_loop_in_c_judges_a_quad_as_the_python(quad: str) -> None:
+    text = "\n".join(c.format(quad) for c in _QUAD_CONTEXTS)
+    text += "\n" + " ".join(c.format(quad) for c in _QUAD_CONTEXTS)
+    c, python = _both(text)
+    assert c == python
+    assert quad in python[0]
+
+
+@needs_c
+def test_the_names_loop_in_c_decides_quads_and_lists_after_a_slash_itself() -> None:
+    # a quad after a product's `/`, a key's `=` or `version`, or before a range's `/`, and a
+    # name after another and a `/` (`evil1.com/evil2.com`), were each handed to Python
+    _taught()
+    assert native.names_walk is not None
+    tokens = ["1.2.3.4", "10.0.0.0", "1.2.3.5", "1.2.3.6", "evil1.com", "evil2.com"]
+    text = "\nChrome/1.2.3.4 10.0.0.0/8 version 1.2.3.5 ip.addr==1.2.3.6 evil1.com/evil2.com"
+    starts = [text.index(t) for t in tokens]
+    values: list[str] = []
+    args: list[Any] = [text, tokens, starts, 0, 1, 0, {}, set(), {}, None, 99, values]
+    args += [[], [], None, False, 99, "domain"]
+    assert native.names_walk(*args)[0] == len(tokens)
+    assert values == ["1.2.3.6", "evil1.com", "evil2.com"]
+
+
+def test_the_names_loop_in_c_is_not_called_for_a_token_it_would_hand_back() -> None:
+    # a token after a `$` is Python's: a text of them paid a call for each
+    calls = []
+
+    def walk(*args: Any) -> tuple[int, int, int]:
+        calls.append(args[3])
+        return args[3], args[4], args[5]
+
+    with patch.object(extract_module, "_names_walk", walk):
+        assert extract_module.extract("_a.evil.com_ $b.evil.com -c.evil.com d.evil.com") == [
+            "a.evil.com", "evil.com", "c.evil.com", "d.evil.com",
+        ]  # fmt: skip
+    assert calls == [0, 2, 3]
+
+
+@needs_c
+@pytest.mark.parametrize("width", ["é", "€", "😀"])
+def test_the_characters_outside_ascii_are_found_in_c_at_every_width(width: str) -> None:
+    assert native.not_ascii is not None
+    text = "a\x7f\x80ÿ" + width + "\ud800\u200b²" * 3 + width
+    assert native.not_ascii(text) == "".join(sorted(set(text) - set(map(chr, range(128)))))
+
+
+@needs_c
+def test_the_hash_loop_in_c_gives_runs_python_judges_after_when_asked() -> None:
+    # with a list for them, the runs after a key word or beside a dot are given, and kept there
+    # for Python to take back: a text of keyed hashes costs one call, not one a run
+    assert native.hashes_walk is not None
+    text = "\nhash " + _MD5 + " " + "x" * 40 + " " + _MD5 + " sha1 " + "A" * 40
+    spans = native.hex_runs(text) if native.hex_runs else []
+    values: list[str] = []
+    pending: list[tuple[int, int]] = []
+    done = native.hashes_walk(text, spans, 0, 1, 0, False, values, [], pending)
+    assert done[0] == len(spans) == 6
+    assert values == [_MD5.lower(), _MD5.lower(), "a" * 40]
+    assert pending == [(0, 0)]
+    with pytest.raises(TypeError):
+        native.hashes_walk(text, spans, 0, 1, 0, False, values, [], ())
+    calls = []
+    walk = native.hashes_walk
+
+    def counted(*args: Any) -> tuple[int, int, int]:
+        calls.append(args[2])
+        return walk(*args)
+
+    keyed = " ".join(f"hash: {_MD5} ja3 {_MD5} imphash={'b' * 32}" for _ in range(50))
+    with patch.object(extract_module, "_hashes_walk", counted):
+        c = extract_module.extract_lines(keyed, 1)
+    assert calls == [0]
+    assert c == _both(keyed)[1] and c[0] == [_MD5.lower()] * 50
+
+
+# tokens the names loop in C now trims itself (`_trim`): wrappers, placeholders, closings
+_TRIMS = [
+    "_x.com:80_", ".. _evil.com: <url>", "_evil.com: x", "%TEMP%.evil.com", "%s.evil.com",
+    "\\w+.evil.com", "++5.6.7.8++", "+1.2.3[.]4+", "_1.2.3.4_", "-evil.com", "evil.com-",
+    "a%b@evil.com", "a+b@evil.co.uk", "_%_", "+a+b.c", "%%.x", "_a.b_c", "%a.evil.com" + "x" * 70
+    + "%", "_a.evil.com x_", "_a.evil.com_x", "_a.evil.com_ _b.evil.com_", "%08x.evil.top",
+    "-_a.evil.com_-", "_dmarc.evil.ru", "_sip._tls.evil.com", "+evil.com", "evil.com+",
+    "__a.zip__", "_Setup.zip_", "x[.]org _Setup.zip_", "_a.b.%c", "%a%b%.x.com", "_1.2.3.4.443_",
+]  # fmt: skip
+
+
+@needs_c
+@pytest.mark.parametrize("sep", [" ", "\n"])
+def test_the_names_loop_in_c_trims_as_the_python(sep: str) -> None:
+    _taught()
+    c, python = _both(sep.join(_TRIMS) + sep + sep.join(_TRIMS))
+    assert c == python
+    assert "evil.ru" not in python[0] and "_dmarc.evil.ru" in python[0]
+
+
+@needs_c
+def test_the_names_loop_in_c_trims_a_token_itself() -> None:
+    # a token with `_%+-` at an end or a placeholder label was handed to Python
+    _taught()
+    assert native.names_walk is not None
+    tokens = ["_a.evil.com_", "%s.evil.co.uk", "++5.6.7.8++", "-b.evil.com"]
+    text = "\n" + " ".join(tokens)
+    starts = [text.index(t) for t in tokens]
+    values: list[str] = []
+    long_names: list[tuple[int, int]] = []
+    args: list[Any] = [text, tokens, starts, 0, 1, 0, {}, set(), {}, None, 99, values]
+    args += [[], long_names, None, False, 99, "domain"]
+    assert native.names_walk(*args) == (4, 2, starts[3] + 1)
+    assert values == ["a.evil.com", "evil.co.uk", "5.6.7.8", "b.evil.com"]
