@@ -32,6 +32,7 @@ belong to no known identity, are dropped; its deferred IOCs are kept for the nex
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import glob
 import logging
@@ -47,7 +48,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
+import orjson
 import zstandard
 
 from ..api.identity import ApiIdentity
@@ -301,6 +304,53 @@ def _intern(db: sqlite3.Connection, table: str, column: str, value: str) -> int:
 
 
 _Row = tuple[int, int, str, int, int, bytes, int, int]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Packed:
+    """Answers stored at once, as the writer inserts them in one statement: their record
+    lines compressed end to end in `records`, and per row (key, verdict, where its record
+    starts in `records` counting from 1, its length, when it expires) in `rows`, JSON."""
+
+    identity: int
+    endpoint: int
+    format: int
+    fetched: int
+    records: bytes
+    rows: bytes
+    count: int
+
+
+#: one statement inserts a `_Packed` (its rows in their order: eviction takes the oldest by
+#: rowid): SQLite steps through them without the GIL, where `executemany` took and gave back
+#: the GIL at each row, waiting each time for the event loop to let go of it
+_INSERT_PACKED = (
+    "INSERT OR REPLACE INTO answers SELECT ?1, ?2, json_extract(r.value, '$[0]'),"
+    " json_extract(r.value, '$[1]'), ?3, substr(?4, json_extract(r.value, '$[2]'),"
+    " json_extract(r.value, '$[3]')), ?5, json_extract(r.value, '$[4]') FROM json_each(?6) AS r"
+)
+_INSERT_ROW = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _unpacked(packed: _Packed) -> list[_Row]:
+    """The rows of `packed`, one tuple each (a SQLite without JSON functions inserts these)."""
+    records = packed.records
+    return [
+        (packed.identity, packed.endpoint, key, verdict, packed.format,
+         records[at - 1 : at - 1 + size], packed.fetched, expires)
+        for key, verdict, at, size, expires in orjson.loads(packed.rows)
+    ]  # fmt: skip
+
+
+def _has_json(db: sqlite3.Connection) -> bool:
+    """Whether this SQLite has its JSON functions (built in since 3.38, an option before)."""
+    try:
+        db.execute("SELECT json_extract(value, '$[0]') FROM json_each('[[1]]')").fetchall()
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
 #: an answer to store: key, verdict, record line, ttl in milliseconds or None
 _Answer = tuple[str, str, bytes, int | None]
 #: answers stored at once: (identity, endpoint, format, when, the answers). The writer
@@ -366,6 +416,9 @@ class Cache:
         self._reading = threading.Lock()
         self._budget_db: sqlite3.Connection | None = None
         self._uncounted = 0  # requests `count_soon` could not queue yet
+        #: whether the writer's SQLite has JSON functions: it inserts a store's rows in one
+        #: statement (else one statement a row)
+        self._bulk = True
         #: WAL pages between checkpoints: at most an eighth of max_size
         self._wal_pages = max(16, min(1000, max_size // _PAGE // 8))
         self._file: tuple[int, int] | None = None
@@ -780,10 +833,9 @@ class Cache:
         let go at once) and commits them in transactions of `_TXN_ROWS` rows, or whatever
         came within `_LINGER` s, or as `flush` or `close` asks."""
         db: sqlite3.Connection | None = None
-        pack = zstandard.ZstdCompressor(
-            level=3, dict_data=self._dictionary, write_checksum=True
-        ).compress
-        packed: list[_Row] = []
+        pack = zstandard.ZstdCompressor(level=3, dict_data=self._dictionary, write_checksum=True)
+        packed: list[_Packed] = []
+        rows = 0  # in `packed`
         requests = 0
         taken = 0  # items taken from the queue, not yet written
         until = 0.0  # when what is pending is written, at the latest
@@ -806,62 +858,74 @@ class Cache:
                 requests += n
                 if stored is not None and not self.broken:
                     try:
-                        packed += self._packed(stored, pack)
+                        packed.append(self._packed(stored, pack))
+                        rows += packed[-1].count
                     except Exception as exc:
                         # an answer no row can be made of (a ttl past a float): a writer
                         # thread that died left every later flush waiting for ever
                         self._break(f"writing failed: {exc!r}")
                 # past the wait, a queue never empty (a writer behind) gave no Empty: the
                 # rows waited for _TXN_ROWS, not _LINGER
-                if len(packed) < _TXN_ROWS and not last and time.monotonic() < until:
+                if rows < _TXN_ROWS and not last and time.monotonic() < until:
                     continue
             if taken or packed or requests:
                 db = self._commit(db, packed, requests)
-                packed, requests = [], 0
+                packed, rows, requests = [], 0, 0
             for _ in range(taken):
                 self._writes.task_done()
             taken = 0
         if db is not None:
             db.close()
 
-    def _packed(self, stored: _Stored, pack: Callable[[bytes], bytes]) -> list[_Row]:
-        """The rows of answers stored at once, their record lines compressed by `pack` as a
-        hit writes them, each kept until the answer's ttl (at most `max_ttl`)."""
+    def _packed(self, stored: _Stored, pack: zstandard.ZstdCompressor) -> _Packed:
+        """Answers stored at once, their record lines compressed by `pack` as a hit writes
+        them (in one call, which lets go of the GIL once: a call a line took it back at each
+        line, waiting each time), each kept until the answer's ttl (at most `max_ttl`)."""
         ident, code, fid, now, answers = stored
-        max_ttl, default_ttl, verdicts, fetched = self.max_ttl, self.default_ttl, _VERDICT, int(now)
-        return [
-            (
-                ident,
-                code,
-                key,
-                verdicts.get(verdict, 3),
-                fid,
-                pack(_as_served(record)),
-                fetched,
-                int(now + min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl)),
-            )
-            for key, verdict, record, ttl_ms in answers
+        max_ttl, default_ttl, verdicts = self.max_ttl, self.default_ttl, _VERDICT
+        lines: list[bytes | bytearray | memoryview[int]] = [
+            _as_served(record) for _, _, record, _ in answers
         ]
+        compressed = pack.multi_compress_to_buffer(lines)
+        frames = [compressed[i] for i in range(len(compressed))]
+        rows = []
+        at = 1  # SQLite's substr counts from 1
+        for (key, verdict, _, ttl_ms), frame in zip(answers, frames, strict=True):
+            size = len(frame)
+            ttl = min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl)
+            rows.append((key, verdicts.get(verdict, 3), at, size, int(now + ttl)))
+            at += size
+        # a BufferSegment is a buffer (its stub does not say so)
+        records = b"".join(cast("list[bytes]", frames))
+        return _Packed(ident, code, fid, int(now), records, orjson.dumps(rows), len(rows))
 
     def _commit(
-        self, db: sqlite3.Connection | None, rows: list[_Row], requests: int
+        self, db: sqlite3.Connection | None, rows: list[_Packed], requests: int
     ) -> sqlite3.Connection | None:
         """Write `rows` (compressed) and count `requests` in one transaction (rows in the
         order they came: eviction takes the oldest by rowid); the connection, made on first
         use."""
         try:
             if not self.broken and (rows or requests):
-                db = db or self._connect_again()
+                if db is None:
+                    db = self._connect_again()
+                    self._bulk = _has_json(db)
                 if not self._still_there():  # a connection made before it was deleted
                     raise _Vanished(_VANISHED.format(path=self.path))
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany(
-                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
-                )
+                for packed in rows:
+                    if self._bulk:
+                        db.execute(
+                            _INSERT_PACKED,
+                            (packed.identity, packed.endpoint, packed.format, packed.records,
+                             packed.fetched, packed.rows),
+                        )  # fmt: skip
+                    else:
+                        db.executemany(_INSERT_ROW, _unpacked(packed))
                 if requests:
                     self._count(db, requests)
                 db.execute("COMMIT")
-                self.stored += len(rows)
+                self.stored += sum(packed.count for packed in rows)
                 if rows:
                     self._evict(db)
         except sqlite3.Error as exc:
