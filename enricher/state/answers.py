@@ -31,10 +31,12 @@ belong to no known identity, are dropped; its deferred IOCs are kept for the nex
 
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
 import functools
 import glob
+import itertools
 import logging
 import os
 import queue
@@ -156,8 +158,20 @@ _VANISHED = (
 )
 _ENDPOINT = {ep: i for i, ep in enumerate(Endpoint)}
 _VERDICT = {v: i for i, v in enumerate(VERDICTS)}
-# SQLite allows 32,766 host parameters; lookups go in slices well under that
+# SQLite allows 32,766 host parameters; lookups row by row go in slices well under that
 _SLICE = 900
+#: keys looked up in one statement (their JSON is one parameter): what it gives back, the
+#: hits' records end to end, is about 0.13 KB a key
+_PACKED_SLICE = 10_000
+#: the rows of answers a lookup serves: fresh, young enough, not dated in the future
+_LIVE = "AND expires_at > ? AND min(fetched_at, ?) > ? AND fetched_at <= ?"
+#: the live rows among the keys of a JSON array, as one row: their keys, verdicts, formats
+#: and sizes (JSON), and their records end to end
+_SELECT_PACKED = (
+    "SELECT json_group_array(json_array(key, verdict, format, length(record))),"
+    " CAST(group_concat(record, '') AS BLOB) FROM answers WHERE identity = ? AND endpoint = ?"
+    f" AND key IN (SELECT value FROM json_each(?)) {_LIVE}"
+)
 #: a row fetched later than now by more than this was written by a clock that was ahead
 _SKEW = 60.0
 #: past max_size, evict down to this share of it, so that eviction is not every commit's work
@@ -407,7 +421,9 @@ class Cache:
         self._size_at_close: int | None = None
         dictionary = zstandard.ZstdCompressionDict(_DICTIONARY.read_bytes())
         self._dictionary = dictionary
-        self._unpack = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
+        unpacker = zstandard.ZstdDecompressor(dict_data=dictionary)
+        self._unpack = unpacker.decompress
+        self._unpack_all = unpacker.multi_decompress_to_buffer
         self._budget_lock = threading.Lock()
         #: held while a thread of `answers`/`unanswered_endpoints` reads through `_db`: a
         #: stop may walk away from such a thread (`call_in_thread`), and closing a connection
@@ -416,9 +432,6 @@ class Cache:
         self._reading = threading.Lock()
         self._budget_db: sqlite3.Connection | None = None
         self._uncounted = 0  # requests `count_soon` could not queue yet
-        #: whether the writer's SQLite has JSON functions: it inserts a store's rows in one
-        #: statement (else one statement a row)
-        self._bulk = True
         #: WAL pages between checkpoints: at most an eighth of max_size
         self._wal_pages = max(16, min(1000, max_size // _PAGE // 8))
         self._file: tuple[int, int] | None = None
@@ -790,11 +803,13 @@ class Cache:
             log.info("cache: %s removed (more than %d damaged copies)", old, _DAMAGED_KEPT)
 
     def _load(self, db: sqlite3.Connection) -> None:
-        """What every run reads first: the file's key (for identities), the record formats."""
+        """What every run reads first: the file's key (for identities), the record formats;
+        whether this SQLite has JSON functions (built in since 3.38, an option before)."""
         (key,) = db.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
         self._key = bytes(key)
         self._fmt_id = _intern(db, "formats", "fmt", self.fmt)
         self._formats = dict(db.execute("SELECT id, fmt FROM formats"))
+        self._json = _has_json(db)
 
     def bind(self, identity: ApiIdentity) -> None:
         """Serve, store and count for `identity` from now on."""
@@ -907,14 +922,12 @@ class Cache:
         use."""
         try:
             if not self.broken and (rows or requests):
-                if db is None:
-                    db = self._connect_again()
-                    self._bulk = _has_json(db)
+                db = db or self._connect_again()
                 if not self._still_there():  # a connection made before it was deleted
                     raise _Vanished(_VANISHED.format(path=self.path))
                 db.execute("BEGIN IMMEDIATE")
                 for packed in rows:
-                    if self._bulk:
+                    if self._json:
                         db.execute(
                             _INSERT_PACKED,
                             (packed.identity, packed.endpoint, packed.format, packed.records,
@@ -1051,37 +1064,91 @@ class Cache:
         found: dict[str, tuple[str, str, bytes]] = {}
         if self.broken:
             return found
-        unpack, verdicts, head = self._unpack, VERDICTS, _LINE_HEAD
+        # a row's age counts from no later than now (a clock that was a little ahead): with
+        # --max-age 0 nothing is young enough
+        window = (now, now, oldest, now + _SKEW)
+        code = _ENDPOINT[endpoint]
         try:
-            for i in range(0, len(keys), _SLICE):
-                part = keys[i : i + _SLICE]
-                marks = ",".join("?" * len(part))
-                # a row's age counts from no later than now (a clock that was a little
-                # ahead): with --max-age 0 nothing is young enough
-                rows = self._db.execute(
-                    f"SELECT key, verdict, format, record FROM answers"
-                    f" WHERE identity = ? AND endpoint = ? AND key IN ({marks})"
-                    f" AND expires_at > ? AND min(fetched_at, ?) > ? AND fetched_at <= ?",
-                    (ident, _ENDPOINT[endpoint], *part, now, now, oldest, now + _SKEW),
-                ).fetchall()
-                formats = self._formats
-                try:  # the hot path of a warm run: one comprehension, in C as far as it goes
-                    hits = {
-                        k: (verdicts[v], formats[f], line)
-                        for k, v, f, r in rows
-                        if (line := unpack(r)).startswith(head % k.encode())
-                    }
-                except (KeyError, IndexError, TypeError, zstandard.ZstdError):
-                    self._read_slowly(rows, found)
-                else:
-                    found.update(hits)
-                    self.unreadable += len(rows) - len(hits)
+            if self._json:
+                for i in range(0, len(keys), _PACKED_SLICE):
+                    self._lookup_packed(ident, code, keys[i : i + _PACKED_SLICE], window, found)
+            else:
+                for i in range(0, len(keys), _SLICE):
+                    self._lookup_rows(ident, code, keys[i : i + _SLICE], window, found)
         except sqlite3.Error as exc:
             self._break(f"reading failed: {exc}", exc)
             found.clear()
         self.hits += len(found)
         self.misses += len(keys) - len(found)
         return found
+
+    def _lookup_packed(
+        self,
+        ident: int,
+        code: int,
+        keys: Sequence[str],
+        window: tuple[float, float, float, float],
+        found: dict[str, tuple[str, str, bytes]],
+    ) -> None:
+        """`lookup` of `keys` in one statement that gives one row: the hits' keys, verdicts,
+        formats and sizes as JSON, and their records end to end, decompressed in one call.
+        SQLite finds them without the GIL; a row at a time took the GIL back at each row,
+        waiting for the event loop each time. Anything amiss (a row damaged): row by row."""
+        meta, records = self._db.execute(
+            _SELECT_PACKED, (ident, code, orjson.dumps(list(keys)), *window)
+        ).fetchone()
+        try:
+            rows = orjson.loads(meta)
+            if not rows:
+                return
+            sizes = [size for _, _, _, size in rows]
+            starts = list(itertools.accumulate(sizes, initial=0))
+            if starts.pop() != len(records):
+                raise ValueError("records and their sizes differ")
+            pairs = zip(starts, sizes, strict=True)
+            segments = array.array("Q", itertools.chain.from_iterable(pairs))
+            lines = self._unpack_all(zstandard.BufferWithSegments(records, segments.tobytes()))
+            verdicts, formats, head = VERDICTS, self._formats, _LINE_HEAD
+            hits = {
+                k: (verdicts[v], formats[f], line)
+                for (k, v, f, _), i in zip(rows, range(len(lines)), strict=True)
+                if (line := lines[i].tobytes()).startswith(head % k.encode())
+            }
+        except (KeyError, IndexError, TypeError, ValueError, zstandard.ZstdError):
+            for i in range(0, len(keys), _SLICE):
+                self._lookup_rows(ident, code, keys[i : i + _SLICE], window, found)
+        else:
+            found.update(hits)
+            self.unreadable += len(rows) - len(hits)
+
+    def _lookup_rows(
+        self,
+        ident: int,
+        code: int,
+        keys: Sequence[str],
+        window: tuple[float, float, float, float],
+        found: dict[str, tuple[str, str, bytes]],
+    ) -> None:
+        """`lookup` of at most `_SLICE` keys, a row at a time (a SQLite without JSON
+        functions, a row `_lookup_packed` could not read)."""
+        marks = ",".join("?" * len(keys))
+        rows = self._db.execute(
+            f"SELECT key, verdict, format, record FROM answers"
+            f" WHERE identity = ? AND endpoint = ? AND key IN ({marks}) {_LIVE}",
+            (ident, code, *keys, *window),
+        ).fetchall()
+        unpack, verdicts, formats, head = self._unpack, VERDICTS, self._formats, _LINE_HEAD
+        try:
+            hits = {
+                k: (verdicts[v], formats[f], line)
+                for k, v, f, r in rows
+                if (line := unpack(r)).startswith(head % k.encode())
+            }
+        except (KeyError, IndexError, TypeError, zstandard.ZstdError):
+            self._read_slowly(rows, found)
+        else:
+            found.update(hits)
+            self.unreadable += len(rows) - len(hits)
 
     def _read_slowly(
         self,
