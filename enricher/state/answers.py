@@ -163,14 +163,18 @@ _SLICE = 900
 #: keys looked up in one statement (their JSON is one parameter): what it gives back, the
 #: hits' records end to end, is about 0.13 KB a key
 _PACKED_SLICE = 10_000
-#: the rows of answers a lookup serves: fresh, young enough, not dated in the future
-_LIVE = "AND expires_at > ? AND min(fetched_at, ?) > ? AND fetched_at <= ?"
+#: the rows of answers a lookup serves (`_Where`): its identity's and endpoint's, fresh,
+#: young enough, not dated in the future; the keys' parameters come after these six
+_LIVE = (
+    "WHERE identity = ?1 AND endpoint = ?2 AND expires_at > ?3 AND min(fetched_at, ?4) > ?5"
+    " AND fetched_at <= ?6"
+)
 #: the live rows among the keys of a JSON array, as one row: their keys, verdicts, formats
 #: and sizes (JSON), and their records end to end
 _SELECT_PACKED = (
     "SELECT json_group_array(json_array(key, verdict, format, length(record))),"
-    " CAST(group_concat(record, '') AS BLOB) FROM answers WHERE identity = ? AND endpoint = ?"
-    f" AND key IN (SELECT value FROM json_each(?)) {_LIVE}"
+    f" CAST(group_concat(record, '') AS BLOB) FROM answers {_LIVE}"
+    " AND key IN (SELECT value FROM json_each(?7))"
 )
 #: a row fetched later than now by more than this was written by a clock that was ahead
 _SKEW = 60.0
@@ -318,6 +322,9 @@ def _intern(db: sqlite3.Connection, table: str, column: str, value: str) -> int:
 
 
 _Row = tuple[int, int, str, int, int, bytes, int, int]
+#: what a lookup's statement is given before its keys (`_LIVE`): identity, endpoint, now,
+#: now, the oldest fetch served, the latest
+_Where = tuple[int, int, float, float, float, float]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -1066,15 +1073,14 @@ class Cache:
             return found
         # a row's age counts from no later than now (a clock that was a little ahead): with
         # --max-age 0 nothing is young enough
-        window = (now, now, oldest, now + _SKEW)
-        code = _ENDPOINT[endpoint]
+        where = (ident, _ENDPOINT[endpoint], now, now, oldest, now + _SKEW)
         try:
             if self._json:
                 for i in range(0, len(keys), _PACKED_SLICE):
-                    self._lookup_packed(ident, code, keys[i : i + _PACKED_SLICE], window, found)
+                    self._lookup_packed(keys[i : i + _PACKED_SLICE], where, found)
             else:
                 for i in range(0, len(keys), _SLICE):
-                    self._lookup_rows(ident, code, keys[i : i + _SLICE], window, found)
+                    self._lookup_rows(keys[i : i + _SLICE], where, found)
         except sqlite3.Error as exc:
             self._break(f"reading failed: {exc}", exc)
             found.clear()
@@ -1083,19 +1089,14 @@ class Cache:
         return found
 
     def _lookup_packed(
-        self,
-        ident: int,
-        code: int,
-        keys: Sequence[str],
-        window: tuple[float, float, float, float],
-        found: dict[str, tuple[str, str, bytes]],
+        self, keys: Sequence[str], where: _Where, found: dict[str, tuple[str, str, bytes]]
     ) -> None:
         """`lookup` of `keys` in one statement that gives one row: the hits' keys, verdicts,
         formats and sizes as JSON, and their records end to end, decompressed in one call.
         SQLite finds them without the GIL; a row at a time took the GIL back at each row,
         waiting for the event loop each time. Anything amiss (a row damaged): row by row."""
         meta, records = self._db.execute(
-            _SELECT_PACKED, (ident, code, orjson.dumps(list(keys)), *window)
+            _SELECT_PACKED, (*where, orjson.dumps(list(keys)))
         ).fetchone()
         try:
             rows = orjson.loads(meta)
@@ -1116,26 +1117,20 @@ class Cache:
             }
         except (KeyError, IndexError, TypeError, ValueError, zstandard.ZstdError):
             for i in range(0, len(keys), _SLICE):
-                self._lookup_rows(ident, code, keys[i : i + _SLICE], window, found)
+                self._lookup_rows(keys[i : i + _SLICE], where, found)
         else:
             found.update(hits)
             self.unreadable += len(rows) - len(hits)
 
     def _lookup_rows(
-        self,
-        ident: int,
-        code: int,
-        keys: Sequence[str],
-        window: tuple[float, float, float, float],
-        found: dict[str, tuple[str, str, bytes]],
+        self, keys: Sequence[str], where: _Where, found: dict[str, tuple[str, str, bytes]]
     ) -> None:
         """`lookup` of at most `_SLICE` keys, a row at a time (a SQLite without JSON
         functions, a row `_lookup_packed` could not read)."""
         marks = ",".join("?" * len(keys))
         rows = self._db.execute(
-            f"SELECT key, verdict, format, record FROM answers"
-            f" WHERE identity = ? AND endpoint = ? AND key IN ({marks}) {_LIVE}",
-            (ident, code, *keys, *window),
+            f"SELECT key, verdict, format, record FROM answers {_LIVE} AND key IN ({marks})",
+            (*where, *keys),
         ).fetchall()
         unpack, verdicts, formats, head = self._unpack, VERDICTS, self._formats, _LINE_HEAD
         try:
