@@ -9,14 +9,16 @@ checker which kind of item it holds.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict, cast, final
 
 import msgspec
 import orjson
 
 from ..api.protocol import Entry, beyond_double
+from ..inputs.native import TURNED_OFF, built_from
 from ..ioc import IocType
 
 __all__ = [
@@ -188,6 +190,34 @@ _REMEMBERED = 4096
 _SHORT = 512
 
 
+#: `_records.line`: (line, verdict, ttl) or None (make it in Python)
+_NativeLine = Callable[
+    [bytes, str, Entry, bytes, Mapping[str, str], int, bytes, dict[Any, bytes]],
+    tuple[bytes, str, int | None] | None,
+]
+
+
+def _native_line() -> _NativeLine | None:
+    """The C module's record line, when it was built from the _records.c beside this file
+    and ENRICHER_NO_C does not turn it off."""
+    if TURNED_OFF:
+        return None
+    try:
+        from . import _records  # type: ignore[attr-defined]
+    except ImportError:  # not built
+        return None
+    if not built_from(Path(__file__).with_name("_records.c"), _records.SOURCE):
+        return None
+    line: _NativeLine = _records.line
+    return line
+
+
+#: the C record line (None where the module is not there): it makes the lines of the common
+#: answers, reading the table of verdict fields below that the Python fills, and leaves the
+#: rest (float scores, texts JSON escapes, a date beyond year 9999, an origin) to the Python
+C_LINE = _native_line()
+
+
 def record_line(
     ioc_type: IocType,
     ioc: str,
@@ -206,6 +236,12 @@ def record_line(
     per IOC: the line's pieces of bytes are put in place by one call, those that repeat
     across IOCs (the classification, the type, the time of day) written once and looked up.
     """
+    if C_LINE is not None and origin is None:
+        made = C_LINE(
+            _TYPE[ioc_type], ioc, entry, raw, verdicts, ttl_factor, _TAIL[cached], _VERDICT_FIELDS
+        )
+        if made is not None:
+            return made
     agg = entry.aggregatedResult
     mal = agg.maliciousClassification if agg is not None else None
     if mal is not None:

@@ -1,0 +1,128 @@
+"""The C record line (`_records.c`) writes what `record_line`'s Python writes, byte for byte,
+or leaves the entry to it."""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from enricher.api.protocol import CLASSIFICATION_TYPES, read_entry
+from enricher.inputs import native
+from enricher.ioc import IocType
+from enricher.output import records
+from enricher.output.records import FRESH_TAIL, record_line
+
+VERDICTS = {"malware": "malicious", "whitelist": "benign", "unknown": "unknown"}
+
+
+def test_the_c_module_is_loaded_when_it_could_be_built() -> None:
+    buildable = (shutil.which("cc") or shutil.which("gcc")) and Path(
+        sysconfig.get_paths()["include"], "Python.h"
+    ).is_file()
+    if native.TURNED_OFF:
+        assert records.C_LINE is None
+    elif buildable:
+        assert records.C_LINE is not None, "a compiler is here, but _records is not built"
+
+
+def _python_line(monkeypatch: pytest.MonkeyPatch, *args: Any) -> tuple[bytes, str, int | None]:
+    with monkeypatch.context() as m:
+        m.setattr(records, "C_LINE", None)
+        return record_line(*args)
+
+
+def test_a_plain_answer_is_written_in_c_as_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    if records.C_LINE is None:
+        pytest.skip("the C module is not built")
+    doc = {
+        "requestKey": {"md5": "0" * 32},
+        "ttl": 380839791,
+        "aggregatedResult": {
+            "maliciousClassification": {"type": "malware", "classificationScore": 3,
+                                        "typeScore": -1, "source": "Example"},
+            "productClassification": {"type": "OFFICE", "signed": True},
+            "link": "http://www.cybereason.com/a?b=1",
+            "firstSeen": -1,  # 1969-12-31T23:59:59.999Z: the day before the epoch
+        },
+        "cpType": "TOKEN",
+    }  # fmt: skip
+    entry, raw = read_entry(orjson.dumps(doc))
+    for factor in (1, 1000):
+        want = _python_line(monkeypatch, IocType.MD5, "0" * 32, entry, raw, VERDICTS, factor)
+        made = records.C_LINE(
+            b',"type":"md5"', "0" * 32, entry, raw, VERDICTS, factor, FRESH_TAIL,
+            records._VERDICT_FIELDS,
+        )  # fmt: skip
+        assert made == want
+    assert b'"first_seen":"1969-12-31T23:59:59.999Z"' in want[0]
+    assert want[1:] == ("malicious", 380839791000)
+
+
+_texts = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["VIRUS_TOTAL", "a\\b"]))
+_numbers = st.one_of(
+    st.none(), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=False), st.just(1.0)
+)
+#: first-seen times about the ends of the dates a record writes (years 1 and 9999) and now
+_first_seen = st.one_of(
+    st.none(),
+    st.integers(-62_135_596_800_000 - 86_400_000, -62_135_596_800_000 + 86_400_000),
+    st.integers(253_402_300_799_000 - 86_400_000, 253_402_300_799_999 + 86_400_000),
+    st.integers(-(2**63), 2**64 - 1),
+    st.integers(0, 2_000_000_000_000),
+)
+_entries = st.fixed_dictionaries(
+    {"requestKey": st.just({"domain": "a.com"})},
+    optional={
+        "ttl": _numbers,
+        "cpType": _texts,
+        "aggregatedResult": st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "maliciousClassification": st.one_of(
+                        st.none(),
+                        st.fixed_dictionaries(
+                            {},
+                            optional={
+                                "type": st.one_of(st.sampled_from(CLASSIFICATION_TYPES), _texts),
+                                "classificationScore": _numbers,
+                                "typeScore": _numbers,
+                                "source": _texts,
+                            },
+                        ),
+                    ),
+                    "firstSeen": _first_seen,
+                    "link": _texts,
+                    "productClassification": st.one_of(
+                        st.none(), st.just({}), st.just({"a": [1, 2.5]}), st.just([1]), _texts
+                    ),
+                },
+            ),
+        ),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    doc=_entries,
+    ioc=st.one_of(st.text(max_size=8), st.just("a.com")),
+    factor=st.sampled_from([1, 1000]),
+    cached=st.booleans(),
+)
+def test_any_answer_is_written_as_python_writes_it(
+    doc: dict[str, Any], ioc: str, factor: int, cached: bool
+) -> None:
+    entry, raw = read_entry(orjson.dumps(doc))
+    with pytest.MonkeyPatch.context() as m:
+        want = _python_line(m, IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached)
+    # the Python line just made filled the table of fields the C line reads
+    assert record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached) == want
