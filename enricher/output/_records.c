@@ -322,10 +322,71 @@ done:
     return result;
 }
 
+/* what `setup` gives: record_line's tables (`_TYPE`, `_VERDICT_FIELDS`), its two tails and its
+   Python, which makes what `line` leaves */
+static PyObject *TYPES, *FIELDS, *FRESH, *CACHED, *PYTHON;
+
+static PyObject *setup(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *types, *fields, *fresh, *cached, *python;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O:setup", &PyDict_Type, &types, &PyDict_Type, &fields,
+                          &PyBytes_Type, &fresh, &PyBytes_Type, &cached, &python))
+        return NULL;
+    Py_INCREF(types);
+    Py_XSETREF(TYPES, types);
+    Py_INCREF(fields);
+    Py_XSETREF(FIELDS, fields);
+    Py_INCREF(fresh);
+    Py_XSETREF(FRESH, fresh);
+    Py_INCREF(cached);
+    Py_XSETREF(CACHED, cached);
+    Py_INCREF(python);
+    Py_XSETREF(PYTHON, python);
+    Py_RETURN_NONE;
+}
+
+/* record_line(ioc_type, ioc, entry, raw, verdicts, ttl_factor=1, cached=False, origin=None),
+   as records.record_line's Python, called without a Python frame: `line` where it takes the
+   answer, else the Python with the same arguments. */
+static PyObject *record_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames)
+{
+    if (PYTHON == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_records.setup was not called");
+        return NULL;
+    }
+    if (kwnames == NULL && nargs >= 5 && nargs <= 8 && (nargs < 8 || args[7] == Py_None)) {
+        PyObject *cached = nargs > 6 ? args[6] : Py_False;
+        PyObject *type_json = PyDict_GetItemWithError(TYPES, args[0]); /* borrowed */
+        if (type_json == NULL && PyErr_Occurred())
+            return NULL;
+        if (type_json != NULL && (cached == Py_False || cached == Py_True)) {
+            PyObject *one = NULL;
+            PyObject *factor = nargs > 5 ? args[5] : (one = PyLong_FromLong(1));
+            if (factor == NULL)
+                return NULL;
+            PyObject *argv[8] = {type_json, args[1], args[2], args[3], args[4], factor,
+                                 cached == Py_True ? CACHED : FRESH, FIELDS};
+            PyObject *made = line(self, argv, 8);
+            Py_XDECREF(one);
+            if (made != Py_None)
+                return made; /* a line, or NULL for an error */
+            Py_DECREF(made);
+        }
+    }
+    return PyObject_Vectorcall(PYTHON, args, (size_t)nargs, kwnames);
+}
+
 static PyMethodDef methods[] = {
     {"line", (PyCFunction)(void (*)(void))line, METH_FASTCALL,
      "line(type_json, ioc, entry, raw, verdicts, ttl_factor, tail, fields): (line, "
      "verdict, ttl in ms) of an answered IOC, or None to make it in Python."},
+    {"setup", setup, METH_VARARGS,
+     "setup(types, fields, fresh_tail, cached_tail, python): what record_line reads."},
+    {"record_line", (PyCFunction)(void (*)(void))record_line, METH_FASTCALL | METH_KEYWORDS,
+     "record_line(ioc_type, ioc, entry, raw, verdicts, ttl_factor=1, cached=False, "
+     "origin=None): records.record_line, in C where `line` takes the answer."},
     {NULL, NULL, 0, NULL},
 };
 

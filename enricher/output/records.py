@@ -9,7 +9,7 @@ checker which kind of item it holds.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict, cast, final
@@ -37,6 +37,7 @@ __all__ = [
     "deferred",
     "failure",
     "first_seen_iso",
+    "python_record_line",
     "read_record",
     "record_format",
     "record_line",
@@ -190,35 +191,7 @@ _REMEMBERED = 4096
 _SHORT = 512
 
 
-#: `_records.line`: (line, verdict, ttl) or None (make it in Python)
-_NativeLine = Callable[
-    [bytes, str, Entry, bytes, Mapping[str, str], int, bytes, dict[Any, bytes]],
-    tuple[bytes, str, int | None] | None,
-]
-
-
-def _native_line() -> _NativeLine | None:
-    """The C module's record line, when it was built from the _records.c beside this file
-    and ENRICHER_NO_C does not turn it off."""
-    if TURNED_OFF:
-        return None
-    try:
-        from . import _records  # type: ignore[attr-defined]
-    except ImportError:  # not built
-        return None
-    if not built_from(Path(__file__).with_name("_records.c"), _records.SOURCE):
-        return None
-    line: _NativeLine = _records.line
-    return line
-
-
-#: the C record line (None where the module is not there): it makes the lines of the common
-#: answers, reading the table of verdict fields below that the Python fills, and leaves the
-#: rest (float scores, texts JSON escapes, a date beyond year 9999, an origin) to the Python
-C_LINE = _native_line()
-
-
-def record_line(
+def python_record_line(
     ioc_type: IocType,
     ioc: str,
     entry: Entry,
@@ -236,12 +209,6 @@ def record_line(
     per IOC: the line's pieces of bytes are put in place by one call, those that repeat
     across IOCs (the classification, the type, the time of day) written once and looked up.
     """
-    if C_LINE is not None and origin is None:
-        made = C_LINE(
-            _TYPE[ioc_type], ioc, entry, raw, verdicts, ttl_factor, _TAIL[cached], _VERDICT_FIELDS
-        )
-        if made is not None:
-            return made
     agg = entry.aggregatedResult
     mal = agg.maliciousClassification if agg is not None else None
     if mal is not None:
@@ -308,6 +275,34 @@ def record_line(
             return line, verdict, ttl
     line = undated % (ioc_json, type_json, fields, ttl_json, link_json, product, cp, raw, tail)
     return line, verdict, ttl
+
+
+def _native() -> Any:
+    """The C module of record lines (`_records.c`), when it was built from the _records.c
+    beside this file and ENRICHER_NO_C does not turn it off; else None."""
+    if TURNED_OFF:
+        return None
+    try:
+        from . import _records  # type: ignore[attr-defined]
+    except ImportError:  # not built
+        return None
+    if not built_from(Path(__file__).with_name("_records.c"), _records.SOURCE):
+        return None
+    _records.setup(_TYPE, _VERDICT_FIELDS, FRESH_TAIL, CACHED_TAIL, python_record_line)
+    return _records
+
+
+_NATIVE = _native()
+#: the C line of one answer, `_records.line` (None where the module is not there): it makes
+#: the lines of the common answers, reading the table of verdict fields `python_record_line`
+#: fills, and leaves the rest (float scores, texts JSON escapes, a date beyond year 9999, an
+#: origin) to `python_record_line`, the reference
+C_LINE = None if _NATIVE is None else _NATIVE.line
+#: `python_record_line`, called in C where the module is built (without a Python call a
+#: line): the same line, byte for byte
+record_line = python_record_line
+if _NATIVE is not None:
+    record_line = _NATIVE.record_line
 
 
 def _verdict_fields(

@@ -17,7 +17,7 @@ from enricher.api.protocol import CLASSIFICATION_TYPES, read_entry
 from enricher.inputs import native
 from enricher.ioc import IocType
 from enricher.output import records
-from enricher.output.records import FRESH_TAIL, record_line
+from enricher.output.records import FRESH_TAIL, python_record_line, record_line
 
 VERDICTS = {"malware": "malicious", "whitelist": "benign", "unknown": "unknown"}
 
@@ -32,13 +32,7 @@ def test_the_c_module_is_loaded_when_it_could_be_built() -> None:
         assert records.C_LINE is not None, "a compiler is here, but _records is not built"
 
 
-def _python_line(monkeypatch: pytest.MonkeyPatch, *args: Any) -> tuple[bytes, str, int | None]:
-    with monkeypatch.context() as m:
-        m.setattr(records, "C_LINE", None)
-        return record_line(*args)
-
-
-def test_a_plain_answer_is_written_in_c_as_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_plain_answer_is_written_in_c_as_in_python() -> None:
     if records.C_LINE is None:
         pytest.skip("the C module is not built")
     doc = {
@@ -55,12 +49,21 @@ def test_a_plain_answer_is_written_in_c_as_in_python(monkeypatch: pytest.MonkeyP
     }  # fmt: skip
     entry, raw = read_entry(orjson.dumps(doc))
     for factor in (1, 1000):
-        want = _python_line(monkeypatch, IocType.MD5, "0" * 32, entry, raw, VERDICTS, factor)
+        want = python_record_line(IocType.MD5, "0" * 32, entry, raw, VERDICTS, factor)
         made = records.C_LINE(
             b',"type":"md5"', "0" * 32, entry, raw, VERDICTS, factor, FRESH_TAIL,
             records._VERDICT_FIELDS,
         )  # fmt: skip
         assert made == want
+        assert record_line(IocType.MD5, "0" * 32, entry, raw, VERDICTS, factor) == want
+    # what C leaves (an origin, keywords) is made by the Python, with the same arguments
+    where = ("in.txt", 3)
+    assert record_line(IocType.MD5, "0" * 32, entry, raw, VERDICTS, 1, True, where) == (
+        python_record_line(IocType.MD5, "0" * 32, entry, raw, VERDICTS, 1, True, where)
+    )
+    assert record_line(IocType.MD5, "0" * 32, entry, raw, verdicts=VERDICTS, cached=True) == (
+        python_record_line(IocType.MD5, "0" * 32, entry, raw, VERDICTS, 1, True)
+    )
     assert b'"first_seen":"1969-12-31T23:59:59.999Z"' in want[0]
     assert want[1:] == ("malicious", 380839791000)
 
@@ -122,7 +125,7 @@ def test_any_answer_is_written_as_python_writes_it(
     doc: dict[str, Any], ioc: str, factor: int, cached: bool
 ) -> None:
     entry, raw = read_entry(orjson.dumps(doc))
-    with pytest.MonkeyPatch.context() as m:
-        want = _python_line(m, IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached)
+    want = python_record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached)
     # the Python line just made filled the table of fields the C line reads
     assert record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached) == want
+    assert record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached, None) == want
