@@ -1,13 +1,12 @@
 /* The record line of an answered IOC, in C: records.record_line's common path.
 
-   line(type_json, ioc, entry, raw, verdicts, ttl_factor, tail, fields) puts a record line's
-   pieces in place as record_line's formats do, and gives (line, verdict, ttl in ms), or None
-   for anything it does not take as it is: then record_line makes the line in Python, which
-   is the reference (and fills the table of fields this reads). Taken: an entry with an
-   aggregatedResult and a maliciousClassification, no float score, a classification whose
-   fields `fields` (record_line's _VERDICT_FIELDS) holds, a ttl in ms within 64 bits, a
-   first-seen time in years 1 to 9999 or none, and an ioc, cpType and link that JSON writes
-   as they are (printable ASCII without a quote or a backslash). */
+   line(type_json, ioc, entry, raw, verdicts, ttl_factor, tail) puts a record line's pieces
+   in place as record_line's formats do, and gives (line, verdict, ttl in ms), or None for
+   anything it does not take as it is: then record_line makes the line in Python, which is
+   the reference. Taken: an entry with an aggregatedResult and a maliciousClassification,
+   scores that are integers within 64 bits or none, a ttl in ms within 64 bits, a first-seen
+   time in years 1 to 9999 or none, and a verdict, classification, source, ioc, cpType and
+   link that JSON writes as they are (printable ASCII without a quote or a backslash). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -86,22 +85,44 @@ static int text_piece(PyObject *o, Piece *p)
     return (p->s = plain(o, &p->n)) != NULL;
 }
 
+/* The piece for an optional integer score (None: null) in `buf`; 0 if past 64 bits or not an
+   int (a float: orjson's digits are its own). */
+static int int_piece(PyObject *o, Piece *p, char *buf)
+{
+    p->quoted = 0;
+    if (o == Py_None) {
+        p->s = NULL_JSON;
+        p->n = 4;
+        return 1;
+    }
+    if (!PyLong_CheckExact(o))
+        return 0;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    p->s = buf;
+    p->n = digits(buf, v);
+    return 1;
+}
+
 static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "line() takes 8 arguments");
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "line() takes 7 arguments");
         return NULL;
     }
     PyObject *type_json = args[0], *ioc = args[1], *entry = args[2], *raw = args[3];
-    PyObject *verdicts = args[4], *factor_obj = args[5], *tail = args[6], *fields_table = args[7];
+    PyObject *verdicts = args[4], *factor_obj = args[5], *tail = args[6];
     PyObject *agg = NULL, *mal = NULL, *ctype = NULL, *score = NULL, *type_score = NULL;
     PyObject *source = NULL, *ttl = NULL, *cp_type = NULL, *link = NULL, *product = NULL;
-    PyObject *first = NULL, *key = NULL, *ttl_out = NULL, *result = NULL;
+    PyObject *first = NULL, *got = NULL, *ttl_out = NULL, *result = NULL;
     Py_buffer product_view = {0};
     int viewing = 0;
     if (!PyBytes_CheckExact(type_json) || !PyBytes_CheckExact(raw) || !PyBytes_CheckExact(tail)
-        || !PyDict_CheckExact(fields_table)
         || !PyLong_CheckExact(factor_obj))
         goto fallback;
     if ((agg = PyObject_GetAttr(entry, S_AGG)) == NULL)
@@ -120,7 +141,7 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     /* floats are never looked up (1.0 == 1 would find another's bytes) */
     if (PyFloat_Check(score) || PyFloat_Check(type_score))
         goto fallback;
-    PyObject *verdict = UNKNOWN; /* borrowed (held by `key` once asked with `get`) */
+    PyObject *verdict = UNKNOWN; /* borrowed (held by `got` when asked with `get`) */
     if (ctype != Py_None && PyDict_CheckExact(verdicts)) {
         verdict = PyDict_GetItemWithError(verdicts, ctype);
         if (verdict == NULL) {
@@ -129,24 +150,19 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             verdict = UNKNOWN;
         }
     } else if (ctype != Py_None) { /* a mapping (the settings' proxy): as record_line asks */
-        PyObject *got = PyObject_CallMethodObjArgs(verdicts, S_GET, ctype, UNKNOWN, NULL);
-        if (got == NULL)
+        if ((got = PyObject_CallMethodObjArgs(verdicts, S_GET, ctype, UNKNOWN, NULL)) == NULL)
             goto error;
-        key = PyTuple_Pack(5, got, ctype, score, type_score, source);
-        Py_DECREF(got);
-        if (key == NULL)
-            goto error;
-        verdict = PyTuple_GET_ITEM(key, 0);
+        verdict = got;
     }
-    if (key == NULL && (key = PyTuple_Pack(5, verdict, ctype, score, type_score, source)) == NULL)
-        goto error;
-    PyObject *fields = PyDict_GetItemWithError(fields_table, key); /* borrowed */
-    if (fields == NULL) {
-        if (PyErr_Occurred())
-            goto error;
-        goto fallback;
-    }
-    if (!PyBytes_CheckExact(fields))
+    /* the fields from `verdict` to `source`, as orjson writes them (record_line's
+       _verdict_fields) */
+    Piece verdict_piece, ctype_piece, source_piece, score_piece, type_score_piece;
+    char score_digits[24], type_score_digits[24];
+    verdict_piece.quoted = 1;
+    if ((verdict_piece.s = plain(verdict, &verdict_piece.n)) == NULL
+        || !text_piece(ctype, &ctype_piece) || !text_piece(source, &source_piece)
+        || !int_piece(score, &score_piece, score_digits)
+        || !int_piece(type_score, &type_score_piece, type_score_digits))
         goto fallback;
 
     /* the ttl in ms */
@@ -246,12 +262,24 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 
     static const char OPEN[] = "{\"ioc\":", TTL[] = ",\"ttl_ms\":", FIRST[] = ",\"first_seen\":",
                       LINK[] = ",\"link\":", PRODUCT[] = ",\"product\":",
-                      CP[] = ",\"cp_type\":", RESPONSE[] = ",\"response\":";
+                      CP[] = ",\"cp_type\":", RESPONSE[] = ",\"response\":",
+                      VERDICT[] = ",\"verdict\":", CLASSIFICATION[] = ",\"classification\":",
+                      SCORE[] = ",\"score\":", TYPE_SCORE[] = ",\"type_score\":",
+                      SOURCE[] = ",\"source\":";
     Piece pieces[] = {
         {OPEN, sizeof OPEN - 1, 0},
         ioc_piece,
         {PyBytes_AS_STRING(type_json), PyBytes_GET_SIZE(type_json), 0},
-        {PyBytes_AS_STRING(fields), PyBytes_GET_SIZE(fields), 0},
+        {VERDICT, sizeof VERDICT - 1, 0},
+        verdict_piece,
+        {CLASSIFICATION, sizeof CLASSIFICATION - 1, 0},
+        ctype_piece,
+        {SCORE, sizeof SCORE - 1, 0},
+        score_piece,
+        {TYPE_SCORE, sizeof TYPE_SCORE - 1, 0},
+        type_score_piece,
+        {SOURCE, sizeof SOURCE - 1, 0},
+        source_piece,
         {TTL, sizeof TTL - 1, 0},
         ttl_piece,
         {FIRST, sizeof FIRST - 1, 0},
@@ -317,26 +345,24 @@ done:
     Py_XDECREF(link);
     Py_XDECREF(product);
     Py_XDECREF(first);
-    Py_XDECREF(key);
+    Py_XDECREF(got);
     Py_XDECREF(ttl_out);
     return result;
 }
 
-/* what `setup` gives: record_line's tables (`_TYPE`, `_VERDICT_FIELDS`), its two tails and its
-   Python, which makes what `line` leaves */
-static PyObject *TYPES, *FIELDS, *FRESH, *CACHED, *PYTHON;
+/* what `setup` gives: record_line's table of types (`_TYPE`), its two tails and its Python,
+   which makes what `line` leaves */
+static PyObject *TYPES, *FRESH, *CACHED, *PYTHON;
 
 static PyObject *setup(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *types, *fields, *fresh, *cached, *python;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O:setup", &PyDict_Type, &types, &PyDict_Type, &fields,
-                          &PyBytes_Type, &fresh, &PyBytes_Type, &cached, &python))
+    PyObject *types, *fresh, *cached, *python;
+    if (!PyArg_ParseTuple(args, "O!O!O!O:setup", &PyDict_Type, &types, &PyBytes_Type, &fresh,
+                          &PyBytes_Type, &cached, &python))
         return NULL;
     Py_INCREF(types);
     Py_XSETREF(TYPES, types);
-    Py_INCREF(fields);
-    Py_XSETREF(FIELDS, fields);
     Py_INCREF(fresh);
     Py_XSETREF(FRESH, fresh);
     Py_INCREF(cached);
@@ -366,9 +392,9 @@ static PyObject *record_line(PyObject *self, PyObject *const *args, Py_ssize_t n
             PyObject *factor = nargs > 5 ? args[5] : (one = PyLong_FromLong(1));
             if (factor == NULL)
                 return NULL;
-            PyObject *argv[8] = {type_json, args[1], args[2], args[3], args[4], factor,
-                                 cached == Py_True ? CACHED : FRESH, FIELDS};
-            PyObject *made = line(self, argv, 8);
+            PyObject *argv[7] = {type_json, args[1], args[2], args[3], args[4], factor,
+                                 cached == Py_True ? CACHED : FRESH};
+            PyObject *made = line(self, argv, 7);
             Py_XDECREF(one);
             if (made != Py_None)
                 return made; /* a line, or NULL for an error */
@@ -380,10 +406,10 @@ static PyObject *record_line(PyObject *self, PyObject *const *args, Py_ssize_t n
 
 static PyMethodDef methods[] = {
     {"line", (PyCFunction)(void (*)(void))line, METH_FASTCALL,
-     "line(type_json, ioc, entry, raw, verdicts, ttl_factor, tail, fields): (line, "
+     "line(type_json, ioc, entry, raw, verdicts, ttl_factor, tail): (line, "
      "verdict, ttl in ms) of an answered IOC, or None to make it in Python."},
     {"setup", setup, METH_VARARGS,
-     "setup(types, fields, fresh_tail, cached_tail, python): what record_line reads."},
+     "setup(types, fresh_tail, cached_tail, python): what record_line reads."},
     {"record_line", (PyCFunction)(void (*)(void))record_line, METH_FASTCALL | METH_KEYWORDS,
      "record_line(ioc_type, ioc, entry, raw, verdicts, ttl_factor=1, cached=False, "
      "origin=None): records.record_line, in C where `line` takes the answer."},

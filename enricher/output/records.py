@@ -288,15 +288,14 @@ def _native() -> Any:
         return None
     if not built_from(Path(__file__).with_name("_records.c"), _records.SOURCE):
         return None
-    _records.setup(_TYPE, _VERDICT_FIELDS, FRESH_TAIL, CACHED_TAIL, python_record_line)
+    _records.setup(_TYPE, FRESH_TAIL, CACHED_TAIL, python_record_line)
     return _records
 
 
 _NATIVE = _native()
 #: the C line of one answer, `_records.line` (None where the module is not there): it makes
-#: the lines of the common answers, reading the table of verdict fields `python_record_line`
-#: fills, and leaves the rest (float scores, texts JSON escapes, a date beyond year 9999, an
-#: origin) to `python_record_line`, the reference
+#: the lines of the common answers and leaves the rest (float scores, texts JSON escapes, a
+#: date beyond year 9999, an origin) to `python_record_line`, the reference
 C_LINE = None if _NATIVE is None else _NATIVE.line
 #: `python_record_line`, called in C where the module is built (without a Python call a
 #: line): the same line, byte for byte

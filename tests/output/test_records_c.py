@@ -70,8 +70,7 @@ def test_a_plain_answer_is_written_in_c_as_in_python() -> None:
     for factor in (1, 1000):
         want = python_record_line(IocType.MD5, "0" * 32, entry, raw, VERDICTS, factor)
         made = records.C_LINE(
-            b',"type":"md5"', "0" * 32, entry, raw, VERDICTS, factor, FRESH_TAIL,
-            records._VERDICT_FIELDS,
+            b',"type":"md5"', "0" * 32, entry, raw, VERDICTS, factor, FRESH_TAIL
         )  # fmt: skip
         assert made == want
         assert record_line(IocType.MD5, "0" * 32, entry, raw, VERDICTS, factor) == want
@@ -145,6 +144,5 @@ def test_any_answer_is_written_as_python_writes_it(
 ) -> None:
     entry, raw = read_entry(orjson.dumps(doc))
     want = python_record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached)
-    # the Python line just made filled the table of fields the C line reads
     assert record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached) == want
     assert record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached, None) == want
