@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict, cast, final
 
 import msgspec
 import orjson
 
 from ..api.protocol import Entry, beyond_double
+from ..inputs.native import TURNED_OFF, built_from
 from ..ioc import IocType
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "deferred",
     "failure",
     "first_seen_iso",
+    "python_record_line",
     "read_record",
     "record_format",
     "record_line",
@@ -188,7 +191,7 @@ _REMEMBERED = 4096
 _SHORT = 512
 
 
-def record_line(
+def python_record_line(
     ioc_type: IocType,
     ioc: str,
     entry: Entry,
@@ -272,6 +275,33 @@ def record_line(
             return line, verdict, ttl
     line = undated % (ioc_json, type_json, fields, ttl_json, link_json, product, cp, raw, tail)
     return line, verdict, ttl
+
+
+def _native() -> Any:
+    """The C module of record lines (`_records.c`), when it was built from the _records.c
+    beside this file and ENRICHER_NO_C does not turn it off; else None."""
+    if TURNED_OFF:
+        return None
+    try:
+        from . import _records  # type: ignore[attr-defined]
+    except ImportError:  # not built
+        return None
+    if not built_from(Path(__file__).with_name("_records.c"), _records.SOURCE):
+        return None
+    _records.setup(_TYPE, FRESH_TAIL, CACHED_TAIL, python_record_line)
+    return _records
+
+
+_NATIVE = _native()
+#: the C line of one answer, `_records.line` (None where the module is not there): it makes
+#: the lines of the common answers and leaves the rest (float scores, texts JSON escapes, a
+#: date beyond year 9999, an origin) to `python_record_line`, the reference
+C_LINE = None if _NATIVE is None else _NATIVE.line
+#: `python_record_line`, called in C where the module is built (without a Python call a
+#: line): the same line, byte for byte
+record_line = python_record_line
+if _NATIVE is not None:
+    record_line = _NATIVE.record_line
 
 
 def _verdict_fields(
