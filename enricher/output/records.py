@@ -11,14 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict, cast, final
 
 import msgspec
 import orjson
 
 from ..api.protocol import Entry, beyond_double
-from ..inputs.native import TURNED_OFF, built_from
+from ..inputs.native import load
 from ..ioc import IocType
 
 __all__ = [
@@ -278,18 +277,11 @@ def python_record_line(
 
 
 def _native() -> Any:
-    """The C module of record lines (`_records.c`), when it was built from the _records.c
-    beside this file and ENRICHER_NO_C does not turn it off; else None."""
-    if TURNED_OFF:
-        return None
-    try:
-        from . import _records  # type: ignore[attr-defined]
-    except ImportError:  # not built
-        return None
-    if not built_from(Path(__file__).with_name("_records.c"), _records.SOURCE):
-        return None
-    _records.setup(_TYPE, FRESH_TAIL, CACHED_TAIL, python_record_line)
-    return _records
+    """The C module of record lines (`_records.c`, `native.load`), set up; else None."""
+    records = load("enricher.output._records", __file__)
+    if records is not None:
+        records.setup(_TYPE, FRESH_TAIL, CACHED_TAIL, python_record_line)
+    return records
 
 
 _NATIVE = _native()
