@@ -160,6 +160,9 @@ _ENDPOINT = {ep: i for i, ep in enumerate(Endpoint)}
 _VERDICT = {v: i for i, v in enumerate(VERDICTS)}
 # SQLite allows 32,766 host parameters; lookups row by row go in slices well under that
 _SLICE = 900
+#: what reading a damaged row raises; MemoryError too: zstandard sets aside what a frame's
+#: header claims before it finds the frame false (a header that claims 1 TiB)
+_UNREADABLE = (KeyError, IndexError, TypeError, MemoryError, zstandard.ZstdError)
 #: keys looked up in one statement (their JSON is one parameter): what it gives back, the
 #: hits' records end to end, is about 0.13 KB a key
 _PACKED_SLICE = 10_000
@@ -1115,7 +1118,7 @@ class Cache:
                 for (k, v, f, _), i in zip(rows, range(len(lines)), strict=True)
                 if (line := lines[i].tobytes()).startswith(head % k.encode())
             }
-        except (KeyError, IndexError, TypeError, ValueError, zstandard.ZstdError):
+        except (ValueError, *_UNREADABLE):
             for i in range(0, len(keys), _SLICE):
                 self._lookup_rows(keys[i : i + _SLICE], where, found)
         else:
@@ -1139,7 +1142,7 @@ class Cache:
                 for k, v, f, r in rows
                 if (line := unpack(r)).startswith(head % k.encode())
             }
-        except (KeyError, IndexError, TypeError, zstandard.ZstdError):
+        except _UNREADABLE:
             self._read_slowly(rows, found)
         else:
             found.update(hits)
@@ -1160,7 +1163,7 @@ class Cache:
                 if line.startswith(_LINE_HEAD % key.encode()):
                     found[key] = (VERDICTS[verdict], self._formats.get(fid, ""), line)
                     continue
-            except (IndexError, TypeError, zstandard.ZstdError):
+            except _UNREADABLE:
                 pass
             self.unreadable += 1
 

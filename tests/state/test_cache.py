@@ -1290,3 +1290,24 @@ def test_a_lookup_reads_its_keys_in_one_statement_and_misses_damaged_rows(
     # packed: one statement, then its keys row by row again, since it held a damaged row
     assert len(reads) == (4 if json_functions else 3)
     cache.close()
+
+
+@pytest.mark.parametrize("json_functions", [True, False])
+def test_a_row_whose_frame_claims_more_than_memory_is_a_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
+) -> None:
+    """A record tampered into a frame whose header claims 1 TiB is a miss like any damaged
+    row: zstandard's MemoryError crashed every warm run (a traceback, exit 1)."""
+    if not json_functions:
+        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
+    cache = new_cache(tmp_path / "c.sqlite3")
+    keys = [f"d{i}.example" for i in range(20)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    # magic, a descriptor of an 8-byte content size, 2**40, an empty last raw block
+    frame = b"\x28\xb5\x2f\xfd\xe0" + (2**40).to_bytes(8, "little") + b"\x01\x00\x00"
+    cache._db.execute("UPDATE answers SET record = ? WHERE key = 'd3.example'", (frame,))
+    cache._db.commit()
+    assert set(cache.lookup(Endpoint.DOMAIN, keys)) == set(keys) - {"d3.example"}
+    assert cache.unreadable == 1 and cache.broken is None
+    cache.close()
