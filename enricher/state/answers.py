@@ -1082,8 +1082,7 @@ class Cache:
                 for i in range(0, len(keys), _PACKED_SLICE):
                     self._lookup_packed(keys[i : i + _PACKED_SLICE], where, found)
             else:
-                for i in range(0, len(keys), _SLICE):
-                    self._lookup_rows(keys[i : i + _SLICE], where, found)
+                self._lookup_slices(keys, where, found)
         except sqlite3.Error as exc:
             self._break(f"reading failed: {exc}", exc)
             found.clear()
@@ -1097,10 +1096,15 @@ class Cache:
         """`lookup` of `keys` in one statement that gives one row: the hits' keys, verdicts,
         formats and sizes as JSON, and their records end to end, decompressed in one call.
         SQLite finds them without the GIL; a row at a time took the GIL back at each row,
-        waiting for the event loop each time. Anything amiss (a row damaged): row by row."""
-        meta, records = self._db.execute(
-            _SELECT_PACKED, (*where, orjson.dumps(list(keys)))
-        ).fetchone()
+        waiting for the event loop each time. Anything amiss (a row damaged, the hits'
+        records together past SQLite's length limit, 1 GB): row by row."""
+        try:
+            meta, records = self._db.execute(
+                _SELECT_PACKED, (*where, orjson.dumps(list(keys)))
+            ).fetchone()
+        except sqlite3.DataError:  # "string or blob too big": it broke the cache
+            self._lookup_slices(keys, where, found)
+            return
         try:
             rows = orjson.loads(meta)
             if not rows:
@@ -1119,11 +1123,17 @@ class Cache:
                 if (line := lines[i].tobytes()).startswith(head % k.encode())
             }
         except (ValueError, *_UNREADABLE):
-            for i in range(0, len(keys), _SLICE):
-                self._lookup_rows(keys[i : i + _SLICE], where, found)
+            self._lookup_slices(keys, where, found)
         else:
             found.update(hits)
             self.unreadable += len(rows) - len(hits)
+
+    def _lookup_slices(
+        self, keys: Sequence[str], where: _Where, found: dict[str, tuple[str, str, bytes]]
+    ) -> None:
+        """`lookup` of `keys` row by row, `_SLICE` keys a statement."""
+        for i in range(0, len(keys), _SLICE):
+            self._lookup_rows(keys[i : i + _SLICE], where, found)
 
     def _lookup_rows(
         self, keys: Sequence[str], where: _Where, found: dict[str, tuple[str, str, bytes]]

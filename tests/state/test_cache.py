@@ -1311,3 +1311,19 @@ def test_a_row_whose_frame_claims_more_than_memory_is_a_miss(
     assert set(cache.lookup(Endpoint.DOMAIN, keys)) == set(keys) - {"d3.example"}
     assert cache.unreadable == 1 and cache.broken is None
     cache.close()
+
+
+def test_hits_past_sqlites_length_limit_together_are_read_row_by_row(tmp_path: Path) -> None:
+    """A chunk's hits whose records together pass SQLite's length limit (1 GB; lowered here)
+    are read row by row: the packed statement's "string or blob too big" broke the cache."""
+    cache = new_cache(tmp_path / "c.sqlite3")
+    keys = [f"d{i}.example" for i in range(40)]
+    cache.store(
+        Endpoint.DOMAIN,
+        [(k, "benign", line_of(k, os.urandom(1000).hex().encode()), None) for k in keys],
+    )
+    cache.flush()
+    cache._db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 40_000)  # each row ~2 KB, all ~80 KB
+    assert set(cache.lookup(Endpoint.DOMAIN, keys)) == set(keys)
+    assert cache.broken is None
+    cache.close()
