@@ -353,6 +353,10 @@ _INSERT_PACKED = (
     " json_extract(r.value, '$[1]'), ?3, substr(?4, json_extract(r.value, '$[2]'),"
     " json_extract(r.value, '$[3]')), ?5, json_extract(r.value, '$[4]') FROM json_each(?6) AS r"
 )
+#: a NUL in a key, as JSON: SQLite's JSON functions (3.40) end such a text at the NUL, so its
+#: row is written and read a row at a time (the packed insert wrote 'a\0b' as 'a', replacing
+#: that key's row)
+_NUL = b"\\u0000"
 _INSERT_ROW = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
@@ -937,7 +941,7 @@ class Cache:
                     raise _Vanished(_VANISHED.format(path=self.path))
                 db.execute("BEGIN IMMEDIATE")
                 for packed in rows:
-                    if self._json:
+                    if self._json and _NUL not in packed.rows:
                         db.execute(
                             _INSERT_PACKED,
                             (packed.identity, packed.endpoint, packed.format, packed.records,
@@ -1098,10 +1102,12 @@ class Cache:
         SQLite finds them without the GIL; a row at a time took the GIL back at each row,
         waiting for the event loop each time. Anything amiss (a row damaged, the hits'
         records together past SQLite's length limit, 1 GB): row by row."""
+        asked = orjson.dumps(list(keys))
+        if _NUL in asked:
+            self._lookup_slices(keys, where, found)
+            return
         try:
-            meta, records = self._db.execute(
-                _SELECT_PACKED, (*where, orjson.dumps(list(keys)))
-            ).fetchone()
+            meta, records = self._db.execute(_SELECT_PACKED, (*where, asked)).fetchone()
         except sqlite3.DataError:  # "string or blob too big": it broke the cache
             self._lookup_slices(keys, where, found)
             return

@@ -1327,3 +1327,18 @@ def test_hits_past_sqlites_length_limit_together_are_read_row_by_row(tmp_path: P
     assert set(cache.lookup(Endpoint.DOMAIN, keys)) == set(keys)
     assert cache.broken is None
     cache.close()
+
+
+def test_a_key_with_a_nul_is_written_and_read_as_itself(tmp_path: Path) -> None:
+    """SQLite's JSON functions end a text at a NUL: the packed insert wrote 'a.example\\0b'
+    as 'a.example', over that key's row, and the packed lookup missed it; such keys go a row
+    at a time, so both are served as the row path serves them."""
+    cache = new_cache(tmp_path / "c.sqlite3")
+    keys = ["a.example", "a.example\x00b", "b.example"]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    assert cache._json
+    assert sorted(k for (k,) in cache._db.execute("SELECT key FROM answers")) == sorted(keys)
+    assert set(cache.lookup(Endpoint.DOMAIN, keys)) == set(keys)
+    assert cache.unreadable == 0
+    cache.close()
