@@ -357,6 +357,10 @@ _INSERT_PACKED = (
 #: row is written and read a row at a time (the packed insert wrote 'a\0b' as 'a', replacing
 #: that key's row)
 _NUL = b"\\u0000"
+#: a frame of one byte that a packed lookup decompresses after its hits: zstandard 0.25's
+#: multi_decompress_to_buffer frees a buffer twice (the process aborts) where its frames
+#: hold nothing at all (hits whose records are empty frames, written so or tampered)
+_LAST = zstandard.ZstdCompressor().compress(b"\n")
 _INSERT_ROW = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
@@ -915,8 +919,12 @@ class Cache:
         lines: list[bytes | bytearray | memoryview[int]] = [
             _as_served(record) for _, _, record, _ in answers
         ]
-        compressed = pack.multi_compress_to_buffer(lines)
-        frames = [compressed[i] for i in range(len(compressed))]
+        frames: list[zstandard.BufferSegment | bytes]
+        try:
+            compressed = pack.multi_compress_to_buffer(lines)
+            frames = [compressed[i] for i in range(len(compressed))]
+        except ValueError:  # "source elements are empty" (every line empty): a frame each
+            frames = [pack.compress(line) for line in lines]
         rows = []
         at = 1  # SQLite's substr counts from 1
         for (key, verdict, _, ttl_ms), frame in zip(answers, frames, strict=True):
@@ -1121,11 +1129,14 @@ class Cache:
                 raise ValueError("records and their sizes differ")
             pairs = zip(starts, sizes, strict=True)
             segments = array.array("Q", itertools.chain.from_iterable(pairs))
-            lines = self._unpack_all(zstandard.BufferWithSegments(records, segments.tobytes()))
+            segments.extend((len(records), len(_LAST)))
+            lines = self._unpack_all(
+                zstandard.BufferWithSegments(records + _LAST, segments.tobytes())
+            )
             verdicts, formats, head = VERDICTS, self._formats, _LINE_HEAD
             hits = {
                 k: (verdicts[v], formats[f], line)
-                for (k, v, f, _), i in zip(rows, range(len(lines)), strict=True)
+                for (k, v, f, _), i in zip(rows, range(len(lines) - 1), strict=True)
                 if (line := lines[i].tobytes()).startswith(head % k.encode())
             }
         except (ValueError, *_UNREADABLE):

@@ -11,6 +11,8 @@ import os
 import socket
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
+import zstandard
 from helpers import (
     cached_lines,
     damage,
@@ -1342,3 +1345,52 @@ def test_a_key_with_a_nul_is_written_and_read_as_itself(tmp_path: Path) -> None:
     assert set(cache.lookup(Endpoint.DOMAIN, keys)) == set(keys)
     assert cache.unreadable == 0
     cache.close()
+
+
+def test_a_store_of_empty_record_lines_is_written_and_missed(tmp_path: Path) -> None:
+    """Empty record lines alone (zstandard's multi_compress_to_buffer refuses them) are
+    written a frame each and missed, as a row of another key's record is: they broke the
+    cache for the run ("source elements are empty")."""
+    cache = new_cache(tmp_path / "c.sqlite3")
+    cache.store(Endpoint.DOMAIN, [("a.example", "benign", b"", None)])
+    cache.store(Endpoint.DOMAIN, [("b.example", "benign", line_of("b.example"), None)])
+    cache.flush()
+    assert cache.broken is None and cache.stored == 2
+    assert set(cache.lookup(Endpoint.DOMAIN, ["a.example", "b.example"])) == {"b.example"}
+    cache.close()
+
+
+def test_hits_that_are_all_empty_frames_are_missed_in_a_process_that_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A chunk whose only hits are frames of nothing (records tampered so, or empty lines
+    stored) is missed: zstandard's bulk decompress of them freed a buffer twice and the
+    process aborted (so the lookups run in a process of their own), in both paths."""
+    path = tmp_path / "c.sqlite3"
+    cache = new_cache(path)
+    keys = ["a.example", "b.example", "c.example"]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    empty = zstandard.ZstdCompressor(write_checksum=True).compress(b"")
+    cache._db.execute("UPDATE answers SET record = ? WHERE key != 'c.example'", (empty,))
+    cache._db.commit()
+    cache.close()
+    script = f"""
+from pathlib import Path
+from enricher.api.identity import ApiIdentity
+from enricher.ioc import Endpoint
+from enricher.state.answers import Cache
+for json in (True, False):
+    c = Cache(Path({str(path)!r}), identity=ApiIdentity({API.base!r}), max_ttl=3600,
+              default_ttl=3600)
+    c._json = json
+    assert c.lookup(Endpoint.DOMAIN, ["a.example", "b.example"]) == {{}}
+    assert set(c.lookup(Endpoint.DOMAIN, {keys!r})) == {{"c.example"}}
+    assert c.unreadable == 4 and c.broken is None, (c.unreadable, c.broken)
+    c.close()
+print("held")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "held\n"), done.stderr[-2000:]
