@@ -357,10 +357,13 @@ _INSERT_PACKED = (
 #: row is written and read a row at a time (the packed insert wrote 'a\0b' as 'a', replacing
 #: that key's row)
 _NUL = b"\\u0000"
-#: a frame of one byte that a packed lookup decompresses after its hits: zstandard 0.25's
-#: multi_decompress_to_buffer frees a buffer twice (the process aborts) where its frames
-#: hold nothing at all (hits whose records are empty frames, written so or tampered)
-_LAST = zstandard.ZstdCompressor().compress(b"\n")
+#: a zstd frame's header is at most this long (magic, descriptor, window, dictionary id, size)
+_FRAME_HEAD = 18
+#: a packed lookup decompresses its hits in one call only where each frame's header claims a
+#: size from 1 to this: zstandard 0.25's multi_decompress_to_buffer frees a buffer twice
+#: after a frame that claims 0 (an empty line), and past 2**63 its buffer's size overflows
+#: and it writes past it (the process aborts, or worse); decompress() refuses those itself
+_LINE_MAX = 1 << 26
 _INSERT_ROW = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
@@ -1129,14 +1132,18 @@ class Cache:
                 raise ValueError("records and their sizes differ")
             pairs = zip(starts, sizes, strict=True)
             segments = array.array("Q", itertools.chain.from_iterable(pairs))
-            segments.extend((len(records), len(_LAST)))
+            content_size = zstandard.frame_content_size
+            claimed = [content_size(records[at : at + _FRAME_HEAD]) for at in starts]
+            if not 0 < min(claimed) <= max(claimed) <= _LINE_MAX:
+                raise ValueError("a frame claims no size, or too large a one")
             lines = self._unpack_all(
-                zstandard.BufferWithSegments(records + _LAST, segments.tobytes())
+                zstandard.BufferWithSegments(records, segments.tobytes()),
+                array.array("Q", claimed).tobytes(),
             )
             verdicts, formats, head = VERDICTS, self._formats, _LINE_HEAD
             hits = {
                 k: (verdicts[v], formats[f], line)
-                for (k, v, f, _), i in zip(rows, range(len(lines) - 1), strict=True)
+                for (k, v, f, _), i in zip(rows, range(len(lines)), strict=True)
                 if (line := lines[i].tobytes()).startswith(head % k.encode())
             }
         except (ValueError, *_UNREADABLE):

@@ -1360,19 +1360,23 @@ def test_a_store_of_empty_record_lines_is_written_and_missed(tmp_path: Path) -> 
     cache.close()
 
 
-def test_hits_that_are_all_empty_frames_are_missed_in_a_process_that_goes_on(
+def test_frames_that_claim_no_size_or_past_2_63_are_missed_in_a_process_that_goes_on(
     tmp_path: Path,
 ) -> None:
-    """A chunk whose only hits are frames of nothing (records tampered so, or empty lines
-    stored) is missed: zstandard's bulk decompress of them freed a buffer twice and the
-    process aborted (so the lookups run in a process of their own), in both paths."""
+    """Rows tampered into frames that claim nothing (or empty lines stored) or more than
+    2**63 bytes are missed: zstandard's bulk decompress freed a buffer twice after an empty
+    frame, and overflowed its buffer's size past 2**63 (the process aborted, so the lookups
+    run in a process of their own), in both paths."""
     path = tmp_path / "c.sqlite3"
     cache = new_cache(path)
-    keys = ["a.example", "b.example", "c.example"]
-    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    keys = ["a.example", "b.example", "c.example", "d.example"]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k, b"1" * 300), None) for k in keys])
     cache.flush()
     empty = zstandard.ZstdCompressor(write_checksum=True).compress(b"")
-    cache._db.execute("UPDATE answers SET record = ? WHERE key != 'c.example'", (empty,))
+    # magic, a descriptor of an 8-byte content size, 2**64 - 2**60, an empty last raw block
+    vast = b"\x28\xb5\x2f\xfd\xe0" + (2**64 - 2**60).to_bytes(8, "little") + b"\x01\x00\x00"
+    cache._db.execute("UPDATE answers SET record = ? WHERE key < 'c'", (empty,))
+    cache._db.execute("UPDATE answers SET record = ? WHERE key = 'd.example'", (vast,))
     cache._db.commit()
     cache.close()
     script = f"""
@@ -1384,9 +1388,10 @@ for json in (True, False):
     c = Cache(Path({str(path)!r}), identity=ApiIdentity({API.base!r}), max_ttl=3600,
               default_ttl=3600)
     c._json = json
-    assert c.lookup(Endpoint.DOMAIN, ["a.example", "b.example"]) == {{}}
+    for asked in (["a.example", "b.example"], ["a.example", "c.example"], ["d.example"]):
+        assert set(c.lookup(Endpoint.DOMAIN, asked)) <= {{"c.example"}}
     assert set(c.lookup(Endpoint.DOMAIN, {keys!r})) == {{"c.example"}}
-    assert c.unreadable == 4 and c.broken is None, (c.unreadable, c.broken)
+    assert c.unreadable == 7 and c.broken is None, (c.unreadable, c.broken)
     c.close()
 print("held")
 """
