@@ -160,6 +160,9 @@ _ENDPOINT = {ep: i for i, ep in enumerate(Endpoint)}
 _VERDICT = {v: i for i, v in enumerate(VERDICTS)}
 # SQLite allows 32,766 host parameters; lookups row by row go in slices well under that
 _SLICE = 900
+#: what reading a damaged row raises; MemoryError too: zstandard sets aside what a frame's
+#: header claims before it finds the frame false (a header that claims 1 TiB)
+_UNREADABLE = (KeyError, IndexError, TypeError, MemoryError, zstandard.ZstdError)
 #: keys looked up in one statement (their JSON is one parameter): what it gives back, the
 #: hits' records end to end, is about 0.13 KB a key
 _PACKED_SLICE = 10_000
@@ -350,6 +353,17 @@ _INSERT_PACKED = (
     " json_extract(r.value, '$[1]'), ?3, substr(?4, json_extract(r.value, '$[2]'),"
     " json_extract(r.value, '$[3]')), ?5, json_extract(r.value, '$[4]') FROM json_each(?6) AS r"
 )
+#: a NUL in a key, as JSON: SQLite's JSON functions (3.40) end such a text at the NUL, so its
+#: row is written and read a row at a time (the packed insert wrote 'a\0b' as 'a', replacing
+#: that key's row)
+_NUL = b"\\u0000"
+#: a zstd frame's header is at most this long (magic, descriptor, window, dictionary id, size)
+_FRAME_HEAD = 18
+#: a packed lookup decompresses its hits in one call only where each frame's header claims a
+#: size from 1 to this: zstandard 0.25's multi_decompress_to_buffer frees a buffer twice
+#: after a frame that claims 0 (an empty line), and past 2**63 its buffer's size overflows
+#: and it writes past it (the process aborts, or worse); decompress() refuses those itself
+_LINE_MAX = 1 << 26
 _INSERT_ROW = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
@@ -908,8 +922,12 @@ class Cache:
         lines: list[bytes | bytearray | memoryview[int]] = [
             _as_served(record) for _, _, record, _ in answers
         ]
-        compressed = pack.multi_compress_to_buffer(lines)
-        frames = [compressed[i] for i in range(len(compressed))]
+        frames: list[zstandard.BufferSegment | bytes]
+        try:
+            compressed = pack.multi_compress_to_buffer(lines)
+            frames = [compressed[i] for i in range(len(compressed))]
+        except ValueError:  # "source elements are empty" (every line empty): a frame each
+            frames = [pack.compress(line) for line in lines]
         rows = []
         at = 1  # SQLite's substr counts from 1
         for (key, verdict, _, ttl_ms), frame in zip(answers, frames, strict=True):
@@ -934,7 +952,7 @@ class Cache:
                     raise _Vanished(_VANISHED.format(path=self.path))
                 db.execute("BEGIN IMMEDIATE")
                 for packed in rows:
-                    if self._json:
+                    if self._json and _NUL not in packed.rows:
                         db.execute(
                             _INSERT_PACKED,
                             (packed.identity, packed.endpoint, packed.format, packed.records,
@@ -1079,8 +1097,7 @@ class Cache:
                 for i in range(0, len(keys), _PACKED_SLICE):
                     self._lookup_packed(keys[i : i + _PACKED_SLICE], where, found)
             else:
-                for i in range(0, len(keys), _SLICE):
-                    self._lookup_rows(keys[i : i + _SLICE], where, found)
+                self._lookup_slices(keys, where, found)
         except sqlite3.Error as exc:
             self._break(f"reading failed: {exc}", exc)
             found.clear()
@@ -1094,10 +1111,17 @@ class Cache:
         """`lookup` of `keys` in one statement that gives one row: the hits' keys, verdicts,
         formats and sizes as JSON, and their records end to end, decompressed in one call.
         SQLite finds them without the GIL; a row at a time took the GIL back at each row,
-        waiting for the event loop each time. Anything amiss (a row damaged): row by row."""
-        meta, records = self._db.execute(
-            _SELECT_PACKED, (*where, orjson.dumps(list(keys)))
-        ).fetchone()
+        waiting for the event loop each time. Anything amiss (a row damaged, the hits'
+        records together past SQLite's length limit, 1 GB): row by row."""
+        asked = orjson.dumps(list(keys))
+        if _NUL in asked:
+            self._lookup_slices(keys, where, found)
+            return
+        try:
+            meta, records = self._db.execute(_SELECT_PACKED, (*where, asked)).fetchone()
+        except sqlite3.DataError:  # "string or blob too big": it broke the cache
+            self._lookup_slices(keys, where, found)
+            return
         try:
             rows = orjson.loads(meta)
             if not rows:
@@ -1108,19 +1132,32 @@ class Cache:
                 raise ValueError("records and their sizes differ")
             pairs = zip(starts, sizes, strict=True)
             segments = array.array("Q", itertools.chain.from_iterable(pairs))
-            lines = self._unpack_all(zstandard.BufferWithSegments(records, segments.tobytes()))
+            content_size = zstandard.frame_content_size
+            claimed = [content_size(records[at : at + _FRAME_HEAD]) for at in starts]
+            if not 0 < min(claimed) <= max(claimed) <= _LINE_MAX:
+                raise ValueError("a frame claims no size, or too large a one")
+            lines = self._unpack_all(
+                zstandard.BufferWithSegments(records, segments.tobytes()),
+                array.array("Q", claimed).tobytes(),
+            )
             verdicts, formats, head = VERDICTS, self._formats, _LINE_HEAD
             hits = {
                 k: (verdicts[v], formats[f], line)
                 for (k, v, f, _), i in zip(rows, range(len(lines)), strict=True)
                 if (line := lines[i].tobytes()).startswith(head % k.encode())
             }
-        except (KeyError, IndexError, TypeError, ValueError, zstandard.ZstdError):
-            for i in range(0, len(keys), _SLICE):
-                self._lookup_rows(keys[i : i + _SLICE], where, found)
+        except (ValueError, *_UNREADABLE):
+            self._lookup_slices(keys, where, found)
         else:
             found.update(hits)
             self.unreadable += len(rows) - len(hits)
+
+    def _lookup_slices(
+        self, keys: Sequence[str], where: _Where, found: dict[str, tuple[str, str, bytes]]
+    ) -> None:
+        """`lookup` of `keys` row by row, `_SLICE` keys a statement."""
+        for i in range(0, len(keys), _SLICE):
+            self._lookup_rows(keys[i : i + _SLICE], where, found)
 
     def _lookup_rows(
         self, keys: Sequence[str], where: _Where, found: dict[str, tuple[str, str, bytes]]
@@ -1139,7 +1176,7 @@ class Cache:
                 for k, v, f, r in rows
                 if (line := unpack(r)).startswith(head % k.encode())
             }
-        except (KeyError, IndexError, TypeError, zstandard.ZstdError):
+        except _UNREADABLE:
             self._read_slowly(rows, found)
         else:
             found.update(hits)
@@ -1160,7 +1197,7 @@ class Cache:
                 if line.startswith(_LINE_HEAD % key.encode()):
                     found[key] = (VERDICTS[verdict], self._formats.get(fid, ""), line)
                     continue
-            except (IndexError, TypeError, zstandard.ZstdError):
+            except _UNREADABLE:
                 pass
             self.unreadable += 1
 

@@ -11,6 +11,8 @@ import os
 import socket
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
+import zstandard
 from helpers import (
     cached_lines,
     damage,
@@ -1290,3 +1293,109 @@ def test_a_lookup_reads_its_keys_in_one_statement_and_misses_damaged_rows(
     # packed: one statement, then its keys row by row again, since it held a damaged row
     assert len(reads) == (4 if json_functions else 3)
     cache.close()
+
+
+@pytest.mark.parametrize("json_functions", [True, False])
+def test_a_row_whose_frame_claims_more_than_memory_is_a_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
+) -> None:
+    """A record tampered into a frame whose header claims 1 TiB is a miss like any damaged
+    row: zstandard's MemoryError crashed every warm run (a traceback, exit 1)."""
+    if not json_functions:
+        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
+    cache = new_cache(tmp_path / "c.sqlite3")
+    keys = [f"d{i}.example" for i in range(20)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    # magic, a descriptor of an 8-byte content size, 2**40, an empty last raw block
+    frame = b"\x28\xb5\x2f\xfd\xe0" + (2**40).to_bytes(8, "little") + b"\x01\x00\x00"
+    cache._db.execute("UPDATE answers SET record = ? WHERE key = 'd3.example'", (frame,))
+    cache._db.commit()
+    assert set(cache.lookup(Endpoint.DOMAIN, keys)) == set(keys) - {"d3.example"}
+    assert cache.unreadable == 1 and cache.broken is None
+    cache.close()
+
+
+def test_hits_past_sqlites_length_limit_together_are_read_row_by_row(tmp_path: Path) -> None:
+    """A chunk's hits whose records together pass SQLite's length limit (1 GB; lowered here)
+    are read row by row: the packed statement's "string or blob too big" broke the cache."""
+    cache = new_cache(tmp_path / "c.sqlite3")
+    keys = [f"d{i}.example" for i in range(40)]
+    cache.store(
+        Endpoint.DOMAIN,
+        [(k, "benign", line_of(k, os.urandom(1000).hex().encode()), None) for k in keys],
+    )
+    cache.flush()
+    cache._db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 40_000)  # each row ~2 KB, all ~80 KB
+    assert set(cache.lookup(Endpoint.DOMAIN, keys)) == set(keys)
+    assert cache.broken is None
+    cache.close()
+
+
+def test_a_key_with_a_nul_is_written_and_read_as_itself(tmp_path: Path) -> None:
+    """SQLite's JSON functions end a text at a NUL: the packed insert wrote 'a.example\\0b'
+    as 'a.example', over that key's row, and the packed lookup missed it; such keys go a row
+    at a time, so both are served as the row path serves them."""
+    cache = new_cache(tmp_path / "c.sqlite3")
+    keys = ["a.example", "a.example\x00b", "b.example"]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    assert cache._json
+    assert sorted(k for (k,) in cache._db.execute("SELECT key FROM answers")) == sorted(keys)
+    assert set(cache.lookup(Endpoint.DOMAIN, keys)) == set(keys)
+    assert cache.unreadable == 0
+    cache.close()
+
+
+def test_a_store_of_empty_record_lines_is_written_and_missed(tmp_path: Path) -> None:
+    """Empty record lines alone (zstandard's multi_compress_to_buffer refuses them) are
+    written a frame each and missed, as a row of another key's record is: they broke the
+    cache for the run ("source elements are empty")."""
+    cache = new_cache(tmp_path / "c.sqlite3")
+    cache.store(Endpoint.DOMAIN, [("a.example", "benign", b"", None)])
+    cache.store(Endpoint.DOMAIN, [("b.example", "benign", line_of("b.example"), None)])
+    cache.flush()
+    assert cache.broken is None and cache.stored == 2
+    assert set(cache.lookup(Endpoint.DOMAIN, ["a.example", "b.example"])) == {"b.example"}
+    cache.close()
+
+
+def test_frames_that_claim_no_size_or_past_2_63_are_missed_in_a_process_that_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Rows tampered into frames that claim nothing (or empty lines stored) or more than
+    2**63 bytes are missed: zstandard's bulk decompress freed a buffer twice after an empty
+    frame, and overflowed its buffer's size past 2**63 (the process aborted, so the lookups
+    run in a process of their own), in both paths."""
+    path = tmp_path / "c.sqlite3"
+    cache = new_cache(path)
+    keys = ["a.example", "b.example", "c.example", "d.example"]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k, b"1" * 300), None) for k in keys])
+    cache.flush()
+    empty = zstandard.ZstdCompressor(write_checksum=True).compress(b"")
+    # magic, a descriptor of an 8-byte content size, 2**64 - 2**60, an empty last raw block
+    vast = b"\x28\xb5\x2f\xfd\xe0" + (2**64 - 2**60).to_bytes(8, "little") + b"\x01\x00\x00"
+    cache._db.execute("UPDATE answers SET record = ? WHERE key < 'c'", (empty,))
+    cache._db.execute("UPDATE answers SET record = ? WHERE key = 'd.example'", (vast,))
+    cache._db.commit()
+    cache.close()
+    script = f"""
+from pathlib import Path
+from enricher.api.identity import ApiIdentity
+from enricher.ioc import Endpoint
+from enricher.state.answers import Cache
+for json in (True, False):
+    c = Cache(Path({str(path)!r}), identity=ApiIdentity({API.base!r}), max_ttl=3600,
+              default_ttl=3600)
+    c._json = json
+    for asked in (["a.example", "b.example"], ["a.example", "c.example"], ["d.example"]):
+        assert set(c.lookup(Endpoint.DOMAIN, asked)) <= {{"c.example"}}
+    assert set(c.lookup(Endpoint.DOMAIN, {keys!r})) == {{"c.example"}}
+    assert c.unreadable == 7 and c.broken is None, (c.unreadable, c.broken)
+    c.close()
+print("held")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "held\n"), done.stderr[-2000:]
