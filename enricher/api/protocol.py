@@ -171,11 +171,24 @@ class Answer(NamedTuple):
     entry: dict[str, Any]  # the verbatim entry
 
 
+#: the integers orjson reads as integers (and writes); it reads any other as a float, where
+#: `_read_beyond`'s msgspec keeps it whole: a score of 10**400 then stopped the run in
+#: `record_line` (orjson: "Integer exceeds 64-bit range")
+_ORJSON_INTS = range(-(2**63), 2**64)
+
+
 def _num(v: Any) -> int | float | None:
+    if type(v) is int and v not in _ORJSON_INTS:
+        try:  # as orjson reads it: a float, or none beyond a double
+            return float(v)
+        except OverflowError:
+            return None
     return v if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 def _int(v: Any) -> int | None:
+    if type(v) is int and v not in _ORJSON_INTS:
+        return None  # orjson reads a float: not an integer field's value
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
