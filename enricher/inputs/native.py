@@ -9,9 +9,11 @@ and comparisons): the caller then uses its own Python, which gives the same resu
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 __all__ = [
     "TURNED_OFF",
@@ -21,6 +23,7 @@ __all__ = [
     "hex_runs",
     "judge_name",
     "judge_tables",
+    "load",
     "names_walk",
     "not_ascii",
     "plain_name",
@@ -48,6 +51,20 @@ def built_from(source: Path, built: str) -> bool:
     except OSError:
         return True
     return hashlib.sha256(text).hexdigest()[:16] == built  # as hatch_build.source_digest
+
+
+def load(name: str, beside: str) -> ModuleType | None:
+    """The C module `name` (a dotted module name such as "enricher.pipeline._dedupe"), when
+    it was built and built from the .c of its name in the folder of the file `beside`, and
+    ENRICHER_NO_C does not turn the C off; else None (the caller runs its Python)."""
+    if TURNED_OFF:
+        return None
+    try:
+        module = importlib.import_module(name)
+    except ImportError:  # not built
+        return None
+    source = Path(beside).with_name(name.rpartition(".")[2] + ".c")
+    return module if built_from(source, module.SOURCE) else None
 
 
 # ENRICHER_NO_C is read as the settings read a bool: `ENRICHER_NO_C=0` (false, no, off) leaves it on

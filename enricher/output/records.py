@@ -17,6 +17,7 @@ import msgspec
 import orjson
 
 from ..api.protocol import Entry, beyond_double
+from ..inputs.native import load
 from ..ioc import IocType
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "deferred",
     "failure",
     "first_seen_iso",
+    "python_record_line",
     "read_record",
     "record_format",
     "record_line",
@@ -188,7 +190,7 @@ _REMEMBERED = 4096
 _SHORT = 512
 
 
-def record_line(
+def python_record_line(
     ioc_type: IocType,
     ioc: str,
     entry: Entry,
@@ -272,6 +274,26 @@ def record_line(
             return line, verdict, ttl
     line = undated % (ioc_json, type_json, fields, ttl_json, link_json, product, cp, raw, tail)
     return line, verdict, ttl
+
+
+def _native() -> Any:
+    """The C module of record lines (`_records.c`, `native.load`), set up; else None."""
+    records = load("enricher.output._records", __file__)
+    if records is not None:
+        records.setup(_TYPE, FRESH_TAIL, CACHED_TAIL, python_record_line)
+    return records
+
+
+_NATIVE = _native()
+#: the C line of one answer, `_records.line` (None where the module is not there): it makes
+#: the lines of the common answers and leaves the rest (float scores, texts JSON escapes, a
+#: date beyond year 9999, an origin) to `python_record_line`, the reference
+C_LINE = None if _NATIVE is None else _NATIVE.line
+#: `python_record_line`, called in C where the module is built (without a Python call a
+#: line): the same line, byte for byte
+record_line = python_record_line
+if _NATIVE is not None:
+    record_line = _NATIVE.record_line
 
 
 def _verdict_fields(

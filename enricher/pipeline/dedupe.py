@@ -27,10 +27,9 @@ from __future__ import annotations
 import functools
 import socket
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
-from ..inputs.native import TURNED_OFF, built_from
+from ..inputs.native import load
 from ..ioc import IocType
 
 __all__ = ["Deduper", "PyDeduper", "pack"]
@@ -233,16 +232,10 @@ def _python_table(ioc_type: IocType) -> _Store:
 
 
 def _c_tables() -> Callable[[IocType], _Store] | None:
-    """The C module's tables, when it was built from the _dedupe.c beside this file and
-    ENRICHER_NO_C does not turn it off."""
-    if TURNED_OFF:
+    """The C module's tables (`_dedupe.c`, `native.load`), or None."""
+    if load("enricher.pipeline._dedupe", __file__) is None:
         return None
-    try:
-        from . import _dedupe
-    except ImportError:  # not built
-        return None
-    if not built_from(Path(__file__).with_name("_dedupe.c"), _dedupe.SOURCE):
-        return None
+    from . import _dedupe
     kinds = {IocType.DOMAIN: _dedupe.NAME, IocType.IPV4: _dedupe.IPV4, IocType.IPV6: _dedupe.IPV6}
 
     def table(ioc_type: IocType) -> _Store:

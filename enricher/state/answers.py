@@ -31,9 +31,12 @@ belong to no known identity, are dropped; its deferred IOCs are kept for the nex
 
 from __future__ import annotations
 
+import array
 import contextlib
+import dataclasses
 import functools
 import glob
+import itertools
 import logging
 import os
 import queue
@@ -47,7 +50,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
+import orjson
 import zstandard
 
 from ..api.identity import ApiIdentity
@@ -153,8 +158,24 @@ _VANISHED = (
 )
 _ENDPOINT = {ep: i for i, ep in enumerate(Endpoint)}
 _VERDICT = {v: i for i, v in enumerate(VERDICTS)}
-# SQLite allows 32,766 host parameters; lookups go in slices well under that
+# SQLite allows 32,766 host parameters; lookups row by row go in slices well under that
 _SLICE = 900
+#: keys looked up in one statement (their JSON is one parameter): what it gives back, the
+#: hits' records end to end, is about 0.13 KB a key
+_PACKED_SLICE = 10_000
+#: the rows of answers a lookup serves (`_Where`): its identity's and endpoint's, fresh,
+#: young enough, not dated in the future; the keys' parameters come after these six
+_LIVE = (
+    "WHERE identity = ?1 AND endpoint = ?2 AND expires_at > ?3 AND min(fetched_at, ?4) > ?5"
+    " AND fetched_at <= ?6"
+)
+#: the live rows among the keys of a JSON array, as one row: their keys, verdicts, formats
+#: and sizes (JSON), and their records end to end
+_SELECT_PACKED = (
+    "SELECT json_group_array(json_array(key, verdict, format, length(record))),"
+    f" CAST(group_concat(record, '') AS BLOB) FROM answers {_LIVE}"
+    " AND key IN (SELECT value FROM json_each(?7))"
+)
 #: a row fetched later than now by more than this was written by a clock that was ahead
 _SKEW = 60.0
 #: past max_size, evict down to this share of it, so that eviction is not every commit's work
@@ -301,6 +322,56 @@ def _intern(db: sqlite3.Connection, table: str, column: str, value: str) -> int:
 
 
 _Row = tuple[int, int, str, int, int, bytes, int, int]
+#: what a lookup's statement is given before its keys (`_LIVE`): identity, endpoint, now,
+#: now, the oldest fetch served, the latest
+_Where = tuple[int, int, float, float, float, float]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Packed:
+    """Answers stored at once, as the writer inserts them in one statement: their record
+    lines compressed end to end in `records`, and per row (key, verdict, where its record
+    starts in `records` counting from 1, its length, when it expires) in `rows`, JSON."""
+
+    identity: int
+    endpoint: int
+    format: int
+    fetched: int
+    records: bytes
+    rows: bytes
+    count: int
+
+
+#: one statement inserts a `_Packed` (its rows in their order: eviction takes the oldest by
+#: rowid): SQLite steps through them without the GIL, where `executemany` took and gave back
+#: the GIL at each row, waiting each time for the event loop to let go of it
+_INSERT_PACKED = (
+    "INSERT OR REPLACE INTO answers SELECT ?1, ?2, json_extract(r.value, '$[0]'),"
+    " json_extract(r.value, '$[1]'), ?3, substr(?4, json_extract(r.value, '$[2]'),"
+    " json_extract(r.value, '$[3]')), ?5, json_extract(r.value, '$[4]') FROM json_each(?6) AS r"
+)
+_INSERT_ROW = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _unpacked(packed: _Packed) -> list[_Row]:
+    """The rows of `packed`, one tuple each (a SQLite without JSON functions inserts these)."""
+    records = packed.records
+    return [
+        (packed.identity, packed.endpoint, key, verdict, packed.format,
+         records[at - 1 : at - 1 + size], packed.fetched, expires)
+        for key, verdict, at, size, expires in orjson.loads(packed.rows)
+    ]  # fmt: skip
+
+
+def _has_json(db: sqlite3.Connection) -> bool:
+    """Whether this SQLite has its JSON functions (built in since 3.38, an option before)."""
+    try:
+        db.execute("SELECT json_extract(value, '$[0]') FROM json_each('[[1]]')").fetchall()
+    except sqlite3.OperationalError:
+        return False
+    return True
+
+
 #: an answer to store: key, verdict, record line, ttl in milliseconds or None
 _Answer = tuple[str, str, bytes, int | None]
 #: answers stored at once: (identity, endpoint, format, when, the answers). The writer
@@ -357,7 +428,9 @@ class Cache:
         self._size_at_close: int | None = None
         dictionary = zstandard.ZstdCompressionDict(_DICTIONARY.read_bytes())
         self._dictionary = dictionary
-        self._unpack = zstandard.ZstdDecompressor(dict_data=dictionary).decompress
+        unpacker = zstandard.ZstdDecompressor(dict_data=dictionary)
+        self._unpack = unpacker.decompress
+        self._unpack_all = unpacker.multi_decompress_to_buffer
         self._budget_lock = threading.Lock()
         #: held while a thread of `answers`/`unanswered_endpoints` reads through `_db`: a
         #: stop may walk away from such a thread (`call_in_thread`), and closing a connection
@@ -737,11 +810,13 @@ class Cache:
             log.info("cache: %s removed (more than %d damaged copies)", old, _DAMAGED_KEPT)
 
     def _load(self, db: sqlite3.Connection) -> None:
-        """What every run reads first: the file's key (for identities), the record formats."""
+        """What every run reads first: the file's key (for identities), the record formats;
+        whether this SQLite has JSON functions (built in since 3.38, an option before)."""
         (key,) = db.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
         self._key = bytes(key)
         self._fmt_id = _intern(db, "formats", "fmt", self.fmt)
         self._formats = dict(db.execute("SELECT id, fmt FROM formats"))
+        self._json = _has_json(db)
 
     def bind(self, identity: ApiIdentity) -> None:
         """Serve, store and count for `identity` from now on."""
@@ -780,10 +855,9 @@ class Cache:
         let go at once) and commits them in transactions of `_TXN_ROWS` rows, or whatever
         came within `_LINGER` s, or as `flush` or `close` asks."""
         db: sqlite3.Connection | None = None
-        pack = zstandard.ZstdCompressor(
-            level=3, dict_data=self._dictionary, write_checksum=True
-        ).compress
-        packed: list[_Row] = []
+        pack = zstandard.ZstdCompressor(level=3, dict_data=self._dictionary, write_checksum=True)
+        packed: list[_Packed] = []
+        rows = 0  # in `packed`
         requests = 0
         taken = 0  # items taken from the queue, not yet written
         until = 0.0  # when what is pending is written, at the latest
@@ -806,45 +880,49 @@ class Cache:
                 requests += n
                 if stored is not None and not self.broken:
                     try:
-                        packed += self._packed(stored, pack)
+                        packed.append(self._packed(stored, pack))
+                        rows += packed[-1].count
                     except Exception as exc:
                         # an answer no row can be made of (a ttl past a float): a writer
                         # thread that died left every later flush waiting for ever
                         self._break(f"writing failed: {exc!r}")
                 # past the wait, a queue never empty (a writer behind) gave no Empty: the
                 # rows waited for _TXN_ROWS, not _LINGER
-                if len(packed) < _TXN_ROWS and not last and time.monotonic() < until:
+                if rows < _TXN_ROWS and not last and time.monotonic() < until:
                     continue
             if taken or packed or requests:
                 db = self._commit(db, packed, requests)
-                packed, requests = [], 0
+                packed, rows, requests = [], 0, 0
             for _ in range(taken):
                 self._writes.task_done()
             taken = 0
         if db is not None:
             db.close()
 
-    def _packed(self, stored: _Stored, pack: Callable[[bytes], bytes]) -> list[_Row]:
-        """The rows of answers stored at once, their record lines compressed by `pack` as a
-        hit writes them, each kept until the answer's ttl (at most `max_ttl`)."""
+    def _packed(self, stored: _Stored, pack: zstandard.ZstdCompressor) -> _Packed:
+        """Answers stored at once, their record lines compressed by `pack` as a hit writes
+        them (in one call, which lets go of the GIL once: a call a line took it back at each
+        line, waiting each time), each kept until the answer's ttl (at most `max_ttl`)."""
         ident, code, fid, now, answers = stored
-        max_ttl, default_ttl, verdicts, fetched = self.max_ttl, self.default_ttl, _VERDICT, int(now)
-        return [
-            (
-                ident,
-                code,
-                key,
-                verdicts.get(verdict, 3),
-                fid,
-                pack(_as_served(record)),
-                fetched,
-                int(now + min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl)),
-            )
-            for key, verdict, record, ttl_ms in answers
+        max_ttl, default_ttl, verdicts = self.max_ttl, self.default_ttl, _VERDICT
+        lines: list[bytes | bytearray | memoryview[int]] = [
+            _as_served(record) for _, _, record, _ in answers
         ]
+        compressed = pack.multi_compress_to_buffer(lines)
+        frames = [compressed[i] for i in range(len(compressed))]
+        rows = []
+        at = 1  # SQLite's substr counts from 1
+        for (key, verdict, _, ttl_ms), frame in zip(answers, frames, strict=True):
+            size = len(frame)
+            ttl = min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl)
+            rows.append((key, verdicts.get(verdict, 3), at, size, int(now + ttl)))
+            at += size
+        # a BufferSegment is a buffer (its stub does not say so)
+        records = b"".join(cast("list[bytes]", frames))
+        return _Packed(ident, code, fid, int(now), records, orjson.dumps(rows), len(rows))
 
     def _commit(
-        self, db: sqlite3.Connection | None, rows: list[_Row], requests: int
+        self, db: sqlite3.Connection | None, rows: list[_Packed], requests: int
     ) -> sqlite3.Connection | None:
         """Write `rows` (compressed) and count `requests` in one transaction (rows in the
         order they came: eviction takes the oldest by rowid); the connection, made on first
@@ -855,13 +933,19 @@ class Cache:
                 if not self._still_there():  # a connection made before it was deleted
                     raise _Vanished(_VANISHED.format(path=self.path))
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany(
-                    "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
-                )
+                for packed in rows:
+                    if self._json:
+                        db.execute(
+                            _INSERT_PACKED,
+                            (packed.identity, packed.endpoint, packed.format, packed.records,
+                             packed.fetched, packed.rows),
+                        )  # fmt: skip
+                    else:
+                        db.executemany(_INSERT_ROW, _unpacked(packed))
                 if requests:
                     self._count(db, requests)
                 db.execute("COMMIT")
-                self.stored += len(rows)
+                self.stored += sum(packed.count for packed in rows)
                 if rows:
                     self._evict(db)
         except sqlite3.Error as exc:
@@ -987,37 +1071,79 @@ class Cache:
         found: dict[str, tuple[str, str, bytes]] = {}
         if self.broken:
             return found
-        unpack, verdicts, head = self._unpack, VERDICTS, _LINE_HEAD
+        # a row's age counts from no later than now (a clock that was a little ahead): with
+        # --max-age 0 nothing is young enough
+        where = (ident, _ENDPOINT[endpoint], now, now, oldest, now + _SKEW)
         try:
-            for i in range(0, len(keys), _SLICE):
-                part = keys[i : i + _SLICE]
-                marks = ",".join("?" * len(part))
-                # a row's age counts from no later than now (a clock that was a little
-                # ahead): with --max-age 0 nothing is young enough
-                rows = self._db.execute(
-                    f"SELECT key, verdict, format, record FROM answers"
-                    f" WHERE identity = ? AND endpoint = ? AND key IN ({marks})"
-                    f" AND expires_at > ? AND min(fetched_at, ?) > ? AND fetched_at <= ?",
-                    (ident, _ENDPOINT[endpoint], *part, now, now, oldest, now + _SKEW),
-                ).fetchall()
-                formats = self._formats
-                try:  # the hot path of a warm run: one comprehension, in C as far as it goes
-                    hits = {
-                        k: (verdicts[v], formats[f], line)
-                        for k, v, f, r in rows
-                        if (line := unpack(r)).startswith(head % k.encode())
-                    }
-                except (KeyError, IndexError, TypeError, zstandard.ZstdError):
-                    self._read_slowly(rows, found)
-                else:
-                    found.update(hits)
-                    self.unreadable += len(rows) - len(hits)
+            if self._json:
+                for i in range(0, len(keys), _PACKED_SLICE):
+                    self._lookup_packed(keys[i : i + _PACKED_SLICE], where, found)
+            else:
+                for i in range(0, len(keys), _SLICE):
+                    self._lookup_rows(keys[i : i + _SLICE], where, found)
         except sqlite3.Error as exc:
             self._break(f"reading failed: {exc}", exc)
             found.clear()
         self.hits += len(found)
         self.misses += len(keys) - len(found)
         return found
+
+    def _lookup_packed(
+        self, keys: Sequence[str], where: _Where, found: dict[str, tuple[str, str, bytes]]
+    ) -> None:
+        """`lookup` of `keys` in one statement that gives one row: the hits' keys, verdicts,
+        formats and sizes as JSON, and their records end to end, decompressed in one call.
+        SQLite finds them without the GIL; a row at a time took the GIL back at each row,
+        waiting for the event loop each time. Anything amiss (a row damaged): row by row."""
+        meta, records = self._db.execute(
+            _SELECT_PACKED, (*where, orjson.dumps(list(keys)))
+        ).fetchone()
+        try:
+            rows = orjson.loads(meta)
+            if not rows:
+                return
+            sizes = [size for _, _, _, size in rows]
+            starts = list(itertools.accumulate(sizes, initial=0))
+            if starts.pop() != len(records):
+                raise ValueError("records and their sizes differ")
+            pairs = zip(starts, sizes, strict=True)
+            segments = array.array("Q", itertools.chain.from_iterable(pairs))
+            lines = self._unpack_all(zstandard.BufferWithSegments(records, segments.tobytes()))
+            verdicts, formats, head = VERDICTS, self._formats, _LINE_HEAD
+            hits = {
+                k: (verdicts[v], formats[f], line)
+                for (k, v, f, _), i in zip(rows, range(len(lines)), strict=True)
+                if (line := lines[i].tobytes()).startswith(head % k.encode())
+            }
+        except (KeyError, IndexError, TypeError, ValueError, zstandard.ZstdError):
+            for i in range(0, len(keys), _SLICE):
+                self._lookup_rows(keys[i : i + _SLICE], where, found)
+        else:
+            found.update(hits)
+            self.unreadable += len(rows) - len(hits)
+
+    def _lookup_rows(
+        self, keys: Sequence[str], where: _Where, found: dict[str, tuple[str, str, bytes]]
+    ) -> None:
+        """`lookup` of at most `_SLICE` keys, a row at a time (a SQLite without JSON
+        functions, a row `_lookup_packed` could not read)."""
+        marks = ",".join("?" * len(keys))
+        rows = self._db.execute(
+            f"SELECT key, verdict, format, record FROM answers {_LIVE} AND key IN ({marks})",
+            (*where, *keys),
+        ).fetchall()
+        unpack, verdicts, formats, head = self._unpack, VERDICTS, self._formats, _LINE_HEAD
+        try:
+            hits = {
+                k: (verdicts[v], formats[f], line)
+                for k, v, f, r in rows
+                if (line := unpack(r)).startswith(head % k.encode())
+            }
+        except (KeyError, IndexError, TypeError, zstandard.ZstdError):
+            self._read_slowly(rows, found)
+        else:
+            found.update(hits)
+            self.unreadable += len(rows) - len(hits)
 
     def _read_slowly(
         self,

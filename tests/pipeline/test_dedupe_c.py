@@ -50,7 +50,7 @@ def test_a_module_built_from_another_source_or_turned_off_is_not_used() -> None:
         patch("enricher.pipeline._dedupe", stale),
     ):
         assert dedupe._c_tables() is None
-    with patch.object(dedupe, "TURNED_OFF", True):
+    with patch.object(native, "TURNED_OFF", True):
         assert dedupe._c_tables() is None
     assert dedupe._c_tables() is not None
 

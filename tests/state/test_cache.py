@@ -30,9 +30,10 @@ from helpers import (
 )
 
 from enricher.api.identity import EMBEDDED_EMULATOR, ApiIdentity, identity_of
-from enricher.config.settings import load_settings
+from enricher.config.settings import VERDICTS, load_settings
 from enricher.errors import BudgetSpent, SettingsError
 from enricher.ioc import Endpoint, IocType
+from enricher.output.records import CACHED_TAIL, FRESH_TAIL
 from enricher.state.answers import APPLICATION_ID, LAYOUT, Cache
 from enricher.state.budget import Budget
 
@@ -1159,7 +1160,7 @@ def test_the_writer_commits_many_stores_at_once_and_a_flush_at_once(
     real = cache._commit
 
     def counted(db: Any, rows: list[Any], requests: int) -> Any:
-        commits.append(len(rows))
+        commits.append(sum(packed.count for packed in rows))
         return real(db, rows, requests)
 
     cache._commit = counted  # type: ignore[method-assign]
@@ -1201,7 +1202,7 @@ def test_the_writer_commits_past_its_wait_though_more_rows_are_queued(
     real = cache._commit
 
     def held(db: Any, rows: list[Any], requests: int) -> Any:
-        commits.append(len(rows))
+        commits.append(sum(packed.count for packed in rows))
         busy.set()
         go.wait(10)  # the first commit is slow: the next stores queue behind it
         return real(db, rows, requests)
@@ -1212,4 +1213,80 @@ def test_the_writer_commits_past_its_wait_though_more_rows_are_queued(
     cache.flush()
     assert [n for n in commits if n] == [100, 100, 100, 100]  # was [100, 300]
     assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 400
+    cache.close()
+
+
+@pytest.mark.parametrize("json_functions", [True, False])
+def test_a_store_is_written_alike_in_one_statement_or_a_row_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
+) -> None:
+    """The writer inserts a store's rows in one statement over their JSON (SQLite without
+    the GIL), or, in a SQLite without JSON functions, one statement a row: the same rows,
+    in the same order, served alike."""
+    if not json_functions:
+        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
+    cache = new_cache(tmp_path / "c.sqlite3", max_ttl=7200, default_ttl=600)
+    keys = [f"d{i}.example" for i in range(300)]
+    verdicts = ["malicious", "benign", "unknown", "no-such-verdict"]
+    cache.store(
+        Endpoint.DOMAIN,
+        [
+            (k, verdicts[i % 4], line_of(k), [None, 90_000, 10**9][i % 3])
+            for i, k in enumerate(keys)
+        ],
+    )
+    cache.flush()
+    assert cache._json is json_functions
+    now = int(time.time())
+    rows = cache._db.execute(
+        "SELECT rowid, key, verdict, expires_at - fetched_at FROM answers ORDER BY rowid"
+    ).fetchall()
+    code = {v: VERDICTS.index(v) if v in VERDICTS else 3 for v in verdicts}
+    assert [(k, v) for _, k, v, _ in rows] == [
+        (k, code[verdicts[i % 4]]) for i, k in enumerate(keys)
+    ]
+    assert [rowid for rowid, *_ in rows] == sorted(rowid for rowid, *_ in rows)
+    assert {t for *_, t in rows} == {600, 90, 7200}
+    found = cache.lookup(Endpoint.DOMAIN, keys)
+    assert len(found) == 300
+    assert all(line.startswith(b'{"ioc":"%s",' % k.encode()) for k, (_, _, line) in found.items())
+    assert abs(cache._db.execute("SELECT max(fetched_at) FROM answers").fetchone()[0] - now) < 5
+    cache.close()
+
+
+@pytest.mark.parametrize("json_functions", [True, False])
+def test_a_lookup_reads_its_keys_in_one_statement_and_misses_damaged_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
+) -> None:
+    """A lookup asks SQLite once for up to 10,000 keys (their hits come back as one row;
+    where SQLite has no JSON functions, in slices of 900 keys, a row each), and a row
+    damaged or holding another key's record is a miss either way."""
+    if not json_functions:
+        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
+    cache = new_cache(tmp_path / "c.sqlite3")
+    keys = [f"d{i}.example" for i in range(2000)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    db = sqlite3.connect(tmp_path / "c.sqlite3")
+    db.execute("UPDATE answers SET record = x'00' WHERE key = 'd1.example'")
+    db.execute(
+        "UPDATE answers SET record = (SELECT record FROM answers WHERE key = 'd3.example')"
+        " WHERE key = 'd2.example'"
+    )
+    db.commit()
+    db.close()
+    asked: list[str] = []
+    cache._db.set_trace_callback(asked.append)
+    found = cache.lookup(Endpoint.DOMAIN, [*keys, "never.example"])
+    cache._db.set_trace_callback(None)
+    assert set(found) == set(keys) - {"d1.example", "d2.example"}
+    assert found["d3.example"] == (
+        "benign",
+        "",
+        line_of("d3.example")[: -len(FRESH_TAIL)] + CACHED_TAIL,
+    )
+    assert cache.unreadable == 2 and cache.hits == 1998 and cache.misses == 3
+    reads = [s for s in asked if s.startswith("SELECT key") or "json_group_array" in s]
+    # packed: one statement, then its keys row by row again, since it held a damaged row
+    assert len(reads) == (4 if json_functions else 3)
     cache.close()

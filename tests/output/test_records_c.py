@@ -1,0 +1,148 @@
+"""The C record line (`_records.c`) writes what `record_line`'s Python writes, byte for byte,
+or leaves the entry to it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import sysconfig
+import types
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import enricher.output
+from enricher.api.protocol import CLASSIFICATION_TYPES, read_entry
+from enricher.inputs import native
+from enricher.ioc import IocType
+from enricher.output import records
+from enricher.output.records import FRESH_TAIL, python_record_line, record_line
+
+VERDICTS = {"malware": "malicious", "whitelist": "benign", "unknown": "unknown"}
+
+
+def test_the_c_module_is_loaded_when_it_could_be_built() -> None:
+    buildable = (shutil.which("cc") or shutil.which("gcc")) and Path(
+        sysconfig.get_paths()["include"], "Python.h"
+    ).is_file()
+    if native.TURNED_OFF:
+        assert records.C_LINE is None
+    elif buildable:
+        assert records.C_LINE is not None, "a compiler is here, but _records is not built"
+
+
+def test_a_module_built_from_another_records_c_is_not_used() -> None:
+    # built before `git pull` brought a changed _records.c: the Python makes every line
+    if records._NATIVE is None:
+        pytest.skip("the C module is not built")
+    stale = types.ModuleType("enricher.output._records")
+    stale.__dict__.update(vars(records._NATIVE))
+    stale.SOURCE = "0" * 16
+    with (
+        patch.dict(sys.modules, {"enricher.output._records": stale}),
+        patch.object(enricher.output, "_records", stale, create=True),
+    ):
+        assert records._native() is None
+    assert records._native() is not None
+
+
+def test_a_plain_answer_is_written_in_c_as_in_python() -> None:
+    if records.C_LINE is None:
+        pytest.skip("the C module is not built")
+    doc = {
+        "requestKey": {"md5": "0" * 32},
+        "ttl": 380839791,
+        "aggregatedResult": {
+            "maliciousClassification": {"type": "malware", "classificationScore": 3,
+                                        "typeScore": -1, "source": "Example"},
+            "productClassification": {"type": "OFFICE", "signed": True},
+            "link": "http://www.cybereason.com/a?b=1",
+            "firstSeen": -1,  # 1969-12-31T23:59:59.999Z: the day before the epoch
+        },
+        "cpType": "TOKEN",
+    }  # fmt: skip
+    entry, raw = read_entry(orjson.dumps(doc))
+    for factor in (1, 1000):
+        want = python_record_line(IocType.MD5, "0" * 32, entry, raw, VERDICTS, factor)
+        made = records.C_LINE(
+            b',"type":"md5"', "0" * 32, entry, raw, VERDICTS, factor, FRESH_TAIL
+        )  # fmt: skip
+        assert made == want
+        assert record_line(IocType.MD5, "0" * 32, entry, raw, VERDICTS, factor) == want
+    # what C leaves (an origin, keywords) is made by the Python, with the same arguments
+    where = ("in.txt", 3)
+    assert record_line(IocType.MD5, "0" * 32, entry, raw, VERDICTS, 1, True, where) == (
+        python_record_line(IocType.MD5, "0" * 32, entry, raw, VERDICTS, 1, True, where)
+    )
+    assert record_line(IocType.MD5, "0" * 32, entry, raw, verdicts=VERDICTS, cached=True) == (
+        python_record_line(IocType.MD5, "0" * 32, entry, raw, VERDICTS, 1, True)
+    )
+    assert b'"first_seen":"1969-12-31T23:59:59.999Z"' in want[0]
+    assert want[1:] == ("malicious", 380839791000)
+
+
+_texts = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(["VIRUS_TOTAL", "a\\b"]))
+_numbers = st.one_of(
+    st.none(), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=False), st.just(1.0)
+)
+#: first-seen times about the ends of the dates a record writes (years 1 and 9999) and now
+_first_seen = st.one_of(
+    st.none(),
+    st.integers(-62_135_596_800_000 - 86_400_000, -62_135_596_800_000 + 86_400_000),
+    st.integers(253_402_300_799_000 - 86_400_000, 253_402_300_799_999 + 86_400_000),
+    st.integers(-(2**63), 2**64 - 1),
+    st.integers(0, 2_000_000_000_000),
+)
+_entries = st.fixed_dictionaries(
+    {"requestKey": st.just({"domain": "a.com"})},
+    optional={
+        "ttl": _numbers,
+        "cpType": _texts,
+        "aggregatedResult": st.one_of(
+            st.none(),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "maliciousClassification": st.one_of(
+                        st.none(),
+                        st.fixed_dictionaries(
+                            {},
+                            optional={
+                                "type": st.one_of(st.sampled_from(CLASSIFICATION_TYPES), _texts),
+                                "classificationScore": _numbers,
+                                "typeScore": _numbers,
+                                "source": _texts,
+                            },
+                        ),
+                    ),
+                    "firstSeen": _first_seen,
+                    "link": _texts,
+                    "productClassification": st.one_of(
+                        st.none(), st.just({}), st.just({"a": [1, 2.5]}), st.just([1]), _texts
+                    ),
+                },
+            ),
+        ),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    doc=_entries,
+    ioc=st.one_of(st.text(max_size=8), st.just("a.com")),
+    factor=st.sampled_from([1, 1000]),
+    cached=st.booleans(),
+)
+def test_any_answer_is_written_as_python_writes_it(
+    doc: dict[str, Any], ioc: str, factor: int, cached: bool
+) -> None:
+    entry, raw = read_entry(orjson.dumps(doc))
+    want = python_record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached)
+    assert record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached) == want
+    assert record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached, None) == want
