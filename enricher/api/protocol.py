@@ -454,15 +454,23 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
     entries = None if multiline else _entries(body)
     depth = 2 * MAX_DEPTH  # entries no longer than this cannot nest too deep
     duplicates = unusable = 0
+    refused: MalformedBody | None = None
     doc: Any
     entry: Entry | None
     for entry, item in zip(repeat(None) if entries is None else entries, raws, strict=False):
-        if entry is not None:  # read the fast way, with the others
-            doc, raw = None, bytes(item)
-            if len(raw) > depth:
-                _check_depth(raw)
-        else:
-            doc, entry, raw = read(bytes(item), multiline)
+        try:
+            if entry is not None:  # read the fast way, with the others
+                doc, raw = None, bytes(item)
+                if len(raw) > depth:
+                    _check_depth(raw)
+            else:
+                doc, entry, raw = read(bytes(item), multiline)
+        except MalformedBody as exc:
+            # an entry no record can be made of (nested too deep, not JSON orjson reads) is
+            # unusable, its key asked again: one of them failed every key of its batch
+            refused = refused or exc
+            unusable += 1
+            continue
         key: str | None = None
         if entry is None:
             pass  # not an object
@@ -487,6 +495,8 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
                 parsed.conflicts.add(key)
         else:
             answers[key] = (entry, raw)  # type: ignore[assignment]
+    if refused is not None and not answers:
+        raise refused  # no entry read: the body is what failed (it may be a blip)
     parsed.duplicates = duplicates
     parsed.unusable = unusable
     for key in parsed.conflicts:

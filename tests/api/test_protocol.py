@@ -527,3 +527,20 @@ def test_an_integer_orjson_cannot_write_is_read_as_orjson_reads_it(extra: bytes)
         assert (got.classificationScore, got.typeScore) == (want, want)
         line = read_record(record_line(IocType.MD5, "0" * 32, entry, raw, {"malware": "m"})[0])
         assert (line["score"], line["type_score"]) == (want, want)
+
+
+@pytest.mark.parametrize("multiline", [False, True])
+def test_an_entry_nested_too_deep_fails_no_other_entry(multiline: bool) -> None:
+    # one entry deeper than MAX_DEPTH made the whole body malformed: every key of its batch
+    # failed, after every try; now that entry is unusable (its key asked again) and the
+    # others are answers. A body of such entries alone is still malformed
+    deep = b"[" * 600 + b"]" * 600
+    good = b'{"requestKey":{"domain":"b.com"},"ttl":7}'
+    for bad in (b'{"requestKey":{"domain":"a.com"},"x":%b}' % deep, b"[%b]" % deep):
+        body = b'{"classificationResponses":[%b,%b]}' % (bad, good)
+        if multiline:
+            body = body.replace(b",", b",\n")
+        parsed = parse_response(Endpoint.DOMAIN, body, {"a.com", "b.com"})
+        assert (sorted(parsed.answers), parsed.unusable) == (["b.com"], 1)
+        with pytest.raises(MalformedBody, match="nested deeper than"):
+            parse_response(Endpoint.DOMAIN, b'{"classificationResponses":[%b]}' % bad)
