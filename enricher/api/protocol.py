@@ -171,11 +171,24 @@ class Answer(NamedTuple):
     entry: dict[str, Any]  # the verbatim entry
 
 
+#: the integers orjson reads as integers (and writes); it reads any other as a float, where
+#: `_read_beyond`'s msgspec keeps it whole: a score of 10**400 then stopped the run in
+#: `record_line` (orjson: "Integer exceeds 64-bit range")
+_ORJSON_INTS = range(-(2**63), 2**64)
+
+
 def _num(v: Any) -> int | float | None:
+    if type(v) is int and v not in _ORJSON_INTS:
+        try:  # as orjson reads it: a float, or none beyond a double
+            return float(v)
+        except OverflowError:
+            return None
     return v if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 def _int(v: Any) -> int | None:
+    if type(v) is int and v not in _ORJSON_INTS:
+        return None  # orjson reads a float: not an integer field's value
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
@@ -441,15 +454,23 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
     entries = None if multiline else _entries(body)
     depth = 2 * MAX_DEPTH  # entries no longer than this cannot nest too deep
     duplicates = unusable = 0
+    refused: MalformedBody | None = None
     doc: Any
     entry: Entry | None
     for entry, item in zip(repeat(None) if entries is None else entries, raws, strict=False):
-        if entry is not None:  # read the fast way, with the others
-            doc, raw = None, bytes(item)
-            if len(raw) > depth:
-                _check_depth(raw)
-        else:
-            doc, entry, raw = read(bytes(item), multiline)
+        try:
+            if entry is not None:  # read the fast way, with the others
+                doc, raw = None, bytes(item)
+                if len(raw) > depth:
+                    _check_depth(raw)
+            else:
+                doc, entry, raw = read(bytes(item), multiline)
+        except MalformedBody as exc:
+            # an entry no record can be made of (nested too deep, not JSON orjson reads) is
+            # unusable, its key asked again: one of them failed every key of its batch
+            refused = refused or exc
+            unusable += 1
+            continue
         key: str | None = None
         if entry is None:
             pass  # not an object
@@ -474,6 +495,8 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
                 parsed.conflicts.add(key)
         else:
             answers[key] = (entry, raw)  # type: ignore[assignment]
+    if refused is not None and not answers:
+        raise refused  # no entry read: the body is what failed (it may be a blip)
     parsed.duplicates = duplicates
     parsed.unusable = unusable
     for key in parsed.conflicts:

@@ -236,6 +236,7 @@ def _c_tables() -> Callable[[IocType], _Store] | None:
     if load("enricher.pipeline._dedupe", __file__) is None:
         return None
     from . import _dedupe
+
     kinds = {IocType.DOMAIN: _dedupe.NAME, IocType.IPV4: _dedupe.IPV4, IocType.IPV6: _dedupe.IPV6}
 
     def table(ioc_type: IocType) -> _Store:

@@ -507,3 +507,40 @@ def test_record_lines_keep_nothing_of_a_long_classification_or_cp_type() -> None
     finally:
         tracemalloc.stop()
     assert held < 200_000  # 40 records of 40 kB each: 3.2 MB if they were kept
+
+
+@pytest.mark.parametrize("extra", [b"", b',"x":1e400'])
+def test_an_integer_orjson_cannot_write_is_read_as_orjson_reads_it(extra: bytes) -> None:
+    # an entry read the reference way with a number beyond a double (`_read_beyond`) kept a
+    # score of 10**400 whole, and record_line's orjson.dumps stopped the run with a traceback
+    for number, want in [
+        (b"1" + b"0" * 400, None),
+        (b"1" + b"0" * 30, 1e30),
+        (b"-9223372036854775809", -9.223372036854776e18),
+        (b"18446744073709551615", 18446744073709551615),
+    ]:
+        mal = b'{"type":"malware","classificationScore":%b,"typeScore":%b}' % (number, number)
+        agg = b'{"maliciousClassification":%b,"firstSeen":%b}' % (mal, number)
+        doc = b'{"requestKey":{"md5":"%b"},"cpId":%b,"aggregatedResult":%b%b}'
+        entry, raw = read_entry(doc % (b"0" * 32, number, agg, extra))
+        got = entry.aggregatedResult.maliciousClassification  # type: ignore[union-attr]
+        assert (got.classificationScore, got.typeScore) == (want, want)
+        line = read_record(record_line(IocType.MD5, "0" * 32, entry, raw, {"malware": "m"})[0])
+        assert (line["score"], line["type_score"]) == (want, want)
+
+
+@pytest.mark.parametrize("multiline", [False, True])
+def test_an_entry_nested_too_deep_fails_no_other_entry(multiline: bool) -> None:
+    # one entry deeper than MAX_DEPTH made the whole body malformed: every key of its batch
+    # failed, after every try; now that entry is unusable (its key asked again) and the
+    # others are answers. A body of such entries alone is still malformed
+    deep = b"[" * 600 + b"]" * 600
+    good = b'{"requestKey":{"domain":"b.com"},"ttl":7}'
+    for bad in (b'{"requestKey":{"domain":"a.com"},"x":%b}' % deep, b"[%b]" % deep):
+        body = b'{"classificationResponses":[%b,%b]}' % (bad, good)
+        if multiline:
+            body = body.replace(b",", b",\n")
+        parsed = parse_response(Endpoint.DOMAIN, body, {"a.com", "b.com"})
+        assert (sorted(parsed.answers), parsed.unusable) == (["b.com"], 1)
+        with pytest.raises(MalformedBody, match="nested deeper than"):
+            parse_response(Endpoint.DOMAIN, b'{"classificationResponses":[%b]}' % bad)
