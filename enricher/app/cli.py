@@ -522,7 +522,31 @@ def _command(argv: Sequence[str] | None, closed: list[str]) -> int:
     except EnricherError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    except Exception as exc:  # a bug of ours: one line, the traceback kept in a file
+        _error(f"internal error ({_one_line(exc)}); {_keep_traceback(exc)}")
+        return EXIT_FATAL
     return code
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= 200 else text[:199] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _keep_traceback(exc: BaseException) -> str:
+    """Where the traceback of an unexpected exception was written, and what to do next."""
+    import tempfile
+    import traceback
+
+    then = "a run goes on from where it stopped with --resume"
+    try:
+        fd, path = tempfile.mkstemp(prefix="enricher-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as file:
+            file.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        return f"{then}; report it with the command that ran"
+    return f"the traceback is in {path} (report it); {then}"
 
 
 def _error(text: str, *, prefix: str = "error: ") -> None:

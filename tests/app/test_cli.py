@@ -262,3 +262,30 @@ def test_reject_reasons_past_five_say_how_many_more(tmp_path: Path) -> None:
     assert len(reasons) > 5
     hidden = sum(reasons.values()) - sum(n for _, n in reasons.most_common(5))
     assert shown.endswith(f" and {len(reasons) - 5} more ({hidden} lines)"), shown
+
+
+def test_an_unexpected_exception_is_one_line_exit_3_and_a_traceback_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a bug of ours (here a command that raises) is not a screen of traceback and exit 1
+    import argparse
+
+    from enricher.app import cli
+
+    def boom(args: argparse.Namespace) -> int:
+        raise RuntimeError("the answer was\nnot what we expected")
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=boom)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    assert cli._command([], []) == 3
+    [said] = [r.getMessage() for r in caplog.records]
+    assert "\n" not in said
+    assert "internal error (RuntimeError: the answer was not what we expected)" in said
+    assert "--resume" in said
+    [kept] = tmp_path.glob("enricher-traceback-*.txt")
+    assert str(kept) in said
+    text = kept.read_text()
+    assert "Traceback" in text and "in boom" in text
