@@ -1566,9 +1566,17 @@ static PyObject *hashes_walk(PyObject *Py_UNUSED(self), PyObject *const *args, P
     return Py_BuildValue("(nnn)", k, line, last);
 }
 
+static int compare_ucs4(const void *a, const void *b)
+{
+    Py_UCS4 x = *(const Py_UCS4 *)a, y = *(const Py_UCS4 *)b;
+    return (x > y) - (x < y);
+}
+
 /* not_ascii(text) -> str: each character of `text` outside ASCII once, in the order of their
- * code points (`"".join(sorted(set(_NOT_ASCII.findall(text))))` in extract.py): one pass
- * with a bit for each code point the text's width can hold. */
+ * code points (`"".join(sorted(set(_NOT_ASCII.findall(text))))` in extract.py): one pass with
+ * a bit for each code point of the Basic Multilingual Plane (8 KB on the stack, read back a
+ * word at a time), the characters past it (emoji, private use) gathered and sorted apart, so
+ * that a short line with one emoji costs no bitmap of all 1.1 M code points. */
 static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
 {
     if (!is_str(arg, "not_ascii"))
@@ -1576,30 +1584,58 @@ static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
     int kind = PyUnicode_KIND(arg);
     const void *data = PyUnicode_DATA(arg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
-    Py_UCS4 top = kind == PyUnicode_1BYTE_KIND ? 0x100 : kind == PyUnicode_2BYTE_KIND ? 0x10000
-                                                                                     : 0x110000;
-    unsigned char *seen = PyMem_Calloc(top / 8, 1);
-    if (seen == NULL)
-        return PyErr_NoMemory();
-    Py_ssize_t count = 0;
-    Py_UCS4 most = 0;
+    uint64_t seen[0x10000 / 64];
+    Py_UCS4 most = 0; /* the highest in the plane */
+    memset(seen, 0, kind == PyUnicode_1BYTE_KIND ? 0x100 / 8 : sizeof(seen));
+    Py_UCS4 *astral = NULL;
+    Py_ssize_t count = 0, found = 0, room = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c < 128 || c >= top || (seen[c >> 3] & (1u << (c & 7))))
+        if (c < 128)
             continue;
-        seen[c >> 3] |= (unsigned char)(1u << (c & 7));
-        count++;
-        if (c > most)
-            most = c;
+        if (c < 0x10000) {
+            uint64_t bit = UINT64_C(1) << (c & 63);
+            if (!(seen[c >> 6] & bit)) {
+                seen[c >> 6] |= bit;
+                count++;
+                if (c > most)
+                    most = c;
+            }
+            continue;
+        }
+        if (found > 0 && astral[found - 1] == c)
+            continue; /* a run of one character */
+        if (found == room) {
+            room = room ? room * 2 : 16;
+            Py_UCS4 *more = PyMem_Realloc(astral, (size_t)room * sizeof(Py_UCS4));
+            if (more == NULL) {
+                PyMem_Free(astral);
+                return PyErr_NoMemory();
+            }
+            astral = more;
+        }
+        astral[found++] = c;
     }
-    PyObject *out = PyUnicode_New(count, most);
+    Py_ssize_t distinct = 0;
+    if (found > 0) {
+        qsort(astral, (size_t)found, sizeof(Py_UCS4), compare_ucs4);
+        for (Py_ssize_t k = 0; k < found; k++)
+            if (distinct == 0 || astral[distinct - 1] != astral[k])
+                astral[distinct++] = astral[k];
+        most = astral[distinct - 1];
+    }
+    PyObject *out = PyUnicode_New(count + distinct, most);
     if (out != NULL) {
+        int out_kind = PyUnicode_KIND(out);
+        void *out_data = PyUnicode_DATA(out);
         Py_ssize_t k = 0;
-        for (Py_UCS4 c = 128; c <= most && k < count; c++)
-            if (seen[c >> 3] & (1u << (c & 7)))
-                PyUnicode_WRITE(PyUnicode_KIND(out), PyUnicode_DATA(out), k++, c);
+        for (Py_ssize_t w = 128 / 64; k < count; w++)
+            for (uint64_t bits = seen[w]; bits; bits &= bits - 1)
+                PyUnicode_WRITE(out_kind, out_data, k++, (Py_UCS4)(w * 64) + (Py_UCS4)__builtin_ctzll(bits));
+        for (Py_ssize_t j = 0; j < distinct; j++)
+            PyUnicode_WRITE(out_kind, out_data, k++, astral[j]);
     }
-    PyMem_Free(seen);
+    PyMem_Free(astral);
     return out;
 }
 
