@@ -571,6 +571,13 @@ static int set_build(StrSet *set, PyObject *items, Py_ssize_t *max_labels)
         PyObject *item = PyList_GET_ITEM(list, i);
         Py_ssize_t n;
         const char *s = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &n) : NULL;
+        if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            /* a rule holding a lone surrogate (suffixes.py reads the list's file with
+             * surrogateescape): it names no ASCII name, and the Python never matches it
+             * either; nor can it be the longest rule that matters to the walk */
+            PyErr_Clear();
+            continue;
+        }
         if (s == NULL) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_TypeError, "judge_tables() takes sets of str");

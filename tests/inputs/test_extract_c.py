@@ -511,6 +511,23 @@ def test_the_judge_in_c_leaves_to_python_what_it_cannot_judge() -> None:
     assert native.judge_name("evil.com") == "evil.com"
 
 
+@needs_c
+def test_a_rule_the_list_file_holds_undecodable_is_left_out_as_the_python_leaves_it() -> None:
+    # suffixes.py reads the list's file with surrogateescape: a rule with a byte that is not
+    # UTF-8 made the C refuse all the tables (UnicodeEncodeError from every extraction, as
+    # each new name tried to hand them over again), where the Python never matches that rule
+    _taught()
+    assert native.judge_name is not None and native.judge_tables is not None
+    alone, deeper, rules, *rest = suffixes.judge_tables()
+    try:
+        native.judge_tables(alone, deeper, (*rules, "caf\udce9.uk", "x.y.z.w.v.u.\udcff"), *rest)
+        assert native.judge_name("evil.com") == "evil.com"
+        assert native.judge_name("a.caf.uk") == extract_module._py_new_name("a.caf.uk")
+        assert native.judge_name("evil.co.uk") == "evil.co.uk"
+    finally:
+        native.judge_tables(*suffixes.judge_tables())
+
+
 # texts of names at a suffix boundary, IDN, upper case, wildcards and templates, e-mail
 _JUDGED_TEXTS = [
     " ".join(_NAMES),
