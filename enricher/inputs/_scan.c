@@ -1579,11 +1579,42 @@ static int compare_ucs4(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Add the code point `c` (never 0) to the open-addressing set `*slots` of `*size` slots (a
+ * power of two, or 0) holding `*count`, kept at most half full: 0, or -1 out of memory. */
+static int point_add(Py_UCS4 **slots, size_t *size, Py_ssize_t *count, Py_UCS4 c)
+{
+    if ((size_t)(*count + 1) * 2 > *size) {
+        size_t bigger = *size ? *size * 2 : 64;
+        Py_UCS4 *fresh = PyMem_Calloc(bigger, sizeof(Py_UCS4));
+        if (fresh == NULL)
+            return -1;
+        for (size_t k = 0; k < *size; k++) {
+            Py_UCS4 old = (*slots)[k];
+            if (old != 0) {
+                size_t h = (old * 2654435761u) & (bigger - 1);
+                while (fresh[h] != 0)
+                    h = (h + 1) & (bigger - 1);
+                fresh[h] = old;
+            }
+        }
+        PyMem_Free(*slots);
+        *slots = fresh;
+        *size = bigger;
+    }
+    size_t h = (c * 2654435761u) & (*size - 1);
+    for (; (*slots)[h] != 0; h = (h + 1) & (*size - 1))
+        if ((*slots)[h] == c)
+            return 0;
+    (*slots)[h] = c;
+    (*count)++;
+    return 0;
+}
+
 /* not_ascii(text) -> str: each character of `text` outside ASCII once, in the order of their
  * code points (`"".join(sorted(set(_NOT_ASCII.findall(text))))` in extract.py): one pass with
  * a bit for each code point of the Basic Multilingual Plane (8 KB on the stack, read back a
- * word at a time), the characters past it (emoji, private use) gathered and sorted apart, so
- * that a short line with one emoji costs no bitmap of all 1.1 M code points. */
+ * word at a time), the characters past it (emoji, private use) kept in a set of their own and
+ * sorted apart, so that a short line with one emoji costs no bitmap of all 1.1 M code points. */
 static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
 {
     if (!is_str(arg, "not_ascii"))
@@ -1594,8 +1625,9 @@ static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
     uint64_t seen[0x10000 / 64];
     Py_UCS4 most = 0; /* the highest in the plane */
     memset(seen, 0, kind == PyUnicode_1BYTE_KIND ? 0x100 / 8 : sizeof(seen));
-    Py_UCS4 *astral = NULL;
-    Py_ssize_t count = 0, found = 0, room = 0;
+    Py_UCS4 *astral = NULL, last = 0;
+    size_t slots = 0;
+    Py_ssize_t count = 0, distinct = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
         if (c < 128)
@@ -1610,32 +1642,25 @@ static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
             }
             continue;
         }
-        if (found > 0 && astral[found - 1] == c)
-            continue; /* a run of one character */
-        if (found == room) {
-            room = room ? room * 2 : 16;
-            Py_UCS4 *more = PyMem_Realloc(astral, (size_t)room * sizeof(Py_UCS4));
-            if (more == NULL) {
-                PyMem_Free(astral);
-                return PyErr_NoMemory();
-            }
-            astral = more;
+        if (c != last && point_add(&astral, &slots, &distinct, c) < 0) {
+            PyMem_Free(astral);
+            return PyErr_NoMemory();
         }
-        astral[found++] = c;
+        last = c; /* a run of one character is looked up once */
     }
-    Py_ssize_t distinct = 0;
-    if (found > 0) {
-        qsort(astral, (size_t)found, sizeof(Py_UCS4), compare_ucs4);
-        for (Py_ssize_t k = 0; k < found; k++)
-            if (distinct == 0 || astral[distinct - 1] != astral[k])
-                astral[distinct++] = astral[k];
+    Py_ssize_t k = 0;
+    for (size_t j = 0; j < slots; j++) /* the set's code points, packed at its front */
+        if (astral[j] != 0)
+            astral[k++] = astral[j];
+    if (distinct > 0) {
+        qsort(astral, (size_t)distinct, sizeof(Py_UCS4), compare_ucs4);
         most = astral[distinct - 1];
     }
     PyObject *out = PyUnicode_New(count + distinct, most);
     if (out != NULL) {
         int out_kind = PyUnicode_KIND(out);
         void *out_data = PyUnicode_DATA(out);
-        Py_ssize_t k = 0;
+        k = 0;
         for (Py_ssize_t w = 128 / 64; k < count; w++)
             for (uint64_t bits = seen[w]; bits; bits &= bits - 1)
                 PyUnicode_WRITE(out_kind, out_data, k++, (Py_UCS4)(w * 64) + (Py_UCS4)__builtin_ctzll(bits));

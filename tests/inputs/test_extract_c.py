@@ -626,6 +626,16 @@ def test_a_short_line_with_an_emoji_costs_no_bitmap_of_every_code_point() -> Non
         tracemalloc.stop()
     assert found == "é\U00010000\U0001f600\U0001f6a8\U0010fffd"
     assert peak < 4096
+    # nor one entry a character past the plane: a text of emoji keeps each emoji once
+    emoji = "\U0001f600\U0001f601 " * 50_000
+    tracemalloc.start()
+    try:
+        found = native.not_ascii(emoji)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found == "\U0001f600\U0001f601"
+    assert peak < 4096
 
 
 @needs_c
