@@ -1612,8 +1612,7 @@ static int point_add(Py_UCS4 **slots, size_t *size, Py_ssize_t *count, Py_UCS4 c
 
 /* not_ascii(text) -> str: each character of `text` outside ASCII once, in the order of their
  * code points (`"".join(sorted(set(_NOT_ASCII.findall(text))))` in extract.py): one pass with
- * a bit for each code point of the Basic Multilingual Plane (8 KB on the stack, read back a
- * word at a time), the characters past it (emoji, private use) kept in a set of their own and
+ * a bit for each code point of the Basic Multilingual Plane (8 KB on the stack), the characters past it (emoji, private use) kept in a set of their own and
  * sorted apart, so that a short line with one emoji costs no bitmap of all 1.1 M code points. */
 static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
 {
@@ -1622,7 +1621,7 @@ static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
     int kind = PyUnicode_KIND(arg);
     const void *data = PyUnicode_DATA(arg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
-    uint64_t seen[0x10000 / 64];
+    unsigned char seen[0x10000 / 8];
     Py_UCS4 most = 0; /* the highest in the plane */
     memset(seen, 0, kind == PyUnicode_1BYTE_KIND ? 0x100 / 8 : sizeof(seen));
     Py_UCS4 *astral = NULL, last = 0;
@@ -1633,9 +1632,9 @@ static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
         if (c < 128)
             continue;
         if (c < 0x10000) {
-            uint64_t bit = UINT64_C(1) << (c & 63);
-            if (!(seen[c >> 6] & bit)) {
-                seen[c >> 6] |= bit;
+            unsigned char bit = (unsigned char)(1u << (c & 7));
+            if (!(seen[c >> 3] & bit)) {
+                seen[c >> 3] |= bit;
                 count++;
                 if (c > most)
                     most = c;
@@ -1661,9 +1660,13 @@ static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
         int out_kind = PyUnicode_KIND(out);
         void *out_data = PyUnicode_DATA(out);
         k = 0;
-        for (Py_ssize_t w = 128 / 64; k < count; w++)
-            for (uint64_t bits = seen[w]; bits; bits &= bits - 1)
-                PyUnicode_WRITE(out_kind, out_data, k++, (Py_UCS4)(w * 64) + (Py_UCS4)__builtin_ctzll(bits));
+        for (Py_ssize_t w = 128 / 8; k < count; w += 8) { /* eight bytes at a time: most are 0 */
+            uint64_t any;
+            memcpy(&any, seen + w, sizeof(any));
+            for (Py_ssize_t j = w; any != 0 && j < w + 8; j++)
+                for (unsigned bits = seen[j]; bits; bits &= bits - 1)
+                    PyUnicode_WRITE(out_kind, out_data, k++, (Py_UCS4)(j * 8) + (Py_UCS4)__builtin_ctz(bits));
+        }
         for (Py_ssize_t j = 0; j < distinct; j++)
             PyUnicode_WRITE(out_kind, out_data, k++, astral[j]);
     }
