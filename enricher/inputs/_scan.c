@@ -571,6 +571,13 @@ static int set_build(StrSet *set, PyObject *items, Py_ssize_t *max_labels)
         PyObject *item = PyList_GET_ITEM(list, i);
         Py_ssize_t n;
         const char *s = PyUnicode_Check(item) ? PyUnicode_AsUTF8AndSize(item, &n) : NULL;
+        if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            /* a rule holding a lone surrogate (suffixes.py reads the list's file with
+             * surrogateescape): it names no ASCII name, and the Python never matches it
+             * either; nor can it be the longest rule that matters to the walk */
+            PyErr_Clear();
+            continue;
+        }
         if (s == NULL) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_TypeError, "judge_tables() takes sets of str");
@@ -1566,9 +1573,47 @@ static PyObject *hashes_walk(PyObject *Py_UNUSED(self), PyObject *const *args, P
     return Py_BuildValue("(nnn)", k, line, last);
 }
 
+static int compare_ucs4(const void *a, const void *b)
+{
+    Py_UCS4 x = *(const Py_UCS4 *)a, y = *(const Py_UCS4 *)b;
+    return (x > y) - (x < y);
+}
+
+/* Add the code point `c` (never 0) to the open-addressing set `*slots` of `*size` slots (a
+ * power of two, or 0) holding `*count`, kept at most half full: 0, or -1 out of memory. */
+static int point_add(Py_UCS4 **slots, size_t *size, Py_ssize_t *count, Py_UCS4 c)
+{
+    if ((size_t)(*count + 1) * 2 > *size) {
+        size_t bigger = *size ? *size * 2 : 64;
+        Py_UCS4 *fresh = PyMem_Calloc(bigger, sizeof(Py_UCS4));
+        if (fresh == NULL)
+            return -1;
+        for (size_t k = 0; k < *size; k++) {
+            Py_UCS4 old = (*slots)[k];
+            if (old != 0) {
+                size_t h = (old * 2654435761u) & (bigger - 1);
+                while (fresh[h] != 0)
+                    h = (h + 1) & (bigger - 1);
+                fresh[h] = old;
+            }
+        }
+        PyMem_Free(*slots);
+        *slots = fresh;
+        *size = bigger;
+    }
+    size_t h = (c * 2654435761u) & (*size - 1);
+    for (; (*slots)[h] != 0; h = (h + 1) & (*size - 1))
+        if ((*slots)[h] == c)
+            return 0;
+    (*slots)[h] = c;
+    (*count)++;
+    return 0;
+}
+
 /* not_ascii(text) -> str: each character of `text` outside ASCII once, in the order of their
- * code points (`"".join(sorted(set(_NOT_ASCII.findall(text))))` in extract.py): one pass
- * with a bit for each code point the text's width can hold. */
+ * code points (`"".join(sorted(set(_NOT_ASCII.findall(text))))` in extract.py): one pass with
+ * a bit for each code point of the Basic Multilingual Plane (8 KB on the stack), the characters past it (emoji, private use) kept in a set of their own and
+ * sorted apart, so that a short line with one emoji costs no bitmap of all 1.1 M code points. */
 static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
 {
     if (!is_str(arg, "not_ascii"))
@@ -1576,30 +1621,56 @@ static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
     int kind = PyUnicode_KIND(arg);
     const void *data = PyUnicode_DATA(arg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
-    Py_UCS4 top = kind == PyUnicode_1BYTE_KIND ? 0x100 : kind == PyUnicode_2BYTE_KIND ? 0x10000
-                                                                                     : 0x110000;
-    unsigned char *seen = PyMem_Calloc(top / 8, 1);
-    if (seen == NULL)
-        return PyErr_NoMemory();
-    Py_ssize_t count = 0;
-    Py_UCS4 most = 0;
+    unsigned char seen[0x10000 / 8];
+    Py_UCS4 most = 0; /* the highest in the plane */
+    memset(seen, 0, kind == PyUnicode_1BYTE_KIND ? 0x100 / 8 : sizeof(seen));
+    Py_UCS4 *astral = NULL, last = 0;
+    size_t slots = 0;
+    Py_ssize_t count = 0, distinct = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c < 128 || c >= top || (seen[c >> 3] & (1u << (c & 7))))
+        if (c < 128)
             continue;
-        seen[c >> 3] |= (unsigned char)(1u << (c & 7));
-        count++;
-        if (c > most)
-            most = c;
+        if (c < 0x10000) {
+            unsigned char bit = (unsigned char)(1u << (c & 7));
+            if (!(seen[c >> 3] & bit)) {
+                seen[c >> 3] |= bit;
+                count++;
+                if (c > most)
+                    most = c;
+            }
+            continue;
+        }
+        if (c != last && point_add(&astral, &slots, &distinct, c) < 0) {
+            PyMem_Free(astral);
+            return PyErr_NoMemory();
+        }
+        last = c; /* a run of one character is looked up once */
     }
-    PyObject *out = PyUnicode_New(count, most);
+    Py_ssize_t k = 0;
+    for (size_t j = 0; j < slots; j++) /* the set's code points, packed at its front */
+        if (astral[j] != 0)
+            astral[k++] = astral[j];
+    if (distinct > 0) {
+        qsort(astral, (size_t)distinct, sizeof(Py_UCS4), compare_ucs4);
+        most = astral[distinct - 1];
+    }
+    PyObject *out = PyUnicode_New(count + distinct, most);
     if (out != NULL) {
-        Py_ssize_t k = 0;
-        for (Py_UCS4 c = 128; c <= most && k < count; c++)
-            if (seen[c >> 3] & (1u << (c & 7)))
-                PyUnicode_WRITE(PyUnicode_KIND(out), PyUnicode_DATA(out), k++, c);
+        int out_kind = PyUnicode_KIND(out);
+        void *out_data = PyUnicode_DATA(out);
+        k = 0;
+        for (Py_ssize_t w = 128 / 8; k < count; w += 8) { /* eight bytes at a time: most are 0 */
+            uint64_t any;
+            memcpy(&any, seen + w, sizeof(any));
+            for (Py_ssize_t j = w; any != 0 && j < w + 8; j++)
+                for (unsigned bits = seen[j]; bits; bits &= bits - 1)
+                    PyUnicode_WRITE(out_kind, out_data, k++, (Py_UCS4)(j * 8) + (Py_UCS4)__builtin_ctz(bits));
+        }
+        for (Py_ssize_t j = 0; j < distinct; j++)
+            PyUnicode_WRITE(out_kind, out_data, k++, astral[j]);
     }
-    PyMem_Free(seen);
+    PyMem_Free(astral);
     return out;
 }
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import sysconfig
+import tracemalloc
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -510,6 +511,23 @@ def test_the_judge_in_c_leaves_to_python_what_it_cannot_judge() -> None:
     assert native.judge_name("evil.com") == "evil.com"
 
 
+@needs_c
+def test_a_rule_the_list_file_holds_undecodable_is_left_out_as_the_python_leaves_it() -> None:
+    # suffixes.py reads the list's file with surrogateescape: a rule with a byte that is not
+    # UTF-8 made the C refuse all the tables (UnicodeEncodeError from every extraction, as
+    # each new name tried to hand them over again), where the Python never matches that rule
+    _taught()
+    assert native.judge_name is not None and native.judge_tables is not None
+    alone, deeper, rules, *rest = suffixes.judge_tables()
+    try:
+        native.judge_tables(alone, deeper, (*rules, "caf\udce9.uk", "x.y.z.w.v.u.\udcff"), *rest)
+        assert native.judge_name("evil.com") == "evil.com"
+        assert native.judge_name("a.caf.uk") == extract_module._py_new_name("a.caf.uk")
+        assert native.judge_name("evil.co.uk") == "evil.co.uk"
+    finally:
+        native.judge_tables(*suffixes.judge_tables())
+
+
 # texts of names at a suffix boundary, IDN, upper case, wildcards and templates, e-mail
 _JUDGED_TEXTS = [
     " ".join(_NAMES),
@@ -591,6 +609,33 @@ def test_the_characters_outside_ascii_are_found_in_c_at_every_width(width: str) 
     assert native.not_ascii is not None
     text = "a\x7f\x80ÿ" + width + "\ud800\u200b²" * 3 + width
     assert native.not_ascii(text) == "".join(sorted(set(text) - set(map(chr, range(128)))))
+
+
+@needs_c
+def test_a_short_line_with_an_emoji_costs_no_bitmap_of_every_code_point() -> None:
+    # a line of the IOC-list format that is not an IOC is extracted alone: a 139 KB bitmap
+    # read back bit by bit up to its highest character cost 0.14 ms a line with an emoji,
+    # 1 ms with a character of the last plane (10-60x the whole Python extraction)
+    assert native.not_ascii is not None
+    astral = "a\U0010fffd \U0001f6a8\U0001f6a8é\U0001f600 \U00010000\U0001f6a8"
+    tracemalloc.start()
+    try:
+        found = native.not_ascii(astral)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found == "é\U00010000\U0001f600\U0001f6a8\U0010fffd"
+    assert peak < 4096
+    # nor one entry a character past the plane: a text of emoji keeps each emoji once
+    emoji = "\U0001f600\U0001f601 " * 50_000
+    tracemalloc.start()
+    try:
+        found = native.not_ascii(emoji)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found == "\U0001f600\U0001f601"
+    assert peak < 4096
 
 
 @needs_c
