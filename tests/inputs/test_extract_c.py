@@ -617,23 +617,21 @@ def test_a_short_line_with_an_emoji_costs_no_bitmap_of_every_code_point() -> Non
     # read back bit by bit up to its highest character cost 0.14 ms a line with an emoji,
     # 1 ms with a character of the last plane (10-60x the whole Python extraction)
     assert native.not_ascii is not None
+    not_ascii = native.not_ascii
+
+    def with_peak(text: str) -> tuple[str, int]:
+        tracemalloc.start()
+        try:
+            return not_ascii(text), tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
     astral = "a\U0010fffd \U0001f6a8\U0001f6a8é\U0001f600 \U00010000\U0001f6a8"
-    tracemalloc.start()
-    try:
-        found = native.not_ascii(astral)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    found, peak = with_peak(astral)
     assert found == "é\U00010000\U0001f600\U0001f6a8\U0010fffd"
     assert peak < 4096
     # nor one entry a character past the plane: a text of emoji keeps each emoji once
-    emoji = "\U0001f600\U0001f601 " * 50_000
-    tracemalloc.start()
-    try:
-        found = native.not_ascii(emoji)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    found, peak = with_peak("\U0001f600\U0001f601 " * 50_000)
     assert found == "\U0001f600\U0001f601"
     assert peak < 4096
 
