@@ -441,7 +441,11 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
     """
     raws = _split(body)
     if raws is None:
-        return _parse_with_orjson(endpoint, body)
+        # a lone surrogate escape (`"\ud800"`) in one entry: msgspec and orjson refuse the
+        # whole body, every key of the batch failed, after every try; that entry alone now
+        raws = _split_around_surrogates(body)
+        if raws is None:
+            return _parse_with_orjson(endpoint, body)
     parsed = ParsedResponse()
     answers = parsed.answers
     # the field that echoes the key: a hash's is the first of md5, sha1, sha256 that is set
@@ -541,6 +545,34 @@ def _split(body: bytes) -> list[msgspec.Raw] | None:
         return _read_body(body).classificationResponses
     except (ValueError, RecursionError):
         return None
+
+
+#: a `\u` escape of a UTF-16 surrogate, in bytes `blank_escapes` made (each backslash left
+#: starts an escape)
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _split_around_surrogates(body: bytes) -> list[msgspec.Raw] | None:
+    """`_split` of a body holding surrogate escapes, each entry's bytes as they came: the
+    escapes are blanked (the same length) to find where each entry is, or None if that does
+    not make the body one `_split` takes. An entry with a lone surrogate is then refused
+    alone, when it is read."""
+    blanked = blank_escapes(body)
+    if not _SURROGATE.search(blanked):
+        return None
+    blanked = _SURROGATE.sub(rb"\\u003f", blanked)  # "?", escaped
+    raws = _split(blanked)
+    if raws is None:
+        return None
+    found: list[msgspec.Raw] = []
+    at = 0
+    for raw in raws:
+        # entries come in order, with only a comma and blanks between them
+        piece = bytes(raw)
+        at = blanked.index(piece, at)
+        found.append(msgspec.Raw(body[at : at + len(piece)]))
+        at += len(piece)
+    return found
 
 
 def _parse_with_orjson(endpoint: Endpoint, body: bytes) -> ParsedResponse:

@@ -544,3 +544,27 @@ def test_an_entry_nested_too_deep_fails_no_other_entry(multiline: bool) -> None:
         assert (sorted(parsed.answers), parsed.unusable) == (["b.com"], 1)
         with pytest.raises(MalformedBody, match="nested deeper than"):
             parse_response(Endpoint.DOMAIN, b'{"classificationResponses":[%b]}' % bad)
+
+
+@pytest.mark.parametrize("multiline", [False, True])
+def test_an_entry_with_a_lone_surrogate_fails_no_other_entry(multiline: bool) -> None:
+    # `"\ud800"` in one entry (a lone UTF-16 surrogate escape, which neither msgspec nor orjson
+    # reads) made the whole body malformed: every key of its batch failed, after every try.
+    # Now that entry is unusable (its key asked again); escaped backslashes before a `u`, and
+    # a surrogate pair, are read as they were; a body of such entries alone is still malformed
+    good = b'{"requestKey":{"domain":"b.com"},"ttl":7,"note":"\\\\ud800 \\ud83d\\ude00 \\\\"}'
+    for lone in (b"\\ud800", b"\\uDC00", b"x\\\\\\udbff"):
+        bad = b'{"requestKey":{"domain":"a.com"},"x":"%b"}' % lone
+        for body in (
+            b'{"classificationResponses":[%b,%b]}' % (bad, good),
+            b'{"classificationResponses":[%b, %b, %b]}' % (good, bad, good),
+        ):
+            if multiline:
+                body = body.replace(b",", b",\n")
+            parsed = parse_response(Endpoint.DOMAIN, body, {"a.com", "b.com"})
+            assert sorted(parsed.answers) == ["b.com"]
+            assert parsed.unusable == 1
+            raw = parsed.answers["b.com"][1]
+            assert orjson.loads(raw)["note"] == "\\ud800 \U0001f600 \\"  # the bytes as they came
+        with pytest.raises(MalformedBody, match="orjson"):
+            parse_response(Endpoint.DOMAIN, b'{"classificationResponses":[%b]}' % bad)
