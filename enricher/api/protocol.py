@@ -13,16 +13,18 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
+from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
 import msgspec
 import orjson
 
 from ..errors import ErrorBody, MalformedBody, SettingsError
+from ..inputs.native import load
 from ..ioc import ENDPOINT_OF, Endpoint, IocType
 
 __all__ = [
@@ -307,6 +309,14 @@ _read_beyond = msgspec.json.Decoder(
     float_hook=lambda text: None if beyond_double(n := float(text)) else n
 ).decode
 _NO_PRODUCT = msgspec.Raw()
+#: the records' C module's `entries` (`_records.c`): a body's entries split as `_split`
+#: splits them, for a body msgspec has read whole; None where the module is not there
+_C_NATIVE = load(
+    "enricher.output._records", str(Path(__file__).parents[1] / "output" / "records.py")
+)
+_C_ENTRIES: Callable[[bytes], list[bytes] | None] | None = (
+    None if _C_NATIVE is None else _C_NATIVE.entries
+)
 
 
 def _fields_of(doc: dict[str, Any]) -> Entry:
@@ -439,32 +449,42 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
     Raises `MalformedBody` for a truncated, non-JSON or wrongly shaped body and `ErrorBody`
     for a JSON object without a `classificationResponses` list (an error said with 200).
     """
-    raws = _split(body)
+    multiline = b"\n" in body or b"\r" in body
+    # mostly every entry reads the fast way: then all of them in one call, without a call
+    # per entry (an entry nested deep is still refused), and their bytes split in C; else
+    # each one its own way
+    entries: list[Entry] | None = None
+    raws: list[bytes] | None = None
+    if not multiline and _utf8(body):
+        entries = _entries(body)
+        if entries is not None and _C_ENTRIES is not None:
+            raws = _C_ENTRIES(body)  # a body msgspec read whole: valid JSON of this shape
+            if raws is not None and len(raws) != len(entries):
+                raws = None  # (never seen: the reference decides)
     if raws is None:
-        return _parse_with_orjson(endpoint, body)
+        split = _split(body)
+        if split is None:
+            return _parse_with_orjson(endpoint, body)
+        raws = [bytes(item) for item in split]
     parsed = ParsedResponse()
     answers = parsed.answers
     # the field that echoes the key: a hash's is the first of md5, sha1, sha256 that is set
     hashes = endpoint is Endpoint.FILE
     echo_of = attrgetter(_ECHO_FIELDS[endpoint][0])
     read = _read
-    multiline = b"\n" in body or b"\r" in body
-    # mostly every entry reads the fast way: then all of them in one call, without a call
-    # per entry (an entry nested deep is still refused); else each one its own way
-    entries = None if multiline else _entries(body)
     depth = 2 * MAX_DEPTH  # entries no longer than this cannot nest too deep
     duplicates = unusable = 0
     refused: MalformedBody | None = None
     doc: Any
     entry: Entry | None
-    for entry, item in zip(repeat(None) if entries is None else entries, raws, strict=False):
+    for entry, raw in zip(repeat(None) if entries is None else entries, raws, strict=False):
         try:
             if entry is not None:  # read the fast way, with the others
-                doc, raw = None, bytes(item)
+                doc = None
                 if len(raw) > depth:
                     _check_depth(raw)
             else:
-                doc, entry, raw = read(bytes(item), multiline)
+                doc, entry, raw = read(raw, multiline)
         except MalformedBody as exc:
             # an entry no record can be made of (nested too deep, not JSON orjson reads) is
             # unusable, its key asked again: one of them failed every key of its batch
@@ -529,14 +549,22 @@ def _entries(body: bytes) -> list[Entry] | None:
         return None
 
 
+def _utf8(body: bytes) -> bool:
+    """Whether `body` is UTF-8: msgspec does not check the UTF-8 of what it skips; orjson
+    (the reference) does."""
+    if body.isascii():
+        return True
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _split(body: bytes) -> list[msgspec.Raw] | None:
     """The verbatim bytes of each entry, or None for a body the fast way does not take."""
-    if not body.isascii():
-        # msgspec does not check the UTF-8 of what it skips; orjson (the reference) does
-        try:
-            body.decode()
-        except UnicodeDecodeError:
-            return None
+    if not _utf8(body):
+        return None
     try:
         return _read_body(body).classificationResponses
     except (ValueError, RecursionError):

@@ -10,6 +10,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -108,6 +109,53 @@ static int int_piece(PyObject *o, Piece *p, char *buf)
     return 1;
 }
 
+/* A field of an answer's struct, as PyObject_GetAttr reads it (a new reference), without
+   its lookup each time: a msgspec Struct keeps each field in a slot (a member descriptor)
+   at an offset of its type. The offset is remembered for (type, name) with the type's
+   version tag, which changes whenever the type does: a type changed since, one whose
+   attribute is not such a slot, one that reads attributes its own way, or a slot not set,
+   is read by PyObject_GetAttr. */
+typedef struct {
+    PyTypeObject *type; /* compared only, never followed: the version tag says it is the one */
+    unsigned int version;
+    PyObject *name;
+    Py_ssize_t offset;
+} Slot;
+
+static Slot SLOTS[32];
+static int SLOTS_USED;
+
+static PyObject *field(PyObject *o, PyObject *name)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    if (t->tp_getattro != PyObject_GenericGetAttr)
+        return PyObject_GetAttr(o, name);
+    for (int i = 0; i < SLOTS_USED; i++) {
+        Slot *s = &SLOTS[i];
+        if (s->type == t && s->name == name) {
+            if (s->version == t->tp_version_tag
+                && (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+                PyObject *v = *(PyObject **)((char *)o + s->offset);
+                if (v != NULL) {
+                    Py_INCREF(v);
+                    return v;
+                }
+            }
+            return PyObject_GetAttr(o, name);
+        }
+    }
+    if (SLOTS_USED < (int)(sizeof SLOTS / sizeof SLOTS[0])) {
+        PyObject *d = _PyType_Lookup(t, name); /* borrowed; gives the type a version tag */
+        if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)
+            && (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+            PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+            if (m->type == T_OBJECT_EX)
+                SLOTS[SLOTS_USED++] = (Slot){t, t->tp_version_tag, name, m->offset};
+        }
+    }
+    return PyObject_GetAttr(o, name);
+}
+
 static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
@@ -125,18 +173,18 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!PyBytes_CheckExact(type_json) || !PyBytes_CheckExact(raw) || !PyBytes_CheckExact(tail)
         || !PyLong_CheckExact(factor_obj))
         goto fallback;
-    if ((agg = PyObject_GetAttr(entry, S_AGG)) == NULL)
+    if ((agg = field(entry, S_AGG)) == NULL)
         goto error;
     if (agg == Py_None)
         goto fallback;
-    if ((mal = PyObject_GetAttr(agg, S_MAL)) == NULL)
+    if ((mal = field(agg, S_MAL)) == NULL)
         goto error;
     if (mal == Py_None)
         goto fallback;
-    if ((ctype = PyObject_GetAttr(mal, S_TYPE)) == NULL
-        || (score = PyObject_GetAttr(mal, S_SCORE)) == NULL
-        || (type_score = PyObject_GetAttr(mal, S_TYPE_SCORE)) == NULL
-        || (source = PyObject_GetAttr(mal, S_SOURCE)) == NULL)
+    if ((ctype = field(mal, S_TYPE)) == NULL
+        || (score = field(mal, S_SCORE)) == NULL
+        || (type_score = field(mal, S_TYPE_SCORE)) == NULL
+        || (source = field(mal, S_SOURCE)) == NULL)
         goto error;
     /* floats are never looked up (1.0 == 1 would find another's bytes) */
     if (PyFloat_Check(score) || PyFloat_Check(type_score))
@@ -168,7 +216,7 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     /* the ttl in ms */
     char ttl_digits[24];
     Piece ttl_piece = {NULL_JSON, 4, 0};
-    if ((ttl = PyObject_GetAttr(entry, S_TTL)) == NULL)
+    if ((ttl = field(entry, S_TTL)) == NULL)
         goto error;
     if (ttl != Py_None) {
         if (!PyLong_CheckExact(ttl))
@@ -197,18 +245,18 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     ioc_piece.quoted = 1;
     if ((ioc_piece.s = plain(ioc, &ioc_piece.n)) == NULL)
         goto fallback;
-    if ((cp_type = PyObject_GetAttr(entry, S_CP_TYPE)) == NULL)
+    if ((cp_type = field(entry, S_CP_TYPE)) == NULL)
         goto error;
     if (!text_piece(cp_type, &cp_piece))
         goto fallback;
-    if ((link = PyObject_GetAttr(agg, S_LINK)) == NULL)
+    if ((link = field(agg, S_LINK)) == NULL)
         goto error;
     if (!text_piece(link, &link_piece))
         goto fallback;
 
     /* the product: its bytes when they are an object, else null */
     Piece product_piece = {NULL_JSON, 4, 0};
-    if ((product = PyObject_GetAttr(agg, S_PRODUCT)) == NULL)
+    if ((product = field(agg, S_PRODUCT)) == NULL)
         goto error;
     if (PyObject_GetBuffer(product, &product_view, PyBUF_SIMPLE) < 0)
         goto error;
@@ -221,7 +269,7 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     /* the first-seen time, ISO-8601 in UTC to the millisecond */
     Piece prefix = {NULL_JSON, 4, 0};
     char stamp[40];
-    if ((first = PyObject_GetAttr(agg, S_FIRST)) == NULL)
+    if ((first = field(agg, S_FIRST)) == NULL)
         goto error;
     if (first != Py_None) {
         if (!PyLong_CheckExact(first))
@@ -404,6 +452,165 @@ static PyObject *record_line(PyObject *self, PyObject *const *args, Py_ssize_t n
     return PyObject_Vectorcall(PYTHON, args, (size_t)nargs, kwnames);
 }
 
+
+/* -- an answer body's entries ------------------------------------------------------------
+
+   entries(body): the bytes of each element of the top-level "classificationResponses" list
+   of a JSON answer body, each from its first byte to its last (no whitespace around it),
+   as msgspec's `Raw` gives them (protocol._split, the reference); None for a body it does
+   not take: a top-level key written with an escape or given twice, a value not where JSON
+   puts it, or anything it cannot follow to the end. It follows strings, brackets and
+   separators only and checks no number, literal or UTF-8: protocol.parse_response calls it
+   on a body msgspec has read whole first (valid JSON of the answer's shape). On any input
+   it reads nothing past the end, nests nothing (a depth is a count), and fails with None. */
+
+/* 1 for the characters that end a run of plain bytes inside a value: a quote, a bracket */
+static unsigned char BREAKS[256];
+
+static const char RESPONSES[] = "classificationResponses";
+
+static const char *ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* past the string whose opening quote `p` is after, or NULL */
+static const char *past_string(const char *p, const char *end)
+{
+    const char *from = p;
+    while (p < end) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        if (q == NULL)
+            return NULL;
+        const char *b = q;
+        while (b > from && b[-1] == '\\')
+            b--;
+        if (((q - b) & 1) == 0)
+            return q + 1;
+        p = q + 1;
+    }
+    return NULL;
+}
+
+/* past the value that starts at `p` (no whitespace before it), or NULL */
+static const char *past_value(const char *p, const char *end)
+{
+    if (p >= end)
+        return NULL;
+    if (*p == '"')
+        return past_string(p + 1, end);
+    if (*p != '{' && *p != '[') { /* a number or a literal: to the next separator */
+        const char *start = p;
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t'
+               && *p != '\n' && *p != '\r')
+            p++;
+        return p > start ? p : NULL;
+    }
+    Py_ssize_t depth = 0;
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (!BREAKS[c]) {
+            p++;
+            continue;
+        }
+        if (c == '"') {
+            if ((p = past_string(p + 1, end)) == NULL)
+                return NULL;
+            continue;
+        }
+        p++;
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (--depth == 0) {
+            return p;
+        } else if (depth < 0) {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static PyObject *entries(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (!PyBytes_CheckExact(arg)) {
+        PyErr_SetString(PyExc_TypeError, "entries() takes bytes");
+        return NULL;
+    }
+    const char *p = PyBytes_AS_STRING(arg), *end = p + PyBytes_GET_SIZE(arg);
+    PyObject *found = NULL;
+    p = ws(p, end);
+    if (p >= end || *p != '{')
+        Py_RETURN_NONE;
+    p = ws(p + 1, end);
+    if (p < end && *p == '}')
+        Py_RETURN_NONE;
+    for (;;) {
+        if (p >= end || *p != '"')
+            goto none;
+        const char *key = p + 1, *after = past_string(key, end);
+        if (after == NULL || memchr(key, '\\', (size_t)(after - 1 - key)) != NULL)
+            goto none; /* an escape in a key: msgspec reads what it stands for */
+        int ours = (size_t)(after - 1 - key) == sizeof RESPONSES - 1
+                   && memcmp(key, RESPONSES, sizeof RESPONSES - 1) == 0;
+        p = ws(after, end);
+        if (p >= end || *p != ':')
+            goto none;
+        p = ws(p + 1, end);
+        if (ours) {
+            if (found != NULL || p >= end || *p != '[')
+                goto none; /* given twice, or not a list */
+            if ((found = PyList_New(0)) == NULL)
+                return NULL;
+            p = ws(p + 1, end);
+            if (p < end && *p == ']') {
+                p++;
+            } else {
+                for (;;) {
+                    const char *start = p, *stop = past_value(p, end);
+                    if (stop == NULL)
+                        goto none;
+                    PyObject *item = PyBytes_FromStringAndSize(start, stop - start);
+                    if (item == NULL || PyList_Append(found, item) < 0) {
+                        Py_XDECREF(item);
+                        Py_DECREF(found);
+                        return NULL;
+                    }
+                    Py_DECREF(item);
+                    p = ws(stop, end);
+                    if (p < end && *p == ',') {
+                        p = ws(p + 1, end);
+                        continue;
+                    }
+                    if (p < end && *p == ']') {
+                        p++;
+                        break;
+                    }
+                    goto none;
+                }
+            }
+        } else if ((p = past_value(p, end)) == NULL) {
+            goto none;
+        }
+        p = ws(p, end);
+        if (p < end && *p == ',') {
+            p = ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}' && ws(p + 1, end) == end)
+            break;
+        goto none;
+    }
+    if (found == NULL)
+        Py_RETURN_NONE;
+    return found;
+none:
+    Py_XDECREF(found);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"line", (PyCFunction)(void (*)(void))line, METH_FASTCALL,
      "line(type_json, ioc, entry, raw, verdicts, ttl_factor, tail): (line, "
@@ -413,6 +620,9 @@ static PyMethodDef methods[] = {
     {"record_line", (PyCFunction)(void (*)(void))record_line, METH_FASTCALL | METH_KEYWORDS,
      "record_line(ioc_type, ioc, entry, raw, verdicts, ttl_factor=1, cached=False, "
      "origin=None): records.record_line, in C where `line` takes the answer."},
+    {"entries", entries, METH_O,
+     "entries(body): the bytes of each classificationResponses entry of a JSON answer body "
+     "msgspec has read, or None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -444,6 +654,7 @@ PyMODINIT_FUNC PyInit__records(void)
             return NULL;
     for (int c = 0; c < 256; c++)
         ESCAPED[c] = c < 0x20 || c > 0x7e || c == '"' || c == '\\';
+    BREAKS['"'] = BREAKS['{'] = BREAKS['['] = BREAKS['}'] = BREAKS[']'] = 1;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
