@@ -317,6 +317,15 @@ _C_NATIVE = load(
 _C_ENTRIES: Callable[[bytes], list[bytes] | None] | None = (
     None if _C_NATIVE is None else _C_NATIVE.entries
 )
+#: its `match`: parse_response's loop over a plain body (every entry a key asked, once)
+_C_MATCH: (
+    Callable[
+        [list[Entry], list[bytes], Container[str], tuple[str, ...], int],
+        dict[str, tuple[Entry, bytes]] | None,
+    ]
+    | None
+) = None if _C_NATIVE is None else _C_NATIVE.match
+_SETS = (set, frozenset)
 
 
 def _fields_of(doc: dict[str, Any]) -> Entry:
@@ -466,13 +475,19 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
         if split is None:
             return _parse_with_orjson(endpoint, body)
         raws = [bytes(item) for item in split]
+    depth = 2 * MAX_DEPTH  # entries no longer than this cannot nest too deep
+    if entries is not None and _C_MATCH is not None and type(asked) in _SETS:
+        # in C where every entry echoes a key asked, once (the loop below, without a step
+        # a key), else that loop
+        found = _C_MATCH(entries, raws, asked, _ECHO_FIELDS[endpoint], depth)
+        if found is not None:
+            return ParsedResponse(found)
     parsed = ParsedResponse()
     answers = parsed.answers
     # the field that echoes the key: a hash's is the first of md5, sha1, sha256 that is set
     hashes = endpoint is Endpoint.FILE
     echo_of = attrgetter(_ECHO_FIELDS[endpoint][0])
     read = _read
-    depth = 2 * MAX_DEPTH  # entries no longer than this cannot nest too deep
     duplicates = unusable = 0
     refused: MalformedBody | None = None
     doc: Any

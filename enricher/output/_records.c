@@ -611,6 +611,176 @@ none:
     Py_RETURN_NONE;
 }
 
+
+/* -- an answer's entries to their keys, and the keys' lines ----------------------------- */
+
+static PyObject *S_REQUEST_KEY;
+
+/* match(entries, raws, asked, names, longest): protocol.parse_response's loop over a body
+   read the fast way, where it is plain: each entry's echo (the first of `names` of its
+   requestKey that is set, or the last) is a key asked, once, and its bytes no longer than
+   `longest` (they cannot nest too deep). The answers dict {key: (entry, raw)} in the
+   entries' order, as that loop makes it; None (the loop decides) for anything else. */
+static PyObject *match(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 5 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1])
+        || !PyAnySet_CheckExact(args[2]) || !PyTuple_CheckExact(args[3])
+        || PyTuple_GET_SIZE(args[3]) < 1 || !PyLong_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "match(entries, raws, asked, names, longest)");
+        return NULL;
+    }
+    PyObject *entries = args[0], *raws = args[1], *asked = args[2], *names = args[3];
+    Py_ssize_t longest = PyLong_AsSsize_t(args[4]);
+    if (longest == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(entries), last = PyTuple_GET_SIZE(names) - 1;
+    if (PyList_GET_SIZE(raws) != count)
+        Py_RETURN_NONE;
+    PyObject *answers = PyDict_New();
+    if (answers == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *entry = PyList_GET_ITEM(entries, i), *raw = PyList_GET_ITEM(raws, i);
+        if (!PyBytes_CheckExact(raw) || PyBytes_GET_SIZE(raw) > longest)
+            goto none;
+        PyObject *echo = field(entry, S_REQUEST_KEY);
+        if (echo == NULL)
+            goto error;
+        if (echo == Py_None) {
+            Py_DECREF(echo);
+            goto none;
+        }
+        PyObject *v = NULL;
+        for (Py_ssize_t k = 0; k <= last; k++) {
+            Py_XDECREF(v);
+            if ((v = field(echo, PyTuple_GET_ITEM(names, k))) == NULL)
+                break;
+            if (k == last)
+                break;
+            int set = PyObject_IsTrue(v);
+            if (set < 0) {
+                Py_CLEAR(v);
+                break;
+            }
+            if (set)
+                break;
+        }
+        Py_DECREF(echo);
+        if (v == NULL)
+            goto error;
+        int known = PyUnicode_CheckExact(v) ? PySet_Contains(asked, v) : 0;
+        if (known > 0)
+            known = PyDict_Contains(answers, v) == 0 ? 1 : (PyErr_Occurred() ? -1 : 0);
+        if (known <= 0) {
+            Py_DECREF(v);
+            if (known < 0)
+                goto error;
+            goto none;
+        }
+        PyObject *pair = PyTuple_Pack(2, entry, raw);
+        if (pair == NULL || PyDict_SetItem(answers, v, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_DECREF(v);
+            goto error;
+        }
+        Py_DECREF(pair);
+        Py_DECREF(v);
+    }
+    return answers;
+none:
+    Py_DECREF(answers);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(answers);
+    return NULL;
+}
+
+static PyObject *record_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames);
+
+/* answer_lines(keys, answers, verdicts, ttl_factor, done, lines, answered): resolve.settle's
+   loop for the keys `answers` answers, with record_line (no origin): for each such key, in
+   order, the key onto `done`, its line onto `lines` and (ioc, verdict, ttl in ms) onto
+   `answered`. The keys it does not answer, in order (settle sorts them); None, with nothing
+   done, when a key is not an (IocType, str) pair. */
+static PyObject *answer_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])
+        || !PyList_CheckExact(args[4]) || !PyList_CheckExact(args[5])
+        || !PyList_CheckExact(args[6])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "answer_lines(keys, answers, verdicts, ttl_factor, done, lines, answered)");
+        return NULL;
+    }
+    PyObject *keys = args[0], *answers = args[1], *done = args[4], *lines = args[5];
+    PyObject *answered = args[6];
+    Py_ssize_t count = PyList_GET_SIZE(keys);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 1)))
+            Py_RETURN_NONE;
+    }
+    PyObject *rest = PyList_New(0);
+    if (rest == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 1))) {
+            /* (the list changed under a Python record_line) */
+            PyErr_SetString(PyExc_TypeError, "a key is not an (IocType, str) pair");
+            goto error;
+        }
+        Py_INCREF(key); /* the list may change under a Python record_line */
+        PyObject *value = PyTuple_GET_ITEM(key, 1);
+        PyObject *hit = PyDict_GetItemWithError(answers, value); /* borrowed */
+        if (hit == NULL) {
+            int failed = PyErr_Occurred() != NULL || PyList_Append(rest, key) < 0;
+            Py_DECREF(key);
+            if (failed)
+                goto error;
+            continue;
+        }
+        Py_INCREF(hit);
+        if (!PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 2) {
+            PyErr_SetString(PyExc_TypeError, "an answer is not (entry, raw)");
+            Py_DECREF(hit);
+            Py_DECREF(key);
+            goto error;
+        }
+        PyObject *argv[7] = {PyTuple_GET_ITEM(key, 0), value, PyTuple_GET_ITEM(hit, 0),
+                             PyTuple_GET_ITEM(hit, 1), args[2], args[3], Py_False};
+        PyObject *made = record_line(self, argv, 7, NULL);
+        Py_DECREF(hit);
+        if (made == NULL) {
+            Py_DECREF(key);
+            goto error;
+        }
+        if (!PyTuple_CheckExact(made) || PyTuple_GET_SIZE(made) != 3) {
+            PyErr_SetString(PyExc_TypeError, "record_line did not give (line, verdict, ttl)");
+            Py_DECREF(made);
+            Py_DECREF(key);
+            goto error;
+        }
+        PyObject *item = PyTuple_Pack(3, value, PyTuple_GET_ITEM(made, 1),
+                                      PyTuple_GET_ITEM(made, 2));
+        int failed = item == NULL || PyList_Append(done, key) < 0
+                     || PyList_Append(lines, PyTuple_GET_ITEM(made, 0)) < 0
+                     || PyList_Append(answered, item) < 0;
+        Py_XDECREF(item);
+        Py_DECREF(made);
+        Py_DECREF(key);
+        if (failed)
+            goto error;
+    }
+    return rest;
+error:
+    Py_DECREF(rest);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"line", (PyCFunction)(void (*)(void))line, METH_FASTCALL,
      "line(type_json, ioc, entry, raw, verdicts, ttl_factor, tail): (line, "
@@ -620,6 +790,12 @@ static PyMethodDef methods[] = {
     {"record_line", (PyCFunction)(void (*)(void))record_line, METH_FASTCALL | METH_KEYWORDS,
      "record_line(ioc_type, ioc, entry, raw, verdicts, ttl_factor=1, cached=False, "
      "origin=None): records.record_line, in C where `line` takes the answer."},
+    {"match", (PyCFunction)(void (*)(void))match, METH_FASTCALL,
+     "match(entries, raws, asked, names, longest): the answers {key: (entry, raw)} of a "
+     "plain body, or None."},
+    {"answer_lines", (PyCFunction)(void (*)(void))answer_lines, METH_FASTCALL,
+     "answer_lines(keys, answers, verdicts, ttl_factor, done, lines, answered): the lines of "
+     "the keys answered, onto the lists; the keys not answered (or None)."},
     {"entries", entries, METH_O,
      "entries(body): the bytes of each classificationResponses entry of a JSON answer body "
      "msgspec has read, or None."},
@@ -647,7 +823,7 @@ PyMODINIT_FUNC PyInit__records(void)
         {&S_SCORE, "classificationScore"}, {&S_TYPE_SCORE, "typeScore"}, {&S_SOURCE, "source"},
         {&S_TTL, "ttl"}, {&S_CP_TYPE, "cpType"}, {&S_LINK, "link"},
         {&S_PRODUCT, "productClassification"}, {&S_FIRST, "firstSeen"}, {&S_GET, "get"},
-        {&UNKNOWN, "unknown"},
+        {&UNKNOWN, "unknown"}, {&S_REQUEST_KEY, "requestKey"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (*names[i].slot == NULL && (*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
