@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Collection, Container, Iterable
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
@@ -99,12 +99,13 @@ def build_request(keys: Iterable[tuple[IocType, str]], *, allow_sha256: bool = F
     it twice (a retry after a dropped connection) asks the same question twice.
     """
     keys = list(keys)
-    types = {ioc_type for ioc_type, _ in keys}
-    endpoints = {ENDPOINT_OF[t] for t in types}
-    if len(endpoints) > 1:
-        raise ValueError(f"a batch mixes {' and '.join(sorted(endpoints))} keys")
-    if IocType.SHA256 in types and not allow_sha256:
-        request_key(IocType.SHA256, "", allow_sha256=False)  # raises the error that says why
+    if _C_BODY is not None:
+        # in C for keys JSON writes as they are: the body, and the types to check
+        made = _C_BODY(keys, _PIECES)
+        if made is not None:
+            _check_types(made[1], allow_sha256)
+            return made[0]
+    _check_types({ioc_type for ioc_type, _ in keys}, allow_sha256)
     if _PLAIN("".join([value for _, value in keys])) is None:
         # not only the characters normalize() makes: let orjson escape what needs it
         data = [{"requestKey": request_key(t, v, allow_sha256=True)} for t, v in keys]
@@ -115,11 +116,25 @@ def build_request(keys: Iterable[tuple[IocType, str]], *, allow_sha256: bool = F
     return ('{"requestData":[' + items + "]}").encode()
 
 
+def _check_types(types: Collection[IocType], allow_sha256: bool) -> None:
+    """ValueError for a batch that mixes endpoints; SettingsError for sha256 not allowed."""
+    endpoints = {ENDPOINT_OF[t] for t in types}
+    if len(endpoints) > 1:
+        raise ValueError(f"a batch mixes {' and '.join(sorted(endpoints))} keys")
+    if IocType.SHA256 in types and not allow_sha256:
+        request_key(IocType.SHA256, "", allow_sha256=False)  # raises the error that says why
+
+
 #: the characters of normalized hashes, domains and IPs: none that JSON must escape
 _PLAIN = re.compile(r"[0-9a-zA-Z.:_-]*").fullmatch
 #: one `requestData` item per IOC type, with `%s` where the value goes
 _TEMPLATE: dict[IocType, str] = {
     t: orjson.dumps({"requestKey": request_key(t, "%s", allow_sha256=True)}).decode()
+    for t in IocType
+}
+#: each type's item as the bytes before the value and after it, for `_C_BODY`
+_PIECES: dict[IocType, tuple[bytes, bytes]] = {
+    t: tuple(item.encode() for item in _TEMPLATE[t].split("%s"))  # type: ignore[misc]
     for t in IocType
 }
 
@@ -326,6 +341,14 @@ _C_MATCH: (
     | None
 ) = None if _C_NATIVE is None else _C_NATIVE.match
 _SETS = (set, frozenset)
+#: its `request_body`: build_request's body for keys JSON writes as they are
+_C_BODY: (
+    Callable[
+        [list[tuple[IocType, str]], dict[IocType, tuple[bytes, bytes]]],
+        tuple[bytes, tuple[IocType, ...]] | None,
+    ]
+    | None
+) = None if _C_NATIVE is None else _C_NATIVE.request_body
 
 
 def _fields_of(doc: dict[str, Any]) -> Entry:

@@ -781,6 +781,100 @@ error:
     return NULL;
 }
 
+
+/* -- a request's body ----------------------------------------------------------------------
+
+   request_body(keys, pieces): protocol.build_request's body for a list of (IocType, str)
+   keys whose values JSON writes as they are, made of each type's two pieces (`pieces`:
+   {IocType: (bytes before the value, bytes after it)}), and the types met, in the order
+   first met: (body, types); None for anything else (the Python makes it, or says why not). */
+
+/* 1 for the characters of normalized hashes, domains and IPs (protocol._PLAIN's) */
+static unsigned char KEYCHAR[256];
+
+static PyObject *request_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "request_body(keys, pieces)");
+        return NULL;
+    }
+    static const char HEAD[] = "{\"requestData\":[", TAIL[] = "]}";
+    PyObject *keys = args[0], *pieces = args[1];
+    Py_ssize_t count = PyList_GET_SIZE(keys), size = sizeof HEAD - 1 + sizeof TAIL - 1;
+    PyObject *types[8];
+    int ntypes = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2)
+            Py_RETURN_NONE;
+        PyObject *t = PyTuple_GET_ITEM(key, 0), *v = PyTuple_GET_ITEM(key, 1);
+        if (!PyUnicode_CheckExact(v) || !PyUnicode_IS_ASCII(v))
+            Py_RETURN_NONE;
+        const unsigned char *c = (const unsigned char *)PyUnicode_DATA(v);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+        unsigned char plain = 1;
+        for (Py_ssize_t j = 0; j < n; j++)
+            plain &= KEYCHAR[c[j]];
+        if (!plain)
+            Py_RETURN_NONE;
+        int seen = 0;
+        for (int k = 0; k < ntypes && !seen; k++)
+            seen = types[k] == t;
+        PyObject *pair = PyDict_GetItemWithError(pieces, t); /* borrowed */
+        if (pair == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            Py_RETURN_NONE;
+        }
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 0))
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 1)))
+            Py_RETURN_NONE;
+        if (!seen) {
+            if (ntypes == (int)(sizeof types / sizeof types[0]))
+                Py_RETURN_NONE;
+            types[ntypes++] = t;
+        }
+        size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 0)) + n
+                + PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 1)) + (i > 0);
+    }
+    PyObject *body = PyBytes_FromStringAndSize(NULL, size);
+    if (body == NULL)
+        return NULL;
+    char *out = PyBytes_AS_STRING(body);
+    memcpy(out, HEAD, sizeof HEAD - 1);
+    out += sizeof HEAD - 1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i), *v = PyTuple_GET_ITEM(key, 1);
+        /* (nothing above ran Python: the keys and pieces are as they were checked) */
+        PyObject *pair = PyDict_GetItem(pieces, PyTuple_GET_ITEM(key, 0));
+        PyObject *before = PyTuple_GET_ITEM(pair, 0), *after = PyTuple_GET_ITEM(pair, 1);
+        if (i > 0)
+            *out++ = ',';
+        memcpy(out, PyBytes_AS_STRING(before), (size_t)PyBytes_GET_SIZE(before));
+        out += PyBytes_GET_SIZE(before);
+        memcpy(out, PyUnicode_DATA(v), (size_t)PyUnicode_GET_LENGTH(v));
+        out += PyUnicode_GET_LENGTH(v);
+        memcpy(out, PyBytes_AS_STRING(after), (size_t)PyBytes_GET_SIZE(after));
+        out += PyBytes_GET_SIZE(after);
+    }
+    memcpy(out, TAIL, sizeof TAIL - 1);
+    PyObject *met = PyTuple_New(ntypes);
+    if (met == NULL) {
+        Py_DECREF(body);
+        return NULL;
+    }
+    for (int k = 0; k < ntypes; k++) {
+        Py_INCREF(types[k]);
+        PyTuple_SET_ITEM(met, k, types[k]);
+    }
+    PyObject *result = PyTuple_Pack(2, body, met);
+    Py_DECREF(body);
+    Py_DECREF(met);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"line", (PyCFunction)(void (*)(void))line, METH_FASTCALL,
      "line(type_json, ioc, entry, raw, verdicts, ttl_factor, tail): (line, "
@@ -796,6 +890,8 @@ static PyMethodDef methods[] = {
     {"answer_lines", (PyCFunction)(void (*)(void))answer_lines, METH_FASTCALL,
      "answer_lines(keys, answers, verdicts, ttl_factor, done, lines, answered): the lines of "
      "the keys answered, onto the lists; the keys not answered (or None)."},
+    {"request_body", (PyCFunction)(void (*)(void))request_body, METH_FASTCALL,
+     "request_body(keys, pieces): (a request's body, the types met) for plain keys, or None."},
     {"entries", entries, METH_O,
      "entries(body): the bytes of each classificationResponses entry of a JSON answer body "
      "msgspec has read, or None."},
@@ -828,8 +924,11 @@ PyMODINIT_FUNC PyInit__records(void)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (*names[i].slot == NULL && (*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;
-    for (int c = 0; c < 256; c++)
+    for (int c = 0; c < 256; c++) {
         ESCAPED[c] = c < 0x20 || c > 0x7e || c == '"' || c == '\\';
+        KEYCHAR[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                     || c == '.' || c == ':' || c == '_' || c == '-';
+    }
     BREAKS['"'] = BREAKS['{'] = BREAKS['['] = BREAKS['}'] = BREAKS[']'] = 1;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)

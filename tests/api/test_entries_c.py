@@ -1,4 +1,5 @@
-"""The C split of an answer body into its entries' bytes (`_records.entries`, what
+"""The C request body (`_records.request_body`) is build_request's Python's. The C split
+of an answer body into its entries' bytes (`_records.entries`, what
 `parse_response` uses after msgspec has read the body) gives what msgspec's `_split` (the
 reference) gives, byte for byte, or None; and it is safe on any input."""
 
@@ -14,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enricher.api import protocol
-from enricher.api.protocol import _entries, _split, parse_response
-from enricher.errors import MalformedBody
-from enricher.ioc import Endpoint
+from enricher.api.protocol import _entries, _split, build_request, parse_response, request_key
+from enricher.errors import MalformedBody, SettingsError
+from enricher.ioc import Endpoint, IocType
 
 ENTRIES = protocol._C_ENTRIES
 needs_c = pytest.mark.skipif(ENTRIES is None, reason="the C module is not built")
@@ -174,3 +175,52 @@ def test_parse_response_reads_the_same_without_the_c_split() -> None:
             assert type(raw) is bytes and raw in body.replace(b"\n", b" "), key
     with pytest.raises(MalformedBody):
         parse_response(Endpoint.DOMAIN, b'{"classificationResponses":[{"a":1}', set())
+
+
+_key_values = st.one_of(
+    st.text(alphabet="0123456789abcdefABCDEF.:-_", max_size=70),
+    st.text(max_size=6),  # quotes, backslashes, controls, non-ASCII: the Python's
+    st.sampled_from(["a.com", "::1", "1.2.3.4", "x\u00e9.com", 'a"b', "a\\b", "\x00"]),
+)
+
+
+@given(
+    keys=st.lists(st.tuples(st.sampled_from(list(IocType)), _key_values), max_size=8),
+    allow=st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_c_request_body_is_the_python_s(keys: list[tuple[IocType, str]], allow: bool) -> None:
+    out = []
+    for c in (protocol._C_BODY, None):
+        with patch.object(protocol, "_C_BODY", c):
+            try:
+                out.append(build_request(keys, allow_sha256=allow))
+            except (ValueError, SettingsError) as exc:
+                out.append(repr(exc))
+    assert out[0] == out[1]
+    if isinstance(out[0], bytes):
+        assert out[0] == orjson.dumps(
+            {"requestData": [{"requestKey": request_key(t, v, allow_sha256=True)} for t, v in keys]}
+        )
+
+
+@pytest.mark.skipif(protocol._C_BODY is None, reason="the C module is not built")
+def test_the_c_request_body_leaves_what_is_not_plain() -> None:
+    body = protocol._C_BODY
+    assert body is not None
+    pieces = protocol._PIECES
+    md5 = (IocType.MD5, "a" * 32)
+    assert body([md5, md5], pieces) == (build_request([md5, md5]), (IocType.MD5,))
+    assert body([], pieces) == (b'{"requestData":[]}', ())
+    for keys in (
+        [md5, ("md5",)],
+        [md5, (IocType.MD5, 5)],
+        [("other", "a")],
+        [(IocType.MD5, "a b")],
+    ):
+        assert body(keys, pieces) is None  # type: ignore[arg-type]
+    assert body([md5], {IocType.MD5: ("not", "bytes")}) is None  # type: ignore[dict-item]
+    with pytest.raises(TypeError):
+        body((md5,), pieces)  # type: ignore[arg-type]
+    # a generator of keys, as the Python takes it
+    assert build_request(k for k in [md5]) == build_request([md5])
