@@ -111,10 +111,10 @@ static int int_piece(PyObject *o, Piece *p, char *buf)
 
 /* A field of an answer's struct, as PyObject_GetAttr reads it (a new reference), without
    its lookup each time: a msgspec Struct keeps each field in a slot (a member descriptor)
-   at an offset of its type. The offset is remembered for (type, name) with the type's
-   version tag, which changes whenever the type does: a type changed since, one whose
-   attribute is not such a slot, one that reads attributes its own way, or a slot not set,
-   is read by PyObject_GetAttr. */
+   at an offset of its type. Each place that reads a field remembers, in a Slot of its own,
+   the type it last met there, that type's version tag (which changes whenever the type
+   does) and the offset. A type changed since, one whose attribute is not such a slot, one
+   that reads attributes its own way, or a slot not set, is read by PyObject_GetAttr. */
 typedef struct {
     PyTypeObject *type; /* compared only, never followed: the version tag says it is the one */
     unsigned int version;
@@ -122,39 +122,34 @@ typedef struct {
     Py_ssize_t offset;
 } Slot;
 
-static Slot SLOTS[32];
-static int SLOTS_USED;
-
-static PyObject *field(PyObject *o, PyObject *name)
+static PyObject *field(PyObject *o, PyObject *name, Slot *s)
 {
     PyTypeObject *t = Py_TYPE(o);
     if (t->tp_getattro != PyObject_GenericGetAttr)
         return PyObject_GetAttr(o, name);
-    for (int i = 0; i < SLOTS_USED; i++) {
-        Slot *s = &SLOTS[i];
-        if (s->type == t && s->name == name) {
-            if (s->version == t->tp_version_tag
-                && (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
-                PyObject *v = *(PyObject **)((char *)o + s->offset);
-                if (v != NULL) {
-                    Py_INCREF(v);
-                    return v;
-                }
-            }
-            return PyObject_GetAttr(o, name);
+    if (s->type == t && s->name == name && s->version == t->tp_version_tag
+        && (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        PyObject *v = *(PyObject **)((char *)o + s->offset);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
         }
+        return PyObject_GetAttr(o, name);
     }
-    if (SLOTS_USED < (int)(sizeof SLOTS / sizeof SLOTS[0])) {
-        PyObject *d = _PyType_Lookup(t, name); /* borrowed; gives the type a version tag */
-        if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)
-            && (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
-            PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
-            if (m->type == T_OBJECT_EX)
-                SLOTS[SLOTS_USED++] = (Slot){t, t->tp_version_tag, name, m->offset};
-        }
+    s->type = NULL;
+    PyObject *d = _PyType_Lookup(t, name); /* borrowed; gives the type a version tag */
+    if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)
+        && (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX)
+            *s = (Slot){t, t->tp_version_tag, name, m->offset};
     }
     return PyObject_GetAttr(o, name);
 }
+
+/* the Slots of `line`'s reads, and of `match`'s (requestKey, then each echo field) */
+static Slot AT_AGG, AT_MAL, AT_TYPE, AT_SCORE, AT_TYPE_SCORE, AT_SOURCE, AT_TTL, AT_CP_TYPE,
+    AT_LINK, AT_PRODUCT, AT_FIRST, AT_REQUEST_KEY, AT_ECHO[3];
 
 static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -173,18 +168,18 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!PyBytes_CheckExact(type_json) || !PyBytes_CheckExact(raw) || !PyBytes_CheckExact(tail)
         || !PyLong_CheckExact(factor_obj))
         goto fallback;
-    if ((agg = field(entry, S_AGG)) == NULL)
+    if ((agg = field(entry, S_AGG, &AT_AGG)) == NULL)
         goto error;
     if (agg == Py_None)
         goto fallback;
-    if ((mal = field(agg, S_MAL)) == NULL)
+    if ((mal = field(agg, S_MAL, &AT_MAL)) == NULL)
         goto error;
     if (mal == Py_None)
         goto fallback;
-    if ((ctype = field(mal, S_TYPE)) == NULL
-        || (score = field(mal, S_SCORE)) == NULL
-        || (type_score = field(mal, S_TYPE_SCORE)) == NULL
-        || (source = field(mal, S_SOURCE)) == NULL)
+    if ((ctype = field(mal, S_TYPE, &AT_TYPE)) == NULL
+        || (score = field(mal, S_SCORE, &AT_SCORE)) == NULL
+        || (type_score = field(mal, S_TYPE_SCORE, &AT_TYPE_SCORE)) == NULL
+        || (source = field(mal, S_SOURCE, &AT_SOURCE)) == NULL)
         goto error;
     /* floats are never looked up (1.0 == 1 would find another's bytes) */
     if (PyFloat_Check(score) || PyFloat_Check(type_score))
@@ -216,7 +211,7 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     /* the ttl in ms */
     char ttl_digits[24];
     Piece ttl_piece = {NULL_JSON, 4, 0};
-    if ((ttl = field(entry, S_TTL)) == NULL)
+    if ((ttl = field(entry, S_TTL, &AT_TTL)) == NULL)
         goto error;
     if (ttl != Py_None) {
         if (!PyLong_CheckExact(ttl))
@@ -245,18 +240,18 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     ioc_piece.quoted = 1;
     if ((ioc_piece.s = plain(ioc, &ioc_piece.n)) == NULL)
         goto fallback;
-    if ((cp_type = field(entry, S_CP_TYPE)) == NULL)
+    if ((cp_type = field(entry, S_CP_TYPE, &AT_CP_TYPE)) == NULL)
         goto error;
     if (!text_piece(cp_type, &cp_piece))
         goto fallback;
-    if ((link = field(agg, S_LINK)) == NULL)
+    if ((link = field(agg, S_LINK, &AT_LINK)) == NULL)
         goto error;
     if (!text_piece(link, &link_piece))
         goto fallback;
 
     /* the product: its bytes when they are an object, else null */
     Piece product_piece = {NULL_JSON, 4, 0};
-    if ((product = field(agg, S_PRODUCT)) == NULL)
+    if ((product = field(agg, S_PRODUCT, &AT_PRODUCT)) == NULL)
         goto error;
     if (PyObject_GetBuffer(product, &product_view, PyBUF_SIMPLE) < 0)
         goto error;
@@ -269,7 +264,7 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     /* the first-seen time, ISO-8601 in UTC to the millisecond */
     Piece prefix = {NULL_JSON, 4, 0};
     char stamp[40];
-    if ((first = field(agg, S_FIRST)) == NULL)
+    if ((first = field(agg, S_FIRST, &AT_FIRST)) == NULL)
         goto error;
     if (first != Py_None) {
         if (!PyLong_CheckExact(first))
@@ -644,7 +639,7 @@ static PyObject *match(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyObject *entry = PyList_GET_ITEM(entries, i), *raw = PyList_GET_ITEM(raws, i);
         if (!PyBytes_CheckExact(raw) || PyBytes_GET_SIZE(raw) > longest)
             goto none;
-        PyObject *echo = field(entry, S_REQUEST_KEY);
+        PyObject *echo = field(entry, S_REQUEST_KEY, &AT_REQUEST_KEY);
         if (echo == NULL)
             goto error;
         if (echo == Py_None) {
@@ -654,7 +649,9 @@ static PyObject *match(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyObject *v = NULL;
         for (Py_ssize_t k = 0; k <= last; k++) {
             Py_XDECREF(v);
-            if ((v = field(echo, PyTuple_GET_ITEM(names, k))) == NULL)
+            PyObject *name = PyTuple_GET_ITEM(names, k);
+            if ((v = k < 3 ? field(echo, name, &AT_ECHO[k]) : PyObject_GetAttr(echo, name))
+                == NULL)
                 break;
             if (k == last)
                 break;
