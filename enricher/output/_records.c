@@ -12,6 +12,9 @@
 #include <Python.h>
 #include <structmember.h>
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <string.h>
 
 static PyObject *S_AGG, *S_MAL, *S_TYPE, *S_SCORE, *S_TYPE_SCORE, *S_SOURCE, *S_TTL, *S_CP_TYPE,
@@ -459,8 +462,6 @@ static PyObject *record_line(PyObject *self, PyObject *const *args, Py_ssize_t n
    on a body msgspec has read whole first (valid JSON of the answer's shape). On any input
    it reads nothing past the end, nests nothing (a depth is a count), and fails with None. */
 
-/* 1 for the characters that end a run of plain bytes inside a value: a quote, a bracket */
-static unsigned char BREAKS[256];
 
 static const char RESPONSES[] = "classificationResponses";
 
@@ -489,6 +490,84 @@ static const char *past_string(const char *p, const char *end)
     return NULL;
 }
 
+/* past the object or array that starts at `p`, or NULL: its brackets counted outside its
+   strings, a string's escaped character skipped. Where SSE2 is there (every x86-64), 16
+   bytes at a time: the quotes, backslashes and brackets of a block found at once, the
+   bytes between them never looked at one by one; the rest byte by byte. */
+static const char *past_container(const char *p, const char *end)
+{
+    Py_ssize_t depth = 0;
+    int in_string = 0;
+#if defined(__SSE2__)
+    unsigned int carry = 0; /* the first byte of the next block is an escaped one */
+    const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'),
+                  brace = _mm_set1_epi8('{'), unbrace = _mm_set1_epi8('}'),
+                  bracket = _mm_set1_epi8('['), unbracket = _mm_set1_epi8(']');
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hits = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, brace), _mm_cmpeq_epi8(v, unbrace)),
+                         _mm_or_si128(_mm_cmpeq_epi8(v, bracket),
+                                      _mm_cmpeq_epi8(v, unbracket))));
+        unsigned int m = (unsigned int)_mm_movemask_epi8(hits) & ~carry;
+        carry = 0;
+        while (m) {
+            unsigned int i = (unsigned int)__builtin_ctz(m);
+            m &= m - 1;
+            unsigned char c = (unsigned char)p[i];
+            if (in_string) {
+                if (c == '\\') {
+                    if (i == 15)
+                        carry = 1;
+                    else
+                        m &= ~(1u << (i + 1));
+                } else if (c == '"') {
+                    in_string = 0;
+                }
+            } else if (c == '"') {
+                in_string = 1;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                if (--depth == 0)
+                    return p + i + 1;
+                if (depth < 0)
+                    return NULL;
+            }
+        }
+        p += 16;
+    }
+    if (carry) {
+        if (p >= end)
+            return NULL;
+        p++;
+    }
+#endif
+    while (p < end) {
+        unsigned char c = (unsigned char)*p++;
+        if (in_string) {
+            if (c == '\\') {
+                if (p >= end)
+                    return NULL;
+                p++;
+            } else if (c == '"') {
+                in_string = 0;
+            }
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0)
+                return p;
+            if (depth < 0)
+                return NULL;
+        }
+    }
+    return NULL;
+}
+
 /* past the value that starts at `p` (no whitespace before it), or NULL */
 static const char *past_value(const char *p, const char *end)
 {
@@ -503,28 +582,7 @@ static const char *past_value(const char *p, const char *end)
             p++;
         return p > start ? p : NULL;
     }
-    Py_ssize_t depth = 0;
-    while (p < end) {
-        unsigned char c = (unsigned char)*p;
-        if (!BREAKS[c]) {
-            p++;
-            continue;
-        }
-        if (c == '"') {
-            if ((p = past_string(p + 1, end)) == NULL)
-                return NULL;
-            continue;
-        }
-        p++;
-        if (c == '{' || c == '[') {
-            depth++;
-        } else if (--depth == 0) {
-            return p;
-        } else if (depth < 0) {
-            return NULL;
-        }
-    }
-    return NULL;
+    return past_container(p, end);
 }
 
 static PyObject *entries(PyObject *self, PyObject *arg)
@@ -926,7 +984,6 @@ PyMODINIT_FUNC PyInit__records(void)
         KEYCHAR[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
                      || c == '.' || c == ':' || c == '_' || c == '-';
     }
-    BREAKS['"'] = BREAKS['{'] = BREAKS['['] = BREAKS['}'] = BREAKS[']'] = 1;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;

@@ -224,3 +224,18 @@ def test_the_c_request_body_leaves_what_is_not_plain() -> None:
         body((md5,), pieces)  # type: ignore[arg-type]
     # a generator of keys, as the Python takes it
     assert build_request(k for k in [md5]) == build_request([md5])
+
+
+@needs_c
+def test_the_c_split_follows_escapes_and_brackets_at_every_offset() -> None:
+    # the split reads 16 bytes at a time where it can: an escape, a quote or a bracket at
+    # each place of a block, and across two blocks, is followed as byte by byte
+    assert ENTRIES is not None
+    for pad in range(40):
+        for text in ('\\"', "\\\\", '\\\\\\"', "}]{[", '"', "\\u005c", "\\\\}"):
+            inner = "x" * pad + text
+            doc = {"classificationResponses": [entry("a.com", note=inner, deep=[[{"k": inner}]])]}
+            body = json.dumps(doc, separators=(",", ":")).encode()
+            assert ENTRIES(body) == reference(body), (pad, text)
+            spaced = json.dumps(doc).encode()
+            assert ENTRIES(spaced) == reference(spaced), (pad, text)
