@@ -13,16 +13,18 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Collection, Container, Iterable
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
+from pathlib import Path
 from typing import Annotated, Any, NamedTuple
 
 import msgspec
 import orjson
 
 from ..errors import ErrorBody, MalformedBody, SettingsError
+from ..inputs.native import load
 from ..ioc import ENDPOINT_OF, Endpoint, IocType
 
 __all__ = [
@@ -97,12 +99,13 @@ def build_request(keys: Iterable[tuple[IocType, str]], *, allow_sha256: bool = F
     it twice (a retry after a dropped connection) asks the same question twice.
     """
     keys = list(keys)
-    types = {ioc_type for ioc_type, _ in keys}
-    endpoints = {ENDPOINT_OF[t] for t in types}
-    if len(endpoints) > 1:
-        raise ValueError(f"a batch mixes {' and '.join(sorted(endpoints))} keys")
-    if IocType.SHA256 in types and not allow_sha256:
-        request_key(IocType.SHA256, "", allow_sha256=False)  # raises the error that says why
+    if _C_BODY is not None:
+        # in C for keys JSON writes as they are: the body, and the types to check
+        made = _C_BODY(keys, _PIECES)
+        if made is not None:
+            _check_types(made[1], allow_sha256)
+            return made[0]
+    _check_types({ioc_type for ioc_type, _ in keys}, allow_sha256)
     if _PLAIN("".join([value for _, value in keys])) is None:
         # not only the characters normalize() makes: let orjson escape what needs it
         data = [{"requestKey": request_key(t, v, allow_sha256=True)} for t, v in keys]
@@ -113,11 +116,25 @@ def build_request(keys: Iterable[tuple[IocType, str]], *, allow_sha256: bool = F
     return ('{"requestData":[' + items + "]}").encode()
 
 
+def _check_types(types: Collection[IocType], allow_sha256: bool) -> None:
+    """ValueError for a batch that mixes endpoints; SettingsError for sha256 not allowed."""
+    endpoints = {ENDPOINT_OF[t] for t in types}
+    if len(endpoints) > 1:
+        raise ValueError(f"a batch mixes {' and '.join(sorted(endpoints))} keys")
+    if IocType.SHA256 in types and not allow_sha256:
+        request_key(IocType.SHA256, "", allow_sha256=False)  # raises the error that says why
+
+
 #: the characters of normalized hashes, domains and IPs: none that JSON must escape
 _PLAIN = re.compile(r"[0-9a-zA-Z.:_-]*").fullmatch
 #: one `requestData` item per IOC type, with `%s` where the value goes
 _TEMPLATE: dict[IocType, str] = {
     t: orjson.dumps({"requestKey": request_key(t, "%s", allow_sha256=True)}).decode()
+    for t in IocType
+}
+#: each type's item as the bytes before the value and after it, for `_C_BODY`
+_PIECES: dict[IocType, tuple[bytes, bytes]] = {
+    t: tuple(item.encode() for item in _TEMPLATE[t].split("%s"))  # type: ignore[misc]
     for t in IocType
 }
 
@@ -307,6 +324,31 @@ _read_beyond = msgspec.json.Decoder(
     float_hook=lambda text: None if beyond_double(n := float(text)) else n
 ).decode
 _NO_PRODUCT = msgspec.Raw()
+#: the records' C module's `entries` (`_records.c`): a body's entries split as `_split`
+#: splits them, for a body msgspec has read whole; None where the module is not there
+_C_NATIVE = load(
+    "enricher.output._records", str(Path(__file__).parents[1] / "output" / "records.py")
+)
+_C_ENTRIES: Callable[[bytes], list[bytes] | None] | None = (
+    None if _C_NATIVE is None else _C_NATIVE.entries
+)
+#: its `match`: parse_response's loop over a plain body (every entry a key asked, once)
+_C_MATCH: (
+    Callable[
+        [list[Entry], list[bytes], Container[str], tuple[str, ...], int],
+        dict[str, tuple[Entry, bytes]] | None,
+    ]
+    | None
+) = None if _C_NATIVE is None else _C_NATIVE.match
+_SETS = (set, frozenset)
+#: its `request_body`: build_request's body for keys JSON writes as they are
+_C_BODY: (
+    Callable[
+        [list[tuple[IocType, str]], dict[IocType, tuple[bytes, bytes]]],
+        tuple[bytes, tuple[IocType, ...]] | None,
+    ]
+    | None
+) = None if _C_NATIVE is None else _C_NATIVE.request_body
 
 
 def _fields_of(doc: dict[str, Any]) -> Entry:
@@ -439,36 +481,53 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
     Raises `MalformedBody` for a truncated, non-JSON or wrongly shaped body and `ErrorBody`
     for a JSON object without a `classificationResponses` list (an error said with 200).
     """
-    raws = _split(body)
+    multiline = b"\n" in body or b"\r" in body
+    # mostly every entry reads the fast way: then all of them in one call, without a call
+    # per entry (an entry nested deep is still refused), and their bytes split in C; else
+    # each one its own way
+    entries: list[Entry] | None = None
+    raws: list[bytes] | None = None
+    if not multiline and _utf8(body):
+        entries = _entries(body)
+        if entries is not None and _C_ENTRIES is not None:
+            raws = _C_ENTRIES(body)  # a body msgspec read whole: valid JSON of this shape
+            if raws is not None and len(raws) != len(entries):
+                raws = None  # (never seen: the reference decides)
     if raws is None:
-        # a lone surrogate escape (`"\ud800"`) in one entry: msgspec and orjson refuse the
-        # whole body, every key of the batch failed, after every try; that entry alone now
-        raws = _split_around_surrogates(body)
-        if raws is None:
-            return _parse_with_orjson(endpoint, body)
+        split = _split(body)
+        if split is None:
+            # a lone surrogate escape (`"\ud800"`) in one entry: msgspec and orjson refuse
+            # the whole body, every key of the batch failed, after every try; that entry
+            # alone now
+            split = _split_around_surrogates(body)
+            if split is None:
+                return _parse_with_orjson(endpoint, body)
+        raws = [bytes(item) for item in split]
+    depth = 2 * MAX_DEPTH  # entries no longer than this cannot nest too deep
+    if entries is not None and _C_MATCH is not None and type(asked) in _SETS:
+        # in C where every entry echoes a key asked, once (the loop below, without a step
+        # a key), else that loop
+        found = _C_MATCH(entries, raws, asked, _ECHO_FIELDS[endpoint], depth)
+        if found is not None:
+            return ParsedResponse(found)
     parsed = ParsedResponse()
     answers = parsed.answers
     # the field that echoes the key: a hash's is the first of md5, sha1, sha256 that is set
     hashes = endpoint is Endpoint.FILE
     echo_of = attrgetter(_ECHO_FIELDS[endpoint][0])
     read = _read
-    multiline = b"\n" in body or b"\r" in body
-    # mostly every entry reads the fast way: then all of them in one call, without a call
-    # per entry (an entry nested deep is still refused); else each one its own way
-    entries = None if multiline else _entries(body)
-    depth = 2 * MAX_DEPTH  # entries no longer than this cannot nest too deep
     duplicates = unusable = 0
     refused: MalformedBody | None = None
     doc: Any
     entry: Entry | None
-    for entry, item in zip(repeat(None) if entries is None else entries, raws, strict=False):
+    for entry, raw in zip(repeat(None) if entries is None else entries, raws, strict=False):
         try:
             if entry is not None:  # read the fast way, with the others
-                doc, raw = None, bytes(item)
+                doc = None
                 if len(raw) > depth:
                     _check_depth(raw)
             else:
-                doc, entry, raw = read(bytes(item), multiline)
+                doc, entry, raw = read(raw, multiline)
         except MalformedBody as exc:
             # an entry no record can be made of (nested too deep, not JSON orjson reads) is
             # unusable, its key asked again: one of them failed every key of its batch
@@ -533,14 +592,22 @@ def _entries(body: bytes) -> list[Entry] | None:
         return None
 
 
+def _utf8(body: bytes) -> bool:
+    """Whether `body` is UTF-8: msgspec does not check the UTF-8 of what it skips; orjson
+    (the reference) does."""
+    if body.isascii():
+        return True
+    try:
+        body.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _split(body: bytes) -> list[msgspec.Raw] | None:
     """The verbatim bytes of each entry, or None for a body the fast way does not take."""
-    if not body.isascii():
-        # msgspec does not check the UTF-8 of what it skips; orjson (the reference) does
-        try:
-            body.decode()
-        except UnicodeDecodeError:
-            return None
+    if not _utf8(body):
+        return None
     try:
         return _read_body(body).classificationResponses
     except (ValueError, RecursionError):

@@ -20,6 +20,7 @@ import functools
 import random
 import time
 from collections.abc import Awaitable, Callable, Container, Sequence
+from operator import itemgetter
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
@@ -119,7 +120,7 @@ class Sender:
         """
         stats = stats or self.stats
         body = build_request(keys, allow_sha256=self.api.send_sha256)
-        asked = {value for _, value in keys}
+        asked = set(map(itemgetter(1), keys))
 
         def before_sleep(state: RetryCallState) -> None:
             stats.retries += 1

@@ -382,6 +382,10 @@ def warn_send_internal(settings: Settings) -> None:
         )
 
 
+#: the cyclic collector's first threshold while a job runs (`_run_locked`)
+_GC_YOUNG = 20_000
+
+
 async def run_job(job: Job, settings: Settings) -> int:
     """Run one job; its exit code. The summary goes to stderr unless quiet."""
     started_at = time.time()
@@ -467,6 +471,7 @@ async def _run_locked(
     fatal: FatalError | None = None
     files: _Files | None = None
     first: list[str] = []
+    gc_thresholds: tuple[int, ...] | None = None
     try:
         if stopper.stopping:  # a signal came while the run was being checked
             raise Abandoned
@@ -501,6 +506,12 @@ async def _run_locked(
         # cyclic collector, whose full passes stalled the loop 10-25 ms, which showed as
         # requests bunched up at the server (measured at 50 requests/s).
         gc.freeze()
+        # and the young objects of the run (a batch's keys, entries, lines: hundreds of
+        # thousands a minute, nearly all gone within a batch) collected every 20,000
+        # allocations rather than 700: 891 fewer instructions per unique IOC on 100,000 tidy
+        # lines (benchmarks.instructions); the thresholds are given back as the job ends
+        gc_thresholds = gc.get_threshold()
+        gc.set_threshold(_GC_YOUNG, *gc_thresholds[1:])
         live = job.progress if job.progress is not None else sys.stderr.isatty()
         progress = Progress(
             stats,
@@ -566,6 +577,8 @@ async def _run_locked(
     except FatalError as exc:
         fatal = fatal or exc
     finally:
+        if gc_thresholds is not None:
+            gc.set_threshold(*gc_thresholds)
         waiting: list[tuple[str, str, str]] | None = None  # the job's list, for the state
         try:
             if files is not None and files.deferred.complete:

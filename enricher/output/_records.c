@@ -10,7 +10,11 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <string.h>
 
 static PyObject *S_AGG, *S_MAL, *S_TYPE, *S_SCORE, *S_TYPE_SCORE, *S_SOURCE, *S_TTL, *S_CP_TYPE,
@@ -108,6 +112,48 @@ static int int_piece(PyObject *o, Piece *p, char *buf)
     return 1;
 }
 
+/* A field of an answer's struct, as PyObject_GetAttr reads it (a new reference), without
+   its lookup each time: a msgspec Struct keeps each field in a slot (a member descriptor)
+   at an offset of its type. Each place that reads a field remembers, in a Slot of its own,
+   the type it last met there, that type's version tag (which changes whenever the type
+   does) and the offset. A type changed since, one whose attribute is not such a slot, one
+   that reads attributes its own way, or a slot not set, is read by PyObject_GetAttr. */
+typedef struct {
+    PyTypeObject *type; /* compared only, never followed: the version tag says it is the one */
+    unsigned int version;
+    PyObject *name;
+    Py_ssize_t offset;
+} Slot;
+
+static PyObject *field(PyObject *o, PyObject *name, Slot *s)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    if (t->tp_getattro != PyObject_GenericGetAttr)
+        return PyObject_GetAttr(o, name);
+    if (s->type == t && s->name == name && s->version == t->tp_version_tag
+        && (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        PyObject *v = *(PyObject **)((char *)o + s->offset);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+        return PyObject_GetAttr(o, name);
+    }
+    s->type = NULL;
+    PyObject *d = _PyType_Lookup(t, name); /* borrowed; gives the type a version tag */
+    if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)
+        && (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX)
+            *s = (Slot){t, t->tp_version_tag, name, m->offset};
+    }
+    return PyObject_GetAttr(o, name);
+}
+
+/* the Slots of `line`'s reads, and of `match`'s (requestKey, then each echo field) */
+static Slot AT_AGG, AT_MAL, AT_TYPE, AT_SCORE, AT_TYPE_SCORE, AT_SOURCE, AT_TTL, AT_CP_TYPE,
+    AT_LINK, AT_PRODUCT, AT_FIRST, AT_REQUEST_KEY, AT_ECHO[3];
+
 static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
@@ -125,18 +171,18 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!PyBytes_CheckExact(type_json) || !PyBytes_CheckExact(raw) || !PyBytes_CheckExact(tail)
         || !PyLong_CheckExact(factor_obj))
         goto fallback;
-    if ((agg = PyObject_GetAttr(entry, S_AGG)) == NULL)
+    if ((agg = field(entry, S_AGG, &AT_AGG)) == NULL)
         goto error;
     if (agg == Py_None)
         goto fallback;
-    if ((mal = PyObject_GetAttr(agg, S_MAL)) == NULL)
+    if ((mal = field(agg, S_MAL, &AT_MAL)) == NULL)
         goto error;
     if (mal == Py_None)
         goto fallback;
-    if ((ctype = PyObject_GetAttr(mal, S_TYPE)) == NULL
-        || (score = PyObject_GetAttr(mal, S_SCORE)) == NULL
-        || (type_score = PyObject_GetAttr(mal, S_TYPE_SCORE)) == NULL
-        || (source = PyObject_GetAttr(mal, S_SOURCE)) == NULL)
+    if ((ctype = field(mal, S_TYPE, &AT_TYPE)) == NULL
+        || (score = field(mal, S_SCORE, &AT_SCORE)) == NULL
+        || (type_score = field(mal, S_TYPE_SCORE, &AT_TYPE_SCORE)) == NULL
+        || (source = field(mal, S_SOURCE, &AT_SOURCE)) == NULL)
         goto error;
     /* floats are never looked up (1.0 == 1 would find another's bytes) */
     if (PyFloat_Check(score) || PyFloat_Check(type_score))
@@ -168,7 +214,7 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     /* the ttl in ms */
     char ttl_digits[24];
     Piece ttl_piece = {NULL_JSON, 4, 0};
-    if ((ttl = PyObject_GetAttr(entry, S_TTL)) == NULL)
+    if ((ttl = field(entry, S_TTL, &AT_TTL)) == NULL)
         goto error;
     if (ttl != Py_None) {
         if (!PyLong_CheckExact(ttl))
@@ -197,18 +243,18 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     ioc_piece.quoted = 1;
     if ((ioc_piece.s = plain(ioc, &ioc_piece.n)) == NULL)
         goto fallback;
-    if ((cp_type = PyObject_GetAttr(entry, S_CP_TYPE)) == NULL)
+    if ((cp_type = field(entry, S_CP_TYPE, &AT_CP_TYPE)) == NULL)
         goto error;
     if (!text_piece(cp_type, &cp_piece))
         goto fallback;
-    if ((link = PyObject_GetAttr(agg, S_LINK)) == NULL)
+    if ((link = field(agg, S_LINK, &AT_LINK)) == NULL)
         goto error;
     if (!text_piece(link, &link_piece))
         goto fallback;
 
     /* the product: its bytes when they are an object, else null */
     Piece product_piece = {NULL_JSON, 4, 0};
-    if ((product = PyObject_GetAttr(agg, S_PRODUCT)) == NULL)
+    if ((product = field(agg, S_PRODUCT, &AT_PRODUCT)) == NULL)
         goto error;
     if (PyObject_GetBuffer(product, &product_view, PyBUF_SIMPLE) < 0)
         goto error;
@@ -221,7 +267,7 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     /* the first-seen time, ISO-8601 in UTC to the millisecond */
     Piece prefix = {NULL_JSON, 4, 0};
     char stamp[40];
-    if ((first = PyObject_GetAttr(agg, S_FIRST)) == NULL)
+    if ((first = field(agg, S_FIRST, &AT_FIRST)) == NULL)
         goto error;
     if (first != Py_None) {
         if (!PyLong_CheckExact(first))
@@ -404,6 +450,486 @@ static PyObject *record_line(PyObject *self, PyObject *const *args, Py_ssize_t n
     return PyObject_Vectorcall(PYTHON, args, (size_t)nargs, kwnames);
 }
 
+
+/* -- an answer body's entries ------------------------------------------------------------
+
+   entries(body): the bytes of each element of the top-level "classificationResponses" list
+   of a JSON answer body, each from its first byte to its last (no whitespace around it),
+   as msgspec's `Raw` gives them (protocol._split, the reference); None for a body it does
+   not take: a top-level key written with an escape or given twice, a value not where JSON
+   puts it, or anything it cannot follow to the end. It follows strings, brackets and
+   separators only and checks no number, literal or UTF-8: protocol.parse_response calls it
+   on a body msgspec has read whole first (valid JSON of the answer's shape). On any input
+   it reads nothing past the end, nests nothing (a depth is a count), and fails with None. */
+
+
+static const char RESPONSES[] = "classificationResponses";
+
+static const char *ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* past the string whose opening quote `p` is after, or NULL */
+static const char *past_string(const char *p, const char *end)
+{
+    const char *from = p;
+    while (p < end) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        if (q == NULL)
+            return NULL;
+        const char *b = q;
+        while (b > from && b[-1] == '\\')
+            b--;
+        if (((q - b) & 1) == 0)
+            return q + 1;
+        p = q + 1;
+    }
+    return NULL;
+}
+
+/* past the object or array that starts at `p`, or NULL: its brackets counted outside its
+   strings, a string's escaped character skipped. Where SSE2 is there (every x86-64), 16
+   bytes at a time: the quotes, backslashes and brackets of a block found at once, the
+   bytes between them never looked at one by one; the rest byte by byte. */
+static const char *past_container(const char *p, const char *end)
+{
+    Py_ssize_t depth = 0;
+    int in_string = 0;
+#if defined(__SSE2__)
+    unsigned int carry = 0; /* the first byte of the next block is an escaped one */
+    const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'),
+                  brace = _mm_set1_epi8('{'), unbrace = _mm_set1_epi8('}'),
+                  bracket = _mm_set1_epi8('['), unbracket = _mm_set1_epi8(']');
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hits = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, brace), _mm_cmpeq_epi8(v, unbrace)),
+                         _mm_or_si128(_mm_cmpeq_epi8(v, bracket),
+                                      _mm_cmpeq_epi8(v, unbracket))));
+        unsigned int m = (unsigned int)_mm_movemask_epi8(hits) & ~carry;
+        carry = 0;
+        while (m) {
+            unsigned int i = (unsigned int)__builtin_ctz(m);
+            m &= m - 1;
+            unsigned char c = (unsigned char)p[i];
+            if (in_string) {
+                if (c == '\\') {
+                    if (i == 15)
+                        carry = 1;
+                    else
+                        m &= ~(1u << (i + 1));
+                } else if (c == '"') {
+                    in_string = 0;
+                }
+            } else if (c == '"') {
+                in_string = 1;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                if (--depth == 0)
+                    return p + i + 1;
+                if (depth < 0)
+                    return NULL;
+            }
+        }
+        p += 16;
+    }
+    if (carry) {
+        if (p >= end)
+            return NULL;
+        p++;
+    }
+#endif
+    while (p < end) {
+        unsigned char c = (unsigned char)*p++;
+        if (in_string) {
+            if (c == '\\') {
+                if (p >= end)
+                    return NULL;
+                p++;
+            } else if (c == '"') {
+                in_string = 0;
+            }
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0)
+                return p;
+            if (depth < 0)
+                return NULL;
+        }
+    }
+    return NULL;
+}
+
+/* past the value that starts at `p` (no whitespace before it), or NULL */
+static const char *past_value(const char *p, const char *end)
+{
+    if (p >= end)
+        return NULL;
+    if (*p == '"')
+        return past_string(p + 1, end);
+    if (*p != '{' && *p != '[') { /* a number or a literal: to the next separator */
+        const char *start = p;
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t'
+               && *p != '\n' && *p != '\r')
+            p++;
+        return p > start ? p : NULL;
+    }
+    return past_container(p, end);
+}
+
+static PyObject *entries(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (!PyBytes_CheckExact(arg)) {
+        PyErr_SetString(PyExc_TypeError, "entries() takes bytes");
+        return NULL;
+    }
+    const char *p = PyBytes_AS_STRING(arg), *end = p + PyBytes_GET_SIZE(arg);
+    PyObject *found = NULL;
+    p = ws(p, end);
+    if (p >= end || *p != '{')
+        Py_RETURN_NONE;
+    p = ws(p + 1, end);
+    if (p < end && *p == '}')
+        Py_RETURN_NONE;
+    for (;;) {
+        if (p >= end || *p != '"')
+            goto none;
+        const char *key = p + 1, *after = past_string(key, end);
+        if (after == NULL || memchr(key, '\\', (size_t)(after - 1 - key)) != NULL)
+            goto none; /* an escape in a key: msgspec reads what it stands for */
+        int ours = (size_t)(after - 1 - key) == sizeof RESPONSES - 1
+                   && memcmp(key, RESPONSES, sizeof RESPONSES - 1) == 0;
+        p = ws(after, end);
+        if (p >= end || *p != ':')
+            goto none;
+        p = ws(p + 1, end);
+        if (ours) {
+            if (found != NULL || p >= end || *p != '[')
+                goto none; /* given twice, or not a list */
+            if ((found = PyList_New(0)) == NULL)
+                return NULL;
+            p = ws(p + 1, end);
+            if (p < end && *p == ']') {
+                p++;
+            } else {
+                for (;;) {
+                    const char *start = p, *stop = past_value(p, end);
+                    if (stop == NULL)
+                        goto none;
+                    PyObject *item = PyBytes_FromStringAndSize(start, stop - start);
+                    if (item == NULL || PyList_Append(found, item) < 0) {
+                        Py_XDECREF(item);
+                        Py_DECREF(found);
+                        return NULL;
+                    }
+                    Py_DECREF(item);
+                    p = ws(stop, end);
+                    if (p < end && *p == ',') {
+                        p = ws(p + 1, end);
+                        continue;
+                    }
+                    if (p < end && *p == ']') {
+                        p++;
+                        break;
+                    }
+                    goto none;
+                }
+            }
+        } else if ((p = past_value(p, end)) == NULL) {
+            goto none;
+        }
+        p = ws(p, end);
+        if (p < end && *p == ',') {
+            p = ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}' && ws(p + 1, end) == end)
+            break;
+        goto none;
+    }
+    if (found == NULL)
+        Py_RETURN_NONE;
+    return found;
+none:
+    Py_XDECREF(found);
+    Py_RETURN_NONE;
+}
+
+
+/* -- an answer's entries to their keys, and the keys' lines ----------------------------- */
+
+static PyObject *S_REQUEST_KEY;
+
+/* match(entries, raws, asked, names, longest): protocol.parse_response's loop over a body
+   read the fast way, where it is plain: each entry's echo (the first of `names` of its
+   requestKey that is set, or the last) is a key asked, once, and its bytes no longer than
+   `longest` (they cannot nest too deep). The answers dict {key: (entry, raw)} in the
+   entries' order, as that loop makes it; None (the loop decides) for anything else. */
+static PyObject *match(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 5 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1])
+        || !PyAnySet_CheckExact(args[2]) || !PyTuple_CheckExact(args[3])
+        || PyTuple_GET_SIZE(args[3]) < 1 || !PyLong_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "match(entries, raws, asked, names, longest)");
+        return NULL;
+    }
+    PyObject *entries = args[0], *raws = args[1], *asked = args[2], *names = args[3];
+    Py_ssize_t longest = PyLong_AsSsize_t(args[4]);
+    if (longest == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(entries), last = PyTuple_GET_SIZE(names) - 1;
+    if (PyList_GET_SIZE(raws) != count)
+        Py_RETURN_NONE;
+    PyObject *answers = PyDict_New();
+    if (answers == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *entry = PyList_GET_ITEM(entries, i), *raw = PyList_GET_ITEM(raws, i);
+        if (!PyBytes_CheckExact(raw) || PyBytes_GET_SIZE(raw) > longest)
+            goto none;
+        PyObject *echo = field(entry, S_REQUEST_KEY, &AT_REQUEST_KEY);
+        if (echo == NULL)
+            goto error;
+        if (echo == Py_None) {
+            Py_DECREF(echo);
+            goto none;
+        }
+        PyObject *v = NULL;
+        for (Py_ssize_t k = 0; k <= last; k++) {
+            Py_XDECREF(v);
+            PyObject *name = PyTuple_GET_ITEM(names, k);
+            if ((v = k < 3 ? field(echo, name, &AT_ECHO[k]) : PyObject_GetAttr(echo, name))
+                == NULL)
+                break;
+            if (k == last)
+                break;
+            int set = PyObject_IsTrue(v);
+            if (set < 0) {
+                Py_CLEAR(v);
+                break;
+            }
+            if (set)
+                break;
+        }
+        Py_DECREF(echo);
+        if (v == NULL)
+            goto error;
+        int known = PyUnicode_CheckExact(v) ? PySet_Contains(asked, v) : 0;
+        if (known > 0)
+            known = PyDict_Contains(answers, v) == 0 ? 1 : (PyErr_Occurred() ? -1 : 0);
+        if (known <= 0) {
+            Py_DECREF(v);
+            if (known < 0)
+                goto error;
+            goto none;
+        }
+        PyObject *pair = PyTuple_Pack(2, entry, raw);
+        if (pair == NULL || PyDict_SetItem(answers, v, pair) < 0) {
+            Py_XDECREF(pair);
+            Py_DECREF(v);
+            goto error;
+        }
+        Py_DECREF(pair);
+        Py_DECREF(v);
+    }
+    return answers;
+none:
+    Py_DECREF(answers);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(answers);
+    return NULL;
+}
+
+static PyObject *record_line(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames);
+
+/* answer_lines(keys, answers, verdicts, ttl_factor, done, lines, answered): resolve.settle's
+   loop for the keys `answers` answers, with record_line (no origin): for each such key, in
+   order, the key onto `done`, its line onto `lines` and (ioc, verdict, ttl in ms) onto
+   `answered`. The keys it does not answer, in order (settle sorts them); None, with nothing
+   done, when a key is not an (IocType, str) pair. */
+static PyObject *answer_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])
+        || !PyList_CheckExact(args[4]) || !PyList_CheckExact(args[5])
+        || !PyList_CheckExact(args[6])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "answer_lines(keys, answers, verdicts, ttl_factor, done, lines, answered)");
+        return NULL;
+    }
+    PyObject *keys = args[0], *answers = args[1], *done = args[4], *lines = args[5];
+    PyObject *answered = args[6];
+    Py_ssize_t count = PyList_GET_SIZE(keys);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 1)))
+            Py_RETURN_NONE;
+    }
+    PyObject *rest = PyList_New(0);
+    if (rest == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 1))) {
+            /* (the list changed under a Python record_line) */
+            PyErr_SetString(PyExc_TypeError, "a key is not an (IocType, str) pair");
+            goto error;
+        }
+        Py_INCREF(key); /* the list may change under a Python record_line */
+        PyObject *value = PyTuple_GET_ITEM(key, 1);
+        PyObject *hit = PyDict_GetItemWithError(answers, value); /* borrowed */
+        if (hit == NULL) {
+            int failed = PyErr_Occurred() != NULL || PyList_Append(rest, key) < 0;
+            Py_DECREF(key);
+            if (failed)
+                goto error;
+            continue;
+        }
+        Py_INCREF(hit);
+        if (!PyTuple_CheckExact(hit) || PyTuple_GET_SIZE(hit) != 2) {
+            PyErr_SetString(PyExc_TypeError, "an answer is not (entry, raw)");
+            Py_DECREF(hit);
+            Py_DECREF(key);
+            goto error;
+        }
+        PyObject *argv[7] = {PyTuple_GET_ITEM(key, 0), value, PyTuple_GET_ITEM(hit, 0),
+                             PyTuple_GET_ITEM(hit, 1), args[2], args[3], Py_False};
+        PyObject *made = record_line(self, argv, 7, NULL);
+        Py_DECREF(hit);
+        if (made == NULL) {
+            Py_DECREF(key);
+            goto error;
+        }
+        if (!PyTuple_CheckExact(made) || PyTuple_GET_SIZE(made) != 3) {
+            PyErr_SetString(PyExc_TypeError, "record_line did not give (line, verdict, ttl)");
+            Py_DECREF(made);
+            Py_DECREF(key);
+            goto error;
+        }
+        PyObject *item = PyTuple_Pack(3, value, PyTuple_GET_ITEM(made, 1),
+                                      PyTuple_GET_ITEM(made, 2));
+        int failed = item == NULL || PyList_Append(done, key) < 0
+                     || PyList_Append(lines, PyTuple_GET_ITEM(made, 0)) < 0
+                     || PyList_Append(answered, item) < 0;
+        Py_XDECREF(item);
+        Py_DECREF(made);
+        Py_DECREF(key);
+        if (failed)
+            goto error;
+    }
+    return rest;
+error:
+    Py_DECREF(rest);
+    return NULL;
+}
+
+
+/* -- a request's body ----------------------------------------------------------------------
+
+   request_body(keys, pieces): protocol.build_request's body for a list of (IocType, str)
+   keys whose values JSON writes as they are, made of each type's two pieces (`pieces`:
+   {IocType: (bytes before the value, bytes after it)}), and the types met, in the order
+   first met: (body, types); None for anything else (the Python makes it, or says why not). */
+
+/* 1 for the characters of normalized hashes, domains and IPs (protocol._PLAIN's) */
+static unsigned char KEYCHAR[256];
+
+static PyObject *request_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "request_body(keys, pieces)");
+        return NULL;
+    }
+    static const char HEAD[] = "{\"requestData\":[", TAIL[] = "]}";
+    PyObject *keys = args[0], *pieces = args[1];
+    Py_ssize_t count = PyList_GET_SIZE(keys), size = sizeof HEAD - 1 + sizeof TAIL - 1;
+    PyObject *types[8];
+    int ntypes = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2)
+            Py_RETURN_NONE;
+        PyObject *t = PyTuple_GET_ITEM(key, 0), *v = PyTuple_GET_ITEM(key, 1);
+        if (!PyUnicode_CheckExact(v) || !PyUnicode_IS_ASCII(v))
+            Py_RETURN_NONE;
+        const unsigned char *c = (const unsigned char *)PyUnicode_DATA(v);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+        unsigned char plain = 1;
+        for (Py_ssize_t j = 0; j < n; j++)
+            plain &= KEYCHAR[c[j]];
+        if (!plain)
+            Py_RETURN_NONE;
+        int seen = 0;
+        for (int k = 0; k < ntypes && !seen; k++)
+            seen = types[k] == t;
+        PyObject *pair = PyDict_GetItemWithError(pieces, t); /* borrowed */
+        if (pair == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            Py_RETURN_NONE;
+        }
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 0))
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(pair, 1)))
+            Py_RETURN_NONE;
+        if (!seen) {
+            if (ntypes == (int)(sizeof types / sizeof types[0]))
+                Py_RETURN_NONE;
+            types[ntypes++] = t;
+        }
+        size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 0)) + n
+                + PyBytes_GET_SIZE(PyTuple_GET_ITEM(pair, 1)) + (i > 0);
+    }
+    PyObject *body = PyBytes_FromStringAndSize(NULL, size);
+    if (body == NULL)
+        return NULL;
+    char *out = PyBytes_AS_STRING(body);
+    memcpy(out, HEAD, sizeof HEAD - 1);
+    out += sizeof HEAD - 1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i), *v = PyTuple_GET_ITEM(key, 1);
+        /* (nothing above ran Python: the keys and pieces are as they were checked) */
+        PyObject *pair = PyDict_GetItem(pieces, PyTuple_GET_ITEM(key, 0));
+        PyObject *before = PyTuple_GET_ITEM(pair, 0), *after = PyTuple_GET_ITEM(pair, 1);
+        if (i > 0)
+            *out++ = ',';
+        memcpy(out, PyBytes_AS_STRING(before), (size_t)PyBytes_GET_SIZE(before));
+        out += PyBytes_GET_SIZE(before);
+        memcpy(out, PyUnicode_DATA(v), (size_t)PyUnicode_GET_LENGTH(v));
+        out += PyUnicode_GET_LENGTH(v);
+        memcpy(out, PyBytes_AS_STRING(after), (size_t)PyBytes_GET_SIZE(after));
+        out += PyBytes_GET_SIZE(after);
+    }
+    memcpy(out, TAIL, sizeof TAIL - 1);
+    PyObject *met = PyTuple_New(ntypes);
+    if (met == NULL) {
+        Py_DECREF(body);
+        return NULL;
+    }
+    for (int k = 0; k < ntypes; k++) {
+        Py_INCREF(types[k]);
+        PyTuple_SET_ITEM(met, k, types[k]);
+    }
+    PyObject *result = PyTuple_Pack(2, body, met);
+    Py_DECREF(body);
+    Py_DECREF(met);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"line", (PyCFunction)(void (*)(void))line, METH_FASTCALL,
      "line(type_json, ioc, entry, raw, verdicts, ttl_factor, tail): (line, "
@@ -413,6 +939,17 @@ static PyMethodDef methods[] = {
     {"record_line", (PyCFunction)(void (*)(void))record_line, METH_FASTCALL | METH_KEYWORDS,
      "record_line(ioc_type, ioc, entry, raw, verdicts, ttl_factor=1, cached=False, "
      "origin=None): records.record_line, in C where `line` takes the answer."},
+    {"match", (PyCFunction)(void (*)(void))match, METH_FASTCALL,
+     "match(entries, raws, asked, names, longest): the answers {key: (entry, raw)} of a "
+     "plain body, or None."},
+    {"answer_lines", (PyCFunction)(void (*)(void))answer_lines, METH_FASTCALL,
+     "answer_lines(keys, answers, verdicts, ttl_factor, done, lines, answered): the lines of "
+     "the keys answered, onto the lists; the keys not answered (or None)."},
+    {"request_body", (PyCFunction)(void (*)(void))request_body, METH_FASTCALL,
+     "request_body(keys, pieces): (a request's body, the types met) for plain keys, or None."},
+    {"entries", entries, METH_O,
+     "entries(body): the bytes of each classificationResponses entry of a JSON answer body "
+     "msgspec has read, or None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -437,13 +974,16 @@ PyMODINIT_FUNC PyInit__records(void)
         {&S_SCORE, "classificationScore"}, {&S_TYPE_SCORE, "typeScore"}, {&S_SOURCE, "source"},
         {&S_TTL, "ttl"}, {&S_CP_TYPE, "cpType"}, {&S_LINK, "link"},
         {&S_PRODUCT, "productClassification"}, {&S_FIRST, "firstSeen"}, {&S_GET, "get"},
-        {&UNKNOWN, "unknown"},
+        {&UNKNOWN, "unknown"}, {&S_REQUEST_KEY, "requestKey"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (*names[i].slot == NULL && (*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;
-    for (int c = 0; c < 256; c++)
+    for (int c = 0; c < 256; c++) {
         ESCAPED[c] = c < 0x20 || c > 0x7e || c == '"' || c == '\\';
+        KEYCHAR[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                     || c == '.' || c == ':' || c == '_' || c == '-';
+    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;

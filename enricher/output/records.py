@@ -9,7 +9,7 @@ checker which kind of item it holds.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from typing import Any, Literal, NotRequired, TypedDict, cast, final
 
@@ -294,6 +294,15 @@ C_LINE = None if _NATIVE is None else _NATIVE.line
 record_line = python_record_line
 if _NATIVE is not None:
     record_line = _NATIVE.record_line
+#: `resolve.settle`'s loop over the keys an answer answers, with `record_line`, in C
+#: (`_records.answer_lines`); None where the module is not there
+C_ANSWER_LINES: (
+    Callable[
+        [list[Any], Mapping[str, Any], Mapping[str, str], int, list[Any], list[bytes], list[Any]],
+        list[Any] | None,
+    ]
+    | None
+) = None if _NATIVE is None else _NATIVE.answer_lines
 
 
 def _verdict_fields(

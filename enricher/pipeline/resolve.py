@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from ..api.protocol import Entry, ParsedResponse
 from ..errors import BadRequest, BatchTooLarge, BudgetSpent, RequestError, Stopping
 from ..ioc import IocType
+from ..output.records import C_ANSWER_LINES as _C_ANSWER_LINES
 from ..output.records import record_line
 from .batcher import Key
 
@@ -191,6 +192,21 @@ def settle(
     done_keys, lines, answered = out.keys, out.lines, out.answered
     requeue, failed = out.requeue, out.failed
     n = 0
+    if make_line is record_line and _C_ANSWER_LINES is not None and not origins:
+        # the answered keys' lines in C (the loop below, without a step a key); the loop
+        # then sorts the others
+        start = len(done_keys)
+        rest = _C_ANSWER_LINES(
+            keys if type(keys) is list else list(keys),
+            answers, verdicts, ttl_factor, done_keys, lines, answered,
+        )  # fmt: skip
+        if rest is not None:
+            n = len(done_keys) - start
+            if n and (missing or conflicting):
+                for _, value in done_keys[start:]:
+                    missing.pop(value, None)
+                    conflicting.pop(value, None)
+            keys = rest
     for key in keys:
         value = key[1]
         hit = answers.get(value)

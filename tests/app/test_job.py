@@ -4,10 +4,15 @@ waits. Through the real command line, against the emulator in a process of its o
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import orjson
+import pytest
 from helpers import PlainEmulator, emulator_process, emulator_stats, enricher, read_ndjson
+
+from enricher.app.job import Job, run_job
+from enricher.config.settings import load_settings
 
 TIMEOUT = 60
 
@@ -158,3 +163,24 @@ def test_a_daily_budget_without_a_usable_state_file_sends_nothing(
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
     assert "limits.daily_budget is counted in the state file" in proc.stderr
     assert not (tmp_path / "o.ndjson").exists()
+
+
+async def test_a_job_collects_young_objects_less_often_and_gives_the_thresholds_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = gc.get_threshold()
+    set_to: list[tuple[int, ...]] = []
+    real = gc.set_threshold
+
+    def spy(*thresholds: int) -> None:
+        set_to.append(thresholds)
+        real(*thresholds)
+
+    monkeypatch.setattr(gc, "set_threshold", spy)
+    src = tmp_path / "in.txt"
+    src.write_text("8.8.8.8\nexample.com\n")
+    job = Job(inputs=[str(src)], output=str(tmp_path / "out.ndjson"), emulator=True,
+              use_cache=False)  # fmt: skip
+    assert await run_job(job, load_settings("emulator")) == 0
+    assert set_to[0] == (20_000, *before[1:])
+    assert gc.get_threshold() == before

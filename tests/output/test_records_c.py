@@ -146,3 +146,27 @@ def test_any_answer_is_written_as_python_writes_it(
     want = python_record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached)
     assert record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached) == want
     assert record_line(IocType.DOMAIN, ioc, entry, raw, VERDICTS, factor, cached, None) == want
+
+
+def test_a_field_is_read_as_getattr_reads_it_after_its_type_changes() -> None:
+    # the C line reads a struct's fields from their slots (the offsets remembered by type):
+    # a type changed since (its version tag) is read as getattr reads it
+    if records.C_LINE is None:
+        pytest.skip("the C module is not built")
+    from enricher.api import protocol
+
+    class Classification(protocol._Classification, gc=False):
+        pass
+
+    entry, raw = read_entry(orjson.dumps({"aggregatedResult": {}}))
+    assert entry.aggregatedResult is not None
+    entry.aggregatedResult.maliciousClassification = Classification("malware", 3, 1, "Old")
+
+    def source_of() -> Any:
+        made = records.C_LINE(b',"type":"md5"', "0" * 32, entry, raw, VERDICTS, 1, FRESH_TAIL)
+        return orjson.loads(made[0])["source"]
+
+    assert source_of() == "Old"
+    assert source_of() == "Old"  # (read from the slot)
+    Classification.source = property(lambda self: "New")  # type: ignore[assignment,method-assign]
+    assert source_of() == "New"
