@@ -392,6 +392,279 @@ static PyObject *triggers(PyObject *Py_UNUSED(self), PyObject *arg)
     return out;
 }
 
+/* A match of `_DEFANG` (pipeline/normalize.py) and what it stands for (`.`, `@`, `://`, `:/`,
+ * `:`, `/`, or a scheme: `http`, `https`, `ftp`, `ftps`) */
+typedef struct {
+    Py_ssize_t start, end;
+    char rep[6];
+    int rep_n;
+} Refanged;
+
+/* The parts of `_DEFANG` below read no character at or past `stop` (the end of the region
+ * `finditer` was given, which its lookaheads do not see either), and only the hxxp
+ * alternative's lookbehind reads one before the match (it sees the whole text). Each returns
+ * where its part, from `k`, ends, or -1 for no match. */
+static Py_ssize_t defang_dot(int kind, const void *data, Py_ssize_t stop, Py_ssize_t k,
+                             int lead_bracket)
+{
+#define CH(j) ((j) >= 0 && (j) < stop ? PyUnicode_READ(kind, data, (j)) : 0)
+#define LOW(j) (CH(j) | 0x20)
+    /* `\[?+ \ ? (?:\.|[dD][oO][tT]) \ ? [\])}] \]?+ \ ?` from `k` (without `\[?+` when
+     * `lead_bracket` is 0); each `\ ?` comes before what is no space, so taking it when it
+     * is there is the only way through */
+    if (lead_bracket && CH(k) == '[')
+        k++;
+    if (CH(k) == ' ')
+        k++;
+    if (CH(k) == '.')
+        k++;
+    else if (LOW(k) == 'd' && LOW(k + 1) == 'o' && LOW(k + 2) == 't')
+        k += 3;
+    else
+        return -1;
+    if (CH(k) == ' ')
+        k++;
+    Py_UCS4 c = CH(k);
+    if (c != ']' && c != ')' && c != '}')
+        return -1;
+    k++;
+    if (lead_bracket && CH(k) == ']')
+        k++;
+    if (CH(k) == ' ')
+        k++;
+    return k;
+}
+
+static Py_ssize_t defang_at(int kind, const void *data, Py_ssize_t stop, Py_ssize_t k)
+{
+    /* `\ ? (?:@|[aA][tT]) \ ? [\])}] \ ?` from `k` */
+    if (CH(k) == ' ')
+        k++;
+    if (CH(k) == '@')
+        k++;
+    else if (LOW(k) == 'a' && LOW(k + 1) == 't')
+        k += 2;
+    else
+        return -1;
+    if (CH(k) == ' ')
+        k++;
+    Py_UCS4 c = CH(k);
+    if (c != ']' && c != ')' && c != '}')
+        return -1;
+    k++;
+    if (CH(k) == ' ')
+        k++;
+    return k;
+}
+
+/* `[\])}]` */
+static int is_close(Py_UCS4 c) { return c == ']' || c == ')' || c == '}'; }
+
+/* `_DEFANG.match(text, p, stop)`: where it ends, or -1; `m` gets what it stands for. */
+static Py_ssize_t defang_match(int kind, const void *data, Py_ssize_t stop, Py_ssize_t p,
+                               Refanged *m)
+{
+    Py_UCS4 c0 = CH(p);
+    Py_ssize_t end;
+    m->rep_n = 1;
+    m->rep[0] = '.';
+    if (p >= stop)
+        return -1;
+    if (c0 == ' ') {
+        Py_UCS4 c1 = CH(p + 1);
+        if (c1 != '[' && c1 != '(' && c1 != '{')
+            return -1;
+        if ((end = defang_dot(kind, data, stop, p + 2, 1)) >= 0)
+            return end;
+        m->rep[0] = '@';
+        return defang_at(kind, data, stop, p + 2);
+    }
+    if (c0 == '[' || c0 == '(' || c0 == '{') {
+        if ((end = defang_dot(kind, data, stop, p + 1, 1)) >= 0)
+            return end;
+        if ((end = defang_at(kind, data, stop, p + 1)) >= 0) {
+            m->rep[0] = '@';
+            return end;
+        }
+        /* `(?P<punct> :// | :/ | : | / ) [\])}]`, each tried in turn */
+        if (CH(p + 1) == ':') {
+            if (CH(p + 2) == '/' && CH(p + 3) == '/' && is_close(CH(p + 4))) {
+                memcpy(m->rep, "://", 3);
+                m->rep_n = 3;
+                return p + 5;
+            }
+            if (CH(p + 2) == '/' && is_close(CH(p + 3))) {
+                memcpy(m->rep, ":/", 2);
+                m->rep_n = 2;
+                return p + 4;
+            }
+            if (is_close(CH(p + 2))) {
+                m->rep[0] = ':';
+                return p + 3;
+            }
+        }
+        if (CH(p + 1) == '/' && is_close(CH(p + 2))) {
+            m->rep[0] = '/';
+            return p + 3;
+        }
+        if (c0 == '[' && CH(p + 1) == '.')
+            return p + 2; /* the half bracket of `example[.com` */
+        return -1;
+    }
+    if (c0 == '.')
+        return CH(p + 1) == ']' ? p + 2 : -1;
+    if (c0 == '<')
+        return CH(p + 1) == '.' && CH(p + 2) == '>' ? p + 3 : -1;
+    if (c0 == '\\')
+        return CH(p + 1) == '.' ? p + 2 : -1;
+    if (c0 == 'h' || c0 == 'H' || c0 == 'f' || c0 == 'F') {
+        /* `(?<![a-zA-Z0-9_][hHfF])`: the lookbehind sees before the region's start */
+        Py_UCS4 b = p > 0 ? PyUnicode_READ(kind, data, p - 1) : 0;
+        if (b < 128 && ((BITS[b] & ALNUM) || b == '_'))
+            return -1;
+        Py_ssize_t k = p + 1;
+        int http = c0 == 'h' || c0 == 'H';
+        if (LOW(k) != 'x')
+            return -1;
+        k++;
+        if (http) {
+            if (LOW(k) != 'x')
+                return -1;
+            k++;
+        }
+        if (LOW(k) != 'p')
+            return -1;
+        k++;
+        int s = LOW(k) == 's';
+        Py_ssize_t after = k + s;
+        Py_UCS4 d = CH(after);
+        if (d == '[' || d == '(' || d == '{')
+            d = CH(after + 1);
+        if (d != ':')
+            return -1;
+        const char *scheme = http ? (s ? "https" : "http") : (s ? "ftps" : "ftp");
+        m->rep_n = (int)strlen(scheme);
+        memcpy(m->rep, scheme, (size_t)m->rep_n);
+        return after;
+    }
+    return -1;
+#undef LOW
+#undef CH
+}
+
+/* How far a refang trigger may be from either end of its defanging (`_REACH` of normalize.py) */
+#define REACH 12
+
+typedef struct {
+    Refanged *items;
+    Py_ssize_t size, room;
+} Matches;
+
+/* `_refang_window` of normalize.py: the matches of `_DEFANG` that start in `from`-`to`, searched
+ * in `from`-`to + 4` of the text's `n` characters, appended to `found`; where the last ended
+ * (`done` if none), or -1 with an exception set. */
+static Py_ssize_t refang_window(int kind, const void *data, Py_ssize_t n, Py_ssize_t from,
+                                Py_ssize_t to, Py_ssize_t done, Matches *found)
+{
+    Py_ssize_t stop = to + 4 < n ? to + 4 : n;
+    for (Py_ssize_t p = from > 0 ? from : 0; p < to && p < stop;) {
+        Refanged m;
+        Py_ssize_t end = defang_match(kind, data, stop, p, &m);
+        if (end < 0) {
+            p++;
+            continue;
+        }
+        if (found->size == found->room) {
+            Py_ssize_t room = found->room ? found->room * 2 : 16;
+            Refanged *items = PyMem_Realloc(found->items, (size_t)room * sizeof(Refanged));
+            if (items == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            found->items = items;
+            found->room = room;
+        }
+        m.start = p;
+        m.end = end;
+        found->items[found->size++] = m;
+        done = p = end; /* every match holds a character: the next is looked for after it */
+    }
+    return done;
+}
+
+/* refang_windows(text) -> str: what `_py_refang_windows(text)` of normalize.py gives, `text`
+ * itself when nothing in it was refanged. */
+static PyObject *refang_windows(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    if (!is_str(arg, "refang_windows"))
+        return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    const Py_UCS1 *bytes = kind == PyUnicode_1BYTE_KIND ? data : NULL;
+    Matches found = {NULL, 0, 0};
+    Py_ssize_t done = 0, start = -1, end = -1; /* the window being gathered, as in Python */
+    for (Py_ssize_t i = 0; i < n;) {
+        if (bytes != NULL) {
+            while (i < n && !TRIGGER_FIRST[bytes[i]])
+                i++;
+            if (i >= n)
+                break;
+        }
+        Py_ssize_t past = trigger_end(kind, data, n, i);
+        if (past < 0) {
+            i++;
+            continue;
+        }
+        if (i < end)
+            end = i + REACH;
+        else {
+            if (end >= 0) {
+                done = refang_window(kind, data, n, done > start ? done : start, end, done,
+                                     &found);
+                if (done < 0)
+                    goto fail;
+            }
+            start = i - REACH;
+            end = i + REACH;
+        }
+        i = past;
+    }
+    if (end >= 0 && refang_window(kind, data, n, done > start ? done : start, end, done,
+                                  &found) < 0)
+        goto fail;
+    if (found.size == 0) {
+        PyMem_Free(found.items);
+        Py_INCREF(arg);
+        return arg;
+    }
+    Py_ssize_t size = n;
+    for (Py_ssize_t k = 0; k < found.size; k++)
+        size += found.items[k].rep_n - (found.items[k].end - found.items[k].start);
+    /* a match is ASCII only: every other character stays, so the widest is the same */
+    PyObject *out = PyUnicode_New(size, PyUnicode_MAX_CHAR_VALUE(arg));
+    if (out == NULL)
+        goto fail;
+    char *to = PyUnicode_DATA(out);
+    const char *from = data;
+    Py_ssize_t at = 0; /* the text before this is in `out` */
+    for (Py_ssize_t k = 0; k < found.size; k++) {
+        const Refanged *m = &found.items[k];
+        size_t kept = (size_t)(m->start - at) * (size_t)kind;
+        memcpy(to, from + at * kind, kept);
+        to += kept;
+        for (int r = 0; r < m->rep_n; r++, to += kind)
+            PyUnicode_WRITE(kind, to, 0, (Py_UCS4)(unsigned char)m->rep[r]);
+        at = m->end;
+    }
+    memcpy(to, from + at * kind, (size_t)(n - at) * (size_t)kind);
+    PyMem_Free(found.items);
+    return out;
+fail:
+    PyMem_Free(found.items);
+    return NULL;
+}
+
 /* plain_name(low, top) -> bool: `_is_plain_name(low, top)` in extract.py, string tests that
  * say whether a name the names pattern found follows every rule of a domain but the public
  * suffix: at most 253 characters, labels of 1 to 63 that neither start nor end with `-`, no
@@ -1687,6 +1960,7 @@ static PyMethodDef methods[] = {
     {"not_ascii", not_ascii, METH_O, "Each character of text outside ASCII once."},
     {"plain_name", (PyCFunction)(void (*)(void))plain_name, METH_FASTCALL,
      "_is_plain_name(low, top) of extract.py."},
+    {"refang_windows", refang_windows, METH_O, "_py_refang_windows(text) of normalize.py."},
     {"triggers", triggers, METH_O, "The starts of normalize._TRIGGER's matches."},
     {NULL, NULL, 0, NULL},
 };

@@ -27,12 +27,14 @@ __all__ = [
     "names_walk",
     "not_ascii",
     "plain_name",
+    "refang_windows",
     "triggers",
 ]
 
 dotted_names: Callable[[str], tuple[list[str], list[int]]] | None = None
 hex_runs: Callable[[str], list[int]] | None = None
 triggers: Callable[[str], list[int]] | None = None
+refang_windows: Callable[[str], str] | None = None
 plain_name: Callable[[str, str], bool] | None = None
 names_walk: Callable[..., tuple[int, int, int]] | None = None
 hashes_walk: Callable[..., tuple[int, int, int]] | None = None
@@ -85,6 +87,7 @@ if not TURNED_OFF:
             _scan.judge_name,
             _scan.judge_tables,
             _scan.not_ascii,
+            _scan.refang_windows,
         )
         current = built_from(Path(__file__).with_name("_scan.c"), _scan.SOURCE)
     except (ImportError, AttributeError):  # not built, or built from an older _scan.c
@@ -93,5 +96,5 @@ if not TURNED_OFF:
         if current:
             (
                 dotted_names, hex_runs, triggers, plain_name, names_walk, hashes_walk,
-                judge_name, judge_tables, not_ascii,
+                judge_name, judge_tables, not_ascii, refang_windows,
             ) = found  # fmt: skip

@@ -189,6 +189,7 @@ def _both(text: str) -> tuple[Any, Any]:
         patch.object(extract_module, "_dotted_names", extract_module._py_dotted_names),
         patch.object(extract_module, "_hex_spans", extract_module._py_hex_spans),
         patch.object(normalize_module, "_triggers", normalize_module._python_triggers),
+        patch.object(normalize_module, "_refang_windows", normalize_module._py_refang_windows),
         patch.object(extract_module, "_is_plain_name", extract_module._py_is_plain_name),
         patch.object(extract_module, "_names_walk", None),
         patch.object(extract_module, "_hashes_walk", None),
@@ -207,8 +208,19 @@ def _same_finds(text: str) -> None:
     assert extract_module._hex_spans(text) == extract_module._py_hex_spans(text)
     assert native.triggers is not None
     assert native.triggers(text) == [m.start() for m in _TRIGGER.finditer(text)]
+    _same_refang(text)
     assert native.not_ascii is not None
     assert native.not_ascii(text) == extract_module._py_not_ascii(text)
+
+
+def _same_refang(text: str) -> None:
+    """refang's windows in C give what the Python gives, and `text` itself when it is the
+    Python's answer (the extractor tells defanged text by it)."""
+    assert native.refang_windows is not None
+    c = native.refang_windows(text)
+    python = normalize_module._py_refang_windows(text)
+    assert c == python
+    assert (c is text) is (python is text)
 
 
 def _texts() -> list[str]:
@@ -365,6 +377,36 @@ def test_the_same_on_generated_text(text: str) -> None:
     assert c == python
 
 
+# what a defanging is made of, and what is next to one: each alternative of `_DEFANG`, cut
+# short, at the end of a window (12 characters of filler), in each width of text
+_DEFANG_PIECES = st.sampled_from(
+    [*" [](){}<>.\\hHfFxXpPsSdDoOtTaA@:/_0a-\n\x00é\u0100\U0001f600", "dot", "DoT", "at",
+     "hxxp", "HXXPS", "fxp", "fXp", "[.]", "(dot)", " [ . ] ", "[:]", "[[.]]", "[.", ".]",
+     "<.>", "\\.", "[://]", "[:/]", "{/}", " ( at ) ", "[@]", "x" * 13, " " * 12, "é" * 9]
+)  # fmt: skip
+
+
+@needs_c
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_DEFANG_PIECES, max_size=50).map("".join) | st.text(max_size=60))
+def test_refang_s_windows_in_c_give_what_the_python_gives(text: str) -> None:
+    _same_refang(text)
+    assert normalize_module.refang(text) == normalize_module._py_refang_windows(
+        normalize_module._LONE_DOT.sub(".", normalize_module._SPELLED_DOT.sub(".", text))
+    )
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "text",
+    ["hxxp://a", "ahxxp://a", "_hxxp://a", "é-hXXpS[:]//a", "fxp(:)//", "x [ . ] y", "[[.]]",
+     "a[:/]b", "a[://]b", "a{/}b", "a[.b", "a.]b", "a<.>b", "a\\.b", "u ( at ) e", "u[@]e",
+     "\U0001f600hxxps[:]//x[.]y", "\x00[.]\x00", "x" * 11 + "[.", "[.]" * 1000, ""],
+)  # fmt: skip
+def test_refang_s_windows_in_c_by_example(text: str) -> None:
+    _same_refang(text)
+
+
 @needs_c
 @pytest.mark.parametrize(
     "piece", ["a.", "1.", "0123456789abcdef", "a" * 100 + "..b", "\ud800.", "[x", "\ud800["]
@@ -377,11 +419,14 @@ def test_a_50_mb_line_is_read(piece: str) -> None:
     assert len(spans) % 2 == 0 and all(0 <= s <= len(text) for s in spans)
     assert native.triggers is not None
     assert len(native.triggers(text)) <= len(text)
+    assert native.refang_windows is not None
+    assert len(native.refang_windows(text)) <= len(text)
 
 
 @needs_c
 @pytest.mark.parametrize(
-    "finder", ["dotted_names", "hex_runs", "triggers", "plain_name", "not_ascii"]
+    "finder",
+    ["dotted_names", "hex_runs", "triggers", "refang_windows", "plain_name", "not_ascii"],
 )
 def test_the_c_finders_take_only_text(finder: str) -> None:
     function: Callable[[object], object] = getattr(native, finder)
