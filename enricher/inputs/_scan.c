@@ -665,6 +665,187 @@ fail:
     return NULL;
 }
 
+/* The IPv6 candidates (`_ipv6_candidates` in extract.py). A run is of hex digits, `:` and
+ * `.` (`_V6_RUN_CHARS`); `CHR` reads past the text's end as 0, which is in no class. */
+#define CHR(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
+
+static inline int v6_hex(Py_UCS4 c)
+{
+    return c < 128 && (BITS[c] & HEX);
+}
+
+static inline int v6_run(Py_UCS4 c)
+{
+    return v6_hex(c) || c == ':' || c == '.';
+}
+
+static inline int v6_alnum(Py_UCS4 c)
+{
+    return c < 128 && (BITS[c] & ALNUM);
+}
+
+/* The hex digits from `k`, counted up to 5 (`[0-9A-Fa-f]{1,4}` takes 4 at most) */
+static Py_ssize_t v6_hex_count(int kind, const void *data, Py_ssize_t n, Py_ssize_t k)
+{
+    Py_ssize_t h = 0;
+    while (h < 5 && v6_hex(CHR(k + h)))
+        h++;
+    return h;
+}
+
+/* `_IPV6_HINT.match(text, i)`: where it ends, or -1 (`::`, or `:` and four groups of one to
+ * four hex digits, each followed by `:`) */
+static Py_ssize_t v6_hint(int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
+{
+    if (CHR(i) != ':')
+        return -1;
+    if (CHR(i + 1) == ':')
+        return i + 2;
+    Py_ssize_t k = i + 1;
+    for (int g = 0; g < 4; g++) {
+        Py_ssize_t h = v6_hex_count(kind, data, n, k);
+        if (h < 1 || h > 4 || CHR(k + h) != ':')
+            return -1;
+        k += h + 1;
+    }
+    return k;
+}
+
+/* `_IPV6_BODY` matched at `at`: where group 1 (the address) ends, or -1 */
+static Py_ssize_t v6_body(int kind, const void *data, Py_ssize_t n, Py_ssize_t at)
+{
+    /* (?=[0-9A-Fa-f]{0,4}:) */
+    Py_ssize_t h = v6_hex_count(kind, data, n, at);
+    if (h > 4 || CHR(at + h) != ':')
+        return -1;
+    /* the run from `at`, as far as it goes */
+    Py_ssize_t run = at;
+    while (run < n && v6_run(PyUnicode_READ(kind, data, run)))
+        run++;
+    /* (?=[0-9A-Fa-f:.]*::|:?(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]) */
+    int ahead = 0;
+    for (Py_ssize_t k = at; k + 1 < run; k++)
+        if (PyUnicode_READ(kind, data, k) == ':' && PyUnicode_READ(kind, data, k + 1) == ':') {
+            ahead = 1;
+            break;
+        }
+    if (!ahead) {
+        Py_ssize_t k = CHR(at) == ':' ? at + 1 : at;
+        int g = 0;
+        for (; g < 7; g++) {
+            Py_ssize_t c = v6_hex_count(kind, data, n, k);
+            if (c < 1 || c > 4 || CHR(k + c) != ':')
+                break;
+            k += c + 1;
+        }
+        if (g < 7 || !v6_hex(CHR(k)))
+            return -1;
+    }
+    /* [0-9A-Fa-f:.]{2,45}+(?![0-9A-Za-z]) */
+    Py_ssize_t end = run - at > 45 ? at + 45 : run;
+    if (end - at < 2 || v6_alnum(CHR(end)))
+        return -1;
+    return end;
+}
+
+/* `_after_key(text, at, past)`: the start of the address after a key glued to the run
+ * `at`-`past` by its first colon, or -1; `*end` gets its end */
+static Py_ssize_t v6_after_key(int kind, const void *data, Py_ssize_t n, Py_ssize_t at,
+                               Py_ssize_t past, Py_ssize_t *end)
+{
+    Py_ssize_t colon = at;
+    while (colon < past && PyUnicode_READ(kind, data, colon) != ':')
+        colon++;
+    if (colon >= past || CHR(colon + 1) == ':')
+        return -1;
+    /* the key: the characters of `_KEY_CHARS` right before the colon, in a window of 17 */
+    Py_ssize_t low = colon - 17 > 0 ? colon - 17 : 0, k = colon;
+    while (k > low) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, k - 1);
+        if (!(v6_alnum(c) || c == '_' || c == '-'))
+            break;
+        k--;
+    }
+    Py_ssize_t key = colon - k, window = colon - low;
+    if (key < 2 || (key == window && window == 17))
+        return -1;
+    /* _V6_KEY: `[A-Za-z][A-Za-z_-]*[0-9]?` */
+    Py_UCS4 c = PyUnicode_READ(kind, data, k);
+    if (!(v6_alnum(c) && !(BITS[c] & W_DIGIT)))
+        return -1;
+    for (Py_ssize_t j = k + 1; j < colon; j++) {
+        c = PyUnicode_READ(kind, data, j);
+        if (BITS[c] & W_DIGIT) { /* a digit: the last character only */
+            if (j != colon - 1)
+                return -1;
+        }
+    }
+    if (key < window) {
+        Py_UCS4 before = PyUnicode_READ(kind, data, k - 1);
+        if (before == ':' || before == '.')
+            return -1; /* a word inside a run of groups (`::src:0::`) is no key */
+    }
+    Py_ssize_t found = v6_body(kind, data, n, colon + 1);
+    if (found < 0)
+        return -1;
+    *end = found;
+    return colon + 1;
+}
+
+/* ipv6_runs(text) -> [start, end, ...]: the spans of group 1 of the matches
+ * `_ipv6_candidates(text)` gives, flat. */
+static PyObject *ipv6_runs(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    if (!is_str(arg, "ipv6_runs"))
+        return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    const Py_UCS1 *bytes = kind == PyUnicode_1BYTE_KIND ? data : NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t past = 0; /* the end of the last run looked at */
+    /* a hint found after `past` is the next that `_IPV6_HINT.finditer` gives at or after it:
+     * one that began before `past` is of hint characters, all in the run, so it ends there */
+    for (Py_ssize_t i = past; i < n;) {
+        if (bytes != NULL) {
+            const Py_UCS1 *colon = memchr(bytes + i, ':', (size_t)(n - i));
+            if (colon == NULL)
+                break;
+            i = colon - bytes;
+        }
+        Py_ssize_t hint_end = v6_hint(kind, data, n, i);
+        if (hint_end < 0) {
+            i++;
+            continue;
+        }
+        Py_ssize_t at = i;
+        while (at > past && v6_run(PyUnicode_READ(kind, data, at - 1)))
+            at--; /* back to the run's start */
+        past = hint_end;
+        while (past < n && v6_run(PyUnicode_READ(kind, data, past)))
+            past++;
+        if (at > 0) {
+            Py_UCS4 before = PyUnicode_READ(kind, data, at - 1);
+            Py_ssize_t start = -1, end = -1;
+            if (!v6_alnum(before) && before != ':' && before != '.') {
+                end = v6_body(kind, data, n, at);
+                start = end < 0 ? -1 : at;
+            }
+            if (start < 0 && (v6_alnum(before) || before == '_' || before == '-'))
+                start = v6_after_key(kind, data, n, at, past, &end);
+            if (start >= 0 && (append_index(out, start) < 0 || append_index(out, end) < 0)) {
+                Py_DECREF(out);
+                return NULL;
+            }
+        }
+        i = past;
+    }
+    return out;
+}
+#undef CHR
+
 /* plain_name(low, top) -> bool: `_is_plain_name(low, top)` in extract.py, string tests that
  * say whether a name the names pattern found follows every rule of a domain but the public
  * suffix: at most 253 characters, labels of 1 to 63 that neither start nor end with `-`, no
@@ -1952,6 +2133,7 @@ static PyMethodDef methods[] = {
     {"hashes_walk", (PyCFunction)(void (*)(void))hashes_walk, METH_FASTCALL,
      "The hash pass's loop over the runs that need no judgment."},
     {"hex_runs", hex_runs, METH_O, "The spans of _hex_runs(text), flat."},
+    {"ipv6_runs", ipv6_runs, METH_O, "The spans of _ipv6_candidates(text), flat."},
     {"judge_name", judge_name, METH_O, "_new_name(tok) of extract.py, or NotImplemented."},
     {"judge_tables", (PyCFunction)(void (*)(void))judge_tables, METH_FASTCALL,
      "The tables judge_name decides with."},

@@ -152,7 +152,7 @@ _NOT_HEX = re.compile(b"[^x]")
 # are decoded before the scan: `sha256%3A<hex>`, `http%3A%2F%2Fevil.com%2Fx`, `a%40evil.com`.
 _ESCAPE = re.compile(r"%(?:2[0-46-9A-Ca-cFf]|3[A-Fa-f]|40|5[B-Eb-e]|60|7[B-Eb-e])")
 _UNESCAPED = {f"%{c:02{x}}": chr(c) for c in range(0x20, 0x7F) for x in "Xx"}
-# IPv6 needs `::` or eight groups: this tells, at C speed, whether a block may hold one at all
+# IPv6 needs `::` or eight groups: each candidate holds one of these (see _ipv6_candidates)
 _IPV6_HINT = re.compile(r"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 _V6_RUN_CHARS = "0123456789abcdefABCDEF:."
 _V6_CHARS = frozenset(_V6_RUN_CHARS)
@@ -254,7 +254,7 @@ class _Scan:
         self.first_line = first_line
         self.values: list[str] = []
         self.lines: list[int] = []
-        ipv6 = _IPV6_HINT.search(self.text) is not None
+        ipv6 = _ipv6_spans(self.text)
         # where the names that may hold a hash label, and (if IPv6 is about) the dotted quads,
         # were found: a hash inside a name, or an IPv4 inside an IPv6, is not one of its own
         self.long_names: list[tuple[int, int]] = []
@@ -262,7 +262,7 @@ class _Scan:
         self.names()
         self.hashes()
         if ipv6:
-            self.ipv6()
+            self.ipv6(ipv6)
 
     def original_line(self, line: int) -> str:
         """Line `line` of the text as written (not refanged)."""
@@ -551,15 +551,16 @@ class _Scan:
                 return False  # a label of a domain: `<md5>.evil.com`
         return True
 
-    def ipv6(self) -> None:
+    def ipv6(self, spans: list[int]) -> None:
+        """The IPv6 addresses among the candidates at `spans` (`_ipv6_spans(self.text)`)."""
         text = self.text
         count = text.count
         line = self.first_line - 1
         last = 0
         inside: list[tuple[int, int]] = []  # spans of IPv6 addresses ending in a dotted quad
-        for m in _ipv6_candidates(text):
-            start, end = m.span(1)
-            written = m[1]
+        pairs = iter(spans)
+        for start, end in zip(pairs, pairs, strict=True):
+            written = text[start:end]
             value = _ipv6(written)
             if value is None:
                 continue
@@ -577,7 +578,7 @@ class _Scan:
                 if prefix and is_range(value, int(prefix[0][1:])):
                     continue  # a range, `2001:db8::/32`
             if "." in written:
-                inside.append(m.span(1))
+                inside.append((start, end))
             self.values.append(value)
             self.lines.append(line)
         if inside and self.quads:  # `::ffff:192.0.2.1` is one IPv6 address, not also an IPv4
@@ -715,6 +716,15 @@ def _ipv6_candidates(text: str) -> Iterator[re.Match[str]]:
                 found = _after_key(text, at, past)
                 if found:
                     yield found
+
+
+def _py_ipv6_spans(text: str) -> list[int]:
+    """The spans of group 1 of the matches `_ipv6_candidates(text)` gives, flat
+    (`_scan.ipv6_runs` is the same in C)."""
+    out: list[int] = []
+    for found in _ipv6_candidates(text):
+        out += found.span(1)
+    return out
 
 
 def _after_key(text: str, at: int, past: int) -> re.Match[str] | None:
@@ -855,6 +865,7 @@ _hashes_walk = native.hashes_walk
 # said to start at a line further out than this is counted in Python
 _FAR_LINE = 1 << 60
 _hex_spans = native.hex_runs or _py_hex_spans
+_ipv6_spans = native.ipv6_runs or _py_ipv6_spans
 C_SCAN = native.dotted_names is not None
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "dotted_names",
     "hashes_walk",
     "hex_runs",
+    "ipv6_runs",
     "judge_name",
     "judge_tables",
     "load",
@@ -35,6 +36,7 @@ dotted_names: Callable[[str], tuple[list[str], list[int]]] | None = None
 hex_runs: Callable[[str], list[int]] | None = None
 triggers: Callable[[str], list[int]] | None = None
 refang_windows: Callable[[str], str] | None = None
+ipv6_runs: Callable[[str], list[int]] | None = None
 plain_name: Callable[[str, str], bool] | None = None
 names_walk: Callable[..., tuple[int, int, int]] | None = None
 hashes_walk: Callable[..., tuple[int, int, int]] | None = None
@@ -88,6 +90,7 @@ if not TURNED_OFF:
             _scan.judge_tables,
             _scan.not_ascii,
             _scan.refang_windows,
+            _scan.ipv6_runs,
         )
         current = built_from(Path(__file__).with_name("_scan.c"), _scan.SOURCE)
     except (ImportError, AttributeError):  # not built, or built from an older _scan.c
@@ -96,5 +99,5 @@ if not TURNED_OFF:
         if current:
             (
                 dotted_names, hex_runs, triggers, plain_name, names_walk, hashes_walk,
-                judge_name, judge_tables, not_ascii, refang_windows,
+                judge_name, judge_tables, not_ascii, refang_windows, ipv6_runs,
             ) = found  # fmt: skip

@@ -188,6 +188,7 @@ def _both(text: str) -> tuple[Any, Any]:
     with (
         patch.object(extract_module, "_dotted_names", extract_module._py_dotted_names),
         patch.object(extract_module, "_hex_spans", extract_module._py_hex_spans),
+        patch.object(extract_module, "_ipv6_spans", extract_module._py_ipv6_spans),
         patch.object(normalize_module, "_triggers", normalize_module._python_triggers),
         patch.object(normalize_module, "_refang_windows", normalize_module._py_refang_windows),
         patch.object(extract_module, "_is_plain_name", extract_module._py_is_plain_name),
@@ -209,6 +210,8 @@ def _same_finds(text: str) -> None:
     assert native.triggers is not None
     assert native.triggers(text) == [m.start() for m in _TRIGGER.finditer(text)]
     _same_refang(text)
+    assert native.ipv6_runs is not None
+    assert native.ipv6_runs(text) == extract_module._py_ipv6_spans(text)
     assert native.not_ascii is not None
     assert native.not_ascii(text) == extract_module._py_not_ascii(text)
 
@@ -407,6 +410,25 @@ def test_refang_s_windows_in_c_by_example(text: str) -> None:
     _same_refang(text)
 
 
+# what IPv6 candidates are made of: groups, `::`, keys glued by a colon, dotted quads, runs
+# longer than the 45 characters an address takes, in each width of text
+_V6_PIECES = st.sampled_from(
+    [*"0123456789abcdefABCDEFgz:._-[] \n/\x00é\u0100\U0001f600", "::", "2001:db8::1", "src:",
+     "IPv6:", "ip6:", "1:2:3:4:5:6:7:8", "fe80::", "a" * 17, "key-name_x1:", "12:45::",
+     ":" * 5, "ffff:" * 8, "1.2.3.4", "0" * 50, ":" * 50, "a:" * 30, "1:" * 25 + ":"]
+)  # fmt: skip
+
+
+@needs_c
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_V6_PIECES, max_size=30).map("".join) | st.text(max_size=60))
+def test_the_ipv6_candidates_in_c_are_the_python_ones(text: str) -> None:
+    assert native.ipv6_runs is not None
+    assert native.ipv6_runs(text) == extract_module._py_ipv6_spans(text)
+    c, python = _both(text)
+    assert c == python
+
+
 @needs_c
 @pytest.mark.parametrize(
     "piece", ["a.", "1.", "0123456789abcdef", "a" * 100 + "..b", "\ud800.", "[x", "\ud800["]
@@ -421,12 +443,22 @@ def test_a_50_mb_line_is_read(piece: str) -> None:
     assert len(native.triggers(text)) <= len(text)
     assert native.refang_windows is not None
     assert len(native.refang_windows(text)) <= len(text)
+    assert native.ipv6_runs is not None
+    assert len(native.ipv6_runs(text)) <= len(text)
 
 
 @needs_c
 @pytest.mark.parametrize(
     "finder",
-    ["dotted_names", "hex_runs", "triggers", "refang_windows", "plain_name", "not_ascii"],
+    [
+        "dotted_names",
+        "hex_runs",
+        "triggers",
+        "refang_windows",
+        "ipv6_runs",
+        "plain_name",
+        "not_ascii",
+    ],
 )
 def test_the_c_finders_take_only_text(finder: str) -> None:
     function: Callable[[object], object] = getattr(native, finder)
