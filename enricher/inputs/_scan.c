@@ -846,6 +846,49 @@ static PyObject *ipv6_runs(PyObject *Py_UNUSED(self), PyObject *arg)
 }
 #undef CHR
 
+/* skip_lines(text, at, count) -> int: where the line `count` lines after the one starting at
+ * `at` starts (`_py_skip_lines` in extract.py); ValueError when `text` has fewer. */
+static PyObject *skip_lines(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "skip_lines() takes 3 arguments");
+        return NULL;
+    }
+    if (!is_str(args[0], "skip_lines"))
+        return NULL;
+    Py_ssize_t at = PyLong_AsSsize_t(args[1]);
+    if (at == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t count = PyLong_AsSsize_t(args[2]);
+    if (count == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *text = args[0];
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (count > 0 && at < 0) /* as str.index reads a negative start: from the end */
+        at = at + n < 0 ? 0 : at + n;
+    for (; count > 0; count--) {
+        if (kind == PyUnicode_1BYTE_KIND) {
+            const Py_UCS1 *bytes = data;
+            const Py_UCS1 *found = at < n ? memchr(bytes + at, '\n', (size_t)(n - at)) : NULL;
+            at = found == NULL ? -1 : found - bytes;
+        }
+        else {
+            while (at < n && PyUnicode_READ(kind, data, at) != '\n')
+                at++;
+            if (at >= n)
+                at = -1;
+        }
+        if (at < 0) {
+            PyErr_SetString(PyExc_ValueError, "substring not found");
+            return NULL;
+        }
+        at++;
+    }
+    return PyLong_FromSsize_t(at);
+}
+
 /* plain_name(low, top) -> bool: `_is_plain_name(low, top)` in extract.py, string tests that
  * say whether a name the names pattern found follows every rule of a domain but the public
  * suffix: at most 253 characters, labels of 1 to 63 that neither start nor end with `-`, no
@@ -2143,6 +2186,8 @@ static PyMethodDef methods[] = {
     {"plain_name", (PyCFunction)(void (*)(void))plain_name, METH_FASTCALL,
      "_is_plain_name(low, top) of extract.py."},
     {"refang_windows", refang_windows, METH_O, "_py_refang_windows(text) of normalize.py."},
+    {"skip_lines", (PyCFunction)(void (*)(void))skip_lines, METH_FASTCALL,
+     "_py_skip_lines(text, at, count) of extract.py."},
     {"triggers", triggers, METH_O, "The starts of normalize._TRIGGER's matches."},
     {NULL, NULL, 0, NULL},
 };

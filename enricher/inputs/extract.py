@@ -246,8 +246,9 @@ class _Scan:
         if "[:]" in text:
             text = bracket_port_after_ipv6(text)
         self.original = text
-        self.original_lines: list[str] | None = None
-        self.refanged_lines: list[str] | None = None
+        # where line `original_at[0]` (counted from 0) of `original` starts: a line is found
+        # from the last one asked for (the passes ask for them in order), not by splitting
+        self.original_at = (0, 0)
         refanged = refang(text)
         self.defanged = refanged is not text
         self.text = "\n" + refanged
@@ -266,19 +267,24 @@ class _Scan:
 
     def original_line(self, line: int) -> str:
         """Line `line` of the text as written (not refanged)."""
-        if self.original_lines is None:
-            self.original_lines = self.original.split("\n")
-        return self.original_lines[line - self.first_line]
+        index = line - self.first_line
+        done, at = self.original_at
+        if index < done:
+            done = at = 0
+        at = _skip_lines(self.original, at, index - done)
+        self.original_at = (index, at)
+        end = self.original.find("\n", at)
+        return self.original[at:] if end < 0 else self.original[at:end]
 
-    def defanged_on(self, line: int, written: str) -> bool:
-        """Whether the IPv6 address `written` (as refanged) stands alone on line `line` more
-        often than it was written there: then one of them was defanged. (Alone: `2::` is
-        not counted inside `2002::`.)"""
+    def defanged_on(self, line: int, start: int, written: str) -> bool:
+        """Whether the IPv6 address `written` (as refanged, at `start` on line `line`) stands
+        alone on its line more often than it was written there: then one of them was
+        defanged. (Alone: `2::` is not counted inside `2002::`.)"""
         if not self.defanged:
             return False
-        if self.refanged_lines is None:
-            self.refanged_lines = self.text[1:].split("\n")
-        here = self.refanged_lines[line - self.first_line]
+        text = self.text
+        end = text.find("\n", start)
+        here = text[text.rfind("\n", 0, start) + 1 : end if end >= 0 else len(text)]
         written_there = self.original_line(line)
         if here == written_there:
             return False  # nothing on this line was defanged
@@ -452,7 +458,7 @@ class _Scan:
                     if plain is None:
                         if name in plain_text:
                             if plain_words is None:
-                                plain_words = _NAMES_UNICODE.findall("\n" + original)
+                                plain_words = _dotted_words(original)
                             if _written_plain(name, plain_words):
                                 continue
                     elif name in plain:  # written plain on this line too
@@ -570,7 +576,7 @@ class _Scan:
             if (
                 not _looks_like_ipv6(written.rstrip("."))
                 and not (text[start - 1] == "[" and text.startswith("]", end))
-                and not self.defanged_on(line, written)
+                and not self.defanged_on(line, start, written)
             ):
                 continue
             if text.startswith("/", end):
@@ -745,10 +751,29 @@ def _after_key(text: str, at: int, past: int) -> re.Match[str] | None:
 _SHORT_LINE = 2048
 
 
+def _dotted_words(line: str) -> list[str]:
+    """The dotted words of a line of the original text that may be a name written plain
+    (_written_plain): those of `_NAMES_UNICODE.findall("\n" + line)` that hold a dot before
+    a letter, at least (a name holds one). On an ASCII line _NAMES_UNICODE finds what
+    _NAMES_ASCII does, and `_dotted_names` gives those of its matches (see there)."""
+    if line.isascii():
+        return _dotted_names("\n" + line)[0]
+    return _NAMES_UNICODE.findall("\n" + line)
+
+
+def _py_skip_lines(text: str, at: int, count: int) -> int:
+    """Where the line `count` lines after the one starting at `at` starts (`_scan.skip_lines`
+    is the same in C); ValueError when `text` has fewer."""
+    for _ in range(count):
+        at = text.index("\n", at) + 1
+    return at
+
+
 def _written_plain(name: str, words: list[str]) -> bool:
-    """Whether `name` is in `_plain_names` of the line whose dotted words (_NAMES_UNICODE's)
-    are `words`: only the words that hold it are trimmed. (A name is ASCII, and a word's
-    part that is it in lower case is part of the word in lower case.)"""
+    """Whether `name` is in `_plain_names` of the line whose dotted words (_NAMES_UNICODE's,
+    or those of them `_dotted_words` gives) are `words`: only the words that hold it are
+    trimmed. (A name is ASCII, and a word's part that is it in lower case is part of the word
+    in lower case.)"""
     for word in words:
         if name in word.lower():
             trimmed = _trim(word)
@@ -866,6 +891,7 @@ _hashes_walk = native.hashes_walk
 _FAR_LINE = 1 << 60
 _hex_spans = native.hex_runs or _py_hex_spans
 _ipv6_spans = native.ipv6_runs or _py_ipv6_spans
+_skip_lines = native.skip_lines or _py_skip_lines
 C_SCAN = native.dotted_names is not None
 
 

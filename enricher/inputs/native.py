@@ -29,6 +29,7 @@ __all__ = [
     "not_ascii",
     "plain_name",
     "refang_windows",
+    "skip_lines",
     "triggers",
 ]
 
@@ -37,6 +38,7 @@ hex_runs: Callable[[str], list[int]] | None = None
 triggers: Callable[[str], list[int]] | None = None
 refang_windows: Callable[[str], str] | None = None
 ipv6_runs: Callable[[str], list[int]] | None = None
+skip_lines: Callable[[str, int, int], int] | None = None
 plain_name: Callable[[str, str], bool] | None = None
 names_walk: Callable[..., tuple[int, int, int]] | None = None
 hashes_walk: Callable[..., tuple[int, int, int]] | None = None
@@ -91,6 +93,7 @@ if not TURNED_OFF:
             _scan.not_ascii,
             _scan.refang_windows,
             _scan.ipv6_runs,
+            _scan.skip_lines,
         )
         current = built_from(Path(__file__).with_name("_scan.c"), _scan.SOURCE)
     except (ImportError, AttributeError):  # not built, or built from an older _scan.c
@@ -99,5 +102,5 @@ if not TURNED_OFF:
         if current:
             (
                 dotted_names, hex_runs, triggers, plain_name, names_walk, hashes_walk,
-                judge_name, judge_tables, not_ascii, refang_windows, ipv6_runs,
+                judge_name, judge_tables, not_ascii, refang_windows, ipv6_runs, skip_lines,
             ) = found  # fmt: skip

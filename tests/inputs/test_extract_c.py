@@ -189,6 +189,7 @@ def _both(text: str) -> tuple[Any, Any]:
         patch.object(extract_module, "_dotted_names", extract_module._py_dotted_names),
         patch.object(extract_module, "_hex_spans", extract_module._py_hex_spans),
         patch.object(extract_module, "_ipv6_spans", extract_module._py_ipv6_spans),
+        patch.object(extract_module, "_skip_lines", extract_module._py_skip_lines),
         patch.object(normalize_module, "_triggers", normalize_module._python_triggers),
         patch.object(normalize_module, "_refang_windows", normalize_module._py_refang_windows),
         patch.object(extract_module, "_is_plain_name", extract_module._py_is_plain_name),
@@ -427,6 +428,38 @@ def test_the_ipv6_candidates_in_c_are_the_python_ones(text: str) -> None:
     assert native.ipv6_runs(text) == extract_module._py_ipv6_spans(text)
     c, python = _both(text)
     assert c == python
+
+
+@needs_c
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text("ab\n\ré😀", max_size=30),
+    st.integers(-40, 40),
+    st.integers(0, 8),
+)
+def test_skip_lines_in_c_is_the_python(text: str, at: int, count: int) -> None:
+    assert native.skip_lines is not None
+    try:
+        python: int | type[ValueError] = extract_module._py_skip_lines(text, at, count)
+    except ValueError:
+        python = ValueError
+    try:
+        c: int | type[ValueError] = native.skip_lines(text, at, count)
+    except ValueError:
+        c = ValueError
+    assert c == python
+
+
+@needs_c
+def test_a_line_is_found_past_the_last_asked_for_in_c() -> None:
+    text = "\n".join(f"line {i} é" if i % 3 else f"line {i}" for i in range(10_000))
+    assert native.skip_lines is not None
+    assert native.skip_lines(text, 0, 9_999) == text.rindex("\n") + 1
+    assert native.skip_lines(text, text.index("\n") + 1, 1) == len("line 0\nline 1 é\n")
+    with pytest.raises(ValueError):
+        native.skip_lines(text, 0, 10_000)
+    with pytest.raises(TypeError):
+        native.skip_lines(b"a\nb", 0, 1)  # type: ignore[arg-type]
 
 
 @needs_c
