@@ -555,41 +555,56 @@ static Py_ssize_t defang_match(int kind, const void *data, Py_ssize_t stop, Py_s
 /* How far a refang trigger may be from either end of its defanging (`_REACH` of normalize.py) */
 #define REACH 12
 
+/* The refanged text as it is written: `out` holds `size` characters of the text's width
+ * (`kind` bytes each), allocated at the first match for all of the text (every match is
+ * replaced by no more characters than it holds, so the result is never longer); the text
+ * before `done` is in it. */
 typedef struct {
-    Refanged *items;
-    Py_ssize_t size, room;
-} Matches;
+    char *out;
+    Py_ssize_t size, done;
+} Refanging;
 
-/* `_refang_window` of normalize.py: the matches of `_DEFANG` that start in `from`-`to`, searched
- * in `from`-`to + 4` of the text's `n` characters, appended to `found`; where the last ended
- * (`done` if none), or -1 with an exception set. */
-static Py_ssize_t refang_window(int kind, const void *data, Py_ssize_t n, Py_ssize_t from,
-                                Py_ssize_t to, Py_ssize_t done, Matches *found)
+/* Copy the text from `r->done` to `to` into `r->out`, then `m`'s replacement: 0, or -1 with
+ * an exception set. */
+static int refang_put(int kind, const void *data, Py_ssize_t n, Refanging *r, Py_ssize_t to,
+                      const Refanged *m)
+{
+    if (r->out == NULL) {
+        r->out = PyMem_Malloc(n > 0 ? (size_t)n * (size_t)kind : 1);
+        if (r->out == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    size_t kept = (size_t)(to - r->done) * (size_t)kind;
+    memcpy(r->out + r->size * kind, (const char *)data + r->done * kind, kept);
+    r->size += to - r->done;
+    for (int k = 0; k < m->rep_n; k++, r->size++)
+        PyUnicode_WRITE(kind, r->out, r->size, (Py_UCS4)(unsigned char)m->rep[k]);
+    r->done = m->end;
+    return 0;
+}
+
+/* `_refang_window` of normalize.py: each match of `_DEFANG` that starts in `from`-`to`,
+ * searched in `from`-`to + 4` of the text's `n` characters, written out with the text before
+ * it: 0, or -1 with an exception set. */
+static int refang_window(int kind, const void *data, Py_ssize_t n, Py_ssize_t from,
+                         Py_ssize_t to, Refanging *r)
 {
     Py_ssize_t stop = to + 4 < n ? to + 4 : n;
     for (Py_ssize_t p = from > 0 ? from : 0; p < to && p < stop;) {
         Refanged m;
-        Py_ssize_t end = defang_match(kind, data, stop, p, &m);
-        if (end < 0) {
+        m.end = defang_match(kind, data, stop, p, &m);
+        if (m.end < 0) {
             p++;
             continue;
         }
-        if (found->size == found->room) {
-            Py_ssize_t room = found->room ? found->room * 2 : 16;
-            Refanged *items = PyMem_Realloc(found->items, (size_t)room * sizeof(Refanged));
-            if (items == NULL) {
-                PyErr_NoMemory();
-                return -1;
-            }
-            found->items = items;
-            found->room = room;
-        }
         m.start = p;
-        m.end = end;
-        found->items[found->size++] = m;
-        done = p = end; /* every match holds a character: the next is looked for after it */
+        if (refang_put(kind, data, n, r, p, &m) < 0)
+            return -1;
+        p = m.end; /* every match holds a character: the next is looked for after it */
     }
-    return done;
+    return 0;
 }
 
 /* refang_windows(text) -> str: what `_py_refang_windows(text)` of normalize.py gives, `text`
@@ -602,8 +617,8 @@ static PyObject *refang_windows(PyObject *Py_UNUSED(self), PyObject *arg)
     const void *data = PyUnicode_DATA(arg);
     Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
     const Py_UCS1 *bytes = kind == PyUnicode_1BYTE_KIND ? data : NULL;
-    Matches found = {NULL, 0, 0};
-    Py_ssize_t done = 0, start = -1, end = -1; /* the window being gathered, as in Python */
+    Refanging r = {NULL, 0, 0};
+    Py_ssize_t start = -1, end = -1; /* the window being gathered, as in Python */
     for (Py_ssize_t i = 0; i < n;) {
         if (bytes != NULL) {
             while (i < n && !TRIGGER_FIRST[bytes[i]])
@@ -619,49 +634,33 @@ static PyObject *refang_windows(PyObject *Py_UNUSED(self), PyObject *arg)
         if (i < end)
             end = i + REACH;
         else {
-            if (end >= 0) {
-                done = refang_window(kind, data, n, done > start ? done : start, end, done,
-                                     &found);
-                if (done < 0)
-                    goto fail;
-            }
+            if (end >= 0
+                && refang_window(kind, data, n, r.done > start ? r.done : start, end, &r) < 0)
+                goto fail;
             start = i - REACH;
             end = i + REACH;
         }
         i = past;
     }
-    if (end >= 0 && refang_window(kind, data, n, done > start ? done : start, end, done,
-                                  &found) < 0)
+    if (end >= 0 && refang_window(kind, data, n, r.done > start ? r.done : start, end, &r) < 0)
         goto fail;
-    if (found.size == 0) {
-        PyMem_Free(found.items);
+    if (r.out == NULL) {
         Py_INCREF(arg);
         return arg;
     }
-    Py_ssize_t size = n;
-    for (Py_ssize_t k = 0; k < found.size; k++)
-        size += found.items[k].rep_n - (found.items[k].end - found.items[k].start);
+    Py_ssize_t size = r.size + (n - r.done);
     /* a match is ASCII only: every other character stays, so the widest is the same */
     PyObject *out = PyUnicode_New(size, PyUnicode_MAX_CHAR_VALUE(arg));
     if (out == NULL)
         goto fail;
     char *to = PyUnicode_DATA(out);
-    const char *from = data;
-    Py_ssize_t at = 0; /* the text before this is in `out` */
-    for (Py_ssize_t k = 0; k < found.size; k++) {
-        const Refanged *m = &found.items[k];
-        size_t kept = (size_t)(m->start - at) * (size_t)kind;
-        memcpy(to, from + at * kind, kept);
-        to += kept;
-        for (int r = 0; r < m->rep_n; r++, to += kind)
-            PyUnicode_WRITE(kind, to, 0, (Py_UCS4)(unsigned char)m->rep[r]);
-        at = m->end;
-    }
-    memcpy(to, from + at * kind, (size_t)(n - at) * (size_t)kind);
-    PyMem_Free(found.items);
+    memcpy(to, r.out, (size_t)r.size * (size_t)kind);
+    memcpy(to + r.size * kind, (const char *)data + r.done * kind,
+           (size_t)(n - r.done) * (size_t)kind);
+    PyMem_Free(r.out);
     return out;
 fail:
-    PyMem_Free(found.items);
+    PyMem_Free(r.out);
     return NULL;
 }
 

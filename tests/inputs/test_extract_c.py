@@ -431,6 +431,23 @@ def test_the_ipv6_candidates_in_c_are_the_python_ones(text: str) -> None:
 
 
 @needs_c
+@pytest.mark.parametrize("defanged", ["(.)", "x[:]", "é{.}", "\U0001f600<.>"])
+def test_refang_s_windows_in_c_hold_no_more_than_the_text_and_the_result(defanged: str) -> None:
+    # a match a character or two long, a million times: no record kept of each
+    text = defanged * 1_000_000
+    assert native.refang_windows is not None
+    tracemalloc.start()
+    try:
+        fanged = native.refang_windows(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    width = 1 if text.isascii() or max(text) < "\u0100" else 2 if max(text) < "\U00010000" else 4
+    assert peak <= 2 * len(text) * width + 4096
+    assert fanged == normalize_module._py_refang_windows(defanged * 1000) * 1000
+
+
+@needs_c
 @settings(max_examples=500, deadline=None)
 @given(
     st.text("ab\n\ré😀", max_size=30),
