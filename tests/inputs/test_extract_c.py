@@ -481,8 +481,10 @@ def test_a_line_is_found_past_the_last_asked_for_in_c() -> None:
 
 @needs_c
 @pytest.mark.parametrize(
-    "piece", ["a.", "1.", "0123456789abcdef", "a" * 100 + "..b", "\ud800.", "[x", "\ud800["]
-)
+    "piece",
+    ["a.", "1.", "0123456789abcdef", "a" * 100 + "..b", "\ud800.", "[x", "\ud800[", "1::",
+     "a:", "(.)"],
+)  # fmt: skip
 def test_a_50_mb_line_is_read(piece: str) -> None:
     text = "\n" + piece * (50_000_000 // len(piece))
     tokens, starts = extract_module._dotted_names(text)
