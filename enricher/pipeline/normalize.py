@@ -165,10 +165,10 @@ def refang(text: str) -> str:
     """
     if " DOT " in text:
         text = _SPELLED_DOT.sub(".", text)
-    if "[.]" in text:
+    if "[.]" in text and _refang_windows is _py_refang_windows:
         # the commonest defanging, where nothing next to it makes it part of another, is
-        # replaced in one C pass: the windows below are then fewer (a test checks the result
-        # is the same as without this)
+        # replaced in one C pass: the Python windows below are then fewer (a test checks the
+        # result is the same as without this; the windows in C take it as fast themselves)
         text = _LONE_DOT.sub(".", text)
     return _refang_windows(text)
 

@@ -431,6 +431,21 @@ def test_the_ipv6_candidates_in_c_are_the_python_ones(text: str) -> None:
 
 
 @needs_c
+@pytest.mark.parametrize(
+    "text",
+    ["x[.]y", "x[.][.]y", "([.])", "\\[.]", "a[.] b", "a[.]]b", "hxxp[.]", "a [.] b", "a.[.]b",
+     "[[.]", "[.]:", "é[.]é", "[.]" * 30, ("evil[.]com " * 5).strip()],
+)  # fmt: skip
+def test_refang_with_the_windows_in_c_needs_no_pass_for_the_lone_dot_first(text: str) -> None:
+    # the Python windows take the lone `[.]` first (fewer windows); the C, no faster that way,
+    # takes it in its windows, with the same result
+    python = normalize_module._py_refang_windows(normalize_module._LONE_DOT.sub(".", text))
+    assert normalize_module.refang(text) == python
+    with patch.object(normalize_module, "_refang_windows", normalize_module._py_refang_windows):
+        assert normalize_module.refang(text) == python
+
+
+@needs_c
 @pytest.mark.parametrize("defanged", ["(.)", "x[:]", "é{.}", "\U0001f600<.>"])
 def test_refang_s_windows_in_c_hold_no_more_than_the_text_and_the_result(defanged: str) -> None:
     # a match a character or two long, a million times: no record kept of each
