@@ -392,6 +392,502 @@ static PyObject *triggers(PyObject *Py_UNUSED(self), PyObject *arg)
     return out;
 }
 
+/* A match of `_DEFANG` (pipeline/normalize.py) and what it stands for (`.`, `@`, `://`, `:/`,
+ * `:`, `/`, or a scheme: `http`, `https`, `ftp`, `ftps`) */
+typedef struct {
+    Py_ssize_t start, end;
+    char rep[6];
+    int rep_n;
+} Refanged;
+
+/* The parts of `_DEFANG` below read no character at or past `stop` (the end of the region
+ * `finditer` was given, which its lookaheads do not see either), and only the hxxp
+ * alternative's lookbehind reads one before the match (it sees the whole text). Each returns
+ * where its part, from `k`, ends, or -1 for no match. */
+static Py_ssize_t defang_dot(int kind, const void *data, Py_ssize_t stop, Py_ssize_t k,
+                             int lead_bracket)
+{
+#define CH(j) ((j) >= 0 && (j) < stop ? PyUnicode_READ(kind, data, (j)) : 0)
+#define LOW(j) (CH(j) | 0x20)
+    /* `\[?+ \ ? (?:\.|[dD][oO][tT]) \ ? [\])}] \]?+ \ ?` from `k` (without `\[?+` when
+     * `lead_bracket` is 0); each `\ ?` comes before what is no space, so taking it when it
+     * is there is the only way through */
+    if (lead_bracket && CH(k) == '[')
+        k++;
+    if (CH(k) == ' ')
+        k++;
+    if (CH(k) == '.')
+        k++;
+    else if (LOW(k) == 'd' && LOW(k + 1) == 'o' && LOW(k + 2) == 't')
+        k += 3;
+    else
+        return -1;
+    if (CH(k) == ' ')
+        k++;
+    Py_UCS4 c = CH(k);
+    if (c != ']' && c != ')' && c != '}')
+        return -1;
+    k++;
+    if (lead_bracket && CH(k) == ']')
+        k++;
+    if (CH(k) == ' ')
+        k++;
+    return k;
+}
+
+static Py_ssize_t defang_at(int kind, const void *data, Py_ssize_t stop, Py_ssize_t k)
+{
+    /* `\ ? (?:@|[aA][tT]) \ ? [\])}] \ ?` from `k` */
+    if (CH(k) == ' ')
+        k++;
+    if (CH(k) == '@')
+        k++;
+    else if (LOW(k) == 'a' && LOW(k + 1) == 't')
+        k += 2;
+    else
+        return -1;
+    if (CH(k) == ' ')
+        k++;
+    Py_UCS4 c = CH(k);
+    if (c != ']' && c != ')' && c != '}')
+        return -1;
+    k++;
+    if (CH(k) == ' ')
+        k++;
+    return k;
+}
+
+/* `[\])}]` */
+static int is_close(Py_UCS4 c) { return c == ']' || c == ')' || c == '}'; }
+
+/* `_DEFANG.match(text, p, stop)`: where it ends, or -1; `m` gets what it stands for. */
+static Py_ssize_t defang_match(int kind, const void *data, Py_ssize_t stop, Py_ssize_t p,
+                               Refanged *m)
+{
+    Py_UCS4 c0 = CH(p);
+    Py_ssize_t end;
+    m->rep_n = 1;
+    m->rep[0] = '.';
+    if (p >= stop)
+        return -1;
+    if (c0 == ' ') {
+        Py_UCS4 c1 = CH(p + 1);
+        if (c1 != '[' && c1 != '(' && c1 != '{')
+            return -1;
+        if ((end = defang_dot(kind, data, stop, p + 2, 1)) >= 0)
+            return end;
+        m->rep[0] = '@';
+        return defang_at(kind, data, stop, p + 2);
+    }
+    if (c0 == '[' || c0 == '(' || c0 == '{') {
+        if ((end = defang_dot(kind, data, stop, p + 1, 1)) >= 0)
+            return end;
+        if ((end = defang_at(kind, data, stop, p + 1)) >= 0) {
+            m->rep[0] = '@';
+            return end;
+        }
+        /* `(?P<punct> :// | :/ | : | / ) [\])}]`, each tried in turn */
+        if (CH(p + 1) == ':') {
+            if (CH(p + 2) == '/' && CH(p + 3) == '/' && is_close(CH(p + 4))) {
+                memcpy(m->rep, "://", 3);
+                m->rep_n = 3;
+                return p + 5;
+            }
+            if (CH(p + 2) == '/' && is_close(CH(p + 3))) {
+                memcpy(m->rep, ":/", 2);
+                m->rep_n = 2;
+                return p + 4;
+            }
+            if (is_close(CH(p + 2))) {
+                m->rep[0] = ':';
+                return p + 3;
+            }
+        }
+        if (CH(p + 1) == '/' && is_close(CH(p + 2))) {
+            m->rep[0] = '/';
+            return p + 3;
+        }
+        if (c0 == '[' && CH(p + 1) == '.')
+            return p + 2; /* the half bracket of `example[.com` */
+        return -1;
+    }
+    if (c0 == '.')
+        return CH(p + 1) == ']' ? p + 2 : -1;
+    if (c0 == '<')
+        return CH(p + 1) == '.' && CH(p + 2) == '>' ? p + 3 : -1;
+    if (c0 == '\\')
+        return CH(p + 1) == '.' ? p + 2 : -1;
+    if (c0 == 'h' || c0 == 'H' || c0 == 'f' || c0 == 'F') {
+        /* `(?<![a-zA-Z0-9_][hHfF])`: the lookbehind sees before the region's start */
+        Py_UCS4 b = p > 0 ? PyUnicode_READ(kind, data, p - 1) : 0;
+        if (b < 128 && ((BITS[b] & ALNUM) || b == '_'))
+            return -1;
+        Py_ssize_t k = p + 1;
+        int http = c0 == 'h' || c0 == 'H';
+        if (LOW(k) != 'x')
+            return -1;
+        k++;
+        if (http) {
+            if (LOW(k) != 'x')
+                return -1;
+            k++;
+        }
+        if (LOW(k) != 'p')
+            return -1;
+        k++;
+        int s = LOW(k) == 's';
+        Py_ssize_t after = k + s;
+        Py_UCS4 d = CH(after);
+        if (d == '[' || d == '(' || d == '{')
+            d = CH(after + 1);
+        if (d != ':')
+            return -1;
+        const char *scheme = http ? (s ? "https" : "http") : (s ? "ftps" : "ftp");
+        m->rep_n = (int)strlen(scheme);
+        memcpy(m->rep, scheme, (size_t)m->rep_n);
+        return after;
+    }
+    return -1;
+#undef LOW
+#undef CH
+}
+
+/* How far a refang trigger may be from either end of its defanging (`_REACH` of normalize.py) */
+#define REACH 12
+
+/* The refanged text as it is written: `out` holds `size` characters of the text's width
+ * (`kind` bytes each), allocated at the first match for all of the text (every match is
+ * replaced by no more characters than it holds, so the result is never longer); the text
+ * before `done` is in it. */
+typedef struct {
+    char *out;
+    Py_ssize_t size, done;
+} Refanging;
+
+/* Copy the text from `r->done` to `to` into `r->out`, then `m`'s replacement: 0, or -1 with
+ * an exception set. */
+static int refang_put(int kind, const void *data, Py_ssize_t n, Refanging *r, Py_ssize_t to,
+                      const Refanged *m)
+{
+    if (r->out == NULL) {
+        r->out = PyMem_Malloc(n > 0 ? (size_t)n * (size_t)kind : 1);
+        if (r->out == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    size_t kept = (size_t)(to - r->done) * (size_t)kind;
+    memcpy(r->out + r->size * kind, (const char *)data + r->done * kind, kept);
+    r->size += to - r->done;
+    for (int k = 0; k < m->rep_n; k++, r->size++)
+        PyUnicode_WRITE(kind, r->out, r->size, (Py_UCS4)(unsigned char)m->rep[k]);
+    r->done = m->end;
+    return 0;
+}
+
+/* `_refang_window` of normalize.py: each match of `_DEFANG` that starts in `from`-`to`,
+ * searched in `from`-`to + 4` of the text's `n` characters, written out with the text before
+ * it: 0, or -1 with an exception set. */
+static int refang_window(int kind, const void *data, Py_ssize_t n, Py_ssize_t from,
+                         Py_ssize_t to, Refanging *r)
+{
+    Py_ssize_t stop = to + 4 < n ? to + 4 : n;
+    for (Py_ssize_t p = from > 0 ? from : 0; p < to && p < stop;) {
+        Refanged m;
+        m.end = defang_match(kind, data, stop, p, &m);
+        if (m.end < 0) {
+            p++;
+            continue;
+        }
+        m.start = p;
+        if (refang_put(kind, data, n, r, p, &m) < 0)
+            return -1;
+        p = m.end; /* every match holds a character: the next is looked for after it */
+    }
+    return 0;
+}
+
+/* refang_windows(text) -> str: what `_py_refang_windows(text)` of normalize.py gives, `text`
+ * itself when nothing in it was refanged. */
+static PyObject *refang_windows(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    if (!is_str(arg, "refang_windows"))
+        return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    const Py_UCS1 *bytes = kind == PyUnicode_1BYTE_KIND ? data : NULL;
+    Refanging r = {NULL, 0, 0};
+    Py_ssize_t start = -1, end = -1; /* the window being gathered, as in Python */
+    for (Py_ssize_t i = 0; i < n;) {
+        if (bytes != NULL) {
+            while (i < n && !TRIGGER_FIRST[bytes[i]])
+                i++;
+            if (i >= n)
+                break;
+        }
+        Py_ssize_t past = trigger_end(kind, data, n, i);
+        if (past < 0) {
+            i++;
+            continue;
+        }
+        if (i < end)
+            end = i + REACH;
+        else {
+            if (end >= 0
+                && refang_window(kind, data, n, r.done > start ? r.done : start, end, &r) < 0)
+                goto fail;
+            start = i - REACH;
+            end = i + REACH;
+        }
+        i = past;
+    }
+    if (end >= 0 && refang_window(kind, data, n, r.done > start ? r.done : start, end, &r) < 0)
+        goto fail;
+    if (r.out == NULL) {
+        Py_INCREF(arg);
+        return arg;
+    }
+    Py_ssize_t size = r.size + (n - r.done);
+    /* a match is ASCII only: every other character stays, so the widest is the same */
+    PyObject *out = PyUnicode_New(size, PyUnicode_MAX_CHAR_VALUE(arg));
+    if (out == NULL)
+        goto fail;
+    char *to = PyUnicode_DATA(out);
+    memcpy(to, r.out, (size_t)r.size * (size_t)kind);
+    memcpy(to + r.size * kind, (const char *)data + r.done * kind,
+           (size_t)(n - r.done) * (size_t)kind);
+    PyMem_Free(r.out);
+    return out;
+fail:
+    PyMem_Free(r.out);
+    return NULL;
+}
+
+/* The IPv6 candidates (`_ipv6_candidates` in extract.py). A run is of hex digits, `:` and
+ * `.` (`_V6_RUN_CHARS`); `CHR` reads past the text's end as 0, which is in no class. */
+#define CHR(k) ((k) >= 0 && (k) < n ? PyUnicode_READ(kind, data, (k)) : 0)
+
+static inline int v6_hex(Py_UCS4 c)
+{
+    return c < 128 && (BITS[c] & HEX);
+}
+
+static inline int v6_run(Py_UCS4 c)
+{
+    return v6_hex(c) || c == ':' || c == '.';
+}
+
+static inline int v6_alnum(Py_UCS4 c)
+{
+    return c < 128 && (BITS[c] & ALNUM);
+}
+
+/* The hex digits from `k`, counted up to 5 (`[0-9A-Fa-f]{1,4}` takes 4 at most) */
+static Py_ssize_t v6_hex_count(int kind, const void *data, Py_ssize_t n, Py_ssize_t k)
+{
+    Py_ssize_t h = 0;
+    while (h < 5 && v6_hex(CHR(k + h)))
+        h++;
+    return h;
+}
+
+/* `_IPV6_HINT.match(text, i)`: where it ends, or -1 (`::`, or `:` and four groups of one to
+ * four hex digits, each followed by `:`) */
+static Py_ssize_t v6_hint(int kind, const void *data, Py_ssize_t n, Py_ssize_t i)
+{
+    if (CHR(i) != ':')
+        return -1;
+    if (CHR(i + 1) == ':')
+        return i + 2;
+    Py_ssize_t k = i + 1;
+    for (int g = 0; g < 4; g++) {
+        Py_ssize_t h = v6_hex_count(kind, data, n, k);
+        if (h < 1 || h > 4 || CHR(k + h) != ':')
+            return -1;
+        k += h + 1;
+    }
+    return k;
+}
+
+/* `_IPV6_BODY` matched at `at`: where group 1 (the address) ends, or -1 */
+static Py_ssize_t v6_body(int kind, const void *data, Py_ssize_t n, Py_ssize_t at)
+{
+    /* (?=[0-9A-Fa-f]{0,4}:) */
+    Py_ssize_t h = v6_hex_count(kind, data, n, at);
+    if (h > 4 || CHR(at + h) != ':')
+        return -1;
+    /* the run from `at`, as far as it goes */
+    Py_ssize_t run = at;
+    while (run < n && v6_run(PyUnicode_READ(kind, data, run)))
+        run++;
+    /* (?=[0-9A-Fa-f:.]*::|:?(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]) */
+    int ahead = 0;
+    for (Py_ssize_t k = at; k + 1 < run; k++)
+        if (PyUnicode_READ(kind, data, k) == ':' && PyUnicode_READ(kind, data, k + 1) == ':') {
+            ahead = 1;
+            break;
+        }
+    if (!ahead) {
+        Py_ssize_t k = CHR(at) == ':' ? at + 1 : at;
+        int g = 0;
+        for (; g < 7; g++) {
+            Py_ssize_t c = v6_hex_count(kind, data, n, k);
+            if (c < 1 || c > 4 || CHR(k + c) != ':')
+                break;
+            k += c + 1;
+        }
+        if (g < 7 || !v6_hex(CHR(k)))
+            return -1;
+    }
+    /* [0-9A-Fa-f:.]{2,45}+(?![0-9A-Za-z]) */
+    Py_ssize_t end = run - at > 45 ? at + 45 : run;
+    if (end - at < 2 || v6_alnum(CHR(end)))
+        return -1;
+    return end;
+}
+
+/* `_after_key(text, at, past)`: the start of the address after a key glued to the run
+ * `at`-`past` by its first colon, or -1; `*end` gets its end */
+static Py_ssize_t v6_after_key(int kind, const void *data, Py_ssize_t n, Py_ssize_t at,
+                               Py_ssize_t past, Py_ssize_t *end)
+{
+    Py_ssize_t colon = at;
+    while (colon < past && PyUnicode_READ(kind, data, colon) != ':')
+        colon++;
+    if (colon >= past || CHR(colon + 1) == ':')
+        return -1;
+    /* the key: the characters of `_KEY_CHARS` right before the colon, in a window of 17 */
+    Py_ssize_t low = colon - 17 > 0 ? colon - 17 : 0, k = colon;
+    while (k > low) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, k - 1);
+        if (!(v6_alnum(c) || c == '_' || c == '-'))
+            break;
+        k--;
+    }
+    Py_ssize_t key = colon - k, window = colon - low;
+    if (key < 2 || (key == window && window == 17))
+        return -1;
+    /* _V6_KEY: `[A-Za-z][A-Za-z_-]*[0-9]?` */
+    Py_UCS4 c = PyUnicode_READ(kind, data, k);
+    if (!(v6_alnum(c) && !(BITS[c] & W_DIGIT)))
+        return -1;
+    for (Py_ssize_t j = k + 1; j < colon; j++) {
+        c = PyUnicode_READ(kind, data, j);
+        if (BITS[c] & W_DIGIT) { /* a digit: the last character only */
+            if (j != colon - 1)
+                return -1;
+        }
+    }
+    if (key < window) {
+        Py_UCS4 before = PyUnicode_READ(kind, data, k - 1);
+        if (before == ':' || before == '.')
+            return -1; /* a word inside a run of groups (`::src:0::`) is no key */
+    }
+    Py_ssize_t found = v6_body(kind, data, n, colon + 1);
+    if (found < 0)
+        return -1;
+    *end = found;
+    return colon + 1;
+}
+
+/* ipv6_runs(text) -> [start, end, ...]: the spans of group 1 of the matches
+ * `_ipv6_candidates(text)` gives, flat. */
+static PyObject *ipv6_runs(PyObject *Py_UNUSED(self), PyObject *arg)
+{
+    if (!is_str(arg, "ipv6_runs"))
+        return NULL;
+    int kind = PyUnicode_KIND(arg);
+    const void *data = PyUnicode_DATA(arg);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(arg);
+    const Py_UCS1 *bytes = kind == PyUnicode_1BYTE_KIND ? data : NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t past = 0; /* the end of the last run looked at */
+    /* a hint found after `past` is the next that `_IPV6_HINT.finditer` gives at or after it:
+     * one that began before `past` is of hint characters, all in the run, so it ends there */
+    for (Py_ssize_t i = past; i < n;) {
+        if (bytes != NULL) {
+            const Py_UCS1 *colon = memchr(bytes + i, ':', (size_t)(n - i));
+            if (colon == NULL)
+                break;
+            i = colon - bytes;
+        }
+        Py_ssize_t hint_end = v6_hint(kind, data, n, i);
+        if (hint_end < 0) {
+            i++;
+            continue;
+        }
+        Py_ssize_t at = i;
+        while (at > past && v6_run(PyUnicode_READ(kind, data, at - 1)))
+            at--; /* back to the run's start */
+        past = hint_end;
+        while (past < n && v6_run(PyUnicode_READ(kind, data, past)))
+            past++;
+        if (at > 0) {
+            Py_UCS4 before = PyUnicode_READ(kind, data, at - 1);
+            Py_ssize_t start = -1, end = -1;
+            if (!v6_alnum(before) && before != ':' && before != '.') {
+                end = v6_body(kind, data, n, at);
+                start = end < 0 ? -1 : at;
+            }
+            if (start < 0 && (v6_alnum(before) || before == '_' || before == '-'))
+                start = v6_after_key(kind, data, n, at, past, &end);
+            if (start >= 0 && (append_index(out, start) < 0 || append_index(out, end) < 0)) {
+                Py_DECREF(out);
+                return NULL;
+            }
+        }
+        i = past;
+    }
+    return out;
+}
+#undef CHR
+
+/* skip_lines(text, at, count) -> int: where the line `count` lines after the one starting at
+ * `at` starts (`_py_skip_lines` in extract.py); ValueError when `text` has fewer. */
+static PyObject *skip_lines(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "skip_lines() takes 3 arguments");
+        return NULL;
+    }
+    if (!is_str(args[0], "skip_lines"))
+        return NULL;
+    Py_ssize_t at = PyLong_AsSsize_t(args[1]);
+    if (at == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t count = PyLong_AsSsize_t(args[2]);
+    if (count == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *text = args[0];
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (count > 0 && at < 0) /* as str.index reads a negative start: from the end */
+        at = at + n < 0 ? 0 : at + n;
+    for (; count > 0; count--) {
+        if (kind == PyUnicode_1BYTE_KIND) {
+            const Py_UCS1 *bytes = data;
+            const Py_UCS1 *found = at < n ? memchr(bytes + at, '\n', (size_t)(n - at)) : NULL;
+            at = found == NULL ? -1 : found - bytes;
+        }
+        else {
+            while (at < n && PyUnicode_READ(kind, data, at) != '\n')
+                at++;
+            if (at >= n)
+                at = -1;
+        }
+        if (at < 0) {
+            PyErr_SetString(PyExc_ValueError, "substring not found");
+            return NULL;
+        }
+        at++;
+    }
+    return PyLong_FromSsize_t(at);
+}
+
 /* plain_name(low, top) -> bool: `_is_plain_name(low, top)` in extract.py, string tests that
  * say whether a name the names pattern found follows every rule of a domain but the public
  * suffix: at most 253 characters, labels of 1 to 63 that neither start nor end with `-`, no
@@ -1679,6 +2175,7 @@ static PyMethodDef methods[] = {
     {"hashes_walk", (PyCFunction)(void (*)(void))hashes_walk, METH_FASTCALL,
      "The hash pass's loop over the runs that need no judgment."},
     {"hex_runs", hex_runs, METH_O, "The spans of _hex_runs(text), flat."},
+    {"ipv6_runs", ipv6_runs, METH_O, "The spans of _ipv6_candidates(text), flat."},
     {"judge_name", judge_name, METH_O, "_new_name(tok) of extract.py, or NotImplemented."},
     {"judge_tables", (PyCFunction)(void (*)(void))judge_tables, METH_FASTCALL,
      "The tables judge_name decides with."},
@@ -1687,6 +2184,9 @@ static PyMethodDef methods[] = {
     {"not_ascii", not_ascii, METH_O, "Each character of text outside ASCII once."},
     {"plain_name", (PyCFunction)(void (*)(void))plain_name, METH_FASTCALL,
      "_is_plain_name(low, top) of extract.py."},
+    {"refang_windows", refang_windows, METH_O, "_py_refang_windows(text) of normalize.py."},
+    {"skip_lines", (PyCFunction)(void (*)(void))skip_lines, METH_FASTCALL,
+     "_py_skip_lines(text, at, count) of extract.py."},
     {"triggers", triggers, METH_O, "The starts of normalize._TRIGGER's matches."},
     {NULL, NULL, 0, NULL},
 };

@@ -152,7 +152,7 @@ _NOT_HEX = re.compile(b"[^x]")
 # are decoded before the scan: `sha256%3A<hex>`, `http%3A%2F%2Fevil.com%2Fx`, `a%40evil.com`.
 _ESCAPE = re.compile(r"%(?:2[0-46-9A-Ca-cFf]|3[A-Fa-f]|40|5[B-Eb-e]|60|7[B-Eb-e])")
 _UNESCAPED = {f"%{c:02{x}}": chr(c) for c in range(0x20, 0x7F) for x in "Xx"}
-# IPv6 needs `::` or eight groups: this tells, at C speed, whether a block may hold one at all
+# IPv6 needs `::` or eight groups: each candidate holds one of these (see _ipv6_candidates)
 _IPV6_HINT = re.compile(r"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 _V6_RUN_CHARS = "0123456789abcdefABCDEF:."
 _V6_CHARS = frozenset(_V6_RUN_CHARS)
@@ -246,15 +246,16 @@ class _Scan:
         if "[:]" in text:
             text = bracket_port_after_ipv6(text)
         self.original = text
-        self.original_lines: list[str] | None = None
-        self.refanged_lines: list[str] | None = None
+        # where line `original_at[0]` (counted from 0) of `original` starts: a line is found
+        # from the last one asked for (the passes ask for them in order), not by splitting
+        self.original_at = (0, 0)
         refanged = refang(text)
         self.defanged = refanged is not text
         self.text = "\n" + refanged
         self.first_line = first_line
         self.values: list[str] = []
         self.lines: list[int] = []
-        ipv6 = _IPV6_HINT.search(self.text) is not None
+        ipv6 = _ipv6_spans(self.text)
         # where the names that may hold a hash label, and (if IPv6 is about) the dotted quads,
         # were found: a hash inside a name, or an IPv4 inside an IPv6, is not one of its own
         self.long_names: list[tuple[int, int]] = []
@@ -262,23 +263,28 @@ class _Scan:
         self.names()
         self.hashes()
         if ipv6:
-            self.ipv6()
+            self.ipv6(ipv6)
 
     def original_line(self, line: int) -> str:
         """Line `line` of the text as written (not refanged)."""
-        if self.original_lines is None:
-            self.original_lines = self.original.split("\n")
-        return self.original_lines[line - self.first_line]
+        index = line - self.first_line
+        done, at = self.original_at
+        if index < done:
+            done = at = 0
+        at = _skip_lines(self.original, at, index - done)
+        self.original_at = (index, at)
+        end = self.original.find("\n", at)
+        return self.original[at:] if end < 0 else self.original[at:end]
 
-    def defanged_on(self, line: int, written: str) -> bool:
-        """Whether the IPv6 address `written` (as refanged) stands alone on line `line` more
-        often than it was written there: then one of them was defanged. (Alone: `2::` is
-        not counted inside `2002::`.)"""
+    def defanged_on(self, line: int, start: int, written: str) -> bool:
+        """Whether the IPv6 address `written` (as refanged, at `start` on line `line`) stands
+        alone on its line more often than it was written there: then one of them was
+        defanged. (Alone: `2::` is not counted inside `2002::`.)"""
         if not self.defanged:
             return False
-        if self.refanged_lines is None:
-            self.refanged_lines = self.text[1:].split("\n")
-        here = self.refanged_lines[line - self.first_line]
+        text = self.text
+        end = text.find("\n", start)
+        here = text[text.rfind("\n", 0, start) + 1 : end if end >= 0 else len(text)]
         written_there = self.original_line(line)
         if here == written_there:
             return False  # nothing on this line was defanged
@@ -452,7 +458,7 @@ class _Scan:
                     if plain is None:
                         if name in plain_text:
                             if plain_words is None:
-                                plain_words = _NAMES_UNICODE.findall("\n" + original)
+                                plain_words = _dotted_words(original)
                             if _written_plain(name, plain_words):
                                 continue
                     elif name in plain:  # written plain on this line too
@@ -551,15 +557,16 @@ class _Scan:
                 return False  # a label of a domain: `<md5>.evil.com`
         return True
 
-    def ipv6(self) -> None:
+    def ipv6(self, spans: list[int]) -> None:
+        """The IPv6 addresses among the candidates at `spans` (`_ipv6_spans(self.text)`)."""
         text = self.text
         count = text.count
         line = self.first_line - 1
         last = 0
         inside: list[tuple[int, int]] = []  # spans of IPv6 addresses ending in a dotted quad
-        for m in _ipv6_candidates(text):
-            start, end = m.span(1)
-            written = m[1]
+        pairs = iter(spans)
+        for start, end in zip(pairs, pairs, strict=True):
+            written = text[start:end]
             value = _ipv6(written)
             if value is None:
                 continue
@@ -569,7 +576,7 @@ class _Scan:
             if (
                 not _looks_like_ipv6(written.rstrip("."))
                 and not (text[start - 1] == "[" and text.startswith("]", end))
-                and not self.defanged_on(line, written)
+                and not self.defanged_on(line, start, written)
             ):
                 continue
             if text.startswith("/", end):
@@ -577,7 +584,7 @@ class _Scan:
                 if prefix and is_range(value, int(prefix[0][1:])):
                     continue  # a range, `2001:db8::/32`
             if "." in written:
-                inside.append(m.span(1))
+                inside.append((start, end))
             self.values.append(value)
             self.lines.append(line)
         if inside and self.quads:  # `::ffff:192.0.2.1` is one IPv6 address, not also an IPv4
@@ -717,6 +724,15 @@ def _ipv6_candidates(text: str) -> Iterator[re.Match[str]]:
                     yield found
 
 
+def _py_ipv6_spans(text: str) -> list[int]:
+    """The spans of group 1 of the matches `_ipv6_candidates(text)` gives, flat
+    (`_scan.ipv6_runs` is the same in C)."""
+    out: list[int] = []
+    for found in _ipv6_candidates(text):
+        out += found.span(1)
+    return out
+
+
 def _after_key(text: str, at: int, past: int) -> re.Match[str] | None:
     """The address after the first colon of the run `at`-`past`, when a key is glued to it
     (`src:`, `ip6:`, `IPv6:`: letters, and maybe one digit), or None."""
@@ -735,10 +751,29 @@ def _after_key(text: str, at: int, past: int) -> re.Match[str] | None:
 _SHORT_LINE = 2048
 
 
+def _dotted_words(line: str) -> list[str]:
+    """The dotted words of a line of the original text that may be a name written plain
+    (_written_plain): those of `_NAMES_UNICODE.findall("\n" + line)` that hold a dot before
+    a letter, at least (a name holds one). On an ASCII line _NAMES_UNICODE finds what
+    _NAMES_ASCII does, and `_dotted_names` gives those of its matches (see there)."""
+    if line.isascii():
+        return _dotted_names("\n" + line)[0]
+    return _NAMES_UNICODE.findall("\n" + line)
+
+
+def _py_skip_lines(text: str, at: int, count: int) -> int:
+    """Where the line `count` lines after the one starting at `at` starts (`_scan.skip_lines`
+    is the same in C); ValueError when `text` has fewer."""
+    for _ in range(count):
+        at = text.index("\n", at) + 1
+    return at
+
+
 def _written_plain(name: str, words: list[str]) -> bool:
-    """Whether `name` is in `_plain_names` of the line whose dotted words (_NAMES_UNICODE's)
-    are `words`: only the words that hold it are trimmed. (A name is ASCII, and a word's
-    part that is it in lower case is part of the word in lower case.)"""
+    """Whether `name` is in `_plain_names` of the line whose dotted words (_NAMES_UNICODE's,
+    or those of them `_dotted_words` gives) are `words`: only the words that hold it are
+    trimmed. (A name is ASCII, and a word's part that is it in lower case is part of the word
+    in lower case.)"""
     for word in words:
         if name in word.lower():
             trimmed = _trim(word)
@@ -855,6 +890,8 @@ _hashes_walk = native.hashes_walk
 # said to start at a line further out than this is counted in Python
 _FAR_LINE = 1 << 60
 _hex_spans = native.hex_runs or _py_hex_spans
+_ipv6_spans = native.ipv6_runs or _py_ipv6_spans
+_skip_lines = native.skip_lines or _py_skip_lines
 C_SCAN = native.dotted_names is not None
 
 

@@ -21,18 +21,24 @@ __all__ = [
     "dotted_names",
     "hashes_walk",
     "hex_runs",
+    "ipv6_runs",
     "judge_name",
     "judge_tables",
     "load",
     "names_walk",
     "not_ascii",
     "plain_name",
+    "refang_windows",
+    "skip_lines",
     "triggers",
 ]
 
 dotted_names: Callable[[str], tuple[list[str], list[int]]] | None = None
 hex_runs: Callable[[str], list[int]] | None = None
 triggers: Callable[[str], list[int]] | None = None
+refang_windows: Callable[[str], str] | None = None
+ipv6_runs: Callable[[str], list[int]] | None = None
+skip_lines: Callable[[str, int, int], int] | None = None
 plain_name: Callable[[str, str], bool] | None = None
 names_walk: Callable[..., tuple[int, int, int]] | None = None
 hashes_walk: Callable[..., tuple[int, int, int]] | None = None
@@ -85,6 +91,9 @@ if not TURNED_OFF:
             _scan.judge_name,
             _scan.judge_tables,
             _scan.not_ascii,
+            _scan.refang_windows,
+            _scan.ipv6_runs,
+            _scan.skip_lines,
         )
         current = built_from(Path(__file__).with_name("_scan.c"), _scan.SOURCE)
     except (ImportError, AttributeError):  # not built, or built from an older _scan.c
@@ -93,5 +102,5 @@ if not TURNED_OFF:
         if current:
             (
                 dotted_names, hex_runs, triggers, plain_name, names_walk, hashes_walk,
-                judge_name, judge_tables, not_ascii,
+                judge_name, judge_tables, not_ascii, refang_windows, ipv6_runs, skip_lines,
             ) = found  # fmt: skip

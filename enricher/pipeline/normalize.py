@@ -165,11 +165,18 @@ def refang(text: str) -> str:
     """
     if " DOT " in text:
         text = _SPELLED_DOT.sub(".", text)
-    if "[.]" in text:
+    if "[.]" in text and _refang_windows is _py_refang_windows:
         # the commonest defanging, where nothing next to it makes it part of another, is
-        # replaced in one C pass: the windows below are then fewer (a test checks the result
-        # is the same as without this)
+        # replaced in one C pass: the Python windows below are then fewer (a test checks the
+        # result is the same as without this; the windows in C take it as fast themselves)
         text = _LONE_DOT.sub(".", text)
+    return _refang_windows(text)
+
+
+def _py_refang_windows(text: str) -> str:
+    """`_DEFANG.sub(_undefang, text)` (after refang's first steps), run only in windows around
+    the triggers (`text` itself when nothing was refanged): the reference
+    `_scan.refang_windows` gives the same as, in C."""
     parts: list[str] = []
     done = 0  # the text before this is in `parts`
     start = end = -1  # the window being gathered: around triggers, each close to the last
@@ -199,6 +206,11 @@ def _refang_window(text: str, start: int, end: int, done: int, parts: list[str])
         parts.append(_PLAIN.get(found.lastgroup or "") or _undefang(found))
         done = found.end()
     return done
+
+
+# the same in C when it was built: the windows' matches found and replaced in one pass over
+# the triggers, with no regex call or string made for each
+_refang_windows = native.refang_windows or _py_refang_windows
 
 
 # Values already known to be canonical, with their type: the text extractor puts here the

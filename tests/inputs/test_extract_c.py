@@ -188,7 +188,10 @@ def _both(text: str) -> tuple[Any, Any]:
     with (
         patch.object(extract_module, "_dotted_names", extract_module._py_dotted_names),
         patch.object(extract_module, "_hex_spans", extract_module._py_hex_spans),
+        patch.object(extract_module, "_ipv6_spans", extract_module._py_ipv6_spans),
+        patch.object(extract_module, "_skip_lines", extract_module._py_skip_lines),
         patch.object(normalize_module, "_triggers", normalize_module._python_triggers),
+        patch.object(normalize_module, "_refang_windows", normalize_module._py_refang_windows),
         patch.object(extract_module, "_is_plain_name", extract_module._py_is_plain_name),
         patch.object(extract_module, "_names_walk", None),
         patch.object(extract_module, "_hashes_walk", None),
@@ -207,8 +210,21 @@ def _same_finds(text: str) -> None:
     assert extract_module._hex_spans(text) == extract_module._py_hex_spans(text)
     assert native.triggers is not None
     assert native.triggers(text) == [m.start() for m in _TRIGGER.finditer(text)]
+    _same_refang(text)
+    assert native.ipv6_runs is not None
+    assert native.ipv6_runs(text) == extract_module._py_ipv6_spans(text)
     assert native.not_ascii is not None
     assert native.not_ascii(text) == extract_module._py_not_ascii(text)
+
+
+def _same_refang(text: str) -> None:
+    """refang's windows in C give what the Python gives, and `text` itself when it is the
+    Python's answer (the extractor tells defanged text by it)."""
+    assert native.refang_windows is not None
+    c = native.refang_windows(text)
+    python = normalize_module._py_refang_windows(text)
+    assert c == python
+    assert (c is text) is (python is text)
 
 
 def _texts() -> list[str]:
@@ -365,10 +381,125 @@ def test_the_same_on_generated_text(text: str) -> None:
     assert c == python
 
 
+# what a defanging is made of, and what is next to one: each alternative of `_DEFANG`, cut
+# short, at the end of a window (12 characters of filler), in each width of text
+_DEFANG_PIECES = st.sampled_from(
+    [*" [](){}<>.\\hHfFxXpPsSdDoOtTaA@:/_0a-\n\x00é\u0100\U0001f600", "dot", "DoT", "at",
+     "hxxp", "HXXPS", "fxp", "fXp", "[.]", "(dot)", " [ . ] ", "[:]", "[[.]]", "[.", ".]",
+     "<.>", "\\.", "[://]", "[:/]", "{/}", " ( at ) ", "[@]", "x" * 13, " " * 12, "é" * 9]
+)  # fmt: skip
+
+
+@needs_c
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_DEFANG_PIECES, max_size=50).map("".join) | st.text(max_size=60))
+def test_refang_s_windows_in_c_give_what_the_python_gives(text: str) -> None:
+    _same_refang(text)
+    assert normalize_module.refang(text) == normalize_module._py_refang_windows(
+        normalize_module._LONE_DOT.sub(".", normalize_module._SPELLED_DOT.sub(".", text))
+    )
+
+
 @needs_c
 @pytest.mark.parametrize(
-    "piece", ["a.", "1.", "0123456789abcdef", "a" * 100 + "..b", "\ud800.", "[x", "\ud800["]
+    "text",
+    ["hxxp://a", "ahxxp://a", "_hxxp://a", "é-hXXpS[:]//a", "fxp(:)//", "x [ . ] y", "[[.]]",
+     "a[:/]b", "a[://]b", "a{/}b", "a[.b", "a.]b", "a<.>b", "a\\.b", "u ( at ) e", "u[@]e",
+     "\U0001f600hxxps[:]//x[.]y", "\x00[.]\x00", "x" * 11 + "[.", "[.]" * 1000, ""],
+)  # fmt: skip
+def test_refang_s_windows_in_c_by_example(text: str) -> None:
+    _same_refang(text)
+
+
+# what IPv6 candidates are made of: groups, `::`, keys glued by a colon, dotted quads, runs
+# longer than the 45 characters an address takes, in each width of text
+_V6_PIECES = st.sampled_from(
+    [*"0123456789abcdefABCDEFgz:._-[] \n/\x00é\u0100\U0001f600", "::", "2001:db8::1", "src:",
+     "IPv6:", "ip6:", "1:2:3:4:5:6:7:8", "fe80::", "a" * 17, "key-name_x1:", "12:45::",
+     ":" * 5, "ffff:" * 8, "1.2.3.4", "0" * 50, ":" * 50, "a:" * 30, "1:" * 25 + ":"]
+)  # fmt: skip
+
+
+@needs_c
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_V6_PIECES, max_size=30).map("".join) | st.text(max_size=60))
+def test_the_ipv6_candidates_in_c_are_the_python_ones(text: str) -> None:
+    assert native.ipv6_runs is not None
+    assert native.ipv6_runs(text) == extract_module._py_ipv6_spans(text)
+    c, python = _both(text)
+    assert c == python
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "text",
+    ["x[.]y", "x[.][.]y", "([.])", "\\[.]", "a[.] b", "a[.]]b", "hxxp[.]", "a [.] b", "a.[.]b",
+     "[[.]", "[.]:", "é[.]é", "[.]" * 30, ("evil[.]com " * 5).strip()],
+)  # fmt: skip
+def test_refang_with_the_windows_in_c_needs_no_pass_for_the_lone_dot_first(text: str) -> None:
+    # the Python windows take the lone `[.]` first (fewer windows); the C, no faster that way,
+    # takes it in its windows, with the same result
+    python = normalize_module._py_refang_windows(normalize_module._LONE_DOT.sub(".", text))
+    assert normalize_module.refang(text) == python
+    with patch.object(normalize_module, "_refang_windows", normalize_module._py_refang_windows):
+        assert normalize_module.refang(text) == python
+
+
+@needs_c
+@pytest.mark.parametrize("defanged", ["(.)", "x[:]", "é{.}", "\U0001f600<.>"])
+def test_refang_s_windows_in_c_hold_no_more_than_the_text_and_the_result(defanged: str) -> None:
+    # a match a character or two long, a million times: no record kept of each
+    text = defanged * 1_000_000
+    assert native.refang_windows is not None
+    tracemalloc.start()
+    try:
+        fanged = native.refang_windows(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    width = 1 if text.isascii() or max(text) < "\u0100" else 2 if max(text) < "\U00010000" else 4
+    assert peak <= 2 * len(text) * width + 4096
+    assert fanged == normalize_module._py_refang_windows(defanged * 1000) * 1000
+
+
+@needs_c
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text("ab\n\ré😀", max_size=30),
+    st.integers(-40, 40),
+    st.integers(0, 8),
 )
+def test_skip_lines_in_c_is_the_python(text: str, at: int, count: int) -> None:
+    assert native.skip_lines is not None
+    try:
+        python: int | type[ValueError] = extract_module._py_skip_lines(text, at, count)
+    except ValueError:
+        python = ValueError
+    try:
+        c: int | type[ValueError] = native.skip_lines(text, at, count)
+    except ValueError:
+        c = ValueError
+    assert c == python
+
+
+@needs_c
+def test_a_line_is_found_past_the_last_asked_for_in_c() -> None:
+    text = "\n".join(f"line {i} é" if i % 3 else f"line {i}" for i in range(10_000))
+    assert native.skip_lines is not None
+    assert native.skip_lines(text, 0, 9_999) == text.rindex("\n") + 1
+    assert native.skip_lines(text, text.index("\n") + 1, 1) == len("line 0\nline 1 é\n")
+    with pytest.raises(ValueError):
+        native.skip_lines(text, 0, 10_000)
+    with pytest.raises(TypeError):
+        native.skip_lines(b"a\nb", 0, 1)  # type: ignore[arg-type]
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "piece",
+    ["a.", "1.", "0123456789abcdef", "a" * 100 + "..b", "\ud800.", "[x", "\ud800[", "1::",
+     "a:", "(.)"],
+)  # fmt: skip
 def test_a_50_mb_line_is_read(piece: str) -> None:
     text = "\n" + piece * (50_000_000 // len(piece))
     tokens, starts = extract_module._dotted_names(text)
@@ -377,11 +508,24 @@ def test_a_50_mb_line_is_read(piece: str) -> None:
     assert len(spans) % 2 == 0 and all(0 <= s <= len(text) for s in spans)
     assert native.triggers is not None
     assert len(native.triggers(text)) <= len(text)
+    assert native.refang_windows is not None
+    assert len(native.refang_windows(text)) <= len(text)
+    assert native.ipv6_runs is not None
+    assert len(native.ipv6_runs(text)) <= len(text)
 
 
 @needs_c
 @pytest.mark.parametrize(
-    "finder", ["dotted_names", "hex_runs", "triggers", "plain_name", "not_ascii"]
+    "finder",
+    [
+        "dotted_names",
+        "hex_runs",
+        "triggers",
+        "refang_windows",
+        "ipv6_runs",
+        "plain_name",
+        "not_ascii",
+    ],
 )
 def test_the_c_finders_take_only_text(finder: str) -> None:
     function: Callable[[object], object] = getattr(native, finder)

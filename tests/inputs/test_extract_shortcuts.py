@@ -113,3 +113,40 @@ def test_the_names_left_out_give_nothing(text: str) -> None:
         want = extract_lines(text, 1)
     extract_module._forget()
     assert extract_lines(text, 1) == want
+
+
+# lines of a report holding file-like names, some of them also a name written plain
+_LINE_PIECES = st.sampled_from(
+    ["report.pdf", "Report.PDF", "evil.com", "setup.exe", "a.b.zip", ".", " ", "_", "-", "+",
+     "%", "@", "/", "`", "é", "ü.de", "©", "x", "1", "1.2.3.4", "[.]", "__", "++"])  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_LINE_PIECES, max_size=25).map("".join))
+def test_a_name_is_written_plain_as_every_dotted_word_says(line: str) -> None:
+    # the dotted words with a hint (_dotted_words) say what every word of the names pattern
+    # says: whether a name (here, each that any word of the line trims to) is written plain
+    every = extract_module._NAMES_UNICODE.findall("\n" + line)
+    names = {"report.pdf", "evil.com", "setup.exe", "a.b.zip", "ü.de"}
+    for word in every:
+        trimmed = extract_module._trim(word)
+        if trimmed is not None:
+            names.add(trimmed[1].lower())
+    words = extract_module._dotted_words(line)
+    for name in names:
+        if name.isascii() and re.search(r"\.[a-z]", name):  # as every name judged holds
+            want = extract_module._written_plain(name, every)
+            assert extract_module._written_plain(name, words) == want, name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text("ab\n.é", max_size=6), min_size=1, max_size=12), st.data())
+def test_the_lines_of_the_original_are_those_a_split_gives(
+    lines: list[str], data: st.DataObject
+) -> None:
+    text = "\n".join(lines)
+    scan = extract_module._Scan(text, 5)
+    want = scan.original.split("\n")
+    asked = data.draw(st.lists(st.integers(0, len(want) - 1), max_size=20))
+    for index in asked:  # in any order: the passes each ask from the first line again
+        assert scan.original_line(index + 5) == want[index]
