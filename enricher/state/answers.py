@@ -349,8 +349,8 @@ class _Packed:
     record starts counts from the start of its commit's records: the `_Packed` before it in
     the commit come first)."""
 
-    records: bytes
-    rows: bytes
+    records: bytes | bytearray
+    rows: bytes | bytearray
     count: int
 
 
@@ -889,9 +889,9 @@ class Cache:
         came within `_LINGER` s, or as `flush` or `close` asks."""
         db: sqlite3.Connection | None = None
         pack = zstandard.ZstdCompressor(level=3, dict_data=self._dictionary, write_checksum=True)
-        packed: list[_Packed] = []
-        rows = 0  # in `packed`
-        size = 0  # of the records in `packed`
+        # what the commit will insert, added to as stores come (one copy of it in Python,
+        # not each store's besides): records end to end, and the rows' JSON array
+        records, listed, rows = bytearray(), bytearray(b"["), 0
         requests = 0
         taken = 0  # items taken from the queue, not yet written
         until = 0.0  # when what is pending is written, at the latest
@@ -914,9 +914,11 @@ class Cache:
                 requests += n
                 if stored is not None and not self.broken:
                     try:
-                        packed.append(self._packed(stored, pack, size))
-                        rows += packed[-1].count
-                        size += len(packed[-1].records)
+                        made = self._packed(stored, pack, len(records))
+                        records += made.records
+                        listed += b"," if rows else b""
+                        listed += memoryview(made.rows)[1:-1]
+                        rows += made.count
                     except Exception as exc:
                         # an answer no row can be made of (a ttl past a float): a writer
                         # thread that died left every later flush waiting for ever
@@ -925,9 +927,13 @@ class Cache:
                 # rows waited for _TXN_ROWS, not _LINGER
                 if rows < _TXN_ROWS and not last and time.monotonic() < until:
                     continue
-            if taken or packed or requests:
+            if taken or rows or requests:
+                listed += b"]"
+                packed = [_Packed(records, listed, rows)] if rows else []
+                del records, listed
                 db = self._commit(db, packed, requests)
-                packed, rows, size, requests = [], 0, 0, 0
+                del packed
+                records, listed, rows, requests = bytearray(), bytearray(b"["), 0, 0
             for _ in range(taken):
                 self._writes.task_done()
             taken = 0
@@ -976,14 +982,17 @@ class Cache:
                 if not self._still_there():  # a connection made before it was deleted
                     raise _Vanished(_VANISHED.format(path=self.path))
                 if rows:
-                    records = b"".join(packed.records for packed in rows)
-                    # the JSON arrays of the stores made one (each is `[...]`, none empty)
-                    listed = b"[%b]" % b",".join(packed.rows[1:-1] for packed in rows)
+                    if len(rows) == 1:
+                        records, listed = rows[0].records, rows[0].rows
+                    else:
+                        records = b"".join(packed.records for packed in rows)
+                        # the JSON arrays made one (each is `[...]`, none empty)
+                        listed = b"[%b]" % b",".join(packed.rows[1:-1] for packed in rows)
                     if self._json and _NUL not in listed:
                         db.execute(_INSERT_PACKED, (records, listed))
                     else:
                         db.execute("BEGIN IMMEDIATE")
-                        db.executemany(_INSERT_ROW, _unpacked(records, orjson.loads(listed)))
+                        db.executemany(_INSERT_ROW, _unpacked(bytes(records), orjson.loads(listed)))
                         db.execute("COMMIT")
                     self.stored += sum(packed.count for packed in rows)
                 if requests:
