@@ -17,6 +17,7 @@ checks unique = ok + failed + unsupported + internal + deferred.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import math
@@ -85,6 +86,10 @@ __all__ = ["NOT_REACHED", "Enricher", "Item", "Outcome"]
 NOT_REACHED = "not reached: the run stopped before it"
 #: seconds between two looks at the keys another job is asking (see `_Run.claim`)
 _RECHECK = 0.5
+#: chunks whose new keys may be looked up in the cache ahead of the one being served
+_AHEAD = 4
+#: a chunk's new keys being looked up in the cache, and those keys
+Lookup = tuple[asyncio.Task[dict[Endpoint, dict[str, CachedAnswer]]], list[Key]]
 _INTERRUPTED = "interrupted before it was sent"
 
 
@@ -794,11 +799,11 @@ class _Run:
         if self.cache is not None and self.claims is None:
             # (a shared store fills as other jobs run: every key is looked up)
             self.cache_empty = await self.cache.unanswered_endpoints(identity=self.identity)
-        # a chunk's new keys being looked up (off the event loop) while the next chunk is
-        # taken in: the two overlap rather than add up. One chunk ahead at most, served
-        # before the next one's outcome is emitted (the records' order is kept)
-        ahead: tuple[asyncio.Task[dict[Endpoint, dict[str, CachedAnswer]]], list[Key]] | None
-        ahead = None
+        # chunks' new keys being looked up (off the event loop, one lookup at a time) while
+        # the next chunks are taken in and the hits of earlier ones written: the three
+        # overlap rather than add up. `_AHEAD` chunks ahead at most, each served in its turn
+        # (the records' order is kept)
+        ahead: collections.deque[Lookup] = collections.deque()
         try:
             while True:
                 timeout = deadline if oldest is None else max(0.0, oldest + deadline - loop.time())
@@ -817,37 +822,36 @@ class _Run:
                 # the new keys are open in the ledger from here until settled (a stop defers
                 # them)
                 outcome, new = self.admission.take(chunk)
-                if ahead is not None:
-                    await self.served(*ahead)
-                    ahead = None
                 if self.cache is not None and new:
                     if outcome:
+                        # what the chunk settled as it came in follows the chunks before it
+                        await self.serve_all(ahead)
                         await self.emit(outcome)
-                    ahead = (asyncio.ensure_future(self.lookup(new)), new)
+                    elif len(ahead) >= _AHEAD:
+                        await self.serve_first(ahead)
+                    ahead.append((asyncio.ensure_future(self.lookup(new)), new))
                     # the lookup's thread starts now, before the next chunk is taken in (a
                     # queue's get does not yield while it holds a chunk)
                     await asyncio.sleep(0)
                 else:
+                    await self.serve_all(ahead)
                     full = self.batch(new, outcome)
                     if outcome:
                         await self.emit(outcome)
                     await self.dispatch(full)
                 await self.recheck()
-                if ahead is not None and self.chunk_q.empty():
-                    # no chunk to take in meanwhile: the one looked up goes on now (no chunk
-                    # waits on the queue while a lookup is ahead)
-                    await self.served(*ahead)
-                    ahead = None
+                while ahead and self.chunk_q.empty():
+                    # no chunk to take in meanwhile: the ones looked up go on now, the oldest
+                    # first (no chunk waits on the queue while lookups are ahead)
+                    await self.serve_first(ahead)
                 if not len(batcher):
                     oldest = None
                 elif oldest is None:
                     oldest = loop.time()
-            if ahead is not None:
-                await self.served(*ahead)
-                ahead = None
+            await self.serve_all(ahead)
         finally:
-            if ahead is not None:
-                ahead[0].cancel()
+            for task, _ in ahead:
+                task.cancel()
         # input done: flush, then keep flushing keys sent back for a later batch until every
         # key is resolved
         while True:
@@ -861,6 +865,17 @@ class _Run:
                     await self.progress.wait()
         for _ in range(self.settings.limits.concurrency):
             await self.batch_q.put(None)
+
+    async def serve_all(self, ahead: collections.deque[Lookup]) -> None:
+        """The chunks looked up ahead served, in their order."""
+        while ahead:
+            await self.serve_first(ahead)
+
+    async def serve_first(self, ahead: collections.deque[Lookup]) -> None:
+        """The oldest chunk looked up ahead served (left in `ahead` until it is, so that a
+        stop meanwhile cancels its lookup)."""
+        await self.served(*ahead[0])
+        ahead.popleft()
 
     async def served(
         self, looked_up: Awaitable[dict[Endpoint, dict[str, CachedAnswer]]], keys: list[Key]
