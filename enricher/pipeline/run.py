@@ -995,11 +995,26 @@ class _Run:
         hits_verdicts: list[str] = []
         lines = outcome.cached_lines
         fmt = self.cache.fmt
+        whole = not self.with_source
         for endpoint, group in by_endpoint.items():
             hits = found.get(endpoint)
             if not hits:
                 misses.extend(group)
                 continue
+            if whole and len(hits) == len(group):
+                # every key a hit (a warm run): served as they are, in one step each, if
+                # each was made just as this run would make it
+                answers = [hits.get(value) for _, value in group]
+                served = [
+                    a
+                    for a in answers
+                    if a is not None and a[1] == fmt and a[2].endswith(CACHED_TAIL)
+                ]
+                if len(served) == len(group):
+                    lines += [line for _, _, line in served]
+                    hits_keys += group
+                    hits_verdicts += [verdict for verdict, _, _ in served]
+                    continue
             for key in group:
                 hit = hits.get(key[1])
                 if hit is None:

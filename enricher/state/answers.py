@@ -174,15 +174,18 @@ _LIVE = (
 )
 #: the live rows among the keys of a JSON array, as one row: their keys, verdicts, formats
 #: and sizes (four JSON arrays, in one order), and their records end to end. The keys are
-#: joined to the index in their order, one probe each (`key IN (json_each)` first sorted
-#: them into a temporary index: 17,000 instructions a key against 11,900, measured with
-#: cachegrind over 100,000 keys in chunks of 4,600); a key given twice is a row twice
+#: sorted (in SQLite, without the GIL), then joined to the index one probe each, in the
+#: index's order: neighbouring probes share pages. Over 500,000 keys of a 500,000-row cache
+#: in chunks of 4,600 (CPU seconds, 3 runs each, alternating, load 5-6): `key IN (json_each)`
+#: (a temporary index of the keys, probed in turn) 2.22-2.49, the join in the keys' own
+#: order 2.45-2.95 (fewer instructions: 11,900 a key against 17,000, but pages all over),
+#: sorted then joined 2.17-2.20. A key given twice is a row twice
 _SELECT_PACKED = (
     "SELECT json_group_array(a.key), json_group_array(a.verdict), json_group_array(a.format),"
     " json_group_array(length(a.record)), CAST(group_concat(a.record, '') AS BLOB)"
-    " FROM json_each(?7) AS j CROSS JOIN answers AS a ON a.identity = ?1 AND a.endpoint = ?2"
-    " AND a.key = j.value WHERE a.expires_at > ?3 AND min(a.fetched_at, ?4) > ?5"
-    " AND a.fetched_at <= ?6"
+    " FROM (SELECT value FROM json_each(?7) ORDER BY 1) AS j CROSS JOIN answers AS a"
+    " ON a.identity = ?1 AND a.endpoint = ?2 AND a.key = j.value"
+    " WHERE a.expires_at > ?3 AND min(a.fetched_at, ?4) > ?5 AND a.fetched_at <= ?6"
 )
 #: a row fetched later than now by more than this was written by a clock that was ahead
 _SKEW = 60.0
