@@ -89,7 +89,7 @@ _RECHECK = 0.5
 #: chunks whose new keys may be looked up in the cache ahead of the one being served
 _AHEAD = 4
 #: a chunk's new keys being looked up in the cache, and those keys
-Lookup = tuple[asyncio.Task[dict[Endpoint, dict[str, CachedAnswer]]], list[Key]]
+Lookup = tuple[asyncio.Task[dict[Endpoint, dict[str, CachedAnswer]]], dict[Endpoint, list[Key]]]
 _INTERRUPTED = "interrupted before it was sent"
 
 
@@ -829,7 +829,8 @@ class _Run:
                         await self.emit(outcome)
                     elif len(ahead) >= _AHEAD:
                         await self.serve_first(ahead)
-                    ahead.append((asyncio.ensure_future(self.lookup(new)), new))
+                    groups = _by_endpoint(new)
+                    ahead.append((asyncio.ensure_future(self.lookup(groups)), groups))
                     # the lookup's thread starts now, before the next chunk is taken in (a
                     # queue's get does not yield while it holds a chunk)
                     await asyncio.sleep(0)
@@ -878,10 +879,12 @@ class _Run:
         ahead.popleft()
 
     async def served(
-        self, looked_up: Awaitable[dict[Endpoint, dict[str, CachedAnswer]]], keys: list[Key]
+        self,
+        looked_up: Awaitable[dict[Endpoint, dict[str, CachedAnswer]]],
+        keys: dict[Endpoint, list[Key]],
     ) -> None:
-        """`keys` served from the store's answers (`looked_up`): the hits emitted, the
-        others claimed and batched (the full batches handed to the workers)."""
+        """`keys` (by endpoint) served from the store's answers (`looked_up`): the hits
+        emitted, the others claimed and batched (the full batches handed to the workers)."""
         outcome = Outcome()
         hits = await looked_up
         new = await self.claim(self.from_cache(keys, hits, outcome))
@@ -935,8 +938,9 @@ class _Run:
         if not self.elsewhere or now < self.recheck_at:
             return
         self.recheck_at = now + _RECHECK
-        keys, self.elsewhere = self.elsewhere, []
-        await self.served(self.lookup(keys), keys)
+        groups = _by_endpoint(self.elsewhere)
+        self.elsewhere = []
+        await self.served(self.lookup(groups), groups)
 
     async def dispatch(self, batches: Sequence[Batch]) -> None:
         """Hand batches to the workers (or defer them, when the run is halted)."""
@@ -959,20 +963,21 @@ class _Run:
             full = self.batcher.add_all(new)
         return full
 
-    async def lookup(self, keys: list[Key]) -> dict[Endpoint, dict[str, CachedAnswer]]:
-        """The store's answers for `keys`, by endpoint, in one call (the store reads off the
+    async def lookup(
+        self, keys: dict[Endpoint, list[Key]]
+    ) -> dict[Endpoint, dict[str, CachedAnswer]]:
+        """The store's answers for `keys` (by endpoint), in one call (the store reads off the
         event loop: a read may wait for another process's lock)."""
         cache = self.cache
         assert cache is not None
         by_endpoint: dict[Endpoint, list[str]] = {}
         skipped = 0
-        for t, value in keys:
-            endpoint = ENDPOINT_OF[t]
+        for endpoint, group in keys.items():
             if endpoint in self.cache_empty:
                 # nothing to find: each key is asked once in a run, before it is stored
-                skipped += 1
+                skipped += len(group)
             else:
-                by_endpoint.setdefault(endpoint, []).append(value)
+                by_endpoint[endpoint] = [value for _, value in group]
         if skipped:
             cache.tally(misses=skipped)
         if not by_endpoint:
@@ -981,15 +986,13 @@ class _Run:
 
     def from_cache(
         self,
-        keys: list[Key],
+        by_endpoint: dict[Endpoint, list[Key]],
         found: dict[Endpoint, dict[str, CachedAnswer]],
         outcome: Outcome,
     ) -> list[Key]:
-        """Record lines for the keys the cache answered (`found`); the keys it did not."""
+        """Record lines for the keys (by endpoint) the cache answered (`found`); the keys it
+        did not."""
         assert self.cache is not None
-        by_endpoint: dict[Endpoint, list[Key]] = {}
-        for key in keys:
-            by_endpoint.setdefault(ENDPOINT_OF[key[0]], []).append(key)
         misses: list[Key] = []
         hits_keys: list[Key] = []
         hits_verdicts: list[str] = []
@@ -1088,6 +1091,19 @@ class _Run:
     def abandon(self, why: str) -> Outcome:
         """Every key not yet settled, deferred: the run is stopping."""
         return Outcome(deferred=self.ledger.abandon(why))
+
+
+def _by_endpoint(keys: list[Key]) -> dict[Endpoint, list[Key]]:
+    """`keys` by the endpoint that answers them, each group in their order."""
+    groups: dict[Endpoint, list[Key]] = {}
+    for key in keys:
+        endpoint = ENDPOINT_OF[key[0]]
+        group = groups.get(endpoint)
+        if group is None:
+            groups[endpoint] = [key]
+        else:
+            group.append(key)
+    return groups
 
 
 def _on(loop: asyncio.AbstractEventLoop) -> bool:
