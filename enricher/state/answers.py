@@ -172,18 +172,20 @@ _LIVE = (
     "WHERE identity = ?1 AND endpoint = ?2 AND expires_at > ?3 AND min(fetched_at, ?4) > ?5"
     " AND fetched_at <= ?6"
 )
-#: the live rows among the keys of a JSON array, as one row: their keys, verdicts, formats
-#: and sizes (four JSON arrays, in one order), and their records end to end. The keys are
-#: sorted (in SQLite, without the GIL), then joined to the index one probe each, in the
+#: the live rows among the keys of a JSON array, as one row: where their keys are in the
+#: array (the hits are keyed by the caller's own strings, hashed already), their verdicts,
+#: formats and sizes (four JSON arrays, in one order), and their records end to end. The
+#: keys are sorted (in SQLite, without the GIL), then joined to the index one probe each, in the
 #: index's order: neighbouring probes share pages. Over 500,000 keys of a 500,000-row cache
 #: in chunks of 4,600 (CPU seconds, 3 runs each, alternating, load 5-6): `key IN (json_each)`
 #: (a temporary index of the keys, probed in turn) 2.22-2.49, the join in the keys' own
 #: order 2.45-2.95 (fewer instructions: 11,900 a key against 17,000, but pages all over),
 #: sorted then joined 2.17-2.20. A key given twice is a row twice
 _SELECT_PACKED = (
-    "SELECT json_group_array(a.key), json_group_array(a.verdict), json_group_array(a.format),"
+    "SELECT json_group_array(j.i), json_group_array(a.verdict), json_group_array(a.format),"
     " json_group_array(length(a.record)), CAST(group_concat(a.record, '') AS BLOB)"
-    " FROM (SELECT value FROM json_each(?7) ORDER BY 1) AS j CROSS JOIN answers AS a"
+    " FROM (SELECT key AS i, value FROM json_each(?7) ORDER BY value) AS j"
+    " CROSS JOIN answers AS a"
     " ON a.identity = ?1 AND a.endpoint = ?2 AND a.key = j.value"
     " WHERE a.expires_at > ?3 AND min(a.fetched_at, ?4) > ?5 AND a.fetched_at <= ?6"
 )
@@ -1126,14 +1128,14 @@ class Cache:
             self._lookup_slices(keys, where, found)
             return
         try:
-            found_keys, found_verdicts, found_formats, found_sizes, records = self._db.execute(
+            found_at, found_verdicts, found_formats, found_sizes, records = self._db.execute(
                 _SELECT_PACKED, (*where, asked)
             ).fetchone()
         except sqlite3.DataError:  # "string or blob too big": it broke the cache
             self._lookup_slices(keys, where, found)
             return
         try:
-            names: list[str] = orjson.loads(found_keys)
+            names = list(map(keys.__getitem__, orjson.loads(found_at)))
             if not names:
                 return
             sizes: list[int] = orjson.loads(found_sizes)
