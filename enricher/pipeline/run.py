@@ -17,6 +17,7 @@ checks unique = ok + failed + unsupported + internal + deferred.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import math
@@ -85,6 +86,10 @@ __all__ = ["NOT_REACHED", "Enricher", "Item", "Outcome"]
 NOT_REACHED = "not reached: the run stopped before it"
 #: seconds between two looks at the keys another job is asking (see `_Run.claim`)
 _RECHECK = 0.5
+#: chunks whose new keys may be looked up in the cache ahead of the one being served
+_AHEAD = 4
+#: a chunk's new keys being looked up in the cache, and those keys
+Lookup = tuple[asyncio.Task[dict[Endpoint, dict[str, CachedAnswer]]], dict[Endpoint, list[Key]]]
 _INTERRUPTED = "interrupted before it was sent"
 
 
@@ -794,11 +799,11 @@ class _Run:
         if self.cache is not None and self.claims is None:
             # (a shared store fills as other jobs run: every key is looked up)
             self.cache_empty = await self.cache.unanswered_endpoints(identity=self.identity)
-        # a chunk's new keys being looked up (off the event loop) while the next chunk is
-        # taken in: the two overlap rather than add up. One chunk ahead at most, served
-        # before the next one's outcome is emitted (the records' order is kept)
-        ahead: tuple[asyncio.Task[dict[Endpoint, dict[str, CachedAnswer]]], list[Key]] | None
-        ahead = None
+        # chunks' new keys being looked up (off the event loop, one lookup at a time) while
+        # the next chunks are taken in and the hits of earlier ones written: the three
+        # overlap rather than add up. `_AHEAD` chunks ahead at most, each served in its turn
+        # (the records' order is kept)
+        ahead: collections.deque[Lookup] = collections.deque()
         try:
             while True:
                 timeout = deadline if oldest is None else max(0.0, oldest + deadline - loop.time())
@@ -817,37 +822,37 @@ class _Run:
                 # the new keys are open in the ledger from here until settled (a stop defers
                 # them)
                 outcome, new = self.admission.take(chunk)
-                if ahead is not None:
-                    await self.served(*ahead)
-                    ahead = None
                 if self.cache is not None and new:
                     if outcome:
+                        # what the chunk settled as it came in follows the chunks before it
+                        await self.serve_all(ahead)
                         await self.emit(outcome)
-                    ahead = (asyncio.ensure_future(self.lookup(new)), new)
+                    elif len(ahead) >= _AHEAD:
+                        await self.serve_first(ahead)
+                    groups = _by_endpoint(new)
+                    ahead.append((asyncio.ensure_future(self.lookup(groups)), groups))
                     # the lookup's thread starts now, before the next chunk is taken in (a
                     # queue's get does not yield while it holds a chunk)
                     await asyncio.sleep(0)
                 else:
+                    await self.serve_all(ahead)
                     full = self.batch(new, outcome)
                     if outcome:
                         await self.emit(outcome)
                     await self.dispatch(full)
                 await self.recheck()
-                if ahead is not None and self.chunk_q.empty():
-                    # no chunk to take in meanwhile: the one looked up goes on now (no chunk
-                    # waits on the queue while a lookup is ahead)
-                    await self.served(*ahead)
-                    ahead = None
+                while ahead and self.chunk_q.empty():
+                    # no chunk to take in meanwhile: the ones looked up go on now, the oldest
+                    # first (no chunk waits on the queue while lookups are ahead)
+                    await self.serve_first(ahead)
                 if not len(batcher):
                     oldest = None
                 elif oldest is None:
                     oldest = loop.time()
-            if ahead is not None:
-                await self.served(*ahead)
-                ahead = None
+            await self.serve_all(ahead)
         finally:
-            if ahead is not None:
-                ahead[0].cancel()
+            for task, _ in ahead:
+                task.cancel()
         # input done: flush, then keep flushing keys sent back for a later batch until every
         # key is resolved
         while True:
@@ -862,11 +867,24 @@ class _Run:
         for _ in range(self.settings.limits.concurrency):
             await self.batch_q.put(None)
 
+    async def serve_all(self, ahead: collections.deque[Lookup]) -> None:
+        """The chunks looked up ahead served, in their order."""
+        while ahead:
+            await self.serve_first(ahead)
+
+    async def serve_first(self, ahead: collections.deque[Lookup]) -> None:
+        """The oldest chunk looked up ahead served (left in `ahead` until it is, so that a
+        stop meanwhile cancels its lookup)."""
+        await self.served(*ahead[0])
+        ahead.popleft()
+
     async def served(
-        self, looked_up: Awaitable[dict[Endpoint, dict[str, CachedAnswer]]], keys: list[Key]
+        self,
+        looked_up: Awaitable[dict[Endpoint, dict[str, CachedAnswer]]],
+        keys: dict[Endpoint, list[Key]],
     ) -> None:
-        """`keys` served from the store's answers (`looked_up`): the hits emitted, the
-        others claimed and batched (the full batches handed to the workers)."""
+        """`keys` (by endpoint) served from the store's answers (`looked_up`): the hits
+        emitted, the others claimed and batched (the full batches handed to the workers)."""
         outcome = Outcome()
         hits = await looked_up
         new = await self.claim(self.from_cache(keys, hits, outcome))
@@ -920,8 +938,9 @@ class _Run:
         if not self.elsewhere or now < self.recheck_at:
             return
         self.recheck_at = now + _RECHECK
-        keys, self.elsewhere = self.elsewhere, []
-        await self.served(self.lookup(keys), keys)
+        groups = _by_endpoint(self.elsewhere)
+        self.elsewhere = []
+        await self.served(self.lookup(groups), groups)
 
     async def dispatch(self, batches: Sequence[Batch]) -> None:
         """Hand batches to the workers (or defer them, when the run is halted)."""
@@ -944,20 +963,21 @@ class _Run:
             full = self.batcher.add_all(new)
         return full
 
-    async def lookup(self, keys: list[Key]) -> dict[Endpoint, dict[str, CachedAnswer]]:
-        """The store's answers for `keys`, by endpoint, in one call (the store reads off the
+    async def lookup(
+        self, keys: dict[Endpoint, list[Key]]
+    ) -> dict[Endpoint, dict[str, CachedAnswer]]:
+        """The store's answers for `keys` (by endpoint), in one call (the store reads off the
         event loop: a read may wait for another process's lock)."""
         cache = self.cache
         assert cache is not None
         by_endpoint: dict[Endpoint, list[str]] = {}
         skipped = 0
-        for t, value in keys:
-            endpoint = ENDPOINT_OF[t]
+        for endpoint, group in keys.items():
             if endpoint in self.cache_empty:
                 # nothing to find: each key is asked once in a run, before it is stored
-                skipped += 1
+                skipped += len(group)
             else:
-                by_endpoint.setdefault(endpoint, []).append(value)
+                by_endpoint[endpoint] = [value for _, value in group]
         if skipped:
             cache.tally(misses=skipped)
         if not by_endpoint:
@@ -966,25 +986,38 @@ class _Run:
 
     def from_cache(
         self,
-        keys: list[Key],
+        by_endpoint: dict[Endpoint, list[Key]],
         found: dict[Endpoint, dict[str, CachedAnswer]],
         outcome: Outcome,
     ) -> list[Key]:
-        """Record lines for the keys the cache answered (`found`); the keys it did not."""
+        """Record lines for the keys (by endpoint) the cache answered (`found`); the keys it
+        did not."""
         assert self.cache is not None
-        by_endpoint: dict[Endpoint, list[Key]] = {}
-        for key in keys:
-            by_endpoint.setdefault(ENDPOINT_OF[key[0]], []).append(key)
         misses: list[Key] = []
         hits_keys: list[Key] = []
         hits_verdicts: list[str] = []
         lines = outcome.cached_lines
         fmt = self.cache.fmt
+        whole = not self.with_source
         for endpoint, group in by_endpoint.items():
             hits = found.get(endpoint)
             if not hits:
                 misses.extend(group)
                 continue
+            if whole and len(hits) == len(group):
+                # every key a hit (a warm run): served as they are, in one step each, if
+                # each was made just as this run would make it
+                answers = [hits.get(value) for _, value in group]
+                served = [
+                    a
+                    for a in answers
+                    if a is not None and a[1] == fmt and a[2].endswith(CACHED_TAIL)
+                ]
+                if len(served) == len(group):
+                    lines += [line for _, _, line in served]
+                    hits_keys += group
+                    hits_verdicts += [verdict for verdict, _, _ in served]
+                    continue
             for key in group:
                 hit = hits.get(key[1])
                 if hit is None:
@@ -1058,6 +1091,19 @@ class _Run:
     def abandon(self, why: str) -> Outcome:
         """Every key not yet settled, deferred: the run is stopping."""
         return Outcome(deferred=self.ledger.abandon(why))
+
+
+def _by_endpoint(keys: list[Key]) -> dict[Endpoint, list[Key]]:
+    """`keys` by the endpoint that answers them, each group in their order."""
+    groups: dict[Endpoint, list[Key]] = {}
+    for key in keys:
+        endpoint = ENDPOINT_OF[key[0]]
+        group = groups.get(endpoint)
+        if group is None:
+            groups[endpoint] = [key]
+        else:
+            group.append(key)
+    return groups
 
 
 def _on(loop: asyncio.AbstractEventLoop) -> bool:

@@ -364,3 +364,37 @@ async def test_a_400_naming_its_key_fails_that_key_only() -> None:
     assert len(records) == 40
     assert requests <= 1 + len(sha256s)  # one request per refused key, no bisection
     assert stats.bisections == 0
+
+
+async def test_a_warm_run_looks_chunks_up_ahead_and_keeps_their_order() -> None:
+    """Every key a hit: the lookups of the next chunks are under way while a chunk is
+    served (more than one at once), and the records still come in the input's order."""
+    from enricher.state.memory import MemoryAnswers
+
+    class Watched(MemoryAnswers):
+        busy = most = 0
+
+        async def answers(self, keys: Any, *, identity: Any) -> Any:
+            self.busy += 1
+            self.most = max(self.most, self.busy)
+            try:
+                await asyncio.sleep(0.01)  # a lookup takes a while, off the event loop
+                return await super().answers(keys, identity=identity)
+            finally:
+                self.busy -= 1
+
+    iocs = [f"w{i}.example.com" for i in range(6000)]  # 6 chunks of 1,000
+    store = Watched()
+    async with Emulator(EmulatorConfig()) as emu:
+        s = settings_for(emu)
+        async with Enricher(s, cache=store, cache_owner=False) as e:
+            cold = [item["ioc"] async for item in e.enrich(iocs)]
+        asked = emu.stats()["total_requests"]
+        store.most = 0
+        stats = RunStats()
+        async with Enricher(s, cache=store, cache_owner=False, stats=stats) as e:
+            warm = [item["ioc"] async for item in e.enrich(iocs)]
+        assert emu.stats()["total_requests"] == asked  # every key a hit
+    assert sorted(cold) == sorted(iocs) and warm == iocs
+    assert stats.cached == len(iocs) and stats.invariant_holds
+    assert store.most > 1

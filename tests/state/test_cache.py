@@ -484,6 +484,28 @@ def test_an_unreadable_row_is_asked_again(tmp_path: Path) -> None:
     cache.close()
 
 
+def test_a_key_asked_twice_in_one_lookup_is_one_hit(tmp_path: Path) -> None:
+    """The lookup joins the keys asked to the index one by one: a key given twice is found
+    twice, and still one hit (or one unreadable row: one copied over another key's)."""
+    path = tmp_path / "cache.sqlite3"
+    cache = new_cache(path)
+    keys = ["a.com", "b.com", "c.com"]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    found = cache.lookup(Endpoint.DOMAIN, ["b.com", "a.com", "b.com", "x.com"])
+    assert set(found) == {"a.com", "b.com"} and cache.hits == 2 and cache.misses == 2
+    assert found["b.com"][2] == line_of("b.com").replace(b"false}", b"true}")
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "UPDATE answers SET record = (SELECT record FROM answers WHERE key = 'c.com')"
+            " WHERE key = 'a.com'"
+        )
+    db.close()
+    assert set(cache.lookup(Endpoint.DOMAIN, ["a.com", "a.com", "b.com"])) == {"b.com"}
+    assert cache.unreadable == 1
+    cache.close()
+
+
 # -- migration -----------------------------------------------------------------------------
 
 
