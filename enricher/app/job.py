@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -384,6 +385,32 @@ def warn_send_internal(settings: Settings) -> None:
 
 #: the cyclic collector's first threshold while a job runs (`_run_locked`)
 _GC_YOUNG = 20_000
+#: the thresholds before the first of the jobs running in this process raised it, and how
+#: many run: jobs that overlap (a library running two) give them back when the last ends
+_gc_saved: tuple[int, ...] | None = None
+_gc_jobs = 0
+_gc_lock = threading.Lock()
+
+
+def _gc_young_begin() -> None:
+    """The collector's first threshold raised for a job that starts (the first of those
+    running saves the thresholds)."""
+    global _gc_saved, _gc_jobs
+    with _gc_lock:
+        if _gc_jobs == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(_GC_YOUNG, *_gc_saved[1:])
+        _gc_jobs += 1
+
+
+def _gc_young_end() -> None:
+    """A job that raised the threshold ends: the last of those running gives it back."""
+    global _gc_saved, _gc_jobs
+    with _gc_lock:
+        _gc_jobs -= 1
+        if _gc_jobs == 0 and _gc_saved is not None:
+            gc.set_threshold(*_gc_saved)
+            _gc_saved = None
 
 
 async def run_job(job: Job, settings: Settings) -> int:
@@ -471,7 +498,7 @@ async def _run_locked(
     fatal: FatalError | None = None
     files: _Files | None = None
     first: list[str] = []
-    gc_thresholds: tuple[int, ...] | None = None
+    gc_young = False
     try:
         if stopper.stopping:  # a signal came while the run was being checked
             raise Abandoned
@@ -510,8 +537,8 @@ async def _run_locked(
         # thousands a minute, nearly all gone within a batch) collected every 20,000
         # allocations rather than 700: 891 fewer instructions per unique IOC on 100,000 tidy
         # lines (benchmarks.instructions); the thresholds are given back as the job ends
-        gc_thresholds = gc.get_threshold()
-        gc.set_threshold(_GC_YOUNG, *gc_thresholds[1:])
+        _gc_young_begin()
+        gc_young = True
         live = job.progress if job.progress is not None else sys.stderr.isatty()
         progress = Progress(
             stats,
@@ -577,8 +604,8 @@ async def _run_locked(
     except FatalError as exc:
         fatal = fatal or exc
     finally:
-        if gc_thresholds is not None:
-            gc.set_threshold(*gc_thresholds)
+        if gc_young:
+            _gc_young_end()
         waiting: list[tuple[str, str, str]] | None = None  # the job's list, for the state
         try:
             if files is not None and files.deferred.complete:

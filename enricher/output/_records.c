@@ -141,8 +141,11 @@ static PyObject *field(PyObject *o, PyObject *name, Slot *s)
     }
     s->type = NULL;
     PyObject *d = _PyType_Lookup(t, name); /* borrowed; gives the type a version tag */
+    /* (a member descriptor of another type, set on this one, refuses its objects in
+       getattr: its offset is not one of theirs) */
     if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)
-        && (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)) {
+        && (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG)
+        && PyType_IsSubtype(t, ((PyDescrObject *)d)->d_type)) {
         PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
         if (m->type == T_OBJECT_EX)
             *s = (Slot){t, t->tp_version_tag, name, m->offset};

@@ -4,6 +4,7 @@ or leaves the entry to it."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 import sysconfig
 import types
@@ -170,3 +171,36 @@ def test_a_field_is_read_as_getattr_reads_it_after_its_type_changes() -> None:
     assert source_of() == "Old"  # (read from the slot)
     Classification.source = property(lambda self: "New")  # type: ignore[assignment,method-assign]
     assert source_of() == "New"
+
+
+def test_a_member_of_another_type_set_on_a_struct_is_refused_as_getattr_refuses_it() -> None:
+    # a member descriptor of an unrelated type, set on a struct's type: getattr refuses the
+    # struct's objects (TypeError); the C read it from its remembered offset, past the
+    # object's end (a segfault on the second read). In a process of its own.
+    if records.C_LINE is None:
+        pytest.skip("the C module is not built")
+    code = """if True:
+        import msgspec, orjson
+        from enricher.api import protocol
+        from enricher.api.protocol import read_entry
+        from enricher.output import records
+
+        class Big(msgspec.Struct):
+            a: object = None; b: object = None; c: object = None; d: object = None
+            e: object = None; f: object = None; g: object = None; h: object = None
+
+        class Classification(protocol._Classification, gc=False):
+            pass
+
+        Classification.source = Big.__dict__["h"]
+        entry, raw = read_entry(orjson.dumps({"aggregatedResult": {}}))
+        entry.aggregatedResult.maliciousClassification = Classification("malware", 3, 1, "x")
+        for _ in range(3):
+            try:
+                records.C_LINE(b',"type":"md5"', "0" * 32, entry, raw, {}, 1, b"}")
+            except TypeError:
+                print("refused")
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.split() == ["refused"] * 3, done
