@@ -57,6 +57,7 @@ import ipaddress
 import re
 import socket
 import string
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 from ..ioc import IocType
@@ -249,6 +250,10 @@ class _Scan:
         # where line `original_at[0]` (counted from 0) of `original` starts: a line is found
         # from the last one asked for (the passes ask for them in order), not by splitting
         self.original_at = (0, 0)
+        # defanged_on's line: its number, its refanged and written forms, and how often each
+        # string stands alone in each (None when they are the same)
+        self.alone_on: tuple[int, str, str, tuple[Counter[str], Counter[str]] | None] | None
+        self.alone_on = None
         refanged = refang(text)
         self.defanged = refanged is not text
         self.text = "\n" + refanged
@@ -282,12 +287,21 @@ class _Scan:
         defanged. (Alone: `2::` is not counted inside `2002::`.)"""
         if not self.defanged:
             return False
-        text = self.text
-        end = text.find("\n", start)
-        here = text[text.rfind("\n", 0, start) + 1 : end if end >= 0 else len(text)]
-        written_there = self.original_line(line)
-        if here == written_there:
+        # the line's two forms, and what stands alone in each, are found once a line: asked
+        # for each candidate, a line of thousands of them took quadratic time
+        known = self.alone_on
+        if known is None or known[0] != line:
+            text = self.text
+            end = text.find("\n", start)
+            here = text[text.rfind("\n", 0, start) + 1 : end if end >= 0 else len(text)]
+            there = self.original_line(line)
+            counts = None if here == there else (_alone_counts(here), _alone_counts(there))
+            known = self.alone_on = (line, here, there, counts)
+        _, here, written_there, counts = known
+        if counts is None:
             return False  # nothing on this line was defanged
+        if len(written) <= _ALONE_MAX:
+            return counts[0][written] > counts[1][written]
         alone = re.compile(rf"(?<![0-9A-Za-z:.]){re.escape(written)}(?![0-9A-Za-z:])")
         return len(alone.findall(here)) > len(alone.findall(written_there))
 
@@ -731,6 +745,28 @@ def _py_ipv6_spans(text: str) -> list[int]:
     for found in _ipv6_candidates(text):
         out += found.span(1)
     return out
+
+
+# what `(?<![0-9A-Za-z:.])W(?![0-9A-Za-z:])` (W standing alone) can start at: a whole run of
+# these characters
+_ALONE_RUN = re.compile(r"[0-9A-Za-z:.]+")
+_ALONE_MAX = 64
+
+
+def _alone_counts(line: str) -> Counter[str]:
+    """How often each string W of [0-9A-Za-z:.] up to _ALONE_MAX characters long stands
+    alone in `line`, as `len(re.findall(rf"(?<![0-9A-Za-z:.]){re.escape(W)}(?![0-9A-Za-z:])",
+    line))` counts it: a match starts a run of those characters, and is the whole run or
+    the part of it before one of its dots."""
+    counts: Counter[str] = Counter()
+    for run in _ALONE_RUN.findall(line):
+        if len(run) <= _ALONE_MAX:
+            counts[run] += 1
+        dot = run.find(".", 1, _ALONE_MAX + 1)
+        while dot > 0:
+            counts[run[:dot]] += 1
+            dot = run.find(".", dot + 1, _ALONE_MAX + 1)
+    return counts
 
 
 def _after_key(text: str, at: int, past: int) -> re.Match[str] | None:

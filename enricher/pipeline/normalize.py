@@ -165,10 +165,12 @@ def refang(text: str) -> str:
     """
     if " DOT " in text:
         text = _SPELLED_DOT.sub(".", text)
-    if "[.]" in text and _refang_windows is _py_refang_windows:
+    if "[.]" in text:
         # the commonest defanging, where nothing next to it makes it part of another, is
-        # replaced in one C pass: the Python windows below are then fewer (a test checks the
-        # result is the same as without this; the windows in C take it as fast themselves)
+        # replaced in one C pass: the windows below are then fewer. The C windows need it
+        # too: without it `<[.]>` is left `<.>` (the pass makes `<.>`, which the windows
+        # take), and the windows, placed around other triggers, may end elsewhere (a trailing
+        # space of ` [at] ` kept or not): the result would differ from the Python's
         text = _LONE_DOT.sub(".", text)
     return _refang_windows(text)
 

@@ -434,11 +434,12 @@ def test_the_ipv6_candidates_in_c_are_the_python_ones(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     ["x[.]y", "x[.][.]y", "([.])", "\\[.]", "a[.] b", "a[.]]b", "hxxp[.]", "a [.] b", "a.[.]b",
-     "[[.]", "[.]:", "é[.]é", "[.]" * 30, ("evil[.]com " * 5).strip()],
+     "[[.]", "[.]:", "é[.]é", "[.]" * 30, ("evil[.]com " * 5).strip(), "evil<[.]>com",
+     "<[.]>", "[.]12:45::p\n\t [at] ", "(dot)][.]\x85Af} [at] evil.com"],
 )  # fmt: skip
-def test_refang_with_the_windows_in_c_needs_no_pass_for_the_lone_dot_first(text: str) -> None:
-    # the Python windows take the lone `[.]` first (fewer windows); the C, no faster that way,
-    # takes it in its windows, with the same result
+def test_refang_with_the_windows_in_c_is_the_python_s_after_the_lone_dot(text: str) -> None:
+    # the lone `[.]` is taken first for the C windows too: without it `<[.]>` would be left
+    # `<.>`, and windows placed elsewhere may end elsewhere (` [at] `'s trailing space)
     python = normalize_module._py_refang_windows(normalize_module._LONE_DOT.sub(".", text))
     assert normalize_module.refang(text) == python
     with patch.object(normalize_module, "_refang_windows", normalize_module._py_refang_windows):

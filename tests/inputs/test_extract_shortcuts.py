@@ -150,3 +150,37 @@ def test_the_lines_of_the_original_are_those_a_split_gives(
     asked = data.draw(st.lists(st.integers(0, len(want) - 1), max_size=20))
     for index in asked:  # in any order: the passes each ask from the first line again
         assert scan.original_line(index + 5) == want[index]
+
+
+# what stands alone (or not) for defanged_on: runs of its characters, dots inside and after,
+# and what ends a run
+_ALONE_PIECES = st.sampled_from(
+    ["1", "a", "Z", "g", ":", "::", ".", "..", " ", "-", "é", "\n", "[", "1::", "12:45::", "2::.",
+     "a" * 70, "1." * 40]
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_ALONE_PIECES, max_size=20).map("".join), st.data())
+def test_what_stands_alone_is_counted_as_the_pattern_finds_it(
+    line: str, data: st.DataObject
+) -> None:
+    counts = extract_module._alone_counts(line)
+    runs = re.findall(r"[0-9A-Za-z:.]+", line)
+    written = data.draw(
+        st.sampled_from([r[:k] for r in runs for k in range(1, min(len(r), 64) + 1)] or ["1::"])
+    )
+    alone = re.compile(rf"(?<![0-9A-Za-z:.]){re.escape(written)}(?![0-9A-Za-z:])")
+    assert counts[written] == len(alone.findall(line))
+
+
+def test_a_defanged_line_of_many_ipv6_candidates_is_read_once() -> None:
+    # each candidate that does not look like IPv6 asks whether it was defanged on its line:
+    # the line is read for that once, not once a candidate (20,000 of them took minutes)
+    line = "evil[.]com " + " ".join(f"12:{i % 60}::" for i in range(20_000))
+    with patch.object(
+        extract_module._Scan, "original_line", autospec=True,
+        side_effect=extract_module._Scan.original_line,
+    ) as original_line:  # fmt: skip
+        assert extract_lines(line, 1) == (["evil.com"], [1])
+    assert original_line.call_count == 1
