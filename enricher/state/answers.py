@@ -106,6 +106,24 @@ CREATE TABLE deferred (
 );
 """
 
+#: where the writer appends a run's answers (the columns of `answers`, no index but the rowid:
+#: an append costs the same at any size), until they are merged into `answers` in the key
+#: index's order (`_MERGE`). Made on opening (a cache made before it has none; one opened
+#: by an enricher without it is refused, as any unknown table)
+_STAGED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS staged (
+    identity INTEGER NOT NULL,
+    endpoint INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    verdict INTEGER NOT NULL,
+    format INTEGER NOT NULL,
+    record BLOB NOT NULL,
+    fetched_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+)
+"""
+_STAGED = ("table", "staged")
+
 #: what sqlite_master holds in a layout-2 cache (enricher 0.1.0), and nothing else
 _LAYOUT_2_OBJECTS = {
     ("table", "answers"),
@@ -130,6 +148,7 @@ _LAYOUT_3_LEFTOVERS = {
     ("table", "formats"),
     ("index", "sqlite_autoindex_formats_1"),
     ("table", "quota"),
+    _STAGED,
 }
 #: how the record line of a row's key begins, `% key.encode()` (a record line's first field
 #: is its IOC, which no JSON escape changes: a normalized IOC has none of the characters JSON
@@ -364,23 +383,17 @@ class _Packed:
     count: int
 
 
-#: one statement inserts a commit's rows, alone in its transaction: SQLite steps through
-#: them without the GIL, where `executemany` took and gave back the GIL at each row, waiting
-#: each time for the event loop to let go of it. Alone, as SQLite makes no statement journal
-#: for a statement that is its transaction: in a transaction of several, an INSERT OR
-#: REPLACE of many rows (which may abort: NOT NULL columns) copied every page it changed to
-#: a temporary file first, before the WAL (at 500,000 rows, 4.3 GB of 5.6 GB written). In
-#: the key index's order (rows of one key in the order they came: the last one stays), so
-#: that the commit changes each page of the index once, in turn; eviction takes the oldest
-#: by rowid, and a commit's rows are as old as one another
+#: one statement appends a commit's rows to `staged`, alone in its transaction: SQLite steps
+#: through them without the GIL, where `executemany` took and gave back the GIL at each row,
+#: waiting each time for the event loop to let go of it. Alone, as SQLite makes no statement
+#: journal for a statement that is its transaction (see `_merge`). Appended as they came:
+#: the merge sorts them
 _INSERT_PACKED = (
-    "INSERT OR REPLACE INTO answers SELECT json_extract(r.value, '$[0]'),"
+    "INSERT INTO staged SELECT json_extract(r.value, '$[0]'),"
     " json_extract(r.value, '$[1]'), json_extract(r.value, '$[2]'),"
     " json_extract(r.value, '$[3]'), json_extract(r.value, '$[4]'),"
     " substr(?1, json_extract(r.value, '$[5]'), json_extract(r.value, '$[6]')),"
     " json_extract(r.value, '$[7]'), json_extract(r.value, '$[8]') FROM json_each(?2) AS r"
-    " ORDER BY json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'),"
-    " json_extract(r.value, '$[2]'), r.key"
 )
 #: a NUL in a key, as JSON: SQLite's JSON functions (3.40) end such a text at the NUL, so its
 #: row is written and read a row at a time (the packed insert wrote 'a\0b' as 'a', replacing
@@ -393,7 +406,24 @@ _FRAME_HEAD = 18
 #: after a frame that claims 0 (an empty line), and past 2**63 its buffer's size overflows
 #: and it writes past it (the process aborts, or worse); decompress() refuses those itself
 _LINE_MAX = 1 << 26
-_INSERT_ROW = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ROW = "INSERT INTO staged VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+#: the staged rows into `answers`, in the key index's order (a key staged twice: its last
+#: row stays), so that the merge changes each page of the index once, in turn: where a
+#: commit's rows inserted at random places rewrote nearly every page of an index that grows
+#: with the run, at each commit. Only the keys are sorted (a row's record is read once, by
+#: its rowid, as it is inserted: `LIMIT -1` keeps the subquery's ORDER BY, which SQLite
+#: drops from a subquery of a join without a LIMIT); eviction takes the oldest by rowid, and
+#: a merge's rows are taken as old as one another
+_MERGE = (
+    "INSERT OR REPLACE INTO answers SELECT identity, endpoint, key, verdict, format, record,"
+    " fetched_at, expires_at FROM staged WHERE rowid <= ?1 ORDER BY identity, endpoint, key, rowid"
+)
+#: rows staged before they are merged: at least this many, and at least this share of the
+#: rows the index holds (a merge rewrites the pages of the index it touches: as the index
+#: grows, merges come further apart, so a run's rows are each merged once and the index
+#: rewritten a few times over the run, not at each commit)
+_MERGE_MIN = 20_000
+_MERGE_SHARE = 0.5
 
 
 def _unpacked(records: bytes, rows: Iterable[_PackedRow]) -> list[_Row]:
@@ -494,6 +524,9 @@ class Cache:
         self._writes: queue.Queue[_Item | None] = queue.Queue(maxsize=_WRITES_BEHIND)
         #: set by `close`: the writer's queue takes nothing more (after the None that ends it)
         self._ended = False
+        #: the writer's: rows it staged since the last merge, and whether a merge was asked
+        self._staged = 0
+        self._merge_asked = False
         self._writer = threading.Thread(target=self._write_loop, name="cache-writer", daemon=True)
         self._writer.start()
 
@@ -602,7 +635,7 @@ class Cache:
             # 0.1.0 run took it over since, and was killed before a checkpoint
             self._migrate(APPLICATION_ID)
             return "ours"
-        if objects != _layout_3_objects():
+        if objects - {_STAGED} != _layout_3_objects():
             raise _refuse(
                 path, "carries enricher's marker but not the tables of its cache", _ANOTHER_PATH
             )
@@ -854,9 +887,15 @@ class Cache:
 
     def _load(self, db: sqlite3.Connection) -> None:
         """What every run reads first: the file's key (for identities), the record formats;
-        whether this SQLite has JSON functions (built in since 3.38, an option before)."""
+        whether this SQLite has JSON functions (built in since 3.38, an option before).
+        Makes the staging table where there is none, and merges what it holds."""
         (key,) = db.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
         self._key = bytes(key)
+        db.execute(_STAGED_SCHEMA)
+        # rows a run staged and did not merge (it was killed, or is running now): merged
+        # now, so that this run is served them
+        if db.execute("SELECT 1 FROM staged LIMIT 1").fetchone() is not None:
+            self._merge(db)
         self._fmt_id = _intern(db, "formats", "fmt", self.fmt)
         self._formats = dict(db.execute("SELECT id, fmt FROM formats"))
         self._json = _has_json(db)
@@ -917,6 +956,8 @@ class Cache:
                 item = _FLUSH  # waited long enough for more
             else:
                 taken += 1
+                # `flush` and `close` want every row merged, so that lookups see them
+                self._merge_asked = self._merge_asked or item is _FLUSH or item is None
             if item is None:
                 last = True
             elif item is not _FLUSH:
@@ -986,8 +1027,9 @@ class Cache:
         """Write `rows` (compressed), in one statement that is its own transaction (rows in
         the order they came: eviction takes the oldest by rowid), then count `requests`; the
         connection, made on first use."""
+        asked, self._merge_asked = self._merge_asked, False
         try:
-            if not self.broken and (rows or requests):
+            if not self.broken and (rows or requests or (asked and self._staged)):
                 db = db or self._connect_again()
                 if not self._still_there():  # a connection made before it was deleted
                     raise _Vanished(_VANISHED.format(path=self.path))
@@ -1004,10 +1046,14 @@ class Cache:
                         db.execute("BEGIN IMMEDIATE")
                         db.executemany(_INSERT_ROW, _unpacked(bytes(records), orjson.loads(listed)))
                         db.execute("COMMIT")
-                    self.stored += sum(packed.count for packed in rows)
+                    count = sum(packed.count for packed in rows)
+                    self.stored += count
+                    self._staged += count
                 if requests:
                     self._count(db, requests)
-                if rows:
+                if (asked and self._staged) or (rows and self._merge_due(db)):
+                    self._merge(db)
+                    self._staged = 0
                     self._evict(db)
         except sqlite3.Error as exc:
             if db is not None and db.in_transaction:
@@ -1015,6 +1061,30 @@ class Cache:
                     db.execute("ROLLBACK")
             self._break(f"writing failed: {exc}", exc)
         return db
+
+    def _merge_due(self, db: sqlite3.Connection) -> bool:
+        """Whether the staged rows are many enough to merge (`_MERGE_MIN`, `_MERGE_SHARE`),
+        or the file is past max_size (the oldest rows are evicted once all are merged)."""
+        (staged,) = db.execute("SELECT max(rowid) FROM staged").fetchone()
+        (indexed,) = db.execute("SELECT max(rowid) - min(rowid) + 1 FROM answers").fetchone()
+        return (staged or 0) >= max(_MERGE_MIN, _MERGE_SHARE * (indexed or 0)) or self.size(
+            db
+        ) > self.max_size
+
+    @staticmethod
+    def _merge(db: sqlite3.Connection) -> None:
+        """The staged rows (every run's: whichever merges them) into `answers`, and out of
+        `staged`, in one transaction."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (last,) = db.execute("SELECT max(rowid) FROM staged").fetchone()
+            if last is not None:
+                db.execute(_MERGE, (last,))
+                db.execute("DELETE FROM staged")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _put(self, item: _Item, *, block: bool = True) -> None:
         """Queue `item` for the writer; nothing once `close` ended it (else the queue, which
