@@ -394,7 +394,7 @@ class _Packed:
 #: one statement appends a commit's rows to `staged`, alone in its transaction: SQLite steps
 #: through them without the GIL, where `executemany` took and gave back the GIL at each row,
 #: waiting each time for the event loop to let go of it. Alone, as SQLite makes no statement
-#: journal for a statement that is its transaction (see `_merge`). Appended as they came:
+#: journal for a statement that is its transaction (see `Cache._merge`). Appended as they came:
 #: the merge sorts them
 _INSERT_PACKED = (
     "INSERT INTO staged SELECT json_extract(r.value, '$[0]'),"
@@ -1087,7 +1087,10 @@ class Cache:
     @staticmethod
     def _merge(db: sqlite3.Connection) -> None:
         """The staged rows (every run's: whichever merges them) into `answers`, and out of
-        `staged`, in one transaction."""
+        `staged`, in one transaction: a merge is never half done, nor done twice. (The
+        INSERT, not alone in its transaction, has a statement journal: it did not show in
+        the bytes written, 777 MB at 500,000 answers against 788 with the INSERT and the
+        DELETE each its own transaction.)"""
         db.execute("BEGIN IMMEDIATE")
         try:
             (last,) = db.execute("SELECT max(rowid) FROM staged").fetchone()
