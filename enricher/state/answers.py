@@ -14,6 +14,10 @@ that fetched it.
   served while younger than both; one dated in the future (a clock that was ahead) is not
   served. Expired rows are purged at start, and past `cache.max_size` the oldest rows are
   evicted; freed pages go back to the file system (`auto_vacuum=INCREMENTAL`).
+- `staged`: a run's answers as its writer commits them, appended (no key index), until they
+  are merged into `answers` in the key index's order: past a share of the index, at `flush`,
+  at `close`, and as the next run opens the file (a killed run's). Lookups read `answers`
+  alone: a run sharing the file with another is served the other's answers once merged.
 - `budget`: requests sent per identity and UTC day, for `limits.daily_budget` across runs:
   with a budget each request is reserved before it is sent, in a transaction that checks and
   counts, so concurrent runs never send more than the budget between them.
@@ -106,6 +110,28 @@ CREATE TABLE deferred (
 );
 """
 
+#: where the writer appends a run's answers (the columns of `answers`, no index but the rowid:
+#: an append costs the same at any size), until they are merged into `answers` in the key
+#: index's order (`_MERGE`): each commit inserting its rows into the index at random places
+#: rewrote nearly all of it (benchmarks/cache_store.py, CPU and bytes written: 2,000,000
+#: answers 25.8 s and 10.7 GB, staged 26.0 s and 3.6 GB; 5,000,000: 91.3 s and 55.6 GB,
+#: staged 69.1 s and 9.4 GB; 500,000: 5.7 s and 0.88 GB, staged 6.2 s and 0.79 GB). Made
+#: on opening (a cache made before it has none; one opened by an enricher without it is
+#: refused, as any unknown table)
+_STAGED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS staged (
+    identity INTEGER NOT NULL,
+    endpoint INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    verdict INTEGER NOT NULL,
+    format INTEGER NOT NULL,
+    record BLOB NOT NULL,
+    fetched_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+)
+"""
+_STAGED = ("table", "staged")
+
 #: what sqlite_master holds in a layout-2 cache (enricher 0.1.0), and nothing else
 _LAYOUT_2_OBJECTS = {
     ("table", "answers"),
@@ -130,6 +156,7 @@ _LAYOUT_3_LEFTOVERS = {
     ("table", "formats"),
     ("index", "sqlite_autoindex_formats_1"),
     ("table", "quota"),
+    _STAGED,
 }
 #: how the record line of a row's key begins, `% key.encode()` (a record line's first field
 #: is its IOC, which no JSON escape changes: a normalized IOC has none of the characters JSON
@@ -364,23 +391,17 @@ class _Packed:
     count: int
 
 
-#: one statement inserts a commit's rows, alone in its transaction: SQLite steps through
-#: them without the GIL, where `executemany` took and gave back the GIL at each row, waiting
-#: each time for the event loop to let go of it. Alone, as SQLite makes no statement journal
-#: for a statement that is its transaction: in a transaction of several, an INSERT OR
-#: REPLACE of many rows (which may abort: NOT NULL columns) copied every page it changed to
-#: a temporary file first, before the WAL (at 500,000 rows, 4.3 GB of 5.6 GB written). In
-#: the key index's order (rows of one key in the order they came: the last one stays), so
-#: that the commit changes each page of the index once, in turn; eviction takes the oldest
-#: by rowid, and a commit's rows are as old as one another
+#: one statement appends a commit's rows to `staged`, alone in its transaction: SQLite steps
+#: through them without the GIL, where `executemany` took and gave back the GIL at each row,
+#: waiting each time for the event loop to let go of it. Alone, as SQLite makes no statement
+#: journal for a statement that is its transaction (see `Cache._merge`). Appended as they came:
+#: the merge sorts them
 _INSERT_PACKED = (
-    "INSERT OR REPLACE INTO answers SELECT json_extract(r.value, '$[0]'),"
+    "INSERT INTO staged SELECT json_extract(r.value, '$[0]'),"
     " json_extract(r.value, '$[1]'), json_extract(r.value, '$[2]'),"
     " json_extract(r.value, '$[3]'), json_extract(r.value, '$[4]'),"
     " substr(?1, json_extract(r.value, '$[5]'), json_extract(r.value, '$[6]')),"
     " json_extract(r.value, '$[7]'), json_extract(r.value, '$[8]') FROM json_each(?2) AS r"
-    " ORDER BY json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'),"
-    " json_extract(r.value, '$[2]'), r.key"
 )
 #: a NUL in a key, as JSON: SQLite's JSON functions (3.40) end such a text at the NUL, so its
 #: row is written and read a row at a time (the packed insert wrote 'a\0b' as 'a', replacing
@@ -393,12 +414,31 @@ _FRAME_HEAD = 18
 #: after a frame that claims 0 (an empty line), and past 2**63 its buffer's size overflows
 #: and it writes past it (the process aborts, or worse); decompress() refuses those itself
 _LINE_MAX = 1 << 26
-_INSERT_ROW = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ROW = "INSERT INTO staged VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+#: the staged rows into `answers`, in the key index's order (a key staged twice: its last
+#: row stays), so that the merge changes each page of the index once, in turn: where a
+#: commit's rows inserted at random places rewrote nearly every page of an index that grows
+#: with the run, at each commit. Whole rows are sorted (SQLite's sorter, spilling to a
+#: temporary file in order): sorting the keys alone, then reading each row by its rowid, read
+#: a page a row (500,000 answers: 9.0 GB read, 8.0 s CPU, against 1.1 GB, 6.6 s). Eviction
+#: takes the oldest by rowid, and a merge's rows are taken as old as one another
+_MERGE = (
+    "INSERT OR REPLACE INTO answers SELECT identity, endpoint, key, verdict, format, record,"
+    " fetched_at, expires_at FROM staged WHERE rowid <= ?1 ORDER BY identity, endpoint, key, rowid"
+)
+#: rows staged before they are merged: at least this many, and at least this share of the
+#: rows the index holds (a merge rewrites the pages of the index it touches: as the index
+#: grows, merges come further apart, so a run's rows are each merged once and the index
+#: rewritten a few times over the run, not at each commit). At 2,000,000 answers, share
+#: 1.0: 8 merges, 9.7 s CPU of the writer's 17.5 (benchmarks/cache_store.py)
+_MERGE_MIN = 20_000
+_MERGE_SHARE = 1.0
 
 
 def _unpacked(records: bytes, rows: Iterable[_PackedRow]) -> list[_Row]:
-    """The rows of a commit, one tuple each, in the order `_INSERT_PACKED` inserts them (a
-    SQLite without JSON functions inserts these, and any SQLite a key with a NUL)."""
+    """The rows of a commit, one tuple each, in the key index's order (rows of one key in
+    the order they came, as the merge takes them) (a SQLite without JSON functions stages
+    these, and any SQLite a key with a NUL)."""
     ordered = sorted(rows, key=lambda row: (row[0], row[1], row[2]))  # stable
     return [
         (ident, endpoint, key, verdict, fmt, records[at - 1 : at - 1 + size], fetched, expires)
@@ -494,6 +534,9 @@ class Cache:
         self._writes: queue.Queue[_Item | None] = queue.Queue(maxsize=_WRITES_BEHIND)
         #: set by `close`: the writer's queue takes nothing more (after the None that ends it)
         self._ended = False
+        #: the writer's: rows it staged since the last merge, and whether a merge was asked
+        self._staged = 0
+        self._merge_asked = False
         self._writer = threading.Thread(target=self._write_loop, name="cache-writer", daemon=True)
         self._writer.start()
 
@@ -602,7 +645,7 @@ class Cache:
             # 0.1.0 run took it over since, and was killed before a checkpoint
             self._migrate(APPLICATION_ID)
             return "ours"
-        if objects != _layout_3_objects():
+        if objects - {_STAGED} != _layout_3_objects():
             raise _refuse(
                 path, "carries enricher's marker but not the tables of its cache", _ANOTHER_PATH
             )
@@ -854,9 +897,15 @@ class Cache:
 
     def _load(self, db: sqlite3.Connection) -> None:
         """What every run reads first: the file's key (for identities), the record formats;
-        whether this SQLite has JSON functions (built in since 3.38, an option before)."""
+        whether this SQLite has JSON functions (built in since 3.38, an option before).
+        Makes the staging table where there is none, and merges what it holds."""
         (key,) = db.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
         self._key = bytes(key)
+        db.execute(_STAGED_SCHEMA)
+        # rows a run staged and did not merge (it was killed, or is running now): merged
+        # now, so that this run is served them
+        if db.execute("SELECT 1 FROM staged LIMIT 1").fetchone() is not None:
+            self._merge(db)
         self._fmt_id = _intern(db, "formats", "fmt", self.fmt)
         self._formats = dict(db.execute("SELECT id, fmt FROM formats"))
         self._json = _has_json(db)
@@ -917,6 +966,8 @@ class Cache:
                 item = _FLUSH  # waited long enough for more
             else:
                 taken += 1
+                # `flush` and `close` want every row merged, so that lookups see them
+                self._merge_asked = self._merge_asked or item is _FLUSH or item is None
             if item is None:
                 last = True
             elif item is not _FLUSH:
@@ -986,8 +1037,9 @@ class Cache:
         """Write `rows` (compressed), in one statement that is its own transaction (rows in
         the order they came: eviction takes the oldest by rowid), then count `requests`; the
         connection, made on first use."""
+        asked, self._merge_asked = self._merge_asked, False
         try:
-            if not self.broken and (rows or requests):
+            if not self.broken and (rows or requests or (asked and self._staged)):
                 db = db or self._connect_again()
                 if not self._still_there():  # a connection made before it was deleted
                     raise _Vanished(_VANISHED.format(path=self.path))
@@ -1004,10 +1056,14 @@ class Cache:
                         db.execute("BEGIN IMMEDIATE")
                         db.executemany(_INSERT_ROW, _unpacked(bytes(records), orjson.loads(listed)))
                         db.execute("COMMIT")
-                    self.stored += sum(packed.count for packed in rows)
+                    count = sum(packed.count for packed in rows)
+                    self.stored += count
+                    self._staged += count
                 if requests:
                     self._count(db, requests)
-                if rows:
+                if (asked and self._staged) or (rows and self._merge_due(db)):
+                    self._merge(db)
+                    self._staged = 0
                     self._evict(db)
         except sqlite3.Error as exc:
             if db is not None and db.in_transaction:
@@ -1015,6 +1071,36 @@ class Cache:
                     db.execute("ROLLBACK")
             self._break(f"writing failed: {exc}", exc)
         return db
+
+    def _merge_due(self, db: sqlite3.Connection) -> bool:
+        """Whether the staged rows are many enough to merge (`_MERGE_MIN`, `_MERGE_SHARE`),
+        or the file is past max_size (the oldest rows are evicted once all are merged)."""
+        (staged,) = db.execute("SELECT max(rowid) FROM staged").fetchone()
+        # a min() or max() alone reads one end of the table; both in one SELECT read all of it
+        (indexed,) = db.execute(
+            "SELECT (SELECT max(rowid) FROM answers) - (SELECT min(rowid) FROM answers) + 1"
+        ).fetchone()
+        return (staged or 0) >= max(_MERGE_MIN, _MERGE_SHARE * (indexed or 0)) or self.size(
+            db
+        ) > self.max_size
+
+    @staticmethod
+    def _merge(db: sqlite3.Connection) -> None:
+        """The staged rows (every run's: whichever merges them) into `answers`, and out of
+        `staged`, in one transaction: a merge is never half done, nor done twice. (The
+        INSERT, not alone in its transaction, has a statement journal: it did not show in
+        the bytes written, 777 MB at 500,000 answers against 788 with the INSERT and the
+        DELETE each its own transaction.)"""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            (last,) = db.execute("SELECT max(rowid) FROM staged").fetchone()
+            if last is not None:
+                db.execute(_MERGE, (last,))
+                db.execute("DELETE FROM staged")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _put(self, item: _Item, *, block: bool = True) -> None:
         """Queue `item` for the writer; nothing once `close` ended it (else the queue, which

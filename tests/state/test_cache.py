@@ -6,6 +6,7 @@ daily budget that is exact across concurrent runs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import os
 import socket
@@ -1263,9 +1264,13 @@ def test_a_commit_is_one_statement_alone_in_its_transaction(
     keys = _store_by_hundreds(cache, 300)
     cache.add_requests(3)
     cache.flush()
-    writes = [s.split()[0] for s in statements if not s.startswith(("PRAGMA", "SELECT"))]
-    assert writes == ["INSERT", "INSERT"]  # the rows (3 stores), then the count
-    assert "json_each" in statements[[s.split()[0] for s in statements].index("INSERT")]
+    writes = [s for s in statements if not s.startswith(("PRAGMA", "SELECT"))]
+    # the rows (3 stores) appended to the staging table, then the count; then, as `flush`
+    # asks, the merge
+    assert [s.split()[0] for s in writes] == ["INSERT", "INSERT", "BEGIN", "INSERT", "DELETE",
+                                              "COMMIT"]  # fmt: skip
+    assert writes[0].startswith("INSERT INTO staged") and "json_each" in writes[0]
+    assert writes[3].startswith("INSERT OR REPLACE INTO answers") and "staged" in writes[3]
     assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 300
     assert cache.requests_today() == 3
     cache.close()
@@ -1454,3 +1459,99 @@ print("held")
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert (done.returncode, done.stdout) == (0, "held\n"), done.stderr[-2000:]
+
+
+# -- staging: a run's answers appended, then merged into the key index in its order ---------
+
+
+def _staged(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (n,) = db.execute("SELECT count(*) FROM staged").fetchone()
+        return int(n)
+
+
+def test_stored_rows_are_staged_then_merged_past_a_share_of_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer appends what it commits to `staged` (no key index to insert into at
+    random places) and merges it into `answers` once it holds `_MERGE_MIN` rows and
+    `_MERGE_SHARE` of the index; a flush merges what is staged, so that lookups see it."""
+    monkeypatch.setattr("enricher.state.answers._LINGER", 0.0)  # a commit a store
+    monkeypatch.setattr("enricher.state.answers._MERGE_MIN", 300)
+    monkeypatch.setattr("enricher.state.answers._MERGE_SHARE", 1.0)
+    path = tmp_path / "c.sqlite3"
+    cache = new_cache(path)
+    seen: list[tuple[int, int]] = []
+
+    def look() -> None:
+        cache._writes.join()  # committed (not a flush: no merge asked)
+        seen.append((_staged(path), len(cache)))
+
+    keys = _store_by_hundreds(cache, 900, then=look)
+    # merged at 300 rows (the index empty), then once 300 more were staged (300 indexed),
+    # not at 900 (600 indexed): the rest waits for the flush
+    assert seen == [(100, 0), (200, 0), (0, 300), (100, 300), (200, 300), (0, 600),
+                    (100, 600), (200, 600), (300, 600)]  # fmt: skip
+    cache.flush()
+    assert (_staged(path), len(cache)) == (0, 900)
+    assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 900
+    rows = cache._db.execute("SELECT key FROM answers ORDER BY rowid").fetchall()
+    assert [k for (k,) in rows[600:]] == sorted(keys[600:])  # each merge in the key's order
+    cache.close()
+
+
+STAGE_AND_WAIT = """
+import sys, time
+from pathlib import Path
+from enricher.api.identity import ApiIdentity
+from enricher.ioc import Endpoint
+from enricher.state.answers import Cache
+
+cache = Cache(Path(sys.argv[1]), max_ttl=3600, default_ttl=3600,
+              identity=ApiIdentity("https://gti.example/rest/classification_v1"))
+line = b'{"ioc":"%s","type":"domain","response":{"ttl":1},"cached":false}\\n'
+for start in range(0, 500, 100):
+    cache.store(Endpoint.DOMAIN, [(f"d{i}.example", "benign", line % f"d{i}.example".encode(),
+                                   None) for i in range(start, start + 100)])
+cache._writes.join()  # committed to the staging table; not merged (no flush, no close)
+print("staged", flush=True)
+time.sleep(60)
+"""
+
+
+def test_answers_a_killed_run_staged_are_merged_and_served_by_the_next(tmp_path: Path) -> None:
+    """A run SIGKILLed with its answers staged (committed, not merged into the key index):
+    the next run to open the cache merges them first, and serves them."""
+    import signal
+
+    path = tmp_path / "c.sqlite3"
+    with subprocess.Popen(
+        [sys.executable, "-c", STAGE_AND_WAIT, str(path)], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stdout.readline() == "staged\n"
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert _staged(path) == 500
+    cache = new_cache(path)
+    keys = [f"d{i}.example" for i in range(500)]
+    assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 500
+    assert _staged(path) == 0 and len(cache) == 500
+    cache.close()
+
+
+def test_a_concurrent_run_is_served_another_runs_answers_once_merged(tmp_path: Path) -> None:
+    """Two caches open on one file (two runs): what one stored is staged until a merge
+    (past its share of the index, a flush, its close); the other is served it from then on,
+    not before (a concurrent run may miss another's staged answers)."""
+    path = tmp_path / "c.sqlite3"
+    first, second = new_cache(path), new_cache(path)
+    keys = _store_by_hundreds(first, 200)
+    first._writes.join()
+    assert _staged(path) == 200
+    assert second.lookup(Endpoint.DOMAIN, keys) == {}
+    first.close()
+    assert len(second.lookup(Endpoint.DOMAIN, keys)) == 200
+    second.close()
