@@ -905,7 +905,19 @@ class Cache:
         # rows a run staged and did not merge (it was killed, or is running now): merged
         # now, so that this run is served them
         if db.execute("SELECT 1 FROM staged LIMIT 1").fetchone() is not None:
-            self._merge(db)
+            try:
+                self._merge(db)
+            except sqlite3.Error as exc:
+                if _corrupt(exc):
+                    raise
+                # a full disk (the merge writes the index's pages to the WAL): the run goes
+                # on as before the staging table, unserved the rows, which stay for a later
+                # merge, rather than refuse to start while the disk is full
+                log.warning(
+                    "cache: the answers a run left staged could not be merged (%s); this run"
+                    " is not served them",
+                    exc,
+                )
         self._fmt_id = _intern(db, "formats", "fmt", self.fmt)
         self._formats = dict(db.execute("SELECT id, fmt FROM formats"))
         self._json = _has_json(db)
@@ -1098,7 +1110,10 @@ class Cache:
                 db.execute(_MERGE, (last,))
                 db.execute("DELETE FROM staged")
         except BaseException:
-            db.execute("ROLLBACK")
+            # a full disk rolls the transaction back itself: a ROLLBACK then failed, and its
+            # error ("cannot rollback - no transaction is active") replaced the one that says why
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
 

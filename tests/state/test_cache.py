@@ -1555,3 +1555,42 @@ def test_a_concurrent_run_is_served_another_runs_answers_once_merged(tmp_path: P
     first.close()
     assert len(second.lookup(Endpoint.DOMAIN, keys)) == 200
     second.close()
+
+
+def test_staged_rows_that_cannot_be_merged_on_opening_do_not_stop_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A killed run's staged rows, and a disk full when the next run opens the file: the
+    merge fails, and is rolled back with the error that says why (SQLite rolled the
+    transaction back itself: a ROLLBACK after it said "cannot rollback", which the opening
+    took for a cache it cannot write, and the run stopped, where before the staging table it
+    went on); the run goes on, served what was merged, the staged rows left for later."""
+    path = tmp_path / "c.sqlite3"
+    cache = new_cache(path)
+    keys = _store_by_hundreds(cache, 200)
+    cache.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute(
+            "INSERT INTO staged SELECT identity, endpoint, key || 'x', verdict, format, record,"
+            " fetched_at, expires_at FROM answers"
+        )
+        db.commit()
+    connect = Cache._connect
+
+    def full(self: Cache, **kw: Any) -> sqlite3.Connection:
+        db = connect(self, **kw)
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        db.execute(f"PRAGMA max_page_count = {pages}")  # a full disk, to this connection
+        return db
+
+    monkeypatch.setattr(Cache, "_connect", full)
+    with caplog.at_level("WARNING", logger="enricher"):
+        cache = new_cache(path)
+    assert "could not be merged (database or disk is full)" in caplog.text
+    assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 200
+    cache.close()
+    assert _staged(path) == 200
+    monkeypatch.setattr(Cache, "_connect", connect)
+    cache = new_cache(path)  # room again: merged
+    assert _staged(path) == 0 and len(cache) == 400
+    cache.close()
