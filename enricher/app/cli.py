@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -18,9 +17,12 @@ from ..inputs import input_options, native
 from ..output.console import json_logging, setup_logging
 from ..output.formats import FORMATS
 
-# The settings and the engine (aiohttp) are imported by the commands that use them, not by
-# `enricher --help`, `report` or `emulator` (start-up instructions: see benchmarks/README.md).
+# The settings and the engine (aiohttp), and asyncio, are imported by the commands that use
+# them, not by `enricher --help`, `report` or `emulator` (start-up instructions: see
+# benchmarks/README.md).
 if TYPE_CHECKING:
+    import asyncio
+
     from ..config.settings import Settings
 
 __all__ = ["build_parser", "main"]
@@ -273,6 +275,8 @@ def _run(args: argparse.Namespace) -> int:
         output_format=args.output_format,
     )
     setup_logging(json=job.log_json, quiet=job.quiet)
+    import asyncio
+
     with asyncio.Runner(loop_factory=loop_factory(settings.pipeline.event_loop)) as runner:
         return runner.run(run_job(job, settings))
 
@@ -323,6 +327,8 @@ def _deferred(args: argparse.Namespace) -> int:
     _check_state(args)
     settings = load_settings(args.config, overrides=_state_overrides(args))
     if settings.state.shared:
+        import asyncio
+
         from ..state.deferred import list_shared_deferred
 
         return asyncio.run(
@@ -390,6 +396,8 @@ def _lookup(args: argparse.Namespace) -> int:
         max_age=args.max_age,
     )
     setup_logging(json=False, quiet=True)
+    import asyncio
+
     with asyncio.Runner(loop_factory=loop_factory(settings.pipeline.event_loop)) as runner:
         return runner.run(run_lookup(lookup, settings))
 

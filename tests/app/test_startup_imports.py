@@ -36,7 +36,7 @@ NOT_FOR_HELP = [
     "aiohttp", "yarl", "tenacity", "enricher.config.settings", "enricher.app.job",
     "enricher.pipeline.run", "enricher.inputs.read", "enricher.inputs.extract",
     "enricher.output.formats.base", "enricher.emulator.server", "enricher.state",
-    "enricher.emulator.cli",
+    "enricher.emulator.cli", "asyncio",
 ]  # fmt: skip
 #: what a plain run against a server does without
 NOT_FOR_RUN = [
