@@ -41,7 +41,8 @@ NOT_FOR_HELP = [
 #: what a plain run against a server does without
 NOT_FOR_RUN = [
     "aiohttp.web", "enricher.emulator.server", "enricher.emulator.answers", "enricher.cluster",
-    "enricher.emulator.cli",
+    "enricher.emulator.cli", "enricher.inputs.extract", "enricher.inputs.candidates",
+    "enricher.inputs.delimited", "enricher.inputs.jsonfmt", "enricher.inputs.text",
     "dask", "distributed", "enricher.output.report", "enricher.output.formats.csv",
     "enricher.output.formats.ecs", "enricher.output.formats.stix",
     "enricher.output.formats.misp", "enricher.state.redis", "redis",
@@ -107,3 +108,22 @@ def test_a_command_builds_its_own_arguments_and_names_the_others() -> None:
         )
     with pytest.raises(SystemExit):  # the others are named only: no arguments
         build_parser("run").parse_args(["emulator", "--port", "0"])
+
+
+def test_a_lazy_function_imports_its_module_on_its_first_call() -> None:
+    import subprocess
+
+    check = (
+        "import sys\n"
+        "from enricher.lazy import lazy_function\n"
+        "f = lazy_function('enricher.inputs.extract', 'extract')\n"
+        "assert 'enricher.inputs.extract' not in sys.modules\n"
+        "assert f.__name__ == 'extract'\n"
+        "from enricher.inputs.extract import extract\n"
+        "text = 'see evil[.]example.com and 1.2.3.4 here'\n"
+        "assert f(text) == extract(text) and f(text)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
