@@ -21,6 +21,7 @@ import orjson
 
 if __package__ in (None, ""):  # run as a script: python benchmarks/cache_hits.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.bytecode import compile_sources
 from benchmarks.scale import enricher_flags, run_enricher
 from benchmarks.workload import write_input
 from enricher.emulator.process import emulator_process, emulator_stats
@@ -50,6 +51,7 @@ def main() -> int:
     ap.add_argument("--unique", type=int, default=500_000)
     ap.add_argument("--duplicates", type=float, default=0.5, help="share of lines repeated")
     args = ap.parse_args()
+    bytecode = compile_sources()  # the engine as installed: see bytecode.py
     tmp = Path(tempfile.mkdtemp(prefix="enricher-cache-"))
     src = tmp / "in.txt"
     lines = round(args.unique / (1 - args.duplicates))
@@ -59,7 +61,7 @@ def main() -> int:
     shutil.rmtree(tmp, ignore_errors=True)
     keep = ("run", "exit_code", "iocs_per_s", "server_requests", "peak_rss_bytes")
     runs = [{k: r[k] for k in keep} for r in runs]
-    print(orjson.dumps({"unique": args.unique, "lines": lines, "runs": runs},
+    print(orjson.dumps({"unique": args.unique, "lines": lines, "bytecode": bytecode, "runs": runs},
                        option=orjson.OPT_INDENT_2).decode())  # fmt: skip
     return 0 if runs[1]["server_requests"] == 0 else 1
 

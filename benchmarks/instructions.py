@@ -36,6 +36,7 @@ import orjson
 if __package__ in (None, ""):  # run as a script: python benchmarks/instructions.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import messy
+from benchmarks.bytecode import compile_sources
 from benchmarks.workload import write_input
 from enricher.emulator.process import emulator_process
 
@@ -118,6 +119,7 @@ def main() -> int:
     ap.add_argument("--cache", action="store_true", help="only the runs with and without a cache")
     ap.add_argument("--intake", action="store_true", help="only the intake, in one process")
     args = ap.parse_args()
+    bytecode = compile_sources()  # the engine as installed: see bytecode.py
     lines = args.lines
     if shutil.which("valgrind") is None:
         print("valgrind is not installed", file=sys.stderr)
@@ -126,7 +128,7 @@ def main() -> int:
     try:
         tiny, tidy, untidy = tmp / "tiny.txt", tmp / "tidy.txt", tmp / "messy.txt"
         write_input(tiny, 4, duplicates=0.0)
-        report: dict[str, object] = {"lines": lines}
+        report: dict[str, object] = {"lines": lines, "bytecode": bytecode}
         if args.intake:
             for name, write in (("tidy", write_input), ("messy", messy.write_messy)):
                 path = tmp / f"{name}.txt"

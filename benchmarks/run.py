@@ -48,6 +48,7 @@ from benchmarks import (
     shared_state,
     workers,
 )
+from benchmarks.bytecode import compile_sources
 from benchmarks.emulator_throughput import bodies_for, transport_ceiling
 from benchmarks.workload import expected, unique_iocs, write_input
 from enricher import __version__
@@ -688,6 +689,7 @@ def markdown(info: dict[str, Any], rows: list[Row], notes: list[str]) -> str:
         f"load average {info['load_average_start']} at the start, "
         f"{info.get('load_average_end')} at the end",
         f"- Python {info['python']}; enricher {info['enricher']}, commit {info['commit']}",
+        f"- {info.get('bytecode', 'bytecode: as found')}",
         f"- event loop: engine {loops}; the suite's ceiling client {info['ceiling_client_loop']}"
         f" (uvloop {'installed' if info['uvloop_installed'] else 'not installed'})",
         f"- the emulator in its own process; {info['elapsed_s']:.0f} s in all",
@@ -776,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
             loop = "asyncio"
     command = shlex.join(["python", "-m", "benchmarks", *(sys.argv[1:] if argv is None else argv)])
     info = machine(command, loop)
+    info["bytecode"] = compile_sources()  # the engine as installed: see bytecode.py
     print(f"enricher {info['enricher']} ({info['commit']}), Python {info['python']}, "
           f"{info['cores']} cores, load {info['load_average_start']}", flush=True)  # fmt: skip
     started = time.perf_counter()

@@ -29,6 +29,7 @@ import orjson
 
 if __package__ in (None, ""):  # run as a script: python benchmarks/scale.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.bytecode import compile_sources
 from benchmarks.workload import write_input
 from enricher.emulator.process import emulator_process
 
@@ -216,6 +217,7 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--duplicates", type=float, default=0.5, help="share of lines repeated")
     args = ap.parse_args()
+    bytecode = compile_sources()  # the engine as installed: see bytecode.py
     tmp = Path(tempfile.mkdtemp(prefix="enricher-scale-in-"))
     src = tmp / "in.txt"
     unique = write_input(src, args.lines, args.duplicates)
@@ -225,7 +227,8 @@ def main() -> int:
     shutil.rmtree(tmp, ignore_errors=True)
     for r in runs:
         r.pop("series")
-    report = {"lines": args.lines, "unique": unique, "baseline_rss_bytes": baseline, "runs": runs}
+    report = {"lines": args.lines, "unique": unique, "baseline_rss_bytes": baseline,
+              "bytecode": bytecode, "runs": runs}  # fmt: skip
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     return 0 if all(r["exit_code"] == 0 for r in runs) else 1
 

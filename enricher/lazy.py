@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["lazy_names"]
+__all__ = ["lazy_function", "lazy_names"]
 
 
 def lazy_names(
@@ -32,3 +32,18 @@ def lazy_names(
         return sorted({*names, *vars(sys.modules[package])})
 
     return __getattr__, __dir__
+
+
+def lazy_function(module: str, name: str) -> Callable[..., Any]:
+    """A function that calls `module`'s `name`, importing `module` on its first call: for a
+    module a run may never need (the text extractor, for an input that is all IOCs)."""
+    found: list[Callable[..., Any]] = []
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not found:
+            found.append(getattr(importlib.import_module(module), name))
+        return found[0](*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"`{module}.{name}`, imported on its first call."
+    return call

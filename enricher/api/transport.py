@@ -26,7 +26,6 @@ from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
-import aiohttp
 import orjson
 
 from ..config.settings import (
@@ -53,6 +52,10 @@ from ..errors import (
 from ..ioc import Endpoint
 from .protocol import ParsedResponse
 from .redaction import MIN_SECRET, Redactor
+from .tls import import_aiohttp
+
+import_aiohttp()  # before aiohttp is imported anywhere else in the process: see tls.py
+import aiohttp  # noqa: E402
 
 __all__ = ["AiohttpTransport", "Transport", "parse_retry_after"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -18,9 +17,12 @@ from ..inputs import input_options, native
 from ..output.console import json_logging, setup_logging
 from ..output.formats import FORMATS
 
-# The settings and the engine (aiohttp) are imported by the commands that use them, not by
-# `enricher --help`, `report` or `emulator` (start-up instructions: see benchmarks/README.md).
+# The settings and the engine (aiohttp), and asyncio, are imported by the commands that use
+# them, not by `enricher --help`, `report` or `emulator` (start-up instructions: see
+# benchmarks/README.md).
 if TYPE_CHECKING:
+    import asyncio
+
     from ..config.settings import Settings
 
 __all__ = ["build_parser", "main"]
@@ -111,7 +113,7 @@ def _add_privacy_arguments(p: argparse.ArgumentParser) -> None:
 def _add_run_parser(sub: Any) -> None:
     p = sub.add_parser(
         "run",
-        help="enrich IOCs from files or stdin into NDJSON",
+        help=_HELP["run"],
         description="Read IOCs (one per line), deduplicate, query the GTI API in batches, "
         "and write one NDJSON record per unique IOC.",
     )
@@ -273,6 +275,8 @@ def _run(args: argparse.Namespace) -> int:
         output_format=args.output_format,
     )
     setup_logging(json=job.log_json, quiet=job.quiet)
+    import asyncio
+
     with asyncio.Runner(loop_factory=loop_factory(settings.pipeline.event_loop)) as runner:
         return runner.run(run_job(job, settings))
 
@@ -298,7 +302,7 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 def _add_deferred_parser(sub: Any) -> None:
     p = sub.add_parser(
         "deferred",
-        help="list the IOCs deferred jobs are waiting to ask",
+        help=_HELP["deferred"],
         description="What each job deferred (budget or quota spent, run stopped) and its next "
         "run will ask first: a line per job and API identity; with --job, that job's IOCs as "
         "NDJSON on stdout. Spent quotas are listed too (--clear-quota forgets them).",
@@ -323,6 +327,8 @@ def _deferred(args: argparse.Namespace) -> int:
     _check_state(args)
     settings = load_settings(args.config, overrides=_state_overrides(args))
     if settings.state.shared:
+        import asyncio
+
         from ..state.deferred import list_shared_deferred
 
         return asyncio.run(
@@ -356,7 +362,7 @@ def _state_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def _add_lookup_parser(sub: Any) -> None:
     p = sub.add_parser(
         "lookup",
-        help="look a few IOCs up now: a table, or JSON lines",
+        help=_HELP["lookup"],
         description="Ask the GTI API about the IOCs given (normalized, deduplicated, from the "
         "cache when it has them, under the rate limiter) and print a table, or with --json "
         "one JSON line per argument.",
@@ -390,6 +396,8 @@ def _lookup(args: argparse.Namespace) -> int:
         max_age=args.max_age,
     )
     setup_logging(json=False, quiet=True)
+    import asyncio
+
     with asyncio.Runner(loop_factory=loop_factory(settings.pipeline.event_loop)) as runner:
         return runner.run(run_lookup(lookup, settings))
 
@@ -397,7 +405,7 @@ def _lookup(args: argparse.Namespace) -> int:
 def _add_report_parser(sub: Any) -> None:
     p = sub.add_parser(
         "report",
-        help="a run's results as one self-contained HTML page",
+        help=_HELP["report"],
         description="Read an NDJSON output (and the failures, deferred and manifest files "
         "beside it) and write one HTML page: verdict and classification counts and charts, "
         "the malicious and suspicious IOCs, failures by reason, the run's figures. The page "
@@ -423,7 +431,36 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: each command's line in `enricher --help`
+_HELP = {
+    "run": "enrich IOCs from files or stdin into NDJSON",
+    "lookup": "look a few IOCs up now: a table, or JSON lines",
+    "report": "a run's results as one self-contained HTML page",
+    "deferred": "list the IOCs deferred jobs are waiting to ask",
+    "emulator": "run a local emulator of the GTI API",
+}
+
+
+def _add_emulator_parser(sub: Any) -> None:
+    from ..emulator.cli import add_parser
+
+    add_parser(sub, help=_HELP["emulator"])
+
+
+_ADD = {
+    "run": _add_run_parser,
+    "lookup": _add_lookup_parser,
+    "report": _add_report_parser,
+    "deferred": _add_deferred_parser,
+    "emulator": _add_emulator_parser,
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line. With `command` (the first word of the command line that is not an
+    option, "" for none), only that command's arguments are built, the others only named
+    with their help, all that `enricher --help` lists: a run does not pay for the emulator's
+    flags (its module's import) and the other commands' (19 M instructions of 1,147 M)."""
     parser = _Parser(
         prog="enricher",
         description="Bulk IOC reputation enrichment against the Cybereason GTI API.",
@@ -433,14 +470,18 @@ def build_parser() -> argparse.ArgumentParser:
     version = f"enricher {__version__} ({finders} text extraction)"
     parser.add_argument("--version", action="version", version=version)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_run_parser(sub)
-    _add_lookup_parser(sub)
-    _add_report_parser(sub)
-    _add_deferred_parser(sub)
-    from ..emulator.cli import add_parser as add_emulator_parser
-
-    add_emulator_parser(sub)
+    for name, add in _ADD.items():
+        if command is None or name == command:
+            add(sub)
+        else:
+            sub.add_parser(name, help=_HELP[name])
     return parser
+
+
+def _command_word(argv: Sequence[str]) -> str:
+    """The command `argv` names: its first word that is not an option (`enricher` has no
+    option that takes a value), "" for none (`enricher --help`)."""
+    return next((word for word in argv if not word.startswith("-")), "")
 
 
 def _standard_streams() -> list[str]:
@@ -510,8 +551,9 @@ def _command(argv: Sequence[str] | None, closed: list[str]) -> int:
     try:
         # under load, importing the commands (the emulator's) takes a second or two: a
         # SIGTERM then is an interruption too, not a traceback
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        words = sys.argv[1:] if argv is None else argv
+        parser = build_parser(_command_word(words))
+        args = parser.parse_args(words)
         if "stdout" in closed and getattr(args, "output", None) == "-":
             _error("standard output is closed: the records go nowhere", prefix="warning: ")
         code: int = args.func(args)

@@ -48,11 +48,12 @@ def _credentials(text: str) -> tuple[str, str]:
     return user, password
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register the `emulator` subcommand on the main command's subparsers."""
+def add_parser(subparsers: Any, help: str) -> argparse.ArgumentParser:
+    """Register the `emulator` subcommand on the main command's subparsers (`help`: its line
+    in `enricher --help`)."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "emulator",
-        help="run a local emulator of the GTI API",
+        help=help,
         description=(
             "Serve a local, deterministic emulator of the GTI classification API "
             "(POST /rest/classification_v1/{file,domain,ip}_batch) until Ctrl-C. "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import InputError
 from ..threads import iterate_in_thread
@@ -28,13 +28,13 @@ from .decompress import (
     open_binary,
     read_head,
 )
-from .delimited import Dialect, read_delimited
 from .encoding import transcoded
 from .files import STDIN, utf8_name
-from .jsonfmt import read_json, read_ndjson
 from .options import InputOptions
 from .sniff import csv_dialect, detect, tsv_dialect
-from .text import read_text
+
+if TYPE_CHECKING:  # each reader is imported for a file of its format (_parse)
+    from .delimited import Dialect
 
 __all__ = ["check_columns", "in_thread", "read_inputs", "read_source"]
 
@@ -147,11 +147,19 @@ def _parse(
     if fmt == "lines":
         return line_chunks(stream, source, max_line)
     if fmt == "text":
+        from .text import read_text
+
         return read_text(stream, source, max_line=max_line)
     if fmt == "ndjson":
+        from .jsonfmt import read_ndjson
+
         return read_ndjson(stream, source, fields=options.field_paths, max_line=max_line)
     if fmt == "json":
+        from .jsonfmt import read_json
+
         return read_json(stream, source, fields=options.field_paths)
+    from .delimited import read_delimited
+
     assert dialect is not None
     return read_delimited(
         stream, source, dialect=dialect, columns=options.columns, max_line=max_line

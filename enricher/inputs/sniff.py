@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import csv
 import os
+from typing import TYPE_CHECKING
 
 import orjson
 
 from ..pipeline.normalize import normalize
 from .decompress import inner_name
-from .delimited import Dialect
+
+if TYPE_CHECKING:  # imported as a CSV or TSV is found: a file of lines needs no CSV reader
+    from .delimited import Dialect
 
 __all__ = ["csv_dialect", "detect", "tsv_dialect"]
 
@@ -70,12 +73,16 @@ def detect(name: str, sample: str) -> tuple[str, Dialect | None]:
     if delimiter == "\t":
         return "tsv", tsv_dialect(sample)
     if delimiter is not None:
+        from .delimited import Dialect
+
         return "csv", Dialect(delimiter=delimiter)
     return "text", None
 
 
 def csv_dialect(sample: str) -> Dialect:
     """The dialect of a CSV file: its delimiter sniffed, `,` when nothing tells."""
+    from .delimited import Dialect
+
     lines = _data_lines(sample)
     delimiter = _consistent_delimiter(lines)
     if delimiter is None and lines:
@@ -88,6 +95,8 @@ def csv_dialect(sample: str) -> Dialect:
 
 def tsv_dialect(sample: str) -> Dialect:
     """The dialect of a TSV file: quoted only if a field of the sample starts with a quote."""
+    from .delimited import Dialect
+
     zeek = sample.lstrip("\ufeff").startswith("#separator")
     quoted = not zeek and any(line.startswith('"') or '\t"' in line for line in _data_lines(sample))
     return Dialect(delimiter="\t", quoted=quoted, zeek=zeek)

@@ -7,17 +7,19 @@ can collect. `--quiet` leaves only errors.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
 from ..pipeline.stats import RunStats
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["JsonFormatter", "Progress", "json_logging", "setup_logging"]
 
@@ -102,6 +104,8 @@ class Progress:
         return text
 
     async def _loop(self) -> None:
+        import asyncio  # not at the top: `enricher --help` imports this module, not asyncio
+
         period = 0.5 if self.live else 10.0
         while True:
             await asyncio.sleep(period)
@@ -116,10 +120,14 @@ class Progress:
 
     def start(self) -> None:
         if self.live or self.json:
+            import asyncio
+
             self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
         if self._task is not None:
+            import asyncio
+
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None

@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Callable
 
 from ..inputs import Chunk
-from ..inputs.extract import extract
 from ..inputs.suffixes import INTERNAL_SUFFIXES, name_problem, top_labels
 from ..ioc import IocType
+from ..lazy import lazy_function
 from ..output.records import Reject, failure
 from ..output.records import skipped as skipped_item
 from .batcher import Key
@@ -27,6 +27,9 @@ from .privacy import name_reason
 from .stats import RunStats
 
 __all__ = ["Ingest"]
+
+# the extractor's tables and patterns (25 M instructions) are built once a line is no IOC
+extract = lazy_function("enricher.inputs.extract", "extract")
 
 _REJECT_SNIPPET = 200
 #: never withheld (the privacy rule is about names and addresses): not asked, a call saved

@@ -277,7 +277,7 @@ def test_an_unexpected_exception_is_one_line_exit_3_and_a_traceback_file(
 
     parser = argparse.ArgumentParser()
     parser.set_defaults(func=boom)
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda command=None: parser)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr("tempfile.tempdir", None)
     assert cli._command([], []) == 3

@@ -25,7 +25,24 @@ def test_the_suite_runs_its_ceiling_scenario(
     assert doc["scenarios"]["ceiling"]["status"] == "ok", doc["scenarios"]["ceiling"]
     assert code == 0
     assert doc["scenarios"]["ceiling"]["engine"]["unique"] == 1_000
-    assert "engine / ceiling" in (tmp_path / "latest.md").read_text()
+    md = (tmp_path / "latest.md").read_text()
+    assert "engine / ceiling" in md
+    assert "- bytecode: enricher/ and benchmarks/ compiled before measuring" in md
+
+
+def test_the_suite_measures_the_engine_with_its_bytecode_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As an installed wheel has it, whatever PYTHONDONTWRITEBYTECODE says (bytecode.py)."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    import importlib.util
+
+    from benchmarks.bytecode import compile_sources
+
+    pyc = Path(importlib.util.cache_from_source(str(ROOT / "enricher" / "ioc.py")))
+    pyc.unlink(missing_ok=True)
+    assert compile_sources().startswith("bytecode: enricher/ and benchmarks/ compiled")
+    assert pyc.exists()
 
 
 def test_the_suite_runs_its_floor_scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -507,6 +507,19 @@ async def test_a_ca_bundle_makes_the_certificate_verify(ca: trustme.CA, tmp_path
     assert sorted(r["ioc"] for r in read_ndjson(out)) == sorted(IOCS)
 
 
+async def test_the_system_trust_store_verifies_the_certificate(
+    ca: trustme.CA, tmp_path: Path
+) -> None:
+    """The system's CA certificates (OpenSSL's default file, here SSL_CERT_FILE) are read at
+    the first handshake (enricher.api.tls), not at import: they still make it verify."""
+    bundle = tmp_path / "system-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    async with serve(good, tls=tls_context(ca)) as server:
+        proc, out = await run_cli(server, tmp_path, env={"SSL_CERT_FILE": str(bundle)})
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(r["ioc"] for r in read_ndjson(out)) == sorted(IOCS)
+
+
 async def test_a_ca_bundle_that_is_no_pem_is_a_settings_error(tmp_path: Path) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_text("not a certificate\n")

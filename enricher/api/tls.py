@@ -1,0 +1,76 @@
+"""aiohttp, imported without loading the system's CA certificates twice at import time.
+
+aiohttp's connector builds two TLS contexts as it is imported (`_SSL_CONTEXT_VERIFIED` and
+`_SSL_CONTEXT_UNVERIFIED`), and each reads and parses the system's CA bundle
+(`set_default_verify_paths`): 250 M instructions apiece with OpenSSL 3, 500 M of the 1,100 M
+that `import aiohttp` costs, paid by every `enricher run` and `lookup` even against an
+`http://` API or with every answer in the cache (no handshake at all). Imported through
+`import_aiohttp`, a context made while aiohttp is imported loads those certificates on its
+first use instead (a handshake, `get_ca_certs`, `cert_store_stats`): the same certificates,
+later. Contexts made at any other time are left alone.
+"""
+
+from __future__ import annotations
+
+import ssl
+import sys
+import threading
+from typing import Any
+
+__all__ = ["DeferredCertificates", "import_aiohttp"]
+
+_set_default_verify_paths = ssl.SSLContext.set_default_verify_paths
+_load_lock = threading.Lock()
+
+
+class DeferredCertificates(ssl.SSLContext):
+    """A context whose `set_default_verify_paths` was put off until it is first used; then it
+    loads them and becomes a plain `ssl.SSLContext` again."""
+
+    def _load_default_paths(self) -> None:
+        with _load_lock:
+            if type(self) is DeferredCertificates:  # not loaded by another thread meanwhile
+                _set_default_verify_paths(self)
+                self.__class__ = ssl.SSLContext  # type: ignore[assignment]
+
+    # every way a context's trust store is read: asyncio's and uvloop's TLS (`wrap_bio`),
+    # blocking sockets (`wrap_socket`), and the two that list it; the class's methods are
+    # called by name, as `self` is a plain SSLContext once loaded (no `super()`)
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        self._load_default_paths()
+        return ssl.SSLContext.wrap_socket(self, *args, **kwargs)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        self._load_default_paths()
+        return ssl.SSLContext.wrap_bio(self, *args, **kwargs)
+
+    def get_ca_certs(self, binary_form: bool = False) -> Any:
+        self._load_default_paths()
+        return ssl.SSLContext.get_ca_certs(self, binary_form)
+
+    def cert_store_stats(self) -> dict[str, int]:
+        self._load_default_paths()
+        return ssl.SSLContext.cert_store_stats(self)
+
+
+def _defer_default_paths(self: ssl.SSLContext) -> None:
+    if type(self) is ssl.SSLContext:
+        self.__class__ = DeferredCertificates
+    else:  # a subclass of someone else's: as it was
+        _set_default_verify_paths(self)
+
+
+def import_aiohttp() -> None:
+    """Import aiohttp (its connector), its two default TLS contexts loading the system's CA
+    certificates on first use. Once aiohttp is imported this does nothing."""
+    if "aiohttp.connector" in sys.modules:
+        return
+    # ssl.SSLContext is a Python class over the C one: the method is shadowed there for the
+    # import only (create_default_context reaches it through load_default_certs)
+    assert "set_default_verify_paths" not in vars(ssl.SSLContext)  # inherited from _ssl's
+    ssl.SSLContext.set_default_verify_paths = _defer_default_paths  # type: ignore[method-assign]
+    try:
+        import aiohttp.connector  # noqa: F401
+    finally:
+        del ssl.SSLContext.set_default_verify_paths

@@ -1,0 +1,97 @@
+"""aiohttp imported with its default TLS contexts' CA certificates loaded on first use
+(`enricher.api.tls`): the same trust store, read at the first handshake, not at import."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trustme
+
+from enricher.api.tls import DeferredCertificates, _defer_default_paths
+
+# in a fresh interpreter: the test process may have imported aiohttp already
+FRESH = """
+import ssl, sys
+import enricher.api.transport
+import aiohttp.connector as c
+from enricher.api.tls import DeferredCertificates
+assert "set_default_verify_paths" not in vars(ssl.SSLContext), "the method was not restored"
+assert type(ssl.create_default_context()) is ssl.SSLContext  # made after: as ever
+verified, unverified = c._SSL_CONTEXT_VERIFIED, c._SSL_CONTEXT_UNVERIFIED
+assert type(verified) is DeferredCertificates and type(unverified) is DeferredCertificates
+assert verified.verify_mode == ssl.CERT_REQUIRED and verified.check_hostname
+assert unverified.verify_mode == ssl.CERT_NONE and not unverified.check_hostname
+assert verified.cert_store_stats() == ssl.create_default_context().cert_store_stats()
+assert type(verified) is ssl.SSLContext  # loaded once, a plain context again
+assert unverified.get_ca_certs() == ssl.create_default_context().get_ca_certs()
+print("ok")
+"""
+
+
+def test_aiohttp_defaults_load_the_same_certificates_on_first_use() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def _deferred_client() -> ssl.SSLContext:
+    """A client context as aiohttp's default one is made under `import_aiohttp`."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    _defer_default_paths(ctx)
+    assert type(ctx) is DeferredCertificates
+    return ctx
+
+
+async def _handshake(server_ctx: ssl.SSLContext, client: ssl.SSLContext) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        _, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client, server_hostname="localhost"
+        )
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "untrusted"])
+async def test_a_deferred_context_verifies_against_the_default_paths_at_its_handshake(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trusted: bool
+) -> None:
+    """The default paths are read at the handshake (SSL_CERT_FILE is OpenSSL's default CA
+    file, read then): the server's CA is trusted when that file holds it, not otherwise."""
+    server_ca, other_ca = trustme.CA(), trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ca.issue_cert("localhost").configure_cert(server_ctx)
+    bundle = tmp_path / "ca.pem"
+    (server_ca if trusted else other_ca).cert_pem.write_to_path(str(bundle))
+    client = _deferred_client()
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    if trusted:
+        await _handshake(server_ctx, client)
+    else:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await _handshake(server_ctx, client)
+    assert type(client) is ssl.SSLContext
+    assert client.cert_store_stats()["x509_ca"] == 1
+
+
+def test_a_subclass_of_someone_elses_loads_at_once() -> None:
+    class Theirs(ssl.SSLContext):
+        pass
+
+    ctx = Theirs(ssl.PROTOCOL_TLS_CLIENT)
+    _defer_default_paths(ctx)
+    assert type(ctx) is Theirs
+    assert ctx.cert_store_stats() == ssl.create_default_context().cert_store_stats()
