@@ -470,7 +470,9 @@ static const char RESPONSES[] = "classificationResponses";
 
 static const char *ws(const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    /* (one compare for the byte that is not whitespace, most of them) */
+    while (p < end && (unsigned char)*p <= ' '
+           && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
         p++;
     return p;
 }
@@ -846,7 +848,42 @@ static const char *skip_value(const char *p, const char *end, int depth)
 
 /* The fields of an object read by `read_object`: their names, and what each one's value must
    be. */
-enum { F_TEXT, F_WHOLE, F_RAW, F_ECHO, F_AGG, F_MAL };
+enum { F_TEXT, F_WORD, F_WHOLE, F_RAW, F_ECHO, F_AGG, F_MAL };
+
+/* The texts of F_WORD fields (a classification, a source, a cpType: few distinct ones across
+   answers) as met, by a hash of their bytes, each slot the last one met there: a text met
+   again is the same str, its hash already computed (the verdicts' lookup) and nothing made
+   or freed. Texts up to WORD_LONGEST bytes. */
+#define WORDS 64
+#define WORD_LONGEST 32
+static PyObject *WORD_CACHE[WORDS];
+
+/* a str of the `n` ASCII bytes at `s` (a new reference), or NULL for an error */
+static PyObject *ascii_text(const char *s, Py_ssize_t n, int word)
+{
+    unsigned int h = 0;
+    if (word && n <= WORD_LONGEST) {
+        h = 2166136261u;
+        for (Py_ssize_t i = 0; i < n; i++)
+            h = (h ^ (unsigned char)s[i]) * 16777619u;
+        h %= WORDS;
+        PyObject *known = WORD_CACHE[h];
+        if (known != NULL && PyUnicode_GET_LENGTH(known) == n
+            && memcmp(PyUnicode_DATA(known), s, (size_t)n) == 0) {
+            Py_INCREF(known);
+            return known;
+        }
+    }
+    PyObject *text = PyUnicode_New(n, 127);
+    if (text == NULL)
+        return NULL;
+    memcpy(PyUnicode_DATA(text), s, (size_t)n);
+    if (word && n <= WORD_LONGEST) {
+        Py_INCREF(text);
+        Py_XSETREF(WORD_CACHE[h], text);
+    }
+    return text;
+}
 
 typedef struct {
     const char *name;
@@ -856,7 +893,7 @@ typedef struct {
 
 #define FIELD(name, kind) {name, sizeof name - 1, kind}
 static const Field ENTRY_FIELDS[] = {FIELD("requestKey", F_ECHO), FIELD("ttl", F_WHOLE),
-                                     FIELD("aggregatedResult", F_AGG), FIELD("cpType", F_TEXT),
+                                     FIELD("aggregatedResult", F_AGG), FIELD("cpType", F_WORD),
                                      FIELD("cpId", F_WHOLE)};
 static const Field ECHO_FIELDS[] = {FIELD("md5", F_TEXT), FIELD("sha1", F_TEXT),
                                     FIELD("sha256", F_TEXT), FIELD("domain", F_TEXT),
@@ -864,8 +901,8 @@ static const Field ECHO_FIELDS[] = {FIELD("md5", F_TEXT), FIELD("sha1", F_TEXT),
 static const Field AGG_FIELDS[] = {FIELD("maliciousClassification", F_MAL),
                                    FIELD("firstSeen", F_WHOLE), FIELD("link", F_TEXT),
                                    FIELD("productClassification", F_RAW)};
-static const Field MAL_FIELDS[] = {FIELD("type", F_TEXT), FIELD("classificationScore", F_WHOLE),
-                                   FIELD("typeScore", F_WHOLE), FIELD("source", F_TEXT)};
+static const Field MAL_FIELDS[] = {FIELD("type", F_WORD), FIELD("classificationScore", F_WHOLE),
+                                   FIELD("typeScore", F_WHOLE), FIELD("source", F_WORD)};
 #undef FIELD
 
 static const char *read_object(const char *p, const char *end, int kind, int depth,
@@ -896,16 +933,12 @@ static const char *read_field(const char *p, const char *end, int kind, int dept
         }
         return p;
     }
-    if (kind == F_TEXT) {
+    if (kind == F_TEXT || kind == F_WORD) {
         const char *q;
         if (*p != '"' || (q = string_end(p + 1, end)) == NULL)
             return NULL;
-        PyObject *text = PyUnicode_New(q - p - 1, 127);
-        if (text == NULL)
-            return NULL;
-        memcpy(PyUnicode_DATA(text), p + 1, (size_t)(q - p - 1));
-        *out = text;
-        return q + 1;
+        *out = ascii_text(p + 1, q - p - 1, kind == F_WORD);
+        return *out == NULL ? NULL : q + 1;
     }
     if (kind == F_WHOLE) {
         long long whole;

@@ -298,3 +298,24 @@ def test_parse_response_reads_the_same_without_read_body() -> None:
         with patch.object(protocol, "_C_READ", None):
             slow = _outcome(body, asked)
         assert fast == slow, body
+
+
+@needs_c
+def test_read_body_makes_a_classification_met_again_once() -> None:
+    # the classification, source and cpType texts met before are the same str (their hash
+    # computed once for the verdicts' lookup); others (links, keys) are made each time
+    body = orjson.dumps({"classificationResponses": [entry("a.com"), entry("b.com")]})
+    got = check(body)
+    assert got is not None
+    (one, two) = got[0]
+    assert one.aggregatedResult.maliciousClassification.type == "malware"
+    assert one.aggregatedResult.maliciousClassification.type is (
+        two.aggregatedResult.maliciousClassification.type
+    )
+    assert one.cpType is two.cpType
+    assert one.aggregatedResult.link is not two.aggregatedResult.link
+    # far more texts than the table holds, and long ones: each read as it is
+    words = [f"w{i}" for i in range(300)] + ["x" * 31, "x" * 32, "x" * 33, ""]
+    many = [entry(f"d{i}.com", cpType=word) for i, word in enumerate(words * 2)]
+    got = check(orjson.dumps({"classificationResponses": many}))
+    assert got is not None and [e.cpType for e in got[0]] == words * 2
