@@ -153,6 +153,15 @@ static PyObject *field(PyObject *o, PyObject *name, Slot *s)
     return PyObject_GetAttr(o, name);
 }
 
+/* A types.MappingProxyType (the settings' verdicts): what it shows. CPython's own layout
+   (`mappingproxyobject`, Objects/descrobject.c, the same since Python 3.3), which its C API
+   does not give: the verdict of each answer is then looked up in the dict itself, without a
+   call of the proxy's `get` (800 instructions an answer). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *mapping;
+} Proxy;
+
 /* the Slots of `line`'s reads, and of `match`'s (requestKey, then each echo field) */
 static Slot AT_AGG, AT_MAL, AT_TYPE, AT_SCORE, AT_TYPE_SCORE, AT_SOURCE, AT_TTL, AT_CP_TYPE,
     AT_LINK, AT_PRODUCT, AT_FIRST, AT_REQUEST_KEY, AT_ECHO[3];
@@ -191,6 +200,9 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (PyFloat_Check(score) || PyFloat_Check(type_score))
         goto fallback;
     PyObject *verdict = UNKNOWN; /* borrowed (held by `got` when asked with `get`) */
+    if (Py_IS_TYPE(verdicts, &PyDictProxy_Type)
+        && PyDict_CheckExact(((Proxy *)verdicts)->mapping))
+        verdicts = ((Proxy *)verdicts)->mapping; /* (its `get` is the dict's) */
     if (ctype != Py_None && PyDict_CheckExact(verdicts)) {
         verdict = PyDict_GetItemWithError(verdicts, ctype);
         if (verdict == NULL) {

@@ -204,3 +204,26 @@ def test_a_member_of_another_type_set_on_a_struct_is_refused_as_getattr_refuses_
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)  # fmt: skip
     assert done.returncode == 0 and done.stdout.split() == ["refused"] * 3, done
+
+
+class _OddGet(dict[str, str]):
+    """A dict whose `get` is its own: asked as record_line's Python asks it."""
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return "suspicious" if key == "malware" else super().get(key, default)
+
+
+def test_the_verdicts_behind_a_read_only_proxy_are_read_as_its_get_reads_them() -> None:
+    # the settings hold the verdicts as a MappingProxyType: over a dict, C looks the
+    # classification up in the dict itself; over anything else, it asks the proxy's `get`
+    doc = {"aggregatedResult": {"maliciousClassification": {"type": "malware"}}}
+    entry, raw = read_entry(orjson.dumps(doc))
+    for verdicts, verdict in (
+        (types.MappingProxyType(dict(VERDICTS)), "malicious"),
+        (types.MappingProxyType({}), "unknown"),
+        (types.MappingProxyType(_OddGet(VERDICTS)), "suspicious"),
+        (_OddGet(VERDICTS), "suspicious"),
+    ):
+        want = python_record_line(IocType.DOMAIN, "a.com", entry, raw, verdicts)
+        assert want[1] == verdict
+        assert record_line(IocType.DOMAIN, "a.com", entry, raw, verdicts) == want
