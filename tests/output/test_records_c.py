@@ -227,3 +227,22 @@ def test_the_verdicts_behind_a_read_only_proxy_are_read_as_its_get_reads_them() 
         want = python_record_line(IocType.DOMAIN, "a.com", entry, raw, verdicts)
         assert want[1] == verdict
         assert record_line(IocType.DOMAIN, "a.com", entry, raw, verdicts) == want
+
+
+def test_a_text_is_found_plain_or_not_at_every_offset() -> None:
+    # C reads a text 16 characters at a time (the last 16 again where they overlap): a
+    # character JSON escapes at each place, in texts of each length, is found as one by one
+    for length in range(1, 50):
+        for at in range(length):
+            for odd in ('"', "\\", "\x00", "\x1f", "\x7f", "\u00e9"):
+                text = "x" * at + odd + "x" * (length - at - 1)
+                doc = {"aggregatedResult": {"maliciousClassification": {"source": text}},
+                       "cpType": "y" * length}  # fmt: skip
+                entry, raw = read_entry(orjson.dumps(doc))
+                want = python_record_line(IocType.DOMAIN, text, entry, raw, VERDICTS)
+                assert record_line(IocType.DOMAIN, text, entry, raw, VERDICTS) == want
+        plain = "x" * length
+        doc = {"aggregatedResult": {"maliciousClassification": {"source": plain}}}
+        entry, raw = read_entry(orjson.dumps(doc))
+        want = python_record_line(IocType.DOMAIN, plain, entry, raw, VERDICTS)
+        assert record_line(IocType.DOMAIN, plain, entry, raw, VERDICTS) == want
