@@ -177,6 +177,10 @@ def test_read_body_takes_plain_answers() -> None:
         orjson.dumps({"classificationResponses": [entry("a.com", ttl=-(10**18) + 1, cpId=0)]}),
         b'{"classificationResponses":[{"requestKey":null,"aggregatedResult":'
         b'{"maliciousClassification":null,"productClassification":null}}]}',
+        # numbers beyond a double, long and odd, where no field a record reads them
+        b'{"classificationResponses":[{"x":1e400,"y":-1E-400,"z":123456789012345678901234567890'
+        b',"w":[-0.0,1.5E+3,0,-0]}],"v":1e999}',
+        b'{"classificationResponses":[{"aggregatedResult":{"productClassification":1e999}}]}',
     ):
         got = check(body)
         assert got is not None, body
