@@ -702,10 +702,10 @@ none:
    read_body(body): what protocol.parse_response's fast way makes of a plain answer body, in
    one walk: (entries, raws), each entry the `Entry` msgspec reads (`_read_entries`, the
    reference) and its bytes as `entries` splits them; None (the reference reads the body)
-   for anything it does not take as it is. Taken: JSON (RFC 8259) whose strings are printable
-   ASCII without a backslash (no escape, no control character, no byte past ASCII), nesting
-   at most READ_DEPTH levels, with a top-level "classificationResponses" list of objects given
-   once; in each entry, each field a record reads given at most once, its text a string or
+   for anything it does not take as it is. Taken: JSON (RFC 8259) whose strings are ASCII
+   from the space up without a backslash (no escape, no control character, no byte past
+   ASCII), nesting at most READ_DEPTH levels, with a top-level "classificationResponses"
+   list of objects given once; in each entry, each field a record reads given at most once, its text a string or
    null, its integer one of at most 18 digits or null (a score too: no float), its objects
    objects or null (the requestKey's fields strings or null). Everything else in the body is
    skipped, its grammar checked. `entry_types` gives the struct types first. On any input it
