@@ -332,6 +332,12 @@ _C_NATIVE = load(
 _C_ENTRIES: Callable[[bytes], list[bytes] | None] | None = (
     None if _C_NATIVE is None else _C_NATIVE.entries
 )
+#: its `read_body`: a plain body's entries, each `Entry` as `_read_entries` reads it, and their
+#: bytes as `_C_ENTRIES` splits them, in one walk; None for a body it leaves to msgspec
+_C_READ: Callable[[bytes], tuple[list[Entry], list[bytes]] | None] | None = None
+if _C_NATIVE is not None:
+    _C_NATIVE.entry_types(Entry, _Echo, _Aggregate, _Classification, msgspec.Raw)
+    _C_READ = _C_NATIVE.read_body
 #: its `match`: parse_response's loop over a plain body (every entry a key asked, once)
 _C_MATCH: (
     Callable[
@@ -487,14 +493,19 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
     # each one its own way
     entries: list[Entry] | None = None
     raws: list[bytes] | None = None
-    if not multiline and _utf8(body):
+    read = None if multiline or _C_READ is None else _C_READ(body)
+    utf8: bool | None = None  # not yet known
+    if read is not None:
+        # a plain body (the most of them) read in C in one walk, as the lines below read it
+        entries, raws = read
+    elif not multiline and (utf8 := _utf8(body)):
         entries = _entries(body)
         if entries is not None and _C_ENTRIES is not None:
             raws = _C_ENTRIES(body)  # a body msgspec read whole: valid JSON of this shape
             if raws is not None and len(raws) != len(entries):
                 raws = None  # (never seen: the reference decides)
     if raws is None:
-        split = _split(body)
+        split = _split(body, utf8)
         if split is None:
             # a lone surrogate escape (`"\ud800"`) in one entry: msgspec and orjson refuse
             # the whole body, every key of the batch failed, after every try; that entry
@@ -502,7 +513,7 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
             split = _split_around_surrogates(body)
             if split is None:
                 return _parse_with_orjson(endpoint, body)
-        raws = [bytes(item) for item in split]
+        raws = split
     depth = 2 * MAX_DEPTH  # entries no longer than this cannot nest too deep
     if entries is not None and _C_MATCH is not None and type(asked) in _SETS:
         # in C where every entry echoes a key asked, once (the loop below, without a step
@@ -515,7 +526,7 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
     # the field that echoes the key: a hash's is the first of md5, sha1, sha256 that is set
     hashes = endpoint is Endpoint.FILE
     echo_of = attrgetter(_ECHO_FIELDS[endpoint][0])
-    read = _read
+    read_one = _read
     duplicates = unusable = 0
     refused: MalformedBody | None = None
     doc: Any
@@ -527,7 +538,7 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
                 if len(raw) > depth:
                     _check_depth(raw)
             else:
-                doc, entry, raw = read(raw, multiline)
+                doc, entry, raw = read_one(raw, multiline)
         except MalformedBody as exc:
             # an entry no record can be made of (nested too deep, not JSON orjson reads) is
             # unusable, its key asked again: one of them failed every key of its batch
@@ -604,12 +615,13 @@ def _utf8(body: bytes) -> bool:
     return True
 
 
-def _split(body: bytes) -> list[msgspec.Raw] | None:
-    """The verbatim bytes of each entry, or None for a body the fast way does not take."""
-    if not _utf8(body):
+def _split(body: bytes, utf8: bool | None = None) -> list[bytes] | None:
+    """The verbatim bytes of each entry, or None for a body the fast way does not take;
+    `utf8`: whether the body is UTF-8, when known (`_utf8`)."""
+    if not (_utf8(body) if utf8 is None else utf8):
         return None
     try:
-        return _read_body(body).classificationResponses
+        return [bytes(raw) for raw in _read_body(body).classificationResponses]
     except (ValueError, RecursionError):
         return None
 
@@ -619,7 +631,7 @@ def _split(body: bytes) -> list[msgspec.Raw] | None:
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
-def _split_around_surrogates(body: bytes) -> list[msgspec.Raw] | None:
+def _split_around_surrogates(body: bytes) -> list[bytes] | None:
     """`_split` of a body holding surrogate escapes, each entry's bytes as they came: the
     escapes are blanked (the same length) to find where each entry is, or None if that does
     not make the body one `_split` takes. An entry with a lone surrogate is then refused
@@ -631,13 +643,12 @@ def _split_around_surrogates(body: bytes) -> list[msgspec.Raw] | None:
     raws = _split(blanked)
     if raws is None:
         return None
-    found: list[msgspec.Raw] = []
+    found: list[bytes] = []
     at = 0
-    for raw in raws:
+    for piece in raws:
         # entries come in order, with only a comma and blanks between them
-        piece = bytes(raw)
         at = blanked.index(piece, at)
-        found.append(msgspec.Raw(body[at : at + len(piece)]))
+        found.append(body[at : at + len(piece)])
         at += len(piece)
     return found
 

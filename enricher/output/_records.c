@@ -32,9 +32,24 @@ static const char *plain(PyObject *o, Py_ssize_t *n)
     if (!PyUnicode_CheckExact(o) || !PyUnicode_IS_ASCII(o))
         return NULL;
     const unsigned char *s = (const unsigned char *)PyUnicode_DATA(o);
-    Py_ssize_t len = PyUnicode_GET_LENGTH(o);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(o), i = 0;
     unsigned char escaped = 0;
-    for (Py_ssize_t i = 0; i < len; i++) /* no branch a character: texts are mostly plain */
+#if defined(__SSE2__)
+    /* 16 characters at a time (ASCII: none past 0x7f) */
+    const __m128i space = _mm_set1_epi8(' '), del = _mm_set1_epi8(0x7f),
+                  quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\');
+    while (len - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i hits = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),
+                                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)));
+        if (_mm_movemask_epi8(hits))
+            return NULL;
+        i += 16;
+        if (i < len && len - i < 16)
+            i = len - 16; /* the last block: its 16 last characters, some seen already */
+    }
+#endif
+    for (; i < len; i++) /* no branch a character: texts are mostly plain */
         escaped |= ESCAPED[s[i]];
     if (escaped)
         return NULL;
@@ -153,6 +168,15 @@ static PyObject *field(PyObject *o, PyObject *name, Slot *s)
     return PyObject_GetAttr(o, name);
 }
 
+/* A types.MappingProxyType (the settings' verdicts): what it shows. CPython's own layout
+   (`mappingproxyobject`, Objects/descrobject.c, the same since Python 3.3), which its C API
+   does not give: the verdict of each answer is then looked up in the dict itself, without a
+   call of the proxy's `get` (800 instructions an answer). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *mapping;
+} Proxy;
+
 /* the Slots of `line`'s reads, and of `match`'s (requestKey, then each echo field) */
 static Slot AT_AGG, AT_MAL, AT_TYPE, AT_SCORE, AT_TYPE_SCORE, AT_SOURCE, AT_TTL, AT_CP_TYPE,
     AT_LINK, AT_PRODUCT, AT_FIRST, AT_REQUEST_KEY, AT_ECHO[3];
@@ -191,6 +215,9 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (PyFloat_Check(score) || PyFloat_Check(type_score))
         goto fallback;
     PyObject *verdict = UNKNOWN; /* borrowed (held by `got` when asked with `get`) */
+    if (Py_IS_TYPE(verdicts, &PyDictProxy_Type)
+        && PyDict_CheckExact(((Proxy *)verdicts)->mapping))
+        verdicts = ((Proxy *)verdicts)->mapping; /* (its `get` is the dict's) */
     if (ctype != Py_None && PyDict_CheckExact(verdicts)) {
         verdict = PyDict_GetItemWithError(verdicts, ctype);
         if (verdict == NULL) {
@@ -470,7 +497,9 @@ static const char RESPONSES[] = "classificationResponses";
 
 static const char *ws(const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    /* (one compare for the byte that is not whitespace, most of them) */
+    while (p < end && (unsigned char)*p <= ' '
+           && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
         p++;
     return p;
 }
@@ -664,6 +693,458 @@ static PyObject *entries(PyObject *self, PyObject *arg)
     return found;
 none:
     Py_XDECREF(found);
+    Py_RETURN_NONE;
+}
+
+
+/* -- an answer body read whole: its entries' fields and bytes --------------------------------
+
+   read_body(body): what protocol.parse_response's fast way makes of a plain answer body, in
+   one walk: (entries, raws), each entry the `Entry` msgspec reads (`_read_entries`, the
+   reference) and its bytes as `entries` splits them; None (the reference reads the body)
+   for anything it does not take as it is. Taken: JSON (RFC 8259) whose strings are ASCII
+   from the space up without a backslash (no escape, no control character, no byte past
+   ASCII), nesting at most READ_DEPTH levels, with a top-level "classificationResponses"
+   list of objects given once; in each entry, each field a record reads given at most once, its text a string or
+   null, its integer one of at most 18 digits or null (a score too: no float), its objects
+   objects or null (the requestKey's fields strings or null). Everything else in the body is
+   skipped, its grammar checked. `entry_types` gives the struct types first. On any input it
+   reads nothing past the end and nests at most READ_DEPTH calls. */
+
+#define READ_DEPTH 64
+
+static PyObject *T_ENTRY, *T_ECHO, *T_AGG, *T_MAL, *T_RAW, *NO_RAW;
+
+static PyObject *entry_types(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *t[5];
+    if (!PyArg_ParseTuple(args, "OOOOO:entry_types", &t[0], &t[1], &t[2], &t[3], &t[4]))
+        return NULL;
+    PyObject *empty = PyObject_CallNoArgs(t[4]); /* the product's default, msgspec.Raw() */
+    if (empty == NULL)
+        return NULL;
+    PyObject **slots[5] = {&T_ENTRY, &T_ECHO, &T_AGG, &T_MAL, &T_RAW};
+    for (int i = 0; i < 5; i++) {
+        Py_INCREF(t[i]);
+        Py_XSETREF(*slots[i], t[i]);
+    }
+    Py_XSETREF(NO_RAW, empty);
+    Py_RETURN_NONE;
+}
+
+/* the closing quote of the string whose opening quote `p` is after, or NULL for the end or a
+   byte a plain string does not hold (a backslash, a control character, one past ASCII) */
+static const char *string_end(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(' ');
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* (signed: a byte past ASCII is below the space too) */
+        __m128i hits = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                 _mm_cmpeq_epi8(v, slash)),
+                                    _mm_cmplt_epi8(v, space));
+        unsigned int m = (unsigned int)_mm_movemask_epi8(hits);
+        if (m) {
+            const char *q = p + __builtin_ctz(m);
+            return *q == '"' ? q : NULL;
+        }
+        p += 16;
+    }
+#endif
+    for (; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            return p;
+        if (c == '\\' || c < 0x20 || c > 0x7f)
+            return NULL;
+    }
+    return NULL;
+}
+
+/* past the number at `p` (JSON's grammar), or NULL; `*whole`: the value when it is an integer
+   of at most 18 digits (no fraction, no exponent), with `*is_whole` set */
+static const char *number_end(const char *p, const char *end, long long *whole, int *is_whole)
+{
+    int negative = 0, count = 0;
+    unsigned long long v = 0;
+    *is_whole = 0;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
+    if (p >= end)
+        return NULL;
+    if (*p == '0') {
+        p++;
+        count = 1;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (count < 19)
+                v = v * 10 + (unsigned long long)(*p - '0');
+            count++;
+            p++;
+        }
+    } else {
+        return NULL;
+    }
+    int fraction = 0;
+    if (p < end && *p == '.') {
+        fraction = 1;
+        if (++p >= end || *p < '0' || *p > '9')
+            return NULL;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        fraction = 1;
+        if (++p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= end || *p < '0' || *p > '9')
+            return NULL;
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    if (!fraction && count <= 18) {
+        *is_whole = 1;
+        *whole = negative ? -(long long)v : (long long)v;
+    }
+    return p;
+}
+
+/* past the literal `word` (of `n` letters) at `p`, or NULL */
+static const char *literal_end(const char *p, const char *end, const char *word, size_t n)
+{
+    return (size_t)(end - p) >= n && memcmp(p, word, n) == 0 ? p + n : NULL;
+}
+
+/* past the JSON value at `p` (no whitespace before it), its grammar checked, or NULL */
+static const char *skip_value(const char *p, const char *end, int depth)
+{
+    if (p >= end)
+        return NULL;
+    switch (*p) {
+    case '"': {
+        const char *q = string_end(p + 1, end);
+        return q == NULL ? NULL : q + 1;
+    }
+    case 't':
+        return literal_end(p, end, "true", 4);
+    case 'f':
+        return literal_end(p, end, "false", 5);
+    case 'n':
+        return literal_end(p, end, "null", 4);
+    case '{':
+    case '[': {
+        char close = *p == '{' ? '}' : ']';
+        if (depth >= READ_DEPTH)
+            return NULL;
+        p = ws(p + 1, end);
+        if (p < end && *p == close)
+            return p + 1;
+        for (;;) {
+            if (close == '}') {
+                if (p >= end || *p != '"' || (p = string_end(p + 1, end)) == NULL)
+                    return NULL;
+                p = ws(p + 1, end);
+                if (p >= end || *p != ':')
+                    return NULL;
+                p = ws(p + 1, end);
+            }
+            if ((p = skip_value(p, end, depth + 1)) == NULL)
+                return NULL;
+            p = ws(p, end);
+            if (p >= end)
+                return NULL;
+            if (*p == close)
+                return p + 1;
+            if (*p != ',')
+                return NULL;
+            p = ws(p + 1, end);
+        }
+    }
+    default: {
+        long long whole;
+        int is_whole;
+        return number_end(p, end, &whole, &is_whole);
+    }
+    }
+}
+
+/* The fields of an object read by `read_object`: their names, and what each one's value must
+   be. */
+enum { F_TEXT, F_WORD, F_WHOLE, F_RAW, F_ECHO, F_AGG, F_MAL };
+
+/* The texts of F_WORD fields (a classification, a source, a cpType: few distinct ones across
+   answers) as met, by a hash of their bytes, each slot the last one met there: a text met
+   again is the same str, its hash already computed (the verdicts' lookup) and nothing made
+   or freed. Texts up to WORD_LONGEST bytes. */
+#define WORDS 64
+#define WORD_LONGEST 32
+static PyObject *WORD_CACHE[WORDS];
+
+/* a str of the `n` ASCII bytes at `s` (a new reference), or NULL for an error */
+static PyObject *ascii_text(const char *s, Py_ssize_t n, int word)
+{
+    unsigned int h = 0;
+    if (word && n <= WORD_LONGEST) {
+        h = 2166136261u;
+        for (Py_ssize_t i = 0; i < n; i++)
+            h = (h ^ (unsigned char)s[i]) * 16777619u;
+        h %= WORDS;
+        PyObject *known = WORD_CACHE[h];
+        if (known != NULL && PyUnicode_GET_LENGTH(known) == n
+            && memcmp(PyUnicode_DATA(known), s, (size_t)n) == 0) {
+            Py_INCREF(known);
+            return known;
+        }
+    }
+    PyObject *text = PyUnicode_New(n, 127);
+    if (text == NULL)
+        return NULL;
+    memcpy(PyUnicode_DATA(text), s, (size_t)n);
+    if (word && n <= WORD_LONGEST) {
+        Py_INCREF(text);
+        Py_XSETREF(WORD_CACHE[h], text);
+    }
+    return text;
+}
+
+typedef struct {
+    const char *name;
+    Py_ssize_t n;
+    int kind;
+} Field;
+
+#define FIELD(name, kind) {name, sizeof name - 1, kind}
+static const Field ENTRY_FIELDS[] = {FIELD("requestKey", F_ECHO), FIELD("ttl", F_WHOLE),
+                                     FIELD("aggregatedResult", F_AGG), FIELD("cpType", F_WORD),
+                                     FIELD("cpId", F_WHOLE)};
+static const Field ECHO_FIELDS[] = {FIELD("md5", F_TEXT), FIELD("sha1", F_TEXT),
+                                    FIELD("sha256", F_TEXT), FIELD("domain", F_TEXT),
+                                    FIELD("ipAddress", F_TEXT)};
+static const Field AGG_FIELDS[] = {FIELD("maliciousClassification", F_MAL),
+                                   FIELD("firstSeen", F_WHOLE), FIELD("link", F_TEXT),
+                                   FIELD("productClassification", F_RAW)};
+static const Field MAL_FIELDS[] = {FIELD("type", F_WORD), FIELD("classificationScore", F_WHOLE),
+                                   FIELD("typeScore", F_WHOLE), FIELD("source", F_WORD)};
+#undef FIELD
+
+static const char *read_object(const char *p, const char *end, int kind, int depth,
+                               PyObject **out);
+
+/* past the value at `p` for a field of `kind`, or NULL (an error set, or none: not taken);
+   `*out` its object (a new reference) */
+static const char *read_field(const char *p, const char *end, int kind, int depth,
+                              PyObject **out)
+{
+    if (p >= end)
+        return NULL;
+    if (kind == F_RAW) {
+        const char *stop = skip_value(p, end, depth);
+        if (stop == NULL)
+            return NULL;
+        PyObject *bytes = PyBytes_FromStringAndSize(p, stop - p);
+        if (bytes == NULL)
+            return NULL;
+        *out = PyObject_CallOneArg(T_RAW, bytes);
+        Py_DECREF(bytes);
+        return *out == NULL ? NULL : stop;
+    }
+    if (*p == 'n') {
+        if ((p = literal_end(p, end, "null", 4)) != NULL) {
+            Py_INCREF(Py_None);
+            *out = Py_None;
+        }
+        return p;
+    }
+    if (kind == F_TEXT || kind == F_WORD) {
+        const char *q;
+        if (*p != '"' || (q = string_end(p + 1, end)) == NULL)
+            return NULL;
+        *out = ascii_text(p + 1, q - p - 1, kind == F_WORD);
+        return *out == NULL ? NULL : q + 1;
+    }
+    if (kind == F_WHOLE) {
+        long long whole;
+        int is_whole;
+        const char *stop = number_end(p, end, &whole, &is_whole);
+        if (stop == NULL || !is_whole)
+            return NULL;
+        *out = PyLong_FromLongLong(whole);
+        return *out == NULL ? NULL : stop;
+    }
+    return read_object(p, end, kind, depth, out);
+}
+
+/* past the object at `p` read as a struct of `kind` (F_ECHO, F_AGG, F_MAL, or -1 for an
+   entry), or NULL (an error set, or none: not taken); `*out` the struct */
+static const char *read_object(const char *p, const char *end, int kind, int depth,
+                               PyObject **out)
+{
+    const Field *fields;
+    PyObject *type;
+    Py_ssize_t count;
+    switch (kind) {
+    case F_ECHO:
+        fields = ECHO_FIELDS, count = 5, type = T_ECHO;
+        break;
+    case F_AGG:
+        fields = AGG_FIELDS, count = 4, type = T_AGG;
+        break;
+    case F_MAL:
+        fields = MAL_FIELDS, count = 4, type = T_MAL;
+        break;
+    default:
+        fields = ENTRY_FIELDS, count = 5, type = T_ENTRY;
+    }
+    PyObject *values[5] = {NULL, NULL, NULL, NULL, NULL};
+    if (depth >= READ_DEPTH || p >= end || *p != '{')
+        return NULL;
+    p = ws(p + 1, end);
+    if (p < end && *p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            if (p >= end || *p != '"')
+                goto none;
+            const char *name = p + 1, *q = string_end(name, end);
+            if (q == NULL)
+                goto none;
+            Py_ssize_t n = q - name, i = 0;
+            while (i < count && (fields[i].n != n || memcmp(fields[i].name, name, (size_t)n)))
+                i++;
+            p = ws(q + 1, end);
+            if (p >= end || *p != ':')
+                goto none;
+            p = ws(p + 1, end);
+            if (i == count) {
+                p = skip_value(p, end, depth + 1);
+            } else {
+                if (values[i] != NULL) /* given twice */
+                    goto none;
+                p = read_field(p, end, fields[i].kind, depth + 1, &values[i]);
+            }
+            if (p == NULL)
+                goto none;
+            p = ws(p, end);
+            if (p < end && *p == ',') {
+                p = ws(p + 1, end);
+                continue;
+            }
+            if (p < end && *p == '}') {
+                p++;
+                break;
+            }
+            goto none;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (values[i] == NULL) {
+            values[i] = kind == F_AGG && i == 3 ? NO_RAW : Py_None;
+            Py_INCREF(values[i]);
+        }
+    }
+    *out = PyObject_Vectorcall(type, values, (size_t)count, NULL);
+    for (Py_ssize_t i = 0; i < count; i++)
+        Py_DECREF(values[i]);
+    return *out == NULL ? NULL : p;
+none:
+    for (Py_ssize_t i = 0; i < count; i++)
+        Py_XDECREF(values[i]);
+    return NULL;
+}
+
+static PyObject *read_body(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (!PyBytes_CheckExact(arg)) {
+        PyErr_SetString(PyExc_TypeError, "read_body() takes bytes");
+        return NULL;
+    }
+    if (T_ENTRY == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_records.entry_types was not called");
+        return NULL;
+    }
+    const char *p = PyBytes_AS_STRING(arg), *end = p + PyBytes_GET_SIZE(arg);
+    PyObject *entries = NULL, *raws = NULL;
+    p = ws(p, end);
+    if (p >= end || *p != '{')
+        Py_RETURN_NONE;
+    p = ws(p + 1, end);
+    if (p < end && *p == '}')
+        Py_RETURN_NONE; /* no classificationResponses */
+    for (;;) {
+        if (p >= end || *p != '"')
+            goto none;
+        const char *key = p + 1, *q = string_end(key, end);
+        if (q == NULL)
+            goto none;
+        int ours = (size_t)(q - key) == sizeof RESPONSES - 1
+                   && memcmp(key, RESPONSES, sizeof RESPONSES - 1) == 0;
+        p = ws(q + 1, end);
+        if (p >= end || *p != ':')
+            goto none;
+        p = ws(p + 1, end);
+        if (!ours) {
+            if ((p = skip_value(p, end, 1)) == NULL)
+                goto none;
+        } else {
+            if (entries != NULL || p >= end || *p != '[')
+                goto none; /* given twice, or not a list */
+            if ((entries = PyList_New(0)) == NULL || (raws = PyList_New(0)) == NULL)
+                goto none;
+            p = ws(p + 1, end);
+            if (p < end && *p == ']') {
+                p++;
+            } else {
+                for (;;) {
+                    PyObject *entry = NULL;
+                    const char *start = p;
+                    if ((p = read_object(p, end, -1, 2, &entry)) == NULL)
+                        goto none;
+                    PyObject *raw = PyBytes_FromStringAndSize(start, p - start);
+                    int failed = raw == NULL || PyList_Append(entries, entry) < 0
+                                 || PyList_Append(raws, raw) < 0;
+                    Py_DECREF(entry);
+                    Py_XDECREF(raw);
+                    if (failed)
+                        goto none;
+                    p = ws(p, end);
+                    if (p < end && *p == ',') {
+                        p = ws(p + 1, end);
+                        continue;
+                    }
+                    if (p < end && *p == ']') {
+                        p++;
+                        break;
+                    }
+                    goto none;
+                }
+            }
+        }
+        p = ws(p, end);
+        if (p < end && *p == ',') {
+            p = ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}' && ws(p + 1, end) == end)
+            break;
+        goto none;
+    }
+    if (entries == NULL)
+        Py_RETURN_NONE;
+    PyObject *result = PyTuple_Pack(2, entries, raws);
+    Py_DECREF(entries);
+    Py_DECREF(raws);
+    return result;
+none:
+    Py_XDECREF(entries);
+    Py_XDECREF(raws);
+    if (PyErr_Occurred())
+        return NULL; /* (a MemoryError) */
     Py_RETURN_NONE;
 }
 
@@ -950,6 +1431,10 @@ static PyMethodDef methods[] = {
      "the keys answered, onto the lists; the keys not answered (or None)."},
     {"request_body", (PyCFunction)(void (*)(void))request_body, METH_FASTCALL,
      "request_body(keys, pieces): (a request's body, the types met) for plain keys, or None."},
+    {"entry_types", entry_types, METH_VARARGS,
+     "entry_types(entry, echo, aggregate, classification, raw): the structs read_body makes."},
+    {"read_body", read_body, METH_O,
+     "read_body(body): (entries, raws) of a plain answer body, or None."},
     {"entries", entries, METH_O,
      "entries(body): the bytes of each classificationResponses entry of a JSON answer body "
      "msgspec has read, or None."},

@@ -204,3 +204,45 @@ def test_a_member_of_another_type_set_on_a_struct_is_refused_as_getattr_refuses_
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)  # fmt: skip
     assert done.returncode == 0 and done.stdout.split() == ["refused"] * 3, done
+
+
+class _OddGet(dict[str, str]):
+    """A dict whose `get` is its own: asked as record_line's Python asks it."""
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return "suspicious" if key == "malware" else super().get(key, default)
+
+
+def test_the_verdicts_behind_a_read_only_proxy_are_read_as_its_get_reads_them() -> None:
+    # the settings hold the verdicts as a MappingProxyType: over a dict, C looks the
+    # classification up in the dict itself; over anything else, it asks the proxy's `get`
+    doc = {"aggregatedResult": {"maliciousClassification": {"type": "malware"}}}
+    entry, raw = read_entry(orjson.dumps(doc))
+    for verdicts, verdict in (
+        (types.MappingProxyType(dict(VERDICTS)), "malicious"),
+        (types.MappingProxyType({}), "unknown"),
+        (types.MappingProxyType(_OddGet(VERDICTS)), "suspicious"),
+        (_OddGet(VERDICTS), "suspicious"),
+    ):
+        want = python_record_line(IocType.DOMAIN, "a.com", entry, raw, verdicts)
+        assert want[1] == verdict
+        assert record_line(IocType.DOMAIN, "a.com", entry, raw, verdicts) == want
+
+
+def test_a_text_is_found_plain_or_not_at_every_offset() -> None:
+    # C reads a text 16 characters at a time (the last 16 again where they overlap): a
+    # character JSON escapes at each place, in texts of each length, is found as one by one
+    for length in range(1, 50):
+        for at in range(length):
+            for odd in ('"', "\\", "\x00", "\x1f", "\x7f", "\u00e9"):
+                text = "x" * at + odd + "x" * (length - at - 1)
+                doc = {"aggregatedResult": {"maliciousClassification": {"source": text}},
+                       "cpType": "y" * length}  # fmt: skip
+                entry, raw = read_entry(orjson.dumps(doc))
+                want = python_record_line(IocType.DOMAIN, text, entry, raw, VERDICTS)
+                assert record_line(IocType.DOMAIN, text, entry, raw, VERDICTS) == want
+        plain = "x" * length
+        doc = {"aggregatedResult": {"maliciousClassification": {"source": plain}}}
+        entry, raw = read_entry(orjson.dumps(doc))
+        want = python_record_line(IocType.DOMAIN, plain, entry, raw, VERDICTS)
+        assert record_line(IocType.DOMAIN, plain, entry, raw, VERDICTS) == want
