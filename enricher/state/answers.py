@@ -42,6 +42,7 @@ import functools
 import glob
 import itertools
 import logging
+import operator
 import os
 import queue
 import secrets
@@ -356,6 +357,36 @@ def _as_served(line: bytes) -> bytes:
     return line
 
 
+_TTL_MS = operator.itemgetter(2)
+_VERDICT_OF = operator.itemgetter(1)
+_KEY_OF = operator.itemgetter(0)
+#: what a record line is shorter by as a hit writes it
+_SERVED_LESS = len(FRESH_TAIL) - len(CACHED_TAIL)
+
+
+def _as_served_all(
+    lines: Sequence[bytes],
+) -> list[bytes | bytearray | memoryview[int]] | zstandard.BufferWithSegments:
+    """`lines` as `_as_served` makes each, for `multi_compress_to_buffer`. Where
+    every line ends with `FRESH_TAIL` and holds it nowhere else (a record line: one line of
+    JSON), they are joined and the tails replaced in one pass each, in C, not a copy and a
+    step a line."""
+    try:
+        fresh = all(map(bytes.endswith, lines, itertools.repeat(FRESH_TAIL)))
+    except TypeError:  # not bytes (the library's `store` takes any bytes-like line)
+        fresh = False
+    joined = b"".join(lines) if fresh else b""
+    if not (fresh and lines and joined.count(FRESH_TAIL) == len(lines)):
+        return [_as_served(bytes(line)) for line in lines]
+    sizes = array.array("Q", map(operator.sub, map(len, lines), itertools.repeat(_SERVED_LESS)))
+    starts = array.array("Q", itertools.accumulate(sizes, initial=0))
+    starts.pop()
+    segments = array.array("Q", bytes(16 * len(lines)))
+    segments[0::2] = starts
+    segments[1::2] = sizes
+    return zstandard.BufferWithSegments(joined.replace(FRESH_TAIL, CACHED_TAIL), segments.tobytes())
+
+
 def _statements(script: str) -> list[str]:
     return [part.strip() for part in script.split(";") if part.strip()]
 
@@ -457,9 +488,12 @@ def _has_json(db: sqlite3.Connection) -> bool:
 
 #: an answer to store: key, verdict, record line, ttl in milliseconds or None
 _Answer = tuple[str, str, bytes, int | None]
-#: answers stored at once: (identity, endpoint, format, when, the answers). The writer
-#: thread makes them rows: the event loop, which stores them, does no step per row
-_Stored = tuple[int, int, int, float, Sequence[_Answer]]
+#: an answer as the pipeline holds it beside its record line: key, verdict, ttl in ms or None
+_Answered = tuple[str, str, int | None]
+#: answers stored at once: (identity, endpoint, format, when, the answers, their record
+#: lines in the same order). The writer thread makes them rows: the event loop, which
+#: stores them, does no step per row
+_Stored = tuple[int, int, int, float, Sequence[_Answered], Sequence[bytes]]
 _Item = tuple[_Stored | None, int]  # answers to write, requests to count
 #: the writer's queue item that makes it commit what it holds now
 _FLUSH: _Item = (None, 0)
@@ -1017,31 +1051,32 @@ class Cache:
         """Answers stored at once, their record lines compressed by `pack` as a hit writes
         them (in one call, which lets go of the GIL once: a call a line took it back at each
         line, waiting each time), each kept until the answer's ttl (at most `max_ttl`);
-        `start` bytes of records come before them in their commit."""
-        ident, code, fid, now, answers = stored
-        max_ttl, default_ttl, verdicts = self.max_ttl, self.default_ttl, _VERDICT
-        lines: list[bytes | bytearray | memoryview[int]] = [
-            _as_served(record) for _, _, record, _ in answers
-        ]
+        `start` bytes of records come before them in their commit. The steps a row are
+        builtins' (map, zip, accumulate), not this thread's bytecode: what the writer does
+        holding the GIL, the event loop waits for."""
+        ident, code, fid, now, answered, lines = stored
+        served = _as_served_all(lines)
         frames: list[zstandard.BufferSegment | bytes]
         try:
-            compressed = pack.multi_compress_to_buffer(lines)
-            frames = [compressed[i] for i in range(len(compressed))]
+            compressed = pack.multi_compress_to_buffer(served)
+            frames = list(map(compressed.__getitem__, range(len(compressed))))
         except ValueError:  # "source elements are empty" (every line empty): a frame each
-            frames = [pack.compress(line) for line in lines]
-        rows: list[_PackedRow] = []
-        at = start + 1  # SQLite's substr counts from 1
-        fetched = int(now)
-        for (key, verdict, _, ttl_ms), frame in zip(answers, frames, strict=True):
-            size = len(frame)
-            ttl = min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl)
-            rows.append(
-                (ident, code, key, verdicts.get(verdict, 3), fid, at, size, fetched,
-                 int(now + ttl))
-            )  # fmt: skip
-            at += size
+            frames = [pack.compress(line) for line in cast("list[bytes]", served)]
+        sizes = list(map(len, frames))
+        max_ttl, default_ttl = self.max_ttl, self.default_ttl
+        expires = [
+            int(now + min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl))
+            for ttl_ms in map(_TTL_MS, answered)
+        ]
+        # where each record starts in the commit's records: SQLite's substr counts from 1
+        at = itertools.accumulate(sizes, initial=start + 1)
+        verdicts = map(_VERDICT.get, map(_VERDICT_OF, answered), itertools.repeat(3))
+        rows = zip(
+            itertools.repeat(ident), itertools.repeat(code), map(_KEY_OF, answered), verdicts,
+            itertools.repeat(fid), at, sizes, itertools.repeat(int(now)), expires,
+        )  # fmt: skip
         # a BufferSegment is a buffer (its stub does not say so)
-        return _Packed(b"".join(cast("list[bytes]", frames)), orjson.dumps(rows), len(rows))
+        return _Packed(b"".join(cast("list[bytes]", frames)), orjson.dumps(list(rows)), len(sizes))
 
     def _commit(
         self, db: sqlite3.Connection | None, rows: list[_Packed], requests: int
@@ -1427,7 +1462,30 @@ class Cache:
     ) -> None:
         """`store` for a coroutine: while the writer is behind (a disk that stalls, another
         process holding the write lock), the wait is in a thread, never on the event loop."""
-        stored = self._stored(endpoint, items, identity)
+        await self._put_soon(self._stored(endpoint, items, identity))
+
+    async def store_lines_soon(
+        self,
+        endpoint: Endpoint,
+        answered: Sequence[_Answered],
+        lines: Sequence[bytes],
+        *,
+        identity: ApiIdentity | None = None,
+    ) -> None:
+        """`store_soon` of answers as the pipeline holds them: (key, verdict, ttl in
+        milliseconds or None) and their record lines, in one order; the two lists copied
+        as they are (the caller may add to them later), without a step an answer."""
+        if len(answered) != len(lines):
+            raise ValueError("store_lines_soon: one record line an answer")
+        ident = self._bound(identity)
+        if self.broken or self.not_kept or not answered:
+            return
+        await self._put_soon(
+            (ident, _ENDPOINT[endpoint], self._fmt_id, self._clock(), list(answered), list(lines))
+        )
+
+    async def _put_soon(self, stored: _Stored | None) -> None:
+        """Queue `stored` for the writer; while its queue is full, waiting in a thread."""
         if stored is None:
             return
         try:
@@ -1450,7 +1508,9 @@ class Cache:
         answers = tuple(items)
         if not answers:
             return None
-        return ident, _ENDPOINT[endpoint], self._fmt_id, self._clock(), answers
+        answered = [(key, verdict, ttl_ms) for key, verdict, _, ttl_ms in answers]
+        lines = [line for _, _, line, _ in answers]
+        return ident, _ENDPOINT[endpoint], self._fmt_id, self._clock(), answered, lines
 
     def keep_no_answers(self, why: str) -> None:
         """Store no answer from now on (they are still served): `why` says so in the

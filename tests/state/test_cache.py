@@ -153,6 +153,65 @@ def test_a_store_keeps_what_it_was_given_when_the_caller_reuses_its_list(
     cache.close()
 
 
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [LINE, LINE.replace(b"a.com", b"b.com")],  # record lines: joined, tails replaced once
+        [LINE, b"x" + FRESH_TAIL + b"y" + FRESH_TAIL],  # a tail inside a line: one at a time
+        [LINE, b'{"ioc":"c.com","cached":true}\n'],  # a line served already
+        [LINE, bytearray(LINE)],  # bytes-like
+        [b"", LINE],  # an empty line
+        [b"", b""],
+    ],
+)
+def test_record_lines_are_compressed_as_a_hit_writes_them_alone_or_joined(
+    lines: list[bytes],
+) -> None:
+    # the writer joins a store's record lines and replaces their tails in one pass each
+    # where every line ends with the fresh tail and holds it nowhere else: what it
+    # compresses is what `_as_served` makes of each line
+    from enricher.state.answers import _as_served, _as_served_all
+
+    pack = zstandard.ZstdCompressor(level=3)
+    served = _as_served_all(lines)
+    try:
+        compressed = pack.multi_compress_to_buffer(served)
+        frames = [compressed[i].tobytes() for i in range(len(compressed))]
+    except ValueError:  # empty lines: compressed one at a time
+        frames = [pack.compress(line) for line in served]  # type: ignore[union-attr]
+    unpack = zstandard.ZstdDecompressor()
+    made = [unpack.decompress(f) if f else b"" for f in frames]
+    assert made == [_as_served(bytes(line)) for line in lines]
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_answers_stored_as_the_pipeline_holds_them_are_its_lists_then(
+    tmp_path: Path, kept: bool
+) -> None:
+    # `store_lines_soon` copies the pipeline's two lists, not a tuple an answer: what the
+    # lists hold after (an outcome merged into) is not stored
+    cache = new_cache(tmp_path / "c.sqlite3")
+    if not kept:
+        cache.keep_no_answers("told so")
+    answered = [("a.com", "malicious", None), ("b.com", "benign", 90_000)]
+    lines = [LINE, LINE.replace(b"a.com", b"b.com")]
+    with pytest.raises(ValueError, match="one record line an answer"):
+        asyncio.run(cache.store_lines_soon(Endpoint.DOMAIN, answered, lines[:1]))
+    asyncio.run(cache.store_lines_soon(Endpoint.DOMAIN, answered, lines))
+    answered.append(("c.com", "benign", None))
+    lines.append(LINE.replace(b"a.com", b"c.com"))
+    cache.flush()
+    found = cache.lookup(Endpoint.DOMAIN, ["a.com", "b.com", "c.com"])
+    if kept:
+        assert found == {
+            "a.com": ("malicious", "", LINE[: -len(FRESH_TAIL)] + CACHED_TAIL),
+            "b.com": ("benign", "", lines[1][: -len(FRESH_TAIL)] + CACHED_TAIL),
+        }
+    else:
+        assert found == {}
+    cache.close()
+
+
 def test_an_answer_no_row_can_be_made_of_breaks_the_cache_not_its_writer(
     tmp_path: Path,
 ) -> None:
