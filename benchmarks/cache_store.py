@@ -38,8 +38,10 @@ _STORE = 500  # answers a store: a batch's
 
 
 def line(key: str, n: int) -> bytes:
-    """A record line for `key` shaped like the engine's (~0.9 KB, fields varying with `n`)."""
-    return orjson.dumps({
+    """A record line for `key` shaped like the engine's (~0.6 KB, fields varying with `n`),
+    ending as the engine's do (`"cached":false}` and a newline: the writer joins such lines
+    and makes them served in one pass)."""
+    return b"%b\n" % orjson.dumps({
         "ioc": key, "type": "md5", "verdict": "unknown", "classification": "unknown",
         "score": -1, "type_score": -1, "source": ["ReversingLabs", None][n % 2],
         "ttl_ms": 1_000_000_000 + n * 7919 % 999_983, "first_seen": "2013-06-29T10:19:54.605Z",

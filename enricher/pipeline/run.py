@@ -1074,15 +1074,9 @@ class _Run:
             if answered and (claimed := self.claimed.get(batch.endpoint)):
                 claimed.difference_update(ioc for ioc, _, _ in answered)
             if answered and self.cache is not None:
-                await self.cache.store_soon(
-                    batch.endpoint,
-                    [
-                        (ioc, verdict, line, ttl_ms)
-                        for (ioc, verdict, ttl_ms), line in zip(
-                            answered, outcome.lines, strict=True
-                        )
-                    ],
-                    identity=self.identity,
+                # the lists as they are: no tuple an answer on the event loop
+                await self.cache.store_lines_soon(
+                    batch.endpoint, answered, outcome.lines, identity=self.identity
                 )
             self.progress.set()
             if outcome:

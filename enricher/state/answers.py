@@ -42,6 +42,7 @@ import functools
 import glob
 import itertools
 import logging
+import operator
 import os
 import queue
 import secrets
@@ -116,8 +117,8 @@ CREATE TABLE deferred (
 #: rewrote nearly all of it (benchmarks/cache_store.py, CPU and bytes written: 2,000,000
 #: answers 25.8 s and 10.7 GB, staged 26.0 s and 3.6 GB; 5,000,000: 91.3 s and 55.6 GB,
 #: staged 69.1 s and 9.4 GB; 500,000: 5.7 s and 0.88 GB, staged 6.2 s and 0.79 GB). Made
-#: on opening (a cache made before it has none; one opened by an enricher without it is
-#: refused, as any unknown table)
+#: by the writer's first write (a cache made before it has none; one opened by an enricher
+#: without it is refused, as any unknown table: a file only read keeps none)
 _STAGED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS staged (
     identity INTEGER NOT NULL,
@@ -356,6 +357,36 @@ def _as_served(line: bytes) -> bytes:
     return line
 
 
+_TTL_MS = operator.itemgetter(2)
+_VERDICT_OF = operator.itemgetter(1)
+_KEY_OF = operator.itemgetter(0)
+#: what a record line is shorter by as a hit writes it
+_SERVED_LESS = len(FRESH_TAIL) - len(CACHED_TAIL)
+
+
+def _as_served_all(
+    lines: Sequence[bytes],
+) -> list[bytes | bytearray | memoryview[int]] | zstandard.BufferWithSegments:
+    """`lines` as `_as_served` makes each, for `multi_compress_to_buffer`. Where
+    every line ends with `FRESH_TAIL` and holds it nowhere else (a record line: one line of
+    JSON), they are joined and the tails replaced in one pass each, in C, not a copy and a
+    step a line."""
+    try:
+        fresh = all(map(bytes.endswith, lines, itertools.repeat(FRESH_TAIL)))
+    except TypeError:  # not bytes (the library's `store` takes any bytes-like line)
+        fresh = False
+    joined = b"".join(lines) if fresh else b""
+    if not (fresh and lines and joined.count(FRESH_TAIL) == len(lines)):
+        return [_as_served(bytes(line)) for line in lines]
+    sizes = array.array("Q", map(operator.sub, map(len, lines), itertools.repeat(_SERVED_LESS)))
+    starts = array.array("Q", itertools.accumulate(sizes, initial=0))
+    starts.pop()
+    segments = array.array("Q", bytes(16 * len(lines)))
+    segments[0::2] = starts
+    segments[1::2] = sizes
+    return zstandard.BufferWithSegments(joined.replace(FRESH_TAIL, CACHED_TAIL), segments.tobytes())
+
+
 def _statements(script: str) -> list[str]:
     return [part.strip() for part in script.split(";") if part.strip()]
 
@@ -377,31 +408,33 @@ _Where = tuple[int, int, float, float, float, float]
 #: starts in the records of its commit (counting from 1), its length, when it was fetched,
 #: when it expires
 _PackedRow = tuple[int, int, str, int, int, int, int, int, int]
+#: what the rows of a group share: identity, endpoint, format, when they were fetched
+_Head = tuple[int, int, int, int]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Packed:
     """Answers stored at once, as the writer inserts them: their record lines compressed end
-    to end in `records`, and per row what `_PackedRow` says in `rows`, a JSON array (where a
-    record starts counts from the start of its commit's records: the `_Packed` before it in
-    the commit come first)."""
+    to end in `records`, and their rows in groups that share a `_Head` (a commit's stores
+    of one endpoint in one second), each a JSON array of (key, verdict, where its record
+    starts, its length, when it expires) (where a record starts counts from the start of its
+    commit's records), in the order the rows came within each (identity, endpoint)."""
 
     records: bytes | bytearray
-    rows: bytes | bytearray
+    groups: list[tuple[_Head, bytes | bytearray]]
     count: int
 
 
-#: one statement appends a commit's rows to `staged`, alone in its transaction: SQLite steps
-#: through them without the GIL, where `executemany` took and gave back the GIL at each row,
-#: waiting each time for the event loop to let go of it. Alone, as SQLite makes no statement
-#: journal for a statement that is its transaction (see `Cache._merge`). Appended as they came:
-#: the merge sorts them
+#: one statement appends a group's rows to `staged`: SQLite steps through them without the
+#: GIL, where `executemany` took and gave back the GIL at each row, waiting each time for the
+#: event loop to let go of it. What the group's rows share is given once (a JSON path a
+#: column a row cost about 0.25 us: 9 of them 2.5-3.6 us a row, these 5 1.6-2.2). Appended
+#: as they came: the merge sorts them
 _INSERT_PACKED = (
-    "INSERT INTO staged SELECT json_extract(r.value, '$[0]'),"
-    " json_extract(r.value, '$[1]'), json_extract(r.value, '$[2]'),"
-    " json_extract(r.value, '$[3]'), json_extract(r.value, '$[4]'),"
-    " substr(?1, json_extract(r.value, '$[5]'), json_extract(r.value, '$[6]')),"
-    " json_extract(r.value, '$[7]'), json_extract(r.value, '$[8]') FROM json_each(?2) AS r"
+    "INSERT INTO staged SELECT ?3, ?4, json_extract(r.value, '$[0]'),"
+    " json_extract(r.value, '$[1]'), ?5,"
+    " substr(?1, json_extract(r.value, '$[2]'), json_extract(r.value, '$[3]')),"
+    " ?6, json_extract(r.value, '$[4]') FROM json_each(?2) AS r"
 )
 #: a NUL in a key, as JSON: SQLite's JSON functions (3.40) end such a text at the NUL, so its
 #: row is written and read a row at a time (the packed insert wrote 'a\0b' as 'a', replacing
@@ -457,9 +490,12 @@ def _has_json(db: sqlite3.Connection) -> bool:
 
 #: an answer to store: key, verdict, record line, ttl in milliseconds or None
 _Answer = tuple[str, str, bytes, int | None]
-#: answers stored at once: (identity, endpoint, format, when, the answers). The writer
-#: thread makes them rows: the event loop, which stores them, does no step per row
-_Stored = tuple[int, int, int, float, Sequence[_Answer]]
+#: an answer as the pipeline holds it beside its record line: key, verdict, ttl in ms or None
+_Answered = tuple[str, str, int | None]
+#: answers stored at once: (identity, endpoint, format, when, the answers, their record
+#: lines in the same order). The writer thread makes them rows: the event loop, which
+#: stores them, does no step per row
+_Stored = tuple[int, int, int, float, Sequence[_Answered], Sequence[bytes]]
 _Item = tuple[_Stored | None, int]  # answers to write, requests to count
 #: the writer's queue item that makes it commit what it holds now
 _FLUSH: _Item = (None, 0)
@@ -537,6 +573,8 @@ class Cache:
         #: the writer's: rows it staged since the last merge, and whether a merge was asked
         self._staged = 0
         self._merge_asked = False
+        #: the writer's: whether it made sure `staged` is there
+        self._staging = False
         self._writer = threading.Thread(target=self._write_loop, name="cache-writer", daemon=True)
         self._writer.start()
 
@@ -901,10 +939,14 @@ class Cache:
         Makes the staging table where there is none, and merges what it holds."""
         (key,) = db.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
         self._key = bytes(key)
-        db.execute(_STAGED_SCHEMA)
         # rows a run staged and did not merge (it was killed, or is running now): merged
-        # now, so that this run is served them
-        if db.execute("SELECT 1 FROM staged LIMIT 1").fetchone() is not None:
+        # now, so that this run is served them. (`staged` is made by the first write: a
+        # file only read, by a lookup or a run that stores nothing, stays as an enricher
+        # without it can open.)
+        staging = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'staged'"
+        ).fetchone()
+        if staging is not None and db.execute("SELECT 1 FROM staged LIMIT 1").fetchone():
             try:
                 self._merge(db)
             except sqlite3.Error as exc:
@@ -961,8 +1003,10 @@ class Cache:
         db: sqlite3.Connection | None = None
         pack = zstandard.ZstdCompressor(level=3, dict_data=self._dictionary, write_checksum=True)
         # what the commit will insert, added to as stores come (one copy of it in Python,
-        # not each store's besides): records end to end, and the rows' JSON array
-        records, listed, rows = bytearray(), bytearray(b"["), 0
+        # not each store's besides): records end to end, and the rows' JSON arrays by head
+        records, groups, rows = bytearray(), list[tuple[_Head, bytearray]](), 0
+        #: the group the rows of each (identity, endpoint, format) go on in, in `groups`
+        current: dict[tuple[int, int, int], int] = {}
         requests = 0
         taken = 0  # items taken from the queue, not yet written
         until = 0.0  # when what is pending is written, at the latest
@@ -989,8 +1033,18 @@ class Cache:
                     try:
                         made = self._packed(stored, pack, len(records))
                         records += made.records
-                        listed += b"," if rows else b""
-                        listed += memoryview(made.rows)[1:-1]
+                        for head, listed in made.groups:
+                            # a second later, a new group, after the others: rows of one
+                            # (identity, endpoint) stay in the order they came, which the
+                            # merge keeps for a key stored twice (even as the clock goes back)
+                            at = current.get(head[:3])
+                            if at is not None and groups[at][0] == head:
+                                joined = groups[at][1]
+                                joined += b","
+                                joined += memoryview(listed)[1:-1]
+                            else:
+                                current[head[:3]] = len(groups)
+                                groups.append((head, bytearray(memoryview(listed)[:-1])))
                         rows += made.count
                     except Exception as exc:
                         # an answer no row can be made of (a ttl past a float): a writer
@@ -1001,12 +1055,19 @@ class Cache:
                 if rows < _TXN_ROWS and not last and time.monotonic() < until:
                     continue
             if taken or rows or requests:
-                listed += b"]"
-                packed = [_Packed(records, listed, rows)] if rows else []
-                del records, listed
-                db = self._commit(db, packed, requests)
+                for _, listed in groups:
+                    listed += b"]"
+                packed = _Packed(records, list(groups), rows) if rows else None
+                del records, groups
+                try:
+                    db = self._commit(db, packed, requests)
+                except Exception as exc:
+                    # not SQLite's (`_commit` takes those): a writer thread that died left
+                    # every later flush waiting for ever
+                    self._break(f"writing failed: {exc!r}")
                 del packed
-                records, listed, rows, requests = bytearray(), bytearray(b"["), 0, 0
+                records, groups, rows, requests = bytearray(), [], 0, 0
+                current.clear()
             for _ in range(taken):
                 self._writes.task_done()
             taken = 0
@@ -1017,63 +1078,53 @@ class Cache:
         """Answers stored at once, their record lines compressed by `pack` as a hit writes
         them (in one call, which lets go of the GIL once: a call a line took it back at each
         line, waiting each time), each kept until the answer's ttl (at most `max_ttl`);
-        `start` bytes of records come before them in their commit."""
-        ident, code, fid, now, answers = stored
-        max_ttl, default_ttl, verdicts = self.max_ttl, self.default_ttl, _VERDICT
-        lines: list[bytes | bytearray | memoryview[int]] = [
-            _as_served(record) for _, _, record, _ in answers
-        ]
+        `start` bytes of records come before them in their commit. The steps a row are
+        builtins' (map, zip, accumulate), not this thread's bytecode: what the writer does
+        holding the GIL, the event loop waits for."""
+        ident, code, fid, now, answered, lines = stored
+        served = _as_served_all(lines)
         frames: list[zstandard.BufferSegment | bytes]
         try:
-            compressed = pack.multi_compress_to_buffer(lines)
-            frames = [compressed[i] for i in range(len(compressed))]
+            compressed = pack.multi_compress_to_buffer(served)
+            frames = list(map(compressed.__getitem__, range(len(compressed))))
         except ValueError:  # "source elements are empty" (every line empty): a frame each
-            frames = [pack.compress(line) for line in lines]
-        rows: list[_PackedRow] = []
-        at = start + 1  # SQLite's substr counts from 1
-        fetched = int(now)
-        for (key, verdict, _, ttl_ms), frame in zip(answers, frames, strict=True):
-            size = len(frame)
-            ttl = min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl)
-            rows.append(
-                (ident, code, key, verdicts.get(verdict, 3), fid, at, size, fetched,
-                 int(now + ttl))
-            )  # fmt: skip
-            at += size
+            frames = [pack.compress(line) for line in cast("list[bytes]", served)]
+        sizes = list(map(len, frames))
+        max_ttl, default_ttl = self.max_ttl, self.default_ttl
+        expires = [
+            int(now + min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl))
+            for ttl_ms in map(_TTL_MS, answered)
+        ]
+        # where each record starts in the commit's records: SQLite's substr counts from 1
+        at = itertools.accumulate(sizes, initial=start + 1)
+        verdicts = map(_VERDICT.get, map(_VERDICT_OF, answered), itertools.repeat(3))
+        # `at` has one more (where the next store's records would start)
+        rows = list(zip(map(_KEY_OF, answered), verdicts, at, sizes, expires, strict=False))
+        head = (ident, code, fid, int(now))
         # a BufferSegment is a buffer (its stub does not say so)
-        return _Packed(b"".join(cast("list[bytes]", frames)), orjson.dumps(rows), len(rows))
+        return _Packed(
+            b"".join(cast("list[bytes]", frames)), [(head, orjson.dumps(rows))], len(rows)
+        )
 
     def _commit(
-        self, db: sqlite3.Connection | None, rows: list[_Packed], requests: int
+        self, db: sqlite3.Connection | None, rows: _Packed | None, requests: int
     ) -> sqlite3.Connection | None:
-        """Write `rows` (compressed), in one statement that is its own transaction (rows in
-        the order they came: eviction takes the oldest by rowid), then count `requests`; the
-        connection, made on first use."""
+        """Write `rows` (compressed): a statement a group, alone in its transaction when it
+        is the only one (rows in the order they came: eviction takes the oldest by rowid),
+        then count `requests`; the connection, made on first use."""
         asked, self._merge_asked = self._merge_asked, False
         try:
-            if not self.broken and (rows or requests or (asked and self._staged)):
+            if not self.broken and (rows is not None or requests or (asked and self._staged)):
                 db = db or self._connect_again()
                 if not self._still_there():  # a connection made before it was deleted
                     raise _Vanished(_VANISHED.format(path=self.path))
-                if rows:
-                    if len(rows) == 1:
-                        records, listed = rows[0].records, rows[0].rows
-                    else:
-                        records = b"".join(packed.records for packed in rows)
-                        # the JSON arrays made one (each is `[...]`, none empty)
-                        listed = b"[%b]" % b",".join(packed.rows[1:-1] for packed in rows)
-                    if self._json and _NUL not in listed:
-                        db.execute(_INSERT_PACKED, (records, listed))
-                    else:
-                        db.execute("BEGIN IMMEDIATE")
-                        db.executemany(_INSERT_ROW, _unpacked(bytes(records), orjson.loads(listed)))
-                        db.execute("COMMIT")
-                    count = sum(packed.count for packed in rows)
-                    self.stored += count
-                    self._staged += count
+                if rows is not None:
+                    self._stage(db, rows)
+                    self.stored += rows.count
+                    self._staged += rows.count
                 if requests:
                     self._count(db, requests)
-                if (asked and self._staged) or (rows and self._merge_due(db)):
+                if (asked and self._staged) or (rows is not None and self._merge_due(db)):
                     self._merge(db)
                     self._staged = 0
                     self._evict(db)
@@ -1083,6 +1134,33 @@ class Cache:
                     db.execute("ROLLBACK")
             self._break(f"writing failed: {exc}", exc)
         return db
+
+    def _stage(self, db: sqlite3.Connection, rows: _Packed) -> None:
+        """Append `rows` to `staged`, in one transaction: one statement a group (alone in its
+        transaction, with no BEGIN, where there is one group), or, in a SQLite without JSON
+        functions or for a key with a NUL, one statement a row."""
+        if not self._staging:
+            db.execute(_STAGED_SCHEMA)  # the first write (another run may have made it)
+            self._staging = True
+        records, groups = rows.records, rows.groups
+        if self._json and not any(_NUL in listed for _, listed in groups):
+            if len(groups) == 1:
+                (head, listed), *_ = groups
+                db.execute(_INSERT_PACKED, (records, listed, *head))
+                return
+            db.execute("BEGIN IMMEDIATE")
+            for head, listed in groups:
+                db.execute(_INSERT_PACKED, (records, listed, *head))
+            db.execute("COMMIT")
+            return
+        unpacked = [
+            (ident, code, key, verdict, fid, at, size, fetched, expires)
+            for (ident, code, fid, fetched), listed in groups
+            for key, verdict, at, size, expires in orjson.loads(listed)
+        ]
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(_INSERT_ROW, _unpacked(bytes(records), unpacked))
+        db.execute("COMMIT")
 
     def _merge_due(self, db: sqlite3.Connection) -> bool:
         """Whether the staged rows are many enough to merge (`_MERGE_MIN`, `_MERGE_SHARE`),
@@ -1427,7 +1505,30 @@ class Cache:
     ) -> None:
         """`store` for a coroutine: while the writer is behind (a disk that stalls, another
         process holding the write lock), the wait is in a thread, never on the event loop."""
-        stored = self._stored(endpoint, items, identity)
+        await self._put_soon(self._stored(endpoint, items, identity))
+
+    async def store_lines_soon(
+        self,
+        endpoint: Endpoint,
+        answered: Sequence[_Answered],
+        lines: Sequence[bytes],
+        *,
+        identity: ApiIdentity | None = None,
+    ) -> None:
+        """`store_soon` of answers as the pipeline holds them: (key, verdict, ttl in
+        milliseconds or None) and their record lines, in one order; the two lists copied
+        as they are (the caller may add to them later), without a step an answer."""
+        if len(answered) != len(lines):
+            raise ValueError("store_lines_soon: one record line an answer")
+        ident = self._bound(identity)
+        if self.broken or self.not_kept or not answered:
+            return
+        await self._put_soon(
+            (ident, _ENDPOINT[endpoint], self._fmt_id, self._clock(), list(answered), list(lines))
+        )
+
+    async def _put_soon(self, stored: _Stored | None) -> None:
+        """Queue `stored` for the writer; while its queue is full, waiting in a thread."""
         if stored is None:
             return
         try:
@@ -1450,7 +1551,9 @@ class Cache:
         answers = tuple(items)
         if not answers:
             return None
-        return ident, _ENDPOINT[endpoint], self._fmt_id, self._clock(), answers
+        answered = [(key, verdict, ttl_ms) for key, verdict, _, ttl_ms in answers]
+        lines = [line for _, _, line, _ in answers]
+        return ident, _ENDPOINT[endpoint], self._fmt_id, self._clock(), answered, lines
 
     def keep_no_answers(self, why: str) -> None:
         """Store no answer from now on (they are still served): `why` says so in the

@@ -55,6 +55,17 @@ class AnswerStore(Protocol):
         """Keep answers of `identity` (stored by `aclose()` at the latest); waits, without
         blocking the loop, while the store is behind."""
 
+    async def store_lines_soon(
+        self,
+        endpoint: Endpoint,
+        answered: Sequence[tuple[str, str, int | None]],
+        lines: Sequence[bytes],
+        *,
+        identity: ApiIdentity | None,
+    ) -> None:
+        """`store_soon` of answers as the pipeline holds them: (key, verdict, ttl in ms or
+        None) and their record lines, in one order (the caller may add to both later)."""
+
     def tally(self, *, hits: int = 0, misses: int = 0) -> None:
         """Add to the hit and miss counts of `report()` (keys the run did not look up, hits it
         could not use)."""

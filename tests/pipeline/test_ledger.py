@@ -115,7 +115,7 @@ STAGES: dict[str, tuple[Any, str, Callable[[tuple[Any, ...]], bool]]] = {
     "ingest: dispatch": (_Run, "dispatch", lambda args: bool(args[0])),
     "send: a request": (Send, "resolve", lambda args: True),
     "hand on: waiting for the consumer": (_Run, "deliver", lambda args: bool(args[0].lines)),
-    "send: storing answers": (Cache, "store_soon", lambda args: True),
+    "send: storing answers": (Cache, "store_lines_soon", lambda args: True),
 }
 
 

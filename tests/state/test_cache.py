@@ -153,6 +153,65 @@ def test_a_store_keeps_what_it_was_given_when_the_caller_reuses_its_list(
     cache.close()
 
 
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [LINE, LINE.replace(b"a.com", b"b.com")],  # record lines: joined, tails replaced once
+        [LINE, b"x" + FRESH_TAIL + b"y" + FRESH_TAIL],  # a tail inside a line: one at a time
+        [LINE, b'{"ioc":"c.com","cached":true}\n'],  # a line served already
+        [LINE, bytearray(LINE)],  # bytes-like
+        [b"", LINE],  # an empty line
+        [b"", b""],
+    ],
+)
+def test_record_lines_are_compressed_as_a_hit_writes_them_alone_or_joined(
+    lines: list[bytes],
+) -> None:
+    # the writer joins a store's record lines and replaces their tails in one pass each
+    # where every line ends with the fresh tail and holds it nowhere else: what it
+    # compresses is what `_as_served` makes of each line
+    from enricher.state.answers import _as_served, _as_served_all
+
+    pack = zstandard.ZstdCompressor(level=3)
+    served = _as_served_all(lines)
+    try:
+        compressed = pack.multi_compress_to_buffer(served)
+        frames = [compressed[i].tobytes() for i in range(len(compressed))]
+    except ValueError:  # empty lines: compressed one at a time
+        frames = [pack.compress(line) for line in served]  # type: ignore[union-attr]
+    unpack = zstandard.ZstdDecompressor()
+    made = [unpack.decompress(f) if f else b"" for f in frames]
+    assert made == [_as_served(bytes(line)) for line in lines]
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_answers_stored_as_the_pipeline_holds_them_are_its_lists_then(
+    tmp_path: Path, kept: bool
+) -> None:
+    # `store_lines_soon` copies the pipeline's two lists, not a tuple an answer: what the
+    # lists hold after (an outcome merged into) is not stored
+    cache = new_cache(tmp_path / "c.sqlite3")
+    if not kept:
+        cache.keep_no_answers("told so")
+    answered = [("a.com", "malicious", None), ("b.com", "benign", 90_000)]
+    lines = [LINE, LINE.replace(b"a.com", b"b.com")]
+    with pytest.raises(ValueError, match="one record line an answer"):
+        asyncio.run(cache.store_lines_soon(Endpoint.DOMAIN, answered, lines[:1]))
+    asyncio.run(cache.store_lines_soon(Endpoint.DOMAIN, answered, lines))
+    answered.append(("c.com", "benign", None))
+    lines.append(LINE.replace(b"a.com", b"c.com"))
+    cache.flush()
+    found = cache.lookup(Endpoint.DOMAIN, ["a.com", "b.com", "c.com"])
+    if kept:
+        assert found == {
+            "a.com": ("malicious", "", LINE[: -len(FRESH_TAIL)] + CACHED_TAIL),
+            "b.com": ("benign", "", lines[1][: -len(FRESH_TAIL)] + CACHED_TAIL),
+        }
+    else:
+        assert found == {}
+    cache.close()
+
+
 def test_an_answer_no_row_can_be_made_of_breaks_the_cache_not_its_writer(
     tmp_path: Path,
 ) -> None:
@@ -165,6 +224,25 @@ def test_an_answer_no_row_can_be_made_of_breaks_the_cache_not_its_writer(
     flushed.join(10)
     assert not flushed.is_alive()
     assert cache.broken is not None and "OverflowError" in cache.broken
+    cache.close()
+
+
+def test_a_commit_that_fails_but_not_in_sqlite_breaks_the_cache_not_its_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an error of another kind in a commit killed the writer thread, and the next flush
+    # waited for ever (as a test's wrapper of `_commit` that did not fit its argument did)
+    def fails(self: Cache, db: Any, rows: Any) -> None:
+        raise TypeError("not SQLite's")
+
+    monkeypatch.setattr(Cache, "_stage", fails)
+    cache = new_cache(tmp_path / "c.sqlite3")
+    cache.store(Endpoint.DOMAIN, [("a.com", "malicious", LINE, None)])
+    flushed = threading.Thread(target=cache.flush, daemon=True)
+    flushed.start()
+    flushed.join(10)
+    assert not flushed.is_alive()
+    assert cache.broken is not None and "not SQLite's" in cache.broken
     cache.close()
 
 
@@ -1186,8 +1264,8 @@ def test_the_writer_commits_many_stores_at_once_and_a_flush_at_once(
     commits: list[int] = []
     real = cache._commit
 
-    def counted(db: Any, rows: list[Any], requests: int) -> Any:
-        commits.append(sum(packed.count for packed in rows))
+    def counted(db: Any, rows: Any, requests: int) -> Any:
+        commits.append(rows.count if rows is not None else 0)
         return real(db, rows, requests)
 
     cache._commit = counted  # type: ignore[method-assign]
@@ -1228,8 +1306,8 @@ def test_the_writer_commits_past_its_wait_though_more_rows_are_queued(
     busy, go = threading.Event(), threading.Event()
     real = cache._commit
 
-    def held(db: Any, rows: list[Any], requests: int) -> Any:
-        commits.append(sum(packed.count for packed in rows))
+    def held(db: Any, rows: Any, requests: int) -> Any:
+        commits.append(rows.count if rows is not None else 0)
         busy.set()
         go.wait(10)  # the first commit is slow: the next stores queue behind it
         return real(db, rows, requests)
@@ -1264,15 +1342,67 @@ def test_a_commit_is_one_statement_alone_in_its_transaction(
     keys = _store_by_hundreds(cache, 300)
     cache.add_requests(3)
     cache.flush()
-    writes = [s for s in statements if not s.startswith(("PRAGMA", "SELECT"))]
-    # the rows (3 stores) appended to the staging table, then the count; then, as `flush`
-    # asks, the merge
+    writes = [s.strip() for s in statements if not s.strip().startswith(("PRAGMA", "SELECT"))]
+    # the staging table made by the first write; the rows (3 stores) appended to it, then
+    # the count; then, as `flush` asks, the merge
+    assert writes[0].startswith("CREATE TABLE IF NOT EXISTS staged")
+    writes = writes[1:]
     assert [s.split()[0] for s in writes] == ["INSERT", "INSERT", "BEGIN", "INSERT", "DELETE",
                                               "COMMIT"]  # fmt: skip
     assert writes[0].startswith("INSERT INTO staged") and "json_each" in writes[0]
     assert writes[3].startswith("INSERT OR REPLACE INTO answers") and "staged" in writes[3]
     assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 300
     assert cache.requests_today() == 3
+    cache.close()
+
+
+@pytest.mark.parametrize("json_functions", [True, False])
+def test_a_commit_of_several_endpoints_and_seconds_keeps_the_last_answer_of_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
+) -> None:
+    """A commit's rows go in one statement for each (identity, endpoint, second) in one
+    transaction; rows of a key stay in the order they came, a clock that went back
+    included: the merge keeps the last answer stored."""
+    if not json_functions:
+        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
+    monkeypatch.setattr("enricher.state.answers._LINGER", 60.0)  # every store, one commit
+    now = [1_000_000.0]
+    cache = new_cache(tmp_path / "c.sqlite3", clock=lambda: now[0])
+    statements: list[str] = []
+    connect = cache._connect_again
+
+    def traced() -> sqlite3.Connection:
+        db = connect()
+        db.set_trace_callback(statements.append)
+        return db
+
+    cache._connect_again = traced  # type: ignore[method-assign]
+    url = "u.example"
+    for when, endpoint, key, verdict in [
+        (1_000_000.0, Endpoint.DOMAIN, "a.com", "malicious"),
+        (1_000_000.0, Endpoint.IP, url, "benign"),
+        (1_000_001.0, Endpoint.DOMAIN, "a.com", "benign"),
+        (1_000_000.0, Endpoint.DOMAIN, "b.com", "malicious"),  # the clock went back
+        (1_000_000.0, Endpoint.DOMAIN, "a.com", "unknown"),
+    ]:
+        now[0] = when
+        cache.store(endpoint, [(key, verdict, line_of(key), None)])
+    now[0] = 1_000_002.0
+    cache.flush()
+
+    def cached_line(key: str) -> bytes:
+        return line_of(key)[: -len(FRESH_TAIL)] + CACHED_TAIL
+
+    assert cache.lookup(Endpoint.DOMAIN, ["a.com", "b.com"]) == {
+        "a.com": ("unknown", "", cached_line("a.com")),
+        "b.com": ("malicious", "", cached_line("b.com")),
+    }
+    assert cache.lookup(Endpoint.IP, [url]) == {url: ("benign", "", cached_line(url))}
+    staging = [s.split()[0] for s in statements if s.startswith(("BEGIN", "INSERT", "COMMIT"))]
+    if json_functions:
+        # four groups: (DOMAIN, 0), (IP, 0), (DOMAIN, 1), (DOMAIN, 0) again, after it
+        assert staging[:6] == ["BEGIN", "INSERT", "INSERT", "INSERT", "INSERT", "COMMIT"]
+    assert cache.stored == 5 and len(cache) == 3
     cache.close()
 
 
@@ -1539,6 +1669,34 @@ def test_answers_a_killed_run_staged_are_merged_and_served_by_the_next(tmp_path:
     keys = [f"d{i}.example" for i in range(500)]
     assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 500
     assert _staged(path) == 0 and len(cache) == 500
+    cache.close()
+
+
+def test_a_cache_only_read_gets_no_staging_table_its_first_write_makes_it(
+    tmp_path: Path,
+) -> None:
+    # an enricher from before `staged` refuses a file that has it ("carries enricher's
+    # marker but not the tables of its cache"): a lookup, or a run that stores nothing,
+    # leaves the file as it found it; the first store makes the table
+    path = tmp_path / "c.sqlite3"
+
+    def tables() -> set[str]:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            return {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+
+    for _ in range(2):
+        cache = new_cache(path)
+        assert cache.lookup(Endpoint.DOMAIN, ["a.com"]) == {}
+        cache.add_requests(2)
+        cache.flush()
+        cache.close()
+        assert "staged" not in tables()
+    cache = new_cache(path)
+    keys = _store_by_hundreds(cache, 100)
+    cache.close()
+    assert "staged" in tables()
+    cache = new_cache(path)
+    assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 100
     cache.close()
 
 

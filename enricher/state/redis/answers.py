@@ -235,6 +235,18 @@ class RedisAnswers:
         self.unreadable += 1
         return None
 
+    async def store_lines_soon(
+        self,
+        endpoint: Endpoint,
+        answered: Sequence[tuple[str, str, int | None]],
+        lines: Sequence[bytes],
+        *,
+        identity: ApiIdentity | None,
+    ) -> None:
+        """`store_soon` of (key, verdict, ttl in ms or None) and record lines, in one order."""
+        items = [(k, v, line, t) for (k, v, t), line in zip(answered, lines, strict=True)]
+        await self.store_soon(endpoint, items, identity=identity)
+
     async def store_soon(
         self,
         endpoint: Endpoint,
