@@ -53,7 +53,6 @@ from ..errors import (
 from ..inputs import Chunk, suffixes
 from ..ioc import ENDPOINT_OF, Endpoint, IocType
 from ..output.records import (
-    CACHED_TAIL,
     Deferred,
     Failure,
     Record,
@@ -65,6 +64,7 @@ from ..output.records import (
     response_bytes,
 )
 from ..state.budget import Budget
+from ..state.hits import servable, split
 from ..state.open import OpenState, open_state
 from ..state.ports import AnswerStore, CachedAnswer, Claims
 from ..threads import call_in_thread
@@ -1004,27 +1004,20 @@ class _Run:
             if not hits:
                 misses.extend(group)
                 continue
-            if whole and len(hits) == len(group):
-                # every key a hit (a warm run): served as they are, in one step each, if
-                # each was made just as this run would make it
-                answers = [hits.get(value) for _, value in group]
-                served = [
-                    a
-                    for a in answers
-                    if a is not None and a[1] == fmt and a[2].endswith(CACHED_TAIL)
-                ]
-                if len(served) == len(group):
-                    lines += [line for _, _, line in served]
-                    hits_keys += group
-                    hits_verdicts += [verdict for verdict, _, _ in served]
-                    continue
+            if whole and (served := split(hits, group, fmt)) is not None:
+                # each hit's line served as it is (a warm run): the group in one step
+                lines += served[0]
+                hits_verdicts += served[1]
+                hits_keys += served[2]
+                misses += served[3]
+                continue
             for key in group:
                 hit = hits.get(key[1])
                 if hit is None:
                     misses.append(key)
                     continue
-                verdict, row_fmt, line = hit
-                if row_fmt == fmt and line.endswith(CACHED_TAIL) and not self.with_source:
+                verdict, _, line = hit
+                if whole and servable(hit, fmt):
                     lines.append(line)  # made just as this run would make it, and served
                 else:
                     origin = self.origins.get(key[1]) if self.with_source else None

@@ -36,6 +36,7 @@ belong to no known identity, are dropped; its deferred IOCs are kept for the nex
 from __future__ import annotations
 
 import array
+import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -65,6 +66,7 @@ from ..errors import BudgetSpent, SettingsError
 from ..ioc import Endpoint, IocType
 from ..output.records import CACHED_TAIL, FRESH_TAIL
 from ..threads import call_in_thread
+from .hits import found as found_hits
 from .sqlitefile import HEADER_SIZE, SQLITE_MAGIC, wal_header
 
 __all__ = ["Cache", "default_cache_path"]
@@ -461,6 +463,29 @@ _Answer = tuple[str, str, bytes, int | None]
 #: thread makes them rows: the event loop, which stores them, does no step per row
 _Stored = tuple[int, int, int, float, Sequence[_Answer]]
 _Item = tuple[_Stored | None, int]  # answers to write, requests to count
+#: a read for the lookups' thread: the read, the loop waiting for it and its future
+_Lookup = tuple[
+    Callable[[], dict[Endpoint, dict[str, tuple[str, str, bytes]]]],
+    asyncio.AbstractEventLoop,
+    "asyncio.Future[dict[Endpoint, dict[str, tuple[str, str, bytes]]]]",
+]
+
+
+def _settle(
+    done: asyncio.Future[dict[Endpoint, dict[str, tuple[str, str, bytes]]]],
+    result: dict[Endpoint, dict[str, tuple[str, str, bytes]]] | None,
+    error: BaseException | None,
+) -> None:
+    """`done` given the lookups' thread's result (on its loop), unless cancelled meanwhile."""
+    if done.done():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        assert result is not None
+        done.set_result(result)
+
+
 #: the writer's queue item that makes it commit what it holds now
 _FLUSH: _Item = (None, 0)
 
@@ -539,6 +564,11 @@ class Cache:
         self._merge_asked = False
         self._writer = threading.Thread(target=self._write_loop, name="cache-writer", daemon=True)
         self._writer.start()
+        #: the lookups' thread (`answers`): started at the first, ended by `close`; what it
+        #: is given to read, and the lock that starts it once
+        self._lookups: queue.SimpleQueue[_Lookup | None] = queue.SimpleQueue()
+        self._lookup_thread: threading.Thread | None = None
+        self._lookup_start = threading.Lock()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -1164,6 +1194,9 @@ class Cache:
         self.add_requests(uncounted)
         self._ended = True
         self._writes.put(None)
+        with self._lookup_start:
+            if self._lookup_thread is not None:
+                self._lookups.put(None)  # ends the lookups' thread once it has read what it has
         self._writer.join()
         # a read walked away from finishes first; one that waits on another process's lock
         # longer leaves the connection open (to the process's end) rather than crash it
@@ -1269,12 +1302,12 @@ class Cache:
             self._lookup_slices(keys, where, found)
             return
         try:
-            names = list(map(keys.__getitem__, orjson.loads(found_at)))
-            if not names:
+            at: list[int] = orjson.loads(found_at)
+            if not at:
                 return
             sizes: list[int] = orjson.loads(found_sizes)
             starts = list(itertools.accumulate(sizes, initial=0))
-            if starts.pop() != len(records) or len(names) != len(sizes):
+            if starts.pop() != len(records) or len(at) != len(sizes):
                 raise ValueError("records and their sizes differ")
             pairs = zip(starts, sizes, strict=True)
             segments = array.array("Q", itertools.chain.from_iterable(pairs))
@@ -1286,21 +1319,19 @@ class Cache:
                 zstandard.BufferWithSegments(records, segments.tobytes()),
                 array.array("Q", claimed).tobytes(),
             )
-            verdicts = [VERDICTS[v] for v in orjson.loads(found_verdicts)]
-            formats = [self._formats[f] for f in orjson.loads(found_formats)]
-            if not len(lines) == len(verdicts) == len(formats) == len(names):
-                raise ValueError("rows and their fields differ")
-            head = _LINE_HEAD
-            decoded = map(lines.__getitem__, range(len(lines)))
-            hits = {
-                k: (v, f, line)
-                for k, v, f, segment in zip(names, verdicts, formats, decoded, strict=True)
-                if (line := segment.tobytes()).startswith(head % k.encode())
-            }
-            unreadable = len(names) - len(hits)
+            hits = found_hits(
+                lines,
+                keys,
+                at,
+                orjson.loads(found_verdicts),
+                orjson.loads(found_formats),
+                VERDICTS,
+                self._formats,
+            )
+            unreadable = len(at) - len(hits)
             if unreadable:
                 # a key given twice was found twice: once is one hit
-                unreadable -= len(names) - len(set(names))
+                unreadable -= len(at) - len({keys[i] for i in at})
         except (ValueError, *_UNREADABLE):
             self._lookup_slices(keys, where, found)
         else:
@@ -1359,16 +1390,43 @@ class Cache:
     async def answers(
         self, keys: Mapping[Endpoint, Sequence[str]], *, identity: ApiIdentity | None = None
     ) -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
-        """`lookup` of each endpoint's keys (`AnswerStore`), in a thread: a read may wait for
-        another process's lock, which must never hold up the event loop (nor a stop). One
-        thread per call, a chunk of input's keys: its start cost 0.5-0.7 ms against 80-140
-        ms of lookups for a chunk's 5,000 keys (measured on a warm 50,000-row cache)."""
+        """`lookup` of each endpoint's keys (`AnswerStore`), in the lookups' thread: a read
+        may wait for another process's lock, which must never hold up the event loop (nor a
+        stop: cancelled, the caller goes on at once, and the thread finishes the read). One
+        thread for the cache's life, where a thread a call (a chunk of input's keys) cost the
+        event loop 0.6 s of a warm run's 9 over 500,000 keys, starting them (py-spy)."""
 
         def read() -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
-            with self._reading:
-                return {ep: self.lookup(ep, vs, identity=identity) for ep, vs in keys.items()}
+            return {ep: self.lookup(ep, vs, identity=identity) for ep, vs in keys.items()}
 
-        return await call_in_thread(read, name="cache lookup")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[dict[Endpoint, dict[str, tuple[str, str, bytes]]]]
+        done = loop.create_future()
+        with self._lookup_start:
+            if self._ended:  # closed: read as `lookup` reads a closed cache, in a thread
+                return await call_in_thread(read, name="cache lookup")
+            if self._lookup_thread is None:
+                self._lookup_thread = threading.Thread(
+                    target=self._lookup_loop, name="cache lookup", daemon=True
+                )
+                self._lookup_thread.start()
+            self._lookups.put((read, loop, done))
+        return await done
+
+    def _lookup_loop(self) -> None:
+        """The lookups' thread: each read given to `answers`, in turn, its result handed to
+        the loop that waits for it (unless that stopped waiting: then not read at all)."""
+        while (item := self._lookups.get()) is not None:
+            read, loop, done = item
+            if done.cancelled():  # (the loop's to set: seen late at worst, then read)
+                continue
+            try:
+                with self._reading:
+                    result, error = read(), None
+            except BaseException as exc:  # handed to the caller, raised there
+                result, error = None, exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, done, result, error)
 
     async def unanswered_endpoints(self, *, identity: ApiIdentity | None = None) -> set[Endpoint]:
         """`empty_endpoints` (`AnswerStore`), in a thread: it waits for the writer."""

@@ -507,6 +507,54 @@ def test_a_key_asked_twice_in_one_lookup_is_one_hit(tmp_path: Path) -> None:
     cache.close()
 
 
+def test_lookups_run_in_one_thread_that_ends_with_the_cache(tmp_path: Path) -> None:
+    """`answers` reads in the cache's one lookup thread, in turn; a caller that stops waiting
+    leaves the others served; once the cache is closed, a lookup reads as a closed cache
+    does (nothing) and starts no thread that outlives it."""
+    cache = new_cache(tmp_path / "cache.sqlite3")
+    keys = [f"{i}.example" for i in range(50)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+
+    async def main() -> list[int]:
+        first = asyncio.ensure_future(cache.answers({Endpoint.DOMAIN: keys[:10]}))
+        rest = [
+            asyncio.ensure_future(cache.answers({Endpoint.DOMAIN: keys[i : i + 10]}))
+            for i in range(10, 50, 10)
+        ]
+        first.cancel()
+        got = await asyncio.gather(*rest)
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        return [len(found[Endpoint.DOMAIN]) for found in got]
+
+    before = {t for t in threading.enumerate() if t.name == "cache lookup"}
+    assert asyncio.run(main()) == [10, 10, 10, 10]
+    assert asyncio.run(main()) == [10, 10, 10, 10]  # another loop: the same thread
+    lookups = {t for t in threading.enumerate() if t.name == "cache lookup"} - before
+    assert lookups == {cache._lookup_thread}
+    cache.close()
+    assert cache._lookup_thread is not None
+    cache._lookup_thread.join(5)
+    assert not cache._lookup_thread.is_alive()
+    found = asyncio.run(cache.answers({Endpoint.DOMAIN: keys[:3]}))
+    assert found == {Endpoint.DOMAIN: {}}
+
+
+def test_an_error_in_the_lookup_thread_is_the_callers(tmp_path: Path) -> None:
+    cache = new_cache(tmp_path / "cache.sqlite3")
+
+    def broken(*args: Any, **kw: Any) -> Any:
+        raise RuntimeError("boom")
+
+    cache.lookup = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="boom"):
+        asyncio.run(cache.answers({Endpoint.DOMAIN: ["a.com"]}))
+    del cache.lookup
+    assert asyncio.run(cache.answers({Endpoint.DOMAIN: ["a.com"]})) == {Endpoint.DOMAIN: {}}
+    cache.close()
+
+
 # -- migration -----------------------------------------------------------------------------
 
 

@@ -1,0 +1,227 @@
+/* The cache's hits (hits.py), in C: the per-key steps of a warm run's lookups.
+ *
+ * Optional: hits.py uses this module when it was built (hatch_build.py compiles it at install
+ * when a compiler and Python's headers are there) and its own Python functions otherwise, or
+ * with ENRICHER_NO_C=1; both give the same results and raise the same exception types.
+ *
+ * `found` makes a lookup's hits out of its decompressed records and the JSON arrays of their
+ * fields: one dict of key -> (verdict, format, line), a row whose record is not of its key
+ * left out. `split` serves a group of keys in one step when every hit is a line served as it
+ * is (`hits.servable`): their lines, verdicts and keys, and the keys missed, in their order.
+ *
+ * Memory safety: every index is checked against the length of what it indexes, a record is
+ * read only within the buffer it exposes, and every buffer is released on every path.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+/* how a record line begins, before its key (hits.py's _HEAD, `answers._LINE_HEAD`) */
+static const char HEAD[] = "{\"ioc\":\"";
+#define HEAD_LEN ((Py_ssize_t)(sizeof(HEAD) - 1))
+
+/* index `i` of a sequence made fast, as a Py_ssize_t in [0, n); -1 with an exception set */
+static Py_ssize_t index_of(PyObject *fast, Py_ssize_t i, Py_ssize_t n)
+{
+    Py_ssize_t v = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, i));
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < 0 || v >= n) {
+        PyErr_SetString(PyExc_IndexError, "index out of range");
+        return -1;
+    }
+    return v;
+}
+
+/* found(lines, keys, at, verdict_ids, format_ids, verdicts, formats) */
+static PyObject *found(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "found() takes 7 arguments");
+        return NULL;
+    }
+    PyObject *lines = args[0], *verdicts = args[5], *formats = args[6];
+    if (!PyTuple_Check(verdicts) || !PyDict_Check(formats)) {
+        PyErr_SetString(PyExc_TypeError, "found(): verdicts must be a tuple, formats a dict");
+        return NULL;
+    }
+    PyObject *keys = NULL, *at = NULL, *vids = NULL, *fids = NULL, *out = NULL;
+    keys = PySequence_Fast(args[1], "found(): keys must be a sequence");
+    at = keys ? PySequence_Fast(args[2], "found(): at must be a sequence") : NULL;
+    vids = at ? PySequence_Fast(args[3], "found(): verdict ids must be a sequence") : NULL;
+    fids = vids ? PySequence_Fast(args[4], "found(): format ids must be a sequence") : NULL;
+    if (fids == NULL)
+        goto done;
+    Py_ssize_t n = PySequence_Size(lines);
+    if (n < 0)
+        goto done;
+    if (PySequence_Fast_GET_SIZE(at) != n || PySequence_Fast_GET_SIZE(vids) != n
+        || PySequence_Fast_GET_SIZE(fids) != n) {
+        PyErr_SetString(PyExc_ValueError, "rows and their fields differ");
+        goto done;
+    }
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(keys);
+    Py_ssize_t nv = PyTuple_GET_SIZE(verdicts);
+    out = PyDict_New();
+    if (out == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t pos = index_of(at, i, m);
+        if (pos < 0)
+            goto fail;
+        PyObject *key = PySequence_Fast_GET_ITEM(keys, pos);
+        Py_ssize_t vid = index_of(vids, i, nv);
+        if (vid < 0)
+            goto fail;
+        PyObject *fid = PySequence_Fast_GET_ITEM(fids, i);
+        PyObject *fmt = PyDict_GetItemWithError(formats, fid); /* borrowed */
+        if (fmt == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetObject(PyExc_KeyError, fid);
+            goto fail;
+        }
+        if (!PyUnicode_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "found(): a key is not a str");
+            goto fail;
+        }
+        Py_ssize_t klen;
+        const char *k = PyUnicode_AsUTF8AndSize(key, &klen);
+        if (k == NULL)
+            goto fail;
+        PyObject *segment = PySequence_GetItem(lines, i);
+        if (segment == NULL)
+            goto fail;
+        Py_buffer view;
+        if (PyObject_GetBuffer(segment, &view, PyBUF_SIMPLE) < 0) {
+            Py_DECREF(segment);
+            goto fail;
+        }
+        const char *b = (const char *)view.buf;
+        PyObject *line = NULL;
+        int ours = view.len >= HEAD_LEN + klen + 2 && memcmp(b, HEAD, HEAD_LEN) == 0
+                   && memcmp(b + HEAD_LEN, k, (size_t)klen) == 0 && b[HEAD_LEN + klen] == '"'
+                   && b[HEAD_LEN + klen + 1] == ',';
+        if (ours)
+            line = PyBytes_FromStringAndSize(b, view.len);
+        PyBuffer_Release(&view);
+        Py_DECREF(segment);
+        if (!ours)
+            continue; /* not a record of its key: a miss */
+        if (line == NULL)
+            goto fail;
+        PyObject *hit = PyTuple_Pack(3, PyTuple_GET_ITEM(verdicts, vid), fmt, line);
+        Py_DECREF(line);
+        if (hit == NULL)
+            goto fail;
+        int set = PyDict_SetItem(out, key, hit);
+        Py_DECREF(hit);
+        if (set < 0)
+            goto fail;
+    }
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    Py_XDECREF(keys);
+    Py_XDECREF(at);
+    Py_XDECREF(vids);
+    Py_XDECREF(fids);
+    return out;
+}
+
+/* split(hits, keys, fmt, tail): keys are (type, value) pairs */
+static PyObject *split(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "split() takes 4 arguments");
+        return NULL;
+    }
+    PyObject *hits = args[0], *fmt = args[2], *tail = args[3];
+    if (!PyDict_Check(hits) || !PyBytes_Check(tail)) {
+        PyErr_SetString(PyExc_TypeError, "split(): hits must be a dict, tail bytes");
+        return NULL;
+    }
+    PyObject *keys = PySequence_Fast(args[1], "split(): keys must be a sequence");
+    if (keys == NULL)
+        return NULL;
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(keys);
+    const char *t = PyBytes_AS_STRING(tail);
+    Py_ssize_t tlen = PyBytes_GET_SIZE(tail);
+    PyObject *lines = PyList_New(0), *verdicts = PyList_New(0), *answered = PyList_New(0);
+    PyObject *missed = PyList_New(0), *out = NULL;
+    if (lines == NULL || verdicts == NULL || answered == NULL || missed == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *key = PySequence_Fast_GET_ITEM(keys, i);
+        if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 2) {
+            PyErr_SetString(PyExc_TypeError, "split(): a key is not a (type, value) pair");
+            goto done;
+        }
+        PyObject *hit = PyDict_GetItemWithError(hits, PyTuple_GET_ITEM(key, 1)); /* borrowed */
+        if (hit == NULL) {
+            if (PyErr_Occurred() || PyList_Append(missed, key) < 0)
+                goto done;
+            continue;
+        }
+        if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 3) {
+            PyErr_SetString(PyExc_TypeError, "split(): a hit is not (verdict, format, line)");
+            goto done;
+        }
+        PyObject *line = PyTuple_GET_ITEM(hit, 2);
+        if (!PyBytes_Check(line)) {
+            PyErr_SetString(PyExc_TypeError, "split(): a hit's line is not bytes");
+            goto done;
+        }
+        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(hit, 1), fmt, Py_EQ);
+        if (same < 0)
+            goto done;
+        Py_ssize_t len = PyBytes_GET_SIZE(line);
+        if (!same || len < tlen || memcmp(PyBytes_AS_STRING(line) + len - tlen, t, (size_t)tlen)) {
+            out = Py_NewRef(Py_None); /* a line to be made anew: not `servable` */
+            goto done;
+        }
+        if (PyList_Append(lines, line) < 0 || PyList_Append(verdicts, PyTuple_GET_ITEM(hit, 0)) < 0
+            || PyList_Append(answered, key) < 0)
+            goto done;
+    }
+    out = PyTuple_Pack(4, lines, verdicts, answered, missed);
+done:
+    Py_XDECREF(lines);
+    Py_XDECREF(verdicts);
+    Py_XDECREF(answered);
+    Py_XDECREF(missed);
+    Py_DECREF(keys);
+    return out;
+}
+
+static PyMethodDef module_methods[] = {
+    {"found", (PyCFunction)(void (*)(void))found, METH_FASTCALL,
+     "found(lines, keys, at, verdict_ids, format_ids, verdicts, formats): a lookup's hits."},
+    {"split", (PyCFunction)(void (*)(void))split, METH_FASTCALL,
+     "split(hits, keys, fmt, tail): (lines, verdicts, keys hit, keys missed), or None if a hit"
+     " is not served as it is."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_hits", "The cache's hits, in C.", -1, module_methods,
+    NULL, NULL, NULL, NULL,
+};
+
+#ifndef HITS_SOURCE
+#define HITS_SOURCE ""
+#endif
+
+PyMODINIT_FUNC PyInit__hits(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddStringConstant(m, "SOURCE", HITS_SOURCE) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
