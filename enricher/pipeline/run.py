@@ -64,6 +64,7 @@ from ..output.records import (
     response_bytes,
 )
 from ..state.budget import Budget
+from ..state.hits import group as group_keys
 from ..state.hits import servable, split
 from ..state.open import OpenState, open_state
 from ..state.ports import AnswerStore, CachedAnswer, Claims
@@ -829,8 +830,8 @@ class _Run:
                         await self.emit(outcome)
                     elif len(ahead) >= _AHEAD:
                         await self.serve_first(ahead)
-                    groups = _by_endpoint(new)
-                    ahead.append((asyncio.ensure_future(self.lookup(groups)), groups))
+                    groups, values = group_keys(new, ENDPOINT_OF)
+                    ahead.append((asyncio.ensure_future(self.lookup(groups, values)), groups))
                     # the lookup's thread starts now, before the next chunk is taken in (a
                     # queue's get does not yield while it holds a chunk)
                     await asyncio.sleep(0)
@@ -938,9 +939,9 @@ class _Run:
         if not self.elsewhere or now < self.recheck_at:
             return
         self.recheck_at = now + _RECHECK
-        groups = _by_endpoint(self.elsewhere)
+        groups, values = group_keys(self.elsewhere, ENDPOINT_OF)
         self.elsewhere = []
-        await self.served(self.lookup(groups), groups)
+        await self.served(self.lookup(groups, values), groups)
 
     async def dispatch(self, batches: Sequence[Batch]) -> None:
         """Hand batches to the workers (or defer them, when the run is halted)."""
@@ -964,10 +965,10 @@ class _Run:
         return full
 
     async def lookup(
-        self, keys: dict[Endpoint, list[Key]]
+        self, keys: dict[Endpoint, list[Key]], values: dict[Endpoint, list[str]]
     ) -> dict[Endpoint, dict[str, CachedAnswer]]:
-        """The store's answers for `keys` (by endpoint), in one call (the store reads off the
-        event loop: a read may wait for another process's lock)."""
+        """The store's answers for `keys` (by endpoint; `values`: their values), in one call
+        (the store reads off the event loop: a read may wait for another process's lock)."""
         cache = self.cache
         assert cache is not None
         by_endpoint: dict[Endpoint, list[str]] = {}
@@ -977,7 +978,7 @@ class _Run:
                 # nothing to find: each key is asked once in a run, before it is stored
                 skipped += len(group)
             else:
-                by_endpoint[endpoint] = [value for _, value in group]
+                by_endpoint[endpoint] = values[endpoint]
         if skipped:
             cache.tally(misses=skipped)
         if not by_endpoint:
@@ -1003,6 +1004,13 @@ class _Run:
             hits = found.get(endpoint)
             if not hits:
                 misses.extend(group)
+                continue
+            if whole and (ordered := getattr(hits, "served", None)) is not None:
+                # each key hit by a line served as it is (a warm run), in the order asked: the
+                # group in one step (`Cache.lookup`)
+                lines += ordered[0]
+                hits_verdicts += ordered[1]
+                hits_keys += group
                 continue
             if whole and (served := split(hits, group, fmt)) is not None:
                 # each hit's line served as it is (a warm run): the group in one step
@@ -1084,19 +1092,6 @@ class _Run:
     def abandon(self, why: str) -> Outcome:
         """Every key not yet settled, deferred: the run is stopping."""
         return Outcome(deferred=self.ledger.abandon(why))
-
-
-def _by_endpoint(keys: list[Key]) -> dict[Endpoint, list[Key]]:
-    """`keys` by the endpoint that answers them, each group in their order."""
-    groups: dict[Endpoint, list[Key]] = {}
-    for key in keys:
-        endpoint = ENDPOINT_OF[key[0]]
-        group = groups.get(endpoint)
-        if group is None:
-            groups[endpoint] = [key]
-        else:
-            group.append(key)
-    return groups
 
 
 def _on(loop: asyncio.AbstractEventLoop) -> bool:

@@ -6,7 +6,8 @@
  *
  * `found` makes a lookup's hits out of its decompressed records and the JSON arrays of their
  * fields: one dict of key -> (verdict, format, line), a row whose record is not of its key
- * left out. `split` serves a group of keys in one step when every hit is a line served as it
+ * left out, and, when each key asked was hit by a line served as it is, their lines and
+ * verdicts in the keys' order (what a warm run writes, taken in one step). `split` serves a group of keys in one step when every hit is a line served as it
  * is (`hits.servable`): their lines, verdicts and keys, and the keys missed, in their order.
  *
  * Memory safety: every index is checked against the length of what it indexes, a record is
@@ -33,20 +34,36 @@ static Py_ssize_t index_of(PyObject *fast, Py_ssize_t i, Py_ssize_t n)
     return v;
 }
 
-/* found(lines, keys, at, verdict_ids, format_ids, verdicts, formats) */
+/* whether `line` (of `len` bytes, in the format `fmt`) is served as it is (`hits.servable`):
+ * 1, 0, or -1 with an exception set */
+static int servable(PyObject *fmt, PyObject *want, const char *line, Py_ssize_t len,
+                    PyObject *tail)
+{
+    int same = PyObject_RichCompareBool(fmt, want, Py_EQ);
+    if (same <= 0)
+        return same;
+    Py_ssize_t tlen = PyBytes_GET_SIZE(tail);
+    return len >= tlen && memcmp(line + len - tlen, PyBytes_AS_STRING(tail), (size_t)tlen) == 0;
+}
+
+/* found(lines, keys, at, verdict_ids, format_ids, verdicts, formats, fmt, tail) */
 static PyObject *found(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "found() takes 7 arguments");
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "found() takes 9 arguments");
         return NULL;
     }
-    PyObject *lines = args[0], *verdicts = args[5], *formats = args[6];
-    if (!PyTuple_Check(verdicts) || !PyDict_Check(formats)) {
-        PyErr_SetString(PyExc_TypeError, "found(): verdicts must be a tuple, formats a dict");
+    PyObject *lines = args[0], *verdicts = args[5], *formats = args[6], *want = args[7];
+    PyObject *tail = args[8];
+    if (!PyTuple_Check(verdicts) || !PyDict_Check(formats) || !PyBytes_Check(tail)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "found(): verdicts must be a tuple, formats a dict, tail bytes");
         return NULL;
     }
     PyObject *keys = NULL, *at = NULL, *vids = NULL, *fids = NULL, *out = NULL;
+    PyObject *order = NULL, *order_verdicts = NULL, *result = NULL;
+    int whole = 1; /* every row so far read, and served as it is */
     keys = PySequence_Fast(args[1], "found(): keys must be a sequence");
     at = keys ? PySequence_Fast(args[2], "found(): at must be a sequence") : NULL;
     vids = at ? PySequence_Fast(args[3], "found(): verdict ids must be a sequence") : NULL;
@@ -64,8 +81,10 @@ static PyObject *found(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t m = PySequence_Fast_GET_SIZE(keys);
     Py_ssize_t nv = PyTuple_GET_SIZE(verdicts);
     out = PyDict_New();
-    if (out == NULL)
-        goto done;
+    order = PyList_New(m); /* NULL items until set */
+    order_verdicts = PyList_New(m);
+    if (out == NULL || order == NULL || order_verdicts == NULL)
+        goto fail;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t pos = index_of(at, i, m);
         if (pos < 0)
@@ -102,15 +121,31 @@ static PyObject *found(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         int ours = view.len >= HEAD_LEN + klen + 2 && memcmp(b, HEAD, HEAD_LEN) == 0
                    && memcmp(b + HEAD_LEN, k, (size_t)klen) == 0 && b[HEAD_LEN + klen] == '"'
                    && b[HEAD_LEN + klen + 1] == ',';
-        if (ours)
+        int as_is = 0;
+        if (ours) {
             line = PyBytes_FromStringAndSize(b, view.len);
+            as_is = whole && line != NULL ? servable(fmt, want, b, view.len, tail) : 0;
+        }
         PyBuffer_Release(&view);
         Py_DECREF(segment);
-        if (!ours)
+        if (!ours) {
+            whole = 0;
             continue; /* not a record of its key: a miss */
-        if (line == NULL)
+        }
+        if (line == NULL || as_is < 0) {
+            Py_XDECREF(line);
             goto fail;
-        PyObject *hit = PyTuple_Pack(3, PyTuple_GET_ITEM(verdicts, vid), fmt, line);
+        }
+        PyObject *verdict = PyTuple_GET_ITEM(verdicts, vid);
+        if (as_is) {
+            Py_INCREF(line);
+            Py_XSETREF(((PyListObject *)order)->ob_item[pos], line);
+            Py_INCREF(verdict);
+            Py_XSETREF(((PyListObject *)order_verdicts)->ob_item[pos], verdict);
+        } else {
+            whole = 0;
+        }
+        PyObject *hit = PyTuple_Pack(3, verdict, fmt, line);
         Py_DECREF(line);
         if (hit == NULL)
             goto fail;
@@ -119,15 +154,29 @@ static PyObject *found(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (set < 0)
             goto fail;
     }
+    for (Py_ssize_t j = 0; whole && j < m; j++)
+        whole = PyList_GET_ITEM(order, j) != NULL;
+    if (whole) {
+        PyObject *served = PyTuple_Pack(2, order, order_verdicts);
+        if (served == NULL)
+            goto fail;
+        result = PyTuple_Pack(2, out, served);
+        Py_DECREF(served);
+    } else {
+        result = PyTuple_Pack(2, out, Py_None);
+    }
     goto done;
 fail:
-    Py_CLEAR(out);
+    Py_CLEAR(result);
 done:
+    Py_XDECREF(out);
+    Py_XDECREF(order);
+    Py_XDECREF(order_verdicts);
     Py_XDECREF(keys);
     Py_XDECREF(at);
     Py_XDECREF(vids);
     Py_XDECREF(fids);
-    return out;
+    return result;
 }
 
 /* split(hits, keys, fmt, tail): keys are (type, value) pairs */
@@ -196,12 +245,72 @@ done:
     return out;
 }
 
+/* group(keys, endpoint_of): keys are (type, value) pairs */
+static PyObject *group(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "group() takes 2 arguments");
+        return NULL;
+    }
+    PyObject *endpoint_of = args[1];
+    PyObject *keys = PySequence_Fast(args[0], "group(): keys must be a sequence");
+    if (keys == NULL)
+        return NULL;
+    PyObject *groups = PyDict_New(), *values = PyDict_New(), *out = NULL;
+    if (groups == NULL || values == NULL)
+        goto done;
+    Py_ssize_t m = PySequence_Fast_GET_SIZE(keys);
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *key = PySequence_Fast_GET_ITEM(keys, i);
+        if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 2) {
+            PyErr_SetString(PyExc_TypeError, "group(): a key is not a (type, value) pair");
+            goto done;
+        }
+        PyObject *endpoint = PyObject_GetItem(endpoint_of, PyTuple_GET_ITEM(key, 0));
+        if (endpoint == NULL)
+            goto done;
+        PyObject *keyed = PyDict_GetItemWithError(groups, endpoint); /* borrowed */
+        PyObject *valued = keyed ? PyDict_GetItemWithError(values, endpoint) : NULL;
+        if (keyed == NULL || valued == NULL) {
+            if (PyErr_Occurred()) {
+                Py_DECREF(endpoint);
+                goto done;
+            }
+            keyed = PyList_New(0);
+            valued = PyList_New(0);
+            int set = keyed && valued ? PyDict_SetItem(groups, endpoint, keyed) : -1;
+            set = set < 0 ? set : PyDict_SetItem(values, endpoint, valued);
+            Py_XDECREF(keyed); /* the dicts hold them */
+            Py_XDECREF(valued);
+            if (set < 0) {
+                Py_DECREF(endpoint);
+                goto done;
+            }
+        }
+        Py_DECREF(endpoint);
+        if (PyList_Append(keyed, key) < 0 || PyList_Append(valued, PyTuple_GET_ITEM(key, 1)) < 0)
+            goto done;
+    }
+    out = PyTuple_Pack(2, groups, values);
+done:
+    Py_XDECREF(groups);
+    Py_XDECREF(values);
+    Py_DECREF(keys);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
     {"found", (PyCFunction)(void (*)(void))found, METH_FASTCALL,
-     "found(lines, keys, at, verdict_ids, format_ids, verdicts, formats): a lookup's hits."},
+     "found(lines, keys, at, verdict_ids, format_ids, verdicts, formats, fmt, tail): a lookup's"
+     " hits, and their lines and verdicts in the keys' order when each key was hit by a line"
+     " served as it is (else None)."},
     {"split", (PyCFunction)(void (*)(void))split, METH_FASTCALL,
      "split(hits, keys, fmt, tail): (lines, verdicts, keys hit, keys missed), or None if a hit"
      " is not served as it is."},
+    {"group", (PyCFunction)(void (*)(void))group, METH_FASTCALL,
+     "group(keys, endpoint_of): keys by endpoint, each group in their order, and their"
+     " values."},
     {NULL, NULL, 0, NULL},
 };
 

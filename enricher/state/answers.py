@@ -66,6 +66,7 @@ from ..errors import BudgetSpent, SettingsError
 from ..ioc import Endpoint, IocType
 from ..output.records import CACHED_TAIL, FRESH_TAIL
 from ..threads import call_in_thread
+from .hits import Found, Served
 from .hits import found as found_hits
 from .sqlitefile import HEADER_SIZE, SQLITE_MAGIC, wal_header
 
@@ -1259,11 +1260,13 @@ class Cache:
         """(verdict, fmt, record line as a hit writes it) of the live cached answers among
         `keys` for `identity` (else the one the cache is bound to). Expired ones, older than
         max_ttl or (with max_age) max_age, ones dated in the future, and ones whose record is
-        not of their key (a row damaged, or copied over another) are misses."""
+        not of their key (a row damaged, or copied over another) are misses. With each key a
+        hit whose line is served as it is, `served` holds their lines and verdicts in the
+        order of `keys` (`hits.Found`)."""
         ident = self._bound(identity)
         now = self._clock()
         oldest = max(now - self.max_ttl, now - self.max_age if self.max_age is not None else -1.0)
-        found: dict[str, tuple[str, str, bytes]] = {}
+        found = Found()
         if self.broken:
             return found
         # a row's age counts from no later than now (a clock that was a little ahead): with
@@ -1271,40 +1274,52 @@ class Cache:
         where = (ident, _ENDPOINT[endpoint], now, now, oldest, now + _SKEW)
         try:
             if self._json:
+                lines: list[bytes] = []
+                verdicts: list[str] = []
+                whole = True
                 for i in range(0, len(keys), _PACKED_SLICE):
-                    self._lookup_packed(keys[i : i + _PACKED_SLICE], where, found)
+                    served = self._lookup_packed(keys[i : i + _PACKED_SLICE], where, found)
+                    if served is None:
+                        whole = False
+                    elif whole:
+                        lines += served[0]
+                        verdicts += served[1]
+                if whole:
+                    found.served = (lines, verdicts)
             else:
                 self._lookup_slices(keys, where, found)
         except sqlite3.Error as exc:
             self._break(f"reading failed: {exc}", exc)
             found.clear()
+            found.served = None
         self.hits += len(found)
         self.misses += len(keys) - len(found)
         return found
 
     def _lookup_packed(
         self, keys: Sequence[str], where: _Where, found: dict[str, tuple[str, str, bytes]]
-    ) -> None:
+    ) -> Served | None:
         """`lookup` of `keys` in one statement that gives one row: the hits' keys, verdicts,
         formats and sizes as JSON, and their records end to end, decompressed in one call.
         SQLite finds them without the GIL; a row at a time took the GIL back at each row,
         waiting for the event loop each time. Anything amiss (a row damaged, the hits'
-        records together past SQLite's length limit, 1 GB): row by row."""
+        records together past SQLite's length limit, 1 GB): row by row. What `found` gives of
+        the hits' lines in the keys' order (`Found.served`), if anything."""
         asked = orjson.dumps(list(keys))
         if _NUL in asked:
             self._lookup_slices(keys, where, found)
-            return
+            return None
         try:
             found_at, found_verdicts, found_formats, found_sizes, records = self._db.execute(
                 _SELECT_PACKED, (*where, asked)
             ).fetchone()
         except sqlite3.DataError:  # "string or blob too big": it broke the cache
             self._lookup_slices(keys, where, found)
-            return
+            return None
         try:
             at: list[int] = orjson.loads(found_at)
             if not at:
-                return
+                return None
             sizes: list[int] = orjson.loads(found_sizes)
             starts = list(itertools.accumulate(sizes, initial=0))
             if starts.pop() != len(records) or len(at) != len(sizes):
@@ -1312,14 +1327,14 @@ class Cache:
             pairs = zip(starts, sizes, strict=True)
             segments = array.array("Q", itertools.chain.from_iterable(pairs))
             content_size = zstandard.frame_content_size
-            claimed = [content_size(records[at : at + _FRAME_HEAD]) for at in starts]
+            claimed = [content_size(records[start : start + _FRAME_HEAD]) for start in starts]
             if not 0 < min(claimed) <= max(claimed) <= _LINE_MAX:
                 raise ValueError("a frame claims no size, or too large a one")
             lines = self._unpack_all(
                 zstandard.BufferWithSegments(records, segments.tobytes()),
                 array.array("Q", claimed).tobytes(),
             )
-            hits = found_hits(
+            hits, served = found_hits(
                 lines,
                 keys,
                 at,
@@ -1327,6 +1342,7 @@ class Cache:
                 orjson.loads(found_formats),
                 VERDICTS,
                 self._formats,
+                self.fmt,
             )
             unreadable = len(at) - len(hits)
             if unreadable:
@@ -1334,9 +1350,10 @@ class Cache:
                 unreadable -= len(at) - len({keys[i] for i in at})
         except (ValueError, *_UNREADABLE):
             self._lookup_slices(keys, where, found)
-        else:
-            found.update(hits)
-            self.unreadable += unreadable
+            return None
+        found.update(hits)
+        self.unreadable += unreadable
+        return served
 
     def _lookup_slices(
         self, keys: Sequence[str], where: _Where, found: dict[str, tuple[str, str, bytes]]

@@ -11,15 +11,18 @@ same exception types.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..inputs.native import load
 from ..output.records import CACHED_TAIL
 
 __all__ = [
+    "Found",
     "found",
+    "group",
     "python_found",
+    "python_group",
     "python_split",
     "servable",
     "split",
@@ -35,6 +38,20 @@ Hit = tuple[str, str, bytes]
 Key = tuple[Any, str]
 #: keys served in one step: the hits' lines, verdicts and keys, and the keys missed
 Split = tuple[list[bytes], list[str], list[Key], list[Key]]
+#: the lines and verdicts of keys all hit, each served as it is, in the keys' order
+Served = tuple[list[bytes], list[str]]
+
+
+class Found(dict[str, Hit]):
+    """A lookup's hits by key, and `served`: when each key asked was hit by a line served
+    as it is (`servable`), their lines and verdicts in the order the keys were asked (what
+    a warm run writes, taken in one step); else None."""
+
+    __slots__ = ("served",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.served: Served | None = None
 
 
 def servable(hit: Hit, fmt: str) -> bool:
@@ -61,27 +78,44 @@ def python_found(
     format_ids: Sequence[int],
     verdicts: tuple[str, ...],
     formats: Mapping[int, str],
-) -> dict[str, Hit]:
+    fmt: str,
+) -> tuple[dict[str, Hit], Served | None]:
     """A lookup's hits: of `lines`, a sequence of buffers (zstandard's
     BufferWithSegmentsCollection), for each row `i`, its key `keys[at[i]]`, verdict
-    `verdicts[verdict_ids[i]]`, format `formats[format_ids[i]]` and record `lines[i]` (a
-    buffer), unless the record is not of its key. ValueError if the rows' fields differ in
-    number; IndexError, KeyError or TypeError for a field that indexes nothing."""
+    `verdicts[verdict_ids[i]]`, format `formats[format_ids[i]]` and record `lines[i]`,
+    unless the record is not of its key. And when each key was hit by a line `servable` in
+    the format `fmt` (every row read), their lines and verdicts in the keys' order (else
+    None). ValueError if the rows' fields differ in number; IndexError, KeyError or
+    TypeError for a field that indexes nothing."""
     n = len(lines)
     if not len(at) == len(verdict_ids) == len(format_ids) == n:
         raise ValueError("rows and their fields differ")
     out: dict[str, Hit] = {}
+    order: list[Any] = [None] * len(keys)
+    order_verdicts: list[Any] = [None] * len(keys)
+    whole = True
     for i in range(n):
-        key = keys[_index(at[i], len(keys))]
+        pos = _index(at[i], len(keys))
+        key = keys[pos]
         verdict = verdicts[_index(verdict_ids[i], len(verdicts))]
-        fmt = formats[format_ids[i]]
+        row_fmt = formats[format_ids[i]]
         if not isinstance(key, str):
             raise TypeError("found(): a key is not a str")
         head = HEAD % key.encode()
         line = bytes(lines[i])
-        if line.startswith(head):
-            out[key] = (verdict, fmt, line)
-    return out
+        if not line.startswith(head):
+            whole = False  # not a record of its key: a miss
+            continue
+        hit = (verdict, row_fmt, line)
+        if whole and servable(hit, fmt):
+            order[pos] = line
+            order_verdicts[pos] = verdict
+        else:
+            whole = False
+        out[key] = hit
+    if whole and all(line is not None for line in order):
+        return out, (order, order_verdicts)
+    return out, None
 
 
 def python_split(hits: Mapping[str, Hit], keys: Sequence[Key], fmt: str) -> Split | None:
@@ -106,19 +140,50 @@ def python_split(hits: Mapping[str, Hit], keys: Sequence[Key], fmt: str) -> Spli
 
 
 _NATIVE = load("enricher.state._hits", __file__)
-#: `python_found`, in C where the module is built
-found: Callable[
-    [
-        Any,
-        Sequence[str],
-        Sequence[int],
-        Sequence[int],
-        Sequence[int],
-        tuple[str, ...],
-        Mapping[int, str],
-    ],
-    dict[str, Hit],
-] = python_found if _NATIVE is None else _NATIVE.found
+
+
+def found(
+    lines: Any,
+    keys: Sequence[str],
+    at: Sequence[int],
+    verdict_ids: Sequence[int],
+    format_ids: Sequence[int],
+    verdicts: tuple[str, ...],
+    formats: Mapping[int, str],
+    fmt: str,
+) -> tuple[dict[str, Hit], Served | None]:
+    """`python_found`, in C where the module is built (`CACHED_TAIL` given to it)."""
+    if _NATIVE is None:
+        return python_found(lines, keys, at, verdict_ids, format_ids, verdicts, formats, fmt)
+    made: tuple[dict[str, Hit], Served | None] = _NATIVE.found(
+        lines, keys, at, verdict_ids, format_ids, verdicts, formats, fmt, CACHED_TAIL
+    )
+    return made
+
+
+def python_group(
+    keys: Iterable[Key], endpoint_of: Mapping[Any, Any]
+) -> tuple[dict[Any, list[Key]], dict[Any, list[str]]]:
+    """`keys` by the endpoint that answers them (`endpoint_of` their type), each group in
+    their order, and the groups' values (what a lookup asks)."""
+    groups: dict[Any, list[Key]] = {}
+    values: dict[Any, list[str]] = {}
+    for key in keys:
+        endpoint = endpoint_of[key[0]]
+        group = groups.get(endpoint)
+        if group is None:
+            groups[endpoint] = [key]
+            values[endpoint] = [key[1]]
+        else:
+            group.append(key)
+            values[endpoint].append(key[1])
+    return groups, values
+
+
+#: `python_group`, in C where the module is built
+group: Callable[
+    [Iterable[Key], Mapping[Any, Any]], tuple[dict[Any, list[Key]], dict[Any, list[str]]]
+] = python_group if _NATIVE is None else _NATIVE.group
 
 
 def split(hits: Mapping[str, Hit], keys: Sequence[Key], fmt: str) -> Split | None:

@@ -507,6 +507,21 @@ def test_a_key_asked_twice_in_one_lookup_is_one_hit(tmp_path: Path) -> None:
     cache.close()
 
 
+def test_a_lookup_all_hit_gives_its_lines_in_the_order_asked(tmp_path: Path) -> None:
+    cache = new_cache(tmp_path / "cache.sqlite3", fmt="f1")
+    keys = ["c.com", "a.com", "b.com"]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    found = cache.lookup(Endpoint.DOMAIN, keys)
+    served = [line_of(k).replace(FRESH_TAIL, CACHED_TAIL) for k in keys]
+    assert getattr(found, "served", None) == (served, ["benign"] * 3)
+    assert cache.lookup(Endpoint.DOMAIN, [*keys, "x.com"]).served is None  # type: ignore[attr-defined]
+    other = new_cache(tmp_path / "cache.sqlite3", fmt="f2")  # lines to be made anew
+    assert other.lookup(Endpoint.DOMAIN, keys).served is None  # type: ignore[attr-defined]
+    other.close()
+    cache.close()
+
+
 def test_lookups_run_in_one_thread_that_ends_with_the_cache(tmp_path: Path) -> None:
     """`answers` reads in the cache's one lookup thread, in turn; a caller that stops waiting
     leaves the others served; once the cache is closed, a lookup reads as a closed cache

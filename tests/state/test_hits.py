@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 import enricher.state
 from enricher.config.settings import VERDICTS
 from enricher.inputs import native
-from enricher.ioc import IocType
+from enricher.ioc import ENDPOINT_OF, Endpoint, IocType
 from enricher.output.records import CACHED_TAIL, FRESH_TAIL
 from enricher.state import hits
-from enricher.state.hits import python_found, python_split, servable
+from enricher.state.hits import python_found, python_group, python_split, servable
 
 C = hits._NATIVE
 needs_c = pytest.mark.skipif(C is None, reason="the C module is not built")
@@ -90,15 +90,32 @@ def test_found_keeps_the_rows_of_their_key_and_drops_the_others() -> None:
     keys = ["a.com", "b.com", "c.com", "d.com"]
     # rows in the index's order, as SQLite gives them: b, c (damaged: d's line), a
     recs = [line("b.com"), line("d.com"), line("a.com", FRESH_TAIL)]
-    got = python_found(segments(recs), keys, [1, 2, 0], [0, 2, 3], [1, 2, 7], VERDICTS, FORMATS)
+    args = (keys, [1, 2, 0], [0, 2, 3], [1, 2, 7], VERDICTS, FORMATS, "f1")
+    got, served = python_found(segments(recs), *args)
     assert got == {
         "b.com": ("malicious", "f1", recs[0]),
         "a.com": ("unknown", "f1", recs[2]),
     }
-    assert list(got) == ["b.com", "a.com"]
+    assert list(got) == ["b.com", "a.com"] and served is None
     if C is not None:
-        again = C.found(segments(recs), keys, [1, 2, 0], [0, 2, 3], [1, 2, 7], VERDICTS, FORMATS)
-        assert again == got and list(again) == list(got)
+        again, c_served = C.found(segments(recs), *args, CACHED_TAIL)
+        assert again == got and list(again) == list(got) and c_served is None
+
+
+def test_found_gives_the_lines_in_the_keys_order_when_each_is_served_as_it_is() -> None:
+    keys = ["c.com", "a.com", "b.com"]
+    recs = [line("a.com"), line("b.com"), line("c.com")]  # the index's order
+    args = (keys, [1, 2, 0], [0, 1, 2], [1, 7, 1], VERDICTS, FORMATS, "f1")
+    want = ([recs[2], recs[0], recs[1]], ["benign", "malicious", "suspicious"])
+    assert python_found(segments(recs), *args)[1] == want
+    assert hits.found(segments(recs), *args)[1] == want
+    for other in (
+        (keys, [1, 2], [0, 1], [1, 7], VERDICTS, FORMATS, "f1"),  # c.com missed
+        (keys, [1, 2, 0], [0, 1, 2], [1, 2, 1], VERDICTS, FORMATS, "f1"),  # b.com's format
+    ):
+        n = len(other[1])
+        assert python_found(segments(recs[:n]), *other)[1] is None
+        assert hits.found(segments(recs[:n]), *other)[1] is None
 
 
 @pytest.mark.parametrize(
@@ -118,20 +135,20 @@ def test_found_raises_as_its_python_does(
     at: list[Any], verdict_ids: list[Any], format_ids: list[Any], raised: type[Exception]
 ) -> None:
     lines = segments([line("a.com")])
-    args = (["a.com"], at, verdict_ids, format_ids, VERDICTS, FORMATS)
+    args = (["a.com"], at, verdict_ids, format_ids, VERDICTS, FORMATS, "f1")
     assert outcome(python_found, lines, *args) is raised
     if C is not None:
-        assert outcome(C.found, lines, *args) is raised
+        assert outcome(C.found, lines, *args, CACHED_TAIL) is raised
 
 
 def test_found_of_a_key_that_is_no_text_raises() -> None:
     lines = segments([line("a.com")])
     for keys in ([b"a.com"], ["\ud800"]):  # bytes; a lone surrogate UTF-8 cannot hold
-        args = (keys, [0], [0], [1], VERDICTS, FORMATS)
+        args = (keys, [0], [0], [1], VERDICTS, FORMATS, "f1")
         expected = outcome(python_found, lines, *args)
         assert isinstance(expected, type) and issubclass(expected, Exception)
         if C is not None:
-            assert outcome(C.found, lines, *args) is expected
+            assert outcome(C.found, lines, *args, CACHED_TAIL) is expected
 
 
 keys_st = st.lists(
@@ -167,12 +184,12 @@ def test_found_in_c_is_its_python(keys: list[str], data: st.DataObject) -> None:
             )
             or b" "
         )
-    args = (keys, at, verdict_ids, format_ids, VERDICTS, FORMATS)
+    args = (keys, at, verdict_ids, format_ids, VERDICTS, FORMATS, "f1")
     expected = outcome(python_found, segments(recs), *args)
-    got = outcome(C.found, segments(recs), *args)
+    got = outcome(C.found, segments(recs), *args, CACHED_TAIL)
     assert got == expected
-    if isinstance(expected, dict):
-        assert list(got) == list(expected)
+    if isinstance(expected, tuple):
+        assert list(got[0]) == list(expected[0])
 
 
 def key(value: str) -> tuple[IocType, str]:
@@ -234,3 +251,32 @@ def test_split_in_c_raises_on_what_no_store_gives() -> None:
     ):
         with pytest.raises(TypeError):
             C.split(found, group, "f1", CACHED_TAIL)
+
+
+def test_group_gives_the_keys_by_endpoint_in_their_order() -> None:
+    keys = [
+        (IocType.DOMAIN, "a.com"),
+        (IocType.MD5, "0" * 32),
+        (IocType.IPV4, "1.2.3.4"),
+        (IocType.DOMAIN, "b.com"),
+        (IocType.SHA1, "1" * 40),
+    ]
+    groups = {
+        Endpoint.DOMAIN: [keys[0], keys[3]],
+        Endpoint.FILE: [keys[1], keys[4]],
+        Endpoint.IP: [keys[2]],
+    }
+    values = {ep: [v for _, v in group] for ep, group in groups.items()}
+    for made in (python_group(keys, ENDPOINT_OF), hits.group(keys, ENDPOINT_OF)):
+        assert made == (groups, values)
+        assert list(made[0]) == [Endpoint.DOMAIN, Endpoint.FILE, Endpoint.IP]
+    assert hits.group([], ENDPOINT_OF) == ({}, {})
+
+
+@needs_c
+@settings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(st.tuples(st.sampled_from([*IocType, "nope"]), st.text(max_size=3)), max_size=12)
+)
+def test_group_in_c_is_its_python(keys: list[tuple[Any, str]]) -> None:
+    assert outcome(C.group, keys, ENDPOINT_OF) == outcome(python_group, keys, ENDPOINT_OF)
