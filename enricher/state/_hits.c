@@ -15,6 +15,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 /* how a record line begins, before its key (hits.py's _HEAD, `answers._LINE_HEAD`) */
@@ -300,6 +301,91 @@ done:
     return out;
 }
 
+/* frames(records, sizes, line_max): zstd frames end to end in `records`, `sizes` bytes each */
+static PyObject *frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "frames() takes 3 arguments");
+        return NULL;
+    }
+    unsigned long long line_max = PyLong_AsUnsignedLongLong(args[2]);
+    if (line_max == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    PyObject *sizes = PySequence_Fast(args[1], "frames(): sizes must be a sequence");
+    if (sizes == NULL)
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        Py_DECREF(sizes);
+        return NULL;
+    }
+    const unsigned char *b = (const unsigned char *)view.buf;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(sizes);
+    PyObject *segments = NULL, *claimed = NULL, *out = NULL;
+    if (n > PY_SSIZE_T_MAX / 16) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    segments = PyBytes_FromStringAndSize(NULL, n * 16);
+    claimed = PyBytes_FromStringAndSize(NULL, n * 8);
+    if (segments == NULL || claimed == NULL)
+        goto done;
+    uint64_t *seg = (uint64_t *)PyBytes_AS_STRING(segments);
+    uint64_t *fcs = (uint64_t *)PyBytes_AS_STRING(claimed);
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(sizes, i));
+        if (size == -1 && PyErr_Occurred())
+            goto done;
+        if (size < 0 || size > view.len - at) {
+            PyErr_SetString(PyExc_ValueError, "records and their sizes differ");
+            goto done;
+        }
+        const unsigned char *f = b + at;
+        /* the frame header: magic, descriptor, [window], [dictionary id], content size */
+        if (size < 5 || f[0] != 0x28 || f[1] != 0xb5 || f[2] != 0x2f || f[3] != 0xfd) {
+            PyErr_SetString(PyExc_ValueError, "a record is not a zstd frame");
+            goto done;
+        }
+        unsigned d = f[4];
+        unsigned single = (d >> 5) & 1, fcs_flag = d >> 6, did_flag = d & 3;
+        Py_ssize_t did_len = did_flag == 3 ? 4 : (Py_ssize_t)did_flag;
+        Py_ssize_t fcs_len = fcs_flag == 0 ? (Py_ssize_t)single : (Py_ssize_t)1 << fcs_flag;
+        Py_ssize_t head = 5 + !single + did_len;
+        /* as zstd refuses it: a reserved bit set, a window past 2**31 */
+        int refused = (d & 0x08) || (!single && size > 5 && (f[5] >> 3) + 10 > 31);
+        if (refused || fcs_len == 0 || size < head + fcs_len) {
+            PyErr_SetString(PyExc_ValueError, "a frame claims no size");
+            goto done;
+        }
+        uint64_t v = 0;
+        for (Py_ssize_t k = fcs_len - 1; k >= 0; k--)
+            v = (v << 8) | f[head + k];
+        if (fcs_len == 2)
+            v += 256;
+        if (v == 0 || v > line_max) {
+            PyErr_SetString(PyExc_ValueError, "a frame claims no size, or too large a one");
+            goto done;
+        }
+        uint64_t pair[2] = {(uint64_t)at, (uint64_t)size};
+        memcpy(seg + 2 * i, pair, sizeof pair);
+        memcpy(fcs + i, &v, sizeof v);
+        at += size;
+    }
+    if (at != view.len) {
+        PyErr_SetString(PyExc_ValueError, "records and their sizes differ");
+        goto done;
+    }
+    out = PyTuple_Pack(2, segments, claimed);
+done:
+    Py_XDECREF(segments);
+    Py_XDECREF(claimed);
+    PyBuffer_Release(&view);
+    Py_DECREF(sizes);
+    return out;
+}
+
 static PyMethodDef module_methods[] = {
     {"found", (PyCFunction)(void (*)(void))found, METH_FASTCALL,
      "found(lines, keys, at, verdict_ids, format_ids, verdicts, formats, fmt, tail): a lookup's"
@@ -311,6 +397,9 @@ static PyMethodDef module_methods[] = {
     {"group", (PyCFunction)(void (*)(void))group, METH_FASTCALL,
      "group(keys, endpoint_of): keys by endpoint, each group in their order, and their"
      " values."},
+    {"frames", (PyCFunction)(void (*)(void))frames, METH_FASTCALL,
+     "frames(records, sizes, line_max): the segments of zstd frames end to end and the"
+     " sizes their headers claim, as packed 64-bit integers."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -35,13 +35,11 @@ belong to no known identity, are dropped; its deferred IOCs are kept for the nex
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
 import dataclasses
 import functools
 import glob
-import itertools
 import logging
 import os
 import queue
@@ -66,7 +64,7 @@ from ..errors import BudgetSpent, SettingsError
 from ..ioc import Endpoint, IocType
 from ..output.records import CACHED_TAIL, FRESH_TAIL
 from ..threads import call_in_thread
-from .hits import Found, Served
+from .hits import Found, Served, frames
 from .hits import found as found_hits
 from .sqlitefile import HEADER_SIZE, SQLITE_MAGIC, wal_header
 
@@ -410,8 +408,6 @@ _INSERT_PACKED = (
 #: row is written and read a row at a time (the packed insert wrote 'a\0b' as 'a', replacing
 #: that key's row)
 _NUL = b"\\u0000"
-#: a zstd frame's header is at most this long (magic, descriptor, window, dictionary id, size)
-_FRAME_HEAD = 18
 #: a packed lookup decompresses its hits in one call only where each frame's header claims a
 #: size from 1 to this: zstandard 0.25's multi_decompress_to_buffer frees a buffer twice
 #: after a frame that claims 0 (an empty line), and past 2**63 its buffer's size overflows
@@ -1321,19 +1317,10 @@ class Cache:
             if not at:
                 return None
             sizes: list[int] = orjson.loads(found_sizes)
-            starts = list(itertools.accumulate(sizes, initial=0))
-            if starts.pop() != len(records) or len(at) != len(sizes):
+            if len(at) != len(sizes):
                 raise ValueError("records and their sizes differ")
-            pairs = zip(starts, sizes, strict=True)
-            segments = array.array("Q", itertools.chain.from_iterable(pairs))
-            content_size = zstandard.frame_content_size
-            claimed = [content_size(records[start : start + _FRAME_HEAD]) for start in starts]
-            if not 0 < min(claimed) <= max(claimed) <= _LINE_MAX:
-                raise ValueError("a frame claims no size, or too large a one")
-            lines = self._unpack_all(
-                zstandard.BufferWithSegments(records, segments.tobytes()),
-                array.array("Q", claimed).tobytes(),
-            )
+            segments, claimed = frames(records, sizes, _LINE_MAX)
+            lines = self._unpack_all(zstandard.BufferWithSegments(records, segments), claimed)
             hits, served = found_hits(
                 lines,
                 keys,

@@ -10,9 +10,13 @@ same exception types.
 
 from __future__ import annotations
 
+import array
+import itertools
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+import zstandard
 
 from ..inputs.native import load
 from ..output.records import CACHED_TAIL
@@ -20,6 +24,7 @@ from ..output.records import CACHED_TAIL
 __all__ = [
     "Found",
     "found",
+    "frames",
     "group",
     "python_found",
     "python_group",
@@ -32,6 +37,8 @@ __all__ = [
 #: not is not of its key
 HEAD = b'{"ioc":"%s",'
 
+#: a zstd frame's header is at most this long (magic, descriptor, window, dictionary id, size)
+FRAME_HEAD = 18
 #: a hit: (verdict, record format, record line as a hit writes it)
 Hit = tuple[str, str, bytes]
 #: a key: (IOC type, value)
@@ -159,6 +166,35 @@ def found(
         lines, keys, at, verdict_ids, format_ids, verdicts, formats, fmt, CACHED_TAIL
     )
     return made
+
+
+def python_frames(records: bytes, sizes: Sequence[int], line_max: int) -> tuple[bytes, bytes]:
+    """Of zstd frames end to end in `records`, `sizes` bytes each: their segments (start,
+    size) and the content sizes their headers claim, as packed native 64-bit integers (what
+    zstandard's multi_decompress_to_buffer takes). ValueError if the sizes do not add up to
+    the records, or a frame's header (within its own bytes) claims no size, 0, or more
+    than `line_max`."""
+    starts = list(itertools.accumulate(sizes, initial=0))
+    if any(size < 0 for size in sizes) or starts.pop() != len(records):
+        raise ValueError("records and their sizes differ")
+    claimed: list[int] = []
+    for start, size in zip(starts, sizes, strict=True):
+        try:
+            head = records[start : start + min(size, FRAME_HEAD)]
+            found_size = zstandard.frame_content_size(head)
+        except zstandard.ZstdError:
+            raise ValueError("a frame claims no size") from None
+        if not 0 < found_size <= line_max:
+            raise ValueError("a frame claims no size, or too large a one")
+        claimed.append(found_size)
+    pairs = itertools.chain.from_iterable(zip(starts, sizes, strict=True))
+    return array.array("Q", pairs).tobytes(), array.array("Q", claimed).tobytes()
+
+
+#: `python_frames`, in C where the module is built
+frames: Callable[[bytes, Sequence[int], int], tuple[bytes, bytes]] = (
+    python_frames if _NATIVE is None else _NATIVE.frames
+)
 
 
 def python_group(

@@ -280,3 +280,47 @@ def test_group_gives_the_keys_by_endpoint_in_their_order() -> None:
 )
 def test_group_in_c_is_its_python(keys: list[tuple[Any, str]]) -> None:
     assert outcome(C.group, keys, ENDPOINT_OF) == outcome(python_group, keys, ENDPOINT_OF)
+
+
+def frame(line: bytes, **kw: Any) -> bytes:
+    return zstandard.ZstdCompressor(**kw).compress(line)
+
+
+def test_frames_gives_the_segments_and_the_sizes_claimed() -> None:
+    recs = [frame(b"a" * 10), frame(b"b" * 300), frame(b"c" * 70_000)]
+    records = b"".join(recs)
+    sizes = [len(f) for f in recs]
+    want = (
+        array.array(
+            "Q", [0, sizes[0], sizes[0], sizes[1], sizes[0] + sizes[1], sizes[2]]
+        ).tobytes(),
+        array.array("Q", [10, 300, 70_000]).tobytes(),
+    )
+    assert hits.python_frames(records, sizes, 1 << 26) == want
+    assert hits.frames(records, sizes, 1 << 26) == want
+    for bad in (
+        (records, [*sizes[:2], sizes[2] - 1], 1 << 26),  # sizes short of the records
+        (records + b"x", sizes, 1 << 26),
+        (records, sizes, 69_999),  # a frame claims more than allowed
+        (frame(b"x", write_content_size=False), [len(frame(b"x", write_content_size=False))], 9),
+        (b"", [-1], 9),
+    ):
+        assert outcome(hits.python_frames, *bad) is ValueError
+        assert outcome(hits.frames, *bad) is ValueError
+
+
+@needs_c
+@settings(max_examples=500, deadline=None)
+@given(
+    heads=st.lists(
+        st.tuples(st.integers(0, 255), st.binary(min_size=0, max_size=12), st.booleans()),
+        max_size=4,
+    )
+)
+def test_frames_in_c_reads_headers_as_zstd_does(heads: list[tuple[int, bytes, bool]]) -> None:
+    recs = [
+        (b"\x28\xb5\x2f\xfd" if magic else b"\x28\xb5\x2f\xfc") + bytes([d]) + rest
+        for d, rest, magic in heads
+    ]
+    args = (b"".join(recs), [len(r) for r in recs], 1 << 26)
+    assert outcome(C.frames, *args) == outcome(hits.python_frames, *args)
