@@ -485,6 +485,26 @@ def test_an_unreadable_row_is_asked_again(tmp_path: Path) -> None:
     cache.close()
 
 
+def test_a_damaged_row_among_many_decompressed_at_once_is_one_miss(tmp_path: Path) -> None:
+    # the hits are decompressed in threads (answers._UNPACK_THREADS): a damaged frame in
+    # either thread's share sends the lookup row by row, where it alone is a miss
+    path = tmp_path / "cache.sqlite3"
+    cache = new_cache(path)
+    keys = [f"{i}.example" for i in range(60)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    assert cache.lookup(Endpoint.DOMAIN, keys).keys() == set(keys)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE answers SET record = x'28b52ffd00' WHERE key = '41.example'")
+    db.close()
+    found = cache.lookup(Endpoint.DOMAIN, keys)
+    assert found.keys() == set(keys) - {"41.example"} and cache.unreadable == 1
+    assert [found[k][2] for k in keys[:3]] == [
+        line_of(k).replace(FRESH_TAIL, CACHED_TAIL) for k in keys[:3]
+    ]
+    cache.close()
+
+
 def test_a_key_asked_twice_in_one_lookup_is_one_hit(tmp_path: Path) -> None:
     """The lookup joins the keys asked to the index one by one: a key given twice is found
     twice, and still one hit (or one unreadable row: one copied over another key's)."""
