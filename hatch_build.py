@@ -1,6 +1,6 @@
 """Build hook: compiles the optional C modules (`SOURCES`: the text extractor's
 enricher/inputs/_scan.c, the deduper's enricher/pipeline/_dedupe.c, the record lines'
-enricher/output/_records.c).
+enricher/output/_records.c, the cache hits' enricher/state/_hits.c).
 
 With a compiler and Python's headers, `pip install .` ships the module in the wheel (tagged
 for this interpreter and platform), and `pip install -e .` places it beside its source (git
@@ -24,12 +24,18 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 SOURCE = Path("enricher/inputs/_scan.c")
 #: each module's source; each is built, or not, on its own, beside it
-SOURCES = (SOURCE, Path("enricher/pipeline/_dedupe.c"), Path("enricher/output/_records.c"))
+SOURCES = (
+    SOURCE,
+    Path("enricher/pipeline/_dedupe.c"),
+    Path("enricher/output/_records.c"),
+    Path("enricher/state/_hits.c"),
+)
 #: what runs in pure Python when a module is not built
 _FALLBACK = {
     "_scan": "pure-Python text extraction",
     "_dedupe": "pure-Python dedupe",
     "_records": "pure-Python record lines",
+    "_hits": "pure-Python cache hits",
 }
 
 
@@ -70,7 +76,7 @@ def compile_module(source: Path, target: Path) -> bool:
     include = sysconfig.get_paths()["include"]
     digest = source_digest(source.read_bytes())
     cmd = [*linker(), "-O2", "-fPIC", "-Wall", "-Wextra", f"-I{include}"]
-    # `_scan.c` reads SCAN_SOURCE, `_dedupe.c` DEDUPE_SOURCE, `_records.c` RECORDS_SOURCE
+    # `_scan.c` reads SCAN_SOURCE, `_dedupe.c` DEDUPE_SOURCE, `_records.c` RECORDS_SOURCE, …
     cmd.append(f'-D{source.stem.lstrip("_").upper()}_SOURCE="{digest}"')
     cmd += [str(source), "-o", str(target)]
     if not Path(include, "Python.h").is_file():

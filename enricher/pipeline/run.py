@@ -53,7 +53,6 @@ from ..errors import (
 from ..inputs import Chunk, suffixes
 from ..ioc import ENDPOINT_OF, Endpoint, IocType
 from ..output.records import (
-    CACHED_TAIL,
     Deferred,
     Failure,
     Record,
@@ -65,6 +64,8 @@ from ..output.records import (
     response_bytes,
 )
 from ..state.budget import Budget
+from ..state.hits import group as group_keys
+from ..state.hits import servable, split
 from ..state.open import OpenState, open_state
 from ..state.ports import AnswerStore, CachedAnswer, Claims
 from ..threads import call_in_thread
@@ -829,8 +830,8 @@ class _Run:
                         await self.emit(outcome)
                     elif len(ahead) >= _AHEAD:
                         await self.serve_first(ahead)
-                    groups = _by_endpoint(new)
-                    ahead.append((asyncio.ensure_future(self.lookup(groups)), groups))
+                    groups, values = group_keys(new, ENDPOINT_OF)
+                    ahead.append((asyncio.ensure_future(self.lookup(groups, values)), groups))
                     # the lookup's thread starts now, before the next chunk is taken in (a
                     # queue's get does not yield while it holds a chunk)
                     await asyncio.sleep(0)
@@ -938,9 +939,9 @@ class _Run:
         if not self.elsewhere or now < self.recheck_at:
             return
         self.recheck_at = now + _RECHECK
-        groups = _by_endpoint(self.elsewhere)
+        groups, values = group_keys(self.elsewhere, ENDPOINT_OF)
         self.elsewhere = []
-        await self.served(self.lookup(groups), groups)
+        await self.served(self.lookup(groups, values), groups)
 
     async def dispatch(self, batches: Sequence[Batch]) -> None:
         """Hand batches to the workers (or defer them, when the run is halted)."""
@@ -964,10 +965,10 @@ class _Run:
         return full
 
     async def lookup(
-        self, keys: dict[Endpoint, list[Key]]
+        self, keys: dict[Endpoint, list[Key]], values: dict[Endpoint, list[str]]
     ) -> dict[Endpoint, dict[str, CachedAnswer]]:
-        """The store's answers for `keys` (by endpoint), in one call (the store reads off the
-        event loop: a read may wait for another process's lock)."""
+        """The store's answers for `keys` (by endpoint; `values`: their values), in one call
+        (the store reads off the event loop: a read may wait for another process's lock)."""
         cache = self.cache
         assert cache is not None
         by_endpoint: dict[Endpoint, list[str]] = {}
@@ -977,7 +978,7 @@ class _Run:
                 # nothing to find: each key is asked once in a run, before it is stored
                 skipped += len(group)
             else:
-                by_endpoint[endpoint] = [value for _, value in group]
+                by_endpoint[endpoint] = values[endpoint]
         if skipped:
             cache.tally(misses=skipped)
         if not by_endpoint:
@@ -1004,27 +1005,27 @@ class _Run:
             if not hits:
                 misses.extend(group)
                 continue
-            if whole and len(hits) == len(group):
-                # every key a hit (a warm run): served as they are, in one step each, if
-                # each was made just as this run would make it
-                answers = [hits.get(value) for _, value in group]
-                served = [
-                    a
-                    for a in answers
-                    if a is not None and a[1] == fmt and a[2].endswith(CACHED_TAIL)
-                ]
-                if len(served) == len(group):
-                    lines += [line for _, _, line in served]
-                    hits_keys += group
-                    hits_verdicts += [verdict for verdict, _, _ in served]
-                    continue
+            if whole and (ordered := getattr(hits, "served", None)) is not None:
+                # each key hit by a line served as it is (a warm run), in the order asked: the
+                # group in one step (`Cache.lookup`)
+                lines += ordered[0]
+                hits_verdicts += ordered[1]
+                hits_keys += group
+                continue
+            if whole and (served := split(hits, group, fmt)) is not None:
+                # each hit's line served as it is (a warm run): the group in one step
+                lines += served[0]
+                hits_verdicts += served[1]
+                hits_keys += served[2]
+                misses += served[3]
+                continue
             for key in group:
                 hit = hits.get(key[1])
                 if hit is None:
                     misses.append(key)
                     continue
-                verdict, row_fmt, line = hit
-                if row_fmt == fmt and line.endswith(CACHED_TAIL) and not self.with_source:
+                verdict, _, line = hit
+                if whole and servable(hit, fmt):
                     lines.append(line)  # made just as this run would make it, and served
                 else:
                     origin = self.origins.get(key[1]) if self.with_source else None
@@ -1085,19 +1086,6 @@ class _Run:
     def abandon(self, why: str) -> Outcome:
         """Every key not yet settled, deferred: the run is stopping."""
         return Outcome(deferred=self.ledger.abandon(why))
-
-
-def _by_endpoint(keys: list[Key]) -> dict[Endpoint, list[Key]]:
-    """`keys` by the endpoint that answers them, each group in their order."""
-    groups: dict[Endpoint, list[Key]] = {}
-    for key in keys:
-        endpoint = ENDPOINT_OF[key[0]]
-        group = groups.get(endpoint)
-        if group is None:
-            groups[endpoint] = [key]
-        else:
-            group.append(key)
-    return groups
 
 
 def _on(loop: asyncio.AbstractEventLoop) -> bool:

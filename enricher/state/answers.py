@@ -35,12 +35,11 @@ belong to no known identity, are dropped; its deferred IOCs are kept for the nex
 
 from __future__ import annotations
 
-import array
+import asyncio
 import contextlib
 import dataclasses
 import functools
 import glob
-import itertools
 import logging
 import operator
 import os
@@ -66,6 +65,8 @@ from ..errors import BudgetSpent, SettingsError
 from ..ioc import Endpoint, IocType
 from ..output.records import CACHED_TAIL, FRESH_TAIL
 from ..threads import call_in_thread
+from .hits import Found, Served, frames
+from .hits import found as found_hits
 from .sqlitefile import HEADER_SIZE, SQLITE_MAGIC, wal_header
 
 __all__ = ["Cache", "default_cache_path"]
@@ -440,13 +441,17 @@ _INSERT_PACKED = (
 #: row is written and read a row at a time (the packed insert wrote 'a\0b' as 'a', replacing
 #: that key's row)
 _NUL = b"\\u0000"
-#: a zstd frame's header is at most this long (magic, descriptor, window, dictionary id, size)
-_FRAME_HEAD = 18
 #: a packed lookup decompresses its hits in one call only where each frame's header claims a
 #: size from 1 to this: zstandard 0.25's multi_decompress_to_buffer frees a buffer twice
 #: after a frame that claims 0 (an empty line), and past 2**63 its buffer's size overflows
 #: and it writes past it (the process aborts, or worse); decompress() refuses those itself
 _LINE_MAX = 1 << 26
+#: threads a packed lookup decompresses its hits in (zstd, without the GIL; the hits keep
+#: their order): a warm run is bound by its lookups, and the event loop leaves a core half
+#: idle meanwhile (1,000,000 lines, 500,000 unique, 3 runs each in turn, load 4.5-5.1: 2
+#: threads 62,295, 60,368, 58,352 IOCs/s against one 44,485, 50,549, 48,178; CPU 4.71-4.92
+#: s against 4.47-4.87)
+_UNPACK_THREADS = min(2, os.cpu_count() or 1)
 _INSERT_ROW = "INSERT INTO staged VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 #: the staged rows into `answers`, in the key index's order (a key staged twice: its last
 #: row stays), so that the merge changes each page of the index once, in turn: where a
@@ -497,6 +502,29 @@ _Answered = tuple[str, str, int | None]
 #: stores them, does no step per row
 _Stored = tuple[int, int, int, float, Sequence[_Answered], Sequence[bytes]]
 _Item = tuple[_Stored | None, int]  # answers to write, requests to count
+#: a read for the lookups' thread: the read, the loop waiting for it and its future
+_Lookup = tuple[
+    Callable[[], dict[Endpoint, dict[str, tuple[str, str, bytes]]]],
+    asyncio.AbstractEventLoop,
+    "asyncio.Future[dict[Endpoint, dict[str, tuple[str, str, bytes]]]]",
+]
+
+
+def _settle(
+    done: asyncio.Future[dict[Endpoint, dict[str, tuple[str, str, bytes]]]],
+    result: dict[Endpoint, dict[str, tuple[str, str, bytes]]] | None,
+    error: BaseException | None,
+) -> None:
+    """`done` given the lookups' thread's result (on its loop), unless cancelled meanwhile."""
+    if done.done():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        assert result is not None
+        done.set_result(result)
+
+
 #: the writer's queue item that makes it commit what it holds now
 _FLUSH: _Item = (None, 0)
 
@@ -577,6 +605,11 @@ class Cache:
         self._staging = False
         self._writer = threading.Thread(target=self._write_loop, name="cache-writer", daemon=True)
         self._writer.start()
+        #: the lookups' thread (`answers`): started at the first, ended by `close`; what it
+        #: is given to read, and the lock that starts it once
+        self._lookups: queue.SimpleQueue[_Lookup | None] = queue.SimpleQueue()
+        self._lookup_thread: threading.Thread | None = None
+        self._lookup_start = threading.Lock()
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -1242,6 +1275,9 @@ class Cache:
         self.add_requests(uncounted)
         self._ended = True
         self._writes.put(None)
+        with self._lookup_start:
+            if self._lookup_thread is not None:
+                self._lookups.put(None)  # ends the lookups' thread once it has read what it has
         self._writer.join()
         # a read walked away from finishes first; one that waits on another process's lock
         # longer leaves the connection open (to the process's end) rather than crash it
@@ -1304,11 +1340,13 @@ class Cache:
         """(verdict, fmt, record line as a hit writes it) of the live cached answers among
         `keys` for `identity` (else the one the cache is bound to). Expired ones, older than
         max_ttl or (with max_age) max_age, ones dated in the future, and ones whose record is
-        not of their key (a row damaged, or copied over another) are misses."""
+        not of their key (a row damaged, or copied over another) are misses. With each key a
+        hit whose line is served as it is, `served` holds their lines and verdicts in the
+        order of `keys` (`hits.Found`)."""
         ident = self._bound(identity)
         now = self._clock()
         oldest = max(now - self.max_ttl, now - self.max_age if self.max_age is not None else -1.0)
-        found: dict[str, tuple[str, str, bytes]] = {}
+        found = Found()
         if self.broken:
             return found
         # a row's age counts from no later than now (a clock that was a little ahead): with
@@ -1316,74 +1354,79 @@ class Cache:
         where = (ident, _ENDPOINT[endpoint], now, now, oldest, now + _SKEW)
         try:
             if self._json:
+                lines: list[bytes] = []
+                verdicts: list[str] = []
+                whole = True
                 for i in range(0, len(keys), _PACKED_SLICE):
-                    self._lookup_packed(keys[i : i + _PACKED_SLICE], where, found)
+                    served = self._lookup_packed(keys[i : i + _PACKED_SLICE], where, found)
+                    if served is None:
+                        whole = False
+                    elif whole:
+                        lines += served[0]
+                        verdicts += served[1]
+                if whole:
+                    found.served = (lines, verdicts)
             else:
                 self._lookup_slices(keys, where, found)
         except sqlite3.Error as exc:
             self._break(f"reading failed: {exc}", exc)
             found.clear()
+            found.served = None
         self.hits += len(found)
         self.misses += len(keys) - len(found)
         return found
 
     def _lookup_packed(
         self, keys: Sequence[str], where: _Where, found: dict[str, tuple[str, str, bytes]]
-    ) -> None:
+    ) -> Served | None:
         """`lookup` of `keys` in one statement that gives one row: the hits' keys, verdicts,
         formats and sizes as JSON, and their records end to end, decompressed in one call.
         SQLite finds them without the GIL; a row at a time took the GIL back at each row,
         waiting for the event loop each time. Anything amiss (a row damaged, the hits'
-        records together past SQLite's length limit, 1 GB): row by row."""
+        records together past SQLite's length limit, 1 GB): row by row. What `found` gives of
+        the hits' lines in the keys' order (`Found.served`), if anything."""
         asked = orjson.dumps(list(keys))
         if _NUL in asked:
             self._lookup_slices(keys, where, found)
-            return
+            return None
         try:
             found_at, found_verdicts, found_formats, found_sizes, records = self._db.execute(
                 _SELECT_PACKED, (*where, asked)
             ).fetchone()
         except sqlite3.DataError:  # "string or blob too big": it broke the cache
             self._lookup_slices(keys, where, found)
-            return
+            return None
         try:
-            names = list(map(keys.__getitem__, orjson.loads(found_at)))
-            if not names:
-                return
+            at: list[int] = orjson.loads(found_at)
+            if not at:
+                return None
             sizes: list[int] = orjson.loads(found_sizes)
-            starts = list(itertools.accumulate(sizes, initial=0))
-            if starts.pop() != len(records) or len(names) != len(sizes):
+            if len(at) != len(sizes):
                 raise ValueError("records and their sizes differ")
-            pairs = zip(starts, sizes, strict=True)
-            segments = array.array("Q", itertools.chain.from_iterable(pairs))
-            content_size = zstandard.frame_content_size
-            claimed = [content_size(records[at : at + _FRAME_HEAD]) for at in starts]
-            if not 0 < min(claimed) <= max(claimed) <= _LINE_MAX:
-                raise ValueError("a frame claims no size, or too large a one")
+            segments, claimed = frames(records, sizes, _LINE_MAX)
             lines = self._unpack_all(
-                zstandard.BufferWithSegments(records, segments.tobytes()),
-                array.array("Q", claimed).tobytes(),
+                zstandard.BufferWithSegments(records, segments), claimed, threads=_UNPACK_THREADS
             )
-            verdicts = [VERDICTS[v] for v in orjson.loads(found_verdicts)]
-            formats = [self._formats[f] for f in orjson.loads(found_formats)]
-            if not len(lines) == len(verdicts) == len(formats) == len(names):
-                raise ValueError("rows and their fields differ")
-            head = _LINE_HEAD
-            decoded = map(lines.__getitem__, range(len(lines)))
-            hits = {
-                k: (v, f, line)
-                for k, v, f, segment in zip(names, verdicts, formats, decoded, strict=True)
-                if (line := segment.tobytes()).startswith(head % k.encode())
-            }
-            unreadable = len(names) - len(hits)
+            hits, served = found_hits(
+                lines,
+                keys,
+                at,
+                orjson.loads(found_verdicts),
+                orjson.loads(found_formats),
+                VERDICTS,
+                self._formats,
+                self.fmt,
+            )
+            unreadable = len(at) - len(hits)
             if unreadable:
                 # a key given twice was found twice: once is one hit
-                unreadable -= len(names) - len(set(names))
+                unreadable -= len(at) - len({keys[i] for i in at})
         except (ValueError, *_UNREADABLE):
             self._lookup_slices(keys, where, found)
-        else:
-            found.update(hits)
-            self.unreadable += unreadable
+            return None
+        found.update(hits)
+        self.unreadable += unreadable
+        return served
 
     def _lookup_slices(
         self, keys: Sequence[str], where: _Where, found: dict[str, tuple[str, str, bytes]]
@@ -1437,16 +1480,43 @@ class Cache:
     async def answers(
         self, keys: Mapping[Endpoint, Sequence[str]], *, identity: ApiIdentity | None = None
     ) -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
-        """`lookup` of each endpoint's keys (`AnswerStore`), in a thread: a read may wait for
-        another process's lock, which must never hold up the event loop (nor a stop). One
-        thread per call, a chunk of input's keys: its start cost 0.5-0.7 ms against 80-140
-        ms of lookups for a chunk's 5,000 keys (measured on a warm 50,000-row cache)."""
+        """`lookup` of each endpoint's keys (`AnswerStore`), in the lookups' thread: a read
+        may wait for another process's lock, which must never hold up the event loop (nor a
+        stop: cancelled, the caller goes on at once, and the thread finishes the read). One
+        thread for the cache's life, where a thread a call (a chunk of input's keys) cost the
+        event loop 0.6 s of a warm run's 9 over 500,000 keys, starting them (py-spy)."""
 
         def read() -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
-            with self._reading:
-                return {ep: self.lookup(ep, vs, identity=identity) for ep, vs in keys.items()}
+            return {ep: self.lookup(ep, vs, identity=identity) for ep, vs in keys.items()}
 
-        return await call_in_thread(read, name="cache lookup")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[dict[Endpoint, dict[str, tuple[str, str, bytes]]]]
+        done = loop.create_future()
+        with self._lookup_start:
+            if self._ended:  # closed: read as `lookup` reads a closed cache, in a thread
+                return await call_in_thread(read, name="cache lookup")
+            if self._lookup_thread is None:
+                self._lookup_thread = threading.Thread(
+                    target=self._lookup_loop, name="cache lookup", daemon=True
+                )
+                self._lookup_thread.start()
+            self._lookups.put((read, loop, done))
+        return await done
+
+    def _lookup_loop(self) -> None:
+        """The lookups' thread: each read given to `answers`, in turn, its result handed to
+        the loop that waits for it (unless that stopped waiting: then not read at all)."""
+        while (item := self._lookups.get()) is not None:
+            read, loop, done = item
+            if done.cancelled():  # (the loop's to set: seen late at worst, then read)
+                continue
+            try:
+                with self._reading:
+                    result, error = read(), None
+            except BaseException as exc:  # handed to the caller, raised there
+                result, error = None, exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, done, result, error)
 
     async def unanswered_endpoints(self, *, identity: ApiIdentity | None = None) -> set[Endpoint]:
         """`empty_endpoints` (`AnswerStore`), in a thread: it waits for the writer."""

@@ -563,6 +563,26 @@ def test_an_unreadable_row_is_asked_again(tmp_path: Path) -> None:
     cache.close()
 
 
+def test_a_damaged_row_among_many_decompressed_at_once_is_one_miss(tmp_path: Path) -> None:
+    # the hits are decompressed in threads (answers._UNPACK_THREADS): a damaged frame in
+    # either thread's share sends the lookup row by row, where it alone is a miss
+    path = tmp_path / "cache.sqlite3"
+    cache = new_cache(path)
+    keys = [f"{i}.example" for i in range(60)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    assert cache.lookup(Endpoint.DOMAIN, keys).keys() == set(keys)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE answers SET record = x'28b52ffd00' WHERE key = '41.example'")
+    db.close()
+    found = cache.lookup(Endpoint.DOMAIN, keys)
+    assert found.keys() == set(keys) - {"41.example"} and cache.unreadable == 1
+    assert [found[k][2] for k in keys[:3]] == [
+        line_of(k).replace(FRESH_TAIL, CACHED_TAIL) for k in keys[:3]
+    ]
+    cache.close()
+
+
 def test_a_key_asked_twice_in_one_lookup_is_one_hit(tmp_path: Path) -> None:
     """The lookup joins the keys asked to the index one by one: a key given twice is found
     twice, and still one hit (or one unreadable row: one copied over another key's)."""
@@ -582,6 +602,69 @@ def test_a_key_asked_twice_in_one_lookup_is_one_hit(tmp_path: Path) -> None:
     db.close()
     assert set(cache.lookup(Endpoint.DOMAIN, ["a.com", "a.com", "b.com"])) == {"b.com"}
     assert cache.unreadable == 1
+    cache.close()
+
+
+def test_a_lookup_all_hit_gives_its_lines_in_the_order_asked(tmp_path: Path) -> None:
+    cache = new_cache(tmp_path / "cache.sqlite3", fmt="f1")
+    keys = ["c.com", "a.com", "b.com"]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    found = cache.lookup(Endpoint.DOMAIN, keys)
+    served = [line_of(k).replace(FRESH_TAIL, CACHED_TAIL) for k in keys]
+    assert getattr(found, "served", None) == (served, ["benign"] * 3)
+    assert cache.lookup(Endpoint.DOMAIN, [*keys, "x.com"]).served is None  # type: ignore[attr-defined]
+    other = new_cache(tmp_path / "cache.sqlite3", fmt="f2")  # lines to be made anew
+    assert other.lookup(Endpoint.DOMAIN, keys).served is None  # type: ignore[attr-defined]
+    other.close()
+    cache.close()
+
+
+def test_lookups_run_in_one_thread_that_ends_with_the_cache(tmp_path: Path) -> None:
+    """`answers` reads in the cache's one lookup thread, in turn; a caller that stops waiting
+    leaves the others served; once the cache is closed, a lookup reads as a closed cache
+    does (nothing) and starts no thread that outlives it."""
+    cache = new_cache(tmp_path / "cache.sqlite3")
+    keys = [f"{i}.example" for i in range(50)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+
+    async def main() -> list[int]:
+        first = asyncio.ensure_future(cache.answers({Endpoint.DOMAIN: keys[:10]}))
+        rest = [
+            asyncio.ensure_future(cache.answers({Endpoint.DOMAIN: keys[i : i + 10]}))
+            for i in range(10, 50, 10)
+        ]
+        first.cancel()
+        got = await asyncio.gather(*rest)
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        return [len(found[Endpoint.DOMAIN]) for found in got]
+
+    before = {t for t in threading.enumerate() if t.name == "cache lookup"}
+    assert asyncio.run(main()) == [10, 10, 10, 10]
+    assert asyncio.run(main()) == [10, 10, 10, 10]  # another loop: the same thread
+    lookups = {t for t in threading.enumerate() if t.name == "cache lookup"} - before
+    assert lookups == {cache._lookup_thread}
+    cache.close()
+    assert cache._lookup_thread is not None
+    cache._lookup_thread.join(5)
+    assert not cache._lookup_thread.is_alive()
+    found = asyncio.run(cache.answers({Endpoint.DOMAIN: keys[:3]}))
+    assert found == {Endpoint.DOMAIN: {}}
+
+
+def test_an_error_in_the_lookup_thread_is_the_callers(tmp_path: Path) -> None:
+    cache = new_cache(tmp_path / "cache.sqlite3")
+
+    def broken(*args: Any, **kw: Any) -> Any:
+        raise RuntimeError("boom")
+
+    cache.lookup = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="boom"):
+        asyncio.run(cache.answers({Endpoint.DOMAIN: ["a.com"]}))
+    del cache.lookup
+    assert asyncio.run(cache.answers({Endpoint.DOMAIN: ["a.com"]})) == {Endpoint.DOMAIN: {}}
     cache.close()
 
 
