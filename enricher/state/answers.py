@@ -35,11 +35,13 @@ belong to no known identity, are dropped; its deferred IOCs are kept for the nex
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import dataclasses
 import functools
 import glob
+import itertools
 import logging
 import operator
 import os
