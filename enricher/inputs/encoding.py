@@ -11,6 +11,7 @@ are no UTF-16 (a lone surrogate, an odd last byte) become U+FFFD, which no IOC h
 from __future__ import annotations
 
 import codecs
+import re
 
 from .decompress import Prefixed, Readable, read_head
 
@@ -20,6 +21,8 @@ _BLOCK = 256 * 1024
 _SNIFF = 64  # bytes looked at, at most, to tell UTF-16 without a mark
 _MIN_ASCII = 4  # ASCII characters that UTF-16 without a mark must start with
 _TEXT_BYTES = frozenset(b"\t\n\r" + bytes(range(0x20, 0x7F)))
+#: a printable ASCII character (no space) beside a NUL: what UTF-16 text shows before long
+_WORD_UNIT = re.compile(rb"\0[\x21-\x7e]|[\x21-\x7e]\0")
 # UTF-32's marks first: UTF-16 LE's is the start of UTF-32 LE's
 _MARKS = [
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -49,7 +52,11 @@ def _undecided(head: bytes) -> bool:
     if len(head) < 2 or (len(head) < 4 and any(m.startswith(head) for m, _ in _MARKS)):
         return True
     maybe = b"\0" in head[:2] or any(head.startswith(m) for m, _ in _MARKS)
-    return maybe and len(head) < _SNIFF and (b"\n" not in head or len(head) < 2 * _MIN_ASCII)
+    return (
+        maybe
+        and len(head) < _SNIFF
+        and (b"\n" not in head or len(head) < 2 * _MIN_ASCII or not _WORD_UNIT.search(head))
+    )
 
 
 def _encoding_of(head: bytes) -> str | None:
@@ -77,8 +84,10 @@ def _encoding_of(head: bytes) -> str | None:
 
 def _ascii(low: bytes, high: bytes) -> int:
     """How many of the UTF-16 code units these bytes make are printable ASCII or a line's
-    white space."""
-    return sum(1 for lo, hi in zip(low, high, strict=True) if not hi and lo in _TEXT_BYTES)
+    white space; 0 unless one at least is printable (NULs and line ends alone, `\\0\\n`
+    lines, are no more UTF-16 than UTF-8)."""
+    units = [lo for lo, hi in zip(low, high, strict=True) if not hi and lo in _TEXT_BYTES]
+    return len(units) if any(lo > 0x20 for lo in units) else 0
 
 
 class _Decoded:

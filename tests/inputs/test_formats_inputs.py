@@ -514,3 +514,30 @@ def test_a_stray_nul_in_a_short_line_is_no_utf16(tmp_path: Path, head: bytes) ->
     stream, encoding = transcoded(Once())
     assert encoding is None
     assert stream.read1(1 << 16) == head + b"\n"
+
+
+def test_nul_lines_are_no_utf16_but_utf16_after_blank_lines_is(tmp_path: Path) -> None:
+    # `\0\n` four times is UTF-16 BE of four line ends as much as four lines of a NUL: with no
+    # printable character beside a NUL it stays UTF-8 (lines of bad bytes), found by
+    # test_lines_longer_than_the_cap_are_rejects_and_the_rest_are_kept; UTF-16 whose first
+    # lines are blank is read on until a character shows it
+    from enricher.inputs.encoding import transcoded
+
+    class Once:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def read1(self, size: int = -1, /) -> bytes:
+            data, self.data = self.data[:8], self.data[8:]  # a few bytes a read
+            return data
+
+    stream, encoding = transcoded(Once(b"\x00\n" * 4))
+    assert encoding is None
+    assert stream.read1(1 << 16) + stream.read1(1 << 16) == b"\x00\n" * 4
+    text = "\n\n\n\n\nevil.example.com\n"
+    for name in ("utf-16-be", "utf-16-le"):
+        stream, encoding = transcoded(Once(text.encode(name)))
+        assert encoding == name
+        path = tmp_path / f"{name}.txt"
+        path.write_bytes(text.encode(name))
+        assert read([path], format="lines").set == {"evil.example.com"}
