@@ -12,7 +12,7 @@
  * arena per value: 30-70 bytes for the widest (sha256), whatever the fill.
  *
  * Packing: what is plainly of its form (2w hex digits, a dotted quad without leading zeros,
- * an IPv6 address inet_pton reads, any str for a name) is packed here, as the Python packer
+ * an IPv6 address inet_pton reads (hex groups alone parsed here), any str for a name) is packed here, as the Python packer
  * would; anything else is given to that packer (`bytes.fromhex`, `socket.inet_aton`, ...),
  * which packs it or raises its own exception, so both paths give one answer on any input.
  *
@@ -120,10 +120,60 @@ static int pack_quad(const unsigned char *s, Py_ssize_t n, unsigned char *out)
     return i == n;
 }
 
+/* An IPv6 address of hex groups alone (no dotted quad) into `out`, as inet_pton reads it:
+ * eight groups of 1-4 hex digits between colons, or fewer with one `::` for the zero groups
+ * left out; 0 when `s` is not that (inet_pton may still read it: a dotted quad at the end). */
+static int parse_six(const unsigned char *s, Py_ssize_t n, unsigned char *out)
+{
+    unsigned w[8];
+    int count = 0, gap = -1;
+    Py_ssize_t i = 0;
+    if (n < 2 || n > 39)
+        return 0;
+    if (s[0] == ':') {
+        if (s[1] != ':')
+            return 0;
+        gap = 0;
+        i = 2;
+    }
+    while (i < n) {
+        int digits = 0;
+        unsigned v = 0;
+        while (i < n && digits < 5 && HEX_OF[s[i]] >= 0) {
+            v = v << 4 | (unsigned)HEX_OF[s[i++]];
+            digits++;
+        }
+        if (digits == 0 || digits > 4 || count == 8)
+            return 0;
+        w[count++] = v;
+        if (i == n)
+            break;
+        if (s[i++] != ':' || i == n)
+            return 0; /* not a colon, or one colon at the end */
+        if (s[i] == ':') {
+            if (gap >= 0)
+                return 0;
+            gap = count;
+            i++;
+        }
+    }
+    if (gap < 0 ? count != 8 : count > 7)
+        return 0;
+    int zeros = 8 - count;
+    memset(out, 0, 16);
+    for (int j = 0; j < count; j++) {
+        int k = gap >= 0 && j >= gap ? j + zeros : j;
+        out[2 * k] = (unsigned char)(w[j] >> 8);
+        out[2 * k + 1] = (unsigned char)w[j];
+    }
+    return 1;
+}
+
 static int pack_six(const unsigned char *s, Py_ssize_t n, unsigned char *out)
 {
+    if (parse_six(s, n, out))
+        return 1;
 #ifdef _WIN32
-    (void)s, (void)n, (void)out;
     return 0;
 #else
     char text[64];
@@ -133,6 +183,63 @@ static int pack_six(const unsigned char *s, Py_ssize_t n, unsigned char *out)
     text[n] = 0;
     return inet_pton(AF_INET6, text, out) == 1;
 #endif
+}
+
+/* The longest run of zero groups of the address `b` (the first of the longest, at least 2
+ * long; *len 0 where there is none), as inet_ntop and ipaddress compress it (RFC 5952). */
+static int zero_run(const unsigned char *b, int *len)
+{
+    int best = -1, best_len = 0, cur = -1;
+    for (int i = 0; i <= 8; i++) {
+        if (i < 8 && b[2 * i] == 0 && b[2 * i + 1] == 0) {
+            if (cur < 0)
+                cur = i;
+            continue;
+        }
+        if (cur >= 0 && i - cur > best_len) {
+            best = cur;
+            best_len = i - cur;
+        }
+        cur = -1;
+    }
+    if (best_len < 2)
+        best = -1, best_len = 0;
+    *len = best_len;
+    return best;
+}
+
+/* Whether inet_ntop writes the address `b` with a dotted quad at its end (`::1.2.3.4`,
+ * `::ffff:1.2.3.4`): `_ipv6` gives those to ipaddress. */
+static int six_dotted(const unsigned char *b)
+{
+    int len, at = zero_run(b, &len);
+    return at == 0 && (len == 6 || (len == 5 && b[10] == 0xff && b[11] == 0xff));
+}
+
+/* The address `b` as inet_ntop writes it when it writes no dotted quad (`six_dotted` 0):
+ * lower-case hex groups without leading zeros, the longest run of zero groups as `::`.
+ * Returns its length (at most 39). */
+static Py_ssize_t write_six(const unsigned char *b, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    int len, at = zero_run(b, &len);
+    Py_ssize_t m = 0;
+    for (int i = 0; i < 8; i++) {
+        if (at >= 0 && i >= at && i < at + len) {
+            if (i == at)
+                out[m++] = ':';
+            continue;
+        }
+        if (i)
+            out[m++] = ':';
+        unsigned v = (unsigned)b[2 * i] << 8 | b[2 * i + 1];
+        int shift = v >= 0x1000 ? 12 : v >= 0x100 ? 8 : v >= 0x10 ? 4 : 0;
+        for (; shift >= 0; shift -= 4)
+            out[m++] = digits[v >> shift & 15];
+    }
+    if (at >= 0 && at + len == 8)
+        out[m++] = ':';
+    return m;
 }
 
 /* The record of `value`: its bytes at *key, *n of them (a name's without END). A fixed
@@ -662,11 +769,12 @@ static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
  * Ingest's per-line step, in C, for the lines that are plainly one IOC in the form
  * `normalize`'s fast path takes (hashes of hex digits in any case, a dotted quad, a name of
  * ASCII letters, digits, `_` and `-` in any case, with a trailing dot or not, whose top label
- * is in `tops`) or in one of the common messy forms (`messy_host`), or blank or a `#`
- * comment; whitespace around them as str.strip() drops it. From lines[start] on, up to the
- * first line that is none of these (or None): a blank or comment line is counted as
- * skipped, a duplicate as such, and a new key is added to its table and appended to `fresh`
- * as (type, value), its value what `normalize` gives. Returns where it stopped (len(lines)
+ * is in `tops`) or in one of the common messy forms (`messy_host`, and `::ffff:1.2.3.4`,
+ * the IPv4 address), or blank or a `#` comment; whitespace around them as str.strip() drops
+ * it. From lines[start] on, up to the first line that is none of these (or None): a blank or
+ * comment line is counted as skipped, a duplicate as such, and a new key is added to its
+ * table and appended to `fresh` as (type, value), its value what `normalize` gives (made
+ * only for a new key). Returns where it stopped (len(lines)
  * at the end), for the caller's own per-line step to take that line. `tables` and `types`
  * are the md5, sha1, sha256, name, IPv4 and IPv6 tables and types, in that order. */
 static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
@@ -725,7 +833,9 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         Py_ssize_t keylen = 0, hn;
         int six;
         PyObject *value = NULL;
-        char compressed[64];
+        /* the value's text when it is not the line's (made only for a new key) */
+        const unsigned char *vtext = NULL;
+        Py_ssize_t vlen = 0;
         if ((n == 32 || n == 40 || n == 64) && pack_hex(p, n, n / 2, buf)) {
             k = n == 32 ? P_MD5 : n == 40 ? P_SHA1 : P_SHA256;
             keylen = n / 2;
@@ -745,6 +855,15 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
                     value = Py_NewRef(line);
             }
         }
+        if (k == P_STOP && n > 7 && p[0] == ':' && p[1] == ':' && is_lower(p[2], 'f')
+            && is_lower(p[3], 'f') && is_lower(p[4], 'f') && is_lower(p[5], 'f') && p[6] == ':'
+            && pack_quad(p + 7, n - 7, buf)) {
+            /* `::ffff:1.2.3.4`, IPv4-mapped: the IPv4 address, as `_ipv6` gives it */
+            k = P_QUAD;
+            keylen = 4;
+            vtext = p + 7;
+            vlen = n - 7;
+        }
         if (k == P_STOP && messy_host(p, n, text, &hn, &six)) {
             int digits = 0, dotted = 1;
             for (Py_ssize_t j = 0; j < hn; j++) {
@@ -752,25 +871,18 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
                 dotted &= is_digit(text[j]) || text[j] == '.';
             }
             if (six) {
-#ifndef _WIN32
-                if (pack_six(text, hn, buf)
-                    && inet_ntop(AF_INET6, buf, compressed, sizeof(compressed)) != NULL
-                    && strchr(compressed, '.') == NULL) {
+                /* what inet_ntop writes with a dotted quad, `_ipv6` gives to ipaddress */
+                if (pack_six(text, hn, buf) && !six_dotted(buf)) {
                     k = P_SIX;
                     keylen = 16;
-                    value = PyUnicode_FromString(compressed);
-                    if (value == NULL)
-                        return NULL;
                 }
-#endif
             }
             else if (digits && dotted) {
                 if (pack_quad(text, hn, buf)) {
                     k = P_QUAD;
                     keylen = 4;
-                    value = PyUnicode_FromStringAndSize((const char *)text, hn);
-                    if (value == NULL)
-                        return NULL;
+                    vtext = text;
+                    vlen = hn;
                 }
             }
             else if (hn <= MAX_PLAIN + 1) {
@@ -795,13 +907,22 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         }
         /* the value as `normalize` gives it: lower case, without what strip() drops (nor, for
          * a name, the trailing dot); the line itself when it is that already */
-        if (value == NULL && k == P_QUAD) {
+        if (value != NULL)
+            ; /* the line itself */
+        else if (vtext != NULL) {
+            value = PyUnicode_FromStringAndSize((const char *)vtext, vlen);
+        }
+        else if (k == P_SIX) {
+            char compressed[40];
+            value = PyUnicode_FromStringAndSize(compressed, write_six(buf, compressed));
+        }
+        else if (k == P_QUAD) {
             value = n == length ? Py_NewRef(line) : PyUnicode_FromStringAndSize((const char *)p, n);
         }
-        else if (value == NULL && k == P_NAME) {
+        else if (k == P_NAME) {
             value = PyUnicode_FromStringAndSize((const char *)low, keylen);
         }
-        else if (value == NULL) {
+        else {
             int upper = 0;
             for (Py_ssize_t j = 0; j < n; j++)
                 upper |= p[j] >= 'A' && p[j] <= 'F';

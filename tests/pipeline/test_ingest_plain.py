@@ -3,6 +3,8 @@ the same new keys in the same order, rejects, withheld and unsupported IOCs, and
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,6 +56,14 @@ LINES = [
     "[2a03:2880:f0c1::1]:", "[::1]:443", "http://[2a03:2880:f0c1::1]/", "http://[2a03::1]:8/x",
     "[2a03::1]/x", "fe80::1%eth0", "::ffff:1.2.3.4", "::1.2.3.4", "2a03::1::2", "2a03:::1",
     "gggg::1", "user@2a03::1", "http://2a03::1/", "fc00::1", "x.hxxp:80", "a.fxp:80",
+    # IPv6 in hex groups alone: parsed and written in C; IPv4-mapped, the IPv4 address
+    "::", "::0", "1::", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8",
+    "1:2:3:4:5:6:7::8", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "12345::1", "::1:", ":1::",
+    "1:::2", "0001:0:0:0:0:0:0:1", "2a03:0:0:1:0:0:0:1", "2a03:0:0:1:0:0:1:1", "::b00:37",
+    "::ffff:b00:37", "::ffff:0:b00:37", "0:0:0:0:0:ffff:11.0.0.55", "::FFFF:11.0.0.55",
+    " ::ffff:11.0.0.55\r", "::ffff:11.0.0.055", "::ffff:11.0.0", "::ffff:10.0.0.1",
+    "::fffff:1.2.3.4", "::ffff:1.2.3.4.5", "[::ffff:11.0.0.55]:443", "::ffff:1.2.3.4:80",
+    "64:ff9b::b00:37", "2002:b00:37::1", "2001::b00:37", "fe80::1", "ff02::1",
 ]  # fmt: skip
 
 
@@ -61,6 +71,19 @@ LINES = [
 TOKENS = ["evil", "EVIL", "1", "255", "256", "01", "a", "f", "com", "local", "bit", "xn--",
           ".", "[.]", "[", "]", ":", "::", "@", "*.", "/", "?", "#", "http://", "hxxps://",
           "hxxp", "xp", "-", "_", "8443", " ", "ffff", "2a03"]  # fmt: skip
+
+
+@st.composite
+def six_lines(draw: st.DrawFn) -> str:
+    """An IPv6 address, many of its groups zero, in a form a messy export holds."""
+    groups = draw(st.lists(st.sampled_from([0, 0, 0, 1, 0xFFFF, 0x2A03, 0xB00, 0x37]) |
+                           st.integers(0, 0xFFFF), min_size=8, max_size=8))  # fmt: skip
+    address = ipaddress.IPv6Address(b"".join(g.to_bytes(2, "big") for g in groups))
+    text = draw(st.sampled_from([address.compressed, address.exploded, str(address)]))
+    if address.ipv4_mapped is not None and draw(st.booleans()):
+        text = f"::ffff:{address.ipv4_mapped}"
+    form = draw(st.sampled_from(["{}", "[{}]:443", "http://[{}]/", " {} ", "{}\r", "[{}]"]))
+    return form.format(text.upper() if draw(st.booleans()) else text)
 
 
 def ingest(*, plain: bool, send_sha256: bool = True, done: Deduper | None = None) -> Ingest:
@@ -118,4 +141,11 @@ def test_plain_lines_in_c_give_what_the_python_step_gives(send_sha256: bool) -> 
     )
 )
 def test_any_lines_give_the_same_in_c_and_in_python(chunks: list[list[str | None]]) -> None:
+    assert taken(ingest(plain=True), chunks) == taken(ingest(plain=False), chunks)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(six_lines() | st.sampled_from(LINES), max_size=30), max_size=3))
+def test_ipv6_lines_give_the_same_in_c_and_in_python(chunks: list[list[str | None]]) -> None:
     assert taken(ingest(plain=True), chunks) == taken(ingest(plain=False), chunks)
