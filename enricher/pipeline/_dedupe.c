@@ -764,7 +764,8 @@ static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
     return 1;
 }
 
-/* take_plain(tables, types, tops, lines, start, fresh) -> (stop, skipped, duplicates)
+/* take_plain(tables, types, tops, screen, lines, start, fresh, flagged)
+ *     -> (stop, skipped, duplicates)
  *
  * Ingest's per-line step, in C, for the lines that are plainly one IOC in the form
  * `normalize`'s fast path takes (hashes of hex digits in any case, a dotted quad, a name of
@@ -776,20 +777,41 @@ static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
  * table and appended to `fresh` as (type, value), its value what `normalize` gives (made
  * only for a new key). Returns where it stopped (len(lines)
  * at the end), for the caller's own per-line step to take that line. `tables` and `types`
- * are the md5, sha1, sha256, name, IPv4 and IPv6 tables and types, in that order. */
+ * are the md5, sha1, sha256, name, IPv4 and IPv6 tables and types, in that order.
+ *
+ * `screen` says, by type in the same order, which new keys the caller must look at again
+ * (the privacy rule, sha256 unsupported): None, none of them; True, all; for IPv4 and IPv6,
+ * a mask of 256 bytes, those whose address's first byte has a byte other than 0 there. The
+ * index in `fresh` of each one is appended to `flagged`. */
 static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "take_plain takes 6 arguments");
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "take_plain takes 8 arguments");
         return NULL;
     }
-    PyObject *tables = args[0], *types = args[1], *tops = args[2], *lines = args[3],
-             *fresh = args[5];
+    PyObject *tables = args[0], *types = args[1], *tops = args[2], *screen = args[3],
+             *lines = args[4], *fresh = args[6], *flagged = args[7];
     if (!PyTuple_Check(tables) || PyTuple_GET_SIZE(tables) != P_TYPES || !PyTuple_Check(types)
-        || PyTuple_GET_SIZE(types) != P_TYPES || !PyAnySet_Check(tops) || !PyList_Check(lines)
-        || !PyList_Check(fresh)) {
-        PyErr_SetString(PyExc_TypeError, "take_plain: tables, types, tops, lines, fresh");
+        || PyTuple_GET_SIZE(types) != P_TYPES || !PyAnySet_Check(tops) || !PyTuple_Check(screen)
+        || PyTuple_GET_SIZE(screen) != P_TYPES || !PyList_Check(lines) || !PyList_Check(fresh)
+        || !PyList_Check(flagged)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "take_plain: tables, types, tops, screen, lines, start, fresh, flagged");
         return NULL;
+    }
+    /* each type's screen: every key (all), none, or by its first byte (mask) */
+    int all[P_TYPES];
+    const char *mask[P_TYPES];
+    for (int k = 0; k < P_TYPES; k++) {
+        PyObject *sc = PyTuple_GET_ITEM(screen, k);
+        all[k] = sc == Py_True;
+        mask[k] = NULL;
+        if ((k == P_QUAD || k == P_SIX) && PyBytes_Check(sc) && PyBytes_GET_SIZE(sc) == 256)
+            mask[k] = PyBytes_AS_STRING(sc);
+        else if (sc != Py_None && sc != Py_True) {
+            PyErr_SetString(PyExc_TypeError, "take_plain: a screen is None, True or a mask");
+            return NULL;
+        }
     }
     static const Py_ssize_t widths[P_TYPES] = {16, 20, 32, 0, 4, 16};
     static const int kinds[P_TYPES] = {HEX, HEX, HEX, NAME, IPV4, IPV6};
@@ -801,7 +823,7 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
             return NULL;
         }
     }
-    Py_ssize_t i = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t i = PyLong_AsSsize_t(args[5]);
     if (i == -1 && PyErr_Occurred())
         return NULL;
     if (i < 0)
@@ -944,6 +966,15 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         Py_DECREF(value);
         if (pair == NULL)
             return NULL;
+        if (all[k] || (mask[k] != NULL && mask[k][buf[0]])) {
+            PyObject *at = PyLong_FromSsize_t(PyList_GET_SIZE(fresh));
+            int failed = at == NULL || PyList_Append(flagged, at) < 0;
+            Py_XDECREF(at);
+            if (failed) {
+                Py_DECREF(pair);
+                return NULL;
+            }
+        }
         int failed = PyList_Append(fresh, pair);
         Py_DECREF(pair);
         if (failed < 0)

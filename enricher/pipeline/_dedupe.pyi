@@ -19,8 +19,10 @@ def take_plain(
     tables: tuple[Table, ...],
     types: tuple[object, ...],
     tops: frozenset[str],
+    screen: tuple[bool | bytes | None, ...],
     lines: list[str | None],
     start: int,
     fresh: list[Any],
+    flagged: list[int],
     /,
 ) -> tuple[int, int, int]: ...

@@ -100,6 +100,16 @@ class _Ranges:
         i = bisect.bisect_right(self.starts, n) - 1
         return self.whats[i] if i >= 0 else None
 
+    def any_in(self, first: int, last: int) -> bool:
+        """Whether a number in `first`..`last` is in a range that says something."""
+        i = max(bisect.bisect_right(self.starts, first) - 1, 0)
+        starts, whats = self.starts, self.whats
+        while i < len(starts) and starts[i] <= last:
+            if whats[i] is not None and (i + 1 == len(starts) or starts[i + 1] > first):
+                return True
+            i += 1
+        return False
+
 
 def _span(net: _Network) -> tuple[int, int]:
     return int(net.network_address), int(net.broadcast_address)
@@ -186,6 +196,11 @@ class _Networks:
         i = bisect.bisect_right(self.starts, n) - 1
         return self.spans[i][1] if i >= 0 and n <= self.spans[i][0] else None
 
+    def any_in(self, first: int, last: int) -> bool:
+        """Whether a number in `first`..`last` is in one of the networks."""
+        spans = zip(self.starts, self.spans, strict=True)
+        return any(start <= last and first <= end for start, (end, _) in spans)
+
 
 #: top-level labels of names only an internal resolver answers (`.home.arpa` too): sent with
 #: `send_internal`
@@ -238,6 +253,29 @@ class Privacy:
         self.v4 = _Networks(n for n in nets if n.version == 4)
         self.v6 = _Networks(n for n in nets if n.version == 6)
         self.networks = bool(nets)
+
+    def screen(self) -> dict[IocType, bool | bytes | None]:
+        """Which keys of a type `reason` may withhold, for ingest to ask only those
+        (`Deduper.plain_taker`): for a name, True where it may withhold one whose top label is
+        a public suffix (the organization's own domains), else None; for an address, None
+        where it withholds none, else 256 bytes, 0 at each first byte of the address (packed)
+        that no address `reason` withholds starts with."""
+        if self.send_internal:
+            return {_DOMAIN: None, _IPV4: None, _IPV6: None}
+        v4 = bytes(
+            _V4_TABLE.any_in(b << 24, (b + 1 << 24) - 1)
+            or self.v4.any_in(b << 24, (b + 1 << 24) - 1)
+            for b in range(256)
+        )
+        # an IPv6 address that carries an IPv4 one is judged by it: ::/96, ::ffff:0:0/96,
+        # 64:ff9b::/96 (first byte 0), 2001::/32 and 2002::/16 (0x20) are always asked
+        v6 = bytes(
+            b in (0, 0x20)
+            or _V6_TABLE.any_in(b << 120, (b + 1 << 120) - 1)
+            or self.v6.any_in(b << 120, (b + 1 << 120) - 1)
+            for b in range(256)
+        )
+        return {_DOMAIN: True if self.domains else None, _IPV4: v4, _IPV6: v6}
 
     def reason(self, ioc_type: IocType, value: str) -> str | None:
         """Why `value` (canonical, of `ioc_type`) is not sent, or None. Special-use names that

@@ -4,6 +4,7 @@ the same new keys in the same order, rejects, withheld and unsupported IOCs, and
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -86,9 +87,18 @@ def six_lines(draw: st.DrawFn) -> str:
     return form.format(text.upper() if draw(st.booleans()) else text)
 
 
-def ingest(*, plain: bool, send_sha256: bool = True, done: Deduper | None = None) -> Ingest:
+def ingest(
+    *,
+    plain: bool,
+    send_sha256: bool = True,
+    done: Deduper | None = None,
+    withhold: Callable[[IocType, str], str | None] | None = None,
+) -> Ingest:
     stage = Ingest(
-        Ledger(RunStats()), withhold=Privacy().reason, done=done, send_sha256=send_sha256
+        Ledger(RunStats()),
+        withhold=withhold or Privacy().reason,
+        done=done,
+        send_sha256=send_sha256,
     )
     if not plain:  # the per-line Python step alone, for every line
         stage._plain_made = True
@@ -149,3 +159,36 @@ def test_any_lines_give_the_same_in_c_and_in_python(chunks: list[list[str | None
 @given(st.lists(st.lists(six_lines() | st.sampled_from(LINES), max_size=30), max_size=3))
 def test_ipv6_lines_give_the_same_in_c_and_in_python(chunks: list[list[str | None]]) -> None:
     assert taken(ingest(plain=True), chunks) == taken(ingest(plain=False), chunks)
+
+
+def _sevens(ioc_type: IocType, value: str) -> str | None:
+    """A rule of no Privacy's: every address or name with a 7 in it."""
+    return "a seven" if "7" in value else None
+
+
+#: the rules a run may withhold by: the default, its own networks and domains, sending the
+#: internal ones, and a function of its own (all keys asked, none screened)
+WITHHOLD = [
+    Privacy().reason,
+    Privacy(internal_networks=["11.0.0.0/16", "2a03:2880::/32"],
+            internal_domains=["example.com", "evil.com"]).reason,
+    Privacy(send_internal=True).reason,
+    _sevens,
+]  # fmt: skip
+MORE = ["11.0.3.7", "11.1.3.7", "11[.]0[.]3[.]7", "::ffff:11.0.0.5", "2a03:2880:f0c1::1",
+        "2a03:2881::1", "[2a03:2880::7]:443", "cdn-7.m7.example.com", "a.b.example.org",
+        "hxxps://evil[.]com/x", "EVIL.COM", "10.0.0.7", "fc00::7", "::ffff:10.0.0.7"]  # fmt: skip
+
+
+@needs_c
+@pytest.mark.parametrize("send_sha256", [True, False])
+@pytest.mark.parametrize("withhold", WITHHOLD)
+def test_the_screen_gives_what_asking_every_key_gives(
+    withhold: Callable[[IocType, str], str | None], send_sha256: bool
+) -> None:
+    """The C step flags only the keys the rule may withhold (or sha256 with send_sha256
+    off); the Python step looks at every key: the same keys asked, withheld, unsupported."""
+    chunks = [LINES + MORE, MORE[::-1] + LINES[::-1], [MD5.upper(), SHA256, *MORE]]
+    c = ingest(plain=True, send_sha256=send_sha256, withhold=withhold)
+    python = ingest(plain=False, send_sha256=send_sha256, withhold=withhold)
+    assert taken(c, chunks) == taken(python, chunks)
