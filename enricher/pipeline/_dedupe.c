@@ -562,18 +562,34 @@ static int has_xn(const unsigned char *s, Py_ssize_t n)
     return 0;
 }
 
+/* The top labels a name may have (a set of str), and the last one found in it: the names of
+ * an input are mostly under a few, each asked of the set once a run of lines, not once a
+ * line (a str made and hashed). */
+typedef struct {
+    PyObject *set;
+    Py_ssize_t last_len; /* -1: none yet */
+    unsigned char last[64];
+} Tops;
+
 /* 1 when low[0:m] (lower case, a trailing dot dropped) is a name `normalize` takes as it
  * is and `name_problem` never refuses (its top label in `tops`), 0 when not, -1 on an error. */
-static int public_name(const unsigned char *low, Py_ssize_t m, PyObject *tops)
+static int public_name(const unsigned char *low, Py_ssize_t m, Tops *tops)
 {
     Py_ssize_t top;
     if (m <= 0 || !plain_name(low, m, &top) || has_xn(low, m))
         return 0;
-    PyObject *label = PyUnicode_FromStringAndSize((const char *)low + top, m - top);
+    Py_ssize_t len = m - top; /* 1-63: plain_name's labels */
+    if (len == tops->last_len && memcmp(low + top, tops->last, (size_t)len) == 0)
+        return 1;
+    PyObject *label = PyUnicode_FromStringAndSize((const char *)low + top, len);
     if (label == NULL)
         return -1;
-    int ok = PySet_Contains(tops, label);
+    int ok = PySet_Contains(tops->set, label);
     Py_DECREF(label);
+    if (ok == 1 && len <= (Py_ssize_t)sizeof(tops->last)) {
+        memcpy(tops->last, low + top, (size_t)len);
+        tops->last_len = len;
+    }
     return ok;
 }
 
@@ -600,7 +616,7 @@ static void make_classes(void)
 
 /* s[0:n] in lower case into low, and without a trailing dot (*m long; *lowered: whether a
  * letter changed); then `public_name` of it. */
-static int lower_name(const unsigned char *s, Py_ssize_t n, unsigned char *low, PyObject *tops,
+static int lower_name(const unsigned char *s, Py_ssize_t n, unsigned char *low, Tops *tops,
                       Py_ssize_t *m, int *lowered)
 {
     *lowered = 0;
@@ -829,6 +845,7 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
     if (i < 0)
         i = 0;
     Py_ssize_t skipped = 0, dups = 0;
+    Tops top_set = {.set = tops, .last_len = -1};
     unsigned char low[MAX_PLAIN + 2];
     unsigned char buf[MAX_WIDTH];
     unsigned char text[MAX_LINE];
@@ -868,7 +885,7 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         }
         else if (n <= MAX_PLAIN + 1) {
             int lowered;
-            if ((ok = lower_name(p, n, low, tops, &keylen, &lowered)) < 0)
+            if ((ok = lower_name(p, n, low, &top_set, &keylen, &lowered)) < 0)
                 return NULL;
             if (ok) {
                 k = P_NAME;
@@ -909,7 +926,7 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
             }
             else if (hn <= MAX_PLAIN + 1) {
                 int lowered;
-                if ((ok = lower_name(text, hn, low, tops, &keylen, &lowered)) < 0)
+                if ((ok = lower_name(text, hn, low, &top_set, &keylen, &lowered)) < 0)
                     return NULL;
                 if (ok) {
                     k = P_NAME;
@@ -966,6 +983,9 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         Py_DECREF(value);
         if (pair == NULL)
             return NULL;
+        /* a type (an enum member, which the collector tracks) and a str: no cycle can pass
+         * through the pair, so the collector need not look at it (a run holds one a key) */
+        PyObject_GC_UnTrack(pair);
         if (all[k] || (mask[k] != NULL && mask[k][buf[0]])) {
             PyObject *at = PyLong_FromSsize_t(PyList_GET_SIZE(fresh));
             int failed = at == NULL || PyList_Append(flagged, at) < 0;
