@@ -1003,7 +1003,80 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
     return Py_BuildValue("nnn", i, skipped, dups);
 }
 
+/* fill(keys, start, endpoint_of, pending, sizes) -> stop
+ *
+ * The batcher's per-key step (batcher.py's `Batcher.add_all`), in C: from keys[start] on,
+ * each key (a tuple, its type first) is appended to the pending list of its type's endpoint
+ * (`pending[endpoint_of[type]]`), until one makes that list `sizes[endpoint]` long or longer:
+ * returns that key's index (it was appended: the caller takes the batch), or len(keys). */
+#define FILL_CACHE 8
+static PyObject *fill(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "fill takes 5 arguments");
+        return NULL;
+    }
+    PyObject *keys = args[0], *endpoint_of = args[2], *pending = args[3], *sizes = args[4];
+    if (!PyList_Check(keys) || !PyDict_Check(endpoint_of) || !PyDict_Check(pending)
+        || !PyDict_Check(sizes)) {
+        PyErr_SetString(PyExc_TypeError, "fill: keys, start, endpoint_of, pending, sizes");
+        return NULL;
+    }
+    Py_ssize_t i = PyLong_AsSsize_t(args[1]);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    if (i < 0)
+        i = 0;
+    /* the types seen, each with its endpoint's list and size (borrowed: the dicts hold them,
+     * and nothing here runs Python code that could change them) */
+    PyObject *types[FILL_CACHE], *lists[FILL_CACHE];
+    Py_ssize_t limits[FILL_CACHE];
+    int cached = 0;
+    for (; i < PyList_GET_SIZE(keys); i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) < 1) {
+            PyErr_SetString(PyExc_TypeError, "fill: a key is a (type, value) tuple");
+            return NULL;
+        }
+        PyObject *type = PyTuple_GET_ITEM(key, 0);
+        int c = 0;
+        while (c < cached && types[c] != type)
+            c++;
+        if (c == cached) {
+            PyObject *endpoint = PyDict_GetItemWithError(endpoint_of, type);
+            PyObject *list = endpoint ? PyDict_GetItemWithError(pending, endpoint) : NULL;
+            PyObject *size = list ? PyDict_GetItemWithError(sizes, endpoint) : NULL;
+            if (size == NULL) {
+                if (!PyErr_Occurred())
+                    PyErr_SetObject(PyExc_KeyError, endpoint ? endpoint : type);
+                return NULL;
+            }
+            if (!PyList_Check(list)) {
+                PyErr_SetString(PyExc_TypeError, "fill: a pending list is no list");
+                return NULL;
+            }
+            Py_ssize_t limit = PyLong_AsSsize_t(size);
+            if (limit == -1 && PyErr_Occurred())
+                return NULL;
+            if (cached == FILL_CACHE)
+                c = cached - 1; /* more types than that: the last one's place is reused */
+            else
+                cached++;
+            types[c] = type;
+            lists[c] = list;
+            limits[c] = limit;
+        }
+        if (PyList_Append(lists[c], key) < 0)
+            return NULL;
+        if (PyList_GET_SIZE(lists[c]) >= limits[c])
+            break;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
 static PyMethodDef module_methods[] = {
+    {"fill", (PyCFunction)(void (*)(void))fill, METH_FASTCALL,
+     "Append keys to their endpoints' pending lists until one is full: where it stopped."},
     {"take_plain", (PyCFunction)(void (*)(void))take_plain, METH_FASTCALL,
      "Take the plain lines from `start` on: (where it stopped, skipped, duplicates)."},
     {NULL, NULL, 0, NULL},

@@ -26,3 +26,11 @@ def take_plain(
     flagged: list[int],
     /,
 ) -> tuple[int, int, int]: ...
+def fill(
+    keys: list[Any],
+    start: int,
+    endpoint_of: dict[Any, Any],
+    pending: dict[Any, list[Any]],
+    sizes: dict[Any, int],
+    /,
+) -> int: ...

@@ -248,6 +248,19 @@ def _c_tables() -> Callable[[IocType], _Store] | None:
 #: the C tables (None where the module is not there)
 C_TABLES = _c_tables()
 
+
+def _c_fill() -> Callable[..., int] | None:
+    """The batcher's step in C (`_dedupe.fill`: batcher.py), or None."""
+    if C_TABLES is None:
+        return None
+    from . import _dedupe
+
+    return _dedupe.fill
+
+
+#: `_dedupe.fill`, the batcher's per-key step in C (None where the module is not there)
+C_FILL = _c_fill()
+
 #: the types `take_plain` decides, in the order of its tables
 _PLAIN_TYPES = (IocType.MD5, IocType.SHA1, IocType.SHA256, IocType.DOMAIN, IocType.IPV4,
                 IocType.IPV6)  # fmt: skip
