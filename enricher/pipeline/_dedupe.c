@@ -599,6 +599,8 @@ static int public_name(const unsigned char *low, Py_ssize_t m, Tops *tops)
 #define C_STIRS 1
 #define C_ENDS 2
 static unsigned char CLASS[256];
+/* each byte of a name in lower case (a letter, a digit, `-`, `_`, `.`), or 0 */
+static unsigned char NAME_OF[256];
 
 static void make_classes(void)
 {
@@ -608,6 +610,12 @@ static void make_classes(void)
                                        : 0);
     CLASS['/'] = CLASS['?'] = CLASS['#'] = C_ENDS;
     for (int c = 0; c < 256; c++)
+        NAME_OF[c] = (unsigned char)((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
+                                             || c == '_' || c == '.'
+                                         ? c
+                                     : c >= 'A' && c <= 'Z' ? c + 32
+                                                            : 0);
+    for (int c = 0; c < 256; c++)
         HEX_OF[c] = (signed char)(c >= '0' && c <= '9'   ? c - '0'
                                   : c >= 'a' && c <= 'f' ? c - 'a' + 10
                                   : c >= 'A' && c <= 'F' ? c - 'A' + 10
@@ -615,14 +623,17 @@ static void make_classes(void)
 }
 
 /* s[0:n] in lower case into low, and without a trailing dot (*m long; *lowered: whether a
- * letter changed); then `public_name` of it. */
+ * letter changed); then `public_name` of it. 0 as soon as a byte is none a name holds. */
 static int lower_name(const unsigned char *s, Py_ssize_t n, unsigned char *low, Tops *tops,
                       Py_ssize_t *m, int *lowered)
 {
     *lowered = 0;
     for (Py_ssize_t j = 0; j < n; j++) {
-        *lowered |= s[j] >= 'A' && s[j] <= 'Z';
-        low[j] = s[j] >= 'A' && s[j] <= 'Z' ? (unsigned char)(s[j] + 32) : s[j];
+        unsigned char c = NAME_OF[s[j]];
+        if (c == 0)
+            return 0; /* no name's character: `plain_name` would refuse it */
+        *lowered |= c != s[j];
+        low[j] = c;
     }
     *m = low[n - 1] == '.' ? n - 1 : n;
     return public_name(low, *m, tops);
