@@ -84,17 +84,23 @@ static inline int hex_value(unsigned char c)
     return HEX_OF[c];
 }
 
-/* 2*width hex digits into `out`; 0 when `s` is not that. */
-static int pack_hex(const unsigned char *s, Py_ssize_t n, Py_ssize_t width, unsigned char *out)
+/* 2*width hex digits into `out`; 0 when `s` is not that. *upper (where not NULL): whether
+ * a digit is a capital letter (A-F have the bit 0x20 clear, 0-9 and a-f have it set). */
+static int pack_hex(const unsigned char *s, Py_ssize_t n, Py_ssize_t width, unsigned char *out,
+                    int *upper)
 {
     if (n != 2 * width)
         return 0;
+    unsigned all = 0xff;
     for (Py_ssize_t i = 0; i < width; i++) {
         int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return 0;
+        all &= (unsigned)s[2 * i] & s[2 * i + 1];
         out[i] = (unsigned char)(hi << 4 | lo);
     }
+    if (upper != NULL)
+        *upper = !(all & 0x20);
     return 1;
 }
 
@@ -260,7 +266,7 @@ static int pack(Table *t, PyObject *value, unsigned char *buf, const unsigned ch
         if (PyUnicode_IS_ASCII(value)) {
             const unsigned char *s = PyUnicode_1BYTE_DATA(value);
             Py_ssize_t len = PyUnicode_GET_LENGTH(value);
-            int done = t->kind == HEX    ? pack_hex(s, len, t->width, buf)
+            int done = t->kind == HEX    ? pack_hex(s, len, t->width, buf, NULL)
                        : t->kind == IPV4 ? pack_quad(s, len, buf)
                                          : pack_six(s, len, buf);
             if (done) {
@@ -886,7 +892,8 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         /* the value's text when it is not the line's (made only for a new key) */
         const unsigned char *vtext = NULL;
         Py_ssize_t vlen = 0;
-        if ((n == 32 || n == 40 || n == 64) && pack_hex(p, n, n / 2, buf)) {
+        int upper = 0; /* a hash: whether it has a capital letter */
+        if ((n == 32 || n == 40 || n == 64) && pack_hex(p, n, n / 2, buf, &upper)) {
             k = n == 32 ? P_MD5 : n == 40 ? P_SHA1 : P_SHA256;
             keylen = n / 2;
         }
@@ -972,20 +979,16 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         else if (k == P_NAME) {
             value = PyUnicode_FromStringAndSize((const char *)low, keylen);
         }
+        else if (!upper && n == length) {
+            value = Py_NewRef(line);
+        }
         else {
-            int upper = 0;
-            for (Py_ssize_t j = 0; j < n; j++)
-                upper |= p[j] >= 'A' && p[j] <= 'F';
-            if (!upper && n == length) {
-                value = Py_NewRef(line);
-            }
-            else {
-                value = PyUnicode_New(n, 127);
-                if (value != NULL) {
-                    unsigned char *out = PyUnicode_1BYTE_DATA(value);
-                    for (Py_ssize_t j = 0; j < n; j++)
-                        out[j] = p[j] >= 'A' && p[j] <= 'F' ? (unsigned char)(p[j] + 32) : p[j];
-                }
+            value = PyUnicode_New(n, 127);
+            if (value != NULL) {
+                /* hex digits: a capital letter's bit 0x20 set makes it small, a digit has it */
+                unsigned char *out = PyUnicode_1BYTE_DATA(value);
+                for (Py_ssize_t j = 0; j < n; j++)
+                    out[j] = p[j] | 0x20;
             }
         }
         if (value == NULL)
