@@ -100,15 +100,17 @@ class _Ranges:
         i = bisect.bisect_right(self.starts, n) - 1
         return self.whats[i] if i >= 0 else None
 
-    def any_in(self, first: int, last: int) -> bool:
-        """Whether a number in `first`..`last` is in a range that says something."""
-        i = max(bisect.bisect_right(self.starts, first) - 1, 0)
+    def mark(self, screen: bytearray, shift: int) -> None:
+        """Set `screen[n >> shift]` for every number n in a range that says something."""
         starts, whats = self.starts, self.whats
-        while i < len(starts) and starts[i] <= last:
-            if whats[i] is not None and (i + 1 == len(starts) or starts[i + 1] > first):
-                return True
-            i += 1
-        return False
+        for i, what in enumerate(whats):
+            if what is not None:
+                last = starts[i + 1] - 1 if i + 1 < len(starts) else (256 << shift) - 1
+                _mark(screen, starts[i] >> shift, last >> shift)
+
+
+def _mark(screen: bytearray, first: int, last: int) -> None:
+    screen[first : last + 1] = b"\x01" * (last - first + 1)
 
 
 def _span(net: _Network) -> tuple[int, int]:
@@ -196,10 +198,10 @@ class _Networks:
         i = bisect.bisect_right(self.starts, n) - 1
         return self.spans[i][1] if i >= 0 and n <= self.spans[i][0] else None
 
-    def any_in(self, first: int, last: int) -> bool:
-        """Whether a number in `first`..`last` is in one of the networks."""
-        spans = zip(self.starts, self.spans, strict=True)
-        return any(start <= last and first <= end for start, (end, _) in spans)
+    def mark(self, screen: bytearray, shift: int) -> None:
+        """Set `screen[n >> shift]` for every number n in one of the networks."""
+        for first, (last, _) in zip(self.starts, self.spans, strict=True):
+            _mark(screen, first >> shift, last >> shift)
 
 
 #: top-level labels of names only an internal resolver answers (`.home.arpa` too): sent with
@@ -262,20 +264,15 @@ class Privacy:
         that no address `reason` withholds starts with."""
         if self.send_internal:
             return {_DOMAIN: None, _IPV4: None, _IPV6: None}
-        v4 = bytes(
-            _V4_TABLE.any_in(b << 24, (b + 1 << 24) - 1)
-            or self.v4.any_in(b << 24, (b + 1 << 24) - 1)
-            for b in range(256)
-        )
+        v4, v6 = bytearray(256), bytearray(256)
+        _V4_TABLE.mark(v4, 24)
+        self.v4.mark(v4, 24)
+        _V6_TABLE.mark(v6, 120)
+        self.v6.mark(v6, 120)
         # an IPv6 address that carries an IPv4 one is judged by it: ::/96, ::ffff:0:0/96,
         # 64:ff9b::/96 (first byte 0), 2001::/32 and 2002::/16 (0x20) are always asked
-        v6 = bytes(
-            b in (0, 0x20)
-            or _V6_TABLE.any_in(b << 120, (b + 1 << 120) - 1)
-            or self.v6.any_in(b << 120, (b + 1 << 120) - 1)
-            for b in range(256)
-        )
-        return {_DOMAIN: True if self.domains else None, _IPV4: v4, _IPV6: v6}
+        v6[0] = v6[0x20] = 1
+        return {_DOMAIN: True if self.domains else None, _IPV4: bytes(v4), _IPV6: bytes(v6)}
 
     def reason(self, ioc_type: IocType, value: str) -> str | None:
         """Why `value` (canonical, of `ioc_type`) is not sent, or None. Special-use names that
