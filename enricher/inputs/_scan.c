@@ -2170,6 +2170,43 @@ static PyObject *not_ascii(PyObject *Py_UNUSED(self), PyObject *arg)
     return out;
 }
 
+/* split_lines(text) -> text.split("\n"): the lines of a decoded block (blocks.py), the
+ * newlines found by memchr in 1-byte text; any other text split by str.split itself. */
+static PyObject *split_lines(PyObject *Py_UNUSED(module), PyObject *text)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "split_lines takes a str");
+        return NULL;
+    }
+    if (PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND) {
+        PyObject *newline = PyUnicode_FromOrdinal('\n');
+        if (newline == NULL)
+            return NULL;
+        PyObject *out = PyUnicode_Split(text, newline, -1);
+        Py_DECREF(newline);
+        return out;
+    }
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text), start = 0;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (;;) {
+        const char *nl = memchr(s + start, '\n', (size_t)(n - start));
+        Py_ssize_t end = nl != NULL ? nl - s : n;
+        PyObject *line = PyUnicode_Substring(text, start, end);
+        if (line == NULL || PyList_Append(out, line) < 0) {
+            Py_XDECREF(line);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(line);
+        if (nl == NULL)
+            return out;
+        start = end + 1;
+    }
+}
+
 static PyMethodDef methods[] = {
     {"dotted_names", dotted_names, METH_O, "The tokens and starts of _dotted_names(text)."},
     {"hashes_walk", (PyCFunction)(void (*)(void))hashes_walk, METH_FASTCALL,
@@ -2185,6 +2222,7 @@ static PyMethodDef methods[] = {
     {"plain_name", (PyCFunction)(void (*)(void))plain_name, METH_FASTCALL,
      "_is_plain_name(low, top) of extract.py."},
     {"refang_windows", refang_windows, METH_O, "_py_refang_windows(text) of normalize.py."},
+    {"split_lines", split_lines, METH_O, "text.split('\\n'), the newlines found by memchr."},
     {"skip_lines", (PyCFunction)(void (*)(void))skip_lines, METH_FASTCALL,
      "_py_skip_lines(text, at, count) of extract.py."},
     {"triggers", triggers, METH_O, "The starts of normalize._TRIGGER's matches."},

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from . import native
 from .chunk import Chunk
 from .decompress import Readable
 
@@ -45,7 +46,7 @@ def _decode(block: bytes, first_line: int, source: str, max_line: int) -> Chunk:
     # a line begun in the block before, or a cap below the block size) is split line by line.
     if len(block) <= max_line:
         try:
-            lines: list[str | None] = list(block.decode("utf-8").split("\n"))
+            lines: list[str | None] = list(_split_lines(block.decode("utf-8")))
             return Chunk(source, first_line, lines)
         except UnicodeDecodeError:
             pass
@@ -62,6 +63,14 @@ def _decode(block: bytes, first_line: int, source: str, max_line: int) -> Chunk:
             lines.append(None)
             errors[i] = f"not valid UTF-8 (byte {exc.start})"
     return Chunk(source, first_line, lines, errors)
+
+
+def _py_split_lines(text: str) -> list[str]:
+    """The lines of `text`: `_scan.split_lines` gives the same, in C."""
+    return text.split("\n")
+
+
+_split_lines = native.split_lines or _py_split_lines
 
 
 def _too_long(max_line: int) -> str:

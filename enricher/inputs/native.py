@@ -30,6 +30,7 @@ __all__ = [
     "plain_name",
     "refang_windows",
     "skip_lines",
+    "split_lines",
     "triggers",
 ]
 
@@ -39,6 +40,7 @@ triggers: Callable[[str], list[int]] | None = None
 refang_windows: Callable[[str], str] | None = None
 ipv6_runs: Callable[[str], list[int]] | None = None
 skip_lines: Callable[[str, int, int], int] | None = None
+split_lines: Callable[[str], list[str]] | None = None
 plain_name: Callable[[str, str], bool] | None = None
 names_walk: Callable[..., tuple[int, int, int]] | None = None
 hashes_walk: Callable[..., tuple[int, int, int]] | None = None
@@ -94,6 +96,7 @@ if not TURNED_OFF:
             _scan.refang_windows,
             _scan.ipv6_runs,
             _scan.skip_lines,
+            _scan.split_lines,
         )
         current = built_from(Path(__file__).with_name("_scan.c"), _scan.SOURCE)
     except (ImportError, AttributeError):  # not built, or built from an older _scan.c
@@ -103,4 +106,5 @@ if not TURNED_OFF:
             (
                 dotted_names, hex_runs, triggers, plain_name, names_walk, hashes_walk,
                 judge_name, judge_tables, not_ascii, refang_windows, ipv6_runs, skip_lines,
+                split_lines,
             ) = found  # fmt: skip

@@ -12,7 +12,7 @@
  * arena per value: 30-70 bytes for the widest (sha256), whatever the fill.
  *
  * Packing: what is plainly of its form (2w hex digits, a dotted quad without leading zeros,
- * an IPv6 address inet_pton reads, any str for a name) is packed here, as the Python packer
+ * an IPv6 address inet_pton reads (hex groups alone parsed here), any str for a name) is packed here, as the Python packer
  * would; anything else is given to that packer (`bytes.fromhex`, `socket.inet_aton`, ...),
  * which packs it or raises its own exception, so both paths give one answer on any input.
  *
@@ -84,17 +84,23 @@ static inline int hex_value(unsigned char c)
     return HEX_OF[c];
 }
 
-/* 2*width hex digits into `out`; 0 when `s` is not that. */
-static int pack_hex(const unsigned char *s, Py_ssize_t n, Py_ssize_t width, unsigned char *out)
+/* 2*width hex digits into `out`; 0 when `s` is not that. *upper (where not NULL): whether
+ * a digit is a capital letter (A-F have the bit 0x20 clear, 0-9 and a-f have it set). */
+static int pack_hex(const unsigned char *s, Py_ssize_t n, Py_ssize_t width, unsigned char *out,
+                    int *upper)
 {
     if (n != 2 * width)
         return 0;
+    unsigned all = 0xff;
     for (Py_ssize_t i = 0; i < width; i++) {
         int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return 0;
+        all &= (unsigned)s[2 * i] & s[2 * i + 1];
         out[i] = (unsigned char)(hi << 4 | lo);
     }
+    if (upper != NULL)
+        *upper = !(all & 0x20);
     return 1;
 }
 
@@ -120,10 +126,60 @@ static int pack_quad(const unsigned char *s, Py_ssize_t n, unsigned char *out)
     return i == n;
 }
 
+/* An IPv6 address of hex groups alone (no dotted quad) into `out`, as inet_pton reads it:
+ * eight groups of 1-4 hex digits between colons, or fewer with one `::` for the zero groups
+ * left out; 0 when `s` is not that (inet_pton may still read it: a dotted quad at the end). */
+static int parse_six(const unsigned char *s, Py_ssize_t n, unsigned char *out)
+{
+    unsigned w[8];
+    int count = 0, gap = -1;
+    Py_ssize_t i = 0;
+    if (n < 2 || n > 39)
+        return 0;
+    if (s[0] == ':') {
+        if (s[1] != ':')
+            return 0;
+        gap = 0;
+        i = 2;
+    }
+    while (i < n) {
+        int digits = 0;
+        unsigned v = 0;
+        while (i < n && digits < 5 && HEX_OF[s[i]] >= 0) {
+            v = v << 4 | (unsigned)HEX_OF[s[i++]];
+            digits++;
+        }
+        if (digits == 0 || digits > 4 || count == 8)
+            return 0;
+        w[count++] = v;
+        if (i == n)
+            break;
+        if (s[i++] != ':' || i == n)
+            return 0; /* not a colon, or one colon at the end */
+        if (s[i] == ':') {
+            if (gap >= 0)
+                return 0;
+            gap = count;
+            i++;
+        }
+    }
+    if (gap < 0 ? count != 8 : count > 7)
+        return 0;
+    int zeros = 8 - count;
+    memset(out, 0, 16);
+    for (int j = 0; j < count; j++) {
+        int k = gap >= 0 && j >= gap ? j + zeros : j;
+        out[2 * k] = (unsigned char)(w[j] >> 8);
+        out[2 * k + 1] = (unsigned char)w[j];
+    }
+    return 1;
+}
+
 static int pack_six(const unsigned char *s, Py_ssize_t n, unsigned char *out)
 {
+    if (parse_six(s, n, out))
+        return 1;
 #ifdef _WIN32
-    (void)s, (void)n, (void)out;
     return 0;
 #else
     char text[64];
@@ -133,6 +189,63 @@ static int pack_six(const unsigned char *s, Py_ssize_t n, unsigned char *out)
     text[n] = 0;
     return inet_pton(AF_INET6, text, out) == 1;
 #endif
+}
+
+/* The longest run of zero groups of the address `b` (the first of the longest, at least 2
+ * long; *len 0 where there is none), as inet_ntop and ipaddress compress it (RFC 5952). */
+static int zero_run(const unsigned char *b, int *len)
+{
+    int best = -1, best_len = 0, cur = -1;
+    for (int i = 0; i <= 8; i++) {
+        if (i < 8 && b[2 * i] == 0 && b[2 * i + 1] == 0) {
+            if (cur < 0)
+                cur = i;
+            continue;
+        }
+        if (cur >= 0 && i - cur > best_len) {
+            best = cur;
+            best_len = i - cur;
+        }
+        cur = -1;
+    }
+    if (best_len < 2)
+        best = -1, best_len = 0;
+    *len = best_len;
+    return best;
+}
+
+/* Whether inet_ntop writes the address `b` with a dotted quad at its end (`::1.2.3.4`,
+ * `::ffff:1.2.3.4`): `_ipv6` gives those to ipaddress. */
+static int six_dotted(const unsigned char *b)
+{
+    int len, at = zero_run(b, &len);
+    return at == 0 && (len == 6 || (len == 5 && b[10] == 0xff && b[11] == 0xff));
+}
+
+/* The address `b` as inet_ntop writes it when it writes no dotted quad (`six_dotted` 0):
+ * lower-case hex groups without leading zeros, the longest run of zero groups as `::`.
+ * Returns its length (at most 39). */
+static Py_ssize_t write_six(const unsigned char *b, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    int len, at = zero_run(b, &len);
+    Py_ssize_t m = 0;
+    for (int i = 0; i < 8; i++) {
+        if (at >= 0 && i >= at && i < at + len) {
+            if (i == at)
+                out[m++] = ':';
+            continue;
+        }
+        if (i)
+            out[m++] = ':';
+        unsigned v = (unsigned)b[2 * i] << 8 | b[2 * i + 1];
+        int shift = v >= 0x1000 ? 12 : v >= 0x100 ? 8 : v >= 0x10 ? 4 : 0;
+        for (; shift >= 0; shift -= 4)
+            out[m++] = digits[v >> shift & 15];
+    }
+    if (at >= 0 && at + len == 8)
+        out[m++] = ':';
+    return m;
 }
 
 /* The record of `value`: its bytes at *key, *n of them (a name's without END). A fixed
@@ -153,7 +266,7 @@ static int pack(Table *t, PyObject *value, unsigned char *buf, const unsigned ch
         if (PyUnicode_IS_ASCII(value)) {
             const unsigned char *s = PyUnicode_1BYTE_DATA(value);
             Py_ssize_t len = PyUnicode_GET_LENGTH(value);
-            int done = t->kind == HEX    ? pack_hex(s, len, t->width, buf)
+            int done = t->kind == HEX    ? pack_hex(s, len, t->width, buf, NULL)
                        : t->kind == IPV4 ? pack_quad(s, len, buf)
                                          : pack_six(s, len, buf);
             if (done) {
@@ -455,18 +568,34 @@ static int has_xn(const unsigned char *s, Py_ssize_t n)
     return 0;
 }
 
+/* The top labels a name may have (a set of str), and the last one found in it: the names of
+ * an input are mostly under a few, each asked of the set once a run of lines, not once a
+ * line (a str made and hashed). */
+typedef struct {
+    PyObject *set;
+    Py_ssize_t last_len; /* -1: none yet */
+    unsigned char last[64];
+} Tops;
+
 /* 1 when low[0:m] (lower case, a trailing dot dropped) is a name `normalize` takes as it
  * is and `name_problem` never refuses (its top label in `tops`), 0 when not, -1 on an error. */
-static int public_name(const unsigned char *low, Py_ssize_t m, PyObject *tops)
+static int public_name(const unsigned char *low, Py_ssize_t m, Tops *tops)
 {
     Py_ssize_t top;
     if (m <= 0 || !plain_name(low, m, &top) || has_xn(low, m))
         return 0;
-    PyObject *label = PyUnicode_FromStringAndSize((const char *)low + top, m - top);
+    Py_ssize_t len = m - top; /* 1-63: plain_name's labels */
+    if (len == tops->last_len && memcmp(low + top, tops->last, (size_t)len) == 0)
+        return 1;
+    PyObject *label = PyUnicode_FromStringAndSize((const char *)low + top, len);
     if (label == NULL)
         return -1;
-    int ok = PySet_Contains(tops, label);
+    int ok = PySet_Contains(tops->set, label);
     Py_DECREF(label);
+    if (ok == 1 && len <= (Py_ssize_t)sizeof(tops->last)) {
+        memcpy(tops->last, low + top, (size_t)len);
+        tops->last_len = len;
+    }
     return ok;
 }
 
@@ -476,6 +605,8 @@ static int public_name(const unsigned char *low, Py_ssize_t m, PyObject *tops)
 #define C_STIRS 1
 #define C_ENDS 2
 static unsigned char CLASS[256];
+/* each byte of a name in lower case (a letter, a digit, `-`, `_`, `.`), or 0 */
+static unsigned char NAME_OF[256];
 
 static void make_classes(void)
 {
@@ -485,6 +616,12 @@ static void make_classes(void)
                                        : 0);
     CLASS['/'] = CLASS['?'] = CLASS['#'] = C_ENDS;
     for (int c = 0; c < 256; c++)
+        NAME_OF[c] = (unsigned char)((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'
+                                             || c == '_' || c == '.'
+                                         ? c
+                                     : c >= 'A' && c <= 'Z' ? c + 32
+                                                            : 0);
+    for (int c = 0; c < 256; c++)
         HEX_OF[c] = (signed char)(c >= '0' && c <= '9'   ? c - '0'
                                   : c >= 'a' && c <= 'f' ? c - 'a' + 10
                                   : c >= 'A' && c <= 'F' ? c - 'A' + 10
@@ -492,14 +629,17 @@ static void make_classes(void)
 }
 
 /* s[0:n] in lower case into low, and without a trailing dot (*m long; *lowered: whether a
- * letter changed); then `public_name` of it. */
-static int lower_name(const unsigned char *s, Py_ssize_t n, unsigned char *low, PyObject *tops,
+ * letter changed); then `public_name` of it. 0 as soon as a byte is none a name holds. */
+static int lower_name(const unsigned char *s, Py_ssize_t n, unsigned char *low, Tops *tops,
                       Py_ssize_t *m, int *lowered)
 {
     *lowered = 0;
     for (Py_ssize_t j = 0; j < n; j++) {
-        *lowered |= s[j] >= 'A' && s[j] <= 'Z';
-        low[j] = s[j] >= 'A' && s[j] <= 'Z' ? (unsigned char)(s[j] + 32) : s[j];
+        unsigned char c = NAME_OF[s[j]];
+        if (c == 0)
+            return 0; /* no name's character: `plain_name` would refuse it */
+        *lowered |= c != s[j];
+        low[j] = c;
     }
     *m = low[n - 1] == '.' ? n - 1 : n;
     return public_name(low, *m, tops);
@@ -657,31 +797,54 @@ static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
     return 1;
 }
 
-/* take_plain(tables, types, tops, lines, start, fresh) -> (stop, skipped, duplicates)
+/* take_plain(tables, types, tops, screen, lines, start, fresh, flagged)
+ *     -> (stop, skipped, duplicates)
  *
  * Ingest's per-line step, in C, for the lines that are plainly one IOC in the form
  * `normalize`'s fast path takes (hashes of hex digits in any case, a dotted quad, a name of
  * ASCII letters, digits, `_` and `-` in any case, with a trailing dot or not, whose top label
- * is in `tops`) or in one of the common messy forms (`messy_host`), or blank or a `#`
- * comment; whitespace around them as str.strip() drops it. From lines[start] on, up to the
- * first line that is none of these (or None): a blank or comment line is counted as
- * skipped, a duplicate as such, and a new key is added to its table and appended to `fresh`
- * as (type, value), its value what `normalize` gives. Returns where it stopped (len(lines)
+ * is in `tops`) or in one of the common messy forms (`messy_host`, and `::ffff:1.2.3.4`,
+ * the IPv4 address), or blank or a `#` comment; whitespace around them as str.strip() drops
+ * it. From lines[start] on, up to the first line that is none of these (or None): a blank or
+ * comment line is counted as skipped, a duplicate as such, and a new key is added to its
+ * table and appended to `fresh` as (type, value), its value what `normalize` gives (made
+ * only for a new key). Returns where it stopped (len(lines)
  * at the end), for the caller's own per-line step to take that line. `tables` and `types`
- * are the md5, sha1, sha256, name, IPv4 and IPv6 tables and types, in that order. */
+ * are the md5, sha1, sha256, name, IPv4 and IPv6 tables and types, in that order.
+ *
+ * `screen` says, by type in the same order, which new keys the caller must look at again
+ * (the privacy rule, sha256 unsupported): None, none of them; True, all; for IPv4 and IPv6,
+ * a mask of 256 bytes, those whose address's first byte has a byte other than 0 there. The
+ * index in `fresh` of each one is appended to `flagged`. */
 static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "take_plain takes 6 arguments");
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "take_plain takes 8 arguments");
         return NULL;
     }
-    PyObject *tables = args[0], *types = args[1], *tops = args[2], *lines = args[3],
-             *fresh = args[5];
+    PyObject *tables = args[0], *types = args[1], *tops = args[2], *screen = args[3],
+             *lines = args[4], *fresh = args[6], *flagged = args[7];
     if (!PyTuple_Check(tables) || PyTuple_GET_SIZE(tables) != P_TYPES || !PyTuple_Check(types)
-        || PyTuple_GET_SIZE(types) != P_TYPES || !PyAnySet_Check(tops) || !PyList_Check(lines)
-        || !PyList_Check(fresh)) {
-        PyErr_SetString(PyExc_TypeError, "take_plain: tables, types, tops, lines, fresh");
+        || PyTuple_GET_SIZE(types) != P_TYPES || !PyAnySet_Check(tops) || !PyTuple_Check(screen)
+        || PyTuple_GET_SIZE(screen) != P_TYPES || !PyList_Check(lines) || !PyList_Check(fresh)
+        || !PyList_Check(flagged)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "take_plain: tables, types, tops, screen, lines, start, fresh, flagged");
         return NULL;
+    }
+    /* each type's screen: every key (all), none, or by its first byte (mask) */
+    int all[P_TYPES];
+    const char *mask[P_TYPES];
+    for (int k = 0; k < P_TYPES; k++) {
+        PyObject *sc = PyTuple_GET_ITEM(screen, k);
+        all[k] = sc == Py_True;
+        mask[k] = NULL;
+        if ((k == P_QUAD || k == P_SIX) && PyBytes_Check(sc) && PyBytes_GET_SIZE(sc) == 256)
+            mask[k] = PyBytes_AS_STRING(sc);
+        else if (sc != Py_None && sc != Py_True) {
+            PyErr_SetString(PyExc_TypeError, "take_plain: a screen is None, True or a mask");
+            return NULL;
+        }
     }
     static const Py_ssize_t widths[P_TYPES] = {16, 20, 32, 0, 4, 16};
     static const int kinds[P_TYPES] = {HEX, HEX, HEX, NAME, IPV4, IPV6};
@@ -693,12 +856,13 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
             return NULL;
         }
     }
-    Py_ssize_t i = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t i = PyLong_AsSsize_t(args[5]);
     if (i == -1 && PyErr_Occurred())
         return NULL;
     if (i < 0)
         i = 0;
     Py_ssize_t skipped = 0, dups = 0;
+    Tops top_set = {.set = tops, .last_len = -1};
     unsigned char low[MAX_PLAIN + 2];
     unsigned char buf[MAX_WIDTH];
     unsigned char text[MAX_LINE];
@@ -725,8 +889,11 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         Py_ssize_t keylen = 0, hn;
         int six;
         PyObject *value = NULL;
-        char compressed[64];
-        if ((n == 32 || n == 40 || n == 64) && pack_hex(p, n, n / 2, buf)) {
+        /* the value's text when it is not the line's (made only for a new key) */
+        const unsigned char *vtext = NULL;
+        Py_ssize_t vlen = 0;
+        int upper = 0; /* a hash: whether it has a capital letter */
+        if ((n == 32 || n == 40 || n == 64) && pack_hex(p, n, n / 2, buf, &upper)) {
             k = n == 32 ? P_MD5 : n == 40 ? P_SHA1 : P_SHA256;
             keylen = n / 2;
         }
@@ -736,7 +903,7 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         }
         else if (n <= MAX_PLAIN + 1) {
             int lowered;
-            if ((ok = lower_name(p, n, low, tops, &keylen, &lowered)) < 0)
+            if ((ok = lower_name(p, n, low, &top_set, &keylen, &lowered)) < 0)
                 return NULL;
             if (ok) {
                 k = P_NAME;
@@ -745,6 +912,15 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
                     value = Py_NewRef(line);
             }
         }
+        if (k == P_STOP && n > 7 && p[0] == ':' && p[1] == ':' && is_lower(p[2], 'f')
+            && is_lower(p[3], 'f') && is_lower(p[4], 'f') && is_lower(p[5], 'f') && p[6] == ':'
+            && pack_quad(p + 7, n - 7, buf)) {
+            /* `::ffff:1.2.3.4`, IPv4-mapped: the IPv4 address, as `_ipv6` gives it */
+            k = P_QUAD;
+            keylen = 4;
+            vtext = p + 7;
+            vlen = n - 7;
+        }
         if (k == P_STOP && messy_host(p, n, text, &hn, &six)) {
             int digits = 0, dotted = 1;
             for (Py_ssize_t j = 0; j < hn; j++) {
@@ -752,30 +928,23 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
                 dotted &= is_digit(text[j]) || text[j] == '.';
             }
             if (six) {
-#ifndef _WIN32
-                if (pack_six(text, hn, buf)
-                    && inet_ntop(AF_INET6, buf, compressed, sizeof(compressed)) != NULL
-                    && strchr(compressed, '.') == NULL) {
+                /* what inet_ntop writes with a dotted quad, `_ipv6` gives to ipaddress */
+                if (pack_six(text, hn, buf) && !six_dotted(buf)) {
                     k = P_SIX;
                     keylen = 16;
-                    value = PyUnicode_FromString(compressed);
-                    if (value == NULL)
-                        return NULL;
                 }
-#endif
             }
             else if (digits && dotted) {
                 if (pack_quad(text, hn, buf)) {
                     k = P_QUAD;
                     keylen = 4;
-                    value = PyUnicode_FromStringAndSize((const char *)text, hn);
-                    if (value == NULL)
-                        return NULL;
+                    vtext = text;
+                    vlen = hn;
                 }
             }
             else if (hn <= MAX_PLAIN + 1) {
                 int lowered;
-                if ((ok = lower_name(text, hn, low, tops, &keylen, &lowered)) < 0)
+                if ((ok = lower_name(text, hn, low, &top_set, &keylen, &lowered)) < 0)
                     return NULL;
                 if (ok) {
                     k = P_NAME;
@@ -795,26 +964,31 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         }
         /* the value as `normalize` gives it: lower case, without what strip() drops (nor, for
          * a name, the trailing dot); the line itself when it is that already */
-        if (value == NULL && k == P_QUAD) {
+        if (value != NULL)
+            ; /* the line itself */
+        else if (vtext != NULL) {
+            value = PyUnicode_FromStringAndSize((const char *)vtext, vlen);
+        }
+        else if (k == P_SIX) {
+            char compressed[40];
+            value = PyUnicode_FromStringAndSize(compressed, write_six(buf, compressed));
+        }
+        else if (k == P_QUAD) {
             value = n == length ? Py_NewRef(line) : PyUnicode_FromStringAndSize((const char *)p, n);
         }
-        else if (value == NULL && k == P_NAME) {
+        else if (k == P_NAME) {
             value = PyUnicode_FromStringAndSize((const char *)low, keylen);
         }
-        else if (value == NULL) {
-            int upper = 0;
-            for (Py_ssize_t j = 0; j < n; j++)
-                upper |= p[j] >= 'A' && p[j] <= 'F';
-            if (!upper && n == length) {
-                value = Py_NewRef(line);
-            }
-            else {
-                value = PyUnicode_New(n, 127);
-                if (value != NULL) {
-                    unsigned char *out = PyUnicode_1BYTE_DATA(value);
-                    for (Py_ssize_t j = 0; j < n; j++)
-                        out[j] = p[j] >= 'A' && p[j] <= 'F' ? (unsigned char)(p[j] + 32) : p[j];
-                }
+        else if (!upper && n == length) {
+            value = Py_NewRef(line);
+        }
+        else {
+            value = PyUnicode_New(n, 127);
+            if (value != NULL) {
+                /* hex digits: a capital letter's bit 0x20 set makes it small, a digit has it */
+                unsigned char *out = PyUnicode_1BYTE_DATA(value);
+                for (Py_ssize_t j = 0; j < n; j++)
+                    out[j] = p[j] | 0x20;
             }
         }
         if (value == NULL)
@@ -823,6 +997,18 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
         Py_DECREF(value);
         if (pair == NULL)
             return NULL;
+        /* a type (an enum member, which the collector tracks) and a str: no cycle can pass
+         * through the pair, so the collector need not look at it (a run holds one a key) */
+        PyObject_GC_UnTrack(pair);
+        if (all[k] || (mask[k] != NULL && mask[k][buf[0]])) {
+            PyObject *at = PyLong_FromSsize_t(PyList_GET_SIZE(fresh));
+            int failed = at == NULL || PyList_Append(flagged, at) < 0;
+            Py_XDECREF(at);
+            if (failed) {
+                Py_DECREF(pair);
+                return NULL;
+            }
+        }
         int failed = PyList_Append(fresh, pair);
         Py_DECREF(pair);
         if (failed < 0)
@@ -831,7 +1017,80 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
     return Py_BuildValue("nnn", i, skipped, dups);
 }
 
+/* fill(keys, start, endpoint_of, pending, sizes) -> stop
+ *
+ * The batcher's per-key step (batcher.py's `Batcher.add_all`), in C: from keys[start] on,
+ * each key (a tuple, its type first) is appended to the pending list of its type's endpoint
+ * (`pending[endpoint_of[type]]`), until one makes that list `sizes[endpoint]` long or longer:
+ * returns that key's index (it was appended: the caller takes the batch), or len(keys). */
+#define FILL_CACHE 8
+static PyObject *fill(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "fill takes 5 arguments");
+        return NULL;
+    }
+    PyObject *keys = args[0], *endpoint_of = args[2], *pending = args[3], *sizes = args[4];
+    if (!PyList_Check(keys) || !PyDict_Check(endpoint_of) || !PyDict_Check(pending)
+        || !PyDict_Check(sizes)) {
+        PyErr_SetString(PyExc_TypeError, "fill: keys, start, endpoint_of, pending, sizes");
+        return NULL;
+    }
+    Py_ssize_t i = PyLong_AsSsize_t(args[1]);
+    if (i == -1 && PyErr_Occurred())
+        return NULL;
+    if (i < 0)
+        i = 0;
+    /* the types seen, each with its endpoint's list and size (borrowed: the dicts hold them,
+     * and nothing here runs Python code that could change them) */
+    PyObject *types[FILL_CACHE], *lists[FILL_CACHE];
+    Py_ssize_t limits[FILL_CACHE];
+    int cached = 0;
+    for (; i < PyList_GET_SIZE(keys); i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) < 1) {
+            PyErr_SetString(PyExc_TypeError, "fill: a key is a (type, value) tuple");
+            return NULL;
+        }
+        PyObject *type = PyTuple_GET_ITEM(key, 0);
+        int c = 0;
+        while (c < cached && types[c] != type)
+            c++;
+        if (c == cached) {
+            PyObject *endpoint = PyDict_GetItemWithError(endpoint_of, type);
+            PyObject *list = endpoint ? PyDict_GetItemWithError(pending, endpoint) : NULL;
+            PyObject *size = list ? PyDict_GetItemWithError(sizes, endpoint) : NULL;
+            if (size == NULL) {
+                if (!PyErr_Occurred())
+                    PyErr_SetObject(PyExc_KeyError, endpoint ? endpoint : type);
+                return NULL;
+            }
+            if (!PyList_Check(list)) {
+                PyErr_SetString(PyExc_TypeError, "fill: a pending list is no list");
+                return NULL;
+            }
+            Py_ssize_t limit = PyLong_AsSsize_t(size);
+            if (limit == -1 && PyErr_Occurred())
+                return NULL;
+            if (cached == FILL_CACHE)
+                c = cached - 1; /* more types than that: the last one's place is reused */
+            else
+                cached++;
+            types[c] = type;
+            lists[c] = list;
+            limits[c] = limit;
+        }
+        if (PyList_Append(lists[c], key) < 0)
+            return NULL;
+        if (PyList_GET_SIZE(lists[c]) >= limits[c])
+            break;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
 static PyMethodDef module_methods[] = {
+    {"fill", (PyCFunction)(void (*)(void))fill, METH_FASTCALL,
+     "Append keys to their endpoints' pending lists until one is full: where it stopped."},
     {"take_plain", (PyCFunction)(void (*)(void))take_plain, METH_FASTCALL,
      "Take the plain lines from `start` on: (where it stopped, skipped, duplicates)."},
     {NULL, NULL, 0, NULL},

@@ -19,8 +19,18 @@ def take_plain(
     tables: tuple[Table, ...],
     types: tuple[object, ...],
     tops: frozenset[str],
+    screen: tuple[bool | bytes | None, ...],
     lines: list[str | None],
     start: int,
     fresh: list[Any],
+    flagged: list[int],
     /,
 ) -> tuple[int, int, int]: ...
+def fill(
+    keys: list[Any],
+    start: int,
+    endpoint_of: dict[Any, Any],
+    pending: dict[Any, list[Any]],
+    sizes: dict[Any, int],
+    /,
+) -> int: ...

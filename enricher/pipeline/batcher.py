@@ -2,7 +2,9 @@
 
 A plain, synchronous object: the dispatcher adds keys and takes full batches; on a pause in
 the input (or at its end) it takes the partial ones. After a 413 the endpoint's size shrinks
-for the rest of the run.
+for the rest of the run. `add_all` of a list appends in C where the deduper's module was built
+(`_dedupe.fill`), a run of keys at a time up to one that fills a batch; the Python loop is the
+reference, and the step where it was not built (or with ENRICHER_NO_C=1).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ..ioc import ENDPOINT_OF, Endpoint, IocType
+from .dedupe import C_FILL as _fill
 
 __all__ = ["Batch", "Batcher", "Key"]
 
@@ -32,6 +35,15 @@ class Batcher:
         """Add keys (one or many: one call, not a call per key); the full batches they made,
         each as a key completes it."""
         full: list[Batch] = []
+        if _fill is not None and type(keys) is list:
+            # in C, a run of keys at a time: each run ends with a key that fills a batch
+            at, count = 0, len(keys)
+            while at < count:
+                at = _fill(keys, at, ENDPOINT_OF, self._pending, self.sizes)
+                if at < count:
+                    full.append(self._take(ENDPOINT_OF[keys[at][0]]))
+                    at += 1
+            return full
         pending_of, sizes = self._pending, self.sizes
         for key in keys:
             endpoint = ENDPOINT_OF[key[0]]

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from ..inputs.native import load
 from ..ioc import IocType
 
-__all__ = ["Deduper", "PyDeduper", "pack"]
+__all__ = ["Deduper", "PlainTaker", "PyDeduper", "Screen", "pack"]
 
 _inet6 = socket.AF_INET6
 
@@ -248,11 +248,30 @@ def _c_tables() -> Callable[[IocType], _Store] | None:
 #: the C tables (None where the module is not there)
 C_TABLES = _c_tables()
 
+
+def _c_fill() -> Callable[..., int] | None:
+    """The batcher's step in C (`_dedupe.fill`: batcher.py), or None."""
+    if C_TABLES is None:
+        return None
+    from . import _dedupe
+
+    return _dedupe.fill
+
+
+#: `_dedupe.fill`, the batcher's per-key step in C (None where the module is not there)
+C_FILL = _c_fill()
+
 #: the types `take_plain` decides, in the order of its tables
 _PLAIN_TYPES = (IocType.MD5, IocType.SHA1, IocType.SHA256, IocType.DOMAIN, IocType.IPV4,
                 IocType.IPV6)  # fmt: skip
-#: (where it stopped, lines skipped, duplicates) of the lines from `start` on
-PlainTaker = Callable[[list[str | None], int, list[tuple[IocType, str]]], tuple[int, int, int]]
+#: (where it stopped, lines skipped, duplicates) of the lines from `start` on:
+#: `taker(lines, start, fresh, flagged)`
+PlainTaker = Callable[
+    [list[str | None], int, list[tuple[IocType, str]], list[int]], tuple[int, int, int]
+]
+#: which of a type's new keys `take_plain` flags: None, none; True, all; for IPv4 and IPv6,
+#: 256 bytes, by the first byte of the address, those where the byte is not 0
+Screen = bool | bytes | None
 
 
 class Deduper:
@@ -279,13 +298,16 @@ class Deduper:
     def add(self, ioc_type: IocType, value: str) -> bool:
         return self._tables[ioc_type].add(value)
 
-    def plain_taker(self, tops: frozenset[str]) -> PlainTaker | None:
+    def plain_taker(
+        self, tops: frozenset[str], screen: dict[IocType, Screen] | None = None
+    ) -> PlainTaker | None:
         """Ingest's step for plain lines in C, with these tables (`_dedupe.take_plain`):
-        `taker(lines, start, fresh)` takes the lines from `start` on that are blank, a `#`
-        comment or one IOC in the form `normalize`'s fast path takes (a name only when its
-        top label is in `tops`), adds their keys, appends the new ones to `fresh`, and says
-        where it stopped, how many it skipped and how many were duplicates. None where the
-        tables are Python's."""
+        `taker(lines, start, fresh, flagged)` takes the lines from `start` on that are blank,
+        a `#` comment or one IOC in the form `normalize`'s fast path takes (a name only when
+        its top label is in `tops`) or a common messy form, adds their keys, appends the new
+        ones to `fresh` and the index in `fresh` of each one `screen` flags (by type; a type
+        not in it: none) to `flagged`, and says where it stopped, how many it skipped and how
+        many were duplicates. None where the tables are Python's."""
         if C_TABLES is None:
             return None
         from . import _dedupe
@@ -293,7 +315,8 @@ class Deduper:
         tables = tuple(self._tables[t] for t in _PLAIN_TYPES)
         if not all(isinstance(table, _dedupe.Table) for table in tables):
             return None
-        return functools.partial(_dedupe.take_plain, tables, _PLAIN_TYPES, tops)  # type: ignore[arg-type]
+        screens = tuple((screen or {}).get(t) for t in _PLAIN_TYPES)
+        return functools.partial(_dedupe.take_plain, tables, _PLAIN_TYPES, tops, screens)  # type: ignore[arg-type]
 
     def __contains__(self, item: tuple[IocType, str]) -> bool:
         try:

@@ -19,11 +19,11 @@ from ..lazy import lazy_function
 from ..output.records import Reject, failure
 from ..output.records import skipped as skipped_item
 from .batcher import Key
-from .dedupe import Deduper, PlainTaker
+from .dedupe import Deduper, PlainTaker, Screen
 from .ledger import Ledger
 from .normalize import normalize
 from .outcome import Outcome
-from .privacy import name_reason
+from .privacy import Privacy, name_reason
 from .stats import RunStats
 
 __all__ = ["Ingest"]
@@ -74,18 +74,15 @@ class Ingest:
         """
         stats = self.stats
         outcome = Outcome()
-        new: list[Key] = []
         fresh: list[Key] = []  # keys the deduper had not held, in the order of their lines
         fresh_at: list[int] = []  # with_source: the index of each one's line
+        flagged: list[int] = []  # the index in `fresh` of each key to look at again
         adders = self.deduper.adders
         done = self.done
-        send_sha256 = self.send_sha256
-        sha256 = IocType.SHA256
         domain = IocType.DOMAIN
         with_source = self.with_source
-        withhold = self.withhold
-        origins, occurrences = self.origins, self.occurrences
-        skipped = dups = already = 0
+        occurrences = self.occurrences
+        skipped = dups = 0
         inside: list[str | None] = []  # the IOCs inside lines that are none
         inside_lines: list[int] = []
         lines = chunk.lines
@@ -96,7 +93,7 @@ class Ingest:
         at = 0
         while at < count:
             if plain is not None:
-                at, skipped_more, dups_more = plain(lines, at, fresh)
+                at, skipped_more, dups_more = plain(lines, at, fresh, flagged)
                 skipped += skipped_more
                 dups += dups_more
                 if at >= count:
@@ -134,9 +131,42 @@ class Ingest:
             if not adders[ioc_type](value):
                 dups += 1
                 continue
+            flagged.append(len(fresh))
             fresh.append((ioc_type, value))
             if with_source:
                 fresh_at.append(i)
+        if done is None and not with_source:
+            new = self.screened(fresh, flagged, outcome)
+        else:
+            new = self.kept_each(chunk, fresh, fresh_at, outcome)
+        stats.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
+        if chunk.damaged is not None:
+            stats.inputs_damaged.append(f"{chunk.source}: {chunk.damaged}")
+        if chunk.nbytes:
+            stats.bytes_read += chunk.nbytes
+        stats.skipped += skipped
+        stats.duplicates += dups
+        self.ledger.admit(new)
+        self.ledger.withheld(internal=len(outcome.skipped), unsupported=len(outcome.failures))
+        if inside:  # canonical values: taken as they are, each on the line it was in
+            more, more_new = self.take(
+                Chunk(
+                    chunk.source, inside_lines[0], inside, line_numbers=inside_lines, lines_read=0
+                )
+            )
+            outcome.extend(more)
+            new += more_new
+        return outcome, new
+
+    def kept_each(
+        self, chunk: Chunk, fresh: list[Key], fresh_at: list[int], outcome: Outcome
+    ) -> list[Key]:
+        """`screened` a key at a time, for a run with keys already done (`--resume`) or
+        with sources: the keys of `fresh` to ask, those done counted and skipped."""
+        done, withhold, with_source = self.done, self.withhold, self.with_source
+        send_sha256, sha256, origins = self.send_sha256, IocType.SHA256, self.origins
+        new: list[Key] = []
+        already = 0
         for n, key in enumerate(fresh):
             ioc_type, value = key
             if done is not None and key in done:
@@ -153,34 +183,59 @@ class Ingest:
             if with_source:
                 origins[value] = (chunk.source, chunk.line_of(fresh_at[n]))
             new.append(key)
-        stats.lines_read += len(chunk.lines) if chunk.lines_read is None else chunk.lines_read
-        if chunk.damaged is not None:
-            stats.inputs_damaged.append(f"{chunk.source}: {chunk.damaged}")
-        if chunk.nbytes:
-            stats.bytes_read += chunk.nbytes
-        stats.skipped += skipped
-        stats.duplicates += dups
-        stats.already_done += already
-        self.ledger.admit(new)
-        self.ledger.withheld(internal=len(outcome.skipped), unsupported=len(outcome.failures))
-        if inside:  # canonical values: taken as they are, each on the line it was in
-            more, more_new = self.take(
-                Chunk(
-                    chunk.source, inside_lines[0], inside, line_numbers=inside_lines, lines_read=0
-                )
-            )
-            outcome.extend(more)
-            new += more_new
-        return outcome, new
+        self.stats.already_done += already
+        return new
+
+    def screened(self, fresh: list[Key], flagged: list[int], outcome: Outcome) -> list[Key]:
+        """The keys of `fresh` to ask, in their order: all but those withheld (the privacy
+        rule) and sha256 with `send_sha256` off, each settled in `outcome`. Only the keys at
+        `flagged` (ascending) are looked at: the rest are none of those (the screen)."""
+        if not flagged:
+            return fresh
+        withhold, send_sha256, sha256 = self.withhold, self.send_sha256, IocType.SHA256
+        new: list[Key] = []
+        kept = 0  # fresh[:kept] is decided
+        for n in flagged:
+            ioc_type, value = fresh[n]
+            if ioc_type not in _HASHES:
+                why = withhold(ioc_type, value)
+                if why is None:
+                    continue
+                outcome.skipped.append(skipped_item(ioc_type, value, why, None))
+            elif ioc_type is sha256 and not send_sha256:
+                outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
+            else:
+                continue
+            new += fresh[kept:n]
+            kept = n + 1
+        if not kept:
+            return fresh
+        new += fresh[kept:]
+        return new
 
     def _plain_taker(self) -> PlainTaker | None:
         """The deduper's step for plain lines in C (`Deduper.plain_taker`), made at the first
         chunk (the public suffix tables are built by then), or None where there is none."""
         if not self._plain_made:
             # names under these top labels are never refused by `name_problem`
-            self._plain = self.deduper.plain_taker(top_labels()[0] - INTERNAL_SUFFIXES)
+            self._plain = self.deduper.plain_taker(
+                top_labels()[0] - INTERNAL_SUFFIXES, self._screen()
+            )
             self._plain_made = True
         return self._plain
+
+    def _screen(self) -> dict[IocType, Screen]:
+        """Which new keys of each type the plain step flags for `screened` to look at: sha256
+        with `send_sha256` off; names and addresses as `Privacy.screen` says where the rule
+        is a `Privacy`'s, else all of them."""
+        withhold = self.withhold
+        owner = getattr(withhold, "__self__", None)
+        if isinstance(owner, Privacy) and getattr(withhold, "__func__", None) is Privacy.reason:
+            screen = owner.screen()
+        else:
+            screen = dict.fromkeys((IocType.DOMAIN, IocType.IPV4, IocType.IPV6), True)
+        screen[IocType.SHA256] = None if self.send_sha256 else True
+        return screen
 
     def reject(self, outcome: Outcome, chunk: Chunk, i: int, text: str | None, why: str) -> None:
         self.stats.rejected += 1

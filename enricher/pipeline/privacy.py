@@ -100,6 +100,18 @@ class _Ranges:
         i = bisect.bisect_right(self.starts, n) - 1
         return self.whats[i] if i >= 0 else None
 
+    def mark(self, screen: bytearray, shift: int) -> None:
+        """Set `screen[n >> shift]` for every number n in a range that says something."""
+        starts, whats = self.starts, self.whats
+        for i, what in enumerate(whats):
+            if what is not None:
+                last = starts[i + 1] - 1 if i + 1 < len(starts) else (256 << shift) - 1
+                _mark(screen, starts[i] >> shift, last >> shift)
+
+
+def _mark(screen: bytearray, first: int, last: int) -> None:
+    screen[first : last + 1] = b"\x01" * (last - first + 1)
+
 
 def _span(net: _Network) -> tuple[int, int]:
     return int(net.network_address), int(net.broadcast_address)
@@ -186,6 +198,11 @@ class _Networks:
         i = bisect.bisect_right(self.starts, n) - 1
         return self.spans[i][1] if i >= 0 and n <= self.spans[i][0] else None
 
+    def mark(self, screen: bytearray, shift: int) -> None:
+        """Set `screen[n >> shift]` for every number n in one of the networks."""
+        for first, (last, _) in zip(self.starts, self.spans, strict=True):
+            _mark(screen, first >> shift, last >> shift)
+
 
 #: top-level labels of names only an internal resolver answers (`.home.arpa` too): sent with
 #: `send_internal`
@@ -238,6 +255,24 @@ class Privacy:
         self.v4 = _Networks(n for n in nets if n.version == 4)
         self.v6 = _Networks(n for n in nets if n.version == 6)
         self.networks = bool(nets)
+
+    def screen(self) -> dict[IocType, bool | bytes | None]:
+        """Which keys of a type `reason` may withhold, for ingest to ask only those
+        (`Deduper.plain_taker`): for a name, True where it may withhold one whose top label is
+        a public suffix (the organization's own domains), else None; for an address, None
+        where it withholds none, else 256 bytes, 0 at each first byte of the address (packed)
+        that no address `reason` withholds starts with."""
+        if self.send_internal:
+            return {_DOMAIN: None, _IPV4: None, _IPV6: None}
+        v4, v6 = bytearray(256), bytearray(256)
+        _V4_TABLE.mark(v4, 24)
+        self.v4.mark(v4, 24)
+        _V6_TABLE.mark(v6, 120)
+        self.v6.mark(v6, 120)
+        # an IPv6 address that carries an IPv4 one is judged by it: ::/96, ::ffff:0:0/96,
+        # 64:ff9b::/96 (first byte 0), 2001::/32 and 2002::/16 (0x20) are always asked
+        v6[0] = v6[0x20] = 1
+        return {_DOMAIN: True if self.domains else None, _IPV4: bytes(v4), _IPV6: bytes(v6)}
 
     def reason(self, ioc_type: IocType, value: str) -> str | None:
         """Why `value` (canonical, of `ioc_type`) is not sent, or None. Special-use names that

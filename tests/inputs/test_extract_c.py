@@ -26,6 +26,7 @@ from benchmarks import extract_peers
 from enricher import __version__
 from enricher.app.cli import build_parser
 from enricher.config.settings import load_settings
+from enricher.inputs import blocks as blocks_module
 from enricher.inputs import extract as extract_module
 from enricher.inputs import native, suffixes
 from enricher.pipeline import normalize as normalize_module
@@ -481,6 +482,18 @@ def test_skip_lines_in_c_is_the_python(text: str, at: int, count: int) -> None:
     except ValueError:
         c = ValueError
     assert c == python
+
+
+@needs_c
+@settings(max_examples=500, deadline=None)
+@given(st.text("ab\n\ré\x7f\x80ÿ😀€", max_size=40))
+def test_split_lines_in_c_is_the_python(text: str) -> None:
+    """The lines of a block: the same strs, each in its own compact form (an ASCII line of a
+    text that is not is ASCII: `isascii` and equality agree with the Python's)."""
+    assert native.split_lines is not None
+    c, python = native.split_lines(text), blocks_module._py_split_lines(text)
+    assert c == python
+    assert [line.isascii() for line in c] == [line.isascii() for line in python]
 
 
 @needs_c

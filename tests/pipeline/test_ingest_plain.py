@@ -3,6 +3,9 @@ the same new keys in the same order, rejects, withheld and unsupported IOCs, and
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -54,6 +57,14 @@ LINES = [
     "[2a03:2880:f0c1::1]:", "[::1]:443", "http://[2a03:2880:f0c1::1]/", "http://[2a03::1]:8/x",
     "[2a03::1]/x", "fe80::1%eth0", "::ffff:1.2.3.4", "::1.2.3.4", "2a03::1::2", "2a03:::1",
     "gggg::1", "user@2a03::1", "http://2a03::1/", "fc00::1", "x.hxxp:80", "a.fxp:80",
+    # IPv6 in hex groups alone: parsed and written in C; IPv4-mapped, the IPv4 address
+    "::", "::0", "1::", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8",
+    "1:2:3:4:5:6:7::8", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "12345::1", "::1:", ":1::",
+    "1:::2", "0001:0:0:0:0:0:0:1", "2a03:0:0:1:0:0:0:1", "2a03:0:0:1:0:0:1:1", "::b00:37",
+    "::ffff:b00:37", "::ffff:0:b00:37", "0:0:0:0:0:ffff:11.0.0.55", "::FFFF:11.0.0.55",
+    " ::ffff:11.0.0.55\r", "::ffff:11.0.0.055", "::ffff:11.0.0", "::ffff:10.0.0.1",
+    "::fffff:1.2.3.4", "::ffff:1.2.3.4.5", "[::ffff:11.0.0.55]:443", "::ffff:1.2.3.4:80",
+    "64:ff9b::b00:37", "2002:b00:37::1", "2001::b00:37", "fe80::1", "ff02::1",
 ]  # fmt: skip
 
 
@@ -63,9 +74,31 @@ TOKENS = ["evil", "EVIL", "1", "255", "256", "01", "a", "f", "com", "local", "bi
           "hxxp", "xp", "-", "_", "8443", " ", "ffff", "2a03"]  # fmt: skip
 
 
-def ingest(*, plain: bool, send_sha256: bool = True, done: Deduper | None = None) -> Ingest:
+@st.composite
+def six_lines(draw: st.DrawFn) -> str:
+    """An IPv6 address, many of its groups zero, in a form a messy export holds."""
+    groups = draw(st.lists(st.sampled_from([0, 0, 0, 1, 0xFFFF, 0x2A03, 0xB00, 0x37]) |
+                           st.integers(0, 0xFFFF), min_size=8, max_size=8))  # fmt: skip
+    address = ipaddress.IPv6Address(b"".join(g.to_bytes(2, "big") for g in groups))
+    text = draw(st.sampled_from([address.compressed, address.exploded, str(address)]))
+    if address.ipv4_mapped is not None and draw(st.booleans()):
+        text = f"::ffff:{address.ipv4_mapped}"
+    form = draw(st.sampled_from(["{}", "[{}]:443", "http://[{}]/", " {} ", "{}\r", "[{}]"]))
+    return form.format(text.upper() if draw(st.booleans()) else text)
+
+
+def ingest(
+    *,
+    plain: bool,
+    send_sha256: bool = True,
+    done: Deduper | None = None,
+    withhold: Callable[[IocType, str], str | None] | None = None,
+) -> Ingest:
     stage = Ingest(
-        Ledger(RunStats()), withhold=Privacy().reason, done=done, send_sha256=send_sha256
+        Ledger(RunStats()),
+        withhold=withhold or Privacy().reason,
+        done=done,
+        send_sha256=send_sha256,
     )
     if not plain:  # the per-line Python step alone, for every line
         stage._plain_made = True
@@ -119,3 +152,43 @@ def test_plain_lines_in_c_give_what_the_python_step_gives(send_sha256: bool) -> 
 )
 def test_any_lines_give_the_same_in_c_and_in_python(chunks: list[list[str | None]]) -> None:
     assert taken(ingest(plain=True), chunks) == taken(ingest(plain=False), chunks)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(six_lines() | st.sampled_from(LINES), max_size=30), max_size=3))
+def test_ipv6_lines_give_the_same_in_c_and_in_python(chunks: list[list[str | None]]) -> None:
+    assert taken(ingest(plain=True), chunks) == taken(ingest(plain=False), chunks)
+
+
+def _sevens(ioc_type: IocType, value: str) -> str | None:
+    """A rule of no Privacy's: every address or name with a 7 in it."""
+    return "a seven" if "7" in value else None
+
+
+#: the rules a run may withhold by: the default, its own networks and domains, sending the
+#: internal ones, and a function of its own (all keys asked, none screened)
+WITHHOLD = [
+    Privacy().reason,
+    Privacy(internal_networks=["11.0.0.0/16", "2a03:2880::/32"],
+            internal_domains=["example.com", "evil.com"]).reason,
+    Privacy(send_internal=True).reason,
+    _sevens,
+]  # fmt: skip
+MORE = ["11.0.3.7", "11.1.3.7", "11[.]0[.]3[.]7", "::ffff:11.0.0.5", "2a03:2880:f0c1::1",
+        "2a03:2881::1", "[2a03:2880::7]:443", "cdn-7.m7.example.com", "a.b.example.org",
+        "hxxps://evil[.]com/x", "EVIL.COM", "10.0.0.7", "fc00::7", "::ffff:10.0.0.7"]  # fmt: skip
+
+
+@needs_c
+@pytest.mark.parametrize("send_sha256", [True, False])
+@pytest.mark.parametrize("withhold", WITHHOLD)
+def test_the_screen_gives_what_asking_every_key_gives(
+    withhold: Callable[[IocType, str], str | None], send_sha256: bool
+) -> None:
+    """The C step flags only the keys the rule may withhold (or sha256 with send_sha256
+    off); the Python step looks at every key: the same keys asked, withheld, unsupported."""
+    chunks = [LINES + MORE, MORE[::-1] + LINES[::-1], [MD5.upper(), SHA256, *MORE]]
+    c = ingest(plain=True, send_sha256=send_sha256, withhold=withhold)
+    python = ingest(plain=False, send_sha256=send_sha256, withhold=withhold)
+    assert taken(c, chunks) == taken(python, chunks)

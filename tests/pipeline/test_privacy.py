@@ -13,6 +13,8 @@ from pathlib import Path
 import orjson
 import pytest
 from helpers import emulator_process, enricher, read_ndjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enricher import Enricher
 from enricher.config.settings import load_settings
@@ -20,6 +22,7 @@ from enricher.emulator import Emulator, EmulatorConfig
 from enricher.emulator.process import emulator_keys
 from enricher.errors import SettingsError
 from enricher.ioc import IocType
+from enricher.pipeline import privacy as privacy_module
 from enricher.pipeline.normalize import normalize
 from enricher.pipeline.privacy import Privacy
 
@@ -134,6 +137,56 @@ def test_own_networks_hold_the_ipv4_addresses_ipv6_ones_carry() -> None:
     many = Privacy(internal_networks=[f"41.{i}.0.0/16" for i in range(0, 256, 2)])
     assert many.reason(IocType.IPV4, "41.100.3.4") == "own network (41.100.0.0/16)"
     assert many.reason(IocType.IPV4, "41.101.3.4") is None
+
+
+#: rules with and without the organization's own networks and domains
+RULES = [
+    Privacy(),
+    Privacy(send_internal=True),
+    Privacy(internal_networks=["11.0.0.0/16", "2a03:2880::/32", "::ffff:203.1.0.0/112"]),
+    Privacy(internal_domains=["corp.example.com"]),
+]
+#: addresses near every range's ends, carried ones among them
+NEAR = [int(ipaddress.ip_network(n, strict=False)[i]) for n, _ in
+        privacy_module._V4 + privacy_module._V6 for i in (0, -1, 1)
+        if ipaddress.ip_network(n).num_addresses > 1 or i != 1]  # fmt: skip
+
+
+#: an IPv6 address carrying an IPv4 one: ::a.b.c.d, IPv4-mapped, NAT64, 6to4, Teredo
+CARRIERS = [
+    lambda v4: v4,
+    lambda v4: 0xFFFF << 32 | v4,
+    lambda v4: 0x64FF9B << 64 | v4,
+    lambda v4: 0x2002 << 112 | v4 << 80,
+    lambda v4: 0x20010000 << 96 | (~v4 & 0xFFFFFFFF),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(RULES),
+    st.booleans(),
+    st.integers(0, (1 << 128) - 1)
+    | st.sampled_from(NEAR)
+    | st.builds(lambda v4, carry: carry(v4), st.integers(0, (1 << 32) - 1) |
+                st.sampled_from(NEAR).map(lambda n: n & 0xFFFFFFFF), st.sampled_from(CARRIERS)),
+)  # fmt: skip
+def test_the_screen_passes_only_addresses_never_withheld(rule: Privacy, v6: bool, n: int) -> None:
+    """Where `screen` says no address starting with a byte is withheld, `reason` withholds
+    none (ingest asks `reason` only of the others)."""
+    if v6 or n >= 1 << 32:
+        address, kind, mask = ipaddress.IPv6Address(n % (1 << 128)), IocType.IPV6, 120
+    else:
+        address, kind, mask = ipaddress.IPv4Address(n), IocType.IPV4, 24
+    screen = rule.screen()[kind]
+    if screen is None or not screen[int(address) >> mask]:
+        assert rule.reason(kind, address.compressed) is None
+
+
+def test_the_screen_of_names_flags_them_only_for_own_domains() -> None:
+    assert [rule.screen()[IocType.DOMAIN] for rule in RULES] == [None, None, None, True]
+    assert Privacy().screen()[IocType.IPV4][11] == 0  # 11/8 is global: not asked
+    assert RULES[2].screen()[IocType.IPV4][11] == 1  # here 11.0/16 is the organization's
 
 
 def test_names_and_own_domains() -> None:

@@ -8,10 +8,13 @@ import pickle
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from enricher.errors import InputError
 from enricher.inputs import Chunk, InputOptions, check_inputs, read_inputs
 from enricher.ioc import Endpoint, IocType
+from enricher.pipeline import batcher as batcher_module
 from enricher.pipeline import dedupe
 from enricher.pipeline.batcher import Batcher
 from enricher.pipeline.dedupe import Deduper, PyDeduper, pack
@@ -47,6 +50,40 @@ def test_batcher_requeue_and_shrink_never_exceed_the_size() -> None:
     b.shrink(Endpoint.DOMAIN, 3)  # never grows back
     assert b.sizes[Endpoint.DOMAIN] == 2
     assert [len(x.keys) for x in b.drain()] == [2, 1]
+
+
+#: what is done to a batcher: keys added (by their types), a key requeued, a size shrunk
+OPS = st.lists(
+    st.tuples(st.just("add"), st.lists(st.sampled_from(list(IocType)), max_size=40))
+    | st.tuples(st.just("requeue"), st.sampled_from(list(IocType)))
+    | st.tuples(st.just("shrink"), st.tuples(st.sampled_from(list(Endpoint)), st.integers(1, 6))),
+    max_size=12,
+)
+
+
+@pytest.mark.skipif(batcher_module._fill is None, reason="the C module is not built")
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 7), OPS)
+def test_batcher_in_c_gives_what_the_python_loop_gives(size: int, ops: list[tuple]) -> None:
+    """`add_all` of a list runs `_dedupe.fill`; of any other iterable, the Python loop: the
+    same batches in the same order, the same keys left pending."""
+    c, python = Batcher(sizes(size)), Batcher(sizes(size))
+    n = 0
+    for op, arg in ops:
+        if op == "add":
+            keys = [(t, f"v{n + i}") for i, t in enumerate(arg)]
+            n += len(keys)
+            made = c.add_all(keys), python.add_all(iter(keys))
+            assert made[0] == made[1]
+        elif op == "requeue":
+            key = (arg, f"r{n}")
+            n += 1
+            c.requeue(key)
+            python.requeue(key)
+        else:
+            c.shrink(*arg)
+            python.shrink(*arg)
+    assert list(c.drain()) == list(python.drain())
 
 
 def test_batcher_add_all_takes_a_batch_as_each_key_completes_one() -> None:
