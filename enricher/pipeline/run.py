@@ -67,7 +67,7 @@ from ..state.budget import Budget
 from ..state.hits import group as group_keys
 from ..state.hits import servable, split
 from ..state.open import OpenState, open_state
-from ..state.ports import AnswerStore, CachedAnswer, Claims
+from ..state.ports import AnswerStore, CachedAnswer, Claims, store_lines
 from ..threads import call_in_thread
 from .batcher import Batch, Batcher, Key
 from .dedupe import Deduper
@@ -1076,8 +1076,8 @@ class _Run:
                 claimed.difference_update(ioc for ioc, _, _ in answered)
             if answered and self.cache is not None:
                 # the lists as they are: no tuple an answer on the event loop
-                await self.cache.store_lines_soon(
-                    batch.endpoint, answered, outcome.lines, identity=self.identity
+                await store_lines(
+                    self.cache, batch.endpoint, answered, outcome.lines, identity=self.identity
                 )
             self.progress.set()
             if outcome:

@@ -1168,6 +1168,14 @@ class Cache:
                 with contextlib.suppress(sqlite3.Error):
                     db.execute("ROLLBACK")
             self._break(f"writing failed: {exc}", exc)
+        except BaseException:
+            # not SQLite's (the writer loop breaks the cache): a transaction it left open
+            # held the file's write lock to the run's end, and every other run sharing the
+            # file waited its busy timeout at each write, then broke too
+            if db is not None and db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            raise
         return db
 
     def _stage(self, db: sqlite3.Connection, rows: _Packed) -> None:

@@ -15,7 +15,15 @@ from typing import Protocol, runtime_checkable
 from ..api.identity import ApiIdentity
 from ..ioc import Endpoint, IocType
 
-__all__ = ["AnswerStore", "Answered", "BudgetStore", "CachedAnswer", "Claims", "DeferredList"]
+__all__ = [
+    "AnswerStore",
+    "Answered",
+    "BudgetStore",
+    "CachedAnswer",
+    "Claims",
+    "DeferredList",
+    "store_lines",
+]
 
 #: a stored answer as a hit is served: (verdict, record format, record line with
 #: `"cached":true`)
@@ -64,7 +72,11 @@ class AnswerStore(Protocol):
         identity: ApiIdentity | None,
     ) -> None:
         """`store_soon` of answers as the pipeline holds them: (key, verdict, ttl in ms or
-        None) and their record lines, in one order (the caller may add to both later)."""
+        None) and their record lines, in one order (the caller may add to both later).
+        Optional: a store without it (one written before it) is given `store_soon`'s
+        answers (`store_lines`); one subclassing this Protocol gets this, which does so."""
+        items = [(k, v, line, t) for (k, v, t), line in zip(answered, lines, strict=True)]
+        await self.store_soon(endpoint, items, identity=identity)
 
     def tally(self, *, hits: int = 0, misses: int = 0) -> None:
         """Add to the hit and miss counts of `report()` (keys the run did not look up, hits it
@@ -75,6 +87,25 @@ class AnswerStore(Protocol):
 
     async def aclose(self) -> None:
         """Store what was given, then let go of the store's resources."""
+
+
+async def store_lines(
+    store: AnswerStore,
+    endpoint: Endpoint,
+    answered: Sequence[tuple[str, str, int | None]],
+    lines: Sequence[bytes],
+    *,
+    identity: ApiIdentity | None,
+) -> None:
+    """`store.store_lines_soon`, or, for an `AnswerStore` without it (a library user's,
+    written to the Protocol as it was before it), `store_soon` of the same answers: the
+    pipeline's call to a member such a store lacks failed the run."""
+    own = getattr(store, "store_lines_soon", None)
+    if own is not None:
+        await own(endpoint, answered, lines, identity=identity)
+        return
+    items = [(k, v, line, t) for (k, v, t), line in zip(answered, lines, strict=True)]
+    await store.store_soon(endpoint, items, identity=identity)
 
 
 @runtime_checkable

@@ -290,3 +290,74 @@ async def test_the_suffix_tables_are_built_off_the_loop_as_it_opens(
     async with Enricher(settings(), transport=FakeTransport(answers_for(IOCS))):
         pass
     assert built_in == ["suffix tables"]  # once a process
+
+
+class _OldStore:
+    """An `AnswerStore` written to the Protocol before `store_lines_soon` (a library user's
+    own, as the README invites): the documented members, handed to a `MemoryAnswers`."""
+
+    def __init__(self) -> None:
+        from enricher.state.memory import MemoryAnswers
+
+        self.inner = MemoryAnswers()
+        self.fmt = self.inner.fmt
+        self.stored = 0
+
+    @property
+    def identity(self) -> Any:
+        return self.inner.identity
+
+    def admit(self, identity: Any) -> object:
+        self.inner.admit(identity)
+        return None
+
+    def bind(self, identity: Any) -> None:
+        self.inner.bind(identity)
+
+    async def unanswered_endpoints(self, *, identity: Any) -> set[Endpoint]:
+        return await self.inner.unanswered_endpoints(identity=identity)
+
+    async def answers(self, keys: Any, *, identity: Any) -> Any:
+        return await self.inner.answers(keys, identity=identity)
+
+    async def store_soon(self, endpoint: Endpoint, items: Any, *, identity: Any) -> None:
+        items = list(items)
+        self.stored += len(items)
+        await self.inner.store_soon(endpoint, items, identity=identity)
+
+    def tally(self, *, hits: int = 0, misses: int = 0) -> None:
+        self.inner.tally(hits=hits, misses=misses)
+
+    def report(self) -> dict[str, object]:
+        return self.inner.report()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _old_subclass() -> _OldStore:
+    from enricher.state.ports import AnswerStore
+
+    class Sub(_OldStore, AnswerStore):  # subclassing the Protocol, as MemoryAnswers does
+        pass
+
+    return Sub()
+
+
+@pytest.mark.parametrize("make", [_OldStore, _old_subclass], ids=["structural", "subclass"])
+async def test_a_store_without_store_lines_soon_is_given_its_answers(make: Any) -> None:
+    # found attacking freshcache: the pipeline called `store_lines_soon`, which such a store
+    # lacks: a structural one failed the run (AttributeError), a subclass of the Protocol
+    # got its empty body and stored nothing, silently (every later run a miss)
+    store = make()
+    for n in (1, 2):
+        stats = RunStats()
+        transport = FakeTransport(answers_for(IOCS))
+        async with Enricher(
+            settings(), stats=stats, transport=transport, cache=store, cache_owner=False
+        ) as e:
+            items = [dict(item) async for item in e.enrich(IOCS)]
+        check_exactly_once(items, IOCS, stats)
+        assert store.stored == len(IOCS)  # the first run's, kept
+        assert len(transport.posts) == (0 if n == 2 else len(transport.posts))
+    assert store.report()["hits"] == len(IOCS)

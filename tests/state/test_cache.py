@@ -246,6 +246,39 @@ def test_a_commit_that_fails_but_not_in_sqlite_breaks_the_cache_not_its_writer(
     cache.close()
 
 
+def test_a_commit_that_fails_but_not_in_sqlite_in_its_transaction_lets_go_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # found attacking freshcache: an error not SQLite's between `_stage`'s BEGIN IMMEDIATE
+    # and its COMMIT (here in making the rows of a key with a NUL, the row path; a
+    # MemoryError anywhere) broke the cache but left its transaction open, the file's write
+    # lock held to the run's end: another run sharing the file waited its busy timeout at
+    # each write, then broke too
+    import enricher.state.answers as answers
+
+    def fails(records: bytes, rows: Any) -> Any:
+        raise MemoryError("not SQLite's")
+
+    monkeypatch.setattr(answers, "_BUSY_TIMEOUT", 1.0)
+    path = tmp_path / "c.sqlite3"
+    cache = new_cache(path)
+    other = new_cache(path)
+    real = answers._unpacked
+    answers._unpacked = fails  # not monkeypatched: `other` connects after its undo
+    try:
+        cache.store(Endpoint.DOMAIN, [("a\0b.com", "malicious", LINE, None)])
+        cache.flush()
+    finally:
+        answers._unpacked = real
+    assert cache.broken is not None and "not SQLite's" in cache.broken
+    other.store(Endpoint.DOMAIN, [("a.com", "malicious", LINE, None)])
+    other.flush()
+    assert other.broken is None
+    assert set(other.lookup(Endpoint.DOMAIN, ["a.com"])) == {"a.com"}
+    cache.close()
+    other.close()
+
+
 def test_answers_and_budget_belong_to_their_identity(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite3"
     prod = new_cache(path)
