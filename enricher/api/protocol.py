@@ -487,6 +487,10 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
     Raises `MalformedBody` for a truncated, non-JSON or wrongly shaped body and `ErrorBody`
     for a JSON object without a `classificationResponses` list (an error said with 200).
     """
+    if type(body) is not bytes:
+        # the C readers (read_body, entries) take exact bytes: a bytes subclass (what a
+        # transport of one's own may answer), a bytearray or a memoryview reads as its bytes
+        body = bytes(body)
     multiline = b"\n" in body or b"\r" in body
     # mostly every entry reads the fast way: then all of them in one call, without a call
     # per entry (an entry nested deep is still refused), and their bytes split in C; else

@@ -361,3 +361,21 @@ async def test_a_store_without_store_lines_soon_is_given_its_answers(make: Any) 
         assert store.stored == len(IOCS)  # the first run's, kept
         assert len(transport.posts) == (0 if n == 2 else len(transport.posts))
     assert store.report()["hits"] == len(IOCS)
+
+
+class _Bytes(bytes):
+    pass
+
+
+class _SubclassTransport(FakeTransport):
+    """Answers a bytes subclass (`isinstance(raw, bytes)`, as Sender._post checks it)."""
+
+    async def post(self, endpoint: Endpoint, body: bytes) -> bytes:
+        return _Bytes(await super().post(endpoint, body))
+
+
+async def test_a_transport_answering_a_bytes_subclass_is_read_as_bytes() -> None:
+    # the C readers of a body take exact bytes: the run neither crashes nor fails a key
+    items, stats = await enrich(_SubclassTransport(answers_for(IOCS)), IOCS)
+    check_exactly_once(items, IOCS, stats)
+    assert all("verdict" in item for item in items) and stats.ok == len(IOCS)

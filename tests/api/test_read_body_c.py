@@ -323,3 +323,21 @@ def test_read_body_makes_a_classification_met_again_once() -> None:
     many = [entry(f"d{i}.com", cpType=word) for i, word in enumerate(words * 2)]
     got = check(orjson.dumps({"classificationResponses": many}))
     assert got is not None and [e.cpType for e in got[0]] == words * 2
+
+
+class _Bytes(bytes):
+    """What a transport of one's own may answer: `bytes`, as `Sender._post` checks it."""
+
+
+def test_parse_response_reads_a_bytes_subclass_as_its_bytes() -> None:
+    # the C functions (read_body, entries) take exact bytes only: a body of a bytes subclass,
+    # a bytearray or a memoryview reads as its bytes do, never a TypeError
+    for body in (
+        orjson.dumps({"classificationResponses": [entry("a.com"), entry("b.com")]}),
+        orjson.dumps({"classificationResponses": [entry("a.com", note="\u00e9")]}),
+        b'{"classificationResponses":[{"requestKey":{"domain":"a.com"},"x":"\\ud800"}]}',
+        orjson.dumps({"error": "quota"}),
+    ):
+        want = _outcome(body, {"a.com", "b.com"})
+        for other in (_Bytes(body), bytearray(body), memoryview(body)):
+            assert _outcome(other, {"a.com", "b.com"}) == want, type(other)  # type: ignore[arg-type]
