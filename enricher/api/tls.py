@@ -7,7 +7,9 @@ that `import aiohttp` costs, paid by every `enricher run` and `lookup` even agai
 `http://` API or with every answer in the cache (no handshake at all). Imported through
 `import_aiohttp`, a context made while aiohttp is imported loads those certificates on its
 first use instead (a handshake, `get_ca_certs`, `cert_store_stats`): the same certificates,
-later. Contexts made at any other time are left alone.
+later. Contexts made at any other time are left alone, and so is aiohttp's import when
+`ssl.SSLContext` is not the standard library's own (truststore's `inject_into_ssl`, gevent):
+it is imported as it always was.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from typing import Any
 
 __all__ = ["DeferredCertificates", "import_aiohttp"]
 
-_set_default_verify_paths = ssl.SSLContext.set_default_verify_paths
+#: the standard library's class, as `ssl.SSLContext` may be replaced by another one later
+#: (truststore's `inject_into_ssl`): a deferred context is one of these again once loaded
+_SSLContext = ssl.SSLContext
+_set_default_verify_paths = _SSLContext.set_default_verify_paths
 _load_lock = threading.Lock()
 
 
-class DeferredCertificates(ssl.SSLContext):
+class DeferredCertificates(_SSLContext):
     """A context whose `set_default_verify_paths` was put off until it is first used; then it
     loads them and becomes a plain `ssl.SSLContext` again."""
 
@@ -31,7 +36,7 @@ class DeferredCertificates(ssl.SSLContext):
         with _load_lock:
             if type(self) is DeferredCertificates:  # not loaded by another thread meanwhile
                 _set_default_verify_paths(self)
-                self.__class__ = ssl.SSLContext  # type: ignore[assignment]
+                self.__class__ = _SSLContext  # type: ignore[assignment]
 
     # every way a context's trust store is read: asyncio's and uvloop's TLS (`wrap_bio`),
     # blocking sockets (`wrap_socket`), and the two that list it; the class's methods are
@@ -39,23 +44,23 @@ class DeferredCertificates(ssl.SSLContext):
 
     def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
         self._load_default_paths()
-        return ssl.SSLContext.wrap_socket(self, *args, **kwargs)
+        return _SSLContext.wrap_socket(self, *args, **kwargs)
 
     def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
         self._load_default_paths()
-        return ssl.SSLContext.wrap_bio(self, *args, **kwargs)
+        return _SSLContext.wrap_bio(self, *args, **kwargs)
 
     def get_ca_certs(self, binary_form: bool = False) -> Any:
         self._load_default_paths()
-        return ssl.SSLContext.get_ca_certs(self, binary_form)
+        return _SSLContext.get_ca_certs(self, binary_form)
 
     def cert_store_stats(self) -> dict[str, int]:
         self._load_default_paths()
-        return ssl.SSLContext.cert_store_stats(self)
+        return _SSLContext.cert_store_stats(self)
 
 
 def _defer_default_paths(self: ssl.SSLContext) -> None:
-    if type(self) is ssl.SSLContext:
+    if type(self) is _SSLContext:
         self.__class__ = DeferredCertificates
     else:  # a subclass of someone else's: as it was
         _set_default_verify_paths(self)
@@ -66,11 +71,24 @@ def import_aiohttp() -> None:
     certificates on first use. Once aiohttp is imported this does nothing."""
     if "aiohttp.connector" in sys.modules:
         return
+    if not _standard_class():  # someone else's contexts: not ours to re-class
+        import aiohttp.connector
+
+        return
     # ssl.SSLContext is a Python class over the C one: the method is shadowed there for the
     # import only (create_default_context reaches it through load_default_certs)
-    assert "set_default_verify_paths" not in vars(ssl.SSLContext)  # inherited from _ssl's
-    ssl.SSLContext.set_default_verify_paths = _defer_default_paths  # type: ignore[method-assign]
+    _SSLContext.set_default_verify_paths = _defer_default_paths  # type: ignore[method-assign]
     try:
         import aiohttp.connector  # noqa: F401
     finally:
-        del ssl.SSLContext.set_default_verify_paths
+        del _SSLContext.set_default_verify_paths
+
+
+def _standard_class() -> bool:
+    """`ssl.SSLContext` is the standard library's class, as this module found it, its
+    `set_default_verify_paths` the one it inherits from `_ssl` (not an assert: `python -O`)."""
+    return (
+        ssl.SSLContext is _SSLContext
+        and _SSLContext.__module__ == "ssl"
+        and "set_default_verify_paths" not in vars(_SSLContext)
+    )

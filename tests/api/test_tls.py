@@ -95,3 +95,59 @@ def test_a_subclass_of_someone_elses_loads_at_once() -> None:
     _defer_default_paths(ctx)
     assert type(ctx) is Theirs
     assert ctx.cert_store_stats() == ssl.create_default_context().cert_store_stats()
+
+
+# another library's SSLContext in the ssl module (truststore's `inject_into_ssl`, at start-up
+# or after enricher imported aiohttp): a subclass with its own state and set_default_verify_paths
+THEIRS = """
+import ssl
+_Original = ssl.SSLContext
+def check(ok, why=""):  # not assert: also under python -O
+    if not ok:
+        raise SystemExit(f"failed: {why}")
+class Theirs(_Original):
+    def __init__(self, *args, **kwargs):
+        self._inner = _Original(ssl.PROTOCOL_TLS_CLIENT)
+    def set_default_verify_paths(self):
+        self._inner.set_default_verify_paths()
+    def wrap_bio(self, *args, **kwargs):
+        self._inner  # AttributeError on a context this class did not make
+        return _Original.wrap_bio(self, *args, **kwargs)
+import _ssl  # ssl.py's properties reach their C ones through the name ssl.SSLContext
+for name in ("options", "verify_flags", "verify_mode", "minimum_version", "maximum_version"):
+    setattr(Theirs, name, getattr(_ssl._SSLContext, name))
+"""
+
+BEFORE = f"""{THEIRS}
+ssl.SSLContext = Theirs
+import enricher.api.transport
+import aiohttp.connector as c
+check("set_default_verify_paths" in vars(Theirs), "their method was taken away")
+check(type(c._SSL_CONTEXT_VERIFIED) is Theirs)  # aiohttp imported as it always was
+check(type(c._SSL_CONTEXT_UNVERIFIED) is Theirs)
+print("ok")
+"""
+
+AFTER = f"""{THEIRS}
+import enricher.api.transport
+import aiohttp.connector as c
+ssl.SSLContext = Theirs
+for ctx in (c._SSL_CONTEXT_VERIFIED, c._SSL_CONTEXT_UNVERIFIED):
+    ctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="localhost")
+    check(type(ctx) is _Original, type(ctx))
+print("ok")
+"""
+
+
+@pytest.mark.parametrize(
+    "script", [BEFORE, AFTER], ids=["replaced-before-import", "replaced-after-import"]
+)
+@pytest.mark.parametrize("optimize", [False, True], ids=["", "-O"])
+def test_another_ssl_context_class_is_left_alone(script: str, optimize: bool) -> None:
+    """`ssl.SSLContext` replaced by another library's class: before aiohttp's import, that
+    import is as it always was (no AssertionError, their method kept, not re-classed); after,
+    aiohttp's deferred contexts become the standard library's class again, not theirs."""
+    argv = [sys.executable, *(["-O"] if optimize else []), "-c", script]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
