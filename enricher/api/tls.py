@@ -7,9 +7,9 @@ that `import aiohttp` costs, paid by every `enricher run` and `lookup` even agai
 `http://` API or with every answer in the cache (no handshake at all). Imported through
 `import_aiohttp`, a context made while aiohttp is imported loads those certificates on its
 first use instead (a handshake, `get_ca_certs`, `cert_store_stats`): the same certificates,
-later. Contexts made at any other time are left alone, and so is aiohttp's import when
-`ssl.SSLContext` is not the standard library's own (truststore's `inject_into_ssl`, gevent):
-it is imported as it always was.
+later. Contexts made at any other time, or by another thread meanwhile, are left alone, and
+so is aiohttp's import when `ssl.SSLContext` is not the standard library's own (truststore's
+`inject_into_ssl`, gevent): it is imported as it always was.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ __all__ = ["DeferredCertificates", "import_aiohttp"]
 _SSLContext = ssl.SSLContext
 _set_default_verify_paths = _SSLContext.set_default_verify_paths
 _load_lock = threading.Lock()
+#: the thread importing aiohttp under `import_aiohttp`: only its contexts are deferred, not
+#: those other threads make meanwhile (the method is shadowed for the whole process)
+_importing: int | None = None
+_import_lock = threading.Lock()
 
 
 class DeferredCertificates(_SSLContext):
@@ -60,28 +64,32 @@ class DeferredCertificates(_SSLContext):
 
 
 def _defer_default_paths(self: ssl.SSLContext) -> None:
-    if type(self) is _SSLContext:
+    if type(self) is _SSLContext and threading.get_ident() == _importing:
         self.__class__ = DeferredCertificates
-    else:  # a subclass of someone else's: as it was
+    else:  # a subclass of someone else's, or another thread's context: as it was
         _set_default_verify_paths(self)
 
 
 def import_aiohttp() -> None:
     """Import aiohttp (its connector), its two default TLS contexts loading the system's CA
     certificates on first use. Once aiohttp is imported this does nothing."""
-    if "aiohttp.connector" in sys.modules:
-        return
-    if not _standard_class():  # someone else's contexts: not ours to re-class
-        import aiohttp.connector
+    global _importing
+    with _import_lock:  # two threads at once: one shadows and restores the method
+        if "aiohttp.connector" in sys.modules:
+            return
+        if not _standard_class():  # someone else's contexts: not ours to re-class
+            import aiohttp.connector
 
-        return
-    # ssl.SSLContext is a Python class over the C one: the method is shadowed there for the
-    # import only (create_default_context reaches it through load_default_certs)
-    _SSLContext.set_default_verify_paths = _defer_default_paths  # type: ignore[method-assign]
-    try:
-        import aiohttp.connector  # noqa: F401
-    finally:
-        del _SSLContext.set_default_verify_paths
+            return
+        # ssl.SSLContext is a Python class over the C one: the method is shadowed there for
+        # the import only (create_default_context reaches it through load_default_certs)
+        _SSLContext.set_default_verify_paths = _defer_default_paths  # type: ignore[method-assign]
+        _importing = threading.get_ident()
+        try:
+            import aiohttp.connector  # noqa: F401
+        finally:
+            _importing = None
+            del _SSLContext.set_default_verify_paths
 
 
 def _standard_class() -> bool:

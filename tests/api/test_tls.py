@@ -7,11 +7,13 @@ import asyncio
 import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import trustme
 
+from enricher.api import tls
 from enricher.api.tls import DeferredCertificates, _defer_default_paths
 
 # in a fresh interpreter: the test process may have imported aiohttp already
@@ -41,8 +43,9 @@ def test_aiohttp_defaults_load_the_same_certificates_on_first_use() -> None:
     assert done.stdout.strip() == "ok"
 
 
-def _deferred_client() -> ssl.SSLContext:
+def _deferred_client(monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
     """A client context as aiohttp's default one is made under `import_aiohttp`."""
+    monkeypatch.setattr(tls, "_importing", threading.get_ident())
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     _defer_default_paths(ctx)
     assert type(ctx) is DeferredCertificates
@@ -76,7 +79,7 @@ async def test_a_deferred_context_verifies_against_the_default_paths_at_its_hand
     server_ca.issue_cert("localhost").configure_cert(server_ctx)
     bundle = tmp_path / "ca.pem"
     (server_ca if trusted else other_ca).cert_pem.write_to_path(str(bundle))
-    client = _deferred_client()
+    client = _deferred_client(monkeypatch)
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     if trusted:
         await _handshake(server_ctx, client)
@@ -85,6 +88,51 @@ async def test_a_deferred_context_verifies_against_the_default_paths_at_its_hand
             await _handshake(server_ctx, client)
     assert type(client) is ssl.SSLContext
     assert client.cert_store_stats()["x509_ca"] == 1
+
+
+def test_another_threads_context_loads_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The method is shadowed for the whole process while aiohttp is imported: a context
+    another thread makes meanwhile (`ssl.create_default_context()`) is left as it was."""
+    monkeypatch.setattr(tls, "_importing", threading.get_ident())  # this thread imports
+    made: list[ssl.SSLContext] = []
+
+    def other() -> None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        _defer_default_paths(ctx)
+        made.append(ctx)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert type(made[0]) is ssl.SSLContext
+    assert made[0].cert_store_stats() == ssl.create_default_context().cert_store_stats()
+
+
+FRESH_THREADS = """
+import ssl, sys, threading
+from enricher.api import tls
+barrier = threading.Barrier(8)
+failed = []
+def importer():
+    barrier.wait()
+    try:
+        tls.import_aiohttp()  # public: several threads may call it at once
+    except BaseException as exc:
+        failed.append(repr(exc))
+threads = [threading.Thread(target=importer) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(failed, "set_default_verify_paths" in vars(ssl.SSLContext))
+"""
+
+
+def test_threads_importing_aiohttp_at_once() -> None:
+    for _ in range(3):  # a race: a few fresh interpreters
+        done = subprocess.run(
+            [sys.executable, "-c", FRESH_THREADS], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[] False"
 
 
 def test_a_subclass_of_someone_elses_loads_at_once() -> None:
