@@ -19,7 +19,7 @@ import sys
 import threading
 from typing import Any
 
-__all__ = ["DeferredCertificates", "import_aiohttp"]
+__all__ = ["DeferredCertificates", "import_aiohttp", "load_default_certificates"]
 
 #: the standard library's class, as `ssl.SSLContext` may be replaced by another one later
 #: (truststore's `inject_into_ssl`): a deferred context is one of these again once loaded
@@ -90,6 +90,18 @@ def import_aiohttp() -> None:
         finally:
             _importing = None
             del _SSLContext.set_default_verify_paths
+
+
+def load_default_certificates(verified: bool) -> None:
+    """Load the CA certificates of aiohttp's default context (`ssl=True`: verified, `False`:
+    not) now if they were put off: called in a thread before the first connection, they are
+    read neither on the event loop nor inside a connection's `sock_connect` timeout (a large
+    bundle, a slow disk: every first connection timed out, then retried)."""
+    import aiohttp.connector as connector
+
+    ctx = connector._SSL_CONTEXT_VERIFIED if verified else connector._SSL_CONTEXT_UNVERIFIED
+    if type(ctx) is DeferredCertificates:
+        ctx._load_default_paths()
 
 
 def _standard_class() -> bool:

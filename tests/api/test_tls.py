@@ -199,3 +199,41 @@ def test_another_ssl_context_class_is_left_alone(script: str, optimize: bool) ->
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+OPENED = """
+import asyncio, ssl, sys
+from enricher.api.transport import AiohttpTransport
+from enricher.api.tls import DeferredCertificates
+from enricher.config.settings import load_settings
+import aiohttp.connector as c
+url, verify = sys.argv[1], sys.argv[2] == "verify"
+overrides = {"api": {"base_url": url}, "network": {"verify_tls": verify}}
+settings = load_settings(None, overrides=overrides, environ={})
+async def main():
+    async with AiohttpTransport.from_settings(settings):  # no connection made: auth none
+        pass
+asyncio.run(main())
+print(type(c._SSL_CONTEXT_VERIFIED).__name__, type(c._SSL_CONTEXT_UNVERIFIED).__name__)
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "verify", "types"),
+    [
+        ("https://127.0.0.1:9/rest", "verify", "SSLContext DeferredCertificates"),
+        ("https://127.0.0.1:9/rest", "insecure", "DeferredCertificates SSLContext"),
+        ("http://127.0.0.1:9/rest", "verify", "DeferredCertificates DeferredCertificates"),
+    ],
+)
+def test_a_transport_to_tls_loads_the_default_context_before_its_first_connection(
+    url: str, verify: str, types: str
+) -> None:
+    """Opened for an https API, the transport loads its default context's certificates in a
+    thread first: not on the loop, nor inside the first connections' sock_connect timeout
+    (a bundle whose load took longer: every first connection timed out and was retried)."""
+    done = subprocess.run(
+        [sys.executable, "-c", OPENED, url, verify], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == types
