@@ -52,7 +52,7 @@ from ..errors import (
 from ..ioc import Endpoint
 from .protocol import ParsedResponse
 from .redaction import MIN_SECRET, Redactor
-from .tls import import_aiohttp
+from .tls import import_aiohttp, load_default_certificates
 
 import_aiohttp()  # before aiohttp is imported anywhere else in the process: see tls.py
 import aiohttp  # noqa: E402
@@ -237,6 +237,9 @@ class AiohttpTransport:
                 "network.verify_tls = false): anyone on the path can read the credentials "
                 "and forge the answers"
             )
+        if isinstance(ssl_ctx, bool) and self._speaks_tls():
+            # aiohttp's default context, its CA certificates maybe not read yet (tls.py)
+            await asyncio.to_thread(load_default_certificates, ssl_ctx)
         conc = self.connections
         connector = aiohttp.TCPConnector(limit=conc, limit_per_host=conc, ssl=ssl_ctx)
         timeout = aiohttp.ClientTimeout(
@@ -262,6 +265,13 @@ class AiohttpTransport:
             await self._session.close()
             self._session = None
             raise
+
+    def _speaks_tls(self) -> bool:
+        """Whether a connection of this transport may be TLS: an https API, login or proxy."""
+        net = self.network
+        proxy = _proxy_for(self._urls[Endpoint.FILE], net.proxy, net.trust_env)
+        urls = [*self._urls.values(), self.auth.login_url, proxy]
+        return any(url is not None and url.lower().startswith("https:") for url in urls)
 
     async def __aexit__(
         self,

@@ -7,11 +7,13 @@ import asyncio
 import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import trustme
 
+from enricher.api import tls
 from enricher.api.tls import DeferredCertificates, _defer_default_paths
 
 # in a fresh interpreter: the test process may have imported aiohttp already
@@ -41,8 +43,9 @@ def test_aiohttp_defaults_load_the_same_certificates_on_first_use() -> None:
     assert done.stdout.strip() == "ok"
 
 
-def _deferred_client() -> ssl.SSLContext:
+def _deferred_client(monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
     """A client context as aiohttp's default one is made under `import_aiohttp`."""
+    monkeypatch.setattr(tls, "_importing", threading.get_ident())
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     _defer_default_paths(ctx)
     assert type(ctx) is DeferredCertificates
@@ -76,7 +79,7 @@ async def test_a_deferred_context_verifies_against_the_default_paths_at_its_hand
     server_ca.issue_cert("localhost").configure_cert(server_ctx)
     bundle = tmp_path / "ca.pem"
     (server_ca if trusted else other_ca).cert_pem.write_to_path(str(bundle))
-    client = _deferred_client()
+    client = _deferred_client(monkeypatch)
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     if trusted:
         await _handshake(server_ctx, client)
@@ -87,6 +90,51 @@ async def test_a_deferred_context_verifies_against_the_default_paths_at_its_hand
     assert client.cert_store_stats()["x509_ca"] == 1
 
 
+def test_another_threads_context_loads_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The method is shadowed for the whole process while aiohttp is imported: a context
+    another thread makes meanwhile (`ssl.create_default_context()`) is left as it was."""
+    monkeypatch.setattr(tls, "_importing", threading.get_ident())  # this thread imports
+    made: list[ssl.SSLContext] = []
+
+    def other() -> None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        _defer_default_paths(ctx)
+        made.append(ctx)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    assert type(made[0]) is ssl.SSLContext
+    assert made[0].cert_store_stats() == ssl.create_default_context().cert_store_stats()
+
+
+FRESH_THREADS = """
+import ssl, sys, threading
+from enricher.api import tls
+barrier = threading.Barrier(8)
+failed = []
+def importer():
+    barrier.wait()
+    try:
+        tls.import_aiohttp()  # public: several threads may call it at once
+    except BaseException as exc:
+        failed.append(repr(exc))
+threads = [threading.Thread(target=importer) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(failed, "set_default_verify_paths" in vars(ssl.SSLContext))
+"""
+
+
+def test_threads_importing_aiohttp_at_once() -> None:
+    for _ in range(3):  # a race: a few fresh interpreters
+        done = subprocess.run(
+            [sys.executable, "-c", FRESH_THREADS], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[] False"
+
+
 def test_a_subclass_of_someone_elses_loads_at_once() -> None:
     class Theirs(ssl.SSLContext):
         pass
@@ -95,3 +143,97 @@ def test_a_subclass_of_someone_elses_loads_at_once() -> None:
     _defer_default_paths(ctx)
     assert type(ctx) is Theirs
     assert ctx.cert_store_stats() == ssl.create_default_context().cert_store_stats()
+
+
+# another library's SSLContext in the ssl module (truststore's `inject_into_ssl`, at start-up
+# or after enricher imported aiohttp): a subclass with its own state and set_default_verify_paths
+THEIRS = """
+import ssl
+_Original = ssl.SSLContext
+def check(ok, why=""):  # not assert: also under python -O
+    if not ok:
+        raise SystemExit(f"failed: {why}")
+class Theirs(_Original):
+    def __init__(self, *args, **kwargs):
+        self._inner = _Original(ssl.PROTOCOL_TLS_CLIENT)
+    def set_default_verify_paths(self):
+        self._inner.set_default_verify_paths()
+    def wrap_bio(self, *args, **kwargs):
+        self._inner  # AttributeError on a context this class did not make
+        return _Original.wrap_bio(self, *args, **kwargs)
+import _ssl  # ssl.py's properties reach their C ones through the name ssl.SSLContext
+for name in ("options", "verify_flags", "verify_mode", "minimum_version", "maximum_version"):
+    setattr(Theirs, name, getattr(_ssl._SSLContext, name))
+"""
+
+BEFORE = f"""{THEIRS}
+ssl.SSLContext = Theirs
+import enricher.api.transport
+import aiohttp.connector as c
+check("set_default_verify_paths" in vars(Theirs), "their method was taken away")
+check(type(c._SSL_CONTEXT_VERIFIED) is Theirs)  # aiohttp imported as it always was
+check(type(c._SSL_CONTEXT_UNVERIFIED) is Theirs)
+print("ok")
+"""
+
+AFTER = f"""{THEIRS}
+import enricher.api.transport
+import aiohttp.connector as c
+ssl.SSLContext = Theirs
+for ctx in (c._SSL_CONTEXT_VERIFIED, c._SSL_CONTEXT_UNVERIFIED):
+    ctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="localhost")
+    check(type(ctx) is _Original, type(ctx))
+print("ok")
+"""
+
+
+@pytest.mark.parametrize(
+    "script", [BEFORE, AFTER], ids=["replaced-before-import", "replaced-after-import"]
+)
+@pytest.mark.parametrize("optimize", [False, True], ids=["", "-O"])
+def test_another_ssl_context_class_is_left_alone(script: str, optimize: bool) -> None:
+    """`ssl.SSLContext` replaced by another library's class: before aiohttp's import, that
+    import is as it always was (no AssertionError, their method kept, not re-classed); after,
+    aiohttp's deferred contexts become the standard library's class again, not theirs."""
+    argv = [sys.executable, *(["-O"] if optimize else []), "-c", script]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+OPENED = """
+import asyncio, ssl, sys
+from enricher.api.transport import AiohttpTransport
+from enricher.api.tls import DeferredCertificates
+from enricher.config.settings import load_settings
+import aiohttp.connector as c
+url, verify = sys.argv[1], sys.argv[2] == "verify"
+overrides = {"api": {"base_url": url}, "network": {"verify_tls": verify}}
+settings = load_settings(None, overrides=overrides, environ={})
+async def main():
+    async with AiohttpTransport.from_settings(settings):  # no connection made: auth none
+        pass
+asyncio.run(main())
+print(type(c._SSL_CONTEXT_VERIFIED).__name__, type(c._SSL_CONTEXT_UNVERIFIED).__name__)
+"""
+
+
+@pytest.mark.parametrize(
+    ("url", "verify", "types"),
+    [
+        ("https://127.0.0.1:9/rest", "verify", "SSLContext DeferredCertificates"),
+        ("https://127.0.0.1:9/rest", "insecure", "DeferredCertificates SSLContext"),
+        ("http://127.0.0.1:9/rest", "verify", "DeferredCertificates DeferredCertificates"),
+    ],
+)
+def test_a_transport_to_tls_loads_the_default_context_before_its_first_connection(
+    url: str, verify: str, types: str
+) -> None:
+    """Opened for an https API, the transport loads its default context's certificates in a
+    thread first: not on the loop, nor inside the first connections' sock_connect timeout
+    (a bundle whose load took longer: every first connection timed out and was retried)."""
+    done = subprocess.run(
+        [sys.executable, "-c", OPENED, url, verify], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == types
