@@ -94,18 +94,6 @@ class MemoryAnswers(AnswerStore):
         self.misses += asked - sum(len(h) for h in found.values())
         return found
 
-    async def store_lines_soon(
-        self,
-        endpoint: Endpoint,
-        answered: Sequence[tuple[str, str, int | None]],
-        lines: Sequence[bytes],
-        *,
-        identity: ApiIdentity | None,
-    ) -> None:
-        """`store_soon` of (key, verdict, ttl in ms or None) and record lines, in one order."""
-        items = [(k, v, line, t) for (k, v, t), line in zip(answered, lines, strict=True)]
-        await self.store_soon(endpoint, items, identity=identity)
-
     async def store_soon(
         self, endpoint: Endpoint, items: Iterable[Answered], *, identity: ApiIdentity | None
     ) -> None:

@@ -101,11 +101,10 @@ async def store_lines(
     written to the Protocol as it was before it), `store_soon` of the same answers: the
     pipeline's call to a member such a store lacks failed the run."""
     own = getattr(store, "store_lines_soon", None)
-    if own is not None:
+    if own is None:  # the Protocol's own: store_soon of the same answers
+        await AnswerStore.store_lines_soon(store, endpoint, answered, lines, identity=identity)
+    else:
         await own(endpoint, answered, lines, identity=identity)
-        return
-    items = [(k, v, line, t) for (k, v, t), line in zip(answered, lines, strict=True)]
-    await store.store_soon(endpoint, items, identity=identity)
 
 
 @runtime_checkable

@@ -41,6 +41,7 @@ from ...api.identity import ApiIdentity
 from ...config.settings import VERDICTS
 from ...ioc import Endpoint
 from ...output.records import CACHED_TAIL, FRESH_TAIL
+from ..ports import AnswerStore
 from .connection import SharedState
 
 __all__ = ["RedisAnswers"]
@@ -235,17 +236,8 @@ class RedisAnswers:
         self.unreadable += 1
         return None
 
-    async def store_lines_soon(
-        self,
-        endpoint: Endpoint,
-        answered: Sequence[tuple[str, str, int | None]],
-        lines: Sequence[bytes],
-        *,
-        identity: ApiIdentity | None,
-    ) -> None:
-        """`store_soon` of (key, verdict, ttl in ms or None) and record lines, in one order."""
-        items = [(k, v, line, t) for (k, v, t), line in zip(answered, lines, strict=True)]
-        await self.store_soon(endpoint, items, identity=identity)
+    #: the Protocol's own: store_soon of the same answers
+    store_lines_soon = AnswerStore.store_lines_soon
 
     async def store_soon(
         self,
