@@ -333,6 +333,12 @@ def _corrupt(exc: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
+def _full(exc: sqlite3.Error) -> bool:
+    """Whether `exc` says the disk (or the file's quota) is full."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_FULL
+
+
 def _kind(mode: int) -> str:
     for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
                        (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"),
@@ -1274,7 +1280,10 @@ class Cache:
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite may have rolled it back itself (a full disk): a ROLLBACK then would
+            # raise "no transaction is active" in place of what happened
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
@@ -1657,6 +1666,10 @@ class Cache:
             self._give_back(self._db)
             self._evict(self._db)
         except sqlite3.Error as exc:
+            if _full(exc):  # what is in the file is still good to serve: only store nothing
+                self.keep_no_answers(f"the cache's disk is full (purging failed: {exc})")
+                log.warning("cache: %s; its answers are served, no new one is kept", self.not_kept)
+                return 0
             if not _corrupt(exc):
                 self._break(f"purging failed: {exc}", exc)
                 return 0

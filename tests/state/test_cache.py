@@ -583,6 +583,32 @@ def test_damage_found_by_the_purge_moves_the_cache_aside(tmp_path: Path) -> None
     again.close()
 
 
+def test_a_full_disk_at_the_purge_serves_the_cache_and_stores_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # found attacking freshcache (at the base too): on a nearly full disk the purge at start
+    # failed ("database or disk is full") and the run went on without the cache, asking the
+    # API again for every answer a complete file held
+    path = tmp_path / "cache.sqlite3"
+    filled(path, n=50)
+
+    def full(self: Cache, db: sqlite3.Connection) -> None:
+        exc = sqlite3.OperationalError("database or disk is full")
+        exc.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+        raise exc
+
+    monkeypatch.setattr(Cache, "_give_back", full)
+    cache = new_cache(path)
+    assert cache.purge() == 0
+    assert cache.broken is None and cache.not_kept and "disk is full" in cache.not_kept
+    assert len(cache.lookup(Endpoint.DOMAIN, [f"d{i}.example" for i in range(50)])) == 50
+    cache.store(Endpoint.DOMAIN, [("new.example", "benign", line_of("new.example"), None)])
+    cache.flush()
+    assert cache.lookup(Endpoint.DOMAIN, ["new.example"]) == {}
+    assert cache.report()["not_kept"] == cache.not_kept
+    cache.close()
+
+
 def test_an_unreadable_row_is_asked_again(tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite3"
     cache = new_cache(path)
