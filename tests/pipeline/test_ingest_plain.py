@@ -192,3 +192,49 @@ def test_the_screen_gives_what_asking_every_key_gives(
     c = ingest(plain=True, send_sha256=send_sha256, withhold=withhold)
     python = ingest(plain=False, send_sha256=send_sha256, withhold=withhold)
     assert taken(c, chunks) == taken(python, chunks)
+
+
+def _carried_forms(v4: str) -> list[str]:
+    """`v4` in every IPv6 form that carries it, in hex and dotted, with zones and ports."""
+    a, b, c, d = (int(x) for x in v4.split("."))
+    hi, lo = f"{a << 8 | b:x}", f"{c << 8 | d:x}"
+    teredo = f"{0xFFFF ^ (a << 8 | b):x}:{0xFFFF ^ (c << 8 | d):x}"
+    return [
+        v4, f"::ffff:{v4}", f"::FFFF:{v4}", f"0:0:0:0:0:ffff:{v4}", f"::{v4}",
+        f"::ffff:{hi}:{lo}", f"::{hi}:{lo}", f"::ffff:0:{hi}:{lo}", f"64:ff9b::{v4}",
+        f"64:ff9b::{hi}:{lo}", f"64:FF9B:1::{hi}:{lo}", f"2002:{hi}:{lo}::1", f"2002:{hi}:{lo}::",
+        f"2001:0:4136:e378:8000:63bf:{teredo}", f"fe80::{hi}:{lo}%eth0", f"[::ffff:{v4}]:80",
+        f"http://[::ffff:{v4}]/", f"[::ffff:{hi}:{lo}]:443", f"::ffff:{v4}%eth0",
+        f"0000:0000:0000:0000:0000:FFFF:{a << 8 | b:04X}:{c << 8 | d:04X}", f"hxxp://{v4}/a",
+        v4.replace(".", "[.]"), f"{v4}:443",
+    ]  # fmt: skip
+
+
+OWN_FORMS = [
+    "example.com", "EXAMPLE.COM", "Example.Com.", "www.example.com", "WWW.EXAMPLE.COM.",
+    "a.b.example.com", "ｅｘａｍｐｌｅ.com", "example。com", "example[.]com",
+    "hxxps://www.example.com/x", "http://EXAMPLE.com:8080/", "*.example.com", "user@example.com",
+    "example.com:443", "xn--bcher-kva.de", "XN--BCHER-KVA.DE", "www.bücher.de", "BÜCHER.DE.",
+    "sub.xn--bcher-kva.de", "A.CORP.EXAMPLE.ORG.", "notexample.com", "example.com.evil.net",
+]  # fmt: skip
+
+
+@needs_c
+def test_no_form_of_a_withheld_address_or_own_name_is_asked() -> None:
+    """attack-s10i: private and own IPv4 addresses carried in IPv6 (mapped, compatible, SIIT,
+    NAT64, 6to4, Teredo, zones, brackets) and own domains in every case, dot and IDNA form:
+    the C step's screen asks none of them, as the Python step does not."""
+    v4s = ["10.0.0.1", "192.168.1.1", "127.0.0.1", "169.254.1.1", "100.64.0.1", "8.8.8.8"]
+    v4s.append("1.1.1.1")
+    lines: list[str | None] = [f for v4 in v4s for f in _carried_forms(v4)]
+    lines += OWN_FORMS
+    rule = Privacy(
+        internal_domains=["EXAMPLE.com.", "bücher.de", "*.corp.example.org"],
+        internal_networks=["8.8.8.0/24", "::ffff:1.1.1.0/120"],
+    ).reason
+    c = ingest(plain=True, withhold=rule)
+    _, new = c.take(Chunk("f", 1, list(lines)))
+    assert sorted(v for _, v in new) == ["example.com.evil.net", "notexample.com"]
+    assert taken(ingest(plain=True, withhold=rule), [lines]) == taken(
+        ingest(plain=False, withhold=rule), [lines]
+    )
