@@ -1411,18 +1411,27 @@ class Cache:
         def read() -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
             return {ep: self.lookup(ep, vs, identity=identity) for ep, vs in keys.items()}
 
+        def read_closed() -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
+            # holding `_reading`, as the lookups' thread reads: `close` may be closing the
+            # connection now (it set `_ended` first), and closing it while this steps a
+            # statement crashes the process
+            with self._reading:
+                return read()
+
         loop = asyncio.get_running_loop()
         done: asyncio.Future[dict[Endpoint, dict[str, tuple[str, str, bytes]]]]
         done = loop.create_future()
-        with self._lookup_start:
-            if self._ended:  # closed: read as `lookup` reads a closed cache, in a thread
-                return await call_in_thread(read, name="cache lookup")
-            if self._lookup_thread is None:
-                self._lookup_thread = threading.Thread(
-                    target=self._lookup_loop, name="cache lookup", daemon=True
-                )
-                self._lookup_thread.start()
-            self._lookups.put((read, loop, done))
+        with self._lookup_start:  # (never held across an await: another caller on this
+            closed = self._ended  # loop would block the loop on it for ever)
+            if not closed:
+                if self._lookup_thread is None:
+                    self._lookup_thread = threading.Thread(
+                        target=self._lookup_loop, name="cache lookup", daemon=True
+                    )
+                    self._lookup_thread.start()
+                self._lookups.put((read, loop, done))
+        if closed:  # read as `lookup` reads a closed cache, in a thread
+            return await call_in_thread(read_closed, name="cache lookup")
         return await done
 
     def _lookup_loop(self) -> None:
