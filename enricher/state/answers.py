@@ -1424,9 +1424,16 @@ class Cache:
         with self._lookup_start:  # (never held across an await: another caller on this
             closed = self._ended  # loop would block the loop on it for ever)
             if not closed:
-                if self._lookup_thread is None:
+                thread = self._lookup_thread
+                if thread is None or not thread.is_alive():
+                    # the first lookup; or in a child forked since the thread started (it has
+                    # no such thread: what is put on the queue would wait for ever)
+                    self._lookups = queue.SimpleQueue()
                     self._lookup_thread = threading.Thread(
-                        target=self._lookup_loop, name="cache lookup", daemon=True
+                        target=self._lookup_loop,
+                        args=(self._lookups,),
+                        name="cache lookup",
+                        daemon=True,
                     )
                     self._lookup_thread.start()
                 self._lookups.put((read, loop, done))
@@ -1434,10 +1441,11 @@ class Cache:
             return await call_in_thread(read_closed, name="cache lookup")
         return await done
 
-    def _lookup_loop(self) -> None:
-        """The lookups' thread: each read given to `answers`, in turn, its result handed to
-        the loop that waits for it (unless that stopped waiting: then not read at all)."""
-        while (item := self._lookups.get()) is not None:
+    def _lookup_loop(self, lookups: queue.SimpleQueue[_Lookup | None]) -> None:
+        """The lookups' thread: each read given to `answers` (on `lookups`), in turn, its
+        result handed to the loop that waits for it (unless that stopped waiting: then not
+        read at all)."""
+        while (item := lookups.get()) is not None:
             read, loop, done = item
             if done.cancelled():  # (the loop's to set: seen late at worst, then read)
                 continue
