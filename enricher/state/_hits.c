@@ -26,8 +26,12 @@ static const char HEAD[] = "{\"ioc\":\"";
 static Py_ssize_t index_of(PyObject *fast, Py_ssize_t i, Py_ssize_t n)
 {
     Py_ssize_t v = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(fast, i));
-    if (v == -1 && PyErr_Occurred())
-        return -1;
+    if (v == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return -1;
+        PyErr_Clear(); /* an int past Py_ssize_t: out of range, as hits.py's _index says */
+        v = -1;
+    }
     if (v < 0 || v >= n) {
         PyErr_SetString(PyExc_IndexError, "index out of range");
         return -1;
@@ -336,8 +340,12 @@ static PyObject *frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t size = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(sizes, i));
-        if (size == -1 && PyErr_Occurred())
-            goto done;
+        if (size == -1 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+                goto done;
+            PyErr_Clear(); /* an int past Py_ssize_t: the sizes do not add up, as in hits.py */
+            size = -1;
+        }
         if (size < 0 || size > view.len - at) {
             PyErr_SetString(PyExc_ValueError, "records and their sizes differ");
             goto done;

@@ -1508,24 +1508,41 @@ class Cache:
         def read() -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
             return {ep: self.lookup(ep, vs, identity=identity) for ep, vs in keys.items()}
 
+        def read_closed() -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
+            # holding `_reading`, as the lookups' thread reads: `close` may be closing the
+            # connection now (it set `_ended` first), and closing it while this steps a
+            # statement crashes the process
+            with self._reading:
+                return read()
+
         loop = asyncio.get_running_loop()
         done: asyncio.Future[dict[Endpoint, dict[str, tuple[str, str, bytes]]]]
         done = loop.create_future()
-        with self._lookup_start:
-            if self._ended:  # closed: read as `lookup` reads a closed cache, in a thread
-                return await call_in_thread(read, name="cache lookup")
-            if self._lookup_thread is None:
-                self._lookup_thread = threading.Thread(
-                    target=self._lookup_loop, name="cache lookup", daemon=True
-                )
-                self._lookup_thread.start()
-            self._lookups.put((read, loop, done))
+        with self._lookup_start:  # (never held across an await: another caller on this
+            closed = self._ended  # loop would block the loop on it for ever)
+            if not closed:
+                thread = self._lookup_thread
+                if thread is None or not thread.is_alive():
+                    # the first lookup; or in a child forked since the thread started (it has
+                    # no such thread: what is put on the queue would wait for ever)
+                    self._lookups = queue.SimpleQueue()
+                    self._lookup_thread = threading.Thread(
+                        target=self._lookup_loop,
+                        args=(self._lookups,),
+                        name="cache lookup",
+                        daemon=True,
+                    )
+                    self._lookup_thread.start()
+                self._lookups.put((read, loop, done))
+        if closed:  # read as `lookup` reads a closed cache, in a thread
+            return await call_in_thread(read_closed, name="cache lookup")
         return await done
 
-    def _lookup_loop(self) -> None:
-        """The lookups' thread: each read given to `answers`, in turn, its result handed to
-        the loop that waits for it (unless that stopped waiting: then not read at all)."""
-        while (item := self._lookups.get()) is not None:
+    def _lookup_loop(self, lookups: queue.SimpleQueue[_Lookup | None]) -> None:
+        """The lookups' thread: each read given to `answers` (on `lookups`), in turn, its
+        result handed to the loop that waits for it (unless that stopped waiting: then not
+        read at all)."""
+        while (item := lookups.get()) is not None:
             read, loop, done = item
             if done.cancelled():  # (the loop's to set: seen late at worst, then read)
                 continue

@@ -713,6 +713,68 @@ def test_lookups_run_in_one_thread_that_ends_with_the_cache(tmp_path: Path) -> N
     assert found == {Endpoint.DOMAIN: {}}
 
 
+def test_lookups_after_close_neither_block_the_loop_nor_read_past_close(tmp_path: Path) -> None:
+    """Found by attack-s10w: after `close`, `answers` awaited its one-off read while holding
+    the lock that starts the lookups' thread, so a second lookup on the same loop blocked the
+    loop on it for ever; and that read did not hold `_reading`, so a `close` racing it closed
+    the connection under a statement being stepped (a segfault, /tmp/s10w/closerace.py)."""
+    cache = new_cache(tmp_path / "cache.sqlite3")
+    cache.close()
+
+    async def two() -> list[Any]:
+        return await asyncio.gather(
+            *(cache.answers({Endpoint.DOMAIN: ["a.com"]}) for _ in range(2))
+        )
+
+    got: list[Any] = []
+    runner = threading.Thread(target=lambda: got.append(asyncio.run(two())), daemon=True)
+    runner.start()
+    runner.join(10)
+    assert not runner.is_alive(), "two lookups after close blocked the event loop"
+    assert got == [[{Endpoint.DOMAIN: {}}] * 2]
+    # a read after close holds `_reading`, which `close` takes before it closes the connection
+    cache._reading.acquire()
+    try:
+        runner = threading.Thread(target=lambda: got.append(asyncio.run(two())), daemon=True)
+        runner.start()
+        runner.join(0.5)
+        assert runner.is_alive(), "a lookup after close read without holding _reading"
+    finally:
+        cache._reading.release()
+    runner.join(10)
+    assert not runner.is_alive() and len(got) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_child_forked_after_a_lookup_looks_up_in_a_thread_of_its_own(tmp_path: Path) -> None:
+    """Found by attack-s10w: a child forked after the cache's lookup thread started has no
+    such thread, and its lookups were put on a queue nobody reads: they waited for ever
+    (a thread a call, as before the lookup thread, served them)."""
+    cache = new_cache(tmp_path / "cache.sqlite3")
+    keys = [f"{i}.example" for i in range(20)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    assert len(asyncio.run(cache.answers({Endpoint.DOMAIN: keys}))[Endpoint.DOMAIN]) == 20
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 only if its lookup is answered in time
+        code = 1
+        try:
+            got: list[Any] = []
+            runner = threading.Thread(
+                target=lambda: got.append(asyncio.run(cache.answers({Endpoint.DOMAIN: keys}))),
+                daemon=True,
+            )
+            runner.start()
+            runner.join(10)
+            code = 0 if got and len(got[0][Endpoint.DOMAIN]) == 20 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the forked child's lookup was not answered"
+    assert len(asyncio.run(cache.answers({Endpoint.DOMAIN: keys}))[Endpoint.DOMAIN]) == 20
+    cache.close()
+
+
 def test_an_error_in_the_lookup_thread_is_the_callers(tmp_path: Path) -> None:
     cache = new_cache(tmp_path / "cache.sqlite3")
 

@@ -129,6 +129,8 @@ def test_found_gives_the_lines_in_the_keys_order_when_each_is_served_as_it_is() 
         ([0], [0], [3], KeyError),  # a format written since the cache was opened
         (["0"], [0], [1], TypeError),
         ([0.0], [0], [1], TypeError),
+        ([2**70], [0], [1], IndexError),  # (attack-s10w: C raised OverflowError)
+        ([0], [-(2**70)], [1], IndexError),
     ],
 )
 def test_found_raises_as_its_python_does(
@@ -304,6 +306,8 @@ def test_frames_gives_the_segments_and_the_sizes_claimed() -> None:
         (records, sizes, 69_999),  # a frame claims more than allowed
         (frame(b"x", write_content_size=False), [len(frame(b"x", write_content_size=False))], 9),
         (b"", [-1], 9),
+        (records, [2**64, *sizes[1:]], 1 << 26),  # (attack-s10w: C raised OverflowError)
+        (records, [-(2**70), *sizes[1:]], 1 << 26),
     ):
         assert outcome(hits.python_frames, *bad) is ValueError
         assert outcome(hits.frames, *bad) is ValueError
