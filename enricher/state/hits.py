@@ -147,6 +147,8 @@ def python_split(hits: Mapping[str, Hit], keys: Sequence[Key], fmt: str) -> Spli
 
 
 _NATIVE = load("enricher.state._hits", __file__)
+#: the hits `split` hands to C: dicts whose `get` is dict's own
+_DICTS = (dict, Found)
 
 
 def found(
@@ -223,9 +225,10 @@ group: Callable[
 
 
 def split(hits: Mapping[str, Hit], keys: Sequence[Key], fmt: str) -> Split | None:
-    """`python_split`, in C where the module is built (for a dict of hits, as the stores
-    give): `servable`'s test there is the same, `CACHED_TAIL` given to it."""
-    if _NATIVE is None or type(hits) is not dict:
+    """`python_split`, in C where the module is built (for a dict of hits, or the cache's
+    `Found`, which reads as one): `servable`'s test there is the same, `CACHED_TAIL` given
+    to it."""
+    if _NATIVE is None or type(hits) not in _DICTS:
         return python_split(hits, keys, fmt)
     served: Split | None = _NATIVE.split(hits, keys, fmt, CACHED_TAIL)
     return served

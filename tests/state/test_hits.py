@@ -245,6 +245,25 @@ def test_split_in_c_is_its_python(
 
 
 @needs_c
+def test_split_of_the_caches_found_is_done_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the cache's lookup gives a `Found` (a dict with `served`): it reads as a dict, so the
+    # group of a partly hit lookup is split in C too, not only a memory or Redis store's
+    found = hits.Found()
+    found.update({v: ("benign", "f1", line(v)) for v in ("a.com", "c.com")})
+    group = [key("c.com"), key("b.com"), key("a.com")]
+    want = python_split(found, group, "f1")
+    asked: list[object] = []
+
+    def spy(*args: object) -> object:
+        asked.append(type(args[0]))
+        return C.split(*args)
+
+    monkeypatch.setattr(hits, "_NATIVE", type("N", (), {"split": staticmethod(spy)}))
+    assert hits.split(found, group, "f1") == want
+    assert asked == [hits.Found]
+
+
+@needs_c
 def test_split_in_c_raises_on_what_no_store_gives() -> None:
     for found, group in (
         ({"a": ("v", "f1")}, [key("a")]),  # a hit of two fields
