@@ -163,25 +163,18 @@ class Ingest:
     ) -> list[Key]:
         """`screened` a key at a time, for a run with keys already done (`--resume`) or
         with sources: the keys of `fresh` to ask, those done counted and skipped."""
-        done, withhold, with_source = self.done, self.withhold, self.with_source
-        send_sha256, sha256, origins = self.send_sha256, IocType.SHA256, self.origins
+        done, with_source, origins = self.done, self.with_source, self.origins
         new: list[Key] = []
         already = 0
         for n, key in enumerate(fresh):
-            ioc_type, value = key
             if done is not None and key in done:
                 already += 1
                 continue
-            if ioc_type not in _HASHES:
-                if (why := withhold(ioc_type, value)) is not None:
-                    where = (chunk.source, chunk.line_of(fresh_at[n])) if with_source else None
-                    outcome.skipped.append(skipped_item(ioc_type, value, why, where))
-                    continue
-            elif ioc_type is sha256 and not send_sha256:
-                outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
+            where = (chunk.source, chunk.line_of(fresh_at[n])) if with_source else None
+            if self.held(key, outcome, where):
                 continue
-            if with_source:
-                origins[value] = (chunk.source, chunk.line_of(fresh_at[n]))
+            if where is not None:
+                origins[key[1]] = where
             new.append(key)
         self.stats.already_done += already
         return new
@@ -192,19 +185,11 @@ class Ingest:
         `flagged` (ascending) are looked at: the rest are none of those (the screen)."""
         if not flagged:
             return fresh
-        withhold, send_sha256, sha256 = self.withhold, self.send_sha256, IocType.SHA256
+        held = self.held
         new: list[Key] = []
         kept = 0  # fresh[:kept] is decided
         for n in flagged:
-            ioc_type, value = fresh[n]
-            if ioc_type not in _HASHES:
-                why = withhold(ioc_type, value)
-                if why is None:
-                    continue
-                outcome.skipped.append(skipped_item(ioc_type, value, why, None))
-            elif ioc_type is sha256 and not send_sha256:
-                outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
-            else:
+            if not held(fresh[n], outcome, None):
                 continue
             new += fresh[kept:n]
             kept = n + 1
@@ -212,6 +197,21 @@ class Ingest:
             return fresh
         new += fresh[kept:]
         return new
+
+    def held(self, key: Key, outcome: Outcome, where: tuple[str, int] | None) -> bool:
+        """Whether `key` is not asked: withheld by the privacy rule (a skipped item, its line
+        `where`) or a sha256 with `send_sha256` off (an unsupported failure), in `outcome`."""
+        ioc_type, value = key
+        if ioc_type not in _HASHES:
+            why = self.withhold(ioc_type, value)
+            if why is None:
+                return False
+            outcome.skipped.append(skipped_item(ioc_type, value, why, where))
+            return True
+        if ioc_type is IocType.SHA256 and not self.send_sha256:
+            outcome.failures.append(failure(ioc_type, value, "unsupported", 0))
+            return True
+        return False
 
     def _plain_taker(self) -> PlainTaker | None:
         """The deduper's step for plain lines in C (`Deduper.plain_taker`), made at the first
