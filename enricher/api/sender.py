@@ -118,7 +118,7 @@ class Sender:
         asked = set(map(itemgetter(1), keys))
 
         # not tenacity: importing it imports tornado when tornado is installed (the dask
-        # extra installs it), 87 M instructions of every run's start-up against none
+        # extra installs it): 44 M instructions of a run's start-up of 1,102 M, measured
         attempt = 0
         while True:
             attempt += 1

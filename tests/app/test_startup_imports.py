@@ -39,7 +39,7 @@ NOT_FOR_HELP = [
     "enricher.emulator.cli", "asyncio",
 ]  # fmt: skip
 #: what a plain run against a server does without (tornado: tenacity imported it when it was
-#: installed, as the dask extra installs it, 53 M instructions of every run's start-up)
+#: installed, as the dask extra installs it; the two were 44 M instructions of a run's start-up)
 NOT_FOR_RUN = [
     "aiohttp.web", "enricher.emulator.server", "enricher.emulator.answers", "enricher.cluster",
     "enricher.emulator.cli", "enricher.inputs.extract", "enricher.inputs.candidates",
