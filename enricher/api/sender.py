@@ -5,7 +5,7 @@ else; an attempt that was waiting its turn when the run began to stop (a signal,
 a budget spent) is not sent. Retries use full-jitter exponential backoff, but
 never wait less than a 429's Retry-After. A Retry-After past `retry.max_wait` says a quota
 is spent: nothing is sent again before that time, by any worker. The wait before a retry is
-a pure decision (`backoff`); the loop that makes the attempts is `Sender.fetch`'s own.
+a pure decision (`retry_wait`); the loop that makes the attempts is `Sender.fetch`'s own.
 
 The sender is given what it sends through (a `Transport`), what paces it (a `RateLimiter`),
 the settings sections it reads, and the clock and sleep of its waits: a test of the retry
@@ -40,13 +40,13 @@ from .protocol import ParsedResponse, build_request, parse_response
 from .ratelimit import Clock, RateLimiter, Sleep
 from .transport import Transport
 
-__all__ = ["Sender", "backoff"]
+__all__ = ["Sender", "retry_wait"]
 
 #: an answer body larger than this is read in a thread (bytes)
 _BIG = 1 << 20
 
 
-def backoff(
+def retry_wait(
     retry: RetrySettings, attempt: int, exc: RequestError, rng: random.Random | None = None
 ) -> float:
     """Seconds to wait after failed attempt number `attempt` (1 for the first) before the
@@ -128,7 +128,7 @@ class Sender:
                 if not exc.retryable or attempt >= self.retry.attempts:
                     exc.attempts = attempt
                     raise
-                wait = backoff(self.retry, attempt, exc)
+                wait = retry_wait(self.retry, attempt, exc)
             stats.retries += 1
             await _backoff(wait, sleep=self._sleep, halting=halting)
 
