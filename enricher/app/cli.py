@@ -295,7 +295,13 @@ def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
                 "(pip install 'enricher[fast]')"
             ) from None
         return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    from ..api.tls import quiet_abandoned_handshakes
+
+    def factory() -> asyncio.AbstractEventLoop:
+        loop = uvloop.new_event_loop()
+        loop.set_exception_handler(quiet_abandoned_handshakes)
+        return loop
+
     return factory
 
 

@@ -63,6 +63,7 @@ class Stopper:
         self.received = 0
         self._stopping = asyncio.Event()
         self._now = asyncio.Event()  # stopping at once: past the grace period, or signalled twice
+        self._again = asyncio.Event()  # signalled twice
         self._pipeline: _Stoppable | None = None
         self._outputs: Sequence[_Abandonable] = ()
         self._deadline: asyncio.TimerHandle | None = None
@@ -120,12 +121,14 @@ class Stopper:
     async def finishing(self, aw: Awaitable[R]) -> R:
         """`aw`'s result, to finish the run (closing the state): waited for, unless the run
         is stopping and it takes longer than the grace period, or a second signal comes;
-        then `threads.Abandoned` (and `aw` is cancelled)."""
+        then `threads.Abandoned` (and `aw` is cancelled). A run that stopped at once because
+        its outputs took nothing (a pipe nobody reads) or its grace period ran out still
+        closes its state: that waits for neither."""
         if not self.stopping:
-            return await _unless(aw, self._now)
+            return await _unless(aw, self._again)
         try:
             async with asyncio.timeout(self.grace_period):
-                return await _unless(aw, self._now)
+                return await _unless(aw, self._again)
         except TimeoutError:
             raise Abandoned from None
 
@@ -142,6 +145,7 @@ class Stopper:
         self.received += 1
         self._stopping.set()
         if self.received > 1:
+            self._again.set()
             self.stop_now()
             return
         if self._pipeline is None:

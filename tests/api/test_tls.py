@@ -237,3 +237,35 @@ def test_a_transport_to_tls_loads_the_default_context_before_its_first_connectio
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == types
+
+
+LEAKED = """
+import asyncio, gc, ssl
+from enricher.app.cli import loop_factory
+
+async def leak():
+    loop = asyncio.get_running_loop()
+    # as uvloop's create_connection leaves its handshake's future when it is cancelled
+    shaken = loop.create_future()
+    shaken.set_exception(ssl.SSLCertVerificationError(1, "certificate verify failed"))
+    other = loop.create_future()
+    other.set_exception(OSError("something else"))
+    del shaken, other
+    gc.collect()
+
+with asyncio.Runner(loop_factory=loop_factory("uvloop")) as runner:
+    runner.run(leak())
+"""
+
+
+def test_an_abandoned_handshake_s_error_is_not_printed_under_uvloop() -> None:
+    """A TLS handshake's error that uvloop left in a future nobody awaits printed "Future
+    exception was never retrieved ... SSLCertVerificationError" before the run's one-line
+    error; any other unretrieved error is still printed."""
+    pytest.importorskip("uvloop")
+    done = subprocess.run(
+        [sys.executable, "-c", LEAKED], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "SSLCertVerificationError" not in done.stderr
+    assert "never retrieved" in done.stderr and "something else" in done.stderr

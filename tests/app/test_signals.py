@@ -130,6 +130,44 @@ def test_signal_while_stdout_is_not_read(tmp_path: Path, sig: int) -> None:
     assert orjson.loads(manifest.read_bytes())["exit_code"] == 3
 
 
+def test_a_stop_while_stdout_is_not_read_still_closes_the_state(tmp_path: Path) -> None:
+    # enricher run big.txt -o - --cache c | sleep 40, then SIGTERM: the run stops at once (its
+    # output takes nothing), and its state was then walked away from unclosed ("was not closed
+    # in time"), losing the answers it had been given
+    import re
+
+    src, cache = tmp_path / "big.txt", tmp_path / "c.sqlite3"
+    src.write_text("".join(f"host{i}.state.example.com\n" for i in range(30_000)))
+    r, w = os.pipe()
+    env = {k: v for k, v in ENV.items() if k != "ENRICHER_PIPELINE_GRACE_PERIOD"}
+    with subprocess.Popen(
+        enricher_cmd("run", "--emulator", "--cache", str(cache), str(src)),
+        stdout=w, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
+    ) as proc:  # fmt: skip
+        os.close(w)
+        try:
+            wait_for_full_pipe(r, proc)
+            took = stop_and_time(proc)
+        finally:
+            os.close(r)
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode()
+    assert took < 5, err
+    assert proc.returncode == 3, err
+    assert "not closed in time" not in err and "Traceback" not in err
+    said = [line for line in err.splitlines() if line.startswith("enricher: error")]
+    assert len(said) == 1 and "run it again" in said[0], err
+    stored = re.search(r"stored ([0-9,]+)", err)
+    assert stored is not None and int(stored[1].replace(",", "")) > 0, err
+    again = subprocess.run(
+        enricher_cmd("run", "--emulator", "--cache", str(cache), "--cache-only", str(src),
+                     "-o", str(tmp_path / "again.ndjson")),
+        capture_output=True, env=ENV, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    hits = re.search(rb"hits ([0-9,]+)", again.stderr)
+    assert hits is not None and hits[1].decode() == stored[1], again.stderr
+
+
 @pytest.mark.parametrize("closed", ["2>&-", "<&-", ">&-", "<&- >&- 2>&-"])
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_a_closed_standard_stream_is_like_dev_null(tmp_path: Path, closed: str, loop: str) -> None:

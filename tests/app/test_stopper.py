@@ -79,3 +79,17 @@ async def test_finishing_gives_up_after_the_grace_period_when_stopping() -> None
             await stopper.finishing(_never(cancelled))
     await asyncio.sleep(0)
     assert cancelled == [True]
+
+
+async def test_finishing_waits_after_a_stop_at_once_that_no_second_signal_made() -> None:
+    # a run whose outputs took nothing (a pipe nobody reads) or whose grace period ran out
+    # stops at once, then closes its state: it was abandoned unawaited ("not closed in time")
+    stopper = Stopper(grace_period=30)
+    stopper._on_signal()
+    stopper.stop_now()  # as the stall watcher and the grace period's end do
+
+    async def closing() -> int:  # a state closed in threads: some turns of the loop
+        await asyncio.sleep(0.01)
+        return 42
+
+    assert await stopper.finishing(closing()) == 42

@@ -8,11 +8,13 @@ emulator: it answers every batch endpoint the same wrong way and counts what it 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import sqlite3
 import ssl
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -518,6 +520,49 @@ async def test_the_system_trust_store_verifies_the_certificate(
         proc, out = await run_cli(server, tmp_path, env={"SSL_CERT_FILE": str(bundle)})
     assert proc.returncode == 0, proc.stderr
     assert sorted(r["ioc"] for r in read_ndjson(out)) == sorted(IOCS)
+
+
+#: a library user's program: enricher imported, then SSL_CERT_FILE set (argv[3]: "" leaves it)
+SET_AFTER_IMPORT = """
+import asyncio, os, sys
+from enricher import Enricher, load_settings
+from enricher.errors import UntrustedCertificate
+
+if sys.argv[3]:
+    os.environ["SSL_CERT_FILE"] = sys.argv[3]
+settings = load_settings(environ={}, overrides={
+    "api": {"base_url": sys.argv[1] + sys.argv[2]}, "limits": {"rate": 0},
+    "network": {"trust_env": False}, "cache": {"enabled": False}})
+
+async def main():
+    async with Enricher(settings) as e:
+        return [item async for item in e.enrich(["evil.example.com"])]
+
+try:
+    print(sum("error" not in i and "reason" not in i for i in asyncio.run(main())))
+except UntrustedCertificate:
+    print("untrusted")
+"""
+
+
+@pytest.mark.parametrize("set_it", [True, False], ids=["set", "not-set"])
+async def test_ssl_cert_file_set_after_importing_enricher_is_read_at_the_first_connection(
+    ca: trustme.CA, tmp_path: Path, set_it: bool
+) -> None:
+    """What the README's library section says: aiohttp's default TLS context loads the
+    system's CA certificates at the first connection (enricher.api.tls), so SSL_CERT_FILE
+    set after `import enricher` is the one used."""
+    bundle = tmp_path / "system-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    async with serve(good, tls=tls_context(ca)) as server:
+        argv = [server.url, PREFIX, str(bundle) if set_it else ""]
+        proc = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-c", SET_AFTER_IMPORT, *argv],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ("1" if set_it else "untrusted"), proc.stderr
 
 
 async def test_a_ca_bundle_that_is_no_pem_is_a_settings_error(tmp_path: Path) -> None:
