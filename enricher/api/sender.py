@@ -2,10 +2,10 @@
 
 Every attempt acquires the rate limiter first, so retries pay for their place like anything
 else; an attempt that was waiting its turn when the run began to stop (a signal, a deadline,
-a budget spent) is not sent. Retries use full-jitter exponential backoff, but
+a budget spent) is not sent. Retries use full-jitter exponential backoff (tenacity), but
 never wait less than a 429's Retry-After. A Retry-After past `retry.max_wait` says a quota
-is spent: nothing is sent again before that time, by any worker. The wait before a retry is
-a pure decision (`retry_wait`); the loop that makes the attempts is `Sender.fetch`'s own.
+is spent: nothing is sent again before that time, by any worker. A fresh `AsyncRetrying` is
+made per batch: it holds per-call state.
 
 The sender is given what it sends through (a `Transport`), what paces it (a `RateLimiter`),
 the settings sections it reads, and the clock and sleep of its waits: a test of the retry
@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable, Container, Sequence
 from operator import itemgetter
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
 
 from ..config.settings import ApiSettings, RetrySettings
 from ..errors import (
@@ -40,25 +44,14 @@ from .protocol import ParsedResponse, build_request, parse_response
 from .ratelimit import Clock, RateLimiter, Sleep
 from .transport import Transport
 
-__all__ = ["Sender", "retry_wait"]
+__all__ = ["Sender"]
 
 #: an answer body larger than this is read in a thread (bytes)
 _BIG = 1 << 20
 
 
-def retry_wait(
-    retry: RetrySettings, attempt: int, exc: RequestError, rng: random.Random | None = None
-) -> float:
-    """Seconds to wait after failed attempt number `attempt` (1 for the first) before the
-    next: full jitter, uniform(0, min(backoff_max, backoff_base * 2**(attempt-1))), but never
-    less than a 429's Retry-After (capped at `retry_after_max`), plus a little jitter so that
-    workers do not return together."""
-    uniform = (rng or random).uniform
-    wait = uniform(0, min(retry.backoff_max, retry.backoff_base * 2 ** (attempt - 1)))
-    if isinstance(exc, RateLimited) and exc.retry_after is not None:
-        after = min(exc.retry_after, retry.retry_after_max)
-        wait = max(wait, after + uniform(0, min(1.0, 0.1 * after + 0.05)))
-    return wait
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, RequestError) and exc.retryable
 
 
 class Sender:
@@ -88,9 +81,21 @@ class Sender:
         self.stats = stats
         self._clock = clock
         self._sleep = sleep
+        self._backoff = wait_random_exponential(
+            multiplier=retry.backoff_base, max=retry.backoff_max
+        )
         #: until when the server said our quota is spent (a 429 past retry.max_wait): no
         #: attempt is made before, by any worker, waiting or not
         self.quota_until: float | None = None
+
+    def _wait(self, state: RetryCallState) -> float:
+        wait = self._backoff(state)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            # honour the server's wait, plus a little jitter so workers do not return together
+            after = min(exc.retry_after, self.retry.retry_after_max)
+            wait = max(wait, after + random.uniform(0, min(1.0, 0.1 * after + 0.05)))
+        return wait
 
     async def fetch(
         self,
@@ -117,20 +122,27 @@ class Sender:
         body = build_request(keys, allow_sha256=self.api.send_sha256)
         asked = set(map(itemgetter(1), keys))
 
-        # not tenacity: importing it imports tornado when tornado is installed (the dask
-        # extra installs it): 44 M instructions of a run's start-up of 1,102 M, measured
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._attempt(endpoint, body, asked, stats, halt, halting)
-            except RequestError as exc:
-                if not exc.retryable or attempt >= self.retry.attempts:
-                    exc.attempts = attempt
-                    raise
-                wait = retry_wait(self.retry, attempt, exc)
+        def before_sleep(state: RetryCallState) -> None:
             stats.retries += 1
-            await _backoff(wait, sleep=self._sleep, halting=halting)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_retryable),
+            before_sleep=before_sleep,
+            reraise=True,
+            sleep=functools.partial(_backoff, sleep=self._sleep, halting=halting),
+        )
+        attempts = 0
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    return await self._attempt(endpoint, body, asked, stats, halt, halting)
+        except RequestError as exc:
+            exc.attempts = attempts
+            raise
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _attempt(
         self,

@@ -12,7 +12,7 @@ from fake_api import FakeTransport, answers_for
 from fake_time import FakeTime
 
 from enricher.api.ratelimit import AdaptiveLimiter
-from enricher.api.sender import Sender, retry_wait
+from enricher.api.sender import Sender
 from enricher.config.settings import ApiSettings, RetrySettings
 from enricher.errors import (
     HTTPStatusError,
@@ -57,18 +57,6 @@ async def test_backoff_is_full_jitter_exponential_and_capped() -> None:
     assert len(clock.slept) == 7
     assert all(0 <= w <= cap for w, cap in zip(clock.slept, caps, strict=True)), clock.slept
     assert s.stats.retries == 7 and s.stats.requests == 8
-
-
-def test_the_wait_before_a_retry_is_a_pure_decision_of_the_attempt_and_the_error() -> None:
-    import random
-
-    retry = RetrySettings(backoff_base=0.5, backoff_max=4.0, retry_after_max=60.0)
-    for attempt, cap in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (9, 4.0)):
-        rng, same = random.Random(attempt), random.Random(attempt)
-        assert retry_wait(retry, attempt, HTTPStatusError(503), rng) == same.uniform(0, cap)
-    rng = random.Random(1)
-    assert 60.0 <= retry_wait(retry, 1, RateLimited(250.0), rng) <= 61.0
-    assert retry_wait(retry, 1, RateLimited(None), random.Random(2)) <= 0.5
 
 
 async def test_a_retry_after_is_waited_at_least_and_capped_at_retry_after_max() -> None:

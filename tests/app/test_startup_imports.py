@@ -38,15 +38,14 @@ NOT_FOR_HELP = [
     "enricher.output.formats.base", "enricher.emulator.server", "enricher.state",
     "enricher.emulator.cli", "asyncio",
 ]  # fmt: skip
-#: what a plain run against a server does without (tornado: tenacity imported it when it was
-#: installed, as the dask extra installs it; the two were 44 M instructions of a run's start-up)
+#: what a plain run against a server does without
 NOT_FOR_RUN = [
     "aiohttp.web", "enricher.emulator.server", "enricher.emulator.answers", "enricher.cluster",
     "enricher.emulator.cli", "enricher.inputs.extract", "enricher.inputs.candidates",
     "enricher.inputs.delimited", "enricher.inputs.jsonfmt", "enricher.inputs.text",
     "dask", "distributed", "enricher.output.report", "enricher.output.formats.csv",
     "enricher.output.formats.ecs", "enricher.output.formats.stix",
-    "enricher.output.formats.misp", "enricher.state.redis", "redis", "tenacity", "tornado",
+    "enricher.output.formats.misp", "enricher.state.redis", "redis",
 ]  # fmt: skip
 
 
