@@ -65,13 +65,18 @@ LINES = [
     " ::ffff:11.0.0.55\r", "::ffff:11.0.0.055", "::ffff:11.0.0", "::ffff:10.0.0.1",
     "::fffff:1.2.3.4", "::ffff:1.2.3.4.5", "[::ffff:11.0.0.55]:443", "::ffff:1.2.3.4:80",
     "64:ff9b::b00:37", "2002:b00:37::1", "2001::b00:37", "fe80::1", "ff02::1",
+    # the schemes read by their letters, the `xn--` found while a name's labels are read
+    "hTtPs://evil.com", "HXXPS://evil.com/", "hxxps:/evil.com", "htxp://evil.com", "https://",
+    "http://x", "https:///", "hxxpx://evil.com", "a.bxn--c.com", "xn--.com", "a.xn--", "a.xn-",
+    "xn-.com", "a-xn--b.com", "n--a.com", "x.n--a.com", "user@xn--bcher-kva.de",
 ]  # fmt: skip
 
 
 #: pieces of the messy forms, put together at random
 TOKENS = ["evil", "EVIL", "1", "255", "256", "01", "a", "f", "com", "local", "bit", "xn--",
           ".", "[.]", "[", "]", ":", "::", "@", "*.", "/", "?", "#", "http://", "hxxps://",
-          "hxxp", "xp", "-", "_", "8443", " ", "ffff", "2a03"]  # fmt: skip
+          "hxxp", "xp", "-", "_", "8443", " ", "ffff", "2a03", "https://", "HXXP://", "htxp://",
+          "http:/", "xn-", "n--"]  # fmt: skip
 
 
 @st.composite
