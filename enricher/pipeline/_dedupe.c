@@ -605,6 +605,12 @@ static int public_name(const unsigned char *low, Py_ssize_t m, Tops *tops)
 static unsigned char CLASS[256];
 /* each byte of a name in lower case (a letter, a digit, `-`, `_`, `.`), or 0 */
 static unsigned char NAME_OF[256];
+/* What a byte is to `messy_host`'s pass over a line: one it looks at (M_LOOK: C_STIRS, `x`
+ * and `X`, `@`, `:` and the C_ENDS bytes), and whether it is neither a hex digit nor a colon
+ * (M_NONHEX); the rest are copied as they are. */
+#define M_LOOK 1
+#define M_NONHEX 2
+static unsigned char MESSY[256];
 
 static void make_classes(void)
 {
@@ -624,6 +630,11 @@ static void make_classes(void)
                                   : c >= 'a' && c <= 'f' ? c - 'a' + 10
                                   : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                                          : -1);
+    for (int c = 0; c < 256; c++)
+        MESSY[c] = (unsigned char)((CLASS[c] || c == 'x' || c == 'X' || c == '@' || c == ':'
+                                        ? M_LOOK
+                                        : 0)
+                                   | (HEX_OF[c] < 0 && c != ':' ? M_NONHEX : 0));
 }
 
 /* s[0:n] in lower case into low, and without a trailing dot (*m long; *lowered: whether a
@@ -737,11 +748,19 @@ static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
     Py_ssize_t m = 0, a = 0, e = -1, colons = 0, colon = 0;
     for (Py_ssize_t i = start; i < n; i++) {
         unsigned char c = p[i];
+        unsigned char f = MESSY[c];
+        if (!(f & M_LOOK)) {
+            /* a byte of a name or address: only whether it is a hex digit counts (past the
+             * authority's end, in a URL, nonhex is never read: colons > 1 there is no host) */
+            nonhex |= f;
+            text[m++] = c;
+            continue;
+        }
         if (c == '[' && i + 2 < n && p[i + 1] == '.' && p[i + 2] == ']') {
             text[m++] = '.';
             i += 2;
             defanged = 1;
-            nonhex |= e < 0;
+            nonhex = 1;
             continue;
         }
         unsigned char cls = CLASS[c];
