@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from enricher.inputs import Chunk
 from enricher.ioc import IocType
 from enricher.pipeline import dedupe
+from enricher.pipeline import ingest as ingest_module
 from enricher.pipeline.dedupe import Deduper
 from enricher.pipeline.ingest import Ingest
 from enricher.pipeline.ledger import Ledger
@@ -243,3 +244,38 @@ def test_no_form_of_a_withheld_address_or_own_name_is_asked() -> None:
     assert taken(ingest(plain=True, withhold=rule), [lines]) == taken(
         ingest(plain=False, withhold=rule), [lines]
     )
+
+
+class _Forgets(dict[str, str]):
+    """A memo of lines that are no IOC that keeps none: every line takes the whole path."""
+
+    def __setitem__(self, key: str, value: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("bound", [4096, 2])
+def test_a_line_that_is_no_ioc_again_is_rejected_as_it_was_the_first_time(
+    monkeypatch: pytest.MonkeyPatch, bound: int
+) -> None:
+    junk = ["N/A", " N/A\r", "see attached report", "MD5=" + MD5, "999.12.4.1", "localhost", "-"]
+    chunks = [junk, [*junk[::-1], "TBD", "N/A"], junk]
+    monkeypatch.setattr(ingest_module, "_NO_IOC_MAX", bound)
+    calls: list[str] = []
+    real = ingest_module.extract
+
+    def counted(text: str) -> list[str]:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(ingest_module, "extract", counted)
+    remembers = ingest(plain=True)
+    remembered = taken(remembers, chunks)
+    asked = sorted(calls)
+    forgets = ingest(plain=True)
+    forgets.no_ioc = _Forgets()
+    assert remembered == taken(forgets, chunks)
+    assert len(remembers.no_ioc) <= bound
+    if bound > len(junk):
+        # a line that is none, once; one with IOCs inside (`MD5=...`), every time
+        once = {line.strip() for line in [*junk, "TBD"]} - {junk[3]}
+        assert asked == sorted([*once, junk[3], junk[3], junk[3]])
