@@ -524,9 +524,10 @@ enum { P_STOP = -1 };
 #define MAX_PLAIN 253
 
 /* Whether s[0:n] (lower case ASCII) is a name `normalize`'s fast path takes (its regex
- * `(?:LABEL\.)+TLD`, the trailing dot already gone, no `xn--`, at most 253 characters): two
- * labels or more of [a-z0-9_-], each 1-63 long, neither starting nor ending with `-`, the
- * last without `_` and not digits alone. *top is where the last label starts. */
+ * `(?:LABEL\.)+TLD`, the trailing dot already gone, at most 253 characters) and holds no
+ * `xn--` (the fast path leaves such names to the slow one): two labels or more of
+ * [a-z0-9_-], each 1-63 long, neither starting nor ending with `-`, the last without `_` and
+ * not digits alone. *top is where the last label starts. */
 static int plain_name(const unsigned char *s, Py_ssize_t n, Py_ssize_t *top)
 {
     if (n > MAX_PLAIN)
@@ -539,7 +540,13 @@ static int plain_name(const unsigned char *s, Py_ssize_t n, Py_ssize_t *top)
             unsigned char c = s[i];
             if (c == '_')
                 underscore = 1;
-            else if (!is_digit(c) && !(c >= 'a' && c <= 'z') && c != '-')
+            else if (c == '-') {
+                /* `xn--` lies inside a label: its `n` and first `-` are this label's */
+                if (i >= start + 2 && i + 1 < n && s[i + 1] == '-' && s[i - 1] == 'n'
+                    && s[i - 2] == 'x')
+                    return 0;
+            }
+            else if (!is_digit(c) && !(c >= 'a' && c <= 'z'))
                 return 0;
             if (!is_digit(c))
                 digits = 0;
@@ -559,15 +566,6 @@ static int plain_name(const unsigned char *s, Py_ssize_t n, Py_ssize_t *top)
     }
 }
 
-/* `xn--` anywhere in the name (the fast path leaves such names to the slow one). */
-static int has_xn(const unsigned char *s, Py_ssize_t n)
-{
-    for (Py_ssize_t i = 0; i + 3 < n; i++)
-        if (s[i] == 'x' && s[i + 1] == 'n' && s[i + 2] == '-' && s[i + 3] == '-')
-            return 1;
-    return 0;
-}
-
 /* The top labels a name may have (a set of str), and the last one found in it: the names of
  * an input are mostly under a few, each asked of the set once a run of lines, not once a
  * line (a str made and hashed). */
@@ -582,7 +580,7 @@ typedef struct {
 static int public_name(const unsigned char *low, Py_ssize_t m, Tops *tops)
 {
     Py_ssize_t top;
-    if (m <= 0 || !plain_name(low, m, &top) || has_xn(low, m))
+    if (m <= 0 || !plain_name(low, m, &top))
         return 0;
     Py_ssize_t len = m - top; /* 1-63: plain_name's labels */
     if (len == tops->last_len && memcmp(low + top, tops->last, (size_t)len) == 0)
@@ -607,6 +605,12 @@ static int public_name(const unsigned char *low, Py_ssize_t m, Tops *tops)
 static unsigned char CLASS[256];
 /* each byte of a name in lower case (a letter, a digit, `-`, `_`, `.`), or 0 */
 static unsigned char NAME_OF[256];
+/* What a byte is to `messy_host`'s pass over a line: one it looks at (M_LOOK: C_STIRS, `x`
+ * and `X`, `@`, `:` and the C_ENDS bytes), and whether it is neither a hex digit nor a colon
+ * (M_NONHEX); the rest are copied as they are. */
+#define M_LOOK 1
+#define M_NONHEX 2
+static unsigned char MESSY[256];
 
 static void make_classes(void)
 {
@@ -626,6 +630,11 @@ static void make_classes(void)
                                   : c >= 'a' && c <= 'f' ? c - 'a' + 10
                                   : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                                          : -1);
+    for (int c = 0; c < 256; c++)
+        MESSY[c] = (unsigned char)((CLASS[c] || c == 'x' || c == 'X' || c == '@' || c == ':'
+                                        ? M_LOOK
+                                        : 0)
+                                   | (HEX_OF[c] < 0 && c != ':' ? M_NONHEX : 0));
 }
 
 /* s[0:n] in lower case into low, and without a trailing dot (*m long; *lowered: whether a
@@ -697,19 +706,18 @@ static int port_ok(const unsigned char *port, Py_ssize_t n, int url)
 static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
                       Py_ssize_t *hn, int *six)
 {
-    static const char *schemes[] = {"http://", "https://", "hxxp://", "hxxps://"};
+    /* `http://`, `https://`, `hxxp://` or `hxxps://` (letters in any case), with something
+     * after it */
     Py_ssize_t start = 0;
     int url = 0;
-    for (int j = 0; j < 4 && !url; j++) {
-        Py_ssize_t len = (Py_ssize_t)strlen(schemes[j]);
-        if (n <= len)
-            continue;
-        url = 1;
-        for (Py_ssize_t i = 0; i < len && url; i++)
-            url = schemes[j][i] == ':' || schemes[j][i] == '/' ? p[i] == schemes[j][i]
-                                                                : is_lower(p[i], schemes[j][i]);
-        if (url)
-            start = len;
+    if (n > 7 && is_lower(p[0], 'h') && is_lower(p[3], 'p')
+        && ((is_lower(p[1], 't') && is_lower(p[2], 't'))
+            || (is_lower(p[1], 'x') && is_lower(p[2], 'x')))) {
+        Py_ssize_t s = is_lower(p[4], 's') ? 5 : 4;
+        if (n > s + 3 && p[s] == ':' && p[s + 1] == '/' && p[s + 2] == '/') {
+            url = 1;
+            start = s + 3;
+        }
     }
     *six = 0;
     if (p[start] == '[' && !(start + 2 < n && p[start + 1] == '.' && p[start + 2] == ']')) {
@@ -732,52 +740,59 @@ static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
         *six = 1;
         return 1;
     }
-    int defanged = 0;
-    Py_ssize_t m = 0;
+    /* One pass: the line copied into text, `[.]` refanged, and what the host is read from
+     * found on the way, before the first byte that ends a URL's authority (e, in text): the
+     * last `@` (the host starts after it, at a), and after it the colons (the last at colon)
+     * and whether a byte is neither a hex digit nor a colon (an IPv6 address has none). */
+    int defanged = 0, at = 0, nonhex = 0;
+    Py_ssize_t m = 0, a = 0, e = -1, colons = 0, colon = 0;
     for (Py_ssize_t i = start; i < n; i++) {
         unsigned char c = p[i];
+        unsigned char f = MESSY[c];
+        if (!(f & M_LOOK)) {
+            /* a byte of a name or address: only whether it is a hex digit counts (past the
+             * authority's end, in a URL, nonhex is never read: colons > 1 there is no host) */
+            nonhex |= f;
+            text[m++] = c;
+            continue;
+        }
         if (c == '[' && i + 2 < n && p[i + 1] == '.' && p[i + 2] == ']') {
             text[m++] = '.';
             i += 2;
             defanged = 1;
+            nonhex = 1;
             continue;
         }
-        if (CLASS[c] & C_STIRS)
+        unsigned char cls = CLASS[c];
+        if (cls & C_STIRS)
             return 0;
         if (is_lower(c, 'x') && i + 1 < n && is_lower(p[i + 1], 'p'))
             return 0;
+        if (e < 0) {
+            if (cls & C_ENDS) {
+                if (!url)
+                    return 0; /* a path, or CIDR: the Python step's */
+                e = m;
+            }
+            else if (c == '@') {
+                a = m + 1;
+                at = 1;
+                colons = nonhex = 0;
+            }
+            else if (c == ':') {
+                colons++;
+                colon = m;
+            }
+            else if (HEX_OF[c] < 0)
+                nonhex = 1;
+        }
         text[m++] = c;
     }
-    Py_ssize_t a = 0, e = m;
-    for (Py_ssize_t j = 0; j < m; j++) {
-        if (CLASS[text[j]] & C_ENDS) {
-            if (!url)
-                return 0; /* a path, or CIDR: the Python step's */
-            e = j;
-            break;
-        }
-    }
-    int at = 0;
-    for (Py_ssize_t j = e; j > 0; j--) {
-        if (text[j - 1] == '@') {
-            a = j;
-            at = 1;
-            break;
-        }
-    }
-    Py_ssize_t colons = 0, colon = 0;
-    for (Py_ssize_t j = a; j < e; j++) {
-        if (text[j] == ':') {
-            colons++;
-            colon = j;
-        }
-    }
+    if (e < 0)
+        e = m;
     if (colons > 1) {
-        if (url)
-            return 0;
-        for (Py_ssize_t j = a; j < e; j++)
-            if (!is_hex(text[j]) && text[j] != ':')
-                return 0; /* a zone index, an IPv4 address inside: the Python step's */
+        if (url || nonhex)
+            return 0; /* in a URL, or a zone index, an IPv4 address inside: the Python step's */
         *six = 1;
     }
     else if (colons == 1) {
@@ -922,8 +937,10 @@ static PyObject *take_plain(PyObject *Py_UNUSED(module), PyObject *const *args, 
             vlen = n - 7;
         }
         if (k == P_STOP && messy_host(p, n, text, &hn, &six)) {
-            int digits = 0, dotted = 1;
-            for (Py_ssize_t j = 0; j < hn; j++) {
+            /* digits and dots alone, at least one digit: a dotted quad or none (a name
+             * seldom ends in either, and is not looked through) */
+            int digits = 0, dotted = is_digit(text[hn - 1]) || text[hn - 1] == '.';
+            for (Py_ssize_t j = 0; j < hn && dotted; j++) {
                 digits |= is_digit(text[j]);
                 dotted &= is_digit(text[j]) || text[j] == '.';
             }

@@ -32,6 +32,8 @@ __all__ = ["Ingest"]
 extract = lazy_function("enricher.inputs.extract", "extract")
 
 _REJECT_SNIPPET = 200
+#: lines remembered as holding no IOC (`Ingest.no_ioc`), at most; then forgotten all at once
+_NO_IOC_MAX = 4096
 #: never withheld (the privacy rule is about names and addresses): not asked, a call saved
 #: on every new hash
 _HASHES = frozenset((IocType.MD5, IocType.SHA1, IocType.SHA256))
@@ -64,6 +66,10 @@ class Ingest:
         self.occurrences: Counter[str] = Counter()
         self._plain: PlainTaker | None = None
         self._plain_made = False
+        #: lines (stripped) that are no IOC and hold none, with the reason: exports repeat the
+        #: same few (`N/A`, `-`, `unknown`), each of which costs `normalize`'s slow path and
+        #: `extract` (several µs) the first time only
+        self.no_ioc: dict[str, str] = {}
 
     def take(self, chunk: Chunk) -> tuple[Outcome, list[Key]]:
         """Normalize and dedupe one chunk of lines (the hot loop: plain, no awaits); the new
@@ -82,6 +88,7 @@ class Ingest:
         domain = IocType.DOMAIN
         with_source = self.with_source
         occurrences = self.occurrences
+        no_ioc = self.no_ioc
         skipped = dups = 0
         inside: list[str | None] = []  # the IOCs inside lines that are none
         inside_lines: list[int] = []
@@ -108,6 +115,10 @@ class Ingest:
             if not stripped or stripped[0] == "#":
                 skipped += 1
                 continue
+            why = no_ioc.get(stripped)
+            if why is not None:
+                self.reject(outcome, chunk, i, stripped, why)
+                continue
             ioc_type, value = normalize(stripped)
             if ioc_type is None:
                 found = extract(stripped)
@@ -115,6 +126,9 @@ class Ingest:
                     inside += found
                     inside_lines += [chunk.line_of(i)] * len(found)
                 else:
+                    if len(no_ioc) >= _NO_IOC_MAX:
+                        no_ioc.clear()
+                    no_ioc[stripped] = value
                     self.reject(outcome, chunk, i, stripped, value)
                 continue
             if (

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from helpers import PlainEmulator, emulator_process, emulator_stats, enricher, read_ndjson
 
-from enricher.app.job import Job, run_job
+from enricher.app.job import _GC_YOUNG, Job, run_job
 from enricher.config.settings import load_settings
 
 TIMEOUT = 60
@@ -183,7 +183,7 @@ async def test_a_job_collects_young_objects_less_often_and_gives_the_thresholds_
     job = Job(inputs=[str(src)], output=str(tmp_path / "out.ndjson"), emulator=True,
               use_cache=False)  # fmt: skip
     assert await run_job(job, load_settings("emulator")) == 0
-    assert set_to[0] == (20_000, *before[1:])
+    assert set_to[0] == (_GC_YOUNG, *before[1:])
     assert gc.get_threshold() == before
 
 
@@ -191,7 +191,7 @@ async def test_jobs_that_overlap_give_the_thresholds_back_when_the_last_ends(
     tmp_path: Path,
 ) -> None:
     # a library running two jobs in one process: the second saved the first's raised
-    # threshold and gave it back last, so the process kept 20,000 after both ended
+    # threshold and gave it back last, so the process kept the raised one after both ended
     before = gc.get_threshold()
     jobs = []
     for i, n in enumerate((200, 20_000)):
@@ -201,11 +201,11 @@ async def test_jobs_that_overlap_give_the_thresholds_back_when_the_last_ends(
                         emulator=True, use_cache=False, job=f"j{i}", quiet=True))  # fmt: skip
     first = asyncio.create_task(run_job(jobs[0], load_settings("emulator")))
     for _ in range(10_000):  # until the first job has raised the threshold
-        if gc.get_threshold()[0] == 20_000 or first.done():
+        if gc.get_threshold()[0] == _GC_YOUNG or first.done():
             break
         await asyncio.sleep(0.001)
     second = asyncio.create_task(run_job(jobs[1], load_settings("emulator")))
     assert await first == 0
-    assert second.done() or gc.get_threshold()[0] == 20_000  # the second still runs raised
+    assert second.done() or gc.get_threshold()[0] == _GC_YOUNG  # the second still runs raised
     assert await second == 0
     assert gc.get_threshold() == before

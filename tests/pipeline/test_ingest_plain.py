@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from enricher.inputs import Chunk
 from enricher.ioc import IocType
 from enricher.pipeline import dedupe
+from enricher.pipeline import ingest as ingest_module
 from enricher.pipeline.dedupe import Deduper
 from enricher.pipeline.ingest import Ingest
 from enricher.pipeline.ledger import Ledger
@@ -65,13 +66,18 @@ LINES = [
     " ::ffff:11.0.0.55\r", "::ffff:11.0.0.055", "::ffff:11.0.0", "::ffff:10.0.0.1",
     "::fffff:1.2.3.4", "::ffff:1.2.3.4.5", "[::ffff:11.0.0.55]:443", "::ffff:1.2.3.4:80",
     "64:ff9b::b00:37", "2002:b00:37::1", "2001::b00:37", "fe80::1", "ff02::1",
+    # the schemes read by their letters, the `xn--` found while a name's labels are read
+    "hTtPs://evil.com", "HXXPS://evil.com/", "hxxps:/evil.com", "htxp://evil.com", "https://",
+    "http://x", "https:///", "hxxpx://evil.com", "a.bxn--c.com", "xn--.com", "a.xn--", "a.xn-",
+    "xn-.com", "a-xn--b.com", "n--a.com", "x.n--a.com", "user@xn--bcher-kva.de",
 ]  # fmt: skip
 
 
 #: pieces of the messy forms, put together at random
 TOKENS = ["evil", "EVIL", "1", "255", "256", "01", "a", "f", "com", "local", "bit", "xn--",
           ".", "[.]", "[", "]", ":", "::", "@", "*.", "/", "?", "#", "http://", "hxxps://",
-          "hxxp", "xp", "-", "_", "8443", " ", "ffff", "2a03"]  # fmt: skip
+          "hxxp", "xp", "-", "_", "8443", " ", "ffff", "2a03", "https://", "HXXP://", "htxp://",
+          "http:/", "xn-", "n--"]  # fmt: skip
 
 
 @st.composite
@@ -238,3 +244,38 @@ def test_no_form_of_a_withheld_address_or_own_name_is_asked() -> None:
     assert taken(ingest(plain=True, withhold=rule), [lines]) == taken(
         ingest(plain=False, withhold=rule), [lines]
     )
+
+
+class _Forgets(dict[str, str]):
+    """A memo of lines that are no IOC that keeps none: every line takes the whole path."""
+
+    def __setitem__(self, key: str, value: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("bound", [4096, 2])
+def test_a_line_that_is_no_ioc_again_is_rejected_as_it_was_the_first_time(
+    monkeypatch: pytest.MonkeyPatch, bound: int
+) -> None:
+    junk = ["N/A", " N/A\r", "see attached report", "MD5=" + MD5, "999.12.4.1", "localhost", "-"]
+    chunks = [junk, [*junk[::-1], "TBD", "N/A"], junk]
+    monkeypatch.setattr(ingest_module, "_NO_IOC_MAX", bound)
+    calls: list[str] = []
+    real = ingest_module.extract
+
+    def counted(text: str) -> list[str]:
+        calls.append(text)
+        return real(text)
+
+    monkeypatch.setattr(ingest_module, "extract", counted)
+    remembers = ingest(plain=True)
+    remembered = taken(remembers, chunks)
+    asked = sorted(calls)
+    forgets = ingest(plain=True)
+    forgets.no_ioc = _Forgets()
+    assert remembered == taken(forgets, chunks)
+    assert len(remembers.no_ioc) <= bound
+    if bound > len(junk):
+        # a line that is none, once; one with IOCs inside (`MD5=...`), every time
+        once = {line.strip() for line in [*junk, "TBD"]} - {junk[3]}
+        assert asked == sorted([*once, junk[3], junk[3], junk[3]])
