@@ -38,6 +38,7 @@ from enricher.config.settings import VERDICTS, load_settings
 from enricher.errors import BudgetSpent, SettingsError
 from enricher.ioc import Endpoint, IocType
 from enricher.output.records import CACHED_TAIL, FRESH_TAIL
+from enricher.state import answers
 from enricher.state.answers import APPLICATION_ID, LAYOUT, Cache
 from enricher.state.budget import Budget
 
@@ -679,10 +680,10 @@ def test_a_lookup_all_hit_gives_its_lines_in_the_order_asked(tmp_path: Path) -> 
     cache.close()
 
 
-def test_lookups_run_in_one_thread_that_ends_with_the_cache(tmp_path: Path) -> None:
-    """`answers` reads in the cache's one lookup thread, in turn; a caller that stops waiting
-    leaves the others served; once the cache is closed, a lookup reads as a closed cache
-    does (nothing) and starts no thread that outlives it."""
+def test_lookups_run_in_the_caches_lookup_threads_that_end_with_it(tmp_path: Path) -> None:
+    """`answers` reads in the cache's lookup threads (the same for its life); a caller that
+    stops waiting leaves the others served; once the cache is closed, a lookup reads as a
+    closed cache does (nothing) and starts no thread that outlives it."""
     cache = new_cache(tmp_path / "cache.sqlite3")
     keys = [f"{i}.example" for i in range(50)]
     cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
@@ -704,11 +705,12 @@ def test_lookups_run_in_one_thread_that_ends_with_the_cache(tmp_path: Path) -> N
     assert asyncio.run(main()) == [10, 10, 10, 10]
     assert asyncio.run(main()) == [10, 10, 10, 10]  # another loop: the same thread
     lookups = {t for t in threading.enumerate() if t.name == "cache lookup"} - before
-    assert lookups == {cache._lookup_thread}
+    assert lookups == set(cache._lookup_threads)
+    assert len(lookups) == answers._LOOKUP_THREADS
     cache.close()
-    assert cache._lookup_thread is not None
-    cache._lookup_thread.join(5)
-    assert not cache._lookup_thread.is_alive()
+    for thread in lookups:
+        thread.join(5)
+        assert not thread.is_alive()
     found = asyncio.run(cache.answers({Endpoint.DOMAIN: keys[:3]}))
     assert found == {Endpoint.DOMAIN: {}}
 
@@ -775,7 +777,73 @@ def test_a_child_forked_after_a_lookup_looks_up_in_a_thread_of_its_own(tmp_path:
     cache.close()
 
 
-def test_an_error_in_the_lookup_thread_is_the_callers(tmp_path: Path) -> None:
+def lookups_met(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch, chunks: list[list[str]]
+) -> tuple[list[dict[Endpoint, dict[str, Any]]], set[tuple[threading.Thread, int]]]:
+    """`answers` of each chunk at once, each lookup held until two are reading at the same
+    time (a barrier, not a clock: with one thread it breaks); what they found, and the
+    (thread, connection) each read through."""
+    met = threading.Barrier(2, timeout=10)
+    seen: set[tuple[threading.Thread, int]] = set()
+    read = Cache._lookup_in
+
+    def meeting(self: Cache, db: sqlite3.Connection, *args: Any) -> Any:
+        seen.add((threading.current_thread(), id(db)))
+        with contextlib.suppress(threading.BrokenBarrierError):
+            met.wait()
+        return read(self, db, *args)
+
+    monkeypatch.setattr(Cache, "_lookup_in", meeting)
+
+    async def main() -> list[dict[Endpoint, dict[str, Any]]]:
+        return list(await asyncio.gather(*(cache.answers({Endpoint.DOMAIN: c}) for c in chunks)))
+
+    got = asyncio.run(main())
+    assert not met.broken, "the lookups did not read at the same time"
+    monkeypatch.setattr(Cache, "_lookup_in", read)
+    return got, seen
+
+
+@pytest.mark.skipif(answers._LOOKUP_THREADS < 2, reason="one core: one lookup thread")
+def test_two_lookups_read_at_once_each_through_a_connection_of_its_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two chunks' lookups read at the same time, in two threads, the second through a
+    connection of its own (SQLite finds one chunk's rows while the other's are decompressed):
+    each served what one thread would serve it."""
+    cache = new_cache(tmp_path / "cache.sqlite3")
+    keys = [f"{i}.example" for i in range(40)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    got, seen = lookups_met(cache, monkeypatch, [keys[:20], [*keys[20:], "never.example"]])
+    assert [set(found[Endpoint.DOMAIN]) for found in got] == [set(keys[:20]), set(keys[20:])]
+    assert len({thread for thread, _ in seen}) == 2
+    assert len({db for _, db in seen}) == 2 and id(cache._db) in {db for _, db in seen}
+    assert cache.hits == 40 and cache.misses == 1
+    cache.close()
+
+
+@pytest.mark.skipif(answers._LOOKUP_THREADS < 2, reason="one core: one lookup thread")
+def test_a_lookup_threads_connection_follows_the_cache_made_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache found damaged is set aside and made anew (`_renew`): a lookup thread's own
+    connection, still open on the file set aside, is let go of, never read again (its rows
+    would be served under identity numbers the new file gave anew)."""
+    cache = new_cache(tmp_path / "cache.sqlite3")
+    keys = [f"{i}.example" for i in range(40)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    got, seen = lookups_met(cache, monkeypatch, [keys[:20], keys[20:]])
+    assert len({db for _, db in seen}) == 2
+    cache._renew()
+    got, seen = lookups_met(cache, monkeypatch, [keys[:20], keys[20:]])
+    assert got == [{Endpoint.DOMAIN: {}}, {Endpoint.DOMAIN: {}}]
+    assert len({thread for thread, _ in seen}) == 2
+    cache.close()
+
+
+def test_an_error_in_a_lookup_thread_is_the_callers(tmp_path: Path) -> None:
     cache = new_cache(tmp_path / "cache.sqlite3")
 
     def broken(*args: Any, **kw: Any) -> Any:
