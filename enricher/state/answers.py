@@ -449,11 +449,19 @@ _INSERT_PACKED = (
 #: row is written and read a row at a time (the packed insert wrote 'a\0b' as 'a', replacing
 #: that key's row)
 _NUL = b"\\u0000"
+#: the largest window a frame of the writer's needs (its zstd level 3: 2 MiB, however long the
+#: line; a line up to 2 MiB is one segment, its window its length): a frame that asks more is
+#: not one the writer made, and zstd refuses it before it sets the memory aside, where a
+#: header that claimed 64 MiB had zstd set aside 64 MiB at each lookup
+#: (test_the_writers_frames_need_no_window_past_the_readers_bound)
+_WINDOW_MAX = 1 << 21
 #: a packed lookup decompresses its hits in one call only where each frame's header claims a
-#: size from 1 to this: zstandard 0.25's multi_decompress_to_buffer frees a buffer twice
-#: after a frame that claims 0 (an empty line), and past 2**63 its buffer's size overflows
-#: and it writes past it (the process aborts, or worse); decompress() refuses those itself
-_LINE_MAX = 1 << 26
+#: size from 1 to this (it sets aside what each claims, before it reads a byte): zstandard
+#: 0.25's multi_decompress_to_buffer frees a buffer twice after a frame that claims 0 (an
+#: empty line), and past 2**63 its buffer's size overflows and it writes past it (the process
+#: aborts, or worse). A line longer (rare: a record line is about 1 KB) is read row by row,
+#: where what is set aside follows what the frame holds (`_line_of`)
+_LINE_MAX = _WINDOW_MAX
 #: threads a packed lookup decompresses its hits in (zstd, without the GIL; the hits keep
 #: their order): a warm run is bound by its lookups, and the event loop leaves a core half
 #: idle meanwhile (1,000,000 lines, 500,000 unique, 3 runs each in turn, load 4.5-5.1: 2
@@ -592,8 +600,8 @@ class Cache:
         self._size_at_close: int | None = None
         dictionary = zstandard.ZstdCompressionDict(_DICTIONARY.read_bytes())
         self._dictionary = dictionary
-        unpacker = zstandard.ZstdDecompressor(dict_data=dictionary)
-        self._unpack = unpacker.decompress
+        unpacker = zstandard.ZstdDecompressor(dict_data=dictionary, max_window_size=_WINDOW_MAX)
+        self._unpacker = unpacker
         self._unpack_all = unpacker.multi_decompress_to_buffer
         self._budget_lock = threading.Lock()
         #: held while the counts above are added to (the lookups' threads count at once)
@@ -1501,12 +1509,12 @@ class Cache:
             f"SELECT key, verdict, format, record FROM answers {_LIVE} AND key IN ({marks})",
             (*where, *keys),
         ).fetchall()
-        unpack, verdicts, formats, head = self._unpack, VERDICTS, self._formats, _LINE_HEAD
+        line_of, verdicts, formats, head = self._line_of, VERDICTS, self._formats, _LINE_HEAD
         try:
             hits = {
                 k: (verdicts[v], formats[f], line)
                 for k, v, f, r in rows
-                if (line := unpack(r)).startswith(head % k.encode())
+                if (line := line_of(r, head % k.encode())) is not None
             }
         except _UNREADABLE:
             self._read_slowly(db, rows, found)
@@ -1528,8 +1536,8 @@ class Cache:
         unreadable = 0
         for key, verdict, fid, record in rows:
             try:
-                line = self._unpack(record)
-                if line.startswith(_LINE_HEAD % key.encode()):
+                line = self._line_of(record, _LINE_HEAD % key.encode())
+                if line is not None:
                     found[key] = (VERDICTS[verdict], formats.get(fid, ""), line)
                     continue
             except _UNREADABLE:
@@ -1537,6 +1545,32 @@ class Cache:
             unreadable += 1
         if unreadable:
             self.tally(unreadable=unreadable)
+
+    def _line_of(self, record: bytes, head: bytes) -> bytes | None:
+        """A row's record line, if it begins with `head` (its key's); None if it does not,
+        or the frame ends short. Streamed: what is set aside follows what the frame holds,
+        not what its header claims (a window past `_WINDOW_MAX` is refused: ZstdError), and
+        a row not of its key is decompressed no further than the blocks that hold its head
+        (at most 128 KiB each: a frame of 64 MiB of spaces is 2 KB of them)."""
+        reader = self._unpacker.decompressobj()
+        pieces: list[bytes] = []
+        got = fed = 0
+        at = zstandard.frame_header_size(record)  # (ZstdError: not a frame)
+        while got < len(head) and fed < len(record) and not reader.eof:
+            # the next block: a 3-byte header (last, type, size), then its size in bytes, or
+            # one byte (a block of one byte repeated); the checksum after the last
+            kind_size = int.from_bytes(record[at : at + 3], "little")
+            at += 3 + (1 if kind_size >> 1 & 3 == 1 else kind_size >> 3)
+            at += 4 * (kind_size & 1)  # (whether a checksum follows is the reader's)
+            piece = reader.decompress(record[fed:at])
+            fed = at
+            pieces.append(piece)
+            got += len(piece)
+        if not b"".join(pieces).startswith(head):
+            return None
+        if fed < len(record) and not reader.eof:
+            pieces.append(reader.decompress(record[fed:]))
+        return b"".join(pieces) if reader.eof else None
 
     async def answers(
         self, keys: Mapping[Endpoint, Sequence[str]], *, identity: ApiIdentity | None = None

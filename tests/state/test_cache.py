@@ -1778,6 +1778,83 @@ def test_a_row_whose_frame_claims_more_than_memory_is_a_miss(
     cache.close()
 
 
+@pytest.mark.parametrize("json_functions", [True, False])
+def test_the_writers_frames_need_no_window_past_the_readers_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
+) -> None:
+    """The reader refuses a frame whose window passes `_WINDOW_MAX` (zstd sets a window
+    aside before it reads): no line the writer stores needs more, however long (one longer
+    than `_LINE_MAX` is read row by row), and each is served as it was stored."""
+    if not json_functions:
+        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
+    cache = new_cache(tmp_path / "c.sqlite3")
+    sizes = [10, 1_000, answers._LINE_MAX - 200, answers._LINE_MAX + 1, 5 * answers._LINE_MAX]
+    keys = [f"d{i}.example" for i in range(len(sizes))]
+    lines = [
+        line_of(k, os.urandom(n // 2).hex().encode()) for k, n in zip(keys, sizes, strict=True)
+    ]
+    cache.store(
+        Endpoint.DOMAIN, [(k, "benign", line, None) for k, line in zip(keys, lines, strict=True)]
+    )
+    cache.flush()
+    for (record,) in cache._db.execute("SELECT record FROM answers"):
+        assert zstandard.get_frame_parameters(record).window_size <= answers._WINDOW_MAX
+    found = cache.lookup(Endpoint.DOMAIN, keys)
+    served = [line[: -len(FRESH_TAIL)] + CACHED_TAIL for line in lines]
+    assert [found[k][2] for k in keys] == served
+    assert cache.unreadable == 0
+    cache.close()
+
+
+class _Counted:
+    """A decompressor's stand-in that counts the bytes its streams give."""
+
+    def __init__(self, real: zstandard.ZstdDecompressor) -> None:
+        self.real, self.out = real, 0
+
+    def decompressobj(self) -> Any:
+        stream, counted = self.real.decompressobj(), self
+
+        class Stream:
+            @property
+            def eof(self) -> bool:
+                return bool(stream.eof)
+
+            def decompress(self, data: bytes) -> bytes:
+                got = stream.decompress(data)
+                counted.out += len(got)
+                return bytes(got)
+
+        return Stream()
+
+
+@pytest.mark.parametrize("json_functions", [True, False])
+def test_a_long_row_not_of_its_key_is_decompressed_no_further_than_its_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
+) -> None:
+    """A row holding a true frame of 64 MiB (a hostile or damaged file: another key's line,
+    of spaces, 2 KB compressed) is a miss that costs its head, not 64 MiB a lookup; a frame
+    whose header claims 64 MiB in one segment (a window that large) is refused before any
+    memory is set aside for it."""
+    if not json_functions:
+        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
+    cache = new_cache(tmp_path / "c.sqlite3")
+    keys = [f"d{i}.example" for i in range(20)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    spaces = zstandard.ZstdCompressor(level=3).compress(b'{"ioc":"zz",' + b" " * (1 << 26))
+    claims = b"\x28\xb5\x2f\xfd\xe0" + (1 << 26).to_bytes(8, "little") + b"\x01\x00\x00"
+    for key, frame in (("d3.example", spaces), ("d4.example", claims)):
+        cache._db.execute("UPDATE answers SET record = ? WHERE key = ?", (frame, key))
+    cache._db.commit()
+    counted = _Counted(cache._unpacker)
+    monkeypatch.setattr(cache, "_unpacker", counted)
+    assert set(cache.lookup(Endpoint.DOMAIN, keys)) == set(keys) - {"d3.example", "d4.example"}
+    assert cache.unreadable == 2 and cache.broken is None
+    assert 0 < counted.out < 1 << 20
+    cache.close()
+
+
 def test_hits_past_sqlites_length_limit_together_are_read_row_by_row(tmp_path: Path) -> None:
     """A chunk's hits whose records together pass SQLite's length limit (1 GB; lowered here)
     are read row by row: the packed statement's "string or blob too big" broke the cache."""
