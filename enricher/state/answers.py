@@ -1575,11 +1575,13 @@ class Cache:
     async def answers(
         self, keys: Mapping[Endpoint, Sequence[str]], *, identity: ApiIdentity | None = None
     ) -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
-        """`lookup` of each endpoint's keys (`AnswerStore`), in the lookups' thread: a read
-        may wait for another process's lock, which must never hold up the event loop (nor a
-        stop: cancelled, the caller goes on at once, and the thread finishes the read). One
-        thread for the cache's life, where a thread a call (a chunk of input's keys) cost the
-        event loop 0.6 s of a warm run's 9 over 500,000 keys, starting them (py-spy)."""
+        """`lookup` of each endpoint's keys (`AnswerStore`), in one of the lookups' threads
+        (`_LOOKUP_THREADS`: calls made together are read at once, each answered when read): a
+        read may wait for another process's lock, which must never hold up the event loop
+        (nor a stop: cancelled, the caller goes on at once, and the thread finishes the
+        read). The same threads for the cache's life, where a thread a call (a chunk of
+        input's keys) cost the event loop 0.6 s of a warm run's 9 over 500,000 keys,
+        starting them (py-spy)."""
 
         def read_closed() -> dict[Endpoint, dict[str, tuple[str, str, bytes]]]:
             # holding `_reading`, as the lookups' thread reads: `close` may be closing the

@@ -1719,6 +1719,20 @@ def test_a_store_is_written_alike_in_one_statement_or_a_row_at_a_time(
     cache.close()
 
 
+def stored_domains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool, n: int
+) -> tuple[Cache, list[str]]:
+    """A cache holding the record lines of `n` domains (`d{i}.example`, stored and flushed),
+    and their keys; without `json_functions`, one that reads as a SQLite without them."""
+    if not json_functions:
+        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
+    cache = new_cache(tmp_path / "c.sqlite3")
+    keys = [f"d{i}.example" for i in range(n)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    return cache, keys
+
+
 @pytest.mark.parametrize("json_functions", [True, False])
 def test_a_lookup_reads_its_keys_in_one_statement_and_misses_damaged_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
@@ -1726,12 +1740,7 @@ def test_a_lookup_reads_its_keys_in_one_statement_and_misses_damaged_rows(
     """A lookup asks SQLite once for up to 10,000 keys (their hits come back as one row;
     where SQLite has no JSON functions, in slices of 900 keys, a row each), and a row
     damaged or holding another key's record is a miss either way."""
-    if not json_functions:
-        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
-    cache = new_cache(tmp_path / "c.sqlite3")
-    keys = [f"d{i}.example" for i in range(2000)]
-    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
-    cache.flush()
+    cache, keys = stored_domains(tmp_path, monkeypatch, json_functions, 2000)
     db = sqlite3.connect(tmp_path / "c.sqlite3")
     db.execute("UPDATE answers SET record = x'00' WHERE key = 'd1.example'")
     db.execute(
@@ -1763,12 +1772,7 @@ def test_a_row_whose_frame_claims_more_than_memory_is_a_miss(
 ) -> None:
     """A record tampered into a frame whose header claims 1 TiB is a miss like any damaged
     row: zstandard's MemoryError crashed every warm run (a traceback, exit 1)."""
-    if not json_functions:
-        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
-    cache = new_cache(tmp_path / "c.sqlite3")
-    keys = [f"d{i}.example" for i in range(20)]
-    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
-    cache.flush()
+    cache, keys = stored_domains(tmp_path, monkeypatch, json_functions, 20)
     # magic, a descriptor of an 8-byte content size, 2**40, an empty last raw block
     frame = b"\x28\xb5\x2f\xfd\xe0" + (2**40).to_bytes(8, "little") + b"\x01\x00\x00"
     cache._db.execute("UPDATE answers SET record = ? WHERE key = 'd3.example'", (frame,))
@@ -1836,12 +1840,7 @@ def test_a_long_row_not_of_its_key_is_decompressed_no_further_than_its_head(
     of spaces, 2 KB compressed) is a miss that costs its head, not 64 MiB a lookup; a frame
     whose header claims 64 MiB in one segment (a window that large) is refused before any
     memory is set aside for it."""
-    if not json_functions:
-        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
-    cache = new_cache(tmp_path / "c.sqlite3")
-    keys = [f"d{i}.example" for i in range(20)]
-    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
-    cache.flush()
+    cache, keys = stored_domains(tmp_path, monkeypatch, json_functions, 20)
     spaces = zstandard.ZstdCompressor(level=3).compress(b'{"ioc":"zz",' + b" " * (1 << 26))
     claims = b"\x28\xb5\x2f\xfd\xe0" + (1 << 26).to_bytes(8, "little") + b"\x01\x00\x00"
     for key, frame in (("d3.example", spaces), ("d4.example", claims)):
