@@ -38,6 +38,7 @@ from enricher.config.settings import VERDICTS, load_settings
 from enricher.errors import BudgetSpent, SettingsError
 from enricher.ioc import Endpoint, IocType
 from enricher.output.records import CACHED_TAIL, FRESH_TAIL
+from enricher.state import answers
 from enricher.state.answers import APPLICATION_ID, LAYOUT, Cache
 from enricher.state.budget import Budget
 
@@ -679,10 +680,10 @@ def test_a_lookup_all_hit_gives_its_lines_in_the_order_asked(tmp_path: Path) -> 
     cache.close()
 
 
-def test_lookups_run_in_one_thread_that_ends_with_the_cache(tmp_path: Path) -> None:
-    """`answers` reads in the cache's one lookup thread, in turn; a caller that stops waiting
-    leaves the others served; once the cache is closed, a lookup reads as a closed cache
-    does (nothing) and starts no thread that outlives it."""
+def test_lookups_run_in_the_caches_lookup_threads_that_end_with_it(tmp_path: Path) -> None:
+    """`answers` reads in the cache's lookup threads (the same for its life); a caller that
+    stops waiting leaves the others served; once the cache is closed, a lookup reads as a
+    closed cache does (nothing) and starts no thread that outlives it."""
     cache = new_cache(tmp_path / "cache.sqlite3")
     keys = [f"{i}.example" for i in range(50)]
     cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
@@ -704,11 +705,12 @@ def test_lookups_run_in_one_thread_that_ends_with_the_cache(tmp_path: Path) -> N
     assert asyncio.run(main()) == [10, 10, 10, 10]
     assert asyncio.run(main()) == [10, 10, 10, 10]  # another loop: the same thread
     lookups = {t for t in threading.enumerate() if t.name == "cache lookup"} - before
-    assert lookups == {cache._lookup_thread}
+    assert lookups == set(cache._lookup_threads)
+    assert len(lookups) == answers._LOOKUP_THREADS
     cache.close()
-    assert cache._lookup_thread is not None
-    cache._lookup_thread.join(5)
-    assert not cache._lookup_thread.is_alive()
+    for thread in lookups:
+        thread.join(5)
+        assert not thread.is_alive()
     found = asyncio.run(cache.answers({Endpoint.DOMAIN: keys[:3]}))
     assert found == {Endpoint.DOMAIN: {}}
 
@@ -775,7 +777,73 @@ def test_a_child_forked_after_a_lookup_looks_up_in_a_thread_of_its_own(tmp_path:
     cache.close()
 
 
-def test_an_error_in_the_lookup_thread_is_the_callers(tmp_path: Path) -> None:
+def lookups_met(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch, chunks: list[list[str]]
+) -> tuple[list[dict[Endpoint, dict[str, Any]]], set[tuple[threading.Thread, int]]]:
+    """`answers` of each chunk at once, each lookup held until two are reading at the same
+    time (a barrier, not a clock: with one thread it breaks); what they found, and the
+    (thread, connection) each read through."""
+    met = threading.Barrier(2, timeout=10)
+    seen: set[tuple[threading.Thread, int]] = set()
+    read = Cache._lookup_in
+
+    def meeting(self: Cache, db: sqlite3.Connection, *args: Any) -> Any:
+        seen.add((threading.current_thread(), id(db)))
+        with contextlib.suppress(threading.BrokenBarrierError):
+            met.wait()
+        return read(self, db, *args)
+
+    monkeypatch.setattr(Cache, "_lookup_in", meeting)
+
+    async def main() -> list[dict[Endpoint, dict[str, Any]]]:
+        return list(await asyncio.gather(*(cache.answers({Endpoint.DOMAIN: c}) for c in chunks)))
+
+    got = asyncio.run(main())
+    assert not met.broken, "the lookups did not read at the same time"
+    monkeypatch.setattr(Cache, "_lookup_in", read)
+    return got, seen
+
+
+@pytest.mark.skipif(answers._LOOKUP_THREADS < 2, reason="one core: one lookup thread")
+def test_two_lookups_read_at_once_each_through_a_connection_of_its_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two chunks' lookups read at the same time, in two threads, the second through a
+    connection of its own (SQLite finds one chunk's rows while the other's are decompressed):
+    each served what one thread would serve it."""
+    cache = new_cache(tmp_path / "cache.sqlite3")
+    keys = [f"{i}.example" for i in range(40)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    got, seen = lookups_met(cache, monkeypatch, [keys[:20], [*keys[20:], "never.example"]])
+    assert [set(found[Endpoint.DOMAIN]) for found in got] == [set(keys[:20]), set(keys[20:])]
+    assert len({thread for thread, _ in seen}) == 2
+    assert len({db for _, db in seen}) == 2 and id(cache._db) in {db for _, db in seen}
+    assert cache.hits == 40 and cache.misses == 1
+    cache.close()
+
+
+@pytest.mark.skipif(answers._LOOKUP_THREADS < 2, reason="one core: one lookup thread")
+def test_a_lookup_threads_connection_follows_the_cache_made_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache found damaged is set aside and made anew (`_renew`): a lookup thread's own
+    connection, still open on the file set aside, is let go of, never read again (its rows
+    would be served under identity numbers the new file gave anew)."""
+    cache = new_cache(tmp_path / "cache.sqlite3")
+    keys = [f"{i}.example" for i in range(40)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    got, seen = lookups_met(cache, monkeypatch, [keys[:20], keys[20:]])
+    assert len({db for _, db in seen}) == 2
+    cache._renew()
+    got, seen = lookups_met(cache, monkeypatch, [keys[:20], keys[20:]])
+    assert got == [{Endpoint.DOMAIN: {}}, {Endpoint.DOMAIN: {}}]
+    assert len({thread for thread, _ in seen}) == 2
+    cache.close()
+
+
+def test_an_error_in_a_lookup_thread_is_the_callers(tmp_path: Path) -> None:
     cache = new_cache(tmp_path / "cache.sqlite3")
 
     def broken(*args: Any, **kw: Any) -> Any:
@@ -1651,6 +1719,20 @@ def test_a_store_is_written_alike_in_one_statement_or_a_row_at_a_time(
     cache.close()
 
 
+def stored_domains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool, n: int
+) -> tuple[Cache, list[str]]:
+    """A cache holding the record lines of `n` domains (`d{i}.example`, stored and flushed),
+    and their keys; without `json_functions`, one that reads as a SQLite without them."""
+    if not json_functions:
+        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
+    cache = new_cache(tmp_path / "c.sqlite3")
+    keys = [f"d{i}.example" for i in range(n)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    return cache, keys
+
+
 @pytest.mark.parametrize("json_functions", [True, False])
 def test_a_lookup_reads_its_keys_in_one_statement_and_misses_damaged_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
@@ -1658,12 +1740,7 @@ def test_a_lookup_reads_its_keys_in_one_statement_and_misses_damaged_rows(
     """A lookup asks SQLite once for up to 10,000 keys (their hits come back as one row;
     where SQLite has no JSON functions, in slices of 900 keys, a row each), and a row
     damaged or holding another key's record is a miss either way."""
-    if not json_functions:
-        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
-    cache = new_cache(tmp_path / "c.sqlite3")
-    keys = [f"d{i}.example" for i in range(2000)]
-    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
-    cache.flush()
+    cache, keys = stored_domains(tmp_path, monkeypatch, json_functions, 2000)
     db = sqlite3.connect(tmp_path / "c.sqlite3")
     db.execute("UPDATE answers SET record = x'00' WHERE key = 'd1.example'")
     db.execute(
@@ -1695,18 +1772,85 @@ def test_a_row_whose_frame_claims_more_than_memory_is_a_miss(
 ) -> None:
     """A record tampered into a frame whose header claims 1 TiB is a miss like any damaged
     row: zstandard's MemoryError crashed every warm run (a traceback, exit 1)."""
-    if not json_functions:
-        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
-    cache = new_cache(tmp_path / "c.sqlite3")
-    keys = [f"d{i}.example" for i in range(20)]
-    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
-    cache.flush()
+    cache, keys = stored_domains(tmp_path, monkeypatch, json_functions, 20)
     # magic, a descriptor of an 8-byte content size, 2**40, an empty last raw block
     frame = b"\x28\xb5\x2f\xfd\xe0" + (2**40).to_bytes(8, "little") + b"\x01\x00\x00"
     cache._db.execute("UPDATE answers SET record = ? WHERE key = 'd3.example'", (frame,))
     cache._db.commit()
     assert set(cache.lookup(Endpoint.DOMAIN, keys)) == set(keys) - {"d3.example"}
     assert cache.unreadable == 1 and cache.broken is None
+    cache.close()
+
+
+@pytest.mark.parametrize("json_functions", [True, False])
+def test_the_writers_frames_need_no_window_past_the_readers_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
+) -> None:
+    """The reader refuses a frame whose window passes `_WINDOW_MAX` (zstd sets a window
+    aside before it reads): no line the writer stores needs more, however long (one longer
+    than `_LINE_MAX` is read row by row), and each is served as it was stored."""
+    if not json_functions:
+        monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
+    cache = new_cache(tmp_path / "c.sqlite3")
+    sizes = [10, 1_000, answers._LINE_MAX - 200, answers._LINE_MAX + 1, 5 * answers._LINE_MAX]
+    keys = [f"d{i}.example" for i in range(len(sizes))]
+    lines = [
+        line_of(k, os.urandom(n // 2).hex().encode()) for k, n in zip(keys, sizes, strict=True)
+    ]
+    cache.store(
+        Endpoint.DOMAIN, [(k, "benign", line, None) for k, line in zip(keys, lines, strict=True)]
+    )
+    cache.flush()
+    for (record,) in cache._db.execute("SELECT record FROM answers"):
+        assert zstandard.get_frame_parameters(record).window_size <= answers._WINDOW_MAX
+    found = cache.lookup(Endpoint.DOMAIN, keys)
+    served = [line[: -len(FRESH_TAIL)] + CACHED_TAIL for line in lines]
+    assert [found[k][2] for k in keys] == served
+    assert cache.unreadable == 0
+    cache.close()
+
+
+class _Counted:
+    """A decompressor's stand-in that counts the bytes its streams give."""
+
+    def __init__(self, real: zstandard.ZstdDecompressor) -> None:
+        self.real, self.out = real, 0
+
+    def decompressobj(self) -> Any:
+        stream, counted = self.real.decompressobj(), self
+
+        class Stream:
+            @property
+            def eof(self) -> bool:
+                return bool(stream.eof)
+
+            def decompress(self, data: bytes) -> bytes:
+                got = stream.decompress(data)
+                counted.out += len(got)
+                return bytes(got)
+
+        return Stream()
+
+
+@pytest.mark.parametrize("json_functions", [True, False])
+def test_a_long_row_not_of_its_key_is_decompressed_no_further_than_its_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
+) -> None:
+    """A row holding a true frame of 64 MiB (a hostile or damaged file: another key's line,
+    of spaces, 2 KB compressed) is a miss that costs its head, not 64 MiB a lookup; a frame
+    whose header claims 64 MiB in one segment (a window that large) is refused before any
+    memory is set aside for it."""
+    cache, keys = stored_domains(tmp_path, monkeypatch, json_functions, 20)
+    spaces = zstandard.ZstdCompressor(level=3).compress(b'{"ioc":"zz",' + b" " * (1 << 26))
+    claims = b"\x28\xb5\x2f\xfd\xe0" + (1 << 26).to_bytes(8, "little") + b"\x01\x00\x00"
+    for key, frame in (("d3.example", spaces), ("d4.example", claims)):
+        cache._db.execute("UPDATE answers SET record = ? WHERE key = ?", (frame, key))
+    cache._db.commit()
+    counted = _Counted(cache._unpacker)
+    monkeypatch.setattr(cache, "_unpacker", counted)
+    assert set(cache.lookup(Endpoint.DOMAIN, keys)) == set(keys) - {"d3.example", "d4.example"}
+    assert cache.unreadable == 2 and cache.broken is None
+    assert 0 < counted.out < 1 << 20
     cache.close()
 
 
