@@ -263,22 +263,29 @@ def _median_of(runs: list[dict[str, Any]], key: str) -> float:
     return statistics.median(float(r[key]) for r in runs)
 
 
-def _alternate(contenders: list[Contender], times: int, unique: int) -> dict[str, list[Any]]:
-    """Each contender `times` times, in turn; each run's summary with its unique IOCs/s from
-    process start to exit and its CPU time per unique IOC."""
-    runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in contenders}
+def _alternate(
+    inputs: list[tuple[str, list[Contender], int]], times: int
+) -> dict[str, dict[str, list[Any]]]:
+    """Each input's contenders `times` times, in turn, the inputs interleaved round by round
+    (a drift of the machine's load lands on every input alike, not on the one measured last);
+    each run's summary with its unique IOCs/s from process start to exit and its CPU time
+    per unique IOC, by input label and contender name."""
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        label: {c.name: [] for c in contenders} for label, contenders, _ in inputs
+    }
     for _ in range(times):
-        for c in contenders:
-            run = c.run()
-            if run.exit_code != 0 or run.records != unique:
-                raise RuntimeError(
-                    f"{c.name}: exit {run.exit_code}, {run.records:,} records of {unique:,}: "
-                    + " | ".join(run.stderr_tail[-3:])
-                )
-            summary = run.summary()
-            summary["unique_per_s"] = unique / run.wall_s
-            summary["cpu_us_per_unique"] = (run.user_s + run.sys_s) / unique * 1e6
-            runs[c.name].append(summary)
+        for label, contenders, unique in inputs:
+            for c in contenders:
+                run = c.run()
+                if run.exit_code != 0 or run.records != unique:
+                    raise RuntimeError(
+                        f"{label}, {c.name}: exit {run.exit_code}, {run.records:,} records of "
+                        f"{unique:,}: " + " | ".join(run.stderr_tail[-3:])
+                    )
+                summary = run.summary()
+                summary["unique_per_s"] = unique / run.wall_s
+                summary["cpu_us_per_unique"] = (run.user_s + run.sys_s) / unique * 1e6
+                runs[label][c.name].append(summary)
     return runs
 
 
@@ -290,7 +297,7 @@ def _startup_cpu(suite: Suite) -> dict[str, float]:
     each = {
         c.name: c for messy_input in (False, True) for c in _contenders(suite, tiny, messy_input)
     }
-    runs = _alternate(list(each.values()), 1, 4)
+    runs = _alternate([("4 lines", list(each.values()), 4)], 1)["4 lines"]
     return {name: r[0]["user_s"] + r[0]["sys_s"] for name, r in runs.items()}
 
 
@@ -301,8 +308,13 @@ def floor(suite: Suite) -> tuple[list[Row], dict[str, Any]]:
     messy_unique = messy.write_messy(messy_src, suite.sizes.main_lines)
     rows: list[Row] = []
     data: dict[str, Any] = {"runs_each": suite.sizes.floor_runs, "startup_cpu_s": startup}
-    for label, src, unique in (("tidy", tidy_src, tidy_unique), ("messy", messy_src, messy_unique)):
-        runs = _alternate(_contenders(suite, src, label == "messy"), suite.sizes.floor_runs, unique)
+    inputs = [("tidy", tidy_src, tidy_unique), ("messy", messy_src, messy_unique)]
+    measured = _alternate(
+        [(label, _contenders(suite, src, label == "messy"), n) for label, src, n in inputs],
+        suite.sizes.floor_runs,
+    )
+    for label, _src, unique in inputs:
+        runs = measured[label]
         for name, each in runs.items():
             if name.startswith("engine"):
                 for summary in each:
