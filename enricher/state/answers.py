@@ -483,6 +483,15 @@ _MERGE = (
 #: rewritten a few times over the run, not at each commit). At 2,000,000 answers, share
 #: 1.0: 8 merges, 9.7 s CPU of the writer's 17.5 (benchmarks/cache_store.py)
 _MERGE_MIN = 20_000
+#: what `_merge_due` weighs, in one statement (each statement lets go of the GIL and waits
+#: for it back, up to the switch interval while the event loop runs): the last staged
+#: rowid, the rows `answers` spans, the file's size (as `Cache.size`). A min() or max()
+#: alone reads one end of the table; both in one SELECT read all of it
+_MERGE_DUE = (
+    "SELECT (SELECT max(rowid) FROM staged),"
+    " (SELECT max(rowid) FROM answers) - (SELECT min(rowid) FROM answers) + 1,"
+    " (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())"
+)
 _MERGE_SHARE = 1.0
 
 
@@ -1247,14 +1256,10 @@ class Cache:
     def _merge_due(self, db: sqlite3.Connection) -> bool:
         """Whether the staged rows are many enough to merge (`_MERGE_MIN`, `_MERGE_SHARE`),
         or the file is past max_size (the oldest rows are evicted once all are merged)."""
-        (staged,) = db.execute("SELECT max(rowid) FROM staged").fetchone()
-        # a min() or max() alone reads one end of the table; both in one SELECT read all of it
-        (indexed,) = db.execute(
-            "SELECT (SELECT max(rowid) FROM answers) - (SELECT min(rowid) FROM answers) + 1"
-        ).fetchone()
-        return (staged or 0) >= max(_MERGE_MIN, _MERGE_SHARE * (indexed or 0)) or self.size(
-            db
-        ) > self.max_size
+        staged, indexed, size = db.execute(_MERGE_DUE).fetchone()
+        return (staged or 0) >= max(_MERGE_MIN, _MERGE_SHARE * (indexed or 0)) or (
+            size > self.max_size
+        )
 
     @staticmethod
     def _merge(db: sqlite3.Connection) -> None:
