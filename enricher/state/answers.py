@@ -439,17 +439,36 @@ class _Packed:
     count: int
 
 
-#: one statement appends a group's rows to `staged`: SQLite steps through them without the
+#: one statement appends a commit's rows to `staged`: SQLite steps through them without the
 #: GIL, where `executemany` took and gave back the GIL at each row, waiting each time for the
-#: event loop to let go of it. What the group's rows share is given once (a JSON path a
-#: column a row cost about 0.25 us: 9 of them 2.5-3.6 us a row, these 5 1.6-2.2). Appended
-#: as they came: the merge sorts them
-_INSERT_PACKED = (
-    "INSERT INTO staged SELECT ?3, ?4, json_extract(r.value, '$[0]'),"
-    " json_extract(r.value, '$[1]'), ?5,"
+#: event loop to let go of it. What a group's rows share is given once (a JSON path a
+#: column a row cost about 0.25 us: 9 of them 2.5-3.6 us a row, these 5 1.6-2.2): a SELECT
+#: a group (`_GROUP`: its rows' JSON, then its `_Head`, numbered from `first`), joined by
+#: UNION ALL, which yields them in turn: appended as they came, and the merge sorts them.
+#: One statement, not one a group in a transaction: each lets go of the GIL and waits for
+#: it back, up to the switch interval while the event loop runs (a commit holds a group
+#: for each endpoint and second)
+_GROUP = (
+    "SELECT ?{i}, ?{c}, json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'), ?{f},"
     " substr(?1, json_extract(r.value, '$[2]'), json_extract(r.value, '$[3]')),"
-    " ?6, json_extract(r.value, '$[4]') FROM json_each(?2) AS r"
+    " ?{t}, json_extract(r.value, '$[4]') FROM json_each(?{j}) AS r"
 )
+#: the most groups one statement takes (SQLite's compound SELECTs stop at 500 terms); more
+#: go in several, in one transaction
+_GROUPS_MAX = 100
+
+
+@functools.lru_cache(maxsize=_GROUPS_MAX)
+def _insert_groups(n: int) -> str:
+    """The statement that appends `n` groups' rows to `staged`: its parameters are the
+    records, then each group's rows (JSON) and head (`_Head`)."""
+    selects = (
+        _GROUP.format(j=2 + 5 * g, i=3 + 5 * g, c=4 + 5 * g, f=5 + 5 * g, t=6 + 5 * g)
+        for g in range(n)
+    )
+    return "INSERT INTO staged " + " UNION ALL ".join(selects)
+
+
 #: a NUL in a key, as JSON: SQLite's JSON functions (3.40) end such a text at the NUL, so its
 #: row is written and read a row at a time (the packed insert wrote 'a\0b' as 'a', replacing
 #: that key's row)
@@ -1227,22 +1246,22 @@ class Cache:
         return db
 
     def _stage(self, db: sqlite3.Connection, rows: _Packed) -> None:
-        """Append `rows` to `staged`, in one transaction: one statement a group (alone in its
-        transaction, with no BEGIN, where there is one group), or, in a SQLite without JSON
-        functions or for a key with a NUL, one statement a row."""
+        """Append `rows` to `staged`, in one transaction: one statement (alone in its
+        transaction, with no BEGIN, up to `_GROUPS_MAX` groups), or, in a SQLite without
+        JSON functions or for a key with a NUL, one statement a row."""
         if not self._staging:
             db.execute(_STAGED_SCHEMA)  # the first write (another run may have made it)
             self._staging = True
         records, groups = rows.records, rows.groups
         if self._json and not any(_NUL in listed for _, listed in groups):
-            if len(groups) == 1:
-                (head, listed), *_ = groups
-                db.execute(_INSERT_PACKED, (records, listed, *head))
-                return
-            db.execute("BEGIN IMMEDIATE")
-            for head, listed in groups:
-                db.execute(_INSERT_PACKED, (records, listed, *head))
-            db.execute("COMMIT")
+            parts = [groups[i : i + _GROUPS_MAX] for i in range(0, len(groups), _GROUPS_MAX)]
+            if len(parts) > 1:
+                db.execute("BEGIN IMMEDIATE")
+            for part in parts:
+                given = itertools.chain.from_iterable((listed, *head) for head, listed in part)
+                db.execute(_insert_groups(len(part)), (records, *given))
+            if len(parts) > 1:
+                db.execute("COMMIT")
             return
         unpacked = [
             (ident, code, key, verdict, fid, at, size, fetched, expires)

@@ -1565,15 +1565,17 @@ def test_a_commit_is_one_statement_alone_in_its_transaction(
     cache.close()
 
 
-@pytest.mark.parametrize("json_functions", [True, False])
+@pytest.mark.parametrize(("json_functions", "groups_max"), [(True, 100), (True, 3), (False, 100)])
 def test_a_commit_of_several_endpoints_and_seconds_keeps_the_last_answer_of_a_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool, groups_max: int
 ) -> None:
-    """A commit's rows go in one statement for each (identity, endpoint, second) in one
-    transaction; rows of a key stay in the order they came, a clock that went back
-    included: the merge keeps the last answer stored."""
+    """A commit's rows go in one statement, a SELECT for each (identity, endpoint, second)
+    (past `_GROUPS_MAX` of them, several statements in one transaction); rows of a key
+    stay in the order they came, a clock that went back included: the merge keeps the
+    last answer stored."""
     if not json_functions:
         monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
+    monkeypatch.setattr("enricher.state.answers._GROUPS_MAX", groups_max)
     monkeypatch.setattr("enricher.state.answers._LINGER", 60.0)  # every store, one commit
     now = [1_000_000.0]
     cache = new_cache(tmp_path / "c.sqlite3", clock=lambda: now[0])
@@ -1608,9 +1610,12 @@ def test_a_commit_of_several_endpoints_and_seconds_keeps_the_last_answer_of_a_ke
     }
     assert cache.lookup(Endpoint.IP, [url]) == {url: ("benign", "", cached_line(url))}
     staging = [s.split()[0] for s in statements if s.startswith(("BEGIN", "INSERT", "COMMIT"))]
-    if json_functions:
+    inserts = [s.count("UNION ALL") for s in statements if s.startswith("INSERT INTO staged")]
+    if json_functions and groups_max == 100:
         # four groups: (DOMAIN, 0), (IP, 0), (DOMAIN, 1), (DOMAIN, 0) again, after it
-        assert staging[:6] == ["BEGIN", "INSERT", "INSERT", "INSERT", "INSERT", "COMMIT"]
+        assert staging[:2] == ["INSERT", "BEGIN"] and inserts == [3]
+    elif json_functions:
+        assert staging[:4] == ["BEGIN", "INSERT", "INSERT", "COMMIT"] and inserts == [2, 0]
     assert cache.stored == 5 and len(cache) == 3
     cache.close()
 
