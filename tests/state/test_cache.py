@@ -184,6 +184,28 @@ def test_record_lines_are_compressed_as_a_hit_writes_them_alone_or_joined(
     assert made == [_as_served(bytes(line)) for line in lines]
 
 
+def test_the_writer_compresses_rows_as_the_dictionary_at_its_level_does(tmp_path: Path) -> None:
+    # the writer's dictionary is made ready for its level once: the frames are the ones a
+    # compressor given the plain dictionary makes, and read back as they were
+    from enricher.state.answers import _DICTIONARY, _LEVEL, _as_served
+
+    cache = new_cache(tmp_path / "c.sqlite3")
+    keys = [f"d{i}.example" for i in range(50)]
+    cache.store(
+        Endpoint.DOMAIN, [(k, "benign", line_of(k, b"%d" % i), None) for i, k in enumerate(keys)]
+    )
+    cache.flush()
+    with contextlib.closing(sqlite3.connect(tmp_path / "c.sqlite3")) as db:
+        stored = dict(db.execute("SELECT key, record FROM answers"))
+    plain = zstandard.ZstdCompressionDict(_DICTIONARY.read_bytes())
+    pack = zstandard.ZstdCompressor(level=_LEVEL, dict_data=plain, write_checksum=True)
+    assert stored == {
+        k: pack.compress(_as_served(line_of(k, b"%d" % i))) for i, k in enumerate(keys)
+    }
+    assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 50
+    cache.close()
+
+
 @pytest.mark.parametrize("kept", [True, False])
 def test_answers_stored_as_the_pipeline_holds_them_are_its_lists_then(
     tmp_path: Path, kept: bool
