@@ -236,6 +236,9 @@ _BUSY_TIMEOUT = 60.0
 _CLOSE_WAIT = 1.0
 #: how often a store waiting on the writer's full queue looks whether the cache was closed
 _PUT_LOOK = 0.1
+#: the zstd level rows are compressed at (levels 1 to 3 cost the same instructions a line
+#: with the dictionary: 25,669 to 25,871; level 3 is the smallest, 127 B a line)
+_LEVEL = 3
 #: the zstd dictionary rows are compressed with (tools/train_cache_dictionary.py made it)
 _DICTIONARY = resources.files("enricher.state").joinpath("cache-records.zdict")
 
@@ -369,31 +372,36 @@ def _as_served(line: bytes) -> bytes:
 _TTL_MS = operator.itemgetter(2)
 _VERDICT_OF = operator.itemgetter(1)
 _KEY_OF = operator.itemgetter(0)
+_LINES_OF = operator.itemgetter(5)
 #: what a record line is shorter by as a hit writes it
 _SERVED_LESS = len(FRESH_TAIL) - len(CACHED_TAIL)
+#: a record line without its `FRESH_TAIL`
+_BODY = slice(None, -len(FRESH_TAIL))
 
 
 def _as_served_all(
     lines: Sequence[bytes],
 ) -> list[bytes | bytearray | memoryview[int]] | zstandard.BufferWithSegments:
-    """`lines` as `_as_served` makes each, for `multi_compress_to_buffer`. Where
-    every line ends with `FRESH_TAIL` and holds it nowhere else (a record line: one line of
-    JSON), they are joined and the tails replaced in one pass each, in C, not a copy and a
-    step a line."""
+    """`lines` as `_as_served` makes each, for `multi_compress_to_buffer`. Where every line
+    ends with `FRESH_TAIL` (a record line), they are joined with `CACHED_TAIL` in their
+    place in one call, in C, not a step a line in Python (a join then a replace of every
+    tail, which counted them first, searched the lines twice: 6,349 instructions a line
+    against 1,956 for the cut and the join, engine record lines, ~0.9 KB)."""
     try:
         fresh = all(map(bytes.endswith, lines, itertools.repeat(FRESH_TAIL)))
     except TypeError:  # not bytes (the library's `store` takes any bytes-like line)
         fresh = False
-    joined = b"".join(lines) if fresh else b""
-    if not (fresh and lines and joined.count(FRESH_TAIL) == len(lines)):
+    if not (fresh and lines):
         return [_as_served(bytes(line)) for line in lines]
+    bodies = list(map(bytes.__getitem__, lines, itertools.repeat(_BODY)))
+    bodies.append(b"")  # the last line's tail
     sizes = array.array("Q", map(operator.sub, map(len, lines), itertools.repeat(_SERVED_LESS)))
     starts = array.array("Q", itertools.accumulate(sizes, initial=0))
     starts.pop()
     segments = array.array("Q", bytes(16 * len(lines)))
     segments[0::2] = starts
     segments[1::2] = sizes
-    return zstandard.BufferWithSegments(joined.replace(FRESH_TAIL, CACHED_TAIL), segments.tobytes())
+    return zstandard.BufferWithSegments(CACHED_TAIL.join(bodies), segments.tobytes())
 
 
 def _statements(script: str) -> list[str]:
@@ -434,17 +442,36 @@ class _Packed:
     count: int
 
 
-#: one statement appends a group's rows to `staged`: SQLite steps through them without the
+#: one statement appends a commit's rows to `staged`: SQLite steps through them without the
 #: GIL, where `executemany` took and gave back the GIL at each row, waiting each time for the
-#: event loop to let go of it. What the group's rows share is given once (a JSON path a
-#: column a row cost about 0.25 us: 9 of them 2.5-3.6 us a row, these 5 1.6-2.2). Appended
-#: as they came: the merge sorts them
-_INSERT_PACKED = (
-    "INSERT INTO staged SELECT ?3, ?4, json_extract(r.value, '$[0]'),"
-    " json_extract(r.value, '$[1]'), ?5,"
+#: event loop to let go of it. What a group's rows share is given once (a JSON path a
+#: column a row cost about 0.25 us: 9 of them 2.5-3.6 us a row, these 5 1.6-2.2): a SELECT
+#: a group (`_GROUP`: its rows' JSON, then its `_Head`, numbered from `first`), joined by
+#: UNION ALL, which yields them in turn: appended as they came, and the merge sorts them.
+#: One statement, not one a group in a transaction: each lets go of the GIL and waits for
+#: it back, up to the switch interval while the event loop runs (a commit holds a group
+#: for each endpoint and second)
+_GROUP = (
+    "SELECT ?{i}, ?{c}, json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'), ?{f},"
     " substr(?1, json_extract(r.value, '$[2]'), json_extract(r.value, '$[3]')),"
-    " ?6, json_extract(r.value, '$[4]') FROM json_each(?2) AS r"
+    " ?{t}, json_extract(r.value, '$[4]') FROM json_each(?{j}) AS r"
 )
+#: the most groups one statement takes (SQLite's compound SELECTs stop at 500 terms); more
+#: go in several, in one transaction
+_GROUPS_MAX = 100
+
+
+@functools.lru_cache(maxsize=_GROUPS_MAX)
+def _insert_groups(n: int) -> str:
+    """The statement that appends `n` groups' rows to `staged`: its parameters are the
+    records, then each group's rows (JSON) and head (`_Head`)."""
+    selects = (
+        _GROUP.format(j=2 + 5 * g, i=3 + 5 * g, c=4 + 5 * g, f=5 + 5 * g, t=6 + 5 * g)
+        for g in range(n)
+    )
+    return "INSERT INTO staged " + " UNION ALL ".join(selects)
+
+
 #: a NUL in a key, as JSON: SQLite's JSON functions (3.40) end such a text at the NUL, so its
 #: row is written and read a row at a time (the packed insert wrote 'a\0b' as 'a', replacing
 #: that key's row)
@@ -493,6 +520,15 @@ _MERGE = (
 #: rewritten a few times over the run, not at each commit). At 2,000,000 answers, share
 #: 1.0: 8 merges, 9.7 s CPU of the writer's 17.5 (benchmarks/cache_store.py)
 _MERGE_MIN = 20_000
+#: what `_merge_due` weighs, in one statement (each statement lets go of the GIL and waits
+#: for it back, up to the switch interval while the event loop runs): the last staged
+#: rowid, the rows `answers` spans, the file's size (as `Cache.size`). A min() or max()
+#: alone reads one end of the table; both in one SELECT read all of it
+_MERGE_DUE = (
+    "SELECT (SELECT max(rowid) FROM staged),"
+    " (SELECT max(rowid) FROM answers) - (SELECT min(rowid) FROM answers) + 1,"
+    " (SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size())"
+)
 _MERGE_SHARE = 1.0
 
 
@@ -1061,9 +1097,15 @@ class Cache:
     def _write_loop(self) -> None:
         """The writer thread: compresses rows as they come (so the queue's record lines are
         let go at once) and commits them in transactions of `_TXN_ROWS` rows, or whatever
-        came within `_LINGER` s, or as `flush` or `close` asks."""
+        came within `_LINGER` s, or as `flush` or `close` asks. Each time it wakes, it takes
+        every item the queue holds, and compresses their rows in one call (`_taken`)."""
         db: sqlite3.Connection | None = None
-        pack = zstandard.ZstdCompressor(level=3, dict_data=self._dictionary, write_checksum=True)
+        # the dictionary made ready for level 3 once (a copy: the lookups' thread reads
+        # the other): the same frames, ~1,500 fewer instructions a line than making it
+        # ready per frame (24,330 against 25,871 a line, engine record lines of ~0.9 KB)
+        ready = zstandard.ZstdCompressionDict(self._dictionary.as_bytes())
+        ready.precompute_compress(level=_LEVEL)
+        pack = zstandard.ZstdCompressor(level=_LEVEL, dict_data=ready, write_checksum=True)
         # what the commit will insert, added to as stores come (one copy of it in Python,
         # not each store's besides): records end to end, and the rows' JSON arrays by head
         records, groups, rows = bytearray(), list[tuple[_Head, bytearray]](), 0
@@ -1076,46 +1118,51 @@ class Cache:
         while not last:
             try:
                 if taken:
-                    item = self._writes.get(timeout=max(0.0, until - time.monotonic()))
+                    wait = max(0.0, until - time.monotonic())
+                    items = self._taken(self._writes.get(timeout=wait), _TXN_ROWS - rows)
                 else:
-                    item = self._writes.get()
+                    items = self._taken(self._writes.get(), _TXN_ROWS - rows)
                     until = time.monotonic() + _LINGER
             except queue.Empty:
-                item = _FLUSH  # waited long enough for more
+                items, due = [], True  # waited long enough for more
             else:
-                taken += 1
+                taken += len(items)
                 # `flush` and `close` want every row merged, so that lookups see them
-                self._merge_asked = self._merge_asked or item is _FLUSH or item is None
-            if item is None:
-                last = True
-            elif item is not _FLUSH:
-                stored, n = item
-                requests += n
-                if stored is not None and not self.broken:
-                    try:
-                        made = self._packed(stored, pack, len(records))
-                        records += made.records
-                        for head, listed in made.groups:
-                            # a second later, a new group, after the others: rows of one
-                            # (identity, endpoint) stay in the order they came, which the
-                            # merge keeps for a key stored twice (even as the clock goes back)
-                            at = current.get(head[:3])
-                            if at is not None and groups[at][0] == head:
-                                joined = groups[at][1]
-                                joined += b","
-                                joined += memoryview(listed)[1:-1]
-                            else:
-                                current[head[:3]] = len(groups)
-                                groups.append((head, bytearray(memoryview(listed)[:-1])))
-                        rows += made.count
-                    except Exception as exc:
-                        # an answer no row can be made of (a ttl past a float): a writer
-                        # thread that died left every later flush waiting for ever
-                        self._break(f"writing failed: {exc!r}")
-                # past the wait, a queue never empty (a writer behind) gave no Empty: the
-                # rows waited for _TXN_ROWS, not _LINGER
-                if rows < _TXN_ROWS and not last and time.monotonic() < until:
-                    continue
+                due = any(item is _FLUSH or item is None for item in items)
+                self._merge_asked = self._merge_asked or due
+                last = items[-1] is None
+            stores = []
+            for item in items:
+                if item is not None and item is not _FLUSH:
+                    stored, n = item
+                    requests += n
+                    if stored is not None:
+                        stores.append(stored)
+            if stores and not self.broken:
+                try:
+                    made = self._packed(stores, pack, len(records))
+                    records += made.records
+                    for head, listed in made.groups:
+                        # a second later, a new group, after the others: rows of one
+                        # (identity, endpoint) stay in the order they came, which the
+                        # merge keeps for a key stored twice (even as the clock goes back)
+                        at = current.get(head[:3])
+                        if at is not None and groups[at][0] == head:
+                            joined = groups[at][1]
+                            joined += b","
+                            joined += memoryview(listed)[1:-1]
+                        else:
+                            current[head[:3]] = len(groups)
+                            groups.append((head, bytearray(memoryview(listed)[:-1])))
+                    rows += made.count
+                except Exception as exc:
+                    # an answer no row can be made of (a ttl past a float): a writer
+                    # thread that died left every later flush waiting for ever
+                    self._break(f"writing failed: {exc!r}")
+            # past the wait, a queue never empty (a writer behind) gave no Empty: the rows
+            # waited for _TXN_ROWS, not _LINGER
+            if not due and rows < _TXN_ROWS and time.monotonic() < until:
+                continue
             if taken or rows or requests:
                 for _, listed in groups:
                     listed += b"]"
@@ -1136,37 +1183,59 @@ class Cache:
         if db is not None:
             db.close()
 
-    def _packed(self, stored: _Stored, pack: zstandard.ZstdCompressor, start: int) -> _Packed:
-        """Answers stored at once, their record lines compressed by `pack` as a hit writes
-        them (in one call, which lets go of the GIL once: a call a line took it back at each
-        line, waiting each time), each kept until the answer's ttl (at most `max_ttl`);
-        `start` bytes of records come before them in their commit. The steps a row are
-        builtins' (map, zip, accumulate), not this thread's bytecode: what the writer does
-        holding the GIL, the event loop waits for."""
-        ident, code, fid, now, answered, lines = stored
-        served = _as_served_all(lines)
+    def _taken(self, first: _Item | None, room: int) -> list[_Item | None]:
+        """`first` and the items the queue holds behind it, up to the None that ends it,
+        until they store `room` rows or more. Each wake of the writer waits for the GIL, up
+        to the interpreter's switch interval (5 ms) while the event loop runs, and so does
+        each call that lets go of it (zstd, SQLite): a store at a time (a batch's 500
+        answers) took two such waits, which, not the CPU, set the pace of a fresh cache.
+        Taken together, the rows that came while the writer waited cost it two waits."""
+        items = [first]
+        while (item := items[-1]) is not None:
+            room -= len(item[0][4]) if item[0] is not None else 0
+            if room <= 0:
+                break
+            try:
+                items.append(self._writes.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _packed(
+        self, stores: Sequence[_Stored], pack: zstandard.ZstdCompressor, start: int
+    ) -> _Packed:
+        """Answers stored, their record lines compressed by `pack` as a hit writes them (in
+        one call, which lets go of the GIL once: a call a line took it back at each line,
+        waiting each time), each kept until the answer's ttl (at most `max_ttl`); `start`
+        bytes of records come before them in their commit; a group a store. The steps a
+        row are builtins' (map, zip, accumulate), not this thread's bytecode: what the
+        writer does holding the GIL, the event loop waits for."""
+        served = _as_served_all(list(itertools.chain.from_iterable(map(_LINES_OF, stores))))
         frames: list[zstandard.BufferSegment | bytes]
         try:
             compressed = pack.multi_compress_to_buffer(served)
             frames = list(map(compressed.__getitem__, range(len(compressed))))
         except ValueError:  # "source elements are empty" (every line empty): a frame each
             frames = [pack.compress(line) for line in cast("list[bytes]", served)]
+        # one size each, in the stores' order: each store's rows take theirs in turn
         sizes = list(map(len, frames))
-        max_ttl, default_ttl = self.max_ttl, self.default_ttl
-        expires = [
-            int(now + min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl))
-            for ttl_ms in map(_TTL_MS, answered)
-        ]
+        sized = iter(sizes)
         # where each record starts in the commit's records: SQLite's substr counts from 1
+        # (one more than there are rows: where the next records would start)
         at = itertools.accumulate(sizes, initial=start + 1)
-        verdicts = map(_VERDICT.get, map(_VERDICT_OF, answered), itertools.repeat(3))
-        # `at` has one more (where the next store's records would start)
-        rows = list(zip(map(_KEY_OF, answered), verdicts, at, sizes, expires, strict=False))
-        head = (ident, code, fid, int(now))
+        max_ttl, default_ttl = self.max_ttl, self.default_ttl
+        groups: list[tuple[_Head, bytes | bytearray]] = []
+        for ident, code, fid, now, answered, _ in stores:
+            expires = [
+                int(now + min(max_ttl, ttl_ms / 1000 if ttl_ms is not None else default_ttl))
+                for ttl_ms in map(_TTL_MS, answered)
+            ]
+            verdicts = map(_VERDICT.get, map(_VERDICT_OF, answered), itertools.repeat(3))
+            # the keys first: zip stops at their end, taking no more of `at` and `sized`
+            rows = zip(map(_KEY_OF, answered), verdicts, at, sized, expires, strict=False)
+            groups.append(((ident, code, fid, int(now)), orjson.dumps(list(rows))))
         # a BufferSegment is a buffer (its stub does not say so)
-        return _Packed(
-            b"".join(cast("list[bytes]", frames)), [(head, orjson.dumps(rows))], len(rows)
-        )
+        return _Packed(b"".join(cast("list[bytes]", frames)), groups, len(sizes))
 
     def _commit(
         self, db: sqlite3.Connection | None, rows: _Packed | None, requests: int
@@ -1206,22 +1275,22 @@ class Cache:
         return db
 
     def _stage(self, db: sqlite3.Connection, rows: _Packed) -> None:
-        """Append `rows` to `staged`, in one transaction: one statement a group (alone in its
-        transaction, with no BEGIN, where there is one group), or, in a SQLite without JSON
-        functions or for a key with a NUL, one statement a row."""
+        """Append `rows` to `staged`, in one transaction: one statement (alone in its
+        transaction, with no BEGIN, up to `_GROUPS_MAX` groups), or, in a SQLite without
+        JSON functions or for a key with a NUL, one statement a row."""
         if not self._staging:
             db.execute(_STAGED_SCHEMA)  # the first write (another run may have made it)
             self._staging = True
         records, groups = rows.records, rows.groups
         if self._json and not any(_NUL in listed for _, listed in groups):
-            if len(groups) == 1:
-                (head, listed), *_ = groups
-                db.execute(_INSERT_PACKED, (records, listed, *head))
-                return
-            db.execute("BEGIN IMMEDIATE")
-            for head, listed in groups:
-                db.execute(_INSERT_PACKED, (records, listed, *head))
-            db.execute("COMMIT")
+            parts = [groups[i : i + _GROUPS_MAX] for i in range(0, len(groups), _GROUPS_MAX)]
+            if len(parts) > 1:
+                db.execute("BEGIN IMMEDIATE")
+            for part in parts:
+                given = itertools.chain.from_iterable((listed, *head) for head, listed in part)
+                db.execute(_insert_groups(len(part)), (records, *given))
+            if len(parts) > 1:
+                db.execute("COMMIT")
             return
         unpacked = [
             (ident, code, key, verdict, fid, at, size, fetched, expires)
@@ -1235,14 +1304,10 @@ class Cache:
     def _merge_due(self, db: sqlite3.Connection) -> bool:
         """Whether the staged rows are many enough to merge (`_MERGE_MIN`, `_MERGE_SHARE`),
         or the file is past max_size (the oldest rows are evicted once all are merged)."""
-        (staged,) = db.execute("SELECT max(rowid) FROM staged").fetchone()
-        # a min() or max() alone reads one end of the table; both in one SELECT read all of it
-        (indexed,) = db.execute(
-            "SELECT (SELECT max(rowid) FROM answers) - (SELECT min(rowid) FROM answers) + 1"
-        ).fetchone()
-        return (staged or 0) >= max(_MERGE_MIN, _MERGE_SHARE * (indexed or 0)) or self.size(
-            db
-        ) > self.max_size
+        staged, indexed, size = db.execute(_MERGE_DUE).fetchone()
+        return (staged or 0) >= max(_MERGE_MIN, _MERGE_SHARE * (indexed or 0)) or (
+            size > self.max_size
+        )
 
     @staticmethod
     def _merge(db: sqlite3.Connection) -> None:

@@ -168,9 +168,9 @@ def test_a_store_keeps_what_it_was_given_when_the_caller_reuses_its_list(
 def test_record_lines_are_compressed_as_a_hit_writes_them_alone_or_joined(
     lines: list[bytes],
 ) -> None:
-    # the writer joins a store's record lines and replaces their tails in one pass each
-    # where every line ends with the fresh tail and holds it nowhere else: what it
-    # compresses is what `_as_served` makes of each line
+    # the writer joins a store's record lines with the cached tail in place of the fresh one
+    # where every line ends with the fresh tail (one may hold it elsewhere too, which stays):
+    # what it compresses is what `_as_served` makes of each line
     from enricher.state.answers import _as_served, _as_served_all
 
     pack = zstandard.ZstdCompressor(level=3)
@@ -183,6 +183,28 @@ def test_record_lines_are_compressed_as_a_hit_writes_them_alone_or_joined(
     unpack = zstandard.ZstdDecompressor()
     made = [unpack.decompress(f) if f else b"" for f in frames]
     assert made == [_as_served(bytes(line)) for line in lines]
+
+
+def test_the_writer_compresses_rows_as_the_dictionary_at_its_level_does(tmp_path: Path) -> None:
+    # the writer's dictionary is made ready for its level once: the frames are the ones a
+    # compressor given the plain dictionary makes, and read back as they were
+    from enricher.state.answers import _DICTIONARY, _LEVEL, _as_served
+
+    cache = new_cache(tmp_path / "c.sqlite3")
+    keys = [f"d{i}.example" for i in range(50)]
+    cache.store(
+        Endpoint.DOMAIN, [(k, "benign", line_of(k, b"%d" % i), None) for i, k in enumerate(keys)]
+    )
+    cache.flush()
+    with contextlib.closing(sqlite3.connect(tmp_path / "c.sqlite3")) as db:
+        stored = dict(db.execute("SELECT key, record FROM answers"))
+    plain = zstandard.ZstdCompressionDict(_DICTIONARY.read_bytes())
+    pack = zstandard.ZstdCompressor(level=_LEVEL, dict_data=plain, write_checksum=True)
+    assert stored == {
+        k: pack.compress(_as_served(line_of(k, b"%d" % i))) for i, k in enumerate(keys)
+    }
+    assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 50
+    cache.close()
 
 
 @pytest.mark.parametrize("kept", [True, False])
@@ -1571,24 +1593,29 @@ def test_the_writer_commits_past_its_wait_though_more_rows_are_queued(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer behind (its queue never empty) commits what waited `_LINGER`, not only at
-    `_TXN_ROWS` rows: a killed run loses that much of its answers, not 20,000 rows."""
+    `_TXN_ROWS` rows nor at a flush: a killed run loses that much of its answers, not
+    20,000 rows. What queued behind a slow commit is taken at one wake, in one commit."""
     monkeypatch.setattr("enricher.state.answers._LINGER", 0.0)
     cache = new_cache(tmp_path / "c.sqlite3")
     commits: list[int] = []
-    busy, go = threading.Event(), threading.Event()
+    busy, go, again = threading.Event(), threading.Event(), threading.Event()
     real = cache._commit
 
     def held(db: Any, rows: Any, requests: int) -> Any:
-        commits.append(rows.count if rows is not None else 0)
+        if rows is not None:
+            commits.append(rows.count)
         busy.set()
+        if len(commits) == 2:
+            again.set()
         go.wait(10)  # the first commit is slow: the next stores queue behind it
         return real(db, rows, requests)
 
     cache._commit = held  # type: ignore[method-assign]
     keys = _store_by_hundreds(cache, 400, then=lambda: busy.wait(10))
     go.set()
+    assert again.wait(10)  # before any flush (a writer waiting for _TXN_ROWS: at the flush)
     cache.flush()
-    assert [n for n in commits if n] == [100, 100, 100, 100]  # was [100, 300]
+    assert commits == [100, 300]
     assert len(cache.lookup(Endpoint.DOMAIN, keys)) == 400
     cache.close()
 
@@ -1628,15 +1655,17 @@ def test_a_commit_is_one_statement_alone_in_its_transaction(
     cache.close()
 
 
-@pytest.mark.parametrize("json_functions", [True, False])
+@pytest.mark.parametrize(("json_functions", "groups_max"), [(True, 100), (True, 3), (False, 100)])
 def test_a_commit_of_several_endpoints_and_seconds_keeps_the_last_answer_of_a_key(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, json_functions: bool, groups_max: int
 ) -> None:
-    """A commit's rows go in one statement for each (identity, endpoint, second) in one
-    transaction; rows of a key stay in the order they came, a clock that went back
-    included: the merge keeps the last answer stored."""
+    """A commit's rows go in one statement, a SELECT for each (identity, endpoint, second)
+    (past `_GROUPS_MAX` of them, several statements in one transaction); rows of a key
+    stay in the order they came, a clock that went back included: the merge keeps the
+    last answer stored."""
     if not json_functions:
         monkeypatch.setattr("enricher.state.answers._has_json", lambda db: False)
+    monkeypatch.setattr("enricher.state.answers._GROUPS_MAX", groups_max)
     monkeypatch.setattr("enricher.state.answers._LINGER", 60.0)  # every store, one commit
     now = [1_000_000.0]
     cache = new_cache(tmp_path / "c.sqlite3", clock=lambda: now[0])
@@ -1671,9 +1700,12 @@ def test_a_commit_of_several_endpoints_and_seconds_keeps_the_last_answer_of_a_ke
     }
     assert cache.lookup(Endpoint.IP, [url]) == {url: ("benign", "", cached_line(url))}
     staging = [s.split()[0] for s in statements if s.startswith(("BEGIN", "INSERT", "COMMIT"))]
-    if json_functions:
+    inserts = [s.count("UNION ALL") for s in statements if s.startswith("INSERT INTO staged")]
+    if json_functions and groups_max == 100:
         # four groups: (DOMAIN, 0), (IP, 0), (DOMAIN, 1), (DOMAIN, 0) again, after it
-        assert staging[:6] == ["BEGIN", "INSERT", "INSERT", "INSERT", "INSERT", "COMMIT"]
+        assert staging[:2] == ["INSERT", "BEGIN"] and inserts == [3]
+    elif json_functions:
+        assert staging[:4] == ["BEGIN", "INSERT", "INSERT", "COMMIT"] and inserts == [2, 0]
     assert cache.stored == 5 and len(cache) == 3
     cache.close()
 
