@@ -1581,7 +1581,7 @@ static PyObject *rec_line(const char *base, const Rec *r, PyObject *key, PyObjec
         Py_DECREF(text);
     }
     Piece verdict_piece, ctype_piece, source_piece, ioc_piece, cp_piece, link_piece;
-    char score_digits[24], type_score_digits[24], ttl_digits[24], stamp[40];
+    char ttl_digits[24], stamp[40];
     verdict_piece.quoted = ioc_piece.quoted = 1;
     if ((verdict_piece.s = plain(verdict, &verdict_piece.n)) == NULL
         || (ioc_piece.s = plain(PyTuple_GET_ITEM(key, 1), &ioc_piece.n)) == NULL
@@ -1612,42 +1612,74 @@ static PyObject *rec_line(const char *base, const Rec *r, PyObject *key, PyObjec
     Span product = r->spans[R_PRODUCT];
     if (product.n > 0 && base[product.at] == '{')
         product_piece = (Piece){base + product.at, product.n, 0};
-    static const char OPEN[] = "{\"ioc\":", TTL[] = ",\"ttl_ms\":", FIRST[] = ",\"first_seen\":",
-                      LINK[] = ",\"link\":", PRODUCT[] = ",\"product\":",
-                      CP[] = ",\"cp_type\":", RESPONSE[] = ",\"response\":",
-                      VERDICT[] = ",\"verdict\":", CLASSIFICATION[] = ",\"classification\":",
-                      SCORE[] = ",\"score\":", TYPE_SCORE[] = ",\"type_score\":",
-                      SOURCE[] = ",\"source\":";
-    Piece pieces[] = {
-        {OPEN, sizeof OPEN - 1, 0},
+    /* the pieces between the fixed texts, in order: `line`'s, written straight (the fixed
+       texts' copies of a size known here, a few moves each) */
+    char score_digits[24], type_score_digits[24];
+    Piece parts[] = {
         ioc_piece,
         {PyBytes_AS_STRING(type_json), PyBytes_GET_SIZE(type_json), 0},
-        {VERDICT, sizeof VERDICT - 1, 0},
         verdict_piece,
-        {CLASSIFICATION, sizeof CLASSIFICATION - 1, 0},
         ctype_piece,
-        {SCORE, sizeof SCORE - 1, 0},
         whole_piece(r, W_SCORE, score_digits),
-        {TYPE_SCORE, sizeof TYPE_SCORE - 1, 0},
         whole_piece(r, W_TYPE_SCORE, type_score_digits),
-        {SOURCE, sizeof SOURCE - 1, 0},
         source_piece,
-        {TTL, sizeof TTL - 1, 0},
         ttl_piece,
-        {FIRST, sizeof FIRST - 1, 0},
         first_piece,
-        {LINK, sizeof LINK - 1, 0},
         link_piece,
-        {PRODUCT, sizeof PRODUCT - 1, 0},
         product_piece,
-        {CP, sizeof CP - 1, 0},
         cp_piece,
-        {RESPONSE, sizeof RESPONSE - 1, 0},
         {base + r->start, r->stop - r->start, 0},
         {PyBytes_AS_STRING(FRESH), PyBytes_GET_SIZE(FRESH), 0},
     };
-    if ((result = joined(pieces, sizeof pieces / sizeof pieces[0])) == NULL)
+    /* the fixed texts, all of them (each written below) */
+    static const char FIXED[] = "{\"ioc\":" ",\"verdict\":" ",\"classification\":" ",\"score\":"
+                                ",\"type_score\":" ",\"source\":" ",\"ttl_ms\":" ",\"first_seen\":"
+                                ",\"link\":" ",\"product\":" ",\"cp_type\":" ",\"response\":";
+    Py_ssize_t size = sizeof FIXED - 1;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        size += parts[i].n + 2 * parts[i].quoted;
+    if ((result = PyBytes_FromStringAndSize(NULL, size)) == NULL)
         goto done;
+    char *out = PyBytes_AS_STRING(result);
+#define PART(i)                                                                                 \
+    do {                                                                                        \
+        if (parts[i].quoted)                                                                    \
+            *out++ = '"';                                                                       \
+        memcpy(out, parts[i].s, (size_t)parts[i].n);                                            \
+        out += parts[i].n;                                                                      \
+        if (parts[i].quoted)                                                                    \
+            *out++ = '"';                                                                       \
+    } while (0)
+#define TEXT(text) (memcpy(out, text, sizeof text - 1), out += sizeof text - 1)
+    TEXT("{\"ioc\":");
+    PART(0);
+    PART(1);
+    TEXT(",\"verdict\":");
+    PART(2);
+    TEXT(",\"classification\":");
+    PART(3);
+    TEXT(",\"score\":");
+    PART(4);
+    TEXT(",\"type_score\":");
+    PART(5);
+    TEXT(",\"source\":");
+    PART(6);
+    TEXT(",\"ttl_ms\":");
+    PART(7);
+    TEXT(",\"first_seen\":");
+    PART(8);
+    TEXT(",\"link\":");
+    PART(9);
+    TEXT(",\"product\":");
+    PART(10);
+    TEXT(",\"cp_type\":");
+    PART(11);
+    TEXT(",\"response\":");
+    PART(12);
+    PART(13);
+#undef TEXT
+#undef PART
+    assert(out == PyBytes_AS_STRING(result) + size);
     Py_INCREF(verdict);
     *verdict_out = verdict;
     goto done;

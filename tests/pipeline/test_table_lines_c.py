@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 from unittest.mock import patch
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -328,3 +329,33 @@ def test_a_body_whose_answers_are_asked_for_is_settled_from_them() -> None:
     eager = parse_response(Endpoint.DOMAIN, body, {v for _, v in keys}, lazy=False)
     assert eager.plain is None
     assert eager == parse_response(Endpoint.DOMAIN, body, {v for _, v in keys})
+
+
+@needs_c
+def test_a_body_with_an_escape_or_past_ascii_is_not_walked_in_c() -> None:
+    keys = DOMAINS
+    asked = {v for _, v in keys}
+    docs = entries(Endpoint.DOMAIN, keys)
+    walked: list[bytes] = []
+
+    def spy(real: Any) -> Any:
+        def called(body: bytes, *rest: Any) -> Any:
+            walked.append(body)
+            return real(body, *rest)
+
+        return called
+
+    for last in ('a "quoted" link', "caf\u00e9"):
+        docs[-1]["aggregatedResult"]["link"] = last
+        body = orjson.dumps({"classificationResponses": docs})
+        with (
+            patch.object(protocol, "_C_READ", spy(protocol._C_READ)),
+            patch.object(protocol, "_C_TABLE", spy(protocol._C_TABLE)),
+        ):
+            parsed = parse_response(Endpoint.DOMAIN, body, asked)
+        assert not walked and list(parsed.answers) == [v for _, v in keys]
+        same(Endpoint.DOMAIN, keys, body)
+    docs[-1]["aggregatedResult"]["link"] = "plain"
+    with patch.object(protocol, "_C_TABLE", spy(protocol._C_TABLE)):
+        parse_response(Endpoint.DOMAIN, orjson.dumps({"classificationResponses": docs}), asked)
+    assert len(walked) == 1  # (the spy sees a walk)
