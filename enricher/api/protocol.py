@@ -350,7 +350,7 @@ _SETS = (set, frozenset)
 #: its `plain_table`: where the fields of a plain body's entries are, each a key asked once
 #: (what `_C_READ` and `_C_MATCH` take), without an object an entry, for `ParsedResponse.plain`
 _C_TABLE: (
-    Callable[[bytes, Container[str], tuple[str, ...], int], tuple[bytes, int] | None] | None
+    Callable[[bytes, Container[str], tuple[str, ...], int], tuple[bytes, int] | bool | None] | None
 ) = None if _C_NATIVE is None else _C_NATIVE.plain_table
 #: its `request_body`: build_request's body for keys JSON writes as they are
 _C_BODY: (
@@ -565,16 +565,17 @@ def parse_response(
     # each one its own way
     entries: list[Entry] | None = None
     raws: list[bytes] | None = None
-    # a backslash or a byte past ASCII anywhere: neither C walk below takes the body (a
-    # string holding one is not plain, and JSON holds none outside strings), found at once
-    # rather than where the walk meets it (one in the last entry cost 1.6 times the walk)
-    walk = not multiline and body.isascii() and b"\\" not in body
+    walk = not multiline
     if lazy and walk and _C_TABLE is not None and type(asked) in _SETS:
         # a plain body, each entry a key asked once (what read_body and match below take):
         # read in C in one walk, nothing made an entry; its answers made when asked for
         made = _C_TABLE(body, asked, _ECHO_FIELDS[endpoint], 2 * MAX_DEPTH)
-        if made is not None:
+        if isinstance(made, tuple):
             return ParsedResponse(plain=Plain(endpoint, body, made[0], made[1], asked))
+        # False: a backslash or a byte past ASCII, which read_body does not take either (a
+        # string holding one is not plain, and JSON has none outside strings): not walked
+        # again up to it
+        walk = made is None
     read = None if not walk or _C_READ is None else _C_READ(body)
     utf8: bool | None = None  # not yet known
     if read is not None:

@@ -1190,7 +1190,9 @@ none:
    no object an entry: for a body both take as it is (read_body reads it, and match finds
    every entry's echo a key asked, once), where each entry's fields are in the body and an
    index of the entries by the key they echo, as one bytes object (a table); None for any
-   other body (then read_body and match decide): (table, how many entries). The answers
+   other body (then read_body and match decide), or False for one holding a backslash or a
+   byte past ASCII, which read_body does not take either (it walks no such body again, up to
+   the byte): (table, how many entries). The answers
    match would give are made of the body only when asked for (ParsedResponse.answers).
 
    table_lines(body, table, keys, verdicts, ttl_factor, done, lines, answered): answer_lines
@@ -1332,6 +1334,20 @@ static const char *scan_object(const char *base, const char *p, const char *end,
             return p + 1;
         return NULL;
     }
+}
+
+/* whether the bytes from `p` to `end` are all ASCII */
+static int all_ascii(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    for (; end - p >= 16; p += 16)
+        if (_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)p)))
+            return 0;
+#endif
+    for (; p < end; p++)
+        if ((unsigned char)*p > 0x7f)
+            return 0;
+    return 1;
 }
 
 static PyObject *plain_table(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -1508,6 +1524,8 @@ none:
     PyMem_Free(index);
     if (PyErr_Occurred())
         return NULL; /* (a MemoryError) */
+    if (memchr(base, '\\', (size_t)(end - base)) != NULL || !all_ascii(base, end))
+        Py_RETURN_FALSE; /* read_body does not take it either */
     Py_RETURN_NONE;
 }
 
