@@ -14,7 +14,6 @@ import ipaddress
 import re
 import sys
 from collections.abc import Callable, Collection, Container, Iterable
-from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter
 from pathlib import Path
@@ -33,6 +32,7 @@ __all__ = [
     "Answer",
     "Entry",
     "ParsedResponse",
+    "Plain",
     "answer_from_entry",
     "beyond_double",
     "blank_escapes",
@@ -347,6 +347,11 @@ _C_MATCH: (
     | None
 ) = None if _C_NATIVE is None else _C_NATIVE.match
 _SETS = (set, frozenset)
+#: its `plain_table`: where the fields of a plain body's entries are, each a key asked once
+#: (what `_C_READ` and `_C_MATCH` take), without an object an entry, for `ParsedResponse.plain`
+_C_TABLE: (
+    Callable[[bytes, Container[str], tuple[str, ...], int], tuple[bytes, int] | bool | None] | None
+) = None if _C_NATIVE is None else _C_NATIVE.plain_table
 #: its `request_body`: build_request's body for keys JSON writes as they are
 _C_BODY: (
     Callable[
@@ -441,25 +446,85 @@ def _read(raw: bytes, multiline: bool) -> tuple[Any, Entry | None, bytes]:
     return doc, _fields_of(doc), raw
 
 
-@dataclass(slots=True)
+class Plain(NamedTuple):
+    """A plain body read in C (`_records.plain_table`) whose answers are not made yet: where
+    each entry's fields are in it (`table`), and how many `entries` (each a key asked, once)."""
+
+    endpoint: Endpoint
+    body: bytes
+    table: bytes
+    entries: int
+    asked: Container[str]
+
+
 class ParsedResponse:
     """A well-formed answer body: for each key it answers, the entry's validated fields and
-    its verbatim JSON bytes (one line); and what could not be used."""
+    its verbatim JSON bytes (one line); and what could not be used.
 
-    answers: dict[str, tuple[Entry, bytes]] = field(default_factory=dict)
-    duplicates: int = 0  # further entries for a key already answered
-    unusable: int = 0  # entries that are not objects or have no recognizable requestKey
-    #: keys answered by two entries that say different things: neither is an answer (they
-    #: are not in `answers`), the key is to be asked again
-    conflicts: set[str] = field(default_factory=set)
-    #: keys whose entry holds one of our secrets where it cannot be taken out (its
-    #: requestKey, a field name, its classification): no answer (`redaction`)
-    echoed: set[str] = field(default_factory=set)
+    A plain body (every entry read the fast way, each a key asked, once) is kept as `plain`
+    until `answers` is asked for: `resolve.settle` makes its record lines from it in C
+    without an `Entry` an answer (`_records.table_lines`), and anything else reading
+    `answers` gets what they would have been."""
+
+    __slots__ = ("_answers", "_plain", "conflicts", "duplicates", "echoed", "unusable")
+
+    def __init__(
+        self,
+        answers: dict[str, tuple[Entry, bytes]] | None = None,
+        *,
+        plain: Plain | None = None,
+    ) -> None:
+        self._answers: dict[str, tuple[Entry, bytes]] = {} if answers is None else answers
+        self._plain = plain
+        self.duplicates = 0  # further entries for a key already answered
+        self.unusable = 0  # entries that are not objects or have no recognizable requestKey
+        #: keys answered by two entries that say different things: neither is an answer (they
+        #: are not in `answers`), the key is to be asked again
+        self.conflicts: set[str] = set()
+        #: keys whose entry holds one of our secrets where it cannot be taken out (its
+        #: requestKey, a field name, its classification): no answer (`redaction`)
+        self.echoed: set[str] = set()
+
+    @property
+    def answers(self) -> dict[str, tuple[Entry, bytes]]:
+        """Each key answered: its entry's fields and bytes (made now for a plain body)."""
+        plain = self._plain
+        if plain is not None:
+            self._plain = None
+            made = parse_response(plain.endpoint, plain.body, plain.asked, lazy=False)
+            self._answers = made.answers
+            # (none for a plain body: its entries are each a key asked, once)
+            self.duplicates, self.unusable = made.duplicates, made.unusable
+            self.conflicts, self.echoed = made.conflicts, made.echoed
+        return self._answers
+
+    @property
+    def plain(self) -> Plain | None:
+        """The plain body whose `answers` are not made yet, or None."""
+        return self._plain
 
     def extra(self, answered: int) -> int:
         """Entries of no use, given how many asked keys they answered: answers to keys
         nobody asked for, duplicates and unusable entries."""
-        return len(self.answers) - answered + self.duplicates + self.unusable
+        plain = self._plain
+        count = len(self._answers) if plain is None else plain.entries
+        return count - answered + self.duplicates + self.unusable
+
+    def _fields(self) -> tuple[Any, ...]:
+        return self.answers, self.duplicates, self.unusable, self.conflicts, self.echoed
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParsedResponse):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"ParsedResponse(answers={self.answers!r}, duplicates={self.duplicates},"
+            f" unusable={self.unusable}, conflicts={self.conflicts!r}, echoed={self.echoed!r})"
+        )
 
 
 #: the `requestKey` fields that carry the IOC, in the order `match_key` reads them
@@ -480,9 +545,12 @@ def _error_text(doc: Any) -> str:
     return type(doc).__name__
 
 
-def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) -> ParsedResponse:
+def parse_response(
+    endpoint: Endpoint, body: bytes, asked: Container[str] = (), *, lazy: bool = True
+) -> ParsedResponse:
     """Parse and validate one HTTP-200 body; `asked`, the normalized keys the request asked
-    for, only makes matching faster.
+    for, only makes matching faster. `lazy`: a plain body's answers are made when asked for
+    (`ParsedResponse.plain`).
 
     Raises `MalformedBody` for a truncated, non-JSON or wrongly shaped body and `ErrorBody`
     for a JSON object without a `classificationResponses` list (an error said with 200).
@@ -497,7 +565,18 @@ def parse_response(endpoint: Endpoint, body: bytes, asked: Container[str] = ()) 
     # each one its own way
     entries: list[Entry] | None = None
     raws: list[bytes] | None = None
-    read = None if multiline or _C_READ is None else _C_READ(body)
+    walk = not multiline
+    if lazy and walk and _C_TABLE is not None and type(asked) in _SETS:
+        # a plain body, each entry a key asked once (what read_body and match below take):
+        # read in C in one walk, nothing made an entry; its answers made when asked for
+        made = _C_TABLE(body, asked, _ECHO_FIELDS[endpoint], 2 * MAX_DEPTH)
+        if isinstance(made, tuple):
+            return ParsedResponse(plain=Plain(endpoint, body, made[0], made[1], asked))
+        # False: a backslash or a byte past ASCII, which read_body does not take either (a
+        # string holding one is not plain, and JSON has none outside strings): not walked
+        # again up to it
+        walk = made is None
+    read = None if not walk or _C_READ is None else _C_READ(body)
     utf8: bool | None = None  # not yet known
     if read is not None:
         # a plain body (the most of them) read in C in one walk, as the lines below read it

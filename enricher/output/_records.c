@@ -26,16 +26,13 @@ static const char NULL_JSON[] = "null";
    and the backslash) and for those not ASCII, set at import */
 static unsigned char ESCAPED[256];
 
-/* A str JSON writes as it is between quotes (its bytes, and their count), or NULL. */
-static const char *plain(PyObject *o, Py_ssize_t *n)
+/* Whether JSON writes the `len` bytes at `s` as they are between quotes. */
+static int plain_run(const unsigned char *s, Py_ssize_t len)
 {
-    if (!PyUnicode_CheckExact(o) || !PyUnicode_IS_ASCII(o))
-        return NULL;
-    const unsigned char *s = (const unsigned char *)PyUnicode_DATA(o);
-    Py_ssize_t len = PyUnicode_GET_LENGTH(o), i = 0;
+    Py_ssize_t i = 0;
     unsigned char escaped = 0;
 #if defined(__SSE2__)
-    /* 16 characters at a time (ASCII: none past 0x7f) */
+    /* 16 characters at a time (a byte past ASCII is below the space, signed) */
     const __m128i space = _mm_set1_epi8(' '), del = _mm_set1_epi8(0x7f),
                   quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\');
     while (len - i >= 16) {
@@ -43,7 +40,7 @@ static const char *plain(PyObject *o, Py_ssize_t *n)
         __m128i hits = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),
                                     _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)));
         if (_mm_movemask_epi8(hits))
-            return NULL;
+            return 0;
         i += 16;
         if (i < len && len - i < 16)
             i = len - 16; /* the last block: its 16 last characters, some seen already */
@@ -51,7 +48,17 @@ static const char *plain(PyObject *o, Py_ssize_t *n)
 #endif
     for (; i < len; i++) /* no branch a character: texts are mostly plain */
         escaped |= ESCAPED[s[i]];
-    if (escaped)
+    return !escaped;
+}
+
+/* A str JSON writes as it is between quotes (its bytes, and their count), or NULL. */
+static const char *plain(PyObject *o, Py_ssize_t *n)
+{
+    if (!PyUnicode_CheckExact(o) || !PyUnicode_IS_ASCII(o))
+        return NULL;
+    const unsigned char *s = (const unsigned char *)PyUnicode_DATA(o);
+    Py_ssize_t len = PyUnicode_GET_LENGTH(o);
+    if (!plain_run(s, len))
         return NULL;
     *n = len;
     return (const char *)s;
@@ -82,6 +89,37 @@ static void padded(char *out, int v, int width)
         out[i] = (char)('0' + v % 10);
         v /= 10;
     }
+}
+
+/* `at` (ms since 1970) as "YYYY-MM-DDTHH:MM:SS.mmmZ", quotes included (26 bytes), at `stamp`:
+   ISO-8601 in UTC to the millisecond; 0 for a time beyond years 1 to 9999. */
+static int stamp_of(long long at, char *stamp)
+{
+    long long day = at / 86400000LL, ms = at % 86400000LL;
+    if (ms < 0) { /* as Python's divmod: the day before, and ms from its start */
+        ms += 86400000LL;
+        day -= 1;
+    }
+    /* the civil date of a day since 1970-01-01 (H. Hinnant's days_from_civil, reversed) */
+    long long z = day + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    long long d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    long long y = yoe + era * 400 + (m <= 2);
+    if (y < 1 || y > 9999)
+        return 0;
+    int minute = (int)(ms / 60000), second = (int)(ms / 1000 % 60), milli = (int)(ms % 1000);
+    /* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
+    memcpy(stamp, "\"0000-00-00T00:00:00.000Z\"", 26);
+    padded(stamp + 1, (int)y, 4);
+    padded(stamp + 6, (int)m, 2);
+    padded(stamp + 9, (int)d, 2);
+    padded(stamp + 12, minute / 60, 2);
+    padded(stamp + 15, minute % 60, 2);
+    padded(stamp + 18, second, 2);
+    padded(stamp + 21, milli, 3);
+    return 1;
 }
 
 /* A piece of the line: bytes to copy, and whether they go between quotes. */
@@ -176,6 +214,27 @@ typedef struct {
     PyObject_HEAD
     PyObject *mapping;
 } Proxy;
+
+/* The bytes of `count` pieces one after the other, each quoted one between quotes. */
+static PyObject *joined(const Piece *pieces, size_t count)
+{
+    Py_ssize_t size = 0;
+    for (size_t i = 0; i < count; i++)
+        size += pieces[i].n + 2 * pieces[i].quoted;
+    PyObject *made = PyBytes_FromStringAndSize(NULL, size);
+    if (made == NULL)
+        return NULL;
+    char *out = PyBytes_AS_STRING(made);
+    for (size_t i = 0; i < count; i++) {
+        if (pieces[i].quoted)
+            *out++ = '"';
+        memcpy(out, pieces[i].s, (size_t)pieces[i].n);
+        out += pieces[i].n;
+        if (pieces[i].quoted)
+            *out++ = '"';
+    }
+    return made;
+}
 
 /* the Slots of `line`'s reads, and of `match`'s (requestKey, then each echo field) */
 static Slot AT_AGG, AT_MAL, AT_TYPE, AT_SCORE, AT_TYPE_SCORE, AT_SOURCE, AT_TTL, AT_CP_TYPE,
@@ -308,30 +367,8 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto error;
         if (overflow)
             goto fallback;
-        long long day = at / 86400000LL, ms = at % 86400000LL;
-        if (ms < 0) { /* as Python's divmod: the day before, and ms from its start */
-            ms += 86400000LL;
-            day -= 1;
-        }
-        /* the civil date of a day since 1970-01-01 (H. Hinnant's days_from_civil, reversed) */
-        long long z = day + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
-        long long doe = z - era * 146097;
-        long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-        long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
-        long long d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
-        long long y = yoe + era * 400 + (m <= 2);
-        if (y < 1 || y > 9999) /* beyond a date: no first-seen time (record_line's) */
+        if (!stamp_of(at, stamp)) /* beyond a date: no first-seen time (record_line's) */
             goto fallback;
-        int minute = (int)(ms / 60000), second = (int)(ms / 1000 % 60), milli = (int)(ms % 1000);
-        /* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
-        memcpy(stamp, "\"0000-00-00T00:00:00.000Z\"", 26);
-        padded(stamp + 1, (int)y, 4);
-        padded(stamp + 6, (int)m, 2);
-        padded(stamp + 9, (int)d, 2);
-        padded(stamp + 12, minute / 60, 2);
-        padded(stamp + 15, minute % 60, 2);
-        padded(stamp + 18, second, 2);
-        padded(stamp + 21, milli, 3);
         prefix.s = stamp;
         prefix.n = 26;
     }
@@ -370,22 +407,9 @@ static PyObject *line(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         {PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), 0},
         {PyBytes_AS_STRING(tail), PyBytes_GET_SIZE(tail), 0},
     };
-    size_t count = sizeof pieces / sizeof pieces[0];
-    Py_ssize_t size = 0;
-    for (size_t i = 0; i < count; i++)
-        size += pieces[i].n + 2 * pieces[i].quoted;
-    PyObject *made = PyBytes_FromStringAndSize(NULL, size);
+    PyObject *made = joined(pieces, sizeof pieces / sizeof pieces[0]);
     if (made == NULL)
         goto error;
-    char *out = PyBytes_AS_STRING(made);
-    for (size_t i = 0; i < count; i++) {
-        if (pieces[i].quoted)
-            *out++ = '"';
-        memcpy(out, pieces[i].s, (size_t)pieces[i].n);
-        out += pieces[i].n;
-        if (pieces[i].quoted)
-            *out++ = '"';
-    }
     result = PyTuple_New(3);
     if (result == NULL) {
         Py_DECREF(made);
@@ -912,24 +936,35 @@ static PyObject *ascii_text(const char *s, Py_ssize_t n, int word)
     return text;
 }
 
+/* where `scan_object` keeps a field's value in a Rec: a span's index, or a number's */
+enum { R_MD5, R_SHA1, R_SHA256, R_DOMAIN, R_IP, R_CTYPE, R_SOURCE, R_LINK, R_CP_TYPE, R_PRODUCT,
+       R_SPANS };
+enum { W_TTL, W_CP_ID, W_FIRST, W_SCORE, W_TYPE_SCORE, W_WHOLES };
+
 typedef struct {
     const char *name;
     Py_ssize_t n;
     int kind;
+    int at; /* the R_ or W_ of its value in a Rec (an object's: none, -1) */
 } Field;
 
-#define FIELD(name, kind) {name, sizeof name - 1, kind}
-static const Field ENTRY_FIELDS[] = {FIELD("requestKey", F_ECHO), FIELD("ttl", F_WHOLE),
-                                     FIELD("aggregatedResult", F_AGG), FIELD("cpType", F_WORD),
-                                     FIELD("cpId", F_WHOLE)};
-static const Field ECHO_FIELDS[] = {FIELD("md5", F_TEXT), FIELD("sha1", F_TEXT),
-                                    FIELD("sha256", F_TEXT), FIELD("domain", F_TEXT),
-                                    FIELD("ipAddress", F_TEXT)};
-static const Field AGG_FIELDS[] = {FIELD("maliciousClassification", F_MAL),
-                                   FIELD("firstSeen", F_WHOLE), FIELD("link", F_TEXT),
-                                   FIELD("productClassification", F_RAW)};
-static const Field MAL_FIELDS[] = {FIELD("type", F_WORD), FIELD("classificationScore", F_WHOLE),
-                                   FIELD("typeScore", F_WHOLE), FIELD("source", F_WORD)};
+#define FIELD(name, kind, at) {name, sizeof name - 1, kind, at}
+static const Field ENTRY_FIELDS[] = {FIELD("requestKey", F_ECHO, -1), FIELD("ttl", F_WHOLE, W_TTL),
+                                     FIELD("aggregatedResult", F_AGG, -1),
+                                     FIELD("cpType", F_WORD, R_CP_TYPE),
+                                     FIELD("cpId", F_WHOLE, W_CP_ID)};
+static const Field ECHO_FIELDS[] = {FIELD("md5", F_TEXT, R_MD5), FIELD("sha1", F_TEXT, R_SHA1),
+                                    FIELD("sha256", F_TEXT, R_SHA256),
+                                    FIELD("domain", F_TEXT, R_DOMAIN),
+                                    FIELD("ipAddress", F_TEXT, R_IP)};
+static const Field AGG_FIELDS[] = {FIELD("maliciousClassification", F_MAL, -1),
+                                   FIELD("firstSeen", F_WHOLE, W_FIRST),
+                                   FIELD("link", F_TEXT, R_LINK),
+                                   FIELD("productClassification", F_RAW, R_PRODUCT)};
+static const Field MAL_FIELDS[] = {FIELD("type", F_WORD, R_CTYPE),
+                                   FIELD("classificationScore", F_WHOLE, W_SCORE),
+                                   FIELD("typeScore", F_WHOLE, W_TYPE_SCORE),
+                                   FIELD("source", F_WORD, R_SOURCE)};
 #undef FIELD
 
 static const char *read_object(const char *p, const char *end, int kind, int depth,
@@ -1146,6 +1181,674 @@ none:
     if (PyErr_Occurred())
         return NULL; /* (a MemoryError) */
     Py_RETURN_NONE;
+}
+
+
+/* -- a plain answer body straight to its record lines ---------------------------------------
+
+   plain_table(body, asked, names, longest): read_body's walk and match's loop in one, making
+   no object an entry: for a body both take as it is (read_body reads it, and match finds
+   every entry's echo a key asked, once), where each entry's fields are in the body and an
+   index of the entries by the key they echo, as one bytes object (a table); None for any
+   other body (then read_body and match decide), or False for one holding a backslash or a
+   byte past ASCII, which read_body does not take either (it walks no such body again, up to
+   the byte): (table, how many entries). The answers
+   match would give are made of the body only when asked for (ParsedResponse.answers).
+
+   table_lines(body, table, keys, verdicts, ttl_factor, done, lines, answered): answer_lines
+   over those answers, without them: for each key the table answers, in order, the key onto
+   `done`, its line onto `lines` and (ioc, verdict, ttl in ms) onto `answered`, the same as
+   answer_lines puts there; the keys it does not answer, in order. None, with nothing done,
+   where answer_lines would make a line in Python (record_line's reference: `line` leaves it),
+   or a key is not an (IocType, str) pair. */
+
+typedef struct {
+    Py_ssize_t at, n; /* n < 0: null, or not given */
+} Span;
+
+enum { HAS_ECHO = 1, HAS_AGG = 2, HAS_MAL = 4, HAS_WHOLE = 8 /* << a W_ */ };
+
+typedef struct {
+    Py_ssize_t start, stop; /* the entry's bytes */
+    Span key;               /* the key it echoes */
+    Span spans[R_SPANS];
+    long long wholes[W_WHOLES];
+    unsigned int has; /* HAS_ bits: objects given (not null), and wholes */
+} Rec;
+
+/* a table's head: how many entries (Recs) follow, then an index of `slots` places (a power
+   of 2), each an entry's number or -1 */
+typedef struct {
+    Py_ssize_t count, slots;
+} Head;
+
+static uint64_t key_hash(const char *s, Py_ssize_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s, (size_t)n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 29);
+}
+
+static const char *scan_object(const char *base, const char *p, const char *end, int kind,
+                               int depth, Rec *r);
+
+/* read_field's walk for the field `f`, its value kept in `r` */
+static const char *scan_field(const char *base, const char *p, const char *end, const Field *f,
+                              int depth, Rec *r)
+{
+    if (p >= end)
+        return NULL;
+    if (f->kind == F_RAW) {
+        const char *stop = skip_value(p, end, depth);
+        if (stop != NULL)
+            r->spans[f->at] = (Span){p - base, stop - p};
+        return stop;
+    }
+    if (*p == 'n')
+        return literal_end(p, end, "null", 4); /* (left null) */
+    if (f->kind == F_TEXT || f->kind == F_WORD) {
+        const char *q;
+        if (*p != '"' || (q = string_end(p + 1, end)) == NULL)
+            return NULL;
+        r->spans[f->at] = (Span){p + 1 - base, q - p - 1};
+        return q + 1;
+    }
+    if (f->kind == F_WHOLE) {
+        long long whole;
+        int is_whole;
+        const char *stop = number_end(p, end, &whole, &is_whole);
+        if (stop == NULL || !is_whole)
+            return NULL;
+        r->wholes[f->at] = whole;
+        r->has |= (unsigned int)HAS_WHOLE << f->at;
+        return stop;
+    }
+    r->has |= f->kind == F_ECHO ? HAS_ECHO : f->kind == F_AGG ? HAS_AGG : HAS_MAL;
+    return scan_object(base, p, end, f->kind, depth, r);
+}
+
+/* read_object's walk, the fields kept in `r` */
+static const char *scan_object(const char *base, const char *p, const char *end, int kind,
+                               int depth, Rec *r)
+{
+    const Field *fields;
+    Py_ssize_t count;
+    switch (kind) {
+    case F_ECHO:
+        fields = ECHO_FIELDS, count = 5;
+        break;
+    case F_AGG:
+        fields = AGG_FIELDS, count = 4;
+        break;
+    case F_MAL:
+        fields = MAL_FIELDS, count = 4;
+        break;
+    default:
+        fields = ENTRY_FIELDS, count = 5;
+    }
+    unsigned int seen = 0;
+    if (depth >= READ_DEPTH || p >= end || *p != '{')
+        return NULL;
+    p = ws(p + 1, end);
+    if (p < end && *p == '}')
+        return p + 1;
+    for (;;) {
+        if (p >= end || *p != '"')
+            return NULL;
+        const char *name = p + 1, *q = string_end(name, end);
+        if (q == NULL)
+            return NULL;
+        Py_ssize_t n = q - name, i = 0;
+        while (i < count && (fields[i].n != n || memcmp(fields[i].name, name, (size_t)n)))
+            i++;
+        p = ws(q + 1, end);
+        if (p >= end || *p != ':')
+            return NULL;
+        p = ws(p + 1, end);
+        if (i == count) {
+            p = skip_value(p, end, depth + 1);
+        } else {
+            if (seen & (1u << i)) /* given twice */
+                return NULL;
+            seen |= 1u << i;
+            p = scan_field(base, p, end, &fields[i], depth + 1, r);
+        }
+        if (p == NULL)
+            return NULL;
+        p = ws(p, end);
+        if (p < end && *p == ',') {
+            p = ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}')
+            return p + 1;
+        return NULL;
+    }
+}
+
+/* whether the bytes from `p` to `end` are all ASCII */
+static int all_ascii(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    for (; end - p >= 16; p += 16)
+        if (_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(const void *)p)))
+            return 0;
+#endif
+    for (; p < end; p++)
+        if ((unsigned char)*p > 0x7f)
+            return 0;
+    return 1;
+}
+
+static PyObject *plain_table(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 4 || !PyBytes_CheckExact(args[0]) || !PyAnySet_CheckExact(args[1])
+        || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) < 1
+        || !PyLong_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "plain_table(body, asked, names, longest)");
+        return NULL;
+    }
+    PyObject *asked = args[1], *names = args[2];
+    Py_ssize_t longest = PyLong_AsSsize_t(args[3]);
+    if (longest == -1 && PyErr_Occurred())
+        return NULL;
+    /* the echo fields match reads, as places in a Rec */
+    int picks[5];
+    Py_ssize_t npicks = PyTuple_GET_SIZE(names);
+    if (npicks > 5)
+        Py_RETURN_NONE;
+    for (Py_ssize_t k = 0; k < npicks; k++) {
+        PyObject *name = PyTuple_GET_ITEM(names, k);
+        if (!PyUnicode_CheckExact(name) || !PyUnicode_IS_ASCII(name))
+            Py_RETURN_NONE;
+        Py_ssize_t n = PyUnicode_GET_LENGTH(name);
+        int i = 0;
+        while (i < 5 && (ECHO_FIELDS[i].n != n
+                         || memcmp(ECHO_FIELDS[i].name, PyUnicode_DATA(name), (size_t)n)))
+            i++;
+        if (i == 5)
+            Py_RETURN_NONE;
+        picks[k] = ECHO_FIELDS[i].at;
+    }
+    const char *base = PyBytes_AS_STRING(args[0]), *p = base;
+    const char *end = p + PyBytes_GET_SIZE(args[0]);
+    Rec *recs = NULL;
+    Py_ssize_t *index = NULL, count = 0, room = 0, slots = 8;
+    int listed = 0;
+    PyObject *table = NULL;
+    p = ws(p, end);
+    if (p >= end || *p != '{')
+        goto none;
+    p = ws(p + 1, end);
+    for (;;) { /* (an empty object: no classificationResponses) */
+        if (p >= end || *p != '"')
+            goto none;
+        const char *key = p + 1, *q = string_end(key, end);
+        if (q == NULL)
+            goto none;
+        int ours = (size_t)(q - key) == sizeof RESPONSES - 1
+                   && memcmp(key, RESPONSES, sizeof RESPONSES - 1) == 0;
+        p = ws(q + 1, end);
+        if (p >= end || *p != ':')
+            goto none;
+        p = ws(p + 1, end);
+        if (!ours) {
+            if ((p = skip_value(p, end, 1)) == NULL)
+                goto none;
+        } else {
+            if (listed || p >= end || *p != '[')
+                goto none; /* given twice, or not a list */
+            listed = 1;
+            p = ws(p + 1, end);
+            if (p < end && *p == ']') {
+                p++;
+            } else {
+                for (;;) {
+                    if (count == room) {
+                        room = room ? 2 * room : 64;
+                        Rec *more = PyMem_Realloc(recs, (size_t)room * sizeof(Rec));
+                        if (more == NULL) {
+                            PyErr_NoMemory();
+                            goto none;
+                        }
+                        recs = more;
+                    }
+                    Rec *r = &recs[count];
+                    memset(r, 0, sizeof *r);
+                    for (int i = 0; i < R_SPANS; i++)
+                        r->spans[i].n = -1;
+                    r->start = p - base;
+                    if ((p = scan_object(base, p, end, -1, 2, r)) == NULL)
+                        goto none;
+                    r->stop = p - base;
+                    count++;
+                    p = ws(p, end);
+                    if (p < end && *p == ',') {
+                        p = ws(p + 1, end);
+                        continue;
+                    }
+                    if (p < end && *p == ']') {
+                        p++;
+                        break;
+                    }
+                    goto none;
+                }
+            }
+        }
+        p = ws(p, end);
+        if (p < end && *p == ',') {
+            p = ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == '}' && ws(p + 1, end) == end)
+            break;
+        goto none;
+    }
+    /* match's loop: each entry echoes a key asked (the first of `names` set, or the last),
+       once, and is no longer than `longest` */
+    if (!listed || count > PySet_GET_SIZE(asked))
+        goto none;
+    while (slots < 2 * count)
+        slots *= 2;
+    if ((index = PyMem_Malloc((size_t)slots * sizeof *index)) == NULL) {
+        PyErr_NoMemory();
+        goto none;
+    }
+    for (Py_ssize_t s = 0; s < slots; s++)
+        index[s] = -1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Rec *r = &recs[i];
+        if (!(r->has & HAS_ECHO) || r->stop - r->start > longest)
+            goto none;
+        for (Py_ssize_t k = 0; k < npicks; k++) {
+            r->key = r->spans[picks[k]];
+            if (r->key.n > 0)
+                break;
+        }
+        if (r->key.n <= 0) /* null, or "": no key asked */
+            goto none;
+        const char *s = base + r->key.at;
+        size_t h = (size_t)key_hash(s, r->key.n) & (size_t)(slots - 1);
+        for (; index[h] >= 0; h = (h + 1) & (size_t)(slots - 1)) {
+            Rec *o = &recs[index[h]];
+            if (o->key.n == r->key.n && memcmp(base + o->key.at, s, (size_t)r->key.n) == 0)
+                goto none; /* echoed twice */
+        }
+        index[h] = i;
+    }
+    Py_ssize_t found = 0, pos = 0;
+    PyObject *item;
+    Py_hash_t item_hash;
+    while (_PySet_NextEntry(asked, &pos, &item, &item_hash)) { /* (borrowed; no Python runs) */
+        if (!PyUnicode_CheckExact(item) || !PyUnicode_IS_ASCII(item))
+            continue;
+        const char *s = (const char *)PyUnicode_DATA(item);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(item);
+        size_t h = (size_t)key_hash(s, n) & (size_t)(slots - 1);
+        for (; index[h] >= 0; h = (h + 1) & (size_t)(slots - 1)) {
+            Rec *o = &recs[index[h]];
+            if (o->key.n == n && memcmp(base + o->key.at, s, (size_t)n) == 0) {
+                found++;
+                break;
+            }
+        }
+    }
+    if (found != count)
+        goto none; /* an entry echoes a key not asked */
+    Head head = {count, slots};
+    size_t size = sizeof head + (size_t)count * sizeof(Rec) + (size_t)slots * sizeof *index;
+    if ((table = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size)) == NULL)
+        goto none;
+    char *out = PyBytes_AS_STRING(table);
+    memcpy(out, &head, sizeof head);
+    if (count)
+        memcpy(out + sizeof head, recs, (size_t)count * sizeof(Rec));
+    memcpy(out + sizeof head + (size_t)count * sizeof(Rec), index, (size_t)slots * sizeof *index);
+    PyMem_Free(recs);
+    PyMem_Free(index);
+    PyObject *pair = Py_BuildValue("(Nn)", table, count);
+    return pair;
+none:
+    PyMem_Free(recs);
+    PyMem_Free(index);
+    if (PyErr_Occurred())
+        return NULL; /* (a MemoryError) */
+    if (memchr(base, '\\', (size_t)(end - base)) != NULL || !all_ascii(base, end))
+        Py_RETURN_FALSE; /* read_body does not take it either */
+    Py_RETURN_NONE;
+}
+
+/* whether a span is null or within a body of `size` bytes */
+static int span_in(Span s, Py_ssize_t size)
+{
+    return s.n < 0 || (s.at >= 0 && s.at <= size && s.n <= size - s.at);
+}
+
+/* the piece of an optional text at a span of `base` (null: null); 0 if JSON would not write
+   it as it is */
+static int span_piece(const char *base, Span s, Piece *p)
+{
+    if (s.n < 0) {
+        *p = (Piece){NULL_JSON, 4, 0};
+        return 1;
+    }
+    *p = (Piece){base + s.at, s.n, 1};
+    return plain_run((const unsigned char *)base + s.at, s.n);
+}
+
+/* the piece of an optional whole (not given: null), its digits in `buf` */
+static Piece whole_piece(const Rec *r, int w, char *buf)
+{
+    if (!(r->has & ((unsigned int)HAS_WHOLE << w)))
+        return (Piece){NULL_JSON, 4, 0};
+    return (Piece){buf, digits(buf, r->wholes[w]), 0};
+}
+
+/* `line` for the entry `r` of `base` answering `key` (an (IocType, str) pair): the line, and
+   its verdict and ttl in ms in `*verdict_out` (borrowed from `verdicts`) and `*ttl_out` (a
+   new reference); Py_None (a new reference) where `line` would leave it, or NULL for an
+   error */
+static PyObject *rec_line(const char *base, const Rec *r, PyObject *key, PyObject *verdicts,
+                          long long factor, PyObject **verdict_out, PyObject **ttl_out)
+{
+    if (!(r->has & HAS_AGG) || !(r->has & HAS_MAL))
+        Py_RETURN_NONE;
+    PyObject *type_json = PyDict_GetItemWithError(TYPES, PyTuple_GET_ITEM(key, 0));
+    if (type_json == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (!PyBytes_CheckExact(type_json))
+        Py_RETURN_NONE;
+    Py_INCREF(type_json); /* (a mapping's `get` below may run Python) */
+    PyObject *verdict = UNKNOWN, *got = NULL, *result = NULL;
+    Span ctype = r->spans[R_CTYPE];
+    if (ctype.n >= 0) {
+        PyObject *text = ascii_text(base + ctype.at, ctype.n, 1);
+        if (text == NULL)
+            goto done;
+        if (PyDict_CheckExact(verdicts)) {
+            verdict = PyDict_GetItemWithError(verdicts, text);
+            if (verdict == NULL) {
+                if (PyErr_Occurred()) {
+                    Py_DECREF(text);
+                    goto done;
+                }
+                verdict = UNKNOWN;
+            }
+        } else {
+            got = PyObject_CallMethodObjArgs(verdicts, S_GET, text, UNKNOWN, NULL);
+            if (got == NULL) {
+                Py_DECREF(text);
+                goto done;
+            }
+            verdict = got;
+        }
+        Py_DECREF(text);
+    }
+    Piece verdict_piece, ctype_piece, source_piece, ioc_piece, cp_piece, link_piece;
+    char ttl_digits[24], stamp[40];
+    verdict_piece.quoted = ioc_piece.quoted = 1;
+    if ((verdict_piece.s = plain(verdict, &verdict_piece.n)) == NULL
+        || (ioc_piece.s = plain(PyTuple_GET_ITEM(key, 1), &ioc_piece.n)) == NULL
+        || !span_piece(base, ctype, &ctype_piece)
+        || !span_piece(base, r->spans[R_SOURCE], &source_piece)
+        || !span_piece(base, r->spans[R_CP_TYPE], &cp_piece)
+        || !span_piece(base, r->spans[R_LINK], &link_piece))
+        goto fallback;
+    Piece ttl_piece = {NULL_JSON, 4, 0};
+    if (r->has & ((unsigned int)HAS_WHOLE << W_TTL)) {
+        long long ms;
+        if (__builtin_mul_overflow(r->wholes[W_TTL], factor, &ms))
+            goto fallback;
+        if ((*ttl_out = PyLong_FromLongLong(ms)) == NULL)
+            goto done;
+        ttl_piece = (Piece){ttl_digits, digits(ttl_digits, ms), 0};
+    } else {
+        Py_INCREF(Py_None);
+        *ttl_out = Py_None;
+    }
+    Piece first_piece = {NULL_JSON, 4, 0};
+    if (r->has & ((unsigned int)HAS_WHOLE << W_FIRST)) {
+        if (!stamp_of(r->wholes[W_FIRST], stamp))
+            goto fallback;
+        first_piece = (Piece){stamp, 26, 0};
+    }
+    Piece product_piece = {NULL_JSON, 4, 0};
+    Span product = r->spans[R_PRODUCT];
+    if (product.n > 0 && base[product.at] == '{')
+        product_piece = (Piece){base + product.at, product.n, 0};
+    /* the pieces between the fixed texts, in order: `line`'s, written straight (the fixed
+       texts' copies of a size known here, a few moves each) */
+    char score_digits[24], type_score_digits[24];
+    Piece parts[] = {
+        ioc_piece,
+        {PyBytes_AS_STRING(type_json), PyBytes_GET_SIZE(type_json), 0},
+        verdict_piece,
+        ctype_piece,
+        whole_piece(r, W_SCORE, score_digits),
+        whole_piece(r, W_TYPE_SCORE, type_score_digits),
+        source_piece,
+        ttl_piece,
+        first_piece,
+        link_piece,
+        product_piece,
+        cp_piece,
+        {base + r->start, r->stop - r->start, 0},
+        {PyBytes_AS_STRING(FRESH), PyBytes_GET_SIZE(FRESH), 0},
+    };
+    /* the fixed texts, all of them (each written below) */
+    static const char FIXED[] = "{\"ioc\":" ",\"verdict\":" ",\"classification\":" ",\"score\":"
+                                ",\"type_score\":" ",\"source\":" ",\"ttl_ms\":" ",\"first_seen\":"
+                                ",\"link\":" ",\"product\":" ",\"cp_type\":" ",\"response\":";
+    Py_ssize_t size = sizeof FIXED - 1;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        size += parts[i].n + 2 * parts[i].quoted;
+    if ((result = PyBytes_FromStringAndSize(NULL, size)) == NULL)
+        goto done;
+    char *out = PyBytes_AS_STRING(result);
+#define PART(i)                                                                                 \
+    do {                                                                                        \
+        if (parts[i].quoted)                                                                    \
+            *out++ = '"';                                                                       \
+        memcpy(out, parts[i].s, (size_t)parts[i].n);                                            \
+        out += parts[i].n;                                                                      \
+        if (parts[i].quoted)                                                                    \
+            *out++ = '"';                                                                       \
+    } while (0)
+#define TEXT(text) (memcpy(out, text, sizeof text - 1), out += sizeof text - 1)
+    TEXT("{\"ioc\":");
+    PART(0);
+    PART(1);
+    TEXT(",\"verdict\":");
+    PART(2);
+    TEXT(",\"classification\":");
+    PART(3);
+    TEXT(",\"score\":");
+    PART(4);
+    TEXT(",\"type_score\":");
+    PART(5);
+    TEXT(",\"source\":");
+    PART(6);
+    TEXT(",\"ttl_ms\":");
+    PART(7);
+    TEXT(",\"first_seen\":");
+    PART(8);
+    TEXT(",\"link\":");
+    PART(9);
+    TEXT(",\"product\":");
+    PART(10);
+    TEXT(",\"cp_type\":");
+    PART(11);
+    TEXT(",\"response\":");
+    PART(12);
+    PART(13);
+#undef TEXT
+#undef PART
+    assert(out == PyBytes_AS_STRING(result) + size);
+    Py_INCREF(verdict);
+    *verdict_out = verdict;
+    goto done;
+fallback:
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    if (result == NULL || result == Py_None)
+        Py_CLEAR(*ttl_out);
+    Py_XDECREF(got);
+    Py_DECREF(type_json);
+    return result;
+}
+
+static PyObject *table_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 8 || !PyBytes_CheckExact(args[0]) || !PyBytes_CheckExact(args[1])
+        || !PyList_CheckExact(args[2]) || !PyLong_CheckExact(args[4])
+        || !PyList_CheckExact(args[5]) || !PyList_CheckExact(args[6])
+        || !PyList_CheckExact(args[7])) {
+        PyErr_SetString(PyExc_TypeError, "table_lines(body, table, keys, verdicts, ttl_factor, "
+                                          "done, lines, answered)");
+        return NULL;
+    }
+    if (TYPES == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_records.setup was not called");
+        return NULL;
+    }
+    PyObject *body = args[0], *table = args[1], *keys = args[2], *verdicts = args[3];
+    Py_ssize_t size = PyBytes_GET_SIZE(body);
+    const char *base = PyBytes_AS_STRING(body), *t = PyBytes_AS_STRING(table);
+    Head head;
+    if ((size_t)PyBytes_GET_SIZE(table) < sizeof head)
+        goto not_table;
+    memcpy(&head, t, sizeof head);
+    if (head.count < 0 || head.slots < 1 || (head.slots & (head.slots - 1))
+        || head.count > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)sizeof(Rec)
+        || head.slots > PY_SSIZE_T_MAX / 2 / (Py_ssize_t)sizeof(Py_ssize_t)
+        || (size_t)PyBytes_GET_SIZE(table) != sizeof head + (size_t)head.count * sizeof(Rec)
+                                                   + (size_t)head.slots * sizeof(Py_ssize_t))
+        goto not_table;
+    const char *recs = t + sizeof head, *index = recs + (size_t)head.count * sizeof(Rec);
+    int overflow = 0;
+    long long factor = PyLong_AsLongLongAndOverflow(args[4], &overflow);
+    if (factor == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow)
+        Py_RETURN_NONE;
+    if (Py_IS_TYPE(verdicts, &PyDictProxy_Type) && PyDict_CheckExact(((Proxy *)verdicts)->mapping))
+        verdicts = ((Proxy *)verdicts)->mapping;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 1)))
+            Py_RETURN_NONE;
+    }
+    Py_INCREF(body); /* (a mapping's `get` may run Python: what is read stays) */
+    Py_INCREF(table);
+    Py_INCREF(verdicts);
+    PyObject *rest = PyList_New(0), *done = PyList_New(0), *lines = PyList_New(0);
+    PyObject *answered = PyList_New(0), *result = NULL;
+    if (rest == NULL || done == NULL || lines == NULL || answered == NULL)
+        goto finish;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 1))) {
+            PyErr_SetString(PyExc_TypeError, "a key is not an (IocType, str) pair");
+            goto finish;
+        }
+        Py_INCREF(key);
+        PyObject *value = PyTuple_GET_ITEM(key, 1);
+        Rec r;
+        int hit = 0;
+        if (PyUnicode_IS_ASCII(value)) { /* (an echo is ASCII) */
+            const char *s = (const char *)PyUnicode_DATA(value);
+            Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+            size_t mask = (size_t)head.slots - 1, h = (size_t)key_hash(s, n) & mask;
+            for (size_t probes = 0; probes < (size_t)head.slots; probes++, h = (h + 1) & mask) {
+                Py_ssize_t at;
+                memcpy(&at, index + h * sizeof at, sizeof at);
+                if (at < 0)
+                    break;
+                if (at >= head.count)
+                    goto bad_table;
+                memcpy(&r, recs + (size_t)at * sizeof r, sizeof r);
+                int inside = r.start >= 0 && r.start <= r.stop && r.stop <= size
+                             && span_in(r.key, size);
+                for (int k = 0; k < R_SPANS; k++)
+                    inside &= span_in(r.spans[k], size);
+                if (!inside)
+                    goto bad_table;
+                if (r.key.n == n && memcmp(base + r.key.at, s, (size_t)n) == 0) {
+                    hit = 1;
+                    break;
+                }
+            }
+        }
+        if (!hit) {
+            int failed = PyList_Append(rest, key) < 0;
+            Py_DECREF(key);
+            if (failed)
+                goto finish;
+            continue;
+        }
+        PyObject *verdict = NULL, *ttl = NULL;
+        PyObject *line = rec_line(base, &r, key, verdicts, factor, &verdict, &ttl);
+        if (line == Py_None) { /* the Python's: all of it, the reference way */
+            Py_DECREF(line);
+            Py_DECREF(key);
+            Py_INCREF(Py_None);
+            result = Py_None;
+            goto finish;
+        }
+        PyObject *item = line == NULL ? NULL : PyTuple_Pack(3, value, verdict, ttl);
+        int failed = item == NULL || PyList_Append(done, key) < 0
+                     || PyList_Append(lines, line) < 0 || PyList_Append(answered, item) < 0;
+        Py_XDECREF(item);
+        Py_XDECREF(line);
+        Py_XDECREF(verdict);
+        Py_XDECREF(ttl);
+        Py_DECREF(key);
+        if (failed)
+            goto finish;
+    }
+    {
+        PyObject *outs[3] = {args[5], args[6], args[7]}, *made[3] = {done, lines, answered};
+        for (int k = 0; k < 3; k++) {
+            Py_ssize_t at = PyList_GET_SIZE(outs[k]);
+            if (PyList_SetSlice(outs[k], at, at, made[k]) < 0)
+                goto finish; /* (a MemoryError: lists before it extended) */
+        }
+    }
+    result = rest;
+    rest = NULL;
+    goto finish;
+bad_table:
+    PyErr_SetString(PyExc_ValueError, "not a table of plain_table's for this body");
+finish:
+    Py_XDECREF(rest);
+    Py_XDECREF(done);
+    Py_XDECREF(lines);
+    Py_XDECREF(answered);
+    Py_DECREF(body);
+    Py_DECREF(table);
+    Py_DECREF(verdicts);
+    return result;
+not_table:
+    PyErr_SetString(PyExc_ValueError, "not a table of plain_table's");
+    return NULL;
 }
 
 
@@ -1433,6 +2136,12 @@ static PyMethodDef methods[] = {
      "request_body(keys, pieces): (a request's body, the types met) for plain keys, or None."},
     {"entry_types", entry_types, METH_VARARGS,
      "entry_types(entry, echo, aggregate, classification, raw): the structs read_body makes."},
+    {"plain_table", (PyCFunction)(void (*)(void))plain_table, METH_FASTCALL,
+     "plain_table(body, asked, names, longest): where the fields of a plain body's entries "
+     "are, indexed by the keys they echo, and how many entries: (table, count), or None."},
+    {"table_lines", (PyCFunction)(void (*)(void))table_lines, METH_FASTCALL,
+     "table_lines(body, table, keys, verdicts, ttl_factor, done, lines, answered): "
+     "answer_lines over plain_table's answers; the keys not answered (or None)."},
     {"read_body", read_body, METH_O,
      "read_body(body): (entries, raws) of a plain answer body, or None."},
     {"entries", entries, METH_O,

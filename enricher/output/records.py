@@ -303,6 +303,15 @@ C_ANSWER_LINES: (
     ]
     | None
 ) = None if _NATIVE is None else _NATIVE.answer_lines
+#: the same over a plain body's answers not made yet (`ParsedResponse.plain`), straight
+#: from its bytes (`_records.table_lines`); None where the module is not there
+C_TABLE_LINES: (
+    Callable[
+        [bytes, bytes, list[Any], Mapping[str, str], int, list[Any], list[bytes], list[Any]],
+        list[Any] | None,
+    ]
+    | None
+) = None if _NATIVE is None else _NATIVE.table_lines
 
 
 def _verdict_fields(

@@ -20,11 +20,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from ..api.protocol import Entry, ParsedResponse
 from ..errors import BadRequest, BatchTooLarge, BudgetSpent, RequestError, Stopping
 from ..ioc import IocType
 from ..output.records import C_ANSWER_LINES as _C_ANSWER_LINES
+from ..output.records import C_TABLE_LINES as _C_TABLE_LINES
 from ..output.records import record_line
 from .batcher import Key
 
@@ -97,6 +99,8 @@ LineMaker = Callable[
 ]
 
 _INDEX = re.compile(r"requestData\[(\d+)\]")
+#: no answers: those of a plain body all made by `_C_TABLE_LINES`
+_NONE: Mapping[str, tuple[Entry, bytes]] = MappingProxyType({})
 
 
 def decide(error: RequestError | BudgetSpent | Stopping, keys: Sequence[Key]) -> Decision:
@@ -185,28 +189,39 @@ def settle(
     our secret fails at once. `tries` is updated (and forgets the keys settled).
     """
     out = Settled() if into is None else into
-    answers = parsed.answers
-    conflicts = parsed.conflicts
-    echoed = parsed.echoed
     missing, conflicting = tries.missing, tries.conflicts
     done_keys, lines, answered = out.keys, out.lines, out.answered
     requeue, failed = out.requeue, out.failed
     n = 0
-    if make_line is record_line and _C_ANSWER_LINES is not None and not origins:
+    in_c = make_line is record_line and not origins
+    rest = None
+    start = len(done_keys)
+    plain = parsed.plain
+    if plain is not None and in_c and _C_TABLE_LINES is not None:
+        # a plain body: the answered keys' lines in C straight from its bytes (the loop
+        # below, without an entry made nor a step a key); the loop then sorts the others,
+        # which it did not answer
+        rest = _C_TABLE_LINES(
+            plain.body, plain.table, keys if type(keys) is list else list(keys),
+            verdicts, ttl_factor, done_keys, lines, answered,
+        )  # fmt: skip
+    answers: Mapping[str, tuple[Entry, bytes]] = _NONE if rest is not None else parsed.answers
+    if rest is None and in_c and _C_ANSWER_LINES is not None:
         # the answered keys' lines in C (the loop below, without a step a key); the loop
         # then sorts the others
-        start = len(done_keys)
         rest = _C_ANSWER_LINES(
             keys if type(keys) is list else list(keys),
             answers, verdicts, ttl_factor, done_keys, lines, answered,
         )  # fmt: skip
-        if rest is not None:
-            n = len(done_keys) - start
-            if n and (missing or conflicting):
-                for _, value in done_keys[start:]:
-                    missing.pop(value, None)
-                    conflicting.pop(value, None)
-            keys = rest
+    conflicts = parsed.conflicts
+    echoed = parsed.echoed
+    if rest is not None:
+        n = len(done_keys) - start
+        if n and (missing or conflicting):
+            for _, value in done_keys[start:]:
+                missing.pop(value, None)
+                conflicting.pop(value, None)
+        keys = rest
     for key in keys:
         value = key[1]
         hit = answers.get(value)
