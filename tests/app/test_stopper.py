@@ -71,7 +71,10 @@ async def test_finishing_waits_while_stopping_but_not_past_a_second_signal() -> 
     assert cancelled == [True]
 
 
-async def test_finishing_gives_up_after_the_grace_period_when_stopping() -> None:
+async def test_finishing_gives_up_after_the_grace_period_when_stopping(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(signals, "CLOSING", 0.05)  # the second past it to close the state
     stopper = Stopper(grace_period=0.01)
     stopper._on_signal()
     cancelled: list[bool] = []
@@ -103,10 +106,13 @@ class _Pipeline:
         pass
 
 
-async def test_one_signal_while_the_state_is_closing_still_ends_the_run() -> None:
+async def test_one_signal_while_the_state_is_closing_still_ends_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # the run finished and is closing its state (a Redis that stopped answering, a state file
     # another process holds) when SIGTERM comes: the stop's grace period (and its second to
     # close the state) bounds it as every other stop; it waited for a second signal forever
+    monkeypatch.setattr(signals, "CLOSING", 0.05, raising=False)
     stopper = Stopper(grace_period=0.2)
     stopper.attach(_Pipeline(), ())
     cancelled: list[bool] = []
