@@ -50,6 +50,10 @@ class _Abandonable(Protocol):
 #: stopping run walks away from them (a reader that stopped reading will not start again)
 STALL = 1.0
 
+#: how long past its grace period a stop still waits for the state to close (a stop at once
+#: walks away from the outputs, not from the state: its answers and counts are kept)
+CLOSING = 1.0
+
 
 class Stopper:
     """Signal handling for one run (a context manager on the running loop).
@@ -63,7 +67,9 @@ class Stopper:
         self.received = 0
         self._stopping = asyncio.Event()
         self._now = asyncio.Event()  # stopping at once: past the grace period, or signalled twice
-        self._again = asyncio.Event()  # signalled twice
+        # signalled twice, or the grace period and `CLOSING` over: the state is walked away from
+        self._give_up = asyncio.Event()
+        self._closing: asyncio.TimerHandle | None = None
         self._pipeline: _Stoppable | None = None
         self._outputs: Sequence[_Abandonable] = ()
         self._deadline: asyncio.TimerHandle | None = None
@@ -90,6 +96,8 @@ class Stopper:
     ) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
+        if self._closing is not None:
+            self._closing.cancel()
         if self._watch is not None:
             self._watch.cancel()
         loop = asyncio.get_running_loop()
@@ -119,18 +127,13 @@ class Stopper:
         return await _unless(aw, self._stopping)
 
     async def finishing(self, aw: Awaitable[R]) -> R:
-        """`aw`'s result, to finish the run (closing the state): waited for, unless the run
-        is stopping and it takes longer than the grace period, or a second signal comes;
-        then `threads.Abandoned` (and `aw` is cancelled). A run that stopped at once because
-        its outputs took nothing (a pipe nobody reads) or its grace period ran out still
-        closes its state: that waits for neither."""
-        if not self.stopping:
-            return await _unless(aw, self._again)
-        try:
-            async with asyncio.timeout(self.grace_period):
-                return await _unless(aw, self._again)
-        except TimeoutError:
-            raise Abandoned from None
+        """`aw`'s result, to finish the run (closing the state): waited for, unless a second
+        signal comes, or the first one's grace period and `CLOSING` run out (whether the
+        signal came before `finishing` or during it); then `threads.Abandoned` (and `aw` is
+        cancelled). A run that stopped at once because its outputs took nothing (a pipe
+        nobody reads) or its grace period ran out still closes its state: that waits for
+        neither."""
+        return await _unless(aw, self._give_up)
 
     def stop_now(self) -> None:
         """Stop every stage at once, and walk away from outputs still writing."""
@@ -145,9 +148,12 @@ class Stopper:
         self.received += 1
         self._stopping.set()
         if self.received > 1:
-            self._again.set()
+            self._give_up.set()
             self.stop_now()
             return
+        self._closing = asyncio.get_running_loop().call_later(
+            self.grace_period + CLOSING, self._give_up.set
+        )
         if self._pipeline is None:
             log.error("stopping before the run started")
             return

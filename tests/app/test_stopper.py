@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 
+from enricher.app import signals
 from enricher.app.signals import Stopper
 from enricher.threads import Abandoned
 
@@ -70,7 +71,10 @@ async def test_finishing_waits_while_stopping_but_not_past_a_second_signal() -> 
     assert cancelled == [True]
 
 
-async def test_finishing_gives_up_after_the_grace_period_when_stopping() -> None:
+async def test_finishing_gives_up_after_the_grace_period_when_stopping(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(signals, "CLOSING", 0.05)  # the second past it to close the state
     stopper = Stopper(grace_period=0.01)
     stopper._on_signal()
     cancelled: list[bool] = []
@@ -93,3 +97,51 @@ async def test_finishing_waits_after_a_stop_at_once_that_no_second_signal_made()
         return 42
 
     assert await stopper.finishing(closing()) == 42
+
+
+class _Pipeline:
+    in_flight = 0
+
+    def stop(self, *, now: bool = False) -> None:
+        pass
+
+
+async def test_one_signal_while_the_state_is_closing_still_ends_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the run finished and is closing its state (a Redis that stopped answering, a state file
+    # another process holds) when SIGTERM comes: the stop's grace period (and its second to
+    # close the state) bounds it as every other stop; it waited for a second signal forever
+    monkeypatch.setattr(signals, "CLOSING", 0.05, raising=False)
+    stopper = Stopper(grace_period=0.2)
+    stopper.attach(_Pipeline(), ())
+    cancelled: list[bool] = []
+    saving = asyncio.ensure_future(stopper.finishing(_never(cancelled)))
+    await asyncio.sleep(0)
+    stopper._on_signal()
+    with pytest.raises(Abandoned):
+        async with asyncio.timeout(5):
+            await saving
+    await asyncio.sleep(0)
+    assert cancelled == [True]
+    stopper.__exit__(None, None, None)
+
+
+async def test_a_state_closed_past_the_grace_period_has_a_second_not_another_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # grace period over, requests still in flight: stop_now, then the state is closed; the
+    # stop took the grace period twice over (a fresh one for closing the state), not the grace
+    # period and a second (the README: "never later than the grace period")
+    monkeypatch.setattr(signals, "CLOSING", 0.1, raising=False)
+    stopper = Stopper(grace_period=1.0)
+    stopper.attach(_Pipeline(), ())
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    stopper._on_signal()
+    await asyncio.sleep(1.05)  # the grace period's end stopped it at once
+    with pytest.raises(Abandoned):
+        async with asyncio.timeout(5):
+            await stopper.finishing(_never([]))
+    assert loop.time() - began < 1.5
+    stopper.__exit__(None, None, None)
