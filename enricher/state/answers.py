@@ -637,7 +637,8 @@ class Cache:
         self._lookups: queue.SimpleQueue[_Lookup | None] = queue.SimpleQueue()
         self._lookup_threads: list[threading.Thread] = []
         self._lookup_start = threading.Lock()
-        #: `db`: the connection the lookups' thread that reads through one of its own set
+        #: `db`: the connection the lookups' thread that reads through one of its own set;
+        #: `unpacker`: each lookups' thread's own decompressor (`_line_of`)
         self._local = threading.local()
 
     # -- opening ---------------------------------------------------------------------------
@@ -1552,7 +1553,11 @@ class Cache:
         not what its header claims (a window past `_WINDOW_MAX` is refused: ZstdError), and
         a row not of its key is decompressed no further than the blocks that hold its head
         (at most 128 KiB each: a frame of 64 MiB of spaces is 2 KB of them)."""
-        reader = self._unpacker.decompressobj()
+        # a lookups' thread's own: zstandard's decompressobj streams through its
+        # decompressor's one context, without the GIL, and two threads streaming through
+        # one trampled each other ("Data corruption detected", or a crash)
+        unpacker = getattr(self._local, "unpacker", None) or self._unpacker
+        reader = unpacker.decompressobj()
         pieces: list[bytes] = []
         got = fed = 0
         at = zstandard.frame_header_size(record)  # (ZstdError: not a frame)
@@ -1632,6 +1637,9 @@ class Cache:
         uses and closes (the cache's when it cannot open one)."""
         db: sqlite3.Connection | None = None
         opened: tuple[int, int] | None = None  # the file `db` is of
+        self._local.unpacker = zstandard.ZstdDecompressor(
+            dict_data=self._dictionary, max_window_size=_WINDOW_MAX
+        )
         try:
             while (item := lookups.get()) is not None:
                 keys, identity, loop, done = item
