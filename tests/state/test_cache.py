@@ -2146,3 +2146,37 @@ print("held")
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert (done.returncode, done.stdout) == (0, "held\n"), done.stderr[-2000:]
+
+
+def test_a_lookup_threads_connection_changes_nothing_in_a_file_put_in_the_caches_place(
+    tmp_path: Path,
+) -> None:
+    """A file put at the cache's path since it was opened (another program's SQLite
+    database, in rollback-journal mode) is left as it is by a lookup thread that opens its
+    own connection: it is found not the cache's before any pragma runs (journal_mode=WAL
+    turned it into a WAL database), and the lookups read through the cache's connection."""
+    path = tmp_path / "c.sqlite3"
+    cache = new_cache(path)
+    keys = [f"d{i}.example" for i in range(200)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    other = tmp_path / "other.db"
+    with contextlib.closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE t(x)")
+        db.execute("INSERT INTO t VALUES (1)")
+        db.commit()
+    os.rename(other, path)
+    theirs = path.read_bytes()
+    assert cache._own_reader() is None
+
+    async def main() -> list[dict[Endpoint, dict[str, Any]]]:
+        return list(
+            await asyncio.gather(
+                *(cache.answers({Endpoint.DOMAIN: keys[i : i + 50]}) for i in range(0, 200, 50))
+            )
+        )
+
+    got = asyncio.run(main())
+    assert sum(len(found[Endpoint.DOMAIN]) for found in got) == 200
+    assert path.read_bytes() == theirs
+    cache.close()
