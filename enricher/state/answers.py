@@ -673,7 +673,8 @@ class Cache:
         self._lookups: queue.SimpleQueue[_Lookup | None] = queue.SimpleQueue()
         self._lookup_threads: list[threading.Thread] = []
         self._lookup_start = threading.Lock()
-        #: `db`: the connection the lookups' thread that reads through one of its own set
+        #: `db`: the connection the lookups' thread that reads through one of its own set;
+        #: `unpacker`: each lookups' thread's own decompressor (`_line_of`)
         self._local = threading.local()
 
     # -- opening ---------------------------------------------------------------------------
@@ -817,15 +818,25 @@ class Cache:
         uri = f"file://{where}?mode=ro" + ("" if plain else "&immutable=1")
         return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT)
 
-    def _connect(self, *, read_only: bool = False, reader: bool = False) -> sqlite3.Connection:
+    def _connect(
+        self, *, read_only: bool = False, reader: bool = False, same: bool = False
+    ) -> sqlite3.Connection:
         """A connection to the file at the path; never made here (`mode=rw`): a file that
-        vanished is not made anew in its place, unmarked."""
+        vanished is not made anew in its place, unmarked. With `same`, _Vanished unless it
+        is the file this cache opened, found before anything is read or set: a file put at
+        the path since (another program's database) was made a WAL database by the pragma
+        below, and took this cache's WAL, still beside it, as its own: its pages were
+        overwritten with the cache's, and the cache lost the rows its WAL held."""
         if read_only:
             return self._read_only(careful=True)
         uri = f"file://{urllib.parse.quote(os.fsencode(self.path.absolute()))}?mode=rw"
         db = sqlite3.connect(
             uri, uri=True, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT
         )
+        # SQLite has the file open now (its header not yet read): the one at the path then
+        if same and not self._still_there():
+            db.close()
+            raise _Vanished(_VANISHED.format(path=self.path))
         db.execute("PRAGMA journal_mode=WAL")
         # No fsync: after an OS crash the newest answers may be gone (or the file damaged,
         # and then replaced); an application crash, SIGKILL included, loses nothing.
@@ -853,15 +864,13 @@ class Cache:
         it aside as damaged, someone deleted it): writing to another file, or to a new one
         made at the path, would put rows in a file whose identities are not ours."""
         try:
-            db = self._connect()
+            return self._connect(same=True)
+        except _Vanished:
+            raise
         except sqlite3.OperationalError:
             if os.path.exists(self.path):
                 raise
             raise _Vanished(_VANISHED.format(path=self.path)) from None
-        if _file_id(self.path) != self._file:
-            db.close()
-            raise _Vanished(_VANISHED.format(path=self.path))
-        return db
 
     def _still_there(self) -> bool:
         """Whether the file at the path is still the one this cache opened."""
@@ -1617,7 +1626,11 @@ class Cache:
         not what its header claims (a window past `_WINDOW_MAX` is refused: ZstdError), and
         a row not of its key is decompressed no further than the blocks that hold its head
         (at most 128 KiB each: a frame of 64 MiB of spaces is 2 KB of them)."""
-        reader = self._unpacker.decompressobj()
+        # a lookups' thread's own: zstandard's decompressobj streams through its
+        # decompressor's one context, without the GIL, and two threads streaming through
+        # one trampled each other ("Data corruption detected", or a crash)
+        unpacker = getattr(self._local, "unpacker", None) or self._unpacker
+        reader = unpacker.decompressobj()
         pieces: list[bytes] = []
         got = fed = 0
         at = zstandard.frame_header_size(record)  # (ZstdError: not a frame)
@@ -1697,6 +1710,9 @@ class Cache:
         uses and closes (the cache's when it cannot open one)."""
         db: sqlite3.Connection | None = None
         opened: tuple[int, int] | None = None  # the file `db` is of
+        self._local.unpacker = zstandard.ZstdDecompressor(
+            dict_data=self._dictionary, max_window_size=_WINDOW_MAX
+        )
         try:
             while (item := lookups.get()) is not None:
                 keys, identity, loop, done = item
@@ -1730,15 +1746,13 @@ class Cache:
         RSS 231-235 MiB mapped, 206-209 not, 169-181 with one thread; 95,539-131,373 IOCs/s
         mapped, 115,442-131,656 not, 64,256-115,119 with one thread, load 5-6)."""
         try:
-            db = self._connect(reader=True)
+            # (_Vanished: a file made anew at the path, not the one opened)
+            db = self._connect(reader=True, same=True)
         except sqlite3.Error:
             return None
         try:
             db.execute("PRAGMA mmap_size=0")
         except sqlite3.Error:
-            db.close()
-            return None
-        if not self._still_there():  # a file made anew at the path, not the one opened
             db.close()
             return None
         return db

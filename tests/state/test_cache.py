@@ -1017,7 +1017,7 @@ def test_past_max_size_the_oldest_answers_go(tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite3"
     limit = 1024 * 1024
     cache = new_cache(path, max_size=limit)
-    blob = os.urandom(1500).hex().encode()
+    blob = os.urandom(3000).hex().encode()
     for n in range(20):  # ~6 MB in all, in order: a commit each (a commit's rows, as old as
         # one another, go in the key index's order)
         cache.store(
@@ -1454,7 +1454,7 @@ def test_the_wal_stays_a_share_of_max_size(tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite3"
     cache = new_cache(path, max_size=1024 * 1024)
     for n in range(20):
-        blob = os.urandom(1500).hex().encode()
+        blob = os.urandom(3000).hex().encode()
         cache.store(
             Endpoint.DOMAIN,
             [
@@ -2131,4 +2131,84 @@ def test_staged_rows_that_cannot_be_merged_on_opening_do_not_stop_the_run(
     monkeypatch.setattr(Cache, "_connect", connect)
     cache = new_cache(path)  # room again: merged
     assert _staged(path) == 0 and len(cache) == 400
+    cache.close()
+
+
+@pytest.mark.skipif(answers._LOOKUP_THREADS < 2, reason="one core: one lookup thread")
+def test_lookup_threads_reading_row_by_row_at_once_each_decompress_alone(
+    tmp_path: Path,
+) -> None:
+    """Two lookup threads that both read row by row (here a SQLite without JSON functions;
+    also a chunk with a line past `_LINE_MAX`, or a damaged row) each stream their frames
+    through a decompressor of their own: zstandard's decompressobj works in its
+    decompressor's one context, without the GIL, so two streams through one trampled each
+    other ("Data corruption detected": a hit missed, asked again; or the process crashed,
+    so the lookups run in a process of their own)."""
+    path = tmp_path / "c.sqlite3"
+    cache = new_cache(path)
+    keys = [f"d{i}.example" for i in range(2000)]
+    cache.store(
+        Endpoint.DOMAIN,
+        [(k, "benign", line_of(k, os.urandom(3000).hex().encode()), None) for k in keys],
+    )
+    cache.flush()
+    cache.close()
+    script = f"""
+import asyncio
+from pathlib import Path
+from enricher.api.identity import ApiIdentity
+from enricher.ioc import Endpoint
+from enricher.state.answers import Cache
+c = Cache(Path({str(path)!r}), identity=ApiIdentity({API.base!r}), max_ttl=3600,
+          default_ttl=3600)
+c._json = False
+keys = {keys!r}
+async def main() -> None:
+    for _ in range(25):
+        got = await asyncio.gather(
+            *(c.answers({{Endpoint.DOMAIN: keys[i : i + 250]}}) for i in range(0, 2000, 250))
+        )
+        assert sum(len(g[Endpoint.DOMAIN]) for g in got) == 2000, c.unreadable
+asyncio.run(main())
+assert c.unreadable == 0 and c.broken is None, (c.unreadable, c.broken)
+c.close()
+print("held")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "held\n"), done.stderr[-2000:]
+
+
+def test_a_lookup_threads_connection_changes_nothing_in_a_file_put_in_the_caches_place(
+    tmp_path: Path,
+) -> None:
+    """A file put at the cache's path since it was opened (another program's SQLite
+    database, in rollback-journal mode) is left as it is by a lookup thread that opens its
+    own connection: it is found not the cache's before any pragma runs (journal_mode=WAL
+    turned it into a WAL database), and the lookups read through the cache's connection."""
+    path = tmp_path / "c.sqlite3"
+    cache = new_cache(path)
+    keys = [f"d{i}.example" for i in range(200)]
+    cache.store(Endpoint.DOMAIN, [(k, "benign", line_of(k), None) for k in keys])
+    cache.flush()
+    other = tmp_path / "other.db"
+    with contextlib.closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE t(x)")
+        db.execute("INSERT INTO t VALUES (1)")
+        db.commit()
+    os.rename(other, path)
+    theirs = path.read_bytes()
+    assert cache._own_reader() is None
+
+    async def main() -> list[dict[Endpoint, dict[str, Any]]]:
+        return list(
+            await asyncio.gather(
+                *(cache.answers({Endpoint.DOMAIN: keys[i : i + 50]}) for i in range(0, 200, 50))
+            )
+        )
+
+    got = asyncio.run(main())
+    assert sum(len(found[Endpoint.DOMAIN]) for found in got) == 200
+    assert path.read_bytes() == theirs
     cache.close()
