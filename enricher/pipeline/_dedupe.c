@@ -725,8 +725,9 @@ static int messy_host(const unsigned char *p, Py_ssize_t n, unsigned char *text,
         Py_ssize_t j = start + 1;
         while (j < n && (is_hex(p[j]) || p[j] == ':'))
             j++;
-        if (j >= n || p[j] != ']' || p[start + 1] == ':' || j - start - 1 >= 64
-            || !inert(p, j + 1, n))
+        /* `[]` holds no address: none to read (the caller looks at the host's last byte) */
+        if (j >= n || p[j] != ']' || j == start + 1 || p[start + 1] == ':'
+            || j - start - 1 >= 64 || !inert(p, j + 1, n))
             return 0;
         Py_ssize_t rest = j + 1, e = rest;
         while (e < n && !(url && (CLASS[p[e]] & C_ENDS)))

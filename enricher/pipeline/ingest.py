@@ -34,6 +34,10 @@ extract = lazy_function("enricher.inputs.extract", "extract")
 _REJECT_SNIPPET = 200
 #: lines remembered as holding no IOC (`Ingest.no_ioc`), at most; then forgotten all at once
 _NO_IOC_MAX = 4096
+#: and only those this long at most (the few an export repeats are short): 4,096 lines of up
+#: to `max_line_bytes` (1 MiB) each, all different, were kept until the memo filled (attack-atm:
+#: 300 junk lines of 620 KB, peak RSS 60 -> 250 MB)
+_NO_IOC_LONGEST = 256
 #: never withheld (the privacy rule is about names and addresses): not asked, a call saved
 #: on every new hash
 _HASHES = frozenset((IocType.MD5, IocType.SHA1, IocType.SHA256))
@@ -66,9 +70,9 @@ class Ingest:
         self.occurrences: Counter[str] = Counter()
         self._plain: PlainTaker | None = None
         self._plain_made = False
-        #: lines (stripped) that are no IOC and hold none, with the reason: exports repeat the
-        #: same few (`N/A`, `-`, `unknown`), each of which costs `normalize`'s slow path and
-        #: `extract` (several µs) the first time only
+        #: lines (stripped, at most `_NO_IOC_LONGEST` long) that are no IOC and hold none,
+        #: with the reason: exports repeat the same few (`N/A`, `-`, `unknown`), each of which
+        #: costs `normalize`'s slow path and `extract` (several µs) the first time only
         self.no_ioc: dict[str, str] = {}
 
     def take(self, chunk: Chunk) -> tuple[Outcome, list[Key]]:
@@ -126,9 +130,10 @@ class Ingest:
                     inside += found
                     inside_lines += [chunk.line_of(i)] * len(found)
                 else:
-                    if len(no_ioc) >= _NO_IOC_MAX:
-                        no_ioc.clear()
-                    no_ioc[stripped] = value
+                    if len(stripped) <= _NO_IOC_LONGEST:
+                        if len(no_ioc) >= _NO_IOC_MAX:
+                            no_ioc.clear()
+                        no_ioc[stripped] = value
                     self.reject(outcome, chunk, i, stripped, value)
                 continue
             if (

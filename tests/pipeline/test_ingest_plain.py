@@ -70,6 +70,9 @@ LINES = [
     "hTtPs://evil.com", "HXXPS://evil.com/", "hxxps:/evil.com", "htxp://evil.com", "https://",
     "http://x", "https:///", "hxxpx://evil.com", "a.bxn--c.com", "xn--.com", "a.xn--", "a.xn-",
     "xn-.com", "a-xn--b.com", "n--a.com", "x.n--a.com", "user@xn--bcher-kva.de",
+    # empty brackets: no host to read (the caller once read the byte before an empty one:
+    # UBSan's index -1 of `text`, attack-atm)
+    "[]", "[]:443", "[]:", " [] ", "http://[]/", "https://[]:8/x", "hxxp://[]", "[][.]",
 ]  # fmt: skip
 
 
@@ -279,3 +282,17 @@ def test_a_line_that_is_no_ioc_again_is_rejected_as_it_was_the_first_time(
         # a line that is none, once; one with IOCs inside (`MD5=...`), every time
         once = {line.strip() for line in [*junk, "TBD"]} - {junk[3]}
         assert asked == sorted([*once, junk[3], junk[3], junk[3]])
+
+
+def test_a_long_line_that_is_no_ioc_is_not_remembered() -> None:
+    """attack-atm: every line that is none was kept, up to 4,096 of them, however long (1 MiB
+    each, `max_line_bytes`): 300 such lines of 620 KB held 190 MB until the run ended. Only
+    short ones are remembered; the rejects are the same."""
+    longest = ingest_module._NO_IOC_LONGEST
+    junk: list[str | None] = ["q" * longest, "r" * (longest + 1), "N/A"]
+    junk.append(" ".join(f"w{n}" for n in range(5000)))
+    stage = ingest(plain=True)
+    forgets = ingest(plain=True)
+    forgets.no_ioc = _Forgets()
+    assert taken(stage, [junk, junk]) == taken(forgets, [junk, junk])
+    assert sorted(stage.no_ioc) == ["N/A", "q" * longest]  # not the two longer
