@@ -187,6 +187,11 @@ _TXN_ROWS = 20_000
 #: seconds rows wait for more before they are committed anyway (`flush` and `close` do not
 #: wait); what a killed run loses of its answers, besides the queue
 _LINGER = 0.5
+#: the most record-line bytes the writer takes from its queue at one wake (`_taken`): it holds
+#: them, their served copy and their frames at once. Engine record lines (~0.9 KB) never reach
+#: it (16 stores of 500: ~7 MB); stores of long lines are taken a few at a time, not all the
+#: queue holds (60 stores of 500 lines of 20 KB peaked at 1,115 MB, a store a wake at 413)
+_TAKE_BYTES = 16 * 1024**2
 #: damaged copies kept beside the cache (NAME.damaged-TIME); older ones are removed
 _DAMAGED_KEPT = 3
 _VANISHED = (
@@ -1194,15 +1199,19 @@ class Cache:
 
     def _taken(self, first: _Item | None, room: int) -> list[_Item | None]:
         """`first` and the items the queue holds behind it, up to the None that ends it,
-        until they store `room` rows or more. Each wake of the writer waits for the GIL, up
-        to the interpreter's switch interval (5 ms) while the event loop runs, and so does
-        each call that lets go of it (zstd, SQLite): a store at a time (a batch's 500
-        answers) took two such waits, which, not the CPU, set the pace of a fresh cache.
-        Taken together, the rows that came while the writer waited cost it two waits."""
+        until they store `room` rows or `_TAKE_BYTES` of record lines or more. Each wake of
+        the writer waits for the GIL, up to the interpreter's switch interval (5 ms) while
+        the event loop runs, and so does each call that lets go of it (zstd, SQLite): a store
+        at a time (a batch's 500 answers) took two such waits, which, not the CPU, set the
+        pace of a fresh cache. Taken together, the rows that came while the writer waited
+        cost it two waits."""
         items = [first]
+        size = _TAKE_BYTES
         while (item := items[-1]) is not None:
-            room -= len(item[0][4]) if item[0] is not None else 0
-            if room <= 0:
+            if item[0] is not None:
+                room -= len(item[0][4])
+                size -= sum(map(len, item[0][5]))
+            if room <= 0 or size <= 0:
                 break
             try:
                 items.append(self._writes.get_nowait())
