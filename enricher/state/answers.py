@@ -499,14 +499,17 @@ _LINE_MAX = _WINDOW_MAX
 #: idle meanwhile (1,000,000 lines, 500,000 unique, 3 runs each in turn, load 4.5-5.1: 2
 #: threads 62,295, 60,368, 58,352 IOCs/s against one 44,485, 50,549, 48,178; CPU 4.71-4.92
 #: s against 4.47-4.87)
-_UNPACK_THREADS = min(2, os.cpu_count() or 1)
+#: the cores this process may run on (an affinity, `taskset -c 0`, may allow fewer than the
+#: machine has: two lookup threads on one core were slower than one, attack-atw)
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+_UNPACK_THREADS = min(2, _CORES)
 #: threads that look up `answers`' keys, each a chunk of input at a time, the first through
 #: the cache's connection, the others through one of their own: SQLite finds a chunk's rows
 #: without the GIL, and one thread finding them while the other decompresses and makes its
 #: hits keeps both cores busy, where a warm run with one waited on it (py-spy: the loop idle
 #: a third of the run; the lookup thread 794 M of a warm run's 1,510 M instructions, 50,000
 #: keys: callgrind --separate-threads)
-_LOOKUP_THREADS = min(2, os.cpu_count() or 1)
+_LOOKUP_THREADS = min(2, _CORES)
 _INSERT_ROW = "INSERT INTO staged VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 #: the staged rows into `answers`, in the key index's order (a key staged twice: its last
 #: row stays), so that the merge changes each page of the index once, in turn: where a
