@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tracemalloc
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from types import MappingProxyType
@@ -298,7 +299,7 @@ def test_table_lines_refuses_a_table_not_of_that_body() -> None:
     body = body_of(entries(Endpoint.DOMAIN, keys))
     assert TABLE is not None and LINES is not None
     made = TABLE(body, {v for _, v in keys}, ("domain",), 1000)
-    assert made is not None
+    assert isinstance(made, tuple)
     table = made[0]
 
     def lines(body: bytes, table: bytes) -> Any:
@@ -360,3 +361,21 @@ def test_a_body_with_an_escape_or_past_ascii_is_not_walked_again() -> None:
         body = orjson.dumps({"classificationResponses": docs})
         answers = parse_response(Endpoint.DOMAIN, body, asked).answers
     assert len(walked) == 1 and len(answers) == len(keys)  # (read_body made the answers)
+
+
+@needs_c
+def test_a_body_of_more_entries_than_keys_asked_is_refused_without_a_table() -> None:
+    # (a hostile or broken server's: 20,000 entries for 2 keys) refused once more entries
+    # than keys asked are met, not after every one is read into the table (240 bytes each)
+    keys = DOMAINS[:2]
+    one = orjson.dumps(emulator_entry(Endpoint.DOMAIN, keys[0][1]))
+    body = b'{"classificationResponses":[' + b",".join([one] * 20_000) + b"]}"
+    assert TABLE is not None
+    tracemalloc.start()
+    try:
+        assert TABLE(body, {v for _, v in keys}, ("domain",), 1000) is None
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000, peak
+    same(Endpoint.DOMAIN, keys, body[:20_000].rpartition(b",")[0] + b"]}")
