@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enricher.api import protocol
-from enricher.api.protocol import parse_response
+from enricher.api.protocol import ParsedResponse, parse_response
 from enricher.emulator.answers import entry as emulator_entry
 from enricher.ioc import Endpoint, IocType
 from enricher.output import records
@@ -379,3 +379,17 @@ def test_a_body_of_more_entries_than_keys_asked_is_refused_without_a_table() -> 
         tracemalloc.stop()
     assert peak < 100_000, peak
     same(Endpoint.DOMAIN, keys, body[:20_000].rpartition(b",")[0] + b"]}")
+
+
+def test_a_parsed_response_is_made_of_its_fields_as_before() -> None:
+    # (a dataclass before the table: its fields, in order or by name, still make one)
+    entry = parse_response(Endpoint.DOMAIN, body_of(entries(Endpoint.DOMAIN, DOMAINS[:1])),
+                           {DOMAINS[0][1]}, lazy=False).answers  # fmt: skip
+    made = ParsedResponse(entry, 1, 2, {"a.example.com"}, {"b.example.com"})
+    named = ParsedResponse(answers=entry, duplicates=1, unusable=2,
+                           conflicts={"a.example.com"}, echoed={"b.example.com"})  # fmt: skip
+    assert made == named and made.plain is None
+    assert (made.answers, made.duplicates, made.unusable, made.conflicts, made.echoed) == (
+        entry, 1, 2, {"a.example.com"}, {"b.example.com"})  # fmt: skip
+    assert ParsedResponse() == ParsedResponse({}, 0, 0, set(), set())
+    assert ParsedResponse().conflicts is not ParsedResponse().conflicts
