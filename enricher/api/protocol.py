@@ -495,12 +495,15 @@ class ParsedResponse:
         """Each key answered: its entry's fields and bytes (made now for a plain body)."""
         plain = self._plain
         if plain is not None:
-            self._plain = None
+            # made before `plain` is let go: another thread asking meanwhile makes them too,
+            # and never finds `plain` gone and the answers not there yet (an empty dict)
             made = parse_response(plain.endpoint, plain.body, plain.asked, lazy=False)
             self._answers = made.answers
             # (none for a plain body: its entries are each a key asked, once)
             self.duplicates, self.unusable = made.duplicates, made.unusable
             self.conflicts, self.echoed = made.conflicts, made.echoed
+            self._plain = None
+            return made.answers
         return self._answers
 
     @property

@@ -393,3 +393,26 @@ def test_a_parsed_response_is_made_of_its_fields_as_before() -> None:
         entry, 1, 2, {"a.example.com"}, {"b.example.com"})  # fmt: skip
     assert ParsedResponse() == ParsedResponse({}, 0, 0, set(), set())
     assert ParsedResponse().conflicts is not ParsedResponse().conflicts
+
+
+@needs_c
+def test_answers_asked_for_while_they_are_being_made_are_not_none() -> None:
+    # (another thread asking while the first makes them): it makes them too, never sees an
+    # empty dict
+    keys = DOMAINS
+    body = body_of(entries(Endpoint.DOMAIN, keys))
+    parsed = parse_response(Endpoint.DOMAIN, body, {v for _, v in keys})
+    assert parsed.plain is not None
+    made = protocol.parse_response
+    seen: list[int] = []
+    asking: list[bool] = []
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        if not asking:
+            asking.append(True)
+            seen.append(len(parsed.answers))
+        return made(*args, **kwargs)
+
+    with patch.object(protocol, "parse_response", meanwhile):
+        assert len(parsed.answers) == len(keys)
+    assert seen == [len(keys)] and parsed.plain is None
