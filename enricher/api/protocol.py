@@ -471,31 +471,39 @@ class ParsedResponse:
     def __init__(
         self,
         answers: dict[str, tuple[Entry, bytes]] | None = None,
+        duplicates: int = 0,
+        unusable: int = 0,
+        conflicts: set[str] | None = None,
+        echoed: set[str] | None = None,
         *,
         plain: Plain | None = None,
     ) -> None:
+        # (the fields, in order, as the dataclass it was took them)
         self._answers: dict[str, tuple[Entry, bytes]] = {} if answers is None else answers
         self._plain = plain
-        self.duplicates = 0  # further entries for a key already answered
-        self.unusable = 0  # entries that are not objects or have no recognizable requestKey
+        self.duplicates = duplicates  # further entries for a key already answered
+        self.unusable = unusable  # entries that are not objects or have no recognizable requestKey
         #: keys answered by two entries that say different things: neither is an answer (they
         #: are not in `answers`), the key is to be asked again
-        self.conflicts: set[str] = set()
+        self.conflicts: set[str] = set() if conflicts is None else conflicts
         #: keys whose entry holds one of our secrets where it cannot be taken out (its
         #: requestKey, a field name, its classification): no answer (`redaction`)
-        self.echoed: set[str] = set()
+        self.echoed: set[str] = set() if echoed is None else echoed
 
     @property
     def answers(self) -> dict[str, tuple[Entry, bytes]]:
         """Each key answered: its entry's fields and bytes (made now for a plain body)."""
         plain = self._plain
         if plain is not None:
-            self._plain = None
+            # made before `plain` is let go: another thread asking meanwhile makes them too,
+            # and never finds `plain` gone and the answers not there yet (an empty dict)
             made = parse_response(plain.endpoint, plain.body, plain.asked, lazy=False)
             self._answers = made.answers
             # (none for a plain body: its entries are each a key asked, once)
             self.duplicates, self.unusable = made.duplicates, made.unusable
             self.conflicts, self.echoed = made.conflicts, made.echoed
+            self._plain = None
+            return made.answers
         return self._answers
 
     @property

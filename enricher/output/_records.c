@@ -1415,6 +1415,9 @@ static PyObject *plain_table(PyObject *self, PyObject *const *args, Py_ssize_t n
                 p++;
             } else {
                 for (;;) {
+                    if (count == PySet_GET_SIZE(asked))
+                        goto none; /* more entries than keys asked: match's loop would
+                                      refuse it (below); not read further */
                     if (count == room) {
                         room = room ? 2 * room : 64;
                         Rec *more = PyMem_Realloc(recs, (size_t)room * sizeof(Rec));

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import tracemalloc
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from types import MappingProxyType
@@ -20,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enricher.api import protocol
-from enricher.api.protocol import parse_response
+from enricher.api.protocol import ParsedResponse, parse_response
 from enricher.emulator.answers import entry as emulator_entry
 from enricher.ioc import Endpoint, IocType
 from enricher.output import records
@@ -298,7 +299,7 @@ def test_table_lines_refuses_a_table_not_of_that_body() -> None:
     body = body_of(entries(Endpoint.DOMAIN, keys))
     assert TABLE is not None and LINES is not None
     made = TABLE(body, {v for _, v in keys}, ("domain",), 1000)
-    assert made is not None
+    assert isinstance(made, tuple)
     table = made[0]
 
     def lines(body: bytes, table: bytes) -> Any:
@@ -360,3 +361,58 @@ def test_a_body_with_an_escape_or_past_ascii_is_not_walked_again() -> None:
         body = orjson.dumps({"classificationResponses": docs})
         answers = parse_response(Endpoint.DOMAIN, body, asked).answers
     assert len(walked) == 1 and len(answers) == len(keys)  # (read_body made the answers)
+
+
+@needs_c
+def test_a_body_of_more_entries_than_keys_asked_is_refused_without_a_table() -> None:
+    # (a hostile or broken server's: 20,000 entries for 2 keys) refused once more entries
+    # than keys asked are met, not after every one is read into the table (240 bytes each)
+    keys = DOMAINS[:2]
+    one = orjson.dumps(emulator_entry(Endpoint.DOMAIN, keys[0][1]))
+    body = b'{"classificationResponses":[' + b",".join([one] * 20_000) + b"]}"
+    assert TABLE is not None
+    tracemalloc.start()
+    try:
+        assert TABLE(body, {v for _, v in keys}, ("domain",), 1000) is None
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000, peak
+    same(Endpoint.DOMAIN, keys, body[:20_000].rpartition(b",")[0] + b"]}")
+
+
+def test_a_parsed_response_is_made_of_its_fields_as_before() -> None:
+    # (a dataclass before the table: its fields, in order or by name, still make one)
+    entry = parse_response(Endpoint.DOMAIN, body_of(entries(Endpoint.DOMAIN, DOMAINS[:1])),
+                           {DOMAINS[0][1]}, lazy=False).answers  # fmt: skip
+    made = ParsedResponse(entry, 1, 2, {"a.example.com"}, {"b.example.com"})
+    named = ParsedResponse(answers=entry, duplicates=1, unusable=2,
+                           conflicts={"a.example.com"}, echoed={"b.example.com"})  # fmt: skip
+    assert made == named and made.plain is None
+    assert (made.answers, made.duplicates, made.unusable, made.conflicts, made.echoed) == (
+        entry, 1, 2, {"a.example.com"}, {"b.example.com"})  # fmt: skip
+    assert ParsedResponse() == ParsedResponse({}, 0, 0, set(), set())
+    assert ParsedResponse().conflicts is not ParsedResponse().conflicts
+
+
+@needs_c
+def test_answers_asked_for_while_they_are_being_made_are_not_none() -> None:
+    # (another thread asking while the first makes them): it makes them too, never sees an
+    # empty dict
+    keys = DOMAINS
+    body = body_of(entries(Endpoint.DOMAIN, keys))
+    parsed = parse_response(Endpoint.DOMAIN, body, {v for _, v in keys})
+    assert parsed.plain is not None
+    made = protocol.parse_response
+    seen: list[int] = []
+    asking: list[bool] = []
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        if not asking:
+            asking.append(True)
+            seen.append(len(parsed.answers))
+        return made(*args, **kwargs)
+
+    with patch.object(protocol, "parse_response", meanwhile):
+        assert len(parsed.answers) == len(keys)
+    assert seen == [len(keys)] and parsed.plain is None
