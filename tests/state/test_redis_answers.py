@@ -252,3 +252,37 @@ async def test_a_host_whose_clock_is_off_shares_its_answers(
 
 def _url(state: SharedState) -> str:
     return state.url
+
+
+async def test_a_frame_asking_more_window_than_the_writers_is_unreadable(
+    state: SharedState,
+) -> None:
+    """The Redis store reads a row's frame as the SQLite cache does: a frame whose window is
+    past what the writer's level needs (2 MiB) is not one it made, and is refused before zstd
+    sets its memory aside; a long line the writer did make is served."""
+    import zstandard
+
+    from enricher.state.redis.answers import _DICTIONARY, _HEAD
+
+    store = _store(state)
+    long = line_of("long.example.com", b"x" * (3 << 20))  # 3 MiB: the writer's window is 2
+    short = line_of("forged.example.com")
+    rows = [
+        ("long.example.com", "benign", long, None),
+        ("forged.example.com", "benign", short, None),
+    ]
+    await store.store_soon(D, rows, identity=None)
+    ns = state.namespace(API)
+    row = await state.client.get(f"{ns}:a:{D.value}:forged.example.com")
+    size = _HEAD.unpack_from(row)[2]
+    dictionary = zstandard.ZstdCompressionDict(_DICTIONARY.read_bytes())
+    forged = line_of("forged.example.com", b"y" * (3 << 20))
+    # level 19's window is 8 MiB: the 3 MiB line is one segment, its window its length
+    frame = zstandard.ZstdCompressor(level=19, dict_data=dictionary).compress(forged)
+    assert zstandard.get_frame_parameters(frame).window_size > 1 << 21
+    await state.client.set(f"{ns}:a:{D.value}:forged.example.com",
+                           row[: _HEAD.size + size] + frame)  # fmt: skip
+    found = await store.answers({D: ["long.example.com", "forged.example.com"]}, identity=None)
+    served = long.replace(b'"cached":false}', b'"cached":true}')
+    assert found[D]["long.example.com"][2] == served and "forged.example.com" not in found[D]
+    assert store.unreadable == 1

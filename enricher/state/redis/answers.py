@@ -41,6 +41,7 @@ from ...api.identity import ApiIdentity
 from ...config.settings import VERDICTS
 from ...ioc import Endpoint
 from ...output.records import CACHED_TAIL, FRESH_TAIL
+from ..answers import _WINDOW_MAX
 from ..ports import AnswerStore
 from .connection import SharedState
 
@@ -226,7 +227,14 @@ class RedisAnswers:
         try:
             verdict, fetched, size = _HEAD.unpack_from(value)
             fmt = value[_HEAD.size : _HEAD.size + size].decode()
-            line = self._unpack(value[_HEAD.size + size :])
+            frame = value[_HEAD.size + size :]
+            # a frame asking a window past what the writer's level needs (2 MiB) is none of
+            # ours: refused before zstd sets its memory aside (one-shot decompress does not
+            # apply max_window_size; a row whose header claimed 64 MiB in one segment cost 64
+            # MiB a lookup)
+            if zstandard.get_frame_parameters(frame).window_size > _WINDOW_MAX:
+                raise zstandard.ZstdError("a window larger than the writer's")
+            line = self._unpack(frame)
             if not (oldest < fetched <= now + _SKEW):
                 return None
             if line.startswith(b'{"ioc":"%s",' % key.encode()):
