@@ -12,6 +12,7 @@ import orjson
 import pytest
 from helpers import PlainEmulator, emulator_process, emulator_stats, enricher, read_ndjson
 
+from enricher.app import job as job_module
 from enricher.app.job import _GC_YOUNG, Job, run_job
 from enricher.config.settings import load_settings
 
@@ -194,7 +195,7 @@ async def test_jobs_that_overlap_give_the_thresholds_back_when_the_last_ends(
     # threshold and gave it back last, so the process kept the raised one after both ended
     before = gc.get_threshold()
     jobs = []
-    for i, n in enumerate((200, 20_000)):
+    for i, n in enumerate((20_000, 20_000)):
         src = tmp_path / f"in{i}.txt"
         src.write_text("".join(f"h{j}.example{i}.com\n" for j in range(n)))
         jobs.append(Job(inputs=[str(src)], output=str(tmp_path / f"out{i}.ndjson"),
@@ -205,7 +206,13 @@ async def test_jobs_that_overlap_give_the_thresholds_back_when_the_last_ends(
             break
         await asyncio.sleep(0.001)
     second = asyncio.create_task(run_job(jobs[1], load_settings("emulator")))
+    for _ in range(10_000):  # until the second has begun too: the two overlap
+        if job_module._gc_jobs == 2 or first.done():
+            break
+        await asyncio.sleep(0.001)
+    assert job_module._gc_jobs == 2  # they overlap (a first job of 200 lines ended before)
     assert await first == 0
-    assert second.done() or gc.get_threshold()[0] == _GC_YOUNG  # the second still runs raised
+    # raised while the second is still in its run (it may have left it, and still be closing)
+    assert (gc.get_threshold()[0] == _GC_YOUNG) == (job_module._gc_jobs == 1)
     assert await second == 0
     assert gc.get_threshold() == before
