@@ -528,6 +528,22 @@ static const char *ws(const char *p, const char *end)
     return p;
 }
 
+/* after a value of an object or list that `close` ends: 1, `*pp` past the ',' and the spaces
+   after it (another member or item follows); 0, `*pp` past `close` (the end); -1, neither */
+static inline int next_item(const char **pp, const char *end, char close)
+{
+    const char *p = ws(*pp, end);
+    if (p < end && *p == ',') {
+        *pp = ws(p + 1, end);
+        return 1;
+    }
+    if (p < end && *p == close) {
+        *pp = p + 1;
+        return 0;
+    }
+    return -1;
+}
+
 /* past the string whose opening quote `p` is after, or NULL */
 static const char *past_string(const char *p, const char *end)
 {
@@ -688,29 +704,22 @@ static PyObject *entries(PyObject *self, PyObject *arg)
                         return NULL;
                     }
                     Py_DECREF(item);
-                    p = ws(stop, end);
-                    if (p < end && *p == ',') {
-                        p = ws(p + 1, end);
-                        continue;
-                    }
-                    if (p < end && *p == ']') {
-                        p++;
+                    p = stop;
+                    int more = next_item(&p, end, ']');
+                    if (more < 0)
+                        goto none;
+                    if (!more)
                         break;
-                    }
-                    goto none;
                 }
             }
         } else if ((p = past_value(p, end)) == NULL) {
             goto none;
         }
-        p = ws(p, end);
-        if (p < end && *p == ',') {
-            p = ws(p + 1, end);
-            continue;
-        }
-        if (p < end && *p == '}' && ws(p + 1, end) == end)
+        int more = next_item(&p, end, '}');
+        if (more < 0 || (!more && ws(p, end) != end))
+            goto none;
+        if (!more)
             break;
-        goto none;
     }
     if (found == NULL)
         Py_RETURN_NONE;
@@ -786,6 +795,21 @@ static const char *string_end(const char *p, const char *end)
             return NULL;
     }
     return NULL;
+}
+
+/* a member's plain name `"name":` at `p`: the name in `*name` and `*n`, the value's start
+   (spaces skipped); NULL if it is none */
+static inline const char *member(const char *p, const char *end, const char **name,
+                                 Py_ssize_t *n)
+{
+    const char *q;
+    if (p >= end || *p != '"' || (q = string_end(p + 1, end)) == NULL)
+        return NULL;
+    *name = p + 1, *n = q - (p + 1);
+    p = ws(q + 1, end);
+    if (p >= end || *p != ':')
+        return NULL;
+    return ws(p + 1, end);
 }
 
 /* past the number at `p` (JSON's grammar), or NULL; `*whole`: the value when it is an integer
@@ -1043,18 +1067,12 @@ static const char *read_object(const char *p, const char *end, int kind, int dep
         p++;
     } else {
         for (;;) {
-            if (p >= end || *p != '"')
+            const char *name;
+            Py_ssize_t n, i = 0;
+            if ((p = member(p, end, &name, &n)) == NULL)
                 goto none;
-            const char *name = p + 1, *q = string_end(name, end);
-            if (q == NULL)
-                goto none;
-            Py_ssize_t n = q - name, i = 0;
             while (i < count && (fields[i].n != n || memcmp(fields[i].name, name, (size_t)n)))
                 i++;
-            p = ws(q + 1, end);
-            if (p >= end || *p != ':')
-                goto none;
-            p = ws(p + 1, end);
             if (i == count) {
                 p = skip_value(p, end, depth + 1);
             } else {
@@ -1064,16 +1082,11 @@ static const char *read_object(const char *p, const char *end, int kind, int dep
             }
             if (p == NULL)
                 goto none;
-            p = ws(p, end);
-            if (p < end && *p == ',') {
-                p = ws(p + 1, end);
-                continue;
-            }
-            if (p < end && *p == '}') {
-                p++;
+            int more = next_item(&p, end, '}');
+            if (more < 0)
+                goto none;
+            if (!more)
                 break;
-            }
-            goto none;
         }
     }
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -1112,17 +1125,12 @@ static PyObject *read_body(PyObject *self, PyObject *arg)
     if (p < end && *p == '}')
         Py_RETURN_NONE; /* no classificationResponses */
     for (;;) {
-        if (p >= end || *p != '"')
+        const char *key;
+        Py_ssize_t n;
+        if ((p = member(p, end, &key, &n)) == NULL)
             goto none;
-        const char *key = p + 1, *q = string_end(key, end);
-        if (q == NULL)
-            goto none;
-        int ours = (size_t)(q - key) == sizeof RESPONSES - 1
+        int ours = (size_t)n == sizeof RESPONSES - 1
                    && memcmp(key, RESPONSES, sizeof RESPONSES - 1) == 0;
-        p = ws(q + 1, end);
-        if (p >= end || *p != ':')
-            goto none;
-        p = ws(p + 1, end);
         if (!ours) {
             if ((p = skip_value(p, end, 1)) == NULL)
                 goto none;
@@ -1147,27 +1155,19 @@ static PyObject *read_body(PyObject *self, PyObject *arg)
                     Py_XDECREF(raw);
                     if (failed)
                         goto none;
-                    p = ws(p, end);
-                    if (p < end && *p == ',') {
-                        p = ws(p + 1, end);
-                        continue;
-                    }
-                    if (p < end && *p == ']') {
-                        p++;
+                    int more = next_item(&p, end, ']');
+                    if (more < 0)
+                        goto none;
+                    if (!more)
                         break;
-                    }
-                    goto none;
                 }
             }
         }
-        p = ws(p, end);
-        if (p < end && *p == ',') {
-            p = ws(p + 1, end);
-            continue;
-        }
-        if (p < end && *p == '}' && ws(p + 1, end) == end)
+        int more = next_item(&p, end, '}');
+        if (more < 0 || (!more && ws(p, end) != end))
+            goto none;
+        if (!more)
             break;
-        goto none;
     }
     if (entries == NULL)
         Py_RETURN_NONE;
@@ -1303,18 +1303,12 @@ static const char *scan_object(const char *base, const char *p, const char *end,
     if (p < end && *p == '}')
         return p + 1;
     for (;;) {
-        if (p >= end || *p != '"')
+        const char *name;
+        Py_ssize_t n, i = 0;
+        if ((p = member(p, end, &name, &n)) == NULL)
             return NULL;
-        const char *name = p + 1, *q = string_end(name, end);
-        if (q == NULL)
-            return NULL;
-        Py_ssize_t n = q - name, i = 0;
         while (i < count && (fields[i].n != n || memcmp(fields[i].name, name, (size_t)n)))
             i++;
-        p = ws(q + 1, end);
-        if (p >= end || *p != ':')
-            return NULL;
-        p = ws(p + 1, end);
         if (i == count) {
             p = skip_value(p, end, depth + 1);
         } else {
@@ -1325,14 +1319,11 @@ static const char *scan_object(const char *base, const char *p, const char *end,
         }
         if (p == NULL)
             return NULL;
-        p = ws(p, end);
-        if (p < end && *p == ',') {
-            p = ws(p + 1, end);
-            continue;
-        }
-        if (p < end && *p == '}')
-            return p + 1;
-        return NULL;
+        int more = next_item(&p, end, '}');
+        if (more < 0)
+            return NULL;
+        if (!more)
+            return p;
     }
 }
 
@@ -1392,17 +1383,12 @@ static PyObject *plain_table(PyObject *self, PyObject *const *args, Py_ssize_t n
         goto none;
     p = ws(p + 1, end);
     for (;;) { /* (an empty object: no classificationResponses) */
-        if (p >= end || *p != '"')
+        const char *key;
+        Py_ssize_t n;
+        if ((p = member(p, end, &key, &n)) == NULL)
             goto none;
-        const char *key = p + 1, *q = string_end(key, end);
-        if (q == NULL)
-            goto none;
-        int ours = (size_t)(q - key) == sizeof RESPONSES - 1
+        int ours = (size_t)n == sizeof RESPONSES - 1
                    && memcmp(key, RESPONSES, sizeof RESPONSES - 1) == 0;
-        p = ws(q + 1, end);
-        if (p >= end || *p != ':')
-            goto none;
-        p = ws(p + 1, end);
         if (!ours) {
             if ((p = skip_value(p, end, 1)) == NULL)
                 goto none;
@@ -1436,27 +1422,19 @@ static PyObject *plain_table(PyObject *self, PyObject *const *args, Py_ssize_t n
                         goto none;
                     r->stop = p - base;
                     count++;
-                    p = ws(p, end);
-                    if (p < end && *p == ',') {
-                        p = ws(p + 1, end);
-                        continue;
-                    }
-                    if (p < end && *p == ']') {
-                        p++;
+                    int more = next_item(&p, end, ']');
+                    if (more < 0)
+                        goto none;
+                    if (!more)
                         break;
-                    }
-                    goto none;
                 }
             }
         }
-        p = ws(p, end);
-        if (p < end && *p == ',') {
-            p = ws(p + 1, end);
-            continue;
-        }
-        if (p < end && *p == '}' && ws(p + 1, end) == end)
+        int more = next_item(&p, end, '}');
+        if (more < 0 || (!more && ws(p, end) != end))
+            goto none;
+        if (!more)
             break;
-        goto none;
     }
     /* match's loop: each entry echoes a key asked (the first of `names` set, or the last),
        once, and is no longer than `longest` */
